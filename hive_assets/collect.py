@@ -1,0 +1,276 @@
+"""Collect labelled examples for one specialist: opinion + plan + latest trusted feedback.
+
+Reads only with find/count on indexed fields and joins client-side (SPEC section 2), so the same
+code serves the SQLite store, MongoDB and FerretDB. Malformed documents are quarantined with a
+reason code; an opinion whose intent has no audit event or a low NLU confidence is filtered and
+counted (not quarantined).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pandas as pd
+
+from hive_assets import documents as docs
+from hive_assets.store.base import DocumentStore
+from hive_assets.store.sqlite import dumps
+
+CHUNK = 1000  # ids per `$in` query: bounded request size on every store
+
+RAW_COLUMNS = [
+    "opinion_id", "plan_id", "intent_id", "specialist_type", "specialist_version", "evaluated_at",
+    "recommendation", "confidence_score", "ab_test_id", "ab_arm", "intent_confidence",
+    "label", "feedback_id", "feedback_source", "feedback_submitted_at", "human_rating", "plan",
+]
+QUARANTINE_COLUMNS = ["source_collection", "source_id", "specialist_type", "reason", "detail", "document"]
+
+
+@dataclass(frozen=True)
+class TrustPolicy:
+    """Which feedback may become a label (SPEC section 4)."""
+
+    denied_sources: frozenset[str] = frozenset({"synthetic_backfill", "load_test"})
+    min_feedback_quality: float = 0.0
+    # approval-service feedback encodes rejections as rating 0.0: a quality filter must not apply
+    quality_exempt_sources: frozenset[str] = frozenset({"approval_service"})
+
+    def reason_to_drop(self, fb: Mapping[str, Any]) -> str | None:
+        meta = fb.get("metadata") or {}
+        if meta.get("auto_generated"):
+            return "auto_generated"
+        if meta.get("balanced_dataset"):
+            return "balanced_dataset"
+        if fb.get("feedback_source") in self.denied_sources:
+            return "denied_source"
+        if (
+            self.min_feedback_quality > 0
+            and fb.get("feedback_source") not in self.quality_exempt_sources
+            and (fb.get("human_rating") is None or fb["human_rating"] < self.min_feedback_quality)
+        ):
+            return "below_min_quality"
+        return None
+
+
+@dataclass
+class CollectResult:
+    specialist: str
+    frame: pd.DataFrame
+    quarantine: pd.DataFrame
+    counts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def quarantined_by_reason(self) -> dict[str, int]:
+        return dict(Counter(self.quarantine["reason"])) if len(self.quarantine) else {}
+
+    def snapshot_hash(self) -> str:
+        """Identifies the data a model was trained on: ids and labels of the collected rows."""
+        h = hashlib.sha256()
+        for row in self.frame[["opinion_id", "feedback_id", "label"]].itertuples(index=False):
+            h.update(f"{row[0]}|{row[1]}|{row[2]}\n".encode())
+        return h.hexdigest()[:16]
+
+
+def _chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[list[Any]]:
+    for i in range(0, len(values), size):
+        yield list(values[i : i + size])
+
+
+class _Quarantine:
+    def __init__(self, specialist: str):
+        self.specialist = specialist
+        self.rows: list[dict[str, Any]] = []
+        self.seen: set[tuple[str, str, str]] = set()
+
+    def add(self, collection: str, doc: Any, id_field: str, problems: list[docs.Problem]) -> None:
+        source_id = str(doc.get(id_field)) if isinstance(doc, Mapping) and doc.get(id_field) else ""
+        first = problems[0]
+        key = (collection, source_id, first.reason)
+        if key in self.seen and source_id:
+            return
+        self.seen.add(key)
+        self.rows.append({
+            "source_collection": collection,
+            "source_id": source_id,
+            "specialist_type": self.specialist,
+            "reason": first.reason,
+            "detail": "; ".join(p.detail for p in problems)[:500],
+            "document": dumps(doc)[:20000] if isinstance(doc, Mapping) else repr(doc)[:20000],
+        })
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=QUARANTINE_COLUMNS)
+
+
+AuditReader = Callable[[list[str], datetime, datetime], dict[str, float]]
+
+
+def audit_confidences_from_store(store: DocumentStore) -> AuditReader:
+    """Intent confidences from the `intentions_audit` collection (used when Kafka is not configured)."""
+
+    def read(intent_ids: list[str], start: datetime, end: datetime) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for chunk in _chunks(intent_ids):
+            for ev in store.find("intentions_audit", {"id": {"$in": chunk}}, projection=["id", "confidence"]):
+                conf = ev.get("confidence")
+                if isinstance(conf, (int, float)) and not isinstance(conf, bool):
+                    out[str(ev["id"])] = float(conf)
+        return out
+
+    return read
+
+
+def collect(
+    store: DocumentStore,
+    specialist: str,
+    now: datetime | None = None,
+    window_days: int = 90,
+    min_confidence: float = 0.7,
+    trust: TrustPolicy | None = None,
+    audit_reader: AuditReader | None = None,
+    max_tasks: int = docs.MAX_TASKS,
+) -> CollectResult:
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    start = now - timedelta(days=window_days)
+    trust = trust or TrustPolicy()
+    audit_reader = audit_reader or audit_confidences_from_store(store)
+    quarantine = _Quarantine(specialist)
+    counts: Counter = Counter()
+
+    # 1. opinions in the window, validated
+    opinions: dict[str, dict] = {}
+    for op in store.find(
+        "specialist_opinions",
+        {"specialist_type": specialist, "evaluated_at": {"$gte": start}},
+        sort=[("evaluated_at", 1)],
+    ):
+        counts["opinions_read"] += 1
+        problems = docs.validate_opinion(op, now, specialist)
+        if problems:
+            quarantine.add("specialist_opinions", op, "opinion_id", problems)
+            continue
+        opinions[str(op["opinion_id"])] = op
+
+    # 2. feedback of every valid opinion (before any filter, so malformed feedback is always seen)
+    latest: dict[str, dict] = {}
+    dropped: Counter = Counter()
+    for chunk in _chunks(sorted(opinions)):
+        for fb in store.find("specialist_feedback", {"opinion_id": {"$in": chunk}}):
+            counts["feedback_read"] += 1
+            problems = docs.validate_feedback(fb, now)
+            if problems:
+                quarantine.add("specialist_feedback", fb, "feedback_id", problems)
+                continue
+            reason = trust.reason_to_drop(fb)
+            if reason:
+                dropped[reason] += 1
+                continue
+            fb["_submitted"] = docs.to_utc(fb["submitted_at"])
+            oid = str(fb["opinion_id"])
+            prev = latest.get(oid)
+            if prev is None or (fb["_submitted"], str(fb["feedback_id"])) > (prev["_submitted"], str(prev["feedback_id"])):
+                latest[oid] = fb
+
+    # 3. their plans, from the ledger (plan_data) and plain plan documents
+    plan_ids = sorted({str(op["plan_id"]) for op in opinions.values()})
+    plans: dict[str, dict] = {}
+    bad_plans: dict[str, str] = {}
+    for collection in ("cognitive_ledger", "cognitive_plans"):
+        for chunk in _chunks([p for p in plan_ids if p not in plans and p not in bad_plans]):
+            for doc in store.find(collection, {"plan_id": {"$in": chunk}}):
+                pid = str(doc.get("plan_id"))
+                plan = docs.plan_of(doc)
+                problems = docs.validate_plan(plan, now, max_tasks) if plan is not None else [
+                    docs.Problem(docs.MISSING_TASKS, f"{collection} document has no plan_data")]
+                if problems:
+                    quarantine.add(collection, doc, "plan_id", problems)
+                    bad_plans[pid] = problems[0].reason
+                else:
+                    plans[pid] = dict(plan)
+                    plans[pid].setdefault("plan_id", pid)
+    for oid, op in list(opinions.items()):
+        pid = str(op["plan_id"])
+        if pid in plans:
+            continue
+        reason = docs.INVALID_PLAN if pid in bad_plans else docs.MISSING_PLAN
+        detail = f"plan {pid} is {'quarantined (' + bad_plans[pid] + ')' if pid in bad_plans else 'not found'}"
+        quarantine.add("specialist_opinions", op, "opinion_id", [docs.Problem(reason, detail)])
+        del opinions[oid]
+
+    # 4. intent confidence filter (filtered and counted, not quarantined)
+    intent_ids = sorted({str(op.get("intent_id") or plans[str(op["plan_id"])].get("intent_id"))
+                         for op in opinions.values()})
+    confidences = audit_reader(intent_ids, start - timedelta(days=1), now + docs.FUTURE_TOLERANCE)
+    for oid, op in list(opinions.items()):
+        iid = str(op.get("intent_id") or plans[str(op["plan_id"])].get("intent_id"))
+        conf = confidences.get(iid)
+        if conf is None:
+            counts["filtered_no_audit_event"] += 1
+            del opinions[oid]
+        elif conf < min_confidence:
+            counts["filtered_low_intent_confidence"] += 1
+            del opinions[oid]
+        else:
+            op["_intent_confidence"] = conf
+
+    rows = []
+    for oid, op in opinions.items():
+        body = op["opinion"]
+        meta = op.get("metadata") or {}
+        fb = latest.get(oid)
+        rows.append({
+            "opinion_id": oid,
+            "plan_id": str(op["plan_id"]),
+            "intent_id": op.get("intent_id"),
+            "specialist_type": specialist,
+            "specialist_version": op.get("specialist_version"),
+            "evaluated_at": docs.to_utc(op["evaluated_at"]),
+            "recommendation": str(body["recommendation"]).lower(),
+            "confidence_score": body.get("confidence_score"),
+            "ab_test_id": meta.get("ab_test_id"),
+            "ab_arm": meta.get("ab_arm"),
+            "intent_confidence": op["_intent_confidence"],
+            "label": fb["human_recommendation"].lower() if fb else None,
+            "feedback_id": fb.get("feedback_id") if fb else None,
+            "feedback_source": fb.get("feedback_source") if fb else None,
+            "feedback_submitted_at": fb["_submitted"] if fb else None,
+            "human_rating": fb.get("human_rating") if fb else None,
+            "plan": plans[str(op["plan_id"])],
+        })
+    frame = pd.DataFrame(rows, columns=RAW_COLUMNS)
+    if len(frame):
+        frame["evaluated_at"] = pd.to_datetime(frame["evaluated_at"], utc=True)
+        frame["feedback_submitted_at"] = pd.to_datetime(frame["feedback_submitted_at"], utc=True)
+        frame = frame.sort_values(["evaluated_at", "opinion_id"], kind="stable").reset_index(drop=True)
+    qframe = quarantine.frame()
+    counts = dict(counts)
+    counts.update({
+        "rows": len(frame),
+        "labelled": int(frame["label"].notna().sum()) if len(frame) else 0,
+        "quarantined": len(qframe),
+        "feedback_dropped": dict(dropped),
+        "window_start": start.isoformat(),
+        "window_end": now.isoformat(),
+    })
+    return CollectResult(specialist, frame, qframe, counts)
+
+
+def persist_quarantine(store: DocumentStore, result: CollectResult, run_id: str | None = None) -> int:
+    """Keep the rejected documents in the `quarantine` collection (idempotent per source and reason)."""
+    docs_out = []
+    for row in result.quarantine.to_dict("records"):
+        ident = row["source_id"] or hashlib.sha256(row["document"].encode()).hexdigest()[:16]
+        docs_out.append({
+            "quarantine_id": f"{row['source_collection']}:{ident}:{row['reason']}",
+            **row,
+            "document": json.loads(row["document"]) if row["document"].startswith("{") else row["document"],
+            "run_id": run_id,
+            "quarantined_at": datetime.now(timezone.utc),
+        })
+    return store.upsert_many("quarantine", docs_out) if docs_out else 0

@@ -1,0 +1,3 @@
+from hive_assets.defs import build_defs
+
+defs = build_defs()

@@ -1,0 +1,150 @@
+"""raw_production_data and enhanced_features, with the data gates as asset checks."""
+
+
+from datetime import datetime, timezone
+
+import dagster as dg
+import pandas as pd
+
+from hive_assets.collect import CollectResult, TrustPolicy, collect, persist_quarantine
+from hive_assets.config import CLASSES
+from hive_assets.defs.partitions import specialist_partitions
+from hive_assets.defs.resources import DocumentStoreResource, PlatformSettings
+from hive_assets.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION, features_frame
+from hive_assets.training import temporal_group_split
+
+MIN_CLASS_SHARE = 0.05
+
+
+class CollectConfig(dg.Config):
+    """The seed collector's parameters (collect_production_data.py)."""
+
+    window_days: int | None = None  # default: DATA_COLLECTION_DAYS
+    min_confidence: float | None = None  # default: MIN_CONFIDENCE
+    min_feedback_quality: float = 0.0
+    min_samples: int = 10_000
+    denied_feedback_sources: list[str] = ["synthetic_backfill", "load_test"]
+    as_of: str | None = None  # ISO-8601 end of the window; default now
+
+
+def audit_reader_for(platform: PlatformSettings, store):
+    from hive_assets.collect import audit_confidences_from_store
+
+    if not platform.kafka_bootstrap_servers:
+        return audit_confidences_from_store(store)
+    from hive_assets.sources.kafka import read_audit_events
+
+    def read(intent_ids, start, end):
+        events, _bad = read_audit_events(platform.kafka_bootstrap_servers, start, end)
+        wanted = set(intent_ids)
+        return {str(e["id"]): float(e["confidence"]) for e in events
+                if str(e.get("id")) in wanted and isinstance(e.get("confidence"), (int, float))}
+
+    return read
+
+
+@dg.asset(
+    partitions_def=specialist_partitions,
+    group_name="retraining",
+    kinds={"python", "pandas"},
+    check_specs=[dg.AssetCheckSpec("enough_samples", asset="raw_production_data",
+                                   description="Warns when fewer than min_samples rows were collected.")],
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
+)
+def raw_production_data(
+    context: dg.AssetExecutionContext, config: CollectConfig, document_store: DocumentStoreResource,
+    platform: PlatformSettings,
+):
+    """Opinion + plan + latest trusted feedback for one specialist; rejected documents are quarantined."""
+    specialist = context.partition_key
+    now = datetime.fromisoformat(config.as_of) if config.as_of else datetime.now(timezone.utc)
+    with document_store.open() as store:
+        result = collect(
+            store, specialist, now=now,
+            window_days=config.window_days or platform.data_collection_days,
+            min_confidence=platform.min_confidence if config.min_confidence is None else config.min_confidence,
+            trust=TrustPolicy(denied_sources=frozenset(config.denied_feedback_sources),
+                              min_feedback_quality=config.min_feedback_quality),
+            audit_reader=audit_reader_for(platform, store),
+        )
+        persist_quarantine(store, result, context.run_id)
+    counts = result.counts
+    context.log.info(f"{specialist}: {counts['rows']} rows, {counts['labelled']} labelled, "
+                     f"{counts['quarantined']} quarantined {result.quarantined_by_reason}")
+    yield dg.Output(
+        result,
+        metadata={
+            "store": document_store.describe(),
+            "rows": counts["rows"],
+            "labelled": counts["labelled"],
+            "quarantined": counts["quarantined"],
+            "quarantined_by_reason": dg.MetadataValue.json(result.quarantined_by_reason),
+            "filtered_low_intent_confidence": counts.get("filtered_low_intent_confidence", 0),
+            "filtered_no_audit_event": counts.get("filtered_no_audit_event", 0),
+            "feedback_dropped": dg.MetadataValue.json(counts.get("feedback_dropped", {})),
+            "window": f"{counts['window_start']} .. {counts['window_end']}",
+            "data_snapshot_hash": result.snapshot_hash(),
+            "label_counts": dg.MetadataValue.json(result.frame["label"].value_counts().to_dict()),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="enough_samples",
+        passed=counts["rows"] >= config.min_samples,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"rows": counts["rows"], "min_samples": config.min_samples},
+    )
+
+
+class FeatureConfig(dg.Config):
+    min_training_samples: int = 300
+
+
+def training_data_problems(frame: pd.DataFrame, min_training_samples: int) -> list[str]:
+    """Why a labelled frame cannot be trained on (SPEC section 5 data gates); empty when it can."""
+    problems = []
+    if len(frame) < min_training_samples:
+        problems.append(f"{len(frame)} labelled rows < min_training_samples {min_training_samples}")
+    shares = frame["label"].value_counts(normalize=True) if len(frame) else pd.Series(dtype=float)
+    for c in CLASSES:
+        share = float(shares.get(c, 0.0))
+        if share < MIN_CLASS_SHARE:
+            problems.append(f"class {c} is {share:.1%} of labels (< {MIN_CLASS_SHARE:.0%})")
+    return problems
+
+
+@dg.asset(
+    partitions_def=specialist_partitions,
+    group_name="retraining",
+    kinds={"python", "pandas"},
+    check_specs=[dg.AssetCheckSpec("trainable", asset="enhanced_features", blocking=True,
+                                   description="Enough labelled rows and every class >= 5%.")],
+)
+def enhanced_features(context: dg.AssetExecutionContext, config: FeatureConfig, raw_production_data: CollectResult):
+    """The feature contract (hive_assets.features) per labelled row, with the grouped temporal split."""
+    labelled = raw_production_data.frame[raw_production_data.frame["label"].notna()].reset_index(drop=True)
+    features = features_frame(labelled["plan"].tolist())
+    frame = pd.concat(
+        [labelled[["opinion_id", "plan_id", "evaluated_at", "feedback_submitted_at", "label"]], features], axis=1)
+    frame["split"] = temporal_group_split(frame)
+    frame.attrs["data_snapshot_hash"] = raw_production_data.snapshot_hash()
+    problems = training_data_problems(frame, config.min_training_samples)
+    split_counts = frame["split"].value_counts().to_dict()
+    yield dg.Output(
+        frame,
+        metadata={
+            "rows": len(frame),
+            "feature_schema_version": FEATURE_SCHEMA_VERSION,
+            "features": len(FEATURE_NAMES),
+            "splits": dg.MetadataValue.json(split_counts),
+            "cyclic_plans": int(frame["has_cyclic_dependencies"].sum()) if len(frame) else 0,
+            "data_snapshot_hash": frame.attrs["data_snapshot_hash"],
+            "preview": dg.MetadataValue.md(frame[list(FEATURE_NAMES)[:8]].head(5).to_markdown()),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="trainable",
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(problems) or "trainable",
+        metadata={"rows": len(frame), "problems": dg.MetadataValue.json(problems)},
+    )

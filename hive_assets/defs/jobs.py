@@ -1,0 +1,11 @@
+import dagster as dg
+
+from hive_assets.defs.partitions import specialist_partitions
+
+# The main job: the whole graph for one specialist partition.
+retrain_specialist = dg.define_asset_job(
+    "retrain_specialist",
+    selection=dg.AssetSelection.groups("retraining"),
+    partitions_def=specialist_partitions,
+    description="Collect, featurize, train, validate, register and open the A/B test for one specialist.",
+)

@@ -1,0 +1,91 @@
+"""Resources: the document store, MLflow, and the platform's non-secret settings.
+
+Credentials (MONGODB_URI, MLFLOW_TRACKING_URI, KAFKA_BOOTSTRAP_SERVERS) are bound with `dg.EnvVar`
+when set, so Dagster shows the variable's name, never its value. Unset means the embedded default.
+"""
+
+
+import os
+
+import dagster as dg
+
+from hive_assets.config import Settings, redact_uri
+from hive_assets.store import DocumentStore, open_store
+
+
+def _env_or_default(name: str) -> str | dg.EnvVar:
+    return dg.EnvVar(name) if os.environ.get(name) else ""
+
+
+class DocumentStoreResource(dg.ConfigurableResource):
+    """MongoDB/FerretDB when `mongodb_uri` is set, else the embedded SQLite store under HIVE_HOME."""
+
+    mongodb_uri: str = ""
+    database: str = "neural_hive"
+
+    def settings(self) -> Settings:
+        base = Settings.from_env()
+        return Settings(**{**base.__dict__, "mongodb_uri": self.mongodb_uri, "mongodb_database": self.database})
+
+    def open(self) -> DocumentStore:
+        return open_store(self.settings())
+
+    def describe(self) -> str:
+        return redact_uri(self.mongodb_uri) if self.mongodb_uri else f"sqlite:{self.settings().store_path}"
+
+
+class MlflowResource(dg.ConfigurableResource):
+    """One MlflowClient per run; the experiment is created on first use with a HIVE_HOME artifact root."""
+
+    tracking_uri: str = ""
+    experiment_name: str = "specialist_training"
+
+    @property
+    def uri(self) -> str:
+        return self.tracking_uri or Settings.from_env().mlflow_uri
+
+    def client(self):
+        from hive_assets.registry import client_for
+
+        return client_for(self.uri)
+
+    def experiment_id(self, client) -> str:
+        from hive_assets.registry import ensure_experiment
+
+        root = None if self.tracking_uri.startswith("http") else Settings.from_env().mlflow_artifact_root
+        return ensure_experiment(client, self.experiment_name, root)
+
+
+class PlatformSettings(dg.ConfigurableResource):
+    """Knobs of SPEC section 9 that are not secrets."""
+
+    ab_testing_enabled: bool = True
+    ab_test_default_traffic: float = 10.0
+    data_collection_days: int = 90
+    min_confidence: float = 0.7
+    kafka_bootstrap_servers: str = ""
+
+    @classmethod
+    def from_env(cls):
+        s = Settings.from_env()
+        return cls(
+            ab_testing_enabled=s.ab_testing_enabled,
+            ab_test_default_traffic=s.ab_test_default_traffic,
+            data_collection_days=s.data_collection_days,
+            min_confidence=s.min_confidence,
+            kafka_bootstrap_servers=_env_or_default("KAFKA_BOOTSTRAP_SERVERS"),
+        )
+
+
+def default_resources() -> dict[str, dg.ConfigurableResource]:
+    return {
+        "document_store": DocumentStoreResource(
+            mongodb_uri=_env_or_default("MONGODB_URI"),
+            database=os.environ.get("MONGODB_DATABASE") or "neural_hive",
+        ),
+        "mlflow": MlflowResource(
+            tracking_uri=_env_or_default("MLFLOW_TRACKING_URI"),
+            experiment_name=os.environ.get("MLFLOW_EXPERIMENT_NAME") or "specialist_training",
+        ),
+        "platform": PlatformSettings.from_env(),
+    }

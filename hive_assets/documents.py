@@ -1,0 +1,221 @@
+"""Production document shapes (SPEC section 2): normalisation and validation with reason codes.
+
+Every check returns a list of `Problem`s; an empty list means the document is usable. Callers
+quarantine documents with problems (kept, with reason and source id) and keep every good neighbour.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from hive_assets.config import CLASSES
+
+RECOMMENDATIONS = frozenset({"approve", "reject", "review_required", "conditional"})
+HUMAN_RECOMMENDATIONS = frozenset(CLASSES)
+RISK_BANDS = frozenset({"low", "medium", "high", "critical"})
+PRIORITIES = frozenset({"low", "normal", "high", "critical"})
+
+# Reason codes. Stable strings: they appear in asset metadata and the quarantine collection.
+NOT_A_DOCUMENT = "not_a_document"
+MISSING_FIELD = "missing_field"
+WRONG_TYPE = "wrong_type"
+OUT_OF_RANGE = "out_of_range"
+INVALID_TIMESTAMP = "invalid_timestamp"
+TIMESTAMP_IN_FUTURE = "timestamp_in_future"
+MISSING_PLAN = "missing_plan"
+INVALID_PLAN = "invalid_plan"
+MISSING_TASKS = "missing_tasks"
+MISSING_TASK_ID = "missing_task_id"
+DUPLICATE_TASK_IDS = "duplicate_task_ids"
+INVALID_DEPENDENCY = "invalid_dependency"
+NEGATIVE_DURATION = "negative_duration"
+OVERSIZED_PLAN = "oversized_plan"
+UNKNOWN_RECOMMENDATION = "unknown_recommendation"
+UNKNOWN_HUMAN_RECOMMENDATION = "unknown_human_recommendation"
+SPECIALIST_MISMATCH = "specialist_mismatch"
+
+REASON_CODES = (
+    NOT_A_DOCUMENT, MISSING_FIELD, WRONG_TYPE, OUT_OF_RANGE, INVALID_TIMESTAMP, TIMESTAMP_IN_FUTURE,
+    MISSING_PLAN, INVALID_PLAN, MISSING_TASKS, MISSING_TASK_ID, DUPLICATE_TASK_IDS, INVALID_DEPENDENCY,
+    NEGATIVE_DURATION, OVERSIZED_PLAN, UNKNOWN_RECOMMENDATION, UNKNOWN_HUMAN_RECOMMENDATION,
+    SPECIALIST_MISMATCH,
+)
+
+MAX_TASKS = 5_000
+# Clocks disagree a little; a timestamp this far ahead of "now" is an error, not skew.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Problem:
+    reason: str
+    detail: str
+
+
+def to_utc(value: Any) -> datetime | None:
+    """datetime, ISO-8601 text (with Z or offset; naive means UTC) or epoch milliseconds -> aware UTC."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            return None
+        return datetime.fromtimestamp(value / 1000.0, tz=timezone.utc)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+        return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _timestamp_problems(doc: Mapping, field: str, now: datetime, required: bool = True) -> list[Problem]:
+    if field not in doc or doc[field] is None:
+        return [Problem(MISSING_FIELD, f"{field} is missing")] if required else []
+    ts = to_utc(doc[field])
+    if ts is None:
+        return [Problem(INVALID_TIMESTAMP, f"{field}={doc[field]!r} is not a timestamp")]
+    if ts > now + FUTURE_TOLERANCE:
+        return [Problem(TIMESTAMP_IN_FUTURE, f"{field}={ts.isoformat()} is after now")]
+    return []
+
+
+def plan_of(doc: Mapping) -> Mapping | None:
+    """The plan inside a `cognitive_ledger` document (`plan_data`) or a plain `cognitive_plans` one."""
+    data = doc.get("plan_data")
+    if isinstance(data, Mapping):
+        return data
+    return doc if "tasks" in doc else None
+
+
+def validate_plan(plan: Any, now: datetime, max_tasks: int = MAX_TASKS) -> list[Problem]:
+    if not isinstance(plan, Mapping):
+        return [Problem(NOT_A_DOCUMENT, f"plan is a {type(plan).__name__}, not an object")]
+    problems: list[Problem] = []
+    if not plan.get("plan_id"):
+        problems.append(Problem(MISSING_FIELD, "plan_id is missing"))
+    tasks = plan.get("tasks")
+    if tasks is None:
+        return problems + [Problem(MISSING_TASKS, "plan has no tasks field")]
+    if not isinstance(tasks, list):
+        return problems + [Problem(WRONG_TYPE, f"tasks is a {type(tasks).__name__}, not a list")]
+    if len(tasks) > max_tasks:
+        return problems + [Problem(OVERSIZED_PLAN, f"{len(tasks)} tasks > {max_tasks}")]
+    for field in ("risk_score", "complexity_score"):
+        value = plan.get(field)
+        if value is None:
+            continue
+        if not _is_number(value):
+            problems.append(Problem(WRONG_TYPE, f"{field}={value!r} is not a number"))
+        elif not 0.0 <= value <= 1.0:
+            problems.append(Problem(OUT_OF_RANGE, f"{field}={value} not in [0, 1]"))
+    total = plan.get("estimated_total_duration_ms")
+    if total is not None and not _is_number(total):
+        problems.append(Problem(WRONG_TYPE, f"estimated_total_duration_ms={total!r} is not a number"))
+    for field in ("original_domain", "original_priority"):
+        if plan.get(field) is not None and not isinstance(plan[field], str):
+            problems.append(Problem(WRONG_TYPE, f"{field}={plan[field]!r} is not text"))
+    seen: set[str] = set()
+    duplicates: set[str] = set()
+    for i, task in enumerate(tasks):
+        if not isinstance(task, Mapping):
+            problems.append(Problem(WRONG_TYPE, f"tasks[{i}] is a {type(task).__name__}, not an object"))
+            continue
+        tid = task.get("task_id")
+        if tid is None or tid == "":
+            problems.append(Problem(MISSING_TASK_ID, f"tasks[{i}] has no task_id"))
+        elif not isinstance(tid, str):
+            problems.append(Problem(WRONG_TYPE, f"tasks[{i}].task_id={tid!r} is not text"))
+        elif tid in seen:
+            duplicates.add(tid)
+        else:
+            seen.add(tid)
+        duration = task.get("estimated_duration_ms")
+        if duration is not None:
+            if not _is_number(duration):
+                problems.append(Problem(WRONG_TYPE, f"tasks[{i}].estimated_duration_ms={duration!r} is not a number"))
+            elif duration < 0:
+                problems.append(Problem(NEGATIVE_DURATION, f"tasks[{i}].estimated_duration_ms={duration} < 0"))
+        deps = task.get("dependencies", [])
+        if deps is None:
+            deps = []
+        if not isinstance(deps, list):
+            problems.append(Problem(WRONG_TYPE, f"tasks[{i}].dependencies is not a list"))
+        else:
+            for dep in deps:
+                ok = isinstance(dep, str) or (
+                    isinstance(dep, Mapping)
+                    and isinstance(dep.get("task_id"), str)
+                    and dep.get("type", "strong") in ("strong", "weak")
+                )
+                if not ok:
+                    problems.append(Problem(INVALID_DEPENDENCY, f"tasks[{i}] dependency {dep!r} is malformed"))
+                    break
+        caps = task.get("required_capabilities", [])
+        if caps is not None and not (isinstance(caps, list) and all(isinstance(c, str) for c in caps)):
+            problems.append(Problem(WRONG_TYPE, f"tasks[{i}].required_capabilities is not a list of text"))
+    if duplicates:
+        problems.append(Problem(DUPLICATE_TASK_IDS, f"task ids repeated: {sorted(duplicates)[:5]}"))
+    if plan.get("created_at") is not None:
+        problems.extend(_timestamp_problems(plan, "created_at", now, required=False))
+    return problems
+
+
+def validate_opinion(doc: Any, now: datetime, specialist: str | None = None) -> list[Problem]:
+    if not isinstance(doc, Mapping):
+        return [Problem(NOT_A_DOCUMENT, f"opinion is a {type(doc).__name__}, not an object")]
+    problems = [Problem(MISSING_FIELD, f"{f} is missing") for f in ("opinion_id", "plan_id") if not doc.get(f)]
+    if specialist is not None and doc.get("specialist_type") != specialist:
+        problems.append(Problem(SPECIALIST_MISMATCH, f"specialist_type={doc.get('specialist_type')!r}"))
+    problems.extend(_timestamp_problems(doc, "evaluated_at", now))
+    body = doc.get("opinion")
+    if body is None:
+        return problems + [Problem(MISSING_FIELD, "opinion is missing")]
+    if not isinstance(body, Mapping):
+        return problems + [Problem(WRONG_TYPE, "opinion is not an object")]
+    rec = body.get("recommendation")
+    if rec is None:
+        problems.append(Problem(MISSING_FIELD, "opinion.recommendation is missing"))
+    elif not isinstance(rec, str) or rec.lower() not in RECOMMENDATIONS:
+        problems.append(Problem(UNKNOWN_RECOMMENDATION, f"opinion.recommendation={rec!r}"))
+    conf = body.get("confidence_score")
+    if conf is not None:
+        if not _is_number(conf):
+            problems.append(Problem(WRONG_TYPE, f"opinion.confidence_score={conf!r} is not a number"))
+        elif not 0.0 <= conf <= 1.0:
+            problems.append(Problem(OUT_OF_RANGE, f"opinion.confidence_score={conf} not in [0, 1]"))
+    return problems
+
+
+def validate_feedback(doc: Any, now: datetime) -> list[Problem]:
+    if not isinstance(doc, Mapping):
+        return [Problem(NOT_A_DOCUMENT, f"feedback is a {type(doc).__name__}, not an object")]
+    problems = [Problem(MISSING_FIELD, f"{f} is missing") for f in ("feedback_id", "opinion_id") if not doc.get(f)]
+    rec = doc.get("human_recommendation")
+    if rec is None:
+        problems.append(Problem(MISSING_FIELD, "human_recommendation is missing"))
+    elif not isinstance(rec, str) or rec.lower() not in HUMAN_RECOMMENDATIONS:
+        problems.append(Problem(UNKNOWN_HUMAN_RECOMMENDATION, f"human_recommendation={rec!r}"))
+    rating = doc.get("human_rating")
+    if rating is not None:
+        if not _is_number(rating):
+            problems.append(Problem(WRONG_TYPE, f"human_rating={rating!r} is not a number"))
+        elif not 0.0 <= rating <= 1.0:
+            problems.append(Problem(OUT_OF_RANGE, f"human_rating={rating} not in [0, 1]"))
+    if doc.get("metadata") is not None and not isinstance(doc["metadata"], Mapping):
+        problems.append(Problem(WRONG_TYPE, "metadata is not an object"))
+    problems.extend(_timestamp_problems(doc, "submitted_at", now))
+    return problems

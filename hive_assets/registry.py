@@ -1,0 +1,152 @@
+"""MLflow tracking and registry operations, and the append-only decision ledger (SPEC section 6).
+
+Aliases are the truth: `champion` (production), `challenger` (in A/B), `ab-test-v<N>`.
+Every write is idempotent so a retry after a failure never leaves a second version or a lost alias.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from hive_assets.store.base import DocumentStore
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
+PIP_REQUIREMENTS = ["hive-assets", "mlflow>=3.17,<3.18", "scikit-learn>=1.6", "xgboost-cpu>=3.0", "skops>=0.11",
+                    "pandas<3"]
+
+
+def model_name(specialist: str) -> str:
+    return f"{specialist}-evaluator"
+
+
+def client_for(tracking_uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def ensure_experiment(client, name: str, artifact_location: str | None = None) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except Exception:  # created concurrently by another partition's run: use that one
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def log_model(model, tracking_uri: str, run_id: str) -> str:
+    """Log a SpecialistModel into an existing MLflow run as a pyfunc model from code. Returns its URI."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = model.save(Path(tmp) / "specialist_model")
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(MODEL_CODE),
+                artifacts={"specialist_model": str(model_dir)},
+                pip_requirements=PIP_REQUIREMENTS,
+                metadata={"feature_schema_version": model.feature_schema_version,
+                          "feature_names": list(model.feature_names), "model_type": model.model_type},
+            )
+    return info.model_uri
+
+
+def load_model(tracking_uri: str, model_uri: str):
+    """The SpecialistModel behind a model URI (`models:/m-...`, `models:/<name>/<version>`, `...@alias`).
+
+    Goes through `mlflow.pyfunc.load_model`, as serving does, so the stored schema is checked on load
+    (SchemaMismatch) and nothing but the stored files is trusted.
+    """
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
+
+
+def load_version_model(client, version):
+    return load_model(client.tracking_uri, f"models:/{version.name}/{version.version}")
+
+
+def alias_version(client, specialist: str, alias: str):
+    """The model version behind an alias, or None (no model, or no such alias)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(model_name(specialist), alias)
+    except MlflowException as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
+            return None
+        raise
+
+
+def register_version(client, specialist: str, run_id: str, source: str, tags: dict[str, Any],
+                     model_id: str | None = None) -> tuple[Any, bool]:
+    """Create the version for `run_id`, or return the one that exists (no duplicates on retry)."""
+    from mlflow.exceptions import MlflowException
+
+    name = model_name(specialist)
+    try:
+        client.create_registered_model(name, description=f"{specialist} specialist evaluator (hive-assets)")
+    except MlflowException as exc:
+        if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
+            raise
+    existing = client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
+    if existing:
+        version = sorted(existing, key=lambda v: int(v.version))[0]
+        created = False
+    else:
+        version = client.create_model_version(name, source=source, run_id=run_id, model_id=model_id,
+                                              tags={k: str(v) for k, v in tags.items()})
+        created = True
+    for key, value in tags.items():  # a retry completes tags a failure may have left out
+        if version.tags.get(key) != str(value):
+            client.set_model_version_tag(name, version.version, key, str(value))
+    return client.get_model_version(name, version.version), created
+
+
+def record_decision(store: DocumentStore, specialist: str, kind: str, *, actor: str, reason: str,
+                    dagster_run_id: str | None = None, model_version: str | None = None,
+                    data_snapshot_hash: str | None = None, details: dict[str, Any] | None = None,
+                    decision_id: str | None = None) -> dict[str, Any]:
+    """Append to `model_decisions`. A deterministic `decision_id` makes a retried step write once."""
+    doc = {
+        "decision_id": decision_id or uuid.uuid4().hex,
+        "specialist_type": specialist,
+        "kind": kind,
+        "recorded_at": datetime.now(timezone.utc),
+        "actor": actor,
+        "reason": reason,
+        "dagster_run_id": dagster_run_id,
+        "model_version": model_version,
+        "data_snapshot_hash": data_snapshot_hash,
+        "details": details or {},
+    }
+    if decision_id and store.count("model_decisions", {"decision_id": decision_id}):
+        return store.find_one("model_decisions", {"decision_id": decision_id}) or doc
+    store.upsert_many("model_decisions", [doc])
+    return doc
+
+
+def move_alias(client, store: DocumentStore, specialist: str, alias: str, version: str, *, actor: str,
+               reason: str, dagster_run_id: str | None = None, data_snapshot_hash: str | None = None) -> dict:
+    """Point `alias` at `version` and write the move (with the previous holder) to the ledger."""
+    previous = alias_version(client, specialist, alias)
+    client.set_registered_model_alias(model_name(specialist), alias, str(version))
+    return record_decision(
+        store, specialist, "alias_move", actor=actor, reason=reason, dagster_run_id=dagster_run_id,
+        model_version=str(version), data_snapshot_hash=data_snapshot_hash,
+        details={"alias": alias, "previous_version": str(previous.version) if previous else None},
+        decision_id=f"alias:{specialist}:{alias}:{version}:{dagster_run_id}" if dagster_run_id else None,
+    )

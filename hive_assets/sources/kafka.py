@@ -1,0 +1,396 @@
+"""The `intentions.audit` Kafka topic: intent envelopes (SPEC section 2), read for a time window.
+
+`read_audit_events(bootstrap, start, end)` returns an `AuditEvents`: a `list` of the decoded envelopes
+whose `timestamp` falls in [start, end) (sorted by that time), which also carries
+
+* `bad_messages`: one dict per message that could not be used (`partition`, `offset`, `error`): not
+  UTF-8 JSON, not a JSON object, or no usable `timestamp`. They are reported, never raised;
+* `messages_read`, `out_of_window`, `partitions`: counts for run metadata.
+
+How the window is read, bounded in time and in offsets:
+
+1. metadata: the topic must exist (`KafkaUnavailable("topic ... not found on <bootstrap>")`);
+   metadata for all topics is requested so that a broker with `auto.create.topics.enable` does not
+   create the topic by being asked about it;
+2. the high watermark of every partition is captured first: messages produced while reading are not
+   waited for;
+3. `offsets_for_times(start)` seeks every partition to the first message whose Kafka timestamp is
+   >= start (the producer sets the message timestamp from the envelope, see `produce_audit_events`;
+   a message produced later than its envelope's time has a later Kafka timestamp, so nothing in the
+   window is skipped). Partitions with nothing at/after `start` are not read at all;
+4. messages are consumed until each partition reaches the captured high watermark (or reports EOF),
+   and envelopes are filtered on their own `timestamp` (epoch milliseconds, or ISO-8601; a number
+   below 1e11 is taken as epoch seconds, as no audit event predates 1973).
+
+Everything shares one deadline of `timeout_s`: a broker that is down or stops answering raises
+`KafkaUnavailable` naming the bootstrap servers instead of hanging.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+__all__ = [
+    "AUDIT_TOPIC",
+    "AuditEvents",
+    "KafkaUnavailable",
+    "event_time",
+    "produce_audit_events",
+    "read_audit_events",
+]
+
+AUDIT_TOPIC = "intentions.audit"
+log = logging.getLogger(__name__)
+_SECONDS_BELOW = 1e11  # an epoch number smaller than this is seconds, not milliseconds
+
+
+class KafkaUnavailable(RuntimeError):
+    """Kafka cannot serve the request: broker unreachable, topic missing, or the deadline passed."""
+
+
+class AuditEvents(list):
+    """The in-window envelopes (a list of dicts) plus what was skipped and why."""
+
+    def __init__(self, events: Iterable[dict[str, Any]] = ()):
+        super().__init__(events)
+        self.bad_messages: list[dict[str, Any]] = []
+        self.messages_read = 0
+        self.out_of_window = 0
+        self.partitions = 0
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "events": len(self),
+            "messages_read": self.messages_read,
+            "out_of_window": self.out_of_window,
+            "bad_messages": len(self.bad_messages),
+            "partitions": self.partitions,
+        }
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def event_time(value: Any) -> datetime | None:
+    """An envelope `timestamp` (epoch ms, epoch s, ISO-8601 text or datetime) as aware UTC, else None."""
+    if isinstance(value, datetime):
+        return _utc(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            return event_time(float(text))
+        except ValueError:
+            pass
+        try:
+            return _utc(datetime.fromisoformat(text))
+        except ValueError:
+            return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value != value or value in (float("inf"), float("-inf")):
+            return None
+        seconds = value if abs(value) < _SECONDS_BELOW else value / 1000.0
+        try:
+            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None
+
+
+def _millis(value: datetime) -> int:
+    return int(_utc(value).timestamp() * 1000)
+
+
+class _QuietLog:
+    """librdkafka's own log lines (one per failed reconnect) at DEBUG: failures surface as exceptions."""
+
+    def __init__(self, logger: logging.Logger):
+        self._logger = logger
+
+    def log(self, _level: int, msg: str, *args: Any) -> None:
+        self._logger.debug(msg, *args)
+
+
+_LIBRDKAFKA_LOG = _QuietLog(logging.getLogger(__name__ + ".librdkafka"))
+
+
+class _Deadline:
+    def __init__(self, seconds: float):
+        self.total = float(seconds)
+        self.end = time.monotonic() + self.total
+
+    def left(self, cap: float | None = None) -> float:
+        remaining = max(0.0, self.end - time.monotonic())
+        return min(remaining, cap) if cap is not None else remaining
+
+    def expired(self) -> bool:
+        return time.monotonic() >= self.end
+
+
+def _client_config(bootstrap_servers: str, timeout_s: float) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": bootstrap_servers,
+        "socket.timeout.ms": max(1000, int(timeout_s * 1000)),
+        "socket.connection.setup.timeout.ms": max(1000, int(min(timeout_s, 30) * 1000)),
+        "reconnect.backoff.max.ms": 1000,
+        "logger": _LIBRDKAFKA_LOG,
+        "log.connection.close": False,
+    }
+
+
+def _err_text(exc: BaseException) -> str:
+    err = exc.args[0] if exc.args else None
+    if isinstance(err, KafkaError):
+        return f"{err.name()}: {err.str()}"
+    return str(err or exc)
+
+
+def _metadata(client: Any, bootstrap: str, deadline: _Deadline):
+    try:
+        return client.list_topics(timeout=max(0.1, deadline.left()))
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"Kafka at {bootstrap} unreachable: {_err_text(exc)}") from None
+
+
+def _topic_partitions(client: Any, bootstrap: str, topic: str, deadline: _Deadline) -> list[int]:
+    md = _metadata(client, bootstrap, deadline)
+    meta = md.topics.get(topic)
+    if meta is None or (meta.error is not None and meta.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
+        raise KafkaUnavailable(f"topic {topic!r} not found on {bootstrap}")
+    if meta.error is not None:
+        raise KafkaUnavailable(f"topic {topic!r} on {bootstrap} unusable: {meta.error}")
+    return sorted(meta.partitions)
+
+
+def read_audit_events(
+    bootstrap_servers: str,
+    start: datetime,
+    end: datetime,
+    topic: str = AUDIT_TOPIC,
+    timeout_s: float = 30.0,
+) -> AuditEvents:
+    """Intent envelopes of `topic` whose `timestamp` is in [start, end) (see the module doc)."""
+    start, end = _utc(start), _utc(end)
+    result = AuditEvents()
+    if end <= start:
+        return result
+    deadline = _Deadline(timeout_s)
+    consumer = Consumer(
+        {
+            **_client_config(bootstrap_servers, timeout_s),
+            # assign() only: the group is never joined and nothing is committed
+            "group.id": f"hive-assets-audit-reader-{uuid.uuid4().hex[:12]}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+            "allow.auto.create.topics": False,
+            "fetch.wait.max.ms": 200,
+        }
+    )
+    try:
+        partitions = _topic_partitions(consumer, bootstrap_servers, topic, deadline)
+        result.partitions = len(partitions)
+        try:
+            highs: dict[int, int] = {}
+            for p in partitions:
+                _low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, p), timeout=max(0.1, deadline.left()), cached=False
+                )
+                highs[p] = high
+            start_ms = _millis(start)
+            found = consumer.offsets_for_times(
+                [TopicPartition(topic, p, start_ms) for p in partitions], timeout=max(0.1, deadline.left())
+            )
+        except KafkaException as exc:
+            raise KafkaUnavailable(
+                f"Kafka at {bootstrap_servers}: could not read offsets of {topic!r}: {_err_text(exc)}"
+            ) from None
+        assignment = []
+        for tp in found:
+            if tp.error is not None:
+                raise KafkaUnavailable(f"Kafka at {bootstrap_servers}: offsets of {topic}[{tp.partition}]: {tp.error}")
+            # offset -1 (OFFSET_END): no message at or after `start` in this partition
+            if tp.offset >= 0 and tp.offset != OFFSET_END and tp.offset < highs[tp.partition]:
+                assignment.append(TopicPartition(topic, tp.partition, tp.offset))
+        if not assignment:
+            return result
+        pending = {tp.partition for tp in assignment}
+        consumer.assign(assignment)
+        collected: list[tuple[datetime, int, int, dict[str, Any]]] = []
+        while pending:
+            if deadline.expired():
+                raise KafkaUnavailable(
+                    f"Kafka at {bootstrap_servers}: timed out after {timeout_s:g}s reading {topic!r} "
+                    f"(partitions {sorted(pending)} not read up to their high watermark)"
+                )
+            for msg in consumer.consume(num_messages=500, timeout=deadline.left(cap=1.0)):
+                p = msg.partition()
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        pending.discard(p)
+                        continue
+                    if err.fatal():
+                        raise KafkaUnavailable(f"Kafka at {bootstrap_servers}: {err}")
+                    log.warning("kafka %s: %s", bootstrap_servers, err)
+                    continue
+                if p not in pending:
+                    continue
+                offset = msg.offset()
+                if offset >= highs[p]:
+                    pending.discard(p)
+                    continue
+                if offset >= highs[p] - 1:
+                    pending.discard(p)
+                result.messages_read += 1
+                _collect(msg, p, offset, start, end, result, collected)
+        collected.sort(key=lambda item: item[:3])
+        result.extend(event for *_, event in collected)
+        return result
+    finally:
+        consumer.close()
+
+
+def _collect(msg, partition: int, offset: int, start: datetime, end: datetime, result: AuditEvents, out: list) -> None:
+    raw = msg.value()
+    try:
+        if raw is None:
+            raise ValueError("empty message (tombstone)")
+        event = json.loads(raw)
+        if not isinstance(event, dict):
+            raise ValueError(f"expected a JSON object, got {type(event).__name__}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        result.bad_messages.append({"partition": partition, "offset": offset, "error": f"{type(exc).__name__}: {exc}"[:300]})
+        return
+    when = event_time(event.get("timestamp"))
+    if when is None:
+        result.bad_messages.append(
+            {"partition": partition, "offset": offset, "error": f"no usable timestamp: {event.get('timestamp')!r}"[:300]}
+        )
+        return
+    if start <= when < end:
+        out.append((when, partition, offset, event))
+    else:
+        result.out_of_window += 1
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _utc(value).isoformat().replace("+00:00", "Z")
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def ensure_topic(
+    bootstrap_servers: str,
+    topic: str = AUDIT_TOPIC,
+    num_partitions: int = 1,
+    replication_factor: int = 1,
+    config: Mapping[str, str] | None = None,
+    timeout_s: float = 30.0,
+) -> bool:
+    """Create `topic` unless it exists. True if this call created it."""
+    deadline = _Deadline(timeout_s)
+    admin = AdminClient(_client_config(bootstrap_servers, timeout_s))
+    if topic in _metadata(admin, bootstrap_servers, deadline).topics:
+        return False
+    new = NewTopic(topic, num_partitions=num_partitions, replication_factor=replication_factor, config=dict(config or {}))
+    future = admin.create_topics([new], operation_timeout=deadline.left(cap=30.0), request_timeout=max(0.1, deadline.left()))[topic]
+    try:
+        future.result(timeout=max(0.1, deadline.left()))
+    except KafkaException as exc:
+        err = exc.args[0] if exc.args else None
+        if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+            return False
+        raise KafkaUnavailable(f"Kafka at {bootstrap_servers}: could not create topic {topic!r}: {_err_text(exc)}") from None
+    except Exception as exc:  # concurrent.futures.TimeoutError
+        raise KafkaUnavailable(f"Kafka at {bootstrap_servers}: creating topic {topic!r} timed out: {exc!r}") from None
+    # wait until every partition has a leader, so that the first produce does not race the creation
+    while not deadline.expired():
+        meta = _metadata(admin, bootstrap_servers, deadline).topics.get(topic)
+        if meta is not None and meta.error is None and len(meta.partitions) == num_partitions \
+                and all(pm.leader >= 0 for pm in meta.partitions.values()):
+            return True
+        time.sleep(0.1)
+    raise KafkaUnavailable(f"Kafka at {bootstrap_servers}: topic {topic!r} created but has no leader after {timeout_s:g}s")
+
+
+def produce_audit_events(
+    bootstrap_servers: str,
+    events: Iterable[Mapping[str, Any]],
+    topic: str = AUDIT_TOPIC,
+    *,
+    num_partitions: int = 1,
+    topic_config: Mapping[str, str] | None = None,
+    timeout_s: float = 30.0,
+) -> int:
+    """Produce envelopes as JSON (key = `id`, Kafka timestamp = the envelope's `timestamp`).
+
+    Creates the topic first if it is missing (`num_partitions`, replication 1, `topic_config`).
+    Returns how many were delivered; raises KafkaUnavailable if any was not within `timeout_s`.
+    """
+    deadline = _Deadline(timeout_s)
+    ensure_topic(bootstrap_servers, topic, num_partitions=num_partitions, config=topic_config, timeout_s=timeout_s)
+    producer = Producer(
+        {
+            **_client_config(bootstrap_servers, timeout_s),
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "message.timeout.ms": max(1000, int(deadline.left() * 1000)),
+        }
+    )
+    delivered = 0
+    failures: list[str] = []
+
+    def on_delivery(err, _msg) -> None:
+        nonlocal delivered
+        if err is None:
+            delivered += 1
+        elif len(failures) < 5:
+            failures.append(str(err))
+
+    sent = 0
+    for event in events:
+        value = json.dumps(dict(event), default=_json_default, separators=(",", ":")).encode()
+        key = event.get("id")
+        when = event_time(event.get("timestamp"))
+        kwargs: dict[str, Any] = {"on_delivery": on_delivery}
+        if key is not None:
+            kwargs["key"] = str(key).encode()
+        if when is not None:
+            kwargs["timestamp"] = _millis(when)
+        while True:
+            try:
+                producer.produce(topic, value, **kwargs)
+                break
+            except BufferError:
+                if deadline.expired():
+                    raise KafkaUnavailable(f"Kafka at {bootstrap_servers}: producer queue full after {timeout_s:g}s") from None
+                producer.poll(0.1)
+        sent += 1
+        producer.poll(0)
+    left = producer.flush(max(0.1, deadline.left()))
+    if left or failures or delivered != sent:
+        detail = "; ".join(failures) or f"{left} message(s) still queued"
+        raise KafkaUnavailable(
+            f"Kafka at {bootstrap_servers}: delivered {delivered} of {sent} events to {topic!r}: {detail}"
+        )
+    return delivered

@@ -1,0 +1,135 @@
+"""The whole asset graph for real partitions against a real `mlflow server` process."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from hive_assets import registry
+from hive_assets.defs import build_defs
+from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
+from hive_assets.simulator import simulate
+from hive_assets.store import SQLiteStore
+
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture
+def platform_env(hive_home, mlflow_server, monkeypatch, request):
+    experiment = f"e2e-{request.node.name[:40]}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", experiment)
+    store = SQLiteStore(hive_home / "store.sqlite")
+    now = datetime.now(timezone.utc)
+    simulate(store, plans=2500, days=45, seed=21, now=now)
+    resources = {
+        "document_store": DocumentStoreResource(),
+        "mlflow": MlflowResource(tracking_uri=mlflow_server, experiment_name=experiment),
+        "platform": PlatformSettings(),
+    }
+    instance = dg.DagsterInstance.ephemeral()
+    return store, resources, instance, registry.client_for(mlflow_server)
+
+
+def _run(resources, instance, specialist):
+    defs = build_defs()
+    return dg.materialize(list(defs.assets), partition_key=specialist, resources=resources, instance=instance,
+                          raise_on_error=False)
+
+
+def _check(result, name):
+    evals = [e.asset_check_evaluation_data for e in result.all_events
+             if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.asset_check_evaluation_data.check_name == name]
+    assert len(evals) == 1
+    return evals[0]
+
+
+def test_one_partition_end_to_end_then_a_challenger(platform_env):
+    store, resources, instance, client = platform_env
+    result = _run(resources, instance, "business")
+    assert result.success
+    report = result.output_for_node("validation_report")
+    assert report["gate"]["passed"], report["gate"]["summary"]
+    assert report["metrics"]["accuracy"] >= 0.65 and report["n_test"] > 200
+    lo, hi = report["intervals"]["macro_f1"]
+    assert lo < report["metrics"]["macro_f1"] < hi
+    reg = result.output_for_node("registered_model_version")
+    assert (reg["version"], reg["alias"], reg["created"]) == ("1", "champion", True)
+
+    # MLflow: one run for the partition, with params, metrics, schema, and a loadable model
+    version = client.get_model_version_by_alias("business-evaluator", "champion")
+    assert version.tags["dagster_partition"] == "business"
+    assert version.tags["dagster_run_id"] == result.run_id
+    assert version.tags["feature_schema_version"]
+    run = client.get_run(version.run_id)
+    assert run.data.params["model_type"] == "xgboost"
+    assert run.data.metrics["test_accuracy"] == pytest.approx(report["metrics"]["accuracy"])
+    runs = client.search_runs([run.info.experiment_id], f"tags.`dagster.run_id` = '{result.run_id}'")
+    assert len(runs) == 1
+    model = registry.load_version_model(client, version)
+    features = result.output_for_node("enhanced_features")
+    test = features[features["split"] == "test"]
+    labels, confidence = model.predict(test)
+    assert (labels == test["label"].to_numpy()).mean() == pytest.approx(report["metrics"]["accuracy"])
+    assert np.all((confidence > 0) & (confidence <= 1))
+
+    # registering the same MLflow run again returns the same version
+    again, created = registry.register_version(client, "business", version.run_id, version.source, {})
+    assert (again.version, created) == ("1", False)
+    assert len(client.search_model_versions("name='business-evaluator'")) == 1
+
+    # the ledger holds the verdict, the registration and the alias move
+    kinds = sorted(d["kind"] for d in store.find("model_decisions", {"specialist_type": "business"}))
+    assert kinds == ["alias_move", "gate_verdict", "registration"]
+    assert result.output_for_node("ab_test_outcome")["status"] == "no_test"
+
+    # a second run: the champion is re-scored on the same rows and the new version opens an A/B test
+    second = _run(resources, instance, "business")
+    assert second.success
+    report2 = second.output_for_node("validation_report")
+    assert report2["champion"]["version"] == "1"
+    assert report2["champion"]["metrics"]["accuracy"] == pytest.approx(report["metrics"]["accuracy"])
+    reg2 = second.output_for_node("registered_model_version")
+    assert (reg2["version"], reg2["alias"]) == ("2", "challenger")
+    outcome = second.output_for_node("ab_test_outcome")
+    assert outcome["status"] == "running" and outcome["traffic_percent"] == 10.0
+    test_doc = store.find_one("ab_tests", {"test_id": outcome["test_id"]})
+    assert test_doc["challenger_version"] == "2" and test_doc["champion_version"] == "1"
+    assert outcome["test_id"].startswith("business_v2_")
+    tags = client.get_registered_model("business-evaluator").tags
+    assert tags["ab_test_id"] == outcome["test_id"] and float(tags["ab_challenger_traffic_percent"]) == 10.0
+    assert client.get_model_version_by_alias("business-evaluator", "champion").version == "1"
+    assert client.get_model_version_by_alias("business-evaluator", "ab-test-v2").version == "2"
+
+
+def test_failing_gate_blocks_registration_of_that_partition_only(platform_env):
+    """The registry server is shared by the module's tests: these two specialists are used only here."""
+    store, resources, instance, client = platform_env
+    # shuffle the evolution labels: nothing is learnable there any more
+    rng = np.random.default_rng(0)
+    feedback = list(store.find("specialist_feedback", {"specialist_type": "evolution"}))
+    labels = [f.get("human_recommendation") for f in feedback]
+    rng.shuffle(labels)
+    for fb, label in zip(feedback, labels):
+        fb["human_recommendation"] = label
+    store.upsert_many("specialist_feedback", feedback)
+
+    bad = _run(resources, instance, "evolution")
+    check = _check(bad, "minimum_metrics")
+    assert not check.passed
+    failed = {f["metric"] for f in check.metadata["failed_metrics"].value}
+    assert "macro_f1" in failed and "accuracy" in failed
+    assert "macro_f1 = " in check.description
+    materialized = {e.asset_key.path[-1] for e in bad.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
+    assert "registered_model_version" not in materialized and "ab_test_outcome" not in materialized
+    assert client.search_model_versions("name='evolution-evaluator'") == []
+    verdict = store.find_one("model_decisions", {"specialist_type": "evolution", "kind": "gate_verdict"})
+    assert verdict["details"]["passed"] is False
+
+    good = _run(resources, instance, "architecture")
+    assert good.success and _check(good, "minimum_metrics").passed
+    assert good.output_for_node("registered_model_version")["alias"] == "champion"
+    assert len(client.search_model_versions("name='architecture-evaluator'")) == 1

@@ -1,0 +1,179 @@
+"""Session fixtures for the real external services: FerretDB (MongoDB wire protocol) and Kafka.
+
+Imported into conftest.py with `from hive_assets_tests.services import *`.
+
+Where the endpoint comes from, in order:
+  1. HIVE_TEST_MONGODB_URI / HIVE_TEST_KAFKA_BOOTSTRAP, when set: an already running service (a real
+     MongoDB 6+, a `scripts/services.sh up` instance, CI's own...). Used as is, never stopped.
+  2. Otherwise `scripts/services.sh up <service>` with a private run directory under pytest's
+     basetemp, so a developer's own `services.sh up` instance is left alone; `services.sh down` at
+     session end stops exactly the processes this session started.
+
+The binaries are installed by `scripts/services.sh install` (`make services`), never by the fixtures.
+If a service is not installed or does not come up: the tests that need it are skipped locally, and
+fail when HIVE_REQUIRE_SERVICES=1 (CI), via `require_service`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+__all__ = ["ferretdb_uri", "kafka_bootstrap", "require_service", "services_required", "services_run_dir"]
+
+REPO = Path(__file__).resolve().parents[1]
+SERVICES_SH = REPO / "scripts" / "services.sh"
+UP_TIMEOUT_S = 240
+
+
+def services_required() -> bool:
+    """True when a missing service must fail the run (HIVE_REQUIRE_SERVICES=1), not skip it."""
+    return os.environ.get("HIVE_REQUIRE_SERVICES", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def require_service(what: str, reason: str) -> None:
+    """A service the current test needs is unavailable: skip locally, fail under HIVE_REQUIRE_SERVICES=1.
+
+    Never returns.
+    """
+    if services_required():
+        pytest.fail(f"{what} is required (HIVE_REQUIRE_SERVICES=1) but unavailable: {reason}", pytrace=False)
+    pytest.skip(f"{what} unavailable: {reason} (run `bash scripts/services.sh install`, or set HIVE_REQUIRE_SERVICES=1 to fail instead)")
+
+
+def _tail(text: str, n: int = 1500) -> str:
+    text = (text or "").strip()
+    return text if len(text) <= n else "..." + text[-n:]
+
+
+def _read_env(path: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            name, sep, value = line.partition("=")
+            if sep and name.strip():
+                out[name.strip()] = value.strip()
+    return out
+
+
+@pytest.fixture(scope="session")
+def services_run_dir(tmp_path_factory) -> Path:
+    """Private HIVE_SERVICES_RUN_DIR for the services this pytest session starts."""
+    return tmp_path_factory.mktemp("hive-services-run")
+
+
+class _ManagedService:
+    """`services.sh up NAME` now, `services.sh down NAME` at the end of the session."""
+
+    def __init__(self, name: str, run_dir: Path):
+        self.name = name
+        self.run_dir = run_dir
+        self.env = {**os.environ, "HIVE_SERVICES_RUN_DIR": str(run_dir)}
+
+    def up(self, what: str) -> dict[str, str]:
+        if shutil.which("bash") is None:
+            require_service(what, "bash not found")
+        try:
+            proc = subprocess.run(
+                ["bash", str(SERVICES_SH), "up", self.name],
+                env=self.env, capture_output=True, text=True, timeout=UP_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired as exc:
+            self.down()
+            require_service(what, f"`services.sh up {self.name}` did not finish in {UP_TIMEOUT_S}s: {_tail(str(exc.stderr or ''))}")
+        if proc.returncode != 0:
+            self.down()
+            require_service(what, f"`services.sh up {self.name}` failed: {_tail(proc.stderr)}")
+        return _read_env(self.run_dir / "env")
+
+    def down(self) -> None:
+        subprocess.run(
+            ["bash", str(SERVICES_SH), "down", self.name],
+            env=self.env, capture_output=True, text=True, timeout=120, check=False,
+        )
+
+
+def _check_mongo(uri: str) -> str | None:
+    """None if a MongoDB-protocol server answers ping at `uri`, else why not (password-free)."""
+    try:
+        import pymongo
+    except ImportError as exc:  # pragma: no cover - pymongo is a dependency
+        return f"pymongo not importable: {exc}"
+    from hive_assets.config import redact_uri
+
+    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000)
+    try:
+        client.admin.command("ping")
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "not usable"
+        return f"{redact_uri(uri)} does not answer ping: {type(exc).__name__}"
+    finally:
+        client.close()
+
+
+def _check_kafka(bootstrap: str) -> str | None:
+    try:
+        from confluent_kafka.admin import AdminClient
+    except ImportError as exc:  # pragma: no cover - confluent-kafka is a dependency
+        return f"confluent_kafka not importable: {exc}"
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 5000, "log_level": 0})
+    try:
+        md = admin.list_topics(timeout=10)
+        return None if md.brokers else f"no broker listed by {bootstrap}"
+    except Exception as exc:  # noqa: BLE001
+        return f"{bootstrap} does not answer metadata requests: {exc}"
+
+
+@pytest.fixture(scope="session")
+def ferretdb_uri(services_run_dir) -> Iterator[str]:
+    """`mongodb://127.0.0.1:PORT/` of a real FerretDB 1.x (SQLite backend), or HIVE_TEST_MONGODB_URI."""
+    what = "FerretDB (MongoDB wire protocol)"
+    external = os.environ.get("HIVE_TEST_MONGODB_URI", "").strip()
+    if external:
+        problem = _check_mongo(external)
+        if problem:
+            require_service(what, f"HIVE_TEST_MONGODB_URI is set but {problem}")
+        yield external
+        return
+    service = _ManagedService("ferretdb", services_run_dir)
+    env = service.up(what)
+    try:
+        uri = env.get("HIVE_TEST_MONGODB_URI")
+        if not uri:
+            require_service(what, f"services.sh up wrote no HIVE_TEST_MONGODB_URI into {services_run_dir / 'env'}")
+        problem = _check_mongo(uri)
+        if problem:
+            require_service(what, problem)
+        yield uri
+    finally:
+        service.down()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(services_run_dir) -> Iterator[str]:
+    """`127.0.0.1:PORT` of a real single-node KRaft Kafka broker, or HIVE_TEST_KAFKA_BOOTSTRAP."""
+    what = "Kafka broker"
+    external = os.environ.get("HIVE_TEST_KAFKA_BOOTSTRAP", "").strip()
+    if external:
+        problem = _check_kafka(external)
+        if problem:
+            require_service(what, f"HIVE_TEST_KAFKA_BOOTSTRAP is set but {problem}")
+        yield external
+        return
+    service = _ManagedService("kafka", services_run_dir)
+    env = service.up(what)
+    try:
+        bootstrap = env.get("HIVE_TEST_KAFKA_BOOTSTRAP")
+        if not bootstrap:
+            require_service(what, f"services.sh up wrote no HIVE_TEST_KAFKA_BOOTSTRAP into {services_run_dir / 'env'}")
+        problem = _check_kafka(bootstrap)
+        if problem:
+            require_service(what, problem)
+        yield bootstrap
+    finally:
+        service.down()

@@ -1,0 +1,360 @@
+#!/usr/bin/env bash
+# Real FerretDB (MongoDB wire protocol, SQLite backend) and Apache Kafka (KRaft) on loopback, for the
+# integration tests and for trying the platform against "production-shaped" services without Docker.
+#
+#   scripts/services.sh install [ferretdb|kafka]   build/fetch into the cache (idempotent, fast when cached)
+#   scripts/services.sh up      [ferretdb|kafka]   start on free 127.0.0.1 ports, wait until really ready
+#   scripts/services.sh down    [ferretdb|kafka]   stop (idempotent)
+#   scripts/services.sh status  [ferretdb|kafka]   exit 0 when every named service is running and answering
+#   scripts/services.sh env                        print `export ...` lines for the running services
+#   scripts/services.sh clean                      down + remove the run directory (data, logs)
+#
+# Everything lives under ${HIVE_SERVICES_DIR:-$HOME/.cache/hive-services}:
+#   ferretdb/<tag>/ferretdb          the FerretDB binary
+#   kafka/<version>/libs/*.jar        kafka_2.13 + runtime deps + slf4j-simple (from scripts/kafka/pom.xml)
+#   run/                              pid files, logs, data, and `env` (override with HIVE_SERVICES_RUN_DIR)
+# `up` writes run/env:
+#   HIVE_TEST_MONGODB_URI=mongodb://127.0.0.1:PORT/
+#   HIVE_TEST_KAFKA_BOOTSTRAP=127.0.0.1:PORT
+#
+# Needs: go (>= 1.24) for FerretDB, java (>= 17) + mvn for Kafka, python3 for port picking and probes.
+# Versions: HIVE_FERRETDB_VERSION (default v1.24.2, the last 1.x tag), HIVE_KAFKA_VERSION (default 4.2.0).
+# Fixed ports instead of free ones: HIVE_FERRETDB_PORT, HIVE_KAFKA_PORT, HIVE_KAFKA_CONTROLLER_PORT.
+#
+# Why FerretDB is not built with a plain `go install github.com/FerretDB/FerretDB/cmd/ferretdb@TAG`:
+#  * `go install pkg@version` looks up the module's version list to report deprecations, and the module
+#    proxy reachable here refuses that list for FerretDB (403), so it fails before building;
+#  * a binary built from the module zip panics at start-up ("Invalid build/version/version.txt"): the
+#    release process generates that file and it is not in the module.
+# So install downloads the tagged module with `go mod download`, copies it, writes
+# build/version/version.txt = TAG, and runs `go build ./cmd/ferretdb` inside it (its own go.mod/go.sum).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+DIR="${HIVE_SERVICES_DIR:-$HOME/.cache/hive-services}"
+RUN="${HIVE_SERVICES_RUN_DIR:-$DIR/run}"
+FERRETDB_VERSION="${HIVE_FERRETDB_VERSION:-v1.24.2}"
+KAFKA_VERSION="${HIVE_KAFKA_VERSION:-4.2.0}"
+FERRETDB_BIN="$DIR/ferretdb/$FERRETDB_VERSION/ferretdb"
+KAFKA_HOME="$DIR/kafka/$KAFKA_VERSION"
+KAFKA_LIBS="$KAFKA_HOME/libs"
+PY="${HIVE_SERVICES_PYTHON:-python3}"
+PROBE="$HERE/services_probe.py"
+FERRETDB_READY_S="${HIVE_FERRETDB_READY_S:-30}"
+KAFKA_READY_S="${HIVE_KAFKA_READY_S:-120}"
+KAFKA_HEAP="${HIVE_KAFKA_HEAP:--Xms128m -Xmx512m}"
+
+log() { printf '[services] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found on PATH ($2)"; }
+
+with_lock() {  # with_lock LOCKFILE cmd...: serialize concurrent install/up/down on the same directory
+    local lock="$1"; shift
+    mkdir -p "$(dirname "$lock")"
+    if command -v flock >/dev/null 2>&1; then
+        exec {lockfd}>"$lock"
+        flock "$lockfd"
+        "$@"
+        local rc=$?
+        flock -u "$lockfd"
+        exec {lockfd}>&-
+        return $rc
+    fi
+    "$@"
+}
+
+services_from_args() {
+    case "${1:-all}" in
+        all|"") echo "ferretdb kafka" ;;
+        ferretdb|mongo|mongodb) echo ferretdb ;;
+        kafka) echo kafka ;;
+        *) die "unknown service '$1' (ferretdb | kafka)" ;;
+    esac
+}
+
+# --------------------------------------------------------------------------------------- install
+ferretdb_installed() {
+    [[ -x "$FERRETDB_BIN" ]] || return 1
+    local out
+    out="$("$FERRETDB_BIN" --version 2>/dev/null)" || return 1
+    grep -qx "version: $FERRETDB_VERSION" <<< "$out"
+}
+
+install_ferretdb() {
+    if ferretdb_installed; then
+        log "ferretdb $FERRETDB_VERSION: cached at $FERRETDB_BIN"
+        return 0
+    fi
+    need go "install Go >= 1.24 to build FerretDB"
+    need "$PY" "python3 is used to read go's JSON output"
+    local t0=$SECONDS dest="$DIR/ferretdb/$FERRETDB_VERSION"
+    log "ferretdb $FERRETDB_VERSION: downloading the Go module"
+    local json srcdir
+    json="$(cd "$DIR" && GO111MODULE=on GOWORK=off GOFLAGS= go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION")" \
+        || die "go mod download github.com/FerretDB/FerretDB@$FERRETDB_VERSION failed"
+    srcdir="$(printf '%s' "$json" | "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir",""))')"
+    [[ -d "$srcdir" ]] || die "go mod download gave no source directory: $json"
+    local build="$dest/src.$$"
+    rm -rf "$build"; mkdir -p "$dest"
+    cp -R "$srcdir" "$build"
+    chmod -R u+w "$build"
+    printf '%s\n' "$FERRETDB_VERSION" > "$build/build/version/version.txt"
+    printf 'go-module\n' > "$build/build/version/package.txt"
+    log "ferretdb $FERRETDB_VERSION: building (CGO off, pure-Go SQLite)"
+    ( cd "$build" && CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-buildvcs=false \
+        go build -trimpath -o "$FERRETDB_BIN.tmp" ./cmd/ferretdb ) || { rm -rf "$build"; die "building ferretdb failed"; }
+    mv -f "$FERRETDB_BIN.tmp" "$FERRETDB_BIN"
+    rm -rf "$build"
+    ferretdb_installed || die "built $FERRETDB_BIN but it does not report version $FERRETDB_VERSION"
+    log "ferretdb $FERRETDB_VERSION: installed in $((SECONDS - t0))s"
+}
+
+kafka_stamp() {  # what the cached libs were made from: the pom and the version
+    { cat "$HERE/kafka/pom.xml"; echo "$KAFKA_VERSION"; } | cksum | cut -d' ' -f1
+}
+
+kafka_installed() {
+    [[ -f "$KAFKA_HOME/.installed" && "$(cat "$KAFKA_HOME/.installed")" == "$(kafka_stamp)" \
+        && -f "$KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar" ]]
+}
+
+install_kafka() {
+    if kafka_installed; then
+        log "kafka $KAFKA_VERSION: cached in $KAFKA_LIBS"
+        return 0
+    fi
+    need java "install a JDK >= 17"
+    need mvn "install Maven to fetch Kafka from Maven Central"
+    local t0=$SECONDS tmp="$KAFKA_HOME/libs.$$"
+    rm -rf "$tmp"; mkdir -p "$KAFKA_HOME"
+    log "kafka $KAFKA_VERSION: fetching kafka_2.13 and its runtime dependencies with Maven"
+    mvn -q -B -f "$HERE/kafka/pom.xml" dependency:copy-dependencies \
+        -Dkafka.version="$KAFKA_VERSION" -Dhive.kafka.lib="$tmp" >&2 \
+        || { rm -rf "$tmp"; die "mvn dependency:copy-dependencies failed"; }
+    [[ -f "$tmp/kafka_2.13-$KAFKA_VERSION.jar" ]] || die "kafka_2.13-$KAFKA_VERSION.jar missing after Maven"
+    rm -rf "$KAFKA_LIBS"
+    mv "$tmp" "$KAFKA_LIBS"
+    kafka_stamp > "$KAFKA_HOME/.installed"
+    log "kafka $KAFKA_VERSION: installed in $((SECONDS - t0))s ($(ls "$KAFKA_LIBS" | wc -l) jars)"
+}
+
+cmd_install() {
+    mkdir -p "$DIR"
+    local s
+    for s in $(services_from_args "${1:-all}"); do
+        with_lock "$DIR/.install.lock" "install_$s"
+    done
+}
+
+# --------------------------------------------------------------------------------------- run
+pid_alive() {  # pid_alive PIDFILE PATTERN: the recorded process exists and its command line matches
+    local pidfile="$1" pattern="$2" pid
+    [[ -f "$pidfile" ]] || return 1
+    pid="$(cat "$pidfile" 2>/dev/null)"
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    [[ -r "/proc/$pid/cmdline" ]] || return 1
+    tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q -- "$pattern" || return 1
+    ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null
+}
+
+spawn() {  # spawn PIDFILE LOGFILE cmd...: start detached (own session), record the real pid
+    local pidfile="$1" logfile="$2"; shift 2
+    # the inner shell writes its own pid and then execs the service, so the pid file is the service's
+    setsid bash -c 'echo $$ > "$0"; exec "$@"' "$pidfile" "$@" > "$logfile" 2>&1 < /dev/null &
+    local i
+    for i in $(seq 50); do [[ -s "$pidfile" ]] && return 0; sleep 0.1; done
+    die "could not start $1"
+}
+
+stop_pid() {  # stop_pid PIDFILE PATTERN NAME
+    local pidfile="$1" pattern="$2" name="$3" pid i
+    if pid_alive "$pidfile" "$pattern"; then
+        pid="$(cat "$pidfile")"
+        log "$name: stopping pid $pid"
+        kill -TERM "$pid" 2>/dev/null || true
+        for i in $(seq 300); do pid_alive "$pidfile" "$pattern" || break; sleep 0.1; done
+        if pid_alive "$pidfile" "$pattern"; then
+            log "$name: did not stop in 30s, killing"
+            kill -KILL "$pid" 2>/dev/null || true
+            sleep 0.5
+        fi
+    fi
+    rm -f "$pidfile"
+}
+
+write_env() {
+    mkdir -p "$RUN"
+    cat "$RUN"/ferretdb.env "$RUN"/kafka.env 2>/dev/null > "$RUN/env.tmp" || true
+    mv -f "$RUN/env.tmp" "$RUN/env"
+}
+
+env_value() {  # env_value FILE NAME
+    [[ -f "$1" ]] && sed -n "s/^$2=//p" "$1" | tail -1
+}
+
+up_ferretdb() {
+    ferretdb_installed || die "ferretdb $FERRETDB_VERSION is not installed: run '$0 install ferretdb'"
+    local pidfile="$RUN/ferretdb.pid" addr
+    if pid_alive "$pidfile" ferretdb; then
+        addr="$(env_value "$RUN/ferretdb.env" HIVE_TEST_FERRETDB_ADDR)"
+        if [[ -n "$addr" ]] && "$PY" "$PROBE" mongo "$addr"; then
+            log "ferretdb: already running on $addr"
+            return 0
+        fi
+        stop_pid "$pidfile" ferretdb ferretdb
+    fi
+    local port debug_port
+    read -r port debug_port < <("$PY" "$PROBE" freeport 2)
+    port="${HIVE_FERRETDB_PORT:-$port}"
+    addr="127.0.0.1:$port"
+    mkdir -p "$RUN/ferretdb-data" "$RUN/ferretdb-state"
+    log "ferretdb: starting $FERRETDB_VERSION on $addr (SQLite backend in $RUN/ferretdb-data)"
+    spawn "$pidfile" "$RUN/ferretdb.log" "$FERRETDB_BIN" \
+        --handler=sqlite --sqlite-url="file:$RUN/ferretdb-data/" --state-dir="$RUN/ferretdb-state" \
+        --listen-addr="$addr" --debug-addr="127.0.0.1:$debug_port" \
+        --telemetry=disable --log-level="${HIVE_FERRETDB_LOG_LEVEL:-WARN}"
+    if ! "$PY" "$PROBE" wait mongo "$addr" "$FERRETDB_READY_S" "$(cat "$pidfile")"; then
+        tail -n 30 "$RUN/ferretdb.log" >&2 || true
+        stop_pid "$pidfile" ferretdb ferretdb
+        die "ferretdb did not become ready (log: $RUN/ferretdb.log)"
+    fi
+    printf 'HIVE_TEST_MONGODB_URI=mongodb://%s/\nHIVE_TEST_FERRETDB_ADDR=%s\n' "$addr" "$addr" > "$RUN/ferretdb.env"
+    log "ferretdb: ready on $addr"
+}
+
+up_kafka() {
+    kafka_installed || die "kafka $KAFKA_VERSION is not installed: run '$0 install kafka'"
+    need java "install a JDK >= 17"
+    local pidfile="$RUN/kafka.pid" addr
+    if pid_alive "$pidfile" kafka.Kafka; then
+        addr="$(env_value "$RUN/kafka.env" HIVE_TEST_KAFKA_BOOTSTRAP)"
+        if [[ -n "$addr" ]] && "$PY" "$PROBE" kafka "$addr"; then
+            log "kafka: already running on $addr"
+            return 0
+        fi
+        stop_pid "$pidfile" kafka.Kafka kafka
+    fi
+    local port cport
+    read -r port cport < <("$PY" "$PROBE" freeport 2)
+    port="${HIVE_KAFKA_PORT:-$port}"
+    cport="${HIVE_KAFKA_CONTROLLER_PORT:-$cport}"
+    addr="127.0.0.1:$port"
+    # a throw-away single-node cluster: fresh storage on every start (the ports may have changed)
+    rm -rf "$RUN/kafka-data"
+    mkdir -p "$RUN/kafka-data"
+    cat > "$RUN/kafka.properties" <<EOF
+# generated by scripts/services.sh: one combined broker+controller node on loopback (KRaft)
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://$addr,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://$addr
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$RUN/kafka-data
+num.partitions=1
+num.network.threads=2
+num.io.threads=2
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+# tests produce events with timestamps days in the past: never expire them by time
+log.retention.ms=-1
+EOF
+    local java_opts=($KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
+        -Dorg.slf4j.simpleLogger.defaultLogLevel="${HIVE_KAFKA_LOG_LEVEL:-warn}"
+        -Dorg.slf4j.simpleLogger.log.kafka.server.KafkaRaftServer=info
+        -Dorg.slf4j.simpleLogger.showDateTime=true)
+    local cluster_id
+    cluster_id="$(java -cp "$KAFKA_LIBS/*" -Dorg.slf4j.simpleLogger.defaultLogLevel=warn kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)"
+    [[ -n "$cluster_id" ]] || die "kafka.tools.StorageTool random-uuid failed"
+    java -cp "$KAFKA_LIBS/*" -Dorg.slf4j.simpleLogger.defaultLogLevel=warn kafka.tools.StorageTool \
+        format -t "$cluster_id" -c "$RUN/kafka.properties" > "$RUN/kafka-format.log" 2>&1 \
+        || { tail -n 20 "$RUN/kafka-format.log" >&2; die "formatting Kafka storage failed"; }
+    log "kafka: starting $KAFKA_VERSION (KRaft, cluster $cluster_id) on $addr, controller 127.0.0.1:$cport"
+    spawn "$pidfile" "$RUN/kafka.log" java "${java_opts[@]}" -cp "$KAFKA_LIBS/*" kafka.Kafka "$RUN/kafka.properties"
+    if ! "$PY" "$PROBE" wait kafka "$addr" "$KAFKA_READY_S" "$(cat "$pidfile")"; then
+        tail -n 40 "$RUN/kafka.log" >&2 || true
+        stop_pid "$pidfile" kafka.Kafka kafka
+        die "kafka did not become ready (log: $RUN/kafka.log)"
+    fi
+    printf 'HIVE_TEST_KAFKA_BOOTSTRAP=%s\n' "$addr" > "$RUN/kafka.env"
+    log "kafka: ready on $addr"
+}
+
+down_ferretdb() {
+    stop_pid "$RUN/ferretdb.pid" ferretdb ferretdb
+    rm -f "$RUN/ferretdb.env"
+}
+
+down_kafka() {
+    stop_pid "$RUN/kafka.pid" kafka.Kafka kafka
+    rm -f "$RUN/kafka.env"
+}
+
+cmd_up() {
+    mkdir -p "$RUN"
+    need "$PY" "python3 picks free ports and probes readiness"
+    local s
+    for s in $(services_from_args "${1:-all}"); do
+        with_lock "$RUN/.lock" "up_$s"
+    done
+    write_env
+    cat "$RUN/env"
+}
+
+cmd_down() {
+    [[ -d "$RUN" ]] || return 0
+    local s
+    for s in $(services_from_args "${1:-all}"); do
+        with_lock "$RUN/.lock" "down_$s"
+    done
+    write_env
+}
+
+cmd_status() {
+    local s rc=0 addr
+    for s in $(services_from_args "${1:-all}"); do
+        case "$s" in
+            ferretdb)
+                if ! ferretdb_installed; then echo "ferretdb: not installed ($FERRETDB_VERSION)"; rc=3
+                elif pid_alive "$RUN/ferretdb.pid" ferretdb; then
+                    addr="$(env_value "$RUN/ferretdb.env" HIVE_TEST_FERRETDB_ADDR)"
+                    if [[ -n "$addr" ]] && "$PY" "$PROBE" mongo "$addr"; then
+                        echo "ferretdb: running $FERRETDB_VERSION pid $(cat "$RUN/ferretdb.pid") mongodb://$addr/"
+                    else echo "ferretdb: process $(cat "$RUN/ferretdb.pid") alive but not answering"; rc=3; fi
+                else echo "ferretdb: stopped ($FERRETDB_VERSION installed)"; rc=3; fi ;;
+            kafka)
+                if ! kafka_installed; then echo "kafka: not installed ($KAFKA_VERSION)"; rc=3
+                elif pid_alive "$RUN/kafka.pid" kafka.Kafka; then
+                    addr="$(env_value "$RUN/kafka.env" HIVE_TEST_KAFKA_BOOTSTRAP)"
+                    if [[ -n "$addr" ]] && "$PY" "$PROBE" kafka "$addr"; then
+                        echo "kafka: running $KAFKA_VERSION pid $(cat "$RUN/kafka.pid") bootstrap $addr"
+                    else echo "kafka: process $(cat "$RUN/kafka.pid") alive but not answering"; rc=3; fi
+                else echo "kafka: stopped ($KAFKA_VERSION installed)"; rc=3; fi ;;
+        esac
+    done
+    return $rc
+}
+
+cmd_env() {
+    [[ -f "$RUN/env" ]] || return 0
+    sed -e '/^[A-Z_][A-Z0-9_]*=/!d' -e 's/^/export /' "$RUN/env"
+}
+
+case "${1:-}" in
+    install) cmd_install "${2:-all}" ;;
+    up) cmd_up "${2:-all}" ;;
+    down) cmd_down "${2:-all}" ;;
+    status) cmd_status "${2:-all}" ;;
+    env) cmd_env ;;
+    clean) cmd_down all; rm -rf "$RUN" ;;
+    -h|--help|help) sed -n '2,32p' "$0" ;;
+    *) echo "usage: $0 install|up|down|status|env|clean [ferretdb|kafka]" >&2; exit 2 ;;
+esac
