@@ -171,7 +171,17 @@ def compute_matrix(plans: Iterable) -> tuple[np.ndarray, list[str]]:
             break
     if not blocks:
         return np.zeros((0, _N_NUMERIC)), []
-    return (blocks[0] if len(blocks) == 1 else np.concatenate(blocks)), domains
+    if len(blocks) == 1:
+        return blocks[0], domains
+    # copy block by block, releasing each: peak ~ output + one block (np.concatenate would hold both)
+    matrix = np.empty((len(domains), _N_NUMERIC), dtype=np.float64)
+    blocks.reverse()
+    pos = 0
+    while blocks:
+        block = blocks.pop()
+        matrix[pos:pos + block.shape[0]] = block
+        pos += block.shape[0]
+    return matrix, domains
 
 
 def _cat(parts: list, i: int, dtype) -> np.ndarray:

@@ -126,6 +126,23 @@ def audit_confidences_from_store(store: DocumentStore) -> AuditReader:
     return read
 
 
+def audit_confidences_from_kafka(bootstrap_servers: str, topic: str = "intentions.audit") -> AuditReader:
+    """Intent confidences from the `intentions.audit` topic, read for the collection window."""
+
+    def read(intent_ids: list[str], start: datetime, end: datetime) -> dict[str, float]:
+        from hive_assets.sources.kafka import read_audit_events
+
+        wanted = set(intent_ids)
+        out: dict[str, float] = {}
+        for event in read_audit_events(bootstrap_servers, start, end, topic=topic):
+            conf = event.get("confidence")
+            if str(event.get("id")) in wanted and isinstance(conf, (int, float)) and not isinstance(conf, bool):
+                out[str(event["id"])] = float(conf)
+        return out
+
+    return read
+
+
 def collect(
     store: DocumentStore,
     specialist: str,

@@ -163,19 +163,19 @@ seeded_plans = st.builds(
 )
 
 
-@settings(HYPOTHESIS, max_examples=300)
+@settings(HYPOTHESIS, max_examples=500)
 @given(small_plans)
 def test_small_plans_match_reference(plan):
     check_all_paths([plan])
 
 
-@settings(HYPOTHESIS, max_examples=120)
+@settings(HYPOTHESIS, max_examples=250)
 @given(seeded_plans)
 def test_seeded_plans_match_reference(plan):
     check_all_paths([plan])
 
 
-@settings(HYPOTHESIS, max_examples=40)
+@settings(HYPOTHESIS, max_examples=80)
 @given(st.lists(st.one_of(small_plans, seeded_plans.filter(lambda p: len(p["tasks"]) <= 80)), min_size=2, max_size=40))
 def test_many_plans_in_one_frame_match_reference(plans):
     check_all_paths(plans)
@@ -495,4 +495,4 @@ def test_import_is_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     heavy, seconds = out.rsplit("]", 1)
     assert heavy + "]" == "[]", out
-    assert float(seconds) < 5.0, out
+    assert float(seconds) < 10.0, out  # generous: the CI box is shared; pandas dominates

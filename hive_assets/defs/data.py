@@ -6,7 +6,10 @@ from datetime import datetime, timezone
 import dagster as dg
 import pandas as pd
 
-from hive_assets.collect import CollectResult, TrustPolicy, collect, persist_quarantine
+from hive_assets.collect import (
+    CollectResult, TrustPolicy, audit_confidences_from_kafka, audit_confidences_from_store, collect,
+    persist_quarantine,
+)
 from hive_assets.config import CLASSES
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, PlatformSettings
@@ -28,19 +31,9 @@ class CollectConfig(dg.Config):
 
 
 def audit_reader_for(platform: PlatformSettings, store):
-    from hive_assets.collect import audit_confidences_from_store
-
-    if not platform.kafka_bootstrap_servers:
-        return audit_confidences_from_store(store)
-    from hive_assets.sources.kafka import read_audit_events
-
-    def read(intent_ids, start, end):
-        events, _bad = read_audit_events(platform.kafka_bootstrap_servers, start, end)
-        wanted = set(intent_ids)
-        return {str(e["id"]): float(e["confidence"]) for e in events
-                if str(e.get("id")) in wanted and isinstance(e.get("confidence"), (int, float))}
-
-    return read
+    if platform.kafka_bootstrap_servers:
+        return audit_confidences_from_kafka(platform.kafka_bootstrap_servers)
+    return audit_confidences_from_store(store)
 
 
 @dg.asset(

@@ -76,6 +76,17 @@ def test_one_partition_end_to_end_then_a_challenger(platform_env):
     assert (labels == test["label"].to_numpy()).mean() == pytest.approx(report["metrics"]["accuracy"])
     assert np.all((confidence > 0) & (confidence <= 1))
 
+    # the serving helper gives the same answer for one plan as the batch path
+    from hive_assets.serving import load_evaluator
+
+    evaluator = load_evaluator(client.tracking_uri, "business")
+    raw = result.output_for_node("raw_production_data").frame
+    plan = raw.loc[raw["opinion_id"] == test["opinion_id"].iloc[0], "plan"].iloc[0]
+    one = evaluator.evaluate(plan)
+    assert one.model_version == "1"
+    assert (one.recommendation, one.confidence) == pytest.approx((labels[0], confidence[0]))
+    assert sum(one.probabilities.values()) == pytest.approx(1.0)
+
     # registering the same MLflow run again returns the same version
     again, created = registry.register_version(client, "business", version.run_id, version.source, {})
     assert (again.version, created) == ("1", False)

@@ -1,0 +1,92 @@
+"""raw_production_data from MongoDB (FerretDB) + Kafka equals the embedded store's; outages fail clearly."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from hive_assets.defs import build_defs
+from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
+from hive_assets.simulator import simulate
+from hive_assets.sources.kafka import produce_audit_events
+from hive_assets.store import SQLiteStore
+from hive_assets.store.mongo import MongoStore
+
+pytestmark = pytest.mark.services
+NOW = datetime(2026, 9, 1, tzinfo=timezone.utc)
+COLLECTIONS = ("cognitive_ledger", "cognitive_plans", "specialist_opinions", "specialist_feedback")
+
+
+def _collect(resources: dict, specialist: str = "business"):
+    defs = build_defs()
+    result = dg.materialize(
+        list(defs.assets), selection=["raw_production_data"], partition_key=specialist,
+        resources={"mlflow": MlflowResource(), **resources}, instance=dg.DagsterInstance.ephemeral(),
+        run_config={"ops": {"raw_production_data": {"config": {"as_of": NOW.isoformat(), "min_samples": 10}}}},
+        raise_on_error=False,
+    )
+    return result
+
+
+def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.drop(columns=["plan"]).copy()
+    out["plan_json"] = [repr(sorted((k, repr(v)) for k, v in p.items() if k != "created_at")) for p in frame["plan"]]
+    return out.sort_values("opinion_id").reset_index(drop=True)
+
+
+def test_mongodb_and_kafka_give_the_same_raw_production_data(hive_home, ferretdb_uri, kafka_bootstrap):
+    embedded = SQLiteStore(hive_home / "store.sqlite")
+    simulate(embedded, plans=250, days=30, seed=77, now=NOW, malformed_rate=0.03)
+    database = f"parity_{uuid.uuid4().hex[:8]}"
+    with MongoStore(ferretdb_uri, database) as mongo:
+        for coll in COLLECTIONS:
+            mongo.upsert_many(coll, list(embedded.find(coll)))
+    # the audit events go to the topic only: the Kafka path must not read them from the store
+    events = list(embedded.find("intentions_audit"))
+    assert produce_audit_events(kafka_bootstrap, events) == len(events)
+
+    local = _collect({"document_store": DocumentStoreResource(), "platform": PlatformSettings()})
+    remote = _collect({"document_store": DocumentStoreResource(mongodb_uri=ferretdb_uri, database=database),
+                       "platform": PlatformSettings(kafka_bootstrap_servers=kafka_bootstrap)})
+    assert local.success and remote.success
+    a, b = local.output_for_node("raw_production_data"), remote.output_for_node("raw_production_data")
+    assert len(a.frame) > 500 and a.counts["quarantined"] > 0
+    pd.testing.assert_frame_equal(_comparable(a.frame), _comparable(b.frame))
+    assert a.quarantined_by_reason == b.quarantined_by_reason
+    for key in ("rows", "labelled", "filtered_low_intent_confidence", "filtered_no_audit_event", "feedback_dropped"):
+        assert a.counts[key] == b.counts[key], key
+
+
+def test_mongodb_down_is_a_clear_error_and_a_retry(hive_home):
+    from hive_assets_tests.conftest import free_port
+
+    port = free_port()  # nothing listens there
+    uri = f"mongodb://hive:topsecret@127.0.0.1:{port}/?serverSelectionTimeoutMS=500"
+    result = _collect({"document_store": DocumentStoreResource(mongodb_uri=uri), "platform": PlatformSettings()})
+    assert not result.success
+    retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert len(retries) == 2  # the asset's RetryPolicy(max_retries=2)
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = str(failure.step_failure_data.error)
+    assert f"127.0.0.1:{port}" in message and "topsecret" not in message
+    text = "\n".join(str(e) for e in result.all_events)
+    assert "topsecret" not in text
+
+
+def test_kafka_down_is_a_clear_error_not_a_hang(hive_home):
+    from hive_assets_tests.conftest import free_port
+
+    embedded = SQLiteStore(hive_home / "store.sqlite")
+    simulate(embedded, plans=30, days=10, seed=3, now=NOW)
+    bootstrap = f"127.0.0.1:{free_port()}"
+    started = datetime.now(timezone.utc)
+    result = _collect({"document_store": DocumentStoreResource(),
+                       "platform": PlatformSettings(kafka_bootstrap_servers=bootstrap)})
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert bootstrap in str(failure.step_failure_data.error)
+    assert (datetime.now(timezone.utc) - started).total_seconds() < 240
