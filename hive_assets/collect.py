@@ -126,7 +126,8 @@ def audit_confidences_from_store(store: DocumentStore) -> AuditReader:
     return read
 
 
-def audit_confidences_from_kafka(bootstrap_servers: str, topic: str = "intentions.audit") -> AuditReader:
+def audit_confidences_from_kafka(bootstrap_servers: str, topic: str = "intentions.audit",
+                                 timeout_s: float = 30.0) -> AuditReader:
     """Intent confidences from the `intentions.audit` topic, read for the collection window."""
 
     def read(intent_ids: list[str], start: datetime, end: datetime) -> dict[str, float]:
@@ -134,7 +135,7 @@ def audit_confidences_from_kafka(bootstrap_servers: str, topic: str = "intention
 
         wanted = set(intent_ids)
         out: dict[str, float] = {}
-        for event in read_audit_events(bootstrap_servers, start, end, topic=topic):
+        for event in read_audit_events(bootstrap_servers, start, end, topic=topic, timeout_s=timeout_s):
             conf = event.get("confidence")
             if str(event.get("id")) in wanted and isinstance(conf, (int, float)) and not isinstance(conf, bool):
                 out[str(event["id"])] = float(conf)

@@ -56,6 +56,11 @@ POLICIES: dict[str, dict[str, Any]] = {
 CLASS_SHARES = (0.40, 0.32)  # approve, review_required; reject gets the rest
 
 
+def _ms(value: datetime) -> datetime:
+    """Millisecond precision, as BSON dates store it: both stores then hold the same instants."""
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
 def _plan_properties(plan: dict) -> dict[str, float]:
     tasks = plan["tasks"]
     n = len(tasks)
@@ -170,7 +175,7 @@ def make_plans(n: int, seed: int, now: datetime | None = None, days: float = 60.
     rng = np.random.default_rng(seed)
     now = now or datetime(2026, 1, 1, tzinfo=timezone.utc)
     offsets = np.sort(rng.uniform(0.0, days * 86400.0, size=n))[::-1]
-    return [_make_plan(i, rng, seed, now - timedelta(seconds=float(offsets[i]) + 3600.0), drift) for i in range(n)]
+    return [_make_plan(i, rng, seed, _ms(now - timedelta(seconds=float(offsets[i]) + 3600.0)), drift) for i in range(n)]
 
 
 # -- malformed documents ------------------------------------------------------------------------------
@@ -285,7 +290,7 @@ def simulate(
         if rng.random() >= 0.02:
             buffers["intentions_audit"].append({
                 "id": plan["intent_id"],
-                "timestamp": created - timedelta(seconds=float(rng.uniform(1, 30))),
+                "timestamp": _ms(created - timedelta(seconds=float(rng.uniform(1, 30)))),
                 "confidence": round(float(rng.beta(9.0, 2.0)), 4),
                 "intent": {"text": f"intent for {plan['plan_id']}", "domain": plan["original_domain"]},
                 "actor": {"id": f"user-{int(rng.integers(500))}"},
@@ -314,7 +319,7 @@ def simulate(
 
         for s_idx, specialist in enumerate(SPECIALISTS):
             opinion_id = f"op-{seed}-{plan['plan_id'][-7:]}-{specialist}"
-            evaluated = created + timedelta(seconds=float(rng.uniform(2, 90)) + s_idx)
+            evaluated = _ms(created + timedelta(seconds=float(rng.uniform(2, 90)) + s_idx))
             truth = policy_label(specialist, plan)
             # the heuristic always draws, so the rest of the data set does not depend on who served
             rec, conf, version = heuristic_opinion(specialist, plan, rng)
@@ -342,7 +347,7 @@ def simulate(
             # feedback: humans label from the hidden policy with noise, after a delay
             if rng.random() >= feedback_rate:
                 continue
-            submitted = evaluated + timedelta(hours=float(rng.uniform(0.2, 48)))
+            submitted = _ms(evaluated + timedelta(hours=float(rng.uniform(0.2, 48))))
             if submitted > now:
                 continue
             label = _noisy(truth, rng, label_noise)

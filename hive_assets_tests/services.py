@@ -73,7 +73,8 @@ class _ManagedService:
     def __init__(self, name: str, run_dir: Path):
         self.name = name
         self.run_dir = run_dir
-        self.env = {**os.environ, "HIVE_SERVICES_RUN_DIR": str(run_dir)}
+        # the services stop by themselves if this pytest process dies without running the finalizers
+        self.env = {**os.environ, "HIVE_SERVICES_RUN_DIR": str(run_dir), "HIVE_SERVICES_WATCH_PID": str(os.getpid())}
 
     def up(self, what: str) -> dict[str, str]:
         if shutil.which("bash") is None:

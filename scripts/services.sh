@@ -16,10 +16,13 @@
 # `up` writes run/env:
 #   HIVE_TEST_MONGODB_URI=mongodb://127.0.0.1:PORT/
 #   HIVE_TEST_KAFKA_BOOTSTRAP=127.0.0.1:PORT
+# FerretDB keeps its SQLite files in run/ferretdb-data between runs; Kafka is a throw-away single node
+# (broker + controller) whose storage is formatted afresh on every start.
 #
 # Needs: go (>= 1.24) for FerretDB, java (>= 17) + mvn for Kafka, python3 for port picking and probes.
 # Versions: HIVE_FERRETDB_VERSION (default v1.24.2, the last 1.x tag), HIVE_KAFKA_VERSION (default 4.2.0).
 # Fixed ports instead of free ones: HIVE_FERRETDB_PORT, HIVE_KAFKA_PORT, HIVE_KAFKA_CONTROLLER_PORT.
+# HIVE_SERVICES_WATCH_PID=PID: services started by this `up` stop by themselves once PID has exited.
 #
 # Why FerretDB is not built with a plain `go install github.com/FerretDB/FerretDB/cmd/ferretdb@TAG`:
 #  * `go install pkg@version` looks up the module's version list to report deprecations, and the module
@@ -128,9 +131,9 @@ install_kafka() {
     local t0=$SECONDS tmp="$KAFKA_HOME/libs.$$"
     rm -rf "$tmp"; mkdir -p "$KAFKA_HOME"
     log "kafka $KAFKA_VERSION: fetching kafka_2.13 and its runtime dependencies with Maven"
-    mvn -q -B -f "$HERE/kafka/pom.xml" dependency:copy-dependencies \
-        -Dkafka.version="$KAFKA_VERSION" -Dhive.kafka.lib="$tmp" >&2 \
-        || { rm -rf "$tmp"; die "mvn dependency:copy-dependencies failed"; }
+    mvn -q -B -Dstyle.color=never -f "$HERE/kafka/pom.xml" dependency:copy-dependencies \
+        -Dkafka.version="$KAFKA_VERSION" -Dhive.kafka.lib="$tmp" > "$KAFKA_HOME/mvn.log" 2>&1 \
+        || { sed 's/\x1b\[[0-9;]*m//g' "$KAFKA_HOME/mvn.log" | tail -n 40 >&2; rm -rf "$tmp"; die "mvn dependency:copy-dependencies failed"; }
     [[ -f "$tmp/kafka_2.13-$KAFKA_VERSION.jar" ]] || die "kafka_2.13-$KAFKA_VERSION.jar missing after Maven"
     rm -rf "$KAFKA_LIBS"
     mv "$tmp" "$KAFKA_LIBS"
@@ -164,6 +167,24 @@ spawn() {  # spawn PIDFILE LOGFILE cmd...: start detached (own session), record 
     local i
     for i in $(seq 50); do [[ -s "$pidfile" ]] && return 0; sleep 0.1; done
     die "could not start $1"
+}
+
+watch_parent() {  # watch_parent PIDFILE PATTERN: stop the service once $HIVE_SERVICES_WATCH_PID has exited
+    # (the pytest fixtures set it to their own pid, so a killed test run leaves no broker behind)
+    local parent="${HIVE_SERVICES_WATCH_PID:-}" pid
+    [[ "$parent" =~ ^[0-9]+$ ]] || return 0
+    pid="$(cat "$1")"
+    setsid bash -c '
+        parent=$1 pid=$2 pattern=$3
+        matches() { tr "\0" " " < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern"; }
+        while kill -0 "$parent" 2>/dev/null; do
+            kill -0 "$pid" 2>/dev/null || exit 0
+            sleep 2
+        done
+        matches || exit 0
+        kill -TERM "$pid" 2>/dev/null
+        for _ in $(seq 60); do matches || exit 0; sleep 0.5; done
+        kill -KILL "$pid" 2>/dev/null' _ "$parent" "$pid" "$2" > /dev/null 2>&1 < /dev/null &
 }
 
 stop_pid() {  # stop_pid PIDFILE PATTERN NAME
@@ -213,6 +234,7 @@ up_ferretdb() {
         --handler=sqlite --sqlite-url="file:$RUN/ferretdb-data/" --state-dir="$RUN/ferretdb-state" \
         --listen-addr="$addr" --debug-addr="127.0.0.1:$debug_port" \
         --telemetry=disable --log-level="${HIVE_FERRETDB_LOG_LEVEL:-WARN}"
+    watch_parent "$pidfile" ferretdb
     if ! "$PY" "$PROBE" wait mongo "$addr" "$FERRETDB_READY_S" "$(cat "$pidfile")"; then
         tail -n 30 "$RUN/ferretdb.log" >&2 || true
         stop_pid "$pidfile" ferretdb ferretdb
@@ -279,6 +301,7 @@ EOF
         || { tail -n 20 "$RUN/kafka-format.log" >&2; die "formatting Kafka storage failed"; }
     log "kafka: starting $KAFKA_VERSION (KRaft, cluster $cluster_id) on $addr, controller 127.0.0.1:$cport"
     spawn "$pidfile" "$RUN/kafka.log" java "${java_opts[@]}" -cp "$KAFKA_LIBS/*" kafka.Kafka "$RUN/kafka.properties"
+    watch_parent "$pidfile" kafka.Kafka
     if ! "$PY" "$PROBE" wait kafka "$addr" "$KAFKA_READY_S" "$(cat "$pidfile")"; then
         tail -n 40 "$RUN/kafka.log" >&2 || true
         stop_pid "$pidfile" kafka.Kafka kafka
@@ -355,6 +378,6 @@ case "${1:-}" in
     status) cmd_status "${2:-all}" ;;
     env) cmd_env ;;
     clean) cmd_down all; rm -rf "$RUN" ;;
-    -h|--help|help) sed -n '2,32p' "$0" ;;
+    -h|--help|help) sed -n '2,/^set /{/^#/p}' "$0" ;;
     *) echo "usage: $0 install|up|down|status|env|clean [ferretdb|kafka]" >&2; exit 2 ;;
 esac

@@ -32,7 +32,7 @@ class CollectConfig(dg.Config):
 
 def audit_reader_for(platform: PlatformSettings, store):
     if platform.kafka_bootstrap_servers:
-        return audit_confidences_from_kafka(platform.kafka_bootstrap_servers)
+        return audit_confidences_from_kafka(platform.kafka_bootstrap_servers, timeout_s=platform.kafka_timeout_s)
     return audit_confidences_from_store(store)
 
 

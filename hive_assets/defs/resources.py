@@ -64,6 +64,7 @@ class PlatformSettings(dg.ConfigurableResource):
     data_collection_days: int = 90
     min_confidence: float = 0.7
     kafka_bootstrap_servers: str = ""
+    kafka_timeout_s: float = 30.0  # one read of the audit window, end to end: a down broker fails, never hangs
 
     @classmethod
     def from_env(cls):

@@ -237,7 +237,7 @@ def read_audit_events(
                     f"Kafka at {bootstrap_servers}: timed out after {timeout_s:g}s reading {topic!r} "
                     f"(partitions {sorted(pending)} not read up to their high watermark)"
                 )
-            for msg in consumer.consume(num_messages=500, timeout=deadline.left(cap=1.0)):
+            for msg in consumer.consume(num_messages=500, timeout=deadline.left(cap=0.1)):
                 p = msg.partition()
                 err = msg.error()
                 if err is not None:

@@ -21,6 +21,12 @@ Decisions, where the two servers or the two stores differ:
   as `{$ne: null}` and `$exists: false` as `{field: null}` (missing or null).
 * `find` without a sort returns the server's natural order; with a sort, `_id` breaks ties (insertion
   order, like the SQLite store's rowid).
+* `upsert_many`: `ReplaceOne(upsert=True)` by key, `InsertOne` for key-less documents, in ordered
+  bulk writes. On FerretDB 1.x, whose SQLite backend pushes only `_id` filters down to SQL (every
+  other filter scans the collection, indexes or not), new keys are found with one `$in` query per batch
+  and inserted outright, and bulk commands are kept to 50 operations (see `_bulk`: larger `update`
+  commands deadlock it). An upsert there still costs a collection scan: FerretDB with SQLite is a test
+  and development stand-in, not for large collections.
 * Documents are written without `_id` (replacements keep the stored `_id`), and `find` never returns
   it. Timestamps are BSON dates, read back as timezone-aware UTC datetimes (`tz_aware=True`).
 * `aggregate` runs server-side when every stage and accumulator is in the subset above; anything
@@ -48,11 +54,11 @@ import pymongo
 from bson.codec_options import TypeRegistry
 from pymongo import IndexModel, InsertOne, ReplaceOne
 from pymongo.errors import (
+    BulkWriteError,
     ConfigurationError,
     ConnectionFailure,
     InvalidURI,
     OperationFailure,
-    PyMongoError,
 )
 
 from hive_assets.config import redact_uri
@@ -69,6 +75,7 @@ from hive_assets.store.base import (
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
+FERRETDB_CHUNK = 50
 # OperationFailure codes that mean "the server cannot be used with these credentials"
 _AUTH_CODES = {13, 18}  # Unauthorized, AuthenticationFailed
 # codes that mean "the server does not implement this" (FerretDB 1.x answers 238)
@@ -90,10 +97,18 @@ def _fallback_encoder(value: Any) -> Any:
 
 def _hosts(uri: str) -> str:
     """`host:port[,host:port]` from a MongoDB URI, without credentials (no DNS lookups)."""
+    if uri.startswith("mongodb://"):
+        try:
+            from pymongo.uri_parser import parse_uri
+
+            return ",".join(f"{host}:{port}" for host, port in parse_uri(uri)["nodelist"])
+        except Exception:  # noqa: BLE001 - invalid URIs are reported by MongoClient
+            pass
     rest = uri.split("://", 1)[-1]
-    netloc = rest.split("/", 1)[0].split("?", 1)[0]
-    netloc = netloc.rsplit("@", 1)[-1]
-    return netloc or "localhost:27017"
+    netloc = rest.split("?", 1)[0]
+    if "@" in netloc:
+        netloc = netloc.rsplit("@", 1)[1]
+    return netloc.split("/", 1)[0] or "localhost:27017"
 
 
 def _password(uri: str) -> str | None:
@@ -101,6 +116,14 @@ def _password(uri: str) -> str | None:
         return urlsplit(uri).password
     except ValueError:
         return None
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def translate_filter(filter: Filter | None) -> dict[str, Any]:
@@ -134,8 +157,8 @@ class MongoStore(DocumentStore):
         self.uri = uri
         self.database = database
         self.timeout_ms = int(timeout_ms)
-        self._hosts = _hosts(uri)
         self._secret = _password(uri)
+        self._hosts = self._clean(_hosts(uri))
         try:
             self.client: pymongo.MongoClient = pymongo.MongoClient(
                 uri,
@@ -152,6 +175,8 @@ class MongoStore(DocumentStore):
         self.db = self.client[database]
         self._indexed: set[str] = set()
         self._ferretdb: bool | None = None
+        #: look up existing keys and insert new documents outright (None: only on FerretDB)
+        self.insert_new_first: bool | None = None
 
     def describe(self) -> str:
         return redact_uri(self.uri)
@@ -225,6 +250,10 @@ class MongoStore(DocumentStore):
                     log.warning("%s: no unique index on %s: %s", collection, key, self._clean(str(exc)))
             models = [IndexModel([(f, pymongo.ASCENDING)]) for f in meta["indexed"]]
             models += [IndexModel([(f, pymongo.ASCENDING) for f in fields]) for fields in COMPOUND_INDEXES.get(collection, ())]
+            # only the missing ones: FerretDB 1.24 panics on a createIndexes that repeats several
+            # existing indexes (seen re-opening a database: "slice bounds out of range [:3:2]")
+            existing = {tuple(tuple(k) for k in info["key"]) for info in coll.index_information().values()}
+            models = [m for m in models if tuple(tuple(k) for k in m.document["key"].items()) not in existing]
             if models:
                 self._create(coll, models)
 
@@ -233,27 +262,72 @@ class MongoStore(DocumentStore):
         key = key_field(collection)
         coll = self._coll(collection)
         written = 0
-        ops: list[Any] = []
+        batch: list[dict[str, Any]] = []
+        for doc in docs:
+            batch.append({k: v for k, v in doc.items() if k != "_id"})
+            if len(batch) >= BATCH_SIZE:
+                written += self._write_batch(coll, key, batch)
+                batch = []
+        if batch:
+            written += self._write_batch(coll, key, batch)
+        return written
 
-        def flush() -> None:
-            nonlocal written, ops
-            if ops:
+    def _write_batch(self, coll, key: str, batch: list[dict[str, Any]]) -> int:
+        """One batch: key-less documents are inserted, keyed ones replaced-or-inserted by key.
+
+        On FerretDB the keys already stored are looked up first (one query) and new documents are
+        inserted outright: there an upsert costs a scan of the collection (only `_id` filters are pushed
+        down to SQLite), an insert does not. A concurrent writer inserting the same key in between makes
+        the insert fail with a duplicate key; that document is then upserted by key instead.
+        """
+        existing: set[Any] | None = None
+        if self.insert_new_first is True or (self.insert_new_first is None and self.is_ferretdb):
+            keys = list({d[key] for d in batch if d.get(key) is not None and _hashable(d[key])})
+            existing = set()
+            with self._guard():
+                for i in range(0, len(keys), BATCH_SIZE):
+                    cursor = coll.find({key: {"$in": keys[i : i + BATCH_SIZE]}}, {key: 1, "_id": 0}, batch_size=BATCH_SIZE)
+                    existing.update(d.get(key) for d in cursor if _hashable(d.get(key)))
+        plan: list[tuple[str, dict[str, Any]]] = []
+        for body in batch:
+            k = body.get(key)
+            if k is None or (existing is not None and _hashable(k) and k not in existing):
+                plan.append(("insert", body))
+                if existing is not None and k is not None:
+                    existing.add(k)  # the same key again in this batch: replace that one
+            else:
+                plan.append(("replace", body))
+        self._bulk(coll, key, plan)
+        return len(batch)
+
+    def _bulk(self, coll, key: str, plan: list[tuple[str, dict[str, Any]]]) -> None:
+        # FerretDB 1.x (SQLite backend) deadlocks on an `update` command of more than 100 statements
+        # that match documents (each holds one of its 100 pooled connections until the command ends):
+        # keep its commands small.
+        chunk = FERRETDB_CHUNK if self.is_ferretdb else BATCH_SIZE
+        i = 0
+        while i < len(plan):
+            part = plan[i : i + chunk]
+            ops = [
+                InsertOne(dict(body)) if kind == "insert" else ReplaceOne({key: body[key]}, body, upsert=True)
+                for kind, body in part
+            ]
+            try:
                 with self._guard():
                     coll.bulk_write(ops, ordered=True)
-                written += len(ops)
-                ops = []
-
-        for doc in docs:
-            body = {k: v for k, v in doc.items() if k != "_id"}
-            k = body.get(key)
-            if k is None:
-                ops.append(InsertOne(body))
-            else:
-                ops.append(ReplaceOne({key: k}, body, upsert=True))
-            if len(ops) >= BATCH_SIZE:
-                flush()
-        flush()
-        return written
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors") or []
+                if not errors:
+                    raise
+                j = errors[0].get("index", 0)
+                kind, body = part[j]
+                if errors[0].get("code") == 11000 and kind == "insert" and body.get(key) is not None:
+                    # ordered: everything before j was written; upsert j by key, then go on after it
+                    plan[i + j] = ("replace", body)
+                    i += j
+                    continue
+                raise
+            i += len(part)
 
     def find(
         self,

@@ -4,7 +4,8 @@
 * `mongodb` - MongoStore on the session's real FerretDB (`ferretdb_uri`), in a database of its own
   that is dropped afterwards.
 
-Import it into a test module: `from hive_assets_tests.store import any_store  # noqa: F401`.
+`mongo_store` is the second one alone. Import them into a test module:
+`from hive_assets_tests.store import any_store, mongo_store  # noqa: F401`.
 """
 
 from __future__ import annotations
@@ -19,14 +20,7 @@ from hive_assets.store.base import canonical_time
 from hive_assets.store.sqlite import SQLiteStore
 
 
-@pytest.fixture(params=["sqlite", "mongodb"])
-def any_store(request, tmp_path):
-    if request.param == "sqlite":
-        store = SQLiteStore(tmp_path / "store.sqlite")
-        yield store
-        store.close()
-        return
-    uri = request.getfixturevalue("ferretdb_uri")
+def _mongo_store(uri: str):
     from hive_assets.store.mongo import MongoStore
 
     database = f"hive_test_{uuid.uuid4().hex[:12]}"
@@ -38,6 +32,22 @@ def any_store(request, tmp_path):
             store.client.drop_database(database)
         finally:
             store.close()
+
+
+@pytest.fixture(params=["sqlite", "mongodb"])
+def any_store(request, tmp_path):
+    if request.param == "sqlite":
+        store = SQLiteStore(tmp_path / "store.sqlite")
+        yield store
+        store.close()
+        return
+    yield from _mongo_store(request.getfixturevalue("ferretdb_uri"))
+
+
+@pytest.fixture
+def mongo_store(ferretdb_uri):
+    """MongoStore alone, for what only the MongoDB implementation has (indexes, write strategies)."""
+    yield from _mongo_store(ferretdb_uri)
 
 
 def norm(value: Any) -> Any:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from hive_assets.store.base import COLLECTIONS, StoreUnavailable, matches, run_pipeline
-from hive_assets_tests.store import any_store, norm  # noqa: F401  (fixture)
+from hive_assets_tests.store import any_store, mongo_store, norm  # noqa: F401  (fixtures)
 
 C = "specialist_opinions"
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -134,6 +134,53 @@ def test_upsert_many_accepts_a_generator_larger_than_a_batch(any_store):
     assert any_store.upsert_many(C, (d for d in docs)) == 1200
     assert any_store.count(C) == 1200
     assert any_store.count(C, {"opinion_id": {"$gte": "big-01000"}}) == 200
+    # replacing more than 100 existing documents at once (FerretDB: several bulk commands)
+    changed = [dict(d, specialist_type="changed") for d in docs[:130]]
+    assert any_store.upsert_many(C, changed) == 130
+    assert any_store.count(C) == 1200
+    assert any_store.count(C, {"specialist_type": "changed"}) == 130
+
+
+@pytest.mark.parametrize("insert_new_first", [False, True])
+def test_mongo_upsert_strategies(mongo_store, insert_new_first):
+    """Both write paths of MongoStore (plain upserts; key lookup + inserts) give the same documents."""
+    any_store = mongo_store
+    any_store.insert_new_first = insert_new_first
+    docs = make_opinions(120)
+    # new keys, an existing key, the same key twice in one call, and key-less documents
+    any_store.upsert_many(C, docs[:10])
+    batch = docs[5:] + [dict(docs[50], note="again"), {"note": "keyless"}, {"note": "keyless"}]
+    assert any_store.upsert_many(C, batch) == len(batch)
+    assert any_store.count(C) == 122
+    assert any_store.find_one(C, {"opinion_id": docs[50]["opinion_id"]})["note"] == "again"
+    got = {d["opinion_id"]: d for d in any_store.find(C, {"opinion_id": {"$exists": True}})}
+    assert norm(got[docs[7]["opinion_id"]]) == norm(docs[7])
+
+
+def test_mongo_insert_race_falls_back_to_upsert(mongo_store):
+    """A key that appears between the existence lookup and the insert is replaced, not duplicated."""
+    any_store = mongo_store
+    any_store.insert_new_first = True
+    docs = make_opinions(10)
+    coll = any_store.db[C]
+    any_store.upsert_many(C, docs[:1])
+    real_find = coll.find
+
+    class Racing:
+        """Pretends no key exists yet, as if another writer inserted them after the lookup."""
+
+        def __getattr__(self, name):
+            return getattr(coll, name)
+
+        def find(self, filter=None, *args, **kwargs):
+            if filter and "opinion_id" in filter and "$in" in filter["opinion_id"]:
+                return iter(())
+            return real_find(filter, *args, **kwargs)
+
+    batch = [dict(d, note="second write") for d in docs[:4]]
+    any_store._write_batch(Racing(), "opinion_id", batch)
+    assert any_store.count(C) == 4
+    assert any_store.count(C, {"note": "second write"}) == 4
 
 
 def test_documents_without_key_are_insertable(any_store):
@@ -302,9 +349,8 @@ def test_every_collection_round_trips(any_store):
         assert norm(any_store.find_one(name, {meta["key"]: f"{name}-1"})) == norm(doc)
 
 
-def test_mongo_indexes(any_store):
-    if any_store.kind != "mongodb":
-        pytest.skip("MongoDB-only: index layout")
+def test_mongo_indexes(mongo_store):
+    any_store = mongo_store
     any_store.upsert_many(C, make_opinions(3))
     info = any_store.db[C].index_information()
     keys = {tuple(k for k, _ in spec["key"]): spec for spec in info.values()}
@@ -360,3 +406,68 @@ def test_mongo_unavailable_is_fast():
         store.count(C)
     assert time.monotonic() - t0 < 5
     store.close()
+
+
+# -- the service fixtures: skip locally, fail under HIVE_REQUIRE_SERVICES=1 --------------------------------
+@pytest.mark.parametrize("required", [False, True])
+def test_missing_ferretdb_skips_or_fails(tmp_path, required):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    (tmp_path / "conftest.py").write_text("from hive_assets_tests.services import *  # noqa\n")
+    (tmp_path / "test_needs_ferretdb.py").write_text("def test_it(ferretdb_uri):\n    assert ferretdb_uri\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HIVE_TEST_", "HIVE_REQUIRE", "HIVE_SERVICES"))}
+    env.update(PYTHONPATH=str(repo), HIVE_SERVICES_DIR=str(tmp_path / "nothing-installed"))
+    if required:
+        env["HIVE_REQUIRE_SERVICES"] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "--rootdir", str(tmp_path), str(tmp_path)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    out = proc.stdout + proc.stderr
+    if required:
+        assert proc.returncode != 0, out
+        assert "1 error" in out and "HIVE_REQUIRE_SERVICES=1" in out and "not installed" in out, out
+    else:
+        assert proc.returncode == 0, out
+        assert "1 skipped" in out and "not installed" in out, out
+    assert not (tmp_path / "nothing-installed" / "run").exists() or not list((tmp_path / "nothing-installed").rglob("*.pid"))
+
+
+# -- MongoStore pieces that need no server ----------------------------------------------------------------
+def test_translate_filter():
+    from hive_assets.store.mongo import translate_filter
+
+    assert translate_filter({"a": {"$exists": True}}) == {"a": {"$ne": None}}
+    assert translate_filter({"a": {"$exists": False}}) == {"a": {"$eq": None}}
+    assert translate_filter({"a": {"$exists": True, "$ne": 3}}) == {"a": {"$ne": None}, "$and": [{"a": {"$ne": 3}}]}
+    assert translate_filter({"$or": [{"a.b": {"$exists": 1}}, {"c": 2}]}) == {"$or": [{"a.b": {"$ne": None}}, {"c": 2}]}
+    assert translate_filter({"a": {"$gte": 1, "$lt": 5}, "b": "x"}) == {"a": {"$gte": 1, "$lt": 5}, "b": "x"}
+    assert translate_filter(None) == {}
+
+
+def test_server_side_aggregation_subset():
+    from hive_assets.store.mongo import MongoStore
+
+    multi = [{"$match": {}}, {"$group": {"_id": "$a", "n": {"$sum": 1}, "m": {"$max": "$b"}}}, {"$sort": {"n": -1}}]
+    single = [{"$group": {"_id": "$a", "n": {"$sum": 1}}}, {"$sort": {"n": -1}}, {"$limit": 3}]
+    assert MongoStore._server_side(multi, ferretdb=False)
+    assert not MongoStore._server_side(multi, ferretdb=True)  # FerretDB 1.x: one $sum accumulator only
+    assert MongoStore._server_side(single, ferretdb=True)
+    assert not MongoStore._server_side([{"$group": {"_id": "$a", "m": {"$min": "$b"}}}], ferretdb=True)
+    assert not MongoStore._server_side([{"$project": {"a": 1}}], ferretdb=False)
+    assert not MongoStore._server_side([{"$group": {"_id": "$a", "x": {"$avg": "$b"}}}], ferretdb=False)
+
+
+def test_a_second_store_on_an_existing_database_keeps_working(mongo_store):
+    """Every run opens its own store on the same database: index creation must be repeatable."""
+    from hive_assets.store.mongo import MongoStore
+
+    mongo_store.upsert_many("specialist_opinions", [{"opinion_id": "a", "specialist_type": "business"}])
+    with MongoStore(mongo_store.uri, mongo_store.database) as again:
+        assert [d["opinion_id"] for d in again.find("specialist_opinions", {"specialist_type": "business"})] == ["a"]
+        again.upsert_many("specialist_opinions", [{"opinion_id": "b", "specialist_type": "business"}])
+    assert mongo_store.count("specialist_opinions") == 2

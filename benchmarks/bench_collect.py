@@ -1,0 +1,99 @@
+"""Collect + join throughput: opinions with plan, audit event and latest trusted feedback into a DataFrame.
+
+Compares, in the same run and on the same data, `hive_assets.collect.collect` (batched `$in` reads,
+client-side joins) with a naive loop issuing one query per opinion for its plan, its audit event and its
+feedback (the shape of the seed's collector). Rates are rows/s; the naive loop runs on a subsample.
+
+    .venv/bin/python benchmarks/bench_collect.py [--plans 20000] [--mongodb-uri mongodb://127.0.0.1:PORT/]
+
+20,000 plans give 100,000 opinions (five specialists). With --mongodb-uri the same documents are
+loaded into that server (e.g. FerretDB from `scripts/services.sh up`) and measured there too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hive_assets import documents as docs  # noqa: E402
+from hive_assets.collect import collect  # noqa: E402
+from hive_assets.config import SPECIALISTS  # noqa: E402
+from hive_assets.simulator import simulate  # noqa: E402
+from hive_assets.store import SQLiteStore  # noqa: E402
+
+NOW = datetime(2026, 10, 1, tzinfo=timezone.utc)
+COLLECTIONS = ("cognitive_ledger", "cognitive_plans", "specialist_opinions", "specialist_feedback", "intentions_audit")
+
+
+def naive_rows(store, specialist: str, limit: int) -> int:
+    """One query per opinion for each joined document: what batching replaces."""
+    rows = 0
+    start = NOW.replace(year=NOW.year - 1)
+    for op in store.find("specialist_opinions", {"specialist_type": specialist, "evaluated_at": {"$gte": start}},
+                         limit=limit):
+        plan = store.find_one("cognitive_ledger", {"plan_id": op.get("plan_id")}) or \
+            store.find_one("cognitive_plans", {"plan_id": op.get("plan_id")})
+        audit = store.find_one("intentions_audit", {"id": op.get("intent_id")})
+        feedback = list(store.find("specialist_feedback", {"opinion_id": op.get("opinion_id")}))
+        if plan is not None and audit is not None and not docs.validate_opinion(op, NOW):
+            feedback.sort(key=lambda f: str(f.get("submitted_at")))
+            rows += 1
+    return rows
+
+
+def measure(store, label: str, naive_sample: int) -> dict:
+    t0 = time.perf_counter()
+    rows = sum(len(collect(store, s, now=NOW, window_days=365).frame) for s in SPECIALISTS)
+    batched = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    naive = naive_rows(store, "business", naive_sample)
+    naive_t = time.perf_counter() - t0
+    return {"store": label, "rows": rows, "batched_s": batched, "batched_rate": rows / batched,
+            "naive_rows": naive, "naive_rate": naive / naive_t}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--plans", type=int, default=20_000)
+    parser.add_argument("--naive-sample", type=int, default=3_000)
+    parser.add_argument("--mongodb-uri", default=os.environ.get("HIVE_TEST_MONGODB_URI", ""))
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite = SQLiteStore(Path(tmp) / "store.sqlite")
+        simulate(sqlite, plans=args.plans, days=60, seed=1, now=NOW)
+        opinions = sqlite.count("specialist_opinions")
+        results.append(measure(sqlite, "SQLite (embedded)", args.naive_sample))
+        if args.mongodb_uri:
+            from hive_assets.store.mongo import MongoStore
+
+            with MongoStore(args.mongodb_uri, f"bench_{uuid.uuid4().hex[:8]}") as mongo:
+                t0 = time.perf_counter()
+                for coll in COLLECTIONS:
+                    batch = list(sqlite.find(coll))
+                    for i in range(0, len(batch), 2000):
+                        mongo.upsert_many(coll, batch[i : i + 2000])
+                load_s = time.perf_counter() - t0
+                results.append({**measure(mongo, "MongoDB wire (" + mongo.describe() + ")", args.naive_sample),
+                                "load_s": load_s})
+    print(f"# collect benchmark, {datetime.now(timezone.utc):%Y-%m-%d}, {platform.node()}, {os.cpu_count()} cores, "
+          f"{args.plans} plans = {opinions} opinions")
+    print("| store | rows joined | batched s | batched rows/s | naive rows/s (sample) | batched / naive |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['store']} | {r['rows']} | {r['batched_s']:.1f} | {r['batched_rate']:,.0f} | "
+              f"{r['naive_rate']:,.0f} ({r['naive_rows']}) | {r['batched_rate'] / r['naive_rate']:.1f}x |")
+
+
+if __name__ == "__main__":
+    main()
