@@ -55,6 +55,7 @@ test: install services
 bench: install
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_demo.py
+	$(BIN)/python benchmarks/bench_collect.py
 
 clean:
 	rm -rf .hive

@@ -82,6 +82,25 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _choice_problems(value: Any, field: str, allowed: frozenset[str], reason: str) -> list[Problem]:
+    if value is None:
+        return [Problem(MISSING_FIELD, f"{field} is missing")]
+    if not isinstance(value, str) or value.lower() not in allowed:
+        return [Problem(reason, f"{field}={value!r}")]
+    return []
+
+
+def _unit_interval_problems(value: Any, field: str) -> list[Problem]:
+    """An optional number in [0, 1]."""
+    if value is None:
+        return []
+    if not _is_number(value):
+        return [Problem(WRONG_TYPE, f"{field}={value!r} is not a number")]
+    if not 0.0 <= value <= 1.0:
+        return [Problem(OUT_OF_RANGE, f"{field}={value} not in [0, 1]")]
+    return []
+
+
 def _timestamp_problems(doc: Mapping, field: str, now: datetime, required: bool = True) -> list[Problem]:
     if field not in doc or doc[field] is None:
         return [Problem(MISSING_FIELD, f"{field} is missing")] if required else []
@@ -115,13 +134,7 @@ def validate_plan(plan: Any, now: datetime, max_tasks: int = MAX_TASKS) -> list[
     if len(tasks) > max_tasks:
         return problems + [Problem(OVERSIZED_PLAN, f"{len(tasks)} tasks > {max_tasks}")]
     for field in ("risk_score", "complexity_score"):
-        value = plan.get(field)
-        if value is None:
-            continue
-        if not _is_number(value):
-            problems.append(Problem(WRONG_TYPE, f"{field}={value!r} is not a number"))
-        elif not 0.0 <= value <= 1.0:
-            problems.append(Problem(OUT_OF_RANGE, f"{field}={value} not in [0, 1]"))
+        problems += _unit_interval_problems(plan.get(field), field)
     total = plan.get("estimated_total_duration_ms")
     if total is not None and not _is_number(total):
         problems.append(Problem(WRONG_TYPE, f"estimated_total_duration_ms={total!r} is not a number"))
@@ -186,35 +199,18 @@ def validate_opinion(doc: Any, now: datetime, specialist: str | None = None) -> 
         return problems + [Problem(MISSING_FIELD, "opinion is missing")]
     if not isinstance(body, Mapping):
         return problems + [Problem(WRONG_TYPE, "opinion is not an object")]
-    rec = body.get("recommendation")
-    if rec is None:
-        problems.append(Problem(MISSING_FIELD, "opinion.recommendation is missing"))
-    elif not isinstance(rec, str) or rec.lower() not in RECOMMENDATIONS:
-        problems.append(Problem(UNKNOWN_RECOMMENDATION, f"opinion.recommendation={rec!r}"))
-    conf = body.get("confidence_score")
-    if conf is not None:
-        if not _is_number(conf):
-            problems.append(Problem(WRONG_TYPE, f"opinion.confidence_score={conf!r} is not a number"))
-        elif not 0.0 <= conf <= 1.0:
-            problems.append(Problem(OUT_OF_RANGE, f"opinion.confidence_score={conf} not in [0, 1]"))
-    return problems
+    problems += _choice_problems(body.get("recommendation"), "opinion.recommendation", RECOMMENDATIONS,
+                                 UNKNOWN_RECOMMENDATION)
+    return problems + _unit_interval_problems(body.get("confidence_score"), "opinion.confidence_score")
 
 
 def validate_feedback(doc: Any, now: datetime) -> list[Problem]:
     if not isinstance(doc, Mapping):
         return [Problem(NOT_A_DOCUMENT, f"feedback is a {type(doc).__name__}, not an object")]
     problems = [Problem(MISSING_FIELD, f"{f} is missing") for f in ("feedback_id", "opinion_id") if not doc.get(f)]
-    rec = doc.get("human_recommendation")
-    if rec is None:
-        problems.append(Problem(MISSING_FIELD, "human_recommendation is missing"))
-    elif not isinstance(rec, str) or rec.lower() not in HUMAN_RECOMMENDATIONS:
-        problems.append(Problem(UNKNOWN_HUMAN_RECOMMENDATION, f"human_recommendation={rec!r}"))
-    rating = doc.get("human_rating")
-    if rating is not None:
-        if not _is_number(rating):
-            problems.append(Problem(WRONG_TYPE, f"human_rating={rating!r} is not a number"))
-        elif not 0.0 <= rating <= 1.0:
-            problems.append(Problem(OUT_OF_RANGE, f"human_rating={rating} not in [0, 1]"))
+    problems += _choice_problems(doc.get("human_recommendation"), "human_recommendation", HUMAN_RECOMMENDATIONS,
+                                 UNKNOWN_HUMAN_RECOMMENDATION)
+    problems += _unit_interval_problems(doc.get("human_rating"), "human_rating")
     if doc.get("metadata") is not None and not isinstance(doc["metadata"], Mapping):
         problems.append(Problem(WRONG_TYPE, "metadata is not an object"))
     problems.extend(_timestamp_problems(doc, "submitted_at", now))

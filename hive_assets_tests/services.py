@@ -130,51 +130,37 @@ def _check_kafka(bootstrap: str) -> str | None:
         return f"{bootstrap} does not answer metadata requests: {exc}"
 
 
+def _endpoint(name: str, what: str, env_key: str, check, run_dir: Path) -> Iterator[str]:
+    """An external endpoint from `env_key` when set (never stopped), else one this session starts."""
+    external = os.environ.get(env_key, "").strip()
+    if external:
+        problem = check(external)
+        if problem:
+            require_service(what, f"{env_key} is set but {problem}")
+        yield external
+        return
+    service = _ManagedService(name, run_dir)
+    env = service.up(what)
+    try:
+        endpoint = env.get(env_key)
+        if not endpoint:
+            require_service(what, f"services.sh up wrote no {env_key} into {run_dir / 'env'}")
+        problem = check(endpoint)
+        if problem:
+            require_service(what, problem)
+        yield endpoint
+    finally:
+        service.down()
+
+
 @pytest.fixture(scope="session")
 def ferretdb_uri(services_run_dir) -> Iterator[str]:
     """`mongodb://127.0.0.1:PORT/` of a real FerretDB 1.x (SQLite backend), or HIVE_TEST_MONGODB_URI."""
-    what = "FerretDB (MongoDB wire protocol)"
-    external = os.environ.get("HIVE_TEST_MONGODB_URI", "").strip()
-    if external:
-        problem = _check_mongo(external)
-        if problem:
-            require_service(what, f"HIVE_TEST_MONGODB_URI is set but {problem}")
-        yield external
-        return
-    service = _ManagedService("ferretdb", services_run_dir)
-    env = service.up(what)
-    try:
-        uri = env.get("HIVE_TEST_MONGODB_URI")
-        if not uri:
-            require_service(what, f"services.sh up wrote no HIVE_TEST_MONGODB_URI into {services_run_dir / 'env'}")
-        problem = _check_mongo(uri)
-        if problem:
-            require_service(what, problem)
-        yield uri
-    finally:
-        service.down()
+    yield from _endpoint("ferretdb", "FerretDB (MongoDB wire protocol)", "HIVE_TEST_MONGODB_URI", _check_mongo,
+                         services_run_dir)
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(services_run_dir) -> Iterator[str]:
     """`127.0.0.1:PORT` of a real single-node KRaft Kafka broker, or HIVE_TEST_KAFKA_BOOTSTRAP."""
-    what = "Kafka broker"
-    external = os.environ.get("HIVE_TEST_KAFKA_BOOTSTRAP", "").strip()
-    if external:
-        problem = _check_kafka(external)
-        if problem:
-            require_service(what, f"HIVE_TEST_KAFKA_BOOTSTRAP is set but {problem}")
-        yield external
-        return
-    service = _ManagedService("kafka", services_run_dir)
-    env = service.up(what)
-    try:
-        bootstrap = env.get("HIVE_TEST_KAFKA_BOOTSTRAP")
-        if not bootstrap:
-            require_service(what, f"services.sh up wrote no HIVE_TEST_KAFKA_BOOTSTRAP into {services_run_dir / 'env'}")
-        problem = _check_kafka(bootstrap)
-        if problem:
-            require_service(what, problem)
-        yield bootstrap
-    finally:
-        service.down()
+    yield from _endpoint("kafka", "Kafka broker", "HIVE_TEST_KAFKA_BOOTSTRAP", _check_kafka, services_run_dir)
