@@ -8,6 +8,8 @@ counted (not quarantined).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
 from collections import Counter
@@ -144,6 +146,20 @@ def audit_confidences_from_kafka(bootstrap_servers: str, topic: str = "intention
     return read
 
 
+@contextlib.contextmanager
+def _cyclic_gc_paused():
+    """Documents are trees (freed by reference counting); while tens of thousands of them are alive,
+    CPython's cyclic collector re-traverses them on every allocation burst: 2.5-4x the whole
+    collection's time, measured on the demo store. Paused for the duration, restored after."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def collect(
     store: DocumentStore,
     specialist: str,
@@ -154,6 +170,11 @@ def collect(
     audit_reader: AuditReader | None = None,
     max_tasks: int = docs.MAX_TASKS,
 ) -> CollectResult:
+    with _cyclic_gc_paused():
+        return _collect(store, specialist, now, window_days, min_confidence, trust, audit_reader, max_tasks)
+
+
+def _collect(store, specialist, now, window_days, min_confidence, trust, audit_reader, max_tasks) -> CollectResult:
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     start = now - timedelta(days=window_days)
     trust = trust or TrustPolicy()
@@ -263,8 +284,8 @@ def collect(
         })
     frame = pd.DataFrame(rows, columns=RAW_COLUMNS)
     if len(frame):
-        frame["evaluated_at"] = pd.to_datetime(frame["evaluated_at"], utc=True)
-        frame["feedback_submitted_at"] = pd.to_datetime(frame["feedback_submitted_at"], utc=True)
+        frame["evaluated_at"] = pd.to_datetime(frame["evaluated_at"], utc=True, cache=False)
+        frame["feedback_submitted_at"] = pd.to_datetime(frame["feedback_submitted_at"], utc=True, cache=False)
         frame = frame.sort_values(["evaluated_at", "opinion_id"], kind="stable").reset_index(drop=True)
     qframe = quarantine.frame()
     counts = dict(counts)

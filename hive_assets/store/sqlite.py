@@ -15,6 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from hive_assets.store.base import (
     COLLECTIONS,
     COMPOUND_INDEXES,
@@ -36,8 +38,14 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
 def dumps(doc: Mapping[str, Any]) -> str:
-    return json.dumps(doc, default=_json_default, separators=(",", ":"))
+    try:
+        return orjson.dumps(doc, default=_json_default, option=_ORJSON_OPTIONS).decode()
+    except (TypeError, orjson.JSONEncodeError):  # e.g. an integer beyond 64 bits in a malformed document
+        return json.dumps(doc, default=_json_default, separators=(",", ":"))
 
 
 def _column(field: str) -> str:
@@ -188,7 +196,7 @@ class SQLiteStore(DocumentStore):
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         cursor = self._conn.execute(sql, params)
-        loads = json.loads
+        loads = orjson.loads  # the hot path of every collection: ~1.5x faster than json
         while batch := cursor.fetchmany(5000):
             for (raw,) in batch:
                 doc = loads(raw)

@@ -64,6 +64,8 @@ def test_one_partition_end_to_end_then_a_challenger(platform_env):
     assert version.tags["dagster_partition"] == "business"
     assert version.tags["dagster_run_id"] == result.run_id
     assert version.tags["feature_schema_version"]
+    snapshot = result.output_for_node("raw_production_data").snapshot_hash()
+    assert len(snapshot) == 16 and version.tags["data_snapshot_hash"] == snapshot
     run = client.get_run(version.run_id)
     assert run.data.params["model_type"] == "xgboost"
     assert run.data.metrics["test_accuracy"] == pytest.approx(report["metrics"]["accuracy"])
