@@ -178,6 +178,18 @@ def main() -> None:
 
     batch_times = timed(batch, args.repeat)
 
+    # the same batch path with the C flattener disabled (pure-Python flattening), for comparison
+    from hive_assets import _feature_kernels as kernels
+
+    flattener = kernels._flatten
+    kernels._flatten = None
+    try:
+        pure_times = timed(lambda: features_frame(plans), args.repeat)
+    finally:
+        kernels._flatten = flattener
+    flattener_label = "C flattener `hive_assets._flatten`" if flattener is not None else (
+        "pure-Python flattening: C flattener not built or HIVE_FEATURES_PURE_PYTHON set")
+
     singles: list = []
     single_time = timed(lambda: singles.extend(plan_features(p) for p in plans), 1)[0]
 
@@ -199,16 +211,20 @@ def main() -> None:
     rates = {
         "batch": n / min(batch_times),
         "batch_median": n / statistics.median(batch_times),
+        "pure": n / min(pure_times),
         "single": n / single_time,
         "reference": len(sub) / ref_time,
     }
     print()
+    print(f"batch rows: {flattener_label}")
     print("| path | plans | seconds | plans/s | x reference |")
     print("|---|---:|---:|---:|---:|")
     print(f"| `features_frame` batch, best of {args.repeat} | {n:,} | {min(batch_times):.2f} | "
           f"{rates['batch']:,.0f} | {rates['batch'] / rates['reference']:.0f}x |")
     print(f"| `features_frame` batch, median of {args.repeat} | {n:,} | {statistics.median(batch_times):.2f} | "
           f"{rates['batch_median']:,.0f} | {rates['batch_median'] / rates['reference']:.0f}x |")
+    print(f"| `features_frame` batch, pure-Python flattening, best of {args.repeat} | {n:,} | {min(pure_times):.2f} | "
+          f"{rates['pure']:,.0f} | {rates['pure'] / rates['reference']:.0f}x |")
     print(f"| `plan_features` single, loop | {n:,} | {single_time:.2f} | {rates['single']:,.0f} | "
           f"{rates['single'] / rates['reference']:.0f}x |")
     print(f"| networkx reference (tests) | {len(sub):,} | {ref_time:.2f} | {rates['reference']:,.0f} | 1x |")

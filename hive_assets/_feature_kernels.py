@@ -20,12 +20,15 @@ Pipeline, for a stream of plans:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from itertools import chain, islice, repeat
 
 import numpy as np
 
 from hive_assets.features import (
+    _DOMAIN_CACHE,
+    _PRIORITY_CACHE,
     DEFAULT_SCORE,
     NUMERIC_FEATURES,
     _domain,
@@ -33,6 +36,17 @@ from hive_assets.features import (
     _priority,
     _sanitize_plan,
 )
+
+# Optional C flattener (hive_assets/_flatten.c, built by setup.py when a compiler is available): it
+# returns exactly what `_extract` returns for the common case and raises on anything else, in which
+# case the chunk takes the Python path. HIVE_FEATURES_PURE_PYTHON=1 disables it.
+if os.environ.get("HIVE_FEATURES_PURE_PYTHON", "").strip().lower() in ("", "0", "false", "no"):
+    try:
+        from hive_assets import _flatten
+    except ImportError:
+        _flatten = None
+else:
+    _flatten = None
 
 MINI_CHUNK = 128
 BLOCK_PLANS = 8192
@@ -140,7 +154,23 @@ def _extract(chunk: list, ids: _Vocab, caps: _Vocab) -> tuple:
             scalars, priority, domains)
 
 
+def _extract_c(chunk: list, ids: _Vocab, caps: _Vocab) -> tuple:
+    """`_extract` through the C flattener; raises (before touching the vocabularies) outside its fast case."""
+    (n_tasks, task_codes, durations, n_deps, dep_codes, weak, n_caps, cap_codes, scalars, priority,
+     domains) = _flatten.extract(chunk, ids, caps, _WEAK, _domain, _DOMAIN_CACHE, _priority, _PRIORITY_CACHE)
+    fb = np.frombuffer
+    i64, f64 = np.int64, np.float64
+    return (fb(n_tasks, i64), fb(task_codes, i64), fb(durations, f64), fb(n_deps, i64), fb(dep_codes, i64),
+            fb(weak, np.bool_), fb(n_caps, i64), fb(cap_codes, i64), fb(scalars, f64).reshape(3, len(chunk)),
+            fb(priority, f64), domains)
+
+
 def _extract_safe(chunk: list, ids: _Vocab, caps: _Vocab) -> tuple:
+    if _flatten is not None:
+        try:
+            return _extract_c(chunk, ids, caps)
+        except Exception:  # outside the C fast case (or any C-side error): the Python path decides
+            pass
     try:
         return _extract(chunk, ids, caps)
     except Exception:
