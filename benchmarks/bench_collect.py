@@ -43,7 +43,7 @@ def naive_rows(store, specialist: str, limit: int) -> int:
     rows = []
     start = NOW.replace(year=NOW.year - 1)
     for op in store.find("specialist_opinions", {"specialist_type": specialist, "evaluated_at": {"$gte": start}},
-                         limit=limit):
+                         limit=limit or None):
         plan = store.find_one("cognitive_ledger", {"plan_id": op.get("plan_id")}) or \
             store.find_one("cognitive_plans", {"plan_id": op.get("plan_id")})
         audit = store.find_one("intentions_audit", {"id": op.get("intent_id")})
@@ -73,7 +73,7 @@ def measure(store, label: str, naive_sample: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--plans", type=int, default=20_000)
-    parser.add_argument("--naive-sample", type=int, default=3_000)
+    parser.add_argument("--naive-sample", type=int, default=0, help="opinions for the naive loop; 0: the whole partition")
     # FerretDB's SQLite backend uses no index but _id: every naive query is a full scan
     parser.add_argument("--naive-sample-mongodb", type=int, default=100)
     parser.add_argument("--mongodb-uri", default=os.environ.get("HIVE_TEST_MONGODB_URI", ""))
