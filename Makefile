@@ -49,8 +49,9 @@ services:
 services-down:
 	bash scripts/services.sh down || true
 
+# The fixtures stop what they start (private run dirs); a developer's own `services.sh up` stays up.
 test: install services
-	$(BIN)/pytest -ra $(PYTEST_ARGS); status=$$?; bash scripts/services.sh down >/dev/null 2>&1 || true; exit $$status
+	$(BIN)/pytest -ra $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python benchmarks/bench_features.py
