@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import time
-from itertools import islice
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]

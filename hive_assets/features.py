@@ -61,7 +61,6 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 FEATURE_SCHEMA_VERSION: str = "1.0.0"
