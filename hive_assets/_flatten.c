@@ -37,6 +37,32 @@ static inline PyObject *dget(PyObject *d, PyObject *key, int *err)
     return v;
 }
 
+/* fn(plan[key]) through a cache keyed by exact str values (a miss calls fn, which also fills the
+   cache on the Python side). New reference, or NULL with an exception set. */
+static PyObject *cached_call(PyObject *plan, PyObject *key, PyObject *cache, PyObject *fn)
+{
+    int err = 0;
+    PyObject *v = dget(plan, key, &err);
+    if (err)
+        return NULL;
+    v = v ? v : Py_None;
+    Py_INCREF(v);
+    PyObject *out = NULL;
+    if (PyUnicode_CheckExact(v)) {
+        out = PyDict_GetItemWithError(cache, v);
+        if (out)
+            Py_INCREF(out);
+        else if (PyErr_Occurred()) {
+            Py_DECREF(v);
+            return NULL;
+        }
+    }
+    if (!out)
+        out = PyObject_CallOneArg(fn, v);
+    Py_DECREF(v);
+    return out;
+}
+
 static int unsupported(void)
 {
     PyErr_SetNone(Unsupported);
@@ -368,47 +394,12 @@ static PyObject *extract(PyObject *self, PyObject *args)
     double *priority = F64(b_priority);
     for (Py_ssize_t i = 0; i < P; i++) {
         PyObject *plan = PyList_GET_ITEM(chunk, i);
-        PyObject *v = dget(plan, s_domain, &err);
-        if (err)
-            goto done;
-        v = v ? v : Py_None;
-        Py_INCREF(v);
-        PyObject *out = NULL;
-        if (PyUnicode_CheckExact(v)) {
-            out = PyDict_GetItemWithError(domain_cache, v);
-            if (out)
-                Py_INCREF(out);
-            else if (PyErr_Occurred()) {
-                Py_DECREF(v);
-                goto done;
-            }
-        }
-        if (!out)
-            out = PyObject_CallOneArg(domain_fn, v);
-        Py_DECREF(v);
+        PyObject *out = cached_call(plan, s_domain, domain_cache, domain_fn);
         if (!out)
             goto done;
         PyList_SET_ITEM(domains, i, out);
 
-        plan = PyList_GET_ITEM(chunk, i);
-        v = dget(plan, s_priority, &err);
-        if (err)
-            goto done;
-        v = v ? v : Py_None;
-        Py_INCREF(v);
-        PyObject *hit = NULL;
-        if (PyUnicode_CheckExact(v)) {
-            hit = PyDict_GetItemWithError(priority_cache, v);
-            if (hit)
-                Py_INCREF(hit);
-            else if (PyErr_Occurred()) {
-                Py_DECREF(v);
-                goto done;
-            }
-        }
-        if (!hit)
-            hit = PyObject_CallOneArg(priority_fn, v);
-        Py_DECREF(v);
+        PyObject *hit = cached_call(plan, s_priority, priority_cache, priority_fn);
         if (!hit)
             goto done;
         double p = PyFloat_AsDouble(hit);
