@@ -110,6 +110,11 @@ class _Quarantine:
         return pd.DataFrame(self.rows, columns=QUARANTINE_COLUMNS)
 
 
+def _confidence(event: Mapping[str, Any]) -> float | None:
+    conf = event.get("confidence")
+    return float(conf) if isinstance(conf, (int, float)) and not isinstance(conf, bool) else None
+
+
 AuditReader = Callable[[list[str], datetime, datetime], dict[str, float]]
 
 
@@ -120,9 +125,8 @@ def audit_confidences_from_store(store: DocumentStore) -> AuditReader:
         out: dict[str, float] = {}
         for chunk in _chunks(intent_ids):
             for ev in store.find("intentions_audit", {"id": {"$in": chunk}}, projection=["id", "confidence"]):
-                conf = ev.get("confidence")
-                if isinstance(conf, (int, float)) and not isinstance(conf, bool):
-                    out[str(ev["id"])] = float(conf)
+                if (conf := _confidence(ev)) is not None:
+                    out[str(ev["id"])] = conf
         return out
 
     return read
@@ -138,9 +142,8 @@ def audit_confidences_from_kafka(bootstrap_servers: str, topic: str = "intention
         wanted = set(intent_ids)
         out: dict[str, float] = {}
         for event in read_audit_events(bootstrap_servers, start, end, topic=topic, timeout_s=timeout_s):
-            conf = event.get("confidence")
-            if str(event.get("id")) in wanted and isinstance(conf, (int, float)) and not isinstance(conf, bool):
-                out[str(event["id"])] = float(conf)
+            if str(event.get("id")) in wanted and (conf := _confidence(event)) is not None:
+                out[str(event["id"])] = conf
         return out
 
     return read
@@ -160,6 +163,7 @@ def _cyclic_gc_paused():
             gc.enable()
 
 
+@_cyclic_gc_paused()
 def collect(
     store: DocumentStore,
     specialist: str,
@@ -170,11 +174,6 @@ def collect(
     audit_reader: AuditReader | None = None,
     max_tasks: int = docs.MAX_TASKS,
 ) -> CollectResult:
-    with _cyclic_gc_paused():
-        return _collect(store, specialist, now, window_days, min_confidence, trust, audit_reader, max_tasks)
-
-
-def _collect(store, specialist, now, window_days, min_confidence, trust, audit_reader, max_tasks) -> CollectResult:
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     start = now - timedelta(days=window_days)
     trust = trust or TrustPolicy()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
@@ -54,6 +55,7 @@ def test_every_simulated_malformed_document_is_quarantined_with_its_reason(simul
 def test_labels_are_the_latest_trusted_feedback(simulated):
     store, _ = simulated
     result = collect(store, "technical", now=NOW)
+    assert gc.isenabled()  # collect pauses the cyclic collector only while it runs
     labelled = result.frame[result.frame["label"].notna()]
     assert len(labelled) > 300
     # the simulator's final human label is always fb-<opinion_id>; early labels and machine ones lose
