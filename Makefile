@@ -10,7 +10,7 @@ DEMO_PLANS ?= 4000
 DEMO_SEED ?= 42
 export HIVE_HOME DAGSTER_HOME
 
-.PHONY: install demo test services services-down validate clean bench
+.PHONY: install demo test services services-down validate clean bench bench-ferretdb
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,16 @@ bench: install
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_demo.py
 	$(BIN)/python benchmarks/bench_collect.py
+
+# The collect benchmark against FerretDB on a private PostgreSQL cluster (BENCHMARKS.md), in a run
+# directory of its own; the services are stopped afterwards whatever the outcome.
+BENCH_RUN := $(CURDIR)/.hive/bench-services
+bench-ferretdb: install services
+	export HIVE_SERVICES_RUN_DIR=$(BENCH_RUN) HIVE_FERRETDB_HANDLER=postgresql; \
+	trap 'bash scripts/services.sh clean' EXIT; \
+	bash scripts/services.sh up ferretdb && set -a && . $(BENCH_RUN)/env && set +a && \
+	$(BIN)/python benchmarks/bench_collect.py --mongodb-uri "$$HIVE_TEST_MONGODB_URI" \
+	  --mongodb-label "PostgreSQL backend, loopback" --naive-sample-mongodb 1000
 
 clean:
 	rm -rf .hive

@@ -13,7 +13,7 @@ import gc
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -23,8 +23,6 @@ import pandas as pd
 from hive_assets import documents as docs
 from hive_assets.store.base import DocumentStore
 from hive_assets.store.sqlite import dumps
-
-CHUNK = 1000  # ids per `$in` query: bounded request size on every store
 
 RAW_COLUMNS = [
     "opinion_id", "plan_id", "intent_id", "specialist_type", "specialist_version", "evaluated_at",
@@ -79,11 +77,6 @@ class CollectResult:
         return h.hexdigest()[:16]
 
 
-def _chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[list[Any]]:
-    for i in range(0, len(values), size):
-        yield list(values[i : i + size])
-
-
 class _Quarantine:
     def __init__(self, specialist: str):
         self.specialist = specialist
@@ -123,10 +116,9 @@ def audit_confidences_from_store(store: DocumentStore) -> AuditReader:
 
     def read(intent_ids: list[str], start: datetime, end: datetime) -> dict[str, float]:
         out: dict[str, float] = {}
-        for chunk in _chunks(intent_ids):
-            for ev in store.find("intentions_audit", {"id": {"$in": chunk}}, projection=["id", "confidence"]):
-                if (conf := _confidence(ev)) is not None:
-                    out[str(ev["id"])] = conf
+        for ev in store.find_by_keys("intentions_audit", "id", intent_ids, projection=["id", "confidence"]):
+            if (conf := _confidence(ev)) is not None:
+                out[str(ev["id"])] = conf
         return out
 
     return read
@@ -198,40 +190,39 @@ def collect(
     # 2. feedback of every valid opinion (before any filter, so malformed feedback is always seen)
     latest: dict[str, dict] = {}
     dropped: Counter = Counter()
-    for chunk in _chunks(sorted(opinions)):
-        for fb in store.find("specialist_feedback", {"opinion_id": {"$in": chunk}}):
-            counts["feedback_read"] += 1
-            problems = docs.validate_feedback(fb, now)
-            if problems:
-                quarantine.add("specialist_feedback", fb, "feedback_id", problems)
-                continue
-            reason = trust.reason_to_drop(fb)
-            if reason:
-                dropped[reason] += 1
-                continue
-            fb["_submitted"] = docs.to_utc(fb["submitted_at"])
-            oid = str(fb["opinion_id"])
-            prev = latest.get(oid)
-            if prev is None or (fb["_submitted"], str(fb["feedback_id"])) > (prev["_submitted"], str(prev["feedback_id"])):
-                latest[oid] = fb
+    for fb in store.find_by_keys("specialist_feedback", "opinion_id", opinions):
+        counts["feedback_read"] += 1
+        problems = docs.validate_feedback(fb, now)
+        if problems:
+            quarantine.add("specialist_feedback", fb, "feedback_id", problems)
+            continue
+        reason = trust.reason_to_drop(fb)
+        if reason:
+            dropped[reason] += 1
+            continue
+        fb["_submitted"] = docs.to_utc(fb["submitted_at"])
+        oid = str(fb["opinion_id"])
+        prev = latest.get(oid)
+        if prev is None or (fb["_submitted"], str(fb["feedback_id"])) > (prev["_submitted"], str(prev["feedback_id"])):
+            latest[oid] = fb
 
     # 3. their plans, from the ledger (plan_data) and plain plan documents
     plan_ids = sorted({str(op["plan_id"]) for op in opinions.values()})
     plans: dict[str, dict] = {}
     bad_plans: dict[str, str] = {}
     for collection in ("cognitive_ledger", "cognitive_plans"):
-        for chunk in _chunks([p for p in plan_ids if p not in plans and p not in bad_plans]):
-            for doc in store.find(collection, {"plan_id": {"$in": chunk}}):
-                pid = str(doc.get("plan_id"))
-                plan = docs.plan_of(doc)
-                problems = docs.validate_plan(plan, now, max_tasks) if plan is not None else [
-                    docs.Problem(docs.MISSING_TASKS, f"{collection} document has no plan_data")]
-                if problems:
-                    quarantine.add(collection, doc, "plan_id", problems)
-                    bad_plans[pid] = problems[0].reason
-                else:
-                    plans[pid] = dict(plan)
-                    plans[pid].setdefault("plan_id", pid)
+        missing = [p for p in plan_ids if p not in plans and p not in bad_plans]
+        for doc in store.find_by_keys(collection, "plan_id", missing):
+            pid = str(doc.get("plan_id"))
+            plan = docs.plan_of(doc)
+            problems = docs.validate_plan(plan, now, max_tasks) if plan is not None else [
+                docs.Problem(docs.MISSING_TASKS, f"{collection} document has no plan_data")]
+            if problems:
+                quarantine.add(collection, doc, "plan_id", problems)
+                bad_plans[pid] = problems[0].reason
+            else:
+                plans[pid] = dict(plan)
+                plans[pid].setdefault("plan_id", pid)
     for oid, op in list(opinions.items()):
         pid = str(op["plan_id"])
         if pid in plans:

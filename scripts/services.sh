@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Real FerretDB (MongoDB wire protocol, SQLite backend) and Apache Kafka (KRaft) on loopback, for the
-# integration tests and for trying the platform against "production-shaped" services without Docker.
+# integration tests and for trying the platform against "production-shaped" services without Docker;
+# and, on demand, a private PostgreSQL cluster (Debian's postgresql binaries) as FerretDB's other backend.
 #
-#   scripts/services.sh install [ferretdb|kafka]   build/fetch into the cache (idempotent, fast when cached)
-#   scripts/services.sh up      [ferretdb|kafka]   start on free 127.0.0.1 ports, wait until really ready
-#   scripts/services.sh down    [ferretdb|kafka]   stop (idempotent)
-#   scripts/services.sh status  [ferretdb|kafka]   exit 0 when every named service is running and answering
+#   scripts/services.sh install [ferretdb|kafka|postgresql]   build/fetch into the cache (idempotent)
+#   scripts/services.sh up      [ferretdb|kafka|postgresql]   start on free 127.0.0.1 ports, wait until ready
+#   scripts/services.sh down    [ferretdb|kafka|postgresql]   stop (idempotent)
+#   scripts/services.sh status  [ferretdb|kafka|postgresql]   exit 0 when every named one runs and answers
 #   scripts/services.sh env                        print `export ...` lines for the running services
 #   scripts/services.sh clean                      down + remove the run directory (data, logs)
 #
@@ -16,10 +17,16 @@
 # `up` writes run/env:
 #   HIVE_TEST_MONGODB_URI=mongodb://127.0.0.1:PORT/
 #   HIVE_TEST_KAFKA_BOOTSTRAP=127.0.0.1:PORT
+#   HIVE_TEST_POSTGRES_URL=postgresql://hive@127.0.0.1:PORT/hive        (after `up postgresql`)
 # FerretDB keeps its SQLite files in run/ferretdb-data between runs; Kafka is a throw-away single node
-# (broker + controller) whose storage is formatted afresh on every start.
+# (broker + controller) whose storage is formatted afresh on every start. PostgreSQL keeps its cluster
+# in run/postgresql-data (trust auth, loopback only, fsync off: a test cluster, never a real one).
+# HIVE_FERRETDB_HANDLER=postgresql starts FerretDB on that cluster (database `ferretdb`) instead of
+# SQLite: FerretDB 1.x pushes top-level equality filters down to PostgreSQL, not to SQLite.
 #
-# Needs: go (>= 1.24) for FerretDB, java (>= 17) + mvn for Kafka, python3 for port picking and probes.
+# Needs: go (>= 1.24) for FerretDB, java (>= 17) + mvn for Kafka, python3 for port picking and probes,
+# Debian's postgresql package (initdb, pg_ctl; HIVE_POSTGRES_BIN overrides the directory) for PostgreSQL.
+# PostgreSQL refuses to run as root: as root the cluster is owned by and run as the `postgres` user.
 # Versions: HIVE_FERRETDB_VERSION (default v1.24.2, the last 1.x tag), HIVE_KAFKA_VERSION (default 4.2.0).
 # Fixed ports instead of free ones: HIVE_FERRETDB_PORT, HIVE_KAFKA_PORT, HIVE_KAFKA_CONTROLLER_PORT.
 # HIVE_SERVICES_WATCH_PID=PID: services started by this `up` stop by themselves once PID has exited.
@@ -46,6 +53,8 @@ PROBE="$HERE/services_probe.py"
 FERRETDB_READY_S="${HIVE_FERRETDB_READY_S:-30}"
 KAFKA_READY_S="${HIVE_KAFKA_READY_S:-120}"
 KAFKA_HEAP="${HIVE_KAFKA_HEAP:--Xms128m -Xmx512m}"
+FERRETDB_HANDLER="${HIVE_FERRETDB_HANDLER:-sqlite}"
+POSTGRES_READY_S="${HIVE_POSTGRES_READY_S:-60}"
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -71,7 +80,8 @@ services_from_args() {
         all|"") echo "ferretdb kafka" ;;
         ferretdb|mongo|mongodb) echo ferretdb ;;
         kafka) echo kafka ;;
-        *) die "unknown service '$1' (ferretdb | kafka)" ;;
+        postgresql|postgres) echo postgresql ;;
+        *) die "unknown service '$1' (ferretdb | kafka | postgresql)" ;;
     esac
 }
 
@@ -141,6 +151,24 @@ install_kafka() {
     log "kafka $KAFKA_VERSION: installed in $((SECONDS - t0))s ($(ls "$KAFKA_LIBS" | wc -l) jars)"
 }
 
+postgres_bin() {  # the directory with initdb/pg_ctl: HIVE_POSTGRES_BIN, else Debian's newest, else PATH
+    local d
+    if [[ -n "${HIVE_POSTGRES_BIN:-}" ]]; then echo "$HIVE_POSTGRES_BIN"; return 0; fi
+    for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+        [[ -x "$d/initdb" ]] && { echo "$d"; return 0; }
+    done
+    d="$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/initdb)")"
+    [[ -x "$d/initdb" ]] && echo "$d"
+}
+
+install_postgresql() {  # nothing is downloaded: PostgreSQL comes from the system's package manager
+    local bin
+    bin="$(postgres_bin)"
+    [[ -n "$bin" && -x "$bin/initdb" && -x "$bin/pg_ctl" ]] \
+        || die "postgresql: initdb/pg_ctl not found (install Debian's postgresql package, or set HIVE_POSTGRES_BIN)"
+    log "postgresql: $("$bin/postgres" --version) in $bin"
+}
+
 cmd_install() {
     mkdir -p "$DIR"
     local s
@@ -169,30 +197,30 @@ spawn() {  # spawn PIDFILE LOGFILE cmd...: start detached (own session), record 
     die "could not start $1"
 }
 
-watch_parent() {  # watch_parent PIDFILE PATTERN: stop the service once $HIVE_SERVICES_WATCH_PID has exited
+watch_parent() {  # watch_parent PIDFILE PATTERN [SIGNAL]: stop the service once $HIVE_SERVICES_WATCH_PID has exited
     # (the pytest fixtures set it to their own pid, so a killed test run leaves no broker behind)
     local parent="${HIVE_SERVICES_WATCH_PID:-}" pid
     [[ "$parent" =~ ^[0-9]+$ ]] || return 0
     pid="$(cat "$1")"
     setsid bash -c '
-        parent=$1 pid=$2 pattern=$3
+        parent=$1 pid=$2 pattern=$3 signal=$4
         matches() { tr "\0" " " < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern"; }
         while kill -0 "$parent" 2>/dev/null; do
             kill -0 "$pid" 2>/dev/null || exit 0
             sleep 2
         done
         matches || exit 0
-        kill -TERM "$pid" 2>/dev/null
+        kill -"$signal" "$pid" 2>/dev/null
         for _ in $(seq 60); do matches || exit 0; sleep 0.5; done
-        kill -KILL "$pid" 2>/dev/null' _ "$parent" "$pid" "$2" > /dev/null 2>&1 < /dev/null &
+        kill -KILL "$pid" 2>/dev/null' _ "$parent" "$pid" "$2" "${3:-TERM}" > /dev/null 2>&1 < /dev/null &
 }
 
-stop_pid() {  # stop_pid PIDFILE PATTERN NAME
-    local pidfile="$1" pattern="$2" name="$3" pid i
+stop_pid() {  # stop_pid PIDFILE PATTERN NAME [SIGNAL]
+    local pidfile="$1" pattern="$2" name="$3" signal="${4:-TERM}" pid i
     if pid_alive "$pidfile" "$pattern"; then
         pid="$(cat "$pidfile")"
         log "$name: stopping pid $pid"
-        kill -TERM "$pid" 2>/dev/null || true
+        kill -"$signal" "$pid" 2>/dev/null || true
         for i in $(seq 300); do pid_alive "$pidfile" "$pattern" || break; sleep 0.1; done
         if pid_alive "$pidfile" "$pattern"; then
             log "$name: did not stop in 30s, killing"
@@ -205,7 +233,7 @@ stop_pid() {  # stop_pid PIDFILE PATTERN NAME
 
 write_env() {
     mkdir -p "$RUN"
-    cat "$RUN"/ferretdb.env "$RUN"/kafka.env 2>/dev/null > "$RUN/env.tmp" || true
+    cat "$RUN"/ferretdb.env "$RUN"/kafka.env "$RUN"/postgresql.env 2>/dev/null > "$RUN/env.tmp" || true
     mv -f "$RUN/env.tmp" "$RUN/env"
 }
 
@@ -214,24 +242,39 @@ env_value() {  # env_value FILE NAME
 }
 
 up_ferretdb() {
+    [[ "$FERRETDB_HANDLER" == sqlite || "$FERRETDB_HANDLER" == postgresql ]] \
+        || die "HIVE_FERRETDB_HANDLER must be sqlite or postgresql, not '$FERRETDB_HANDLER'"
     ferretdb_installed || die "ferretdb $FERRETDB_VERSION is not installed: run '$0 install ferretdb'"
     local pidfile="$RUN/ferretdb.pid" addr
     if pid_alive "$pidfile" ferretdb; then
         addr="$(env_value "$RUN/ferretdb.env" HIVE_TEST_FERRETDB_ADDR)"
-        if [[ -n "$addr" ]] && "$PY" "$PROBE" mongo "$addr"; then
+        if [[ -n "$addr" && "$(env_value "$RUN/ferretdb.env" HIVE_TEST_FERRETDB_HANDLER)" == "$FERRETDB_HANDLER" ]] \
+            && "$PY" "$PROBE" mongo "$addr"; then
             log "ferretdb: already running on $addr"
             return 0
         fi
         stop_pid "$pidfile" ferretdb ferretdb
     fi
-    local port debug_port
+    local port debug_port backend
+    case "$FERRETDB_HANDLER" in
+        sqlite)
+            mkdir -p "$RUN/ferretdb-data"
+            backend=(--handler=sqlite --sqlite-url="file:$RUN/ferretdb-data/") ;;
+        postgresql)
+            up_postgresql
+            local pg bin
+            pg="$(env_value "$RUN/postgresql.env" HIVE_TEST_POSTGRES_ADDR)" bin="$(postgres_bin)"
+            "$bin/psql" -qAt -h "${pg%:*}" -p "${pg##*:}" -U hive -d hive \
+                -c "SELECT 1 FROM pg_database WHERE datname = 'ferretdb'" | grep -q 1 \
+                || "$bin/createdb" -h "${pg%:*}" -p "${pg##*:}" -U hive ferretdb
+            backend=(--handler=postgresql --postgresql-url="postgres://hive@$pg/ferretdb") ;;
+    esac
     read -r port debug_port < <("$PY" "$PROBE" freeport 2)
     port="${HIVE_FERRETDB_PORT:-$port}"
     addr="127.0.0.1:$port"
-    mkdir -p "$RUN/ferretdb-data" "$RUN/ferretdb-state"
-    log "ferretdb: starting $FERRETDB_VERSION on $addr (SQLite backend in $RUN/ferretdb-data)"
-    spawn "$pidfile" "$RUN/ferretdb.log" "$FERRETDB_BIN" \
-        --handler=sqlite --sqlite-url="file:$RUN/ferretdb-data/" --state-dir="$RUN/ferretdb-state" \
+    mkdir -p "$RUN/ferretdb-state"
+    log "ferretdb: starting $FERRETDB_VERSION on $addr (${backend[0]#--handler=} backend)"
+    spawn "$pidfile" "$RUN/ferretdb.log" "$FERRETDB_BIN" "${backend[@]}" --state-dir="$RUN/ferretdb-state" \
         --listen-addr="$addr" --debug-addr="127.0.0.1:$debug_port" \
         --telemetry=disable --log-level="${HIVE_FERRETDB_LOG_LEVEL:-WARN}"
     watch_parent "$pidfile" ferretdb
@@ -240,8 +283,74 @@ up_ferretdb() {
         stop_pid "$pidfile" ferretdb ferretdb
         die "ferretdb did not become ready (log: $RUN/ferretdb.log)"
     fi
-    printf 'HIVE_TEST_MONGODB_URI=mongodb://%s/\nHIVE_TEST_FERRETDB_ADDR=%s\n' "$addr" "$addr" > "$RUN/ferretdb.env"
+    printf 'HIVE_TEST_MONGODB_URI=mongodb://%s/\nHIVE_TEST_FERRETDB_ADDR=%s\nHIVE_TEST_FERRETDB_HANDLER=%s\n' \
+        "$addr" "$addr" "$FERRETDB_HANDLER" > "$RUN/ferretdb.env"
     log "ferretdb: ready on $addr"
+}
+
+AS_OWNER=()  # prefix for PostgreSQL server commands: root may not run them, the `postgres` user does
+[[ "$(id -u)" == 0 ]] && AS_OWNER=(setpriv --reuid=postgres --regid=postgres --clear-groups --)
+
+postgres_dir() {  # where the cluster lives: $RUN/postgresql, or as root a /tmp directory of `postgres`
+    # (root's home, and pytest's basetemp, are closed to other users)
+    if [[ "$(id -u)" != 0 ]]; then echo "$RUN/postgresql"; return 0; fi
+    local d
+    d="$(cat "$RUN/postgresql.dir" 2>/dev/null || true)"
+    if [[ -z "$d" || ! -d "$d" ]]; then
+        d="$(mktemp -d /tmp/hive-postgresql.XXXXXX)"
+        chown postgres: "$d"
+        echo "$d" > "$RUN/postgresql.dir"
+    fi
+    echo "$d"
+}
+
+up_postgresql() {
+    local bin pidfile="$RUN/postgresql.pid" addr dir data sock
+    bin="$(postgres_bin)"
+    [[ -n "$bin" ]] || die "postgresql: not installed (Debian's postgresql package), see '$0 install postgresql'"
+    if pid_alive "$pidfile" "postgres -D"; then
+        addr="$(env_value "$RUN/postgresql.env" HIVE_TEST_POSTGRES_ADDR)"
+        if [[ -n "$addr" ]] && "$bin/pg_isready" -q -h "${addr%:*}" -p "${addr##*:}"; then
+            log "postgresql: already running on $addr"
+            return 0
+        fi
+        stop_pid "$pidfile" "postgres -D" postgresql INT
+    fi
+    dir="$(postgres_dir)" data="$dir/data" sock="$dir/sock"
+    if [[ ! -f "$data/PG_VERSION" ]]; then
+        "${AS_OWNER[@]}" mkdir -p "$sock"
+        "${AS_OWNER[@]}" "$bin/initdb" -D "$data" -U hive --auth=trust --encoding=UTF8 --no-locale \
+            > "$RUN/postgresql-initdb.log" 2>&1 \
+            || { tail -n 20 "$RUN/postgresql-initdb.log" >&2; die "postgresql: initdb failed"; }
+    fi
+    local port
+    port="$("$PY" "$PROBE" freeport 1)"
+    port="${HIVE_POSTGRES_PORT:-$port}"
+    addr="127.0.0.1:$port"
+    log "postgresql: starting $("$bin/postgres" --version | awk '{print $3}') on $addr (cluster in $data)"
+    spawn "$pidfile" "$RUN/postgresql.log" "${AS_OWNER[@]}" "$bin/postgres" -D "$data" -p "$port" -k "$sock" \
+        -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off
+    watch_parent "$pidfile" "postgres -D" INT
+    local i
+    for i in $(seq $((POSTGRES_READY_S * 4))); do
+        "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" && break
+        pid_alive "$pidfile" "postgres -D" || break
+        sleep 0.25
+    done
+    if ! "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; then
+        tail -n 30 "$RUN/postgresql.log" >&2 || true
+        stop_pid "$pidfile" "postgres -D" postgresql INT
+        die "postgresql did not become ready (log: $RUN/postgresql.log)"
+    fi
+    "$bin/psql" -qAt -h 127.0.0.1 -p "$port" -U hive -d postgres -c "SELECT 1 FROM pg_database WHERE datname = 'hive'" \
+        | grep -q 1 || "$bin/createdb" -h 127.0.0.1 -p "$port" -U hive hive
+    printf 'HIVE_TEST_POSTGRES_URL=postgresql://hive@%s/hive\nHIVE_TEST_POSTGRES_ADDR=%s\n' "$addr" "$addr" > "$RUN/postgresql.env"
+    log "postgresql: ready on $addr"
+}
+
+down_postgresql() {  # SIGINT: PostgreSQL's fast shutdown (SIGTERM would wait for every client)
+    stop_pid "$RUN/postgresql.pid" "postgres -D" postgresql INT
+    rm -f "$RUN/postgresql.env"
 }
 
 up_kafka() {
@@ -334,8 +443,11 @@ cmd_up() {
 
 cmd_down() {
     [[ -d "$RUN" ]] || return 0
-    local s
-    for s in $(services_from_args "${1:-all}"); do
+    local s names
+    names="$(services_from_args "${1:-all}")"
+    # `down` (all) also stops a PostgreSQL cluster started for FerretDB's postgresql backend
+    [[ "${1:-all}" == all ]] && names="$names postgresql"
+    for s in $names; do
         with_lock "$RUN/.lock" "down_$s"
     done
     write_env
@@ -361,6 +473,14 @@ cmd_status() {
                         echo "kafka: running $KAFKA_VERSION pid $(cat "$RUN/kafka.pid") bootstrap $addr"
                     else echo "kafka: process $(cat "$RUN/kafka.pid") alive but not answering"; rc=3; fi
                 else echo "kafka: stopped ($KAFKA_VERSION installed)"; rc=3; fi ;;
+            postgresql)
+                if [[ -z "$(postgres_bin)" ]]; then echo "postgresql: not installed"; rc=3
+                elif pid_alive "$RUN/postgresql.pid" "postgres -D"; then
+                    addr="$(env_value "$RUN/postgresql.env" HIVE_TEST_POSTGRES_ADDR)"
+                    if [[ -n "$addr" ]] && "$(postgres_bin)/pg_isready" -q -h "${addr%:*}" -p "${addr##*:}"; then
+                        echo "postgresql: running pid $(cat "$RUN/postgresql.pid") postgresql://hive@$addr/hive"
+                    else echo "postgresql: process $(cat "$RUN/postgresql.pid") alive but not answering"; rc=3; fi
+                else echo "postgresql: stopped"; rc=3; fi ;;
         esac
     done
     return $rc
@@ -377,7 +497,9 @@ case "${1:-}" in
     down) cmd_down "${2:-all}" ;;
     status) cmd_status "${2:-all}" ;;
     env) cmd_env ;;
-    clean) cmd_down all; rm -rf "$RUN" ;;
+    clean) cmd_down all
+           [[ -f "$RUN/postgresql.dir" ]] && rm -rf "$(cat "$RUN/postgresql.dir")"
+           rm -rf "$RUN" ;;
     -h|--help|help) sed -n '2,/^set /{/^#/p}' "$0" ;;
-    *) echo "usage: $0 install|up|down|status|env|clean [ferretdb|kafka]" >&2; exit 2 ;;
+    *) echo "usage: $0 install|up|down|status|env|clean [ferretdb|kafka|postgresql]" >&2; exit 2 ;;
 esac

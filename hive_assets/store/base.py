@@ -58,6 +58,17 @@ def key_field(collection: str) -> str:
         raise ValueError(f"unknown collection {collection!r}; known: {sorted(COLLECTIONS)}") from None
 
 
+KEY_CHUNK = 1000  # ids per `$in` query in find_by_keys
+
+
+def unique_ids(keys: Iterable[str]) -> list[str]:
+    """The distinct ids, sorted; find_by_keys matches strings only (no int/float/bool coercions)."""
+    wanted = set(keys)
+    if not all(isinstance(k, str) for k in wanted):
+        raise TypeError(f"find_by_keys takes string ids, got {sorted({type(k).__name__ for k in wanted})}")
+    return sorted(wanted)
+
+
 class StoreUnavailable(RuntimeError):
     """The backing service cannot be reached. The message names the host, never a password."""
 
@@ -93,6 +104,18 @@ class DocumentStore(abc.ABC):
     @abc.abstractmethod
     def update_one(self, collection: str, filter: Filter, set_fields: Mapping[str, Any]) -> int:
         """Apply `$set: set_fields` to the first matching document. Returns 1 if one matched."""
+
+    def find_by_keys(
+        self, collection: str, field: str, keys: Iterable[str], projection: Sequence[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Documents whose top-level `field` is one of `keys` (ids: strings), in no particular order.
+
+        The batched read behind every client-side join: `$in` queries of at most KEY_CHUNK ids, so a
+        request stays bounded on every store. A store may override the strategy, not the result.
+        """
+        wanted = unique_ids(keys)
+        for i in range(0, len(wanted), KEY_CHUNK):
+            yield from self.find(collection, {field: {"$in": wanted[i : i + KEY_CHUNK]}}, projection=projection)
 
     def find_one(self, collection: str, filter: Filter | None = None, sort: Sort | None = None) -> dict | None:
         return next(iter(self.find(collection, filter, sort=sort, limit=1)), None)

@@ -27,6 +27,10 @@ Decisions, where the two servers or the two stores differ:
   and inserted outright, and bulk commands are kept to 50 operations (see `_bulk`: larger `update`
   commands deadlock it). An upsert there still costs a collection scan: FerretDB with SQLite is a test
   and development stand-in, not for large collections.
+* `find_by_keys` (the joins' batched read) sends `$in` chunks of KEY_CHUNK ids to MongoDB, which
+  answers them from the index. FerretDB 1.x pushes only top-level equality down to its backend, so
+  there a `$in` chunk is a full scan; for more than one chunk's worth of ids it scans the collection
+  once and filters client-side with `$in`'s semantics (the value, or an element of an array value).
 * Documents are written without `_id` (replacements keep the stored `_id`), and `find` never returns
   it. Timestamps are BSON dates, read back as timezone-aware UTC datetimes (`tz_aware=True`).
 * `aggregate` runs server-side when every stage and accumulator is in the subset above; anything
@@ -65,11 +69,13 @@ from hive_assets.config import redact_uri
 from hive_assets.store.base import (
     COLLECTIONS,
     COMPOUND_INDEXES,
+    KEY_CHUNK,
     DocumentStore,
     Filter,
     Sort,
     StoreUnavailable,
     key_field,
+    unique_ids,
 )
 
 log = logging.getLogger(__name__)
@@ -354,6 +360,28 @@ class MongoStore(DocumentStore):
         if limit is not None and int(limit) > 0:
             cursor = cursor.limit(int(limit))
         return self._iterate(cursor)
+
+    def find_by_keys(
+        self, collection: str, field: str, keys: Iterable[str], projection: Sequence[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        wanted = unique_ids(keys)
+        if len(wanted) <= KEY_CHUNK or not self.is_ferretdb:
+            return super().find_by_keys(collection, field, wanted, projection)
+        # FerretDB 1.x pushes only top-level equality down to its backend and evaluates `$in` on every
+        # document, so each chunk would be a full scan: one scan, filtered here, reads it once instead.
+        return self._scan_for_keys(collection, field, set(wanted), projection)
+
+    def _scan_for_keys(self, collection: str, field: str, wanted: set[str],
+                       projection: Sequence[str] | None) -> Iterator[dict[str, Any]]:
+        fields = None if projection is None else [*projection, field]
+        for doc in self.find(collection, None, projection=fields):
+            value = doc.get(field)
+            # `$in` semantics: the value itself, or any element of an array value
+            if (value in wanted if isinstance(value, str) else
+                    isinstance(value, list) and any(isinstance(v, str) and v in wanted for v in value)):
+                if projection is not None and field not in projection:
+                    doc.pop(field, None)
+                yield doc
 
     def _iterate(self, cursor) -> Iterator[dict[str, Any]]:
         try:

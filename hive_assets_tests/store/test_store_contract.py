@@ -14,6 +14,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from hive_assets.store import base as store_base
+from hive_assets.store import mongo as store_mongo
 from hive_assets.store.base import COLLECTIONS, StoreUnavailable, matches, run_pipeline
 from hive_assets_tests.store import any_store, mongo_store, norm  # noqa: F401  (fixtures)
 
@@ -260,6 +262,44 @@ def test_sort_ties_keep_insertion_order(any_store):
     docs = [{"opinion_id": f"t-{i}", "specialist_type": "same", "n": i} for i in (3, 1, 2, 0)]
     any_store.upsert_many(C, docs)
     assert [d["n"] for d in any_store.find(C, sort=[("specialist_type", 1)])] == [3, 1, 2, 0]
+
+
+@pytest.mark.parametrize("key_chunk", [1000, 7])  # one `$in` query; many (and FerretDB's single scan)
+def test_find_by_keys_equals_an_in_filter(loaded, monkeypatch, key_chunk):
+    store, docs = loaded
+    monkeypatch.setattr(store_base, "KEY_CHUNK", key_chunk)
+    monkeypatch.setattr(store_mongo, "KEY_CHUNK", key_chunk)
+    rng = random.Random(3)
+    for field in ("opinion_id", "plan_id"):
+        values = sorted({d[field] for d in docs})
+        keys = rng.sample(values, len(values) // 2) + ["missing-1", "missing-2"]
+        want = sorted(ids(d for d in docs if matches(d, {field: {"$in": keys}})))
+        got = list(store.find_by_keys(C, field, keys))
+        assert sorted(ids(got)) == want and len(want) > 7
+        assert norm(min(got, key=lambda d: d["opinion_id"])) == norm(next(d for d in docs if d["opinion_id"] == want[0]))
+        projected = list(store.find_by_keys(C, field, keys, projection=["opinion_id"]))
+        assert sorted(ids(projected)) == want and all(set(d) == {"opinion_id"} for d in projected)
+    assert list(store.find_by_keys(C, "opinion_id", [])) == []
+    with pytest.raises(TypeError, match="string ids"):
+        list(store.find_by_keys(C, "opinion_id", ["op-001", 1]))
+
+
+def test_ferretdb_find_by_keys_scans_once_with_in_semantics(mongo_store, monkeypatch):
+    """FerretDB evaluates `$in` on every document: past one chunk the store scans once, and returns
+    what the server's own `$in` returns, array values included."""
+    assert mongo_store.is_ferretdb
+    docs = [{"opinion_id": f"k-{i:02d}", "plan_id": f"p-{i % 9}"} for i in range(40)]
+    docs += [{"opinion_id": "arr", "plan_id": ["p-1", "zzz"]}, {"opinion_id": "num", "plan_id": 3},
+             {"opinion_id": "none", "plan_id": None}, {"opinion_id": "absent"}]
+    mongo_store.upsert_many(C, docs)
+    keys = ["p-1", "p-3", "p-5", "3", "None"]
+    server = sorted(ids(mongo_store.find(C, {"plan_id": {"$in": keys}})))
+    monkeypatch.setattr(store_mongo, "KEY_CHUNK", 2)
+    calls = []
+    real_find = mongo_store.find
+    monkeypatch.setattr(mongo_store, "find", lambda *a, **kw: calls.append(a) or real_find(*a, **kw))
+    assert sorted(ids(mongo_store.find_by_keys(C, "plan_id", keys))) == server
+    assert "arr" in server and "num" not in server and len(server) == 15 and len(calls) == 1
 
 
 def test_find_one(loaded):

@@ -1,0 +1,81 @@
+"""scripts/services.sh beyond what the session fixtures use: FerretDB on its PostgreSQL backend.
+
+The collect benchmark runs FerretDB on a private PostgreSQL cluster (Debian's postgresql binaries);
+this checks that `HIVE_FERRETDB_HANDLER=postgresql services.sh up ferretdb` gives a working store and
+that `down` / `clean` leave nothing running or behind.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from hive_assets.store import base as store_base
+from hive_assets.store import mongo as store_mongo
+from hive_assets_tests.services import SERVICES_SH, _read_env, _tail, require_service
+
+
+def _services(run_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(SERVICES_SH), *args],
+        env={**os.environ, "HIVE_SERVICES_RUN_DIR": str(run_dir), "HIVE_SERVICES_WATCH_PID": str(os.getpid()), **env},
+        capture_output=True, text=True, timeout=240, check=False,
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_ferretdb_on_the_postgresql_backend(tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    installed = _services(run_dir, "install", "postgresql")
+    if installed.returncode != 0:
+        require_service("PostgreSQL (Debian's postgresql package)", _tail(installed.stderr))
+    up = _services(run_dir, "up", "ferretdb", HIVE_FERRETDB_HANDLER="postgresql")
+    try:
+        if up.returncode != 0:
+            require_service("FerretDB on PostgreSQL", _tail(up.stderr))
+        env = _read_env(run_dir / "env")
+        assert env["HIVE_TEST_FERRETDB_HANDLER"] == "postgresql"
+        assert env["HIVE_TEST_POSTGRES_URL"].startswith("postgresql://hive@127.0.0.1:")
+        pids = [int((run_dir / f"{name}.pid").read_text()) for name in ("ferretdb", "postgresql")]
+        assert all(_alive(pid) for pid in pids)
+        status = _services(run_dir, "status", "postgresql")
+        assert status.returncode == 0 and "postgresql: running" in status.stdout
+
+        database = f"hive_test_{uuid.uuid4().hex[:8]}"
+        with store_mongo.MongoStore(env["HIVE_TEST_MONGODB_URI"], database) as store:
+            assert store.is_ferretdb
+            docs = [{"opinion_id": f"o-{i:03d}", "plan_id": f"p-{i % 10}", "n": i} for i in range(120)]
+            assert store.upsert_many("specialist_opinions", docs) == 120
+            assert store.upsert_many("specialist_opinions", docs[:5]) == 5  # replaced, not duplicated
+            assert store.count("specialist_opinions") == 120
+            assert [d["n"] for d in store.find("specialist_opinions", {"plan_id": "p-3"}, sort=[("n", 1)])] == \
+                list(range(3, 120, 10))
+            monkeypatch.setattr(store_base, "KEY_CHUNK", 4)
+            monkeypatch.setattr(store_mongo, "KEY_CHUNK", 4)
+            got = store.find_by_keys("specialist_opinions", "plan_id", ["p-1", "p-2", "p-7", "p-8", "p-9", "nope"])
+            assert sorted(d["n"] for d in got) == [n for n in range(120) if n % 10 in (1, 2, 7, 8, 9)]
+            store.client.drop_database(database)
+    finally:
+        down = _services(run_dir, "down")
+    assert down.returncode == 0, down.stderr
+    assert not any(_alive(pid) for pid in pids), "services.sh down left a process running"
+    cluster = Path((run_dir / "postgresql.dir").read_text().strip()) if (run_dir / "postgresql.dir").exists() else None
+    assert _services(run_dir, "clean").returncode == 0
+    assert not run_dir.exists() and (cluster is None or not cluster.exists())
+
+
+@pytest.mark.parametrize("handler", ["mysql", "nonsense"])
+def test_an_unknown_ferretdb_handler_is_refused(tmp_path, handler):
+    out = _services(tmp_path / "run", "up", "ferretdb", HIVE_FERRETDB_HANDLER=handler)
+    assert out.returncode != 0 and "HIVE_FERRETDB_HANDLER must be sqlite or postgresql" in out.stderr
