@@ -20,7 +20,8 @@
 #   HIVE_TEST_POSTGRES_URL=postgresql://hive@127.0.0.1:PORT/hive        (after `up postgresql`)
 # FerretDB keeps its SQLite files in run/ferretdb-data between runs; Kafka is a throw-away single node
 # (broker + controller) whose storage is formatted afresh on every start. PostgreSQL keeps its cluster
-# in run/postgresql-data (trust auth, loopback only, fsync off: a test cluster, never a real one).
+# in run/postgresql (as root: a /tmp/hive-postgresql.* directory named in run/postgresql.dir) with
+# trust auth, loopback only and fsync off: a test cluster, never a real one.
 # HIVE_FERRETDB_HANDLER=postgresql starts FerretDB on that cluster (database `ferretdb`) instead of
 # SQLite: FerretDB 1.x pushes top-level equality filters down to PostgreSQL, not to SQLite.
 #
