@@ -60,13 +60,14 @@ bench: install
 
 # The collect benchmark against FerretDB on a private PostgreSQL cluster (BENCHMARKS.md), in a run
 # directory of its own; the services are stopped afterwards whatever the outcome.
+# e.g. a quick look: make bench-ferretdb BENCH_COLLECT_ARGS="--plans 500 --in-chunks-too"
 BENCH_RUN := $(CURDIR)/.hive/bench-services
 bench-ferretdb: install services
 	export HIVE_SERVICES_RUN_DIR=$(BENCH_RUN) HIVE_FERRETDB_HANDLER=postgresql; \
 	trap 'bash scripts/services.sh clean' EXIT; \
 	bash scripts/services.sh up ferretdb && set -a && . $(BENCH_RUN)/env && set +a && \
 	$(BIN)/python benchmarks/bench_collect.py --mongodb-uri "$$HIVE_TEST_MONGODB_URI" \
-	  --mongodb-label "PostgreSQL backend, loopback" --naive-sample-mongodb 1000
+	  --mongodb-label "PostgreSQL backend, loopback" --naive-sample-mongodb 1000 $(BENCH_COLLECT_ARGS)
 
 clean:
 	rm -rf .hive
