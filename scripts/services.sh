@@ -263,11 +263,9 @@ up_ferretdb() {
             backend=(--handler=sqlite --sqlite-url="file:$RUN/ferretdb-data/") ;;
         postgresql)
             up_postgresql
-            local pg bin
-            pg="$(env_value "$RUN/postgresql.env" HIVE_TEST_POSTGRES_ADDR)" bin="$(postgres_bin)"
-            "$bin/psql" -qAt -h "${pg%:*}" -p "${pg##*:}" -U hive -d hive \
-                -c "SELECT 1 FROM pg_database WHERE datname = 'ferretdb'" | grep -q 1 \
-                || "$bin/createdb" -h "${pg%:*}" -p "${pg##*:}" -U hive ferretdb
+            local pg
+            pg="$(env_value "$RUN/postgresql.env" HIVE_TEST_POSTGRES_ADDR)"
+            pg_ensure_db "$pg" ferretdb
             backend=(--handler=postgresql --postgresql-url="postgres://hive@$pg/ferretdb") ;;
     esac
     read -r port debug_port < <("$PY" "$PROBE" freeport 2)
@@ -287,6 +285,20 @@ up_ferretdb() {
     printf 'HIVE_TEST_MONGODB_URI=mongodb://%s/\nHIVE_TEST_FERRETDB_ADDR=%s\nHIVE_TEST_FERRETDB_HANDLER=%s\n' \
         "$addr" "$addr" "$FERRETDB_HANDLER" > "$RUN/ferretdb.env"
     log "ferretdb: ready on $addr"
+}
+
+PG_PATTERN="postgres -D"  # the server's command line, for pid_alive / stop_pid / watch_parent
+
+pg_ready() {  # pg_ready HOST:PORT: the server accepts connections
+    "$(postgres_bin)/pg_isready" -q -h "${1%:*}" -p "${1##*:}"
+}
+
+pg_ensure_db() {  # pg_ensure_db HOST:PORT NAME: create database NAME unless it exists
+    local bin
+    bin="$(postgres_bin)"
+    "$bin/psql" -qAt -h "${1%:*}" -p "${1##*:}" -U hive -d postgres \
+        -c "SELECT 1 FROM pg_database WHERE datname = '$2'" | grep -q 1 \
+        || "$bin/createdb" -h "${1%:*}" -p "${1##*:}" -U hive "$2"
 }
 
 AS_OWNER=()  # prefix for PostgreSQL server commands: root may not run them, the `postgres` user does
@@ -309,13 +321,13 @@ up_postgresql() {
     local bin pidfile="$RUN/postgresql.pid" addr dir data sock
     bin="$(postgres_bin)"
     [[ -n "$bin" ]] || die "postgresql: not installed (Debian's postgresql package), see '$0 install postgresql'"
-    if pid_alive "$pidfile" "postgres -D"; then
+    if pid_alive "$pidfile" "$PG_PATTERN"; then
         addr="$(env_value "$RUN/postgresql.env" HIVE_TEST_POSTGRES_ADDR)"
-        if [[ -n "$addr" ]] && "$bin/pg_isready" -q -h "${addr%:*}" -p "${addr##*:}"; then
+        if [[ -n "$addr" ]] && pg_ready "$addr"; then
             log "postgresql: already running on $addr"
             return 0
         fi
-        stop_pid "$pidfile" "postgres -D" postgresql INT
+        stop_pid "$pidfile" "$PG_PATTERN" postgresql INT
     fi
     dir="$(postgres_dir)" data="$dir/data" sock="$dir/sock"
     if [[ ! -f "$data/PG_VERSION" ]]; then
@@ -331,26 +343,25 @@ up_postgresql() {
     log "postgresql: starting $("$bin/postgres" --version | awk '{print $3}') on $addr (cluster in $data)"
     spawn "$pidfile" "$RUN/postgresql.log" "${AS_OWNER[@]}" "$bin/postgres" -D "$data" -p "$port" -k "$sock" \
         -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off
-    watch_parent "$pidfile" "postgres -D" INT
+    watch_parent "$pidfile" "$PG_PATTERN" INT
     local i
     for i in $(seq $((POSTGRES_READY_S * 4))); do
-        "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" && break
-        pid_alive "$pidfile" "postgres -D" || break
+        pg_ready "$addr" && break
+        pid_alive "$pidfile" "$PG_PATTERN" || break
         sleep 0.25
     done
-    if ! "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; then
+    if ! pg_ready "$addr"; then
         tail -n 30 "$RUN/postgresql.log" >&2 || true
-        stop_pid "$pidfile" "postgres -D" postgresql INT
+        stop_pid "$pidfile" "$PG_PATTERN" postgresql INT
         die "postgresql did not become ready (log: $RUN/postgresql.log)"
     fi
-    "$bin/psql" -qAt -h 127.0.0.1 -p "$port" -U hive -d postgres -c "SELECT 1 FROM pg_database WHERE datname = 'hive'" \
-        | grep -q 1 || "$bin/createdb" -h 127.0.0.1 -p "$port" -U hive hive
+    pg_ensure_db "$addr" hive
     printf 'HIVE_TEST_POSTGRES_URL=postgresql://hive@%s/hive\nHIVE_TEST_POSTGRES_ADDR=%s\n' "$addr" "$addr" > "$RUN/postgresql.env"
     log "postgresql: ready on $addr"
 }
 
 down_postgresql() {  # SIGINT: PostgreSQL's fast shutdown (SIGTERM would wait for every client)
-    stop_pid "$RUN/postgresql.pid" "postgres -D" postgresql INT
+    stop_pid "$RUN/postgresql.pid" "$PG_PATTERN" postgresql INT
     rm -f "$RUN/postgresql.env"
 }
 
@@ -476,9 +487,9 @@ cmd_status() {
                 else echo "kafka: stopped ($KAFKA_VERSION installed)"; rc=3; fi ;;
             postgresql)
                 if [[ -z "$(postgres_bin)" ]]; then echo "postgresql: not installed"; rc=3
-                elif pid_alive "$RUN/postgresql.pid" "postgres -D"; then
+                elif pid_alive "$RUN/postgresql.pid" "$PG_PATTERN"; then
                     addr="$(env_value "$RUN/postgresql.env" HIVE_TEST_POSTGRES_ADDR)"
-                    if [[ -n "$addr" ]] && "$(postgres_bin)/pg_isready" -q -h "${addr%:*}" -p "${addr##*:}"; then
+                    if [[ -n "$addr" ]] && pg_ready "$addr"; then
                         echo "postgresql: running pid $(cat "$RUN/postgresql.pid") postgresql://hive@$addr/hive"
                     else echo "postgresql: process $(cat "$RUN/postgresql.pid") alive but not answering"; rc=3; fi
                 else echo "postgresql: stopped"; rc=3; fi ;;
