@@ -17,7 +17,7 @@ $(BIN)/activate:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # constraints.txt pins every transitive version: installs are reproducible.
-$(VENV)/.installed: $(BIN)/activate pyproject.toml setup.py hive_assets/_flatten.c constraints.txt
+$(VENV)/.installed: $(BIN)/activate pyproject.toml setup.py hive_assets/features/_flatten.c constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 

@@ -1,6 +1,6 @@
 """Collect + join throughput: opinions with plan, audit event and latest trusted feedback into a DataFrame.
 
-Compares, in the same run and on the same data, `hive_assets.collect.collect` (batched `$in` reads,
+Compares, in the same run and on the same data, `hive_assets.data.collect` (batched `$in` reads,
 client-side joins) with a naive loop issuing one query per opinion for its plan, its audit event and its
 feedback (the shape of the seed's collector). Rates are rows/s; the naive loop runs on a subsample.
 
@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd  # noqa: E402
 
 from hive_assets import documents as docs  # noqa: E402
-from hive_assets.collect import collect  # noqa: E402
+from hive_assets.data import collect  # noqa: E402
 from hive_assets.config import SPECIALISTS  # noqa: E402
 from hive_assets.simulator import simulate  # noqa: E402
-from hive_assets.store import SQLiteStore  # noqa: E402
-from hive_assets.store.base import KEY_CHUNK, DocumentStore  # noqa: E402
+from hive_assets.data.store import SQLiteStore  # noqa: E402
+from hive_assets.data.store.base import KEY_CHUNK, DocumentStore  # noqa: E402
 
 NOW = datetime(2026, 10, 1, tzinfo=timezone.utc)
 
@@ -91,7 +91,7 @@ def main() -> None:
         opinions = sqlite.count("specialist_opinions")
         results.append(measure(sqlite, "SQLite (embedded)", args.naive_sample))
         if args.mongodb_uri:
-            from hive_assets.store.mongo import MongoStore
+            from hive_assets.data.store.mongo import MongoStore
 
             database = f"bench_{uuid.uuid4().hex[:8]}"
             with MongoStore(args.mongodb_uri, database) as mongo:

@@ -32,9 +32,9 @@ def run(cmd: list[str], env: dict) -> float:
 
 def reference_partition(home: Path, specialist: str) -> float:
     """Domain layer only, in-process (imports already paid)."""
-    from hive_assets.collect import collect
+    from hive_assets.data import collect
     from hive_assets.features import features_frame
-    from hive_assets.store import SQLiteStore
+    from hive_assets.data.store import SQLiteStore
     from hive_assets.training import temporal_group_split, train_model
 
     start = time.perf_counter()

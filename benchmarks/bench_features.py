@@ -178,7 +178,7 @@ def main() -> None:
     batch_times = timed(batch, args.repeat)
 
     # the same batch path with the C flattener disabled (pure-Python flattening), for comparison
-    from hive_assets import _feature_kernels as kernels
+    from hive_assets.features import _batch as kernels
 
     flattener = kernels._flatten
     kernels._flatten = None
@@ -186,7 +186,7 @@ def main() -> None:
         pure_times = timed(lambda: features_frame(plans), args.repeat)
     finally:
         kernels._flatten = flattener
-    flattener_label = "C flattener `hive_assets._flatten`" if flattener is not None else (
+    flattener_label = "C flattener `hive_assets.features._flatten`" if flattener is not None else (
         "pure-Python flattening: C flattener not built or HIVE_FEATURES_PURE_PYTHON set")
 
     singles: list = []

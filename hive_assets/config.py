@@ -14,6 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 SPECIALISTS: tuple[str, ...] = ("business", "technical", "behavior", "evolution", "architecture")
 CLASSES: tuple[str, ...] = ("approve", "reject", "review_required")
+DEFAULT_MONGODB_DATABASE = "neural_hive"
+DEFAULT_EXPERIMENT_NAME = "specialist_training"
 
 
 def _env_float(name: str, default: float) -> float:
@@ -53,9 +55,9 @@ def redact_uri(uri: str | None) -> str:
 class Settings:
     home: Path = field(default_factory=hive_home)
     mlflow_tracking_uri: str = ""
-    mlflow_experiment_name: str = "specialist_training"
+    mlflow_experiment_name: str = DEFAULT_EXPERIMENT_NAME
     mongodb_uri: str = ""
-    mongodb_database: str = "neural_hive"
+    mongodb_database: str = DEFAULT_MONGODB_DATABASE
     ab_testing_enabled: bool = True
     ab_test_default_traffic: float = 10.0
     drift_threshold: float = 0.2
@@ -82,9 +84,9 @@ class Settings:
         return cls(
             home=hive_home(),
             mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", ""),
-            mlflow_experiment_name=os.environ.get("MLFLOW_EXPERIMENT_NAME") or "specialist_training",
+            mlflow_experiment_name=os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT_NAME,
             mongodb_uri=os.environ.get("MONGODB_URI", ""),
-            mongodb_database=os.environ.get("MONGODB_DATABASE") or "neural_hive",
+            mongodb_database=os.environ.get("MONGODB_DATABASE") or DEFAULT_MONGODB_DATABASE,
             ab_testing_enabled=_env_bool("AB_TESTING_ENABLED", True),
             ab_test_default_traffic=_env_float("AB_TEST_DEFAULT_TRAFFIC", 10.0),
             drift_threshold=_env_float("DRIFT_THRESHOLD", 0.2),

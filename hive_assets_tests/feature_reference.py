@@ -1,6 +1,6 @@
 """Slow, independent reference for the feature contract (SPEC section 3), written with networkx.
 
-It shares no code with `hive_assets.features` / `hive_assets._feature_kernels` (only the feature
+It shares no code with `hive_assets.features` / `hive_assets.features._batch` (only the feature
 names, to order its output): the graph features come from networkx (strongly connected components,
 descendants, topological generations, `dag_longest_path_length`), the statistics from `statistics`
 (exact rational arithmetic) and the Gini coefficient from the mean-absolute-difference form

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from hive_assets.store import base as store_base
-from hive_assets.store import mongo as store_mongo
+from hive_assets.data.store import base as store_base
+from hive_assets.data.store import mongo as store_mongo
 from hive_assets_tests.services import SERVICES_SH, _read_env, _tail, require_service
 
 

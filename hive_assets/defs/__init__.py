@@ -1,18 +1,21 @@
-"""The Dagster wiring: assets, checks, jobs and resources that call the domain layer."""
+"""The Dagster wiring, one package per stage of the loop (mirroring the domain packages): assets, checks,
+jobs and sensors that call the domain layer and hold no decisions of their own."""
 
 import dagster as dg
 
-from hive_assets.defs import data, models, rollout
-from hive_assets.defs.jobs import retrain_specialist
+from hive_assets.defs import data, evaluation, features, registry, rollout, training
 from hive_assets.defs.resources import default_resources
+
+STAGES = (data, features, training, evaluation, registry, rollout)
 
 
 def build_defs() -> dg.Definitions:
-    return dg.Definitions(
-        assets=dg.load_assets_from_modules([data, models, rollout]),
-        jobs=[retrain_specialist],
-        resources=default_resources(),
-        # Steps of one partition run in sequence anyway; in-process saves a Python start-up
-        # (dagster + mlflow + xgboost imports) per step.
-        executor=dg.in_process_executor,
+    return dg.Definitions.merge(
+        *(stage.defs for stage in STAGES),
+        dg.Definitions(
+            resources=default_resources(),
+            # Steps of one partition run in sequence anyway; in-process saves a Python start-up
+            # (dagster + mlflow + xgboost imports) per step.
+            executor=dg.in_process_executor,
+        ),
     )

@@ -9,8 +9,8 @@ import os
 
 import dagster as dg
 
-from hive_assets.config import Settings, redact_uri
-from hive_assets.store import DocumentStore, open_store
+from hive_assets.config import DEFAULT_EXPERIMENT_NAME, DEFAULT_MONGODB_DATABASE, Settings, redact_uri
+from hive_assets.data import DocumentStore, open_store
 
 
 def _env_or_default(name: str) -> str | dg.EnvVar:
@@ -21,7 +21,7 @@ class DocumentStoreResource(dg.ConfigurableResource):
     """MongoDB/FerretDB when `mongodb_uri` is set, else the embedded SQLite store under HIVE_HOME."""
 
     mongodb_uri: str = ""
-    database: str = "neural_hive"
+    database: str = DEFAULT_MONGODB_DATABASE
 
     def settings(self) -> Settings:
         base = Settings.from_env()
@@ -38,7 +38,7 @@ class MlflowResource(dg.ConfigurableResource):
     """One MlflowClient per run; the experiment is created on first use with a HIVE_HOME artifact root."""
 
     tracking_uri: str = ""
-    experiment_name: str = "specialist_training"
+    experiment_name: str = DEFAULT_EXPERIMENT_NAME
 
     @property
     def uri(self) -> str:
@@ -82,11 +82,11 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
     return {
         "document_store": DocumentStoreResource(
             mongodb_uri=_env_or_default("MONGODB_URI"),
-            database=os.environ.get("MONGODB_DATABASE") or "neural_hive",
+            database=Settings.from_env().mongodb_database,
         ),
         "mlflow": MlflowResource(
             tracking_uri=_env_or_default("MLFLOW_TRACKING_URI"),
-            experiment_name=os.environ.get("MLFLOW_EXPERIMENT_NAME") or "specialist_training",
+            experiment_name=Settings.from_env().mlflow_experiment_name,
         ),
         "platform": PlatformSettings.from_env(),
     }

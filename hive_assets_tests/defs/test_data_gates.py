@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from hive_assets.defs import build_defs
-from hive_assets.defs.data import training_data_problems
+from hive_assets.evaluation import training_data_problems
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
 from hive_assets.simulator import simulate
-from hive_assets.store import SQLiteStore
+from hive_assets.data.store import SQLiteStore
 
 NOW = datetime(2026, 4, 1, tzinfo=timezone.utc)
 

@@ -12,7 +12,7 @@ from hive_assets import registry
 from hive_assets.defs import build_defs
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
 from hive_assets.simulator import simulate
-from hive_assets.store import SQLiteStore
+from hive_assets.data.store import SQLiteStore
 
 pytestmark = pytest.mark.services
 
@@ -74,12 +74,12 @@ def test_one_partition_end_to_end_then_a_challenger(platform_env):
     model = registry.load_version_model(client, version)
     features = result.output_for_node("enhanced_features")
     test = features[features["split"] == "test"]
-    labels, confidence = model.predict(test)
+    labels, confidence = model.predict_confidence(test)
     assert (labels == test["label"].to_numpy()).mean() == pytest.approx(report["metrics"]["accuracy"])
     assert np.all((confidence > 0) & (confidence <= 1))
 
     # the serving helper gives the same answer for one plan as the batch path
-    from hive_assets.serving import load_evaluator
+    from hive_assets.registry import load_evaluator
 
     evaluator = load_evaluator(client.tracking_uri, "business")
     raw = result.output_for_node("raw_production_data").frame

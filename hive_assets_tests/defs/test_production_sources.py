@@ -13,9 +13,9 @@ import pytest
 from hive_assets.defs import build_defs
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
 from hive_assets.simulator import simulate
-from hive_assets.sources.kafka import produce_audit_events
-from hive_assets.store import SQLiteStore
-from hive_assets.store.mongo import MongoStore
+from hive_assets.data.kafka import produce_audit_events
+from hive_assets.data.store import SQLiteStore
+from hive_assets.data.store.mongo import MongoStore
 
 pytestmark = pytest.mark.services
 NOW = datetime(2026, 9, 1, tzinfo=timezone.utc)

@@ -1,0 +1,47 @@
+"""Intent confidences from the `intentions.audit` topic, or the `intentions_audit` collection without Kafka."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from hive_assets.data.store.base import DocumentStore
+
+
+def _confidence(event: Mapping[str, Any]) -> float | None:
+    conf = event.get("confidence")
+    return float(conf) if isinstance(conf, (int, float)) and not isinstance(conf, bool) else None
+
+
+AuditReader = Callable[[list[str], datetime, datetime], dict[str, float]]
+
+
+def audit_confidences_from_store(store: DocumentStore) -> AuditReader:
+    """Intent confidences from the `intentions_audit` collection (used when Kafka is not configured)."""
+
+    def read(intent_ids: list[str], start: datetime, end: datetime) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for ev in store.find_by_keys("intentions_audit", "id", intent_ids, projection=["id", "confidence"]):
+            if (conf := _confidence(ev)) is not None:
+                out[str(ev["id"])] = conf
+        return out
+
+    return read
+
+
+def audit_confidences_from_kafka(bootstrap_servers: str, topic: str = "intentions.audit",
+                                 timeout_s: float = 30.0) -> AuditReader:
+    """Intent confidences from the `intentions.audit` topic, read for the collection window."""
+
+    def read(intent_ids: list[str], start: datetime, end: datetime) -> dict[str, float]:
+        from hive_assets.data.kafka import read_audit_events
+
+        wanted = set(intent_ids)
+        out: dict[str, float] = {}
+        for event in read_audit_events(bootstrap_servers, start, end, topic=topic, timeout_s=timeout_s):
+            if str(event.get("id")) in wanted and (conf := _confidence(event)) is not None:
+                out[str(event["id"])] = conf
+        return out
+
+    return read

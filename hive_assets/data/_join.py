@@ -1,0 +1,49 @@
+"""The opinion-to-feedback join: each opinion's latest trusted feedback (SPEC section 4).
+
+Used by collection (training labels) and by the A/B per-arm metrics, so both read labels the same way.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from hive_assets.data import _documents as docs
+from hive_assets.data._trust import TrustPolicy
+from hive_assets.data.store.base import DocumentStore
+
+
+def latest_trusted_feedback(
+    store: DocumentStore,
+    opinion_ids: Iterable[str],
+    now: datetime,
+    trust: TrustPolicy,
+    on_malformed: Callable[[Any, list[docs.Problem]], None] | None = None,
+) -> tuple[dict[str, dict], Counter, int]:
+    """(opinion_id -> latest trusted feedback, dropped feedback by reason, feedback documents read).
+
+    "Latest" is by `submitted_at`, ties broken by `feedback_id`; each kept document gains `_submitted`
+    (aware UTC). Malformed feedback goes to `on_malformed` with its problems and is never a label.
+    """
+    latest: dict[str, dict] = {}
+    dropped: Counter = Counter()
+    read = 0
+    for fb in store.find_by_keys("specialist_feedback", "opinion_id", opinion_ids):
+        read += 1
+        problems = docs.validate_feedback(fb, now)
+        if problems:
+            if on_malformed is not None:
+                on_malformed(fb, problems)
+            continue
+        reason = trust.reason_to_drop(fb)
+        if reason:
+            dropped[reason] += 1
+            continue
+        fb["_submitted"] = docs.to_utc(fb["submitted_at"])
+        oid = str(fb["opinion_id"])
+        prev = latest.get(oid)
+        if prev is None or (fb["_submitted"], str(fb["feedback_id"])) > (prev["_submitted"], str(prev["feedback_id"])):
+            latest[oid] = fb
+    return latest, dropped, read

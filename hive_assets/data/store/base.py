@@ -1,0 +1,271 @@
+"""The document-store interface shared by the embedded SQLite store and MongoDB/FerretDB.
+
+Queries stay inside what MongoDB 6+ and FerretDB 1.x both serve: find with a small filter language,
+count, upsert by a unique key, a `$set` update, and simple `aggregate` ($match, $group, $sort,
+$count, $limit). Joins happen client-side.
+
+Filter language (a subset of MongoDB's): `{field: value}` equality on a (dotted) field, and
+`{field: {op: value}}` with op in $eq $ne $gt $gte $lt $lte $in $nin $exists; top-level $and / $or.
+Values may be str, int, float, bool, None or datetime (timezone-aware UTC).
+
+Timestamps: both stores accept `datetime` values. The SQLite store keeps them as canonical ISO-8601
+strings (`2026-01-02T03:04:05.000000Z`, which sort as text); MongoDB keeps BSON dates. Readers
+normalise with `hive_assets.data.to_utc`.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+# Unique key and the fields each collection is queried by (indexed in both stores).
+COLLECTIONS: dict[str, dict[str, Any]] = {
+    "cognitive_ledger": {"key": "plan_id", "indexed": ("timestamp",)},
+    "cognitive_plans": {"key": "plan_id", "indexed": ("created_at",)},
+    "specialist_opinions": {"key": "opinion_id", "indexed": ("specialist_type", "evaluated_at", "plan_id")},
+    "specialist_feedback": {"key": "feedback_id", "indexed": ("specialist_type", "submitted_at", "opinion_id")},
+    "intentions_audit": {"key": "id", "indexed": ("timestamp",)},
+    "retraining_triggers": {"key": "trigger_id", "indexed": ("specialist_type", "triggered_at", "status")},
+    "drift_monitoring": {"key": "check_id", "indexed": ("specialist_type", "checked_at")},
+    "ab_tests": {"key": "test_id", "indexed": ("specialist_type", "status")},
+    "model_decisions": {"key": "decision_id", "indexed": ("specialist_type", "recorded_at")},
+    "quarantine": {"key": "quarantine_id", "indexed": ("specialist_type", "reason")},
+}
+
+# Compound indexes beyond the single-field ones: the hot query of collection.
+COMPOUND_INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "specialist_opinions": (("specialist_type", "evaluated_at"),),
+    "specialist_feedback": (("specialist_type", "submitted_at"),),
+}
+
+Filter = Mapping[str, Any]
+Sort = Sequence[tuple[str, int]]
+
+
+def canonical_time(value: datetime) -> str:
+    """Fixed-width UTC ISO-8601 text, so that string order is time order."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def key_field(collection: str) -> str:
+    try:
+        return COLLECTIONS[collection]["key"]
+    except KeyError:
+        raise ValueError(f"unknown collection {collection!r}; known: {sorted(COLLECTIONS)}") from None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return canonical_time(value)
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def dumps(doc: Mapping[str, Any]) -> str:
+    """A document as compact JSON text (datetimes canonical, numpy values as Python values)."""
+    try:
+        return orjson.dumps(doc, default=_json_default, option=_ORJSON_OPTIONS).decode()
+    except (TypeError, orjson.JSONEncodeError):  # e.g. an integer beyond 64 bits in a malformed document
+        return json.dumps(doc, default=_json_default, separators=(",", ":"))
+
+
+KEY_CHUNK = 1000  # ids per `$in` query in find_by_keys
+
+
+def unique_ids(keys: Iterable[str]) -> list[str]:
+    """The distinct ids, sorted; find_by_keys matches strings only (no int/float/bool coercions)."""
+    wanted = set(keys)
+    if not all(isinstance(k, str) for k in wanted):
+        raise TypeError(f"find_by_keys takes string ids, got {sorted({type(k).__name__ for k in wanted})}")
+    return sorted(wanted)
+
+
+class StoreUnavailable(RuntimeError):
+    """The backing service cannot be reached. The message names the host, never a password."""
+
+
+class DocumentStore(abc.ABC):
+    """What the platform needs from a document database. Implementations: SQLite, MongoDB."""
+
+    #: short name for logs and metadata ("sqlite", "mongodb")
+    kind: str = "abstract"
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """Where the store is, safe to print (no credentials)."""
+
+    @abc.abstractmethod
+    def upsert_many(self, collection: str, docs: Iterable[Mapping[str, Any]]) -> int:
+        """Insert documents, replacing any with the same unique key. Returns how many were written."""
+
+    @abc.abstractmethod
+    def find(
+        self,
+        collection: str,
+        filter: Filter | None = None,
+        projection: Sequence[str] | None = None,
+        sort: Sort | None = None,
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Matching documents (without Mongo's `_id`), optionally projected to top-level fields."""
+
+    @abc.abstractmethod
+    def count(self, collection: str, filter: Filter | None = None) -> int: ...
+
+    @abc.abstractmethod
+    def update_one(self, collection: str, filter: Filter, set_fields: Mapping[str, Any]) -> int:
+        """Apply `$set: set_fields` to the first matching document. Returns 1 if one matched."""
+
+    def find_by_keys(
+        self, collection: str, field: str, keys: Iterable[str], projection: Sequence[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Documents whose top-level `field` is one of `keys` (ids: strings), in no particular order.
+
+        The batched read behind every client-side join: `$in` queries of at most KEY_CHUNK ids, so a
+        request stays bounded on every store. A store may override the strategy, not the result.
+        """
+        wanted = unique_ids(keys)
+        for i in range(0, len(wanted), KEY_CHUNK):
+            yield from self.find(collection, {field: {"$in": wanted[i : i + KEY_CHUNK]}}, projection=projection)
+
+    def find_one(self, collection: str, filter: Filter | None = None, sort: Sort | None = None) -> dict | None:
+        return next(iter(self.find(collection, filter, sort=sort, limit=1)), None)
+
+    def aggregate(self, collection: str, pipeline: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Simple pipelines ($match first, then $group / $sort / $count / $limit), evaluated here.
+
+        The MongoDB store overrides this to run server-side; the semantics are the same.
+        """
+        stages = list(pipeline)
+        match: Filter | None = None
+        if stages and "$match" in stages[0]:
+            match = stages.pop(0)["$match"]
+        return run_pipeline(self.find(collection, match), stages)
+
+    def close(self) -> None:  # pragma: no cover - trivial default
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def get_path(doc: Mapping[str, Any], dotted: str) -> Any:
+    cur: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(cur, Mapping) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def _expr(doc: Mapping[str, Any], spec: Any) -> Any:
+    if isinstance(spec, str) and spec.startswith("$"):
+        return get_path(doc, spec[1:])
+    return spec
+
+
+def run_pipeline(docs: Iterable[Mapping[str, Any]], stages: Sequence[Mapping[str, Any]]) -> list[dict]:
+    """Evaluate $group / $sort / $count / $limit client-side (the subset FerretDB 1.x also serves)."""
+    rows: list[dict] = [dict(d) for d in docs]
+    for stage in stages:
+        (op, arg), = stage.items()
+        if op == "$group":
+            groups: dict[Any, dict] = {}
+            for doc in rows:
+                gid = _expr(doc, arg["_id"])
+                key = tuple(sorted(gid.items())) if isinstance(gid, dict) else gid
+                acc = groups.setdefault(key, {"_id": gid})
+                for name, spec in arg.items():
+                    if name == "_id":
+                        continue
+                    (agg, operand), = spec.items()
+                    value = _expr(doc, operand)
+                    if agg == "$sum":
+                        acc[name] = acc.get(name, 0) + (value or 0)
+                    elif agg == "$max":
+                        if value is not None and (acc.get(name) is None or value > acc[name]):
+                            acc[name] = value
+                    elif agg == "$min":
+                        if value is not None and (acc.get(name) is None or value < acc[name]):
+                            acc[name] = value
+                    else:
+                        raise ValueError(f"unsupported accumulator {agg}")
+            rows = list(groups.values())
+        elif op == "$sort":
+            for field, direction in reversed(list(arg.items())):
+                rows.sort(key=lambda d: (get_path(d, field) is None, get_path(d, field)), reverse=direction < 0)
+        elif op == "$count":
+            rows = [{arg: len(rows)}]
+        elif op == "$limit":
+            rows = rows[: int(arg)]
+        elif op == "$match":
+            rows = [d for d in rows if matches(d, arg)]
+        else:
+            raise ValueError(f"unsupported aggregation stage {op}")
+    return rows
+
+
+def _comparable(value: Any) -> Any:
+    return canonical_time(value) if isinstance(value, datetime) else value
+
+
+def _match_op(actual: Any, op: str, expected: Any) -> bool:
+    actual, expected = _comparable(actual), _comparable(expected)
+    if op == "$eq":
+        return actual == expected
+    if op == "$ne":
+        return actual != expected
+    if op == "$in":
+        return actual in [_comparable(v) for v in expected]
+    if op == "$nin":
+        return actual not in [_comparable(v) for v in expected]
+    if op == "$exists":
+        return (actual is not None) == bool(expected)
+    if actual is None:
+        return False
+    try:
+        if op == "$gt":
+            return actual > expected
+        if op == "$gte":
+            return actual >= expected
+        if op == "$lt":
+            return actual < expected
+        if op == "$lte":
+            return actual <= expected
+    except TypeError:
+        return False
+    raise ValueError(f"unsupported filter operator {op}")
+
+
+def matches(doc: Mapping[str, Any], filter: Filter | None) -> bool:
+    """Pure-Python evaluation of the filter language above (the reference the stores must agree with)."""
+    for field, cond in (filter or {}).items():
+        if field == "$and":
+            if not all(matches(doc, f) for f in cond):
+                return False
+        elif field == "$or":
+            if not any(matches(doc, f) for f in cond):
+                return False
+        elif isinstance(cond, Mapping) and cond and all(k.startswith("$") for k in cond):
+            value = get_path(doc, field)
+            if not all(_match_op(value, op, exp) for op, exp in cond.items()):
+                return False
+        elif not _match_op(get_path(doc, field), "$eq", cond):
+            return False
+    return True

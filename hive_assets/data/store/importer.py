@@ -1,0 +1,183 @@
+"""Import `mongoexport` JSON-lines files into a document store (SQLite or MongoDB).
+
+    python -m hive_assets.data.store.importer COLLECTION FILE.jsonl[.gz] [...]
+
+One JSON document per line, in MongoDB extended JSON, relaxed or canonical mode:
+  {"$oid": "..."}                                  -> the hex string
+  {"$date": "2026-01-02T03:04:05.123Z"}            -> timezone-aware UTC datetime (any ISO-8601 offset;
+  {"$date": {"$numberLong": "1767323045123"}}         no offset means UTC; a number is epoch ms)
+  {"$numberLong": "42"}, {"$numberInt": "7"}       -> int
+  {"$numberDouble": "0.5"} (also "NaN", "Infinity") -> float
+  {"$numberDecimal": "1.10"}                       -> float (the stores keep JSON / BSON doubles)
+  {"$timestamp": {"t": s, "i": n}}                 -> datetime of t
+  {"$undefined": true}                             -> None
+Anything else (`$binary`, `$regex`, ...) is kept as the dict it is.
+
+The top-level `_id` is dropped: documents are keyed by the SPEC ids (`plan_id`, `opinion_id`, ...),
+upserted in batches, so importing the same file twice changes nothing.
+
+A line that is not JSON, not a JSON object, or holds an undecodable extended-JSON value is counted in
+`bad_lines` and reported (line number and message; the first `MAX_ERRORS`) and never aborts the import.
+Blank lines are skipped and not counted. Errors of the store itself (StoreUnavailable, ...) do abort.
+
+Result: `{"read": non-blank lines, "written": documents written, "bad_lines": n, "missing_key": documents
+without the collection's unique key (written all the same), "errors": [{"line": n, "error": "..."}]}`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from hive_assets.data.store.base import DocumentStore, key_field
+
+MAX_ERRORS = 20
+DEFAULT_BATCH = 1000
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class ExtendedJSONError(ValueError):
+    """An extended-JSON wrapper whose content cannot be decoded."""
+
+
+def _from_millis(ms: Any) -> datetime:
+    if isinstance(ms, bool) or not isinstance(ms, (int, float)):
+        raise ExtendedJSONError(f"epoch milliseconds expected, got {ms!r}")
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+def parse_iso_datetime(text: str) -> datetime:
+    """ISO-8601 to an aware UTC datetime ('Z' or any offset; none means UTC)."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ExtendedJSONError(f"not an ISO-8601 date: {text!r}") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def _number(text: Any, kind: str) -> int | float:
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return text
+    if not isinstance(text, str):
+        raise ExtendedJSONError(f"{kind} expects a string, got {text!r}")
+    try:
+        if kind in ("$numberLong", "$numberInt"):
+            return int(text)
+        if kind == "$numberDouble":
+            return float(text)  # accepts "NaN", "Infinity", "-Infinity"
+        value = Decimal(text)
+        return float(value) if not value.is_nan() else math.nan
+    except (ValueError, InvalidOperation):
+        raise ExtendedJSONError(f"bad {kind} value {text!r}") from None
+
+
+def _decode_wrapper(obj: dict[str, Any]) -> Any:
+    """object_hook: turn one extended-JSON wrapper into a Python value (inner wrappers come first)."""
+    if len(obj) != 1:
+        return obj
+    (tag, value), = obj.items()
+    if tag == "$oid":
+        if not isinstance(value, str):
+            raise ExtendedJSONError(f"$oid expects a string, got {value!r}")
+        return value
+    if tag == "$date":
+        if isinstance(value, str):
+            return parse_iso_datetime(value)
+        return _from_millis(value)  # {"$numberLong": ...} was already decoded to an int
+    if tag in ("$numberLong", "$numberInt", "$numberDouble", "$numberDecimal"):
+        return _number(value, tag)
+    if tag == "$timestamp" and isinstance(value, dict) and "t" in value:
+        return _EPOCH + timedelta(seconds=int(value["t"]))
+    if tag == "$undefined":
+        return None
+    return obj
+
+
+def decode_line(line: str) -> dict[str, Any]:
+    """One mongoexport line as a plain document (without `_id`). Raises ValueError if it is not one."""
+    doc = json.loads(line, object_hook=_decode_wrapper)
+    if not isinstance(doc, dict):
+        raise ValueError(f"expected a JSON object, got {type(doc).__name__}")
+    doc.pop("_id", None)
+    return doc
+
+
+def _open(path: Path):
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    return path.open("r", encoding="utf-8", errors="replace")
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    with _open(path) as fh:
+        yield from enumerate(fh, start=1)
+
+
+def import_jsonl(
+    store: DocumentStore,
+    collection: str,
+    path: str | Path,
+    batch_size: int = DEFAULT_BATCH,
+) -> dict[str, Any]:
+    """Upsert every document of a mongoexport JSON-lines file into `collection` (see module doc)."""
+    key = key_field(collection)  # unknown collection -> ValueError before reading anything
+    path = Path(path)
+    result: dict[str, Any] = {"read": 0, "written": 0, "bad_lines": 0, "missing_key": 0, "errors": []}
+    batch: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if batch:
+            result["written"] += store.upsert_many(collection, batch)
+            batch.clear()
+
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        result["read"] += 1
+        try:
+            doc = decode_line(line)
+        except (ValueError, RecursionError, OverflowError) as exc:  # JSONDecodeError is a ValueError
+            result["bad_lines"] += 1
+            if len(result["errors"]) < MAX_ERRORS:
+                result["errors"].append({"line": number, "error": f"{type(exc).__name__}: {exc}"[:300]})
+            continue
+        if doc.get(key) is None:
+            result["missing_key"] += 1
+        batch.append(doc)
+        if len(batch) >= batch_size:
+            flush()
+    flush()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from hive_assets.data.store import open_store
+
+    parser = argparse.ArgumentParser(prog="python -m hive_assets.data.store.importer", description=__doc__.split("\n")[0])
+    parser.add_argument("collection")
+    parser.add_argument("files", nargs="+", type=Path)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
+    args = parser.parse_args(argv)
+    with open_store() as store:
+        print(f"importing into {store.describe()} / {args.collection}", file=sys.stderr)
+        bad = 0
+        for path in args.files:
+            result = import_jsonl(store, args.collection, path, args.batch_size)
+            bad += result["bad_lines"]
+            print(json.dumps({"file": str(path), **result}, default=str))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,455 @@
+"""MongoDB / FerretDB document store (used when MONGODB_URI is set).
+
+Same documents and the same filter language as the embedded SQLite store (see `base.py`), served by
+MongoDB 6+ or FerretDB 1.x. Only commands both serve are used: find (with projection, sort, limit),
+countDocuments, bulk replace-with-upsert / insert, updateOne with `$set`, createIndexes, and aggregate
+with $match / $group ($sum, $max, $min) / $sort / $count / $limit.
+
+Decisions, where the two servers or the two stores differ:
+
+* Unique key index: `{key: 1}` with `unique=True, sparse=True`. On MongoDB the sparse flag lets any
+  number of documents *without* the key coexist (like the SQLite store's partial index
+  `WHERE doc_key IS NOT NULL`); a plain unique index would allow only one of them. A partial index
+  (`partialFilterExpression`) would say the same thing more precisely, but FerretDB 1.x answers
+  NotImplemented (code 238) for it. FerretDB 1.x accepts `sparse` without storing it, and its unique
+  indexes already skip documents that lack the field, so the behaviour is the same on both. Should a
+  server reject `sparse`, the index is created plainly unique (then one key-less document at a time).
+  A document whose key is explicitly `null` is indexed by both servers: only one such document per
+  collection (the SQLite store treats it as key-less and allows many).
+* `$exists`: the platform's filter language counts a field holding `null` as absent (as SQLite's
+  `json_extract(...) IS NULL` does). MongoDB's `$exists: true` matches `null` values, so it is sent
+  as `{$ne: null}` and `$exists: false` as `{field: null}` (missing or null).
+* `find` without a sort returns the server's natural order; with a sort, `_id` breaks ties (insertion
+  order, like the SQLite store's rowid).
+* `upsert_many`: `ReplaceOne(upsert=True)` by key, `InsertOne` for key-less documents, in ordered
+  bulk writes. On FerretDB 1.x, whose SQLite backend pushes only `_id` filters down to SQL (every
+  other filter scans the collection, indexes or not), new keys are found with one `$in` query per batch
+  and inserted outright, and bulk commands are kept to 50 operations (see `_bulk`: larger `update`
+  commands deadlock it). An upsert there still costs a collection scan: FerretDB with SQLite is a test
+  and development stand-in, not for large collections.
+* `find_by_keys` (the joins' batched read) sends `$in` chunks of KEY_CHUNK ids to MongoDB, which
+  answers them from the index. FerretDB 1.x pushes only top-level equality down to its backend, so
+  there a `$in` chunk is a full scan; for more than one chunk's worth of ids it scans the collection
+  once and filters client-side with `$in`'s semantics (the value, or an element of an array value).
+* Documents are written without `_id` (replacements keep the stored `_id`), and `find` never returns
+  it. Timestamps are BSON dates, read back as timezone-aware UTC datetimes (`tz_aware=True`).
+* `aggregate` runs server-side when every stage and accumulator is in the subset above; anything
+  else (or a server answering NotImplemented) falls back to the base class (client-side).
+  FerretDB 1.x (detected from `buildInfo.ferretdbVersion`) implements only the `$sum` accumulator
+  (`$max`/`$min` answer NotImplemented), and with more than one accumulator in a `$group` it
+  silently returns 0 for all but the first (seen on v1.24.2): there, a `$group` is sent to the
+  server only when it has at most one accumulator and that is `$sum`. A final
+  `$count` over no documents returns `[{name: 0}]` like the client-side pipeline (MongoDB returns
+  nothing).
+* Every connection problem (server selection timeout, refused connection, network error,
+  authentication failure) surfaces as `StoreUnavailable` naming host:port, never the password.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import timezone
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+import pymongo
+from bson.codec_options import TypeRegistry
+from pymongo import IndexModel, InsertOne, ReplaceOne
+from pymongo.errors import (
+    BulkWriteError,
+    ConfigurationError,
+    ConnectionFailure,
+    InvalidURI,
+    OperationFailure,
+)
+
+from hive_assets.config import redact_uri
+from hive_assets.data.store.base import (
+    COLLECTIONS,
+    COMPOUND_INDEXES,
+    KEY_CHUNK,
+    DocumentStore,
+    Filter,
+    Sort,
+    StoreUnavailable,
+    key_field,
+    unique_ids,
+)
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 1000
+FERRETDB_CHUNK = 50
+# OperationFailure codes that mean "the server cannot be used with these credentials"
+_AUTH_CODES = {13, 18}  # Unauthorized, AuthenticationFailed
+# codes that mean "the server does not implement this" (FerretDB 1.x answers 238)
+_NOT_IMPLEMENTED_CODES = {115, 238}  # CommandNotSupported, NotImplemented
+# an index with the same key pattern / name but other options already exists
+_INDEX_CONFLICT_CODES = {85, 86}
+_SERVER_STAGES = {"$match", "$group", "$sort", "$count", "$limit"}
+_SERVER_ACCUMULATORS = {"$sum", "$max", "$min"}
+
+
+def _fallback_encoder(value: Any) -> Any:
+    """BSON for what the SQLite store's JSON encoder also accepts: numpy scalars and arrays."""
+    if hasattr(value, "item") and not hasattr(value, "__len__"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value  # bson raises InvalidDocument for anything else
+
+
+def _hosts(uri: str) -> str:
+    """`host:port[,host:port]` from a MongoDB URI, without credentials (no DNS lookups)."""
+    if uri.startswith("mongodb://"):
+        try:
+            from pymongo.uri_parser import parse_uri
+
+            return ",".join(f"{host}:{port}" for host, port in parse_uri(uri)["nodelist"])
+        except Exception:  # noqa: BLE001 - invalid URIs are reported by MongoClient
+            pass
+    rest = uri.split("://", 1)[-1]
+    netloc = rest.split("?", 1)[0]
+    if "@" in netloc:
+        netloc = netloc.rsplit("@", 1)[1]
+    return netloc.split("/", 1)[0] or "localhost:27017"
+
+
+def _password(uri: str) -> str | None:
+    try:
+        return urlsplit(uri).password
+    except ValueError:
+        return None
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def translate_filter(filter: Filter | None) -> dict[str, Any]:
+    """The platform filter language as a MongoDB query with the same semantics (see `$exists` above)."""
+    out: dict[str, Any] = {}
+    extra: list[dict[str, Any]] = []  # per-field conditions that cannot share one operator document
+    for field, cond in (filter or {}).items():
+        if field in ("$and", "$or"):
+            out[field] = [translate_filter(sub) for sub in cond]
+        elif isinstance(cond, Mapping) and cond and all(str(k).startswith("$") for k in cond):
+            ops: dict[str, Any] = {}
+            for op, value in cond.items():
+                if op == "$exists":
+                    op, value = ("$ne", None) if value else ("$eq", None)
+                if op in ops and ops[op] != value:
+                    extra.append({field: {op: value}})
+                else:
+                    ops[op] = value
+            out[field] = ops
+        else:
+            out[field] = cond
+    if extra:
+        out["$and"] = list(out.get("$and", [])) + extra
+    return out
+
+
+class MongoStore(DocumentStore):
+    kind = "mongodb"
+
+    def __init__(self, uri: str, database: str = "neural_hive", timeout_ms: int = 5000):
+        self.uri = uri
+        self.database = database
+        self.timeout_ms = int(timeout_ms)
+        self._secret = _password(uri)
+        self._hosts = self._clean(_hosts(uri))
+        try:
+            self.client: pymongo.MongoClient = pymongo.MongoClient(
+                uri,
+                tz_aware=True,
+                tzinfo=timezone.utc,
+                serverSelectionTimeoutMS=self.timeout_ms,
+                connectTimeoutMS=self.timeout_ms,
+                socketTimeoutMS=max(60_000, 10 * self.timeout_ms),
+                appname="hive-assets",
+                type_registry=TypeRegistry(fallback_encoder=_fallback_encoder),
+            )
+        except (InvalidURI, ConfigurationError, ValueError) as exc:
+            raise ValueError(f"invalid MongoDB URI {redact_uri(uri)}: {self._clean(str(exc))}") from None
+        self.db = self.client[database]
+        self._indexed: set[str] = set()
+        self._ferretdb: bool | None = None
+        #: look up existing keys and insert new documents outright (None: only on FerretDB)
+        self.insert_new_first: bool | None = None
+
+    def describe(self) -> str:
+        return redact_uri(self.uri)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- errors ---------------------------------------------------------------------------------------
+    def _clean(self, text: str) -> str:
+        if self._secret:
+            for form in {self._secret, quote(self._secret, safe=""), unquote(self._secret)}:
+                if form:
+                    text = text.replace(form, "***")
+        return text if len(text) <= 600 else text[:600] + "..."
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"MongoDB at {self._hosts} (database {self.database!r}) is unavailable: "
+            f"{type(exc).__name__}: {self._clean(str(exc))}"
+        )
+
+    @contextlib.contextmanager
+    def _guard(self):
+        try:
+            yield
+        except ConnectionFailure as exc:  # ServerSelectionTimeoutError, AutoReconnect, NetworkTimeout, ...
+            raise self._unavailable(exc) from None
+        except OperationFailure as exc:
+            if exc.code in _AUTH_CODES:
+                raise self._unavailable(exc) from None
+            raise
+
+    # -- indexes --------------------------------------------------------------------------------------
+    def _coll(self, collection: str):
+        key_field(collection)  # unknown collection -> ValueError
+        if collection not in self._indexed:
+            self._ensure_indexes(collection)
+            self._indexed.add(collection)
+        return self.db[collection]
+
+    def ensure_indexes(self) -> None:
+        """Create every collection's indexes now (they are otherwise created on first use)."""
+        for name in COLLECTIONS:
+            self._coll(name)
+
+    def _create(self, coll, models: list[IndexModel]) -> None:
+        try:
+            coll.create_indexes(models)
+        except OperationFailure as exc:
+            if exc.code in _AUTH_CODES:
+                raise
+            # existing index with other options, duplicates in legacy data, ...: the store still works
+            log.warning("could not create indexes %s on %s: %s",
+                        [m.document["name"] for m in models], coll.name, self._clean(str(exc)))
+
+    def _ensure_indexes(self, collection: str) -> None:
+        meta = COLLECTIONS[collection]
+        key = meta["key"]
+        coll = self.db[collection]
+        with self._guard():
+            try:
+                coll.create_index([(key, pymongo.ASCENDING)], unique=True, sparse=True)
+            except OperationFailure as exc:
+                if exc.code in _AUTH_CODES:
+                    raise
+                if exc.code in _INDEX_CONFLICT_CODES:
+                    log.warning("%s.%s: keeping the existing index (%s)", collection, key, self._clean(str(exc)))
+                elif exc.code in _NOT_IMPLEMENTED_CODES or "sparse" in str(exc):
+                    self._create(coll, [IndexModel([(key, pymongo.ASCENDING)], unique=True)])
+                else:
+                    log.warning("%s: no unique index on %s: %s", collection, key, self._clean(str(exc)))
+            models = [IndexModel([(f, pymongo.ASCENDING)]) for f in meta["indexed"]]
+            models += [IndexModel([(f, pymongo.ASCENDING) for f in fields]) for fields in COMPOUND_INDEXES.get(collection, ())]
+            # only the missing ones: FerretDB 1.24 panics on a createIndexes that repeats several
+            # existing indexes (seen re-opening a database: "slice bounds out of range [:3:2]")
+            existing = {tuple(tuple(k) for k in info["key"]) for info in coll.index_information().values()}
+            models = [m for m in models if tuple(tuple(k) for k in m.document["key"].items()) not in existing]
+            if models:
+                self._create(coll, models)
+
+    # -- interface ------------------------------------------------------------------------------------
+    def upsert_many(self, collection: str, docs: Iterable[Mapping[str, Any]]) -> int:
+        key = key_field(collection)
+        coll = self._coll(collection)
+        written = 0
+        batch: list[dict[str, Any]] = []
+        for doc in docs:
+            batch.append({k: v for k, v in doc.items() if k != "_id"})
+            if len(batch) >= BATCH_SIZE:
+                written += self._write_batch(coll, key, batch)
+                batch = []
+        if batch:
+            written += self._write_batch(coll, key, batch)
+        return written
+
+    def _write_batch(self, coll, key: str, batch: list[dict[str, Any]]) -> int:
+        """One batch: key-less documents are inserted, keyed ones replaced-or-inserted by key.
+
+        On FerretDB the keys already stored are looked up first (one query) and new documents are
+        inserted outright: there an upsert costs a scan of the collection (only `_id` filters are pushed
+        down to SQLite), an insert does not. A concurrent writer inserting the same key in between makes
+        the insert fail with a duplicate key; that document is then upserted by key instead.
+        """
+        existing: set[Any] | None = None
+        if self.insert_new_first is True or (self.insert_new_first is None and self.is_ferretdb):
+            keys = list({d[key] for d in batch if d.get(key) is not None and _hashable(d[key])})
+            existing = set()
+            with self._guard():
+                for i in range(0, len(keys), BATCH_SIZE):
+                    cursor = coll.find({key: {"$in": keys[i : i + BATCH_SIZE]}}, {key: 1, "_id": 0}, batch_size=BATCH_SIZE)
+                    existing.update(d.get(key) for d in cursor if _hashable(d.get(key)))
+        plan: list[tuple[str, dict[str, Any]]] = []
+        for body in batch:
+            k = body.get(key)
+            if k is None or (existing is not None and _hashable(k) and k not in existing):
+                plan.append(("insert", body))
+                if existing is not None and k is not None:
+                    existing.add(k)  # the same key again in this batch: replace that one
+            else:
+                plan.append(("replace", body))
+        self._bulk(coll, key, plan)
+        return len(batch)
+
+    def _bulk(self, coll, key: str, plan: list[tuple[str, dict[str, Any]]]) -> None:
+        # FerretDB 1.x (SQLite backend) deadlocks on an `update` command of more than 100 statements
+        # that match documents (each holds one of its 100 pooled connections until the command ends):
+        # keep its commands small.
+        chunk = FERRETDB_CHUNK if self.is_ferretdb else BATCH_SIZE
+        i = 0
+        while i < len(plan):
+            part = plan[i : i + chunk]
+            ops = [
+                InsertOne(dict(body)) if kind == "insert" else ReplaceOne({key: body[key]}, body, upsert=True)
+                for kind, body in part
+            ]
+            try:
+                with self._guard():
+                    coll.bulk_write(ops, ordered=True)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors") or []
+                if not errors:
+                    raise
+                j = errors[0].get("index", 0)
+                kind, body = part[j]
+                if errors[0].get("code") == 11000 and kind == "insert" and body.get(key) is not None:
+                    # ordered: everything before j was written; upsert j by key, then go on after it
+                    plan[i + j] = ("replace", body)
+                    i += j
+                    continue
+                raise
+            i += len(part)
+
+    def find(
+        self,
+        collection: str,
+        filter: Filter | None = None,
+        projection: Sequence[str] | None = None,
+        sort: Sort | None = None,
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        # validate and connect eagerly (errors at call time), iterate lazily
+        with self._guard():
+            coll = self._coll(collection)
+        if limit is not None and int(limit) == 0:
+            return iter(())
+        proj: dict[str, int] = {"_id": 0}
+        if projection is not None:
+            proj.update({f: 1 for f in projection if f != "_id"})
+        cursor = coll.find(translate_filter(filter), proj, batch_size=BATCH_SIZE)
+        if sort:
+            spec = [(f, pymongo.DESCENDING if d < 0 else pymongo.ASCENDING) for f, d in sort]
+            if not any(f == "_id" for f, _ in spec):
+                spec.append(("_id", pymongo.ASCENDING))
+            cursor = cursor.sort(spec)
+        if limit is not None and int(limit) > 0:
+            cursor = cursor.limit(int(limit))
+        return self._iterate(cursor)
+
+    def find_by_keys(
+        self, collection: str, field: str, keys: Iterable[str], projection: Sequence[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        wanted = unique_ids(keys)
+        if len(wanted) <= KEY_CHUNK or not self.is_ferretdb:
+            return super().find_by_keys(collection, field, wanted, projection)
+        # FerretDB 1.x pushes only top-level equality down to its backend and evaluates `$in` on every
+        # document, so each chunk would be a full scan: one scan, filtered here, reads it once instead.
+        return self._scan_for_keys(collection, field, set(wanted), projection)
+
+    def _scan_for_keys(self, collection: str, field: str, wanted: set[str],
+                       projection: Sequence[str] | None) -> Iterator[dict[str, Any]]:
+        fields = None if projection is None else [*projection, field]
+        for doc in self.find(collection, None, projection=fields):
+            value = doc.get(field)
+            # `$in` semantics: the value itself, or any element of an array value
+            if (value in wanted if isinstance(value, str) else
+                    isinstance(value, list) and any(isinstance(v, str) and v in wanted for v in value)):
+                if projection is not None and field not in projection:
+                    doc.pop(field, None)
+                yield doc
+
+    def _iterate(self, cursor) -> Iterator[dict[str, Any]]:
+        try:
+            with self._guard():
+                for doc in cursor:
+                    doc.pop("_id", None)
+                    yield doc
+        finally:
+            cursor.close()
+
+    def count(self, collection: str, filter: Filter | None = None) -> int:
+        with self._guard():
+            return self._coll(collection).count_documents(translate_filter(filter))
+
+    def update_one(self, collection: str, filter: Filter, set_fields: Mapping[str, Any]) -> int:
+        if not set_fields:
+            return 1 if self.count(collection, filter) else 0
+        with self._guard():
+            result = self._coll(collection).update_one(translate_filter(filter), {"$set": dict(set_fields)})
+        return 1 if result.matched_count else 0
+
+    @property
+    def is_ferretdb(self) -> bool:
+        """Whether the server is FerretDB (it reports `ferretdbVersion` in buildInfo)."""
+        if self._ferretdb is None:
+            with self._guard():
+                info = self.client.admin.command("buildInfo")
+            self._ferretdb = "ferretdbVersion" in info
+        return self._ferretdb
+
+    def aggregate(self, collection: str, pipeline: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        stages = [dict(s) for s in pipeline]
+        if not self._server_side(stages, ferretdb=self.is_ferretdb):
+            return super().aggregate(collection, stages)
+        server = [{"$match": translate_filter(s["$match"])} if "$match" in s else s for s in stages]
+        try:
+            with self._guard():
+                rows = list(self._coll(collection).aggregate(server, batchSize=BATCH_SIZE))
+        except OperationFailure as exc:
+            if exc.code in _NOT_IMPLEMENTED_CODES:
+                log.info("aggregate not served by %s (%s); evaluating client-side", self._hosts, exc.code)
+                return super().aggregate(collection, stages)
+            raise
+        if not any("$group" in s or "$count" in s for s in stages):
+            for row in rows:
+                row.pop("_id", None)
+        if not rows and stages and "$count" in stages[-1]:
+            rows = [{stages[-1]["$count"]: 0}]
+        return rows
+
+    @staticmethod
+    def _server_side(stages: list[dict[str, Any]], ferretdb: bool = False) -> bool:
+        for stage in stages:
+            if len(stage) != 1:
+                return False
+            (op, arg), = stage.items()
+            if op not in _SERVER_STAGES:
+                return False
+            if op == "$group":
+                accumulators = [spec for name, spec in arg.items() if name != "_id"]
+                for spec in accumulators:
+                    if not isinstance(spec, Mapping) or len(spec) != 1 or next(iter(spec)) not in _SERVER_ACCUMULATORS:
+                        return False
+                if ferretdb and (len(accumulators) > 1 or any(next(iter(spec)) != "$sum" for spec in accumulators)):
+                    return False
+        return True
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the server answers."""
+        with self._guard():
+            self.client.admin.command("ping")

@@ -1,0 +1,214 @@
+"""Embedded document store: the SPEC's collections as JSON documents in one SQLite file.
+
+One table per collection: `doc` holds the JSON, `doc_key` the collection's unique id, and each field
+the platform queries by is a generated column with an index, so filters on them use the index.
+WAL mode and a busy timeout make it safe for a simulator to write while a sensor reads.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from hive_assets.data.store.base import (
+    COLLECTIONS,
+    COMPOUND_INDEXES,
+    DocumentStore,
+    Filter,
+    Sort,
+    canonical_time,
+    dumps,
+    key_field,
+)
+
+
+def _column(field: str) -> str:
+    return "f_" + field.replace(".", "__")
+
+
+class SQLiteStore(DocumentStore):
+    kind = "sqlite"
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._ensure_schema()
+
+    def describe(self) -> str:
+        return f"sqlite:{self.path}"
+
+    # -- connection -----------------------------------------------------------------------------
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=60000")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _ensure_schema(self) -> None:
+        with self._conn as conn:
+            for name, meta in COLLECTIONS.items():
+                cols = "".join(
+                    f", {_column(f)} GENERATED ALWAYS AS (json_extract(doc, '$.{f}')) VIRTUAL"
+                    for f in meta["indexed"]
+                )
+                conn.execute(
+                    f'CREATE TABLE IF NOT EXISTS "{name}" (rid INTEGER PRIMARY KEY, doc_key TEXT, doc TEXT NOT NULL{cols})'
+                )
+                conn.execute(
+                    f'CREATE UNIQUE INDEX IF NOT EXISTS "{name}__key" ON "{name}"(doc_key) WHERE doc_key IS NOT NULL'
+                )
+                for f in meta["indexed"]:
+                    conn.execute(f'CREATE INDEX IF NOT EXISTS "{name}__{f}" ON "{name}"({_column(f)})')
+                for fields in COMPOUND_INDEXES.get(name, ()):
+                    cols_sql = ", ".join(_column(f) for f in fields)
+                    conn.execute(f'CREATE INDEX IF NOT EXISTS "{name}__{"_".join(fields)}" ON "{name}"({cols_sql})')
+
+    # -- query translation --------------------------------------------------------------------------
+    def _field_sql(self, collection: str, field: str) -> str:
+        if field in COLLECTIONS[collection]["indexed"]:
+            return _column(field)
+        if field == key_field(collection):
+            return "doc_key"
+        path = "$." + field
+        return f"json_extract(doc, '{path}')"
+
+    @staticmethod
+    def _param(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return canonical_time(value)
+        if isinstance(value, bool):
+            return int(value)
+        return value
+
+    def _where(self, collection: str, filter: Filter | None) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for field, cond in (filter or {}).items():
+            if field in ("$and", "$or"):
+                parts = [self._where(collection, sub) for sub in cond]
+                joiner = " AND " if field == "$and" else " OR "
+                clauses.append("(" + joiner.join(f"({sql})" for sql, _ in parts) + ")")
+                for _, p in parts:
+                    params.extend(p)
+                continue
+            expr = self._field_sql(collection, field)
+            ops = cond if isinstance(cond, Mapping) and cond and all(k.startswith("$") for k in cond) else {"$eq": cond}
+            for op, value in ops.items():
+                if op in ("$eq", "$ne") and value is None:
+                    clauses.append(f"{expr} IS {'NOT ' if op == '$ne' else ''}NULL")
+                elif op == "$eq":
+                    clauses.append(f"{expr} = ?")
+                    params.append(self._param(value))
+                elif op == "$ne":
+                    clauses.append(f"({expr} IS NULL OR {expr} != ?)")
+                    params.append(self._param(value))
+                elif op in ("$in", "$nin"):
+                    values = [self._param(v) for v in value]
+                    marks = ",".join("?" * len(values)) or "NULL"
+                    neg = "NOT " if op == "$nin" else ""
+                    clauses.append(f"{expr} {neg}IN ({marks})" if op == "$in" else f"({expr} IS NULL OR {expr} NOT IN ({marks}))")
+                    params.extend(values)
+                elif op == "$exists":
+                    clauses.append(f"{expr} IS {'NOT ' if value else ''}NULL")
+                else:
+                    sql_op = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}.get(op)
+                    if sql_op is None:
+                        raise ValueError(f"unsupported filter operator {op}")
+                    clauses.append(f"{expr} {sql_op} ?")
+                    params.append(self._param(value))
+        return (" AND ".join(clauses) or "1"), params
+
+    # -- interface ------------------------------------------------------------------------------------
+    def upsert_many(self, collection: str, docs: Iterable[Mapping[str, Any]]) -> int:
+        key = key_field(collection)
+        rows = []
+        for doc in docs:
+            k = doc.get(key) if isinstance(doc, Mapping) else None
+            rows.append((None if k is None else str(k), dumps(doc)))
+        if not rows:
+            return 0
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                f'INSERT INTO "{collection}"(doc_key, doc) VALUES (?, ?) '
+                "ON CONFLICT(doc_key) WHERE doc_key IS NOT NULL DO UPDATE SET doc = excluded.doc",
+                rows,
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return len(rows)
+
+    def find(
+        self,
+        collection: str,
+        filter: Filter | None = None,
+        projection: Sequence[str] | None = None,
+        sort: Sort | None = None,
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        key_field(collection)
+        where, params = self._where(collection, filter)
+        order = ", ".join(
+            f"{self._field_sql(collection, f)} {'DESC' if d < 0 else 'ASC'}" for f, d in (sort or ())
+        )
+        sql = f'SELECT doc FROM "{collection}" WHERE {where} ORDER BY {order + ", " if order else ""}rid'
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        cursor = self._conn.execute(sql, params)
+        loads = orjson.loads  # the hot path of every collection: ~1.5x faster than json
+        while batch := cursor.fetchmany(5000):
+            for (raw,) in batch:
+                doc = loads(raw)
+                if projection is not None:
+                    doc = {f: doc[f] for f in projection if f in doc}
+                yield doc
+
+    def count(self, collection: str, filter: Filter | None = None) -> int:
+        key_field(collection)
+        where, params = self._where(collection, filter)
+        return self._conn.execute(f'SELECT COUNT(*) FROM "{collection}" WHERE {where}', params).fetchone()[0]
+
+    def update_one(self, collection: str, filter: Filter, set_fields: Mapping[str, Any]) -> int:
+        where, params = self._where(collection, filter)
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(f'SELECT rid, doc FROM "{collection}" WHERE {where} ORDER BY rid LIMIT 1', params).fetchone()
+            if row is None:
+                conn.execute("COMMIT")
+                return 0
+            doc = json.loads(row[1])
+            for dotted, value in set_fields.items():
+                target = doc
+                *parents, leaf = dotted.split(".")
+                for part in parents:
+                    target = target.setdefault(part, {})
+                target[leaf] = json.loads(dumps({"v": value}))["v"]
+            conn.execute(f'UPDATE "{collection}" SET doc = ? WHERE rid = ?', (dumps(doc), row[0]))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return 1

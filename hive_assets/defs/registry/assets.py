@@ -1,0 +1,69 @@
+"""registered_model_version: the `<specialist>-evaluator` version of a training run, with tags and aliases."""
+
+from typing import Any
+
+import dagster as dg
+
+from hive_assets import registry
+from hive_assets.defs.partitions import specialist_partitions
+from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
+
+
+class RegisterConfig(dg.Config):
+    promote_if_better: bool = False  # without A/B: champion moves when the gate comparison says better
+
+
+@dg.asset(
+    partitions_def=specialist_partitions,
+    group_name="retraining",
+    kinds={"mlflow"},
+    retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL),
+)
+def registered_model_version(
+    context: dg.AssetExecutionContext, config: RegisterConfig, trained_model: dict, validation_report: dict,
+    mlflow: MlflowResource, document_store: DocumentStoreResource, platform: PlatformSettings,
+) -> dg.Output[dict[str, Any]]:
+    """The `<specialist>-evaluator` version for this training run, with tags and aliases."""
+    specialist = context.partition_key
+    gate = validation_report["gate"]
+    if not gate["passed"]:
+        # the blocking check already stops this in the same run; this guards later, separate runs
+        raise dg.Failure(f"{specialist}: validation gate failed, not registering: {gate['summary']}",
+                         allow_retries=False)
+    client = mlflow.client()
+    pm = validation_report["metrics"]
+    tags = {
+        "dagster_run_id": context.run_id,
+        "dagster_partition": specialist,
+        "data_snapshot_hash": trained_model["data_snapshot_hash"],
+        "feature_schema_version": trained_model["feature_schema_version"],
+        "model_type": trained_model["model_type"],
+        **{f"metric.{k}": f"{pm[k]:.4f}" for k in ("accuracy", "macro_f1", "confidence_mean")},
+    }
+    model_id = trained_model["model_uri"].removeprefix("models:/") if trained_model["model_uri"].startswith("models:/m-") else None
+    version, created = registry.register_version(client, specialist, trained_model["mlflow_run_id"],
+                                                 trained_model["model_uri"], tags, model_id=model_id)
+    version_id = str(version.version)
+    actor = f"dagster:{context.run_id}"
+    snapshot = trained_model["data_snapshot_hash"]
+    with document_store.open() as store:
+        if created:
+            registry.record_decision(store, specialist, "registration", actor=actor, reason="gate passed",
+                                     dagster_run_id=context.run_id, model_version=version_id,
+                                     data_snapshot_hash=snapshot,
+                                     decision_id=f"register:{specialist}:{version_id}")
+        champion = registry.alias_version(client, specialist, registry.CHAMPION)
+        alias, reason = registry.alias_for_new_version(
+            version_id, str(champion.version) if champion else None,
+            ab_testing_enabled=platform.ab_testing_enabled, promote_if_better=config.promote_if_better,
+            comparison=validation_report.get("champion_comparison"))
+        current = registry.alias_version(client, specialist, alias) if alias else None
+        if alias and (current is None or str(current.version) != version_id):
+            registry.move_alias(client, store, specialist, alias, version_id, actor=actor, reason=reason,
+                                dagster_run_id=context.run_id, data_snapshot_hash=snapshot)
+    value = {"specialist": specialist, "name": version.name, "version": version_id, "alias": alias,
+             "created": created, "reason": reason, "mlflow_run_id": trained_model["mlflow_run_id"],
+             "champion_version": str(champion.version) if champion else None}
+    context.log.info(f"{specialist}: {version.name} v{version_id} -> {alias or 'no alias'} ({reason})")
+    return dg.Output(value, metadata={"model": version.name, "version": version_id, "alias": alias or "",
+                                      "new_version": created, "reason": reason})

@@ -1,0 +1,156 @@
+"""MLflow tracking and registry operations (SPEC section 6).
+
+Aliases are the truth: `champion` (production), `challenger` (in A/B), `ab-test-v<N>`.
+Every write is idempotent so a retry after a failure never leaves a second version or a lost alias.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hive_assets.data.store.base import DocumentStore
+from hive_assets.registry._ledger import record_decision
+
+MODEL_CODE = Path(__file__).with_name("_pyfunc_model.py")
+PIP_REQUIREMENTS = ["hive-assets", "mlflow>=3.17,<3.18", "scikit-learn>=1.6", "xgboost-cpu>=3.0", "skops>=0.11",
+                    "pandas<3"]
+
+
+def model_name(specialist: str) -> str:
+    return f"{specialist}-evaluator"
+
+
+def client_for(tracking_uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def ab_test_alias(version: str) -> str:
+    return f"ab-test-v{version}"
+
+
+def ensure_experiment(client, name: str, artifact_location: str | None = None) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except Exception:  # created concurrently by another partition's run: use that one
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def log_model(model, tracking_uri: str, run_id: str) -> str:
+    """Log a SpecialistModel into an existing MLflow run as a pyfunc model from code. Returns its URI."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = model.save(Path(tmp) / "specialist_model")
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(MODEL_CODE),
+                artifacts={"specialist_model": str(model_dir)},
+                pip_requirements=PIP_REQUIREMENTS,
+                metadata={"feature_schema_version": model.feature_schema_version,
+                          "feature_names": list(model.feature_names_in_), "model_type": model.model_type},
+            )
+    return info.model_uri
+
+
+def load_model(tracking_uri: str, model_uri: str):
+    """The SpecialistModel behind a model URI (`models:/m-...`, `models:/<name>/<version>`, `...@alias`).
+
+    Goes through `mlflow.pyfunc.load_model`, as serving does, so the stored schema is checked on load
+    (SchemaMismatch) and nothing but the stored files is trusted.
+    """
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
+
+
+def load_version_model(client, version):
+    return load_model(client.tracking_uri, f"models:/{version.name}/{version.version}")
+
+
+def alias_version(client, specialist: str, alias: str):
+    """The model version behind an alias, or None (no model, or no such alias)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(model_name(specialist), alias)
+    except MlflowException as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
+            return None
+        raise
+
+
+def register_version(client, specialist: str, run_id: str, source: str, tags: dict[str, Any],
+                     model_id: str | None = None) -> tuple[Any, bool]:
+    """Create the version for `run_id`, or return the one that exists (no duplicates on retry)."""
+    from mlflow.exceptions import MlflowException
+
+    name = model_name(specialist)
+    try:
+        client.create_registered_model(name, description=f"{specialist} specialist evaluator (hive-assets)")
+    except MlflowException as exc:
+        if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
+            raise
+    existing = client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
+    if existing:
+        version = sorted(existing, key=lambda v: int(v.version))[0]
+        created = False
+    else:
+        version = client.create_model_version(name, source=source, run_id=run_id, model_id=model_id,
+                                              tags={k: str(v) for k, v in tags.items()})
+        created = True
+    for key, value in tags.items():  # a retry completes tags a failure may have left out
+        if version.tags.get(key) != str(value):
+            client.set_model_version_tag(name, version.version, key, str(value))
+    return client.get_model_version(name, version.version), created
+
+
+def move_alias(client, store: DocumentStore, specialist: str, alias: str, version: str, *, actor: str,
+               reason: str, dagster_run_id: str | None = None, data_snapshot_hash: str | None = None) -> dict:
+    """Point `alias` at `version` and write the move (with the previous holder) to the ledger."""
+    previous = alias_version(client, specialist, alias)
+    client.set_registered_model_alias(model_name(specialist), alias, str(version))
+    return record_decision(
+        store, specialist, "alias_move", actor=actor, reason=reason, dagster_run_id=dagster_run_id,
+        model_version=str(version), data_snapshot_hash=data_snapshot_hash,
+        details={"alias": alias, "previous_version": str(previous.version) if previous else None},
+        decision_id=f"alias:{specialist}:{alias}:{version}:{dagster_run_id}" if dagster_run_id else None,
+    )
+
+
+def training_run_for(client, experiment_id: str, dagster_run_id: str, specialist: str, tags: dict[str, str]) -> str:
+    """One MLflow run per specialist partition and Dagster run: a retried step finds and reuses it."""
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`dagster.run_id` = '{dagster_run_id}' and tags.`dagster.partition` = '{specialist}'",
+        max_results=1,
+    )
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(experiment_id, run_name=f"{specialist}-{dagster_run_id[:8]}", tags=tags)
+    return run.info.run_id
+
+
+def mirror_ab_split(client, specialist: str, test: dict[str, Any]) -> None:
+    """Mirror an A/B test's split to registered-model tags, where serving pods read it (SPEC section 7).
+    Written whenever it differs (idempotent), so a retry completes what a failure interrupted."""
+    name = model_name(specialist)
+    wanted = {"ab_test_id": test["test_id"], "ab_salt": test["salt"],
+              "ab_challenger_traffic_percent": test["traffic_percent"],
+              "ab_challenger_version": test["challenger_version"]}
+    current = client.get_registered_model(name).tags
+    for key, value in wanted.items():
+        if current.get(key) != str(value):
+            client.set_registered_model_tag(name, key, str(value))

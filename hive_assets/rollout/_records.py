@@ -1,0 +1,57 @@
+"""A/B test records in the `ab_tests` collection (SPEC section 7).
+
+State lives in the store, never in process memory or /tmp: the start time and the traffic history
+survive restarts. The rollout controller (schedule, sequential statistics) builds on these records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from typing import Any
+
+from hive_assets.data.store.base import DocumentStore
+
+RUNNING = "running"
+SUPERSEDED = "superseded"
+
+
+def test_id_for(specialist: str, challenger_version: str, started_at: datetime) -> str:
+    return f"{specialist}_v{challenger_version}_{started_at.astimezone(timezone.utc):%Y%m%d_%H%M%S}"
+
+
+def running_test(store: DocumentStore, specialist: str) -> dict[str, Any] | None:
+    return store.find_one("ab_tests", {"specialist_type": specialist, "status": RUNNING}, sort=[("started_at", -1)])
+
+
+def open_test(store: DocumentStore, specialist: str, champion_version: str, challenger_version: str,
+              traffic_percent: float, now: datetime | None = None, dagster_run_id: str | None = None,
+              ) -> tuple[dict[str, Any], bool]:
+    """Start a test of `challenger_version` against the champion, or return the one already running.
+
+    A running test of an older challenger is closed as superseded: one test per specialist at a time.
+    """
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    current = running_test(store, specialist)
+    if current is not None and str(current["challenger_version"]) == str(challenger_version):
+        return current, False
+    if current is not None:
+        store.update_one("ab_tests", {"test_id": current["test_id"]},
+                         {"status": SUPERSEDED, "ended_at": now, "end_reason": f"challenger v{challenger_version} registered"})
+    test_id = test_id_for(specialist, challenger_version, now)
+    doc = {
+        "test_id": test_id,
+        "specialist_type": specialist,
+        "champion_version": str(champion_version),
+        "challenger_version": str(challenger_version),
+        # the routing salt is fixed per test: units keep their bucket for the test's life
+        "salt": hashlib.sha256(test_id.encode()).hexdigest()[:16],
+        "status": RUNNING,
+        "started_at": now,
+        "traffic_percent": float(traffic_percent),
+        "traffic_history": [{"at": now, "percent": float(traffic_percent), "reason": "test opened"}],
+        "checks": [],
+        "opened_by_run": dagster_run_id,
+    }
+    store.upsert_many("ab_tests", [doc])
+    return doc, True

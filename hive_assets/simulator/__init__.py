@@ -1,0 +1,17 @@
+"""Production-data simulator: plans, intent audit events, opinions and human feedback with known truth.
+
+`simulate(store, plans=..., days=..., seed=...)` writes realistic documents (a small share malformed on
+purpose); `champion_opinions(tracking_uri, store)` serves opinions with the registered models and the
+A/B routing, as specialist pods would.
+"""
+
+from hive_assets.simulator._serving import champion_opinions
+from hive_assets.simulator._simulate import (
+    CORRUPTIONS, DENIED_SOURCE, POLICIES, SimulationSummary, heuristic_opinion, make_plans, policy_label,
+    policy_score, simulate,
+)
+
+__all__ = [
+    "CORRUPTIONS", "DENIED_SOURCE", "POLICIES", "SimulationSummary", "champion_opinions", "heuristic_opinion",
+    "make_plans", "policy_label", "policy_score", "simulate",
+]

@@ -1,0 +1,212 @@
+"""mongoexport JSON-lines import into both stores (SQLite and MongoStore on a real FerretDB)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from datetime import datetime, timezone
+
+import pytest
+
+from hive_assets.data.store.importer import decode_line, import_jsonl, main, parse_iso_datetime
+from hive_assets_tests.data.store import any_store, norm  # noqa: F401  (fixture)
+
+C = "specialist_opinions"
+
+CANONICAL = {  # mongoexport --jsonFormat=canonical
+    "_id": {"$oid": "65a1b2c3d4e5f60718293a4b"},
+    "opinion_id": "op-canonical",
+    "plan_id": "plan-1",
+    "specialist_type": "business",
+    "evaluated_at": {"$date": {"$numberLong": "1767323045123"}},  # 2026-01-02T03:04:05.123Z
+    "specialist_version": {"$numberInt": "3"},
+    "opinion": {
+        "recommendation": "approve",
+        "confidence_score": {"$numberDouble": "0.75"},
+        "risk_score": {"$numberDecimal": "0.125"},
+        "reasoning_factors": [{"name": "risk", "weight": {"$numberDouble": "0.5"}}],
+    },
+    "tokens": {"$numberLong": "9007199254740993"},
+    "plan_ref": {"$oid": "65a1b2c3d4e5f60718293a4c"},
+}
+RELAXED = {  # mongoexport default (relaxed)
+    "_id": {"$oid": "65a1b2c3d4e5f60718293a4d"},
+    "opinion_id": "op-relaxed",
+    "plan_id": "plan-2",
+    "specialist_type": "technical",
+    "evaluated_at": {"$date": "2026-01-02T03:04:05.123Z"},
+    "specialist_version": 2,
+    "opinion": {"recommendation": "reject", "confidence_score": 0.5, "risk_score": 0.25},
+    "metadata": {"ab_test_id": "ab-1", "ab_arm": "challenger", "auto_generated": True},
+}
+OFFSET = {  # an ISO date with an offset, and the legacy number form
+    "opinion_id": "op-offset",
+    "specialist_type": "behavior",
+    "evaluated_at": {"$date": "2026-01-02T05:04:05.123+02:00"},
+    "first_seen": {"$date": 1767323045123},
+    "specialist_version": 1,
+}
+EXPECTED_TIME = datetime(2026, 1, 2, 3, 4, 5, 123000, tzinfo=timezone.utc)
+
+
+def write_fixture(path):
+    lines = [
+        json.dumps(CANONICAL),
+        json.dumps(RELAXED),
+        "",  # blank: skipped, not counted
+        "this is not JSON {",
+        json.dumps(OFFSET),
+        '{"opinion_id": "op-truncated", "specialist_type": ',
+        "[1, 2, 3]",
+        json.dumps({"opinion_id": "op-bad-date", "evaluated_at": {"$date": "yesterday-ish"}}),
+        json.dumps({"note": "no key at all", "specialist_type": "evolution"}),
+        json.dumps(dict(RELAXED, _id={"$oid": "65a1b2c3d4e5f60718293a4e"}, specialist_version=5)),  # same key again
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_import_both_stores(any_store, tmp_path):
+    path = write_fixture(tmp_path / "opinions.jsonl")
+    result = import_jsonl(any_store, C, path, batch_size=2)
+    assert result["read"] == 9
+    assert result["bad_lines"] == 4
+    assert result["written"] == 5
+    assert result["missing_key"] == 1
+    assert [e["line"] for e in result["errors"]] == [4, 6, 7, 8]
+    assert all(isinstance(e["error"], str) and e["error"] for e in result["errors"])
+    assert "yesterday-ish" in result["errors"][3]["error"]
+
+    assert any_store.count(C) == 4  # op-relaxed twice: upserted by key
+    docs = {d.get("opinion_id"): d for d in any_store.find(C)}
+    assert set(docs) == {"op-canonical", "op-relaxed", "op-offset", None}
+    assert all("_id" not in d for d in docs.values())
+
+    canonical = docs["op-canonical"]
+    assert norm(canonical["evaluated_at"]) == norm(EXPECTED_TIME)
+    assert canonical["specialist_version"] == 3 and isinstance(canonical["specialist_version"], int)
+    assert canonical["opinion"]["confidence_score"] == 0.75
+    assert canonical["opinion"]["risk_score"] == 0.125
+    assert canonical["opinion"]["reasoning_factors"] == [{"name": "risk", "weight": 0.5}]
+    assert canonical["tokens"] == 9007199254740993  # exact: int64, not a float
+    assert canonical["plan_ref"] == "65a1b2c3d4e5f60718293a4c"
+
+    relaxed = docs["op-relaxed"]
+    assert relaxed["specialist_version"] == 5  # the later line won
+    assert norm(relaxed["evaluated_at"]) == norm(EXPECTED_TIME)
+    assert relaxed["metadata"]["auto_generated"] is True
+
+    offset = docs["op-offset"]
+    assert norm(offset["evaluated_at"]) == norm(EXPECTED_TIME)
+    assert norm(offset["first_seen"]) == norm(EXPECTED_TIME)
+    if any_store.kind == "mongodb":
+        assert isinstance(offset["evaluated_at"], datetime) and offset["evaluated_at"].tzinfo is not None
+
+    # imported timestamps are real timestamps: range queries work in both stores
+    assert any_store.count(C, {"evaluated_at": {"$gte": datetime(2026, 1, 2, tzinfo=timezone.utc)}}) == 3
+    assert any_store.count(C, {"evaluated_at": {"$gt": EXPECTED_TIME}}) == 0
+
+    # importing the same file again changes nothing keyed (the key-less line is inserted again)
+    again = import_jsonl(any_store, C, path)
+    assert again["written"] == 5 and again["bad_lines"] == 4
+    assert any_store.count(C, {"opinion_id": {"$exists": True}}) == 3
+
+
+def test_import_gzip_and_large_batches(any_store, tmp_path):
+    path = tmp_path / "feedback.jsonl.gz"
+    with gzip.open(path, "wt") as fh:
+        for i in range(2500):
+            fh.write(json.dumps({
+                "_id": {"$oid": f"{i:024x}"},
+                "feedback_id": f"fb-{i:05d}",
+                "opinion_id": f"op-{i:05d}",
+                "specialist_type": "business",
+                "human_rating": {"$numberDouble": str(i / 2500)},
+                "submitted_at": {"$date": {"$numberLong": str(1767225600000 + i * 1000)}},
+            }) + "\n")
+            if i % 1000 == 999:
+                fh.write("garbage\n")
+    result = import_jsonl(any_store, "specialist_feedback", path)
+    assert result == {"read": 2502, "written": 2500, "bad_lines": 2, "missing_key": 0,
+                      "errors": result["errors"]}
+    assert [e["line"] for e in result["errors"]] == [1001, 2002]
+    assert any_store.count("specialist_feedback") == 2500
+    newest = any_store.find_one("specialist_feedback", sort=[("submitted_at", -1)])
+    assert newest["feedback_id"] == "fb-02499"
+
+
+def test_errors_list_is_capped(any_store, tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text("nope\n" * 50 + json.dumps({"opinion_id": "ok"}) + "\n")
+    result = import_jsonl(any_store, C, path)
+    assert result["bad_lines"] == 50 and result["written"] == 1
+    assert len(result["errors"]) == 20
+
+
+def test_unknown_collection_fails_before_reading(tmp_path):
+    from hive_assets.data.store.sqlite import SQLiteStore
+
+    with pytest.raises(ValueError):
+        import_jsonl(SQLiteStore(tmp_path / "s.sqlite"), "nope", tmp_path / "missing.jsonl")
+
+
+# -- the decoder alone --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "wrapper, expected",
+    [
+        ({"$oid": "65a1b2c3d4e5f60718293a4b"}, "65a1b2c3d4e5f60718293a4b"),
+        ({"$numberLong": "-42"}, -42),
+        ({"$numberInt": "7"}, 7),
+        ({"$numberDouble": "1.5"}, 1.5),
+        ({"$numberDouble": "-Infinity"}, float("-inf")),
+        ({"$numberDecimal": "1.10"}, 1.1),
+        ({"$date": "2026-01-02T03:04:05Z"}, datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)),
+        ({"$date": "2026-01-02T03:04:05.5+00:00"}, datetime(2026, 1, 2, 3, 4, 5, 500000, tzinfo=timezone.utc)),
+        ({"$date": "2026-01-02T03:04:05"}, datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)),  # naive = UTC
+        ({"$date": {"$numberLong": "-1000"}}, datetime(1969, 12, 31, 23, 59, 59, tzinfo=timezone.utc)),
+        ({"$date": 0}, datetime(1970, 1, 1, tzinfo=timezone.utc)),
+        ({"$timestamp": {"t": 1767323045, "i": 1}}, datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)),
+        ({"$undefined": True}, None),
+        ({"$binary": {"base64": "AA==", "subType": "00"}}, {"$binary": {"base64": "AA==", "subType": "00"}}),
+        ({"plain": {"$numberInt": "1"}}, {"plain": 1}),
+    ],
+)
+def test_decode_wrappers(wrapper, expected):
+    doc = decode_line(json.dumps({"v": wrapper}))
+    got = doc["v"]
+    if isinstance(expected, float) and math.isinf(expected):
+        assert math.isinf(got) and got < 0
+    else:
+        assert got == expected
+    if isinstance(got, datetime):
+        assert got.tzinfo is not None and got.utcoffset().total_seconds() == 0
+
+
+@pytest.mark.parametrize("line", ["", "{", "[]", "42", '"text"', '{"v": {"$numberLong": "x"}}', '{"v": {"$date": "soon"}}',
+                                  '{"v": {"$oid": 5}}'])
+def test_decode_rejects(line):
+    with pytest.raises(ValueError):
+        decode_line(line)
+
+
+def test_decode_drops_top_level_id_only():
+    doc = decode_line('{"_id": {"$oid": "65a1b2c3d4e5f60718293a4b"}, "nested": {"_id": 1}}')
+    assert doc == {"nested": {"_id": 1}}
+
+
+def test_parse_iso_datetime_converts_to_utc():
+    assert parse_iso_datetime("2026-01-02T05:04:05+02:00") == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+
+def test_cli_imports_into_the_embedded_store(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HIVE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MONGODB_URI", raising=False)
+    path = write_fixture(tmp_path / "opinions.jsonl")
+    assert main([C, str(path)]) == 1  # bad lines make the exit status non-zero
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["written"] == 5 and out["bad_lines"] == 4
+
+    from hive_assets.data.store.sqlite import SQLiteStore
+
+    assert SQLiteStore(tmp_path / "home" / "store.sqlite").count(C) == 4

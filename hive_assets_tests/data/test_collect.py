@@ -1,0 +1,164 @@
+"""Collection: validation with reason codes, quarantine, trusted-feedback rules, the join."""
+
+from __future__ import annotations
+
+import copy
+import gc
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from hive_assets.data import _documents as d
+from hive_assets.data import TrustPolicy, collect, persist_quarantine
+from hive_assets.simulator import CORRUPTIONS, simulate
+from hive_assets.data.store import SQLiteStore
+
+NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    store = SQLiteStore(tmp_path_factory.mktemp("collect") / "store.sqlite")
+    summary = simulate(store, plans=700, days=30, seed=11, now=NOW, malformed_rate=0.02)
+    return store, summary
+
+
+def test_every_simulated_malformed_document_is_quarantined_with_its_reason(simulated):
+    store, summary = simulated
+    result = collect(store, "business", now=NOW)
+    corrupted_opinions = {m[1] for m in summary.malformed if m[0] == "specialist_opinions"}
+    bad_plans = {pid for coll, pid, _, spec in summary.malformed if coll == "cognitive_ledger"}
+    expected = Counter()
+    for coll, ident, reason, spec in summary.malformed:
+        if coll == "cognitive_ledger" and any(
+            op["plan_id"] == ident for op in store.find("specialist_opinions", {"plan_id": ident, "specialist_type": "business"})
+        ):
+            expected[(coll, ident, reason)] += 1
+        elif coll == "specialist_opinions" and spec == "business":
+            expected[(coll, ident, reason)] += 1
+        elif coll == "specialist_feedback" and spec == "business":
+            opinion_id = ident.removeprefix("fb-").split("-bad")[0].removesuffix("-early").removesuffix("-machine")
+            if opinion_id not in corrupted_opinions:
+                expected[(coll, ident, reason)] += 1
+    for op in store.find("specialist_opinions", {"specialist_type": "business"}):
+        if op["plan_id"] in bad_plans and not any(
+            m[1] == op["opinion_id"] for m in summary.malformed
+        ):
+            expected[("specialist_opinions", op["opinion_id"], "invalid_plan")] += 1
+    got = Counter(zip(result.quarantine["source_collection"], result.quarantine["source_id"], result.quarantine["reason"]))
+    assert got == expected
+    assert len(expected) > 20  # the fixture really mixes bad documents in
+    assert result.counts["quarantined"] == sum(expected.values())
+
+
+def test_labels_are_the_latest_trusted_feedback(simulated):
+    store, _ = simulated
+    result = collect(store, "technical", now=NOW)
+    assert gc.isenabled()  # collect pauses the cyclic collector only while it runs
+    labelled = result.frame[result.frame["label"].notna()]
+    assert len(labelled) > 300
+    # the simulator's final human label is always fb-<opinion_id>; early labels and machine ones lose
+    assert (labelled["feedback_id"] == "fb-" + labelled["opinion_id"]).all()
+    dropped = result.counts["feedback_dropped"]
+    assert set(dropped) == {"auto_generated", "balanced_dataset", "denied_source"}
+    assert all(v > 0 for v in dropped.values())
+    assert set(labelled["label"]) == {"approve", "reject", "review_required"}
+
+
+def test_intent_filter_counts_instead_of_quarantining(simulated):
+    store, _ = simulated
+    strict = collect(store, "behavior", now=NOW, min_confidence=0.95)
+    loose = collect(store, "behavior", now=NOW, min_confidence=0.0)
+    assert strict.counts["filtered_low_intent_confidence"] > loose.counts.get("filtered_low_intent_confidence", 0)
+    assert loose.counts["rows"] - strict.counts["rows"] == strict.counts["filtered_low_intent_confidence"]
+    assert loose.counts["filtered_no_audit_event"] > 0
+    assert len(strict.quarantine) == len(loose.quarantine)
+
+
+def test_quality_filter_never_removes_approval_service_rejections(simulated):
+    store, _ = simulated
+    result = collect(store, "business", now=NOW, trust=TrustPolicy(min_feedback_quality=0.7))
+    labelled = result.frame[result.frame["label"].notna()]
+    approval = labelled[labelled["feedback_source"] == "approval_service"]
+    assert (approval["label"] == "reject").sum() > 0  # rating 0.0 there means "rejected", not "bad"
+    assert (labelled[labelled["feedback_source"] == "human_expert"]["human_rating"] >= 0.7).all()
+    assert result.counts["feedback_dropped"]["below_min_quality"] > 0
+
+
+def test_quarantine_is_kept_in_the_store_idempotently(simulated, tmp_path):
+    store, _ = simulated
+    result = collect(store, "evolution", now=NOW)
+    assert persist_quarantine(store, result, "run-1") == len(result.quarantine)
+    persist_quarantine(store, result, "run-2")
+    assert store.count("quarantine", {"specialist_type": "evolution"}) == len(result.quarantine)
+
+
+def test_each_kind_of_malformed_document_gets_its_reason_and_good_neighbours_stay(tmp_path):
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    simulate(store, plans=300, days=20, seed=5, now=NOW, malformed_rate=0.0, ledger_share=1.0)
+    baseline = collect(store, "business", now=NOW, min_confidence=0.0)
+    assert len(baseline.quarantine) == 0
+    rows = baseline.frame[baseline.frame["label"].notna()].reset_index(drop=True)
+    expected: dict[tuple[str, str], str] = {}
+    lost_opinions: set[str] = set()
+    i = 0
+    for coll, kind, reason, mutate in CORRUPTIONS:
+        row = rows.iloc[i]
+        i += 1
+        if coll == "cognitive_ledger":
+            doc = copy.deepcopy(store.find_one("cognitive_ledger", {"plan_id": row["plan_id"]}))
+            mutate(doc)
+            store.upsert_many(coll, [doc])
+            expected[(coll, row["plan_id"])] = reason
+            expected[("specialist_opinions", row["opinion_id"])] = "invalid_plan"
+            lost_opinions.add(row["opinion_id"])
+        elif coll == "specialist_opinions":
+            doc = copy.deepcopy(store.find_one(coll, {"opinion_id": row["opinion_id"]}))
+            mutate(doc)
+            store.upsert_many(coll, [doc])
+            expected[(coll, row["opinion_id"])] = reason
+            lost_opinions.add(row["opinion_id"])
+        else:
+            doc = copy.deepcopy(store.find_one(coll, {"feedback_id": row["feedback_id"]}))
+            mutate(doc)
+            doc["feedback_id"] += "-bad"
+            store.upsert_many(coll, [doc])
+            expected[(coll, doc["feedback_id"])] = reason
+    # two more kinds the simulator does not produce: a future timestamp and an oversized plan
+    row = rows.iloc[i]
+    store.update_one("specialist_opinions", {"opinion_id": row["opinion_id"]}, {"evaluated_at": NOW + timedelta(days=2)})
+    expected[("specialist_opinions", row["opinion_id"])] = "timestamp_in_future"
+    lost_opinions.add(row["opinion_id"])
+    row = rows.iloc[i + 1]
+    plan_doc = store.find_one("cognitive_ledger", {"plan_id": row["plan_id"]})
+    plan_doc["plan_data"]["tasks"] = [{"task_id": f"x{k}", "dependencies": []} for k in range(d.MAX_TASKS + 1)]
+    store.upsert_many("cognitive_ledger", [plan_doc])
+    expected[("cognitive_ledger", row["plan_id"])] = "oversized_plan"
+    expected[("specialist_opinions", row["opinion_id"])] = "invalid_plan"
+    lost_opinions.add(row["opinion_id"])
+
+    result = collect(store, "business", now=NOW, min_confidence=0.0)
+    got = {(r.source_collection, r.source_id): r.reason for r in result.quarantine.itertuples()}
+    assert got == expected
+    assert len({reason for reason in expected.values()}) >= 15
+    assert set(result.frame["opinion_id"]) == set(baseline.frame["opinion_id"]) - lost_opinions
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("2026-01-02T03:04:05Z", datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)),
+    ("2026-01-02T05:04:05+02:00", datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)),
+    (1767323045000, datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)),
+    ("2026-01-02T03:04:05.000000Z", datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)),
+    ("soon", None), (None, None), (True, None),
+])
+def test_to_utc(value, expected):
+    assert d.to_utc(value) == expected
+
+
+def test_validate_plan_reports_each_problem():
+    plan = {"plan_id": "p", "tasks": [{"task_id": "a", "estimated_duration_ms": -1, "dependencies": "a"},
+                                      {"task_id": "a"}], "risk_score": 2}
+    reasons = {p.reason for p in d.validate_plan(plan, NOW)}
+    assert reasons == {d.NEGATIVE_DURATION, d.WRONG_TYPE, d.DUPLICATE_TASK_IDS, d.OUT_OF_RANGE}
+    assert d.validate_plan({"plan_id": "p", "tasks": []}, NOW) == []

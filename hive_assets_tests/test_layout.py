@@ -1,0 +1,94 @@
+"""The package's shape (ARCHITECTURE.md): the domain layer imports no Dagster, and no module imports
+itself back through a cycle. Read from the source with `ast`, so lazy (function-level) imports count too."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "hive_assets"
+# The only modules allowed to talk to Dagster: the wiring, the code location, and the CLI's runner.
+DAGSTER_ALLOWED = ("hive_assets.defs", "hive_assets.definitions", "hive_assets.cli._dagster")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def imported_modules(name: str) -> set[str]:
+    """Every module `name` imports: `from pkg import sub` counts as `pkg.sub` when `sub` is a module."""
+    path = MODULES[name]
+    is_package = path.name == "__init__.py"
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative import
+                base = name.split(".") if is_package else name.split(".")[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                out.add(sub if sub in MODULES else target)
+    return out
+
+
+def test_the_domain_layer_imports_no_dagster():
+    offenders = {
+        name: sorted(m for m in imported_modules(name) if m.split(".")[0].startswith("dagster"))
+        for name in MODULES if not name.startswith(DAGSTER_ALLOWED)
+    }
+    assert not {k: v for k, v in offenders.items() if v}
+
+
+def test_every_stage_of_the_loop_is_a_package_with_its_wiring_beside_it():
+    stages = ("data", "features", "training", "evaluation", "registry", "rollout", "monitoring", "simulator", "cli")
+    for stage in stages:
+        assert f"hive_assets.{stage}" in MODULES, stage
+    wired = {name.split(".")[2] for name in MODULES if name.startswith("hive_assets.defs.") and name.count(".") >= 3}
+    assert wired <= set(stages), wired - set(stages)
+
+
+def test_no_import_cycles():
+    graph = {name: {m for m in imported_modules(name) if m in MODULES and m != name} for name in MODULES}
+    # a package's __init__ importing its own children is how packages work, not a cycle
+    for name in graph:
+        graph[name] = {m for m in graph[name] if not (MODULES[name].name == "__init__.py" and m.startswith(name + "."))}
+    state: dict[str, int] = {}
+    cycles: list[list[str]] = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack)
+        stack.pop()
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [])
+    assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
+
+
+@pytest.mark.parametrize("light", ["hive_assets.features", "hive_assets.routing"])
+def test_the_stable_import_paths_for_pods_pull_in_nothing_heavy(light):
+    import subprocess
+    import sys
+
+    code = (f"import sys; import {light}; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'dagster', 'mlflow', 'sklearn', 'xgboost', 'scipy'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
