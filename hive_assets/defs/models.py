@@ -9,6 +9,7 @@ import pandas as pd
 
 from hive_assets import metrics as m
 from hive_assets import registry
+from hive_assets.defs.k8s import TRAINING_POD_TAGS
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 from hive_assets.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
@@ -40,6 +41,7 @@ def _mlflow_run_for(client, experiment_id: str, dagster_run_id: str, specialist:
     partitions_def=specialist_partitions,
     group_name="retraining",
     kinds={"xgboost", "scikitlearn", "mlflow"},
+    op_tags=TRAINING_POD_TAGS,
     retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
 )
 def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanced_features: pd.DataFrame,
