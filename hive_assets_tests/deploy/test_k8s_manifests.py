@@ -147,54 +147,64 @@ class _KubernetesApiStandIn(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def kube_api(tmp_path):
-    """A kubeconfig pointing at the loopback stand-in, and the Jobs it received."""
-    _KubernetesApiStandIn.created = []
+@pytest.fixture(scope="module")
+def kube_api_server(tmp_path_factory):
+    """A kubeconfig pointing at the loopback stand-in, and the list of Jobs it receives."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _KubernetesApiStandIn)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig = tmp_path_factory.mktemp("kube") / "kubeconfig"
     kubeconfig.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "stand-in",
         "clusters": [{"name": "stand-in", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
         "users": [{"name": "stand-in", "user": {}}],
         "contexts": [{"name": "stand-in", "context": {"cluster": "stand-in", "user": "stand-in"}}],
     }))
-    yield kubeconfig, _KubernetesApiStandIn.created
+    yield kubeconfig
     server.shutdown()
     server.server_close()
 
 
 @pytest.fixture
-def k8s_instance(kube_api, tmp_path):
+def kube_api(kube_api_server):
+    """(kubeconfig, the Jobs created during this test)."""
+    _KubernetesApiStandIn.created = []
+    return kube_api_server, _KubernetesApiStandIn.created
+
+
+@pytest.fixture(scope="module")
+def k8s_instance(kube_api_server):
     """An instance whose run launcher is the chart's K8sRunLauncher config, out of cluster (kubeconfig)."""
-    kubeconfig, _ = kube_api
-    config = {**launcher_config_from_values(VALUES), "load_incluster_config": False, "kubeconfig_file": str(kubeconfig)}
+    config = {**launcher_config_from_values(VALUES), "load_incluster_config": False,
+              "kubeconfig_file": str(kube_api_server)}
     with instance_for_test(overrides={"run_launcher": {"module": "dagster_k8s", "class": "K8sRunLauncher",
                                                         "config": config}}) as instance:
         assert isinstance(instance.run_launcher, K8sRunLauncher)
         yield instance
 
 
-@pytest.fixture
-def retrain_run(k8s_instance):
-    """A run of `retrain_specialist` for one partition, with the origin a code server of this image reports."""
+@pytest.fixture(scope="module")
+def hive_workspace(k8s_instance):
+    """The code location as a code server of this image reports it (module, image, interpreter)."""
     origin = InProcessCodeLocationOrigin(
         LoadableTargetOrigin(module_name="hive_assets.definitions", executable_path="/opt/venv/bin/python"),
         container_image=user_code_image(), location_name="hive-assets",
     )
     with WorkspaceProcessContext(k8s_instance, InProcessWorkspaceLoadTarget(origin)) as process_context:
-        workspace = process_context.create_request_context()
-        location = workspace.get_code_location("hive-assets")
-        [repository] = location.get_repositories().values()
-        remote_job = repository.get_full_job("retrain_specialist")
-        job_def = build_defs().resolve_job_def("retrain_specialist")
-        run = k8s_instance.create_run_for_job(
-            job_def, tags={**job_def.run_tags, "dagster/partition": "business"},
-            remote_job_origin=remote_job.get_remote_origin(), job_code_origin=remote_job.get_python_origin(),
-        )
-        yield run, workspace
+        yield process_context.create_request_context()
+
+
+@pytest.fixture
+def retrain_run(k8s_instance, hive_workspace):
+    """A fresh run of `retrain_specialist` for one partition, with its code origin."""
+    [repository] = hive_workspace.get_code_location("hive-assets").get_repositories().values()
+    remote_job = repository.get_full_job("retrain_specialist")
+    job_def = build_defs().resolve_job_def("retrain_specialist")
+    run = k8s_instance.create_run_for_job(
+        job_def, tags={**job_def.run_tags, "dagster/partition": "business"},
+        remote_job_origin=remote_job.get_remote_origin(), job_code_origin=remote_job.get_python_origin(),
+    )
+    return run, hive_workspace
 
 
 def _validate(manifest: dict) -> None:
@@ -313,3 +323,79 @@ def test_the_config_map_manifest_is_valid(monkeypatch):
     from_config_map = Settings.from_env()
     # the shipped values are the documented defaults, and each one parses
     assert from_config_map == defaults
+
+
+def instance_config_from_values(values: dict) -> dict:
+    """The instance dagster.yaml the chart renders into its `-instance` ConfigMap, for the parts we set.
+
+    Templates: configmap-instance.yaml, helpers/instance/_run-coordinator.tpl (`dagsterYaml.runCoordinator.queued`),
+    the postgres block `dagsterYaml.postgresql.config`, and `launcher_config_from_values` above.
+    """
+    pg = values["postgresql"]
+    postgres = {"postgres_db": {
+        "username": pg["postgresqlUsername"], "password": {"env": "DAGSTER_PG_PASSWORD"},
+        "hostname": pg["postgresqlHost"], "db_name": pg["postgresqlDatabase"], "port": pg["service"]["port"],
+        "params": pg["postgresqlParams"], "scheme": pg["postgresqlScheme"]}}
+    daemon = values["dagsterDaemon"]
+    queue = daemon["runCoordinator"]["config"]["queuedRunCoordinator"]
+    monitoring, retries, sensors = daemon["runMonitoring"], daemon["runRetries"], daemon["sensors"]
+    return {
+        "schedule_storage": {"module": "dagster_postgres.schedule_storage", "class": "PostgresScheduleStorage",
+                             "config": postgres},
+        "run_storage": {"module": "dagster_postgres.run_storage", "class": "PostgresRunStorage", "config": postgres},
+        "event_log_storage": {"module": "dagster_postgres.event_log", "class": "PostgresEventLogStorage",
+                              "config": postgres},
+        "run_launcher": {"module": "dagster_k8s", "class": "K8sRunLauncher", "config": launcher_config_from_values(values)},
+        "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator", "config": {
+            "max_concurrent_runs": queue["maxConcurrentRuns"], "tag_concurrency_limits": queue["tagConcurrencyLimits"]}},
+        "run_monitoring": {"enabled": monitoring["enabled"], "start_timeout_seconds": monitoring["startTimeoutSeconds"],
+                           "max_resume_run_attempts": monitoring["maxResumeRunAttempts"],
+                           "poll_interval_seconds": monitoring["pollIntervalSeconds"]},
+        "run_retries": {"enabled": retries["enabled"], "max_retries": retries["maxRetries"],
+                        "retry_on_asset_or_op_failure": retries["retryOnAssetOrOpFailure"]},
+        "sensors": {"use_threads": sensors["useThreads"], "num_workers": sensors["numWorkers"]},
+        "telemetry": {"enabled": values["telemetry"]["enabled"]},
+    }
+
+
+def test_the_rendered_instance_passes_dagster_schemas(tmp_path, monkeypatch):
+    from dagster._core.instance.config import dagster_instance_config
+    from dagster._serdes import ConfigurableClassData
+    from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
+
+    monkeypatch.setenv("DAGSTER_PG_PASSWORD", "only-for-schema-validation")
+    config = instance_config_from_values(VALUES)
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(config))
+    loaded, _ = dagster_instance_config(str(tmp_path))  # the instance-level schema
+    assert loaded["run_monitoring"]["max_resume_run_attempts"] == 1
+    for cls, key in ((PostgresRunStorage, "run_storage"), (PostgresEventLogStorage, "event_log_storage"),
+                     (PostgresScheduleStorage, "schedule_storage")):
+        result = process_config(resolve_to_config_type(cls.config_type()), config[key]["config"])
+        assert result.success, (key, [e.message for e in result.errors])
+    block = config["run_coordinator"]
+    coordinator = ConfigurableClassData(block["module"], block["class"], yaml.safe_dump(block["config"])).rehydrate()
+    assert coordinator.get_run_queue_config().tag_concurrency_limits == [
+        {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+    assert coordinator.get_run_queue_config().max_concurrent_runs == 5
+
+
+def test_deploy_dagster_yaml_passes_dagster_schema_offline(tmp_path, monkeypatch):
+    """The non-Helm instance file (exercised against a real PostgreSQL in test_postgres_instance.py)."""
+    from dagster._core.instance.config import dagster_instance_config
+    from dagster_postgres import DagsterPostgresStorage
+    from dagster_postgres.utils import pg_url_from_config
+
+    for name in ("HOST", "PORT", "DB", "USERNAME", "PASSWORD"):
+        monkeypatch.setenv(f"DAGSTER_PG_{name}", "5432" if name == "PORT" else f"schema-check-{name.lower()}")
+    (tmp_path / "dagster.yaml").write_text((REPO / "deploy" / "dagster.yaml").read_text())
+    loaded, _ = dagster_instance_config(str(tmp_path))
+    storage = loaded["storage"]["postgres"]
+    # what dagster-postgres does with it when the instance loads: environment variables resolved
+    storage_schema = resolve_to_config_type(DagsterPostgresStorage.config_type())
+    resolved = process_config(storage_schema, storage)
+    assert resolved.success, [e.message for e in resolved.errors]
+    assert resolved.value["postgres_db"]["password"] == "schema-check-password"
+    assert resolved.value["postgres_db"]["port"] == 5432
+    assert pg_url_from_config(resolved.value).startswith("postgresql+psycopg2://schema-check-username:")
+    monkeypatch.delenv("DAGSTER_PG_PASSWORD")
+    assert not process_config(storage_schema, storage).success  # a missing credential fails, never defaults
