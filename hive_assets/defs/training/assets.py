@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from hive_assets import registry
+from hive_assets.defs.k8s import TRAINING_POD_TAGS
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import MlflowResource
 from hive_assets.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
@@ -24,6 +25,7 @@ class TrainConfig(dg.Config):
     partitions_def=specialist_partitions,
     group_name="retraining",
     kinds={"xgboost", "scikitlearn", "mlflow"},
+    op_tags=TRAINING_POD_TAGS,
     retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
 )
 def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanced_features: pd.DataFrame,

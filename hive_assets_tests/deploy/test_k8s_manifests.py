@@ -1,0 +1,401 @@
+"""The Kubernetes side of deploy/, proven offline with the real libraries.
+
+No cluster runs here. What is real: dagster-k8s's config schema and K8sRunLauncher, the Kubernetes
+Python client serializing the Job exactly as it would send it, and the Kubernetes OpenAPI schemas shipped
+by kubernetes-validate. What stands in for the cluster: a loopback HTTP endpoint that accepts the
+`create Job` call and records its body (the launcher's only call when it launches a run).
+
+The chart's rendering of values.yaml into the instance's `run_launcher` block is reproduced by
+`launcher_config_from_values`, from the chart's own template `helpers/instance/_run-launcher.tpl`
+(dagster-io/dagster, stored copy read for this work; `helm` itself is not available here).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import dagster as dg
+import kubernetes_validate
+import pytest
+import yaml
+from dagster._config import process_config, resolve_to_config_type
+from dagster._core.launcher import LaunchRunContext
+from dagster._core.remote_origin import InProcessCodeLocationOrigin
+from dagster._core.test_utils import instance_for_test
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
+from dagster_k8s import K8sRunLauncher
+from dagster_k8s.container_context import K8sContainerContext
+from dagster_k8s.job import UserDefinedDagsterK8sConfig, construct_dagster_k8s_job, get_user_defined_k8s_config
+
+from hive_assets.config import Settings
+from hive_assets.defs import build_defs
+from hive_assets.defs.k8s import TRAINING_POD_TAGS, TRAINING_RESOURCES
+
+REPO = Path(__file__).resolve().parents[2]
+VALUES = yaml.safe_load((REPO / "deploy" / "helm" / "values.yaml").read_text())
+RELEASE, NAMESPACE = "dagster", "hive"  # `helm install dagster dagster/dagster -n hive`
+# The oldest and newest Kubernetes API versions kubernetes-validate 1.37 ships schemas for.
+K8S_VERSIONS = ("1.25.0", kubernetes_validate.latest_version())
+
+
+def user_deployment() -> dict:
+    [deployment] = VALUES["dagster-user-deployments"]["deployments"]
+    return deployment
+
+
+def user_code_image() -> str:
+    """The image reference the chart gives the code server (`repository:tag`), which it reports to runs."""
+    image = user_deployment()["image"]
+    return f"{image['repository']}:{image['tag']}"
+
+
+def launcher_config_from_values(values: dict) -> dict:
+    """The `run_launcher.config` the chart renders for K8sRunLauncher (template `dagsterYaml.runLauncher.k8s`).
+
+    Release `dagster` in namespace `hive`: the chart's fullname is then `dagster`, its default service
+    account `dagster`, the instance ConfigMap `dagster-instance`.
+    """
+    k8s = values["runLauncher"]["config"]["k8sRunLauncher"]
+    config = {
+        "load_incluster_config": k8s["loadInclusterConfig"],
+        "job_namespace": k8s.get("jobNamespace") or NAMESPACE,
+        "image_pull_policy": k8s["imagePullPolicy"],
+        "service_account_name": RELEASE,
+        "dagster_home": values["global"]["dagsterHome"],
+        "instance_config_map": f"{RELEASE}-instance",
+        "postgres_password_secret": values["global"]["postgresqlSecretName"],
+    }
+    if k8s.get("kubeconfigFile"):
+        config["kubeconfig_file"] = k8s["kubeconfigFile"]
+    if "image" in k8s:
+        config["job_image"] = f"{k8s['image']['repository']}:{k8s['image']['tag']}"
+    for key, name in (("envConfigMaps", "env_config_maps"), ("envSecrets", "env_secrets")):
+        names = [ref["name"] for ref in k8s.get(key) or [] if "name" in ref]
+        if names:
+            config[name] = names
+    for key, name in (("envVars", "env_vars"), ("volumeMounts", "volume_mounts"), ("volumes", "volumes"),
+                      ("labels", "labels"), ("resources", "resources"), ("securityContext", "security_context")):
+        if k8s.get(key):
+            config[name] = k8s[key]
+    if k8s.get("failPodOnRunFailure"):
+        config["fail_pod_on_run_failure"] = True
+    if k8s.get("schedulerName"):
+        config["scheduler_name"] = k8s["schedulerName"]
+    run_k8s = k8s.get("runK8sConfig") or {}
+    rendered = {snake: run_k8s[camel] for camel, snake in (
+        ("containerConfig", "container_config"), ("podSpecConfig", "pod_spec_config"),
+        ("podTemplateSpecMetadata", "pod_template_spec_metadata"), ("jobSpecConfig", "job_spec_config"),
+        ("jobMetadata", "job_metadata")) if run_k8s.get(camel)}
+    if rendered:
+        config["run_k8s_config"] = rendered
+    return config
+
+
+def check_launcher_config(config: dict):
+    """dagster-k8s's own schema, as the instance applies it when it loads `run_launcher`."""
+    return process_config(resolve_to_config_type(K8sRunLauncher.config_type()), config)
+
+
+def test_the_rendered_launcher_config_passes_dagster_k8s_schema():
+    config = launcher_config_from_values(VALUES)
+    result = check_launcher_config(config)
+    assert result.success, [e.message for e in result.errors]
+    assert result.value["run_k8s_config"]["container_config"]["resources"] == TRAINING_RESOURCES
+    # the schema is strict enough to catch a mistake in the values
+    typo = {**config, "run_k8s_config": {"containerConfig": {"resources": TRAINING_RESOURCES}}}
+    assert not check_launcher_config(typo).success
+    assert not check_launcher_config({**config, "image_pull_policy": 3}).success
+
+
+def test_training_tags_pass_dagster_k8s_schema():
+    # the op tag as Dagster stores it (a JSON string), parsed by dagster-k8s's tag schema
+    stored = build_defs().get_assets_def("trained_model").op.tags
+    parsed = get_user_defined_k8s_config(stored)
+    assert parsed.container_config == {"resources": TRAINING_RESOURCES}
+    assert json.loads(stored["dagster-k8s/config"]) == TRAINING_POD_TAGS["dagster-k8s/config"]
+    with pytest.raises(dg.DagsterInvalidConfigError):
+        get_user_defined_k8s_config({"dagster-k8s/config": json.dumps({"container": {"resources": {}}})})
+
+
+class _KubernetesApiStandIn(BaseHTTPRequestHandler):
+    """Accepts `POST /apis/batch/v1/namespaces/NS/jobs` and records the body; anything else is a 404."""
+
+    created: list[tuple[str, dict]] = []
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        parts = self.path.split("?")[0].strip("/").split("/")
+        if parts[:3] != ["apis", "batch", "v1"] or parts[3] != "namespaces" or parts[5:] != ["jobs"]:
+            self.send_error(404)
+            return
+        self.created.append((parts[4], body))
+        payload = json.dumps(body).encode()
+        self.send_response(201)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):  # quiet
+        pass
+
+
+@pytest.fixture(scope="module")
+def kube_api_server(tmp_path_factory):
+    """A kubeconfig pointing at the loopback stand-in, and the list of Jobs it receives."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _KubernetesApiStandIn)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    kubeconfig = tmp_path_factory.mktemp("kube") / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "stand-in",
+        "clusters": [{"name": "stand-in", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
+        "users": [{"name": "stand-in", "user": {}}],
+        "contexts": [{"name": "stand-in", "context": {"cluster": "stand-in", "user": "stand-in"}}],
+    }))
+    yield kubeconfig
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def kube_api(kube_api_server):
+    """(kubeconfig, the Jobs created during this test)."""
+    _KubernetesApiStandIn.created = []
+    return kube_api_server, _KubernetesApiStandIn.created
+
+
+@pytest.fixture(scope="module")
+def k8s_instance(kube_api_server):
+    """An instance whose run launcher is the chart's K8sRunLauncher config, out of cluster (kubeconfig)."""
+    config = {**launcher_config_from_values(VALUES), "load_incluster_config": False,
+              "kubeconfig_file": str(kube_api_server)}
+    with instance_for_test(overrides={"run_launcher": {"module": "dagster_k8s", "class": "K8sRunLauncher",
+                                                        "config": config}}) as instance:
+        assert isinstance(instance.run_launcher, K8sRunLauncher)
+        yield instance
+
+
+@pytest.fixture(scope="module")
+def hive_workspace(k8s_instance):
+    """The code location as a code server of this image reports it (module, image, interpreter)."""
+    origin = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(module_name="hive_assets.definitions", executable_path="/opt/venv/bin/python"),
+        container_image=user_code_image(), location_name="hive-assets",
+    )
+    with WorkspaceProcessContext(k8s_instance, InProcessWorkspaceLoadTarget(origin)) as process_context:
+        yield process_context.create_request_context()
+
+
+@pytest.fixture
+def retrain_run(k8s_instance, hive_workspace):
+    """A fresh run of `retrain_specialist` for one partition, with its code origin."""
+    [repository] = hive_workspace.get_code_location("hive-assets").get_repositories().values()
+    remote_job = repository.get_full_job("retrain_specialist")
+    job_def = build_defs().resolve_job_def("retrain_specialist")
+    run = k8s_instance.create_run_for_job(
+        job_def, tags={**job_def.run_tags, "dagster/partition": "business"},
+        remote_job_origin=remote_job.get_remote_origin(), job_code_origin=remote_job.get_python_origin(),
+    )
+    return run, hive_workspace
+
+
+def _validate(manifest: dict) -> None:
+    for version in K8S_VERSIONS:
+        kubernetes_validate.validate(manifest, version, strict=True)
+
+
+def _container(job: dict) -> dict:
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def test_the_run_pod_job_dagster_k8s_launches_is_a_valid_kubernetes_job(k8s_instance, retrain_run, kube_api):
+    run, workspace = retrain_run
+    k8s_instance.run_launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=workspace))
+    _, created = kube_api
+    [(namespace, job)] = created
+    assert namespace == NAMESPACE
+    _validate(job)
+
+    spec = job["spec"]["template"]["spec"]
+    container = _container(job)
+    assert job["metadata"]["name"] == f"dagster-run-{run.run_id}"
+    assert job["metadata"]["labels"]["dagster/run-id"] == run.run_id
+    assert job["spec"]["ttlSecondsAfterFinished"] == 86400
+    assert spec["restartPolicy"] == "Never" and spec["serviceAccountName"] == RELEASE
+    # the code server's immutable image, running this run and nothing else
+    assert container["image"] == user_code_image() and "@sha256:" in container["image"]
+    assert k8s_instance.get_run_by_id(run.run_id).tags["dagster/image"] == user_code_image()
+    assert container["args"][:3] == ["dagster", "api", "execute_run"]
+    # sized for training: the run pod hosts trained_model (in-process executor)
+    assert container["resources"] == TRAINING_RESOURCES
+    assert container["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["runAsUser"] == 10001
+    # settings and credentials by reference only
+    assert {"configMapRef": {"name": "hive-assets-config"}} in container["envFrom"]
+    assert {"secretRef": {"name": "hive-assets-secrets"}} in container["envFrom"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["DAGSTER_PG_PASSWORD"] == {"name": "DAGSTER_PG_PASSWORD", "valueFrom": {"secretKeyRef": {
+        "name": VALUES["global"]["postgresqlSecretName"], "key": "postgresql-password"}}}
+    assert env["DAGSTER_HOME"]["value"] == VALUES["global"]["dagsterHome"]
+    assert all("value" not in e or e["name"] in ("DAGSTER_HOME", "DAGSTER_RUN_JOB_NAME") for e in container["env"])
+
+    # the validator does reject what the API server would
+    broken = copy.deepcopy(job)
+    _container(broken)["resources"]["limits"]["memory"] = {"value": "8Gi"}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        _validate(broken)
+    unknown = copy.deepcopy(job)
+    unknown["spec"]["template"]["spec"]["restartPolicyy"] = "Never"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        _validate(unknown)
+
+
+def test_a_run_tagged_for_training_overrides_the_launcher_default(k8s_instance, retrain_run, kube_api):
+    """Run tags are what reach a run pod: a job or sensor may carry TRAINING_POD_TAGS as run tags."""
+    run, workspace = retrain_run
+    bigger = {"container_config": {"resources": {"requests": {"cpu": "6", "memory": "24Gi"},
+                                                 "limits": {"cpu": "8", "memory": "32Gi"}}}}
+    k8s_instance.add_run_tags(run.run_id, {"dagster-k8s/config": json.dumps(bigger)})
+    k8s_instance.run_launcher.launch_run(
+        LaunchRunContext(dagster_run=k8s_instance.get_run_by_id(run.run_id), workspace=workspace))
+    [(_, job)] = kube_api[1]
+    _validate(job)
+    assert _container(job)["resources"] == bigger["container_config"]["resources"]
+
+
+def test_the_training_step_pod_gets_the_asset_tags(k8s_instance, retrain_run, kube_api):
+    """Under `k8s_job_executor`, the step pod for trained_model, built as K8sStepHandler builds it.
+
+    The container context is assembled with the calls of dagster_k8s.executor.K8sStepHandler
+    (`_get_container_context`, `launch_step`, dagster-k8s 0.29.27): the launcher's config for the run
+    without run tags, then the step's op tags. Only the step's arguments are
+    placeholders.
+    """
+    run, _ = retrain_run
+    launcher = k8s_instance.run_launcher
+    step_tags = build_defs().get_assets_def("trained_model").op.tags
+    context = K8sContainerContext.create_for_run(run, launcher, include_run_tags=False).merge(
+        K8sContainerContext(run_k8s_config=get_user_defined_k8s_config(step_tags)))
+    job_config = context.get_k8s_job_config(None, launcher).with_image(run.job_code_origin.repository_origin.container_image)
+    job = construct_dagster_k8s_job(
+        job_config=job_config, args=["dagster", "api", "execute_step"], job_name="dagster-step-trained-model",
+        component="step_worker", user_defined_k8s_config=context.run_k8s_config,
+        labels={"dagster/job": run.job_name, "dagster/op": "trained_model", "dagster/run-id": run.run_id},
+    )
+    # sent with the launcher's client, as launch_step sends it: the stand-in records the wire format
+    launcher._api_client.create_namespaced_job_with_retries(body=job, namespace=context.namespace)
+    [(namespace, manifest)] = kube_api[1]
+    assert namespace == NAMESPACE
+    _validate(manifest)
+    assert _container(manifest)["resources"] == TRAINING_RESOURCES
+    assert _container(manifest)["image"] == user_code_image()
+    # a step without the tag gets the launcher's default, so the tag is what sizes training
+    plain = K8sContainerContext.create_for_run(run, launcher, include_run_tags=False).merge(
+        K8sContainerContext(run_k8s_config=UserDefinedDagsterK8sConfig()))
+    assert plain.run_k8s_config.container_config["resources"] == VALUES["runLauncher"]["config"]["k8sRunLauncher"][
+        "runK8sConfig"]["containerConfig"]["resources"]
+
+
+def test_the_config_map_manifest_is_valid(monkeypatch):
+    manifest = yaml.safe_load((REPO / "deploy" / "helm" / "hive-assets-config.yaml").read_text())
+    _validate(manifest)
+    named = {ref["name"] for section in (user_deployment(), VALUES["runLauncher"]["config"]["k8sRunLauncher"])
+             for ref in section["envConfigMaps"]}
+    assert named == {manifest["metadata"]["name"]}
+    # every key is a setting the platform reads (SPEC section 9), none is a credential
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    assert {key.lower() for key in manifest["data"]} <= fields
+    assert not set(manifest["data"]) & {"MONGODB_URI", "MLFLOW_TRACKING_URI", "KAFKA_BOOTSTRAP_SERVERS"}
+    for key in manifest["data"]:
+        monkeypatch.delenv(key, raising=False)
+    defaults = Settings.from_env()
+    for key, value in manifest["data"].items():
+        monkeypatch.setenv(key, value)
+    from_config_map = Settings.from_env()
+    # the shipped values are the documented defaults, and each one parses
+    assert from_config_map == defaults
+
+
+def instance_config_from_values(values: dict) -> dict:
+    """The instance dagster.yaml the chart renders into its `-instance` ConfigMap, for the parts we set.
+
+    Templates: configmap-instance.yaml, helpers/instance/_run-coordinator.tpl (`dagsterYaml.runCoordinator.queued`),
+    the postgres block `dagsterYaml.postgresql.config`, and `launcher_config_from_values` above.
+    """
+    pg = values["postgresql"]
+    postgres = {"postgres_db": {
+        "username": pg["postgresqlUsername"], "password": {"env": "DAGSTER_PG_PASSWORD"},
+        "hostname": pg["postgresqlHost"], "db_name": pg["postgresqlDatabase"], "port": pg["service"]["port"],
+        "params": pg["postgresqlParams"], "scheme": pg["postgresqlScheme"]}}
+    daemon = values["dagsterDaemon"]
+    queue = daemon["runCoordinator"]["config"]["queuedRunCoordinator"]
+    monitoring, retries, sensors = daemon["runMonitoring"], daemon["runRetries"], daemon["sensors"]
+    return {
+        "schedule_storage": {"module": "dagster_postgres.schedule_storage", "class": "PostgresScheduleStorage",
+                             "config": postgres},
+        "run_storage": {"module": "dagster_postgres.run_storage", "class": "PostgresRunStorage", "config": postgres},
+        "event_log_storage": {"module": "dagster_postgres.event_log", "class": "PostgresEventLogStorage",
+                              "config": postgres},
+        "run_launcher": {"module": "dagster_k8s", "class": "K8sRunLauncher", "config": launcher_config_from_values(values)},
+        "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator", "config": {
+            "max_concurrent_runs": queue["maxConcurrentRuns"], "tag_concurrency_limits": queue["tagConcurrencyLimits"]}},
+        "run_monitoring": {"enabled": monitoring["enabled"], "start_timeout_seconds": monitoring["startTimeoutSeconds"],
+                           "max_resume_run_attempts": monitoring["maxResumeRunAttempts"],
+                           "poll_interval_seconds": monitoring["pollIntervalSeconds"]},
+        "run_retries": {"enabled": retries["enabled"], "max_retries": retries["maxRetries"],
+                        "retry_on_asset_or_op_failure": retries["retryOnAssetOrOpFailure"]},
+        "sensors": {"use_threads": sensors["useThreads"], "num_workers": sensors["numWorkers"]},
+        "telemetry": {"enabled": values["telemetry"]["enabled"]},
+    }
+
+
+def test_the_rendered_instance_passes_dagster_schemas(tmp_path, monkeypatch):
+    from dagster._core.instance.config import dagster_instance_config
+    from dagster._serdes import ConfigurableClassData
+    from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
+
+    monkeypatch.setenv("DAGSTER_PG_PASSWORD", "only-for-schema-validation")
+    config = instance_config_from_values(VALUES)
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(config))
+    loaded, _ = dagster_instance_config(str(tmp_path))  # the instance-level schema
+    assert loaded["run_monitoring"]["max_resume_run_attempts"] == 1
+    for cls, key in ((PostgresRunStorage, "run_storage"), (PostgresEventLogStorage, "event_log_storage"),
+                     (PostgresScheduleStorage, "schedule_storage")):
+        result = process_config(resolve_to_config_type(cls.config_type()), config[key]["config"])
+        assert result.success, (key, [e.message for e in result.errors])
+    block = config["run_coordinator"]
+    coordinator = ConfigurableClassData(block["module"], block["class"], yaml.safe_dump(block["config"])).rehydrate()
+    assert coordinator.get_run_queue_config().tag_concurrency_limits == [
+        {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+    assert coordinator.get_run_queue_config().max_concurrent_runs == 5
+
+
+def test_deploy_dagster_yaml_passes_dagster_schema_offline(tmp_path, monkeypatch):
+    """The non-Helm instance file (exercised against a real PostgreSQL in test_postgres_instance.py)."""
+    from dagster._core.instance.config import dagster_instance_config
+    from dagster_postgres import DagsterPostgresStorage
+    from dagster_postgres.utils import pg_url_from_config
+
+    for name in ("HOST", "PORT", "DB", "USERNAME", "PASSWORD"):
+        monkeypatch.setenv(f"DAGSTER_PG_{name}", "5432" if name == "PORT" else f"schema-check-{name.lower()}")
+    (tmp_path / "dagster.yaml").write_text((REPO / "deploy" / "dagster.yaml").read_text())
+    loaded, _ = dagster_instance_config(str(tmp_path))
+    storage = loaded["storage"]["postgres"]
+    # what dagster-postgres does with it when the instance loads: environment variables resolved
+    storage_schema = resolve_to_config_type(DagsterPostgresStorage.config_type())
+    resolved = process_config(storage_schema, storage)
+    assert resolved.success, [e.message for e in resolved.errors]
+    assert resolved.value["postgres_db"]["password"] == "schema-check-password"
+    assert resolved.value["postgres_db"]["port"] == 5432
+    assert pg_url_from_config(resolved.value).startswith("postgresql+psycopg2://schema-check-username:")
+    monkeypatch.delenv("DAGSTER_PG_PASSWORD")
+    assert not process_config(storage_schema, storage).success  # a missing credential fails, never defaults
