@@ -31,7 +31,7 @@ from dagster._core.scheduler.instigation import TickStatus
 from hive_assets.defs import build_defs
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
 from hive_assets.simulator import simulate
-from hive_assets.store import SQLiteStore
+from hive_assets.data import SQLiteStore
 from hive_assets_tests.services import SERVICES_SH, _read_env, _tail, require_service
 
 pytestmark = pytest.mark.services
