@@ -50,6 +50,8 @@ def main() -> None:
     power = run("+5 points: promoted with <= 3,000 labels per arm", Scenario(challenger_agreement=0.85),
                 fast, 2, lambda r: rate(r.promoted() & (r.labelled.max(axis=1) <= 3000)), ">= 80 %")
     rows.append(("+5 points: promoted (any sample size)", rate(power.promoted()), "", 0.0, power))
+    run("+5 points, 48 h maturity (the default policy): promoted", Scenario(challenger_agreement=0.85),
+        RolloutPolicy(), 6, lambda r: rate(r.promoted()), "(time it takes)")
     run("-5 points: rolled back before 50 %", Scenario(challenger_agreement=0.75), fast, 3,
         lambda r: rate(r.rolled_back() & (r.max_traffic < 50)), ">= 95 %")
     run("routing 20 % for 10 %: SRM rollback at 10 %", Scenario(routing_factor=2.0), fast, 4,
