@@ -1,0 +1,208 @@
+"""Each rule of the rollout controller (SPEC section 7), on both sides of its threshold."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from hive_assets.rollout._controller import (END_MAX_DURATION, EXPAND, HOLD, INSUFFICIENT_DATA,
+                                             PROMOTE, ROLLBACK, RolloutPolicy, StepCounts,
+                                             TestState, TrafficStep, decide, matured_cutoff, tally)
+from hive_assets.rollout._statistics import ArmCounts
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+POLICY = RolloutPolicy()
+
+
+def arm(labelled: int, agreement: float, served: int | None = None, confidence: float = 0.8) -> ArmCounts:
+    served = labelled if served is None else served
+    return ArmCounts(served, confidence * served, labelled, labelled, round(labelled * agreement))
+
+
+def state(*percents_at_hours: tuple[float, float]) -> TestState:
+    return TestState(START, tuple(TrafficStep(START + timedelta(hours=h), p) for p, h in percents_at_hours))
+
+
+def at(hours: float) -> datetime:
+    return START + timedelta(hours=hours)
+
+
+def one_step(percent: float, champion_n: int, challenger_n: int, champion_p: float, challenger_p: float,
+             **challenger_kwargs) -> list[StepCounts]:
+    # served in the exact ratio of the share, so the SRM test stays quiet
+    return [StepCounts(arm(champion_n, champion_p), arm(challenger_n, challenger_p, **challenger_kwargs))]
+
+
+def test_insufficient_data_is_a_state_never_a_pass():
+    s = state((10, 0))
+    counts = one_step(10, 441, 49, 0.8, 0.8)
+    d = decide(s, counts, at(30))
+    assert (d.action, d.traffic_percent, d.rule) == (INSUFFICIENT_DATA, 10, "min_labelled")
+    assert not d.final
+    d = decide(s, one_step(10, 450, 50, 0.8, 0.8), at(30))
+    assert (d.action, d.traffic_percent) == (EXPAND, 25)
+
+
+def test_ten_to_twenty_five_after_24_hours():
+    s = state((10, 0))
+    counts = one_step(10, 900, 100, 0.8, 0.8)
+    assert decide(s, counts, at(24) - timedelta(seconds=1)).action == HOLD
+    d = decide(s, counts, at(24))
+    assert (d.action, d.traffic_percent, d.rule) == (EXPAND, 25, "not_worse")
+
+
+def test_significantly_worse_rolls_back_not_worse_does_not():
+    s = state((10, 0))
+    worse = decide(s, one_step(10, 2700, 300, 0.80, 0.70), at(30))
+    assert (worse.action, worse.traffic_percent, worse.rule) == (ROLLBACK, 0, "significantly_worse")
+    assert worse.statistics["difference"]["upper"] < 0
+    slightly = decide(s, one_step(10, 2700, 300, 0.80, 0.76), at(30))
+    assert slightly.action == EXPAND and slightly.statistics["difference"]["upper"] > 0
+
+
+def test_twenty_five_to_fifty_needs_48_hours_enough_labels_and_an_estimate_at_least_the_champions():
+    s = state((10, 0), (25, 24))
+    steps = [StepCounts(arm(900, 0.8), arm(100, 0.8)), StepCounts(arm(1500, 0.8), arm(500, 0.8))]
+    assert decide(s, steps, at(47)).action == HOLD
+    d = decide(s, steps, at(48))
+    assert (d.action, d.traffic_percent, d.rule) == (EXPAND, 50, "estimate_at_least_champion")
+    below = [StepCounts(arm(900, 0.8), arm(100, 0.8)), StepCounts(arm(1500, 0.8), arm(500, 0.79))]
+    d = decide(s, below, at(48))
+    assert (d.action, d.traffic_percent, d.rule) == (HOLD, 25, "estimate_below_champion")
+    few = [StepCounts(arm(900, 0.8), arm(100, 0.8)), StepCounts(arm(1497, 0.8), arm(499, 0.8))]
+    d = decide(s, [StepCounts(arm(900, 0.8), arm(0, 0.8, served=100)), few[1]], at(48))
+    assert (d.action, d.rule) == (INSUFFICIENT_DATA, "min_labelled_for_half")
+
+
+def _promotable(challenger_p: float = 0.86, n: int = 1000, champion_p: float = 0.80) -> list[StepCounts]:
+    """n labelled units per arm at 50 %, after 3n / n at 25 %."""
+    return [StepCounts(arm(3 * n, champion_p), arm(n, challenger_p)),
+            StepCounts(arm(n, champion_p), arm(n, challenger_p))]
+
+
+def test_promotion_after_72_hours_with_1000_labels_and_a_significant_gain_of_2_points():
+    s = state((25, 0), (50, 48))
+    d = decide(s, _promotable(), at(72))
+    assert (d.action, d.traffic_percent, d.rule) == (PROMOTE, 100, "significant_improvement")
+    assert d.final and d.statistics["difference"]["lower"] > 0
+    assert decide(s, _promotable(), at(71)).action == HOLD                       # too early
+    at_25 = decide(state((25, 0)), [StepCounts(arm(3000, 0.80), arm(1000, 0.86))], at(80))
+    assert (at_25.action, at_25.traffic_percent) == (EXPAND, 50)                  # 50 % first
+
+
+def test_promotion_needs_1000_labels_in_each_arm():
+    s = state((25, 0), (50, 48))
+    # served in the traffic ratio; labels missing for some challenger units
+    counts = [StepCounts(arm(1200, 0.80), arm(333, 0.90, served=400)),
+              StepCounts(arm(666, 0.80), arm(666, 0.90))]
+    d = decide(s, counts, at(80))
+    assert (d.action, d.rule) == (INSUFFICIENT_DATA, "promote_min_labelled")
+    counts[0] = StepCounts(arm(1200, 0.80), arm(334, 0.90, served=400))
+    assert decide(s, counts, at(80)).action == PROMOTE
+
+
+def test_promotion_needs_the_lower_bound_above_zero():
+    s = state((25, 0), (50, 48))
+    d = decide(s, _promotable(challenger_p=0.82), at(80))   # +2 points, not significant at 2,000
+    assert (d.action, d.rule) == (HOLD, "not_significant")
+    assert d.statistics["difference"]["lower"] < 0 < d.statistics["difference"]["estimate"]
+
+
+def test_promotion_needs_an_estimate_of_at_least_2_points():
+    s = state((25, 0), (50, 48))
+    # 100,000 labels per arm: +1.9 points is significant but under the 2 points asked for
+    below = decide(s, _promotable(challenger_p=0.819, n=50_000), at(80))
+    assert below.statistics["difference"]["lower"] > 0
+    assert (below.action, below.rule) == (HOLD, "not_significant")
+    above = decide(s, _promotable(challenger_p=0.821, n=50_000), at(80))
+    assert above.action == PROMOTE
+
+
+def test_sample_ratio_mismatch_rolls_back():
+    s = state((10, 0))
+    broken = [StepCounts(arm(800, 0.8), arm(200, 0.8))]       # 20 % served while the test says 10 %
+    d = decide(s, broken, at(5))
+    assert (d.action, d.traffic_percent, d.rule) == (ROLLBACK, 0, "srm")
+    assert d.statistics["srm"]["p_value"] < 0.001
+    fine = [StepCounts(arm(880, 0.8), arm(120, 0.8))]          # chi-square p ~ 0.035
+    assert decide(s, fine, at(5)).action == HOLD
+
+
+def test_low_challenger_confidence_rolls_back():
+    s = state((10, 0))
+    low = one_step(10, 900, 100, 0.8, 0.8, confidence=0.69)
+    d = decide(s, low, at(5))
+    assert (d.action, d.rule) == (ROLLBACK, "low_confidence")
+    assert decide(s, one_step(10, 900, 100, 0.8, 0.8, confidence=0.70), at(5)).action == HOLD
+    # under min_served_for_confidence units the mean is not trusted yet
+    few = one_step(10, 891, 99, 0.8, 0.8, confidence=0.5)
+    assert decide(s, few, at(5)).rule != "low_confidence"
+
+
+def test_maximum_duration_ends_the_test_and_keeps_the_champion():
+    s = state((25, 0), (50, 48))
+    undecided = _promotable(challenger_p=0.81)
+    assert decide(s, undecided, at(14 * 24) - timedelta(hours=1)).action == HOLD
+    d = decide(s, undecided, at(14 * 24))
+    assert (d.action, d.traffic_percent, d.rule) == (END_MAX_DURATION, 0, "max_duration") and d.final
+    starved = decide(state((10, 0)), one_step(10, 30, 3, 0.8, 0.8), at(14 * 24))
+    assert (starved.action, starved.rule) == (END_MAX_DURATION, "max_duration")
+    assert decide(state((10, 0)), one_step(10, 30, 3, 0.8, 0.8), at(14 * 24 - 1)).action == INSUFFICIENT_DATA
+
+
+def test_time_comes_only_from_the_clock_argument():
+    s = state((10, 0))
+    counts = one_step(10, 900, 100, 0.8, 0.8)
+    assert decide(s, counts, at(30)) == decide(s, counts, at(30))
+    with pytest.raises(ValueError):
+        decide(s, counts, at(-1))
+    with pytest.raises(ValueError):
+        decide(s, counts + counts, at(30))
+
+
+def test_statistics_are_json_serializable_and_name_the_method():
+    d = decide(state((25, 0), (50, 48)), _promotable(), at(72))
+    stored = json.loads(json.dumps(d.statistics))
+    assert stored["difference"]["method"].startswith("normal-mixture confidence sequence")
+    assert stored["challenger"]["labelled"] == 2000 and stored["days_elapsed"] == 3.0
+    assert stored["champion"]["label_coverage"] == 1.0
+
+
+def test_state_from_the_ab_tests_document():
+    doc = {"started_at": START, "traffic_history": [
+        {"at": START, "percent": 10.0, "reason": "test opened"},
+        {"at": at(24), "percent": 25, "reason": "expand"}]}
+    s = TestState.from_document(doc)
+    assert s.traffic_percent == 25.0 and s.started_at == START and len(s.traffic_history) == 2
+    assert s.with_step(at(48), 50).traffic_percent == 50
+
+
+def test_tally_counts_matured_labels_per_step():
+    s = state((10, 0), (25, 24))
+    now = at(40)
+    maturity = timedelta(hours=12)
+    assert matured_cutoff(now, maturity) == at(28)
+    h = lambda x: np.datetime64(at(x).replace(tzinfo=None), "us")
+    nat = np.datetime64("NaT", "us")
+    rows = [  # served_at, challenger, confidence, agrees, labelled_at
+        (h(1), False, 0.9, True, h(2)),      # step 0, matured, labelled, agrees
+        (h(2), True, 0.7, False, h(3)),      # step 0 challenger, labelled, disagrees
+        (h(3), True, 0.8, True, h(20)),      # label after 17 h > 12 h window: not counted
+        (h(5), False, 0.6, True, nat),       # never labelled
+        (h(25), False, 0.5, True, h(26)),    # step 1, matured (25 <= 28)
+        (h(29), True, 0.9, True, h(30)),     # step 1, served after the cutoff: not matured
+        (h(41), True, 0.9, True, h(41)),     # after now: ignored
+    ]
+    served_at, is_challenger, confidence, agrees, labelled_at = map(np.array, zip(*rows))
+    counts = tally(served_at, is_challenger, confidence, agrees, labelled_at, s, now, maturity)
+    assert counts[0].champion == ArmCounts(2, 1.5, 2, 1, 1)
+    assert counts[0].challenger == ArmCounts(2, 1.5, 2, 1, 0)
+    assert counts[1].champion == ArmCounts(1, 0.5, 1, 1, 1)
+    assert counts[1].challenger == ArmCounts(1, 0.9, 0, 0, 0)
+    # the same instants given with a time zone give the same counts
+    moved = tally(served_at, is_challenger, confidence, agrees, labelled_at, s,
+                  now.astimezone(timezone(timedelta(hours=2))), maturity)
+    assert moved == counts

@@ -1,0 +1,65 @@
+"""Routing (SPEC section 7): deterministic, uniform, monotone, and pinned against hash changes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hive_assets.routing import CHALLENGER, CHAMPION, assign_arm, bucket
+
+SALT = "a1b2c3d4e5f60718"
+
+
+@pytest.fixture(scope="module")
+def million_buckets() -> np.ndarray:
+    return np.fromiter((bucket(SALT, f"intent-{k}") for k in range(1_000_000)), float, 1_000_000)
+
+
+@pytest.mark.parametrize("target", [10.0, 25.0, 50.0])
+def test_a_million_assignments_split_within_0_2_points(million_buckets, target):
+    share = 100.0 * np.mean(million_buckets < target)
+    assert abs(share - target) <= 0.2
+
+
+def test_assign_arm_is_the_bucket_threshold(million_buckets):
+    for k in range(20_000):
+        expected = CHALLENGER if million_buckets[k] < 25.0 else CHAMPION
+        assert assign_arm(SALT, f"intent-{k}", 25.0) == expected
+
+
+def test_no_unit_leaves_the_challenger_when_traffic_grows():
+    ids = [f"unit-{k}" for k in range(50_000)]
+    previous: set[str] = set()
+    for traffic in (10, 25, 50, 100):
+        current = {i for i in ids if assign_arm(SALT, i, traffic) == CHALLENGER}
+        assert previous <= current, f"units left the challenger at {traffic} %"
+        assert len(current) > len(previous)
+        previous = current
+    assert len(previous) == len(ids)
+
+
+# Computed once with the current bucket(); a change of hash, salt joining or resolution would
+# silently re-route every running test, so it must fail here first.
+PINNED = [
+    (SALT, "intent-0", 97.2485),
+    (SALT, "intent-1", 79.6116),
+    (SALT, "intent-4", 8.5745),
+    (SALT, "intent-6", 21.3226),
+    (SALT, "3f2c9a7e-5b1d-4c8e-9a0f-1d2e3f4a5b6c", 18.4976),
+    ("business_v3_20260105_120000", "intent-42", 49.9657),
+    ("", "", 60.8438),
+]
+
+
+@pytest.mark.parametrize("salt,intent_id,expected", PINNED)
+def test_pinned_buckets(salt, intent_id, expected):
+    assert bucket(salt, intent_id) == expected
+
+
+def test_pinned_arms():
+    assert assign_arm(SALT, "intent-4", 10) == CHALLENGER   # 8.5745 < 10
+    assert assign_arm(SALT, "intent-6", 10) == CHAMPION     # 21.3226 >= 10
+    assert assign_arm(SALT, "intent-6", 25) == CHALLENGER
+    assert assign_arm(SALT, "intent-0", 50) == CHAMPION
+    assert assign_arm(SALT, "intent-0", 100) == CHALLENGER
+    assert assign_arm(SALT, "intent-4", 0) == CHAMPION
