@@ -1,8 +1,26 @@
 """A/B rollout (SPEC section 7): test records in `ab_tests`, the statistics, and the controller.
 
+- `decide(state, counts_per_step, now, policy)`: the schedule 10 -> 25 -> 50 -> 100, promotion, rollback,
+  "insufficient data" and the maximum duration, as a pure function of the test's state, per-step arm
+  counts and the injected clock `now`.
+- `agreement_difference`: an always-valid (normal-mixture confidence sequence) interval for the
+  difference in agreement; `srm_test`: sample-ratio mismatch across traffic steps.
+- `tally(...)`: per-step arm counts from served units and matured labels (the same maturity rule for both
+  arms, so label delay cannot bias the comparison).
+
 Routing itself (`assign_arm`) lives in `hive_assets.routing`, a light module serving pods import.
 """
 
+from hive_assets.rollout._controller import (
+    Decision, RolloutPolicy, StepCounts, TestState, TrafficStep, decide, matured_cutoff, tally,
+)
 from hive_assets.rollout._records import RUNNING, SUPERSEDED, open_test, running_test, test_id_for
+from hive_assets.rollout._statistics import (
+    ArmCounts, DifferenceResult, SrmResult, agreement_difference, normal_mixture_radius, srm_test,
+)
 
-__all__ = ["RUNNING", "SUPERSEDED", "open_test", "running_test", "test_id_for"]
+__all__ = [
+    "RUNNING", "SUPERSEDED", "ArmCounts", "Decision", "DifferenceResult", "RolloutPolicy", "SrmResult", "StepCounts",
+    "TestState", "TrafficStep", "agreement_difference", "decide", "matured_cutoff", "normal_mixture_radius",
+    "open_test", "running_test", "srm_test", "tally", "test_id_for",
+]

@@ -63,3 +63,16 @@ def test_pinned_arms():
     assert assign_arm(SALT, "intent-0", 50) == CHAMPION
     assert assign_arm(SALT, "intent-0", 100) == CHALLENGER
     assert assign_arm(SALT, "intent-4", 0) == CHAMPION
+
+
+def test_assignment_is_salted_per_test():
+    # two tests over the same units route them independently (a new test reshuffles who sees the challenger)
+    arms_a = [assign_arm("s1", f"i{k}", 50) for k in range(2000)]
+    arms_b = [assign_arm("s2", f"i{k}", 50) for k in range(2000)]
+    assert arms_a != arms_b
+
+
+def test_buckets_are_uniform(million_buckets):
+    from scipy import stats
+
+    assert stats.kstest(million_buckets[:20_000] / 100.0, "uniform").pvalue > 0.001
