@@ -21,6 +21,16 @@ def materialize(selection: list[str], specialist: str, run_config: dict | None =
     )
 
 
+def run_job(job_name: str, run_config: dict | None = None, *, partition_key: str | None = None,
+            tags: dict[str, str] | None = None):
+    """Run one of the code location's jobs in the configured instance (a real run, with its config)."""
+    from hive_assets.definitions import defs
+
+    return defs.resolve_job_def(job_name).execute_in_process(
+        run_config=run_config or {}, instance=instance(), partition_key=partition_key, tags=tags,
+        raise_on_error=False)
+
+
 def latest_partition_metadata(instance, asset: str, specialist: str) -> tuple[str | None, dict]:
     import dagster as dg
 
