@@ -31,11 +31,10 @@ import numpy as np
 from hive_assets.data import TrustPolicy, latest_trusted_feedback, to_utc
 from hive_assets.data.store.base import DocumentStore
 from hive_assets.rollout._controller import (
-    END_MAX_DURATION, EXPAND, PROMOTE, ROLLBACK, Decision, RolloutPolicy, StepCounts, TestState, TrafficStep,
+    END_MAX_DURATION, PROMOTE, ROLLBACK, Decision, RolloutPolicy, StepCounts, TestState, TrafficStep,
     decide, tally,
 )
 from hive_assets.rollout._records import RUNNING, SUPERSEDED, open_test, running_test
-from hive_assets.rollout._statistics import total
 from hive_assets.routing import CHALLENGER, CHAMPION
 
 PROMOTED = "promoted"

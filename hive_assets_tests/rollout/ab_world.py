@@ -79,7 +79,7 @@ class Traffic:
             oid = f"op-{self.specialist}-{self.seed}-{k}"
             opinions.append({
                 "opinion_id": oid, "plan_id": f"plan-{k}", "intent_id": intent, "specialist_type": self.specialist,
-                "specialist_version": str(test["challenger_version"] if arm == CHALLENGER else test["champion_version"]),
+                "specialist_version": str(test["challenger_version" if arm == CHALLENGER else "champion_version"]),
                 "evaluated_at": served,
                 "opinion": {"recommendation": rec, "confidence_score": round(float(rng.uniform(0.75, 0.95)), 4),
                             "risk_score": 0.5, "reasoning_summary": "", "reasoning_factors": []},

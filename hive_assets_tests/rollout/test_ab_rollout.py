@@ -225,3 +225,16 @@ def test_a_check_killed_mid_way_resumes_without_resetting_the_test(world, hive_h
     assert tags(client, "evolution")["ab_challenger_traffic_percent"] == "25.0"
     steps = ledger(store, "evolution", "traffic_step")
     assert sorted(d["details"]["traffic_percent"] for d in steps) == [10.0, 25.0]  # written once, on resume
+
+
+def test_with_ab_testing_disabled_no_test_opens(world, monkeypatch):
+    store, client, model, _ = world
+    v1, v2 = model("business")
+    champion_and_challenger(client, store, "business", v1, v2)
+    monkeypatch.setenv("AB_TESTING_ENABLED", "false")
+    result = build_defs().resolve_job_def("ab_test_check").execute_in_process(
+        run_config={"ops": {"ab_test_outcome": {"config": {"now": at(0).isoformat()}}}},
+        instance=dg.DagsterInstance.ephemeral(), partition_key="business")
+    assert result.output_for_node("ab_test_outcome")["status"] == "no_test"
+    assert store.count("ab_tests", {}) == 0
+    assert f"ab-test-v{v2}" not in aliases(client, "business")

@@ -20,7 +20,7 @@ from hive_assets.training import temporal_group_split, train_model
 pytestmark = pytest.mark.services
 
 T0 = datetime(2026, 5, 4, 0, 0, tzinfo=timezone.utc)
-HOURS, PLANS_PER_HOUR = 12, 80
+HOURS, PLANS_PER_HOUR = 8, 100
 
 
 def _register(client, tracking_uri: str, n_plans: int, seed: int) -> str:
@@ -34,8 +34,8 @@ def _register(client, tracking_uri: str, n_plans: int, seed: int) -> str:
                            model_type="random_forest")
     run_id = client.create_run(registry.ensure_experiment(client, "serving-loop")).info.run_id
     uri = registry.log_model(model, tracking_uri, run_id)
-    version, _ = registry.register_version(client, "business", run_id, uri, {},
-                                           model_id=uri.removeprefix("models:/") if uri.startswith("models:/m-") else None)
+    model_id = uri.removeprefix("models:/") if uri.startswith("models:/m-") else None
+    version, _ = registry.register_version(client, "business", run_id, uri, {}, model_id=model_id)
     return str(version.version)
 
 
