@@ -142,7 +142,9 @@ def record_decision_in_test(store: DocumentStore, test: dict[str, Any], decision
                                       "rule": decision.rule}]
     if decision.final:
         fields.update(status=_STATUS_OF[decision.action], ended_at=now, end_reason=decision.reason)
-    store.update_one("ab_tests", {"test_id": test["test_id"], "status": RUNNING}, fields)
+    if not store.update_one("ab_tests", {"test_id": test["test_id"], "status": RUNNING}, fields):
+        # closed meanwhile (an operator's stop): the stored document is the truth
+        return store.find_one("ab_tests", {"test_id": test["test_id"]}) or test
     return {**test, **fields}
 
 
@@ -172,7 +174,8 @@ def close_test(store: DocumentStore, test: dict[str, Any], status: str, now: dat
     fields = {"status": status, "ended_at": now, "end_reason": reason, "traffic_percent": 0.0, "verdict": status,
               "traffic_history": [*test["traffic_history"], {"at": now, "percent": 0.0, "reason": reason,
                                                              "rule": status}]}
-    store.update_one("ab_tests", {"test_id": test["test_id"], "status": RUNNING}, fields)
+    if not store.update_one("ab_tests", {"test_id": test["test_id"], "status": RUNNING}, fields):
+        return store.find_one("ab_tests", {"test_id": test["test_id"]}) or test
     return {**test, **fields}
 
 
