@@ -19,12 +19,14 @@ Three steps, each returning plain JSON-serialisable dicts (no NaN, no numpy scal
      (categories for `domain`; a window category unseen in training goes to an extra bin of
      training proportion 0), p = training and q = window proportions, each floored at 1e-4 (no
      renormalisation), so an empty bin costs a bounded amount instead of infinity.
-   * KS per numeric feature: `scipy.stats.ks_2samp(window values, stored sample)`. The result is the
-     same as calling `ks_2samp` on the full window: for windows of at most 10,000 values it IS that
-     call; above, where `ks_2samp` would use its asymptotic p-value anyway, the statistic is computed
-     exactly without sorting the window (counts of window values at the sample's distinct values:
-     the two empirical CDFs are step functions, so the supremum is attained at a sample value or just
-     below one) and the p-value is scipy's own asymptotic one, `kstwo.sf(D, round(n m / (n + m)))`.
+   * KS per numeric feature: `scipy.stats.ks_2samp(window values, stored sample)`, on the FULL
+     window (no subsampling). For windows of at most 10,000 values it IS that call; above, where
+     `ks_2samp` uses its asymptotic p-value, the window is sorted once (it is sorted anyway for the
+     PSI counts) and the statistic computed exactly from it: both empirical CDFs are step functions,
+     so the supremum of their difference is reached at a distinct sample value or just below one,
+     and two `searchsorted` of the sample's distinct values into the sorted window give both CDFs
+     there. The p-value is scipy's own asymptotic one, `kstwo.sf(D, round(n m / (n + m)))`. The
+     tests check statistic and p-value against `ks_2samp` on the same data.
    * Prediction drift: PSI of the window's predicted-class distribution against the training one.
 3. `drift_decision(result, threshold, min_rows, alpha)`: drift_score = the largest feature PSI
    (prediction drift is recorded and flagged, but, as SPEC 8 defines drift_score over features, it
@@ -34,21 +36,28 @@ Three steps, each returning plain JSON-serialisable dicts (no NaN, no numpy scal
      gives at this window size;
    * "no_drift" otherwise.
 
-How sampling noise is accounted for. Under "no drift" (window and training rows from one
-distribution), PSI is, to second order, Pearson's chi-square divergence sum_b (q_b - p_b)^2 / p_b,
-and (q_b - p_b) has variance p_b (1 - p_b) (1/n + 1/m) (n window rows, m training rows), so
-PSI / (1/n + 1/m) is approximately chi2 with k - 1 degrees of freedom (k = bins with training mass).
-A feature's PSI counts as drift only above psi_noise = chi2.ppf(1 - alpha / F, k - 1) (1/n + 1/m),
-F = number of features checked (Bonferroni: the chance that noise alone flags ANY feature in a
-check is at most about `alpha`, default 0.01). At 10 bins and alpha / F = 0.01 / 26 the bound is
-about 28 (1/n + 1/m): it exceeds the 0.2 threshold for windows under ~140 rows, so there the
-noise bound, not the threshold, decides. The approximation needs enough rows per bin (and the 1e-4
-floor makes an empty 10% bin cost ~0.7): `min_rows` (default 200) keeps windows large enough that an
-empty decile bin has probability < 1e-9. The false-alarm rate is checked by simulation on real
-feature frames (tests: <= 1% of 200+ windows drawn from the reference at `min_rows`).
-KS p-values are reported and flagged at the same Bonferroni level, for information: KS on 2,000
-stored values detects shifts of a few percent that no PSI threshold would call drift, and with ties
-(most features here are counts) its p-value is conservative, so it does not decide.
+How sampling noise is accounted for. A feature counts as drifted only if its PSI exceeds the
+threshold AND is significant against "no drift" at level alpha / F (F = features checked,
+Bonferroni, so noise alone flags ANY feature in a check with probability <= ~alpha; alpha defaults
+to 0.001 because the sensor checks every hour, five specialists). The p-value of the PSI at the
+window's size n (m = training rows, k = bins with training mass) comes from `psi_null_pvalue`:
+* chi-square when every bin expects >= 20 rows in both samples: under "no drift" PSI is, to second
+  order, sum_b (q_b - p_b)^2 / p_b, and q_b - p_b has variance p_b (1 - p_b) (1/n + 1/m), so
+  PSI / (1/n + 1/m) ~ chi2(k - 1);
+* Monte Carlo otherwise (small windows, rare bins of count features), where that approximation
+  fails: through the 1e-4 floor an empty 10% bin alone costs 0.1 ln(1000) ~ 0.69. The two-sample
+  null is simulated with multinomial counts from the training proportions, same bins, same floor;
+  enough draws that a PSI never reached gets p < alpha / F (2 F / alpha draws, ~52,000), stopped
+  early (sequentially) as soon as the p-value is certain to exceed the level, and only for features
+  whose PSI is above the threshold (so a quiet check simulates nothing).
+Measured on simulated plans (tests, fixed seeds): in windows of 100 rows of fresh plans from the
+training distribution, the largest feature PSI exceeded 0.2 by chance in 60 of 100 windows, and the
+noise test raised no alarm; at `min_rows` (default 200), 1 of 200 windows drawn from the training
+rows and 0 of 200 windows of fresh plans raised one (the tests require <= 1%).
+`min_rows` is a floor on evidence, not what controls false alarms (the noise test does, at any n).
+KS p-values are reported and flagged at the same Bonferroni level, for information only: KS on the
+2,000 stored values flags shifts of a few percent that no PSI threshold would call drift, and with
+ties (most features here are counts) its p-value is conservative.
 """
 
 from __future__ import annotations
