@@ -19,6 +19,7 @@ from hive_assets.monitoring._drift import (
     drift_decision,
     feature_drift,
     psi,
+    psi_null_pvalue,
 )
 from hive_assets.simulator import make_plans
 
@@ -238,3 +239,23 @@ def test_ks_does_not_change_the_decision(reference, fresh, shifted):
         assert with_ks["decision"] == without["decision"]
         assert with_ks["drifted_features"] == without["drifted_features"]
         assert without["features"]["risk_score"]["ks_pvalue"] is None
+
+
+@pytest.mark.parametrize("proportions, n, method", [
+    ([0.1] * 10, 1000, "chi2"),  # >= 20 expected rows in every bin
+    ([0.3, 0.3, 0.2, 0.15, 0.04, 0.01], 150, "monte_carlo"),  # a rare bin: 1.5 expected rows
+])
+def test_noise_pvalue_is_calibrated_under_no_drift(proportions, n, method):
+    # windows and training sets drawn from the same multinomial: the p-values must be ~uniform
+    rng = np.random.default_rng(5)
+    m = 3000
+    pvalues = []
+    for i in range(300):
+        ref = rng.multinomial(m, proportions) / m
+        win = rng.multinomial(n, proportions) / n
+        pvalue, used = psi_null_pvalue(psi(ref, win), ref, n, m, n_simulations=1000, seed=i)
+        assert used == method
+        pvalues.append(pvalue)
+    pvalues = np.asarray(pvalues)
+    assert 0.02 <= np.mean(pvalues <= 0.05) <= 0.09
+    assert 0.06 <= np.mean(pvalues <= 0.10) <= 0.15
