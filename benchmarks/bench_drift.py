@@ -86,7 +86,6 @@ def main() -> None:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     import numpy as np
-    import pandas as pd
 
     from hive_assets.features import FEATURE_NAMES, features_frame
     from hive_assets.monitoring._drift import build_reference, drift_decision, feature_drift
