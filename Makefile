@@ -10,7 +10,7 @@ DEMO_PLANS ?= 4000
 DEMO_SEED ?= 42
 export HIVE_HOME DAGSTER_HOME
 
-.PHONY: install demo test services services-down validate clean bench bench-ferretdb
+.PHONY: install demo test services services-down validate clean bench bench-ferretdb bench-drift
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,19 @@ bench-ferretdb: install services
 	bash scripts/services.sh up ferretdb && set -a && . $(BENCH_RUN)/env && set +a && \
 	$(BIN)/python benchmarks/bench_collect.py --mongodb-uri "$$HIVE_TEST_MONGODB_URI" \
 	  --mongodb-label "PostgreSQL backend, loopback" --naive-sample-mongodb 1000 $(BENCH_COLLECT_ARGS)
+
+# The drift benchmark compares with Evidently, which lives in its own venv (.venv-bench): its pins
+# (pandas < 3, ...) must not disturb the project's. e.g. a quick look: BENCH_DRIFT_ARGS="--rows 100000"
+BENCH_VENV := .venv-bench
+EVIDENTLY_VERSION ?= 0.7.23
+$(BENCH_VENV)/.installed:
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet 'evidently==$(EVIDENTLY_VERSION)' 'pandas<3' pyarrow
+	touch $@
+
+bench-drift: install $(BENCH_VENV)/.installed
+	$(BIN)/python benchmarks/bench_drift.py --evidently-python $(BENCH_VENV)/bin/python $(BENCH_DRIFT_ARGS)
 
 clean:
 	rm -rf .hive
