@@ -37,6 +37,7 @@ def _raw(name: str) -> str | None:
 
 
 def _env_number(name: str, default, parse, what: str, low, high, low_open: bool):
+    """`parse(value)` of the variable, finite and within [low, high] (low excluded when `low_open`)."""
     raw = _raw(name)
     if raw is None:
         return default

@@ -37,7 +37,7 @@ def build_parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    prog = f"hive {args.command}"
+    prog = " ".join(filter(None, ("hive", args.command, getattr(args, "store_command", None))))
     try:
         Settings.from_env()  # validate the whole environment before any side effect
         _home.prepare(announce=getattr(args, "announce", True))
@@ -45,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UsageError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
+    except RuntimeError as exc:
+        from hive_assets.data.store.base import StoreUnavailable  # the data package loads only on this path
+
+        if not isinstance(exc, StoreUnavailable):
+            raise
+        print(f"{prog}: error: {exc}", file=sys.stderr)  # names the host, never a password
+        return 1
 
 
 if __name__ == "__main__":

@@ -280,3 +280,14 @@ def test_a_malformed_environment_value_names_the_variable(shell, variable, value
     assert out.returncode == 2
     assert out.stderr.strip() == f"hive collect: error: {message}"
     assert not (cwd / HOME_REL).exists()
+
+
+def test_an_unreachable_store_is_one_line_without_the_password(shell):
+    cwd, env = shell
+    (cwd / "one.jsonl").write_text('{"id": "intent-1", "timestamp": {"$date": "2026-01-01T00:00:00Z"}}\n')
+    uri = "mongodb://hive:s3cret-pw@127.0.0.1:1/?serverSelectionTimeoutMS=300"
+    out = hive("store", "import", "--collection", "intentions_audit", "one.jsonl", cwd=cwd, env={**env, "MONGODB_URI": uri})
+    assert out.returncode == 1
+    errors = [line for line in out.stderr.splitlines() if not line.startswith("hive: HIVE_HOME=")]
+    assert len(errors) == 1 and errors[0].startswith("hive store import: error: MongoDB at 127.0.0.1:1 "), out.stderr
+    assert "s3cret-pw" not in out.stderr + out.stdout and "Traceback" not in out.stderr
