@@ -16,6 +16,10 @@ def cmd_collect(args: argparse.Namespace) -> int:
         config["window_days"] = args.days
     if args.min_confidence is not None:
         config["min_confidence"] = args.min_confidence
+    if args.min_feedback_quality is not None:
+        config["min_feedback_quality"] = args.min_feedback_quality
+    if args.quality_exempt_source:
+        config["quality_exempt_sources"] = args.quality_exempt_source
     status = 0
     for specialist in specialists(args.specialist):
         result = _dagster.materialize(["raw_production_data"], specialist,
@@ -27,7 +31,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
         value = result.output_for_node("raw_production_data")
         counts = value.counts
         record = {"specialist": specialist, "rows": counts["rows"], "labelled": counts["labelled"],
-                  "quarantined": value.quarantined_by_reason}
+                  "quarantined": value.quarantined_by_reason,
+                  "quality_filter_dropped_by_class": counts.get("quality_filter_dropped_by_class", {})}
         print(json.dumps(record) if args.json else
               f"{specialist:<13} rows={counts['rows']:<7} labelled={counts['labelled']:<7} "
               f"quarantined={counts['quarantined']} {value.quarantined_by_reason}")

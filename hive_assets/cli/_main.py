@@ -31,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-samples", type=int, default=10_000)
     p.add_argument("--days", type=int)
     p.add_argument("--min-confidence", type=float)
+    p.add_argument("--min-feedback-quality", type=float,
+                   help="drop feedback rated below this, except from exempt sources (default: 0, no filter)")
+    p.add_argument("--quality-exempt-source", action="append", metavar="SOURCE",
+                   help="a feedback origin the quality filter skips (feedback_source or metadata.source, any "
+                        "case); repeatable; replaces the default: approval_service")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_data.cmd_collect)
 
