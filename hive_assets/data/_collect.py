@@ -27,11 +27,11 @@ from typing import Any
 
 import pandas as pd
 
+from hive_assets.config import CLASSES
 from hive_assets.data import _documents as docs
 from hive_assets.data._audit import AuditReader, audit_confidences_from_store
 from hive_assets.data._join import latest_trusted_feedback
 from hive_assets.data._quarantine import _Quarantine
-from hive_assets.config import CLASSES
 from hive_assets.data._trust import BELOW_MIN_QUALITY, FeedbackFilterEmptiedClass, TrustPolicy
 from hive_assets.data.store.base import DocumentStore
 
