@@ -25,6 +25,10 @@ def cmd_collect(args: argparse.Namespace) -> int:
         config["window_days"] = args.days
     if args.min_confidence is not None:
         config["min_confidence"] = args.min_confidence
+    if args.min_feedback_quality is not None:
+        config["min_feedback_quality"] = args.min_feedback_quality
+    if args.quality_exempt_source:
+        config["quality_exempt_sources"] = args.quality_exempt_source
     status = 0
     for specialist in args.specialist:
         result = _dagster.materialize(["raw_production_data"], specialist,
@@ -37,7 +41,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
         value = result.output_for_node("raw_production_data")
         counts = value.counts
         record = {"specialist": specialist, "run_id": result.run_id, "rows": counts["rows"],
-                  "labelled": counts["labelled"], "quarantined": value.quarantined_by_reason}
+                  "labelled": counts["labelled"], "quarantined": value.quarantined_by_reason,
+                  "quality_filter_dropped_by_class": counts.get("quality_filter_dropped_by_class", {})}
         print(json.dumps(record) if args.json else
               f"{specialist:<13} rows={counts['rows']:<7} labelled={counts['labelled']:<7} "
               f"quarantined={counts['quarantined']} {value.quarantined_by_reason} run={result.run_id}", flush=True)
@@ -71,6 +76,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--min-confidence", type=fraction,
                    help="0..1: NLU intent confidence under which an opinion is filtered "
                         "(default: $MIN_CONFIDENCE, else 0.7)")
+    p.add_argument("--min-feedback-quality", type=fraction, default=None,
+                   help="drop feedback rated below this, except from exempt sources (unset: 0, no filter)")
+    p.add_argument("--quality-exempt-source", action="append", metavar="SOURCE",
+                   help="a feedback origin the quality filter skips (feedback_source or metadata.source, any "
+                        "case); repeatable; replaces the default: approval_service")
     p.add_argument("--json", action="store_true", help="one JSON object per specialist (default: text)")
     p.add_argument("--log-level", type=str.upper, choices=_dagster.LOG_LEVELS, default="WARNING",
                    help="the Dagster run log shown on stderr; the instance keeps every event for the UI")
