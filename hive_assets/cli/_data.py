@@ -25,7 +25,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         config["window_days"] = args.days
     if args.min_confidence is not None:
         config["min_confidence"] = args.min_confidence
-    if args.min_feedback_quality is not None:
+    if args.min_feedback_quality:
         config["min_feedback_quality"] = args.min_feedback_quality
     if args.quality_exempt_source:
         config["quality_exempt_sources"] = args.quality_exempt_source
@@ -76,11 +76,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--min-confidence", type=fraction,
                    help="0..1: NLU intent confidence under which an opinion is filtered "
                         "(default: $MIN_CONFIDENCE, else 0.7)")
-    p.add_argument("--min-feedback-quality", type=fraction, default=None,
-                   help="drop feedback rated below this, except from exempt sources (unset: 0, no filter)")
+    p.add_argument("--min-feedback-quality", type=fraction, default=0.0,
+                   help="drop feedback rated below this, except from exempt sources; 0 is no filter")
     p.add_argument("--quality-exempt-source", action="append", metavar="SOURCE",
                    help="a feedback origin the quality filter skips (feedback_source or metadata.source, any "
-                        "case); repeatable; replaces the default: approval_service")
+                        "case); repeatable; replaces the default (default: approval_service)")
     p.add_argument("--json", action="store_true", help="one JSON object per specialist (default: text)")
     p.add_argument("--log-level", type=str.upper, choices=_dagster.LOG_LEVELS, default="WARNING",
                    help="the Dagster run log shown on stderr; the instance keeps every event for the UI")
