@@ -11,9 +11,16 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from hive_assets_tests.services import *  # noqa: F401,F403  (ferretdb_uri, kafka_bootstrap, require_service)
-from hive_assets_tests.services import require_service
+from hive_assets_tests.services import require_service, services_required
+
+# CI (CI=true, or HIVE_REQUIRE_SERVICES=1 as .ci/run sets): the same examples on every run, so a red build
+# is reproducible and a green one is not luck; locally, random exploration finds new cases.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes") or services_required():
+    settings.load_profile("ci")
 
 
 def free_port() -> int:

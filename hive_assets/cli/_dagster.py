@@ -9,26 +9,47 @@ def instance():
     return dg.DagsterInstance.get()
 
 
-def materialize(selection: list[str], specialist: str, run_config: dict | None = None):
-    """Materialize `selection` for one partition in the configured Dagster instance (a real run)."""
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def materialize(selection: list[str], specialist: str, run_config: dict | None = None, log_level: str = "DEBUG"):
+    """Materialize `selection` for one partition in the configured Dagster instance (a real run).
+    `log_level` filters only what the console shows; the instance keeps every event for the UI."""
     import dagster as dg
 
     from hive_assets.definitions import defs
 
+    config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}}
     return dg.materialize(
         list(defs.assets), selection=selection, partition_key=specialist, resources=defs.resources,
-        instance=instance(), run_config=run_config or {}, raise_on_error=False,
+        instance=instance(), run_config=config, raise_on_error=False,
     )
 
 
 def run_job(job_name: str, run_config: dict | None = None, *, partition_key: str | None = None,
-            tags: dict[str, str] | None = None):
-    """Run one of the code location's jobs in the configured instance (a real run, with its config)."""
+            tags: dict[str, str] | None = None, log_level: str = "WARNING"):
+    """Run one of the code location's jobs in the configured instance (a real run, with its config).
+    `log_level` filters only what the console shows; the instance keeps every event for the UI."""
     from hive_assets.definitions import defs
 
+    config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}}
     return defs.resolve_job_def(job_name).execute_in_process(
-        run_config=run_config or {}, instance=instance(), partition_key=partition_key, tags=tags,
-        raise_on_error=False)
+        run_config=config, instance=instance(), partition_key=partition_key, tags=tags, raise_on_error=False)
+
+
+def failure_message(result) -> str:
+    """The error of a failed run in one line: the innermost cause of its first step failure (the user's
+    exception rather than Dagster's wrapper), else the run failure event's message."""
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error if event.step_failure_data else None
+        while error is not None and error.cause is not None:
+            error = error.cause
+        if error is not None:
+            return " ".join(error.message.split())
+    for event in result.all_events:
+        if event.event_type_value == "PIPELINE_FAILURE":
+            return " ".join((event.message or "run failed").split())
+    return "run failed (see the Dagster run log)"
 
 
 def latest_partition_metadata(instance, asset: str, specialist: str) -> tuple[str | None, dict]:

@@ -80,7 +80,7 @@ def arm_observations(store: DocumentStore, test: dict[str, Any], now: datetime,
                      trust: TrustPolicy = TrustPolicy()) -> ArmObservations:
     """The test's served units and their latest trusted labels as seen at `now`.
 
-    Feedback submitted after `now` is invisible (the join treats a future timestamp as malformed), so
+    Feedback submitted after `now` is invisible (the join drops it as `submitted_after_window`), so
     a simulated clock sees exactly what production would have seen then.
     """
     opinions = [o for o in store.find("specialist_opinions", {"specialist_type": test["specialist_type"],
