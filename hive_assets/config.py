@@ -116,6 +116,9 @@ class Settings:
     data_collection_days: int = 90
     min_confidence: float = 0.7
     retraining_feedback_threshold: int = 100
+    ab_test_label_maturity_hours: float = 48.0
+    ab_test_max_duration_days: float = 14.0
+    ab_test_check_interval_minutes: float = 60.0
 
     @property
     def store_path(self) -> Path:
@@ -146,4 +149,7 @@ class Settings:
             data_collection_days=env_int("DATA_COLLECTION_DAYS", 90, low=1),
             min_confidence=env_float("MIN_CONFIDENCE", 0.7, low=0, high=1),
             retraining_feedback_threshold=env_int("RETRAINING_FEEDBACK_THRESHOLD", 100, low=1),
+            ab_test_label_maturity_hours=env_float("AB_TEST_LABEL_MATURITY_HOURS", 48.0, low=0),
+            ab_test_max_duration_days=env_float("AB_TEST_MAX_DURATION_DAYS", 14.0, low=0, low_open=True),
+            ab_test_check_interval_minutes=env_float("AB_TEST_CHECK_INTERVAL_MINUTES", 60.0, low=0, low_open=True),
         )

@@ -11,7 +11,8 @@ from hive_assets.config import ConfigError, Settings, dagster_home, env_bool, hi
 
 SETTINGS_VARIABLES = ("AB_TESTING_ENABLED", "AB_TEST_DEFAULT_TRAFFIC", "DRIFT_THRESHOLD",
                       "DRIFT_CHECK_INTERVAL_MINUTES", "DATA_COLLECTION_DAYS", "MIN_CONFIDENCE",
-                      "RETRAINING_FEEDBACK_THRESHOLD", "HIVE_HOME", "DAGSTER_HOME")
+                      "RETRAINING_FEEDBACK_THRESHOLD", "HIVE_HOME", "DAGSTER_HOME", "AB_TEST_LABEL_MATURITY_HOURS",
+                      "AB_TEST_MAX_DURATION_DAYS", "AB_TEST_CHECK_INTERVAL_MINUTES")
 
 
 @pytest.fixture(autouse=True)
@@ -52,6 +53,9 @@ def test_well_formed_values_are_read(monkeypatch):
     ("RETRAINING_FEEDBACK_THRESHOLD", "-5", "RETRAINING_FEEDBACK_THRESHOLD must be >= 1, got '-5'"),
     ("AB_TESTING_ENABLED", "on", "AB_TESTING_ENABLED must be one of true/false, 1/0, yes/no, got 'on'"),
     ("AB_TESTING_ENABLED", "2", "AB_TESTING_ENABLED must be one of true/false, 1/0, yes/no, got '2'"),
+    ("AB_TEST_LABEL_MATURITY_HOURS", "2d", "AB_TEST_LABEL_MATURITY_HOURS must be a number, got '2d'"),
+    ("AB_TEST_MAX_DURATION_DAYS", "0", "AB_TEST_MAX_DURATION_DAYS must be > 0, got '0'"),
+    ("AB_TEST_CHECK_INTERVAL_MINUTES", "hourly", "AB_TEST_CHECK_INTERVAL_MINUTES must be a number, got 'hourly'"),
 ])
 def test_a_malformed_value_is_a_config_error_naming_the_variable(monkeypatch, variable, value, message):
     monkeypatch.setenv(variable, value)
@@ -97,3 +101,18 @@ def test_dagster_resources_surface_the_same_message(monkeypatch):
     monkeypatch.setenv("AB_TEST_DEFAULT_TRAFFIC", "10%")
     with pytest.raises(ConfigError, match=r"^AB_TEST_DEFAULT_TRAFFIC must be a number, got '10%'$"):
         build_defs()
+
+
+def test_the_rollout_policy_reads_the_checked_settings(monkeypatch):
+    from datetime import timedelta
+
+    from hive_assets.rollout import policy_from_env
+
+    monkeypatch.setenv("AB_TEST_LABEL_MATURITY_HOURS", "6")
+    monkeypatch.setenv("AB_TEST_MAX_DURATION_DAYS", "3")
+    monkeypatch.setenv("AB_TEST_DEFAULT_TRAFFIC", "20")
+    policy = policy_from_env()
+    assert (policy.label_maturity, policy.max_duration, policy.start_traffic) == (timedelta(hours=6), timedelta(days=3), 20.0)
+    monkeypatch.setenv("AB_TEST_LABEL_MATURITY_HOURS", "x")
+    with pytest.raises(ConfigError, match="AB_TEST_LABEL_MATURITY_HOURS"):
+        policy_from_env()

@@ -21,13 +21,13 @@ ledger's `recorded_at`.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
 
+from hive_assets.config import Settings
 from hive_assets.data import TrustPolicy, latest_trusted_feedback, to_utc
 from hive_assets.data.store.base import DocumentStore
 from hive_assets.rollout._controller import (
@@ -49,17 +49,12 @@ def policy_from_env(**overrides: Any) -> RolloutPolicy:
     """`RolloutPolicy` with the documented environment variables (README "A/B testing"); keyword
     overrides (e.g. from run config) win. Unset means the SPEC defaults."""
 
-    def env(name: str) -> float | None:
-        value = os.environ.get(name)
-        return float(value) if value not in (None, "") else None
-
-    values: dict[str, Any] = {}
-    if (traffic := env("AB_TEST_DEFAULT_TRAFFIC")) is not None:
-        values["start_traffic"] = traffic
-    if (hours := env("AB_TEST_LABEL_MATURITY_HOURS")) is not None:
-        values["label_maturity"] = timedelta(hours=hours)
-    if (days := env("AB_TEST_MAX_DURATION_DAYS")) is not None:
-        values["max_duration"] = timedelta(days=days)
+    settings = Settings.from_env()  # malformed values are a ConfigError naming the variable
+    values: dict[str, Any] = {
+        "start_traffic": settings.ab_test_default_traffic,
+        "label_maturity": timedelta(hours=settings.ab_test_label_maturity_hours),
+        "max_duration": timedelta(days=settings.ab_test_max_duration_days),
+    }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return replace(RolloutPolicy(), **values)
 

@@ -7,12 +7,11 @@ requests nothing.
 """
 
 import json
-import os
 from datetime import datetime, timezone
 
 import dagster as dg
 
-from hive_assets.config import SPECIALISTS
+from hive_assets.config import SPECIALISTS, Settings
 from hive_assets.defs.resources import DocumentStoreResource
 from hive_assets.defs.rollout.jobs import ab_test_check
 from hive_assets.rollout import running_test
@@ -21,7 +20,7 @@ SENSOR_NAME = "ab_test_check_sensor"
 
 
 def check_interval_seconds() -> int:
-    return int(float(os.environ.get("AB_TEST_CHECK_INTERVAL_MINUTES") or 60) * 60)
+    return int(Settings.from_env().ab_test_check_interval_minutes * 60)
 
 
 def run_key(specialist: str, test_id: str, now: datetime) -> str:
