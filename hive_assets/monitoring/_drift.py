@@ -1,0 +1,428 @@
+"""Feature and prediction drift against a champion's training reference (SPEC section 8).
+
+Pure domain code: numpy, pandas and scipy only (no Dagster, no MLflow, no I/O).
+
+Three steps, each returning plain JSON-serialisable dicts (no NaN, no numpy scalars):
+
+1. `build_reference(features, predicted_classes)`, at training time, from the training feature frame
+   (columns `hive_assets.features.FEATURE_NAMES`). Per numeric feature: the deciles of the finite
+   training values as cut points (`np.quantile(..., method="inverted_cdf")` at 0.1 .. 0.9: each cut
+   point is a training value; duplicates removed, so a feature with ties or a constant feature gets
+   fewer, still valid, bins), giving the bins
+   (-inf, e_1], (e_1, e_2], ..., (e_k, +inf) -- the outer bins are open, so any future value has a
+   bin -- and the training proportion of each bin; a deterministic random subsample (seeded, without
+   replacement, at most `sample_size` values) of the finite training values, for KS. For the
+   categorical `domain`: the category proportions. For predictions: the proportions of the
+   predicted classes. Non-finite values are left out of every distribution and counted.
+2. `feature_drift(reference, window, predicted_classes)`, at check time, on the recent window:
+   * PSI per feature with the STORED bin edges: PSI = sum_b (q_b - p_b) ln(q_b / p_b) over the bins
+     (categories for `domain`; a window category unseen in training goes to an extra bin of
+     training proportion 0), p = training and q = window proportions, each floored at 1e-4 (no
+     renormalisation), so an empty bin costs a bounded amount instead of infinity.
+   * KS per numeric feature: `scipy.stats.ks_2samp(window values, stored sample)`. The result is the
+     same as calling `ks_2samp` on the full window: for windows of at most 10,000 values it IS that
+     call; above, where `ks_2samp` would use its asymptotic p-value anyway, the statistic is computed
+     exactly without sorting the window (counts of window values at the sample's distinct values:
+     the two empirical CDFs are step functions, so the supremum is attained at a sample value or just
+     below one) and the p-value is scipy's own asymptotic one, `kstwo.sf(D, round(n m / (n + m)))`.
+   * Prediction drift: PSI of the window's predicted-class distribution against the training one.
+3. `drift_decision(result, threshold, min_rows, alpha)`: drift_score = the largest feature PSI
+   (prediction drift is recorded and flagged, but, as SPEC 8 defines drift_score over features, it
+   does not enter the score). Decision:
+   * "insufficient_data" when the window has fewer than `min_rows` rows;
+   * "drift" when some feature has PSI > `threshold` AND that PSI exceeds what sampling noise alone
+     gives at this window size;
+   * "no_drift" otherwise.
+
+How sampling noise is accounted for. Under "no drift" (window and training rows from one
+distribution), PSI is, to second order, Pearson's chi-square divergence sum_b (q_b - p_b)^2 / p_b,
+and (q_b - p_b) has variance p_b (1 - p_b) (1/n + 1/m) (n window rows, m training rows), so
+PSI / (1/n + 1/m) is approximately chi2 with k - 1 degrees of freedom (k = bins with training mass).
+A feature's PSI counts as drift only above psi_noise = chi2.ppf(1 - alpha / F, k - 1) (1/n + 1/m),
+F = number of features checked (Bonferroni: the chance that noise alone flags ANY feature in a
+check is at most about `alpha`, default 0.01). At 10 bins and alpha / F = 0.01 / 26 the bound is
+about 28 (1/n + 1/m): it exceeds the 0.2 threshold for windows under ~140 rows, so there the
+noise bound, not the threshold, decides. The approximation needs enough rows per bin (and the 1e-4
+floor makes an empty 10% bin cost ~0.7): `min_rows` (default 200) keeps windows large enough that an
+empty decile bin has probability < 1e-9. The false-alarm rate is checked by simulation on real
+feature frames (tests: <= 1% of 200+ windows drawn from the reference at `min_rows`).
+KS p-values are reported and flagged at the same Bonferroni level, for information: KS on 2,000
+stored values detects shifts of a few percent that no PSI threshold would call drift, and with ties
+(most features here are counts) its p-value is conservative, so it does not decide.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from hive_assets.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+
+REFERENCE_FORMAT_VERSION = 1
+PSI_FLOOR = 1e-4
+DEFAULT_THRESHOLD = 0.2  # DRIFT_THRESHOLD
+DEFAULT_MIN_ROWS = 200
+DEFAULT_ALPHA = 0.001
+UNSEEN_CATEGORY = "__unseen__"
+# ks_2samp computes an exact p-value up to this many values per sample ('auto' mode) and the
+# asymptotic one above it; feature_drift follows the same split.
+_KS_EXACT_MAX_N = 10_000
+_MC_BATCH = 4096
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_MIN_ROWS",
+    "DEFAULT_THRESHOLD",
+    "PSI_FLOOR",
+    "REFERENCE_FORMAT_VERSION",
+    "build_reference",
+    "drift_decision",
+    "feature_drift",
+    "psi",
+    "psi_null_pvalue",
+]
+
+
+# -- reference ---------------------------------------------------------------------------------------
+def _finite(values: np.ndarray) -> np.ndarray:
+    mask = np.isfinite(values)
+    return values if mask.all() else values[mask]
+
+
+def _proportions(counts: np.ndarray) -> list[float]:
+    total = counts.sum()
+    return (counts / total).tolist() if total else [0.0] * len(counts)
+
+
+def _numeric_reference(values: np.ndarray, bins: int, sample_size: int, rng: np.random.Generator) -> dict:
+    finite = _finite(values)
+    n = int(finite.size)
+    if n == 0:
+        edges = np.empty(0)
+        counts = np.zeros(1, dtype=np.int64)
+        sample = np.empty(0)
+    else:
+        # deciles as cut points, each a training value (inverted CDF: no edge between two tied
+        # values of a count feature); ties collapse duplicate edges (a constant feature keeps one)
+        edges = np.unique(np.quantile(finite, np.arange(1, bins) / bins, method="inverted_cdf"))
+        counts = np.bincount(np.searchsorted(edges, finite, side="left"), minlength=edges.size + 1)
+        take = rng.choice(n, size=min(sample_size, n), replace=False) if n > sample_size else np.arange(n)
+        sample = np.sort(finite[take])
+    return {
+        "edges": edges.tolist(),
+        "proportions": _proportions(counts),
+        "sample": sample.tolist(),
+        "n": n,
+        "n_nonfinite": int(values.size - n),
+    }
+
+
+def _category_reference(values: Sequence[Any]) -> dict:
+    series = pd.Series(values, dtype=object)
+    present = series.notna()
+    counts = series[present].astype(str).value_counts().sort_index()
+    return {
+        "categories": counts.index.tolist(),
+        "proportions": _proportions(counts.to_numpy()),
+        "n": int(present.sum()),
+        "n_missing": int((~present).sum()),
+    }
+
+
+def build_reference(
+    features: pd.DataFrame,
+    predicted_classes: Sequence[str] | None,
+    *,
+    bins: int = 10,
+    sample_size: int = 2000,
+    seed: int = 0,
+) -> dict:
+    """The drift reference of one trained model, from its training feature frame.
+
+    Numeric features present in `features` among `NUMERIC_FEATURES` get quantile bins (see the
+    module docstring), training proportions and a sorted deterministic subsample (same `seed` and
+    data -> same reference); categorical ones (`domain`) get category proportions;
+    `predicted_classes` (the model's predictions on the training rows, or None) gives the class
+    distribution. The result is JSON-serialisable and contains no NaN or infinity.
+    """
+    if bins < 2:
+        raise ValueError("bins must be >= 2")
+    rng = np.random.default_rng(seed)
+    numeric = {
+        name: _numeric_reference(features[name].to_numpy(dtype=np.float64), bins, sample_size, rng)
+        for name in NUMERIC_FEATURES
+        if name in features.columns
+    }
+    categorical = {name: _category_reference(features[name]) for name in CATEGORICAL_FEATURES if name in features.columns}
+    return {
+        "format_version": REFERENCE_FORMAT_VERSION,
+        "n_reference": int(len(features)),
+        "bins": int(bins),
+        "sample_size": int(sample_size),
+        "seed": int(seed),
+        "numeric": numeric,
+        "categorical": categorical,
+        "predictions": None if predicted_classes is None else _category_reference(predicted_classes),
+    }
+
+
+# -- statistics --------------------------------------------------------------------------------------
+def psi(reference_props: Sequence[float] | np.ndarray, sample_props: Sequence[float] | np.ndarray, floor: float = PSI_FLOOR) -> float:
+    """Population stability index, sum_b (q_b - p_b) ln(q_b / p_b), both proportions floored at `floor`.
+
+    Always >= 0 (each term is), 0 for identical distributions, symmetric in its two arguments.
+    """
+    p = np.maximum(np.asarray(reference_props, dtype=np.float64), floor)
+    q = np.maximum(np.asarray(sample_props, dtype=np.float64), floor)
+    if p.shape != q.shape:
+        raise ValueError(f"proportions of different lengths: {p.shape} vs {q.shape}")
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def psi_null_pvalue(
+    observed_psi: float,
+    reference_proportions: Sequence[float] | np.ndarray,
+    n: int,
+    n_reference: int,
+    *,
+    n_simulations: int = 5000,
+    seed: int = 0,
+    floor: float = PSI_FLOOR,
+    stop_above: float | None = None,
+) -> tuple[float, str]:
+    """P-value of `observed_psi` under "no drift" at window size `n`, and the method used.
+
+    "chi2" when every bin with reference mass expects >= 20 rows in both the window and the
+    training set: PSI / (1/n + 1/n_reference) ~ chi2(k - 1), k = bins with reference mass.
+    "monte_carlo" otherwise (small windows, rare bins), where the chi-square approximation fails
+    (an empty 10% bin costs ~0.7 PSI through the 1e-4 floor): simulate training counts ~
+    Multinomial(n_reference, p) and window counts ~ Multinomial(n, p), p = `reference_proportions`,
+    with the same bins and floor, and return (1 + #{simulated PSI >= observed}) / (1 + n_simulations),
+    a valid p-value for that simulated null. With `stop_above`, simulation stops (in batches) once
+    the final p-value is certain to be >= `stop_above`, and (1 + reached) / (1 + simulated so far) is
+    returned (a sequential Monte Carlo p-value, Besag & Clifford 1991): a PSI well inside the noise
+    costs one batch. Deterministic given `seed`.
+    """
+    p = np.asarray(reference_proportions, dtype=np.float64)
+    if n <= 0 or n_reference <= 0 or p.sum() <= 0:
+        return 1.0, "none"
+    p = p / p.sum()
+    mass = p[p > 0]
+    if mass.min() * min(n, n_reference) >= 20:
+        scale = 1.0 / n + 1.0 / n_reference
+        return float(stats.chi2.sf(observed_psi / scale, max(mass.size - 1, 1))), "chi2"
+    rng = np.random.default_rng(seed)
+    reached = done = 0
+    while done < n_simulations:
+        size = min(_MC_BATCH, n_simulations - done)
+        ref = np.maximum(rng.multinomial(int(n_reference), p, size=size) / n_reference, floor)
+        win = np.maximum(rng.multinomial(int(n), p, size=size) / n, floor)
+        simulated = np.sum((win - ref) * np.log(win / ref), axis=1)
+        # a tolerance so that an observed PSI equal to a simulated one (same counts) counts as reached
+        reached += int(np.count_nonzero(simulated >= observed_psi - 1e-12))
+        done += size
+        if stop_above is not None and (1.0 + reached) / (1.0 + n_simulations) >= stop_above:
+            break  # the p-value can only end up >= stop_above: the verdict is known
+    return (1.0 + reached) / (1.0 + done), "monte_carlo"
+
+
+def _ks(values: np.ndarray, sample: np.ndarray) -> tuple[float, float]:
+    """`scipy.stats.ks_2samp(values, sample)` (statistic, two-sided p-value); `values` sorted, finite."""
+    n, m = values.size, sample.size
+    if max(n, m) <= _KS_EXACT_MAX_N:
+        with warnings.catch_warnings():
+            # ks_2samp falls back from its exact to its asymptotic p-value for some sizes and says so
+            warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful", RuntimeWarning)
+            res = stats.ks_2samp(values, sample)
+        return float(res.statistic), float(res.pvalue)
+    # Both empirical CDFs are right-continuous step functions, so sup |F_window - F_sample| is reached
+    # at a distinct sample value u or just below one (between two sample values F_sample is constant
+    # and F_window monotone): evaluate both CDFs at u and at u^- from the sorted window.
+    distinct, ref_counts = np.unique(sample, return_counts=True)
+    ref_le = np.cumsum(ref_counts) / m  # F_sample(u)
+    ref_lt = ref_le - ref_counts / m  # F_sample(u^-)
+    win_le = np.searchsorted(values, distinct, side="right") / n
+    win_lt = np.searchsorted(values, distinct, side="left") / n
+    d = float(min(max(np.abs(win_le - ref_le).max(), np.abs(win_lt - ref_lt).max()), 1.0))
+    # scipy's asymptotic two-sided p-value, exactly as ks_2samp computes it for these sizes
+    en = n * m / (n + m)
+    return d, float(np.clip(stats.kstwo.sf(d, np.round(en)), 0.0, 1.0))
+
+
+def _sorted_finite(column: pd.Series | np.ndarray) -> tuple[np.ndarray, int]:
+    """The finite values of `column`, sorted, and how many values were not finite."""
+    ordered = np.sort(np.asarray(column, dtype=np.float64))
+    # sorted: -inf first, then finite values, then +inf, then NaN
+    lo = int(np.searchsorted(ordered, -np.inf, side="right"))
+    hi = int(np.searchsorted(ordered, np.inf, side="left"))
+    return ordered[lo:hi], ordered.size - (hi - lo)
+
+
+def _numeric_drift(ref: Mapping[str, Any], column: pd.Series, ks: bool) -> dict:
+    values, n_nonfinite = _sorted_finite(column)
+    edges = np.asarray(ref["edges"], dtype=np.float64)
+    p = np.asarray(ref["proportions"], dtype=np.float64)
+    sample = np.asarray(ref["sample"], dtype=np.float64)
+    n = int(values.size)
+    out = {"kind": "numeric", "n": n, "n_nonfinite": n_nonfinite, "bins": int(p.size),
+           "degrees_of_freedom": max(int((p > 0).sum()) - 1, 1), "n_reference": int(ref["n"]),
+           "reference_proportions": p.tolist(), "window_counts": None,
+           "psi": None, "ks_statistic": None, "ks_pvalue": None}
+    if n == 0 or ref["n"] == 0:
+        return out
+    # bin b is (e_{b-1}, e_b]: counts from the number of values <= each edge
+    at_or_below = np.searchsorted(values, edges, side="right")
+    counts = np.diff(np.concatenate(([0], at_or_below, [n])))
+    out["psi"] = psi(p, counts / n)
+    out["window_counts"] = counts.tolist()
+    if ks and sample.size:
+        out["ks_statistic"], out["ks_pvalue"] = _ks(values, sample)
+    return out
+
+
+def _category_drift(ref: Mapping[str, Any], values: Sequence[Any] | pd.Series) -> dict:
+    series = pd.Series(values, dtype=object)
+    present = series.dropna().astype(str)
+    categories = list(ref["categories"])
+    codes = pd.Categorical(present, categories=categories).codes  # -1: unseen in training
+    counts = np.bincount(np.where(codes < 0, len(categories), codes), minlength=len(categories) + 1)
+    p = np.append(np.asarray(ref["proportions"], dtype=np.float64), 0.0)
+    n = int(present.size)
+    return {"kind": "categorical", "n": n, "n_nonfinite": int(series.size - n), "bins": int(p.size),
+            "degrees_of_freedom": max(int((p > 0).sum()) - 1, 1), "n_reference": int(ref["n"]),
+            "reference_proportions": p.tolist(), "window_counts": counts.tolist(),
+            "psi": psi(p, counts / n) if n and ref["n"] else None,
+            "ks_statistic": None, "ks_pvalue": None,
+            "n_unseen": int(counts[-1])}
+
+
+def feature_drift(
+    reference: Mapping[str, Any],
+    window: pd.DataFrame,
+    predicted_classes: Sequence[str] | None = None,
+    *,
+    ks: bool = True,
+) -> dict:
+    """Per-feature PSI and KS of `window` against `reference` (from `build_reference`).
+
+    `window` holds the recent plans' features (at least the reference's feature columns; extra
+    columns are ignored, a missing one raises KeyError). `predicted_classes`: the recommendations
+    the model made on those plans, for prediction drift (skipped when None or when the reference has
+    no class distribution). Returns {"n", "n_reference", "reference_format_version", "features":
+    {name: {kind, psi, ks_statistic, ks_pvalue, n, n_nonfinite, bins, degrees_of_freedom,
+    n_reference}}, "prediction": {...} | None}; a value that cannot be computed (no rows) is None.
+    `ks=False` skips KS (its fields are None): the decision does not use it, so simulations of the
+    decision can save its cost.
+    """
+    version = reference.get("format_version")
+    if version != REFERENCE_FORMAT_VERSION:
+        raise ValueError(f"unsupported drift reference format {version!r} (expected {REFERENCE_FORMAT_VERSION})")
+    features: dict[str, dict] = {}
+    for name, ref in reference["numeric"].items():
+        features[name] = _numeric_drift(ref, window[name], ks)
+    for name, ref in reference["categorical"].items():
+        features[name] = _category_drift(ref, window[name])
+    prediction = None
+    if predicted_classes is not None and reference.get("predictions"):
+        prediction = _category_drift(reference["predictions"], predicted_classes)
+    return {
+        "n": int(len(window)),
+        "n_reference": int(reference["n_reference"]),
+        "reference_format_version": version,
+        "features": features,
+        "prediction": prediction,
+    }
+
+
+# -- decision ----------------------------------------------------------------------------------------
+def drift_decision(
+    result: Mapping[str, Any],
+    threshold: float = DEFAULT_THRESHOLD,
+    min_rows: int = DEFAULT_MIN_ROWS,
+    alpha: float = DEFAULT_ALPHA,
+    *,
+    n_simulations: int | None = None,
+    seed: int = 0,
+) -> dict:
+    """Decide drift from a `feature_drift` result (method and guarantee: module docstring).
+
+    Returns a JSON-serialisable dict: decision ("drift" | "no_drift" | "insufficient_data"), reason,
+    drift_score (largest feature PSI, None without rows), drift_feature, drifted_features,
+    window_size, the parameters, per-feature verdicts {psi, psi_noise_pvalue, ks_statistic,
+    ks_pvalue, ks_significant, n, drift}, and the prediction-drift verdict (recorded, not part of the
+    decision). Deterministic: the same result and parameters give the same decision.
+    """
+    n = int(result["n"])
+    feats = result["features"]
+    checked = [name for name, f in feats.items() if f["psi"] is not None]
+    per_feature_alpha = alpha / max(len(checked), 1)
+    # enough simulations that "never reached" (p = 1 / (B + 1)) is below the per-feature level
+    sims = n_simulations or int(math.ceil(2.0 / per_feature_alpha))
+
+    def verdict(f: Mapping[str, Any], index: int, level: float) -> dict:
+        value = f["psi"]
+        # the noise p-value only matters (and is only simulated) where the threshold is exceeded
+        pvalue = method = None
+        if value is not None and value > threshold and f["n"] >= min_rows:
+            pvalue, method = psi_null_pvalue(value, f["reference_proportions"], f["n"], f["n_reference"],
+                                             n_simulations=sims, seed=seed + index,
+                                             stop_above=level)
+        return {
+            "psi": value,
+            "psi_noise_pvalue": pvalue,
+            "psi_noise_method": method,
+            "ks_statistic": f["ks_statistic"],
+            "ks_pvalue": f["ks_pvalue"],
+            "ks_significant": f["ks_pvalue"] is not None and f["ks_pvalue"] < level,
+            "n": f["n"],
+            "drift": pvalue is not None and pvalue < level,
+        }
+
+    verdicts = {name: verdict(f, i, per_feature_alpha) for i, (name, f) in enumerate(feats.items())}
+    drift_feature = max(checked, key=lambda name: feats[name]["psi"]) if checked else None
+    drift_score = feats[drift_feature]["psi"] if drift_feature else None
+
+    prediction = None
+    pred = result.get("prediction")
+    if pred is not None and pred["psi"] is not None:
+        prediction = verdict(pred, len(feats), alpha)
+        for key in ("ks_statistic", "ks_pvalue", "ks_significant"):
+            del prediction[key]
+
+    drifted = sorted((name for name, v in verdicts.items() if v["drift"]), key=lambda k: -feats[k]["psi"])
+    if n < min_rows or drift_feature is None:
+        decision = "insufficient_data"
+        reason = f"window has {n} rows, fewer than min_rows={min_rows}" if n < min_rows else "no feature could be computed"
+    elif drifted:
+        decision = "drift"
+        top = drifted[0]
+        reason = (f"PSI {feats[top]['psi']:.3f} on {top} > threshold {threshold}, beyond sampling noise at "
+                  f"n={feats[top]['n']} (noise p-value {verdicts[top]['psi_noise_pvalue']:.2g} < "
+                  f"{per_feature_alpha:.2g}); {len(drifted)} feature(s) drifted: {', '.join(drifted)}")
+    elif drift_score > threshold:
+        decision = "no_drift"
+        reason = (f"PSI {drift_score:.3f} on {drift_feature} > threshold {threshold} but within sampling noise "
+                  f"at n={feats[drift_feature]['n']} (noise p-value "
+                  f"{verdicts[drift_feature]['psi_noise_pvalue']} >= {per_feature_alpha:.2g})")
+    else:
+        decision = "no_drift"
+        reason = f"largest PSI {drift_score:.3f} ({drift_feature}) <= threshold {threshold}"
+    return {
+        "decision": decision,
+        "reason": reason,
+        "drift_score": drift_score,
+        "drift_feature": drift_feature,
+        "drifted_features": drifted,
+        "window_size": n,
+        "threshold": float(threshold),
+        "min_rows": int(min_rows),
+        "alpha": float(alpha),
+        "features": verdicts,
+        "prediction": prediction,
+    }

@@ -1,0 +1,218 @@
+"""Retraining trigger rules for the feedback and drift sensors (SPEC section 8), as pure functions.
+
+No Dagster, no I/O: the sensors pass in counts and timestamps, and get back a decision, a run key
+and the cursor to store.
+
+Feedback rule. For one specialist: fire when the trusted feedback counted since its last successful
+training reaches `threshold` (RETRAINING_FEEDBACK_THRESHOLD, 100), unless a run was requested, or a
+training ran, within `cooldown` (24 h) before `now`. "Within" is strict: at exactly `cooldown` after
+the last request the rule fires again. A timestamp in the future (clock skew) counts as within the
+cooldown. Naive datetimes are taken as UTC.
+
+Run keys. Dagster skips a RunRequest whose run key it has already seen, so the key must identify the
+trigger, not the specialist:
+* `feedback_run_key(specialist, last_training_marker, count_bucket, request_window)`: the same on
+  every tick that re-evaluates one trigger (same last training, same threshold multiple, same
+  cooldown-long time window), different after a new training, and different for any two requests
+  the cooldown allows, because they are at least `cooldown` apart and so fall into different
+  windows of length `cooldown` (`time_bucket(now, cooldown)`). So a failed run never swallows the
+  next trigger: after the cooldown the key changes even if no feedback arrived.
+* `drift_run_key(specialist, model_version, check_time_bucket)`: one key per champion version and
+  check interval (`time_bucket(check_time, DRIFT_CHECK_INTERVAL_MINUTES)`).
+
+Cursor: `encode_cursor` / `decode_cursor` turn {specialist: SpecialistCursor} into a versioned JSON
+string and back. Decoding never raises: an empty, garbage, or other-version cursor is an empty state,
+and an entry with bad fields falls back to that field's default.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+
+CURSOR_VERSION = 1
+DEFAULT_FEEDBACK_THRESHOLD = 100  # RETRAINING_FEEDBACK_THRESHOLD
+DEFAULT_COOLDOWN = timedelta(hours=24)
+
+TriggerAction = Literal["fire", "below_threshold", "cooldown"]
+
+__all__ = [
+    "CURSOR_VERSION",
+    "DEFAULT_COOLDOWN",
+    "DEFAULT_FEEDBACK_THRESHOLD",
+    "SpecialistCursor",
+    "TriggerDecision",
+    "decode_cursor",
+    "drift_run_key",
+    "encode_cursor",
+    "feedback_run_key",
+    "feedback_trigger",
+    "time_bucket",
+]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def time_bucket(moment: datetime, width: timedelta) -> int:
+    """Index of the `width`-long window (counted from the Unix epoch, UTC) that contains `moment`."""
+    seconds = width.total_seconds()
+    if seconds <= 0:
+        raise ValueError("width must be positive")
+    return math.floor((_utc(moment) - _EPOCH).total_seconds() / seconds)
+
+
+def _marker(value: datetime | int | str | None) -> str:
+    if value is None:
+        return "never"
+    if isinstance(value, datetime):
+        return _utc(value).strftime("%Y%m%dT%H%M%S%fZ")
+    return str(value)
+
+
+def feedback_run_key(specialist: str, last_training_marker: datetime | int | str | None, count_bucket: int,
+                     request_window: int) -> str:
+    """Run key of a feedback trigger (properties: module docstring).
+
+    `last_training_marker`: what identifies the last successful training (its event storage id, its
+    time, or None when never trained); `count_bucket`: trusted count // threshold; `request_window`:
+    `time_bucket(now, cooldown)`.
+    """
+    return f"feedback:{specialist}:trained-{_marker(last_training_marker)}:x{int(count_bucket)}:w{int(request_window)}"
+
+
+def drift_run_key(specialist: str, model_version: int | str, check_time_bucket: int) -> str:
+    """Run key of a drift trigger: one per specialist, champion version and check interval."""
+    return f"drift:{specialist}:v{model_version}:t{int(check_time_bucket)}"
+
+
+@dataclass(frozen=True)
+class TriggerDecision:
+    """What the feedback rule decided for one specialist, and why (`run_key` only when firing)."""
+
+    specialist: str
+    action: TriggerAction
+    reason: str
+    trusted_count: int
+    threshold: int
+    run_key: str | None = None
+    cooldown_until: datetime | None = None
+
+    @property
+    def fire(self) -> bool:
+        return self.action == "fire"
+
+
+def feedback_trigger(
+    specialist: str,
+    trusted_count_since_training: int,
+    threshold: int,
+    last_training_at: datetime | None,
+    last_request_at: datetime | None,
+    now: datetime,
+    cooldown: timedelta = DEFAULT_COOLDOWN,
+    *,
+    last_training_marker: datetime | int | str | None = None,
+) -> TriggerDecision:
+    """The feedback rule (module docstring) for one specialist.
+
+    `last_training_marker` goes into the run key (defaults to `last_training_at`); pass the training
+    materialization's storage id when the sensor has it.
+    """
+    if threshold <= 0:
+        raise ValueError("threshold must be positive")
+    count = int(trusted_count_since_training)
+    if count < threshold:
+        return TriggerDecision(specialist, "below_threshold",
+                               f"{count} trusted feedback since the last training < threshold {threshold}",
+                               count, threshold)
+    now = _utc(now)
+    recent = [(_utc(t), what) for t, what in ((last_request_at, "run requested"), (last_training_at, "training"))
+              if t is not None]
+    if recent:
+        latest, what = max(recent, key=lambda item: item[0])
+        if now - latest < cooldown:
+            until = latest + cooldown
+            return TriggerDecision(specialist, "cooldown",
+                                   f"{count} >= {threshold} trusted feedback, but a {what} at {latest.isoformat()} "
+                                   f"is within the {cooldown} cooldown (until {until.isoformat()})",
+                                   count, threshold, cooldown_until=until)
+    marker = last_training_at if last_training_marker is None else last_training_marker
+    key = feedback_run_key(specialist, marker, count // threshold, time_bucket(now, cooldown))
+    return TriggerDecision(specialist, "fire",
+                           f"{count} trusted feedback since the last training >= threshold {threshold}",
+                           count, threshold, run_key=key)
+
+
+# -- cursor ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SpecialistCursor:
+    """What a sensor remembers about one specialist between ticks."""
+
+    last_count: int = 0
+    last_request_at: datetime | None = None
+    last_run_key: str | None = None
+    last_check_at: datetime | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _time_or_none(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return _utc(datetime.fromisoformat(value))
+    except ValueError:
+        return None
+
+
+def _entry(raw: Any) -> SpecialistCursor:
+    if not isinstance(raw, Mapping):
+        return SpecialistCursor()
+    count = raw.get("last_count")
+    key = raw.get("last_run_key")
+    extra = raw.get("extra")
+    return SpecialistCursor(
+        last_count=count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else 0,
+        last_request_at=_time_or_none(raw.get("last_request_at")),
+        last_run_key=key if isinstance(key, str) else None,
+        last_check_at=_time_or_none(raw.get("last_check_at")),
+        extra=dict(extra) if isinstance(extra, Mapping) else {},
+    )
+
+
+def encode_cursor(state: Mapping[str, SpecialistCursor]) -> str:
+    """A compact, versioned JSON cursor for `state` (datetimes as ISO-8601 UTC; `extra` must be JSON)."""
+    def iso(t: datetime | None) -> str | None:
+        return None if t is None else _utc(t).isoformat()
+
+    return json.dumps({
+        "v": CURSOR_VERSION,
+        "specialists": {
+            name: {"last_count": int(c.last_count), "last_request_at": iso(c.last_request_at),
+                   "last_run_key": c.last_run_key, "last_check_at": iso(c.last_check_at), "extra": dict(c.extra)}
+            for name, c in sorted(state.items())
+        },
+    }, separators=(",", ":"), sort_keys=True)
+
+
+def decode_cursor(cursor: str | bytes | None) -> dict[str, SpecialistCursor]:
+    """The state in `cursor`; {} for None, empty, non-JSON, or a cursor of another version. Never raises."""
+    if not cursor:
+        return {}
+    try:
+        data = json.loads(cursor)
+    except (ValueError, TypeError, RecursionError):  # RecursionError: absurdly nested JSON
+        return {}
+    if not isinstance(data, Mapping) or data.get("v") != CURSOR_VERSION:
+        return {}
+    specialists = data.get("specialists")
+    if not isinstance(specialists, Mapping):
+        return {}
+    return {str(name): _entry(raw) for name, raw in specialists.items()}

@@ -1,0 +1,240 @@
+"""Drift statistics and decision (hive_assets.monitoring._drift) against independent computations
+(hand-written PSI loops, scipy.stats.ks_2samp) and by simulation with fixed seeds on real feature
+frames from the simulator."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from hive_assets.features import FEATURE_NAMES, NUMERIC_FEATURES, features_frame
+from hive_assets.monitoring._drift import (
+    DEFAULT_MIN_ROWS,
+    build_reference,
+    drift_decision,
+    feature_drift,
+    psi,
+)
+from hive_assets.simulator import make_plans
+
+
+# -- independent reference computations ---------------------------------------------------------------
+def hand_psi(p: list[float], q: list[float], floor: float = 1e-4) -> float:
+    total = 0.0
+    for a, b in zip(p, q):
+        a, b = max(a, floor), max(b, floor)
+        total += (b - a) * math.log(b / a)
+    return total
+
+
+def hand_bin_counts(edges: list[float], values) -> list[int]:
+    """Bins (-inf, e1], (e1, e2], ..., (ek, inf), one value at a time."""
+    counts = [0] * (len(edges) + 1)
+    for x in values:
+        b = 0
+        while b < len(edges) and x > edges[b]:
+            b += 1
+        counts[b] += 1
+    return counts
+
+
+# -- data ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def training() -> pd.DataFrame:
+    return features_frame(make_plans(4000, seed=11))
+
+
+@pytest.fixture(scope="module")
+def fresh() -> pd.DataFrame:
+    """Plans from the same generator as `training`, drawn independently (no drift)."""
+    return features_frame(make_plans(4000, seed=12))
+
+
+@pytest.fixture(scope="module")
+def shifted() -> pd.DataFrame:
+    return features_frame(make_plans(1000, seed=13, drift=0.5))
+
+
+@pytest.fixture(scope="module")
+def reference(training) -> dict:
+    classes = np.random.default_rng(0).choice(["approve", "reject", "review_required"], size=len(training), p=[.5, .3, .2])
+    return build_reference(training, list(classes))
+
+
+# -- PSI ----------------------------------------------------------------------------------------------
+def test_psi_matches_a_hand_loop_on_random_proportions():
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        k = int(rng.integers(2, 15))
+        p = rng.dirichlet(np.ones(k))
+        q = rng.dirichlet(np.ones(k))
+        p[rng.random(k) < 0.2] = 0.0  # empty bins exercise the floor
+        assert psi(p, q) == pytest.approx(hand_psi(list(p), list(q)), rel=1e-12, abs=1e-15)
+    assert psi([0.5, 0.5], [0.5, 0.5]) == 0.0
+
+
+def test_feature_psi_uses_the_stored_edges(reference, shifted):
+    result = feature_drift(reference, shifted)
+    for name in NUMERIC_FEATURES:
+        ref = reference["numeric"][name]
+        counts = hand_bin_counts(ref["edges"], shifted[name].tolist())
+        assert result["features"][name]["window_counts"] == counts, name
+        expected = hand_psi(ref["proportions"], [c / len(shifted) for c in counts])
+        assert result["features"][name]["psi"] == pytest.approx(expected, rel=1e-10, abs=1e-14), name
+
+
+def test_domain_psi_by_category_with_an_unseen_one(reference, shifted):
+    window = shifted.copy()
+    window.loc[:99, "domain"] = "MARKETING"  # never seen in training
+    result = feature_drift(reference, window)["features"]["domain"]
+    ref = reference["categorical"]["domain"]
+    q = [float((window["domain"] == c).sum()) / len(window) for c in ref["categories"]] + [100 / len(window)]
+    assert result["n_unseen"] == 100
+    assert result["psi"] == pytest.approx(hand_psi(ref["proportions"] + [0.0], q), rel=1e-10)
+
+
+def test_prediction_drift_is_the_psi_of_the_class_distribution(reference, fresh):
+    predicted = ["approve"] * 100 + ["reject"] * 300 + ["review_required"] * 100
+    result = feature_drift(reference, fresh.iloc[:500], predicted)["prediction"]
+    ref = reference["predictions"]
+    q = [predicted.count(c) / 500 for c in ref["categories"]] + [0.0]
+    assert result["psi"] == pytest.approx(hand_psi(ref["proportions"] + [0.0], q), rel=1e-10)
+    decision = drift_decision(feature_drift(reference, fresh.iloc[:500], predicted))
+    assert decision["prediction"]["drift"] is True  # 0.6 rejects against 0.3
+    assert decision["decision"] == "no_drift"  # the features themselves did not move
+
+
+# -- KS -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n", [300, 9_000, 40_000])
+@pytest.mark.parametrize("kind", ["continuous", "ties"])
+def test_ks_matches_scipy_ks_2samp(n, kind):
+    rng = np.random.default_rng(n)
+    if kind == "continuous":
+        train = rng.normal(size=5000)
+        window = rng.normal(0.05, 1.1, size=n)
+    else:  # counts, as most plan features are
+        train = rng.poisson(3.0, size=5000).astype(float)
+        window = rng.poisson(3.1, size=n).astype(float)
+    ref = build_reference(pd.DataFrame({"num_tasks": train}), None, seed=3)
+    got = feature_drift(ref, pd.DataFrame({"num_tasks": window}))["features"]["num_tasks"]
+    expected = stats.ks_2samp(window, np.asarray(ref["numeric"]["num_tasks"]["sample"]))
+    assert got["ks_statistic"] == pytest.approx(expected.statistic, abs=1e-12)
+    assert got["ks_pvalue"] == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
+
+
+def test_ks_on_real_features_matches_scipy(reference, shifted):
+    big = pd.concat([shifted] * 12, ignore_index=True)  # 12,000 rows: the path without ks_2samp
+    result = feature_drift(reference, big)["features"]
+    for name in NUMERIC_FEATURES:
+        expected = stats.ks_2samp(big[name].to_numpy(), np.asarray(reference["numeric"][name]["sample"]))
+        assert result[name]["ks_statistic"] == pytest.approx(expected.statistic, abs=1e-12), name
+        assert result[name]["ks_pvalue"] == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300), name
+
+
+# -- reference ----------------------------------------------------------------------------------------
+def test_reference_shape_and_json(reference, training):
+    assert set(reference["numeric"]) | set(reference["categorical"]) == set(FEATURE_NAMES)
+    assert reference["n_reference"] == len(training)
+    text = json.dumps(reference, allow_nan=False)  # no NaN / infinity anywhere
+    assert json.loads(text) == reference
+    for name, ref in reference["numeric"].items():
+        assert ref["edges"] == sorted(set(ref["edges"])), name  # strictly increasing
+        assert len(ref["proportions"]) == len(ref["edges"]) + 1
+        assert sum(ref["proportions"]) == pytest.approx(1.0)
+        assert hand_bin_counts(ref["edges"], training[name]) == [round(p * len(training)) for p in ref["proportions"]]
+        assert len(ref["sample"]) == 2000 and set(ref["sample"]) <= set(training[name])
+
+
+def test_reference_is_deterministic(training):
+    assert build_reference(training, None, seed=5) == build_reference(training, None, seed=5)
+    assert build_reference(training, None, seed=5)["numeric"]["risk_score"]["sample"] != \
+        build_reference(training, None, seed=6)["numeric"]["risk_score"]["sample"]
+
+
+def test_reference_with_ties_constant_and_non_finite_values():
+    frame = pd.DataFrame({
+        "priority_score": [0.25] * 20 + [0.5] * 45 + [0.75] * 25 + [1.0] * 10,
+        "has_cyclic_dependencies": [0.0] * 100,
+        "risk_score": [np.nan, np.inf, -np.inf] + list(np.linspace(0, 1, 97)),
+    })
+    ref = build_reference(frame, None)
+    tied = ref["numeric"]["priority_score"]
+    assert tied["edges"] == [0.25, 0.5, 0.75]  # the top value is the open upper bin
+    assert tied["proportions"] == pytest.approx([0.20, 0.45, 0.25, 0.10])
+    constant = ref["numeric"]["has_cyclic_dependencies"]
+    assert constant["edges"] == [0.0] and constant["proportions"] == [1.0, 0.0]
+    finite = ref["numeric"]["risk_score"]
+    assert finite["n"] == 97 and finite["n_nonfinite"] == 3 and len(finite["edges"]) == 9
+    json.dumps(ref, allow_nan=False)
+    # a constant feature that moves is drift; non-finite window values are left out and counted
+    window = pd.DataFrame({"priority_score": [0.5] * 300, "has_cyclic_dependencies": [1.0] * 300,
+                           "risk_score": [np.nan] * 10 + list(np.linspace(0, 1, 290))})
+    result = feature_drift(ref, window)
+    assert result["features"]["risk_score"]["n"] == 290 and result["features"]["risk_score"]["n_nonfinite"] == 10
+    decision = drift_decision(result)
+    assert decision["features"]["has_cyclic_dependencies"]["drift"] is True
+    assert decision["features"]["risk_score"]["drift"] is False
+    json.dumps(decision, allow_nan=False)
+
+
+def test_a_reference_of_another_format_is_refused(reference, fresh):
+    with pytest.raises(ValueError, match="format"):
+        feature_drift({**reference, "format_version": 99}, fresh)
+
+
+# -- decision -----------------------------------------------------------------------------------------
+def test_a_shifted_window_at_min_rows_is_drift(reference, shifted):
+    decision = drift_decision(feature_drift(reference, shifted.iloc[:DEFAULT_MIN_ROWS]))
+    assert decision["decision"] == "drift"
+    assert decision["drift_score"] > 0.2
+    assert "risk_score" in decision["drifted_features"]  # the simulator's drift moves risk_score
+    assert decision["drift_feature"] == max(decision["features"], key=lambda k: decision["features"][k]["psi"])
+    json.dumps(decision, allow_nan=False)
+
+
+def test_no_decision_under_min_rows(reference, shifted):
+    decision = drift_decision(feature_drift(reference, shifted.iloc[: DEFAULT_MIN_ROWS - 1]))
+    assert decision["decision"] == "insufficient_data"
+    assert decision["drift_score"] > 0.2  # the score is still recorded
+    assert not decision["drifted_features"]
+
+
+def _false_alarms(reference, pool: pd.DataFrame, n: int, windows: int, seed: int) -> tuple[int, int]:
+    """(noise-aware drift decisions, threshold-only decisions) over `windows` windows of `n` rows."""
+    rng = np.random.default_rng(seed)
+    alarms = threshold_only = 0
+    for _ in range(windows):
+        window = pool.iloc[rng.choice(len(pool), size=n, replace=False)]
+        # KS is left out: the decision does not use it (test_ks_does_not_change_the_decision)
+        decision = drift_decision(feature_drift(reference, window, ks=False), min_rows=n)
+        alarms += decision["decision"] == "drift"
+        threshold_only += decision["drift_score"] > decision["threshold"]
+    return alarms, threshold_only
+
+
+@pytest.mark.parametrize("source", ["training rows", "fresh plans"])
+def test_false_alarm_rate_at_min_rows_is_at_most_one_percent(reference, training, fresh, source):
+    pool = training if source == "training rows" else fresh
+    alarms, _ = _false_alarms(reference, pool, DEFAULT_MIN_ROWS, windows=200, seed=21)
+    assert alarms <= 2  # <= 1% of 200
+
+
+def test_small_windows_need_the_noise_bound(reference, fresh):
+    # at 100 rows PSI > 0.2 is common by chance alone; the noise-aware decision still stays quiet
+    alarms, threshold_only = _false_alarms(reference, fresh, 100, windows=100, seed=22)
+    assert threshold_only >= 20
+    assert alarms <= 1
+
+
+def test_ks_does_not_change_the_decision(reference, fresh, shifted):
+    for window in (fresh.iloc[:300], shifted.iloc[:300]):
+        with_ks = drift_decision(feature_drift(reference, window))
+        without = drift_decision(feature_drift(reference, window, ks=False))
+        assert with_ks["decision"] == without["decision"]
+        assert with_ks["drifted_features"] == without["drifted_features"]
+        assert without["features"]["risk_score"]["ks_pvalue"] is None
