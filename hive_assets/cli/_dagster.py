@@ -31,3 +31,23 @@ def latest_partition_metadata(instance, asset: str, specialist: str) -> tuple[st
     event = records[0].event_log_entry
     mat = event.asset_materialization
     return event.run_id, {k: v.value for k, v in (mat.metadata or {}).items()}
+
+
+def output_if_any(result, node: str):
+    """The output of `node` in an in-process result, or None when the step produced none (it failed or
+    was skipped)."""
+    import dagster as dg
+
+    try:
+        return result.output_for_node(node)
+    except dg.DagsterInvariantViolationError:
+        return None
+
+
+def failure_message(result) -> str:
+    """The first step failure's message of a run (or a generic note)."""
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            error = event.step_failure_data.error
+            return f"{event.step_key}: {error.message.strip() if error else 'failed'}"
+    return "no step failure recorded (see the Dagster run log)"

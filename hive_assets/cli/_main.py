@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hive_assets.cli import _data, _report, _simulate
+from hive_assets.cli import _data, _report, _simulate, _train
 from hive_assets.config import Settings
 
 
@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("report", help="what the latest run of each specialist produced")
     p.add_argument("--strict", action="store_true", help="exit 1 unless every specialist has a registered version")
     p.set_defaults(func=_report.cmd_report)
+
+    _train.add_parsers(sub)
 
     store = sub.add_parser("store", help="document store utilities").add_subparsers(dest="store_command", required=True)
     p = store.add_parser("import", help="load mongoexport JSON lines into the configured store")

@@ -13,7 +13,9 @@ from hive_assets.evaluation._gates import (
     PROMOTE_MAX_REGRESSION, PROMOTE_MIN_IMPROVEMENT, GateVerdict, calibration_gate, champion_comparison,
     evaluate_gates, minimum_metrics, non_inferiority, training_data_problems,
 )
-from hive_assets.evaluation._metrics import calibration_metrics, expected_calibration_error, point_metrics
+from hive_assets.evaluation._metrics import (
+    calibration_metrics, ece_noise_floor, expected_calibration_error, point_metrics,
+)
 from hive_assets.evaluation._plots import confusion_matrix_png, reliability_diagram_png
 from hive_assets.evaluation._report import build_report, gate_rows, gate_table_text, metrics_table_markdown
 
@@ -21,7 +23,7 @@ __all__ = [
     "DEFAULT_MIN_SAMPLES", "DEFAULT_MIN_TRAINING_SAMPLES", "DEFAULT_N_BOOT", "MAX_ECE", "MIN_CLASS_SHARE",
     "NON_INFERIORITY_MARGIN", "PROMOTE_MAX_REGRESSION", "PROMOTE_MIN_IMPROVEMENT", "GateVerdict",
     "bootstrap_intervals", "build_report", "calibration_gate", "calibration_metrics", "champion_comparison",
-    "confusion_matrix_png", "evaluate_gates", "expected_calibration_error", "gate_rows", "gate_table_text",
+    "confusion_matrix_png", "ece_noise_floor", "evaluate_gates", "expected_calibration_error", "gate_rows", "gate_table_text",
     "metrics_table_markdown", "minimum_metrics", "non_inferiority", "paired_bootstrap_deltas", "point_metrics",
     "reliability_diagram_png", "training_data_problems",
 ]

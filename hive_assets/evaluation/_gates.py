@@ -72,12 +72,16 @@ def evaluate_gates(metrics: dict[str, float], floors: dict[str, float] | None = 
     return GateVerdict(passed=not failures, failures=failures)
 
 
-def calibration_gate(ece: float, bound: float = MAX_ECE) -> GateVerdict:
-    """Expected calibration error on the test split at most `bound` (blocking)."""
-    if ece <= bound:
-        return GateVerdict(True, success_text=f"ece = {ece:.3f} <= {bound:.2f}")
-    return GateVerdict(False, [{"metric": "ece", "value": ece, "threshold": bound, "excess": ece - bound,
-                                "interval": None, "text": f"ece = {ece:.3f} > {bound:.2f} (over by {ece - bound:.3f})"}])
+def calibration_gate(ece: float, bound: float = MAX_ECE, noise_floor: float = 0.0) -> GateVerdict:
+    """Expected calibration error on the test split at most `bound` (blocking), after subtracting the
+    estimator's `noise_floor` on this many rows (see `ece_noise_floor`)."""
+    debiased = max(0.0, ece - noise_floor)
+    detail = f"ece = {ece:.3f}" + (f" (noise floor {noise_floor:.3f}, debiased {debiased:.3f})" if noise_floor else "")
+    if debiased <= bound:
+        return GateVerdict(True, success_text=f"{detail} <= {bound:.2f}")
+    return GateVerdict(False, [{"metric": "ece", "value": debiased, "raw_value": ece, "noise_floor": noise_floor,
+                                "threshold": bound, "excess": debiased - bound, "interval": None,
+                                "text": f"{detail} > {bound:.2f} (over by {debiased - bound:.3f})"}])
 
 
 def champion_comparison(challenger: dict[str, float], champion: dict[str, float]) -> dict[str, Any]:

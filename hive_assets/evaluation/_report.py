@@ -32,7 +32,7 @@ def build_report(test: pd.DataFrame, proba: np.ndarray, champion: dict[str, Any]
     point = point_metrics(y, proba)
     intervals = bootstrap_intervals(y, proba, groups, n_boot=n_boot, seed=seed)
     calibration = calibration_metrics(y, proba)
-    calibration_verdict = calibration_gate(calibration["ece"])
+    calibration_verdict = calibration_gate(calibration["ece"], noise_floor=calibration["ece_noise_floor"])
     minimum = evaluate_gates(point, intervals=intervals)
     report: dict[str, Any] = {
         "n_test": int(len(test)),
@@ -72,7 +72,7 @@ def gate_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     rows = [{"gate": "minimum_metrics", "metric": k, "value": pm[k], "interval": ci.get(k), "bound": f">= {v:.2f}",
              "verdict": "pass" if pm[k] >= v else "FAIL"} for k, v in minimum_metrics().items()]
     cal = report["calibration"]
-    rows.append({"gate": "calibration", "metric": "ece", "value": cal["ece"], "interval": None,
+    rows.append({"gate": "calibration", "metric": "ece (debiased)", "value": cal["ece_debiased"], "interval": None,
                  "bound": f"<= {cal['bound']:.2f}", "verdict": "pass" if cal["passed"] else "FAIL"})
     comparison = report.get("champion_comparison")
     if comparison:

@@ -132,9 +132,32 @@ def test_expected_calibration_error_and_brier_match_their_definitions():
             ece += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
     got = m.calibration_metrics(y, proba)
     assert got["ece"] == pytest.approx(ece, abs=1e-12)
+    assert got["ece_debiased"] == pytest.approx(max(0.0, ece - got["ece_noise_floor"]))
     assert got["brier"] == pytest.approx(np.mean(np.sum((proba - np.eye(3)[y]) ** 2, axis=1)))
     perfect = np.eye(3)[y]
-    assert m.calibration_metrics(y, perfect) == {"ece": 0.0, "brier": 0.0}
+    assert m.calibration_metrics(y, perfect) == {"ece": 0.0, "ece_noise_floor": 0.0, "ece_debiased": 0.0, "brier": 0.0}
+
+
+def test_the_ece_noise_floor_is_what_a_calibrated_model_shows_and_the_gate_passes_it():
+    """Outcomes drawn from the model's own confidences (perfectly calibrated): on 300 rows the raw ECE sits
+    near its noise floor (often near the 0.05 bound); the debiased ECE passes. An overconfident model fails."""
+    rng = np.random.default_rng(21)
+    raw, passed = [], 0
+    for _ in range(40):
+        proba = rng.dirichlet([4, 1, 1], size=300)[:, rng.permutation(3)]
+        y = np.array([rng.choice(3, p=row) for row in proba])
+        got = m.calibration_metrics(y, proba)
+        raw.append(got["ece"])
+        passed += m.calibration_gate(got["ece"], noise_floor=got["ece_noise_floor"]).passed
+        floor = got["ece_noise_floor"]
+    assert 0.02 < floor < 0.06 and np.mean(raw) == pytest.approx(floor, abs=0.01)
+    assert passed == 40
+    proba = rng.dirichlet([4, 1, 1], size=300)
+    sharp = proba ** 4 / (proba ** 4).sum(axis=1, keepdims=True)  # overconfident, same argmax
+    y = np.array([rng.choice(3, p=row) for row in proba])
+    got = m.calibration_metrics(y, sharp)
+    verdict = m.calibration_gate(got["ece"], noise_floor=got["ece_noise_floor"])
+    assert not verdict.passed and "ece = " in verdict.describe() and "> 0.05" in verdict.describe()
 
 
 def test_gates_name_the_failed_metric_value_bound_and_interval():
@@ -207,7 +230,7 @@ def test_the_gate_table_lists_every_gated_metric_with_its_verdict():
     y, proba, groups = _clustered(rng, 300)
     report = m.build_report(_test_frame(y, groups), proba, n_boot=200)
     rows = m.gate_rows(report)
-    assert [r["metric"] for r in rows] == [*m.minimum_metrics(), "ece"]
+    assert [r["metric"] for r in rows] == [*m.minimum_metrics(), "ece (debiased)"]
     for r in rows[:-1]:
         assert r["verdict"] == ("pass" if report["metrics"][r["metric"]] >= float(r["bound"][3:]) else "FAIL")
     text = m.gate_table_text(report)

@@ -57,8 +57,8 @@ def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.D
         for name, (lo, hi) in report["intervals"].items():
             client.log_metric(run_id, f"test_{name}_ci_low", lo)
             client.log_metric(run_id, f"test_{name}_ci_high", hi)
-        client.log_metric(run_id, "test_ece", report["calibration"]["ece"])
-        client.log_metric(run_id, "test_brier", report["calibration"]["brier"])
+        for name in ("ece", "ece_noise_floor", "ece_debiased", "brier"):
+            client.log_metric(run_id, f"test_{name}", report["calibration"][name])
         for name, delta in report.get("champion_comparison", {}).get("deltas", {}).items():
             client.log_metric(run_id, f"delta_vs_champion_{name}", float(delta))
         client.log_dict(run_id, report, "validation_report.json")
@@ -84,7 +84,7 @@ def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.D
         "non_inferior": non_inferior["passed"],
         "n_test": report["n_test"],
         "accuracy": pm["accuracy"], "macro_f1": pm["macro_f1"], "confidence_mean": pm["confidence_mean"],
-        "ece": calibration["ece"], "brier": calibration["brier"],
+        "ece": calibration["ece"], "ece_debiased": calibration["ece_debiased"], "brier": calibration["brier"],
         "metrics": dg.MetadataValue.md(metrics_table_markdown(report)),
         "test_metrics": dg.MetadataValue.json({k: v for k, v in pm.items() if not k.startswith("support_")}),
         "intervals": dg.MetadataValue.json(report["intervals"]),
@@ -93,6 +93,7 @@ def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.D
     yield _check("minimum_metrics", minimum, dg.AssetCheckSeverity.ERROR,
                  macro_f1=pm["macro_f1"], accuracy=pm["accuracy"], confidence_mean=pm["confidence_mean"])
     yield _check("calibration", calibration, dg.AssetCheckSeverity.ERROR, ece=calibration["ece"],
+                 ece_noise_floor=calibration["ece_noise_floor"], ece_debiased=calibration["ece_debiased"],
                  brier=calibration["brier"], bound=calibration["bound"])
     yield _check("champion_non_inferiority", non_inferior, dg.AssetCheckSeverity.WARN,
                  applicable=non_inferior["applicable"], margin=non_inferior["margin"])
