@@ -13,6 +13,9 @@ from scipy.stats import loguniform, randint, uniform
 from sklearn.utils.class_weight import compute_sample_weight
 
 MODEL_TYPES = ("xgboost", "random_forest", "gradient_boosting")
+# One OpenMP thread per xgboost fit: partitions train in parallel (one run per specialist), and on a busy
+# host xgboost's spinning OpenMP threads made a 1,000-row fit take minutes instead of seconds (BENCHMARKS.md).
+XGBOOST_THREADS = 1
 
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "xgboost": {"n_estimators": 300, "max_depth": 4, "learning_rate": 0.05, "subsample": 0.9,
@@ -40,7 +43,7 @@ def build_estimator(model_type: str, params: dict[str, Any] | None = None, rando
     if model_type == "xgboost":
         from xgboost import XGBClassifier
 
-        return XGBClassifier(objective="multi:softprob", tree_method="hist", n_jobs=2,
+        return XGBClassifier(objective="multi:softprob", tree_method="hist", n_jobs=XGBOOST_THREADS,
                              random_state=random_state, eval_metric="mlogloss", **params)
     if model_type == "random_forest":
         from sklearn.ensemble import RandomForestClassifier

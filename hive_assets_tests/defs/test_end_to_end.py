@@ -206,7 +206,7 @@ def test_a_failing_training_step_leaves_its_mlflow_run_failed(platform_env):
                             instance=instance, raise_on_error=False)
     assert not result.success
     failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert failures and "0 validation rows" in failures[-1].step_failure_data.error.message
+    assert failures and "0 validation rows" in failures[-1].step_failure_data.error.to_string()
     experiment = client.get_experiment_by_name(resources["mlflow"].experiment_name)
     runs = client.search_runs([experiment.experiment_id], f"tags.`dagster.run_id` = '{result.run_id}'")
     assert len(runs) == 1 and runs[0].info.status == "FAILED"
