@@ -165,14 +165,14 @@ def test_tuning_picks_the_candidate_best_on_validation_not_on_training():
     from hive_assets.training import encode, fit_estimator
 
     rng = np.random.default_rng(5)
-    plans = make_plans(2400, seed=5, now=NOW)
+    plans = make_plans(1600, seed=5, now=NOW)
     truth = [policy_label("technical", p) for p in plans]
     classes = ["approve", "reject", "review_required"]
     noisy = [t if rng.random() >= 0.4 else classes[(classes.index(t) + int(rng.integers(1, 3))) % 3] for t in truth]
-    train = _frame_from_plans(plans[:1800], noisy[:1800])
-    validation = _frame_from_plans(plans[1800:], truth[1800:])
+    train = _frame_from_plans(plans[:1200], noisy[:1200])
+    validation = _frame_from_plans(plans[1200:], truth[1200:])
     shallow = {"max_depth": 2, "n_estimators": 150, "learning_rate": 0.1, "min_child_weight": 5.0}
-    deep = {"max_depth": 10, "n_estimators": 400, "learning_rate": 0.3, "min_child_weight": 0.0, "subsample": 1.0,
+    deep = {"max_depth": 10, "n_estimators": 200, "learning_rate": 0.3, "min_child_weight": 0.0, "subsample": 1.0,
             "colsample_bytree": 1.0}
     # independent check of the premise, with the estimators fitted and scored here
     scores = {}
@@ -191,8 +191,9 @@ def test_tuning_picks_the_candidate_best_on_validation_not_on_training():
 
 def test_successive_halving_spends_a_budget_and_reports_each_rung(frame):
     train, val = frame[frame.split == "train"], frame[frame.split == "validation"]
-    model, info = train_model("technical", train, val, model_type="gradient_boosting", hyperparameter_tuning=True,
-                              tuning_candidates=9)
+    space = {"n_estimators": [40, 80, 120], "max_depth": [2, 3, 5], "learning_rate": [0.05, 0.1, 0.3]}
+    model, info = train_model("technical", train, val, model_type="xgboost", hyperparameter_tuning=True,
+                              tuning_candidates=9, search_space=space)
     trials = info["tuning_trials"]
     rungs = sorted({t["rung"] for t in trials})
     assert rungs == [0, 1, 2]
