@@ -62,3 +62,14 @@ def latest_partition_metadata(instance, asset: str, specialist: str) -> tuple[st
     event = records[0].event_log_entry
     mat = event.asset_materialization
     return event.run_id, {k: v.value for k, v in (mat.metadata or {}).items()}
+
+
+def output_if_any(result, node: str):
+    """The output of `node` in an in-process result, or None when the step produced none (it failed or
+    was skipped)."""
+    import dagster as dg
+
+    try:
+        return result.output_for_node(node)
+    except dg.DagsterInvariantViolationError:
+        return None

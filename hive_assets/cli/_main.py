@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from hive_assets.cli import _abtest, _data, _home, _report, _simulate
+from hive_assets.cli import _abtest, _data, _home, _report, _simulate, _train
 from hive_assets.cli._args import USAGE_ERROR, HelpFormatter, Parser, UsageError
 from hive_assets.config import ConfigError, Settings
 
@@ -33,6 +33,7 @@ def build_parser() -> Parser:
     _report.add_parsers(sub)
     _home.add_parsers(sub)
     _abtest.add_parsers(sub)
+    _train.add_parsers(sub)
     return parser
 
 
