@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hive_assets.cli import _data, _report, _simulate
+from hive_assets.cli import _data, _deploy, _report, _simulate
 from hive_assets.config import Settings
 
 
@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--collection", required=True)
     p.add_argument("file")
     p.set_defaults(func=_data.cmd_store_import)
+
+    _deploy.add_parser(sub)
 
     args = parser.parse_args(argv)
     Settings.from_env().home.mkdir(parents=True, exist_ok=True)

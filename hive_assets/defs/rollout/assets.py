@@ -26,17 +26,20 @@ def ab_test_outcome(context: dg.AssetExecutionContext, registered_model_version:
         return dg.Output(state, metadata={"status": "no_test", "reason": state["reason"]})
     client = mlflow.client()
     with document_store.open() as store:
-        test, created = open_test(store, specialist, reg["champion_version"], reg["version"],
-                                  platform.ab_test_default_traffic, dagster_run_id=context.run_id)
-        if created:
-            client.set_registered_model_alias(registry.model_name(specialist), registry.ab_test_alias(reg["version"]),
-                                              reg["version"])
-            registry.mirror_ab_split(client, specialist, test)
-            registry.record_decision(store, specialist, "traffic_step", actor=f"dagster:{context.run_id}",
-                                     reason="A/B test opened", dagster_run_id=context.run_id,
-                                     model_version=reg["version"],
-                                     details={"test_id": test["test_id"], "traffic_percent": test["traffic_percent"]},
-                                     decision_id=f"ab-open:{test['test_id']}")
+        test, _ = open_test(store, specialist, reg["champion_version"], reg["version"],
+                            platform.ab_test_default_traffic, dagster_run_id=context.run_id)
+        # each side effect is idempotent and written whenever missing, not only when the test record was
+        # created: a failure between the record and the registry leaves nothing permanently missing
+        actor = f"dagster:{context.run_id}"
+        registry.ensure_alias(client, store, specialist, registry.ab_test_alias(reg["version"]), reg["version"],
+                              actor=actor, reason=f"A/B test {test['test_id']}", dagster_run_id=context.run_id,
+                              mirror=False)
+        registry.mirror_ab_split(client, specialist, test)
+        registry.record_decision(store, specialist, "traffic_step", actor=actor,
+                                 reason="A/B test opened", dagster_run_id=test.get("opened_by_run") or context.run_id,
+                                 model_version=reg["version"],
+                                 details={"test_id": test["test_id"], "traffic_percent": test["traffic_percent"]},
+                                 decision_id=f"ab-open:{test['test_id']}")
     state = {"specialist": specialist, "status": test["status"], "test_id": test["test_id"],
              "traffic_percent": test["traffic_percent"], "champion_version": test["champion_version"],
              "challenger_version": test["challenger_version"], "verdict": "insufficient_data"}
