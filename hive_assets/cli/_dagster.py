@@ -41,8 +41,10 @@ def run_job(job_name: str, run_config: dict | None = None, tags: dict[str, str] 
     description, when it failed)}."""
     from hive_assets.definitions import defs
 
+    # the instance's event log keeps every event; the console logger would repeat them on stderr
+    quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
     result = defs.resolve_job_def(job_name).execute_in_process(
-        run_config=run_config or {}, instance=instance(), tags=tags or {}, raise_on_error=False)
+        run_config={**quiet, **(run_config or {})}, instance=instance(), tags=tags or {}, raise_on_error=False)
     error = None
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":

@@ -339,12 +339,16 @@ def set_alias(client, store: DocumentStore, specialist: str, alias: str, version
 def list_versions(client, store: DocumentStore, specialist: str) -> list[dict[str, Any]]:
     """Every version of the specialist's model, newest first: aliases, stage, gate, run, key tags."""
     check_specialist(specialist)
-    if _registered_model(client, specialist) is None:
+    model = _registered_model(client, specialist)
+    if model is None:
         return []
+    aliases: dict[str, list[str]] = {}  # search results carry no aliases: the registered model does
+    for alias, version in model.aliases.items():
+        aliases.setdefault(str(version), []).append(alias)
     versions = client.search_model_versions(f"name='{model_name(specialist)}'")
     out = []
     for v in sorted(versions, key=lambda v: int(v.version), reverse=True):
-        out.append({"version": str(v.version), "aliases": sorted(v.aliases), "stage": v.current_stage,
+        out.append({"version": str(v.version), "aliases": sorted(aliases.get(str(v.version), [])), "stage": v.current_stage,
                     "gate": gate_status(store, specialist, v)[0], "run_id": v.run_id,
                     "created_at": v.creation_timestamp, "model_type": v.tags.get("model_type"),
                     "macro_f1": v.tags.get("metric.macro_f1"), "data_snapshot_hash": v.tags.get("data_snapshot_hash")})
