@@ -121,6 +121,7 @@ class Settings:
     ab_test_label_maturity_hours: float = 48.0
     ab_test_max_duration_days: float = 14.0
     ab_test_check_interval_minutes: float = 60.0
+    mirror_production_stage: bool = False
 
     @property
     def store_path(self) -> Path:
@@ -154,4 +155,5 @@ class Settings:
             ab_test_label_maturity_hours=env_float("AB_TEST_LABEL_MATURITY_HOURS", 48.0, low=0),
             ab_test_max_duration_days=env_float("AB_TEST_MAX_DURATION_DAYS", 14.0, low=0, low_open=True),
             ab_test_check_interval_minutes=env_float("AB_TEST_CHECK_INTERVAL_MINUTES", 60.0, low=0, low_open=True),
+            mirror_production_stage=env_bool("HIVE_MIRROR_PRODUCTION_STAGE", False),
         )

@@ -22,6 +22,7 @@ ENVIRONMENT: dict[str, str] = {
     "MONGODB_URI": "MongoDB/FerretDB document store; unset: SQLite $HIVE_HOME/store.sqlite",
     "MONGODB_DATABASE": "database of MONGODB_URI, default neural_hive",
     "MLFLOW_TRACKING_URI": "MLflow tracking + registry, default sqlite:///$HIVE_HOME/mlflow.db",
+    "HIVE_MIRROR_PRODUCTION_STAGE": "true: mirror champion into the legacy Production stage, default false",
     "MLFLOW_EXPERIMENT_NAME": "experiment of the training runs, default specialist_training",
     "KAFKA_BOOTSTRAP_SERVERS": "Kafka with the intentions.audit topic; unset: the intentions_audit collection",
     "DATA_COLLECTION_DAYS": "default collection window in days, 90",

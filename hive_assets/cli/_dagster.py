@@ -73,3 +73,18 @@ def output_if_any(result, node: str):
         return result.output_for_node(node)
     except dg.DagsterInvariantViolationError:
         return None
+
+
+def run_job_outcome(job_name: str, run_config: dict | None = None, tags: dict[str, str] | None = None,
+                    output_node: str | None = None) -> dict:
+    """`run_job`, summarised: {"run_id", "success", "output" (of `output_node`, when it succeeded), "error"
+    (the failure's description, when it failed)}."""
+    result = run_job(job_name, run_config, tags=tags, log_level="CRITICAL")
+    error = None
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            data = event.step_failure_data
+            user = data.user_failure_data
+            error = (user.description if user and user.description else None) or data.error.message.strip()
+    output = result.output_for_node(output_node) if result.success and output_node else None
+    return {"run_id": result.run_id, "success": result.success, "output": output, "error": error}

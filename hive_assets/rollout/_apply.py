@@ -213,7 +213,7 @@ def settle(client, store: DocumentStore, test: dict[str, Any], *, actor: str,
     removed (the version is kept). superseded: `ab-test-v<N>` removed. Every closed test gets an
     `ab_test_closed` row; promotion and rollback also their own row.
     """
-    from hive_assets.registry import ab_test_alias, alias_version, mirror_ab_split, record_decision
+    from hive_assets.registry import ab_test_alias, alias_version, ensure_alias, mirror_ab_split, record_decision
 
     specialist, test_id = test["specialist_type"], test["test_id"]
     challenger, champion = str(test["challenger_version"]), str(test["champion_version"])
@@ -231,11 +231,13 @@ def settle(client, store: DocumentStore, test: dict[str, Any], *, actor: str,
         done.append(f"alias:{ab_test_alias(challenger)}")
     if status == PROMOTED:
         holder = alias_version(client, specialist, CHAMPION)
-        if (holder is None or str(holder.version) == champion) and _set_alias(client, specialist, CHAMPION,
-                                                                              challenger):
-            done.append(f"alias:{CHAMPION}->{challenger}")
-        ledger("promotion", f"ab-promotion:{test_id}", test.get("end_reason") or "A/B test promoted the challenger",
-               {"alias": CHAMPION, "previous_version": champion, "at": _iso(test.get("ended_at"))})
+        if holder is None or str(holder.version) in (champion, challenger):
+            # the registry's crash-safe move: alias, Production mirror when enabled, then the ledger row
+            moved = ensure_alias(client, store, specialist, CHAMPION, challenger, kind="promotion", actor=actor,
+                                 reason=test.get("end_reason") or "A/B test promoted the challenger",
+                                 dagster_run_id=dagster_run_id,
+                                 details={"test_id": test_id, "at": _iso(test.get("ended_at"))})
+            done += [f"alias:{CHAMPION}->{challenger}"] * moved["moved"] + ["ledger:promotion"] * moved["recorded"]
     if status in CLOSED - {SUPERSEDED} and _remove_alias(client, specialist, CHALLENGER, challenger):
         done.append(f"removed:{CHALLENGER}")
     if status in CLOSED and _remove_alias(client, specialist, ab_test_alias(challenger), challenger):

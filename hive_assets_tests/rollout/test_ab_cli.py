@@ -36,7 +36,7 @@ def test_ab_test_verbs_run_jobs_in_the_instance(hive_home, mlflow_server):
     store = SQLiteStore(hive_home / "store.sqlite")
     v1, v2 = fresh_model(client, "business")
     try:
-        registry.move_alias(client, store, "business", registry.CHAMPION, v1, actor="test", reason="setup")
+        registry.ensure_alias(client, store, "business", registry.CHAMPION, v1, actor="test", reason="setup")
         env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}
         iso = lambda hours: (T0 + timedelta(hours=hours)).isoformat()  # noqa: E731
 

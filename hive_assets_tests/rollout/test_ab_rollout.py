@@ -57,8 +57,8 @@ def world(hive_home, mlflow_server, monkeypatch):
 
 
 def champion_and_challenger(client, store, specialist: str, champion: str, challenger: str) -> None:
-    registry.move_alias(client, store, specialist, registry.CHAMPION, champion, actor="test", reason="setup")
-    registry.move_alias(client, store, specialist, registry.CHALLENGER, challenger, actor="test", reason="setup")
+    registry.ensure_alias(client, store, specialist, registry.CHAMPION, champion, actor="test", reason="setup")
+    registry.ensure_alias(client, store, specialist, registry.CHALLENGER, challenger, actor="test", reason="setup")
 
 
 def aliases(client, specialist: str) -> dict[str, str]:
@@ -165,7 +165,7 @@ def test_a_superseded_test_closes_with_a_ledger_entry_and_its_alias_removed(worl
     check("architecture", 0)
     old = running_test(store, "architecture")
     # a newer version is registered as challenger (what registered_model_version does)
-    registry.move_alias(client, store, "architecture", registry.CHALLENGER, v3, actor="test", reason="registered")
+    registry.ensure_alias(client, store, "architecture", registry.CHALLENGER, v3, actor="test", reason="registered")
     outcome = check("architecture", 5).output_for_node("ab_test_outcome")
     assert outcome["challenger_version"] == v3 and outcome["status"] == "running"
     assert outcome["test_id"] == f"architecture_v{v3}_20260302_140000"

@@ -55,8 +55,8 @@ def two_versions(hive_home, mlflow_server):
 def test_hourly_serving_routes_by_the_test_and_delays_feedback(two_versions, hive_home, mlflow_server):
     client, v1, v2 = two_versions
     store = SQLiteStore(hive_home / "store.sqlite")
-    registry.move_alias(client, store, "business", CHAMPION, v1, actor="test", reason="setup")
-    registry.move_alias(client, store, "business", CHALLENGER, v2, actor="test", reason="setup")
+    registry.ensure_alias(client, store, "business", CHAMPION, v1, actor="test", reason="setup")
+    registry.ensure_alias(client, store, "business", CHALLENGER, v2, actor="test", reason="setup")
     test, _, _ = start_test(client, store, "business", v1, v2, 10.0, T0 - timedelta(minutes=5), actor="test")
 
     loop = ServingLoop(store, mlflow_server, seed=5, feedback_median_hours=6.0)

@@ -96,7 +96,7 @@ def start_ab_test(context: dg.OpExecutionContext, config: StartTestConfig, mlflo
     with document_store.open() as store:
         holder = registry.alias_version(client, config.specialist, registry.CHALLENGER)
         if holder is None or str(holder.version) != config.new_version:
-            registry.move_alias(client, store, config.specialist, registry.CHALLENGER, config.new_version,
+            registry.ensure_alias(client, store, config.specialist, registry.CHALLENGER, config.new_version,
                                 actor=actor, reason="A/B test started by an operator", dagster_run_id=context.run_id)
         test, created, effects = start_test(client, store, config.specialist, str(champion.version),
                                             config.new_version, traffic, now, actor=actor,
