@@ -37,9 +37,23 @@ def run_job(job_name: str, run_config: dict | None = None, *, partition_key: str
         run_config=config, instance=instance(), partition_key=partition_key, tags=tags, raise_on_error=False)
 
 
+def failed_checks(result) -> list[str]:
+    """`asset.check: description` of every blocking check that failed in the run (why it stopped)."""
+    out = []
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            check = event.event_specific_data
+            if not check.passed and check.blocking:
+                out.append(f"{check.asset_key.to_user_string()}.{check.check_name}: {check.description or 'failed'}")
+    return out
+
+
 def failure_message(result) -> str:
-    """The error of a failed run in one line: the innermost cause of its first step failure (the user's
-    exception rather than Dagster's wrapper), else the run failure event's message."""
+    """The error of a failed run in one line: the failed blocking checks (what the user can act on), else
+    the innermost cause of its first step failure (the user's exception rather than Dagster's wrapper),
+    else the run failure event's message."""
+    if checks := failed_checks(result):
+        return "blocked by " + "; ".join(checks)
     for event in result.get_step_failure_events():
         error = event.step_failure_data.error if event.step_failure_data else None
         while error is not None and error.cause is not None:

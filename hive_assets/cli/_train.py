@@ -61,14 +61,21 @@ def cmd_train(args: argparse.Namespace) -> int:
               "random_state": args.random_state}
     ok = True
     for specialist in args.specialist_type:
-        result = _dagster.materialize(TRAIN_SELECTION, specialist, {"ops": {"trained_model": {"config": config}}})
+        result = _dagster.materialize(TRAIN_SELECTION, specialist, {"ops": {"trained_model": {"config": config}}},
+                                      log_level="CRITICAL")
         ok = _print_outcome(specialist, result) and ok
     return 0 if ok else 1
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     ok = True
+    instance = _dagster.instance()
     for specialist in args.specialist:
-        result = _dagster.materialize(["validation_report"], specialist)
+        if _dagster.latest_partition_metadata(instance, "trained_model", specialist)[0] is None:
+            print(f"{specialist}: nothing trained yet in this instance: run `hive train --specialist-type "
+                  f"{specialist}` first", file=sys.stderr)
+            ok = False
+            continue
+        result = _dagster.materialize(["validation_report"], specialist, log_level="CRITICAL")
         ok = _print_outcome(specialist, result) and ok
     return 0 if ok else 1

@@ -253,7 +253,7 @@ BAD = {
     "fraction out of range": (("collect", "--min-confidence", "1.5"), "must be a number between 0 and 1, got '1.5'"),
     "not finite": (("simulate", "--days", "nan"), "must be a positive number, got 'nan'"),
     "bad date": (("simulate", "--now", "yesterday"), "must be an ISO-8601 date-time"),
-    "unknown command": (("train",), "invalid choice: 'train'"),
+    "unknown command": (("retrain-everything",), "invalid choice: 'retrain-everything'"),
     "unknown option": (("report", "--verbose"), "unrecognized arguments: --verbose"),
 }
 
