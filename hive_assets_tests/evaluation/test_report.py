@@ -53,8 +53,9 @@ def test_a_weak_model_fails_the_gate_naming_the_metric():
 def test_the_champion_is_compared_on_the_same_rows():
     test = _rows(seed=4)
     proba, _ = _proba_for(test["label"], accuracy=0.90)
-    champion_metrics = build_report(test, _proba_for(test["label"], accuracy=0.70, seed=9)[0], None, n_boot=50)["metrics"]
-    report = build_report(test, proba, {"version": "1", "metrics": champion_metrics}, n_boot=50)
+    champion_proba = _proba_for(test["label"], accuracy=0.70, seed=9)[0]
+    champion_metrics = build_report(test, champion_proba, None, n_boot=50)["metrics"]
+    report = build_report(test, proba, {"version": "1"}, champion_proba=champion_proba, n_boot=50)
     comparison = report["champion_comparison"]
     assert np.isclose(comparison["macro_f1_improvement"], report["metrics"]["macro_f1"] - champion_metrics["macro_f1"])
     assert comparison["better"]

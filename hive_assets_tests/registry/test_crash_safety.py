@@ -165,10 +165,10 @@ def test_ab_test_outcome_mirrors_the_split_when_the_test_record_already_exists(
     registry.set_alias(client, store, "business", "challenger", "2", actor=ME)
     test, created = open_test(store, "business", "1", "2", 10.0, dagster_run_id="crashed-run")
     assert created
-    reg = {"alias": "challenger", "version": "2", "champion_version": "1"}
-    context = dg.build_asset_context(partition_key="business")
-    out = ab_test_outcome(context, registered_model_version=reg, mlflow=MlflowResource(tracking_uri=mlflow_server),
-                          document_store=DocumentStoreResource(), platform=PlatformSettings()).value
+    result = dg.materialize([ab_test_outcome], partition_key="business", instance=dg.DagsterInstance.ephemeral(),
+                            resources={"mlflow": MlflowResource(tracking_uri=mlflow_server),
+                                       "document_store": DocumentStoreResource(), "platform": PlatformSettings()})
+    out = result.output_for_node("ab_test_outcome")
     assert out["test_id"] == test["test_id"]
     tags = client.get_registered_model("business-evaluator").tags
     assert (tags["ab_test_id"], tags["ab_salt"], float(tags["ab_challenger_traffic_percent"]),
