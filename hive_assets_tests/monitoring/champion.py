@@ -1,0 +1,48 @@
+"""A real champion for drift tests: a small model trained on simulated plans, its drift reference built
+from its training rows (as training stores it), logged to MLflow and given the `champion` alias."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+
+from hive_assets import registry
+from hive_assets.features import features_frame
+from hive_assets.monitoring import build_reference
+from hive_assets.simulator import make_plans, policy_label
+from hive_assets.training import temporal_group_split, train_model
+
+
+def train_small_model(specialist: str, now: datetime, n_plans: int = 1500, seed: int = 2, with_reference: bool = True):
+    plans = make_plans(n_plans, seed=seed, now=now, days=60)
+    frame = features_frame(plans)
+    frame["label"] = [policy_label(specialist, p) for p in plans]
+    frame["plan_id"] = [p["plan_id"] for p in plans]
+    frame["evaluated_at"] = pd.to_datetime([p["created_at"] for p in plans], utc=True)
+    frame["split"] = temporal_group_split(frame)
+    train = frame[frame.split == "train"]
+    model, _ = train_model(specialist, train, frame[frame.split == "validation"], model_type="random_forest")
+    if with_reference:
+        model.drift_reference = build_reference(train, list(model.predict(train)))
+    return model
+
+
+def register_champion(tracking_uri: str, specialist: str, model, experiment: str = "drift-tests"):
+    """Log `model` in a new MLflow run, register it as a version of `<specialist>-evaluator`, alias champion."""
+    client = registry.client_for(tracking_uri)
+    experiment_id = registry.ensure_experiment(client, experiment)
+    run = client.create_run(experiment_id, run_name=f"{specialist}-champion")
+    uri = registry.log_model(model, tracking_uri, run.info.run_id)
+    version, _ = registry.register_version(client, specialist, run.info.run_id, uri, tags={})
+    client.set_registered_model_alias(registry.model_name(specialist), registry.CHAMPION, version.version)
+    return client, version
+
+
+def serve_with(model, version: str):
+    """A simulator opinion model: `model` serves every plan, as the champion version `version`."""
+    def serve(specialist: str, plans: list[dict]):
+        labels = model.predict(features_frame(plans))
+        return [(str(label), 0.9, str(version), {}) for label in labels]
+
+    return serve
