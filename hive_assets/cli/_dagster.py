@@ -31,3 +31,22 @@ def latest_partition_metadata(instance, asset: str, specialist: str) -> tuple[st
     event = records[0].event_log_entry
     mat = event.asset_materialization
     return event.run_id, {k: v.value for k, v in (mat.metadata or {}).items()}
+
+
+def retrain(specialist: str, tags: dict[str, str]):
+    """Run the job `retrain_specialist` for one partition in the configured instance (in this process)."""
+    from hive_assets.definitions import defs
+
+    job = defs.resolve_job_def("retrain_specialist")
+    return job.execute_in_process(partition_key=specialist, instance=instance(), tags=tags, raise_on_error=False)
+
+
+def result_metrics(result) -> dict:
+    """Numeric metadata of an in-process run's materializations, as {"<asset>.<name>": value}."""
+    metrics = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        for name, value in (mat.metadata or {}).items():
+            if isinstance(value.value, (int, float)) and not isinstance(value.value, bool):
+                metrics[f"{mat.asset_key.to_user_string()}.{name}"] = value.value
+    return metrics

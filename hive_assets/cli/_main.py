@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hive_assets.cli import _data, _report, _simulate
+from hive_assets.cli import _data, _drift, _report, _simulate
 from hive_assets.config import Settings
 
 
@@ -43,6 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--collection", required=True)
     p.add_argument("file")
     p.set_defaults(func=_data.cmd_store_import)
+
+    drift = sub.add_parser("drift", help="drift checks").add_subparsers(dest="drift_command", required=True)
+    p = drift.add_parser("check", help="one drift check per specialist against its champion (the drift sensor's)")
+    p.add_argument("--once", action="store_true", help="check once and exit")
+    p.add_argument("--dry-run", action="store_true", help="write nothing, launch nothing")
+    p.add_argument("--specialist", default="all")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_drift.cmd_drift_check)
 
     args = parser.parse_args(argv)
     Settings.from_env().home.mkdir(parents=True, exist_ok=True)
