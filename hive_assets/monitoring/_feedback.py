@@ -5,7 +5,10 @@ collection uses), but most documents are counted without being read:
 
     trusted = count(window AND NOT certain_drop) - #{d in uncertain : policy.reason_to_drop(d)}
 
-* `window`: `specialist_type == s` and `submitted_at > since` (all of it when `since` is None);
+* `window`: `specialist_type == s` and `since < submitted_at <= until` (`since` None: the Unix epoch;
+  `until` None: now + 5 minutes, the clock skew collection tolerates). Both bounds are timestamps, so
+  a `submitted_at` that is not one (a malformed text such as "yesterday-ish", a number) is outside the
+  window on both stores instead of sorting after every date as text;
 * `certain_drop`: conditions under which `reason_to_drop` drops a document whatever its other fields:
   `metadata.auto_generated == true`, `metadata.balanced_dataset == true`, `feedback_source` in the
   policy's `denied_sources`;
@@ -24,23 +27,23 @@ counted like any other (collection quarantines them later): the count is a trigg
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from hive_assets.data import DocumentStore, TrustPolicy
 
 FEEDBACK = "specialist_feedback"
 _FLAGS = ("metadata.auto_generated", "metadata.balanced_dataset")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+FUTURE_TOLERANCE = timedelta(minutes=5)  # as collection's validation: a later timestamp is malformed
 
 __all__ = ["trusted_feedback_count", "window_filter"]
 
 
-def window_filter(specialist: str, since: datetime | None) -> dict[str, Any]:
-    """Feedback of `specialist` submitted strictly after `since` (every one when None)."""
-    flt: dict[str, Any] = {"specialist_type": specialist}
-    if since is not None:
-        flt["submitted_at"] = {"$gt": since}
-    return flt
+def window_filter(specialist: str, since: datetime | None, until: datetime | None = None) -> dict[str, Any]:
+    """Feedback of `specialist` submitted in (since, until] (defaults: module docstring)."""
+    until = until or datetime.now(timezone.utc) + FUTURE_TOLERANCE
+    return {"specialist_type": specialist, "submitted_at": {"$gt": since or _EPOCH, "$lte": until}}
 
 
 def _not_certain_drop(policy: TrustPolicy) -> list[dict[str, Any]]:
@@ -58,10 +61,10 @@ def _uncertain(policy: TrustPolicy) -> list[dict[str, Any]]:
 
 
 def trusted_feedback_count(store: DocumentStore, specialist: str, since: datetime | None,
-                           policy: TrustPolicy | None = None) -> int:
-    """How many feedback documents of `specialist` submitted after `since` `policy` trusts (method above)."""
+                           policy: TrustPolicy | None = None, until: datetime | None = None) -> int:
+    """How many feedback documents of `specialist` submitted in (since, until] `policy` trusts (method above)."""
     policy = policy or TrustPolicy()
-    window = window_filter(specialist, since)
+    window = window_filter(specialist, since, until)
     kept = [window, *_not_certain_drop(policy)]
     candidates = store.count(FEEDBACK, {"$and": kept})
     dropped = sum(1 for fb in store.find(FEEDBACK, {"$and": [*kept, {"$or": _uncertain(policy)}]})

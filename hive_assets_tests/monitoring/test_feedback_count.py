@@ -41,13 +41,20 @@ def corpus(seed: int = 3) -> list[dict]:
         if source is not None:
             doc["feedback_source"] = source
         docs.append(doc)
+    for i, bad in enumerate(["yesterday-ish", 1_700_000_000, None, "9999-01-01T00:00:00.000000Z"]):
+        docs.append({"feedback_id": f"fb-bad-{i}", "specialist_type": "business", "submitted_at": bad,
+                     "feedback_source": "human_expert", "metadata": {}})
+    docs.append({"feedback_id": "fb-future", "specialist_type": "business", "feedback_source": "human_expert",
+                 "submitted_at": datetime.now(timezone.utc) + timedelta(days=1)})
     return docs
 
 
-def by_policy(docs, specialist, since, policy) -> int:
-    """The reference: each document's verdict from the policy, one at a time."""
-    return sum(1 for d in docs if d["specialist_type"] == specialist
-               and (since is None or d["submitted_at"] > since) and policy.reason_to_drop(d) is None)
+def by_policy(docs, specialist, since, policy, until=None) -> int:
+    """The reference: each document's verdict from the policy, one at a time; only real timestamps count."""
+    until = until or datetime.now(timezone.utc) + timedelta(minutes=5)
+    return sum(1 for d in docs if d["specialist_type"] == specialist and isinstance(d["submitted_at"], datetime)
+               and (since is None or d["submitted_at"] > since) and d["submitted_at"] <= until
+               and policy.reason_to_drop(d) is None)
 
 
 POLICIES = [TrustPolicy(), TrustPolicy(min_feedback_quality=0.5),
@@ -63,6 +70,9 @@ def test_count_equals_the_policy_one_document_at_a_time(any_store, policy):  # n
                                                (None, NOW - timedelta(hours=100), NOW)):
         expected = by_policy(docs, specialist, since, policy)
         assert trusted_feedback_count(any_store, specialist, since, policy) == expected, (specialist, since)
+    # an explicit upper bound
+    assert trusted_feedback_count(any_store, "technical", None, policy, until=NOW - timedelta(hours=50)) == by_policy(
+        docs, "technical", None, policy, until=NOW - timedelta(hours=50))
     # the corpus exercises every rule: without them the counts would differ
     assert by_policy(docs, "business", None, policy) < sum(d["specialist_type"] == "business" for d in docs)
 
