@@ -12,17 +12,19 @@ collection uses), but most documents are counted without being read:
 * `certain_drop`: conditions under which `reason_to_drop` drops a document whatever its other fields:
   `metadata.auto_generated == true`, `metadata.balanced_dataset == true`, `feedback_source` in the
   policy's `denied_sources`;
-* `uncertain`: the rest of the window that the policy might still drop: a non-null
-  `metadata.auto_generated` / `metadata.balanced_dataset` other than `true` (e.g. `1`, `"yes"`,
-  `false`), and, when the policy filters on quality, a missing or low `human_rating`. These
-  documents are read and judged by `policy.reason_to_drop` itself.
+* `uncertain`: documents the policy might still drop: a `metadata.auto_generated` /
+  `metadata.balanced_dataset` holding a value other than `true` (e.g. `1`, `"yes"`, `false`: found
+  collection-wide on the flags' own indexes, judged by `policy.reason_to_drop` itself, and those it
+  drops counted in the window by their `feedback_id`); and, when the policy filters on quality, the
+  window's documents with a missing or low `human_rating`, read and judged the same way.
 
 Both counts run on the indexed fields of `specialist_feedback` (the compound index on specialist,
-submitted_at and the trust fields), so a tick reads an index range, not the documents.
+submitted_at and the trust fields), so a tick reads an index range per specialist, not the documents.
 Guarantee: equal to `sum(policy.reason_to_drop(d) is None for d in window)` for every document whose
 drop reasons are the ones above; the tests check the equality on a corpus with every edge value,
 so a new rule in TrustPolicy that this split does not cover fails them. Malformed documents are
-counted like any other (collection quarantines them later): the count is a trigger, not a label set.
+counted like any other (collection quarantines them later): the count is a trigger, not a label set;
+a flagged document without a string `feedback_id` (malformed) cannot be referenced and counts as kept.
 """
 
 from __future__ import annotations
@@ -60,6 +62,16 @@ def _uncertain(policy: TrustPolicy) -> list[dict[str, Any]]:
     return maybe
 
 
+def _flag_set_not_true(store: DocumentStore) -> list[dict[str, Any]]:
+    """Filters (to union) for documents whose trust flags hold a value other than `true` (few in practice)."""
+    if store.kind == "sqlite":
+        # SQLite uses an index for a range condition, not for IS NOT NULL nor for an OR across columns: one
+        # range query each; in its value order (NULL < numbers < text) "< true" and "> true" together are
+        # exactly "present and not true" (JSON true reads as 1)
+        return [{flag: {op: True}} for flag in _FLAGS for op in ("$lt", "$gt")]
+    return [{flag: {"$exists": True, "$ne": True}} for flag in _FLAGS]
+
+
 def trusted_feedback_count(store: DocumentStore, specialist: str, since: datetime | None,
                            policy: TrustPolicy | None = None, until: datetime | None = None) -> int:
     """How many feedback documents of `specialist` submitted in (since, until] `policy` trusts (method above)."""
@@ -67,6 +79,15 @@ def trusted_feedback_count(store: DocumentStore, specialist: str, since: datetim
     window = window_filter(specialist, since, until)
     kept = [window, *_not_certain_drop(policy)]
     candidates = store.count(FEEDBACK, {"$and": kept})
-    dropped = sum(1 for fb in store.find(FEEDBACK, {"$and": [*kept, {"$or": _uncertain(policy)}]})
-                  if policy.reason_to_drop(fb) is not None)
-    return candidates - dropped
+    if policy.min_feedback_quality > 0:
+        # the quality rule reads human_rating (not indexed): judge the window's uncertain documents directly
+        return candidates - sum(1 for fb in store.find(FEEDBACK, {"$and": [*kept, {"$or": _uncertain(policy)}]})
+                                if policy.reason_to_drop(fb) is not None)
+    # the policy's verdict on the odd flag values, then how many of those it drops fall in this window
+    # counted first: a find sorts by insertion order, which SQLite answers by a scan instead of the index
+    odd = [flt for flt in _flag_set_not_true(store) if store.count(FEEDBACK, flt)]
+    dropped_ids = sorted({fb["feedback_id"] for flt in odd for fb in store.find(FEEDBACK, flt)
+                          if isinstance(fb.get("feedback_id"), str) and policy.reason_to_drop(fb) is not None})
+    if not dropped_ids:
+        return candidates
+    return candidates - store.count(FEEDBACK, {"$and": [*kept, {"feedback_id": {"$in": dropped_ids}}]})
