@@ -40,7 +40,7 @@ class Daemon:
         self.log = self.log_path.open("w")
         self.proc = subprocess.Popen(
             [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(REPO / "workspace.yaml")],
-            cwd=REPO, env={**os.environ, **env, "DAGSTER_HOME": str(home)}, stdout=self.log,
+            cwd=workdir, env={**os.environ, **env, "DAGSTER_HOME": str(home)}, stdout=self.log,
             stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_for(self, done, what: str, timeout: float = WAIT_S):

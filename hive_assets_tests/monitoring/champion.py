@@ -3,7 +3,9 @@ from its training rows (as training stores it), logged to MLflow and given the `
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 
@@ -29,11 +31,19 @@ def train_small_model(specialist: str, now: datetime, n_plans: int = 1500, seed:
 
 
 def register_champion(tracking_uri: str, specialist: str, model, experiment: str = "drift-tests"):
-    """Log `model` in a new MLflow run, register it as a version of `<specialist>-evaluator`, alias champion."""
+    """(`tracking_uri`: sqlite:///<path>.) Log `model` in a new MLflow run, register it as a version of `<specialist>-evaluator`, alias champion."""
     client = registry.client_for(tracking_uri)
-    experiment_id = registry.ensure_experiment(client, experiment)
+    # artifacts beside the SQLite backend (not ./mlruns in the working directory)
+    root = Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlartifacts"
+    experiment_id = registry.ensure_experiment(client, experiment, root.as_uri())
     run = client.create_run(experiment_id, run_name=f"{specialist}-champion")
-    uri = registry.log_model(model, tracking_uri, run.info.run_id)
+    # MLflow 3's SQLite store puts logged models under ./mlruns whatever the experiment's location
+    cwd = os.getcwd()
+    os.chdir(root.parent)
+    try:
+        uri = registry.log_model(model, tracking_uri, run.info.run_id)
+    finally:
+        os.chdir(cwd)
     version, _ = registry.register_version(client, specialist, run.info.run_id, uri, tags={})
     client.set_registered_model_alias(registry.model_name(specialist), registry.CHAMPION, version.version)
     return client, version
