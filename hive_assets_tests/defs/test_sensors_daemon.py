@@ -22,7 +22,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from hive_assets.config import SPECIALISTS
 from hive_assets.data import SQLiteStore

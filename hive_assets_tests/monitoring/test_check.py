@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 
 from hive_assets.data import SQLiteStore
-from hive_assets.features import FEATURE_NAMES
+from hive_assets.features import FEATURE_NAMES, features_frame
 from hive_assets.monitoring import (
     MonitoringSettings, check_drift, drift_run_key, drift_window, feature_drift, time_bucket,
 )
@@ -29,10 +30,11 @@ def champion(tmp_path_factory):
     return client, version, model
 
 
-def window_store(tmp_path, drift: float, plans: int, seed: int, model=None, version=None) -> SQLiteStore:
+def window_store(tmp_path, drift: float, plans: int, seed: int, model=None, version=None,
+                 malformed_rate: float = 0.01) -> SQLiteStore:
     store = SQLiteStore(tmp_path / f"store-{seed}.sqlite")
     simulate(store, plans=plans, days=0.8, seed=seed, now=NOW, drift=drift, feedback_rate=0.0,
-             opinion_model=serve_with(model, version) if model is not None else None)
+             opinion_model=serve_with(model, version) if model is not None else None, malformed_rate=malformed_rate)
     return store
 
 
@@ -46,17 +48,16 @@ def test_no_champion_and_no_reference_are_reported_not_checked(champion, tmp_pat
 
 
 def test_window_is_the_plans_the_specialist_saw_in_the_period(champion, tmp_path):
-    store = window_store(tmp_path, 0.0, 300, seed=11)
+    store = window_store(tmp_path, 0.0, 300, seed=11, malformed_rate=0.0)
     window = drift_window(store, "business", NOW, SETTINGS.drift_window)
-    # independent: the simulator's plans created in the window (opinions follow within 90 s), minus malformed
-    plans = [p for p in make_plans(300, seed=11, now=NOW, days=0.8)]
-    assert 0.9 * len(plans) <= len(window) <= len(plans)
-    assert list(window.columns[: len(FEATURE_NAMES)]) == list(FEATURE_NAMES)
-    by_id = {p["plan_id"]: p for p in plans}
+    # independent: the simulator's own plans (all created 1 h to 20 h before NOW), through the feature contract
+    expected = features_frame(make_plans(300, seed=11, now=NOW, days=0.8))
+    assert len(window) == 300 and list(window.columns[: len(FEATURE_NAMES)]) == list(FEATURE_NAMES)
+    for name in ("risk_score", "num_tasks", "complexity_score"):
+        assert np.array_equal(np.sort(window[name].to_numpy()), np.sort(expected[name].to_numpy())), name
     assert set(window["specialist_version"]) == {"0.0.0-heuristic"}
     # a day later the same plans are out of a 1-hour window
     assert len(drift_window(store, "business", NOW + timedelta(days=1), timedelta(hours=1))) == 0
-    assert len(by_id) == 300
 
 
 def test_no_drift_window_gives_no_drift_and_no_run_key(champion, tmp_path):
