@@ -3,8 +3,12 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+# Absolute, so that the dagster CLI (which refuses a relative DAGSTER_HOME) and hive agree whatever the
+# working directory; an exported DAGSTER_HOME wins, as it does for the hive CLI.
 HIVE_HOME ?= $(CURDIR)/.hive
+override HIVE_HOME := $(abspath $(HIVE_HOME))
 DAGSTER_HOME ?= $(HIVE_HOME)/dagster
+override DAGSTER_HOME := $(abspath $(DAGSTER_HOME))
 SPECIALISTS := business technical behavior evolution architecture
 DEMO_PLANS ?= 4000
 DEMO_SEED ?= 42
@@ -23,17 +27,19 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml setup.py hive_assets/features
 
 install: $(VENV)/.installed
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
-	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $@
-
-demo: install $(DAGSTER_HOME)/dagster.yaml
+# `hive env` creates the Dagster instance with the project's settings (the root dagster.yaml, the
+# only copy) and prints the exports to reuse it: the dagster runs below land where `hive report` reads.
+demo: install
+	@echo "== Dagster instance (to reuse it: eval \"\$$($(BIN)/hive env)\")"
+	@$(BIN)/hive env
 	@echo "== simulating production data into $(HIVE_HOME)"
 	$(BIN)/hive simulate --plans $(DEMO_PLANS) --days 60 --seed $(DEMO_SEED)
-	@for s in $(SPECIALISTS); do \
-	  echo "== materializing the asset graph for $$s"; \
-	  $(BIN)/dagster asset materialize -m hive_assets.definitions --select '*' --partition $$s \
-	    > $(HIVE_HOME)/demo-$$s.log 2>&1 || { tail -n 40 $(HIVE_HOME)/demo-$$s.log; exit 1; }; \
+	@n=0; for s in $(SPECIALISTS); do \
+	  n=$$((n + 1)); log=$(HIVE_HOME)/demo-$$s.log; start=$$SECONDS; \
+	  echo "== [$$n/$(words $(SPECIALISTS))] materializing the asset graph for $$s (log: $$log)"; \
+	  $(BIN)/dagster asset materialize -m hive_assets.definitions --select '*' --partition $$s > $$log 2>&1 \
+	    || { echo "== $$s FAILED; the last 40 lines of $$log:"; tail -n 40 $$log; exit 1; }; \
+	  echo "   $$s done in $$((SECONDS - start)) s"; \
 	done
 	@echo
 	$(BIN)/hive report --strict

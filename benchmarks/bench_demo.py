@@ -19,6 +19,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from hive_assets.cli._home import write_instance_settings
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SPECIALISTS = ["business", "technical", "behavior", "evolution", "architecture"]
@@ -55,8 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "hive"
-        (home / "dagster").mkdir(parents=True)
-        (home / "dagster" / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+        write_instance_settings(home / "dagster")  # the instance `hive` and `make demo` create
         env = {**os.environ, "HIVE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
         for name in ("MONGODB_URI", "MLFLOW_TRACKING_URI", "KAFKA_BOOTSTRAP_SERVERS"):
             env.pop(name, None)

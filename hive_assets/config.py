@@ -2,11 +2,16 @@
 
 Unset means the embedded default: everything lives under HIVE_HOME (default `.hive/` in the
 working directory): the SQLite document store, MLflow's SQLite backend and artifacts, and the
-Dagster instance.
+Dagster instance (`dagster/`, unless DAGSTER_HOME is set).
+
+A malformed value raises `ConfigError` (a ValueError) naming the variable and quoting the value, e.g.
+"AB_TEST_DEFAULT_TRAFFIC must be a number, got '10%'": the CLI prints it as one line, and Dagster shows
+the same message when the definitions load (the resources are built from `Settings.from_env()`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,29 +19,76 @@ from urllib.parse import urlsplit, urlunsplit
 
 SPECIALISTS: tuple[str, ...] = ("business", "technical", "behavior", "evolution", "architecture")
 CLASSES: tuple[str, ...] = ("approve", "reject", "review_required")
+# SPEC section 4; the estimators live in hive_assets.training (kept here so the CLI need not import sklearn)
+MODEL_TYPES: tuple[str, ...] = ("xgboost", "random_forest", "gradient_boosting")
 DEFAULT_MONGODB_DATABASE = "neural_hive"
 DEFAULT_EXPERIMENT_NAME = "specialist_training"
 
 
-def _env_float(name: str, default: float) -> float:
+class ConfigError(ValueError):
+    """A malformed environment value; the message names the variable and quotes what it got."""
+
+
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+
+
+def _raw(name: str) -> str | None:
     raw = os.environ.get(name)
-    return float(raw) if raw not in (None, "") else default
+    return None if raw is None or raw.strip() == "" else raw.strip()
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    return int(raw) if raw not in (None, "") else default
-
-
-def _env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw in (None, ""):
+def _env_number(name: str, default, parse, what: str, low, high, low_open: bool):
+    """`parse(value)` of the variable, finite and within [low, high] (low excluded when `low_open`)."""
+    raw = _raw(name)
+    if raw is None:
         return default
-    return raw.strip().lower() in ("1", "true", "yes", "on")
+    try:
+        value = parse(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {raw!r}")
+    if (low is not None and (value <= low if low_open else value < low)) or (high is not None and value > high):
+        bounds = ([f"{'>' if low_open else '>='} {low:g}"] if low is not None else []) + \
+                 ([f"<= {high:g}"] if high is not None else [])
+        raise ConfigError(f"{name} must be {' and '.join(bounds)}, got {raw!r}")
+    return value
+
+
+def env_float(name: str, default: float, *, low: float | None = None, high: float | None = None,
+              low_open: bool = False) -> float:
+    """The variable as a finite float (unset or blank: `default`); ConfigError when malformed or out of range."""
+    return _env_number(name, default, float, "a number", low, high, low_open)
+
+
+def env_int(name: str, default: int, *, low: int | None = None) -> int:
+    """The variable as an integer (unset or blank: `default`); ConfigError when malformed or below `low`."""
+    return _env_number(name, default, int, "an integer", low, None, False)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """true/false, 1/0, yes/no in any case (unset or blank: `default`); anything else is a ConfigError,
+    so a typo never silently flips a switch."""
+    raw = _raw(name)
+    if raw is None:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be one of true/false, 1/0, yes/no, got {raw!r}")
 
 
 def hive_home() -> Path:
-    return Path(os.environ.get("HIVE_HOME") or ".hive").resolve()
+    """HIVE_HOME (default `.hive`), resolved against the working directory."""
+    return Path(_raw("HIVE_HOME") or ".hive").resolve()
+
+
+def dagster_home(home: Path | None = None) -> Path:
+    """DAGSTER_HOME when set (resolved against the working directory), else `<HIVE_HOME>/dagster`."""
+    explicit = _raw("DAGSTER_HOME")
+    return Path(explicit).resolve() if explicit else (home or hive_home()) / "dagster"
 
 
 def redact_uri(uri: str | None) -> str:
@@ -66,6 +118,10 @@ class Settings:
     data_collection_days: int = 90
     min_confidence: float = 0.7
     retraining_feedback_threshold: int = 100
+    ab_test_label_maturity_hours: float = 48.0
+    ab_test_max_duration_days: float = 14.0
+    ab_test_check_interval_minutes: float = 60.0
+    mirror_production_stage: bool = False
 
     @property
     def store_path(self) -> Path:
@@ -81,18 +137,23 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> "Settings":
+        """The settings from the environment; ConfigError (a ValueError) names the first malformed variable."""
         return cls(
             home=hive_home(),
             mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", ""),
             mlflow_experiment_name=os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT_NAME,
             mongodb_uri=os.environ.get("MONGODB_URI", ""),
             mongodb_database=os.environ.get("MONGODB_DATABASE") or DEFAULT_MONGODB_DATABASE,
-            ab_testing_enabled=_env_bool("AB_TESTING_ENABLED", True),
-            ab_test_default_traffic=_env_float("AB_TEST_DEFAULT_TRAFFIC", 10.0),
-            drift_threshold=_env_float("DRIFT_THRESHOLD", 0.2),
-            drift_check_interval_minutes=_env_int("DRIFT_CHECK_INTERVAL_MINUTES", 60),
+            ab_testing_enabled=env_bool("AB_TESTING_ENABLED", True),
+            ab_test_default_traffic=env_float("AB_TEST_DEFAULT_TRAFFIC", 10.0, low=0, high=100, low_open=True),
+            drift_threshold=env_float("DRIFT_THRESHOLD", 0.2, low=0, low_open=True),
+            drift_check_interval_minutes=env_int("DRIFT_CHECK_INTERVAL_MINUTES", 60, low=1),
             kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", ""),
-            data_collection_days=_env_int("DATA_COLLECTION_DAYS", 90),
-            min_confidence=_env_float("MIN_CONFIDENCE", 0.7),
-            retraining_feedback_threshold=_env_int("RETRAINING_FEEDBACK_THRESHOLD", 100),
+            data_collection_days=env_int("DATA_COLLECTION_DAYS", 90, low=1),
+            min_confidence=env_float("MIN_CONFIDENCE", 0.7, low=0, high=1),
+            retraining_feedback_threshold=env_int("RETRAINING_FEEDBACK_THRESHOLD", 100, low=1),
+            ab_test_label_maturity_hours=env_float("AB_TEST_LABEL_MATURITY_HOURS", 48.0, low=0),
+            ab_test_max_duration_days=env_float("AB_TEST_MAX_DURATION_DAYS", 14.0, low=0, low_open=True),
+            ab_test_check_interval_minutes=env_float("AB_TEST_CHECK_INTERVAL_MINUTES", 60.0, low=0, low_open=True),
+            mirror_production_stage=env_bool("HIVE_MIRROR_PRODUCTION_STAGE", False),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -11,9 +12,16 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from hive_assets_tests.services import *  # noqa: F401,F403  (ferretdb_uri, kafka_bootstrap, require_service)
-from hive_assets_tests.services import require_service
+from hive_assets_tests.services import require_service, services_required
+
+# CI (CI=true, or HIVE_REQUIRE_SERVICES=1 as .ci/run sets): the same examples on every run, so a red build
+# is reproducible and a green one is not luck; locally, random exploration finds new cases.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes") or services_required():
+    settings.load_profile("ci")
 
 
 def free_port() -> int:
@@ -22,19 +30,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory) -> str:
-    """A real `mlflow server` on a free loopback port (SQLite backend, proxied artifacts)."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
+def start_mlflow_server(root: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """A real `mlflow server` process on `port` (default: a free one) with its SQLite backend and
+    artifacts under `root`; starting it again on the same root reopens the same registry."""
+    port = port or free_port()
     exe = Path(sys.executable).with_name("mlflow")
     if not exe.exists():
         require_service("mlflow server", f"{exe} not installed")
-    log = (root / "server.log").open("w")
+    log = (root / "server.log").open("a")
     proc = subprocess.Popen(
         [str(exe), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
          "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", (root / "artifacts").as_uri()],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+        start_new_session=True,  # its own process group: the server and its workers stop together
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -51,12 +59,27 @@ def mlflow_server(tmp_path_factory) -> str:
         proc.kill()
     if proc.poll() is not None:
         require_service("mlflow server", f"mlflow server did not start: {(root / 'server.log').read_text()[-2000:]}")
-    yield url
-    proc.terminate()
+    return proc, url
+
+
+def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    """Signal the process's whole group (an `mlflow server` serves from worker processes), then reap it."""
     try:
+        os.killpg(proc.pid, sig)
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> str:
+    """A real `mlflow server` on a free loopback port (SQLite backend, proxied artifacts)."""
+    proc, url = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"))
+    yield url
+    stop_process(proc)
 
 
 @pytest.fixture

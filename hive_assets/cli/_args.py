@@ -1,15 +1,141 @@
-"""Argument types shared by the verbs."""
+"""What every verb shares: the parser (errors in one line, exit 2), the help format (each option with its
+default, the environment variables it reads in the epilog) and the argument types, which reject a bad
+value while parsing, before any heavy import or side effect."""
 
 from __future__ import annotations
 
+import argparse
+import math
+import shutil
+import textwrap
+from datetime import datetime, timezone
+from pathlib import Path
+
 from hive_assets.config import SPECIALISTS
+
+USAGE_ERROR = 2
+
+# Every variable a verb may read, with what it means for the CLI; each verb's epilog lists its own.
+ENVIRONMENT: dict[str, str] = {
+    "HIVE_HOME": "home of the embedded stores, default .hive (relative paths resolve against the working directory)",
+    "DAGSTER_HOME": "the Dagster instance, default $HIVE_HOME/dagster (created with the project's dagster.yaml)",
+    "MONGODB_URI": "MongoDB/FerretDB document store; unset: SQLite $HIVE_HOME/store.sqlite",
+    "MONGODB_DATABASE": "database of MONGODB_URI, default neural_hive",
+    "MLFLOW_TRACKING_URI": "MLflow tracking + registry, default sqlite:///$HIVE_HOME/mlflow.db",
+    "HIVE_MIRROR_PRODUCTION_STAGE": "true: mirror champion into the legacy Production stage, default false",
+    "MLFLOW_EXPERIMENT_NAME": "experiment of the training runs, default specialist_training",
+    "KAFKA_BOOTSTRAP_SERVERS": "Kafka with the intentions.audit topic; unset: the intentions_audit collection",
+    "DATA_COLLECTION_DAYS": "default collection window in days, 90",
+    "MIN_CONFIDENCE": "default NLU confidence filter, 0.7",
+}
+SETTINGS_NOTE = ("Every SPEC section 9 variable is validated first: a malformed value (e.g. "
+                 "AB_TEST_DEFAULT_TRAFFIC=10%) is a one-line error, exit 2.")
+
+
+class UsageError(Exception):
+    """A bad argument found after parsing: one line on stderr, exit 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `hive collect: error: ... (see hive collect --help)`, exit 2."""
+
+    def error(self, message: str):
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Appends `(default: X)` to every option that has a default (`on`/`off` for a flag); an option whose
+    default is None (taken from the environment) says its default in its own help text."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("(default" in text or not action.option_strings or action.default in (None, argparse.SUPPRESS)
+                or action.required):
+            return text
+        if isinstance(action.default, bool):
+            return f"{text} (default: {'on' if action.default else 'off'})"
+        return f"{text} (default: %(default)s)"
+
+
+def _fill(text: str) -> str:
+    """Wrap each paragraph (the help format is raw, for the epilog's table); indented ones are examples."""
+    width = shutil.get_terminal_size().columns - 2  # argparse's own width
+    return "\n\n".join(par if par.startswith(" ") else textwrap.fill(par, width) for par in text.split("\n\n"))
+
+
+def add_verb(sub, name: str, *, help: str, env: tuple[str, ...], description: str | None = None) -> Parser:
+    """A subcommand whose --help names the environment variables it reads."""
+    width = max(len(v) for v in env)
+    epilog = ("environment:\n" + "\n".join(f"  {v:<{width}}  {ENVIRONMENT[v]}" for v in env) + "\n\n"
+              + _fill(SETTINGS_NOTE))
+    return sub.add_parser(name, help=help, description=_fill(description or help[:1].upper() + help[1:] + "."),
+                          epilog=epilog, formatter_class=HelpFormatter)
 
 
 def specialists(value: str) -> list[str]:
+    """'all', one name, or a comma-separated list of specialists."""
     if value == "all":
         return list(SPECIALISTS)
     names = [v.strip() for v in value.split(",") if v.strip()]
     unknown = [n for n in names if n not in SPECIALISTS]
-    if unknown:
-        raise SystemExit(f"unknown specialist(s) {unknown}; choose from {', '.join(SPECIALISTS)} or 'all'")
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown specialist(s) {', '.join(map(repr, unknown)) or repr(value)}; "
+            f"choose from {', '.join(SPECIALISTS)} or 'all'")
     return names
+
+
+def _number(kind, text: str, what: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = _number(int, text, "a positive integer")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _number(int, text, "an integer >= 0")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _number(float, text, "a positive number")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A number in [0, 1]."""
+    value = _number(float, text, "a number between 0 and 1")
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {text!r}")
+    return value
+
+
+def iso_datetime(text: str) -> datetime:
+    """ISO-8601 with any offset; a naive time is UTC (never the machine's local time)."""
+    try:
+        value = datetime.fromisoformat(text)
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an ISO-8601 date-time such as 2026-01-31T12:00:00Z, "
+                                         f"got {text!r}") from None
+
+
+def existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {text!r}" if not path.exists() else f"not a file: {text!r}")
+    return path

@@ -9,16 +9,61 @@ def instance():
     return dg.DagsterInstance.get()
 
 
-def materialize(selection: list[str], specialist: str, run_config: dict | None = None):
-    """Materialize `selection` for one partition in the configured Dagster instance (a real run)."""
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def materialize(selection: list[str], specialist: str, run_config: dict | None = None, log_level: str = "DEBUG"):
+    """Materialize `selection` for one partition in the configured Dagster instance (a real run).
+    `log_level` filters only what the console shows; the instance keeps every event for the UI."""
     import dagster as dg
 
     from hive_assets.definitions import defs
 
+    config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}}
     return dg.materialize(
         list(defs.assets), selection=selection, partition_key=specialist, resources=defs.resources,
-        instance=instance(), run_config=run_config or {}, raise_on_error=False,
+        instance=instance(), run_config=config, raise_on_error=False,
     )
+
+
+def run_job(job_name: str, run_config: dict | None = None, *, partition_key: str | None = None,
+            tags: dict[str, str] | None = None, log_level: str = "WARNING"):
+    """Run one of the code location's jobs in the configured instance (a real run, with its config).
+    `log_level` filters only what the console shows; the instance keeps every event for the UI."""
+    from hive_assets.definitions import defs
+
+    config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}}
+    return defs.resolve_job_def(job_name).execute_in_process(
+        run_config=config, instance=instance(), partition_key=partition_key, tags=tags, raise_on_error=False)
+
+
+def failed_checks(result) -> list[str]:
+    """`asset.check: description` of every blocking check that failed in the run (why it stopped)."""
+    out = []
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            check = event.event_specific_data
+            if not check.passed and check.blocking:
+                out.append(f"{check.asset_key.to_user_string()}.{check.check_name}: {check.description or 'failed'}")
+    return out
+
+
+def failure_message(result) -> str:
+    """The error of a failed run in one line: the failed blocking checks (what the user can act on), else
+    the innermost cause of its first step failure (the user's exception rather than Dagster's wrapper),
+    else the run failure event's message."""
+    if checks := failed_checks(result):
+        return "blocked by " + "; ".join(checks)
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error if event.step_failure_data else None
+        while error is not None and error.cause is not None:
+            error = error.cause
+        if error is not None:
+            return " ".join(error.message.split())
+    for event in result.all_events:
+        if event.event_type_value == "PIPELINE_FAILURE":
+            return " ".join((event.message or "run failed").split())
+    return "run failed (see the Dagster run log)"
 
 
 def latest_partition_metadata(instance, asset: str, specialist: str) -> tuple[str | None, dict]:
@@ -33,12 +78,30 @@ def latest_partition_metadata(instance, asset: str, specialist: str) -> tuple[st
     return event.run_id, {k: v.value for k, v in (mat.metadata or {}).items()}
 
 
-def retrain(specialist: str, tags: dict[str, str]):
-    """Run the job `retrain_specialist` for one partition in the configured instance (in this process)."""
-    from hive_assets.definitions import defs
+def output_if_any(result, node: str):
+    """The output of `node` in an in-process result, or None when the step produced none (it failed or
+    was skipped)."""
+    import dagster as dg
 
-    job = defs.resolve_job_def("retrain_specialist")
-    return job.execute_in_process(partition_key=specialist, instance=instance(), tags=tags, raise_on_error=False)
+    try:
+        return result.output_for_node(node)
+    except dg.DagsterInvariantViolationError:
+        return None
+
+
+def run_job_outcome(job_name: str, run_config: dict | None = None, tags: dict[str, str] | None = None,
+                    output_node: str | None = None) -> dict:
+    """`run_job`, summarised: {"run_id", "success", "output" (of `output_node`, when it succeeded), "error"
+    (the failure's description, when it failed)}."""
+    result = run_job(job_name, run_config, tags=tags, log_level="CRITICAL")
+    error = None
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            data = event.step_failure_data
+            user = data.user_failure_data
+            error = (user.description if user and user.description else None) or data.error.message.strip()
+    output = result.output_for_node(output_node) if result.success and output_node else None
+    return {"run_id": result.run_id, "success": result.success, "output": output, "error": error}
 
 
 def result_metrics(result) -> dict:

@@ -7,7 +7,16 @@ import json
 import sys
 
 from hive_assets.cli import _dagster
-from hive_assets.cli._args import specialists
+from hive_assets.cli._args import add_verb, existing_file, fraction, positive_int, specialists
+
+
+def collection_name(text: str) -> str:
+    """One of the SPEC collections (imported lazily: the store modules pull in the data package)."""
+    from hive_assets.data.store import COLLECTIONS
+
+    if text not in COLLECTIONS:
+        raise argparse.ArgumentTypeError(f"unknown collection {text!r}; choose from {', '.join(COLLECTIONS)}")
+    return text
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -16,21 +25,27 @@ def cmd_collect(args: argparse.Namespace) -> int:
         config["window_days"] = args.days
     if args.min_confidence is not None:
         config["min_confidence"] = args.min_confidence
+    if args.min_feedback_quality:
+        config["min_feedback_quality"] = args.min_feedback_quality
+    if args.quality_exempt_source:
+        config["quality_exempt_sources"] = args.quality_exempt_source
     status = 0
-    for specialist in specialists(args.specialist):
+    for specialist in args.specialist:
         result = _dagster.materialize(["raw_production_data"], specialist,
-                              {"ops": {"raw_production_data": {"config": config}}})
+                                      {"ops": {"raw_production_data": {"config": config}}}, args.log_level)
         if not result.success:
-            print(f"{specialist}: collection failed (see the Dagster run log)", file=sys.stderr)
+            print(f"hive collect: {specialist}: collection failed in run {result.run_id}: "
+                  f"{_dagster.failure_message(result)}", file=sys.stderr)
             status = 1
             continue
         value = result.output_for_node("raw_production_data")
         counts = value.counts
-        record = {"specialist": specialist, "rows": counts["rows"], "labelled": counts["labelled"],
-                  "quarantined": value.quarantined_by_reason}
+        record = {"specialist": specialist, "run_id": result.run_id, "rows": counts["rows"],
+                  "labelled": counts["labelled"], "quarantined": value.quarantined_by_reason,
+                  "quality_filter_dropped_by_class": counts.get("quality_filter_dropped_by_class", {})}
         print(json.dumps(record) if args.json else
               f"{specialist:<13} rows={counts['rows']:<7} labelled={counts['labelled']:<7} "
-              f"quarantined={counts['quarantined']} {value.quarantined_by_reason}")
+              f"quarantined={counts['quarantined']} {value.quarantined_by_reason} run={result.run_id}", flush=True)
     return status
 
 
@@ -42,3 +57,43 @@ def cmd_store_import(args: argparse.Namespace) -> int:
         result = import_jsonl(store, args.collection, args.file)
     print(json.dumps(result))
     return 0 if result.get("bad_lines", 0) == 0 else 1
+
+
+def add_parsers(sub) -> None:
+    p = add_verb(sub, "collect", help="materialize raw_production_data (the seed's collector)",
+                 description="Materialize `raw_production_data` for each specialist, one Dagster run per "
+                             "specialist in the instance the UI and `hive report` read, and print the rows "
+                             "kept and the quarantine counts per reason. Exit 1 if a run fails (its run id "
+                             "and error are printed).",
+                 env=("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "MONGODB_DATABASE", "KAFKA_BOOTSTRAP_SERVERS",
+                      "DATA_COLLECTION_DAYS", "MIN_CONFIDENCE"))
+    p.add_argument("--specialist", type=specialists, default="all",
+                   help="'all', a specialist, or a comma-separated list")
+    p.add_argument("--min-samples", type=positive_int, default=10_000,
+                   help="rows under which the enough_samples check warns")
+    p.add_argument("--days", type=positive_int,
+                   help="collection window in days (default: $DATA_COLLECTION_DAYS, else 90)")
+    p.add_argument("--min-confidence", type=fraction,
+                   help="0..1: NLU intent confidence under which an opinion is filtered "
+                        "(default: $MIN_CONFIDENCE, else 0.7)")
+    p.add_argument("--min-feedback-quality", type=fraction, default=0.0,
+                   help="drop feedback rated below this, except from exempt sources; 0 is no filter")
+    p.add_argument("--quality-exempt-source", action="append", metavar="SOURCE",
+                   help="a feedback origin the quality filter skips (feedback_source or metadata.source, any "
+                        "case); repeatable; replaces the default (default: approval_service)")
+    p.add_argument("--json", action="store_true", help="one JSON object per specialist (default: text)")
+    p.add_argument("--log-level", type=str.upper, choices=_dagster.LOG_LEVELS, default="WARNING",
+                   help="the Dagster run log shown on stderr; the instance keeps every event for the UI")
+    p.set_defaults(func=cmd_collect)
+
+    store = sub.add_parser("store", help="document store utilities", description="Document store utilities.")
+    verbs = store.add_subparsers(dest="store_command", required=True, metavar="{import}")
+    p = add_verb(verbs, "import", help="load mongoexport JSON lines into the configured store",
+                 description="Load a `mongoexport` JSON-lines file (extended JSON, optionally .gz) into a "
+                             "collection of the configured store, upserting by the collection's key (importing "
+                             "twice changes nothing). Prints a JSON summary; exit 1 if some lines were bad.",
+                 env=("HIVE_HOME", "MONGODB_URI", "MONGODB_DATABASE"))
+    p.add_argument("--collection", type=collection_name, required=True,
+                   help="target collection, e.g. specialist_opinions, cognitive_plans, intentions_audit")
+    p.add_argument("file", type=existing_file, help="the JSON-lines file (.jsonl or .jsonl.gz)")
+    p.set_defaults(func=cmd_store_import)

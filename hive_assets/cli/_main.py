@@ -1,60 +1,61 @@
-"""`hive`: the platform from the shell (SPEC section 10). One module per verb group; `_dagster` is the
-only one that talks to Dagster, so commands that change models or data leave the same run record as the
-UI and the sensors."""
+"""`hive`: the platform from the shell (SPEC section 10). One module per verb group, each adding its own
+subcommands (`add_parsers`); `_dagster` is the only one that talks to Dagster, so commands that change
+models or data leave the same run record as the UI and the sensors.
+
+Before a verb runs, every SPEC section 9 setting is read (a malformed one is a one-line error, exit 2) and
+HIVE_HOME and the Dagster instance are resolved, exported and created (`_home.prepare`)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
-from hive_assets.cli import _data, _drift, _report, _simulate
-from hive_assets.config import Settings
+from hive_assets.cli import _abtest, _data, _deploy, _drift, _home, _report, _simulate, _train
+from hive_assets.cli._args import USAGE_ERROR, HelpFormatter, Parser, UsageError
+from hive_assets.config import ConfigError, Settings
+
+
+def _version() -> str:
+    try:
+        return version("hive-assets")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="hive", formatter_class=HelpFormatter,
+                    description="hive-assets: the specialist retraining platform from the shell.",
+                    epilog="Run 'hive COMMAND --help' for a command's options and the environment it reads.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _simulate.add_parsers(sub)
+    _data.add_parsers(sub)
+    _report.add_parsers(sub)
+    _home.add_parsers(sub)
+    _abtest.add_parsers(sub)
+    _train.add_parsers(sub)
+    _deploy.add_parsers(sub)
+    _drift.add_parsers(sub)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hive", description="hive-assets: the specialist retraining platform")
-    sub = parser.add_subparsers(dest="command", required=True)
+    args = build_parser().parse_args(argv)
+    prog = " ".join(filter(None, ("hive", args.command, getattr(args, "store_command", None))))
+    try:
+        Settings.from_env()  # validate the whole environment before any side effect
+        _home.prepare(announce=getattr(args, "announce", True))
+        return args.func(args)
+    except (ConfigError, UsageError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except RuntimeError as exc:
+        from hive_assets.data.store.base import StoreUnavailable  # the data package loads only on this path
 
-    p = sub.add_parser("simulate", help="write simulated production data into the configured store")
-    p.add_argument("--plans", type=int, default=4000)
-    p.add_argument("--days", type=float, default=60.0)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--drift", type=float, default=0.0, help="0..1: shift plan risk and size distributions")
-    p.add_argument("--label-noise", type=float, default=0.10)
-    p.add_argument("--now", help="ISO-8601 end of the simulated period (default: now)")
-    p.add_argument("--no-serve", action="store_true", help="do not serve opinions with the registered champions")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_simulate.cmd_simulate)
-
-    p = sub.add_parser("collect", help="materialize raw_production_data (the seed's collector)")
-    p.add_argument("--specialist", default="all")
-    p.add_argument("--min-samples", type=int, default=10_000)
-    p.add_argument("--days", type=int)
-    p.add_argument("--min-confidence", type=float)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_data.cmd_collect)
-
-    p = sub.add_parser("report", help="what the latest run of each specialist produced")
-    p.add_argument("--strict", action="store_true", help="exit 1 unless every specialist has a registered version")
-    p.set_defaults(func=_report.cmd_report)
-
-    store = sub.add_parser("store", help="document store utilities").add_subparsers(dest="store_command", required=True)
-    p = store.add_parser("import", help="load mongoexport JSON lines into the configured store")
-    p.add_argument("--collection", required=True)
-    p.add_argument("file")
-    p.set_defaults(func=_data.cmd_store_import)
-
-    drift = sub.add_parser("drift", help="drift checks").add_subparsers(dest="drift_command", required=True)
-    p = drift.add_parser("check", help="one drift check per specialist against its champion (the drift sensor's)")
-    p.add_argument("--once", action="store_true", help="check once and exit")
-    p.add_argument("--dry-run", action="store_true", help="write nothing, launch nothing")
-    p.add_argument("--specialist", default="all")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_drift.cmd_drift_check)
-
-    args = parser.parse_args(argv)
-    Settings.from_env().home.mkdir(parents=True, exist_ok=True)
-    return args.func(args)
+        if not isinstance(exc, StoreUnavailable):
+            raise
+        print(f"{prog}: error: {exc}", file=sys.stderr)  # names the host, never a password
+        return 1
 
 
 if __name__ == "__main__":

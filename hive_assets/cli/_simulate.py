@@ -1,26 +1,72 @@
-"""`hive simulate`: simulated production traffic into the configured store."""
+"""`hive simulate`: simulated production traffic into the configured store, with progress on stderr."""
 
 from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime
+import sys
 
+from hive_assets.cli._args import add_verb, fraction, iso_datetime, non_negative_int, positive_float, positive_int
 from hive_assets.config import Settings
+
+
+def _progress(done: int, total: int) -> None:
+    print(f"hive simulate: {done}/{total} plans", file=sys.stderr, flush=True)
+
+
+def _announced(opinion_model):
+    """The serving model, saying on stderr which specialist it serves (the slow part when champions exist)."""
+    if opinion_model is None:
+        return None
+
+    def serve(specialist: str, plans: list[dict]):
+        print(f"hive simulate: serving {len(plans)} {specialist} opinions", file=sys.stderr, flush=True)
+        return opinion_model(specialist, plans)
+
+    return serve
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from hive_assets.data import open_store
     from hive_assets.simulator import champion_opinions, simulate
 
-    now = datetime.fromisoformat(args.now) if args.now else None
     with open_store() as store:
         opinion_model = None if args.no_serve else champion_opinions(Settings.from_env().mlflow_uri, store)
-        summary = simulate(store, plans=args.plans, days=args.days, seed=args.seed, now=now, drift=args.drift,
-                           label_noise=args.label_noise, opinion_model=opinion_model)
+        if opinion_model is None and not args.no_serve:
+            print("hive simulate: no champion registered yet: opinions from the pre-platform heuristic",
+                  file=sys.stderr)
+        summary = simulate(store, plans=args.plans, days=args.days, seed=args.seed, now=args.now, drift=args.drift,
+                           label_noise=args.label_noise, opinion_model=_announced(opinion_model),
+                           progress=_progress, progress_every=args.progress_every)
         where = store.describe()
     info = summary.as_dict()
     print(json.dumps({"store": where, **info}, indent=2) if args.json else
           f"simulated {info['plans']} plans into {where}: " + ", ".join(f"{k}={v}" for k, v in info["written"].items())
           + f"; {info['malformed']} malformed on purpose")
     return 0
+
+
+def add_parsers(sub) -> None:
+    p = add_verb(sub, "simulate", help="write simulated production data into the configured store",
+                 description="Write realistic plans, audit events, opinions and human feedback (with known truth "
+                             "and a few malformed documents on purpose) into the configured document store. "
+                             "Once a champion is registered, its opinions are served by it (and by the "
+                             "challenger for the units an open A/B test routes to it). The document ids "
+                             "derive from the seed: re-running with the same seed replaces the same documents.",
+                 env=("HIVE_HOME", "MONGODB_URI", "MONGODB_DATABASE", "MLFLOW_TRACKING_URI"))
+    p.add_argument("--plans", type=positive_int, default=4000, help="number of cognitive plans to simulate")
+    p.add_argument("--days", type=positive_float, default=60.0, help="length of the simulated period in days")
+    p.add_argument("--seed", type=non_negative_int, default=42, help="random seed: same seed, same documents")
+    p.add_argument("--drift", type=fraction, default=0.0,
+                   help="0..1: shift of the plan risk and size distributions (for drift scenarios)")
+    p.add_argument("--label-noise", type=fraction, default=0.10,
+                   help="0..1: share of human labels that disagree with the ground-truth policy")
+    p.add_argument("--now", type=iso_datetime,
+                   help="ISO-8601 end of the simulated period; a naive time is UTC (default: the current time)")
+    p.add_argument("--no-serve", action="store_true",
+                   help="opinions from the pre-platform heuristic even when champions exist (default: serve "
+                        "with the registered champions)")
+    p.add_argument("--progress-every", type=positive_int, default=1000,
+                   help="print a progress line on stderr every N plans")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON (default: one line of text)")
+    p.set_defaults(func=cmd_simulate)

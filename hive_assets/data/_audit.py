@@ -2,27 +2,37 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from hive_assets.data._documents import to_utc
 from hive_assets.data.store.base import DocumentStore
 
 
 def _confidence(event: Mapping[str, Any]) -> float | None:
     conf = event.get("confidence")
-    return float(conf) if isinstance(conf, (int, float)) and not isinstance(conf, bool) else None
+    ok = isinstance(conf, (int, float)) and not isinstance(conf, bool) and math.isfinite(conf)
+    return float(conf) if ok else None
 
 
 AuditReader = Callable[[list[str], datetime, datetime], dict[str, float]]
 
 
 def audit_confidences_from_store(store: DocumentStore) -> AuditReader:
-    """Intent confidences from the `intentions_audit` collection (used when Kafka is not configured)."""
+    """Intent confidences from the `intentions_audit` collection (used when Kafka is not configured).
+
+    An event stamped at or after `end` (the end of the window, e.g. a backfill's `as_of`) did not exist
+    then and is ignored; earlier ones count whatever their age (an intent may precede the window).
+    """
 
     def read(intent_ids: list[str], start: datetime, end: datetime) -> dict[str, float]:
         out: dict[str, float] = {}
-        for ev in store.find_by_keys("intentions_audit", "id", intent_ids, projection=["id", "confidence"]):
+        for ev in store.find_by_keys("intentions_audit", "id", intent_ids, projection=["id", "confidence", "timestamp"]):
+            stamped = to_utc(ev.get("timestamp"))
+            if stamped is not None and stamped >= end:
+                continue
             if (conf := _confidence(ev)) is not None:
                 out[str(ev["id"])] = conf
         return out

@@ -4,6 +4,14 @@ Reads only with find/count on indexed fields and joins client-side (SPEC section
 code serves the SQLite store, MongoDB and FerretDB. Malformed documents are quarantined with a
 reason code; an opinion whose intent has no audit event or a low NLU confidence is filtered and
 counted (not quarantined).
+
+The window is [now - window_days, now]; `now` may be a backfill's `as_of`. Nothing after it is read as if
+known: opinions are queried up to it, later feedback is not a label, later audit events do not count.
+
+Production specialists encrypt an opinion's `intent_id` (`enc:<Fernet token>`). It is never decrypted:
+the intent comes from the opinion when its id is in clear, otherwise from its plan (`plan_data.intent_id`
+or the ledger document's `intent_id`, stored in clear); `intent_from_opinion` / `intent_from_plan` count
+which path served, `filtered_no_intent_id` the opinions neither could.
 """
 
 from __future__ import annotations
@@ -12,17 +20,19 @@ import contextlib
 import gc
 import hashlib
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pandas as pd
 
+from hive_assets.config import CLASSES
 from hive_assets.data import _documents as docs
 from hive_assets.data._audit import AuditReader, audit_confidences_from_store
 from hive_assets.data._join import latest_trusted_feedback
 from hive_assets.data._quarantine import _Quarantine
-from hive_assets.data._trust import TrustPolicy
+from hive_assets.data._trust import BELOW_MIN_QUALITY, FeedbackFilterEmptiedClass, TrustPolicy
 from hive_assets.data.store.base import DocumentStore
 
 RAW_COLUMNS = [
@@ -65,6 +75,24 @@ def _cyclic_gc_paused():
             gc.enable()
 
 
+ENCRYPTED_PREFIX = "enc:"
+INTENT_COUNTS = ("intent_from_opinion", "intent_from_plan", "filtered_no_intent_id", "filtered_no_audit_event",
+                 "filtered_low_intent_confidence")
+
+
+def clear_id(value: Any) -> str | None:
+    """An id usable for a join: present, not empty, not field-level encrypted (`enc:...`)."""
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value)
+    return None if not text or text.startswith(ENCRYPTED_PREFIX) else text
+
+
+def _plan_intent(doc: Mapping, plan: Mapping) -> str | None:
+    """A plan's intent id: `plan_data.intent_id`, else the ledger document's top-level `intent_id`."""
+    return clear_id(plan.get("intent_id")) or clear_id(doc.get("intent_id"))
+
+
 @_cyclic_gc_paused()
 def collect(
     store: DocumentStore,
@@ -76,7 +104,11 @@ def collect(
     audit_reader: AuditReader | None = None,
     max_tasks: int = docs.MAX_TASKS,
 ) -> CollectResult:
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    """Labelled examples of `specialist` in the window ending at `now` (aware, or naive meaning UTC).
+
+    Raises `FeedbackFilterEmptiedClass` when `trust.min_feedback_quality` removed every label of a class.
+    """
+    now = docs.to_utc(now) if now is not None else datetime.now(timezone.utc)
     start = now - timedelta(days=window_days)
     trust = trust or TrustPolicy()
     audit_reader = audit_reader or audit_confidences_from_store(store)
@@ -87,7 +119,7 @@ def collect(
     opinions: dict[str, dict] = {}
     for op in store.find(
         "specialist_opinions",
-        {"specialist_type": specialist, "evaluated_at": {"$gte": start}},
+        {"specialist_type": specialist, "evaluated_at": {"$gte": start, "$lte": now}},
         sort=[("evaluated_at", 1)],
     ):
         counts["opinions_read"] += 1
@@ -98,13 +130,21 @@ def collect(
         opinions[str(op["opinion_id"])] = op
 
     # 2. feedback of every valid opinion (before any filter, so malformed feedback is always seen)
+    below_quality: list[tuple[str, str]] = []  # (opinion_id, class) of feedback the quality filter removed
+
+    def on_dropped(fb: dict, reason: str) -> None:
+        if reason == BELOW_MIN_QUALITY:
+            below_quality.append((str(fb["opinion_id"]), str(fb["human_recommendation"]).lower()))
+
     latest, dropped, counts["feedback_read"] = latest_trusted_feedback(
         store, opinions, now, trust,
-        on_malformed=lambda fb, problems: quarantine.add("specialist_feedback", fb, "feedback_id", problems))
+        on_malformed=lambda fb, problems: quarantine.add("specialist_feedback", fb, "feedback_id", problems),
+        on_dropped=on_dropped)
 
     # 3. their plans, from the ledger (plan_data) and plain plan documents
     plan_ids = sorted({str(op["plan_id"]) for op in opinions.values()})
     plans: dict[str, dict] = {}
+    plan_intents: dict[str, str | None] = {}
     bad_plans: dict[str, str] = {}
     for collection in ("cognitive_ledger", "cognitive_plans"):
         missing = [p for p in plan_ids if p not in plans and p not in bad_plans]
@@ -119,6 +159,7 @@ def collect(
             else:
                 plans[pid] = dict(plan)
                 plans[pid].setdefault("plan_id", pid)
+                plan_intents[pid] = _plan_intent(doc, plan)
     for oid, op in list(opinions.items()):
         pid = str(op["plan_id"])
         if pid in plans:
@@ -128,13 +169,20 @@ def collect(
         quarantine.add("specialist_opinions", op, "opinion_id", [docs.Problem(reason, detail)])
         del opinions[oid]
 
-    # 4. intent confidence filter (filtered and counted, not quarantined)
-    intent_ids = sorted({str(op.get("intent_id") or plans[str(op["plan_id"])].get("intent_id"))
-                         for op in opinions.values()})
-    confidences = audit_reader(intent_ids, start - timedelta(days=1), now + docs.FUTURE_TOLERANCE)
+    # 4. intent confidence filter (filtered and counted, not quarantined); encrypted ids resolve via the plan
+    intents: dict[str, str] = {}
     for oid, op in list(opinions.items()):
-        iid = str(op.get("intent_id") or plans[str(op["plan_id"])].get("intent_id"))
-        conf = confidences.get(iid)
+        own = clear_id(op.get("intent_id"))
+        iid = own or plan_intents.get(str(op["plan_id"]))
+        if iid is None:
+            counts["filtered_no_intent_id"] += 1
+            del opinions[oid]
+            continue
+        counts["intent_from_opinion" if own else "intent_from_plan"] += 1
+        intents[oid] = iid
+    confidences = audit_reader(sorted(set(intents.values())), start - timedelta(days=1), now)
+    for oid, op in list(opinions.items()):
+        conf = confidences.get(intents[oid])
         if conf is None:
             counts["filtered_no_audit_event"] += 1
             del opinions[oid]
@@ -152,7 +200,7 @@ def collect(
         rows.append({
             "opinion_id": oid,
             "plan_id": str(op["plan_id"]),
-            "intent_id": op.get("intent_id"),
+            "intent_id": intents[oid],
             "specialist_type": specialist,
             "specialist_version": op.get("specialist_version"),
             "evaluated_at": docs.to_utc(op["evaluated_at"]),
@@ -173,14 +221,29 @@ def collect(
         frame["evaluated_at"] = pd.to_datetime(frame["evaluated_at"], utc=True, cache=False)
         frame["feedback_submitted_at"] = pd.to_datetime(frame["feedback_submitted_at"], utc=True, cache=False)
         frame = frame.sort_values(["evaluated_at", "opinion_id"], kind="stable").reset_index(drop=True)
+    dropped_by_class = Counter(label for _, label in below_quality)
+    if trust.min_feedback_quality > 0:
+        _refuse_emptied_class(frame, below_quality, trust.min_feedback_quality)
     qframe = quarantine.frame()
-    counts = dict(counts)
+    counts = {**dict.fromkeys(INTENT_COUNTS, 0), **counts}
     counts.update({
         "rows": len(frame),
         "labelled": int(frame["label"].notna().sum()) if len(frame) else 0,
         "quarantined": len(qframe),
         "feedback_dropped": dict(dropped),
+        "quality_filter_dropped_by_class": {c: dropped_by_class.get(c, 0) for c in CLASSES},
         "window_start": start.isoformat(),
         "window_end": now.isoformat(),
     })
     return CollectResult(specialist, frame, qframe, counts)
+
+
+def _refuse_emptied_class(frame: pd.DataFrame, below_quality: list[tuple[str, str]], threshold: float) -> None:
+    """Raise if a class has no label left while the quality filter removed some of its feedback from
+    opinions that are rows (so the class was there to learn, and the filter alone took it away)."""
+    labels = Counter(frame["label"].dropna()) if len(frame) else Counter()
+    kept_opinions = set(frame["opinion_id"]) if len(frame) else set()
+    removed = Counter(label for oid, label in below_quality if oid in kept_opinions)
+    for label in CLASSES:
+        if removed[label] and not labels[label]:
+            raise FeedbackFilterEmptiedClass(label, removed[label], threshold)

@@ -79,7 +79,12 @@ def to_utc(value: Any) -> datetime | None:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """An int or float, finite or not (NaN and infinities are numbers out of every range, not wrong types)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _non_finite(value: float) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def _choice_problems(value: Any, field: str, allowed: frozenset[str], reason: str) -> list[Problem]:
@@ -96,7 +101,7 @@ def _unit_interval_problems(value: Any, field: str) -> list[Problem]:
         return []
     if not _is_number(value):
         return [Problem(WRONG_TYPE, f"{field}={value!r} is not a number")]
-    if not 0.0 <= value <= 1.0:
+    if not 0.0 <= value <= 1.0:  # also false for NaN: extended JSON {"$numberDouble": "NaN"} lands here
         return [Problem(OUT_OF_RANGE, f"{field}={value} not in [0, 1]")]
     return []
 
@@ -138,6 +143,8 @@ def validate_plan(plan: Any, now: datetime, max_tasks: int = MAX_TASKS) -> list[
     total = plan.get("estimated_total_duration_ms")
     if total is not None and not _is_number(total):
         problems.append(Problem(WRONG_TYPE, f"estimated_total_duration_ms={total!r} is not a number"))
+    elif _non_finite(total):
+        problems.append(Problem(OUT_OF_RANGE, f"estimated_total_duration_ms={total} is not finite"))
     for field in ("original_domain", "original_priority"):
         if plan.get(field) is not None and not isinstance(plan[field], str):
             problems.append(Problem(WRONG_TYPE, f"{field}={plan[field]!r} is not text"))
@@ -160,6 +167,8 @@ def validate_plan(plan: Any, now: datetime, max_tasks: int = MAX_TASKS) -> list[
         if duration is not None:
             if not _is_number(duration):
                 problems.append(Problem(WRONG_TYPE, f"tasks[{i}].estimated_duration_ms={duration!r} is not a number"))
+            elif _non_finite(duration):
+                problems.append(Problem(OUT_OF_RANGE, f"tasks[{i}].estimated_duration_ms={duration} is not finite"))
             elif duration < 0:
                 problems.append(Problem(NEGATIVE_DURATION, f"tasks[{i}].estimated_duration_ms={duration} < 0"))
         deps = task.get("dependencies", [])
@@ -201,7 +210,9 @@ def validate_opinion(doc: Any, now: datetime, specialist: str | None = None) -> 
         return problems + [Problem(WRONG_TYPE, "opinion is not an object")]
     problems += _choice_problems(body.get("recommendation"), "opinion.recommendation", RECOMMENDATIONS,
                                  UNKNOWN_RECOMMENDATION)
-    return problems + _unit_interval_problems(body.get("confidence_score"), "opinion.confidence_score")
+    for field in ("confidence_score", "risk_score"):
+        problems += _unit_interval_problems(body.get(field), f"opinion.{field}")
+    return problems
 
 
 def validate_feedback(doc: Any, now: datetime) -> list[Problem]:

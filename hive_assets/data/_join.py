@@ -6,12 +6,12 @@ Used by collection (training labels) and by the A/B per-arm metrics, so both rea
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from hive_assets.data import _documents as docs
-from hive_assets.data._trust import TrustPolicy
+from hive_assets.data._trust import SUBMITTED_AFTER_WINDOW, TrustPolicy
 from hive_assets.data.store.base import DocumentStore
 
 
@@ -21,17 +21,25 @@ def latest_trusted_feedback(
     now: datetime,
     trust: TrustPolicy,
     on_malformed: Callable[[Any, list[docs.Problem]], None] | None = None,
+    on_dropped: Callable[[dict, str], None] | None = None,
 ) -> tuple[dict[str, dict], Counter, int]:
     """(opinion_id -> latest trusted feedback, dropped feedback by reason, feedback documents read).
 
     "Latest" is by `submitted_at`, ties broken by `feedback_id`; each kept document gains `_submitted`
-    (aware UTC). Malformed feedback goes to `on_malformed` with its problems and is never a label.
+    (aware UTC). Feedback submitted after `now` (the end of the window, e.g. a backfill's `as_of`) was
+    not known then: it is dropped as `submitted_after_window`, neither a label nor quarantined.
+    Malformed feedback goes to `on_malformed` with its problems and is never a label; dropped valid
+    feedback goes to `on_dropped` with its reason.
     """
     latest: dict[str, dict] = {}
     dropped: Counter = Counter()
     read = 0
     for fb in store.find_by_keys("specialist_feedback", "opinion_id", opinion_ids):
         read += 1
+        submitted = docs.to_utc(fb.get("submitted_at")) if isinstance(fb, Mapping) else None
+        if submitted is not None and submitted > now:
+            dropped[SUBMITTED_AFTER_WINDOW] += 1
+            continue
         problems = docs.validate_feedback(fb, now)
         if problems:
             if on_malformed is not None:
@@ -40,8 +48,10 @@ def latest_trusted_feedback(
         reason = trust.reason_to_drop(fb)
         if reason:
             dropped[reason] += 1
+            if on_dropped is not None:
+                on_dropped(fb, reason)
             continue
-        fb["_submitted"] = docs.to_utc(fb["submitted_at"])
+        fb["_submitted"] = submitted
         oid = str(fb["opinion_id"])
         prev = latest.get(oid)
         if prev is None or (fb["_submitted"], str(fb["feedback_id"])) > (prev["_submitted"], str(prev["feedback_id"])):

@@ -1,9 +1,15 @@
-"""Rejected documents: kept with a reason code and their source id, never lost, never fatal."""
+"""Rejected documents: kept with a reason code and their source id, never lost, never fatal.
+
+A quarantined document is kept whole when its JSON text is at most `MAX_STORED_DOCUMENT_CHARS`
+(far below MongoDB's 16 MB document limit, so the write cannot fail on size). A larger one is kept as
+a bounded summary (size, SHA-256 of its JSON text, top-level fields, a text preview) next to its source
+id, which is where the whole document still lives. Either way the value is an object ready to write:
+nothing is ever cut and parsed again.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -13,7 +19,33 @@ import pandas as pd
 from hive_assets.data import _documents as docs
 from hive_assets.data.store.base import DocumentStore, dumps
 
-QUARANTINE_COLUMNS = ["source_collection", "source_id", "specialist_type", "reason", "detail", "document"]
+QUARANTINE_COLUMNS = [
+    "source_collection", "source_id", "specialist_type", "reason", "detail", "document", "document_chars",
+    "document_sha256",
+]
+MAX_STORED_DOCUMENT_CHARS = 1_000_000
+PREVIEW_CHARS = 2_000
+MAX_DETAIL_CHARS = 500
+
+
+def stored_form(doc: Any) -> tuple[Any, int, str]:
+    """(what the quarantine keeps of `doc`, length of its JSON text, SHA-256 of that text).
+
+    A mapping up to MAX_STORED_DOCUMENT_CHARS is kept as it is; anything else becomes text (`repr`) or,
+    when larger, a summary `{"oversized_document": True, "chars", "sha256", "top_level_fields", "preview"}`.
+    """
+    text = dumps(doc) if isinstance(doc, Mapping) else repr(doc)
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    if len(text) <= MAX_STORED_DOCUMENT_CHARS:
+        return (doc if isinstance(doc, Mapping) else text), len(text), digest
+    summary = {
+        "oversized_document": True,
+        "chars": len(text),
+        "sha256": digest,
+        "top_level_fields": sorted(str(k) for k in doc)[:100] if isinstance(doc, Mapping) else [],
+        "preview": text[:PREVIEW_CHARS],
+    }
+    return summary, len(text), digest
 
 
 class _Quarantine:
@@ -29,13 +61,16 @@ class _Quarantine:
         if key in self.seen and source_id:
             return
         self.seen.add(key)
+        stored, chars, digest = stored_form(doc)
         self.rows.append({
             "source_collection": collection,
             "source_id": source_id,
             "specialist_type": self.specialist,
             "reason": first.reason,
-            "detail": "; ".join(p.detail for p in problems)[:500],
-            "document": dumps(doc)[:20000] if isinstance(doc, Mapping) else repr(doc)[:20000],
+            "detail": "; ".join(p.detail for p in problems)[:MAX_DETAIL_CHARS],
+            "document": stored,
+            "document_chars": chars,
+            "document_sha256": digest,
         })
 
     def frame(self) -> pd.DataFrame:
@@ -44,14 +79,13 @@ class _Quarantine:
 
 def persist_quarantine(store: DocumentStore, result: Any, run_id: str | None = None) -> int:
     """Keep the rejected documents of a `CollectResult` in the `quarantine` collection (idempotent per
-    source and reason)."""
+    source and reason; a document without a source id is keyed by the hash of its content)."""
     docs_out = []
     for row in result.quarantine.to_dict("records"):
-        ident = row["source_id"] or hashlib.sha256(row["document"].encode()).hexdigest()[:16]
+        ident = row["source_id"] or row["document_sha256"][:16]
         docs_out.append({
             "quarantine_id": f"{row['source_collection']}:{ident}:{row['reason']}",
             **row,
-            "document": json.loads(row["document"]) if row["document"].startswith("{") else row["document"],
             "run_id": run_id,
             "quarantined_at": datetime.now(timezone.utc),
         })

@@ -1,4 +1,12 @@
-"""Percentile intervals from resampling plans (clusters), vectorised (SPEC section 5)."""
+"""Percentile intervals from resampling plans (clusters), vectorised (SPEC section 5).
+
+A replicate draws as many plans as the test split has, with replacement, and keeps every row of each
+drawn plan (rows of one plan are correlated: resampling rows would make the intervals too narrow).
+Each metric of a replicate is a function of the replicate's confusion counts and confidence sum, and
+those are sums over plans, so B replicates are one (B x plans) @ (plans x cells) product with the
+multinomial plan counts as weights. `paired_bootstrap_deltas` applies the same plan draws to two
+models scored on the same rows, so the interval of a difference reflects only how the models differ.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,8 @@ import numpy as np
 
 from hive_assets.config import CLASSES
 from hive_assets.evaluation._metrics import K
+
+DEFAULT_N_BOOT = 1000
 
 
 def _metrics_from_counts(conf: np.ndarray, conf_sum: np.ndarray, n: np.ndarray) -> dict[str, np.ndarray]:
@@ -29,26 +39,49 @@ def _metrics_from_counts(conf: np.ndarray, conf_sum: np.ndarray, n: np.ndarray) 
     return out
 
 
-def bootstrap_intervals(
-    y_true: np.ndarray, proba: np.ndarray, groups: np.ndarray, n_boot: int = 1000, seed: int = 0,
-    level: float = 0.95,
-) -> dict[str, tuple[float, float]]:
-    """Percentile intervals from resampling *plans* (clusters) with replacement.
-
-    Vectorised: per-plan confusion counts, then each replicate is a weighted sum of them with
-    multinomial plan weights, so 1,000 replicates cost one matrix product.
-    """
-    if len(y_true) == 0:
-        return {}
-    y_pred = proba.argmax(axis=1)
+def _plan_weights(groups: np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(plan index of each row, (n_boot, plans) multinomial counts of each plan in each replicate)."""
     _, g = np.unique(groups, return_inverse=True)
     n_groups = int(g.max()) + 1
+    rng = np.random.default_rng(seed)
+    return g, rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=n_boot).astype(float)
+
+
+def _replicates(y_true: np.ndarray, proba: np.ndarray, g: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+    n_groups = weights.shape[1]
     cells = np.zeros((n_groups, K * K))
-    np.add.at(cells, (g, y_true * K + y_pred), 1.0)
+    np.add.at(cells, (g, y_true * K + proba.argmax(axis=1)), 1.0)
     conf_by_group = np.bincount(g, weights=proba.max(axis=1), minlength=n_groups)
     rows_by_group = np.bincount(g, minlength=n_groups).astype(float)
-    rng = np.random.default_rng(seed)
-    weights = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=n_boot).astype(float)
-    reps = _metrics_from_counts((weights @ cells).reshape(n_boot, K, K), weights @ conf_by_group, weights @ rows_by_group)
+    return _metrics_from_counts((weights @ cells).reshape(len(weights), K, K), weights @ conf_by_group,
+                                weights @ rows_by_group)
+
+
+def _percentiles(reps: dict[str, np.ndarray], level: float) -> dict[str, tuple[float, float]]:
     alpha = (1.0 - level) / 2.0
     return {name: (float(np.quantile(v, alpha)), float(np.quantile(v, 1.0 - alpha))) for name, v in reps.items()}
+
+
+def bootstrap_intervals(
+    y_true: np.ndarray, proba: np.ndarray, groups: np.ndarray, n_boot: int = DEFAULT_N_BOOT, seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, tuple[float, float]]:
+    """Percentile intervals (`level`) of every metric of `point_metrics` (but supports), resampling plans."""
+    if len(y_true) == 0:
+        return {}
+    g, weights = _plan_weights(groups, n_boot, seed)
+    return _percentiles(_replicates(np.asarray(y_true), proba, g, weights), level)
+
+
+def paired_bootstrap_deltas(
+    y_true: np.ndarray, proba: np.ndarray, reference_proba: np.ndarray, groups: np.ndarray,
+    n_boot: int = DEFAULT_N_BOOT, seed: int = 0, level: float = 0.95,
+) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of metric(proba) - metric(reference_proba) on the same rows, both models
+    scored on the same resampled plans in every replicate (paired)."""
+    if len(y_true) == 0:
+        return {}
+    g, weights = _plan_weights(groups, n_boot, seed)
+    y_true = np.asarray(y_true)
+    a, b = _replicates(y_true, proba, g, weights), _replicates(y_true, reference_proba, g, weights)
+    return _percentiles({name: a[name] - b[name] for name in a}, level)

@@ -1,4 +1,5 @@
-"""The gates of SPEC section 5: minimum metrics, champion comparison, and the data gates."""
+"""The gates of SPEC section 5: minimum metrics, calibration, champion comparison and non-inferiority,
+and the data gates. Each verdict names, per failure, the metric, its value, the bound and its interval."""
 
 from __future__ import annotations
 
@@ -14,8 +15,14 @@ MIN_MACRO_F1 = 0.65
 MIN_ACCURACY = 0.65
 MIN_CLASS_PRECISION = 0.60
 MIN_CLASS_RECALL = 0.60
+MAX_ECE = 0.05
 PROMOTE_MIN_IMPROVEMENT = 0.02
 PROMOTE_MAX_REGRESSION = 0.02
+# Non-inferiority: the headline metrics must be shown no worse than the champion by more than the margin
+# (lower end of the paired 95% interval above -margin); the per-class metrics, whose intervals are wide on
+# a test split of a few hundred rows, only fail when shown worse by more than the margin (upper end below it).
+NON_INFERIORITY_MARGIN = PROMOTE_MAX_REGRESSION
+NON_INFERIORITY_HEADLINE = ("macro_f1", "accuracy")
 # data gates
 DEFAULT_MIN_SAMPLES = 10_000  # collected rows under this: a warning
 DEFAULT_MIN_TRAINING_SAMPLES = 300  # labelled rows under this: training is blocked
@@ -31,32 +38,55 @@ def minimum_metrics() -> dict[str, float]:
     return floors
 
 
+def _interval_text(interval: Any) -> str:
+    return f" (95% CI [{interval[0]:.3f}, {interval[1]:.3f}])" if interval is not None else ""
+
+
 @dataclass
 class GateVerdict:
     passed: bool
     failures: list[dict[str, Any]] = field(default_factory=list)
+    success_text: str = "all minimum metrics met"
 
     def describe(self) -> str:
         if self.passed:
-            return "all minimum metrics met"
-        return "; ".join(
-            f"{f['metric']} = {f['value']:.3f} < {f['threshold']:.2f} (short by {f['shortfall']:.3f})"
-            for f in self.failures
-        )
+            return self.success_text
+        return "; ".join(f["text"] for f in self.failures)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "failures": self.failures, "summary": self.describe()}
 
 
-def evaluate_gates(metrics: dict[str, float], floors: dict[str, float] | None = None) -> GateVerdict:
+def evaluate_gates(metrics: dict[str, float], floors: dict[str, float] | None = None,
+                   intervals: dict[str, tuple[float, float]] | None = None) -> GateVerdict:
+    """Every metric under its floor is a failure: metric, value, threshold, shortfall, interval."""
     failures = []
     for name, threshold in (floors or minimum_metrics()).items():
         value = float(metrics.get(name, 0.0))
         if value < threshold:
-            failures.append({"metric": name, "value": value, "threshold": threshold,
-                             "shortfall": threshold - value})
+            interval = (intervals or {}).get(name)
+            failures.append({"metric": name, "value": value, "threshold": threshold, "shortfall": threshold - value,
+                             "interval": list(interval) if interval is not None else None,
+                             "text": f"{name} = {value:.3f} < {threshold:.2f} (short by {threshold - value:.3f})"
+                                     + _interval_text(interval)})
     return GateVerdict(passed=not failures, failures=failures)
 
 
+def calibration_gate(ece: float, bound: float = MAX_ECE, noise_floor: float = 0.0) -> GateVerdict:
+    """Expected calibration error on the test split at most `bound` (blocking), after subtracting the
+    estimator's `noise_floor` on this many rows (see `ece_noise_floor`)."""
+    debiased = max(0.0, ece - noise_floor)
+    detail = f"ece = {ece:.3f}" + (f" (noise floor {noise_floor:.3f}, debiased {debiased:.3f})" if noise_floor else "")
+    if debiased <= bound:
+        return GateVerdict(True, success_text=f"{detail} <= {bound:.2f}")
+    return GateVerdict(False, [{"metric": "ece", "value": debiased, "raw_value": ece, "noise_floor": noise_floor,
+                                "threshold": bound, "excess": debiased - bound, "interval": None,
+                                "text": f"{detail} > {bound:.2f} (over by {debiased - bound:.3f})"}])
+
+
 def champion_comparison(challenger: dict[str, float], champion: dict[str, float]) -> dict[str, Any]:
-    """`promote_if_better` without A/B: macro-F1 up >= 0.02 and no gated metric down > 0.02."""
+    """`promote_if_better` without A/B: macro-F1 up >= 0.02 and no gated metric down > 0.02 (point estimates).
+    `build_report` also requires non-inferiority for `better`."""
     improvement = challenger["macro_f1"] - champion["macro_f1"]
     regressions = {
         name: champion[name] - challenger[name]
@@ -68,6 +98,27 @@ def champion_comparison(challenger: dict[str, float], champion: dict[str, float]
         "regressions": regressions,
         "better": improvement >= PROMOTE_MIN_IMPROVEMENT and not regressions,
     }
+
+
+def non_inferiority(deltas: dict[str, float], delta_intervals: dict[str, tuple[float, float]],
+                    margin: float = NON_INFERIORITY_MARGIN) -> GateVerdict:
+    """Challenger vs champion on the same rows, from the paired-bootstrap intervals of (challenger - champion):
+    a headline metric (NON_INFERIORITY_HEADLINE) fails unless its interval's lower end is >= -margin; any
+    other minimum metric fails when its interval's upper end is < -margin."""
+    failures = []
+    for name in minimum_metrics():
+        if name not in delta_intervals:
+            continue
+        lo, hi = delta_intervals[name]
+        headline = name in NON_INFERIORITY_HEADLINE
+        if (lo < -margin) if headline else (hi < -margin):
+            rule = "lower" if headline else "upper"
+            failures.append({
+                "metric": name, "value": float(deltas[name]), "threshold": -margin, "interval": [lo, hi],
+                "text": f"{name} delta = {deltas[name]:+.3f} vs champion, 95% CI [{lo:+.3f}, {hi:+.3f}]: "
+                        f"{rule} end below -{margin:.2f}",
+            })
+    return GateVerdict(not failures, failures, success_text=f"non-inferior to the champion (margin {margin:.2f})")
 
 
 def training_data_problems(frame: pd.DataFrame, min_training_samples: int = DEFAULT_MIN_TRAINING_SAMPLES) -> list[str]:

@@ -1,4 +1,5 @@
-"""The validation report: held-out metrics with intervals, the gate verdict, the champion on the same rows."""
+"""The validation report: held-out metrics with intervals, calibration, the champion re-scored on the same
+rows with paired intervals of the differences, and every gate's verdict."""
 
 from __future__ import annotations
 
@@ -7,33 +8,100 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hive_assets.evaluation._bootstrap import bootstrap_intervals
-from hive_assets.evaluation._gates import champion_comparison, evaluate_gates, minimum_metrics
-from hive_assets.evaluation._metrics import point_metrics
+from hive_assets.evaluation._bootstrap import DEFAULT_N_BOOT, bootstrap_intervals, paired_bootstrap_deltas
+from hive_assets.evaluation._gates import (
+    MAX_ECE, NON_INFERIORITY_HEADLINE, NON_INFERIORITY_MARGIN, GateVerdict, calibration_gate, champion_comparison,
+    evaluate_gates, minimum_metrics, non_inferiority,
+)
+from hive_assets.evaluation._metrics import calibration_metrics, point_metrics
 from hive_assets.training import encode_labels
 
 
-def build_report(test: pd.DataFrame, proba: np.ndarray, champion: dict[str, Any] | None, n_boot: int = 1000,
-                 seed: int = 0) -> dict[str, Any]:
+def build_report(test: pd.DataFrame, proba: np.ndarray, champion: dict[str, Any] | None = None,
+                 champion_proba: np.ndarray | None = None, n_boot: int = DEFAULT_N_BOOT, seed: int = 0) -> dict[str, Any]:
+    """The validation report of a model whose test-split probabilities are `proba`.
+
+    `champion` ({"version": ...}, or None) with `champion_proba` (its probabilities on the same rows)
+    adds the champion's metrics, per-metric deltas (challenger - champion) with paired plan-bootstrap
+    intervals, `champion_comparison` (the promote_if_better rule; `better` also requires
+    non-inferiority) and `non_inferiority`. Keys: n_test, n_test_plans, metrics, intervals, calibration,
+    minimum_metrics, gate (the blocking verdict: minimum metrics and calibration), champion, champion_comparison (with a champion), non_inferiority.
+    """
     y = encode_labels(test["label"])
+    groups = test["plan_id"].to_numpy()
     point = point_metrics(y, proba)
-    intervals = bootstrap_intervals(y, proba, test["plan_id"].to_numpy(), n_boot=n_boot, seed=seed)
-    verdict = evaluate_gates(point)
-    report = {
+    intervals = bootstrap_intervals(y, proba, groups, n_boot=n_boot, seed=seed)
+    calibration = calibration_metrics(y, proba)
+    calibration_verdict = calibration_gate(calibration["ece"], noise_floor=calibration["ece_noise_floor"])
+    minimum = evaluate_gates(point, intervals=intervals)
+    report: dict[str, Any] = {
         "n_test": int(len(test)),
         "n_test_plans": int(test["plan_id"].nunique()),
         "metrics": point,
         "intervals": intervals,
-        "gate": {"passed": verdict.passed, "failures": verdict.failures, "summary": verdict.describe()},
-        "champion": champion,
+        "calibration": {**calibration, "bound": MAX_ECE, **calibration_verdict.as_dict()},
+        "minimum_metrics": minimum.as_dict(),
+        # the blocking verdict: what registration requires
+        "gate": GateVerdict(minimum.passed and calibration_verdict.passed,
+                            minimum.failures + calibration_verdict.failures,
+                            success_text=f"all minimum metrics met; {calibration_verdict.describe()}").as_dict(),
+        "champion": dict(champion) if champion else None,
+        "non_inferiority": {"applicable": False, "passed": True, "failures": [], "margin": NON_INFERIORITY_MARGIN,
+                            "summary": "no comparable champion"},
     }
-    if champion and champion.get("metrics"):
-        report["champion_comparison"] = champion_comparison(point, champion["metrics"])
+    if champion is not None and champion_proba is not None:
+        champion_point = point_metrics(y, champion_proba)
+        report["champion"]["metrics"] = champion_point
+        deltas = {k: point[k] - champion_point[k] for k in minimum_metrics()}
+        delta_intervals = paired_bootstrap_deltas(y, proba, champion_proba, groups, n_boot=n_boot, seed=seed)
+        verdict = non_inferiority(deltas, delta_intervals)
+        comparison = champion_comparison(point, champion_point)
+        comparison.update({"deltas": deltas,
+                           "delta_intervals": {k: delta_intervals[k] for k in minimum_metrics()},
+                           "non_inferior": verdict.passed,
+                           "better": comparison["better"] and verdict.passed})
+        report["champion_comparison"] = comparison
+        report["non_inferiority"] = {"applicable": True, "margin": NON_INFERIORITY_MARGIN,
+                                     "headline_metrics": list(NON_INFERIORITY_HEADLINE), **verdict.as_dict()}
     return report
 
 
-def metrics_table_markdown(report: dict[str, Any]) -> str:
-    """The gated metrics as a markdown table: metric, value, 95% interval, minimum."""
+def gate_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per gated quantity: gate, metric, value, interval (or None), bound, verdict (pass/FAIL)."""
     pm, ci = report["metrics"], report["intervals"]
-    return "| metric | value | 95% CI | minimum |\n|---|---|---|---|\n" + "\n".join(
-        f"| {k} | {pm[k]:.3f} | [{ci[k][0]:.3f}, {ci[k][1]:.3f}] | {v:.2f} |" for k, v in minimum_metrics().items())
+    rows = [{"gate": "minimum_metrics", "metric": k, "value": pm[k], "interval": ci.get(k), "bound": f">= {v:.2f}",
+             "verdict": "pass" if pm[k] >= v else "FAIL"} for k, v in minimum_metrics().items()]
+    cal = report["calibration"]
+    rows.append({"gate": "calibration", "metric": "ece (debiased)", "value": cal["ece_debiased"], "interval": None,
+                 "bound": f"<= {cal['bound']:.2f}", "verdict": "pass" if cal["passed"] else "FAIL"})
+    comparison = report.get("champion_comparison")
+    if comparison:
+        failed = {f["metric"] for f in report["non_inferiority"]["failures"]}
+        margin = report["non_inferiority"]["margin"]
+        for k, delta in comparison["deltas"].items():
+            rule = "CI low" if k in NON_INFERIORITY_HEADLINE else "CI high"
+            rows.append({"gate": "non_inferiority", "metric": f"{k} - champion", "value": delta,
+                         "interval": comparison["delta_intervals"].get(k), "bound": f"{rule} >= -{margin:.2f}",
+                         "verdict": "FAIL" if k in failed else "pass"})
+    return rows
+
+
+def _fmt_interval(interval: Any) -> str:
+    return f"[{interval[0]:.3f}, {interval[1]:.3f}]" if interval is not None else "-"
+
+
+def gate_table_text(report: dict[str, Any]) -> str:
+    """The gate table as aligned text: metric, value, 95% interval, bound, verdict."""
+    rows = gate_rows(report)
+    header = f"{'gate':<16}{'metric':<34}{'value':>8}  {'95% CI':<18}{'bound':<16}verdict"
+    lines = [header, "-" * len(header)]
+    lines += [f"{r['gate']:<16}{r['metric']:<34}{r['value']:>8.3f}  {_fmt_interval(r['interval']):<18}"
+              f"{r['bound']:<16}{r['verdict']}" for r in rows]
+    return "\n".join(lines)
+
+
+def metrics_table_markdown(report: dict[str, Any]) -> str:
+    """The gate table as markdown: gate, metric, value, 95% interval, bound, verdict."""
+    return "| gate | metric | value | 95% CI | bound | verdict |\n|---|---|---|---|---|---|\n" + "\n".join(
+        f"| {r['gate']} | {r['metric']} | {r['value']:.3f} | {_fmt_interval(r['interval'])} | {r['bound']} | "
+        f"{r['verdict']} |" for r in gate_rows(report))

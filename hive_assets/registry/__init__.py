@@ -1,21 +1,33 @@
-"""The model registry (SPEC section 6): MLflow operations, the alias policy, and the decision ledger.
+"""The model registry (SPEC section 6): MLflow operations, the alias policy, the decision ledger, the
+operator actions (register, promote, rollback, alias, list) and the ledger's history of who held an alias.
 
 Aliases are the truth: `champion` (production), `challenger` (in A/B), `ab-test-v<N>`. Every write is
-idempotent, so a retry completes what a failure interrupted. `load_evaluator` serves a registered
-version with the feature contract it was trained on.
+idempotent, so a retry completes what a failure interrupted; the ledger is written after the registry
+moves, so it never records a move that did not happen. `load_evaluator` serves a registered version with
+the feature contract it was trained on.
 """
 
-from hive_assets.registry._ledger import record_decision
+from hive_assets.registry._history import Tenure, alias_history, holder_at
+from hive_assets.registry._ledger import ALIAS_KINDS, last_alias_row, latest_gate_verdict, record_decision
 from hive_assets.registry._mlflow import (
     ab_test_alias, alias_version, client_for, ensure_experiment, load_model, load_version_model, log_model,
-    mirror_ab_split, model_name, move_alias, register_version, training_run_for,
+    mirror_ab_split, model_name, register_version, training_run_for,
+)
+from hive_assets.registry._operations import (
+    GATE_TAG, MIRROR_PRODUCTION_ENV, RegistryError, ensure_alias, gate_status, ledger_agrees, list_versions,
+    mirror_production, mirror_production_enabled, previous_champion, promote, reconcile, register, resolve_version,
+    rollback, set_alias,
 )
 from hive_assets.registry._policy import alias_for_new_version
 from hive_assets.registry._serving import Evaluation, Evaluator, load_evaluator
 from hive_assets.routing import CHALLENGER, CHAMPION
 
 __all__ = [
-    "CHALLENGER", "CHAMPION", "Evaluation", "Evaluator", "ab_test_alias", "alias_for_new_version", "alias_version",
-    "client_for", "ensure_experiment", "load_evaluator", "load_model", "load_version_model", "log_model",
-    "mirror_ab_split", "model_name", "move_alias", "record_decision", "register_version", "training_run_for",
+    "ALIAS_KINDS", "CHALLENGER", "CHAMPION", "GATE_TAG", "MIRROR_PRODUCTION_ENV", "Evaluation", "Evaluator",
+    "RegistryError", "Tenure", "ab_test_alias", "alias_for_new_version", "alias_history", "alias_version",
+    "client_for", "ensure_alias", "ensure_experiment", "gate_status", "holder_at", "last_alias_row",
+    "latest_gate_verdict", "ledger_agrees", "list_versions", "load_evaluator", "load_model", "load_version_model",
+    "log_model", "mirror_ab_split", "mirror_production", "mirror_production_enabled", "model_name",
+    "previous_champion", "promote", "reconcile", "record_decision", "register", "register_version",
+    "resolve_version", "rollback", "set_alias", "training_run_for",
 ]

@@ -1,5 +1,9 @@
 """The append-only decision ledger, `model_decisions` (SPEC section 2): every gate verdict, registration,
-alias move, traffic step and rollback, with actor, reason, run id, model version and data snapshot hash."""
+alias move, promotion, rollback and traffic step, with actor, reason, run id, model version, previous
+holder and data snapshot hash.
+
+Rows that move an alias (kinds in ALIAS_KINDS) carry `details.alias` and `details.previous_version`, so
+the ledger alone answers "who held `champion` at time T" (see `_history`)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from hive_assets.data.store.base import DocumentStore
+
+#: kinds of rows that move an alias; each has details.alias and details.previous_version
+ALIAS_KINDS = ("alias_move", "promotion", "rollback")
 
 
 def record_decision(store: DocumentStore, specialist: str, kind: str, *, actor: str, reason: str,
@@ -31,3 +38,22 @@ def record_decision(store: DocumentStore, specialist: str, kind: str, *, actor: 
         return store.find_one("model_decisions", {"decision_id": decision_id}) or doc
     store.upsert_many("model_decisions", [doc])
     return doc
+
+
+def alias_rows(store: DocumentStore, specialist: str, alias: str) -> list[dict[str, Any]]:
+    """The ledger rows that moved `alias` for `specialist`, oldest first."""
+    rows = store.find("model_decisions", {"specialist_type": specialist, "kind": {"$in": list(ALIAS_KINDS)},
+                                          "details.alias": alias}, sort=[("recorded_at", 1)])
+    return list(rows)
+
+
+def last_alias_row(store: DocumentStore, specialist: str, alias: str) -> dict[str, Any] | None:
+    """The latest ledger row that moved `alias` (the ledger's view of who holds it), or None."""
+    rows = alias_rows(store, specialist, alias)
+    return rows[-1] if rows else None
+
+
+def latest_gate_verdict(store: DocumentStore, specialist: str, mlflow_run_id: str) -> dict[str, Any] | None:
+    """The latest `gate_verdict` row written by validation_report for a training run, or None."""
+    return store.find_one("model_decisions", {"specialist_type": specialist, "kind": "gate_verdict",
+                                              "details.mlflow_run_id": mlflow_run_id}, sort=[("recorded_at", -1)])

@@ -10,8 +10,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hive_assets.data.store.base import DocumentStore
-from hive_assets.registry._ledger import record_decision
 
 MODEL_CODE = Path(__file__).with_name("_pyfunc_model.py")
 PIP_REQUIREMENTS = ["hive-assets", "mlflow>=3.17,<3.18", "scikit-learn>=1.6", "xgboost-cpu>=3.0", "skops>=0.11",
@@ -115,19 +113,6 @@ def register_version(client, specialist: str, run_id: str, source: str, tags: di
         if version.tags.get(key) != str(value):
             client.set_model_version_tag(name, version.version, key, str(value))
     return client.get_model_version(name, version.version), created
-
-
-def move_alias(client, store: DocumentStore, specialist: str, alias: str, version: str, *, actor: str,
-               reason: str, dagster_run_id: str | None = None, data_snapshot_hash: str | None = None) -> dict:
-    """Point `alias` at `version` and write the move (with the previous holder) to the ledger."""
-    previous = alias_version(client, specialist, alias)
-    client.set_registered_model_alias(model_name(specialist), alias, str(version))
-    return record_decision(
-        store, specialist, "alias_move", actor=actor, reason=reason, dagster_run_id=dagster_run_id,
-        model_version=str(version), data_snapshot_hash=data_snapshot_hash,
-        details={"alias": alias, "previous_version": str(previous.version) if previous else None},
-        decision_id=f"alias:{specialist}:{alias}:{version}:{dagster_run_id}" if dagster_run_id else None,
-    )
 
 
 def training_run_for(client, experiment_id: str, dagster_run_id: str, specialist: str, tags: dict[str, str]) -> str:

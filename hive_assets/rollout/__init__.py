@@ -8,9 +8,19 @@
 - `tally(...)`: per-step arm counts from served units and matured labels (the same maturity rule for both
   arms, so label delay cannot bias the comparison).
 
+- `check_test(client, store, specialist, now, policy, actor=...)`: one look at a running test (per-arm
+  counts from the opinion->feedback join, `decide`, one write of the `ab_tests` document, then the
+  registry aliases, registry tags and ledger rows it implies, each written only when missing);
+  `start_test`, `set_traffic`, `close_test`, `settle` for the operator's actions.
+
 Routing itself (`assign_arm`) lives in `hive_assets.routing`, a light module serving pods import.
 """
 
+from hive_assets.rollout._apply import (
+    CLOSED, ENDED, PROMOTED, ROLLED_BACK, STOPPED, ArmObservations, CheckResult, arm_observations, check_test,
+    close_test, evaluate, policy_from_env, record_decision_in_test, set_traffic, settle, settle_closed, start_test,
+    state_of,
+)
 from hive_assets.rollout._controller import (
     Decision, RolloutPolicy, StepCounts, TestState, TrafficStep, decide, matured_cutoff, tally,
 )
@@ -20,6 +30,9 @@ from hive_assets.rollout._statistics import (
 )
 
 __all__ = [
+    "CLOSED", "ENDED", "PROMOTED", "ROLLED_BACK", "STOPPED", "ArmObservations", "CheckResult", "arm_observations",
+    "check_test", "close_test", "evaluate", "policy_from_env", "record_decision_in_test", "set_traffic", "settle",
+    "settle_closed", "start_test", "state_of",
     "RUNNING", "SUPERSEDED", "ArmCounts", "Decision", "DifferenceResult", "RolloutPolicy", "SrmResult", "StepCounts",
     "TestState", "TrafficStep", "agreement_difference", "decide", "matured_cutoff", "normal_mixture_radius",
     "open_test", "running_test", "srm_test", "tally", "test_id_for",

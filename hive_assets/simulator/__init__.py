@@ -2,16 +2,17 @@
 
 `simulate(store, plans=..., days=..., seed=...)` writes realistic documents (a small share malformed on
 purpose); `champion_opinions(tracking_uri, store)` serves opinions with the registered models and the
-A/B routing, as specialist pods would.
+A/B routing, as specialist pods would; `ServingLoop(store, tracking_uri).serve_hour(now)` does it hour by
+hour on an injected clock, with human feedback arriving after a realistic delay.
 """
 
-from hive_assets.simulator._serving import champion_opinions
+from hive_assets.simulator._serving import ServingLoop, champion_opinions
 from hive_assets.simulator._simulate import (
     CORRUPTIONS, DENIED_SOURCE, POLICIES, SimulationSummary, heuristic_opinion, make_plans, policy_label,
     policy_score, simulate,
 )
 
 __all__ = [
-    "CORRUPTIONS", "DENIED_SOURCE", "POLICIES", "SimulationSummary", "champion_opinions", "heuristic_opinion",
+    "CORRUPTIONS", "DENIED_SOURCE", "POLICIES", "ServingLoop", "SimulationSummary", "champion_opinions", "heuristic_opinion",
     "make_plans", "policy_label", "policy_score", "simulate",
 ]

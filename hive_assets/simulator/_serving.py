@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from hive_assets.config import SPECIALISTS
+from hive_assets.data import to_utc
 from hive_assets.rollout import running_test
 from hive_assets.routing import CHALLENGER, assign_arm
 from hive_assets.simulator._simulate import heuristic_opinion
@@ -45,3 +46,65 @@ def champion_opinions(tracking_uri: str, store):
         return out
 
     return serve
+
+
+class ServingLoop:
+    """Production hour by hour, for closed-loop simulation on an injected clock.
+
+    Each `serve_hour(now)` writes the plans (and intent audit events) created in the hour before `now`,
+    the opinions served for them by `champion_opinions` (the registered champion, and the challenger
+    for the units the running A/B test routes to it, with `metadata.ab_test_id` / `ab_arm` and the
+    serving `specialist_version`), and every human feedback whose time has come. Humans answer a share
+    `feedback_rate` of opinions (the rest never), after a log-normal delay (median
+    `feedback_median_hours`, sigma `feedback_delay_sigma`: mostly hours, a tail of days), with the
+    hidden policy's label and `label_noise`. Feedback not yet due waits in this object, so the store
+    only ever holds what production would hold at `now`. Deterministic per (seed, hours served).
+    """
+
+    def __init__(self, store, tracking_uri: str, *, seed: int = 0, label_noise: float = 0.10,
+                 feedback_rate: float = 0.85, feedback_median_hours: float = 6.0, feedback_delay_sigma: float = 1.0):
+        self.store, self.tracking_uri, self.seed = store, tracking_uri, seed
+        self.label_noise, self.feedback_rate = label_noise, feedback_rate
+        self.feedback_median_hours, self.feedback_delay_sigma = feedback_median_hours, feedback_delay_sigma
+        self.pending: list[dict] = []
+        self.hours_served = 0
+
+    def serve_hour(self, now, plans: int = 100) -> dict[str, int]:
+        """Serve the hour ending at `now` (aware UTC); returns what was written."""
+        from datetime import timedelta
+
+        import numpy as np
+
+        from hive_assets.simulator._simulate import _ms, _noisy, make_plans, policy_label, simulate
+
+        hour_seed = self.seed * 1_000_003 + self.hours_served
+        self.hours_served += 1
+        rng = np.random.default_rng([self.seed, self.hours_served, 7])
+        serve = champion_opinions(self.tracking_uri, self.store)
+        # plans are created in the hour before `now` (make_plans ends an hour before its `now`), early
+        # enough that their opinions (evaluated up to ~95 s later) are not after `now`
+        end = now + timedelta(hours=1) - timedelta(seconds=95)
+        summary = simulate(self.store, plans=plans, days=1 / 24, seed=hour_seed, now=end, feedback_rate=0.0,
+                           malformed_rate=0.0, opinion_model=serve)
+        by_plan = {p["plan_id"]: p for p in make_plans(plans, hour_seed, now=end, days=1 / 24)}
+        opinions = sorted(self.store.find_by_keys("specialist_opinions", "plan_id", by_plan),
+                          key=lambda o: o["opinion_id"])
+        for o in opinions:
+            if rng.random() >= self.feedback_rate:
+                continue  # this one is never answered
+            delay = timedelta(hours=float(rng.lognormal(np.log(self.feedback_median_hours),
+                                                        self.feedback_delay_sigma)))
+            label = _noisy(policy_label(o["specialist_type"], by_plan[o["plan_id"]]), rng, self.label_noise)
+            self.pending.append({
+                "feedback_id": f"fb-{o['opinion_id']}", "opinion_id": o["opinion_id"], "plan_id": o["plan_id"],
+                "specialist_type": o["specialist_type"], "human_recommendation": label,
+                "human_rating": round(float(rng.uniform(0.6, 1.0)), 3),
+                "submitted_by": f"reviewer-{int(rng.integers(40))}",
+                "submitted_at": _ms(to_utc(o["evaluated_at"]) + delay), "feedback_source": "human_expert",
+                "metadata": {},
+            })
+        due = [f for f in self.pending if f["submitted_at"] <= now]
+        self.pending = [f for f in self.pending if f["submitted_at"] > now]
+        written = self.store.upsert_many("specialist_feedback", due) if due else 0
+        return {"plans": plans, "opinions": summary.written["specialist_opinions"], "feedback": written,
+                "feedback_pending": len(self.pending)}

@@ -263,11 +263,14 @@ def simulate(
     ledger_share: float = 0.8,
     opinion_model: OpinionModel | None = None,
     batch_size: int = 2000,
+    progress: Callable[[int, int], None] | None = None,
+    progress_every: int = 1000,
 ) -> SimulationSummary:
     """Write a production-shaped data set into `store` and return what was written.
 
     `opinion_model` produces the served opinions (e.g. the champion through the serving helper);
-    without it a weak heuristic stands in for the first, pre-platform model.
+    without it a weak heuristic stands in for the first, pre-platform model. `progress(done, total)` is
+    called every `progress_every` plans generated, and once at the end when everything is written.
     """
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     rng = np.random.default_rng([seed, 1])
@@ -383,5 +386,9 @@ def simulate(
                 summary.malformed.append(("specialist_feedback", bad["feedback_id"], reason, specialist))
             buffers["specialist_feedback"].extend(docs)
         flush()
+        if progress and (p_idx + 1) % progress_every == 0 and p_idx + 1 < plans:
+            progress(p_idx + 1, plans)
     flush(force=True)
+    if progress:
+        progress(plans, plans)
     return summary

@@ -1,13 +1,22 @@
-"""The model types of SPEC section 4 and their default parameters and tuning space."""
+"""The model types of SPEC section 4, their default parameters and their tuning search space.
+
+Class weights are balanced exactly once, as sample weights (`fit_estimator`), which every model type
+accepts: no estimator is built with its own class weighting on top (that would square the correction).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+from scipy.stats import loguniform, randint, uniform
 from sklearn.utils.class_weight import compute_sample_weight
 
-MODEL_TYPES = ("xgboost", "random_forest", "gradient_boosting")
+from hive_assets.config import MODEL_TYPES  # one definition, re-exported by hive_assets.training
+
+# One OpenMP thread per xgboost fit: partitions train in parallel (one run per specialist), and on a busy
+# host xgboost's spinning OpenMP threads made a 1,000-row fit take minutes instead of seconds (BENCHMARKS.md).
+XGBOOST_THREADS = 1
 
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "xgboost": {"n_estimators": 300, "max_depth": 4, "learning_rate": 0.05, "subsample": 0.9,
@@ -15,24 +24,32 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "random_forest": {"n_estimators": 300, "min_samples_leaf": 3, "max_features": "sqrt"},
     "gradient_boosting": {"n_estimators": 200, "max_depth": 3, "learning_rate": 0.08, "subsample": 0.9},
 }
-TUNING_GRID: dict[str, dict[str, list[Any]]] = {
-    "xgboost": {"max_depth": [3, 4, 6], "learning_rate": [0.05, 0.1], "n_estimators": [200, 400]},
-    "random_forest": {"n_estimators": [200, 400], "max_depth": [None, 12], "min_samples_leaf": [1, 3]},
-    "gradient_boosting": {"n_estimators": [100, 200], "max_depth": [2, 3], "learning_rate": [0.05, 0.1]},
+# Where tuning samples candidates (scipy distributions or lists, as sklearn's ParameterSampler takes them):
+# ranges around the defaults that trade capacity against the label noise of human feedback.
+SEARCH_SPACE: dict[str, dict[str, Any]] = {
+    "xgboost": {"n_estimators": randint(100, 600), "max_depth": randint(2, 8),
+                "learning_rate": loguniform(0.02, 0.3), "subsample": uniform(0.6, 0.4),
+                "colsample_bytree": uniform(0.5, 0.5), "min_child_weight": loguniform(0.5, 20.0)},
+    "random_forest": {"n_estimators": randint(100, 500), "max_depth": [None, 8, 12, 20],
+                      "min_samples_leaf": randint(1, 20), "max_features": ["sqrt", 0.5, 0.8]},
+    "gradient_boosting": {"n_estimators": randint(50, 400), "max_depth": randint(2, 6),
+                          "learning_rate": loguniform(0.02, 0.3), "subsample": uniform(0.6, 0.4)},
 }
 
 
 def build_estimator(model_type: str, params: dict[str, Any] | None = None, random_state: int = 0):
+    """An unfitted estimator of `model_type` with DEFAULT_PARAMS overridden by `params` (no class weights:
+    `fit_estimator` applies them)."""
     params = {**DEFAULT_PARAMS[model_type], **(params or {})}
     if model_type == "xgboost":
         from xgboost import XGBClassifier
 
-        return XGBClassifier(objective="multi:softprob", tree_method="hist", n_jobs=2,
+        return XGBClassifier(objective="multi:softprob", tree_method="hist", n_jobs=XGBOOST_THREADS,
                              random_state=random_state, eval_metric="mlogloss", **params)
     if model_type == "random_forest":
         from sklearn.ensemble import RandomForestClassifier
 
-        return RandomForestClassifier(class_weight="balanced", n_jobs=2, random_state=random_state, **params)
+        return RandomForestClassifier(n_jobs=2, random_state=random_state, **params)
     if model_type == "gradient_boosting":
         from sklearn.ensemble import GradientBoostingClassifier
 
@@ -40,8 +57,8 @@ def build_estimator(model_type: str, params: dict[str, Any] | None = None, rando
     raise ValueError(f"unknown model_type {model_type!r}; choose one of {MODEL_TYPES}")
 
 
-def _fit(model_type: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray, random_state: int):
+def fit_estimator(model_type: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray, random_state: int = 0):
+    """Fit with balanced class weights (SPEC section 4), given once as sample weights n / (K * n_class)."""
     estimator = build_estimator(model_type, params, random_state)
-    # class weights balanced: as sample weights, which every model type accepts
     estimator.fit(X, y, sample_weight=compute_sample_weight("balanced", y))
     return estimator

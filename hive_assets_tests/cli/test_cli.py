@@ -1,28 +1,68 @@
-"""The `hive` command, run as a user would: a subprocess against a fresh HIVE_HOME."""
+"""The `hive` command run as a user runs it: the console script in a subprocess with a minimal environment
+(env -i style: PATH=/usr/bin:/bin, HOME, a *relative* HIVE_HOME, no DAGSTER_HOME), from a working directory
+of its own. PYTHONPATH is passed on only when the test process has one (a worktree run), so that the code
+under test is what runs; in CI the editable install points at the clone."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
-HIVE = str(Path(sys.executable).with_name("hive"))
+import pytest
+
+from hive_assets.cli._home import write_instance_settings
+
+BIN = Path(sys.executable).parent
+HIVE = str(BIN / "hive")
+PACKAGED_INSTANCE_SETTINGS = Path(__file__).resolve().parents[2] / "hive_assets" / "cli" / "dagster.yaml"
+HOME_REL = "hive-home"  # relative on purpose: resolved against the command's working directory
+RUN_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
-def _hive(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([HIVE, *args], env=env, capture_output=True, text=True, timeout=600)
+def user_env(home_dir: Path, **extra: str) -> dict[str, str]:
+    """What a user's bare shell has, plus PYTHONPATH only if this test process runs with one."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home_dir), "HIVE_HOME": HOME_REL}
+    if os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) for p in os.environ["PYTHONPATH"].split(os.pathsep) if p)
+    env.update(extra)
+    return env
 
 
-def test_simulate_import_and_collect_json(hive_home, tmp_path):
-    env = {**os.environ}
-    out = _hive("simulate", "--plans", "400", "--days", "20", "--seed", "5", "--json", "--no-serve", env=env)
-    assert out.returncode == 0, out.stderr
-    summary = json.loads(out.stdout)
-    assert summary["written"]["specialist_opinions"] == 2000
+def hive(*args: str, cwd: Path, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([HIVE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
-    # mongoexport lines (extended JSON) are imported into the configured store
+
+def announced_home(stderr: str) -> str:
+    return re.search(r"^hive: HIVE_HOME=(\S+) \(Dagster instance (\S+)\)$", stderr, re.M).groups()
+
+
+@pytest.fixture
+def shell(tmp_path) -> tuple[Path, dict[str, str]]:
+    """A working directory and a bare environment whose HOME is elsewhere."""
+    cwd, user_home = tmp_path / "work", tmp_path / "user"
+    cwd.mkdir()
+    user_home.mkdir()
+    return cwd, user_env(user_home)
+
+
+# --- one user session: simulate, import, collect, report, all in the relative HIVE_HOME ---------------------
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli-session")
+    cwd, user_home = root / "work", root / "user"
+    cwd.mkdir()
+    user_home.mkdir()
+    env = user_env(user_home)
+    out = {"cwd": cwd, "env": env, "home": cwd / HOME_REL}
+    # served by the (absent) champions: the MLflow backend under HIVE_HOME is opened and created
+    out["simulate"] = hive("simulate", "--plans", "400", "--days", "20", "--seed", "5", "--json",
+                           "--progress-every", "150", cwd=cwd, env=env)
     lines = [
         {"_id": {"$oid": "65a000000000000000000001"}, "id": "intent-extra-1",
          "timestamp": {"$date": "2026-01-01T00:00:00Z"}, "confidence": {"$numberDouble": "0.91"},
@@ -30,25 +70,224 @@ def test_simulate_import_and_collect_json(hive_home, tmp_path):
         {"_id": {"$oid": "65a000000000000000000002"}, "id": "intent-extra-2",
          "timestamp": {"$date": {"$numberLong": "1767225600000"}}, "confidence": 0.5},
     ]
-    path = tmp_path / "audit.jsonl"
-    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
-    out = _hive("store", "import", "--collection", "intentions_audit", str(path), env=env)
+    (cwd / "audit.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    out["import"] = hive("store", "import", "--collection", "intentions_audit", "audit.jsonl", cwd=cwd, env=env)
+    out["collect"] = hive("collect", "--specialist", "business,technical", "--min-samples", "100", "--json",
+                          cwd=cwd, env=env)
+    out["report"] = hive("report", cwd=cwd, env=env)
+    out["hive env"] = hive("env", cwd=cwd, env=env)
+    return out
+
+
+def test_simulate_writes_under_the_relative_home_and_shows_progress(session):
+    out, home = session["simulate"], session["home"]
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["written"]["specialist_opinions"] == 400 * 5
+    assert announced_home(out.stderr) == (str(home), str(home / "dagster"))
+    progress = re.findall(r"^hive simulate: (\d+)/400 plans$", out.stderr, re.M)
+    assert progress == ["150", "300", "400"]
+    assert "no champion registered yet" in out.stderr
+    # everything lives under cwd/HIVE_HOME: store, MLflow backend, Dagster instance with the project settings
+    assert (home / "store.sqlite").is_file() and (home / "mlflow.db").is_file()
+    assert (home / "dagster" / "dagster.yaml").read_text() == PACKAGED_INSTANCE_SETTINGS.read_text()
+    assert "Traceback" not in out.stderr
+
+
+def test_store_import_reads_a_path_relative_to_the_working_directory(session):
+    out = session["import"]
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["written"] == 2
 
-    out = _hive("collect", "--specialist", "business,technical", "--min-samples", "100", "--json", env=env)
+
+def test_collect_runs_land_in_the_instance_under_the_relative_home(session, monkeypatch):
+    import dagster as dg
+
+    out, home = session["collect"], session["home"]
     assert out.returncode == 0, out.stderr
-    records = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    records = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["specialist"] for r in records] == ["business", "technical"]
     for r in records:
         assert 0 < r["labelled"] <= r["rows"] < 400
         assert all(isinstance(v, int) and v > 0 for v in r["quarantined"].values())
-    # each collect left a run in the Dagster instance
-    runs = subprocess.run([str(Path(sys.executable).with_name("dagster")), "run", "list"], env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert runs.stdout.count("Run: ") == 2, runs.stdout + runs.stderr
+    # the instance at cwd/HIVE_HOME/dagster, opened the way a user's DAGSTER_HOME would open it
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    instance = dg.DagsterInstance.from_config(str(home / "dagster"))
+    runs = {r.dagster_run.run_id: r.dagster_run for r in instance.get_run_records()}
+    assert set(runs) == {r["run_id"] for r in records}
+    assert {run.tags["dagster/partition"] for run in runs.values()} == {"business", "technical"}
+    assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs.values())
+    # the project's concurrency limits hold in that instance
+    queue = instance.get_concurrency_config().run_queue_config
+    assert queue.max_concurrent_runs == 5
+    assert queue.tag_concurrency_limits == [
+        {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
 
 
-def test_unknown_specialist_is_a_clear_error(hive_home):
-    out = _hive("collect", "--specialist", "marketing", env={**os.environ})
-    assert out.returncode != 0 and "unknown specialist" in out.stderr
+def test_report_reads_the_collect_runs(session):
+    out = session["report"]
+    assert out.returncode == 0, out.stderr  # no --strict: incomplete is not a failure
+    rows = {r["specialist"]: r["rows"] for r in map(json.loads, session["collect"].stdout.splitlines())}
+    lines = {line.split()[0]: line.split() for line in out.stdout.splitlines()[2:]}
+    assert lines["business"][1] == str(rows["business"]) and lines["technical"][1] == str(rows["technical"])
+    assert lines["business"][-3:] == ["not", "validated", "yet"]
+    assert lines["behavior"][1:3] == ["-", "-"]
+
+
+def test_hive_env_points_the_dagster_cli_at_the_same_instance(session):
+    out, home = session["hive env"], session["home"]
+    assert out.returncode == 0, out.stderr
+    exports = dict(re.findall(r"^export (\w+)=(\S+)$", out.stdout, re.M))
+    assert exports == {"HIVE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
+    # the README's recipe: eval "$(hive env)" then the dagster CLI sees the runs `hive collect` made
+    listed = subprocess.run([str(BIN / "dagster"), "run", "list"], cwd=session["cwd"],
+                            env={**session["env"], **exports}, capture_output=True, text=True, timeout=300)
+    run_ids = {json.loads(line)["run_id"] for line in session["collect"].stdout.splitlines()}
+    assert set(re.findall(rf"Run: ({RUN_ID})", listed.stdout)) == run_ids, listed.stdout + listed.stderr
+
+
+# --- other homes --------------------------------------------------------------------------------------------
+
+def test_failed_collect_prints_the_run_id_and_the_error(shell, monkeypatch):
+    import dagster as dg
+
+    cwd, env = shell
+    (cwd / HOME_REL).mkdir()
+    (cwd / HOME_REL / "store.sqlite").write_bytes(b"not a database " * 200)
+    out = hive("collect", "--specialist", "business", cwd=cwd, env=env)
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    failure = re.search(rf"^hive collect: business: collection failed in run ({RUN_ID}): (.+)$", out.stderr, re.M)
+    assert failure, out.stderr
+    assert "file is not a database" in failure.group(2)
+    monkeypatch.setenv("DAGSTER_HOME", str(cwd / HOME_REL / "dagster"))
+    run = dg.DagsterInstance.from_config(str(cwd / HOME_REL / "dagster")).get_run_by_id(failure.group(1))
+    assert run.status == dg.DagsterRunStatus.FAILURE
+
+
+def test_report_on_an_empty_home_says_so(shell):
+    cwd, env = shell
+    out = hive("report", cwd=cwd, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("nothing materialized yet in the Dagster instance "
+                                 f"{cwd / HOME_REL / 'dagster'}")
+    assert "Traceback" not in out.stderr
+    assert hive("report", "--strict", cwd=cwd, env=env).returncode == 1
+
+
+def test_an_exported_dagster_home_wins(shell, tmp_path):
+    cwd, env = shell
+    out = hive("report", cwd=cwd, env={**env, "DAGSTER_HOME": "elsewhere/instance"})
+    assert out.returncode == 0, out.stderr
+    assert announced_home(out.stderr) == (str(cwd / HOME_REL), str(cwd / "elsewhere" / "instance"))
+    assert (cwd / "elsewhere" / "instance" / "dagster.yaml").is_file()
+    assert not (cwd / HOME_REL / "dagster").exists()
+
+
+def test_instance_settings_are_written_once_never_over_a_deployments_own(tmp_path):
+    assert write_instance_settings(tmp_path / "a" / "dagster")
+    assert (tmp_path / "a" / "dagster" / "dagster.yaml").read_text() == PACKAGED_INSTANCE_SETTINGS.read_text()
+    own = tmp_path / "b"
+    own.mkdir()
+    (own / "dagster.yaml").write_text("telemetry:\n  enabled: true\n")
+    assert not write_instance_settings(own)
+    assert (own / "dagster.yaml").read_text() == "telemetry:\n  enabled: true\n"
+
+
+# --- manners: version, help, one-line errors ---------------------------------------------------------------
+
+def test_version_comes_from_the_package_metadata(shell):
+    cwd, env = shell
+    out = hive("--version", cwd=cwd, env=env)
+    assert out.returncode == 0 and out.stdout.strip() == f"hive {version('hive-assets')}"
+
+
+HELP = {
+    (): ("simulate", "collect", "store", "report", "env"),
+    ("simulate",): ("HIVE_HOME", "MONGODB_URI", "MLFLOW_TRACKING_URI", "(default: 4000)", "(default: 42)"),
+    ("collect",): ("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "KAFKA_BOOTSTRAP_SERVERS", "DATA_COLLECTION_DAYS",
+                   "MIN_CONFIDENCE", "(default: all)", "(default: 10000)"),
+    ("report",): ("HIVE_HOME", "DAGSTER_HOME", "(default: off)"),
+    ("store",): ("import",),
+    ("store", "import"): ("HIVE_HOME", "MONGODB_URI", "MONGODB_DATABASE", "intentions_audit"),
+    ("env",): ("HIVE_HOME", "DAGSTER_HOME", 'eval "$(hive env)"'),
+}
+
+
+def _option_help(text: str) -> dict[str, str]:
+    """Each option of a --help text with its (possibly wrapped) help."""
+    section = text.split("options:\n", 1)[1].split("\n\n", 1)[0]
+    options, current = {}, None
+    for line in section.splitlines():
+        match = re.match(r"^  (-[-\w]+(?:, --[-\w]+)?)(?: [A-Z_]+)?(?:\s{2,}(.*))?$", line)
+        if match:
+            current = match.group(1)
+            options[current] = match.group(2) or ""
+        else:
+            options[current] += " " + line.strip()
+    return options
+
+
+@pytest.mark.parametrize("verb", list(HELP), ids=lambda v: " ".join(v) or "hive")
+def test_help_explains_each_option_with_its_default_and_the_environment(shell, verb):
+    cwd, env = shell
+    out = hive(*verb, "--help", cwd=cwd, env=env)
+    assert out.returncode == 0, out.stderr
+    for expected in HELP[verb]:
+        assert expected in out.stdout, (expected, out.stdout)
+    required = {"--collection"}
+    for option, text in _option_help(out.stdout).items():
+        if option in ("-h, --help", "--version") or option in required:
+            assert text, option
+            continue
+        assert "(default: " in text, (option, out.stdout)
+    assert not (cwd / HOME_REL).exists()  # help touches nothing
+
+
+BAD = {
+    "unknown specialist": (("collect", "--specialist", "business,marketing"), "unknown specialist(s) 'marketing'"),
+    "unknown collection": (("store", "import", "--collection", "plans", "x.jsonl"), "unknown collection 'plans'"),
+    "missing file": (("store", "import", "--collection", "cognitive_plans", "missing.jsonl"),
+                     "no such file: 'missing.jsonl'"),
+    "not a number": (("simulate", "--plans", "many"), "argument --plans: must be a positive integer, got 'many'"),
+    "zero plans": (("simulate", "--plans", "0"), "must be a positive integer, got '0'"),
+    "fraction out of range": (("collect", "--min-confidence", "1.5"), "must be a number between 0 and 1, got '1.5'"),
+    "not finite": (("simulate", "--days", "nan"), "must be a positive number, got 'nan'"),
+    "bad date": (("simulate", "--now", "yesterday"), "must be an ISO-8601 date-time"),
+    "unknown command": (("retrain-everything",), "invalid choice: 'retrain-everything'"),
+    "unknown option": (("report", "--verbose"), "unrecognized arguments: --verbose"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_arguments_are_one_line_and_exit_2(shell, case):
+    cwd, env = shell
+    argv, message = BAD[case]
+    out = hive(*argv, cwd=cwd, env=env)
+    assert out.returncode == 2
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert not (cwd / HOME_REL).exists()  # rejected before any side effect
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("AB_TEST_DEFAULT_TRAFFIC", "10%", "AB_TEST_DEFAULT_TRAFFIC must be a number, got '10%'"),
+    ("AB_TESTING_ENABLED", "maybe", "AB_TESTING_ENABLED must be one of true/false, 1/0, yes/no, got 'maybe'"),
+    ("DATA_COLLECTION_DAYS", "0", "DATA_COLLECTION_DAYS must be >= 1, got '0'"),
+])
+def test_a_malformed_environment_value_names_the_variable(shell, variable, value, message):
+    cwd, env = shell
+    out = hive("collect", "--specialist", "business", cwd=cwd, env={**env, variable: value})
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"hive collect: error: {message}"
+    assert not (cwd / HOME_REL).exists()
+
+
+def test_an_unreachable_store_is_one_line_without_the_password(shell):
+    cwd, env = shell
+    (cwd / "one.jsonl").write_text('{"id": "intent-1", "timestamp": {"$date": "2026-01-01T00:00:00Z"}}\n')
+    uri = "mongodb://hive:s3cret-pw@127.0.0.1:1/?serverSelectionTimeoutMS=300"
+    out = hive("store", "import", "--collection", "intentions_audit", "one.jsonl", cwd=cwd, env={**env, "MONGODB_URI": uri})
+    assert out.returncode == 1
+    errors = [line for line in out.stderr.splitlines() if not line.startswith("hive: HIVE_HOME=")]
+    assert len(errors) == 1 and errors[0].startswith("hive store import: error: MongoDB at 127.0.0.1:1 "), out.stderr
+    assert "s3cret-pw" not in out.stderr + out.stdout and "Traceback" not in out.stderr

@@ -125,10 +125,15 @@ def test_each_kind_of_malformed_document_gets_its_reason_and_good_neighbours_sta
             doc["feedback_id"] += "-bad"
             store.upsert_many(coll, [doc])
             expected[(coll, doc["feedback_id"])] = reason
-    # two more kinds the simulator does not produce: a future timestamp and an oversized plan
+    # more kinds the simulator does not produce: a future timestamp and an oversized plan
     row = rows.iloc[i]
+    store.update_one("cognitive_ledger", {"plan_id": row["plan_id"]}, {"plan_data.created_at": NOW + timedelta(days=2)})
+    expected[("cognitive_ledger", row["plan_id"])] = "timestamp_in_future"
+    expected[("specialist_opinions", row["opinion_id"])] = "invalid_plan"
+    lost_opinions.add(row["opinion_id"])
+    # an opinion after the end of the window is outside it: neither a row nor quarantined
+    row = rows.iloc[i + 2]
     store.update_one("specialist_opinions", {"opinion_id": row["opinion_id"]}, {"evaluated_at": NOW + timedelta(days=2)})
-    expected[("specialist_opinions", row["opinion_id"])] = "timestamp_in_future"
     lost_opinions.add(row["opinion_id"])
     row = rows.iloc[i + 1]
     plan_doc = store.find_one("cognitive_ledger", {"plan_id": row["plan_id"]})

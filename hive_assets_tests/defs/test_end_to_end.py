@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 from hive_assets import registry
 from hive_assets.defs import build_defs
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
+from hive_assets.features import FEATURE_NAMES, NUMERIC_FEATURES
 from hive_assets.simulator import simulate
 from hive_assets.data.store import SQLiteStore
 
@@ -38,6 +41,13 @@ def _run(resources, instance, specialist):
     defs = build_defs()
     return dg.materialize(list(defs.assets), partition_key=specialist, resources=resources, instance=instance,
                           raise_on_error=False)
+
+
+def _artifact_paths(client, run_id, path=None) -> set[str]:
+    out = set()
+    for item in client.list_artifacts(run_id, path):
+        out |= _artifact_paths(client, run_id, item.path) if item.is_dir else {item.path}
+    return out
 
 
 def _check(result, name):
@@ -71,6 +81,28 @@ def test_one_partition_end_to_end_then_a_challenger(platform_env):
     assert run.data.metrics["test_accuracy"] == pytest.approx(report["metrics"]["accuracy"])
     runs = client.search_runs([run.info.experiment_id], f"tags.`dagster.run_id` = '{result.run_id}'")
     assert len(runs) == 1
+    # what issue 10 asks of every registered version's run
+    assert run.info.status == "FINISHED"
+    artifacts = _artifact_paths(client, run.info.run_id)
+    assert {"plots/confusion_matrix.png", "plots/reliability_diagram.png", "plots/confusion_matrix_validation.png",
+            "plots/reliability_diagram_validation.png", "drift_reference.json", "feature_schema.json",
+            "validation_report.json"} <= artifacts
+    for png in (p for p in artifacts if p.endswith(".png")):
+        assert (Path(client.download_artifacts(run.info.run_id, png)).read_bytes()[:8]) == b"\x89PNG\r\n\x1a\n"
+    reference = json.loads(Path(client.download_artifacts(run.info.run_id, "drift_reference.json")).read_text())
+    assert set(reference["numeric"]) == set(NUMERIC_FEATURES) and len(reference["numeric"]["num_tasks"]["edges"]) >= 2
+    assert sum(reference["predictions"]["proportions"]) == pytest.approx(1.0)
+    (dataset_input,) = run.inputs.dataset_inputs
+    assert dataset_input.dataset.digest == snapshot and dataset_input.dataset.name == "business-enhanced-features"
+    assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "training"
+    import mlflow
+
+    mlflow.set_tracking_uri(client.tracking_uri)
+    info = mlflow.models.get_model_info(version.source)
+    assert info.signature is not None and [c.name for c in info.signature.inputs.inputs] == list(FEATURE_NAMES)
+    assert info.saved_input_example_info is not None
+    assert run.data.metrics["test_ece"] == pytest.approx(report["calibration"]["ece"])
+    assert report["calibration"]["passed"] and _check(result, "calibration").passed
     model = registry.load_version_model(client, version)
     features = result.output_for_node("enhanced_features")
     test = features[features["split"] == "test"]
@@ -105,6 +137,10 @@ def test_one_partition_end_to_end_then_a_challenger(platform_env):
     report2 = second.output_for_node("validation_report")
     assert report2["champion"]["version"] == "1"
     assert report2["champion"]["metrics"]["accuracy"] == pytest.approx(report["metrics"]["accuracy"])
+    # same data, same seed: the same model, so every delta and its paired interval is zero
+    assert report2["champion_comparison"]["deltas"]["macro_f1"] == pytest.approx(0.0)
+    assert report2["non_inferiority"]["passed"] and _check(second, "champion_non_inferiority").passed
+    assert client.get_run(second.output_for_node("trained_model")["mlflow_run_id"]).info.status == "FINISHED"
     reg2 = second.output_for_node("registered_model_version")
     assert (reg2["version"], reg2["alias"]) == ("2", "challenger")
     outcome = second.output_for_node("ab_test_outcome")
@@ -146,3 +182,31 @@ def test_failing_gate_blocks_registration_of_that_partition_only(platform_env):
     assert good.success and _check(good, "minimum_metrics").passed
     assert good.output_for_node("registered_model_version")["alias"] == "champion"
     assert len(client.search_model_versions("name='architecture-evaluator'")) == 1
+
+
+def test_a_failing_training_step_leaves_its_mlflow_run_failed(platform_env):
+    """trained_model fails on data it cannot train on (no validation rows); its MLflow run, created before
+    the failure and reused by the step's retries, ends FAILED, not RUNNING."""
+    store, resources, instance, client = platform_env
+    from hive_assets.defs.partitions import specialist_partitions
+    from hive_assets.defs.training.assets import trained_model
+    from hive_assets.simulator import make_plans, policy_label
+    from hive_assets.features import features_frame
+
+    @dg.asset(partitions_def=specialist_partitions, group_name="retraining")
+    def enhanced_features():
+        plans = make_plans(400, seed=3)
+        frame = features_frame(plans)
+        frame["label"] = [policy_label("technical", p) for p in plans]
+        frame["plan_id"] = [p["plan_id"] for p in plans]
+        frame["split"] = "train"  # nothing to calibrate or tune on
+        return frame
+
+    result = dg.materialize([enhanced_features, trained_model], partition_key="technical", resources=resources,
+                            instance=instance, raise_on_error=False)
+    assert not result.success
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failures and "0 validation rows" in failures[-1].step_failure_data.error.to_string()
+    experiment = client.get_experiment_by_name(resources["mlflow"].experiment_name)
+    runs = client.search_runs([experiment.experiment_id], f"tags.`dagster.run_id` = '{result.run_id}'")
+    assert len(runs) == 1 and runs[0].info.status == "FAILED"

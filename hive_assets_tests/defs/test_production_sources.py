@@ -95,3 +95,33 @@ def test_kafka_down_is_a_clear_error_not_a_hang(hive_home):
     assert len(retries) == 2
     # three attempts of a 3 s deadline plus the 5 s + 15 s retry delays: bounded, no hang
     assert (datetime.now(timezone.utc) - started).total_seconds() < 90
+
+
+
+def test_the_production_corpus_and_a_large_plan_collect_alike_on_mongodb(hive_home, ferretdb_uri):
+    """Encrypted intents, approval-service feedback and an oversized plan: FerretDB gives the rows and the
+    quarantine the embedded store gives, and keeps the whole large document. (FerretDB 1.x refuses NaN
+    on the wire, so non-finite numbers are covered on the embedded store and by the validation tests.)"""
+    from hive_assets.data import TrustPolicy, collect, persist_quarantine
+    from hive_assets.data import _documents as d
+    from hive_assets_tests.data.production_corpus import write_production_corpus
+
+    now = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    tasks = [{"task_id": f"x{k}", "description": "d" * 40} for k in range(d.MAX_TASKS + 1)]
+    results = {}
+    with MongoStore(ferretdb_uri, f"shapes_{uuid.uuid4().hex[:8]}") as mongo:
+        for name, store in (("sqlite", SQLiteStore(hive_home / "store.sqlite")), ("mongodb", mongo)):
+            corpus = write_production_corpus(store, now)  # the same documents (fresh Fernet tokens)
+            big = store.find_one("cognitive_ledger", sort=[("plan_id", 1)])
+            big["plan_data"]["tasks"] = tasks
+            store.upsert_many("cognitive_ledger", [big])
+            results[name] = collect(store, "business", now=now, trust=TrustPolicy(min_feedback_quality=0.5))
+            assert persist_quarantine(store, results[name], "run-1") == 2, name
+            kept = store.find_one("quarantine", {"reason": "oversized_plan"})
+            assert kept["document"]["plan_data"]["tasks"] == tasks, name
+    a, b = results["sqlite"], results["mongodb"]
+    assert a.quarantined_by_reason == b.quarantined_by_reason == {"oversized_plan": 1, "invalid_plan": 1}
+    assert a.counts["labelled"] == b.counts["labelled"] == corpus.opinions - 1
+    pd.testing.assert_frame_equal(_comparable(a.frame), _comparable(b.frame))
+    for key in ("intent_from_plan", "intent_from_opinion", "quality_filter_dropped_by_class", "feedback_dropped"):
+        assert a.counts[key] == b.counts[key], key

@@ -8,6 +8,10 @@ Filter language (a subset of MongoDB's): `{field: value}` equality on a (dotted)
 `{field: {op: value}}` with op in $eq $ne $gt $gte $lt $lte $in $nin $exists; top-level $and / $or.
 Values may be str, int, float, bool, None or datetime (timezone-aware UTC).
 
+Non-finite floats (NaN, +-Infinity) survive a round trip through both stores: MongoDB keeps BSON doubles;
+JSON has no such numbers, so the SQLite store writes them as extended JSON `{"$numberDouble": "NaN"}` and
+reads them back as floats (validation then rejects them as out of range instead of seeing `null`).
+
 Timestamps: both stores accept `datetime` values. The SQLite store keeps them as canonical ISO-8601
 strings (`2026-01-02T03:04:05.000000Z`, which sort as text); MongoDB keeps BSON dates. Readers
 normalise with `hive_assets.data.to_utc`.
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import abc
 import json
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -77,14 +82,57 @@ def _json_default(value: Any) -> Any:
 
 
 _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+NON_FINITE_TAG = "$numberDouble"
+_NON_FINITE_TEXT = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, Mapping):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_non_finite(v) for v in value)
+    return False
+
+
+def _wrap_non_finite(value: Any) -> Any:
+    """A copy with every non-finite float as extended JSON (`{"$numberDouble": "NaN"}`)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return {NON_FINITE_TAG: "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")}
+    if isinstance(value, Mapping):
+        return {k: _wrap_non_finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_wrap_non_finite(v) for v in value]
+    return value
+
+
+def unwrap_non_finite(value: Any) -> Any:
+    """The inverse of the wrapping `dumps` does: `{"$numberDouble": "NaN"}` etc. back to floats, in place."""
+    if isinstance(value, dict):
+        if len(value) == 1 and isinstance(value.get(NON_FINITE_TAG), str) and value[NON_FINITE_TAG] in _NON_FINITE_TEXT:
+            return _NON_FINITE_TEXT[value[NON_FINITE_TAG]]
+        for k, v in value.items():
+            if isinstance(v, (dict, list)):
+                value[k] = unwrap_non_finite(v)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            if isinstance(v, (dict, list)):
+                value[i] = unwrap_non_finite(v)
+    return value
 
 
 def dumps(doc: Mapping[str, Any]) -> str:
-    """A document as compact JSON text (datetimes canonical, numpy values as Python values)."""
+    """A document as compact JSON text (datetimes canonical, numpy values as Python values, non-finite
+    floats as `{"$numberDouble": ...}`: orjson would write them as `null`, which reads back as missing)."""
     try:
-        return orjson.dumps(doc, default=_json_default, option=_ORJSON_OPTIONS).decode()
+        text = orjson.dumps(doc, default=_json_default, option=_ORJSON_OPTIONS).decode()
+        # orjson writes NaN/Infinity as null: only a text with a null can hide one, so the walk is rare
+        if "null" in text and _has_non_finite(doc):
+            text = orjson.dumps(_wrap_non_finite(doc), default=_json_default, option=_ORJSON_OPTIONS).decode()
+        return text
     except (TypeError, orjson.JSONEncodeError):  # e.g. an integer beyond 64 bits in a malformed document
-        return json.dumps(doc, default=_json_default, separators=(",", ":"))
+        return json.dumps(_wrap_non_finite(doc), default=_json_default, separators=(",", ":"), allow_nan=False)
 
 
 KEY_CHUNK = 1000  # ids per `$in` query in find_by_keys

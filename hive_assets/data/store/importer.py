@@ -7,7 +7,8 @@ One JSON document per line, in MongoDB extended JSON, relaxed or canonical mode:
   {"$date": "2026-01-02T03:04:05.123Z"}            -> timezone-aware UTC datetime (any ISO-8601 offset;
   {"$date": {"$numberLong": "1767323045123"}}         no offset means UTC; a number is epoch ms)
   {"$numberLong": "42"}, {"$numberInt": "7"}       -> int
-  {"$numberDouble": "0.5"} (also "NaN", "Infinity") -> float
+  {"$numberDouble": "0.5"} (also "NaN", "Infinity") -> float (both stores keep non-finite values;
+                                                       validation quarantines them as out_of_range)
   {"$numberDecimal": "1.10"}                       -> float (the stores keep JSON / BSON doubles)
   {"$timestamp": {"t": s, "i": n}}                 -> datetime of t
   {"$undefined": true}                             -> None

@@ -19,6 +19,7 @@ import orjson
 
 from hive_assets.data.store.base import (
     COLLECTIONS,
+    NON_FINITE_TAG,
     COMPOUND_INDEXES,
     DocumentStore,
     Filter,
@@ -26,6 +27,7 @@ from hive_assets.data.store.base import (
     canonical_time,
     dumps,
     key_field,
+    unwrap_non_finite,
 )
 
 
@@ -187,6 +189,8 @@ class SQLiteStore(DocumentStore):
         while batch := cursor.fetchmany(5000):
             for (raw,) in batch:
                 doc = loads(raw)
+                if NON_FINITE_TAG in raw:  # a substring test: the walk runs only for documents that need it
+                    doc = unwrap_non_finite(doc)
                 if projection is not None:
                     doc = {f: doc[f] for f in projection if f in doc}
                 yield doc

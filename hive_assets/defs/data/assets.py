@@ -3,9 +3,11 @@
 from datetime import datetime, timezone
 
 import dagster as dg
+from pydantic import Field
 
 from hive_assets.data import (
-    TrustPolicy, audit_confidences_from_kafka, audit_confidences_from_store, collect, persist_quarantine,
+    FeedbackFilterEmptiedClass, TrustPolicy, audit_confidences_from_kafka, audit_confidences_from_store, collect,
+    persist_quarantine, to_utc,
 )
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, PlatformSettings
@@ -15,12 +17,22 @@ from hive_assets.evaluation import DEFAULT_MIN_SAMPLES
 class CollectConfig(dg.Config):
     """The seed collector's parameters (collect_production_data.py)."""
 
-    window_days: int | None = None  # default: DATA_COLLECTION_DAYS
-    min_confidence: float | None = None  # default: MIN_CONFIDENCE
-    min_feedback_quality: float = 0.0
-    min_samples: int = DEFAULT_MIN_SAMPLES
-    denied_feedback_sources: list[str] = ["synthetic_backfill", "load_test"]
-    as_of: str | None = None  # ISO-8601 end of the window; default now
+    window_days: int | None = Field(None, description="Days of opinions to collect; default DATA_COLLECTION_DAYS.")
+    min_confidence: float | None = Field(
+        None, description="NLU intent confidence under which an opinion is filtered; default MIN_CONFIDENCE.")
+    min_feedback_quality: float = Field(
+        0.0, description="Drop feedback whose human_rating is below this (0 disables the filter). Never applies "
+                         "to quality_exempt_sources; a run fails if the filter removes every label of a class.")
+    quality_exempt_sources: list[str] = Field(
+        ["approval_service"],
+        description="Feedback origins the quality filter skips, matched case-insensitively against "
+                    "feedback_source and metadata.source (the approval service rates its rejections 0.0).")
+    min_samples: int = Field(DEFAULT_MIN_SAMPLES, description="Rows under which the enough_samples check warns.")
+    denied_feedback_sources: list[str] = Field(
+        ["synthetic_backfill", "load_test"], description="feedback_source values never used as labels.")
+    as_of: str | None = Field(
+        None, description="ISO-8601 end of the window for backfills (naive means UTC); default now. Nothing "
+                          "after it is read: later opinions, feedback and audit events are outside the window.")
 
 
 def audit_reader_for(platform: PlatformSettings, store):
@@ -43,16 +55,26 @@ def raw_production_data(
 ):
     """Opinion + plan + latest trusted feedback for one specialist; rejected documents are quarantined."""
     specialist = context.partition_key
-    now = datetime.fromisoformat(config.as_of) if config.as_of else datetime.now(timezone.utc)
+    now = datetime.now(timezone.utc)
+    if config.as_of:
+        now = to_utc(config.as_of)
+        if now is None:
+            raise dg.Failure(f"as_of={config.as_of!r} is not an ISO-8601 timestamp", allow_retries=False)
+    trust = TrustPolicy(denied_sources=frozenset(config.denied_feedback_sources),
+                        min_feedback_quality=config.min_feedback_quality,
+                        quality_exempt_sources=frozenset(config.quality_exempt_sources))
     with document_store.open() as store:
-        result = collect(
-            store, specialist, now=now,
-            window_days=config.window_days or platform.data_collection_days,
-            min_confidence=platform.min_confidence if config.min_confidence is None else config.min_confidence,
-            trust=TrustPolicy(denied_sources=frozenset(config.denied_feedback_sources),
-                              min_feedback_quality=config.min_feedback_quality),
-            audit_reader=audit_reader_for(platform, store),
-        )
+        try:
+            result = collect(
+                store, specialist, now=now,
+                window_days=config.window_days or platform.data_collection_days,
+                min_confidence=platform.min_confidence if config.min_confidence is None else config.min_confidence,
+                trust=trust,
+                audit_reader=audit_reader_for(platform, store),
+            )
+        except FeedbackFilterEmptiedClass as exc:  # a configuration error: a retry would fail the same way
+            raise dg.Failure(str(exc), metadata={"class": exc.label, "feedback_dropped": exc.dropped},
+                             allow_retries=False) from exc
         persist_quarantine(store, result, context.run_id)
     counts = result.counts
     context.log.info(f"{specialist}: {counts['rows']} rows, {counts['labelled']} labelled, "
@@ -67,7 +89,11 @@ def raw_production_data(
             "quarantined_by_reason": dg.MetadataValue.json(result.quarantined_by_reason),
             "filtered_low_intent_confidence": counts.get("filtered_low_intent_confidence", 0),
             "filtered_no_audit_event": counts.get("filtered_no_audit_event", 0),
+            "filtered_no_intent_id": counts.get("filtered_no_intent_id", 0),
+            "intent_from_opinion": counts.get("intent_from_opinion", 0),
+            "intent_from_plan": counts.get("intent_from_plan", 0),
             "feedback_dropped": dg.MetadataValue.json(counts.get("feedback_dropped", {})),
+            "quality_filter_dropped_by_class": dg.MetadataValue.json(counts.get("quality_filter_dropped_by_class", {})),
             "window": f"{counts['window_start']} .. {counts['window_end']}",
             "data_snapshot_hash": result.snapshot_hash(),
             "label_counts": dg.MetadataValue.json(result.frame["label"].value_counts().to_dict()),

@@ -1,4 +1,6 @@
-"""validation_report, with the blocking minimum-metrics gate."""
+"""validation_report, with its checks: minimum metrics and calibration (blocking), champion
+non-inferiority (recorded in the report, where registration reads it: it blocks promotion, not
+registration as a challenger)."""
 
 import dagster as dg
 import pandas as pd
@@ -6,69 +8,92 @@ import pandas as pd
 from hive_assets import registry
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
-from hive_assets.evaluation import build_report, metrics_table_markdown, point_metrics
+from hive_assets.defs.training.tracking import log_png, run_status
+from hive_assets.evaluation import build_report, confusion_matrix_png, metrics_table_markdown, reliability_diagram_png
 from hive_assets.training import SchemaMismatch, encode_labels
 
+CHECKS = [
+    dg.AssetCheckSpec("minimum_metrics", asset="validation_report", blocking=True,
+                      description="SPEC section 5 minimum metrics on the test split (95% plan-bootstrap intervals)."),
+    dg.AssetCheckSpec("calibration", asset="validation_report", blocking=True,
+                      description="Expected calibration error on the test split <= 0.05."),
+    dg.AssetCheckSpec("champion_non_inferiority", asset="validation_report", blocking=False,
+                      description="Not worse than the champion on the same rows (paired plan bootstrap, margin "
+                                  "0.02). Blocks promotion (promote_if_better), not registration as challenger."),
+]
 
-@dg.asset(
-    partitions_def=specialist_partitions,
-    group_name="retraining",
-    kinds={"mlflow"},
-    check_specs=[dg.AssetCheckSpec("minimum_metrics", asset="validation_report", blocking=True,
-                                   description="SPEC section 5 minimum metrics on the test split.")],
-)
+
+def _check(name: str, verdict: dict, severity: dg.AssetCheckSeverity, **metadata) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(check_name=name, passed=verdict["passed"], severity=severity,
+                               description=verdict["summary"],
+                               metadata={"failed_metrics": dg.MetadataValue.json(verdict["failures"]), **metadata})
+
+
+@dg.asset(partitions_def=specialist_partitions, group_name="retraining", kinds={"mlflow"}, check_specs=CHECKS)
 def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.DataFrame, trained_model: dict,
                       mlflow: MlflowResource, document_store: DocumentStoreResource):
-    """Held-out metrics with bootstrap intervals, the champion re-scored on the same rows, the verdict."""
+    """Held-out metrics with bootstrap intervals, ECE and Brier, the champion re-scored on the same rows with
+    paired intervals of the deltas, and the verdicts; logged into the training run."""
     specialist = context.partition_key
-    test = enhanced_features[enhanced_features["split"] == "test"].reset_index(drop=True)
-    model = registry.load_model(mlflow.uri, trained_model["model_uri"])
-    proba = model.predict_proba(test)
-    client = mlflow.client()
-    champion_info = None
-    champion = registry.alias_version(client, specialist, registry.CHAMPION)
-    if champion is not None and champion.run_id != trained_model["mlflow_run_id"]:
-        try:
-            champion_model = registry.load_version_model(client, champion)
-            champion_proba = champion_model.predict_proba(test)
-            champion_info = {"version": str(champion.version),
-                             "metrics": point_metrics(encode_labels(test["label"]), champion_proba)}
-        except SchemaMismatch as exc:
-            champion_info = {"version": str(champion.version), "metrics": None, "not_comparable": str(exc)}
-    report = build_report(test, proba, champion_info)
-    report.update({"specialist": specialist, "mlflow_run_id": trained_model["mlflow_run_id"],
-                   "model_uri": trained_model["model_uri"], "data_snapshot_hash": trained_model["data_snapshot_hash"]})
     run_id = trained_model["mlflow_run_id"]
-    for name, value in report["metrics"].items():
-        client.log_metric(run_id, f"test_{name}", float(value))
-    for name, (lo, hi) in report["intervals"].items():
-        client.log_metric(run_id, f"test_{name}_ci_low", lo)
-        client.log_metric(run_id, f"test_{name}_ci_high", hi)
-    client.log_dict(run_id, report, "validation_report.json")
-    gate = report["gate"]
-    with document_store.open() as store:
-        registry.record_decision(
-            store, specialist, "gate_verdict", actor=f"dagster:{context.run_id}",
-            reason=gate["summary"], dagster_run_id=context.run_id, data_snapshot_hash=report["data_snapshot_hash"],
-            details={"passed": gate["passed"], "failures": gate["failures"], "mlflow_run_id": run_id},
-            decision_id=f"gate:{specialist}:{context.run_id}",
-        )
+    client = mlflow.client()
+    with run_status(client, run_id, context.log.warning):
+        test = enhanced_features[enhanced_features["split"] == "test"].reset_index(drop=True)
+        model = registry.load_model(mlflow.uri, trained_model["model_uri"])
+        proba = model.predict_proba(test)
+        champion_info, champion_proba = None, None
+        champion = registry.alias_version(client, specialist, registry.CHAMPION)
+        if champion is not None and champion.run_id != run_id:
+            champion_info = {"version": str(champion.version), "run_id": champion.run_id}
+            try:
+                champion_proba = registry.load_version_model(client, champion).predict_proba(test)
+            except SchemaMismatch as exc:
+                champion_info.update({"metrics": None, "not_comparable": str(exc)})
+        report = build_report(test, proba, champion_info, champion_proba)
+        report.update({"specialist": specialist, "mlflow_run_id": run_id, "model_uri": trained_model["model_uri"],
+                       "data_snapshot_hash": trained_model["data_snapshot_hash"]})
+        for name, value in report["metrics"].items():
+            client.log_metric(run_id, f"test_{name}", float(value))
+        for name, (lo, hi) in report["intervals"].items():
+            client.log_metric(run_id, f"test_{name}_ci_low", lo)
+            client.log_metric(run_id, f"test_{name}_ci_high", hi)
+        for name in ("ece", "ece_noise_floor", "ece_debiased", "brier"):
+            client.log_metric(run_id, f"test_{name}", report["calibration"][name])
+        for name, delta in report.get("champion_comparison", {}).get("deltas", {}).items():
+            client.log_metric(run_id, f"delta_vs_champion_{name}", float(delta))
+        client.log_dict(run_id, report, "validation_report.json")
+        y = encode_labels(test["label"])
+        log_png(client, run_id, confusion_matrix_png(y, proba.argmax(axis=1), f"{specialist}: confusion matrix (test split)"),
+                "plots/confusion_matrix.png")
+        log_png(client, run_id, reliability_diagram_png(y, proba), "plots/reliability_diagram.png")
+        gate, calibration, non_inferior = report["gate"], report["calibration"], report["non_inferiority"]
+        minimum = report["minimum_metrics"]
+        with document_store.open() as store:
+            registry.record_decision(
+                store, specialist, "gate_verdict", actor=f"dagster:{context.run_id}",
+                reason=f"{gate['summary']}; {non_inferior['summary']}",
+                dagster_run_id=context.run_id, data_snapshot_hash=report["data_snapshot_hash"],
+                details={"passed": gate["passed"], "failures": gate["failures"], "ece": calibration["ece"],
+                         "non_inferiority": non_inferior, "mlflow_run_id": run_id},
+                decision_id=f"gate:{specialist}:{context.run_id}",
+            )
     pm = report["metrics"]
     yield dg.Output(report, metadata={
         "gate_passed": gate["passed"],
         "gate": gate["summary"],
+        "non_inferior": non_inferior["passed"],
         "n_test": report["n_test"],
         "accuracy": pm["accuracy"], "macro_f1": pm["macro_f1"], "confidence_mean": pm["confidence_mean"],
+        "ece": calibration["ece"], "ece_debiased": calibration["ece_debiased"], "brier": calibration["brier"],
         "metrics": dg.MetadataValue.md(metrics_table_markdown(report)),
         "test_metrics": dg.MetadataValue.json({k: v for k, v in pm.items() if not k.startswith("support_")}),
         "intervals": dg.MetadataValue.json(report["intervals"]),
         "champion_version": champion_info["version"] if champion_info else None,
     })
-    yield dg.AssetCheckResult(
-        check_name="minimum_metrics",
-        passed=gate["passed"],
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=gate["summary"],
-        metadata={"failed_metrics": dg.MetadataValue.json(gate["failures"]),
-                  "macro_f1": pm["macro_f1"], "accuracy": pm["accuracy"], "confidence_mean": pm["confidence_mean"]},
-    )
+    yield _check("minimum_metrics", minimum, dg.AssetCheckSeverity.ERROR,
+                 macro_f1=pm["macro_f1"], accuracy=pm["accuracy"], confidence_mean=pm["confidence_mean"])
+    yield _check("calibration", calibration, dg.AssetCheckSeverity.ERROR, ece=calibration["ece"],
+                 ece_noise_floor=calibration["ece_noise_floor"], ece_debiased=calibration["ece_debiased"],
+                 brier=calibration["brier"], bound=calibration["bound"])
+    yield _check("champion_non_inferiority", non_inferior, dg.AssetCheckSeverity.WARN,
+                 applicable=non_inferior["applicable"], margin=non_inferior["margin"])

@@ -38,6 +38,7 @@ def registered_model_version(
         "data_snapshot_hash": trained_model["data_snapshot_hash"],
         "feature_schema_version": trained_model["feature_schema_version"],
         "model_type": trained_model["model_type"],
+        registry.GATE_TAG: "passed",
         **{f"metric.{k}": f"{pm[k]:.4f}" for k in ("accuracy", "macro_f1", "confidence_mean")},
     }
     model_id = trained_model["model_uri"].removeprefix("models:/") if trained_model["model_uri"].startswith("models:/m-") else None
@@ -46,21 +47,21 @@ def registered_model_version(
     version_id = str(version.version)
     actor = f"dagster:{context.run_id}"
     snapshot = trained_model["data_snapshot_hash"]
+    # each side effect is written when missing, not when "created": a retry after a failure between
+    # two writes completes the registration row, the alias and its ledger row (issue 8 item 6)
     with document_store.open() as store:
-        if created:
-            registry.record_decision(store, specialist, "registration", actor=actor, reason="gate passed",
-                                     dagster_run_id=context.run_id, model_version=version_id,
-                                     data_snapshot_hash=snapshot,
-                                     decision_id=f"register:{specialist}:{version_id}")
+        registry.record_decision(store, specialist, "registration", actor=actor, reason="gate passed",
+                                 dagster_run_id=context.run_id, model_version=version_id,
+                                 data_snapshot_hash=snapshot, details={"mlflow_run_id": trained_model["mlflow_run_id"]},
+                                 decision_id=f"register:{specialist}:{version_id}")
         champion = registry.alias_version(client, specialist, registry.CHAMPION)
         alias, reason = registry.alias_for_new_version(
             version_id, str(champion.version) if champion else None,
             ab_testing_enabled=platform.ab_testing_enabled, promote_if_better=config.promote_if_better,
             comparison=validation_report.get("champion_comparison"))
-        current = registry.alias_version(client, specialist, alias) if alias else None
-        if alias and (current is None or str(current.version) != version_id):
-            registry.move_alias(client, store, specialist, alias, version_id, actor=actor, reason=reason,
-                                dagster_run_id=context.run_id, data_snapshot_hash=snapshot)
+        if alias:
+            registry.ensure_alias(client, store, specialist, alias, version_id, actor=actor, reason=reason,
+                                  dagster_run_id=context.run_id, data_snapshot_hash=snapshot)
     value = {"specialist": specialist, "name": version.name, "version": version_id, "alias": alias,
              "created": created, "reason": reason, "mlflow_run_id": trained_model["mlflow_run_id"],
              "champion_version": str(champion.version) if champion else None}

@@ -1,44 +1,111 @@
-"""ab_test_outcome: the state of the champion/challenger test for each specialist."""
+"""ab_test_outcome: the state of the champion/challenger test for each specialist.
 
+It depends on `registered_model_version` for ordering only (`deps`, no input): what it acts on is the
+registry's aliases (the truth) and the `ab_tests` record, so the hourly job `ab_test_check`, which
+selects this asset alone, never needs the upstream value from the IO manager.
+"""
+
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from hive_assets import registry
 from hive_assets.defs.partitions import specialist_partitions
+from hive_assets.defs.registry.assets import registered_model_version
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
-from hive_assets.rollout import open_test
+from hive_assets.rollout import CheckResult, check_test, policy_from_env, settle_closed, start_test
+
+
+class RolloutClockConfig(dg.Config):
+    now: str = Field("", description="ISO-8601 instant to act at (the injectable clock, for simulation and "
+                                     "replays); empty means the wall clock")
+
+
+class AbTestOutcomeConfig(RolloutClockConfig):
+    test_id: str = Field("", description="when set, fail unless this is the specialist's running test")
+    label_maturity_hours: float | None = Field(
+        None, description="feedback window per unit (default AB_TEST_LABEL_MATURITY_HOURS, else 48)")
+    max_duration_days: float | None = Field(
+        None, description="end a test without a verdict after this long (default AB_TEST_MAX_DURATION_DAYS, else 14)")
+
+
+def clock(config: RolloutClockConfig) -> datetime:
+    if not config.now:
+        return datetime.now(timezone.utc)
+    parsed = datetime.fromisoformat(config.now.replace("Z", "+00:00"))
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
+
+def actor_of(context) -> str:
+    return context.run.tags.get("hive/actor") or f"dagster:{context.run_id}"
+
+
+def outcome_output(result: CheckResult) -> dg.Output[dict[str, Any]]:
+    """The asset value and its metadata: status, traffic, verdict, per-arm numbers, the interval."""
+    summary = result.summary()
+    metadata: dict[str, Any] = {"status": summary["status"], "test_id": summary.get("test_id") or ""}
+    if summary["test_id"]:
+        metadata.update(traffic_percent=summary["traffic_percent"], verdict=summary["verdict"],
+                        days_elapsed=summary.get("days_elapsed") or 0.0)
+        for arm in (registry.CHAMPION, registry.CHALLENGER):
+            counts = summary.get(arm) or {}
+            for key in ("agreement", "mean_confidence", "label_coverage"):
+                if counts.get(key) is not None:
+                    metadata[f"{arm}_{key}"] = float(counts[key])
+            for key in ("served", "labelled"):
+                metadata[f"{arm}_{key}"] = int(counts.get(key) or 0)
+        if summary.get("interval"):
+            lower, upper = summary["interval"]
+            metadata["difference"] = float(summary["difference"])
+            metadata["interval"] = f"[{lower:+.4f}, {upper:+.4f}] (always-valid)"
+        if summary.get("reason"):
+            metadata["reason"] = summary["reason"]
+        if result.effects:
+            metadata["effects"] = dg.MetadataValue.json(result.effects)
+    return dg.Output(summary, metadata=metadata)
 
 
 @dg.asset(
     partitions_def=specialist_partitions,
     group_name="retraining",
     kinds={"mlflow"},
+    deps=[registered_model_version],
 )
-def ab_test_outcome(context: dg.AssetExecutionContext, registered_model_version: dict, mlflow: MlflowResource,
+def ab_test_outcome(context: dg.AssetExecutionContext, config: AbTestOutcomeConfig, mlflow: MlflowResource,
                     document_store: DocumentStoreResource, platform: PlatformSettings) -> dg.Output[dict[str, Any]]:
-    """State of the champion/challenger test for this specialist (opened at AB_TEST_DEFAULT_TRAFFIC)."""
+    """State of the champion/challenger test for this specialist: opens one at AB_TEST_DEFAULT_TRAFFIC when
+    a challenger is registered, and re-evaluates a running one (SPEC section 7) at the configured `now`."""
     specialist = context.partition_key
-    reg = registered_model_version
-    if reg["alias"] != registry.CHALLENGER or not platform.ab_testing_enabled:
-        state = {"specialist": specialist, "status": "no_test",
-                 "reason": f"v{reg['version']} is {reg['alias'] or 'unaliased'}: nothing to test", "test_id": None}
-        return dg.Output(state, metadata={"status": "no_test", "reason": state["reason"]})
+    now = clock(config)
+    actor = actor_of(context)
     client = mlflow.client()
+    policy = policy_from_env(start_traffic=platform.ab_test_default_traffic,
+                             label_maturity=_hours(config.label_maturity_hours),
+                             max_duration=_days(config.max_duration_days))
     with document_store.open() as store:
-        test, created = open_test(store, specialist, reg["champion_version"], reg["version"],
-                                  platform.ab_test_default_traffic, dagster_run_id=context.run_id)
-        if created:
-            client.set_registered_model_alias(registry.model_name(specialist), registry.ab_test_alias(reg["version"]),
-                                              reg["version"])
-            registry.mirror_ab_split(client, specialist, test)
-            registry.record_decision(store, specialist, "traffic_step", actor=f"dagster:{context.run_id}",
-                                     reason="A/B test opened", dagster_run_id=context.run_id,
-                                     model_version=reg["version"],
-                                     details={"test_id": test["test_id"], "traffic_percent": test["traffic_percent"]},
-                                     decision_id=f"ab-open:{test['test_id']}")
-    state = {"specialist": specialist, "status": test["status"], "test_id": test["test_id"],
-             "traffic_percent": test["traffic_percent"], "champion_version": test["champion_version"],
-             "challenger_version": test["challenger_version"], "verdict": "insufficient_data"}
-    return dg.Output(state, metadata={"status": test["status"], "test_id": test["test_id"],
-                                      "traffic_percent": test["traffic_percent"], "verdict": "insufficient_data"})
+        # closed tests first: a rollback interrupted before its alias removal must not reopen a test
+        settle_closed(client, store, specialist, actor=actor, dagster_run_id=context.run_id)
+        champion = registry.alias_version(client, specialist, registry.CHAMPION)
+        challenger = registry.alias_version(client, specialist, registry.CHALLENGER)
+        if (platform.ab_testing_enabled and champion and challenger and champion.version != challenger.version
+                and not store.count("ab_tests", {"specialist_type": specialist, "status": {"$ne": "running"},
+                                                 "challenger_version": str(challenger.version)})):
+            start_test(client, store, specialist, str(champion.version), str(challenger.version),
+                       policy.start_traffic, now, actor=actor, dagster_run_id=context.run_id)
+        result = check_test(client, store, specialist, now, policy, actor=actor, dagster_run_id=context.run_id)
+    if config.test_id and (result.test is None or result.test["test_id"] != config.test_id):
+        raise dg.Failure(f"{specialist}: test {config.test_id} is not the specialist's current test "
+                         f"({result.test['test_id'] if result.test else 'none'})", allow_retries=False)
+    context.log.info(f"{specialist}: {result.summary()['status']} {result.summary().get('verdict', '')}"
+                     + (f" ({result.decision.reason})" if result.decision else ""))
+    return outcome_output(result)
+
+
+def _hours(value: float | None) -> timedelta | None:
+    return None if value is None else timedelta(hours=value)
+
+
+def _days(value: float | None) -> timedelta | None:
+    return None if value is None else timedelta(days=value)

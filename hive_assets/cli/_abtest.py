@@ -1,0 +1,114 @@
+"""`hive ab-test start|check|expand|stop`: the seed's A/B actions, as runs of the rollout jobs.
+
+Each verb runs a Dagster job in the configured instance (`check` materializes `ab_test_outcome`
+through the job `ab_test_check`), tagged with the user as actor, so the UI and the ledger show who
+did what. Prints the test's state as JSON; exit status 1 when the run failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+
+from hive_assets.cli import _dagster
+from hive_assets.cli._args import add_verb, iso_datetime, positive_float, specialists
+
+
+ENV = ("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "MONGODB_DATABASE", "MLFLOW_TRACKING_URI")
+
+
+def one_specialist(text: str) -> str:
+    names = specialists(text)
+    if len(names) != 1:
+        raise argparse.ArgumentTypeError(f"one specialist, got {text!r}")
+    return names[0]
+
+
+def traffic_percent(text: str) -> float:
+    value = positive_float(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"must be a share in (0, 100], got {text!r}")
+    return value
+
+
+def add_parsers(sub) -> None:
+    group = sub.add_parser("ab-test", help="start, check, expand or stop a champion/challenger A/B test",
+                           description="The A/B test's operator actions (SPEC section 7), each a Dagster run "
+                                       "in the instance the UI reads, tagged with you as the actor.")
+    verbs = group.add_subparsers(dest="ab_command", required=True, metavar="{start,check,expand,stop}")
+
+    def verb(name: str, help: str, description: str):
+        p = add_verb(verbs, name, help=help, description=description, env=ENV)
+        p.add_argument("--specialist", type=one_specialist, required=True, help="the specialist")
+        p.add_argument("--now", type=iso_datetime, help="ISO-8601 instant to act at (default: the wall clock)")
+        return p
+
+    p = verb("start", "open a test of --new-version against the champion",
+             "Run the job ab_test_start: the version becomes `challenger` and a test opens at --traffic.")
+    p.add_argument("--new-version", required=True, help="registry version to test")
+    p.add_argument("--baseline-version", default="", help="must be the current champion (default: it)")
+    p.add_argument("--traffic", type=traffic_percent,
+                   help="challenger share in %% (default: $AB_TEST_DEFAULT_TRAFFIC, else 10)")
+    p.set_defaults(func=cmd_start)
+
+    p = verb("check", "re-evaluate the running test",
+             "Run the job ab_test_check (materializes ab_test_outcome for the specialist).")
+    p.add_argument("--test-id", default="", help="fail unless this is the running test")
+    p.set_defaults(func=cmd_check)
+
+    p = verb("expand", "raise the challenger's traffic share", "Run the job ab_test_expand.")
+    p.add_argument("--traffic", type=traffic_percent, required=True, help="new challenger share in %%")
+    p.add_argument("--test-id", default="", help="fail unless this is the running test")
+    p.set_defaults(func=cmd_expand)
+
+    p = verb("stop", "stop the running test; the champion stays", "Run the job ab_test_stop.")
+    p.add_argument("--test-id", default="", help="fail unless this is the running test")
+    p.add_argument("--reason", default="stopped by an operator", help="why, for the ledger")
+    p.set_defaults(func=cmd_stop)
+
+
+def _tags() -> dict[str, str]:
+    return {"hive/actor": f"user:{getpass.getuser()}"}
+
+
+def _finish(args: argparse.Namespace, result, node: str) -> int:
+    if not result.success:
+        print(f"hive ab-test {args.ab_command}: run {result.run_id} failed: {_dagster.failure_message(result)}",
+              file=sys.stderr)
+        return 1
+    print(json.dumps({"run_id": result.run_id, **result.output_for_node(node)}, default=str))
+    return 0
+
+
+def _now(args: argparse.Namespace) -> str:
+    return args.now.isoformat() if args.now else ""
+
+
+def _op_config(op: str, **config) -> dict:
+    return {"ops": {op: {"config": {k: v for k, v in config.items() if v not in (None, "")}}}}
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    config = _op_config("start_ab_test", specialist=args.specialist, new_version=args.new_version,
+                        baseline_version=args.baseline_version, traffic=args.traffic, now=_now(args))
+    return _finish(args, _dagster.run_job("ab_test_start", config, tags=_tags()), "start_ab_test")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _op_config("ab_test_outcome", now=_now(args), test_id=args.test_id)
+    return _finish(args, _dagster.run_job("ab_test_check", config, partition_key=args.specialist, tags=_tags()),
+                   "ab_test_outcome")
+
+
+def cmd_expand(args: argparse.Namespace) -> int:
+    config = _op_config("expand_ab_test", specialist=args.specialist, traffic=args.traffic, test_id=args.test_id,
+                        now=_now(args))
+    return _finish(args, _dagster.run_job("ab_test_expand", config, tags=_tags()), "expand_ab_test")
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    config = _op_config("stop_ab_test", specialist=args.specialist, test_id=args.test_id, reason=args.reason,
+                        now=_now(args))
+    return _finish(args, _dagster.run_job("ab_test_stop", config, tags=_tags()), "stop_ab_test")

@@ -1,0 +1,145 @@
+"""`hive deploy`: the registry operations (the seed's mlflow_deployer.py verbs), each a Dagster job run in
+the configured instance, so it leaves a run record with its config and outcome; `history` reads the
+ledger. The actor is `user:<login>` (run tag `hive/actor`)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from datetime import datetime
+
+from hive_assets.cli import _dagster
+from hive_assets.cli._args import add_verb
+from hive_assets.config import SPECIALISTS
+
+
+def _actor() -> str:
+    try:
+        return f"user:{getpass.getuser()}"
+    except (KeyError, OSError):  # no login name (e.g. a container without a passwd entry)
+        return "user:unknown"
+
+
+def _job(job_name: str, op: str, config: dict, args: argparse.Namespace) -> int:
+    outcome = _dagster.run_job_outcome(job_name, {"ops": {op: {"config": config}}}, tags={"hive/actor": _actor()},
+                               output_node=op)
+    if not outcome["success"]:
+        print(f"error: {outcome['error']} (run {outcome['run_id']})", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"run_id": outcome["run_id"], "result": outcome["output"]}, default=str))
+    else:
+        _print_result(outcome["output"])
+        print(f"run {outcome['run_id']}")
+    return 0
+
+
+def _print_result(result) -> None:
+    if isinstance(result, list):
+        print(f"{'version':<9}{'aliases':<28}{'stage':<12}{'gate':<9}{'macro-F1':<10}run")
+        for v in result:
+            print(f"{v['version']:<9}{','.join(v['aliases']) or '-':<28}{v['stage']:<12}{v['gate']:<9}"
+                  f"{v['macro_f1'] or '-':<10}{v['run_id']}")
+        return
+    if "alias" in result:
+        print(f"{result['model']}@{result['alias']} -> v{result['version']} (previous: "
+              f"{result['previous_version'] or 'none'}; {'moved' if result['moved'] else 'already in place'}, "
+              f"ledger {'written' if result['recorded'] else 'already agreed'})")
+    else:
+        print(f"{result['model']} v{result['version']} ({'new' if result['created'] else 'existing'} version; "
+              f"gate {result['gate']})")
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    return _job("register_model_version", "register_version_op",
+                {"model_type": args.model_type, "run_id": args.run_id, "reason": args.reason}, args)
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    return _job("promote_model_version", "promote_op",
+                {"model_type": args.model_type, "model_version": args.model_version, "force": args.force,
+                 "reason": args.reason}, args)
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    return _job("rollback_champion", "rollback_op",
+                {"model_type": args.model_type, "target_version": args.target_version or "", "force": args.force,
+                 "reason": args.reason}, args)
+
+
+def cmd_alias(args: argparse.Namespace) -> int:
+    return _job("set_model_alias", "alias_op",
+                {"model_type": args.model_type, "alias": args.alias, "model_version": args.model_version,
+                 "force": args.force, "reason": args.reason}, args)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    return _job("list_model_versions", "list_op", {"model_type": args.model_type}, args)
+
+
+def _time(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {value!r}") from None
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """Who held `champion` at --at (or the whole timeline without it), from the ledger."""
+    from hive_assets.data import open_store
+    from hive_assets.registry import alias_history, holder_at
+
+    with open_store() as store:
+        if args.at is not None:
+            tenure = holder_at(store, args.model_type, args.at, alias=args.alias)
+            tenures = [tenure] if tenure else []
+        else:
+            tenures = alias_history(store, args.model_type, args.alias)
+    if args.json:
+        print(json.dumps([t.as_dict() for t in tenures]))
+        return 0
+    if not tenures:
+        print(f"no version held {args.alias} for {args.model_type}" + (f" at {args.at.isoformat()}" if args.at else ""))
+        return 0
+    for t in tenures:
+        print(f"v{t.version:<5} {args.alias} since {t.since.isoformat()} until {t.until.isoformat() if t.until else 'now'}"
+              f"  {t.kind} by {t.actor}: {t.reason} (run {t.dagster_run_id}, previous v{t.previous_version})")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    """The `deploy` verb group, added to the `hive` parser."""
+    deploy = sub.add_parser("deploy", help="registry operations (Dagster jobs): register, promote, list, rollback, "
+                                           "alias, history").add_subparsers(dest="deploy_command", required=True)
+
+    def verb(name: str, func, help_text: str) -> argparse.ArgumentParser:
+        p = add_verb(deploy, name, help=help_text[:1].lower() + help_text[1:].rstrip("."), description=help_text,
+                     env=("HIVE_HOME", "DAGSTER_HOME", "MLFLOW_TRACKING_URI", "MONGODB_URI",
+                          "HIVE_MIRROR_PRODUCTION_STAGE"))
+        p.add_argument("--model-type", required=True, choices=SPECIALISTS, help="the specialist")
+        p.add_argument("--json", action="store_true", help="print the result as JSON (default: text)")
+        p.set_defaults(func=func)
+        return p
+
+    p = verb("register", cmd_register, "Register an MLflow run's model as a version (twice -> one version).")
+    p.add_argument("--run-id", required=True, help="the MLflow training run id")
+    p.add_argument("--reason", default="", help="why, for the ledger (default: empty)")
+    p = verb("promote", cmd_promote, "Make a version champion; refused when its validation gate did not pass.")
+    p.add_argument("--model-version", required=True, help="N, <model>/N or models:/<model>/N")
+    p.add_argument("--force", action="store_true", help="promote despite the gate (needs --reason)")
+    p.add_argument("--reason", default="", help="why, for the ledger (default: empty)")
+    verb("list", cmd_list, "List the model versions with aliases, stage and gate.")
+    p = verb("rollback", cmd_rollback, "Move champion back to the previous champion (from the ledger).")
+    p.add_argument("--target-version", help="restore this version instead (default: the previous champion)")
+    p.add_argument("--force", action="store_true", help="allow a target whose gate did not pass (needs --reason)")
+    p.add_argument("--reason", default="", help="why, for the ledger (default: empty)")
+    p = verb("alias", cmd_alias, "Point an alias at a version (champion follows promote's rules).")
+    p.add_argument("--alias", required=True, help="champion, challenger, ab-test-v<N>, ...")
+    p.add_argument("--model-version", required=True, help="N, <model>/N or models:/<model>/N")
+    p.add_argument("--force", action="store_true", help="for champion: promote despite the gate (needs --reason)")
+    p.add_argument("--reason", default="", help="why, for the ledger (default: empty)")
+    p = verb("history", cmd_history, "Which version held champion at --at (default: the whole timeline).")
+    p.add_argument("--at", type=_time, help="ISO-8601 time; naive means UTC (default: every tenure)")
+    p.add_argument("--alias", default="champion", help="the alias whose history to show (default: champion)")

@@ -1,0 +1,74 @@
+"""Where the CLI's state lives: HIVE_HOME and the Dagster instance inside it (SPEC section 9).
+
+`prepare()` resolves HIVE_HOME once against the working directory (default `.hive`), takes DAGSTER_HOME
+when it is set and `$HIVE_HOME/dagster` otherwise, exports both as absolute paths (so the in-process run,
+MLflow and any child process see the same directories whatever their working directory), and writes the
+project's instance settings (`dagster.yaml` beside this module: a link to the repository root's `dagster.yaml`, the only copy; a wheel carries its content) into an instance directory
+that has none, so the run concurrency limits hold for runs the CLI, `dagster dev` and `make demo` launch.
+An existing `dagster.yaml` is never overwritten: a deployment's own instance settings win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+from hive_assets.cli._args import add_verb
+from hive_assets.config import dagster_home, hive_home
+
+INSTANCE_SETTINGS = files("hive_assets.cli").joinpath("dagster.yaml")
+
+
+@dataclass(frozen=True)
+class Home:
+    hive_home: Path
+    dagster_home: Path
+
+    def describe(self) -> str:
+        return f"HIVE_HOME={self.hive_home} (Dagster instance {self.dagster_home})"
+
+
+def write_instance_settings(directory: Path) -> bool:
+    """Create `directory` and its `dagster.yaml` from the project's settings when missing; True if written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / "dagster.yaml"
+    if target.exists():
+        return False
+    target.write_text(INSTANCE_SETTINGS.read_text())
+    return True
+
+
+def prepare(announce: bool = True) -> Home:
+    """Resolve, export and create HIVE_HOME and the Dagster instance; one line on stderr says which."""
+    home = Home(hive_home(), dagster_home())
+    os.environ["HIVE_HOME"] = str(home.hive_home)
+    os.environ["DAGSTER_HOME"] = str(home.dagster_home)
+    home.hive_home.mkdir(parents=True, exist_ok=True)
+    write_instance_settings(home.dagster_home)
+    if announce:
+        print(f"hive: {home.describe()}", file=sys.stderr)
+    return home
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    """Print the exports that point `dagster` and `mlflow` at the CLI's home (eval "$(hive env)")."""
+    home = prepare(announce=False)
+    print(f"export HIVE_HOME={shlex.quote(str(home.hive_home))}")
+    print(f"export DAGSTER_HOME={shlex.quote(str(home.dagster_home))}")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    p = add_verb(
+        sub, "env", help="print the exports that point the dagster CLI and UI at this home",
+        description="Create HIVE_HOME and its Dagster instance when missing and print shell exports of the "
+                    "absolute HIVE_HOME and DAGSTER_HOME, so that `dagster dev` and `dagster asset "
+                    "materialize` use the instance `hive report` reads:\n\n"
+                    '  eval "$(hive env)" && dagster dev -w workspace.yaml',
+        env=("HIVE_HOME", "DAGSTER_HOME"))
+    p.set_defaults(func=cmd_env, announce=False)

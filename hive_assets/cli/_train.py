@@ -1,0 +1,81 @@
+"""`hive train` and `hive validate`: materialize training and validation through the configured Dagster
+instance (so the runs appear in the UI) and print the gate table; exit 1 when a gate fails."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hive_assets.cli import _dagster
+from hive_assets.config import MODEL_TYPES
+from hive_assets.cli._args import add_verb, non_negative_int, specialists
+
+TRAIN_SELECTION = ["raw_production_data", "enhanced_features", "trained_model", "validation_report"]
+
+
+def add_parsers(sub) -> None:
+    p = add_verb(sub, "train", help="collect, featurize, train and validate (materializes up to validation_report)",
+                 description="Materialize raw_production_data -> enhanced_features -> trained_model -> "
+                             "validation_report for each specialist in the configured Dagster instance, then print "
+                             "the gate table. Exit 1 when a gate fails.",
+                 env=("HIVE_HOME", "DAGSTER_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MONGODB_URI",
+                      "KAFKA_BOOTSTRAP_SERVERS"))
+    p.add_argument("--specialist-type", type=specialists, default="all",
+                   help="'all', a specialist, or a comma-separated list")
+    p.add_argument("--model-type", choices=MODEL_TYPES, default="xgboost", help="classifier family")
+    p.add_argument("--hyperparameter-tuning", action="store_true",
+                   help="successive-halving search scored on validation macro-F1")
+    p.add_argument("--random-state", type=non_negative_int, default=0,
+                   help="seed of the estimator and the tuning sample")
+    p.set_defaults(func=cmd_train)
+
+    p = add_verb(sub, "validate", help="re-run validation_report on the latest trained model (the champion re-scored too)",
+                 description="Materialize validation_report for each specialist from its latest trained_model and "
+                             "enhanced_features in the configured Dagster instance; print the gate table. Exit 1 "
+                             "when a gate fails.",
+                 env=("HIVE_HOME", "DAGSTER_HOME", "MLFLOW_TRACKING_URI", "MONGODB_URI"))
+    p.add_argument("--specialist", type=specialists, default="all", help="'all', a specialist, or a comma-separated list")
+    p.set_defaults(func=cmd_validate)
+
+
+def _print_outcome(specialist: str, result) -> bool:
+    """Print the gate table (or the failure) of one run; True when every blocking gate passed."""
+    from hive_assets.evaluation import gate_table_text
+
+    report = _dagster.output_if_any(result, "validation_report")
+    if report is None:
+        print(f"{specialist}: run {result.run_id} failed before validation: {_dagster.failure_message(result)}",
+              file=sys.stderr)
+        return False
+    gate, ni = report["gate"], report["non_inferiority"]
+    print(f"\n{specialist}: run {result.run_id}, {report['n_test']} test rows "
+          f"({report['n_test_plans']} plans), MLflow run {report['mlflow_run_id']}")
+    print(gate_table_text(report))
+    print(f"gate: {'pass' if gate['passed'] else 'FAIL'}: {gate['summary']}")
+    print(f"champion: {ni['summary']}")
+    return bool(gate["passed"])
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    config = {"model_type": args.model_type, "hyperparameter_tuning": args.hyperparameter_tuning,
+              "random_state": args.random_state}
+    ok = True
+    for specialist in args.specialist_type:
+        result = _dagster.materialize(TRAIN_SELECTION, specialist, {"ops": {"trained_model": {"config": config}}},
+                                      log_level="CRITICAL")
+        ok = _print_outcome(specialist, result) and ok
+    return 0 if ok else 1
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    ok = True
+    instance = _dagster.instance()
+    for specialist in args.specialist:
+        if _dagster.latest_partition_metadata(instance, "trained_model", specialist)[0] is None:
+            print(f"{specialist}: nothing trained yet in this instance: run `hive train --specialist-type "
+                  f"{specialist}` first", file=sys.stderr)
+            ok = False
+            continue
+        result = _dagster.materialize(["validation_report"], specialist, log_level="CRITICAL")
+        ok = _print_outcome(specialist, result) and ok
+    return 0 if ok else 1

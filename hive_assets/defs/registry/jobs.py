@@ -1,0 +1,154 @@
+"""Registry operations as Dagster jobs (SPEC sections 1, 6, 10): register, promote, rollback, alias, list.
+
+One op per job, with typed, described config, so each runs from the UI Launchpad, a sensor or the shell
+(`hive deploy ...`) and leaves a run record with its config and outcome. The ops only read resources and
+config, call `hive_assets.registry`, and turn the result into output metadata; a refused operation
+(`RegistryError`, raised before any write) fails the run with its message and is not retried.
+"""
+
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from hive_assets import registry
+from hive_assets.config import SPECIALISTS
+from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
+
+ACTOR_TAG = "hive/actor"
+SPECIALIST_HELP = f"the specialist: one of {', '.join(SPECIALISTS)}"
+
+
+def actor_of(context: dg.OpExecutionContext) -> str:
+    """Who launched the run: the `hive/actor` tag (the CLI sets `user:<login>`), else the sensor or
+    schedule that launched it, else a person in the UI."""
+    tags = context.run.tags
+    if tags.get(ACTOR_TAG):
+        return tags[ACTOR_TAG]
+    if tags.get("dagster/sensor_name"):
+        return f"sensor:{tags['dagster/sensor_name']}"
+    if tags.get("dagster/schedule_name"):
+        return f"schedule:{tags['dagster/schedule_name']}"
+    return f"user:{tags.get('user', 'dagster-ui')}"
+
+
+class RegisterVersionConfig(dg.Config):
+    model_type: str = Field(description=SPECIALIST_HELP)
+    run_id: str = Field(description="the MLflow run whose logged model becomes a version (twice -> one version)")
+    reason: str = Field(default="", description="why, for the ledger")
+
+
+class PromoteConfig(dg.Config):
+    model_type: str = Field(description=SPECIALIST_HELP)
+    model_version: str = Field(description="version to make champion: N, <model>/N or models:/<model>/N")
+    force: bool = Field(default=False, description="promote even though the validation gate did not pass")
+    reason: str = Field(default="", description="why, for the ledger (required with force)")
+
+
+class RollbackConfig(dg.Config):
+    model_type: str = Field(description=SPECIALIST_HELP)
+    target_version: str = Field(default="", description="version to restore; empty: the previous champion "
+                                                        "known from the ledger")
+    force: bool = Field(default=False, description="allow a target that never held champion and whose gate "
+                                                   "did not pass")
+    reason: str = Field(default="", description="why, for the ledger")
+
+
+class AliasConfig(dg.Config):
+    model_type: str = Field(description=SPECIALIST_HELP)
+    alias: str = Field(description="alias to point: champion (same rules as promote), challenger, ab-test-v<N>, ...")
+    model_version: str = Field(description="version the alias points at")
+    force: bool = Field(default=False, description="for champion: as promote's force")
+    reason: str = Field(default="", description="why, for the ledger")
+
+
+class ListConfig(dg.Config):
+    model_type: str = Field(description=SPECIALIST_HELP)
+
+
+def _call(context, config, mlflow: MlflowResource, document_store: DocumentStoreResource, action, **kwargs):
+    with document_store.open() as store:
+        try:
+            return action(client=mlflow.client(), store=store, specialist=config.model_type, **kwargs)
+        except registry.RegistryError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+
+
+def _describe(context: dg.OpExecutionContext, result: dict[str, Any]) -> dict[str, Any]:
+    context.add_output_metadata({k: (v if isinstance(v, (str, int, float, bool)) else str(v))
+                                 for k, v in result.items() if v is not None})
+    context.log.info(str(result))
+    return result
+
+
+@dg.op(description="Register an MLflow run's model as a version (idempotent).")
+def register_version_op(context: dg.OpExecutionContext, config: RegisterVersionConfig, mlflow: MlflowResource,
+                        document_store: DocumentStoreResource) -> dict:
+    return _describe(context, _call(context, config, mlflow, document_store, registry.register,
+                                    run_id=config.run_id, actor=actor_of(context),
+                                    reason=config.reason or "registered by an operator",
+                                    dagster_run_id=context.run_id))
+
+
+@dg.op(description="Move `champion` to a version whose gate passed (or forced with a reason).")
+def promote_op(context: dg.OpExecutionContext, config: PromoteConfig, mlflow: MlflowResource,
+               document_store: DocumentStoreResource) -> dict:
+    return _describe(context, _call(context, config, mlflow, document_store, registry.promote,
+                                    version_ref=config.model_version, actor=actor_of(context), reason=config.reason,
+                                    force=config.force, dagster_run_id=context.run_id))
+
+
+@dg.op(description="Move `champion` back to the previous champion (from the ledger) or to a given version.")
+def rollback_op(context: dg.OpExecutionContext, config: RollbackConfig, mlflow: MlflowResource,
+                document_store: DocumentStoreResource) -> dict:
+    return _describe(context, _call(context, config, mlflow, document_store, registry.rollback,
+                                    target_version=config.target_version or None, actor=actor_of(context),
+                                    reason=config.reason, force=config.force, dagster_run_id=context.run_id))
+
+
+@dg.op(description="Point an alias at a version.")
+def alias_op(context: dg.OpExecutionContext, config: AliasConfig, mlflow: MlflowResource,
+             document_store: DocumentStoreResource) -> dict:
+    return _describe(context, _call(context, config, mlflow, document_store, registry.set_alias,
+                                    alias=config.alias, version_ref=config.model_version, actor=actor_of(context),
+                                    reason=config.reason, force=config.force, dagster_run_id=context.run_id))
+
+
+@dg.op(description="Every version of the specialist's model: aliases, stage, gate, run.")
+def list_op(context: dg.OpExecutionContext, config: ListConfig, mlflow: MlflowResource,
+            document_store: DocumentStoreResource) -> list:
+    versions = _call(context, config, mlflow, document_store, registry.list_versions)
+    header = "| version | aliases | stage | gate | macro-F1 | run |\n|---|---|---|---|---|---|\n"
+    rows = "".join(f"| {v['version']} | {', '.join(v['aliases'])} | {v['stage']} | {v['gate']} | "
+                   f"{v['macro_f1'] or ''} | {v['run_id']} |\n" for v in versions)
+    context.add_output_metadata({"versions": len(versions), "table": dg.MetadataValue.md(header + rows)})
+    return versions
+
+
+@dg.job(description="Register an MLflow training run's model in `<specialist>-evaluator` (hive deploy register).")
+def register_model_version():
+    register_version_op()
+
+
+@dg.job(description="Promote a version to champion (hive deploy promote).")
+def promote_model_version():
+    promote_op()
+
+
+@dg.job(description="Roll champion back (hive deploy rollback).")
+def rollback_champion():
+    rollback_op()
+
+
+@dg.job(description="Point an alias at a version (hive deploy alias).")
+def set_model_alias():
+    alias_op()
+
+
+@dg.job(description="List a specialist's model versions (hive deploy list).")
+def list_model_versions():
+    list_op()
+
+
+REGISTRY_JOBS = [register_model_version, promote_model_version, rollback_champion, set_model_alias,
+                 list_model_versions]

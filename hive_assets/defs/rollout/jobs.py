@@ -1,0 +1,147 @@
+"""A/B jobs: the hourly check, and the operator's start / expand / stop (UI Launchpad, sensors, `hive ab-test`).
+
+The operator ops report an `ab_test_outcome` materialization for the specialist, so the asset always
+shows the test's latest state whoever changed it.
+"""
+
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from hive_assets import registry
+from hive_assets.config import SPECIALISTS
+from hive_assets.defs.partitions import specialist_partitions
+from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
+from hive_assets.defs.rollout.assets import RolloutClockConfig, ab_test_outcome, actor_of, clock
+from hive_assets.rollout import STOPPED, CheckResult, close_test, running_test, set_traffic, settle, start_test
+
+ab_test_check = dg.define_asset_job(
+    "ab_test_check",
+    selection=[ab_test_outcome],
+    partitions_def=specialist_partitions,
+    description="Re-evaluate the specialist's running A/B test (requested hourly by ab_test_check_sensor).",
+)
+
+
+class _OperatorConfig(RolloutClockConfig):
+    specialist: str = Field(description=f"one of {', '.join(SPECIALISTS)}")
+    test_id: str = Field("", description="when set, act only if this is the specialist's running test")
+
+
+class StartTestConfig(RolloutClockConfig):
+    specialist: str = Field(description=f"one of {', '.join(SPECIALISTS)}")
+    new_version: str = Field(description="registry version to test (it becomes the challenger)")
+    baseline_version: str = Field("", description="the champion it is tested against; must be the current "
+                                                  "champion (empty: the current champion)")
+    traffic: float | None = Field(None, description="challenger share in % (default AB_TEST_DEFAULT_TRAFFIC)")
+
+
+class ExpandTrafficConfig(_OperatorConfig):
+    traffic: float = Field(description="new challenger share in %, above the current one (routing is monotone)")
+
+
+class StopTestConfig(_OperatorConfig):
+    reason: str = Field("stopped by an operator", description="why, for the ledger")
+
+
+def _check_specialist(specialist: str) -> None:
+    if specialist not in SPECIALISTS:
+        raise dg.Failure(f"unknown specialist {specialist!r}; choose from {', '.join(SPECIALISTS)}",
+                         allow_retries=False)
+
+
+def _running(store, config: _OperatorConfig) -> dict[str, Any]:
+    test = running_test(store, config.specialist)
+    if test is None:
+        raise dg.Failure(f"{config.specialist}: no running A/B test", allow_retries=False)
+    if config.test_id and test["test_id"] != config.test_id:
+        raise dg.Failure(f"{config.specialist}: the running test is {test['test_id']}, not {config.test_id}",
+                         allow_retries=False)
+    return test
+
+
+def _report(context: dg.OpExecutionContext, specialist: str, result: CheckResult) -> dict[str, Any]:
+    from hive_assets.defs.rollout.assets import outcome_output
+
+    output = outcome_output(result)
+    context.log_event(dg.AssetMaterialization(asset_key=ab_test_outcome.key, partition=specialist,
+                                              metadata=output.metadata))
+    return output.value
+
+
+@dg.op(description="Open an A/B test of a registered version against the champion.")
+def start_ab_test(context: dg.OpExecutionContext, config: StartTestConfig, mlflow: MlflowResource,
+                  document_store: DocumentStoreResource, platform: PlatformSettings) -> dict[str, Any]:
+    _check_specialist(config.specialist)
+    client, actor, now = mlflow.client(), actor_of(context), clock(config)
+    name = registry.model_name(config.specialist)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_model_version(name, config.new_version)
+    except MlflowException as exc:
+        raise dg.Failure(f"{name} has no version {config.new_version}", allow_retries=False) from exc
+    champion = registry.alias_version(client, config.specialist, registry.CHAMPION)
+    if champion is None:
+        raise dg.Failure(f"{name} has no champion to test against", allow_retries=False)
+    if config.baseline_version and str(champion.version) != config.baseline_version:
+        raise dg.Failure(f"{name}: the champion is v{champion.version}, not v{config.baseline_version}",
+                         allow_retries=False)
+    if str(champion.version) == config.new_version:
+        raise dg.Failure(f"{name}: v{config.new_version} is the champion already", allow_retries=False)
+    traffic = platform.ab_test_default_traffic if config.traffic is None else config.traffic
+    if not 0 < traffic <= 100:
+        raise dg.Failure(f"traffic must be in (0, 100], got {traffic}", allow_retries=False)
+    with document_store.open() as store:
+        holder = registry.alias_version(client, config.specialist, registry.CHALLENGER)
+        if holder is None or str(holder.version) != config.new_version:
+            registry.ensure_alias(client, store, config.specialist, registry.CHALLENGER, config.new_version,
+                                actor=actor, reason="A/B test started by an operator", dagster_run_id=context.run_id)
+        test, created, effects = start_test(client, store, config.specialist, str(champion.version),
+                                            config.new_version, traffic, now, actor=actor,
+                                            dagster_run_id=context.run_id)
+    context.log.info(f"{test['test_id']}: {'opened' if created else 'already running'} at "
+                     f"{float(test['traffic_percent']):g} %")
+    return _report(context, config.specialist, CheckResult(test, None, [], effects))
+
+
+@dg.op(description="Raise the challenger's traffic share of the running A/B test.")
+def expand_ab_test(context: dg.OpExecutionContext, config: ExpandTrafficConfig, mlflow: MlflowResource,
+                   document_store: DocumentStoreResource) -> dict[str, Any]:
+    _check_specialist(config.specialist)
+    client, actor = mlflow.client(), actor_of(context)
+    with document_store.open() as store:
+        test = _running(store, config)
+        try:
+            test = set_traffic(store, test, config.traffic, clock(config), f"expanded by {actor}", actor)
+        except ValueError as exc:
+            raise dg.Failure(str(exc), allow_retries=False) from exc
+        effects = settle(client, store, test, actor=actor, dagster_run_id=context.run_id)
+    return _report(context, config.specialist, CheckResult(test, None, [], effects))
+
+
+@dg.op(description="Stop the running A/B test: traffic 0, challenger alias removed, champion kept.")
+def stop_ab_test(context: dg.OpExecutionContext, config: StopTestConfig, mlflow: MlflowResource,
+                 document_store: DocumentStoreResource) -> dict[str, Any]:
+    _check_specialist(config.specialist)
+    client, actor = mlflow.client(), actor_of(context)
+    with document_store.open() as store:
+        test = close_test(store, _running(store, config), STOPPED, clock(config), config.reason)
+        effects = settle(client, store, test, actor=actor, dagster_run_id=context.run_id)
+    return _report(context, config.specialist, CheckResult(test, None, [], effects))
+
+
+@dg.job(description="Open an A/B test: the version becomes challenger, traffic starts at the given share.")
+def ab_test_start():
+    start_ab_test()
+
+
+@dg.job(description="Expand the running A/B test's challenger traffic (monotone).")
+def ab_test_expand():
+    expand_ab_test()
+
+
+@dg.job(description="Stop the running A/B test; the champion stays.")
+def ab_test_stop():
+    stop_ab_test()

@@ -1,0 +1,55 @@
+"""ab_test_check_sensor: requests `ab_test_check` for every specialist with a running A/B test.
+
+Every AB_TEST_CHECK_INTERVAL_MINUTES (default 60). The run key is (specialist, test id, UTC hour), so
+the daemon launches at most one check per test and hour even when the interval is shorter or the
+cursor is reset; the cursor keeps the last key requested per specialist so a tick inside the same hour
+requests nothing.
+"""
+
+import json
+from datetime import datetime, timezone
+
+import dagster as dg
+
+from hive_assets.config import SPECIALISTS, Settings
+from hive_assets.defs.resources import DocumentStoreResource
+from hive_assets.defs.rollout.jobs import ab_test_check
+from hive_assets.rollout import running_test
+
+SENSOR_NAME = "ab_test_check_sensor"
+
+
+def check_interval_seconds() -> int:
+    return int(Settings.from_env().ab_test_check_interval_minutes * 60)
+
+
+def run_key(specialist: str, test_id: str, now: datetime) -> str:
+    return f"{specialist}:{test_id}:{now.astimezone(timezone.utc):%Y%m%dT%H}"
+
+
+@dg.sensor(
+    name=SENSOR_NAME,
+    job=ab_test_check,
+    minimum_interval_seconds=check_interval_seconds(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Hourly re-evaluation of each running A/B test (expansion, promotion, rollback).",
+)
+def ab_test_check_sensor(context: dg.SensorEvaluationContext, document_store: DocumentStoreResource):
+    now = datetime.now(timezone.utc)
+    requested = json.loads(context.cursor) if context.cursor else {}
+    keys: dict[str, str] = {}
+    requests = []
+    with document_store.open() as store:
+        for specialist in SPECIALISTS:
+            test = running_test(store, specialist)
+            if test is None:
+                continue
+            key = keys[specialist] = run_key(specialist, test["test_id"], now)
+            if requested.get(specialist) != key:
+                requests.append(dg.RunRequest(run_key=key, partition_key=specialist,
+                                              tags={"hive/ab_test_id": test["test_id"],
+                                                    "hive/actor": f"sensor:{SENSOR_NAME}"}))
+    cursor = json.dumps(keys, sort_keys=True)
+    if not requests:
+        return dg.SensorResult(skip_reason="no running A/B test needs a check this hour", cursor=cursor)
+    return dg.SensorResult(run_requests=requests, cursor=cursor)

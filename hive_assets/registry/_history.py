@@ -1,0 +1,59 @@
+"""Who held an alias when: the ledger's answer to "which version served specialist S at time T, since
+when, and why" (SPEC section 6, issue 11).
+
+Method: the rows of `model_decisions` that moved the alias (`ALIAS_KINDS`), in time order, are a
+sequence of tenures; tenure i starts at row i and ends where row i+1 starts. Assumption: every move went
+through the ledger (the operations write it after the registry moves, and reconcile a move the registry
+holds but the ledger lacks before any new one), so the ledger's last row names the registry's holder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+from hive_assets.data import to_utc
+from hive_assets.data.store.base import DocumentStore
+from hive_assets.registry._ledger import alias_rows
+from hive_assets.routing import CHAMPION
+
+
+@dataclass(frozen=True)
+class Tenure:
+    """One version's time holding an alias: [since, until), until None while it still holds it."""
+
+    version: str
+    since: datetime
+    until: datetime | None
+    kind: str
+    actor: str
+    reason: str
+    dagster_run_id: str | None
+    previous_version: str | None
+    decision_id: str
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["since"] = self.since.isoformat()
+        out["until"] = self.until.isoformat() if self.until else None
+        return out
+
+
+def alias_history(store: DocumentStore, specialist: str, alias: str = CHAMPION) -> list[Tenure]:
+    """Every tenure of `alias` for `specialist`, oldest first, from the ledger."""
+    rows = alias_rows(store, specialist, alias)
+    starts = [to_utc(r["recorded_at"]) for r in rows]
+    return [Tenure(version=str(r["model_version"]), since=start, until=starts[i + 1] if i + 1 < len(rows) else None,
+                   kind=r["kind"], actor=r.get("actor", ""), reason=r.get("reason", ""),
+                   dagster_run_id=r.get("dagster_run_id"),
+                   previous_version=(r.get("details") or {}).get("previous_version"),
+                   decision_id=r["decision_id"])
+            for i, (r, start) in enumerate(zip(rows, starts))]
+
+
+def holder_at(store: DocumentStore, specialist: str, at: datetime | None = None,
+              alias: str = CHAMPION) -> Tenure | None:
+    """The tenure of `alias` covering time `at` (default now; a naive time is UTC), or None before the first."""
+    at = to_utc(at) if at is not None else datetime.now(timezone.utc)
+    covering = [t for t in alias_history(store, specialist, alias) if t.since <= at]
+    return covering[-1] if covering else None

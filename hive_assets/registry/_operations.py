@@ -1,0 +1,357 @@
+"""Operator actions on the registry (SPEC section 6): register, promote, rollback, alias, list.
+
+Each action validates everything before its first write, so a refused action (`RegistryError`) leaves the
+registry and the ledger as they were. Each write is idempotent on its own, written when missing rather
+than when "created", so re-running an interrupted action completes it.
+
+Crash safety of an alias move (`ensure_alias`): the order is (1) the alias, in the registry (the truth,
+one atomic server-side write), (2) the optional `Production` stage mirror, (3) a read-back of the alias,
+(4) the ledger row. The ledger is written last so it never records a move that did not happen; a crash
+between (1) and (4) leaves the ledger one row behind, and the retry (or the next action on that
+specialist, which reconciles first) appends the row with the previous holder taken from the ledger.
+
+Gate verdicts: `validation_report` writes a `gate_verdict` row per training run; that ledger row is
+authoritative, and registration copies it into the version tag `validation_gate` (passed / failed /
+unknown) for the MLflow UI. Promoting a version whose gate did not pass (failed, or no verdict) is refused
+unless forced with a reason, which the ledger records.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from hive_assets.config import SPECIALISTS, Settings
+from hive_assets.data.store.base import DocumentStore
+from hive_assets.registry._ledger import last_alias_row, latest_gate_verdict, record_decision
+from hive_assets.registry._mlflow import alias_version, model_name, register_version
+from hive_assets.routing import CHAMPION
+
+MIRROR_PRODUCTION_ENV = "HIVE_MIRROR_PRODUCTION_STAGE"
+PRODUCTION_STAGE = "Production"
+GATE_TAG = "validation_gate"
+# MLflow alias rules: letters, digits, '_' and '-'; `latest` and `v<digits>` are reserved
+_ALIAS_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+_AB_ALIAS_RE = re.compile(r"^ab-test-v(\d+)$")
+_VERSION_RE = re.compile(r"^(?:models:/)?(?:(?P<name>[^/@]+)/)?(?P<version>\d+)$")
+
+StepHook = Callable[[str], None]
+
+
+class RegistryError(ValueError):
+    """A refused operation. Raised before any write: the registry and the ledger are unchanged."""
+
+
+def mirror_production_enabled() -> bool:
+    """HIVE_MIRROR_PRODUCTION_STAGE (default false), read and checked with the other settings."""
+    return Settings.from_env().mirror_production_stage
+
+
+def check_specialist(specialist: str) -> str:
+    if specialist not in SPECIALISTS:
+        raise RegistryError(f"unknown specialist {specialist!r}; choose from {', '.join(SPECIALISTS)}")
+    return specialist
+
+
+def _registered_model(client, specialist: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_registered_model(model_name(specialist))
+    except MlflowException as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code):
+            return None
+        raise
+
+
+def resolve_version(client, specialist: str, ref: str | int):
+    """The ModelVersion that `ref` names for `specialist`: "3", "business-evaluator/3" or
+    "models:/business-evaluator/3". Refused: another model's version, a version that does not exist, or a
+    version whose training run belongs to another specialist."""
+    from mlflow.exceptions import MlflowException
+
+    check_specialist(specialist)
+    name = model_name(specialist)
+    match = _VERSION_RE.match(str(ref).strip())
+    if not match:
+        raise RegistryError(f"{ref!r} is not a model version (expected N, <model>/N or models:/<model>/N)")
+    if match["name"] and match["name"] != name:
+        raise RegistryError(f"version {match['name']}/{match['version']} belongs to another model; "
+                            f"the {specialist} specialist's model is {name}")
+    try:
+        version = client.get_model_version(name, match["version"])
+    except MlflowException as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
+            raise RegistryError(f"{name} has no version {match['version']}") from None
+        raise
+    trained_for = version.tags.get("dagster_partition")
+    if trained_for and trained_for != specialist:
+        raise RegistryError(f"{name} v{version.version} was trained for the {trained_for} specialist, "
+                            f"not {specialist}")
+    return version
+
+
+def gate_status(store: DocumentStore, specialist: str, version) -> tuple[str, str]:
+    """("passed" | "failed" | "unknown", summary) for a version, from its training run's verdict."""
+    row = latest_gate_verdict(store, specialist, version.run_id) if version.run_id else None
+    if row is None:
+        tag = version.tags.get(GATE_TAG)
+        return (tag, "from the version tag") if tag in ("passed", "failed") else ("unknown", "no gate verdict")
+    return ("passed" if row["details"].get("passed") else "failed"), row.get("reason", "")
+
+
+def _check_gate(store, specialist: str, version, force: bool, reason: str) -> tuple[str, str]:
+    status, summary = gate_status(store, specialist, version)
+    if status != "passed":
+        if not force:
+            raise RegistryError(f"{model_name(specialist)} v{version.version}: validation gate {status} "
+                                f"({summary}); refused (use --force --reason \"...\" to override)")
+        if not reason.strip():
+            raise RegistryError("--force needs a --reason, which the ledger records")
+    return status, summary
+
+
+def mirror_production(client, specialist: str, version: str) -> bool:
+    """Put `version` in the legacy Production stage, archiving any other version there. Idempotent.
+
+    For serving pods that load `models:/<specialist>-evaluator/Production` (stages are deprecated in
+    MLflow 3; aliases stay the truth). Returns True when a transition was needed."""
+    name = model_name(specialist)
+    versions = client.search_model_versions(f"name='{name}'")
+    wanted = [v for v in versions if str(v.version) == str(version) and v.current_stage == PRODUCTION_STAGE]
+    others = [v for v in versions if str(v.version) != str(version) and v.current_stage == PRODUCTION_STAGE]
+    if wanted and not others:
+        return False
+    client.transition_model_version_stage(name, str(version), PRODUCTION_STAGE, archive_existing_versions=True)
+    return True
+
+
+def ensure_alias(client, store: DocumentStore, specialist: str, alias: str, version: str, *, kind: str = "alias_move",
+                 actor: str, reason: str, dagster_run_id: str | None = None, data_snapshot_hash: str | None = None,
+                 details: dict[str, Any] | None = None, mirror: bool | None = None,
+                 after_step: StepHook | None = None) -> dict[str, Any]:
+    """Make `alias` point at `version` in the registry AND in the ledger; each written only when missing.
+
+    Order (see the module docstring): alias, Production mirror (champion only, when enabled), read-back,
+    ledger row. The previous holder is the registry's when this call moves the alias, else the ledger's
+    (a retry after the alias moved). `after_step(name)` is called after "alias_moved" and
+    "production_mirrored": a hook for crash tests. Returns {"moved", "recorded", "previous_version", ...}.
+    """
+    version = str(version)
+    name = model_name(specialist)
+    mirror = mirror_production_enabled() if mirror is None else mirror
+    ledger_row = last_alias_row(store, specialist, alias)
+    before = alias_version(client, specialist, alias)
+    moved = before is None or str(before.version) != version
+    if moved:
+        client.set_registered_model_alias(name, alias, version)
+        previous = str(before.version) if before is not None else None
+    elif ledger_row is not None and str(ledger_row["model_version"]) != version:
+        previous = str(ledger_row["model_version"])  # retry: the registry moved, the ledger did not
+    else:
+        previous = (ledger_row or {}).get("details", {}).get("previous_version")
+    if after_step:
+        after_step("alias_moved")
+    mirrored = False
+    if mirror and alias == CHAMPION:
+        mirrored = mirror_production(client, specialist, version)
+        if after_step:
+            after_step("production_mirrored")
+    now = alias_version(client, specialist, alias)  # the ledger records what the registry holds
+    if now is None or str(now.version) != version:
+        raise RuntimeError(f"{name}@{alias} is v{now.version if now else None} after setting it to v{version}: "
+                           "moved concurrently; retry")
+    recorded = ledger_row is None or str(ledger_row["model_version"]) != version
+    row = ledger_row
+    if recorded:
+        row = record_decision(
+            store, specialist, kind, actor=actor, reason=reason, dagster_run_id=dagster_run_id,
+            model_version=version, data_snapshot_hash=data_snapshot_hash,
+            details={**(details or {}), "alias": alias, "previous_version": previous,
+                     "production_mirror": bool(mirror and alias == CHAMPION)},
+            decision_id=f"{kind}:{specialist}:{alias}:{version}:{dagster_run_id}" if dagster_run_id else None)
+    return {"specialist": specialist, "model": name, "alias": alias, "version": version, "moved": moved,
+            "recorded": recorded, "production_mirrored": mirrored, "previous_version": previous,
+            "decision_id": row["decision_id"] if row else None}
+
+
+def reconcile(client, store: DocumentStore, specialist: str, alias: str, *, actor: str,
+              dagster_run_id: str | None = None, target: str | None = None) -> dict[str, Any] | None:
+    """Append the ledger row of a move the registry holds but the ledger lacks (an interrupted action,
+    or a change made outside hive-assets), so the ledger's last holder is the registry's again.
+
+    Skipped when the registry already holds `target`: that is the interrupted action itself, which the
+    caller's `ensure_alias` completes with its own kind and reason."""
+    holder = alias_version(client, specialist, alias)
+    row = last_alias_row(store, specialist, alias)
+    if holder is None or (row is not None and str(row["model_version"]) == str(holder.version)):
+        return None
+    if target is not None and str(holder.version) == str(target):
+        return None
+    return ensure_alias(client, store, specialist, alias, str(holder.version), actor=actor,
+                        reason="recorded after the fact: the registry held this move, the ledger did not",
+                        dagster_run_id=dagster_run_id, mirror=False)
+
+
+def _logged_model_of(client, run) -> tuple[str, str | None]:
+    """(source URI, model id) of the model logged in a training run."""
+    models = client.search_logged_models([run.info.experiment_id],
+                                         filter_string=f"source_run_id = '{run.info.run_id}'")
+    if not models:
+        raise RegistryError(f"MLflow run {run.info.run_id} has no logged model to register")
+    model = sorted(models, key=lambda m: m.creation_timestamp)[-1]
+    return f"models:/{model.model_id}", model.model_id
+
+
+def register(client, store: DocumentStore, specialist: str, run_id: str, *, actor: str,
+             reason: str = "registered by an operator", dagster_run_id: str | None = None) -> dict[str, Any]:
+    """The `<specialist>-evaluator` version of a training run; registering a run twice gives one version.
+
+    Tags come from the run (dagster run id, partition, data snapshot hash, feature schema version, model
+    type, test metrics) plus `validation_gate`. No alias is set: promotion is a separate decision."""
+    from mlflow.exceptions import MlflowException
+
+    check_specialist(specialist)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise RegistryError(f"no MLflow run {run_id!r}") from None
+    trained_for = run.data.tags.get("dagster.partition")
+    if trained_for and trained_for != specialist:
+        raise RegistryError(f"MLflow run {run_id} trained the {trained_for} specialist, not {specialist}")
+    source, model_id = _logged_model_of(client, run)
+    verdict = latest_gate_verdict(store, specialist, run_id)
+    gate = "unknown" if verdict is None else ("passed" if verdict["details"].get("passed") else "failed")
+    rt = run.data.tags
+    tags = {"dagster_partition": specialist, GATE_TAG: gate,
+            **{k.replace(".", "_"): rt[k] for k in ("dagster.run_id",) if k in rt},
+            **{k: rt[k] for k in ("data_snapshot_hash", "feature_schema_version") if k in rt},
+            **({"model_type": run.data.params["model_type"]} if "model_type" in run.data.params else {}),
+            **{f"metric.{k.removeprefix('test_')}": f"{v:.4f}" for k, v in run.data.metrics.items()
+               if k in ("test_accuracy", "test_macro_f1", "test_confidence_mean")}}
+    version, created = register_version(client, specialist, run_id, source, tags, model_id=model_id)
+    record_decision(store, specialist, "registration", actor=actor, reason=reason, dagster_run_id=dagster_run_id,
+                    model_version=str(version.version), data_snapshot_hash=rt.get("data_snapshot_hash"),
+                    details={"mlflow_run_id": run_id, "gate": gate},
+                    decision_id=f"register:{specialist}:{version.version}")
+    return {"specialist": specialist, "model": version.name, "version": str(version.version), "created": created,
+            "run_id": run_id, "gate": gate}
+
+
+def promote(client, store: DocumentStore, specialist: str, version_ref: str | int, *, actor: str, reason: str = "",
+            force: bool = False, dagster_run_id: str | None = None, mirror: bool | None = None,
+            after_step: StepHook | None = None) -> dict[str, Any]:
+    """Move `champion` to a version whose validation gate passed (or forced, with a reason)."""
+    version = resolve_version(client, specialist, version_ref)
+    gate, summary = _check_gate(store, specialist, version, force, reason)
+    reconcile(client, store, specialist, CHAMPION, actor=actor, dagster_run_id=dagster_run_id,
+              target=str(version.version))
+    why = reason or f"promoted by {actor}"
+    return {**ensure_alias(client, store, specialist, CHAMPION, str(version.version), kind="promotion", actor=actor,
+                           reason=why, dagster_run_id=dagster_run_id,
+                           data_snapshot_hash=version.tags.get("data_snapshot_hash"),
+                           details={"gate": gate, "forced": bool(force and gate != "passed")},
+                           mirror=mirror, after_step=after_step), "gate": gate}
+
+
+def previous_champion(client, store: DocumentStore, specialist: str) -> str | None:
+    """The version that held `champion` before the current holder, from the ledger."""
+    current = alias_version(client, specialist, CHAMPION)
+    row = last_alias_row(store, specialist, CHAMPION)
+    if current is None or row is None:
+        return None
+    if str(row["model_version"]) != str(current.version):  # the ledger lags: the ledger's holder came before
+        return str(row["model_version"])
+    return row["details"].get("previous_version")
+
+
+def rollback(client, store: DocumentStore, specialist: str, target_version: str | int | None = None, *, actor: str,
+             reason: str = "", force: bool = False, dagster_run_id: str | None = None, mirror: bool | None = None,
+             after_step: StepHook | None = None) -> dict[str, Any]:
+    """Move `champion` back to the previous champion (from the ledger) or to `target_version`.
+
+    A target that never held champion must have passed its gate (or be forced, with a reason)."""
+    check_specialist(specialist)
+    current = alias_version(client, specialist, CHAMPION)
+    lagging = current is not None and not ledger_agrees(client, store, specialist, CHAMPION)
+    if target_version is None:
+        if lagging:
+            # an interrupted action or a change outside hive-assets: "previous" is ambiguous, so refuse
+            raise RegistryError(f"{model_name(specialist)}@champion is v{current.version} in the registry but not "
+                                "in the ledger (an interrupted operation?); give --target-version (the version "
+                                f"to end on), or promote v{current.version} to record it")
+        previous = previous_champion(client, store, specialist)
+        if previous is None:
+            raise RegistryError(f"{model_name(specialist)}: no previous champion in the ledger to roll back to")
+        target_version = previous
+    version = resolve_version(client, specialist, target_version)
+    if current is not None and str(current.version) == str(version.version) and not lagging:
+        raise RegistryError(f"{model_name(specialist)} v{version.version} is already champion")
+    held_before = any(str(r.version) == str(version.version) for r in _champion_holders(store, specialist))
+    gate = "held champion before" if held_before else _check_gate(store, specialist, version, force, reason)[0]
+    rolled_back_from = str(current.version) if current else None
+    if lagging and rolled_back_from == str(version.version):  # a retry: the registry already moved
+        rolled_back_from = str(last_alias_row(store, specialist, CHAMPION)["model_version"])
+    reconcile(client, store, specialist, CHAMPION, actor=actor, dagster_run_id=dagster_run_id,
+              target=str(version.version))
+    why = reason or f"rollback by {actor}"
+    return {**ensure_alias(client, store, specialist, CHAMPION, str(version.version), kind="rollback", actor=actor,
+                           reason=why, dagster_run_id=dagster_run_id,
+                           data_snapshot_hash=version.tags.get("data_snapshot_hash"),
+                           details={"rolled_back_from": rolled_back_from, "gate": gate},
+                           mirror=mirror, after_step=after_step), "gate": gate}
+
+
+def _champion_holders(store, specialist):
+    from hive_assets.registry._history import alias_history
+
+    return alias_history(store, specialist, CHAMPION)
+
+
+def set_alias(client, store: DocumentStore, specialist: str, alias: str, version_ref: str | int, *, actor: str,
+              reason: str = "", force: bool = False, dagster_run_id: str | None = None,
+              mirror: bool | None = None) -> dict[str, Any]:
+    """Point any alias at a version. `champion` goes through `promote` (same gate rule); `ab-test-v<N>`
+    must name version N."""
+    if not _ALIAS_RE.match(alias) or alias == "latest" or re.fullmatch(r"v\d+", alias):
+        raise RegistryError(f"invalid alias {alias!r}: letters, digits, '_' and '-'; not 'latest' or 'v<N>'")
+    if alias == CHAMPION:
+        return promote(client, store, specialist, version_ref, actor=actor, reason=reason, force=force,
+                       dagster_run_id=dagster_run_id, mirror=mirror)
+    version = resolve_version(client, specialist, version_ref)
+    ab = _AB_ALIAS_RE.match(alias)
+    if ab and ab.group(1) != str(version.version):
+        raise RegistryError(f"alias {alias} names version {ab.group(1)}, not v{version.version}")
+    reconcile(client, store, specialist, alias, actor=actor, dagster_run_id=dagster_run_id,
+              target=str(version.version))
+    return ensure_alias(client, store, specialist, alias, str(version.version), actor=actor,
+                        reason=reason or f"alias set by {actor}", dagster_run_id=dagster_run_id,
+                        data_snapshot_hash=version.tags.get("data_snapshot_hash"), mirror=mirror)
+
+
+def list_versions(client, store: DocumentStore, specialist: str) -> list[dict[str, Any]]:
+    """Every version of the specialist's model, newest first: aliases, stage, gate, run, key tags."""
+    check_specialist(specialist)
+    model = _registered_model(client, specialist)
+    if model is None:
+        return []
+    aliases: dict[str, list[str]] = {}  # search results carry no aliases: the registered model does
+    for alias, version in model.aliases.items():
+        aliases.setdefault(str(version), []).append(alias)
+    versions = client.search_model_versions(f"name='{model_name(specialist)}'")
+    out = []
+    for v in sorted(versions, key=lambda v: int(v.version), reverse=True):
+        out.append({"version": str(v.version), "aliases": sorted(aliases.get(str(v.version), [])), "stage": v.current_stage,
+                    "gate": gate_status(store, specialist, v)[0], "run_id": v.run_id,
+                    "created_at": v.creation_timestamp, "model_type": v.tags.get("model_type"),
+                    "macro_f1": v.tags.get("metric.macro_f1"), "data_snapshot_hash": v.tags.get("data_snapshot_hash")})
+    return out
+
+
+def ledger_agrees(client, store: DocumentStore, specialist: str, alias: str = CHAMPION) -> bool:
+    """True when the ledger's last holder of `alias` is the registry's holder (both None counts)."""
+    holder = alias_version(client, specialist, alias)
+    row = last_alias_row(store, specialist, alias)
+    return (str(holder.version) if holder else None) == (str(row["model_version"]) if row else None)
+

@@ -1,0 +1,360 @@
+"""Carry out the rollout controller's decisions: the `ab_tests` record, the registry and the ledger.
+
+`decide` (in `_controller`) is pure; this module is its side of the world. One look at a running test
+(`check_test`) is:
+
+1. read the test's arms: opinions tagged `metadata.ab_test_id`, joined with their latest trusted
+   feedback by `hive_assets.data.latest_trusted_feedback` (the join collection uses), turned into
+   per-step counts by `tally` with the maturity rule;
+2. `decide`;
+3. ONE update of the test's document: the check (with its statistics) appended, and for a decision
+   that moves traffic the new traffic step, status and end. This single write is the state: a
+   process killed before it leaves nothing; after it, everything else follows from the document;
+4. the effects the document implies (`settle`), each written only when missing, so a retry, a
+   resumed process or the next look completes what a crash interrupted: registry aliases, the split
+   mirrored to registered-model tags, and one ledger row per traffic step / promotion / rollback /
+   closure under a deterministic decision id.
+
+Every time comes from `now` (the injectable clock); nothing here reads the wall clock except the
+ledger's `recorded_at`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+
+from hive_assets.config import Settings
+from hive_assets.data import TrustPolicy, latest_trusted_feedback, to_utc
+from hive_assets.data.store.base import DocumentStore
+from hive_assets.rollout._controller import (
+    END_MAX_DURATION, PROMOTE, ROLLBACK, Decision, RolloutPolicy, StepCounts, TestState, TrafficStep,
+    decide, tally,
+)
+from hive_assets.rollout._records import RUNNING, SUPERSEDED, open_test, running_test
+from hive_assets.routing import CHALLENGER, CHAMPION
+
+PROMOTED = "promoted"
+ROLLED_BACK = "rolled_back"
+ENDED = "ended"      # maximum duration reached without a verdict: champion kept
+STOPPED = "stopped"  # an operator stopped it: champion kept
+CLOSED = frozenset({PROMOTED, ROLLED_BACK, ENDED, STOPPED, SUPERSEDED})
+_STATUS_OF = {PROMOTE: PROMOTED, ROLLBACK: ROLLED_BACK, END_MAX_DURATION: ENDED}
+
+
+def policy_from_env(**overrides: Any) -> RolloutPolicy:
+    """`RolloutPolicy` with the documented environment variables (README "A/B testing"); keyword
+    overrides (e.g. from run config) win. Unset means the SPEC defaults."""
+
+    settings = Settings.from_env()  # malformed values are a ConfigError naming the variable
+    values: dict[str, Any] = {
+        "start_traffic": settings.ab_test_default_traffic,
+        "label_maturity": timedelta(hours=settings.ab_test_label_maturity_hours),
+        "max_duration": timedelta(days=settings.ab_test_max_duration_days),
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return replace(RolloutPolicy(), **values)
+
+
+# -- reading the arms -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ArmObservations:
+    """One row per served unit of a test (opinions with `metadata.ab_test_id`), with its label if any."""
+
+    served_at: np.ndarray       # datetime64[us], naive UTC
+    is_challenger: np.ndarray   # bool
+    confidence: np.ndarray      # float
+    agrees: np.ndarray          # bool (meaningless without a label)
+    labelled_at: np.ndarray     # datetime64[us], NaT without a label
+
+
+def arm_observations(store: DocumentStore, test: dict[str, Any], now: datetime,
+                     trust: TrustPolicy = TrustPolicy()) -> ArmObservations:
+    """The test's served units and their latest trusted labels as seen at `now`.
+
+    Feedback submitted after `now` is invisible (the join drops it as `submitted_after_window`), so
+    a simulated clock sees exactly what production would have seen then.
+    """
+    opinions = [o for o in store.find("specialist_opinions", {"specialist_type": test["specialist_type"],
+                                                              "metadata.ab_test_id": test["test_id"]})
+                if isinstance(o.get("opinion"), dict) and to_utc(o.get("evaluated_at")) is not None]
+    labels, _, _ = latest_trusted_feedback(store, [str(o["opinion_id"]) for o in opinions], now, trust)
+    served, challenger, confidence, agrees, labelled = [], [], [], [], []
+    for o in opinions:
+        served.append(to_utc(o["evaluated_at"]).replace(tzinfo=None))
+        challenger.append((o.get("metadata") or {}).get("ab_arm") == CHALLENGER)
+        confidence.append(float(o["opinion"].get("confidence_score") or 0.0))
+        fb = labels.get(str(o["opinion_id"]))
+        agrees.append(fb is not None and fb["human_recommendation"] == o["opinion"].get("recommendation"))
+        labelled.append(fb["_submitted"].replace(tzinfo=None) if fb is not None else None)
+    return ArmObservations(np.array(served, dtype="datetime64[us]"), np.array(challenger, dtype=bool),
+                           np.array(confidence, dtype=float), np.array(agrees, dtype=bool),
+                           np.array([np.datetime64("NaT") if t is None else t for t in labelled],
+                                    dtype="datetime64[us]"))
+
+
+def state_of(test: dict[str, Any]) -> TestState:
+    """`TestState` of an `ab_tests` document as either store returns it (datetimes or ISO text)."""
+    return TestState(to_utc(test["started_at"]),
+                     tuple(TrafficStep(to_utc(h["at"]), float(h["percent"])) for h in test["traffic_history"]))
+
+
+def evaluate(store: DocumentStore, test: dict[str, Any], now: datetime, policy: RolloutPolicy,
+             trust: TrustPolicy = TrustPolicy()) -> tuple[Decision, list[StepCounts]]:
+    """The controller's decision for a running test at `now`, and the per-step counts behind it."""
+    state = state_of(test)
+    obs = arm_observations(store, test, now, trust)
+    counts = tally(obs.served_at, obs.is_challenger, obs.confidence, obs.agrees, obs.labelled_at, state, now,
+                   policy.label_maturity)
+    return decide(state, counts, now, policy), counts
+
+
+# -- the one state write per look -------------------------------------------------------------------
+def _same_instant(a: Any, b: datetime) -> bool:
+    return to_utc(a) == b
+
+
+def record_decision_in_test(store: DocumentStore, test: dict[str, Any], decision: Decision, now: datetime,
+                            counts: list[StepCounts], dagster_run_id: str | None = None) -> dict[str, Any]:
+    """Append the look at `now` to the test's document in one update (idempotent per check time:
+    a second look at the same `now` writes nothing). Returns the document as stored."""
+    now = now.astimezone(timezone.utc)
+    if any(_same_instant(c.get("at"), now) for c in test.get("checks", [])):
+        return test
+    check = {"at": now, "action": decision.action, "rule": decision.rule, "reason": decision.reason,
+             "traffic_percent": decision.traffic_percent, "statistics": decision.statistics,
+             "steps": [{"champion": c.champion.as_dict(), "challenger": c.challenger.as_dict()} for c in counts],
+             "dagster_run_id": dagster_run_id}
+    fields: dict[str, Any] = {"checks": [*test.get("checks", []), check], "last_check_at": now,
+                              "verdict": decision.action, "last_statistics": decision.statistics}
+    if decision.traffic_percent != float(test["traffic_percent"]):
+        fields["traffic_percent"] = decision.traffic_percent
+        fields["traffic_history"] = [*test["traffic_history"],
+                                     {"at": now, "percent": decision.traffic_percent, "reason": decision.reason,
+                                      "rule": decision.rule}]
+    if decision.final:
+        fields.update(status=_STATUS_OF[decision.action], ended_at=now, end_reason=decision.reason)
+    if not store.update_one("ab_tests", {"test_id": test["test_id"], "status": RUNNING}, fields):
+        # closed meanwhile (an operator's stop): the stored document is the truth
+        return store.find_one("ab_tests", {"test_id": test["test_id"]}) or test
+    return {**test, **fields}
+
+
+def set_traffic(store: DocumentStore, test: dict[str, Any], percent: float, now: datetime, reason: str,
+                actor: str) -> dict[str, Any]:
+    """An operator's traffic change (expand): a new traffic step in the document, nothing else."""
+    if test["status"] != RUNNING:
+        raise ValueError(f"test {test['test_id']} is {test['status']}, not running")
+    if not float(test["traffic_percent"]) < percent <= 100.0:
+        raise ValueError(f"traffic can only grow (monotone routing): {float(test['traffic_percent']):g} % -> "
+                         f"{percent:g} % is not in ({float(test['traffic_percent']):g}, 100]")
+    now = now.astimezone(timezone.utc)
+    if to_utc(test["traffic_history"][-1]["at"]) > now:
+        raise ValueError("now is before the test's last traffic step")
+    fields = {"traffic_percent": float(percent),
+              "traffic_history": [*test["traffic_history"], {"at": now, "percent": float(percent),
+                                                             "reason": reason, "rule": "operator", "actor": actor}]}
+    store.update_one("ab_tests", {"test_id": test["test_id"]}, fields)
+    return {**test, **fields}
+
+
+def close_test(store: DocumentStore, test: dict[str, Any], status: str, now: datetime, reason: str) -> dict[str, Any]:
+    """Close a running test (an operator's stop): traffic 0 from `now`, champion kept."""
+    if test["status"] != RUNNING:
+        return test
+    now = now.astimezone(timezone.utc)
+    fields = {"status": status, "ended_at": now, "end_reason": reason, "traffic_percent": 0.0, "verdict": status,
+              "traffic_history": [*test["traffic_history"], {"at": now, "percent": 0.0, "reason": reason,
+                                                             "rule": status}]}
+    if not store.update_one("ab_tests", {"test_id": test["test_id"], "status": RUNNING}, fields):
+        return store.find_one("ab_tests", {"test_id": test["test_id"]}) or test
+    return {**test, **fields}
+
+
+# -- effects that follow from the document ----------------------------------------------------------
+def _model_name(specialist: str) -> str:
+    from hive_assets.registry import model_name
+
+    return model_name(specialist)
+
+
+def _remove_alias(client, specialist: str, alias: str, version: str) -> bool:
+    """Delete `alias` if it still points at `version` (never an alias someone moved since)."""
+    from hive_assets.registry import alias_version
+
+    current = alias_version(client, specialist, alias)
+    if current is None or str(current.version) != str(version):
+        return False
+    client.delete_registered_model_alias(_model_name(specialist), alias)
+    return True
+
+
+def _set_alias(client, specialist: str, alias: str, version: str) -> bool:
+    from hive_assets.registry import alias_version
+
+    current = alias_version(client, specialist, alias)
+    if current is not None and str(current.version) == str(version):
+        return False
+    client.set_registered_model_alias(_model_name(specialist), alias, str(version))
+    return True
+
+
+def settle(client, store: DocumentStore, test: dict[str, Any], *, actor: str,
+           dagster_run_id: str | None = None) -> list[str]:
+    """Bring the registry, its tags and the ledger in line with the test's document. Idempotent: each
+    effect is written only when missing. Returns what it changed (empty when all was in place).
+
+    running: `ab-test-v<N>` on the challenger, split mirrored to tags, a ledger row per traffic step.
+    promoted: champion -> challenger (only if it still holds the test's champion), challenger and
+    `ab-test-v<N>` aliases removed. rolled_back / ended / stopped: challenger and `ab-test-v<N>`
+    removed (the version is kept). superseded: `ab-test-v<N>` removed. Every closed test gets an
+    `ab_test_closed` row; promotion and rollback also their own row.
+    """
+    from hive_assets.registry import ab_test_alias, alias_version, ensure_alias, mirror_ab_split, record_decision
+
+    specialist, test_id = test["specialist_type"], test["test_id"]
+    challenger, champion = str(test["challenger_version"]), str(test["champion_version"])
+    status = test["status"]
+    done: list[str] = []
+
+    def ledger(kind: str, decision_id: str, reason: str, details: dict[str, Any]) -> None:
+        if not store.count("model_decisions", {"decision_id": decision_id}):
+            record_decision(store, specialist, kind, actor=actor, reason=reason, dagster_run_id=dagster_run_id,
+                            model_version=challenger, details={"test_id": test_id, **details},
+                            decision_id=decision_id)
+            done.append(f"ledger:{kind}:{decision_id}")
+
+    if status == RUNNING and _set_alias(client, specialist, ab_test_alias(challenger), challenger):
+        done.append(f"alias:{ab_test_alias(challenger)}")
+    if status == PROMOTED:
+        holder = alias_version(client, specialist, CHAMPION)
+        if holder is None or str(holder.version) in (champion, challenger):
+            # the registry's crash-safe move: alias, Production mirror when enabled, then the ledger row
+            moved = ensure_alias(client, store, specialist, CHAMPION, challenger, kind="promotion", actor=actor,
+                                 reason=test.get("end_reason") or "A/B test promoted the challenger",
+                                 dagster_run_id=dagster_run_id,
+                                 details={"test_id": test_id, "at": _iso(test.get("ended_at"))})
+            done += [f"alias:{CHAMPION}->{challenger}"] * moved["moved"] + ["ledger:promotion"] * moved["recorded"]
+    if status in CLOSED - {SUPERSEDED} and _remove_alias(client, specialist, CHALLENGER, challenger):
+        done.append(f"removed:{CHALLENGER}")
+    if status in CLOSED and _remove_alias(client, specialist, ab_test_alias(challenger), challenger):
+        done.append(f"removed:{ab_test_alias(challenger)}")
+    if status == ROLLED_BACK:
+        ledger("rollback", f"ab-rollback:{test_id}", test.get("end_reason") or "A/B test rolled back",
+               {"traffic_percent": 0.0, "challenger_alias_removed": True, "at": _iso(test.get("ended_at"))})
+
+    # the split serving reads: the test's traffic while it runs, 0 once it is closed (promotion moved
+    # champion to the challenger, so every unit is served by it anyway)
+    if status == RUNNING or _mirrors(client, specialist, test_id):
+        shown = {**test, "traffic_percent": float(test["traffic_percent"]) if status == RUNNING else 0.0}
+        before = client.get_registered_model(_model_name(specialist)).tags
+        mirror_ab_split(client, specialist, shown)
+        if before.get("ab_test_status") != status:
+            client.set_registered_model_tag(_model_name(specialist), "ab_test_status", status)
+        if before.get("ab_challenger_traffic_percent") != str(shown["traffic_percent"]) or \
+                before.get("ab_test_id") != test_id or before.get("ab_test_status") != status:
+            done.append("tags")
+
+    for i, step in enumerate(test["traffic_history"]):
+        ledger("traffic_step", f"ab-open:{test_id}" if i == 0 else f"ab-step:{test_id}:{i}",
+               step.get("reason") or "traffic step",
+               {"traffic_percent": float(step["percent"]), "at": _iso(step["at"]), "rule": step.get("rule")})
+    if status in CLOSED:
+        ledger("ab_test_closed", f"ab-closed:{test_id}", test.get("end_reason") or status,
+               {"status": status, "at": _iso(test.get("ended_at"))})
+        if not test.get("settled"):
+            store.update_one("ab_tests", {"test_id": test_id}, {"settled": True})
+    return done
+
+
+def _mirrors(client, specialist: str, test_id: str) -> bool:
+    """Whether the registered-model tags still describe this test (a newer test owns them otherwise)."""
+    return client.get_registered_model(_model_name(specialist)).tags.get("ab_test_id") == test_id
+
+
+def _iso(value: Any) -> str | None:
+    t = to_utc(value)
+    return t.isoformat() if t else None
+
+
+def settle_closed(client, store: DocumentStore, specialist: str, *, actor: str,
+                  dagster_run_id: str | None = None) -> list[str]:
+    """Finish the effects of closed tests that a crash left unsettled (e.g. superseded by a new test)."""
+    done: list[str] = []
+    for test in store.find("ab_tests", {"specialist_type": specialist}):
+        if test["status"] in CLOSED and not test.get("settled"):
+            done += settle(client, store, test, actor=actor, dagster_run_id=dagster_run_id)
+    return done
+
+
+# -- the operations -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CheckResult:
+    test: dict[str, Any] | None   # the document after the look (None: no test for this specialist)
+    decision: Decision | None     # None when the test was not running or this `now` was already checked
+    counts: list[StepCounts]
+    effects: list[str]
+
+    def summary(self) -> dict[str, Any]:
+        """Status, traffic, verdict, per-arm agreement / confidence / counts / coverage, the interval."""
+        if self.test is None:
+            return {"status": "no_test", "test_id": None}
+        t = self.test
+        out: dict[str, Any] = {"test_id": t["test_id"], "status": t["status"],
+                               "traffic_percent": float(t["traffic_percent"]),
+                               "champion_version": str(t["champion_version"]),
+                               "challenger_version": str(t["challenger_version"]),
+                               "started_at": _iso(t["started_at"]), "verdict": t.get("verdict") or "insufficient_data"}
+        stats = self.decision.statistics if self.decision else t.get("last_statistics") or {}
+        if self.decision:
+            out["rule"], out["reason"] = self.decision.rule, self.decision.reason
+        for arm in (CHAMPION, CHALLENGER):
+            out[arm] = stats.get(arm)
+        diff = stats.get("difference")
+        out["interval"] = [diff["lower"], diff["upper"]] if diff else None
+        out["difference"] = diff["estimate"] if diff else None
+        out["days_elapsed"] = stats.get("days_elapsed")
+        out["srm_p_value"] = (stats.get("srm") or {}).get("p_value")
+        return out
+
+
+def check_test(client, store: DocumentStore, specialist: str, now: datetime, policy: RolloutPolicy, *,
+               actor: str, dagster_run_id: str | None = None, trust: TrustPolicy = TrustPolicy()) -> CheckResult:
+    """One look at the specialist's running test (re-evaluate, record, apply). Without a running test,
+    it settles what closed tests left and reports the latest test."""
+    now = now.astimezone(timezone.utc)
+    effects = settle_closed(client, store, specialist, actor=actor, dagster_run_id=dagster_run_id)
+    test = running_test(store, specialist)
+    if test is None:
+        latest = store.find_one("ab_tests", {"specialist_type": specialist}, sort=[("started_at", -1)])
+        return CheckResult(latest, None, [], effects)
+    decision, counts = None, []
+    if not any(_same_instant(c.get("at"), now) for c in test.get("checks", [])):
+        decision, counts = evaluate(store, test, now, policy, trust)
+        test = record_decision_in_test(store, test, decision, now, counts, dagster_run_id)
+    effects += settle(client, store, test, actor=actor, dagster_run_id=dagster_run_id)
+    return CheckResult(test, decision, counts, effects)
+
+
+def start_test(client, store: DocumentStore, specialist: str, champion_version: str, challenger_version: str,
+               traffic_percent: float, now: datetime, *, actor: str, dagster_run_id: str | None = None,
+               ) -> tuple[dict[str, Any], bool, list[str]]:
+    """Open (or find) the test of `challenger_version` against `champion_version` and write whatever of
+    its effects is missing; a test it supersedes is closed and settled. Returns (test, created, effects).
+
+    The challenger alias is the registration's (or `move_alias`'s) to set; this checks it is there.
+    """
+    from hive_assets.registry import alias_version
+
+    holder = alias_version(client, specialist, CHALLENGER)
+    if holder is None or str(holder.version) != str(challenger_version):
+        raise ValueError(f"{_model_name(specialist)}: alias {CHALLENGER} is on "
+                         f"{'no version' if holder is None else 'v' + str(holder.version)}, not v{challenger_version}")
+    test, created = open_test(store, specialist, champion_version, challenger_version, traffic_percent, now=now,
+                              dagster_run_id=dagster_run_id)
+    effects = settle_closed(client, store, specialist, actor=actor, dagster_run_id=dagster_run_id)
+    effects += settle(client, store, test, actor=actor, dagster_run_id=dagster_run_id)
+    return test, created, effects

@@ -1,0 +1,97 @@
+"""raw_production_data on production-shaped documents: run config of the quality filter, its failure,
+a naive `as_of`, large quarantined documents; and `hive collect`'s flags for the same filter."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+
+from hive_assets.config import CLASSES
+from hive_assets.data import _documents as d
+from hive_assets.data.store import SQLiteStore
+from hive_assets.defs import build_defs
+from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
+from hive_assets_tests.data.production_corpus import write_production_corpus
+
+NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+
+
+def _collect(config: dict) -> dg.ExecuteInProcessResult:
+    defs = build_defs()
+    return dg.materialize(
+        list(defs.assets), selection=["raw_production_data"], partition_key="business",
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
+        resources={"document_store": DocumentStoreResource(), "mlflow": MlflowResource(), "platform": PlatformSettings()},
+        run_config={"ops": {"raw_production_data": {"config": {"min_samples": 10, **config}}}},
+    )
+
+
+def _metadata(result) -> dict:
+    (mat,) = result.asset_materializations_for_node("raw_production_data")
+    return {k: v.value for k, v in mat.metadata.items()}
+
+
+def test_the_quality_filter_is_run_config_reports_per_class_and_an_emptied_class_fails_the_run(hive_home):
+    store = SQLiteStore(hive_home / "store.sqlite")
+    corpus = write_production_corpus(store, NOW)
+    kept = _collect({"as_of": NOW.isoformat(), "min_feedback_quality": 0.5})
+    assert kept.success
+    meta = _metadata(kept)
+    assert meta["labelled"] == corpus.opinions and meta["quarantined"] == 0
+    assert meta["label_counts"] == dict(corpus.labels)
+    assert meta["intent_from_plan"] == corpus.encrypted_intent + corpus.missing_intent
+    assert meta["quality_filter_dropped_by_class"] == {"approve": 0, "reject": 0, "review_required": 0}
+
+    # without the exemption, 0.0-rated approval-service rejections go; above every human rating, all go
+    dropped = _collect({"as_of": NOW.isoformat(), "min_feedback_quality": 0.5, "quality_exempt_sources": []})
+    assert _metadata(dropped)["quality_filter_dropped_by_class"]["reject"] == corpus.approval_service["reject"]
+    emptied = _collect({"as_of": NOW.isoformat(), "min_feedback_quality": 1.0, "quality_exempt_sources": ["nobody"]})
+    assert not emptied.success
+    failure = next(e for e in emptied.all_events if e.event_type_value == "STEP_FAILURE")
+    # approval-service approvals (1.0) survive; every human rating is below 1.0, so the first class left
+    # without a label, in CLASSES order, is named
+    first_emptied = next(c for c in CLASSES if c != "approve")
+    assert f"removed every {first_emptied!r} label" in failure.step_failure_data.error.message
+    assert not [e for e in emptied.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]  # config error: no retry
+
+
+def test_a_naive_as_of_is_utc_and_a_large_quarantined_plan_never_fails_the_run(hive_home, monkeypatch):
+    monkeypatch.setenv("TZ", "America/Sao_Paulo")  # a local zone must not shift a naive as_of
+    import time
+
+    time.tzset()
+    try:
+        store = SQLiteStore(hive_home / "store.sqlite")
+        write_production_corpus(store, NOW)
+        doc = next(iter(store.find("cognitive_ledger")))
+        doc["plan_data"]["tasks"] = [{"task_id": f"x{k}", "description": "d" * 40} for k in range(d.MAX_TASKS + 1)]
+        store.upsert_many("cognitive_ledger", [doc])
+        as_of = NOW - timedelta(days=3)
+        result = _collect({"as_of": as_of.replace(tzinfo=None).isoformat()})
+        assert result.success
+        meta = _metadata(result)
+        assert meta["window"].endswith(as_of.isoformat())
+        assert meta["quarantined_by_reason"]["oversized_plan"] == 1
+        kept = store.find_one("quarantine", {"reason": "oversized_plan"})
+        assert len(kept["document"]["plan_data"]["tasks"]) == d.MAX_TASKS + 1
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_hive_collect_takes_the_quality_filter_and_its_exemptions(hive_home, capsys):
+    from hive_assets.cli._main import main
+
+    store = SQLiteStore(hive_home / "store.sqlite")
+    corpus = write_production_corpus(store, datetime.now(timezone.utc))
+    argv = ["collect", "--specialist", "business", "--min-samples", "10", "--json", "--min-feedback-quality", "0.5"]
+    assert main(argv + ["--quality-exempt-source", "triage_bot", "--quality-exempt-source", "Approval_Service"]) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["labelled"] == corpus.opinions
+    assert record["quality_filter_dropped_by_class"]["reject"] == 0
+    assert main(argv + ["--quality-exempt-source", "triage_bot"]) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["quality_filter_dropped_by_class"]["reject"] == corpus.approval_service["reject"]
+    assert record["labelled"] == corpus.opinions - corpus.approval_service["reject"]

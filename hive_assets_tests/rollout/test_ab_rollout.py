@@ -1,0 +1,240 @@
+"""A/B tests re-evaluated by `ab_test_outcome` (job `ab_test_check`) against a real `mlflow server` and the
+SQLite store, with an injected clock: the 10 -> 25 -> 50 -> 100 schedule and promotion, a rollback,
+a superseded test, and a check killed mid-way then resumed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+import pytest
+
+from hive_assets import registry
+from hive_assets.data import SQLiteStore, to_utc
+from hive_assets.defs import build_defs
+from hive_assets.rollout import running_test
+from hive_assets_tests.rollout.ab_world import Traffic, fresh_model
+
+pytestmark = pytest.mark.services
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+MATURITY_HOURS = 6.0
+
+
+def at(hours: float) -> datetime:
+    return T0 + timedelta(hours=hours)
+
+
+@pytest.fixture
+def world(hive_home, mlflow_server, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    client = registry.client_for(mlflow_server)
+    store = SQLiteStore(hive_home / "store.sqlite")
+    defs = build_defs()
+    instance = dg.DagsterInstance.ephemeral()
+    made: list[str] = []
+
+    def model(specialist: str, versions: int = 2) -> list[str]:
+        made.append(specialist)
+        return fresh_model(client, specialist, versions)
+
+    def check(specialist: str, hours: float, **config):
+        config = {"now": at(hours).isoformat(), "label_maturity_hours": MATURITY_HOURS, **config}
+        result = defs.resolve_job_def("ab_test_check").execute_in_process(
+            run_config={"ops": {"ab_test_outcome": {"config": config}}}, instance=instance,
+            partition_key=specialist)
+        assert result.success
+        return result
+
+    yield store, client, model, check
+    for specialist in made:  # the server is shared: leave no model behind for other modules' tests
+        client.delete_registered_model(registry.model_name(specialist))
+
+
+def champion_and_challenger(client, store, specialist: str, champion: str, challenger: str) -> None:
+    registry.ensure_alias(client, store, specialist, registry.CHAMPION, champion, actor="test", reason="setup")
+    registry.ensure_alias(client, store, specialist, registry.CHALLENGER, challenger, actor="test", reason="setup")
+
+
+def aliases(client, specialist: str) -> dict[str, str]:
+    return {a: v for a, v in client.get_registered_model(registry.model_name(specialist)).aliases.items()}
+
+
+def ledger(store, specialist: str, kind: str) -> list[dict]:
+    return [d for d in store.find("model_decisions", {"specialist_type": specialist}) if d["kind"] == kind]
+
+
+def tags(client, specialist: str) -> dict[str, str]:
+    return client.get_registered_model(registry.model_name(specialist)).tags
+
+
+def test_expansion_10_25_50_100_and_promotion(world):
+    store, client, model, check = world
+    v1, v2 = model("technical")
+    champion_and_challenger(client, store, "technical", v1, v2)
+    opened = check("technical", 0).output_for_node("ab_test_outcome")
+    assert (opened["status"], opened["traffic_percent"], opened["verdict"]) == ("running", 10.0, "insufficient_data")
+    test = running_test(store, "technical")
+    assert to_utc(test["started_at"]) == T0 and test["test_id"] == f"technical_v{v2}_20260302_090000"
+    assert aliases(client, "technical")[f"ab-test-v{v2}"] == v2
+    assert tags(client, "technical")["ab_challenger_traffic_percent"] == "10.0"
+
+    traffic = Traffic("technical", champion_agreement=0.70, challenger_agreement=0.85, seed=1)
+    schedule = [(12, "hold", 10.0), (25, "expand", 25.0), (49, "expand", 50.0), (73, "promote", 100.0)]
+    previous = 0
+    for hours, action, percent in schedule:
+        traffic.serve(store, running_test(store, "technical"), at(previous), at(hours))
+        previous = hours
+        result = check("technical", hours)
+        outcome = result.output_for_node("ab_test_outcome")
+        doc = store.find_one("ab_tests", {"test_id": test["test_id"]})
+        assert doc["checks"][-1]["action"] == action, doc["checks"][-1]["reason"]
+        assert float(doc["traffic_percent"]) == percent == outcome["traffic_percent"]
+        # the counts behind the decision are what was written, under the maturity rule
+        expected = traffic.expected(at(hours), timedelta(hours=MATURITY_HOURS))
+        for arm in ("champion", "challenger"):
+            got = doc["checks"][-1]["statistics"][arm]
+            assert {k: got[k] for k in ("served", "labelled", "agreements")} == expected[arm]
+        metadata = result.asset_materializations_for_node("ab_test_outcome")[0].metadata
+        assert metadata["verdict"].value == action and metadata["traffic_percent"].value == percent
+
+    doc = store.find_one("ab_tests", {"test_id": test["test_id"]})
+    assert doc["status"] == "promoted" and to_utc(doc["started_at"]) == T0
+    assert [(float(h["percent"]), to_utc(h["at"])) for h in doc["traffic_history"]] == \
+        [(10.0, at(0)), (25.0, at(25)), (50.0, at(49)), (100.0, at(73))]
+    assert [c["action"] for c in doc["checks"]] == ["insufficient_data", "hold", "expand", "expand", "promote"]
+    final = doc["checks"][-1]["statistics"]
+    assert final["difference"]["lower"] > 0 and final["challenger"]["labelled"] >= 1000
+    assert final["challenger"]["agreement"] == pytest.approx(0.85, abs=0.04)
+
+    # registry: champion moved to the challenger, challenger and ab-test aliases gone, split tags closed
+    assert aliases(client, "technical") == {"champion": v2}
+    t = tags(client, "technical")
+    assert (t["ab_test_id"], t["ab_test_status"], t["ab_challenger_traffic_percent"]) == \
+        (test["test_id"], "promoted", "0.0")
+    # ledger: one row per traffic step, the promotion with the previous champion, the closure
+    steps = sorted(ledger(store, "technical", "traffic_step"), key=lambda d: d["details"]["at"])
+    assert [d["details"]["traffic_percent"] for d in steps] == [10.0, 25.0, 50.0, 100.0]
+    (promotion,) = ledger(store, "technical", "promotion")
+    assert (promotion["model_version"], promotion["details"]["previous_version"]) == (v2, v1)
+    assert len(ledger(store, "technical", "ab_test_closed")) == 1
+
+    # a retried check at the same instant, and a later one, change nothing
+    before = store.count("model_decisions", {"specialist_type": "technical"})
+    again = check("technical", 73).output_for_node("ab_test_outcome")
+    later = check("technical", 80).output_for_node("ab_test_outcome")
+    assert again["status"] == later["status"] == "promoted"
+    assert store.count("model_decisions", {"specialist_type": "technical"}) == before
+    assert len(store.find_one("ab_tests", {"test_id": test["test_id"]})["checks"]) == 5
+    assert store.count("ab_tests", {"specialist_type": "technical"}) == 1  # no new test for the old challenger
+
+
+def test_a_bad_challenger_is_rolled_back(world):
+    store, client, model, check = world
+    v1, v2 = model("behavior")
+    champion_and_challenger(client, store, "behavior", v1, v2)
+    check("behavior", 0)
+    test = running_test(store, "behavior")
+    traffic = Traffic("behavior", champion_agreement=0.85, challenger_agreement=0.55, seed=2)
+    traffic.serve(store, test, at(0), at(25))
+    outcome = check("behavior", 25).output_for_node("ab_test_outcome")
+    assert (outcome["status"], outcome["traffic_percent"], outcome["rule"]) == ("rolled_back", 0.0,
+                                                                               "significantly_worse")
+    assert outcome["interval"][1] < 0
+    assert aliases(client, "behavior") == {"champion": v1}  # challenger and ab-test-v2 removed
+    assert client.get_model_version(registry.model_name("behavior"), v2).version == v2  # the version is kept
+    assert tags(client, "behavior")["ab_challenger_traffic_percent"] == "0.0"
+    (rollback,) = ledger(store, "behavior", "rollback")
+    assert rollback["model_version"] == v2 and rollback["details"]["test_id"] == test["test_id"]
+    doc = store.find_one("ab_tests", {"test_id": test["test_id"]})
+    assert [float(h["percent"]) for h in doc["traffic_history"]] == [10.0, 0.0]
+    # the next look does not reopen a test for the rolled-back version
+    assert check("behavior", 26).output_for_node("ab_test_outcome")["status"] == "rolled_back"
+    assert store.count("ab_tests", {"specialist_type": "behavior"}) == 1
+
+
+def test_a_superseded_test_closes_with_a_ledger_entry_and_its_alias_removed(world):
+    store, client, model, check = world
+    v1, v2, v3 = model("architecture", 3)
+    champion_and_challenger(client, store, "architecture", v1, v2)
+    check("architecture", 0)
+    old = running_test(store, "architecture")
+    # a newer version is registered as challenger (what registered_model_version does)
+    registry.ensure_alias(client, store, "architecture", registry.CHALLENGER, v3, actor="test", reason="registered")
+    outcome = check("architecture", 5).output_for_node("ab_test_outcome")
+    assert outcome["challenger_version"] == v3 and outcome["status"] == "running"
+    assert outcome["test_id"] == f"architecture_v{v3}_20260302_140000"
+    doc = store.find_one("ab_tests", {"test_id": old["test_id"]})
+    assert doc["status"] == "superseded" and doc["settled"]
+    assert aliases(client, "architecture") == {"champion": v1, "challenger": v3, f"ab-test-v{v3}": v3}
+    (closed,) = ledger(store, "architecture", "ab_test_closed")
+    assert closed["details"]["test_id"] == old["test_id"] and closed["details"]["status"] == "superseded"
+    assert tags(client, "architecture")["ab_test_id"] == outcome["test_id"]
+
+
+KILLED_CHECK = textwrap.dedent("""
+    import os, signal, sys
+    from datetime import datetime, timedelta
+    from hive_assets.data import SQLiteStore
+    from hive_assets.rollout import RolloutPolicy, evaluate, record_decision_in_test, running_test
+
+    store = SQLiteStore(sys.argv[1])
+    now = datetime.fromisoformat(sys.argv[2])
+    test = running_test(store, "evolution")
+    decision, counts = evaluate(store, test, now, RolloutPolicy(label_maturity=timedelta(hours=6)))
+    record_decision_in_test(store, test, decision, now, counts)
+    print(decision.action, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # dies before the registry and the ledger hear of it
+""")
+
+
+def test_a_check_killed_mid_way_resumes_without_resetting_the_test(world, hive_home):
+    store, client, model, check = world
+    v1, v2 = model("evolution")
+    champion_and_challenger(client, store, "evolution", v1, v2)
+    check("evolution", 0)
+    test = running_test(store, "evolution")
+    traffic = Traffic("evolution", champion_agreement=0.80, challenger_agreement=0.80, seed=3)
+    traffic.serve(store, test, at(0), at(25))
+
+    proc = subprocess.run([sys.executable, "-c", KILLED_CHECK, str(hive_home / "store.sqlite"), at(25).isoformat()],
+                          capture_output=True, text=True, timeout=300, env={**os.environ})
+    assert proc.returncode == -signal.SIGKILL and proc.stdout.strip() == "expand", proc.stderr
+    doc = store.find_one("ab_tests", {"test_id": test["test_id"]})
+    assert float(doc["traffic_percent"]) == 25.0  # the state write happened ...
+    assert tags(client, "evolution")["ab_challenger_traffic_percent"] == "10.0"  # ... its effects did not
+    assert len(ledger(store, "evolution", "traffic_step")) == 1
+
+    # resume: a new process serves at the recorded traffic and looks again an hour later
+    traffic.serve(store, running_test(store, "evolution"), at(25), at(26))
+    outcome = check("evolution", 26).output_for_node("ab_test_outcome")
+    doc = store.find_one("ab_tests", {"test_id": test["test_id"]})
+    assert outcome["test_id"] == test["test_id"] and to_utc(doc["started_at"]) == T0  # the clock was not reset
+    assert outcome["traffic_percent"] == 25.0 and outcome["status"] == "running"
+    assert [float(h["percent"]) for h in doc["traffic_history"]] == [10.0, 25.0]
+    assert [to_utc(c["at"]) for c in doc["checks"]] == [at(0), at(25), at(26)]
+    expected = traffic.expected(at(26), timedelta(hours=MATURITY_HOURS))
+    for arm in ("champion", "challenger"):  # counts cover the whole test, not the time since the restart
+        got = doc["checks"][-1]["statistics"][arm]
+        assert {k: got[k] for k in ("served", "labelled", "agreements")} == expected[arm]
+    assert tags(client, "evolution")["ab_challenger_traffic_percent"] == "25.0"
+    steps = ledger(store, "evolution", "traffic_step")
+    assert sorted(d["details"]["traffic_percent"] for d in steps) == [10.0, 25.0]  # written once, on resume
+
+
+def test_with_ab_testing_disabled_no_test_opens(world, monkeypatch):
+    store, client, model, _ = world
+    v1, v2 = model("business")
+    champion_and_challenger(client, store, "business", v1, v2)
+    monkeypatch.setenv("AB_TESTING_ENABLED", "false")
+    result = build_defs().resolve_job_def("ab_test_check").execute_in_process(
+        run_config={"ops": {"ab_test_outcome": {"config": {"now": at(0).isoformat()}}}},
+        instance=dg.DagsterInstance.ephemeral(), partition_key="business")
+    assert result.output_for_node("ab_test_outcome")["status"] == "no_test"
+    assert store.count("ab_tests", {}) == 0
+    assert f"ab-test-v{v2}" not in aliases(client, "business")

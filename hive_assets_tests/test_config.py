@@ -1,0 +1,118 @@
+"""SPEC section 9 settings: every malformed value is a ConfigError naming the variable, booleans take exactly
+true/false, 1/0, yes/no in any case, and the homes resolve against the working directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hive_assets.config import ConfigError, Settings, dagster_home, env_bool, hive_home
+
+SETTINGS_VARIABLES = ("AB_TESTING_ENABLED", "AB_TEST_DEFAULT_TRAFFIC", "DRIFT_THRESHOLD",
+                      "DRIFT_CHECK_INTERVAL_MINUTES", "DATA_COLLECTION_DAYS", "MIN_CONFIDENCE",
+                      "RETRAINING_FEEDBACK_THRESHOLD", "HIVE_HOME", "DAGSTER_HOME", "AB_TEST_LABEL_MATURITY_HOURS",
+                      "AB_TEST_MAX_DURATION_DAYS", "AB_TEST_CHECK_INTERVAL_MINUTES")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for name in SETTINGS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_unset_and_blank_mean_the_spec_defaults(monkeypatch):
+    monkeypatch.setenv("MIN_CONFIDENCE", "  ")
+    s = Settings.from_env()
+    assert (s.ab_testing_enabled, s.ab_test_default_traffic, s.drift_threshold, s.drift_check_interval_minutes,
+            s.data_collection_days, s.min_confidence, s.retraining_feedback_threshold) == (True, 10.0, 0.2, 60, 90, 0.7, 100)
+
+
+def test_well_formed_values_are_read(monkeypatch):
+    for name, value in [("AB_TESTING_ENABLED", "No"), ("AB_TEST_DEFAULT_TRAFFIC", "25"), ("DRIFT_THRESHOLD", "0.35"),
+                        ("DRIFT_CHECK_INTERVAL_MINUTES", "15"), ("DATA_COLLECTION_DAYS", " 30 "),
+                        ("MIN_CONFIDENCE", "0"), ("RETRAINING_FEEDBACK_THRESHOLD", "1")]:
+        monkeypatch.setenv(name, value)
+    s = Settings.from_env()
+    assert (s.ab_testing_enabled, s.ab_test_default_traffic, s.drift_threshold, s.drift_check_interval_minutes,
+            s.data_collection_days, s.min_confidence, s.retraining_feedback_threshold) == (False, 25.0, 0.35, 15, 30, 0.0, 1)
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("AB_TEST_DEFAULT_TRAFFIC", "10%", "AB_TEST_DEFAULT_TRAFFIC must be a number, got '10%'"),
+    ("AB_TEST_DEFAULT_TRAFFIC", "0", "AB_TEST_DEFAULT_TRAFFIC must be > 0 and <= 100, got '0'"),
+    ("AB_TEST_DEFAULT_TRAFFIC", "150", "AB_TEST_DEFAULT_TRAFFIC must be > 0 and <= 100, got '150'"),
+    ("DRIFT_THRESHOLD", "inf", "DRIFT_THRESHOLD must be a finite number, got 'inf'"),
+    ("DRIFT_THRESHOLD", "nan", "DRIFT_THRESHOLD must be a finite number, got 'nan'"),
+    ("DRIFT_THRESHOLD", "-0.1", "DRIFT_THRESHOLD must be > 0, got '-0.1'"),
+    ("MIN_CONFIDENCE", "1.2", "MIN_CONFIDENCE must be >= 0 and <= 1, got '1.2'"),
+    ("MIN_CONFIDENCE", "0,7", "MIN_CONFIDENCE must be a number, got '0,7'"),
+    ("DATA_COLLECTION_DAYS", "90d", "DATA_COLLECTION_DAYS must be an integer, got '90d'"),
+    ("DATA_COLLECTION_DAYS", "7.5", "DATA_COLLECTION_DAYS must be an integer, got '7.5'"),
+    ("DRIFT_CHECK_INTERVAL_MINUTES", "0", "DRIFT_CHECK_INTERVAL_MINUTES must be >= 1, got '0'"),
+    ("RETRAINING_FEEDBACK_THRESHOLD", "-5", "RETRAINING_FEEDBACK_THRESHOLD must be >= 1, got '-5'"),
+    ("AB_TESTING_ENABLED", "on", "AB_TESTING_ENABLED must be one of true/false, 1/0, yes/no, got 'on'"),
+    ("AB_TESTING_ENABLED", "2", "AB_TESTING_ENABLED must be one of true/false, 1/0, yes/no, got '2'"),
+    ("AB_TEST_LABEL_MATURITY_HOURS", "2d", "AB_TEST_LABEL_MATURITY_HOURS must be a number, got '2d'"),
+    ("AB_TEST_MAX_DURATION_DAYS", "0", "AB_TEST_MAX_DURATION_DAYS must be > 0, got '0'"),
+    ("AB_TEST_CHECK_INTERVAL_MINUTES", "hourly", "AB_TEST_CHECK_INTERVAL_MINUTES must be a number, got 'hourly'"),
+])
+def test_a_malformed_value_is_a_config_error_naming_the_variable(monkeypatch, variable, value, message):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env()
+    assert str(err.value) == message
+    assert isinstance(err.value, ValueError)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("true", True), ("TRUE", True), ("True", True), ("1", True), ("yes", True), ("YES", True), (" yes ", True),
+    ("false", False), ("False", False), ("0", False), ("no", False), ("No", False),
+])
+def test_booleans_accept_exactly_three_spellings_each_in_any_case(monkeypatch, raw, expected):
+    monkeypatch.setenv("AB_TESTING_ENABLED", raw)
+    assert env_bool("AB_TESTING_ENABLED", not expected) is expected
+
+
+@pytest.mark.parametrize("raw", ["on", "off", "y", "n", "t", "enabled", "2", "-1", "truthy", "nein"])
+def test_booleans_refuse_anything_else(monkeypatch, raw):
+    monkeypatch.setenv("AB_TESTING_ENABLED", raw)
+    with pytest.raises(ConfigError, match="^AB_TESTING_ENABLED must be one of"):
+        env_bool("AB_TESTING_ENABLED", True)
+
+
+def test_relative_homes_resolve_against_the_working_directory(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert hive_home() == tmp_path / ".hive"
+    assert dagster_home() == tmp_path / ".hive" / "dagster"
+    monkeypatch.setenv("HIVE_HOME", "state/../here")
+    assert hive_home() == tmp_path / "here"
+    assert dagster_home() == tmp_path / "here" / "dagster"
+    monkeypatch.setenv("DAGSTER_HOME", "inst")  # set: it wins, resolved the same way
+    assert dagster_home() == tmp_path / "inst"
+    assert dagster_home(Path("/elsewhere")) == tmp_path / "inst"
+
+
+def test_dagster_resources_surface_the_same_message(monkeypatch):
+    """The definitions build their resources from Settings.from_env(): loading the code location fails
+    with the ConfigError itself, so the Dagster UI/CLI shows the same one-line message."""
+    from hive_assets.defs import build_defs
+
+    monkeypatch.setenv("AB_TEST_DEFAULT_TRAFFIC", "10%")
+    with pytest.raises(ConfigError, match=r"^AB_TEST_DEFAULT_TRAFFIC must be a number, got '10%'$"):
+        build_defs()
+
+
+def test_the_rollout_policy_reads_the_checked_settings(monkeypatch):
+    from datetime import timedelta
+
+    from hive_assets.rollout import policy_from_env
+
+    monkeypatch.setenv("AB_TEST_LABEL_MATURITY_HOURS", "6")
+    monkeypatch.setenv("AB_TEST_MAX_DURATION_DAYS", "3")
+    monkeypatch.setenv("AB_TEST_DEFAULT_TRAFFIC", "20")
+    policy = policy_from_env()
+    assert (policy.label_maturity, policy.max_duration, policy.start_traffic) == (timedelta(hours=6), timedelta(days=3), 20.0)
+    monkeypatch.setenv("AB_TEST_LABEL_MATURITY_HOURS", "x")
+    with pytest.raises(ConfigError, match="AB_TEST_LABEL_MATURITY_HOURS"):
+        policy_from_env()
