@@ -25,8 +25,8 @@ def train_small_model(specialist: str, now: datetime, n_plans: int = 1500, seed:
     frame["split"] = temporal_group_split(frame)
     train = frame[frame.split == "train"]
     model, _ = train_model(specialist, train, frame[frame.split == "validation"], model_type="random_forest")
-    if with_reference:
-        model.drift_reference = build_reference(train, list(model.predict(train)))
+    # as training stores it (train_model may already have); None: a model from before drift references
+    model.drift_reference = build_reference(train, list(model.predict(train))) if with_reference else None
     return model
 
 
