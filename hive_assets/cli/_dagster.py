@@ -102,3 +102,14 @@ def run_job_outcome(job_name: str, run_config: dict | None = None, tags: dict[st
             error = (user.description if user and user.description else None) or data.error.message.strip()
     output = result.output_for_node(output_node) if result.success and output_node else None
     return {"run_id": result.run_id, "success": result.success, "output": output, "error": error}
+
+
+def result_metrics(result) -> dict:
+    """Numeric metadata of an in-process run's materializations, as {"<asset>.<name>": value}."""
+    metrics = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        for name, value in (mat.metadata or {}).items():
+            if isinstance(value.value, (int, float)) and not isinstance(value.value, bool):
+                metrics[f"{mat.asset_key.to_user_string()}.{name}"] = value.value
+    return metrics

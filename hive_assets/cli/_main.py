@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from hive_assets.cli import _abtest, _data, _deploy, _home, _report, _simulate, _train
+from hive_assets.cli import _abtest, _data, _deploy, _drift, _home, _report, _simulate, _train
 from hive_assets.cli._args import USAGE_ERROR, HelpFormatter, Parser, UsageError
 from hive_assets.config import ConfigError, Settings
 
@@ -35,6 +35,7 @@ def build_parser() -> Parser:
     _abtest.add_parsers(sub)
     _train.add_parsers(sub)
     _deploy.add_parsers(sub)
+    _drift.add_parsers(sub)
     return parser
 
 

@@ -3,10 +3,10 @@ jobs and sensors that call the domain layer and hold no decisions of their own."
 
 import dagster as dg
 
-from hive_assets.defs import data, evaluation, features, registry, rollout, training
+from hive_assets.defs import data, evaluation, features, monitoring, registry, rollout, training
 from hive_assets.defs.resources import default_resources
 
-STAGES = (data, features, training, evaluation, registry, rollout)
+STAGES = (data, features, training, evaluation, registry, rollout, monitoring)
 
 
 def build_defs() -> dg.Definitions:

@@ -1,17 +1,27 @@
-"""Monitoring (SPEC section 8): drift statistics against the champion's training reference, and the
-trigger rules the feedback and drift sensors apply.
+"""Monitoring (SPEC section 8): drift statistics against the champion's training reference, the
+trigger rules the feedback and drift sensors apply, and the documents they write.
 
 - `build_reference(features, predicted_classes)`: stored with every model version at training time.
 - `feature_drift(reference, window)` -> per-feature PSI (stored bin edges, floor 1e-4) and KS;
   `drift_decision(result, threshold, min_rows, alpha)`: drift only when the PSI is above the threshold
   AND beyond what sampling noise gives at the window's size.
-- `feedback_trigger(...)`, run keys and the sensors' JSON cursor.
+- `check_drift(store, client, specialist, now, settings)`: one drift check of one specialist (window of
+  recent plans vs its champion's reference) -> `DriftCheck` with the `drift_monitoring` document.
+- `trusted_feedback_count(store, specialist, since, policy)`: the feedback sensor's count, on indexes.
+- `feedback_trigger(...)`, run keys and the sensors' JSON cursor; `MonitoringSettings.from_env()`.
+- `record_trigger` / `update_trigger_status` (forward-only, idempotent) and `save_drift_check`.
 """
 
+from hive_assets.monitoring._check import DriftCheck, check_drift, drift_window
 from hive_assets.monitoring._drift import (
     DEFAULT_ALPHA, DEFAULT_MIN_ROWS, DEFAULT_THRESHOLD, PSI_FLOOR, REFERENCE_FORMAT_VERSION, build_reference,
     drift_decision, feature_drift, psi, psi_null_pvalue,
 )
+from hive_assets.monitoring._feedback import trusted_feedback_count
+from hive_assets.monitoring._records import (
+    DRIFT_CHECKS, STATUS_RANK, TRIGGERS, record_trigger, save_drift_check, update_trigger_status,
+)
+from hive_assets.monitoring._settings import MonitoringSettings
 from hive_assets.monitoring._triggers import (
     DEFAULT_COOLDOWN, DEFAULT_FEEDBACK_THRESHOLD, SpecialistCursor, TriggerDecision, decode_cursor, drift_run_key,
     encode_cursor, feedback_run_key, feedback_trigger, time_bucket,
@@ -19,7 +29,9 @@ from hive_assets.monitoring._triggers import (
 
 __all__ = [
     "DEFAULT_ALPHA", "DEFAULT_COOLDOWN", "DEFAULT_FEEDBACK_THRESHOLD", "DEFAULT_MIN_ROWS", "DEFAULT_THRESHOLD",
-    "PSI_FLOOR", "REFERENCE_FORMAT_VERSION", "SpecialistCursor", "TriggerDecision", "build_reference",
-    "decode_cursor", "drift_decision", "drift_run_key", "encode_cursor", "feature_drift", "feedback_run_key",
-    "feedback_trigger", "psi", "psi_null_pvalue", "time_bucket",
+    "DRIFT_CHECKS", "PSI_FLOOR", "REFERENCE_FORMAT_VERSION", "STATUS_RANK", "TRIGGERS", "DriftCheck",
+    "MonitoringSettings", "SpecialistCursor", "TriggerDecision", "build_reference", "check_drift", "decode_cursor",
+    "drift_decision", "drift_run_key", "drift_window", "encode_cursor", "feature_drift", "feedback_run_key",
+    "feedback_trigger", "psi", "psi_null_pvalue", "record_trigger", "save_drift_check", "time_bucket",
+    "trusted_feedback_count", "update_trigger_status",
 ]

@@ -33,7 +33,10 @@ COLLECTIONS: dict[str, dict[str, Any]] = {
     "cognitive_ledger": {"key": "plan_id", "indexed": ("timestamp",)},
     "cognitive_plans": {"key": "plan_id", "indexed": ("created_at",)},
     "specialist_opinions": {"key": "opinion_id", "indexed": ("specialist_type", "evaluated_at", "plan_id")},
-    "specialist_feedback": {"key": "feedback_id", "indexed": ("specialist_type", "submitted_at", "opinion_id")},
+    "specialist_feedback": {"key": "feedback_id", "indexed": ("specialist_type", "submitted_at", "opinion_id",
+                                                              # the trust rules: the feedback sensor counts by them
+                                                              "feedback_source", "metadata.auto_generated",
+                                                              "metadata.balanced_dataset")},
     "intentions_audit": {"key": "id", "indexed": ("timestamp",)},
     "retraining_triggers": {"key": "trigger_id", "indexed": ("specialist_type", "triggered_at", "status")},
     "drift_monitoring": {"key": "check_id", "indexed": ("specialist_type", "checked_at")},
@@ -45,7 +48,9 @@ COLLECTIONS: dict[str, dict[str, Any]] = {
 # Compound indexes beyond the single-field ones: the hot query of collection.
 COMPOUND_INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
     "specialist_opinions": (("specialist_type", "evaluated_at"),),
-    "specialist_feedback": (("specialist_type", "submitted_at"),),
+    # (specialist, since) plus the trust fields: the feedback sensor's counts read only this index
+    "specialist_feedback": (("specialist_type", "submitted_at", "feedback_source", "metadata.auto_generated",
+                             "metadata.balanced_dataset"),),
 }
 
 Filter = Mapping[str, Any]

@@ -75,6 +75,12 @@ class SQLiteStore(DocumentStore):
                 conn.execute(
                     f'CREATE TABLE IF NOT EXISTS "{name}" (rid INTEGER PRIMARY KEY, doc_key TEXT, doc TEXT NOT NULL{cols})'
                 )
+                # a store created before a field was indexed gains its generated column (VIRTUAL: no rewrite)
+                present = {row[1] for row in conn.execute(f'PRAGMA table_xinfo("{name}")')}
+                for f in meta["indexed"]:
+                    if _column(f) not in present:
+                        conn.execute(f'ALTER TABLE "{name}" ADD COLUMN {_column(f)} '
+                                     f"GENERATED ALWAYS AS (json_extract(doc, '$.{f}')) VIRTUAL")
                 conn.execute(
                     f'CREATE UNIQUE INDEX IF NOT EXISTS "{name}__key" ON "{name}"(doc_key) WHERE doc_key IS NOT NULL'
                 )

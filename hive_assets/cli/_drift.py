@@ -1,0 +1,90 @@
+"""`hive drift check --once [--dry-run] [--specialist NAME]`: the drift sensor's check from the shell.
+
+The same function as the sensor (`hive_assets.monitoring.check_drift`). Without --dry-run each check
+is saved to `drift_monitoring`, and a "drift" decision records its trigger (same id as the sensor's run
+key for that champion version and interval, so a trigger the sensor already launched is not launched
+again) and runs `retrain_specialist` for that partition through `_dagster` (in this process), the trigger
+document following the run. --dry-run reads only: nothing written, nothing launched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime, timezone
+
+from hive_assets.cli import _dagster
+from hive_assets.cli._args import add_verb, specialists
+from hive_assets.config import Settings
+from hive_assets.data import open_store
+from hive_assets.monitoring import (
+    MonitoringSettings, check_drift, record_trigger, save_drift_check, update_trigger_status,
+)
+from hive_assets.registry import client_for
+
+
+def _fmt(value, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def cmd_drift_check(args: argparse.Namespace) -> int:
+    if not args.once:
+        raise SystemExit("only --once is supported: the drift sensor is the periodic check")
+    settings = MonitoringSettings.from_env()
+    now = datetime.now(timezone.utc)
+    client = client_for(Settings.from_env().mlflow_uri)
+    store = open_store()  # StoreUnavailable: `hive` prints it (host, never a password) and exits 1
+    checks = [check_drift(store, client, s, now, settings) for s in specialists(args.specialist)]
+    header = f"{'specialist':<13}{'champion':>9}{'window':>8}{'drift_score':>12}  {'top feature':<28}{'decision':<18}action"
+    print(header)
+    print("-" * len(header))
+    for check in checks:
+        doc = check.document or {}
+        action = "-"
+        if check.document is not None and not args.dry_run:
+            save_drift_check(store, check.document)
+        if check.run_key:
+            action = f"would retrain ({check.run_key})" if args.dry_run else _launch(store, check, now)
+        elif check.document is None:
+            action = check.message.split(": ", 1)[-1]
+        print(f"{check.specialist:<13}{check.model_version or '-':>9}{doc.get('window_size', '-'):>8}"
+              f"{_fmt(doc.get('drift_score')):>12}  {doc.get('drift_feature') or '-':<28}{check.decision or check.status:<18}"
+              f"{action}")
+        if args.json:
+            print(json.dumps({"specialist": check.specialist, "status": check.status, "document": doc}, default=str))
+    if args.dry_run:
+        print("dry run: nothing written, nothing launched")
+    return 0
+
+
+def _launch(store, check, now) -> str:
+    trigger = record_trigger(store, check.run_key, check.specialist, "drift", now, drift_score=check.drift_score,
+                             details={"check_id": check.document["check_id"], "model_version": check.model_version,
+                                      "launched_by": "hive drift check"})
+    if trigger.get("status") != "pending" or trigger.get("dagster_run_id"):
+        return f"already triggered ({trigger.get('status')}, run {trigger.get('dagster_run_id')})"
+    update_trigger_status(store, check.run_key, "running")
+    result = _dagster.run_job("retrain_specialist", partition_key=check.specialist,
+                              tags={"hive/trigger_id": check.run_key, "hive/trigger_reason": "drift"})
+    status = "completed" if result.success else "failed"
+    update_trigger_status(store, check.run_key, status, run_id=result.run_id, metrics=_dagster.result_metrics(result),
+                          error=None if result.success else _dagster.failure_message(result))
+    return f"retrained: run {result.run_id} {status}"
+
+
+def add_parsers(sub) -> None:
+    group = sub.add_parser("drift", help="drift checks of the champions (the drift sensor's, from the shell)",
+                           description="Drift checks (SPEC section 8): each specialist's recent plans against its "
+                                       "champion's training reference.")
+    verbs = group.add_subparsers(dest="drift_command", required=True, metavar="{check}")
+    p = add_verb(verbs, "check", help="one drift check per specialist against its champion",
+                 description="One drift check per specialist (DRIFT_THRESHOLD, DRIFT_WINDOW_HOURS, DRIFT_MIN_ROWS, "
+                             "DRIFT_ALPHA, DRIFT_CHECK_INTERVAL_MINUTES as the sensor reads them): prints a table; "
+                             "without --dry-run saves the checks to drift_monitoring and runs retrain_specialist for "
+                             "each drift.",
+                 env=("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "MLFLOW_TRACKING_URI"))
+    p.add_argument("--once", action="store_true", help="check once and exit (the only mode: the sensor repeats)")
+    p.add_argument("--dry-run", action="store_true", help="write nothing, launch nothing")
+    p.add_argument("--specialist", default="all", help="'all' (default), one name, or a comma-separated list")
+    p.add_argument("--json", action="store_true", help="also print each check's document as JSON")
+    p.set_defaults(func=cmd_drift_check)

@@ -1,0 +1,8 @@
+"""Monitoring: the feedback and drift retraining sensors, the run-status sensors that keep the
+`retraining_triggers` documents in step with their runs, and the `feedback` asset they observe."""
+
+import dagster as dg
+
+from hive_assets.defs.monitoring.sensors import SENSORS, feedback
+
+defs = dg.Definitions(assets=[feedback], sensors=SENSORS)

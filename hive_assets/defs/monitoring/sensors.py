@@ -1,0 +1,219 @@
+"""The retraining triggers of SPEC section 8 as sensors, and the run-status sensors that make each
+`retraining_triggers` document follow its run. Decisions live in hive_assets.monitoring; this module
+reads the instance, the store and the registry, calls them, and turns the results into requests.
+
+All start RUNNING (README, "Sensors"): the triggers are the platform's behaviour, the cooldown, the
+in-flight guard and the run keys bound what they launch, and a run-status sensor that is off when a
+run ends never sees that run (its first tick only sets its cursor).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import dagster as dg
+
+from hive_assets.config import SPECIALISTS
+from hive_assets.data import StoreUnavailable, TrustPolicy
+from hive_assets.defs.partitions import specialist_partitions
+from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
+from hive_assets.defs.training.jobs import retrain_specialist
+from hive_assets.monitoring import (
+    MonitoringSettings, SpecialistCursor, check_drift, decode_cursor, encode_cursor, feedback_trigger,
+    record_trigger, save_drift_check, trusted_feedback_count, update_trigger_status,
+)
+
+TRIGGER_TAG = "hive/trigger_id"
+REASON_TAG = "hive/trigger_reason"
+SETTINGS = MonitoringSettings.from_env()  # intervals are fixed when the code location loads
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+             dg.DagsterRunStatus.STARTED]
+# the trust policy collection uses by default: the count follows its rules, not a copy of them
+TRUST_POLICY = TrustPolicy()
+
+feedback = dg.AssetSpec(
+    "feedback", partitions_def=specialist_partitions, kinds={"mongodb"}, group_name="monitoring",
+    description="Human feedback in `specialist_feedback`; the feedback sensor records, per specialist, the "
+                "trusted feedback since its last training (observations, written when the count changes).",
+)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def last_training(instance: dg.DagsterInstance, specialist: str):
+    """(time, storage id) of the latest `trained_model` materialization of `specialist`, or (None, None)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("trained_model"), asset_partitions=[specialist]), limit=1).records
+    if not records:
+        return None, None
+    return datetime.fromtimestamp(records[0].timestamp, timezone.utc), records[0].storage_id
+
+
+def run_in_flight(instance: dg.DagsterInstance, specialist: str) -> str | None:
+    """The id of a queued or running `retrain_specialist` run of `specialist`, if any."""
+    records = instance.get_run_records(
+        dg.RunsFilter(job_name=retrain_specialist.name, tags={"dagster/partition": specialist}, statuses=IN_FLIGHT),
+        limit=1)
+    return records[0].dagster_run.run_id if records else None
+
+
+def _request(specialist: str, run_key: str, reason: str) -> dg.RunRequest:
+    return dg.RunRequest(run_key=run_key, partition_key=specialist,
+                         tags={TRIGGER_TAG: run_key, REASON_TAG: reason})
+
+
+@dg.sensor(
+    name="feedback_retraining_sensor", target=retrain_specialist,
+    minimum_interval_seconds=SETTINGS.feedback_sensor_interval_s, default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Retrain a specialist when its trusted feedback since its last training reaches "
+                "RETRAINING_FEEDBACK_THRESHOLD (outside the cooldown, no run of it in flight).",
+)
+def feedback_retraining_sensor(context: dg.SensorEvaluationContext, document_store: DocumentStoreResource):
+    settings = MonitoringSettings.from_env()
+    now = _utc_now()
+    state = decode_cursor(context.cursor)
+    requests, events, notes = [], [], []
+    try:
+        with document_store.open() as store:
+            for s in SPECIALISTS:
+                previous = state.get(s, SpecialistCursor())
+                trained_at, marker = last_training(context.instance, s)
+                count = trusted_feedback_count(store, s, trained_at, TRUST_POLICY)
+                if count != previous.last_count or s not in state:
+                    events.append(dg.AssetObservation(
+                        asset_key="feedback", partition=s,
+                        metadata={"trusted_since_training": count, "threshold": settings.feedback_threshold,
+                                  "last_training": dg.MetadataValue.text(trained_at.isoformat() if trained_at else "never")}))
+                decision = feedback_trigger(s, count, settings.feedback_threshold, trained_at,
+                                            previous.last_request_at, now, settings.cooldown,
+                                            last_training_marker=marker)
+                updated = SpecialistCursor(last_count=count, last_request_at=previous.last_request_at,
+                                           last_run_key=previous.last_run_key)
+                in_flight = run_in_flight(context.instance, s) if decision.fire else None
+                if in_flight:
+                    notes.append(f"{s}: {count} >= {settings.feedback_threshold}, run {in_flight} in flight")
+                elif decision.fire:
+                    record_trigger(store, decision.run_key, s, "feedback", now, feedback_count=count,
+                                   details={"threshold": settings.feedback_threshold,
+                                            "last_training_at": trained_at.isoformat() if trained_at else None})
+                    requests.append(_request(s, decision.run_key, "feedback"))
+                    updated = SpecialistCursor(last_count=count, last_request_at=now, last_run_key=decision.run_key)
+                    notes.append(f"{s}: {decision.reason} -> {decision.run_key}")
+                else:
+                    notes.append(f"{s}: {decision.reason}")
+                state[s] = updated
+    except StoreUnavailable as exc:  # the message names the host, never a credential
+        return dg.SkipReason(f"document store unavailable, nothing counted: {exc}")
+    context.log.info("; ".join(notes))
+    return dg.SensorResult(run_requests=requests, asset_events=events, cursor=encode_cursor(state),
+                           skip_reason=None if requests else "; ".join(notes))
+
+
+@dg.sensor(
+    name="drift_retraining_sensor", target=retrain_specialist,
+    minimum_interval_seconds=SETTINGS.drift_sensor_interval_s, default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Every DRIFT_CHECK_INTERVAL_MINUTES: each specialist's recent plans against its champion's "
+                "training reference; records a drift_monitoring document and retrains on drift.",
+)
+def drift_retraining_sensor(context: dg.SensorEvaluationContext, document_store: DocumentStoreResource,
+                            mlflow: MlflowResource):
+    settings = MonitoringSettings.from_env()
+    now = _utc_now()
+    state = decode_cursor(context.cursor)
+    client = mlflow.client()
+    requests, notes = [], []
+    try:
+        with document_store.open() as store:
+            for s in SPECIALISTS:
+                previous = state.get(s, SpecialistCursor())
+                check = check_drift(store, client, s, now, settings)
+                updated = SpecialistCursor(last_request_at=previous.last_request_at,
+                                           last_run_key=previous.last_run_key, last_check_at=now)
+                if check.document is not None:
+                    save_drift_check(store, check.document)
+                if check.run_key:
+                    trained_at, _ = last_training(context.instance, s)
+                    recent = [t for t in (trained_at, previous.last_request_at) if t is not None]
+                    in_flight = run_in_flight(context.instance, s)
+                    if in_flight:
+                        notes.append(f"{check.message}; run {in_flight} in flight")
+                    elif recent and now - max(recent) < settings.cooldown:
+                        notes.append(f"{check.message}; within the {settings.cooldown} cooldown")
+                    else:
+                        record_trigger(store, check.run_key, s, "drift", now, drift_score=check.drift_score,
+                                       details={"check_id": check.document["check_id"],
+                                                "model_version": check.model_version,
+                                                "drifted_features": check.document["drifted_features"]})
+                        requests.append(_request(s, check.run_key, "drift"))
+                        updated = SpecialistCursor(last_request_at=now, last_run_key=check.run_key, last_check_at=now)
+                        notes.append(f"{check.message} -> {check.run_key}")
+                else:
+                    notes.append(check.message)
+                state[s] = updated
+    except StoreUnavailable as exc:
+        return dg.SkipReason(f"document store unavailable, no drift check: {exc}")
+    context.log.info("; ".join(notes))
+    return dg.SensorResult(run_requests=requests, cursor=encode_cursor(state),
+                           skip_reason=None if requests else "; ".join(notes))
+
+
+# -- trigger documents follow their runs --------------------------------------------------------------
+def run_metrics(instance: dg.DagsterInstance, run_id: str) -> dict:
+    """Numeric metadata of the run's materializations, as {"<asset>.<name>": value}."""
+    metrics = {}
+    records = instance.get_records_for_run(run_id=run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+    for record in records:
+        mat = record.event_log_entry.asset_materialization
+        for name, value in (mat.metadata or {}).items():
+            raw = value.value
+            if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+                metrics[f"{mat.asset_key.to_user_string()}.{name}"] = raw
+    return metrics
+
+
+def _follow(context, document_store: DocumentStoreResource, status: str, error: str | None = None):
+    run = context.dagster_run
+    trigger_id = run.tags.get(TRIGGER_TAG)
+    if not trigger_id:
+        return dg.SkipReason(f"run {run.run_id} was not requested by a trigger")
+    metrics = run_metrics(context.instance, run.run_id) if status != "running" else None
+    try:
+        with document_store.open() as store:
+            doc, changed = update_trigger_status(
+                store, trigger_id, status, run_id=run.run_id, specialist=run.tags.get("dagster/partition"),
+                reason=run.tags.get(REASON_TAG), metrics=metrics, error=error)
+    except StoreUnavailable as exc:
+        return dg.SkipReason(f"document store unavailable, trigger {trigger_id} not updated: {exc}")
+    context.log.info(f"trigger {trigger_id}: {doc['status']}{'' if changed else ' (unchanged)'}")
+    return None
+
+
+def _status_sensor(run_status: dg.DagsterRunStatus, status: str):
+    @dg.run_status_sensor(
+        name=f"retraining_trigger_{run_status.value.lower()}", run_status=run_status,
+        monitored_jobs=[retrain_specialist], minimum_interval_seconds=SETTINGS.run_status_sensor_interval_s,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Sets the run's retraining_triggers document to {status!r} when the run is {run_status.value}.",
+    )
+    def follow(context: dg.RunStatusSensorContext, document_store: DocumentStoreResource):
+        error = None
+        if run_status == dg.DagsterRunStatus.FAILURE:
+            event = context.dagster_event
+            error = getattr(getattr(event, "event_specific_data", None), "error", None)
+            error = str(error.message) if error is not None else (event.message or "run failed")
+        elif run_status == dg.DagsterRunStatus.CANCELED:
+            error = "run canceled"
+        return _follow(context, document_store, status, error)
+
+    return follow
+
+
+trigger_started = _status_sensor(dg.DagsterRunStatus.STARTED, "running")
+trigger_succeeded = _status_sensor(dg.DagsterRunStatus.SUCCESS, "completed")
+trigger_failed = _status_sensor(dg.DagsterRunStatus.FAILURE, "failed")
+trigger_canceled = _status_sensor(dg.DagsterRunStatus.CANCELED, "failed")
+
+SENSORS = [feedback_retraining_sensor, drift_retraining_sensor, trigger_started, trigger_succeeded, trigger_failed,
+           trigger_canceled]

@@ -1,0 +1,127 @@
+"""One drift check for one specialist: its recent window against its champion's training reference.
+
+The window is every plan the specialist gave an opinion on in (now - window, now], joined to its plan
+by `hive_assets.data.collect` (validated plans from the ledger and plain plan documents; malformed
+ones left out) with no intent-confidence filter: the model saw those plans whatever the NLU's
+confidence. Features come from `hive_assets.features.features_frame`, the training path. Prediction
+drift uses the recommendations of the opinions the champion version itself served (the window may
+also hold a challenger's or a pre-platform model's). The statistics and the noise-aware decision are
+`feature_drift` and `drift_decision` (hive_assets.monitoring._drift). Nothing is written here: the
+sensor and `hive drift check` save the returned document and launch the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+
+from hive_assets import registry
+from hive_assets.data import DocumentStore, collect
+from hive_assets.features import features_frame
+from hive_assets.monitoring._drift import _category_drift, drift_decision, feature_drift
+from hive_assets.monitoring._settings import MonitoringSettings
+from hive_assets.monitoring._triggers import drift_run_key, time_bucket
+
+__all__ = ["DriftCheck", "check_drift", "drift_window"]
+
+
+@dataclass(frozen=True)
+class DriftCheck:
+    """The outcome of one check. `status`: "checked", "no_champion" or "no_reference" (then no document)."""
+
+    specialist: str
+    status: str
+    message: str
+    model_version: str | None = None
+    document: Mapping[str, Any] | None = None
+    run_key: str | None = None  # set when the decision is "drift"
+
+    @property
+    def decision(self) -> str | None:
+        return None if self.document is None else self.document["decision"]
+
+    @property
+    def drift_score(self) -> float | None:
+        return None if self.document is None else self.document["drift_score"]
+
+
+def _all_intents(intent_ids, start, end) -> dict[str, float]:
+    return dict.fromkeys(intent_ids, 1.0)  # no NLU filter: the specialist saw these plans
+
+
+def drift_window(store: DocumentStore, specialist: str, now: datetime, window) -> pd.DataFrame:
+    """The window's rows: `FEATURE_NAMES` columns plus `recommendation` and `specialist_version`."""
+    result = collect(store, specialist, now=now, window_days=window.total_seconds() / 86400.0, min_confidence=0.0,
+                     audit_reader=_all_intents)
+    rows = result.frame
+    frame = features_frame(list(rows["plan"])) if len(rows) else features_frame([])
+    frame["recommendation"] = rows["recommendation"].to_numpy() if len(rows) else []
+    frame["specialist_version"] = rows["specialist_version"].astype(str).to_numpy() if len(rows) else []
+    return frame
+
+
+def _compact(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 6)
+    return value
+
+
+def check_drift(store: DocumentStore, client, specialist: str, now: datetime | None = None,
+                settings: MonitoringSettings | None = None) -> DriftCheck:
+    """Compare `specialist`'s recent window with the reference stored with its champion (module docstring).
+
+    `client`: an MlflowClient on the registry. Returns the `drift_monitoring` document (not saved) and,
+    when the decision is "drift", the run key of the retraining request.
+    """
+    settings = settings or MonitoringSettings.from_env()
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    version = registry.alias_version(client, specialist, registry.CHAMPION)
+    if version is None:
+        return DriftCheck(specialist, "no_champion", f"{specialist}: no champion version, nothing to compare")
+    model = registry.load_version_model(client, version)
+    reference = getattr(model, "drift_reference", None)
+    if not reference:
+        return DriftCheck(specialist, "no_reference",
+                          f"{specialist}: champion v{version.version} has no stored drift reference",
+                          model_version=str(version.version))
+    window = drift_window(store, specialist, now, settings.drift_window)
+    served = window["specialist_version"] == str(version.version)
+    predictions = list(window.loc[served, "recommendation"]) if served.any() else None
+    result = feature_drift(reference, window, None)
+    if predictions is not None and reference.get("predictions"):
+        # prediction drift over the champion's own opinions (a sub-window), features over all plans
+        result["prediction"] = _category_drift(reference["predictions"], predictions)
+    verdict = drift_decision(result, settings.drift_threshold, settings.drift_min_rows, settings.drift_alpha)
+    features = {name: {key: _compact(v[key]) for key in ("psi", "psi_noise_pvalue", "ks_statistic", "ks_pvalue",
+                                                           "ks_significant", "drift", "n")}
+                for name, v in verdict["features"].items()}
+    run_key = (drift_run_key(specialist, version.version, time_bucket(now, settings.drift_check_interval))
+               if verdict["decision"] == "drift" else None)
+    document = {
+        "check_id": f"drift:{specialist}:v{version.version}:{now.strftime('%Y%m%dT%H%M%S%fZ')}",
+        "specialist_type": specialist,
+        "model_version": str(version.version),
+        "checked_at": now,
+        "window_start": now - settings.drift_window,
+        "window_end": now,
+        "window_size": verdict["window_size"],
+        "drift_score": _compact(verdict["drift_score"]),
+        "drift_feature": verdict["drift_feature"],
+        "drifted_features": verdict["drifted_features"],
+        "decision": verdict["decision"],
+        "reason": verdict["reason"],
+        "threshold": verdict["threshold"],
+        "min_rows": verdict["min_rows"],
+        "alpha": verdict["alpha"],
+        "features": features,
+        "prediction_drift": verdict["prediction"],
+        "prediction_window_size": int(served.sum()),
+        "run_key": run_key,
+    }
+    return DriftCheck(specialist, "checked", f"{specialist} v{version.version}: {verdict['decision']} "
+                      f"({verdict['reason']})", model_version=str(version.version), document=document,
+                      run_key=run_key)

@@ -1,0 +1,87 @@
+"""The documents the triggers write (SPEC section 2): `retraining_triggers` and `drift_monitoring`.
+
+A trigger document follows its run: pending -> running -> completed | failed. Every write is an
+idempotent upsert keyed by `trigger_id`, and the status only moves forward (a late STARTED event
+never turns a completed trigger back into running; a terminal status is final), because Dagster's
+run-status sensors may see events late, twice (UI previews), or not at all (they never retry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from hive_assets.data import DocumentStore
+
+TRIGGERS = "retraining_triggers"
+DRIFT_CHECKS = "drift_monitoring"
+REASONS = ("feedback", "drift", "manual")
+# forward-only order of the statuses; the two terminal ones share the last rank
+STATUS_RANK = {"pending": 0, "running": 1, "completed": 2, "failed": 2}
+
+__all__ = ["DRIFT_CHECKS", "REASONS", "STATUS_RANK", "TRIGGERS", "record_trigger", "save_drift_check",
+           "update_trigger_status"]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def record_trigger(store: DocumentStore, trigger_id: str, specialist: str, reason: str, triggered_at: datetime,
+                   *, feedback_count: int | None = None, drift_score: float | None = None,
+                   details: Mapping[str, Any] | None = None) -> dict:
+    """Write the pending trigger document unless it exists (then it is returned unchanged)."""
+    if reason not in REASONS:
+        raise ValueError(f"unknown trigger reason {reason!r}; one of {REASONS}")
+    existing = store.find_one(TRIGGERS, {"trigger_id": trigger_id})
+    if existing is not None:
+        return existing
+    doc = {"trigger_id": trigger_id, "specialist_type": specialist, "reason": reason, "triggered_at": triggered_at,
+           "feedback_count": feedback_count, "drift_score": drift_score, "status": "pending",
+           "dagster_run_id": None, "started_at": None, "completed_at": None, "metrics": {},
+           "details": dict(details or {})}
+    store.upsert_many(TRIGGERS, [doc])
+    return doc
+
+
+def update_trigger_status(store: DocumentStore, trigger_id: str, status: str, *, run_id: str | None = None,
+                          specialist: str | None = None, reason: str | None = None, at: datetime | None = None,
+                          metrics: Mapping[str, Any] | None = None, error: str | None = None) -> tuple[dict, bool]:
+    """Move the trigger to `status` if that is forward (STATUS_RANK); (document, changed).
+
+    A missing document (its pending write was lost) is created from what the run knows. Repeating
+    an update is a no-op, so it is safe for every sensor evaluation, preview or retry.
+    """
+    if status not in STATUS_RANK:
+        raise ValueError(f"unknown trigger status {status!r}; one of {sorted(STATUS_RANK)}")
+    at = at or _now()
+    doc = store.find_one(TRIGGERS, {"trigger_id": trigger_id})
+    if doc is None:
+        doc = {"trigger_id": trigger_id, "specialist_type": specialist, "reason": reason or "manual",
+               "triggered_at": at, "feedback_count": None, "drift_score": None, "status": "pending",
+               "dagster_run_id": None, "started_at": None, "completed_at": None, "metrics": {}, "details": {}}
+    current = doc.get("status", "pending")
+    terminal = STATUS_RANK.get(current, 0) == max(STATUS_RANK.values())
+    if terminal or STATUS_RANK[status] < STATUS_RANK.get(current, 0) or (
+            status == current and (run_id is None or doc.get("dagster_run_id") == run_id)):
+        return doc, False
+    doc = dict(doc, status=status)
+    if run_id is not None:
+        doc["dagster_run_id"] = run_id
+    if status == "running":
+        doc["started_at"] = at
+    if STATUS_RANK[status] == max(STATUS_RANK.values()):
+        doc["completed_at"] = at
+        doc.setdefault("started_at", None)
+    if metrics:
+        doc["metrics"] = dict(metrics)
+    if error:
+        doc["error"] = error[:2000]
+    store.upsert_many(TRIGGERS, [doc])
+    return doc, True
+
+
+def save_drift_check(store: DocumentStore, document: Mapping[str, Any]) -> None:
+    """Upsert one `drift_monitoring` document (keyed by its `check_id`)."""
+    store.upsert_many(DRIFT_CHECKS, [dict(document)])

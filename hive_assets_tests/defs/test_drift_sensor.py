@@ -1,0 +1,79 @@
+"""The drift sensor with `build_sensor_context`: a real champion (MLflow, SQLite backend), the store under
+HIVE_HOME, windows simulated with and without drift (fixed seeds)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+import pytest
+
+from hive_assets.data import SQLiteStore
+from hive_assets.defs import build_defs
+from hive_assets.defs.monitoring.sensors import REASON_TAG, TRIGGER_TAG, drift_retraining_sensor
+from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
+from hive_assets.monitoring import SpecialistCursor, decode_cursor, encode_cursor
+from hive_assets.simulator import simulate
+from hive_assets_tests.monitoring.champion import register_champion, train_small_model
+
+
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory):
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    _, version = register_champion(uri, "business", train_small_model("business", datetime.now(timezone.utc)
+                                                                     - timedelta(days=30)))
+    return uri, version.version
+
+
+@pytest.fixture
+def env(hive_home, tracking):
+    with dg.instance_for_test() as instance:
+        yield SQLiteStore(hive_home / "store.sqlite"), instance, build_defs(), tracking
+
+
+def tick(instance, defs, uri, cursor=None, store_resource=None):
+    ctx = dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor, resources={
+        "document_store": store_resource or DocumentStoreResource(), "mlflow": MlflowResource(tracking_uri=uri)})
+    return drift_retraining_sensor.evaluate_tick(ctx)
+
+
+def test_no_drift_records_the_check_and_requests_nothing(env):
+    store, instance, defs, (uri, version) = env
+    simulate(store, plans=500, days=0.5, seed=31, now=datetime.now(timezone.utc), feedback_rate=0.0)
+    result = tick(instance, defs, uri)
+    assert result.run_requests == []
+    [doc] = store.find("drift_monitoring", {"specialist_type": "business"})
+    assert (doc["decision"], doc["model_version"]) == ("no_drift", str(version)) and doc["window_size"] >= 450
+    assert store.count("drift_monitoring") == 1  # the others have no champion: reported, not recorded
+    assert "technical: no champion version" in result.skip_message
+    assert decode_cursor(result.cursor)["business"].last_check_at is not None
+
+
+def test_drift_requests_a_run_keyed_by_version_and_interval_and_writes_the_trigger(env):
+    store, instance, defs, (uri, version) = env
+    simulate(store, plans=500, days=0.5, seed=32, now=datetime.now(timezone.utc), drift=1.0, feedback_rate=0.0)
+    result = tick(instance, defs, uri)
+    [request] = result.run_requests
+    assert request.partition_key == "business"
+    assert request.run_key.startswith(f"drift:business:v{version}:t")
+    assert request.tags[TRIGGER_TAG] == request.run_key and request.tags[REASON_TAG] == "drift"
+    trigger = store.find_one("retraining_triggers", {"trigger_id": request.run_key})
+    check = store.find_one("drift_monitoring", {"specialist_type": "business"})
+    assert trigger["status"] == "pending" and trigger["reason"] == "drift"
+    assert trigger["drift_score"] == pytest.approx(check["drift_score"]) and check["decision"] == "drift"
+    assert check["run_key"] == request.run_key
+    # the next tick, inside the cooldown, records the check but requests nothing
+    again = tick(instance, defs, uri, result.cursor)
+    assert again.run_requests == [] and "cooldown" in again.skip_message
+    assert store.count("drift_monitoring", {"specialist_type": "business"}) == 2
+    # a cursor without the request (reset): the same interval gives the same run key (the daemon dedups)
+    reset = encode_cursor({"business": SpecialistCursor()})
+    assert [r.run_key for r in tick(instance, defs, uri, reset).run_requests] == [request.run_key]
+
+
+def test_store_unavailable_skips(env):
+    _, instance, defs, (uri, _) = env
+    down = DocumentStoreResource(mongodb_uri="mongodb://hive:s3cret-pw@127.0.0.1:9/?serverSelectionTimeoutMS=300")
+    result = tick(instance, defs, uri, store_resource=down)
+    assert result.run_requests == [] and result.skip_message.startswith("document store unavailable")
+    assert "s3cret" not in result.skip_message

@@ -1,0 +1,193 @@
+"""The feedback sensor in Dagster's testing style: `build_sensor_context` with a real instance and the
+definitions, the store under HIVE_HOME, trainings seeded as runless materializations of trained_model."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+import pytest
+from dagster._core.storage.dagster_run import DagsterRun
+
+from hive_assets.data import SQLiteStore
+from hive_assets.defs import build_defs
+from hive_assets.defs.monitoring.sensors import REASON_TAG, TRIGGER_TAG, feedback_retraining_sensor
+from hive_assets.defs.resources import DocumentStoreResource
+from hive_assets.monitoring import decode_cursor, encode_cursor, SpecialistCursor
+
+THRESHOLD = 100
+
+
+@pytest.fixture
+def env(hive_home, monkeypatch):
+    monkeypatch.setenv("RETRAINING_FEEDBACK_THRESHOLD", str(THRESHOLD))
+    monkeypatch.delenv("RETRAINING_COOLDOWN_HOURS", raising=False)
+    store = SQLiteStore(hive_home / "store.sqlite")
+    with dg.instance_for_test() as instance:
+        yield store, instance, build_defs()
+
+
+def add_feedback(store, specialist: str, n: int, *, at: datetime | None = None, source: str = "human_expert",
+                 meta: dict | None = None) -> None:
+    at = at or datetime.now(timezone.utc)
+    store.upsert_many("specialist_feedback", [
+        {"feedback_id": f"fb-{uuid.uuid4().hex}", "opinion_id": f"op-{i}", "specialist_type": specialist,
+         "human_recommendation": "approve", "human_rating": 0.9, "submitted_at": at + timedelta(milliseconds=i),
+         "feedback_source": source, "metadata": meta or {}} for i in range(n)])
+
+
+def trained(instance, specialist: str) -> None:
+    instance.report_runless_asset_event(dg.AssetMaterialization("trained_model", partition=specialist))
+
+
+def tick(instance, defs, cursor=None):
+    ctx = dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor,
+                                  resources={"document_store": DocumentStoreResource()})
+    return feedback_retraining_sensor.evaluate_tick(ctx)
+
+
+def counts(result) -> dict[str, int]:
+    return {e.partition: e.metadata["trusted_since_training"].value for e in result.asset_events}
+
+
+def test_below_threshold_requests_nothing_and_reports_the_counts(env):
+    store, instance, defs = env
+    add_feedback(store, "business", THRESHOLD - 1)
+    add_feedback(store, "business", 30, meta={"auto_generated": True})  # untrusted: not counted
+    add_feedback(store, "business", 30, source="synthetic_backfill")
+    result = tick(instance, defs)
+    assert result.run_requests == []
+    assert counts(result) == {"business": 99, "technical": 0, "behavior": 0, "evolution": 0, "architecture": 0}
+    assert "99 trusted feedback since the last training < threshold 100" in result.skip_message
+    assert store.count("retraining_triggers") == 0
+
+
+def test_at_threshold_requests_that_partition_and_writes_a_pending_trigger(env, monkeypatch):
+    store, instance, defs = env
+    monkeypatch.setenv("RETRAINING_COOLDOWN_HOURS", "0.0001")  # 0.36 s: the trainings below are past it
+    for s in ("business", "technical", "behavior", "evolution", "architecture"):
+        trained(instance, s)
+    time.sleep(0.5)
+    add_feedback(store, "technical", THRESHOLD)
+    add_feedback(store, "business", 50)
+    result = tick(instance, defs)
+    [request] = result.run_requests
+    assert request.partition_key == "technical"
+    assert request.job_name in (None, "retrain_specialist")
+    assert request.run_key.startswith("feedback:technical:trained-") and ":x1:" in request.run_key
+    assert request.tags[TRIGGER_TAG] == request.run_key and request.tags[REASON_TAG] == "feedback"
+    doc = store.find_one("retraining_triggers", {"trigger_id": request.run_key})
+    assert (doc["status"], doc["reason"], doc["specialist_type"], doc["feedback_count"]) == (
+        "pending", "feedback", "technical", THRESHOLD)
+    assert counts(result) == {"business": 50, "technical": 100, "behavior": 0, "evolution": 0, "architecture": 0}
+
+
+def test_feedback_before_the_last_training_does_not_count(env):
+    store, instance, defs = env
+    add_feedback(store, "business", 150, at=datetime.now(timezone.utc) - timedelta(minutes=5))
+    trained(instance, "business")  # after that feedback
+    add_feedback(store, "business", 10)
+    result = tick(instance, defs)
+    assert result.run_requests == [] and counts(result)["business"] == 10
+
+
+def test_cooldown_after_a_request_then_fires_once_it_is_over(env):
+    store, instance, defs = env
+    add_feedback(store, "evolution", 120)
+    now = datetime.now(timezone.utc)
+    recent = encode_cursor({"evolution": SpecialistCursor(last_count=120, last_request_at=now - timedelta(hours=3))})
+    result = tick(instance, defs, recent)
+    assert result.run_requests == []
+    assert "evolution: 120 >= 100 trusted feedback, but a run requested at" in result.skip_message
+    old = encode_cursor({"evolution": SpecialistCursor(last_count=120, last_request_at=now - timedelta(hours=25))})
+    assert [r.partition_key for r in tick(instance, defs, old).run_requests] == ["evolution"]
+
+
+def test_a_training_inside_the_cooldown_blocks_too(env, monkeypatch):
+    store, instance, defs = env
+    trained(instance, "behavior")
+    add_feedback(store, "behavior", 100)
+    assert tick(instance, defs).run_requests == []
+    monkeypatch.setenv("RETRAINING_COOLDOWN_HOURS", "0.0001")  # 0.36 s
+    time.sleep(0.5)
+    assert [r.partition_key for r in tick(instance, defs).run_requests] == ["behavior"]
+
+
+def test_cursor_round_trip_and_observations_only_on_change(env):
+    store, instance, defs = env
+    add_feedback(store, "business", 10)
+    first = tick(instance, defs)
+    state = decode_cursor(first.cursor)
+    assert {s: c.last_count for s, c in state.items()} == {
+        "business": 10, "technical": 0, "behavior": 0, "evolution": 0, "architecture": 0}
+    assert json.loads(first.cursor)["v"] == 1
+    second = tick(instance, defs, first.cursor)
+    assert second.asset_events == []  # nothing changed: nothing recorded
+    assert decode_cursor(second.cursor) == state
+    add_feedback(store, "technical", 3)
+    third = tick(instance, defs, second.cursor)
+    assert counts(third) == {"technical": 3}
+
+
+def test_two_specialists_at_once(env):
+    store, instance, defs = env
+    add_feedback(store, "business", 100)
+    add_feedback(store, "architecture", 250)
+    result = tick(instance, defs)
+    by_partition = {r.partition_key: r.run_key for r in result.run_requests}
+    assert set(by_partition) == {"business", "architecture"}
+    assert ":x2:" in by_partition["architecture"] and ":x1:" in by_partition["business"]
+    state = decode_cursor(result.cursor)
+    assert state["business"].last_run_key == by_partition["business"]
+    assert state["architecture"].last_request_at is not None and state["technical"].last_request_at is None
+    assert store.count("retraining_triggers", {"status": "pending"}) == 2
+
+
+def test_repeated_ticks_produce_the_same_run_keys(env):
+    store, instance, defs = env
+    add_feedback(store, "business", 130)
+    keys = [[r.run_key for r in tick(instance, defs).run_requests] for _ in range(3)]
+    assert keys[0] == keys[1] == keys[2] and len(keys[0]) == 1
+    assert store.count("retraining_triggers") == 1  # the pending document is written once
+
+
+def test_no_request_while_a_run_of_that_specialist_is_in_flight(env):
+    store, instance, defs = env
+    add_feedback(store, "business", 100)
+    instance.add_run(DagsterRun(job_name="retrain_specialist", run_id=str(uuid.uuid4()),
+                                status=dg.DagsterRunStatus.STARTED, tags={"dagster/partition": "business"}))
+    result = tick(instance, defs)
+    assert result.run_requests == [] and "in flight" in result.skip_message
+
+
+def test_a_failed_run_then_new_feedback_gives_a_new_request(env):
+    store, instance, defs = env
+    add_feedback(store, "business", 100)
+    first = tick(instance, defs)
+    [req] = first.run_requests
+    # that run failed: no training happened, its run key is used up in the daemon
+    instance.add_run(DagsterRun(job_name="retrain_specialist", run_id=str(uuid.uuid4()),
+                                status=dg.DagsterRunStatus.FAILURE,
+                                tags={"dagster/partition": "business", "dagster/run_key": req.run_key, **req.tags}))
+    add_feedback(store, "business", 100)
+    # within the cooldown the rule waits, whatever the feedback
+    assert tick(instance, defs, first.cursor).run_requests == []
+    # after it, the new request has a key the failed run did not use
+    state = decode_cursor(first.cursor)
+    state["business"] = SpecialistCursor(last_count=100, last_request_at=state["business"].last_request_at
+                                         - timedelta(hours=24, seconds=1), last_run_key=req.run_key)
+    [again] = tick(instance, defs, encode_cursor(state)).run_requests
+    assert again.partition_key == "business" and again.run_key != req.run_key and ":x2:" in again.run_key
+
+
+def test_store_unavailable_skips_without_the_credential(env):
+    _, instance, defs = env
+    ctx = dg.build_sensor_context(instance=instance, definitions=defs, resources={
+        "document_store": DocumentStoreResource(mongodb_uri="mongodb://hive:s3cret-pw@127.0.0.1:9/?serverSelectionTimeoutMS=300")})
+    result = feedback_retraining_sensor.evaluate_tick(ctx)
+    assert result.run_requests == []
+    assert result.skip_message.startswith("document store unavailable")
+    assert "127.0.0.1:9" in result.skip_message and "s3cret" not in result.skip_message
