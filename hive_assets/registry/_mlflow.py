@@ -43,21 +43,48 @@ def ensure_experiment(client, name: str, artifact_location: str | None = None) -
         return experiment.experiment_id
 
 
-def log_model(model, tracking_uri: str, run_id: str) -> str:
-    """Log a SpecialistModel into an existing MLflow run as a pyfunc model from code. Returns its URI."""
+INPUT_EXAMPLE_ROWS = 5
+
+
+def log_model(model, tracking_uri: str, run_id: str, training_frame=None, snapshot_hash: str = "") -> str:
+    """Log a SpecialistModel into an existing MLflow run as a pyfunc model from code; returns its URI.
+
+    With `training_frame` (the enhanced features), also the training data as an `mlflow.data` dataset input
+    (digest = the data snapshot hash) and the model's signature and input example. The run's status is
+    left to the caller (`run_status`): resuming a run here must not mark it FINISHED."""
     import mlflow
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    from hive_assets.features import FEATURE_NAMES
 
     mlflow.set_tracking_uri(tracking_uri)
+    signature = example = dataset = None
+    if training_frame is not None:
+        columns = [c for c in (*FEATURE_NAMES, "label", "split") if c in training_frame.columns]
+        dataset = mlflow.data.from_pandas(training_frame[columns].reset_index(drop=True), targets="label",
+                                          name=f"{model.specialist}-enhanced-features", digest=snapshot_hash or None)
+        example = training_frame[list(FEATURE_NAMES)].head(INPUT_EXAMPLE_ROWS).reset_index(drop=True)
+        proba = model.predict_proba(example)
+        output = pd.DataFrame(proba, columns=[f"p_{c}" for c in model.classes_])
+        output["recommendation"] = list(model.classes_[proba.argmax(axis=1)])
+        output["confidence"] = proba.max(axis=1)
+        signature = infer_signature(example, output)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = model.save(Path(tmp) / "specialist_model")
         with mlflow.start_run(run_id=run_id):
+            if dataset is not None:
+                mlflow.log_input(dataset, context="training", tags={"data_snapshot_hash": snapshot_hash})
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=str(MODEL_CODE),
                 artifacts={"specialist_model": str(model_dir)},
                 pip_requirements=PIP_REQUIREMENTS,
+                signature=signature,
+                input_example=example,
                 metadata={"feature_schema_version": model.feature_schema_version,
-                          "feature_names": list(model.feature_names_in_), "model_type": model.model_type},
+                          "feature_names": list(model.feature_names_in_), "model_type": model.model_type,
+                          "data_snapshot_hash": snapshot_hash},
             )
     return info.model_uri
 

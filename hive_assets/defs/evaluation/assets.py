@@ -8,7 +8,6 @@ import pandas as pd
 from hive_assets import registry
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
-from hive_assets.defs.training.tracking import log_png, run_status
 from hive_assets.evaluation import build_report, confusion_matrix_png, metrics_table_markdown, reliability_diagram_png
 from hive_assets.training import SchemaMismatch, encode_labels
 
@@ -37,7 +36,7 @@ def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.D
     specialist = context.partition_key
     run_id = trained_model["mlflow_run_id"]
     client = mlflow.client()
-    with run_status(client, run_id, context.log.warning):
+    with registry.run_status(client, run_id, context.log.warning):
         test = enhanced_features[enhanced_features["split"] == "test"].reset_index(drop=True)
         model = registry.load_model(mlflow.uri, trained_model["model_uri"])
         proba = model.predict_proba(test)
@@ -63,9 +62,9 @@ def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.D
             client.log_metric(run_id, f"delta_vs_champion_{name}", float(delta))
         client.log_dict(run_id, report, "validation_report.json")
         y = encode_labels(test["label"])
-        log_png(client, run_id, confusion_matrix_png(y, proba.argmax(axis=1), f"{specialist}: confusion matrix (test split)"),
+        registry.log_png(client, run_id, confusion_matrix_png(y, proba.argmax(axis=1), f"{specialist}: confusion matrix (test split)"),
                 "plots/confusion_matrix.png")
-        log_png(client, run_id, reliability_diagram_png(y, proba), "plots/reliability_diagram.png")
+        registry.log_png(client, run_id, reliability_diagram_png(y, proba), "plots/reliability_diagram.png")
         gate, calibration, non_inferior = report["gate"], report["calibration"], report["non_inferiority"]
         minimum = report["minimum_metrics"]
         with document_store.open() as store:

@@ -10,7 +10,6 @@ from hive_assets import registry
 from hive_assets.defs.k8s import TRAINING_POD_TAGS
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import MlflowResource
-from hive_assets.defs.training.tracking import log_model_and_data, log_params, log_png, run_status
 from hive_assets.evaluation import confusion_matrix_png, point_metrics, reliability_diagram_png
 from hive_assets.evaluation import calibration_metrics
 from hive_assets.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
@@ -56,12 +55,12 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
         "dagster.run_id": context.run_id, "dagster.partition": specialist, "specialist_type": specialist,
         "data_snapshot_hash": snapshot, "feature_schema_version": FEATURE_SCHEMA_VERSION,
     })
-    with run_status(client, run_id, context.log.warning):
+    with registry.run_status(client, run_id, context.log.warning):
         train = enhanced_features[enhanced_features["split"] == "train"]
         validation = enhanced_features[enhanced_features["split"] == "validation"]
         model, info = train_model(specialist, train, validation, config.model_type, config.hyperparameter_tuning,
                                   config.random_state, tuning_candidates=config.tuning_candidates)
-        log_params(client, run_id, {
+        registry.log_params(client, run_id, {
             "specialist_type": specialist, "model_type": config.model_type,
             "hyperparameter_tuning": config.hyperparameter_tuning, "random_state": config.random_state,
             "tuning_candidates": config.tuning_candidates if config.hyperparameter_tuning else 0,
@@ -81,11 +80,11 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
         client.log_dict(run_id, model.drift_reference, "drift_reference.json")
         if info["tuning_trials"]:
             client.log_dict(run_id, {"trials": info["tuning_trials"]}, "tuning_trials.json")
-        log_png(client, run_id, confusion_matrix_png(y_val, val_proba.argmax(axis=1),
+        registry.log_png(client, run_id, confusion_matrix_png(y_val, val_proba.argmax(axis=1),
                                                      f"{specialist}: confusion matrix (validation split)"),
                 "plots/confusion_matrix_validation.png")
-        log_png(client, run_id, reliability_diagram_png(y_val, val_proba), "plots/reliability_diagram_validation.png")
-        model_uri = log_model_and_data(model, mlflow.uri, run_id, enhanced_features, snapshot, specialist)
+        registry.log_png(client, run_id, reliability_diagram_png(y_val, val_proba), "plots/reliability_diagram_validation.png")
+        model_uri = registry.log_model(model, mlflow.uri, run_id, enhanced_features, snapshot)
     context.log.info(f"{specialist}: trained {config.model_type} on {info['n_train']} rows, MLflow run {run_id}")
     value = {
         "specialist": specialist, "mlflow_run_id": run_id, "model_uri": model_uri,

@@ -1,0 +1,39 @@
+"""What a training run leaves in MLflow besides the model (`log_model`): images, params, and a run status
+that ends FINISHED or FAILED, never RUNNING."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+@contextmanager
+def run_status(client, run_id: str, warn: Callable[[str], None]) -> Iterator[None]:
+    """Mark the MLflow run RUNNING for the step's work, FINISHED when it succeeds and FAILED when it raises
+    (then re-raise). A retried step reuses the run, so it passes through RUNNING again and ends right."""
+    client.update_run(run_id, status="RUNNING")
+    try:
+        yield
+    except BaseException:
+        try:
+            client.set_terminated(run_id, "FAILED")
+        except Exception as exc:  # MLflow itself is what failed: the step's own error is the one to raise
+            warn(f"could not mark MLflow run {run_id} FAILED: {exc}")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+
+
+def log_png(client, run_id: str, png: bytes, artifact_file: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(artifact_file).name
+        path.write_bytes(png)
+        parent = str(Path(artifact_file).parent)
+        client.log_artifact(run_id, str(path), artifact_path=None if parent == "." else parent)
+
+
+def log_params(client, run_id: str, params: dict[str, Any]) -> None:
+    for key, value in params.items():
+        client.log_param(run_id, key, str(value)[:6000])
