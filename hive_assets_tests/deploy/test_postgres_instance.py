@@ -127,10 +127,15 @@ def deploy_instance_home(postgres, hive_home, monkeypatch) -> Path:
     return home
 
 
-def _materialize(instance: dg.DagsterInstance, specialist: str) -> dg.ExecuteInProcessResult:
+ASSETS = ("raw_production_data", "enhanced_features", "trained_model", "validation_report",
+          "registered_model_version", "ab_test_outcome")
+
+
+def _materialize(instance: dg.DagsterInstance, specialist: str, selection: list[str] | None = None
+                 ) -> dg.ExecuteInProcessResult:
     defs = build_defs()
     return dg.materialize(
-        list(defs.assets), selection=["raw_production_data", "enhanced_features"], partition_key=specialist,
+        list(defs.assets), selection=selection or ["raw_production_data", "enhanced_features"], partition_key=specialist,
         instance=instance, raise_on_error=False,
         resources={"document_store": DocumentStoreResource(), "mlflow": MlflowResource(), "platform": PlatformSettings()},
         run_config={"ops": {"raw_production_data": {"config": {"as_of": NOW.isoformat(), "min_samples": 100}}}},
@@ -178,7 +183,7 @@ def _run_daemon_until(home: Path, workdir: Path, done, what: str) -> None:
 
 
 def test_deploy_instance_on_postgres_survives_a_restart(postgres, deploy_instance_home, hive_home, tmp_path):
-    simulate(SQLiteStore(hive_home / "store.sqlite"), plans=600, days=30, seed=5, now=NOW)
+    simulate(SQLiteStore(hive_home / "store.sqlite"), plans=2000, days=30, seed=5, now=NOW)
     instance = dg.DagsterInstance.from_config(str(deploy_instance_home))
     # the storage really is dagster-postgres, and the concurrency rule came through
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
@@ -189,9 +194,14 @@ def test_deploy_instance_on_postgres_survives_a_restart(postgres, deploy_instanc
     assert queue.tag_concurrency_limits == [
         {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
 
-    # 1. one partition materializes end to end on this instance
-    first = _materialize(instance, "business")
-    assert first.success
+    # 1. one partition materializes end to end on this instance: the whole graph, through registration
+    first = _materialize(instance, "business", selection=list(ASSETS))
+    assert first.success, [e.message for e in first.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert first.output_for_node("registered_model_version")["alias"] == "champion"
+    for key in ASSETS:
+        [record] = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=["business"]), limit=1).records
+        assert record.run_id == first.run_id, key
     raw = first.output_for_node("raw_production_data")
     features = first.output_for_node("enhanced_features")
     assert raw.frame["specialist_type"].eq("business").all() and len(features) > 100
