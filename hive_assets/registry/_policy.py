@@ -9,12 +9,16 @@ from hive_assets.routing import CHALLENGER, CHAMPION
 
 
 def alias_for_new_version(version: str, champion_version: str | None, *, ab_testing_enabled: bool,
-                          promote_if_better: bool, comparison: dict[str, Any] | None) -> tuple[str | None, str]:
+                          promote_if_better: bool | None, comparison: dict[str, Any] | None) -> tuple[str | None, str]:
     """(alias or None, reason) for `version`, given the current champion.
 
     No champion yet -> champion. With A/B enabled -> challenger (an A/B test decides). Without A/B,
     `promote_if_better` moves champion when the champion comparison says better; otherwise no alias.
+    `promote_if_better=None` means "on when A/B testing is disabled": AB_TESTING_ENABLED=false promotes
+    through this rule instead of a test (SPEC section 7).
     """
+    if promote_if_better is None:
+        promote_if_better = not ab_testing_enabled
     if champion_version is None:
         return CHAMPION, "first model for this specialist"
     if str(champion_version) == str(version):

@@ -36,3 +36,10 @@ def test_without_ab_testing_promote_if_better_decides(promote, comparison, expec
     alias, reason = decide("3", ab=False, promote=promote, comparison=comparison)
     assert alias == expected
     assert reason
+
+
+def test_with_ab_testing_disabled_promote_if_better_is_on_unless_turned_off():
+    assert decide("3", ab=False, promote=None, comparison=BETTER)[0] == CHAMPION
+    assert decide("3", ab=False, promote=None, comparison=NOT_BETTER)[0] is None
+    assert decide("3", ab=False, promote=False, comparison=BETTER)[0] is None
+    assert decide("3", ab=True, promote=None, comparison=BETTER)[0] == CHALLENGER

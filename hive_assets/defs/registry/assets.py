@@ -3,6 +3,7 @@
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from hive_assets import registry
 from hive_assets.defs.partitions import specialist_partitions
@@ -10,7 +11,11 @@ from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, Pl
 
 
 class RegisterConfig(dg.Config):
-    promote_if_better: bool = False  # without A/B: champion moves when the gate comparison says better
+    promote_if_better: bool | None = Field(
+        default=None,
+        description="Without A/B testing, move champion to this version when the champion comparison says better "
+                    "(macro-F1 +0.02, no gated metric worse by more than 0.02, non-inferior). Unset: on when "
+                    "AB_TESTING_ENABLED is false, off otherwise.")
 
 
 @dg.asset(
