@@ -12,6 +12,11 @@ override DAGSTER_HOME := $(abspath $(DAGSTER_HOME))
 SPECIALISTS := business technical behavior evolution architecture
 DEMO_PLANS ?= 4000
 DEMO_SEED ?= 42
+# The demo lives in simulated time: the history ends, and the first training happens, at DEMO_START
+# (the platform clock, HIVE_SIMULATED_NOW); `hive loop` then plays DEMO_DAYS from there. A fixed start
+# makes the whole demo deterministic: the same seed prints the same timeline on any day.
+DEMO_START ?= 2026-01-05T00:00:00Z
+DEMO_DAYS ?= 6
 export HIVE_HOME DAGSTER_HOME
 
 .PHONY: install demo test services services-down validate clean bench bench-ferretdb bench-drift
@@ -32,9 +37,10 @@ install: $(VENV)/.installed
 demo: install
 	@echo "== Dagster instance (to reuse it: eval \"\$$($(BIN)/hive env)\")"
 	@$(BIN)/hive env
-	@echo "== simulating production data into $(HIVE_HOME)"
-	$(BIN)/hive simulate --plans $(DEMO_PLANS) --days 60 --seed $(DEMO_SEED)
-	@n=0; for s in $(SPECIALISTS); do \
+	@echo "== simulating 60 days of production data into $(HIVE_HOME), up to $(DEMO_START)"
+	HIVE_SIMULATED_NOW=$(DEMO_START) $(BIN)/hive simulate --plans $(DEMO_PLANS) --days 60 --seed $(DEMO_SEED) \
+	  --now $(DEMO_START)
+	@export HIVE_SIMULATED_NOW=$(DEMO_START); n=0; for s in $(SPECIALISTS); do \
 	  n=$$((n + 1)); log=$(HIVE_HOME)/demo-$$s.log; start=$$SECONDS; \
 	  echo "== [$$n/$(words $(SPECIALISTS))] materializing the asset graph for $$s (log: $$log)"; \
 	  $(BIN)/dagster asset materialize -m hive_assets.definitions --select '*' --partition $$s > $$log 2>&1 \
@@ -43,6 +49,9 @@ demo: install
 	done
 	@echo
 	$(BIN)/hive report --strict
+	@echo
+	@echo "== the closed loop: $(DEMO_DAYS) simulated days from $(DEMO_START) (a line per day; then the timeline)"
+	$(BIN)/hive loop --days $(DEMO_DAYS) --seed $(DEMO_SEED)
 
 validate: install
 	DAGSTER_HOME=$$(mktemp -d) $(BIN)/dagster definitions validate -w workspace.yaml

@@ -27,6 +27,11 @@ ENVIRONMENT: dict[str, str] = {
     "KAFKA_BOOTSTRAP_SERVERS": "Kafka with the intentions.audit topic; unset: the intentions_audit collection",
     "DATA_COLLECTION_DAYS": "default collection window in days, 90",
     "MIN_CONFIDENCE": "default NLU confidence filter, 0.7",
+    "RETRAINING_FEEDBACK_THRESHOLD": "trusted feedback since the last training that triggers retraining, default 100 (hive loop: 8000)",
+    "DRIFT_CHECK_INTERVAL_MINUTES": "drift sensor interval, default 60 (hive loop: 360)",
+    "DRIFT_WINDOW_HOURS": "recent window a drift check compares, default 24 (hive loop: 6)",
+    "AB_TEST_CHECK_INTERVAL_MINUTES": "A/B re-evaluation interval, default 60 (hive loop: 360)",
+    "AB_TEST_LABEL_MATURITY_HOURS": "feedback window per A/B unit, default 48 (hive loop: 24)",
 }
 SETTINGS_NOTE = ("Every SPEC section 9 variable is validated first: a malformed value (e.g. "
                  "AB_TEST_DEFAULT_TRAFFIC=10%) is a one-line error, exit 2.")

@@ -113,3 +113,15 @@ def result_metrics(result) -> dict:
             if isinstance(value.value, (int, float)) and not isinstance(value.value, bool):
                 metrics[f"{mat.asset_key.to_user_string()}.{name}"] = value.value
     return metrics
+
+
+def run_loop(scenario, *, start=None, progress=None):
+    """`hive loop`: the scenario played against the configured instance, store and registry."""
+    from hive_assets.config import Settings
+    from hive_assets.data import open_store
+    from hive_assets.definitions import defs
+    from hive_assets.defs.simulator.loop import run_loop as play
+
+    with instance() as dagster_instance, open_store() as store:
+        return play(dagster_instance, defs, store, Settings.from_env().mlflow_uri, scenario, start=start,
+                    progress=progress)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timezone
 
+from hive_assets import clock
 from hive_assets.cli import _dagster
 from hive_assets.cli._args import add_verb, specialists
 from hive_assets.config import Settings
@@ -31,7 +31,7 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
     if not args.once:
         raise SystemExit("only --once is supported: the drift sensor is the periodic check")
     settings = MonitoringSettings.from_env()
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     client = client_for(Settings.from_env().mlflow_uri)
     store = open_store()  # StoreUnavailable: `hive` prints it (host, never a password) and exits 1
     checks = [check_drift(store, client, s, now, settings) for s in specialists(args.specialist)]

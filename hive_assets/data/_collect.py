@@ -22,11 +22,12 @@ import hashlib
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
+from hive_assets import clock
 from hive_assets.config import CLASSES
 from hive_assets.data import _documents as docs
 from hive_assets.data._audit import AuditReader, audit_confidences_from_store
@@ -103,12 +104,16 @@ def collect(
     trust: TrustPolicy | None = None,
     audit_reader: AuditReader | None = None,
     max_tasks: int = docs.MAX_TASKS,
+    plan_cache: dict[str, tuple] | None = None,
 ) -> CollectResult:
     """Labelled examples of `specialist` in the window ending at `now` (aware, or naive meaning UTC).
 
+    `plan_cache`: a dict shared by calls that read the same unchanged store (the five specialists of
+    one drift check share their plans): each plan is then read and validated once.
+
     Raises `FeedbackFilterEmptiedClass` when `trust.min_feedback_quality` removed every label of a class.
     """
-    now = docs.to_utc(now) if now is not None else datetime.now(timezone.utc)
+    now = docs.to_utc(now) if now is not None else clock.now()
     start = now - timedelta(days=window_days)
     trust = trust or TrustPolicy()
     audit_reader = audit_reader or audit_confidences_from_store(store)
@@ -146,6 +151,20 @@ def collect(
     plans: dict[str, dict] = {}
     plan_intents: dict[str, str | None] = {}
     bad_plans: dict[str, str] = {}
+    cache = plan_cache if plan_cache is not None else {}
+
+    def take(pid: str, collection: str, doc: dict, plan: dict | None, problems: list) -> None:
+        if problems:
+            quarantine.add(collection, doc, "plan_id", problems)
+            bad_plans[pid] = problems[0].reason
+        else:
+            plans[pid] = dict(plan)
+            plans[pid].setdefault("plan_id", pid)
+            plan_intents[pid] = _plan_intent(doc, plan)
+
+    for pid in plan_ids:
+        if pid in cache:
+            take(pid, *cache[pid])
     for collection in ("cognitive_ledger", "cognitive_plans"):
         missing = [p for p in plan_ids if p not in plans and p not in bad_plans]
         for doc in store.find_by_keys(collection, "plan_id", missing):
@@ -153,13 +172,9 @@ def collect(
             plan = docs.plan_of(doc)
             problems = docs.validate_plan(plan, now, max_tasks) if plan is not None else [
                 docs.Problem(docs.MISSING_TASKS, f"{collection} document has no plan_data")]
-            if problems:
-                quarantine.add(collection, doc, "plan_id", problems)
-                bad_plans[pid] = problems[0].reason
-            else:
-                plans[pid] = dict(plan)
-                plans[pid].setdefault("plan_id", pid)
-                plan_intents[pid] = _plan_intent(doc, plan)
+            if plan_cache is not None:
+                plan_cache[pid] = (collection, doc, plan, problems)
+            take(pid, collection, doc, plan, problems)
     for oid, op in list(opinions.items()):
         pid = str(op["plan_id"])
         if pid in plans:

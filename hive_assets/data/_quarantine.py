@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
 
+from hive_assets import clock
 from hive_assets.data import _documents as docs
 from hive_assets.data.store.base import DocumentStore, dumps
 
@@ -87,6 +87,6 @@ def persist_quarantine(store: DocumentStore, result: Any, run_id: str | None = N
             "quarantine_id": f"{row['source_collection']}:{ident}:{row['reason']}",
             **row,
             "run_id": run_id,
-            "quarantined_at": datetime.now(timezone.utc),
+            "quarantined_at": clock.now(),
         })
     return store.upsert_many("quarantine", docs_out) if docs_out else 0

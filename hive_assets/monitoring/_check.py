@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from hive_assets import clock
 from hive_assets import registry
 from hive_assets.data import DocumentStore, collect
 from hive_assets.features import features_frame
@@ -53,10 +54,12 @@ def _all_intents(intent_ids, start, end) -> dict[str, float]:
     return dict.fromkeys(intent_ids, 1.0)  # no NLU filter: the specialist saw these plans
 
 
-def drift_window(store: DocumentStore, specialist: str, now: datetime, window) -> pd.DataFrame:
-    """The window's rows: `FEATURE_NAMES` columns plus `recommendation` and `specialist_version`."""
+def drift_window(store: DocumentStore, specialist: str, now: datetime, window,
+                 plan_cache: dict | None = None) -> pd.DataFrame:
+    """The window's rows: `FEATURE_NAMES` columns plus `recommendation` and `specialist_version`.
+    `plan_cache`: shared by the checks of one tick (the specialists judge the same plans)."""
     result = collect(store, specialist, now=now, window_days=window.total_seconds() / 86400.0, min_confidence=0.0,
-                     audit_reader=_all_intents)
+                     audit_reader=_all_intents, plan_cache=plan_cache)
     rows = result.frame
     frame = features_frame(list(rows["plan"])) if len(rows) else features_frame([])
     frame["recommendation"] = rows["recommendation"].to_numpy() if len(rows) else []
@@ -71,14 +74,14 @@ def _compact(value: Any) -> Any:
 
 
 def check_drift(store: DocumentStore, client, specialist: str, now: datetime | None = None,
-                settings: MonitoringSettings | None = None) -> DriftCheck:
+                settings: MonitoringSettings | None = None, plan_cache: dict | None = None) -> DriftCheck:
     """Compare `specialist`'s recent window with the reference stored with its champion (module docstring).
 
     `client`: an MlflowClient on the registry. Returns the `drift_monitoring` document (not saved) and,
     when the decision is "drift", the run key of the retraining request.
     """
     settings = settings or MonitoringSettings.from_env()
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    now = (now or clock.now()).astimezone(timezone.utc)
     version = registry.alias_version(client, specialist, registry.CHAMPION)
     if version is None:
         return DriftCheck(specialist, "no_champion", f"{specialist}: no champion version, nothing to compare")
@@ -88,7 +91,7 @@ def check_drift(store: DocumentStore, client, specialist: str, now: datetime | N
         return DriftCheck(specialist, "no_reference",
                           f"{specialist}: champion v{version.version} has no stored drift reference",
                           model_version=str(version.version))
-    window = drift_window(store, specialist, now, settings.drift_window)
+    window = drift_window(store, specialist, now, settings.drift_window, plan_cache)
     served = window["specialist_version"] == str(version.version)
     predictions = list(window.loc[served, "recommendation"]) if served.any() else None
     result = feature_drift(reference, window, None)

@@ -32,6 +32,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from hive_assets import clock
 from hive_assets.data import DocumentStore, TrustPolicy
 
 FEEDBACK = "specialist_feedback"
@@ -44,7 +45,7 @@ __all__ = ["trusted_feedback_count", "window_filter"]
 
 def window_filter(specialist: str, since: datetime | None, until: datetime | None = None) -> dict[str, Any]:
     """Feedback of `specialist` submitted in (since, until] (defaults: module docstring)."""
-    until = until or datetime.now(timezone.utc) + FUTURE_TOLERANCE
+    until = until or clock.now() + FUTURE_TOLERANCE
     return {"specialist_type": specialist, "submitted_at": {"$gt": since or _EPOCH, "$lte": until}}
 
 

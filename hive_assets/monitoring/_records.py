@@ -9,9 +9,10 @@ run-status sensors may see events late, twice (UI previews), or not at all (they
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
+from hive_assets import clock
 from hive_assets.data import DocumentStore
 
 TRIGGERS = "retraining_triggers"
@@ -25,7 +26,7 @@ __all__ = ["DRIFT_CHECKS", "REASONS", "STATUS_RANK", "TRIGGERS", "record_trigger
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return clock.now()
 
 
 def record_trigger(store: DocumentStore, trigger_id: str, specialist: str, reason: str, triggered_at: datetime,

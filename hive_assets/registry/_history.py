@@ -10,8 +10,9 @@ holds but the ledger lacks before any new one), so the ledger's last row names t
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
+from hive_assets import clock
 from hive_assets.data import to_utc
 from hive_assets.data.store.base import DocumentStore
 from hive_assets.registry._ledger import alias_rows
@@ -54,6 +55,6 @@ def alias_history(store: DocumentStore, specialist: str, alias: str = CHAMPION) 
 def holder_at(store: DocumentStore, specialist: str, at: datetime | None = None,
               alias: str = CHAMPION) -> Tenure | None:
     """The tenure of `alias` covering time `at` (default now; a naive time is UTC), or None before the first."""
-    at = to_utc(at) if at is not None else datetime.now(timezone.utc)
+    at = to_utc(at) if at is not None else clock.now()
     covering = [t for t in alias_history(store, specialist, alias) if t.since <= at]
     return covering[-1] if covering else None

@@ -8,9 +8,9 @@ the ledger alone answers "who held `champion` at time T" (see `_history`)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
 from typing import Any
 
+from hive_assets import clock
 from hive_assets.data.store.base import DocumentStore
 
 #: kinds of rows that move an alias; each has details.alias and details.previous_version
@@ -26,7 +26,7 @@ def record_decision(store: DocumentStore, specialist: str, kind: str, *, actor: 
         "decision_id": decision_id or uuid.uuid4().hex,
         "specialist_type": specialist,
         "kind": kind,
-        "recorded_at": datetime.now(timezone.utc),
+        "recorded_at": clock.now(),
         "actor": actor,
         "reason": reason,
         "dagster_run_id": dagster_run_id,

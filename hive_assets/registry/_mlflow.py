@@ -101,8 +101,21 @@ def load_model(tracking_uri: str, model_uri: str):
     return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
 
 
+_VERSION_MODELS: dict[tuple, object] = {}
+_VERSION_MODELS_MAX = 32
+
+
 def load_version_model(client, version):
-    return load_model(client.tracking_uri, f"models:/{version.name}/{version.version}")
+    """The SpecialistModel of a registry version, loaded once per process: a version's files never
+    change (the key includes its source, so a version number reused after a model was deleted is
+    another entry). The hourly drift checks and the simulator's serving reuse it."""
+    key = (client.tracking_uri, version.name, str(version.version), getattr(version, "source", None),
+           getattr(version, "run_id", None))
+    if key not in _VERSION_MODELS:
+        if len(_VERSION_MODELS) >= _VERSION_MODELS_MAX:
+            _VERSION_MODELS.pop(next(iter(_VERSION_MODELS)))
+        _VERSION_MODELS[key] = load_model(client.tracking_uri, f"models:/{version.name}/{version.version}")
+    return _VERSION_MODELS[key]
 
 
 def alias_version(client, specialist: str, alias: str):

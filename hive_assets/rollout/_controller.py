@@ -190,6 +190,12 @@ def tally(served_at: np.ndarray, is_challenger: np.ndarray, confidence: np.ndarr
     return out
 
 
+def _span(span: timedelta) -> str:
+    """A duration for a reason a person reads: `24 h`, `14 days` (not timedelta's `1 day, 0:00:00`)."""
+    hours = span.total_seconds() / 3600
+    return f"{hours / 24:g} days" if hours >= 48 and hours % 24 == 0 else f"{hours:g} h"
+
+
 def _naive_utc(t: datetime) -> datetime:
     # numpy's datetime64 has no time zone: compare everything as naive UTC
     return t if t.tzinfo is None else t.astimezone(timezone.utc).replace(tzinfo=None)
@@ -233,7 +239,7 @@ def decide(state: TestState, counts: Sequence[StepCounts], now: datetime,
     fewest = min(champion.labelled, challenger.labelled)
     if fewest < policy.min_labelled_per_arm:
         if out_of_time:
-            return decision(END_MAX_DURATION, 0.0, "max_duration", f"maximum duration {policy.max_duration} "
+            return decision(END_MAX_DURATION, 0.0, "max_duration", f"maximum duration {_span(policy.max_duration)} "
                             f"reached with insufficient data; champion kept")
         return decision(INSUFFICIENT_DATA, traffic, "min_labelled", f"{fewest} labelled units in the "
                         f"smaller arm, need {policy.min_labelled_per_arm} before any decision")
@@ -253,17 +259,17 @@ def decide(state: TestState, counts: Sequence[StepCounts], now: datetime,
                             f"challenger better by {interval} after "
                             f"{elapsed.total_seconds() / 3600:.0f} h with {fewest}+ labels per arm")
     if out_of_time:
-        return decision(END_MAX_DURATION, 0.0, "max_duration", f"maximum duration {policy.max_duration} "
+        return decision(END_MAX_DURATION, 0.0, "max_duration", f"maximum duration {_span(policy.max_duration)} "
                         f"reached without a verdict ({interval}); champion kept")
 
     if traffic < policy.second_traffic:
         if elapsed >= policy.second_after:
             return decision(EXPAND, policy.second_traffic, "not_worse", f"not significantly worse after "
-                            f"{policy.second_after}: {interval}")
-        return decision(HOLD, traffic, "schedule", f"waiting for {policy.second_after} at {traffic:g} %")
+                            f"{_span(policy.second_after)}: {interval}")
+        return decision(HOLD, traffic, "schedule", f"waiting for {_span(policy.second_after)} at {traffic:g} %")
     if traffic < policy.third_traffic:
         if elapsed < policy.third_after:
-            return decision(HOLD, traffic, "schedule", f"waiting for {policy.third_after} at {traffic:g} %")
+            return decision(HOLD, traffic, "schedule", f"waiting for {_span(policy.third_after)} at {traffic:g} %")
         if fewest < policy.min_labelled_for_half:
             return decision(INSUFFICIENT_DATA, traffic, "min_labelled_for_half",
                             f"{fewest} labelled units in the smaller arm, need "
@@ -274,7 +280,7 @@ def decide(state: TestState, counts: Sequence[StepCounts], now: datetime,
         return decision(HOLD, traffic, "estimate_below_champion",
                         f"estimate below the champion's: {interval}")
     if elapsed < policy.promote_after:
-        return decision(HOLD, traffic, "schedule", f"waiting for {policy.promote_after} at {traffic:g} %")
+        return decision(HOLD, traffic, "schedule", f"waiting for {_span(policy.promote_after)} at {traffic:g} %")
     if fewest < policy.promote_min_labelled_per_arm:
         return decision(INSUFFICIENT_DATA, traffic, "promote_min_labelled", f"{fewest} labelled units in "
                         f"the smaller arm, need {policy.promote_min_labelled_per_arm} to promote")

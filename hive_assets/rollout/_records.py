@@ -10,6 +10,7 @@ import hashlib
 from datetime import datetime, timezone
 from typing import Any
 
+from hive_assets import clock
 from hive_assets.data.store.base import DocumentStore
 
 RUNNING = "running"
@@ -31,7 +32,7 @@ def open_test(store: DocumentStore, specialist: str, champion_version: str, chal
 
     A running test of an older challenger is closed as superseded: one test per specialist at a time.
     """
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    now = (now or clock.now()).astimezone(timezone.utc)
     current = running_test(store, specialist)
     if current is not None and str(current["challenger_version"]) == str(challenger_version):
         return current, False

@@ -6,13 +6,18 @@ A/B routing, as specialist pods would; `ServingLoop(store, tracking_uri).serve_h
 hour on an injected clock, with human feedback arriving after a realistic delay.
 """
 
-from hive_assets.simulator._serving import ServingLoop, champion_opinions
+from hive_assets.simulator._scenario import DEFAULT_SETTINGS, DriftPlan, Scenario, default_scenario
+from hive_assets.simulator._serving import DriftInjection, ServingLoop, champion_opinions
+from hive_assets.simulator._timeline import (
+    ChampionAnswer, TimelineEvent, build_timeline, champions, format_champions, format_timeline,
+)
 from hive_assets.simulator._simulate import (
     CORRUPTIONS, DENIED_SOURCE, POLICIES, SimulationSummary, heuristic_opinion, make_plans, policy_label,
     policy_score, simulate,
 )
 
 __all__ = [
-    "CORRUPTIONS", "DENIED_SOURCE", "POLICIES", "ServingLoop", "SimulationSummary", "champion_opinions", "heuristic_opinion",
+    "CORRUPTIONS", "DEFAULT_SETTINGS", "DENIED_SOURCE", "DriftPlan", "Scenario", "default_scenario", "DriftInjection", "POLICIES", "ServingLoop", "SimulationSummary", "champion_opinions", "heuristic_opinion",
     "make_plans", "policy_label", "policy_score", "simulate",
+    "ChampionAnswer", "TimelineEvent", "build_timeline", "champions", "format_champions", "format_timeline",
 ]

@@ -17,7 +17,7 @@ import copy
 import hashlib
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from hive_assets import clock
 from hive_assets.config import CLASSES, SPECIALISTS
 
 DOMAINS = ("BUSINESS", "TECHNICAL", "SECURITY", "INFRASTRUCTURE", "BEHAVIOR", "OPERATIONAL", "COMPLIANCE")
@@ -76,11 +77,14 @@ def _plan_properties(plan: dict) -> dict[str, float]:
     }
 
 
-def policy_score(specialist: str, plan: dict) -> float:
+def policy_score(specialist: str, plan: dict, domain_offsets: Mapping[str, float] | None = None) -> float:
+    """The hidden policy's score; `domain_offsets` adds the rules of domains the policy does not know
+    (a new product line judged more strictly: the concept drift `hive loop` injects)."""
     policy = POLICIES[specialist]
     props = _plan_properties(plan)
     score = sum(w * props[k] for k, w in policy["w"].items())
-    return score + policy["domain"].get(str(plan["original_domain"]).upper(), 0.0)
+    domain = str(plan["original_domain"]).upper()
+    return score + policy["domain"].get(domain, 0.0) + (domain_offsets or {}).get(domain, 0.0)
 
 
 @lru_cache(maxsize=None)
@@ -92,9 +96,9 @@ def policy_thresholds(specialist: str) -> tuple[float, float]:
     return lo, hi
 
 
-def policy_label(specialist: str, plan: dict) -> str:
+def policy_label(specialist: str, plan: dict, domain_offsets: Mapping[str, float] | None = None) -> str:
     lo, hi = policy_thresholds(specialist)
-    score = policy_score(specialist, plan)
+    score = policy_score(specialist, plan, domain_offsets)
     return "approve" if score < lo else ("review_required" if score < hi else "reject")
 
 
@@ -226,6 +230,7 @@ class SimulationSummary:
     # (collection, document id, expected reason, specialist or None)
     malformed: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     now: datetime | None = None
+    plan_docs: list[dict] = field(default_factory=list, repr=False)  # the plans, as generated
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -265,18 +270,26 @@ def simulate(
     batch_size: int = 2000,
     progress: Callable[[int, int], None] | None = None,
     progress_every: int = 1000,
+    specialists: Sequence[str] = SPECIALISTS,
+    domain: str | None = None,
 ) -> SimulationSummary:
     """Write a production-shaped data set into `store` and return what was written.
 
     `opinion_model` produces the served opinions (e.g. the champion through the serving helper);
     without it a weak heuristic stands in for the first, pre-platform model. `progress(done, total)` is
     called every `progress_every` plans generated, and once at the end when everything is written.
+    `specialists`: who gives opinions on these plans (default all five); `domain`: every plan's
+    `original_domain` (a new product line), drawn otherwise. The defaults write what they always did.
     """
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    now = (now or clock.now()).astimezone(timezone.utc)
     rng = np.random.default_rng([seed, 1])
     summary = SimulationSummary(plans=plans, now=now)
     plan_docs = make_plans(plans, seed, now=now, days=days, drift=drift)
-    served = {s: opinion_model(s, plan_docs) for s in SPECIALISTS} if opinion_model else {}
+    if domain is not None:
+        for plan in plan_docs:
+            plan["original_domain"] = domain
+    summary.plan_docs = plan_docs
+    served = {s: opinion_model(s, plan_docs) for s in specialists} if opinion_model else {}
 
     buffers: dict[str, list[dict]] = {c: [] for c in (
         "cognitive_ledger", "cognitive_plans", "intentions_audit", "specialist_opinions", "specialist_feedback")}
@@ -321,6 +334,8 @@ def simulate(
         buffers[plan_coll].append(plan_doc)
 
         for s_idx, specialist in enumerate(SPECIALISTS):
+            if specialist not in specialists:
+                continue
             opinion_id = f"op-{seed}-{plan['plan_id'][-7:]}-{specialist}"
             evaluated = _ms(created + timedelta(seconds=float(rng.uniform(2, 90)) + s_idx))
             truth = policy_label(specialist, plan)

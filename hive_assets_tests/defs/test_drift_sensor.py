@@ -77,3 +77,15 @@ def test_store_unavailable_skips(env):
     result = tick(instance, defs, uri, store_resource=down)
     assert result.run_requests == [] and result.skip_message.startswith("document store unavailable")
     assert "s3cret" not in result.skip_message
+
+
+def test_drift_during_a_running_ab_test_is_recorded_but_retrains_nothing(env):
+    from hive_assets.rollout import open_test
+
+    store, instance, defs, (uri, version) = env
+    simulate(store, plans=500, days=0.5, seed=33, now=datetime.now(timezone.utc), drift=1.0, feedback_rate=0.0)
+    test, _ = open_test(store, "business", str(version), "99", 10.0)
+    result = tick(instance, defs, uri)
+    assert result.run_requests == [] and f"A/B test {test['test_id']} running" in result.skip_message
+    assert store.find_one("drift_monitoring", {"specialist_type": "business"})["decision"] == "drift"
+    assert store.count("retraining_triggers") == 0

@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 
-from hive_assets.data import SQLiteStore
+from hive_assets.data import SQLiteStore, to_utc
 from hive_assets.defs import build_defs
 from hive_assets.defs.monitoring.sensors import REASON_TAG, TRIGGER_TAG, feedback_retraining_sensor
 from hive_assets.defs.resources import DocumentStoreResource
@@ -191,3 +191,37 @@ def test_store_unavailable_skips_without_the_credential(env):
     assert result.run_requests == []
     assert result.skip_message.startswith("document store unavailable")
     assert "127.0.0.1:9" in result.skip_message and "s3cret" not in result.skip_message
+
+
+def test_no_request_while_an_ab_test_of_that_specialist_runs_then_it_fires(env):
+    from hive_assets.rollout import open_test
+
+    store, instance, defs = env
+    add_feedback(store, "business", THRESHOLD + 5)
+    add_feedback(store, "technical", THRESHOLD + 5)
+    test, _ = open_test(store, "business", "1", "2", 10.0)
+    result = tick(instance, defs)
+    assert [r.partition_key for r in result.run_requests] == ["technical"]  # the other one is not held
+    assert store.count("retraining_triggers", {"specialist_type": "business"}) == 0
+    store.update_one("ab_tests", {"test_id": test["test_id"]}, {"status": "promoted"})
+    result = tick(instance, defs, result.cursor)  # technical: requested last tick, now in its cooldown
+    assert [r.partition_key for r in result.run_requests] == ["business"]
+
+
+def test_the_platform_clock_drives_the_count_and_the_last_training(env, monkeypatch):
+    """Under `hive loop` the clock is simulated: the last training is the `trained_at` its materialization
+    recorded (not the event's wall time), and feedback is counted up to the simulated now."""
+    store, instance, defs = env
+    simulated = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    instance.report_runless_asset_event(dg.AssetMaterialization(
+        "trained_model", partition="evolution", metadata={"trained_at": dg.MetadataValue.timestamp(simulated)}))
+    add_feedback(store, "evolution", 40, at=simulated - timedelta(hours=1))   # before that training
+    add_feedback(store, "evolution", THRESHOLD, at=simulated + timedelta(hours=2))
+    add_feedback(store, "evolution", 7, at=simulated + timedelta(hours=30))   # still in the future
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", (simulated + timedelta(hours=25)).isoformat())
+    result = tick(instance, defs)
+    assert counts(result)["evolution"] == THRESHOLD
+    [request] = result.run_requests
+    assert request.partition_key == "evolution" and "trained-" in request.run_key
+    doc = store.find_one("retraining_triggers", {"trigger_id": request.run_key})
+    assert to_utc(doc["triggered_at"]) == simulated + timedelta(hours=25)

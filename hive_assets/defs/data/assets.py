@@ -1,10 +1,10 @@
 """raw_production_data, with the enough_samples data gate."""
 
-from datetime import datetime, timezone
 
 import dagster as dg
 from pydantic import Field
 
+from hive_assets import clock
 from hive_assets.data import (
     FeedbackFilterEmptiedClass, TrustPolicy, audit_confidences_from_kafka, audit_confidences_from_store, collect,
     persist_quarantine, to_utc,
@@ -55,7 +55,7 @@ def raw_production_data(
 ):
     """Opinion + plan + latest trusted feedback for one specialist; rejected documents are quarantined."""
     specialist = context.partition_key
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     if config.as_of:
         now = to_utc(config.as_of)
         if now is None:

@@ -13,11 +13,13 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
+from hive_assets import clock
 from hive_assets.config import SPECIALISTS
 from hive_assets.data import StoreUnavailable, TrustPolicy
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 from hive_assets.defs.training.jobs import retrain_specialist
+from hive_assets.rollout import running_test
 from hive_assets.monitoring import (
     MonitoringSettings, SpecialistCursor, check_drift, decode_cursor, encode_cursor, feedback_trigger,
     record_trigger, save_drift_check, trusted_feedback_count, update_trigger_status,
@@ -39,7 +41,7 @@ feedback = dg.AssetSpec(
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return clock.now()
 
 
 def last_training(instance: dg.DagsterInstance, specialist: str):
@@ -48,7 +50,10 @@ def last_training(instance: dg.DagsterInstance, specialist: str):
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("trained_model"), asset_partitions=[specialist]), limit=1).records
     if not records:
         return None, None
-    return datetime.fromtimestamp(records[0].timestamp, timezone.utc), records[0].storage_id
+    # the platform clock's `trained_at` (simulated time under `hive loop`), else the event's wall time
+    trained_at = (records[0].asset_materialization.metadata or {}).get("trained_at")
+    seconds = trained_at.value if trained_at is not None else records[0].timestamp
+    return datetime.fromtimestamp(seconds, timezone.utc), records[0].storage_id
 
 
 def run_in_flight(instance: dg.DagsterInstance, specialist: str) -> str | None:
@@ -57,6 +62,12 @@ def run_in_flight(instance: dg.DagsterInstance, specialist: str) -> str | None:
         dg.RunsFilter(job_name=retrain_specialist.name, tags={"dagster/partition": specialist}, statuses=IN_FLIGHT),
         limit=1)
     return records[0].dagster_run.run_id if records else None
+
+
+def _waits_for(test: dict) -> str:
+    # a new version would supersede the challenger under test: the running test decides first (it ends
+    # within AB_TEST_MAX_DURATION_DAYS; an operator can stop it to retrain at once)
+    return f"A/B test {test['test_id']} running: retraining waits for its verdict"
 
 
 def _request(specialist: str, run_key: str, reason: str) -> dg.RunRequest:
@@ -68,7 +79,7 @@ def _request(specialist: str, run_key: str, reason: str) -> dg.RunRequest:
     name="feedback_retraining_sensor", target=retrain_specialist,
     minimum_interval_seconds=SETTINGS.feedback_sensor_interval_s, default_status=dg.DefaultSensorStatus.RUNNING,
     description="Retrain a specialist when its trusted feedback since its last training reaches "
-                "RETRAINING_FEEDBACK_THRESHOLD (outside the cooldown, no run of it in flight).",
+                "RETRAINING_FEEDBACK_THRESHOLD (outside the cooldown, no run of it in flight, no A/B test of it running).",
 )
 def feedback_retraining_sensor(context: dg.SensorEvaluationContext, document_store: DocumentStoreResource):
     settings = MonitoringSettings.from_env()
@@ -92,8 +103,11 @@ def feedback_retraining_sensor(context: dg.SensorEvaluationContext, document_sto
                 updated = SpecialistCursor(last_count=count, last_request_at=previous.last_request_at,
                                            last_run_key=previous.last_run_key)
                 in_flight = run_in_flight(context.instance, s) if decision.fire else None
+                test = running_test(store, s) if decision.fire and not in_flight else None
                 if in_flight:
                     notes.append(f"{s}: {count} >= {settings.feedback_threshold}, run {in_flight} in flight")
+                elif test:
+                    notes.append(f"{s}: {count} >= {settings.feedback_threshold}, {_waits_for(test)}")
                 elif decision.fire:
                     record_trigger(store, decision.run_key, s, "feedback", now, feedback_count=count,
                                    details={"threshold": settings.feedback_threshold,
@@ -124,11 +138,12 @@ def drift_retraining_sensor(context: dg.SensorEvaluationContext, document_store:
     state = decode_cursor(context.cursor)
     client = mlflow.client()
     requests, notes = [], []
+    plans: dict = {}  # the specialists judge the same plans: each is read and validated once a tick
     try:
         with document_store.open() as store:
             for s in SPECIALISTS:
                 previous = state.get(s, SpecialistCursor())
-                check = check_drift(store, client, s, now, settings)
+                check = check_drift(store, client, s, now, settings, plan_cache=plans)
                 updated = SpecialistCursor(last_request_at=previous.last_request_at,
                                            last_run_key=previous.last_run_key, last_check_at=now)
                 if check.document is not None:
@@ -137,10 +152,13 @@ def drift_retraining_sensor(context: dg.SensorEvaluationContext, document_store:
                     trained_at, _ = last_training(context.instance, s)
                     recent = [t for t in (trained_at, previous.last_request_at) if t is not None]
                     in_flight = run_in_flight(context.instance, s)
+                    test = None if in_flight else running_test(store, s)
                     if in_flight:
                         notes.append(f"{check.message}; run {in_flight} in flight")
+                    elif test:
+                        notes.append(f"{check.message}; {_waits_for(test)}")
                     elif recent and now - max(recent) < settings.cooldown:
-                        notes.append(f"{check.message}; within the {settings.cooldown} cooldown")
+                        notes.append(f"{check.message}; within the {settings.cooldown.total_seconds() / 3600:g} h cooldown")
                     else:
                         record_trigger(store, check.run_key, s, "drift", now, drift_score=check.drift_score,
                                        details={"check_id": check.document["check_id"],

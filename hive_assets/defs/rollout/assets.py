@@ -5,12 +5,13 @@ registry's aliases (the truth) and the `ab_tests` record, so the hourly job `ab_
 selects this asset alone, never needs the upstream value from the IO manager.
 """
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
+from hive_assets import clock as platform_clock
 from hive_assets import registry
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.registry.assets import registered_model_version
@@ -33,9 +34,8 @@ class AbTestOutcomeConfig(RolloutClockConfig):
 
 def clock(config: RolloutClockConfig) -> datetime:
     if not config.now:
-        return datetime.now(timezone.utc)
-    parsed = datetime.fromisoformat(config.now.replace("Z", "+00:00"))
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+        return platform_clock.now()
+    return platform_clock.parse_instant(config.now)
 
 
 def actor_of(context) -> str:

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
+from hive_assets import clock
 from hive_assets.config import SPECIALISTS, Settings
 from hive_assets.defs.resources import DocumentStoreResource
 from hive_assets.defs.rollout.jobs import ab_test_check
@@ -35,7 +36,7 @@ def run_key(specialist: str, test_id: str, now: datetime) -> str:
     description="Hourly re-evaluation of each running A/B test (expansion, promotion, rollback).",
 )
 def ab_test_check_sensor(context: dg.SensorEvaluationContext, document_store: DocumentStoreResource):
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     requested = json.loads(context.cursor) if context.cursor else {}
     keys: dict[str, str] = {}
     requests = []

@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from hive_assets import registry
+from hive_assets import clock, registry
 from hive_assets.defs.k8s import TRAINING_POD_TAGS
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import MlflowResource
@@ -93,6 +93,8 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
         "data_snapshot_hash": snapshot, "feature_schema_version": FEATURE_SCHEMA_VERSION,
     }
     return dg.Output(value, metadata={
+        # the platform clock (simulated in `hive loop`): the feedback sensor counts feedback since then
+        "trained_at": dg.MetadataValue.timestamp(clock.now()),
         "mlflow_run_id": run_id, "model_uri": model_uri, "model_type": config.model_type,
         "n_train": info["n_train"], "n_validation": info["n_validation"],
         "calibration_method": info["calibration_method"],

@@ -1,0 +1,102 @@
+"""`hive loop`: D days of production in simulated time, with every trigger, test and rollback.
+
+The scenario's settings (hive_assets.simulator.DEFAULT_SETTINGS) are exported before the code location
+loads, unless the variable is already set (yours win). A progress line per simulated day goes to
+stderr; the timeline per specialist and "who is champion now, and why" to stdout (or JSON). Exit 1 when
+the ledger disagrees with a registry alias at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import replace
+
+from hive_assets.cli import _dagster
+from hive_assets.cli._args import add_verb, iso_datetime, non_negative_int, positive_float, positive_int
+from hive_assets.config import SPECIALISTS
+
+ENV = ("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "MONGODB_DATABASE", "MLFLOW_TRACKING_URI",
+       "RETRAINING_FEEDBACK_THRESHOLD", "DRIFT_CHECK_INTERVAL_MINUTES", "DRIFT_WINDOW_HOURS",
+       "AB_TEST_CHECK_INTERVAL_MINUTES", "AB_TEST_LABEL_MATURITY_HOURS")
+
+
+def specialist_or_none(text: str) -> str | None:
+    if text.strip().lower() == "none":
+        return None
+    if text.strip().lower() not in SPECIALISTS:
+        raise argparse.ArgumentTypeError(f"unknown specialist {text!r}; choose from {', '.join(SPECIALISTS)} or none")
+    return text.strip().lower()
+
+
+def add_parsers(sub) -> None:
+    p = add_verb(sub, "loop", help="play D days of production in simulated time; the platform retrains, tests, "
+                                   "promotes and rolls back as it would in production",
+                 description="Starting from the current state (champions registered: run `make demo` or train "
+                             "first), play --days of production hour by hour in simulated time: the simulator "
+                             "serves each hour with the registered champion and challenger, then the code "
+                             "location's sensors are evaluated against the instance and their runs executed, "
+                             "as the daemon would. Prints a line per simulated day, then the timeline and who "
+                             "is champion now, and why. Same seed, same timeline.",
+                 env=ENV)
+    p.add_argument("--days", type=positive_float, default=6.0, help="simulated days to play")
+    p.add_argument("--seed", type=non_negative_int, default=42, help="random seed of the traffic and feedback")
+    p.add_argument("--plans-per-hour", type=positive_int, default=150, help="cognitive plans a simulated hour")
+    p.add_argument("--drift-specialist", type=specialist_or_none, default="technical",
+                   help="the specialist that starts seeing a new domain at hour 2 ('none': no drift)")
+    p.add_argument("--push-previous-champion", type=specialist_or_none, default="technical",
+                   help="after this specialist's next promotion, an operator pushes its previous champion back as "
+                        "challenger with the ab_test_start job ('none': no operator)")
+    p.add_argument("--start", type=iso_datetime,
+                   help="ISO-8601 start of the simulated period (default: the end of the stored history)")
+    p.add_argument("--json", action="store_true", help="print the timeline and champions as JSON")
+    p.set_defaults(func=cmd_loop)
+
+
+def cmd_loop(args: argparse.Namespace) -> int:
+    from hive_assets.simulator import DEFAULT_SETTINGS, DriftPlan, default_scenario
+
+    scenario = default_scenario(days=args.days, seed=args.seed, plans_per_hour=args.plans_per_hour)
+    scenario = replace(scenario, drift=(DriftPlan(args.drift_specialist),) if args.drift_specialist else (),
+                       push_previous_champion=(args.push_previous_champion,) if args.push_previous_champion else ())
+    # sensor intervals are read when the definitions load: the scenario's settings go first, yours win
+    settings = {k: os.environ.get(k) or v for k, v in DEFAULT_SETTINGS.items()}
+    os.environ.update(settings)
+    scenario = replace(scenario, settings=settings)
+    for line in scenario.describe():
+        print(f"hive loop: {line}", file=sys.stderr)
+    try:
+        result = _dagster.run_loop(scenario, start=args.start,
+                                   progress=lambda line: print(f"hive loop: {line}", file=sys.stderr, flush=True))
+    except ValueError as exc:  # no champion, no history: say what to do
+        print(f"hive loop: error: {exc}", file=sys.stderr)
+        return 1
+    from hive_assets.data import open_store
+    from hive_assets.registry import client_for
+    from hive_assets.config import Settings
+    from hive_assets.simulator import build_timeline, champions, format_champions, format_timeline
+
+    with open_store() as store:
+        events = build_timeline(store, result.start, result.end)
+        answers = champions(store, client_for(Settings.from_env().mlflow_uri))
+    wall = {k: round(v, 1) for k, v in result.seconds.items()}
+    if args.json:
+        print(json.dumps({"start": result.start.isoformat(), "end": result.end.isoformat(),
+                          "served": dict(result.served), "runs": _runs(result.runs), "seconds": wall,
+                          "timeline": [e.as_dict() for e in events], "champions": [a.as_dict() for a in answers]},
+                         indent=2))
+    else:
+        print(f"\n== timeline, {result.start:%Y-%m-%d %H:%M} .. {result.end:%Y-%m-%d %H:%M} UTC (simulated)")
+        print(format_timeline(events, result.start))
+        print("\n== who is champion now, and why (the ledger)")
+        print(format_champions(answers))
+        print("\n== where the wall time went: " + ", ".join(f"{k} {v:g} s" for k, v in wall.items()))
+    return 0 if all(a.agrees for a in answers) else 1
+
+
+def _runs(runs) -> list[dict]:
+    return [{"at": r.at.isoformat(), "run_id": r.run_id, "job": r.job, "partition": r.partition,
+             "success": r.success, "sensor": r.sensor, "run_key": r.run_key, "seconds": round(r.seconds, 2)}
+            for r in runs]

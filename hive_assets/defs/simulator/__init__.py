@@ -1,0 +1,1 @@
+"""The simulator's Dagster side: `InProcessDaemon` plays dagster-daemon's part for `hive loop`."""

@@ -1,0 +1,151 @@
+"""`hive loop`: D simulated days of production, hour by hour, with the platform acting as in production.
+
+Each simulated hour: the clock (HIVE_SIMULATED_NOW) moves to the hour's end; the simulator serves the
+hour's traffic with the registered champion and challenger (hive_assets.simulator.ServingLoop); the
+scenario's operator acts if it is time; then `InProcessDaemon.tick` evaluates the code location's
+sensors (feedback, drift, A/B check) against the real instance and executes their run requests as
+real runs, with run keys, cursors and trigger documents as in production. The timeline is read back
+from the documents those runs wrote (hive_assets.simulator.build_timeline).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import dagster as dg
+
+from hive_assets import clock, registry
+from hive_assets.config import SPECIALISTS
+from hive_assets.data import to_utc
+from hive_assets.defs.monitoring.sensors import last_training
+from hive_assets.defs.simulator.daemon import InProcessDaemon, LaunchedRun
+from hive_assets.simulator import Scenario, ServingLoop
+
+OPERATOR = "operator:hive-loop"
+# drift first: a drifted specialist is retrained for its drift when both triggers are due in one hour
+SENSOR_ORDER = ("drift_retraining_sensor", "feedback_retraining_sensor", "ab_test_check_sensor")
+
+
+@dataclass
+class LoopResult:
+    start: datetime
+    end: datetime
+    runs: list[LaunchedRun]
+    served: Counter = field(default_factory=Counter)
+    seconds: dict[str, float] = field(default_factory=dict)  # where the wall time went
+
+
+def loop_start(store, instance: dg.DagsterInstance) -> datetime | None:
+    """Where the stored history ends: the latest opinion or training (platform clock), rounded up to
+    the hour (None when the store holds no opinion)."""
+    latest = store.find_one("specialist_opinions", {}, sort=[("evaluated_at", -1)])
+    at = to_utc(latest["evaluated_at"]) if latest else None
+    if at is None:
+        return None
+    trainings = [t for s in SPECIALISTS if (t := last_training(instance, s)[0]) is not None]
+    at = max([at, *trainings])
+    hour = at.replace(minute=0, second=0, microsecond=0)
+    return hour if hour == at else hour + timedelta(hours=1)
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the block, then restore what was there."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _operator_pushes(daemon: InProcessDaemon, store, scenario: Scenario, start: datetime, now: datetime,
+                     done: set[str]) -> list[LaunchedRun]:
+    """The scenario's operator: after a specialist's promotion, push its previous champion as challenger."""
+    runs = []
+    for specialist in scenario.push_previous_champion:
+        if specialist in done:
+            continue
+        row = store.find_one("model_decisions", {"specialist_type": specialist, "kind": "promotion"},
+                             sort=[("recorded_at", -1)])
+        if row is None or to_utc(row["recorded_at"]) < start or not row["details"].get("previous_version"):
+            continue
+        done.add(specialist)
+        config = {"specialist": specialist, "new_version": str(row["details"]["previous_version"])}
+        request = dg.RunRequest(run_config={"ops": {"start_ab_test": {"config": config}}},
+                                tags={"hive/actor": OPERATOR})
+        run = daemon.launch(now, "ab_test_start", request)
+        if run is not None:
+            runs.append(run)
+    return runs
+
+
+def run_loop(instance: dg.DagsterInstance, defs: dg.Definitions, store, tracking_uri: str, scenario: Scenario,
+             *, start: datetime | None = None, progress: Callable[[str], None] | None = None) -> LoopResult:
+    """Play `scenario` from `start` (default: the end of the stored history); see the module docstring."""
+    progress = progress or (lambda _line: None)
+    client = registry.client_for(tracking_uri)
+    missing = [s for s in SPECIALISTS if registry.alias_version(client, s, registry.CHAMPION) is None]
+    if missing:
+        raise ValueError(f"no champion registered for {', '.join(missing)}: train first (make demo does)")
+    start = start or loop_start(store, instance)
+    if start is None:
+        raise ValueError("the document store holds no opinions: simulate and train first (make demo does)")
+    start = start.astimezone(timezone.utc)
+    world = ServingLoop(store, tracking_uri, seed=scenario.seed, label_noise=scenario.label_noise,
+                        feedback_rate=scenario.feedback_rates, feedback_median_hours=scenario.feedback_median_hours,
+                        drift=[d.at(start) for d in scenario.drift])
+    daemon = InProcessDaemon(instance, defs, order=SENSOR_ORDER)
+    result = LoopResult(start, start, [])
+    seconds: Counter = Counter()
+    pushed: set[str] = set()
+    day_runs: list[LaunchedRun] = []
+    with environment(dict(scenario.settings)):
+        for hour in range(1, scenario.hours + 1):
+            now = start + timedelta(hours=hour)
+            with environment({clock.SIMULATED_NOW: now.isoformat()}):
+                t0 = time.perf_counter()
+                served = world.serve_hour(now, plans=scenario.plans_per_hour)
+                t1 = time.perf_counter()
+                runs = _operator_pushes(daemon, store, scenario, start, now, pushed)
+                runs += daemon.tick(now)
+                t2 = time.perf_counter()
+            seconds["serving the hour (simulator + models)"] += t1 - t0
+            seconds["sensor evaluations"] += t2 - t1 - sum(run.seconds for run in runs)
+            for run in runs:
+                seconds[f"runs of {run.job}"] += run.seconds
+            result.served.update({k: v for k, v in served.items() if k != "feedback_pending"})
+            result.runs += runs
+            day_runs += runs
+            result.end = now
+            if hour % 24 == 0 or hour == scenario.hours:
+                progress(_day_line(hour, scenario, now, client, day_runs))
+                day_runs = []
+    result.seconds = dict(seconds)
+    return result
+
+
+def _day_line(hour: int, scenario: Scenario, now: datetime, client, runs: list[LaunchedRun]) -> str:
+    kinds = Counter(run.job if run.job != "retrain_specialist" else
+                    f"retrain {run.partition} ({run.tags.get('hive/trigger_reason', 'manual')})" for run in runs)
+    champions = ", ".join(f"{s} v{v.version}" for s in SPECIALISTS
+                          if (v := registry.alias_version(client, s, registry.CHAMPION)) is not None)
+    failed = sum(not r.success for r in runs)
+    return (f"day {hour / 24:g}/{scenario.days:g} ({now:%Y-%m-%d %H:%M} UTC): "
+            + (", ".join(f"{n} x {k}" for k, n in sorted(kinds.items())) or "no runs")
+            + (f", {failed} FAILED" if failed else "") + f"; champions {champions}")
+
+
+def runs_summary(runs: list[LaunchedRun]) -> dict[str, Any]:
+    return dict(Counter(f"{r.job}:{'ok' if r.success else 'failed'}" for r in runs))

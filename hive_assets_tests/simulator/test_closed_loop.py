@@ -1,0 +1,162 @@
+"""The closed loop, as CI runs it: `hive loop` (a subprocess, as a user runs it) on a real `mlflow server`,
+from a starting state trained once (five champions on 60 simulated days of history).
+
+One long run (5 simulated days, the default scenario) must show the loop's outcomes, read back
+independently from the store, the registry and the Dagster instance: the drifted specialist is
+retrained by the drift sensor and its challenger promoted through 10 -> 25 -> 50 -> 100 %; the worse
+version an operator pushes is rolled back before 50 %; no drift-triggered run for the others; a
+feedback-triggered retraining; every trigger document ends completed or failed; the ledger agrees with
+the registry aliases. A second run from a copy of the same starting state, with the same seed, for 2
+days, must print exactly the long run's timeline up to its end (the loop is causal: the first two days
+cannot depend on what comes after).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from hive_assets_tests.conftest import start_mlflow_server, stop_process
+
+pytestmark = pytest.mark.services
+
+START = "2026-01-05T00:00:00+00:00"
+SPECIALISTS = ("business", "technical", "behavior", "evolution", "architecture")
+BIN = Path(sys.executable).parent
+FIRST_TRAINING = """
+import dagster as dg
+from hive_assets.definitions import defs
+with dg.DagsterInstance.get() as instance:
+    for s in %r:
+        result = defs.resolve_job_def("retrain_specialist").execute_in_process(
+            instance=instance, partition_key=s, raise_on_error=False)
+        assert result.success, s
+""" % (SPECIALISTS,)
+
+
+def environment(home: Path, tracking_uri: str, **extra: str) -> dict[str, str]:
+    """A plain environment: PATH and HOME, the homes, the registry; nothing else from this process."""
+    return {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "HIVE_HOME": str(home),
+            "DAGSTER_HOME": str(home / "dagster"), "MLFLOW_TRACKING_URI": tracking_uri, **extra}
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    done = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, f"{args[:3]} exited {done.returncode}:\n{done.stderr[-4000:]}"
+    return done
+
+
+@pytest.fixture(scope="module")
+def base_state(tmp_path_factory) -> Path:
+    """Five champions trained on the simulated history, all on the platform clock at START."""
+    root = tmp_path_factory.mktemp("loop-base")
+    home, registry_root = root / "hive", root / "mlflow"
+    (home / "dagster").mkdir(parents=True)
+    registry_root.mkdir()
+    proc, url = start_mlflow_server(registry_root)
+    try:
+        env = environment(home, url, HIVE_SIMULATED_NOW=START)
+        run([str(BIN / "hive"), "simulate", "--plans", "4000", "--days", "60", "--seed", "42", "--now", START], env, root)
+        run([sys.executable, "-c", FIRST_TRAINING], env, root)
+    finally:
+        stop_process(proc)
+    return root
+
+
+def play(base: Path, dst: Path, days: float) -> tuple[dict, Path]:
+    """`hive loop --json` on a copy of the starting state, with its own mlflow server on the copy."""
+    shutil.copytree(base, dst)
+    proc, url = start_mlflow_server(dst / "mlflow")
+    try:
+        out = run([str(BIN / "hive"), "loop", "--days", str(days), "--seed", "7", "--json"],
+                  environment(dst / "hive", url), dst)
+        (dst / "loop.stderr").write_text(out.stderr)
+        return json.loads(out.stdout), dst
+    finally:
+        stop_process(proc)
+
+
+@pytest.fixture(scope="module")
+def long_run(base_state, tmp_path_factory):
+    return play(base_state, tmp_path_factory.mktemp("loop-long") / "state", 5)
+
+
+def store_of(state: Path):
+    from hive_assets.data import SQLiteStore
+
+    return SQLiteStore(state / "hive" / "store.sqlite")
+
+
+def test_the_loop_retrains_on_drift_promotes_rolls_back_and_keeps_the_ledger_right(long_run):
+    import dagster as dg
+    from mlflow import MlflowClient
+
+    from hive_assets.data import to_utc
+
+    result, state = long_run
+    store = store_of(state)
+    triggers = list(store.find("retraining_triggers"))
+    # every trigger document ends completed or failed, none pending or running
+    assert triggers and {t["status"] for t in triggers} <= {"completed", "failed"}, triggers
+    # the drift sensor retrained technical, and nobody else
+    drift = [t for t in triggers if t["reason"] == "drift"]
+    assert drift and {t["specialist_type"] for t in drift} == {"technical"}
+    assert any(t["reason"] == "feedback" for t in triggers)  # a feedback-triggered retraining
+
+    # the same from the Dagster instance: the runs the drift sensor launched
+    os.environ.pop("DAGSTER_HOME", None)
+    with dg.DagsterInstance.from_config(str(state / "hive" / "dagster")) as instance:
+        runs = instance.get_runs(dg.RunsFilter(job_name="retrain_specialist",
+                                               tags={"dagster/sensor_name": "drift_retraining_sensor"}))
+        assert runs and {r.tags["dagster/partition"] for r in runs} == {"technical"}
+        assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+        for t in triggers:  # each trigger names its run, and the run is there
+            assert instance.get_run_by_id(t["dagster_run_id"]) is not None
+
+    tests = {t["challenger_version"]: t for t in store.find("ab_tests", {"specialist_type": "technical"})}
+    promoted = [t for t in tests.values() if t["status"] == "promoted"]
+    assert len(promoted) == 1, {v: t["status"] for v, t in tests.items()}
+    assert [h["percent"] for h in promoted[0]["traffic_history"]] == [10.0, 25.0, 50.0, 100.0]
+    # the operator's push of the previous champion (v1), rolled back before 50 %
+    pushed = tests["1"]
+    assert pushed["status"] == "rolled_back"
+    assert max(h["percent"] for h in pushed["traffic_history"]) < 50.0
+    opened = store.find_one("model_decisions", {"specialist_type": "technical", "kind": "traffic_step",
+                                                "details.test_id": pushed["test_id"]}, sort=[("recorded_at", 1)])
+    assert opened["actor"] == "operator:hive-loop"
+
+    # the ledger agrees with the registry, computed here from the raw rows and the registry itself
+    client = MlflowClient(tracking_uri=f"sqlite:///{state / 'mlflow' / 'mlflow.db'}")
+    for s in SPECIALISTS:
+        rows = [r for r in store.find("model_decisions", {"specialist_type": s})
+                if r["kind"] in ("alias_move", "promotion", "rollback") and r["details"].get("alias") == "champion"]
+        latest = max(rows, key=lambda r: to_utc(r["recorded_at"]))
+        assert client.get_model_version_by_alias(f"{s}-evaluator", "champion").version == latest["model_version"]
+    assert all(a["agrees"] for a in result["champions"])
+    technical = next(a for a in result["champions"] if a["specialist"] == "technical")
+    assert technical["registry_version"] == promoted[0]["challenger_version"] and technical["kind"] == "promotion"
+
+
+def test_the_same_seed_gives_the_same_timeline(base_state, long_run, tmp_path):
+    long, _ = long_run
+    short, _ = play(base_state, tmp_path / "state", 2)
+    end = datetime.fromisoformat(short["end"])
+
+    def story(events):
+        return [(e["at"], e["specialist"], e["what"], e["text"]) for e in events
+                if datetime.fromisoformat(e["at"]) <= end]
+
+    assert story(short["timeline"]) and story(short["timeline"]) == story(long["timeline"])
+    # the runs differ only by their random ids: same jobs, partitions, run keys and outcomes, in order
+    def runs(r):
+        return [(x["at"], x["job"], x["partition"], x["run_key"], x["success"]) for x in r["runs"]
+                if datetime.fromisoformat(x["at"]) <= end]
+
+    assert runs(short) == runs(long)
