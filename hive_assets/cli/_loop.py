@@ -9,6 +9,7 @@ the ledger disagrees with a registry alias at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -68,8 +69,10 @@ def cmd_loop(args: argparse.Namespace) -> int:
     for line in scenario.describe():
         print(f"hive loop: {line}", file=sys.stderr)
     try:
-        result = _dagster.run_loop(scenario, start=args.start,
-                                   progress=lambda line: print(f"hive loop: {line}", file=sys.stderr, flush=True))
+        # what libraries print while runs execute (MLflow's run links, progress bars) is not the output
+        with contextlib.redirect_stdout(sys.stderr):
+            result = _dagster.run_loop(scenario, start=args.start,
+                                       progress=lambda line: print(f"hive loop: {line}", file=sys.stderr, flush=True))
     except ValueError as exc:  # no champion, no history: say what to do
         print(f"hive loop: error: {exc}", file=sys.stderr)
         return 1

@@ -6,8 +6,8 @@ The default scenario shows every behaviour of the platform at least once (README
   the technical specialist only. The drift sensor sees it within hours; the retraining waits for the
   cooldown after the first training (24 h), by when the new domain has labels; the retrained challenger
   wins its A/B test and is promoted through 10 -> 25 -> 50 -> 100 %.
-- then an operator pushes technical's previous champion back as challenger (the `ab_test_start`
-  operator job); it is worse on today's traffic, and the A/B test rolls it back before 50 %.
+- then an operator pushes technical's previous champion back as challenger at 25 % (the
+  `ab_test_start` operator job); it is worse on today's traffic, and the A/B test rolls it back before 50 %.
 - business: its reviewers answer most opinions, so its trusted feedback reaches the threshold first: a
   feedback-triggered retraining, whose challenger is A/B tested like any other.
 - behavior, evolution, architecture: fewer reviewers (20 % of opinions answered), no drift: never
@@ -72,6 +72,7 @@ class Scenario:
     # once the specialist's challenger is promoted, an operator pushes its previous champion back as
     # challenger (ab_test_start): a version known to be worse on today's traffic
     push_previous_champion: tuple[str, ...] = ("technical",)
+    push_traffic: float = 25.0  # the operator starts the pushed version's test at this share (%)
     settings: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
     label_noise: float = 0.10
     feedback_median_hours: float = 6.0
@@ -92,8 +93,8 @@ class Scenario:
         lines = [f"{self.days:g} simulated days, {self.plans_per_hour} plans an hour, seed {self.seed}"]
         lines += [f"drift: {d.specialist} sees domain {d.domain} from hour {d.onset_hours:g} "
                   f"(+{d.share:.0%} traffic, reviewers {d.domain_offset:+g} stricter)" for d in self.drift]
-        lines += [f"operator: pushes {s}'s previous champion back as challenger after its next promotion"
-                  for s in self.push_previous_champion]
+        lines += [f"operator: pushes {s}'s previous champion back as challenger at {self.push_traffic:g} % after "
+                  f"its next promotion" for s in self.push_previous_champion]
         lines.append("feedback answered: " + ", ".join(f"{s} {r:.0%}" for s, r in self.feedback_rates.items()))
         lines.append("settings: " + ", ".join(f"{k}={v}" for k, v in self.settings.items()))
         return lines

@@ -291,3 +291,14 @@ def test_an_unreachable_store_is_one_line_without_the_password(shell):
     errors = [line for line in out.stderr.splitlines() if not line.startswith("hive: HIVE_HOME=")]
     assert len(errors) == 1 and errors[0].startswith("hive store import: error: MongoDB at 127.0.0.1:1 "), out.stderr
     assert "s3cret-pw" not in out.stderr + out.stdout and "Traceback" not in out.stderr
+
+
+def test_loop_says_what_to_do_on_an_empty_home_and_refuses_bad_arguments(shell):
+    cwd, env = shell
+    done = hive("loop", "--days", "1", cwd=cwd, env=env)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "no champion registered for business" in done.stderr and "make demo" in done.stderr
+    for args, word in ((("--days", "-2"), "--days"), (("--drift-specialist", "finance"), "unknown specialist"),
+                       (("--plans-per-hour", "0"), "--plans-per-hour")):
+        bad = hive("loop", *args, cwd=cwd, env=env)
+        assert bad.returncode == 2 and word in bad.stderr and "Traceback" not in bad.stderr, bad.stderr

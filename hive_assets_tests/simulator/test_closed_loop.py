@@ -1,7 +1,9 @@
 """The closed loop, as CI runs it: `hive loop` (a subprocess, as a user runs it) on a real `mlflow server`,
 from a starting state trained once (five champions on 60 simulated days of history).
 
-One long run (5 simulated days, the default scenario) must show the loop's outcomes, read back
+One long run (the default scenario and seed, stopped at 5.75 simulated days: 6 h after the last
+outcome it must show; the gates refuse a drift challenger trained on less than ~a day of the new
+domain, and the SPEC schedule needs 72 h before a promotion, so the loop cannot be much shorter) must show the loop's outcomes, read back
 independently from the store, the registry and the Dagster instance: the drifted specialist is
 retrained by the drift sensor and its challenger promoted through 10 -> 25 -> 50 -> 100 %; the worse
 version an operator pushes is rolled back before 50 %; no drift-triggered run for the others; a
@@ -43,8 +45,11 @@ with dg.DagsterInstance.get() as instance:
 
 def environment(home: Path, tracking_uri: str, **extra: str) -> dict[str, str]:
     """A plain environment: PATH and HOME, the homes, the registry; nothing else from this process."""
-    return {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "HIVE_HOME": str(home),
-            "DAGSTER_HOME": str(home / "dagster"), "MLFLOW_TRACKING_URI": tracking_uri, **extra}
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "HIVE_HOME": str(home),
+           "DAGSTER_HOME": str(home / "dagster"), "MLFLOW_TRACKING_URI": tracking_uri, **extra}
+    if os.environ.get("PYTHONPATH"):  # a worktree's sources over the installed package
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
 
 
 def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
@@ -75,7 +80,7 @@ def play(base: Path, dst: Path, days: float) -> tuple[dict, Path]:
     shutil.copytree(base, dst)
     proc, url = start_mlflow_server(dst / "mlflow")
     try:
-        out = run([str(BIN / "hive"), "loop", "--days", str(days), "--seed", "7", "--json"],
+        out = run([str(BIN / "hive"), "loop", "--days", str(days), "--seed", "42", "--json"],
                   environment(dst / "hive", url), dst)
         (dst / "loop.stderr").write_text(out.stderr)
         return json.loads(out.stdout), dst
@@ -85,7 +90,7 @@ def play(base: Path, dst: Path, days: float) -> tuple[dict, Path]:
 
 @pytest.fixture(scope="module")
 def long_run(base_state, tmp_path_factory):
-    return play(base_state, tmp_path_factory.mktemp("loop-long") / "state", 5)
+    return play(base_state, tmp_path_factory.mktemp("loop-long") / "state", 5.75)
 
 
 def store_of(state: Path):
@@ -94,7 +99,7 @@ def store_of(state: Path):
     return SQLiteStore(state / "hive" / "store.sqlite")
 
 
-def test_the_loop_retrains_on_drift_promotes_rolls_back_and_keeps_the_ledger_right(long_run):
+def test_the_loop_retrains_on_drift_promotes_rolls_back_and_keeps_the_ledger_right(long_run, monkeypatch):
     import dagster as dg
     from mlflow import MlflowClient
 
@@ -111,7 +116,7 @@ def test_the_loop_retrains_on_drift_promotes_rolls_back_and_keeps_the_ledger_rig
     assert any(t["reason"] == "feedback" for t in triggers)  # a feedback-triggered retraining
 
     # the same from the Dagster instance: the runs the drift sensor launched
-    os.environ.pop("DAGSTER_HOME", None)
+    monkeypatch.setenv("DAGSTER_HOME", str(state / "hive" / "dagster"))  # the instance's dagster.yaml reads it
     with dg.DagsterInstance.from_config(str(state / "hive" / "dagster")) as instance:
         runs = instance.get_runs(dg.RunsFilter(job_name="retrain_specialist",
                                                tags={"dagster/sensor_name": "drift_retraining_sensor"}))
@@ -138,7 +143,7 @@ def test_the_loop_retrains_on_drift_promotes_rolls_back_and_keeps_the_ledger_rig
         rows = [r for r in store.find("model_decisions", {"specialist_type": s})
                 if r["kind"] in ("alias_move", "promotion", "rollback") and r["details"].get("alias") == "champion"]
         latest = max(rows, key=lambda r: to_utc(r["recorded_at"]))
-        assert client.get_model_version_by_alias(f"{s}-evaluator", "champion").version == latest["model_version"]
+        assert str(client.get_model_version_by_alias(f"{s}-evaluator", "champion").version) == latest["model_version"]
     assert all(a["agrees"] for a in result["champions"])
     technical = next(a for a in result["champions"] if a["specialist"] == "technical")
     assert technical["registry_version"] == promoted[0]["challenger_version"] and technical["kind"] == "promotion"

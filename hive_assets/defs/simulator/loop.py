@@ -82,7 +82,8 @@ def _operator_pushes(daemon: InProcessDaemon, store, scenario: Scenario, start: 
         if row is None or to_utc(row["recorded_at"]) < start or not row["details"].get("previous_version"):
             continue
         done.add(specialist)
-        config = {"specialist": specialist, "new_version": str(row["details"]["previous_version"])}
+        config = {"specialist": specialist, "new_version": str(row["details"]["previous_version"]),
+                  "traffic": scenario.push_traffic}
         request = dg.RunRequest(run_config={"ops": {"start_ab_test": {"config": config}}},
                                 tags={"hive/actor": OPERATOR})
         run = daemon.launch(now, "ab_test_start", request)
