@@ -21,7 +21,15 @@ def model_name(specialist: str) -> str:
 
 
 def client_for(tracking_uri: str):
+    """An MlflowClient on `tracking_uri` (tracking and registry). It also turns off MLflow's "View run at
+    <tracking URI>/#/..." lines on stdout (unless MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT is set): they
+    land in the step's captured stdout, shown in the Dagster UI, with any user:password of the URI in
+    them; the assets link to the run without the credential instead."""
+    import os
+
     from mlflow import MlflowClient
+
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
