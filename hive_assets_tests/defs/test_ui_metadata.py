@@ -5,7 +5,7 @@ descriptions.
 One world per module: a real `mlflow server` addressed through a tracking URI that carries basic-auth
 userinfo (the server ignores it; a query string would break the client's endpoint paths), resources bound from the environment as in
 production, the whole graph materialized twice for `business` (a champion, then a challenger that
-opens an A/B test) and two drift sensor ticks, on a persistent test instance.
+opens an A/B test) and two drift sensor ticks, on a persistent test instance and a registry of its own.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from hive_assets.defs.monitoring.sensors import drift_retraining_sensor
 from hive_assets.defs.resources import default_resources
 from hive_assets.evaluation import minimum_metrics
 from hive_assets.simulator import simulate
+from hive_assets_tests.conftest import start_mlflow_server, stop_process
 from hive_assets_tests.test_figures import decode_embedded_png
 
 pytestmark = pytest.mark.services
@@ -35,6 +36,15 @@ SECRET = "s3cr3t-token"
 USER = "hiveuser"
 SPECIALIST = "business"
 EXPERIMENT = "ui-metadata"
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """This module's own `mlflow server`: the asserted version numbers and the one specialist with a
+    champion need a registry no other test module wrote to."""
+    proc, url = start_mlflow_server(tmp_path_factory.mktemp("mlflow-ui-metadata"))
+    yield url
+    stop_process(proc)
 
 
 @pytest.fixture(scope="module")
