@@ -11,6 +11,7 @@ opens an A/B test) and two drift sensor ticks, on a persistent test instance and
 from __future__ import annotations
 
 import io
+import os
 import urllib.request
 from collections import Counter
 from datetime import datetime, timezone
@@ -38,6 +39,14 @@ SPECIALIST = "business"
 EXPERIMENT = "ui-metadata"
 
 
+def _clear_mlflow_credentials(mp: pytest.MonkeyPatch) -> None:
+    """Unset MLflow's basic-auth variables for the test, and unset again afterwards: the code under test
+    sets them (registry.tracking_target) with setdefault, which a plain delenv would not undo."""
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        mp.setenv(name, "")
+        mp.delenv(name)
+
+
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     """This module's own `mlflow server`: the asserted version numbers and the one specialist with a
@@ -58,6 +67,7 @@ def world(mlflow_server, tmp_path_factory):
         mp.setenv("DAGSTER_HOME", str(home / "dagster"))
         for name in ("MONGODB_URI", "KAFKA_BOOTSTRAP_SERVERS"):
             mp.delenv(name, raising=False)
+        _clear_mlflow_credentials(mp)
         mp.setenv("MLFLOW_TRACKING_URI", secret_uri)
         mp.setenv("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
         store = SQLiteStore(home / "store.sqlite")
@@ -251,4 +261,33 @@ def test_no_credential_in_metadata_logs_or_descriptions(world):
     # and nothing in the instance's storage (event log, runs, compute logs) holds it either
     leaks = [p for p in (home / "dagster").rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
     assert leaks == []
+    # the credential went where MLflow's Basic auth reads it, not into the URI MLflow formats into messages
+    assert os.environ["MLFLOW_TRACKING_PASSWORD"] == SECRET and world["client"].tracking_uri == world["server"]
 
+
+
+def test_unreachable_services_with_passwords_are_reported_without_them(hive_home, monkeypatch):
+    """MONGODB_URI and MLFLOW_TRACKING_URI with user:password, on ports nothing listens on: the feedback
+    sensor skips naming the store's host, the drift sensor fails on MLflow; neither message, traceback
+    nor the instance's storage repeats the password."""
+    import traceback
+
+    from hive_assets.defs.monitoring.sensors import feedback_retraining_sensor
+    from hive_assets_tests.conftest import free_port
+
+    _clear_mlflow_credentials(monkeypatch)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail at once, not after minutes of backoff
+    monkeypatch.setenv("MONGODB_URI", f"mongodb://{USER}:{SECRET}@127.0.0.1:{free_port()}/?authSource=admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://{USER}:{SECRET}@127.0.0.1:{free_port()}")
+    defs, resources = build_defs(), default_resources()
+    with dg.instance_for_test(temp_dir=str(hive_home / "dagster")) as instance:
+        context = dg.build_sensor_context(instance=instance, definitions=defs, resources=resources)
+        skipped = feedback_retraining_sensor.evaluate_tick(context)
+        assert skipped.run_requests == [] and "document store unavailable" in skipped.skip_message
+        assert "127.0.0.1" in skipped.skip_message and SECRET not in skipped.skip_message
+        context = dg.build_sensor_context(instance=instance, definitions=defs, resources=resources)
+        with pytest.raises(Exception) as failed:
+            drift_retraining_sensor.evaluate_tick(context)
+        text = "".join(traceback.format_exception(failed.value))  # the chained causes too
+        assert "127.0.0.1" in text and SECRET not in text
+        assert [p for p in (hive_home / "dagster").rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()] == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit
 
 import pytest
@@ -37,3 +38,19 @@ def test_run_and_model_version_links():
     # a name that is not URL-safe stays inside its path segment
     assert model_version_url("http://h:1", "a b/c", "1") == "http://h:1/#/models/a%20b%2Fc/versions/1"
     assert run_url("sqlite:///x.db", "1", "r") is None and model_version_url("file:///m", "n", "1") is None
+
+
+def test_the_tracking_target_moves_userinfo_to_mlflows_basic_auth_variables(monkeypatch):
+    from hive_assets.registry._mlflow import tracking_target
+
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    assert tracking_target("sqlite:////tmp/mlflow.db") == "sqlite:////tmp/mlflow.db"
+    assert tracking_target("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert "MLFLOW_TRACKING_USERNAME" not in os.environ
+    assert tracking_target("https://hive%20user:p%40ss@mlflow.example.org:8443/ml") == "https://mlflow.example.org:8443/ml"
+    assert (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]) == ("hive user", "p@ss")
+    assert os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] == "true"
+    # variables an operator set win over the URI's userinfo
+    assert tracking_target("http://other:pw2@h:1") == "http://h:1" and os.environ["MLFLOW_TRACKING_PASSWORD"] == "p@ss"
