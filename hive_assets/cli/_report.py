@@ -31,7 +31,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     for specialist in SPECIALISTS:
         (raw_run, raw), (val_run, val), (reg_run, reg) = latest[specialist].values()
         if not val:
-            collected = f"{raw.get('rows', 0):>7}{raw.get('quarantined', 0):>7}" if raw_run else f"{'-':>7}{'-':>7}"
+            collected = f"{raw.get('rows', 0):>7}{raw.get('quarantined_total', 0):>7}" if raw_run else f"{'-':>7}{'-':>7}"
             print(f"{specialist:<13}{collected}  not validated yet")
             ok = False
             continue
@@ -48,7 +48,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         else:
             version = "blocked by gate" if not val.get("gate_passed") else "not registered"
             ok = False
-        print(f"{specialist:<13}{raw.get('rows', 0):>7}{raw.get('quarantined', 0):>7}{val.get('n_test', 0):>6}  "
+        print(f"{specialist:<13}{raw.get('rows', 0):>7}{raw.get('quarantined_total', 0):>7}{val.get('n_test', 0):>6}  "
               f"{fmt('accuracy'):<22}{fmt('macro_f1'):<22}{pm.get('confidence_mean', 0):>6.3f}  {gate:<6}{version:<28}")
         if not val.get("gate_passed"):
             print(f"{'':<13}gate: {val.get('gate')}")

@@ -1,4 +1,5 @@
-"""The images logged with a training run: confusion matrix and reliability diagram, as PNG bytes.
+"""The images logged with a training run: confusion matrix and reliability diagram, as PNG bytes (the
+validation report also embeds small copies in its Dagster metadata).
 
 Drawn on a bare matplotlib `Figure` with the Agg canvas (no pyplot, no display, no global backend state),
 so they render the same in a Dagster worker, a test and a headless server.
@@ -6,37 +7,31 @@ so they render the same in a Dagster worker, a test and a headless server.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 
 from hive_assets.config import CLASSES
 from hive_assets.evaluation._metrics import ECE_BINS, expected_calibration_error
+from hive_assets.figures import figure_png
+
+ARTIFACT_DPI = 100  # the copies logged to MLflow; the UI embeds smaller ones (figures.UI_DPI)
 
 
-def _png(fig) -> bytes:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    return buffer.getvalue()
-
-
-def confusion_matrix_png(y_true: np.ndarray, y_pred: np.ndarray, title: str = "") -> bytes:
-    """Counts per (true, predicted) class, rows normalised in the colour, counts as text."""
+def confusion_matrix_png(y_true: np.ndarray, y_pred: np.ndarray, title: str = "", dpi: int = ARTIFACT_DPI,
+                         width: float = 5.0) -> bytes:
+    """Counts per (true, predicted) class, rows normalised in the colour, counts as text; `width` inches."""
     from matplotlib.figure import Figure
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    fig = Figure(figsize=(5, 4.2))
+    fig = Figure(figsize=(width, width * 0.84))
     ax = fig.add_subplot()
     ConfusionMatrixDisplay.from_predictions(y_true, y_pred, labels=list(range(len(CLASSES))),
                                             display_labels=list(CLASSES), ax=ax, colorbar=False, cmap="Blues")
     ax.set_title(title or "confusion matrix (test split)")
-    return _png(fig)
+    return figure_png(fig, dpi)
 
 
-def reliability_diagram_png(y_true: np.ndarray, proba: np.ndarray, title: str = "") -> bytes:
+def reliability_diagram_png(y_true: np.ndarray, proba: np.ndarray, title: str = "", dpi: int = ARTIFACT_DPI,
+                            width: float = 5.0) -> bytes:
     """Top-label reliability: accuracy against mean confidence per confidence bin (ECE_BINS bins), with
     the diagonal of perfect calibration and the share of rows per bin."""
     from matplotlib.figure import Figure
@@ -48,7 +43,7 @@ def reliability_diagram_png(y_true: np.ndarray, proba: np.ndarray, title: str = 
     seen = rows > 0
     accuracy = np.bincount(bins, weights=correct, minlength=ECE_BINS)[seen] / rows[seen]
     mean_conf = np.bincount(bins, weights=confidence, minlength=ECE_BINS)[seen] / rows[seen]
-    fig = Figure(figsize=(5, 5))
+    fig = Figure(figsize=(width, width))
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
     ax.plot(mean_conf, accuracy, marker="o", label="model")
@@ -61,4 +56,4 @@ def reliability_diagram_png(y_true: np.ndarray, proba: np.ndarray, title: str = 
     ece = expected_calibration_error(y_true, proba)
     ax.set_title(title or f"reliability (test split), ECE = {ece:.3f}")
     ax.legend(loc="upper left")
-    return _png(fig)
+    return figure_png(fig, dpi)

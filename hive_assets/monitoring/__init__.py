@@ -10,8 +10,10 @@ trigger rules the feedback and drift sensors apply, and the documents they write
 - `trusted_feedback_count(store, specialist, since, policy)`: the feedback sensor's count, on indexes.
 - `feedback_trigger(...)`, run keys and the sensors' JSON cursor; `MonitoringSettings.from_env()`.
 - `record_trigger` / `update_trigger_status` (forward-only, idempotent) and `save_drift_check`.
+- `psi_chart_png(features, threshold)` and `drift_changed(previous, decision, score)`: what the UI shows.
 """
 
+from hive_assets.monitoring._charts import drift_changed, psi_chart_png
 from hive_assets.monitoring._check import DriftCheck, check_drift, drift_window
 from hive_assets.monitoring._drift import (
     DEFAULT_ALPHA, DEFAULT_MIN_ROWS, DEFAULT_THRESHOLD, PSI_FLOOR, REFERENCE_FORMAT_VERSION, build_reference,
@@ -33,5 +35,5 @@ __all__ = [
     "MonitoringSettings", "SpecialistCursor", "TriggerDecision", "build_reference", "check_drift", "decode_cursor",
     "drift_decision", "drift_run_key", "drift_window", "encode_cursor", "feature_drift", "feedback_run_key",
     "feedback_trigger", "psi", "psi_null_pvalue", "record_trigger", "save_drift_check", "time_bucket",
-    "trusted_feedback_count", "update_trigger_status",
+    "trusted_feedback_count", "update_trigger_status", "drift_changed", "psi_chart_png",
 ]

@@ -20,10 +20,33 @@ def model_name(specialist: str) -> str:
     return f"{specialist}-evaluator"
 
 
+def tracking_target(tracking_uri: str) -> str:
+    """`tracking_uri` as MLflow is given it: an http(s) URI's user:password@ moves to MLflow's own
+    basic-auth variables MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (unless they are set) and
+    leaves the URI. Same requests, same Basic auth; but MLflow writes the URI into its error messages
+    ("API request to <uri>/api/... failed") and printed links, which reach step failures, sensor ticks
+    and captured stdout in the Dagster UI. It also turns off those printed "View run at" links
+    (MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT, unless set): the assets link to the run themselves."""
+    import os
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    parts = urlsplit(tracking_uri or "")
+    if parts.scheme.lower() not in ("http", "https") or "@" not in parts.netloc:
+        return tracking_uri
+    os.environ.setdefault("MLFLOW_TRACKING_USERNAME", unquote(parts.username or ""))
+    if parts.password is not None:
+        os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", unquote(parts.password))
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
 def client_for(tracking_uri: str):
+    """An MlflowClient on `tracking_uri` (tracking and registry), credentials moved out of the URI
+    (`tracking_target`)."""
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    target = tracking_target(tracking_uri)
+    return MlflowClient(tracking_uri=target, registry_uri=target)
 
 
 def ab_test_alias(version: str) -> str:
@@ -58,7 +81,7 @@ def log_model(model, tracking_uri: str, run_id: str, training_frame=None, snapsh
 
     from hive_assets.features import FEATURE_NAMES
 
-    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_tracking_uri(tracking_target(tracking_uri))
     signature = example = dataset = None
     if training_frame is not None:
         columns = [c for c in (*FEATURE_NAMES, "label", "split") if c in training_frame.columns]
@@ -97,7 +120,7 @@ def load_model(tracking_uri: str, model_uri: str):
     """
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_tracking_uri(tracking_target(tracking_uri))
     return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
 
 

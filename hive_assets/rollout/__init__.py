@@ -12,6 +12,7 @@
   counts from the opinion->feedback join, `decide`, one write of the `ab_tests` document, then the
   registry aliases, registry tags and ledger rows it implies, each written only when missing);
   `start_test`, `set_traffic`, `close_test`, `settle` for the operator's actions.
+- `trajectory_png(test)`: the test's traffic steps and the interval of the difference at each look.
 
 Routing itself (`assign_arm`) lives in `hive_assets.routing`, a light module serving pods import.
 """
@@ -21,6 +22,7 @@ from hive_assets.rollout._apply import (
     close_test, evaluate, policy_from_env, record_decision_in_test, set_traffic, settle, settle_closed, start_test,
     state_of,
 )
+from hive_assets.rollout._charts import difference_trajectory, traffic_steps, trajectory_png
 from hive_assets.rollout._controller import (
     Decision, RolloutPolicy, StepCounts, TestState, TrafficStep, decide, matured_cutoff, tally,
 )
@@ -36,4 +38,5 @@ __all__ = [
     "RUNNING", "SUPERSEDED", "ArmCounts", "Decision", "DifferenceResult", "RolloutPolicy", "SrmResult", "StepCounts",
     "TestState", "TrafficStep", "agreement_difference", "decide", "matured_cutoff", "normal_mixture_radius",
     "open_test", "running_test", "srm_test", "tally", "test_id_for",
+    "difference_trajectory", "traffic_steps", "trajectory_png",
 ]

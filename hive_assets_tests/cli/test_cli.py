@@ -129,6 +129,8 @@ def test_report_reads_the_collect_runs(session):
     rows = {r["specialist"]: r["rows"] for r in map(json.loads, session["collect"].stdout.splitlines())}
     lines = {line.split()[0]: line.split() for line in out.stdout.splitlines()[2:]}
     assert lines["business"][1] == str(rows["business"]) and lines["technical"][1] == str(rows["technical"])
+    quarantined = {r["specialist"]: sum(r["quarantined"].values()) for r in map(json.loads, session["collect"].stdout.splitlines())}
+    assert lines["business"][2] == str(quarantined["business"])  # the `quarantined_total` metadata
     assert lines["business"][-3:] == ["not", "validated", "yet"]
     assert lines["behavior"][1:3] == ["-", "-"]
 

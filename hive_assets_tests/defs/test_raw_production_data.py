@@ -39,7 +39,7 @@ def test_the_quality_filter_is_run_config_reports_per_class_and_an_emptied_class
     kept = _collect({"as_of": NOW.isoformat(), "min_feedback_quality": 0.5})
     assert kept.success
     meta = _metadata(kept)
-    assert meta["labelled"] == corpus.opinions and meta["quarantined"] == 0
+    assert meta["labelled"] == corpus.opinions and meta["quarantined_total"] == 0
     assert meta["label_counts"] == dict(corpus.labels)
     assert meta["intent_from_plan"] == corpus.encrypted_intent + corpus.missing_intent
     assert meta["quality_filter_dropped_by_class"] == {"approve": 0, "reject": 0, "review_required": 0}

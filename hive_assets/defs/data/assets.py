@@ -9,6 +9,7 @@ from hive_assets.data import (
     FeedbackFilterEmptiedClass, TrustPolicy, audit_confidences_from_kafka, audit_confidences_from_store, collect,
     persist_quarantine, to_utc,
 )
+from hive_assets.defs import _ui
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, PlatformSettings
 from hive_assets.evaluation import DEFAULT_MIN_SAMPLES
@@ -33,6 +34,37 @@ class CollectConfig(dg.Config):
     as_of: str | None = Field(
         None, description="ISO-8601 end of the window for backfills (naive means UTC); default now. Nothing "
                           "after it is read: later opinions, feedback and audit events are outside the window.")
+
+
+# (name, what it counts) in the order collection applies them; `collected_table` shows these rows
+COLLECTION_STEPS = (
+    ("opinions_read", "opinions of the specialist in the window"),
+    ("quarantined", "documents rejected by validation (opinions, plans, feedback), by reason in `quarantined`"),
+    ("filtered_no_intent_id", "opinions filtered: no clear intent id on the opinion or its plan"),
+    ("filtered_no_audit_event", "opinions filtered: no NLU audit event for the intent"),
+    ("filtered_low_intent_confidence", "opinions filtered: NLU intent confidence under min_confidence"),
+    ("feedback_dropped", "feedback not used as a label (untrusted source, below quality, superseded...)"),
+    ("rows", "rows collected"),
+    ("labelled", "rows with a trusted human label"),
+)
+
+
+def collected_table(counts: dict) -> dg.TableMetadataValue:
+    """What collection read, filtered, quarantined and kept, one row per step."""
+    def count(name: str) -> int:
+        value = counts.get(name, 0)
+        return int(sum(value.values())) if isinstance(value, dict) else int(value or 0)
+
+    return _ui.table([("step", "string", "collection step"), ("count", "int", "documents"),
+                      ("meaning", "string", "what the count is")],
+                     [{"step": name, "count": count(name), "meaning": meaning} for name, meaning in COLLECTION_STEPS])
+
+
+def quarantined_table(by_reason: dict[str, int]) -> dg.TableMetadataValue:
+    """Quarantined documents per reason code, most frequent first (an empty table when none)."""
+    return _ui.table([("reason", "string", "quarantine reason code"), ("count", "int", "documents")],
+                     [{"reason": reason, "count": int(n)}
+                      for reason, n in sorted(by_reason.items(), key=lambda item: (-item[1], item[0]))])
 
 
 def audit_reader_for(platform: PlatformSettings, store):
@@ -85,7 +117,9 @@ def raw_production_data(
             "store": document_store.describe(),
             "rows": counts["rows"],
             "labelled": counts["labelled"],
-            "quarantined": counts["quarantined"],
+            "quarantined_total": counts["quarantined"],
+            "collected": collected_table(counts),
+            "quarantined": quarantined_table(result.quarantined_by_reason),
             "quarantined_by_reason": dg.MetadataValue.json(result.quarantined_by_reason),
             "filtered_low_intent_confidence": counts.get("filtered_low_intent_confidence", 0),
             "filtered_no_audit_event": counts.get("filtered_no_audit_event", 0),

@@ -6,9 +6,11 @@ import dagster as dg
 import pandas as pd
 
 from hive_assets import registry
+from hive_assets.defs import _ui
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
-from hive_assets.evaluation import build_report, confusion_matrix_png, metrics_table_markdown, reliability_diagram_png
+from hive_assets.evaluation import build_report, confusion_matrix_png, gate_rows, reliability_diagram_png
+from hive_assets.figures import UI_DPI
 from hive_assets.training import SchemaMismatch, encode_labels
 
 CHECKS = [
@@ -20,6 +22,25 @@ CHECKS = [
                       description="Not worse than the champion on the same rows (paired plan bootstrap, margin "
                                   "0.02). Blocks promotion (promote_if_better), not registration as challenger."),
 ]
+
+
+METRICS_COLUMNS = [
+    ("metric", "string", "gated quantity (`x - champion`: the paired difference with the champion)"),
+    ("value", "float", "on the test split"),
+    ("95% low", "float", "plan-bootstrap 95% interval, low end (empty: no interval)"),
+    ("95% high", "float", "plan-bootstrap 95% interval, high end"),
+    ("minimum", "string", "the bound the gate applies"),
+    ("passed", "bool", "the gate's verdict on this row"),
+]
+
+
+def metrics_table(report: dict) -> dg.TableMetadataValue:
+    """The gate table (minimum metrics, calibration, non-inferiority) with intervals, one row per quantity."""
+    return _ui.table(METRICS_COLUMNS, [
+        {"metric": r["metric"], "value": float(r["value"]),
+         "95% low": None if r["interval"] is None else float(r["interval"][0]),
+         "95% high": None if r["interval"] is None else float(r["interval"][1]),
+         "minimum": r["bound"], "passed": r["verdict"] == "pass"} for r in gate_rows(report)])
 
 
 def _check(name: str, verdict: dict, severity: dg.AssetCheckSeverity, **metadata) -> dg.AssetCheckResult:
@@ -62,9 +83,18 @@ def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.D
             client.log_metric(run_id, f"delta_vs_champion_{name}", float(delta))
         client.log_dict(run_id, report, "validation_report.json")
         y = encode_labels(test["label"])
-        registry.log_png(client, run_id, confusion_matrix_png(y, proba.argmax(axis=1), f"{specialist}: confusion matrix (test split)"),
-                "plots/confusion_matrix.png")
+        cm_title = f"{specialist}: confusion matrix (test split)"
+        registry.log_png(client, run_id, confusion_matrix_png(y, proba.argmax(axis=1), cm_title),
+                         "plots/confusion_matrix.png")
         registry.log_png(client, run_id, reliability_diagram_png(y, proba), "plots/reliability_diagram.png")
+        run_url = registry.run_url(mlflow.uri, client.get_run(run_id).info.experiment_id, run_id)
+        # small copies for the asset page (the run keeps the full-size ones)
+        images = {
+            "confusion_matrix": _ui.image(confusion_matrix_png(y, proba.argmax(axis=1), cm_title, dpi=UI_DPI,
+                                                               width=3.6), cm_title, run_url),
+            "reliability_diagram": _ui.image(reliability_diagram_png(y, proba, dpi=UI_DPI, width=3.6),
+                                             f"{specialist}: reliability diagram (test split)", run_url),
+        }
         gate, calibration, non_inferior = report["gate"], report["calibration"], report["non_inferiority"]
         minimum = report["minimum_metrics"]
         with document_store.open() as store:
@@ -82,9 +112,13 @@ def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.D
         "gate": gate["summary"],
         "non_inferior": non_inferior["passed"],
         "n_test": report["n_test"],
-        "accuracy": pm["accuracy"], "macro_f1": pm["macro_f1"], "confidence_mean": pm["confidence_mean"],
-        "ece": calibration["ece"], "ece_debiased": calibration["ece_debiased"], "brier": calibration["brier"],
-        "metrics": dg.MetadataValue.md(metrics_table_markdown(report)),
+        # floats, so the UI plots them per partition over time
+        "accuracy": float(pm["accuracy"]), "macro_f1": float(pm["macro_f1"]),
+        "confidence_mean": float(pm["confidence_mean"]), "ece": float(calibration["ece"]),
+        "ece_debiased": float(calibration["ece_debiased"]), "brier": float(calibration["brier"]),
+        "metrics": metrics_table(report),
+        **images,
+        "mlflow_run": _ui.link(run_url),
         "test_metrics": dg.MetadataValue.json({k: v for k, v in pm.items() if not k.startswith("support_")}),
         "intervals": dg.MetadataValue.json(report["intervals"]),
         "champion_version": champion_info["version"] if champion_info else None,

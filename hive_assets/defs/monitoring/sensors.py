@@ -19,11 +19,12 @@ from hive_assets.data import StoreUnavailable, TrustPolicy
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 from hive_assets.defs.training.jobs import retrain_specialist
-from hive_assets.rollout import running_test
+from hive_assets.figures import png_markdown
 from hive_assets.monitoring import (
-    MonitoringSettings, SpecialistCursor, check_drift, decode_cursor, encode_cursor, feedback_trigger,
-    record_trigger, save_drift_check, trusted_feedback_count, update_trigger_status,
+    MonitoringSettings, SpecialistCursor, check_drift, decode_cursor, drift_changed, encode_cursor, feedback_trigger,
+    psi_chart_png, record_trigger, save_drift_check, trusted_feedback_count, update_trigger_status,
 )
+from hive_assets.rollout import running_test
 
 TRIGGER_TAG = "hive/trigger_id"
 REASON_TAG = "hive/trigger_reason"
@@ -38,6 +39,43 @@ feedback = dg.AssetSpec(
     description="Human feedback in `specialist_feedback`; the feedback sensor records, per specialist, the "
                 "trusted feedback since its last training (observations, written when the count changes).",
 )
+
+drift = dg.AssetSpec(
+    "drift", partitions_def=specialist_partitions, kinds={"mongodb"}, group_name="monitoring",
+    description="Drift of each specialist's recent plans against its champion's training reference "
+                "(`drift_monitoring`); the drift sensor records an observation when a check's decision or "
+                "score changes materially: drift_score, window_size, decision and the per-feature PSI chart.",
+)
+
+
+def drift_observation(instance: dg.DagsterInstance, specialist: str, document) -> dg.AssetObservation | None:
+    """The `drift` observation of a check's document, or None when it says what the last one did (same
+    decision, score within `drift_changed`'s tolerance): the sensor's events are stored on every tick."""
+    records = instance.fetch_observations(
+        dg.AssetRecordsFilter(asset_key=drift.key, asset_partitions=[specialist]), limit=1).records
+    previous = None
+    if records:
+        shown = records[0].event_log_entry.asset_observation.metadata
+        previous = {"decision": shown["decision"].value if "decision" in shown else None,
+                    "drift_score": shown["drift_score"].value if "drift_score" in shown else None}
+    score = document["drift_score"]
+    if not drift_changed(previous, document["decision"], score):
+        return None
+    title = f"{specialist} v{document['model_version']}: PSI by feature ({document['decision']})"
+    metadata = {
+        "decision": dg.MetadataValue.text(document["decision"]),
+        "window_size": int(document["window_size"]),
+        "threshold": float(document["threshold"]),
+        "model_version": dg.MetadataValue.text(str(document["model_version"])),
+        "check_id": dg.MetadataValue.text(document["check_id"]),
+        "reason": dg.MetadataValue.text(document["reason"]),
+        "psi_by_feature": dg.MetadataValue.md(png_markdown(
+            psi_chart_png(document["features"], document["threshold"], title), title,
+            note=f"drifted: {', '.join(document['drifted_features']) or 'none'}")),
+    }
+    if score is not None:
+        metadata["drift_score"] = float(score)
+    return dg.AssetObservation(asset_key=drift.key, partition=specialist, metadata=metadata)
 
 
 def _utc_now() -> datetime:
@@ -137,7 +175,7 @@ def drift_retraining_sensor(context: dg.SensorEvaluationContext, document_store:
     now = _utc_now()
     state = decode_cursor(context.cursor)
     client = mlflow.client()
-    requests, notes = [], []
+    requests, notes, events = [], [], []
     plans: dict = {}  # the specialists judge the same plans: each is read and validated once a tick
     try:
         with document_store.open() as store:
@@ -148,6 +186,9 @@ def drift_retraining_sensor(context: dg.SensorEvaluationContext, document_store:
                                            last_run_key=previous.last_run_key, last_check_at=now)
                 if check.document is not None:
                     save_drift_check(store, check.document)
+                    observation = drift_observation(context.instance, s, check.document)
+                    if observation is not None:
+                        events.append(observation)
                 if check.run_key:
                     trained_at, _ = last_training(context.instance, s)
                     recent = [t for t in (trained_at, previous.last_request_at) if t is not None]
@@ -173,7 +214,7 @@ def drift_retraining_sensor(context: dg.SensorEvaluationContext, document_store:
     except StoreUnavailable as exc:
         return dg.SkipReason(f"document store unavailable, no drift check: {exc}")
     context.log.info("; ".join(notes))
-    return dg.SensorResult(run_requests=requests, cursor=encode_cursor(state),
+    return dg.SensorResult(run_requests=requests, asset_events=events, cursor=encode_cursor(state),
                            skip_reason=None if requests else "; ".join(notes))
 
 

@@ -6,6 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from hive_assets import registry
+from hive_assets.defs import _ui
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
 
@@ -71,5 +72,9 @@ def registered_model_version(
              "created": created, "reason": reason, "mlflow_run_id": trained_model["mlflow_run_id"],
              "champion_version": str(champion.version) if champion else None}
     context.log.info(f"{specialist}: {version.name} v{version_id} -> {alias or 'no alias'} ({reason})")
-    return dg.Output(value, metadata={"model": version.name, "version": version_id, "alias": alias or "",
-                                      "new_version": created, "reason": reason})
+    run_id = trained_model["mlflow_run_id"]
+    return dg.Output(value, metadata={
+        "model": version.name, "version": version_id, "alias": alias or "", "new_version": created, "reason": reason,
+        "mlflow_model_version": _ui.link(registry.model_version_url(mlflow.uri, version.name, version_id)),
+        "mlflow_run": _ui.link(registry.run_url(mlflow.uri, client.get_run(run_id).info.experiment_id, run_id)),
+    })

@@ -16,7 +16,10 @@ from hive_assets import registry
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.registry.assets import registered_model_version
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
-from hive_assets.rollout import CheckResult, check_test, policy_from_env, settle_closed, start_test
+from hive_assets.figures import png_markdown
+from hive_assets.rollout import (
+    CheckResult, check_test, policy_from_env, settle_closed, start_test, trajectory_png,
+)
 
 
 class RolloutClockConfig(dg.Config):
@@ -43,12 +46,13 @@ def actor_of(context) -> str:
 
 
 def outcome_output(result: CheckResult) -> dg.Output[dict[str, Any]]:
-    """The asset value and its metadata: status, traffic, verdict, per-arm numbers, the interval."""
+    """The asset value and its metadata: status, traffic, verdict, per-arm numbers, the interval, and the
+    `trajectory` chart (traffic steps, the difference's always-valid interval at each look)."""
     summary = result.summary()
     metadata: dict[str, Any] = {"status": summary["status"], "test_id": summary.get("test_id") or ""}
     if summary["test_id"]:
-        metadata.update(traffic_percent=summary["traffic_percent"], verdict=summary["verdict"],
-                        days_elapsed=summary.get("days_elapsed") or 0.0)
+        metadata.update(traffic_percent=float(summary["traffic_percent"]), verdict=summary["verdict"],
+                        days_elapsed=float(summary.get("days_elapsed") or 0.0))
         for arm in (registry.CHAMPION, registry.CHALLENGER):
             counts = summary.get(arm) or {}
             for key in ("agreement", "mean_confidence", "label_coverage"):
@@ -64,6 +68,10 @@ def outcome_output(result: CheckResult) -> dg.Output[dict[str, Any]]:
             metadata["reason"] = summary["reason"]
         if result.effects:
             metadata["effects"] = dg.MetadataValue.json(result.effects)
+        metadata["trajectory"] = dg.MetadataValue.md(png_markdown(
+            trajectory_png(result.test), f"{summary['test_id']}: challenger traffic and agreement difference",
+            note=f"{len(result.test.get('checks') or [])} looks, {len(result.test.get('traffic_history') or [])} "
+                 "traffic steps (ab_tests document)"))
     return dg.Output(summary, metadata=metadata)
 
 

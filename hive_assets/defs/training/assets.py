@@ -7,6 +7,7 @@ import pandas as pd
 from pydantic import Field
 
 from hive_assets import clock, registry
+from hive_assets.defs import _ui
 from hive_assets.defs.k8s import TRAINING_POD_TAGS
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import MlflowResource
@@ -95,11 +96,13 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
     return dg.Output(value, metadata={
         # the platform clock (simulated in `hive loop`): the feedback sensor counts feedback since then
         "trained_at": dg.MetadataValue.timestamp(clock.now()),
-        "mlflow_run_id": run_id, "model_uri": model_uri, "model_type": config.model_type,
+        "mlflow_run_id": run_id, "mlflow_run": _ui.link(registry.run_url(mlflow.uri, experiment_id, run_id)),
+        "model_uri": model_uri, "model_type": config.model_type,
         "n_train": info["n_train"], "n_validation": info["n_validation"],
         "calibration_method": info["calibration_method"],
         "hyperparameter_tuning": config.hyperparameter_tuning,
         "val_macro_f1_uncalibrated": info["val_macro_f1_uncalibrated"],
-        "val_ece": val_metrics["ece"],
+        "val_ece": float(val_metrics["ece"]), "val_macro_f1": float(val_metrics["macro_f1"]),
+        "val_accuracy": float(val_metrics["accuracy"]),
         "params": dg.MetadataValue.json(info["params"]),
     })
