@@ -177,8 +177,7 @@ def test_collect_reports_documents_read_out_of_the_total(simulated):
     # the total, counted here by filtering every opinion document in Python
     start = NOW - timedelta(days=30)
     total = sum(1 for op in store.find("specialist_opinions", {"specialist_type": "business"})
-                if isinstance(op.get("evaluated_at"), datetime)
-                and start <= d.to_utc(op["evaluated_at"]) <= NOW)
+                if start <= (d.to_utc(op.get("evaluated_at")) or start - timedelta(1)) <= NOW)
     assert total > 300 and result.counts["opinions_read"] == total
     periodic = [line for line in lines if line.startswith("business: opinions read") and "valid" not in line]
     assert periodic == [f"business: opinions read {n} / {total}" for n in range(100, total + 1, 100)]
