@@ -209,7 +209,8 @@ def collect(
         else:
             op["_intent_confidence"] = conf
 
-    report(f"{specialist}: audit confidences of {len(set(intents.values()))} intents read, {len(opinions)} opinions kept")
+    report(f"{specialist}: audit confidences of {len(set(intents.values()))} intents read, "
+           f"{len(opinions)} opinions kept")
 
     rows = []
     for oid, op in opinions.items():

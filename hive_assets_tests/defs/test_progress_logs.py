@@ -50,12 +50,13 @@ def test_a_materialization_logs_collection_tuning_and_bootstrap_progress(hive_ho
     total = sum(1 for op in store.find("specialist_opinions", {"specialist_type": SPECIALIST})
                 if start <= (to_utc(op.get("evaluated_at")) or start - timedelta(1)) <= now)
     collect_lines = by_step["raw_production_data"]
-    assert any(line.startswith(f"{SPECIALIST}: opinions read {total} / {total}, ") for line in collect_lines), collect_lines
+    final = f"{SPECIALIST}: opinions read {total} / {total}, "
+    assert any(line.startswith(final) for line in collect_lines), collect_lines
     assert any(f"{SPECIALIST}: plans read" in line for line in collect_lines)
 
     # tuning: 3 candidates, factor 3 -> rungs of 3 and 1 candidates
     rungs = [line for line in by_step["trained_model"] if line.startswith("tuning rung")]
-    assert [line.split(":")[0] for line in rungs] == ["tuning rung 1 / 2", "tuning rung 2 / 2"], by_step["trained_model"]
+    assert [line.split(":")[0] for line in rungs] == ["tuning rung 1 / 2", "tuning rung 2 / 2"], rungs
 
     # bootstrap: blocks of replicates up to DEFAULT_N_BOOT (no champion here, so no paired bootstrap)
     boot = [line for line in by_step["validation_report"] if line.startswith("bootstrap:")]

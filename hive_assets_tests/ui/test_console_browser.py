@@ -219,11 +219,9 @@ def test_operator_console_in_a_real_browser(console, tmp_path):
     dev, chromium, client, store = console
     shots = artifact_dir(tmp_path)
     drive_console(dev, chromium, client, store, shots)
-    assert sorted(p.name for p in shots.glob("*.png")) == [
-        "1-asset-graph.png", "2-trained-model.png", "3-partition-dialog.png", "4-run.png",
-        "4a-run-progress-logs.png", "5-validation-report.png", "5a-metrics-table.png", *[f"5b-{key}.png" for key in IMAGE_KEYS if
-                                                              (shots / f"5b-{key}.png").exists()],
-        "6-launchpad.png", "7-rollback-run.png"]
+    taken = {p.stem for p in shots.glob("*.png")}
+    assert {"1-asset-graph", "2-trained-model", "3-partition-dialog", "4-run", "4a-run-progress-logs",
+            "5-validation-report", "5a-metrics-table", "6-launchpad", "7-rollback-run"} <= taken, taken
 
 
 def drive_console(dev: DagsterDev, chromium: str, client, store, shots: Path) -> None:
@@ -289,7 +287,7 @@ def drive_console(dev: DagsterDev, chromium: str, client, store, shots: Path) ->
         # the progress lines of the long steps are in the run's log (the UI's own filter)
         log_filter = page.get_by_placeholder(re.compile("^Filter"))
         for query, line in (("opinions read", rf"{SPECIALIST}: opinions read (\d+) / \1, "),
-                            ("bootstrap:", rf"bootstrap: {DEFAULT_N_BOOT} / {DEFAULT_N_BOOT} replicates over \d+ plans")):
+                            ("bootstrap:", rf"bootstrap: {DEFAULT_N_BOOT} / {DEFAULT_N_BOOT} replicates over ")):
             log_filter.fill(query)
             page.get_by_text(re.compile(line)).first.wait_for()
         shot("4a-run-progress-logs")
