@@ -3,7 +3,8 @@
 # integration tests and for trying the platform against "production-shaped" services without Docker;
 # and, on demand, a private PostgreSQL cluster (Debian's postgresql binaries) as FerretDB's other backend.
 #
-#   scripts/services.sh install [ferretdb|kafka|postgresql]   build/fetch into the cache (idempotent)
+#   scripts/services.sh install [ferretdb|kafka|postgresql|chromium]   build/fetch into the cache (idempotent;
+#                                  `install` alone also installs Debian's chromium for the browser test)
 #   scripts/services.sh up      [ferretdb|kafka|postgresql]   start on free 127.0.0.1 ports, wait until ready
 #   scripts/services.sh down    [ferretdb|kafka|postgresql]   stop (idempotent)
 #   scripts/services.sh status  [ferretdb|kafka|postgresql]   exit 0 when every named one runs and answers
@@ -82,7 +83,8 @@ services_from_args() {
         ferretdb|mongo|mongodb) echo ferretdb ;;
         kafka) echo kafka ;;
         postgresql|postgres) echo postgresql ;;
-        *) die "unknown service '$1' (ferretdb | kafka | postgresql)" ;;
+        chromium) echo chromium ;;
+        *) die "unknown service '$1' (ferretdb | kafka | postgresql | chromium)" ;;
     esac
 }
 
@@ -170,10 +172,35 @@ install_postgresql() {  # nothing is downloaded: PostgreSQL comes from the syste
     log "postgresql: $("$bin/postgres" --version) in $bin"
 }
 
+chromium_bin() { command -v chromium 2>/dev/null || command -v chromium-browser 2>/dev/null || true; }
+
+install_chromium() {  # Debian's chromium, driven by Playwright in the browser test (never a browser download)
+    local bin
+    bin="$(chromium_bin)"
+    if [[ -z "$bin" ]]; then
+        command -v apt-get >/dev/null 2>&1 || die "chromium: not installed and no apt-get (install Debian's chromium package)"
+        [[ "$(id -u)" == 0 ]] || die "chromium: not installed; as root: apt-get install chromium"
+        log "chromium: installing Debian's package"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -qq chromium > "$DIR/chromium-install.log" 2>&1 \
+            || { apt-get update -qq && apt-get install -y -qq chromium >> "$DIR/chromium-install.log" 2>&1; } \
+            || { tail -n 20 "$DIR/chromium-install.log" >&2; die "chromium: apt-get install failed"; }
+        bin="$(chromium_bin)"
+        [[ -n "$bin" ]] || die "chromium: installed but not on PATH"
+    fi
+    log "chromium: $("$bin" --version 2>/dev/null | head -n 1) at $bin"
+}
+
+# chromium is a program the tests launch themselves: nothing to start, stop or watch
+up_chromium() { install_chromium; }
+down_chromium() { :; }
+
 cmd_install() {
     mkdir -p "$DIR"
-    local s
-    for s in $(services_from_args "${1:-all}"); do
+    local s names
+    names="$(services_from_args "${1:-all}")"
+    [[ "${1:-all}" == all ]] && names="$names chromium"
+    for s in $names; do
         with_lock "$DIR/.install.lock" "install_$s"
     done
 }
@@ -493,6 +520,9 @@ cmd_status() {
                         echo "postgresql: running pid $(cat "$RUN/postgresql.pid") postgresql://hive@$addr/hive"
                     else echo "postgresql: process $(cat "$RUN/postgresql.pid") alive but not answering"; rc=3; fi
                 else echo "postgresql: stopped"; rc=3; fi ;;
+            chromium)
+                if [[ -n "$(chromium_bin)" ]]; then echo "chromium: installed at $(chromium_bin)"
+                else echo "chromium: not installed"; rc=3; fi ;;
         esac
     done
     return $rc

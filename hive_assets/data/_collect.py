@@ -20,7 +20,7 @@ import contextlib
 import gc
 import hashlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +35,10 @@ from hive_assets.data._join import latest_trusted_feedback
 from hive_assets.data._quarantine import _Quarantine
 from hive_assets.data._trust import BELOW_MIN_QUALITY, FeedbackFilterEmptiedClass, TrustPolicy
 from hive_assets.data.store.base import DocumentStore
+
+PROGRESS_EVERY = 5000  # opinions read between two progress lines
+
+Progress = Callable[[str], None]
 
 RAW_COLUMNS = [
     "opinion_id", "plan_id", "intent_id", "specialist_type", "specialist_version", "evaluated_at",
@@ -105,13 +109,17 @@ def collect(
     audit_reader: AuditReader | None = None,
     max_tasks: int = docs.MAX_TASKS,
     plan_cache: dict[str, tuple] | None = None,
+    progress: Progress | None = None,
+    progress_every: int = PROGRESS_EVERY,
 ) -> CollectResult:
     """Labelled examples of `specialist` in the window ending at `now` (aware, or naive meaning UTC).
 
     `plan_cache`: a dict shared by calls that read the same unchanged store (the five specialists of
     one drift check share their plans): each plan is then read and validated once.
-
-    Raises `FeedbackFilterEmptiedClass` when `trust.min_feedback_quality` removed every label of a class.
+    `progress`, when given, receives one line every `progress_every` opinions read ("opinions read
+    n / total", the total counted first with the same query) and one after each later step, so a long
+    collection is never silent. Raises `FeedbackFilterEmptiedClass` when `trust.min_feedback_quality`
+    removed every label of a class.
     """
     now = docs.to_utc(now) if now is not None else clock.now()
     start = now - timedelta(days=window_days)
@@ -121,18 +129,22 @@ def collect(
     counts: Counter = Counter()
 
     # 1. opinions in the window, validated
+    opinion_filter = {"specialist_type": specialist, "evaluated_at": {"$gte": start, "$lte": now}}
+    report = progress or (lambda line: None)
+    total = store.count("specialist_opinions", opinion_filter) if progress else 0
     opinions: dict[str, dict] = {}
-    for op in store.find(
-        "specialist_opinions",
-        {"specialist_type": specialist, "evaluated_at": {"$gte": start, "$lte": now}},
-        sort=[("evaluated_at", 1)],
-    ):
+    for op in store.find("specialist_opinions", opinion_filter, sort=[("evaluated_at", 1)]):
         counts["opinions_read"] += 1
+        if progress and counts["opinions_read"] % progress_every == 0:
+            report(f"{specialist}: opinions read {counts['opinions_read']} / {total}")
         problems = docs.validate_opinion(op, now, specialist)
         if problems:
             quarantine.add("specialist_opinions", op, "opinion_id", problems)
             continue
         opinions[str(op["opinion_id"])] = op
+
+    report(f"{specialist}: opinions read {counts['opinions_read']} / {max(total, counts['opinions_read'])}, "
+           f"{len(opinions)} valid")
 
     # 2. feedback of every valid opinion (before any filter, so malformed feedback is always seen)
     below_quality: list[tuple[str, str]] = []  # (opinion_id, class) of feedback the quality filter removed
@@ -145,6 +157,8 @@ def collect(
         store, opinions, now, trust,
         on_malformed=lambda fb, problems: quarantine.add("specialist_feedback", fb, "feedback_id", problems),
         on_dropped=on_dropped)
+
+    report(f"{specialist}: feedback read {counts['feedback_read']}, {len(latest)} opinions labelled")
 
     # 3. their plans, from the ledger (plan_data) and plain plan documents
     plan_ids = sorted({str(op["plan_id"]) for op in opinions.values()})
@@ -184,6 +198,8 @@ def collect(
         quarantine.add("specialist_opinions", op, "opinion_id", [docs.Problem(reason, detail)])
         del opinions[oid]
 
+    report(f"{specialist}: plans read {len(plans)} / {len(plan_ids)}, {len(bad_plans)} quarantined")
+
     # 4. intent confidence filter (filtered and counted, not quarantined); encrypted ids resolve via the plan
     intents: dict[str, str] = {}
     for oid, op in list(opinions.items()):
@@ -206,6 +222,9 @@ def collect(
             del opinions[oid]
         else:
             op["_intent_confidence"] = conf
+
+    report(f"{specialist}: audit confidences of {len(set(intents.values()))} intents read, "
+           f"{len(opinions)} opinions kept")
 
     rows = []
     for oid, op in opinions.items():

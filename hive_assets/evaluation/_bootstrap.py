@@ -10,12 +10,17 @@ models scored on the same rows, so the interval of a difference reflects only ho
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from hive_assets.config import CLASSES
 from hive_assets.evaluation._metrics import K
 
 DEFAULT_N_BOOT = 1000
+PROGRESS_BLOCK = 250  # replicates per block when progress is reported
+
+Progress = Callable[[str], None]
 
 
 def _metrics_from_counts(conf: np.ndarray, conf_sum: np.ndarray, n: np.ndarray) -> dict[str, np.ndarray]:
@@ -47,14 +52,23 @@ def _plan_weights(groups: np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarra
     return g, rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=n_boot).astype(float)
 
 
-def _replicates(y_true: np.ndarray, proba: np.ndarray, g: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+def _replicates(y_true: np.ndarray, proba: np.ndarray, g: np.ndarray, weights: np.ndarray,
+                progress: Progress | None = None, what: str = "bootstrap") -> dict[str, np.ndarray]:
+    """Metrics of every replicate (row of `weights`). With `progress`, the product runs in blocks of
+    PROGRESS_BLOCK replicates with one line per block (same result: the rows are independent)."""
     n_groups = weights.shape[1]
     cells = np.zeros((n_groups, K * K))
     np.add.at(cells, (g, y_true * K + proba.argmax(axis=1)), 1.0)
     conf_by_group = np.bincount(g, weights=proba.max(axis=1), minlength=n_groups)
     rows_by_group = np.bincount(g, minlength=n_groups).astype(float)
-    return _metrics_from_counts((weights @ cells).reshape(len(weights), K, K), weights @ conf_by_group,
-                                weights @ rows_by_group)
+    block = PROGRESS_BLOCK if progress is not None else max(1, len(weights))
+    parts = []
+    for start in range(0, len(weights), block):
+        w = weights[start:start + block]
+        parts.append(_metrics_from_counts((w @ cells).reshape(len(w), K, K), w @ conf_by_group, w @ rows_by_group))
+        if progress is not None:
+            progress(f"{what}: {start + len(w)} / {len(weights)} replicates over {n_groups} plans")
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
 def _percentiles(reps: dict[str, np.ndarray], level: float) -> dict[str, tuple[float, float]]:
@@ -64,18 +78,19 @@ def _percentiles(reps: dict[str, np.ndarray], level: float) -> dict[str, tuple[f
 
 def bootstrap_intervals(
     y_true: np.ndarray, proba: np.ndarray, groups: np.ndarray, n_boot: int = DEFAULT_N_BOOT, seed: int = 0,
-    level: float = 0.95,
+    level: float = 0.95, progress: Progress | None = None,
 ) -> dict[str, tuple[float, float]]:
-    """Percentile intervals (`level`) of every metric of `point_metrics` (but supports), resampling plans."""
+    """Percentile intervals (`level`) of every metric of `point_metrics` (but supports), resampling plans.
+    `progress` receives one line per block of replicates."""
     if len(y_true) == 0:
         return {}
     g, weights = _plan_weights(groups, n_boot, seed)
-    return _percentiles(_replicates(np.asarray(y_true), proba, g, weights), level)
+    return _percentiles(_replicates(np.asarray(y_true), proba, g, weights, progress, "bootstrap"), level)
 
 
 def paired_bootstrap_deltas(
     y_true: np.ndarray, proba: np.ndarray, reference_proba: np.ndarray, groups: np.ndarray,
-    n_boot: int = DEFAULT_N_BOOT, seed: int = 0, level: float = 0.95,
+    n_boot: int = DEFAULT_N_BOOT, seed: int = 0, level: float = 0.95, progress: Progress | None = None,
 ) -> dict[str, tuple[float, float]]:
     """Percentile intervals of metric(proba) - metric(reference_proba) on the same rows, both models
     scored on the same resampled plans in every replicate (paired)."""
@@ -83,5 +98,6 @@ def paired_bootstrap_deltas(
         return {}
     g, weights = _plan_weights(groups, n_boot, seed)
     y_true = np.asarray(y_true)
-    a, b = _replicates(y_true, proba, g, weights), _replicates(y_true, reference_proba, g, weights)
+    a = _replicates(y_true, proba, g, weights, progress, "paired bootstrap (model)")
+    b = _replicates(y_true, reference_proba, g, weights, progress, "paired bootstrap (champion)")
     return _percentiles({name: a[name] - b[name] for name in a}, level)

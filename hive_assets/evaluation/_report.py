@@ -3,6 +3,7 @@ rows with paired intervals of the differences, and every gate's verdict."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,8 @@ from hive_assets.training import encode_labels
 
 
 def build_report(test: pd.DataFrame, proba: np.ndarray, champion: dict[str, Any] | None = None,
-                 champion_proba: np.ndarray | None = None, n_boot: int = DEFAULT_N_BOOT, seed: int = 0) -> dict[str, Any]:
+                 champion_proba: np.ndarray | None = None, n_boot: int = DEFAULT_N_BOOT, seed: int = 0,
+                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The validation report of a model whose test-split probabilities are `proba`.
 
     `champion` ({"version": ...}, or None) with `champion_proba` (its probabilities on the same rows)
@@ -26,11 +28,12 @@ def build_report(test: pd.DataFrame, proba: np.ndarray, champion: dict[str, Any]
     intervals, `champion_comparison` (the promote_if_better rule; `better` also requires
     non-inferiority) and `non_inferiority`. Keys: n_test, n_test_plans, metrics, intervals, calibration,
     minimum_metrics, gate (the blocking verdict: minimum metrics and calibration), champion, champion_comparison (with a champion), non_inferiority.
+    `progress` receives the bootstraps' progress lines.
     """
     y = encode_labels(test["label"])
     groups = test["plan_id"].to_numpy()
     point = point_metrics(y, proba)
-    intervals = bootstrap_intervals(y, proba, groups, n_boot=n_boot, seed=seed)
+    intervals = bootstrap_intervals(y, proba, groups, n_boot=n_boot, seed=seed, progress=progress)
     calibration = calibration_metrics(y, proba)
     calibration_verdict = calibration_gate(calibration["ece"], noise_floor=calibration["ece_noise_floor"])
     minimum = evaluate_gates(point, intervals=intervals)
@@ -53,7 +56,8 @@ def build_report(test: pd.DataFrame, proba: np.ndarray, champion: dict[str, Any]
         champion_point = point_metrics(y, champion_proba)
         report["champion"]["metrics"] = champion_point
         deltas = {k: point[k] - champion_point[k] for k in minimum_metrics()}
-        delta_intervals = paired_bootstrap_deltas(y, proba, champion_proba, groups, n_boot=n_boot, seed=seed)
+        delta_intervals = paired_bootstrap_deltas(y, proba, champion_proba, groups, n_boot=n_boot, seed=seed,
+                                                  progress=progress)
         verdict = non_inferiority(deltas, delta_intervals)
         comparison = champion_comparison(point, champion_point)
         comparison.update({"deltas": deltas,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -29,6 +30,7 @@ def train_model(
     search_space: dict[str, Any] | None = None,
     candidates: list[dict[str, Any]] | None = None,
     calibration_method: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[SpecialistModel, dict[str, Any]]:
     """Fit on `train`; tune (optionally, successive halving on validation macro-F1) and calibrate on
     `validation`. Frames hold FEATURE_NAMES + `label`. Tuning draws `tuning_candidates` parameter sets
@@ -37,6 +39,7 @@ def train_model(
     Class weights are balanced. Calibration: isotonic with >= ISOTONIC_MIN_ROWS validation rows, else
     sigmoid, unless `calibration_method` says otherwise ("none": uncalibrated). The model carries its drift reference (the
     training features' quantile bins and the class distribution of its predictions on them).
+    `progress` receives the tuning's progress lines (one per successive-halving rung).
     """
     if model_type not in MODEL_TYPES:
         raise ValueError(f"unknown model_type {model_type!r}; choose one of {MODEL_TYPES}")
@@ -48,11 +51,15 @@ def train_model(
         if candidates is None:
             candidates = sample_candidates(model_type, tuning_candidates, random_state, search_space)
         params, estimator, val_f1, trials = successive_halving(model_type, candidates, X_tr, y_tr, X_va, y_va,
-                                                               random_state=random_state)
+                                                               random_state=random_state, progress=progress)
     else:
         params, trials = {}, []
+        if progress is not None:
+            progress(f"fitting {model_type} with its default parameters on {len(y_tr)} rows")
         estimator = fit_estimator(model_type, params, X_tr, y_tr, random_state)
         val_f1 = float(f1_score(y_va, estimator.predict(X_va), average="macro", zero_division=0))
+    if progress is not None:
+        progress(f"calibrating on {len(y_va)} validation rows (validation macro-F1 {val_f1:.4f} before calibration)")
     if calibration_method == "none":
         calibrator, method = None, "none"
     else:

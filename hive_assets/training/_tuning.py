@@ -12,6 +12,7 @@ last rung, so the returned estimator is fitted on the full training split. The b
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -38,10 +39,12 @@ def sample_candidates(model_type: str, n_candidates: int, random_state: int = 0,
 def successive_halving(
     model_type: str, candidates: list[dict[str, Any]], X_train: np.ndarray, y_train: np.ndarray,
     X_val: np.ndarray, y_val: np.ndarray, factor: int = 3, random_state: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], Any, float, list[dict[str, Any]]]:
     """(best params, its estimator fitted on all training rows, its validation macro-F1, every trial).
 
-    Every trial records its rung, training rows, parameters and validation macro-F1.
+    Every trial records its rung, training rows, parameters and validation macro-F1. `progress`, when
+    given, receives one line per finished rung ("tuning rung r / R: c candidates on n rows, best macro-F1").
     """
     if not candidates:
         raise ValueError("no candidates to tune")
@@ -66,6 +69,9 @@ def successive_halving(
         scored.sort(key=lambda t: (-t[0], t[1]))  # ties: the earlier candidate, deterministic
         if rung == rungs - 1:
             best = scored[0]
+        if progress is not None:
+            progress(f"tuning rung {rung + 1} / {rungs}: {len(scored)} candidates on {len(idx)} rows, "
+                     f"best validation macro-F1 {scored[0][0]:.4f}")
         alive = [c for _, c, _ in scored[: max(1, math.ceil(len(scored) / factor))]]
     assert best is not None
     score, c, estimator = best

@@ -167,3 +167,21 @@ def test_validate_plan_reports_each_problem():
     reasons = {p.reason for p in d.validate_plan(plan, NOW)}
     assert reasons == {d.NEGATIVE_DURATION, d.WRONG_TYPE, d.DUPLICATE_TASK_IDS, d.OUT_OF_RANGE}
     assert d.validate_plan({"plan_id": "p", "tasks": []}, NOW) == []
+
+
+# -- progress lines for the run log (issue 15) ---------------------------------------------------------
+def test_collect_reports_documents_read_out_of_the_total(simulated):
+    store, _ = simulated
+    lines: list[str] = []
+    result = collect(store, "business", now=NOW, window_days=30, progress=lines.append, progress_every=100)
+    # the total, counted here by filtering every opinion document in Python
+    start = NOW - timedelta(days=30)
+    total = sum(1 for op in store.find("specialist_opinions", {"specialist_type": "business"})
+                if start <= (d.to_utc(op.get("evaluated_at")) or start - timedelta(1)) <= NOW)
+    assert total > 300 and result.counts["opinions_read"] == total
+    periodic = [line for line in lines if line.startswith("business: opinions read") and "valid" not in line]
+    assert periodic == [f"business: opinions read {n} / {total}" for n in range(100, total + 1, 100)]
+    assert any(line.startswith(f"business: opinions read {total} / {total}, ") for line in lines)
+    assert any("plans read" in line for line in lines) and any("feedback read" in line for line in lines)
+    # without a callback, the same result
+    assert collect(store, "business", now=NOW, window_days=30).snapshot_hash() == result.snapshot_hash()

@@ -193,7 +193,7 @@ def test_a_failing_training_step_leaves_its_mlflow_run_failed(platform_env):
     from hive_assets.simulator import make_plans, policy_label
     from hive_assets.features import features_frame
 
-    @dg.asset(partitions_def=specialist_partitions, group_name="retraining")
+    @dg.asset(partitions_def=specialist_partitions, group_name="features")
     def enhanced_features():
         plans = make_plans(400, seed=3)
         frame = features_frame(plans)

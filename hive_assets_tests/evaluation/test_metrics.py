@@ -236,3 +236,22 @@ def test_the_gate_table_lists_every_gated_metric_with_its_verdict():
     text = m.gate_table_text(report)
     assert "macro_f1" in text and "ece" in text and len(text.splitlines()) == len(rows) + 2
     assert report["gate"]["passed"] == (report["minimum_metrics"]["passed"] and report["calibration"]["passed"])
+
+
+def test_bootstrap_progress_reports_blocks_and_leaves_the_intervals_unchanged():
+    from hive_assets.evaluation._bootstrap import PROGRESS_BLOCK
+
+    rng = np.random.default_rng(4)
+    y, proba, groups = _clustered(rng, 120)
+    lines: list[str] = []
+    n_boot = 2 * PROGRESS_BLOCK + 7  # a last, partial block
+    with_progress = m.bootstrap_intervals(y, proba, groups, n_boot=n_boot, seed=3, progress=lines.append)
+    assert with_progress == m.bootstrap_intervals(y, proba, groups, n_boot=n_boot, seed=3)
+    n_plans = len(np.unique(groups))
+    assert lines == [f"bootstrap: {k} / {n_boot} replicates over {n_plans} plans"
+                     for k in (PROGRESS_BLOCK, 2 * PROGRESS_BLOCK, n_boot)]
+    paired_lines: list[str] = []
+    other = np.roll(proba, 1, axis=0)
+    assert m.paired_bootstrap_deltas(y, proba, other, groups, n_boot=n_boot, seed=3, progress=paired_lines.append) \
+        == m.paired_bootstrap_deltas(y, proba, other, groups, n_boot=n_boot, seed=3)
+    assert len(paired_lines) == 6 and paired_lines[-1].startswith("paired bootstrap (champion)")

@@ -233,3 +233,19 @@ def test_calibration_brings_ece_under_the_bound_for_an_overconfident_model():
         assert used == method
         assert expected_calibration_error(y_test, calibrated) <= MAX_ECE, method
     assert calibrate(raw_val, y_val)[1] == "isotonic" and calibrate(raw_val[:500], y_val[:500])[1] == "sigmoid"
+
+
+def test_tuning_reports_one_progress_line_per_rung(frame):
+    train, val = frame[frame.split == "train"], frame[frame.split == "validation"]
+    space = {"n_estimators": [40, 80, 120], "max_depth": [2, 3, 5], "learning_rate": [0.05, 0.1, 0.3]}
+    lines: list[str] = []
+    _, info = train_model("technical", train, val, model_type="xgboost", hyperparameter_tuning=True,
+                          tuning_candidates=9, search_space=space, progress=lines.append)
+    tuning = [line for line in lines if line.startswith("tuning rung")]
+    # 9 candidates, factor 3: rungs of 9, 3 and 1 candidates, the last on every training row
+    assert [line.split(":")[0] for line in tuning] == ["tuning rung 1 / 3", "tuning rung 2 / 3", "tuning rung 3 / 3"]
+    assert [int(line.split(": ")[1].split()[0]) for line in tuning] == [9, 3, 1]
+    assert f"on {len(train)} rows" in tuning[-1]
+    best_last = max(t["val_macro_f1"] for t in info["tuning_trials"] if t["rung"] == 2)
+    assert tuning[-1].endswith(f"best validation macro-F1 {best_last:.4f}")
+    assert lines[-1].startswith(f"calibrating on {len(val)} validation rows")

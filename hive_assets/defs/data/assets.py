@@ -10,6 +10,7 @@ from hive_assets.data import (
     persist_quarantine, to_utc,
 )
 from hive_assets.defs import _ui
+from hive_assets.defs.catalog import OWNERS, DATA
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, PlatformSettings
 from hive_assets.evaluation import DEFAULT_MIN_SAMPLES
@@ -75,8 +76,9 @@ def audit_reader_for(platform: PlatformSettings, store):
 
 @dg.asset(
     partitions_def=specialist_partitions,
-    group_name="retraining",
-    kinds={"python", "pandas"},
+    group_name=DATA,
+    kinds={"sqlite", "mongodb", "kafka"},
+    owners=OWNERS,
     check_specs=[dg.AssetCheckSpec("enough_samples", asset="raw_production_data",
                                    description="Warns when fewer than min_samples rows were collected.")],
     retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
@@ -103,6 +105,7 @@ def raw_production_data(
                 min_confidence=platform.min_confidence if config.min_confidence is None else config.min_confidence,
                 trust=trust,
                 audit_reader=audit_reader_for(platform, store),
+                progress=context.log.info,
             )
         except FeedbackFilterEmptiedClass as exc:  # a configuration error: a retry would fail the same way
             raise dg.Failure(str(exc), metadata={"class": exc.label, "feedback_dropped": exc.dropped},

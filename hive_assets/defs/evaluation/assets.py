@@ -7,6 +7,7 @@ import pandas as pd
 
 from hive_assets import registry
 from hive_assets.defs import _ui
+from hive_assets.defs.catalog import OWNERS, EVALUATION
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 from hive_assets.evaluation import build_report, confusion_matrix_png, gate_rows, reliability_diagram_png
@@ -49,7 +50,8 @@ def _check(name: str, verdict: dict, severity: dg.AssetCheckSeverity, **metadata
                                metadata={"failed_metrics": dg.MetadataValue.json(verdict["failures"]), **metadata})
 
 
-@dg.asset(partitions_def=specialist_partitions, group_name="retraining", kinds={"mlflow"}, check_specs=CHECKS)
+@dg.asset(partitions_def=specialist_partitions, group_name=EVALUATION, kinds={"scikitlearn", "mlflow"},
+          owners=OWNERS, check_specs=CHECKS)
 def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.DataFrame, trained_model: dict,
                       mlflow: MlflowResource, document_store: DocumentStoreResource):
     """Held-out metrics with bootstrap intervals, ECE and Brier, the champion re-scored on the same rows with
@@ -69,7 +71,7 @@ def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.D
                 champion_proba = registry.load_version_model(client, champion).predict_proba(test)
             except SchemaMismatch as exc:
                 champion_info.update({"metrics": None, "not_comparable": str(exc)})
-        report = build_report(test, proba, champion_info, champion_proba)
+        report = build_report(test, proba, champion_info, champion_proba, progress=context.log.info)
         report.update({"specialist": specialist, "mlflow_run_id": run_id, "model_uri": trained_model["model_uri"],
                        "data_snapshot_hash": trained_model["data_snapshot_hash"]})
         for name, value in report["metrics"].items():

@@ -2,8 +2,10 @@
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from hive_assets.data import CollectResult
+from hive_assets.defs.catalog import OWNERS, FEATURES
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.evaluation import DEFAULT_MIN_TRAINING_SAMPLES, training_data_problems
 from hive_assets.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION, features_frame
@@ -11,13 +13,19 @@ from hive_assets.training import temporal_group_split
 
 
 class FeatureConfig(dg.Config):
-    min_training_samples: int = DEFAULT_MIN_TRAINING_SAMPLES
+    """The `trainable` gate's threshold."""
+
+    min_training_samples: int = Field(
+        DEFAULT_MIN_TRAINING_SAMPLES, ge=1,
+        description="Labelled rows under which the blocking `trainable` check fails the run (each class must also "
+                    "hold >= 5% of them).")
 
 
 @dg.asset(
     partitions_def=specialist_partitions,
-    group_name="retraining",
+    group_name=FEATURES,
     kinds={"python", "pandas"},
+    owners=OWNERS,
     check_specs=[dg.AssetCheckSpec("trainable", asset="enhanced_features", blocking=True,
                                    description="Enough labelled rows and every class >= 5%.")],
 )

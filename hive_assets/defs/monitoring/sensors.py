@@ -16,6 +16,7 @@ import dagster as dg
 from hive_assets import clock
 from hive_assets.config import SPECIALISTS
 from hive_assets.data import StoreUnavailable, TrustPolicy
+from hive_assets.defs.catalog import MONITORING, OWNERS
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 from hive_assets.defs.training.jobs import retrain_specialist
@@ -35,13 +36,13 @@ IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.Dag
 TRUST_POLICY = TrustPolicy()
 
 feedback = dg.AssetSpec(
-    "feedback", partitions_def=specialist_partitions, kinds={"mongodb"}, group_name="monitoring",
+    "feedback", partitions_def=specialist_partitions, kinds={"mongodb"}, group_name=MONITORING, owners=OWNERS,
     description="Human feedback in `specialist_feedback`; the feedback sensor records, per specialist, the "
                 "trusted feedback since its last training (observations, written when the count changes).",
 )
 
 drift = dg.AssetSpec(
-    "drift", partitions_def=specialist_partitions, kinds={"mongodb"}, group_name="monitoring",
+    "drift", partitions_def=specialist_partitions, kinds={"mongodb"}, group_name=MONITORING, owners=OWNERS,
     description="Drift of each specialist's recent plans against its champion's training reference "
                 "(`drift_monitoring`); the drift sensor records an observation when a check's decision or "
                 "score changes materially: drift_score, window_size, decision and the per-feature PSI chart.",

@@ -7,6 +7,7 @@ from pydantic import Field
 
 from hive_assets import registry
 from hive_assets.defs import _ui
+from hive_assets.defs.catalog import OWNERS, REGISTRY
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
 
@@ -21,8 +22,9 @@ class RegisterConfig(dg.Config):
 
 @dg.asset(
     partitions_def=specialist_partitions,
-    group_name="retraining",
+    group_name=REGISTRY,
     kinds={"mlflow"},
+    owners=OWNERS,
     retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL),
 )
 def registered_model_version(

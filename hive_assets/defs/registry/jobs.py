@@ -13,10 +13,11 @@ from pydantic import Field
 
 from hive_assets import registry
 from hive_assets.config import SPECIALISTS
+from hive_assets.defs.catalog import Specialist
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 
 ACTOR_TAG = "hive/actor"
-SPECIALIST_HELP = f"the specialist: one of {', '.join(SPECIALISTS)}"
+SPECIALIST_HELP = f"the specialist whose `<specialist>-evaluator` model this acts on: one of {', '.join(SPECIALISTS)}"
 
 
 def actor_of(context: dg.OpExecutionContext) -> str:
@@ -33,20 +34,22 @@ def actor_of(context: dg.OpExecutionContext) -> str:
 
 
 class RegisterVersionConfig(dg.Config):
-    model_type: str = Field(description=SPECIALIST_HELP)
+    model_type: Specialist = Field(description=SPECIALIST_HELP)
     run_id: str = Field(description="the MLflow run whose logged model becomes a version (twice -> one version)")
     reason: str = Field(default="", description="why, for the ledger")
 
 
 class PromoteConfig(dg.Config):
-    model_type: str = Field(description=SPECIALIST_HELP)
+    model_type: Specialist = Field(description=SPECIALIST_HELP)
     model_version: str = Field(description="version to make champion: N, <model>/N or models:/<model>/N")
     force: bool = Field(default=False, description="promote even though the validation gate did not pass")
     reason: str = Field(default="", description="why, for the ledger (required with force)")
 
 
 class RollbackConfig(dg.Config):
-    model_type: str = Field(description=SPECIALIST_HELP)
+    """Which champion to move back, and to what; the defaults restore the previous champion from the ledger."""
+
+    model_type: Specialist = Field(description=SPECIALIST_HELP)
     target_version: str = Field(default="", description="version to restore; empty: the previous champion "
                                                         "known from the ledger")
     force: bool = Field(default=False, description="allow a target that never held champion and whose gate "
@@ -55,7 +58,7 @@ class RollbackConfig(dg.Config):
 
 
 class AliasConfig(dg.Config):
-    model_type: str = Field(description=SPECIALIST_HELP)
+    model_type: Specialist = Field(description=SPECIALIST_HELP)
     alias: str = Field(description="alias to point: champion (same rules as promote), challenger, ab-test-v<N>, ...")
     model_version: str = Field(description="version the alias points at")
     force: bool = Field(default=False, description="for champion: as promote's force")
@@ -63,7 +66,7 @@ class AliasConfig(dg.Config):
 
 
 class ListConfig(dg.Config):
-    model_type: str = Field(description=SPECIALIST_HELP)
+    model_type: Specialist = Field(description=SPECIALIST_HELP)
 
 
 def _call(context, config, mlflow: MlflowResource, document_store: DocumentStoreResource, action, **kwargs):

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from hive_assets import clock as platform_clock
 from hive_assets import registry
+from hive_assets.defs.catalog import OWNERS, ROLLOUT
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.registry.assets import registered_model_version
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
@@ -77,8 +78,9 @@ def outcome_output(result: CheckResult) -> dg.Output[dict[str, Any]]:
 
 @dg.asset(
     partitions_def=specialist_partitions,
-    group_name="retraining",
-    kinds={"mlflow"},
+    group_name=ROLLOUT,
+    kinds={"mlflow", "mongodb"},
+    owners=OWNERS,
     deps=[registered_model_version],
 )
 def ab_test_outcome(context: dg.AssetExecutionContext, config: AbTestOutcomeConfig, mlflow: MlflowResource,

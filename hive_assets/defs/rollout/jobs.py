@@ -11,6 +11,7 @@ from pydantic import Field
 
 from hive_assets import registry
 from hive_assets.config import SPECIALISTS
+from hive_assets.defs.catalog import Specialist
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
 from hive_assets.defs.rollout.assets import RolloutClockConfig, ab_test_outcome, actor_of, clock
@@ -24,13 +25,16 @@ ab_test_check = dg.define_asset_job(
 )
 
 
+SPECIALIST_HELP = f"the specialist whose A/B test this acts on: one of {', '.join(SPECIALISTS)}"
+
+
 class _OperatorConfig(RolloutClockConfig):
-    specialist: str = Field(description=f"one of {', '.join(SPECIALISTS)}")
+    specialist: Specialist = Field(description=SPECIALIST_HELP)
     test_id: str = Field("", description="when set, act only if this is the specialist's running test")
 
 
 class StartTestConfig(RolloutClockConfig):
-    specialist: str = Field(description=f"one of {', '.join(SPECIALISTS)}")
+    specialist: Specialist = Field(description=SPECIALIST_HELP)
     new_version: str = Field(description="registry version to test (it becomes the challenger)")
     baseline_version: str = Field("", description="the champion it is tested against; must be the current "
                                                   "champion (empty: the current champion)")

@@ -9,6 +9,7 @@ from pydantic import Field
 from hive_assets import clock, registry
 from hive_assets.defs import _ui
 from hive_assets.defs.k8s import TRAINING_POD_TAGS
+from hive_assets.defs.catalog import OWNERS, TRAINING
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import MlflowResource
 from hive_assets.evaluation import confusion_matrix_png, point_metrics, reliability_diagram_png
@@ -38,8 +39,9 @@ class TrainConfig(dg.Config):
 
 @dg.asset(
     partitions_def=specialist_partitions,
-    group_name="retraining",
+    group_name=TRAINING,
     kinds={"xgboost", "scikitlearn", "mlflow"},
+    owners=OWNERS,
     op_tags=TRAINING_POD_TAGS,
     retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
 )
@@ -60,7 +62,8 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
         train = enhanced_features[enhanced_features["split"] == "train"]
         validation = enhanced_features[enhanced_features["split"] == "validation"]
         model, info = train_model(specialist, train, validation, config.model_type, config.hyperparameter_tuning,
-                                  config.random_state, tuning_candidates=config.tuning_candidates)
+                                  config.random_state, tuning_candidates=config.tuning_candidates,
+                                  progress=context.log.info)
         registry.log_params(client, run_id, {
             "specialist_type": specialist, "model_type": config.model_type,
             "hyperparameter_tuning": config.hyperparameter_tuning, "random_state": config.random_state,
