@@ -47,7 +47,7 @@ def reference_partition(home: Path, specialist: str) -> float:
 
     start = time.perf_counter()
     store = SQLiteStore(home / "store.sqlite")
-    result = collect(store, specialist)
+    result = collect(store, specialist, now=datetime.fromisoformat(START.replace("Z", "+00:00")))
     labelled = result.frame[result.frame["label"].notna()].reset_index(drop=True)
     frame = features_frame(labelled["plan"].tolist())
     frame["label"], frame["plan_id"], frame["evaluated_at"] = labelled["label"], labelled["plan_id"], labelled["evaluated_at"]
