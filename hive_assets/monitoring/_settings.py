@@ -9,19 +9,13 @@ DRIFT_CHECK_INTERVAL_MINUTES * 60) and HIVE_RUN_STATUS_SENSOR_INTERVAL_SECONDS (
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import timedelta
 
-from hive_assets.config import Settings
+from hive_assets.config import Settings, env_float, env_int
 from hive_assets.monitoring._drift import DEFAULT_ALPHA, DEFAULT_MIN_ROWS
 
 __all__ = ["MonitoringSettings"]
-
-
-def _env(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    return float(raw) if raw not in (None, "") else default
 
 
 @dataclass(frozen=True)
@@ -50,13 +44,13 @@ class MonitoringSettings:
         interval_min = base.drift_check_interval_minutes
         return cls(
             feedback_threshold=base.retraining_feedback_threshold,
-            cooldown=timedelta(hours=_env("RETRAINING_COOLDOWN_HOURS", 24.0)),
+            cooldown=timedelta(hours=env_float("RETRAINING_COOLDOWN_HOURS", 24.0, low=0, low_open=True)),
             drift_threshold=base.drift_threshold,
             drift_check_interval=timedelta(minutes=interval_min),
-            drift_window=timedelta(hours=_env("DRIFT_WINDOW_HOURS", 24.0)),
-            drift_min_rows=int(_env("DRIFT_MIN_ROWS", DEFAULT_MIN_ROWS)),
-            drift_alpha=_env("DRIFT_ALPHA", DEFAULT_ALPHA),
-            feedback_sensor_interval_s=int(_env("HIVE_FEEDBACK_SENSOR_INTERVAL_SECONDS", 60)),
-            drift_sensor_interval_s=int(_env("HIVE_DRIFT_SENSOR_INTERVAL_SECONDS", interval_min * 60)),
-            run_status_sensor_interval_s=int(_env("HIVE_RUN_STATUS_SENSOR_INTERVAL_SECONDS", 30)),
+            drift_window=timedelta(hours=env_float("DRIFT_WINDOW_HOURS", 24.0, low=0, low_open=True)),
+            drift_min_rows=env_int("DRIFT_MIN_ROWS", DEFAULT_MIN_ROWS, low=1),
+            drift_alpha=env_float("DRIFT_ALPHA", DEFAULT_ALPHA, low=0, high=1, low_open=True),
+            feedback_sensor_interval_s=env_int("HIVE_FEEDBACK_SENSOR_INTERVAL_SECONDS", 60, low=1),
+            drift_sensor_interval_s=env_int("HIVE_DRIFT_SENSOR_INTERVAL_SECONDS", int(interval_min * 60), low=1),
+            run_status_sensor_interval_s=env_int("HIVE_RUN_STATUS_SENSOR_INTERVAL_SECONDS", 30, low=1),
         )
