@@ -14,8 +14,8 @@ The default scenario shows every behaviour of the platform at least once (README
   retrained by the drift sensor (nor, within the default horizon, by the feedback one).
 
 The settings are the platform's defaults except those in DEFAULT_SETTINGS: the feedback threshold,
-raised to match the simulated volume (150 plans an hour give a specialist up to ~130 labels an hour:
-the seed's 100 would retrain every specialist daily), and the drift check's interval and window.
+raised to match the simulated volume (150 plans an hour give a specialist up to ~130 labels an hour,
+~190 for technical with its new domain: the seed's 100 would retrain every specialist daily), and the drift check's interval and window.
 Settings read when the definitions load (sensor intervals) must be in the environment before that:
 `hive loop` sets them first. Deterministic per seed: the same seed, the same timeline.
 """

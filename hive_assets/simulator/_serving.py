@@ -41,20 +41,18 @@ def _opinion_model(champions: Mapping, tests: Mapping, challengers: Mapping):
 def champion_opinions(tracking_uri: str, store):
     """Opinions served as production would: by each specialist's champion through the serving helper,
     and by the challenger for the units an open A/B test routes to it (with ab_test_id / ab_arm)."""
-    from hive_assets.registry import load_evaluator
-
     try:
-        champions = {s: load_evaluator(tracking_uri, s) for s in SPECIALISTS}
-        tests = {s: running_test(store, s) for s in SPECIALISTS}
-        challengers = {s: load_evaluator(tracking_uri, s, t["challenger_version"]) for s, t in tests.items() if t}
+        models = _ServedModels(tracking_uri)
+        served = models.serving(store)
     except Exception as exc:  # no registry yet, or unreachable: the heuristic stands in, and we say so
         print(f"no models served ({type(exc).__name__}: {exc}); using the heuristic", file=sys.stderr)
         return None
-    if not any(champions.values()):
+    champions, tests, _ = served
+    if not champions:
         return None
-    print("opinions served by champions: " + ", ".join(f"{s} v{e.version}" for s, e in champions.items() if e)
-          + "".join(f"; A/B {t['test_id']} at {t['traffic_percent']:g}%" for t in tests.values() if t), file=sys.stderr)
-    return _opinion_model(champions, tests, challengers)
+    print("opinions served by champions: " + ", ".join(f"{s} v{e.version}" for s, e in champions.items())
+          + "".join(f"; A/B {t['test_id']} at {t['traffic_percent']:g}%" for t in tests.values()), file=sys.stderr)
+    return _opinion_model(*served)
 
 
 class _ServedModels:
@@ -77,6 +75,10 @@ class _ServedModels:
         return self.loaded[key]
 
     def opinion_model(self, store):
+        return _opinion_model(*self.serving(store))
+
+    def serving(self, store) -> tuple[dict, dict, dict]:
+        """(champions, running tests, challengers) per specialist, as the registry and store say now."""
         from hive_assets.registry import alias_version
 
         champions, tests, challengers = {}, {}, {}
@@ -89,7 +91,7 @@ class _ServedModels:
             if test:
                 tests[s] = test
                 challengers[s] = self._evaluator(s, test["challenger_version"])
-        return _opinion_model(champions, tests, challengers)
+        return champions, tests, challengers
 
 
 @dataclass(frozen=True)

@@ -79,10 +79,6 @@ def drift_observation(instance: dg.DagsterInstance, specialist: str, document) -
     return dg.AssetObservation(asset_key=drift.key, partition=specialist, metadata=metadata)
 
 
-def _utc_now() -> datetime:
-    return clock.now()
-
-
 def last_training(instance: dg.DagsterInstance, specialist: str):
     """(time, storage id) of the latest `trained_model` materialization of `specialist`, or (None, None)."""
     records = instance.fetch_materializations(
@@ -122,7 +118,7 @@ def _request(specialist: str, run_key: str, reason: str) -> dg.RunRequest:
 )
 def feedback_retraining_sensor(context: dg.SensorEvaluationContext, document_store: DocumentStoreResource):
     settings = MonitoringSettings.from_env()
-    now = _utc_now()
+    now = clock.now()
     state = decode_cursor(context.cursor)
     requests, events, notes = [], [], []
     try:
@@ -173,7 +169,7 @@ def feedback_retraining_sensor(context: dg.SensorEvaluationContext, document_sto
 def drift_retraining_sensor(context: dg.SensorEvaluationContext, document_store: DocumentStoreResource,
                             mlflow: MlflowResource):
     settings = MonitoringSettings.from_env()
-    now = _utc_now()
+    now = clock.now()
     state = decode_cursor(context.cursor)
     client = mlflow.client()
     requests, notes, events = [], [], []

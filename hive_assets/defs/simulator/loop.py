@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 import dagster as dg
 
@@ -146,7 +145,3 @@ def _day_line(hour: int, scenario: Scenario, now: datetime, client, runs: list[L
     return (f"day {hour / 24:g}/{scenario.days:g} ({now:%Y-%m-%d %H:%M} UTC): "
             + (", ".join(f"{n} x {k}" for k, n in sorted(kinds.items())) or "no runs")
             + (f", {failed} FAILED" if failed else "") + f"; champions {champions}")
-
-
-def runs_summary(runs: list[LaunchedRun]) -> dict[str, Any]:
-    return dict(Counter(f"{r.job}:{'ok' if r.success else 'failed'}" for r in runs))
