@@ -80,6 +80,12 @@ def env_bool(name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be one of true/false, 1/0, yes/no, got {raw!r}")
 
 
+def retrain_max_runtime_seconds() -> int:
+    """HIVE_RETRAIN_MAX_RUNTIME_SECONDS (default 4 h): run monitoring terminates a `retrain_specialist` run
+    still running after this long (the `dagster/max_runtime` tag), so a hung training frees its slot."""
+    return env_int("HIVE_RETRAIN_MAX_RUNTIME_SECONDS", 14400, low=60)
+
+
 def hive_home() -> Path:
     """HIVE_HOME (default `.hive`), resolved against the working directory."""
     return Path(_raw("HIVE_HOME") or ".hive").resolve()

@@ -14,6 +14,7 @@ from pydantic import Field
 from hive_assets import registry
 from hive_assets.config import SPECIALISTS
 from hive_assets.defs.catalog import Specialist
+from hive_assets.defs.k8s import SHORT_JOB_RUN_TAGS
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 
 ACTOR_TAG = "hive/actor"
@@ -128,27 +129,32 @@ def list_op(context: dg.OpExecutionContext, config: ListConfig, mlflow: MlflowRe
     return versions
 
 
-@dg.job(description="Register an MLflow training run's model in `<specialist>-evaluator` (hive deploy register).")
+@dg.job(tags=SHORT_JOB_RUN_TAGS,
+        description="Register an MLflow training run's model in `<specialist>-evaluator` (hive deploy register).")
 def register_model_version():
     register_version_op()
 
 
-@dg.job(description="Promote a version to champion (hive deploy promote).")
+@dg.job(tags=SHORT_JOB_RUN_TAGS,
+        description="Promote a version to champion (hive deploy promote).")
 def promote_model_version():
     promote_op()
 
 
-@dg.job(description="Roll champion back (hive deploy rollback).")
+@dg.job(tags=SHORT_JOB_RUN_TAGS,
+        description="Roll champion back (hive deploy rollback).")
 def rollback_champion():
     rollback_op()
 
 
-@dg.job(description="Point an alias at a version (hive deploy alias).")
+@dg.job(tags=SHORT_JOB_RUN_TAGS,
+        description="Point an alias at a version (hive deploy alias).")
 def set_model_alias():
     alias_op()
 
 
-@dg.job(description="List a specialist's model versions (hive deploy list).")
+@dg.job(tags=SHORT_JOB_RUN_TAGS,
+        description="List a specialist's model versions (hive deploy list).")
 def list_model_versions():
     list_op()
 

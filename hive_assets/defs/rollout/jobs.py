@@ -12,6 +12,7 @@ from pydantic import Field
 from hive_assets import registry
 from hive_assets.config import SPECIALISTS
 from hive_assets.defs.catalog import Specialist
+from hive_assets.defs.k8s import SHORT_JOB_RUN_TAGS
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
 from hive_assets.defs.rollout.assets import RolloutClockConfig, ab_test_outcome, actor_of, clock
@@ -21,6 +22,8 @@ ab_test_check = dg.define_asset_job(
     "ab_test_check",
     selection=[ab_test_outcome],
     partitions_def=specialist_partitions,
+    # a small pod, and never behind a training run: no `hive/retrain` tag (deploy/helm/values.yaml)
+    tags=SHORT_JOB_RUN_TAGS,
     description="Re-evaluate the specialist's running A/B test (requested hourly by ab_test_check_sensor).",
 )
 
@@ -127,16 +130,19 @@ def stop_ab_test(context: dg.OpExecutionContext, config: StopTestConfig, mlflow:
     return _report(context, config.specialist, CheckResult(test, None, [], effects))
 
 
-@dg.job(description="Open an A/B test: the version becomes challenger, traffic starts at the given share.")
+@dg.job(tags=SHORT_JOB_RUN_TAGS,
+        description="Open an A/B test: the version becomes challenger, traffic starts at the given share.")
 def ab_test_start():
     start_ab_test()
 
 
-@dg.job(description="Expand the running A/B test's challenger traffic (monotone).")
+@dg.job(tags=SHORT_JOB_RUN_TAGS,
+        description="Expand the running A/B test's challenger traffic (monotone).")
 def ab_test_expand():
     expand_ab_test()
 
 
-@dg.job(description="Stop the running A/B test; the champion stays.")
+@dg.job(tags=SHORT_JOB_RUN_TAGS,
+        description="Stop the running A/B test; the champion stays.")
 def ab_test_stop():
     stop_ab_test()
