@@ -13,6 +13,7 @@ The chart's rendering of values.yaml into the instance's `run_launcher` block is
 from __future__ import annotations
 
 import copy
+import functools
 import dataclasses
 import json
 import threading
@@ -34,15 +35,24 @@ from dagster_k8s import K8sRunLauncher
 from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import UserDefinedDagsterK8sConfig, construct_dagster_k8s_job, get_user_defined_k8s_config
 
-from hive_assets.config import Settings
+from hive_assets.config import Settings, retrain_max_runtime_seconds
 from hive_assets.defs import build_defs
-from hive_assets.defs.k8s import TRAINING_POD_TAGS, TRAINING_RESOURCES
+from hive_assets.defs.k8s import SMALL_RESOURCES, TRAINING_POD_TAGS, TRAINING_RESOURCES
+from hive_assets_tests.deploy import pod_security
 
 REPO = Path(__file__).resolve().parents[2]
 VALUES = yaml.safe_load((REPO / "deploy" / "helm" / "values.yaml").read_text())
 RELEASE, NAMESPACE = "dagster", "hive"  # `helm install dagster dagster/dagster -n hive`
 # The oldest and newest Kubernetes API versions kubernetes-validate 1.37 ships schemas for.
 K8S_VERSIONS = ("1.25.0", kubernetes_validate.latest_version())
+# ConfigMap keys that are the deployment's, not SPEC section 9's Settings
+DEPLOYMENT_SETTINGS = ("HIVE_ENV", "HIVE_ASSET_STORAGE", "HIVE_RETRAIN_MAX_RUNTIME_SECONDS")
+
+
+@functools.cache
+def hive_defs() -> dg.Definitions:
+    """The code location's definitions, built once for this module (building them takes seconds)."""
+    return build_defs()
 
 
 def user_deployment() -> dict:
@@ -68,6 +78,7 @@ def launcher_config_from_values(values: dict) -> dict:
         "job_namespace": k8s.get("jobNamespace") or NAMESPACE,
         "image_pull_policy": k8s["imagePullPolicy"],
         "service_account_name": RELEASE,
+        **({"image_pull_secrets": values["imagePullSecrets"]} if values.get("imagePullSecrets") else {}),
         "dagster_home": values["global"]["dagsterHome"],
         "instance_config_map": f"{RELEASE}-instance",
         "postgres_password_secret": values["global"]["postgresqlSecretName"],
@@ -107,7 +118,8 @@ def test_the_rendered_launcher_config_passes_dagster_k8s_schema():
     config = launcher_config_from_values(VALUES)
     result = check_launcher_config(config)
     assert result.success, [e.message for e in result.errors]
-    assert result.value["run_k8s_config"]["container_config"]["resources"] == TRAINING_RESOURCES
+    # the launcher's default pod is the small one: each job's tag sizes its own pod
+    assert result.value["run_k8s_config"]["container_config"]["resources"] == SMALL_RESOURCES
     # the schema is strict enough to catch a mistake in the values
     typo = {**config, "run_k8s_config": {"containerConfig": {"resources": TRAINING_RESOURCES}}}
     assert not check_launcher_config(typo).success
@@ -116,7 +128,7 @@ def test_the_rendered_launcher_config_passes_dagster_k8s_schema():
 
 def test_training_tags_pass_dagster_k8s_schema():
     # the op tag as Dagster stores it (a JSON string), parsed by dagster-k8s's tag schema
-    stored = build_defs().get_assets_def("trained_model").op.tags
+    stored = hive_defs().get_assets_def("trained_model").op.tags
     parsed = get_user_defined_k8s_config(stored)
     assert parsed.container_config == {"resources": TRAINING_RESOURCES}
     assert json.loads(stored["dagster-k8s/config"]) == TRAINING_POD_TAGS["dagster-k8s/config"]
@@ -194,17 +206,23 @@ def hive_workspace(k8s_instance):
         yield process_context.create_request_context()
 
 
+def create_run(instance, workspace, job_name: str, partition: str):
+    """A run of `job_name` for one partition, tagged as the daemon tags a sensor's or the Launchpad's run:
+    the job's run tags, then its tags for the partition."""
+    [repository] = workspace.get_code_location("hive-assets").get_repositories().values()
+    remote_job = repository.get_full_job(job_name)
+    job_def = hive_defs().resolve_job_def(job_name)
+    request = dg.RunRequest(partition_key=partition).with_resolved_tags_and_config(job_def, [], None)
+    return instance.create_run_for_job(
+        job_def, tags={**job_def.run_tags, **request.tags}, remote_job_origin=remote_job.get_remote_origin(),
+        job_code_origin=remote_job.get_python_origin(),
+    )
+
+
 @pytest.fixture
 def retrain_run(k8s_instance, hive_workspace):
     """A fresh run of `retrain_specialist` for one partition, with its code origin."""
-    [repository] = hive_workspace.get_code_location("hive-assets").get_repositories().values()
-    remote_job = repository.get_full_job("retrain_specialist")
-    job_def = build_defs().resolve_job_def("retrain_specialist")
-    run = k8s_instance.create_run_for_job(
-        job_def, tags={**job_def.run_tags, "dagster/partition": "business"},
-        remote_job_origin=remote_job.get_remote_origin(), job_code_origin=remote_job.get_python_origin(),
-    )
-    return run, hive_workspace
+    return create_run(k8s_instance, hive_workspace, "retrain_specialist", "business"), hive_workspace
 
 
 def _validate(manifest: dict) -> None:
@@ -230,18 +248,30 @@ def test_the_run_pod_job_dagster_k8s_launches_is_a_valid_kubernetes_job(k8s_inst
     assert job["metadata"]["name"] == f"dagster-run-{run.run_id}"
     assert job["metadata"]["labels"]["dagster/run-id"] == run.run_id
     assert job["spec"]["ttlSecondsAfterFinished"] == 86400
-    assert spec["restartPolicy"] == "Never" and spec["serviceAccountName"] == RELEASE
+    assert spec["restartPolicy"] == "Never"
+    # the run pod never calls the Kubernetes API (in-process executor): an account with no Role, no token
+    assert spec["serviceAccountName"] == "hive-run-worker" and spec["automountServiceAccountToken"] is False
+    assert spec["imagePullSecrets"] == VALUES["imagePullSecrets"]
     # the code server's immutable image, running this run and nothing else
     assert container["image"] == user_code_image() and "@sha256:" in container["image"]
     assert k8s_instance.get_run_by_id(run.run_id).tags["dagster/image"] == user_code_image()
     assert container["args"][:3] == ["dagster", "api", "execute_run"]
-    # sized for training: the run pod hosts trained_model (in-process executor)
+    # sized for training by the job's tag: the run pod hosts trained_model (in-process executor)
     assert container["resources"] == TRAINING_RESOURCES
     assert container["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["runAsUser"] == 10001
+    # admitted under the restricted Pod Security Standard, writing only to its emptyDirs
+    assert pod_security.violations(job["spec"]["template"]) == []
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod_security.writable_paths(job["spec"]["template"]) == {
+        "containers dagster": {"/tmp", VALUES["global"]["dagsterHome"]}}
+    # a timeout, and the tag the run queue limits to one training run per specialist
+    tags = k8s_instance.get_run_by_id(run.run_id).tags
+    assert tags["dagster/max_runtime"] == "14400" and tags["hive/retrain"] == "business"
     # settings and credentials by reference only
     assert {"configMapRef": {"name": "hive-assets-config"}} in container["envFrom"]
     assert {"secretRef": {"name": "hive-assets-secrets"}} in container["envFrom"]
+    assert {"secretRef": {"name": "hive-object-storage"}} in container["envFrom"]
     env = {e["name"]: e for e in container["env"]}
     assert env["DAGSTER_PG_PASSWORD"] == {"name": "DAGSTER_PG_PASSWORD", "valueFrom": {"secretKeyRef": {
         "name": VALUES["global"]["postgresqlSecretName"], "key": "postgresql-password"}}}
@@ -257,6 +287,95 @@ def test_the_run_pod_job_dagster_k8s_launches_is_a_valid_kubernetes_job(k8s_inst
     unknown["spec"]["template"]["spec"]["restartPolicyy"] = "Never"
     with pytest.raises(kubernetes_validate.ValidationError):
         _validate(unknown)
+
+
+def cpu_cores(quantity: str) -> float:
+    """A Kubernetes CPU quantity ("250m", "2", "0.5") in cores."""
+    return int(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def memory_bytes(quantity: str) -> int:
+    """A Kubernetes memory quantity ("512Mi", "4Gi", "1G", "1000") in bytes."""
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+    for suffix in sorted(units, key=len, reverse=True):
+        if quantity.endswith(suffix):
+            return int(float(quantity[: -len(suffix)]) * units[suffix])
+    return int(quantity)
+
+
+def test_quantity_parsing():
+    assert cpu_cores("250m") == 0.25 and cpu_cores("2") == 2 and cpu_cores("0.5") == 0.5
+    assert memory_bytes("512Mi") == 512 * 2**20 and memory_bytes("1G") == 10**9 and memory_bytes("4Gi") == 4 * 2**30
+
+
+def test_the_ab_test_check_run_pod_is_small_restricted_and_never_queued_behind_training(
+        k8s_instance, hive_workspace, kube_api):
+    run = create_run(k8s_instance, hive_workspace, "ab_test_check", "business")
+    k8s_instance.run_launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=hive_workspace))
+    [(namespace, job)] = kube_api[1]
+    assert namespace == NAMESPACE
+    _validate(job)
+    assert pod_security.violations(job["spec"]["template"]) == []
+    container = _container(job)
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    requests = container["resources"]["requests"]
+    assert cpu_cores(requests["cpu"]) <= 0.25 and memory_bytes(requests["memory"]) <= 512 * 2**20
+    limits = container["resources"]["limits"]
+    assert memory_bytes(limits["memory"]) >= memory_bytes(requests["memory"])
+    assert container["image"] == user_code_image()
+    tags = k8s_instance.get_run_by_id(run.run_id).tags
+    # a short timeout of its own, and no training tag: the per-specialist training limit never holds it
+    assert tags["dagster/max_runtime"] == "1800" and "hive/retrain" not in tags
+    assert tags["dagster/partition"] == "business"
+
+
+def test_every_job_sizes_its_run_pod_and_has_a_timeout():
+    """No job falls back to the launcher's default silently: each one says how big its pod is."""
+    jobs = [job for job in hive_defs().resolve_all_job_defs() if not job.name.startswith("__")]
+    assert {job.name for job in jobs} >= {"retrain_specialist", "ab_test_check", "ab_test_start",
+                                          "register_model_version", "promote_model_version"}
+    for job in jobs:
+        parsed = get_user_defined_k8s_config(job.run_tags)
+        expected = TRAINING_RESOURCES if job.name == "retrain_specialist" else SMALL_RESOURCES
+        assert parsed.container_config == {"resources": expected}, job.name
+        assert int(job.run_tags["dagster/max_runtime"]) > 0, job.name
+
+
+def test_the_restricted_check_sees_each_planted_violation(k8s_instance, retrain_run, kube_api):
+    run, workspace = retrain_run
+    k8s_instance.run_launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=workspace))
+    [(_, job)] = kube_api[1]
+    pod = job["spec"]["template"]
+    assert pod_security.violations(pod) == []
+
+    def broken(change) -> list[str]:
+        copied = copy.deepcopy(pod)
+        change(copied["spec"], copied["spec"]["containers"][0].setdefault("securityContext", {}))
+        return pod_security.violations(copied)
+
+    plants = {
+        "hostNetwork": lambda spec, ctx: spec.update(hostNetwork=True),
+        "hostPath": lambda spec, ctx: spec["volumes"].append({"name": "h", "hostPath": {"path": "/"}}),
+        "privileged": lambda spec, ctx: ctx.update(privileged=True),
+        "allowPrivilegeEscalation": lambda spec, ctx: ctx.update(allowPrivilegeEscalation=True),
+        "runAsNonRoot": lambda spec, ctx: (ctx.pop("runAsNonRoot"), spec["securityContext"].pop("runAsNonRoot")),
+        "runAsUser": lambda spec, ctx: ctx.update(runAsUser=0),
+        "seccompProfile": lambda spec, ctx: (ctx.pop("seccompProfile"), spec["securityContext"].pop("seccompProfile")),
+        "Unconfined": lambda spec, ctx: ctx.update(seccompProfile={"type": "Unconfined"}),
+        "drop ALL": lambda spec, ctx: ctx.update(capabilities={"drop": ["NET_RAW"]}),
+        "NET_BIND_SERVICE": lambda spec, ctx: ctx.update(capabilities={"drop": ["ALL"], "add": ["SYS_ADMIN"]}),
+        "hostPort": lambda spec, ctx: spec["containers"][0].update(ports=[{"containerPort": 80, "hostPort": 80}]),
+        "nfs": lambda spec, ctx: spec["volumes"].append({"name": "n", "nfs": {"server": "x", "path": "/"}}),
+    }
+    for name, plant in plants.items():
+        assert broken(plant), name
+    # the run pod as the launcher built it before this issue's values: no seccomp, root filesystem writable
+    before = copy.deepcopy(pod)
+    before["spec"].pop("securityContext")
+    for container in before["spec"]["containers"]:
+        container["securityContext"] = {"runAsNonRoot": True, "runAsUser": 10001, "allowPrivilegeEscalation": False,
+                                        "capabilities": {"drop": ["ALL"]}}
+    assert [v for v in pod_security.violations(before) if "seccompProfile" in v]
 
 
 def test_a_run_tagged_for_training_overrides_the_launcher_default(k8s_instance, retrain_run, kube_api):
@@ -282,7 +401,7 @@ def test_the_training_step_pod_gets_the_asset_tags(k8s_instance, retrain_run, ku
     """
     run, _ = retrain_run
     launcher = k8s_instance.run_launcher
-    step_tags = build_defs().get_assets_def("trained_model").op.tags
+    step_tags = hive_defs().get_assets_def("trained_model").op.tags
     context = K8sContainerContext.create_for_run(run, launcher, include_run_tags=False).merge(
         K8sContainerContext(run_k8s_config=get_user_defined_k8s_config(step_tags)))
     job_config = context.get_k8s_job_config(None, launcher).with_image(run.job_code_origin.repository_origin.container_image)
@@ -311,7 +430,13 @@ def test_the_config_map_manifest_is_valid(monkeypatch):
     named = {ref["name"] for section in (user_deployment(), VALUES["runLauncher"]["config"]["k8sRunLauncher"])
              for ref in section["envConfigMaps"]}
     assert named == {manifest["metadata"]["name"]}
-    # every key is a setting the platform reads (SPEC section 9), none is a credential
+    # production mode with outputs in object storage, for every pod that loads the definitions
+    deployment = {key: manifest["data"].pop(key) for key in DEPLOYMENT_SETTINGS}
+    assert deployment["HIVE_ENV"] == "production"
+    assert deployment["HIVE_ASSET_STORAGE"].startswith(("s3://", "gs://"))
+    monkeypatch.setenv("HIVE_RETRAIN_MAX_RUNTIME_SECONDS", deployment["HIVE_RETRAIN_MAX_RUNTIME_SECONDS"])
+    assert retrain_max_runtime_seconds() == 14400
+    # every other key is a setting the platform reads (SPEC section 9), none is a credential
     fields = {f.name for f in dataclasses.fields(Settings)}
     assert {key.lower() for key in manifest["data"]} <= fields
     assert not set(manifest["data"]) & {"MONGODB_URI", "MLFLOW_TRACKING_URI", "KAFKA_BOOTSTRAP_SERVERS"}
@@ -339,7 +464,7 @@ def instance_config_from_values(values: dict) -> dict:
     daemon = values["dagsterDaemon"]
     queue = daemon["runCoordinator"]["config"]["queuedRunCoordinator"]
     monitoring, retries, sensors = daemon["runMonitoring"], daemon["runRetries"], daemon["sensors"]
-    return {
+    config = {
         "schedule_storage": {"module": "dagster_postgres.schedule_storage", "class": "PostgresScheduleStorage",
                              "config": postgres},
         "run_storage": {"module": "dagster_postgres.run_storage", "class": "PostgresRunStorage", "config": postgres},
@@ -348,14 +473,35 @@ def instance_config_from_values(values: dict) -> dict:
         "run_launcher": {"module": "dagster_k8s", "class": "K8sRunLauncher", "config": launcher_config_from_values(values)},
         "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator", "config": {
             "max_concurrent_runs": queue["maxConcurrentRuns"], "tag_concurrency_limits": queue["tagConcurrencyLimits"]}},
-        "run_monitoring": {"enabled": monitoring["enabled"], "start_timeout_seconds": monitoring["startTimeoutSeconds"],
-                           "max_resume_run_attempts": monitoring["maxResumeRunAttempts"],
-                           "poll_interval_seconds": monitoring["pollIntervalSeconds"]},
-        "run_retries": {"enabled": retries["enabled"], "max_retries": retries["maxRetries"],
-                        "retry_on_asset_or_op_failure": retries["retryOnAssetOrOpFailure"]},
+        "compute_logs": compute_logs_from_values(values),
         "sensors": {"use_threads": sensors["useThreads"], "num_workers": sensors["numWorkers"]},
         "telemetry": {"enabled": values["telemetry"]["enabled"]},
     }
+    # helpers/instance: these two blocks only when enabled, and only these keys
+    if monitoring["enabled"]:
+        config["run_monitoring"] = {"enabled": True, "start_timeout_seconds": monitoring["startTimeoutSeconds"],
+                                    "poll_interval_seconds": monitoring["pollIntervalSeconds"]}
+    if retries["enabled"]:
+        config["run_retries"] = {"enabled": True, "max_retries": retries["maxRetries"]}
+    # additionalInstanceConfig is appended verbatim: a block the chart already wrote would appear twice
+    # in dagster.yaml, and YAML keeps the last one silently, so refuse it here
+    for key, block in (values.get("additionalInstanceConfig") or {}).items():
+        assert key not in config, f"additionalInstanceConfig repeats the chart's `{key}` block"
+        config[key] = block
+    return config
+
+
+def compute_logs_from_values(values: dict) -> dict:
+    """`compute_logs` as `dagsterYaml.computeLogManager.s3` renders it (helpers/instance/_compute-log-manager.tpl)."""
+    manager = values["computeLogManager"]
+    assert manager["type"] == "S3ComputeLogManager"
+    s3 = manager["config"]["s3ComputeLogManager"]
+    keys = {"bucket": "bucket", "localDir": "local_dir", "prefix": "prefix", "useSsl": "use_ssl", "verify": "verify",
+            "verifyCertPath": "verify_cert_path", "endpointUrl": "endpoint_url", "skipEmptyFiles": "skip_empty_files",
+            "uploadInterval": "upload_interval", "region": "region"}
+    assert set(s3) <= set(keys), set(s3) - set(keys)
+    return {"module": "dagster_aws.s3.compute_log_manager", "class": "S3ComputeLogManager",
+            "config": {keys[key]: value for key, value in s3.items()}}
 
 
 def test_the_rendered_instance_passes_dagster_schemas(tmp_path, monkeypatch):
@@ -368,6 +514,17 @@ def test_the_rendered_instance_passes_dagster_schemas(tmp_path, monkeypatch):
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(config))
     loaded, _ = dagster_instance_config(str(tmp_path))  # the instance-level schema
     assert loaded["run_monitoring"]["max_resume_run_attempts"] == 1
+    # run monitoring terminates runs past their max runtime (14400 s without a dagster/max_runtime tag)
+    assert loaded["run_monitoring"]["enabled"] is True and loaded["run_monitoring"]["max_runtime_seconds"] == 14400
+    assert loaded["run_retries"]["retry_on_asset_or_op_failure"] is False
+    # step logs go to the S3 bucket (dagster-aws's own schema)
+    from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
+
+    logs = config["compute_logs"]
+    assert (logs["module"], logs["class"]) == (S3ComputeLogManager.__module__, S3ComputeLogManager.__name__)
+    result = process_config(resolve_to_config_type(S3ComputeLogManager.config_type()), logs["config"])
+    assert result.success, [e.message for e in result.errors]
+    assert result.value["bucket"] and result.value["upload_interval"] == 60
     for cls, key in ((PostgresRunStorage, "run_storage"), (PostgresEventLogStorage, "event_log_storage"),
                      (PostgresScheduleStorage, "schedule_storage")):
         result = process_config(resolve_to_config_type(cls.config_type()), config[key]["config"])
@@ -375,8 +532,8 @@ def test_the_rendered_instance_passes_dagster_schemas(tmp_path, monkeypatch):
     block = config["run_coordinator"]
     coordinator = ConfigurableClassData(block["module"], block["class"], yaml.safe_dump(block["config"])).rehydrate()
     assert coordinator.get_run_queue_config().tag_concurrency_limits == [
-        {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
-    assert coordinator.get_run_queue_config().max_concurrent_runs == 5
+        {"key": "hive/retrain", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+    assert coordinator.get_run_queue_config().max_concurrent_runs == 12
 
 
 def test_deploy_dagster_yaml_passes_dagster_schema_offline(tmp_path, monkeypatch):
