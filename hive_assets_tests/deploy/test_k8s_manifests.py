@@ -16,6 +16,7 @@ import copy
 import functools
 import dataclasses
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -556,3 +557,117 @@ def test_deploy_dagster_yaml_passes_dagster_schema_offline(tmp_path, monkeypatch
     assert pg_url_from_config(resolved.value).startswith("postgresql+psycopg2://schema-check-username:")
     monkeypatch.delenv("DAGSTER_PG_PASSWORD")
     assert not process_config(storage_schema, storage).success  # a missing credential fails, never defaults
+
+
+def chart_pods_from_values(values: dict) -> dict[str, dict]:
+    """The chart's own workloads, for the fields the Pod Security Standard and the API schema look at.
+
+    Reproduced from the chart's templates (helpers/_deployment-webserver.tpl, deployment-daemon.yaml,
+    charts/dagster-user-deployments/templates/deployment-user.yaml, job-instance-migrate.yaml): pod and
+    container security contexts, init containers (check-db-ready, init-user-deployment-*, which take the
+    component's container context), volumes and mounts. Images are the chart's defaults' shape.
+    """
+    home = values["global"]["dagsterHome"]
+    instance_mount = {"name": "dagster-instance", "mountPath": f"{home}/dagster.yaml", "subPath": "dagster.yaml"}
+    instance_volume = {"name": "dagster-instance", "configMap": {"name": f"{RELEASE}-instance"}}
+    workspace = ({"name": "dagster-workspace-yaml", "mountPath": "/dagster-workspace/"},
+                 {"name": "dagster-workspace-yaml", "configMap": {"name": f"{RELEASE}-workspace-yaml"}})
+    user = values["dagster-user-deployments"]
+    [deployment] = user["deployments"]
+
+    def init_containers(component: dict, db_ready: bool = True) -> list[dict]:
+        ready = [{"name": "check-db-ready", "image": "docker.io/library/postgres:14.6",
+                  "command": ["sh", "-c", "until pg_isready -h $HOST -p 5432 -U dagster; do sleep 2; done"],
+                  "securityContext": component.get("securityContext") or {}}] if db_ready else []
+        return ready + [{"name": f"init-user-deployment-{deployment['name']}", "image": "docker.io/library/busybox:1.28",
+                         "command": ["sh", "-c", f"until nslookup {deployment['name']}; do sleep 2; done"],
+                         "securityContext": component.get("securityContext") or {}}]
+
+    def dagster_pod(component: dict, name: str, command: list[str], mounts: list, volumes: list,
+                    init: list) -> dict:
+        return {"metadata": {"labels": {"component": name}}, "spec": {
+            "imagePullSecrets": values.get("imagePullSecrets") or [],
+            "serviceAccountName": RELEASE,
+            "securityContext": component.get("podSecurityContext") or {},
+            "initContainers": init,
+            "containers": [{"name": "dagster", "image": "docker.io/dagster/dagster-celery-k8s:1.13.27",
+                            "command": command, "securityContext": component.get("securityContext") or {},
+                            "volumeMounts": mounts, "resources": component.get("resources") or {}}],
+            "volumes": volumes,
+        }}
+
+    def deployment_of(name: str, pod: dict) -> dict:
+        labels = {"app.kubernetes.io/name": "dagster", "component": name}
+        pod["metadata"]["labels"] = labels
+        return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": f"{RELEASE}-{name}"},
+                "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": pod}}
+
+    web, daemon = values["dagsterWebserver"], values["dagsterDaemon"]
+    web_mounts = [instance_mount, workspace[0], *(web.get("volumeMounts") or [])]
+    web_volumes = [instance_volume, workspace[1], *(web.get("volumes") or [])]
+    manifests = {
+        "webserver": deployment_of("dagster-webserver", dagster_pod(
+            web, "dagster-webserver", ["/bin/bash", "-c", "dagster-webserver -h 0.0.0.0 -p 80 -w /dagster-workspace/workspace.yaml"],
+            web_mounts, web_volumes, init_containers(web))),
+        "daemon": deployment_of("dagster-daemon", dagster_pod(
+            daemon, "dagster-daemon", ["/bin/bash", "-c", "dagster-daemon run"],
+            [instance_mount, workspace[0], *(daemon.get("volumeMounts") or [])],
+            [instance_volume, workspace[1], *(daemon.get("volumes") or [])], init_containers(daemon))),
+    }
+    image = deployment["image"]
+    code_pod = {"metadata": {}, "spec": {
+        "imagePullSecrets": user.get("imagePullSecrets") or [],
+        "serviceAccountName": f"{RELEASE}-dagster-user-deployments-user-deployments",
+        "securityContext": deployment["podSecurityContext"],
+        "containers": [{"name": "dagster-user-deployments", "image": f"{image['repository']}:{image['tag']}",
+                        "args": ["dagster", "api", "grpc", "-h", "0.0.0.0", "-p", str(deployment["port"]),
+                                 *deployment["dagsterApiGrpcArgs"]],
+                        "securityContext": deployment["securityContext"], "resources": deployment["resources"],
+                        "volumeMounts": deployment.get("volumeMounts") or []}],
+        "volumes": deployment.get("volumes") or [],
+    }}
+    manifests["user-code"] = deployment_of(deployment["name"], code_pod)
+    # `migrate.enabled` (the upgrade procedure in deploy/README.md): the webserver's contexts and volumes
+    migrate_pod = dagster_pod(web, "migrate", ["dagster", "instance", "migrate"],
+                              [instance_mount, *(web.get("volumeMounts") or [])],
+                              [instance_volume, *(web.get("volumes") or [])], [])
+    migrate_pod["spec"]["restartPolicy"] = "Never"
+    manifests["migrate"] = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": f"{RELEASE}-instance-migrate"},
+                            "spec": {"template": migrate_pod}}
+    return manifests
+
+
+def test_every_pod_the_chart_renders_is_restricted():
+    manifests = chart_pods_from_values(VALUES)
+    assert set(manifests) == {"webserver", "daemon", "user-code", "migrate"}
+    for name, manifest in manifests.items():
+        _validate(manifest)
+        pod = manifest["spec"]["template"]
+        assert pod_security.violations(pod) == [], name
+        for container in pod["spec"].get("initContainers", []) + pod["spec"]["containers"]:
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True, (name, container["name"])
+        # the main container writes only to emptyDirs: /tmp (HIVE_HOME=/tmp/hive) and DAGSTER_HOME
+        main = [where for where in pod_security.writable_paths(pod) if where.startswith("containers")]
+        for where in main:
+            assert pod_security.writable_paths(pod)[where] == {"/tmp", VALUES["global"]["dagsterHome"]}, (name, where)
+        assert pod["spec"]["imagePullSecrets"] == [{"name": "hive-registry"}], name
+    # resources are set for the long-running pods, the daemon included
+    for name in ("webserver", "daemon", "user-code"):
+        resources = manifests[name]["spec"]["template"]["spec"]["containers"][0]["resources"]
+        assert resources["requests"] and resources["limits"]["memory"], name
+    # and the values before this issue (root webserver and daemon, no seccomp) would have been refused
+    before = copy.deepcopy(VALUES)
+    for component in (before["dagsterWebserver"], before["dagsterDaemon"]):
+        component.pop("podSecurityContext"), component.pop("securityContext")
+    assert pod_security.violations(chart_pods_from_values(before)["daemon"]["spec"]["template"])
+
+
+def test_the_run_worker_service_account_has_no_token_and_no_role():
+    manifest = yaml.safe_load((REPO / "deploy" / "helm" / "hive-run-worker.yaml").read_text())
+    _validate(manifest)
+    assert manifest["kind"] == "ServiceAccount" and manifest["automountServiceAccountToken"] is False
+    run_pod = VALUES["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["podSpecConfig"]
+    assert run_pod["serviceAccountName"] == manifest["metadata"]["name"]
+    # nothing in deploy/ binds a Role to it
+    texts = [p.read_text() for p in (REPO / "deploy").rglob("*.yaml")]
+    assert not any(re.search(r"kind:\s*(Cluster)?RoleBinding", text) for text in texts)
