@@ -25,7 +25,8 @@ IMMUTABLE_TAG = re.compile(r"^[0-9A-Za-z_.-]+@sha256:[0-9a-f]{64}$")
 def deploy_files() -> list[Path]:
     files = sorted(p for p in DEPLOY.rglob("*") if p.is_file())
     assert {p.relative_to(DEPLOY).as_posix() for p in files} >= {
-        "Dockerfile", "README.md", "dagster.yaml", "helm/values.yaml", "helm/hive-assets-config.yaml"}
+        "Dockerfile", "README.md", "dagster.yaml", "helm/values.yaml", "helm/hive-assets-config.yaml",
+        "helm/hive-run-worker.yaml"}
     return files
 
 
@@ -112,10 +113,115 @@ def test_the_image_builds_from_the_lock_and_runs_unprivileged_without_compilers(
     [user] = [line.split()[1] for line in runtime if line.startswith("USER ")]
     uid = int(user.split(":")[0])
     assert uid >= 1000
-    pod = VALUES["runLauncher"]["config"]["k8sRunLauncher"]["securityContext"]
-    [deployment] = VALUES["dagster-user-deployments"]["deployments"]
-    assert pod["runAsUser"] == deployment["podSecurityContext"]["runAsUser"] == uid
-    assert pod["runAsNonRoot"] and deployment["podSecurityContext"]["runAsNonRoot"]
+    # every security context in the values runs as that user (the chart's images run as it too)
+    contexts = security_contexts(VALUES)
+    assert len(contexts) == 8, [path for path, _ in contexts]  # pod + container of 3 chart pods + run pods
+    for path, context in contexts:
+        assert context["runAsUser"] == uid and context["runAsNonRoot"] is True, path
+
+
+def security_contexts(node, path="") -> list[tuple[str, dict]]:
+    """Every `securityContext`/`podSecurityContext` mapping in a values tree."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("securityContext", "podSecurityContext") and isinstance(value, dict):
+                found.append((f"{path}.{key}", value))
+            else:
+                found += security_contexts(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += security_contexts(value, f"{path}[{i}]")
+    return found
+
+
+def test_the_runtime_image_has_neither_the_webserver_nor_test_packages():
+    (_, builder), (_, runtime) = dockerfile_stages(DOCKERFILE)
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    base = {re.split(r"[=<>!~\[ ]", dep)[0] for dep in pyproject["project"]["dependencies"]}
+    extras = pyproject["project"]["optional-dependencies"]
+    # the webserver is an extra (workstations), not a dependency of the code location
+    assert "dagster-webserver" not in base and any("dagster-webserver" in dep for dep in extras["ui"])
+    assert any("dagster-aws" in dep for dep in extras["deploy"])
+    [install] = [line for line in builder if "pip install -c constraints.txt" in line]
+    installed_extras = set(re.findall(r"\.whl\)?\[([a-z,]+)\]", install)[0].split(","))
+    assert installed_extras == {"deploy"}
+    # and the build refuses an image where they slipped in through a dependency
+    assert "! python -c \"import dagster_webserver\"" in install and "! python -c \"import pytest\"" in install
+    # the runtime stage installs nothing: it copies the builder's venv
+    assert not [line for line in runtime if re.search(r"\bpip\b", line)]
+
+
+def test_build_dependencies_are_pinned():
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    # the isolated build (pip wheel ., pip install -e .) gets exactly this setuptools
+    [setuptools] = pyproject["build-system"]["requires"]
+    assert re.fullmatch(r"setuptools==\d+(\.\d+)+", setuptools), setuptools
+    (_, builder), _ = dockerfile_stages(DOCKERFILE)
+    assert any(re.fullmatch(r"RUN pip install pip==\d+(\.\d+)+", line) for line in builder)
+    constraints = dict(line.split("==") for line in (REPO / "constraints.txt").read_text().split() if "==" in line)
+    for extra in ("deploy", "ui"):
+        for dep in pyproject["project"]["optional-dependencies"][extra]:
+            name = re.split(r"[=<>!~ ]", dep)[0]
+            assert name in constraints, dep
+
+
+def dockerignore_excludes(patterns: list[str], path: str) -> bool:
+    """Whether Docker leaves `path` out of the build context (moby/patternmatcher rules: the last
+    matching pattern wins; a pattern matches a path or any of its parent directories; `**` is any number
+    of directories, `*` and `?` never cross `/`)."""
+    def regex(pattern: str) -> re.Pattern:
+        out, i = "", 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                out, i = out + "(?:.*/)?", i + 3
+            elif pattern.startswith("**", i):
+                out, i = out + ".*", i + 2
+            elif pattern[i] == "*":
+                out, i = out + "[^/]*", i + 1
+            elif pattern[i] == "?":
+                out, i = out + "[^/]", i + 1
+            elif pattern[i] == "[":
+                end = pattern.index("]", i)
+                out, i = out + pattern[i:end + 1], end + 1
+            else:
+                out, i = out + re.escape(pattern[i]), i + 1
+        return re.compile(out + "$")
+
+    parts = path.split("/")
+    candidates = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+    excluded = False
+    for raw in patterns:
+        negate = raw.startswith("!")
+        compiled = regex(raw.lstrip("!").strip("/"))
+        if any(compiled.match(candidate) for candidate in candidates):
+            excluded = not negate
+    return excluded
+
+
+def test_the_build_context_holds_only_the_build_inputs():
+    patterns = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    left_out = [".venv/bin/python", ".hive/store.sqlite", ".git/HEAD", ".hive/dagster/dagster.yaml",
+                "hive_assets/features/_flatten.cpython-311-x86_64-linux-gnu.so", "hive_assets/__pycache__/config.cpython-311.pyc",
+                "hive_assets/features/__pycache__/x.pyc", ".pytest_cache/v/cache", "hive_assets_tests/test_layout.py",
+                "benchmarks/bench_demo.py", "hive_assets.egg-info/PKG-INFO", "deploy/helm/values.yaml"]
+    assert [path for path in left_out if not dockerignore_excludes(patterns, path)] == []
+    # everything the Dockerfile copies from the context, and every source file of the package, goes in
+    (_, builder), _ = dockerfile_stages(DOCKERFILE)
+    copied = [arg for line in builder if line.startswith("COPY ") for arg in line.split()[1:-1]]
+    assert set(copied) == {"constraints.txt", "pyproject.toml", "setup.py", "hive_assets", "dagster.yaml"}
+    sources = [p.relative_to(REPO).as_posix() for p in (REPO / "hive_assets").rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".so"]
+    kept = [path for path in copied + sources if not dockerignore_excludes(patterns, path)]
+    assert kept == copied + sources and len(sources) > 50
+    # a link in the package must point at something the build copies (the wheel carries its content)
+    for link in (p for p in (REPO / "hive_assets").rglob("*") if p.is_symlink()):
+        target = link.resolve().relative_to(REPO).as_posix()
+        assert target in copied or target.startswith("hive_assets/"), (link, target)
+    # the matcher itself: re-inclusion and the last match winning
+    assert dockerignore_excludes(["*", "!a"], "b/c") and not dockerignore_excludes(["*", "!a"], "a/c")
+    assert dockerignore_excludes(["*", "!a", "a/**/*.so"], "a/x.so")
 
 
 # ------------------------------------------------------------------------------------ instance storage
@@ -169,19 +275,32 @@ def test_no_file_in_deploy_holds_a_secret_value():
 
 # ------------------------------------------------------------------------------------ concurrency
 
-PARTITION_RULE = {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+RETRAIN_RULE = {"key": "hive/retrain", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
 
 
 def test_concurrency_is_configured_in_one_place_per_deployment_and_agrees():
-    # Helm: only the run coordinator's queue config; the chart's newer `concurrency:` section stays off
-    assert "concurrency" not in VALUES and "additionalInstanceConfig" not in VALUES
+    # Helm: only the run coordinator's queue config; the chart's newer `concurrency:` section stays off,
+    # and additionalInstanceConfig carries no concurrency block
+    assert "concurrency" not in VALUES
+    assert set(VALUES["additionalInstanceConfig"]) == {"run_monitoring", "run_retries"}
     queue = VALUES["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
     assert VALUES["dagsterDaemon"]["runCoordinator"]["enabled"] is True
-    assert queue["tagConcurrencyLimits"] == [PARTITION_RULE] and queue["maxConcurrentRuns"] == 5
+    assert queue["tagConcurrencyLimits"] == [RETRAIN_RULE] and queue["maxConcurrentRuns"] == 12
     # deploy/dagster.yaml: only the `concurrency:` block, no run_coordinator section to contradict it
     assert "run_coordinator" not in INSTANCE
-    assert INSTANCE["concurrency"]["runs"] == {"max_concurrent_runs": 5, "tag_concurrency_limits": [PARTITION_RULE]}
+    assert INSTANCE["concurrency"]["runs"] == {"max_concurrent_runs": 12, "tag_concurrency_limits": [RETRAIN_RULE]}
     # and the same rule as the repository's embedded instance
     assert ROOT_INSTANCE["concurrency"]["runs"] == INSTANCE["concurrency"]["runs"]
     text = "\n".join(p.read_text() for p in deploy_files() if p.suffix in (".yaml", ".yml"))
-    assert text.count("key: dagster/partition") == 2  # values.yaml and dagster.yaml, once each
+    assert text.count("key: hive/retrain") == 2  # values.yaml and dagster.yaml, once each
+    # the tag the rule keys on is the one training runs carry
+    from hive_assets.defs.k8s import RETRAIN_TAG
+
+    assert RETRAIN_RULE["key"] == RETRAIN_TAG
+
+
+def test_every_instance_config_has_a_max_runtime():
+    helm = VALUES["additionalInstanceConfig"]["run_monitoring"]
+    for name, monitoring in (("root", ROOT_INSTANCE["run_monitoring"]), ("deploy", INSTANCE["run_monitoring"]),
+                             ("helm", helm)):
+        assert monitoring["enabled"] is True and monitoring["max_runtime_seconds"] == 14400, name
