@@ -118,9 +118,9 @@ def test_collect_runs_land_in_the_instance_under_the_relative_home(session, monk
     assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs.values())
     # the project's concurrency limits hold in that instance
     queue = instance.get_concurrency_config().run_queue_config
-    assert queue.max_concurrent_runs == 5
+    assert queue.max_concurrent_runs == 12
     assert queue.tag_concurrency_limits == [
-        {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+        {"key": "hive/retrain", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
 
 
 def test_report_reads_the_collect_runs(session):
