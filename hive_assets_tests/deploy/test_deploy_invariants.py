@@ -203,7 +203,8 @@ def test_the_build_context_holds_only_the_build_inputs():
     patterns = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
                 if line.strip() and not line.startswith("#")]
     left_out = [".venv/bin/python", ".hive/store.sqlite", ".git/HEAD", ".hive/dagster/dagster.yaml",
-                "hive_assets/features/_flatten.cpython-311-x86_64-linux-gnu.so", "hive_assets/__pycache__/config.cpython-311.pyc",
+                "hive_assets/features/_flatten.cpython-311-x86_64-linux-gnu.so",
+                "hive_assets/__pycache__/config.cpython-311.pyc",
                 "hive_assets/features/__pycache__/x.pyc", ".pytest_cache/v/cache", "hive_assets_tests/test_layout.py",
                 "benchmarks/bench_demo.py", "hive_assets.egg-info/PKG-INFO", "deploy/helm/values.yaml"]
     assert [path for path in left_out if not dockerignore_excludes(patterns, path)] == []

@@ -579,7 +579,8 @@ def chart_pods_from_values(values: dict) -> dict[str, dict]:
         ready = [{"name": "check-db-ready", "image": "docker.io/library/postgres:14.6",
                   "command": ["sh", "-c", "until pg_isready -h $HOST -p 5432 -U dagster; do sleep 2; done"],
                   "securityContext": component.get("securityContext") or {}}] if db_ready else []
-        return ready + [{"name": f"init-user-deployment-{deployment['name']}", "image": "docker.io/library/busybox:1.28",
+        return ready + [{"name": f"init-user-deployment-{deployment['name']}",
+                         "image": "docker.io/library/busybox:1.28",
                          "command": ["sh", "-c", f"until nslookup {deployment['name']}; do sleep 2; done"],
                          "securityContext": component.get("securityContext") or {}}]
 
@@ -607,7 +608,8 @@ def chart_pods_from_values(values: dict) -> dict[str, dict]:
     web_volumes = [instance_volume, workspace[1], *(web.get("volumes") or [])]
     manifests = {
         "webserver": deployment_of("dagster-webserver", dagster_pod(
-            web, "dagster-webserver", ["/bin/bash", "-c", "dagster-webserver -h 0.0.0.0 -p 80 -w /dagster-workspace/workspace.yaml"],
+            web, "dagster-webserver",
+            ["/bin/bash", "-c", "dagster-webserver -h 0.0.0.0 -p 80 -w /dagster-workspace/workspace.yaml"],
             web_mounts, web_volumes, init_containers(web))),
         "daemon": deployment_of("dagster-daemon", dagster_pod(
             daemon, "dagster-daemon", ["/bin/bash", "-c", "dagster-daemon run"],
@@ -632,7 +634,8 @@ def chart_pods_from_values(values: dict) -> dict[str, dict]:
                               [instance_mount, *(web.get("volumeMounts") or [])],
                               [instance_volume, *(web.get("volumes") or [])], [])
     migrate_pod["spec"]["restartPolicy"] = "Never"
-    manifests["migrate"] = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": f"{RELEASE}-instance-migrate"},
+    manifests["migrate"] = {"apiVersion": "batch/v1", "kind": "Job",
+                            "metadata": {"name": f"{RELEASE}-instance-migrate"},
                             "spec": {"template": migrate_pod}}
     return manifests
 

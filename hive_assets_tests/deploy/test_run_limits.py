@@ -30,6 +30,7 @@ from hive_assets.defs.monitoring.sensors import run_in_flight
 REPO = Path(__file__).resolve().parents[2]
 ROOT_INSTANCE = yaml.safe_load((REPO / "dagster.yaml").read_text())
 DEFS = build_defs()
+QUEUED = dg.DagsterRunStatus.QUEUED
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +80,11 @@ def test_training_is_limited_per_specialist_and_never_holds_back_an_ab_check(ins
     training = requested_run(instance, "retrain_specialist", "business", dg.DagsterRunStatus.STARTED)
     assert training.tags["hive/retrain"] == "business"
     queued = {
-        "second business training": requested_run(instance, "retrain_specialist", "business", dg.DagsterRunStatus.QUEUED),
-        "technical training": requested_run(instance, "retrain_specialist", "technical", dg.DagsterRunStatus.QUEUED),
-        "business A/B check": requested_run(instance, "ab_test_check", "business", dg.DagsterRunStatus.QUEUED),
-        "technical A/B check": requested_run(instance, "ab_test_check", "technical", dg.DagsterRunStatus.QUEUED),
-        "an operator's promote": operator_run(instance, "promote_model_version", dg.DagsterRunStatus.QUEUED),
+        "second business training": requested_run(instance, "retrain_specialist", "business", QUEUED),
+        "technical training": requested_run(instance, "retrain_specialist", "technical", QUEUED),
+        "business A/B check": requested_run(instance, "ab_test_check", "business", QUEUED),
+        "technical A/B check": requested_run(instance, "ab_test_check", "technical", QUEUED),
+        "an operator's promote": operator_run(instance, "promote_model_version", QUEUED),
     }
     allowed = dequeued(instance)
     assert {name for name, run in queued.items() if run.run_id in allowed} == set(queued) - {"second business training"}
@@ -128,10 +129,11 @@ def timed_out(instance, run, after_seconds: float, monkeypatch) -> bool:
                                               ("__ASSET_JOB", 14400)])
 def test_run_monitoring_terminates_a_run_past_its_max_runtime(instance, monkeypatch, job_name, limit):
     assert instance.run_monitoring_enabled
-    if job_name == "__ASSET_JOB":  # an ad-hoc materialization: the instance's max_runtime_seconds
-        make = lambda: create_run_for_test(instance, job_name=job_name, status=dg.DagsterRunStatus.STARTED)  # noqa: E731
-    else:
-        make = lambda: requested_run(instance, job_name, "business", dg.DagsterRunStatus.STARTED)  # noqa: E731
+    def make():
+        if job_name == "__ASSET_JOB":  # an ad-hoc materialization: the instance's max_runtime_seconds
+            return create_run_for_test(instance, job_name=job_name, status=dg.DagsterRunStatus.STARTED)
+        return requested_run(instance, job_name, "business", dg.DagsterRunStatus.STARTED)
+
     assert not timed_out(instance, make(), limit - 5, monkeypatch)
     assert timed_out(instance, make(), limit + 5, monkeypatch)
 
