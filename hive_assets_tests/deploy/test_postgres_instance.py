@@ -190,9 +190,10 @@ def test_deploy_instance_on_postgres_survives_a_restart(postgres, deploy_instanc
     assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
     assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
     queue = instance.get_concurrency_config().run_queue_config  # what the daemon's dequeuer applies
-    assert queue.max_concurrent_runs == 5
+    assert queue.max_concurrent_runs == 12
     assert queue.tag_concurrency_limits == [
-        {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+        {"key": "hive/retrain", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+    assert instance.run_monitoring_enabled and instance.run_monitoring_max_runtime_seconds == 14400
 
     # 1. one partition materializes end to end on this instance: the whole graph, through registration
     first = _materialize(instance, "business", selection=list(ASSETS))
