@@ -501,8 +501,9 @@ def compute_logs_from_values(values: dict) -> dict:
             "verifyCertPath": "verify_cert_path", "endpointUrl": "endpoint_url", "skipEmptyFiles": "skip_empty_files",
             "uploadInterval": "upload_interval", "region": "region"}
     assert set(s3) <= set(keys), set(s3) - set(keys)
-    return {"module": "dagster_aws.s3.compute_log_manager", "class": "S3ComputeLogManager",
-            "config": {keys[key]: value for key, value in s3.items()}}
+    config = {keys[key]: value for key, value in s3.items()}
+    config["verify"] = s3.get("verify") is not False  # `verify: {{ ne .verify false }}`, always written
+    return {"module": "dagster_aws.s3.compute_log_manager", "class": "S3ComputeLogManager", "config": config}
 
 
 def test_the_rendered_instance_passes_dagster_schemas(tmp_path, monkeypatch):
@@ -525,7 +526,7 @@ def test_the_rendered_instance_passes_dagster_schemas(tmp_path, monkeypatch):
     assert (logs["module"], logs["class"]) == (S3ComputeLogManager.__module__, S3ComputeLogManager.__name__)
     result = process_config(resolve_to_config_type(S3ComputeLogManager.config_type()), logs["config"])
     assert result.success, [e.message for e in result.errors]
-    assert result.value["bucket"] and result.value["upload_interval"] == 60
+    assert result.value["bucket"] and result.value["upload_interval"] == 60 and result.value["verify"] is True
     for cls, key in ((PostgresRunStorage, "run_storage"), (PostgresEventLogStorage, "event_log_storage"),
                      (PostgresScheduleStorage, "schedule_storage")):
         result = process_config(resolve_to_config_type(cls.config_type()), config[key]["config"])
