@@ -371,6 +371,28 @@ class MongoStore(DocumentStore):
         # document, so each chunk would be a full scan: one scan, filtered here, reads it once instead.
         return self._scan_for_keys(collection, field, set(wanted), projection)
 
+    def find_by_keys_where(
+        self, collection: str, field: str, keys: Iterable[str], where: Filter,
+        projection: Sequence[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        wanted = unique_ids(keys)
+        if len(wanted) <= KEY_CHUNK or not self.is_ferretdb:
+            return super().find_by_keys_where(collection, field, wanted, where, projection)
+        # FerretDB 1.x: `where` (top-level equality pushed down to PostgreSQL) narrows one scan, the ids
+        # are matched here as in `find_by_keys` (each `$in` chunk would be a scan of its own)
+        return self._scan_where_for_keys(collection, field, set(wanted), where, projection)
+
+    def _scan_where_for_keys(self, collection: str, field: str, wanted: set[str], where: Filter,
+                             projection: Sequence[str] | None) -> Iterator[dict[str, Any]]:
+        fields = None if projection is None else [*projection, field]
+        for doc in self.find(collection, where, projection=fields):
+            value = doc.get(field)
+            if (value in wanted if isinstance(value, str) else
+                    isinstance(value, list) and any(isinstance(v, str) and v in wanted for v in value)):
+                if projection is not None and field not in projection:
+                    doc.pop(field, None)
+                yield doc
+
     def _scan_for_keys(self, collection: str, field: str, wanted: set[str],
                        projection: Sequence[str] | None) -> Iterator[dict[str, Any]]:
         fields = None if projection is None else [*projection, field]
