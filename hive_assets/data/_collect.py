@@ -25,6 +25,7 @@ which path served, `filtered_no_intent_id` the opinions neither could.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import hashlib
 from collections import Counter
@@ -146,7 +147,10 @@ def collect(
     opinion_filter = {"specialist_type": specialist, "evaluated_at": {"$gte": start, "$lte": now}}
     report = progress or (lambda line: None)
     if source == "labels":
-        candidates = _opinions_with_trusted_feedback(store, specialist, start, now, trust, counts)
+        # the quality filter is applied by the join, not here: what it removes is counted per class and
+        # may not empty a class (SPEC section 4), so its opinions are read
+        candidates = _opinions_with_trusted_feedback(store, specialist, start, now,
+                                                     dataclasses.replace(trust, min_feedback_quality=0.0), counts)
         total = len(candidates)
         report(f"{specialist}: {total} opinions with trusted feedback in the window")
         found = store.find_by_keys_where("specialist_opinions", "opinion_id", candidates, opinion_filter)
@@ -165,6 +169,9 @@ def collect(
             quarantine.add("specialist_opinions", op, "opinion_id", problems)
             continue
         opinions[str(op["opinion_id"])] = op
+
+    report(f"{specialist}: opinions read {counts['opinions_read']} / {max(total, counts['opinions_read'])}, "
+           f"{len(opinions)} valid")
 
     # 2. feedback of every valid opinion (before any filter, so malformed feedback is always seen)
     below_quality: list[tuple[str, str]] = []  # (opinion_id, class) of feedback the quality filter removed
@@ -247,12 +254,13 @@ def collect(
            f"{len(opinions)} opinions kept")
 
     rows = []
+    unlabelled: list[str] = []  # labels source: opinions read that the whole join left without a label
     for oid, op in opinions.items():
         fb = latest.get(oid)
         if fb is None and source == "labels":
-            # read for a trusted label that the whole join then did not confirm (e.g. its only trusted
-            # feedback came after as_of): not a training row
-            counts["unlabelled_after_join"] += 1
+            # e.g. its only feedback was under min_feedback_quality: read (the quality filter must see
+            # the classes it removes), not a training row
+            unlabelled.append(oid)
             continue
         body = op["opinion"]
         meta = op.get("metadata") or {}
@@ -282,13 +290,14 @@ def collect(
         frame = frame.sort_values(["evaluated_at", "opinion_id"], kind="stable").reset_index(drop=True)
     dropped_by_class = Counter(label for _, label in below_quality)
     if trust.min_feedback_quality > 0:
-        _refuse_emptied_class(frame, below_quality, trust.min_feedback_quality)
+        _refuse_emptied_class(frame, below_quality, trust.min_feedback_quality, unlabelled)
     qframe = quarantine.frame()
     counts = {**dict.fromkeys(INTENT_COUNTS, 0), **counts}
     counts.update({
         "rows": len(frame),
         "labelled": int(frame["label"].notna().sum()) if len(frame) else 0,
         "quarantined": len(qframe),
+        "unlabelled_after_join": len(unlabelled),
         "feedback_dropped": dict(dropped),
         "quality_filter_dropped_by_class": {c: dropped_by_class.get(c, 0) for c in CLASSES},
         "window_start": start.isoformat(),
@@ -320,11 +329,13 @@ def _opinions_with_trusted_feedback(store: DocumentStore, specialist: str, start
     return sorted(ids)
 
 
-def _refuse_emptied_class(frame: pd.DataFrame, below_quality: list[tuple[str, str]], threshold: float) -> None:
+def _refuse_emptied_class(frame: pd.DataFrame, below_quality: list[tuple[str, str]], threshold: float,
+                          unlabelled: list[str] = ()) -> None:
     """Raise if a class has no label left while the quality filter removed some of its feedback from
-    opinions that are rows (so the class was there to learn, and the filter alone took it away)."""
+    opinions that are rows, or would be without the label requirement (`unlabelled`), so the class was
+    there to learn and the filter alone took it away."""
     labels = Counter(frame["label"].dropna()) if len(frame) else Counter()
-    kept_opinions = set(frame["opinion_id"]) if len(frame) else set()
+    kept_opinions = (set(frame["opinion_id"]) if len(frame) else set()) | set(unlabelled)
     removed = Counter(label for oid, label in below_quality if oid in kept_opinions)
     for label in CLASSES:
         if removed[label] and not labels[label]:
