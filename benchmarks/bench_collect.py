@@ -163,7 +163,8 @@ def scale(args) -> None:
                 if args.mongodb_uri:
                     from hive_assets.data.store.mongo import MongoStore
 
-                    mongo = MongoStore(args.mongodb_uri, f"bench_{uuid.uuid4().hex[:8]}")
+                    # FerretDB answers a `$in` over a large collection only after scanning it: long socket timeout
+                    mongo = MongoStore(args.mongodb_uri, f"bench_{uuid.uuid4().hex[:8]}", timeout_ms=60_000)
                     info = mongo.client.admin.command("buildInfo")
                     label = f"FerretDB {info['ferretdbVersion']}" if "ferretdbVersion" in info else "MongoDB"
                     stores.append((f"{label} ({args.mongodb_label})" if args.mongodb_label else label, mongo,
@@ -177,6 +178,8 @@ def scale(args) -> None:
                         new = collect(store, "business", now=NOW, window_days=90)
                         new_s = time.perf_counter() - t0
                         rows = len(new.frame)
+                        print(f"{label} {n} {rate}: built in {build:.0f} s, label-driven {new_s:.2f} s for {rows} rows",
+                              file=sys.stderr, flush=True)
                         cells = ["", "", ""]
                         if args.reference == "yes":
                             t0 = time.perf_counter()
