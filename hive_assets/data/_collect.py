@@ -208,7 +208,7 @@ def collect(
             take(pid, *cache[pid])
     for collection in ("cognitive_ledger", "cognitive_plans"):
         missing = [p for p in plan_ids if p not in plans and p not in bad_plans]
-        for doc in store.find_by_keys(collection, "plan_id", missing):
+        for doc in store.find_by_keys_where(collection, "plan_id", missing, {}):
             pid = str(doc.get("plan_id"))
             plan = docs.plan_of(doc)
             problems = docs.validate_plan(plan, now, max_tasks) if plan is not None else [
