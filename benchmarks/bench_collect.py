@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
-from hive_assets import documents as docs  # noqa: E402
+from hive_assets.data import _documents as docs  # noqa: E402
 from hive_assets.data import collect  # noqa: E402
 from hive_assets.config import SPECIALISTS  # noqa: E402
 from hive_assets.simulator import simulate  # noqa: E402
@@ -83,7 +83,18 @@ def main() -> None:
     parser.add_argument("--mongodb-label", default="", help="e.g. the FerretDB backend; default: the server's version")
     parser.add_argument("--in-chunks-too", action="store_true",
                         help="on FerretDB, also measure the `$in`-chunk reads MongoDB gets (FerretDB scans once)")
+    parser.add_argument("--scale", action="store_true",
+                        help="issue 23: label-driven collection vs the previous collector on simulate_scale stores")
+    parser.add_argument("--opinions", type=int, nargs="+", default=[2_000_000],
+                        help="--scale: opinions in the window (all five specialists)")
+    parser.add_argument("--label-rates", type=float, nargs="+", default=[0.01],
+                        help="--scale: answered shares; one store per (opinions, rate)")
+    parser.add_argument("--reference", choices=["yes", "no"], default="yes",
+                        help="--scale: also run the previous collector (the reference) on each store")
     args = parser.parse_args()
+    if args.scale:
+        scale(args)
+        return
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         sqlite = SQLiteStore(Path(tmp) / "store.sqlite")
@@ -122,6 +133,74 @@ def main() -> None:
         naive_rate = r.get("naive_rate", naive_rate)
         print(f"| {r['store']} | {r['rows']} | {r['batched_s']:.1f} | {r['batched_rate']:,.0f} | "
               f"{naive} | {r['batched_rate'] / max(naive_rate, 1e-9):.1f}x |")
+
+
+def _insert_into(mongo):
+    """A plain ordered bulk insert into an empty database (FerretDB's upserts scan the collection)."""
+    def write(collection: str, docs: list[dict]) -> None:
+        coll = mongo._coll(collection)
+        for i in range(0, len(docs), 1000):
+            coll.insert_many(docs[i : i + 1000], ordered=True)
+    return write
+
+
+def scale(args) -> None:
+    """Issue 23: one specialist's collection, label-driven (`collect`) against the previous collector
+    (`hive_assets_tests/data/reference_collect.py`, reading every opinion of the window), same store, same
+    run. Prints one markdown row per (store, opinions, answered share)."""
+    import resource
+
+    from hive_assets.simulator import simulate_scale
+    from hive_assets_tests.data.reference_collect import reference_collect
+
+    if os.environ.get("HIVE_BENCH_MAX_GB"):  # a shared machine: fail this process, not the neighbours
+        limit = int(float(os.environ["HIVE_BENCH_MAX_GB"]) * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    print(f"# collect --scale, {datetime.now(timezone.utc):%Y-%m-%d %H:%M}, {platform.node()}, {os.cpu_count()} cores, "
+          f"load {os.getloadavg()[0]:.1f}", flush=True)
+    print("| store | opinions (window) | answered | build s | labelled rows | new s | new ms/row | "
+          "previous s | previous / new | same rows |", flush=True)
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|", flush=True)
+    for n in args.opinions:
+        for rate in args.label_rates:
+            with tempfile.TemporaryDirectory(dir=os.environ.get("HIVE_BENCH_TMP")) as tmp:
+                stores = [("SQLite (embedded)", SQLiteStore(Path(tmp) / "store.sqlite"), None)]
+                if args.mongodb_uri:
+                    from hive_assets.data.store.mongo import MongoStore
+
+                    # FerretDB answers a `$in` over a large collection only after scanning it: long socket timeout
+                    mongo = MongoStore(args.mongodb_uri, f"bench_{uuid.uuid4().hex[:8]}", timeout_ms=60_000)
+                    info = mongo.client.admin.command("buildInfo")
+                    label = f"FerretDB {info['ferretdbVersion']}" if "ferretdbVersion" in info else "MongoDB"
+                    stores.append((f"{label} ({args.mongodb_label})" if args.mongodb_label else label, mongo,
+                                   _insert_into(mongo)))
+                for label, store, write in stores:
+                    try:
+                        t0 = time.perf_counter()
+                        simulate_scale(store, opinions=n, label_rate=rate, now=NOW, write=write)
+                        build = time.perf_counter() - t0
+                        t0, c0 = time.perf_counter(), time.process_time()
+                        new = collect(store, "business", now=NOW, window_days=90)
+                        new_s, new_cpu = time.perf_counter() - t0, time.process_time() - c0
+                        rows = len(new.frame)
+                        print(f"{label} {n} {rate}: built in {build:.0f} s, label-driven {new_s:.2f} s "
+                              f"({new_cpu:.2f} s CPU) for {rows} rows", file=sys.stderr, flush=True)
+                        cells = ["", "", ""]
+                        if args.reference == "yes":
+                            t0, c0 = time.perf_counter(), time.process_time()
+                            old = reference_collect(store, "business", now=NOW, window_days=90)
+                            old_s, old_cpu = time.perf_counter() - t0, time.process_time() - c0
+                            print(f"{label} {n} {rate}: previous {old_s:.2f} s ({old_cpu:.2f} s CPU), "
+                                  f"CPU ratio {old_cpu / new_cpu:.1f}x", file=sys.stderr, flush=True)
+                            same = old.frame[old.frame["label"].notna()].reset_index(drop=True).equals(new.frame)
+                            cells = [f"{old_s:.2f}", f"{old_s / new_s:.1f}x", "yes" if same else "NO"]
+                        print(f"| {label} | {n:,} | {rate:.0%} | {build:.0f} | {rows:,} | {new_s:.2f} | "
+                              f"{1000 * new_s / max(rows, 1):.3f} | " + " | ".join(cells) + " |", flush=True)
+                    finally:
+                        if write is not None:
+                            store.client.drop_database(store.database)
+                        store.close()
 
 
 if __name__ == "__main__":

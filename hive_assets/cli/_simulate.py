@@ -36,7 +36,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             print("hive simulate: no champion registered yet: opinions from the pre-platform heuristic",
                   file=sys.stderr)
         summary = simulate(store, plans=args.plans, days=args.days, seed=args.seed, now=args.now, drift=args.drift,
-                           label_noise=args.label_noise, opinion_model=_announced(opinion_model),
+                           label_noise=args.label_noise, feedback_rate=args.label_rate, opinion_model=_announced(opinion_model),
                            progress=_progress, progress_every=args.progress_every)
         where = store.describe()
     info = summary.as_dict()
@@ -61,6 +61,8 @@ def add_parsers(sub) -> None:
                    help="0..1: shift of the plan risk and size distributions (for drift scenarios)")
     p.add_argument("--label-noise", type=fraction, default=0.10,
                    help="0..1: share of human labels that disagree with the ground-truth policy")
+    p.add_argument("--label-rate", type=fraction, default=0.85,
+                   help="0..1: answered share of opinions (human feedback); production answers a few percent")
     p.add_argument("--now", type=iso_datetime,
                    help="ISO-8601 end of the simulated period; a naive time is UTC (default: the current time)")
     p.add_argument("--no-serve", action="store_true",

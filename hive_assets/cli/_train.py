@@ -43,6 +43,9 @@ def _print_outcome(specialist: str, result) -> bool:
     from hive_assets.evaluation import gate_table_text
 
     report = _dagster.output_if_any(result, "validation_report")
+    if report is None and result.success:  # trained_model skipped: the data and configuration are a live version's
+        print(f"{specialist}: run {result.run_id}: {_skip_reason(result.run_id) or 'nothing changed, not retrained'}")
+        return True
     if report is None:
         print(f"{specialist}: run {result.run_id} failed before validation: {_dagster.failure_message(result)}",
               file=sys.stderr)
@@ -54,6 +57,15 @@ def _print_outcome(specialist: str, result) -> bool:
     print(f"gate: {'pass' if gate['passed'] else 'FAIL'}: {gate['summary']}")
     print(f"champion: {ni['summary']}")
     return bool(gate["passed"])
+
+
+def _skip_reason(run_id: str) -> str | None:
+    from hive_assets import registry
+    from hive_assets.data import open_store
+
+    with open_store() as store:
+        row = store.find_one("model_decisions", {"kind": registry.SKIPPED_UNCHANGED, "dagster_run_id": run_id})
+    return row["reason"] if row else None
 
 
 def cmd_train(args: argparse.Namespace) -> int:

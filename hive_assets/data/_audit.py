@@ -29,7 +29,8 @@ def audit_confidences_from_store(store: DocumentStore) -> AuditReader:
 
     def read(intent_ids: list[str], start: datetime, end: datetime) -> dict[str, float]:
         out: dict[str, float] = {}
-        for ev in store.find_by_keys("intentions_audit", "id", intent_ids, projection=["id", "confidence", "timestamp"]):
+        for ev in store.find_by_keys_where("intentions_audit", "id", intent_ids, {},
+                                           projection=["id", "confidence", "timestamp"]):
             stamped = to_utc(ev.get("timestamp"))
             if stamped is not None and stamped >= end:
                 continue

@@ -5,6 +5,14 @@ code serves the SQLite store, MongoDB and FerretDB. Malformed documents are quar
 reason code; an opinion whose intent has no audit event or a low NLU confidence is filtered and
 counted (not quarantined).
 
+Training collection is driven from the labels (issue 23), so its cost follows the labelled share of
+the traffic, not the traffic: the specialist's feedback submitted in the window (index on
+specialist_type + submitted_at) -> the opinions with a valid trusted one, by id, restricted to the
+window -> all feedback of those opinions (the same join as before, so the same latest label) -> their
+plans by id -> audit events. Unlabelled opinions are never read; validation and quarantine cover the
+documents read. `source="window"` reads every opinion of the window instead (the drift check: the
+plans a model saw, labelled or not); unlabelled opinions are then rows without a label.
+
 The window is [now - window_days, now]; `now` may be a backfill's `as_of`. Nothing after it is read as if
 known: opinions are queried up to it, later feedback is not a label, later audit events do not count.
 
@@ -17,6 +25,7 @@ which path served, `filtered_no_intent_id` the opinions neither could.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import hashlib
 from collections import Counter
@@ -59,9 +68,11 @@ class CollectResult:
         return dict(Counter(self.quarantine["reason"])) if len(self.quarantine) else {}
 
     def snapshot_hash(self) -> str:
-        """Identifies the data a model was trained on: ids and labels of the collected rows."""
+        """Identifies the data a model was trained on: ids and labels of the labelled rows (the rows
+        training uses; a `source="window"` result's unlabelled rows do not change it)."""
         h = hashlib.sha256()
-        for row in self.frame[["opinion_id", "feedback_id", "label"]].itertuples(index=False):
+        labelled = self.frame[self.frame["label"].notna()] if len(self.frame) else self.frame
+        for row in labelled[["opinion_id", "feedback_id", "label"]].itertuples(index=False):
             h.update(f"{row[0]}|{row[1]}|{row[2]}\n".encode())
         return h.hexdigest()[:16]
 
@@ -111,8 +122,12 @@ def collect(
     plan_cache: dict[str, tuple] | None = None,
     progress: Progress | None = None,
     progress_every: int = PROGRESS_EVERY,
+    source: str = "labels",
 ) -> CollectResult:
     """Labelled examples of `specialist` in the window ending at `now` (aware, or naive meaning UTC).
+
+    `source`: "labels" (training: only opinions with trusted feedback in the window are read, every row
+    has a label) or "window" (every opinion of the window; unlabelled ones are rows without a label).
 
     `plan_cache`: a dict shared by calls that read the same unchanged store (the five specialists of
     one drift check share their plans): each plan is then read and validated once.
@@ -128,12 +143,24 @@ def collect(
     quarantine = _Quarantine(specialist)
     counts: Counter = Counter()
 
-    # 1. opinions in the window, validated
+    # 1. opinions: those with trusted feedback in the window (labels), or every one of the window
     opinion_filter = {"specialist_type": specialist, "evaluated_at": {"$gte": start, "$lte": now}}
     report = progress or (lambda line: None)
-    total = store.count("specialist_opinions", opinion_filter) if progress else 0
+    if source == "labels":
+        # the quality filter is applied by the join, not here: what it removes is counted per class and
+        # may not empty a class (SPEC section 4), so its opinions are read
+        candidates = _opinions_with_trusted_feedback(store, specialist, start, now,
+                                                     dataclasses.replace(trust, min_feedback_quality=0.0), counts)
+        total = len(candidates)
+        report(f"{specialist}: {total} opinions with trusted feedback in the window")
+        found = store.find_by_keys_where("specialist_opinions", "opinion_id", candidates, opinion_filter)
+    elif source == "window":
+        total = store.count("specialist_opinions", opinion_filter) if progress else 0
+        found = store.find("specialist_opinions", opinion_filter, sort=[("evaluated_at", 1)])
+    else:
+        raise ValueError(f"source must be 'labels' or 'window', got {source!r}")
     opinions: dict[str, dict] = {}
-    for op in store.find("specialist_opinions", opinion_filter, sort=[("evaluated_at", 1)]):
+    for op in found:
         counts["opinions_read"] += 1
         if progress and counts["opinions_read"] % progress_every == 0:
             report(f"{specialist}: opinions read {counts['opinions_read']} / {total}")
@@ -181,7 +208,7 @@ def collect(
             take(pid, *cache[pid])
     for collection in ("cognitive_ledger", "cognitive_plans"):
         missing = [p for p in plan_ids if p not in plans and p not in bad_plans]
-        for doc in store.find_by_keys(collection, "plan_id", missing):
+        for doc in store.find_by_keys_where(collection, "plan_id", missing, {}):
             pid = str(doc.get("plan_id"))
             plan = docs.plan_of(doc)
             problems = docs.validate_plan(plan, now, max_tasks) if plan is not None else [
@@ -227,10 +254,16 @@ def collect(
            f"{len(opinions)} opinions kept")
 
     rows = []
+    unlabelled: list[str] = []  # labels source: opinions read that the whole join left without a label
     for oid, op in opinions.items():
+        fb = latest.get(oid)
+        if fb is None and source == "labels":
+            # e.g. its only feedback was under min_feedback_quality: read (the quality filter must see
+            # the classes it removes), not a training row
+            unlabelled.append(oid)
+            continue
         body = op["opinion"]
         meta = op.get("metadata") or {}
-        fb = latest.get(oid)
         rows.append({
             "opinion_id": oid,
             "plan_id": str(op["plan_id"]),
@@ -257,13 +290,14 @@ def collect(
         frame = frame.sort_values(["evaluated_at", "opinion_id"], kind="stable").reset_index(drop=True)
     dropped_by_class = Counter(label for _, label in below_quality)
     if trust.min_feedback_quality > 0:
-        _refuse_emptied_class(frame, below_quality, trust.min_feedback_quality)
+        _refuse_emptied_class(frame, below_quality, trust.min_feedback_quality, unlabelled)
     qframe = quarantine.frame()
     counts = {**dict.fromkeys(INTENT_COUNTS, 0), **counts}
     counts.update({
         "rows": len(frame),
         "labelled": int(frame["label"].notna().sum()) if len(frame) else 0,
         "quarantined": len(qframe),
+        "unlabelled_after_join": len(unlabelled),
         "feedback_dropped": dict(dropped),
         "quality_filter_dropped_by_class": {c: dropped_by_class.get(c, 0) for c in CLASSES},
         "window_start": start.isoformat(),
@@ -272,11 +306,36 @@ def collect(
     return CollectResult(specialist, frame, qframe, counts)
 
 
-def _refuse_emptied_class(frame: pd.DataFrame, below_quality: list[tuple[str, str]], threshold: float) -> None:
+def _opinions_with_trusted_feedback(store: DocumentStore, specialist: str, start: datetime, now: datetime,
+                                    trust: TrustPolicy, counts: Counter) -> list[str]:
+    """Ids of the opinions that have, among the specialist's feedback submitted in [start, now] (read by
+    the index on specialist_type + submitted_at), at least one valid feedback the trust policy keeps.
+
+    Feedback cannot come before its opinion, so an opinion of the window has its labels in the window;
+    the join then reads ALL feedback of these opinions by id, so the label is the same latest trusted
+    one whatever this index read saw. Malformed feedback is not quarantined here (the join does that for
+    the opinions read)."""
+    ids: set[str] = set()
+    window = {"specialist_type": specialist, "submitted_at": {"$gte": start, "$lte": now}}
+    for fb in store.find("specialist_feedback", window):
+        counts["feedback_in_window"] += 1
+        oid = fb.get("opinion_id") if isinstance(fb, Mapping) else None
+        if not isinstance(oid, str) or not oid or oid in ids:
+            continue
+        submitted = docs.to_utc(fb.get("submitted_at"))
+        if submitted is None or submitted > now or docs.validate_feedback(fb, now) or trust.reason_to_drop(fb):
+            continue
+        ids.add(oid)
+    return sorted(ids)
+
+
+def _refuse_emptied_class(frame: pd.DataFrame, below_quality: list[tuple[str, str]], threshold: float,
+                          unlabelled: list[str] = ()) -> None:
     """Raise if a class has no label left while the quality filter removed some of its feedback from
-    opinions that are rows (so the class was there to learn, and the filter alone took it away)."""
+    opinions that are rows, or would be without the label requirement (`unlabelled`), so the class was
+    there to learn and the filter alone took it away."""
     labels = Counter(frame["label"].dropna()) if len(frame) else Counter()
-    kept_opinions = set(frame["opinion_id"]) if len(frame) else set()
+    kept_opinions = (set(frame["opinion_id"]) if len(frame) else set()) | set(unlabelled)
     removed = Counter(label for oid, label in below_quality if oid in kept_opinions)
     for label in CLASSES:
         if removed[label] and not labels[label]:

@@ -34,7 +34,7 @@ def latest_trusted_feedback(
     latest: dict[str, dict] = {}
     dropped: Counter = Counter()
     read = 0
-    for fb in store.find_by_keys("specialist_feedback", "opinion_id", opinion_ids):
+    for fb in store.find_by_keys_where("specialist_feedback", "opinion_id", opinion_ids, {}):
         read += 1
         submitted = docs.to_utc(fb.get("submitted_at")) if isinstance(fb, Mapping) else None
         if submitted is not None and submitted > now:

@@ -59,7 +59,7 @@ def drift_window(store: DocumentStore, specialist: str, now: datetime, window,
     """The window's rows: `FEATURE_NAMES` columns plus `recommendation` and `specialist_version`.
     `plan_cache`: shared by the checks of one tick (the specialists judge the same plans)."""
     result = collect(store, specialist, now=now, window_days=window.total_seconds() / 86400.0, min_confidence=0.0,
-                     audit_reader=_all_intents, plan_cache=plan_cache)
+                     audit_reader=_all_intents, plan_cache=plan_cache, source="window")
     rows = result.frame
     frame = features_frame(list(rows["plan"])) if len(rows) else features_frame([])
     frame["recommendation"] = rows["recommendation"].to_numpy() if len(rows) else []

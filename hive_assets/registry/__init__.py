@@ -21,6 +21,9 @@ from hive_assets.registry._operations import (
 )
 from hive_assets.registry._policy import alias_for_new_version
 from hive_assets.registry._tracking import log_params, log_png, run_status
+from hive_assets.registry._unchanged import (
+    SKIPPED_UNCHANGED, TRAINING_CONFIG_TAG, nothing_changed_message, training_config_text, unchanged_version,
+)
 from hive_assets.registry._serving import Evaluation, Evaluator, load_evaluator
 from hive_assets.routing import CHALLENGER, CHAMPION
 
@@ -33,4 +36,5 @@ __all__ = [
     "log_model", "mirror_ab_split", "mirror_production", "mirror_production_enabled", "model_name",
     "previous_champion", "promote", "reconcile", "record_decision", "register", "register_version",
     "resolve_version", "rollback", "set_alias", "training_run_for",
+    "SKIPPED_UNCHANGED", "TRAINING_CONFIG_TAG", "nothing_changed_message", "training_config_text", "unchanged_version",
 ]

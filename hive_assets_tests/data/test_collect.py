@@ -26,7 +26,9 @@ def simulated(tmp_path_factory):
 
 def test_every_simulated_malformed_document_is_quarantined_with_its_reason(simulated):
     store, summary = simulated
-    result = collect(store, "business", now=NOW)
+    # the window source reads every opinion of the window, so every malformed document is seen (training's
+    # label-driven source sees those of labelled opinions: test_label_driven_collect.py)
+    result = collect(store, "business", now=NOW, source="window")
     corrupted_opinions = {m[1] for m in summary.malformed if m[0] == "specialist_opinions"}
     bad_plans = {pid for coll, pid, _, spec in summary.malformed if coll == "cognitive_ledger"}
     expected = Counter()
@@ -173,7 +175,8 @@ def test_validate_plan_reports_each_problem():
 def test_collect_reports_documents_read_out_of_the_total(simulated):
     store, _ = simulated
     lines: list[str] = []
-    result = collect(store, "business", now=NOW, window_days=30, progress=lines.append, progress_every=100)
+    result = collect(store, "business", now=NOW, window_days=30, progress=lines.append, progress_every=100,
+                     source="window")
     # the total, counted here by filtering every opinion document in Python
     start = NOW - timedelta(days=30)
     total = sum(1 for op in store.find("specialist_opinions", {"specialist_type": "business"})
@@ -183,5 +186,10 @@ def test_collect_reports_documents_read_out_of_the_total(simulated):
     assert periodic == [f"business: opinions read {n} / {total}" for n in range(100, total + 1, 100)]
     assert any(line.startswith(f"business: opinions read {total} / {total}, ") for line in lines)
     assert any("plans read" in line for line in lines) and any("feedback read" in line for line in lines)
-    # without a callback, the same result
-    assert collect(store, "business", now=NOW, window_days=30).snapshot_hash() == result.snapshot_hash()
+    # without a callback, the same result; the label-driven source says how many opinions it will read
+    assert collect(store, "business", now=NOW, window_days=30, source="window").snapshot_hash() == result.snapshot_hash()
+    lines.clear()
+    labelled = collect(store, "business", now=NOW, window_days=30, progress=lines.append, progress_every=100)
+    assert labelled.snapshot_hash() == result.snapshot_hash()
+    announced = int(lines[0].removeprefix("business: ").removesuffix(" opinions with trusted feedback in the window"))
+    assert labelled.counts["opinions_read"] <= announced < result.counts["opinions_read"]

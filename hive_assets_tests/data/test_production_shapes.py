@@ -193,7 +193,8 @@ def test_a_backfill_sees_the_data_as_it_was_at_as_of(corpus_store):
     plan_intent["timestamp"] = int((as_of + timedelta(minutes=1)).timestamp() * 1000)
     store.upsert_many("intentions_audit", [plan_intent])
 
-    result = collect(store, "business", now=as_of.replace(tzinfo=None))  # naive means UTC
+    # the window source: every opinion up to as_of, the late one without a label
+    result = collect(store, "business", now=as_of.replace(tzinfo=None), source="window")  # naive means UTC
     assert result.counts["window_end"] == as_of.isoformat()
     assert len(result.quarantine) == 0  # nothing after as_of is "in the future"
     assert set(result.frame["opinion_id"]) == {op["opinion_id"] for op in before} - {unaudited["opinion_id"]}
@@ -202,6 +203,12 @@ def test_a_backfill_sees_the_data_as_it_was_at_as_of(corpus_store):
     assert result.frame["label"].notna().sum() == len(before) - 2
     assert result.counts["feedback_dropped"] == {"submitted_after_window": 1}
     assert (result.frame["feedback_submitted_at"].dropna() <= as_of).all()
+    # training's label-driven source: the same labelled rows; the late opinion had no label at as_of
+    labelled = collect(store, "business", now=as_of)
+    assert set(labelled.frame["opinion_id"]) == {op["opinion_id"] for op in before} - {unaudited["opinion_id"],
+                                                                                    late["opinion_id"]}
+    assert labelled.snapshot_hash() == result.snapshot_hash() and len(labelled.quarantine) == 0
+    assert (labelled.frame["feedback_submitted_at"] <= as_of).all()
 
 
 def _plans(store):

@@ -37,10 +37,10 @@ def platform_env(hive_home, mlflow_server, monkeypatch, request):
     return store, resources, instance, registry.client_for(mlflow_server)
 
 
-def _run(resources, instance, specialist):
+def _run(resources, instance, specialist, run_config=None):
     defs = build_defs()
     return dg.materialize(list(defs.assets), partition_key=specialist, resources=resources, instance=instance,
-                          raise_on_error=False)
+                          raise_on_error=False, run_config=run_config)
 
 
 def _artifact_paths(client, run_id, path=None) -> set[str]:
@@ -131,14 +131,16 @@ def test_one_partition_end_to_end_then_a_challenger(platform_env):
     assert kinds == ["alias_move", "gate_verdict", "registration"]
     assert result.output_for_node("ab_test_outcome")["status"] == "no_test"
 
-    # a second run: the champion is re-scored on the same rows and the new version opens an A/B test
-    second = _run(resources, instance, "business")
+    # a second run on the same data with another seed (the same data AND configuration would train nothing:
+    # test_nothing_changed.py): the champion is re-scored on the same rows, the new version opens an A/B test
+    second = _run(resources, instance, "business",
+                  {"ops": {"trained_model": {"config": {"random_state": 1}}}})
     assert second.success
     report2 = second.output_for_node("validation_report")
     assert report2["champion"]["version"] == "1"
     assert report2["champion"]["metrics"]["accuracy"] == pytest.approx(report["metrics"]["accuracy"])
-    # same data, same seed: the same model, so every delta and its paired interval is zero
-    assert report2["champion_comparison"]["deltas"]["macro_f1"] == pytest.approx(0.0)
+    # same data, another seed: nearly the same model
+    assert abs(report2["champion_comparison"]["deltas"]["macro_f1"]) < 0.03
     assert report2["non_inferiority"]["passed"] and _check(second, "champion_non_inferiority").passed
     assert client.get_run(second.output_for_node("trained_model")["mlflow_run_id"]).info.status == "FINISHED"
     reg2 = second.output_for_node("registered_model_version")

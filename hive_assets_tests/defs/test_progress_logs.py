@@ -9,7 +9,8 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 import pytest
 
-from hive_assets.data import to_utc
+from hive_assets.data import TrustPolicy, to_utc
+from hive_assets.data._documents import validate_feedback
 from hive_assets.data.store import SQLiteStore
 from hive_assets.defs.data.assets import raw_production_data
 from hive_assets.defs.evaluation.assets import validation_report
@@ -45,12 +46,19 @@ def test_a_materialization_logs_collection_tuning_and_bootstrap_progress(hive_ho
     for entry in logs:
         by_step.setdefault(entry.step_key, []).append(entry.user_message)
 
-    # collection: the total is the opinions of the window, counted here without the collector
+    # collection (label-driven, issue 23): the opinions with trusted feedback submitted in the window
+    # (announced first), of which those evaluated in the window are read; counted here without the collector
     start = now - timedelta(days=40)
-    total = sum(1 for op in store.find("specialist_opinions", {"specialist_type": SPECIALIST})
-                if start <= (to_utc(op.get("evaluated_at")) or start - timedelta(1)) <= now)
+    trust = TrustPolicy()
+    announced = {fb["opinion_id"] for fb in store.find("specialist_feedback", {"specialist_type": SPECIALIST})
+                 if start <= (to_utc(fb.get("submitted_at")) or start - timedelta(1)) <= now
+                 and not validate_feedback(fb, now) and trust.reason_to_drop(fb) is None}
+    read = sum(1 for op in store.find("specialist_opinions", {"specialist_type": SPECIALIST})
+               if op["opinion_id"] in announced
+               and start <= (to_utc(op.get("evaluated_at")) or start - timedelta(1)) <= now)
     collect_lines = by_step["raw_production_data"]
-    final = f"{SPECIALIST}: opinions read {total} / {total}, "
+    assert f"{SPECIALIST}: {len(announced)} opinions with trusted feedback in the window" in collect_lines
+    final = f"{SPECIALIST}: opinions read {read} / {len(announced)}, "
     assert any(line.startswith(final) for line in collect_lines), collect_lines
     assert any(f"{SPECIALIST}: plans read" in line for line in collect_lines)
 

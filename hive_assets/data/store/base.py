@@ -194,6 +194,22 @@ class DocumentStore(abc.ABC):
         for i in range(0, len(wanted), KEY_CHUNK):
             yield from self.find(collection, {field: {"$in": wanted[i : i + KEY_CHUNK]}}, projection=projection)
 
+    def find_by_keys_where(
+        self, collection: str, field: str, keys: Iterable[str], where: Filter,
+        projection: Sequence[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """`find_by_keys` restricted to the documents that also match `where` (e.g. the collection window,
+        so a join by id reads exactly what the window query would have read of those ids).
+
+        `field` must not appear in `where`. Each chunk is one query `{**where, field: {"$in": chunk}}`: on
+        SQLite and MongoDB the unique index on the id serves it. A store may override the strategy.
+        """
+        if field in where:
+            raise ValueError(f"find_by_keys_where: {field!r} is both the key field and in `where`")
+        wanted = unique_ids(keys)
+        for i in range(0, len(wanted), KEY_CHUNK):
+            yield from self.find(collection, {**where, field: {"$in": wanted[i : i + KEY_CHUNK]}}, projection=projection)
+
     def find_one(self, collection: str, filter: Filter | None = None, sort: Sort | None = None) -> dict | None:
         return next(iter(self.find(collection, filter, sort=sort, limit=1)), None)
 

@@ -26,7 +26,9 @@ from hive_assets.data.store.base import (
     Sort,
     canonical_time,
     dumps,
+    KEY_CHUNK,
     key_field,
+    unique_ids,
     unwrap_non_finite,
 )
 
@@ -190,6 +192,31 @@ class SQLiteStore(DocumentStore):
             for (raw,) in batch:
                 doc = loads(raw)
                 if NON_FINITE_TAG in raw:  # a substring test: the walk runs only for documents that need it
+                    doc = unwrap_non_finite(doc)
+                if projection is not None:
+                    doc = {f: doc[f] for f in projection if f in doc}
+                yield doc
+
+    def find_by_keys_where(
+        self, collection: str, field: str, keys: Iterable[str], where: Filter,
+        projection: Sequence[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        if field != key_field(collection):
+            yield from super().find_by_keys_where(collection, field, keys, where, projection)
+            return
+        if field in where:
+            raise ValueError(f"find_by_keys_where: {field!r} is both the key field and in `where`")
+        wanted = unique_ids(keys)
+        loads = orjson.loads
+        for i in range(0, len(wanted), KEY_CHUNK):
+            sql, params = self._where(collection, {**where, field: {"$in": wanted[i : i + KEY_CHUNK]}})
+            # the planner would pick the index of `where` (e.g. the whole window of evaluated_at) over the
+            # unique key index: name the key index, so each chunk reads its ids and nothing else
+            cursor = self._conn.execute(
+                f'SELECT doc FROM "{collection}" INDEXED BY "{collection}__key" WHERE {sql} ORDER BY rid', params)
+            for (raw,) in cursor.fetchall():
+                doc = loads(raw)
+                if NON_FINITE_TAG in raw:
                     doc = unwrap_non_finite(doc)
                 if projection is not None:
                     doc = {f: doc[f] for f in projection if f in doc}

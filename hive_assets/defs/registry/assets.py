@@ -46,6 +46,8 @@ def registered_model_version(
         "data_snapshot_hash": trained_model["data_snapshot_hash"],
         "feature_schema_version": trained_model["feature_schema_version"],
         "model_type": trained_model["model_type"],
+        # with the snapshot hash: what `trained_model` compares to skip an unchanged retraining
+        **({registry.TRAINING_CONFIG_TAG: trained_model["training_config"]} if "training_config" in trained_model else {}),
         registry.GATE_TAG: "passed",
         **{f"metric.{k}": f"{pm[k]:.4f}" for k in ("accuracy", "macro_f1", "confidence_mean")},
     }

@@ -11,7 +11,7 @@ from hive_assets.defs import _ui
 from hive_assets.defs.k8s import TRAINING_POD_TAGS
 from hive_assets.defs.catalog import OWNERS, TRAINING
 from hive_assets.defs.partitions import specialist_partitions
-from hive_assets.defs.resources import MlflowResource
+from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 from hive_assets.evaluation import confusion_matrix_png, point_metrics, reliability_diagram_png
 from hive_assets.evaluation import calibration_metrics
 from hive_assets.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
@@ -44,15 +44,36 @@ class TrainConfig(dg.Config):
     owners=OWNERS,
     op_tags=TRAINING_POD_TAGS,
     retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
+    # no output when nothing changed since the champion / open challenger: the rest of the graph is skipped
+    output_required=False,
 )
 def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanced_features: pd.DataFrame,
-                  mlflow: MlflowResource) -> dg.Output[dict[str, Any]]:
+                  mlflow: MlflowResource, document_store: DocumentStoreResource):
     """A calibrated classifier, logged to MLflow as one run for this specialist partition (params, metrics,
     feature schema, dataset input, model with signature, images, drift reference). The run ends FINISHED
-    when this step succeeds and FAILED when it fails."""
+    when this step succeeds and FAILED when it fails. When the data snapshot and the training configuration
+    equal the champion's (or the open challenger's), nothing is trained: no output (registration and the
+    A/B test are skipped) and a `skipped_unchanged` row in the ledger says "nothing changed since vN"."""
     specialist = context.partition_key
     snapshot = enhanced_features.attrs.get("data_snapshot_hash", "")
     client = mlflow.client()
+    training_config = registry.training_config_text({
+        "model_type": config.model_type, "hyperparameter_tuning": config.hyperparameter_tuning,
+        "tuning_candidates": config.tuning_candidates if config.hyperparameter_tuning else 0,
+        "random_state": config.random_state, "feature_schema_version": FEATURE_SCHEMA_VERSION,
+    })
+    unchanged = registry.unchanged_version(client, specialist, snapshot, training_config)
+    if unchanged is not None:
+        version, alias = unchanged
+        message = registry.nothing_changed_message(specialist, version, alias)
+        with document_store.open() as store:
+            registry.record_decision(store, specialist, registry.SKIPPED_UNCHANGED, actor=f"dagster:{context.run_id}",
+                                     reason=message, dagster_run_id=context.run_id, model_version=str(version.version),
+                                     data_snapshot_hash=snapshot,
+                                     details={"alias": alias, "training_config": training_config},
+                                     decision_id=f"skip:{specialist}:{context.run_id}")
+        context.log.info(message)
+        return
     experiment_id = mlflow.experiment_id(client)
     run_id = registry.training_run_for(client, experiment_id, context.run_id, specialist, {
         "dagster.run_id": context.run_id, "dagster.partition": specialist, "specialist_type": specialist,
@@ -95,8 +116,9 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
         "model_type": config.model_type, "calibration_method": info["calibration_method"],
         "n_train": info["n_train"], "n_validation": info["n_validation"], "params": info["params"],
         "data_snapshot_hash": snapshot, "feature_schema_version": FEATURE_SCHEMA_VERSION,
+        "training_config": training_config,
     }
-    return dg.Output(value, metadata={
+    yield dg.Output(value, metadata={
         # the platform clock (simulated in `hive loop`): the feedback sensor counts feedback since then
         "trained_at": dg.MetadataValue.timestamp(clock.now()),
         "mlflow_run_id": run_id, "mlflow_run": _ui.link(registry.run_url(mlflow.uri, experiment_id, run_id)),

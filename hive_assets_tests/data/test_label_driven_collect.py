@@ -1,0 +1,102 @@
+"""Collection driven from the labels (issue 23) against the collector it replaced.
+
+`reference_collect` (a copy of the old algorithm, kept in the tests only) reads every opinion of the
+window; `collect` reads only opinions with trusted feedback in the window. On simulated stores at 2 %,
+50 % and 100 % answered, with malformed documents and the production-shapes corpus mixed in, both must
+give the same labelled rows (every column), the same labels and snapshot hash, and the new quarantine
+must be the old one restricted to the documents the new collector reads (computed here independently,
+by scanning the store in Python).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+
+from hive_assets.data import TrustPolicy, collect, to_utc
+from hive_assets.data import _documents as d
+from hive_assets.data.store import SQLiteStore
+from hive_assets.simulator import simulate
+from hive_assets_tests.data.production_corpus import write_production_corpus
+from hive_assets_tests.data.reference_collect import reference_collect
+
+NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+WINDOW_DAYS = 90
+
+
+@pytest.fixture(scope="module", params=[0.02, 0.5, 1.0], ids=lambda r: f"answered-{r:.0%}")
+def store(request, tmp_path_factory):
+    store = SQLiteStore(tmp_path_factory.mktemp("labels") / "store.sqlite")
+    simulate(store, plans=300, days=30, seed=31, now=NOW, malformed_rate=0.03, feedback_rate=request.param)
+    write_production_corpus(store, NOW)  # encrypted intents, approval-service feedback, plain plan documents
+    store.answered = request.param
+    return store
+
+
+def _read_by_new_collector(store, specialist: str, now: datetime, trust: TrustPolicy) -> dict[str, set[str]]:
+    """What the label-driven collector reads, computed by scanning every document in Python."""
+    start = now - timedelta(days=WINDOW_DAYS)
+    trust = dataclasses.replace(trust, min_feedback_quality=0.0)  # the quality filter is the join's, not discovery's
+    feedback = list(store.find("specialist_feedback"))
+    labelled = set()
+    for fb in feedback:
+        submitted = to_utc(fb.get("submitted_at"))
+        if (fb.get("specialist_type") == specialist and submitted is not None and start <= submitted <= now
+                and not d.validate_feedback(fb, now) and trust.reason_to_drop(fb) is None):
+            labelled.add(fb["opinion_id"])
+    opinions = [op for op in store.find("specialist_opinions")
+                if op.get("opinion_id") in labelled and op.get("specialist_type") == specialist
+                and (ts := to_utc(op.get("evaluated_at"))) is not None and start <= ts <= now]
+    valid = {op["opinion_id"] for op in opinions if not d.validate_opinion(op, now, specialist)}
+    return {
+        "specialist_opinions": {op["opinion_id"] for op in opinions},
+        "specialist_feedback": {fb["feedback_id"] for fb in feedback if fb.get("opinion_id") in valid},
+        "plans": {op["plan_id"] for op in opinions if op["opinion_id"] in valid},
+    }
+
+
+def _quarantine_keys(result) -> set[tuple[str, str, str, str]]:
+    q = result.quarantine
+    return set(zip(q["source_collection"], q["source_id"], q["reason"], q["detail"]))
+
+
+def _compare(store, specialist: str, now: datetime = NOW, trust: TrustPolicy | None = None) -> tuple:
+    trust = trust or TrustPolicy()
+    old = reference_collect(store, specialist, now=now, window_days=WINDOW_DAYS, trust=trust)
+    new = collect(store, specialist, now=now, window_days=WINDOW_DAYS, trust=trust)
+    old_rows = old.frame[old.frame["label"].notna()].reset_index(drop=True)
+    pd.testing.assert_frame_equal(new.frame, old_rows)
+    assert new.snapshot_hash() == old.snapshot_hash()
+    assert new.counts["rows"] == new.counts["labelled"] == old.counts["labelled"]
+    read = _read_by_new_collector(store, specialist, now, trust)
+    expected = {key for key in _quarantine_keys(old)
+                if key[1] in (read["plans"] if key[0] in ("cognitive_ledger", "cognitive_plans") else read[key[0]])}
+    assert _quarantine_keys(new) == expected
+    return old, new, read
+
+
+@pytest.mark.parametrize("specialist", ["business", "technical", "architecture"])
+def test_same_rows_labels_and_quarantine_of_what_is_read(store, specialist):
+    old, new, read = _compare(store, specialist)
+    # the cost follows the labels: only opinions with trusted feedback are read
+    assert new.counts["opinions_read"] == len(read["specialist_opinions"]) <= old.counts["opinions_read"]
+    labelled_share = old.counts["labelled"] / max(old.counts["rows"], 1)
+    if labelled_share < 0.1:
+        assert new.counts["opinions_read"] < 0.1 * old.counts["opinions_read"]
+
+
+def test_the_store_mixes_in_what_collection_must_quarantine(store):
+    old, new, _ = _compare(store, "business")
+    assert len(old.quarantine) > 20  # the malformed documents are there
+    if store.answered < 1.0:  # those of unlabelled opinions are not read any more
+        assert len(new.quarantine) < len(old.quarantine)
+    if store.answered >= 0.5:  # and those of labelled ones still are
+        assert len(set(new.quarantine["reason"])) >= 5
+
+
+def test_same_result_with_the_quality_filter_and_a_backfill(store):
+    _compare(store, "business", trust=TrustPolicy(min_feedback_quality=0.7))
+    _compare(store, "technical", now=NOW - timedelta(days=9))
