@@ -17,6 +17,9 @@ from typing import Any
 
 import orjson
 
+from hive_assets.data._documents import (
+    INVALID_STRING, MAX_DEPTH, NOT_A_DOCUMENT, TOO_DEEP, UNREADABLE_DOCUMENT, UNREADABLE_FIELD, unreadable,
+)
 from hive_assets.data.store.base import (
     COLLECTIONS,
     NON_FINITE_TAG,
@@ -29,6 +32,24 @@ from hive_assets.data.store.base import (
     key_field,
     unwrap_non_finite,
 )
+
+
+def _salvage(raw: bytes, key_field_name: str, doc_key: bytes | None) -> dict[str, Any]:
+    """A row orjson refused: the standard library's decoder, which accepts lone surrogate escapes
+    (validation then quarantines the document as `invalid_string`), else the UNREADABLE placeholder
+    with the reason. One document never fails the read."""
+    key = doc_key.decode("utf-8", "backslashreplace") if doc_key is not None else None
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return unreadable(INVALID_STRING, f"stored text is not UTF-8 (byte {exc.start})", key_field_name, key)
+    except RecursionError:
+        return unreadable(TOO_DEEP, f"nested deeper than the decoder allows (> {MAX_DEPTH})", key_field_name, key)
+    except ValueError as exc:
+        return unreadable(UNREADABLE_DOCUMENT, f"stored JSON cannot be decoded: {exc}", key_field_name, key)
+    if not isinstance(doc, dict):
+        return unreadable(NOT_A_DOCUMENT, f"stored JSON is a {type(doc).__name__}", key_field_name, key)
+    return doc
 
 
 def _column(field: str) -> str:
@@ -181,18 +202,25 @@ class SQLiteStore(DocumentStore):
         order = ", ".join(
             f"{self._field_sql(collection, f)} {'DESC' if d < 0 else 'ASC'}" for f, d in (sort or ())
         )
-        sql = f'SELECT doc FROM "{collection}" WHERE {where} ORDER BY {order + ", " if order else ""}rid'
+        # bytes, not text: a row whose text is not UTF-8 must not fail the fetch of its whole batch
+        sql = (f'SELECT CAST(doc_key AS BLOB), CAST(doc AS BLOB) FROM "{collection}" WHERE {where} '
+               f'ORDER BY {order + ", " if order else ""}rid')
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         cursor = self._conn.execute(sql, params)
         loads = orjson.loads  # the hot path of every collection: ~1.5x faster than json
+        tag = NON_FINITE_TAG.encode()
+        key = key_field(collection)
         while batch := cursor.fetchmany(5000):
-            for (raw,) in batch:
-                doc = loads(raw)
-                if NON_FINITE_TAG in raw:  # a substring test: the walk runs only for documents that need it
+            for doc_key, raw in batch:
+                try:
+                    doc = loads(raw)
+                except orjson.JSONDecodeError:
+                    doc = _salvage(raw, key, doc_key)
+                if tag in raw:  # a substring test: the walk runs only for documents that need it
                     doc = unwrap_non_finite(doc)
                 if projection is not None:
-                    doc = {f: doc[f] for f in projection if f in doc}
+                    doc = {f: doc[f] for f in (*projection, UNREADABLE_FIELD) if f in doc}
                 yield doc
 
     def count(self, collection: str, filter: Filter | None = None) -> int:
