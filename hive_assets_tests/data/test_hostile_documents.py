@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 from datetime import datetime, timedelta, timezone
 
 import bson
@@ -21,6 +22,9 @@ from hive_assets_tests.data.store import mongo_store  # noqa: F401  (fixture)
 
 SPECIALIST = "business"
 TEN_MB = 10 * 1024 * 1024
+OVER_THE_LIMIT = 70  # levels: over the 64 of `MAX_DEPTH`
+# reason codes as the README and the quarantine collection spell them
+TOO_DEEP, INVALID_STRING, INVALID_PLAN, UNREADABLE = "too_deep", "invalid_string", "invalid_plan", "unreadable_document"
 SURROGATE = "\ud800"  # valid JSON (`"\ud800"`), refused by orjson, BSON and every UTF-8 writer
 
 
@@ -117,7 +121,7 @@ def _write_sqlite_hostile(store: SQLiteStore, t: dict) -> None:
     put("specialist_feedback", t["d"]["fid"], fb, {"@S@": '"\\ud800 agreed"'})
     e = _plan_doc(store, t["e"])
     _plan_part(e).update({"notes": "y" * TEN_MB, "annotations": "@DEEP@"})
-    put(t["e"]["plan_coll"], t["e"]["pid"], e, {"@DEEP@": deep_text(d.MAX_DEPTH + 6)})
+    put(t["e"]["plan_coll"], t["e"]["pid"], e, {"@DEEP@": deep_text(OVER_THE_LIMIT)})
 
 
 def _write_ferretdb_hostile(store: MongoStore, t: dict) -> None:
@@ -134,7 +138,7 @@ def _write_ferretdb_hostile(store: MongoStore, t: dict) -> None:
     raw = bson.encode(c, codec_options=store.client.codec_options).replace(b"@@@", b"\xed\xa0\x80")
     replace("specialist_opinions", "opinion_id", t["c"]["oid"], RawBSONDocument(raw))
     e = _plan_doc(store, t["e"])
-    _plan_part(e).update({"notes": "y" * TEN_MB, "annotations": deep_value(d.MAX_DEPTH + 6)})
+    _plan_part(e).update({"notes": "y" * TEN_MB, "annotations": deep_value(OVER_THE_LIMIT)})
     replace(t["e"]["plan_coll"], "plan_id", t["e"]["pid"], e)
 
 
@@ -154,22 +158,34 @@ def _assert_kept_safely(store, result, expected):
     assert len(big) == 1 and big[0]["document"]["oversized_document"] is True
 
 
-def test_sqlite_each_hostile_document_is_quarantined_and_the_rest_collected(tmp_path):
-    now = datetime(2026, 6, 1, tzinfo=timezone.utc)
-    store = SQLiteStore(tmp_path / "store.sqlite")
-    simulate(store, plans=150, days=20, seed=3, now=now, malformed_rate=0.0, specialists=[SPECIALIST])
+@pytest.fixture(scope="module")
+def hostile_sqlite(tmp_path_factory):
+    """A SQLite store file holding every hostile document (its clean collection and targets alongside),
+    built once; each test works on a copy. Recent data: `hive collect` reads up to the wall clock."""
+    path = tmp_path_factory.mktemp("hostile") / "store.sqlite"
+    store = SQLiteStore(path)
+    now = datetime.now(timezone.utc) - timedelta(minutes=10)
+    simulate(store, plans=120, days=20, seed=3, now=now, malformed_rate=0.0, specialists=[SPECIALIST])
     clean, t = _targets(store, now)
     _write_sqlite_hostile(store, t)
+    store.close()
+    expected = {
+        (t["a"]["plan_coll"], t["a"]["pid"], TOO_DEEP), ("specialist_opinions", t["a"]["oid"], INVALID_PLAN),
+        (t["b"]["plan_coll"], t["b"]["pid"], INVALID_STRING), ("specialist_opinions", t["b"]["oid"], INVALID_PLAN),
+        ("specialist_opinions", t["c"]["oid"], INVALID_STRING),
+        ("specialist_feedback", t["d"]["fid"], INVALID_STRING),
+        (t["e"]["plan_coll"], t["e"]["pid"], TOO_DEEP), ("specialist_opinions", t["e"]["oid"], INVALID_PLAN),
+    }
+    return path, now, clean, t, expected
+
+
+def test_sqlite_each_hostile_document_is_quarantined_and_the_rest_collected(hostile_sqlite, tmp_path):
+    source, now, clean, t, expected = hostile_sqlite
+    shutil.copy(source, tmp_path / "store.sqlite")
+    store = SQLiteStore(tmp_path / "store.sqlite")
 
     result = collect(store, SPECIALIST, now=now)
 
-    expected = {
-        (t["a"]["plan_coll"], t["a"]["pid"], d.TOO_DEEP), ("specialist_opinions", t["a"]["oid"], d.INVALID_PLAN),
-        (t["b"]["plan_coll"], t["b"]["pid"], d.INVALID_STRING), ("specialist_opinions", t["b"]["oid"], d.INVALID_PLAN),
-        ("specialist_opinions", t["c"]["oid"], d.INVALID_STRING),
-        ("specialist_feedback", t["d"]["fid"], d.INVALID_STRING),
-        (t["e"]["plan_coll"], t["e"]["pid"], d.TOO_DEEP), ("specialist_opinions", t["e"]["oid"], d.INVALID_PLAN),
-    }
     assert _quarantined(result) == expected
     gone = {t[n]["oid"] for n in "abce"}
     assert set(result.frame["opinion_id"]) == set(clean.frame["opinion_id"]) - gone
@@ -191,40 +207,36 @@ def test_sqlite_reader_turns_an_undecodable_row_into_a_placeholder(tmp_path):
     docs = list(store.find("specialist_opinions"))
     assert docs[0] == {"opinion_id": "op-0", "specialist_type": SPECIALIST}
     assert [(doc.get("opinion_id"), d.structure_problems(doc)[0].reason) for doc in docs[1:]] == [
-        ("op-1", d.TOO_DEEP), ("op-2", d.INVALID_STRING)]
+        ("op-1", TOO_DEEP), ("op-2", INVALID_STRING)]
     assert [d.validate_opinion(doc, datetime.now(timezone.utc))[0].reason for doc in docs[1:]] == [
-        d.TOO_DEEP, d.INVALID_STRING]
+        TOO_DEEP, INVALID_STRING]
 
 
 def test_ferretdb_each_hostile_document_is_quarantined_and_the_rest_collected(mongo_store):  # noqa: F811
     now = datetime(2026, 6, 1, tzinfo=timezone.utc)
-    simulate(mongo_store, plans=120, days=20, seed=3, now=now, malformed_rate=0.0, specialists=[SPECIALIST])
+    simulate(mongo_store, plans=80, days=20, seed=3, now=now, malformed_rate=0.0, specialists=[SPECIALIST])
     clean, t = _targets(mongo_store, now)
     _write_ferretdb_hostile(mongo_store, t)
 
     result = collect(mongo_store, SPECIALIST, now=now)
 
     expected = {
-        (t["a"]["plan_coll"], t["a"]["pid"], d.TOO_DEEP), ("specialist_opinions", t["a"]["oid"], d.INVALID_PLAN),
-        (t["e"]["plan_coll"], t["e"]["pid"], d.TOO_DEEP), ("specialist_opinions", t["e"]["oid"], d.INVALID_PLAN),
+        (t["a"]["plan_coll"], t["a"]["pid"], TOO_DEEP), ("specialist_opinions", t["a"]["oid"], INVALID_PLAN),
+        (t["e"]["plan_coll"], t["e"]["pid"], TOO_DEEP), ("specialist_opinions", t["e"]["oid"], INVALID_PLAN),
     }
     assert _quarantined(result) == expected
     assert set(result.frame["opinion_id"]) == set(clean.frame["opinion_id"]) - {t["a"]["oid"], t["e"]["oid"]}
     _assert_kept_safely(mongo_store, result, expected)
 
 
-def test_hive_collect_exits_0_on_a_store_holding_every_hostile_document(tmp_path):
+def test_hive_collect_exits_0_on_a_store_holding_every_hostile_document(hostile_sqlite, tmp_path):
     from hive_assets_tests.cli.test_cli import HOME_REL, hive, user_env
 
+    source, _, clean, _, expected = hostile_sqlite
     cwd = tmp_path / "work"
     (cwd / HOME_REL).mkdir(parents=True)
     (tmp_path / "user").mkdir()
-    store = SQLiteStore(cwd / HOME_REL / "store.sqlite")
-    now = datetime.now(timezone.utc) - timedelta(minutes=10)
-    simulate(store, plans=150, days=20, seed=3, now=now, malformed_rate=0.0, specialists=[SPECIALIST])
-    clean, t = _targets(store, now)
-    _write_sqlite_hostile(store, t)
-    store.close()
+    shutil.copy(source, cwd / HOME_REL / "store.sqlite")
 
     out = hive("collect", "--specialist", SPECIALIST, "--min-samples", "10", "--min-confidence", "0.7", "--json",
                cwd=cwd, env=user_env(tmp_path / "user"))
@@ -232,7 +244,7 @@ def test_hive_collect_exits_0_on_a_store_holding_every_hostile_document(tmp_path
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Traceback" not in out.stderr
     record = json.loads(out.stdout.strip().splitlines()[-1])
-    assert record["quarantined"] == {d.TOO_DEEP: 2, d.INVALID_PLAN: 3, d.INVALID_STRING: 3}
+    assert record["quarantined"] == {TOO_DEEP: 2, INVALID_PLAN: 3, INVALID_STRING: 3}
     assert record["rows"] == len(clean.frame) - 4
-    reread = SQLiteStore(cwd / HOME_REL / "store.sqlite")
-    assert reread.count("quarantine", {"reason": d.TOO_DEEP}) == 2
+    stored = SQLiteStore(cwd / HOME_REL / "store.sqlite")
+    assert {(q["source_collection"], q["source_id"], q["reason"]) for q in stored.find("quarantine")} == expected
