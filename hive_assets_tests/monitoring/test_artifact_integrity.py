@@ -88,7 +88,7 @@ def test_truncated_champion_stops_only_its_drift_check(five_champions, hive_home
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
     monkeypatch.setenv("DRIFT_MIN_ROWS", "100000")  # every sound check is "insufficient_data": no retraining run
     store = SQLiteStore(hive_home / "store.sqlite")
-    simulate(store, plans=120, days=0.5, seed=41, now=NOW, feedback_rate=0.0)
+    simulate(store, plans=60, days=0.5, seed=41, now=NOW, feedback_rate=0.0)
     _truncate_estimator(root, versions["business"])
 
     code = main(["drift", "check", "--once"])

@@ -41,6 +41,10 @@ Decisions, where the two servers or the two stores differ:
   server only when it has at most one accumulator and that is `$sum`. A final
   `$count` over no documents returns `[{name: 0}]` like the client-side pipeline (MongoDB returns
   nothing).
+* `find` reads raw BSON and decodes each document alone (`_decode`): invalid UTF-8 becomes lone
+  surrogates (validation quarantines the document as `invalid_string`), and a document the decoder
+  refuses (malformed BSON, nesting beyond it) becomes the `unreadable` placeholder with its key, so one
+  document never fails its batch. FerretDB 1.x rewrites invalid UTF-8 as U+FFFD on write.
 * Every connection problem (server selection timeout, refused connection, network error,
   authentication failure) surfaces as `StoreUnavailable` naming host:port, never the password.
 """

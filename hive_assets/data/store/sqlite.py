@@ -3,6 +3,8 @@
 One table per collection: `doc` holds the JSON, `doc_key` the collection's unique id, and each field
 the platform queries by is a generated column with an index, so filters on them use the index.
 WAL mode and a busy timeout make it safe for a simulator to write while a sensor reads.
+Rows are fetched as bytes and decoded one by one (`_salvage` for what orjson refuses), so one row
+never fails a read.
 """
 
 from __future__ import annotations
