@@ -5,6 +5,7 @@ version; the other four run, and the simulator serves the heuristic for that spe
 from __future__ import annotations
 
 import re
+import signal
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -15,6 +16,7 @@ from hive_assets import registry
 from hive_assets.cli._main import main
 from hive_assets.config import SPECIALISTS
 from hive_assets.data import SQLiteStore
+from hive_assets.features import features_frame
 from hive_assets.registry import _mlflow
 from hive_assets.simulator import champion_opinions, make_plans, simulate
 from hive_assets_tests.conftest import start_mlflow_server, stop_process
@@ -45,7 +47,7 @@ def five_champions(tmp_path_factory):
             versions[specialist] = version
         yield url, root, client, versions
     finally:
-        stop_process(proc)
+        stop_process(proc, signal.SIGKILL)  # nothing to keep: a graceful stop costs ~20 s of worker timeouts
 
 
 def _stored_files(root: Path, version) -> list[Path]:
@@ -128,8 +130,7 @@ def test_versions_without_a_checksum_still_load_and_a_broken_one_is_named(five_c
     legacy = client.get_model_version(versions["technical"].name, versions["technical"].version)
     assert registry.ARTIFACT_CHECKSUM_TAG not in legacy.tags
     assert registry.load_version_model(client, legacy).predict_proba(
-        __import__("hive_assets.features", fromlist=["features_frame"]).features_frame(make_plans(3, seed=1, now=NOW))
-    ).shape == (3, 3)
+        features_frame(make_plans(3, seed=1, now=NOW))).shape == (3, 3)
 
     _truncate_estimator(root, versions["behavior"])
     broken = client.get_model_version(versions["behavior"].name, versions["behavior"].version)
