@@ -10,12 +10,16 @@ import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from hive_assets import registry
 from hive_assets.cli._main import main
 from hive_assets.config import SPECIALISTS
 from hive_assets.data import SQLiteStore
+from hive_assets.defs import build_defs
+from hive_assets.defs.monitoring.sensors import drift_retraining_sensor
+from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 from hive_assets.features import features_frame
 from hive_assets.registry import _mlflow
 from hive_assets.simulator import champion_opinions, make_plans, simulate
@@ -110,6 +114,17 @@ def test_truncated_champion_stops_only_its_drift_check(five_champions, hive_home
     assert documents["business"]["reason"] == "business-evaluator v1: artifact checksum mismatch"
     for other in set(SPECIALISTS) - {"business"}:
         assert documents[other]["decision"] == "insufficient_data" and documents[other]["window_size"] > 0
+
+    # the drift sensor's tick: the same five checks, business as a `model_unavailable` observation, no request
+    with dg.instance_for_test() as instance:
+        ctx = dg.build_sensor_context(instance=instance, definitions=build_defs(), resources={
+            "document_store": DocumentStoreResource(), "mlflow": MlflowResource(tracking_uri=url)})
+        tick = drift_retraining_sensor.evaluate_tick(ctx)
+    assert tick.run_requests == []
+    assert "business-evaluator v1: artifact checksum mismatch" in tick.skip_message
+    shown = {e.partition: e.metadata["decision"].value for e in tick.asset_events}
+    assert shown["business"] == "model_unavailable" and len(shown) == len(SPECIALISTS)
+    assert store.count("drift_monitoring", {"decision": "model_unavailable"}) == 2
 
     # the simulator: the heuristic serves business alone, the champions the four others
     capsys.readouterr()
