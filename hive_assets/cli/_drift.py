@@ -18,7 +18,7 @@ from hive_assets.cli._args import add_verb, specialists
 from hive_assets.config import Settings
 from hive_assets.data import open_store
 from hive_assets.monitoring import (
-    MonitoringSettings, check_drift, record_trigger, save_drift_check, update_trigger_status,
+    MODEL_UNAVAILABLE, MonitoringSettings, check_drift, record_trigger, save_drift_check, update_trigger_status,
 )
 from hive_assets.registry import client_for
 
@@ -47,6 +47,8 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
             action = f"would retrain ({check.run_key})" if args.dry_run else _launch(store, check, now)
         elif check.document is None:
             action = check.message.split(": ", 1)[-1]
+        elif check.status == MODEL_UNAVAILABLE:
+            action = check.message  # `<specialist>-evaluator v<N>: artifact checksum mismatch` / `... cannot be loaded: ...`
         print(f"{check.specialist:<13}{check.model_version or '-':>9}{doc.get('window_size', '-'):>8}"
               f"{_fmt(doc.get('drift_score')):>12}  {doc.get('drift_feature') or '-':<28}{check.decision or check.status:<18}"
               f"{action}")
@@ -54,7 +56,9 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
             print(json.dumps({"specialist": check.specialist, "status": check.status, "document": doc}, default=str))
     if args.dry_run:
         print("dry run: nothing written, nothing launched")
-    return 0
+    # every other specialist was checked (and saved); a champion that cannot be served is the operator's
+    # to fix, so the command fails for it (README, Sensors)
+    return 1 if any(c.status == MODEL_UNAVAILABLE for c in checks) else 0
 
 
 def _launch(store, check, now) -> str:

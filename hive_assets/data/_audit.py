@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -9,6 +10,8 @@ from typing import Any
 
 from hive_assets.data._documents import to_utc
 from hive_assets.data.store.base import DocumentStore
+
+log = logging.getLogger(__name__)
 
 
 def _confidence(event: Mapping[str, Any]) -> float | None:
@@ -50,7 +53,11 @@ def audit_confidences_from_kafka(bootstrap_servers: str, topic: str = "intention
 
         wanted = set(intent_ids)
         out: dict[str, float] = {}
-        for event in read_audit_events(bootstrap_servers, start, end, topic=topic, timeout_s=timeout_s):
+        events = read_audit_events(bootstrap_servers, start, end, topic=topic, timeout_s=timeout_s)
+        if events.bad_messages:  # skipped, never fatal: said once per read, by reason
+            log.warning("%s: %d unusable audit messages skipped %s", topic, len(events.bad_messages),
+                        events.bad_by_reason())
+        for event in events:
             if str(event.get("id")) in wanted and (conf := _confidence(event)) is not None:
                 out[str(event["id"])] = conf
         return out

@@ -211,8 +211,8 @@ def collect(
         for doc in store.find_by_keys_where(collection, "plan_id", missing, {}):
             pid = str(doc.get("plan_id"))
             plan = docs.plan_of(doc)
-            problems = docs.validate_plan(plan, now, max_tasks) if plan is not None else [
-                docs.Problem(docs.MISSING_TASKS, f"{collection} document has no plan_data")]
+            problems = docs.validate_plan(plan, now, max_tasks, document=doc) if plan is not None else (
+                docs.structure_problems(doc) or [docs.Problem(docs.MISSING_TASKS, f"{collection} document has no plan_data")])
             if plan_cache is not None:
                 plan_cache[pid] = (collection, doc, plan, problems)
             take(pid, collection, doc, plan, problems)

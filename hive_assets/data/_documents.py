@@ -37,15 +37,26 @@ OVERSIZED_PLAN = "oversized_plan"
 UNKNOWN_RECOMMENDATION = "unknown_recommendation"
 UNKNOWN_HUMAN_RECOMMENDATION = "unknown_human_recommendation"
 SPECIALIST_MISMATCH = "specialist_mismatch"
+# Hostile documents: refused before any other check, whatever their size (issue 21).
+TOO_DEEP = "too_deep"
+INVALID_STRING = "invalid_string"
+UNREADABLE_DOCUMENT = "unreadable_document"
 
 REASON_CODES = (
-    NOT_A_DOCUMENT, MISSING_FIELD, WRONG_TYPE, OUT_OF_RANGE, INVALID_TIMESTAMP, TIMESTAMP_IN_FUTURE,
+    TOO_DEEP, INVALID_STRING, UNREADABLE_DOCUMENT, NOT_A_DOCUMENT, MISSING_FIELD, WRONG_TYPE, OUT_OF_RANGE, INVALID_TIMESTAMP, TIMESTAMP_IN_FUTURE,
     MISSING_PLAN, INVALID_PLAN, MISSING_TASKS, MISSING_TASK_ID, DUPLICATE_TASK_IDS, INVALID_DEPENDENCY,
     NEGATIVE_DURATION, OVERSIZED_PLAN, UNKNOWN_RECOMMENDATION, UNKNOWN_HUMAN_RECOMMENDATION,
     SPECIALIST_MISMATCH,
 )
 
 MAX_TASKS = 5_000
+# Nesting levels (objects and arrays) a document may have. Real plans use under 10; pickling a value,
+# `json.dumps` and the stores' decoders all recurse, so a document hundreds of levels deep fails whoever
+# touches it next (a 900-deep plan failed the pickling of the collected rows).
+MAX_DEPTH = 64
+# A store reader that cannot decode one stored document yields this placeholder instead of failing the
+# read: `{<key field>: <key>, UNREADABLE_FIELD: {"reason": ..., "detail": ...}}`; validation quarantines it.
+UNREADABLE_FIELD = "$hive_unreadable"
 # Clocks disagree a little; a timestamp this far ahead of "now" is an error, not skew.
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
@@ -54,6 +65,110 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 class Problem:
     reason: str
     detail: str
+
+
+def unreadable(reason: str, detail: str, key_field: str | None = None, key: Any = None) -> dict[str, Any]:
+    """The placeholder a store reader yields for a stored document it cannot decode (see UNREADABLE_FIELD)."""
+    doc: dict[str, Any] = {UNREADABLE_FIELD: {"reason": reason, "detail": safe_text(detail)[:300]}}
+    if key_field is not None and isinstance(key, str):
+        doc[key_field] = safe_text(key)
+    return doc
+
+
+def valid_text(text: str) -> bool:
+    """Encodable as UTF-8: no lone surrogate (`"\\ud800"` is valid JSON that orjson, BSON and every
+    UTF-8 writer refuse). NUL is valid text for all of them and is kept."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def safe_text(text: str) -> str:
+    """`text` with every lone surrogate written as its escape (`\\ud800`): safe for any writer."""
+    return text if valid_text(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+_LEAF_TYPES = frozenset({int, float, bool, type(None), datetime})
+
+
+def structure_problems(doc: Any, max_depth: int = MAX_DEPTH) -> list[Problem]:
+    """TOO_DEEP, INVALID_STRING or the store's UNREADABLE placeholder's own reason; [] for a sane document.
+
+    Level by level with explicit lists, never recursion, so a 100,000-level document is judged like any
+    other; it stops at the first problem. On the collection's hot path: plain dicts, lists and ASCII
+    text (the common case, `str.isascii` is O(1)) take the fast branches."""
+    if isinstance(doc, Mapping) and isinstance(doc.get(UNREADABLE_FIELD), Mapping):
+        marker = doc[UNREADABLE_FIELD]
+        return [Problem(str(marker.get("reason") or UNREADABLE_DOCUMENT), str(marker.get("detail", "")))]
+    level = [doc]
+    depth = 1
+    while level:
+        if depth > max_depth:
+            return [Problem(TOO_DEEP, f"nested deeper than {max_depth} levels")]
+        deeper: list[Any] = []
+        push = deeper.append
+        for node in level:
+            if type(node) is dict or isinstance(node, Mapping):
+                for key, value in node.items():
+                    if type(key) is str and not key.isascii() and not valid_text(key):
+                        return [Problem(INVALID_STRING, f"field name {safe_text(key)[:80]!r} is not valid text")]
+                    kind = type(value)
+                    if kind is str:
+                        if not value.isascii() and not valid_text(value):
+                            return [Problem(INVALID_STRING, f"{safe_text(str(key))[:80]}: a lone surrogate in the text")]
+                    elif kind is dict or kind is list:
+                        push(value)
+                    elif kind not in _LEAF_TYPES and isinstance(value, (Mapping, list, tuple)):
+                        push(value)
+            elif isinstance(node, (list, tuple)):
+                for value in node:
+                    kind = type(value)
+                    if kind is str:
+                        if not value.isascii() and not valid_text(value):
+                            return [Problem(INVALID_STRING, "a list item holds a lone surrogate")]
+                    elif kind is dict or kind is list:
+                        push(value)
+                    elif kind not in _LEAF_TYPES and isinstance(value, (Mapping, list, tuple)):
+                        push(value)
+        level = deeper
+        depth += 1
+    return []
+
+
+def safe_copy(doc: Any, max_depth: int = MAX_DEPTH) -> Any:
+    """A copy any writer accepts: containers deeper than `max_depth` replaced by a marker string, lone
+    surrogates escaped (`safe_text`). Iterative, like `structure_problems`. Non-container leaves are kept."""
+    def clean(value: Any) -> Any:
+        return safe_text(value) if isinstance(value, str) else value
+
+    def fresh(value: Any) -> Any:
+        return {} if isinstance(value, Mapping) else []
+
+    if not isinstance(doc, (Mapping, list, tuple)):
+        return clean(doc)
+    root = fresh(doc)
+    stack: list[tuple[Any, Any, int]] = [(doc, root, 1)]
+    while stack:
+        source, target, depth = stack.pop()
+        items = source.items() if isinstance(source, Mapping) else enumerate(source)
+        for key, value in items:
+            if isinstance(value, (Mapping, list, tuple)):
+                if depth + 1 > max_depth:
+                    value_out: Any = f"<nested deeper than {max_depth} levels: cut>"
+                else:
+                    value_out = fresh(value)
+                    stack.append((value, value_out, depth + 1))
+            else:
+                value_out = clean(value)
+            if isinstance(target, dict):
+                target[safe_text(key) if isinstance(key, str) else key] = value_out
+            else:
+                target.append(value_out)
+    return root
 
 
 def to_utc(value: Any) -> datetime | None:
@@ -125,7 +240,11 @@ def plan_of(doc: Mapping) -> Mapping | None:
     return doc if "tasks" in doc else None
 
 
-def validate_plan(plan: Any, now: datetime, max_tasks: int = MAX_TASKS) -> list[Problem]:
+def validate_plan(plan: Any, now: datetime, max_tasks: int = MAX_TASKS, document: Any = None) -> list[Problem]:
+    """`document`: the stored document holding `plan` (a ledger entry); its structure is checked instead of
+    the plan's (it contains the plan), so a hostile field beside `plan_data` is caught too."""
+    if hostile := structure_problems(plan if document is None else document):
+        return hostile
     if not isinstance(plan, Mapping):
         return [Problem(NOT_A_DOCUMENT, f"plan is a {type(plan).__name__}, not an object")]
     problems: list[Problem] = []
@@ -199,6 +318,8 @@ def validate_plan(plan: Any, now: datetime, max_tasks: int = MAX_TASKS) -> list[
 def validate_opinion(doc: Any, now: datetime, specialist: str | None = None) -> list[Problem]:
     if not isinstance(doc, Mapping):
         return [Problem(NOT_A_DOCUMENT, f"opinion is a {type(doc).__name__}, not an object")]
+    if hostile := structure_problems(doc):
+        return hostile
     problems = [Problem(MISSING_FIELD, f"{f} is missing") for f in ("opinion_id", "plan_id") if not doc.get(f)]
     if specialist is not None and doc.get("specialist_type") != specialist:
         problems.append(Problem(SPECIALIST_MISMATCH, f"specialist_type={doc.get('specialist_type')!r}"))
@@ -218,6 +339,8 @@ def validate_opinion(doc: Any, now: datetime, specialist: str | None = None) -> 
 def validate_feedback(doc: Any, now: datetime) -> list[Problem]:
     if not isinstance(doc, Mapping):
         return [Problem(NOT_A_DOCUMENT, f"feedback is a {type(doc).__name__}, not an object")]
+    if hostile := structure_problems(doc):
+        return hostile
     problems = [Problem(MISSING_FIELD, f"{f} is missing") for f in ("feedback_id", "opinion_id") if not doc.get(f)]
     problems += _choice_problems(doc.get("human_recommendation"), "human_recommendation", HUMAN_RECOMMENDATIONS,
                                  UNKNOWN_HUMAN_RECOMMENDATION)

@@ -31,9 +31,13 @@ MAX_DETAIL_CHARS = 500
 def stored_form(doc: Any) -> tuple[Any, int, str]:
     """(what the quarantine keeps of `doc`, length of its JSON text, SHA-256 of that text).
 
-    A mapping up to MAX_STORED_DOCUMENT_CHARS is kept as it is; anything else becomes text (`repr`) or,
+    Containers deeper than `MAX_DEPTH` are cut and lone surrogates escaped first (`safe_copy`). A mapping
+    up to MAX_STORED_DOCUMENT_CHARS is kept as it is; anything else becomes text (`repr`) or,
     when larger, a summary `{"oversized_document": True, "chars", "sha256", "top_level_fields", "preview"}`.
     """
+    # a hostile document (too deep, lone surrogates) is kept as its `safe_copy`, which any writer and
+    # pickle accept; the copy of a sane document equals it
+    doc = docs.safe_copy(doc)
     text = dumps(doc) if isinstance(doc, Mapping) else repr(doc)
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     if len(text) <= MAX_STORED_DOCUMENT_CHARS:
@@ -55,7 +59,7 @@ class _Quarantine:
         self.seen: set[tuple[str, str, str]] = set()
 
     def add(self, collection: str, doc: Any, id_field: str, problems: list[docs.Problem]) -> None:
-        source_id = str(doc.get(id_field)) if isinstance(doc, Mapping) and doc.get(id_field) else ""
+        source_id = docs.safe_text(str(doc.get(id_field))) if isinstance(doc, Mapping) and doc.get(id_field) else ""
         first = problems[0]
         key = (collection, source_id, first.reason)
         if key in self.seen and source_id:
@@ -67,7 +71,7 @@ class _Quarantine:
             "source_id": source_id,
             "specialist_type": self.specialist,
             "reason": first.reason,
-            "detail": "; ".join(p.detail for p in problems)[:MAX_DETAIL_CHARS],
+            "detail": docs.safe_text("; ".join(p.detail for p in problems)[:MAX_DETAIL_CHARS]),
             "document": stored,
             "document_chars": chars,
             "document_sha256": digest,

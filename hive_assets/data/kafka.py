@@ -3,8 +3,10 @@
 `read_audit_events(bootstrap, start, end)` returns an `AuditEvents`: a `list` of the decoded envelopes
 whose `timestamp` falls in [start, end) (sorted by that time), which also carries
 
-* `bad_messages`: one dict per message that could not be used (`partition`, `offset`, `error`): not
-  UTF-8 JSON, not a JSON object, or no usable `timestamp`. They are reported, never raised;
+* `bad_messages`: one dict per message that could not be used (`partition`, `offset`, `reason`, `error`):
+  not UTF-8 JSON or not a JSON object (`not_json`), nested deeper than `MAX_DEPTH` (`too_deep`), a lone
+  surrogate in a text (`invalid_string`), or no usable `timestamp` (`no_timestamp`). They are reported,
+  never raised;
 * `messages_read`, `out_of_window`, `partitions`: counts for run metadata.
 
 How the window is read, bounded in time and in offsets:
@@ -38,6 +40,8 @@ from typing import Any
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from hive_assets.data._documents import MAX_DEPTH, TOO_DEEP, safe_text, structure_problems
 
 __all__ = [
     "AUDIT_TOPIC",
@@ -75,6 +79,12 @@ class AuditEvents(list):
             "bad_messages": len(self.bad_messages),
             "partitions": self.partitions,
         }
+
+    def bad_by_reason(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for bad in self.bad_messages:
+            counts[bad["reason"]] = counts.get(bad["reason"], 0) + 1
+        return counts
 
 
 def _utc(value: datetime) -> datetime:
@@ -267,20 +277,29 @@ def read_audit_events(
 
 def _collect(msg, partition: int, offset: int, start: datetime, end: datetime, result: AuditEvents, out: list) -> None:
     raw = msg.value()
+
+    def bad(reason: str, error: str) -> None:
+        result.bad_messages.append({"partition": partition, "offset": offset, "reason": reason,
+                                    "error": safe_text(error)[:300]})
+
     try:
         if raw is None:
             raise ValueError("empty message (tombstone)")
         event = json.loads(raw)
         if not isinstance(event, dict):
             raise ValueError(f"expected a JSON object, got {type(event).__name__}")
+    except RecursionError:  # the decoder recurses: an envelope nested ~1,000 levels deep
+        bad(TOO_DEEP, f"envelope nested deeper than the decoder allows (> {MAX_DEPTH})")
+        return
     except (ValueError, UnicodeDecodeError) as exc:
-        result.bad_messages.append({"partition": partition, "offset": offset, "error": f"{type(exc).__name__}: {exc}"[:300]})
+        bad("not_json", f"{type(exc).__name__}: {exc}")
+        return
+    if hostile := structure_problems(event):  # too deep, or a lone surrogate: kept out of the window
+        bad(hostile[0].reason, hostile[0].detail)
         return
     when = event_time(event.get("timestamp"))
     if when is None:
-        result.bad_messages.append(
-            {"partition": partition, "offset": offset, "error": f"no usable timestamp: {event.get('timestamp')!r}"[:300]}
-        )
+        bad("no_timestamp", f"no usable timestamp: {event.get('timestamp')!r}")
         return
     if start <= when < end:
         out.append((when, partition, offset, event))

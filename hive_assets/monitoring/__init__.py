@@ -14,7 +14,7 @@ trigger rules the feedback and drift sensors apply, and the documents they write
 """
 
 from hive_assets.monitoring._charts import drift_changed, psi_chart_png
-from hive_assets.monitoring._check import DriftCheck, check_drift, drift_window
+from hive_assets.monitoring._check import MODEL_UNAVAILABLE, DriftCheck, check_drift, drift_window
 from hive_assets.monitoring._drift import (
     DEFAULT_ALPHA, DEFAULT_MIN_ROWS, DEFAULT_THRESHOLD, PSI_FLOOR, REFERENCE_FORMAT_VERSION, build_reference,
     drift_decision, feature_drift, psi, psi_null_pvalue,
@@ -30,6 +30,7 @@ from hive_assets.monitoring._triggers import (
 )
 
 __all__ = [
+    "MODEL_UNAVAILABLE",
     "DEFAULT_ALPHA", "DEFAULT_COOLDOWN", "DEFAULT_FEEDBACK_THRESHOLD", "DEFAULT_MIN_ROWS", "DEFAULT_THRESHOLD",
     "DRIFT_CHECKS", "PSI_FLOOR", "REFERENCE_FORMAT_VERSION", "STATUS_RANK", "TRIGGERS", "DriftCheck",
     "MonitoringSettings", "SpecialistCursor", "TriggerDecision", "build_reference", "check_drift", "decode_cursor",

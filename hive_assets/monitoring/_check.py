@@ -32,7 +32,9 @@ __all__ = ["DriftCheck", "check_drift", "drift_window"]
 
 @dataclass(frozen=True)
 class DriftCheck:
-    """The outcome of one check. `status`: "checked", "no_champion" or "no_reference" (then no document)."""
+    """The outcome of one check. `status`: "checked", "no_champion" or "no_reference" (then no document),
+    or "model_unavailable" (the champion's files fail their checksum or do not load: a document with
+    that decision and the reason, no window read)."""
 
     specialist: str
     status: str
@@ -73,6 +75,25 @@ def _compact(value: Any) -> Any:
     return value
 
 
+MODEL_UNAVAILABLE = "model_unavailable"
+
+
+def _model_unavailable(specialist: str, version: str, reason: str, now: datetime,
+                       settings: MonitoringSettings) -> DriftCheck:
+    """The check of a champion whose files fail their checksum or cannot be loaded: no window is read,
+    and the `drift_monitoring` document says so (decision `model_unavailable`, the one-line reason)."""
+    document = {
+        "check_id": f"drift:{specialist}:v{version}:{now.strftime('%Y%m%dT%H%M%S%fZ')}",
+        "specialist_type": specialist, "model_version": version, "checked_at": now,
+        "window_start": now - settings.drift_window, "window_end": now, "window_size": 0,
+        "drift_score": None, "drift_feature": None, "drifted_features": [], "decision": MODEL_UNAVAILABLE,
+        "reason": reason, "threshold": settings.drift_threshold, "min_rows": settings.drift_min_rows,
+        "alpha": settings.drift_alpha, "features": {}, "prediction_drift": None, "prediction_window_size": 0,
+        "run_key": None,
+    }
+    return DriftCheck(specialist, MODEL_UNAVAILABLE, reason, model_version=version, document=document)
+
+
 def check_drift(store: DocumentStore, client, specialist: str, now: datetime | None = None,
                 settings: MonitoringSettings | None = None, plan_cache: dict | None = None) -> DriftCheck:
     """Compare `specialist`'s recent window with the reference stored with its champion (module docstring).
@@ -85,7 +106,10 @@ def check_drift(store: DocumentStore, client, specialist: str, now: datetime | N
     version = registry.alias_version(client, specialist, registry.CHAMPION)
     if version is None:
         return DriftCheck(specialist, "no_champion", f"{specialist}: no champion version, nothing to compare")
-    model = registry.load_version_model(client, version)
+    try:
+        model = registry.load_version_model(client, version)
+    except registry.ArtifactError as exc:  # this specialist only: the caller goes on with the others
+        return _model_unavailable(specialist, str(version.version), str(exc), now, settings)
     reference = getattr(model, "drift_reference", None)
     if not reference:
         return DriftCheck(specialist, "no_reference",

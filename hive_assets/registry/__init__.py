@@ -11,7 +11,7 @@ from hive_assets.registry._history import Tenure, alias_history, holder_at
 from hive_assets.registry._links import model_version_url, run_url, ui_base
 from hive_assets.registry._ledger import ALIAS_KINDS, last_alias_row, latest_gate_verdict, record_decision
 from hive_assets.registry._mlflow import (
-    ab_test_alias, alias_version, client_for, ensure_experiment, load_model, load_version_model, log_model,
+    ARTIFACT_CHECKSUM_TAG, ArtifactError, artifact_checksum, ab_test_alias, alias_version, client_for, ensure_experiment, load_model, load_version_model, log_model,
     mirror_ab_split, model_name, register_version, training_run_for,
 )
 from hive_assets.registry._operations import (
@@ -28,6 +28,7 @@ from hive_assets.registry._serving import Evaluation, Evaluator, load_evaluator
 from hive_assets.routing import CHALLENGER, CHAMPION
 
 __all__ = [
+    "ARTIFACT_CHECKSUM_TAG", "ArtifactError", "artifact_checksum",
     "log_params", "log_png", "run_status", "model_version_url", "run_url", "ui_base",
     "ALIAS_KINDS", "CHALLENGER", "CHAMPION", "GATE_TAG", "MIRROR_PRODUCTION_ENV", "Evaluation", "Evaluator",
     "RegistryError", "Tenure", "ab_test_alias", "alias_for_new_version", "alias_history", "alias_version",

@@ -124,6 +124,54 @@ def load_model(tracking_uri: str, model_uri: str):
     return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
 
 
+# -- artifact integrity ------------------------------------------------------------------------------
+ARTIFACT_CHECKSUM_TAG = "artifact_sha256"
+# written by MLflow into a download of a registered version (its name and version), not the model's
+_NOT_MODEL_FILES = frozenset({"registered_model_meta"})
+
+
+class ArtifactError(RuntimeError):
+    """A registered version that cannot be served, in one line naming it: `<name> v<N>: artifact
+    checksum mismatch` or `<name> v<N> cannot be loaded: <cause>` (never a library's stack)."""
+
+
+def artifact_checksum(directory: str | Path) -> str:
+    """SHA-256 over a model's files: each relative path, its size and its bytes, in path order."""
+    import hashlib
+
+    root = Path(directory)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name not in _NOT_MODEL_FILES):
+        rel = path.relative_to(root).as_posix()
+        digest.update(f"{rel}\0{path.stat().st_size}\0".encode())
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _download(tracking_uri: str, model_uri: str, dst: str) -> Path:
+    import mlflow
+
+    target = tracking_target(tracking_uri)
+    mlflow.set_tracking_uri(target)
+    mlflow.set_registry_uri(target)
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=dst))
+
+
+def model_checksum(tracking_uri: str, model_uri: str) -> str:
+    """`artifact_checksum` of the files behind a model URI as the artifact store holds them now."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return artifact_checksum(_download(tracking_uri, model_uri, tmp))
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one short line: xgboost's and MLflow's messages carry a C++ or HTTP stack after it."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return text if len(text) <= 240 else text[:240] + "..."
+
+
 _VERSION_MODELS: dict[tuple, object] = {}
 _VERSION_MODELS_MAX = 32
 
@@ -131,14 +179,41 @@ _VERSION_MODELS_MAX = 32
 def load_version_model(client, version):
     """The SpecialistModel of a registry version, loaded once per process: a version's files never
     change (the key includes its source, so a version number reused after a model was deleted is
-    another entry). The hourly drift checks and the simulator's serving reuse it."""
+    another entry). The hourly drift checks and the simulator's serving reuse it.
+
+    The files are downloaded, checked against the version's `artifact_sha256` tag (recorded at
+    registration) and loaded from there; a mismatch or any load failure raises `ArtifactError` naming
+    the version. A version registered before the tag existed has no checksum: it loads unverified."""
     key = (client.tracking_uri, version.name, str(version.version), getattr(version, "source", None),
            getattr(version, "run_id", None))
     if key not in _VERSION_MODELS:
+        model = _load_verified(client.tracking_uri, version)
         if len(_VERSION_MODELS) >= _VERSION_MODELS_MAX:
             _VERSION_MODELS.pop(next(iter(_VERSION_MODELS)))
-        _VERSION_MODELS[key] = load_model(client.tracking_uri, f"models:/{version.name}/{version.version}")
+        _VERSION_MODELS[key] = model
     return _VERSION_MODELS[key]
+
+
+def _load_verified(tracking_uri: str, version):
+    import mlflow
+
+    from hive_assets.training import SchemaMismatch
+
+    label = f"{version.name} v{version.version}"
+    expected = (getattr(version, "tags", None) or {}).get(ARTIFACT_CHECKSUM_TAG)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = _download(tracking_uri, f"models:/{version.name}/{version.version}", tmp)
+        except Exception as exc:  # noqa: BLE001 - any failure is this version's, said in one line
+            raise ArtifactError(f"{label} cannot be loaded: {_one_line(exc)}") from exc
+        if expected and artifact_checksum(local) != expected:
+            raise ArtifactError(f"{label}: artifact checksum mismatch")
+        try:
+            return mlflow.pyfunc.load_model(str(local)).unwrap_python_model().model
+        except SchemaMismatch:  # sound files of another feature schema: the callers' own decision
+            raise
+        except Exception as exc:  # noqa: BLE001 - XGBoostError, skops, a missing file, ...
+            raise ArtifactError(f"{label} cannot be loaded: {_one_line(exc)}") from exc
 
 
 def alias_version(client, specialist: str, alias: str):
@@ -169,6 +244,10 @@ def register_version(client, specialist: str, run_id: str, source: str, tags: di
         version = sorted(existing, key=lambda v: int(v.version))[0]
         created = False
     else:
+        # the checksum of the files as logged, taken once with the version (the tag is part of its
+        # creation): a retry never re-hashes, which would bless files corrupted since. A version
+        # registered before checksums existed keeps none and loads unverified.
+        tags = {**tags, ARTIFACT_CHECKSUM_TAG: model_checksum(client.tracking_uri, source)}
         version = client.create_model_version(name, source=source, run_id=run_id, model_id=model_id,
                                               tags={k: str(v) for k, v in tags.items()})
         created = True

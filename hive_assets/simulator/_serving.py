@@ -67,11 +67,18 @@ class _ServedModels:
         self.loaded: dict[tuple[str, str], object] = {}
 
     def _evaluator(self, specialist: str, version: str):
-        from hive_assets.registry import load_evaluator
+        """The loaded version, or None when its files fail their checksum or do not load: said once on
+        stderr in one line naming it; that specialist alone is then served by the heuristic (or, for a
+        challenger, by its champion)."""
+        from hive_assets.registry import ArtifactError, load_evaluator
 
         key = (specialist, str(version))
         if key not in self.loaded:
-            self.loaded[key] = load_evaluator(self.tracking_uri, specialist, str(version))
+            try:
+                self.loaded[key] = load_evaluator(self.tracking_uri, specialist, str(version))
+            except ArtifactError as exc:
+                print(f"{exc}; serving {specialist} without it", file=sys.stderr)
+                self.loaded[key] = None
         return self.loaded[key]
 
     def opinion_model(self, store):
@@ -86,11 +93,13 @@ class _ServedModels:
             champion = alias_version(self.client, s, CHAMPION)
             if champion is None:
                 continue
-            champions[s] = self._evaluator(s, champion.version)
+            if (served := self._evaluator(s, champion.version)) is None:
+                continue
+            champions[s] = served
             test = running_test(store, s)
-            if test:
+            if test and (challenger := self._evaluator(s, test["challenger_version"])) is not None:
                 tests[s] = test
-                challengers[s] = self._evaluator(s, test["challenger_version"])
+                challengers[s] = challenger
         return champions, tests, challengers
 
 

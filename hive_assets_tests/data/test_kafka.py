@@ -129,6 +129,32 @@ def test_undecodable_messages_are_reported_not_raised(kafka_bootstrap, topic):
     assert "no usable timestamp" in got.bad_messages[2]["error"]
 
 
+def test_hostile_envelopes_are_counted_by_reason_not_raised(kafka_bootstrap, topic):
+    """Issue 21: an envelope nested 100,000 levels deep (the decoder recurses), one over the 64-level limit,
+    one with a lone surrogate (valid JSON text): each skipped with its reason, the good ones read."""
+    from confluent_kafka import Producer
+
+    good = [envelope(i, T0 + timedelta(hours=i), iso=False) for i in range(3)]
+    produce_audit_events(kafka_bootstrap, good, topic, num_partitions=1, topic_config=KEEP)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    ts = int((T0 + timedelta(hours=1, minutes=30)).timestamp() * 1000)
+    stamp = f'"timestamp": {ts}, "confidence": 0.9'
+    producer.produce(topic, ('{"id": "deep", ' + stamp + ', "x": ' + '{"x":' * 100_000 + "1" + "}" * 100_001).encode(),
+                     timestamp=ts)
+    producer.produce(topic, ('{"id": "deep70", ' + stamp + ', "x": ' + '{"x":' * 70 + "1" + "}" * 71).encode(),
+                     timestamp=ts)
+    producer.produce(topic, ('{"id": "intent-\\ud800", ' + stamp + "}").encode(), timestamp=ts)
+    assert producer.flush(10) == 0
+
+    got = read_audit_events(kafka_bootstrap, T0, T0 + timedelta(days=1), topic=topic, timeout_s=30)
+
+    assert [e["id"] for e in got] == ["intent-0000", "intent-0001", "intent-0002"]
+    assert [(b["offset"], b["reason"]) for b in got.bad_messages] == [(3, "too_deep"), (4, "too_deep"),
+                                                                       (5, "invalid_string")]
+    assert got.bad_by_reason() == {"too_deep": 2, "invalid_string": 1}
+    json.dumps(got.bad_messages)  # the report itself is plain, writable text
+
+
 def test_message_timestamps_follow_the_envelope(kafka_bootstrap, topic):
     from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, TopicPartition
 

@@ -108,17 +108,28 @@ def _wrap_non_finite(value: Any) -> Any:
 
 
 def unwrap_non_finite(value: Any) -> Any:
-    """The inverse of the wrapping `dumps` does: `{"$numberDouble": "NaN"}` etc. back to floats, in place."""
-    if isinstance(value, dict):
-        if len(value) == 1 and isinstance(value.get(NON_FINITE_TAG), str) and value[NON_FINITE_TAG] in _NON_FINITE_TEXT:
-            return _NON_FINITE_TEXT[value[NON_FINITE_TAG]]
-        for k, v in value.items():
+    """The inverse of the wrapping `dumps` does: `{"$numberDouble": "NaN"}` etc. back to floats, in place.
+    An explicit stack, not recursion: a stored document may be nested deeper than Python recurses."""
+    def number(v: Any) -> Any:
+        if (isinstance(v, dict) and len(v) == 1 and isinstance(v.get(NON_FINITE_TAG), str)
+                and v[NON_FINITE_TAG] in _NON_FINITE_TEXT):
+            return _NON_FINITE_TEXT[v[NON_FINITE_TAG]]
+        return v
+
+    top = number(value)
+    if top is not value:
+        return top
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for k, v in items:
             if isinstance(v, (dict, list)):
-                value[k] = unwrap_non_finite(v)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            if isinstance(v, (dict, list)):
-                value[i] = unwrap_non_finite(v)
+                replaced = number(v)
+                if replaced is v:
+                    stack.append(v)
+                else:
+                    node[k] = replaced
     return value
 
 

@@ -41,6 +41,10 @@ Decisions, where the two servers or the two stores differ:
   server only when it has at most one accumulator and that is `$sum`. A final
   `$count` over no documents returns `[{name: 0}]` like the client-side pipeline (MongoDB returns
   nothing).
+* `find` reads raw BSON and decodes each document alone (`_decode`): invalid UTF-8 becomes lone
+  surrogates (validation quarantines the document as `invalid_string`), and a document the decoder
+  refuses (malformed BSON, nesting beyond it) becomes the `unreadable` placeholder with its key, so one
+  document never fails its batch. FerretDB 1.x rewrites invalid UTF-8 as U+FFFD on write.
 * Every connection problem (server selection timeout, refused connection, network error,
   authentication failure) surfaces as `StoreUnavailable` naming host:port, never the password.
 """
@@ -54,8 +58,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+import bson
 import pymongo
 from bson.codec_options import TypeRegistry
+from bson.raw_bson import RawBSONDocument
 from pymongo import IndexModel, InsertOne, ReplaceOne
 from pymongo.errors import (
     BulkWriteError,
@@ -66,6 +72,7 @@ from pymongo.errors import (
 )
 
 from hive_assets.config import redact_uri
+from hive_assets.data._documents import MAX_DEPTH, TOO_DEEP, UNREADABLE_DOCUMENT, unreadable
 from hive_assets.data.store.base import (
     COLLECTIONS,
     COMPOUND_INDEXES,
@@ -182,6 +189,8 @@ class MongoStore(DocumentStore):
         except (InvalidURI, ConfigurationError, ValueError) as exc:
             raise ValueError(f"invalid MongoDB URI {redact_uri(uri)}: {self._clean(str(exc))}") from None
         self.db = self.client[database]
+        self._doc_options = self.client.codec_options.with_options(unicode_decode_error_handler="surrogateescape")
+        self._raw_options = self._doc_options.with_options(document_class=RawBSONDocument)
         self._indexed: set[str] = set()
         self._ferretdb: bool | None = None
         #: look up existing keys and insert new documents outright (None: only on FerretDB)
@@ -354,7 +363,9 @@ class MongoStore(DocumentStore):
         proj: dict[str, int] = {"_id": 0}
         if projection is not None:
             proj.update({f: 1 for f in projection if f != "_id"})
-        cursor = coll.find(translate_filter(filter), proj, batch_size=BATCH_SIZE)
+        # raw documents, decoded one by one (`_decode`): one undecodable document must not fail its batch
+        cursor = coll.with_options(codec_options=self._raw_options).find(
+            translate_filter(filter), proj, batch_size=BATCH_SIZE)
         if sort:
             spec = [(f, pymongo.DESCENDING if d < 0 else pymongo.ASCENDING) for f, d in sort]
             if not any(f == "_id" for f, _ in spec):
@@ -423,13 +434,31 @@ class MongoStore(DocumentStore):
                 yield doc
 
     def _iterate(self, cursor) -> Iterator[dict[str, Any]]:
+        key = key_field(cursor.collection.name)
         try:
             with self._guard():
-                for doc in cursor:
+                for raw in cursor:
+                    doc = self._decode(raw, key)
                     doc.pop("_id", None)
                     yield doc
         finally:
             cursor.close()
+
+    def _decode(self, raw: RawBSONDocument, key: str) -> dict[str, Any]:
+        """One stored document. Text that is not UTF-8 decodes with `surrogateescape` (validation then
+        quarantines it as `invalid_string`); any other failure (malformed BSON, nesting beyond the
+        decoder) gives the UNREADABLE placeholder with the document's key when its top level decodes."""
+        try:
+            return bson.decode(raw.raw, self._doc_options)
+        except RecursionError:
+            reason, detail = TOO_DEEP, f"nested deeper than the BSON decoder allows (> {MAX_DEPTH})"
+        except Exception as exc:  # noqa: BLE001 - bson raises InvalidBSON, ValueError, OverflowError, ...
+            reason, detail = UNREADABLE_DOCUMENT, f"stored BSON cannot be decoded: {type(exc).__name__}: {exc}"
+        try:  # the top level only: nested documents stay raw, undecoded
+            ident = bson.decode(raw.raw, self._raw_options).get(key)
+        except Exception:  # noqa: BLE001 - the key is a courtesy; the placeholder stands without it
+            ident = None
+        return unreadable(reason, detail, key, ident)
 
     def count(self, collection: str, filter: Filter | None = None) -> int:
         with self._guard():

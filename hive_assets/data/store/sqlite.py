@@ -3,6 +3,8 @@
 One table per collection: `doc` holds the JSON, `doc_key` the collection's unique id, and each field
 the platform queries by is a generated column with an index, so filters on them use the index.
 WAL mode and a busy timeout make it safe for a simulator to write while a sensor reads.
+Rows are fetched as bytes and decoded one by one (`_salvage` for what orjson refuses), so one row
+never fails a read.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from typing import Any
 
 import orjson
 
+from hive_assets.data._documents import (
+    INVALID_STRING, MAX_DEPTH, NOT_A_DOCUMENT, TOO_DEEP, UNREADABLE_DOCUMENT, UNREADABLE_FIELD, unreadable,
+)
 from hive_assets.data.store.base import (
     COLLECTIONS,
     NON_FINITE_TAG,
@@ -31,6 +36,42 @@ from hive_assets.data.store.base import (
     unique_ids,
     unwrap_non_finite,
 )
+
+
+def _salvage(raw: bytes, key_field_name: str, doc_key: bytes | None) -> dict[str, Any]:
+    """A row orjson refused: the standard library's decoder, which accepts lone surrogate escapes
+    (validation then quarantines the document as `invalid_string`), else the UNREADABLE placeholder
+    with the reason. One document never fails the read."""
+    key = doc_key.decode("utf-8", "backslashreplace") if doc_key is not None else None
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return unreadable(INVALID_STRING, f"stored text is not UTF-8 (byte {exc.start})", key_field_name, key)
+    except RecursionError:
+        return unreadable(TOO_DEEP, f"nested deeper than the decoder allows (> {MAX_DEPTH})", key_field_name, key)
+    except ValueError as exc:
+        return unreadable(UNREADABLE_DOCUMENT, f"stored JSON cannot be decoded: {exc}", key_field_name, key)
+    if not isinstance(doc, dict):
+        return unreadable(NOT_A_DOCUMENT, f"stored JSON is a {type(doc).__name__}", key_field_name, key)
+    return doc
+
+
+_NON_FINITE_BYTES = NON_FINITE_TAG.encode()
+
+
+def _decode_row(raw: bytes, key_field_name: str, doc_key: bytes | None,
+                projection: Sequence[str] | None) -> dict[str, Any]:
+    """One stored row -> its document (orjson on the hot path: ~1.5x faster than json); what orjson
+    refuses goes to `_salvage`, so one row never fails a read."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        doc = _salvage(raw, key_field_name, doc_key)
+    if _NON_FINITE_BYTES in raw:  # a substring test: the walk runs only for documents that need it
+        doc = unwrap_non_finite(doc)
+    if projection is not None:
+        doc = {f: doc[f] for f in (*projection, UNREADABLE_FIELD) if f in doc}
+    return doc
 
 
 def _column(field: str) -> str:
@@ -183,19 +224,16 @@ class SQLiteStore(DocumentStore):
         order = ", ".join(
             f"{self._field_sql(collection, f)} {'DESC' if d < 0 else 'ASC'}" for f, d in (sort or ())
         )
-        sql = f'SELECT doc FROM "{collection}" WHERE {where} ORDER BY {order + ", " if order else ""}rid'
+        # bytes, not text: a row whose text is not UTF-8 must not fail the fetch of its whole batch
+        sql = (f'SELECT CAST(doc_key AS BLOB), CAST(doc AS BLOB) FROM "{collection}" WHERE {where} '
+               f'ORDER BY {order + ", " if order else ""}rid')
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         cursor = self._conn.execute(sql, params)
-        loads = orjson.loads  # the hot path of every collection: ~1.5x faster than json
+        key = key_field(collection)
         while batch := cursor.fetchmany(5000):
-            for (raw,) in batch:
-                doc = loads(raw)
-                if NON_FINITE_TAG in raw:  # a substring test: the walk runs only for documents that need it
-                    doc = unwrap_non_finite(doc)
-                if projection is not None:
-                    doc = {f: doc[f] for f in projection if f in doc}
-                yield doc
+            for doc_key, raw in batch:
+                yield _decode_row(raw, key, doc_key, projection)
 
     def find_by_keys_where(
         self, collection: str, field: str, keys: Iterable[str], where: Filter,
@@ -207,20 +245,17 @@ class SQLiteStore(DocumentStore):
         if field in where:
             raise ValueError(f"find_by_keys_where: {field!r} is both the key field and in `where`")
         wanted = unique_ids(keys)
-        loads = orjson.loads
+        key = key_field(collection)
         for i in range(0, len(wanted), KEY_CHUNK):
             sql, params = self._where(collection, {**where, field: {"$in": wanted[i : i + KEY_CHUNK]}})
             # the planner would pick the index of `where` (e.g. the whole window of evaluated_at) over the
-            # unique key index: name the key index, so each chunk reads its ids and nothing else
+            # unique key index: name the key index, so each chunk reads its ids and nothing else.
+            # Bytes, not text, as in `find`: one undecodable row becomes a placeholder, never an exception.
             cursor = self._conn.execute(
-                f'SELECT doc FROM "{collection}" INDEXED BY "{collection}__key" WHERE {sql} ORDER BY rid', params)
-            for (raw,) in cursor.fetchall():
-                doc = loads(raw)
-                if NON_FINITE_TAG in raw:
-                    doc = unwrap_non_finite(doc)
-                if projection is not None:
-                    doc = {f: doc[f] for f in projection if f in doc}
-                yield doc
+                f'SELECT CAST(doc_key AS BLOB), CAST(doc AS BLOB) FROM "{collection}" '
+                f'INDEXED BY "{collection}__key" WHERE {sql} ORDER BY rid', params)
+            for doc_key, raw in cursor.fetchall():
+                yield _decode_row(raw, key, doc_key, projection)
 
     def count(self, collection: str, filter: Filter | None = None) -> int:
         key_field(collection)

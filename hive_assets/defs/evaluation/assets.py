@@ -69,7 +69,7 @@ def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.D
             champion_info = {"version": str(champion.version), "run_id": champion.run_id}
             try:
                 champion_proba = registry.load_version_model(client, champion).predict_proba(test)
-            except SchemaMismatch as exc:
+            except (SchemaMismatch, registry.ArtifactError) as exc:  # a champion that fails to load: no comparison
                 champion_info.update({"metrics": None, "not_comparable": str(exc)})
         report = build_report(test, proba, champion_info, champion_proba, progress=context.log.info)
         report.update({"specialist": specialist, "mlflow_run_id": run_id, "model_uri": trained_model["model_uri"],

@@ -1,0 +1,250 @@
+"""Hostile documents (issue 21): too deep, lone surrogates, undecodable rows. Each is quarantined with its
+own reason code and every other row is collected, on the SQLite store and on FerretDB, and `hive collect`
+exits 0 on a store holding all of them."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+from datetime import datetime, timedelta, timezone
+
+import bson
+import pytest
+from bson.raw_bson import RawBSONDocument
+
+from hive_assets.data import _documents as d
+from hive_assets.data import collect, persist_quarantine
+from hive_assets.data.store import SQLiteStore
+from hive_assets.data.store.mongo import MongoStore
+from hive_assets.simulator import simulate
+from hive_assets_tests.data.store import mongo_store  # noqa: F401  (fixture)
+
+SPECIALIST = "business"
+TEN_MB = 10 * 1024 * 1024
+OVER_THE_LIMIT = 70  # levels: over the 64 of `MAX_DEPTH`
+# reason codes as the README and the quarantine collection spell them
+TOO_DEEP, INVALID_STRING, INVALID_PLAN, UNREADABLE = "too_deep", "invalid_string", "invalid_plan", "unreadable_document"
+SURROGATE = "\ud800"  # valid JSON (`"\ud800"`), refused by orjson, BSON and every UTF-8 writer
+
+
+def deep_text(levels: int) -> str:
+    """JSON text of an object nested `levels` deep, built without recursion."""
+    return '{"x":' * levels + "1" + "}" * levels
+
+
+def deep_value(levels: int) -> dict:
+    root = node = {}
+    for _ in range(levels - 1):
+        node["x"] = {}
+        node = node["x"]
+    node["x"] = 1
+    return root
+
+
+# -- the checks themselves ------------------------------------------------------------------------------
+
+def test_structure_check_is_iterative_and_names_the_reason():
+    assert d.structure_problems(deep_value(d.MAX_DEPTH)) == []
+    assert [p.reason for p in d.structure_problems(deep_value(d.MAX_DEPTH + 1))] == [d.TOO_DEEP]
+    hundred_thousand = deep_value(100_000)  # far beyond Python's recursion limit: no RecursionError
+    assert [p.reason for p in d.structure_problems(hundred_thousand)] == [d.TOO_DEEP]
+    kept = d.safe_copy(hundred_thousand)
+    pickle.dumps(kept)  # what the quarantine keeps is picklable and writable
+    assert d.structure_problems(kept) == []
+    assert [p.reason for p in d.structure_problems({"a": [{"b": "ok" + SURROGATE}]})] == [d.INVALID_STRING]
+    assert [p.reason for p in d.structure_problems({"a" + SURROGATE: 1})] == [d.INVALID_STRING]
+    assert d.structure_problems({"a": "NUL \x00 is text", "é": "ü"}) == []  # NUL and non-ASCII are valid text
+    assert d.safe_copy({"a" + SURROGATE: [SURROGATE]}) == {"a\\ud800": ["\\ud800"]}
+    for reason in (d.TOO_DEEP, d.INVALID_STRING, d.UNREADABLE_DOCUMENT):
+        assert reason in d.REASON_CODES
+
+
+def test_mongo_reader_decodes_one_document_at_a_time():
+    """Bytes FerretDB cannot hold (it rewrites invalid UTF-8 as U+FFFD on write), as MongoDB would return
+    them: decoded alone, never failing a batch."""
+    store = MongoStore("mongodb://127.0.0.1:1", "never_connected")  # no server needed to decode
+    invalid = bson.encode({"opinion_id": "op-1", "text": "@@@"}).replace(b"@@@", b"\xed\xa0\x80")
+    doc = store._decode(RawBSONDocument(invalid), "opinion_id")
+    assert [p.reason for p in d.structure_problems(doc)] == [d.INVALID_STRING]
+    good = bson.encode({"opinion_id": "op-2", "n": 1})
+    lying = good.replace(b"\x05\x00\x00\x00op-2", b"\x50\x00\x00\x00op-2")  # a string length past the end
+    broken = store._decode(RawBSONDocument(lying), "opinion_id")
+    assert [p.reason for p in d.structure_problems(broken)] == [d.UNREADABLE_DOCUMENT]
+
+
+# -- collection over a store holding every hostile document ------------------------------------------------
+
+def _targets(store, now):
+    """Five opinions that are rows of a clean collection, and where their plan and feedback live."""
+    clean = collect(store, SPECIALIST, now=now)
+    assert clean.quarantine.empty and len(clean.frame) >= 20
+    labelled = clean.frame[clean.frame["feedback_id"].notna()]
+    picked = list(labelled["opinion_id"][:5])
+    out = {}
+    for name, oid in zip("abcde", picked):
+        op = store.find_one("specialist_opinions", {"opinion_id": oid})
+        pid = op["plan_id"]
+        plan_coll = "cognitive_ledger" if store.find_one("cognitive_ledger", {"plan_id": pid}) else "cognitive_plans"
+        fid = labelled.loc[labelled["opinion_id"] == oid, "feedback_id"].iloc[0]
+        out[name] = {"oid": oid, "pid": pid, "plan_coll": plan_coll, "fid": fid}
+    return clean, out
+
+
+def _plan_doc(store, target):
+    return store.find_one(target["plan_coll"], {"plan_id": target["pid"]})
+
+
+def _plan_part(doc):
+    return doc["plan_data"] if "plan_data" in doc else doc
+
+
+def _write_sqlite_hostile(store: SQLiteStore, t: dict) -> None:
+    """As another writer would: JSON text put in the rows directly (escapes and nesting kept)."""
+    def put(collection, key, doc, splice=None):
+        text = json.dumps(doc, default=str)
+        for marker, raw in (splice or {}).items():
+            text = text.replace(json.dumps(marker), raw)
+        store._conn.execute(f'UPDATE "{collection}" SET doc = ? WHERE doc_key = ?', (text, key))
+
+    a = _plan_doc(store, t["a"])
+    _plan_part(a)["annotations"] = "@DEEP@"
+    put(t["a"]["plan_coll"], t["a"]["pid"], a, {"@DEEP@": deep_text(900)})
+    b = _plan_doc(store, t["b"])
+    _plan_part(b)["original_domain"] = "@S@"
+    put(t["b"]["plan_coll"], t["b"]["pid"], b, {"@S@": '"BUSINESS\\ud800"'})
+    c = store.find_one("specialist_opinions", {"opinion_id": t["c"]["oid"]})
+    c["opinion"]["reasoning_summary"] = "@S@"
+    put("specialist_opinions", t["c"]["oid"], c, {"@S@": '"looks fine \\ud800"'})
+    fb = store.find_one("specialist_feedback", {"feedback_id": t["d"]["fid"]})
+    fb["comments"] = "@S@"
+    put("specialist_feedback", t["d"]["fid"], fb, {"@S@": '"\\ud800 agreed"'})
+    e = _plan_doc(store, t["e"])
+    _plan_part(e).update({"notes": "y" * TEN_MB, "annotations": "@DEEP@"})
+    put(t["e"]["plan_coll"], t["e"]["pid"], e, {"@DEEP@": deep_text(OVER_THE_LIMIT)})
+
+
+def _write_ferretdb_hostile(store: MongoStore, t: dict) -> None:
+    """What FerretDB stores: nesting up to ~500 levels (its SQLite backend refuses more), 10 MB documents;
+    invalid UTF-8 sent raw comes back as U+FFFD, so those documents are collected, not quarantined."""
+    def replace(collection, key_field, key, doc):
+        store.db[collection].replace_one({key_field: key}, doc)
+
+    a = _plan_doc(store, t["a"])
+    _plan_part(a)["annotations"] = deep_value(150)
+    replace(t["a"]["plan_coll"], "plan_id", t["a"]["pid"], a)
+    c = store.find_one("specialist_opinions", {"opinion_id": t["c"]["oid"]})
+    c["opinion"]["reasoning_summary"] = "@@@"
+    raw = bson.encode(c, codec_options=store.client.codec_options).replace(b"@@@", b"\xed\xa0\x80")
+    replace("specialist_opinions", "opinion_id", t["c"]["oid"], RawBSONDocument(raw))
+    e = _plan_doc(store, t["e"])
+    _plan_part(e).update({"notes": "y" * TEN_MB, "annotations": deep_value(OVER_THE_LIMIT)})
+    replace(t["e"]["plan_coll"], "plan_id", t["e"]["pid"], e)
+
+
+def _quarantined(result) -> set[tuple[str, str, str]]:
+    q = result.quarantine
+    return set(zip(q["source_collection"], q["source_id"], q["reason"]))
+
+
+def _assert_kept_safely(store, result, expected):
+    """The result pickles (the IO manager's step that a 900-deep plan broke) and the quarantine is written
+    and read back by the same store."""
+    pickle.loads(pickle.dumps(result))
+    assert persist_quarantine(store, result, run_id="r1") == len(expected)
+    stored = list(store.find("quarantine", {"specialist_type": SPECIALIST}))
+    assert {(q["source_collection"], q["source_id"], q["reason"]) for q in stored} == expected
+    big = [q for q in stored if q["document_chars"] > TEN_MB]
+    assert len(big) == 1 and big[0]["document"]["oversized_document"] is True
+
+
+@pytest.fixture(scope="module")
+def hostile_sqlite(tmp_path_factory):
+    """A SQLite store file holding every hostile document (its clean collection and targets alongside),
+    built once; each test works on a copy. Recent data: `hive collect` reads up to the wall clock."""
+    path = tmp_path_factory.mktemp("hostile") / "store.sqlite"
+    store = SQLiteStore(path)
+    now = datetime.now(timezone.utc) - timedelta(minutes=10)
+    simulate(store, plans=120, days=20, seed=3, now=now, malformed_rate=0.0, specialists=[SPECIALIST])
+    clean, t = _targets(store, now)
+    _write_sqlite_hostile(store, t)
+    store.close()
+    expected = {
+        (t["a"]["plan_coll"], t["a"]["pid"], TOO_DEEP), ("specialist_opinions", t["a"]["oid"], INVALID_PLAN),
+        (t["b"]["plan_coll"], t["b"]["pid"], INVALID_STRING), ("specialist_opinions", t["b"]["oid"], INVALID_PLAN),
+        ("specialist_opinions", t["c"]["oid"], INVALID_STRING),
+        ("specialist_feedback", t["d"]["fid"], INVALID_STRING),
+        (t["e"]["plan_coll"], t["e"]["pid"], TOO_DEEP), ("specialist_opinions", t["e"]["oid"], INVALID_PLAN),
+    }
+    return path, now, clean, t, expected
+
+
+def test_sqlite_each_hostile_document_is_quarantined_and_the_rest_collected(hostile_sqlite, tmp_path):
+    source, now, clean, t, expected = hostile_sqlite
+    shutil.copy(source, tmp_path / "store.sqlite")
+    store = SQLiteStore(tmp_path / "store.sqlite")
+
+    result = collect(store, SPECIALIST, now=now)
+
+    assert _quarantined(result) == expected
+    gone = {t[n]["oid"] for n in "abce"}
+    assert set(result.frame["opinion_id"]) == set(clean.frame["opinion_id"]) - gone
+    row_d = result.frame[result.frame["opinion_id"] == t["d"]["oid"]].iloc[0]
+    assert row_d["feedback_id"] != t["d"]["fid"]  # its quarantined feedback is no label
+    _assert_kept_safely(store, result, expected)
+
+
+def test_sqlite_reader_turns_an_undecodable_row_into_a_placeholder(tmp_path):
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    store.upsert_many("specialist_opinions", [{"opinion_id": f"op-{i}", "specialist_type": SPECIALIST}
+                                              for i in range(3)])
+    # SQLite's JSON functions take these (nesting up to its own limit, bytes that are not UTF-8); orjson
+    # (1,024 levels) and Python's json (its recursion limit) do not
+    store._conn.execute('UPDATE specialist_opinions SET doc = ? WHERE doc_key = ?',
+                        ('{"opinion_id": "op-1", "specialist_type": "business", "x": ' + deep_text(1500) + "}", "op-1"))
+    store._conn.execute('UPDATE specialist_opinions SET doc = CAST(? AS TEXT) WHERE doc_key = ?',
+                        (b'{"opinion_id": "op-2", "t": "\xff\xfe"}', "op-2"))
+    docs = list(store.find("specialist_opinions"))
+    assert docs[0] == {"opinion_id": "op-0", "specialist_type": SPECIALIST}
+    assert [(doc.get("opinion_id"), d.structure_problems(doc)[0].reason) for doc in docs[1:]] == [
+        ("op-1", TOO_DEEP), ("op-2", INVALID_STRING)]
+    assert [d.validate_opinion(doc, datetime.now(timezone.utc))[0].reason for doc in docs[1:]] == [
+        TOO_DEEP, INVALID_STRING]
+
+
+def test_ferretdb_each_hostile_document_is_quarantined_and_the_rest_collected(mongo_store):  # noqa: F811
+    now = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    simulate(mongo_store, plans=80, days=20, seed=3, now=now, malformed_rate=0.0, specialists=[SPECIALIST])
+    clean, t = _targets(mongo_store, now)
+    _write_ferretdb_hostile(mongo_store, t)
+
+    result = collect(mongo_store, SPECIALIST, now=now)
+
+    expected = {
+        (t["a"]["plan_coll"], t["a"]["pid"], TOO_DEEP), ("specialist_opinions", t["a"]["oid"], INVALID_PLAN),
+        (t["e"]["plan_coll"], t["e"]["pid"], TOO_DEEP), ("specialist_opinions", t["e"]["oid"], INVALID_PLAN),
+    }
+    assert _quarantined(result) == expected
+    assert set(result.frame["opinion_id"]) == set(clean.frame["opinion_id"]) - {t["a"]["oid"], t["e"]["oid"]}
+    _assert_kept_safely(mongo_store, result, expected)
+
+
+def test_hive_collect_exits_0_on_a_store_holding_every_hostile_document(hostile_sqlite, tmp_path):
+    from hive_assets_tests.cli.test_cli import HOME_REL, hive, user_env
+
+    source, _, clean, _, expected = hostile_sqlite
+    cwd = tmp_path / "work"
+    (cwd / HOME_REL).mkdir(parents=True)
+    (tmp_path / "user").mkdir()
+    shutil.copy(source, cwd / HOME_REL / "store.sqlite")
+
+    out = hive("collect", "--specialist", SPECIALIST, "--min-samples", "10", "--min-confidence", "0.7", "--json",
+               cwd=cwd, env=user_env(tmp_path / "user"))
+
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr
+    record = json.loads(out.stdout.strip().splitlines()[-1])
+    assert record["quarantined"] == {TOO_DEEP: 2, INVALID_PLAN: 3, INVALID_STRING: 3}
+    assert record["rows"] == len(clean.frame) - 4
+    stored = SQLiteStore(cwd / HOME_REL / "store.sqlite")
+    assert {(q["source_collection"], q["source_id"], q["reason"]) for q in stored.find("quarantine")} == expected
