@@ -150,7 +150,8 @@ def collect(
         # the quality filter is applied by the join, not here: what it removes is counted per class and
         # may not empty a class (SPEC section 4), so its opinions are read
         candidates = _opinions_with_trusted_feedback(store, specialist, start, now,
-                                                     dataclasses.replace(trust, min_feedback_quality=0.0), counts)
+                                                     dataclasses.replace(trust, min_feedback_quality=0.0), counts,
+                                                     quarantine)
         total = len(candidates)
         report(f"{specialist}: {total} opinions with trusted feedback in the window")
         found = store.find_by_keys_where("specialist_opinions", "opinion_id", candidates, opinion_filter)
@@ -307,23 +308,27 @@ def collect(
 
 
 def _opinions_with_trusted_feedback(store: DocumentStore, specialist: str, start: datetime, now: datetime,
-                                    trust: TrustPolicy, counts: Counter) -> list[str]:
+                                    trust: TrustPolicy, counts: Counter, quarantine: _Quarantine) -> list[str]:
     """Ids of the opinions that have, among the specialist's feedback submitted in [start, now] (read by
     the index on specialist_type + submitted_at), at least one valid feedback the trust policy keeps.
 
     Feedback cannot come before its opinion, so an opinion of the window has its labels in the window;
     the join then reads ALL feedback of these opinions by id, so the label is the same latest trusted
-    one whatever this index read saw. Malformed feedback is not quarantined here (the join does that for
-    the opinions read)."""
+    one whatever this index read saw. Malformed feedback read here is quarantined (the join quarantines
+    the same document once more only if it reads it too: the quarantine keeps one entry per document)."""
     ids: set[str] = set()
     window = {"specialist_type": specialist, "submitted_at": {"$gte": start, "$lte": now}}
     for fb in store.find("specialist_feedback", window):
         counts["feedback_in_window"] += 1
-        oid = fb.get("opinion_id") if isinstance(fb, Mapping) else None
+        problems = docs.validate_feedback(fb, now)
+        if problems:
+            quarantine.add("specialist_feedback", fb, "feedback_id", problems)
+            continue
+        oid = fb.get("opinion_id")
         if not isinstance(oid, str) or not oid or oid in ids:
             continue
         submitted = docs.to_utc(fb.get("submitted_at"))
-        if submitted is None or submitted > now or docs.validate_feedback(fb, now) or trust.reason_to_drop(fb):
+        if submitted is None or submitted > now or trust.reason_to_drop(fb):
             continue
         ids.add(oid)
     return sorted(ids)

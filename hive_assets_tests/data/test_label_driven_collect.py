@@ -51,7 +51,15 @@ def _read_by_new_collector(store, specialist: str, now: datetime, trust: TrustPo
                 if op.get("opinion_id") in labelled and op.get("specialist_type") == specialist
                 and (ts := to_utc(op.get("evaluated_at"))) is not None and start <= ts <= now]
     valid = {op["opinion_id"] for op in opinions if not d.validate_opinion(op, now, specialist)}
+    malformed_in_window = set()
+    for fb in feedback:
+        submitted = to_utc(fb.get("submitted_at"))
+        if (fb.get("specialist_type") == specialist and submitted is not None and start <= submitted <= now
+                and (problems := d.validate_feedback(fb, now))):
+            malformed_in_window.add(("specialist_feedback", str(fb.get("feedback_id") or ""), problems[0].reason,
+                                     "; ".join(p.detail for p in problems)))
     return {
+        "malformed_feedback_in_window": malformed_in_window,
         "specialist_opinions": {op["opinion_id"] for op in opinions},
         "specialist_feedback": {fb["feedback_id"] for fb in feedback if fb.get("opinion_id") in valid},
         "plans": {op["plan_id"] for op in opinions if op["opinion_id"] in valid},
@@ -74,6 +82,9 @@ def _compare(store, specialist: str, now: datetime = NOW, trust: TrustPolicy | N
     read = _read_by_new_collector(store, specialist, now, trust)
     expected = {key for key in _quarantine_keys(old)
                 if key[1] in (read["plans"] if key[0] in ("cognitive_ledger", "cognitive_plans") else read[key[0]])}
+    # plus the malformed feedback the index read of the window meets (read, so quarantined, even when
+    # its opinion is never read)
+    expected |= read["malformed_feedback_in_window"]
     assert _quarantine_keys(new) == expected
     return old, new, read
 
