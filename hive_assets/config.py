@@ -19,6 +19,7 @@ the same message when the definitions load (the resources are built from `Settin
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 from dataclasses import dataclass, field
@@ -120,6 +121,8 @@ def production_problems() -> list[str]:
         problems.append("HIVE_ASSET_STORAGE is not set")
     elif urlsplit(storage).scheme not in OBJECT_STORAGE_SCHEMES:
         problems.append(f"HIVE_ASSET_STORAGE must be an s3:// or gs:// URL, got {redact_uri(storage)!r}")
+    elif urlsplit(storage).scheme == "gs" and importlib.util.find_spec("gcsfs") is None:
+        problems.append("HIVE_ASSET_STORAGE is a gs:// URL but the gcsfs package is not installed (pip install gcsfs)")
     return problems
 
 
