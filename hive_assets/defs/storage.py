@@ -10,14 +10,13 @@ The file formats are `hive_assets.storage`'s; the layout is
     <base>/<asset>/<specialist>/          a collection (raw_production_data: rows.parquet, ...)
     <base>/<asset>/<specialist>.json      anything else (reports, references to MLflow models)
 
-Credentials never pass through here: s3fs/gcsfs read them from the environment or the workload identity
-(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, IRSA, GOOGLE_APPLICATION_CREDENTIALS...). Only the endpoint of
-an S3-compatible store (AWS_ENDPOINT_URL_S3, not a secret) is passed on explicitly.
+Credentials and endpoints never pass through here: s3fs (botocore) and gcsfs read them from the environment
+or the workload identity (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, IRSA, AWS_ENDPOINT_URL_S3 for an
+S3-compatible store, GOOGLE_APPLICATION_CREDENTIALS...), as pandas or DuckDB do when a person opens the files.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from typing import Any
 
@@ -32,15 +31,6 @@ FORMATS: dict[str, str] = {
     "raw_production_data": storage.COLLECTION,
     "enhanced_features": storage.FRAME,
 }
-
-
-def storage_options(base: str) -> dict[str, Any]:
-    """fsspec options for `base`: the S3 endpoint when one is configured, nothing secret."""
-    if base.startswith("s3://"):
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        if endpoint:
-            return {"client_kwargs": {"endpoint_url": endpoint}}
-    return {}
 
 
 class OpenFormatIOManager(dg.UPathIOManager):
@@ -100,4 +90,4 @@ class AssetStorage(dg.ConfigurableIOManagerFactory):
     def create_io_manager(self, context) -> OpenFormatIOManager:
         settings = Settings.from_env()  # HIVE_ENV=production: a ConfigError rather than local disk
         base = replace(settings, asset_storage_uri=self.base).asset_storage if self.base else settings.asset_storage
-        return OpenFormatIOManager(UPath(base, **storage_options(base)))
+        return OpenFormatIOManager(UPath(base))
