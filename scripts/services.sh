@@ -526,7 +526,8 @@ up_seaweedfs() {  # master + volume + filer + S3 gateway in one `weed server`, a
         fi
         stop_pid "$pidfile" "weed server" seaweedfs
     fi
-    # every port explicit: by default each gRPC port is its HTTP port + 10000, which may be taken or > 65535
+    # every port explicit (by default each gRPC port is its HTTP port + 10000, which may be taken or > 65535);
+    # the Iceberg and Lance catalogs (fixed default ports) and the telemetry to seaweedfs.com are off
     local master mgrpc volume vgrpc filer fgrpc s3 s3grpc
     read -r master mgrpc volume vgrpc filer fgrpc s3 s3grpc < <("$PY" "$PROBE" freeport 8)
     s3="${HIVE_SEAWEEDFS_S3_PORT:-$s3}"
@@ -540,7 +541,8 @@ up_seaweedfs() {  # master + volume + filer + S3 gateway in one `weed server`, a
         -master.port="$master" -master.port.grpc="$mgrpc" -master.volumeSizeLimitMB=64 \
         -volume.port="$volume" -volume.port.grpc="$vgrpc" \
         -filer -filer.port="$filer" -filer.port.grpc="$fgrpc" \
-        -s3 -s3.port="$s3" -s3.port.grpc="$s3grpc"
+        -s3 -s3.port="$s3" -s3.port.grpc="$s3grpc" -s3.port.iceberg=0 -s3.port.lance=0 \
+        -master.telemetry=false
     watch_parent "$pidfile" "weed server"
     if ! "$PY" "$PROBE" wait s3 "$addr" "$SEAWEEDFS_READY_S" "$(cat "$pidfile")"; then
         tail -n 30 "$RUN/seaweedfs.log" >&2 || true
