@@ -56,8 +56,8 @@ demo: install
 validate: install
 	DAGSTER_HOME=$$(mktemp -d) $(BIN)/dagster definitions validate -w workspace.yaml
 
-# Real services (mlflow server, FerretDB, Kafka) are started by the test fixtures; `services`
-# installs them first. Locally a missing service skips; with HIVE_REQUIRE_SERVICES=1 it fails.
+# Real services (mlflow server, FerretDB, Kafka, PostgreSQL, SeaweedFS) are started by the test fixtures;
+# `services` installs them first. Locally a missing service skips; with HIVE_REQUIRE_SERVICES=1 it fails.
 services:
 	bash scripts/services.sh install || [ "$${HIVE_REQUIRE_SERVICES:-0}" != 1 ]
 

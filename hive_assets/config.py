@@ -4,6 +4,14 @@ Unset means the embedded default: everything lives under HIVE_HOME (default `.hi
 working directory): the SQLite document store, MLflow's SQLite backend and artifacts, and the
 Dagster instance (`dagster/`, unless DAGSTER_HOME is set).
 
+Asset outputs (frames as Parquet, results as JSON) live under HIVE_ASSET_STORAGE: `$HIVE_HOME/assets` on
+local disk by default, `s3://bucket/prefix` or `gs://bucket/prefix` in production.
+
+`HIVE_ENV=production` turns every embedded default into an error: `Settings.from_env()` (which the
+resources, the CLI and the sensors all read) raises one ConfigError naming each missing or unfit
+MONGODB_URI, MLFLOW_TRACKING_URI (http(s)) and HIVE_ASSET_STORAGE (s3:// or gs://), so a mistyped secret
+key never trains on an empty SQLite store inside a pod that vanishes.
+
 A malformed value raises `ConfigError` (a ValueError) naming the variable and quoting the value, e.g.
 "AB_TEST_DEFAULT_TRAFFIC must be a number, got '10%'": the CLI prints it as one line, and Dagster shows
 the same message when the definitions load (the resources are built from `Settings.from_env()`).
@@ -11,6 +19,7 @@ the same message when the definitions load (the resources are built from `Settin
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 from dataclasses import dataclass, field
@@ -86,6 +95,50 @@ def retrain_max_runtime_seconds() -> int:
     return env_int("HIVE_RETRAIN_MAX_RUNTIME_SECONDS", 14400, low=60)
 
 
+PRODUCTION = "production"
+_ENVIRONMENTS = ("local", PRODUCTION)
+OBJECT_STORAGE_SCHEMES = ("s3", "gs")
+
+
+def hive_env() -> str:
+    """HIVE_ENV: `local` (the default: embedded stores under HIVE_HOME) or `production`; anything else is
+    a ConfigError, so a typo like `prod` never silently means local."""
+    raw = (_raw("HIVE_ENV") or "local").lower()
+    if raw not in _ENVIRONMENTS:
+        raise ConfigError(f"HIVE_ENV must be one of {', '.join(_ENVIRONMENTS)}, got {os.environ['HIVE_ENV']!r}")
+    return raw
+
+
+def production_problems() -> list[str]:
+    """What keeps HIVE_ENV=production from running, one phrase per variable (values redacted); empty when
+    every production service is set or in local mode."""
+    if hive_env() != PRODUCTION:
+        return []
+    problems = []
+    if _raw("MONGODB_URI") is None:
+        problems.append("MONGODB_URI is not set")
+    mlflow = _raw("MLFLOW_TRACKING_URI")
+    if mlflow is None:
+        problems.append("MLFLOW_TRACKING_URI is not set")
+    elif urlsplit(mlflow).scheme not in ("http", "https"):
+        problems.append(f"MLFLOW_TRACKING_URI must be an http(s):// URL, got {redact_uri(mlflow)!r}")
+    storage = _raw("HIVE_ASSET_STORAGE")
+    if storage is None:
+        problems.append("HIVE_ASSET_STORAGE is not set")
+    elif urlsplit(storage).scheme not in OBJECT_STORAGE_SCHEMES:
+        problems.append(f"HIVE_ASSET_STORAGE must be an s3:// or gs:// URL, got {redact_uri(storage)!r}")
+    elif urlsplit(storage).scheme == "gs" and importlib.util.find_spec("gcsfs") is None:
+        problems.append("HIVE_ASSET_STORAGE is a gs:// URL but the gcsfs package is not installed (pip install gcsfs)")
+    return problems
+
+
+def check_production() -> None:
+    """ConfigError, one line naming every missing production setting, when HIVE_ENV=production lacks any."""
+    problems = production_problems()
+    if problems:
+        raise ConfigError(f"HIVE_ENV=production refuses the embedded defaults: {'; '.join(problems)}")
+
+
 def hive_home() -> Path:
     """HIVE_HOME (default `.hive`), resolved against the working directory."""
     return Path(_raw("HIVE_HOME") or ".hive").resolve()
@@ -128,6 +181,17 @@ class Settings:
     ab_test_max_duration_days: float = 14.0
     ab_test_check_interval_minutes: float = 60.0
     mirror_production_stage: bool = False
+    asset_storage_uri: str = ""
+
+    @property
+    def asset_storage(self) -> str:
+        """Where asset outputs live: HIVE_ASSET_STORAGE (a URL such as s3://bucket/prefix, or a local
+        directory resolved against the working directory), else `$HIVE_HOME/assets`."""
+        if not self.asset_storage_uri:
+            return str(self.home / "assets")
+        if "://" in self.asset_storage_uri:
+            return self.asset_storage_uri
+        return str(Path(self.asset_storage_uri).expanduser().resolve())
 
     @property
     def store_path(self) -> Path:
@@ -143,7 +207,9 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> "Settings":
-        """The settings from the environment; ConfigError (a ValueError) names the first malformed variable."""
+        """The settings from the environment; ConfigError (a ValueError) names the first malformed variable,
+        or, under HIVE_ENV=production, every missing production service."""
+        check_production()
         return cls(
             home=hive_home(),
             mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", ""),
@@ -162,4 +228,5 @@ class Settings:
             ab_test_max_duration_days=env_float("AB_TEST_MAX_DURATION_DAYS", 14.0, low=0, low_open=True),
             ab_test_check_interval_minutes=env_float("AB_TEST_CHECK_INTERVAL_MINUTES", 60.0, low=0, low_open=True),
             mirror_production_stage=env_bool("HIVE_MIRROR_PRODUCTION_STAGE", False),
+            asset_storage_uri=_raw("HIVE_ASSET_STORAGE") or "",
         )

@@ -1,3 +1,6 @@
-from hive_assets.defs import build_defs
+from hive_assets.config import check_production
+
+check_production()  # HIVE_ENV=production: refuse to load, one line naming each missing setting
+from hive_assets.defs import build_defs  # noqa: E402
 
 defs = build_defs()

@@ -90,6 +90,7 @@ def hive_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("HIVE_HOME", str(home))
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
     (home / "dagster").mkdir()
-    for name in ("MONGODB_URI", "MLFLOW_TRACKING_URI", "KAFKA_BOOTSTRAP_SERVERS", "MLFLOW_EXPERIMENT_NAME"):
+    for name in ("MONGODB_URI", "MLFLOW_TRACKING_URI", "KAFKA_BOOTSTRAP_SERVERS", "MLFLOW_EXPERIMENT_NAME",
+                 "HIVE_ENV", "HIVE_ASSET_STORAGE"):
         monkeypatch.delenv(name, raising=False)
     return home

@@ -1,9 +1,9 @@
-"""Session fixtures for the real external services: FerretDB (MongoDB wire protocol) and Kafka.
+"""Session fixtures for the real external services: FerretDB (MongoDB wire protocol), Kafka and SeaweedFS (S3).
 
 Imported into conftest.py with `from hive_assets_tests.services import *`.
 
 Where the endpoint comes from, in order:
-  1. HIVE_TEST_MONGODB_URI / HIVE_TEST_KAFKA_BOOTSTRAP, when set: an already running service (a real
+  1. HIVE_TEST_MONGODB_URI / HIVE_TEST_KAFKA_BOOTSTRAP / HIVE_TEST_S3_ENDPOINT, when set: an already running service (a real
      MongoDB 6+, a `scripts/services.sh up` instance, CI's own...). Used as is, never stopped.
   2. Otherwise `scripts/services.sh up <service>` with a private run directory under pytest's
      basetemp, so a developer's own `services.sh up` instance is left alone; `services.sh down` at
@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["ferretdb_uri", "kafka_bootstrap", "require_service", "services_required", "services_run_dir"]
+__all__ = ["ferretdb_uri", "kafka_bootstrap", "require_service", "s3_endpoint", "services_required",
+           "services_run_dir"]
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES_SH = REPO / "scripts" / "services.sh"
@@ -130,6 +131,18 @@ def _check_kafka(bootstrap: str) -> str | None:
         return f"{bootstrap} does not answer metadata requests: {exc}"
 
 
+def _check_s3(endpoint: str) -> str | None:
+    """None if an S3 endpoint answers ListBuckets at `endpoint` (http://HOST:PORT), else why not."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(endpoint.rstrip("/") + "/", timeout=5) as resp:
+            body = resp.read()
+    except OSError as exc:
+        return f"{endpoint} does not answer ListBuckets: {exc}"
+    return None if b"ListAllMyBucketsResult" in body else f"{endpoint} answered ListBuckets with no bucket list"
+
+
 def _endpoint(name: str, what: str, env_key: str, check, run_dir: Path) -> Iterator[str]:
     """An external endpoint from `env_key` when set (never stopped), else one this session starts."""
     external = os.environ.get(env_key, "").strip()
@@ -164,3 +177,10 @@ def ferretdb_uri(services_run_dir) -> Iterator[str]:
 def kafka_bootstrap(services_run_dir) -> Iterator[str]:
     """`127.0.0.1:PORT` of a real single-node KRaft Kafka broker, or HIVE_TEST_KAFKA_BOOTSTRAP."""
     yield from _endpoint("kafka", "Kafka broker", "HIVE_TEST_KAFKA_BOOTSTRAP", _check_kafka, services_run_dir)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(services_run_dir) -> Iterator[str]:
+    """`http://127.0.0.1:PORT` of a real SeaweedFS S3 gateway (anonymous access, empty at start), or
+    HIVE_TEST_S3_ENDPOINT."""
+    yield from _endpoint("seaweedfs", "SeaweedFS (S3 API)", "HIVE_TEST_S3_ENDPOINT", _check_s3, services_run_dir)

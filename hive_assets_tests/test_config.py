@@ -12,7 +12,8 @@ from hive_assets.config import ConfigError, Settings, dagster_home, env_bool, hi
 SETTINGS_VARIABLES = ("AB_TESTING_ENABLED", "AB_TEST_DEFAULT_TRAFFIC", "DRIFT_THRESHOLD",
                       "DRIFT_CHECK_INTERVAL_MINUTES", "DATA_COLLECTION_DAYS", "MIN_CONFIDENCE",
                       "RETRAINING_FEEDBACK_THRESHOLD", "HIVE_HOME", "DAGSTER_HOME", "AB_TEST_LABEL_MATURITY_HOURS",
-                      "AB_TEST_MAX_DURATION_DAYS", "AB_TEST_CHECK_INTERVAL_MINUTES")
+                      "AB_TEST_MAX_DURATION_DAYS", "AB_TEST_CHECK_INTERVAL_MINUTES", "HIVE_ENV", "HIVE_ASSET_STORAGE",
+                      "MONGODB_URI", "MLFLOW_TRACKING_URI")
 
 
 @pytest.fixture(autouse=True)
@@ -116,3 +117,80 @@ def test_the_rollout_policy_reads_the_checked_settings(monkeypatch):
     monkeypatch.setenv("AB_TEST_LABEL_MATURITY_HOURS", "x")
     with pytest.raises(ConfigError, match="AB_TEST_LABEL_MATURITY_HOURS"):
         policy_from_env()
+
+
+# ------------------------------------------------------------------------- HIVE_ENV=production, asset storage
+
+PRODUCTION = {"MONGODB_URI": "mongodb://hive:s3cret@mongo:27017/", "MLFLOW_TRACKING_URI": "https://mlflow.internal",
+              "HIVE_ASSET_STORAGE": "s3://hive-assets/prod"}
+
+
+def test_asset_storage_defaults_to_the_home_and_resolves_a_relative_directory(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HIVE_HOME", "h")
+    assert Settings.from_env().asset_storage == str(tmp_path / "h" / "assets")
+    monkeypatch.setenv("HIVE_ASSET_STORAGE", "elsewhere/assets")
+    assert Settings.from_env().asset_storage == str(tmp_path / "elsewhere" / "assets")
+    monkeypatch.setenv("HIVE_ASSET_STORAGE", "s3://bucket/prefix")
+    assert Settings.from_env().asset_storage == "s3://bucket/prefix"
+
+
+def test_production_with_every_service_set_loads(monkeypatch):
+    monkeypatch.setenv("HIVE_ENV", "Production")
+    for name, value in PRODUCTION.items():
+        monkeypatch.setenv(name, value)
+    assert Settings.from_env().asset_storage == "s3://hive-assets/prod"
+
+
+@pytest.mark.parametrize("missing", sorted(PRODUCTION))
+def test_production_names_each_missing_service_in_one_line(monkeypatch, missing):
+    monkeypatch.setenv("HIVE_ENV", "production")
+    for name, value in PRODUCTION.items():
+        if name != missing:
+            monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env()
+    message = str(err.value)
+    assert "\n" not in message and f"{missing} is not set" in message
+    assert [name for name in PRODUCTION if name in message] == [missing]
+    assert "s3cret" not in message
+
+
+@pytest.mark.parametrize("variable, value, expected", [
+    ("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db", "MLFLOW_TRACKING_URI must be an http(s):// URL, got 'sqlite:///mlflow.db'"),
+    ("MLFLOW_TRACKING_URI", "mlruns", "MLFLOW_TRACKING_URI must be an http(s):// URL"),
+    ("HIVE_ASSET_STORAGE", "/var/hive/assets", "HIVE_ASSET_STORAGE must be an s3:// or gs:// URL, got '/var/hive/assets'"),
+    ("HIVE_ASSET_STORAGE", "file:///var/hive", "HIVE_ASSET_STORAGE must be an s3:// or gs:// URL"),
+])
+def test_production_refuses_embedded_values_too(monkeypatch, variable, value, expected):
+    monkeypatch.setenv("HIVE_ENV", "production")
+    for name, v in {**PRODUCTION, variable: value}.items():
+        monkeypatch.setenv(name, v)
+    with pytest.raises(ConfigError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        Settings.from_env()
+
+
+def test_every_problem_is_named_at_once_and_a_password_is_redacted(monkeypatch):
+    monkeypatch.setenv("HIVE_ENV", "production")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite://user:pw123@host/db")
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env()
+    message = str(err.value)
+    assert "MONGODB_URI is not set" in message and "HIVE_ASSET_STORAGE is not set" in message
+    assert "MLFLOW_TRACKING_URI must be" in message and "pw123" not in message and "user:***@" in message
+
+
+@pytest.mark.parametrize("raw", ["prod", "staging", "1"])
+def test_an_unknown_hive_env_is_refused_rather_than_taken_for_local(monkeypatch, raw):
+    monkeypatch.setenv("HIVE_ENV", raw)
+    with pytest.raises(ConfigError, match=f"HIVE_ENV must be one of local, production, got '{raw}'"):
+        Settings.from_env()
+
+
+def test_local_mode_keeps_the_embedded_defaults(monkeypatch, tmp_path):
+    monkeypatch.setenv("HIVE_HOME", str(tmp_path))
+    for raw in ("", "local"):
+        monkeypatch.setenv("HIVE_ENV", raw)
+        s = Settings.from_env()
+        assert (s.mlflow_uri, s.store_path, s.asset_storage) == (
+            f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "store.sqlite", str(tmp_path / "assets"))

@@ -3,22 +3,28 @@
 # integration tests and for trying the platform against "production-shaped" services without Docker;
 # and, on demand, a private PostgreSQL cluster (Debian's postgresql binaries) as FerretDB's other backend.
 #
-#   scripts/services.sh install [ferretdb|kafka|postgresql|chromium]   build/fetch into the cache (idempotent;
-#                                  `install` alone also installs Debian's chromium for the browser test)
-#   scripts/services.sh up      [ferretdb|kafka|postgresql]   start on free 127.0.0.1 ports, wait until ready
-#   scripts/services.sh down    [ferretdb|kafka|postgresql]   stop (idempotent)
-#   scripts/services.sh status  [ferretdb|kafka|postgresql]   exit 0 when every named one runs and answers
+#   scripts/services.sh install [ferretdb|kafka|postgresql|seaweedfs|chromium]   build/fetch into the cache
+#                                  (idempotent; `install` alone also builds SeaweedFS and installs Debian's chromium)
+#   scripts/services.sh up      [ferretdb|kafka|postgresql|seaweedfs]   start on free 127.0.0.1 ports, wait until ready
+#   scripts/services.sh down    [ferretdb|kafka|postgresql|seaweedfs]   stop (idempotent)
+#   scripts/services.sh status  [ferretdb|kafka|postgresql|seaweedfs]   exit 0 when every named one runs and answers
 #   scripts/services.sh env                        print `export ...` lines for the running services
 #   scripts/services.sh clean                      down + remove the run directory (data, logs)
 #
 # Everything lives under ${HIVE_SERVICES_DIR:-$HOME/.cache/hive-services}:
 #   ferretdb/<tag>/ferretdb          the FerretDB binary
 #   kafka/<version>/libs/*.jar        kafka_2.13 + runtime deps + slf4j-simple (from scripts/kafka/pom.xml)
+#   seaweedfs/<version>/weed          SeaweedFS (S3-compatible object store, Apache-2.0), built from its Go module
 #   run/                              pid files, logs, data, and `env` (override with HIVE_SERVICES_RUN_DIR)
 # `up` writes run/env:
 #   HIVE_TEST_MONGODB_URI=mongodb://127.0.0.1:PORT/
 #   HIVE_TEST_KAFKA_BOOTSTRAP=127.0.0.1:PORT
 #   HIVE_TEST_POSTGRES_URL=postgresql://hive@127.0.0.1:PORT/hive        (after `up postgresql`)
+#   HIVE_TEST_S3_ENDPOINT=http://127.0.0.1:PORT                         (after `up seaweedfs`)
+# SeaweedFS (`weed server -s3`: master, volume, filer and S3 gateway) starts with empty data on every `up`
+# and accepts anonymous requests: a test store, never a real one. `go install ...weed@version` is refused
+# (its go.mod has a replace directive), so install builds it as the main module, like FerretDB: ~10 min
+# cold on 2 cores, then cached. HIVE_SEAWEEDFS_VERSION overrides the module version, HIVE_SEAWEEDFS_S3_PORT the port.
 # FerretDB keeps its SQLite files in run/ferretdb-data between runs; Kafka is a throw-away single node
 # (broker + controller) whose storage is formatted afresh on every start. PostgreSQL keeps its cluster
 # in run/postgresql (as root: a /tmp/hive-postgresql.* directory named in run/postgresql.dir) with
@@ -47,6 +53,10 @@ DIR="${HIVE_SERVICES_DIR:-$HOME/.cache/hive-services}"
 RUN="${HIVE_SERVICES_RUN_DIR:-$DIR/run}"
 FERRETDB_VERSION="${HIVE_FERRETDB_VERSION:-v1.24.2}"
 KAFKA_VERSION="${HIVE_KAFKA_VERSION:-4.2.0}"
+SEAWEEDFS_VERSION="${HIVE_SEAWEEDFS_VERSION:-v0.0.0-20261109003541-7506e5f91cd6}"
+SEAWEEDFS_HOME="$DIR/seaweedfs/$SEAWEEDFS_VERSION"
+SEAWEEDFS_BIN="$SEAWEEDFS_HOME/weed"
+SEAWEEDFS_READY_S="${HIVE_SEAWEEDFS_READY_S:-60}"
 FERRETDB_BIN="$DIR/ferretdb/$FERRETDB_VERSION/ferretdb"
 KAFKA_HOME="$DIR/kafka/$KAFKA_VERSION"
 KAFKA_LIBS="$KAFKA_HOME/libs"
@@ -84,7 +94,8 @@ services_from_args() {
         kafka) echo kafka ;;
         postgresql|postgres) echo postgresql ;;
         chromium) echo chromium ;;
-        *) die "unknown service '$1' (ferretdb | kafka | postgresql | chromium)" ;;
+        seaweedfs|s3) echo seaweedfs ;;
+        *) die "unknown service '$1' (ferretdb | kafka | postgresql | seaweedfs | chromium)" ;;
     esac
 }
 
@@ -199,10 +210,43 @@ cmd_install() {
     mkdir -p "$DIR"
     local s names
     names="$(services_from_args "${1:-all}")"
-    [[ "${1:-all}" == all ]] && names="$names chromium"
+    [[ "${1:-all}" == all ]] && names="$names seaweedfs chromium"
     for s in $names; do
         with_lock "$DIR/.install.lock" "install_$s"
     done
+}
+
+seaweedfs_installed() {
+    [[ -x "$SEAWEEDFS_BIN" && -f "$SEAWEEDFS_HOME/.installed" \
+        && "$(cat "$SEAWEEDFS_HOME/.installed")" == "$SEAWEEDFS_VERSION" ]] || return 1
+    "$SEAWEEDFS_BIN" version > /dev/null 2>&1
+}
+
+install_seaweedfs() {  # SeaweedFS's `weed`, built from the Go module (see the header for why not `go install`)
+    if seaweedfs_installed; then
+        log "seaweedfs $SEAWEEDFS_VERSION: cached at $SEAWEEDFS_BIN"
+        return 0
+    fi
+    need go "install Go >= 1.24 to build SeaweedFS"
+    need "$PY" "python3 is used to read go's JSON output"
+    local t0=$SECONDS json srcdir build="$SEAWEEDFS_HOME/src.$$"
+    log "seaweedfs $SEAWEEDFS_VERSION: downloading the Go module (a cold build takes ~10 min on 2 cores)"
+    json="$(cd "$DIR" && GO111MODULE=on GOWORK=off GOFLAGS= go mod download -json "github.com/seaweedfs/seaweedfs@$SEAWEEDFS_VERSION")" \
+        || die "go mod download github.com/seaweedfs/seaweedfs@$SEAWEEDFS_VERSION failed"
+    srcdir="$(printf '%s' "$json" | "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir",""))')"
+    [[ -d "$srcdir" ]] || die "go mod download gave no source directory: $json"
+    rm -rf "$build"; mkdir -p "$SEAWEEDFS_HOME"
+    cp -R "$srcdir" "$build"
+    chmod -R u+w "$build"
+    log "seaweedfs $SEAWEEDFS_VERSION: building ./weed"
+    ( cd "$build" && GOTOOLCHAIN=local GOWORK=off GOFLAGS=-buildvcs=false \
+        go build -trimpath -ldflags='-s -w' -o "$SEAWEEDFS_BIN.tmp" ./weed ) \
+        || { rm -rf "$build"; die "building seaweedfs failed"; }
+    mv -f "$SEAWEEDFS_BIN.tmp" "$SEAWEEDFS_BIN"
+    rm -rf "$build"
+    printf '%s\n' "$SEAWEEDFS_VERSION" > "$SEAWEEDFS_HOME/.installed"
+    seaweedfs_installed || die "built $SEAWEEDFS_BIN but \`weed version\` fails"
+    log "seaweedfs $SEAWEEDFS_VERSION: installed in $((SECONDS - t0))s"
 }
 
 # --------------------------------------------------------------------------------------- run
@@ -261,7 +305,7 @@ stop_pid() {  # stop_pid PIDFILE PATTERN NAME [SIGNAL]
 
 write_env() {
     mkdir -p "$RUN"
-    cat "$RUN"/ferretdb.env "$RUN"/kafka.env "$RUN"/postgresql.env 2>/dev/null > "$RUN/env.tmp" || true
+    cat "$RUN"/ferretdb.env "$RUN"/kafka.env "$RUN"/postgresql.env "$RUN"/seaweedfs.env 2>/dev/null > "$RUN/env.tmp" || true
     mv -f "$RUN/env.tmp" "$RUN/env"
 }
 
@@ -469,6 +513,51 @@ down_kafka() {
     rm -f "$RUN/kafka.env"
 }
 
+seaweedfs_addr() { env_value "$RUN/seaweedfs.env" HIVE_TEST_S3_ENDPOINT | sed 's#^http://##'; }
+
+up_seaweedfs() {  # master + volume + filer + S3 gateway in one `weed server`, anonymous access, loopback only
+    seaweedfs_installed || die "seaweedfs $SEAWEEDFS_VERSION is not installed: run '$0 install seaweedfs'"
+    local pidfile="$RUN/seaweedfs.pid" addr
+    if pid_alive "$pidfile" "weed server"; then
+        addr="$(seaweedfs_addr)"
+        if [[ -n "$addr" ]] && "$PY" "$PROBE" s3 "$addr"; then
+            log "seaweedfs: already running, S3 on $addr"
+            return 0
+        fi
+        stop_pid "$pidfile" "weed server" seaweedfs
+    fi
+    # every port explicit (by default each gRPC port is its HTTP port + 10000, which may be taken or > 65535);
+    # the Iceberg and Lance catalogs (fixed default ports) and the telemetry to seaweedfs.com are off
+    local master mgrpc volume vgrpc filer fgrpc s3 s3grpc
+    read -r master mgrpc volume vgrpc filer fgrpc s3 s3grpc < <("$PY" "$PROBE" freeport 8)
+    s3="${HIVE_SEAWEEDFS_S3_PORT:-$s3}"
+    addr="127.0.0.1:$s3"
+    # a throw-away store: fresh data on every start (like Kafka's); the tests make their own buckets
+    rm -rf "$RUN/seaweedfs-data"
+    mkdir -p "$RUN/seaweedfs-data"
+    log "seaweedfs: starting $SEAWEEDFS_VERSION, S3 on $addr"
+    spawn "$pidfile" "$RUN/seaweedfs.log" "$SEAWEEDFS_BIN" server -dir="$RUN/seaweedfs-data" \
+        -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+        -master.port="$master" -master.port.grpc="$mgrpc" -master.volumeSizeLimitMB=64 \
+        -volume.port="$volume" -volume.port.grpc="$vgrpc" \
+        -filer -filer.port="$filer" -filer.port.grpc="$fgrpc" \
+        -s3 -s3.port="$s3" -s3.port.grpc="$s3grpc" -s3.port.iceberg=0 -s3.port.lance=0 \
+        -master.telemetry=false
+    watch_parent "$pidfile" "weed server"
+    if ! "$PY" "$PROBE" wait s3 "$addr" "$SEAWEEDFS_READY_S" "$(cat "$pidfile")"; then
+        tail -n 30 "$RUN/seaweedfs.log" >&2 || true
+        stop_pid "$pidfile" "weed server" seaweedfs
+        die "seaweedfs did not become ready (log: $RUN/seaweedfs.log)"
+    fi
+    printf 'HIVE_TEST_S3_ENDPOINT=http://%s\n' "$addr" > "$RUN/seaweedfs.env"
+    log "seaweedfs: ready, S3 on http://$addr"
+}
+
+down_seaweedfs() {
+    stop_pid "$RUN/seaweedfs.pid" "weed server" seaweedfs
+    rm -f "$RUN/seaweedfs.env"
+}
+
 cmd_up() {
     mkdir -p "$RUN"
     need "$PY" "python3 picks free ports and probes readiness"
@@ -485,7 +574,7 @@ cmd_down() {
     local s names
     names="$(services_from_args "${1:-all}")"
     # `down` (all) also stops a PostgreSQL cluster started for FerretDB's postgresql backend
-    [[ "${1:-all}" == all ]] && names="$names postgresql"
+    [[ "${1:-all}" == all ]] && names="$names postgresql seaweedfs"
     for s in $names; do
         with_lock "$RUN/.lock" "down_$s"
     done
@@ -520,6 +609,14 @@ cmd_status() {
                         echo "postgresql: running pid $(cat "$RUN/postgresql.pid") postgresql://hive@$addr/hive"
                     else echo "postgresql: process $(cat "$RUN/postgresql.pid") alive but not answering"; rc=3; fi
                 else echo "postgresql: stopped"; rc=3; fi ;;
+            seaweedfs)
+                if ! seaweedfs_installed; then echo "seaweedfs: not installed ($SEAWEEDFS_VERSION)"; rc=3
+                elif pid_alive "$RUN/seaweedfs.pid" "weed server"; then
+                    addr="$(seaweedfs_addr)"
+                    if [[ -n "$addr" ]] && "$PY" "$PROBE" s3 "$addr"; then
+                        echo "seaweedfs: running pid $(cat "$RUN/seaweedfs.pid") S3 http://$addr"
+                    else echo "seaweedfs: process $(cat "$RUN/seaweedfs.pid") alive but not answering"; rc=3; fi
+                else echo "seaweedfs: stopped ($SEAWEEDFS_VERSION installed)"; rc=3; fi ;;
             chromium)
                 if [[ -n "$(chromium_bin)" ]]; then echo "chromium: installed at $(chromium_bin)"
                 else echo "chromium: not installed"; rc=3; fi ;;
@@ -543,5 +640,5 @@ case "${1:-}" in
            [[ -f "$RUN/postgresql.dir" ]] && rm -rf "$(cat "$RUN/postgresql.dir")"
            rm -rf "$RUN" ;;
     -h|--help|help) sed -n '2,/^set /{/^#/p}' "$0" ;;
-    *) echo "usage: $0 install|up|down|status|env|clean [ferretdb|kafka|postgresql]" >&2; exit 2 ;;
+    *) echo "usage: $0 install|up|down|status|env|clean [ferretdb|kafka|postgresql|seaweedfs]" >&2; exit 2 ;;
 esac

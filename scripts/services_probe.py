@@ -4,6 +4,7 @@
     services_probe.py freeport [N]           print N free TCP ports on 127.0.0.1 on one line
     services_probe.py mongo HOST:PORT         exit 0 if a MongoDB wire-protocol server answers ping with ok: 1
     services_probe.py kafka HOST:PORT         exit 0 if a Kafka broker answers a Metadata request listing a broker
+    services_probe.py s3 HOST:PORT            exit 0 if an S3 endpoint answers ListBuckets (GET /) with 200
     services_probe.py wait KIND HOST:PORT SECONDS [PID]
                                               poll the probe until it succeeds; fail early if PID dies
 
@@ -104,7 +105,21 @@ def probe_kafka(addr: str, timeout: float = 2.0) -> bool:
     return correlation == 7 and n_brokers >= 1
 
 
-PROBES = {"mongo": probe_mongo, "kafka": probe_kafka}
+# -- S3: ListBuckets (anonymous), answered by SeaweedFS once its filer serves --------------------------------
+def probe_s3(addr: str, timeout: float = 2.0) -> bool:
+    import http.client
+
+    conn = http.client.HTTPConnection(*_split(addr), timeout=timeout)
+    try:
+        conn.request("GET", "/")
+        resp = conn.getresponse()
+        body = resp.read()
+    finally:
+        conn.close()
+    return resp.status == 200 and b"ListAllMyBucketsResult" in body
+
+
+PROBES = {"mongo": probe_mongo, "kafka": probe_kafka, "s3": probe_s3}
 
 
 def _alive(pid: int) -> bool:

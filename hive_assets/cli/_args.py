@@ -23,6 +23,9 @@ ENVIRONMENT: dict[str, str] = {
     "MONGODB_DATABASE": "database of MONGODB_URI, default neural_hive",
     "MLFLOW_TRACKING_URI": "MLflow tracking + registry, default sqlite:///$HIVE_HOME/mlflow.db",
     "HIVE_MIRROR_PRODUCTION_STAGE": "true: mirror champion into the legacy Production stage, default false",
+    "HIVE_ASSET_STORAGE": "where asset outputs are stored (Parquet/JSON), default $HIVE_HOME/assets; s3:// or gs:// URL",
+    "HIVE_ENV": "production: refuse the embedded defaults (MONGODB_URI, http(s) MLFLOW_TRACKING_URI and s3:// or "
+                "gs:// HIVE_ASSET_STORAGE required), default local",
     "MLFLOW_EXPERIMENT_NAME": "experiment of the training runs, default specialist_training",
     "KAFKA_BOOTSTRAP_SERVERS": "Kafka with the intentions.audit topic; unset: the intentions_audit collection",
     "DATA_COLLECTION_DAYS": "default collection window in days, 90",

@@ -19,7 +19,7 @@ def add_parsers(sub) -> None:
                              "validation_report for each specialist in the configured Dagster instance, then print "
                              "the gate table. Exit 1 when a gate fails.",
                  env=("HIVE_HOME", "DAGSTER_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MONGODB_URI",
-                      "KAFKA_BOOTSTRAP_SERVERS"))
+                      "KAFKA_BOOTSTRAP_SERVERS", "HIVE_ASSET_STORAGE", "HIVE_ENV"))
     p.add_argument("--specialist-type", type=specialists, default="all",
                    help="'all', a specialist, or a comma-separated list")
     p.add_argument("--model-type", choices=MODEL_TYPES, default="xgboost", help="classifier family")
@@ -33,7 +33,8 @@ def add_parsers(sub) -> None:
                  description="Materialize validation_report for each specialist from its latest trained_model and "
                              "enhanced_features in the configured Dagster instance; print the gate table. Exit 1 "
                              "when a gate fails.",
-                 env=("HIVE_HOME", "DAGSTER_HOME", "MLFLOW_TRACKING_URI", "MONGODB_URI"))
+                 env=("HIVE_HOME", "DAGSTER_HOME", "MLFLOW_TRACKING_URI", "MONGODB_URI", "HIVE_ASSET_STORAGE",
+                      "HIVE_ENV"))
     p.add_argument("--specialist", type=specialists, default="all", help="'all', a specialist, or a comma-separated list")
     p.set_defaults(func=cmd_validate)
 

@@ -3,6 +3,7 @@ jobs and sensors that call the domain layer and hold no decisions of their own."
 
 import dagster as dg
 
+from hive_assets.config import check_production
 from hive_assets.defs import data, evaluation, features, monitoring, registry, rollout, training
 from hive_assets.defs.resources import default_resources
 
@@ -10,6 +11,7 @@ STAGES = (data, features, training, evaluation, registry, rollout, monitoring)
 
 
 def build_defs() -> dg.Definitions:
+    check_production()  # HIVE_ENV=production: one line naming each missing service, before anything is built
     return dg.Definitions.merge(
         *(stage.defs for stage in STAGES),
         dg.Definitions(

@@ -1,7 +1,9 @@
 """Resources: the document store, MLflow, and the platform's non-secret settings.
 
 Credentials (MONGODB_URI, MLFLOW_TRACKING_URI, KAFKA_BOOTSTRAP_SERVERS) are bound with `dg.EnvVar`
-when set, so Dagster shows the variable's name, never its value. Unset means the embedded default.
+when set, so Dagster shows the variable's name, never its value. Unset means the embedded default, except
+under HIVE_ENV=production where `Settings.from_env()` refuses it. The `io_manager` stores asset outputs as
+open files under HIVE_ASSET_STORAGE (`defs/storage.py`).
 """
 
 
@@ -11,6 +13,7 @@ import dagster as dg
 
 from hive_assets.config import DEFAULT_EXPERIMENT_NAME, DEFAULT_MONGODB_DATABASE, Settings, redact_uri
 from hive_assets.data import DocumentStore, open_store
+from hive_assets.defs.storage import AssetStorage
 
 
 def _env_or_default(name: str) -> str | dg.EnvVar:
@@ -78,8 +81,9 @@ class PlatformSettings(dg.ConfigurableResource):
         )
 
 
-def default_resources() -> dict[str, dg.ConfigurableResource]:
+def default_resources() -> dict[str, dg.ConfigurableResource | dg.ConfigurableIOManagerFactory]:
     return {
+        "io_manager": AssetStorage(base=_env_or_default("HIVE_ASSET_STORAGE")),
         "document_store": DocumentStoreResource(
             mongodb_uri=_env_or_default("MONGODB_URI"),
             database=Settings.from_env().mongodb_database,

@@ -1,0 +1,93 @@
+"""The `io_manager`: asset outputs as open files under HIVE_ASSET_STORAGE, on local disk or object storage.
+
+Dagster's default IO manager pickles outputs under `$DAGSTER_HOME/storage`, on the run pod's own disk: a
+re-execution or a `validation_report` run in a new pod could not load them, and nobody could open them
+without this code. This one is a `UPathIOManager` (universal-pathlib over fsspec), so the same code writes
+`$HIVE_HOME/assets/...` locally and `s3://bucket/prefix/...` (s3fs) or `gs://...` (gcsfs) in production.
+The file formats are `hive_assets.storage`'s; the layout is
+
+    <base>/<asset>/<specialist>.parquet   a frame (enhanced_features)
+    <base>/<asset>/<specialist>/          a collection (raw_production_data: rows.parquet, ...)
+    <base>/<asset>/<specialist>.json      anything else (reports, references to MLflow models)
+
+Credentials and endpoints never pass through here: s3fs (botocore) and gcsfs read them from the environment
+or the workload identity (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, IRSA, AWS_ENDPOINT_URL_S3 for an
+S3-compatible store, GOOGLE_APPLICATION_CREDENTIALS...), as pandas or DuckDB do when a person opens the files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import dagster as dg
+from upath import UPath
+
+from hive_assets import storage
+from hive_assets.config import Settings
+
+# The format of each asset's output; an asset not named here is stored as JSON.
+FORMATS: dict[str, str] = {
+    "raw_production_data": storage.COLLECTION,
+    "enhanced_features": storage.FRAME,
+}
+
+
+class OpenFormatIOManager(dg.UPathIOManager):
+    """Writes each output in its asset's format (FORMATS) at `<base>/<asset>/<partition><suffix>`."""
+
+    extension = None  # per asset: see _located
+
+    @staticmethod
+    def _format(context: dg.InputContext | dg.OutputContext) -> str:
+        name = context.asset_key.path[-1] if context.has_asset_key else ""
+        return FORMATS.get(name, storage.JSON)
+
+    @staticmethod
+    def _located(path: UPath, fmt: str) -> UPath:
+        return path.with_name(path.name + storage.SUFFIXES[fmt])
+
+    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
+        fmt = self._format(context)
+        target = self._located(path, fmt)
+        storage.write(fmt, obj, _Files(target, directory=fmt == storage.COLLECTION))
+        self._written = (target, fmt)
+
+    def get_metadata(self, context: dg.OutputContext, obj: Any) -> dict[str, dg.MetadataValue]:
+        # called by handle_output right after dump_to_path: the real location (with its suffix) replaces the
+        # suffix-less `path` UPathIOManager records; no credentials are ever part of it
+        target, fmt = self._written
+        return {"path": dg.MetadataValue.path(str(target)), "format": dg.MetadataValue.text(fmt)}
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
+        fmt = self._format(context)
+        return storage.read(fmt, _Files(self._located(path, fmt), directory=fmt == storage.COLLECTION))
+
+
+class _Files:
+    """The byte reader/writer `hive_assets.storage` codecs use, over one UPath (a file, or a directory of them)."""
+
+    def __init__(self, path: UPath, directory: bool):
+        self.path, self.directory = path, directory
+
+    def _at(self, name: str | None) -> UPath:
+        return self.path / name if self.directory and name else self.path
+
+    def write(self, data: bytes, name: str | None = None) -> None:
+        target = self._at(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+    def read(self, name: str | None = None) -> bytes:
+        return self._at(name).read_bytes()
+
+
+class AssetStorage(dg.ConfigurableIOManagerFactory):
+    """The `io_manager` resource. `base` defaults to HIVE_ASSET_STORAGE (else `$HIVE_HOME/assets`)."""
+
+    base: str = ""
+
+    def create_io_manager(self, context) -> OpenFormatIOManager:
+        settings = Settings.from_env()  # HIVE_ENV=production: a ConfigError rather than local disk
+        base = replace(settings, asset_storage_uri=self.base).asset_storage if self.base else settings.asset_storage
+        return OpenFormatIOManager(UPath(base))

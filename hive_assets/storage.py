@@ -1,0 +1,163 @@
+"""Open file formats for asset outputs, so that anyone can read them without this code.
+
+- FRAME: a pandas DataFrame as one Parquet file (pyarrow). `frame.attrs` go where pandas itself puts them
+  (the `PANDAS_ATTRS` schema metadata), so `pd.read_parquet` restores them; a column of nested values
+  (dicts, lists: a plan document) is stored as JSON text and named in the `hive.json_columns` metadata.
+  `pd.read_parquet(path)` or DuckDB's `SELECT * FROM 'path.parquet'` open it.
+- COLLECTION: a `CollectResult` as a directory: `rows.parquet`, `quarantine.parquet` (FRAMEs) and
+  `summary.json` (specialist and counts).
+- JSON: anything else (dicts, dataclasses; numpy scalars and arrays become numbers and lists, datetimes
+  ISO-8601 text). Models are not stored here: a model asset's value is its MLflow reference.
+
+The codecs write through a small `Files` object (bytes in and out, by name inside a COLLECTION) so that
+the storage itself (local disk, S3, GCS) is the wiring's business (`hive_assets.defs.storage`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from datetime import date, datetime
+from pathlib import PurePath
+from typing import Any, Protocol
+
+import orjson
+import pandas as pd
+
+from hive_assets.data import CollectResult
+
+FRAME, COLLECTION, JSON = "parquet", "collection", "json"
+SUFFIXES = {FRAME: ".parquet", COLLECTION: "", JSON: ".json"}
+ATTRS_KEY = b"PANDAS_ATTRS"  # where pandas' own to_parquet keeps DataFrame.attrs
+JSON_COLUMNS_KEY = b"hive.json_columns"
+
+
+class Files(Protocol):
+    """One stored output: a single file (`name` None) or a directory of named files."""
+
+    def write(self, data: bytes, name: str | None = None) -> None: ...
+
+    def read(self, name: str | None = None) -> bytes: ...
+
+
+class StorageFormatError(TypeError):
+    """An output whose value does not fit its asset's format."""
+
+
+def _jsonable(value: Any) -> Any:
+    """json.dumps' fallback for the values results carry beyond JSON's own types."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):  # numpy arrays, pandas Series
+        return value.tolist()
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if isinstance(value, PurePath):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def to_json(value: Any) -> bytes:
+    return json.dumps(value, default=_jsonable, indent=1, sort_keys=False).encode()
+
+
+def from_json(data: bytes) -> Any:
+    return json.loads(data)
+
+
+def _is_nested(value: Any) -> bool:
+    return isinstance(value, (dict, list, tuple))
+
+
+def _nested_columns(frame: pd.DataFrame) -> list[str]:
+    """Object columns holding dicts or lists (first non-null value decides)."""
+    out = []
+    for name in frame.columns:
+        if frame[name].dtype == object:
+            present = frame[name].dropna()
+            if len(present) and _is_nested(present.iloc[0]):
+                out.append(name)
+    return out
+
+
+def frame_to_parquet(frame: pd.DataFrame) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    nested = _nested_columns(frame)
+    flat = frame.copy(deep=False) if nested else frame
+    for name in nested:  # orjson: a demo partition's plans are tens of MB of JSON
+        flat[name] = [None if v is None else orjson.dumps(v, default=_jsonable, option=orjson.OPT_SERIALIZE_NUMPY
+                                                          ).decode() for v in frame[name]]
+    table = pa.Table.from_pandas(flat)
+    metadata = dict(table.schema.metadata or {})
+    metadata[JSON_COLUMNS_KEY] = json.dumps(nested).encode()
+    if frame.attrs:
+        metadata[ATTRS_KEY] = json.dumps(frame.attrs, default=_jsonable).encode()
+    buffer = io.BytesIO()
+    pq.write_table(table.replace_schema_metadata(metadata), buffer)
+    return buffer.getvalue()
+
+
+def frame_from_parquet(data: bytes) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(io.BytesIO(data))
+    metadata = table.schema.metadata or {}
+    frame = table.to_pandas()
+    for name in json.loads(metadata.get(JSON_COLUMNS_KEY, b"[]")):
+        frame[name] = [None if v is None else orjson.loads(v) for v in frame[name]]
+    if ATTRS_KEY in metadata:
+        frame.attrs = json.loads(metadata[ATTRS_KEY])
+    return frame
+
+
+def _collection_to_files(result: CollectResult, files: Files) -> None:
+    files.write(frame_to_parquet(result.frame), "rows.parquet")
+    files.write(frame_to_parquet(result.quarantine), "quarantine.parquet")
+    # the summary last: a reader that finds it finds the frames it describes
+    files.write(to_json({"specialist": result.specialist, "counts": result.counts}), "summary.json")
+
+
+def _collection_from_files(files: Files) -> CollectResult:
+    summary = from_json(files.read("summary.json"))
+    return CollectResult(specialist=summary["specialist"], frame=frame_from_parquet(files.read("rows.parquet")),
+                         quarantine=frame_from_parquet(files.read("quarantine.parquet")), counts=summary["counts"])
+
+
+def write(fmt: str, value: Any, files: Files) -> None:
+    """Store `value` in format `fmt`; StorageFormatError when the value cannot be stored that way."""
+    if fmt == FRAME:
+        if not isinstance(value, pd.DataFrame):
+            raise StorageFormatError(f"a {FRAME} output must be a pandas DataFrame, got {type(value).__name__}")
+        files.write(frame_to_parquet(value))
+    elif fmt == COLLECTION:
+        if not isinstance(value, CollectResult):
+            raise StorageFormatError(f"a {COLLECTION} output must be a CollectResult, got {type(value).__name__}")
+        _collection_to_files(value, files)
+    elif fmt == JSON:
+        if isinstance(value, pd.DataFrame):
+            raise StorageFormatError("a DataFrame output needs the parquet format (hive_assets.defs.storage.FORMATS)")
+        files.write(to_json(value))
+    else:
+        raise ValueError(f"unknown storage format {fmt!r}")
+
+
+def read(fmt: str, files: Files) -> Any:
+    """The value `write(fmt, ...)` stored."""
+    if fmt == FRAME:
+        return frame_from_parquet(files.read())
+    if fmt == COLLECTION:
+        return _collection_from_files(files)
+    if fmt == JSON:
+        return from_json(files.read())
+    raise ValueError(f"unknown storage format {fmt!r}")
+
+
+__all__ = ["COLLECTION", "FRAME", "JSON", "SUFFIXES", "Files", "StorageFormatError", "frame_from_parquet",
+           "frame_to_parquet", "from_json", "read", "to_json", "write"]

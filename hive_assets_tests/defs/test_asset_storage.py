@@ -1,0 +1,83 @@
+"""The `io_manager` with the embedded defaults: outputs are open files under `$HIVE_HOME/assets`, and a fresh
+DAGSTER_HOME over the same HIVE_HOME (a new instance, nothing in `$DAGSTER_HOME/storage`) reads them.
+
+The Parquet file is compared with the asset's value computed in a separate run that keeps outputs in
+memory (Dagster's `mem_io_manager`), read back with pandas alone.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from hive_assets.cli import main as hive
+from hive_assets.data import SQLiteStore
+from hive_assets.defs import build_defs
+from hive_assets.simulator import simulate
+
+NOW = datetime(2026, 3, 1, tzinfo=timezone.utc)
+SPECIALIST = "business"
+
+
+@pytest.fixture
+def local_home(hive_home, monkeypatch):
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", NOW.isoformat())  # collection and training read the platform clock
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "asset-storage")
+    simulate(SQLiteStore(hive_home / "store.sqlite"), plans=2500, days=45, seed=21, now=NOW, specialists=(SPECIALIST,))
+    return hive_home
+
+
+def _materialization(instance: dg.DagsterInstance, asset: str) -> dict:
+    [record] = instance.fetch_materializations(dg.AssetKey(asset), limit=1).records
+    return {k: v.value for k, v in record.asset_materialization.metadata.items()}
+
+
+def test_outputs_are_open_files_that_a_fresh_dagster_home_reads(local_home, tmp_path, monkeypatch):
+    defs = build_defs()
+    first = dg.DagsterInstance.get()
+    result = dg.materialize(list(defs.assets), partition_key=SPECIALIST, resources=defs.resources, instance=first,
+                            raise_on_error=False)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+
+    assets = local_home / "assets"
+    assert {p.relative_to(assets).as_posix() for p in assets.rglob("*") if p.is_file()} == {
+        "raw_production_data/business/rows.parquet", "raw_production_data/business/quarantine.parquet",
+        "raw_production_data/business/summary.json", "enhanced_features/business.parquet",
+        "trained_model/business.json", "validation_report/business.json",
+        "registered_model_version/business.json", "ab_test_outcome/business.json"}
+    # nothing pickled on the instance's disk (Dagster's default IO manager writes storage/<asset>/<partition>)
+    assert not [p for p in (local_home / "dagster").rglob(SPECIALIST)]
+    assert _materialization(first, "enhanced_features")["path"] == str(assets / "enhanced_features" / "business.parquet")
+
+    # the Parquet file, read with pandas alone, is the asset's value (computed again without this IO manager)
+    in_memory = dg.materialize(list(defs.assets), selection=["raw_production_data", "enhanced_features"],
+                               partition_key=SPECIALIST, resources={**defs.resources, "io_manager": dg.mem_io_manager},
+                               instance=dg.DagsterInstance.ephemeral())
+    value = in_memory.output_for_node("enhanced_features")
+    stored = pd.read_parquet(assets / "enhanced_features" / "business.parquet")
+    pd.testing.assert_frame_equal(stored, value)
+    assert stored.attrs == value.attrs and stored.attrs["data_snapshot_hash"]
+    trained = json.loads((assets / "trained_model" / "business.json").read_text())
+    assert trained["mlflow_run_id"] == _materialization(first, "trained_model")["mlflow_run_id"]
+    assert trained["model_uri"].startswith("models:/")  # the model itself stays in MLflow
+
+    # a new instance (a new pod's DAGSTER_HOME) over the same HIVE_HOME: validation_report alone
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "fresh-dagster"))
+    (tmp_path / "fresh-dagster").mkdir()
+    fresh = dg.DagsterInstance.get()
+    again = dg.materialize(list(defs.assets), selection=["validation_report"], partition_key=SPECIALIST,
+                           resources=defs.resources, instance=fresh, raise_on_error=False)
+    assert again.success, [e.message for e in again.all_events if e.is_failure]
+    loaded = {e.event_specific_data.input_name for e in again.all_events if e.event_type_value == "LOADED_INPUT"}
+    assert loaded == {"enhanced_features", "trained_model"}
+    report = json.loads((assets / "validation_report" / "business.json").read_text())
+    assert report["mlflow_run_id"] == trained["mlflow_run_id"]
+    assert report["data_snapshot_hash"] == stored.attrs["data_snapshot_hash"]
+
+    # the issue's report: `hive validate` in its own run of the first instance
+    monkeypatch.setenv("DAGSTER_HOME", str(local_home / "dagster"))
+    assert hive(["validate", "--specialist", SPECIALIST]) == 0

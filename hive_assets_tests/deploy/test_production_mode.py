@@ -1,0 +1,74 @@
+"""HIVE_ENV=production: the code location refuses to load without its production services, as the Helm
+chart's code server (`dagster api grpc`) and `dagster definitions validate` run it, and writes nothing.
+
+Each required variable is left out in turn; the others are set to well-formed values of services that do
+not exist (nothing may be contacted before the check). The six processes run side by side: each is
+mostly Python start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hive_assets_tests.conftest import free_port
+
+BIN = Path(sys.executable).parent
+PRODUCTION = {"MONGODB_URI": "mongodb://hive:s3cret@127.0.0.1:9/", "MLFLOW_TRACKING_URI": "http://127.0.0.1:9",
+              "HIVE_ASSET_STORAGE": "s3://hive-assets/prod"}
+COMMANDS = {
+    "validate": ["definitions", "validate", "-m", "hive_assets.definitions"],
+    "grpc": ["api", "grpc", "-m", "hive_assets.definitions", "--host", "127.0.0.1"],
+}
+
+
+def _env(home: Path, missing: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in PRODUCTION and not k.startswith(("DAGSTER_", "HIVE_"))}
+    env.update({k: v for k, v in PRODUCTION.items() if k != missing})
+    env.update({"HIVE_ENV": "production", "HIVE_HOME": str(home / "hive"), "DAGSTER_HOME": str(home / "dagster")})
+    return env
+
+
+def test_each_missing_variable_stops_validate_and_the_grpc_server_with_one_line(tmp_path):
+    procs = {}
+    for missing in PRODUCTION:
+        for name, args in COMMANDS.items():
+            home = tmp_path / f"{name}-{missing}"
+            (home / "dagster").mkdir(parents=True)
+            (home / "dagster" / "dagster.yaml").write_text("")
+            (home / "cwd").mkdir()
+            extra = ["--port", str(free_port())] if name == "grpc" else []
+            procs[missing, name] = (home, subprocess.Popen(
+                [str(BIN / "dagster"), *args, *extra], cwd=home / "cwd", env=_env(home, missing),
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True))
+    try:
+        outputs = {key: proc.communicate(timeout=240)[0] for key, (_, proc) in procs.items()}
+    finally:
+        for _, proc in procs.values():
+            if proc.poll() is None:  # a server that came up despite the missing variable: fail, but stop it
+                proc.kill()
+                proc.wait()
+    for (missing, name), (home, proc) in procs.items():
+        output = outputs[missing, name]
+        assert proc.returncode != 0, f"{name} without {missing} succeeded:\n{output[-2000:]}"
+        [line] = [line for line in output.splitlines() if line.startswith("hive_assets.config.ConfigError: ")]
+        assert line.endswith(f"HIVE_ENV=production refuses the embedded defaults: {missing} is not set"), line
+        assert "s3cret" not in output
+        # nothing of the embedded stores: no SQLite store, no MLflow database, no asset directory
+        assert not (home / "hive").exists(), sorted(p.name for p in (home / "hive").rglob("*"))
+        assert not list((home / "cwd").iterdir())
+
+
+@pytest.mark.parametrize("variable", ["HIVE_ASSET_STORAGE"])
+def test_the_cli_refuses_too(tmp_path, variable):
+    env = _env(tmp_path, variable)
+    out = subprocess.run([str(BIN / "hive"), "report"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode != 0
+    assert out.stderr.strip().splitlines()[-1].endswith(f"{variable} is not set"), out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "hive").exists()

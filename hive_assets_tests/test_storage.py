@@ -1,0 +1,99 @@
+"""hive_assets.storage: the open formats of asset outputs, read back by pyarrow/pandas/json on their own."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from hive_assets import storage
+from hive_assets.data import CollectResult
+
+
+class MemoryFiles:
+    def __init__(self):
+        self.files: dict[str | None, bytes] = {}
+
+    def write(self, data: bytes, name: str | None = None) -> None:
+        self.files[name] = data
+
+    def read(self, name: str | None = None) -> bytes:
+        return self.files[name]
+
+
+def _frame() -> pd.DataFrame:
+    frame = pd.DataFrame({
+        "opinion_id": ["o-1", "o-2", "o-3"],
+        "evaluated_at": pd.to_datetime(["2026-01-01T10:00:00Z", "2026-01-02T11:30:00Z", "2026-01-03T00:00:00Z"]),
+        "confidence_score": [0.9, np.nan, 0.75],
+        "label": ["approve", None, "reject"],
+        "feedback_id": ["f-1", None, "f-3"],
+        "plan": [{"tasks": [{"id": "t1", "deps": []}], "risk": 0.2}, None, {"tasks": [], "meta": {"k": [1, 2]}}],
+    })
+    frame.attrs["data_snapshot_hash"] = "abc123"
+    return frame
+
+
+def test_a_frame_is_parquet_that_pandas_and_pyarrow_read_without_this_code():
+    frame = _frame()
+    files = MemoryFiles()
+    storage.write(storage.FRAME, frame, files)
+    data = files.read()
+
+    independent = pd.read_parquet(io.BytesIO(data))  # what a data scientist does
+    assert independent.attrs == {"data_snapshot_hash": "abc123"}
+    pd.testing.assert_frame_equal(independent.drop(columns=["plan"]), frame.drop(columns=["plan"]))
+    # the nested column is JSON text, named in the schema metadata
+    assert [None if v is None else json.loads(v) for v in independent["plan"]] == list(frame["plan"])
+    schema = pq.read_schema(io.BytesIO(data))
+    assert json.loads(schema.metadata[b"hive.json_columns"]) == ["plan"]
+
+    back = storage.read(storage.FRAME, files)
+    pd.testing.assert_frame_equal(back, frame)
+    assert back.attrs == frame.attrs
+
+
+def test_a_collection_is_two_frames_and_a_summary():
+    result = CollectResult(specialist="business", frame=_frame(),
+                           quarantine=pd.DataFrame({"reason": ["bad_json"], "document_chars": [12]}),
+                           counts={"rows": 3, "labelled": 2, "feedback_dropped": {"denied_source": 1}})
+    files = MemoryFiles()
+    storage.write(storage.COLLECTION, result, files)
+    assert set(files.files) == {"rows.parquet", "quarantine.parquet", "summary.json"}
+    assert json.loads(files.read("summary.json")) == {"specialist": "business", "counts": result.counts}
+
+    back = storage.read(storage.COLLECTION, files)
+    pd.testing.assert_frame_equal(back.frame, result.frame)
+    pd.testing.assert_frame_equal(back.quarantine, result.quarantine)
+    assert back.counts == result.counts and back.specialist == "business"
+    assert back.snapshot_hash() == result.snapshot_hash()
+
+
+def test_json_takes_numpy_and_datetimes_and_reads_back_as_plain_values():
+    value = {"n": np.int64(3), "x": np.float32(0.5), "arr": np.array([1.0, 2.0]), "interval": (0.1, 0.2),
+             "at": datetime(2026, 1, 5, tzinfo=timezone.utc), "nan": float("nan")}
+    files = MemoryFiles()
+    storage.write(storage.JSON, value, files)
+    back = json.loads(files.read())  # the standard library alone
+    assert back["n"] == 3 and back["x"] == 0.5 and back["arr"] == [1.0, 2.0] and back["interval"] == [0.1, 0.2]
+    assert back["at"] == "2026-01-05T00:00:00+00:00"
+    assert np.isnan(back["nan"])
+    assert storage.read(storage.JSON, files)["n"] == 3
+
+
+@pytest.mark.parametrize("fmt, value, expected", [
+    (storage.FRAME, {"a": 1}, "must be a pandas DataFrame, got dict"),
+    (storage.COLLECTION, pd.DataFrame(), "must be a CollectResult, got DataFrame"),
+    (storage.JSON, pd.DataFrame(), "needs the parquet format"),
+    (storage.JSON, object(), "object is not JSON serializable"),
+])
+def test_a_value_that_does_not_fit_its_format_is_a_clear_error_and_writes_nothing(fmt, value, expected):
+    files = MemoryFiles()
+    with pytest.raises(TypeError, match=expected):
+        storage.write(fmt, value, files)
+    assert files.files == {}
