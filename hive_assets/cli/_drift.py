@@ -14,7 +14,7 @@ import json
 
 from hive_assets import clock
 from hive_assets.cli import _dagster
-from hive_assets.cli._args import add_verb, specialists
+from hive_assets.cli._args import UsageError, add_specialist, add_verb
 from hive_assets.config import Settings
 from hive_assets.data import open_store
 from hive_assets.monitoring import (
@@ -29,15 +29,17 @@ def _fmt(value, spec: str = ".3f") -> str:
 
 def cmd_drift_check(args: argparse.Namespace) -> int:
     if not args.once:
-        raise SystemExit("only --once is supported: the drift sensor is the periodic check")
+        raise UsageError("--once is required (the drift sensor is the periodic check): hive drift check --once")
     settings = MonitoringSettings.from_env()
     now = clock.now()
     client = client_for(Settings.from_env().mlflow_uri)
     store = open_store()  # StoreUnavailable: `hive` prints it (host, never a password) and exits 1
-    checks = [check_drift(store, client, s, now, settings) for s in specialists(args.specialist)]
+    checks = [check_drift(store, client, s, now, settings) for s in args.specialist]
     header = f"{'specialist':<13}{'champion':>9}{'window':>8}{'drift_score':>12}  {'top feature':<28}{'decision':<18}action"
-    print(header)
-    print("-" * len(header))
+    records = []
+    if not args.json:
+        print(header)
+        print("-" * len(header))
     for check in checks:
         doc = check.document or {}
         action = "-"
@@ -47,12 +49,16 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
             action = f"would retrain ({check.run_key})" if args.dry_run else _launch(store, check, now)
         elif check.document is None:
             action = check.message.split(": ", 1)[-1]
+        if args.json:
+            records.append({"specialist": check.specialist, "status": check.status, "decision": check.decision,
+                            "action": action, "dry_run": args.dry_run, "document": doc})
+            continue
         print(f"{check.specialist:<13}{check.model_version or '-':>9}{doc.get('window_size', '-'):>8}"
               f"{_fmt(doc.get('drift_score')):>12}  {doc.get('drift_feature') or '-':<28}{check.decision or check.status:<18}"
               f"{action}")
-        if args.json:
-            print(json.dumps({"specialist": check.specialist, "status": check.status, "document": doc}, default=str))
-    if args.dry_run:
+    if args.json:
+        print(json.dumps(records, default=str))
+    elif args.dry_run:
         print("dry run: nothing written, nothing launched")
     return 0
 
@@ -83,8 +89,8 @@ def add_parsers(sub) -> None:
                              "without --dry-run saves the checks to drift_monitoring and runs retrain_specialist for "
                              "each drift.",
                  env=("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "MLFLOW_TRACKING_URI"))
-    p.add_argument("--once", action="store_true", help="check once and exit (the only mode: the sensor repeats)")
+    p.add_argument("--once", action="store_true", help="check once and exit (required: the sensor repeats)")
     p.add_argument("--dry-run", action="store_true", help="write nothing, launch nothing")
-    p.add_argument("--specialist", default="all", help="'all' (default), one name, or a comma-separated list")
-    p.add_argument("--json", action="store_true", help="also print each check's document as JSON")
+    add_specialist(p)
+    p.add_argument("--json", action="store_true", help="print the checks as one JSON array (default: a table)")
     p.set_defaults(func=cmd_drift_check)

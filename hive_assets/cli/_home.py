@@ -11,6 +11,7 @@ An existing `dagster.yaml` is never overwritten: a deployment's own instance set
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -58,6 +59,9 @@ def prepare(announce: bool = True) -> Home:
 def cmd_env(args: argparse.Namespace) -> int:
     """Print the exports that point `dagster` and `mlflow` at the CLI's home (eval "$(hive env)")."""
     home = prepare(announce=False)
+    if args.json:
+        print(json.dumps({"HIVE_HOME": str(home.hive_home), "DAGSTER_HOME": str(home.dagster_home)}))
+        return 0
     print(f"export HIVE_HOME={shlex.quote(str(home.hive_home))}")
     print(f"export DAGSTER_HOME={shlex.quote(str(home.dagster_home))}")
     return 0
@@ -71,4 +75,5 @@ def add_parsers(sub) -> None:
                     "materialize` use the instance `hive report` reads:\n\n"
                     '  eval "$(hive env)" && dagster dev -w workspace.yaml',
         env=("HIVE_HOME", "DAGSTER_HOME"))
+    p.add_argument("--json", action="store_true", help="print the two paths as JSON (default: shell exports)")
     p.set_defaults(func=cmd_env, announce=False)

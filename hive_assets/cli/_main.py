@@ -42,7 +42,8 @@ def build_parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    prog = " ".join(filter(None, ("hive", args.command, getattr(args, "store_command", None))))
+    prog = " ".join(filter(None, ("hive", args.command, *(getattr(args, f"{group}_command", None)
+                                                           for group in ("store", "deploy", "ab", "drift")))))
     try:
         Settings.from_env()  # validate the whole environment before any side effect
         _home.prepare(announce=getattr(args, "announce", True))

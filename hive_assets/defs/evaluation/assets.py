@@ -47,7 +47,8 @@ def metrics_table(report: dict) -> dg.TableMetadataValue:
 def _check(name: str, verdict: dict, severity: dg.AssetCheckSeverity, **metadata) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(check_name=name, passed=verdict["passed"], severity=severity,
                                description=verdict["summary"],
-                               metadata={"failed_metrics": dg.MetadataValue.json(verdict["failures"]), **metadata})
+                               metadata={"failed_metrics": dg.MetadataValue.json(verdict["failures"]),
+                                         **_ui.for_display(metadata)})
 
 
 @dg.asset(partitions_def=specialist_partitions, group_name=EVALUATION, kinds={"scikitlearn", "mlflow"},
@@ -84,6 +85,9 @@ def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.D
         for name, delta in report.get("champion_comparison", {}).get("deltas", {}).items():
             client.log_metric(run_id, f"delta_vs_champion_{name}", float(delta))
         client.log_dict(run_id, report, "validation_report.json")
+        # the rows themselves, so that any other model (a baseline, a later challenger) can be scored on them
+        client.log_dict(run_id, {"opinion_id": test["opinion_id"].tolist(), "plan_id": test["plan_id"].tolist(),
+                                 "label": test["label"].tolist()}, "test_rows.json")
         y = encode_labels(test["label"])
         cm_title = f"{specialist}: confusion matrix (test split)"
         registry.log_png(client, run_id, confusion_matrix_png(y, proba.argmax(axis=1), cm_title),
@@ -109,7 +113,7 @@ def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.D
                 decision_id=f"gate:{specialist}:{context.run_id}",
             )
     pm = report["metrics"]
-    yield dg.Output(report, metadata={
+    yield dg.Output(report, metadata=_ui.for_display({
         "gate_passed": gate["passed"],
         "gate": gate["summary"],
         "non_inferior": non_inferior["passed"],
@@ -124,7 +128,7 @@ def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.D
         "test_metrics": dg.MetadataValue.json({k: v for k, v in pm.items() if not k.startswith("support_")}),
         "intervals": dg.MetadataValue.json(report["intervals"]),
         "champion_version": champion_info["version"] if champion_info else None,
-    })
+    }))
     yield _check("minimum_metrics", minimum, dg.AssetCheckSeverity.ERROR,
                  macro_f1=pm["macro_f1"], accuracy=pm["accuracy"], confidence_mean=pm["confidence_mean"])
     yield _check("calibration", calibration, dg.AssetCheckSeverity.ERROR, ece=calibration["ece"],
