@@ -59,11 +59,14 @@ def prepare(announce: bool = True) -> Home:
 def cmd_env(args: argparse.Namespace) -> int:
     """Print the exports that point `dagster` and `mlflow` at the CLI's home (eval "$(hive env)")."""
     home = prepare(announce=False)
+    exports = {"HIVE_HOME": str(home.hive_home), "DAGSTER_HOME": str(home.dagster_home)}
+    if os.environ.get("MLFLOW_UI_URL"):  # the Dagster UI's links into the MLflow UI (make demo sets it)
+        exports["MLFLOW_UI_URL"] = os.environ["MLFLOW_UI_URL"]
     if args.json:
-        print(json.dumps({"HIVE_HOME": str(home.hive_home), "DAGSTER_HOME": str(home.dagster_home)}))
+        print(json.dumps(exports))
         return 0
-    print(f"export HIVE_HOME={shlex.quote(str(home.hive_home))}")
-    print(f"export DAGSTER_HOME={shlex.quote(str(home.dagster_home))}")
+    for name, value in exports.items():
+        print(f"export {name}={shlex.quote(value)}")
     return 0
 
 

@@ -139,9 +139,9 @@ def build_timeline(store, start: datetime, end: datetime) -> list[TimelineEvent]
     return [event for *_, event in sorted(keyed, key=lambda k: k[:3])]
 
 
-def format_timeline(events: list[TimelineEvent], start: datetime) -> str:
+def format_timeline(events: list[TimelineEvent], start: datetime, specialists: Iterable[str] = SPECIALISTS) -> str:
     lines = []
-    for s in SPECIALISTS:
+    for s in specialists:
         mine = [e for e in events if e.specialist == s]
         lines.append(f"{s}: {len(mine)} event(s)")
         for e in mine:
