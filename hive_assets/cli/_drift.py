@@ -14,7 +14,7 @@ import json
 
 from hive_assets import clock
 from hive_assets.cli import _dagster
-from hive_assets.cli._args import UsageError, add_specialist, add_verb
+from hive_assets.cli._args import add_specialist, add_verb
 from hive_assets.config import Settings
 from hive_assets.data import open_store
 from hive_assets.monitoring import (
@@ -28,8 +28,6 @@ def _fmt(value, spec: str = ".3f") -> str:
 
 
 def cmd_drift_check(args: argparse.Namespace) -> int:
-    if not args.once:
-        raise UsageError("--once is required (the drift sensor is the periodic check): hive drift check --once")
     settings = MonitoringSettings.from_env()
     now = clock.now()
     client = client_for(Settings.from_env().mlflow_uri)
@@ -89,7 +87,8 @@ def add_parsers(sub) -> None:
                              "without --dry-run saves the checks to drift_monitoring and runs retrain_specialist for "
                              "each drift.",
                  env=("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "MLFLOW_TRACKING_URI"))
-    p.add_argument("--once", action="store_true", help="check once and exit (required: the sensor repeats)")
+    # required: the periodic check is the drift sensor's; a missing --once is a usage error (exit 2)
+    p.add_argument("--once", action="store_true", required=True, help="check once and exit (the sensor repeats)")
     p.add_argument("--dry-run", action="store_true", help="write nothing, launch nothing")
     add_specialist(p)
     p.add_argument("--json", action="store_true", help="print the checks as one JSON array (default: a table)")
