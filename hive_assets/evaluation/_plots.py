@@ -19,6 +19,11 @@ ARTIFACT_DPI = 100  # the copies logged to MLflow; the UI embeds smaller ones (f
 def confusion_matrix_png(y_true: np.ndarray, y_pred: np.ndarray, title: str = "", dpi: int = ARTIFACT_DPI,
                          width: float = 5.0) -> bytes:
     """Counts per (true, predicted) class, rows normalised in the colour, counts as text; `width` inches."""
+    return figure_png(confusion_matrix_figure(y_true, y_pred, title, width), dpi)
+
+
+def confusion_matrix_figure(y_true: np.ndarray, y_pred: np.ndarray, title: str = "", width: float = 5.0):
+    """The matplotlib Figure behind `confusion_matrix_png`."""
     from matplotlib.figure import Figure
     from sklearn.metrics import ConfusionMatrixDisplay
 
@@ -34,7 +39,7 @@ def confusion_matrix_png(y_true: np.ndarray, y_pred: np.ndarray, title: str = ""
     ax.set_xlabel("predicted", fontsize=font)
     ax.set_ylabel("human label", fontsize=font)
     ax.set_title(title or "confusion matrix (test split)", fontsize=font + 1)
-    return figure_png(fig, dpi)
+    return fig
 
 
 def reliability_diagram_png(y_true: np.ndarray, proba: np.ndarray, title: str = "", dpi: int = ARTIFACT_DPI,
