@@ -236,7 +236,8 @@ def champions(store, client) -> list[ChampionAnswer]:
 
 CHAMPIONS_LEGEND = (
     "champion: the registry version holding the `champion` alias (what serves production); since: when the "
-    "ledger recorded it (simulated time); how: promotion by an A/B test, or the first training's alias",
+    "ledger recorded it (simulated time); how: first model (the first training), promoted (by an A/B test or an "
+    "operator), rollback, alias set (by an operator)",
     "test acc. [95% CI]: the champion's accuracy against the human labels on its held-out test split (the "
     "latest 15 % of its data by time), with the plan-bootstrap interval; macro-F1: the same rows, mean F1 "
     "over approve / reject / review_required",
@@ -264,7 +265,8 @@ def format_champions(answers: list[ChampionAnswer]) -> str:
         since = f"{a.since:%Y-%m-%d %H:%M}" if a.since else "?"
         accuracy = _num(a.test_accuracy) + (
             f" [{a.test_accuracy_interval[0]:.3f},{a.test_accuracy_interval[1]:.3f}]" if a.test_accuracy_interval else "")
-        how = {"promotion": "A/B test", "alias_move": "first model", "rollback": "rollback"}.get(a.kind or "", a.kind or "?")
+        how = ("first model" if a.kind == "alias_move" and "first model" in (a.reason or "") else
+               {"promotion": "promoted", "alias_move": "alias set", "rollback": "rollback"}.get(a.kind or "", a.kind or "?"))
         lines.append(f"{a.specialist:<13}{'v' + a.registry_version:<10}{since:<18}{how:<12}{accuracy:<22}"
                      f"{_num(a.test_macro_f1):>9}{_num(a.baseline_accuracy):>11}{a.test_rows or '-':>6}")
         agreement = "" if a.agrees else f" LEDGER DISAGREES: the ledger says v{a.ledger_version}"
