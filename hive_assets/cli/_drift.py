@@ -16,11 +16,6 @@ from hive_assets import clock
 from hive_assets.cli import _dagster
 from hive_assets.cli._args import add_specialist, add_verb
 from hive_assets.config import Settings
-from hive_assets.data import open_store
-from hive_assets.monitoring import (
-    MonitoringSettings, check_drift, record_trigger, save_drift_check, update_trigger_status,
-)
-from hive_assets.registry import client_for
 
 
 def _fmt(value, spec: str = ".3f") -> str:
@@ -28,6 +23,11 @@ def _fmt(value, spec: str = ".3f") -> str:
 
 
 def cmd_drift_check(args: argparse.Namespace) -> int:
+    # imported here: parsing any `hive` verb must not pay for the data, monitoring and registry packages
+    from hive_assets.data import open_store
+    from hive_assets.monitoring import MonitoringSettings, check_drift, save_drift_check
+    from hive_assets.registry import client_for
+
     settings = MonitoringSettings.from_env()
     now = clock.now()
     client = client_for(Settings.from_env().mlflow_uri)
@@ -62,6 +62,8 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
 
 
 def _launch(store, check, now) -> str:
+    from hive_assets.monitoring import record_trigger, update_trigger_status
+
     trigger = record_trigger(store, check.run_key, check.specialist, "drift", now, drift_score=check.drift_score,
                              details={"check_id": check.document["check_id"], "model_version": check.model_version,
                                       "launched_by": "hive drift check"})

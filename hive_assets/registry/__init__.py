@@ -21,8 +21,19 @@ from hive_assets.registry._operations import (
 )
 from hive_assets.registry._policy import alias_for_new_version
 from hive_assets.registry._tracking import log_params, log_png, run_status
-from hive_assets.registry._serving import Evaluation, Evaluator, load_evaluator
 from hive_assets.routing import CHALLENGER, CHAMPION
+
+_SERVING = ("Evaluation", "Evaluator", "load_evaluator")
+
+
+def __getattr__(name: str):
+    """The serving loader on first use: it pulls in the model code (sklearn, xgboost), which the readers
+    of the registry (`hive deploy list`, the ledger's history) never need."""
+    if name in _SERVING:
+        from hive_assets.registry import _serving
+
+        return getattr(_serving, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "log_params", "log_png", "run_status", "dagster_run_url", "model_version_url", "run_url", "ui_base",
