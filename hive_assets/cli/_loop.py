@@ -91,7 +91,10 @@ def cmd_loop(args: argparse.Namespace) -> int:
         from hive_assets.simulator import build_timeline, champions, format_champions, format_timeline
 
         with open_store() as store:
-            events = [e for e in build_timeline(store, result.start, result.end) if e.specialist in args.specialist]
+            # what happened during the loop: the state it started from (the first trainings, at the start
+            # instant) is the report's and the champions table's
+            events = [e for e in build_timeline(store, result.start, result.end)
+                      if e.specialist in args.specialist and e.at > result.start]
             answers = [a for a in champions(store, client_for(Settings.from_env().mlflow_uri))
                        if a.specialist in args.specialist]
     wall = {k: round(v, 1) for k, v in result.seconds.items()}

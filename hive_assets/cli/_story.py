@@ -57,28 +57,28 @@ def _shown(path: Path) -> str:
 
 
 def next_steps(hive_home: Path, tracking_uri: str, logs: list[Path]) -> str:
-    """The closing block: what to run next, with exact commands and URLs for this home."""
+    """The closing block: what to run next, with exact commands and URLs for this home (each UI in a
+    terminal of its own; the exports make new runs link between the two UIs)."""
     from hive_assets.registry import ui_base
 
     bin_dir = _shown(Path(sys.executable).parent)
-    home = shlex.quote(_shown(hive_home))
-    lines = ["== what to run next",
-             f"  {bin_dir}/hive status                    per specialist: champion, challenger and traffic, drift, "
+    dagster_url = f"http://127.0.0.1:{DAGSTER_UI_PORT}"
+    local = not tracking_uri.startswith(("http://", "https://"))
+    mlflow_url = f"http://127.0.0.1:{MLFLOW_UI_PORT}" if local else ui_base(tracking_uri)
+    exports = f"export HIVE_HOME={shlex.quote(_shown(hive_home))} DAGSTER_WEBSERVER_URL={dagster_url}" + (
+        f" MLFLOW_UI_URL={mlflow_url}" if local else "")
+    width = 46
+    lines = ["== what to run next (the exports first, in each terminal)",
+             f"  {exports}",
+             f"  {bin_dir + '/hive status':<{width}}per specialist: champion, challenger and traffic, drift, "
              "feedback, what happens next",
-             f"  HIVE_HOME={home} {bin_dir}/hive deploy history --specialist technical",
-             "                                        who held champion when, and why (any verb: --help)",
-             "  the Dagster UI (runs, assets with their metadata, checks, sensors), on http://127.0.0.1:"
-             f"{DAGSTER_UI_PORT}:",
-             f'    export HIVE_HOME={home}; eval "$({bin_dir}/hive env)"',
-             f"    {bin_dir}/dagster dev -w workspace.yaml"]
-    ui = ui_base(tracking_uri) if tracking_uri.startswith(("http://", "https://")) else None
-    if ui:
-        lines.append(f"  the MLflow UI (runs, metrics, plots, registry): {ui}")
+             f'  eval "$({bin_dir}/hive env)"; {bin_dir}/dagster dev -w workspace.yaml',
+             f"  {'':<{width}}the Dagster UI on {dagster_url}: runs, assets and their metadata, checks, sensors"]
+    if local:
+        lines += [f"  {bin_dir}/mlflow ui --backend-store-uri {shlex.quote(tracking_uri)} --port {MLFLOW_UI_PORT}",
+                  f"  {'':<{width}}the MLflow UI on {mlflow_url}: runs, metrics, plots, the registry"]
     else:
-        store = shlex.quote(tracking_uri)
-        lines += [f"  the MLflow UI (runs, metrics, plots, registry), on http://127.0.0.1:{MLFLOW_UI_PORT}:",
-                  f"    {bin_dir}/mlflow ui --backend-store-uri {store} --port {MLFLOW_UI_PORT}",
-                  f"    (with MLFLOW_UI_URL=http://127.0.0.1:{MLFLOW_UI_PORT} exported, the Dagster UI links to it)"]
+        lines.append(f"  the MLflow UI: {mlflow_url}")
     if logs:
         lines.append("  the full logs (Dagster runs, MLflow): " + ", ".join(_shown(p) for p in logs))
     return "\n".join(lines)

@@ -235,14 +235,12 @@ def champions(store, client) -> list[ChampionAnswer]:
 
 
 CHAMPIONS_LEGEND = (
-    "champion: the registry version holding the `champion` alias (what serves production); since: when the "
-    "ledger recorded it (simulated time); how: first model (the first training), promoted (by an A/B test or an "
-    "operator), rollback, alias set (by an operator)",
-    "test acc. [95% CI]: the champion's accuracy against the human labels on its held-out test split (the "
-    "latest 15 % of its data by time), with the plan-bootstrap interval; macro-F1: the same rows, mean F1 "
-    "over approve / reject / review_required",
-    "heuristic: the pre-platform heuristic (it served every opinion before the first champion) scored on "
-    "the same test rows: the baseline the platform replaced",
+    "champion: the version serving production (the registry's `champion` alias); since: when the ledger "
+    "recorded it (simulated time); how: first model, promoted (A/B test or operator), rollback, alias set",
+    "test acc. [95% CI], macro-F1: the champion on its held-out test split (the latest 15 % of its data by "
+    "time) against the human labels, with the plan-bootstrap interval",
+    "heuristic: the pre-platform heuristic (it served every opinion before the first champion) on the same "
+    "test rows, the baseline the platform replaced; rows: test rows",
 )
 
 
@@ -282,5 +280,5 @@ def _wrap_legend() -> list[str]:
 
     out = []
     for item in CHAMPIONS_LEGEND:
-        out += textwrap.wrap(item, 104, initial_indent="- ", subsequent_indent="  ")
+        out += textwrap.wrap(item, 108, initial_indent="- ", subsequent_indent="  ")
     return out
