@@ -131,6 +131,8 @@ def test_json_is_parseable_and_reading_launches_no_run(verb, home, capsys):
     else:
         assert code == 0
     assert len(runs(home)) == before  # none of these launches a Dagster run
+    if verb == "simulate":  # one specialist's opinions on the 20 plans, not five
+        assert parsed[0]["written"]["specialist_opinions"] == 20
     if verb == "deploy list":
         (listed,) = parsed
         assert listed["run_id"] is None and [v["aliases"] for v in listed["result"]] == [["champion"]]
