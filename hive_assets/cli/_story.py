@@ -80,5 +80,6 @@ def next_steps(hive_home: Path, tracking_uri: str, logs: list[Path]) -> str:
     else:
         lines.append(f"  the MLflow UI: {mlflow_url}")
     if logs:
-        lines.append("  the full logs (Dagster runs, MLflow): " + ", ".join(_shown(p) for p in logs))
+        shown = sorted({_shown(p.with_name("demo-*.log")) if p.name.startswith("demo-") else _shown(p) for p in logs})
+        lines.append("  the full logs (Dagster runs, MLflow): " + ", ".join(shown))
     return "\n".join(lines)
