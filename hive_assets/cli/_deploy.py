@@ -42,7 +42,8 @@ def _print_result(result) -> None:
     if isinstance(result, list):
         print(f"{'version':<9}{'aliases':<28}{'stage':<12}{'gate':<9}{'macro-F1':<10}run")
         for v in result:
-            print(f"{v['version']:<9}{','.join(v['aliases']) or '-':<28}{v['stage']:<12}{v['gate']:<9}"
+            stage = v["stage"] if v["stage"] not in (None, "None") else "-"  # MLflow 3: stages are deprecated
+            print(f"{v['version']:<9}{','.join(v['aliases']) or '-':<28}{stage:<12}{v['gate']:<9}"
                   f"{v['macro_f1'] or '-':<10}{v['run_id']}")
         return
     if "alias" in result:
