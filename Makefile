@@ -34,6 +34,10 @@ install: $(VENV)/.installed
 
 # `hive env` creates the Dagster instance with the project's settings (the root dagster.yaml, the
 # only copy) and prints the exports to reuse it: the dagster runs below land where `hive report` reads.
+# The demo's metadata links to the MLflow UI the closing block says how to start (`mlflow ui`, port 5000),
+# and its MLflow runs link back to `dagster dev` (port 3000).
+demo: export MLFLOW_UI_URL ?= http://127.0.0.1:5000
+demo: export DAGSTER_WEBSERVER_URL ?= http://127.0.0.1:3000
 demo: install
 	@echo "== Dagster instance (to reuse it: eval \"\$$($(BIN)/hive env)\")"
 	@$(BIN)/hive env

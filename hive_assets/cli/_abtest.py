@@ -2,7 +2,8 @@
 
 Each verb runs a Dagster job in the configured instance (`check` materializes `ab_test_outcome`
 through the job `ab_test_check`), tagged with the user as actor, so the UI and the ledger show who
-did what. Prints the test's state as JSON; exit status 1 when the run failed.
+did what. Prints the test's state as text (`--json`: the whole state as one JSON object); exit status 1
+when the run failed.
 """
 
 from __future__ import annotations
@@ -13,17 +14,10 @@ import json
 import sys
 
 from hive_assets.cli import _dagster
-from hive_assets.cli._args import add_verb, iso_datetime, positive_float, specialists
+from hive_assets.cli._args import add_specialist, add_verb, iso_datetime, positive_float
 
 
 ENV = ("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "MONGODB_DATABASE", "MLFLOW_TRACKING_URI")
-
-
-def one_specialist(text: str) -> str:
-    names = specialists(text)
-    if len(names) != 1:
-        raise argparse.ArgumentTypeError(f"one specialist, got {text!r}")
-    return names[0]
 
 
 def traffic_percent(text: str) -> float:
@@ -41,8 +35,9 @@ def add_parsers(sub) -> None:
 
     def verb(name: str, help: str, description: str):
         p = add_verb(verbs, name, help=help, description=description, env=ENV)
-        p.add_argument("--specialist", type=one_specialist, required=True, help="the specialist")
+        add_specialist(p, one=True, required=True)
         p.add_argument("--now", type=iso_datetime, help="ISO-8601 instant to act at (default: the wall clock)")
+        p.add_argument("--json", action="store_true", help="print the test's state as one JSON object (default: text)")
         return p
 
     p = verb("start", "open a test of --new-version against the champion",
@@ -78,8 +73,34 @@ def _finish(args: argparse.Namespace, result, node: str) -> int:
         print(f"hive ab-test {args.ab_command}: run {result.run_id} failed: {_dagster.failure_message(result)}",
               file=sys.stderr)
         return 1
-    print(json.dumps({"run_id": result.run_id, **result.output_for_node(node)}, default=str))
+    state = result.output_for_node(node)
+    if args.json:
+        print(json.dumps({"run_id": result.run_id, **state}, default=str))
+    else:
+        print(state_text(args.specialist, state))
+        print(f"run {result.run_id}")
     return 0
+
+
+def state_text(specialist: str, state: dict) -> str:
+    """The test's state for a person: which versions, traffic, verdict, the agreement difference."""
+    if not state.get("test_id"):
+        return f"{specialist}: no A/B test ({state.get('status')})"
+    lines = [f"{specialist}: A/B test {state['test_id']} {state['status']}: challenger v{state['challenger_version']} "
+             f"at {state['traffic_percent']:g} % vs champion v{state['champion_version']}; verdict {state['verdict']}"]
+    if state.get("interval"):
+        low, high = state["interval"]
+        lines.append(f"  agreement difference (challenger - champion) {state['difference']:+.3f}, "
+                     f"always-valid interval [{low:+.3f}, {high:+.3f}]")
+    for arm in ("champion", "challenger"):
+        counts = state.get(arm) or {}
+        if counts:
+            agreement = counts.get("agreement")
+            lines.append(f"  {arm:<10} served {counts.get('served', 0)}, labelled {counts.get('labelled', 0)}"
+                         + (f", agreement {agreement:.3f}" if agreement is not None else ""))
+    if state.get("reason"):
+        lines.append(f"  {state['reason']}")
+    return "\n".join(lines)
 
 
 def _now(args: argparse.Namespace) -> str:

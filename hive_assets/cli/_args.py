@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 import shutil
+import sys
 import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
@@ -91,6 +92,44 @@ def specialists(value: str) -> list[str]:
             f"unknown specialist(s) {', '.join(map(repr, unknown)) or repr(value)}; "
             f"choose from {', '.join(SPECIALISTS)} or 'all'")
     return names
+
+
+def one_specialist(text: str) -> str:
+    """Exactly one specialist name (the verbs that act on one model)."""
+    names = specialists(text)
+    if len(names) != 1:
+        raise argparse.ArgumentTypeError(f"one specialist, got {text!r}; choose from {', '.join(SPECIALISTS)}")
+    return names[0]
+
+
+class DeprecatedAlias(argparse.Action):
+    """An old spelling of an option: parsed as the new one, with a one-line note on stderr."""
+
+    def __init__(self, option_strings, dest, replacement: str, **kwargs):
+        self.replacement = replacement
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog}: note: {option_string} is deprecated here, use {self.replacement}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_specialist(parser: argparse.ArgumentParser, *, one: bool = False, required: bool = False,
+                   default: str | None = "all", deprecated: tuple[str, ...] = ()) -> None:
+    """`--specialist`, the same on every verb: one name (`one`), or 'all' / a name / a comma-separated
+    list. `deprecated`: old spellings still accepted (a one-line note on stderr); with `required`, one of
+    them satisfies it."""
+    kind = one_specialist if one else specialists
+    help_text = "the specialist" if one else "'all', a specialist, or a comma-separated list"
+    target = parser.add_mutually_exclusive_group(required=True) if required and deprecated else parser
+    if deprecated:
+        default = None if required else default
+    target.add_argument("--specialist", type=kind, required=required and not deprecated,
+                        default=None if required else (kind(default) if default is not None else None),
+                        help=help_text + ("" if required or default is None else f" (default: {default})"))
+    for old in deprecated:
+        target.add_argument(old, dest="specialist", type=kind, action=DeprecatedAlias, replacement="--specialist",
+                            help=argparse.SUPPRESS)
 
 
 def _number(kind, text: str, what: str):

@@ -55,7 +55,8 @@ def cmd_store_import(args: argparse.Namespace) -> int:
 
     with open_store() as store:
         result = import_jsonl(store, args.collection, args.file)
-    print(json.dumps(result))
+    print(json.dumps(result) if args.json else
+          f"{args.file}: " + ", ".join(f"{k}={v}" for k, v in result.items() if not isinstance(v, (list, dict))))
     return 0 if result.get("bad_lines", 0) == 0 else 1
 
 
@@ -91,9 +92,11 @@ def add_parsers(sub) -> None:
     p = add_verb(verbs, "import", help="load mongoexport JSON lines into the configured store",
                  description="Load a `mongoexport` JSON-lines file (extended JSON, optionally .gz) into a "
                              "collection of the configured store, upserting by the collection's key (importing "
-                             "twice changes nothing). Prints a JSON summary; exit 1 if some lines were bad.",
+                             "twice changes nothing). Prints a summary (--json: as JSON); exit 1 if some lines "
+                             "were bad.",
                  env=("HIVE_HOME", "MONGODB_URI", "MONGODB_DATABASE"))
     p.add_argument("--collection", type=collection_name, required=True,
                    help="target collection, e.g. specialist_opinions, cognitive_plans, intentions_audit")
     p.add_argument("file", type=existing_file, help="the JSON-lines file (.jsonl or .jsonl.gz)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON (default: one line of text)")
     p.set_defaults(func=cmd_store_import)

@@ -1,6 +1,10 @@
-"""`hive deploy`: the registry operations (the seed's mlflow_deployer.py verbs), each a Dagster job run in
-the configured instance, so it leaves a run record with its config and outcome; `history` reads the
-ledger. The actor is `user:<login>` (run tag `hive/actor`)."""
+"""`hive deploy`: the registry operations (the seed's mlflow_deployer.py verbs). Those that change the
+registry are Dagster jobs run in the configured instance, so they leave a run record with their config
+and outcome (the actor is `user:<login>`, run tag `hive/actor`); the read-only `list` and `history` read
+MLflow and the ledger directly through the domain layer and launch no run.
+
+The specialist is `--specialist`; the seed's `--model-type` (which named the specialist here, and names
+the estimator in `hive train`) is still accepted with a deprecation note."""
 
 from __future__ import annotations
 
@@ -8,11 +12,9 @@ import argparse
 import getpass
 import json
 import sys
-from datetime import datetime
 
 from hive_assets.cli import _dagster
-from hive_assets.cli._args import add_verb
-from hive_assets.config import SPECIALISTS
+from hive_assets.cli._args import add_specialist, add_verb, iso_datetime
 
 
 def _actor() -> str:
@@ -40,7 +42,8 @@ def _print_result(result) -> None:
     if isinstance(result, list):
         print(f"{'version':<9}{'aliases':<28}{'stage':<12}{'gate':<9}{'macro-F1':<10}run")
         for v in result:
-            print(f"{v['version']:<9}{','.join(v['aliases']) or '-':<28}{v['stage']:<12}{v['gate']:<9}"
+            stage = v["stage"] if v["stage"] not in (None, "None") else "-"  # MLflow 3: stages are deprecated
+            print(f"{v['version']:<9}{','.join(v['aliases']) or '-':<28}{stage:<12}{v['gate']:<9}"
                   f"{v['macro_f1'] or '-':<10}{v['run_id']}")
         return
     if "alias" in result:
@@ -54,36 +57,43 @@ def _print_result(result) -> None:
 
 def cmd_register(args: argparse.Namespace) -> int:
     return _job("register_model_version", "register_version_op",
-                {"model_type": args.model_type, "run_id": args.run_id, "reason": args.reason}, args)
+                {"model_type": args.specialist, "run_id": args.run_id, "reason": args.reason}, args)
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
     return _job("promote_model_version", "promote_op",
-                {"model_type": args.model_type, "model_version": args.model_version, "force": args.force,
+                {"model_type": args.specialist, "model_version": args.model_version, "force": args.force,
                  "reason": args.reason}, args)
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     return _job("rollback_champion", "rollback_op",
-                {"model_type": args.model_type, "target_version": args.target_version or "", "force": args.force,
+                {"model_type": args.specialist, "target_version": args.target_version or "", "force": args.force,
                  "reason": args.reason}, args)
 
 
 def cmd_alias(args: argparse.Namespace) -> int:
     return _job("set_model_alias", "alias_op",
-                {"model_type": args.model_type, "alias": args.alias, "model_version": args.model_version,
+                {"model_type": args.specialist, "alias": args.alias, "model_version": args.model_version,
                  "force": args.force, "reason": args.reason}, args)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    return _job("list_model_versions", "list_op", {"model_type": args.model_type}, args)
+    """The versions with aliases, stage and gate, read from the registry and the ledger (no run: reading
+    leaves no record; the job `list_model_versions` does the same from the UI)."""
+    from hive_assets.config import Settings
+    from hive_assets.data import open_store
+    from hive_assets.registry import client_for, list_versions
 
-
-def _time(value: str) -> datetime:
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {value!r}") from None
+    with open_store() as store:
+        versions = list_versions(client_for(Settings.from_env().mlflow_uri), store, args.specialist)
+    if args.json:
+        print(json.dumps({"run_id": None, "result": versions}, default=str))  # the shape of the other verbs
+    elif not versions:
+        print(f"no version of {args.specialist}-evaluator is registered")
+    else:
+        _print_result(versions)
+    return 0
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -93,15 +103,15 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     with open_store() as store:
         if args.at is not None:
-            tenure = holder_at(store, args.model_type, args.at, alias=args.alias)
+            tenure = holder_at(store, args.specialist, args.at, alias=args.alias)
             tenures = [tenure] if tenure else []
         else:
-            tenures = alias_history(store, args.model_type, args.alias)
+            tenures = alias_history(store, args.specialist, args.alias)
     if args.json:
         print(json.dumps([t.as_dict() for t in tenures]))
         return 0
     if not tenures:
-        print(f"no version held {args.alias} for {args.model_type}" + (f" at {args.at.isoformat()}" if args.at else ""))
+        print(f"no version held {args.alias} for {args.specialist}" + (f" at {args.at.isoformat()}" if args.at else ""))
         return 0
     for t in tenures:
         print(f"v{t.version:<5} {args.alias} since {t.since.isoformat()} until {t.until.isoformat() if t.until else 'now'}"
@@ -111,14 +121,15 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def add_parsers(sub) -> None:
     """The `deploy` verb group, added to the `hive` parser."""
-    deploy = sub.add_parser("deploy", help="registry operations (Dagster jobs): register, promote, list, rollback, "
-                                           "alias, history").add_subparsers(dest="deploy_command", required=True)
+    deploy = sub.add_parser("deploy", help="registry operations: register, promote, rollback, alias (Dagster jobs); "
+                                           "list, history (read only)").add_subparsers(dest="deploy_command",
+                                                                                      required=True)
 
     def verb(name: str, func, help_text: str) -> argparse.ArgumentParser:
         p = add_verb(deploy, name, help=help_text[:1].lower() + help_text[1:].rstrip("."), description=help_text,
                      env=("HIVE_HOME", "DAGSTER_HOME", "MLFLOW_TRACKING_URI", "MONGODB_URI",
                           "HIVE_MIRROR_PRODUCTION_STAGE"))
-        p.add_argument("--model-type", required=True, choices=SPECIALISTS, help="the specialist")
+        add_specialist(p, one=True, required=True, deprecated=("--model-type",))
         p.add_argument("--json", action="store_true", help="print the result as JSON (default: text)")
         p.set_defaults(func=func)
         return p
@@ -130,7 +141,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--model-version", required=True, help="N, <model>/N or models:/<model>/N")
     p.add_argument("--force", action="store_true", help="promote despite the gate (needs --reason)")
     p.add_argument("--reason", default="", help="why, for the ledger (default: empty)")
-    verb("list", cmd_list, "List the model versions with aliases, stage and gate.")
+    verb("list", cmd_list, "List the model versions with aliases, stage and gate (read only: no run).")
     p = verb("rollback", cmd_rollback, "Move champion back to the previous champion (from the ledger).")
     p.add_argument("--target-version", help="restore this version instead (default: the previous champion)")
     p.add_argument("--force", action="store_true", help="allow a target whose gate did not pass (needs --reason)")
@@ -140,6 +151,6 @@ def add_parsers(sub) -> None:
     p.add_argument("--model-version", required=True, help="N, <model>/N or models:/<model>/N")
     p.add_argument("--force", action="store_true", help="for champion: promote despite the gate (needs --reason)")
     p.add_argument("--reason", default="", help="why, for the ledger (default: empty)")
-    p = verb("history", cmd_history, "Which version held champion at --at (default: the whole timeline).")
-    p.add_argument("--at", type=_time, help="ISO-8601 time; naive means UTC (default: every tenure)")
+    p = verb("history", cmd_history, "Which version held champion at --at (default: the whole timeline; read only).")
+    p.add_argument("--at", type=iso_datetime, help="ISO-8601 time; naive means UTC (default: every tenure)")
     p.add_argument("--alias", default="champion", help="the alias whose history to show (default: champion)")

@@ -14,13 +14,8 @@ import json
 
 from hive_assets import clock
 from hive_assets.cli import _dagster
-from hive_assets.cli._args import add_verb, specialists
+from hive_assets.cli._args import add_specialist, add_verb
 from hive_assets.config import Settings
-from hive_assets.data import open_store
-from hive_assets.monitoring import (
-    MODEL_UNAVAILABLE, MonitoringSettings, check_drift, record_trigger, save_drift_check, update_trigger_status,
-)
-from hive_assets.registry import client_for
 
 
 def _fmt(value, spec: str = ".3f") -> str:
@@ -28,16 +23,21 @@ def _fmt(value, spec: str = ".3f") -> str:
 
 
 def cmd_drift_check(args: argparse.Namespace) -> int:
-    if not args.once:
-        raise SystemExit("only --once is supported: the drift sensor is the periodic check")
+    # imported here: parsing any `hive` verb must not pay for the data, monitoring and registry packages
+    from hive_assets.data import open_store
+    from hive_assets.monitoring import MODEL_UNAVAILABLE, MonitoringSettings, check_drift, save_drift_check
+    from hive_assets.registry import client_for
+
     settings = MonitoringSettings.from_env()
     now = clock.now()
     client = client_for(Settings.from_env().mlflow_uri)
     store = open_store()  # StoreUnavailable: `hive` prints it (host, never a password) and exits 1
-    checks = [check_drift(store, client, s, now, settings) for s in specialists(args.specialist)]
+    checks = [check_drift(store, client, s, now, settings) for s in args.specialist]
     header = f"{'specialist':<13}{'champion':>9}{'window':>8}{'drift_score':>12}  {'top feature':<28}{'decision':<18}action"
-    print(header)
-    print("-" * len(header))
+    records = []
+    if not args.json:
+        print(header)
+        print("-" * len(header))
     for check in checks:
         doc = check.document or {}
         action = "-"
@@ -49,12 +49,16 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
             action = check.message.split(": ", 1)[-1]
         elif check.status == MODEL_UNAVAILABLE:
             action = check.message  # `<specialist>-evaluator v<N>: artifact checksum mismatch` / `... cannot be loaded: ...`
+        if args.json:
+            records.append({"specialist": check.specialist, "status": check.status, "decision": check.decision,
+                            "action": action, "dry_run": args.dry_run, "document": doc})
+            continue
         print(f"{check.specialist:<13}{check.model_version or '-':>9}{doc.get('window_size', '-'):>8}"
               f"{_fmt(doc.get('drift_score')):>12}  {doc.get('drift_feature') or '-':<28}{check.decision or check.status:<18}"
               f"{action}")
-        if args.json:
-            print(json.dumps({"specialist": check.specialist, "status": check.status, "document": doc}, default=str))
-    if args.dry_run:
+    if args.json:
+        print(json.dumps(records, default=str))
+    elif args.dry_run:
         print("dry run: nothing written, nothing launched")
     # every other specialist was checked (and saved); a champion that cannot be served is the operator's
     # to fix, so the command fails for it (README, Sensors)
@@ -62,6 +66,8 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
 
 
 def _launch(store, check, now) -> str:
+    from hive_assets.monitoring import record_trigger, update_trigger_status
+
     trigger = record_trigger(store, check.run_key, check.specialist, "drift", now, drift_score=check.drift_score,
                              details={"check_id": check.document["check_id"], "model_version": check.model_version,
                                       "launched_by": "hive drift check"})
@@ -87,8 +93,9 @@ def add_parsers(sub) -> None:
                              "without --dry-run saves the checks to drift_monitoring and runs retrain_specialist for "
                              "each drift.",
                  env=("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "MLFLOW_TRACKING_URI"))
-    p.add_argument("--once", action="store_true", help="check once and exit (the only mode: the sensor repeats)")
+    # required: the periodic check is the drift sensor's; a missing --once is a usage error (exit 2)
+    p.add_argument("--once", action="store_true", required=True, help="check once and exit (the sensor repeats)")
     p.add_argument("--dry-run", action="store_true", help="write nothing, launch nothing")
-    p.add_argument("--specialist", default="all", help="'all' (default), one name, or a comma-separated list")
-    p.add_argument("--json", action="store_true", help="also print each check's document as JSON")
+    add_specialist(p)
+    p.add_argument("--json", action="store_true", help="print the checks as one JSON array (default: a table)")
     p.set_defaults(func=cmd_drift_check)

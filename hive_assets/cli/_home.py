@@ -11,6 +11,7 @@ An existing `dagster.yaml` is never overwritten: a deployment's own instance set
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -58,8 +59,14 @@ def prepare(announce: bool = True) -> Home:
 def cmd_env(args: argparse.Namespace) -> int:
     """Print the exports that point `dagster` and `mlflow` at the CLI's home (eval "$(hive env)")."""
     home = prepare(announce=False)
-    print(f"export HIVE_HOME={shlex.quote(str(home.hive_home))}")
-    print(f"export DAGSTER_HOME={shlex.quote(str(home.dagster_home))}")
+    exports = {"HIVE_HOME": str(home.hive_home), "DAGSTER_HOME": str(home.dagster_home)}
+    if os.environ.get("MLFLOW_UI_URL"):  # the Dagster UI's links into the MLflow UI (make demo sets it)
+        exports["MLFLOW_UI_URL"] = os.environ["MLFLOW_UI_URL"]
+    if args.json:
+        print(json.dumps(exports))
+        return 0
+    for name, value in exports.items():
+        print(f"export {name}={shlex.quote(value)}")
     return 0
 
 
@@ -71,4 +78,5 @@ def add_parsers(sub) -> None:
                     "materialize` use the instance `hive report` reads:\n\n"
                     '  eval "$(hive env)" && dagster dev -w workspace.yaml',
         env=("HIVE_HOME", "DAGSTER_HOME"))
+    p.add_argument("--json", action="store_true", help="print the two paths as JSON (default: shell exports)")
     p.set_defaults(func=cmd_env, announce=False)

@@ -1,22 +1,24 @@
 """`hive loop`: D days of production in simulated time, with every trigger, test and rollback.
 
 The scenario's settings (hive_assets.simulator.DEFAULT_SETTINGS) are exported before the code location
-loads, unless the variable is already set (yours win). A progress line per simulated day goes to
-stderr; the timeline per specialist and "who is champion now, and why" to stdout (or JSON). Exit 1 when
-the ledger disagrees with a registry alias at the end.
+loads, unless the variable is already set (yours win). What the runs log (Dagster, MLflow, progress bars)
+goes to a log file ($HIVE_HOME/loop.log); a progress line per simulated day goes to stderr; the timeline
+per specialist, the champions table (with the pre-platform heuristic on the same test rows) and what to
+run next to stdout (or JSON). `--specialist` narrows what is printed, not what is played. Exit 1 when the
+ledger disagrees with a registry alias at the end.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 from hive_assets.cli import _dagster
-from hive_assets.cli._args import add_verb, iso_datetime, non_negative_int, positive_float, positive_int
+from hive_assets.cli._args import add_specialist, add_verb, iso_datetime, non_negative_int, positive_float, positive_int
 from hive_assets.config import SPECIALISTS
 
 ENV = ("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "MONGODB_DATABASE", "MLFLOW_TRACKING_URI",
@@ -52,11 +54,16 @@ def add_parsers(sub) -> None:
                         "challenger with the ab_test_start job ('none': no operator)")
     p.add_argument("--start", type=iso_datetime,
                    help="ISO-8601 start of the simulated period (default: the end of the stored history)")
-    p.add_argument("--json", action="store_true", help="print the timeline and champions as JSON")
+    add_specialist(p)
+    p.add_argument("--log-file", type=Path,
+                   help="where the Dagster and MLflow logs of the runs go (default: $HIVE_HOME/loop.log; appended)")
+    p.add_argument("--json", action="store_true", help="print the timeline and champions as JSON (default: text)")
     p.set_defaults(func=cmd_loop)
 
 
 def cmd_loop(args: argparse.Namespace) -> int:
+    from hive_assets.cli._story import next_steps, output_to_log
+    from hive_assets.config import Settings, hive_home
     from hive_assets.simulator import DEFAULT_SETTINGS, DriftPlan, default_scenario
 
     scenario = default_scenario(days=args.days, seed=args.seed, plans_per_hour=args.plans_per_hour)
@@ -68,34 +75,44 @@ def cmd_loop(args: argparse.Namespace) -> int:
     scenario = replace(scenario, settings=settings)
     for line in scenario.describe():
         print(f"hive loop: {line}", file=sys.stderr)
-    try:
-        # what libraries print while runs execute (MLflow's run links, progress bars) is not the output
-        with contextlib.redirect_stdout(sys.stderr):
+    log_file = args.log_file or hive_home() / "loop.log"
+    print(f"hive loop: the Dagster and MLflow logs go to {log_file}", file=sys.stderr, flush=True)
+    # what the libraries print while runs execute (Dagster's run logs, MLflow's lines and progress bars)
+    # goes to the log file; the terminal gets a line per simulated day, then the story
+    with output_to_log(log_file) as terminal:
+        try:
             result = _dagster.run_loop(scenario, start=args.start,
-                                       progress=lambda line: print(f"hive loop: {line}", file=sys.stderr, flush=True))
-    except ValueError as exc:  # no champion, no history: say what to do
-        print(f"hive loop: error: {exc}", file=sys.stderr)
-        return 1
-    from hive_assets.data import open_store
-    from hive_assets.registry import client_for
-    from hive_assets.config import Settings
-    from hive_assets.simulator import build_timeline, champions, format_champions, format_timeline
+                                       progress=lambda line: print(f"hive loop: {line}", file=terminal))
+        except ValueError as exc:  # no champion, no history: say what to do
+            print(f"hive loop: error: {exc}", file=terminal)
+            return 1
+        from hive_assets.data import open_store
+        from hive_assets.registry import client_for
+        from hive_assets.simulator import build_timeline, champions, format_champions, format_timeline
 
-    with open_store() as store:
-        events = build_timeline(store, result.start, result.end)
-        answers = champions(store, client_for(Settings.from_env().mlflow_uri))
+        with open_store() as store:
+            # what happened during the loop: the state it started from (the first trainings, at the start
+            # instant) is the report's and the champions table's
+            events = [e for e in build_timeline(store, result.start, result.end)
+                      if e.specialist in args.specialist and e.at > result.start]
+            answers = [a for a in champions(store, client_for(Settings.from_env().mlflow_uri))
+                       if a.specialist in args.specialist]
     wall = {k: round(v, 1) for k, v in result.seconds.items()}
     if args.json:
         print(json.dumps({"start": result.start.isoformat(), "end": result.end.isoformat(),
                           "served": dict(result.served), "runs": _runs(result.runs), "seconds": wall,
+                          "log_file": str(log_file),
                           "timeline": [e.as_dict() for e in events], "champions": [a.as_dict() for a in answers]},
                          indent=2))
     else:
         print(f"\n== timeline, {result.start:%Y-%m-%d %H:%M} .. {result.end:%Y-%m-%d %H:%M} UTC (simulated)")
-        print(format_timeline(events, result.start))
-        print("\n== who is champion now, and why (the ledger)")
+        print(format_timeline(events, result.start, args.specialist))
+        print("\n== the champions now, and the heuristic they replaced")
         print(format_champions(answers))
         print("\n== where the wall time went: " + ", ".join(f"{k} {v:g} s" for k, v in wall.items()))
+        print()
+        logs = sorted(hive_home().glob("demo-*.log")) + [log_file]
+        print(next_steps(hive_home(), Settings.from_env().mlflow_uri, logs))
     return 0 if all(a.agrees for a in answers) else 1
 
 

@@ -7,6 +7,7 @@ HIVE_HOME and the Dagster instance are resolved, exported and created (`_home.pr
 
 from __future__ import annotations
 
+import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
@@ -42,7 +43,10 @@ def build_parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    prog = " ".join(filter(None, ("hive", args.command, getattr(args, "store_command", None))))
+    prog = " ".join(filter(None, ("hive", args.command, *(getattr(args, f"{group}_command", None)
+                                                           for group in ("store", "deploy", "ab", "drift")))))
+    # MLflow's INFO lines (database migrations, run links) are not the verbs' output; MLFLOW_LOGGING_LEVEL wins
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     try:
         Settings.from_env()  # validate the whole environment before any side effect
         _home.prepare(announce=getattr(args, "announce", True))

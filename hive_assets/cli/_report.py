@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 from hive_assets.cli import _dagster
-from hive_assets.cli._args import add_verb
-from hive_assets.config import SPECIALISTS
+from hive_assets.cli._args import add_specialist, add_verb
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -17,8 +17,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     latest = {
         specialist: {asset: _dagster.latest_partition_metadata(instance, asset, specialist)
                      for asset in ("raw_production_data", "validation_report", "registered_model_version")}
-        for specialist in SPECIALISTS
+        for specialist in args.specialist
     }
+    if args.json:
+        print(json.dumps({s: {asset: {"run_id": run, "metadata": _plain(meta)} for asset, (run, meta) in assets.items()}
+                          for s, assets in latest.items()}, default=str))
+        complete = all(assets["registered_model_version"][0] and
+                       assets["registered_model_version"][0] == assets["validation_report"][0]
+                       for assets in latest.values())
+        return 0 if complete or not args.strict else 1
     if not any(run for assets in latest.values() for run, _ in assets.values()):
         print(f"nothing materialized yet in the Dagster instance {os.environ.get('DAGSTER_HOME', '')}: "
               "run `make demo`, or `hive simulate` then `hive collect` or `dagster asset materialize`")
@@ -28,7 +35,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(header)
     print("-" * len(header))
     ok = True
-    for specialist in SPECIALISTS:
+    for specialist in args.specialist:
         (raw_run, raw), (val_run, val), (reg_run, reg) = latest[specialist].values()
         if not val:
             collected = f"{raw.get('rows', 0):>7}{raw.get('quarantined_total', 0):>7}" if raw_run else f"{'-':>7}{'-':>7}"
@@ -55,6 +62,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0 if ok or not args.strict else 1
 
 
+def _plain(metadata: dict) -> dict:
+    """The metadata a script reads (numbers, short texts, JSON values); tables, links and images stay in the UI."""
+    return {k: v for k, v in metadata.items()
+            if v is None or isinstance(v, (bool, int, float, dict, list)) or (isinstance(v, str) and len(v) < 500)}
+
+
 def add_parsers(sub) -> None:
     p = add_verb(sub, "report", help="what the latest run of each specialist produced",
                  description="The per-specialist table `make demo` prints, read from the Dagster instance: rows "
@@ -62,6 +75,9 @@ def add_parsers(sub) -> None:
                              "95% plan-bootstrap intervals, mean confidence, the gate, and the registered "
                              "version. On an empty instance it says so and exits 0.",
                  env=("HIVE_HOME", "DAGSTER_HOME"))
+    add_specialist(p)
+    p.add_argument("--json", action="store_true",
+                   help="the latest materialization's metadata per specialist and asset, as JSON (default: the table)")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 unless every specialist has a registered version from its latest validation")
     p.set_defaults(func=cmd_report)

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from hive_assets.cli._args import add_verb, fraction, iso_datetime, non_negative_int, positive_float, positive_int
+from hive_assets.cli._args import add_specialist, add_verb, fraction, iso_datetime, non_negative_int, positive_float, positive_int
 from hive_assets.config import Settings
 
 
@@ -37,7 +37,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         summary = simulate(store, plans=args.plans, days=args.days, seed=args.seed, now=args.now, drift=args.drift,
                            label_noise=args.label_noise, feedback_rate=args.label_rate, opinion_model=_announced(opinion_model),
-                           progress=_progress, progress_every=args.progress_every)
+                           progress=_progress, progress_every=args.progress_every, specialists=args.specialist)
         where = store.describe()
     info = summary.as_dict()
     print(json.dumps({"store": where, **info}, indent=2) if args.json else
@@ -50,10 +50,12 @@ def add_parsers(sub) -> None:
     p = add_verb(sub, "simulate", help="write simulated production data into the configured store",
                  description="Write realistic plans, audit events, opinions and human feedback (with known truth "
                              "and a few malformed documents on purpose) into the configured document store. "
+                             "--specialist limits who gives opinions (and gets feedback) on the plans. "
                              "Once a champion is registered, its opinions are served by it (and by the "
                              "challenger for the units an open A/B test routes to it). The document ids "
                              "derive from the seed: re-running with the same seed replaces the same documents.",
                  env=("HIVE_HOME", "MONGODB_URI", "MONGODB_DATABASE", "MLFLOW_TRACKING_URI"))
+    add_specialist(p)
     p.add_argument("--plans", type=positive_int, default=4000, help="number of cognitive plans to simulate")
     p.add_argument("--days", type=positive_float, default=60.0, help="length of the simulated period in days")
     p.add_argument("--seed", type=non_negative_int, default=42, help="random seed: same seed, same documents")

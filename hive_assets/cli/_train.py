@@ -1,14 +1,19 @@
 """`hive train` and `hive validate`: materialize training and validation through the configured Dagster
-instance (so the runs appear in the UI) and print the gate table; exit 1 when a gate fails."""
+instance (so the runs appear in the UI) and print the gate table; exit 1 when a gate fails.
+
+`--specialist` names the specialist as on every verb (`--specialist-type`, the seed's spelling, is
+accepted with a deprecation note); `--model-type` is the estimator, as in the seed's MLproject. A
+specialist's name given to `--model-type` is refused with a hint, so the two never mix up."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from hive_assets.cli import _dagster
-from hive_assets.config import MODEL_TYPES
-from hive_assets.cli._args import add_verb, non_negative_int, specialists
+from hive_assets.config import MODEL_TYPES, SPECIALISTS
+from hive_assets.cli._args import add_specialist, add_verb, non_negative_int
 
 TRAIN_SELECTION = ["raw_production_data", "enhanced_features", "trained_model", "validation_report"]
 
@@ -20,13 +25,14 @@ def add_parsers(sub) -> None:
                              "the gate table. Exit 1 when a gate fails.",
                  env=("HIVE_HOME", "DAGSTER_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MONGODB_URI",
                       "KAFKA_BOOTSTRAP_SERVERS", "HIVE_ASSET_STORAGE", "HIVE_ENV"))
-    p.add_argument("--specialist-type", type=specialists, default="all",
-                   help="'all', a specialist, or a comma-separated list")
-    p.add_argument("--model-type", choices=MODEL_TYPES, default="xgboost", help="classifier family")
+    add_specialist(p, deprecated=("--specialist-type",))
+    p.add_argument("--model-type", type=estimator, default="xgboost",
+                   help=f"the estimator: {', '.join(MODEL_TYPES)} (default: xgboost)")
     p.add_argument("--hyperparameter-tuning", action="store_true",
                    help="successive-halving search scored on validation macro-F1")
     p.add_argument("--random-state", type=non_negative_int, default=0,
                    help="seed of the estimator and the tuning sample")
+    p.add_argument("--json", action="store_true", help="one JSON object per specialist (default: the gate tables)")
     p.set_defaults(func=cmd_train)
 
     p = add_verb(sub, "validate", help="re-run validation_report on the latest trained model (the champion re-scored too)",
@@ -35,18 +41,41 @@ def add_parsers(sub) -> None:
                              "when a gate fails.",
                  env=("HIVE_HOME", "DAGSTER_HOME", "MLFLOW_TRACKING_URI", "MONGODB_URI", "HIVE_ASSET_STORAGE",
                       "HIVE_ENV"))
-    p.add_argument("--specialist", type=specialists, default="all", help="'all', a specialist, or a comma-separated list")
+    add_specialist(p)
+    p.add_argument("--json", action="store_true", help="one JSON object per specialist (default: the gate tables)")
     p.set_defaults(func=cmd_validate)
 
 
-def _print_outcome(specialist: str, result) -> bool:
+def estimator(text: str) -> str:
+    if text in MODEL_TYPES:
+        return text
+    hint = f"; {text!r} is a specialist: use --specialist {text}" if text in SPECIALISTS else ""
+    raise argparse.ArgumentTypeError(f"unknown estimator {text!r}: choose from {', '.join(MODEL_TYPES)}{hint}")
+
+
+def _print_outcome(specialist: str, result, as_json: bool = False) -> bool:
     """Print the gate table (or the failure) of one run; True when every blocking gate passed."""
-    from hive_assets.evaluation import gate_table_text
+    from hive_assets.evaluation import gate_rows, gate_table_text
 
     report = _dagster.output_if_any(result, "validation_report")
     if report is None and result.success:  # trained_model skipped: the data and configuration are a live version's
-        print(f"{specialist}: run {result.run_id}: {_skip_reason(result.run_id) or 'nothing changed, not retrained'}")
+        reason = _skip_reason(result.run_id) or "nothing changed, not retrained"
+        if as_json:
+            print(json.dumps({"specialist": specialist, "run_id": result.run_id, "success": True, "skipped": reason}),
+                  flush=True)
+        else:
+            print(f"{specialist}: run {result.run_id}: {reason}")
         return True
+    if as_json:
+        record = {"specialist": specialist, "run_id": result.run_id, "success": report is not None}
+        if report is None:
+            record["error"] = _dagster.failure_message(result)
+        else:
+            record.update({"mlflow_run_id": report["mlflow_run_id"], "n_test": report["n_test"],
+                           "gate": report["gate"], "non_inferiority": report["non_inferiority"],
+                           "rows": gate_rows(report)})
+        print(json.dumps(record, default=str), flush=True)
+        return report is not None and bool(report["gate"]["passed"])
     if report is None:
         print(f"{specialist}: run {result.run_id} failed before validation: {_dagster.failure_message(result)}",
               file=sys.stderr)
@@ -73,10 +102,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = {"model_type": args.model_type, "hyperparameter_tuning": args.hyperparameter_tuning,
               "random_state": args.random_state}
     ok = True
-    for specialist in args.specialist_type:
+    for specialist in args.specialist:
         result = _dagster.materialize(TRAIN_SELECTION, specialist, {"ops": {"trained_model": {"config": config}}},
                                       log_level="CRITICAL")
-        ok = _print_outcome(specialist, result) and ok
+        ok = _print_outcome(specialist, result, args.json) and ok
     return 0 if ok else 1
 
 
@@ -85,10 +114,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     instance = _dagster.instance()
     for specialist in args.specialist:
         if _dagster.latest_partition_metadata(instance, "trained_model", specialist)[0] is None:
-            print(f"{specialist}: nothing trained yet in this instance: run `hive train --specialist-type "
-                  f"{specialist}` first", file=sys.stderr)
+            message = f"nothing trained yet in this instance: run `hive train --specialist {specialist}` first"
+            if args.json:
+                print(json.dumps({"specialist": specialist, "run_id": None, "success": False, "error": message}))
+            else:
+                print(f"{specialist}: {message}", file=sys.stderr)
             ok = False
             continue
         result = _dagster.materialize(["validation_report"], specialist, log_level="CRITICAL")
-        ok = _print_outcome(specialist, result) and ok
+        ok = _print_outcome(specialist, result, args.json) and ok
     return 0 if ok else 1

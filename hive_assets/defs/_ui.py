@@ -1,7 +1,9 @@
-"""Metadata values the Dagster UI renders well: tables, images embedded in markdown, links."""
+"""Metadata values the Dagster UI renders well: tables, images embedded in markdown, links, and numbers
+rounded for a person (DISPLAY_DIGITS significant digits; the full precision stays in MLflow)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -9,7 +11,31 @@ import dagster as dg
 
 from hive_assets.figures import png_markdown
 
-NO_UI = "no MLflow UI: the tracking store is a local sqlite/file store"
+NO_UI = ("no MLflow UI link: set MLFLOW_UI_URL to the MLflow UI's address (e.g. http://127.0.0.1:5000 for "
+         "`mlflow ui` on the local store)")
+
+
+DISPLAY_DIGITS = 4
+
+
+def rounded(value: float | None, digits: int = DISPLAY_DIGITS) -> float | None:
+    """`value` to `digits` significant digits (0.8512773143602025 -> 0.8513); None stays None."""
+    if value is None:
+        return None
+    value = float(value)
+    return float(f"{value:.{digits}g}") if math.isfinite(value) else value
+
+
+def for_display(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """`metadata` with every plain float (and float metadata value) rounded for display."""
+    out = {}
+    for key, value in metadata.items():
+        if isinstance(value, float):
+            value = rounded(value)
+        elif isinstance(value, dg.FloatMetadataValue) and value.value is not None:
+            value = dg.MetadataValue.float(rounded(value.value))
+        out[key] = value
+    return out
 
 
 def link(url: str | None) -> dg.MetadataValue:
@@ -25,4 +51,4 @@ def image(png: bytes, alt: str, url: str | None, link_text: str = "open the MLfl
 def table(columns: Sequence[tuple[str, str, str]], rows: Iterable[Mapping[str, Any]]) -> dg.TableMetadataValue:
     """A table with a schema of (name, type, description) columns; an empty table keeps its schema."""
     schema = dg.TableSchema(columns=[dg.TableColumn(name, type, description) for name, type, description in columns])
-    return dg.MetadataValue.table(records=[dg.TableRecord(dict(row)) for row in rows], schema=schema)
+    return dg.MetadataValue.table(records=[dg.TableRecord(for_display(row)) for row in rows], schema=schema)

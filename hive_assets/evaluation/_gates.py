@@ -76,12 +76,16 @@ def calibration_gate(ece: float, bound: float = MAX_ECE, noise_floor: float = 0.
     """Expected calibration error on the test split at most `bound` (blocking), after subtracting the
     estimator's `noise_floor` on this many rows (see `ece_noise_floor`)."""
     debiased = max(0.0, ece - noise_floor)
-    detail = f"ece = {ece:.3f}" + (f" (noise floor {noise_floor:.3f}, debiased {debiased:.3f})" if noise_floor else "")
+    # the compared value first, then where it comes from: "debiased ECE 0.034 <= 0.05 (raw ECE 0.054 minus
+    # noise floor 0.020)" never reads as the raw value passing a bound it exceeds
+    compared = f"debiased ECE {debiased:.3f}" if noise_floor else f"ECE {ece:.3f}"
+    origin = f"raw ECE {ece:.3f} minus noise floor {noise_floor:.3f}" if noise_floor else ""
     if debiased <= bound:
-        return GateVerdict(True, success_text=f"{detail} <= {bound:.2f}")
+        return GateVerdict(True, success_text=f"{compared} <= {bound:.2f}" + (f" ({origin})" if origin else ""))
+    over = f"over by {debiased - bound:.3f}"
     return GateVerdict(False, [{"metric": "ece", "value": debiased, "raw_value": ece, "noise_floor": noise_floor,
                                 "threshold": bound, "excess": debiased - bound, "interval": None,
-                                "text": f"{detail} > {bound:.2f} (over by {debiased - bound:.3f})"}])
+                                "text": f"{compared} > {bound:.2f} ({over}" + (f"; {origin})" if origin else ")")}])
 
 
 def champion_comparison(challenger: dict[str, float], champion: dict[str, float]) -> dict[str, Any]:

@@ -19,15 +19,27 @@ ARTIFACT_DPI = 100  # the copies logged to MLflow; the UI embeds smaller ones (f
 def confusion_matrix_png(y_true: np.ndarray, y_pred: np.ndarray, title: str = "", dpi: int = ARTIFACT_DPI,
                          width: float = 5.0) -> bytes:
     """Counts per (true, predicted) class, rows normalised in the colour, counts as text; `width` inches."""
+    return figure_png(confusion_matrix_figure(y_true, y_pred, title, width), dpi)
+
+
+def confusion_matrix_figure(y_true: np.ndarray, y_pred: np.ndarray, title: str = "", width: float = 5.0):
+    """The matplotlib Figure behind `confusion_matrix_png`."""
     from matplotlib.figure import Figure
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    fig = Figure(figsize=(width, width * 0.84))
+    fig = Figure(figsize=(width, width * 0.9))
     ax = fig.add_subplot()
+    # "review_required" on one line is wider than a cell at the UI's size: break it, so that no two tick
+    # labels overlap whatever the width; fonts scale with the width (9 pt at 3.6 inches)
+    font = max(7.0, min(11.0, 2.5 * width))
     ConfusionMatrixDisplay.from_predictions(y_true, y_pred, labels=list(range(len(CLASSES))),
-                                            display_labels=list(CLASSES), ax=ax, colorbar=False, cmap="Blues")
-    ax.set_title(title or "confusion matrix (test split)")
-    return figure_png(fig, dpi)
+                                            display_labels=[c.replace("_", "\n") for c in CLASSES], ax=ax,
+                                            colorbar=False, cmap="Blues", text_kw={"fontsize": font})
+    ax.tick_params(labelsize=font)
+    ax.set_xlabel("predicted", fontsize=font)
+    ax.set_ylabel("human label", fontsize=font)
+    ax.set_title(title or "confusion matrix (test split)", fontsize=font + 1)
+    return fig
 
 
 def reliability_diagram_png(y_true: np.ndarray, proba: np.ndarray, title: str = "", dpi: int = ARTIFACT_DPI,

@@ -8,7 +8,7 @@ the feature contract it was trained on.
 """
 
 from hive_assets.registry._history import Tenure, alias_history, holder_at
-from hive_assets.registry._links import model_version_url, run_url, ui_base
+from hive_assets.registry._links import dagster_run_url, model_version_url, run_url, ui_base
 from hive_assets.registry._ledger import ALIAS_KINDS, last_alias_row, latest_gate_verdict, record_decision
 from hive_assets.registry._mlflow import (
     ARTIFACT_CHECKSUM_TAG, ArtifactError, artifact_checksum, ab_test_alias, alias_version, client_for, ensure_experiment, load_model, load_version_model, log_model,
@@ -24,12 +24,23 @@ from hive_assets.registry._tracking import log_params, log_png, run_status
 from hive_assets.registry._unchanged import (
     SKIPPED_UNCHANGED, TRAINING_CONFIG_TAG, nothing_changed_message, training_config_text, unchanged_version,
 )
-from hive_assets.registry._serving import Evaluation, Evaluator, load_evaluator
 from hive_assets.routing import CHALLENGER, CHAMPION
+
+_SERVING = ("Evaluation", "Evaluator", "load_evaluator")
+
+
+def __getattr__(name: str):
+    """The serving loader on first use: it pulls in the model code (sklearn, xgboost), which the readers
+    of the registry (`hive deploy list`, the ledger's history) never need."""
+    if name in _SERVING:
+        from hive_assets.registry import _serving
+
+        return getattr(_serving, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "ARTIFACT_CHECKSUM_TAG", "ArtifactError", "artifact_checksum",
-    "log_params", "log_png", "run_status", "model_version_url", "run_url", "ui_base",
+    "log_params", "log_png", "run_status", "dagster_run_url", "model_version_url", "run_url", "ui_base",
     "ALIAS_KINDS", "CHALLENGER", "CHAMPION", "GATE_TAG", "MIRROR_PRODUCTION_ENV", "Evaluation", "Evaluator",
     "RegistryError", "Tenure", "ab_test_alias", "alias_for_new_version", "alias_history", "alias_version",
     "client_for", "ensure_alias", "ensure_experiment", "gate_status", "holder_at", "last_alias_row",

@@ -10,6 +10,7 @@ same seed prints the same timeline; `TimelineEvent.run_id` keeps them for the JS
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -84,7 +85,7 @@ def _ledger_text(row: dict) -> tuple[str, str]:
     kind, details, version = row["kind"], row.get("details") or {}, row.get("model_version")
     reason = row.get("reason") or ""
     if kind == "gate_verdict":
-        return "gate", f"gate {'passed' if details.get('passed') else 'FAILED'}: {reason}"
+        return "gate", _gate_text(details, reason)
     if kind == "registration":
         return "registered", f"registered v{version}"
     if kind == "alias_move":
@@ -98,6 +99,26 @@ def _ledger_text(row: dict) -> tuple[str, str]:
     if kind == "ab_test_closed":
         return "closed", f"A/B {details.get('test_id')} closed: {details.get('status', '')} {reason}".rstrip()
     return kind, f"{kind} v{version}: {reason}"
+
+
+def _gate_text(details: dict, reason: str) -> str:
+    """The blocking gate's verdict, then what the champion comparison meant for this version: a version
+    that passed the gate but was not shown non-inferior is not promoted by `promote_if_better`; with A/B
+    testing on it becomes the challenger and its test decides."""
+    ni = details.get("non_inferiority") or {}
+    gate = reason.removesuffix(f"; {ni['summary']}") if ni.get("summary") else reason
+    if not details.get("passed"):
+        return f"gate FAILED: {gate}; not registered"
+    text = f"gate passed: {gate}"
+    if not ni.get("applicable"):
+        return text
+    if ni.get("passed"):
+        return f"{text}; non-inferior to the champion"
+    from hive_assets.config import Settings
+
+    first = (ni.get("failures") or [{}])[0].get("text", ni.get("summary", ""))
+    outcome = "sent to A/B rather than promoted" if Settings.from_env().ab_testing_enabled else "not promoted"
+    return f"{text}; non-inferiority to the champion not shown ({first}): {outcome}"
 
 
 def _ledger_events(store, start, end) -> Iterable[tuple]:
@@ -118,9 +139,9 @@ def build_timeline(store, start: datetime, end: datetime) -> list[TimelineEvent]
     return [event for *_, event in sorted(keyed, key=lambda k: k[:3])]
 
 
-def format_timeline(events: list[TimelineEvent], start: datetime) -> str:
+def format_timeline(events: list[TimelineEvent], start: datetime, specialists: Iterable[str] = SPECIALISTS) -> str:
     lines = []
-    for s in SPECIALISTS:
+    for s in specialists:
         mine = [e for e in events if e.specialist == s]
         lines.append(f"{s}: {len(mine)} event(s)")
         for e in mine:
@@ -138,6 +159,12 @@ class ChampionAnswer:
     kind: str | None
     actor: str | None
     reason: str | None
+    # the champion's held-out numbers, from its MLflow run (None when the run has none)
+    test_accuracy: float | None = None
+    test_accuracy_interval: tuple[float, float] | None = None
+    test_macro_f1: float | None = None
+    test_rows: int | None = None
+    baseline_accuracy: float | None = None  # the pre-platform heuristic on the same test rows
 
     @property
     def agrees(self) -> bool:
@@ -147,8 +174,52 @@ class ChampionAnswer:
         return {**asdict(self), "since": self.since.isoformat() if self.since else None, "agrees": self.agrees}
 
 
+TEST_ROWS_ARTIFACT = "test_rows.json"  # validation_report logs the test rows' plan ids and labels
+
+
+def heuristic_baseline(store, client, specialist: str, run_id: str) -> tuple[float, int] | None:
+    """(accuracy, rows) of the pre-platform heuristic (`heuristic_opinion`, which served every opinion
+    before the first champion) on the test rows of training run `run_id`, against their human labels;
+    None when the run has no test rows logged or their plans are gone."""
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+
+    from hive_assets.simulator._simulate import heuristic_opinion
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(client.download_artifacts(run_id, TEST_ROWS_ARTIFACT, tmp)) as f:
+                rows = json.load(f)
+    except (MlflowException, OSError, ValueError):
+        return None
+    plans: dict[str, dict] = {}
+    for doc in store.find_by_keys("cognitive_ledger", "plan_id", rows["plan_id"]):
+        if isinstance(doc.get("plan_data"), dict):
+            plans[doc["plan_id"]] = doc["plan_data"]
+    missing = [p for p in rows["plan_id"] if p not in plans]
+    for doc in store.find_by_keys("cognitive_plans", "plan_id", missing):
+        plans[doc["plan_id"]] = doc
+    hits = [heuristic_opinion(specialist, plans[p])[0] == label
+            for p, label in zip(rows["plan_id"], rows["label"]) if p in plans]
+    return (sum(hits) / len(hits), len(hits)) if hits else None
+
+
+def _run_numbers(store, client, specialist: str, run_id: str | None) -> dict[str, Any]:
+    if not run_id:
+        return {}
+    metrics = client.get_run(run_id).data.metrics
+    out: dict[str, Any] = {"test_accuracy": metrics.get("test_accuracy"), "test_macro_f1": metrics.get("test_macro_f1")}
+    if "test_accuracy_ci_low" in metrics and "test_accuracy_ci_high" in metrics:
+        out["test_accuracy_interval"] = (metrics["test_accuracy_ci_low"], metrics["test_accuracy_ci_high"])
+    if (baseline := heuristic_baseline(store, client, specialist, run_id)) is not None:
+        out["baseline_accuracy"], out["test_rows"] = baseline
+    return out
+
+
 def champions(store, client) -> list[ChampionAnswer]:
-    """Per specialist: the registry's champion, and the ledger row that moved `champion` last."""
+    """Per specialist: the registry's champion, the ledger row that moved `champion` last, the champion's
+    test accuracy and macro-F1 (its MLflow run) and the heuristic baseline on the same test rows."""
     from hive_assets.registry import CHAMPION, alias_version, last_alias_row
 
     out = []
@@ -158,19 +229,56 @@ def champions(store, client) -> list[ChampionAnswer]:
         out.append(ChampionAnswer(
             s, str(version.version) if version else None, str(row["model_version"]) if row else None,
             to_utc(row["recorded_at"]) if row else None, row["kind"] if row else None,
-            _actor(row.get("actor")) if row else None, row.get("reason") if row else None))
+            _actor(row.get("actor")) if row else None, row.get("reason") if row else None,
+            **_run_numbers(store, client, s, version.run_id if version else None)))
     return out
 
 
+CHAMPIONS_LEGEND = (
+    "champion: the version serving production (the registry's `champion` alias); since: when the ledger "
+    "recorded it (simulated time); how: first model, promoted (A/B test or operator), rollback, alias set",
+    "test acc. [95% CI], macro-F1: the champion on its held-out test split (the latest 15 % of its data by "
+    "time) against the human labels, with the plan-bootstrap interval",
+    "heuristic: the pre-platform heuristic (it served every opinion before the first champion) on the same "
+    "test rows, the baseline the platform replaced; rows: test rows",
+)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def format_champions(answers: list[ChampionAnswer]) -> str:
-    lines = []
+    """The champions table (what serves, since when, how good vs the heuristic on the same rows), its
+    legend, then why each champion holds the alias (the ledger), and whether the ledger agrees with
+    the registry."""
+    header = (f"{'specialist':<13}{'champion':<10}{'since':<18}{'how':<12}{'test acc. [95% CI]':<22}"
+              f"{'macro-F1':>9}{'heuristic':>11}{'rows':>6}")
+    lines = [header, "-" * len(header)]
+    why = []
     for a in answers:
         if a.registry_version is None:
-            lines.append(f"{a.specialist:<13} no champion")
+            lines.append(f"{a.specialist:<13}no champion")
             continue
         since = f"{a.since:%Y-%m-%d %H:%M}" if a.since else "?"
-        agreement = "the ledger agrees with the registry" if a.agrees else (
-            f"LEDGER DISAGREES: the ledger says v{a.ledger_version}")
-        lines.append(f"{a.specialist:<13} v{a.registry_version} since {since}: {a.kind} by {a.actor}, "
-                     f"because {a.reason}; {agreement}")
-    return "\n".join(lines)
+        accuracy = _num(a.test_accuracy) + (
+            f" [{a.test_accuracy_interval[0]:.3f},{a.test_accuracy_interval[1]:.3f}]" if a.test_accuracy_interval else "")
+        how = ("first model" if a.kind == "alias_move" and "first model" in (a.reason or "") else
+               {"promotion": "promoted", "alias_move": "alias set", "rollback": "rollback"}.get(a.kind or "", a.kind or "?"))
+        lines.append(f"{a.specialist:<13}{'v' + a.registry_version:<10}{since:<18}{how:<12}{accuracy:<22}"
+                     f"{_num(a.test_macro_f1):>9}{_num(a.baseline_accuracy):>11}{a.test_rows or '-':>6}")
+        agreement = "" if a.agrees else f" LEDGER DISAGREES: the ledger says v{a.ledger_version}"
+        why.append(f"  {a.specialist}: v{a.registry_version}, {a.kind} by {a.actor}: {a.reason}{agreement}")
+    lines += [f"  {item}" for item in _wrap_legend()]
+    agree = all(a.agrees for a in answers if a.registry_version is not None)
+    lines.append("why (the ledger" + (", which agrees with the registry aliases):" if agree else "):"))
+    return "\n".join(lines + why)
+
+
+def _wrap_legend() -> list[str]:
+    import textwrap
+
+    out = []
+    for item in CHAMPIONS_LEGEND:
+        out += textwrap.wrap(item, 108, initial_indent="- ", subsequent_indent="  ")
+    return out

@@ -71,7 +71,8 @@ def session(tmp_path_factory):
          "timestamp": {"$date": {"$numberLong": "1767225600000"}}, "confidence": 0.5},
     ]
     (cwd / "audit.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
-    out["import"] = hive("store", "import", "--collection", "intentions_audit", "audit.jsonl", cwd=cwd, env=env)
+    out["import"] = hive("store", "import", "--collection", "intentions_audit", "audit.jsonl", "--json", cwd=cwd,
+                         env=env)
     out["collect"] = hive("collect", "--specialist", "business,technical", "--min-samples", "100", "--json",
                           cwd=cwd, env=env)
     out["report"] = hive("report", cwd=cwd, env=env)

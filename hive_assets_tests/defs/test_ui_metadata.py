@@ -24,6 +24,7 @@ from hive_assets import registry
 from hive_assets.config import CLASSES
 from hive_assets.data import SQLiteStore
 from hive_assets.defs import build_defs
+from hive_assets.defs._ui import rounded
 from hive_assets.defs.monitoring.sensors import drift_retraining_sensor
 from hive_assets.defs.resources import default_resources
 from hive_assets.evaluation import minimum_metrics
@@ -37,6 +38,7 @@ SECRET = "s3cr3t-token"
 USER = "hiveuser"
 SPECIALIST = "business"
 EXPERIMENT = "ui-metadata"
+DAGSTER_UI = "http://127.0.0.1:3999"  # DAGSTER_WEBSERVER_URL: the MLflow runs link back to the Dagster runs
 
 
 def _clear_mlflow_credentials(mp: pytest.MonkeyPatch) -> None:
@@ -70,6 +72,8 @@ def world(mlflow_server, tmp_path_factory):
         _clear_mlflow_credentials(mp)
         mp.setenv("MLFLOW_TRACKING_URI", secret_uri)
         mp.setenv("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
+        mp.delenv("MLFLOW_UI_URL", raising=False)  # the tracking URI is http: it is the UI's address
+        mp.setenv("DAGSTER_WEBSERVER_URL", DAGSTER_UI)
         store = SQLiteStore(home / "store.sqlite")
         simulate(store, plans=2500, days=45, seed=21, now=datetime.now(timezone.utc))
         defs = build_defs()
@@ -157,13 +161,19 @@ def test_validation_report_metrics_table_images_and_links(world):
     for name in ("accuracy", "macro_f1", f"recall_{CLASSES[0]}"):
         low, high = report["intervals"][name]
         row = by_metric[name]
-        assert (row["value"], row["95% low"], row["95% high"]) == pytest.approx((report["metrics"][name], low, high))
+        # rounded for display (4 significant digits); the run keeps the full precision
+        assert (row["value"], row["95% low"], row["95% high"]) == tuple(map(rounded, (report["metrics"][name], low, high)))
         assert row["passed"] is (report["metrics"][name] >= minimum_metrics()[name])
     assert by_metric["ece (debiased)"]["95% low"] is None
     for name in ("accuracy", "macro_f1", "ece", "brier"):
         assert isinstance(meta[name], dg.FloatMetadataValue), name
-    assert meta["accuracy"].value == pytest.approx(report["metrics"]["accuracy"])
-    assert meta["ece"].value == pytest.approx(report["calibration"]["ece"])
+    assert meta["accuracy"].value == rounded(report["metrics"]["accuracy"])
+    assert meta["ece"].value == rounded(report["calibration"]["ece"])
+    mlflow_metrics = world["client"].get_run(report["mlflow_run_id"]).data.metrics
+    assert mlflow_metrics["test_accuracy"] == report["metrics"]["accuracy"]  # full precision in MLflow
+    for value in [*(v.value for v in meta.values() if isinstance(v, dg.FloatMetadataValue)),
+                  *(r[c] for r in rows for c in ("value", "95% low", "95% high") if r[c] is not None)]:
+        assert value == rounded(value), value  # at most 4 significant digits anywhere a person reads
 
     run_url = f"{world['server']}/#/experiments/{_experiment_id(world)}/runs/{report['mlflow_run_id']}"
     assert meta["mlflow_run"] == dg.MetadataValue.url(run_url)
@@ -183,8 +193,8 @@ def test_the_second_report_compares_with_the_champion_in_its_table(world):
     for row in compared:
         name = row["metric"].removesuffix(" - champion")
         low, high = report["champion_comparison"]["delta_intervals"][name]
-        assert (row["value"], row["95% low"], row["95% high"]) == pytest.approx(
-            (report["champion_comparison"]["deltas"][name], low, high))
+        assert (row["value"], row["95% low"], row["95% high"]) == tuple(map(rounded, (
+            report["champion_comparison"]["deltas"][name], low, high)))
 
 
 def test_trained_model_and_registered_version_link_to_mlflow(world):
@@ -197,6 +207,10 @@ def test_trained_model_and_registered_version_link_to_mlflow(world):
     assert meta["mlflow_run"] == dg.MetadataValue.url(run_url)
     latest = _latest(world["instance"], "registered_model_version").metadata
     assert latest["mlflow_model_version"].value.endswith("/#/models/business-evaluator/versions/2")
+    # and back: the MLflow run links to the Dagster run that trained it (a tag, and the run's markdown note)
+    tags = world["client"].get_run(trained["mlflow_run_id"]).data.tags
+    back = f"{DAGSTER_UI}/runs/{result.run_id}"
+    assert tags["dagster.run_url"] == back and f"]({back})" in tags["mlflow.note.content"]
 
 
 def test_ab_test_outcome_shows_traffic_arms_and_the_trajectory(world):

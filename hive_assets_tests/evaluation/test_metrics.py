@@ -157,7 +157,11 @@ def test_the_ece_noise_floor_is_what_a_calibrated_model_shows_and_the_gate_passe
     y = np.array([rng.choice(3, p=row) for row in proba])
     got = m.calibration_metrics(y, sharp)
     verdict = m.calibration_gate(got["ece"], noise_floor=got["ece_noise_floor"])
-    assert not verdict.passed and "ece = " in verdict.describe() and "> 0.05" in verdict.describe()
+    assert not verdict.passed and verdict.describe().startswith("debiased ECE ") and "> 0.05" in verdict.describe()
+    raw, floor = got["ece"], got["ece_noise_floor"]
+    assert f"raw ECE {raw:.3f} minus noise floor {floor:.3f}" in verdict.describe()
+    passing = m.calibration_gate(0.054, noise_floor=0.020).describe()
+    assert passing == "debiased ECE 0.034 <= 0.05 (raw ECE 0.054 minus noise floor 0.020)"
 
 
 def test_gates_name_the_failed_metric_value_bound_and_interval():
@@ -169,7 +173,7 @@ def test_gates_name_the_failed_metric_value_bound_and_interval():
     assert verdict.failures[0]["shortfall"] == pytest.approx(0.19)
     assert verdict.describe() == "recall_reject = 0.410 < 0.60 (short by 0.190) (95% CI [0.330, 0.490])"
     assert m.evaluate_gates({name: 0.9 for name in m.minimum_metrics()}).passed
-    assert m.calibration_gate(0.081).describe() == "ece = 0.081 > 0.05 (over by 0.031)"
+    assert m.calibration_gate(0.081).describe() == "ECE 0.081 > 0.05 (over by 0.031)"
     assert m.calibration_gate(0.05).passed
 
 

@@ -54,3 +54,21 @@ def test_the_tracking_target_moves_userinfo_to_mlflows_basic_auth_variables(monk
     assert os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] == "true"
     # variables an operator set win over the URI's userinfo
     assert tracking_target("http://other:pw2@h:1") == "http://h:1" and os.environ["MLFLOW_TRACKING_PASSWORD"] == "p@ss"
+
+
+def test_mlflow_ui_url_gives_links_for_a_local_store_and_dagster_url_links_back(monkeypatch):
+    """`mlflow ui` on the embedded sqlite store has an address the tracking URI does not say: MLFLOW_UI_URL
+    gives it (credentials dropped as for a tracking URI); DAGSTER_WEBSERVER_URL gives the way back."""
+    from hive_assets.registry import dagster_run_url
+
+    monkeypatch.delenv("MLFLOW_UI_URL", raising=False)
+    monkeypatch.delenv("DAGSTER_WEBSERVER_URL", raising=False)
+    assert run_url("sqlite:////home/hive/mlflow.db", "1", "r") is None and dagster_run_url("abc") is None
+    monkeypatch.setenv("MLFLOW_UI_URL", "http://u:s3cr3t@127.0.0.1:5000/")
+    assert run_url("sqlite:////home/hive/mlflow.db", "1", "r") == "http://127.0.0.1:5000/#/experiments/1/runs/r"
+    # it also wins over an http tracking URI (a UI behind a proxy, the API elsewhere)
+    assert model_version_url("http://mlflow-api:5000", "m", "2") == "http://127.0.0.1:5000/#/models/m/versions/2"
+    monkeypatch.setenv("DAGSTER_WEBSERVER_URL", "http://dagster.internal:3000/")
+    assert dagster_run_url("1f2e-3d") == "http://dagster.internal:3000/runs/1f2e-3d"
+    monkeypatch.setenv("DAGSTER_WEBSERVER_URL", "not a url")
+    assert dagster_run_url("1f2e-3d") is None

@@ -23,7 +23,7 @@ T0 = datetime(2026, 4, 1, 8, 0, tzinfo=timezone.utc)
 
 
 def hive(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([HIVE, "ab-test", *args], env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run([HIVE, "ab-test", *args, "--json"], env=env, capture_output=True, text=True, timeout=600)
 
 
 def state(out: subprocess.CompletedProcess) -> dict:

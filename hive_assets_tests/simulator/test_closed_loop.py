@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -83,9 +84,22 @@ def play(base: Path, dst: Path, days: float) -> tuple[dict, Path]:
         out = run([str(BIN / "hive"), "loop", "--days", str(days), "--seed", "42", "--json"],
                   environment(dst / "hive", url), dst)
         (dst / "loop.stderr").write_text(out.stderr)
+        assert_no_log_lines(out.stderr)  # the runs' logs went to the log file
+        assert " - dagster - " in (dst / "hive" / "loop.log").read_text()
         return json.loads(out.stdout), dst
     finally:
         stop_process(proc)
+
+
+# what a library's log line or progress bar looks like on a terminal
+LOG_LINE = re.compile(r"\b(DEBUG|INFO|WARNING|ERROR)\b|Downloading artifacts|it/s\]|^\d{4}[-/]\d\d[-/]\d\d \d\d:\d\d:\d\d",
+                      re.M)
+
+
+def assert_no_log_lines(stderr: str) -> None:
+    """Every line the loop leaves on stderr is its own (`hive: ...`, `hive loop: ...`)."""
+    assert not LOG_LINE.search(stderr), LOG_LINE.search(stderr).group(0)
+    assert all(line.startswith("hive") for line in stderr.splitlines() if line.strip()), stderr[-2000:]
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +159,9 @@ def test_the_loop_retrains_on_drift_promotes_rolls_back_and_keeps_the_ledger_rig
         latest = max(rows, key=lambda r: to_utc(r["recorded_at"]))
         assert str(client.get_model_version_by_alias(f"{s}-evaluator", "champion").version) == latest["model_version"]
     assert all(a["agrees"] for a in result["champions"])
+    # the baseline: the heuristic on each champion's own test rows, well under the champion
+    for a in result["champions"]:
+        assert a["test_rows"] > 100 and a["baseline_accuracy"] < a["test_accuracy"] - 0.1, a
     technical = next(a for a in result["champions"] if a["specialist"] == "technical")
     assert technical["registry_version"] == promoted[0]["challenger_version"] and technical["kind"] == "promotion"
 
@@ -165,3 +182,36 @@ def test_the_same_seed_gives_the_same_timeline(base_state, long_run, tmp_path):
                 if datetime.fromisoformat(x["at"]) <= end]
 
     assert runs(short) == runs(long)
+
+
+def test_the_text_output_is_the_story_and_the_logs_go_to_the_log_file(base_state, tmp_path):
+    """`make demo`'s last command as a person sees it, for a quarter of a simulated day: no library log
+    line or progress bar on the terminal, a line per day on stderr, and stdout ending with the timeline,
+    the champions table with its legend and the heuristic baseline, and what to run next."""
+    dst = tmp_path / "state"
+    shutil.copytree(base_state, dst)
+    proc, url = start_mlflow_server(dst / "mlflow")
+    try:
+        out = run([str(BIN / "hive"), "loop", "--days", "0.25", "--seed", "42"], environment(dst / "hive", url), dst)
+    finally:
+        stop_process(proc)
+    assert_no_log_lines(out.stderr)
+    assert not LOG_LINE.search(out.stdout), LOG_LINE.search(out.stdout).group(0)
+    assert "hive loop: day 0.25/0.25 " in out.stderr
+    log = (dst / "hive" / "loop.log").read_text()
+    assert " - dagster - " in log and "loop.log" in out.stderr  # the noise is there, and the terminal says where
+    text = out.stdout
+    sections = [text.index(h) for h in ("== timeline", "== the champions now", "== what to run next")]
+    assert sections == sorted(sections)
+    table = text[sections[1]:sections[2]].splitlines()
+    header = next(line for line in table if line.startswith("specialist"))
+    assert header.split() == ["specialist", "champion", "since", "how", "test", "acc.", "[95%", "CI]", "macro-F1",
+                              "heuristic", "rows"]
+    rows = {line.split()[0]: line.split() for line in table if line.split() and line.split()[0] in SPECIALISTS}
+    assert set(rows) == set(SPECIALISTS)
+    for cells in rows.values():  # champion v1, its accuracy, and the heuristic well under it
+        assert cells[1] == "v1" and float(cells[-2]) < float(cells[-5]) - 0.1, cells
+    assert "- heuristic: the pre-platform heuristic" in text  # the legend
+    closing = text[sections[2]:]
+    assert "hive status" in closing and "dagster dev -w workspace.yaml" in closing and url in closing
+    assert closing.rstrip().splitlines()[-1].startswith("  the full logs")

@@ -11,7 +11,6 @@ from hive_assets.defs.catalog import OWNERS, EVALUATION
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 from hive_assets.evaluation import build_report, confusion_matrix_png, gate_rows, reliability_diagram_png
-from hive_assets.figures import UI_DPI
 from hive_assets.training import SchemaMismatch, encode_labels
 
 CHECKS = [
@@ -24,6 +23,8 @@ CHECKS = [
                                   "0.02). Blocks promotion (promote_if_better), not registration as challenger."),
 ]
 
+
+REPORT_DPI = 90  # the report's two images in the asset page (figures.UI_DPI is 70, for the smaller charts)
 
 METRICS_COLUMNS = [
     ("metric", "string", "gated quantity (`x - champion`: the paired difference with the champion)"),
@@ -47,7 +48,8 @@ def metrics_table(report: dict) -> dg.TableMetadataValue:
 def _check(name: str, verdict: dict, severity: dg.AssetCheckSeverity, **metadata) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(check_name=name, passed=verdict["passed"], severity=severity,
                                description=verdict["summary"],
-                               metadata={"failed_metrics": dg.MetadataValue.json(verdict["failures"]), **metadata})
+                               metadata={"failed_metrics": dg.MetadataValue.json(verdict["failures"]),
+                                         **_ui.for_display(metadata)})
 
 
 @dg.asset(partitions_def=specialist_partitions, group_name=EVALUATION, kinds={"scikitlearn", "mlflow"},
@@ -84,17 +86,21 @@ def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.D
         for name, delta in report.get("champion_comparison", {}).get("deltas", {}).items():
             client.log_metric(run_id, f"delta_vs_champion_{name}", float(delta))
         client.log_dict(run_id, report, "validation_report.json")
+        # the rows themselves, so that any other model (a baseline, a later challenger) can be scored on them
+        client.log_dict(run_id, {"opinion_id": test["opinion_id"].tolist(), "plan_id": test["plan_id"].tolist(),
+                                 "label": test["label"].tolist()}, "test_rows.json")
         y = encode_labels(test["label"])
         cm_title = f"{specialist}: confusion matrix (test split)"
         registry.log_png(client, run_id, confusion_matrix_png(y, proba.argmax(axis=1), cm_title),
                          "plots/confusion_matrix.png")
         registry.log_png(client, run_id, reliability_diagram_png(y, proba), "plots/reliability_diagram.png")
         run_url = registry.run_url(mlflow.uri, client.get_run(run_id).info.experiment_id, run_id)
-        # small copies for the asset page (the run keeps the full-size ones)
+        # small copies for the asset page (the run keeps the full-size ones), shown at their own size: 90 dpi
+        # keeps the labels' 9 pt text about 11 px high (readable) in ~330 px and under 30 KB
         images = {
-            "confusion_matrix": _ui.image(confusion_matrix_png(y, proba.argmax(axis=1), cm_title, dpi=UI_DPI,
+            "confusion_matrix": _ui.image(confusion_matrix_png(y, proba.argmax(axis=1), cm_title, dpi=REPORT_DPI,
                                                                width=3.6), cm_title, run_url),
-            "reliability_diagram": _ui.image(reliability_diagram_png(y, proba, dpi=UI_DPI, width=3.6),
+            "reliability_diagram": _ui.image(reliability_diagram_png(y, proba, dpi=REPORT_DPI, width=3.6),
                                              f"{specialist}: reliability diagram (test split)", run_url),
         }
         gate, calibration, non_inferior = report["gate"], report["calibration"], report["non_inferiority"]
@@ -109,7 +115,7 @@ def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.D
                 decision_id=f"gate:{specialist}:{context.run_id}",
             )
     pm = report["metrics"]
-    yield dg.Output(report, metadata={
+    yield dg.Output(report, metadata=_ui.for_display({
         "gate_passed": gate["passed"],
         "gate": gate["summary"],
         "non_inferior": non_inferior["passed"],
@@ -124,7 +130,7 @@ def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.D
         "test_metrics": dg.MetadataValue.json({k: v for k, v in pm.items() if not k.startswith("support_")}),
         "intervals": dg.MetadataValue.json(report["intervals"]),
         "champion_version": champion_info["version"] if champion_info else None,
-    })
+    }))
     yield _check("minimum_metrics", minimum, dg.AssetCheckSeverity.ERROR,
                  macro_f1=pm["macro_f1"], accuracy=pm["accuracy"], confidence_mean=pm["confidence_mean"])
     yield _check("calibration", calibration, dg.AssetCheckSeverity.ERROR, ece=calibration["ece"],

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from hive_assets import clock as platform_clock
 from hive_assets import registry
+from hive_assets.defs import _ui
 from hive_assets.defs.catalog import OWNERS, ROLLOUT
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.registry.assets import registered_model_version
@@ -73,7 +74,7 @@ def outcome_output(result: CheckResult) -> dg.Output[dict[str, Any]]:
             trajectory_png(result.test), f"{summary['test_id']}: challenger traffic and agreement difference",
             note=f"{len(result.test.get('checks') or [])} looks, {len(result.test.get('traffic_history') or [])} "
                  "traffic steps (ab_tests document)"))
-    return dg.Output(summary, metadata=metadata)
+    return dg.Output(summary, metadata=_ui.for_display(metadata))
 
 
 @dg.asset(

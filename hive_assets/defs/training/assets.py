@@ -75,10 +75,12 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
         context.log.info(message)
         return
     experiment_id = mlflow.experiment_id(client)
-    run_id = registry.training_run_for(client, experiment_id, context.run_id, specialist, {
-        "dagster.run_id": context.run_id, "dagster.partition": specialist, "specialist_type": specialist,
-        "data_snapshot_hash": snapshot, "feature_schema_version": FEATURE_SCHEMA_VERSION,
-    })
+    tags = {"dagster.run_id": context.run_id, "dagster.partition": specialist, "specialist_type": specialist,
+            "data_snapshot_hash": snapshot, "feature_schema_version": FEATURE_SCHEMA_VERSION}
+    if dagster_url := registry.dagster_run_url(context.run_id):  # back from MLflow to the run (the note is markdown)
+        tags.update({"dagster.run_url": dagster_url,
+                     "mlflow.note.content": f"Trained by Dagster run [{context.run_id}]({dagster_url})."})
+    run_id = registry.training_run_for(client, experiment_id, context.run_id, specialist, tags)
     with registry.run_status(client, run_id, context.log.warning):
         train = enhanced_features[enhanced_features["split"] == "train"]
         validation = enhanced_features[enhanced_features["split"] == "validation"]
@@ -118,7 +120,7 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
         "data_snapshot_hash": snapshot, "feature_schema_version": FEATURE_SCHEMA_VERSION,
         "training_config": training_config,
     }
-    yield dg.Output(value, metadata={
+    yield dg.Output(value, metadata=_ui.for_display({
         # the platform clock (simulated in `hive loop`): the feedback sensor counts feedback since then
         "trained_at": dg.MetadataValue.timestamp(clock.now()),
         "mlflow_run_id": run_id, "mlflow_run": _ui.link(registry.run_url(mlflow.uri, experiment_id, run_id)),
@@ -130,4 +132,4 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
         "val_ece": float(val_metrics["ece"]), "val_macro_f1": float(val_metrics["macro_f1"]),
         "val_accuracy": float(val_metrics["accuracy"]),
         "params": dg.MetadataValue.json(info["params"]),
-    })
+    }))

@@ -1,0 +1,85 @@
+"""What a long verb shows a person: its own lines on the terminal, everything the libraries print (Dagster's
+run logs, MLflow's INFO lines and download progress bars, warnings) in a log file; and the closing block
+of `make demo`, saying what to run next.
+
+`output_to_log(path)` swaps the process's file descriptors 1 and 2 for the log file for the duration of
+the block, so every writer is caught, whatever stream object or handler it captured at import time
+(Python loggers, tqdm, C extensions, child processes). The verb writes its own lines to the terminal
+stream the block yields.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+MLFLOW_UI_PORT = 5000
+DAGSTER_UI_PORT = 3000
+
+
+@contextmanager
+def output_to_log(path: Path) -> Iterator[TextIO]:
+    """Within the block, fds 1 and 2 write (append) to `path`; yields a line-buffered stream to the
+    terminal's stderr for the verb's own progress lines."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    terminal = os.fdopen(os.dup(saved[2]), "w", buffering=1)
+    try:
+        with open(path, "ab") as log:
+            for fd in (1, 2):
+                os.dup2(log.fileno(), fd)
+            try:
+                yield terminal
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                for fd in (1, 2):
+                    os.dup2(saved[fd], fd)
+    finally:
+        for fd in saved.values():
+            os.close(fd)
+        terminal.close()
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the working directory when it is inside it (shorter to copy), else absolute."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def next_steps(hive_home: Path, tracking_uri: str, logs: list[Path]) -> str:
+    """The closing block: what to run next, with exact commands and URLs for this home (each UI in a
+    terminal of its own; the exports make new runs link between the two UIs)."""
+    from hive_assets.registry import ui_base
+
+    bin_dir = _shown(Path(sys.executable).parent)
+    dagster_url = f"http://127.0.0.1:{DAGSTER_UI_PORT}"
+    local = not tracking_uri.startswith(("http://", "https://"))
+    mlflow_url = f"http://127.0.0.1:{MLFLOW_UI_PORT}" if local else ui_base(tracking_uri)
+    exports = f"export HIVE_HOME={shlex.quote(_shown(hive_home))} DAGSTER_WEBSERVER_URL={dagster_url}" + (
+        f" MLFLOW_UI_URL={mlflow_url}" if local else "")
+    width = 46
+    lines = ["== what to run next (the exports first, in each terminal)",
+             f"  {exports}",
+             f"  {bin_dir + '/hive status':<{width}}per specialist: champion, challenger and traffic, drift, "
+             "feedback, what happens next",
+             f'  eval "$({bin_dir}/hive env)"; {bin_dir}/dagster dev -w workspace.yaml',
+             f"  {'':<{width}}the Dagster UI on {dagster_url}: runs, assets and their metadata, checks, sensors"]
+    if local:
+        lines += [f"  {bin_dir}/mlflow ui --backend-store-uri {shlex.quote(tracking_uri)} --port {MLFLOW_UI_PORT}",
+                  f"  {'':<{width}}the MLflow UI on {mlflow_url}: runs, metrics, plots, the registry"]
+    else:
+        lines.append(f"  the MLflow UI: {mlflow_url}")
+    if logs:
+        shown = sorted({_shown(p.with_name("demo-*.log")) if p.name.startswith("demo-") else _shown(p) for p in logs})
+        lines.append("  the full logs (Dagster runs, MLflow): " + ", ".join(shown))
+    return "\n".join(lines)

@@ -1,0 +1,149 @@
+"""What every `hive` verb shares: `--specialist` names the specialist (old spellings accepted with a note),
+`--json` prints parseable JSON (text is the default), a bad specialist is one `error:` line and exit 2, and
+the read-only verbs launch no Dagster run.
+
+In process (`main(argv)`), on one small home: a simulated store and a champion registered for business,
+so the reading verbs have something to read. The verbs whose --json needs a trained world are covered
+where that world exists: `hive loop --json` in simulator/test_closed_loop.py, the registry mutations in
+registry/test_deploy_cli.py, ab-test start/expand/stop in rollout/test_ab_cli.py.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import dagster as dg
+import pytest
+
+from hive_assets.cli._main import build_parser, main
+from hive_assets.data import SQLiteStore
+from hive_assets.simulator import simulate
+from hive_assets_tests.monitoring.champion import register_champion, train_small_model
+
+NOW = datetime(2026, 1, 5, tzinfo=timezone.utc)
+
+# every verb that acts per specialist -> the other arguments it needs to parse
+VERBS: dict[str, list[str]] = {
+    "simulate": [], "collect": [], "report": [], "train": [], "validate": [], "loop": [],
+    "drift check": ["--once"],
+    "ab-test start": ["--new-version", "2"], "ab-test check": [], "ab-test expand": ["--traffic", "25"],
+    "ab-test stop": [],
+    "deploy register": ["--run-id", "r"], "deploy promote": ["--model-version", "1"], "deploy list": [],
+    "deploy rollback": [], "deploy alias": ["--alias", "challenger", "--model-version", "1"], "deploy history": [],
+}
+
+
+@pytest.mark.parametrize("verb", list(VERBS))
+def test_every_verb_takes_specialist_and_json(verb):
+    args = build_parser().parse_args([*verb.split(), *VERBS[verb], "--specialist", "business", "--json"])
+    assert args.specialist in ("business", ["business"]) and args.json is True
+    default = build_parser().parse_args([*verb.split(), *VERBS[verb], *(
+        ["--specialist", "technical"] if verb.startswith(("ab-test", "deploy")) else [])])
+    assert default.json is False  # text unless asked
+
+
+@pytest.mark.parametrize("verb", [*VERBS, "train --specialist-type", "deploy list --model-type"])
+def test_a_bad_specialist_is_one_error_line_and_exit_2(verb, capsys):
+    words = verb.split()
+    option = words.pop() if words[-1].startswith("--") else "--specialist"
+    with pytest.raises(SystemExit) as exited:
+        main([*words, *VERBS[" ".join(words)], option, "marketing"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error: argument " in err and "unknown specialist(s) 'marketing'" in err, err
+    assert "Traceback" not in err
+
+
+def test_old_spellings_still_work_with_a_note_and_never_mix_up(capsys):
+    args = build_parser().parse_args(["train", "--specialist-type", "technical", "--model-type", "random_forest"])
+    assert (args.specialist, args.model_type) == (["technical"], "random_forest")
+    args = build_parser().parse_args(["deploy", "promote", "--model-type", "business", "--model-version", "3"])
+    assert args.specialist == "business"
+    notes = capsys.readouterr().err.splitlines()
+    assert notes == ["hive train: note: --specialist-type is deprecated here, use --specialist",
+                     "hive deploy promote: note: --model-type is deprecated here, use --specialist"]
+    # in train, --model-type is the estimator: a specialist's name there is refused with the way out
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["train", "--model-type", "business"])
+    assert exited.value.code == 2
+    assert "'business' is a specialist: use --specialist business" in capsys.readouterr().err
+
+
+def test_drift_check_without_once_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["drift", "check", "--specialist", "business"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.startswith("hive drift check: error: ") and "--once" in err
+
+
+@pytest.fixture(scope="module")
+def small_home(tmp_path_factory):
+    """A store with 300 simulated plans and one registered champion (business) in a local MLflow."""
+    home = tmp_path_factory.mktemp("conventions")
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    register_champion(uri, "business", train_small_model("business", NOW, n_plans=600), experiment="conventions")
+    simulate(SQLiteStore(home / "store.sqlite"), plans=300, days=20, seed=3, now=NOW)
+    (home / "dagster").mkdir()
+    return home, uri
+
+
+@pytest.fixture
+def home(small_home, monkeypatch):
+    path, uri = small_home
+    for name in ("MONGODB_URI", "KAFKA_BOOTSTRAP_SERVERS", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_UI_URL"):
+        monkeypatch.delenv(name, raising=False)
+    # main() exports these (and a logging default): set them here so that they are restored afterwards
+    monkeypatch.setenv("HIVE_HOME", str(path))
+    monkeypatch.setenv("DAGSTER_HOME", str(path / "dagster"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_LOGGING_LEVEL", "WARNING")
+    return path
+
+
+def runs(home) -> list:
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        return instance.get_runs()
+
+
+# verb -> argv; each prints JSON on stdout (a document, or one per line)
+JSON_VERBS = {
+    "env": ["env", "--json"],
+    "simulate": ["simulate", "--specialist", "business", "--plans", "20", "--days", "1", "--seed", "9",
+                 "--now", NOW.isoformat(), "--no-serve", "--json"],
+    "report": ["report", "--specialist", "business", "--json"],
+    "deploy list": ["deploy", "list", "--specialist", "business", "--json"],
+    "deploy history": ["deploy", "history", "--specialist", "business", "--json"],
+    "drift check": ["drift", "check", "--once", "--dry-run", "--specialist", "business,technical", "--json"],
+    "validate": ["validate", "--specialist", "technical", "--json"],
+}
+
+
+@pytest.mark.parametrize("verb", list(JSON_VERBS))
+def test_json_is_parseable_and_reading_launches_no_run(verb, home, capsys):
+    before = len(runs(home))
+    code = main(JSON_VERBS[verb])
+    out = capsys.readouterr().out
+    parsed = [json.loads(line) for line in out.splitlines() if line.strip()] if verb != "simulate" else [json.loads(out)]
+    assert parsed, out
+    if verb in ("validate",):  # nothing trained in this instance: a JSON record saying so, exit 1
+        assert code == 1 and parsed[0]["success"] is False and "hive train --specialist technical" in parsed[0]["error"]
+    else:
+        assert code == 0
+    assert len(runs(home)) == before  # none of these launches a Dagster run
+    if verb == "simulate":  # one specialist's opinions on the 20 plans, not five
+        assert parsed[0]["written"]["specialist_opinions"] == 20
+    if verb == "deploy list":
+        (listed,) = parsed
+        assert listed["run_id"] is None and [v["aliases"] for v in listed["result"]] == [["champion"]]
+    if verb == "drift check":
+        assert [c["specialist"] for c in parsed[0]] == ["business", "technical"]
+        assert parsed[0][1]["status"] != "ok" and parsed[0][0]["dry_run"] is True
+
+
+def test_deploy_list_reads_without_a_run_and_prints_text_by_default(home, capsys):
+    assert main(["deploy", "list", "--specialist", "business"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["version", "aliases", "stage", "gate", "macro-F1", "run"]
+    assert lines[1].split()[:2] == ["1", "champion"]
+    assert runs(home) == []  # no run record, not even a failed one
