@@ -122,6 +122,12 @@ class Settings:
     ab_test_max_duration_days: float = 14.0
     ab_test_check_interval_minutes: float = 60.0
     mirror_production_stage: bool = False
+    # a retraining run older than this is not "in flight" for the triggers (and is the k8s run's max runtime)
+    retrain_max_runtime_seconds: int = 14400
+    # run leases (hive_assets.runs): a holder that has not renewed within the TTL is gone; a second run of
+    # the same partition waits up to the wait for the holder to finish, then fails naming it
+    lease_ttl_seconds: int = 120
+    lease_wait_seconds: int = 60
 
     @property
     def store_path(self) -> Path:
@@ -156,4 +162,7 @@ class Settings:
             ab_test_max_duration_days=env_float("AB_TEST_MAX_DURATION_DAYS", 14.0, low=0, low_open=True),
             ab_test_check_interval_minutes=env_float("AB_TEST_CHECK_INTERVAL_MINUTES", 60.0, low=0, low_open=True),
             mirror_production_stage=env_bool("HIVE_MIRROR_PRODUCTION_STAGE", False),
+            retrain_max_runtime_seconds=env_int("HIVE_RETRAIN_MAX_RUNTIME_SECONDS", 14400, low=60),
+            lease_ttl_seconds=env_int("HIVE_LEASE_TTL_SECONDS", 120, low=5),
+            lease_wait_seconds=env_int("HIVE_LEASE_WAIT_SECONDS", 60, low=0),
         )

@@ -20,12 +20,14 @@ from hive_assets.registry._operations import (
     rollback, set_alias,
 )
 from hive_assets.registry._policy import alias_for_new_version
-from hive_assets.registry._tracking import log_params, log_png, run_status
+from hive_assets.registry._tracking import (
+    FAILURE_REASON_TAG, log_params, log_png, mark_run_failed, run_status, running_runs,
+)
 from hive_assets.registry._serving import Evaluation, Evaluator, load_evaluator
 from hive_assets.routing import CHALLENGER, CHAMPION
 
 __all__ = [
-    "log_params", "log_png", "run_status", "model_version_url", "run_url", "ui_base",
+    "FAILURE_REASON_TAG", "log_params", "log_png", "mark_run_failed", "run_status", "running_runs", "model_version_url", "run_url", "ui_base",
     "ALIAS_KINDS", "CHALLENGER", "CHAMPION", "GATE_TAG", "MIRROR_PRODUCTION_ENV", "Evaluation", "Evaluator",
     "RegistryError", "Tenure", "ab_test_alias", "alias_for_new_version", "alias_history", "alias_version",
     "client_for", "ensure_alias", "ensure_experiment", "gate_status", "holder_at", "last_alias_row",

@@ -10,6 +10,7 @@ from hive_assets.defs import _ui
 from hive_assets.defs.catalog import OWNERS, REGISTRY
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
+from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
 
 
 class RegisterConfig(dg.Config):
@@ -26,10 +27,12 @@ class RegisterConfig(dg.Config):
     kinds={"mlflow"},
     owners=OWNERS,
     retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL),
+    resource_defs={"run_lease": RUN_LEASE},  # the partition's one-writer lease, held for the whole run
 )
 def registered_model_version(
     context: dg.AssetExecutionContext, config: RegisterConfig, trained_model: dict, validation_report: dict,
     mlflow: MlflowResource, document_store: DocumentStoreResource, platform: PlatformSettings,
+    run_lease: RunLeaseResource,
 ) -> dg.Output[dict[str, Any]]:
     """The `<specialist>-evaluator` version for this training run, with tags and aliases."""
     specialist = context.partition_key

@@ -12,6 +12,7 @@ from hive_assets.defs.k8s import TRAINING_POD_TAGS
 from hive_assets.defs.catalog import OWNERS, TRAINING
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import MlflowResource
+from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
 from hive_assets.evaluation import confusion_matrix_png, point_metrics, reliability_diagram_png
 from hive_assets.evaluation import calibration_metrics
 from hive_assets.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
@@ -44,9 +45,10 @@ class TrainConfig(dg.Config):
     owners=OWNERS,
     op_tags=TRAINING_POD_TAGS,
     retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
+    resource_defs={"run_lease": RUN_LEASE},  # the partition's one-writer lease, held for the whole run
 )
 def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanced_features: pd.DataFrame,
-                  mlflow: MlflowResource) -> dg.Output[dict[str, Any]]:
+                  mlflow: MlflowResource, run_lease: RunLeaseResource) -> dg.Output[dict[str, Any]]:
     """A calibrated classifier, logged to MLflow as one run for this specialist partition (params, metrics,
     feature schema, dataset input, model with signature, images, drift reference). The run ends FINISHED
     when this step succeeds and FAILED when it fails."""
