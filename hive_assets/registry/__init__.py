@@ -12,10 +12,14 @@ from hive_assets.registry._links import model_version_url, run_url, ui_base
 from hive_assets.registry._ledger import ALIAS_KINDS, last_alias_row, latest_gate_verdict, record_decision
 from hive_assets.registry._mlflow import (
     ab_test_alias, alias_version, client_for, ensure_experiment, load_model, load_version_model, log_model,
-    mirror_ab_split, model_name, register_version, training_run_for,
+    mirror_ab_split, model_name, register_version, training_run_for, training_run_of,
+)
+from hive_assets.registry._intents import (
+    AB_OUTCOME, DONE, INTENDED, begin as begin_intent, finish as finish_intent, get as get_intent,
+    specialists_with_unfinished, unfinished as unfinished_intents,
 )
 from hive_assets.registry._operations import (
-    GATE_TAG, MIRROR_PRODUCTION_ENV, RegistryError, ensure_alias, gate_status, ledger_agrees, list_versions,
+    GATE_TAG, complete_intent, complete_unfinished, MIRROR_PRODUCTION_ENV, RegistryError, ensure_alias, gate_status, ledger_agrees, list_versions,
     mirror_production, mirror_production_enabled, previous_champion, promote, reconcile, register, resolve_version,
     rollback, set_alias,
 )
@@ -27,6 +31,8 @@ from hive_assets.registry._serving import Evaluation, Evaluator, load_evaluator
 from hive_assets.routing import CHALLENGER, CHAMPION
 
 __all__ = [
+    "AB_OUTCOME", "DONE", "INTENDED", "begin_intent", "complete_intent", "complete_unfinished", "finish_intent",
+    "get_intent", "specialists_with_unfinished", "unfinished_intents",
     "FAILURE_REASON_TAG", "log_params", "log_png", "mark_run_failed", "run_status", "running_runs", "model_version_url", "run_url", "ui_base",
     "ALIAS_KINDS", "CHALLENGER", "CHAMPION", "GATE_TAG", "MIRROR_PRODUCTION_ENV", "Evaluation", "Evaluator",
     "RegistryError", "Tenure", "ab_test_alias", "alias_for_new_version", "alias_history", "alias_version",
@@ -34,5 +40,5 @@ __all__ = [
     "latest_gate_verdict", "ledger_agrees", "list_versions", "load_evaluator", "load_model", "load_version_model",
     "log_model", "mirror_ab_split", "mirror_production", "mirror_production_enabled", "model_name",
     "previous_champion", "promote", "reconcile", "record_decision", "register", "register_version",
-    "resolve_version", "rollback", "set_alias", "training_run_for",
+    "resolve_version", "rollback", "set_alias", "training_run_for", "training_run_of",
 ]

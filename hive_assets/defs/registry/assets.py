@@ -42,6 +42,14 @@ def registered_model_version(
         raise dg.Failure(f"{specialist}: validation gate failed, not registering: {gate['summary']}",
                          allow_retries=False)
     client = mlflow.client()
+    run_lease.check()  # a run that lost its partition's lease is no longer the one writer: it must not register
+    # the MLflow run this Dagster run trained, if it trained one: never register a model another run wrote
+    # into the shared per-partition output (a registration-only run registers the latest trained_model)
+    own = registry.training_run_of(client, mlflow.experiment_id(client), context.run_id, specialist)
+    if own is not None and own != trained_model["mlflow_run_id"]:
+        raise dg.Failure(f"{specialist}: this run trained MLflow run {own}, but its trained_model input is MLflow run "
+                         f"{trained_model['mlflow_run_id']} (written by another run); not registering another run's "
+                         "model", allow_retries=False)
     pm = validation_report["metrics"]
     tags = {
         "dagster_run_id": context.run_id,

@@ -20,7 +20,7 @@ from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, Pl
 from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
 from hive_assets.figures import png_markdown
 from hive_assets.rollout import (
-    CheckResult, check_test, policy_from_env, settle_closed, start_test, trajectory_png,
+    CheckResult, check_test, complete_unfinished, policy_from_env, settle_closed, start_test, trajectory_png,
 )
 
 
@@ -98,7 +98,10 @@ def ab_test_outcome(context: dg.AssetExecutionContext, config: AbTestOutcomeConf
                              label_maturity=_hours(config.label_maturity_hours),
                              max_duration=_days(config.max_duration_days))
     with document_store.open() as store:
-        # closed tests first: a rollback interrupted before its alias removal must not reopen a test
+        # unfinished decisions first (a crash between an outcome's writes), then closed tests: a rollback
+        # interrupted before its alias removal must not reopen a test
+        for line in complete_unfinished(client, store, specialist, actor=actor, dagster_run_id=context.run_id):
+            context.log.info(f"{specialist}: {line}")
         settle_closed(client, store, specialist, actor=actor, dagster_run_id=context.run_id)
         champion = registry.alias_version(client, specialist, registry.CHAMPION)
         challenger = registry.alias_version(client, specialist, registry.CHALLENGER)
