@@ -179,7 +179,7 @@ def release_stale(store: DocumentStore, doc: dict[str, Any], reason: str) -> boo
     """Release a lease whose holder is gone: compare-and-swap on its token and last heartbeat, as read,
     so a takeover or a heartbeat since then wins."""
     now = clock.wall_now()
-    return bool(store.update_one(COLLECTION, {"lease_id": doc["lease_id"], "token": doc["token"],
+    return bool(store.update_one(COLLECTION, {"lease_id": doc["lease_id"], "token": doc["token"], "state": HELD,
                                               "heartbeat_at": doc["heartbeat_at"]},
                                  {"state": RELEASED, "released_at": now, "expires_at": now,
                                   "release_reason": reason}))
