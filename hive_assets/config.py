@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -101,6 +102,14 @@ def redact_uri(uri: str | None) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+_URI_PASSWORD = re.compile(r"(://[^/\s:@'\"]*:)[^@\s/'\"]+@")
+
+
+def redact_secrets(text: str) -> str:
+    """Any `scheme://user:password@host` inside free text (an error message) with the password as ***."""
+    return _URI_PASSWORD.sub(r"\1***@", text)
 
 
 @dataclass(frozen=True)

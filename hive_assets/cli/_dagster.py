@@ -50,10 +50,9 @@ def failed_checks(result) -> list[str]:
 
 def one_line(text: str, limit: int = 400) -> str:
     """An error message as one line, any URI's password replaced by ***, at most `limit` characters."""
-    from hive_assets.config import redact_uri
+    from hive_assets.config import redact_secrets
 
-    words = [redact_uri(w) if "://" in w and "@" in w else w for w in " ".join(str(text).split()).split(" ")]
-    flat = " ".join(words)
+    flat = redact_secrets(" ".join(str(text).split()))
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
@@ -153,8 +152,9 @@ def reachable(uri: str, timeout: float = 3.0) -> str | None:
     try:
         with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
             return None
-    except OSError as exc:
-        return one_line(f"MLflow at {redact_uri(uri)} unreachable ({getattr(exc, 'reason', exc)})")
+    except (OSError, ValueError) as exc:  # refused, timed out, unresolvable, malformed: never the URI's text
+        reason = getattr(exc, "reason", None) or (exc.strerror if isinstance(exc, OSError) else None)
+        return one_line(f"MLflow at {redact_uri(uri)} unreachable ({reason or type(exc).__name__})")
 
 
 def result_metrics(result) -> dict:

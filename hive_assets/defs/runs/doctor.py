@@ -140,8 +140,7 @@ def _release(store: DocumentStore, lease: dict[str, Any], reason: str) -> bool:
 
 
 def one_line(exc: BaseException, limit: int = 300) -> str:
-    from hive_assets.config import redact_uri
+    from hive_assets.config import redact_secrets
 
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    text = " ".join(redact_uri(word) if "://" in word else word for word in text.split(" "))
+    text = redact_secrets(" ".join(str(exc).split()) or type(exc).__name__)
     return text if len(text) <= limit else text[: limit - 3] + "..."
