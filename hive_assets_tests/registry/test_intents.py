@@ -80,6 +80,6 @@ def test_a_cli_error_names_the_cause_and_the_alias_state(clean_registry, store, 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     assert main(["deploy", "promote", "--model-type", "business", "--model-version", "1"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err[-2]) < 420 and err[-2].startswith("error: ") and "s3cret" not in "\n".join(err)
+    assert len(err[-2]) < 500 and err[-2].startswith("error: ") and "s3cret" not in "\n".join(err)
     assert err[-1].startswith("now: business-evaluator@champion unknown (MLflow at http://user:***@127.0.0.1:9 unreachable")
     assert "hive deploy list --model-type business" in err[-1]

@@ -68,8 +68,8 @@ def test_a_run_killed_mid_training_is_found_marked_failed_and_the_next_trigger_f
         context = dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources)
         return feedback_retraining_sensor.evaluate_tick(context)
 
-    blocked = tick()
-    assert not blocked.run_requests and f"run {run_id} in flight" in blocked.skip_message
+    blocked = tick()  # every specialist is over the threshold: only business has a (dead) run in flight
+    assert "business" not in [r.partition_key for r in blocked.run_requests] and blocked.run_requests
 
     from hive_assets.cli._main import main
 
@@ -93,5 +93,5 @@ def test_a_run_killed_mid_training_is_found_marked_failed_and_the_next_trigger_f
     assert lease["state"] == runs.RELEASED and "hive doctor" in lease["release_reason"]
 
     fired = tick()  # the in-flight guard no longer sees the dead run
-    assert [r.partition_key for r in fired.run_requests] == ["business"]
+    assert "business" in [r.partition_key for r in fired.run_requests]
     assert main(["doctor"]) == 0 and "no orphaned runs" in capsys.readouterr().out
