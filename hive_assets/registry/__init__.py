@@ -3,7 +3,9 @@ operator actions (register, promote, rollback, alias, list) and the ledger's his
 
 Aliases are the truth: `champion` (production), `challenger` (in A/B), `ab-test-v<N>`. Every write is
 idempotent, so a retry completes what a failure interrupted; the ledger is written after the registry
-moves, so it never records a move that did not happen. `load_evaluator` serves a registered version with
+moves, so it never records a move that did not happen. Decisions of more than one write (promote,
+rollback, an A/B outcome) are recorded as intents first (`decision_intents`) and completed by whoever acts
+on the specialist next (`complete_unfinished`); a rerun of a completed rollback is a no-op. `load_evaluator` serves a registered version with
 the feature contract it was trained on.
 """
 
