@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def production_store(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def world(hive_home, production_store, mlflow_server, monkeypatch, request):
-    experiment = f"one-writer-{request.node.name[-20:]}"
+    experiment = f"one-writer-{uuid.uuid4().hex[:8]}"  # a fresh experiment: only this test's runs
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", experiment)
     monkeypatch.setenv("HIVE_LEASE_WAIT_SECONDS", "0")  # the second run fails at once rather than queue
