@@ -95,3 +95,31 @@ def test_a_run_killed_mid_training_is_found_marked_failed_and_the_next_trigger_f
     fired = tick()  # the in-flight guard no longer sees the dead run
     assert "business" in [r.partition_key for r in fired.run_requests]
     assert main(["doctor"]) == 0 and "no orphaned runs" in capsys.readouterr().out
+
+
+def test_the_next_run_of_the_specialist_marks_a_dead_holder_failed_at_its_start(hive_home, mlflow_server, monkeypatch):
+    """The run-start check: a run whose process is gone while it held the training lease (here a STARTED
+    run record and its lease, pid of a process that exited) is marked failed by the next run of that
+    specialist, whatever its kind (a cheap A/B look), before that run takes its own lease."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    dead_pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                                  text=True).stdout)
+    defs = build_defs()
+    instance = dg.DagsterInstance.get()
+    dead = instance.create_run_for_job(defs.resolve_job_def("retrain_specialist"), status=dg.DagsterRunStatus.STARTED,
+                                       tags={"dagster/partition": "business"})
+    store = SQLiteStore(hive_home / "store.sqlite")
+    lease, _ = runs.acquire(store, runs.TRAINING, "business", dead.run_id, ttl_seconds=3600)
+    store.update_one(runs.COLLECTION, {"lease_id": lease.lease_id}, {"pid": dead_pid})
+
+    look = defs.resolve_job_def("ab_test_check").execute_in_process(instance=instance, partition_key="business")
+    assert look.success
+    after = instance.get_run_by_id(dead.run_id)
+    assert after.status == dg.DagsterRunStatus.FAILURE
+    (failure,) = instance.all_logs(dead.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    assert f"the start of run {look.run_id}" in failure.dagster_event.message
+    assert f"process {dead_pid} on {runs.this_host()} is gone" in failure.dagster_event.message
+    released = store.find_one(runs.COLLECTION, {"lease_id": lease.lease_id})
+    assert released["state"] == runs.RELEASED and look.run_id in released["release_reason"]
+    operator = store.find_one(runs.COLLECTION, {"lease_id": runs.lease_id(runs.OPERATOR, "business")})
+    assert (operator["owner_run_id"], operator["state"]) == (look.run_id, runs.RELEASED)  # its own, given back
