@@ -58,6 +58,9 @@ def world(hive_home, production_store, mlflow_server, monkeypatch, request):
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", experiment)
     monkeypatch.setenv("HIVE_LEASE_WAIT_SECONDS", "0")  # the second run fails at once rather than queue
     shutil.copy(production_store, hive_home / "store.sqlite")
+    # the instance exists before the two processes start (two processes creating one SQLite instance at once
+    # race on its schema version; `hive env` or a deployment creates it once)
+    dg.DagsterInstance.get().get_runs(limit=1)
     client = registry.client_for(mlflow_server)
     if client.search_registered_models("name='business-evaluator'"):
         client.delete_registered_model("business-evaluator")
