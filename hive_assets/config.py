@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -162,6 +163,14 @@ def redact_uri(uri: str | None) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
+_URI_PASSWORD = re.compile(r"(://[^/\s:@'\"]*:)[^@\s/'\"]+@")
+
+
+def redact_secrets(text: str) -> str:
+    """Any `scheme://user:password@host` inside free text (an error message) with the password as ***."""
+    return _URI_PASSWORD.sub(r"\1***@", text)
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path = field(default_factory=hive_home)
@@ -182,6 +191,12 @@ class Settings:
     ab_test_check_interval_minutes: float = 60.0
     mirror_production_stage: bool = False
     asset_storage_uri: str = ""
+    # a retraining run older than this is not "in flight" for the triggers (and is the k8s run's max runtime)
+    retrain_max_runtime_seconds: int = 14400
+    # run leases (hive_assets.runs): a holder that has not renewed within the TTL is gone; a second run of
+    # the same partition waits up to the wait for the holder to finish, then fails naming it
+    lease_ttl_seconds: int = 120
+    lease_wait_seconds: int = 60
 
     @property
     def asset_storage(self) -> str:
@@ -229,4 +244,7 @@ class Settings:
             ab_test_check_interval_minutes=env_float("AB_TEST_CHECK_INTERVAL_MINUTES", 60.0, low=0, low_open=True),
             mirror_production_stage=env_bool("HIVE_MIRROR_PRODUCTION_STAGE", False),
             asset_storage_uri=_raw("HIVE_ASSET_STORAGE") or "",
+            retrain_max_runtime_seconds=retrain_max_runtime_seconds(),
+            lease_ttl_seconds=env_int("HIVE_LEASE_TTL_SECONDS", 120, low=5),
+            lease_wait_seconds=env_int("HIVE_LEASE_WAIT_SECONDS", 60, low=0),
         )

@@ -36,6 +36,9 @@ ENVIRONMENT: dict[str, str] = {
     "DRIFT_WINDOW_HOURS": "recent window a drift check compares, default 24 (hive loop: 6)",
     "AB_TEST_CHECK_INTERVAL_MINUTES": "A/B re-evaluation interval, default 60 (hive loop: 360)",
     "AB_TEST_LABEL_MATURITY_HOURS": "feedback window per A/B unit, default 48 (hive loop: 24)",
+    "HIVE_RETRAIN_MAX_RUNTIME_SECONDS": "a run older than this counts as dead without a lease, default 14400",
+    "HIVE_LEASE_TTL_SECONDS": "a run lease not renewed within this is stale, default 120",
+    "HIVE_LEASE_WAIT_SECONDS": "how long a run waits for another run's lease of its specialist, default 60",
 }
 SETTINGS_NOTE = ("Every SPEC section 9 variable is validated first: a malformed value (e.g. "
                  "AB_TEST_DEFAULT_TRAFFIC=10%) is a one-line error, exit 2.")

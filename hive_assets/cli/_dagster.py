@@ -48,21 +48,43 @@ def failed_checks(result) -> list[str]:
     return out
 
 
+def one_line(text: str, limit: int = 400) -> str:
+    """An error message as one line, any URI's password replaced by ***, at most `limit` characters."""
+    from hive_assets.config import redact_secrets
+
+    flat = redact_secrets(" ".join(str(text).split()))
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _innermost(error) -> str | None:
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return one_line(error.message) if error is not None else None
+
+
 def failure_message(result) -> str:
     """The error of a failed run in one line: the failed blocking checks (what the user can act on), else
-    the innermost cause of its first step failure (the user's exception rather than Dagster's wrapper),
-    else the run failure event's message."""
+    the step failure's cause (a `dg.Failure`'s description, else the innermost exception: the user's
+    error, not Dagster's `DagsterExecutionStepExecutionError` wrapper), else a resource's setup error
+    (e.g. the run lease held by another run), else the run failure event's message."""
     if checks := failed_checks(result):
         return "blocked by " + "; ".join(checks)
     for event in result.get_step_failure_events():
-        error = event.step_failure_data.error if event.step_failure_data else None
-        while error is not None and error.cause is not None:
-            error = error.cause
-        if error is not None:
-            return " ".join(error.message.split())
+        data = event.step_failure_data
+        if data is None:
+            continue
+        if data.user_failure_data is not None and data.user_failure_data.description:
+            return one_line(data.user_failure_data.description)
+        if (message := _innermost(data.error)) is not None:
+            return message
+    for event in result.all_events:
+        if event.event_type_value == "RESOURCE_INIT_FAILURE":
+            error = getattr(event.event_specific_data, "error", None)
+            if (message := _innermost(error)) is not None:
+                return message
     for event in result.all_events:
         if event.event_type_value == "PIPELINE_FAILURE":
-            return " ".join((event.message or "run failed").split())
+            return one_line(event.message or "run failed")
     return "run failed (see the Dagster run log)"
 
 
@@ -94,14 +116,45 @@ def run_job_outcome(job_name: str, run_config: dict | None = None, tags: dict[st
     """`run_job`, summarised: {"run_id", "success", "output" (of `output_node`, when it succeeded), "error"
     (the failure's description, when it failed)}."""
     result = run_job(job_name, run_config, tags=tags, log_level="CRITICAL")
-    error = None
-    for event in result.all_events:
-        if event.event_type_value == "STEP_FAILURE":
-            data = event.step_failure_data
-            user = data.user_failure_data
-            error = (user.description if user and user.description else None) or data.error.message.strip()
     output = result.output_for_node(output_node) if result.success and output_node else None
-    return {"run_id": result.run_id, "success": result.success, "output": output, "error": error}
+    return {"run_id": result.run_id, "success": result.success, "output": output,
+            "error": None if result.success else failure_message(result)}
+
+
+def doctor(*, fix: bool, specialist: str | None, mlflow_uri: str) -> dict:
+    """`hive doctor`: the orphans of the configured instance, store and MLflow, fixed when asked.
+    MLflow is checked only when it answers (an outage is reported, never waited for)."""
+    from hive_assets.data import open_store
+    from hive_assets.defs.runs.doctor import find_orphans, fix_orphans
+    from hive_assets.registry import client_for
+
+    client, mlflow_problem = None, reachable(mlflow_uri)
+    if mlflow_problem is None:
+        client = client_for(mlflow_uri)
+    with instance() as dagster_instance, open_store() as store:
+        report = find_orphans(dagster_instance, store, client, specialist=specialist)
+        done = fix_orphans(dagster_instance, store, report, client, by="hive doctor") if fix else []
+    return {"report": report.as_dict(), "fixed": done, "mlflow": mlflow_problem or "checked"}
+
+
+def reachable(uri: str, timeout: float = 3.0) -> str | None:
+    """None when the MLflow server answers its health check (or the URI is a local database), else why not,
+    in one line without credentials."""
+    import urllib.request
+    from pathlib import Path
+
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return f"no MLflow database at {uri.removeprefix('sqlite:///')} yet"
+    if not uri.startswith(("http://", "https://")):
+        return None
+    from hive_assets.config import redact_uri
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+            return None
+    except (OSError, ValueError) as exc:  # refused, timed out, unresolvable, malformed: never the URI's text
+        reason = getattr(exc, "reason", None) or (exc.strerror if isinstance(exc, OSError) else None)
+        return one_line(f"MLflow at {redact_uri(uri)} unreachable ({reason or type(exc).__name__})")
 
 
 def result_metrics(result) -> dict:

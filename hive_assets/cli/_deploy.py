@@ -29,6 +29,9 @@ def _job(job_name: str, op: str, config: dict, args: argparse.Namespace) -> int:
                                output_node=op)
     if not outcome["success"]:
         print(f"error: {outcome['error']} (run {outcome['run_id']})", file=sys.stderr)
+        if alias := {"promote_model_version": "champion", "rollback_champion": "champion",
+                     "set_model_alias": config.get("alias")}.get(job_name):
+            print(alias_state(config["model_type"], alias), file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps({"run_id": outcome["run_id"], "result": outcome["output"]}, default=str))
@@ -38,6 +41,45 @@ def _job(job_name: str, op: str, config: dict, args: argparse.Namespace) -> int:
     return 0
 
 
+def alias_state(specialist: str, alias: str) -> str:
+    """Where `alias` points now, read back from MLflow (never waited for: an outage says "unknown" and how
+    to check), and any decision a crash left unfinished, which the next command completes."""
+    import os
+
+    from hive_assets.config import Settings
+    from hive_assets.data import open_store
+    from hive_assets.registry import alias_version, model_name, unfinished_intents
+
+    name = model_name(specialist)
+    problem = _dagster.reachable(Settings.from_env().mlflow_uri)
+    if problem is None:
+        saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+        os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5")
+        try:
+            from hive_assets.registry import client_for
+
+            holder = alias_version(client_for(Settings.from_env().mlflow_uri), specialist, alias)
+            state = f"now: {name}@{alias} -> {'v' + str(holder.version) if holder else 'no version'} (read back from MLflow)"
+        except Exception as exc:  # the read-back itself failed: say so rather than guess
+            problem = _dagster.one_line(str(exc), 200)
+        finally:
+            for key, value in saved.items():
+                os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    if problem is not None:
+        state = (f"now: {name}@{alias} unknown ({problem}); check with `hive deploy list --model-type {specialist}` "
+                 "once MLflow answers")
+    try:
+        with open_store() as store:
+            pending = [f"{i['operation']} v{i['params'].get('version') or i['params'].get('test_id')}"
+                       for i in unfinished_intents(store, specialist)]
+    except RuntimeError:  # the store is down too: the state line is what can be said
+        pending = []
+    if pending:
+        state += (f"; unfinished: {', '.join(pending)} (recorded before any effect: the next `hive deploy` command, "
+                  f"A/B look or A/B sensor tick for {specialist} completes it)")
+    return state
+
+
 def _print_result(result) -> None:
     if isinstance(result, list):
         print(f"{'version':<9}{'aliases':<28}{'stage':<12}{'gate':<9}{'macro-F1':<10}run")
@@ -45,6 +87,9 @@ def _print_result(result) -> None:
             stage = v["stage"] if v["stage"] not in (None, "None") else "-"  # MLflow 3: stages are deprecated
             print(f"{v['version']:<9}{','.join(v['aliases']) or '-':<28}{stage:<12}{v['gate']:<9}"
                   f"{v['macro_f1'] or '-':<10}{v['run_id']}")
+        return
+    if result.get("noop"):
+        print(result["message"])
         return
     if "alias" in result:
         print(f"{result['model']}@{result['alias']} -> v{result['version']} (previous: "
@@ -69,7 +114,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 def cmd_rollback(args: argparse.Namespace) -> int:
     return _job("rollback_champion", "rollback_op",
                 {"model_type": args.specialist, "target_version": args.target_version or "", "force": args.force,
-                 "reason": args.reason}, args)
+                 "reason": args.reason, "idempotency_key": args.idempotency_key or ""}, args)
 
 
 def cmd_alias(args: argparse.Namespace) -> int:
@@ -146,6 +191,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--target-version", help="restore this version instead (default: the previous champion)")
     p.add_argument("--force", action="store_true", help="allow a target whose gate did not pass (needs --reason)")
     p.add_argument("--reason", default="", help="why, for the ledger (default: empty)")
+    p.add_argument("--idempotency-key", help="name this rollback: rerunning with the same key is a no-op that says so "
+                                             "(default: a rerun right after a rollback is recognised from the ledger)")
     p = verb("alias", cmd_alias, "Point an alias at a version (champion follows promote's rules).")
     p.add_argument("--alias", required=True, help="champion, challenger, ab-test-v<N>, ...")
     p.add_argument("--model-version", required=True, help="N, <model>/N or models:/<model>/N")

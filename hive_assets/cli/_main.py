@@ -11,7 +11,7 @@ import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from hive_assets.cli import _abtest, _data, _deploy, _drift, _home, _loop, _report, _simulate, _train
+from hive_assets.cli import _abtest, _data, _deploy, _doctor, _drift, _home, _loop, _report, _simulate, _train
 from hive_assets.cli._args import USAGE_ERROR, HelpFormatter, Parser, UsageError
 from hive_assets.config import ConfigError, Settings
 
@@ -38,6 +38,7 @@ def build_parser() -> Parser:
     _deploy.add_parsers(sub)
     _drift.add_parsers(sub)
     _loop.add_parsers(sub)
+    _doctor.add_parsers(sub)
     return parser
 
 

@@ -3,7 +3,9 @@ operator actions (register, promote, rollback, alias, list) and the ledger's his
 
 Aliases are the truth: `champion` (production), `challenger` (in A/B), `ab-test-v<N>`. Every write is
 idempotent, so a retry completes what a failure interrupted; the ledger is written after the registry
-moves, so it never records a move that did not happen. `load_evaluator` serves a registered version with
+moves, so it never records a move that did not happen. Decisions of more than one write (promote,
+rollback, an A/B outcome) are recorded as intents first (`decision_intents`) and completed by whoever acts
+on the specialist next (`complete_unfinished`); a rerun of a completed rollback is a no-op. `load_evaluator` serves a registered version with
 the feature contract it was trained on.
 """
 
@@ -11,16 +13,23 @@ from hive_assets.registry._history import Tenure, alias_history, holder_at
 from hive_assets.registry._links import dagster_run_url, model_version_url, run_url, ui_base
 from hive_assets.registry._ledger import ALIAS_KINDS, last_alias_row, latest_gate_verdict, record_decision
 from hive_assets.registry._mlflow import (
-    ARTIFACT_CHECKSUM_TAG, ArtifactError, artifact_checksum, ab_test_alias, alias_version, client_for, ensure_experiment, load_model, load_version_model, log_model,
-    mirror_ab_split, model_name, register_version, training_run_for,
+    ARTIFACT_CHECKSUM_TAG, ArtifactError, artifact_checksum, ab_test_alias, alias_version, client_for,
+    ensure_experiment, load_model, load_version_model, log_model, mirror_ab_split, model_name, register_version,
+    training_run_for, training_run_of,
+)
+from hive_assets.registry._intents import (
+    AB_OUTCOME, DONE, INTENDED, begin as begin_intent, finish as finish_intent, get as get_intent,
+    specialists_with_unfinished, unfinished as unfinished_intents,
 )
 from hive_assets.registry._operations import (
-    GATE_TAG, MIRROR_PRODUCTION_ENV, RegistryError, ensure_alias, gate_status, ledger_agrees, list_versions,
+    GATE_TAG, complete_intent, complete_unfinished, MIRROR_PRODUCTION_ENV, RegistryError, ensure_alias, gate_status, ledger_agrees, list_versions,
     mirror_production, mirror_production_enabled, previous_champion, promote, reconcile, register, resolve_version,
     rollback, set_alias,
 )
 from hive_assets.registry._policy import alias_for_new_version
-from hive_assets.registry._tracking import log_params, log_png, run_status
+from hive_assets.registry._tracking import (
+    FAILURE_REASON_TAG, log_params, log_png, mark_run_failed, run_status, running_runs,
+)
 from hive_assets.registry._unchanged import (
     SKIPPED_UNCHANGED, TRAINING_CONFIG_TAG, nothing_changed_message, training_config_text, unchanged_version,
 )
@@ -40,13 +49,16 @@ def __getattr__(name: str):
 
 __all__ = [
     "ARTIFACT_CHECKSUM_TAG", "ArtifactError", "artifact_checksum",
-    "log_params", "log_png", "run_status", "dagster_run_url", "model_version_url", "run_url", "ui_base",
+    "AB_OUTCOME", "DONE", "INTENDED", "begin_intent", "complete_intent", "complete_unfinished", "finish_intent",
+    "get_intent", "specialists_with_unfinished", "unfinished_intents",
+    "FAILURE_REASON_TAG", "log_params", "log_png", "mark_run_failed", "run_status", "running_runs",
+    "dagster_run_url", "model_version_url", "run_url", "ui_base",
     "ALIAS_KINDS", "CHALLENGER", "CHAMPION", "GATE_TAG", "MIRROR_PRODUCTION_ENV", "Evaluation", "Evaluator",
     "RegistryError", "Tenure", "ab_test_alias", "alias_for_new_version", "alias_history", "alias_version",
     "client_for", "ensure_alias", "ensure_experiment", "gate_status", "holder_at", "last_alias_row",
     "latest_gate_verdict", "ledger_agrees", "list_versions", "load_evaluator", "load_model", "load_version_model",
     "log_model", "mirror_ab_split", "mirror_production", "mirror_production_enabled", "model_name",
     "previous_champion", "promote", "reconcile", "record_decision", "register", "register_version",
-    "resolve_version", "rollback", "set_alias", "training_run_for",
+    "resolve_version", "rollback", "set_alias", "training_run_for", "training_run_of",
     "SKIPPED_UNCHANGED", "TRAINING_CONFIG_TAG", "nothing_changed_message", "training_config_text", "unchanged_version",
 ]

@@ -257,15 +257,21 @@ def register_version(client, specialist: str, run_id: str, source: str, tags: di
     return client.get_model_version(name, version.version), created
 
 
-def training_run_for(client, experiment_id: str, dagster_run_id: str, specialist: str, tags: dict[str, str]) -> str:
-    """One MLflow run per specialist partition and Dagster run: a retried step finds and reuses it."""
+def training_run_of(client, experiment_id: str, dagster_run_id: str, specialist: str) -> str | None:
+    """The MLflow run a Dagster run created for a specialist partition (`trained_model`'s), or None."""
     found = client.search_runs(
         [experiment_id],
         filter_string=f"tags.`dagster.run_id` = '{dagster_run_id}' and tags.`dagster.partition` = '{specialist}'",
         max_results=1,
     )
+    return found[0].info.run_id if found else None
+
+
+def training_run_for(client, experiment_id: str, dagster_run_id: str, specialist: str, tags: dict[str, str]) -> str:
+    """One MLflow run per specialist partition and Dagster run: a retried step finds and reuses it."""
+    found = training_run_of(client, experiment_id, dagster_run_id, specialist)
     if found:
-        return found[0].info.run_id
+        return found
     run = client.create_run(experiment_id, run_name=f"{specialist}-{dagster_run_id[:8]}", tags=tags)
     return run.info.run_id
 

@@ -10,6 +10,12 @@ one atomic server-side write), (2) the optional `Production` stage mirror, (3) a
 between (1) and (4) leaves the ledger one row behind, and the retry (or the next action on that
 specialist, which reconciles first) appends the row with the previous holder taken from the ledger.
 
+Intent before effect (`_intents`): `promote` and `rollback` record what they are about to do (an intent
+with a deterministic id, state `intended`), apply it, then mark it `done`. Each first completes any
+unfinished registry intent of the specialist (a crashed run's decision, applied with its own actor and
+run); a call that repeats an unfinished decision (same operation, same version) completes that one and
+returns its result. A rollback is idempotent: see `rollback`.
+
 Gate verdicts: `validation_report` writes a `gate_verdict` row per training run; that ledger row is
 authoritative, and registration copies it into the version tag `validation_gate` (passed / failed /
 unknown) for the MLflow UI. Promoting a version whose gate did not pass (failed, or no verdict) is refused
@@ -19,11 +25,13 @@ unless forced with a reason, which the ledger records.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from hive_assets.config import SPECIALISTS, Settings
 from hive_assets.data.store.base import DocumentStore
+from hive_assets.registry import _intents as intents
 from hive_assets.registry._ledger import last_alias_row, latest_gate_verdict, record_decision
 from hive_assets.registry._mlflow import alias_version, model_name, register_version
 from hive_assets.routing import CHAMPION
@@ -135,8 +143,8 @@ def ensure_alias(client, store: DocumentStore, specialist: str, alias: str, vers
 
     Order (see the module docstring): alias, Production mirror (champion only, when enabled), read-back,
     ledger row. The previous holder is the registry's when this call moves the alias, else the ledger's
-    (a retry after the alias moved). `after_step(name)` is called after "alias_moved" and
-    "production_mirrored": a hook for crash tests. Returns {"moved", "recorded", "previous_version", ...}.
+    (a retry after the alias moved). `after_step(name)` is called at "alias_write" (just before the
+    alias write, when one is needed), "alias_moved" and "production_mirrored": a hook for crash tests. Returns {"moved", "recorded", "previous_version", ...}.
     """
     version = str(version)
     name = model_name(specialist)
@@ -145,6 +153,8 @@ def ensure_alias(client, store: DocumentStore, specialist: str, alias: str, vers
     before = alias_version(client, specialist, alias)
     moved = before is None or str(before.version) != version
     if moved:
+        if after_step:
+            after_step("alias_write")  # about to write the alias (crash tests kill the server here)
         client.set_registered_model_alias(name, alias, version)
         previous = str(before.version) if before is not None else None
     elif ledger_row is not None and str(ledger_row["model_version"]) != version:
@@ -242,17 +252,70 @@ def register(client, store: DocumentStore, specialist: str, run_id: str, *, acto
 def promote(client, store: DocumentStore, specialist: str, version_ref: str | int, *, actor: str, reason: str = "",
             force: bool = False, dagster_run_id: str | None = None, mirror: bool | None = None,
             after_step: StepHook | None = None) -> dict[str, Any]:
-    """Move `champion` to a version whose validation gate passed (or forced, with a reason)."""
+    """Move `champion` to a version whose validation gate passed (or forced, with a reason): an intent,
+    then the move (alias, mirror, read-back, ledger row), then the intent done."""
     version = resolve_version(client, specialist, version_ref)
     gate, summary = _check_gate(store, specialist, version, force, reason)
-    reconcile(client, store, specialist, CHAMPION, actor=actor, dagster_run_id=dagster_run_id,
-              target=str(version.version))
-    why = reason or f"promoted by {actor}"
-    return {**ensure_alias(client, store, specialist, CHAMPION, str(version.version), kind="promotion", actor=actor,
-                           reason=why, dagster_run_id=dagster_run_id,
-                           data_snapshot_hash=version.tags.get("data_snapshot_hash"),
-                           details={"gate": gate, "forced": bool(force and gate != "passed")},
-                           mirror=mirror, after_step=after_step), "gate": gate}
+    same = complete_unfinished(client, store, specialist, actor=actor, dagster_run_id=dagster_run_id,
+                               same=(intents.PROMOTE, str(version.version)), after_step=after_step)
+    if same is not None:
+        return same
+    params = {"version": str(version.version), "reason": reason or f"promoted by {actor}", "gate": gate,
+              "forced": bool(force and gate != "passed"), "mirror": mirror,
+              "data_snapshot_hash": version.tags.get("data_snapshot_hash")}
+    intent = intents.begin(store, f"promote:{specialist}:v{version.version}:{dagster_run_id or uuid.uuid4().hex}",
+                           specialist, intents.PROMOTE, params, actor=actor, dagster_run_id=dagster_run_id)
+    return _apply(client, store, intent, after_step=after_step)
+
+
+def _apply(client, store: DocumentStore, intent: dict[str, Any], *, completed_by: str | None = None,
+           after_step: StepHook | None = None) -> dict[str, Any]:
+    """Apply a promote or rollback intent (idempotent: each write only when missing), then mark it done.
+    The ledger rows carry the intent's actor and Dagster run, whoever completes it."""
+    p, specialist = intent["params"], intent["specialist_type"]
+    actor, run_id = intent["actor"], intent["dagster_run_id"]
+    kind = "promotion" if intent["operation"] == intents.PROMOTE else "rollback"
+    details = {"gate": p["gate"]}
+    if kind == "promotion":
+        details["forced"] = p["forced"]
+    else:
+        details["rolled_back_from"] = p["rolled_back_from"]
+        if p.get("idempotency_key"):
+            details["idempotency_key"] = p["idempotency_key"]
+    if completed_by:
+        details["completed_by"] = completed_by
+    reconcile(client, store, specialist, CHAMPION, actor=actor, dagster_run_id=run_id, target=p["version"])
+    result = {**ensure_alias(client, store, specialist, CHAMPION, p["version"], kind=kind, actor=actor,
+                             reason=p["reason"], dagster_run_id=run_id, data_snapshot_hash=p["data_snapshot_hash"],
+                             details=details, mirror=p["mirror"], after_step=after_step),
+              "gate": p["gate"], "intent_id": intent["intent_id"]}
+    if kind == "rollback":
+        result["rolled_back_from"] = p["rolled_back_from"]
+    intents.finish(store, intent["intent_id"], result, completed_by=completed_by)
+    return result
+
+
+def complete_intent(client, store: DocumentStore, intent: dict[str, Any], *, completed_by: str | None = None,
+                    after_step: StepHook | None = None) -> dict[str, Any]:
+    """Complete one unfinished promote or rollback intent (another module applies A/B outcomes)."""
+    if intent["operation"] not in intents.REGISTRY_OPERATIONS:
+        raise ValueError(f"intent {intent['intent_id']}: {intent['operation']} is not a registry operation")
+    return {**_apply(client, store, intent, completed_by=completed_by, after_step=after_step), "resumed": True}
+
+
+def complete_unfinished(client, store: DocumentStore, specialist: str, *, actor: str,
+                        dagster_run_id: str | None = None, same: tuple[str, str] | None = None,
+                        after_step: StepHook | None = None) -> dict[str, Any] | None:
+    """Complete the specialist's unfinished promote / rollback intents, oldest first. When one of them is
+    `same` = (operation, version or None for any), the caller is repeating it: its result is returned
+    (else None)."""
+    found = None
+    for intent in intents.unfinished(store, specialist, intents.REGISTRY_OPERATIONS):
+        by = f"{actor} (run {dagster_run_id})" if dagster_run_id else actor
+        result = complete_intent(client, store, intent, completed_by=by, after_step=after_step)
+        if same is not None and intent["operation"] == same[0] and same[1] in (None, intent["params"]["version"]):
+            found = result
+    return found
 
 
 def previous_champion(client, store: DocumentStore, specialist: str) -> str | None:
@@ -268,16 +331,42 @@ def previous_champion(client, store: DocumentStore, specialist: str) -> str | No
 
 def rollback(client, store: DocumentStore, specialist: str, target_version: str | int | None = None, *, actor: str,
              reason: str = "", force: bool = False, dagster_run_id: str | None = None, mirror: bool | None = None,
-             after_step: StepHook | None = None) -> dict[str, Any]:
+             idempotency_key: str | None = None, after_step: StepHook | None = None) -> dict[str, Any]:
     """Move `champion` back to the previous champion (from the ledger) or to `target_version`.
 
-    A target that never held champion must have passed its gate (or be forced, with a reason)."""
+    A target that never held champion must have passed its gate (or be forced, with a reason).
+
+    Idempotent: a rerun of the same rollback is a no-op that says so (`{"noop": True, "message": ...}`).
+    The same rollback means: with `idempotency_key`, any rollback of this specialist recorded under that
+    key (done: its result, unchanged; interrupted: completed); without one, a request made while the
+    ledger's last champion move is a rollback to the version the registry holds now, asking for that
+    version again or for no version in particular (rolling back further needs `target_version`).
+    """
     check_specialist(specialist)
+    keyed = f"rollback:{specialist}:key:{idempotency_key}" if idempotency_key else None
+    if keyed is not None and (earlier := intents.get(store, keyed)) is not None:
+        if earlier["state"] == intents.INTENDED:
+            return complete_intent(client, store, earlier, completed_by=actor)
+        return _noop(specialist, {**(earlier["result"] or {}), "actor": earlier["actor"],
+                                  "dagster_run_id": earlier["dagster_run_id"], "recorded_at": earlier.get("done_at")},
+                     f"rollback {idempotency_key!r} was already done")
+    wanted = _version_number(target_version) if target_version is not None else None
+    resumed = complete_unfinished(client, store, specialist, actor=actor, dagster_run_id=dagster_run_id,
+                                  same=(intents.ROLLBACK, wanted))
+    if resumed is not None:  # this rollback was interrupted: completing it was the rerun's work
+        return resumed
     current = alias_version(client, specialist, CHAMPION)
     lagging = current is not None and not ledger_agrees(client, store, specialist, CHAMPION)
+    last = last_alias_row(store, specialist, CHAMPION)
+    if (keyed is None and not lagging and current is not None and last is not None and last["kind"] == "rollback"
+            and wanted in (None, str(current.version))):
+        return _noop(specialist, {"version": str(current.version), "previous_version":
+                                  last["details"].get("previous_version"), "dagster_run_id": last.get("dagster_run_id"),
+                                  "actor": last.get("actor"), "recorded_at": last.get("recorded_at")},
+                     "this rollback was already done")
     if target_version is None:
         if lagging:
-            # an interrupted action or a change outside hive-assets: "previous" is ambiguous, so refuse
+            # a change outside hive-assets: "previous" is ambiguous, so refuse
             raise RegistryError(f"{model_name(specialist)}@champion is v{current.version} in the registry but not "
                                 "in the ledger (an interrupted operation?); give --target-version (the version "
                                 f"to end on), or promote v{current.version} to record it")
@@ -293,14 +382,34 @@ def rollback(client, store: DocumentStore, specialist: str, target_version: str 
     rolled_back_from = str(current.version) if current else None
     if lagging and rolled_back_from == str(version.version):  # a retry: the registry already moved
         rolled_back_from = str(last_alias_row(store, specialist, CHAMPION)["model_version"])
-    reconcile(client, store, specialist, CHAMPION, actor=actor, dagster_run_id=dagster_run_id,
-              target=str(version.version))
-    why = reason or f"rollback by {actor}"
-    return {**ensure_alias(client, store, specialist, CHAMPION, str(version.version), kind="rollback", actor=actor,
-                           reason=why, dagster_run_id=dagster_run_id,
-                           data_snapshot_hash=version.tags.get("data_snapshot_hash"),
-                           details={"rolled_back_from": rolled_back_from, "gate": gate},
-                           mirror=mirror, after_step=after_step), "gate": gate}
+    params = {"version": str(version.version), "reason": reason or f"rollback by {actor}", "gate": gate,
+              "rolled_back_from": rolled_back_from, "mirror": mirror, "idempotency_key": idempotency_key,
+              "data_snapshot_hash": version.tags.get("data_snapshot_hash")}
+    intent_id = keyed or (f"rollback:{specialist}:v{rolled_back_from}-v{version.version}:"
+                          f"{dagster_run_id or uuid.uuid4().hex}")
+    intent = intents.begin(store, intent_id, specialist, intents.ROLLBACK, params, actor=actor,
+                           dagster_run_id=dagster_run_id)
+    return _apply(client, store, intent, after_step=after_step)
+
+
+def _version_number(ref: str | int) -> str | None:
+    match = _VERSION_RE.match(str(ref).strip())
+    return match["version"] if match else None
+
+
+def _noop(specialist: str, done: dict[str, Any], why: str) -> dict[str, Any]:
+    """The answer to a repeated rollback: nothing changed, and what had been done."""
+    name = model_name(specialist)
+    when = done.get("recorded_at")
+    when = when.isoformat(timespec="seconds") if hasattr(when, "isoformat") else (when or "")
+    by = f" by {done['actor']}" if done.get("actor") else ""
+    run = f" (run {done['dagster_run_id']})" if done.get("dagster_run_id") else ""
+    message = (f"{why}: {name}@champion was rolled back from v{done.get('previous_version') or done.get('rolled_back_from')}"
+               f" to v{done.get('version')}{by}{' at ' + when if when else ''}{run}; nothing changed (to roll back "
+               "further, give --target-version)")
+    return {"specialist": specialist, "model": name, "alias": CHAMPION, "version": done.get("version"),
+            "moved": False, "recorded": False, "noop": True, "message": message,
+            "previous_version": done.get("previous_version"), "rolled_back_from": done.get("rolled_back_from")}
 
 
 def _champion_holders(store, specialist):

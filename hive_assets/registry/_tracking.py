@@ -37,3 +37,24 @@ def log_png(client, run_id: str, png: bytes, artifact_file: str) -> None:
 def log_params(client, run_id: str, params: dict[str, Any]) -> None:
     for key, value in params.items():
         client.log_param(run_id, key, str(value)[:6000])
+
+
+FAILURE_REASON_TAG = "hive.failure_reason"
+
+
+def running_runs(client, experiment_id: str, dagster_run_id: str | None = None) -> list:
+    """MLflow runs of the experiment still RUNNING (of one Dagster run when given), oldest first."""
+    query = "attributes.status = 'RUNNING'"
+    if dagster_run_id:
+        query += f" and tags.`dagster.run_id` = '{dagster_run_id}'"
+    runs = client.search_runs([experiment_id], filter_string=query, max_results=1000)
+    return sorted(runs, key=lambda r: r.info.start_time or 0)
+
+
+def mark_run_failed(client, run_id: str, reason: str) -> bool:
+    """End a RUNNING MLflow run as FAILED with the reason as a tag. False when it was no longer RUNNING."""
+    if client.get_run(run_id).info.status != "RUNNING":
+        return False
+    client.set_tag(run_id, FAILURE_REASON_TAG, reason[:5000])
+    client.set_terminated(run_id, "FAILED")
+    return True

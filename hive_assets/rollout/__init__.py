@@ -19,7 +19,7 @@ Routing itself (`assign_arm`) lives in `hive_assets.routing`, a light module ser
 
 from hive_assets.rollout._apply import (
     CLOSED, ENDED, PROMOTED, ROLLED_BACK, STOPPED, ArmObservations, CheckResult, arm_observations, check_test,
-    close_test, evaluate, policy_from_env, record_decision_in_test, set_traffic, settle, settle_closed, start_test,
+    close_test, complete_unfinished, outcome_intent_id, evaluate, policy_from_env, record_decision_in_test, set_traffic, settle, settle_closed, start_test,
     state_of,
 )
 from hive_assets.rollout._charts import difference_trajectory, traffic_steps, trajectory_png
@@ -33,7 +33,7 @@ from hive_assets.rollout._statistics import (
 
 __all__ = [
     "CLOSED", "ENDED", "PROMOTED", "ROLLED_BACK", "STOPPED", "ArmObservations", "CheckResult", "arm_observations",
-    "check_test", "close_test", "evaluate", "policy_from_env", "record_decision_in_test", "set_traffic", "settle",
+    "check_test", "close_test", "complete_unfinished", "evaluate", "outcome_intent_id", "policy_from_env", "record_decision_in_test", "set_traffic", "settle",
     "settle_closed", "start_test", "state_of",
     "RUNNING", "SUPERSEDED", "ArmCounts", "Decision", "DifferenceResult", "RolloutPolicy", "SrmResult", "StepCounts",
     "TestState", "TrafficStep", "agreement_difference", "decide", "matured_cutoff", "normal_mixture_radius",

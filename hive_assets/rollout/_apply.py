@@ -9,7 +9,12 @@
 2. `decide`;
 3. ONE update of the test's document: the check (with its statistics) appended, and for a decision
    that moves traffic the new traffic step, status and end. This single write is the state: a
-   process killed before it leaves nothing; after it, everything else follows from the document;
+   process killed before it leaves nothing; after it, everything else follows from the document.
+   A final decision (promotion, rollback, end) is first recorded as an intent (`decision_intents`,
+   id `ab-outcome:<test_id>`, holding this update), so a crash anywhere from here on leaves an
+   unfinished decision that the next look, any operator command for the specialist, or the A/B
+   sensor's resume request completes first (`complete_unfinished`); the intent is marked done once
+   every effect below is in place;
 4. the effects the document implies (`settle`), each written only when missing, so a retry, a
    resumed process or the next look completes what a crash interrupted: registry aliases, the split
    mirrored to registered-model tags, and one ledger row per traffic step / promotion / rollback /
@@ -27,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from hive_assets import registry
 from hive_assets.config import Settings
 from hive_assets.data import TrustPolicy, latest_trusted_feedback, to_utc
 from hive_assets.data.store.base import DocumentStore
@@ -117,8 +123,13 @@ def _same_instant(a: Any, b: datetime) -> bool:
     return to_utc(a) == b
 
 
+def outcome_intent_id(test_id: str) -> str:
+    return f"ab-outcome:{test_id}"
+
+
 def record_decision_in_test(store: DocumentStore, test: dict[str, Any], decision: Decision, now: datetime,
-                            counts: list[StepCounts], dagster_run_id: str | None = None) -> dict[str, Any]:
+                            counts: list[StepCounts], dagster_run_id: str | None = None,
+                            actor: str | None = None) -> dict[str, Any]:
     """Append the look at `now` to the test's document in one update (idempotent per check time:
     a second look at the same `now` writes nothing). Returns the document as stored."""
     now = now.astimezone(timezone.utc)
@@ -137,6 +148,10 @@ def record_decision_in_test(store: DocumentStore, test: dict[str, Any], decision
                                       "rule": decision.rule}]
     if decision.final:
         fields.update(status=_STATUS_OF[decision.action], ended_at=now, end_reason=decision.reason)
+        # intent before effect: what this look decided, enough to apply it again from scratch
+        registry.begin_intent(store, outcome_intent_id(test["test_id"]), test["specialist_type"], registry.AB_OUTCOME,
+                              {"test_id": test["test_id"], "action": decision.action, "fields": fields},
+                              actor=actor or f"dagster:{dagster_run_id}", dagster_run_id=dagster_run_id)
     if not store.update_one("ab_tests", {"test_id": test["test_id"], "status": RUNNING}, fields):
         # closed meanwhile (an operator's stop): the stored document is the truth
         return store.find_one("ab_tests", {"test_id": test["test_id"]}) or test
@@ -203,7 +218,7 @@ def _set_alias(client, specialist: str, alias: str, version: str) -> bool:
 
 
 def settle(client, store: DocumentStore, test: dict[str, Any], *, actor: str,
-           dagster_run_id: str | None = None) -> list[str]:
+           dagster_run_id: str | None = None, after_step=None, completed_by: str | None = None) -> list[str]:
     """Bring the registry, its tags and the ledger in line with the test's document. Idempotent: each
     effect is written only when missing. Returns what it changed (empty when all was in place).
 
@@ -236,7 +251,8 @@ def settle(client, store: DocumentStore, test: dict[str, Any], *, actor: str,
             moved = ensure_alias(client, store, specialist, CHAMPION, challenger, kind="promotion", actor=actor,
                                  reason=test.get("end_reason") or "A/B test promoted the challenger",
                                  dagster_run_id=dagster_run_id,
-                                 details={"test_id": test_id, "at": _iso(test.get("ended_at"))})
+                                 details={"test_id": test_id, "at": _iso(test.get("ended_at"))},
+                                 after_step=after_step)
             done += [f"alias:{CHAMPION}->{challenger}"] * moved["moved"] + ["ledger:promotion"] * moved["recorded"]
     if status in CLOSED - {SUPERSEDED} and _remove_alias(client, specialist, CHALLENGER, challenger):
         done.append(f"removed:{CHALLENGER}")
@@ -267,6 +283,8 @@ def settle(client, store: DocumentStore, test: dict[str, Any], *, actor: str,
                {"status": status, "at": _iso(test.get("ended_at"))})
         if not test.get("settled"):
             store.update_one("ab_tests", {"test_id": test_id}, {"settled": True})
+        registry.finish_intent(store, outcome_intent_id(test_id), {"status": status, "effects": done},
+                               completed_by=completed_by)
     return done
 
 
@@ -322,11 +340,14 @@ class CheckResult:
 
 
 def check_test(client, store: DocumentStore, specialist: str, now: datetime, policy: RolloutPolicy, *,
-               actor: str, dagster_run_id: str | None = None, trust: TrustPolicy = TrustPolicy()) -> CheckResult:
-    """One look at the specialist's running test (re-evaluate, record, apply). Without a running test,
-    it settles what closed tests left and reports the latest test."""
+               actor: str, dagster_run_id: str | None = None, trust: TrustPolicy = TrustPolicy(),
+               after_step=None) -> CheckResult:
+    """One look at the specialist's running test (re-evaluate, record, apply). It first completes any
+    unfinished decision of the specialist; without a running test, it settles what closed tests left and
+    reports the latest test. `after_step` is `ensure_alias`'s hook, for crash tests."""
     now = now.astimezone(timezone.utc)
-    effects = settle_closed(client, store, specialist, actor=actor, dagster_run_id=dagster_run_id)
+    effects = complete_unfinished(client, store, specialist, actor=actor, dagster_run_id=dagster_run_id)
+    effects += settle_closed(client, store, specialist, actor=actor, dagster_run_id=dagster_run_id)
     test = running_test(store, specialist)
     if test is None:
         latest = store.find_one("ab_tests", {"specialist_type": specialist}, sort=[("started_at", -1)])
@@ -334,9 +355,36 @@ def check_test(client, store: DocumentStore, specialist: str, now: datetime, pol
     decision, counts = None, []
     if not any(_same_instant(c.get("at"), now) for c in test.get("checks", [])):
         decision, counts = evaluate(store, test, now, policy, trust)
-        test = record_decision_in_test(store, test, decision, now, counts, dagster_run_id)
-    effects += settle(client, store, test, actor=actor, dagster_run_id=dagster_run_id)
+        test = record_decision_in_test(store, test, decision, now, counts, dagster_run_id, actor=actor)
+    effects += settle(client, store, test, actor=actor, dagster_run_id=dagster_run_id, after_step=after_step)
     return CheckResult(test, decision, counts, effects)
+
+
+def complete_unfinished(client, store: DocumentStore, specialist: str, *, actor: str,
+                        dagster_run_id: str | None = None) -> list[str]:
+    """Complete every unfinished decision of the specialist, oldest first: A/B outcomes here (the test's
+    recorded update, then its effects), promotions and rollbacks by the registry. Each is applied with the
+    actor and run that decided it. Returns what was completed."""
+    done: list[str] = []
+    by = f"{actor} (run {dagster_run_id})" if dagster_run_id else actor
+    for intent in registry.unfinished_intents(store, specialist):
+        if intent["operation"] != registry.AB_OUTCOME:
+            registry.complete_intent(client, store, intent, completed_by=by)
+            done.append(f"completed:{intent['intent_id']}")
+            continue
+        p = intent["params"]
+        test = store.find_one("ab_tests", {"test_id": p["test_id"]})
+        if test is None:  # nothing to apply it to: the record is gone
+            registry.finish_intent(store, intent["intent_id"], {"status": "test missing"}, completed_by=by)
+            continue
+        if test["status"] == RUNNING:  # the crash came before the test's update: apply it now
+            store.update_one("ab_tests", {"test_id": p["test_id"], "status": RUNNING}, p["fields"])
+            test = store.find_one("ab_tests", {"test_id": p["test_id"]}) or test
+        done += settle(client, store, test, actor=intent["actor"], dagster_run_id=intent["dagster_run_id"],
+                       completed_by=by)
+        registry.finish_intent(store, intent["intent_id"], {"status": test["status"]}, completed_by=by)
+        done.append(f"completed:{intent['intent_id']}")
+    return done
 
 
 def start_test(client, store: DocumentStore, specialist: str, champion_version: str, challenger_version: str,

@@ -213,6 +213,7 @@ HELP = {
     ("store",): ("import",),
     ("store", "import"): ("HIVE_HOME", "MONGODB_URI", "MONGODB_DATABASE", "intentions_audit"),
     ("env",): ("HIVE_HOME", "DAGSTER_HOME", 'eval "$(hive env)"'),
+    ("doctor",): ("HIVE_HOME", "DAGSTER_HOME", "HIVE_RETRAIN_MAX_RUNTIME_SECONDS", "(default: off)", "(default: all)"),
 }
 
 

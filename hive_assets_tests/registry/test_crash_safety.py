@@ -12,6 +12,7 @@ from hive_assets.data import StoreUnavailable
 from hive_assets.defs.registry.assets import RegisterConfig, registered_model_version
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
 from hive_assets.defs.rollout.assets import ab_test_outcome
+from hive_assets.defs.runs.lease import RUN_LEASE
 from hive_assets.rollout import open_test
 from hive_assets_tests.conftest import start_mlflow_server, stop_process
 from hive_assets_tests.registry.conftest import ledger, log_run, record_gate
@@ -125,7 +126,7 @@ def test_registered_model_version_retry_after_a_failed_ledger_write_completes_it
     run_id, model_uri = log_run(mlflow_server, "business", models[0])
     trained, report = _inputs(run_id, model_uri)
     resources = {"mlflow": MlflowResource(tracking_uri=mlflow_server), "document_store": FailingLedgerStoreResource(),
-                 "platform": PlatformSettings()}
+                 "platform": PlatformSettings(), "run_lease": RUN_LEASE}
 
     def materialize():
         context = dg.build_asset_context(partition_key="business")

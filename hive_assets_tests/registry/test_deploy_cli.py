@@ -66,8 +66,9 @@ def test_every_deploy_verb_through_the_console_script(clean_registry, store, bus
     # a refused operation: one line, exit 1, nothing changed, and a failed run in the instance
     rows = ledger(store, "business")
     refused = hive("promote", "--model-type", "business", "--model-version", "42", expect=1)
-    last = refused.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: business-evaluator has no version 42 (run ")
+    error, state = refused.stderr.strip().splitlines()[-2:]
+    assert error.startswith("error: business-evaluator has no version 42 (run ")
+    assert state == "now: business-evaluator@champion -> v1 (read back from MLflow)"
     assert "STEP_FAILURE" not in refused.stderr  # Dagster's console log stays in the instance
     assert ledger(store, "business") == rows
     bad = hive("promote", "--specialist", "marketing", "--model-version", "1", expect=2)

@@ -43,6 +43,10 @@ COLLECTIONS: dict[str, dict[str, Any]] = {
     "ab_tests": {"key": "test_id", "indexed": ("specialist_type", "status")},
     "model_decisions": {"key": "decision_id", "indexed": ("specialist_type", "recorded_at")},
     "quarantine": {"key": "quarantine_id", "indexed": ("specialist_type", "reason")},
+    # one writer per (job kind, specialist): hive_assets.runs
+    "run_leases": {"key": "lease_id", "indexed": ("specialist_type", "owner_run_id")},
+    # intent before effect for multi-write registry decisions: hive_assets.registry
+    "decision_intents": {"key": "intent_id", "indexed": ("specialist_type", "state")},
 }
 
 # Compound indexes beyond the single-field ones: the hot query of collection.
@@ -191,7 +195,15 @@ class DocumentStore(abc.ABC):
 
     @abc.abstractmethod
     def update_one(self, collection: str, filter: Filter, set_fields: Mapping[str, Any]) -> int:
-        """Apply `$set: set_fields` to the first matching document. Returns 1 if one matched."""
+        """Apply `$set: set_fields` to the first matching document. Returns 1 if one matched.
+
+        Atomic on both stores: with a filter on the unique key and a token field (top-level
+        equality, which FerretDB 1.x pushes down), it is a compare-and-swap."""
+
+    @abc.abstractmethod
+    def insert_new(self, collection: str, doc: Mapping[str, Any]) -> bool:
+        """Insert `doc` only if no document has its unique key (atomic: the unique index decides).
+        Returns False, writing nothing, when one exists."""
 
     def find_by_keys(
         self, collection: str, field: str, keys: Iterable[str], projection: Sequence[str] | None = None,

@@ -67,6 +67,7 @@ from pymongo.errors import (
     BulkWriteError,
     ConfigurationError,
     ConnectionFailure,
+    DuplicateKeyError,
     InvalidURI,
     OperationFailure,
 )
@@ -470,6 +471,17 @@ class MongoStore(DocumentStore):
         with self._guard():
             result = self._coll(collection).update_one(translate_filter(filter), {"$set": dict(set_fields)})
         return 1 if result.matched_count else 0
+
+    def insert_new(self, collection: str, doc: Mapping[str, Any]) -> bool:
+        key = key_field(collection)
+        if doc.get(key) is None:
+            raise ValueError(f"insert_new needs the {collection} key {key!r}")
+        try:
+            with self._guard():
+                self._coll(collection).insert_one({k: v for k, v in doc.items() if k != "_id"})
+        except DuplicateKeyError:  # the unique key index said no: another writer was first
+            return False
+        return True
 
     @property
     def is_ferretdb(self) -> bool:

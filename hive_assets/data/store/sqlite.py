@@ -211,6 +211,15 @@ class SQLiteStore(DocumentStore):
             raise
         return len(rows)
 
+    def insert_new(self, collection: str, doc: Mapping[str, Any]) -> bool:
+        key = doc.get(key_field(collection))
+        if key is None:
+            raise ValueError(f"insert_new needs the {collection} key {key_field(collection)!r}")
+        cursor = self._conn.execute(
+            f'INSERT INTO "{collection}"(doc_key, doc) VALUES (?, ?) ON CONFLICT(doc_key) WHERE doc_key IS NOT NULL '
+            "DO NOTHING", (str(key), dumps(doc)))
+        return cursor.rowcount == 1
+
     def find(
         self,
         collection: str,

@@ -13,6 +13,7 @@ from hive_assets.defs import _ui
 from hive_assets.defs.catalog import OWNERS, DATA
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, PlatformSettings
+from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
 from hive_assets.evaluation import DEFAULT_MIN_SAMPLES
 
 
@@ -82,10 +83,11 @@ def audit_reader_for(platform: PlatformSettings, store):
     check_specs=[dg.AssetCheckSpec("enough_samples", asset="raw_production_data",
                                    description="Warns when fewer than min_samples rows were collected.")],
     retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
+    resource_defs={"run_lease": RUN_LEASE},  # the partition's one-writer lease, held for the whole run
 )
 def raw_production_data(
     context: dg.AssetExecutionContext, config: CollectConfig, document_store: DocumentStoreResource,
-    platform: PlatformSettings,
+    platform: PlatformSettings, run_lease: RunLeaseResource,
 ):
     """Opinion + plan + latest trusted feedback for one specialist; rejected documents are quarantined."""
     specialist = context.partition_key

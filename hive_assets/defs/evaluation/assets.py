@@ -10,6 +10,7 @@ from hive_assets.defs import _ui
 from hive_assets.defs.catalog import OWNERS, EVALUATION
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
+from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
 from hive_assets.evaluation import build_report, confusion_matrix_png, gate_rows, reliability_diagram_png
 from hive_assets.training import SchemaMismatch, encode_labels
 
@@ -53,9 +54,10 @@ def _check(name: str, verdict: dict, severity: dg.AssetCheckSeverity, **metadata
 
 
 @dg.asset(partitions_def=specialist_partitions, group_name=EVALUATION, kinds={"scikitlearn", "mlflow"},
-          owners=OWNERS, check_specs=CHECKS)
+          owners=OWNERS, check_specs=CHECKS,
+          resource_defs={"run_lease": RUN_LEASE})  # the partition's one-writer lease, held for the whole run
 def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.DataFrame, trained_model: dict,
-                      mlflow: MlflowResource, document_store: DocumentStoreResource):
+                      mlflow: MlflowResource, document_store: DocumentStoreResource, run_lease: RunLeaseResource):
     """Held-out metrics with bootstrap intervals, ECE and Brier, the champion re-scored on the same rows with
     paired intervals of the deltas, and the verdicts; logged into the training run."""
     specialist = context.partition_key

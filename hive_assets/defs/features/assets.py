@@ -7,6 +7,7 @@ from pydantic import Field
 from hive_assets.data import CollectResult
 from hive_assets.defs.catalog import OWNERS, FEATURES
 from hive_assets.defs.partitions import specialist_partitions
+from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
 from hive_assets.evaluation import DEFAULT_MIN_TRAINING_SAMPLES, training_data_problems
 from hive_assets.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION, features_frame
 from hive_assets.training import temporal_group_split
@@ -28,8 +29,10 @@ class FeatureConfig(dg.Config):
     owners=OWNERS,
     check_specs=[dg.AssetCheckSpec("trainable", asset="enhanced_features", blocking=True,
                                    description="Enough labelled rows and every class >= 5%.")],
+    resource_defs={"run_lease": RUN_LEASE},  # the partition's one-writer lease, held for the whole run
 )
-def enhanced_features(context: dg.AssetExecutionContext, config: FeatureConfig, raw_production_data: CollectResult):
+def enhanced_features(context: dg.AssetExecutionContext, config: FeatureConfig, raw_production_data: CollectResult,
+                      run_lease: RunLeaseResource):
     """The feature contract (hive_assets.features) per labelled row, with the grouped temporal split."""
     labelled = raw_production_data.frame[raw_production_data.frame["label"].notna()].reset_index(drop=True)
     features = features_frame(labelled["plan"].tolist())

@@ -9,12 +9,12 @@ run ends never sees that run (its first tick only sets its cursor).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
 from hive_assets import clock
-from hive_assets.config import SPECIALISTS
+from hive_assets.config import SPECIALISTS, Settings
 from hive_assets.data import StoreUnavailable, TrustPolicy
 from hive_assets.defs.catalog import MONITORING, OWNERS
 from hive_assets.defs.partitions import specialist_partitions
@@ -92,9 +92,13 @@ def last_training(instance: dg.DagsterInstance, specialist: str):
 
 
 def run_in_flight(instance: dg.DagsterInstance, specialist: str) -> str | None:
-    """The id of a queued or running `retrain_specialist` run of `specialist`, if any."""
+    """The id of a queued or running `retrain_specialist` run of `specialist`, if any. A run created longer
+    ago than HIVE_RETRAIN_MAX_RUNTIME_SECONDS does not count: its process is presumed dead (`hive doctor`
+    and the next run's start mark it failed), and it must not block the triggers forever."""
+    cutoff = clock.wall_now() - timedelta(seconds=Settings.from_env().retrain_max_runtime_seconds)
     records = instance.get_run_records(
-        dg.RunsFilter(job_name=retrain_specialist.name, tags={"dagster/partition": specialist}, statuses=IN_FLIGHT),
+        dg.RunsFilter(job_name=retrain_specialist.name, tags={"dagster/partition": specialist}, statuses=IN_FLIGHT,
+                      created_after=cutoff),
         limit=1)
     return records[0].dagster_run.run_id if records else None
 

@@ -10,6 +10,7 @@ from hive_assets.defs import _ui
 from hive_assets.defs.catalog import OWNERS, REGISTRY
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
+from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
 
 
 class RegisterConfig(dg.Config):
@@ -26,10 +27,12 @@ class RegisterConfig(dg.Config):
     kinds={"mlflow"},
     owners=OWNERS,
     retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL),
+    resource_defs={"run_lease": RUN_LEASE},  # the partition's one-writer lease, held for the whole run
 )
 def registered_model_version(
     context: dg.AssetExecutionContext, config: RegisterConfig, trained_model: dict, validation_report: dict,
     mlflow: MlflowResource, document_store: DocumentStoreResource, platform: PlatformSettings,
+    run_lease: RunLeaseResource,
 ) -> dg.Output[dict[str, Any]]:
     """The `<specialist>-evaluator` version for this training run, with tags and aliases."""
     specialist = context.partition_key
@@ -39,6 +42,14 @@ def registered_model_version(
         raise dg.Failure(f"{specialist}: validation gate failed, not registering: {gate['summary']}",
                          allow_retries=False)
     client = mlflow.client()
+    run_lease.check()  # a run that lost its partition's lease is no longer the one writer: it must not register
+    # the MLflow run this Dagster run trained, if it trained one: never register a model another run wrote
+    # into the shared per-partition output (a registration-only run registers the latest trained_model)
+    own = registry.training_run_of(client, mlflow.experiment_id(client), context.run_id, specialist)
+    if own is not None and own != trained_model["mlflow_run_id"]:
+        raise dg.Failure(f"{specialist}: this run trained MLflow run {own}, but its trained_model input is MLflow run "
+                         f"{trained_model['mlflow_run_id']} (written by another run); not registering another run's "
+                         "model", allow_retries=False)
     pm = validation_report["metrics"]
     tags = {
         "dagster_run_id": context.run_id,

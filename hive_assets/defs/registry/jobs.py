@@ -16,6 +16,8 @@ from hive_assets.config import SPECIALISTS
 from hive_assets.defs.catalog import Specialist
 from hive_assets.defs.k8s import SHORT_JOB_RUN_TAGS
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
+from hive_assets.defs.runs.lease import operator_lease
+from hive_assets.rollout import complete_unfinished
 
 ACTOR_TAG = "hive/actor"
 SPECIALIST_HELP = f"the specialist whose `<specialist>-evaluator` model this acts on: one of {', '.join(SPECIALISTS)}"
@@ -56,6 +58,9 @@ class RollbackConfig(dg.Config):
     force: bool = Field(default=False, description="allow a target that never held champion and whose gate "
                                                    "did not pass")
     reason: str = Field(default="", description="why, for the ledger")
+    idempotency_key: str = Field(default="", description="a name for this rollback: a rerun with the same key is a "
+                                                         "no-op that says so (empty: a rerun is recognised by the "
+                                                         "ledger, see README)")
 
 
 class AliasConfig(dg.Config):
@@ -70,12 +75,27 @@ class ListConfig(dg.Config):
     model_type: Specialist = Field(description=SPECIALIST_HELP)
 
 
-def _call(context, config, mlflow: MlflowResource, document_store: DocumentStoreResource, action, **kwargs):
-    with document_store.open() as store:
-        try:
-            return action(client=mlflow.client(), store=store, specialist=config.model_type, **kwargs)
-        except registry.RegistryError as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from None
+def _call(context, config, mlflow: MlflowResource, document_store: DocumentStoreResource, action, *,
+          writes: bool = True, **kwargs):
+    """Run a registry operation for the configured specialist. One that writes holds the specialist's
+    operator lease and first completes any unfinished decision a crash left (README "Fault matrix")."""
+    if not writes:
+        with document_store.open() as store:
+            return _refusing(lambda: action(client=mlflow.client(), store=store, specialist=config.model_type,
+                                            **kwargs))
+    with operator_lease(context, config.model_type), document_store.open() as store:
+        client = mlflow.client()
+        for line in complete_unfinished(client, store, config.model_type, actor=actor_of(context),
+                                        dagster_run_id=context.run_id):
+            context.log.info(f"{config.model_type}: {line}")
+        return _refusing(lambda: action(client=client, store=store, specialist=config.model_type, **kwargs))
+
+
+def _refusing(call):
+    try:
+        return call()
+    except registry.RegistryError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
 
 
 def _describe(context: dg.OpExecutionContext, result: dict[str, Any]) -> dict[str, Any]:
@@ -107,7 +127,8 @@ def rollback_op(context: dg.OpExecutionContext, config: RollbackConfig, mlflow: 
                 document_store: DocumentStoreResource) -> dict:
     return _describe(context, _call(context, config, mlflow, document_store, registry.rollback,
                                     target_version=config.target_version or None, actor=actor_of(context),
-                                    reason=config.reason, force=config.force, dagster_run_id=context.run_id))
+                                    reason=config.reason, force=config.force, dagster_run_id=context.run_id,
+                                    idempotency_key=config.idempotency_key or None))
 
 
 @dg.op(description="Point an alias at a version.")
@@ -121,7 +142,7 @@ def alias_op(context: dg.OpExecutionContext, config: AliasConfig, mlflow: Mlflow
 @dg.op(description="Every version of the specialist's model: aliases, stage, gate, run.")
 def list_op(context: dg.OpExecutionContext, config: ListConfig, mlflow: MlflowResource,
             document_store: DocumentStoreResource) -> list:
-    versions = _call(context, config, mlflow, document_store, registry.list_versions)
+    versions = _call(context, config, mlflow, document_store, registry.list_versions, writes=False)
     header = "| version | aliases | stage | gate | macro-F1 | run |\n|---|---|---|---|---|---|\n"
     rows = "".join(f"| {v['version']} | {', '.join(v['aliases'])} | {v['stage']} | {v['gate']} | "
                    f"{v['macro_f1'] or ''} | {v['run_id']} |\n" for v in versions)

@@ -18,9 +18,10 @@ from hive_assets.defs.catalog import OWNERS, ROLLOUT
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.registry.assets import registered_model_version
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
+from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
 from hive_assets.figures import png_markdown
 from hive_assets.rollout import (
-    CheckResult, check_test, policy_from_env, settle_closed, start_test, trajectory_png,
+    CheckResult, check_test, complete_unfinished, policy_from_env, settle_closed, start_test, trajectory_png,
 )
 
 
@@ -83,9 +84,11 @@ def outcome_output(result: CheckResult) -> dg.Output[dict[str, Any]]:
     kinds={"mlflow", "mongodb"},
     owners=OWNERS,
     deps=[registered_model_version],
+    resource_defs={"run_lease": RUN_LEASE},  # the partition's one-writer lease, held for the whole run
 )
 def ab_test_outcome(context: dg.AssetExecutionContext, config: AbTestOutcomeConfig, mlflow: MlflowResource,
-                    document_store: DocumentStoreResource, platform: PlatformSettings) -> dg.Output[dict[str, Any]]:
+                    document_store: DocumentStoreResource, platform: PlatformSettings,
+                    run_lease: RunLeaseResource) -> dg.Output[dict[str, Any]]:
     """State of the champion/challenger test for this specialist: opens one at AB_TEST_DEFAULT_TRAFFIC when
     a challenger is registered, and re-evaluates a running one (SPEC section 7) at the configured `now`."""
     specialist = context.partition_key
@@ -96,7 +99,10 @@ def ab_test_outcome(context: dg.AssetExecutionContext, config: AbTestOutcomeConf
                              label_maturity=_hours(config.label_maturity_hours),
                              max_duration=_days(config.max_duration_days))
     with document_store.open() as store:
-        # closed tests first: a rollback interrupted before its alias removal must not reopen a test
+        # unfinished decisions first (a crash between an outcome's writes), then closed tests: a rollback
+        # interrupted before its alias removal must not reopen a test
+        for line in complete_unfinished(client, store, specialist, actor=actor, dagster_run_id=context.run_id):
+            context.log.info(f"{specialist}: {line}")
         settle_closed(client, store, specialist, actor=actor, dagster_run_id=context.run_id)
         champion = registry.alias_version(client, specialist, registry.CHAMPION)
         challenger = registry.alias_version(client, specialist, registry.CHALLENGER)

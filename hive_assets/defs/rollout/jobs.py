@@ -16,7 +16,10 @@ from hive_assets.defs.k8s import SHORT_JOB_RUN_TAGS
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
 from hive_assets.defs.rollout.assets import RolloutClockConfig, ab_test_outcome, actor_of, clock
-from hive_assets.rollout import STOPPED, CheckResult, close_test, running_test, set_traffic, settle, start_test
+from hive_assets.defs.runs.lease import operator_lease
+from hive_assets.rollout import (
+    STOPPED, CheckResult, close_test, complete_unfinished, running_test, set_traffic, settle, start_test,
+)
 
 ab_test_check = dg.define_asset_job(
     "ab_test_check",
@@ -93,7 +96,8 @@ def start_ab_test(context: dg.OpExecutionContext, config: StartTestConfig, mlflo
     traffic = platform.ab_test_default_traffic if config.traffic is None else config.traffic
     if not 0 < traffic <= 100:
         raise dg.Failure(f"traffic must be in (0, 100], got {traffic}", allow_retries=False)
-    with document_store.open() as store:
+    with operator_lease(context, config.specialist), document_store.open() as store:
+        complete_unfinished(client, store, config.specialist, actor=actor, dagster_run_id=context.run_id)
         holder = registry.alias_version(client, config.specialist, registry.CHALLENGER)
         if holder is None or str(holder.version) != config.new_version:
             registry.ensure_alias(client, store, config.specialist, registry.CHALLENGER, config.new_version,
@@ -110,7 +114,8 @@ def start_ab_test(context: dg.OpExecutionContext, config: StartTestConfig, mlflo
 def expand_ab_test(context: dg.OpExecutionContext, config: ExpandTrafficConfig, mlflow: MlflowResource,
                    document_store: DocumentStoreResource) -> dict[str, Any]:
     client, actor = mlflow.client(), actor_of(context)
-    with document_store.open() as store:
+    with operator_lease(context, config.specialist), document_store.open() as store:
+        complete_unfinished(client, store, config.specialist, actor=actor, dagster_run_id=context.run_id)
         test = _running(store, config)
         try:
             test = set_traffic(store, test, config.traffic, clock(config), f"expanded by {actor}", actor)
@@ -124,7 +129,8 @@ def expand_ab_test(context: dg.OpExecutionContext, config: ExpandTrafficConfig, 
 def stop_ab_test(context: dg.OpExecutionContext, config: StopTestConfig, mlflow: MlflowResource,
                  document_store: DocumentStoreResource) -> dict[str, Any]:
     client, actor = mlflow.client(), actor_of(context)
-    with document_store.open() as store:
+    with operator_lease(context, config.specialist), document_store.open() as store:
+        complete_unfinished(client, store, config.specialist, actor=actor, dagster_run_id=context.run_id)
         test = close_test(store, _running(store, config), STOPPED, clock(config), config.reason)
         effects = settle(client, store, test, actor=actor, dagster_run_id=context.run_id)
     return _report(context, config.specialist, CheckResult(test, None, [], effects))

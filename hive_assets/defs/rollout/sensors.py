@@ -1,4 +1,6 @@
-"""ab_test_check_sensor: requests `ab_test_check` for every specialist with a running A/B test.
+"""ab_test_check_sensor: requests `ab_test_check` for every specialist with a running A/B test, or with an
+unfinished decision (an A/B outcome, promotion or rollback that a crash interrupted between two writes:
+the look completes it first, so nothing waits for an operator).
 
 Every AB_TEST_CHECK_INTERVAL_MINUTES (default 60). The run key is (specialist, test id, UTC hour), so
 the daemon launches at most one check per test and hour even when the interval is shorter or the
@@ -11,7 +13,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from hive_assets import clock
+from hive_assets import clock, registry
 from hive_assets.config import SPECIALISTS, Settings
 from hive_assets.defs.resources import DocumentStoreResource
 from hive_assets.defs.rollout.jobs import ab_test_check
@@ -28,12 +30,18 @@ def run_key(specialist: str, test_id: str, now: datetime) -> str:
     return f"{specialist}:{test_id}:{now.astimezone(timezone.utc):%Y%m%dT%H}"
 
 
+def resume_key(specialist: str, intent_id: str, now: datetime) -> str:
+    """A resume request's key: its own (the crashed look's hourly key is spent), at most one a minute."""
+    return f"{specialist}:resume:{intent_id}:{now.astimezone(timezone.utc):%Y%m%dT%H%M}"
+
+
 @dg.sensor(
     name=SENSOR_NAME,
     job=ab_test_check,
     minimum_interval_seconds=check_interval_seconds(),
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Hourly re-evaluation of each running A/B test (expansion, promotion, rollback).",
+    description="Hourly re-evaluation of each running A/B test (expansion, promotion, rollback); completes any "
+                "unfinished decision (A/B outcome, promotion, rollback) a crash left.",
 )
 def ab_test_check_sensor(context: dg.SensorEvaluationContext, document_store: DocumentStoreResource):
     now = clock.now()
@@ -41,16 +49,24 @@ def ab_test_check_sensor(context: dg.SensorEvaluationContext, document_store: Do
     keys: dict[str, str] = {}
     requests = []
     with document_store.open() as store:
+        unfinished = registry.specialists_with_unfinished(store)
         for specialist in SPECIALISTS:
+            tags = {"hive/actor": f"sensor:{SENSOR_NAME}"}
             test = running_test(store, specialist)
-            if test is None:
+            if unfinished.get(specialist):
+                key = resume_key(specialist, unfinished[specialist][0], now)
+                tags["hive/resume_intent"] = unfinished[specialist][0]
+            elif test is not None:
+                key = run_key(specialist, test["test_id"], now)
+            else:
                 continue
-            key = keys[specialist] = run_key(specialist, test["test_id"], now)
+            if test is not None:
+                tags["hive/ab_test_id"] = test["test_id"]
+            keys[specialist] = key
             if requested.get(specialist) != key:
-                requests.append(dg.RunRequest(run_key=key, partition_key=specialist,
-                                              tags={"hive/ab_test_id": test["test_id"],
-                                                    "hive/actor": f"sensor:{SENSOR_NAME}"}))
+                requests.append(dg.RunRequest(run_key=key, partition_key=specialist, tags=tags))
     cursor = json.dumps(keys, sort_keys=True)
     if not requests:
-        return dg.SensorResult(skip_reason="no running A/B test needs a check this hour", cursor=cursor)
+        return dg.SensorResult(skip_reason="no running A/B test or unfinished decision needs a check this hour",
+                               cursor=cursor)
     return dg.SensorResult(run_requests=requests, cursor=cursor)

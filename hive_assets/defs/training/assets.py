@@ -12,6 +12,7 @@ from hive_assets.defs.k8s import TRAINING_POD_TAGS
 from hive_assets.defs.catalog import OWNERS, TRAINING
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
+from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
 from hive_assets.evaluation import confusion_matrix_png, point_metrics, reliability_diagram_png
 from hive_assets.evaluation import calibration_metrics
 from hive_assets.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
@@ -46,9 +47,10 @@ class TrainConfig(dg.Config):
     retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
     # no output when nothing changed since the champion / open challenger: the rest of the graph is skipped
     output_required=False,
+    resource_defs={"run_lease": RUN_LEASE},  # the partition's one-writer lease, held for the whole run
 )
 def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanced_features: pd.DataFrame,
-                  mlflow: MlflowResource, document_store: DocumentStoreResource):
+                  mlflow: MlflowResource, document_store: DocumentStoreResource, run_lease: RunLeaseResource):
     """A calibrated classifier, logged to MLflow as one run for this specialist partition (params, metrics,
     feature schema, dataset input, model with signature, images, drift reference). The run ends FINISHED
     when this step succeeds and FAILED when it fails. When the data snapshot and the training configuration

@@ -1,0 +1,67 @@
+"""`hive doctor [--fix] [--json] [--specialist NAME]`: what a crash left behind, and (with --fix) its repair.
+
+Finds Dagster runs STARTED (or STARTING, CANCELING) whose process is gone (their run lease went stale:
+expired, or on this host a dead pid; a run with no lease is judged by HIVE_RETRAIN_MAX_RUNTIME_SECONDS),
+MLflow runs RUNNING without a live Dagster run, and leases still held for runs that ended. Read-only
+without --fix; with it each orphaned run is marked FAILURE with the reason, its MLflow runs ended FAILED,
+its leases released, so the retraining triggers' in-flight guard lets the next trigger fire. Exit 0 when
+nothing is wrong (or everything found was fixed), 1 when problems remain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from hive_assets.cli import _dagster
+from hive_assets.cli._args import add_verb, specialists
+from hive_assets.config import SPECIALISTS, Settings
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    names = [None] if sorted(args.specialist) == sorted(SPECIALISTS) else args.specialist
+    outcomes = [_dagster.doctor(fix=args.fix, specialist=name, mlflow_uri=Settings.from_env().mlflow_uri)
+                for name in names]
+    report = {key: [item for o in outcomes for item in o["report"][key]]
+              for key in ("dagster_runs", "mlflow_runs", "stale_leases")}
+    fixed = [line for o in outcomes for line in o["fixed"]]
+    mlflow = outcomes[0]["mlflow"]
+    problems = sum(len(v) for v in report.values())
+    if args.json:
+        print(json.dumps({**report, "fixed": fixed, "mlflow": mlflow, "read_only": not args.fix}, default=str))
+    else:
+        _print(report, fixed, mlflow, args.fix)
+    return 0 if problems == 0 or (args.fix and fixed) else 1
+
+
+def _print(report: dict, fixed: list[str], mlflow: str, fix: bool) -> None:
+    problems = sum(len(v) for v in report.values())
+    if problems == 0:
+        print("no orphaned runs or stale leases")
+    for run in report["dagster_runs"]:
+        print(f"dagster run {run['run_id']} ({run['job']}, {run['specialist'] or '-'}) {run['status']} since "
+              f"{run['started_at']}: {run['reason']}")
+    for run in report["mlflow_runs"]:
+        print(f"mlflow run {run['run_id']} ({run['specialist'] or '-'}) RUNNING: {run['reason']}")
+    for lease in report["stale_leases"]:
+        print(f"lease {lease['lease_id']} held for run {lease['owner_run_id']}: {lease['reason']}")
+    if mlflow != "checked":
+        print(f"MLflow runs not checked: {mlflow}")
+    if fix:
+        for line in fixed:
+            print(f"fixed: {line}")
+    elif problems:
+        print(f"{problems} problem(s); read-only: run `hive doctor --fix` to mark the runs failed and release "
+              "their leases")
+
+
+def add_parsers(sub) -> None:
+    p = add_verb(sub, "doctor", help="find (and with --fix repair) runs a crash left STARTED/RUNNING, and stale leases",
+                 description=__doc__.split("\n\n", 1)[1].strip(),
+                 env=("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME",
+                      "HIVE_RETRAIN_MAX_RUNTIME_SECONDS", "HIVE_LEASE_TTL_SECONDS"))
+    p.add_argument("--fix", action="store_true", help="act: mark orphans failed, end their MLflow runs, release leases")
+    p.add_argument("--json", action="store_true", help="print the findings (and fixes) as JSON")
+    p.add_argument("--specialist", type=specialists, default="all",
+                   help="'all', one name, or a comma-separated list")
+    p.set_defaults(func=cmd_doctor)

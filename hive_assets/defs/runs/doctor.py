@@ -1,0 +1,146 @@
+"""Orphaned runs, read from the Dagster instance and MLflow and acted on: `hive doctor` and the check at the
+start of every leased run. The decisions are `hive_assets.runs`'s; this module gathers the facts and applies
+the verdicts (run marked FAILURE with the reason, MLflow run ended FAILED with the reason as a tag, leases
+released by compare-and-swap so a live holder that renewed meanwhile keeps its lease)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import dagster as dg
+
+from hive_assets import clock, registry, runs
+from hive_assets.config import SPECIALISTS, Settings
+from hive_assets.data.store.base import DocumentStore
+
+ALIVE = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+FAILED_BY = "hive doctor"
+
+
+def specialist_of(run: dg.DagsterRun) -> str | None:
+    """The specialist a run works on: its partition, else the `model_type` / `specialist` of its op config."""
+    partition = run.tags.get("dagster/partition")
+    if partition in SPECIALISTS:
+        return partition
+    for op in ((run.run_config or {}).get("ops") or {}).values():
+        config = (op or {}).get("config") or {}
+        for key in ("model_type", "specialist"):
+            if config.get(key) in SPECIALISTS:
+                return config[key]
+    return None
+
+
+def _seconds(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, timezone.utc) if value else None
+
+
+def _facts(record) -> runs.RunFacts:
+    run = record.dagster_run
+    return runs.RunFacts(run.run_id, run.job_name, run.status.value, specialist_of(run),
+                         _seconds(record.start_time) or _seconds(record.create_timestamp.timestamp()))
+
+
+def experiment_id_of(client) -> str | None:
+    experiment = client.get_experiment_by_name(Settings.from_env().mlflow_experiment_name)
+    return experiment.experiment_id if experiment is not None else None
+
+
+def find_orphans(instance: dg.DagsterInstance, store: DocumentStore, client=None, *,
+                 specialist: str | None = None) -> runs.OrphanReport:
+    """What a crash left behind (for one specialist, or all). `client` None: Dagster runs and leases only."""
+    settings = Settings.from_env()
+    now = clock.wall_now()
+    max_runtime = timedelta(seconds=settings.retrain_max_runtime_seconds)
+    ttl = timedelta(seconds=settings.lease_ttl_seconds)
+    alive = [_facts(r) for r in instance.get_run_records(dg.RunsFilter(statuses=ALIVE))]
+    if specialist is not None:
+        alive = [r for r in alive if r.specialist == specialist]
+    leases = list(store.find(runs.COLLECTION))
+    if specialist is not None:
+        leases = [d for d in leases if d.get("specialist_type") == specialist]
+    report = runs.OrphanReport()
+    report.dagster_runs = runs.orphan_runs(alive, leases, now, max_runtime, ttl)
+    orphan_ids = {r["run_id"] for r in report.dagster_runs}
+    owners: dict[str, runs.RunFacts] = {}
+    for doc in leases:
+        owner = str(doc.get("owner_run_id"))
+        if doc.get("state") == runs.HELD and owner not in owners:
+            record = instance.get_run_records(dg.RunsFilter(run_ids=[owner]), limit=1)
+            if record:
+                owners[owner] = _facts(record[0])
+    report.stale_leases = runs.stale_leases(leases, owners, orphan_ids, now)
+    if client is not None:
+        experiment_id = experiment_id_of(client)
+        if experiment_id is not None:
+            facts, statuses = [], {}
+            for run in registry.running_runs(client, experiment_id):
+                tags = run.data.tags
+                dagster_id = tags.get("dagster.run_id")
+                facts.append(runs.MlflowRunFacts(run.info.run_id, dagster_id, tags.get("dagster.partition"),
+                                                 _seconds((run.info.start_time or 0) / 1000)))
+                if dagster_id and dagster_id not in statuses:
+                    found = instance.get_run_by_id(dagster_id)
+                    statuses[dagster_id] = found.status.value if found is not None else None
+            if specialist is not None:
+                facts = [f for f in facts if f.specialist == specialist]
+            report.mlflow_runs = runs.orphan_mlflow_runs(facts, statuses, orphan_ids, now, max_runtime)
+    return report
+
+
+def fix_orphans(instance: dg.DagsterInstance, store: DocumentStore, report: runs.OrphanReport, client=None, *,
+                by: str = FAILED_BY, warn: Callable[[str], None] | None = None) -> list[str]:
+    """Apply `report`: each orphaned Dagster run marked FAILURE (with the reason) and its leases released,
+    its RUNNING MLflow runs (and the report's) ended FAILED, stale leases released. Returns what it did."""
+    warn = warn or (lambda _message: None)
+    done: list[str] = []
+    mlflow_done: set[str] = set()
+    experiment_id = None
+    for orphan in report.dagster_runs:
+        run = instance.get_run_by_id(orphan["run_id"])
+        reason = f"marked failed by {by}: {orphan['reason']}"
+        if run is not None and run.status in ALIVE:
+            instance.report_run_failed(run, message=reason)
+            done.append(f"dagster run {orphan['run_id']} marked FAILURE ({orphan['reason']})")
+        for lease in orphan["leases"]:
+            if _release(store, lease, reason):
+                done.append(f"lease {lease['lease_id']} of run {orphan['run_id']} released")
+        if client is not None:
+            try:
+                experiment_id = experiment_id or experiment_id_of(client)
+                for mlflow_run in registry.running_runs(client, experiment_id, orphan["run_id"]) if experiment_id else []:
+                    if registry.mark_run_failed(client, mlflow_run.info.run_id, reason):
+                        mlflow_done.add(mlflow_run.info.run_id)
+                        done.append(f"mlflow run {mlflow_run.info.run_id} ended FAILED (its Dagster run "
+                                    f"{orphan['run_id']} is orphaned)")
+            except Exception as exc:  # MLflow down: the Dagster side is fixed; the next check ends the MLflow run
+                warn(f"could not end the MLflow runs of {orphan['run_id']}: {one_line(exc)}")
+    for lease in report.stale_leases:
+        if _release(store, lease, f"released by {by}: {lease['reason']}"):
+            done.append(f"lease {lease['lease_id']} of run {lease['owner_run_id']} released ({lease['reason']})")
+    for orphan in report.mlflow_runs:
+        if client is None or orphan["run_id"] in mlflow_done:
+            continue
+        if registry.mark_run_failed(client, orphan["run_id"], f"marked failed by {by}: {orphan['reason']}"):
+            done.append(f"mlflow run {orphan['run_id']} ended FAILED ({orphan['reason']})")
+    return done
+
+
+def _release(store: DocumentStore, lease: dict[str, Any], reason: str) -> bool:
+    current = store.find_one(runs.COLLECTION, {"lease_id": lease["lease_id"]})
+    # only the holder the report saw, and only while it is still stale (a heartbeat since revives it)
+    if current is None or current.get("token") != lease["token"] or current.get("state") != runs.HELD:
+        return False
+    if runs.stale_reason(current, clock.wall_now()) is None and current.get("owner_run_id") == lease["owner_run_id"]:
+        run_ended = lease.get("reason", "").startswith("its run is")
+        if not run_ended:
+            return False
+    return runs.release_stale(store, current, reason)
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    from hive_assets.config import redact_secrets
+
+    text = redact_secrets(" ".join(str(exc).split()) or type(exc).__name__)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

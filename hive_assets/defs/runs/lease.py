@@ -1,0 +1,149 @@
+"""The run lease as Dagster wiring: one writer per (job kind, specialist), whatever launched the run.
+
+* Asset runs (a sensor's `retrain_specialist`, `dagster asset materialize`, `hive train`, `hive collect`,
+  `hive drift check`, the UI, `hive loop`): every asset of the graph carries `RUN_LEASE` bound as its
+  `run_lease` resource, so the run's worker takes the lease once, before its first step, and gives it
+  up after its last one, on success and on failure (resource setup and teardown are run-scoped with the
+  in-process executor). A run whose selection is `ab_test_outcome` alone (the hourly `ab_test_check`)
+  takes the operator lease; any other the training lease of its partition.
+* Operator jobs (promote, rollback, alias, register, A/B start/expand/stop) are one op each: the op takes
+  the operator lease of its specialist around its work (`operator_lease`).
+
+Before taking a lease, the run checks its specialist for orphans (`doctor.find_orphans`: a run whose
+lease went stale is marked FAILURE, its lease released, its MLflow runs ended FAILED), then acquires,
+waiting up to HIVE_LEASE_WAIT_SECONDS for a live holder; after that it fails with "another run of
+<specialist> holds it (run ...)". A heartbeat thread renews the lease every third of HIVE_LEASE_TTL_SECONDS.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from hive_assets import runs
+from hive_assets.config import SPECIALISTS, Settings
+from hive_assets.data import open_store
+from hive_assets.defs.runs.doctor import find_orphans, fix_orphans, one_line
+
+# An asset's own `resource_defs` is beta in Dagster 1.13 (it warns at each decoration) yet the way to bind one
+# resource to every asset of the graph without each caller's resource dict having to name it.
+warnings.filterwarnings("ignore", message="Parameter `resource_defs` of function `asset`", category=dg.BetaWarning)
+
+#: asset-only runs of these jobs, or of `ab_test_outcome` alone, are operator work (A/B looks)
+OPERATOR_ASSET_JOBS = frozenset({"ab_test_check"})
+OPERATOR_ASSETS = frozenset({"ab_test_outcome"})
+
+
+def lease_target(run: dg.DagsterRun) -> tuple[str, str] | None:
+    """(kind, specialist) of an asset run's lease, or None for a run with no specialist partition."""
+    specialist = run.tags.get("dagster/partition")
+    if specialist not in SPECIALISTS:
+        return None
+    selection = {key.to_user_string() for key in run.asset_selection or ()}
+    operator = run.job_name in OPERATOR_ASSET_JOBS or (selection and selection <= OPERATOR_ASSETS)
+    return (runs.OPERATOR if operator else runs.TRAINING), specialist
+
+
+class LeaseLost(dg.Failure):
+    """The run's lease was taken over (its heartbeat stopped for a TTL): it must not write as the holder."""
+
+
+class _Holder:
+    """A lease this process holds, with its heartbeat."""
+
+    def __init__(self, lease: runs.Lease, heartbeat: runs.Heartbeat):
+        self.lease, self.heartbeat = lease, heartbeat
+
+    def end(self, reason: str) -> None:
+        self.heartbeat.stop()
+        with open_store() as store:
+            runs.release(store, self.lease, reason)
+
+
+def _mlflow_client():
+    from hive_assets.registry import client_for
+
+    return client_for(Settings.from_env().mlflow_uri)
+
+
+def take(instance: dg.DagsterInstance, run_id: str, job_name: str, kind: str, specialist: str, log) -> _Holder:
+    """The run-start check for `specialist`, then the lease (waiting up to the setting), with its heartbeat."""
+    settings = Settings.from_env()
+    with open_store() as store:
+        report = find_orphans(instance, store, specialist=specialist)
+        if not report.empty:
+            client = None
+            if report.dagster_runs:
+                try:
+                    client = _mlflow_client()
+                except Exception as exc:  # the Dagster side is fixed anyway; `hive doctor` ends the MLflow runs
+                    log.warning(f"MLflow unreachable for the run-start check: {one_line(exc)}")
+            for line in fix_orphans(instance, store, report, client, by=f"the start of run {run_id}",
+                                    warn=log.warning):
+                log.warning(f"run-start check: {line}")
+        lease, displaced = runs.acquire(
+            store, kind, specialist, run_id, ttl_seconds=settings.lease_ttl_seconds,
+            wait_seconds=settings.lease_wait_seconds, job_name=job_name,
+            on_wait=lambda holder: log.info(
+                f"waiting up to {settings.lease_wait_seconds} s for run {holder.get('owner_run_id')}, which holds "
+                f"the {kind} lease of {specialist}"))
+        if displaced is not None:  # went stale between the check and the acquisition
+            fix_orphans(instance, store, runs.OrphanReport(dagster_runs=[{
+                "run_id": displaced["owner_run_id"], "reason": displaced.get("stale_reason") or "lease stale",
+                "leases": []}]), by=f"the start of run {run_id}", warn=log.warning)
+    log.info(f"{lease.describe()} taken (ttl {settings.lease_ttl_seconds} s)")
+    heartbeat = runs.Heartbeat(open_store, lease, on_lost=log.error).start()
+    return _Holder(lease, heartbeat)
+
+
+class RunLeaseResource(dg.ConfigurableResource):
+    """The run's lease of its (job kind, specialist): taken when the run's resources are set up, released
+    at teardown. Reads the document store from the environment (MONGODB_URI or the SQLite store under
+    HIVE_HOME), so it has no configuration to show. Assets call `check()` before writing as the holder."""
+
+    _holder: Any = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        run = context.dagster_run
+        target = lease_target(run) if run is not None else None
+        if target is None or context.instance is None:
+            return  # direct invocation in a test, or a run with no specialist: nothing to guard
+        kind, specialist = target
+        try:
+            self._holder = take(context.instance, run.run_id, run.job_name, kind, specialist, context.log)
+        except runs.LeaseHeld as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._holder is not None:
+            self._holder.end("run ended")
+            self._holder = None
+
+    def check(self) -> None:
+        """Raise LeaseLost when the lease this run took was lost (a run that lost it must not write as
+        the partition's one writer)."""
+        if self._holder is not None and self._holder.heartbeat.lost:
+            raise LeaseLost(description=self._holder.heartbeat.lost, allow_retries=False)
+
+
+#: one instance, bound to every asset of the graph (assets bind it: a key the definitions' resources and the
+#: tests' own resource dicts need not provide)
+RUN_LEASE = RunLeaseResource()
+
+
+@contextmanager
+def operator_lease(context: dg.OpExecutionContext, specialist: str) -> Iterator[runs.Lease]:
+    """The operator lease of `specialist` around an operator op (the op is the whole run)."""
+    try:
+        holder = take(context.instance, context.run_id, context.job_name, runs.OPERATOR, specialist, context.log)
+    except runs.LeaseHeld as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    try:
+        yield holder.lease
+    finally:
+        holder.end("run ended")

@@ -1,0 +1,85 @@
+"""Intent before effect and idempotent rollback, on a real `mlflow server`: a rerun of a completed rollback
+is a no-op that says so (by the ledger, or by an explicit idempotency key), from Python and from the CLI."""
+
+from __future__ import annotations
+
+import pytest
+
+from hive_assets import registry
+from hive_assets_tests.registry.conftest import ledger, record_gate
+
+pytestmark = pytest.mark.services
+ME = "user:tester"
+
+
+def _champion(client) -> str:
+    return registry.alias_version(client, "business", registry.CHAMPION).version
+
+
+def test_a_rerun_of_a_completed_rollback_is_a_no_op_that_says_so(clean_registry, store, business_runs, mlflow_server,
+                                                                 monkeypatch, capsys):
+    client = clean_registry
+    for run_id in business_runs[:3]:
+        record_gate(store, "business", run_id)
+        registry.register(client, store, "business", run_id, actor=ME)
+    for version in ("1", "2", "3"):
+        registry.promote(client, store, "business", version, actor=ME)
+
+    first = registry.rollback(client, store, "business", actor=ME, reason="v3 misbehaves")
+    assert (first["version"], first["rolled_back_from"], first["moved"]) == ("2", "3", True)
+    rows = len(ledger(store, "business"))
+    again = registry.rollback(client, store, "business", actor=ME, reason="v3 misbehaves")
+    assert again["noop"] and again["message"].startswith("this rollback was already done")
+    assert "rolled back from v3 to v2" in again["message"]
+    assert _champion(client) == "2" and len(ledger(store, "business")) == rows  # not v2 -> v3 or v1
+    assert registry.rollback(client, store, "business", "2", actor=ME)["noop"]  # the same target: the same rollback
+
+    further = registry.rollback(client, store, "business", "1", actor=ME)  # rolling back further is explicit
+    assert (further["version"], further["rolled_back_from"]) == ("1", "2") and _champion(client) == "1"
+
+    keyed = registry.rollback(client, store, "business", "3", actor=ME, idempotency_key="incident-42")
+    assert keyed["version"] == "3" and _champion(client) == "3"
+    registry.promote(client, store, "business", "2", actor=ME)  # the world moves on
+    replay = registry.rollback(client, store, "business", "3", actor=ME, idempotency_key="incident-42")
+    assert replay["noop"] and "rollback 'incident-42' was already done" in replay["message"]
+    assert _champion(client) == "2"  # a replayed key changes nothing, even after later moves
+    intents = list(store.find("decision_intents", {"specialist_type": "business"}))
+    assert intents and {i["state"] for i in intents} == {"done"}
+    assert registry.ledger_agrees(client, store, "business")
+
+    # the operator's rerun from the shell: exit 0, says so, moves nothing
+    from hive_assets.cli._main import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    assert main(["deploy", "rollback", "--model-type", "business"]) == 0  # v2 -> v3 (v3 held it before v2)
+    capsys.readouterr()
+    rows = len(ledger(store, "business"))
+    assert main(["deploy", "rollback", "--model-type", "business"]) == 0
+    out = capsys.readouterr().out
+    assert "this rollback was already done" in out and "nothing changed" in out
+    assert _champion(client) == "3" and len(ledger(store, "business")) == rows
+
+
+def test_a_cli_error_names_the_cause_and_the_alias_state(clean_registry, store, business_runs, mlflow_server,
+                                                        monkeypatch, capsys):
+    client = clean_registry
+    record_gate(store, "business", business_runs[0])
+    registry.register(client, store, "business", business_runs[0], actor=ME)
+    registry.promote(client, store, "business", "1", actor=ME)
+    from hive_assets.cli._main import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    assert main(["deploy", "promote", "--model-type", "business", "--model-version", "7"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-2].startswith("error: business-evaluator has no version 7 (run ")
+    assert "DagsterExecutionStepExecutionError" not in "\n".join(err)
+    assert err[-1] == "now: business-evaluator@champion -> v1 (read back from MLflow)"
+
+    # MLflow unreachable: the state is unknown, and the line says how to check
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://user:s3cret@127.0.0.1:9")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    assert main(["deploy", "promote", "--model-type", "business", "--model-version", "1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err[-2]) < 500 and err[-2].startswith("error: ") and "s3cret" not in "\n".join(err)
+    assert err[-1].startswith("now: business-evaluator@champion unknown (MLflow at http://user:***@127.0.0.1:9 unreachable")
+    assert "hive deploy list --model-type business" in err[-1]

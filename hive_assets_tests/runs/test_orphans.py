@@ -1,0 +1,125 @@
+"""A run SIGKILLed mid-training (a real `retrain_specialist` run in its own process, killed by a hook on
+the training call) is found by `hive doctor` (read-only first), marked failed with `--fix` (its MLflow run
+FAILED, its lease released), and the feedback trigger that its STARTED run blocked fires again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timezone
+
+import dagster as dg
+import pytest
+
+from hive_assets import registry, runs
+from hive_assets.data import SQLiteStore
+from hive_assets.defs import build_defs
+from hive_assets.defs.monitoring.sensors import feedback_retraining_sensor
+from hive_assets.simulator import simulate
+
+pytestmark = pytest.mark.services
+
+KILLED_TRAINING = textwrap.dedent("""
+    import os, signal, sys
+    import dagster as dg
+    import hive_assets.defs.training.assets as training_assets
+    from hive_assets.definitions import defs
+
+    def killed(*args, **kwargs):  # the process dies inside the training step, as an OOM kill would
+        print("training", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    training_assets.train_model = killed
+    config = {"ops": {"raw_production_data": {"config": {"min_samples": 10}},
+                      "enhanced_features": {"config": {"min_training_samples": 50}}}}
+    defs.resolve_job_def("retrain_specialist").execute_in_process(
+        instance=dg.DagsterInstance.get(), partition_key="business", run_config=config,
+        tags={"hive/trigger_id": "manual:test", "hive/trigger_reason": "manual"})
+""")
+
+
+def test_a_run_killed_mid_training_is_found_marked_failed_and_the_next_trigger_fires(
+        hive_home, mlflow_server, monkeypatch, capsys):
+    experiment = "orphans"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", experiment)
+    monkeypatch.setenv("RETRAINING_FEEDBACK_THRESHOLD", "20")
+    store = SQLiteStore(hive_home / "store.sqlite")
+    simulate(store, plans=300, days=20, seed=5, now=datetime.now(timezone.utc), malformed_rate=0.0)
+
+    proc = subprocess.run([sys.executable, "-c", KILLED_TRAINING], capture_output=True, text=True, timeout=600,
+                          env={**os.environ})
+    assert proc.returncode == -signal.SIGKILL and proc.stdout.strip() == "training", proc.stderr[-2000:]
+
+    instance = dg.DagsterInstance.get()
+    (record,) = instance.get_run_records(dg.RunsFilter(job_name="retrain_specialist"))
+    run_id = record.dagster_run.run_id
+    assert record.dagster_run.status == dg.DagsterRunStatus.STARTED  # what a kill leaves
+    client = registry.client_for(mlflow_server)
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    (mlflow_run,) = registry.running_runs(client, experiment_id, run_id)
+    defs = build_defs()
+
+    def tick():
+        context = dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources)
+        return feedback_retraining_sensor.evaluate_tick(context)
+
+    blocked = tick()  # every specialist is over the threshold: only business has a (dead) run in flight
+    assert "business" not in [r.partition_key for r in blocked.run_requests] and blocked.run_requests
+
+    from hive_assets.cli._main import main
+
+    capsys.readouterr()
+    assert main(["doctor", "--json"]) == 1  # read-only: found, nothing changed
+    found = json.loads(capsys.readouterr().out)
+    (orphan,) = found["dagster_runs"]
+    assert orphan["run_id"] == run_id and orphan["specialist"] == "business"
+    assert orphan["reason"].startswith("process ") and orphan["reason"].endswith(" is gone")
+    assert [m["run_id"] for m in found["mlflow_runs"]] == [mlflow_run.info.run_id]
+    assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.STARTED
+    assert store.find_one(runs.COLLECTION, {"owner_run_id": run_id})["state"] == runs.HELD
+
+    assert main(["doctor", "--fix"]) == 0
+    text = capsys.readouterr().out
+    assert f"dagster run {run_id}" in text and "fixed: " in text
+    assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE
+    ended = client.get_run(mlflow_run.info.run_id)
+    assert ended.info.status == "FAILED" and "is gone" in ended.data.tags[registry.FAILURE_REASON_TAG]
+    lease = store.find_one(runs.COLLECTION, {"owner_run_id": run_id})
+    assert lease["state"] == runs.RELEASED and "hive doctor" in lease["release_reason"]
+
+    fired = tick()  # the in-flight guard no longer sees the dead run
+    assert "business" in [r.partition_key for r in fired.run_requests]
+    assert main(["doctor"]) == 0 and "no orphaned runs" in capsys.readouterr().out
+
+
+def test_the_next_run_of_the_specialist_marks_a_dead_holder_failed_at_its_start(hive_home, mlflow_server, monkeypatch):
+    """The run-start check: a run whose process is gone while it held the training lease (here a STARTED
+    run record and its lease, pid of a process that exited) is marked failed by the next run of that
+    specialist, whatever its kind (a cheap A/B look), before that run takes its own lease."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    dead_pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                                  text=True).stdout)
+    defs = build_defs()
+    instance = dg.DagsterInstance.get()
+    dead = instance.create_run_for_job(defs.resolve_job_def("retrain_specialist"), status=dg.DagsterRunStatus.STARTED,
+                                       tags={"dagster/partition": "business"})
+    store = SQLiteStore(hive_home / "store.sqlite")
+    lease, _ = runs.acquire(store, runs.TRAINING, "business", dead.run_id, ttl_seconds=3600)
+    store.update_one(runs.COLLECTION, {"lease_id": lease.lease_id}, {"pid": dead_pid})
+
+    look = defs.resolve_job_def("ab_test_check").execute_in_process(instance=instance, partition_key="business")
+    assert look.success
+    after = instance.get_run_by_id(dead.run_id)
+    assert after.status == dg.DagsterRunStatus.FAILURE
+    (failure,) = instance.all_logs(dead.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    assert f"the start of run {look.run_id}" in failure.dagster_event.message
+    assert f"process {dead_pid} on {runs.this_host()} is gone" in failure.dagster_event.message
+    released = store.find_one(runs.COLLECTION, {"lease_id": lease.lease_id})
+    assert released["state"] == runs.RELEASED and look.run_id in released["release_reason"]
+    operator = store.find_one(runs.COLLECTION, {"lease_id": runs.lease_id(runs.OPERATOR, "business")})
+    assert (operator["owner_run_id"], operator["state"]) == (look.run_id, runs.RELEASED)  # its own, given back
