@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from hive_assets.cli import _abtest, _data, _deploy, _drift, _home, _loop, _report, _simulate, _train
+from hive_assets.cli import _abtest, _clock, _data, _deploy, _drift, _home, _loop, _report, _simulate, _status, _train
 from hive_assets.cli._args import USAGE_ERROR, HelpFormatter, Parser, UsageError
 from hive_assets.config import ConfigError, Settings
 
@@ -37,6 +37,8 @@ def build_parser() -> Parser:
     _deploy.add_parsers(sub)
     _drift.add_parsers(sub)
     _loop.add_parsers(sub)
+    _clock.add_parsers(sub)
+    _status.add_parsers(sub)
     return parser
 
 

@@ -4,24 +4,34 @@ Every AB_TEST_CHECK_INTERVAL_MINUTES (default 60). The run key is (specialist, t
 the daemon launches at most one check per test and hour even when the interval is shorter or the
 cursor is reset; the cursor keeps the last key requested per specialist so a tick inside the same hour
 requests nothing.
+
+A test is looked at only once the platform clock has moved an interval (less a tenth, the daemon's
+jitter) past its last look (or its opening): on a simulated home whose clock stands still, a tick is a
+no-op however often the daemon evaluates the sensor (README, "The home's clock").
 """
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
 from hive_assets import clock
-from hive_assets.config import SPECIALISTS, Settings
+from hive_assets.config import SPECIALISTS, Settings, env_int
 from hive_assets.defs.resources import DocumentStoreResource
 from hive_assets.defs.rollout.jobs import ab_test_check
-from hive_assets.rollout import running_test
+from hive_assets.rollout import next_look, running_test
 
 SENSOR_NAME = "ab_test_check_sensor"
 
 
 def check_interval_seconds() -> int:
+    """AB_TEST_CHECK_INTERVAL_MINUTES in seconds: how far the platform clock moves between two looks."""
     return int(Settings.from_env().ab_test_check_interval_minutes * 60)
+
+
+def tick_interval_seconds() -> int:
+    """The daemon's interval (HIVE_AB_SENSOR_INTERVAL_SECONDS, which tests lower; default the check interval)."""
+    return env_int("HIVE_AB_SENSOR_INTERVAL_SECONDS", check_interval_seconds(), low=1)
 
 
 def run_key(specialist: str, test_id: str, now: datetime) -> str:
@@ -31,7 +41,7 @@ def run_key(specialist: str, test_id: str, now: datetime) -> str:
 @dg.sensor(
     name=SENSOR_NAME,
     job=ab_test_check,
-    minimum_interval_seconds=check_interval_seconds(),
+    minimum_interval_seconds=tick_interval_seconds(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Hourly re-evaluation of each running A/B test (expansion, promotion, rollback).",
 )
@@ -39,11 +49,18 @@ def ab_test_check_sensor(context: dg.SensorEvaluationContext, document_store: Do
     now = clock.now()
     requested = json.loads(context.cursor) if context.cursor else {}
     keys: dict[str, str] = {}
-    requests = []
+    requests, waiting = [], []
+    interval = timedelta(seconds=check_interval_seconds())
     with document_store.open() as store:
         for specialist in SPECIALISTS:
             test = running_test(store, specialist)
             if test is None:
+                continue
+            due = next_look(test, interval)
+            if now < due:
+                waiting.append(f"{specialist}: next look at {due:%Y-%m-%d %H:%M} UTC")
+                if specialist in requested:
+                    keys[specialist] = requested[specialist]
                 continue
             key = keys[specialist] = run_key(specialist, test["test_id"], now)
             if requested.get(specialist) != key:
@@ -52,5 +69,6 @@ def ab_test_check_sensor(context: dg.SensorEvaluationContext, document_store: Do
                                                     "hive/actor": f"sensor:{SENSOR_NAME}"}))
     cursor = json.dumps(keys, sort_keys=True)
     if not requests:
-        return dg.SensorResult(skip_reason="no running A/B test needs a check this hour", cursor=cursor)
+        reason = "no running A/B test needs a check this hour"
+        return dg.SensorResult(skip_reason=f"{reason} ({'; '.join(waiting)})" if waiting else reason, cursor=cursor)
     return dg.SensorResult(run_requests=requests, cursor=cursor)
