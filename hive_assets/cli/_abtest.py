@@ -42,7 +42,7 @@ def add_parsers(sub) -> None:
     def verb(name: str, help: str, description: str):
         p = add_verb(verbs, name, help=help, description=description, env=ENV)
         p.add_argument("--specialist", type=one_specialist, required=True, help="the specialist")
-        p.add_argument("--now", type=iso_datetime, help="ISO-8601 instant to act at (default: the wall clock)")
+        p.add_argument("--now", type=iso_datetime, help="ISO-8601 instant to act at (default: the home's clock: `hive clock`)")
         return p
 
     p = verb("start", "open a test of --new-version against the champion",
