@@ -99,6 +99,10 @@ def simulated_home(hive_home, mlflow_server, tmp_path, monkeypatch):
     instance.dispose()
 
 
+def observations(instance: dg.DagsterInstance) -> list:
+    return list(instance.fetch_observations(dg.AssetKey("platform_status"), limit=100).records)
+
+
 def store_counts(store) -> dict[str, int]:
     return {c: store.count(c) for c in ("drift_monitoring", "retraining_triggers", "ab_tests", "model_decisions",
                                         "specialist_opinions")}
@@ -121,6 +125,7 @@ def test_a_simulated_home_in_the_ui_changes_nothing_and_shows_the_loop(simulated
     assert all("next check at 2026-01-05 06:24 UTC" in t.skip_reason for t in later)
     champions = {s: registry.alias_version(client, s, registry.CHAMPION).version for s in SPECIALISTS}
     before = store_counts(store)
+    status_observations = len(observations(instance))
     runs_before = {r.run_id for r in instance.get_runs()}
 
     env = {**os.environ, "DAGSTER_HOME": str(Path(os.environ["HIVE_HOME"]) / "dagster"),
@@ -144,6 +149,7 @@ def test_a_simulated_home_in_the_ui_changes_nothing_and_shows_the_loop(simulated
         assert {s: registry.alias_version(client, s, registry.CHAMPION).version for s in SPECIALISTS} == champions
         assert all(registry.alias_version(client, s, registry.CHALLENGER) is None for s in SPECIALISTS)
         assert store_counts(store) == before
+        assert len(observations(instance)) == status_observations  # the status view did not change either
         daemon_ticks = ticks(instance, "drift_retraining_sensor")[:3]
         assert all(t.status == TickStatus.SKIPPED and "next check at" in t.skip_reason for t in daemon_ticks)
         assert clock.read_home_clock().now == START + timedelta(hours=HOURS)
@@ -161,11 +167,16 @@ def test_a_simulated_home_in_the_ui_changes_nothing_and_shows_the_loop(simulated
                 page.get_by_text(sensor, exact=True).first.wait_for()
             page.screenshot(path=str(shots / "1-automation.png"), full_page=True)
             page.goto(f"{dev.url}/locations/hive_assets/sensors/feedback_retraining_sensor")
-            page.get_by_text("Skipped").first.wait_for()
+            rows = page.locator("tbody tr").filter(has_text="0 runs requested")
+            rows.nth(loop_ticks["feedback_retraining_sensor"] + 2).wait_for()  # the loop's and the daemon's
             page.screenshot(path=str(shots / "2-sensor-ticks.png"), full_page=True)
-            # the loop's first tick (the oldest): its reason, stamped with the simulated hour
-            page.get_by_text("[2026-01-05 01:00 UTC, simulated]", exact=False).first.wait_for()
-            page.screenshot(path=str(shots / "3-loop-tick-reason.png"), full_page=True)
+            # the oldest tick is the loop's first: its skip reason (the status tag's tooltip) names the
+            # simulated hour and each specialist's count against the threshold
+            rows.last.get_by_text("0 runs requested").first.hover()
+            reason = page.get_by_text("[2026-01-05 01:00 UTC, simulated] business:").first
+            reason.wait_for()
+            assert "< threshold 8000" in reason.inner_text()
+            page.screenshot(path=str(shots / "3-loop-tick-reason.png"), full_page=False)
 
             # the status view: the five champions
             page.goto(f"{dev.url}/assets/platform_status")
