@@ -110,6 +110,7 @@ def run_loop(instance: dg.DagsterInstance, defs: dg.Definitions, store, tracking
     if start is None:
         raise ValueError("the document store holds no opinions: simulate and train first (make demo does)")
     start = start.astimezone(timezone.utc)
+    clock.pin(start, settings=dict(scenario.settings))  # a production home refuses here, before any hour
     world = ServingLoop(store, tracking_uri, seed=scenario.seed, label_noise=scenario.label_noise,
                         feedback_rate=scenario.feedback_rates, feedback_median_hours=scenario.feedback_median_hours,
                         drift=[d.at(start) for d in scenario.drift])
