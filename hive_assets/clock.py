@@ -36,7 +36,7 @@ CLOCK_FILE = "clock.json"
 SIMULATED, WALL = "simulated", "wall"
 
 __all__ = ["CLOCK_FILE", "SIMULATED_NOW", "HomeClock", "advance", "apply_home_settings", "clock_path",
-           "now", "parse_duration", "parse_instant", "pin", "read_home_clock", "release", "write_home_clock"]
+           "now", "parse_duration", "parse_instant", "pin", "read_home_clock", "release", "simulated", "write_home_clock"]
 
 
 def _config_error(message: str) -> Exception:
@@ -155,6 +155,16 @@ def now() -> datetime:
                                 f"({home_clock.now.isoformat()}): run `hive clock release`")
         return home_clock.now
     return datetime.now(timezone.utc)
+
+
+def simulated() -> bool:
+    """Whether "now" is simulated time (HIVE_SIMULATED_NOW, or a pinned home) rather than the wall clock.
+    On simulated time the sensors space their looks by the platform clock, since the daemon's wall-time
+    interval says nothing about how far that clock moved."""
+    if os.environ.get(SIMULATED_NOW, "").strip():
+        return True
+    home_clock = read_home_clock()
+    return home_clock is not None and home_clock.simulated
 
 
 def write_home_clock(home_clock: HomeClock, path: Path | None = None) -> HomeClock:

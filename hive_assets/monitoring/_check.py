@@ -132,8 +132,8 @@ def check_drift(store: DocumentStore, client, specialist: str, now: datetime | N
 
 def next_drift_check(store: DocumentStore, specialist: str, interval: timedelta) -> datetime | None:
     """When `specialist` is due for its next drift check on the platform clock: its last check plus the
-    interval, less a tenth (the daemon's ticks are seconds apart); None when it was never checked. A
-    simulated clock that stands still therefore checks nothing twice."""
+    interval, less a tenth (the daemon's ticks are seconds apart); None when it was never checked. The
+    drift sensor applies it on simulated time: a clock that stands still checks nothing twice."""
     from hive_assets.data import to_utc
 
     last = store.find_one("drift_monitoring", {"specialist_type": specialist}, sort=[("checked_at", -1)])

@@ -5,9 +5,10 @@ the daemon launches at most one check per test and hour even when the interval i
 cursor is reset; the cursor keeps the last key requested per specialist so a tick inside the same hour
 requests nothing.
 
-A test is looked at only once the platform clock has moved an interval (less a tenth, the daemon's
-jitter) past its last look (or its opening): on a simulated home whose clock stands still, a tick is a
-no-op however often the daemon evaluates the sensor (README, "The home's clock").
+On simulated time (a pinned home, HIVE_SIMULATED_NOW) a test is looked at only once the platform clock
+has moved an interval (less a tenth) past its last look (or its opening): on a home whose clock stands
+still, a tick is a no-op however often the daemon evaluates the sensor (README, "The home's clock"). On
+the wall clock the daemon's interval spaces the looks, as in production.
 """
 
 import json
@@ -46,7 +47,7 @@ def run_key(specialist: str, test_id: str, now: datetime) -> str:
     description="Hourly re-evaluation of each running A/B test (expansion, promotion, rollback).",
 )
 def ab_test_check_sensor(context: dg.SensorEvaluationContext, document_store: DocumentStoreResource):
-    now = clock.now()
+    now, simulated = clock.now(), clock.simulated()
     requested = json.loads(context.cursor) if context.cursor else {}
     keys: dict[str, str] = {}
     requests, waiting = [], []
@@ -56,8 +57,8 @@ def ab_test_check_sensor(context: dg.SensorEvaluationContext, document_store: Do
             test = running_test(store, specialist)
             if test is None:
                 continue
-            due = next_look(test, interval)
-            if now < due:
+            due = next_look(test, interval) if simulated else None
+            if due is not None and now < due:
                 waiting.append(f"{specialist}: next look at {due:%Y-%m-%d %H:%M} UTC")
                 if specialist in requested:
                     keys[specialist] = requested[specialist]
