@@ -12,8 +12,9 @@ override DAGSTER_HOME := $(abspath $(DAGSTER_HOME))
 SPECIALISTS := business technical behavior evolution architecture
 DEMO_PLANS ?= 4000
 DEMO_SEED ?= 42
-# The demo lives in simulated time: the history ends, and the first training happens, at DEMO_START
-# (the platform clock, HIVE_SIMULATED_NOW); `hive loop` then plays DEMO_DAYS from there. A fixed start
+# The demo lives in simulated time: the home's clock is pinned at DEMO_START (`hive clock pin`, kept in
+# $HIVE_HOME/clock.json), where the history ends and the first training happens; `hive loop` then plays
+# DEMO_DAYS from there and leaves the clock at its end (`hive clock advance` / `release` move it on). A fixed start
 # makes the whole demo deterministic: the same seed prints the same timeline on any day.
 DEMO_START ?= 2026-01-05T00:00:00Z
 DEMO_DAYS ?= 6
@@ -41,10 +42,10 @@ demo: export DAGSTER_WEBSERVER_URL ?= http://127.0.0.1:3000
 demo: install
 	@echo "== Dagster instance (to reuse it: eval \"\$$($(BIN)/hive env)\")"
 	@$(BIN)/hive env
+	@$(BIN)/hive clock pin $(DEMO_START)
 	@echo "== simulating 60 days of production data into $(HIVE_HOME), up to $(DEMO_START)"
-	HIVE_SIMULATED_NOW=$(DEMO_START) $(BIN)/hive simulate --plans $(DEMO_PLANS) --days 60 --seed $(DEMO_SEED) \
-	  --now $(DEMO_START)
-	@export HIVE_SIMULATED_NOW=$(DEMO_START); n=0; for s in $(SPECIALISTS); do \
+	$(BIN)/hive simulate --plans $(DEMO_PLANS) --days 60 --seed $(DEMO_SEED)
+	@n=0; for s in $(SPECIALISTS); do \
 	  n=$$((n + 1)); log=$(HIVE_HOME)/demo-$$s.log; start=$$SECONDS; \
 	  echo "== [$$n/$(words $(SPECIALISTS))] materializing the asset graph for $$s (log: $$log)"; \
 	  $(BIN)/dagster asset materialize -m hive_assets.definitions --select '*' --partition $$s > $$log 2>&1 \

@@ -1,10 +1,25 @@
-"""The platform's one clock: the wall clock, or the simulated instant `hive loop` plays.
+"""The platform's one clock: the home's clock (simulated or the wall), read by every process.
 
-`now()` is what every sensor, asset and ledger write uses as "the current time". When
-HIVE_SIMULATED_NOW holds an ISO-8601 instant (set by `hive loop` for each simulated hour, and by
-`make demo` for the first training), that instant is the time: the simulator, the sensors, the A/B
-controller and the documents' timestamps then agree on one clock, and a replay is deterministic.
-Unset (production), it is the wall clock in UTC.
+`now()` is what every sensor, asset and ledger write uses as "the current time". In order:
+
+1. HIVE_SIMULATED_NOW, when set explicitly (tests; `hive loop` sets it for each simulated hour in its
+   own process);
+2. the home's clock, `$HIVE_HOME/clock.json`: a simulated home stores its instant there, so the CLI,
+   `dagster dev`, `dagster-daemon` and every sensor of that home read the same time, and the time moves
+   only when someone moves it (`hive clock advance`, `hive loop`); a home whose file says "wall" (or has
+   no file: every production home) uses the wall clock;
+3. the wall clock in UTC.
+
+Why a file under HIVE_HOME and not the document store: `now()` is called on every ledger write and every
+sensor tick, by processes that may not have opened the store yet (and the store's code reads the clock);
+a small JSON file costs a stat per call (the parsed content is cached by modification time), has no
+import cycle, and lives beside the other embedded state of a simulated home. A production home needs
+no file (the wall clock); with HIVE_ENV=production a pinned file is an error, never a silent fake time.
+
+The file also keeps the scenario's settings a simulation changed (`hive loop`'s thresholds and
+intervals): `apply_home_settings()` exports them (an exported variable wins) before the code location
+reads its settings, so `dagster dev` on a simulated home judges with the thresholds its history was
+played with.
 
 `wall_now()` is the other clock, for one purpose only: whether a *process* is still alive (run leases
 and their heartbeats, the age of a Dagster run against its maximum runtime). Those measure real seconds
@@ -14,12 +29,26 @@ heartbeat is late.
 
 from __future__ import annotations
 
+import json
 import os
-from datetime import datetime, timezone
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 SIMULATED_NOW = "HIVE_SIMULATED_NOW"
+CLOCK_FILE = "clock.json"
+SIMULATED, WALL = "simulated", "wall"
 
-__all__ = ["SIMULATED_NOW", "now", "parse_instant", "wall_now"]
+__all__ = ["CLOCK_FILE", "SIMULATED_NOW", "HomeClock", "advance", "apply_home_settings", "clock_path",
+           "now", "parse_duration", "parse_instant", "pin", "read_home_clock", "release", "simulated", "wall_now",
+           "write_home_clock"]
+
+
+def _config_error(message: str) -> Exception:
+    from hive_assets.config import ConfigError  # config is imported lazily: it must not import this module
+
+    return ConfigError(message)
 
 
 def parse_instant(text: str) -> datetime:
@@ -28,17 +57,165 @@ def parse_instant(text: str) -> datetime:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
 
-def now() -> datetime:
-    """The current instant (aware UTC): HIVE_SIMULATED_NOW when set, else the wall clock."""
-    raw = os.environ.get(SIMULATED_NOW, "").strip()
-    if not raw:
-        return datetime.now(timezone.utc)
-    try:
-        return parse_instant(raw)
-    except ValueError:
-        from hive_assets.config import ConfigError
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([dhms])", re.IGNORECASE)
+_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 
-        raise ConfigError(f"{SIMULATED_NOW} must be an ISO-8601 instant, got {raw!r}") from None
+
+def parse_duration(text: str) -> timedelta:
+    """'6h', '2d', '1d12h', '90m', '30s' -> timedelta (positive); ValueError otherwise."""
+    compact = re.sub(r"\s+", "", text or "")
+    parts = _DURATION.findall(compact)
+    if not compact or "".join(f"{n}{u}" for n, u in parts).lower() != compact.lower():
+        raise ValueError(f"not a duration: {text!r} (e.g. 6h, 2d, 1d12h, 90m)")
+    delta = sum((timedelta(**{_UNITS[u.lower()]: float(n)}) for n, u in parts), timedelta())
+    if delta <= timedelta(0):
+        raise ValueError(f"a duration must be positive, got {text!r}")
+    return delta
+
+
+@dataclass(frozen=True)
+class HomeClock:
+    """What `$HIVE_HOME/clock.json` says: simulated at `now`, or the wall clock; plus the scenario's settings."""
+
+    mode: str = WALL
+    now: datetime | None = None
+    settings: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def simulated(self) -> bool:
+        return self.mode == SIMULATED
+
+    def as_dict(self) -> dict:
+        return {"mode": self.mode, "now": self.now.isoformat() if self.now else None, "settings": dict(self.settings)}
+
+
+def clock_path() -> Path:
+    from hive_assets.config import hive_home
+
+    return hive_home() / CLOCK_FILE
+
+
+_cache: dict[Path, tuple[tuple[int, int], HomeClock]] = {}
+
+
+def _parse(path: Path, text: str) -> HomeClock:
+    problem = f"{path}: malformed clock file"
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _config_error(f"{problem} ({exc.msg} at line {exc.lineno}); fix it, or run `hive clock release`") \
+            from None
+    if not isinstance(body, dict) or body.get("mode") not in (SIMULATED, WALL):
+        raise _config_error(f"{problem}: 'mode' must be {SIMULATED!r} or {WALL!r}; fix it, or run `hive clock release`")
+    settings = body.get("settings") or {}
+    if not isinstance(settings, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in settings.items()):
+        raise _config_error(f"{problem}: 'settings' must map variable names to strings")
+    at = None
+    if body["mode"] == SIMULATED:
+        try:
+            at = parse_instant(str(body.get("now") or ""))
+        except ValueError:
+            raise _config_error(f"{problem}: a simulated clock needs 'now' as an ISO-8601 instant, got "
+                                f"{body.get('now')!r}; fix it, or run `hive clock pin ISO`") from None
+    return HomeClock(body["mode"], at, dict(settings))
+
+
+def read_home_clock(path: Path | None = None) -> HomeClock | None:
+    """The home's clock file (None when the home has none); a malformed file is a one-line ConfigError."""
+    path = path or clock_path()
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    key = (stat.st_mtime_ns, stat.st_size)
+    cached = _cache.get(path)
+    if cached and cached[0] == key:
+        return cached[1]
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _config_error(f"{path}: cannot read the clock file ({exc.strerror})") from None
+    home_clock = _parse(path, text)
+    _cache[path] = (key, home_clock)
+    return home_clock
+
+
+def _production() -> bool:
+    return os.environ.get("HIVE_ENV", "").strip().lower() == "production"
+
+
+def now() -> datetime:
+    """The current instant (aware UTC): HIVE_SIMULATED_NOW, else the home's simulated clock, else the wall clock."""
+    raw = os.environ.get(SIMULATED_NOW, "").strip()
+    if raw:
+        try:
+            return parse_instant(raw)
+        except ValueError:
+            raise _config_error(f"{SIMULATED_NOW} must be an ISO-8601 instant, got {raw!r}") from None
+    home_clock = read_home_clock()
+    if home_clock is not None and home_clock.simulated:
+        if _production():
+            raise _config_error(f"HIVE_ENV=production, but {clock_path()} pins simulated time "
+                                f"({home_clock.now.isoformat()}): run `hive clock release`")
+        return home_clock.now
+    return datetime.now(timezone.utc)
+
+
+def simulated() -> bool:
+    """Whether "now" is simulated time (HIVE_SIMULATED_NOW, or a pinned home) rather than the wall clock.
+    On simulated time the sensors space their looks by the platform clock, since the daemon's wall-time
+    interval says nothing about how far that clock moved."""
+    if os.environ.get(SIMULATED_NOW, "").strip():
+        return True
+    home_clock = read_home_clock()
+    return home_clock is not None and home_clock.simulated
+
+
+def write_home_clock(home_clock: HomeClock, path: Path | None = None) -> HomeClock:
+    """Write the clock file atomically (a reader never sees half a file)."""
+    path = path or clock_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(home_clock.as_dict(), indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return home_clock
+
+
+def pin(at: datetime, settings: dict[str, str] | None = None, path: Path | None = None) -> HomeClock:
+    """Make the home simulated at `at` (keeping its settings unless new ones are given)."""
+    if _production():
+        raise _config_error("HIVE_ENV=production: a production home runs on the wall clock; it cannot be pinned")
+    current = read_home_clock(path)
+    kept = dict(current.settings) if current else {}
+    if settings is not None:
+        kept = dict(settings)
+    return write_home_clock(HomeClock(SIMULATED, at.astimezone(timezone.utc), kept), path)
+
+
+def advance(delta: timedelta, path: Path | None = None) -> HomeClock:
+    """Move a simulated home's clock forward by `delta`."""
+    current = read_home_clock(path)
+    if current is None or not current.simulated:
+        raise _config_error("this home runs on the wall clock: `hive clock pin ISO` first to simulate time")
+    if delta <= timedelta(0):
+        raise _config_error(f"the clock only moves forward, got {delta}")
+    return pin(current.now + delta, path=path)
+
+
+def release(path: Path | None = None) -> HomeClock:
+    """Go live: the home uses the wall clock from now on (its settings stay)."""
+    current = read_home_clock(path)
+    return write_home_clock(HomeClock(WALL, None, dict(current.settings) if current else {}), path)
+
+
+def apply_home_settings() -> dict[str, str]:
+    """Export the home's stored settings that are not already set (an exported variable wins); the ones applied."""
+    home_clock = read_home_clock()
+    applied = {k: v for k, v in (home_clock.settings if home_clock else {}).items() if not os.environ.get(k)}
+    os.environ.update(applied)
+    return applied
 
 
 def wall_now() -> datetime:

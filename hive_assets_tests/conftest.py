@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -14,8 +15,13 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from hive_assets_tests.services import *  # noqa: F401,F403  (ferretdb_uri, kafka_bootstrap, require_service)
-from hive_assets_tests.services import require_service, services_required
+# Before anything imports hive_assets: the tests' default home is an empty temporary one, never `./.hive` or
+# the developer's HIVE_HOME, whose clock.json (a pinned clock, the demo's scenario settings) would otherwise
+# set the time and the thresholds of every test that does not make its own home (hive_assets.clock).
+os.environ["HIVE_HOME"] = tempfile.mkdtemp(prefix="hive-tests-home-")
+
+from hive_assets_tests.services import *  # noqa: E402,F401,F403  (ferretdb_uri, kafka_bootstrap, require_service)
+from hive_assets_tests.services import require_service, services_required  # noqa: E402
 
 # CI (CI=true, or HIVE_REQUIRE_SERVICES=1 as .ci/run sets): the same examples on every run, so a red build
 # is reproducible and a green one is not luck; locally, random exploration finds new cases.

@@ -178,3 +178,15 @@ def run_loop(scenario, *, start=None, progress=None):
     with instance() as dagster_instance, open_store() as store:
         return play(dagster_instance, defs, store, Settings.from_env().mlflow_uri, scenario, start=start,
                     progress=progress)
+
+
+def platform_status():
+    """(platform clock, the `hive status` view of every specialist), the last trainings read from the instance."""
+    from hive_assets import clock
+    from hive_assets.config import Settings
+    from hive_assets.data import open_store
+    from hive_assets.defs.monitoring.status import current_status
+    from hive_assets.registry import client_for
+
+    with instance() as dagster_instance, open_store() as store:
+        return clock.now(), current_status(dagster_instance, store, client_for(Settings.from_env().mlflow_uri))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
+from hive_assets import clock
 from hive_assets.cli._args import add_verb
 from hive_assets.config import dagster_home, hive_home
 
@@ -51,6 +52,7 @@ def prepare(announce: bool = True) -> Home:
     os.environ["DAGSTER_HOME"] = str(home.dagster_home)
     home.hive_home.mkdir(parents=True, exist_ok=True)
     write_instance_settings(home.dagster_home)
+    clock.apply_home_settings()  # a simulated home's scenario settings; an exported variable wins
     if announce:
         print(f"hive: {home.describe()}", file=sys.stderr)
     return home

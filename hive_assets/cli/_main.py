@@ -11,7 +11,9 @@ import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from hive_assets.cli import _abtest, _data, _deploy, _doctor, _drift, _home, _loop, _report, _simulate, _train
+from hive_assets.cli import (
+    _abtest, _clock, _data, _deploy, _doctor, _drift, _home, _loop, _report, _simulate, _status, _train,
+)
 from hive_assets.cli._args import USAGE_ERROR, HelpFormatter, Parser, UsageError
 from hive_assets.config import ConfigError, Settings
 
@@ -39,6 +41,8 @@ def build_parser() -> Parser:
     _drift.add_parsers(sub)
     _loop.add_parsers(sub)
     _doctor.add_parsers(sub)
+    _clock.add_parsers(sub)
+    _status.add_parsers(sub)
     return parser
 
 

@@ -30,8 +30,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"nothing materialized yet in the Dagster instance {os.environ.get('DAGSTER_HOME', '')}: "
               "run `make demo`, or `hive simulate` then `hive collect` or `dagster asset materialize`")
         return 1 if args.strict else 0
+    champions = _champions()
     header = f"{'specialist':<13}{'rows':>7}{'quar.':>7}{'test':>6}  {'accuracy [95% CI]':<22}{'macro-F1 [95% CI]':<22}" \
-             f"{'conf.':>6}  {'gate':<6}{'model version':<28}"
+             f"{'conf.':>6}  {'gate':<6}{'latest version':<30}{'champion':<9}"
     print(header)
     print("-" * len(header))
     ok = True
@@ -51,12 +52,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         gate = "pass" if val.get("gate_passed") else "FAIL"
         if reg and reg_run == val_run:
-            version = f"{reg['model']} v{reg['version']} @{reg['alias'] or '-'}"
+            version = f"{reg['model']} v{reg['version']} @{reg['alias'] or '-'}"  # its alias when registered
         else:
             version = "blocked by gate" if not val.get("gate_passed") else "not registered"
             ok = False
         print(f"{specialist:<13}{raw.get('rows', 0):>7}{raw.get('quarantined_total', 0):>7}{val.get('n_test', 0):>6}  "
-              f"{fmt('accuracy'):<22}{fmt('macro_f1'):<22}{pm.get('confidence_mean', 0):>6.3f}  {gate:<6}{version:<28}")
+              f"{fmt('accuracy'):<22}{fmt('macro_f1'):<22}{pm.get('confidence_mean', 0):>6.3f}  {gate:<6}{version:<30}"
+              f"{champions.get(specialist) or 'none':<9}")
         if not val.get("gate_passed"):
             print(f"{'':<13}gate: {val.get('gate')}")
     return 0 if ok or not args.strict else 1
@@ -68,12 +70,23 @@ def _plain(metadata: dict) -> dict:
             if v is None or isinstance(v, (bool, int, float, dict, list)) or (isinstance(v, str) and len(v) < 500)}
 
 
+def _champions() -> dict[str, str]:
+    """`v<N>` of each specialist's current champion (the registry alias), which the latest trained version
+    need not be (a challenger under test, a version rolled back, a gate that blocked it)."""
+    from hive_assets.config import Settings
+    from hive_assets.registry import CHAMPION, alias_version, client_for
+
+    client = client_for(Settings.from_env().mlflow_uri)
+    return {s: f"v{v.version}" for s in SPECIALISTS if (v := alias_version(client, s, CHAMPION)) is not None}
+
+
 def add_parsers(sub) -> None:
     p = add_verb(sub, "report", help="what the latest run of each specialist produced",
                  description="The per-specialist table `make demo` prints, read from the Dagster instance: rows "
                              "and quarantined documents collected, test-set size, accuracy and macro-F1 with "
-                             "95% plan-bootstrap intervals, mean confidence, the gate, and the registered "
-                             "version. On an empty instance it says so and exits 0.",
+                             "95% plan-bootstrap intervals, mean confidence, the gate, the latest registered "
+                             "version (with the alias it got) and the current champion (the registry alias). On an "
+                             "empty instance it says so and exits 0.",
                  env=("HIVE_HOME", "DAGSTER_HOME"))
     add_specialist(p)
     p.add_argument("--json", action="store_true",

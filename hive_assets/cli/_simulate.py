@@ -66,7 +66,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--label-rate", type=fraction, default=0.85,
                    help="0..1: answered share of opinions (human feedback); production answers a few percent")
     p.add_argument("--now", type=iso_datetime,
-                   help="ISO-8601 end of the simulated period; a naive time is UTC (default: the current time)")
+                   help="ISO-8601 end of the simulated period; a naive time is UTC (default: the home's clock: `hive clock`)")
     p.add_argument("--no-serve", action="store_true",
                    help="opinions from the pre-platform heuristic even when champions exist (default: serve "
                         "with the registered champions)")

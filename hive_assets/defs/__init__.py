@@ -3,9 +3,15 @@ jobs and sensors that call the domain layer and hold no decisions of their own."
 
 import dagster as dg
 
+from hive_assets import clock
 from hive_assets.config import check_production
-from hive_assets.defs import data, evaluation, features, monitoring, registry, rollout, training
-from hive_assets.defs.resources import default_resources
+
+# a simulated home's scenario settings (clock.json) go into the environment before the stages read
+# theirs: sensor intervals and thresholds are fixed when the code location loads
+clock.apply_home_settings()
+
+from hive_assets.defs import data, evaluation, features, monitoring, registry, rollout, training  # noqa: E402
+from hive_assets.defs.resources import default_resources  # noqa: E402
 
 STAGES = (data, features, training, evaluation, registry, rollout, monitoring)
 

@@ -11,10 +11,12 @@ trigger rules the feedback and drift sensors apply, and the documents they write
 - `feedback_trigger(...)`, run keys and the sensors' JSON cursor; `MonitoringSettings.from_env()`.
 - `record_trigger` / `update_trigger_status` (forward-only, idempotent) and `save_drift_check`.
 - `psi_chart_png(features, threshold)` and `drift_changed(previous, decision, score)`: what the UI shows.
+- `platform_status(store, client, ...)`: what each specialist is doing (`hive status`, the UI's `platform_status`).
 """
 
 from hive_assets.monitoring._charts import drift_changed, psi_chart_png
-from hive_assets.monitoring._check import MODEL_UNAVAILABLE, DriftCheck, check_drift, drift_window
+from hive_assets.monitoring._status import SpecialistStatus, format_status, platform_status, status_markdown
+from hive_assets.monitoring._check import MODEL_UNAVAILABLE, DriftCheck, check_drift, drift_window, next_drift_check
 from hive_assets.monitoring._drift import (
     DEFAULT_ALPHA, DEFAULT_MIN_ROWS, DEFAULT_THRESHOLD, PSI_FLOOR, REFERENCE_FORMAT_VERSION, build_reference,
     drift_decision, feature_drift, psi, psi_null_pvalue,
@@ -33,8 +35,9 @@ __all__ = [
     "MODEL_UNAVAILABLE",
     "DEFAULT_ALPHA", "DEFAULT_COOLDOWN", "DEFAULT_FEEDBACK_THRESHOLD", "DEFAULT_MIN_ROWS", "DEFAULT_THRESHOLD",
     "DRIFT_CHECKS", "PSI_FLOOR", "REFERENCE_FORMAT_VERSION", "STATUS_RANK", "TRIGGERS", "DriftCheck",
-    "MonitoringSettings", "SpecialistCursor", "TriggerDecision", "build_reference", "check_drift", "decode_cursor",
+    "MonitoringSettings", "SpecialistCursor", "SpecialistStatus", "format_status", "platform_status",
+    "status_markdown", "TriggerDecision", "build_reference", "check_drift", "decode_cursor",
     "drift_decision", "drift_run_key", "drift_window", "encode_cursor", "feature_drift", "feedback_run_key",
-    "feedback_trigger", "psi", "psi_null_pvalue", "record_trigger", "save_drift_check", "time_bucket",
+    "feedback_trigger", "next_drift_check", "psi", "psi_null_pvalue", "record_trigger", "save_drift_check", "time_bucket",
     "trusted_feedback_count", "update_trigger_status", "drift_changed", "psi_chart_png",
 ]

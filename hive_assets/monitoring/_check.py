@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pandas as pd
@@ -152,3 +152,13 @@ def check_drift(store: DocumentStore, client, specialist: str, now: datetime | N
     return DriftCheck(specialist, "checked", f"{specialist} v{version.version}: {verdict['decision']} "
                       f"({verdict['reason']})", model_version=str(version.version), document=document,
                       run_key=run_key)
+
+
+def next_drift_check(store: DocumentStore, specialist: str, interval: timedelta) -> datetime | None:
+    """When `specialist` is due for its next drift check on the platform clock: its last check plus the
+    interval, less a tenth (the daemon's ticks are seconds apart); None when it was never checked. The
+    drift sensor applies it on simulated time: a clock that stands still checks nothing twice."""
+    from hive_assets.data import to_utc
+
+    last = store.find_one("drift_monitoring", {"specialist_type": specialist}, sort=[("checked_at", -1)])
+    return None if last is None else to_utc(last["checked_at"]) + interval - interval / 10

@@ -7,7 +7,7 @@ survive restarts. The rollout controller (schedule, sequential statistics) build
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from hive_assets import clock
@@ -15,6 +15,16 @@ from hive_assets.data.store.base import DocumentStore
 
 RUNNING = "running"
 SUPERSEDED = "superseded"
+
+
+def next_look(test: dict[str, Any], interval: timedelta) -> datetime:
+    """When a running test is due for its next look on the platform clock: its last look (or its opening)
+    plus the check interval, less a tenth of it (the daemon's tick and the run's start are seconds apart).
+    A simulated clock that stands still therefore never looks twice."""
+    from hive_assets.data import to_utc
+
+    last = to_utc(test.get("last_check_at") or test["started_at"])
+    return last + interval - interval / 10
 
 
 def test_id_for(specialist: str, challenger_version: str, started_at: datetime) -> str:

@@ -49,9 +49,11 @@ def test_no_drift_records_the_check_and_requests_nothing(env):
     assert decode_cursor(result.cursor)["business"].last_check_at is not None
 
 
-def test_drift_requests_a_run_keyed_by_version_and_interval_and_writes_the_trigger(env):
+def test_drift_requests_a_run_keyed_by_version_and_interval_and_writes_the_trigger(env, monkeypatch):
     store, instance, defs, (uri, version) = env
-    simulate(store, plans=500, days=0.5, seed=32, now=datetime.now(timezone.utc), drift=1.0, feedback_rate=0.0)
+    at = datetime.now(timezone.utc)
+    simulate(store, plans=500, days=0.5, seed=32, now=at, drift=1.0, feedback_rate=0.0)
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", at.isoformat())
     result = tick(instance, defs, uri)
     [request] = result.run_requests
     assert request.partition_key == "business"
@@ -62,13 +64,16 @@ def test_drift_requests_a_run_keyed_by_version_and_interval_and_writes_the_trigg
     assert trigger["status"] == "pending" and trigger["reason"] == "drift"
     assert trigger["drift_score"] == pytest.approx(check["drift_score"]) and check["decision"] == "drift"
     assert check["run_key"] == request.run_key
-    # the next tick, inside the cooldown, records the check but requests nothing
+    # while the platform clock stands still, a tick (even with a reset cursor) checks and requests nothing
+    reset = encode_cursor({"business": SpecialistCursor()})
+    still = tick(instance, defs, uri, reset)
+    assert still.run_requests == [] and "business: next check at" in still.skip_message
+    assert store.count("drift_monitoring", {"specialist_type": "business"}) == 1
+    # an interval later, inside the cooldown: the check is recorded, nothing requested
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", (at + timedelta(hours=1)).isoformat())
     again = tick(instance, defs, uri, result.cursor)
     assert again.run_requests == [] and "cooldown" in again.skip_message
     assert store.count("drift_monitoring", {"specialist_type": "business"}) == 2
-    # a cursor without the request (reset): the same interval gives the same run key (the daemon dedups)
-    reset = encode_cursor({"business": SpecialistCursor()})
-    assert [r.run_key for r in tick(instance, defs, uri, reset).run_requests] == [request.run_key]
 
 
 def test_store_unavailable_skips(env):

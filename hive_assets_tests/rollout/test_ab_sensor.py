@@ -77,3 +77,26 @@ def test_the_sensor_targets_the_check_job_at_the_configured_interval(monkeypatch
 def test_run_keys_encode_specialist_test_and_utc_hour(hour):
     now = datetime(2026, 3, 2, hour, 59, 59, tzinfo=timezone.utc)
     assert run_key("business", "business_v2_x", now) == f"business:business_v2_x:20260302T{hour:02d}"
+
+
+def test_no_look_until_the_platform_clock_has_moved_an_interval(hive_home, monkeypatch):
+    """A simulated home whose clock stands still: however often the daemon ticks, the test is not looked at
+    again until the clock has moved AB_TEST_CHECK_INTERVAL_MINUTES (less a tenth) past its last look."""
+    from datetime import timedelta
+
+    store = SQLiteStore(hive_home / "store.sqlite")
+    test, _ = open_test(store, "business", "1", "2", 10, now=OPENED)
+    looked = OPENED + timedelta(hours=6)
+    store.update_one("ab_tests", {"test_id": test["test_id"]}, {"last_check_at": looked})
+    defs = build_defs()
+    with dg.instance_for_test() as instance:
+        for at, expected in ((looked, 0), (looked + timedelta(minutes=50), 0), (looked + timedelta(minutes=54), 1)):
+            monkeypatch.setenv("HIVE_SIMULATED_NOW", at.isoformat())
+            result, _, _ = tick(defs, instance)
+            assert len(result.run_requests) == expected, (at, result.skip_message)
+            if not expected:
+                assert "business: next look at 2026-03-02 15:54 UTC" in result.skip_message
+        # a test just opened waits an interval too (a look with no labels yet decides nothing)
+        open_test(store, "technical", "4", "5", 10, now=looked)
+        monkeypatch.setenv("HIVE_SIMULATED_NOW", looked.isoformat())
+        assert tick(defs, instance)[0].run_requests == []

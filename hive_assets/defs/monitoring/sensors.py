@@ -23,7 +23,7 @@ from hive_assets.defs.training.jobs import retrain_specialist
 from hive_assets.figures import png_markdown
 from hive_assets.monitoring import (
     MonitoringSettings, SpecialistCursor, check_drift, decode_cursor, drift_changed, encode_cursor, feedback_trigger,
-    psi_chart_png, record_trigger, save_drift_check, trusted_feedback_count, update_trigger_status,
+    next_drift_check, psi_chart_png, record_trigger, save_drift_check, trusted_feedback_count, update_trigger_status,
 )
 from hive_assets.rollout import running_test
 
@@ -173,7 +173,7 @@ def feedback_retraining_sensor(context: dg.SensorEvaluationContext, document_sto
 def drift_retraining_sensor(context: dg.SensorEvaluationContext, document_store: DocumentStoreResource,
                             mlflow: MlflowResource):
     settings = MonitoringSettings.from_env()
-    now = clock.now()
+    now, simulated = clock.now(), clock.simulated()
     state = decode_cursor(context.cursor)
     client = mlflow.client()
     requests, notes, events = [], [], []
@@ -182,6 +182,13 @@ def drift_retraining_sensor(context: dg.SensorEvaluationContext, document_store:
         with document_store.open() as store:
             for s in SPECIALISTS:
                 previous = state.get(s, SpecialistCursor())
+                # on simulated time, a check only once the platform clock moved an interval (the wall
+                # clock always moves: there the daemon's interval spaces the checks)
+                due = next_drift_check(store, s, settings.drift_check_interval) if simulated else None
+                if due is not None and now < due:
+                    notes.append(f"{s}: next check at {due:%Y-%m-%d %H:%M} UTC")
+                    state[s] = previous
+                    continue
                 check = check_drift(store, client, s, now, settings, plan_cache=plans)
                 updated = SpecialistCursor(last_request_at=previous.last_request_at,
                                            last_run_key=previous.last_run_key, last_check_at=now)

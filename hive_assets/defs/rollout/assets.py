@@ -27,7 +27,7 @@ from hive_assets.rollout import (
 
 class RolloutClockConfig(dg.Config):
     now: str = Field("", description="ISO-8601 instant to act at (the injectable clock, for simulation and "
-                                     "replays); empty means the wall clock")
+                                     "replays); empty means the platform clock (the home's, `hive clock`)")
 
 
 class AbTestOutcomeConfig(RolloutClockConfig):

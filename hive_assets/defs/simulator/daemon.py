@@ -14,14 +14,22 @@ work itself, with the production code and the production instance:
 - the run-status sensors then see the run's STARTED event and its final event, as the daemon's
   run-status loop would, and update the trigger documents.
 
+- each evaluation is stored as the instance's tick record, as the daemon stores it (`create_tick` /
+  `update_tick`: SKIPPED with the sensor's skip reason, or SUCCESS with the run ids and run keys; FAILURE
+  with the error), and the sensor's `InstigatorState` (cursor, last run key, tick timestamps) is the one
+  the daemon reads: the Automation page of `dagster dev` shows the loop's ticks, and a daemon started
+  afterwards continues from the loop's cursors. A sensor stopped in the UI is not evaluated.
+
 The clock is HIVE_SIMULATED_NOW (hive_assets.clock), which the caller sets for the hour: sensors,
-assets and ledger rows read it. What differs from the daemon: runs execute one after another in this
-process (the in-process executor) instead of through the run launcher, and sensor ticks are not
-stored as tick records (the runs, their tags, the asset events and the cursors are).
+assets and ledger rows read it. Tick timestamps are the wall time of the evaluation (as the runs' are;
+the daemon purges and spaces ticks by wall time), and each skip reason starts with the simulated instant.
+What differs from the daemon: runs execute one after another in this process (the in-process executor)
+instead of through the run launcher.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,9 +37,28 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import dagster as dg
+from dagster._core.definitions.repository_definition.valid_definitions import SINGLETON_REPOSITORY_NAME
+from dagster._core.definitions.run_request import InstigatorType
+from dagster._core.definitions.sensor_definition import SensorType
+from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteInstigatorOrigin, RemoteRepositoryOrigin
+from dagster._core.scheduler.instigation import (
+    InstigatorState, InstigatorStatus, SensorInstigatorData, TickData, TickStatus,
+)
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._utils.error import serializable_error_info_from_exc_info
 
 from hive_assets.defs.monitoring.sensors import TRIGGER_TAG
+
+# the code location's name in workspace.yaml: tick records and sensor states are found by the selector
+# (location, repository, sensor name), so the UI and the daemon of `dagster dev -w workspace.yaml` see them
+LOCATION_NAME = "hive_assets"
+MODULE = "hive_assets.definitions"
+
+
+def sensor_origin(name: str) -> RemoteInstigatorOrigin:
+    code_location = InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name=MODULE), location_name=LOCATION_NAME)
+    return RemoteInstigatorOrigin(RemoteRepositoryOrigin(code_location, SINGLETON_REPOSITORY_NAME), name)
 
 
 @dataclass
@@ -77,17 +104,70 @@ class InProcessDaemon:
             if not self.due(sensor, now):
                 continue
             self.last_evaluated[sensor.name] = now
-            context = dg.build_sensor_context(instance=self.instance, cursor=self.cursors.get(sensor.name),
-                                              definitions=self.defs, resources=self.defs.resources)
-            data = sensor.evaluate_tick(context)
-            if data.cursor is not None:
-                self.cursors[sensor.name] = data.cursor
-            for event in data.asset_events:
+            launched += self._evaluate(sensor, now)
+        return launched
+
+    def _state(self, sensor: dg.SensorDefinition) -> InstigatorState:
+        """The sensor's stored state, created as the daemon creates it for a sensor that starts RUNNING."""
+        origin = sensor_origin(sensor.name)
+        state = self.instance.get_instigator_state(origin.get_id(), origin.get_selector().get_id())
+        if state is None:
+            status = (InstigatorStatus.DECLARED_IN_CODE if sensor.default_status == dg.DefaultSensorStatus.RUNNING
+                      else InstigatorStatus.STOPPED)
+            state = InstigatorState(origin, InstigatorType.SENSOR, status, SensorInstigatorData(
+                min_interval=sensor.minimum_interval_seconds, last_sensor_start_timestamp=time.time(),
+                sensor_type=SensorType.STANDARD))
+            self.instance.add_instigator_state(state)
+        return state
+
+    def _evaluate(self, sensor: dg.SensorDefinition, now: datetime) -> list[LaunchedRun]:
+        state = self._state(sensor)
+        if not state.is_running:
+            return []  # stopped in the UI: the daemon would not evaluate it either
+        data = state.sensor_instigator_data
+        cursor = self.cursors.get(sensor.name, data.cursor if data else None)
+        started = time.time()
+        tick = self.instance.create_tick(TickData(
+            instigator_origin_id=state.instigator_origin_id, instigator_name=sensor.name,
+            instigator_type=InstigatorType.SENSOR, status=TickStatus.STARTED, timestamp=started,
+            selector_id=state.selector_id))
+        launched, skipped = [], []
+        try:
+            context = dg.build_sensor_context(instance=self.instance, cursor=cursor, definitions=self.defs,
+                                              resources=self.defs.resources)
+            result = sensor.evaluate_tick(context)
+            if result.cursor is not None:
+                self.cursors[sensor.name] = result.cursor
+            for event in result.asset_events:
                 self.instance.report_runless_asset_event(event)
-            for request in data.run_requests or []:
+            for request in result.run_requests or []:
                 run = self.launch(now, sensor.job_name, request, sensor=sensor.name)
-                if run is not None:
+                if run is None:
+                    skipped.append(request.run_key)
+                else:
                     launched.append(run)
+                    tick = tick.with_run_info(run.run_id, request.run_key)
+        except Exception:
+            tick = tick.with_status(TickStatus.FAILURE, error=serializable_error_info_from_exc_info(sys.exc_info()))
+            self.instance.update_tick(tick)
+            raise
+        prefix = f"[{now:%Y-%m-%d %H:%M} UTC, simulated] "
+        if launched:
+            tick = tick.with_status(TickStatus.SUCCESS)
+        else:
+            reason = result.skip_message or "Sensor function returned an empty result"
+            if skipped:
+                reason = f"{reason}; skipped runs already launched with run keys {', '.join(map(str, skipped))}"
+            tick = tick.with_status(TickStatus.SKIPPED).with_reason(prefix + reason)
+        cursor = self.cursors.get(sensor.name, cursor)
+        tick = tick.with_cursor(cursor)
+        self.instance.update_tick(tick)
+        last_run_key = tick.run_keys[-1] if tick.run_keys else (data.last_run_key if data else None)
+        self.instance.update_instigator_state(state.with_data(SensorInstigatorData(
+            last_tick_timestamp=started, last_run_key=last_run_key, min_interval=sensor.minimum_interval_seconds,
+            cursor=cursor, last_tick_start_timestamp=started,
+            last_sensor_start_timestamp=data.last_sensor_start_timestamp if data else None,
+            sensor_type=SensorType.STANDARD, last_tick_success_timestamp=time.time())))
         return launched
 
     # -- runs -------------------------------------------------------------------------------------------

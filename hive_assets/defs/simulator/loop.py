@@ -1,11 +1,14 @@
 """`hive loop`: D simulated days of production, hour by hour, with the platform acting as in production.
 
-Each simulated hour: the clock (HIVE_SIMULATED_NOW) moves to the hour's end; the simulator serves the
+Each simulated hour: the clock (HIVE_SIMULATED_NOW in this process) moves to the hour's end; the simulator serves the
 hour's traffic with the registered champion and challenger (hive_assets.simulator.ServingLoop); the
 scenario's operator acts if it is time; then `InProcessDaemon.tick` evaluates the code location's
 sensors (feedback, drift, A/B check) against the real instance and executes their run requests as
-real runs, with run keys, cursors and trigger documents as in production. The timeline is read back
-from the documents those runs wrote (hive_assets.simulator.build_timeline).
+real runs, with run keys, cursors and trigger documents as in production; at the end of the hour the
+home's clock (`$HIVE_HOME/clock.json`, with the scenario's settings) is pinned there, so every other
+process of the home (dagster dev, the daemon, the CLI) sees the time the loop reached, and a loop
+interrupted mid-way resumes from its last complete hour. The timeline is read back from the documents
+those runs wrote (hive_assets.simulator.build_timeline).
 """
 
 from __future__ import annotations
@@ -99,10 +102,15 @@ def run_loop(instance: dg.DagsterInstance, defs: dg.Definitions, store, tracking
     missing = [s for s in SPECIALISTS if registry.alias_version(client, s, registry.CHAMPION) is None]
     if missing:
         raise ValueError(f"no champion registered for {', '.join(missing)}: train first (make demo does)")
-    start = start or loop_start(store, instance)
+    if start is None:
+        # the home's clock (pinned: a simulated home), or where the stored history ends if that is later
+        home = clock.read_home_clock()
+        candidates = [home.now if home is not None and home.simulated else None, loop_start(store, instance)]
+        start = max((c for c in candidates if c is not None), default=None)
     if start is None:
         raise ValueError("the document store holds no opinions: simulate and train first (make demo does)")
     start = start.astimezone(timezone.utc)
+    clock.pin(start, settings=dict(scenario.settings))  # a production home refuses here, before any hour
     world = ServingLoop(store, tracking_uri, seed=scenario.seed, label_noise=scenario.label_noise,
                         feedback_rate=scenario.feedback_rates, feedback_median_hours=scenario.feedback_median_hours,
                         drift=[d.at(start) for d in scenario.drift])
@@ -120,6 +128,7 @@ def run_loop(instance: dg.DagsterInstance, defs: dg.Definitions, store, tracking
                 t1 = time.perf_counter()
                 runs = _operator_pushes(daemon, store, scenario, start, now, pushed)
                 runs += daemon.tick(now)
+                clock.pin(now, settings=dict(scenario.settings))  # the hour is complete: the home's time
                 t2 = time.perf_counter()
             seconds["serving the hour (simulator + models)"] += t1 - t0
             seconds["sensor evaluations"] += t2 - t1 - sum(run.seconds for run in runs)

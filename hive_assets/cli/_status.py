@@ -1,0 +1,35 @@
+"""`hive status`: what each specialist is doing, in one view (hive_assets.monitoring.platform_status); the
+same table is the `platform_status` observation in the UI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from hive_assets.cli import _dagster
+from hive_assets.cli._args import add_verb
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from hive_assets.monitoring import format_status
+
+    now, statuses = _dagster.platform_status()
+    if args.json:
+        print(json.dumps({"now": now.isoformat(), "specialists": [s.as_dict() for s in statuses]}, indent=2))
+    else:
+        print(format_status(statuses, now))
+    return 0
+
+
+def add_parsers(sub) -> None:
+    p = add_verb(sub, "status", help="what each specialist is doing: champion, challenger, A/B, drift, feedback, "
+                                     "last retrain, next look",
+                 description="Per specialist: the champion (version, since when, why: the ledger), the challenger "
+                             "and its traffic, the A/B estimate with its always-valid interval, the last drift "
+                             "verdict, trusted feedback since the last training against the threshold, the last "
+                             "retrain (trigger, result) and the next scheduled look, on the home's clock. Reads "
+                             "only: no run is launched. The UI shows the same table (asset platform_status).",
+                 env=("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "MLFLOW_TRACKING_URI",
+                      "RETRAINING_FEEDBACK_THRESHOLD", "DRIFT_CHECK_INTERVAL_MINUTES", "AB_TEST_CHECK_INTERVAL_MINUTES"))
+    p.add_argument("--json", action="store_true", help="print the view as JSON")
+    p.set_defaults(func=cmd_status)

@@ -1,0 +1,108 @@
+"""platform_status (`hive status`, the UI's platform_status) against documents written here by hand, in the
+production shapes, and registry aliases set with MlflowClient on a real MLflow backend (SQLite): every
+field of the view is compared with what these documents say, computed independently in the test."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from hive_assets.data import SQLiteStore
+from hive_assets.monitoring import format_status, platform_status, status_markdown
+from hive_assets.registry import client_for
+
+T0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture(scope="module")
+def registry_client(tmp_path_factory):
+    root = tmp_path_factory.mktemp("status-mlflow")
+    client = client_for(f"sqlite:///{root / 'mlflow.db'}")
+    client.create_registered_model("business-evaluator")
+    for _ in range(3):
+        client.create_model_version("business-evaluator", source=(root / "model").as_uri())
+    client.set_registered_model_alias("business-evaluator", "champion", "2")
+    client.set_registered_model_alias("business-evaluator", "challenger", "3")
+    return client
+
+
+def write_documents(store: SQLiteStore) -> None:
+    store.upsert_many("model_decisions", [
+        {"decision_id": "d1", "specialist_type": "business", "kind": "alias_move", "recorded_at": T0,
+         "actor": "dagster:run-1", "reason": "first version", "model_version": "1",
+         "details": {"alias": "champion", "previous_version": None}},
+        {"decision_id": "d2", "specialist_type": "business", "kind": "promotion", "recorded_at": T0 + 80 * HOUR,
+         "actor": "sensor:ab_test_check_sensor", "reason": "challenger significantly better", "model_version": "2",
+         "details": {"alias": "champion", "previous_version": "1"}},
+        # a row of another alias and of another specialist must not count
+        {"decision_id": "d3", "specialist_type": "business", "kind": "alias_move", "recorded_at": T0 + 90 * HOUR,
+         "actor": "dagster:run-3", "reason": "new version", "model_version": "3",
+         "details": {"alias": "challenger", "previous_version": None}},
+        {"decision_id": "d4", "specialist_type": "technical", "kind": "promotion", "recorded_at": T0 + 95 * HOUR,
+         "actor": "user:x", "reason": "other", "model_version": "9", "details": {"alias": "champion"}},
+    ])
+    store.upsert_many("ab_tests", [
+        {"test_id": "business_v2_old", "specialist_type": "business", "status": "promoted", "started_at": T0,
+         "traffic_percent": 100.0, "verdict": "promote", "end_reason": "won"},
+        {"test_id": "business_v3_new", "specialist_type": "business", "status": "running",
+         "started_at": T0 + 90 * HOUR, "last_check_at": T0 + 96 * HOUR, "traffic_percent": 25.0, "verdict": "expand",
+         "last_statistics": {"difference": {"estimate": 0.031, "lower": 0.004, "upper": 0.058}}},
+    ])
+    store.upsert_many("drift_monitoring", [
+        {"check_id": "c1", "specialist_type": "business", "checked_at": T0 + 92 * HOUR, "decision": "drift",
+         "drift_score": 0.4},
+        {"check_id": "c2", "specialist_type": "business", "checked_at": T0 + 98 * HOUR, "decision": "no_drift",
+         "drift_score": 0.05},
+    ])
+    store.upsert_many("retraining_triggers", [
+        {"trigger_id": "feedback:business:a", "specialist_type": "business", "reason": "feedback",
+         "triggered_at": T0 + 10 * HOUR, "status": "failed", "dagster_run_id": "r-old"},
+        {"trigger_id": "drift:business:b", "specialist_type": "business", "reason": "drift",
+         "triggered_at": T0 + 86 * HOUR, "status": "completed", "dagster_run_id": "r-new"},
+    ])
+    trained = T0 + 88 * HOUR
+    feedback = []
+    for i, (after, metadata) in enumerate([(1, {})] * 5 + [(-1, {})] * 2 + [(1, {"auto_generated": True})]):
+        feedback.append({"feedback_id": f"f{i}", "opinion_id": f"o{i}", "plan_id": f"p{i}",
+                         "specialist_type": "business", "human_recommendation": "approve", "human_rating": 1.0,
+                         "submitted_by": "r", "submitted_at": trained + after * HOUR, "feedback_source": "human_expert",
+                         "metadata": metadata})
+    store.upsert_many("specialist_feedback", feedback)
+
+
+def test_the_view_says_what_the_documents_say(hive_home, registry_client, monkeypatch):
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", (T0 + 99 * HOUR).isoformat())
+    store = SQLiteStore(hive_home / "store.sqlite")
+    write_documents(store)
+    trained = T0 + 88 * HOUR
+    drift_every, ab_every = timedelta(hours=6), timedelta(hours=6)
+    business, technical = platform_status(
+        store, registry_client, last_trained={"business": trained, "technical": None}, feedback_threshold=100,
+        drift_interval=drift_every, ab_interval=ab_every, specialists=("business", "technical"))
+
+    assert (business.champion, business.challenger) == ("2", "3")  # the registry aliases
+    assert business.champion_since == T0 + 80 * HOUR  # the ledger row that gave v2 the champion alias
+    assert business.champion_why == "promotion: challenger significantly better (sensor:ab_test_check_sensor)"
+    assert (business.test_id, business.traffic_percent, business.ab_verdict) == ("business_v3_new", 25.0, "expand")
+    assert business.ab_estimate == 0.031 and business.ab_interval == (0.004, 0.058)
+    assert (business.drift_decision, business.drift_score, business.drift_checked_at) == \
+        ("no_drift", 0.05, T0 + 98 * HOUR)
+    assert (business.feedback_since_training, business.feedback_threshold) == (5, 100)  # trusted, after training
+    assert (business.retrain_reason, business.retrain_status, business.retrain_run_id) == ("drift", "completed", "r-new")
+    # the A/B look is due at 96 h + 6 h less a tenth; the drift check at 98 h + 6 h less a tenth: the A/B look first
+    assert (business.next_look, business.next_look_at) == ("A/B look", T0 + 96 * HOUR + ab_every * 0.9)
+
+    assert (technical.champion, technical.challenger, technical.champion_since) == (None, None, None)
+    assert technical.drift_decision is None and technical.retrain_reason is None and technical.next_look_at is None
+    assert technical.feedback_since_training == 0
+
+    table = status_markdown([business, technical])
+    rows = table.splitlines()
+    assert len(rows) == 4 and rows[2].startswith("| business | v2 since 2026-01-08 08:00 |")
+    assert "+0.031 [+0.004, +0.058] expand" in rows[2] and "5 / 100" in rows[2]
+    assert "| technical | none |" in rows[3] and "never checked" in rows[3]
+    text = format_status([business, technical], T0 + 99 * HOUR)
+    assert text.startswith("platform clock: 2026-01-09 03:00 UTC") and "v3 at 25 %" in text
+    assert business.as_dict()["ab_interval"] == [0.004, 0.058]

@@ -1,0 +1,124 @@
+"""The home's clock (hive_assets.clock, `hive clock`): pin, advance, release; what wins over what; a production
+home runs on the wall clock; a malformed clock file is a one-line error. The CLI runs in-process through
+`hive_assets.cli._main.main` (its argument parsing, home preparation and error handling), against a
+temporary HIVE_HOME."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from hive_assets import clock
+from hive_assets.cli._main import main
+from hive_assets.config import ConfigError
+
+PINNED = datetime(2026, 1, 5, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def home(hive_home, monkeypatch):
+    for name in (clock.SIMULATED_NOW, "HIVE_ENV", "RETRAINING_FEEDBACK_THRESHOLD", "DRIFT_WINDOW_HOURS"):
+        monkeypatch.setenv(name, "")  # recorded, so whatever a test (or apply_home_settings) sets is undone
+        monkeypatch.delenv(name)
+    return hive_home
+
+
+def hive(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err: str) -> bool:
+    """Besides the home it announces, the CLI said one line, an error, and no traceback."""
+    lines = [line for line in err.strip().splitlines() if not line.startswith("hive: HIVE_HOME=")]
+    return len(lines) == 1 and ": error: " in lines[0] and "Traceback" not in err
+
+
+def close_to_wall(at: datetime) -> bool:
+    return abs(at - datetime.now(timezone.utc)) < timedelta(minutes=1)
+
+
+def test_pin_advance_release_with_the_cli(home, capsys):
+    assert hive(capsys, "clock", "pin", "2026-01-05T00:00:00Z")[0] == 0
+    assert json.loads((home / clock.CLOCK_FILE).read_text())["now"] == PINNED.isoformat()
+    assert clock.now() == PINNED
+
+    code, out, _ = hive(capsys, "clock", "advance", "1d6h", "--json")
+    assert code == 0 and json.loads(out)["now"] == (PINNED + timedelta(days=1, hours=6)).isoformat()
+    assert clock.now() == PINNED + timedelta(days=1, hours=6)
+    code, out, _ = hive(capsys, "clock")  # show is the default action
+    assert code == 0 and out.startswith("simulated: 2026-01-06 06:00:00 UTC")
+
+    code, out, _ = hive(capsys, "clock", "--json", "release")
+    assert code == 0 and json.loads(out)["mode"] == "wall" and json.loads(out)["pinned_at"] is None
+    assert close_to_wall(clock.now())
+    # a released home cannot be advanced: it must be pinned again first
+    code, _, err = hive(capsys, "clock", "advance", "6h")
+    assert code == 2 and one_error_line(err) and "pin" in err
+
+
+def test_precedence_env_then_home_then_wall(home, monkeypatch):
+    assert close_to_wall(clock.now())  # no file: the wall clock
+    clock.pin(PINNED)
+    assert clock.now() == PINNED
+    monkeypatch.setenv(clock.SIMULATED_NOW, "2026-03-01T12:00:00Z")  # set explicitly (tests, hive loop's hours)
+    assert clock.now() == datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
+    monkeypatch.delenv(clock.SIMULATED_NOW)
+    clock.advance(timedelta(hours=2))
+    assert clock.now() == PINNED + timedelta(hours=2)  # re-read after the file changed (no stale cache)
+
+
+def test_a_production_home_uses_the_wall_clock_and_refuses_a_pin(home, monkeypatch, capsys):
+    monkeypatch.setenv("HIVE_ENV", "production")
+    assert close_to_wall(clock.now())
+    code, _, err = hive(capsys, "clock", "pin", "2026-01-05T00:00:00Z")
+    assert code == 2 and one_error_line(err) and "production" in err
+    assert not (home / clock.CLOCK_FILE).exists()
+    # a clock file that pins time in a production home is an error, never a silent fake time
+    monkeypatch.delenv("HIVE_ENV")
+    clock.pin(PINNED)
+    monkeypatch.setenv("HIVE_ENV", "production")
+    with pytest.raises(ConfigError, match="release"):
+        clock.now()
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "malformed clock file"),
+    ('{"mode": "simulated", "now": "yesterday"}', "ISO-8601"),
+    ('{"mode": "frozen"}', "'mode' must be"),
+])
+def test_a_malformed_clock_file_is_a_one_line_error(home, capsys, content, message):
+    (home / clock.CLOCK_FILE).write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        clock.now()
+    code, out, err = hive(capsys, "clock", "show")
+    assert code == 2 and out == "" and one_error_line(err) and message in err
+
+
+@pytest.mark.parametrize("argv", [["clock", "advance", "soon"], ["clock", "advance", "-3h"],
+                                  ["clock", "pin", "next tuesday"]])
+def test_bad_arguments_exit_2(home, capsys, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_the_scenario_settings_are_exported_unless_already_set(home, monkeypatch):
+    clock.pin(PINNED, settings={"RETRAINING_FEEDBACK_THRESHOLD": "8000", "DRIFT_WINDOW_HOURS": "6"})
+    monkeypatch.setenv("DRIFT_WINDOW_HOURS", "12")  # the user's export wins
+    assert clock.apply_home_settings() == {"RETRAINING_FEEDBACK_THRESHOLD": "8000"}
+    assert os.environ["RETRAINING_FEEDBACK_THRESHOLD"] == "8000" and os.environ["DRIFT_WINDOW_HOURS"] == "12"
+    # advance and release keep the settings
+    assert clock.advance(timedelta(hours=1)).settings["RETRAINING_FEEDBACK_THRESHOLD"] == "8000"
+    assert clock.release().settings["DRIFT_WINDOW_HOURS"] == "6"
+
+
+@pytest.mark.parametrize("text, expected", [("6h", timedelta(hours=6)), ("1d12h", timedelta(days=1, hours=12)),
+                                            ("90m", timedelta(minutes=90)), ("2D", timedelta(days=2))])
+def test_durations(text, expected):
+    assert clock.parse_duration(text) == expected
