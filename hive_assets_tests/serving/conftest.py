@@ -39,13 +39,37 @@ def models():
     return {"v": fitted, "old_schema": small_model("business", 9, plans, schema_version="0.9.0")}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """(url, root) of a real `mlflow server` of this module's own: tests reach its artifact files."""
-    root = tmp_path_factory.mktemp("serving-mlflow")
-    proc, url = start_mlflow_server(root)
-    yield url, root
-    stop_process(proc)
+class Server:
+    """A real `mlflow server` on a fixed port and root, which a test may stop and start again."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.proc, self.url = start_mlflow_server(root)
+        self.port = int(self.url.rsplit(":", 1)[1])
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+
+    def start(self) -> None:
+        if self.proc is None:
+            self.proc, _ = start_mlflow_server(self.root, self.port)
+
+
+@pytest.fixture(scope="session")
+def serving_server(tmp_path_factory):
+    """This package's own `mlflow server` (tests reach its artifact files, and one stops and restarts it)."""
+    server = Server(tmp_path_factory.mktemp("serving-mlflow"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server(serving_server) -> tuple[str, Path]:
+    """(url, root) of the serving tests' `mlflow server`, up."""
+    serving_server.start()  # a test that stopped it and failed before restarting it
+    return serving_server.url, serving_server.root
 
 
 @dataclass(frozen=True)
@@ -64,13 +88,10 @@ def log(tracking_uri: str, model: SpecialistModel) -> Logged:
     return Logged(run_id, uri, uri.removeprefix("models:/") if uri.startswith("models:/m-") else None)
 
 
-@pytest.fixture(scope="module")
-def logged(server, models) -> dict[str, Logged]:
-    """Each model logged once on this module's server: "business", "technical", "behavior", "old_schema"."""
-    url, _ = server
-    out = {policy: log(url, m) for policy, m in zip(POLICIES, models["v"])}
-    out["old_schema"] = log(url, models["old_schema"])
-    return out
+@pytest.fixture(scope="session")
+def logged(serving_server, models) -> dict[str, Logged]:
+    """Each model logged once on the serving server: "business", "technical", "behavior"."""
+    return {policy: log(serving_server.url, m) for policy, m in zip(POLICIES, models["v"])}
 
 
 def register(client, specialist: str, run: Logged, tags: dict[str, str] | None = None) -> str:
