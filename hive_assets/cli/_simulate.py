@@ -36,7 +36,7 @@ def _served(tracking_uri: str):
     error = refresh_all(routers)
     line = describe_serving(routers)
     if line is None:
-        why = f"model registry unreachable ({error})" if error else "no champion registered yet"
+        why = "model registry unreachable (the warning above says why)" if error else "no champion registered yet"
         print(f"hive simulate: {why}: opinions from the pre-platform heuristic", file=sys.stderr)
         return None
     print(f"hive simulate: {line}", file=sys.stderr)
