@@ -58,6 +58,23 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:300]}"
 
 
+def single_threaded(model):
+    """`model` predicting on one thread: a loaded xgboost estimator uses every core for each call, and a
+    one-row prediction then waits on its OpenMP team (on a busy 2-vCPU machine, ~10x the latency). Requests
+    run in parallel threads instead. A copy, so the registry's process-wide cached model (batch drift
+    checks) keeps its threads; predictions are the same to the bit (xgboost splits rows, not trees)."""
+    import copy
+
+    estimator = getattr(model, "estimator", None)
+    if getattr(model, "model_type", None) != "xgboost" or estimator is None or \
+            estimator.get_params().get("n_jobs") == 1:
+        return model
+    served = copy.copy(model)
+    served.estimator = copy.deepcopy(estimator)
+    served.estimator.set_params(n_jobs=1)
+    return served
+
+
 class SpecialistRouter:
     """Routes and scores plans for one specialist as the registry says now.
 
@@ -269,6 +286,7 @@ class SpecialistRouter:
                                      f"computes {FEATURE_SCHEMA_VERSION}")
             model = registry.load_version_model(self._client, mv)
             check_schema(model.feature_names_in_, model.feature_schema_version, f"{name} v{version}")
+            model = single_threaded(model)
         except Exception as exc:
             error = _one_line(exc)
             # copy-on-write: health() reads these dicts from other threads without a lock
