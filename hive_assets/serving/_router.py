@@ -238,6 +238,7 @@ class SpecialistRouter:
         previous = self._state
         champion = previous.champion
         if serving.champion_version is not None:
+            self._warned.discard("no-champion")
             champion = self._load(serving.champion_version) or previous.champion
         elif previous.champion is not None:
             self._warn_once("no-champion", f"{self.specialist}: alias {CHAMPION} is not set; serving last good "
