@@ -84,7 +84,7 @@ def test_no_import_cycles():
     assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
 
 
-@pytest.mark.parametrize("light", ["hive_assets.features", "hive_assets.routing"])
+@pytest.mark.parametrize("light", ["hive_assets.features", "hive_assets.routing", "hive_assets.serving"])
 def test_the_stable_import_paths_for_pods_pull_in_nothing_heavy(light):
     import subprocess
     import sys
@@ -93,3 +93,40 @@ def test_the_stable_import_paths_for_pods_pull_in_nothing_heavy(light):
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'dagster', 'mlflow', 'sklearn', 'xgboost', 'scipy'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def reachable(name: str) -> set[str]:
+    """Every module `name` can import, directly or through others, lazy imports included."""
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for imported in imported_modules(current) if current in MODULES else ():
+            # `import a.b.c` also runs a/__init__ and a/b/__init__
+            parts = imported.split(".")
+            todo.extend(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return seen
+
+
+def test_the_serving_client_reaches_no_dagster_on_any_path():
+    """Not at import only: whatever the client runs (refresh, model loading, opinions) imports no Dagster,
+    so a specialist service installs and runs it without the code location."""
+    offenders = {m for m in reachable("hive_assets.serving")
+                 if m.split(".")[0] == "dagster" or m.split(".")[0].startswith("dagster_")
+                 or m.startswith(DAGSTER_ALLOWED) or m.startswith("hive_assets.cli")}
+    assert not offenders, sorted(offenders)
+
+
+def test_the_serving_client_imports_only_the_standard_library_at_import():
+    """Its import time is the standard library's (measured in BENCHMARKS.md): numpy, pandas, MLflow and
+    the model libraries load with the first refresh, not with the import."""
+    import subprocess
+    import sys
+
+    code = ("import sys; before = set(sys.modules); import hive_assets.serving; "
+            "print(sorted({m.split('.')[0] for m in set(sys.modules) - before} - set(sys.stdlib_module_names)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['hive_assets']"

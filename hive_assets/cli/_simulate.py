@@ -26,15 +26,29 @@ def _announced(opinion_model):
     return serve
 
 
+def _served(tracking_uri: str):
+    """The opinion model through the serving client (what the specialist services run), or None with the
+    reason on stderr when no champion can be served."""
+    from hive_assets.serving import routers_for
+    from hive_assets.simulator import describe_serving, refresh_all, served_opinions
+
+    routers = routers_for(tracking_uri, refresh_interval=None)
+    error = refresh_all(routers)
+    line = describe_serving(routers)
+    if line is None:
+        why = "model registry unreachable (the warning above says why)" if error else "no champion registered yet"
+        print(f"hive simulate: {why}: opinions from the pre-platform heuristic", file=sys.stderr)
+        return None
+    print(f"hive simulate: {line}", file=sys.stderr)
+    return served_opinions(routers)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from hive_assets.data import open_store
-    from hive_assets.simulator import champion_opinions, simulate
+    from hive_assets.simulator import simulate
 
     with open_store() as store:
-        opinion_model = None if args.no_serve else champion_opinions(Settings.from_env().mlflow_uri, store)
-        if opinion_model is None and not args.no_serve:
-            print("hive simulate: no champion registered yet: opinions from the pre-platform heuristic",
-                  file=sys.stderr)
+        opinion_model = None if args.no_serve else _served(Settings.from_env().mlflow_uri)
         summary = simulate(store, plans=args.plans, days=args.days, seed=args.seed, now=args.now, drift=args.drift,
                            label_noise=args.label_noise, feedback_rate=args.label_rate, opinion_model=_announced(opinion_model),
                            progress=_progress, progress_every=args.progress_every, specialists=args.specialist)

@@ -2,105 +2,50 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from hive_assets.config import SPECIALISTS
 from hive_assets.data import to_utc
-from hive_assets.rollout import running_test
-from hive_assets.routing import CHALLENGER, CHAMPION, assign_arm
-from hive_assets.simulator._simulate import heuristic_opinion
+from hive_assets.serving import SpecialistRouter, routers_for
+from hive_assets.simulator._simulate import OpinionModel, heuristic_opinion
 
 
-def _opinion_model(champions: Mapping, tests: Mapping, challengers: Mapping):
-    """(specialist, plans) -> opinions: the champion's, and the challenger's for the units the running
-    test routes to it (with ab_test_id / ab_arm); the pre-platform heuristic where no champion exists."""
+def served_opinions(routers: Mapping[str, SpecialistRouter]) -> OpinionModel:
+    """(specialist, plans) -> opinions through each specialist's `SpecialistRouter`, exactly as a
+    specialist service serves them: the champion's, and the challenger's for the units the running test
+    routes to it (with ab_test_id / ab_arm); the pre-platform heuristic where no champion is loaded."""
 
     def serve(specialist: str, plans: list[dict]):
-        champion = champions.get(specialist)
-        if champion is None:
+        router = routers.get(specialist)
+        opinions = router.evaluate_many(plans) if router is not None else None
+        if opinions is None:
             return [(*heuristic_opinion(specialist, p), {}) for p in plans]
-        out = [(e.recommendation, round(e.confidence, 4), e.model_version, {}) for e in champion.evaluate_many(plans)]
-        test = tests.get(specialist)
-        if test and specialist in challengers:
-            by_challenger = challengers[specialist].evaluate_many(plans)
-            for i, plan in enumerate(plans):
-                arm = assign_arm(test["salt"], plan["intent_id"], test["traffic_percent"])
-                rec, conf, version, _ = out[i]
-                if arm == CHALLENGER:
-                    e = by_challenger[i]
-                    rec, conf, version = e.recommendation, round(e.confidence, 4), e.model_version
-                out[i] = (rec, conf, version, {"ab_test_id": test["test_id"], "ab_arm": arm})
-        return out
+        return [(o.recommendation, round(o.confidence, 4), o.model_version, o.metadata) for o in opinions]
 
     return serve
 
 
-def champion_opinions(tracking_uri: str, store):
-    """Opinions served as production would: by each specialist's champion through the serving helper,
-    and by the challenger for the units an open A/B test routes to it (with ab_test_id / ab_arm)."""
-    try:
-        models = _ServedModels(tracking_uri)
-        served = models.serving(store)
-    except Exception as exc:  # no registry yet, or unreachable: the heuristic stands in, and we say so
-        print(f"no models served ({type(exc).__name__}: {exc}); using the heuristic", file=sys.stderr)
+def refresh_all(routers: Mapping[str, SpecialistRouter]) -> str | None:
+    """Refresh every router now; the registry's error if it is unreachable (then the others, on the same
+    registry, are not tried: each would wait out MLflow's retries again)."""
+    for router in routers.values():
+        health = router.refresh()
+        if health["registry_error"]:
+            return health["registry_error"]
+    return None
+
+
+def describe_serving(routers: Mapping[str, SpecialistRouter]) -> str | None:
+    """One line naming the served champions and running tests; None when no champion is loaded."""
+    health = [r.health() for r in routers.values()]
+    ready = [h for h in health if h["ready"]]
+    if not ready:
         return None
-    champions, tests, _ = served
-    if not champions:
-        return None
-    print("opinions served by champions: " + ", ".join(f"{s} v{e.version}" for s, e in champions.items())
-          + "".join(f"; A/B {t['test_id']} at {t['traffic_percent']:g}%" for t in tests.values()), file=sys.stderr)
-    return _opinion_model(*served)
-
-
-class _ServedModels:
-    """The registered versions serving now, loaded once per version (pods keep their model in memory):
-    each hour only the aliases and the running tests are read."""
-
-    def __init__(self, tracking_uri: str):
-        from hive_assets.registry import client_for
-
-        self.tracking_uri = tracking_uri
-        self.client = client_for(tracking_uri)
-        self.loaded: dict[tuple[str, str], object] = {}
-
-    def _evaluator(self, specialist: str, version: str):
-        """The loaded version, or None when its files fail their checksum or do not load: said once on
-        stderr in one line naming it; that specialist alone is then served by the heuristic (or, for a
-        challenger, by its champion)."""
-        from hive_assets.registry import ArtifactError, load_evaluator
-
-        key = (specialist, str(version))
-        if key not in self.loaded:
-            try:
-                self.loaded[key] = load_evaluator(self.tracking_uri, specialist, str(version))
-            except ArtifactError as exc:
-                print(f"{exc}; serving {specialist} without it", file=sys.stderr)
-                self.loaded[key] = None
-        return self.loaded[key]
-
-    def opinion_model(self, store):
-        return _opinion_model(*self.serving(store))
-
-    def serving(self, store) -> tuple[dict, dict, dict]:
-        """(champions, running tests, challengers) per specialist, as the registry and store say now."""
-        from hive_assets.registry import alias_version
-
-        champions, tests, challengers = {}, {}, {}
-        for s in SPECIALISTS:
-            champion = alias_version(self.client, s, CHAMPION)
-            if champion is None:
-                continue
-            if (served := self._evaluator(s, champion.version)) is None:
-                continue
-            champions[s] = served
-            test = running_test(store, s)
-            if test and (challenger := self._evaluator(s, test["challenger_version"])) is not None:
-                tests[s] = test
-                challengers[s] = challenger
-        return champions, tests, challengers
+    return ("opinions served by champions: " + ", ".join(f"{h['specialist']} v{h['champion_version']}" for h in ready)
+            + "".join(f"; A/B {h['ab_test_id']} at {h['ab_challenger_traffic_percent']:g}%"
+                      for h in ready if h["ab_routing"]))
 
 
 @dataclass(frozen=True)
@@ -142,7 +87,8 @@ class ServingLoop:
                                else dict.fromkeys(SPECIALISTS, float(feedback_rate)))
         self.feedback_median_hours, self.feedback_delay_sigma = feedback_median_hours, feedback_delay_sigma
         self.drift = tuple(drift)
-        self.models = _ServedModels(tracking_uri)
+        # what a specialist service runs, refreshed by hand once per simulated hour (no thread)
+        self.routers = routers_for(tracking_uri, refresh_interval=None)
         self.pending: list[dict] = []
         self.hours_served = 0
 
@@ -155,7 +101,8 @@ class ServingLoop:
         hour_seed = self.seed * 1_000_003 + self.hours_served
         self.hours_served += 1
         rng = np.random.default_rng([self.seed, self.hours_served, 7])
-        serve = self.models.opinion_model(self.store)
+        refresh_all(self.routers)
+        serve = served_opinions(self.routers)
         # plans are created in the hour before `now` (make_plans ends an hour before its `now`), early
         # enough that their opinions (evaluated up to ~95 s later) are not after `now`
         end = now + timedelta(hours=1) - timedelta(seconds=95)

@@ -22,7 +22,8 @@ from hive_assets.defs.monitoring.sensors import drift_retraining_sensor
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 from hive_assets.features import features_frame
 from hive_assets.registry import _mlflow
-from hive_assets.simulator import champion_opinions, make_plans, simulate
+from hive_assets.serving import routers_for
+from hive_assets.simulator import make_plans, refresh_all, served_opinions, simulate
 from hive_assets_tests.conftest import start_mlflow_server, stop_process
 from hive_assets_tests.monitoring.champion import train_small_model
 
@@ -127,10 +128,12 @@ def test_truncated_champion_stops_only_its_drift_check(five_champions, hive_home
     assert store.count("drift_monitoring", {"decision": "model_unavailable"}) == 2
 
     # the simulator: the heuristic serves business alone, the champions the four others
-    capsys.readouterr()
-    serve = champion_opinions(url, store)
-    err = capsys.readouterr().err
-    assert "business-evaluator v1: artifact checksum mismatch; serving business without it" in err
+    routers = routers_for(url, refresh_interval=None)  # the serving client, as the simulator runs it
+    assert refresh_all(routers) is None
+    failed = routers["business"].health()["failed_versions"]
+    assert set(failed) == {"1"} and "business-evaluator v1: artifact checksum mismatch" in failed["1"]
+    assert all(not routers[s].health()["failed_versions"] for s in SPECIALISTS if s != "business")
+    serve = served_opinions(routers)
     plans = make_plans(5, seed=9, now=NOW)
     assert {version for _, _, version, _ in serve("business", plans)} == {"0.0.0-heuristic"}
     for other in set(SPECIALISTS) - {"business"}:

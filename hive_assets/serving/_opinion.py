@@ -1,0 +1,73 @@
+"""What one served opinion carries, and the `specialist_opinions` document it becomes (SPEC section 2)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Opinion:
+    """A plan scored by the model its A/B arm names.
+
+    `confidence` is the calibrated max class probability and `recommendation` its class (SPEC section 4);
+    `model_version` is the registry version that produced it (the document's `specialist_version`).
+    `ab_test_id` / `ab_arm` are set for every unit of a running test, champion arm included (the A/B
+    tally counts both arms from them), and None outside a test.
+    """
+
+    specialist: str
+    recommendation: str
+    confidence: float
+    probabilities: dict[str, float] = field(default_factory=dict)
+    model_version: str = ""
+    ab_test_id: str | None = None
+    ab_arm: str | None = None
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The opinion document's `metadata`: {ab_test_id, ab_arm} inside a test, else empty."""
+        return {"ab_test_id": self.ab_test_id, "ab_arm": self.ab_arm} if self.ab_test_id else {}
+
+
+def _utc_ms(value: datetime) -> datetime:
+    """Aware UTC at millisecond precision (what BSON dates keep: both stores then hold the same instant)."""
+    value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    value = value.astimezone(timezone.utc)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def opinion_document(opinion: Opinion, plan: Mapping[str, Any], *, opinion_id: str | None = None,
+                     evaluated_at: datetime | None = None, reasoning_summary: str = "",
+                     reasoning_factors: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """The `specialist_opinions` document for `opinion` on `plan`, in the production shape.
+
+    `opinion_id` defaults to a new UUID, `evaluated_at` to `hive_assets.clock.now()`. The nested
+    `opinion` also keeps the class probabilities (`class_probabilities`); `metadata` is written only
+    inside a test, with `ab_test_id` and `ab_arm` (what `hive_assets.rollout` counts).
+    """
+    from hive_assets import clock
+
+    risk = plan.get("risk_score")
+    doc: dict[str, Any] = {
+        "opinion_id": opinion_id or str(uuid.uuid4()),
+        "plan_id": plan.get("plan_id"),
+        "intent_id": plan.get("intent_id"),
+        "specialist_type": opinion.specialist,
+        "specialist_version": opinion.model_version,
+        "evaluated_at": _utc_ms(evaluated_at or clock.now()),
+        "opinion": {
+            "recommendation": opinion.recommendation,
+            "confidence_score": float(opinion.confidence),
+            "risk_score": float(risk) if isinstance(risk, (int, float)) and not isinstance(risk, bool) else None,
+            "reasoning_summary": reasoning_summary,
+            "reasoning_factors": [dict(f) for f in reasoning_factors],
+            "class_probabilities": dict(opinion.probabilities),
+        },
+    }
+    if opinion.metadata:
+        doc["metadata"] = opinion.metadata
+    return doc

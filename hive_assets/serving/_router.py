@@ -1,0 +1,368 @@
+"""`SpecialistRouter`: the registry's decisions (champion, challenger, the A/B split) served to traffic.
+
+Refresh runs off the request path: a daemon thread reads the registered model every `refresh_interval`
+seconds (one `get_registered_model` call returns both the aliases and the split tags), loads a version
+it has not loaded yet, and then swaps in one immutable `_State`. A request reads that reference once
+and never waits for MLflow, a lock or a download: model loads take seconds and MLflow's own retries
+minutes, which a request must not pay. Whatever fails during a refresh (MLflow unreachable, a version
+that does not load, a refused feature schema) leaves the last good state serving, logs one warning
+line when the failure starts and shows in `health()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hive_assets.config import SPECIALISTS
+from hive_assets.routing import CHALLENGER, CHAMPION, assign_arm
+from hive_assets.serving._opinion import Opinion
+from hive_assets.serving._split import Serving, Split, serving_from
+
+log = logging.getLogger("hive_assets.serving")
+
+DEFAULT_REFRESH_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class _Model:
+    version: str
+    model: Any  # hive_assets.training.SpecialistModel
+
+
+@dataclass(frozen=True)
+class _State:
+    """What requests serve from; replaced whole by a refresh, never mutated."""
+
+    champion: _Model | None = None
+    split: Split | None = None
+    challenger: _Model | None = None  # None inside a split: its arm is served by the champion, untagged
+
+
+@dataclass
+class _Status:
+    registry_error: str | None = None
+    last_success: float | None = None     # time.monotonic() of the last refresh that read the registry
+    last_success_at: str | None = None    # the same instant on the platform clock, for people
+    refreshes: int = 0
+    registry_serving: Serving | None = None
+    failed_versions: dict[str, str] = field(default_factory=dict)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+def single_threaded(model):
+    """`model` predicting on one thread: a loaded xgboost estimator uses every core for each call, and a
+    one-row prediction then waits on its OpenMP team (on a busy 2-vCPU machine, ~10x the latency). Requests
+    run in parallel threads instead. A copy, so the registry's process-wide cached model (batch drift
+    checks) keeps its threads; predictions are the same to the bit (xgboost splits rows, not trees)."""
+    import copy
+
+    estimator = getattr(model, "estimator", None)
+    if getattr(model, "model_type", None) != "xgboost" or estimator is None or \
+            estimator.get_params().get("n_jobs") == 1:
+        return model
+    served = copy.copy(model)
+    served.estimator = copy.deepcopy(estimator)
+    served.estimator.set_params(n_jobs=1)
+    return served
+
+
+class SpecialistRouter:
+    """Routes and scores plans for one specialist as the registry says now.
+
+    `SpecialistRouter("business", "http://mlflow:5000")` resolves `business-evaluator@champion`, and while
+    an A/B test runs the `challenger` version and the test's split (registered-model tags written by
+    the rollout controller). `evaluate(plan)` routes the plan by `assign_arm(salt, intent_id, traffic)`
+    (sticky: an intent stays in its arm while traffic grows), computes the features of the contract
+    (`hive_assets.features`) and returns an `Opinion` with the recommendation, calibrated confidence,
+    class probabilities, model version and `ab_test_id` / `ab_arm`; None while no champion could ever be
+    loaded (`health()["ready"]` is then False).
+
+    `refresh_interval` (seconds): the background refresh period; a change of alias or split is served
+    at most one interval (plus the refresh's own duration, and the load time of a new version) after it
+    is written. None: no thread, the caller calls `refresh()` (the simulator does, once per simulated
+    hour). `wait`: seconds the constructor waits for the first refresh (0: return at once).
+    `max_staleness`: age of the last successful registry read beyond which `health()` is unhealthy
+    (default 3 intervals). Thread-safe: any number of threads may call `evaluate` concurrently.
+    """
+
+    def __init__(self, specialist: str, tracking_uri: str | None = None, *,
+                 refresh_interval: float | None = DEFAULT_REFRESH_SECONDS, wait: float = 60.0,
+                 max_staleness: float | None = None):
+        if specialist not in SPECIALISTS:
+            raise ValueError(f"unknown specialist {specialist!r}: one of {', '.join(SPECIALISTS)}")
+        if refresh_interval is not None and not refresh_interval > 0:
+            raise ValueError(f"refresh_interval must be a positive number of seconds or None, got {refresh_interval!r}")
+        if tracking_uri is None:
+            from hive_assets.config import Settings
+
+            tracking_uri = Settings.from_env().mlflow_uri
+        self.specialist = specialist
+        self.tracking_uri = tracking_uri
+        self.refresh_interval = refresh_interval
+        self.max_staleness = max_staleness if max_staleness is not None else (
+            3 * refresh_interval if refresh_interval else None)
+        self._state = _State()
+        self._status = _Status()
+        self._refresh_lock = threading.Lock()
+        self._client = None
+        self._generation: Any = None           # the registered model's creation time: a recreated model's
+        self._loaded: dict[tuple, _Model] = {}  # version numbers are other versions
+        self._warned: set[str] = set()
+        self._stop = threading.Event()
+        self._first = threading.Event()
+        self._thread: threading.Thread | None = None
+        if refresh_interval is not None:
+            self._thread = threading.Thread(target=self._run, name=f"hive-serving-{specialist}", daemon=True)
+            self._thread.start()
+            if wait > 0:
+                self._first.wait(wait)
+
+    # -- the request path -------------------------------------------------------------------------------
+    def evaluate(self, plan: Mapping[str, Any]) -> Opinion | None:
+        """The opinion on one plan (the single-plan feature path), or None while no champion is loaded."""
+        if not isinstance(plan, Mapping):
+            raise TypeError(f"a plan is a mapping (the plan document), got {type(plan).__name__}")
+        state = self._state
+        if state.champion is None:
+            return None
+        import pandas as pd
+
+        from hive_assets.features import FEATURE_NAMES, plan_features
+
+        frame = pd.DataFrame([plan_features(plan)], columns=list(FEATURE_NAMES))
+        return self._score(state, [plan], frame)[0]
+
+    def evaluate_many(self, plans: Sequence[Mapping[str, Any]]) -> list[Opinion] | None:
+        """Opinions on a batch (the vectorised feature path, one prediction per model), in order; None
+        while no champion is loaded."""
+        plans = list(plans)
+        if not all(isinstance(p, Mapping) for p in plans):
+            raise TypeError("every plan is a mapping (the plan document)")
+        state = self._state
+        if state.champion is None:
+            return None
+        if not plans:
+            return []
+        from hive_assets.features import features_frame
+
+        return self._score(state, plans, features_frame(plans))
+
+    def _score(self, state: _State, plans: list[Mapping[str, Any]], frame) -> list[Opinion]:
+        arms: list[str | None] = [None] * len(plans)
+        split = state.split
+        if split is not None:
+            for i, plan in enumerate(plans):
+                intent = plan.get("intent_id")
+                # a plan without an intent has no unit to route: champion, outside the test
+                arms[i] = assign_arm(split.salt, str(intent), split.traffic_percent) if intent else None
+        to_challenger = [i for i, a in enumerate(arms) if a == CHALLENGER]
+        out: list[Opinion | None] = [None] * len(plans)
+        if to_challenger and state.challenger is not None:
+            for i, opinion in zip(to_challenger, self._predict(state.challenger, frame.iloc[to_challenger],
+                                                               split, CHALLENGER)):
+                out[i] = opinion
+        rest = [i for i in range(len(plans)) if out[i] is None]
+        if rest:
+            # units routed to a challenger that is not loaded are served by the champion without the
+            # test's tags: they are not a champion-arm observation (their bucket says challenger)
+            tagged = {i: (split if arms[i] == CHAMPION else None) for i in rest}
+            opinions = self._predict(state.champion, frame.iloc[rest] if len(rest) < len(plans) else frame,
+                                     None, CHAMPION)
+            for i, opinion in zip(rest, opinions):
+                s = tagged[i]
+                out[i] = opinion if s is None else Opinion(
+                    opinion.specialist, opinion.recommendation, opinion.confidence, opinion.probabilities,
+                    opinion.model_version, s.test_id, CHAMPION)
+        return out  # type: ignore[return-value]
+
+    def _predict(self, served: _Model, frame, split: Split | None, arm: str) -> list[Opinion]:
+        proba = served.model.predict_proba(frame)
+        classes = served.model.classes_
+        test_id, ab_arm = (split.test_id, arm) if split is not None else (None, None)
+        return [Opinion(self.specialist, str(classes[int(p.argmax())]), float(p.max()),
+                        {str(c): float(x) for c, x in zip(classes, p)}, served.version, test_id, ab_arm)
+                for p in proba]
+
+    # -- refresh ----------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        delay = 0.0
+        while not self._stop.wait(delay):
+            try:
+                self.refresh()
+            except Exception as exc:  # a bug in refresh must not end the thread: log it, keep serving
+                log.exception("%s: refresh failed unexpectedly: %s", self.specialist, _one_line(exc))
+            self._first.set()
+            delay = self.refresh_interval or DEFAULT_REFRESH_SECONDS
+
+    def refresh(self) -> dict[str, Any]:
+        """Read the registry now and serve what it says (loading new versions); returns `health()`.
+        Never raises for MLflow or a model: failures keep the last good state."""
+        with self._refresh_lock:
+            self._refresh()
+        return self.health()
+
+    def _refresh(self) -> None:
+        from hive_assets import registry
+
+        status = self._status
+        try:
+            if self._client is None:
+                self._client = registry.client_for(self.tracking_uri)
+            model = self._registered_model()
+        except Exception as exc:  # unreachable, refused, misconfigured: the last good state serves
+            status.registry_error = _one_line(exc)
+            self._warn_once("registry", f"{self.specialist}: model registry unreachable ({status.registry_error}); "
+                                        f"serving {self._describe(self._state)}")
+            return
+        if "registry" in self._warned:
+            self._warned.discard("registry")
+            log.warning("%s: model registry reachable again", self.specialist)
+        status.registry_error = None
+        generation = getattr(model, "creation_timestamp", None) if model is not None else None
+        if generation != self._generation:
+            self._loaded.clear()  # a deleted and recreated registered model reuses version numbers
+            self._generation = generation
+        serving = serving_from(dict(model.aliases) if model is not None else {},
+                               dict(model.tags) if model is not None else {})
+        if model is None:
+            serving = Serving(None, None, f"no registered model {registry.model_name(self.specialist)}")
+        previous = self._state
+        champion = previous.champion
+        if serving.champion_version is not None:
+            self._warned.discard("no-champion")
+            champion = self._load(serving.champion_version) or previous.champion
+        elif previous.champion is not None:
+            self._warn_once("no-champion", f"{self.specialist}: alias {CHAMPION} is not set; serving last good "
+                                           f"v{previous.champion.version}")
+        challenger = self._load(serving.split.challenger_version) if serving.split else None
+        state = _State(champion, serving.split if champion is not None else None, challenger)
+        keep = {m.version for m in (state.champion, state.challenger) if m is not None}
+        self._loaded = {k: m for k, m in self._loaded.items() if m.version in keep}
+        self._state = state
+        from hive_assets import clock
+
+        status.last_success, status.last_success_at = time.monotonic(), clock.now().isoformat()
+        status.refreshes += 1
+        status.registry_serving = serving
+
+    def _registered_model(self):
+        """The registered model (aliases + tags), or None when it does not exist yet."""
+        from mlflow.exceptions import MlflowException
+
+        from hive_assets import registry
+
+        try:
+            return self._client.get_registered_model(registry.model_name(self.specialist))
+        except MlflowException as exc:
+            if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code):
+                return None
+            raise
+
+    def _load(self, version: str) -> _Model | None:
+        """The model of `version` (loaded once), or None when it does not load: any error of the loader,
+        including a refused feature schema or an artifact that fails verification."""
+        key = (self._generation, str(version))
+        if key in self._loaded:
+            return self._loaded[key]
+        from hive_assets import registry
+        from hive_assets.features import FEATURE_SCHEMA_VERSION
+        from hive_assets.training import SchemaMismatch, check_schema
+
+        name = registry.model_name(self.specialist)
+        try:
+            mv = self._client.get_model_version(name, str(version))
+            tagged = (mv.tags or {}).get("feature_schema_version")
+            if tagged is not None and tagged != FEATURE_SCHEMA_VERSION:
+                # refused before downloading anything (SPEC section 3); the loaded model is checked too
+                raise SchemaMismatch(f"{name} v{version} was trained on feature schema {tagged}, this code "
+                                     f"computes {FEATURE_SCHEMA_VERSION}")
+            model = registry.load_version_model(self._client, mv)
+            check_schema(model.feature_names_in_, model.feature_schema_version, f"{name} v{version}")
+            model = single_threaded(model)
+        except Exception as exc:
+            error = _one_line(exc)
+            # copy-on-write: health() reads these dicts from other threads without a lock
+            self._status.failed_versions = {**self._status.failed_versions, str(version): error}
+            self._warn_once(f"load:{key}", f"{self.specialist}: v{version} does not load ({error}); serving "
+                                           f"{self._describe(self._state)}")
+            return None
+        if str(version) in self._status.failed_versions:
+            self._status.failed_versions = {v: e for v, e in self._status.failed_versions.items() if v != str(version)}
+            self._warned.discard(f"load:{key}")
+            log.warning("%s: v%s loads now", self.specialist, version)
+        loaded = _Model(str(version), model)
+        self._loaded[key] = loaded
+        return loaded
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message)
+
+    @staticmethod
+    def _describe(state: _State) -> str:
+        if state.champion is None:
+            return "nothing (no champion loaded yet)"
+        text = f"champion v{state.champion.version}"
+        if state.split is not None and state.challenger is not None:
+            text += f", challenger v{state.challenger.version} at {state.split.traffic_percent:g} %"
+        return text
+
+    # -- health and lifecycle ---------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """What this router serves and whether it is current, for a readiness/health endpoint.
+
+        `ready`: a champion is loaded. `healthy`: ready, the last registry read succeeded and is not older
+        than `max_staleness`, and every version the registry names loaded."""
+        state, status = self._state, self._status
+        age = None if status.last_success is None else time.monotonic() - status.last_success
+        stale = age is None or (self.max_staleness is not None and age > self.max_staleness)
+        serving = status.registry_serving
+        failed = dict(status.failed_versions)
+        return {
+            "specialist": self.specialist,
+            "ready": state.champion is not None,
+            "healthy": state.champion is not None and status.registry_error is None and not stale and not failed,
+            "registry_reachable": status.registry_error is None and status.last_success is not None,
+            "registry_error": status.registry_error,
+            "seconds_since_refresh": None if age is None else round(age, 3),
+            "last_refresh_at": status.last_success_at,
+            "refresh_interval": self.refresh_interval,
+            "champion_version": state.champion.version if state.champion else None,
+            "challenger_version": state.challenger.version if state.challenger and state.split else None,
+            "ab_test_id": state.split.test_id if state.split else None,
+            "ab_challenger_traffic_percent": state.split.traffic_percent if state.split else 0.0,
+            "ab_routing": bool(state.split and state.challenger),
+            "ab_reason": serving.reason if serving else None,
+            "failed_versions": failed,
+        }
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the refresh thread (the models stay served)."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def __enter__(self) -> "SpecialistRouter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SpecialistRouter({self.specialist!r}, serving {self._describe(self._state)})"
+
+
+def routers_for(tracking_uri: str | None = None, specialists: Iterable[str] = SPECIALISTS,
+            **kwargs: Any) -> dict[str, SpecialistRouter]:
+    """One router per specialist (the simulator's five; a pod needs one)."""
+    return {s: SpecialistRouter(s, tracking_uri, **kwargs) for s in specialists}

@@ -1,0 +1,254 @@
+"""`SpecialistRouter` under change and failure, on a real `mlflow server`: the controller expands and then
+rolls back a test while threads serve continuously; the server is stopped and restarted mid-traffic; a
+challenger whose artifact is truncated, and a model on another feature schema, never reach a request."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from hive_assets import registry
+from hive_assets.data import SQLiteStore
+from hive_assets.rollout import RolloutPolicy, check_test, start_test
+from hive_assets.routing import CHALLENGER, CHAMPION, bucket
+from hive_assets.serving import SpecialistRouter
+from hive_assets.simulator import make_plans
+from hive_assets_tests.rollout.ab_world import Traffic
+from hive_assets_tests.serving.conftest import artifact_files, fresh, log, register
+
+pytestmark = pytest.mark.services
+
+T0 = datetime(2026, 4, 6, 8, 0, tzinfo=timezone.utc)
+INTERVAL = 0.5  # seconds between refreshes
+POLICY = RolloutPolicy(second_after=timedelta(hours=1), min_labelled_per_arm=20, label_maturity=timedelta(hours=1),
+                       mixture_sd=0.1)
+
+
+@dataclass(frozen=True)
+class Request:
+    started: float   # time.monotonic()
+    intent_id: str
+    test_id: str | None
+    arm: str | None
+    version: str
+
+
+class Load:
+    """`threads` threads calling `router.evaluate` on `plans` round-robin until stopped; every answer and
+    every exception is kept."""
+
+    def __init__(self, router: SpecialistRouter, plans: list[dict], threads: int = 2):
+        self.router, self.plans = router, plans
+        self.requests: list[Request] = []
+        self.errors: list[BaseException] = []
+        self.none = 0
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._serve, args=(k,), daemon=True) for k in range(threads)]
+
+    def _serve(self, k: int) -> None:
+        i = k
+        while not self._stop.is_set():
+            plan = self.plans[i % len(self.plans)]
+            i += len(self._threads)
+            started = time.monotonic()
+            try:
+                opinion = self.router.evaluate(plan)
+            except BaseException as exc:  # recorded: the test asserts there are none
+                self.errors.append(exc)
+                continue
+            if opinion is None:
+                self.none += 1
+                continue
+            self.requests.append(Request(started, plan["intent_id"], opinion.ab_test_id, opinion.ab_arm,
+                                         opinion.model_version))
+
+    def __enter__(self) -> "Load":
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
+
+    def since(self, t: float) -> list[Request]:
+        return [r for r in list(self.requests) if r.started >= t]
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def two_versions(client, store, specialist: str, logged, champion="business", challenger="technical"):
+    fresh(client, specialist)
+    v1, v2 = register(client, specialist, logged[champion]), register(client, specialist, logged[challenger])
+    registry.ensure_alias(client, store, specialist, registry.CHAMPION, v1, actor="test", reason="setup")
+    registry.ensure_alias(client, store, specialist, registry.CHALLENGER, v2, actor="test", reason="setup")
+    return v1, v2
+
+
+def test_the_controller_s_expansion_and_rollback_are_served_within_one_refresh(server, logged, hive_home):
+    url, _ = server
+    client, store = registry.client_for(url), SQLiteStore(hive_home / "store.sqlite")
+    v1, v2 = two_versions(client, store, "architecture", logged)
+    test, _, _ = start_test(client, store, "architecture", v1, v2, 10.0, T0, actor="test")
+    plans = make_plans(200, seed=3)
+    # the intents that change arm when traffic goes 10 -> 25 %: they tell which split served a request
+    moving = {p["intent_id"] for p in plans if 10.0 <= bucket(test["salt"], p["intent_id"]) < 25.0}
+    assert len(moving) >= 15
+    # labelled traffic the controller decides on (equal arms, then a much worse challenger)
+    traffic = Traffic("architecture", champion_agreement=0.8, challenger_agreement=0.8, rate_per_hour=600, seed=4)
+
+    router = SpecialistRouter("architecture", url, refresh_interval=INTERVAL, wait=120)
+    try:
+        assert router.health()["ab_challenger_traffic_percent"] == 10.0
+        with Load(router, plans) as load:
+            wait_for(lambda: len(load.requests) > 50, 120, "requests")
+            traffic.serve(store, test, T0, T0 + timedelta(hours=2))
+            expand_started = time.monotonic()
+            result = check_test(client, store, "architecture", T0 + timedelta(hours=2), POLICY, actor="test")
+            expanded = time.monotonic()
+            assert (result.decision.action, result.test["traffic_percent"]) == ("expand", 25.0), result.decision.reason
+            wait_for(lambda: len(load.since(expanded + INTERVAL + 1.0)) > 50, 120, "requests after the expansion")
+
+            traffic.challenger_agreement = 0.2
+            traffic.serve(store, result.test, T0 + timedelta(hours=2), T0 + timedelta(hours=4))
+            rollback_started = time.monotonic()
+            result = check_test(client, store, "architecture", T0 + timedelta(hours=4), POLICY, actor="test")
+            rolled_back = time.monotonic()
+            assert result.test["status"] == "rolled_back", result.decision.reason
+            wait_for(lambda: len(load.since(rolled_back + INTERVAL + 1.0)) > 50, 120, "requests after the rollback")
+        assert not load.errors and load.none == 0
+        requests = load.requests
+
+        def new_split(r: Request) -> bool:  # served at 25 %: a moving intent in the challenger arm
+            return r.intent_id in moving and r.arm == CHALLENGER
+
+        # before the look nobody was served at 25 %; one interval (+ the refresh's own time, < 1 s even on
+        # a loaded machine) after it everybody was
+        assert not any(new_split(r) for r in requests if r.started < expand_started)
+        first = min(r.started for r in requests if new_split(r))
+        stale = [r for r in requests if expanded + INTERVAL + 1.0 <= r.started < rollback_started
+                 and r.intent_id in moving and not new_split(r)]
+        assert not stale and first - expanded < INTERVAL + 1.0
+        # the rollback: not one challenger opinion, nor an opinion tagged with the closed test, after the bound
+        assert all(r.test_id == test["test_id"] for r in requests if r.started < rollback_started)
+        after = [r for r in requests if r.started >= rolled_back + INTERVAL + 1.0]
+        assert after and {(r.test_id, r.arm, r.version) for r in after} == {(None, None, v1)}
+        untagged = min(r.started for r in requests if r.test_id is None)
+        assert untagged - rolled_back < INTERVAL + 1.0
+        # every opinion came from the version of its arm
+        assert all(r.version == (v2 if r.arm == CHALLENGER else v1) for r in requests)
+        health = router.health()
+        assert health["healthy"] and not health["ab_routing"] and "rolled_back" in health["ab_reason"]
+    finally:
+        router.close()
+    client.delete_registered_model(registry.model_name("architecture"))
+
+
+def test_no_request_fails_while_the_mlflow_server_is_stopped_and_restarted(serving_server, server, logged,
+                                                                           hive_home, monkeypatch, caplog):
+    url, _ = server
+    # what a pod sets: a refresh fails fast instead of retrying for minutes (it never blocks a request)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+    client, store = registry.client_for(url), SQLiteStore(hive_home / "store.sqlite")
+    v1, v2 = two_versions(client, store, "evolution", logged)
+    test, _, _ = start_test(client, store, "evolution", v1, v2, 50.0, T0, actor="test")
+    caplog.set_level(logging.WARNING, logger="hive_assets.serving")
+
+    router = SpecialistRouter("evolution", url, refresh_interval=0.3, max_staleness=2.0, wait=120)
+    try:
+        assert router.health()["healthy"]
+        with Load(router, make_plans(100, seed=5)) as load:
+            wait_for(lambda: len(load.requests) > 20, 60, "requests")
+            serving_server.stop()
+            stopped = time.monotonic()
+            wait_for(lambda: not router.health()["registry_reachable"], 60, "the outage to show in health()")
+            health = router.health()
+            assert not health["healthy"] and health["ready"] and health["registry_error"]
+            time.sleep(2.5)  # several failed refreshes: still one warning line
+            assert not router.health()["healthy"]
+            serving_server.start()
+            restarted = time.monotonic()
+            wait_for(lambda: router.health()["healthy"], 60, "recovery after the restart")
+            recovered = time.monotonic()
+            wait_for(lambda: len(load.since(recovered)) > 20, 60, "requests after the recovery")
+        assert not load.errors and load.none == 0
+        during = [r for r in load.requests if stopped <= r.started < restarted]
+        assert len(during) > 20
+        # the outage served the last good state: both versions, tagged with the running test
+        assert {(r.test_id, r.version) for r in during} == {(test["test_id"], v1), (test["test_id"], v2)}
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len([w for w in warnings if "unreachable" in w]) == 1, warnings
+        assert any("reachable again" in w for w in warnings)
+    finally:
+        router.close()
+        serving_server.start()
+    client.delete_registered_model(registry.model_name("evolution"))
+
+
+def test_a_challenger_that_does_not_load_leaves_the_champion_serving(server, models, logged, hive_home, caplog):
+    url, root = server
+    client, store = registry.client_for(url), SQLiteStore(hive_home / "store.sqlite")
+    fresh(client, "technical")
+    v1 = register(client, "technical", logged["business"])
+    corrupt = log(url, models["v"][1])  # its own artifacts: the truncated file is no other test's
+    (estimator,) = [p for p in artifact_files(root, corrupt.model_id) if p.name == "estimator.skops"]
+    estimator.write_bytes(estimator.read_bytes()[: estimator.stat().st_size // 2])
+    v2 = register(client, "technical", corrupt)
+    registry.ensure_alias(client, store, "technical", registry.CHAMPION, v1, actor="test", reason="setup")
+    registry.ensure_alias(client, store, "technical", registry.CHALLENGER, v2, actor="test", reason="setup")
+    test, _, _ = start_test(client, store, "technical", v1, v2, 50.0, T0, actor="test")
+    caplog.set_level(logging.WARNING, logger="hive_assets.serving")
+
+    router = SpecialistRouter("technical", url, refresh_interval=None)
+    health = router.refresh()
+    assert health["ready"] and not health["healthy"] and not health["ab_routing"]
+    assert health["champion_version"] == v1 and list(health["failed_versions"]) == [v2]
+    plans = make_plans(60, seed=6)
+    opinions = [router.evaluate(p) for p in plans]
+    arms = {p["intent_id"]: CHALLENGER if bucket(test["salt"], p["intent_id"]) < 50.0 else CHAMPION for p in plans}
+    assert {o.model_version for o in opinions} == {v1}
+    # champion-arm units keep their tags; the challenger arm's units are served by the champion, outside
+    # the test (tagging them either arm would bias the tally; the SRM check sees the missing arm)
+    for plan, o in zip(plans, opinions):
+        assert (o.ab_test_id, o.ab_arm) == ((test["test_id"], CHAMPION) if arms[plan["intent_id"]] == CHAMPION
+                                            else (None, None))
+    router.refresh()  # tried again, still failing: no second warning
+    assert len([r for r in caplog.records if "does not load" in r.getMessage()]) == 1
+    client.delete_registered_model(registry.model_name("technical"))
+
+
+def test_a_model_on_another_feature_schema_is_refused(server, models, logged, hive_home):
+    url, _ = server
+    client, store = registry.client_for(url), SQLiteStore(hive_home / "store.sqlite")
+    fresh(client, "business")
+    router = SpecialistRouter("business", url, refresh_interval=None)
+    health = router.refresh()
+    assert not health["ready"] and router.evaluate(make_plans(1, seed=1)[0]) is None  # nothing registered yet
+    good = register(client, "business", logged["business"])
+    registry.ensure_alias(client, store, "business", registry.CHAMPION, good, actor="test", reason="setup")
+    assert router.refresh()["champion_version"] == good
+    # the version tag says 0.9.0: refused before anything is downloaded ...
+    tagged = register(client, "business", log(url, models["old_schema"]), {"feature_schema_version": "0.9.0"})
+    registry.ensure_alias(client, store, "business", registry.CHAMPION, tagged, actor="test", reason="push")
+    health = router.refresh()
+    assert health["champion_version"] == good and not health["healthy"]
+    assert "trained on feature schema 0.9.0" in health["failed_versions"][tagged]
+    # ... and without the tag, when the stored model's schema is read at load
+    client.delete_model_version_tag(registry.model_name("business"), tagged, "feature_schema_version")
+    health = router.refresh()
+    assert health["champion_version"] == good and "model at " in health["failed_versions"][tagged]
+    assert "0.9.0" in health["failed_versions"][tagged]
+    assert router.evaluate(make_plans(1, seed=1)[0]).model_version == good
+    client.delete_registered_model(registry.model_name("business"))
