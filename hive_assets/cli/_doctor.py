@@ -14,7 +14,7 @@ import argparse
 import json
 
 from hive_assets.cli import _dagster
-from hive_assets.cli._args import add_verb, specialists
+from hive_assets.cli._args import add_specialist, add_verb
 from hive_assets.config import SPECIALISTS, Settings
 
 
@@ -62,6 +62,5 @@ def add_parsers(sub) -> None:
                       "HIVE_RETRAIN_MAX_RUNTIME_SECONDS", "HIVE_LEASE_TTL_SECONDS"))
     p.add_argument("--fix", action="store_true", help="act: mark orphans failed, end their MLflow runs, release leases")
     p.add_argument("--json", action="store_true", help="print the findings (and fixes) as JSON")
-    p.add_argument("--specialist", type=specialists, default="all",
-                   help="'all', one name, or a comma-separated list")
+    add_specialist(p)
     p.set_defaults(func=cmd_doctor)

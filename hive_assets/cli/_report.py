@@ -73,7 +73,7 @@ def _plain(metadata: dict) -> dict:
 def _champions() -> dict[str, str]:
     """`v<N>` of each specialist's current champion (the registry alias), which the latest trained version
     need not be (a challenger under test, a version rolled back, a gate that blocked it)."""
-    from hive_assets.config import Settings
+    from hive_assets.config import SPECIALISTS, Settings
     from hive_assets.registry import CHAMPION, alias_version, client_for
 
     client = client_for(Settings.from_env().mlflow_uri)
