@@ -7,13 +7,14 @@ import argparse
 import json
 
 from hive_assets.cli import _dagster
-from hive_assets.cli._args import add_verb
+from hive_assets.cli._args import add_specialist, add_verb
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from hive_assets.monitoring import format_status
 
     now, statuses = _dagster.platform_status()
+    statuses = [s for s in statuses if s.specialist in args.specialist]
     if args.json:
         print(json.dumps({"now": now.isoformat(), "specialists": [s.as_dict() for s in statuses]}, indent=2))
     else:
@@ -31,5 +32,6 @@ def add_parsers(sub) -> None:
                              "only: no run is launched. The UI shows the same table (asset platform_status).",
                  env=("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "MLFLOW_TRACKING_URI",
                       "RETRAINING_FEEDBACK_THRESHOLD", "DRIFT_CHECK_INTERVAL_MINUTES", "AB_TEST_CHECK_INTERVAL_MINUTES"))
+    add_specialist(p)
     p.add_argument("--json", action="store_true", help="print the view as JSON")
     p.set_defaults(func=cmd_status)

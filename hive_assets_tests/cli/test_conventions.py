@@ -25,7 +25,7 @@ NOW = datetime(2026, 1, 5, tzinfo=timezone.utc)
 
 # every verb that acts per specialist -> the other arguments it needs to parse
 VERBS: dict[str, list[str]] = {
-    "simulate": [], "collect": [], "report": [], "train": [], "validate": [], "loop": [],
+    "simulate": [], "collect": [], "report": [], "train": [], "validate": [], "loop": [], "status": [], "doctor": [],
     "drift check": ["--once"],
     "ab-test start": ["--new-version", "2"], "ab-test check": [], "ab-test expand": ["--traffic", "25"],
     "ab-test stop": [],
