@@ -32,7 +32,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 1 if args.strict else 0
     champions = _champions()
     header = f"{'specialist':<13}{'rows':>7}{'quar.':>7}{'test':>6}  {'accuracy [95% CI]':<22}{'macro-F1 [95% CI]':<22}" \
-             f"{'conf.':>6}  {'gate':<6}{'latest version':<30}{'champion':<9}"
+             f"{'conf.':>6}  {'gate':<6}{'latest version (its alias then)':<38}{'champion':<9}"
     print(header)
     print("-" * len(header))
     ok = True
@@ -52,12 +52,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         gate = "pass" if val.get("gate_passed") else "FAIL"
         if reg and reg_run == val_run:
-            version = f"{reg['model']} v{reg['version']} @{reg['alias'] or '-'}"  # its alias when registered
+            version = f"{reg['model']} v{reg['version']} ({reg['alias'] or 'no alias'})"  # its alias when registered
         else:
             version = "blocked by gate" if not val.get("gate_passed") else "not registered"
             ok = False
         print(f"{specialist:<13}{raw.get('rows', 0):>7}{raw.get('quarantined_total', 0):>7}{val.get('n_test', 0):>6}  "
-              f"{fmt('accuracy'):<22}{fmt('macro_f1'):<22}{pm.get('confidence_mean', 0):>6.3f}  {gate:<6}{version:<30}"
+              f"{fmt('accuracy'):<22}{fmt('macro_f1'):<22}{pm.get('confidence_mean', 0):>6.3f}  {gate:<6}{version:<38}"
               f"{champions.get(specialist) or 'none':<9}")
         if not val.get("gate_passed"):
             print(f"{'':<13}gate: {val.get('gate')}")
