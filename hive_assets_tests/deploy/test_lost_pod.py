@@ -153,7 +153,9 @@ def test_a_lost_pod_loses_nothing(production, tmp_path, monkeypatch):
     script = ("import dagster as dg\n"
               "from hive_assets_tests.deploy.test_lost_pod import retrain_specialist\n"
               "dg.execute_job(dg.reconstructable(retrain_specialist), dg.DagsterInstance.get(),\n"
-              f"               tags={{'dagster/partition': {SPECIALIST!r}}})\n")
+              f"               tags={{'dagster/partition': {SPECIALIST!r}}},\n"
+              # another seed than pod A's: the same data and configuration would train nothing ("nothing changed")
+              "               run_config={'ops': {'trained_model': {'config': {'random_state': 1}}}})\n")
     log = (tmp_path / "pod-c.log").open("w")
     killed = subprocess.Popen([sys.executable, "-c", script], cwd=pod_c.cwd,
                               env={**pod_c.env(), "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
