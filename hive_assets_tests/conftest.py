@@ -89,6 +89,17 @@ def mlflow_server(tmp_path_factory) -> str:
 
 
 @pytest.fixture
+def own_mlflow_server(tmp_path) -> str:
+    """A real `mlflow server` with a registry of its own, for tests that count versions from v1 (the
+    session's shared server holds other tests' versions of the same models)."""
+    root = tmp_path / "own-mlflow"
+    root.mkdir()
+    proc, url = start_mlflow_server(root)
+    yield url
+    stop_process(proc)
+
+
+@pytest.fixture
 def hive_home(tmp_path, monkeypatch) -> Path:
     """An isolated HIVE_HOME with every service variable cleared (the embedded defaults)."""
     home = tmp_path / "hive"

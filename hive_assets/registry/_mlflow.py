@@ -150,19 +150,20 @@ def artifact_checksum(directory: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _download(tracking_uri: str, model_uri: str, dst: str) -> Path:
+def _download(tracking_uri: str, artifact_uri: str, dst: str) -> Path:
+    """The files at `artifact_uri` (a run's or logged model's artifact location, never `models:/`, whose
+    resolution reads the process-wide registry URI: a process serving several registries, or a test
+    suite, must not depend on which one was set last)."""
     import mlflow
 
     target = tracking_target(tracking_uri)
-    mlflow.set_tracking_uri(target)
-    mlflow.set_registry_uri(target)
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=dst))
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=dst, tracking_uri=target))
 
 
-def model_checksum(tracking_uri: str, model_uri: str) -> str:
-    """`artifact_checksum` of the files behind a model URI as the artifact store holds them now."""
+def model_checksum(tracking_uri: str, artifact_uri: str) -> str:
+    """`artifact_checksum` of the files at a model's artifact location as the artifact store holds them now."""
     with tempfile.TemporaryDirectory() as tmp:
-        return artifact_checksum(_download(tracking_uri, model_uri, tmp))
+        return artifact_checksum(_download(tracking_uri, artifact_uri, tmp))
 
 
 def _one_line(exc: BaseException) -> str:
@@ -203,7 +204,12 @@ def _load_verified(tracking_uri: str, version):
     expected = (getattr(version, "tags", None) or {}).get(ARTIFACT_CHECKSUM_TAG)
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            local = _download(tracking_uri, f"models:/{version.name}/{version.version}", tmp)
+            from mlflow import MlflowClient
+
+            target = tracking_target(tracking_uri)
+            location = MlflowClient(tracking_uri=target, registry_uri=target).get_model_version_download_uri(
+                version.name, version.version)
+            local = _download(tracking_uri, location, tmp)
         except Exception as exc:  # noqa: BLE001 - any failure is this version's, said in one line
             raise ArtifactError(f"{label} cannot be loaded: {_one_line(exc)}") from exc
         if expected and artifact_checksum(local) != expected:
@@ -247,7 +253,8 @@ def register_version(client, specialist: str, run_id: str, source: str, tags: di
         # the checksum of the files as logged, taken once with the version (the tag is part of its
         # creation): a retry never re-hashes, which would bless files corrupted since. A version
         # registered before checksums existed keeps none and loads unverified.
-        tags = {**tags, ARTIFACT_CHECKSUM_TAG: model_checksum(client.tracking_uri, source)}
+        location = client.get_logged_model(model_id).artifact_location if model_id else source
+        tags = {**tags, ARTIFACT_CHECKSUM_TAG: model_checksum(client.tracking_uri, location)}
         version = client.create_model_version(name, source=source, run_id=run_id, model_id=model_id,
                                               tags={k: str(v) for k, v in tags.items()})
         created = True

@@ -22,7 +22,8 @@ def _materialized(result) -> set[str]:
     return {e.asset_key.path[-1] for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
 
 
-def test_two_identical_retrains_the_second_registers_nothing_and_says_why(hive_home, mlflow_server, monkeypatch):
+def test_two_identical_retrains_the_second_registers_nothing_and_says_why(hive_home, own_mlflow_server, monkeypatch):
+    mlflow_server = own_mlflow_server
     experiment = "nothing-changed"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", experiment)

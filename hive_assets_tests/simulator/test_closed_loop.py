@@ -152,7 +152,8 @@ def test_the_loop_retrains_on_drift_promotes_rolls_back_and_keeps_the_ledger_rig
     assert opened["actor"] == "operator:hive-loop"
 
     # the ledger agrees with the registry, computed here from the raw rows and the registry itself
-    client = MlflowClient(tracking_uri=f"sqlite:///{state / 'mlflow' / 'mlflow.db'}")
+    db = f"sqlite:///{state / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=db, registry_uri=db)  # explicit: never the process-wide registry URI
     for s in SPECIALISTS:
         rows = [r for r in store.find("model_decisions", {"specialist_type": s})
                 if r["kind"] in ("alias_move", "promotion", "rollback") and r["details"].get("alias") == "champion"]

@@ -184,8 +184,9 @@ def artifact_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def console(hive_home, mlflow_server, tmp_path, monkeypatch):
+def console(hive_home, own_mlflow_server, tmp_path, monkeypatch):
     """One champion of `business` trained in-process into the instance, then `dagster dev` on it."""
+    mlflow_server = own_mlflow_server  # v1 must be the first version of business-evaluator
     chromium = chromium_path()
     home = hive_home / "dagster"
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
