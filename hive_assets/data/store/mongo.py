@@ -414,8 +414,9 @@ class MongoStore(DocumentStore):
     def _scan_where_for_keys(self, collection: str, field: str, wanted: set[str], where: Filter,
                              projection: Sequence[str] | None) -> Iterator[dict[str, Any]]:
         fields = None if projection is None else [*projection, field]
-        for doc in self.find(collection, where, projection=fields):
+        for doc in self.find(collection, where or None, projection=fields):
             value = doc.get(field)
+            # `$in` semantics: the value itself, or any element of an array value
             if (value in wanted if isinstance(value, str) else
                     isinstance(value, list) and any(isinstance(v, str) and v in wanted for v in value)):
                 if projection is not None and field not in projection:
@@ -424,15 +425,7 @@ class MongoStore(DocumentStore):
 
     def _scan_for_keys(self, collection: str, field: str, wanted: set[str],
                        projection: Sequence[str] | None) -> Iterator[dict[str, Any]]:
-        fields = None if projection is None else [*projection, field]
-        for doc in self.find(collection, None, projection=fields):
-            value = doc.get(field)
-            # `$in` semantics: the value itself, or any element of an array value
-            if (value in wanted if isinstance(value, str) else
-                    isinstance(value, list) and any(isinstance(v, str) and v in wanted for v in value)):
-                if projection is not None and field not in projection:
-                    doc.pop(field, None)
-                yield doc
+        return self._scan_where_for_keys(collection, field, wanted, {}, projection)
 
     def _iterate(self, cursor) -> Iterator[dict[str, Any]]:
         key = key_field(cursor.collection.name)
