@@ -172,8 +172,11 @@ def test_served_opinions_are_collected_and_counted_as_the_controller_expects(end
         assert got == {k: expected[arm][k] for k in ("served", "labelled", "agreements")}
 
     # collection: every opinion with its test tags, serving version and latest label as of `later`
-    frame = collect(store, specialist, now=later, window_days=1).frame.set_index("opinion_id")
+    # (the window source reads every served opinion; training's label-driven source the labelled ones)
+    frame = collect(store, specialist, now=later, window_days=1, source="window").frame.set_index("opinion_id")
     assert len(frame) == len(during) + len(after)
+    labelled = collect(store, specialist, now=later, window_days=1).frame
+    assert set(labelled["opinion_id"]) == {u.opinion_id for u in during + after if latest_label(u, later)}
     for u in during + after:
         row = frame.loc[u.opinion_id]
         label = latest_label(u, later)
