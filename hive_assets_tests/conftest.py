@@ -30,6 +30,11 @@ if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes") or services_
     settings.load_profile("ci")
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """Tests that need S3 run last: `make services` builds SeaweedFS in the background meanwhile."""
+    items.sort(key=lambda item: "s3_endpoint" in getattr(item, "fixturenames", ()))  # stable: order kept
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -30,6 +30,9 @@ __all__ = ["ferretdb_uri", "kafka_bootstrap", "require_service", "s3_endpoint", 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES_SH = REPO / "scripts" / "services.sh"
 UP_TIMEOUT_S = 240
+# `up seaweedfs` may first wait for the cold build `make services` started in the background (~10 min on
+# 2 cores, niced); the tests that need S3 run last (conftest), so it is usually done by then
+UP_TIMEOUT_S_BY_SERVICE = {"seaweedfs": 850}
 
 
 def services_required() -> bool:
@@ -80,14 +83,15 @@ class _ManagedService:
     def up(self, what: str) -> dict[str, str]:
         if shutil.which("bash") is None:
             require_service(what, "bash not found")
+        timeout = UP_TIMEOUT_S_BY_SERVICE.get(self.name, UP_TIMEOUT_S)
         try:
             proc = subprocess.run(
                 ["bash", str(SERVICES_SH), "up", self.name],
-                env=self.env, capture_output=True, text=True, timeout=UP_TIMEOUT_S,
+                env=self.env, capture_output=True, text=True, timeout=timeout,
             )
         except subprocess.TimeoutExpired as exc:
             self.down()
-            require_service(what, f"`services.sh up {self.name}` did not finish in {UP_TIMEOUT_S}s: {_tail(str(exc.stderr or ''))}")
+            require_service(what, f"`services.sh up {self.name}` did not finish in {timeout}s: {_tail(str(exc.stderr or ''))}")
         if proc.returncode != 0:
             self.down()
             require_service(what, f"`services.sh up {self.name}` failed: {_tail(proc.stderr)}")

@@ -5,6 +5,9 @@
 #
 #   scripts/services.sh install [ferretdb|kafka|postgresql|seaweedfs|chromium]   build/fetch into the cache
 #                                  (idempotent; `install` alone also builds SeaweedFS and installs Debian's chromium)
+#   scripts/services.sh install --seaweedfs-in-background   as `install`, but SeaweedFS's long cold build runs
+#                                  detached at low priority (log: seaweedfs-install.log in the cache); `up
+#                                  seaweedfs` waits for it. `make test` uses this: the build overlaps the tests
 #   scripts/services.sh up      [ferretdb|kafka|postgresql|seaweedfs]   start on free 127.0.0.1 ports, wait until ready
 #   scripts/services.sh down    [ferretdb|kafka|postgresql|seaweedfs]   stop (idempotent)
 #   scripts/services.sh status  [ferretdb|kafka|postgresql|seaweedfs]   exit 0 when every named one runs and answers
@@ -73,7 +76,7 @@ die() { log "ERROR: $*"; exit 1; }
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found on PATH ($2)"; }
 
 with_lock() {  # with_lock LOCKFILE cmd...: serialize concurrent install/up/down on the same directory
-    local lock="$1"; shift
+    local lock="$1" lockfd; shift  # lockfd local: up_seaweedfs nests the install lock inside the run lock
     mkdir -p "$(dirname "$lock")"
     if command -v flock >/dev/null 2>&1; then
         exec {lockfd}>"$lock"
@@ -209,6 +212,17 @@ down_chromium() { :; }
 cmd_install() {
     mkdir -p "$DIR"
     local s names
+    if [[ "${1:-}" == --seaweedfs-in-background ]]; then
+        for s in ferretdb kafka chromium; do
+            with_lock "$DIR/.install.lock" "install_$s"
+        done
+        seaweedfs_installed && { log "seaweedfs $SEAWEEDFS_VERSION: cached at $SEAWEEDFS_BIN"; return 0; }
+        # detached (own session, survives make), niced so the tests it overlaps keep the CPUs; it takes the
+        # install lock at once, so an `up seaweedfs` meanwhile waits for it instead of building twice
+        log "seaweedfs $SEAWEEDFS_VERSION: building in the background (log: $DIR/seaweedfs-install.log)"
+        setsid nice -n 15 bash "$0" install seaweedfs > "$DIR/seaweedfs-install.log" 2>&1 < /dev/null &
+        return 0
+    fi
     names="$(services_from_args "${1:-all}")"
     [[ "${1:-all}" == all ]] && names="$names seaweedfs chromium"
     for s in $names; do
@@ -516,7 +530,9 @@ down_kafka() {
 seaweedfs_addr() { env_value "$RUN/seaweedfs.env" HIVE_TEST_S3_ENDPOINT | sed 's#^http://##'; }
 
 up_seaweedfs() {  # master + volume + filer + S3 gateway in one `weed server`, anonymous access, loopback only
-    seaweedfs_installed || die "seaweedfs $SEAWEEDFS_VERSION is not installed: run '$0 install seaweedfs'"
+    # a build started by `install --seaweedfs-in-background` holds the install lock: wait for it (or build)
+    seaweedfs_installed || with_lock "$DIR/.install.lock" install_seaweedfs \
+        || die "seaweedfs $SEAWEEDFS_VERSION is not installed and its build failed (log: $DIR/seaweedfs-install.log)"
     local pidfile="$RUN/seaweedfs.pid" addr
     if pid_alive "$pidfile" "weed server"; then
         addr="$(seaweedfs_addr)"
@@ -640,5 +656,5 @@ case "${1:-}" in
            [[ -f "$RUN/postgresql.dir" ]] && rm -rf "$(cat "$RUN/postgresql.dir")"
            rm -rf "$RUN" ;;
     -h|--help|help) sed -n '2,/^set /{/^#/p}' "$0" ;;
-    *) echo "usage: $0 install|up|down|status|env|clean [ferretdb|kafka|postgresql|seaweedfs]" >&2; exit 2 ;;
+    *) echo "usage: $0 install [--seaweedfs-in-background]|up|down|status|env|clean [ferretdb|kafka|postgresql|seaweedfs]" >&2; exit 2 ;;
 esac
