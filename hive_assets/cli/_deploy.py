@@ -91,6 +91,9 @@ def _print_result(result) -> None:
     if result.get("noop"):
         print(result["message"])
         return
+    if result.get("resumed"):  # an interrupted decision (recorded before the crash), completed by this command
+        operation = str(result.get("intent_id", "")).split(":", 1)[0] or "decision"
+        print(f"completed the interrupted {operation} ({result.get('intent_id')})")
     if "alias" in result:
         print(f"{result['model']}@{result['alias']} -> v{result['version']} (previous: "
               f"{result['previous_version'] or 'none'}; {'moved' if result['moved'] else 'already in place'}, "

@@ -18,7 +18,7 @@ from hive_assets.registry._mlflow import (
     training_run_for, training_run_of,
 )
 from hive_assets.registry._intents import (
-    AB_OUTCOME, DONE, INTENDED, begin as begin_intent, finish as finish_intent, get as get_intent,
+    AB_OUTCOME, DONE, INTENDED, ROLLBACK as ROLLBACK_INTENT, begin as begin_intent, finish as finish_intent, get as get_intent,
     specialists_with_unfinished, unfinished as unfinished_intents,
 )
 from hive_assets.registry._operations import (
@@ -49,7 +49,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "ARTIFACT_CHECKSUM_TAG", "ArtifactError", "artifact_checksum",
-    "AB_OUTCOME", "DONE", "INTENDED", "begin_intent", "complete_intent", "complete_unfinished", "finish_intent",
+    "AB_OUTCOME", "DONE", "INTENDED", "ROLLBACK_INTENT", "begin_intent", "complete_intent", "complete_unfinished", "finish_intent",
     "get_intent", "specialists_with_unfinished", "unfinished_intents",
     "FAILURE_REASON_TAG", "log_params", "log_png", "mark_run_failed", "run_status", "running_runs",
     "dagster_run_url", "model_version_url", "run_url", "ui_base",

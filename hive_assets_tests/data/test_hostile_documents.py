@@ -73,6 +73,22 @@ def test_mongo_reader_decodes_one_document_at_a_time():
     assert [p.reason for p in d.structure_problems(broken)] == [d.UNREADABLE_DOCUMENT]
 
 
+
+def test_an_unreadable_placeholder_keeps_the_join_field_a_scan_matches_it_by():
+    """FerretDB's one-scan path for many ids matches documents by the join field client-side: the
+    placeholder of a document the decoder refuses keeps that top-level field (text, or text elements of an
+    array), so the scan yields it and collection quarantines it instead of skipping it."""
+    store = MongoStore("mongodb://127.0.0.1:1", "never_connected")  # no server needed to decode
+    good = bson.encode({"feedback_id": "fb-1", "opinion_id": "op-7", "tags": ["op-8", 3],
+                        "metadata": {"note": "abcd"}})
+    # a nested string's length past the end: the top level decodes, the document does not
+    lying = good.replace(b"\x05\x00\x00\x00abcd", b"\x50\x00\x00\x00abcd")
+    assert lying != good
+    placeholder = store._decode(RawBSONDocument(lying), "feedback_id", ("opinion_id", "tags"))
+    assert [p.reason for p in d.structure_problems(placeholder)] == [d.UNREADABLE_DOCUMENT]
+    assert (placeholder["feedback_id"], placeholder["opinion_id"], placeholder["tags"]) == ("fb-1", "op-7", ["op-8"])
+    assert "opinion_id" not in store._decode(RawBSONDocument(lying), "feedback_id")  # only the fields asked for
+
 # -- collection over a store holding every hostile document ------------------------------------------------
 
 def _targets(store, now):

@@ -11,57 +11,18 @@ HIVE_HOME; the sensors' intervals and the cooldown are lowered through their env
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import dagster as dg
 
 from hive_assets.config import SPECIALISTS
 from hive_assets.data import SQLiteStore
 from hive_assets.simulator import simulate
+from hive_assets_tests.daemon import REPO, Daemon
 from hive_assets_tests.monitoring.champion import register_champion, train_small_model
 from hive_assets_tests.services import _tail
-
-REPO = Path(__file__).resolve().parents[2]
-WAIT_S = 200
-
-
-class Daemon:
-    def __init__(self, home: Path, workdir: Path, env: dict[str, str]):
-        self.log_path = workdir / "daemon.log"
-        self.log = self.log_path.open("w")
-        self.proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(REPO / "workspace.yaml")],
-            cwd=workdir, env={**os.environ, **env, "DAGSTER_HOME": str(home)}, stdout=self.log,
-            stderr=subprocess.STDOUT, start_new_session=True)
-
-    def wait_for(self, done, what: str, timeout: float = WAIT_S):
-        deadline = time.monotonic() + timeout
-        while True:
-            value = done()
-            if value:
-                return value
-            assert self.proc.poll() is None, f"dagster-daemon exited: {_tail(self.log_path.read_text())}"
-            assert time.monotonic() < deadline, f"{what} not seen in {timeout}s: {_tail(self.log_path.read_text(), 4000)}"
-            time.sleep(1)
-
-    def stop(self):
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        except ProcessLookupError:  # already gone
-            pass
-        self.log.close()
 
 
 def new_trusted_feedback(store: SQLiteStore, specialist: str, n: int) -> None:

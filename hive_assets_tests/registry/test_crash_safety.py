@@ -1,23 +1,27 @@
-"""Crash safety of registry writes: a real `mlflow server` killed in the middle of a promotion, and a
-document-store write failed between the alias move and its ledger row (issue 8 item 6), then retried."""
+"""Crash safety of registry writes: a real `mlflow server` killed in the middle of a promotion and of a
+rollback (issue 21), and a document-store write failed between the alias move and its ledger row (issue 8
+item 6), then retried or completed by the next look or command."""
 
 from __future__ import annotations
 
 import signal
 
+import dagster as dg
 import pytest
 
-from hive_assets import registry
+from hive_assets import clock, registry
+from hive_assets.cli._main import main
 from hive_assets.data import StoreUnavailable
+from hive_assets.defs import build_defs
 from hive_assets.defs.registry.assets import RegisterConfig, registered_model_version
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
 from hive_assets.defs.rollout.assets import ab_test_outcome
+from hive_assets.defs.rollout.sensors import ab_test_check_sensor
 from hive_assets.defs.runs.lease import RUN_LEASE
+from hive_assets.defs.simulator.daemon import InProcessDaemon
 from hive_assets.rollout import open_test
 from hive_assets_tests.conftest import start_mlflow_server, stop_process
 from hive_assets_tests.registry.conftest import ledger, log_run, record_gate
-
-import dagster as dg
 
 pytestmark = pytest.mark.services
 ME = "user:tester"
@@ -27,56 +31,187 @@ def _stages(client):
     return {v.version: v.current_stage for v in client.search_model_versions("name='business-evaluator'")}
 
 
-@pytest.mark.parametrize("kill_after", ["alias_moved", "production_mirrored"])
-def test_killing_the_mlflow_server_mid_promotion_then_a_retry_completes(kill_after, tmp_path, store, small_models,
-                                                                        monkeypatch):
-    # fail fast on a dead server instead of MLflow's default retries with backoff
+class KillableServer:
+    """A real `mlflow server` of this module's own (the session's shared one must stay up), SIGKILLed by the
+    tests and restarted on the same port and registry; the tests share it to pay its start once."""
+
+    def __init__(self, root):
+        self.root = root
+        self.proc, self.url = start_mlflow_server(root)
+        self.port = int(self.url.rsplit(":", 1)[1])
+
+    def kill(self) -> None:
+        stop_process(self.proc, signal.SIGKILL)
+
+    @property
+    def dead(self) -> bool:
+        return self.proc.poll() is not None
+
+    def restart(self) -> None:
+        self.proc, _ = start_mlflow_server(self.root, self.port)
+
+    def stop(self) -> None:
+        if not self.dead:
+            stop_process(self.proc)
+
+
+@pytest.fixture(scope="module")
+def killable_server(tmp_path_factory, small_models):
+    server = KillableServer(tmp_path_factory.mktemp("killable-mlflow"))
+    models, _ = small_models
+    server.runs = [log_run(server.url, "business", models[i])[0] for i in range(2)]  # logged once, registered per test
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def killable(killable_server, store, monkeypatch):
+    """The killable server, up, with versions 1 and 2 of business-evaluator (gates passed) and nothing else;
+    MLflow's client fails fast on a dead server (no retries with backoff); the Production mirror on."""
+    server = killable_server
+    if server.dead:
+        server.restart()
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     monkeypatch.setenv(registry.MIRROR_PRODUCTION_ENV, "true")
-    root = tmp_path / "mlflow"
-    root.mkdir()
-    proc, url = start_mlflow_server(root)
-    port = int(url.rsplit(":", 1)[1])
-    try:
-        client = registry.client_for(url)
-        models, _ = small_models
-        for i in range(2):
-            run_id, _ = log_run(url, "business", models[i])
-            record_gate(store, "business", run_id)
-            registry.register(client, store, "business", run_id, actor=ME)
-        registry.promote(client, store, "business", "1", actor=ME)
-        rows_before = ledger(store, "business")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    client = registry.client_for(server.url)
+    if client.search_registered_models("name='business-evaluator'"):
+        client.delete_registered_model("business-evaluator")  # versions count from 1 again
+    for run_id in server.runs:
+        record_gate(store, "business", run_id)
+        registry.register(client, store, "business", run_id, actor=ME)
+    return server, client
 
-        def kill(step: str) -> None:
-            if step == kill_after:
-                stop_process(proc, signal.SIGKILL)
 
-        with pytest.raises(Exception) as failure:
-            registry.promote(client, store, "business", "2", actor=ME, reason="v2 is better", after_step=kill)
-        assert not isinstance(failure.value, registry.RegistryError)
-        assert proc.poll() is not None  # the server really died mid-promotion
-        assert ledger(store, "business") == rows_before  # the ledger never records a move it did not see done
+def _kill_at(server: KillableServer, point: str):
+    def hook(step: str) -> None:
+        if step == point:
+            server.kill()
+    return hook
 
-        proc, url = start_mlflow_server(root, port)  # same backend store
-        client = registry.client_for(url)
-        # the alias is a single server-side write: fully moved (the kill came after it), never half-set
-        assert registry.alias_version(client, "business", "champion").version == "2"
-        assert _stages(client)["2"] == ("Production" if kill_after == "production_mirrored" else "None")
-        assert registry.previous_champion(client, store, "business") == "1"
 
-        retry = registry.promote(client, store, "business", "2", actor=ME, reason="v2 is better")
-        assert (retry["moved"], retry["recorded"], retry["previous_version"]) == (False, True, "1")
-        assert registry.ledger_agrees(client, store, "business")
-        assert _stages(client) == {"1": "Archived", "2": "Production"}
-        assert [t.version for t in registry.alias_history(store, "business")] == ["1", "2"]
-        # a second retry has nothing left to do
-        n = len(ledger(store, "business"))
-        registry.promote(client, store, "business", "2", actor=ME)
-        assert len(ledger(store, "business")) == n
-    finally:
-        if proc.poll() is None:
-            stop_process(proc)
+@pytest.mark.parametrize("kill_after", ["alias_moved", "production_mirrored"])
+def test_killing_the_mlflow_server_mid_promotion_then_a_retry_completes(kill_after, store, killable):
+    server, client = killable
+    registry.promote(client, store, "business", "1", actor=ME)
+    rows_before = ledger(store, "business")
+
+    with pytest.raises(Exception) as failure:
+        registry.promote(client, store, "business", "2", actor=ME, reason="v2 is better",
+                         after_step=_kill_at(server, kill_after))
+    assert not isinstance(failure.value, registry.RegistryError)
+    assert server.dead  # the server really died mid-promotion
+    assert ledger(store, "business") == rows_before  # the ledger never records a move it did not see done
+
+    server.restart()  # same backend store
+    # the alias is a single server-side write: fully moved (the kill came after it), never half-set
+    assert registry.alias_version(client, "business", "champion").version == "2"
+    assert _stages(client)["2"] == ("Production" if kill_after == "production_mirrored" else "None")
+    assert registry.previous_champion(client, store, "business") == "1"
+
+    retry = registry.promote(client, store, "business", "2", actor=ME, reason="v2 is better")
+    assert (retry["moved"], retry["recorded"], retry["previous_version"]) == (False, True, "1")
+    assert registry.ledger_agrees(client, store, "business")
+    assert _stages(client) == {"1": "Archived", "2": "Production"}
+    assert [t.version for t in registry.alias_history(store, "business")] == ["1", "2"]
+    # a second retry has nothing left to do
+    n = len(ledger(store, "business"))
+    registry.promote(client, store, "business", "2", actor=ME)
+    assert len(ledger(store, "business")) == n
+
+
+def _champion(client) -> str:
+    return registry.alias_version(client, "business", registry.CHAMPION).version
+
+
+def _rollbacks(store) -> list[dict]:
+    return [r for r in ledger(store, "business") if r["kind"] == "rollback"]
+
+
+def _interrupted_rollback(store) -> dict:
+    """The one unfinished intent: the rollback of v2 to v1, recorded before the crash."""
+    (intent,) = registry.unfinished_intents(store, "business")
+    assert (intent["operation"], intent["params"]["version"], intent["params"]["rolled_back_from"]) == \
+        ("rollback", "1", "2")
+    return intent
+
+
+def _rerun_is_a_no_op(store, client, capsys) -> None:
+    rows = ledger(store, "business")
+    assert main(["deploy", "rollback", "--specialist", "business"]) == 0
+    out = capsys.readouterr().out
+    assert "this rollback was already done" in out and "nothing changed" in out, out
+    assert _champion(client) == "1" and ledger(store, "business") == rows
+
+
+def test_a_rollback_killed_at_its_writes_is_completed_by_the_next_look_or_command(store, killable, capsys):
+    """The rollback of v2 to v1, with the server SIGKILLed at its first alias write (`champion`), then at
+    its second registry write (the Production mirror, after `champion` moved). The next look (one
+    `ab_test_check_sensor` tick and the resume run it requests) and the operator's next `hive deploy
+    rollback` complete it; a rerun of the completed rollback is a no-op that says so."""
+    server, client = killable
+    registry.promote(client, store, "business", "1", actor=ME)
+    registry.promote(client, store, "business", "2", actor=ME)
+
+    # 1. killed at the first alias write: nothing moved, the intent is recorded
+    with pytest.raises(Exception) as failure:
+        registry.rollback(client, store, "business", actor=ME, reason="v2 misbehaves",
+                          after_step=_kill_at(server, "alias_write"))
+    assert not isinstance(failure.value, (AssertionError, registry.RegistryError))
+    assert server.dead  # the server really died at the write
+    intent = _interrupted_rollback(store)
+    assert not _rollbacks(store)
+    server.restart()
+    assert _champion(client) == "2" and _stages(client)["2"] == "Production"  # the champion never moved
+
+    # the next look: one tick of the A/B sensor (no A/B test is running) requests a resume run
+    defs = build_defs()
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources)
+        requests = ab_test_check_sensor.evaluate_tick(context).run_requests
+        assert [(r.partition_key, r.tags.get("hive/resume_intent")) for r in requests] == \
+            [("business", intent["intent_id"])]
+        run = InProcessDaemon(instance, defs).launch(clock.now(), "ab_test_check", requests[0],
+                                                     sensor=ab_test_check_sensor.name)
+        assert run is not None and run.success
+    assert _champion(client) == "1" and _stages(client) == {"1": "Production", "2": "Archived"}
+    assert registry.ledger_agrees(client, store, "business")
+    (row,) = _rollbacks(store)  # written with the operator's actor and reason, completed by the sensor's run
+    assert (row["model_version"], row["details"]["previous_version"], row["actor"], row["reason"]) == \
+        ("1", "2", ME, "v2 misbehaves")
+    assert row["details"]["completed_by"].startswith(f"sensor:{ab_test_check_sensor.name}")
+    assert registry.get_intent(store, intent["intent_id"])["state"] == registry.DONE
+    _rerun_is_a_no_op(store, client, capsys)
+
+    # 2. v2 champion again, then a rollback killed at its second registry write: `champion` moved (one atomic
+    # server-side write), the Production mirror and the ledger row did not
+    registry.promote(client, store, "business", "2", actor=ME, reason="fixed")
+    rows = ledger(store, "business")
+    with pytest.raises(Exception) as failure:
+        registry.rollback(client, store, "business", actor=ME, reason="v2 misbehaves again",
+                          after_step=_kill_at(server, "alias_moved"))
+    assert not isinstance(failure.value, (AssertionError, registry.RegistryError))
+    assert server.dead
+    intent = _interrupted_rollback(store)
+    assert ledger(store, "business") == rows  # the ledger is never ahead of the registry
+    server.restart()
+    assert _champion(client) == "1" and _stages(client) == {"1": "Archived", "2": "Production"}
+    assert not registry.ledger_agrees(client, store, "business")
+
+    # the next command: the operator reruns the rollback from the shell, which completes it and says so
+    assert main(["deploy", "rollback", "--specialist", "business"]) == 0
+    out = capsys.readouterr().out
+    assert f"completed the interrupted rollback ({intent['intent_id']})" in out, out
+    assert "business-evaluator@champion -> v1 (previous: 2; already in place, ledger written)" in out, out
+    assert _champion(client) == "1" and _stages(client) == {"1": "Production", "2": "Archived"}
+    assert registry.ledger_agrees(client, store, "business")
+    assert len(_rollbacks(store)) == 2
+    row = _rollbacks(store)[-1]
+    assert (row["model_version"], row["details"]["previous_version"], row["actor"], row["reason"]) == \
+        ("1", "2", ME, "v2 misbehaves again")
+    assert registry.get_intent(store, intent["intent_id"])["state"] == registry.DONE
+    _rerun_is_a_no_op(store, client, capsys)
 
 
 class FailingLedgerStore:

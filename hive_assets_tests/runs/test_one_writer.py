@@ -1,8 +1,9 @@
 """Two runs of the same partition launched at once, each in its own process, against one instance, store
 and `mlflow server`: through the `dagster` CLI (in-process execution, which bypasses the run queue's
-per-partition limit), and through the daemon's path (two sensor-style requests executed as runs). Every
-registration names its own runs (the ledger row's Dagster run id is the one its MLflow run was trained
-by) and no trained model is lost (every MLflow training run became a version)."""
+per-partition limit), through the daemon's path in-process (two sensor-style requests executed as runs),
+and through a real `dagster-daemon` (its run queue and run launcher, with the repository's dagster.yaml).
+Every registration names its own runs (the ledger row's Dagster run id is the one its MLflow run was
+trained by) and no trained model is lost (every MLflow training run became a version)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,8 +22,10 @@ import dagster as dg
 import pytest
 
 from hive_assets import registry
+from hive_assets.config import SPECIALISTS
 from hive_assets.data import SQLiteStore
 from hive_assets.simulator import simulate
+from hive_assets_tests.daemon import REPO, Daemon
 
 pytestmark = pytest.mark.services
 CONFIG = {"ops": {"raw_production_data": {"config": {"min_samples": 10}},
@@ -67,7 +71,7 @@ def world(hive_home, production_store, mlflow_server, monkeypatch, request):
     yield client, experiment
 
 
-def _both(commands: list[list[str]]) -> list[subprocess.CompletedProcess]:
+def _all(commands: list[list[str]]) -> list[subprocess.CompletedProcess]:
     procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ})
              for c in commands]
     out = []
@@ -77,10 +81,11 @@ def _both(commands: list[list[str]]) -> list[subprocess.CompletedProcess]:
     return out
 
 
-def _check_every_registration_names_its_own_runs(client, experiment: str, hive_home: Path) -> list[dg.DagsterRun]:
+def _check_every_registration_names_its_own_runs(client, experiment: str, hive_home: Path,
+                                                 runs: int = 2) -> list[dg.DagsterRun]:
     instance = dg.DagsterInstance.get()
     dagster_runs = [r.dagster_run for r in instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": "business"}))]
-    assert len(dagster_runs) == 2
+    assert len(dagster_runs) == runs
     experiment_id = client.get_experiment_by_name(experiment).experiment_id
     trained = client.search_runs([experiment_id], filter_string="tags.`dagster.partition` = 'business'")
     versions = client.search_model_versions("name='business-evaluator'")
@@ -90,12 +95,29 @@ def _check_every_registration_names_its_own_runs(client, experiment: str, hive_h
         assert version.tags["dagster_run_id"] == client.get_run(version.run_id).data.tags["dagster.run_id"]
     with SQLiteStore(hive_home / "store.sqlite") as store:
         rows = list(store.find("model_decisions", {"specialist_type": "business", "kind": "registration"}))
+        skipped = list(store.find("model_decisions", {"specialist_type": "business",
+                                                      "kind": registry.SKIPPED_UNCHANGED}))
     assert len(rows) == len(versions)
     for row in rows:  # the ledger row's Dagster run trained the MLflow run it names
         assert client.get_run(row["details"]["mlflow_run_id"]).data.tags["dagster.run_id"] == row["dagster_run_id"]
+    # every run that succeeded registered its own model, or trained nothing because nothing had changed
     succeeded = [r for r in dagster_runs if r.status == dg.DagsterRunStatus.SUCCESS]
-    assert succeeded and {r.run_id for r in succeeded} == {row["dagster_run_id"] for row in rows}
+    assert rows and {r.run_id for r in succeeded} == {row["dagster_run_id"] for row in rows + skipped}
+    # the same data is never trained twice (a run that waits for the writer sees its version: nothing changed)
+    snapshots = [v.tags.get("data_snapshot_hash") for v in versions]
+    assert len(set(snapshots)) == len(snapshots), snapshots
+    # one writer at a time: the spans of the runs' writes to the partition (first to last materialization,
+    # from the instance's event log) never overlap
+    spans = sorted(span for r in dagster_runs if (span := _write_span(instance, r.run_id)))
+    assert all(earlier[1] < later[0] for earlier, later in zip(spans, spans[1:])), spans
     return dagster_runs
+
+
+def _write_span(instance: dg.DagsterInstance, run_id: str) -> tuple[float, float] | None:
+    """(first, last) timestamp of the run's asset materializations, or None when it wrote nothing."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+    times = [r.event_log_entry.timestamp for r in records]
+    return (min(times), max(times)) if times else None
 
 
 def test_two_cli_runs_of_one_partition_at_once(world, hive_home):
@@ -103,7 +125,7 @@ def test_two_cli_runs_of_one_partition_at_once(world, hive_home):
     dagster = str(Path(sys.executable).with_name("dagster"))
     command = [dagster, "asset", "materialize", "-m", "hive_assets.definitions", "--select", "*",
                "--partition", "business", "--config-json", json.dumps(CONFIG)]
-    results = _both([command, command])
+    results = _all([command, command])
     dagster_runs = _check_every_registration_names_its_own_runs(client, experiment, hive_home)
     losers = [r for r in results if r.returncode != 0]
     for loser in losers:  # the one that did not get the lease says who holds it
@@ -114,7 +136,7 @@ def test_two_cli_runs_of_one_partition_at_once(world, hive_home):
 def test_two_sensor_style_runs_of_one_partition_at_once(world, hive_home):
     client, experiment = world
     config = json.dumps(CONFIG)
-    results = _both([
+    results = _all([
         [sys.executable, "-c", SENSOR_STYLE_RUN, "feedback:business:test", "feedback", "feedback_retraining_sensor",
          config],
         [sys.executable, "-c", SENSOR_STYLE_RUN, "drift:business:test", "drift", "drift_retraining_sensor", config],
@@ -126,3 +148,63 @@ def test_two_sensor_style_runs_of_one_partition_at_once(world, hive_home):
             failure = dg.DagsterInstance.get().all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
             text = " ".join(str(e) for e in dg.DagsterInstance.get().all_logs(run.run_id))  # messages and errors
             assert failure and "another run of business holds it (run " in text
+
+
+IN_PROGRESS = (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED)
+
+
+def test_two_runs_of_one_partition_launched_through_the_real_daemon(world, hive_home, tmp_path):
+    """Three runs of business submitted to the instance's run queue, then a real `dagster-daemon` with the
+    repository's dagster.yaml dequeues and launches them (each run in its own process):
+
+    * two carry `hive/retrain=business` (as the sensors' and the Launchpad's runs do): the queue's
+      one-training-per-specialist limit holds the second QUEUED while the first is in progress;
+    * one is a `dagster job launch --tags '{"dagster/partition": "business"}'`, which carries no
+      `hive/retrain` tag: the queue lets it start beside the first, and only the training lease keeps the
+      two from writing the partition at once."""
+    client, experiment = world
+    home = hive_home / "dagster"
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")  # the real run queue and its limits
+    instance = dg.DagsterInstance.get()
+    for s in SPECIALISTS:  # every specialist trained just now: the feedback sensor has nothing to count
+        instance.report_runless_asset_event(dg.AssetMaterialization("trained_model", partition=s))
+    dagster = str(Path(sys.executable).with_name("dagster"))
+
+    def launch(name: str, **tags: str) -> list[str]:
+        return [dagster, "job", "launch", "-w", str(REPO / "workspace.yaml"), "-j", "retrain_specialist",
+                "--config-json", json.dumps(CONFIG),
+                "--tags", json.dumps({"dagster/partition": "business", "test/launch": name, **tags})]
+
+    # queued before the daemon starts, so its first dequeue sees all three at once
+    submitted = _all([launch("a", **{"hive/retrain": "business"}), launch("b", **{"hive/retrain": "business"}),
+                      launch("untagged")])
+    assert all(r.returncode == 0 for r in submitted), [r.stderr[-2000:] for r in submitted]
+    queued = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": "business"}))
+    assert [r.status for r in queued] == [dg.DagsterRunStatus.QUEUED] * 3
+
+    seen = {"held in the queue": False, "started together": False}
+
+    def all_ended():
+        runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": "business"}))
+        tagged = [r for r in runs if "hive/retrain" in r.tags]
+        untagged = [r for r in runs if "hive/retrain" not in r.tags]
+        if any(r.status in IN_PROGRESS for r in tagged):
+            seen["held in the queue"] |= any(r.status == dg.DagsterRunStatus.QUEUED for r in tagged)
+            seen["started together"] |= any(r.status in IN_PROGRESS for r in untagged)
+        return all(r.is_finished for r in runs)
+
+    daemon = Daemon(home, tmp_path, {"PYTHONPATH": str(REPO)})
+    started = time.monotonic()
+    try:
+        daemon.wait_for(all_ended, "the three runs ending", timeout=900, poll_s=0.25)
+    finally:
+        daemon.stop()
+    print(f"the three runs ended {time.monotonic() - started:.0f} s after the daemon started")
+    assert seen["held in the queue"], "the run queue's hive/retrain limit never held a second training run"
+    assert seen["started together"], "the untagged run never ran beside a tagged one: the lease was not tested"
+    dagster_runs = _check_every_registration_names_its_own_runs(client, experiment, hive_home, runs=3)
+    for run in dagster_runs:  # a run that did not get the lease failed at start, naming the holder
+        if run.status != dg.DagsterRunStatus.SUCCESS:
+            text = " ".join(str(e) for e in instance.all_logs(run.run_id))
+            holders = {r.run_id for r in dagster_runs} - {run.run_id}
+            assert any(f"another run of business holds it (run {h}" in text for h in holders), text[-3000:]

@@ -73,7 +73,7 @@ from pymongo.errors import (
 )
 
 from hive_assets.config import redact_uri
-from hive_assets.data._documents import MAX_DEPTH, TOO_DEEP, UNREADABLE_DOCUMENT, unreadable
+from hive_assets.data._documents import MAX_DEPTH, TOO_DEEP, UNREADABLE_DOCUMENT, safe_text, unreadable
 from hive_assets.data.store.base import (
     COLLECTIONS,
     COMPOUND_INDEXES,
@@ -356,6 +356,12 @@ class MongoStore(DocumentStore):
         sort: Sort | None = None,
         limit: int | None = None,
     ) -> Iterator[dict[str, Any]]:
+        return self._find(collection, filter, projection, sort, limit)
+
+    def _find(self, collection: str, filter: Filter | None, projection: Sequence[str] | None = None,
+              sort: Sort | None = None, limit: int | None = None, also: tuple[str, ...] = ()
+              ) -> Iterator[dict[str, Any]]:
+        """`find`, with the top-level fields `also` kept on an unreadable document's placeholder."""
         # validate and connect eagerly (errors at call time), iterate lazily
         with self._guard():
             coll = self._coll(collection)
@@ -374,7 +380,7 @@ class MongoStore(DocumentStore):
             cursor = cursor.sort(spec)
         if limit is not None and int(limit) > 0:
             cursor = cursor.limit(int(limit))
-        return self._iterate(cursor)
+        return self._iterate(cursor, also)
 
     def find_by_keys(
         self, collection: str, field: str, keys: Iterable[str], projection: Sequence[str] | None = None,
@@ -414,7 +420,8 @@ class MongoStore(DocumentStore):
     def _scan_where_for_keys(self, collection: str, field: str, wanted: set[str], where: Filter,
                              projection: Sequence[str] | None) -> Iterator[dict[str, Any]]:
         fields = None if projection is None else [*projection, field]
-        for doc in self.find(collection, where or None, projection=fields):
+        # an unreadable document keeps its `field` (`_decode`): it matches, and the caller quarantines it
+        for doc in self._find(collection, where or None, projection=fields, also=(field,)):
             value = doc.get(field)
             # `$in` semantics: the value itself, or any element of an array value
             if (value in wanted if isinstance(value, str) else
@@ -427,32 +434,42 @@ class MongoStore(DocumentStore):
                        projection: Sequence[str] | None) -> Iterator[dict[str, Any]]:
         return self._scan_where_for_keys(collection, field, wanted, {}, projection)
 
-    def _iterate(self, cursor) -> Iterator[dict[str, Any]]:
+    def _iterate(self, cursor, also: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
         key = key_field(cursor.collection.name)
         try:
             with self._guard():
                 for raw in cursor:
-                    doc = self._decode(raw, key)
+                    doc = self._decode(raw, key, also)
                     doc.pop("_id", None)
                     yield doc
         finally:
             cursor.close()
 
-    def _decode(self, raw: RawBSONDocument, key: str) -> dict[str, Any]:
+    def _decode(self, raw: RawBSONDocument, key: str, also: tuple[str, ...] = ()) -> dict[str, Any]:
         """One stored document. Text that is not UTF-8 decodes with `surrogateescape` (validation then
         quarantines it as `invalid_string`); any other failure (malformed BSON, nesting beyond the
-        decoder) gives the UNREADABLE placeholder with the document's key when its top level decodes."""
+        decoder) gives the UNREADABLE placeholder with the document's key, and the top-level text fields
+        `also` (a join's field: a scan matches the placeholder by it), when its top level decodes."""
         try:
             return bson.decode(raw.raw, self._doc_options)
         except RecursionError:
             reason, detail = TOO_DEEP, f"nested deeper than the BSON decoder allows (> {MAX_DEPTH})"
         except Exception as exc:  # noqa: BLE001 - bson raises InvalidBSON, ValueError, OverflowError, ...
             reason, detail = UNREADABLE_DOCUMENT, f"stored BSON cannot be decoded: {type(exc).__name__}: {exc}"
-        try:  # the top level only: nested documents stay raw, undecoded
-            ident = bson.decode(raw.raw, self._raw_options).get(key)
-        except Exception:  # noqa: BLE001 - the key is a courtesy; the placeholder stands without it
-            ident = None
-        return unreadable(reason, detail, key, ident)
+        top: dict[str, Any] = {}
+        for field in (key, *also):
+            try:  # the top level only: nested documents stay raw, undecoded
+                top[field] = bson.decode(raw.raw, self._raw_options).get(field)
+            except Exception:  # noqa: BLE001 - a courtesy; the placeholder stands without it
+                top[field] = None
+        doc = unreadable(reason, detail, key, top[key])
+        for field in also:
+            value = top[field]
+            if isinstance(value, str):
+                doc[field] = safe_text(value)
+            elif isinstance(value, list):  # `$in` matches an element of an array value
+                doc[field] = [safe_text(v) for v in value if isinstance(v, str)]
+        return doc
 
     def count(self, collection: str, filter: Filter | None = None) -> int:
         with self._guard():

@@ -85,10 +85,25 @@ def _call(context, config, mlflow: MlflowResource, document_store: DocumentStore
                                             **kwargs))
     with operator_lease(context, config.model_type), document_store.open() as store:
         client = mlflow.client()
-        for line in complete_unfinished(client, store, config.model_type, actor=actor_of(context),
-                                        dagster_run_id=context.run_id):
+        completed = complete_unfinished(client, store, config.model_type, actor=actor_of(context),
+                                        dagster_run_id=context.run_id)
+        for line in completed:
             context.log.info(f"{config.model_type}: {line}")
-        return _refusing(lambda: action(client=client, store=store, specialist=config.model_type, **kwargs))
+        result = _refusing(lambda: action(client=client, store=store, specialist=config.model_type, **kwargs))
+        return _completed_here(store, completed, result)
+
+
+def _completed_here(store, completed: list[str], result: dict[str, Any]) -> dict[str, Any]:
+    """A rerun of an interrupted rollback finds it already complete, because this run completed it just
+    before the action: that is the rerun's work, reported as such, not as "already done" (nothing changed)."""
+    if not (isinstance(result, dict) and result.get("noop")):
+        return result
+    for line in reversed(completed):
+        intent = registry.get_intent(store, line.removeprefix("completed:")) if line.startswith("completed:") else None
+        if (intent and intent["operation"] == registry.ROLLBACK_INTENT and intent["state"] == registry.DONE
+                and str(intent["params"]["version"]) == str(result.get("version"))):
+            return {**intent["result"], "resumed": True}
+    return result
 
 
 def _refusing(call):
