@@ -5,16 +5,18 @@ biasing the decisions.
   uncertainty, champion/challenger disagreement, drifted regions, diversity), with a uniformly random
   share marked `random`.
 - `refresh_queue` (`_queue`): one refresh of a specialist's queue in the store: answers linked, old
-  requests expired, new ones within today's budget; `open_queue` reads it (`_requests`).
-- `label_selections`, `usable_for_decisions`, `decision_split` (`_decisions`): metrics, gates and A/B
-  statistics use only the random share and organic labels; training uses all.
+  requests expired, new ones within today's budget; `refresh_from_store` scores the recent unlabelled
+  opinions with the given models first; `open_queue` reads the queue (`_requests`).
+- `label_selections`, `usable_for_decisions`, `decision_split`, `without_active_labels` (`_decisions`):
+  metrics, gates and A/B statistics use only the random share and organic labels; training uses all.
 """
 
 from hive_assets.review._decisions import (
-    ORGANIC, TRAIN_SPLIT, decision_split, label_selections, usable_for_decisions,
+    ORGANIC, TRAIN_SPLIT, decision_split, label_selections, usable_for_decisions, without_active_labels,
 )
 from hive_assets.review._queue import (
-    DEFAULT_DAILY_BUDGET, DEFAULT_EXPIRY, DEFAULT_RANDOM_SHARE, QueueRefresh, refresh_queue,
+    DEFAULT_DAILY_BUDGET, DEFAULT_EXPIRY, DEFAULT_RANDOM_SHARE, QueueRefresh, latest_drifted_features, refresh_from_store,
+    refresh_queue,
 )
 from hive_assets.review._requests import (
     ANSWERED, COLLECTION, EXPIRED, OPEN, STATUSES, day_start, expire, link_answers, open_queue, remaining_budget,
@@ -29,7 +31,7 @@ __all__ = [
     "ACTIVE", "ANSWERED", "COLLECTION", "DEFAULT_DAILY_BUDGET", "DEFAULT_EXPIRY", "DEFAULT_RANDOM_SHARE", "EXPIRED",
     "OPEN", "ORGANIC", "RANDOM", "REASONS", "STATUSES", "TRAIN_SPLIT", "PriorityWeights", "QueueChoice",
     "QueueRefresh", "choose_queue", "day_start", "decision_split", "disagreement", "diverse_top",
-    "drift_region_weight", "expire", "label_selections", "link_answers", "margin_uncertainty", "open_queue",
+    "drift_region_weight", "expire", "label_selections", "latest_drifted_features", "refresh_from_store", "link_answers", "margin_uncertainty", "open_queue",
     "priority", "refresh_queue", "remaining_budget", "request_documents", "request_id", "requested_opinions",
-    "requested_today", "standardised", "usable_for_decisions", "write_requests",
+    "requested_today", "standardised", "usable_for_decisions", "without_active_labels", "write_requests",
 ]

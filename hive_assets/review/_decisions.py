@@ -45,3 +45,10 @@ def decision_split(split: pd.Series, selection: pd.Series) -> pd.Series:
         raise ValueError(f"split ({len(split)}) and selection ({len(selection)}) differ in length")
     active = selection.fillna(ORGANIC).to_numpy() == ACTIVE
     return split.where(~active, TRAIN_SPLIT)
+
+
+def without_active_labels(store: DocumentStore, specialist: str, labels: dict[str, dict]) -> dict[str, dict]:
+    """`labels` (opinion_id -> its latest trusted feedback, as `latest_trusted_feedback` returns them) minus
+    those of actively chosen opinions: the A/B tally's labels."""
+    selections = label_selections(store, specialist, labels)
+    return {o: fb for o, fb in labels.items() if usable_for_decisions(selections[o])}

@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hive_assets.data import TrustPolicy
+from hive_assets.data import TrustPolicy, collect
 from hive_assets.data.store.base import DocumentStore
 from hive_assets.review import _requests as requests
-from hive_assets.review._select import PriorityWeights, choose_queue, priority, standardised
+from hive_assets.review._select import PriorityWeights, choose_queue, drift_region_weight, priority, standardised
+from hive_assets.features import features_frame
 from hive_assets.training import encode
 
 DEFAULT_DAILY_BUDGET = 100
@@ -76,3 +77,33 @@ def refresh_queue(store: DocumentStore, specialist: str, now: datetime, candidat
     result.requested = requests.write_requests(store, docs)
     result.by_reason = {r: choice.reason.count(r) for r in sorted(set(choice.reason))}
     return result
+
+
+def latest_drifted_features(store: DocumentStore, specialist: str, now: datetime, within: timedelta) -> list[str]:
+    """The features the specialist's latest drift check (no older than `within`) flagged, else none."""
+    last = store.find_one("drift_monitoring", {"specialist_type": specialist, "checked_at": {"$gte": now - within}},
+                          sort=[("checked_at", -1)])
+    return [str(f) for f in (last or {}).get("drifted_features") or []]
+
+
+def refresh_from_store(store: DocumentStore, specialist: str, now: datetime, champion, *, challenger=None,
+                       model_version: str | None = None, candidate_days: int = 2, min_confidence: float = 0.7,
+                       trust: TrustPolicy = TrustPolicy(), audit_reader=None, drift_within: timedelta = timedelta(days=2),
+                       **options) -> QueueRefresh:
+    """`refresh_queue` over the specialist's unlabelled opinions of the last `candidate_days` (the window
+    collection the drift check reads: validated, intent-filtered, with their plans), scored by `champion`
+    (and `challenger` while a test runs: objects with `predict_proba(features)`, the SpecialistModel), the
+    drifted regions taken from the latest drift check against the champion's drift reference."""
+    window = collect(store, specialist, now=now, window_days=candidate_days, min_confidence=min_confidence,
+                     trust=trust, audit_reader=audit_reader, source="window").frame
+    unlabelled = window[window["label"].isna()].reset_index(drop=True) if len(window) else window
+    if not len(unlabelled):
+        return refresh_queue(store, specialist, now, pd.DataFrame({"opinion_id": [], "plan_id": []}),
+                             pd.DataFrame(), np.empty((0, 3)), model_version=model_version, trust=trust, **options)
+    features = features_frame(unlabelled["plan"].tolist())
+    drifted = latest_drifted_features(store, specialist, now, drift_within)
+    return refresh_queue(
+        store, specialist, now, unlabelled[["opinion_id", "plan_id"]], features, champion.predict_proba(features),
+        challenger_proba=None if challenger is None else challenger.predict_proba(features),
+        drift_weight=drift_region_weight(features, getattr(champion, "drift_reference", None), drifted),
+        model_version=model_version, trust=trust, **options)
