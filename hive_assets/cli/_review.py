@@ -1,4 +1,4 @@
-"""`hive review-queue`: a specialist's open review requests, highest priority first (hive_assets.review)."""
+"""`hive review-queue`: a specialist's open review requests in queue order (hive_assets.review)."""
 
 from __future__ import annotations
 
@@ -35,10 +35,10 @@ def cmd_review_queue(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub) -> None:
-    p = add_verb(sub, "review-queue", help="the open review requests of a specialist, highest priority first",
+    p = add_verb(sub, "review-queue", help="the open review requests of a specialist, in the order reviewers should answer them",
                  description="The opinions whose human label should teach the champion the most (`review_requests` "
-                             "documents written by the review_queue asset), open and not expired, highest score "
-                             "first; `random` marks the uniformly drawn share the metrics and A/B tests use. Reads "
+                             "documents written by the review_queue asset), open and not expired, in queue order "
+                             "(oldest day first, then by priority); `random` marks the uniformly drawn share the metrics and A/B tests use. Reads "
                              "only.",
                  env=("HIVE_HOME", "MONGODB_URI"))
     add_specialist(p)

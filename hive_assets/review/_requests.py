@@ -101,9 +101,10 @@ def expire(store: DocumentStore, specialist: str, now: datetime) -> int:
 
 
 def open_queue(store: DocumentStore, specialist: str, now: datetime, limit: int | None = None) -> list[dict]:
-    """The open, unexpired requests of `specialist`, highest score first (random share interleaved by
-    rank within a day's queue): what a reviewer UI or the simulator's reviewers read."""
+    """The open, unexpired requests of `specialist` in queue order: oldest day first, then by rank (the
+    active picks by priority, the random share spread evenly among them, so reviewers who stop part-way
+    still answer a uniformly random part of it). What a reviewer UI or the simulator's reviewers read."""
     docs = [d for d in store.find(COLLECTION, {"specialist_type": specialist, "status": OPEN,
                                                "expires_at": {"$gt": now}})]
-    docs.sort(key=lambda d: (-float(d.get("score") or 0.0), str(d["request_id"])))
+    docs.sort(key=lambda d: (to_utc(d["requested_at"]), int(d.get("rank") or 0), str(d["request_id"])))
     return docs[:limit] if limit is not None else docs

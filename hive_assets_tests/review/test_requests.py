@@ -58,7 +58,9 @@ def test_queue_lifecycle(any_store):
     # the day's budget is spent: a second refresh the same day writes nothing, changes nothing
     assert refresh(store, now=NOW + timedelta(hours=3)).requested == 0 and store.count(COLLECTION) == 10
     queue = open_queue(store, "business", NOW)
-    assert [d["score"] for d in queue] == sorted((d["score"] for d in queue), reverse=True)
+    assert [d["rank"] for d in queue] == list(range(1, 11))
+    active_scores = [d["score"] for d in queue if d["selection"] == ACTIVE]
+    assert active_scores == sorted(active_scores, reverse=True)
     # one answered in time, one answered after its expiry, the rest expire
     answered, late = queue[0]["opinion_id"], queue[1]["opinion_id"]
     store.upsert_many("specialist_feedback", [feedback(answered, NOW + timedelta(hours=2)),

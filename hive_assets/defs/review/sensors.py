@@ -7,16 +7,27 @@ specialist and day makes it idempotent); the run does the work. Stopped by defau
 in the UI (or `hive loop --review-queue` does), so homes that do not use a review queue spend nothing.
 """
 
+import os
 from datetime import timezone
 
 import dagster as dg
 
-from hive_assets import clock
+from hive_assets import clock, review
 from hive_assets.config import SPECIALISTS
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.review.assets import review_queue
 
 SENSOR_NAME = "review_queue_sensor"
+BUDGET_ENV = "REVIEW_QUEUE_DAILY_BUDGET"  # the sensor's runs' daily_budget (run config), default 100
+
+
+def daily_budget() -> int:
+    text = os.environ.get(BUDGET_ENV, "").strip()
+    if not text:
+        return review.DEFAULT_DAILY_BUDGET
+    if not text.isdigit():
+        raise ValueError(f"{BUDGET_ENV}={text!r}: a number of requests per specialist per day (>= 0)")
+    return int(text)
 
 refresh_review_queue = dg.define_asset_job(
     "refresh_review_queue", selection=[review_queue], partitions_def=specialist_partitions,
@@ -29,8 +40,10 @@ def run_key(specialist: str, now) -> str:
 
 @dg.sensor(name=SENSOR_NAME, job=refresh_review_queue, minimum_interval_seconds=3600,
            default_status=dg.DefaultSensorStatus.STOPPED,
-           description="Once a UTC day per specialist: refresh its review queue (requests within the daily budget).")
+           description="Once a UTC day per specialist: refresh its review queue (requests within the daily budget, "
+                       "REVIEW_QUEUE_DAILY_BUDGET, default 100).")
 def review_queue_sensor(context: dg.SensorEvaluationContext):
     now = clock.now()
-    return [dg.RunRequest(run_key=run_key(s, now), partition_key=s, tags={"hive/actor": f"sensor:{SENSOR_NAME}"})
-            for s in SPECIALISTS]
+    config = {"ops": {"review_queue": {"config": {"daily_budget": daily_budget()}}}}
+    return [dg.RunRequest(run_key=run_key(s, now), partition_key=s, run_config=config,
+                          tags={"hive/actor": f"sensor:{SENSOR_NAME}"}) for s in SPECIALISTS]
