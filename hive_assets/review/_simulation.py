@@ -18,7 +18,9 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 
 from hive_assets.review._select import ACTIVE, RANDOM, choose_queue
-from hive_assets.rollout import RolloutPolicy, TestState, TrafficStep, decide, tally
+
+# hive_assets.rollout imports hive_assets.review (its A/B tally's label filter): the controller is imported
+# where it is used, so importing either package first works
 
 START = datetime(2026, 1, 5, tzinfo=timezone.utc)
 PROMOTE = "promote"  # the controller's promotion action (Decision.action)
@@ -36,8 +38,10 @@ class AAScenario:
     filter_active: bool = True  # False: the A/B tally counts the queue's active labels too (contrast)
 
 
-def aa_test(scenario: AAScenario, seed: int, policy: RolloutPolicy) -> str:
-    """The final action of one seeded A/A test."""
+def aa_test(scenario: AAScenario, seed: int, policy) -> str:
+    """The final action of one seeded A/A test under `policy` (a `rollout.RolloutPolicy`)."""
+    from hive_assets.rollout import TestState, TrafficStep, decide, tally
+
     rng = np.random.default_rng([seed, 25])
     hours = int(policy.max_duration / timedelta(hours=1))
     n = rng.poisson(scenario.units_per_hour, size=hours)
@@ -98,9 +102,11 @@ class AAResult:
         return self.promoted / self.tests
 
 
-def aa_false_promotions(n_tests: int, seed: int, scenario: AAScenario = AAScenario(),
-                        policy: RolloutPolicy | None = None) -> AAResult:
-    """`n_tests` seeded A/A tests (seeds seed, seed + 1, ...); how many ended in a promotion."""
+def aa_false_promotions(n_tests: int, seed: int, scenario: AAScenario = AAScenario(), policy=None) -> AAResult:
+    """`n_tests` seeded A/A tests (seeds seed, seed + 1, ...); how many ended in a promotion. `policy`: the
+    rollout's default with a 24 h label maturity (the simulated reviewers answer within a day)."""
+    from hive_assets.rollout import RolloutPolicy
+
     policy = policy or replace(RolloutPolicy(), label_maturity=timedelta(hours=24))
     actions = [aa_test(scenario, seed + i, policy) for i in range(n_tests)]
     counts = {a: actions.count(a) for a in sorted(set(actions))}
