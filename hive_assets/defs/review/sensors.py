@@ -18,16 +18,22 @@ from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.review.assets import review_queue
 
 SENSOR_NAME = "review_queue_sensor"
-BUDGET_ENV = "REVIEW_QUEUE_DAILY_BUDGET"  # the sensor's runs' daily_budget (run config), default 100
+BUDGET_ENV = "REVIEW_QUEUE_DAILY_BUDGET"  # the sensor's runs' daily_budget: "100", or "business=100,technical=40"
 
 
-def daily_budget() -> int:
+def daily_budget(specialist: str) -> int:
+    """The specialist's budget from REVIEW_QUEUE_DAILY_BUDGET: one number for all, or `name=number` pairs
+    (a specialist not named gets the default, 100)."""
     text = os.environ.get(BUDGET_ENV, "").strip()
-    if not text:
-        return review.DEFAULT_DAILY_BUDGET
-    if not text.isdigit():
-        raise ValueError(f"{BUDGET_ENV}={text!r}: a number of requests per specialist per day (>= 0)")
-    return int(text)
+    budgets: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.rpartition("=")
+        budgets[name.strip() or "*"] = value.strip()
+    value = budgets.get(specialist, budgets.get("*", str(review.DEFAULT_DAILY_BUDGET)))
+    if not value.isdigit() or set(budgets) - {"*", *SPECIALISTS}:
+        raise ValueError(f"{BUDGET_ENV}={text!r}: a number of requests per day (>= 0), or specialist=number pairs")
+    return int(value)
+
 
 refresh_review_queue = dg.define_asset_job(
     "refresh_review_queue", selection=[review_queue], partitions_def=specialist_partitions,
@@ -44,6 +50,6 @@ def run_key(specialist: str, now) -> str:
                        "REVIEW_QUEUE_DAILY_BUDGET, default 100).")
 def review_queue_sensor(context: dg.SensorEvaluationContext):
     now = clock.now()
-    config = {"ops": {"review_queue": {"config": {"daily_budget": daily_budget()}}}}
-    return [dg.RunRequest(run_key=run_key(s, now), partition_key=s, run_config=config,
+    return [dg.RunRequest(run_key=run_key(s, now), partition_key=s,
+                          run_config={"ops": {"review_queue": {"config": {"daily_budget": daily_budget(s)}}}},
                           tags={"hive/actor": f"sensor:{SENSOR_NAME}"}) for s in SPECIALISTS]
