@@ -170,7 +170,7 @@ def choose_queue(score: np.ndarray, points: np.ndarray, budget: int, random_shar
     reasons = list(reasons) if reasons is not None else ["uncertainty"] * n
     # queue order: the random share spread evenly among the active picks, so that reviewers who stop
     # part-way through a day's queue still answer a uniformly random subset of the random share
-    is_random = np.diff(np.floor(np.arange(budget + 1) * (k_random / budget if budget else 0.0))) > 0
+    is_random = np.diff(np.arange(budget + 1) * k_random // max(budget, 1)) > 0  # integer: exactly k_random slots
     randoms, actives = iter(random_idx), iter(active_idx)
     index, selection, reason, probability = [], [], [], []
     for slot_is_random in is_random:

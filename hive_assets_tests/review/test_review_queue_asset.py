@@ -84,3 +84,16 @@ def test_ab_tally_ignores_actively_requested_labels(tmp_path):
     labelled = {o["opinion_id"]: str(t) != "NaT" for o, t in zip(sorted(opinions, key=lambda o: o["opinion_id"]),
                                                                    obs.labelled_at)}
     assert labelled == {"op0": True, "op1": False, "op2": True, "op3": True}
+
+
+def test_the_loop_can_start_the_sensor_stopped_by_default(hive_home):
+    from hive_assets.defs import build_defs
+    from hive_assets.defs.simulator.daemon import InProcessDaemon
+
+    assert review_queue_sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    with dg.instance_for_test() as instance:
+        daemon = InProcessDaemon(instance, build_defs())
+        [sensor] = [s for s in daemon.sensors if s.name == "review_queue_sensor"]
+        assert not daemon._state(sensor).is_running
+        daemon.start("review_queue_sensor")
+        assert daemon._state(sensor).is_running
