@@ -158,14 +158,19 @@ def main() -> None:
     print(f"\ngoal met for {met} of {len(rows)} specialists (needs 4 of 5); learning part {time.perf_counter() - start:.0f} s")
 
     print(f"\nvalidation on the random share vs a fully random test set (day {args.days}; accuracy, exact 95% CI):\n")
-    print("| specialist | labels scored on | n | accuracy | 95% CI | agrees with the random test set |")
-    print("|---|---|---|---|---|---|")
+    print("| specialist | labels scored on | n | accuracy | 95% CI | intervals overlap the test set's | "
+          "difference to the test set (z) |")
+    print("|---|---|---|---|---|---|---|")
     for specialist, sets in agreement.items():
-        _, ref, ref_low, ref_high = sets["fully random test set"]
+        ref_n, ref, ref_low, ref_high = sets["fully random test set"]
         for name, (n_rows, acc, low, high) in sets.items():
-            agrees = "-" if name == "fully random test set" else (
-                "yes" if low <= ref_high and ref_low <= high and low <= ref <= high else "NO")
-            print(f"| {specialist} | {name} | {n_rows} | {acc:.3f} | {low:.3f}-{high:.3f} | {agrees} |")
+            if name == "fully random test set":
+                overlap, z = "-", "-"
+            else:
+                overlap = "yes" if low <= ref_high and ref_low <= high else "NO"
+                se = np.sqrt(acc * (1 - acc) / n_rows + ref * (1 - ref) / ref_n)
+                z = f"{acc - ref:+.3f} ({(acc - ref) / se:+.1f})"
+            print(f"| {specialist} | {name} | {n_rows} | {acc:.3f} | {low:.3f}-{high:.3f} | {overlap} | {z} |")
 
     if args.aa:
         start = time.perf_counter()
