@@ -40,8 +40,11 @@ def enhanced_features(context: dg.AssetExecutionContext, config: FeatureConfig, 
     frame = pd.concat(
         [labelled[["opinion_id", "plan_id", "evaluated_at", "feedback_submitted_at", "label"]], features], axis=1)
     frame["split"] = temporal_group_split(frame)
+    moved = 0
     if "label_selection" in labelled:  # labels the review queue chose actively train; they never validate or test
-        frame["split"] = decision_split(frame["split"], labelled["label_selection"])
+        before = frame["split"]
+        frame["split"] = decision_split(before, labelled["label_selection"])
+        moved = int((frame["split"] != before).sum())
     frame.attrs["data_snapshot_hash"] = raw_production_data.snapshot_hash()
     problems = training_data_problems(frame, config.min_training_samples)
     split_counts = frame["split"].value_counts().to_dict()
@@ -52,6 +55,7 @@ def enhanced_features(context: dg.AssetExecutionContext, config: FeatureConfig, 
             "feature_schema_version": FEATURE_SCHEMA_VERSION,
             "features": len(FEATURE_NAMES),
             "splits": dg.MetadataValue.json(split_counts),
+            "active_labels_moved_to_train": moved,
             "cyclic_plans": int(frame["has_cyclic_dependencies"].sum()) if len(frame) else 0,
             "data_snapshot_hash": frame.attrs["data_snapshot_hash"],
             "preview": dg.MetadataValue.md(frame[list(FEATURE_NAMES)[:8]].head(5).to_markdown()),
