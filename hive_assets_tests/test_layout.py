@@ -52,7 +52,7 @@ def test_the_domain_layer_imports_no_dagster():
 
 def test_every_stage_of_the_loop_is_a_package_with_its_wiring_beside_it():
     stages = ("data", "features", "training", "evaluation", "registry", "rollout", "monitoring", "runs", "simulator",
-              "cli")
+              "review", "cli")
     for stage in stages:
         assert f"hive_assets.{stage}" in MODULES, stage
     wired = {name.split(".")[2] for name in MODULES if name.startswith("hive_assets.defs.") and name.count(".") >= 3}

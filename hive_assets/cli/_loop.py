@@ -52,6 +52,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--push-previous-champion", type=specialist_or_none, default="technical",
                    help="after this specialist's next promotion, an operator pushes its previous champion back as "
                         "challenger with the ab_test_start job ('none': no operator)")
+    p.add_argument("--review-queue", type=non_negative_int, default=0, metavar="BUDGET",
+                   help="requests a day per specialist: the daily review_queue runs and the simulated reviewers "
+                        "answer its requests first, in place of as many organic answers (0: off)")
     p.add_argument("--start", type=iso_datetime,
                    help="ISO-8601 start of the simulated period (default: the end of the stored history)")
     add_specialist(p)
@@ -68,7 +71,8 @@ def cmd_loop(args: argparse.Namespace) -> int:
 
     scenario = default_scenario(days=args.days, seed=args.seed, plans_per_hour=args.plans_per_hour)
     scenario = replace(scenario, drift=(DriftPlan(args.drift_specialist),) if args.drift_specialist else (),
-                       push_previous_champion=(args.push_previous_champion,) if args.push_previous_champion else ())
+                       push_previous_champion=(args.push_previous_champion,) if args.push_previous_champion else (),
+                       review_queue_budget=args.review_queue)
     # sensor intervals are read when the definitions load: the scenario's settings go first, yours win
     settings = {k: os.environ.get(k) or v for k, v in DEFAULT_SETTINGS.items()}
     os.environ.update(settings)

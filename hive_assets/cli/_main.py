@@ -12,7 +12,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from hive_assets.cli import (
-    _abtest, _clock, _data, _deploy, _doctor, _drift, _home, _loop, _report, _simulate, _status, _train,
+    _abtest, _clock, _data, _deploy, _doctor, _drift, _home, _loop, _report, _review, _simulate, _status, _train,
 )
 from hive_assets.cli._args import USAGE_ERROR, HelpFormatter, Parser, UsageError
 from hive_assets.config import ConfigError, Settings
@@ -43,6 +43,7 @@ def build_parser() -> Parser:
     _doctor.add_parsers(sub)
     _clock.add_parsers(sub)
     _status.add_parsers(sub)
+    _review.add_parsers(sub)
     return parser
 
 

@@ -10,10 +10,10 @@ from hive_assets.config import check_production
 # theirs: sensor intervals and thresholds are fixed when the code location loads
 clock.apply_home_settings()
 
-from hive_assets.defs import data, evaluation, features, monitoring, registry, rollout, training  # noqa: E402
+from hive_assets.defs import data, evaluation, features, monitoring, registry, review, rollout, training  # noqa: E402
 from hive_assets.defs.resources import default_resources  # noqa: E402
 
-STAGES = (data, features, training, evaluation, registry, rollout, monitoring)
+STAGES = (data, features, training, evaluation, registry, rollout, monitoring, review)
 
 
 def build_defs() -> dg.Definitions:

@@ -10,6 +10,7 @@ from hive_assets.config import SPECIALISTS
 
 DATA, FEATURES, TRAINING, EVALUATION, REGISTRY, ROLLOUT, MONITORING = (
     "data", "features", "training", "evaluation", "registry", "rollout", "monitoring")
+REVIEW = "review"  # the labels asked of reviewers (hive_assets.review): beside the loop, not in the retraining job
 # the groups `retrain_specialist` materializes, in the order of the loop (monitoring is observed, not built)
 PIPELINE_GROUPS = (DATA, FEATURES, TRAINING, EVALUATION, REGISTRY, ROLLOUT)
 OWNERS = ["team:ml-platform"]

@@ -35,6 +35,7 @@ import numpy as np
 from hive_assets import registry
 from hive_assets.config import Settings
 from hive_assets.data import TrustPolicy, latest_trusted_feedback, to_utc
+from hive_assets.review import without_active_labels
 from hive_assets.data.store.base import DocumentStore
 from hive_assets.rollout._controller import (
     END_MAX_DURATION, PROMOTE, ROLLBACK, Decision, RolloutPolicy, StepCounts, TestState, TrafficStep,
@@ -88,6 +89,8 @@ def arm_observations(store: DocumentStore, test: dict[str, Any], now: datetime,
                                                               "metadata.ab_test_id": test["test_id"]})
                 if isinstance(o.get("opinion"), dict) and to_utc(o.get("evaluated_at")) is not None]
     labels, _, _ = latest_trusted_feedback(store, [str(o["opinion_id"]) for o in opinions], now, trust)
+    # labels a review queue chose for the arms' disagreement would bias the comparison: random/organic only
+    labels = without_active_labels(store, test["specialist_type"], labels)
     served, challenger, confidence, agrees, labelled = [], [], [], [], []
     for o in opinions:
         served.append(to_utc(o["evaluated_at"]).replace(tzinfo=None))

@@ -76,10 +76,14 @@ class Scenario:
     settings: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
     label_noise: float = 0.10
     feedback_median_hours: float = 6.0
+    # > 0: the review queue runs daily with this budget and reviewers answer it first (hive loop --review-queue)
+    review_queue_budget: int = 0
 
     def __post_init__(self):
         if self.days <= 0 or self.plans_per_hour <= 0:
             raise ValueError("days and plans_per_hour must be positive")
+        if self.review_queue_budget < 0:
+            raise ValueError("review_queue_budget must be >= 0")
         unknown = ({d.specialist for d in self.drift} | set(self.push_previous_champion) | set(self.feedback_rates)) \
             - set(SPECIALISTS)
         if unknown:
@@ -96,6 +100,8 @@ class Scenario:
         lines += [f"operator: pushes {s}'s previous champion back as challenger at {self.push_traffic:g} % after "
                   f"its next promotion" for s in self.push_previous_champion]
         lines.append("feedback answered: " + ", ".join(f"{s} {r:.0%}" for s, r in self.feedback_rates.items()))
+        if self.review_queue_budget:
+            lines.append(f"review queue: {self.review_queue_budget} requests a day per specialist, answered first")
         lines.append("settings: " + ", ".join(f"{k}={v}" for k, v in self.settings.items()))
         return lines
 

@@ -74,13 +74,16 @@ class ServingLoop:
     Humans answer a share `feedback_rate` of opinions (a number, or one per specialist; the rest
     never), after a log-normal delay (median `feedback_median_hours`, sigma `feedback_delay_sigma`:
     mostly hours, a tail of days), with the hidden policy's label and `label_noise`. `drift`: the
-    `DriftInjection`s in force from their onset. Feedback not yet due waits in this object, so the
+    `DriftInjection`s in force from their onset. `review_capacity` > 0: the reviewers spend that many labels
+    a day per specialist on the open review queue first (`hive_assets.review`), in place of as many organic
+    answers. Feedback not yet due waits in this object, so the
     store only ever holds what production would hold at `now`. Deterministic per (seed, hours served).
     """
 
     def __init__(self, store, tracking_uri: str, *, seed: int = 0, label_noise: float = 0.10,
                  feedback_rate: float | Mapping[str, float] = 0.85, feedback_median_hours: float = 6.0,
-                 feedback_delay_sigma: float = 1.0, drift: Sequence[DriftInjection] = ()):
+                 feedback_delay_sigma: float = 1.0, drift: Sequence[DriftInjection] = (),
+                 review_capacity: float = 0.0):
         self.store, self.tracking_uri, self.seed = store, tracking_uri, seed
         self.label_noise = label_noise
         self.feedback_rates = (dict(feedback_rate) if isinstance(feedback_rate, Mapping)
@@ -91,6 +94,9 @@ class ServingLoop:
         self.routers = routers_for(tracking_uri, refresh_interval=None)
         self.pending: list[dict] = []
         self.hours_served = 0
+        # labels a day per specialist the reviewers spend on the review queue first (0: they ignore it)
+        self.review_capacity = float(review_capacity)
+        self._review_credit = dict.fromkeys(SPECIALISTS, 0.0)
 
     def serve_hour(self, now: datetime, plans: int = 100) -> dict[str, int]:
         """Serve the hour ending at `now` (aware UTC); returns what was written."""
@@ -118,6 +124,8 @@ class ServingLoop:
                                      specialists=(injection.specialist,), domain=injection.domain),
                             {injection.specialist: {injection.domain: injection.domain_offset}}))
         written_opinions = 0
+        new_feedback = 0
+        self._offsets = {i.specialist: {i.domain: i.domain_offset} for i in self.drift if now > i.onset}
         for summary, offsets in batches:
             written_opinions += summary.written["specialist_opinions"]
             by_plan = {p["plan_id"]: p for p in summary.plan_docs}
@@ -139,8 +147,52 @@ class ServingLoop:
                     "submitted_at": _ms(to_utc(o["evaluated_at"]) + delay), "feedback_source": "human_expert",
                     "metadata": {},
                 })
+                new_feedback += 1
+        if self.review_capacity > 0:
+            self._answer_review_queue(now, rng, first_new=len(self.pending) - new_feedback)
         due = [f for f in self.pending if f["submitted_at"] <= now]
         self.pending = [f for f in self.pending if f["submitted_at"] > now]
         written = self.store.upsert_many("specialist_feedback", due) if due else 0
         return {"plans": sum(s.plans for s, _ in batches), "opinions": written_opinions, "feedback": written,
                 "feedback_pending": len(self.pending)}
+
+    def _answer_review_queue(self, now: datetime, rng, first_new: int) -> None:
+        """Reviewers first answer open review requests, in the queue's order, within `review_capacity` a day
+        (spread over the hours); each answer takes the place of one of this hour's organic answers of the same
+        specialist (the same people, the same time), and of the opinion's own pending organic answer."""
+        from hive_assets.review import open_queue
+        from hive_assets.simulator._simulate import _ms, _noisy, policy_label
+
+        for specialist in SPECIALISTS:
+            self._review_credit[specialist] += self.review_capacity / 24.0
+            take = int(self._review_credit[specialist])
+            if take <= 0:
+                continue
+            queue = open_queue(self.store, specialist, now, limit=take)
+            self._review_credit[specialist] -= len(queue)
+            if not queue:
+                self._review_credit[specialist] = min(self._review_credit[specialist], 1.0)  # idle time is not banked
+                continue
+            answered = {r["opinion_id"] for r in queue}
+            displaced = [i for i in range(first_new, len(self.pending))
+                         if self.pending[i]["specialist_type"] == specialist][: len(queue)]
+            drop = set(displaced) | {i for i, f in enumerate(self.pending) if f["opinion_id"] in answered}
+            first_new -= sum(1 for i in drop if i < first_new)
+            self.pending = [f for i, f in enumerate(self.pending) if i not in drop]
+            plans: dict[str, dict] = {}
+            for collection in ("cognitive_ledger", "cognitive_plans"):
+                for doc in self.store.find_by_keys(collection, "plan_id", {r["plan_id"] for r in queue}):
+                    plans.setdefault(doc["plan_id"], doc.get("plan_data", doc))
+            for request in queue:
+                plan = plans.get(request["plan_id"])
+                if plan is None:
+                    continue
+                label = _noisy(policy_label(specialist, plan, self._offsets.get(specialist)), rng, self.label_noise)
+                self.pending.append({
+                    "feedback_id": f"fb-{request['opinion_id']}", "opinion_id": request["opinion_id"],
+                    "plan_id": request["plan_id"], "specialist_type": specialist, "human_recommendation": label,
+                    "human_rating": round(float(rng.uniform(0.6, 1.0)), 3),
+                    "submitted_by": f"reviewer-{int(rng.integers(40))}",
+                    "submitted_at": _ms(now - timedelta(minutes=float(rng.uniform(0, 50)))),
+                    "feedback_source": "human_expert", "metadata": {"review_request_id": request["request_id"]},
+                })

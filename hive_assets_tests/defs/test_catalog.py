@@ -20,6 +20,7 @@ EXPECTED_GROUPS = {
     "validation_report": "evaluation",
     "registered_model_version": "registry",
     "ab_test_outcome": "rollout",
+    "review_queue": "review",
     "feedback": "monitoring",
 }
 PIPELINE = {"raw_production_data", "enhanced_features", "trained_model", "validation_report",

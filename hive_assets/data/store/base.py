@@ -47,6 +47,9 @@ COLLECTIONS: dict[str, dict[str, Any]] = {
     "run_leases": {"key": "lease_id", "indexed": ("specialist_type", "owner_run_id")},
     # intent before effect for multi-write registry decisions: hive_assets.registry
     "decision_intents": {"key": "intent_id", "indexed": ("specialist_type", "state")},
+    # labels asked of reviewers: hive_assets.review (a reviewer UI reads open ones by specialist)
+    "review_requests": {"key": "request_id", "indexed": ("specialist_type", "opinion_id", "status", "requested_at",
+                                                         "expires_at")},
 }
 
 # Compound indexes beyond the single-field ones: the hot query of collection.
@@ -55,6 +58,8 @@ COMPOUND_INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
     # (specialist, since) plus the trust fields: the feedback sensor's counts read only this index
     "specialist_feedback": (("specialist_type", "submitted_at", "feedback_source", "metadata.auto_generated",
                              "metadata.balanced_dataset"),),
+    # the open queue of a specialist, and today's budget count
+    "review_requests": (("specialist_type", "status", "expires_at"), ("specialist_type", "requested_at")),
 }
 
 Filter = Mapping[str, Any]

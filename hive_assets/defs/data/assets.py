@@ -4,7 +4,7 @@
 import dagster as dg
 from pydantic import Field
 
-from hive_assets import clock
+from hive_assets import clock, review
 from hive_assets.data import (
     FeedbackFilterEmptiedClass, TrustPolicy, audit_confidences_from_kafka, audit_confidences_from_store, collect,
     persist_quarantine, to_utc,
@@ -113,6 +113,9 @@ def raw_production_data(
             raise dg.Failure(str(exc), metadata={"class": exc.label, "feedback_dropped": exc.dropped},
                              allow_retries=False) from exc
         persist_quarantine(store, result, context.run_id)
+        # how each label was asked for (review queue: active / random, else organic): decisions use no active one
+        selections = review.label_selections(store, specialist, result.frame["opinion_id"].astype(str))
+        result.frame["label_selection"] = result.frame["opinion_id"].astype(str).map(selections)
     counts = result.counts
     context.log.info(f"{specialist}: {counts['rows']} rows, {counts['labelled']} labelled, "
                      f"{counts['quarantined']} quarantined {result.quarantined_by_reason}")

@@ -10,6 +10,7 @@ from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
 from hive_assets.evaluation import DEFAULT_MIN_TRAINING_SAMPLES, training_data_problems
 from hive_assets.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION, features_frame
+from hive_assets.review import decision_split
 from hive_assets.training import temporal_group_split
 
 
@@ -39,6 +40,11 @@ def enhanced_features(context: dg.AssetExecutionContext, config: FeatureConfig, 
     frame = pd.concat(
         [labelled[["opinion_id", "plan_id", "evaluated_at", "feedback_submitted_at", "label"]], features], axis=1)
     frame["split"] = temporal_group_split(frame)
+    moved = 0
+    if "label_selection" in labelled:  # labels the review queue chose actively train; they never validate or test
+        before = frame["split"]
+        frame["split"] = decision_split(before, labelled["label_selection"])
+        moved = int((frame["split"] != before).sum())
     frame.attrs["data_snapshot_hash"] = raw_production_data.snapshot_hash()
     problems = training_data_problems(frame, config.min_training_samples)
     split_counts = frame["split"].value_counts().to_dict()
@@ -49,6 +55,7 @@ def enhanced_features(context: dg.AssetExecutionContext, config: FeatureConfig, 
             "feature_schema_version": FEATURE_SCHEMA_VERSION,
             "features": len(FEATURE_NAMES),
             "splits": dg.MetadataValue.json(split_counts),
+            "active_labels_moved_to_train": moved,
             "cyclic_plans": int(frame["has_cyclic_dependencies"].sum()) if len(frame) else 0,
             "data_snapshot_hash": frame.attrs["data_snapshot_hash"],
             "preview": dg.MetadataValue.md(frame[list(FEATURE_NAMES)[:8]].head(5).to_markdown()),

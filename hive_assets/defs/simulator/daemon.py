@@ -107,6 +107,13 @@ class InProcessDaemon:
             launched += self._evaluate(sensor, now)
         return launched
 
+    def start(self, name: str) -> None:
+        """Start the sensor `name` (as the UI's toggle does): a sensor stopped by default is then evaluated."""
+        sensor = next(s for s in self.sensors if s.name == name)
+        state = self._state(sensor)
+        if not state.is_running:
+            self.instance.update_instigator_state(state.with_status(InstigatorStatus.RUNNING))
+
     def _state(self, sensor: dg.SensorDefinition) -> InstigatorState:
         """The sensor's stored state, created as the daemon creates it for a sensor that starts RUNNING."""
         origin = sensor_origin(sensor.name)

@@ -27,6 +27,8 @@ from hive_assets import clock, registry
 from hive_assets.config import SPECIALISTS
 from hive_assets.data import to_utc
 from hive_assets.defs.monitoring.sensors import last_training
+from hive_assets.defs.review.sensors import BUDGET_ENV as REVIEW_BUDGET_ENV
+from hive_assets.defs.review.sensors import SENSOR_NAME as REVIEW_SENSOR
 from hive_assets.defs.simulator.daemon import InProcessDaemon, LaunchedRun
 from hive_assets.simulator import Scenario, ServingLoop
 
@@ -113,13 +115,17 @@ def run_loop(instance: dg.DagsterInstance, defs: dg.Definitions, store, tracking
     clock.pin(start, settings=dict(scenario.settings))  # a production home refuses here, before any hour
     world = ServingLoop(store, tracking_uri, seed=scenario.seed, label_noise=scenario.label_noise,
                         feedback_rate=scenario.feedback_rates, feedback_median_hours=scenario.feedback_median_hours,
-                        drift=[d.at(start) for d in scenario.drift])
+                        drift=[d.at(start) for d in scenario.drift], review_capacity=scenario.review_queue_budget)
     daemon = InProcessDaemon(instance, defs, order=SENSOR_ORDER)
+    settings = dict(scenario.settings)
+    if scenario.review_queue_budget:  # opt-in: the daily queue and reviewers who answer it first
+        settings[REVIEW_BUDGET_ENV] = str(scenario.review_queue_budget)
+        daemon.start(REVIEW_SENSOR)
     result = LoopResult(start, start, [])
     seconds: Counter = Counter()
     pushed: set[str] = set()
     day_runs: list[LaunchedRun] = []
-    with environment(dict(scenario.settings)):
+    with environment(settings):
         for hour in range(1, scenario.hours + 1):
             now = start + timedelta(hours=hour)
             with environment({clock.SIMULATED_NOW: now.isoformat()}):

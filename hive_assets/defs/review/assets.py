@@ -1,0 +1,76 @@
+"""review_queue: per specialist, the opinions whose human label should teach the champion the most."""
+
+from datetime import timedelta
+
+import dagster as dg
+from pydantic import Field
+
+from hive_assets import clock, registry, review
+from hive_assets.data import TrustPolicy
+from hive_assets.defs import _ui
+from hive_assets.defs.catalog import OWNERS, REVIEW
+from hive_assets.defs.data.assets import audit_reader_for
+from hive_assets.defs.partitions import specialist_partitions
+from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
+from hive_assets.rollout import running_test
+
+QUEUE_SHOWN = 20  # rows of the open queue in the asset's metadata table
+
+
+class ReviewQueueConfig(dg.Config):
+    """The queue's budget and shape, per run (a run is one specialist)."""
+
+    daily_budget: int = Field(review.DEFAULT_DAILY_BUDGET, ge=0,
+                              description="Review requests per specialist per UTC day (0: request nothing).")
+    random_share: float = Field(review.DEFAULT_RANDOM_SHARE, ge=0.0, le=1.0,
+                                description="Share of each day's requests drawn uniformly at random (marked "
+                                            "`random`): the only requested labels metrics, gates and A/B tests use.")
+    expiry_hours: float = Field(review.DEFAULT_EXPIRY / timedelta(hours=1), gt=0,
+                                description="Hours after which an unanswered request expires.")
+    candidate_days: int = Field(2, ge=1, description="Unlabelled opinions of the last N days are candidates.")
+
+
+QUEUE_COLUMNS = [
+    ("rank", "int", "position in its day's queue"), ("opinion_id", "string", "the opinion to label"),
+    ("score", "float", "priority (uncertainty + disagreement + drift)"), ("reason", "string", "largest term, or random"),
+    ("selection", "string", "active (chosen) or random (uniform share)"), ("expires_at", "string", "UTC"),
+]
+
+
+@dg.asset(partitions_def=specialist_partitions, group_name=REVIEW, kinds={"python", "mlflow"}, owners=OWNERS)
+def review_queue(context: dg.AssetExecutionContext, config: ReviewQueueConfig, document_store: DocumentStoreResource,
+                 mlflow: MlflowResource, platform: PlatformSettings) -> dg.MaterializeResult:
+    """Links answered review requests, expires old ones, and requests today's remaining budget of labels
+    (`review_requests` documents) for the recent unlabelled opinions the champion is least sure of, the
+    champion and challenger disagree on while a test runs, or that fall where drift was seen, spread out so
+    near-duplicates are asked once; a fixed share drawn uniformly at random."""
+    specialist, now = context.partition_key, clock.now()
+    client = mlflow.client()
+    champion_version = registry.alias_version(client, specialist, registry.CHAMPION)
+    if champion_version is None:  # nothing to score the opinions with: no request, said in the metadata
+        context.log.info(f"{specialist}: no champion registered, no review request")
+        return dg.MaterializeResult(metadata={"requested": 0, "skipped": "no champion registered"})
+    champion = registry.load_version_model(client, champion_version)
+    with document_store.open() as store:
+        test = running_test(store, specialist)
+        challenger = None
+        if test is not None:
+            challenger = registry.load_version_model(
+                client, client.get_model_version(registry.model_name(specialist), str(test["challenger_version"])))
+        result = review.refresh_from_store(
+            store, specialist, now, champion, challenger=challenger, model_version=str(champion_version.version),
+            candidate_days=config.candidate_days, min_confidence=platform.min_confidence, trust=TrustPolicy(),
+            audit_reader=audit_reader_for(platform, store), daily_budget=config.daily_budget,
+            random_share=config.random_share, expiry=timedelta(hours=config.expiry_hours))
+        queue = review.open_queue(store, specialist, now)
+    context.log.info(f"{specialist}: {result.requested} requested ({result.by_reason}), {result.linked} answered, "
+                     f"{result.expired} expired; {len(queue)} open")
+    return dg.MaterializeResult(metadata=_ui.for_display({
+        "requested": result.requested, "answered_since_last": result.linked, "expired_since_last": result.expired,
+        "open": len(queue), "candidates": result.candidates, "budget_left_before": result.budget_left,
+        "by_reason": dg.MetadataValue.json(result.by_reason),
+        "challenger_version": str(test["challenger_version"]) if test is not None else None,
+        "queue": _ui.table(QUEUE_COLUMNS, [
+            {"rank": int(d["rank"]), "opinion_id": d["opinion_id"], "score": float(d["score"]), "reason": d["reason"],
+             "selection": d["selection"], "expires_at": str(d["expires_at"])} for d in queue[:QUEUE_SHOWN]]),
+    }))

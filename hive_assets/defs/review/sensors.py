@@ -1,0 +1,55 @@
+"""When the review queue refreshes: once a UTC day per specialist, at the first hourly tick of the day.
+
+The budget is daily and a request lives `expiry_hours` (72 h by default): one queue a day gives reviewers
+the day's list in the morning, and candidates are the last two days' unlabelled opinions, so no
+opinion is too old to be worth a label when it is asked for. The sensor reads nothing (a run key per
+specialist and day makes it idempotent); the run does the work. Stopped by default: an operator starts it
+in the UI (or `hive loop --review-queue` does), so homes that do not use a review queue spend nothing.
+"""
+
+import os
+from datetime import timezone
+
+import dagster as dg
+
+from hive_assets import clock, review
+from hive_assets.config import SPECIALISTS
+from hive_assets.defs.partitions import specialist_partitions
+from hive_assets.defs.review.assets import review_queue
+
+SENSOR_NAME = "review_queue_sensor"
+BUDGET_ENV = "REVIEW_QUEUE_DAILY_BUDGET"  # the sensor's runs' daily_budget: "100", or "business=100,technical=40"
+
+
+def daily_budget(specialist: str) -> int:
+    """The specialist's budget from REVIEW_QUEUE_DAILY_BUDGET: one number for all, or `name=number` pairs
+    (a specialist not named gets the default, 100)."""
+    text = os.environ.get(BUDGET_ENV, "").strip()
+    budgets: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.rpartition("=")
+        budgets[name.strip() or "*"] = value.strip()
+    value = budgets.get(specialist, budgets.get("*", str(review.DEFAULT_DAILY_BUDGET)))
+    if not value.isdigit() or set(budgets) - {"*", *SPECIALISTS}:
+        raise ValueError(f"{BUDGET_ENV}={text!r}: a number of requests per day (>= 0), or specialist=number pairs")
+    return int(value)
+
+
+refresh_review_queue = dg.define_asset_job(
+    "refresh_review_queue", selection=[review_queue], partitions_def=specialist_partitions,
+    description="Refresh one specialist's review queue: link answers, expire old requests, request today's budget.")
+
+
+def run_key(specialist: str, now) -> str:
+    return f"review_queue:{specialist}:{now.astimezone(timezone.utc):%Y-%m-%d}"
+
+
+@dg.sensor(name=SENSOR_NAME, job=refresh_review_queue, minimum_interval_seconds=3600,
+           default_status=dg.DefaultSensorStatus.STOPPED,
+           description="Once a UTC day per specialist: refresh its review queue (requests within the daily budget, "
+                       "REVIEW_QUEUE_DAILY_BUDGET, default 100).")
+def review_queue_sensor(context: dg.SensorEvaluationContext):
+    now = clock.now()
+    return [dg.RunRequest(run_key=run_key(s, now), partition_key=s,
+                          run_config={"ops": {"review_queue": {"config": {"daily_budget": daily_budget(s)}}}},
+                          tags={"hive/actor": f"sensor:{SENSOR_NAME}"}) for s in SPECIALISTS]

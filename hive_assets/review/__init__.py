@@ -1,0 +1,41 @@
+"""Review queue (issue 25): ask reviewers for the labels that teach the champion the most, without
+biasing the decisions.
+
+- `priority`, `choose_queue` (`_select`): which recent unlabelled opinions to request (margin
+  uncertainty, champion/challenger disagreement, drifted regions, diversity), with a uniformly random
+  share marked `random`.
+- `refresh_queue` (`_queue`): one refresh of a specialist's queue in the store: answers linked, old
+  requests expired, new ones within today's budget; `refresh_from_store` scores the recent unlabelled
+  opinions with the given models first; `open_queue` reads the queue (`_requests`).
+- `label_selections`, `usable_for_decisions`, `decision_split`, `without_active_labels` (`_decisions`):
+  metrics, gates and A/B statistics use only the random share and organic labels; training uses all.
+- `aa_false_promotions` (`_simulation`): seeded unit-level A/A tests with the queue on, under the rollout's
+  controller (the benchmark's and the tests' check that the decisions stay unbiased).
+"""
+
+from hive_assets.review._decisions import (
+    ORGANIC, TRAIN_SPLIT, decision_split, label_selections, usable_for_decisions, without_active_labels,
+)
+from hive_assets.review._queue import (
+    DEFAULT_DAILY_BUDGET, DEFAULT_EXPIRY, DEFAULT_RANDOM_SHARE, QueueRefresh, latest_drifted_features, refresh_from_store,
+    refresh_queue,
+)
+from hive_assets.review._requests import (
+    ANSWERED, COLLECTION, EXPIRED, OPEN, STATUSES, day_start, expire, link_answers, open_queue, remaining_budget,
+    request_documents, request_id, requested_opinions, requested_today, write_requests,
+)
+from hive_assets.review._simulation import AAResult, AAScenario, aa_false_promotions, aa_test
+from hive_assets.review._select import (
+    ACTIVE, RANDOM, REASONS, PriorityWeights, QueueChoice, choose_queue, disagreement, diverse_top,
+    drift_region_weight, margin_uncertainty, priority, standardised,
+)
+
+__all__ = [
+    "AAResult", "AAScenario", "aa_false_promotions", "aa_test",
+    "ACTIVE", "ANSWERED", "COLLECTION", "DEFAULT_DAILY_BUDGET", "DEFAULT_EXPIRY", "DEFAULT_RANDOM_SHARE", "EXPIRED",
+    "OPEN", "ORGANIC", "RANDOM", "REASONS", "STATUSES", "TRAIN_SPLIT", "PriorityWeights", "QueueChoice",
+    "QueueRefresh", "choose_queue", "day_start", "decision_split", "disagreement", "diverse_top",
+    "drift_region_weight", "expire", "label_selections", "latest_drifted_features", "refresh_from_store", "link_answers", "margin_uncertainty", "open_queue",
+    "priority", "refresh_queue", "remaining_budget", "request_documents", "request_id", "requested_opinions",
+    "requested_today", "standardised", "usable_for_decisions", "without_active_labels", "write_requests",
+]

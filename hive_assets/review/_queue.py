@@ -1,0 +1,109 @@
+"""One refresh of a specialist's review queue: link answers, expire, then request within today's budget."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hive_assets.data import TrustPolicy, collect
+from hive_assets.data.store.base import DocumentStore
+from hive_assets.review import _requests as requests
+from hive_assets.review._select import PriorityWeights, choose_queue, drift_region_weight, priority, standardised
+from hive_assets.features import features_frame
+from hive_assets.training import encode
+
+DEFAULT_DAILY_BUDGET = 100
+DEFAULT_RANDOM_SHARE = 0.2
+DEFAULT_EXPIRY = timedelta(hours=72)
+
+
+@dataclass
+class QueueRefresh:
+    specialist: str
+    now: datetime
+    linked: int = 0
+    expired: int = 0
+    candidates: int = 0
+    budget_left: int = 0
+    requested: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "now": self.now.isoformat()}
+
+
+def refresh_queue(store: DocumentStore, specialist: str, now: datetime, candidates: pd.DataFrame,
+                  features: pd.DataFrame, champion_proba: np.ndarray, *, challenger_proba: np.ndarray | None = None,
+                  drift_weight: np.ndarray | None = None, daily_budget: int = DEFAULT_DAILY_BUDGET,
+                  random_share: float = DEFAULT_RANDOM_SHARE, expiry: timedelta = DEFAULT_EXPIRY, seed: int = 0,
+                  weights: PriorityWeights = PriorityWeights(), model_version: str | None = None,
+                  trust: TrustPolicy = TrustPolicy()) -> QueueRefresh:
+    """Link answered requests, expire old ones, then request up to what today's `daily_budget` leaves.
+
+    `candidates`: recent unlabelled opinions (`opinion_id`, `plan_id`), row-aligned with `features` (the
+    feature contract) and the models' probabilities on them. Opinions already requested are skipped, so
+    the refresh is idempotent and can run as often as wanted: a budget of 0 writes nothing. The random
+    share's draw is seeded by (seed, specialist, day): the same day and pool give the same queue.
+    """
+    if expiry <= timedelta(0):
+        raise ValueError(f"expiry must be positive, got {expiry}")
+    if not len(candidates) == len(features) == len(champion_proba):
+        raise ValueError(f"candidates ({len(candidates)}), features ({len(features)}) and probabilities "
+                         f"({len(champion_proba)}) must be row-aligned")
+    result = QueueRefresh(specialist, now)
+    result.linked = requests.link_answers(store, specialist, now, trust)
+    result.expired = requests.expire(store, specialist, now)
+    result.budget_left = requests.remaining_budget(store, specialist, now, daily_budget)
+    if not result.budget_left or not len(candidates):
+        return result
+    already = requests.requested_opinions(store, specialist, candidates["opinion_id"].astype(str))
+    keep = ~candidates["opinion_id"].astype(str).isin(already).to_numpy()
+    result.candidates = int(keep.sum())
+    if not result.candidates:
+        return result
+    score, reasons = priority(np.asarray(champion_proba)[keep],
+                              None if challenger_proba is None else np.asarray(challenger_proba)[keep],
+                              None if drift_weight is None else np.asarray(drift_weight)[keep], weights)
+    day = int(requests.day_start(now).timestamp() // 86400)
+    rng = np.random.default_rng([seed, sum(map(ord, specialist)), day])
+    choice = choose_queue(score, standardised(encode(features[keep])), result.budget_left, random_share, rng,
+                          reasons)
+    docs = requests.request_documents(specialist, candidates[keep].to_dict("records"), choice, now, expiry,
+                                      model_version)
+    result.requested = requests.write_requests(store, docs)
+    result.by_reason = {r: choice.reason.count(r) for r in sorted(set(choice.reason))}
+    return result
+
+
+def latest_drifted_features(store: DocumentStore, specialist: str, now: datetime, within: timedelta) -> list[str]:
+    """The features the specialist's latest drift check (no older than `within`) flagged, else none."""
+    last = store.find_one("drift_monitoring", {"specialist_type": specialist, "checked_at": {"$gte": now - within}},
+                          sort=[("checked_at", -1)])
+    return [str(f) for f in (last or {}).get("drifted_features") or []]
+
+
+def refresh_from_store(store: DocumentStore, specialist: str, now: datetime, champion, *, challenger=None,
+                       model_version: str | None = None, candidate_days: int = 2, min_confidence: float = 0.7,
+                       trust: TrustPolicy = TrustPolicy(), audit_reader=None, drift_within: timedelta = timedelta(days=2),
+                       **options) -> QueueRefresh:
+    """`refresh_queue` over the specialist's unlabelled opinions of the last `candidate_days` (the window
+    collection the drift check reads: validated, intent-filtered, with their plans), scored by `champion`
+    (and `challenger` while a test runs: objects with `predict_proba(features)`, the SpecialistModel), the
+    drifted regions taken from the latest drift check against the champion's drift reference."""
+    window = collect(store, specialist, now=now, window_days=candidate_days, min_confidence=min_confidence,
+                     trust=trust, audit_reader=audit_reader, source="window").frame
+    unlabelled = window[window["label"].isna()].reset_index(drop=True) if len(window) else window
+    if not len(unlabelled):
+        return refresh_queue(store, specialist, now, pd.DataFrame({"opinion_id": [], "plan_id": []}),
+                             pd.DataFrame(), np.empty((0, 3)), model_version=model_version, trust=trust, **options)
+    features = features_frame(unlabelled["plan"].tolist())
+    drifted = latest_drifted_features(store, specialist, now, drift_within)
+    return refresh_queue(
+        store, specialist, now, unlabelled[["opinion_id", "plan_id"]], features, champion.predict_proba(features),
+        challenger_proba=None if challenger is None else challenger.predict_proba(features),
+        drift_weight=drift_region_weight(features, getattr(champion, "drift_reference", None), drifted),
+        model_version=model_version, trust=trust, **options)

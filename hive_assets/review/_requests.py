@@ -1,0 +1,110 @@
+"""`review_requests` documents: one per requested opinion, their daily budget, expiry and answers.
+
+A request's id is `review:<specialist>:<opinion_id>`: an opinion is requested at most once, and writing
+is `insert_new` (a rerun never resets a request already answered or expired). Status moves
+open -> answered (its feedback arrived before it expired: `feedback_id`, `answered_at` are set) or
+open -> expired (`expires_at` passed first); nothing moves back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from hive_assets.data import TrustPolicy, latest_trusted_feedback, to_utc
+from hive_assets.data.store.base import DocumentStore
+from hive_assets.review._select import QueueChoice
+
+COLLECTION = "review_requests"
+OPEN, ANSWERED, EXPIRED = "open", "answered", "expired"
+STATUSES = (OPEN, ANSWERED, EXPIRED)
+
+
+def request_id(specialist: str, opinion_id: str) -> str:
+    return f"review:{specialist}:{opinion_id}"
+
+
+def day_start(now: datetime) -> datetime:
+    """00:00 UTC of `now`'s day: the daily budget counts requests made since then."""
+    now = now.astimezone(timezone.utc)
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def requested_today(store: DocumentStore, specialist: str, now: datetime) -> int:
+    return store.count(COLLECTION, {"specialist_type": specialist, "requested_at": {"$gte": day_start(now)}})
+
+
+def remaining_budget(store: DocumentStore, specialist: str, now: datetime, daily_budget: int) -> int:
+    """What today's budget still allows (never negative)."""
+    if daily_budget < 0:
+        raise ValueError(f"daily_budget must be >= 0, got {daily_budget}")
+    return max(0, int(daily_budget) - requested_today(store, specialist, now)) if daily_budget else 0
+
+
+def requested_opinions(store: DocumentStore, specialist: str, opinion_ids: Iterable[str]) -> set[str]:
+    """The opinions among `opinion_ids` already requested (whatever the status)."""
+    return {str(d["opinion_id"]) for d in store.find_by_keys_where(
+        COLLECTION, "opinion_id", opinion_ids, {"specialist_type": specialist}, projection=["opinion_id"])}
+
+
+def request_documents(specialist: str, opinions: Sequence[Mapping[str, Any]], choice: QueueChoice, now: datetime,
+                      expiry: timedelta, model_version: str | None = None) -> list[dict[str, Any]]:
+    """One document per chosen candidate; `opinions[i]` holds `opinion_id` and `plan_id` of candidate i."""
+    docs = []
+    for rank, (i, selection, score, reason, p) in enumerate(zip(
+            choice.index, choice.selection, choice.score, choice.reason, choice.inclusion_probability), start=1):
+        opinion = opinions[int(i)]
+        docs.append({
+            "request_id": request_id(specialist, str(opinion["opinion_id"])),
+            "opinion_id": str(opinion["opinion_id"]), "plan_id": str(opinion["plan_id"]),
+            "specialist_type": specialist, "score": round(float(score), 6), "reason": reason,
+            "selection": selection, "inclusion_probability": p, "rank": rank,
+            "model_version": model_version, "requested_at": now, "expires_at": now + expiry,
+            "status": OPEN, "feedback_id": None, "answered_at": None,
+        })
+    return docs
+
+
+def write_requests(store: DocumentStore, docs: Iterable[Mapping[str, Any]]) -> int:
+    """Insert the requests not yet in the store; returns how many were new."""
+    return sum(store.insert_new(COLLECTION, doc) for doc in docs)
+
+
+def link_answers(store: DocumentStore, specialist: str, now: datetime, trust: TrustPolicy = TrustPolicy()) -> int:
+    """Open requests whose opinion now has a trusted label submitted before the request expired become
+    `answered`, with the feedback's id and time. Returns how many were linked."""
+    open_requests = {str(r["opinion_id"]): r for r in store.find(COLLECTION, {"specialist_type": specialist,
+                                                                               "status": OPEN})}
+    if not open_requests:
+        return 0
+    labels, _, _ = latest_trusted_feedback(store, open_requests, now, trust)
+    linked = 0
+    for opinion_id, fb in sorted(labels.items()):
+        request = open_requests[opinion_id]
+        if fb["_submitted"] > to_utc(request["expires_at"]):
+            continue  # arrived after expiry: `expire` closes the request; the label stays an organic one
+        linked += store.update_one(COLLECTION, {"request_id": request["request_id"], "status": OPEN},
+                                   {"status": ANSWERED, "feedback_id": str(fb["feedback_id"]),
+                                    "answered_at": fb["_submitted"]})
+    return linked
+
+
+def expire(store: DocumentStore, specialist: str, now: datetime) -> int:
+    """Open requests past `expires_at` become `expired`. Returns how many."""
+    expired = 0
+    for request in store.find(COLLECTION, {"specialist_type": specialist, "status": OPEN,
+                                           "expires_at": {"$lte": now}}):
+        expired += store.update_one(COLLECTION, {"request_id": request["request_id"], "status": OPEN},
+                                    {"status": EXPIRED})
+    return expired
+
+
+def open_queue(store: DocumentStore, specialist: str, now: datetime, limit: int | None = None) -> list[dict]:
+    """The open, unexpired requests of `specialist` in queue order: oldest day first, then by rank (the
+    active picks by priority, the random share spread evenly among them, so reviewers who stop part-way
+    still answer a uniformly random part of it). What a reviewer UI or the simulator's reviewers read."""
+    docs = [d for d in store.find(COLLECTION, {"specialist_type": specialist, "status": OPEN,
+                                               "expires_at": {"$gt": now}})]
+    docs.sort(key=lambda d: (to_utc(d["requested_at"]), int(d.get("rank") or 0), str(d["request_id"])))
+    return docs[:limit] if limit is not None else docs

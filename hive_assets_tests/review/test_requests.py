@@ -1,0 +1,103 @@
+"""review_requests in the document store: budget, idempotence, restart, answers, expiry, decision labels."""
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hive_assets.data.store.sqlite import SQLiteStore
+from hive_assets.features import features_frame
+from hive_assets.review import (
+    ACTIVE, ANSWERED, COLLECTION, EXPIRED, OPEN, ORGANIC, RANDOM, decision_split, label_selections, open_queue,
+    refresh_queue, usable_for_decisions,
+)
+from hive_assets.simulator import make_plans
+from hive_assets_tests.data.store import any_store  # noqa: F401  (fixture)
+
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
+PLANS = make_plans(40, seed=3, now=NOW, days=1)
+
+
+def pool(n: int = 40):
+    plans = PLANS[:n]
+    candidates = pd.DataFrame({"opinion_id": [f"op-{p['plan_id']}" for p in plans],
+                               "plan_id": [p["plan_id"] for p in plans]})
+    features = features_frame(plans)
+    # a champion unsure on the first half, sure on the second
+    proba = np.array([[0.4, 0.35, 0.25] if i < n // 2 else [0.9, 0.05, 0.05] for i in range(n)])
+    return candidates, features, proba
+
+
+def refresh(store, now=NOW, budget=10, **kw):
+    candidates, features, proba = pool()
+    return refresh_queue(store, "business", now, candidates, features, proba, daily_budget=budget,
+                         expiry=timedelta(hours=24), **kw)
+
+
+def feedback(opinion_id: str, at: datetime) -> dict:
+    return {"feedback_id": f"fb-{opinion_id}", "opinion_id": opinion_id, "plan_id": "p", "specialist_type": "business",
+            "human_recommendation": "approve", "human_rating": 0.9, "submitted_by": "r", "submitted_at": at,
+            "feedback_source": "human_expert", "metadata": {}}
+
+
+def test_budget_zero_writes_nothing(tmp_path):
+    with SQLiteStore(tmp_path / "s.sqlite") as store:
+        result = refresh(store, budget=0)
+        assert result.requested == 0 and store.count(COLLECTION) == 0
+
+
+def test_queue_lifecycle(any_store):
+    store = any_store
+    first = refresh(store)
+    assert first.requested == 10 and store.count(COLLECTION) == 10
+    docs = list(store.find(COLLECTION))
+    assert sorted(d["selection"] for d in docs).count(RANDOM) == 2
+    # the active picks are the uncertain half
+    assert all(int(d["opinion_id"][-7:]) < 20 for d in docs if d["selection"] == ACTIVE)
+    # the day's budget is spent: a second refresh the same day writes nothing, changes nothing
+    assert refresh(store, now=NOW + timedelta(hours=3)).requested == 0 and store.count(COLLECTION) == 10
+    queue = open_queue(store, "business", NOW)
+    assert [d["rank"] for d in queue] == list(range(1, 11))
+    active_scores = [d["score"] for d in queue if d["selection"] == ACTIVE]
+    assert active_scores == sorted(active_scores, reverse=True)
+    # one answered in time, one answered after its expiry, the rest expire
+    answered, late = queue[0]["opinion_id"], queue[1]["opinion_id"]
+    store.upsert_many("specialist_feedback", [feedback(answered, NOW + timedelta(hours=2)),
+                                              feedback(late, NOW + timedelta(hours=30))])
+    later = refresh(store, now=NOW + timedelta(hours=36), budget=0)
+    assert (later.linked, later.expired) == (1, 9)
+    status = {d["opinion_id"]: d for d in store.find(COLLECTION)}
+    assert status[answered]["status"] == ANSWERED and status[answered]["feedback_id"] == f"fb-{answered}"
+    assert status[late]["status"] == EXPIRED
+    assert not open_queue(store, "business", NOW + timedelta(hours=36))
+    # the next day brings a new budget; already requested opinions are never requested again
+    next_day = refresh(store, now=NOW + timedelta(days=1, hours=2))
+    assert next_day.requested == 10 and len({d["opinion_id"] for d in store.find(COLLECTION)}) == 20
+
+
+def test_requests_survive_a_restart(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with SQLiteStore(path) as store:
+        refresh(store)
+        before = sorted(d["request_id"] for d in open_queue(store, "business", NOW))
+    with SQLiteStore(path) as store:
+        assert sorted(d["request_id"] for d in open_queue(store, "business", NOW)) == before and len(before) == 10
+        assert refresh(store).requested == 0  # nothing re-requested after the restart either
+
+
+def test_decisions_use_random_and_organic_labels_only(tmp_path):
+    with SQLiteStore(tmp_path / "s.sqlite") as store:
+        refresh(store)
+        requested = {d["opinion_id"]: d["selection"] for d in store.find(COLLECTION)}
+        ids = [f"op-{p['plan_id']}" for p in PLANS]
+        selections = label_selections(store, "business", ids)
+    assert {k: v for k, v in selections.items() if v != ORGANIC} == requested
+    usable = [o for o in ids if usable_for_decisions(selections[o])]
+    assert len(usable) == 40 - 8
+    split = pd.Series(["train"] * 20 + ["validation"] * 10 + ["test"] * 10)
+    moved = decision_split(split, pd.Series([selections[o] for o in ids]))
+    active = np.array([selections[o] == ACTIVE for o in ids])
+    assert (moved[active] == "train").all() and (moved[~active] == split[~active]).all()
+    with pytest.raises(ValueError, match="length"):
+        decision_split(split, pd.Series(["organic"]))

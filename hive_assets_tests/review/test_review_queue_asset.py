@@ -1,0 +1,99 @@
+"""The review_queue asset, its daily sensor and the simulator's reviewers, on a real champion (MLflow,
+SQLite backend) and the store under HIVE_HOME; and the A/B tally's label filter."""
+
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+import pytest
+
+from hive_assets.data import SQLiteStore
+from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
+from hive_assets.defs.review import review_queue, review_queue_sensor
+from hive_assets.review import ACTIVE, ANSWERED, COLLECTION, RANDOM, open_queue
+from hive_assets.rollout import arm_observations
+from hive_assets.simulator import ServingLoop, simulate
+from hive_assets_tests.monitoring.champion import register_champion, train_small_model
+
+NOW = datetime(2026, 5, 4, 9, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory):
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    register_champion(uri, "business", train_small_model("business", NOW - timedelta(days=30), n_plans=600))
+    return uri
+
+
+def materialize(uri: str, budget: int):
+    return dg.materialize([review_queue], partition_key="business", resources={
+        "document_store": DocumentStoreResource(), "mlflow": MlflowResource(tracking_uri=uri),
+        "platform": PlatformSettings()}, run_config={"ops": {"review_queue": {"config": {"daily_budget": budget}}}})
+
+
+def test_sensor_asset_and_reviewers(hive_home, tracking, monkeypatch):
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", NOW.isoformat())
+    monkeypatch.setenv("REVIEW_QUEUE_DAILY_BUDGET", "10")
+    store = SQLiteStore(hive_home / "store.sqlite")
+    simulate(store, plans=150, days=1, seed=5, now=NOW, feedback_rate=0.2, malformed_rate=0.0)
+    # the sensor: one run a day per specialist, with the budget of the environment
+    requests = review_queue_sensor(dg.build_sensor_context())
+    assert sorted(r.partition_key for r in requests) == sorted(["business", "technical", "behavior", "evolution",
+                                                                "architecture"])
+    assert {r.run_key for r in requests if r.partition_key == "business"} == {"review_queue:business:2026-05-04"}
+    assert requests[0].run_config["ops"]["review_queue"]["config"]["daily_budget"] == 10
+
+    result = materialize(tracking, 10)
+    [event] = result.asset_materializations_for_node("review_queue")
+    assert event.metadata["requested"].value == 10 and store.count(COLLECTION) == 10
+    assert store.count(COLLECTION, {"selection": RANDOM}) == 2 and store.count(COLLECTION, {"selection": ACTIVE}) == 8
+    # requested opinions are unlabelled ones of the window
+    requested = [d["opinion_id"] for d in store.find(COLLECTION)]
+    assert not store.count("specialist_feedback", {"opinion_id": {"$in": requested}})
+    # the same day again: the budget is spent
+    again = materialize(tracking, 10).asset_materializations_for_node("review_queue")[0]
+    assert again.metadata["requested"].value == 0 and store.count(COLLECTION) == 10
+
+    # the simulator's reviewers answer the queue first: 48 a day is 2 an hour, in queue order
+    first_two = [d["opinion_id"] for d in open_queue(store, "business", NOW)][:2]
+    world = ServingLoop(store, tracking, seed=1, feedback_rate=0.0, review_capacity=48)
+    served = world.serve_hour(NOW + timedelta(hours=1), plans=10)
+    assert served["feedback"] == 2
+    answers = list(store.find("specialist_feedback", {"metadata.review_request_id": {"$exists": True}}))
+    assert sorted(a["opinion_id"] for a in answers) == sorted(first_two)
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", (NOW + timedelta(hours=2)).isoformat())
+    linked = materialize(tracking, 10).asset_materializations_for_node("review_queue")[0]
+    assert linked.metadata["answered_since_last"].value == 2
+    assert sorted(d["opinion_id"] for d in store.find(COLLECTION, {"status": ANSWERED})) == sorted(first_two)
+
+
+def test_ab_tally_ignores_actively_requested_labels(tmp_path):
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    at = datetime(2026, 5, 4, tzinfo=timezone.utc)
+    opinions = [{"opinion_id": f"op{i}", "plan_id": f"p{i}", "specialist_type": "business", "evaluated_at": at,
+                 "opinion": {"recommendation": "approve", "confidence_score": 0.8},
+                 "metadata": {"ab_test_id": "t1", "ab_arm": "challenger" if i % 2 else "champion"}} for i in range(4)]
+    store.upsert_many("specialist_opinions", opinions)
+    store.upsert_many("specialist_feedback", [
+        {"feedback_id": f"fb{i}", "opinion_id": f"op{i}", "plan_id": f"p{i}", "specialist_type": "business",
+         "human_recommendation": "approve", "human_rating": 0.9, "submitted_by": "r",
+         "submitted_at": at + timedelta(hours=1), "feedback_source": "human_expert", "metadata": {}} for i in range(4)])
+    store.upsert_many(COLLECTION, [
+        {"request_id": "review:business:op1", "opinion_id": "op1", "specialist_type": "business", "selection": ACTIVE},
+        {"request_id": "review:business:op2", "opinion_id": "op2", "specialist_type": "business", "selection": RANDOM}])
+    obs = arm_observations(store, {"test_id": "t1", "specialist_type": "business"}, at + timedelta(days=1))
+    labelled = {o["opinion_id"]: str(t) != "NaT" for o, t in zip(sorted(opinions, key=lambda o: o["opinion_id"]),
+                                                                   obs.labelled_at)}
+    assert labelled == {"op0": True, "op1": False, "op2": True, "op3": True}
+
+
+def test_the_loop_can_start_the_sensor_stopped_by_default(hive_home):
+    from hive_assets.defs import build_defs
+    from hive_assets.defs.simulator.daemon import InProcessDaemon
+
+    assert review_queue_sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    with dg.instance_for_test() as instance:
+        daemon = InProcessDaemon(instance, build_defs())
+        [sensor] = [s for s in daemon.sensors if s.name == "review_queue_sensor"]
+        assert not daemon._state(sensor).is_running
+        daemon.start("review_queue_sensor")
+        assert daemon._state(sensor).is_running

@@ -1,0 +1,79 @@
+"""Choosing the queue: priority terms, diversity, and the uniformly random share."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hive_assets.review import (
+    ACTIVE, RANDOM, choose_queue, disagreement, diverse_top, drift_region_weight, margin_uncertainty, priority,
+)
+
+
+def test_margin_uncertainty_and_disagreement_by_hand():
+    proba = np.array([[1 / 3, 1 / 3, 1 / 3], [0.9, 0.05, 0.05], [0.45, 0.45, 0.10], [0.2, 0.5, 0.3]])
+    assert margin_uncertainty(proba) == pytest.approx([1.0, 0.15, 1.0, 0.8])
+    other = np.array([[1 / 3, 1 / 3, 1 / 3], [0.05, 0.9, 0.05], [0.45, 0.45, 0.10], [0.3, 0.5, 0.2]])
+    assert disagreement(proba, other) == pytest.approx([0.0, 0.85, 0.0, 0.1])
+    score, reasons = priority(proba, other)
+    assert score == pytest.approx([1.0, 1.0, 1.0, 0.9])
+    assert reasons == ["uncertainty", "disagreement", "uncertainty", "uncertainty"]
+    with pytest.raises(ValueError, match="shape"):
+        disagreement(proba, other[:2])
+
+
+def test_drift_weight_marks_the_over_represented_bin_only():
+    reference = {"numeric": {"risk_score": {"edges": [0.5], "proportions": [0.5, 0.5]}},
+                 "categorical": {"domain": {"categories": ["A", "B"], "proportions": [0.9, 0.1]}}}
+    # window: 80% of rows above 0.5 (share 0.8 vs 0.5 in training), domain B 50% (vs 10%)
+    frame = pd.DataFrame({"risk_score": [0.9] * 8 + [0.1] * 2, "domain": ["B"] * 5 + ["A"] * 5})
+    risk = drift_region_weight(frame, reference, ["risk_score"])
+    assert risk[:8] == pytest.approx(np.log(0.8 / 0.5)) and (risk[8:] == 0).all()
+    domain = drift_region_weight(frame, reference, ["domain"])
+    assert domain[:5] == pytest.approx(1.0) and (domain[5:] == 0).all()  # log(5) clipped to 1
+    assert (drift_region_weight(frame, reference, []) == 0).all()
+
+
+def test_near_duplicates_yield_one_request():
+    rng = np.random.default_rng(0)
+    spread = rng.normal(size=(200, 3))
+    points = np.vstack([np.tile([[4.0, 4.0, 4.0]], (50, 1)), spread])  # 50 copies of one opinion first
+    score = np.concatenate([np.full(50, 1.0), rng.uniform(0.2, 0.8, size=200)])
+    chosen = diverse_top(score, points, 20)
+    assert (chosen < 50).sum() == 1  # the copies all outscore the rest: without diversity all 20 would be copies
+    assert len(set(chosen.tolist())) == 20
+
+
+def test_random_share_is_uniform_and_independent_of_the_score():
+    n, budget, draws = 120, 20, 300
+    rng = np.random.default_rng(1)
+    points = rng.normal(size=(n, 2))
+    score = np.linspace(0, 1, n)  # position i has score i / (n - 1)
+    hits = np.zeros(n)
+    stream = np.random.default_rng(2025)
+    for _ in range(draws):
+        choice = choose_queue(score, points, budget, 0.2, stream)
+        sel = np.array(choice.selection)
+        assert (sel == RANDOM).sum() == 4 and (sel == ACTIVE).sum() == 16
+        assert choice.inclusion_probability[list(sel).index(RANDOM)] == pytest.approx(4 / n)
+        hits[choice.index[sel == RANDOM]] += 1
+    # low and high score halves drawn equally often: low - high has sd 2 * sqrt(draws * 4 * 1/4 * 116/119)
+    low, high = hits[: n // 2].sum(), hits[n // 2:].sum()
+    assert abs(low - high) < 4 * 2 * np.sqrt(draws * 116 / 119) and hits.sum() == draws * 4
+    # and every candidate about k / n of the time: chi-square with n - 1 df, far under its 99.9% quantile
+    expected = draws * 4 / n
+    assert ((hits - expected) ** 2 / expected).sum() < 180
+    # the active part prefers high scores (what the queue is for)
+    choice = choose_queue(score, points, budget, 0.2, np.random.default_rng(0))
+    active = choice.index[np.array(choice.selection) == ACTIVE]
+    assert score[active].mean() > 0.6
+
+
+def test_random_share_is_spread_through_the_queue_and_bad_arguments_refused():
+    choice = choose_queue(np.arange(50.0), np.eye(50), 10, 0.2, np.random.default_rng(0))
+    assert [i for i, s in enumerate(choice.selection) if s == RANDOM] == [4, 9]
+    assert len(choose_queue(np.arange(5.0), np.eye(5), 0, 0.2, np.random.default_rng(0))) == 0
+    assert len(choose_queue(np.arange(5.0), np.eye(5), 10, 0.2, np.random.default_rng(0))) == 5
+    with pytest.raises(ValueError, match="budget"):
+        choose_queue(np.arange(5.0), np.eye(5), -1, 0.2, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="random_share"):
+        choose_queue(np.arange(5.0), np.eye(5), 3, 1.5, np.random.default_rng(0))
