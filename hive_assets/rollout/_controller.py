@@ -222,37 +222,37 @@ def tally(served_at: np.ndarray, is_challenger: np.ndarray, confidence: np.ndarr
     window = np.timedelta64(int(maturity.total_seconds() * 1e6), "us")
     starts = np.array([_naive_utc(s.at) for s in state.traffic_history], dtype="datetime64[us]")
     steps = len(starts)
-    step = np.searchsorted(starts, served_at, side="right") - 1
-    seen = (served_at <= now64) & (step >= 0)
-    matured = seen & (served_at <= now64 - window)
-    delay = labelled_at - served_at   # NaT without a label; NaT compares False
-    in_window = (delay >= np.timedelta64(0, "us")) & (delay <= window) & (labelled_at <= now64)
-    labelled = matured & in_window
-    interim = seen & ~matured & in_window
+    # one pass over the units seen by now; each gets its (step, arm) cell and one of 24 codes:
+    # valid confidence (x12) + class: 0-7 frozen label (agrees x4 + delay bin), 8 matured without one,
+    # 9 / 10 provisional label agreeing / not, 11 young without a label
+    seen = np.flatnonzero((served_at <= now64) & (served_at >= starts[0]))
+    served_at, labelled_at, agrees = served_at[seen], labelled_at[seen], agrees[seen]
+    confidence = confidence[seen]
+    step = sum((served_at >= start).astype(np.int64) for start in starts[1:]) if steps > 1 else 0
+    cell = step * 2 + is_challenger[seen]
+    matured = served_at <= now64 - window
+    delay = (labelled_at - served_at).astype(np.int64)   # NaT -> min int64, outside the window
+    in_window = ~np.isnat(labelled_at) & (delay >= 0) & (delay <= window.astype(np.int64)) & (labelled_at <= now64)
+    window_us = window.astype(np.int64)
+    delay_bin = sum((delay >= int(f * window_us)).astype(np.int64) for f in DELAY_BIN_FRACTIONS)
+    klass = np.where(matured, np.where(in_window, agrees * DELAY_BINS + delay_bin, 8),
+                     np.where(in_window, np.where(agrees, 9, 10), 11))
     with np.errstate(invalid="ignore"):
         valid_confidence = np.isfinite(confidence) & (confidence >= 0.0) & (confidence <= 1.0)
-    edges = np.array([int(f * window.astype(np.int64)) for f in DELAY_BIN_FRACTIONS], dtype=np.int64)
-    delay_bin = np.searchsorted(edges, np.where(labelled, delay.astype(np.int64), 0), side="right")
-
-    key = np.where(seen, step * 2 + is_challenger, 0)   # (step, arm) -> 2 step + arm
-
-    def count(mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        return np.bincount(key[mask], None if weights is None else weights[mask], minlength=2 * steps)
-
-    served_n, invalid_n = count(seen), count(seen & ~valid_confidence)
-    confidence_sum = count(seen & valid_confidence, confidence)
-    matured_n, labelled_n, agreed_n = count(matured), count(labelled), count(labelled & agrees)
-    interim_n, interim_agreed_n = count(interim), count(interim & agrees)
-    bins_agree = np.bincount((key * DELAY_BINS + delay_bin)[labelled & agrees],
-                             minlength=2 * steps * DELAY_BINS).reshape(2 * steps, DELAY_BINS)
-    bins_disagree = np.bincount((key * DELAY_BINS + delay_bin)[labelled & ~agrees],
-                                minlength=2 * steps * DELAY_BINS).reshape(2 * steps, DELAY_BINS)
+    codes = 24
+    table = np.bincount(cell * codes + valid_confidence * 12 + klass,
+                        minlength=2 * steps * codes).reshape(2 * steps, 2, 12)
+    confidence_sum = np.bincount(cell, np.where(valid_confidence, confidence, 0.0), minlength=2 * steps)
+    by_class = table.sum(axis=1)           # (cell, class)
     out = []
     for k in range(steps):
-        arms = [ArmCounts(int(served_n[i]), float(confidence_sum[i]), int(matured_n[i]), int(labelled_n[i]),
-                          int(agreed_n[i]), int(invalid_n[i]), int(interim_n[i]), int(interim_agreed_n[i]),
-                          tuple(int(x) for x in bins_agree[i]), tuple(int(x) for x in bins_disagree[i]))
-                for i in (2 * k, 2 * k + 1)]
+        arms = []
+        for i in (2 * k, 2 * k + 1):
+            c = by_class[i]
+            disagree_bins, agree_bins = c[:DELAY_BINS], c[DELAY_BINS:2 * DELAY_BINS]
+            arms.append(ArmCounts(int(c.sum()), float(confidence_sum[i]), int(c[:9].sum()), int(c[:8].sum()),
+                                  int(agree_bins.sum()), int(table[i, 0].sum()), int(c[9] + c[10]), int(c[9]),
+                                  tuple(int(x) for x in agree_bins), tuple(int(x) for x in disagree_bins)))
         out.append(StepCounts(*arms))
     return out
 

@@ -16,7 +16,9 @@ Model of one test (hour h: units arrive in [h, h+1), the look is at h + 1):
   exponential time (mean `correction_delay_hours`) after its first label;
 - confidence ~ Normal(mu_arm, sd) clipped to [0, 1]; a share of the challenger's is NaN or missing.
 A unit's label at a look at time t is its latest feedback submitted by min(t, served + window): the
-rule the platform applies (`arm_observations`), computed here independently from the events.
+rule the platform applies (`arm_observations`), computed here independently from the events. Only the
+public `tally` / `decide` / `TestState` / `RolloutPolicy` of `_controller` are used, so the benchmark
+can run the same generator against an older controller (`labels_as_of_now`: that version's join).
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ from hive_assets.rollout._controller import (END_MAX_DURATION, PROMOTE, ROLLBACK
 START = datetime(2026, 1, 5, tzinfo=timezone.utc)
 _START64 = np.datetime64(START.replace(tzinfo=None), "us")
 _HOUR_US = 3_600_000_000
+_NAT = np.datetime64("NaT", "us")
+
+
+def _at(hours: np.ndarray) -> np.ndarray:
+    """Hours since START as datetime64[us]."""
+    return _START64 + np.round(hours * _HOUR_US).astype("timedelta64[us]")
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,9 @@ class Scenario:
     challenger_confidence: float = 0.80
     confidence_sd: float = 0.10
     challenger_nan_confidence_share: float = 0.0
+    # the join before issue 24: each unit's latest label as of the look (a correction after the window
+    # replaces the label, and the unit then drops out). For the benchmark's reference rows only.
+    labels_as_of_now: bool = False
 
 
 def late_errors_scenario(**overrides) -> Scenario:
@@ -115,6 +126,9 @@ def simulate_one(scenario: Scenario, rng: np.random.Generator, policy: RolloutPo
     first_label_h = np.empty(capacity)     # delay of the first label, inf if never
     correction_h = np.empty(capacity)      # delay of the correction, inf if none
     confidence = np.empty(capacity)
+    served_at = np.empty(capacity, dtype="datetime64[us]")
+    first_at = np.empty(capacity, dtype="datetime64[us]")      # when the first label is submitted
+    correction_at = np.empty(capacity, dtype="datetime64[us]")
     n = 0
     state = TestState(START, (TrafficStep(START, policy.start_traffic),))
     previous = None
@@ -139,19 +153,19 @@ def simulate_one(scenario: Scenario, rng: np.random.Generator, policy: RolloutPo
         conf = np.clip(rng.normal(mu, scenario.confidence_sd), 0.0, 1.0)
         conf[arm & (rng.random(m) < scenario.challenger_nan_confidence_share)] = np.nan
         confidence[sl] = conf
+        served_at[sl] = _at(served_h[sl])
+        first_at[sl] = _at(served_h[sl] + np.where(np.isfinite(first_label_h[sl]), first_label_h[sl], 0.0))
+        correction_at[sl] = _at(served_h[sl] + np.where(np.isfinite(correction_h[sl]), correction_h[sl], 0.0))
         n += m
 
         look = hour + 1
         now = START + timedelta(hours=look)
         s = served_h[:n]
-        known_for = np.minimum(look - s, window_h)            # feedback the unit has had time for
+        known_for = look - s if scenario.labels_as_of_now else np.minimum(look - s, window_h)
         has_label = first_label_h[:n] <= known_for
         is_corrected = has_label & (correction_h[:n] <= known_for)
-        label_delay = np.where(is_corrected, correction_h[:n], first_label_h[:n])
-        labelled_at = np.where(has_label, _START64 + ((s + np.where(has_label, label_delay, 0.0)) * _HOUR_US
-                                                      ).astype("timedelta64[us]"), np.datetime64("NaT", "us"))
-        served_at = _START64 + (s * _HOUR_US).astype("timedelta64[us]")
-        counts = tally(served_at, challenger[:n], confidence[:n], outcome[:n] ^ is_corrected, labelled_at,
+        labelled_at = np.where(has_label, np.where(is_corrected, correction_at[:n], first_at[:n]), _NAT)
+        counts = tally(served_at[:n], challenger[:n], confidence[:n], outcome[:n] ^ is_corrected, labelled_at,
                        state, now, policy.label_maturity)
         current = np.array([[getattr(getattr(c, a), f) for a in ("champion", "challenger")
                              for f in ("served", "matured", "labelled", "agreements")] for c in counts])

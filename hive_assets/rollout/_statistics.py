@@ -1,12 +1,14 @@
 """Statistics of an A/B test between a champion and a challenger specialist (SPEC section 7).
 
-Two tests, both pure functions of counts:
+Three tests, all pure functions of counts:
 
 * `srm_test`: sample-ratio mismatch. Each traffic step's served counts are compared with that step's
   own share (Pearson chi-square, one degree of freedom per step, summed over steps), so the test stays
   valid when the share grew during the test.
 * `agreement_difference`: an always-valid confidence sequence for the difference in agreement
   (challenger minus champion), stratified by traffic step. It may be looked at after every hour.
+* `label_balance`: do both arms get their labels alike (coverage; delays per outcome)? The promotion's
+  label-coverage guard.
 
 Counts are per traffic step because a ramp (10 -> 25 -> 50 %) gives the challenger a larger share of
 the later units: if agreement drifts over time, pooling the steps would compare different periods
@@ -113,16 +115,22 @@ class ArmCounts:
 
 
 def _add_bins(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
-    if not a or not b:
-        return a or b
+    if not a or not b:  # one side not binned: the sum is not either
+        return ()
     return tuple(x + y for x, y in zip(a, b))
 
 
 def total(counts: Sequence[ArmCounts]) -> ArmCounts:
-    out = ArmCounts()
-    for c in counts:
-        out = out + c
-    return out
+    if len(counts) == 1:
+        return counts[0]
+    agree = [c.agree_delays for c in counts if c.agree_delays]
+    disagree = [c.disagree_delays for c in counts if c.disagree_delays]
+    return ArmCounts(sum(c.served for c in counts), sum(c.confidence_sum for c in counts),
+                     sum(c.matured for c in counts), sum(c.labelled for c in counts),
+                     sum(c.agreements for c in counts), sum(c.invalid_confidence for c in counts),
+                     sum(c.interim_labelled for c in counts), sum(c.interim_agreements for c in counts),
+                     tuple(map(sum, zip(*agree))) if len(agree) == len(counts) else (),
+                     tuple(map(sum, zip(*disagree))) if len(disagree) == len(counts) else ())
 
 
 @dataclass(frozen=True)
