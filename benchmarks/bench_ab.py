@@ -83,13 +83,15 @@ def rows(g, reference: bool):
     ]
 
 
-def measure(n: int, n_contrast: int, reference: bool) -> list[dict]:
+def measure(n: int, n_contrast: int, reference: bool, only: list[str] | None = None) -> list[dict]:
     """Rows with a target run `n` tests; contrast and information rows (and the reference) `n_contrast`."""
     import numpy as np
 
     g = load_generator()
     out = []
     for name, scenario, policy, seed, flags, target in rows(g, reference):
+        if only and not any(word in name for word in only):
+            continue
         started = time.perf_counter()
         result = g.simulate(scenario, n_contrast if reference or target in ("contrast", "(information)") else n,
                             seed, policy)
@@ -112,6 +114,7 @@ def main() -> None:
     parser.add_argument("--tests", type=int, default=200)
     parser.add_argument("--contrast-tests", type=int, default=100, help="tests per contrast / reference row")
     parser.add_argument("--reference", help="a checkout whose controller runs the reference rows")
+    parser.add_argument("--only", nargs="*", help="run only the rows whose name contains one of these")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # the reference run: JSON on stdout
@@ -124,7 +127,7 @@ def main() -> None:
         env = {**os.environ, "PYTHONPATH": str(Path(args.reference).resolve())}
         child = subprocess.Popen([sys.executable, __file__, "--tests", str(args.tests), "--contrast-tests",
                                   str(args.contrast_tests), "--child"], env=env, stdout=subprocess.PIPE, text=True)
-    ours = measure(args.tests, args.contrast_tests, reference=False)
+    ours = measure(args.tests, args.contrast_tests, reference=False, only=args.only)
     theirs = []
     if child is not None:
         stdout, _ = child.communicate()
