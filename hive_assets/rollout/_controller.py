@@ -354,6 +354,8 @@ def decide(state: TestState, counts: Sequence[StepCounts], now: datetime,
     provisional = agreement_difference([c.champion for c in known], [c.challenger for c in known],
                                        policy.alpha, policy.mixture_sd)
     statistics["provisional_difference"] = provisional.as_dict() if provisional else None
+    if provisional is None and traffic < policy.third_traffic:  # labels in both arms, but in no common step
+        return decision(INSUFFICIENT_DATA, traffic, "min_labelled", "no traffic step has labels in both arms yet")
     if provisional is not None:
         gate = (f"{provisional.estimate:+.4f} [{provisional.lower:+.4f}, {provisional.upper:+.4f}] "
                 f"on {fewest_known}+ labels known per arm")
