@@ -29,9 +29,9 @@ def test_challenger_errors_labelled_later_are_held_not_promoted():
     # have a median of 36 h (39 % beyond the window: about +6 points of bias), so that with few tests
     # the contrast is clear: without the label-coverage guard most of these A/A tests promote.
     world = late_errors_scenario(challenger_delay_hours=(6.0, 36.0), correction_share=0.2)
-    unguarded = simulate(world, n_tests=5, seed=201, policy=replace(POLICY, balance_p_value=0.0))
+    unguarded = simulate(world, n_tests=4, seed=201, policy=replace(POLICY, balance_p_value=0.0))
     assert np.sum(unguarded.promoted()) >= 3
-    guarded = simulate(world, n_tests=5, seed=201, policy=POLICY)
+    guarded = simulate(world, n_tests=4, seed=201, policy=POLICY)
     assert not guarded.promoted().any() and not guarded.counts_shrank.any()
     # the same tests (same draws up to that look) were held by the guard instead
     assert all("unequal_labels" in guarded.rules_seen[i] for i in np.flatnonzero(unguarded.promoted()))
