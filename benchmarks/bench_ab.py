@@ -1,17 +1,25 @@
-"""A/B rollout controller: error rates by simulation (issue 12), at larger counts than the tests.
+"""A/B rollout controller: error rates by simulation (issues 12 and 24), at larger counts than the tests.
 
-    .venv/bin/python benchmarks/bench_ab.py                 # 1,000 simulated tests per scenario
-    .venv/bin/python benchmarks/bench_ab.py --tests 200
+    .venv/bin/python benchmarks/bench_ab.py                       # 200 simulated tests per row
+    .venv/bin/python benchmarks/bench_ab.py --tests 400
+    .venv/bin/python benchmarks/bench_ab.py --reference /work/main   # + the same rows under main's controller
 
-Every scenario runs whole tests under the real controller (`hive_assets.rollout._controller.decide`,
-hourly looks) with `hive_assets.rollout._simulation.simulate`; rates come with exact binomial 95 %
-intervals. Seeds are fixed, so a re-run prints the same numbers. Prints a Markdown table.
+Every row runs whole tests, unit by unit, with `hive_assets.rollout._simulation.simulate`: a generator of
+served units and delayed (log-normal) labels, which hands each look's rows to the public `tally` and
+the counts to `decide` (hourly looks, 14-day maximum). `--reference SRC` runs the reference rows in a
+subprocess with SRC first on PYTHONPATH, so the SAME generator file drives that checkout's controller
+(with that checkout's join: each unit's latest label as of the look). Rates with exact binomial 95 %
+intervals; fixed seeds, so a re-run prints the same numbers. Prints a Markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
+import os
 import platform
+import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -19,59 +27,127 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+GENERATOR = ROOT / "hive_assets" / "rollout" / "_simulation.py"
 
-import numpy as np  # noqa: E402
 
-from hive_assets.rollout._controller import RolloutPolicy  # noqa: E402
-from hive_assets.rollout._simulation import Scenario, fast_feedback_policy, rate, simulate  # noqa: E402
+def load_generator():
+    """The generator module by path: under --reference, `hive_assets` is the reference checkout's."""
+    spec = importlib.util.spec_from_file_location("ab_generator", GENERATOR)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["ab_generator"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def rows(g, reference: bool):
+    """(name, scenario, policy overrides, seed, measure, target) per row; measure: result -> flags."""
+    from hive_assets.rollout._controller import RolloutPolicy
+
+    policy = RolloutPolicy()
+    world = g.Scenario()
+    late = g.late_errors_scenario(labels_as_of_now=reference)
+    corrected = replace(world, correction_share=0.2, labels_as_of_now=reference)
+    within_week = lambda r: r.promoted() & (r.hours <= 7 * 24)
+    before_half = lambda r: r.rolled_back() & (r.max_traffic < 50)
+    out = [
+        ("A/A, late challenger errors (audit case): promoted", late, policy, 11,
+         lambda r: r.promoted(), "<= 5 %"),
+        ("A/A, 20 % of labels corrected (Exp. 24 h after the first): counts shrank between looks", corrected,
+         policy, 10, lambda r: r.counts_shrank, "0"),
+        ("-5 points, 20 units/h: rolled back before 50 %", replace(world, challenger_agreement=0.75,
+                                                                   units_per_hour=20, labels_as_of_now=reference),
+         policy, 12, before_half, ">= 95 %"),
+        ("+5 points, 40 units/h: promoted within 7 days", replace(world, challenger_agreement=0.85,
+                                                                 labels_as_of_now=reference),
+         policy, 13, within_week, ">= 80 %"),
+    ]
+    if reference:
+        return out
+    return out + [
+        ("same, label-coverage guard off", late, replace(policy, balance_p_value=0.0), 11,
+         lambda r: r.promoted(), "contrast"),
+        ("A/A, equal delays: promoted", world, policy, 14, lambda r: r.promoted(), "<= 5 %"),
+        ("-5 points, 40 units/h: rolled back before 50 %", replace(world, challenger_agreement=0.75), policy, 15,
+         before_half, ">= 95 %"),
+        ("+5 points, 20 units/h: promoted within 14 days", replace(world, challenger_agreement=0.85,
+                                                                  units_per_hour=20), policy, 16,
+         lambda r: r.promoted(), "(information)"),
+        ("challenger confidence 0.6, 2 % NaN: rolled back for low confidence",
+         replace(world, challenger_confidence=0.6, challenger_nan_confidence_share=0.02), policy, 17,
+         lambda r: r.rule == "low_confidence", "100 %"),
+        ("challenger confidence 0.9, 30 % NaN: rolled back for invalid confidences",
+         replace(world, challenger_confidence=0.9, challenger_nan_confidence_share=0.3), policy, 18,
+         lambda r: r.rule == "invalid_confidence", "100 %"),
+        ("routing 20 % for 10 %: SRM rollback at 10 %", replace(world, routing_factor=2.0), policy, 19,
+         lambda r: (r.rule == "srm") & (r.max_traffic == 10), "caught"),
+    ]
+
+
+def measure(n: int, n_contrast: int, reference: bool, only: list[str] | None = None) -> list[dict]:
+    """Rows with a target run `n` tests; contrast and information rows (and the reference) `n_contrast`."""
+    import numpy as np
+
+    g = load_generator()
+    out = []
+    for name, scenario, policy, seed, flags, target in rows(g, reference):
+        if only and not any(word in name for word in only):
+            continue
+        started = time.perf_counter()
+        result = g.simulate(scenario, n_contrast if reference or target in ("contrast", "(information)") else n,
+                            seed, policy)
+        r = g.rate(flags(result))
+        rules = {}
+        for action, rule in zip(result.action, result.rule):
+            rules[f"{action}:{rule}"] = rules.get(f"{action}:{rule}", 0) + 1
+        out.append({"name": name, "rate": r.value, "low": r.low, "high": r.high, "k": r.successes, "n": r.trials,
+                    "target": target, "median_hours": float(np.median(result.hours)),
+                    "median_labels": [float(x) for x in np.median(result.labelled, axis=0)],
+                    "shrank": int(result.counts_shrank.sum()), "outcomes": rules,
+                    "seconds": time.perf_counter() - started})
+        print(f"{'reference' if reference else 'this'}: {name}: {r} ({out[-1]['seconds']:.0f} s)",
+              file=sys.stderr, flush=True)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--tests", type=int, default=1000)
+    parser.add_argument("--tests", type=int, default=200)
+    parser.add_argument("--contrast-tests", type=int, default=100, help="tests per contrast / reference row")
+    parser.add_argument("--reference", help="a checkout whose controller runs the reference rows")
+    parser.add_argument("--only", nargs="*", help="run only the rows whose name contains one of these")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    n = args.tests
-    fast = fast_feedback_policy()
-    delayed = Scenario(challenger_delay_hours=(1.0, 8.0))
-    rows = []
+    if args.child:  # the reference run: JSON on stdout
+        print(json.dumps(measure(args.tests, args.contrast_tests, reference=True)))
+        return
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    child = None
+    if args.reference:  # runs alongside (a second process)
+        env = {**os.environ, "PYTHONPATH": str(Path(args.reference).resolve())}
+        child = subprocess.Popen([sys.executable, __file__, "--tests", str(args.tests), "--contrast-tests",
+                                  str(args.contrast_tests), "--child"], env=env, stdout=subprocess.PIPE, text=True)
+    ours = measure(args.tests, args.contrast_tests, reference=False, only=args.only)
+    theirs = []
+    if child is not None:
+        stdout, _ = child.communicate()
+        if child.returncode:
+            raise SystemExit(f"reference run failed ({child.returncode})")
+        theirs = json.loads(stdout)
 
-    def run(name, scenario, policy, seed, measure, target):
-        started = time.perf_counter()
-        result = simulate(scenario, n, seed, policy)
-        rows.append((name, measure(result), target, time.perf_counter() - started, result))
-        print(f"{name}: {rows[-1][1]} ({rows[-1][3]:.0f} s)", file=sys.stderr, flush=True)
-        return result
-
-    aa = run("A/A: promoted", Scenario(), fast, 1, lambda r: rate(r.promoted()), "<= 5 %")
-    rows.append(("A/A: rolled back (any rule)", rate(aa.rolled_back()), "(false rollbacks)", 0.0, aa))
-    rows.append(("A/A: SRM false alarm", rate(aa.rule == "srm"), "(<= 0.1 % bound)", 0.0, aa))
-    power = run("+5 points: promoted with <= 3,000 labels per arm", Scenario(challenger_agreement=0.85),
-                fast, 2, lambda r: rate(r.promoted() & (r.labelled.max(axis=1) <= 3000)), ">= 80 %")
-    rows.append(("+5 points: promoted (any sample size)", rate(power.promoted()), "", 0.0, power))
-    run("+5 points, 48 h maturity (the default policy): promoted", Scenario(challenger_agreement=0.85),
-        RolloutPolicy(), 6, lambda r: rate(r.promoted()), "(time it takes)")
-    run("-5 points: rolled back before 50 %", Scenario(challenger_agreement=0.75), fast, 3,
-        lambda r: rate(r.rolled_back() & (r.max_traffic < 50)), ">= 95 %")
-    run("routing 20 % for 10 %: SRM rollback at 10 %", Scenario(routing_factor=2.0), fast, 4,
-        lambda r: rate((r.rule == "srm") & (r.max_traffic == 10)), "caught")
-    run("A/A, challenger corrections 8 h late, 48 h maturity: promoted", delayed, RolloutPolicy(), 5,
-        lambda r: rate(r.promoted()), "<= 5 %")
-    run("same, labels counted as they arrive (no maturity rule): promoted",
-        replace(delayed, count_unmatured_labels=True), RolloutPolicy(), 5,
-        lambda r: rate(r.promoted()), "contrast")
-
-    print(f"\n{n} simulated tests per row; {platform.python_version()} on {platform.machine()}, "
-          f"{date.today().isoformat()}\n")
-    print("| scenario | rate (95 % CI) | target | median hours to verdict | median labels champion / challenger | s |")
-    print("|---|---|---|---:|---:|---:|")
-    for name, r, target, seconds, result in rows:
-        med = np.median(result.labelled, axis=0)
-        print(f"| {name} | {r.value:.1%} ({r.low:.1%}–{r.high:.1%}) | {target} | "
-              f"{np.median(result.hours):.0f} | {med[0]:,.0f} / {med[1]:,.0f} | "
-              f"{seconds:.0f} |" if seconds else
-              f"| {name} | {r.value:.1%} ({r.low:.1%}–{r.high:.1%}) | {target} | | | |")
+    print(f"\n{args.tests} simulated tests per row with a target, {args.contrast_tests} per contrast / "
+          f"reference row; Python {platform.python_version()} on {platform.machine()}, "
+          f"{date.today().isoformat()}, load average {os.getloadavg()[0]:.1f}\n")
+    print("| controller | scenario | rate (95 % CI) | target | median hours at the end | median matured labels "
+          "champion / challenger | counts shrank (tests) | outcomes | s |")
+    print("|---|---|---|---|---:|---:|---:|---|---:|")
+    for who, table in (("this branch", ours), (f"reference ({args.reference})", theirs)):
+        for row in table:
+            outcomes = ", ".join(f"{k} {v}" for k, v in sorted(row["outcomes"].items(), key=lambda kv: -kv[1]))
+            a, b = row["median_labels"]
+            print(f"| {who} | {row['name']} | {row['rate']:.1%} ({row['low']:.1%}–{row['high']:.1%}) | "
+                  f"{row['target']} | {row['median_hours']:.0f} | {a:,.0f} / {b:,.0f} | {row['shrank']} | "
+                  f"{outcomes} | {row['seconds']:.0f} |")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from hive_assets.data import _documents as docs
 from hive_assets.data._trust import SUBMITTED_AFTER_WINDOW, TrustPolicy
 from hive_assets.data.store.base import DocumentStore
 
+AFTER_LABEL_WINDOW = "after_label_window"
+
 
 def latest_trusted_feedback(
     store: DocumentStore,
@@ -22,6 +24,7 @@ def latest_trusted_feedback(
     trust: TrustPolicy,
     on_malformed: Callable[[Any, list[docs.Problem]], None] | None = None,
     on_dropped: Callable[[dict, str], None] | None = None,
+    as_of: Mapping[str, datetime] | None = None,
 ) -> tuple[dict[str, dict], Counter, int]:
     """(opinion_id -> latest trusted feedback, dropped feedback by reason, feedback documents read).
 
@@ -39,6 +42,10 @@ def latest_trusted_feedback(
         submitted = docs.to_utc(fb.get("submitted_at")) if isinstance(fb, Mapping) else None
         if submitted is not None and submitted > now:
             dropped[SUBMITTED_AFTER_WINDOW] += 1
+            continue
+        cutoff = as_of.get(str(fb.get("opinion_id"))) if as_of is not None and submitted is not None else None
+        if cutoff is not None and submitted > cutoff:
+            dropped[AFTER_LABEL_WINDOW] += 1
             continue
         problems = docs.validate_feedback(fb, now)
         if problems:

@@ -4,9 +4,11 @@
   "insufficient data" and the maximum duration, as a pure function of the test's state, per-step arm
   counts and the injected clock `now`.
 - `agreement_difference`: an always-valid (normal-mixture confidence sequence) interval for the
-  difference in agreement; `srm_test`: sample-ratio mismatch across traffic steps.
-- `tally(...)`: per-step arm counts from served units and matured labels (the same maturity rule for both
-  arms, so label delay cannot bias the comparison).
+  difference in agreement; `srm_test`: sample-ratio mismatch across traffic steps; `label_balance`: the
+  arms' label coverage and label delays per outcome compared (the promotion's label-coverage guard).
+- `tally(...)`: per-step arm counts from one row per served unit with its label as known at
+  min(now, served + maturity): frozen labels of matured units, provisional ones of younger units,
+  confidences validated (NaN / missing / out of range excluded and counted).
 
 - `check_test(client, store, specialist, now, policy, actor=...)`: one look at a running test (per-arm
   counts from the opinion->feedback join, `decide`, one write of the `ab_tests` document, then the
@@ -28,14 +30,15 @@ from hive_assets.rollout._controller import (
 )
 from hive_assets.rollout._records import RUNNING, SUPERSEDED, next_look, open_test, running_test, test_id_for
 from hive_assets.rollout._statistics import (
-    ArmCounts, DifferenceResult, SrmResult, agreement_difference, normal_mixture_radius, srm_test,
+    ArmCounts, DifferenceResult, LabelBalance, SrmResult, agreement_difference, label_balance, normal_mixture_radius,
+    srm_test,
 )
 
 __all__ = [
     "CLOSED", "ENDED", "PROMOTED", "ROLLED_BACK", "STOPPED", "ArmObservations", "CheckResult", "arm_observations",
     "check_test", "close_test", "complete_unfinished", "evaluate", "outcome_intent_id", "policy_from_env", "record_decision_in_test", "set_traffic", "settle",
     "settle_closed", "start_test", "state_of",
-    "RUNNING", "SUPERSEDED", "ArmCounts", "Decision", "DifferenceResult", "RolloutPolicy", "SrmResult", "StepCounts",
+    "RUNNING", "SUPERSEDED", "ArmCounts", "Decision", "DifferenceResult", "LabelBalance", "label_balance", "RolloutPolicy", "SrmResult", "StepCounts",
     "TestState", "TrafficStep", "agreement_difference", "decide", "matured_cutoff", "normal_mixture_radius",
     "next_look", "open_test", "running_test", "srm_test", "tally", "test_id_for",
     "difference_trajectory", "traffic_steps", "trajectory_png",

@@ -4,8 +4,8 @@
 (`check_test`) is:
 
 1. read the test's arms: opinions tagged `metadata.ab_test_id`, joined with their latest trusted
-   feedback by `hive_assets.data.latest_trusted_feedback` (the join collection uses), turned into
-   per-step counts by `tally` with the maturity rule;
+   feedback by `hive_assets.data.latest_trusted_feedback` (the join collection uses) as known at the end
+   of each unit's feedback window (frozen there), turned into per-step counts by `tally`;
 2. `decide`;
 3. ONE update of the test's document: the check (with its statistics) appended, and for a decision
    that moves traffic the new traffic step, status and end. This single write is the state: a
@@ -26,6 +26,7 @@ ledger's `recorded_at`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -79,23 +80,30 @@ class ArmObservations:
 
 
 def arm_observations(store: DocumentStore, test: dict[str, Any], now: datetime,
-                     trust: TrustPolicy = TrustPolicy()) -> ArmObservations:
-    """The test's served units and their latest trusted labels as seen at `now`.
+                     trust: TrustPolicy = TrustPolicy(), maturity: timedelta | None = None) -> ArmObservations:
+    """The test's served units, each with its latest trusted label as known at min(now, served + maturity).
 
-    Feedback submitted after `now` is invisible (the join drops it as `submitted_after_window`), so
-    a simulated clock sees exactly what production would have seen then.
+    Feedback submitted after `now` is invisible (the join drops it as `submitted_after_window`), so a
+    simulated clock sees exactly what production would have seen then. With `maturity`, a unit's label
+    is frozen at the end of its window: a correction submitted later neither changes nor removes it, so
+    the matured counts only grow between looks. A confidence that is missing or not a number is NaN
+    (`tally` excludes it from the mean and counts it), never 0.
     """
     opinions = [o for o in store.find("specialist_opinions", {"specialist_type": test["specialist_type"],
                                                               "metadata.ab_test_id": test["test_id"]})
                 if isinstance(o.get("opinion"), dict) and to_utc(o.get("evaluated_at")) is not None]
-    labels, _, _ = latest_trusted_feedback(store, [str(o["opinion_id"]) for o in opinions], now, trust)
+    as_of = None
+    if maturity is not None:
+        as_of = {str(o["opinion_id"]): min(now, to_utc(o["evaluated_at"]) + maturity) for o in opinions}
+    labels, _, _ = latest_trusted_feedback(store, [str(o["opinion_id"]) for o in opinions], now, trust,
+                                           as_of=as_of)
     # labels a review queue chose for the arms' disagreement would bias the comparison: random/organic only
     labels = without_active_labels(store, test["specialist_type"], labels)
     served, challenger, confidence, agrees, labelled = [], [], [], [], []
     for o in opinions:
         served.append(to_utc(o["evaluated_at"]).replace(tzinfo=None))
         challenger.append((o.get("metadata") or {}).get("ab_arm") == CHALLENGER)
-        confidence.append(float(o["opinion"].get("confidence_score") or 0.0))
+        confidence.append(_confidence(o["opinion"].get("confidence_score")))
         fb = labels.get(str(o["opinion_id"]))
         agrees.append(fb is not None and fb["human_recommendation"] == o["opinion"].get("recommendation"))
         labelled.append(fb["_submitted"].replace(tzinfo=None) if fb is not None else None)
@@ -103,6 +111,13 @@ def arm_observations(store: DocumentStore, test: dict[str, Any], now: datetime,
                            np.array(confidence, dtype=float), np.array(agrees, dtype=bool),
                            np.array([np.datetime64("NaT") if t is None else t for t in labelled],
                                     dtype="datetime64[us]"))
+
+
+def _confidence(value: Any) -> float:
+    """A stored confidence as a float; NaN when it is missing or not a number (range is `tally`'s check)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    return float(value)
 
 
 def state_of(test: dict[str, Any]) -> TestState:
@@ -115,7 +130,7 @@ def evaluate(store: DocumentStore, test: dict[str, Any], now: datetime, policy: 
              trust: TrustPolicy = TrustPolicy()) -> tuple[Decision, list[StepCounts]]:
     """The controller's decision for a running test at `now`, and the per-step counts behind it."""
     state = state_of(test)
-    obs = arm_observations(store, test, now, trust)
+    obs = arm_observations(store, test, now, trust, policy.label_maturity)
     counts = tally(obs.served_at, obs.is_challenger, obs.confidence, obs.agrees, obs.labelled_at, state, now,
                    policy.label_maturity)
     return decide(state, counts, now, policy), counts

@@ -4,34 +4,64 @@
 injectable clock), never stores anything (the caller writes the returned `Decision` into the
 `ab_tests` document and the ledger) and never routes traffic itself.
 
+Two kinds of labels (see `tally`): FROZEN labels of matured units (served at least `label_maturity`
+ago; the label known at served + maturity, never changed by a later correction, so counts only grow)
+carry every final verdict; PROVISIONAL labels of younger units (known now, may still be corrected) are
+added to them only for the expansion gates.
+
 Order of the rules at one look:
 
 1. sample-ratio mismatch (chi-square over the traffic steps, p < 0.001,
    confirmed by the always-valid sequential SRM test at the same level)        -> rollback
-2. challenger's mean confidence < 0.70 (once `min_served_for_confidence`)    -> rollback
-3. fewer than `min_labelled_per_arm` labelled units in an arm                 -> insufficient_data
-   (or end_max_duration once the maximum duration is reached): never a pass
-4. always-valid interval entirely below 0 (significantly worse)              -> rollback
-5. at 50 %, >= 72 h, >= 1000 labelled per arm, significant improvement      -> promote (100 %)
-6. maximum duration reached without a verdict                                 -> end_max_duration
-7. 10 -> 25 after 24 h (not significantly worse: rule 4 passed)              -> expand
-   25 -> 50 after 48 h if the estimate is >= 0, with >= `min_labelled_for_half`
-   labelled units per arm (below that: insufficient_data)                     -> expand
+2. challenger confidences (once `min_served_for_confidence` served): more than
+   `max_invalid_confidence_share` missing / NaN / outside [0, 1]               -> rollback
+   mean of the valid ones < 0.70                                               -> rollback
+   (an invalid value is excluded and counted: it can neither hide nor fake a low mean)
+3. frozen labels, >= `min_labelled_per_arm` per arm: always-valid interval
+   entirely below 0 (significantly worse)                                      -> rollback
+   futility: estimate < 0 and the upper bound at `futility_alpha` < 2 points   -> rollback
+4. at 50 %, >= 72 h, >= 1000 frozen labels per arm, significant improvement:
+   promote (100 %), unless the label-coverage guard finds the arms' label
+   coverage or their label delays (per outcome) unequal                        -> hold ("unequal_labels")
+5. maximum duration reached without a verdict                                 -> end_max_duration
+6. fewer than `min_labelled_per_arm` labels known in an arm (below 50 %)       -> insufficient_data
+7. 10 -> 25 after 24 h unless the labels known so far say significantly worse -> expand
+   25 -> 50 after 48 h if, on the labels known so far, the estimate is >= 0 AND the always-valid
+   lower bound is above -`noninferiority_margin` (3 points)                     -> expand
 8. otherwise                                                                  -> hold
 
-"Significant improvement >= 2 points" means: the always-valid lower bound is > 0 (the challenger is
-better, with the error guarantee of `agreement_difference`) AND the point estimate is >= 0.02. Asking
-the lower bound itself to clear 0.02 would need a true gain well above 5 points to pass often; with
-this rule a +5 point challenger is promoted in >= 80 % of tests with <= 3,000 labels per arm, while a
-false promotion still needs the lower bound to cross 0, which under no difference happens with
-probability <= alpha = 0.10 at any number of looks (Ville), about half of it by the null's symmetry.
-BENCHMARKS.md has the simulated rates (A/A: 2 % promoted; +5 points: 90 %; -5 points: 98 % rolled
-back before 50 %).
+"Significant improvement >= 2 points": the always-valid lower bound is > 0 AND the point estimate is
+>= 0.02. Under no difference the lower bound crosses 0 with probability <= alpha = 0.10 at any number of
+looks (Ville), about half of it by symmetry.
 
-Label delay: counts come from `tally`, which applies the `matured_cutoff` rule (same feedback
-window for every unit of both arms) and splits them by traffic step (the statistics compare the arms
-within a step, so a drift of agreement over the ramp cannot favour the arm that has more of the
-later units).
+Why each addition is valid and what it buys (BENCHMARKS.md "A/B controller" has the simulated rates):
+
+- Frozen labels: the estimand is agreement with the label as known `label_maturity` after serving, the
+  same for every unit of both arms. Freezing it makes each unit's contribution final once it enters,
+  as the confidence sequence's martingale argument assumes (data only accumulate).
+- Label-coverage guard (`label_balance`): the window drops labels slower than it; if one arm's errors
+  are reviewed later than its successes, and more so than the other arm's, it drops more of that arm's
+  errors and inflates its agreement. That shows as a difference between the arms' label delays for the
+  same outcome (and possibly in coverage), which blocks promotion: the test holds, and ends with the
+  champion kept if it stays so. Only promotion is blocked: a rollback or a futility stop keeps the
+  champion either way.
+- Futility: if the challenger's estimate is below the champion's and even an optimistic upper bound
+  (alpha 0.20) is under the 2 points promotion needs, the test cannot end in a promotion worth having;
+  stopping it risks only a lost chance (a really >= 2-point-better challenger is stopped with
+  probability <= 0.20 by Ville, far less in practice), and it is what stops a bad challenger at low
+  traffic, where the significantly-worse bound alone needs more labels than 14 days at 25 % bring.
+- Expansion gates on every known label: traffic changes may depend on any past data (the interval is
+  stratified by traffic step and each unit's arm is drawn independently of its own outcome, so the
+  steps' boundaries do not bias it); using provisional labels there only lets the schedule move after
+  24 / 48 h instead of waiting a whole window for the first frozen label: +5 points are promoted days
+  earlier at the default 48 h window, with unchanged validity of the verdicts. Within a step both arms'
+  units have the same ages, so provisional labels compare alike when delays do not depend on the arm.
+- The 25 -> 50 gate's lower bound > -3 points is a non-inferiority test in units of information: at
+  low volume it simply waits longer, where a fixed label count let a bad challenger through on a lucky
+  estimate (the old gate: 500 labels; P(a challenger worse by > 3 points ever passes) <= alpha/2-ish).
+
+Counts are per traffic step (the statistics compare the arms within a step, so a drift of agreement
+over the ramp cannot favour the arm that has more of the later units).
 """
 
 from __future__ import annotations
@@ -42,7 +72,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from hive_assets.rollout._statistics import (ArmCounts, agreement_difference, srm_test, total)
+from hive_assets.rollout._statistics import (DELAY_BIN_FRACTIONS, DELAY_BINS, ArmCounts, agreement_difference,
+                                              label_balance, normal_mixture_radius, srm_test, total)
 
 INSUFFICIENT_DATA = "insufficient_data"
 HOLD = "hold"
@@ -66,11 +97,20 @@ class RolloutPolicy:
     promote_min_labelled_per_arm: int = 1000
     promote_min_improvement: float = 0.02
     min_labelled_per_arm: int = 50
-    # the 25 -> 50 gate compares point estimates; with fewer labels a clearly worse challenger
-    # would pass it by chance too often (bad challengers must be stopped before 50 %)
-    min_labelled_for_half: int = 500
+    # 25 -> 50 also needs the always-valid lower bound above -margin: a gate in units of information,
+    # so it waits longer at low volume instead of letting a bad challenger through on a lucky estimate
+    noninferiority_margin: float = 0.03
     min_confidence_mean: float = 0.70
     min_served_for_confidence: int = 100
+    # a challenger whose confidences are missing / NaN / out of [0, 1] more often than this is broken
+    max_invalid_confidence_share: float = 0.05
+    # futility: a challenger below the champion whose upper bound (at this level: stopping a challenger
+    # that is really >= 2 points better is a lost chance, not harm) excludes the promotion's 2 points
+    futility_alpha: float = 0.20
+    # label-coverage guard of the promotion: arms' coverage (gap >= 1 point) or delays per outcome
+    # differing at this level block it (a per-look check: a false alarm only delays by an hour)
+    balance_p_value: float = 0.01
+    balance_min_coverage_gap: float = 0.01
     srm_p_value: float = 0.001
     srm_min_expected: float = 5.0          # chi-square approximation
     srm_prior_concentration: float = 100.0  # always-valid guard, see srm_test
@@ -142,14 +182,14 @@ class Decision:
 def matured_cutoff(now: datetime, maturity: timedelta) -> datetime:
     """Units served at or before this instant have had the full feedback window.
 
-    Rule the caller applies so label delay cannot bias the comparison: a unit counts as labelled
-    only if it was served at or before `now - maturity` AND its label arrived within `maturity` of
-    serving. Every unit, in either arm, thus gets exactly the same time for its feedback, so an arm
-    whose feedback is slower cannot look better (or worse) just because its slow labels, e.g.
-    corrections, have not arrived yet. Labels slower than the window are dropped in both arms
-    alike; only if the arms' delays differ AND depend on the outcome beyond the window does a bias
-    remain, so set the window at a high quantile of the feedback delay. Label coverage is reported
-    per arm to show when the window is too short for one arm's feedback.
+    A unit counts as labelled once it was served at or before `now - maturity`, with the label known at
+    the END of its window (served_at + maturity): the latest trusted feedback submitted by then. That
+    label is frozen: a correction submitted later changes nothing, so a unit never leaves the sample
+    and the counts of a step only grow from look to look. Every unit, in either arm, gets exactly the
+    same time for its feedback, so an arm whose feedback is slower cannot look better just because its
+    slow labels (e.g. corrections) have not arrived yet. Labels slower than the window are missed in
+    both arms; if the arms' delays differ by outcome the window drops more of one arm's errors: the
+    label-coverage guard of `decide` (`label_balance`) blocks a promotion then.
     """
     return now - maturity
 
@@ -159,33 +199,60 @@ def tally(served_at: np.ndarray, is_challenger: np.ndarray, confidence: np.ndarr
           maturity: timedelta) -> list[StepCounts]:
     """Per-step counts from one row per served unit (opinions joined with their feedback).
 
-    served_at / labelled_at: datetime64 arrays (NaT when no label); agrees: bool (ignored without a
-    label). A unit belongs to the traffic step in force when it was served; units served after
-    `now` are ignored. Labels follow the `matured_cutoff` rule.
+    Each row carries the unit's label as known at min(now, served_at + maturity) (the caller's join
+    does that: `arm_observations`): labelled_at is when that feedback was submitted (NaT when none),
+    agrees whether the recommendation agrees with it (ignored without a label). A filter on which
+    units count (e.g. only randomly requested labels) is applied to the rows before this call.
+    confidence: float, NaN when missing; values that are not finite or outside [0, 1] are excluded from
+    the mean and counted as `invalid_confidence`.
+
+    A unit belongs to the traffic step in force when it was served; units served after `now` are
+    ignored. Matured units (served at or before `matured_cutoff`) with a label submitted within the
+    window count as labelled, their delays binned by outcome (`DELAY_BIN_FRACTIONS`); younger units
+    with a label known now count as interim.
     """
     served_at = np.asarray(served_at, dtype="datetime64[us]")
     labelled_at = np.asarray(labelled_at, dtype="datetime64[us]")
     is_challenger = np.asarray(is_challenger, dtype=bool)
     confidence = np.asarray(confidence, dtype=float)
     agrees = np.asarray(agrees, dtype=bool)
+    if not (served_at.shape == labelled_at.shape == is_challenger.shape == confidence.shape == agrees.shape):
+        raise ValueError("one value per served unit in every column")
     now64 = np.datetime64(_naive_utc(now), "us")
     window = np.timedelta64(int(maturity.total_seconds() * 1e6), "us")
     starts = np.array([_naive_utc(s.at) for s in state.traffic_history], dtype="datetime64[us]")
-    step = np.searchsorted(starts, served_at, side="right") - 1
-    seen = (served_at <= now64) & (step >= 0)
-    matured = seen & (served_at <= now64 - window)
-    has_label = ~np.isnat(labelled_at)
-    labelled = matured & has_label
-    labelled[has_label] &= (labelled_at[has_label] - served_at[has_label]) <= window
-    agreed = labelled & agrees
+    steps = len(starts)
+    # one pass over the units seen by now; each gets its (step, arm) cell and one of 24 codes:
+    # valid confidence (x12) + class: 0-7 frozen label (agrees x4 + delay bin), 8 matured without one,
+    # 9 / 10 provisional label agreeing / not, 11 young without a label
+    seen = np.flatnonzero((served_at <= now64) & (served_at >= starts[0]))
+    served_at, labelled_at, agrees = served_at[seen], labelled_at[seen], agrees[seen]
+    confidence = confidence[seen]
+    step = sum((served_at >= start).astype(np.int64) for start in starts[1:]) if steps > 1 else 0
+    cell = step * 2 + is_challenger[seen]
+    matured = served_at <= now64 - window
+    delay = (labelled_at - served_at).astype(np.int64)   # NaT -> min int64, outside the window
+    in_window = ~np.isnat(labelled_at) & (delay >= 0) & (delay <= window.astype(np.int64)) & (labelled_at <= now64)
+    window_us = window.astype(np.int64)
+    delay_bin = sum((delay >= int(f * window_us)).astype(np.int64) for f in DELAY_BIN_FRACTIONS)
+    klass = np.where(matured, np.where(in_window, agrees * DELAY_BINS + delay_bin, 8),
+                     np.where(in_window, np.where(agrees, 9, 10), 11))
+    with np.errstate(invalid="ignore"):
+        valid_confidence = np.isfinite(confidence) & (confidence >= 0.0) & (confidence <= 1.0)
+    codes = 24
+    table = np.bincount(cell * codes + valid_confidence * 12 + klass,
+                        minlength=2 * steps * codes).reshape(2 * steps, 2, 12)
+    confidence_sum = np.bincount(cell, np.where(valid_confidence, confidence, 0.0), minlength=2 * steps)
+    by_class = table.sum(axis=1)           # (cell, class)
     out = []
-    for k in range(len(state.traffic_history)):
+    for k in range(steps):
         arms = []
-        for arm in (~is_challenger, is_challenger):
-            m = arm & (step == k)
-            arms.append(ArmCounts(int((m & seen).sum()), float(confidence[m & seen].sum()),
-                                  int((m & matured).sum()), int((m & labelled).sum()),
-                                  int((m & agreed).sum())))
+        for i in (2 * k, 2 * k + 1):
+            c = by_class[i]
+            disagree_bins, agree_bins = c[:DELAY_BINS], c[DELAY_BINS:2 * DELAY_BINS]
+            arms.append(ArmCounts(int(c.sum()), float(confidence_sum[i]), int(c[:9].sum()), int(c[:8].sum()),
+                                  int(agree_bins.sum()), int(table[i, 0].sum()), int(c[9] + c[10]), int(c[9]),
+                                  tuple(int(x) for x in agree_bins), tuple(int(x) for x in disagree_bins)))
         out.append(StepCounts(*arms))
     return out
 
@@ -230,55 +297,86 @@ def decide(state: TestState, counts: Sequence[StepCounts], now: datetime,
                         f"always-valid p = {srm.sequential_p_value:.2g} (< {policy.srm_p_value}) over "
                         f"{srm.steps_tested} traffic step(s)")
 
-    confidence = challenger.mean_confidence
-    if challenger.served >= policy.min_served_for_confidence and confidence < policy.min_confidence_mean:
-        return decision(ROLLBACK, 0.0, "low_confidence", f"challenger mean confidence {confidence:.3f} "
-                        f"< {policy.min_confidence_mean}")
+    if challenger.served >= policy.min_served_for_confidence:
+        invalid = challenger.invalid_confidence_share
+        if invalid > policy.max_invalid_confidence_share:
+            return decision(ROLLBACK, 0.0, "invalid_confidence", f"{challenger.invalid_confidence} of "
+                            f"{challenger.served} challenger confidences missing, NaN or outside [0, 1] "
+                            f"({invalid:.1%} > {policy.max_invalid_confidence_share:.0%})")
+        confidence = challenger.mean_confidence
+        if confidence < policy.min_confidence_mean:
+            return decision(ROLLBACK, 0.0, "low_confidence", f"challenger mean confidence {confidence:.3f} "
+                            f"< {policy.min_confidence_mean} ({challenger.valid_confidences} valid)")
 
     out_of_time = elapsed >= policy.max_duration
     fewest = min(champion.labelled, challenger.labelled)
-    if fewest < policy.min_labelled_per_arm:
-        if out_of_time:
-            return decision(END_MAX_DURATION, 0.0, "max_duration", f"maximum duration {_span(policy.max_duration)} "
-                            f"reached with insufficient data; champion kept")
-        return decision(INSUFFICIENT_DATA, traffic, "min_labelled", f"{fewest} labelled units in the "
-                        f"smaller arm, need {policy.min_labelled_per_arm} before any decision")
-
-    diff = agreement_difference([c.champion for c in counts], [c.challenger for c in counts],
-                                policy.alpha, policy.mixture_sd)
-    statistics["difference"] = diff.as_dict()
-    interval = f"{diff.estimate:+.4f} [{diff.lower:+.4f}, {diff.upper:+.4f}]"
-    if diff.significantly_worse:
+    diff = None
+    if fewest >= policy.min_labelled_per_arm:
+        diff = agreement_difference([c.champion for c in counts], [c.challenger for c in counts],
+                                    policy.alpha, policy.mixture_sd)
+    statistics["difference"] = diff.as_dict() if diff else None
+    interval = f"{diff.estimate:+.4f} [{diff.lower:+.4f}, {diff.upper:+.4f}]" if diff else "no interval yet"
+    if diff is not None and diff.significantly_worse:
         return decision(ROLLBACK, 0.0, "significantly_worse",
                         f"challenger significantly worse: difference {interval}")
+    if diff is not None and diff.estimate < 0.0:
+        futile_upper = diff.estimate + normal_mixture_radius(diff.variance, policy.futility_alpha, policy.mixture_sd)
+        statistics["futility_upper"] = futile_upper
+        if futile_upper < policy.promote_min_improvement:
+            return decision(ROLLBACK, 0.0, "futility", f"challenger below the champion ({interval}) and its "
+                            f"upper bound at alpha {policy.futility_alpha:g}, {futile_upper:+.4f}, rules out the "
+                            f"{policy.promote_min_improvement:.0%} gain promotion needs")
 
-    if traffic >= policy.third_traffic and elapsed >= policy.promote_after:
-        enough = fewest >= policy.promote_min_labelled_per_arm
-        if enough and diff.significantly_better and diff.estimate >= policy.promote_min_improvement:
-            return decision(PROMOTE, 100.0, "significant_improvement",
-                            f"challenger better by {interval} after "
-                            f"{elapsed.total_seconds() / 3600:.0f} h with {fewest}+ labels per arm")
+    balance = label_balance([c.champion for c in counts], [c.challenger for c in counts])
+    statistics["label_balance"] = balance.as_dict()
+    if traffic >= policy.third_traffic and elapsed >= policy.promote_after and diff is not None:
+        if (fewest >= policy.promote_min_labelled_per_arm and diff.significantly_better
+                and diff.estimate >= policy.promote_min_improvement):
+            problem = balance.problem(policy.balance_p_value, policy.balance_min_coverage_gap)
+            if problem is None:
+                return decision(PROMOTE, 100.0, "significant_improvement",
+                                f"challenger better by {interval} after "
+                                f"{elapsed.total_seconds() / 3600:.0f} h with {fewest}+ labels per arm")
+            if not out_of_time:
+                return decision(HOLD, traffic, "unequal_labels", f"not promoted although better by {interval}: "
+                                f"{problem}; the arms' labels are not comparable, held at {traffic:g} %")
     if out_of_time:
         return decision(END_MAX_DURATION, 0.0, "max_duration", f"maximum duration {_span(policy.max_duration)} "
                         f"reached without a verdict ({interval}); champion kept")
 
+    # the expansion gates read every label known now (frozen and provisional): traffic only grows, and
+    # waiting for matured labels alone would hold 10 % for the whole window
+    known = [StepCounts(c.champion.known(), c.challenger.known()) for c in counts]
+    fewest_known = min(sum(c.champion.labelled for c in known), sum(c.challenger.labelled for c in known))
+    if traffic < policy.third_traffic and fewest_known < policy.min_labelled_per_arm:
+        return decision(INSUFFICIENT_DATA, traffic, "min_labelled", f"{fewest_known} labelled units in the "
+                        f"smaller arm, need {policy.min_labelled_per_arm} before any decision")
+    provisional = agreement_difference([c.champion for c in known], [c.challenger for c in known],
+                                       policy.alpha, policy.mixture_sd)
+    statistics["provisional_difference"] = provisional.as_dict() if provisional else None
+    if provisional is None and traffic < policy.third_traffic:  # labels in both arms, but in no common step
+        return decision(INSUFFICIENT_DATA, traffic, "min_labelled", "no traffic step has labels in both arms yet")
+    if provisional is not None:
+        gate = (f"{provisional.estimate:+.4f} [{provisional.lower:+.4f}, {provisional.upper:+.4f}] "
+                f"on {fewest_known}+ labels known per arm")
     if traffic < policy.second_traffic:
-        if elapsed >= policy.second_after:
-            return decision(EXPAND, policy.second_traffic, "not_worse", f"not significantly worse after "
-                            f"{_span(policy.second_after)}: {interval}")
-        return decision(HOLD, traffic, "schedule", f"waiting for {_span(policy.second_after)} at {traffic:g} %")
+        if elapsed < policy.second_after:
+            return decision(HOLD, traffic, "schedule", f"waiting for {_span(policy.second_after)} at {traffic:g} %")
+        if provisional.significantly_worse:
+            return decision(HOLD, traffic, "provisionally_worse", f"labels known so far say worse: {gate}")
+        return decision(EXPAND, policy.second_traffic, "not_worse", f"not significantly worse after "
+                        f"{_span(policy.second_after)}: {gate}")
     if traffic < policy.third_traffic:
         if elapsed < policy.third_after:
             return decision(HOLD, traffic, "schedule", f"waiting for {_span(policy.third_after)} at {traffic:g} %")
-        if fewest < policy.min_labelled_for_half:
-            return decision(INSUFFICIENT_DATA, traffic, "min_labelled_for_half",
-                            f"{fewest} labelled units in the smaller arm, need "
-                            f"{policy.min_labelled_for_half} to go to {policy.third_traffic:g} %")
-        if diff.estimate >= 0.0:
+        if provisional.estimate >= 0.0 and provisional.lower > -policy.noninferiority_margin:
             return decision(EXPAND, policy.third_traffic, "estimate_at_least_champion",
-                            f"estimate at least the champion's: {interval}")
-        return decision(HOLD, traffic, "estimate_below_champion",
-                        f"estimate below the champion's: {interval}")
+                            f"estimate at least the champion's and worse by less than "
+                            f"{policy.noninferiority_margin:.0%} at most: {gate}")
+        if provisional.estimate < 0.0:
+            return decision(HOLD, traffic, "estimate_below_champion", f"estimate below the champion's: {gate}")
+        return decision(HOLD, traffic, "not_shown_noninferior", f"not yet shown worse by less than "
+                        f"{policy.noninferiority_margin:.0%}: {gate}")
     if elapsed < policy.promote_after:
         return decision(HOLD, traffic, "schedule", f"waiting for {_span(policy.promote_after)} at {traffic:g} %")
     if fewest < policy.promote_min_labelled_per_arm:

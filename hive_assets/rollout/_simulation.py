@@ -1,20 +1,24 @@
-"""Monte-Carlo simulation of whole A/B tests under the real controller (`_controller.decide`).
+"""Monte-Carlo simulation of whole A/B tests, unit by unit, through the public decision functions.
 
-Used by the tests and by benchmarks/bench_ab.py to measure the error rates the rollout promises.
-Many tests run side by side: the data of each hour is drawn for all of them at once with numpy (counts
-per hour, never one row per unit), then `decide` is called for every test still running, as the
-platform would at its hourly look. Deterministic for a given seed.
+Used by the tests and by benchmarks/bench_ab.py to measure the error rates the rollout promises. The
+generator knows nothing of the controller's counting: it draws served units and their feedback events,
+works out for every look which feedback each unit has by then (as the store's join would answer), and
+hands one row per unit to `tally` and the counts to `decide`, both as black boxes, at every simulated
+hour. Deterministic for a given seed.
 
-Model of one hour h (served units arrive in [h, h+1); the look is at h + 1):
-- served ~ Poisson(units_per_hour); challenger ~ Binomial(served, share * routing_factor) where
-  share is the test's current traffic (routing_factor != 1 simulates broken routing);
-- agreement with the (eventual) label ~ Binomial(arm, p_arm), optionally drifting over time;
-- a label ever arrives with probability label_coverage; its delay is exponential with a mean that
-  depends on the arm and on whether the unit agrees (e.g. corrections reviewed later);
-- confidence sum ~ Normal(n mu, n sd^2) per arm.
-Labels are counted either with the controller's maturity rule (units served before now - maturity,
-labels that arrived within maturity of serving) or, for contrast, naively (every label that has
-arrived by the look).
+Model of one test (hour h: units arrive in [h, h+1), the look is at h + 1):
+- served ~ Poisson(units_per_hour) per hour, at uniform instants; each unit goes to the challenger with
+  probability share x routing_factor (routing_factor != 1 simulates broken routing);
+- the unit agrees with its eventual label with probability p_arm;
+- it ever gets a label with probability label_coverage, after a log-normal delay whose median depends
+  on the arm and on the outcome (sigma `delay_sigma`): e.g. the challenger's errors reviewed later;
+- with probability correction_share a labelled unit later gets a correction that flips the label, an
+  exponential time (mean `correction_delay_hours`) after its first label;
+- confidence ~ Normal(mu_arm, sd) clipped to [0, 1]; a share of the challenger's is NaN or missing.
+A unit's label at a look at time t is its latest feedback submitted by min(t, served + window): the
+rule the platform applies (`arm_observations`), computed here independently from the events. Only the
+public `tally` / `decide` / `TestState` / `RolloutPolicy` of `_controller` are used, so the benchmark
+can run the same generator against an older controller (`labels_as_of_now`: that version's join).
 """
 
 from __future__ import annotations
@@ -27,11 +31,17 @@ import numpy as np
 from scipy import stats
 
 from hive_assets.rollout._controller import (END_MAX_DURATION, PROMOTE, ROLLBACK, RolloutPolicy,
-                                             StepCounts, TestState, TrafficStep, decide)
-from hive_assets.rollout._statistics import ArmCounts
+                                             TestState, TrafficStep, decide, tally)
 
 START = datetime(2026, 1, 5, tzinfo=timezone.utc)
-CHAMPION, CHALLENGER = 0, 1
+_START64 = np.datetime64(START.replace(tzinfo=None), "us")
+_HOUR_US = 3_600_000_000
+_NAT = np.datetime64("NaT", "us")
+
+
+def _at(hours: np.ndarray) -> np.ndarray:
+    """Hours since START as datetime64[us]."""
+    return _START64 + np.round(hours * _HOUR_US).astype("timedelta64[us]")
 
 
 @dataclass(frozen=True)
@@ -40,17 +50,26 @@ class Scenario:
     challenger_agreement: float = 0.80
     units_per_hour: float = 40.0
     label_coverage: float = 0.8
-    # mean feedback delay in hours, exponential, for (agreeing, disagreeing) units of each arm
-    champion_delay_hours: tuple[float, float] = (1.0, 1.0)
-    challenger_delay_hours: tuple[float, float] = (1.0, 1.0)
-    # agreement changes by this much per day in both arms (the same drift: still an A/A test)
-    agreement_drift_per_day: float = 0.0
+    # log-normal feedback delay: median hours for (agreeing, disagreeing) units of each arm
+    champion_delay_hours: tuple[float, float] = (6.0, 6.0)
+    challenger_delay_hours: tuple[float, float] = (6.0, 6.0)
+    delay_sigma: float = 1.0
+    correction_share: float = 0.0
+    correction_delay_hours: float = 24.0
     routing_factor: float = 1.0
     champion_confidence: float = 0.80
     challenger_confidence: float = 0.80
     confidence_sd: float = 0.10
-    # False: the controller's maturity rule; True: count every label that has arrived (contrast only)
-    count_unmatured_labels: bool = False
+    challenger_nan_confidence_share: float = 0.0
+    # the join before issue 24: each unit's latest label as of the look (a correction after the window
+    # replaces the label, and the unit then drops out). For the benchmark's reference rows only.
+    labels_as_of_now: bool = False
+
+
+def late_errors_scenario(**overrides) -> Scenario:
+    """The audit's A/A case: the challenger's errors are reviewed later than its successes (log-normal,
+    medians 12 h vs 6 h, sigma 1: 8 % vs 2 % beyond 48 h); the champion's labels all have median 6 h."""
+    return replace(Scenario(challenger_delay_hours=(6.0, 12.0)), **overrides)
 
 
 @dataclass(frozen=True)
@@ -81,7 +100,9 @@ class SimulationResult:
     rule: np.ndarray                # the rule that decided it
     hours: np.ndarray               # elapsed hours at the decision
     max_traffic: np.ndarray         # highest challenger share in force before the decision
-    labelled: np.ndarray            # (tests, 2) labelled units per arm at the decision
+    labelled: np.ndarray            # (tests, 2) matured labelled units per arm at the decision
+    counts_shrank: np.ndarray       # a step's served / matured / labelled / agreements fell between looks
+    rules_seen: tuple[frozenset, ...]  # every rule that decided a look, per test
 
     def promoted(self) -> np.ndarray:
         return self.action == PROMOTE
@@ -90,102 +111,92 @@ class SimulationResult:
         return self.action == ROLLBACK
 
 
-def _delay_lags(mean_hours: float, maturity_hours: int | None, max_lag: int) -> np.ndarray:
-    """P(label is counted `lag` looks after the unit's hour closes), lag = 0..max_lag, + never."""
-    out = np.zeros(max_lag + 2)
-    if maturity_hours is not None:
-        # counted once matured, if it arrived within the window
-        out[maturity_hours] = 1.0 - math.exp(-maturity_hours / mean_hours)
-    else:
-        edges = 1.0 - np.exp(-np.arange(max_lag + 1) / mean_hours)
-        out[: max_lag + 1] = np.diff(edges, prepend=0.0)
-    out[-1] = 1.0 - out[:-1].sum()
-    return out
+def _lognormal(rng: np.random.Generator, median: np.ndarray, sigma: float) -> np.ndarray:
+    return np.exp(np.log(median) + sigma * rng.standard_normal(median.shape))
 
 
-def simulate(scenario: Scenario, n_tests: int, seed: int,
-             policy: RolloutPolicy = RolloutPolicy()) -> SimulationResult:
-    rng = np.random.default_rng(seed)
+def simulate_one(scenario: Scenario, rng: np.random.Generator, policy: RolloutPolicy):
+    """One whole test; returns (action, rule, hours, max traffic, labelled per arm, shrank, rules)."""
     horizon = int(policy.max_duration / timedelta(hours=1))
-    maturity = None if scenario.count_unmatured_labels else int(policy.label_maturity / timedelta(hours=1))
-    max_lag = maturity if maturity is not None else 24 * 7
-    steps = 3  # start, second, third share; promotion ends the test
-    width = horizon + max_lag + 2
-    # counts that become visible at look t (index t), per step and arm
-    due_matured = np.zeros((n_tests, width, steps, 2), dtype=np.int32)
-    due_labelled = np.zeros_like(due_matured)
-    due_agreed = np.zeros_like(due_matured)
-    served = np.zeros((n_tests, steps, 2), dtype=np.int64)
-    confidence = np.zeros((n_tests, steps, 2))
-    matured = np.zeros_like(served)
-    labelled = np.zeros_like(served)
-    agreed = np.zeros_like(served)
-
-    lags = {(arm, agrees): _delay_lags(mean, maturity, max_lag)
-            for arm, means in ((CHAMPION, scenario.champion_delay_hours),
-                               (CHALLENGER, scenario.challenger_delay_hours))
-            for agrees, mean in ((True, means[0]), (False, means[1]))}
-    agreement = np.array([scenario.champion_agreement, scenario.challenger_agreement])
-    conf_mean = np.array([scenario.champion_confidence, scenario.challenger_confidence])
-
-    states = [TestState(START, (TrafficStep(START, policy.start_traffic),)) for _ in range(n_tests)]
-    step_of = np.zeros(n_tests, dtype=int)
-    share = np.full(n_tests, policy.start_traffic / 100.0)
-    max_traffic = np.full(n_tests, policy.start_traffic)
-    active = np.ones(n_tests, dtype=bool)
-    action = np.full(n_tests, "", dtype=object)
-    rule = np.full(n_tests, "", dtype=object)
-    hours = np.zeros(n_tests, dtype=int)
-    labelled_at_end = np.zeros((n_tests, 2), dtype=np.int64)
-    mature_lag = maturity if maturity is not None else 0
-
+    window_h = policy.label_maturity / timedelta(hours=1)
+    capacity = int(scenario.units_per_hour * horizon * 1.3) + 100
+    served_h = np.empty(capacity)          # hours since START
+    challenger = np.empty(capacity, dtype=bool)
+    outcome = np.empty(capacity, dtype=bool)
+    first_label_h = np.empty(capacity)     # delay of the first label, inf if never
+    correction_h = np.empty(capacity)      # delay of the correction, inf if none
+    confidence = np.empty(capacity)
+    served_at = np.empty(capacity, dtype="datetime64[us]")
+    first_at = np.empty(capacity, dtype="datetime64[us]")      # when the first label is submitted
+    correction_at = np.empty(capacity, dtype="datetime64[us]")
+    n = 0
+    state = TestState(START, (TrafficStep(START, policy.start_traffic),))
+    previous = None
+    shrank = False
+    rules: set[str] = set()
+    median = np.array([scenario.champion_delay_hours, scenario.challenger_delay_hours])  # [arm, disagrees]
     for hour in range(horizon):
-        idx = np.flatnonzero(active)
-        if idx.size == 0:
-            break
-        look = hour + 1
-        st = step_of[idx]
-        n = rng.poisson(scenario.units_per_hour, idx.size)
-        n_b = rng.binomial(n, np.minimum(share[idx] * scenario.routing_factor, 1.0))
-        p_now = np.clip(agreement + scenario.agreement_drift_per_day * (hour + 0.5) / 24.0, 0.0, 1.0)
-        for arm, m in ((CHAMPION, n - n_b), (CHALLENGER, n_b)):
-            served[idx, st, arm] += m
-            confidence[idx, st, arm] += rng.normal(m * conf_mean[arm], np.sqrt(m) * scenario.confidence_sd)
-            due_matured[idx, look + mature_lag, st, arm] += m
-            agree = rng.binomial(m, p_now[arm])
-            for is_agree, k in ((True, agree), (False, m - agree)):
-                will_label = rng.binomial(k, scenario.label_coverage)
-                when = rng.multinomial(will_label, lags[(arm, is_agree)])[:, :-1]
-                rows, lag = np.nonzero(when)
-                due_labelled[idx[rows], look + lag, st[rows], arm] += when[rows, lag]
-                if is_agree:
-                    due_agreed[idx[rows], look + lag, st[rows], arm] += when[rows, lag]
-        matured[idx] += due_matured[idx, look]
-        labelled[idx] += due_labelled[idx, look]
-        agreed[idx] += due_agreed[idx, look]
+        m = int(rng.poisson(scenario.units_per_hour))
+        sl = slice(n, n + m)
+        served_h[sl] = hour + rng.random(m)
+        arm = rng.random(m) < min(state.traffic_percent / 100.0 * scenario.routing_factor, 1.0)
+        challenger[sl] = arm
+        p = np.where(arm, scenario.challenger_agreement, scenario.champion_agreement)
+        agrees = rng.random(m) < p
+        outcome[sl] = agrees
+        delay = _lognormal(rng, median[arm.astype(int), (~agrees).astype(int)], scenario.delay_sigma)
+        first_label_h[sl] = np.where(rng.random(m) < scenario.label_coverage, delay, np.inf)
+        corrected = rng.random(m) < scenario.correction_share
+        correction_h[sl] = np.where(corrected, first_label_h[sl] + rng.exponential(scenario.correction_delay_hours, m),
+                                    np.inf)
+        mu = np.where(arm, scenario.challenger_confidence, scenario.champion_confidence)
+        conf = np.clip(rng.normal(mu, scenario.confidence_sd), 0.0, 1.0)
+        conf[arm & (rng.random(m) < scenario.challenger_nan_confidence_share)] = np.nan
+        confidence[sl] = conf
+        served_at[sl] = _at(served_h[sl])
+        first_at[sl] = _at(served_h[sl] + np.where(np.isfinite(first_label_h[sl]), first_label_h[sl], 0.0))
+        correction_at[sl] = _at(served_h[sl] + np.where(np.isfinite(correction_h[sl]), correction_h[sl], 0.0))
+        n += m
 
+        look = hour + 1
         now = START + timedelta(hours=look)
-        for i in idx:
-            state = states[i]
-            counts = [StepCounts(*(ArmCounts(int(served[i, k, a]), float(confidence[i, k, a]),
-                                             int(matured[i, k, a]), int(labelled[i, k, a]),
-                                             int(agreed[i, k, a])) for a in (CHAMPION, CHALLENGER)))
-                      for k in range(len(state.traffic_history))]
-            d = decide(state, counts, now, policy)
-            if d.final:
-                active[i] = False
-                action[i], rule[i], hours[i] = d.action, d.rule, look
-                labelled_at_end[i] = labelled[i].sum(axis=0)
-            elif d.traffic_percent != state.traffic_percent:
-                states[i] = state.with_step(now, d.traffic_percent)
-                step_of[i] += 1
-                share[i] = d.traffic_percent / 100.0
-                max_traffic[i] = d.traffic_percent
-    # decide() ends every test at max_duration at the latest
-    assert not active.any() and set(action) <= {PROMOTE, ROLLBACK, END_MAX_DURATION}
-    return SimulationResult(action.astype(str), rule.astype(str), hours, max_traffic, labelled_at_end)
+        s = served_h[:n]
+        known_for = look - s if scenario.labels_as_of_now else np.minimum(look - s, window_h)
+        has_label = first_label_h[:n] <= known_for
+        is_corrected = has_label & (correction_h[:n] <= known_for)
+        labelled_at = np.where(has_label, np.where(is_corrected, correction_at[:n], first_at[:n]), _NAT)
+        counts = tally(served_at[:n], challenger[:n], confidence[:n], outcome[:n] ^ is_corrected, labelled_at,
+                       state, now, policy.label_maturity)
+        current = np.array([[getattr(getattr(c, a), f) for a in ("champion", "challenger")
+                             for f in ("served", "matured", "labelled", "agreements")] for c in counts])
+        if previous is not None and np.any(current[: len(previous)] < previous):
+            shrank = True
+        previous = current
+        d = decide(state, counts, now, policy)
+        rules.add(d.rule)
+        if d.final:
+            labelled = [sum(c.champion.labelled for c in counts), sum(c.challenger.labelled for c in counts)]
+            return d.action, d.rule, look, max(h.percent for h in state.traffic_history), labelled, shrank, rules
+        if d.traffic_percent != state.traffic_percent:
+            state = state.with_step(now, d.traffic_percent)
+    raise AssertionError("decide() ends every test at max_duration at the latest")
+
+
+def simulate(scenario: Scenario, n_tests: int, seed: int, policy: RolloutPolicy = RolloutPolicy()) -> SimulationResult:
+    """`n_tests` independent tests (test i draws from the stream (seed, i))."""
+    out = [simulate_one(scenario, np.random.default_rng([seed, i]), policy) for i in range(n_tests)]
+    action, rule, hours, top, labelled, shrank, rules = zip(*out)
+    result = SimulationResult(np.array(action, dtype=str), np.array(rule, dtype=str), np.array(hours),
+                              np.array(top), np.array(labelled), np.array(shrank), tuple(map(frozenset, rules)))
+    assert set(result.action) <= {PROMOTE, ROLLBACK, END_MAX_DURATION}
+    return result
 
 
 def fast_feedback_policy() -> RolloutPolicy:
-    """The policy the error-rate simulations run: feedback within hours, a 6 h maturity window."""
+    """A policy with a 6 h maturity window (feedback within hours), for contrast with the 48 h default."""
     return replace(RolloutPolicy(), label_maturity=timedelta(hours=6))
+
+
+def beyond_window(median_hours: float, sigma: float, window_hours: float) -> float:
+    """P(log-normal delay > window): the share of labels a window drops."""
+    return 0.5 * math.erfc(math.log(window_hours / median_hours) / (sigma * math.sqrt(2.0)))

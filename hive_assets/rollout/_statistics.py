@@ -1,12 +1,14 @@
 """Statistics of an A/B test between a champion and a challenger specialist (SPEC section 7).
 
-Two tests, both pure functions of counts:
+Three tests, all pure functions of counts:
 
 * `srm_test`: sample-ratio mismatch. Each traffic step's served counts are compared with that step's
   own share (Pearson chi-square, one degree of freedom per step, summed over steps), so the test stays
   valid when the share grew during the test.
 * `agreement_difference`: an always-valid confidence sequence for the difference in agreement
   (challenger minus champion), stratified by traffic step. It may be looked at after every hour.
+* `label_balance`: do both arms get their labels alike (coverage; delays per outcome)? The promotion's
+  label-coverage guard.
 
 Counts are per traffic step because a ramp (10 -> 25 -> 50 %) gives the challenger a larger share of
 the later units: if agreement drifts over time, pooling the steps would compare different periods
@@ -22,14 +24,26 @@ from typing import Sequence
 from scipy import special
 
 
+# a matured label's delay (feedback time - serving time) falls in one of these bins, given as fractions
+# of the maturity window: [0, W/8), [W/8, W/4), [W/4, W/2), [W/2, W]
+DELAY_BIN_FRACTIONS = (0.125, 0.25, 0.5)
+DELAY_BINS = len(DELAY_BIN_FRACTIONS) + 1
+
+
 @dataclass(frozen=True)
 class ArmCounts:
     """What one arm did during one traffic step.
 
-    served: units (opinions) routed to the arm; confidence_sum: sum of their confidences.
+    served: units (opinions) routed to the arm; confidence_sum: sum of their VALID confidences (finite, in
+    [0, 1]); invalid_confidence: served units whose confidence is missing, NaN or out of range (excluded
+    from the mean, counted so a model that emits them is seen).
     matured: served units whose feedback window has closed (see `_controller.matured_cutoff`);
-    labelled: matured units with a human label that arrived inside the window; agreements: labelled
-    units whose recommendation agrees with the label.
+    labelled: matured units with a label known at the end of their window (frozen there); agreements:
+    labelled units whose recommendation agrees with that label.
+    interim_labelled / interim_agreements: units still inside their window with a label known now
+    (provisional: a later correction can flip it; only the expansion gates read them).
+    agree_delays / disagree_delays: matured labels by delay bin (`DELAY_BIN_FRACTIONS`), for the
+    label-coverage guard; empty when the caller did not bin them.
     """
 
     served: int = 0
@@ -37,39 +51,86 @@ class ArmCounts:
     matured: int = 0
     labelled: int = 0
     agreements: int = 0
+    invalid_confidence: int = 0
+    interim_labelled: int = 0
+    interim_agreements: int = 0
+    agree_delays: tuple[int, ...] = ()
+    disagree_delays: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not (0 <= self.agreements <= self.labelled <= self.matured <= self.served):
             raise ValueError(f"need 0 <= agreements <= labelled <= matured <= served, got {self}")
+        if not (0 <= self.invalid_confidence <= self.served
+                and 0 <= self.interim_agreements <= self.interim_labelled <= self.served - self.matured):
+            raise ValueError(f"need invalid_confidence <= served and interim_agreements <= interim_labelled "
+                             f"<= served - matured, got {self}")
+        for bins, total_ in ((self.agree_delays, self.agreements), (self.disagree_delays,
+                                                                    self.labelled - self.agreements)):
+            if bins and (len(bins) != DELAY_BINS or sum(bins) != total_ or min(bins) < 0):
+                raise ValueError(f"delay bins must be {DELAY_BINS} counts summing to their labels, got {self}")
 
     def __add__(self, other: ArmCounts) -> ArmCounts:
         return ArmCounts(self.served + other.served, self.confidence_sum + other.confidence_sum,
                          self.matured + other.matured, self.labelled + other.labelled,
-                         self.agreements + other.agreements)
+                         self.agreements + other.agreements, self.invalid_confidence + other.invalid_confidence,
+                         self.interim_labelled + other.interim_labelled,
+                         self.interim_agreements + other.interim_agreements,
+                         _add_bins(self.agree_delays, other.agree_delays),
+                         _add_bins(self.disagree_delays, other.disagree_delays))
 
     @property
     def agreement(self) -> float | None:
         return self.agreements / self.labelled if self.labelled else None
 
     @property
+    def valid_confidences(self) -> int:
+        return self.served - self.invalid_confidence
+
+    @property
     def mean_confidence(self) -> float | None:
-        return self.confidence_sum / self.served if self.served else None
+        return self.confidence_sum / self.valid_confidences if self.valid_confidences else None
+
+    @property
+    def invalid_confidence_share(self) -> float | None:
+        return self.invalid_confidence / self.served if self.served else None
 
     @property
     def label_coverage(self) -> float | None:
         """Share of matured units that got a label in time: it must be similar in both arms."""
         return self.labelled / self.matured if self.matured else None
 
+    def known(self) -> ArmCounts:
+        """Every label known now: the frozen (matured) ones and the provisional ones of units still in
+        their window, as if all served units had matured. For the expansion gates only."""
+        return ArmCounts(self.served, self.confidence_sum, self.served, self.labelled + self.interim_labelled,
+                         self.agreements + self.interim_agreements, self.invalid_confidence)
+
     def as_dict(self) -> dict:
         return {"served": self.served, "matured": self.matured, "labelled": self.labelled,
                 "agreements": self.agreements, "agreement": self.agreement,
-                "mean_confidence": self.mean_confidence, "label_coverage": self.label_coverage}
+                "mean_confidence": self.mean_confidence, "invalid_confidence": self.invalid_confidence,
+                "label_coverage": self.label_coverage, "interim_labelled": self.interim_labelled,
+                "interim_agreements": self.interim_agreements, "agree_delays": list(self.agree_delays),
+                "disagree_delays": list(self.disagree_delays)}
+
+
+def _add_bins(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    if not a or not b:  # one side not binned: the sum is not either
+        return ()
+    return tuple(x + y for x, y in zip(a, b))
 
 
 def total(counts: Sequence[ArmCounts]) -> ArmCounts:
+    if len(counts) == 1:
+        return counts[0]
+    agree = [c.agree_delays for c in counts if c.agree_delays]
+    disagree = [c.disagree_delays for c in counts if c.disagree_delays]
     return ArmCounts(sum(c.served for c in counts), sum(c.confidence_sum for c in counts),
                      sum(c.matured for c in counts), sum(c.labelled for c in counts),
-                     sum(c.agreements for c in counts))
+                     sum(c.agreements for c in counts), sum(c.invalid_confidence for c in counts),
+                     sum(c.interim_labelled for c in counts), sum(c.interim_agreements for c in counts),
+                     tuple(map(sum, zip(*agree))) if len(agree) == len(counts) else (),
+                     tuple(map(sum, zip(*disagree))) if len(disagree) == len(counts) else ())
 
 
 @dataclass(frozen=True)
@@ -235,3 +296,82 @@ def agreement_difference(champion: Sequence[ArmCounts], challenger: Sequence[Arm
     radius = normal_mixture_radius(variance, alpha, mixture_sd)
     return DifferenceResult(estimate, estimate - radius, estimate + radius, variance, alpha,
                             mixture_sd, steps_used)
+
+
+@dataclass(frozen=True)
+class LabelBalance:
+    """Do both arms get their labels alike? (the label-coverage guard of the promotion rule)
+
+    coverage_gap: challenger minus champion label coverage (labelled / matured), combined over the traffic
+    steps with inverse-variance weights, and its two-sided p-value (normal approximation, pooled
+    within-step proportion). delay_p_value: chi-square test of homogeneity of the two arms' label-delay
+    histograms, separately for agreeing and for disagreeing labels (one 2 x bins table each; their
+    statistics and degrees of freedom add up), None when neither outcome has enough labels per arm.
+    """
+
+    coverage_gap: float | None
+    coverage_p_value: float | None
+    delay_statistic: float
+    delay_df: int
+    delay_p_value: float | None
+
+    def problem(self, p_value: float, min_gap: float) -> str | None:
+        """Why the arms' labels cannot be compared, or None. Unequal coverage needs a gap of at least
+        `min_gap` that is significant at `p_value`; unequal delays a significant chi-square."""
+        reasons = []
+        if (self.coverage_p_value is not None and self.coverage_p_value < p_value
+                and abs(self.coverage_gap) >= min_gap):
+            reasons.append(f"label coverage differs by {self.coverage_gap:+.3f} (p = {self.coverage_p_value:.2g})")
+        if self.delay_p_value is not None and self.delay_p_value < p_value:
+            reasons.append(f"label delays differ between arms for the same outcome "
+                           f"(chi-square {self.delay_statistic:.1f}, df {self.delay_df}, p = {self.delay_p_value:.2g})")
+        return "; ".join(reasons) or None
+
+    def as_dict(self) -> dict:
+        return {"coverage_gap": self.coverage_gap, "coverage_p_value": self.coverage_p_value,
+                "delay_statistic": self.delay_statistic, "delay_df": self.delay_df,
+                "delay_p_value": self.delay_p_value}
+
+
+def label_balance(champion: Sequence[ArmCounts], challenger: Sequence[ArmCounts],
+                  min_labels_per_outcome: int = 20) -> LabelBalance:
+    """Per-arm label coverage and delay profile, compared (see `LabelBalance`).
+
+    Why delays by outcome: the maturity window drops labels slower than it. If one arm's disagreeing
+    labels are slower than its agreeing ones, and more so than in the other arm, the window drops more
+    of that arm's errors and its agreement is biased upwards: the arms' coverage barely differs then
+    (the dropped share is a few percent), but the delays of the labels that did arrive, compared outcome
+    by outcome, differ a lot (a slower tail beyond the window comes with a slower body inside it). A
+    better challenger with the SAME delays per outcome passes (its outcome mix differs, not its delays).
+    """
+    if len(champion) != len(challenger):
+        raise ValueError("one ArmCounts per traffic step in each arm")
+    weight_sum = weighted_sum = 0.0
+    for a, b in zip(champion, challenger):
+        if a.matured == 0 or b.matured == 0:
+            continue
+        pooled = (a.labelled + b.labelled) / (a.matured + b.matured)
+        variance = pooled * (1.0 - pooled) * (1.0 / a.matured + 1.0 / b.matured)
+        if variance <= 0.0:
+            continue  # every matured unit labelled (or none) in both arms: nothing differs
+        weight_sum += 1.0 / variance
+        weighted_sum += (b.labelled / b.matured - a.labelled / a.matured) / variance
+    gap = p_gap = None
+    if weight_sum > 0.0:
+        gap = weighted_sum / weight_sum
+        p_gap = float(special.erfc(abs(gap) * math.sqrt(weight_sum) / math.sqrt(2.0)))
+    pooled_a, pooled_b = total(champion), total(challenger)
+    statistic, df = 0.0, 0
+    for bins_a, bins_b in ((pooled_a.agree_delays, pooled_b.agree_delays),
+                           (pooled_a.disagree_delays, pooled_b.disagree_delays)):
+        if not bins_a or not bins_b or min(sum(bins_a), sum(bins_b)) < min_labels_per_outcome:
+            continue
+        n_a, n_b = sum(bins_a), sum(bins_b)
+        columns = [(x, y) for x, y in zip(bins_a, bins_b) if x + y > 0]
+        for x, y in columns:
+            expected_a = (x + y) * n_a / (n_a + n_b)
+            expected_b = (x + y) * n_b / (n_a + n_b)
+            statistic += (x - expected_a) ** 2 / expected_a + (y - expected_b) ** 2 / expected_b
+        df += len(columns) - 1
+    p_delay = float(special.chdtrc(df, statistic)) if df else None
+    return LabelBalance(gap, p_gap, statistic, df, p_delay)

@@ -63,18 +63,40 @@ def test_significantly_worse_rolls_back_not_worse_does_not():
     assert slightly.action == EXPAND and slightly.statistics["difference"]["upper"] > 0
 
 
-def test_twenty_five_to_fifty_needs_48_hours_enough_labels_and_an_estimate_at_least_the_champions():
+def test_twenty_five_to_fifty_needs_48_hours_an_estimate_at_least_the_champions_and_non_inferiority():
     s = state((10, 0), (25, 24))
-    steps = [StepCounts(arm(900, 0.8), arm(100, 0.8)), StepCounts(arm(1500, 0.8), arm(500, 0.8))]
+    steps = [StepCounts(arm(2700, 0.8), arm(300, 0.8)), StepCounts(arm(4500, 0.8), arm(1500, 0.8))]
     assert decide(s, steps, at(47)).action == HOLD
     d = decide(s, steps, at(48))
     assert (d.action, d.traffic_percent, d.rule) == (EXPAND, 50, "estimate_at_least_champion")
-    below = [StepCounts(arm(900, 0.8), arm(100, 0.8)), StepCounts(arm(1500, 0.8), arm(500, 0.79))]
+    assert d.statistics["provisional_difference"]["lower"] > -POLICY.noninferiority_margin
+    provisional = lambda n, p: ArmCounts(n, 0.8 * n, 0, 0, 0, interim_labelled=n, interim_agreements=round(n * p))
+    # labels known only provisionally (a 48 h window): futility cannot stop it, the gate holds it
+    below = [StepCounts(provisional(2700, 0.8), provisional(300, 0.8)),
+             StepCounts(provisional(4500, 0.8), provisional(1500, 0.79))]
     d = decide(s, below, at(48))
     assert (d.action, d.traffic_percent, d.rule) == (HOLD, 25, "estimate_below_champion")
-    few = [StepCounts(arm(900, 0.8), arm(100, 0.8)), StepCounts(arm(1497, 0.8), arm(499, 0.8))]
-    d = decide(s, [StepCounts(arm(900, 0.8), arm(0, 0.8, served=100)), few[1]], at(48))
-    assert (d.action, d.rule) == (INSUFFICIENT_DATA, "min_labelled_for_half")
+    # changed (issue 24): an estimate >= 0 on 600 labels (the old gate asked 500) is not enough when the
+    # always-valid lower bound still allows the challenger to be 3 points worse
+    few = [StepCounts(arm(900, 0.8), arm(100, 0.8)), StepCounts(arm(1500, 0.8), arm(500, 0.8))]
+    d = decide(s, few, at(48))
+    assert (d.action, d.rule) == (HOLD, "not_shown_noninferior")
+    assert d.statistics["provisional_difference"]["lower"] < -POLICY.noninferiority_margin
+
+
+def test_expansion_gates_read_provisional_labels_verdicts_only_frozen_ones():
+    s = state((10, 0))
+    # 24 h into a test with a 48 h window: nothing matured yet, 80 / 60 labels known provisionally
+    young = [StepCounts(ArmCounts(800, 640.0, 0, 0, 0, interim_labelled=600, interim_agreements=480),
+                        ArmCounts(90, 72.0, 0, 0, 0, interim_labelled=60, interim_agreements=48))]
+    d = decide(s, young, at(24))
+    assert (d.action, d.traffic_percent, d.rule) == (EXPAND, 25, "not_worse")
+    assert d.statistics["difference"] is None and d.statistics["provisional_difference"]["estimate"] == 0.0
+    # provisional labels never roll back or promote: dreadful provisional agreement only holds at 10 %
+    bad = [StepCounts(ArmCounts(8000, 6400.0, 0, 0, 0, interim_labelled=6000, interim_agreements=4800),
+                      ArmCounts(900, 720.0, 0, 0, 0, interim_labelled=600, interim_agreements=300))]
+    d = decide(s, bad, at(30))
+    assert (d.action, d.rule) == (HOLD, "provisionally_worse")
 
 
 def _promotable(challenger_p: float = 0.86, n: int = 1000, champion_p: float = 0.80) -> list[StepCounts]:
@@ -142,6 +164,87 @@ def test_low_challenger_confidence_rolls_back():
     assert decide(s, few, at(5)).rule != "low_confidence"
 
 
+def _served_with_confidences(values: np.ndarray, champion: int = 900) -> list[StepCounts]:
+    """One 10 % step at 5 h: `champion` units at 0.8, the challenger's units with these confidences."""
+    n = values.size
+    served = np.datetime64(START.replace(tzinfo=None), "us") + np.arange(champion + n) * np.timedelta64(10, "s")
+    confidence = np.concatenate([np.full(champion, 0.8), values])
+    challenger = np.arange(champion + n) >= champion
+    nat = np.full(champion + n, np.datetime64("NaT", "us"))
+    return tally(served, challenger, confidence, np.zeros(champion + n, bool), nat, state((10, 0)), at(5),
+                 POLICY.label_maturity)
+
+
+def test_a_nan_confidence_never_disables_a_confidence_rule():
+    low = np.full(100, 0.6)
+    for spoiler in (np.nan, np.inf, -1.0, 2.0):
+        values = low.copy()
+        values[17] = spoiler
+        d = decide(state((10, 0)), _served_with_confidences(values), at(5))
+        # the old rule: nan < 0.70 is False, so one NaN kept a 0.6 challenger running
+        assert (d.action, d.rule) == (ROLLBACK, "low_confidence"), spoiler
+        assert d.statistics["challenger"]["invalid_confidence"] == 1
+        assert d.statistics["challenger"]["mean_confidence"] == pytest.approx(np.mean(np.delete(values, 17)))
+    fine = np.full(100, 0.9)
+    fine[:3] = np.nan                                   # 3 % invalid: excluded, counted, tolerated
+    d = decide(state((10, 0)), _served_with_confidences(fine), at(5))
+    assert not d.final and d.statistics["challenger"]["invalid_confidence"] == 3
+    broken = np.full(100, 0.9)
+    broken[:6] = np.nan                                 # 6 % > 5 %: a model that emits them is broken
+    d = decide(state((10, 0)), _served_with_confidences(broken), at(5))
+    assert (d.action, d.rule) == (ROLLBACK, "invalid_confidence")
+    everything_nan = decide(state((10, 0)), _served_with_confidences(np.full(100, np.nan)), at(5))
+    assert (everything_nan.action, everything_nan.rule) == (ROLLBACK, "invalid_confidence")
+
+
+def test_futility_stops_a_challenger_that_cannot_reach_the_promotion_gain():
+    s = state((10, 0), (25, 24))
+    # -2.5 points on 1,200 challenger labels: not significantly worse (alpha 0.10), but even the
+    # optimistic bound (alpha 0.20) excludes +2 points
+    counts = [StepCounts(arm(2000, 0.8), arm(200, 0.8)), StepCounts(arm(3000, 0.8), arm(1000, 0.77))]
+    d = decide(s, counts, at(100))
+    assert d.statistics["difference"]["upper"] > 0
+    assert (d.action, d.rule) == (ROLLBACK, "futility") and d.statistics["futility_upper"] < 0.02
+    # the same estimate on fewer labels: the bound still allows +2 points, the test goes on
+    fewer = [StepCounts(arm(600, 0.8), arm(60, 0.8)), StepCounts(arm(900, 0.8), arm(300, 0.77))]
+    assert decide(s, fewer, at(100)).rule != "futility"
+    # a challenger at or above the champion's estimate is never stopped for futility
+    even = [StepCounts(arm(20000, 0.8), arm(2000, 0.8)), StepCounts(arm(30000, 0.8), arm(10000, 0.8))]
+    assert decide(s, even, at(100)).action != ROLLBACK
+
+
+def _with_delays(counts: ArmCounts, agree: tuple[int, ...], disagree: tuple[int, ...]) -> ArmCounts:
+    scale = lambda bins, total: tuple(int(round(b * total / sum(bins))) for b in bins[:-1])
+    a = scale(agree, counts.agreements)
+    d = scale(disagree, counts.labelled - counts.agreements)
+    return ArmCounts(counts.served, counts.confidence_sum, counts.matured, counts.labelled, counts.agreements,
+                     agree_delays=a + (counts.agreements - sum(a),),
+                     disagree_delays=d + (counts.labelled - counts.agreements - sum(d),))
+
+
+def test_unequal_label_delays_block_a_promotion():
+    s = state((25, 0), (50, 48))
+    fast, slow = (50, 25, 16, 7), (24, 26, 24, 16)     # % of labels per delay bin (medians 6 h / 12 h)
+    def promotable(challenger_disagree):
+        return [StepCounts(_with_delays(c.champion, fast, fast), _with_delays(c.challenger, fast, challenger_disagree))
+                for c in _promotable()]
+    assert decide(s, promotable(fast), at(80)).action == PROMOTE
+    d = decide(s, promotable(slow), at(80))
+    assert (d.action, d.traffic_percent, d.rule) == (HOLD, 50, "unequal_labels")
+    assert "label delays differ" in d.reason and d.statistics["label_balance"]["delay_p_value"] < 0.01
+    assert decide(s, promotable(slow), at(14 * 24)).action == END_MAX_DURATION   # never promoted
+
+
+def test_unequal_label_coverage_blocks_a_promotion():
+    s = state((25, 0), (50, 48))
+    counts = _promotable(n=1250)
+    # the challenger's 1,000 + 1,000 labels out of 1,250 + 1,250 matured units: 80 % against the champion's 100 %
+    thin = [StepCounts(c.champion, ArmCounts(1250, 1000.0, 1250, 1000, 860)) for c in counts]
+    d = decide(state((25, 0), (50, 48)), thin, at(80))
+    assert (d.action, d.rule) == (HOLD, "unequal_labels") and "label coverage differs" in d.reason
+    assert decide(s, counts, at(80)).action == PROMOTE
+
+
 def test_maximum_duration_ends_the_test_and_keeps_the_champion():
     s = state((25, 0), (50, 48))
     undecided = _promotable(challenger_p=0.81)
@@ -198,10 +301,14 @@ def test_tally_counts_matured_labels_per_step():
     ]
     served_at, is_challenger, confidence, agrees, labelled_at = map(np.array, zip(*rows))
     counts = tally(served_at, is_challenger, confidence, agrees, labelled_at, s, now, maturity)
-    assert counts[0].champion == ArmCounts(2, 1.5, 2, 1, 1)
-    assert counts[0].challenger == ArmCounts(2, 1.5, 2, 1, 0)
-    assert counts[1].champion == ArmCounts(1, 0.5, 1, 1, 1)
-    assert counts[1].challenger == ArmCounts(1, 0.9, 0, 0, 0)
+    no = (0, 0, 0, 0)
+    # delays binned at 12/8, 12/4, 12/2 h: 1 h is in the first bin
+    assert counts[0].champion == ArmCounts(2, 1.5, 2, 1, 1, agree_delays=(1, 0, 0, 0), disagree_delays=no)
+    assert counts[0].challenger == ArmCounts(2, 1.5, 2, 1, 0, agree_delays=no, disagree_delays=(1, 0, 0, 0))
+    assert counts[1].champion == ArmCounts(1, 0.5, 1, 1, 1, agree_delays=(1, 0, 0, 0), disagree_delays=no)
+    # served after the cutoff: a provisional label, not a frozen one
+    assert counts[1].challenger == ArmCounts(1, 0.9, 0, 0, 0, interim_labelled=1, interim_agreements=1,
+                                             agree_delays=no, disagree_delays=no)
     # the same instants given with a time zone give the same counts
     moved = tally(served_at, is_challenger, confidence, agrees, labelled_at, s,
                   now.astimezone(timezone(timedelta(hours=2))), maturity)

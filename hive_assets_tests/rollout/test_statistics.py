@@ -179,3 +179,28 @@ def test_without_a_difference_the_lower_bound_rarely_crosses_zero():
     below, above = _sequences_missing_the_truth(0.80, 0.80, seed=8)
     assert below.mean() <= 0.05
     assert above.mean() <= 0.05
+
+
+# ---- label-coverage guard ---------------------------------------------------------------------
+
+def test_label_balance_equals_scipy_contingency_tests():
+    from hive_assets.rollout._statistics import label_balance
+
+    champion = ArmCounts(served=3000, matured=2800, labelled=2200, agreements=1760,
+                         agree_delays=(900, 450, 290, 120), disagree_delays=(220, 110, 70, 40))
+    challenger = ArmCounts(served=1000, matured=950, labelled=700, agreements=570,
+                           agree_delays=(280, 150, 95, 45), disagree_delays=(30, 35, 35, 30))
+    result = label_balance([champion], [challenger])
+    tables = [np.array([champion.agree_delays, challenger.agree_delays]),
+              np.array([champion.disagree_delays, challenger.disagree_delays])]
+    reference = [stats.chi2_contingency(t, correction=False) for t in tables]
+    assert result.delay_statistic == pytest.approx(sum(r.statistic for r in reference), rel=1e-12)
+    assert result.delay_df == sum(r.dof for r in reference) == 6
+    assert result.delay_p_value == pytest.approx(stats.chi2.sf(result.delay_statistic, 6), rel=1e-9)
+    # one step: the coverage z-test is the 2 x 2 chi-square test of labelled / unlabelled
+    coverage = stats.chi2_contingency([[2200, 600], [700, 250]], correction=False)
+    assert result.coverage_p_value == pytest.approx(coverage.pvalue, rel=1e-9)
+    assert result.coverage_gap == pytest.approx(700 / 950 - 2200 / 2800)
+    assert "label delays differ" in result.problem(0.01, 0.01)
+    assert "label coverage differs" in result.problem(0.01, 0.01)
+    assert result.problem(1e-12, 0.01) is None

@@ -99,7 +99,8 @@ def latest_label(unit: Served, now: datetime) -> tuple[datetime, str] | None:
 
 
 def expected_tally(units: list[Served], test_id: str, now: datetime) -> dict[str, dict[str, float]]:
-    """Served / labelled / agreements per arm under the maturity rule, from what was written."""
+    """Served / labelled / agreements per arm under the maturity rule (labels frozen at served + window),
+    from what was written."""
     out = {arm: {"served": 0, "labelled": 0, "agreements": 0, "confidence": 0.0} for arm in (CHAMPION, CHALLENGER)}
     for u in units:
         if u.ab_test_id != test_id or u.served_at > now:
@@ -107,8 +108,9 @@ def expected_tally(units: list[Served], test_id: str, now: datetime) -> dict[str
         c = out[u.ab_arm]
         c["served"] += 1
         c["confidence"] += u.confidence
-        label = latest_label(u, now)
-        if u.served_at <= now - MATURITY and label is not None and label[0] - u.served_at <= MATURITY:
+        # the label as known at the end of the unit's window: a later correction does not change it
+        label = latest_label(u, min(now, u.served_at + MATURITY))
+        if u.served_at <= now - MATURITY and label is not None:
             c["labelled"] += 1
             c["agreements"] += int(label[1] == u.recommendation)
     return out

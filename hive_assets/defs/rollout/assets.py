@@ -61,7 +61,7 @@ def outcome_output(result: CheckResult) -> dg.Output[dict[str, Any]]:
             for key in ("agreement", "mean_confidence", "label_coverage"):
                 if counts.get(key) is not None:
                     metadata[f"{arm}_{key}"] = float(counts[key])
-            for key in ("served", "labelled"):
+            for key in ("served", "labelled", "invalid_confidence"):
                 metadata[f"{arm}_{key}"] = int(counts.get(key) or 0)
         if summary.get("interval"):
             lower, upper = summary["interval"]
