@@ -7,7 +7,8 @@ defaults) decides "drift", by simulation with fixed seeds, at windows of 200, 50
 Data: the reference is built from the feature frame of `--reference-plans` simulated plans (seed 11)
 and the predictions of a fixed scorer on them; each window is `n` rows drawn without replacement from
 the feature frame of 8,000 other plans (seed 99), then changed by the cell's scenario. The shifted
-windows are made here, independently of the code under test:
+windows are made independently of the code under test (`hive_assets_tests/monitoring/drift_windows.py`,
+which the tests use too):
 
 * `shift c SD`: the three features risk_score, complexity_score and avg_duration_ms move by c standard
   deviations on the normal-score scale: x -> F^-1(Phi(Phi^-1(F(x)) + c)), F the pool's own distribution
@@ -37,40 +38,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIFTED = ("risk_score", "complexity_score", "avg_duration_ms")
-CLASSES = np.array(["approve", "review_required", "reject"])
 SIZES = (200, 500, 1000)
-
-
-def shift_features(frame, c: float, pool, names=SHIFTED):
-    """`frame` with `names` moved by `c` SD on the normal-score scale of `pool`'s distribution."""
-    out = frame.copy()
-    for name in names:
-        base = np.sort(pool[name].to_numpy())
-        x = frame[name].to_numpy()
-        # mid-rank of each value among the pool's (ties share one position), kept inside (0, 1)
-        u = (np.searchsorted(base, x, "left") + np.searchsorted(base, x, "right")) / (2.0 * base.size)
-        u = np.clip(u, 0.5 / base.size, 1 - 0.5 / base.size)
-        out[name] = np.quantile(base, stats.norm.cdf(stats.norm.ppf(u) + c))
-    return out
-
-
-def score(frame) -> np.ndarray:
-    return 3.0 * frame["risk_score"].to_numpy() - 1.6 * frame["priority_score"].to_numpy() \
-        + 0.6 * frame["complexity_score"].to_numpy()
-
-
-def classes(scores: np.ndarray, cuts) -> np.ndarray:
-    return CLASSES[np.searchsorted(cuts, scores, side="right")]
-
-
-def tilted_shares(c: float) -> np.ndarray:
-    a, b = stats.norm.ppf(0.40), stats.norm.ppf(0.72)
-    lo, hi = stats.norm.cdf(a - c), stats.norm.cdf(b - c)
-    return np.array([lo, hi - lo, 1 - hi])
 
 
 def main() -> None:
@@ -86,6 +56,9 @@ def main() -> None:
         DEFAULT_ALPHA, DEFAULT_PREDICTION_THRESHOLD, DEFAULT_THRESHOLD, build_reference, drift_decision, feature_drift,
     )
     from hive_assets.simulator import make_plans
+    from hive_assets_tests.monitoring.drift_windows import (
+        CLASSES, SHIFTED, class_cuts, classes, shift_features, tilted_shares, with_new_domain,
+    )
 
     started = time.perf_counter()
     print(f"# bench_drift_decision: python {platform.python_version()}, {os.cpu_count()} CPUs, load "
@@ -94,25 +67,19 @@ def main() -> None:
           f"alpha {DEFAULT_ALPHA}")
     training = features_frame(make_plans(args.reference_plans, seed=11))
     pool = features_frame(make_plans(8000, seed=99))
-    cuts = np.quantile(score(training), [0.40, 0.72])
-    reference = build_reference(training, list(classes(score(training), cuts)))
+    cuts = class_cuts(training)
+    reference = build_reference(training, classes(training, cuts))
 
     def population(frame, predictions=None):
         result = feature_drift(reference, frame, predictions, ks=False)
         return result, {name: result["features"][name]["psi"] for name in (*SHIFTED, "domain")}
 
-    def with_domain(frame, rng):
-        out = frame.copy()
-        rows = rng.choice(len(out), size=int(round(0.2 * len(out))), replace=False)
-        out.iloc[rows, out.columns.get_loc("domain")] = "PAYMENTS"
-        return out
-
     # (label, window maker(rows, rng) -> (features, predictions))
     def feature_cell(c, domain=False):
         def make(rows, rng):
             window = shift_features(rows, c, pool) if c else rows
-            window = with_domain(window, rng) if domain else window
-            return window, list(classes(score(window), cuts))
+            window = with_new_domain(window, 0.2, rng) if domain else window
+            return window, classes(window, cuts)
         return make
 
     def mix_cell(c):

@@ -61,6 +61,7 @@ __all__ = [
     "feedback_run_key",
     "feedback_trigger",
     "time_bucket",
+    "waits_for_test",
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -170,6 +171,13 @@ def feedback_trigger(
                            count, threshold, run_key=key)
 
 
+def waits_for_test(test_id: str) -> str:
+    """Why a trigger holds while the specialist's A/B test runs."""
+    # a new version would supersede the challenger under test: the running test decides first (it ends
+    # within AB_TEST_MAX_DURATION_DAYS; an operator can stop it to retrain at once)
+    return f"A/B test {test_id} running: retraining waits for its verdict"
+
+
 @dataclass(frozen=True)
 class DriftTrigger:
     """What the drift rule decided for a check that found drift (`run_key` only when firing)."""
@@ -193,9 +201,7 @@ def drift_trigger(specialist: str, run_key: str, now: datetime, cooldown: timede
     if run_in_flight:
         return DriftTrigger(specialist, "in_flight", f"run {run_in_flight} in flight")
     if running_test_id:
-        # a new version would supersede the challenger under test: the running test decides first (it ends
-        # within AB_TEST_MAX_DURATION_DAYS; an operator can stop it to retrain at once)
-        return DriftTrigger(specialist, "ab_test", f"A/B test {running_test_id} running: retraining waits for its verdict")
+        return DriftTrigger(specialist, "ab_test", waits_for_test(running_test_id))
     held = _within_cooldown(_utc(now), cooldown, last_request_at, last_training_at)
     if held:
         latest, what = held
