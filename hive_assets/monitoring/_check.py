@@ -122,8 +122,9 @@ def check_drift(store: DocumentStore, client, specialist: str, now: datetime | N
         result["prediction"] = _category_drift(reference["predictions"], predictions)
     verdict = drift_decision(result, settings.drift_threshold, settings.drift_min_rows, settings.drift_alpha,
                              prediction_threshold=settings.drift_prediction_threshold)
-    features = {name: {key: v[key] for key in ("psi", "psi_bias", "psi_corrected", "psi_noise_pvalue", "ks_statistic",
-                                               "ks_pvalue", "ks_significant", "drift", "n")}
+    features = {name: {key: v[key] for key in ("psi", "psi_bias", "psi_corrected", "psi_noise_pvalue",
+                                               "psi_noise_log10_pvalue", "ks_statistic", "ks_pvalue", "ks_significant",
+                                               "drift", "n")}
                 for name, v in verdict["features"].items()}
     run_key = (drift_run_key(specialist, version.version, time_bucket(now, settings.drift_check_interval))
                if verdict["decision"] == "drift" else None)

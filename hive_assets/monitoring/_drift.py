@@ -230,6 +230,16 @@ def psi(reference_props: Sequence[float] | np.ndarray, sample_props: Sequence[fl
     return float(np.sum((q - p) * np.log(q / p)))
 
 
+def _chi2_log_sf(x: float, df: int) -> float:
+    """ln P(chi2(df) > x), finite where scipy's underflows (beyond ~1e-308): there the asymptotic series of
+    the upper incomplete gamma, ln Gamma(a, y) ~ (a - 1) ln y - y + ln(1 + (a - 1) / y), a = df / 2, y = x / 2."""
+    value = float(stats.chi2.logsf(x, df))
+    if math.isfinite(value):
+        return value
+    a, y = df / 2.0, x / 2.0
+    return (a - 1.0) * math.log(y) - y + math.log1p((a - 1.0) / y) - math.lgamma(a)
+
+
 def psi_null_pvalue(
     observed_psi: float,
     reference_proportions: Sequence[float] | np.ndarray,
@@ -240,8 +250,10 @@ def psi_null_pvalue(
     seed: int = 0,
     floor: float = PSI_FLOOR,
     stop_above: float | None = None,
+    log10: bool = False,
 ) -> tuple[float, str]:
-    """P-value of `observed_psi` under "no drift" at window size `n`, and the method used.
+    """P-value of `observed_psi` under "no drift" at window size `n`, and the method used (with `log10`,
+    the p-value's log10 instead: finite where a far-out PSI's p-value underflows to 0).
 
     "chi2" when every bin with reference mass expects >= 20 rows in both the window and the
     training set: PSI / (1/n + 1/n_reference) ~ chi2(k - 1), k = bins with reference mass.
@@ -256,12 +268,13 @@ def psi_null_pvalue(
     """
     p = np.asarray(reference_proportions, dtype=np.float64)
     if n <= 0 or n_reference <= 0 or p.sum() <= 0:
-        return 1.0, "none"
+        return (0.0 if log10 else 1.0), "none"
     p = p / p.sum()
     mass = p[p > 0]
     if mass.min() * min(n, n_reference) >= 20:
         scale = 1.0 / n + 1.0 / n_reference
-        return float(stats.chi2.sf(observed_psi / scale, max(mass.size - 1, 1))), "chi2"
+        log_p = _chi2_log_sf(observed_psi / scale, max(mass.size - 1, 1))
+        return (log_p / math.log(10.0) if log10 else math.exp(log_p)), "chi2"
     rng = np.random.default_rng(seed)
     reached = done = 0
     while done < n_simulations:
@@ -274,7 +287,8 @@ def psi_null_pvalue(
         done += size
         if stop_above is not None and (1.0 + reached) / (1.0 + n_simulations) >= stop_above:
             break  # the p-value can only end up >= stop_above: the verdict is known
-    return (1.0 + reached) / (1.0 + done), "monte_carlo"
+    pvalue = (1.0 + reached) / (1.0 + done)
+    return (math.log10(pvalue) if log10 else pvalue), "monte_carlo"
 
 
 def psi_bias(
@@ -436,8 +450,8 @@ def drift_decision(
     Returns a JSON-serialisable dict: decision ("drift" | "no_drift" | "insufficient_data"), reason,
     drift_score (largest feature PSI as measured, SPEC 8; None without rows), drift_score_corrected
     (largest bias-corrected feature PSI), drift_feature, drifted_features, prediction_drifted, window_size,
-    the parameters, per-feature verdicts {psi, psi_bias, psi_corrected, psi_noise_pvalue, psi_noise_method,
-    ks_statistic, ks_pvalue, ks_significant, n, drift} and the prediction verdict (same fields without KS,
+    the parameters, per-feature verdicts {psi, psi_bias, psi_corrected, psi_noise_pvalue,
+    psi_noise_log10_pvalue, psi_noise_method, ks_statistic, ks_pvalue, ks_significant, n, drift} and the prediction verdict (same fields without KS,
     plus its threshold). Deterministic: the same result and parameters give the same decision.
     """
     n = int(result["n"])
@@ -460,14 +474,17 @@ def drift_decision(
                             seed=seed + 7919 * (index + 1))
             corrected = value - bias
         # the noise p-value only matters (and is only simulated) where the corrected PSI is above the limit
+        log10_p = None
         if corrected is not None and corrected > limit and f["n"] >= min_rows:
-            pvalue, method = psi_null_pvalue(value, f["reference_proportions"], f["n"], f["n_reference"],
-                                             n_simulations=sims, seed=seed + index, stop_above=level)
+            log10_p, method = psi_null_pvalue(value, f["reference_proportions"], f["n"], f["n_reference"],
+                                              n_simulations=sims, seed=seed + index, stop_above=level, log10=True)
+            pvalue = 10.0 ** log10_p
         return {
             "psi": value,
             "psi_bias": bias,
             "psi_corrected": corrected,
             "psi_noise_pvalue": pvalue,
+            "psi_noise_log10_pvalue": log10_p,
             "psi_noise_method": method,
             "ks_statistic": f["ks_statistic"],
             "ks_pvalue": f["ks_pvalue"],

@@ -338,3 +338,18 @@ def test_class_mix_enters_the_decision_but_not_its_harmless_tilts(scored, fresh)
     material = _decisions(reference, fresh, 1000, 10, seed=35, make=tilt(0.5))  # ~0.19: approve 40 % -> 23 %
     assert sum(d["decision"] == "drift" and d["prediction_drifted"] for d in material) >= 8
     assert not any(d["drifted_features"] for d in material)  # the features did not move
+
+
+def test_the_noise_pvalue_has_a_finite_log_where_it_underflows():
+    # chi-square path: the log10 p-value is scipy's where scipy's is finite, and finite and decreasing beyond
+    p, scale = [0.1] * 10, 1 / 1000 + 1 / 4000
+    values = (0.5, 0.9, 1.5, 3.0)
+    logs = [psi_null_pvalue(v, p, 1000, 4000, log10=True)[0] for v in values]
+    assert logs[:2] == pytest.approx([stats.chi2.logsf(v / scale, 9) / math.log(10) for v in values[:2]], rel=1e-12)
+    assert stats.chi2.logsf(values[3] / scale, 9) == -np.inf  # scipy's own underflows there
+    assert all(math.isfinite(v) for v in logs) and logs == sorted(logs, reverse=True)
+    # the tail series used beyond scipy, (a - 1) ln y - y + ln(1 + (a - 1) / y) - ln Gamma(a), against scipy
+    # where both exist
+    a, y = 4.5, 700.0
+    series = (a - 1) * math.log(y) - y + math.log1p((a - 1) / y) - math.lgamma(a)
+    assert series == pytest.approx(stats.chi2.logsf(2 * y, 9), rel=1e-5)
