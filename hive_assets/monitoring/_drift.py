@@ -39,8 +39,8 @@ Three steps, each returning plain JSON-serialisable dicts (no NaN, no numpy scal
 Why a correction. The measured PSI overstates the population's by about (k - 1) / n (k bins, n
 window rows): 0.045 at 200 rows and 10 bins, as much as a 0.2-SD shift. Asking only "is the window
 different from no drift?" then calls a harmless shift drift: a 0.25-SD shift of three features
-(population PSI 0.05-0.07) measured above 0.2 in 10 % of 200-row windows and was beyond noise, so
-called drift, in most of them (26 % of checks in the audit of issue 24; 0 % at 1,000 rows).
+(population PSI 0.05-0.07) measured above 0.2 in 10.5 % of 200-row windows, all beyond noise, so all
+called drift (26 % of checks in the audit of issue 24, population PSI 0.06-0.09; 0 % at 1,000 rows).
 
 The bias-corrected PSI (`psi_bias`) is the measured PSI less the estimator's median excess at this n
 and these proportions, by parametric bootstrap from the window's own proportions (smoothed by half a
@@ -81,9 +81,9 @@ p-value of the PSI at the window's size n (m = training rows, k = bins with trai
   only where the corrected PSI is above its threshold.
 
 Measured (`benchmarks/bench_drift_decision.py`, BENCHMARKS.md "Drift decision"; 400 seeded windows per
-cell at 200, 500 and 1,000 rows): no drift <= 0.25 %; a 0.25-SD shift of three features <= 2.5 %; a
-0.5-SD shift of three features >= 98 %; a new domain in 20 % of plans 100 %. The tests check the same
-with fewer windows. `min_rows` is a floor on evidence, not what controls false alarms.
+cell at 200, 500 and 1,000 rows): no drift 0 %; a 0.25-SD shift of three features 2.5 / 0 / 0 %; a
+0.5-SD shift of three features 98.5 / 99.2 / 100 %; a new domain in 20 % of plans 100 %. The tests check
+the same with fewer windows. `min_rows` is a floor on evidence, not what controls false alarms.
 KS p-values are reported and flagged at the same Bonferroni level, for information only: KS on the
 2,000 stored values flags shifts of a few percent that no PSI threshold would call drift, and with
 ties (most features here are counts) its p-value is conservative.
