@@ -449,10 +449,12 @@ def drift_decision(
 
     Returns a JSON-serialisable dict: decision ("drift" | "no_drift" | "insufficient_data"), reason,
     drift_score (largest feature PSI as measured, SPEC 8; None without rows), drift_score_corrected
-    (largest bias-corrected feature PSI), drift_feature, drifted_features, prediction_drifted, window_size,
-    the parameters, per-feature verdicts {psi, psi_bias, psi_corrected, psi_noise_pvalue,
-    psi_noise_log10_pvalue, psi_noise_method, ks_statistic, ks_pvalue, ks_significant, n, drift} and the prediction verdict (same fields without KS,
-    plus its threshold). Deterministic: the same result and parameters give the same decision.
+    (largest bias-corrected feature PSI; None when no measured PSI is above the threshold),
+    drift_feature, drifted_features, prediction_drifted, window_size, the parameters, per-feature
+    verdicts {psi, psi_bias, psi_corrected (None where the measured PSI is not above the threshold: the
+    correction only lowers it), psi_noise_pvalue, psi_noise_log10_pvalue, psi_noise_method, ks_statistic,
+    ks_pvalue, ks_significant, n, drift} and the class-mix verdict (the same without KS, plus its
+    threshold). Deterministic: the same result and parameters give the same decision.
     """
     n = int(result["n"])
     feats = result["features"]
