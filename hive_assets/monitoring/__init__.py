@@ -30,14 +30,14 @@ from hive_assets.monitoring._records import (
 from hive_assets.monitoring._settings import MonitoringSettings
 from hive_assets.monitoring._triggers import (
     DEFAULT_COOLDOWN, DEFAULT_FEEDBACK_THRESHOLD, DriftTrigger, SpecialistCursor, TriggerDecision, decode_cursor,
-    drift_run_key, drift_trigger, encode_cursor, feedback_run_key, feedback_trigger, time_bucket,
+    drift_run_key, drift_trigger, encode_cursor, feedback_run_key, feedback_trigger, time_bucket, waits_for_test,
 )
 
 __all__ = [
     "MODEL_UNAVAILABLE",
     "DEFAULT_ALPHA", "DEFAULT_COOLDOWN", "DEFAULT_FEEDBACK_THRESHOLD", "DEFAULT_MIN_ROWS",
     "DEFAULT_PREDICTION_THRESHOLD", "DEFAULT_THRESHOLD", "DriftTrigger", "drift_trigger", "psi_bias",
-    "with_retraining",
+    "waits_for_test", "with_retraining",
     "DRIFT_CHECKS", "PSI_FLOOR", "REFERENCE_FORMAT_VERSION", "STATUS_RANK", "TRIGGERS", "DriftCheck",
     "MonitoringSettings", "SpecialistCursor", "SpecialistStatus", "format_status", "platform_status",
     "status_markdown", "TriggerDecision", "build_reference", "check_drift", "decode_cursor",

@@ -24,9 +24,8 @@ from hive_assets.figures import png_markdown
 from hive_assets.monitoring import (
     MonitoringSettings, SpecialistCursor, check_drift, decode_cursor, drift_changed, drift_trigger, encode_cursor,
     feedback_trigger, next_drift_check, psi_chart_png, record_trigger, save_drift_check, trusted_feedback_count,
-    update_trigger_status, with_retraining,
+    update_trigger_status, waits_for_test, with_retraining,
 )
-from hive_assets.monitoring._triggers import waits_for_test
 from hive_assets.rollout import running_test
 
 TRIGGER_TAG = "hive/trigger_id"
