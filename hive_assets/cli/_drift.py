@@ -3,8 +3,9 @@
 The same function as the sensor (`hive_assets.monitoring.check_drift`). Without --dry-run each check
 is saved to `drift_monitoring`, and a "drift" decision records its trigger (same id as the sensor's run
 key for that champion version and interval, so a trigger the sensor already launched is not launched
-again) and runs `retrain_specialist` for that partition through `_dagster` (in this process), the trigger
-document following the run. --dry-run reads only: nothing written, nothing launched.
+again; the operator's command is not held by the cooldown, a run in flight or an A/B test) and runs
+`retrain_specialist` for that partition through `_dagster` (in this process), the trigger document
+following the run. --dry-run reads only: nothing written, nothing launched.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ def _fmt(value, spec: str = ".3f") -> str:
 def cmd_drift_check(args: argparse.Namespace) -> int:
     # imported here: parsing any `hive` verb must not pay for the data, monitoring and registry packages
     from hive_assets.data import open_store
-    from hive_assets.monitoring import MODEL_UNAVAILABLE, MonitoringSettings, check_drift, save_drift_check
+    from hive_assets.monitoring import (
+        MODEL_UNAVAILABLE, MonitoringSettings, check_drift, record_trigger, save_drift_check, with_retraining,
+    )
     from hive_assets.registry import client_for
 
     settings = MonitoringSettings.from_env()
@@ -40,11 +43,17 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
         print("-" * len(header))
     for check in checks:
         doc = check.document or {}
-        action = "-"
+        action, trigger = "-", None
+        if check.run_key and not args.dry_run:
+            # the trigger document first (the check's run key names one), then the check, then the run
+            trigger = record_trigger(store, check.run_key, check.specialist, "drift", now, drift_score=check.drift_score,
+                                     details={"check_id": doc["check_id"], "model_version": check.model_version,
+                                              "launched_by": "hive drift check"})
+            doc = with_retraining(doc, "requested", "hive drift check", check.run_key)
         if check.document is not None and not args.dry_run:
-            save_drift_check(store, check.document)
+            save_drift_check(store, doc)
         if check.run_key:
-            action = f"would retrain ({check.run_key})" if args.dry_run else _launch(store, check, now)
+            action = f"would retrain ({check.run_key})" if args.dry_run else _launch(store, check, trigger)
         elif check.document is None:
             action = check.message.split(": ", 1)[-1]
         elif check.status == MODEL_UNAVAILABLE:
@@ -65,12 +74,9 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
     return 1 if any(c.status == MODEL_UNAVAILABLE for c in checks) else 0
 
 
-def _launch(store, check, now) -> str:
-    from hive_assets.monitoring import record_trigger, update_trigger_status
+def _launch(store, check, trigger) -> str:
+    from hive_assets.monitoring import update_trigger_status
 
-    trigger = record_trigger(store, check.run_key, check.specialist, "drift", now, drift_score=check.drift_score,
-                             details={"check_id": check.document["check_id"], "model_version": check.model_version,
-                                      "launched_by": "hive drift check"})
     if trigger.get("status") != "pending" or trigger.get("dagster_run_id"):
         return f"already triggered ({trigger.get('status')}, run {trigger.get('dagster_run_id')})"
     update_trigger_status(store, check.run_key, "running")

@@ -3,13 +3,15 @@ trigger rules the feedback and drift sensors apply, and the documents they write
 
 - `build_reference(features, predicted_classes)`: stored with every model version at training time.
 - `feature_drift(reference, window)` -> per-feature PSI (stored bin edges, floor 1e-4) and KS;
-  `drift_decision(result, threshold, min_rows, alpha)`: drift only when the PSI is above the threshold
-  AND beyond what sampling noise gives at the window's size.
+  `drift_decision(result, threshold, min_rows, alpha)`: drift when a feature's bias-corrected PSI (or the
+  class mix's, against its own threshold) is above the threshold AND beyond sampling noise.
 - `check_drift(store, client, specialist, now, settings)`: one drift check of one specialist (window of
   recent plans vs its champion's reference) -> `DriftCheck` with the `drift_monitoring` document.
 - `trusted_feedback_count(store, specialist, since, policy)`: the feedback sensor's count, on indexes.
 - `feedback_trigger(...)`, run keys and the sensors' JSON cursor; `MonitoringSettings.from_env()`.
-- `record_trigger` / `update_trigger_status` (forward-only, idempotent) and `save_drift_check`.
+- `drift_trigger(...)`: whether a drift retrains now or is held (run in flight, A/B test, cooldown).
+- `record_trigger` / `update_trigger_status` (forward-only, idempotent), `with_retraining` (what a drift
+  check led to: requested with its run key, or held and why) and `save_drift_check`.
 - `psi_chart_png(features, threshold)` and `drift_changed(previous, decision, score)`: what the UI shows.
 - `platform_status(store, client, ...)`: what each specialist is doing (`hive status`, the UI's `platform_status`).
 """
@@ -18,22 +20,24 @@ from hive_assets.monitoring._charts import drift_changed, psi_chart_png
 from hive_assets.monitoring._status import SpecialistStatus, format_status, platform_status, status_markdown
 from hive_assets.monitoring._check import MODEL_UNAVAILABLE, DriftCheck, check_drift, drift_window, next_drift_check
 from hive_assets.monitoring._drift import (
-    DEFAULT_ALPHA, DEFAULT_MIN_ROWS, DEFAULT_THRESHOLD, PSI_FLOOR, REFERENCE_FORMAT_VERSION, build_reference,
-    drift_decision, feature_drift, psi, psi_null_pvalue,
+    DEFAULT_ALPHA, DEFAULT_MIN_ROWS, DEFAULT_PREDICTION_THRESHOLD, DEFAULT_THRESHOLD, PSI_FLOOR,
+    REFERENCE_FORMAT_VERSION, build_reference, drift_decision, feature_drift, psi, psi_bias, psi_null_pvalue,
 )
 from hive_assets.monitoring._feedback import trusted_feedback_count
 from hive_assets.monitoring._records import (
-    DRIFT_CHECKS, STATUS_RANK, TRIGGERS, record_trigger, save_drift_check, update_trigger_status,
+    DRIFT_CHECKS, STATUS_RANK, TRIGGERS, record_trigger, save_drift_check, update_trigger_status, with_retraining,
 )
 from hive_assets.monitoring._settings import MonitoringSettings
 from hive_assets.monitoring._triggers import (
-    DEFAULT_COOLDOWN, DEFAULT_FEEDBACK_THRESHOLD, SpecialistCursor, TriggerDecision, decode_cursor, drift_run_key,
-    encode_cursor, feedback_run_key, feedback_trigger, time_bucket,
+    DEFAULT_COOLDOWN, DEFAULT_FEEDBACK_THRESHOLD, DriftTrigger, SpecialistCursor, TriggerDecision, decode_cursor,
+    drift_run_key, drift_trigger, encode_cursor, feedback_run_key, feedback_trigger, time_bucket, waits_for_test,
 )
 
 __all__ = [
     "MODEL_UNAVAILABLE",
-    "DEFAULT_ALPHA", "DEFAULT_COOLDOWN", "DEFAULT_FEEDBACK_THRESHOLD", "DEFAULT_MIN_ROWS", "DEFAULT_THRESHOLD",
+    "DEFAULT_ALPHA", "DEFAULT_COOLDOWN", "DEFAULT_FEEDBACK_THRESHOLD", "DEFAULT_MIN_ROWS",
+    "DEFAULT_PREDICTION_THRESHOLD", "DEFAULT_THRESHOLD", "DriftTrigger", "drift_trigger", "psi_bias",
+    "waits_for_test", "with_retraining",
     "DRIFT_CHECKS", "PSI_FLOOR", "REFERENCE_FORMAT_VERSION", "STATUS_RANK", "TRIGGERS", "DriftCheck",
     "MonitoringSettings", "SpecialistCursor", "SpecialistStatus", "format_status", "platform_status",
     "status_markdown", "TriggerDecision", "build_reference", "check_drift", "decode_cursor",

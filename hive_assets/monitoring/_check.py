@@ -7,7 +7,9 @@ confidence. Features come from `hive_assets.features.features_frame`, the traini
 drift uses the recommendations of the opinions the champion version itself served (the window may
 also hold a challenger's or a pre-platform model's). The statistics and the noise-aware decision are
 `feature_drift` and `drift_decision` (hive_assets.monitoring._drift). Nothing is written here: the
-sensor and `hive drift check` save the returned document and launch the run.
+sensor and `hive drift check` decide whether a drift retrains now or is held (`drift_trigger`), record
+that in the document (`with_retraining`: the run key only when a trigger document was written for it)
+and save it. Statistics are stored at full precision (a p-value of 1e-12 is not 0).
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ class DriftCheck:
     message: str
     model_version: str | None = None
     document: Mapping[str, Any] | None = None
-    run_key: str | None = None  # set when the decision is "drift"
+    # when the decision is "drift": the key a retraining request for this check uses (the document gets
+    # it only once the request is made, see `with_retraining`)
+    run_key: str | None = None
 
     @property
     def decision(self) -> str | None:
@@ -69,12 +73,6 @@ def drift_window(store: DocumentStore, specialist: str, now: datetime, window,
     return frame
 
 
-def _compact(value: Any) -> Any:
-    if isinstance(value, float):
-        return round(value, 6)
-    return value
-
-
 MODEL_UNAVAILABLE = "model_unavailable"
 
 
@@ -88,8 +86,8 @@ def _model_unavailable(specialist: str, version: str, reason: str, now: datetime
         "window_start": now - settings.drift_window, "window_end": now, "window_size": 0,
         "drift_score": None, "drift_feature": None, "drifted_features": [], "decision": MODEL_UNAVAILABLE,
         "reason": reason, "threshold": settings.drift_threshold, "min_rows": settings.drift_min_rows,
-        "alpha": settings.drift_alpha, "features": {}, "prediction_drift": None, "prediction_window_size": 0,
-        "run_key": None,
+        "alpha": settings.drift_alpha, "prediction_threshold": settings.drift_prediction_threshold, "features": {},
+        "prediction_drift": None, "prediction_window_size": 0, "run_key": None, "retraining": None,
     }
     return DriftCheck(specialist, MODEL_UNAVAILABLE, reason, model_version=version, document=document)
 
@@ -98,8 +96,8 @@ def check_drift(store: DocumentStore, client, specialist: str, now: datetime | N
                 settings: MonitoringSettings | None = None, plan_cache: dict | None = None) -> DriftCheck:
     """Compare `specialist`'s recent window with the reference stored with its champion (module docstring).
 
-    `client`: an MlflowClient on the registry. Returns the `drift_monitoring` document (not saved) and,
-    when the decision is "drift", the run key of the retraining request.
+    `client`: an MlflowClient on the registry. Returns the `drift_monitoring` document (not saved, no
+    retraining recorded yet) and, when the decision is "drift", the run key a retraining request would use.
     """
     settings = settings or MonitoringSettings.from_env()
     now = (now or clock.now()).astimezone(timezone.utc)
@@ -122,9 +120,11 @@ def check_drift(store: DocumentStore, client, specialist: str, now: datetime | N
     if predictions is not None and reference.get("predictions"):
         # prediction drift over the champion's own opinions (a sub-window), features over all plans
         result["prediction"] = _category_drift(reference["predictions"], predictions)
-    verdict = drift_decision(result, settings.drift_threshold, settings.drift_min_rows, settings.drift_alpha)
-    features = {name: {key: _compact(v[key]) for key in ("psi", "psi_noise_pvalue", "ks_statistic", "ks_pvalue",
-                                                           "ks_significant", "drift", "n")}
+    verdict = drift_decision(result, settings.drift_threshold, settings.drift_min_rows, settings.drift_alpha,
+                             prediction_threshold=settings.drift_prediction_threshold)
+    features = {name: {key: v[key] for key in ("psi", "psi_bias", "psi_corrected", "psi_noise_pvalue",
+                                               "psi_noise_log10_pvalue", "ks_statistic", "ks_pvalue", "ks_significant",
+                                               "drift", "n")}
                 for name, v in verdict["features"].items()}
     run_key = (drift_run_key(specialist, version.version, time_bucket(now, settings.drift_check_interval))
                if verdict["decision"] == "drift" else None)
@@ -136,7 +136,8 @@ def check_drift(store: DocumentStore, client, specialist: str, now: datetime | N
         "window_start": now - settings.drift_window,
         "window_end": now,
         "window_size": verdict["window_size"],
-        "drift_score": _compact(verdict["drift_score"]),
+        "drift_score": verdict["drift_score"],
+        "drift_score_corrected": verdict["drift_score_corrected"],
         "drift_feature": verdict["drift_feature"],
         "drifted_features": verdict["drifted_features"],
         "decision": verdict["decision"],
@@ -144,10 +145,13 @@ def check_drift(store: DocumentStore, client, specialist: str, now: datetime | N
         "threshold": verdict["threshold"],
         "min_rows": verdict["min_rows"],
         "alpha": verdict["alpha"],
+        "prediction_threshold": verdict["prediction_threshold"],
         "features": features,
         "prediction_drift": verdict["prediction"],
+        "prediction_drifted": verdict["prediction_drifted"],
         "prediction_window_size": int(served.sum()),
-        "run_key": run_key,
+        "run_key": None,  # set by `with_retraining` once a trigger document exists for it
+        "retraining": None,
     }
     return DriftCheck(specialist, "checked", f"{specialist} v{version.version}: {verdict['decision']} "
                       f"({verdict['reason']})", model_version=str(version.version), document=document,

@@ -22,7 +22,7 @@ REASONS = ("feedback", "drift", "manual")
 STATUS_RANK = {"pending": 0, "running": 1, "completed": 2, "failed": 2}
 
 __all__ = ["DRIFT_CHECKS", "REASONS", "STATUS_RANK", "TRIGGERS", "record_trigger", "save_drift_check",
-           "update_trigger_status"]
+           "update_trigger_status", "with_retraining"]
 
 
 def _now() -> datetime:
@@ -81,6 +81,17 @@ def update_trigger_status(store: DocumentStore, trigger_id: str, status: str, *,
         doc["error"] = error[:2000]
     store.upsert_many(TRIGGERS, [doc])
     return doc, True
+
+
+def with_retraining(document: Mapping[str, Any], action: str, reason: str, run_key: str | None = None) -> dict:
+    """The drift check's `document` with what its drift led to: `retraining` = {action, reason} ("requested"
+    with `run_key`, the id of the trigger document just written; or "held", no run key) and `run_key`. A
+    held check so says why and carries no run key: every run key in `drift_monitoring` names a trigger."""
+    if action not in ("requested", "held"):
+        raise ValueError(f"unknown retraining action {action!r}; 'requested' or 'held'")
+    if (action == "requested") != (run_key is not None):
+        raise ValueError("a requested retraining has a run key, a held one has none")
+    return dict(document, run_key=run_key, retraining={"action": action, "reason": reason})
 
 
 def save_drift_check(store: DocumentStore, document: Mapping[str, Any]) -> None:

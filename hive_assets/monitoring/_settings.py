@@ -2,7 +2,8 @@
 
 SPEC names: RETRAINING_FEEDBACK_THRESHOLD (100), DRIFT_THRESHOLD (0.2), DRIFT_CHECK_INTERVAL_MINUTES
 (60). Added here: RETRAINING_COOLDOWN_HOURS (24; may be fractional), DRIFT_WINDOW_HOURS (24: the recent
-window a drift check compares), DRIFT_MIN_ROWS (200), DRIFT_ALPHA (0.001), and the sensors' tick
+window a drift check compares), DRIFT_PREDICTION_THRESHOLD (0.15: the class-mix PSI of the champion's
+predictions that counts as drift), DRIFT_MIN_ROWS (200), DRIFT_ALPHA (0.001), and the sensors' tick
 intervals HIVE_FEEDBACK_SENSOR_INTERVAL_SECONDS (60), HIVE_DRIFT_SENSOR_INTERVAL_SECONDS (default
 DRIFT_CHECK_INTERVAL_MINUTES * 60) and HIVE_RUN_STATUS_SENSOR_INTERVAL_SECONDS (30), which tests lower.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from hive_assets.config import Settings, env_float, env_int
-from hive_assets.monitoring._drift import DEFAULT_ALPHA, DEFAULT_MIN_ROWS
+from hive_assets.monitoring._drift import DEFAULT_ALPHA, DEFAULT_MIN_ROWS, DEFAULT_PREDICTION_THRESHOLD
 
 __all__ = ["MonitoringSettings"]
 
@@ -23,6 +24,7 @@ class MonitoringSettings:
     feedback_threshold: int = 100
     cooldown: timedelta = timedelta(hours=24)
     drift_threshold: float = 0.2
+    drift_prediction_threshold: float = DEFAULT_PREDICTION_THRESHOLD
     drift_check_interval: timedelta = timedelta(minutes=60)
     drift_window: timedelta = timedelta(hours=24)
     drift_min_rows: int = DEFAULT_MIN_ROWS
@@ -46,6 +48,8 @@ class MonitoringSettings:
             feedback_threshold=base.retraining_feedback_threshold,
             cooldown=timedelta(hours=env_float("RETRAINING_COOLDOWN_HOURS", 24.0, low=0, low_open=True)),
             drift_threshold=base.drift_threshold,
+            drift_prediction_threshold=env_float("DRIFT_PREDICTION_THRESHOLD", DEFAULT_PREDICTION_THRESHOLD, low=0,
+                                                 low_open=True),
             drift_check_interval=timedelta(minutes=interval_min),
             drift_window=timedelta(hours=env_float("DRIFT_WINDOW_HOURS", 24.0, low=0, low_open=True)),
             drift_min_rows=env_int("DRIFT_MIN_ROWS", DEFAULT_MIN_ROWS, low=1),

@@ -20,6 +20,12 @@ trigger, not the specialist:
 * `drift_run_key(specialist, model_version, check_time_bucket)`: one key per champion version and
   check interval (`time_bucket(check_time, DRIFT_CHECK_INTERVAL_MINUTES)`).
 
+Drift rule. A check that decided "drift" requests a run unless it is held: a run of the specialist is
+in flight; its A/B test is running (a new version would supersede the challenger under test, so the
+test decides first); or a run was requested, or a training ran, within `cooldown` before `now` (same
+"within" as the feedback rule). `drift_trigger` says which, and gives the run key only when it fires:
+a held check records that it was held and why, never a run key that no run or trigger document has.
+
 Cursor: `encode_cursor` / `decode_cursor` turn {specialist: SpecialistCursor} into a versioned JSON
 string and back. Decoding never raises: an empty, garbage, or other-version cursor is an empty state,
 and an entry with bad fields falls back to that field's default.
@@ -39,19 +45,23 @@ DEFAULT_FEEDBACK_THRESHOLD = 100  # RETRAINING_FEEDBACK_THRESHOLD
 DEFAULT_COOLDOWN = timedelta(hours=24)
 
 TriggerAction = Literal["fire", "below_threshold", "cooldown"]
+DriftAction = Literal["fire", "in_flight", "ab_test", "cooldown"]
 
 __all__ = [
     "CURSOR_VERSION",
     "DEFAULT_COOLDOWN",
     "DEFAULT_FEEDBACK_THRESHOLD",
+    "DriftTrigger",
     "SpecialistCursor",
     "TriggerDecision",
     "decode_cursor",
     "drift_run_key",
+    "drift_trigger",
     "encode_cursor",
     "feedback_run_key",
     "feedback_trigger",
     "time_bucket",
+    "waits_for_test",
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -67,6 +77,18 @@ def time_bucket(moment: datetime, width: timedelta) -> int:
     if seconds <= 0:
         raise ValueError("width must be positive")
     return math.floor((_utc(moment) - _EPOCH).total_seconds() / seconds)
+
+
+def _within_cooldown(now: datetime, cooldown: timedelta, last_request_at: datetime | None,
+                     last_training_at: datetime | None) -> tuple[datetime, str] | None:
+    """(time, what) of the latest request or training when it is within `cooldown` before `now` (a time
+    in the future counts as within), else None."""
+    recent = [(_utc(t), what) for t, what in ((last_request_at, "run requested"), (last_training_at, "training"))
+              if t is not None]
+    if not recent:
+        return None
+    latest, what = max(recent, key=lambda item: item[0])
+    return (latest, what) if now - latest < cooldown else None
 
 
 def _marker(value: datetime | int | str | None) -> str:
@@ -134,21 +156,59 @@ def feedback_trigger(
                                f"{count} trusted feedback since the last training < threshold {threshold}",
                                count, threshold)
     now = _utc(now)
-    recent = [(_utc(t), what) for t, what in ((last_request_at, "run requested"), (last_training_at, "training"))
-              if t is not None]
-    if recent:
-        latest, what = max(recent, key=lambda item: item[0])
-        if now - latest < cooldown:
-            until = latest + cooldown
-            return TriggerDecision(specialist, "cooldown",
-                                   f"{count} >= {threshold} trusted feedback, but a {what} at {latest.isoformat()} "
-                                   f"is within the {cooldown} cooldown (until {until.isoformat()})",
-                                   count, threshold, cooldown_until=until)
+    held = _within_cooldown(now, cooldown, last_request_at, last_training_at)
+    if held:
+        latest, what = held
+        until = latest + cooldown
+        return TriggerDecision(specialist, "cooldown",
+                               f"{count} >= {threshold} trusted feedback, but a {what} at {latest.isoformat()} "
+                               f"is within the {cooldown} cooldown (until {until.isoformat()})",
+                               count, threshold, cooldown_until=until)
     marker = last_training_at if last_training_marker is None else last_training_marker
     key = feedback_run_key(specialist, marker, count // threshold, time_bucket(now, cooldown))
     return TriggerDecision(specialist, "fire",
                            f"{count} trusted feedback since the last training >= threshold {threshold}",
                            count, threshold, run_key=key)
+
+
+def waits_for_test(test_id: str) -> str:
+    """Why a trigger holds while the specialist's A/B test runs."""
+    # a new version would supersede the challenger under test: the running test decides first (it ends
+    # within AB_TEST_MAX_DURATION_DAYS; an operator can stop it to retrain at once)
+    return f"A/B test {test_id} running: retraining waits for its verdict"
+
+
+@dataclass(frozen=True)
+class DriftTrigger:
+    """What the drift rule decided for a check that found drift (`run_key` only when firing)."""
+
+    specialist: str
+    action: DriftAction
+    reason: str
+    run_key: str | None = None
+
+    @property
+    def fire(self) -> bool:
+        return self.action == "fire"
+
+
+def drift_trigger(specialist: str, run_key: str, now: datetime, cooldown: timedelta = DEFAULT_COOLDOWN, *,
+                  last_training_at: datetime | None = None, last_request_at: datetime | None = None,
+                  run_in_flight: str | None = None, running_test_id: str | None = None) -> DriftTrigger:
+    """The drift rule (module docstring) for a check that decided "drift"; `run_key`: the key a request
+    for it uses (`drift_run_key`). `run_in_flight`: the id of a queued or running retraining run of the
+    specialist; `running_test_id`: its running A/B test. Holds in that order: in flight, A/B test, cooldown."""
+    if run_in_flight:
+        return DriftTrigger(specialist, "in_flight", f"run {run_in_flight} in flight")
+    if running_test_id:
+        return DriftTrigger(specialist, "ab_test", waits_for_test(running_test_id))
+    held = _within_cooldown(_utc(now), cooldown, last_request_at, last_training_at)
+    if held:
+        latest, what = held
+        return DriftTrigger(specialist, "cooldown",
+                            f"a {what} at {latest.isoformat()} is within the {cooldown.total_seconds() / 3600:g} h "
+                            f"cooldown (until {(latest + cooldown).isoformat()})")
+    return DriftTrigger(specialist, "fire", "drift", run_key=run_key)
 
 
 # -- cursor ------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ def test_once_records_the_checks_and_launches_the_retraining_run(drifted, hive_h
     [trigger] = drifted.find("retraining_triggers")
     [run] = runs(hive_home)
     assert run.tags["hive/trigger_id"] == trigger["trigger_id"] == check["run_key"]
+    assert check["retraining"] == {"action": "requested", "reason": "hive drift check"}
     assert run.tags["dagster/partition"] == "business" and run.job_name == "retrain_specialist"
     # the trigger document ends with the run's own outcome
     assert trigger["dagster_run_id"] == run.run_id

@@ -63,7 +63,7 @@ def test_drift_requests_a_run_keyed_by_version_and_interval_and_writes_the_trigg
     check = store.find_one("drift_monitoring", {"specialist_type": "business"})
     assert trigger["status"] == "pending" and trigger["reason"] == "drift"
     assert trigger["drift_score"] == pytest.approx(check["drift_score"]) and check["decision"] == "drift"
-    assert check["run_key"] == request.run_key
+    assert check["run_key"] == request.run_key and check["retraining"]["action"] == "requested"
     # while the platform clock stands still, a tick (even with a reset cursor) checks and requests nothing
     reset = encode_cursor({"business": SpecialistCursor()})
     still = tick(instance, defs, uri, reset)
@@ -74,6 +74,11 @@ def test_drift_requests_a_run_keyed_by_version_and_interval_and_writes_the_trigg
     again = tick(instance, defs, uri, result.cursor)
     assert again.run_requests == [] and "cooldown" in again.skip_message
     assert store.count("drift_monitoring", {"specialist_type": "business"}) == 2
+    # the held check says so, and carries no run key (no trigger was written for it)
+    held = store.find_one("drift_monitoring", {"specialist_type": "business"}, sort=[("checked_at", -1)])
+    assert held["decision"] == "drift" and held["run_key"] is None
+    assert held["retraining"]["action"] == "held" and "cooldown" in held["retraining"]["reason"]
+    assert store.count("retraining_triggers") == 1
 
 
 def test_store_unavailable_skips(env):
@@ -92,5 +97,9 @@ def test_drift_during_a_running_ab_test_is_recorded_but_retrains_nothing(env):
     test, _ = open_test(store, "business", str(version), "99", 10.0)
     result = tick(instance, defs, uri)
     assert result.run_requests == [] and f"A/B test {test['test_id']} running" in result.skip_message
-    assert store.find_one("drift_monitoring", {"specialist_type": "business"})["decision"] == "drift"
-    assert store.count("retraining_triggers") == 0
+    doc = store.find_one("drift_monitoring", {"specialist_type": "business"})
+    assert doc["decision"] == "drift" and store.count("retraining_triggers") == 0
+    # held, and why; no run key that names no trigger (issue 24)
+    assert doc["run_key"] is None
+    assert doc["retraining"] == {"action": "held", "reason": f"A/B test {test['test_id']} running: retraining waits "
+                                                            f"for its verdict"}

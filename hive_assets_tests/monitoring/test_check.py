@@ -71,7 +71,8 @@ def test_no_drift_window_gives_no_drift_and_no_run_key(champion, tmp_path):
     # the recorded PSI is the one feature_drift gives on the same window and reference (independent call)
     window = drift_window(store, "business", NOW, SETTINGS.drift_window)
     direct = feature_drift(model.drift_reference, window)
-    assert doc["drift_score"] == pytest.approx(max(f["psi"] for f in direct["features"].values()), abs=1e-6)
+    # at full precision (issue 24: values were rounded to 6 decimals)
+    assert doc["drift_score"] == max(f["psi"] for f in direct["features"].values())
     # prediction drift over the champion's own opinions, recorded
     assert doc["prediction_window_size"] == doc["window_size"]
     assert doc["prediction_drift"]["psi"] is not None and doc["prediction_drift"]["n"] == doc["window_size"]
@@ -84,7 +85,17 @@ def test_drifted_window_is_drift_with_a_run_key_for_that_version_and_interval(ch
     doc = check.document
     assert doc["decision"] == "drift" and doc["drift_score"] > SETTINGS.drift_threshold
     assert "risk_score" in doc["drifted_features"]
+    # the key a request would use; the document gets it only once the sensor (or CLI) requests the run
     assert check.run_key == drift_run_key("business", version.version, time_bucket(NOW, SETTINGS.drift_check_interval))
+    assert doc["run_key"] is None and doc["retraining"] is None
+    # p-values at full precision (rounded to 6 decimals, so 0.0, before issue 24), with their log10, finite
+    # where the p-value itself underflows (a PSI of 2 at 600 rows: chi-square far beyond 1e-308)
+    level = doc["alpha"] / len(doc["features"])
+    drifted = [doc["features"][name] for name in doc["drifted_features"]]
+    for f in drifted:
+        assert f["psi_noise_pvalue"] == 10.0 ** f["psi_noise_log10_pvalue"] < level
+        assert f["psi_corrected"] > SETTINGS.drift_threshold
+    assert any(0.0 < f["psi_noise_pvalue"] < 5e-7 for f in drifted)  # 0.0 once rounded
     assert doc["prediction_drift"] is None and doc["prediction_window_size"] == 0  # the heuristic served it
 
 

@@ -12,6 +12,7 @@ from hive_assets.monitoring._triggers import (
     SpecialistCursor,
     decode_cursor,
     drift_run_key,
+    drift_trigger,
     encode_cursor,
     feedback_run_key,
     feedback_trigger,
@@ -103,6 +104,26 @@ def test_drift_run_key():
     assert k != drift_run_key("behavior", 3, time_bucket(T0 + hour, hour))
     assert k != drift_run_key("behavior", 4, time_bucket(T0, hour))
     assert k != drift_run_key("evolution", 3, time_bucket(T0, hour))
+
+
+def test_drift_rule_holds_in_order_and_gives_a_run_key_only_when_firing():
+    key = drift_run_key("business", 3, time_bucket(T0, timedelta(hours=1)))
+
+    def rule(**kw):
+        return drift_trigger("business", key, T0, DAY, **kw)
+
+    fired = rule(last_training_at=T0 - DAY, last_request_at=T0 - 2 * DAY)
+    assert fired.fire and fired.run_key == key
+    for held, action, words in [
+        (rule(run_in_flight="r-1", running_test_id="t-1", last_request_at=T0), "in_flight", "run r-1 in flight"),
+        (rule(running_test_id="t-1", last_request_at=T0), "ab_test", "A/B test t-1 running"),
+        (rule(last_request_at=T0 - timedelta(hours=3)), "cooldown", "run requested at"),
+        (rule(last_training_at=T0 - DAY + timedelta(seconds=1)), "cooldown", "training at"),
+        (rule(last_request_at=T0 + timedelta(minutes=5)), "cooldown", "cooldown"),  # clock skew: within
+    ]:
+        assert (held.action, held.fire, held.run_key) == (action, False, None)
+        assert words in held.reason
+    assert "until 2026-03-02T09:00:00+00:00" in rule(last_request_at=T0 - timedelta(hours=3)).reason
 
 
 def test_time_bucket():

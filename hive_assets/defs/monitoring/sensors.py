@@ -22,8 +22,9 @@ from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 from hive_assets.defs.training.jobs import retrain_specialist
 from hive_assets.figures import png_markdown
 from hive_assets.monitoring import (
-    MonitoringSettings, SpecialistCursor, check_drift, decode_cursor, drift_changed, encode_cursor, feedback_trigger,
-    next_drift_check, psi_chart_png, record_trigger, save_drift_check, trusted_feedback_count, update_trigger_status,
+    MonitoringSettings, SpecialistCursor, check_drift, decode_cursor, drift_changed, drift_trigger, encode_cursor,
+    feedback_trigger, next_drift_check, psi_chart_png, record_trigger, save_drift_check, trusted_feedback_count,
+    update_trigger_status, waits_for_test, with_retraining,
 )
 from hive_assets.rollout import running_test
 
@@ -76,6 +77,9 @@ def drift_observation(instance: dg.DagsterInstance, specialist: str, document) -
     }
     if score is not None:
         metadata["drift_score"] = float(score)
+    if document.get("retraining"):
+        metadata["retraining"] = dg.MetadataValue.text(
+            f"{document['retraining']['action']}: {document['retraining']['reason']}")
     return dg.AssetObservation(asset_key=drift.key, partition=specialist, metadata=metadata)
 
 
@@ -101,12 +105,6 @@ def run_in_flight(instance: dg.DagsterInstance, specialist: str) -> str | None:
                       created_after=cutoff),
         limit=1)
     return records[0].dagster_run.run_id if records else None
-
-
-def _waits_for(test: dict) -> str:
-    # a new version would supersede the challenger under test: the running test decides first (it ends
-    # within AB_TEST_MAX_DURATION_DAYS; an operator can stop it to retrain at once)
-    return f"A/B test {test['test_id']} running: retraining waits for its verdict"
 
 
 def _request(specialist: str, run_key: str, reason: str) -> dg.RunRequest:
@@ -146,7 +144,7 @@ def feedback_retraining_sensor(context: dg.SensorEvaluationContext, document_sto
                 if in_flight:
                     notes.append(f"{s}: {count} >= {settings.feedback_threshold}, run {in_flight} in flight")
                 elif test:
-                    notes.append(f"{s}: {count} >= {settings.feedback_threshold}, {_waits_for(test)}")
+                    notes.append(f"{s}: {count} >= {settings.feedback_threshold}, {waits_for_test(test['test_id'])}")
                 elif decision.fire:
                     record_trigger(store, decision.run_key, s, "feedback", now, feedback_count=count,
                                    details={"threshold": settings.feedback_threshold,
@@ -192,32 +190,34 @@ def drift_retraining_sensor(context: dg.SensorEvaluationContext, document_store:
                 check = check_drift(store, client, s, now, settings, plan_cache=plans)
                 updated = SpecialistCursor(last_request_at=previous.last_request_at,
                                            last_run_key=previous.last_run_key, last_check_at=now)
-                if check.document is not None:
-                    save_drift_check(store, check.document)
-                    observation = drift_observation(context.instance, s, check.document)
-                    if observation is not None:
-                        events.append(observation)
+                document = check.document
                 if check.run_key:
                     trained_at, _ = last_training(context.instance, s)
-                    recent = [t for t in (trained_at, previous.last_request_at) if t is not None]
                     in_flight = run_in_flight(context.instance, s)
                     test = None if in_flight else running_test(store, s)
-                    if in_flight:
-                        notes.append(f"{check.message}; run {in_flight} in flight")
-                    elif test:
-                        notes.append(f"{check.message}; {_waits_for(test)}")
-                    elif recent and now - max(recent) < settings.cooldown:
-                        notes.append(f"{check.message}; within the {settings.cooldown.total_seconds() / 3600:g} h cooldown")
+                    trigger = drift_trigger(s, check.run_key, now, settings.cooldown, last_training_at=trained_at,
+                                            last_request_at=previous.last_request_at, run_in_flight=in_flight,
+                                            running_test_id=test["test_id"] if test else None)
+                    if trigger.fire:
+                        # the trigger document first: the check's run key always names one
+                        record_trigger(store, trigger.run_key, s, "drift", now, drift_score=check.drift_score,
+                                       details={"check_id": document["check_id"], "model_version": check.model_version,
+                                                "drifted_features": document["drifted_features"],
+                                                "prediction_drifted": document["prediction_drifted"]})
+                        document = with_retraining(document, "requested", "drift", trigger.run_key)
+                        requests.append(_request(s, trigger.run_key, "drift"))
+                        updated = SpecialistCursor(last_request_at=now, last_run_key=trigger.run_key, last_check_at=now)
+                        notes.append(f"{check.message} -> {trigger.run_key}")
                     else:
-                        record_trigger(store, check.run_key, s, "drift", now, drift_score=check.drift_score,
-                                       details={"check_id": check.document["check_id"],
-                                                "model_version": check.model_version,
-                                                "drifted_features": check.document["drifted_features"]})
-                        requests.append(_request(s, check.run_key, "drift"))
-                        updated = SpecialistCursor(last_request_at=now, last_run_key=check.run_key, last_check_at=now)
-                        notes.append(f"{check.message} -> {check.run_key}")
+                        document = with_retraining(document, "held", trigger.reason)
+                        notes.append(f"{check.message}; held: {trigger.reason}")
                 else:
                     notes.append(check.message)
+                if document is not None:
+                    save_drift_check(store, document)
+                    observation = drift_observation(context.instance, s, document)
+                    if observation is not None:
+                        events.append(observation)
                 state[s] = updated
     except StoreUnavailable as exc:
         return dg.SkipReason(f"document store unavailable, no drift check: {exc}")
