@@ -66,14 +66,16 @@ FERRETDB_POSTGRESQL_URL = "FERRETDB_POSTGRESQL_URL"
 def cmd_store_index(args: argparse.Namespace) -> int:
     import os
 
+    from hive_assets.config import Settings
     from hive_assets.data import open_store
 
     postgresql_url = os.environ.get(FERRETDB_POSTGRESQL_URL, "").strip() or None
-    with open_store() as store:
-        if store.kind != "mongodb":
-            print(f"hive store index: error: the store is {store.describe()}: its indexes are created when it "
-                  "opens; this is for MONGODB_URI", file=sys.stderr)
-            return 2
+    settings = Settings.from_env()
+    if not settings.mongodb_uri:  # said before the embedded store is opened (and created)
+        print("hive store index: error: MONGODB_URI is not set: the embedded SQLite store creates its indexes "
+              "when it opens", file=sys.stderr)
+        return 2
+    with open_store(settings) as store:
         try:
             names = store.ensure_indexes(postgresql_url)
         except ValueError as exc:
