@@ -6,7 +6,11 @@ Dagster or the CLI: collect -> features -> train -> score on the test split. The
 orchestration (dagster CLI start-up, run storage, MLflow logging and registry, checks) costs on top.
 The loop's reference is the real time it simulates (a day is 86,400 s): the ratio is its speed-up.
 
-    .venv/bin/python benchmarks/bench_demo.py [--plans 4000] [--days 6]
+    .venv/bin/python benchmarks/bench_demo.py [--plans 4000] [--days 6] [--label-rate 0.2]
+
+`--label-rate` sets the answered share of every specialist's opinions, in the history (`hive simulate`)
+and in the loop (`hive loop`); the retrains of the loop are then listed per simulated day with the
+seconds of each step, from the instance's run records (issue 23: does a retrain's cost grow?).
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ SPECIALISTS = ["business", "technical", "behavior", "evolution", "architecture"]
 START = "2026-01-05T00:00:00Z"  # the Makefile's DEMO_START
 
 
-def run(cmd: list[str], env: dict, stdout=subprocess.DEVNULL) -> float:
+def run(cmd: list[str], env: dict, stdout=subprocess.DEVNULL, check: bool = True) -> float:
     start = time.perf_counter()
-    subprocess.run(cmd, env=env, cwd=ROOT, check=True, stdout=stdout, stderr=subprocess.DEVNULL)
+    done = subprocess.run(cmd, env=env, cwd=ROOT, check=check, stdout=stdout, stderr=subprocess.DEVNULL)
+    if done.returncode:  # e.g. a blocking check refused a partition's first model: said, and the loop goes on
+        print(f"{' '.join(cmd[-2:])}: exit {done.returncode}", file=sys.stderr, flush=True)
     return time.perf_counter() - start
 
 
@@ -61,7 +67,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--plans", type=int, default=4000)
     parser.add_argument("--days", type=float, default=6.0)
+    parser.add_argument("--label-rate", type=float, default=None,
+                        help="answered share of every specialist's opinions (default: simulate's and the scenario's)")
     args = parser.parse_args()
+    rate = [] if args.label_rate is None else ["--label-rate", str(args.label_rate)]
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "hive"
         write_instance_settings(home / "dagster")  # the instance `hive` and `make demo` create
@@ -70,15 +79,20 @@ def main() -> None:
             env.pop(name, None)
         first = {**env, "HIVE_SIMULATED_NOW": START}
         t_sim = run([str(BIN / "hive"), "simulate", "--plans", str(args.plans), "--days", "60", "--seed", "42",
-                     "--now", START], first)
+                     "--now", START, *rate], first)
         t_parts = {}
         for s in SPECIALISTS:
             t_parts[s] = run([str(BIN / "dagster"), "asset", "materialize", "-m", "hive_assets.definitions",
-                              "--select", "*", "--partition", s], first)
+                              "--select", "*", "--partition", s], first,
+                              check=args.label_rate is None)
         loop_out = Path(tmp) / "loop.json"
         with loop_out.open("w") as out:
-            t_loop = run([str(BIN / "hive"), "loop", "--days", str(args.days), "--seed", "42", "--json"], env, out)
+            t_loop = run([str(BIN / "hive"), "loop", "--days", str(args.days), "--seed", "42", "--json", *rate],
+                         env, out, check=args.label_rate is None)  # exit 1: an alias disagrees at the end
         loop = json.loads(loop_out.read_text())
+        (ROOT / ".hive").mkdir(exist_ok=True)
+        (ROOT / ".hive" / "bench_demo_loop.json").write_text(json.dumps(loop))  # to look at afterwards
+        retrains = retrain_steps(home / "dagster", loop)
         os.environ.update({"HIVE_HOME": str(home)})
         reference_partition(home, "business")  # warm imports, as the CLI process pays its own
         t_ref = reference_partition(home, "business")
@@ -104,6 +118,46 @@ def main() -> None:
     print(f"| **loop total, in the process** | **{sum(loop['seconds'].values()):.1f}** | "
           f"**{sum(loop['seconds'].values()) / args.days:.1f}** |")
     print(f"| ratio real time / simulated time (a day is 86,400 s) | {86400 * args.days / t_loop:.0f}x | |")
+    print_retrains(retrains, args.label_rate)
+
+
+RETRAIN_JOB = "retrain_specialist"
+
+
+def retrain_steps(dagster_home: Path, loop: dict) -> list[dict]:
+    """The loop's retrain runs: simulated day, specialist, run seconds, seconds per step (step stats of
+    the instance's event log), rows collected (the raw_production_data materialization's metadata)."""
+    import dagster as dg
+
+    start = datetime.fromisoformat(loop["start"])
+    out = []
+    os.environ["DAGSTER_HOME"] = str(dagster_home)  # the instance's dagster.yaml reads it
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        for run in loop["runs"]:
+            if run["job"] != RETRAIN_JOB:
+                continue
+            steps = {st.step_key: (st.end_time or 0) - (st.start_time or 0)
+                     for st in instance.get_run_step_stats(run["run_id"])}
+            rows = None
+            for record in instance.get_records_for_run(run["run_id"]).records:
+                mat = record.event_log_entry.asset_materialization
+                if mat is not None and mat.asset_key.path[-1] == "raw_production_data":
+                    value = mat.metadata.get("rows")
+                    rows = getattr(value, "value", value)
+            day = int((datetime.fromisoformat(run["at"]) - start).total_seconds() // 86400) + 1
+            out.append({"day": day, "specialist": run["partition"], "seconds": run["seconds"], "steps": steps,
+                        "rows": rows, "success": run["success"]})
+    return out
+
+
+def print_retrains(retrains: list[dict], label_rate: float | None) -> None:
+    answered = "the scenario's answered shares" if label_rate is None else f"{label_rate:.0%} answered"
+    steps = sorted({k for r in retrains for k in r["steps"]}, key=lambda k: -sum(r["steps"].get(k, 0) for r in retrains))
+    print(f"\n| closed loop retrains ({answered}) | day | rows | run s | " + " | ".join(steps) + " |")
+    print("|---|---:|---:|---:|" + "---:|" * len(steps))
+    for r in retrains:
+        print(f"| {r['specialist']}{'' if r['success'] else ' (failed)'} | {r['day']} | {r['rows']} | "
+              f"{r['seconds']:.1f} | " + " | ".join(f"{r['steps'].get(k, 0):.1f}" for k in steps) + " |")
 
 
 if __name__ == "__main__":

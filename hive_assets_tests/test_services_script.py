@@ -65,6 +65,7 @@ def test_ferretdb_on_the_postgresql_backend(tmp_path, monkeypatch):
             monkeypatch.setattr(store_mongo, "KEY_CHUNK", 4)
             got = store.find_by_keys("specialist_opinions", "plan_id", ["p-1", "p-2", "p-7", "p-8", "p-9", "nope"])
             assert sorted(d["n"] for d in got) == [n for n in range(120) if n % 10 in (1, 2, 7, 8, 9)]
+            _lookup_indexes(store, env["HIVE_TEST_POSTGRES_URL"].rsplit("/", 1)[0] + "/ferretdb", database)
             store.client.drop_database(database)
     finally:
         down = _services(run_dir, "down")
@@ -73,6 +74,35 @@ def test_ferretdb_on_the_postgresql_backend(tmp_path, monkeypatch):
     cluster = Path((run_dir / "postgresql.dir").read_text().strip()) if (run_dir / "postgresql.dir").exists() else None
     assert _services(run_dir, "clean").returncode == 0
     assert not run_dir.exists() and (cluster is None or not cluster.exists())
+
+
+def _lookup_indexes(store, postgresql_url: str, database: str) -> None:
+    """Issue 23: FerretDB's own btree indexes leave a pushed-down equality a sequential scan; the GIN
+    lookup indexes `ensure_indexes(postgresql_url)` creates make PostgreSQL answer it from an index, and
+    `find_by_keys_where` then reads any number of ids by one lookup each, with the same result."""
+    import psycopg2
+
+    # enough rows that PostgreSQL's planner prefers an index to a scan (it scans a few pages anyway)
+    many = [{"opinion_id": f"x-{i:05d}", "plan_id": f"xp-{i}", "specialist_type": "business" if i % 2 else "technical"}
+            for i in range(6000)]
+    store.db["specialist_opinions"].insert_many(many)
+    assert not store.lookup_is_indexed("specialist_opinions", "opinion_id")  # FerretDB's btree: a scan
+    names = store.ensure_indexes(postgresql_url)
+    assert store.ensure_indexes(postgresql_url) == names  # idempotent
+    with psycopg2.connect(postgresql_url) as conn, conn.cursor() as cursor:
+        cursor.execute("ANALYZE")
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND indexname = ANY(%s)", (database, names))
+        definitions = [row[0] for row in cursor.fetchall()]
+    conn.close()
+    assert len(definitions) == len(names) == len(set(names))
+    assert all("USING gin" in d and "jsonb_path_ops" in d for d in definitions)
+    for field in ("opinion_id", "plan_id"):  # the key and the join field of the opinions
+        assert sum(f"_jsonb -> '{field}'::text" in d and "specialist_opinions" in d for d in definitions) == 1
+    assert store.lookup_is_indexed("specialist_opinions", "opinion_id")
+    wanted = [f"x-{i:05d}" for i in range(0, 6000, 13)] + ["x-nope"]  # over FERRETDB_POINT_LOOKUPS ids
+    assert len(wanted) > store_mongo.FERRETDB_POINT_LOOKUPS
+    got = store.find_by_keys_where("specialist_opinions", "opinion_id", wanted, {"specialist_type": "business"})
+    assert sorted(d["opinion_id"] for d in got) == [f"x-{i:05d}" for i in range(0, 6000, 13) if i % 2]
 
 
 @pytest.mark.parametrize("handler", ["mysql", "nonsense"])

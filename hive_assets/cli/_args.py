@@ -22,6 +22,7 @@ ENVIRONMENT: dict[str, str] = {
     "DAGSTER_HOME": "the Dagster instance, default $HIVE_HOME/dagster (created with the project's dagster.yaml)",
     "MONGODB_URI": "MongoDB/FerretDB document store; unset: SQLite $HIVE_HOME/store.sqlite",
     "MONGODB_DATABASE": "database of MONGODB_URI, default neural_hive",
+    "FERRETDB_POSTGRESQL_URL": "FerretDB 1.x on PostgreSQL: the PostgreSQL database it runs on (for `hive store index`)",
     "MLFLOW_TRACKING_URI": "MLflow tracking + registry, default sqlite:///$HIVE_HOME/mlflow.db",
     "HIVE_MIRROR_PRODUCTION_STAGE": "true: mirror champion into the legacy Production stage, default false",
     "HIVE_ASSET_STORAGE": "where asset outputs are stored (Parquet/JSON), default $HIVE_HOME/assets; s3:// or gs:// URL",

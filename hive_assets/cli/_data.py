@@ -60,6 +60,33 @@ def cmd_store_import(args: argparse.Namespace) -> int:
     return 0 if result.get("bad_lines", 0) == 0 else 1
 
 
+FERRETDB_POSTGRESQL_URL = "FERRETDB_POSTGRESQL_URL"
+
+
+def cmd_store_index(args: argparse.Namespace) -> int:
+    import os
+
+    from hive_assets.config import Settings
+    from hive_assets.data import open_store
+
+    postgresql_url = os.environ.get(FERRETDB_POSTGRESQL_URL, "").strip() or None
+    settings = Settings.from_env()
+    if not settings.mongodb_uri:  # said before the embedded store is opened (and created)
+        print("hive store index: error: MONGODB_URI is not set: the embedded SQLite store creates its indexes "
+              "when it opens", file=sys.stderr)
+        return 2
+    with open_store(settings) as store:
+        try:
+            names = store.ensure_indexes(postgresql_url)
+        except ValueError as exc:
+            print(f"hive store index: error: {exc}", file=sys.stderr)
+            return 2
+    print(f"{store.describe()}: collection indexes ensured" + (
+        f"; {len(names)} PostgreSQL lookup indexes: {', '.join(names)}" if postgresql_url else
+        f" (FerretDB on PostgreSQL: set {FERRETDB_POSTGRESQL_URL} for the lookup indexes)"))
+    return 0
+
+
 def add_parsers(sub) -> None:
     p = add_verb(sub, "collect", help="materialize raw_production_data (the seed's collector)",
                  description="Materialize `raw_production_data` for each specialist, one Dagster run per "
@@ -88,7 +115,7 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_collect)
 
     store = sub.add_parser("store", help="document store utilities", description="Document store utilities.")
-    verbs = store.add_subparsers(dest="store_command", required=True, metavar="{import}")
+    verbs = store.add_subparsers(dest="store_command", required=True, metavar="{import,index}")
     p = add_verb(verbs, "import", help="load mongoexport JSON lines into the configured store",
                  description="Load a `mongoexport` JSON-lines file (extended JSON, optionally .gz) into a "
                              "collection of the configured store, upserting by the collection's key (importing "
@@ -100,3 +127,12 @@ def add_parsers(sub) -> None:
     p.add_argument("file", type=existing_file, help="the JSON-lines file (.jsonl or .jsonl.gz)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (default: one line of text)")
     p.set_defaults(func=cmd_store_import)
+    p = add_verb(verbs, "index", help="create the store's indexes now; on FerretDB with PostgreSQL, also its lookup indexes",
+                 description="Create every collection's indexes in the MongoDB/FerretDB store (otherwise created on "
+                             "first use). With FERRETDB_POSTGRESQL_URL (the PostgreSQL database FerretDB 1.x runs on, "
+                             "as a role owning its tables), also the GIN indexes through which PostgreSQL answers "
+                             "collection's joins by id (FerretDB's own btree indexes cannot serve them). Idempotent. "
+                             "Statements FerretDB prepared before keep their plans until its PostgreSQL connections "
+                             "are renewed (hourly, or restart FerretDB); collection's own lookups do not wait for that.",
+                 env=("MONGODB_URI", "MONGODB_DATABASE", FERRETDB_POSTGRESQL_URL))
+    p.set_defaults(func=cmd_store_index)

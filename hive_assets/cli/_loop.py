@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from hive_assets.cli import _dagster
-from hive_assets.cli._args import add_specialist, add_verb, iso_datetime, non_negative_int, positive_float, positive_int
+from hive_assets.cli._args import add_specialist, add_verb, fraction, iso_datetime, non_negative_int, positive_float, positive_int
 from hive_assets.config import SPECIALISTS
 
 ENV = ("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "MONGODB_DATABASE", "MLFLOW_TRACKING_URI",
@@ -47,6 +47,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--days", type=positive_float, default=6.0, help="simulated days to play")
     p.add_argument("--seed", type=non_negative_int, default=42, help="random seed of the traffic and feedback")
     p.add_argument("--plans-per-hour", type=positive_int, default=150, help="cognitive plans a simulated hour")
+    p.add_argument("--label-rate", type=fraction,
+                   help="0..1: answered share of every specialist's opinions (default: the scenario's, "
+                        "85 %% for business and technical, 20 %% for the others)")
     p.add_argument("--drift-specialist", type=specialist_or_none, default="technical",
                    help="the specialist that starts seeing a new domain at hour 2 ('none': no drift)")
     p.add_argument("--push-previous-champion", type=specialist_or_none, default="technical",
@@ -73,6 +76,8 @@ def cmd_loop(args: argparse.Namespace) -> int:
     scenario = replace(scenario, drift=(DriftPlan(args.drift_specialist),) if args.drift_specialist else (),
                        push_previous_champion=(args.push_previous_champion,) if args.push_previous_champion else (),
                        review_queue_budget=args.review_queue)
+    if args.label_rate is not None:
+        scenario = replace(scenario, feedback_rates=dict.fromkeys(SPECIALISTS, args.label_rate))
     # sensor intervals are read when the definitions load: the scenario's settings go first, yours win
     settings = {k: os.environ.get(k) or v for k, v in DEFAULT_SETTINGS.items()}
     os.environ.update(settings)

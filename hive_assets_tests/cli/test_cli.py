@@ -210,7 +210,8 @@ HELP = {
     ("collect",): ("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "KAFKA_BOOTSTRAP_SERVERS", "DATA_COLLECTION_DAYS",
                    "MIN_CONFIDENCE", "(default: all)", "(default: 10000)"),
     ("report",): ("HIVE_HOME", "DAGSTER_HOME", "(default: off)"),
-    ("store",): ("import",),
+    ("store",): ("import", "index"),
+    ("store", "index"): ("MONGODB_URI", "MONGODB_DATABASE", "FERRETDB_POSTGRESQL_URL", "GIN"),
     ("store", "import"): ("HIVE_HOME", "MONGODB_URI", "MONGODB_DATABASE", "intentions_audit"),
     ("env",): ("HIVE_HOME", "DAGSTER_HOME", 'eval "$(hive env)"'),
     ("doctor",): ("HIVE_HOME", "DAGSTER_HOME", "HIVE_RETRAIN_MAX_RUNTIME_SECONDS", "(default: off)", "(default: all)"),
@@ -271,6 +272,14 @@ def test_bad_arguments_are_one_line_and_exit_2(shell, case):
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert message in out.stderr and "Traceback" not in out.stderr
     assert not (cwd / HOME_REL).exists()  # rejected before any side effect
+
+
+def test_store_index_without_mongodb_is_refused_before_the_store_is_created(shell):
+    cwd, env = shell
+    out = hive("store", "index", cwd=cwd, env=env)
+    assert out.returncode == 2
+    assert "hive store index: error: MONGODB_URI is not set" in out.stderr and "Traceback" not in out.stderr
+    assert not list(cwd.rglob("store.sqlite"))
 
 
 @pytest.mark.parametrize(("variable", "value", "message"), [

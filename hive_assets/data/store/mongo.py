@@ -31,6 +31,12 @@ Decisions, where the two servers or the two stores differ:
   answers them from the index. FerretDB 1.x pushes only top-level equality down to its backend, so
   there a `$in` chunk is a full scan; for more than one chunk's worth of ids it scans the collection
   once and filters client-side with `$in`'s semantics (the value, or an element of an array value).
+  On PostgreSQL, FerretDB's pushed-down equality (`_jsonb->'f' @> '"x"'`) cannot use the btree
+  indexes `createIndexes` makes, only a GIN index (`_ferretdb_postgresql.ensure_lookup_indexes`,
+  `hive store index`). Whether PostgreSQL answers `{field: x}` from an index is asked once per
+  (collection, field) with FerretDB's `explain` (`lookup_is_indexed`); when it is, `find_by_keys_where`
+  (label-driven collection's joins) is one pushed-down equality query per id, at any number of ids
+  (issue 23). `find_by_keys` keeps its one scan: its callers read most of a collection.
 * Documents are written without `_id` (replacements keep the stored `_id`), and `find` never returns
   it. Timestamps are BSON dates, read back as timezone-aware UTC datetimes (`tz_aware=True`).
 * `aggregate` runs server-side when every stage and accumulator is in the subset above; anything
@@ -93,6 +99,7 @@ FERRETDB_CHUNK = 50
 # up to this many ids, `find_by_keys_where` on FerretDB sends one pushed-down equality query per id
 # (cost ~ ids x a PostgreSQL scan) rather than one scan converted by FerretDB (~500x dearer per row)
 FERRETDB_POINT_LOOKUPS = 300
+INDEXED_LOOKUP = "hive: indexed lookup"  # the comment of lookups PostgreSQL answers from a GIN index
 # OperationFailure codes that mean "the server cannot be used with these credentials"
 _AUTH_CODES = {13, 18}  # Unauthorized, AuthenticationFailed
 # codes that mean "the server does not implement this" (FerretDB 1.x answers 238)
@@ -193,6 +200,7 @@ class MongoStore(DocumentStore):
         self._doc_options = self.client.codec_options.with_options(unicode_decode_error_handler="surrogateescape")
         self._raw_options = self._doc_options.with_options(document_class=RawBSONDocument)
         self._indexed: set[str] = set()
+        self._indexed_lookups: set[tuple[str, str]] = set()  # (collection, field) PostgreSQL answers by index
         self._ferretdb: bool | None = None
         #: look up existing keys and insert new documents outright (None: only on FerretDB)
         self.insert_new_first: bool | None = None
@@ -236,10 +244,19 @@ class MongoStore(DocumentStore):
             self._indexed.add(collection)
         return self.db[collection]
 
-    def ensure_indexes(self) -> None:
-        """Create every collection's indexes now (they are otherwise created on first use)."""
+    def ensure_indexes(self, postgresql_url: str | None = None) -> list[str]:
+        """Create every collection's indexes now (they are otherwise created on first use). With
+        `postgresql_url` (FerretDB on PostgreSQL: the database FerretDB runs on), also the GIN lookup
+        indexes there (`_ferretdb_postgresql`); returns their names (empty without it)."""
         for name in COLLECTIONS:
             self._coll(name)
+        if postgresql_url is None:
+            return []
+        if not self.is_ferretdb:
+            raise ValueError("lookup indexes in PostgreSQL are for FerretDB on PostgreSQL; this server is MongoDB")
+        from hive_assets.data.store._ferretdb_postgresql import ensure_lookup_indexes
+
+        return ensure_lookup_indexes(postgresql_url, self.database)
 
     def _create(self, coll, models: list[IndexModel]) -> None:
         try:
@@ -355,6 +372,8 @@ class MongoStore(DocumentStore):
         projection: Sequence[str] | None = None,
         sort: Sort | None = None,
         limit: int | None = None,
+        *,
+        comment: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         return self._find(collection, filter, projection, sort, limit)
 
@@ -372,7 +391,7 @@ class MongoStore(DocumentStore):
             proj.update({f: 1 for f in projection if f != "_id"})
         # raw documents, decoded one by one (`_decode`): one undecodable document must not fail its batch
         cursor = coll.with_options(codec_options=self._raw_options).find(
-            translate_filter(filter), proj, batch_size=BATCH_SIZE)
+            translate_filter(filter), proj, batch_size=BATCH_SIZE, comment=comment)
         if sort:
             spec = [(f, pymongo.DESCENDING if d < 0 else pymongo.ASCENDING) for f, d in sort]
             if not any(f == "_id" for f, _ in spec):
@@ -401,6 +420,12 @@ class MongoStore(DocumentStore):
         wanted = unique_ids(keys)
         if not self.is_ferretdb:
             return super().find_by_keys_where(collection, field, wanted, where, projection)
+        if self.lookup_is_indexed(collection, field):
+            # PostgreSQL answers each from the GIN index. The comment makes the SQL text FerretDB
+            # prepares differ from the same lookup's before the index existed: FerretDB caches prepared
+            # statements per PostgreSQL connection, and one that PostgreSQL switched to a generic plan
+            # (a sequential scan: the field name is a parameter) keeps it after the index is created
+            return self._point_lookups(collection, field, wanted, where, projection, comment=INDEXED_LOOKUP)
         if len(wanted) <= FERRETDB_POINT_LOOKUPS:
             # FerretDB 1.x converts every document of a scan to BSON (~1.7 ms per plan document); a
             # top-level equality is pushed down to PostgreSQL instead, whose own scan costs ~3 us a row:
@@ -412,10 +437,33 @@ class MongoStore(DocumentStore):
         # as in `find_by_keys` (each `$in` chunk would be a scan of its own)
         return self._scan_where_for_keys(collection, field, set(wanted), where, projection)
 
+    def lookup_is_indexed(self, collection: str, field: str) -> bool:
+        """On FerretDB: whether its backend answers a top-level `{field: <id>}` from an index (PostgreSQL
+        with `ensure_lookup_indexes`), asked with `explain`. A yes is remembered for the store's life; a
+        no is asked again next time (an index may be created meanwhile; the planner also prefers a scan
+        while the table is small). Always False for MongoDB (its `$in` reads use the index anyway)."""
+        if not self.is_ferretdb or "." in field:  # FerretDB pushes down top-level fields only
+            return False
+        if (collection, field) in self._indexed_lookups:
+            return True
+        try:
+            with self._guard():
+                plan = self.db.command({"explain": {"find": self._coll(collection).name,
+                                                    "filter": {field: "hive-explain-probe"}},
+                                        "verbosity": "queryPlanner"})
+        except OperationFailure as exc:
+            if exc.code in _AUTH_CODES:
+                raise
+            return False
+        if "Index Scan" in repr(plan.get("queryPlanner")):  # also "Bitmap Index Scan", "Index Only Scan"
+            self._indexed_lookups.add((collection, field))
+            return True
+        return False
+
     def _point_lookups(self, collection: str, field: str, wanted: list[str], where: Filter,
-                       projection: Sequence[str] | None) -> Iterator[dict[str, Any]]:
+                       projection: Sequence[str] | None, comment: str | None = None) -> Iterator[dict[str, Any]]:
         for key in wanted:
-            yield from self.find(collection, {**where, field: key}, projection=projection)
+            yield from self.find(collection, {**where, field: key}, projection=projection, comment=comment)
 
     def _scan_where_for_keys(self, collection: str, field: str, wanted: set[str], where: Filter,
                              projection: Sequence[str] | None) -> Iterator[dict[str, Any]]:
