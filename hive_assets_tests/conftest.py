@@ -52,7 +52,10 @@ def start_mlflow_server(root: Path, port: int | None = None) -> tuple[subprocess
     proc = subprocess.Popen(
         [str(exe), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
          "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", (root / "artifacts").as_uri()],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+        # MLflow's job execution (GenAI jobs, unused here) starts ~7 huey consumers per server: off, a server
+        # starts ~40 % faster and idles without them
+        stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "MLFLOW_TRACKING_URI": "", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         start_new_session=True,  # its own process group: the server and its workers stop together
     )
     url = f"http://127.0.0.1:{port}"
