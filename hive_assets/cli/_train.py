@@ -12,7 +12,7 @@ import json
 import sys
 
 from hive_assets.cli import _dagster
-from hive_assets.config import MODEL_TYPES, SPECIALISTS
+from hive_assets.config import AUTO_MODEL_TYPE, MODEL_TYPES, SPECIALISTS
 from hive_assets.cli._args import add_specialist, add_verb, non_negative_int
 
 TRAIN_SELECTION = ["raw_production_data", "enhanced_features", "trained_model", "validation_report"]
@@ -26,8 +26,9 @@ def add_parsers(sub) -> None:
                  env=("HIVE_HOME", "DAGSTER_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MONGODB_URI",
                       "KAFKA_BOOTSTRAP_SERVERS", "HIVE_ASSET_STORAGE", "HIVE_ENV"))
     add_specialist(p, deprecated=("--specialist-type",))
-    p.add_argument("--model-type", type=estimator, default="xgboost",
-                   help=f"the estimator: {', '.join(MODEL_TYPES)} (default: xgboost)")
+    p.add_argument("--model-type", type=estimator, default=AUTO_MODEL_TYPE,
+                   help=f"the estimator: {', '.join(MODEL_TYPES)}, or {AUTO_MODEL_TYPE} (default: the best candidate "
+                        "family on validation macro-F1)")
     p.add_argument("--hyperparameter-tuning", action="store_true",
                    help="successive-halving search scored on validation macro-F1")
     p.add_argument("--random-state", type=non_negative_int, default=0,
@@ -47,10 +48,11 @@ def add_parsers(sub) -> None:
 
 
 def estimator(text: str) -> str:
-    if text in MODEL_TYPES:
+    if text in MODEL_TYPES or text == AUTO_MODEL_TYPE:
         return text
     hint = f"; {text!r} is a specialist: use --specialist {text}" if text in SPECIALISTS else ""
-    raise argparse.ArgumentTypeError(f"unknown estimator {text!r}: choose from {', '.join(MODEL_TYPES)}{hint}")
+    raise argparse.ArgumentTypeError(
+        f"unknown estimator {text!r}: choose from {', '.join((*MODEL_TYPES, AUTO_MODEL_TYPE))}{hint}")
 
 
 def _print_outcome(specialist: str, result, as_json: bool = False) -> bool:

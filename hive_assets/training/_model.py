@@ -2,7 +2,8 @@
 
 A model is a directory:
 - `schema.json`: specialist, model type, FEATURE_NAMES, FEATURE_SCHEMA_VERSION, encoded columns, classes;
-- `estimator.ubj` (xgboost's native format) or `estimator.skops` (sklearn, skops with a trusted-type list);
+- `estimator.ubj` (xgboost's native format) or `estimator.skops` (sklearn, skops with a trusted-type list:
+  forests, gradient boosting, the standardized logistic regression pipeline);
 - `calibrator.skops`: sklearn's CalibratedClassifierCV fitted on the base model's validation-split
   probabilities (a frozen pass-through estimator), so calibration code is sklearn's own and the
   xgboost booster never needs a generic serializer;
@@ -41,6 +42,9 @@ TRUSTED_TYPES = [
     "sklearn._loss.link.MultinomialLogit",
     "sklearn._loss.link.Interval",
     "sklearn.dummy.DummyClassifier",
+    "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.linear_model._logistic.LogisticRegression",
     "sklearn.ensemble._gb._init_raw_predictions",
     "numpy.random._mt19937.MT19937",
     "numpy.random.mtrand.RandomState",

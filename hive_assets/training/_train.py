@@ -1,13 +1,23 @@
-"""Fit, tune (optionally) and calibrate one specialist's model; attach its drift reference."""
+"""Fit, tune (optionally) and calibrate one specialist's model; attach its drift reference.
+
+`model_type="auto"` (the default) fits every family of `candidate_model_types` and keeps the one with the
+best macro-F1 on the validation split (the same held-out, later-in-time rows that calibrate it), so the
+family follows the data, not a constant chosen for one data set: a regularized linear model where the
+classes are separated by a linear score (and when few labels leave trees little to split), boosted trees
+where interactions matter. A candidate is started only while the time budget lasts (the first always),
+and every candidate's score is returned, so the choice can be read back.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
 from sklearn.metrics import f1_score
 
+from hive_assets.config import AUTO_CANDIDATES, AUTO_MODEL_TYPE
 from hive_assets.features import FEATURE_NAMES
 from hive_assets.monitoring._drift import build_reference
 from hive_assets.training._calibration import calibrate
@@ -17,13 +27,29 @@ from hive_assets.training._model import SpecialistModel
 from hive_assets.training._tuning import sample_candidates, successive_halving
 
 DEFAULT_TUNING_CANDIDATES = 27  # with halving factor 3: rungs of 27, 9, 3, 1 candidates
+# Seconds model selection may spend: no further candidate family is started after this (the first always is).
+DEFAULT_TIME_BUDGET_SECONDS = 300.0
+
+
+def _fit_family(model_type, X_tr, y_tr, X_va, y_va, hyperparameter_tuning, random_state, tuning_candidates,
+                search_space, candidates, progress):
+    """(params, estimator fitted on all training rows, validation macro-F1, tuning trials) of one family."""
+    if hyperparameter_tuning:
+        if candidates is None:
+            candidates = sample_candidates(model_type, tuning_candidates, random_state, search_space)
+        return successive_halving(model_type, candidates, X_tr, y_tr, X_va, y_va, random_state=random_state,
+                                  progress=progress)
+    if progress is not None:
+        progress(f"fitting {model_type} with its default parameters on {len(y_tr)} rows")
+    estimator = fit_estimator(model_type, {}, X_tr, y_tr, random_state)
+    return {}, estimator, float(f1_score(y_va, estimator.predict(X_va), average="macro", zero_division=0)), []
 
 
 def train_model(
     specialist: str,
     train: pd.DataFrame,
     validation: pd.DataFrame,
-    model_type: str = "xgboost",
+    model_type: str = AUTO_MODEL_TYPE,
     hyperparameter_tuning: bool = False,
     random_state: int = 0,
     tuning_candidates: int = DEFAULT_TUNING_CANDIDATES,
@@ -31,49 +57,75 @@ def train_model(
     candidates: list[dict[str, Any]] | None = None,
     calibration_method: str | None = None,
     progress: Callable[[str], None] | None = None,
+    candidate_model_types: Sequence[str] = AUTO_CANDIDATES,
+    time_budget_seconds: float = DEFAULT_TIME_BUDGET_SECONDS,
 ) -> tuple[SpecialistModel, dict[str, Any]]:
     """Fit on `train`; tune (optionally, successive halving on validation macro-F1) and calibrate on
     `validation`. Frames hold FEATURE_NAMES + `label`. Tuning draws `tuning_candidates` parameter sets
     from `search_space` (default SEARCH_SPACE[model_type]), or tries the given `candidates`.
+
+    `model_type="auto"`: each of `candidate_model_types` in turn (tuned when `hyperparameter_tuning`),
+    until `time_budget_seconds` have passed; the best validation macro-F1 wins, ties going to the earlier
+    candidate. `info["selection"]` lists every candidate's score, seconds and status.
 
     Class weights are balanced. Calibration: isotonic with >= ISOTONIC_MIN_ROWS validation rows, else
     sigmoid, unless `calibration_method` says otherwise ("none": uncalibrated). The model carries its drift reference (the
     training features' quantile bins and the class distribution of its predictions on them).
     `progress` receives the tuning's progress lines (one per successive-halving rung).
     """
-    if model_type not in MODEL_TYPES:
-        raise ValueError(f"unknown model_type {model_type!r}; choose one of {MODEL_TYPES}")
+    families = list(candidate_model_types) if model_type == AUTO_MODEL_TYPE else [model_type]
+    unknown = [f for f in families if f not in MODEL_TYPES]
+    if unknown or not families:
+        raise ValueError(f"unknown model_type {(unknown or [model_type])[0]!r}; choose one of "
+                         f"{(*MODEL_TYPES, AUTO_MODEL_TYPE)}")
+    if model_type == AUTO_MODEL_TYPE and candidates is not None:
+        raise ValueError("explicit tuning `candidates` are parameters of one model type, not of model_type='auto'")
     if not len(train) or not len(validation):
         raise ValueError(f"cannot train on {len(train)} training and {len(validation)} validation rows")
     X_tr, y_tr = encode(train), encode_labels(train["label"])
     X_va, y_va = encode(validation), encode_labels(validation["label"])
-    if hyperparameter_tuning:
-        if candidates is None:
-            candidates = sample_candidates(model_type, tuning_candidates, random_state, search_space)
-        params, estimator, val_f1, trials = successive_halving(model_type, candidates, X_tr, y_tr, X_va, y_va,
-                                                               random_state=random_state, progress=progress)
-    else:
-        params, trials = {}, []
-        if progress is not None:
-            progress(f"fitting {model_type} with its default parameters on {len(y_tr)} rows")
-        estimator = fit_estimator(model_type, params, X_tr, y_tr, random_state)
-        val_f1 = float(f1_score(y_va, estimator.predict(X_va), average="macro", zero_division=0))
+    start = time.perf_counter()
+    selection: list[dict[str, Any]] = []
+    best: tuple[float, str, dict[str, Any], Any, list[dict[str, Any]]] | None = None
+    for family in families:
+        if best is not None and time.perf_counter() - start >= time_budget_seconds:
+            selection.append({"model_type": family, "status": "skipped: time budget spent", "val_macro_f1": None,
+                              "seconds": 0.0})
+            continue
+        began = time.perf_counter()
+        params, estimator, val_f1, trials = _fit_family(
+            family, X_tr, y_tr, X_va, y_va, hyperparameter_tuning, random_state, tuning_candidates,
+            search_space if model_type != AUTO_MODEL_TYPE else None, candidates, progress)
+        selection.append({"model_type": family, "status": "fitted", "val_macro_f1": val_f1,
+                          "seconds": round(time.perf_counter() - began, 3)})
+        if best is None or val_f1 > best[0]:
+            best = (val_f1, family, params, estimator, trials)
+    assert best is not None
+    val_f1, chosen, params, estimator, trials = best
+    for row in selection:
+        row["chosen"] = row["model_type"] == chosen
+    if progress is not None and len(families) > 1:
+        scores = ", ".join(f"{r['model_type']} {r['val_macro_f1']:.4f}" for r in selection if r["val_macro_f1"] is not None)
+        progress(f"model selection: {chosen} has the best validation macro-F1 ({scores})")
     if progress is not None:
         progress(f"calibrating on {len(y_va)} validation rows (validation macro-F1 {val_f1:.4f} before calibration)")
     if calibration_method == "none":
         calibrator, method = None, "none"
     else:
         calibrator, method = calibrate(estimator.predict_proba(X_va), y_va, calibration_method)
-    model = SpecialistModel(specialist, model_type, estimator, calibrator, method,
-                            params={**DEFAULT_PARAMS[model_type], **params})
+    model = SpecialistModel(specialist, chosen, estimator, calibrator, method,
+                            params={**DEFAULT_PARAMS[chosen], **params})
     model.drift_reference = build_reference(train[list(FEATURE_NAMES)], list(model.predict(train)),
                                             seed=random_state)
     info = {
         "n_train": int(len(y_tr)),
         "n_validation": int(len(y_va)),
+        "model_type": chosen,
         "val_macro_f1_uncalibrated": float(val_f1),
         "calibration_method": method,
         "tuning_trials": trials,
         "params": model.params,
+        "selection": selection,
+        "selection_seconds": round(time.perf_counter() - start, 3),
     }
     return model, info

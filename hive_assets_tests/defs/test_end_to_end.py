@@ -77,7 +77,11 @@ def test_one_partition_end_to_end_then_a_challenger(platform_env):
     snapshot = result.output_for_node("raw_production_data").snapshot_hash()
     assert len(snapshot) == 16 and version.tags["data_snapshot_hash"] == snapshot
     run = client.get_run(version.run_id)
-    assert run.data.params["model_type"] == "xgboost"
+    assert run.data.params["model_type"] == "auto"  # the default: the best candidate family on validation
+    chosen = run.data.params["selected_model_type"]
+    assert chosen in ("xgboost", "logistic") and version.tags["model_type"] == chosen
+    scores = {k.split(".")[1]: float(v) for k, v in run.data.params.items() if k.startswith("candidate.")}
+    assert set(scores) == {"xgboost", "logistic"} and scores[chosen] == max(scores.values())
     assert run.data.metrics["test_accuracy"] == pytest.approx(report["metrics"]["accuracy"])
     runs = client.search_runs([run.info.experiment_id], f"tags.`dagster.run_id` = '{result.run_id}'")
     assert len(runs) == 1

@@ -249,3 +249,63 @@ def test_tuning_reports_one_progress_line_per_rung(frame):
     best_last = max(t["val_macro_f1"] for t in info["tuning_trials"] if t["rung"] == 2)
     assert tuning[-1].endswith(f"best validation macro-F1 {best_last:.4f}")
     assert lines[-1].startswith(f"calibrating on {len(val)} validation rows")
+
+
+# -- model selection among families (issue 24) -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def plan_features():
+    from hive_assets.simulator import make_plans
+
+    return features_frame(make_plans(1500, seed=24, now=NOW))
+
+
+def _tertile_labels(score: np.ndarray) -> list[str]:
+    lo, hi = np.quantile(score, [0.40, 0.72])
+    return ["approve" if s < lo else ("review_required" if s < hi else "reject") for s in score]
+
+
+def _validation_macro_f1(model_type, train, validation):
+    """The premise, computed here: each family fitted alone and scored on the validation rows."""
+    from sklearn.metrics import f1_score
+
+    from hive_assets.training import encode, fit_estimator
+
+    estimator = fit_estimator(model_type, {}, encode(train), encode_labels(train["label"]))
+    return f1_score(encode_labels(validation["label"]), estimator.predict(encode(validation)), average="macro")
+
+
+@pytest.mark.parametrize("truth, expected", [("linear", "logistic"), ("interaction", "xgboost")])
+def test_auto_picks_the_family_that_is_better_on_validation(plan_features, truth, expected):
+    """Ground truth built to favour one family: a linear score over six features of different scales
+    (a linear boundary, oblique to every axis: trees need a staircase), or an interaction (the sign of
+    risk - 0.5 times the sign of complexity - 0.5: no linear score separates it). 1,000 training rows."""
+    f = plan_features
+    if truth == "linear":
+        score = (2.0 * f.risk_score - 1.5 * f.priority_score + 1.0 * f.complexity_score
+                 + 0.04 * f.num_tasks - 1.2 * f.parallelization_potential + 0.5 * f.capability_diversity / 10)
+    else:
+        score = np.sign(f.risk_score - 0.5) * np.sign(f.complexity_score - 0.5) + 0.3 * (f.priority_score - 0.5)
+    frame = f.assign(label=_tertile_labels(np.asarray(score, dtype=float)))
+    train, validation = frame.iloc[:1000], frame.iloc[1000:]
+    scores = {m: _validation_macro_f1(m, train, validation) for m in ("xgboost", "logistic")}
+    other = "xgboost" if expected == "logistic" else "logistic"
+    assert scores[expected] > scores[other] + 0.05, scores  # the premise holds by a margin
+
+    lines: list[str] = []
+    model, info = train_model("technical", train, validation, progress=lines.append)  # auto is the default
+    assert model.model_type == info["model_type"] == expected
+    assert [c["model_type"] for c in info["selection"]] == ["xgboost", "logistic"]
+    assert {c["model_type"]: c["val_macro_f1"] for c in info["selection"]} == pytest.approx(scores)
+    assert [c["chosen"] for c in info["selection"]] == [expected == "xgboost", expected == "logistic"]
+    assert any(line.startswith(f"model selection: {expected} has the best") for line in lines)
+
+
+def test_auto_starts_no_candidate_after_the_time_budget(plan_features):
+    frame = plan_features.assign(label=_tertile_labels(plan_features.risk_score.to_numpy()))
+    model, info = train_model("technical", frame.iloc[:600], frame.iloc[600:800], time_budget_seconds=1e-9,
+                              candidate_model_types=("logistic", "xgboost"))
+    assert model.model_type == "logistic"
+    assert [(c["model_type"], c["status"]) for c in info["selection"]] == [
+        ("logistic", "fitted"), ("xgboost", "skipped: time budget spent")]
+    with pytest.raises(ValueError, match="unknown model_type 'svm'"):
+        train_model("technical", frame.iloc[:600], frame.iloc[600:800], candidate_model_types=("logistic", "svm"))

@@ -16,17 +16,20 @@ from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
 from hive_assets.evaluation import confusion_matrix_png, point_metrics, reliability_diagram_png
 from hive_assets.evaluation import calibration_metrics
 from hive_assets.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
-from hive_assets.training import DEFAULT_TUNING_CANDIDATES, encode_labels, train_model
+from hive_assets.config import AUTO_CANDIDATES, AUTO_MODEL_TYPE
+from hive_assets.training import DEFAULT_TIME_BUDGET_SECONDS, DEFAULT_TUNING_CANDIDATES, encode_labels, train_model
 
 
 class TrainConfig(dg.Config):
     """The seed's MLproject parameters that shape training (SPEC section 4); the specialist is the partition."""
 
-    model_type: Literal["xgboost", "random_forest", "gradient_boosting"] = Field(
-        default="xgboost",
-        description="Classifier family: xgboost (default, gradient-boosted trees, native .ubj storage), "
-                    "random_forest or gradient_boosting (scikit-learn, stored with skops). Class weights are "
-                    "balanced for every type.")
+    model_type: Literal["auto", "xgboost", "random_forest", "gradient_boosting", "logistic"] = Field(
+        default="auto",
+        description="Classifier family: auto (default: fit each of " + ", ".join(AUTO_CANDIDATES) + " and keep "
+                    "the best validation macro-F1; every candidate's score is in the run's params and metadata), "
+                    "xgboost (gradient-boosted trees, native .ubj storage), random_forest, gradient_boosting or "
+                    "logistic (standardized multinomial logistic regression; scikit-learn, stored with skops). "
+                    "Class weights are balanced for every type.")
     hyperparameter_tuning: bool = Field(
         default=False,
         description="Search the model type's parameter space by successive halving, scoring macro-F1 on the "
@@ -36,6 +39,10 @@ class TrainConfig(dg.Config):
         description="How many parameter sets successive halving starts from (a third survive each rung).")
     random_state: int = Field(
         default=0, ge=0, description="Seed of the estimator, the tuning sample and the drift reference subsample.")
+    time_budget_seconds: float = Field(
+        default=DEFAULT_TIME_BUDGET_SECONDS, gt=0,
+        description="model_type auto: no further candidate family is started after this many seconds "
+                    "(the first is always fitted); skipped candidates are listed in the metadata.")
 
 
 @dg.asset(
@@ -63,6 +70,9 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
         "model_type": config.model_type, "hyperparameter_tuning": config.hyperparameter_tuning,
         "tuning_candidates": config.tuning_candidates if config.hyperparameter_tuning else 0,
         "random_state": config.random_state, "feature_schema_version": FEATURE_SCHEMA_VERSION,
+        # what `auto` chooses among, and the budget that can cut the list short: either changes the model
+        **({"candidate_model_types": list(AUTO_CANDIDATES), "time_budget_seconds": config.time_budget_seconds}
+           if config.model_type == AUTO_MODEL_TYPE else {}),
     })
     unchanged = registry.unchanged_version(client, specialist, snapshot, training_config)
     if unchanged is not None:
@@ -88,14 +98,19 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
         validation = enhanced_features[enhanced_features["split"] == "validation"]
         model, info = train_model(specialist, train, validation, config.model_type, config.hyperparameter_tuning,
                                   config.random_state, tuning_candidates=config.tuning_candidates,
-                                  progress=context.log.info)
+                                  progress=context.log.info, time_budget_seconds=config.time_budget_seconds)
+        selection = info["selection"]
         registry.log_params(client, run_id, {
             "specialist_type": specialist, "model_type": config.model_type,
             "hyperparameter_tuning": config.hyperparameter_tuning, "random_state": config.random_state,
             "tuning_candidates": config.tuning_candidates if config.hyperparameter_tuning else 0,
             "calibration_method": info["calibration_method"], "n_train": info["n_train"],
             "n_validation": info["n_validation"], "data_snapshot_hash": snapshot,
-            "feature_schema_version": FEATURE_SCHEMA_VERSION,
+            "feature_schema_version": FEATURE_SCHEMA_VERSION, "selected_model_type": info["model_type"],
+            **({"time_budget_seconds": config.time_budget_seconds} if config.model_type == AUTO_MODEL_TYPE else {}),
+            # why this family: every candidate's validation macro-F1 (or why it was not fitted)
+            **{f"candidate.{c['model_type']}.val_macro_f1": (f"{c['val_macro_f1']:.4f}" if c["val_macro_f1"] is not None
+                                                             else c["status"]) for c in selection},
             **{f"model.{k}": v for k, v in info["params"].items()},
         })
         y_val = encode_labels(validation["label"])
@@ -107,6 +122,7 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
         client.log_dict(run_id, {"feature_names": list(FEATURE_NAMES), "feature_schema_version": FEATURE_SCHEMA_VERSION,
                                  "classes": list(model.classes_)}, "feature_schema.json")
         client.log_dict(run_id, model.drift_reference, "drift_reference.json")
+        client.log_dict(run_id, {"chosen": info["model_type"], "candidates": selection}, "model_selection.json")
         if info["tuning_trials"]:
             client.log_dict(run_id, {"trials": info["tuning_trials"]}, "tuning_trials.json")
         registry.log_png(client, run_id, confusion_matrix_png(y_val, val_proba.argmax(axis=1),
@@ -114,10 +130,10 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
                 "plots/confusion_matrix_validation.png")
         registry.log_png(client, run_id, reliability_diagram_png(y_val, val_proba), "plots/reliability_diagram_validation.png")
         model_uri = registry.log_model(model, mlflow.uri, run_id, enhanced_features, snapshot)
-    context.log.info(f"{specialist}: trained {config.model_type} on {info['n_train']} rows, MLflow run {run_id}")
+    context.log.info(f"{specialist}: trained {info['model_type']} on {info['n_train']} rows, MLflow run {run_id}")
     value = {
         "specialist": specialist, "mlflow_run_id": run_id, "model_uri": model_uri,
-        "model_type": config.model_type, "calibration_method": info["calibration_method"],
+        "model_type": info["model_type"], "calibration_method": info["calibration_method"],
         "n_train": info["n_train"], "n_validation": info["n_validation"], "params": info["params"],
         "data_snapshot_hash": snapshot, "feature_schema_version": FEATURE_SCHEMA_VERSION,
         "training_config": training_config,
@@ -126,7 +142,12 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
         # the platform clock (simulated in `hive loop`): the feedback sensor counts feedback since then
         "trained_at": dg.MetadataValue.timestamp(clock.now()),
         "mlflow_run_id": run_id, "mlflow_run": _ui.link(registry.run_url(mlflow.uri, experiment_id, run_id)),
-        "model_uri": model_uri, "model_type": config.model_type,
+        "model_uri": model_uri, "model_type": info["model_type"], "model_type_config": config.model_type,
+        "model_selection": _ui.table(
+            [("model_type", "string", "candidate family"), ("val_macro_f1", "float", "macro-F1 on the validation split, "
+              "before calibration"), ("seconds", "float", "fit (and tuning) time"), ("status", "string", "fitted, or why not"),
+             ("chosen", "bool", "the served family")],
+            [{k: c[k] for k in ("model_type", "val_macro_f1", "seconds", "status", "chosen")} for c in selection]),
         "n_train": info["n_train"], "n_validation": info["n_validation"],
         "calibration_method": info["calibration_method"],
         "hyperparameter_tuning": config.hyperparameter_tuning,
