@@ -100,11 +100,16 @@ def expire(store: DocumentStore, specialist: str, now: datetime) -> int:
     return expired
 
 
-def open_queue(store: DocumentStore, specialist: str, now: datetime, limit: int | None = None) -> list[dict]:
-    """The open, unexpired requests of `specialist` in queue order: oldest day first, then by rank (the
-    active picks by priority, the random share spread evenly among them, so reviewers who stop part-way
-    still answer a uniformly random part of it). What a reviewer UI or the simulator's reviewers read."""
-    docs = [d for d in store.find(COLLECTION, {"specialist_type": specialist, "status": OPEN,
-                                               "expires_at": {"$gt": now}})]
+def open_queue(store: DocumentStore, specialist: str, now: datetime, limit: int | None = None,
+               trust: TrustPolicy = TrustPolicy()) -> list[dict]:
+    """The open, unexpired, still unanswered requests of `specialist` in queue order: oldest day first, then
+    by rank (the active picks by priority, the random share spread evenly among them, so reviewers who stop
+    part-way still answer a uniformly random part of it). What a reviewer UI or the simulator's reviewers
+    read. A request whose opinion already has a trusted label is left out though its status stays `open`
+    until the next refresh links it (`link_answers`; this reads only): it is not asked twice meanwhile."""
+    docs = {str(d["opinion_id"]): d for d in store.find(COLLECTION, {"specialist_type": specialist, "status": OPEN,
+                                                                     "expires_at": {"$gt": now}})}
+    answered, _, _ = latest_trusted_feedback(store, docs, now, trust) if docs else ({}, None, 0)
+    docs = [d for opinion_id, d in docs.items() if opinion_id not in answered]
     docs.sort(key=lambda d: (to_utc(d["requested_at"]), int(d.get("rank") or 0), str(d["request_id"])))
     return docs[:limit] if limit is not None else docs

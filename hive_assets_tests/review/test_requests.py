@@ -76,6 +76,20 @@ def test_queue_lifecycle(any_store):
     assert next_day.requested == 10 and len({d["opinion_id"] for d in store.find(COLLECTION)}) == 20
 
 
+def test_an_answered_request_leaves_the_queue_before_the_next_refresh(tmp_path):
+    # reviewers (and the simulator's) read the queue many times between two daily refreshes: a request
+    # answered an hour ago must not be asked again while its status waits for the next refresh's link
+    with SQLiteStore(tmp_path / "s.sqlite") as store:
+        refresh(store)
+        queue = open_queue(store, "business", NOW)
+        store.upsert_many("specialist_feedback", [feedback(queue[0]["opinion_id"], NOW + timedelta(minutes=10))])
+        later = open_queue(store, "business", NOW + timedelta(hours=1))
+        assert [d["request_id"] for d in later] == [d["request_id"] for d in queue[1:]]
+        assert store.count(COLLECTION, {"status": OPEN}) == 10  # reading changed nothing
+        assert refresh(store, now=NOW + timedelta(hours=2), budget=0).linked == 1
+        assert open_queue(store, "business", NOW + timedelta(hours=2)) == later
+
+
 def test_requests_survive_a_restart(tmp_path):
     path = tmp_path / "s.sqlite"
     with SQLiteStore(path) as store:
