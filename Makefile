@@ -33,6 +33,8 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml setup.py hive_assets/features
 
 install: $(VENV)/.installed
 
+# The review queue (group review) is left out: it is off unless its sensor runs, and a queue refreshed
+# here (champions already registered: a second `make demo`) would write requests with the default budget.
 # `hive env` creates the Dagster instance with the project's settings (the root dagster.yaml, the
 # only copy) and prints the exports to reuse it: the dagster runs below land where `hive report` reads.
 # The demo's metadata links to the MLflow UI the closing block says how to start (`mlflow ui`, port 5000),
@@ -48,7 +50,7 @@ demo: install
 	@n=0; for s in $(SPECIALISTS); do \
 	  n=$$((n + 1)); log=$(HIVE_HOME)/demo-$$s.log; start=$$SECONDS; \
 	  echo "== [$$n/$(words $(SPECIALISTS))] materializing the asset graph for $$s (log: $$log)"; \
-	  $(BIN)/dagster asset materialize -m hive_assets.definitions --select '*' --partition $$s > $$log 2>&1 \
+	  $(BIN)/dagster asset materialize -m hive_assets.definitions --select 'not group:review' --partition $$s > $$log 2>&1 \
 	    || { echo "== $$s FAILED; the last 40 lines of $$log:"; tail -n 40 $$log; exit 1; }; \
 	  echo "   $$s done in $$((SECONDS - start)) s"; \
 	done

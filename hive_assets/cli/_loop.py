@@ -95,6 +95,7 @@ def cmd_loop(args: argparse.Namespace) -> int:
         except ValueError as exc:  # no champion, no history: say what to do
             print(f"hive loop: error: {exc}", file=terminal)
             return 1
+        from hive_assets import review
         from hive_assets.data import open_store
         from hive_assets.registry import client_for
         from hive_assets.simulator import build_timeline, champions, format_champions, format_timeline
@@ -106,16 +107,23 @@ def cmd_loop(args: argparse.Namespace) -> int:
                       if e.specialist in args.specialist and e.at > result.start]
             answers = [a for a in champions(store, client_for(Settings.from_env().mlflow_uri))
                        if a.specialist in args.specialist]
+            queue = ({s: review.queue_summary(store, s, result.start, result.end) for s in args.specialist}
+                     if args.review_queue else {})
     wall = {k: round(v, 1) for k, v in result.seconds.items()}
     if args.json:
         print(json.dumps({"start": result.start.isoformat(), "end": result.end.isoformat(),
                           "served": dict(result.served), "runs": _runs(result.runs), "seconds": wall,
                           "log_file": str(log_file),
-                          "timeline": [e.as_dict() for e in events], "champions": [a.as_dict() for a in answers]},
+                          "timeline": [e.as_dict() for e in events], "champions": [a.as_dict() for a in answers],
+                          **({"review_queue": queue} if queue else {})},
                          indent=2))
     else:
         print(f"\n== timeline, {result.start:%Y-%m-%d %H:%M} .. {result.end:%Y-%m-%d %H:%M} UTC (simulated)")
         print(format_timeline(events, result.start, args.specialist))
+        if queue:
+            print(f"\n== the review queue ({args.review_queue} requests a day per specialist; the simulated reviewers "
+                  "answer it first)")
+            print(_format_queue(queue))
         print("\n== the champions now, and the heuristic they replaced")
         print(format_champions(answers))
         print("\n== where the wall time went: " + ", ".join(f"{k} {v:g} s" for k, v in wall.items()))
@@ -129,3 +137,11 @@ def _runs(runs) -> list[dict]:
     return [{"at": r.at.isoformat(), "run_id": r.run_id, "job": r.job, "partition": r.partition,
              "success": r.success, "sensor": r.sensor, "run_key": r.run_key, "seconds": round(r.seconds, 2)}
             for r in runs]
+
+
+def _format_queue(queue: dict[str, dict[str, int]]) -> str:
+    width = max(map(len, queue))
+    lines = [f"{'specialist':<{width}}  requested  answered  expired  open"]
+    lines += [f"{s:<{width}}  {q['requested']:>9}  {q['answered']:>8}  {q['expired']:>7}  {q['open']:>4}"
+              for s, q in queue.items()]
+    return "\n".join(lines + ["  the open requests, in the order to answer them: hive review-queue --specialist S"])

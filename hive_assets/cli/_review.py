@@ -20,13 +20,17 @@ def cmd_review_queue(args: argparse.Namespace) -> int:
 
     now = clock.now()
     with open_store() as store:
-        queues = {s: review.open_queue(store, s, now, limit=args.limit) for s in args.specialist}
+        # the whole queue is read for its size: `--limit` shortens the list, never the count
+        full = {s: review.open_queue(store, s, now) for s in args.specialist}
+    queues = {s: q[:args.limit] for s, q in full.items()}
     if args.json:
-        print(json.dumps({"now": now.isoformat(), "queues": {s: [_row(d) for d in q] for s, q in queues.items()}},
-                         indent=2))
+        print(json.dumps({"now": now.isoformat(), "open": {s: len(q) for s, q in full.items()},
+                          "queues": {s: [_row(d) for d in q] for s, q in queues.items()}}, indent=2))
         return 0
     for specialist, queue in queues.items():
-        print(f"{specialist}: {len(queue)} open review request{'s' * (len(queue) != 1)} at {now:%Y-%m-%d %H:%M} UTC"
+        total = len(full[specialist])
+        print(f"{specialist}: {total} open review request{'s' * (total != 1)} at {now:%Y-%m-%d %H:%M} UTC"
+              + (f" (the first {len(queue)} shown: --limit)" if len(queue) < total else "")
               + ("" if queue else " (refresh: materialize review_queue, or start review_queue_sensor)"))
         for d in queue:
             print(f"  {float(d['score']):.3f}  {d['selection']:<6}  {d['reason']:<12}  {d['opinion_id']}  "

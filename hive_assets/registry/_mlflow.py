@@ -237,6 +237,7 @@ def alias_version(client, specialist: str, alias: str):
 def register_version(client, specialist: str, run_id: str, source: str, tags: dict[str, Any],
                      model_id: str | None = None) -> tuple[Any, bool]:
     """Create the version for `run_id`, or return the one that exists (no duplicates on retry)."""
+    import mlflow
     from mlflow.exceptions import MlflowException
 
     name = model_name(specialist)
@@ -255,6 +256,9 @@ def register_version(client, specialist: str, run_id: str, source: str, tags: di
         # registered before checksums existed keeps none and loads unverified.
         location = client.get_logged_model(model_id).artifact_location if model_id else source
         tags = {**tags, ARTIFACT_CHECKSUM_TAG: model_checksum(client.tracking_uri, location)}
+        # MLflow's SQL registry store resolves a `models:/m-...` source with a default MlflowClient(), i.e. the
+        # global tracking URI: in a process that did not train (a registration-only run) it is ./mlflow.db
+        mlflow.set_tracking_uri(tracking_target(client.tracking_uri))
         version = client.create_model_version(name, source=source, run_id=run_id, model_id=model_id,
                                               tags={k: str(v) for k, v in tags.items()})
         created = True

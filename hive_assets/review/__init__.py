@@ -22,7 +22,7 @@ from hive_assets.review._queue import (
 )
 from hive_assets.review._requests import (
     ANSWERED, COLLECTION, EXPIRED, OPEN, STATUSES, day_start, expire, link_answers, open_queue, remaining_budget,
-    request_documents, request_id, requested_opinions, requested_today, write_requests,
+    queue_summary, request_documents, request_id, requested_opinions, requested_today, write_requests,
 )
 from hive_assets.review._simulation import AAResult, AAScenario, aa_false_promotions, aa_test
 from hive_assets.review._select import (
@@ -36,6 +36,6 @@ __all__ = [
     "OPEN", "ORGANIC", "RANDOM", "REASONS", "STATUSES", "TRAIN_SPLIT", "PriorityWeights", "QueueChoice",
     "QueueRefresh", "choose_queue", "day_start", "decision_split", "disagreement", "diverse_top",
     "drift_region_weight", "expire", "label_selections", "latest_drifted_features", "refresh_from_store", "link_answers", "margin_uncertainty", "open_queue",
-    "priority", "refresh_queue", "remaining_budget", "request_documents", "request_id", "requested_opinions",
+    "priority", "queue_summary", "refresh_queue", "remaining_budget", "request_documents", "request_id", "requested_opinions",
     "requested_today", "standardised", "usable_for_decisions", "without_active_labels", "write_requests",
 ]

@@ -100,11 +100,45 @@ def expire(store: DocumentStore, specialist: str, now: datetime) -> int:
     return expired
 
 
-def open_queue(store: DocumentStore, specialist: str, now: datetime, limit: int | None = None) -> list[dict]:
-    """The open, unexpired requests of `specialist` in queue order: oldest day first, then by rank (the
-    active picks by priority, the random share spread evenly among them, so reviewers who stop part-way
-    still answer a uniformly random part of it). What a reviewer UI or the simulator's reviewers read."""
-    docs = [d for d in store.find(COLLECTION, {"specialist_type": specialist, "status": OPEN,
-                                               "expires_at": {"$gt": now}})]
+def open_queue(store: DocumentStore, specialist: str, now: datetime, limit: int | None = None,
+               trust: TrustPolicy = TrustPolicy()) -> list[dict]:
+    """The open, unexpired, still unanswered requests of `specialist` in queue order: oldest day first, then
+    by rank (the active picks by priority, the random share spread evenly among them, so reviewers who stop
+    part-way still answer a uniformly random part of it). What a reviewer UI or the simulator's reviewers
+    read. A request whose opinion already has a trusted label is left out though its status stays `open`
+    until the next refresh links it (`link_answers`; this reads only): it is not asked twice meanwhile."""
+    docs = {str(d["opinion_id"]): d for d in store.find(COLLECTION, {"specialist_type": specialist, "status": OPEN,
+                                                                     "expires_at": {"$gt": now}})}
+    answered, _, _ = latest_trusted_feedback(store, docs, now, trust) if docs else ({}, None, 0)
+    docs = [d for opinion_id, d in docs.items() if opinion_id not in answered]
     docs.sort(key=lambda d: (to_utc(d["requested_at"]), int(d.get("rank") or 0), str(d["request_id"])))
     return docs[:limit] if limit is not None else docs
+
+
+
+
+def queue_summary(store: DocumentStore, specialist: str, since: datetime, until: datetime,
+                  trust: TrustPolicy = TrustPolicy()) -> dict[str, int]:
+    """What the queue did in (since, until]: requests made, answered and expired in the period (whenever
+    they were made), and how many are open at `until`; each request taken at the status a refresh at `until`
+    would give it (an answer or an expiry not linked yet counts). Reads only."""
+    # a request answered or expired in the period expires after `since`
+    docs = list(store.find(COLLECTION, {"specialist_type": specialist, "requested_at": {"$lte": until},
+                                        "expires_at": {"$gt": since}},
+                           projection=["opinion_id", "status", "requested_at", "expires_at", "answered_at"]))
+    waiting = {str(d["opinion_id"]): d for d in docs if d["status"] == OPEN}
+    labels, _, _ = latest_trusted_feedback(store, waiting, until, trust) if waiting else ({}, None, 0)
+    counts = dict.fromkeys(("requested", ANSWERED, EXPIRED, OPEN), 0)
+    for d in docs:
+        expires, fb = to_utc(d["expires_at"]), labels.get(str(d["opinion_id"]))
+        answered_at = to_utc(d["answered_at"]) if d["status"] == ANSWERED else (
+            fb["_submitted"] if fb is not None and fb["_submitted"] <= expires else None)
+        if answered_at is not None and answered_at <= until:  # (a later answer was not known at `until`)
+            status = ANSWERED
+        else:
+            status = EXPIRED if expires <= until else OPEN
+        counts["requested"] += since < to_utc(d["requested_at"])
+        counts[ANSWERED] += status == ANSWERED and since < answered_at
+        counts[EXPIRED] += status == EXPIRED
+        counts[OPEN] += status == OPEN
+    return counts

@@ -311,6 +311,7 @@ def test_loop_says_what_to_do_on_an_empty_home_and_refuses_bad_arguments(shell):
     done = hive("loop", "--days", "1", cwd=cwd, env=env)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert "no champion registered for business" in done.stderr and "make demo" in done.stderr
+    assert "dagster asset materialize" in done.stderr  # how to register one: `hive train` alone does not
     for args, word in ((("--days", "-2"), "--days"), (("--drift-specialist", "finance"), "unknown specialist"),
                        (("--plans-per-hour", "0"), "--plans-per-hour")):
         bad = hive("loop", *args, cwd=cwd, env=env)

@@ -10,7 +10,7 @@ from hive_assets.data.store.sqlite import SQLiteStore
 from hive_assets.features import features_frame
 from hive_assets.review import (
     ACTIVE, ANSWERED, COLLECTION, EXPIRED, OPEN, ORGANIC, RANDOM, decision_split, label_selections, open_queue,
-    refresh_queue, usable_for_decisions,
+    queue_summary, refresh_queue, usable_for_decisions,
 )
 from hive_assets.simulator import make_plans
 from hive_assets_tests.data.store import any_store  # noqa: F401  (fixture)
@@ -74,6 +74,47 @@ def test_queue_lifecycle(any_store):
     # the next day brings a new budget; already requested opinions are never requested again
     next_day = refresh(store, now=NOW + timedelta(days=1, hours=2))
     assert next_day.requested == 10 and len({d["opinion_id"] for d in store.find(COLLECTION)}) == 20
+
+
+def test_an_answered_request_leaves_the_queue_before_the_next_refresh(tmp_path):
+    # reviewers (and the simulator's) read the queue many times between two daily refreshes: a request
+    # answered an hour ago must not be asked again while its status waits for the next refresh's link
+    with SQLiteStore(tmp_path / "s.sqlite") as store:
+        refresh(store)
+        queue = open_queue(store, "business", NOW)
+        store.upsert_many("specialist_feedback", [feedback(queue[0]["opinion_id"], NOW + timedelta(minutes=10))])
+        later = open_queue(store, "business", NOW + timedelta(hours=1))
+        assert [d["request_id"] for d in later] == [d["request_id"] for d in queue[1:]]
+        assert store.count(COLLECTION, {"status": OPEN}) == 10  # reading changed nothing
+        assert refresh(store, now=NOW + timedelta(hours=2), budget=0).linked == 1
+        assert open_queue(store, "business", NOW + timedelta(hours=2)) == later
+
+
+def test_queue_summary_counts_what_the_queue_did_in_the_period(tmp_path):
+    with SQLiteStore(tmp_path / "s.sqlite") as store:
+        refresh(store)
+        queue = open_queue(store, "business", NOW)
+        store.upsert_many("specialist_feedback", [feedback(queue[0]["opinion_id"], NOW + timedelta(minutes=10))])
+        refresh(store, now=NOW + timedelta(hours=1), budget=0)  # links the first answer
+        store.upsert_many("specialist_feedback", [feedback(queue[1]["opinion_id"], NOW + timedelta(minutes=70)),
+                                                  feedback(queue[2]["opinion_id"], NOW + timedelta(hours=25))])
+        until = NOW + timedelta(hours=2)
+        # the second answer counts though not linked yet; the third is not submitted yet
+        assert queue_summary(store, "business", NOW - timedelta(hours=1), until) == {
+            "requested": 10, "answered": 2, "expired": 0, "open": 8}
+        # made at NOW, before the period; answered in it
+        assert queue_summary(store, "business", NOW, until) == {"requested": 0, "answered": 2, "expired": 0, "open": 8}
+        assert queue_summary(store, "business", NOW + timedelta(hours=1, minutes=15), until)["answered"] == 0
+        # a day later (expiry 24 h), before any refresh marks them: the third answer came too late
+        later = NOW + timedelta(hours=30)
+        expected = {"requested": 10, "answered": 2, "expired": 8, "open": 0}
+        assert queue_summary(store, "business", NOW - timedelta(hours=1), later) == expected
+        refresh(store, now=later, budget=0)  # what a refresh then writes agrees
+        assert queue_summary(store, "business", NOW - timedelta(hours=1), later) == expected
+        assert store.count(COLLECTION, {"status": EXPIRED}) == 8
+        # a past period: the answers linked since were not known then
+        assert queue_summary(store, "business", NOW - timedelta(hours=1), NOW + timedelta(minutes=5)) == {
+            "requested": 10, "answered": 0, "expired": 0, "open": 10}
 
 
 def test_requests_survive_a_restart(tmp_path):

@@ -103,7 +103,11 @@ def run_loop(instance: dg.DagsterInstance, defs: dg.Definitions, store, tracking
     client = registry.client_for(tracking_uri)
     missing = [s for s in SPECIALISTS if registry.alias_version(client, s, registry.CHAMPION) is None]
     if missing:
-        raise ValueError(f"no champion registered for {', '.join(missing)}: train first (make demo does)")
+        # `hive train` stops at validation_report: say how to get a champion, not just "train"
+        raise ValueError(f"no champion registered for {', '.join(missing)}: materialize each specialist's asset "
+                         "graph first (dagster asset materialize -m hive_assets.definitions --select "
+                         "'not group:review' --partition <specialist>, as make demo does; hive train registers "
+                         "nothing)")
     if start is None:
         # the home's clock (pinned: a simulated home), or where the stored history ends if that is later
         home = clock.read_home_clock()
