@@ -375,11 +375,11 @@ class MongoStore(DocumentStore):
         *,
         comment: str | None = None,
     ) -> Iterator[dict[str, Any]]:
-        return self._find(collection, filter, projection, sort, limit)
+        return self._find(collection, filter, projection, sort, limit, comment=comment)
 
     def _find(self, collection: str, filter: Filter | None, projection: Sequence[str] | None = None,
-              sort: Sort | None = None, limit: int | None = None, also: tuple[str, ...] = ()
-              ) -> Iterator[dict[str, Any]]:
+              sort: Sort | None = None, limit: int | None = None, also: tuple[str, ...] = (),
+              comment: str | None = None) -> Iterator[dict[str, Any]]:
         """`find`, with the top-level fields `also` kept on an unreadable document's placeholder."""
         # validate and connect eagerly (errors at call time), iterate lazily
         with self._guard():
