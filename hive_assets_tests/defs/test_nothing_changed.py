@@ -34,7 +34,8 @@ def test_two_identical_retrains_the_second_registers_nothing_and_says_why(hive_h
                  "platform": PlatformSettings()}
     instance = dg.DagsterInstance.ephemeral()
     client = registry.client_for(mlflow_server)
-    assets = list(build_defs().assets)
+    # the retraining chain: the review queue (its own group) would ask for labels once a champion exists
+    assets = [a for a in build_defs().assets if dg.AssetKey("review_queue") not in getattr(a, "keys", ())]
 
     first = dg.materialize(assets, partition_key="business", resources=resources, instance=instance)
     registered = first.output_for_node("registered_model_version")

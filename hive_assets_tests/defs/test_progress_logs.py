@@ -38,7 +38,8 @@ def test_a_materialization_logs_collection_tuning_and_bootstrap_progress(hive_ho
                    "mlflow": MlflowResource(tracking_uri=mlflow_server, experiment_name="progress-logs")},
         run_config={"ops": {
             "raw_production_data": {"config": {"window_days": 40, "as_of": now.isoformat()}},
-            "trained_model": {"config": {"hyperparameter_tuning": True, "tuning_candidates": 3}}}},
+            "trained_model": {"config": {"model_type": "xgboost", "hyperparameter_tuning": True,
+                                         "tuning_candidates": 3}}}},  # one family: one tuning
     )
     assert result.success
     logs = [entry for entry in instance.all_logs(result.run_id) if entry.user_message and not entry.is_dagster_event]

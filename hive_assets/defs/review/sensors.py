@@ -14,6 +14,7 @@ import dagster as dg
 
 from hive_assets import clock, review
 from hive_assets.config import SPECIALISTS
+from hive_assets.defs.k8s import SHORT_JOB_RUN_TAGS
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.review.assets import review_queue
 
@@ -37,6 +38,7 @@ def daily_budget(specialist: str) -> int:
 
 refresh_review_queue = dg.define_asset_job(
     "refresh_review_queue", selection=[review_queue], partitions_def=specialist_partitions,
+    tags=SHORT_JOB_RUN_TAGS,  # scores two days of opinions with the champion: a small pod, a bounded run
     description="Refresh one specialist's review queue: link answers, expire old requests, request today's budget.")
 
 
