@@ -122,7 +122,9 @@ def test_a_lost_pod_loses_nothing(production, tmp_path, monkeypatch):
     pod_a = Pod(tmp_path / "pod-a")
     instance = pod_a.enter(monkeypatch)
     defs = build_defs()
-    first = dg.materialize(list(defs.assets), partition_key=SPECIALIST, resources=defs.resources, instance=instance,
+    # the retraining chain (the review queue, group `review`, is not what a lost pod must carry on)
+    chain = [a for a in defs.assets if dg.AssetKey("review_queue") not in getattr(a, "keys", ())]
+    first = dg.materialize(chain, partition_key=SPECIALIST, resources=defs.resources, instance=instance,
                            raise_on_error=False)
     assert first.success, [e.message for e in first.all_events if e.is_failure]
     stored = {p.removeprefix(f"{bucket}/hive/") for p in fs.find(f"{bucket}/hive")}
