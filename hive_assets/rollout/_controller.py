@@ -194,6 +194,12 @@ def matured_cutoff(now: datetime, maturity: timedelta) -> datetime:
     return now - maturity
 
 
+# `tally`'s unit classes: 0 .. _FROZEN - 1 a frozen label (agrees x DELAY_BINS + delay bin), then these
+_FROZEN = 2 * DELAY_BINS
+_MATURED_UNLABELLED, _PROVISIONAL_AGREES, _PROVISIONAL_DISAGREES, _YOUNG_UNLABELLED = range(_FROZEN, _FROZEN + 4)
+_CLASSES = _FROZEN + 4
+
+
 def tally(served_at: np.ndarray, is_challenger: np.ndarray, confidence: np.ndarray,
           agrees: np.ndarray, labelled_at: np.ndarray, state: TestState, now: datetime,
           maturity: timedelta) -> list[StepCounts]:
@@ -222,26 +228,26 @@ def tally(served_at: np.ndarray, is_challenger: np.ndarray, confidence: np.ndarr
     window = np.timedelta64(int(maturity.total_seconds() * 1e6), "us")
     starts = np.array([_naive_utc(s.at) for s in state.traffic_history], dtype="datetime64[us]")
     steps = len(starts)
-    # one pass over the units seen by now; each gets its (step, arm) cell and one of 24 codes:
-    # valid confidence (x12) + class: 0-7 frozen label (agrees x4 + delay bin), 8 matured without one,
-    # 9 / 10 provisional label agreeing / not, 11 young without a label
+    # one pass over the units seen by now; each gets its (step, arm) cell and one of 2 x _CLASSES codes:
+    # valid confidence (x _CLASSES) + class: frozen label (agrees x DELAY_BINS + delay bin), matured
+    # without one, provisional label agreeing / not, young without a label
     seen = np.flatnonzero((served_at <= now64) & (served_at >= starts[0]))
     served_at, labelled_at, agrees = served_at[seen], labelled_at[seen], agrees[seen]
     confidence = confidence[seen]
     step = sum((served_at >= start).astype(np.int64) for start in starts[1:]) if steps > 1 else 0
     cell = step * 2 + is_challenger[seen]
     matured = served_at <= now64 - window
-    delay = (labelled_at - served_at).astype(np.int64)   # NaT -> min int64, outside the window
-    in_window = ~np.isnat(labelled_at) & (delay >= 0) & (delay <= window.astype(np.int64)) & (labelled_at <= now64)
     window_us = window.astype(np.int64)
+    delay = (labelled_at - served_at).astype(np.int64)   # NaT -> min int64, outside the window
+    in_window = ~np.isnat(labelled_at) & (delay >= 0) & (delay <= window_us) & (labelled_at <= now64)
     delay_bin = sum((delay >= int(f * window_us)).astype(np.int64) for f in DELAY_BIN_FRACTIONS)
-    klass = np.where(matured, np.where(in_window, agrees * DELAY_BINS + delay_bin, 8),
-                     np.where(in_window, np.where(agrees, 9, 10), 11))
+    provisional = np.where(agrees, _PROVISIONAL_AGREES, _PROVISIONAL_DISAGREES)
+    klass = np.where(matured, np.where(in_window, agrees * DELAY_BINS + delay_bin, _MATURED_UNLABELLED),
+                     np.where(in_window, provisional, _YOUNG_UNLABELLED))
     with np.errstate(invalid="ignore"):
         valid_confidence = np.isfinite(confidence) & (confidence >= 0.0) & (confidence <= 1.0)
-    codes = 24
-    table = np.bincount(cell * codes + valid_confidence * 12 + klass,
-                        minlength=2 * steps * codes).reshape(2 * steps, 2, 12)
+    table = np.bincount((cell * 2 + valid_confidence) * _CLASSES + klass,
+                        minlength=2 * steps * 2 * _CLASSES).reshape(2 * steps, 2, _CLASSES)
     confidence_sum = np.bincount(cell, np.where(valid_confidence, confidence, 0.0), minlength=2 * steps)
     by_class = table.sum(axis=1)           # (cell, class)
     out = []
@@ -249,9 +255,10 @@ def tally(served_at: np.ndarray, is_challenger: np.ndarray, confidence: np.ndarr
         arms = []
         for i in (2 * k, 2 * k + 1):
             c = by_class[i]
-            disagree_bins, agree_bins = c[:DELAY_BINS], c[DELAY_BINS:2 * DELAY_BINS]
-            arms.append(ArmCounts(int(c.sum()), float(confidence_sum[i]), int(c[:9].sum()), int(c[:8].sum()),
-                                  int(agree_bins.sum()), int(table[i, 0].sum()), int(c[9] + c[10]), int(c[9]),
+            disagree_bins, agree_bins = c[:DELAY_BINS], c[DELAY_BINS:_FROZEN]
+            arms.append(ArmCounts(int(c.sum()), float(confidence_sum[i]), int(c[:_MATURED_UNLABELLED + 1].sum()),
+                                  int(c[:_FROZEN].sum()), int(agree_bins.sum()), int(table[i, 0].sum()),
+                                  int(c[_PROVISIONAL_AGREES] + c[_PROVISIONAL_DISAGREES]), int(c[_PROVISIONAL_AGREES]),
                                   tuple(int(x) for x in agree_bins), tuple(int(x) for x in disagree_bins)))
         out.append(StepCounts(*arms))
     return out
@@ -277,8 +284,8 @@ def decide(state: TestState, counts: Sequence[StepCounts], now: datetime,
         raise ValueError("now is before the test started")
     traffic = state.traffic_percent
     elapsed = now - state.started_at
-    champion = total([c.champion for c in counts])
-    challenger = total([c.challenger for c in counts])
+    champions, challengers = [c.champion for c in counts], [c.challenger for c in counts]
+    champion, challenger = total(champions), total(challengers)
     statistics: dict[str, Any] = {
         "at": now.isoformat(), "elapsed_hours": elapsed.total_seconds() / 3600.0,
         "days_elapsed": elapsed.total_seconds() / 86400.0, "traffic_percent": traffic,
@@ -288,7 +295,7 @@ def decide(state: TestState, counts: Sequence[StepCounts], now: datetime,
     def decision(action: str, new_traffic: float, rule: str, reason: str) -> Decision:
         return Decision(action, new_traffic, rule, reason, statistics)
 
-    srm = srm_test([c.champion.served for c in counts], [c.challenger.served for c in counts],
+    srm = srm_test([a.served for a in champions], [b.served for b in challengers],
                    [s.percent for s in state.traffic_history], policy.srm_min_expected,
                    policy.srm_prior_concentration)
     statistics["srm"] = srm.as_dict() if srm else None
@@ -312,10 +319,9 @@ def decide(state: TestState, counts: Sequence[StepCounts], now: datetime,
     fewest = min(champion.labelled, challenger.labelled)
     diff = None
     if fewest >= policy.min_labelled_per_arm:
-        diff = agreement_difference([c.champion for c in counts], [c.challenger for c in counts],
-                                    policy.alpha, policy.mixture_sd)
+        diff = agreement_difference(champions, challengers, policy.alpha, policy.mixture_sd)
     statistics["difference"] = diff.as_dict() if diff else None
-    interval = f"{diff.estimate:+.4f} [{diff.lower:+.4f}, {diff.upper:+.4f}]" if diff else "no interval yet"
+    interval = diff.interval_text() if diff else "no interval yet"
     if diff is not None and diff.significantly_worse:
         return decision(ROLLBACK, 0.0, "significantly_worse",
                         f"challenger significantly worse: difference {interval}")
@@ -327,7 +333,7 @@ def decide(state: TestState, counts: Sequence[StepCounts], now: datetime,
                             f"upper bound at alpha {policy.futility_alpha:g}, {futile_upper:+.4f}, rules out the "
                             f"{policy.promote_min_improvement:.0%} gain promotion needs")
 
-    balance = label_balance([c.champion for c in counts], [c.challenger for c in counts])
+    balance = label_balance(champions, challengers)
     statistics["label_balance"] = balance.as_dict()
     if traffic >= policy.third_traffic and elapsed >= policy.promote_after and diff is not None:
         if (fewest >= policy.promote_min_labelled_per_arm and diff.significantly_better
@@ -346,19 +352,17 @@ def decide(state: TestState, counts: Sequence[StepCounts], now: datetime,
 
     # the expansion gates read every label known now (frozen and provisional): traffic only grows, and
     # waiting for matured labels alone would hold 10 % for the whole window
-    known = [StepCounts(c.champion.known(), c.challenger.known()) for c in counts]
-    fewest_known = min(sum(c.champion.labelled for c in known), sum(c.challenger.labelled for c in known))
+    fewest_known = min(champion.known().labelled, challenger.known().labelled)
     if traffic < policy.third_traffic and fewest_known < policy.min_labelled_per_arm:
         return decision(INSUFFICIENT_DATA, traffic, "min_labelled", f"{fewest_known} labelled units in the "
                         f"smaller arm, need {policy.min_labelled_per_arm} before any decision")
-    provisional = agreement_difference([c.champion for c in known], [c.challenger for c in known],
+    provisional = agreement_difference([a.known() for a in champions], [b.known() for b in challengers],
                                        policy.alpha, policy.mixture_sd)
     statistics["provisional_difference"] = provisional.as_dict() if provisional else None
     if provisional is None and traffic < policy.third_traffic:  # labels in both arms, but in no common step
         return decision(INSUFFICIENT_DATA, traffic, "min_labelled", "no traffic step has labels in both arms yet")
     if provisional is not None:
-        gate = (f"{provisional.estimate:+.4f} [{provisional.lower:+.4f}, {provisional.upper:+.4f}] "
-                f"on {fewest_known}+ labels known per arm")
+        gate = f"{provisional.interval_text()} on {fewest_known}+ labels known per arm"
     if traffic < policy.second_traffic:
         if elapsed < policy.second_after:
             return decision(HOLD, traffic, "schedule", f"waiting for {_span(policy.second_after)} at {traffic:g} %")

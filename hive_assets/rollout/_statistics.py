@@ -233,6 +233,10 @@ class DifferenceResult:
     def significantly_worse(self) -> bool:
         return self.upper < 0.0
 
+    def interval_text(self) -> str:
+        """`+0.0123 [-0.0045, +0.0291]`: the estimate and its interval, for a decision's reason."""
+        return f"{self.estimate:+.4f} [{self.lower:+.4f}, {self.upper:+.4f}]"
+
     def as_dict(self) -> dict:
         return {"method": "normal-mixture confidence sequence, stratified by traffic step",
                 "estimate": self.estimate, "lower": self.lower, "upper": self.upper,
