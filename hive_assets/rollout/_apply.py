@@ -35,7 +35,7 @@ import numpy as np
 
 from hive_assets import registry
 from hive_assets.config import Settings
-from hive_assets.data import TrustPolicy, latest_trusted_feedback, to_utc
+from hive_assets.data import TrustPolicy, is_number, latest_trusted_feedback, to_utc
 from hive_assets.review import without_active_labels
 from hive_assets.data.store.base import DocumentStore
 from hive_assets.rollout._controller import (
@@ -89,35 +89,32 @@ def arm_observations(store: DocumentStore, test: dict[str, Any], now: datetime,
     the matured counts only grow between looks. A confidence that is missing or not a number is NaN
     (`tally` excludes it from the mean and counts it), never 0.
     """
-    opinions = [o for o in store.find("specialist_opinions", {"specialist_type": test["specialist_type"],
-                                                              "metadata.ab_test_id": test["test_id"]})
-                if isinstance(o.get("opinion"), dict) and to_utc(o.get("evaluated_at")) is not None]
-    as_of = None
-    if maturity is not None:
-        as_of = {str(o["opinion_id"]): min(now, to_utc(o["evaluated_at"]) + maturity) for o in opinions}
-    labels, _, _ = latest_trusted_feedback(store, [str(o["opinion_id"]) for o in opinions], now, trust,
-                                           as_of=as_of)
+    opinions, served_at = [], []
+    for o in store.find("specialist_opinions", {"specialist_type": test["specialist_type"],
+                                                "metadata.ab_test_id": test["test_id"]}):
+        served = to_utc(o.get("evaluated_at"))
+        if isinstance(o.get("opinion"), dict) and served is not None:
+            opinions.append(o)
+            served_at.append(served)
+    ids = [str(o["opinion_id"]) for o in opinions]
+    as_of = None if maturity is None else {oid: min(now, t + maturity) for oid, t in zip(ids, served_at)}
+    labels, _, _ = latest_trusted_feedback(store, ids, now, trust, as_of=as_of)
     # labels a review queue chose for the arms' disagreement would bias the comparison: random/organic only
     labels = without_active_labels(store, test["specialist_type"], labels)
-    served, challenger, confidence, agrees, labelled = [], [], [], [], []
-    for o in opinions:
-        served.append(to_utc(o["evaluated_at"]).replace(tzinfo=None))
+    challenger, confidence, agrees, labelled = [], [], [], []
+    for o, oid in zip(opinions, ids):
         challenger.append((o.get("metadata") or {}).get("ab_arm") == CHALLENGER)
-        confidence.append(_confidence(o["opinion"].get("confidence_score")))
-        fb = labels.get(str(o["opinion_id"]))
+        # missing or not a number: NaN (range is `tally`'s check)
+        score = o["opinion"].get("confidence_score")
+        confidence.append(float(score) if is_number(score) else math.nan)
+        fb = labels.get(oid)
         agrees.append(fb is not None and fb["human_recommendation"] == o["opinion"].get("recommendation"))
         labelled.append(fb["_submitted"].replace(tzinfo=None) if fb is not None else None)
-    return ArmObservations(np.array(served, dtype="datetime64[us]"), np.array(challenger, dtype=bool),
+    return ArmObservations(np.array([t.replace(tzinfo=None) for t in served_at], dtype="datetime64[us]"),
+                           np.array(challenger, dtype=bool),
                            np.array(confidence, dtype=float), np.array(agrees, dtype=bool),
                            np.array([np.datetime64("NaT") if t is None else t for t in labelled],
                                     dtype="datetime64[us]"))
-
-
-def _confidence(value: Any) -> float:
-    """A stored confidence as a float; NaN when it is missing or not a number (range is `tally`'s check)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return math.nan
-    return float(value)
 
 
 def state_of(test: dict[str, Any]) -> TestState:
