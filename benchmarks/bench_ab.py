@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/bench_ab.py                       # 200 simulated tests per row
     .venv/bin/python benchmarks/bench_ab.py --tests 400
-    .venv/bin/python benchmarks/bench_ab.py --reference /work/main   # + the same rows under main's controller
+    .venv/bin/python benchmarks/bench_ab.py --reference REF   # + the same rows under REF's controller
+                                                              # (REF: a checkout of main before issue 24)
 
 Every row runs whole tests, unit by unit, with `hive_assets.rollout._simulation.simulate`: a generator of
 served units and delayed (log-normal) labels, which hands each look's rows to the public `tally` and
@@ -118,15 +119,21 @@ def main() -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # the reference run: JSON on stdout
-        print(json.dumps(measure(args.tests, args.contrast_tests, reference=True)))
+        import hive_assets  # a wrong --reference path would silently run this checkout's controller
+
+        if not Path(hive_assets.__file__).resolve().is_relative_to(Path(args.reference).resolve()):
+            raise SystemExit(f"--reference {args.reference}: hive_assets was imported from {hive_assets.__file__}")
+        print(json.dumps(measure(args.tests, args.contrast_tests, reference=True, only=args.only)))
         return
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     child = None
     if args.reference:  # runs alongside (a second process)
         env = {**os.environ, "PYTHONPATH": str(Path(args.reference).resolve())}
+        only = ["--only", *args.only] if args.only else []
         child = subprocess.Popen([sys.executable, __file__, "--tests", str(args.tests), "--contrast-tests",
-                                  str(args.contrast_tests), "--child"], env=env, stdout=subprocess.PIPE, text=True)
+                                  str(args.contrast_tests), *only, "--reference", args.reference, "--child"],
+                                 env=env, stdout=subprocess.PIPE, text=True)
     ours = measure(args.tests, args.contrast_tests, reference=False, only=args.only)
     theirs = []
     if child is not None:
