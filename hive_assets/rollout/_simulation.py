@@ -192,11 +192,6 @@ def simulate(scenario: Scenario, n_tests: int, seed: int, policy: RolloutPolicy 
     return result
 
 
-def fast_feedback_policy() -> RolloutPolicy:
-    """A policy with a 6 h maturity window (feedback within hours), for contrast with the 48 h default."""
-    return replace(RolloutPolicy(), label_maturity=timedelta(hours=6))
-
-
 def beyond_window(median_hours: float, sigma: float, window_hours: float) -> float:
     """P(log-normal delay > window): the share of labels a window drops."""
     return 0.5 * math.erfc(math.log(window_hours / median_hours) / (sigma * math.sqrt(2.0)))

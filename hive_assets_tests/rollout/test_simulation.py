@@ -9,8 +9,11 @@ Default world: 40 units per hour, 80 % of them eventually labelled after a log-n
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 import numpy as np
+import pytest
+from scipy import stats
 
 from hive_assets.rollout._controller import RolloutPolicy
 from hive_assets.rollout._simulation import Scenario, beyond_window, late_errors_scenario, simulate
@@ -19,8 +22,14 @@ POLICY = RolloutPolicy()
 
 
 def test_the_late_errors_world_is_the_audits():
-    # medians 12 h vs 6 h, sigma 1: 8 % vs 2 % of the labels beyond the 48 h window
-    assert round(beyond_window(12, 1.0, 48), 2) == 0.08 and round(beyond_window(6, 1.0, 48), 2) == 0.02
+    # medians 12 h vs 6 h, sigma 1: 8 % vs 2 % of the labels beyond the 48 h window (read from the scenario
+    # and the policy, so the test fails if either drifts from the audit's world)
+    world, window = late_errors_scenario(), POLICY.label_maturity / timedelta(hours=1)
+    assert world.challenger_delay_hours == (6.0, 12.0) and world.champion_delay_hours == (6.0, 6.0)
+    late_errors = beyond_window(world.challenger_delay_hours[1], world.delay_sigma, window)
+    on_time = beyond_window(world.champion_delay_hours[1], world.delay_sigma, window)
+    assert round(late_errors, 2) == 0.08 and round(on_time, 2) == 0.02
+    assert beyond_window(12, 1.0, 48) == pytest.approx(stats.lognorm.sf(48, 1.0, scale=12), rel=1e-12)
 
 
 def test_challenger_errors_labelled_later_are_held_not_promoted():
