@@ -48,8 +48,9 @@ Why each addition is valid and what it buys (BENCHMARKS.md "A/B controller" has 
 - Futility: if the challenger's estimate is below the champion's and even an optimistic upper bound
   (alpha 0.20) is under the 2 points promotion needs, the test cannot end in a promotion worth having;
   stopping it risks only a lost chance (a really >= 2-point-better challenger is stopped with
-  probability <= 0.20 by Ville, far less in practice), and it is what stops a bad challenger at low
-  traffic, where the significantly-worse bound alone needs more labels than 14 days at 25 % bring.
+  probability <= 0.20 by Ville; simulated at exactly +2 points, 40 units/h: 4.2 %, 17 of 400), and it
+  is what stops a bad challenger at low traffic, where the significantly-worse bound alone needs more
+  labels than 14 days at 25 % bring.
 - Expansion gates on every known label: traffic changes may depend on any past data (the interval is
   stratified by traffic step and each unit's arm is drawn independently of its own outcome, so the
   steps' boundaries do not bias it); using provisional labels there only lets the schedule move after
@@ -115,7 +116,7 @@ class RolloutPolicy:
     srm_min_expected: float = 5.0          # chi-square approximation
     srm_prior_concentration: float = 100.0  # always-valid guard, see srm_test
     # two-sided level of the confidence sequence. A false promotion needs the lower bound above 0
-    # when the challenger is no better: by the null's symmetry about half of 0.10 (simulated: <= 5 %)
+    # when the challenger is no better: by the null's symmetry about half of 0.10 (simulated: 3.0 %, 6 of 200 A/A tests)
     alpha: float = 0.10
     mixture_sd: float = 0.03
     max_duration: timedelta = timedelta(days=14)
