@@ -91,7 +91,8 @@ def refresh_from_store(store: DocumentStore, specialist: str, now: datetime, cha
                        trust: TrustPolicy = TrustPolicy(), audit_reader=None, drift_within: timedelta = timedelta(days=2),
                        **options) -> QueueRefresh:
     """`refresh_queue` over the specialist's unlabelled opinions of the last `candidate_days` (the window
-    collection the drift check reads: validated, intent-filtered, with their plans), scored by `champion`
+    collection, `collect(source="window")`, as the drift check reads it but intent-filtered: validated, with
+    their plans), scored by `champion`
     (and `challenger` while a test runs: objects with `predict_proba(features)`, the SpecialistModel), the
     drifted regions taken from the latest drift check against the champion's drift reference."""
     window = collect(store, specialist, now=now, window_days=candidate_days, min_confidence=min_confidence,
