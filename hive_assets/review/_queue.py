@@ -94,9 +94,13 @@ def refresh_from_store(store: DocumentStore, specialist: str, now: datetime, cha
     collection, `collect(source="window")`, as the drift check reads it but intent-filtered: validated, with
     their plans), scored by `champion`
     (and `challenger` while a test runs: objects with `predict_proba(features)`, the SpecialistModel), the
-    drifted regions taken from the latest drift check against the champion's drift reference."""
-    window = collect(store, specialist, now=now, window_days=candidate_days, min_confidence=min_confidence,
-                     trust=trust, audit_reader=audit_reader, source="window").frame
+    drifted regions taken from the latest drift check against the champion's drift reference. With today's
+    budget spent (or 0) the window is not read: the refresh then only links answers and expires requests."""
+    daily_budget = options.get("daily_budget", DEFAULT_DAILY_BUDGET)
+    spent = daily_budget >= 0 and not requests.remaining_budget(store, specialist, now, daily_budget)
+    window = pd.DataFrame() if spent else collect(
+        store, specialist, now=now, window_days=candidate_days, min_confidence=min_confidence, trust=trust,
+        audit_reader=audit_reader, source="window").frame
     unlabelled = window[window["label"].isna()].reset_index(drop=True) if len(window) else window
     if not len(unlabelled):
         return refresh_queue(store, specialist, now, pd.DataFrame({"opinion_id": [], "plan_id": []}),
