@@ -14,7 +14,6 @@ from hive_assets.data.store.base import DocumentStore
 from hive_assets.review import _requests as requests
 from hive_assets.review._select import PriorityWeights, choose_queue, drift_region_weight, priority, standardised
 from hive_assets.features import features_frame
-from hive_assets.training import encode
 
 DEFAULT_DAILY_BUDGET = 100
 DEFAULT_RANDOM_SHARE = 0.2
@@ -49,6 +48,10 @@ def refresh_queue(store: DocumentStore, specialist: str, now: datetime, candidat
     the refresh is idempotent and can run as often as wanted: a budget of 0 writes nothing. The random
     share's draw is seeded by (seed, specialist, day): the same day and pool give the same queue.
     """
+    # here, not at import: hive_assets.training pulls in scikit-learn, which the importers of this package
+    # (rollout's A/B look, `hive review-queue`, `hive status`) never need
+    from hive_assets.training import encode
+
     if expiry <= timedelta(0):
         raise ValueError(f"expiry must be positive, got {expiry}")
     if not len(candidates) == len(features) == len(champion_proba):
