@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 from hive_assets.config import CLASSES, SPECIALISTS  # noqa: E402
 from hive_assets.features import features_frame  # noqa: E402
 from hive_assets.review import AAScenario, aa_false_promotions, choose_queue, priority, standardised  # noqa: E402
+from hive_assets.rollout._simulation import rate  # noqa: E402
 from hive_assets.simulator import make_plans, policy_label  # noqa: E402
 from hive_assets.training import encode, encode_labels, fit_estimator  # noqa: E402
 
@@ -87,12 +88,9 @@ def learning(specialist: str, X: np.ndarray, truth: np.ndarray, labels: np.ndarr
 
 
 def accuracy_interval(correct: np.ndarray) -> tuple[float, float, float]:
-    """Accuracy with its exact (Clopper-Pearson) 95% interval."""
-    from scipy import stats
-
-    k, n = int(correct.sum()), int(correct.size)
-    ci = stats.binomtest(k, n).proportion_ci(0.95, method="exact")
-    return k / n, float(ci.low), float(ci.high)
+    """Accuracy with its exact (Clopper-Pearson) 95% interval (`rate`, the A/B benchmark's)."""
+    r = rate(correct)
+    return r.value, r.low, r.high
 
 
 def validation_agreement(X: np.ndarray, labels: np.ndarray, n_test: int, marks: dict[int, tuple[str, int]],
@@ -181,8 +179,8 @@ def main() -> None:
                                ("every label, active picks too (contrast)", AAScenario(budget=args.budget,
                                                                                        filter_active=False))):
             result = aa_false_promotions(args.aa, seed=args.seed * 1000, scenario=scenario)
-            _, low, high = accuracy_interval(np.array([1] * result.promoted + [0] * (result.tests - result.promoted)))
-            print(f"| {name} | {result.promoted}/{result.tests} | {result.rate:.1%} | {low:.1%}-{high:.1%} "
+            promoted = rate(np.arange(result.tests) < result.promoted)
+            print(f"| {name} | {result.promoted}/{result.tests} | {result.rate:.1%} | {promoted.low:.1%}-{promoted.high:.1%} "
                   f"| {result.actions} |")
         print(f"\nA/A part {time.perf_counter() - start:.0f} s")
 

@@ -14,7 +14,6 @@ from hive_assets.data.store.base import DocumentStore
 from hive_assets.review import _requests as requests
 from hive_assets.review._select import PriorityWeights, choose_queue, drift_region_weight, priority, standardised
 from hive_assets.features import features_frame
-from hive_assets.training import encode
 
 DEFAULT_DAILY_BUDGET = 100
 DEFAULT_RANDOM_SHARE = 0.2
@@ -49,6 +48,10 @@ def refresh_queue(store: DocumentStore, specialist: str, now: datetime, candidat
     the refresh is idempotent and can run as often as wanted: a budget of 0 writes nothing. The random
     share's draw is seeded by (seed, specialist, day): the same day and pool give the same queue.
     """
+    # here, not at import: hive_assets.training pulls in scikit-learn, which the importers of this package
+    # (rollout's A/B look, `hive review-queue`, `hive status`) never need
+    from hive_assets.training import encode
+
     if expiry <= timedelta(0):
         raise ValueError(f"expiry must be positive, got {expiry}")
     if not len(candidates) == len(features) == len(champion_proba):
@@ -91,11 +94,16 @@ def refresh_from_store(store: DocumentStore, specialist: str, now: datetime, cha
                        trust: TrustPolicy = TrustPolicy(), audit_reader=None, drift_within: timedelta = timedelta(days=2),
                        **options) -> QueueRefresh:
     """`refresh_queue` over the specialist's unlabelled opinions of the last `candidate_days` (the window
-    collection the drift check reads: validated, intent-filtered, with their plans), scored by `champion`
+    collection, `collect(source="window")`, as the drift check reads it but intent-filtered: validated, with
+    their plans), scored by `champion`
     (and `challenger` while a test runs: objects with `predict_proba(features)`, the SpecialistModel), the
-    drifted regions taken from the latest drift check against the champion's drift reference."""
-    window = collect(store, specialist, now=now, window_days=candidate_days, min_confidence=min_confidence,
-                     trust=trust, audit_reader=audit_reader, source="window").frame
+    drifted regions taken from the latest drift check against the champion's drift reference. With today's
+    budget spent (or 0) the window is not read: the refresh then only links answers and expires requests."""
+    daily_budget = options.get("daily_budget", DEFAULT_DAILY_BUDGET)
+    spent = daily_budget >= 0 and not requests.remaining_budget(store, specialist, now, daily_budget)
+    window = pd.DataFrame() if spent else collect(
+        store, specialist, now=now, window_days=candidate_days, min_confidence=min_confidence, trust=trust,
+        audit_reader=audit_reader, source="window").frame
     unlabelled = window[window["label"].isna()].reset_index(drop=True) if len(window) else window
     if not len(unlabelled):
         return refresh_queue(store, specialist, now, pd.DataFrame({"opinion_id": [], "plan_id": []}),

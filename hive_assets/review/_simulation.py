@@ -23,7 +23,6 @@ from hive_assets.review._select import ACTIVE, RANDOM, choose_queue
 # where it is used, so importing either package first works
 
 START = datetime(2026, 1, 5, tzinfo=timezone.utc)
-PROMOTE = "promote"  # the controller's promotion action (Decision.action)
 NONE, ORGANIC_LABEL = 0, 1  # how a unit's label came (plus the queue's marks below)
 MARKS = {ACTIVE: 2, RANDOM: 3}
 
@@ -41,6 +40,7 @@ class AAScenario:
 def aa_test(scenario: AAScenario, seed: int, policy) -> str:
     """The final action of one seeded A/A test under `policy` (a `rollout.RolloutPolicy`)."""
     from hive_assets.rollout import TestState, TrafficStep, decide, tally
+    from hive_assets.rollout._controller import END_MAX_DURATION
 
     rng = np.random.default_rng([seed, 25])
     hours = int(policy.max_duration / timedelta(hours=1))
@@ -88,7 +88,7 @@ def aa_test(scenario: AAScenario, seed: int, policy) -> str:
             return decision.action
         if decision.traffic_percent != state.traffic_percent:
             state = state.with_step(now, decision.traffic_percent)
-    return "max_duration"
+    return END_MAX_DURATION  # (decide ends it at the last look already when look_hours divides the duration)
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,7 @@ def aa_false_promotions(n_tests: int, seed: int, scenario: AAScenario = AAScenar
     """`n_tests` seeded A/A tests (seeds seed, seed + 1, ...); how many ended in a promotion. `policy`: the
     rollout's default with a 24 h label maturity (the simulated reviewers answer within a day)."""
     from hive_assets.rollout import RolloutPolicy
+    from hive_assets.rollout._controller import PROMOTE
 
     policy = policy or replace(RolloutPolicy(), label_maturity=timedelta(hours=24))
     actions = [aa_test(scenario, seed + i, policy) for i in range(n_tests)]

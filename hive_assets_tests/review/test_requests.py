@@ -10,9 +10,9 @@ from hive_assets.data.store.sqlite import SQLiteStore
 from hive_assets.features import features_frame
 from hive_assets.review import (
     ACTIVE, ANSWERED, COLLECTION, EXPIRED, OPEN, ORGANIC, RANDOM, decision_split, label_selections, open_queue,
-    queue_summary, refresh_queue, usable_for_decisions,
+    queue_summary, refresh_from_store, refresh_queue, usable_for_decisions,
 )
-from hive_assets.simulator import make_plans
+from hive_assets.simulator import make_plans, simulate
 from hive_assets_tests.data.store import any_store  # noqa: F401  (fixture)
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
@@ -45,6 +45,32 @@ def test_budget_zero_writes_nothing(tmp_path):
     with SQLiteStore(tmp_path / "s.sqlite") as store:
         result = refresh(store, budget=0)
         assert result.requested == 0 and store.count(COLLECTION) == 0
+
+
+class Champion:
+    """A champion that scores the window (the first refresh) and must not be asked again once the day's
+    budget is spent: no window is read then."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def predict_proba(self, features):
+        self.calls += 1
+        return np.tile([0.5, 0.3, 0.2], (len(features), 1))
+
+
+def test_a_spent_budget_reads_no_window(tmp_path):
+    with SQLiteStore(tmp_path / "s.sqlite") as store:
+        simulate(store, plans=40, days=1, seed=5, now=NOW, feedback_rate=0.2, malformed_rate=0.0,
+                 specialists=["business"])
+        champion = Champion()
+        first = refresh_from_store(store, "business", NOW, champion, daily_budget=5, min_confidence=0.0)
+        assert first.requested == 5 and first.candidates > 5 and champion.calls == 1
+        again = refresh_from_store(store, "business", NOW + timedelta(hours=1), champion, daily_budget=5,
+                                   min_confidence=0.0)
+        assert (again.requested, again.candidates, again.budget_left) == (0, 0, 0) and champion.calls == 1
+        assert refresh_from_store(store, "business", NOW, champion, daily_budget=0).requested == 0
+        assert champion.calls == 1 and store.count(COLLECTION) == 5
 
 
 def test_queue_lifecycle(any_store):

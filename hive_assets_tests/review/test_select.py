@@ -36,10 +36,11 @@ def test_drift_weight_marks_the_over_represented_bin_only():
 def test_near_duplicates_yield_one_request():
     rng = np.random.default_rng(0)
     spread = rng.normal(size=(200, 3))
-    points = np.vstack([np.tile([[4.0, 4.0, 4.0]], (50, 1)), spread])  # 50 copies of one opinion first
-    score = np.concatenate([np.full(50, 1.0), rng.uniform(0.2, 0.8, size=200)])
+    # 200 copies of one opinion first (the README's "200 near-duplicates yield one request")
+    points = np.vstack([np.tile([[4.0, 4.0, 4.0]], (200, 1)), spread])
+    score = np.concatenate([np.full(200, 1.0), rng.uniform(0.2, 0.8, size=200)])
     chosen = diverse_top(score, points, 20)
-    assert (chosen < 50).sum() == 1  # the copies all outscore the rest: without diversity all 20 would be copies
+    assert (chosen < 200).sum() == 1  # the copies all outscore the rest: without diversity all 20 would be copies
     assert len(set(chosen.tolist())) == 20
 
 

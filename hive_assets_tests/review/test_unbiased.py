@@ -3,6 +3,7 @@
 import numpy as np
 
 from hive_assets.review import ACTIVE, RANDOM, AAScenario, aa_false_promotions, choose_queue, margin_uncertainty
+from hive_assets.rollout._controller import FINAL_ACTIONS, PROMOTE
 
 
 def test_accuracy_on_the_random_share_estimates_the_pool_and_on_active_picks_does_not():
@@ -34,3 +35,8 @@ def test_a_few_seeded_aa_tests_with_the_queue_on_promote_nothing():
     result = aa_false_promotions(12, seed=100, scenario=AAScenario(units_per_hour=30.0))
     assert result.tests == 12 and result.promoted <= 1
     assert sum(result.actions.values()) == 12
+    # every test ends in one of the controller's final actions (the ones `promoted` is counted among)
+    assert set(result.actions) <= FINAL_ACTIONS and result.actions.get(PROMOTE, 0) == result.promoted
+    # also when the last look falls before the maximum duration (looks every 5 h of 14 days)
+    assert set(aa_false_promotions(1, seed=100, scenario=AAScenario(units_per_hour=30.0, look_hours=5)).actions) \
+        <= FINAL_ACTIONS
