@@ -519,15 +519,13 @@ class MongoStore(DocumentStore):
             reason, detail = TOO_DEEP, f"nested deeper than the BSON decoder allows (> {MAX_DEPTH})"
         except Exception as exc:  # noqa: BLE001 - bson raises InvalidBSON, ValueError, OverflowError, ...
             reason, detail = UNREADABLE_DOCUMENT, f"stored BSON cannot be decoded: {type(exc).__name__}: {exc}"
-        top: dict[str, Any] = {}
-        for field in (key, *also):
-            try:  # the top level only: nested documents stay raw, undecoded
-                top[field] = bson.decode(raw.raw, self._raw_options).get(field)
-            except Exception:  # noqa: BLE001 - a courtesy; the placeholder stands without it
-                top[field] = None
-        doc = unreadable(reason, detail, key, top[key])
-        for field in also:
-            value = top[field]
+        try:  # the top level only, inflated once (lazily, by the first `get`): nested documents stay raw
+            top = bson.decode(raw.raw, self._raw_options)
+            values = [top.get(field) for field in (key, *also)]
+        except Exception:  # noqa: BLE001 - a courtesy; the placeholder stands without them
+            values = [None] * (1 + len(also))
+        doc = unreadable(reason, detail, key, values[0])
+        for field, value in zip(also, values[1:]):
             if isinstance(value, str):
                 doc[field] = safe_text(value)
             elif isinstance(value, list):  # `$in` matches an element of an array value
