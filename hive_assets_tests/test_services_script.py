@@ -86,7 +86,8 @@ def _lookup_indexes(store, postgresql_url: str, database: str) -> None:
     many = [{"opinion_id": f"x-{i:05d}", "plan_id": f"xp-{i}", "specialist_type": "business" if i % 2 else "technical"}
             for i in range(6000)]
     store.db["specialist_opinions"].insert_many(many)
-    assert not store.lookup_is_indexed("specialist_opinions", "opinion_id")  # FerretDB's btree: a scan
+    # FerretDB's btree: pushed down, but a scan (so point lookups only up to FERRETDB_POINT_LOOKUPS ids)
+    assert store.lookup_plan("specialist_opinions", "opinion_id") == store_mongo.PUSHED_DOWN
     names = store.ensure_indexes(postgresql_url)
     assert store.ensure_indexes(postgresql_url) == names  # idempotent
     with psycopg2.connect(postgresql_url) as conn, conn.cursor() as cursor:
@@ -98,7 +99,7 @@ def _lookup_indexes(store, postgresql_url: str, database: str) -> None:
     assert all("USING gin" in d and "jsonb_path_ops" in d for d in definitions)
     for field in ("opinion_id", "plan_id"):  # the key and the join field of the opinions
         assert sum(f"_jsonb -> '{field}'::text" in d and "specialist_opinions" in d for d in definitions) == 1
-    assert store.lookup_is_indexed("specialist_opinions", "opinion_id")
+    assert store.lookup_plan("specialist_opinions", "opinion_id") == store_mongo.INDEXED
     wanted = [f"x-{i:05d}" for i in range(0, 6000, 13)] + ["x-nope"]  # over FERRETDB_POINT_LOOKUPS ids
     assert len(wanted) > store_mongo.FERRETDB_POINT_LOOKUPS
     got = store.find_by_keys_where("specialist_opinions", "opinion_id", wanted, {"specialist_type": "business"})

@@ -126,6 +126,5 @@ def train_model(
         "tuning_trials": trials,
         "params": model.params,
         "selection": selection,
-        "selection_seconds": round(time.perf_counter() - start, 3),
     }
     return model, info

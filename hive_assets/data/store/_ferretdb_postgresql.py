@@ -10,7 +10,7 @@ with these, a join by id costs one short query per id whatever the size of the c
 FerretDB does not know of these indexes (they are not listed by `listIndexes` and cost nothing to it);
 PostgreSQL maintains them on every write and drops them with the collection's table. Creating them
 needs a PostgreSQL role that owns FerretDB's tables (FerretDB's own), so it is an operator's step
-(`hive store index --postgresql-url`, or `ensure_lookup_indexes`), idempotent.
+(`hive store index` with FERRETDB_POSTGRESQL_URL, or `ensure_lookup_indexes`), idempotent.
 """
 
 from __future__ import annotations

@@ -33,10 +33,13 @@ Decisions, where the two servers or the two stores differ:
   once and filters client-side with `$in`'s semantics (the value, or an element of an array value).
   On PostgreSQL, FerretDB's pushed-down equality (`_jsonb->'f' @> '"x"'`) cannot use the btree
   indexes `createIndexes` makes, only a GIN index (`_ferretdb_postgresql.ensure_lookup_indexes`,
-  `hive store index`). Whether PostgreSQL answers `{field: x}` from an index is asked once per
-  (collection, field) with FerretDB's `explain` (`lookup_is_indexed`); when it is, `find_by_keys_where`
-  (label-driven collection's joins) is one pushed-down equality query per id, at any number of ids
-  (issue 23). `find_by_keys` keeps its one scan: its callers read most of a collection.
+  `hive store index`). How the backend answers `{field: x}` is asked with FerretDB's `explain`
+  (`lookup_plan`): its `filterPushdown` (false on SQLite, where every equality query is a full scan:
+  asked once per store), and on PostgreSQL whether the plan is an index scan (asked per
+  (collection, field) until it is). `find_by_keys_where` (label-driven collection's joins) is one
+  pushed-down equality query per id when PostgreSQL answers it from an index (any number of ids) or
+  by a scan of its own (up to FERRETDB_POINT_LOOKUPS ids); on SQLite it is one scan, whatever the
+  number of ids (issue 23). `find_by_keys` keeps its one scan: its callers read most of a collection.
 * Documents are written without `_id` (replacements keep the stored `_id`), and `find` never returns
   it. Timestamps are BSON dates, read back as timezone-aware UTC datetimes (`tz_aware=True`).
 * `aggregate` runs server-side when every stage and accumulator is in the subset above; anything
@@ -96,10 +99,15 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
 FERRETDB_CHUNK = 50
-# up to this many ids, `find_by_keys_where` on FerretDB sends one pushed-down equality query per id
-# (cost ~ ids x a PostgreSQL scan) rather than one scan converted by FerretDB (~500x dearer per row)
+# up to this many ids, `find_by_keys_where` on FerretDB with PostgreSQL sends one pushed-down equality
+# query per id (cost ~ ids x a PostgreSQL scan) rather than one scan converted by FerretDB (~200x dearer
+# per row, measured below)
 FERRETDB_POINT_LOOKUPS = 300
 INDEXED_LOOKUP = "hive: indexed lookup"  # the comment of lookups PostgreSQL answers from a GIN index
+# how FerretDB's backend answers a top-level equality `{field: <id>}` (`MongoStore.lookup_plan`)
+INDEXED = "indexed"  # pushed down, and PostgreSQL reads it from an index
+PUSHED_DOWN = "pushed down"  # pushed down, PostgreSQL scans the table itself
+SCAN = "scan"  # FerretDB converts and filters every document (its SQLite backend; MongoDB: not asked)
 # OperationFailure codes that mean "the server cannot be used with these credentials"
 _AUTH_CODES = {13, 18}  # Unauthorized, AuthenticationFailed
 # codes that mean "the server does not implement this" (FerretDB 1.x answers 238)
@@ -201,6 +209,7 @@ class MongoStore(DocumentStore):
         self._raw_options = self._doc_options.with_options(document_class=RawBSONDocument)
         self._indexed: set[str] = set()
         self._indexed_lookups: set[tuple[str, str]] = set()  # (collection, field) PostgreSQL answers by index
+        self._pushdown: bool | None = None  # FerretDB's backend pushes top-level equality down (None: not asked)
         self._ferretdb: bool | None = None
         #: look up existing keys and insert new documents outright (None: only on FerretDB)
         self.insert_new_first: bool | None = None
@@ -420,16 +429,20 @@ class MongoStore(DocumentStore):
         wanted = unique_ids(keys)
         if not self.is_ferretdb:
             return super().find_by_keys_where(collection, field, wanted, where, projection)
-        if self.lookup_is_indexed(collection, field):
+        plan = self.lookup_plan(collection, field)
+        if plan == INDEXED:
             # PostgreSQL answers each from the GIN index. The comment makes the SQL text FerretDB
             # prepares differ from the same lookup's before the index existed: FerretDB caches prepared
             # statements per PostgreSQL connection, and one that PostgreSQL switched to a generic plan
             # (a sequential scan: the field name is a parameter) keeps it after the index is created
             return self._point_lookups(collection, field, wanted, where, projection, comment=INDEXED_LOOKUP)
-        if len(wanted) <= FERRETDB_POINT_LOOKUPS:
-            # FerretDB 1.x converts every document of a scan to BSON (~1.7 ms per plan document); a
-            # top-level equality is pushed down to PostgreSQL instead, whose own scan costs ~3 us a row:
-            # for a few ids (production's labels), one equality query per id is far cheaper
+        if plan == PUSHED_DOWN and len(wanted) <= FERRETDB_POINT_LOOKUPS:
+            # FerretDB 1.x converts every document of a scan to BSON; a top-level equality is pushed
+            # down to PostgreSQL instead. Measured (v1.24.2, `simulate_scale` documents, load ~4): a
+            # converted scan ~3 ms per plan (ledger) document and ~0.2 ms per opinion, a pushed-down
+            # equality 1-14 us per row of the table (~200x less): for a few ids (production's labels),
+            # one equality query per id is far cheaper. Not on SQLite: there each equality query is a
+            # whole converted scan of its own
             return self._point_lookups(collection, field, wanted, where, projection)
         if len(wanted) <= KEY_CHUNK:
             return super().find_by_keys_where(collection, field, wanted, where, projection)
@@ -437,15 +450,17 @@ class MongoStore(DocumentStore):
         # as in `find_by_keys` (each `$in` chunk would be a scan of its own)
         return self._scan_where_for_keys(collection, field, set(wanted), where, projection)
 
-    def lookup_is_indexed(self, collection: str, field: str) -> bool:
-        """On FerretDB: whether its backend answers a top-level `{field: <id>}` from an index (PostgreSQL
-        with `ensure_lookup_indexes`), asked with `explain`. A yes is remembered for the store's life; a
-        no is asked again next time (an index may be created meanwhile; the planner also prefers a scan
-        while the table is small). Always False for MongoDB (its `$in` reads use the index anyway)."""
-        if not self.is_ferretdb or "." in field:  # FerretDB pushes down top-level fields only
-            return False
+    def lookup_plan(self, collection: str, field: str) -> str:
+        """On FerretDB: how its backend answers a top-level `{field: <id>}`, asked with `explain`: INDEXED
+        (PostgreSQL reads it from an index: `ensure_lookup_indexes`), PUSHED_DOWN (PostgreSQL scans the
+        table itself) or SCAN (not pushed down: FerretDB's SQLite backend, or a dotted field). The
+        backend's pushdown is asked once per store; an index scan is remembered for the store's life, its
+        absence asked again next time (an index may be created meanwhile; the planner also prefers a
+        scan while the table is small). Always SCAN for MongoDB (its `$in` reads use the index anyway)."""
+        if not self.is_ferretdb or "." in field or self._pushdown is False:  # top-level fields only
+            return SCAN
         if (collection, field) in self._indexed_lookups:
-            return True
+            return INDEXED
         try:
             with self._guard():
                 plan = self.db.command({"explain": {"find": self._coll(collection).name,
@@ -454,11 +469,14 @@ class MongoStore(DocumentStore):
         except OperationFailure as exc:
             if exc.code in _AUTH_CODES:
                 raise
-            return False
+            return SCAN
+        self._pushdown = bool(plan.get("filterPushdown"))
+        if not self._pushdown:
+            return SCAN
         if "Index Scan" in repr(plan.get("queryPlanner")):  # also "Bitmap Index Scan", "Index Only Scan"
             self._indexed_lookups.add((collection, field))
-            return True
-        return False
+            return INDEXED
+        return PUSHED_DOWN
 
     def _point_lookups(self, collection: str, field: str, wanted: list[str], where: Filter,
                        projection: Sequence[str] | None, comment: str | None = None) -> Iterator[dict[str, Any]]:
@@ -504,15 +522,13 @@ class MongoStore(DocumentStore):
             reason, detail = TOO_DEEP, f"nested deeper than the BSON decoder allows (> {MAX_DEPTH})"
         except Exception as exc:  # noqa: BLE001 - bson raises InvalidBSON, ValueError, OverflowError, ...
             reason, detail = UNREADABLE_DOCUMENT, f"stored BSON cannot be decoded: {type(exc).__name__}: {exc}"
-        top: dict[str, Any] = {}
-        for field in (key, *also):
-            try:  # the top level only: nested documents stay raw, undecoded
-                top[field] = bson.decode(raw.raw, self._raw_options).get(field)
-            except Exception:  # noqa: BLE001 - a courtesy; the placeholder stands without it
-                top[field] = None
-        doc = unreadable(reason, detail, key, top[key])
-        for field in also:
-            value = top[field]
+        try:  # the top level only, inflated once (lazily, by the first `get`): nested documents stay raw
+            top = bson.decode(raw.raw, self._raw_options)
+            values = [top.get(field) for field in (key, *also)]
+        except Exception:  # noqa: BLE001 - a courtesy; the placeholder stands without them
+            values = [None] * (1 + len(also))
+        doc = unreadable(reason, detail, key, values[0])
+        for field, value in zip(also, values[1:]):
             if isinstance(value, str):
                 doc[field] = safe_text(value)
             elif isinstance(value, list):  # `$in` matches an element of an array value
