@@ -77,11 +77,12 @@ def start_mlflow_server(root: Path, port: int | None = None) -> tuple[subprocess
     return proc, url
 
 
-def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    """Signal the process's whole group (an `mlflow server` serves from worker processes), then reap it."""
+def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+    """Signal the process's whole group (an `mlflow server` serves from worker processes), then reap it
+    (SIGKILL to the group after `timeout` seconds)."""
     try:
         os.killpg(proc.pid, sig)
-        proc.wait(timeout=20)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
