@@ -65,8 +65,8 @@ validate: install
 
 # Real services (mlflow server, FerretDB, Kafka, PostgreSQL, SeaweedFS) are started by the test fixtures;
 # `services` installs them first. Locally a missing service skips; with HIVE_REQUIRE_SERVICES=1 it fails.
-# SeaweedFS's cold build (~10 min on 2 cores) runs in the background, overlapping the tests: the one test
-# that needs S3 runs last (conftest) and its fixture waits for the build.
+# SeaweedFS's cold build (the last one here: 21 min on 2 shared cores) runs in the background, overlapping
+# the tests: the one test that needs S3 runs last (conftest) and its fixture waits for the build.
 services:
 	bash scripts/services.sh install --seaweedfs-in-background || [ "$${HIVE_REQUIRE_SERVICES:-0}" != 1 ]
 

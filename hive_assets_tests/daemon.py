@@ -5,12 +5,12 @@ failures quote. Used by the tests that need the daemon's own sensor, run-queue a
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from hive_assets_tests.conftest import stop_process
 from hive_assets_tests.services import _tail
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,12 +37,5 @@ class Daemon:
             time.sleep(poll_s)
 
     def stop(self):
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        except ProcessLookupError:  # already gone
-            pass
+        stop_process(self.proc, timeout=30)  # the group: the daemon and the code server / runs it started
         self.log.close()

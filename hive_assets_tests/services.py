@@ -30,8 +30,9 @@ __all__ = ["ferretdb_uri", "kafka_bootstrap", "require_service", "s3_endpoint", 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES_SH = REPO / "scripts" / "services.sh"
 UP_TIMEOUT_S = 240
-# `up seaweedfs` may first wait for the cold build `make services` started in the background (~10 min on
-# 2 cores, niced); the tests that need S3 run last (conftest), so it is usually done by then
+# `up seaweedfs` may first wait for the cold build `make services` started in the background (niced; the
+# last cold build here took 21 min on 2 shared cores, by the cache's file times); the tests that need S3 run
+# last (conftest), so it is usually done by then
 UP_TIMEOUT_S_BY_SERVICE = {"seaweedfs": 850}
 
 

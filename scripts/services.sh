@@ -26,8 +26,8 @@
 #   HIVE_TEST_S3_ENDPOINT=http://127.0.0.1:PORT                         (after `up seaweedfs`)
 # SeaweedFS (`weed server -s3`: master, volume, filer and S3 gateway) starts with empty data on every `up`
 # and accepts anonymous requests: a test store, never a real one. `go install ...weed@version` is refused
-# (its go.mod has a replace directive), so install builds it as the main module, like FerretDB: ~10 min
-# cold on 2 cores, then cached. HIVE_SEAWEEDFS_VERSION overrides the module version, HIVE_SEAWEEDFS_S3_PORT the port.
+# (its go.mod has a replace directive), so install builds it as the main module, like FerretDB: 21 min
+# cold the last time on 2 shared cores, then cached. HIVE_SEAWEEDFS_VERSION overrides the module version, HIVE_SEAWEEDFS_S3_PORT the port.
 # FerretDB keeps its SQLite files in run/ferretdb-data between runs; Kafka is a throw-away single node
 # (broker + controller) whose storage is formatted afresh on every start. PostgreSQL keeps its cluster
 # in run/postgresql (as root: a /tmp/hive-postgresql.* directory named in run/postgresql.dir) with
@@ -244,7 +244,7 @@ install_seaweedfs() {  # SeaweedFS's `weed`, built from the Go module (see the h
     need go "install Go >= 1.24 to build SeaweedFS"
     need "$PY" "python3 is used to read go's JSON output"
     local t0=$SECONDS json srcdir build="$SEAWEEDFS_HOME/src.$$"
-    log "seaweedfs $SEAWEEDFS_VERSION: downloading the Go module (a cold build takes ~10 min on 2 cores)"
+    log "seaweedfs $SEAWEEDFS_VERSION: downloading the Go module (the last cold build on 2 shared cores took 21 min)"
     json="$(cd "$DIR" && GO111MODULE=on GOWORK=off GOFLAGS= go mod download -json "github.com/seaweedfs/seaweedfs@$SEAWEEDFS_VERSION")" \
         || die "go mod download github.com/seaweedfs/seaweedfs@$SEAWEEDFS_VERSION failed"
     srcdir="$(printf '%s' "$json" | "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir",""))')"

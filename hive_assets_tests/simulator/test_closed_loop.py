@@ -9,7 +9,7 @@ retrained by the drift sensor and its challenger promoted through 10 -> 25 -> 50
 version an operator pushes is rolled back before 50 %; no drift-triggered run for the others; a
 feedback-triggered retraining; every trigger document ends completed or failed; the ledger agrees with
 the registry aliases. A second run from a copy of the same starting state, with the same seed, for 1.25
-days, must print exactly the long run's timeline up to its end (the loop is causal: the first two days
+days, must print exactly the long run's timeline up to its end (the loop is causal: the first 1.25 days
 cannot depend on what comes after).
 """
 
