@@ -28,7 +28,6 @@ import pytest
 
 from hive_assets.data.store.mongo import MongoStore
 from hive_assets.defs import build_defs
-from hive_assets.defs.training.jobs import retrain_specialist as retraining_job
 from hive_assets.simulator import simulate
 from hive_assets_tests.deploy.test_postgres_instance import DEPLOY_INSTANCE, PostgresCluster
 
@@ -123,9 +122,8 @@ def test_a_lost_pod_loses_nothing(production, tmp_path, monkeypatch):
     pod_a = Pod(tmp_path / "pod-a")
     instance = pod_a.enter(monkeypatch)
     defs = build_defs()
-    # the retraining chain, `retrain_specialist`'s (the review queue is not what a lost pod must carry on)
-    first = dg.materialize(list(defs.assets), selection=retraining_job.selection, partition_key=SPECIALIST,
-                           resources=defs.resources, instance=instance, raise_on_error=False)
+    first = dg.materialize(list(defs.assets), partition_key=SPECIALIST, resources=defs.resources, instance=instance,
+                           raise_on_error=False)
     assert first.success, [e.message for e in first.all_events if e.is_failure]
     stored = {p.removeprefix(f"{bucket}/hive/") for p in fs.find(f"{bucket}/hive")}
     assert stored == {"raw_production_data/business/rows.parquet", "raw_production_data/business/quarantine.parquet",
