@@ -227,7 +227,18 @@ def psi(reference_props: Sequence[float] | np.ndarray, sample_props: Sequence[fl
     q = np.maximum(np.asarray(sample_props, dtype=np.float64), floor)
     if p.shape != q.shape:
         raise ValueError(f"proportions of different lengths: {p.shape} vs {q.shape}")
-    return float(np.sum((q - p) * np.log(q / p)))
+    return float(_psi_rows(p, q))
+
+
+def _psi_rows(ref: np.ndarray, win: np.ndarray) -> np.ndarray:
+    """PSI of `win` against `ref`, both already floored, summed over the last axis (one value per row)."""
+    return np.sum((win - ref) * np.log(win / ref), axis=-1)
+
+
+def _simulated_proportions(rng: np.random.Generator, n: int, p: np.ndarray, size: int, floor: float) -> np.ndarray:
+    """`size` simulated samples of `n` rows from proportions `p`: their bin proportions, one row each,
+    floored as `psi` floors them (the Monte Carlo null and the bias bootstrap draw with this)."""
+    return np.maximum(rng.multinomial(n, p, size=size) / n, floor)
 
 
 def _chi2_log_sf(x: float, df: int) -> float:
@@ -279,9 +290,8 @@ def psi_null_pvalue(
     reached = done = 0
     while done < n_simulations:
         size = min(_MC_BATCH, n_simulations - done)
-        ref = np.maximum(rng.multinomial(int(n_reference), p, size=size) / n_reference, floor)
-        win = np.maximum(rng.multinomial(int(n), p, size=size) / n, floor)
-        simulated = np.sum((win - ref) * np.log(win / ref), axis=1)
+        ref = _simulated_proportions(rng, int(n_reference), p, size, floor)
+        simulated = _psi_rows(ref, _simulated_proportions(rng, int(n), p, size, floor))
         # a tolerance so that an observed PSI equal to a simulated one (same counts) counts as reached
         reached += int(np.count_nonzero(simulated >= observed_psi - 1e-12))
         done += size
@@ -319,9 +329,7 @@ def psi_bias(
     smoothed = np.where(support, counts + 0.5, 0.0)
     q = smoothed / smoothed.sum()
     rng = np.random.default_rng(seed)
-    ref = np.maximum(p, floor)
-    win = np.maximum(rng.multinomial(n, q, size=n_simulations) / n, floor)
-    simulated = np.sum((win - ref) * np.log(win / ref), axis=1)
+    simulated = _psi_rows(np.maximum(p, floor), _simulated_proportions(rng, n, q, n_simulations, floor))
     return max(float(np.median(simulated)) - psi(p, q, floor), 0.0)
 
 
