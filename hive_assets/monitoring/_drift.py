@@ -243,7 +243,11 @@ def _simulated_proportions(rng: np.random.Generator, n: int, p: np.ndarray, size
 
 def _chi2_log_sf(x: float, df: int) -> float:
     """ln P(chi2(df) > x), finite where scipy's underflows (beyond ~1e-308): there the asymptotic series of
-    the upper incomplete gamma, ln Gamma(a, y) ~ (a - 1) ln y - y + ln(1 + (a - 1) / y), a = df / 2, y = x / 2."""
+    the upper incomplete gamma, ln Gamma(a, y) ~ (a - 1) ln y - y + ln(1 + (a - 1) / y), a = df / 2, y = x / 2.
+    `stats.chi2.logsf` is log(sf): -inf from x = 1,425 (df 1) to 1,480 (df 10) in scipy 1.17, e.g. a PSI
+    of 1.65 at n = 1,000, m = 10,000. `stats.make_distribution(stats.chi2)(df=df).logccdf` is finite there
+    (the test checks this series against it, within 1e-6), but integrates numerically: ~4 ms a call
+    against ~0.1 ms (load 10)."""
     value = float(stats.chi2.logsf(x, df))
     if math.isfinite(value):
         return value
