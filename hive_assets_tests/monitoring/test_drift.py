@@ -10,11 +10,12 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
+from scipy import optimize, stats
 
 from hive_assets.features import FEATURE_NAMES, NUMERIC_FEATURES, features_frame
 from hive_assets.monitoring._drift import (
     DEFAULT_MIN_ROWS,
+    DEFAULT_PREDICTION_THRESHOLD,
     DEFAULT_THRESHOLD,
     build_reference,
     drift_decision,
@@ -279,6 +280,23 @@ def test_bias_under_no_drift_is_the_median_of_the_chi_square_approximation():
     assert psi_bias([0.5, 0.5], [0, 0]) == 0.0  # no rows, no bias
 
 
+def test_the_corrected_psi_is_median_unbiased_under_drift():
+    # decile bins of a normal feature shifted by c SD, the population PSI from scipy's normal CDF
+    # (independent of psi_bias): over windows of 200 rows the median bias-corrected PSI is the
+    # population's, the measured one is ~(k - 1) / n above it (the module docstring's numbers)
+    z, p, n = stats.norm.ppf(np.arange(1, 10) / 10), [0.1] * 10, 200
+    rng = np.random.default_rng(2024)
+    for c in (0.0, 0.25, 0.5):
+        population = hand_psi(p, np.diff(np.concatenate(([0.0], stats.norm.cdf(z - c), [1.0]))))
+        measured, corrected = [], []
+        for _ in range(400):
+            counts = np.bincount(np.searchsorted(z, rng.normal(c, 1.0, n)), minlength=10)
+            measured.append(hand_psi(p, counts / n))
+            corrected.append(measured[-1] - psi_bias(p, counts))
+        assert np.median(corrected) == pytest.approx(population, abs=0.015), c
+        assert np.median(measured) - population > 0.03, c
+
+
 @pytest.fixture(scope="module")
 def scored(training):
     """The reference with a fixed scorer's classes as its predictions, and the scorer's cut points."""
@@ -338,6 +356,22 @@ def test_class_mix_enters_the_decision_but_not_its_harmless_tilts(scored, fresh)
     material = _decisions(reference, fresh, 1000, 10, seed=35, make=tilt(0.5))  # ~0.19: approve 40 % -> 23 %
     assert sum(d["decision"] == "drift" and d["prediction_drifted"] for d in material) >= 8
     assert not any(d["drifted_features"] for d in material)  # the features did not move
+
+
+def test_the_prediction_threshold_is_the_class_mix_psi_of_a_threshold_shift():
+    # normal theory: the shift that takes a decile-binned feature to PSI 0.2 (0.458 SD) moves class shares
+    # 40/32/28 % (a latent score cut in three) to a class-mix PSI of 0.165; the default, 0.15, is below it
+    z = stats.norm.ppf(np.arange(1, 10) / 10)
+    c = optimize.brentq(lambda c: hand_psi([0.1] * 10, np.diff(np.concatenate(([0.0], stats.norm.cdf(z - c), [1.0]))))
+                        - DEFAULT_THRESHOLD, 0.1, 1.0)
+    shares = [0.40, 0.32, 0.28]
+    assert c == pytest.approx(0.458, abs=5e-4)
+    mix = hand_psi(shares, tilted_shares(c))
+    assert mix == pytest.approx(0.165, abs=5e-4) and mix > DEFAULT_PREDICTION_THRESHOLD
+    # the harmless and material tilts of the class-mix test: ~0.05, ~0.19-0.20 (approve 40 % -> 23 %)
+    assert hand_psi(shares, tilted_shares(0.25)) == pytest.approx(0.049, abs=5e-4)
+    assert hand_psi(shares, tilted_shares(0.5)) == pytest.approx(0.196, abs=5e-4)
+    assert tilted_shares(0.5)[0] == pytest.approx(0.226, abs=5e-4)
 
 
 def test_the_noise_pvalue_has_a_finite_log_where_it_underflows():
