@@ -26,7 +26,7 @@ from hive_assets.monitoring._drift import (
 )
 from hive_assets.simulator import make_plans
 from hive_assets_tests.monitoring.drift_windows import (
-    CLASSES, class_cuts, classes, shift_features, tilted_shares, with_new_domain,
+    class_cuts, class_mix_scenario, classes, feature_scenario, tilted_shares,
 )
 
 
@@ -315,19 +315,11 @@ def _decisions(reference, pool, n, windows, seed, make):
     return decisions
 
 
-def _shifted(c, pool, cuts, domain=False):
-    def make(rows, rng):
-        window = shift_features(rows, c, pool)
-        window = with_new_domain(window, 0.2, rng) if domain else window
-        return window, classes(window, cuts)
-    return make
-
-
 @pytest.mark.parametrize("n, windows", [(200, 80), (500, 10), (1000, 10)])
 def test_a_sub_threshold_shift_of_three_features_rarely_triggers(scored, fresh, n, windows):
     # 0.25 SD on three features: population PSI 0.05-0.07 (BENCHMARKS "Drift decision"), under 0.2
     reference, cuts = scored
-    decisions = _decisions(reference, fresh, n, windows, seed=41, make=_shifted(0.25, fresh, cuts))
+    decisions = _decisions(reference, fresh, n, windows, seed=41, make=feature_scenario(0.25, fresh, cuts))
     alarms = sum(d["decision"] == "drift" for d in decisions)
     assert alarms <= windows // 20  # <= 5 %
     if n == 200:
@@ -339,21 +331,17 @@ def test_a_sub_threshold_shift_of_three_features_rarely_triggers(scored, fresh, 
 @pytest.mark.parametrize("n, windows", [(200, 20), (500, 10), (1000, 10)])
 def test_real_drift_still_triggers(scored, fresh, n, windows):
     reference, cuts = scored
-    shifted = _decisions(reference, fresh, n, windows, seed=32, make=_shifted(0.5, fresh, cuts))
+    shifted = _decisions(reference, fresh, n, windows, seed=32, make=feature_scenario(0.5, fresh, cuts))
     assert sum(d["decision"] == "drift" for d in shifted) >= 0.9 * windows  # 98-99 % in the benchmark
-    domain = _decisions(reference, fresh, n, 5, seed=33, make=_shifted(0.0, fresh, cuts, domain=True))
+    domain = _decisions(reference, fresh, n, 5, seed=33, make=feature_scenario(0.0, fresh, cuts, domain=True))
     assert all(d["decision"] == "drift" and "domain" in d["drifted_features"] for d in domain)
 
 
 def test_class_mix_enters_the_decision_but_not_its_harmless_tilts(scored, fresh):
     reference, _ = scored
-
-    def tilt(c):
-        return lambda rows, rng: (rows, list(rng.choice(CLASSES, size=len(rows), p=tilted_shares(c))))
-
-    harmless = _decisions(reference, fresh, 200, 40, seed=34, make=tilt(0.25))  # class-mix PSI ~0.05
+    harmless = _decisions(reference, fresh, 200, 40, seed=34, make=class_mix_scenario(0.25))  # class-mix PSI ~0.05
     assert sum(d["decision"] == "drift" for d in harmless) <= 1
-    material = _decisions(reference, fresh, 1000, 10, seed=35, make=tilt(0.5))  # ~0.19: approve 40 % -> 23 %
+    material = _decisions(reference, fresh, 1000, 10, seed=35, make=class_mix_scenario(0.5))  # ~0.19: approve 40 % -> 23 %
     assert sum(d["decision"] == "drift" and d["prediction_drifted"] for d in material) >= 8
     assert not any(d["drifted_features"] for d in material)  # the features did not move
 
