@@ -295,6 +295,9 @@ def test_the_corrected_psi_is_median_unbiased_under_drift():
             corrected.append(measured[-1] - psi_bias(p, counts))
         assert np.median(corrected) == pytest.approx(population, abs=0.015), c
         assert np.median(measured) - population > 0.03, c
+    # at 0.5 SD (population 0.238) the corrected PSI's spread: SD 0.072, above 0.2 in 69 % of windows
+    assert np.std(corrected) == pytest.approx(0.072, abs=0.005)
+    assert np.mean(np.asarray(corrected) > DEFAULT_THRESHOLD) == pytest.approx(0.69, abs=0.01)
 
 
 @pytest.fixture(scope="module")
