@@ -60,7 +60,7 @@ def main() -> None:
     )
     from hive_assets.simulator import make_plans
     from hive_assets_tests.monitoring.drift_windows import (
-        CLASSES, SHIFTED, class_cuts, classes, shift_features, tilted_shares, with_new_domain,
+        SHIFTED, class_cuts, class_mix_scenario, classes, feature_scenario,
     )
 
     started = time.perf_counter()
@@ -79,21 +79,12 @@ def main() -> None:
 
     # (label, window maker(rows, rng) -> (features, predictions))
     def feature_cell(c, domain=False):
-        def make(rows, rng):
-            window = shift_features(rows, c, pool) if c else rows
-            window = with_new_domain(window, 0.2, rng) if domain else window
-            return window, classes(window, cuts)
-        return make
-
-    def mix_cell(c):
-        def make(rows, rng):
-            return rows, list(rng.choice(CLASSES, size=len(rows), p=tilted_shares(c)))
-        return make
+        return feature_scenario(c, pool, cuts, domain)
 
     cells = [("null", feature_cell(0.0)), ("shift 0.25 SD x3", feature_cell(0.25)),
              ("shift 0.5 SD x3", feature_cell(0.5)), ("new domain 20 %", feature_cell(0.0, domain=True)),
              ("0.5 SD x3 + new domain", feature_cell(0.5, domain=True)),
-             ("class mix 0.25", mix_cell(0.25)), ("class mix 0.5", mix_cell(0.5))]
+             ("class mix 0.25", class_mix_scenario(0.25)), ("class mix 0.5", class_mix_scenario(0.5))]
 
     print("\npopulation PSI of each scenario (whole pool vs reference):")
     for label, make in cells:

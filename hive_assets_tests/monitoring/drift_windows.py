@@ -13,6 +13,8 @@ test_drift.py and benchmarks/bench_drift_decision.py).
   class mix as a model would.
 * `tilted_shares(c)`: class shares 40/32/28 % moved by `c` SD of a latent score (a class-mix change
   with the features untouched).
+* `feature_scenario` / `class_mix_scenario`: the window makers (rows, rng) -> (features, predictions)
+  of the benchmark's cells and the tests.
 """
 
 from __future__ import annotations
@@ -64,3 +66,20 @@ def tilted_shares(c: float) -> np.ndarray:
     a, b = stats.norm.ppf(0.40), stats.norm.ppf(0.72)
     lo, hi = stats.norm.cdf(a - c), stats.norm.cdf(b - c)
     return np.array([lo, hi - lo, 1 - hi])
+
+
+def feature_scenario(c: float, pool: pd.DataFrame, cuts: np.ndarray, domain: bool = False):
+    """Window maker: the rows shifted by `c` SD (`shift_features`; c = 0 leaves them as they are), with the
+    new domain in 20 % of them if `domain`, and the scorer's classes on the result as predictions."""
+    def make(rows: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFrame, list[str]]:
+        window = shift_features(rows, c, pool) if c else rows
+        window = with_new_domain(window, 0.2, rng) if domain else window
+        return window, classes(window, cuts)
+    return make
+
+
+def class_mix_scenario(c: float):
+    """Window maker: the features untouched, the predictions drawn with the class shares `tilted_shares(c)`."""
+    def make(rows: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFrame, list[str]]:
+        return rows, list(rng.choice(CLASSES, size=len(rows), p=tilted_shares(c)))
+    return make

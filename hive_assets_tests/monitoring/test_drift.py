@@ -10,11 +10,12 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
+from scipy import optimize, stats
 
 from hive_assets.features import FEATURE_NAMES, NUMERIC_FEATURES, features_frame
 from hive_assets.monitoring._drift import (
     DEFAULT_MIN_ROWS,
+    DEFAULT_PREDICTION_THRESHOLD,
     DEFAULT_THRESHOLD,
     build_reference,
     drift_decision,
@@ -25,7 +26,7 @@ from hive_assets.monitoring._drift import (
 )
 from hive_assets.simulator import make_plans
 from hive_assets_tests.monitoring.drift_windows import (
-    CLASSES, class_cuts, classes, shift_features, tilted_shares, with_new_domain,
+    class_cuts, class_mix_scenario, classes, feature_scenario, tilted_shares,
 )
 
 
@@ -279,6 +280,26 @@ def test_bias_under_no_drift_is_the_median_of_the_chi_square_approximation():
     assert psi_bias([0.5, 0.5], [0, 0]) == 0.0  # no rows, no bias
 
 
+def test_the_corrected_psi_is_median_unbiased_under_drift():
+    # decile bins of a normal feature shifted by c SD, the population PSI from scipy's normal CDF
+    # (independent of psi_bias): over windows of 200 rows the median bias-corrected PSI is the
+    # population's, the measured one is ~(k - 1) / n above it (the module docstring's numbers)
+    z, p, n = stats.norm.ppf(np.arange(1, 10) / 10), [0.1] * 10, 200
+    rng = np.random.default_rng(2024)
+    for c in (0.0, 0.25, 0.5):
+        population = hand_psi(p, np.diff(np.concatenate(([0.0], stats.norm.cdf(z - c), [1.0]))))
+        measured, corrected = [], []
+        for _ in range(400):
+            counts = np.bincount(np.searchsorted(z, rng.normal(c, 1.0, n)), minlength=10)
+            measured.append(hand_psi(p, counts / n))
+            corrected.append(measured[-1] - psi_bias(p, counts))
+        assert np.median(corrected) == pytest.approx(population, abs=0.015), c
+        assert np.median(measured) - population > 0.03, c
+    # at 0.5 SD (population 0.238) the corrected PSI's spread: SD 0.072, above 0.2 in 69 % of windows
+    assert np.std(corrected) == pytest.approx(0.072, abs=0.005)
+    assert np.mean(np.asarray(corrected) > DEFAULT_THRESHOLD) == pytest.approx(0.69, abs=0.01)
+
+
 @pytest.fixture(scope="module")
 def scored(training):
     """The reference with a fixed scorer's classes as its predictions, and the scorer's cut points."""
@@ -297,19 +318,11 @@ def _decisions(reference, pool, n, windows, seed, make):
     return decisions
 
 
-def _shifted(c, pool, cuts, domain=False):
-    def make(rows, rng):
-        window = shift_features(rows, c, pool)
-        window = with_new_domain(window, 0.2, rng) if domain else window
-        return window, classes(window, cuts)
-    return make
-
-
 @pytest.mark.parametrize("n, windows", [(200, 80), (500, 10), (1000, 10)])
 def test_a_sub_threshold_shift_of_three_features_rarely_triggers(scored, fresh, n, windows):
     # 0.25 SD on three features: population PSI 0.05-0.07 (BENCHMARKS "Drift decision"), under 0.2
     reference, cuts = scored
-    decisions = _decisions(reference, fresh, n, windows, seed=41, make=_shifted(0.25, fresh, cuts))
+    decisions = _decisions(reference, fresh, n, windows, seed=41, make=feature_scenario(0.25, fresh, cuts))
     alarms = sum(d["decision"] == "drift" for d in decisions)
     assert alarms <= windows // 20  # <= 5 %
     if n == 200:
@@ -321,23 +334,35 @@ def test_a_sub_threshold_shift_of_three_features_rarely_triggers(scored, fresh, 
 @pytest.mark.parametrize("n, windows", [(200, 20), (500, 10), (1000, 10)])
 def test_real_drift_still_triggers(scored, fresh, n, windows):
     reference, cuts = scored
-    shifted = _decisions(reference, fresh, n, windows, seed=32, make=_shifted(0.5, fresh, cuts))
+    shifted = _decisions(reference, fresh, n, windows, seed=32, make=feature_scenario(0.5, fresh, cuts))
     assert sum(d["decision"] == "drift" for d in shifted) >= 0.9 * windows  # 98-99 % in the benchmark
-    domain = _decisions(reference, fresh, n, 5, seed=33, make=_shifted(0.0, fresh, cuts, domain=True))
+    domain = _decisions(reference, fresh, n, 5, seed=33, make=feature_scenario(0.0, fresh, cuts, domain=True))
     assert all(d["decision"] == "drift" and "domain" in d["drifted_features"] for d in domain)
 
 
 def test_class_mix_enters_the_decision_but_not_its_harmless_tilts(scored, fresh):
     reference, _ = scored
-
-    def tilt(c):
-        return lambda rows, rng: (rows, list(rng.choice(CLASSES, size=len(rows), p=tilted_shares(c))))
-
-    harmless = _decisions(reference, fresh, 200, 40, seed=34, make=tilt(0.25))  # class-mix PSI ~0.05
+    harmless = _decisions(reference, fresh, 200, 40, seed=34, make=class_mix_scenario(0.25))  # class-mix PSI ~0.05
     assert sum(d["decision"] == "drift" for d in harmless) <= 1
-    material = _decisions(reference, fresh, 1000, 10, seed=35, make=tilt(0.5))  # ~0.19: approve 40 % -> 23 %
+    material = _decisions(reference, fresh, 1000, 10, seed=35, make=class_mix_scenario(0.5))  # ~0.19: approve 40 % -> 23 %
     assert sum(d["decision"] == "drift" and d["prediction_drifted"] for d in material) >= 8
     assert not any(d["drifted_features"] for d in material)  # the features did not move
+
+
+def test_the_prediction_threshold_is_the_class_mix_psi_of_a_threshold_shift():
+    # normal theory: the shift that takes a decile-binned feature to PSI 0.2 (0.458 SD) moves class shares
+    # 40/32/28 % (a latent score cut in three) to a class-mix PSI of 0.165; the default, 0.15, is below it
+    z = stats.norm.ppf(np.arange(1, 10) / 10)
+    c = optimize.brentq(lambda c: hand_psi([0.1] * 10, np.diff(np.concatenate(([0.0], stats.norm.cdf(z - c), [1.0]))))
+                        - DEFAULT_THRESHOLD, 0.1, 1.0)
+    shares = [0.40, 0.32, 0.28]
+    assert c == pytest.approx(0.458, abs=5e-4)
+    mix = hand_psi(shares, tilted_shares(c))
+    assert mix == pytest.approx(0.165, abs=5e-4) and mix > DEFAULT_PREDICTION_THRESHOLD
+    # the harmless and material tilts of the class-mix test: ~0.05, ~0.19-0.20 (approve 40 % -> 23 %)
+    assert hand_psi(shares, tilted_shares(0.25)) == pytest.approx(0.049, abs=5e-4)
+    assert hand_psi(shares, tilted_shares(0.5)) == pytest.approx(0.196, abs=5e-4)
+    assert tilted_shares(0.5)[0] == pytest.approx(0.226, abs=5e-4)
 
 
 def test_the_noise_pvalue_has_a_finite_log_where_it_underflows():
@@ -348,6 +373,12 @@ def test_the_noise_pvalue_has_a_finite_log_where_it_underflows():
     assert logs[:2] == pytest.approx([stats.chi2.logsf(v / scale, 9) / math.log(10) for v in values[:2]], rel=1e-12)
     assert stats.chi2.logsf(values[3] / scale, 9) == -np.inf  # scipy's own underflows there
     assert all(math.isfinite(v) for v in logs) and logs == sorted(logs, reverse=True)
+    # and beyond it, the value itself against an independent computation: scipy's distribution
+    # infrastructure integrates the chi-square tail in log space, finite where chi2.logsf is not
+    chi2_9 = stats.make_distribution(stats.chi2)(df=9)
+    with np.errstate(divide="ignore"):  # it tries log(sf) first, which underflows there
+        tail = float(chi2_9.logccdf(values[3] / scale))
+    assert math.isfinite(tail) and logs[3] == pytest.approx(tail / math.log(10), rel=1e-6)
     # the tail series used beyond scipy, (a - 1) ln y - y + ln(1 + (a - 1) / y) - ln Gamma(a), against scipy
     # where both exist
     a, y = 4.5, 700.0
