@@ -29,7 +29,9 @@ METADATA_TABLE = "_ferretdb_database_metadata"
 #: collection's key, and the join fields of collection (feedback by opinion, opinions by plan)
 LOOKUP_FIELDS: dict[str, tuple[str, ...]] = {
     name: tuple(dict.fromkeys((meta["key"], *{"specialist_feedback": ("opinion_id",),
-                                               "specialist_opinions": ("plan_id",)}.get(name, ()))))
+                                               "specialist_opinions": ("plan_id",),
+                                               # the review queue's label selections and requested opinions
+                                               "review_requests": ("opinion_id",)}.get(name, ()))))
     for name, meta in COLLECTIONS.items()
 }
 
