@@ -18,11 +18,11 @@ WAIT_S = 200
 
 
 class Daemon:
-    def __init__(self, home: Path, workdir: Path, env: dict[str, str]):
+    def __init__(self, home: Path, workdir: Path, env: dict[str, str], workspace: Path = REPO / "workspace.yaml"):
         self.log_path = workdir / "daemon.log"
         self.log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(REPO / "workspace.yaml")],
+            [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(workspace)],
             cwd=workdir, env={**os.environ, **env, "DAGSTER_HOME": str(home)}, stdout=self.log,
             stderr=subprocess.STDOUT, start_new_session=True)
 

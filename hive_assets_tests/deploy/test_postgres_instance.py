@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import textwrap
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -32,6 +29,7 @@ from hive_assets.defs import build_defs
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
 from hive_assets.simulator import simulate
 from hive_assets.data import SQLiteStore
+from hive_assets_tests.daemon import Daemon
 from hive_assets_tests.services import SERVICES_SH, _read_env, _tail, require_service
 
 pytestmark = pytest.mark.services
@@ -159,27 +157,11 @@ def _run_daemon_until(home: Path, workdir: Path, done, what: str) -> None:
     (workdir / "probe_location.py").write_text(SENSOR_LOCATION)
     (workdir / "workspace.yaml").write_text(yaml.safe_dump(
         {"load_from": [{"python_file": {"relative_path": "probe_location.py", "location_name": "probe"}}]}))
-    log = (workdir / "daemon.log").open("w")
-    daemon = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
-        cwd=workdir, env={**os.environ, "DAGSTER_HOME": str(home)}, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    daemon = Daemon(home, workdir, {}, workspace=workdir / "workspace.yaml")
     try:
-        deadline = time.monotonic() + DAEMON_WAIT_S
-        while not done():
-            assert daemon.poll() is None, f"dagster-daemon exited: {_tail((workdir / 'daemon.log').read_text())}"
-            assert time.monotonic() < deadline, f"{what} not seen in {DAEMON_WAIT_S}s: {_tail((workdir / 'daemon.log').read_text())}"
-            time.sleep(1)
+        daemon.wait_for(done, what, timeout=DAEMON_WAIT_S)
     finally:
-        # the daemon's process group: the daemon and the code server / run workers it started
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
-            daemon.wait()
-        log.close()
+        daemon.stop()
 
 
 def test_deploy_instance_on_postgres_survives_a_restart(postgres, deploy_instance_home, hive_home, tmp_path):
