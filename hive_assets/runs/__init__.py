@@ -11,7 +11,7 @@
 
 from hive_assets.runs._heartbeat import Heartbeat
 from hive_assets.runs._leases import (
-    COLLECTION, HELD, KINDS, OPERATOR, RELEASED, TRAINING, Lease, LeaseHeld, acquire, held_leases, lease_id,
+    COLLECTION, HELD, KINDS, OPERATOR, RELEASED, REVIEW, TRAINING, Lease, LeaseHeld, acquire, held_leases, lease_id,
     leases_of_run, process_alive, release, release_stale, renew, stale_reason, this_host, try_acquire,
 )
 from hive_assets.runs._orphans import (
@@ -19,7 +19,7 @@ from hive_assets.runs._orphans import (
 )
 
 __all__ = [
-    "ALIVE_STATUSES", "COLLECTION", "HELD", "KINDS", "OPERATOR", "RELEASED", "TRAINING", "Heartbeat", "Lease",
+    "ALIVE_STATUSES", "COLLECTION", "HELD", "KINDS", "OPERATOR", "RELEASED", "REVIEW", "TRAINING", "Heartbeat", "Lease",
     "LeaseHeld", "MlflowRunFacts", "OrphanReport", "RunFacts", "acquire", "held_leases", "lease_id", "leases_of_run",
     "orphan_mlflow_runs", "orphan_runs", "process_alive", "release", "release_stale", "renew", "stale_leases",
     "stale_reason", "this_host", "try_acquire",

@@ -34,10 +34,12 @@ HELD = "held"
 RELEASED = "released"
 
 #: the kinds of work that must not overlap on one specialist: retraining writes the partition's outputs
-#: and registers versions; operator work moves aliases and decides A/B tests
+#: and registers versions; operator work moves aliases and decides A/B tests; a review-queue refresh spends
+#: the day's review budget (two at once could each see it unspent)
 TRAINING = "training"
 OPERATOR = "operator"
-KINDS = (TRAINING, OPERATOR)
+REVIEW = "review"
+KINDS = (TRAINING, OPERATOR, REVIEW)
 
 
 def lease_id(kind: str, specialist: str) -> str:

@@ -8,7 +8,7 @@ import pytest
 
 from hive_assets.data import SQLiteStore
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
-from hive_assets.defs.review import review_queue, review_queue_sensor
+from hive_assets.defs.review import refresh_review_queue, review_queue, review_queue_sensor
 from hive_assets.review import ACTIVE, ANSWERED, COLLECTION, RANDOM, open_queue
 from hive_assets.rollout import arm_observations
 from hive_assets.simulator import ServingLoop, simulate
@@ -97,3 +97,52 @@ def test_the_loop_can_start_the_sensor_stopped_by_default(hive_home):
         assert not daemon._state(sensor).is_running
         daemon.start("review_queue_sensor")
         assert daemon._state(sensor).is_running
+
+
+def test_one_refresh_per_specialist_at_a_time_and_retraining_does_not_block_it(hive_home, tracking, monkeypatch):
+    """A refresh takes the specialist's review lease: while another run holds it, a second refresh fails
+    naming the holder and spends nothing; a held training lease (a retraining in progress) does not stop it."""
+    from hive_assets import runs
+
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", NOW.isoformat())
+    monkeypatch.setenv("HIVE_LEASE_WAIT_SECONDS", "0")
+    store = SQLiteStore(hive_home / "store.sqlite")
+    simulate(store, plans=150, days=1, seed=5, now=NOW, feedback_rate=0.2, malformed_rate=0.0)
+    other, _ = runs.try_acquire(store, runs.REVIEW, "business", "another-refresh", ttl_seconds=600)
+    assert other is not None
+    refresh = dg.Definitions(assets=[review_queue], jobs=[refresh_review_queue], resources={
+        "document_store": DocumentStoreResource(), "mlflow": MlflowResource(tracking_uri=tracking),
+        "platform": PlatformSettings()}).resolve_job_def("refresh_review_queue")
+
+    def run_refresh():  # the sensor's job, as the daemon launches it
+        return refresh.execute_in_process(partition_key="business", raise_on_error=False, run_config={
+            "ops": {"review_queue": {"config": {"daily_budget": 10}}}})
+
+    refused = run_refresh()
+    assert not refused.success
+    failures = [e.event_specific_data.error.to_string() for e in refused.all_events if e.is_failure]
+    assert any("another run of business holds it (run another-refresh, review run" in f for f in failures), failures
+    assert store.count(COLLECTION) == 0
+    runs.release(store, other, "test done")
+
+    training, _ = runs.try_acquire(store, runs.TRAINING, "business", "a-retraining", ttl_seconds=600)
+    assert training is not None
+    assert run_refresh().asset_materializations_for_node("review_queue")[0].metadata["requested"].value == 10
+    # the refresh gave its own lease back; the retraining's is untouched
+    assert [(d["lease_id"], d["owner_run_id"]) for d in runs.held_leases(store)] == [
+        (runs.lease_id(runs.TRAINING, "business"), "a-retraining")]
+
+
+@pytest.mark.parametrize(("job_name", "selection", "kind"), [
+    ("refresh_review_queue", ["review_queue"], "review"),
+    ("__ASSET_JOB", ["review_queue"], "review"),
+    ("__ASSET_JOB", ["raw_production_data", "enhanced_features", "review_queue"], "training"),
+    ("ab_test_check", ["ab_test_outcome"], "operator"),
+    ("retrain_specialist", ["raw_production_data", "trained_model"], "training"),
+])
+def test_which_lease_a_run_takes(job_name, selection, kind):
+    from hive_assets.defs.runs.lease import lease_target
+
+    run = dg.DagsterRun(job_name=job_name, run_id="r1", tags={"dagster/partition": "business"},
+                        asset_selection=frozenset(dg.AssetKey(a) for a in selection))
+    assert lease_target(run) == (kind, "business")

@@ -12,6 +12,7 @@ from hive_assets.defs.catalog import OWNERS, REVIEW
 from hive_assets.defs.data.assets import audit_reader_for
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
+from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
 from hive_assets.rollout import running_test
 
 QUEUE_SHOWN = 20  # rows of the open queue in the asset's metadata table
@@ -37,9 +38,11 @@ QUEUE_COLUMNS = [
 ]
 
 
-@dg.asset(partitions_def=specialist_partitions, group_name=REVIEW, kinds={"python", "mlflow"}, owners=OWNERS)
+@dg.asset(partitions_def=specialist_partitions, group_name=REVIEW, kinds={"python", "mlflow"}, owners=OWNERS,
+          resource_defs={"run_lease": RUN_LEASE})  # one refresh of a specialist's queue at a time
 def review_queue(context: dg.AssetExecutionContext, config: ReviewQueueConfig, document_store: DocumentStoreResource,
-                 mlflow: MlflowResource, platform: PlatformSettings) -> dg.MaterializeResult:
+                 mlflow: MlflowResource, platform: PlatformSettings,
+                 run_lease: RunLeaseResource) -> dg.MaterializeResult:
     """Links answered review requests, expires old ones, and requests today's remaining budget of labels
     (`review_requests` documents) for the recent unlabelled opinions the champion is least sure of, the
     champion and challenger disagree on while a test runs, or that fall where drift was seen, spread out so
@@ -51,6 +54,7 @@ def review_queue(context: dg.AssetExecutionContext, config: ReviewQueueConfig, d
         context.log.info(f"{specialist}: no champion registered, no review request")
         return dg.MaterializeResult(metadata={"requested": 0, "skipped": "no champion registered"})
     champion = registry.load_version_model(client, champion_version)
+    run_lease.check()  # a run that lost its lease must not spend the day's budget beside the new holder
     with document_store.open() as store:
         test = running_test(store, specialist)
         challenger = None

@@ -5,7 +5,9 @@
   `run_lease` resource, so the run's worker takes the lease once, before its first step, and gives it
   up after its last one, on success and on failure (resource setup and teardown are run-scoped with the
   in-process executor). A run whose selection is `ab_test_outcome` alone (the hourly `ab_test_check`)
-  takes the operator lease; any other the training lease of its partition.
+  takes the operator lease; one of `review_queue` alone (the daily `refresh_review_queue`) the review
+  lease, so it neither waits for a retraining nor spends the day's budget twice; any other the training
+  lease of its partition (a whole-graph run refreshes the queue under it).
 * Operator jobs (promote, rollback, alias, register, A/B start/expand/stop) are one op each: the op takes
   the operator lease of its specialist around its work (`operator_lease`).
 
@@ -37,6 +39,9 @@ warnings.filterwarnings("ignore", message="Parameter `resource_defs` of function
 #: asset-only runs of these jobs, or of `ab_test_outcome` alone, are operator work (A/B looks)
 OPERATOR_ASSET_JOBS = frozenset({"ab_test_check"})
 OPERATOR_ASSETS = frozenset({"ab_test_outcome"})
+#: asset-only runs of these jobs, or of `review_queue` alone, are review-queue refreshes
+REVIEW_ASSET_JOBS = frozenset({"refresh_review_queue"})
+REVIEW_ASSETS = frozenset({"review_queue"})
 
 
 def lease_target(run: dg.DagsterRun) -> tuple[str, str] | None:
@@ -45,8 +50,11 @@ def lease_target(run: dg.DagsterRun) -> tuple[str, str] | None:
     if specialist not in SPECIALISTS:
         return None
     selection = {key.to_user_string() for key in run.asset_selection or ()}
-    operator = run.job_name in OPERATOR_ASSET_JOBS or (selection and selection <= OPERATOR_ASSETS)
-    return (runs.OPERATOR if operator else runs.TRAINING), specialist
+    if run.job_name in OPERATOR_ASSET_JOBS or (selection and selection <= OPERATOR_ASSETS):
+        return runs.OPERATOR, specialist
+    if run.job_name in REVIEW_ASSET_JOBS or (selection and selection <= REVIEW_ASSETS):
+        return runs.REVIEW, specialist
+    return runs.TRAINING, specialist
 
 
 class LeaseLost(dg.Failure):
