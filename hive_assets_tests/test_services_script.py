@@ -82,6 +82,8 @@ def _lookup_indexes(store, postgresql_url: str, database: str) -> None:
     `find_by_keys_where` then reads any number of ids by one lookup each, with the same result."""
     import psycopg2
 
+    from hive_assets.data.store._ferretdb_postgresql import ensure_lookup_indexes
+
     # enough rows that PostgreSQL's planner prefers an index to a scan (it scans a few pages anyway)
     many = [{"opinion_id": f"x-{i:05d}", "plan_id": f"xp-{i}", "specialist_type": "business" if i % 2 else "technical"}
             for i in range(6000)]
@@ -90,6 +92,9 @@ def _lookup_indexes(store, postgresql_url: str, database: str) -> None:
     assert store.lookup_plan("specialist_opinions", "opinion_id") == store_mongo.PUSHED_DOWN
     names = store.ensure_indexes(postgresql_url)
     assert store.ensure_indexes(postgresql_url) == names  # idempotent
+    # a PostgreSQL (database, schema) this FerretDB does not write to: said, not "0 indexes"
+    with pytest.raises(ValueError, match=r"no FerretDB collections of database 'elsewhere' in PostgreSQL at "):
+        ensure_lookup_indexes(postgresql_url, "elsewhere")
     with psycopg2.connect(postgresql_url) as conn, conn.cursor() as cursor:
         cursor.execute("ANALYZE")
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND indexname = ANY(%s)", (database, names))

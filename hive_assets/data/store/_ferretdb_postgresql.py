@@ -85,13 +85,19 @@ def ensure_lookup_indexes(postgresql_url: str, database: str) -> list[str]:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise StoreUnavailable(f"PostgreSQL at {redact_uri(postgresql_url)} is unavailable: {type(exc).__name__}: "
                                f"{text.replace(secret, '***') if secret else text}") from None
-    with conn, conn.cursor() as cursor:
-        statements = lookup_index_statements(database, ferretdb_tables(cursor, database))
-        for _name, statement in statements:
-            cursor.execute(statement)
-        names = [name for name, _ in statements]
-        cursor.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s AND indexname = ANY(%s)",
-                       (database, names))
-        present = {row[0] for row in cursor.fetchall()}
-    conn.close()
+    try:
+        with conn, conn.cursor() as cursor:
+            tables = ferretdb_tables(cursor, database)
+            if not tables:  # another PostgreSQL, database or schema than the one this FerretDB writes to
+                raise ValueError(f"no FerretDB collections of database {database!r} in PostgreSQL at "
+                                 f"{redact_uri(postgresql_url)}: is that the PostgreSQL this FerretDB runs on?")
+            statements = lookup_index_statements(database, tables)
+            for _name, statement in statements:
+                cursor.execute(statement)
+            names = [name for name, _ in statements]
+            cursor.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s AND indexname = ANY(%s)",
+                           (database, names))
+            present = {row[0] for row in cursor.fetchall()}
+    finally:
+        conn.close()
     return [name for name in names if name in present]

@@ -263,6 +263,10 @@ class MongoStore(DocumentStore):
             return []
         if not self.is_ferretdb:
             raise ValueError("lookup indexes in PostgreSQL are for FerretDB on PostgreSQL; this server is MongoDB")
+        self.lookup_plan("specialist_opinions", "opinion_id")  # asks the backend's pushdown once
+        if self._pushdown is False:  # FerretDB's SQLite backend: no query reaches PostgreSQL, no index helps
+            raise ValueError("this FerretDB does not push filters down to PostgreSQL (its SQLite backend): "
+                             "lookup indexes are for FerretDB on PostgreSQL (FERRETDB_HANDLER=postgresql)")
         from hive_assets.data.store._ferretdb_postgresql import ensure_lookup_indexes
 
         return ensure_lookup_indexes(postgresql_url, self.database)

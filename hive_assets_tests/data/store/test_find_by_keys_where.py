@@ -56,3 +56,11 @@ def test_on_ferretdb_with_sqlite_the_ids_cost_one_scan_not_one_query_each(mongo_
         assert sorted(d["opinion_id"] for d in got) == [f"o{i:03d}" for i in range(0, 60, 3) if i % 2 == 0]
     assert mongo_store.lookup_plan("specialist_opinions", "opinion_id") == mongo_module.SCAN
     assert len(finds) == 2 and len(explains) == 1
+
+
+def test_lookup_indexes_on_ferretdb_with_sqlite_are_refused_with_the_reason(mongo_store):
+    """`hive store index` with FERRETDB_POSTGRESQL_URL on FerretDB's SQLite backend: no index can serve a
+    backend that pushes nothing down, so it says why instead of reporting 0 indexes (PostgreSQL is not
+    contacted: the URL points nowhere)."""
+    with pytest.raises(ValueError, match=r"does not push filters down to PostgreSQL \(its SQLite backend\)"):
+        mongo_store.ensure_indexes("postgresql://hive@127.0.0.1:9/ferretdb")
