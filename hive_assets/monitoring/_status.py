@@ -4,7 +4,8 @@ Read from the records the platform keeps, never from a process's memory: the reg
 challenger), the decision ledger (since when and why the champion holds its alias), `ab_tests` (the running
 test's traffic and its latest always-valid estimate), `drift_monitoring` (the last verdict),
 `specialist_feedback` (trusted feedback since the last training, against the threshold) and
-`retraining_triggers` (the last retrain: what triggered it, how it ended). The next scheduled look is
+`retraining_triggers` (the last retrain: what triggered it, how it ended), `review_requests` (the review
+queue on the platform clock's UTC day, the period of its budget). The next scheduled look is
 the earliest of the next drift check and the next A/B look on the platform clock (both sensors skip until
 then; the feedback sensor counts at every tick).
 
@@ -50,6 +51,7 @@ class SpecialistStatus:
     retrain_run_id: str | None = None
     next_look_at: datetime | None = None
     next_look: str | None = None             # what happens then
+    review_queue: dict | None = None         # today's requests: requested, answered, expired; open now
 
     def as_dict(self) -> dict:
         out = asdict(self)
@@ -94,9 +96,13 @@ def _ab(store: DocumentStore, specialist: str, interval: timedelta) -> dict:
 
 def platform_status(store: DocumentStore, client, *, last_trained: Mapping[str, datetime | None],
                     feedback_threshold: int, drift_interval: timedelta, ab_interval: timedelta,
-                    specialists: tuple[str, ...], trust: TrustPolicy = TrustPolicy()) -> list[SpecialistStatus]:
+                    specialists: tuple[str, ...], trust: TrustPolicy = TrustPolicy(),
+                    now: datetime | None = None) -> list[SpecialistStatus]:
     """One `SpecialistStatus` per specialist (module docstring). `last_trained`: each specialist's last
-    training time (None: never trained, the feedback count then runs over all of history)."""
+    training time (None: never trained, the feedback count then runs over all of history); `now`: the
+    platform clock, for the review queue's day (None: the queue is not shown)."""
+    if now is not None:
+        from hive_assets.review import day_start, queue_summary
     out = []
     for s in specialists:
         fields: dict = {"specialist": s, "feedback_threshold": int(feedback_threshold),
@@ -122,6 +128,8 @@ def platform_status(store: DocumentStore, client, *, last_trained: Mapping[str, 
             looks.append((next_ab, "A/B look"))
         if looks:
             fields["next_look_at"], fields["next_look"] = min(looks)
+        if now is not None:
+            fields["review_queue"] = queue_summary(store, s, day_start(now), now, trust)
         out.append(SpecialistStatus(**fields))
     return out
 
@@ -146,12 +154,16 @@ def _rows(statuses: list[SpecialistStatus]) -> list[list[str]]:
         feedback = f"{st.feedback_since_training} / {st.feedback_threshold}"
         retrain = (f"{st.retrain_reason} {st.retrain_status} ({_t(st.retrain_at)})" if st.retrain_reason else "none")
         look = f"{st.next_look} at {_t(st.next_look_at)}" if st.next_look_at else "-"
-        rows.append([st.specialist, champion, st.champion_why or "-", challenger, ab, drift, feedback, retrain, look])
+        queue = st.review_queue or {}
+        review = (f"{queue['open']} open; today {queue['requested']} requested, {queue['answered']} answered, "
+                  f"{queue['expired']} expired" if any(queue.values()) else "no request today")
+        rows.append([st.specialist, champion, st.champion_why or "-", challenger, ab, drift, feedback, retrain, look,
+                     review])
     return rows
 
 
 HEADER = ["specialist", "champion", "why", "challenger (traffic)", "A/B estimate [always-valid interval]",
-          "last drift check", "trusted feedback / threshold", "last retrain", "next look"]
+          "last drift check", "trusted feedback / threshold", "last retrain", "next look", "review queue"]
 
 
 def format_status(statuses: list[SpecialistStatus], now: datetime) -> str:

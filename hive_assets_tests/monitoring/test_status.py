@@ -70,6 +70,18 @@ def write_documents(store: SQLiteStore) -> None:
                          "submitted_by": "r", "submitted_at": trained + after * HOUR, "feedback_source": "human_expert",
                          "metadata": metadata})
     store.upsert_many("specialist_feedback", feedback)
+    # the review queue on the clock's day (2026-01-09, the view is taken at 03:00): two requests made today
+    # (one answered at 02:00), two made yesterday (one expired at 02:00, one still open); technical none
+    day = datetime(2026, 1, 9, tzinfo=timezone.utc)
+    store.upsert_many("review_requests", [
+        {"request_id": f"review:business:{op}", "opinion_id": op, "plan_id": f"p-{op}", "specialist_type": "business",
+         "requested_at": requested, "expires_at": expires, "status": status, "answered_at": answered,
+         "selection": "active", "feedback_id": None}
+        for op, requested, expires, status, answered in [
+            ("q1", day + HOUR, day + 73 * HOUR, "open", None),
+            ("q2", day + HOUR, day + 73 * HOUR, "answered", day + 2 * HOUR),
+            ("q3", day - 70 * HOUR, day + 2 * HOUR, "open", None),
+            ("q4", day - 14 * HOUR, day + 58 * HOUR, "open", None)]])
 
 
 def test_the_view_says_what_the_documents_say(hive_home, registry_client, monkeypatch):
@@ -80,7 +92,7 @@ def test_the_view_says_what_the_documents_say(hive_home, registry_client, monkey
     drift_every, ab_every = timedelta(hours=6), timedelta(hours=6)
     business, technical = platform_status(
         store, registry_client, last_trained={"business": trained, "technical": None}, feedback_threshold=100,
-        drift_interval=drift_every, ab_interval=ab_every, specialists=("business", "technical"))
+        drift_interval=drift_every, ab_interval=ab_every, specialists=("business", "technical"), now=T0 + 99 * HOUR)
 
     assert (business.champion, business.challenger) == ("2", "3")  # the registry aliases
     assert business.champion_since == T0 + 80 * HOUR  # the ledger row that gave v2 the champion alias
@@ -97,12 +109,16 @@ def test_the_view_says_what_the_documents_say(hive_home, registry_client, monkey
     assert (technical.champion, technical.challenger, technical.champion_since) == (None, None, None)
     assert technical.drift_decision is None and technical.retrain_reason is None and technical.next_look_at is None
     assert technical.feedback_since_training == 0
+    assert business.review_queue == {"requested": 2, "answered": 1, "expired": 1, "open": 2}
+    assert technical.review_queue == {"requested": 0, "answered": 0, "expired": 0, "open": 0}
 
     table = status_markdown([business, technical])
     rows = table.splitlines()
     assert len(rows) == 4 and rows[2].startswith("| business | v2 since 2026-01-08 08:00 |")
     assert "+0.031 [+0.004, +0.058] expand" in rows[2] and "5 / 100" in rows[2]
     assert "| technical | none |" in rows[3] and "never checked" in rows[3]
+    assert rows[2].endswith("| 2 open; today 2 requested, 1 answered, 1 expired |")
+    assert rows[3].endswith("| no request today |")
     text = format_status([business, technical], T0 + 99 * HOUR)
     assert text.startswith("platform clock: 2026-01-09 03:00 UTC") and "v3 at 25 %" in text
     assert business.as_dict()["ab_interval"] == [0.004, 0.058]

@@ -26,7 +26,7 @@ platform_status_asset = dg.AssetSpec(
     "platform_status", kinds={"mongodb", "mlflow"}, group_name=MONITORING, owners=OWNERS,
     description="What each specialist is doing (`hive status`): champion (version, since, why), challenger and "
                 "traffic, the A/B estimate with its always-valid interval, the last drift verdict, trusted feedback "
-                "since training vs the threshold, the last retrain and the next scheduled look. Observed by "
+                "since training vs the threshold, the last retrain, the next scheduled look and today's review queue. Observed by "
                 "platform_status_sensor when the view changes.",
 )
 
@@ -37,7 +37,8 @@ def current_status(instance: dg.DagsterInstance, store, client) -> list:
     return platform_status(
         store, client, last_trained={s: last_training(instance, s)[0] for s in SPECIALISTS},
         feedback_threshold=settings.feedback_threshold, drift_interval=settings.drift_check_interval,
-        ab_interval=timedelta(seconds=check_interval_seconds()), specialists=SPECIALISTS, trust=TRUST_POLICY)
+        ab_interval=timedelta(seconds=check_interval_seconds()), specialists=SPECIALISTS, trust=TRUST_POLICY,
+        now=clock.now())
 
 
 @dg.sensor(
