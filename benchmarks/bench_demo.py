@@ -72,11 +72,16 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=6.0)
     parser.add_argument("--label-rate", type=float, default=None,
                         help="answered share of every specialist's opinions (default: simulate's and the scenario's)")
+    parser.add_argument("--history-label-rate", type=float, default=None,
+                        help="answered share of the simulated history only (default: --label-rate); e.g. the "
+                             "simulator's 0.85 when a specialist's first model is refused at --label-rate")
     parser.add_argument("--retrain-days", type=int, nargs="+", default=[],
                         help="the loop's operator retrains every specialist at the end of these simulated days")
     args = parser.parse_args()
     rate = [] if args.label_rate is None else ["--label-rate", str(args.label_rate)]
     operator = ["--retrain-days", *map(str, args.retrain_days)] if args.retrain_days else []
+    history = args.label_rate if args.history_label_rate is None else args.history_label_rate
+    history_rate = [] if history is None else ["--label-rate", str(history)]
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "hive"
         write_instance_settings(home / "dagster")  # the instance `hive` and `make demo` create
@@ -85,12 +90,12 @@ def main() -> None:
             env.pop(name, None)
         first = {**env, "HIVE_SIMULATED_NOW": START}
         t_sim = run([str(BIN / "hive"), "simulate", "--plans", str(args.plans), "--days", "60", "--seed", "42",
-                     "--now", START, *rate], first)
+                     "--now", START, *history_rate], first)
         t_parts = {}
         for s in SPECIALISTS:
             t_parts[s] = run([str(BIN / "dagster"), "asset", "materialize", "-m", "hive_assets.definitions",
                               "--select", "not group:review", "--partition", s], first,
-                              check=args.label_rate is None)
+                              check=history is None)
         loop_out = Path(tmp) / "loop.json"
         with loop_out.open("w") as out:
             t_loop = run([str(BIN / "hive"), "loop", "--days", str(args.days), "--seed", "42", "--json", *rate, *operator],
