@@ -75,6 +75,8 @@ def main() -> None:
     parser.add_argument("--history-label-rate", type=float, default=None,
                         help="answered share of the simulated history only (default: --label-rate); e.g. the "
                              "simulator's 0.85 when a specialist's first model is refused at --label-rate")
+    parser.add_argument("--keep-home", type=Path,
+                        help="copy the demo's home (store, instance, registry) there at the end, to measure on it")
     parser.add_argument("--retrain-days", type=int, nargs="+", default=[],
                         help="the loop's operator retrains every specialist at the end of these simulated days")
     args = parser.parse_args()
@@ -104,6 +106,11 @@ def main() -> None:
         (ROOT / ".hive").mkdir(exist_ok=True)
         (ROOT / ".hive" / "bench_demo_loop.json").write_text(json.dumps(loop))  # to look at afterwards
         retrains = retrain_steps(home / "dagster", loop)
+        if args.keep_home:
+            import shutil
+
+            shutil.copytree(home, args.keep_home, dirs_exist_ok=True)
+            (args.keep_home / "loop.json").write_text(json.dumps(loop))
         window_counts(home / "store.sqlite", retrains)
         os.environ.update({"HIVE_HOME": str(home)})
         reference_partition(home, "business")  # warm imports, as the CLI process pays its own
