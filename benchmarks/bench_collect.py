@@ -259,7 +259,7 @@ def scale(args) -> None:
                                   file=sys.stderr, flush=True)
                         variants = [(label, None)]
                         if write is not None and args.postgresql_url:
-                            variants = variants[args.gin_only:] + [(f"{label}, GIN lookup indexes", args.postgresql_url)]
+                            variants = ([] if args.gin_only else variants) + [(f"{label}, GIN lookup indexes", args.postgresql_url)]
                         for variant, postgresql_url in variants:
                             if postgresql_url:
                                 t0 = time.perf_counter()
