@@ -6,11 +6,14 @@ Dagster or the CLI: collect -> features -> train -> score on the test split. The
 orchestration (dagster CLI start-up, run storage, MLflow logging and registry, checks) costs on top.
 The loop's reference is the real time it simulates (a day is 86,400 s): the ratio is its speed-up.
 
-    .venv/bin/python benchmarks/bench_demo.py [--plans 4000] [--days 6] [--label-rate 0.2]
+    .venv/bin/python benchmarks/bench_demo.py [--plans 4000] [--days 6] [--label-rate 0.2] [--retrain-days 1 6]
 
 `--label-rate` sets the answered share of every specialist's opinions, in the history (`hive simulate`)
 and in the loop (`hive loop`); the retrains of the loop are then listed per simulated day with the
 seconds of each step, from the instance's run records (issue 23: does a retrain's cost grow?).
+`--retrain-days` has the loop's operator retrain every specialist at the end of those simulated days
+(`hive loop --retrain-days`): the same retrains at two points, with the opinions of the 90-day window
+and the trusted-feedback documents at each (counted afterwards in the store by their timestamps).
 """
 
 from __future__ import annotations
@@ -69,8 +72,18 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=6.0)
     parser.add_argument("--label-rate", type=float, default=None,
                         help="answered share of every specialist's opinions (default: simulate's and the scenario's)")
+    parser.add_argument("--history-label-rate", type=float, default=None,
+                        help="answered share of the simulated history only (default: --label-rate); e.g. the "
+                             "simulator's 0.85 when a specialist's first model is refused at --label-rate")
+    parser.add_argument("--keep-home", type=Path,
+                        help="copy the demo's home (store, instance, registry) there at the end, to measure on it")
+    parser.add_argument("--retrain-days", type=int, nargs="+", default=[],
+                        help="the loop's operator retrains every specialist at the end of these simulated days")
     args = parser.parse_args()
     rate = [] if args.label_rate is None else ["--label-rate", str(args.label_rate)]
+    operator = ["--retrain-days", *map(str, args.retrain_days)] if args.retrain_days else []
+    history = args.label_rate if args.history_label_rate is None else args.history_label_rate
+    history_rate = [] if history is None else ["--label-rate", str(history)]
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "hive"
         write_instance_settings(home / "dagster")  # the instance `hive` and `make demo` create
@@ -79,20 +92,26 @@ def main() -> None:
             env.pop(name, None)
         first = {**env, "HIVE_SIMULATED_NOW": START}
         t_sim = run([str(BIN / "hive"), "simulate", "--plans", str(args.plans), "--days", "60", "--seed", "42",
-                     "--now", START, *rate], first)
+                     "--now", START, *history_rate], first)
         t_parts = {}
         for s in SPECIALISTS:
             t_parts[s] = run([str(BIN / "dagster"), "asset", "materialize", "-m", "hive_assets.definitions",
                               "--select", "not group:review", "--partition", s], first,
-                              check=args.label_rate is None)
+                              check=history is None)
         loop_out = Path(tmp) / "loop.json"
         with loop_out.open("w") as out:
-            t_loop = run([str(BIN / "hive"), "loop", "--days", str(args.days), "--seed", "42", "--json", *rate],
+            t_loop = run([str(BIN / "hive"), "loop", "--days", str(args.days), "--seed", "42", "--json", *rate, *operator],
                          env, out, check=args.label_rate is None)  # exit 1: an alias disagrees at the end
         loop = json.loads(loop_out.read_text())
         (ROOT / ".hive").mkdir(exist_ok=True)
         (ROOT / ".hive" / "bench_demo_loop.json").write_text(json.dumps(loop))  # to look at afterwards
         retrains = retrain_steps(home / "dagster", loop)
+        if args.keep_home:
+            import shutil
+
+            shutil.copytree(home, args.keep_home, dirs_exist_ok=True)
+            (args.keep_home / "loop.json").write_text(json.dumps(loop))
+        window_counts(home / "store.sqlite", retrains)
         os.environ.update({"HIVE_HOME": str(home)})
         reference_partition(home, "business")  # warm imports, as the CLI process pays its own
         t_ref = reference_partition(home, "business")
@@ -118,6 +137,7 @@ def main() -> None:
     print(f"| **loop total, in the process** | **{sum(loop['seconds'].values()):.1f}** | "
           f"**{sum(loop['seconds'].values()) / args.days:.1f}** |")
     print(f"| ratio real time / simulated time (a day is 86,400 s) | {86400 * args.days / t_loop:.0f}x | |")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (1 min), {os.getloadavg()[2]:.1f} (15 min)")
     print_retrains(retrains, args.label_rate)
 
 
@@ -144,20 +164,52 @@ def retrain_steps(dagster_home: Path, loop: dict) -> list[dict]:
                 if mat is not None and mat.asset_key.path[-1] == "raw_production_data":
                     value = mat.metadata.get("rows")
                     rows = getattr(value, "value", value)
-            day = int((datetime.fromisoformat(run["at"]) - start).total_seconds() // 86400) + 1
-            out.append({"day": day, "specialist": run["partition"], "seconds": run["seconds"], "steps": steps,
-                        "rows": rows, "success": run["success"]})
+            at = datetime.fromisoformat(run["at"])
+            # a run at the end of a day (hour 24) belongs to that day
+            day = int(((at - start).total_seconds() - 1) // 86400) + 1
+            stats = instance.get_run_step_stats(run["run_id"])
+            failed = [st.step_key for st in stats if getattr(st.status, "value", "") == "FAILURE"]
+            ran = {st.step_key for st in stats}
+            # trained_model yields no output when nothing changed: registration and the test are skipped
+            outcome = (f"failed at {failed[0]}" if failed else "failed" if not run["success"] else
+                       "registered" if "registered_model_version" in ran else
+                       "nothing changed" if "trained_model" in ran else "no steps")
+            tags = instance.get_run_by_id(run["run_id"]).tags
+            reason = tags.get("hive/trigger_reason") or ("operator" if tags.get("hive/actor") else "manual")
+            out.append({"day": day, "at": at, "specialist": run["partition"], "seconds": run["seconds"],
+                        "steps": steps, "rows": rows, "success": run["success"], "outcome": outcome,
+                        "reason": reason})
     return out
+
+
+def window_counts(store_path: Path, retrains: list[dict], window_days: int = 90) -> None:
+    """Per retrain: the opinions of the 90-day window when it ran (all specialists, and its own) and its
+    specialist's feedback documents by then, counted afterwards from their timestamps (the loop appends
+    documents stamped with simulated time; nothing is deleted)."""
+    from datetime import timedelta
+
+    from hive_assets.data.store import SQLiteStore
+
+    with SQLiteStore(store_path) as store:
+        for r in retrains:
+            window = {"$gte": r["at"] - timedelta(days=window_days), "$lte": r["at"]}
+            r["opinions_window"] = store.count("specialist_opinions", {"evaluated_at": window})
+            r["own_opinions_window"] = store.count("specialist_opinions",
+                                                   {"specialist_type": r["specialist"], "evaluated_at": window})
+            r["feedback_window"] = store.count("specialist_feedback",
+                                               {"specialist_type": r["specialist"], "submitted_at": window})
 
 
 def print_retrains(retrains: list[dict], label_rate: float | None) -> None:
     answered = "the scenario's answered shares" if label_rate is None else f"{label_rate:.0%} answered"
     steps = sorted({k for r in retrains for k in r["steps"]}, key=lambda k: -sum(r["steps"].get(k, 0) for r in retrains))
-    print(f"\n| closed loop retrains ({answered}) | day | rows | run s | " + " | ".join(steps) + " |")
-    print("|---|---:|---:|---:|" + "---:|" * len(steps))
+    print(f"\n| closed loop retrains ({answered}) | trigger | ended | day | opinions in window (all / own) | "
+          f"feedback docs (own) | rows | run s | " + " | ".join(steps) + " |")
+    print("|---|---|---|---:|---:|---:|---:|---:|" + "---:|" * len(steps))
     for r in retrains:
-        print(f"| {r['specialist']}{'' if r['success'] else ' (failed)'} | {r['day']} | {r['rows']} | "
-              f"{r['seconds']:.1f} | " + " | ".join(f"{r['steps'].get(k, 0):.1f}" for k in steps) + " |")
+        print(f"| {r['specialist']} | {r['reason']} | {r['outcome']} | {r['day']} | "
+              f"{r.get('opinions_window', 0):,} / {r.get('own_opinions_window', 0):,} | {r.get('feedback_window', 0):,} | "
+              f"{r['rows']} | {r['seconds']:.1f} | " + " | ".join(f"{r['steps'].get(k, 0):.1f}" for k in steps) + " |")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from hive_assets.cli import _dagster
-from hive_assets.cli._args import add_specialist, add_verb, fraction, iso_datetime, non_negative_int, positive_float, positive_int
+from hive_assets.cli._args import UsageError, add_specialist, add_verb, fraction, iso_datetime, non_negative_int, positive_float, positive_int
 from hive_assets.config import SPECIALISTS
 
 ENV = ("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "MONGODB_DATABASE", "MLFLOW_TRACKING_URI",
@@ -58,6 +58,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--review-queue", type=non_negative_int, default=0, metavar="BUDGET",
                    help="requests a day per specialist: the daily review_queue runs and the simulated reviewers "
                         "answer its requests first, in place of as many organic answers (0: off)")
+    p.add_argument("--retrain-days", type=positive_int, nargs="+", default=(), metavar="DAY",
+                   help="an operator retrains every specialist (retrain_specialist) at the end of these simulated "
+                        "days, e.g. 1 6: retrains at fixed points to compare their cost as the traffic grows")
     p.add_argument("--start", type=iso_datetime,
                    help="ISO-8601 start of the simulated period (default: the end of the stored history)")
     add_specialist(p)
@@ -73,9 +76,12 @@ def cmd_loop(args: argparse.Namespace) -> int:
     from hive_assets.simulator import DEFAULT_SETTINGS, DriftPlan, default_scenario
 
     scenario = default_scenario(days=args.days, seed=args.seed, plans_per_hour=args.plans_per_hour)
-    scenario = replace(scenario, drift=(DriftPlan(args.drift_specialist),) if args.drift_specialist else (),
-                       push_previous_champion=(args.push_previous_champion,) if args.push_previous_champion else (),
-                       review_queue_budget=args.review_queue)
+    try:
+        scenario = replace(scenario, drift=(DriftPlan(args.drift_specialist),) if args.drift_specialist else (),
+                           push_previous_champion=(args.push_previous_champion,) if args.push_previous_champion else (),
+                           review_queue_budget=args.review_queue, retrain_days=tuple(args.retrain_days))
+    except ValueError as exc:  # e.g. a retrain day beyond --days: said before anything is played
+        raise UsageError(str(exc)) from exc
     if args.label_rate is not None:
         scenario = replace(scenario, feedback_rates=dict.fromkeys(SPECIALISTS, args.label_rate))
     # sensor intervals are read when the definitions load: the scenario's settings go first, yours win

@@ -78,12 +78,19 @@ class Scenario:
     feedback_median_hours: float = 6.0
     # > 0: the review queue runs daily with this budget and reviewers answer it first (hive loop --review-queue)
     review_queue_budget: int = 0
+    # an operator launches `retrain_specialist` for every specialist at the end of these simulated days
+    # (1 = the end of the first day): retrains at fixed points, to compare their cost as traffic grows
+    retrain_days: tuple[int, ...] = ()
 
     def __post_init__(self):
         if self.days <= 0 or self.plans_per_hour <= 0:
             raise ValueError("days and plans_per_hour must be positive")
         if self.review_queue_budget < 0:
             raise ValueError("review_queue_budget must be >= 0")
+        late = [d for d in self.retrain_days if not 1 <= d <= self.days]
+        if late:
+            raise ValueError(f"retrain_days must be within the {self.days:g} simulated days (1..{int(self.days)}), "
+                             f"got {late}")
         unknown = ({d.specialist for d in self.drift} | set(self.push_previous_champion) | set(self.feedback_rates)) \
             - set(SPECIALISTS)
         if unknown:
@@ -100,6 +107,9 @@ class Scenario:
         lines += [f"operator: pushes {s}'s previous champion back as challenger at {self.push_traffic:g} % after "
                   f"its next promotion" for s in self.push_previous_champion]
         lines.append("feedback answered: " + ", ".join(f"{s} {r:.0%}" for s, r in self.feedback_rates.items()))
+        if self.retrain_days:
+            lines.append("operator: retrains every specialist at the end of day(s) "
+                         + ", ".join(str(d) for d in self.retrain_days))
         if self.review_queue_budget:
             lines.append(f"review queue: {self.review_queue_budget} requests a day per specialist, answered first")
         lines.append("settings: " + ", ".join(f"{k}={v}" for k, v in self.settings.items()))

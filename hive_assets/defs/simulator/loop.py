@@ -96,6 +96,19 @@ def _operator_pushes(daemon: InProcessDaemon, store, scenario: Scenario, start: 
     return runs
 
 
+def _operator_retrains(daemon: InProcessDaemon, scenario: Scenario, hour: int, now: datetime) -> list[LaunchedRun]:
+    """The scenario's operator: at the end of each of `retrain_days`, launch `retrain_specialist` for every
+    specialist, as from the Launchpad (the job's own tags; no trigger, so no sensor's hold applies)."""
+    if hour % 24 or hour // 24 not in scenario.retrain_days:
+        return []
+    runs = []
+    for specialist in SPECIALISTS:
+        request = dg.RunRequest(partition_key=specialist, tags={"hive/actor": OPERATOR})
+        if (run := daemon.launch(now, "retrain_specialist", request)) is not None:
+            runs.append(run)
+    return runs
+
+
 def run_loop(instance: dg.DagsterInstance, defs: dg.Definitions, store, tracking_uri: str, scenario: Scenario,
              *, start: datetime | None = None, progress: Callable[[str], None] | None = None) -> LoopResult:
     """Play `scenario` from `start` (default: the end of the stored history); see the module docstring."""
@@ -138,6 +151,7 @@ def run_loop(instance: dg.DagsterInstance, defs: dg.Definitions, store, tracking
                 t1 = time.perf_counter()
                 runs = _operator_pushes(daemon, store, scenario, start, now, pushed)
                 runs += daemon.tick(now)
+                runs += _operator_retrains(daemon, scenario, hour, now)
                 clock.pin(now, settings=dict(scenario.settings))  # the hour is complete: the home's time
                 t2 = time.perf_counter()
             seconds["serving the hour (simulator + models)"] += t1 - t0
