@@ -23,7 +23,7 @@ from hive_assets.training import DEFAULT_TIME_BUDGET_SECONDS, DEFAULT_TUNING_CAN
 class TrainConfig(dg.Config):
     """The seed's MLproject parameters that shape training (SPEC section 4); the specialist is the partition."""
 
-    model_type: Literal["auto", "xgboost", "random_forest", "gradient_boosting", "logistic"] = Field(
+    model_type: Literal["auto", "xgboost", "random_forest", "gradient_boosting", "logistic", "sparse_logistic"] = Field(
         default="auto",
         description="Classifier family: auto (default: fit each of " + ", ".join(AUTO_CANDIDATES) + " and keep "
                     "the best validation macro-F1; every candidate's score is in the run's params and metadata), "
