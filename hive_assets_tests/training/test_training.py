@@ -335,3 +335,15 @@ def test_auto_starts_no_candidate_after_the_time_budget(plan_features):
         ("logistic", "fitted"), ("xgboost", "skipped: time budget spent")]
     with pytest.raises(ValueError, match="unknown model_type 'svm'"):
         train_model("technical", frame.iloc[:600], frame.iloc[600:800], candidate_model_types=("logistic", "svm"))
+
+
+def test_linear_models_calibrate_isotonically_from_fewer_validation_rows(plan_features):
+    """Isotonic needs ISOTONIC_MIN_ROWS validation rows for trees, LINEAR_ISOTONIC_MIN_ROWS for the linear
+    models (Platt's S-curve fits their probabilities badly); below either, sigmoid."""
+    frame = plan_features.assign(label=_tertile_labels(plan_features.risk_score.to_numpy()))
+    train, validation = frame.iloc[:500], frame.iloc[500:800]  # 300 validation rows: between the two thresholds
+    methods = {m: train_model("technical", train, validation, model_type=m)[1]["calibration_method"]
+               for m in ("sparse_logistic", "logistic", "xgboost")}
+    assert methods == {"sparse_logistic": "isotonic", "logistic": "isotonic", "xgboost": "sigmoid"}
+    _, info = train_model("technical", train, validation.iloc[:150], model_type="sparse_logistic")
+    assert info["calibration_method"] == "sigmoid"
