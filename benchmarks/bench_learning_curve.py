@@ -10,9 +10,10 @@ Below 5,000 rows one window's test split is a few dozen rows, so sizes below 5,0
 `--windows` disjoint windows (the same windows for every setup); 5,000 and more: the first window.
 
 - `xgboost`: today's default before issue 24, `train_model(model_type="xgboost")`;
-- `auto`: the new default, `train_model(model_type="auto")` (every family of AUTO_CANDIDATES, the best
-  on validation macro-F1); `auto_tuned`: the same with `hyperparameter_tuning=True`;
-- `logistic`: the standardized logistic regression alone (what `auto` chooses from);
+- `auto`: the new default, `train_model(model_type="auto")` (every family of AUTO_CANDIDATES, each with
+  its VALIDATION_GRIDS setting, the best on validation macro-F1); `auto_tuned`: the same with
+  `hyperparameter_tuning=True` (successive halving instead of the small grids);
+- `logistic`, `sparse_logistic`: the standardized L2 / L1 logistic regressions alone, default penalty;
 - `seed`: the system this replaces, random forest of 100 trees, depth 10, no class weights, no calibration.
 
 Time = fit + select + calibrate + validate (predict and metrics on test), wall clock, in this run.
@@ -74,6 +75,7 @@ SETUPS = {  # name -> train_model arguments (None: the seed's forest)
     "auto": {"model_type": "auto"},
     "auto_tuned": {"model_type": "auto", "hyperparameter_tuning": True},
     "logistic": {"model_type": "logistic"},
+    "sparse_logistic": {"model_type": "sparse_logistic"},
     "seed": None,
 }
 FIELDS = ("accuracy", "bayes_accuracy", "gap_points", "macro_f1", "bayes_macro_f1", "ece", "ece_debiased", "seconds")

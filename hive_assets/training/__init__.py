@@ -1,7 +1,8 @@
 """Training (SPEC section 4): the grouped temporal split, the estimators, calibration, the stored model.
 
 `train_model(specialist, train, validation, model_type, hyperparameter_tuning)` fits on the train split
-with balanced class weights (`model_type="auto"`: each candidate family, keeping the best on validation macro-F1), tunes (successive halving on validation macro-F1) and calibrates on the
+with balanced class weights (`model_type="auto"`: each candidate family with its VALIDATION_GRIDS setting
+chosen on validation, keeping the family best on validation macro-F1), tunes (successive halving on validation macro-F1) and calibrates on the
 validation split and returns a `SpecialistModel` (scikit-learn conventions: `classes_`, `predict`,
 `predict_proba`) that carries its drift reference and saves to files (xgboost native / skops), never a pickle.
 """
@@ -12,11 +13,11 @@ from hive_assets.training._estimators import DEFAULT_PARAMS, MODEL_TYPES, SEARCH
 from hive_assets.training._model import TRUSTED_TYPES, SchemaMismatch, SpecialistModel, check_schema
 from hive_assets.training._split import SPLITS, temporal_group_split
 from hive_assets.training._train import DEFAULT_TIME_BUDGET_SECONDS, DEFAULT_TUNING_CANDIDATES, train_model
-from hive_assets.training._tuning import sample_candidates, successive_halving
+from hive_assets.training._tuning import VALIDATION_GRIDS, choose_on_validation, sample_candidates, successive_halving
 
 __all__ = [
     "DEFAULT_PARAMS", "DEFAULT_TIME_BUDGET_SECONDS", "DEFAULT_TUNING_CANDIDATES", "ENCODED_COLUMNS", "ISOTONIC_MIN_ROWS", "MODEL_TYPES",
-    "SEARCH_SPACE", "SPLITS", "TRUSTED_TYPES", "SchemaMismatch", "SpecialistModel", "build_estimator", "calibrate",
-    "check_schema", "encode", "encode_labels", "fit_estimator", "sample_candidates", "successive_halving",
+    "SEARCH_SPACE", "SPLITS", "TRUSTED_TYPES", "VALIDATION_GRIDS", "SchemaMismatch", "SpecialistModel", "build_estimator",
+    "calibrate", "check_schema", "choose_on_validation", "encode", "encode_labels", "fit_estimator", "sample_candidates", "successive_halving",
     "temporal_group_split", "train_model",
 ]

@@ -1,10 +1,10 @@
 """Fit, tune (optionally) and calibrate one specialist's model; attach its drift reference.
 
-`model_type="auto"` (the default) fits every family of `candidate_model_types` and keeps the one with the
-best macro-F1 on the validation split (the same held-out, later-in-time rows that calibrate it), so the
-family follows the data, not a constant chosen for one data set: a regularized linear model where the
-classes are separated by a linear score (and when few labels leave trees little to split), boosted trees
-where interactions matter. A candidate is started only while the time budget lasts (the first always),
+`model_type="auto"` (the default) fits every family of `candidate_model_types`, each with the setting of
+its VALIDATION_GRIDS that scores best, and keeps the family with the best macro-F1 on the validation split
+(the same held-out, later-in-time rows that calibrate it), so the family follows the data, not a constant
+chosen for one data set: a sparse linear model where the classes are separated by a linear score (and when
+few labels leave trees little to split), boosted trees where interactions and curvature matter. A candidate is started only while the time budget lasts (the first always),
 and every candidate's score is returned, so the choice can be read back.
 """
 
@@ -20,11 +20,11 @@ from sklearn.metrics import f1_score
 from hive_assets.config import AUTO_CANDIDATES, AUTO_MODEL_TYPE
 from hive_assets.features import FEATURE_NAMES
 from hive_assets.monitoring._drift import build_reference
-from hive_assets.training._calibration import calibrate
+from hive_assets.training._calibration import calibrate, default_method
 from hive_assets.training._encoding import encode, encode_labels
 from hive_assets.training._estimators import DEFAULT_PARAMS, MODEL_TYPES, fit_estimator
 from hive_assets.training._model import SpecialistModel
-from hive_assets.training._tuning import sample_candidates, successive_halving
+from hive_assets.training._tuning import choose_on_validation, sample_candidates, successive_halving
 
 DEFAULT_TUNING_CANDIDATES = 27  # with halving factor 3: rungs of 27, 9, 3, 1 candidates
 # Seconds model selection may spend: no further candidate family is started after this (the first always is).
@@ -32,13 +32,18 @@ DEFAULT_TIME_BUDGET_SECONDS = 300.0
 
 
 def _fit_family(model_type, X_tr, y_tr, X_va, y_va, hyperparameter_tuning, random_state, tuning_candidates,
-                search_space, candidates, progress):
-    """(params, estimator fitted on all training rows, validation macro-F1, tuning trials) of one family."""
+                search_space, candidates, progress, auto):
+    """(params, estimator fitted on all training rows, validation macro-F1, tuning trials) of one family:
+    tuned by successive halving, or (auto) its VALIDATION_GRIDS setting, or its default parameters."""
     if hyperparameter_tuning:
         if candidates is None:
             candidates = sample_candidates(model_type, tuning_candidates, random_state, search_space)
         return successive_halving(model_type, candidates, X_tr, y_tr, X_va, y_va, random_state=random_state,
                                   progress=progress)
+    if auto:
+        if progress is not None:
+            progress(f"fitting {model_type} on {len(y_tr)} rows, its parameters chosen on validation")
+        return choose_on_validation(model_type, X_tr, y_tr, X_va, y_va, random_state)
     if progress is not None:
         progress(f"fitting {model_type} with its default parameters on {len(y_tr)} rows")
     estimator = fit_estimator(model_type, {}, X_tr, y_tr, random_state)
@@ -64,12 +69,14 @@ def train_model(
     `validation`. Frames hold FEATURE_NAMES + `label`. Tuning draws `tuning_candidates` parameter sets
     from `search_space` (default SEARCH_SPACE[model_type]), or tries the given `candidates`.
 
-    `model_type="auto"`: each of `candidate_model_types` in turn (tuned when `hyperparameter_tuning`),
+    `model_type="auto"`: each of `candidate_model_types` in turn (tuned when `hyperparameter_tuning`, else
+    the best validation macro-F1 of its VALIDATION_GRIDS settings; an explicit model type without tuning
+    fits DEFAULT_PARAMS),
     until `time_budget_seconds` have passed; the best validation macro-F1 wins, ties going to the earlier
     candidate. `info["selection"]` lists every candidate's score, seconds and status.
 
-    Class weights are balanced. Calibration: isotonic with >= ISOTONIC_MIN_ROWS validation rows, else
-    sigmoid, unless `calibration_method` says otherwise ("none": uncalibrated). The model carries its drift reference (the
+    Class weights are balanced. Calibration: isotonic with >= ISOTONIC_MIN_ROWS validation rows (linear
+    models: LINEAR_ISOTONIC_MIN_ROWS), else sigmoid, unless `calibration_method` says otherwise ("none": uncalibrated). The model carries its drift reference (the
     training features' quantile bins and the class distribution of its predictions on them).
     `progress` receives the tuning's progress lines (one per successive-halving rung).
     """
@@ -89,15 +96,16 @@ def train_model(
     best: tuple[float, str, dict[str, Any], Any, list[dict[str, Any]]] | None = None
     for family in families:
         if best is not None and time.perf_counter() - start >= time_budget_seconds:
-            selection.append({"model_type": family, "status": "skipped: time budget spent", "val_macro_f1": None,
+            selection.append({"model_type": family, "status": "skipped: time budget spent", "val_macro_f1": None, "params": None,
                               "seconds": 0.0})
             continue
         began = time.perf_counter()
         params, estimator, val_f1, trials = _fit_family(
             family, X_tr, y_tr, X_va, y_va, hyperparameter_tuning, random_state, tuning_candidates,
-            search_space if model_type != AUTO_MODEL_TYPE else None, candidates, progress)
+            search_space if model_type != AUTO_MODEL_TYPE else None, candidates, progress,
+            auto=model_type == AUTO_MODEL_TYPE)
         selection.append({"model_type": family, "status": "fitted", "val_macro_f1": val_f1,
-                          "seconds": round(time.perf_counter() - began, 3)})
+                          "seconds": round(time.perf_counter() - began, 3), "params": params})
         if best is None or val_f1 > best[0]:
             best = (val_f1, family, params, estimator, trials)
     assert best is not None
@@ -112,7 +120,8 @@ def train_model(
     if calibration_method == "none":
         calibrator, method = None, "none"
     else:
-        calibrator, method = calibrate(estimator.predict_proba(X_va), y_va, calibration_method)
+        calibrator, method = calibrate(estimator.predict_proba(X_va), y_va,
+                                       calibration_method or default_method(chosen, len(y_va)))
     model = SpecialistModel(specialist, chosen, estimator, calibrator, method,
                             params={**DEFAULT_PARAMS[chosen], **params})
     model.drift_reference = build_reference(train[list(FEATURE_NAMES)], list(model.predict(train)),

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import f1_score
 from sklearn.model_selection import ParameterSampler
+from sklearn.utils.class_weight import compute_sample_weight
 
-from hive_assets.training._estimators import SEARCH_SPACE, fit_estimator
+from hive_assets.training._estimators import SEARCH_SPACE, build_estimator, fit_estimator
 
 MIN_RUNG_ROWS = 300  # below this a fit says little about the full-data fit
 
@@ -76,3 +77,56 @@ def successive_halving(
     assert best is not None
     score, c, estimator = best
     return candidates[c], estimator, score, trials
+
+
+# `model_type="auto"`'s cheap tuning: a few settings per family, each scored by macro-F1 on the validation
+# split (BENCHMARKS.md, learning curve, issue 24: what they were chosen from). xgboost: tree depths 2 to 8,
+# each boosted with early stopping on the validation log-loss (at most XGBOOST_MAX_ROUNDS rounds), so the
+# number of trees follows the amount of data instead of a constant 300 (learning rate 0.1: as good as
+# 0.05 at 20k rows, in a third of the rounds). The linear models: their penalty strength.
+VALIDATION_GRIDS: dict[str, list[dict[str, Any]]] = {
+    "xgboost": [{"max_depth": d, "learning_rate": 0.1, "min_child_weight": w} for d, w in ((2, 1.0), (4, 2.0), (6, 5.0), (8, 5.0))],
+    "sparse_logistic": [{"C": c} for c in (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)],
+    "logistic": [{"C": c} for c in (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)],
+}
+XGBOOST_MAX_ROUNDS = 2000
+EARLY_STOPPING_ROUNDS = 50
+
+
+def _early_stopped_xgboost(params: dict[str, Any], X_train, y_train, X_val, y_val, random_state: int):
+    """xgboost boosted until the balanced validation log-loss stops improving (it predicts with its best round)."""
+    estimator = build_estimator("xgboost", {**params, "n_estimators": XGBOOST_MAX_ROUNDS,
+                                            "early_stopping_rounds": EARLY_STOPPING_ROUNDS}, random_state)
+    estimator.fit(X_train, y_train, sample_weight=compute_sample_weight("balanced", y_train),
+                  eval_set=[(X_val, y_val)], sample_weight_eval_set=[compute_sample_weight("balanced", y_val)],
+                  verbose=False)
+    return estimator
+
+
+def choose_on_validation(
+    model_type: str, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
+    random_state: int = 0, grid: list[dict[str, Any]] | None = None,
+) -> tuple[dict[str, Any], Any, float, list[dict[str, Any]]]:
+    """(best params, its estimator fitted on all training rows, its validation macro-F1, every trial) over
+    VALIDATION_GRIDS[model_type] (or `grid`); ties go to the earlier setting. A family without a grid is
+    fitted with its defaults. xgboost's `n_estimators` is its best round under early stopping; the stored
+    estimator is the winner refitted with exactly that many rounds (a plain model, the same trees)."""
+    grid = grid if grid is not None else VALIDATION_GRIDS.get(model_type, [{}])
+    best: tuple[float, dict[str, Any], Any] | None = None
+    trials: list[dict[str, Any]] = []
+    for params in grid:
+        if model_type == "xgboost":
+            estimator = _early_stopped_xgboost(params, X_train, y_train, X_val, y_val, random_state)
+            params = {**params, "n_estimators": int(estimator.best_iteration) + 1}
+        else:
+            estimator = fit_estimator(model_type, params, X_train, y_train, random_state)
+        score = float(f1_score(y_val, estimator.predict(X_val), average="macro", zero_division=0))
+        trials.append({"rung": 0, "rows": int(len(y_train)), "params": params, "val_macro_f1": score})
+        if best is None or score > best[0]:
+            best = (score, params, estimator)
+    assert best is not None
+    score, params, estimator = best
+    if model_type == "xgboost":
+        estimator = fit_estimator(model_type, params, X_train, y_train, random_state)
+        score = float(f1_score(y_val, estimator.predict(X_val), average="macro", zero_division=0))
+    return params, estimator, score, trials

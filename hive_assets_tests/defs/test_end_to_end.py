@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from hive_assets import registry
+from hive_assets.config import AUTO_CANDIDATES
 from hive_assets.defs import build_defs
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
 from hive_assets.features import FEATURE_NAMES, NUMERIC_FEATURES
@@ -79,9 +80,13 @@ def test_one_partition_end_to_end_then_a_challenger(platform_env):
     run = client.get_run(version.run_id)
     assert run.data.params["model_type"] == "auto"  # the default: the best candidate family on validation
     chosen = run.data.params["selected_model_type"]
-    assert chosen in ("xgboost", "logistic") and version.tags["model_type"] == chosen
+    assert chosen in AUTO_CANDIDATES and version.tags["model_type"] == chosen
     scores = {k.split(".")[1]: float(v) for k, v in run.data.params.items() if k.startswith("candidate.")}
-    assert set(scores) == {"xgboost", "logistic"} and scores[chosen] == max(scores.values())
+    assert set(scores) == set(AUTO_CANDIDATES) and scores[chosen] == max(scores.values())
+    selection = json.loads(Path(client.download_artifacts(run.info.run_id, "model_selection.json")).read_text())
+    assert selection["chosen"] == chosen
+    assert [(c["model_type"], c["chosen"]) for c in selection["candidates"]] == [(m, m == chosen) for m in AUTO_CANDIDATES]
+    assert {c["model_type"]: c["val_macro_f1"] for c in selection["candidates"]} == pytest.approx(scores, abs=1e-4)
     assert run.data.metrics["test_accuracy"] == pytest.approx(report["metrics"]["accuracy"])
     runs = client.search_runs([run.info.experiment_id], f"tags.`dagster.run_id` = '{result.run_id}'")
     assert len(runs) == 1
