@@ -7,7 +7,8 @@ labels (about 1 - noise); "Bayes macro-F1" likewise. For each specialist and siz
 window of `size` consecutive plans in time order is split 70/15/15 by time (one row per plan, so
 grouping is trivial) and every setup is fitted on train, calibrated on validation and scored on test.
 Below 5,000 rows one window's test split is a few dozen rows, so sizes below 5,000 are averaged over
-`--windows` disjoint windows (the same windows for every setup); 5,000 and more: the first window.
+`--windows` disjoint windows (the same windows for every setup); 5,000 and more: the first
+`--large-windows` windows (default 1; one 5,000-row test split is 750 rows, about +-2.5 points of noise).
 
 - `xgboost`: today's default before issue 24, `train_model(model_type="xgboost")`;
 - `auto`: the new default, `train_model(model_type="auto")` (every family of AUTO_CANDIDATES, each with
@@ -100,8 +101,8 @@ def one_window(specialist, data, setup):
             "ece_debiased": cal["ece_debiased"], "seconds": seconds, "chosen": chosen}
 
 
-def run(specialists, sizes, setups, noise, seed, windows, out=print):
-    plans = make_plans(max(max(sizes), min(sizes) * windows), seed=seed, now=NOW, days=120)
+def run(specialists, sizes, setups, noise, seed, windows, out=print, large_windows=1):
+    plans = make_plans(max(max(sizes) * large_windows, min(sizes) * windows), seed=seed, now=NOW, days=120)
     features = features_frame(plans)
     rows = []
     for specialist in specialists:
@@ -109,7 +110,7 @@ def run(specialists, sizes, setups, noise, seed, windows, out=print):
         labels = noisy_labels(truth, noise, np.random.default_rng(seed + SPECIALISTS.index(specialist)))
         frame = features.assign(label=labels, truth=truth)
         for size in sizes:
-            n_windows = windows if size < 5000 else 1
+            n_windows = windows if size < 5000 else large_windows
             for setup in setups:
                 results = [one_window(specialist, frame.iloc[w * size:(w + 1) * size], setup) for w in range(n_windows)]
                 row = {"specialist": specialist, "rows": size, "setup": setup, "windows": n_windows,
@@ -157,6 +158,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="500,1000,5000,20000")
     parser.add_argument("--setups", default=",".join(SETUPS))
     parser.add_argument("--windows", type=int, default=10, help="disjoint windows averaged below 5,000 rows")
+    parser.add_argument("--large-windows", type=int, default=1,
+                        help="disjoint windows averaged at 5,000 rows and more (the plans grow to match)")
     parser.add_argument("--noise", type=float, default=0.10)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
@@ -167,7 +170,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     start = time.perf_counter()
     rows = run(args.specialists.split(","), [int(s) for s in args.sizes.split(",")], args.setups.split(","),
-               args.noise, args.seed, args.windows, out=lambda line: print(line, flush=True))
+               args.noise, args.seed, args.windows, out=lambda line: print(line, flush=True),
+               large_windows=args.large_windows)
     print("\ntargets (default model `auto` against the previous default `xgboost`):")
     print("\n".join(verdicts(rows)))
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
