@@ -8,6 +8,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 
 from hive_assets.config import CLASSES
+from hive_assets.training._estimators import LINEAR_MODEL_TYPES
 
 # Below this many validation rows isotonic calibration overfits; Platt scaling is used instead.
 ISOTONIC_MIN_ROWS = 1000
@@ -15,10 +16,9 @@ ISOTONIC_MIN_ROWS = 1000
 # (sparse_logistic on 255 / 750 validation rows: test debiased ECE 0.025-0.048 / 0.052-0.094 after sigmoid,
 # 0.016-0.038 / 0.012-0.026 after isotonic; BENCHMARKS.md, learning curve, issue 24), so isotonic from here.
 LINEAR_ISOTONIC_MIN_ROWS = 200
-LINEAR_MODEL_TYPES = ("logistic", "sparse_logistic")
 
 
-def default_method(model_type: str, n_validation: int) -> str:
+def default_method(model_type: str | None, n_validation: int) -> str:
     """Isotonic where the validation split is large enough for it (smaller for the linear models), else sigmoid."""
     threshold = LINEAR_ISOTONIC_MIN_ROWS if model_type in LINEAR_MODEL_TYPES else ISOTONIC_MIN_ROWS
     return "isotonic" if n_validation >= threshold else "sigmoid"
@@ -41,8 +41,10 @@ class ProbabilityPassthrough(ClassifierMixin, BaseEstimator):
         return np.argmax(self.predict_proba(X), axis=1)
 
 
-def calibrate(raw_val_proba: np.ndarray, y_val: np.ndarray, method: str | None = None) -> tuple[CalibratedClassifierCV, str]:
-    method = method or ("isotonic" if len(y_val) >= ISOTONIC_MIN_ROWS else "sigmoid")
+def calibrate(raw_val_proba: np.ndarray, y_val: np.ndarray, method: str | None = None,
+              model_type: str | None = None) -> tuple[CalibratedClassifierCV, str]:
+    """`method` None: `default_method` for `model_type`'s family and the validation rows."""
+    method = method or default_method(model_type, len(y_val))
     passthrough = FrozenEstimator(ProbabilityPassthrough().fit())
     calibrator = CalibratedClassifierCV(passthrough, method=method)
     calibrator.fit(raw_val_proba, y_val)

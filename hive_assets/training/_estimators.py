@@ -18,6 +18,8 @@ from hive_assets.config import MODEL_TYPES  # one definition, re-exported by hiv
 # One OpenMP thread per xgboost fit: partitions train in parallel (one run per specialist), and on a busy
 # host xgboost's spinning OpenMP threads made a 1,000-row fit take minutes instead of seconds (BENCHMARKS.md).
 XGBOOST_THREADS = 1
+# the standardized logistic regressions (L2, L1): a scaler + classifier pipeline, calibrated differently
+LINEAR_MODEL_TYPES: tuple[str, ...] = ("logistic", "sparse_logistic")
 
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "xgboost": {"n_estimators": 300, "max_depth": 4, "learning_rate": 0.05, "subsample": 0.9,
@@ -62,7 +64,7 @@ def build_estimator(model_type: str, params: dict[str, Any] | None = None, rando
         from sklearn.ensemble import GradientBoostingClassifier
 
         return GradientBoostingClassifier(random_state=random_state, **params)
-    if model_type in ("logistic", "sparse_logistic"):
+    if model_type in LINEAR_MODEL_TYPES:
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import Pipeline
         from sklearn.preprocessing import StandardScaler
@@ -76,15 +78,21 @@ def build_estimator(model_type: str, params: dict[str, Any] | None = None, rando
     raise ValueError(f"unknown model_type {model_type!r}; choose one of {MODEL_TYPES}")
 
 
-def fit_estimator(model_type: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray, random_state: int = 0):
-    """Fit with balanced class weights (SPEC section 4), given once as sample weights n / (K * n_class)."""
+def fit_estimator(model_type: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray, random_state: int = 0,
+                  validation: tuple[np.ndarray, np.ndarray] | None = None):
+    """Fit with balanced class weights (SPEC section 4), given once as sample weights n / (K * n_class).
+    `validation` (xgboost only): the rows its early stopping watches, weighted the same way."""
     estimator = build_estimator(model_type, params, random_state)
     weights = compute_sample_weight("balanced", y)
-    if model_type in ("logistic", "sparse_logistic"):  # a pipeline: the weights go to its classifier step
+    if model_type in LINEAR_MODEL_TYPES:  # a pipeline: the weights go to its classifier step
         # one BLAS thread: on the busy 2-vCPU host OpenBLAS's spinning threads made a 14k-row fit take 8 s
         # instead of 0.2 s (as xgboost's OpenMP threads did, XGBOOST_THREADS)
         with threadpool_limits(limits=1, user_api="blas"):
             estimator.fit(X, y, logistic__sample_weight=weights)
+    elif validation is not None:
+        X_val, y_val = validation
+        estimator.fit(X, y, sample_weight=weights, eval_set=[(X_val, y_val)],
+                      sample_weight_eval_set=[compute_sample_weight("balanced", y_val)], verbose=False)
     else:
         estimator.fit(X, y, sample_weight=weights)
     return estimator

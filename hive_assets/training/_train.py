@@ -20,7 +20,7 @@ from sklearn.metrics import f1_score
 from hive_assets.config import AUTO_CANDIDATES, AUTO_MODEL_TYPE
 from hive_assets.features import FEATURE_NAMES
 from hive_assets.monitoring._drift import build_reference
-from hive_assets.training._calibration import calibrate, default_method
+from hive_assets.training._calibration import calibrate
 from hive_assets.training._encoding import encode, encode_labels
 from hive_assets.training._estimators import DEFAULT_PARAMS, MODEL_TYPES, fit_estimator
 from hive_assets.training._model import SpecialistModel
@@ -120,8 +120,7 @@ def train_model(
     if calibration_method == "none":
         calibrator, method = None, "none"
     else:
-        calibrator, method = calibrate(estimator.predict_proba(X_va), y_va,
-                                       calibration_method or default_method(chosen, len(y_va)))
+        calibrator, method = calibrate(estimator.predict_proba(X_va), y_va, calibration_method, model_type=chosen)
     model = SpecialistModel(specialist, chosen, estimator, calibrator, method,
                             params={**DEFAULT_PARAMS[chosen], **params})
     model.drift_reference = build_reference(train[list(FEATURE_NAMES)], list(model.predict(train)),

@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import f1_score
 from sklearn.model_selection import ParameterSampler
-from sklearn.utils.class_weight import compute_sample_weight
 
-from hive_assets.training._estimators import SEARCH_SPACE, build_estimator, fit_estimator
+from hive_assets.training._estimators import LINEAR_MODEL_TYPES, SEARCH_SPACE, fit_estimator
 
 MIN_RUNG_ROWS = 300  # below this a fit says little about the full-data fit
 
@@ -84,10 +83,10 @@ def successive_halving(
 # each boosted with early stopping on the validation log-loss (at most XGBOOST_MAX_ROUNDS rounds), so the
 # number of trees follows the amount of data instead of a constant 300 (learning rate 0.1: as good as
 # 0.05 at 20k rows, in a third of the rounds). The linear models: their penalty strength.
+_PENALTY_STRENGTHS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 VALIDATION_GRIDS: dict[str, list[dict[str, Any]]] = {
     "xgboost": [{"max_depth": d, "learning_rate": 0.1, "min_child_weight": w} for d, w in ((2, 1.0), (4, 2.0), (6, 5.0), (8, 5.0))],
-    "sparse_logistic": [{"C": c} for c in (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)],
-    "logistic": [{"C": c} for c in (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)],
+    **{linear: [{"C": c} for c in _PENALTY_STRENGTHS] for linear in LINEAR_MODEL_TYPES},
 }
 XGBOOST_MAX_ROUNDS = 2000
 EARLY_STOPPING_ROUNDS = 50
@@ -95,12 +94,9 @@ EARLY_STOPPING_ROUNDS = 50
 
 def _early_stopped_xgboost(params: dict[str, Any], X_train, y_train, X_val, y_val, random_state: int):
     """xgboost boosted until the balanced validation log-loss stops improving (it predicts with its best round)."""
-    estimator = build_estimator("xgboost", {**params, "n_estimators": XGBOOST_MAX_ROUNDS,
-                                            "early_stopping_rounds": EARLY_STOPPING_ROUNDS}, random_state)
-    estimator.fit(X_train, y_train, sample_weight=compute_sample_weight("balanced", y_train),
-                  eval_set=[(X_val, y_val)], sample_weight_eval_set=[compute_sample_weight("balanced", y_val)],
-                  verbose=False)
-    return estimator
+    return fit_estimator("xgboost", {**params, "n_estimators": XGBOOST_MAX_ROUNDS,
+                                     "early_stopping_rounds": EARLY_STOPPING_ROUNDS},
+                         X_train, y_train, random_state, validation=(X_val, y_val))
 
 
 def choose_on_validation(
