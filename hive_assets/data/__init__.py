@@ -10,8 +10,7 @@
 
 from hive_assets.data._audit import AuditReader, audit_confidences_from_kafka, audit_confidences_from_store
 from hive_assets.data._collect import RAW_COLUMNS, CollectResult, collect
-from hive_assets.data._documents import REASON_CODES, Problem, to_utc
-from hive_assets.data._documents import _is_number as is_number
+from hive_assets.data._documents import REASON_CODES, Problem, is_number, to_utc
 from hive_assets.data._join import latest_trusted_feedback
 from hive_assets.data._quarantine import QUARANTINE_COLUMNS, persist_quarantine
 from hive_assets.data._trust import FeedbackFilterEmptiedClass, TrustPolicy

@@ -193,7 +193,7 @@ def to_utc(value: Any) -> datetime | None:
     return None
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     """An int or float, finite or not (NaN and infinities are numbers out of every range, not wrong types)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -214,7 +214,7 @@ def _unit_interval_problems(value: Any, field: str) -> list[Problem]:
     """An optional number in [0, 1]."""
     if value is None:
         return []
-    if not _is_number(value):
+    if not is_number(value):
         return [Problem(WRONG_TYPE, f"{field}={value!r} is not a number")]
     if not 0.0 <= value <= 1.0:  # also false for NaN: extended JSON {"$numberDouble": "NaN"} lands here
         return [Problem(OUT_OF_RANGE, f"{field}={value} not in [0, 1]")]
@@ -260,7 +260,7 @@ def validate_plan(plan: Any, now: datetime, max_tasks: int = MAX_TASKS, document
     for field in ("risk_score", "complexity_score"):
         problems += _unit_interval_problems(plan.get(field), field)
     total = plan.get("estimated_total_duration_ms")
-    if total is not None and not _is_number(total):
+    if total is not None and not is_number(total):
         problems.append(Problem(WRONG_TYPE, f"estimated_total_duration_ms={total!r} is not a number"))
     elif _non_finite(total):
         problems.append(Problem(OUT_OF_RANGE, f"estimated_total_duration_ms={total} is not finite"))
@@ -284,7 +284,7 @@ def validate_plan(plan: Any, now: datetime, max_tasks: int = MAX_TASKS, document
             seen.add(tid)
         duration = task.get("estimated_duration_ms")
         if duration is not None:
-            if not _is_number(duration):
+            if not is_number(duration):
                 problems.append(Problem(WRONG_TYPE, f"tasks[{i}].estimated_duration_ms={duration!r} is not a number"))
             elif _non_finite(duration):
                 problems.append(Problem(OUT_OF_RANGE, f"tasks[{i}].estimated_duration_ms={duration} is not finite"))
