@@ -36,12 +36,12 @@ from hive_assets.defs.runs.doctor import find_orphans, fix_orphans, one_line
 # resource to every asset of the graph without each caller's resource dict having to name it.
 warnings.filterwarnings("ignore", message="Parameter `resource_defs` of function `asset`", category=dg.BetaWarning)
 
-#: asset-only runs of these jobs, or of `ab_test_outcome` alone, are operator work (A/B looks)
-OPERATOR_ASSET_JOBS = frozenset({"ab_test_check"})
-OPERATOR_ASSETS = frozenset({"ab_test_outcome"})
-#: asset-only runs of these jobs, or of `review_queue` alone, are review-queue refreshes
-REVIEW_ASSET_JOBS = frozenset({"refresh_review_queue"})
-REVIEW_ASSETS = frozenset({"review_queue"})
+#: (kind, jobs, assets): an asset run of one of these jobs, or whose selection is within these assets,
+#: takes that kind's lease (A/B looks: operator; review-queue refreshes: review); any other, training
+LEASE_KIND_OF_RUN = (
+    (runs.OPERATOR, frozenset({"ab_test_check"}), frozenset({"ab_test_outcome"})),
+    (runs.REVIEW, frozenset({"refresh_review_queue"}), frozenset({"review_queue"})),
+)
 
 
 def lease_target(run: dg.DagsterRun) -> tuple[str, str] | None:
@@ -50,10 +50,9 @@ def lease_target(run: dg.DagsterRun) -> tuple[str, str] | None:
     if specialist not in SPECIALISTS:
         return None
     selection = {key.to_user_string() for key in run.asset_selection or ()}
-    if run.job_name in OPERATOR_ASSET_JOBS or (selection and selection <= OPERATOR_ASSETS):
-        return runs.OPERATOR, specialist
-    if run.job_name in REVIEW_ASSET_JOBS or (selection and selection <= REVIEW_ASSETS):
-        return runs.REVIEW, specialist
+    for kind, jobs, assets in LEASE_KIND_OF_RUN:
+        if run.job_name in jobs or (selection and selection <= assets):
+            return kind, specialist
     return runs.TRAINING, specialist
 
 
