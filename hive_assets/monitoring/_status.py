@@ -96,13 +96,13 @@ def _ab(store: DocumentStore, specialist: str, interval: timedelta) -> dict:
 
 def platform_status(store: DocumentStore, client, *, last_trained: Mapping[str, datetime | None],
                     feedback_threshold: int, drift_interval: timedelta, ab_interval: timedelta,
-                    specialists: tuple[str, ...], trust: TrustPolicy = TrustPolicy(),
-                    now: datetime | None = None) -> list[SpecialistStatus]:
+                    specialists: tuple[str, ...], now: datetime,
+                    trust: TrustPolicy = TrustPolicy()) -> list[SpecialistStatus]:
     """One `SpecialistStatus` per specialist (module docstring). `last_trained`: each specialist's last
     training time (None: never trained, the feedback count then runs over all of history); `now`: the
-    platform clock, for the review queue's day (None: the queue is not shown)."""
-    if now is not None:
-        from hive_assets.review import day_start, queue_summary
+    platform clock, for the review queue's day."""
+    from hive_assets.review import day_start, queue_summary
+
     out = []
     for s in specialists:
         fields: dict = {"specialist": s, "feedback_threshold": int(feedback_threshold),
@@ -128,8 +128,7 @@ def platform_status(store: DocumentStore, client, *, last_trained: Mapping[str, 
             looks.append((next_ab, "A/B look"))
         if looks:
             fields["next_look_at"], fields["next_look"] = min(looks)
-        if now is not None:
-            fields["review_queue"] = queue_summary(store, s, day_start(now), now, trust)
+        fields["review_queue"] = queue_summary(store, s, day_start(now), now, trust)
         out.append(SpecialistStatus(**fields))
     return out
 
@@ -154,9 +153,10 @@ def _rows(statuses: list[SpecialistStatus]) -> list[list[str]]:
         feedback = f"{st.feedback_since_training} / {st.feedback_threshold}"
         retrain = (f"{st.retrain_reason} {st.retrain_status} ({_t(st.retrain_at)})" if st.retrain_reason else "none")
         look = f"{st.next_look} at {_t(st.next_look_at)}" if st.next_look_at else "-"
-        queue = st.review_queue or {}
-        review = (f"{queue['open']} open; today {queue['requested']} requested, {queue['answered']} answered, "
-                  f"{queue['expired']} expired" if any(queue.values()) else "no request today")
+        queue = st.review_queue
+        review = ("-" if queue is None else "no request today" if not any(queue.values()) else
+                  f"{queue['open']} open; today {queue['requested']} requested, {queue['answered']} answered, "
+                  f"{queue['expired']} expired")
         rows.append([st.specialist, champion, st.champion_why or "-", challenger, ab, drift, feedback, retrain, look,
                      review])
     return rows
