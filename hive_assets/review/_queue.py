@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,13 +41,15 @@ def refresh_queue(store: DocumentStore, specialist: str, now: datetime, candidat
                   drift_weight: np.ndarray | None = None, daily_budget: int = DEFAULT_DAILY_BUDGET,
                   random_share: float = DEFAULT_RANDOM_SHARE, expiry: timedelta = DEFAULT_EXPIRY, seed: int = 0,
                   weights: PriorityWeights = PriorityWeights(), model_version: str | None = None,
-                  trust: TrustPolicy = TrustPolicy()) -> QueueRefresh:
+                  trust: TrustPolicy = TrustPolicy(), before_write: Callable[[], None] | None = None) -> QueueRefresh:
     """Link answered requests, expire old ones, then request up to what today's `daily_budget` leaves.
 
     `candidates`: recent unlabelled opinions (`opinion_id`, `plan_id`), row-aligned with `features` (the
     feature contract) and the models' probabilities on them. Opinions already requested are skipped, so
     the refresh is idempotent and can run as often as wanted: a budget of 0 writes nothing. The random
     share's draw is seeded by (seed, specialist, day): the same day and pool give the same queue.
+    `before_write` is called just before the requests are written (the run's lease check: a run that lost
+    its lease raises there and spends nothing).
     """
     # here, not at import: hive_assets.training pulls in scikit-learn, which the importers of this package
     # (rollout's A/B look, `hive review-queue`, `hive status`) never need
@@ -77,6 +80,8 @@ def refresh_queue(store: DocumentStore, specialist: str, now: datetime, candidat
                           reasons)
     docs = requests.request_documents(specialist, candidates[keep].to_dict("records"), choice, now, expiry,
                                       model_version)
+    if before_write is not None:
+        before_write()
     result.requested = requests.write_requests(store, docs)
     result.by_reason = {r: choice.reason.count(r) for r in sorted(set(choice.reason))}
     return result

@@ -168,3 +168,20 @@ def test_decisions_use_random_and_organic_labels_only(tmp_path):
     assert (moved[active] == "train").all() and (moved[~active] == split[~active]).all()
     with pytest.raises(ValueError, match="length"):
         decision_split(split, pd.Series(["organic"]))
+
+
+def test_a_refresh_whose_lease_check_fails_before_writing_spends_nothing(tmp_path):
+    """The asset passes its run lease's check as `before_write`: a run that lost its lease raises there,
+    after choosing, before writing a request."""
+    class LeaseLost(Exception):
+        pass
+
+    def lost():
+        raise LeaseLost("lease taken over")
+
+    with SQLiteStore(tmp_path / "s.sqlite") as store:
+        with pytest.raises(LeaseLost):
+            refresh(store, before_write=lost)
+        assert store.count(COLLECTION) == 0
+        checks = []
+        assert refresh(store, before_write=lambda: checks.append(1)).requested == 10 and checks == [1]

@@ -54,7 +54,6 @@ def review_queue(context: dg.AssetExecutionContext, config: ReviewQueueConfig, d
         context.log.info(f"{specialist}: no champion registered, no review request")
         return dg.MaterializeResult(metadata={"requested": 0, "skipped": "no champion registered"})
     champion = registry.load_version_model(client, champion_version)
-    run_lease.check()  # a run that lost its lease must not spend the day's budget beside the new holder
     with document_store.open() as store:
         test = running_test(store, specialist)
         challenger = None
@@ -65,7 +64,8 @@ def review_queue(context: dg.AssetExecutionContext, config: ReviewQueueConfig, d
             store, specialist, now, champion, challenger=challenger, model_version=str(champion_version.version),
             candidate_days=config.candidate_days, min_confidence=platform.min_confidence, trust=TrustPolicy(),
             audit_reader=audit_reader_for(platform, store), daily_budget=config.daily_budget,
-            random_share=config.random_share, expiry=timedelta(hours=config.expiry_hours))
+            random_share=config.random_share, expiry=timedelta(hours=config.expiry_hours),
+            before_write=run_lease.check)  # a run that lost its lease must not spend the budget beside the new holder
         queue = review.open_queue(store, specialist, now)
     context.log.info(f"{specialist}: {result.requested} requested ({result.by_reason}), {result.linked} answered, "
                      f"{result.expired} expired; {len(queue)} open")
