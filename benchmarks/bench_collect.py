@@ -268,6 +268,7 @@ def scale(args) -> None:
                                       file=sys.stderr, flush=True)
                             times = []  # the table's "new s" is the median of --new-repeats runs
                             for _ in range(args.new_repeats):
+                                new = None  # the previous run's frame is freed before the next is built
                                 t0, c0 = time.perf_counter(), time.process_time()
                                 new = collect(store, "business", now=NOW, window_days=90)
                                 new_s, new_cpu = time.perf_counter() - t0, time.process_time() - c0
