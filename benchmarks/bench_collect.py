@@ -104,10 +104,22 @@ def main() -> None:
                         help="time the label-driven collection of business on this SQLite store (written by "
                              "simulate_scale with this script's NOW), --repeat times, with the load average")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--paired-store", type=Path,
+                        help="the previous and the label-driven collector on this SQLite store (built first with "
+                             "simulate_scale, --opinions and --label-rates, if it does not exist), each run in a fresh "
+                             "process, --pairs times in alternating order: no run inherits another's heap")
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--child", choices=["previous", "label-driven"], help=argparse.SUPPRESS)
     parser.add_argument("--evict", action="store_true",
                         help="--existing-store: drop the store file's pages from the page cache before each run "
                              "(posix_fadvise DONTNEED; this file only): a cold read")
     args = parser.parse_args()
+    if args.child:
+        child_collect(args.paired_store, args.child)
+        return
+    if args.paired_store:
+        paired(args.paired_store, args.pairs, args.opinions[0], args.label_rates[0])
+        return
     if args.existing_store:
         repeat_collect(args.existing_store, args.repeat, args.evict)
         return
@@ -194,6 +206,70 @@ def repeat_collect(path: Path, repeat: int, evict: bool) -> None:
         # involuntary context switches: the scheduler gave the core to another process
         print(f"| {i} | {load:.1f} | {rows:,} | {wall:.2f} | {user + sys_:.2f} ({user:.2f} + {sys_:.2f}) | "
               f"{(d1 - d0) / 1e6:.0f} | {r1.ru_nivcsw - r0.ru_nivcsw:,} |", flush=True)
+
+
+def child_collect(path: Path, which: str) -> None:
+    """One collection of business in this (fresh) process; one JSON line: seconds, CPU, peak RSS, rows and a
+    hash of the labelled rows (every column, the plans included), so the parent compares without holding
+    two frames."""
+    import hashlib
+    import json
+    import resource
+
+    import orjson
+
+    from hive_assets_tests.data.reference_collect import reference_collect
+
+    fn = reference_collect if which == "previous" else collect
+    with SQLiteStore(path) as store:
+        t0, c0 = time.perf_counter(), time.process_time()
+        result = fn(store, "business", now=NOW, window_days=90)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    labelled = result.frame[result.frame["label"].notna()].reset_index(drop=True)
+    digest = hashlib.sha256(orjson.dumps(labelled.to_dict("records"), default=str)).hexdigest()[:16]
+    print(json.dumps({"wall": wall, "cpu": cpu, "rows": len(labelled), "hash": digest,
+                      "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}))
+
+
+def paired(path: Path, pairs: int, opinions: int, label_rate: float) -> None:
+    """Issue 23's "no slower than today" at the simulator's mix: the two collectors on one store, each run in
+    its own process (in one process, a run after the other's 150,000-row frame ran 6-20 % slower), the
+    order alternating per pair; the medians and their ratio, and whether every run produced the same rows."""
+    import json
+    import statistics
+    import subprocess
+
+    from hive_assets.simulator import simulate_scale
+
+    if not path.exists():
+        t0 = time.perf_counter()
+        with SQLiteStore(path) as store:
+            simulate_scale(store, opinions=opinions, label_rate=label_rate, now=NOW)
+        print(f"built {path} ({opinions:,} opinions, {label_rate:.0%} answered) in {time.perf_counter() - t0:.0f} s",
+              file=sys.stderr, flush=True)
+    print(f"# collect, previous vs label-driven, one process per run, {path} ({path.stat().st_size / 2**30:.2f} GiB), "
+          f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} cores", flush=True)
+    print("| pair | collector | load avg (1 min) | labelled rows | wall s | CPU s | peak RSS MB | rows hash |\n"
+          "|---:|---|---:|---:|---:|---:|---:|---|", flush=True)
+    runs: dict[str, list[dict]] = {"previous": [], "label-driven": []}
+    for i in range(1, pairs + 1):
+        order = ["previous", "label-driven"] if i % 2 else ["label-driven", "previous"]
+        for which in order:
+            load = os.getloadavg()[0]
+            out = subprocess.run([sys.executable, __file__, "--paired-store", str(path), "--child", which],
+                                 check=True, capture_output=True, text=True).stdout
+            r = json.loads(out.strip().splitlines()[-1])
+            runs[which].append(r)
+            print(f"| {i} | {which} | {load:.1f} | {r['rows']:,} | {r['wall']:.2f} | {r['cpu']:.2f} | "
+                  f"{r['max_rss_mb']:,} | {r['hash']} |", flush=True)
+    hashes = {r["hash"] for rs in runs.values() for r in rs}
+    median = {k: (statistics.median(r["wall"] for r in rs), statistics.median(r["cpu"] for r in rs))
+              for k, rs in runs.items()}
+    print(f"\nmedian wall: previous {median['previous'][0]:.2f} s, label-driven {median['label-driven'][0]:.2f} s "
+          f"(previous / label-driven {median['previous'][0] / median['label-driven'][0]:.2f}x); median CPU "
+          f"{median['previous'][1]:.2f} s vs {median['label-driven'][1]:.2f} s "
+          f"({median['previous'][1] / median['label-driven'][1]:.2f}x); same rows in every run: "
+          f"{'yes' if len(hashes) == 1 else 'NO'}", flush=True)
 
 
 def _insert_into(mongo):

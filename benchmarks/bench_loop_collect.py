@@ -42,13 +42,22 @@ def timed(fn, repeat: int) -> tuple[int, float, float]:
     return rows, sorted(walls)[repeat // 2], sorted(cpus)[repeat // 2]
 
 
-def main() -> None:
+def loop_arguments() -> tuple[argparse.Namespace, datetime]:
+    """The kept home, --repeat and --days (this script's and bench_loop_retrain's), and the loop's start."""
     parser = argparse.ArgumentParser()
     parser.add_argument("home", type=Path)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--days", type=int, nargs=2, default=[1, 6])
     args = parser.parse_args()
-    start = datetime.fromisoformat(json.loads((args.home / "loop.json").read_text())["start"]).astimezone(timezone.utc)
+    args.home = args.home.resolve()
+    loop = args.home / "loop.json"
+    if not loop.exists():
+        parser.error(f"{args.home} is not a home `bench_demo.py --keep-home` left (no loop.json)")
+    return args, datetime.fromisoformat(json.loads(loop.read_text())["start"]).astimezone(timezone.utc)
+
+
+def main() -> None:
+    args, start = loop_arguments()
     print(f"# loop collection as of day {args.days[0]} and day {args.days[1]}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} "
           f"UTC, {platform.node()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, median of {args.repeat}")
     print("| specialist | day | opinions in window (own) | labelled rows | label-driven CPU s (wall) | "

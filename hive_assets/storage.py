@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import orjson
 import pandas as pd
 
+from hive_assets.cyclic_gc import cyclic_gc_paused
 from hive_assets.data import CollectResult
 
 FRAME, COLLECTION, JSON = "parquet", "collection", "json"
@@ -111,7 +112,8 @@ def frame_from_parquet(data: bytes) -> pd.DataFrame:
     metadata = table.schema.metadata or {}
     frame = table.to_pandas()
     for name in json.loads(metadata.get(JSON_COLUMNS_KEY, b"[]")):
-        frame[name] = [None if v is None else orjson.loads(v) for v in frame[name]]
+        with cyclic_gc_paused():  # thousands of plans: 6x faster (hive_assets.cyclic_gc)
+            frame[name] = [None if v is None else orjson.loads(v) for v in frame[name]]
     if ATTRS_KEY in metadata:
         frame.attrs = json.loads(metadata[ATTRS_KEY])
     return frame

@@ -24,9 +24,7 @@ which path served, `filtered_no_intent_id` the opinions neither could.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import gc
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -38,6 +36,7 @@ import pandas as pd
 
 from hive_assets import clock
 from hive_assets.config import CLASSES
+from hive_assets.cyclic_gc import cyclic_gc_paused
 from hive_assets.data import _documents as docs
 from hive_assets.data._audit import AuditReader, audit_confidences_from_store
 from hive_assets.data._join import latest_trusted_feedback
@@ -77,20 +76,6 @@ class CollectResult:
         return h.hexdigest()[:16]
 
 
-@contextlib.contextmanager
-def _cyclic_gc_paused():
-    """Documents are trees (freed by reference counting); while tens of thousands of them are alive,
-    CPython's cyclic collector re-traverses them on every allocation burst: 2.5-4x the whole
-    collection's time, measured on the demo store. Paused for the duration, restored after."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 ENCRYPTED_PREFIX = "enc:"
 INTENT_COUNTS = ("intent_from_opinion", "intent_from_plan", "filtered_no_intent_id", "filtered_no_audit_event",
                  "filtered_low_intent_confidence")
@@ -109,7 +94,7 @@ def _plan_intent(doc: Mapping, plan: Mapping) -> str | None:
     return clear_id(plan.get("intent_id")) or clear_id(doc.get("intent_id"))
 
 
-@_cyclic_gc_paused()
+@cyclic_gc_paused()  # documents are trees: see hive_assets.cyclic_gc
 def collect(
     store: DocumentStore,
     specialist: str,

@@ -13,10 +13,11 @@ import pandas as pd
 
 from hive_assets import clock
 from hive_assets.config import CLASSES
+from hive_assets.cyclic_gc import cyclic_gc_paused
 from hive_assets.data import _documents as docs
 from hive_assets.data._audit import AuditReader, audit_confidences_from_store
 from hive_assets.data._collect import (
-    INTENT_COUNTS, PROGRESS_EVERY, RAW_COLUMNS, CollectResult, Progress, _cyclic_gc_paused, _plan_intent,
+    INTENT_COUNTS, PROGRESS_EVERY, RAW_COLUMNS, CollectResult, Progress, _plan_intent,
     _refuse_emptied_class, clear_id,
 )
 from hive_assets.data._join import latest_trusted_feedback
@@ -25,7 +26,7 @@ from hive_assets.data._trust import BELOW_MIN_QUALITY, TrustPolicy
 from hive_assets.data.store.base import DocumentStore
 
 
-@_cyclic_gc_paused()
+@cyclic_gc_paused()
 def reference_collect(
     store: DocumentStore,
     specialist: str,
