@@ -13,8 +13,10 @@ Below 5,000 rows one window's test split is a few dozen rows, so sizes below 5,0
 - `xgboost`: today's default before issue 24, `train_model(model_type="xgboost")`;
 - `auto`: the new default, `train_model(model_type="auto")` (every family of AUTO_CANDIDATES, each with
   its VALIDATION_GRIDS setting, the best on validation macro-F1); `auto_tuned`: the same with
-  `hyperparameter_tuning=True` (successive halving instead of the small grids);
-- `logistic`, `sparse_logistic`: the standardized L2 / L1 logistic regressions alone, default penalty;
+  `hyperparameter_tuning=True` (successive halving instead of the small grids); `auto_without_mlp`: auto
+  before the MLP candidate (xgboost and sparse_logistic only);
+- `logistic`, `sparse_logistic`, `mlp`: the standardized L2 / L1 logistic regressions and the one-layer MLP
+  alone, default penalty;
 - `seed`: the system this replaces, random forest of 100 trees, depth 10, no class weights, no calibration.
 
 Time = fit + select + calibrate + validate (predict and metrics on test), wall clock, in this run.
@@ -22,7 +24,7 @@ Targets (issue 24): the default (`auto`) within 5 points of Bayes accuracy at 5k
 every specialist; at 500 rows macro-F1 at least 3 points above `xgboost` for 3 of 5 specialists;
 fit + calibrate under 60 s at 20k rows.
 
-    .venv/bin/python benchmarks/bench_learning_curve.py            # all: 5 specialists x 4 sizes x 5 setups
+    .venv/bin/python benchmarks/bench_learning_curve.py            # all: 5 specialists x 4 sizes x 8 setups
     .venv/bin/python benchmarks/bench_learning_curve.py --specialists business --setups xgboost,auto --sizes 500
 """
 
@@ -75,8 +77,10 @@ SETUPS = {  # name -> train_model arguments (None: the seed's forest)
     "xgboost": {"model_type": "xgboost"},
     "auto": {"model_type": "auto"},
     "auto_tuned": {"model_type": "auto", "hyperparameter_tuning": True},
+    "auto_without_mlp": {"model_type": "auto", "candidate_model_types": ("xgboost", "sparse_logistic")},
     "logistic": {"model_type": "logistic"},
     "sparse_logistic": {"model_type": "sparse_logistic"},
+    "mlp": {"model_type": "mlp"},
     "seed": None,
 }
 FIELDS = ("accuracy", "bayes_accuracy", "gap_points", "macro_f1", "bayes_macro_f1", "ece", "ece_debiased", "seconds")

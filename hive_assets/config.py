@@ -30,11 +30,11 @@ from urllib.parse import urlsplit, urlunsplit
 SPECIALISTS: tuple[str, ...] = ("business", "technical", "behavior", "evolution", "architecture")
 CLASSES: tuple[str, ...] = ("approve", "reject", "review_required")
 # SPEC section 4; the estimators live in hive_assets.training (kept here so the CLI need not import sklearn)
-MODEL_TYPES: tuple[str, ...] = ("xgboost", "random_forest", "gradient_boosting", "logistic", "sparse_logistic")
+MODEL_TYPES: tuple[str, ...] = ("xgboost", "random_forest", "gradient_boosting", "logistic", "sparse_logistic", "mlp")
 # `model_type="auto"`: fit each of AUTO_CANDIDATES (parameters chosen on validation) and keep the best on
-# validation macro-F1 (hive_assets.training; why these two: BENCHMARKS.md, learning curve, issue 24)
+# validation macro-F1 (hive_assets.training; why these three: BENCHMARKS.md, learning curve, issue 24)
 AUTO_MODEL_TYPE = "auto"
-AUTO_CANDIDATES: tuple[str, ...] = ("xgboost", "sparse_logistic")
+AUTO_CANDIDATES: tuple[str, ...] = ("xgboost", "sparse_logistic", "mlp")
 DEFAULT_MONGODB_DATABASE = "neural_hive"
 DEFAULT_EXPERIMENT_NAME = "specialist_training"
 

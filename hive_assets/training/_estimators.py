@@ -1,4 +1,4 @@
-"""The model types (SPEC section 4, and regularized linear models, issue 24), their default parameters and their tuning search space.
+"""The model types (SPEC section 4; regularized linear models and a small neural network, issue 24), their default parameters and their tuning search space.
 
 Class weights are balanced exactly once, as sample weights (`fit_estimator`), which every model type
 accepts: no estimator is built with its own class weighting on top (that would square the correction).
@@ -20,6 +20,12 @@ from hive_assets.config import MODEL_TYPES  # one definition, re-exported by hiv
 XGBOOST_THREADS = 1
 # the standardized logistic regressions (L2, L1): a scaler + classifier pipeline, calibrated differently
 LINEAR_MODEL_TYPES: tuple[str, ...] = ("logistic", "sparse_logistic")
+# model types that are a StandardScaler + classifier Pipeline: the classifier step's name (its fit's weights go there)
+PIPELINE_STEP: dict[str, str] = {"logistic": "logistic", "sparse_logistic": "logistic", "mlp": "mlp"}
+# The MLP's solver follows the training rows (sklearn's advice): L-BFGS on small sets, where adam's early
+# stopping would watch a hold-out of a few dozen rows; adam with early stopping on its 10% hold-out from
+# MLP_ADAM_MIN_ROWS (200 hold-out rows), where full-batch L-BFGS gets slow (BENCHMARKS.md, issue 24).
+MLP_ADAM_MIN_ROWS = 2000
 
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "xgboost": {"n_estimators": 300, "max_depth": 4, "learning_rate": 0.05, "subsample": 0.9,
@@ -31,6 +37,9 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     # the same with an L1 penalty: weights of features that do not help are exactly 0, so a few hundred
     # labels are not spent on the 30 columns most policies ignore
     "sparse_logistic": {"C": 0.3},
+    # one hidden layer of 64 ReLU units on standardized features, L2 penalty `alpha` (solver: `mlp_solver`);
+    # alpha 10: what validation chose in 46 of 50 windows of 500 rows (BENCHMARKS.md, issue 24, MLP)
+    "mlp": {"hidden_layer_sizes": [64], "alpha": 10.0},
 }
 # Where tuning samples candidates (scipy distributions or lists, as sklearn's ParameterSampler takes them):
 # ranges around the defaults that trade capacity against the label noise of human feedback.
@@ -44,7 +53,21 @@ SEARCH_SPACE: dict[str, dict[str, Any]] = {
                           "learning_rate": loguniform(0.02, 0.3), "subsample": uniform(0.6, 0.4)},
     "logistic": {"C": loguniform(0.01, 100.0)},
     "sparse_logistic": {"C": loguniform(0.01, 10.0)},
+    "mlp": {"alpha": loguniform(0.01, 10.0), "hidden_layer_sizes": [[32], [64], [64, 64]]},
 }
+
+
+def mlp_solver(n_rows: int) -> dict[str, Any]:
+    """The MLP's solver settings for `n_rows` training rows (see MLP_ADAM_MIN_ROWS)."""
+    if n_rows < MLP_ADAM_MIN_ROWS:
+        return {"solver": "lbfgs", "max_iter": 300}
+    return {"solver": "adam", "early_stopping": True, "validation_fraction": 0.1, "n_iter_no_change": 10,
+            "max_iter": 500}
+
+
+def row_dependent_params(model_type: str, n_rows: int) -> dict[str, Any]:
+    """Settings that follow the number of training rows (the MLP's solver), under any explicit parameters."""
+    return mlp_solver(n_rows) if model_type == "mlp" else {}
 
 
 def build_estimator(model_type: str, params: dict[str, Any] | None = None, random_state: int = 0):
@@ -75,20 +98,29 @@ def build_estimator(model_type: str, params: dict[str, Any] | None = None, rando
                                                                       "max_iter": 300, "tol": 1e-3,
                                                                       "random_state": random_state}
         return Pipeline([("scale", StandardScaler()), ("logistic", LogisticRegression(**solver, **params))])
+    if model_type == "mlp":
+        from sklearn.neural_network import MLPClassifier
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        params = {**params, "hidden_layer_sizes": tuple(params["hidden_layer_sizes"])}  # a list in JSON params
+        return Pipeline([("scale", StandardScaler()), ("mlp", MLPClassifier(random_state=random_state, **params))])
     raise ValueError(f"unknown model_type {model_type!r}; choose one of {MODEL_TYPES}")
 
 
 def fit_estimator(model_type: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray, random_state: int = 0,
                   validation: tuple[np.ndarray, np.ndarray] | None = None):
     """Fit with balanced class weights (SPEC section 4), given once as sample weights n / (K * n_class).
-    `validation` (xgboost only): the rows its early stopping watches, weighted the same way."""
+    `validation` (xgboost only): the rows its early stopping watches, weighted the same way.
+    Settings not given default to `row_dependent_params` (the MLP's solver)."""
+    params = {**row_dependent_params(model_type, len(y)), **params}
     estimator = build_estimator(model_type, params, random_state)
     weights = compute_sample_weight("balanced", y)
-    if model_type in LINEAR_MODEL_TYPES:  # a pipeline: the weights go to its classifier step
+    if model_type in PIPELINE_STEP:  # a pipeline: the weights go to its classifier step
         # one BLAS thread: on the busy 2-vCPU host OpenBLAS's spinning threads made a 14k-row fit take 8 s
         # instead of 0.2 s (as xgboost's OpenMP threads did, XGBOOST_THREADS)
         with threadpool_limits(limits=1, user_api="blas"):
-            estimator.fit(X, y, logistic__sample_weight=weights)
+            estimator.fit(X, y, **{f"{PIPELINE_STEP[model_type]}__sample_weight": weights})
     elif validation is not None:
         X_val, y_val = validation
         estimator.fit(X, y, sample_weight=weights, eval_set=[(X_val, y_val)],

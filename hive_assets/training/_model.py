@@ -3,7 +3,7 @@
 A model is a directory:
 - `schema.json`: specialist, model type, FEATURE_NAMES, FEATURE_SCHEMA_VERSION, encoded columns, classes;
 - `estimator.ubj` (xgboost's native format) or `estimator.skops` (sklearn, skops with a trusted-type list:
-  forests, gradient boosting, the standardized logistic regression pipeline);
+  forests, gradient boosting, the standardized logistic regression and MLP pipelines);
 - `calibrator.skops`: sklearn's CalibratedClassifierCV fitted on the base model's validation-split
   probabilities (a frozen pass-through estimator), so calibration code is sklearn's own and the
   xgboost booster never needs a generic serializer;
@@ -45,6 +45,9 @@ TRUSTED_TYPES = [
     "sklearn.pipeline.Pipeline",
     "sklearn.preprocessing._data.StandardScaler",
     "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.neural_network._multilayer_perceptron.MLPClassifier",
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",  # adam's state, kept by a fitted MLP
+    "sklearn.preprocessing._label.LabelBinarizer",
     "sklearn.ensemble._gb._init_raw_predictions",
     "numpy.random._mt19937.MT19937",
     "numpy.random.mtrand.RandomState",

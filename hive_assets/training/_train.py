@@ -22,7 +22,7 @@ from hive_assets.features import FEATURE_NAMES
 from hive_assets.monitoring._drift import build_reference
 from hive_assets.training._calibration import calibrate
 from hive_assets.training._encoding import encode, encode_labels
-from hive_assets.training._estimators import DEFAULT_PARAMS, MODEL_TYPES, fit_estimator
+from hive_assets.training._estimators import DEFAULT_PARAMS, MODEL_TYPES, fit_estimator, row_dependent_params
 from hive_assets.training._model import SpecialistModel
 from hive_assets.training._tuning import choose_on_validation, sample_candidates, successive_halving
 
@@ -46,8 +46,9 @@ def _fit_family(model_type, X_tr, y_tr, X_va, y_va, hyperparameter_tuning, rando
         return choose_on_validation(model_type, X_tr, y_tr, X_va, y_va, random_state)
     if progress is not None:
         progress(f"fitting {model_type} with its default parameters on {len(y_tr)} rows")
-    estimator = fit_estimator(model_type, {}, X_tr, y_tr, random_state)
-    return {}, estimator, float(f1_score(y_va, estimator.predict(X_va), average="macro", zero_division=0)), []
+    params = row_dependent_params(model_type, len(y_tr))  # recorded with the model (the MLP's solver)
+    estimator = fit_estimator(model_type, params, X_tr, y_tr, random_state)
+    return params, estimator, float(f1_score(y_va, estimator.predict(X_va), average="macro", zero_division=0)), []
 
 
 def train_model(

@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.metrics import f1_score
 from sklearn.model_selection import ParameterSampler
 
-from hive_assets.training._estimators import LINEAR_MODEL_TYPES, SEARCH_SPACE, fit_estimator
+from hive_assets.training._estimators import LINEAR_MODEL_TYPES, SEARCH_SPACE, fit_estimator, row_dependent_params
 
 MIN_RUNG_ROWS = 300  # below this a fit says little about the full-data fit
 
@@ -82,11 +82,13 @@ def successive_halving(
 # split (BENCHMARKS.md, learning curve, issue 24: what they were chosen from). xgboost: tree depths 2 to 8,
 # each boosted with early stopping on the validation log-loss (at most XGBOOST_MAX_ROUNDS rounds), so the
 # number of trees follows the amount of data instead of a constant 300 (learning rate 0.1: as good as
-# 0.05 at 20k rows, in a third of the rounds). The linear models: their penalty strength.
+# 0.05 at 20k rows, in a third of the rounds). The linear models: their penalty strength. The MLP: its L2
+# penalty, from nearly unpenalized to nearly linear (its width stays 64: the penalty moved the score more).
 _PENALTY_STRENGTHS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 VALIDATION_GRIDS: dict[str, list[dict[str, Any]]] = {
     "xgboost": [{"max_depth": d, "learning_rate": 0.1, "min_child_weight": w} for d, w in ((2, 1.0), (4, 2.0), (6, 5.0), (8, 5.0))],
     **{linear: [{"C": c} for c in _PENALTY_STRENGTHS] for linear in LINEAR_MODEL_TYPES},
+    "mlp": [{"alpha": a} for a in (0.01, 0.1, 1.0, 10.0)],
 }
 XGBOOST_MAX_ROUNDS = 2000
 EARLY_STOPPING_ROUNDS = 50
@@ -111,6 +113,7 @@ def choose_on_validation(
     best: tuple[float, dict[str, Any], Any] | None = None
     trials: list[dict[str, Any]] = []
     for params in grid:
+        params = {**row_dependent_params(model_type, len(y_train)), **params}  # recorded with the model
         if model_type == "xgboost":
             estimator = _early_stopped_xgboost(params, X_train, y_train, X_val, y_val, random_state)
             params = {**params, "n_estimators": int(estimator.best_iteration) + 1}

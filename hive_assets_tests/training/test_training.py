@@ -15,7 +15,8 @@ from hive_assets.evaluation import point_metrics
 from hive_assets.simulator import simulate
 from hive_assets.data.store import SQLiteStore
 from hive_assets.training import (
-    MODEL_TYPES, SchemaMismatch, SpecialistModel, encode_labels, temporal_group_split, train_model,
+    MLP_ADAM_MIN_ROWS, MODEL_TYPES, SchemaMismatch, SpecialistModel, encode_labels, mlp_solver, temporal_group_split,
+    train_model,
 )
 
 NOW = datetime(2026, 5, 1, tzinfo=timezone.utc)
@@ -267,7 +268,8 @@ def _tertile_labels(score: np.ndarray) -> list[str]:
 def _validation_macro_f1(model_type, train, validation):
     """The premise, computed here: each family's best validation macro-F1 over the settings auto tries
     (the penalty strengths; xgboost's depths, each boosted with xgboost's own early stopping on the
-    balanced validation log-loss and predicting with its best round)."""
+    balanced validation log-loss and predicting with its best round; the MLP's penalties, sklearn's
+    L-BFGS on these few rows)."""
     from sklearn.metrics import f1_score
     from sklearn.utils.class_weight import compute_sample_weight
     from xgboost import XGBClassifier
@@ -283,22 +285,44 @@ def _validation_macro_f1(model_type, train, validation):
                                       tree_method="hist", n_jobs=1, random_state=0, eval_metric="mlogloss", **params)
             estimator.fit(X_tr, y_tr, sample_weight=compute_sample_weight("balanced", y_tr), eval_set=[(X_va, y_va)],
                           sample_weight_eval_set=[compute_sample_weight("balanced", y_va)], verbose=False)
+        elif model_type == "mlp":
+            from sklearn.neural_network import MLPClassifier
+            from sklearn.preprocessing import StandardScaler
+
+            from threadpoolctl import threadpool_limits
+
+            scaler = StandardScaler().fit(X_tr)
+            mlp = MLPClassifier(hidden_layer_sizes=(64,), solver="lbfgs", max_iter=300, random_state=0, **params)
+            with threadpool_limits(limits=1, user_api="blas"):  # OpenBLAS's spinning threads: minutes on a busy host
+                mlp.fit(scaler.transform(X_tr), y_tr, sample_weight=compute_sample_weight("balanced", y_tr))
+            scores.append(f1_score(y_va, mlp.predict(scaler.transform(X_va)), average="macro"))
+            continue
         else:
             estimator = fit_estimator(model_type, params, X_tr, y_tr)
         scores.append(f1_score(y_va, estimator.predict(X_va), average="macro"))
     return max(scores)
 
 
-@pytest.mark.parametrize("truth, expected", [("linear", "sparse_logistic"), ("interaction", "xgboost")])
-def test_auto_picks_the_family_that_is_better_on_validation(plan_features, truth, expected, tmp_path):
+@pytest.mark.parametrize("truth, expected, families", [
+    # on a linear truth the MLP (strongly penalized, nearly linear) is as good as the linear model: left out
+    ("linear", "sparse_logistic", ("xgboost", "sparse_logistic")),
+    ("interaction", "xgboost", ("xgboost", "sparse_logistic", "mlp")),
+    ("vee", "mlp", ("xgboost", "sparse_logistic", "mlp")),
+])
+def test_auto_picks_the_family_that_is_better_on_validation(plan_features, truth, expected, families, tmp_path):
     """Ground truth built to favour one family: a linear score over six features of different scales
-    (a linear boundary, oblique to every axis: trees need a staircase), or an interaction (the sign of
-    risk - 0.5 times the sign of complexity - 0.5: no linear score separates it). 500 training rows, 10% of
-    the labels shuffled (as human feedback is noisy; early stopping then stops within a few hundred rounds)."""
+    (a linear boundary, oblique to every axis: trees need a staircase), an interaction (the sign of
+    risk - 0.5 times the sign of complexity - 0.5: no linear score separates it), or a "vee": the distance
+    of an oblique linear score from its mean (smooth, two oblique boundaries: no linear model separates the
+    middle class, trees need two staircases, a ReLU layer bends once). 500 training rows, 10% of the labels
+    shuffled (as human feedback is noisy; early stopping then stops within a few hundred rounds)."""
     f = plan_features
+    oblique = (2.0 * f.risk_score - 1.5 * f.priority_score + 1.0 * f.complexity_score
+               + 0.04 * f.num_tasks - 1.2 * f.parallelization_potential)
     if truth == "linear":
-        score = (2.0 * f.risk_score - 1.5 * f.priority_score + 1.0 * f.complexity_score
-                 + 0.04 * f.num_tasks - 1.2 * f.parallelization_potential + 0.5 * f.capability_diversity / 10)
+        score = oblique + 0.5 * f.capability_diversity / 10
+    elif truth == "vee":
+        score = np.abs((oblique - oblique.mean()) / oblique.std())
     else:
         score = np.sign(f.risk_score - 0.5) * np.sign(f.complexity_score - 0.5) + 0.3 * (f.priority_score - 0.5)
     labels = np.array(_tertile_labels(np.asarray(score, dtype=float)), dtype=object)
@@ -306,22 +330,23 @@ def test_auto_picks_the_family_that_is_better_on_validation(plan_features, truth
     labels[noisy] = np.random.default_rng(25).permutation(labels[noisy])
     frame = f.assign(label=labels)
     train, validation = frame.iloc[:500], frame.iloc[500:800]
-    scores = {m: _validation_macro_f1(m, train, validation) for m in ("xgboost", "sparse_logistic")}
-    other = "xgboost" if expected == "sparse_logistic" else "sparse_logistic"
-    assert scores[expected] > scores[other] + 0.02, scores  # the premise holds by a margin
+    scores = {m: _validation_macro_f1(m, train, validation) for m in families}
+    assert scores[expected] > max(v for m, v in scores.items() if m != expected) + 0.02, scores  # the premise, by a margin
 
     lines: list[str] = []
-    model, info = train_model("technical", train, validation, progress=lines.append)  # auto is the default
+    model, info = train_model("technical", train, validation, progress=lines.append,  # auto is the default
+                              candidate_model_types=families)
     assert model.model_type == info["model_type"] == expected
-    assert [c["model_type"] for c in info["selection"]] == ["xgboost", "sparse_logistic"]
+    assert [c["model_type"] for c in info["selection"]] == list(families)
     assert {c["model_type"]: c["val_macro_f1"] for c in info["selection"]} == pytest.approx(scores)
-    assert [c["chosen"] for c in info["selection"]] == [expected == "xgboost", expected == "sparse_logistic"]
+    assert [c["chosen"] for c in info["selection"]] == [expected == m for m in families]
     assert any(line.startswith(f"model selection: {expected} has the best") for line in lines)
     # the chosen setting is stored (xgboost: its early-stopped round count) and survives a save and load
     chosen = next(c for c in info["selection"] if c["chosen"])
     assert {k: model.params[k] for k in chosen["params"]} == chosen["params"]
-    assert model.estimator.get_params()["n_estimators" if expected == "xgboost" else "logistic__C"] == \
-        chosen["params"]["n_estimators" if expected == "xgboost" else "C"]
+    stored = {"xgboost": ("n_estimators", "n_estimators"), "sparse_logistic": ("logistic__C", "C"),
+              "mlp": ("mlp__alpha", "alpha")}[expected]
+    assert model.estimator.get_params()[stored[0]] == chosen["params"][stored[1]]
     loaded = SpecialistModel.load(model.save(tmp_path / "m"))
     assert np.allclose(loaded.predict_proba(validation), model.predict_proba(validation))
 
@@ -339,11 +364,28 @@ def test_auto_starts_no_candidate_after_the_time_budget(plan_features):
 
 def test_linear_models_calibrate_isotonically_from_fewer_validation_rows(plan_features):
     """Isotonic needs ISOTONIC_MIN_ROWS validation rows for trees, LINEAR_ISOTONIC_MIN_ROWS for the linear
-    models (Platt's S-curve fits their probabilities badly); below either, sigmoid."""
+    models and the MLP (Platt's S-curve fits their probabilities badly); below either, sigmoid."""
     frame = plan_features.assign(label=_tertile_labels(plan_features.risk_score.to_numpy()))
     train, validation = frame.iloc[:500], frame.iloc[500:800]  # 300 validation rows: between the two thresholds
     methods = {m: train_model("technical", train, validation, model_type=m)[1]["calibration_method"]
-               for m in ("sparse_logistic", "logistic", "xgboost")}
-    assert methods == {"sparse_logistic": "isotonic", "logistic": "isotonic", "xgboost": "sigmoid"}
+               for m in ("sparse_logistic", "logistic", "mlp", "xgboost")}
+    assert methods == {"sparse_logistic": "isotonic", "logistic": "isotonic", "mlp": "isotonic", "xgboost": "sigmoid"}
     _, info = train_model("technical", train, validation.iloc[:150], model_type="sparse_logistic")
     assert info["calibration_method"] == "sigmoid"
+
+
+def test_mlp_solver_follows_the_training_rows_and_either_round_trips(plan_features, tmp_path):
+    """L-BFGS below MLP_ADAM_MIN_ROWS training rows, adam with early stopping from there (its fitted optimizer
+    state is one more type the stored file holds); the chosen solver is recorded with the model and both
+    models load back to the same probabilities."""
+    frame = plan_features.assign(label=_tertile_labels(plan_features.risk_score.to_numpy()))
+    many = pd.concat([frame.iloc[:1200]] * 2, ignore_index=True)  # 2,400 rows: above the threshold
+    assert len(many) >= MLP_ADAM_MIN_ROWS > 500
+    for train, solver in ((frame.iloc[:500], "lbfgs"), (many, "adam")):
+        model, info = train_model("technical", train, frame.iloc[1200:], model_type="mlp")
+        assert info["params"]["solver"] == model.estimator.named_steps["mlp"].solver == solver
+        assert mlp_solver(len(train))["solver"] == solver
+        if solver == "adam":  # early stopping ended it before max_iter
+            assert model.estimator.named_steps["mlp"].n_iter_ < info["params"]["max_iter"]
+        loaded = SpecialistModel.load(model.save(tmp_path / solver))
+        assert np.allclose(loaded.predict_proba(frame.iloc[1200:]), model.predict_proba(frame.iloc[1200:]))

@@ -23,13 +23,14 @@ from hive_assets.training import DEFAULT_TIME_BUDGET_SECONDS, DEFAULT_TUNING_CAN
 class TrainConfig(dg.Config):
     """The seed's MLproject parameters that shape training (SPEC section 4); the specialist is the partition."""
 
-    model_type: Literal["auto", "xgboost", "random_forest", "gradient_boosting", "logistic", "sparse_logistic"] = Field(
+    model_type: Literal["auto", "xgboost", "random_forest", "gradient_boosting", "logistic", "sparse_logistic", "mlp"] = Field(
         default="auto",
         description="Classifier family: auto (default: fit each of " + ", ".join(AUTO_CANDIDATES) + " and keep "
                     "the best validation macro-F1, each with its parameters chosen on validation; every candidate's "
                     "score is in the run's params and metadata), xgboost (gradient-boosted trees, native .ubj "
                     "storage), random_forest, gradient_boosting, logistic or sparse_logistic (standardized "
-                    "multinomial logistic regression, L2 or L1 penalty; scikit-learn, stored with skops). "
+                    "multinomial logistic regression, L2 or L1 penalty) or mlp (one hidden layer of 64 units on "
+                    "standardized features; scikit-learn, stored with skops). "
                     "Class weights are balanced for every type.")
     hyperparameter_tuning: bool = Field(
         default=False,
