@@ -6,13 +6,14 @@ Used by collection (training labels) and by the A/B per-arm metrics, so both rea
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import chain
 from datetime import datetime
 from typing import Any
 
 from hive_assets.data import _documents as docs
 from hive_assets.data._trust import SUBMITTED_AFTER_WINDOW, TrustPolicy
-from hive_assets.data.store.base import DocumentStore
+from hive_assets.data.store.base import DocumentStore, Filter
 
 AFTER_LABEL_WINDOW = "after_label_window"
 
@@ -25,6 +26,8 @@ def latest_trusted_feedback(
     on_malformed: Callable[[Any, list[docs.Problem]], None] | None = None,
     on_dropped: Callable[[dict, str], None] | None = None,
     as_of: Mapping[str, datetime] | None = None,
+    known: Mapping[str, Sequence[dict]] | None = None,
+    known_filter: Filter | None = None,
 ) -> tuple[dict[str, dict], Counter, int]:
     """(opinion_id -> latest trusted feedback, dropped feedback by reason, feedback documents read).
 
@@ -33,11 +36,25 @@ def latest_trusted_feedback(
     not known then: it is dropped as `submitted_after_window`, neither a label nor quarantined.
     Malformed feedback goes to `on_malformed` with its problems and is never a label; dropped valid
     feedback goes to `on_dropped` with its reason.
+
+    `known`, `known_filter`: the caller already read the feedback matching `known_filter` (collection: the
+    specialist's window) and validated it against the same `now`; `known` holds the valid documents by
+    opinion_id. Then only the other feedback of these opinions is read (`$nor` of that filter: its exact
+    complement on every store), so each document is read and validated once, with the same result.
     """
     latest: dict[str, dict] = {}
     dropped: Counter = Counter()
     read = 0
-    for fb in store.find_by_keys_where("specialist_feedback", "opinion_id", opinion_ids, {}):
+    ids = list(opinion_ids)
+    if known is None:  # (document, already validated)
+        documents = ((fb, False) for fb in store.find_by_keys_where("specialist_feedback", "opinion_id", ids, {}))
+    else:
+        if known_filter is None:
+            raise ValueError("`known` needs the `known_filter` it was read with")
+        already = chain.from_iterable(known.get(str(o), ()) for o in ids)
+        others = store.find_by_keys_where("specialist_feedback", "opinion_id", ids, {"$nor": [known_filter]})
+        documents = chain(((fb, True) for fb in already), ((fb, False) for fb in others))
+    for fb, validated in documents:
         read += 1
         submitted = docs.to_utc(fb.get("submitted_at")) if isinstance(fb, Mapping) else None
         if submitted is not None and submitted > now:
@@ -47,8 +64,7 @@ def latest_trusted_feedback(
         if cutoff is not None and submitted > cutoff:
             dropped[AFTER_LABEL_WINDOW] += 1
             continue
-        problems = docs.validate_feedback(fb, now)
-        if problems:
+        if not validated and (problems := docs.validate_feedback(fb, now)):
             if on_malformed is not None:
                 on_malformed(fb, problems)
             continue

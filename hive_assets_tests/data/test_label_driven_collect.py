@@ -111,3 +111,41 @@ def test_the_store_mixes_in_what_collection_must_quarantine(store):
 def test_same_result_with_the_quality_filter_and_a_backfill(store):
     _compare(store, "business", trust=TrustPolicy(min_feedback_quality=0.7))
     _compare(store, "technical", now=NOW - timedelta(days=9))
+
+
+def test_the_join_reads_only_what_collection_has_not_read_and_validates_that(tmp_path):
+    """Collection reads the window's feedback first (one filter) and validates it; the join then takes those
+    documents as they are and reads only the other feedback of its opinions (the filter's complement):
+    each document read and validated once, the labels the same as a join that reads everything."""
+    from hive_assets.data import latest_trusted_feedback
+
+    now = datetime(2026, 5, 1, tzinfo=timezone.utc)
+    window = {"specialist_type": "business", "submitted_at": {"$gte": now - timedelta(days=90), "$lte": now}}
+
+    def feedback(fid, oid, label, minutes, **extra):
+        return {"feedback_id": fid, "opinion_id": oid, "specialist_type": "business", "human_recommendation": label,
+                "human_rating": 0.9, "feedback_source": "human_expert",
+                "submitted_at": now - timedelta(minutes=minutes), **extra}
+
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    store.upsert_many("specialist_feedback", [
+        feedback("fb-a", "op-1", "approve", 30),  # in the window: collection read it
+        feedback("fb-b", "op-1", "maybe", 10, specialist_type=None),  # outside it, malformed
+        feedback("fb-c", "op-2", "reject", 20, specialist_type="technical"),  # outside it, valid
+        feedback("fb-d", "op-2", "maybe", 5),  # in the window, malformed: collection quarantined it already
+        feedback("fb-e", "op-2", "approve", -60),  # after `now`: not known yet
+    ])
+    known = {"op-1": [feedback("fb-a", "op-1", "approve", 30)]}  # the valid documents collection kept
+    malformed: list = []
+    latest, dropped, read = latest_trusted_feedback(
+        store, ["op-1", "op-2"], now, TrustPolicy(), known=known, known_filter=window,
+        on_malformed=lambda fb, problems: malformed.append((fb["feedback_id"], problems[0].reason)))
+    assert read == 4  # fb-a as collection read it, fb-b, fb-c and fb-e from the store; fb-d not again
+    assert latest["op-1"] is known["op-1"][0]  # the validated document, not a second copy
+    assert {o: fb["feedback_id"] for o, fb in latest.items()} == {"op-1": "fb-a", "op-2": "fb-c"}
+    assert malformed == [("fb-b", d.UNKNOWN_HUMAN_RECOMMENDATION)]
+    assert dict(dropped) == {"submitted_after_window": 1}
+    everything, _, read_all = latest_trusted_feedback(store, ["op-1", "op-2"], now, TrustPolicy())
+    assert read_all == 5 and {o: fb["feedback_id"] for o, fb in everything.items()} == {"op-1": "fb-a", "op-2": "fb-c"}
+    with pytest.raises(ValueError, match="known_filter"):
+        latest_trusted_feedback(store, ["op-1"], now, TrustPolicy(), known=known)

@@ -5,7 +5,8 @@ count, upsert by a unique key, a `$set` update, and simple `aggregate` ($match, 
 $count, $limit). Joins happen client-side.
 
 Filter language (a subset of MongoDB's): `{field: value}` equality on a (dotted) field, and
-`{field: {op: value}}` with op in $eq $ne $gt $gte $lt $lte $in $nin $exists; top-level $and / $or.
+`{field: {op: value}}` with op in $eq $ne $gt $gte $lt $lte $in $nin $exists; top-level $and / $or /
+$nor (a document matching none of the filters: the exact complement of their `$or`).
 Values may be str, int, float, bool, None or datetime (timezone-aware UTC).
 
 Non-finite floats (NaN, +-Infinity) survive a round trip through both stores: MongoDB keeps BSON doubles;
@@ -358,6 +359,9 @@ def matches(doc: Mapping[str, Any], filter: Filter | None) -> bool:
                 return False
         elif field == "$or":
             if not any(matches(doc, f) for f in cond):
+                return False
+        elif field == "$nor":
+            if any(matches(doc, f) for f in cond):
                 return False
         elif isinstance(cond, Mapping) and cond and all(k.startswith("$") for k in cond):
             value = get_path(doc, field)

@@ -163,7 +163,7 @@ def translate_filter(filter: Filter | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     extra: list[dict[str, Any]] = []  # per-field conditions that cannot share one operator document
     for field, cond in (filter or {}).items():
-        if field in ("$and", "$or"):
+        if field in ("$and", "$or", "$nor"):
             out[field] = [translate_filter(sub) for sub in cond]
         elif isinstance(cond, Mapping) and cond and all(str(k).startswith("$") for k in cond):
             ops: dict[str, Any] = {}

@@ -154,10 +154,12 @@ class SQLiteStore(DocumentStore):
         clauses: list[str] = []
         params: list[Any] = []
         for field, cond in (filter or {}).items():
-            if field in ("$and", "$or"):
+            if field in ("$and", "$or", "$nor"):
                 parts = [self._where(collection, sub) for sub in cond]
                 joiner = " AND " if field == "$and" else " OR "
-                clauses.append("(" + joiner.join(f"({sql})" for sql, _ in parts) + ")")
+                combined = "(" + joiner.join(f"({sql})" for sql, _ in parts) + ")"
+                # $nor: not matched, where a comparison with a missing field is NULL (not matched either)
+                clauses.append(f"NOT COALESCE({combined}, 0)" if field == "$nor" else combined)
                 for _, p in parts:
                     params.extend(p)
                 continue

@@ -96,6 +96,11 @@ FILTERS = [
     {"$and": [{"specialist_type": {"$ne": "business"}}, {"metadata.ab_arm": {"$exists": True}}]},
     {"$or": [{"note": "n7"}, {"$and": [{"specialist_version": 1}, {"approved": True}]}]},
     {"specialist_type": "nobody"},
+    # $nor: the complement, where a missing field or a null makes a comparison false (not unknown)
+    {"$nor": [{"specialist_type": "business", "evaluated_at": {"$gte": T0 + timedelta(days=5)}}]},
+    {"$nor": [{"note": {"$ne": "n2"}}, {"metadata.ab_arm": "control"}]},
+    {"$nor": [{"opinion.confidence_score": {"$gt": 0.5}}], "specialist_type": {"$in": ["business", "technical"]}},
+    {"$nor": [{"note": "n7"}]},
 ]
 
 
