@@ -134,8 +134,9 @@ def collect(
     if source == "labels":
         # the quality filter is applied by the join, not here: what it removes is counted per class and
         # may not empty a class (SPEC section 4), so its opinions are read
-        candidates, window_feedback, feedback_filter = _opinions_with_trusted_feedback(
-            store, specialist, start, now, dataclasses.replace(trust, min_feedback_quality=0.0), counts, quarantine)
+        feedback_filter = _feedback_window(specialist, start, now)
+        candidates, window_feedback = _opinions_with_trusted_feedback(
+            store, feedback_filter, now, dataclasses.replace(trust, min_feedback_quality=0.0), counts, quarantine)
         total = len(candidates)
         report(f"{specialist}: {total} opinions with trusted feedback in the window")
         found = store.find_by_keys_where("specialist_opinions", "opinion_id", candidates, opinion_filter)
@@ -293,13 +294,18 @@ def collect(
     return CollectResult(specialist, frame, qframe, counts)
 
 
+def _feedback_window(specialist: str, start: datetime, now: datetime) -> dict[str, Any]:
+    """The specialist's feedback submitted in [start, now]: served by the index on specialist_type +
+    submitted_at; the join reads the complement of the same filter."""
+    return {"specialist_type": specialist, "submitted_at": {"$gte": start, "$lte": now}}
+
+
 def _opinions_with_trusted_feedback(
-    store: DocumentStore, specialist: str, start: datetime, now: datetime, trust: TrustPolicy, counts: Counter,
+    store: DocumentStore, window: Mapping[str, Any], now: datetime, trust: TrustPolicy, counts: Counter,
     quarantine: _Quarantine,
-) -> tuple[list[str], dict[str, list[dict]], dict[str, Any]]:
-    """Ids of the opinions that have, among the specialist's feedback submitted in [start, now] (read by
-    the index on specialist_type + submitted_at), at least one valid feedback the trust policy keeps; the
-    valid feedback read, by opinion_id; and the filter it was read with.
+) -> tuple[list[str], dict[str, list[dict]]]:
+    """Ids of the opinions that have, among the feedback of `window` (`_feedback_window`), at least one
+    valid feedback the trust policy keeps; and the valid feedback read, by opinion_id.
 
     Feedback cannot come before its opinion, so an opinion of the window has its labels in the window;
     the join then takes these documents and reads only the OTHER feedback of these opinions by id (the
@@ -308,7 +314,6 @@ def _opinions_with_trusted_feedback(
     feedback). Malformed feedback read here is quarantined."""
     ids: set[str] = set()
     valid: dict[str, list[dict]] = {}
-    window = {"specialist_type": specialist, "submitted_at": {"$gte": start, "$lte": now}}
     for fb in store.find("specialist_feedback", window):
         counts["feedback_in_window"] += 1
         problems = docs.validate_feedback(fb, now)
@@ -325,7 +330,7 @@ def _opinions_with_trusted_feedback(
         if submitted is None or submitted > now or trust.reason_to_drop(fb):
             continue
         ids.add(oid)
-    return sorted(ids), valid, window
+    return sorted(ids), valid
 
 
 def _refuse_emptied_class(frame: pd.DataFrame, below_quality: list[tuple[str, str]], threshold: float,

@@ -21,7 +21,7 @@ XGBOOST_THREADS = 1
 # the standardized logistic regressions (L2, L1): a scaler + classifier pipeline, calibrated differently
 LINEAR_MODEL_TYPES: tuple[str, ...] = ("logistic", "sparse_logistic")
 # model types that are a StandardScaler + classifier Pipeline: the classifier step's name (its fit's weights go there)
-PIPELINE_STEP: dict[str, str] = {"logistic": "logistic", "sparse_logistic": "logistic", "mlp": "mlp"}
+PIPELINE_STEP: dict[str, str] = {**dict.fromkeys(LINEAR_MODEL_TYPES, "logistic"), "mlp": "mlp"}
 # The MLP's solver follows the training rows (sklearn's advice): L-BFGS on small sets, where adam's early
 # stopping would watch a hold-out of a few dozen rows; adam with early stopping on its 10% hold-out from
 # MLP_ADAM_MIN_ROWS (200 hold-out rows), where full-batch L-BFGS gets slow (BENCHMARKS.md, issue 24).
