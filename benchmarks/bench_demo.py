@@ -177,6 +177,7 @@ def retrain_steps(dagster_home: Path, loop: dict) -> list[dict]:
             tags = instance.get_run_by_id(run["run_id"]).tags
             reason = tags.get("hive/trigger_reason") or ("operator" if tags.get("hive/actor") else "manual")
             out.append({"day": day, "at": at, "specialist": run["partition"], "seconds": run["seconds"],
+                        "cpu_seconds": run.get("cpu_seconds"),
                         "steps": steps, "rows": rows, "success": run["success"], "outcome": outcome,
                         "reason": reason})
     return out
@@ -204,12 +205,25 @@ def print_retrains(retrains: list[dict], label_rate: float | None) -> None:
     answered = "the scenario's answered shares" if label_rate is None else f"{label_rate:.0%} answered"
     steps = sorted({k for r in retrains for k in r["steps"]}, key=lambda k: -sum(r["steps"].get(k, 0) for r in retrains))
     print(f"\n| closed loop retrains ({answered}) | trigger | ended | day | opinions in window (all / own) | "
-          f"feedback docs (own) | rows | run s | " + " | ".join(steps) + " |")
-    print("|---|---|---|---:|---:|---:|---:|---:|" + "---:|" * len(steps))
+          f"feedback docs (own) | rows | run s | run CPU s | " + " | ".join(steps) + " |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(steps))
     for r in retrains:
+        cpu = "" if r["cpu_seconds"] is None else f"{r['cpu_seconds']:.1f}"
         print(f"| {r['specialist']} | {r['reason']} | {r['outcome']} | {r['day']} | "
               f"{r.get('opinions_window', 0):,} / {r.get('own_opinions_window', 0):,} | {r.get('feedback_window', 0):,} | "
-              f"{r['rows']} | {r['seconds']:.1f} | " + " | ".join(f"{r['steps'].get(k, 0):.1f}" for k in steps) + " |")
+              f"{r['rows']} | {r['seconds']:.1f} | {cpu} | " + " | ".join(f"{r['steps'].get(k, 0):.1f}" for k in steps) + " |")
+    operator = {}  # day -> the operator's retrains of that day (`--retrain-days`): every specialist, same work
+    for r in retrains:
+        if r["reason"] == "operator" and r["cpu_seconds"] is not None:
+            operator.setdefault(r["day"], []).append(r)
+    if len(operator) >= 2:
+        first, last = min(operator), max(operator)
+        totals = {d: (sum(r["cpu_seconds"] for r in operator[d]), sum(r["seconds"] for r in operator[d]),
+                      sum(r["rows"] or 0 for r in operator[d])) for d in (first, last)}
+        (c1, w1, n1), (c2, w2, n2) = totals[first], totals[last]
+        print(f"\noperator retrains, all five: day {first} {c1:.1f} CPU s ({w1:.1f} wall, {n1:,} rows), day {last} "
+              f"{c2:.1f} CPU s ({w2:.1f} wall, {n2:,} rows): day {last} / day {first} = **{c2 / c1:.2f}x CPU** "
+              f"({w2 / w1:.2f}x wall, {n2 / n1:.2f}x rows)")
 
 
 if __name__ == "__main__":

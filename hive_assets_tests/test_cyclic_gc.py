@@ -66,3 +66,50 @@ def test_decoding_stored_plans_does_not_run_the_collector_per_allocation_burst(c
     frame = frame_from_parquet(data)
     assert frame["plan"].tolist() == plans
     assert len(collections) <= 5 and gc.isenabled()
+
+
+def _in_generation(obj, generation: int) -> bool:
+    return any(o is obj for o in gc.get_objects(generation=generation))
+
+
+def test_what_was_built_while_paused_ends_in_the_oldest_generation():
+    """Young, the decoded plans would be traversed by the next young collections; old, only by a full one."""
+    with cyclic_gc_paused():
+        plans = _plans(50)
+    assert gc.isenabled()
+    assert not _in_generation(plans, 0) and not _in_generation(plans[0], 1)
+    assert _in_generation(plans, 2) and _in_generation(plans[-1]["tasks"], 2)
+    with cyclic_gc_paused():
+        with cyclic_gc_paused():
+            inner = [{"a": [1]}]
+        assert _in_generation(inner, 0)  # still paused: the outermost pause moves it when it ends
+    assert _in_generation(inner, 2)
+
+
+def test_cycles_built_while_paused_are_still_collected():
+    import weakref
+
+    class Node:
+        pass
+
+    with cyclic_gc_paused():
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        alive = weakref.ref(a)
+        del a, b
+    assert alive() is not None  # a cycle: reference counting alone does not free it
+    gc.collect()
+    assert alive() is None
+
+
+def test_objects_a_caller_froze_stay_frozen():
+    frozen = [{"kept": "frozen"}]
+    gc.freeze()
+    try:
+        before = gc.get_freeze_count()
+        with cyclic_gc_paused():
+            made = [{"x": 1}]
+        assert gc.get_freeze_count() == before and not _in_generation(frozen, 2)
+        assert _in_generation(made, 0)  # the move is skipped: unfreezing would thaw the caller's objects
+    finally:
+        gc.unfreeze()

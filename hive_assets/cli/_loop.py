@@ -141,7 +141,8 @@ def cmd_loop(args: argparse.Namespace) -> int:
 
 def _runs(runs) -> list[dict]:
     return [{"at": r.at.isoformat(), "run_id": r.run_id, "job": r.job, "partition": r.partition,
-             "success": r.success, "sensor": r.sensor, "run_key": r.run_key, "seconds": round(r.seconds, 2)}
+             "success": r.success, "sensor": r.sensor, "run_key": r.run_key, "seconds": round(r.seconds, 2),
+             "cpu_seconds": round(r.cpu_seconds, 2)}
             for r in runs]
 
 

@@ -160,6 +160,9 @@ def test_the_loop_retrains_on_drift_promotes_rolls_back_and_keeps_the_ledger_rig
         latest = max(rows, key=lambda r: to_utc(r["recorded_at"]))
         assert str(client.get_model_version_by_alias(f"{s}-evaluator", "champion").version) == latest["model_version"]
     assert all(a["agrees"] for a in result["champions"])
+    # every run's cost is recorded: CPU seconds of the loop's process, more than none, at most all cores' share
+    retrains = [r for r in result["runs"] if r["job"] == "retrain_specialist"]
+    assert retrains and all(0 < r["cpu_seconds"] <= (os.cpu_count() or 1) * r["seconds"] + 0.5 for r in retrains), retrains
     # the baseline: the heuristic on each champion's own test rows, well under the champion
     for a in result["champions"]:
         assert a["test_rows"] > 100 and a["baseline_accuracy"] < a["test_accuracy"] - 0.1, a

@@ -74,6 +74,8 @@ class LaunchedRun:
     run_key: str | None
     tags: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0  # wall time of the run and its run-status sensors
+    # CPU time of this process meanwhile (runs execute in process): what the run cost, whatever the neighbours
+    cpu_seconds: float = 0.0
 
 
 class InProcessDaemon:
@@ -191,12 +193,12 @@ class InProcessDaemon:
                     self.log(f"{sensor}: run key {request.run_key} already ran, skipped")
                     return None
         job = self.defs.resolve_job_def(job_name)
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         result = job.execute_in_process(instance=self.instance, partition_key=request.partition_key,
                                         run_config=request.run_config or {}, tags=tags, raise_on_error=False)
         self._run_status_sensors(result)
         run = LaunchedRun(now, result.run_id, job_name, request.partition_key, result.success, sensor,
-                          request.run_key, tags, time.perf_counter() - started)
+                          request.run_key, tags, time.perf_counter() - started, time.process_time() - started_cpu)
         self.launched.append(run)
         return run
 
