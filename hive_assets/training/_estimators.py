@@ -27,8 +27,8 @@ PIPELINE_STEP: dict[str, str] = {**dict.fromkeys(LINEAR_MODEL_TYPES, "logistic")
 # MLP_ADAM_MIN_ROWS (200 hold-out rows), where full-batch L-BFGS gets slow (BENCHMARKS.md, issue 24).
 MLP_ADAM_MIN_ROWS = 2000
 # ... and so does its depth: one hidden layer of 64 below MLP_ADAM_MIN_ROWS (a second one lost 2.4 points of
-# macro-F1 for architecture at 500 rows), two from there (at 5,000 rows 1.2-2.6 points closer to Bayes for
-# four specialists, the same for the fifth; BENCHMARKS.md, issue 24, fourth pass).
+# macro-F1 for architecture at 500 rows), two from there (with alpha 3 in the grid, 0.7-2.6 points closer to
+# Bayes at 5,000 rows for all five specialists, at no more CPU time; BENCHMARKS.md, issue 24, fourth pass).
 MLP_HIDDEN_LAYERS_SMALL: list[int] = [64]
 MLP_HIDDEN_LAYERS_LARGE: list[int] = [64, 64]
 

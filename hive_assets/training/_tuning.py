@@ -84,8 +84,8 @@ def successive_halving(
 # number of trees follows the amount of data instead of a constant 300 (learning rate 0.1: as good as
 # 0.05 at 20k rows, in a third of the rounds). The linear models: their penalty strength. The MLP: its L2
 # penalty, 1 / 3 / 10 (its depth follows the rows, `mlp_hidden_layers`): validation chose 0.01 or 0.1 in 1
-# of 50 windows of 500 rows and 0 of 20 of 5,000, and 3 halved the gap to Bayes at 5,000 rows for two
-# specialists (BENCHMARKS.md, issue 24, fourth pass).
+# of 50 windows of 500 rows and 0 of 20 of 5,000, and 3 (between the old grid's 1 and 10) in 9 of those 20
+# (BENCHMARKS.md, issue 24, fourth pass).
 _PENALTY_STRENGTHS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 VALIDATION_GRIDS: dict[str, list[dict[str, Any]]] = {
     "xgboost": [{"max_depth": d, "learning_rate": 0.1, "min_child_weight": w} for d, w in ((2, 1.0), (4, 2.0), (6, 5.0), (8, 5.0))],
