@@ -10,7 +10,8 @@ validation split and returns a `SpecialistModel` (scikit-learn conventions: `cla
 from hive_assets.training._calibration import ISOTONIC_MIN_ROWS, calibrate
 from hive_assets.training._encoding import ENCODED_COLUMNS, encode, encode_labels
 from hive_assets.training._estimators import (
-    DEFAULT_PARAMS, MLP_ADAM_MIN_ROWS, MODEL_TYPES, SEARCH_SPACE, build_estimator, fit_estimator, mlp_solver,
+    DEFAULT_PARAMS, MLP_ADAM_MIN_ROWS, MODEL_TYPES, SEARCH_SPACE, build_estimator, fit_estimator, mlp_hidden_layers,
+    mlp_solver,
 )
 from hive_assets.training._model import TRUSTED_TYPES, SchemaMismatch, SpecialistModel, check_schema
 from hive_assets.training._split import SPLITS, temporal_group_split
@@ -20,6 +21,6 @@ from hive_assets.training._tuning import VALIDATION_GRIDS, choose_on_validation,
 __all__ = [
     "DEFAULT_PARAMS", "DEFAULT_TIME_BUDGET_SECONDS", "DEFAULT_TUNING_CANDIDATES", "ENCODED_COLUMNS", "ISOTONIC_MIN_ROWS", "MLP_ADAM_MIN_ROWS", "MODEL_TYPES",
     "SEARCH_SPACE", "SPLITS", "TRUSTED_TYPES", "VALIDATION_GRIDS", "SchemaMismatch", "SpecialistModel", "build_estimator",
-    "calibrate", "check_schema", "choose_on_validation", "encode", "encode_labels", "fit_estimator", "mlp_solver", "sample_candidates", "successive_halving",
+    "calibrate", "check_schema", "choose_on_validation", "encode", "encode_labels", "fit_estimator", "mlp_hidden_layers", "mlp_solver", "sample_candidates", "successive_halving",
     "temporal_group_split", "train_model",
 ]

@@ -26,6 +26,11 @@ PIPELINE_STEP: dict[str, str] = {**dict.fromkeys(LINEAR_MODEL_TYPES, "logistic")
 # stopping would watch a hold-out of a few dozen rows; adam with early stopping on its 10% hold-out from
 # MLP_ADAM_MIN_ROWS (200 hold-out rows), where full-batch L-BFGS gets slow (BENCHMARKS.md, issue 24).
 MLP_ADAM_MIN_ROWS = 2000
+# ... and so does its depth: one hidden layer of 64 below MLP_ADAM_MIN_ROWS (a second one lost 2.4 points of
+# macro-F1 for architecture at 500 rows), two from there (with alpha 3 in the grid, 0.7-2.6 points closer to
+# Bayes at 5,000 rows for all five specialists, at no more CPU time; BENCHMARKS.md, issue 24, fourth pass).
+MLP_HIDDEN_LAYERS_SMALL: list[int] = [64]
+MLP_HIDDEN_LAYERS_LARGE: list[int] = [64, 64]
 
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "xgboost": {"n_estimators": 300, "max_depth": 4, "learning_rate": 0.05, "subsample": 0.9,
@@ -37,7 +42,8 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     # the same with an L1 penalty: weights of features that do not help are exactly 0, so a few hundred
     # labels are not spent on the 30 columns most policies ignore
     "sparse_logistic": {"C": 0.3},
-    # one hidden layer of 64 ReLU units on standardized features, L2 penalty `alpha` (solver: `mlp_solver`);
+    # ReLU units on standardized features (one hidden layer of 64; two from MLP_ADAM_MIN_ROWS rows:
+    # `mlp_hidden_layers`), L2 penalty `alpha` (solver: `mlp_solver`);
     # alpha 10: what validation chose in 46 of 50 windows of 500 rows (BENCHMARKS.md, issue 24, MLP)
     "mlp": {"hidden_layer_sizes": [64], "alpha": 10.0},
 }
@@ -65,9 +71,17 @@ def mlp_solver(n_rows: int) -> dict[str, Any]:
             "max_iter": 500}
 
 
+def mlp_hidden_layers(n_rows: int) -> list[int]:
+    """The MLP's hidden layer widths for `n_rows` training rows (see MLP_HIDDEN_LAYERS_LARGE)."""
+    return list(MLP_HIDDEN_LAYERS_SMALL if n_rows < MLP_ADAM_MIN_ROWS else MLP_HIDDEN_LAYERS_LARGE)
+
+
 def row_dependent_params(model_type: str, n_rows: int) -> dict[str, Any]:
-    """Settings that follow the number of training rows (the MLP's solver), under any explicit parameters."""
-    return mlp_solver(n_rows) if model_type == "mlp" else {}
+    """Settings that follow the number of training rows (the MLP's solver and depth), under any explicit
+    parameters."""
+    if model_type != "mlp":
+        return {}
+    return {**mlp_solver(n_rows), "hidden_layer_sizes": mlp_hidden_layers(n_rows)}
 
 
 def build_estimator(model_type: str, params: dict[str, Any] | None = None, random_state: int = 0):

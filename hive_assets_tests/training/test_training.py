@@ -15,8 +15,8 @@ from hive_assets.evaluation import point_metrics
 from hive_assets.simulator import simulate
 from hive_assets.data.store import SQLiteStore
 from hive_assets.training import (
-    MLP_ADAM_MIN_ROWS, MODEL_TYPES, SchemaMismatch, SpecialistModel, encode_labels, mlp_solver, temporal_group_split,
-    train_model,
+    MLP_ADAM_MIN_ROWS, MODEL_TYPES, SchemaMismatch, SpecialistModel, encode_labels, mlp_hidden_layers, mlp_solver,
+    temporal_group_split, train_model,
 )
 
 NOW = datetime(2026, 5, 1, tzinfo=timezone.utc)
@@ -375,16 +375,20 @@ def test_linear_models_calibrate_isotonically_from_fewer_validation_rows(plan_fe
 
 
 def test_mlp_solver_follows_the_training_rows_and_either_round_trips(plan_features, tmp_path):
-    """L-BFGS below MLP_ADAM_MIN_ROWS training rows, adam with early stopping from there (its fitted optimizer
-    state is one more type the stored file holds); the chosen solver is recorded with the model and both
-    models load back to the same probabilities."""
+    """L-BFGS and one hidden layer of 64 below MLP_ADAM_MIN_ROWS training rows, adam with early stopping and
+    two layers of 64 from there (its fitted optimizer state is one more type the stored file holds); the
+    chosen solver and layers are recorded with the model and both models load back to the same probabilities."""
     frame = plan_features.assign(label=_tertile_labels(plan_features.risk_score.to_numpy()))
     many = pd.concat([frame.iloc[:1200]] * 2, ignore_index=True)  # 2,400 rows: above the threshold
     assert len(many) >= MLP_ADAM_MIN_ROWS > 500
-    for train, solver in ((frame.iloc[:500], "lbfgs"), (many, "adam")):
+    for train, solver, widths in ((frame.iloc[:500], "lbfgs", [64]), (many, "adam", [64, 64])):
         model, info = train_model("technical", train, frame.iloc[1200:], model_type="mlp")
-        assert info["params"]["solver"] == model.estimator.named_steps["mlp"].solver == solver
+        network = model.estimator.named_steps["mlp"]
+        assert info["params"]["solver"] == network.solver == solver
         assert mlp_solver(len(train))["solver"] == solver
+        # the fitted weight matrices: input -> each hidden layer -> the three classes
+        assert [w.shape[1] for w in network.coefs_] == [*widths, 3]
+        assert info["params"]["hidden_layer_sizes"] == mlp_hidden_layers(len(train)) == widths
         if solver == "adam":  # early stopping ended it before max_iter
             assert model.estimator.named_steps["mlp"].n_iter_ < info["params"]["max_iter"]
         loaded = SpecialistModel.load(model.save(tmp_path / solver))
