@@ -62,20 +62,22 @@ def successive_halving(
             idx = np.arange(n)  # a subsample missing a class cannot be fitted with every class
         scored = []
         for c in alive:
-            estimator = fit_estimator(model_type, candidates[c], X_train[idx], y_train[idx], random_state)
+            # what this fit used, recorded: the candidate over the settings that follow its rows (the MLP's solver)
+            params = {**row_dependent_params(model_type, len(idx)), **candidates[c]}
+            estimator = fit_estimator(model_type, params, X_train[idx], y_train[idx], random_state)
             score = float(f1_score(y_val, estimator.predict(X_val), average="macro", zero_division=0))
-            trials.append({"rung": rung, "rows": int(len(idx)), "params": candidates[c], "val_macro_f1": score})
-            scored.append((score, c, estimator))
+            trials.append({"rung": rung, "rows": int(len(idx)), "params": params, "val_macro_f1": score})
+            scored.append((score, c, estimator, params))
         scored.sort(key=lambda t: (-t[0], t[1]))  # ties: the earlier candidate, deterministic
         if rung == rungs - 1:
             best = scored[0]
         if progress is not None:
             progress(f"tuning rung {rung + 1} / {rungs}: {len(scored)} candidates on {len(idx)} rows, "
                      f"best validation macro-F1 {scored[0][0]:.4f}")
-        alive = [c for _, c, _ in scored[: max(1, math.ceil(len(scored) / factor))]]
+        alive = [c for _, c, _, _ in scored[: max(1, math.ceil(len(scored) / factor))]]
     assert best is not None
-    score, c, estimator = best
-    return candidates[c], estimator, score, trials
+    score, _, estimator, params = best
+    return params, estimator, score, trials
 
 
 # `model_type="auto"`'s cheap tuning: a few settings per family, each scored by macro-F1 on the validation

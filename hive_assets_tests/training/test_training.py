@@ -374,6 +374,22 @@ def test_linear_models_calibrate_isotonically_from_fewer_validation_rows(plan_fe
     assert info["calibration_method"] == "sigmoid"
 
 
+def test_tuning_records_the_settings_each_fit_used(plan_features):
+    """Successive halving fits its early rungs on subsamples and its last on every row: each trial, and the
+    model's params, record the solver and layers that fit actually had (L-BFGS on the 800-row rung, adam on
+    all 2,400 rows), as read back from the fitted network."""
+    frame = plan_features.assign(label=_tertile_labels(plan_features.risk_score.to_numpy()))
+    many = pd.concat([frame.iloc[:1200]] * 2, ignore_index=True)
+    model, info = train_model("technical", many, frame.iloc[1200:], model_type="mlp", hyperparameter_tuning=True,
+                              tuning_candidates=3, search_space={"alpha": [1.0, 3.0, 10.0]})
+    network = model.estimator.named_steps["mlp"]
+    assert [(t["rung"], t["rows"], t["params"]["solver"]) for t in info["tuning_trials"]] == [
+        (0, 800, "lbfgs")] * 3 + [(1, 2400, "adam")]
+    assert info["params"]["solver"] == model.params["solver"] == network.solver == "adam"
+    assert [w.shape[1] for w in network.coefs_] == [*info["params"]["hidden_layer_sizes"], 3] == [64, 64, 3]
+    assert info["params"] == info["tuning_trials"][-1]["params"]
+
+
 def test_mlp_solver_follows_the_training_rows_and_either_round_trips(plan_features, tmp_path):
     """L-BFGS and one hidden layer of 64 below MLP_ADAM_MIN_ROWS training rows, adam with early stopping and
     two layers of 64 from there (its fitted optimizer state is one more type the stored file holds); the
