@@ -84,7 +84,8 @@ def successive_halving(
 # split (BENCHMARKS.md, learning curve, issue 24: what they were chosen from). xgboost: tree depths 2 to 8,
 # each boosted with early stopping on the validation log-loss (at most XGBOOST_MAX_ROUNDS rounds), so the
 # number of trees follows the amount of data instead of a constant 300 (learning rate 0.1: as good as
-# 0.05 at 20k rows, in a third of the rounds). The linear models: their penalty strength. The MLP: its L2
+# 0.05 at 20k rows, in a third of the rounds). The linear models: their penalty strength, from the strongest
+# penalty to the weakest, each fit starting where the previous one ended (a path). The MLP: its L2
 # penalty, 1 / 3 / 10 (its depth follows the rows, `mlp_hidden_layers`): validation chose 0.01 or 0.1 in 1
 # of 50 windows of 500 rows and 0 of 20 of 5,000, and 3 (between the old grid's 1 and 10) in 9 of those 20
 # (BENCHMARKS.md, issue 24, fourth pass).
@@ -116,11 +117,15 @@ def choose_on_validation(
     grid = grid if grid is not None else VALIDATION_GRIDS.get(model_type, [{}])
     best: tuple[float, dict[str, Any], Any] | None = None
     trials: list[dict[str, Any]] = []
+    previous = None  # the linear models walk their grid as a regularization path (BENCHMARKS.md, issue 23)
     for params in grid:
         params = {**row_dependent_params(model_type, len(y_train)), **params}  # recorded with the model
         if model_type == "xgboost":
             estimator = _early_stopped_xgboost(params, X_train, y_train, X_val, y_val, random_state)
             params = {**params, "n_estimators": int(estimator.best_iteration) + 1}
+        elif model_type in LINEAR_MODEL_TYPES:
+            estimator = previous = fit_estimator(model_type, params, X_train, y_train, random_state,
+                                                 warm_start_from=previous)
         else:
             estimator = fit_estimator(model_type, params, X_train, y_train, random_state)
         score = float(f1_score(y_val, estimator.predict(X_val), average="macro", zero_division=0))

@@ -267,7 +267,7 @@ def _tertile_labels(score: np.ndarray) -> list[str]:
 
 def _validation_macro_f1(model_type, train, validation):
     """The premise, computed here: each family's best validation macro-F1 over the settings auto tries
-    (the penalty strengths; xgboost's depths, each boosted with xgboost's own early stopping on the
+    (the penalty strengths, one L1 model refitted along them from the strongest; xgboost's depths, each boosted with xgboost's own early stopping on the
     balanced validation log-loss and predicting with its best round; the MLP's penalties, sklearn's
     L-BFGS on these few rows)."""
     from sklearn.metrics import f1_score
@@ -297,6 +297,16 @@ def _validation_macro_f1(model_type, train, validation):
                 mlp.fit(scaler.transform(X_tr), y_tr, sample_weight=compute_sample_weight("balanced", y_tr))
             scores.append(f1_score(y_va, mlp.predict(scaler.transform(X_va)), average="macro"))
             continue
+        elif model_type == "sparse_logistic":  # one estimator along the penalties: sklearn's own warm start
+            from sklearn.linear_model import LogisticRegression
+            from sklearn.pipeline import make_pipeline
+            from sklearn.preprocessing import StandardScaler
+
+            if not scores:
+                estimator = make_pipeline(StandardScaler(), LogisticRegression(
+                    l1_ratio=1.0, solver="saga", max_iter=300, tol=1e-3, random_state=0, warm_start=True))
+            estimator.set_params(logisticregression__C=params["C"])
+            estimator.fit(X_tr, y_tr, logisticregression__sample_weight=compute_sample_weight("balanced", y_tr))
         else:
             estimator = fit_estimator(model_type, params, X_tr, y_tr)
         scores.append(f1_score(y_va, estimator.predict(X_va), average="macro"))
@@ -372,6 +382,41 @@ def test_linear_models_calibrate_isotonically_from_fewer_validation_rows(plan_fe
     assert methods == {"sparse_logistic": "isotonic", "logistic": "isotonic", "mlp": "isotonic", "xgboost": "sigmoid"}
     _, info = train_model("technical", train, validation.iloc[:150], model_type="sparse_logistic")
     assert info["calibration_method"] == "sigmoid"
+
+
+def test_the_linear_grid_is_walked_as_a_path_to_the_same_optima_in_fewer_iterations(plan_features):
+    """Each penalty of the grid starts from the previous one's coefficients. Computed here: every step of the
+    path predicts like a cold fit of the same penalty (the same optimum, to saga's tolerance) in fewer
+    iterations over the grid; `choose_on_validation` picks the penalty the cold fits pick; the stored
+    estimators do not warm-start again; other families refuse a warm start."""
+    from sklearn.metrics import f1_score
+
+    from hive_assets.training import VALIDATION_GRIDS, choose_on_validation, encode, fit_estimator
+
+    f = plan_features
+    score = 2.0 * f.risk_score - 1.5 * f.priority_score + f.complexity_score - 1.2 * f.parallelization_potential
+    labels = np.array(_tertile_labels(np.asarray(score, dtype=float)), dtype=object)
+    noisy = np.random.default_rng(3).random(len(labels)) < 0.15
+    labels[noisy] = np.random.default_rng(4).permutation(labels[noisy])
+    frame = f.assign(label=labels)
+    X, y = encode(frame.iloc[:1000]), encode_labels(frame.iloc[:1000]["label"])
+    X_va, y_va = encode(frame.iloc[1000:]), encode_labels(frame.iloc[1000:]["label"])
+    grid = VALIDATION_GRIDS["sparse_logistic"]
+    cold = [fit_estimator("sparse_logistic", p, X, y) for p in grid]
+    path, previous = [], None
+    for p in grid:
+        previous = fit_estimator("sparse_logistic", p, X, y, warm_start_from=previous)
+        path.append(previous)
+    for c, w in zip(cold, path):
+        assert (c.predict(X_va) == w.predict(X_va)).mean() >= 0.97
+        assert not w.named_steps["logistic"].warm_start
+    assert sum(w[-1].n_iter_[0] for w in path) < 0.8 * sum(c[-1].n_iter_[0] for c in cold)
+    cold_scores = [f1_score(y_va, c.predict(X_va), average="macro") for c in cold]
+    params, estimator, best, trials = choose_on_validation("sparse_logistic", X, y, X_va, y_va)
+    assert params["C"] == grid[int(np.argmax(cold_scores))]["C"]
+    assert best == pytest.approx(max(cold_scores), abs=0.01) and not estimator.named_steps["logistic"].warm_start
+    with pytest.raises(ValueError, match="linear models"):
+        fit_estimator("mlp", {}, X, y, warm_start_from=path[0])
 
 
 def test_tuning_records_the_settings_each_fit_used(plan_features):
