@@ -221,7 +221,7 @@ def print_retrains(retrains: list[dict], label_rate: float | None) -> None:
         totals = {d: (sum(r["cpu_seconds"] for r in operator[d]), sum(r["seconds"] for r in operator[d]),
                       sum(r["rows"] or 0 for r in operator[d])) for d in (first, last)}
         (c1, w1, n1), (c2, w2, n2) = totals[first], totals[last]
-        print(f"\noperator retrains, all five: day {first} {c1:.1f} CPU s ({w1:.1f} wall, {n1:,} rows), day {last} "
+        print(f"\noperator retrains, {len(operator[last])} specialists: day {first} {c1:.1f} CPU s ({w1:.1f} wall, {n1:,} rows), day {last} "
               f"{c2:.1f} CPU s ({w2:.1f} wall, {n2:,} rows): day {last} / day {first} = **{c2 / c1:.2f}x CPU** "
               f"({w2 / w1:.2f}x wall, {n2 / n1:.2f}x rows)")
 

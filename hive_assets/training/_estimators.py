@@ -133,20 +133,19 @@ def fit_estimator(model_type: str, params: dict[str, Any], X: np.ndarray, y: np.
     params = {**row_dependent_params(model_type, len(y)), **params}
     estimator = build_estimator(model_type, params, random_state)
     weights = compute_sample_weight("balanced", y)
+    step = PIPELINE_STEP.get(model_type)  # a pipeline's classifier step, else None
     if warm_start_from is not None:
         if model_type not in LINEAR_MODEL_TYPES:
             raise ValueError(f"warm starts are for the linear models {LINEAR_MODEL_TYPES}, not {model_type!r}")
-        step, previous = PIPELINE_STEP[model_type], warm_start_from.named_steps[PIPELINE_STEP[model_type]]
-        estimator.named_steps[step].coef_ = previous.coef_.copy()
-        estimator.named_steps[step].intercept_ = previous.intercept_.copy()
-        estimator.set_params(**{f"{step}__warm_start": True})
-    if model_type in PIPELINE_STEP:  # a pipeline: the weights go to its classifier step
+        previous, classifier = warm_start_from.named_steps[step], estimator.named_steps[step]
+        classifier.coef_, classifier.intercept_ = previous.coef_.copy(), previous.intercept_.copy()
+        classifier.warm_start = True
+    if step is not None:  # a pipeline: the weights go to its classifier step
         # one BLAS thread: on the busy 2-vCPU host OpenBLAS's spinning threads made a 14k-row fit take 8 s
         # instead of 0.2 s (as xgboost's OpenMP threads did, XGBOOST_THREADS)
         with threadpool_limits(limits=1, user_api="blas"):
-            estimator.fit(X, y, **{f"{PIPELINE_STEP[model_type]}__sample_weight": weights})
-        if warm_start_from is not None:
-            estimator.set_params(**{f"{PIPELINE_STEP[model_type]}__warm_start": False})
+            estimator.fit(X, y, **{f"{step}__sample_weight": weights})
+        estimator.named_steps[step].set_params(warm_start=False)  # a later fit of the stored model starts cold
     elif validation is not None:
         X_val, y_val = validation
         estimator.fit(X, y, sample_weight=weights, eval_set=[(X_val, y_val)],

@@ -123,11 +123,9 @@ def choose_on_validation(
         if model_type == "xgboost":
             estimator = _early_stopped_xgboost(params, X_train, y_train, X_val, y_val, random_state)
             params = {**params, "n_estimators": int(estimator.best_iteration) + 1}
-        elif model_type in LINEAR_MODEL_TYPES:
-            estimator = previous = fit_estimator(model_type, params, X_train, y_train, random_state,
-                                                 warm_start_from=previous)
         else:
-            estimator = fit_estimator(model_type, params, X_train, y_train, random_state)
+            estimator = fit_estimator(model_type, params, X_train, y_train, random_state, warm_start_from=previous)
+            previous = estimator if model_type in LINEAR_MODEL_TYPES else None
         score = float(f1_score(y_val, estimator.predict(X_val), average="macro", zero_division=0))
         trials.append({"rung": 0, "rows": int(len(y_train)), "params": params, "val_macro_f1": score})
         if best is None or score > best[0]:

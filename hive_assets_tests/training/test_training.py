@@ -267,9 +267,9 @@ def _tertile_labels(score: np.ndarray) -> list[str]:
 
 def _validation_macro_f1(model_type, train, validation):
     """The premise, computed here: each family's best validation macro-F1 over the settings auto tries
-    (the penalty strengths, one L1 model refitted along them from the strongest; xgboost's depths, each boosted with xgboost's own early stopping on the
-    balanced validation log-loss and predicting with its best round; the MLP's penalties, sklearn's
-    L-BFGS on these few rows)."""
+    (the penalty strengths, one L1 model refitted along them from the strongest; xgboost's depths, each
+    boosted with xgboost's own early stopping on the balanced validation log-loss and predicting with its
+    best round; the MLP's penalties, sklearn's L-BFGS on these few rows)."""
     from sklearn.metrics import f1_score
     from sklearn.utils.class_weight import compute_sample_weight
     from xgboost import XGBClassifier
