@@ -62,11 +62,18 @@ def _ms(value: datetime) -> datetime:
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
+def _dependency_id(dep: Any) -> Any:
+    return dep.get("task_id") if isinstance(dep, dict) else dep
+
+
 def _plan_properties(plan: dict) -> dict[str, float]:
     tasks = plan["tasks"]
     n = len(tasks)
     durations = [t.get("estimated_duration_ms") or 0 for t in tasks]
-    roots = sum(1 for t in tasks if not t.get("dependencies"))
+    # A root waits on no task of the plan: a dependency on an id outside it does not count, as in the
+    # feature contract (SPEC section 3), so the policy stays a function of what the features can see.
+    ids = {t["task_id"] for t in tasks}
+    roots = sum(1 for t in tasks if not any(_dependency_id(d) in ids for d in t.get("dependencies") or ()))
     return {
         "risk": plan["risk_score"],
         "complexity": plan["complexity_score"],

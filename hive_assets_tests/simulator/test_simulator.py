@@ -42,3 +42,31 @@ def test_label_noise_is_what_was_asked(tmp_path):
         agree[fb["human_recommendation"] == policy_label("business", plans[fb["plan_id"]])] += 1
     rate = agree[False] / (agree[True] + agree[False])
     assert 0.07 < rate < 0.13
+
+
+def test_every_policy_is_a_function_of_the_contracted_features():
+    """The learning curve's Bayes reference is the noiseless policy; it is the best any model can do only
+    if the policy sees nothing the feature contract cannot. Recomputed here from the features alone, with
+    the policy's published weights: every plan, every specialist, the same class. Plans with a dependency
+    outside the plan are the case that differed (the contract ignores it, so such a task is a root)."""
+    import math
+
+    from hive_assets.features import features_frame
+    from hive_assets.simulator import POLICIES
+    from hive_assets.simulator._simulate import policy_thresholds
+
+    plans = make_plans(3000, seed=21)
+    frame = features_frame(plans)
+    assert (frame["dangling_dependency_count"] > 0).mean() > 0.3  # the case is well represented
+    props = {
+        "risk": frame["risk_score"], "complexity": frame["complexity_score"], "priority": frame["priority_score"],
+        "size": frame["num_tasks"].map(lambda n: math.log1p(n) / math.log(41.0)),
+        "parallel": frame["parallelization_potential"],
+        "duration": frame["total_duration_ms"].map(lambda ms: math.log1p(ms / 1000.0) / math.log(3600.0)),
+    }
+    for specialist, policy in POLICIES.items():
+        lo, hi = policy_thresholds(specialist)
+        score = sum(w * props[k] for k, w in policy["w"].items()) + frame["domain"].map(
+            lambda d: policy["domain"].get(d, 0.0))
+        from_features = ["approve" if s < lo else "review_required" if s < hi else "reject" for s in score]
+        assert from_features == [policy_label(specialist, p) for p in plans], specialist
