@@ -5,8 +5,9 @@ Simulator plans (`hive_assets.simulator.make_plans`), labelled by each specialis
 best possible accuracy on the test rows is the accuracy of the noiseless policy against the noisy
 labels (about 1 - noise), since every policy is a function of the contracted features
 (`test_every_policy_is_a_function_of_the_contracted_features`); "Bayes macro-F1" likewise. For each
-specialist and size (labelled rows), a window of `size` consecutive plans in time order is split 70/15/15 by time (one row per plan, so
-grouping is trivial) and every setup is fitted on train, calibrated on validation and scored on test.
+specialist and size (labelled rows), a window of `size` consecutive plans in time order is split
+70/15/15 by time (one row per plan, so grouping is trivial) and every setup is fitted on train,
+calibrated on validation and scored on test.
 Below 5,000 rows one window's test split is a few dozen rows, so sizes below 5,000 are averaged over
 `--windows` disjoint windows (the same windows for every setup); 5,000 and more: the first
 `--large-windows` windows (default 1; one 5,000-row test split is 750 rows, about +-2.5 points of noise).
