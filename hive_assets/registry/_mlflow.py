@@ -69,6 +69,31 @@ def ensure_experiment(client, name: str, artifact_location: str | None = None) -
 INPUT_EXAMPLE_ROWS = 5
 
 
+def dataset_schema(frame):
+    """The MLflow schema `mlflow.data.from_pandas(frame)` would infer, without testing every cell in Python.
+
+    MLflow types a numeric column by its dtype but decides `required` (no missing value) cell by cell, and
+    types a text column cell by cell, so its inference cost 0.1-0.2 s of CPU per retrain at 3,000-6,000
+    rows, growing with the labels (BENCHMARKS.md, issue 23). Here pandas answers both in one vectorized
+    pass per column: missing numbers, and text columns holding nothing but `str` (the label, the split).
+    Any other column goes through MLflow's own inference."""
+    import pandas as pd
+    from mlflow.types import ColSpec, DataType, Schema
+    from mlflow.types.utils import _infer_schema  # what PandasDataset.schema runs
+
+    numeric = [c for c in frame.columns if frame[c].dtype.kind in "biuf"]
+    specs = {spec.name: spec for spec in _infer_schema(frame[numeric].head(1)).inputs} if numeric else {}
+    missing = frame[numeric].isna().any()
+    specs.update({c: ColSpec(specs[c].type, c, required=not bool(missing[c])) for c in numeric})
+    text = [c for c in frame.columns if frame[c].dtype == object and len(frame)
+            and pd.api.types.infer_dtype(frame[c], skipna=False) == "string"]  # every value a str, none missing
+    specs.update({c: ColSpec(DataType.string, c) for c in text})
+    others = [c for c in frame.columns if c not in specs]
+    if others:
+        specs.update({spec.name: spec for spec in _infer_schema(frame[others]).inputs})
+    return Schema([specs[c] for c in frame.columns])
+
+
 def log_model(model, tracking_uri: str, run_id: str, training_frame=None, snapshot_hash: str = "") -> str:
     """Log a SpecialistModel into an existing MLflow run as a pyfunc model from code; returns its URI.
 
@@ -85,8 +110,10 @@ def log_model(model, tracking_uri: str, run_id: str, training_frame=None, snapsh
     signature = example = dataset = None
     if training_frame is not None:
         columns = [c for c in (*FEATURE_NAMES, "label", "split") if c in training_frame.columns]
-        dataset = mlflow.data.from_pandas(training_frame[columns].reset_index(drop=True), targets="label",
-                                          name=f"{model.specialist}-enhanced-features", digest=snapshot_hash or None)
+        logged = training_frame[columns].reset_index(drop=True)
+        dataset = mlflow.data.from_pandas(logged, targets="label", name=f"{model.specialist}-enhanced-features",
+                                          digest=snapshot_hash or None)
+        dataset.schema = dataset_schema(logged)  # a cached property: MLflow's own would test every cell
         example = training_frame[list(FEATURE_NAMES)].head(INPUT_EXAMPLE_ROWS).reset_index(drop=True)
         proba = model.predict_proba(example)
         output = pd.DataFrame(proba, columns=[f"p_{c}" for c in model.classes_])

@@ -19,7 +19,8 @@ import numpy as np
 from sklearn.metrics import f1_score
 from sklearn.model_selection import ParameterSampler
 
-from hive_assets.training._estimators import LINEAR_MODEL_TYPES, SEARCH_SPACE, fit_estimator, row_dependent_params
+from hive_assets.training._estimators import (LINEAR_MODEL_TYPES, SEARCH_SPACE, build_estimator, fit_estimator,
+                                              row_dependent_params)
 
 MIN_RUNG_ROWS = 300  # below this a fit says little about the full-data fit
 
@@ -106,6 +107,15 @@ def _early_stopped_xgboost(params: dict[str, Any], X_train, y_train, X_val, y_va
                          X_train, y_train, random_state, validation=(X_val, y_val))
 
 
+def _first_rounds(estimator, params: dict[str, Any], random_state: int):
+    """The early-stopped xgboost model cut to its first `params["n_estimators"]` rounds, as a plain model (no
+    early stopping, no unused trees): the trees a refit with that many rounds grows (the same seed draws the
+    same subsamples round by round), without growing them again."""
+    plain = build_estimator("xgboost", params, random_state)
+    plain.load_model(bytearray(estimator.get_booster()[: params["n_estimators"]].save_raw("ubj")))
+    return plain
+
+
 def choose_on_validation(
     model_type: str, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
     random_state: int = 0, grid: list[dict[str, Any]] | None = None,
@@ -113,7 +123,7 @@ def choose_on_validation(
     """(best params, its estimator fitted on all training rows, its validation macro-F1, every trial) over
     VALIDATION_GRIDS[model_type] (or `grid`); ties go to the earlier setting. A family without a grid is
     fitted with its defaults. xgboost's `n_estimators` is its best round under early stopping; the stored
-    estimator is the winner refitted with exactly that many rounds (a plain model, the same trees)."""
+    estimator is the winner cut to exactly that many rounds (a plain model: the trees a refit would grow)."""
     grid = grid if grid is not None else VALIDATION_GRIDS.get(model_type, [{}])
     best: tuple[float, dict[str, Any], Any] | None = None
     trials: list[dict[str, Any]] = []
@@ -133,6 +143,6 @@ def choose_on_validation(
     assert best is not None
     score, params, estimator = best
     if model_type == "xgboost":
-        estimator = fit_estimator(model_type, params, X_train, y_train, random_state)
+        estimator = _first_rounds(estimator, params, random_state)
         score = float(f1_score(y_val, estimator.predict(X_val), average="macro", zero_division=0))
     return params, estimator, score, trials

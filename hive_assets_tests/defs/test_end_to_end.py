@@ -104,6 +104,9 @@ def test_one_partition_end_to_end_then_a_challenger(platform_env):
     (dataset_input,) = run.inputs.dataset_inputs
     assert dataset_input.dataset.digest == snapshot and dataset_input.dataset.name == "business-enhanced-features"
     assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "training"
+    colspec = json.loads(dataset_input.dataset.schema)["mlflow_colspec"]  # dataset_schema's, logged
+    assert [(c["name"], c["required"]) for c in colspec] == [(c, True) for c in (*FEATURE_NAMES, "label", "split")]
+    assert {c["type"] for c in colspec[-2:]} == {"string"}
     import mlflow
 
     mlflow.set_tracking_uri(client.tracking_uri)

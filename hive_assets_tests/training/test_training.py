@@ -384,6 +384,18 @@ def test_linear_models_calibrate_isotonically_from_fewer_validation_rows(plan_fe
     assert info["calibration_method"] == "sigmoid"
 
 
+def _noisy_tertile_split(features: pd.DataFrame, score: pd.Series, seed: int):
+    """(X, y) of the first 1,000 rows and (X, y) of the rest: tertiles of `score`, 15 % of labels shuffled."""
+    from hive_assets.training import encode
+
+    labels = np.array(_tertile_labels(np.asarray(score, dtype=float)), dtype=object)
+    noisy = np.random.default_rng(seed).random(len(labels)) < 0.15
+    labels[noisy] = np.random.default_rng(seed + 1).permutation(labels[noisy])
+    frame = features.assign(label=labels)
+    return (encode(frame.iloc[:1000]), encode_labels(frame.iloc[:1000]["label"]),
+            encode(frame.iloc[1000:]), encode_labels(frame.iloc[1000:]["label"]))
+
+
 def test_the_linear_grid_is_walked_as_a_path_to_the_same_optima_in_fewer_iterations(plan_features):
     """Each penalty of the grid starts from the previous one's coefficients. Computed here: every step of the
     path predicts like a cold fit of the same penalty (the same optimum, to saga's tolerance) in fewer
@@ -391,16 +403,11 @@ def test_the_linear_grid_is_walked_as_a_path_to_the_same_optima_in_fewer_iterati
     estimators do not warm-start again; other families refuse a warm start."""
     from sklearn.metrics import f1_score
 
-    from hive_assets.training import VALIDATION_GRIDS, choose_on_validation, encode, fit_estimator
+    from hive_assets.training import VALIDATION_GRIDS, choose_on_validation, fit_estimator
 
     f = plan_features
     score = 2.0 * f.risk_score - 1.5 * f.priority_score + f.complexity_score - 1.2 * f.parallelization_potential
-    labels = np.array(_tertile_labels(np.asarray(score, dtype=float)), dtype=object)
-    noisy = np.random.default_rng(3).random(len(labels)) < 0.15
-    labels[noisy] = np.random.default_rng(4).permutation(labels[noisy])
-    frame = f.assign(label=labels)
-    X, y = encode(frame.iloc[:1000]), encode_labels(frame.iloc[:1000]["label"])
-    X_va, y_va = encode(frame.iloc[1000:]), encode_labels(frame.iloc[1000:]["label"])
+    X, y, X_va, y_va = _noisy_tertile_split(f, score, seed=3)
     grid = VALIDATION_GRIDS["sparse_logistic"]
     cold = [fit_estimator("sparse_logistic", p, X, y) for p in grid]
     path, previous = [], None
@@ -417,6 +424,32 @@ def test_the_linear_grid_is_walked_as_a_path_to_the_same_optima_in_fewer_iterati
     assert best == pytest.approx(max(cold_scores), abs=0.01) and not estimator.named_steps["logistic"].warm_start
     with pytest.raises(ValueError, match="linear models"):
         fit_estimator("mlp", {}, X, y, warm_start_from=path[0])
+
+
+def test_xgboost_keeps_its_best_rounds_without_growing_them_again(plan_features, monkeypatch):
+    """The grid's winner is cut to its best round under early stopping instead of refitted: it predicts
+    exactly as a plain fit with that many rounds (the oracle, fitted here, row subsampling on), holds only
+    those trees, stops early no more, and the grid costs one fit per setting (the refit was a fifth)."""
+    from sklearn.metrics import f1_score
+
+    import hive_assets.training._tuning as tuning
+    from hive_assets.training import VALIDATION_GRIDS, choose_on_validation, fit_estimator
+
+    f = plan_features
+    score = f.risk_score * f.complexity_score - 0.8 * f.priority_score + 0.5 * f.parallelization_potential
+    X, y, X_va, y_va = _noisy_tertile_split(f, score, seed=5)
+    fits = []
+    monkeypatch.setattr(tuning, "fit_estimator", lambda *a, **k: fits.append(a[0]) or fit_estimator(*a, **k))
+    params, estimator, best, _ = choose_on_validation("xgboost", X, y, X_va, y_va, random_state=3)
+    assert len(fits) == len(VALIDATION_GRIDS["xgboost"])
+    rounds = params["n_estimators"]
+    assert 1 <= rounds < tuning.XGBOOST_MAX_ROUNDS
+    refit = fit_estimator("xgboost", params, X, y, random_state=3)
+    assert refit.get_params()["subsample"] < 1  # the rounds draw random rows: the same seed must draw the same
+    np.testing.assert_array_equal(estimator.predict_proba(X_va), refit.predict_proba(X_va))
+    assert estimator.get_booster().num_boosted_rounds() == rounds
+    assert estimator.get_params()["early_stopping_rounds"] is None and estimator.get_params()["n_jobs"] == 1
+    assert best == pytest.approx(f1_score(y_va, refit.predict(X_va), average="macro"))
 
 
 def test_tuning_records_the_settings_each_fit_used(plan_features):
