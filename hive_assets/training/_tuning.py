@@ -19,8 +19,7 @@ import numpy as np
 from sklearn.metrics import f1_score
 from sklearn.model_selection import ParameterSampler
 
-from hive_assets.training._estimators import (LINEAR_MODEL_TYPES, SEARCH_SPACE, build_estimator, fit_estimator,
-                                              row_dependent_params)
+from hive_assets.training._estimators import LINEAR_MODEL_TYPES, SEARCH_SPACE, fit_estimator, row_dependent_params
 
 MIN_RUNG_ROWS = 300  # below this a fit says little about the full-data fit
 
@@ -101,19 +100,16 @@ EARLY_STOPPING_ROUNDS = 50
 
 
 def _early_stopped_xgboost(params: dict[str, Any], X_train, y_train, X_val, y_val, random_state: int):
-    """xgboost boosted until the balanced validation log-loss stops improving (it predicts with its best round)."""
-    return fit_estimator("xgboost", {**params, "n_estimators": XGBOOST_MAX_ROUNDS,
-                                     "early_stopping_rounds": EARLY_STOPPING_ROUNDS},
-                         X_train, y_train, random_state, validation=(X_val, y_val))
+    """xgboost boosted until the balanced validation log-loss stops improving, then cut to its best round
+    by xgboost's own EarlyStopping(save_best=True): the trees a refit with that many rounds grows (the same
+    seed draws the same rows round by round), without the rounds after it and without growing them again."""
+    from xgboost.callback import EarlyStopping
 
-
-def _first_rounds(estimator, params: dict[str, Any], random_state: int):
-    """The early-stopped xgboost model cut to its first `params["n_estimators"]` rounds, as a plain model (no
-    early stopping, no unused trees): the trees a refit with that many rounds grows (the same seed draws the
-    same subsamples round by round), without growing them again."""
-    plain = build_estimator("xgboost", params, random_state)
-    plain.load_model(bytearray(estimator.get_booster()[: params["n_estimators"]].save_raw("ubj")))
-    return plain
+    stop = EarlyStopping(rounds=EARLY_STOPPING_ROUNDS, save_best=True)  # a new one per fit: it keeps state
+    estimator = fit_estimator("xgboost", {**params, "n_estimators": XGBOOST_MAX_ROUNDS, "callbacks": [stop]},
+                              X_train, y_train, random_state, validation=(X_val, y_val))
+    # the parameters of the model it now is: that many rounds, no early stopping
+    return estimator.set_params(n_estimators=estimator.get_booster().num_boosted_rounds(), callbacks=None)
 
 
 def choose_on_validation(
@@ -122,8 +118,8 @@ def choose_on_validation(
 ) -> tuple[dict[str, Any], Any, float, list[dict[str, Any]]]:
     """(best params, its estimator fitted on all training rows, its validation macro-F1, every trial) over
     VALIDATION_GRIDS[model_type] (or `grid`); ties go to the earlier setting. A family without a grid is
-    fitted with its defaults. xgboost's `n_estimators` is its best round under early stopping; the stored
-    estimator is the winner cut to exactly that many rounds (a plain model: the trees a refit would grow)."""
+    fitted with its defaults. xgboost's `n_estimators` is its best round under early stopping, and its
+    estimator holds exactly that many rounds (`_early_stopped_xgboost`)."""
     grid = grid if grid is not None else VALIDATION_GRIDS.get(model_type, [{}])
     best: tuple[float, dict[str, Any], Any] | None = None
     trials: list[dict[str, Any]] = []
@@ -132,7 +128,7 @@ def choose_on_validation(
         params = {**row_dependent_params(model_type, len(y_train)), **params}  # recorded with the model
         if model_type == "xgboost":
             estimator = _early_stopped_xgboost(params, X_train, y_train, X_val, y_val, random_state)
-            params = {**params, "n_estimators": int(estimator.best_iteration) + 1}
+            params = {**params, "n_estimators": estimator.n_estimators}
         else:
             estimator = fit_estimator(model_type, params, X_train, y_train, random_state, warm_start_from=previous)
             previous = estimator if model_type in LINEAR_MODEL_TYPES else None
@@ -142,7 +138,4 @@ def choose_on_validation(
             best = (score, params, estimator)
     assert best is not None
     score, params, estimator = best
-    if model_type == "xgboost":
-        estimator = _first_rounds(estimator, params, random_state)
-        score = float(f1_score(y_val, estimator.predict(X_val), average="macro", zero_division=0))
     return params, estimator, score, trials

@@ -426,10 +426,12 @@ def test_the_linear_grid_is_walked_as_a_path_to_the_same_optima_in_fewer_iterati
         fit_estimator("mlp", {}, X, y, warm_start_from=path[0])
 
 
-def test_xgboost_keeps_its_best_rounds_without_growing_them_again(plan_features, monkeypatch):
+def test_xgboost_keeps_its_best_rounds_without_growing_them_again(plan_features, monkeypatch, tmp_path):
     """The grid's winner is cut to its best round under early stopping instead of refitted: it predicts
     exactly as a plain fit with that many rounds (the oracle, fitted here, row subsampling on), holds only
-    those trees, stops early no more, and the grid costs one fit per setting (the refit was a fifth)."""
+    those trees, also once stored and loaded, and the grid costs one fit per setting (the refit was a fifth)."""
+    from xgboost import XGBClassifier
+
     from sklearn.metrics import f1_score
 
     import hive_assets.training._tuning as tuning
@@ -449,6 +451,11 @@ def test_xgboost_keeps_its_best_rounds_without_growing_them_again(plan_features,
     np.testing.assert_array_equal(estimator.predict_proba(X_va), refit.predict_proba(X_va))
     assert estimator.get_booster().num_boosted_rounds() == rounds
     assert estimator.get_params()["early_stopping_rounds"] is None and estimator.get_params()["n_jobs"] == 1
+    estimator.save_model(tmp_path / "model.ubj")
+    stored = XGBClassifier()
+    stored.load_model(tmp_path / "model.ubj")
+    assert stored.get_booster().num_boosted_rounds() == rounds
+    np.testing.assert_array_equal(stored.predict_proba(X_va), refit.predict_proba(X_va))
     assert best == pytest.approx(f1_score(y_va, refit.predict(X_va), average="macro"))
 
 
