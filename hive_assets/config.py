@@ -137,6 +137,15 @@ def production_problems() -> list[str]:
     return problems
 
 
+def disable_mlflow_telemetry() -> None:
+    """MLflow 3 sends usage data to mlflow-telemetry.io from every process that imports it, as Dagster would
+    without `telemetry: enabled: false` (dagster.yaml): the platform's own processes (the code location, its
+    run workers, the `hive` CLI) turn it off too, before mlflow is imported (it decides then). A value the
+    user set wins (MLFLOW_DISABLE_TELEMETRY=false opts back in). Not done on import of the package: a
+    specialist service that imports the serving client keeps its own choice."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
 def check_production() -> None:
     """ConfigError, one line naming every missing production setting, when HIVE_ENV=production lacks any."""
     problems = production_problems()

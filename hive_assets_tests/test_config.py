@@ -194,3 +194,39 @@ def test_local_mode_keeps_the_embedded_defaults(monkeypatch, tmp_path):
         s = Settings.from_env()
         assert (s.mlflow_uri, s.store_path, s.asset_storage) == (
             f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "store.sqlite", str(tmp_path / "assets"))
+
+
+# --- MLflow's usage telemetry -------------------------------------------------------------------------------
+
+# what a process reports after importing `module` and then mlflow: the variable, and whether mlflow would send
+TELEMETRY_PROBE = ("import os, {module}, mlflow; from mlflow.telemetry import get_telemetry_client; "
+                   "from mlflow.telemetry.utils import is_telemetry_disabled; "
+                   "print(os.environ.get('MLFLOW_DISABLE_TELEMETRY'), is_telemetry_disabled(), get_telemetry_client() is None)")
+
+
+def probe(tmp_path, code: str, **extra: str) -> str:
+    """`code` in a fresh interpreter with a user's bare environment: no CI or pytest variable, which MLflow
+    reads as "do not send"."""
+    import subprocess
+    import sys
+
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HIVE_HOME": str(tmp_path / "home"), **extra}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+@pytest.mark.parametrize("module", ["hive_assets.definitions", "hive_assets.cli"])
+def test_the_platform_processes_turn_mlflow_telemetry_off(tmp_path, module):
+    """The code location (its server and run workers load it) and the `hive` CLI, as Dagster's telemetry is off
+    in dagster.yaml; mlflow decides at import, so the setting must come first."""
+    assert probe(tmp_path, TELEMETRY_PROBE.format(module=module)) == ["true", "True", "True"]
+
+
+def test_a_user_who_opts_in_to_mlflow_telemetry_keeps_it_and_a_service_keeps_its_own_choice(tmp_path):
+    # mlflow is not imported here: the probes would send usage data if they did
+    code = "import os, {module}; print(os.environ.get('MLFLOW_DISABLE_TELEMETRY'))"
+    assert probe(tmp_path, code.format(module="hive_assets.cli"), MLFLOW_DISABLE_TELEMETRY="false") == ["false"]
+    # a specialist service importing the serving client: its environment is not ours to change
+    assert probe(tmp_path, code.format(module="hive_assets.serving")) == ["None"]

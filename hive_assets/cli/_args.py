@@ -28,6 +28,7 @@ ENVIRONMENT: dict[str, str] = {
     "HIVE_ASSET_STORAGE": "where asset outputs are stored (Parquet/JSON), default $HIVE_HOME/assets; s3:// or gs:// URL",
     "HIVE_ENV": "production: refuse the embedded defaults (MONGODB_URI, http(s) MLFLOW_TRACKING_URI and s3:// or "
                 "gs:// HIVE_ASSET_STORAGE required), default local",
+    "MLFLOW_DISABLE_TELEMETRY": "true by default: MLflow sends no usage telemetry (nor does Dagster); false sends it",
     "MLFLOW_EXPERIMENT_NAME": "experiment of the training runs, default specialist_training",
     "KAFKA_BOOTSTRAP_SERVERS": "Kafka with the intentions.audit topic; unset: the intentions_audit collection",
     "DATA_COLLECTION_DAYS": "default collection window in days, 90",

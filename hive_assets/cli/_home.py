@@ -61,7 +61,9 @@ def prepare(announce: bool = True) -> Home:
 def cmd_env(args: argparse.Namespace) -> int:
     """Print the exports that point `dagster` and `mlflow` at the CLI's home (eval "$(hive env)")."""
     home = prepare(announce=False)
-    exports = {"HIVE_HOME": str(home.hive_home), "DAGSTER_HOME": str(home.dagster_home)}
+    exports = {"HIVE_HOME": str(home.hive_home), "DAGSTER_HOME": str(home.dagster_home),
+               # for the processes that do not import hive_assets (`mlflow ui`): the package's default
+               "MLFLOW_DISABLE_TELEMETRY": os.environ["MLFLOW_DISABLE_TELEMETRY"]}
     if os.environ.get("MLFLOW_UI_URL"):  # the Dagster UI's links into the MLflow UI (make demo sets it)
         exports["MLFLOW_UI_URL"] = os.environ["MLFLOW_UI_URL"]
     if args.json:
@@ -77,8 +79,9 @@ def add_parsers(sub) -> None:
         sub, "env", help="print the exports that point the dagster CLI and UI at this home",
         description="Create HIVE_HOME and its Dagster instance when missing and print shell exports of the "
                     "absolute HIVE_HOME and DAGSTER_HOME, so that `dagster dev` and `dagster asset "
-                    "materialize` use the instance `hive report` reads:\n\n"
+                    "materialize` use the instance `hive report` reads, and MLFLOW_DISABLE_TELEMETRY (true "
+                    "unless set: MLflow's usage telemetry off, as Dagster's is in dagster.yaml):\n\n"
                     '  eval "$(hive env)" && dagster dev -w workspace.yaml',
-        env=("HIVE_HOME", "DAGSTER_HOME"))
-    p.add_argument("--json", action="store_true", help="print the two paths as JSON (default: shell exports)")
+        env=("HIVE_HOME", "DAGSTER_HOME", "MLFLOW_DISABLE_TELEMETRY"))
+    p.add_argument("--json", action="store_true", help="print the exports as JSON (default: shell exports)")
     p.set_defaults(func=cmd_env, announce=False)

@@ -140,7 +140,8 @@ def test_hive_env_points_the_dagster_cli_at_the_same_instance(session):
     out, home = session["hive env"], session["home"]
     assert out.returncode == 0, out.stderr
     exports = dict(re.findall(r"^export (\w+)=(\S+)$", out.stdout, re.M))
-    assert exports == {"HIVE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
+    # MLflow's usage telemetry off for `mlflow ui` too, as for the platform's processes (test_config.py)
+    assert exports == {"HIVE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "MLFLOW_DISABLE_TELEMETRY": "true"}
     # the README's recipe: eval "$(hive env)" then the dagster CLI sees the runs `hive collect` made
     listed = subprocess.run([str(BIN / "dagster"), "run", "list"], cwd=session["cwd"],
                             env={**session["env"], **exports}, capture_output=True, text=True, timeout=300)
