@@ -137,13 +137,22 @@ def production_problems() -> list[str]:
     return problems
 
 
-def disable_mlflow_telemetry() -> None:
-    """MLflow 3 sends usage data to mlflow-telemetry.io from every process that imports it, as Dagster would
-    without `telemetry: enabled: false` (dagster.yaml): the platform's own processes (the code location, its
-    run workers, the `hive` CLI) turn it off too, before mlflow is imported (it decides then). A value the
-    user set wins (MLFLOW_DISABLE_TELEMETRY=false opts back in). Not done on import of the package: a
-    specialist service that imports the serving client keeps its own choice."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# What the platform's own processes (the code location, its run workers, the `hive` CLI) set for MLflow unless
+# the environment already does (set_mlflow_process_defaults), before mlflow is imported: it reads them then.
+MLFLOW_PROCESS_DEFAULTS = {
+    # MLflow 3 sends usage data to mlflow-telemetry.io from every process that imports it: off, as Dagster's is
+    # (`telemetry: enabled: false`, dagster.yaml); MLFLOW_DISABLE_TELEMETRY=false opts back in
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    # the progress bars of artifact downloads: carriage-return noise in a run's step log and the CLI's stderr
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+
+
+def set_mlflow_process_defaults() -> None:
+    """MLFLOW_PROCESS_DEFAULTS for the variables the environment leaves unset. Called by the code location and
+    the CLI, not on import of the package: a specialist service that imports the serving client keeps its own."""
+    for name, value in MLFLOW_PROCESS_DEFAULTS.items():
+        os.environ.setdefault(name, value)
 
 
 def check_production() -> None:

@@ -55,7 +55,7 @@ def start_mlflow_server(root: Path, port: int | None = None) -> tuple[subprocess
         # MLflow's job execution (GenAI jobs, unused here) starts a job runner and 7 huey consumer processes
         # per server (counted, MLflow 3.17): off, a server answers /health in 22-31 s instead of 38-55 s
         # (three starts each, load 7-10 on 2 cores) and idles without them; its usage telemetry is off, as the
-        # platform's processes have it (config.disable_mlflow_telemetry)
+        # platform's processes have it (config.set_mlflow_process_defaults)
         stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, "MLFLOW_TRACKING_URI": "", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
              "MLFLOW_DISABLE_TELEMETRY": "true"},

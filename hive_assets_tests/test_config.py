@@ -201,7 +201,9 @@ def test_local_mode_keeps_the_embedded_defaults(monkeypatch, tmp_path):
 # what a process reports after importing `module` and then mlflow: the variable, and whether mlflow would send
 TELEMETRY_PROBE = ("import os, {module}, mlflow; from mlflow.telemetry import get_telemetry_client; "
                    "from mlflow.telemetry.utils import is_telemetry_disabled; "
-                   "print(os.environ.get('MLFLOW_DISABLE_TELEMETRY'), is_telemetry_disabled(), get_telemetry_client() is None)")
+                   "from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR as bar; "
+                   "print(os.environ.get('MLFLOW_DISABLE_TELEMETRY'), is_telemetry_disabled(), get_telemetry_client() is None, "
+                   "bar.get())")
 
 
 def probe(tmp_path, code: str, **extra: str) -> str:
@@ -218,10 +220,10 @@ def probe(tmp_path, code: str, **extra: str) -> str:
 
 
 @pytest.mark.parametrize("module", ["hive_assets.definitions", "hive_assets.cli"])
-def test_the_platform_processes_turn_mlflow_telemetry_off(tmp_path, module):
+def test_the_platform_processes_turn_mlflow_telemetry_and_progress_bars_off(tmp_path, module):
     """The code location (its server and run workers load it) and the `hive` CLI, as Dagster's telemetry is off
     in dagster.yaml; mlflow decides at import, so the setting must come first."""
-    assert probe(tmp_path, TELEMETRY_PROBE.format(module=module)) == ["true", "True", "True"]
+    assert probe(tmp_path, TELEMETRY_PROBE.format(module=module)) == ["true", "True", "True", "False"]
 
 
 def test_a_user_who_opts_in_to_mlflow_telemetry_keeps_it_and_a_service_keeps_its_own_choice(tmp_path):

@@ -1,8 +1,8 @@
 """The `hive` console script (SPEC section 10)."""
 
-from hive_assets.config import disable_mlflow_telemetry
+from hive_assets.config import set_mlflow_process_defaults
 
-disable_mlflow_telemetry()  # before any verb imports mlflow
+set_mlflow_process_defaults()  # before any verb imports mlflow
 from hive_assets.cli._main import main  # noqa: E402
 
 __all__ = ["main"]

@@ -6,10 +6,14 @@ accepts: no estimator is built with its own class weighting on top (that would s
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 from scipy.stats import loguniform, randint, uniform
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.class_weight import compute_sample_weight
 from threadpoolctl import threadpool_limits
 
@@ -120,6 +124,23 @@ def build_estimator(model_type: str, params: dict[str, Any] | None = None, rando
         params = {**params, "hidden_layer_sizes": tuple(params["hidden_layer_sizes"])}  # a list in JSON params
         return Pipeline([("scale", StandardScaler()), ("mlp", MLPClassifier(random_state=random_state, **params))])
     raise ValueError(f"unknown model_type {model_type!r}; choose one of {MODEL_TYPES}")
+
+
+@contextmanager
+def recorded_convergence() -> Iterator[list[str]]:
+    """The ConvergenceWarnings of the fits inside, as lines in the yielded list (filled on exit) instead of on
+    stderr: a fit that stopped at its iteration limit (the small-data MLP's L-BFGS, saga) is a fact about that
+    trial, recorded with it (`converged`, in MLflow and the UI), not several lines of advice to "scale the
+    data" in the operator's terminal and the run's step log. Any other warning is shown as before."""
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        yield notes
+    for w in caught:
+        if issubclass(w.category, ConvergenceWarning):
+            notes.append(str(w.message).splitlines()[0])
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
 def fit_estimator(model_type: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray, random_state: int = 0,

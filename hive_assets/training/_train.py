@@ -22,7 +22,9 @@ from hive_assets.features import FEATURE_NAMES
 from hive_assets.monitoring._drift import build_reference
 from hive_assets.training._calibration import calibrate
 from hive_assets.training._encoding import encode, encode_labels
-from hive_assets.training._estimators import DEFAULT_PARAMS, MODEL_TYPES, fit_estimator, row_dependent_params
+from hive_assets.training._estimators import (
+    DEFAULT_PARAMS, MODEL_TYPES, fit_estimator, recorded_convergence, row_dependent_params,
+)
 from hive_assets.training._model import SpecialistModel
 from hive_assets.training._tuning import choose_on_validation, sample_candidates, successive_halving
 
@@ -33,22 +35,34 @@ DEFAULT_TIME_BUDGET_SECONDS = 300.0
 
 def _fit_family(model_type, X_tr, y_tr, X_va, y_va, hyperparameter_tuning, random_state, tuning_candidates,
                 search_space, candidates, progress, auto):
-    """(params, estimator fitted on all training rows, validation macro-F1, tuning trials) of one family:
-    tuned by successive halving, or (auto) its VALIDATION_GRIDS setting, or its default parameters."""
-    if hyperparameter_tuning:
-        if candidates is None:
-            candidates = sample_candidates(model_type, tuning_candidates, random_state, search_space)
-        return successive_halving(model_type, candidates, X_tr, y_tr, X_va, y_va, random_state=random_state,
-                                  progress=progress)
-    if auto:
-        if progress is not None:
-            progress(f"fitting {model_type} on {len(y_tr)} rows, its parameters chosen on validation")
-        return choose_on_validation(model_type, X_tr, y_tr, X_va, y_va, random_state)
+    """(params, estimator fitted on all training rows, validation macro-F1, tuning trials, whether that
+    estimator's fit converged) of one family: tuned by successive halving, or (auto) its VALIDATION_GRIDS
+    setting, or its default parameters."""
+    if hyperparameter_tuning or auto:
+        if hyperparameter_tuning:
+            if candidates is None:
+                candidates = sample_candidates(model_type, tuning_candidates, random_state, search_space)
+            params, estimator, score, trials = successive_halving(
+                model_type, candidates, X_tr, y_tr, X_va, y_va, random_state=random_state, progress=progress)
+        else:
+            if progress is not None:
+                progress(f"fitting {model_type} on {len(y_tr)} rows, its parameters chosen on validation")
+            params, estimator, score, trials = choose_on_validation(model_type, X_tr, y_tr, X_va, y_va, random_state)
+        stopped = [t for t in trials if not t["converged"]]
+        if stopped and progress is not None:
+            progress(f"{model_type}: {len(stopped)} of {len(trials)} fits stopped at their iteration limit "
+                     "(sklearn's ConvergenceWarning; `converged` false in the trials)")
+        # the returned estimator is the last trial with its parameters (the final rung's, in halving)
+        return params, estimator, score, trials, [t for t in trials if t["params"] == params][-1]["converged"]
     if progress is not None:
         progress(f"fitting {model_type} with its default parameters on {len(y_tr)} rows")
     params = row_dependent_params(model_type, len(y_tr))  # recorded with the model (the MLP's solver)
-    estimator = fit_estimator(model_type, params, X_tr, y_tr, random_state)
-    return params, estimator, float(f1_score(y_va, estimator.predict(X_va), average="macro", zero_division=0)), []
+    with recorded_convergence() as unconverged:
+        estimator = fit_estimator(model_type, params, X_tr, y_tr, random_state)
+    if unconverged and progress is not None:
+        progress(f"{model_type}: the fit stopped at its iteration limit ({unconverged[0]})")
+    score = float(f1_score(y_va, estimator.predict(X_va), average="macro", zero_division=0))
+    return params, estimator, score, [], not unconverged
 
 
 def train_model(
@@ -74,7 +88,8 @@ def train_model(
     the best validation macro-F1 of its VALIDATION_GRIDS settings; an explicit model type without tuning
     fits DEFAULT_PARAMS),
     until `time_budget_seconds` have passed; the best validation macro-F1 wins, ties going to the earlier
-    candidate. `info["selection"]` lists every candidate's score, seconds and status.
+    candidate. `info["selection"]` lists every candidate's score, seconds, status and
+    whether its chosen setting's fit converged (ConvergenceWarnings are recorded, not printed).
 
     Class weights are balanced. Calibration: isotonic with >= ISOTONIC_MIN_ROWS validation rows (linear
     models: LINEAR_ISOTONIC_MIN_ROWS), else sigmoid, unless `calibration_method` says otherwise ("none": uncalibrated). The model carries its drift reference (the
@@ -98,15 +113,15 @@ def train_model(
     for family in families:
         if best is not None and time.perf_counter() - start >= time_budget_seconds:
             selection.append({"model_type": family, "status": "skipped: time budget spent", "val_macro_f1": None, "params": None,
-                              "seconds": 0.0})
+                              "seconds": 0.0, "converged": None})
             continue
         began = time.perf_counter()
-        params, estimator, val_f1, trials = _fit_family(
+        params, estimator, val_f1, trials, converged = _fit_family(
             family, X_tr, y_tr, X_va, y_va, hyperparameter_tuning, random_state, tuning_candidates,
             search_space if model_type != AUTO_MODEL_TYPE else None, candidates, progress,
             auto=model_type == AUTO_MODEL_TYPE)
         selection.append({"model_type": family, "status": "fitted", "val_macro_f1": val_f1,
-                          "seconds": round(time.perf_counter() - began, 3), "params": params})
+                          "seconds": round(time.perf_counter() - began, 3), "params": params, "converged": converged})
         if best is None or val_f1 > best[0]:
             best = (val_f1, family, params, estimator, trials)
     assert best is not None

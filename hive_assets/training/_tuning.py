@@ -19,7 +19,9 @@ import numpy as np
 from sklearn.metrics import f1_score
 from sklearn.model_selection import ParameterSampler
 
-from hive_assets.training._estimators import LINEAR_MODEL_TYPES, SEARCH_SPACE, fit_estimator, row_dependent_params
+from hive_assets.training._estimators import (
+    LINEAR_MODEL_TYPES, SEARCH_SPACE, fit_estimator, recorded_convergence, row_dependent_params,
+)
 
 MIN_RUNG_ROWS = 300  # below this a fit says little about the full-data fit
 
@@ -43,7 +45,8 @@ def successive_halving(
 ) -> tuple[dict[str, Any], Any, float, list[dict[str, Any]]]:
     """(best params, its estimator fitted on all training rows, its validation macro-F1, every trial).
 
-    Every trial records its rung, training rows, parameters and validation macro-F1. `progress`, when
+    Every trial records its rung, training rows, parameters, validation macro-F1 and whether its fit
+    converged (`recorded_convergence`). `progress`, when
     given, receives one line per finished rung ("tuning rung r / R: c candidates on n rows, best macro-F1").
     """
     if not candidates:
@@ -64,9 +67,11 @@ def successive_halving(
         for c in alive:
             # what this fit used, recorded: the candidate over the settings that follow its rows (the MLP's solver)
             params = {**row_dependent_params(model_type, len(idx)), **candidates[c]}
-            estimator = fit_estimator(model_type, params, X_train[idx], y_train[idx], random_state)
+            with recorded_convergence() as unconverged:
+                estimator = fit_estimator(model_type, params, X_train[idx], y_train[idx], random_state)
             score = float(f1_score(y_val, estimator.predict(X_val), average="macro", zero_division=0))
-            trials.append({"rung": rung, "rows": int(len(idx)), "params": params, "val_macro_f1": score})
+            trials.append({"rung": rung, "rows": int(len(idx)), "params": params, "val_macro_f1": score,
+                           "converged": not unconverged})
             scored.append((score, c, estimator, params))
         scored.sort(key=lambda t: (-t[0], t[1]))  # ties: the earlier candidate, deterministic
         if rung == rungs - 1:
@@ -116,8 +121,8 @@ def choose_on_validation(
     model_type: str, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
     random_state: int = 0, grid: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], Any, float, list[dict[str, Any]]]:
-    """(best params, its estimator fitted on all training rows, its validation macro-F1, every trial) over
-    VALIDATION_GRIDS[model_type] (or `grid`); ties go to the earlier setting. A family without a grid is
+    """(best params, its estimator fitted on all training rows, its validation macro-F1, every trial, with
+    whether its fit converged) over VALIDATION_GRIDS[model_type] (or `grid`); ties go to the earlier setting. A family without a grid is
     fitted with its defaults. xgboost's `n_estimators` is its best round under early stopping, and its
     estimator holds exactly that many rounds (`_early_stopped_xgboost`)."""
     grid = grid if grid is not None else VALIDATION_GRIDS.get(model_type, [{}])
@@ -126,14 +131,16 @@ def choose_on_validation(
     previous = None  # the linear models walk their grid as a regularization path (BENCHMARKS.md, issue 23)
     for params in grid:
         params = {**row_dependent_params(model_type, len(y_train)), **params}  # recorded with the model
-        if model_type == "xgboost":
-            estimator = _early_stopped_xgboost(params, X_train, y_train, X_val, y_val, random_state)
-            params = {**params, "n_estimators": estimator.n_estimators}
-        else:
-            estimator = fit_estimator(model_type, params, X_train, y_train, random_state, warm_start_from=previous)
-            previous = estimator if model_type in LINEAR_MODEL_TYPES else None
+        with recorded_convergence() as unconverged:
+            if model_type == "xgboost":
+                estimator = _early_stopped_xgboost(params, X_train, y_train, X_val, y_val, random_state)
+                params = {**params, "n_estimators": estimator.n_estimators}
+            else:
+                estimator = fit_estimator(model_type, params, X_train, y_train, random_state, warm_start_from=previous)
+                previous = estimator if model_type in LINEAR_MODEL_TYPES else None
         score = float(f1_score(y_val, estimator.predict(X_val), average="macro", zero_division=0))
-        trials.append({"rung": 0, "rows": int(len(y_train)), "params": params, "val_macro_f1": score})
+        trials.append({"rung": 0, "rows": int(len(y_train)), "params": params, "val_macro_f1": score,
+                       "converged": not unconverged})
         if best is None or score > best[0]:
             best = (score, params, estimator)
     assert best is not None

@@ -87,6 +87,8 @@ def test_one_partition_end_to_end_then_a_challenger(platform_env):
     assert selection["chosen"] == chosen
     assert [(c["model_type"], c["chosen"]) for c in selection["candidates"]] == [(m, m == chosen) for m in AUTO_CANDIDATES]
     assert {c["model_type"]: c["val_macro_f1"] for c in selection["candidates"]} == pytest.approx(scores, abs=1e-4)
+    # whether each family's chosen fit converged: recorded (sklearn's ConvergenceWarning is not printed)
+    assert all(isinstance(c["converged"], bool) for c in selection["candidates"])
     assert run.data.metrics["test_accuracy"] == pytest.approx(report["metrics"]["accuracy"])
     runs = client.search_runs([run.info.experiment_id], f"tags.`dagster.run_id` = '{result.run_id}'")
     assert len(runs) == 1

@@ -494,3 +494,51 @@ def test_mlp_solver_follows_the_training_rows_and_either_round_trips(plan_featur
             assert model.estimator.named_steps["mlp"].n_iter_ < info["params"]["max_iter"]
         loaded = SpecialistModel.load(model.save(tmp_path / solver))
         assert np.allclose(loaded.predict_proba(frame.iloc[1200:]), model.predict_proba(frame.iloc[1200:]))
+
+
+def test_a_fit_stopped_at_its_iteration_limit_is_recorded_not_printed(plan_features, monkeypatch):
+    """sklearn's ConvergenceWarning of a grid fit becomes `converged: false` in its trial (and the family's
+    selection row, and one progress line) instead of six lines on stderr. The oracle is the network itself:
+    refitted here, L-BFGS stopped at the limit exactly when it used all of its `max_iter` iterations."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from hive_assets.training import _tuning
+    from hive_assets.training._estimators import fit_estimator
+    from hive_assets.training._encoding import encode
+
+    frame = plan_features.assign(label=_tertile_labels(plan_features.risk_score.to_numpy()))
+    train, validation = frame.iloc[:500], frame.iloc[500:800]
+    monkeypatch.setitem(_tuning.VALIDATION_GRIDS, "mlp", [{"alpha": 1.0, "max_iter": 3}, {"alpha": 100.0}])
+    lines: list[str] = []
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        model, info = train_model("technical", train, validation, candidate_model_types=("mlp",), progress=lines.append)
+    assert not [w for w in shown if issubclass(w.category, ConvergenceWarning)]
+    trials = info["tuning_trials"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        stopped = [fit_estimator("mlp", t["params"], encode(train), encode_labels(train["label"])).named_steps["mlp"]
+                   .n_iter_ == t["params"]["max_iter"] for t in trials]
+    assert [t["converged"] for t in trials] == [not s for s in stopped] == [False, True]
+    [row] = info["selection"]
+    assert row["converged"] is next(t["converged"] for t in trials if t["params"] == info["params"])
+    assert "mlp: 1 of 2 fits stopped at their iteration limit (sklearn's ConvergenceWarning; `converged` false in " \
+           "the trials)" in lines
+
+
+def test_recording_convergence_lets_every_other_warning_through():
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from hive_assets.training._estimators import recorded_convergence
+
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        with recorded_convergence() as notes:
+            warnings.warn("lbfgs failed to converge after 3 iteration(s)\nIncrease max_iter", ConvergenceWarning)
+            warnings.warn("something else", UserWarning)
+    assert notes == ["lbfgs failed to converge after 3 iteration(s)"]
+    assert [(w.category, str(w.message)) for w in shown] == [(UserWarning, "something else")]

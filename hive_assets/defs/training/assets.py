@@ -1,6 +1,6 @@
 """trained_model: one calibrated classifier per specialist partition, one MLflow run each."""
 
-from typing import Any, Literal
+from typing import Literal
 
 import dagster as dg
 import pandas as pd
@@ -148,8 +148,11 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
         "model_selection": _ui.table(
             [("model_type", "string", "candidate family"), ("val_macro_f1", "float", "macro-F1 on the validation split, "
               "before calibration"), ("seconds", "float", "fit (and tuning) time"), ("status", "string", "fitted, or why not"),
-             ("chosen", "bool", "the served family")],
-            [{k: c[k] for k in ("model_type", "val_macro_f1", "seconds", "status", "chosen")} for c in selection]),
+             ("chosen", "bool", "the served family"),
+             ("converged", "bool", "its setting's fit converged before its iteration limit (else sklearn's "
+              "ConvergenceWarning, recorded here instead of printed)")],
+            [{k: c[k] for k in ("model_type", "val_macro_f1", "seconds", "status", "chosen", "converged")}
+             for c in selection]),
         "n_train": info["n_train"], "n_validation": info["n_validation"],
         "calibration_method": info["calibration_method"],
         "hyperparameter_tuning": config.hyperparameter_tuning,
