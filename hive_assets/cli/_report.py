@@ -31,8 +31,12 @@ def cmd_report(args: argparse.Namespace) -> int:
               "run `make demo`, or `hive simulate` then `hive collect` or `dagster asset materialize`")
         return 1 if args.strict else 0
     champions = _champions()
+    versions = {s: _version_label(*latest[s]["validation_report"], *latest[s]["registered_model_version"])
+                for s in args.specialist}
+    # as wide as its longest value ("architecture-evaluator v12 (challenger)"), two spaces before the next
+    width = max([len(VERSION_HEADER)] + [len(v) for v in versions.values() if v]) + 2
     header = f"{'specialist':<13}{'rows':>7}{'quar.':>7}{'test':>6}  {'accuracy [95% CI]':<22}{'macro-F1 [95% CI]':<22}" \
-             f"{'conf.':>6}  {'gate':<6}{'latest version (its alias then)':<38}{'champion':<9}"
+             f"{'conf.':>6}  {'gate':<6}{VERSION_HEADER:<{width}}{'champion':<9}"
     print(header)
     print("-" * len(header))
     ok = True
@@ -51,17 +55,28 @@ def cmd_report(args: argparse.Namespace) -> int:
             return f"{pm[name]:.3f} [{ci[name][0]:.3f},{ci[name][1]:.3f}]"
 
         gate = "pass" if val.get("gate_passed") else "FAIL"
-        if reg and reg_run == val_run:
-            version = f"{reg['model']} v{reg['version']} ({reg['alias'] or 'no alias'})"  # its alias when registered
-        else:
-            version = "blocked by gate" if not val.get("gate_passed") else "not registered"
+        version = versions[specialist]
+        if not (reg and reg_run == val_run):
             ok = False
         print(f"{specialist:<13}{raw.get('rows', 0):>7}{raw.get('quarantined_total', 0):>7}{val.get('n_test', 0):>6}  "
-              f"{fmt('accuracy'):<22}{fmt('macro_f1'):<22}{pm.get('confidence_mean', 0):>6.3f}  {gate:<6}{version:<38}"
-              f"{champions.get(specialist) or 'none':<9}")
+              f"{fmt('accuracy'):<22}{fmt('macro_f1'):<22}{pm.get('confidence_mean', 0):>6.3f}  {gate:<6}"
+              f"{version:<{width}}{champions.get(specialist) or 'none':<9}")
         if not val.get("gate_passed"):
             print(f"{'':<13}gate: {val.get('gate')}")
     return 0 if ok or not args.strict else 1
+
+
+VERSION_HEADER = "latest version (its alias then)"
+
+
+def _version_label(val_run, val, reg_run, reg) -> str | None:
+    """The version the latest validation registered, with its alias when registered; why none otherwise
+    (None when nothing was validated)."""
+    if not val:
+        return None
+    if reg and reg_run == val_run:
+        return f"{reg['model']} v{reg['version']} ({reg['alias'] or 'no alias'})"  # its alias when registered
+    return "blocked by gate" if not val.get("gate_passed") else "not registered"
 
 
 def _plain(metadata: dict) -> dict:

@@ -147,3 +147,36 @@ def test_deploy_list_reads_without_a_run_and_prints_text_by_default(home, capsys
     assert lines[0].split() == ["version", "aliases", "stage", "gate", "macro-F1", "run"]
     assert lines[1].split()[:2] == ["1", "champion"]
     assert runs(home) == []  # no run record, not even a failed one
+
+
+def test_the_text_report_keeps_its_columns_apart_whatever_the_version_label(home, tmp_path, monkeypatch, capsys):
+    """A version's label is as long as its model name, number and alias make it ("architecture-evaluator v12
+    (challenger)" ran into the champion column): the column widens, and the champion (the registry alias:
+    business's v1 in this home, none for architecture) stays a column of its own, under its header."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    (tmp_path / "dagster").mkdir()
+    partitions = dg.StaticPartitionsDefinition(["business", "architecture"])
+    registered = {"business": ("business-evaluator", 3, "champion"), "architecture": ("architecture-evaluator", 12, "challenger")}
+
+    def reported(name: str, metadata):  # an asset of the report's name whose run records `metadata(specialist)`
+        @dg.asset(name=name, partitions_def=partitions)
+        def _asset(context):
+            return dg.MaterializeResult(metadata=metadata(context.partition_key))
+        return _asset
+
+    graph = [
+        reported("raw_production_data", lambda s: {"rows": 900, "quarantined_total": 7}),
+        reported("validation_report", lambda s: {
+            "gate_passed": True, "n_test": 135, "test_metrics": {"accuracy": 0.9, "macro_f1": 0.88, "confidence_mean": 0.8},
+            "intervals": {"accuracy": [0.85, 0.94], "macro_f1": [0.83, 0.92]}}),
+        reported("registered_model_version", lambda s: dict(zip(("model", "version", "alias"), registered[s]))),
+    ]
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
+        for specialist in registered:
+            assert dg.materialize(graph, partition_key=specialist, instance=instance).success
+    assert main(["report", "--specialist", "business,architecture"]) == 0
+    header, _, *rows = capsys.readouterr().out.splitlines()
+    column = header.index("champion")
+    for row, (specialist, (model, version, alias)) in zip(rows, registered.items(), strict=True):
+        assert f"{model} v{version} ({alias})" in row[:column]
+        assert row[column - 2:column] == "  " and row[column:].split() == ["v1" if specialist == "business" else "none"]
