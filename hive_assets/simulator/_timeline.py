@@ -73,7 +73,7 @@ def _trigger_events(store, start, end) -> Iterable[tuple]:
             continue
         cause = (f"{doc['feedback_count']} trusted feedback since the last training" if doc["reason"] == "feedback"
                  else f"drift score {doc['drift_score']:.3f}" if doc["reason"] == "drift" and doc.get("drift_score")
-                 is not None else doc["reason"])
+                 is not None else "launched by hand" if doc["reason"] == "manual" else doc["reason"])
         text = f"{doc['reason']} trigger ({cause}) -> retrain_specialist run {doc['status']}"
         if doc.get("error"):
             text += f": {doc['error'][:120]}"

@@ -33,6 +33,13 @@ def test_the_operator_retrains_every_specialist_at_the_end_of_the_given_days_onl
         stored = instance.get_runs(dg.RunsFilter(job_name="retrain_specialist"))
         assert sorted(r.tags["dagster/partition"] for r in stored) == sorted(SPECIALISTS)
         assert all(r.tags["hive/actor"] == OPERATOR and "dagster/sensor_name" not in r.tags for r in stored)
+        # the daemon's run-status sensors follow them as manual retrains (failed here: an empty home)
+        from hive_assets.data import SQLiteStore
+
+        with SQLiteStore(hive_home / "store.sqlite") as store:
+            docs = store.find("retraining_triggers", {})
+        assert sorted((d["trigger_id"], d["specialist_type"], d["reason"], d["status"]) for d in docs) == sorted(
+            (f"manual:{r.run_id}", r.tags["dagster/partition"], "manual", "failed") for r in stored)
 
 
 def test_no_retrain_days_no_operator_retrains():

@@ -94,11 +94,24 @@ def test_a_lost_pending_document_is_recreated_from_the_run(env):
     assert (d["status"], d["reason"], d["dagster_run_id"]) == ("completed", "feedback", result.run_id)
 
 
-def test_runs_without_a_trigger_are_left_alone(env):
+def test_a_run_launched_by_hand_gets_a_manual_document_of_its_own(env):
+    """A retrain_specialist run no sensor requested (Launchpad, the CLI, an operator) is a retrain too: SPEC
+    section 2's reason "manual", one document per run, following it like a trigger's; `hive status` shows it
+    as the last retrain."""
     store, instance = env
-    result = run(instance, validation_report, tags={})
-    out = trigger_succeeded(context(trigger_succeeded.name, result, instance))
-    assert isinstance(out, dg.SkipReason) and store.count("retraining_triggers") == 0
+    first = run(instance, validation_report, tags={"dagster/partition": "business"})
+    trigger_started(context(trigger_started.name, first, instance))
+    trigger_succeeded(context(trigger_succeeded.name, first, instance))
+    trigger_succeeded(context(trigger_succeeded.name, first, instance))  # seen again: nothing new
+    second = run(instance, broken, tags={"dagster/partition": "business"})
+    trigger_failed(context(trigger_failed.name, second, instance, failure=True))
+    docs = {d["trigger_id"]: d for d in store.find("retraining_triggers", {})}
+    assert sorted(docs) == sorted([f"manual:{first.run_id}", f"manual:{second.run_id}"])
+    done, failed = docs[f"manual:{first.run_id}"], docs[f"manual:{second.run_id}"]
+    assert (done["reason"], done["status"], done["specialist_type"], done["dagster_run_id"]) == (
+        "manual", "completed", "business", first.run_id)
+    assert done["started_at"] and done["completed_at"] and done["metrics"]["validation_report.macro_f1"] == 0.81
+    assert (failed["reason"], failed["status"], failed["dagster_run_id"]) == ("manual", "failed", second.run_id)
 
 
 def test_cancel_is_terminal_and_the_status_order_is_forward_only(env):

@@ -240,17 +240,23 @@ def run_metrics(instance: dg.DagsterInstance, run_id: str) -> dict:
     return metrics
 
 
+def manual_trigger_id(run_id: str) -> str:
+    """The trigger document of a retrain_specialist run no sensor requested: one per run, so following the
+    run's events again writes nothing new."""
+    return f"manual:{run_id}"
+
+
 def _follow(context, document_store: DocumentStoreResource, status: str, error: str | None = None):
     run = context.dagster_run
-    trigger_id = run.tags.get(TRIGGER_TAG)
-    if not trigger_id:
-        return dg.SkipReason(f"run {run.run_id} was not requested by a trigger")
+    trigger_id, reason = run.tags.get(TRIGGER_TAG), run.tags.get(REASON_TAG)
+    if not trigger_id:  # launched by hand (Launchpad, the CLI, an operator): SPEC's "manual", one document per run
+        trigger_id, reason = manual_trigger_id(run.run_id), "manual"
     metrics = run_metrics(context.instance, run.run_id) if status != "running" else None
     try:
         with document_store.open() as store:
             doc, changed = update_trigger_status(
                 store, trigger_id, status, run_id=run.run_id, specialist=run.tags.get("dagster/partition"),
-                reason=run.tags.get(REASON_TAG), metrics=metrics, error=error)
+                reason=reason, metrics=metrics, error=error)
     except StoreUnavailable as exc:
         return dg.SkipReason(f"document store unavailable, trigger {trigger_id} not updated: {exc}")
     context.log.info(f"trigger {trigger_id}: {doc['status']}{'' if changed else ' (unchanged)'}")
@@ -262,7 +268,8 @@ def _status_sensor(run_status: dg.DagsterRunStatus, status: str):
         name=f"retraining_trigger_{run_status.value.lower()}", run_status=run_status,
         monitored_jobs=[retrain_specialist], minimum_interval_seconds=SETTINGS.run_status_sensor_interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"Sets the run's retraining_triggers document to {status!r} when the run is {run_status.value}.",
+        description=f"Sets the run's retraining_triggers document to {status!r} when the run is {run_status.value} "
+                    "(a run launched by hand gets a document of reason 'manual').",
     )
     def follow(context: dg.RunStatusSensorContext, document_store: DocumentStoreResource):
         error = None

@@ -48,7 +48,7 @@ from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._utils.error import serializable_error_info_from_exc_info
 
-from hive_assets.defs.monitoring.sensors import TRIGGER_TAG
+from hive_assets.defs.training.jobs import retrain_specialist
 
 # the code location's name in workspace.yaml: tick records and sensor states are found by the selector
 # (location, repository, sensor name), so the UI and the daemon of `dagster dev -w workspace.yaml` see them
@@ -205,8 +205,8 @@ class InProcessDaemon:
     def _run_status_sensors(self, result: Any) -> None:
         """The daemon's run-status loop for one finished run: STARTED, then its final status."""
         run = result.dagster_run
-        if TRIGGER_TAG not in run.tags:
-            return  # only the trigger documents follow runs; nothing else watches them
+        if run.job_name != retrain_specialist.name:
+            return  # the run-status sensors follow retrain_specialist runs (a trigger's, or one launched by hand)
         started = self.instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_START).records
         final = result.get_run_success_event() if result.success else result.get_run_failure_event()
         events = [(dg.DagsterRunStatus.STARTED, started[0].event_log_entry.dagster_event if started else None),
