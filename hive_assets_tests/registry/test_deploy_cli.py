@@ -60,6 +60,8 @@ def test_every_deploy_verb_through_the_console_script(clean_registry, store, bus
 
     text = hive("history", "--model-type", "business").stdout
     assert text.count(" champion since ") == 3 and "rollback by user:" in text
+    first_tenure, *_, last_tenure = text.splitlines()  # v1's first tenure had no champion before it
+    assert first_tenure.endswith(", no previous champion)") and last_tenure.endswith(", previous v2)")
     at = json.loads(hive("history", "--model-type", "business", "--at", before_second.isoformat(), "--json").stdout)
     assert [(t["version"], t["reason"]) for t in at] == [("1", "first")]
 
