@@ -3,7 +3,8 @@
 Read from the records the platform keeps, never from a process's memory: the registry aliases (champion,
 challenger), the decision ledger (since when and why the champion holds its alias), `ab_tests` (the running
 test's traffic and its latest always-valid estimate), `drift_monitoring` (the last verdict),
-`specialist_feedback` (trusted feedback since the last training, against the threshold) and
+`specialist_feedback` (trusted feedback since the last training, against the threshold; when it is reached
+while an A/B test runs, that the feedback sensor waits for the test's verdict) and
 `retraining_triggers` (the last retrain: what triggered it, how it ended), `review_requests` (the review
 queue on the platform clock's UTC day, the period of its budget). The next scheduled look is
 the earliest of the next drift check and the next A/B look on the platform clock (both sensors skip until
@@ -23,6 +24,7 @@ from hive_assets.data import DocumentStore, TrustPolicy, to_utc
 from hive_assets.monitoring._check import next_drift_check
 from hive_assets.monitoring._feedback import trusted_feedback_count
 from hive_assets.monitoring._records import DRIFT_CHECKS, TRIGGERS
+from hive_assets.monitoring._triggers import waits_for_test
 
 __all__ = ["SpecialistStatus", "format_status", "platform_status", "status_markdown"]
 
@@ -44,6 +46,7 @@ class SpecialistStatus:
     drift_checked_at: datetime | None = None
     feedback_since_training: int = 0
     feedback_threshold: int = 0
+    feedback_held: str | None = None         # why a reached threshold requests no retrain now (an A/B test runs)
     last_training_at: datetime | None = None
     retrain_reason: str | None = None        # feedback | drift | manual
     retrain_status: str | None = None        # pending | running | completed | failed
@@ -116,6 +119,8 @@ def platform_status(store: DocumentStore, client, *, last_trained: Mapping[str, 
             fields.update(drift_decision=drift["decision"], drift_score=drift.get("drift_score"),
                           drift_checked_at=to_utc(drift["checked_at"]))
         fields["feedback_since_training"] = trusted_feedback_count(store, s, last_trained.get(s), trust)
+        if fields["feedback_since_training"] >= feedback_threshold and fields.get("traffic_percent") is not None:
+            fields["feedback_held"] = waits_for_test(fields["test_id"])  # what the feedback sensor logs then
         trigger = store.find_one(TRIGGERS, {"specialist_type": s}, sort=[("triggered_at", -1)])
         if trigger is not None:
             fields.update(retrain_reason=trigger.get("reason"), retrain_status=trigger.get("status"),
@@ -150,7 +155,8 @@ def _rows(statuses: list[SpecialistStatus]) -> list[list[str]]:
         drift = (f"{st.drift_decision} (PSI {st.drift_score:.3g}, {_t(st.drift_checked_at)})"
                  if st.drift_decision and st.drift_score is not None
                  else f"{st.drift_decision} ({_t(st.drift_checked_at)})" if st.drift_decision else "never checked")
-        feedback = f"{st.feedback_since_training} / {st.feedback_threshold}"
+        feedback = f"{st.feedback_since_training} / {st.feedback_threshold}" + (
+            f": {st.feedback_held}" if st.feedback_held else "")
         retrain = (f"{st.retrain_reason} {st.retrain_status} ({_t(st.retrain_at)})" if st.retrain_reason else "none")
         look = f"{st.next_look} at {_t(st.next_look_at)}" if st.next_look_at else "-"
         queue = st.review_queue

@@ -122,3 +122,27 @@ def test_the_view_says_what_the_documents_say(hive_home, registry_client, monkey
     text = format_status([business, technical], T0 + 99 * HOUR)
     assert text.startswith("platform clock: 2026-01-09 03:00 UTC") and "v3 at 25 %" in text
     assert business.as_dict()["ab_interval"] == [0.004, 0.058]
+    assert business.feedback_held is None  # 5 of 100: nothing to hold
+
+
+def test_a_reached_threshold_says_that_retraining_waits_for_the_running_test(hive_home, registry_client, monkeypatch):
+    """The feedback sensor requests no retrain while the specialist's A/B test runs (a new version would
+    supersede the challenger under test): the view says so next to the count, once the count reaches the
+    threshold (5 trusted feedback here), and not below it."""
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", (T0 + 99 * HOUR).isoformat())
+    store = SQLiteStore(hive_home / "store.sqlite")
+    write_documents(store)
+
+    def business(threshold: int):
+        return platform_status(store, registry_client, last_trained={"business": T0 + 88 * HOUR},
+                               feedback_threshold=threshold, drift_interval=HOUR, ab_interval=HOUR,
+                               specialists=("business",), now=T0 + 99 * HOUR)[0]
+
+    held = business(5)
+    assert held.feedback_held == "A/B test business_v3_new running: retraining waits for its verdict"
+    assert "5 / 5: A/B test business_v3_new running: retraining waits for its verdict" in format_status(
+        [held], T0 + 99 * HOUR)
+    assert business(6).feedback_held is None
+    # once the test has ended, a reached threshold retrains: nothing held
+    store.upsert_many("ab_tests", [dict(store.find_one("ab_tests", {"test_id": "business_v3_new"}), status="promoted")])
+    assert business(5).feedback_held is None
