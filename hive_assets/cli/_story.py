@@ -66,7 +66,9 @@ def next_steps(hive_home: Path, tracking_uri: str, logs: list[Path]) -> str:
     local = not tracking_uri.startswith(("http://", "https://"))
     mlflow_url = f"http://127.0.0.1:{MLFLOW_UI_PORT}" if local else ui_base(tracking_uri)
     exports = f"export HIVE_HOME={shlex.quote(_shown(hive_home))} DAGSTER_WEBSERVER_URL={dagster_url}" + (
-        f" MLFLOW_UI_URL={mlflow_url}" if local else "")
+        f" MLFLOW_UI_URL={mlflow_url}" if local else "") + (  # `mlflow ui` imports no hive_assets: say it there
+        f" MLFLOW_DISABLE_TELEMETRY={shlex.quote(os.environ['MLFLOW_DISABLE_TELEMETRY'])}"
+        if os.environ.get("MLFLOW_DISABLE_TELEMETRY") else "")
     width = 46
     lines = ["== what to run next (the exports first, in each terminal)",
              f"  {exports}",

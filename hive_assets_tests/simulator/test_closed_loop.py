@@ -218,4 +218,5 @@ def test_the_text_output_is_the_story_and_the_logs_go_to_the_log_file(base_state
     assert "- heuristic: the pre-platform heuristic" in text  # the legend
     closing = text[sections[2]:]
     assert "hive status" in closing and "dagster dev -w workspace.yaml" in closing and url in closing
+    assert " MLFLOW_DISABLE_TELEMETRY=true" in closing.splitlines()[1]  # the exports, for `mlflow ui` too
     assert closing.rstrip().splitlines()[-1].startswith("  the full logs")
