@@ -149,8 +149,9 @@ MLFLOW_PROCESS_DEFAULTS = {
 
 
 def set_mlflow_process_defaults() -> None:
-    """MLFLOW_PROCESS_DEFAULTS for the variables the environment leaves unset. Called by the code location and
-    the CLI, not on import of the package: a specialist service that imports the serving client keeps its own."""
+    """MLFLOW_PROCESS_DEFAULTS for the variables the environment leaves unset. Called by the code location
+    and the CLI, not on import of the package: a specialist service that imports the serving client keeps
+    its own."""
     for name, value in MLFLOW_PROCESS_DEFAULTS.items():
         os.environ.setdefault(name, value)
 

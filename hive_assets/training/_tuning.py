@@ -46,8 +46,8 @@ def successive_halving(
     """(best params, its estimator fitted on all training rows, its validation macro-F1, every trial).
 
     Every trial records its rung, training rows, parameters, validation macro-F1 and whether its fit
-    converged (`recorded_convergence`). `progress`, when
-    given, receives one line per finished rung ("tuning rung r / R: c candidates on n rows, best macro-F1").
+    converged (`recorded_convergence`). `progress`, when given, receives one line per finished rung
+    ("tuning rung r / R: c candidates on n rows, best macro-F1").
     """
     if not candidates:
         raise ValueError("no candidates to tune")
@@ -122,8 +122,8 @@ def choose_on_validation(
     random_state: int = 0, grid: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], Any, float, list[dict[str, Any]]]:
     """(best params, its estimator fitted on all training rows, its validation macro-F1, every trial, with
-    whether its fit converged) over VALIDATION_GRIDS[model_type] (or `grid`); ties go to the earlier setting. A family without a grid is
-    fitted with its defaults. xgboost's `n_estimators` is its best round under early stopping, and its
+    whether its fit converged) over VALIDATION_GRIDS[model_type] (or `grid`); ties go to the earlier
+    setting. A family without a grid is fitted with its defaults. xgboost's `n_estimators` is its best round under early stopping, and its
     estimator holds exactly that many rounds (`_early_stopped_xgboost`)."""
     grid = grid if grid is not None else VALIDATION_GRIDS.get(model_type, [{}])
     best: tuple[float, dict[str, Any], Any] | None = None
