@@ -162,10 +162,10 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(f"no version held {args.alias} for {args.specialist}" + (f" at {args.at.isoformat()}" if args.at else ""))
         return 0
     for t in tenures:
-        how = ", ".join([f"run {t.dagster_run_id}"] * bool(t.dagster_run_id)
-                        + [f"previous v{t.previous_version}" if t.previous_version else f"no previous {args.alias}"])
+        how = [f"run {t.dagster_run_id}"] if t.dagster_run_id else []
+        how.append(f"previous v{t.previous_version}" if t.previous_version else f"no previous {args.alias}")
         print(f"v{t.version:<5} {args.alias} since {t.since.isoformat()} until {t.until.isoformat() if t.until else 'now'}"
-              f"  {t.kind} by {t.actor}: {t.reason} ({how})")
+              f"  {t.kind} by {t.actor}: {t.reason} ({', '.join(how)})")
     return 0
 
 

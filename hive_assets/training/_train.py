@@ -38,31 +38,31 @@ def _fit_family(model_type, X_tr, y_tr, X_va, y_va, hyperparameter_tuning, rando
     """(params, estimator fitted on all training rows, validation macro-F1, tuning trials, whether that
     estimator's fit converged) of one family: tuned by successive halving, or (auto) its VALIDATION_GRIDS
     setting, or its default parameters."""
-    if hyperparameter_tuning or auto:
-        if hyperparameter_tuning:
-            if candidates is None:
-                candidates = sample_candidates(model_type, tuning_candidates, random_state, search_space)
-            params, estimator, score, trials = successive_halving(
-                model_type, candidates, X_tr, y_tr, X_va, y_va, random_state=random_state, progress=progress)
-        else:
-            if progress is not None:
-                progress(f"fitting {model_type} on {len(y_tr)} rows, its parameters chosen on validation")
-            params, estimator, score, trials = choose_on_validation(model_type, X_tr, y_tr, X_va, y_va, random_state)
-        stopped = [t for t in trials if not t["converged"]]
-        if stopped and progress is not None:
-            progress(f"{model_type}: {len(stopped)} of {len(trials)} fits stopped at their iteration limit "
-                     "(sklearn's ConvergenceWarning; `converged` false in the trials)")
-        # the returned estimator is the last trial with its parameters (the final rung's, in halving)
-        return params, estimator, score, trials, [t for t in trials if t["params"] == params][-1]["converged"]
-    if progress is not None:
-        progress(f"fitting {model_type} with its default parameters on {len(y_tr)} rows")
-    params = row_dependent_params(model_type, len(y_tr))  # recorded with the model (the MLP's solver)
-    with recorded_convergence() as unconverged:
-        estimator = fit_estimator(model_type, params, X_tr, y_tr, random_state)
-    if unconverged and progress is not None:
-        progress(f"{model_type}: the fit stopped at its iteration limit ({unconverged[0]})")
-    score = float(f1_score(y_va, estimator.predict(X_va), average="macro", zero_division=0))
-    return params, estimator, score, [], not unconverged
+    if hyperparameter_tuning:
+        if candidates is None:
+            candidates = sample_candidates(model_type, tuning_candidates, random_state, search_space)
+        params, estimator, score, trials = successive_halving(
+            model_type, candidates, X_tr, y_tr, X_va, y_va, random_state=random_state, progress=progress)
+    elif auto:
+        if progress is not None:
+            progress(f"fitting {model_type} on {len(y_tr)} rows, its parameters chosen on validation")
+        params, estimator, score, trials = choose_on_validation(model_type, X_tr, y_tr, X_va, y_va, random_state)
+    else:
+        if progress is not None:
+            progress(f"fitting {model_type} with its default parameters on {len(y_tr)} rows")
+        params = row_dependent_params(model_type, len(y_tr))  # recorded with the model (the MLP's solver)
+        with recorded_convergence() as unconverged:
+            estimator = fit_estimator(model_type, params, X_tr, y_tr, random_state)
+        if unconverged and progress is not None:
+            progress(f"{model_type}: the fit stopped at its iteration limit ({unconverged[0]})")
+        score = float(f1_score(y_va, estimator.predict(X_va), average="macro", zero_division=0))
+        return params, estimator, score, [], not unconverged
+    stopped = [t for t in trials if not t["converged"]]
+    if stopped and progress is not None:
+        progress(f"{model_type}: {len(stopped)} of {len(trials)} fits stopped at their iteration limit "
+                 "(sklearn's ConvergenceWarning; `converged` false in the trials)")
+    # the returned estimator is the last trial with its parameters (the final rung's, in halving)
+    return params, estimator, score, trials, [t for t in trials if t["params"] == params][-1]["converged"]
 
 
 def train_model(

@@ -504,13 +504,11 @@ def test_a_fit_stopped_at_its_iteration_limit_is_recorded_not_printed(plan_featu
 
     from sklearn.exceptions import ConvergenceWarning
 
-    from hive_assets.training import _tuning
-    from hive_assets.training._estimators import fit_estimator
-    from hive_assets.training._encoding import encode
+    from hive_assets.training import VALIDATION_GRIDS, encode, fit_estimator
 
     frame = plan_features.assign(label=_tertile_labels(plan_features.risk_score.to_numpy()))
     train, validation = frame.iloc[:500], frame.iloc[500:800]
-    monkeypatch.setitem(_tuning.VALIDATION_GRIDS, "mlp", [{"alpha": 1.0, "max_iter": 3}, {"alpha": 100.0}])
+    monkeypatch.setitem(VALIDATION_GRIDS, "mlp", [{"alpha": 1.0, "max_iter": 3}, {"alpha": 100.0}])
     lines: list[str] = []
     with warnings.catch_warnings(record=True) as shown:
         warnings.simplefilter("always")
