@@ -4,13 +4,14 @@
   the stores themselves live in `hive_assets.data.store`, the Kafka reader in `hive_assets.data.kafka`.
 - `collect(store, specialist, ...)`: labelled examples (opinion + plan + latest trusted feedback) and the
   quarantine of rejected documents; `persist_quarantine` keeps them in the `quarantine` collection.
+- `plan_to_serve(document)`: the plan a serving request carries and what collection would quarantine it for.
 - `TrustPolicy`, `latest_trusted_feedback`: which feedback becomes a label, and the opinion-feedback join;
   `FeedbackFilterEmptiedClass`: raised by `collect` when the quality filter removed every label of a class.
 """
 
 from hive_assets.data._audit import AuditReader, audit_confidences_from_kafka, audit_confidences_from_store
 from hive_assets.data._collect import RAW_COLUMNS, CollectResult, collect
-from hive_assets.data._documents import REASON_CODES, Problem, is_number, to_utc
+from hive_assets.data._documents import REASON_CODES, Problem, is_number, plan_to_serve, to_utc
 from hive_assets.data._join import latest_trusted_feedback
 from hive_assets.data._quarantine import QUARANTINE_COLUMNS, persist_quarantine
 from hive_assets.data._trust import FeedbackFilterEmptiedClass, TrustPolicy
@@ -21,5 +22,5 @@ __all__ = [
     "FeedbackFilterEmptiedClass",
     "Problem", "SQLiteStore", "StoreUnavailable", "TrustPolicy", "audit_confidences_from_kafka",
     "audit_confidences_from_store", "collect", "latest_trusted_feedback", "open_store", "persist_quarantine",
-    "is_number", "to_utc",
+    "is_number", "plan_to_serve", "to_utc",
 ]

@@ -221,13 +221,14 @@ def _unit_interval_problems(value: Any, field: str) -> list[Problem]:
     return []
 
 
-def _timestamp_problems(doc: Mapping, field: str, now: datetime, required: bool = True) -> list[Problem]:
+def _timestamp_problems(doc: Mapping, field: str, now: datetime | None, required: bool = True) -> list[Problem]:
+    """`now` None: a readable timestamp is enough (no check against the clock)."""
     if field not in doc or doc[field] is None:
         return [Problem(MISSING_FIELD, f"{field} is missing")] if required else []
     ts = to_utc(doc[field])
     if ts is None:
         return [Problem(INVALID_TIMESTAMP, f"{field}={doc[field]!r} is not a timestamp")]
-    if ts > now + FUTURE_TOLERANCE:
+    if now is not None and ts > now + FUTURE_TOLERANCE:
         return [Problem(TIMESTAMP_IN_FUTURE, f"{field}={ts.isoformat()} is after now")]
     return []
 
@@ -240,9 +241,10 @@ def plan_of(doc: Mapping) -> Mapping | None:
     return doc if "tasks" in doc else None
 
 
-def validate_plan(plan: Any, now: datetime, max_tasks: int = MAX_TASKS, document: Any = None) -> list[Problem]:
+def validate_plan(plan: Any, now: datetime | None, max_tasks: int = MAX_TASKS, document: Any = None) -> list[Problem]:
     """`document`: the stored document holding `plan` (a ledger entry); its structure is checked instead of
-    the plan's (it contains the plan), so a hostile field beside `plan_data` is caught too."""
+    the plan's (it contains the plan), so a hostile field beside `plan_data` is caught too. `now` None: no
+    check of `created_at` against the clock (a plan being served is judged now, whatever it says)."""
     if hostile := structure_problems(plan if document is None else document):
         return hostile
     if not isinstance(plan, Mapping):
@@ -313,6 +315,15 @@ def validate_plan(plan: Any, now: datetime, max_tasks: int = MAX_TASKS, document
     if plan.get("created_at") is not None:
         problems.extend(_timestamp_problems(plan, "created_at", now, required=False))
     return problems
+
+
+def plan_to_serve(document: Any, max_tasks: int = MAX_TASKS) -> tuple[Any, list[Problem]]:
+    """The plan a request carries (a plan, or a `cognitive_ledger` entry: its `plan_data`) and the problems
+    collection would quarantine it for, without the clock check: a plan no model was trained on the
+    like of (serving refuses it rather than answer with a confident guess)."""
+    if isinstance(document, Mapping) and "plan_data" in document:
+        return document["plan_data"], validate_plan(document["plan_data"], None, max_tasks, document=document)
+    return document, validate_plan(document, None, max_tasks)
 
 
 def validate_opinion(doc: Any, now: datetime, specialist: str | None = None) -> list[Problem]:

@@ -53,6 +53,42 @@ class _Status:
     failed_versions: dict[str, str] = field(default_factory=dict)
 
 
+class InvalidPlan(ValueError):
+    """A plan the platform's collection would quarantine (SPEC section 2's shapes, the reason codes of
+    `hive_assets.data.REASON_CODES`): no model was trained on one like it, so it gets no opinion. A
+    service answers its caller's bad request (gRPC INVALID_ARGUMENT, HTTP 422) or falls back as it sees fit.
+    `problems`: {index of the plan in the request: [(reason code, detail), ...]} (index 0 for `evaluate`)."""
+
+    def __init__(self, problems: dict[int, list[tuple[str, str]]], plan_ids: dict[int, Any]):
+        self.problems = problems
+        first = next(iter(problems))
+        what = "; ".join(f"{code}: {detail}" for code, detail in problems[first][:3])
+        name = f"plan {plan_ids[first]!r}" if plan_ids[first] else "a plan without plan_id"
+        where = name if len(problems) == 1 else f"{len(problems)} plans (the first: #{first}, {name})"
+        super().__init__(f"{where} not evaluated: {what}"[:500])
+
+
+def _plans_to_serve(plans: list[Any]) -> list[Mapping[str, Any]]:
+    """The plans inside the request (a ledger entry's `plan_data`); InvalidPlan for any that collection
+    would quarantine."""
+    from hive_assets.data import plan_to_serve
+
+    served, problems, ids = [], {}, {}
+    for i, document in enumerate(plans):
+        if not isinstance(document, Mapping):
+            raise TypeError(f"a plan is a mapping (the plan document), got {type(document).__name__}")
+        plan, found = plan_to_serve(document)
+        if found:
+            problems[i] = [(p.reason, p.detail) for p in found]
+            plan_id = plan.get("plan_id") if isinstance(plan, Mapping) else None
+            plan_id = plan_id if isinstance(plan_id, str) else document.get("plan_id")
+            ids[i] = plan_id[:100] if isinstance(plan_id, str) else None  # never the repr of a hostile value
+        served.append(plan)
+    if problems:
+        raise InvalidPlan(problems, ids)
+    return served
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:300]}"
@@ -128,9 +164,10 @@ class SpecialistRouter:
 
     # -- the request path -------------------------------------------------------------------------------
     def evaluate(self, plan: Mapping[str, Any]) -> Opinion | None:
-        """The opinion on one plan (the single-plan feature path), or None while no champion is loaded."""
-        if not isinstance(plan, Mapping):
-            raise TypeError(f"a plan is a mapping (the plan document), got {type(plan).__name__}")
+        """The opinion on one plan (the single-plan feature path), or None while no champion is loaded.
+        `plan`: the plan, or its `cognitive_ledger` entry (its `plan_data` is scored). InvalidPlan for a
+        plan collection would quarantine (no tasks, wrong types, oversized, hostile structure...)."""
+        (plan,) = _plans_to_serve([plan])
         state = self._state
         if state.champion is None:
             return None
@@ -143,10 +180,9 @@ class SpecialistRouter:
 
     def evaluate_many(self, plans: Sequence[Mapping[str, Any]]) -> list[Opinion] | None:
         """Opinions on a batch (the vectorised feature path, one prediction per model), in order; None
-        while no champion is loaded."""
-        plans = list(plans)
-        if not all(isinstance(p, Mapping) for p in plans):
-            raise TypeError("every plan is a mapping (the plan document)")
+        while no champion is loaded. InvalidPlan, naming every refused plan by its index, when any plan
+        is one collection would quarantine (then none is scored)."""
+        plans = _plans_to_serve(list(plans))
         state = self._state
         if state.champion is None:
             return None

@@ -1,0 +1,95 @@
+"""What a request may carry, on a real `mlflow server`: a `cognitive_ledger` entry is scored on its plan
+(`plan_data`), and a plan collection would quarantine gets a clear error instead of a confident guess."""
+
+from __future__ import annotations
+
+import copy
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from hive_assets import clock, registry
+from hive_assets.data import SQLiteStore
+from hive_assets.features import features_frame
+from hive_assets.serving import InvalidPlan, SpecialistRouter
+from hive_assets.simulator import CORRUPTIONS, make_plans
+from hive_assets.training import encode
+from hive_assets_tests.serving.conftest import fresh, register
+
+pytestmark = pytest.mark.services
+
+
+def ledger_entry(plan: dict) -> dict:
+    """The plan as `cognitive_ledger` stores it (SPEC section 2): a few fields beside the whole plan."""
+    return {"plan_id": plan["plan_id"], "intent_id": plan["intent_id"], "version": 1,
+            "execution_order": plan["execution_order"], "risk_score": plan["risk_score"],
+            "risk_band": plan["risk_band"], "timestamp": plan["created_at"], "hash": "0" * 16,
+            "plan_data": plan}
+
+
+@pytest.fixture
+def router(server, logged, hive_home):
+    url, _ = server
+    client = registry.client_for(url)
+    fresh(client, "business")
+    version = register(client, "business", logged["business"])
+    registry.ensure_alias(client, SQLiteStore(hive_home / "store.sqlite"), "business", registry.CHAMPION, version,
+                          actor="test", reason="setup")
+    router = SpecialistRouter("business", url, refresh_interval=None)
+    assert router.refresh()["champion_version"] == version
+    yield router
+    client.delete_registered_model(registry.model_name("business"))
+
+
+def test_a_ledger_entry_is_scored_on_its_plan(router, models):
+    plans = make_plans(12, seed=5)
+    # the oracle: the registered model (the forest of the conftest) on the plans' own features
+    expected = models["v"][0].estimator.predict_proba(encode(features_frame(plans)))
+    for plan, probabilities in zip(plans, expected):
+        opinion = router.evaluate(ledger_entry(plan))
+        assert np.allclose([opinion.probabilities[c] for c in models["v"][0].classes_], probabilities)
+        assert opinion == router.evaluate(plan)
+    assert router.evaluate_many([ledger_entry(p) for p in plans]) == router.evaluate_many(plans)
+
+
+def test_a_plan_collection_would_quarantine_gets_a_clear_error(router):
+    plans = make_plans(len(CORRUPTIONS), seed=6)
+    corruptions = [c for c in CORRUPTIONS if c[0] == "cognitive_ledger"]
+    assert corruptions
+    for plan, (_, kind, reason, mutate) in zip(plans, corruptions):
+        entry = copy.deepcopy(ledger_entry(plan))
+        mutate(entry)  # the simulator's malformed documents, each with the reason collection records
+        for request in (entry, entry["plan_data"]):
+            with pytest.raises(InvalidPlan) as refused:
+                router.evaluate(request)
+            assert reason in [code for code, _ in refused.value.problems[0]], kind
+            assert plan["plan_id"] in str(refused.value) and reason in str(refused.value)
+    deep: list = []
+    for _ in range(200):  # deeper than any document collection keeps (MAX_DEPTH)
+        deep = [deep]
+    task = {**plans[0]["tasks"][0], "parameters": {"filters": deep}}
+    with pytest.raises(InvalidPlan) as refused:
+        router.evaluate({**plans[0], "tasks": [task, *plans[0]["tasks"][1:]]})
+    assert [code for code, _ in refused.value.problems[0]] == ["too_deep"]
+    with pytest.raises(InvalidPlan, match="plan_id is missing"):
+        router.evaluate({})
+    with pytest.raises(TypeError, match="a plan is a mapping"):
+        router.evaluate("plan-1")
+
+
+def test_a_batch_with_refused_plans_names_each_and_scores_none(router):
+    plans = make_plans(5, seed=7)
+    batch = [plans[0], {**plans[1], "tasks": "t0,t1"}, plans[2], {"plan_id": "p-x"}, ledger_entry(plans[4])]
+    with pytest.raises(InvalidPlan) as refused:
+        router.evaluate_many(batch)
+    assert set(refused.value.problems) == {1, 3}
+    assert "2 plans" in str(refused.value) and plans[1]["plan_id"] in str(refused.value)
+    assert [c for c, _ in refused.value.problems[3]] == ["missing_tasks"]
+
+
+def test_a_plan_is_served_whatever_its_created_at_says(router, hive_home):
+    # collection refuses a plan stamped after its clock; a service judges the plan it is asked about now
+    plan = make_plans(1, seed=8)[0]
+    later = {**plan, "created_at": (clock.now() + timedelta(days=3)).isoformat()}
+    assert router.evaluate(later).probabilities == router.evaluate(plan).probabilities
