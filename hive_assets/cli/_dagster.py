@@ -140,8 +140,10 @@ def doctor(*, fix: bool, specialist: str | None, mlflow_uri: str) -> dict:
 def reachable(uri: str, timeout: float = 3.0) -> str | None:
     """None when the MLflow server answers its health check (or the URI is a local database), else why not,
     in one line without credentials."""
+    import urllib.error
     import urllib.request
     from pathlib import Path
+    from urllib.parse import urlsplit
 
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         return f"no MLflow database at {uri.removeprefix('sqlite:///')} yet"
@@ -150,8 +152,14 @@ def reachable(uri: str, timeout: float = 3.0) -> str | None:
     from hive_assets.config import redact_uri
 
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+        parts = urlsplit(uri)
+        # user:password@ is MLflow's basic auth, not part of the host: urllib would look the whole up in DNS
+        health = parts._replace(netloc=parts.netloc.rpartition("@")[2], path=parts.path.rstrip("/") + "/health",
+                                query="", fragment="")
+        with urllib.request.urlopen(health.geturl(), timeout=timeout):
             return None
+    except urllib.error.HTTPError:  # an answer (401 behind an auth proxy, 404 from an old server): it is up
+        return None
     except (OSError, ValueError) as exc:  # refused, timed out, unresolvable, malformed: never the URI's text
         reason = getattr(exc, "reason", None) or (exc.strerror if isinstance(exc, OSError) else None)
         return one_line(f"MLflow at {redact_uri(uri)} unreachable ({reason or type(exc).__name__})")

@@ -66,7 +66,7 @@ def alias_state(specialist: str, alias: str) -> str:
             for key, value in saved.items():
                 os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
     if problem is not None:
-        state = (f"now: {name}@{alias} unknown ({problem}); check with `hive deploy list --model-type {specialist}` "
+        state = (f"now: {name}@{alias} unknown ({problem}); check with `hive deploy list --specialist {specialist}` "
                  "once MLflow answers")
     try:
         with open_store() as store:

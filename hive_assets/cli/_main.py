@@ -47,6 +47,34 @@ def build_parser() -> Parser:
     return parser
 
 
+# verbs that read or change the model registry: an MLflow server that does not answer is said at once (MLflow's
+# own retries would hold a `hive status` for minutes before a traceback)
+REGISTRY_VERBS = frozenset({"status", "report", "deploy", "ab-test", "train", "validate", "drift", "loop"})
+
+
+def _registry_down(settings: Settings) -> str | None:
+    """Why the configured MLflow server cannot be used now (one line, no credentials), or None."""
+    if not settings.mlflow_uri.startswith(("http://", "https://")):
+        return None  # the embedded registry: a local file
+    from hive_assets.cli._dagster import reachable
+
+    return reachable(settings.mlflow_uri)
+
+
+def _registry_outage(exc: BaseException) -> bool:
+    """Whether `exc` is MLflow's client giving up on a server that did not answer (an MLflow exception with a
+    refused, reset or timed-out connection under it), rather than an answer it did not like."""
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 20:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    from_mlflow = any(type(e).__module__.startswith("mlflow") for e in chain)
+    connection = any(isinstance(e, (ConnectionError, TimeoutError)) or (
+        type(e).__module__.startswith(("requests", "urllib3"))
+        and any(word in type(e).__name__ for word in ("Connection", "Timeout", "MaxRetry"))) for e in chain)
+    return from_mlflow and connection
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     prog = " ".join(filter(None, ("hive", args.command, *(getattr(args, f"{group}_command", None)
@@ -54,18 +82,31 @@ def main(argv: list[str] | None = None) -> int:
     # MLflow's INFO lines (database migrations, run links) are not the verbs' output; MLFLOW_LOGGING_LEVEL wins
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     try:
-        Settings.from_env()  # validate the whole environment before any side effect
+        settings = Settings.from_env()  # validate the whole environment before any side effect
         _home.prepare(announce=getattr(args, "announce", True))
+        if args.command in REGISTRY_VERBS and (down := _registry_down(settings)):
+            print(f"{prog}: error: {down}; nothing was read or changed: run it again when MLflow answers",
+                  file=sys.stderr)
+            return 1
         return args.func(args)
     except (ConfigError, UsageError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
-    except RuntimeError as exc:
+    except Exception as exc:
         from hive_assets.data.store.base import StoreUnavailable  # the data package loads only on this path
 
-        if not isinstance(exc, StoreUnavailable):
+        if isinstance(exc, StoreUnavailable):
+            print(f"{prog}: error: {exc}", file=sys.stderr)  # names the host, never a password
+            return 1
+        if args.command not in REGISTRY_VERBS or not _registry_outage(exc):
             raise
-        print(f"{prog}: error: {exc}", file=sys.stderr)  # names the host, never a password
+        from hive_assets.cli._dagster import one_line
+        from hive_assets.config import redact_uri
+
+        # it answered the check above, then stopped: what a run changed is idempotent, so running the
+        # command again completes it (the deploy verbs' intents, the runs' steps)
+        print(f"{prog}: error: MLflow at {redact_uri(settings.mlflow_uri)} stopped answering: "
+              f"{one_line(str(exc), 300)}; run the command again when it answers", file=sys.stderr)
         return 1
 
 

@@ -307,6 +307,46 @@ def test_an_unreachable_store_is_one_line_without_the_password(shell):
     assert "s3cret-pw" not in out.stderr + out.stdout and "Traceback" not in out.stderr
 
 
+@pytest.mark.parametrize("verb", [("status",), ("report",), ("deploy", "list", "--specialist", "business"),
+                                  ("train", "--specialist", "business"), ("drift", "check", "--once", "--dry-run")])
+def test_an_unreachable_registry_is_one_line_at_once_without_the_password(shell, verb):
+    cwd, env = shell
+    # MLflow's own retries, left at their default here, held `hive status` 4 minutes before a traceback
+    out = hive(*verb, cwd=cwd, env={**env, "MLFLOW_TRACKING_URI": "http://hive:s3cret-pw@127.0.0.1:1"}, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    errors = [line for line in out.stderr.splitlines() if not line.startswith("hive: HIVE_HOME=")]
+    prog = " ".join(("hive",) + tuple(w for w in verb if not w.startswith("-") and w not in ("business",)))
+    assert errors == [f"{prog}: error: MLflow at http://hive:***@127.0.0.1:1 unreachable ([Errno 111] Connection "
+                      "refused); nothing was read or changed: run it again when MLflow answers"], out.stderr
+    assert "s3cret-pw" not in out.stderr + out.stdout
+
+
+def test_a_registry_behind_basic_auth_is_reached_at_its_host(mlflow_server):
+    from hive_assets.cli._dagster import reachable
+
+    # user:password@ is MLflow's basic auth; it was looked up in DNS as part of the host name
+    assert reachable(mlflow_server.replace("http://", "http://hive:s3cret-pw@")) is None
+    assert reachable(mlflow_server) is None
+    down = reachable("http://hive:s3cret-pw@127.0.0.1:1")
+    assert down.startswith("MLflow at http://hive:***@127.0.0.1:1 unreachable (") and "s3cret-pw" not in down
+
+
+def test_only_mlflow_giving_up_on_a_silent_server_counts_as_an_outage(mlflow_server, monkeypatch):
+    from mlflow.exceptions import MlflowException
+
+    from hive_assets.cli._main import _registry_outage
+    from hive_assets.registry import client_for
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with pytest.raises(MlflowException) as refused:
+        client_for("http://127.0.0.1:1").get_registered_model("business-evaluator")
+    with pytest.raises(MlflowException) as answered:  # the server answers: no such model
+        client_for(mlflow_server).get_registered_model("no-such-model-evaluator")
+    assert _registry_outage(refused.value)
+    assert not _registry_outage(answered.value)
+    assert not _registry_outage(ConnectionRefusedError("a store's socket, not MLflow's"))
+
+
 def test_loop_says_what_to_do_on_an_empty_home_and_refuses_bad_arguments(shell):
     cwd, env = shell
     done = hive("loop", "--days", "1", cwd=cwd, env=env)
