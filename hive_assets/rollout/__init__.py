@@ -20,7 +20,8 @@ Routing itself (`assign_arm`) lives in `hive_assets.routing`, a light module ser
 """
 
 from hive_assets.rollout._apply import (
-    CLOSED, ENDED, PROMOTED, ROLLED_BACK, STOPPED, ArmObservations, CheckResult, arm_observations, check_test,
+    CLOSED, ENDED, PROMOTED, ROLLED_BACK, STOPPED, ArmObservations, CheckResult, LookBeforeLastLook, arm_observations,
+    check_test,
     close_test, complete_unfinished, outcome_intent_id, evaluate, policy_from_env, record_decision_in_test, set_traffic, settle, settle_closed, start_test,
     state_of,
 )
@@ -35,7 +36,8 @@ from hive_assets.rollout._statistics import (
 )
 
 __all__ = [
-    "CLOSED", "ENDED", "PROMOTED", "ROLLED_BACK", "STOPPED", "ArmObservations", "CheckResult", "arm_observations",
+    "CLOSED", "ENDED", "PROMOTED", "ROLLED_BACK", "STOPPED", "ArmObservations", "CheckResult", "LookBeforeLastLook",
+    "arm_observations",
     "check_test", "close_test", "complete_unfinished", "evaluate", "outcome_intent_id", "policy_from_env", "record_decision_in_test", "set_traffic", "settle",
     "settle_closed", "start_test", "state_of",
     "RUNNING", "SUPERSEDED", "ArmCounts", "Decision", "DifferenceResult", "LabelBalance", "label_balance", "RolloutPolicy", "SrmResult", "StepCounts",

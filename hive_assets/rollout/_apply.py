@@ -354,6 +354,19 @@ class CheckResult:
         return out
 
 
+class LookBeforeLastLook(ValueError):
+    """A look asked for at a platform time before the running test's latest look (or its start): the clock
+    was pinned back. Recording it would put the test's history out of order, and its counts would leave out
+    what the test has already seen, so no look is taken."""
+
+
+def _latest_look(test: dict[str, Any]) -> tuple[datetime | None, str]:
+    looks = [t for t in (to_utc(c.get("at")) for c in test.get("checks", [])) if t is not None]
+    if looks:
+        return max(looks), "latest look"
+    return to_utc(test.get("started_at")), "start"
+
+
 def check_test(client, store: DocumentStore, specialist: str, now: datetime, policy: RolloutPolicy, *,
                actor: str, dagster_run_id: str | None = None, trust: TrustPolicy = TrustPolicy(),
                after_step=None) -> CheckResult:
@@ -368,6 +381,12 @@ def check_test(client, store: DocumentStore, specialist: str, now: datetime, pol
         latest = store.find_one("ab_tests", {"specialist_type": specialist}, sort=[("started_at", -1)])
         return CheckResult(latest, None, [], effects)
     decision, counts = None, []
+    latest, what = _latest_look(test)
+    if latest is not None and now < latest:
+        raise LookBeforeLastLook(
+            f"{specialist}: the platform clock ({now:%Y-%m-%d %H:%M} UTC) is before the {what} of A/B test "
+            f"{test['test_id']} ({latest:%Y-%m-%d %H:%M} UTC): a look cannot go back in time, none was taken "
+            "(`hive clock` shows the clock; advance it past that time)")
     if not any(_same_instant(c.get("at"), now) for c in test.get("checks", [])):
         decision, counts = evaluate(store, test, now, policy, trust)
         test = record_decision_in_test(store, test, decision, now, counts, dagster_run_id, actor=actor)

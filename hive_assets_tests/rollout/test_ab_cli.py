@@ -31,6 +31,10 @@ def state(out: subprocess.CompletedProcess) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def errors(out: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in out.stderr.splitlines() if line and not line.startswith("hive: HIVE_HOME=")]
+
+
 def test_ab_test_verbs_run_jobs_in_the_instance(hive_home, mlflow_server):
     client = registry.client_for(mlflow_server)
     store = SQLiteStore(hive_home / "store.sqlite")
@@ -58,6 +62,10 @@ def test_ab_test_verbs_run_jobs_in_the_instance(hive_home, mlflow_server):
 
         shrink = hive("expand", "--specialist", "business", "--traffic", "5", "--now", iso(2.5), env=env)
         assert shrink.returncode == 1 and "traffic can only grow" in shrink.stderr
+        assert len(errors(shrink)) == 1, shrink.stderr  # its cause in one line: no event log, no stack trace
+        past = hive("check", "--specialist", "business", "--now", iso(0.5), env=env)  # before the look at 1 h
+        assert past.returncode == 1 and "a look cannot go back in time, none was taken" in past.stderr
+        assert len(errors(past)) == 1 and "Traceback" not in past.stderr, past.stderr
 
         stopped = state(hive("stop", "--specialist", "business", "--reason", "wrong data", "--now", iso(3), env=env))
         assert (stopped["status"], stopped["traffic_percent"]) == ("stopped", 0.0)
@@ -74,11 +82,11 @@ def test_ab_test_verbs_run_jobs_in_the_instance(hive_home, mlflow_server):
             for run in instance.get_runs():
                 runs.setdefault(run.job_name, []).append(run)
             assert sorted((name, len(r)) for name, r in runs.items()) == [
-                ("ab_test_check", 1), ("ab_test_expand", 2), ("ab_test_start", 1), ("ab_test_stop", 2)]
+                ("ab_test_check", 2), ("ab_test_expand", 2), ("ab_test_start", 1), ("ab_test_stop", 2)]
             assert runs["ab_test_check"][0].tags["dagster/partition"] == "business"
             assert all(r.tags["hive/actor"].startswith("user:") for rs in runs.values() for r in rs)
             statuses = sorted(r.status.value for rs in runs.values() for r in rs)
-            assert statuses.count("FAILURE") == 2 and statuses.count("SUCCESS") == 4
+            assert statuses.count("FAILURE") == 3 and statuses.count("SUCCESS") == 4
             # the operator's runs are recorded against the asset too
             records = instance.fetch_materializations(
                 dg.AssetRecordsFilter(asset_key=dg.AssetKey("ab_test_outcome"), asset_partitions=["business"]),

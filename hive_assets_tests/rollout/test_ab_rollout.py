@@ -61,6 +61,15 @@ def champion_and_challenger(client, store, specialist: str, champion: str, chall
     registry.ensure_alias(client, store, specialist, registry.CHALLENGER, challenger, actor="test", reason="setup")
 
 
+def opened_test(world, specialist: str) -> dict:
+    """A fresh champion and challenger for `specialist`, and the test the look at hour 0 opens."""
+    store, client, model, check = world
+    v1, v2 = model(specialist)
+    champion_and_challenger(client, store, specialist, v1, v2)
+    check(specialist, 0)
+    return running_test(store, specialist)
+
+
 def aliases(client, specialist: str) -> dict[str, str]:
     return {a: v for a, v in client.get_registered_model(registry.model_name(specialist)).aliases.items()}
 
@@ -195,10 +204,7 @@ KILLED_CHECK = textwrap.dedent("""
 
 def test_a_check_killed_mid_way_resumes_without_resetting_the_test(world, hive_home):
     store, client, model, check = world
-    v1, v2 = model("evolution")
-    champion_and_challenger(client, store, "evolution", v1, v2)
-    check("evolution", 0)
-    test = running_test(store, "evolution")
+    test = opened_test(world, "evolution")
     traffic = Traffic("evolution", champion_agreement=0.80, challenger_agreement=0.80, seed=3)
     traffic.serve(store, test, at(0), at(25))
 
@@ -225,6 +231,33 @@ def test_a_check_killed_mid_way_resumes_without_resetting_the_test(world, hive_h
     assert tags(client, "evolution")["ab_challenger_traffic_percent"] == "25.0"
     steps = ledger(store, "evolution", "traffic_step")
     assert sorted(d["details"]["traffic_percent"] for d in steps) == [10.0, 25.0]  # written once, on resume
+
+
+def test_a_look_at_a_time_before_the_latest_one_is_refused_and_records_nothing(world):
+    store, client, model, check = world
+    test = opened_test(world, "behavior")
+    Traffic("behavior", champion_agreement=0.80, challenger_agreement=0.80, seed=4).serve(store, test, at(0), at(30))
+    check("behavior", 30)
+    before = store.find_one("ab_tests", {"test_id": test["test_id"]})
+    rows = len(ledger(store, "behavior", "traffic_step"))
+    # the home's clock pinned back (`hive clock pin`, or `hive ab-test check --now`): a look at hour 20 would
+    # have been appended after hour 30's, with the counts of hour 20
+    for hours in (20, -5):  # before the latest look; before the test's start
+        result = build_defs().resolve_job_def("ab_test_check").execute_in_process(
+            run_config={"ops": {"ab_test_outcome": {"config": {"now": at(hours).isoformat(),
+                                                               "label_maturity_hours": MATURITY_HOURS}}}},
+            instance=dg.DagsterInstance.ephemeral(), partition_key="behavior", raise_on_error=False)
+        assert not result.success
+        (failure,) = [e for e in result.get_step_failure_events()]
+        description = failure.step_failure_data.user_failure_data.description
+        assert f"before the latest look of A/B test {test['test_id']}" in description
+        assert at(30).strftime("%Y-%m-%d %H:%M") in description and at(hours).strftime("%Y-%m-%d %H:%M") in description
+    after = store.find_one("ab_tests", {"test_id": test["test_id"]})
+    assert [c["at"] for c in after["checks"]] == [c["at"] for c in before["checks"]]
+    assert after["traffic_percent"] == before["traffic_percent"]
+    assert len(ledger(store, "behavior", "traffic_step")) == rows
+    check("behavior", 31)  # forward again: looks go on
+    assert [to_utc(c["at"]) for c in store.find_one("ab_tests", {"test_id": test["test_id"]})["checks"]][-1] == at(31)
 
 
 def test_with_ab_testing_disabled_no_test_opens(world, monkeypatch):

@@ -21,7 +21,7 @@ from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, Pl
 from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
 from hive_assets.figures import png_markdown
 from hive_assets.rollout import (
-    CheckResult, check_test, complete_unfinished, policy_from_env, settle_closed, start_test, trajectory_png,
+    CheckResult, LookBeforeLastLook, check_test, complete_unfinished, policy_from_env, settle_closed, start_test, trajectory_png,
 )
 
 
@@ -111,7 +111,10 @@ def ab_test_outcome(context: dg.AssetExecutionContext, config: AbTestOutcomeConf
                                                  "challenger_version": str(challenger.version)})):
             start_test(client, store, specialist, str(champion.version), str(challenger.version),
                        policy.start_traffic, now, actor=actor, dagster_run_id=context.run_id)
-        result = check_test(client, store, specialist, now, policy, actor=actor, dagster_run_id=context.run_id)
+        try:
+            result = check_test(client, store, specialist, now, policy, actor=actor, dagster_run_id=context.run_id)
+        except LookBeforeLastLook as exc:  # the clock was pinned back: retrying at the same time cannot help
+            raise dg.Failure(str(exc), allow_retries=False) from None
     if config.test_id and (result.test is None or result.test["test_id"] != config.test_id):
         raise dg.Failure(f"{specialist}: test {config.test_id} is not the specialist's current test "
                          f"({result.test['test_id'] if result.test else 'none'})", allow_retries=False)
