@@ -61,6 +61,23 @@ def test_pin_advance_release_with_the_cli(home, capsys):
     assert code == 2 and one_error_line(err) and "pin" in err
 
 
+def test_pinning_before_the_ledger_s_latest_decision_says_so(home, capsys):
+    from hive_assets.data import SQLiteStore
+    from hive_assets.registry import record_decision
+
+    assert hive(capsys, "clock", "pin", "2026-01-05T00:00:00Z")[0] == 0
+    assert not (home / "store.sqlite").exists()  # asking about the ledger creates no store
+    with SQLiteStore(home / "store.sqlite") as store:  # two decisions, written by the ledger as time moves
+        for day in (6, 9):
+            clock.pin(datetime(2026, 1, day, 12, tzinfo=timezone.utc))
+            record_decision(store, "business", "alias_move", actor="test", reason="setup")
+    code, _, err = hive(capsys, "clock", "pin", "2026-01-08T00:00:00Z")
+    assert code == 0 and clock.now() == datetime(2026, 1, 8, tzinfo=timezone.utc)  # pinned all the same
+    assert "hive clock pin: note: this home's ledger goes on to 2026-01-09 12:00 UTC; at 2026-01-08 00:00" in err
+    code, _, err = hive(capsys, "clock", "pin", "2026-01-10T00:00:00Z")  # after it: nothing to say
+    assert code == 0 and "note:" not in err
+
+
 def test_precedence_env_then_home_then_wall(home, monkeypatch):
     assert close_to_wall(clock.now())  # no file: the wall clock
     clock.pin(PINNED)

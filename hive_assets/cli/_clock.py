@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from datetime import datetime, timezone
 
 from hive_assets import clock
@@ -48,9 +49,32 @@ def _print(info: dict, as_json: bool) -> None:
               + ", ".join(f"{k}={v}" for k, v in sorted(info["settings"].items())))
 
 
+def _latest_decision() -> datetime | None:
+    """When the home's ledger recorded its latest decision (None: no ledger, or the store does not answer:
+    the note below is a courtesy, never a reason to fail the pin)."""
+    from hive_assets.config import Settings
+    from hive_assets.data import open_store, to_utc
+
+    settings = Settings.from_env()
+    if not settings.mongodb_uri and not settings.store_path.exists():
+        return None  # a new home: no ledger yet (and no store file created for asking)
+    try:
+        with open_store(settings) as store:
+            row = store.find_one("model_decisions", {}, sort=[("recorded_at", -1)])
+    except RuntimeError:  # StoreUnavailable
+        return None
+    return to_utc(row.get("recorded_at")) if row else None
+
+
 def cmd_clock(args: argparse.Namespace) -> int:
     if args.clock_command == "pin":
+        latest = _latest_decision()
         home_clock = clock.pin(args.at)
+        if latest is not None and home_clock.now < latest:
+            # a second `make demo` does this on purpose; by hand it is usually a typo
+            print(f"hive clock pin: note: this home's ledger goes on to {latest:%Y-%m-%d %H:%M} UTC; at "
+                  f"{home_clock.now:%Y-%m-%d %H:%M} the runs judge the data as of then, and A/B looks are refused "
+                  "until the clock passes each test's latest look", file=sys.stderr)
     elif args.clock_command == "advance":
         home_clock = clock.advance(args.duration)
     elif args.clock_command == "release":
