@@ -53,17 +53,17 @@ def _latest_decision() -> datetime | None:
     """When the home's ledger recorded its latest decision (None: no ledger, or the store does not answer:
     the note below is a courtesy, never a reason to fail the pin)."""
     from hive_assets.config import Settings
-    from hive_assets.data import open_store, to_utc
+    from hive_assets.data import open_store
+    from hive_assets.registry import latest_decision_at
 
     settings = Settings.from_env()
     if not settings.mongodb_uri and not settings.store_path.exists():
         return None  # a new home: no ledger yet (and no store file created for asking)
     try:
         with open_store(settings) as store:
-            row = store.find_one("model_decisions", {}, sort=[("recorded_at", -1)])
+            return latest_decision_at(store)
     except RuntimeError:  # StoreUnavailable
         return None
-    return to_utc(row.get("recorded_at")) if row else None
 
 
 def cmd_clock(args: argparse.Namespace) -> int:

@@ -11,7 +11,9 @@ the feature contract it was trained on.
 
 from hive_assets.registry._history import Tenure, alias_history, holder_at
 from hive_assets.registry._links import dagster_run_url, model_version_url, run_url, ui_base
-from hive_assets.registry._ledger import ALIAS_KINDS, last_alias_row, latest_gate_verdict, record_decision
+from hive_assets.registry._ledger import (
+    ALIAS_KINDS, last_alias_row, latest_decision_at, latest_gate_verdict, record_decision,
+)
 from hive_assets.registry._mlflow import (
     ARTIFACT_CHECKSUM_TAG, ArtifactError, artifact_checksum, ab_test_alias, alias_version, client_for,
     ensure_experiment, load_model, load_version_model, log_model, mirror_ab_split, model_name, register_version,
@@ -56,7 +58,7 @@ __all__ = [
     "ALIAS_KINDS", "CHALLENGER", "CHAMPION", "GATE_TAG", "MIRROR_PRODUCTION_ENV", "Evaluation", "Evaluator",
     "RegistryError", "Tenure", "ab_test_alias", "alias_for_new_version", "alias_history", "alias_version",
     "client_for", "ensure_alias", "ensure_experiment", "gate_status", "holder_at", "last_alias_row",
-    "latest_gate_verdict", "ledger_agrees", "list_versions", "load_evaluator", "load_model", "load_version_model",
+    "latest_decision_at", "latest_gate_verdict", "ledger_agrees", "list_versions", "load_evaluator", "load_model", "load_version_model",
     "log_model", "mirror_ab_split", "mirror_production", "mirror_production_enabled", "model_name",
     "previous_champion", "promote", "reconcile", "record_decision", "register", "register_version",
     "resolve_version", "rollback", "set_alias", "training_run_for", "training_run_of",

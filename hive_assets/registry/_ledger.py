@@ -8,6 +8,7 @@ the ledger alone answers "who held `champion` at time T" (see `_history`)."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from hive_assets import clock
@@ -57,3 +58,12 @@ def latest_gate_verdict(store: DocumentStore, specialist: str, mlflow_run_id: st
     """The latest `gate_verdict` row written by validation_report for a training run, or None."""
     return store.find_one("model_decisions", {"specialist_type": specialist, "kind": "gate_verdict",
                                               "details.mlflow_run_id": mlflow_run_id}, sort=[("recorded_at", -1)])
+
+
+def latest_decision_at(store: DocumentStore) -> datetime | None:
+    """When the ledger recorded its latest decision, any specialist (None: an empty ledger). A clock or a
+    simulated start before it would write history out of order."""
+    from hive_assets.data import to_utc
+
+    row = store.find_one("model_decisions", {}, sort=[("recorded_at", -1)])
+    return to_utc(row.get("recorded_at")) if row else None

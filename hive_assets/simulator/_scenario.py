@@ -89,8 +89,9 @@ class Scenario:
             raise ValueError("review_queue_budget must be >= 0")
         late = [d for d in self.retrain_days if not 1 <= d <= self.days]
         if late:
-            raise ValueError(f"retrain_days must be within the {self.days:g} simulated days (1..{int(self.days)}), "
-                             f"got {late}")
+            whole = int(self.days)
+            within = f"1..{whole}" if whole else "none: a retrain day ends a whole simulated day"
+            raise ValueError(f"retrain_days must be within the {self.days:g} simulated days ({within}), got {late}")
         unknown = ({d.specialist for d in self.drift} | set(self.push_previous_champion) | set(self.feedback_rates)) \
             - set(SPECIALISTS)
         if unknown:

@@ -347,6 +347,25 @@ def test_only_mlflow_giving_up_on_a_silent_server_counts_as_an_outage(mlflow_ser
     assert not _registry_outage(ConnectionRefusedError("a store's socket, not MLflow's"))
 
 
+def test_loop_refuses_a_start_before_the_home_s_latest_decision(shell, monkeypatch):
+    from hive_assets.data import SQLiteStore
+    from hive_assets.registry import record_decision
+
+    cwd, env = shell
+    (cwd / HOME_REL).mkdir(parents=True)
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", "2026-01-09T12:00:00Z")  # the ledger's clock, in this process
+    with SQLiteStore(cwd / HOME_REL / "store.sqlite") as store:
+        record_decision(store, "business", "alias_move", actor="test", reason="first model")
+    out = hive("loop", "--days", "1", "--start", "2026-01-01T00:00:00Z", cwd=cwd, env=env)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert ("hive loop: error: start 2026-01-01 00:00 UTC is before this home's latest decision (2026-01-09 12:00 "
+            "UTC, its ledger)") in out.stderr
+    with SQLiteStore(cwd / HOME_REL / "store.sqlite") as store:  # nothing played
+        assert store.count("specialist_opinions") == 0 and store.count("model_decisions") == 1
+    half = hive("loop", "--days", "0.5", "--retrain-days", "1", cwd=cwd, env=env)
+    assert half.returncode == 2 and "(none: a retrain day ends a whole simulated day)" in half.stderr, half.stderr
+
+
 def test_loop_says_what_to_do_on_an_empty_home_and_refuses_bad_arguments(shell):
     cwd, env = shell
     done = hive("loop", "--days", "1", cwd=cwd, env=env)

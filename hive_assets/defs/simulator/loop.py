@@ -113,6 +113,11 @@ def run_loop(instance: dg.DagsterInstance, defs: dg.Definitions, store, tracking
              *, start: datetime | None = None, progress: Callable[[str], None] | None = None) -> LoopResult:
     """Play `scenario` from `start` (default: the end of the stored history); see the module docstring."""
     progress = progress or (lambda _line: None)
+    if start is not None and (latest := registry.latest_decision_at(store)) is not None and start < latest:
+        # the loop plays on from the home's state: hours before its decisions would be written after them
+        raise ValueError(f"start {start.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC is before this home's latest "
+                         f"decision ({latest:%Y-%m-%d %H:%M} UTC, its ledger): leave --start out to begin where "
+                         "the stored history ends, or play in a new HIVE_HOME")
     client = registry.client_for(tracking_uri)
     missing = [s for s in SPECIALISTS if registry.alias_version(client, s, registry.CHAMPION) is None]
     if missing:
