@@ -17,5 +17,5 @@ from hive_assets.serving._opinion import Opinion, opinion_document
 from hive_assets.serving._router import DEFAULT_REFRESH_SECONDS, InvalidPlan, SpecialistRouter, routers_for
 from hive_assets.serving._split import Serving, Split, serving_from
 
-__all__ = ["DEFAULT_REFRESH_SECONDS", "InvalidPlan", "Opinion", "Serving", "SpecialistRouter", "Split", "opinion_document",
-           "routers_for", "serving_from"]
+__all__ = ["DEFAULT_REFRESH_SECONDS", "InvalidPlan", "Opinion", "Serving", "SpecialistRouter", "Split",
+           "opinion_document", "routers_for", "serving_from"]

@@ -256,6 +256,8 @@ def test_a_look_at_a_time_before_the_latest_one_is_refused_and_records_nothing(w
     assert [c["at"] for c in after["checks"]] == [c["at"] for c in before["checks"]]
     assert after["traffic_percent"] == before["traffic_percent"]
     assert len(ledger(store, "behavior", "traffic_step")) == rows
+    check("behavior", 30 - 2 / 60)  # 2 minutes behind: another host's clock, the same look (CLOCK_SKEW)
+    assert len(store.find_one("ab_tests", {"test_id": test["test_id"]})["checks"]) == len(before["checks"])
     check("behavior", 31)  # forward again: looks go on
     assert [to_utc(c["at"]) for c in store.find_one("ab_tests", {"test_id": test["test_id"]})["checks"]][-1] == at(31)
 

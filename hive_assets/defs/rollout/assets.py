@@ -21,7 +21,8 @@ from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, Pl
 from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
 from hive_assets.figures import png_markdown
 from hive_assets.rollout import (
-    CheckResult, LookBeforeLastLook, check_test, complete_unfinished, policy_from_env, settle_closed, start_test, trajectory_png,
+    CheckResult, LookBeforeLastLook, check_test, complete_unfinished, policy_from_env, settle_closed, start_test,
+    trajectory_png,
 )
 
 
