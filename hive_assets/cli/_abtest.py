@@ -103,9 +103,9 @@ def state_text(specialist: str, state: dict) -> str:
     return "\n".join(lines)
 
 
-# the console shows no Dagster event: a failed run is one line (`_finish`, its cause), as for `hive deploy`;
-# the instance keeps every event, stack traces included, for the UI
-QUIET = "CRITICAL"
+def _run(job: str, config: dict, partition_key: str | None = None):
+    """The A/B job as a run of the operator; the console shows a failure as `_finish`'s one line."""
+    return _dagster.run_job(job, config, partition_key=partition_key, tags=_tags(), log_level=_dagster.QUIET)
 
 
 def _now(args: argparse.Namespace) -> str:
@@ -119,22 +119,21 @@ def _op_config(op: str, **config) -> dict:
 def cmd_start(args: argparse.Namespace) -> int:
     config = _op_config("start_ab_test", specialist=args.specialist, new_version=args.new_version,
                         baseline_version=args.baseline_version, traffic=args.traffic, now=_now(args))
-    return _finish(args, _dagster.run_job("ab_test_start", config, tags=_tags(), log_level=QUIET), "start_ab_test")
+    return _finish(args, _run("ab_test_start", config), "start_ab_test")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     config = _op_config("ab_test_outcome", now=_now(args), test_id=args.test_id)
-    result = _dagster.run_job("ab_test_check", config, partition_key=args.specialist, tags=_tags(), log_level=QUIET)
-    return _finish(args, result, "ab_test_outcome")
+    return _finish(args, _run("ab_test_check", config, partition_key=args.specialist), "ab_test_outcome")
 
 
 def cmd_expand(args: argparse.Namespace) -> int:
     config = _op_config("expand_ab_test", specialist=args.specialist, traffic=args.traffic, test_id=args.test_id,
                         now=_now(args))
-    return _finish(args, _dagster.run_job("ab_test_expand", config, tags=_tags(), log_level=QUIET), "expand_ab_test")
+    return _finish(args, _run("ab_test_expand", config), "expand_ab_test")
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
     config = _op_config("stop_ab_test", specialist=args.specialist, test_id=args.test_id, reason=args.reason,
                         now=_now(args))
-    return _finish(args, _dagster.run_job("ab_test_stop", config, tags=_tags(), log_level=QUIET), "stop_ab_test")
+    return _finish(args, _run("ab_test_stop", config), "stop_ab_test")

@@ -53,7 +53,7 @@ def _latest_decision() -> datetime | None:
     """When the home's ledger recorded its latest decision (None: no ledger, or the store does not answer:
     the note below is a courtesy, never a reason to fail the pin)."""
     from hive_assets.config import Settings
-    from hive_assets.data import open_store
+    from hive_assets.data import StoreUnavailable, open_store
     from hive_assets.registry import latest_decision_at
 
     settings = Settings.from_env()
@@ -62,7 +62,7 @@ def _latest_decision() -> datetime | None:
     try:
         with open_store(settings) as store:
             return latest_decision_at(store)
-    except RuntimeError:  # StoreUnavailable
+    except StoreUnavailable:
         return None
 
 

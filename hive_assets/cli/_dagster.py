@@ -26,6 +26,11 @@ def materialize(selection: list[str], specialist: str, run_config: dict | None =
     )
 
 
+# the console shows no Dagster event: a failed run is one line (`failure_message`, its cause); the instance
+# keeps every event, stack traces included, for the UI
+QUIET = "CRITICAL"
+
+
 def run_job(job_name: str, run_config: dict | None = None, *, partition_key: str | None = None,
             tags: dict[str, str] | None = None, log_level: str = "WARNING"):
     """Run one of the code location's jobs in the configured instance (a real run, with its config).
@@ -115,7 +120,7 @@ def run_job_outcome(job_name: str, run_config: dict | None = None, tags: dict[st
                     output_node: str | None = None) -> dict:
     """`run_job`, summarised: {"run_id", "success", "output" (of `output_node`, when it succeeded), "error"
     (the failure's description, when it failed)}."""
-    result = run_job(job_name, run_config, tags=tags, log_level="CRITICAL")
+    result = run_job(job_name, run_config, tags=tags, log_level=QUIET)
     output = result.output_for_node(output_node) if result.success and output_node else None
     return {"run_id": result.run_id, "success": result.success, "output": output,
             "error": None if result.success else failure_message(result)}

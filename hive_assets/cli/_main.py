@@ -64,15 +64,15 @@ def _registry_down(settings: Settings) -> str | None:
 def _registry_outage(exc: BaseException) -> bool:
     """Whether `exc` is MLflow's client giving up on a server that did not answer (an MLflow exception with a
     refused, reset or timed-out connection under it), rather than an answer it did not like."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
     chain, seen = [], exc
     while seen is not None and len(chain) < 20:
         chain.append(seen)
         seen = seen.__cause__ or seen.__context__
-    from_mlflow = any(type(e).__module__.startswith("mlflow") for e in chain)
-    connection = any(isinstance(e, (ConnectionError, TimeoutError)) or (
-        type(e).__module__.startswith(("requests", "urllib3"))
-        and any(word in type(e).__name__ for word in ("Connection", "Timeout", "MaxRetry"))) for e in chain)
-    return from_mlflow and connection
+    return any(isinstance(e, MlflowException) for e in chain) and any(
+        isinstance(e, (ConnectionError, TimeoutError, requests.ConnectionError, requests.Timeout)) for e in chain)
 
 
 def main(argv: list[str] | None = None) -> int:

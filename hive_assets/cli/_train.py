@@ -106,7 +106,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     ok = True
     for specialist in args.specialist:
         result = _dagster.materialize(TRAIN_SELECTION, specialist, {"ops": {"trained_model": {"config": config}}},
-                                      log_level="CRITICAL")
+                                      log_level=_dagster.QUIET)
         ok = _print_outcome(specialist, result, args.json) and ok
     return 0 if ok else 1
 
@@ -123,6 +123,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 print(f"{specialist}: {message}", file=sys.stderr)
             ok = False
             continue
-        result = _dagster.materialize(["validation_report"], specialist, log_level="CRITICAL")
+        result = _dagster.materialize(["validation_report"], specialist, log_level=_dagster.QUIET)
         ok = _print_outcome(specialist, result, args.json) and ok
     return 0 if ok else 1

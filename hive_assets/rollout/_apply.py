@@ -386,13 +386,13 @@ def check_test(client, store: DocumentStore, specialist: str, now: datetime, pol
         return CheckResult(latest, None, [], effects)
     decision, counts = None, []
     latest, what = _latest_look(test)
-    if latest is not None and latest - CLOCK_SKEW <= now < latest:
-        now = latest  # another host's clock a little ahead: the same look, nothing new to see
     if latest is not None and now < latest:
-        raise LookBeforeLastLook(
-            f"{specialist}: the platform clock ({now:%Y-%m-%d %H:%M} UTC) is before the {what} of A/B test "
-            f"{test['test_id']} ({latest:%Y-%m-%d %H:%M} UTC): a look cannot go back in time, none was taken "
-            "(`hive clock` shows the clock; advance it past that time)")
+        if now < latest - CLOCK_SKEW:
+            raise LookBeforeLastLook(
+                f"{specialist}: the platform clock ({now:%Y-%m-%d %H:%M} UTC) is before the {what} of A/B test "
+                f"{test['test_id']} ({latest:%Y-%m-%d %H:%M} UTC): a look cannot go back in time, none was taken "
+                "(`hive clock` shows the clock; advance it past that time)")
+        now = latest  # another host's clock a little ahead: the same look, nothing new to see
     if not any(_same_instant(c.get("at"), now) for c in test.get("checks", [])):
         decision, counts = evaluate(store, test, now, policy, trust)
         test = record_decision_in_test(store, test, decision, now, counts, dagster_run_id, actor=actor)
