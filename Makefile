@@ -81,6 +81,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_demo.py
 	$(BIN)/python benchmarks/bench_collect.py
+	$(BIN)/python benchmarks/bench_simulate.py
 
 # The collect benchmark against FerretDB on a private PostgreSQL cluster (BENCHMARKS.md), in a run
 # directory of its own; the services are stopped afterwards whatever the outcome.

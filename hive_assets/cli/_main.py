@@ -92,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UsageError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
+    except MemoryError as exc:  # e.g. numpy's, for --plans 100000000000
+        from hive_assets.cli._dagster import one_line
+
+        print(f"{prog}: error: out of memory ({one_line(str(exc), 200) or 'MemoryError'}): ask for less",
+              file=sys.stderr)
+        return 1
     except Exception as exc:
         from hive_assets.data.store.base import StoreUnavailable  # the data package loads only on this path
 

@@ -29,9 +29,14 @@ def _announced(opinion_model):
 def _served(tracking_uri: str):
     """The opinion model through the serving client (what the specialist services run), or None with the
     reason on stderr when no champion can be served."""
+    from hive_assets.cli._dagster import reachable
     from hive_assets.serving import routers_for
     from hive_assets.simulator import describe_serving, refresh_all, served_opinions
 
+    # a server that does not answer: say so at once, rather than after MLflow's retries (about 4 minutes)
+    if tracking_uri.startswith(("http://", "https://")) and (down := reachable(tracking_uri)):
+        print(f"hive simulate: {down}: opinions from the pre-platform heuristic", file=sys.stderr)
+        return None
     routers = routers_for(tracking_uri, refresh_interval=None)
     error = refresh_all(routers)
     line = describe_serving(routers)

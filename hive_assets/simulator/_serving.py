@@ -113,7 +113,7 @@ class ServingLoop:
         # enough that their opinions (evaluated up to ~95 s later) are not after `now`
         end = now + timedelta(hours=1) - timedelta(seconds=95)
         batches = [(simulate(self.store, plans=plans, days=1 / 24, seed=hour_seed, now=end, feedback_rate=0.0,
-                             malformed_rate=0.0, opinion_model=serve), {})]
+                             malformed_rate=0.0, opinion_model=serve, keep_plans=True), {})]
         for k, injection in enumerate(self.drift):
             if now <= injection.onset or not round(injection.share * plans):
                 continue
@@ -121,7 +121,7 @@ class ServingLoop:
             batches.append((simulate(self.store, plans=round(injection.share * plans), days=1 / 24,
                                      seed=hour_seed * 17 + 1_000_000_007 * (k + 1), now=end, drift=injection.shift,
                                      feedback_rate=0.0, malformed_rate=0.0, opinion_model=serve,
-                                     specialists=(injection.specialist,), domain=injection.domain),
+                                     specialists=(injection.specialist,), domain=injection.domain, keep_plans=True),
                             {injection.specialist: {injection.domain: injection.domain_offset}}))
         written_opinions = 0
         new_feedback = 0

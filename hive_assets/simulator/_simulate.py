@@ -17,10 +17,11 @@ import copy
 import hashlib
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -181,12 +182,19 @@ def _make_plan(i: int, rng: np.random.Generator, seed: int, created_at: datetime
     }
 
 
-def make_plans(n: int, seed: int, now: datetime | None = None, days: float = 60.0, drift: float = 0.0) -> list[dict]:
-    """`n` plan documents (the `plan_data` shape), created over the `days` before `now`, in time order."""
+def iter_plans(n: int, seed: int, now: datetime | None = None, days: float = 60.0,
+               drift: float = 0.0) -> Iterator[dict]:
+    """`make_plans`, one plan at a time: the same plans, without holding them all (~19 KB each)."""
     rng = np.random.default_rng(seed)
     now = now or datetime(2026, 1, 1, tzinfo=timezone.utc)
     offsets = np.sort(rng.uniform(0.0, days * 86400.0, size=n))[::-1]
-    return [_make_plan(i, rng, seed, _ms(now - timedelta(seconds=float(offsets[i]) + 3600.0)), drift) for i in range(n)]
+    for i in range(n):
+        yield _make_plan(i, rng, seed, _ms(now - timedelta(seconds=float(offsets[i]) + 3600.0)), drift)
+
+
+def make_plans(n: int, seed: int, now: datetime | None = None, days: float = 60.0, drift: float = 0.0) -> list[dict]:
+    """`n` plan documents (the `plan_data` shape), created over the `days` before `now`, in time order."""
+    return list(iter_plans(n, seed, now=now, days=days, drift=drift))
 
 
 # -- malformed documents ------------------------------------------------------------------------------
@@ -237,7 +245,7 @@ class SimulationSummary:
     # (collection, document id, expected reason, specialist or None)
     malformed: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     now: datetime | None = None
-    plan_docs: list[dict] = field(default_factory=list, repr=False)  # the plans, as generated
+    plan_docs: list[dict] = field(default_factory=list, repr=False)  # the plans, as generated (keep_plans)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -262,6 +270,20 @@ def heuristic_opinion(specialist: str, plan: dict, rng: np.random.Generator | No
 OpinionModel = Callable[[str, list[dict]], list[tuple[str, float, str, dict]]]
 
 
+def _served_chunks(generated: Iterator[dict], chunk_size: int, domain: str | None, specialists: Sequence[str],
+                   opinion_model: OpinionModel | None) -> Iterator[tuple[int, dict, dict[str, tuple]]]:
+    """(index, plan, {specialist: served opinion}) for each plan, served `chunk_size` plans at a time."""
+    done = 0
+    while chunk := list(islice(generated, chunk_size)):
+        if domain is not None:
+            for plan in chunk:
+                plan["original_domain"] = domain
+        served = {s: opinion_model(s, chunk) for s in specialists} if opinion_model else {}
+        for j, plan in enumerate(chunk):
+            yield done + j, plan, {s: opinions[j] for s, opinions in served.items()}
+        done += len(chunk)
+
+
 def simulate(
     store,
     plans: int = 4000,
@@ -279,6 +301,8 @@ def simulate(
     progress_every: int = 1000,
     specialists: Sequence[str] = SPECIALISTS,
     domain: str | None = None,
+    keep_plans: bool = False,
+    chunk_size: int = 5000,
 ) -> SimulationSummary:
     """Write a production-shaped data set into `store` and return what was written.
 
@@ -287,16 +311,15 @@ def simulate(
     called every `progress_every` plans generated, and once at the end when everything is written.
     `specialists`: who gives opinions on these plans (default all five); `domain`: every plan's
     `original_domain` (a new product line), drawn otherwise. The defaults write what they always did.
+    Plans are generated, served and written `chunk_size` at a time, so memory does not grow with `plans`
+    (the documents are the same for any chunk size); `keep_plans` keeps them all in `summary.plan_docs`.
     """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     now = (now or clock.now()).astimezone(timezone.utc)
     rng = np.random.default_rng([seed, 1])
     summary = SimulationSummary(plans=plans, now=now)
-    plan_docs = make_plans(plans, seed, now=now, days=days, drift=drift)
-    if domain is not None:
-        for plan in plan_docs:
-            plan["original_domain"] = domain
-    summary.plan_docs = plan_docs
-    served = {s: opinion_model(s, plan_docs) for s in specialists} if opinion_model else {}
+    generated = iter_plans(plans, seed, now=now, days=days, drift=drift)
 
     buffers: dict[str, list[dict]] = {c: [] for c in (
         "cognitive_ledger", "cognitive_plans", "intentions_audit", "specialist_opinions", "specialist_feedback")}
@@ -307,7 +330,9 @@ def simulate(
                 summary.written[coll] += store.upsert_many(coll, docs)
                 docs.clear()
 
-    for p_idx, plan in enumerate(plan_docs):
+    for p_idx, plan, served in _served_chunks(generated, chunk_size, domain, specialists, opinion_model):
+        if keep_plans:
+            summary.plan_docs.append(plan)
         created = plan["created_at"]
         # intent audit event: ~2% missing, NLU confidence mostly high
         if rng.random() >= 0.02:
@@ -350,7 +375,7 @@ def simulate(
             rec, conf, version = heuristic_opinion(specialist, plan, rng)
             meta: dict = {}
             if specialist in served:
-                rec, conf, version, meta = served[specialist][p_idx]
+                rec, conf, version, meta = served[specialist]
             opinion = {
                 "opinion_id": opinion_id, "plan_id": plan["plan_id"], "intent_id": plan["intent_id"],
                 "specialist_type": specialist, "specialist_version": version, "evaluated_at": evaluated,

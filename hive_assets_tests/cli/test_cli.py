@@ -275,6 +275,19 @@ def test_bad_arguments_are_one_line_and_exit_2(shell, case):
     assert not (cwd / HOME_REL).exists()  # rejected before any side effect
 
 
+def test_a_request_beyond_memory_is_one_line_and_writes_nothing(shell):
+    cwd, env = shell
+    # 10**14 plans: their creation times alone exceed any machine's address space
+    out = hive("simulate", "--plans", str(10**14), "--no-serve", cwd=cwd, env=env)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("hive simulate: error: out of memory (")
+    assert out.stderr.strip().endswith("): ask for less")
+    from hive_assets.data.store import SQLiteStore
+
+    store = SQLiteStore(cwd / HOME_REL / "store.sqlite")
+    assert sum(store.count(c) for c in ("cognitive_ledger", "cognitive_plans", "specialist_opinions")) == 0
+
+
 def test_store_index_without_mongodb_is_refused_before_the_store_is_created(shell):
     cwd, env = shell
     out = hive("store", "index", cwd=cwd, env=env)
@@ -319,6 +332,21 @@ def test_an_unreachable_registry_is_one_line_at_once_without_the_password(shell,
     assert errors == [f"{prog}: error: MLflow at http://hive:***@127.0.0.1:1 unreachable ([Errno 111] Connection "
                       "refused); nothing was read or changed: run it again when MLflow answers"], out.stderr
     assert "s3cret-pw" not in out.stderr + out.stdout
+
+
+def test_simulate_with_an_unreachable_registry_says_so_at_once_and_serves_the_heuristic(shell):
+    cwd, env = shell
+    # it waited out MLflow's retries (254 s) before the same fallback
+    out = hive("simulate", "--plans", "30", "--seed", "2", cwd=cwd,
+               env={**env, "MLFLOW_TRACKING_URI": "http://hive:s3cret-pw@127.0.0.1:1"}, timeout=120)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert ("hive simulate: MLflow at http://hive:***@127.0.0.1:1 unreachable ([Errno 111] Connection refused): "
+            "opinions from the pre-platform heuristic") in out.stderr.splitlines()
+    assert "s3cret-pw" not in out.stderr + out.stdout
+    from hive_assets.data.store import SQLiteStore
+
+    opinions = SQLiteStore(cwd / HOME_REL / "store.sqlite").find("specialist_opinions")
+    assert {o["specialist_version"] for o in opinions} == {"0.0.0-heuristic"}
 
 
 def test_a_registry_behind_basic_auth_is_reached_at_its_host(mlflow_server):

@@ -70,3 +70,31 @@ def test_every_policy_is_a_function_of_the_contracted_features():
             lambda d: policy["domain"].get(d, 0.0))
         from_features = ["approve" if s < lo else "review_required" if s < hi else "reject" for s in score]
         assert from_features == [policy_label(specialist, p) for p in plans], specialist
+
+
+def test_chunked_generation_writes_the_same_documents_with_bounded_batches(tmp_path):
+    """Plans are generated, served and written a chunk at a time (memory does not grow with --plans): a
+    chunk of 7 writes exactly what one chunk of all the plans writes, and the opinion model never sees
+    more than a chunk."""
+    def opinions(specialist: str, plans: list[dict]):
+        seen[specialist].append(len(plans))
+        # a function of the plan only, as a served model is
+        return [(policy_label(specialist, p), round(p["risk_score"], 4), "9", {"n_tasks": len(p["tasks"])})
+                for p in plans]
+
+    stores = {}
+    for chunk in (7, 10_000):
+        seen = {s: [] for s in ("business", "technical", "behavior", "evolution", "architecture")}
+        stores[chunk] = SQLiteStore(tmp_path / f"{chunk}.sqlite")
+        summary = simulate(stores[chunk], plans=100, seed=6, now=NOW, opinion_model=opinions, chunk_size=chunk)
+        assert all(sizes == ([7] * 14 + [2] if chunk == 7 else [100]) for sizes in seen.values()), seen
+        assert summary.plan_docs == []  # not kept unless asked: that is what bounds the memory
+    for coll in ("cognitive_ledger", "cognitive_plans", "specialist_opinions", "specialist_feedback",
+                 "intentions_audit"):
+        assert list(stores[7].find(coll)) == list(stores[10_000].find(coll)), coll
+    served = list(stores[7].find("specialist_opinions", {"specialist_type": "behavior"}))
+    assert served and all(o["specialist_version"] == "9" for o in served)
+
+    kept = simulate(SQLiteStore(tmp_path / "kept.sqlite"), plans=30, seed=6, now=NOW, chunk_size=4,
+                    keep_plans=True)
+    assert kept.plan_docs == make_plans(30, seed=6, now=NOW, days=60.0)
