@@ -36,7 +36,11 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
     client = client_for(Settings.from_env().mlflow_uri)
     store = open_store()  # StoreUnavailable: `hive` prints it (host, never a password) and exits 1
     checks = [check_drift(store, client, s, now, settings) for s in args.specialist]
-    header = f"{'specialist':<13}{'champion':>9}{'window':>8}{'drift_score':>12}  {'top feature':<28}{'decision':<18}action"
+    # as wide as the longest feature and decision, plus two spaces (duration_coefficient_of_variation ran on)
+    feature_width = max([26] + [len((c.document or {}).get("drift_feature") or "-") for c in checks]) + 2
+    decision_width = max([16] + [len(c.decision or c.status) for c in checks]) + 2
+    header = (f"{'specialist':<13}{'champion':>9}{'window':>8}{'drift_score':>12}  {'top feature':<{feature_width}}"
+              f"{'decision':<{decision_width}}action")
     records = []
     if not args.json:
         print(header)
@@ -63,8 +67,8 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
                             "action": action, "dry_run": args.dry_run, "document": doc})
             continue
         print(f"{check.specialist:<13}{check.model_version or '-':>9}{doc.get('window_size', '-'):>8}"
-              f"{_fmt(doc.get('drift_score')):>12}  {doc.get('drift_feature') or '-':<28}{check.decision or check.status:<18}"
-              f"{action}")
+              f"{_fmt(doc.get('drift_score')):>12}  {doc.get('drift_feature') or '-':<{feature_width}}"
+              f"{check.decision or check.status:<{decision_width}}{action}")
     if args.json:
         print(json.dumps(records, default=str))
     elif args.dry_run:

@@ -61,3 +61,19 @@ def test_once_records_the_checks_and_launches_the_retraining_run(drifted, hive_h
     # a second --once in the same interval finds the trigger and launches nothing
     assert main(["drift", "check", "--once", "--specialist", "business"]) == 0
     assert "already triggered" in capsys.readouterr().out and len(runs(hive_home)) == 1
+
+
+def test_the_table_s_columns_hold_the_longest_feature_name(hive_home, champion_uri, monkeypatch, capsys):
+    """Seed 55's quiet window has its largest (small) shift in duration_coefficient_of_variation, the
+    longest name in the feature contract: it ran into the decision column ("...variationno_drift")."""
+    from hive_assets.features import NUMERIC_FEATURES
+
+    longest = max(NUMERIC_FEATURES, key=len)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", champion_uri)
+    simulate(SQLiteStore(hive_home / "store.sqlite"), plans=400, days=0.5, seed=55, now=datetime.now(timezone.utc),
+             feedback_rate=0.0)
+    assert main(["drift", "check", "--once", "--dry-run", "--specialist", "business"]) == 0
+    header, _, row, *_ = capsys.readouterr().out.splitlines()
+    feature_at, decision_at = header.index("top feature"), header.index("decision")
+    assert row[feature_at:decision_at].rstrip() == longest  # the precondition: this window's top feature
+    assert row[decision_at - 1] == " " and row[decision_at:].split()[0] == "no_drift"
