@@ -14,7 +14,7 @@ import json
 import sys
 
 from hive_assets.cli import _dagster
-from hive_assets.cli._args import add_specialist, add_verb, iso_datetime, positive_float
+from hive_assets.cli._args import add_specialist, add_verb, iso_datetime, positive_float, version_number
 
 
 ENV = ("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "MONGODB_DATABASE", "MLFLOW_TRACKING_URI")
@@ -42,8 +42,9 @@ def add_parsers(sub) -> None:
 
     p = verb("start", "open a test of --new-version against the champion",
              "Run the job ab_test_start: the version becomes `challenger` and a test opens at --traffic.")
-    p.add_argument("--new-version", required=True, help="registry version to test")
-    p.add_argument("--baseline-version", default="", help="must be the current champion (default: it)")
+    p.add_argument("--new-version", type=version_number, required=True, help="registry version to test")
+    p.add_argument("--baseline-version", type=version_number, default=None,
+                   help="must be the current champion (default: it)")
     p.add_argument("--traffic", type=traffic_percent,
                    help="challenger share in %% (default: $AB_TEST_DEFAULT_TRAFFIC, else 10)")
     p.set_defaults(func=cmd_start)
@@ -118,7 +119,7 @@ def _op_config(op: str, **config) -> dict:
 
 def cmd_start(args: argparse.Namespace) -> int:
     config = _op_config("start_ab_test", specialist=args.specialist, new_version=args.new_version,
-                        baseline_version=args.baseline_version, traffic=args.traffic, now=_now(args))
+                        baseline_version=args.baseline_version or "", traffic=args.traffic, now=_now(args))
     return _finish(args, _run("ab_test_start", config), "start_ab_test")
 
 

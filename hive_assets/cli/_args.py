@@ -186,6 +186,35 @@ def iso_datetime(text: str) -> datetime:
                                          f"got {text!r}") from None
 
 
+def model_version_ref(text: str) -> str:
+    """N, <model>/N or models:/<model>/N (the registry's rule), refused before any run is launched."""
+    from hive_assets.registry import RegistryError, parse_version_ref
+
+    try:
+        parse_version_ref(text)
+    except RegistryError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def version_number(text: str) -> str:
+    """A registry version number ("3"; "v3", as `hive deploy list` prints it, is read as 3)."""
+    number = text.strip().removeprefix("v")
+    if not number.isdigit() or int(number) < 1:
+        raise argparse.ArgumentTypeError(f"must be a version number such as 3, got {text!r}")
+    return str(int(number))
+
+
+def alias_name(text: str) -> str:
+    """An alias MLflow accepts (letters, digits, '_' and '-'; not 'latest' or 'v<N>')."""
+    from hive_assets.registry import RegistryError, check_alias
+
+    try:
+        return check_alias(text)
+    except RegistryError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def existing_file(text: str) -> Path:
     path = Path(text)
     if not path.is_file():

@@ -14,7 +14,7 @@ import json
 import sys
 
 from hive_assets.cli import _dagster
-from hive_assets.cli._args import add_specialist, add_verb, iso_datetime
+from hive_assets.cli._args import add_specialist, add_verb, alias_name, iso_datetime, model_version_ref
 
 
 def _actor() -> str:
@@ -188,21 +188,23 @@ def add_parsers(sub) -> None:
     p.add_argument("--run-id", required=True, help="the MLflow training run id")
     p.add_argument("--reason", default="", help="why, for the ledger (default: empty)")
     p = verb("promote", cmd_promote, "Make a version champion; refused when its validation gate did not pass.")
-    p.add_argument("--model-version", required=True, help="N, <model>/N or models:/<model>/N")
+    p.add_argument("--model-version", type=model_version_ref, required=True, help="N, <model>/N or models:/<model>/N")
     p.add_argument("--force", action="store_true", help="promote despite the gate (needs --reason)")
     p.add_argument("--reason", default="", help="why, for the ledger (default: empty)")
     verb("list", cmd_list, "List the model versions with aliases, stage and gate (read only: no run).")
     p = verb("rollback", cmd_rollback, "Move champion back to the previous champion (from the ledger).")
-    p.add_argument("--target-version", help="restore this version instead (default: the previous champion)")
+    p.add_argument("--target-version", type=model_version_ref,
+                   help="restore this version instead (default: the previous champion)")
     p.add_argument("--force", action="store_true", help="allow a target whose gate did not pass (needs --reason)")
     p.add_argument("--reason", default="", help="why, for the ledger (default: empty)")
     p.add_argument("--idempotency-key", help="name this rollback: rerunning with the same key is a no-op that says so "
                                              "(default: a rerun right after a rollback is recognised from the ledger)")
     p = verb("alias", cmd_alias, "Point an alias at a version (champion follows promote's rules).")
-    p.add_argument("--alias", required=True, help="champion, challenger, ab-test-v<N>, ...")
-    p.add_argument("--model-version", required=True, help="N, <model>/N or models:/<model>/N")
+    p.add_argument("--alias", type=alias_name, required=True, help="champion, challenger, ab-test-v<N>, ...")
+    p.add_argument("--model-version", type=model_version_ref, required=True, help="N, <model>/N or models:/<model>/N")
     p.add_argument("--force", action="store_true", help="for champion: promote despite the gate (needs --reason)")
     p.add_argument("--reason", default="", help="why, for the ledger (default: empty)")
     p = verb("history", cmd_history, "Which version held champion at --at (default: the whole timeline; read only).")
     p.add_argument("--at", type=iso_datetime, help="ISO-8601 time; naive means UTC (default: every tenure)")
-    p.add_argument("--alias", default="champion", help="the alias whose history to show (default: champion)")
+    p.add_argument("--alias", type=alias_name, default="champion",
+                   help="the alias whose history to show (default: champion)")

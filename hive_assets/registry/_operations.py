@@ -73,6 +73,22 @@ def _registered_model(client, specialist: str):
         raise
 
 
+def check_alias(alias: str) -> str:
+    """`alias` when MLflow accepts it as an alias name, else RegistryError saying what it accepts."""
+    if not _ALIAS_RE.match(alias) or alias == "latest" or re.fullmatch(r"v\d+", alias):
+        raise RegistryError(f"invalid alias {alias!r}: letters, digits, '_' and '-'; not 'latest' or 'v<N>'")
+    return alias
+
+
+def parse_version_ref(ref: str | int) -> tuple[str | None, str]:
+    """(model name or None, version number) of "3", "business-evaluator/3" or "models:/business-evaluator/3";
+    RegistryError for anything else."""
+    match = _VERSION_RE.match(str(ref).strip())
+    if not match:
+        raise RegistryError(f"{ref!r} is not a model version (expected N, <model>/N or models:/<model>/N)")
+    return match["name"], match["version"]
+
+
 def resolve_version(client, specialist: str, ref: str | int):
     """The ModelVersion that `ref` names for `specialist`: "3", "business-evaluator/3" or
     "models:/business-evaluator/3". Refused: another model's version, a version that does not exist, or a
@@ -81,17 +97,15 @@ def resolve_version(client, specialist: str, ref: str | int):
 
     check_specialist(specialist)
     name = model_name(specialist)
-    match = _VERSION_RE.match(str(ref).strip())
-    if not match:
-        raise RegistryError(f"{ref!r} is not a model version (expected N, <model>/N or models:/<model>/N)")
-    if match["name"] and match["name"] != name:
-        raise RegistryError(f"version {match['name']}/{match['version']} belongs to another model; "
+    ref_name, number = parse_version_ref(ref)
+    if ref_name and ref_name != name:
+        raise RegistryError(f"version {ref_name}/{number} belongs to another model; "
                             f"the {specialist} specialist's model is {name}")
     try:
-        version = client.get_model_version(name, match["version"])
+        version = client.get_model_version(name, number)
     except MlflowException as exc:
         if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
-            raise RegistryError(f"{name} has no version {match['version']}") from None
+            raise RegistryError(f"{name} has no version {number}") from None
         raise
     trained_for = version.tags.get("dagster_partition")
     if trained_for and trained_for != specialist:
@@ -423,8 +437,7 @@ def set_alias(client, store: DocumentStore, specialist: str, alias: str, version
               mirror: bool | None = None) -> dict[str, Any]:
     """Point any alias at a version. `champion` goes through `promote` (same gate rule); `ab-test-v<N>`
     must name version N."""
-    if not _ALIAS_RE.match(alias) or alias == "latest" or re.fullmatch(r"v\d+", alias):
-        raise RegistryError(f"invalid alias {alias!r}: letters, digits, '_' and '-'; not 'latest' or 'v<N>'")
+    check_alias(alias)
     if alias == CHAMPION:
         return promote(client, store, specialist, version_ref, actor=actor, reason=reason, force=force,
                        dagster_run_id=dagster_run_id, mirror=mirror)

@@ -260,6 +260,13 @@ BAD = {
     "not finite": (("simulate", "--days", "nan"), "must be a positive number, got 'nan'"),
     "bad date": (("simulate", "--now", "yesterday"), "must be an ISO-8601 date-time"),
     "unknown command": (("retrain-everything",), "invalid choice: 'retrain-everything'"),
+    # these launched a Dagster run that failed (a failed run in the operators' list for a typo)
+    "not a model version": (("deploy", "promote", "--specialist", "business", "--model-version", "latest"),
+                            "argument --model-version: 'latest' is not a model version (expected N, <model>/N"),
+    "not an alias": (("deploy", "alias", "--specialist", "business", "--alias", "champ!on", "--model-version", "2"),
+                     "argument --alias: invalid alias 'champ!on': letters, digits, '_' and '-'"),
+    "not a version number": (("ab-test", "start", "--specialist", "business", "--new-version", "two"),
+                             "argument --new-version: must be a version number such as 3, got 'two'"),
     "unknown option": (("report", "--verbose"), "unrecognized arguments: --verbose"),
 }
 
@@ -286,6 +293,12 @@ def test_a_request_beyond_memory_is_one_line_and_writes_nothing(shell):
 
     store = SQLiteStore(cwd / HOME_REL / "store.sqlite")
     assert sum(store.count(c) for c in ("cognitive_ledger", "cognitive_plans", "specialist_opinions")) == 0
+
+
+def test_a_version_number_may_be_written_as_hive_deploy_history_prints_it():
+    from hive_assets.cli._args import version_number
+
+    assert [version_number(v) for v in ("3", "v3", "03", " 12 ")] == ["3", "3", "3", "12"]
 
 
 def test_store_index_without_mongodb_is_refused_before_the_store_is_created(shell):
