@@ -95,13 +95,18 @@ def _fmt_interval(interval: Any) -> str:
 
 
 def gate_table_text(report: dict[str, Any]) -> str:
-    """The gate table as aligned text: metric, value, 95% interval, bound, verdict."""
-    rows = gate_rows(report)
-    header = f"{'gate':<16}{'metric':<34}{'value':>8}  {'95% CI':<18}{'bound':<16}verdict"
-    lines = [header, "-" * len(header)]
-    lines += [f"{r['gate']:<16}{r['metric']:<34}{r['value']:>8.3f}  {_fmt_interval(r['interval']):<18}"
-              f"{r['bound']:<16}{r['verdict']}" for r in rows]
-    return "\n".join(lines)
+    """The gate table as aligned text: metric, value, 95% interval, bound, verdict. Each column is as wide
+    as its longest cell and two spaces ("precision_review_required - champion" ran into the value)."""
+    header = ("gate", "metric", "value", "95% CI", "bound", "verdict")
+    cells = [header] + [(r["gate"], r["metric"], f"{r['value']:.3f}", _fmt_interval(r["interval"]), r["bound"],
+                         r["verdict"]) for r in gate_rows(report)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+
+    def line(row: tuple[str, ...]) -> str:
+        return "  ".join(cell.rjust(w) if i == 2 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+
+    lines = [line(row).rstrip() for row in cells]
+    return "\n".join([lines[0], "-" * max(map(len, lines)), *lines[1:]])
 
 
 def metrics_table_markdown(report: dict[str, Any]) -> str:

@@ -242,6 +242,27 @@ def test_the_gate_table_lists_every_gated_metric_with_its_verdict():
     assert report["gate"]["passed"] == (report["minimum_metrics"]["passed"] and report["calibration"]["passed"])
 
 
+def test_the_gate_table_s_columns_line_up_with_its_header_with_a_champion_comparison():
+    """The champion rows' metric ("precision_review_required - champion") and bound ("CI high >= -0.02")
+    ran into the next column; every cell now starts (the value: ends) where its header does."""
+    rng = np.random.default_rng(10)
+    y, champion, groups = _clustered(rng, 400)
+    report = m.build_report(_test_frame(y, groups), np.roll(champion, 1, axis=0), {"version": "3"}, champion,
+                            n_boot=100)
+    header, rule, *lines = m.gate_table_text(report).splitlines()
+    rows = m.gate_rows(report)
+    assert len(lines) == len(rows) and any(r["gate"] == "non_inferiority" for r in rows)
+    assert set(rule) == {"-"} and len(rule) == max(len(x) for x in (header, *lines))
+    starts = {name: header.index(name) for name in ("gate", "metric", "95% CI", "bound", "verdict")}
+    value_end = header.index("value") + len("value")
+    for line, r in zip(lines, rows):
+        for name, key in (("gate", "gate"), ("metric", "metric"), ("bound", "bound"), ("verdict", "verdict")):
+            assert line[starts[name]:].startswith(r[key] + ("  " if name != "verdict" else "")), (name, line)
+        assert line[:value_end].endswith(f" {r['value']:.3f}"), line
+        interval = "-" if r["interval"] is None else f"[{r['interval'][0]:.3f}, {r['interval'][1]:.3f}]"
+        assert line[starts["95% CI"]:].startswith(interval + " "), line
+
+
 def test_bootstrap_progress_reports_blocks_and_leaves_the_intervals_unchanged():
     from hive_assets.evaluation._bootstrap import PROGRESS_BLOCK
 
