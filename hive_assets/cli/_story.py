@@ -56,6 +56,14 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def _code_location() -> str:
+    """`-w <the repository's workspace.yaml>` as the working directory reaches it ("workspace.yaml" in the
+    repository, where `make demo` runs; a bare name elsewhere named a file that is not there), or the module
+    where there is no checkout (an installed package)."""
+    workspace = Path(__file__).resolve().parents[2] / "workspace.yaml"
+    return f"-w {shlex.quote(_shown(workspace))}" if workspace.is_file() else "-m hive_assets.definitions"
+
+
 def next_steps(hive_home: Path, tracking_uri: str, logs: list[Path]) -> str:
     """The closing block: what to run next, with exact commands and URLs for this home (each UI in a
     terminal of its own; the exports make new runs link between the two UIs)."""
@@ -74,7 +82,7 @@ def next_steps(hive_home: Path, tracking_uri: str, logs: list[Path]) -> str:
              f"  {exports}",
              f"  {bin_dir + '/hive status':<{width}}per specialist: champion, challenger and traffic, drift, "
              "feedback, what happens next",
-             f'  eval "$({bin_dir}/hive env)"; {bin_dir}/dagster dev -w workspace.yaml',
+             f'  eval "$({bin_dir}/hive env)"; {bin_dir}/dagster dev {_code_location()}',
              f"  {'':<{width}}the Dagster UI on {dagster_url}: runs, assets and their metadata, checks, sensors"]
     if local:
         lines += [f"  {bin_dir}/mlflow ui --backend-store-uri {shlex.quote(tracking_uri)} --port {MLFLOW_UI_PORT}",

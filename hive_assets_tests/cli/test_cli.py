@@ -301,6 +301,16 @@ def test_a_version_number_may_be_written_as_hive_deploy_history_prints_it():
     assert [version_number(v) for v in ("3", "v3", "03", " 12 ")] == ["3", "3", "3", "12"]
 
 
+def test_the_closing_block_names_the_workspace_as_the_working_directory_reaches_it(monkeypatch, tmp_path):
+    from hive_assets.cli._story import next_steps
+
+    repo = Path(__file__).resolve().parents[2]
+    for cwd, expected in ((repo, "-w workspace.yaml"), (tmp_path, f"-w {repo / 'workspace.yaml'}")):
+        monkeypatch.chdir(cwd)
+        text = next_steps(tmp_path / "home", "sqlite:////x/mlflow.db", [])
+        assert f"/dagster dev {expected}\n" in text, text
+
+
 def test_store_index_without_mongodb_is_refused_before_the_store_is_created(shell):
     cwd, env = shell
     out = hive("store", "index", cwd=cwd, env=env)

@@ -217,6 +217,10 @@ def test_the_text_output_is_the_story_and_the_logs_go_to_the_log_file(base_state
         assert cells[1] == "v1" and float(cells[-2]) < float(cells[-5]) - 0.1, cells
     assert "- heuristic: the pre-platform heuristic" in text  # the legend
     closing = text[sections[2]:]
-    assert "hive status" in closing and "dagster dev -w workspace.yaml" in closing and url in closing
+    assert "hive status" in closing and url in closing
+    # run from outside the checkout: the workspace is named so that this working directory reaches it (a bare
+    # `-w workspace.yaml` named a file that is not there)
+    workspace = re.search(r"dagster dev -w (\S+)", closing).group(1)
+    assert (dst / workspace).resolve() == (Path(__file__).resolve().parents[2] / "workspace.yaml")
     assert " MLFLOW_DISABLE_TELEMETRY=true" in closing.splitlines()[1]  # the exports, for `mlflow ui` too
     assert closing.rstrip().splitlines()[-1].startswith("  the full logs")
