@@ -52,6 +52,19 @@ def build_parser() -> Parser:
 REGISTRY_VERBS = frozenset({"status", "report", "deploy", "ab-test", "train", "validate", "drift", "loop"})
 
 
+# verbs whose runs collect: with KAFKA_BOOTSTRAP_SERVERS set, a broker that does not answer (or has no
+# intentions.audit topic) is said at once; the collection step's retries took 2 minutes and ended in a stack trace
+AUDIT_VERBS = frozenset({"collect", "train"})
+
+
+def _audit_topic_down(settings: Settings) -> str | None:
+    if not settings.kafka_bootstrap_servers:
+        return None
+    from hive_assets.data.kafka import audit_topic_problem
+
+    return audit_topic_problem(settings.kafka_bootstrap_servers)
+
+
 def _registry_down(settings: Settings) -> str | None:
     """Why the configured MLflow server cannot be used now (one line, no credentials), or None."""
     if not settings.mlflow_uri.startswith(("http://", "https://")):
@@ -87,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in REGISTRY_VERBS and (down := _registry_down(settings)):
             print(f"{prog}: error: {down}; nothing was read or changed: run it again when MLflow answers",
                   file=sys.stderr)
+            return 1
+        if args.command in AUDIT_VERBS and (down := _audit_topic_down(settings)):
+            print(f"{prog}: error: {down}; nothing was collected: run it again when it answers", file=sys.stderr)
             return 1
         return args.func(args)
     except (ConfigError, UsageError) as exc:

@@ -185,6 +185,18 @@ def _topic_partitions(client: Any, bootstrap: str, topic: str, deadline: _Deadli
     return sorted(meta.partitions)
 
 
+def audit_topic_problem(bootstrap_servers: str, topic: str = "intentions.audit", timeout_s: float = 5.0) -> str | None:
+    """Why `topic` cannot be read now (the broker does not answer within `timeout_s`, or has no such topic),
+    in one line; None when it can. What a shell command checks before launching a collection, whose
+    runs would otherwise retry for minutes."""
+    admin = AdminClient(_client_config(bootstrap_servers, timeout_s))
+    try:
+        _topic_partitions(admin, bootstrap_servers, topic, _Deadline(timeout_s))
+    except KafkaUnavailable as exc:
+        return str(exc)
+    return None
+
+
 def read_audit_events(
     bootstrap_servers: str,
     start: datetime,

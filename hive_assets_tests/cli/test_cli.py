@@ -372,6 +372,44 @@ def test_simulate_with_an_unreachable_registry_says_so_at_once_and_serves_the_he
     assert {o["specialist_version"] for o in opinions} == {"0.0.0-heuristic"}
 
 
+def _instance_runs(cwd: Path, monkeypatch) -> list:
+    import dagster as dg
+
+    home = cwd / HOME_REL / "dagster"
+    if not (home / "dagster.yaml").exists():
+        return []
+    monkeypatch.setenv("DAGSTER_HOME", str(home))  # the instance opened as a user's DAGSTER_HOME opens it
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return instance.get_runs()
+
+
+@pytest.mark.parametrize("verb", ["collect", "train"])
+def test_an_unreachable_audit_topic_is_one_line_at_once_and_launches_no_run(shell, verb, monkeypatch):
+    cwd, env = shell
+    # the collection step's retries held `hive collect` 2 minutes, then printed Dagster's stack trace
+    out = hive(verb, "--specialist", "business", cwd=cwd, env={**env, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"},
+               timeout=60)
+    assert out.returncode == 1 and "Traceback" not in out.stderr + out.stdout, out.stderr
+    errors = [line for line in out.stderr.splitlines() if not line.startswith("hive: HIVE_HOME=")]
+    assert len(errors) == 1 and errors[0].startswith(f"hive {verb}: error: Kafka at 127.0.0.1:1 unreachable: "), errors
+    assert errors[0].endswith("; nothing was collected: run it again when it answers")
+    assert _instance_runs(cwd, monkeypatch) == []
+
+
+def test_a_broker_without_the_audit_topic_is_said_before_any_run(shell, kafka_bootstrap, monkeypatch):
+    from confluent_kafka.admin import AdminClient
+
+    if "intentions.audit" in AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10).topics:
+        pytest.skip("this broker has an intentions.audit topic (another test made it)")
+    cwd, env = shell
+    out = hive("collect", "--specialist", "business", cwd=cwd, env={**env, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
+               timeout=60)
+    assert out.returncode == 1, out.stderr
+    assert (f"hive collect: error: topic 'intentions.audit' not found on {kafka_bootstrap}; nothing was collected"
+            in out.stderr), out.stderr
+    assert _instance_runs(cwd, monkeypatch) == []
+
+
 def test_a_registry_behind_basic_auth_is_reached_at_its_host(mlflow_server):
     from hive_assets.cli._dagster import reachable
 
