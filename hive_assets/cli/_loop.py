@@ -75,8 +75,8 @@ def cmd_loop(args: argparse.Namespace) -> int:
     from hive_assets.config import Settings, hive_home
     from hive_assets.simulator import DEFAULT_SETTINGS, DriftPlan, default_scenario
 
-    scenario = default_scenario(days=args.days, seed=args.seed, plans_per_hour=args.plans_per_hour)
     try:
+        scenario = default_scenario(days=args.days, seed=args.seed, plans_per_hour=args.plans_per_hour)
         scenario = replace(scenario, drift=(DriftPlan(args.drift_specialist),) if args.drift_specialist else (),
                            push_previous_champion=(args.push_previous_champion,) if args.push_previous_champion else (),
                            review_queue_budget=args.review_queue, retrain_days=tuple(args.retrain_days))

@@ -48,11 +48,30 @@ def _served(tracking_uri: str):
     return served_opinions(routers)
 
 
+def _note_a_future_end(end) -> None:
+    """Documents stamped after the platform's clock are invisible to it (collection, drift, the A/B tally
+    read up to `now`): `--now` past the home's clock wrote 300 plans of which collection saw 10, silently."""
+    from datetime import timedelta
+
+    from hive_assets import clock
+
+    platform_now = clock.now()
+    if end is not None and end > platform_now + timedelta(minutes=5):
+        print(f"hive simulate: note: --now {end:%Y-%m-%d %H:%M} UTC is after the home's clock "
+              f"({platform_now:%Y-%m-%d %H:%M} UTC): the platform reads only what is stamped up to its clock, "
+              "so the documents after it count once the clock gets there (`hive clock`)", file=sys.stderr)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from hive_assets.data import open_store
-    from hive_assets.simulator import simulate
+    from hive_assets.simulator import simulate, written_before
 
+    _note_a_future_end(args.now)
     with open_store() as store:
+        if written_before(store, args.seed):
+            # e.g. `hive simulate --plans 1000` after `make demo` (seed 42) moved the demo's first 1,000 plans
+            print(f"hive simulate: note: seed {args.seed} wrote into this store before: its documents are "
+                  f"replaced (same ids, new times and opinions); another --seed adds new ones", file=sys.stderr)
         opinion_model = None if args.no_serve else _served(Settings.from_env().mlflow_uri)
         summary = simulate(store, plans=args.plans, days=args.days, seed=args.seed, now=args.now, drift=args.drift,
                            label_noise=args.label_noise, feedback_rate=args.label_rate, opinion_model=_announced(opinion_model),

@@ -18,12 +18,12 @@ from hive_assets.simulator._timeline import (
 )
 from hive_assets.simulator._simulate import (
     CORRUPTIONS, DENIED_SOURCE, POLICIES, SimulationSummary, heuristic_opinion, make_plans, policy_label,
-    policy_score, simulate,
+    policy_score, simulate, written_before,
 )
 
 __all__ = [
     "CORRUPTIONS", "DEFAULT_SETTINGS", "DENIED_SOURCE", "DriftPlan", "Scenario", "default_scenario", "DriftInjection", "POLICIES", "ServingLoop", "SimulationSummary", "describe_serving", "heuristic_opinion",
     "refresh_all", "served_opinions",
-    "make_plans", "policy_label", "policy_score", "simulate", "simulate_scale",
+    "make_plans", "policy_label", "policy_score", "simulate", "simulate_scale", "written_before",
     "ChampionAnswer", "TimelineEvent", "build_timeline", "champions", "format_champions", "format_timeline",
 ]

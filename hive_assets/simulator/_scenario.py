@@ -85,6 +85,9 @@ class Scenario:
     def __post_init__(self):
         if self.days <= 0 or self.plans_per_hour <= 0:
             raise ValueError("days and plans_per_hour must be positive")
+        if self.hours < 1:  # 0.01 days played nothing and printed an empty timeline
+            raise ValueError(f"the loop plays whole simulated hours: days must be at least 1/24 (one hour), "
+                             f"got {self.days:g}")
         if self.review_queue_budget < 0:
             raise ValueError("review_queue_budget must be >= 0")
         late = [d for d in self.retrain_days if not 1 <= d <= self.days]
@@ -102,7 +105,8 @@ class Scenario:
         return int(round(self.days * 24))
 
     def describe(self) -> list[str]:
-        lines = [f"{self.days:g} simulated days, {self.plans_per_hour} plans an hour, seed {self.seed}"]
+        rounded = "" if self.hours == self.days * 24 else f" ({self.hours} h: the loop plays whole hours)"
+        lines = [f"{self.days:g} simulated days{rounded}, {self.plans_per_hour} plans an hour, seed {self.seed}"]
         lines += [f"drift: {d.specialist} sees domain {d.domain} from hour {d.onset_hours:g} "
                   f"(+{d.share:.0%} traffic, reviewers {d.domain_offset:+g} stricter)" for d in self.drift]
         lines += [f"operator: pushes {s}'s previous champion back as challenger at {self.push_traffic:g} % after "

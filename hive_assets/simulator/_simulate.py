@@ -270,6 +270,14 @@ def heuristic_opinion(specialist: str, plan: dict, rng: np.random.Generator | No
 OpinionModel = Callable[[str, list[dict]], list[tuple[str, float, str, dict]]]
 
 
+def written_before(store, seed: int) -> bool:
+    """Whether `simulate(seed=seed)` already wrote into `store`: its first plan's opinions are there. Its ids
+    derive from the seed, so another run with it replaces those documents (their times, their opinions)."""
+    # one top-level equality per id: what FerretDB pushes down (an `$in` reads every opinion)
+    return any(store.find_one("specialist_opinions", {"opinion_id": f"op-{seed}-{0:07d}-{s}"}) is not None
+               for s in SPECIALISTS)
+
+
 def _served_chunks(generated: Iterator[dict], chunk_size: int, domain: str | None, specialists: Sequence[str],
                    opinion_model: OpinionModel | None) -> Iterator[tuple[int, dict, dict[str, tuple]]]:
     """(index, plan, {specialist: served opinion}) for each plan, served `chunk_size` plans at a time."""

@@ -311,6 +311,30 @@ def test_the_closing_block_names_the_workspace_as_the_working_directory_reaches_
         assert f"/dagster dev {expected}\n" in text, text
 
 
+def test_simulate_says_when_its_end_is_after_the_home_s_clock(shell):
+    cwd, env = shell
+    assert hive("clock", "pin", "2026-01-05T00:00:00Z", cwd=cwd, env=env).returncode == 0
+    late = hive("simulate", "--plans", "20", "--no-serve", "--seed", "1", "--now", "2026-03-01T00:00:00Z", cwd=cwd,
+                env=env)
+    assert late.returncode == 0, late.stderr
+    assert ("hive simulate: note: --now 2026-03-01 00:00 UTC is after the home's clock (2026-01-05 00:00 UTC)"
+            in late.stderr), late.stderr
+    for seed, end in (("2", "2026-01-05T00:04:00Z"), ("3", "2025-12-01T00:00:00Z")):  # within the skew; history
+        quiet = hive("simulate", "--plans", "20", "--no-serve", "--seed", seed, "--now", end, cwd=cwd, env=env)
+        assert quiet.returncode == 0 and "note:" not in quiet.stderr, quiet.stderr
+
+
+def test_simulate_says_when_a_seed_replaces_what_it_wrote_before(shell):
+    cwd, env = shell
+    first = hive("simulate", "--plans", "20", "--no-serve", "--seed", "5", cwd=cwd, env=env)
+    other = hive("simulate", "--plans", "20", "--no-serve", "--seed", "6", cwd=cwd, env=env)
+    again = hive("simulate", "--plans", "10", "--no-serve", "--seed", "5", "--specialist", "behavior", cwd=cwd, env=env)
+    assert [p.returncode for p in (first, other, again)] == [0, 0, 0], again.stderr
+    assert "note:" not in first.stderr + other.stderr
+    assert ("hive simulate: note: seed 5 wrote into this store before: its documents are replaced (same ids, new "
+            "times and opinions); another --seed adds new ones") in again.stderr.splitlines()
+
+
 def test_store_index_without_mongodb_is_refused_before_the_store_is_created(shell):
     cwd, env = shell
     out = hive("store", "index", cwd=cwd, env=env)
@@ -462,6 +486,7 @@ def test_loop_says_what_to_do_on_an_empty_home_and_refuses_bad_arguments(shell):
     assert "no champion registered for business" in done.stderr and "make demo" in done.stderr
     assert "dagster asset materialize" in done.stderr  # how to register one: `hive train` alone does not
     for args, word in ((("--days", "-2"), "--days"), (("--drift-specialist", "finance"), "unknown specialist"),
-                       (("--plans-per-hour", "0"), "--plans-per-hour")):
+                       (("--plans-per-hour", "0"), "--plans-per-hour"),
+                       (("--days", "0.01"), "the loop plays whole simulated hours")):
         bad = hive("loop", *args, cwd=cwd, env=env)
         assert bad.returncode == 2 and word in bad.stderr and "Traceback" not in bad.stderr, bad.stderr

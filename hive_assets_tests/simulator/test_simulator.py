@@ -98,3 +98,16 @@ def test_chunked_generation_writes_the_same_documents_with_bounded_batches(tmp_p
     kept = simulate(SQLiteStore(tmp_path / "kept.sqlite"), plans=30, seed=6, now=NOW, chunk_size=4,
                     keep_plans=True)
     assert kept.plan_docs == make_plans(30, seed=6, now=NOW, days=60.0)
+
+
+def test_the_loop_plays_whole_hours_and_says_so():
+    import pytest
+
+    from hive_assets.simulator import default_scenario
+
+    assert default_scenario(days=6).describe()[0].startswith("6 simulated days, 150 plans an hour")
+    assert default_scenario(days=0.25).describe()[0].startswith("0.25 simulated days, ")  # 6 h: nothing rounded
+    tenth = default_scenario(days=0.1)
+    assert tenth.hours == 2 and tenth.describe()[0].startswith("0.1 simulated days (2 h: the loop plays whole hours)")
+    with pytest.raises(ValueError, match="the loop plays whole simulated hours"):
+        default_scenario(days=0.01)  # played nothing, then printed an empty timeline
