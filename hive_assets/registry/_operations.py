@@ -42,7 +42,8 @@ GATE_TAG = "validation_gate"
 # MLflow alias rules: letters, digits, '_' and '-'; `latest` and `v<digits>` are reserved
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 _AB_ALIAS_RE = re.compile(r"^ab-test-v(\d+)$")
-_VERSION_RE = re.compile(r"^(?:models:/)?(?:(?P<name>[^/@]+)/)?(?P<version>\d+)$")
+# "v3" too: `hive deploy history` and the ledger print versions that way
+_VERSION_RE = re.compile(r"^(?:models:/)?(?:(?P<name>[^/@]+)/)?v?(?P<version>\d+)$")
 
 StepHook = Callable[[str], None]
 
@@ -81,8 +82,8 @@ def check_alias(alias: str) -> str:
 
 
 def parse_version_ref(ref: str | int) -> tuple[str | None, str]:
-    """(model name or None, version number) of "3", "business-evaluator/3" or "models:/business-evaluator/3";
-    RegistryError for anything else."""
+    """(model name or None, version number) of "3" (or "v3"), "business-evaluator/3" or
+    "models:/business-evaluator/3"; RegistryError for anything else."""
     match = _VERSION_RE.match(str(ref).strip())
     if not match:
         raise RegistryError(f"{ref!r} is not a model version (expected N, <model>/N or models:/<model>/N)")

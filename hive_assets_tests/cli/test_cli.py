@@ -299,6 +299,10 @@ def test_a_version_number_may_be_written_as_hive_deploy_history_prints_it():
     from hive_assets.cli._args import version_number
 
     assert [version_number(v) for v in ("3", "v3", "03", " 12 ")] == ["3", "3", "3", "12"]
+    from hive_assets.registry import parse_version_ref  # what deploy --model-version accepts
+
+    assert [parse_version_ref(v) for v in ("v3", "3", "business-evaluator/v3", "models:/business-evaluator/3")] \
+        == [(None, "3"), (None, "3"), ("business-evaluator", "3"), ("business-evaluator", "3")]
 
 
 def test_the_closing_block_names_the_workspace_as_the_working_directory_reaches_it(monkeypatch, tmp_path):
