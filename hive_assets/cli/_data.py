@@ -110,8 +110,11 @@ def add_parsers(sub) -> None:
                    help="a feedback origin the quality filter skips (feedback_source or metadata.source, any "
                         "case); repeatable; replaces the default (default: approval_service)")
     p.add_argument("--json", action="store_true", help="one JSON object per specialist (default: text)")
-    p.add_argument("--log-level", type=str.upper, choices=_dagster.LOG_LEVELS, default="WARNING",
-                   help="the Dagster run log shown on stderr; the instance keeps every event for the UI")
+    # quiet by default, as train, deploy and ab-test: a failed step's event carries Dagster's stack trace, and
+    # the line this verb prints says what failed (the instance keeps every event for the UI)
+    p.add_argument("--log-level", type=str.upper, choices=_dagster.LOG_LEVELS, default=_dagster.QUIET,
+                   help="the Dagster run log shown on stderr (WARNING and below show a failed step's stack "
+                        "trace); the instance keeps every event for the UI")
     p.set_defaults(func=cmd_collect)
 
     store = sub.add_parser("store", help="document store utilities", description="Document store utilities.")
