@@ -84,12 +84,15 @@ def _launch(store, check, trigger) -> str:
     if trigger.get("status") != "pending" or trigger.get("dagster_run_id"):
         return f"already triggered ({trigger.get('status')}, run {trigger.get('dagster_run_id')})"
     update_trigger_status(store, check.run_key, "running")
+    # quiet: the run's log lines (a failed step's stack trace) landed in the middle of the table
     result = _dagster.run_job("retrain_specialist", partition_key=check.specialist,
-                              tags={"hive/trigger_id": check.run_key, "hive/trigger_reason": "drift"})
+                              tags={"hive/trigger_id": check.run_key, "hive/trigger_reason": "drift"},
+                              log_level=_dagster.QUIET)
     status = "completed" if result.success else "failed"
+    error = None if result.success else _dagster.failure_message(result)
     update_trigger_status(store, check.run_key, status, run_id=result.run_id, metrics=_dagster.result_metrics(result),
-                          error=None if result.success else _dagster.failure_message(result))
-    return f"retrained: run {result.run_id} {status}"
+                          error=error)
+    return f"retrained: run {result.run_id} {status}" + (f": {error}" if error else "")
 
 
 def add_parsers(sub) -> None:
