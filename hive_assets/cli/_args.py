@@ -186,33 +186,36 @@ def iso_datetime(text: str) -> datetime:
                                          f"got {text!r}") from None
 
 
-def model_version_ref(text: str) -> str:
-    """N, <model>/N or models:/<model>/N (the registry's rule), refused before any run is launched."""
-    from hive_assets.registry import RegistryError, parse_version_ref
+def _registry_rule(rule: str, text: str):
+    """`hive_assets.registry.<rule>(text)`, its RegistryError a usage error: refused before any run."""
+    from hive_assets import registry
 
     try:
-        parse_version_ref(text)
-    except RegistryError as exc:
+        return getattr(registry, rule)(text)
+    except registry.RegistryError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def model_version_ref(text: str) -> str:
+    """N (or vN), <model>/N or models:/<model>/N: the registry's rule."""
+    _registry_rule("parse_version_ref", text)
     return text
 
 
 def version_number(text: str) -> str:
-    """A registry version number ("3"; "v3", as `hive deploy list` prints it, is read as 3)."""
-    number = text.strip().removeprefix("v")
-    if not number.isdigit() or int(number) < 1:
+    """A bare registry version number ("3", or "v3" as `hive deploy history` prints it), as "3"."""
+    try:
+        name, number = _registry_rule("parse_version_ref", text)
+    except argparse.ArgumentTypeError:
+        name = number = None
+    if name is not None or number is None or int(number) < 1:
         raise argparse.ArgumentTypeError(f"must be a version number such as 3, got {text!r}")
     return str(int(number))
 
 
 def alias_name(text: str) -> str:
     """An alias MLflow accepts (letters, digits, '_' and '-'; not 'latest' or 'v<N>')."""
-    from hive_assets.registry import RegistryError, check_alias
-
-    try:
-        return check_alias(text)
-    except RegistryError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return _registry_rule("check_alias", text)
 
 
 def existing_file(text: str) -> Path:

@@ -170,6 +170,12 @@ def reachable(uri: str, timeout: float = 3.0) -> str | None:
         return one_line(f"MLflow at {redact_uri(uri)} unreachable ({reason or type(exc).__name__})")
 
 
+def registry_down(uri: str) -> str | None:
+    """Why the MLflow server at `uri` cannot be used now (one line, no credentials), or None; the embedded
+    registry is a local file, never "down" (a database not created yet is not an outage)."""
+    return reachable(uri) if uri.startswith(("http://", "https://")) else None
+
+
 def result_metrics(result) -> dict:
     """Numeric metadata of an in-process run's materializations, as {"<asset>.<name>": value}."""
     metrics = {}

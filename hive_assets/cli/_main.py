@@ -12,7 +12,8 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from hive_assets.cli import (
-    _abtest, _clock, _data, _deploy, _doctor, _drift, _home, _loop, _report, _review, _simulate, _status, _train,
+    _abtest, _clock, _dagster, _data, _deploy, _doctor, _drift, _home, _loop, _report, _review, _simulate, _status,
+    _train,
 )
 from hive_assets.cli._args import USAGE_ERROR, HelpFormatter, Parser, UsageError
 from hive_assets.config import ConfigError, Settings
@@ -65,15 +66,6 @@ def _audit_topic_down(settings: Settings) -> str | None:
     return audit_topic_problem(settings.kafka_bootstrap_servers)
 
 
-def _registry_down(settings: Settings) -> str | None:
-    """Why the configured MLflow server cannot be used now (one line, no credentials), or None."""
-    if not settings.mlflow_uri.startswith(("http://", "https://")):
-        return None  # the embedded registry: a local file
-    from hive_assets.cli._dagster import reachable
-
-    return reachable(settings.mlflow_uri)
-
-
 def _registry_outage(exc: BaseException) -> bool:
     """Whether `exc` is MLflow's client giving up on a server that did not answer (an MLflow exception with a
     refused, reset or timed-out connection under it), rather than an answer it did not like."""
@@ -97,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()  # validate the whole environment before any side effect
         _home.prepare(announce=getattr(args, "announce", True))
-        if args.command in REGISTRY_VERBS and (down := _registry_down(settings)):
+        if args.command in REGISTRY_VERBS and (down := _dagster.registry_down(settings.mlflow_uri)):
             print(f"{prog}: error: {down}; nothing was read or changed: run it again when MLflow answers",
                   file=sys.stderr)
             return 1

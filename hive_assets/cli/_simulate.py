@@ -29,12 +29,12 @@ def _announced(opinion_model):
 def _served(tracking_uri: str):
     """The opinion model through the serving client (what the specialist services run), or None with the
     reason on stderr when no champion can be served."""
-    from hive_assets.cli._dagster import reachable
+    from hive_assets.cli._dagster import registry_down
     from hive_assets.serving import routers_for
     from hive_assets.simulator import describe_serving, refresh_all, served_opinions
 
     # a server that does not answer: say so at once, rather than after MLflow's retries (about 4 minutes)
-    if tracking_uri.startswith(("http://", "https://")) and (down := reachable(tracking_uri)):
+    if down := registry_down(tracking_uri):
         print(f"hive simulate: {down}: opinions from the pre-platform heuristic", file=sys.stderr)
         return None
     routers = routers_for(tracking_uri, refresh_interval=None)
@@ -51,12 +51,11 @@ def _served(tracking_uri: str):
 def _note_a_future_end(end) -> None:
     """Documents stamped after the platform's clock are invisible to it (collection, drift, the A/B tally
     read up to `now`): `--now` past the home's clock wrote 300 plans of which collection saw 10, silently."""
-    from datetime import timedelta
-
     from hive_assets import clock
+    from hive_assets.data import FUTURE_TOLERANCE
 
     platform_now = clock.now()
-    if end is not None and end > platform_now + timedelta(minutes=5):
+    if end is not None and end > platform_now + FUTURE_TOLERANCE:
         print(f"hive simulate: note: --now {end:%Y-%m-%d %H:%M} UTC is after the home's clock "
               f"({platform_now:%Y-%m-%d %H:%M} UTC): the platform reads only what is stamped up to its clock, "
               "so the documents after it count once the clock gets there (`hive clock`)", file=sys.stderr)

@@ -29,16 +29,15 @@ a flagged document without a string `feedback_id` (malformed) cannot be referenc
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from hive_assets import clock
-from hive_assets.data import DocumentStore, TrustPolicy
+from hive_assets.data import FUTURE_TOLERANCE, DocumentStore, TrustPolicy  # a later timestamp is malformed
 
 FEEDBACK = "specialist_feedback"
 _FLAGS = ("metadata.auto_generated", "metadata.balanced_dataset")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-FUTURE_TOLERANCE = timedelta(minutes=5)  # as collection's validation: a later timestamp is malformed
 
 __all__ = ["trusted_feedback_count", "window_filter"]
 

@@ -22,6 +22,7 @@ Settings read when the definitions load (sensor intervals) must be in the enviro
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -105,7 +106,7 @@ class Scenario:
         return int(round(self.days * 24))
 
     def describe(self) -> list[str]:
-        rounded = "" if self.hours == self.days * 24 else f" ({self.hours} h: the loop plays whole hours)"
+        rounded = "" if math.isclose(self.hours, self.days * 24) else f" ({self.hours} h: the loop plays whole hours)"
         lines = [f"{self.days:g} simulated days{rounded}, {self.plans_per_hour} plans an hour, seed {self.seed}"]
         lines += [f"drift: {d.specialist} sees domain {d.domain} from hour {d.onset_hours:g} "
                   f"(+{d.share:.0%} traffic, reviewers {d.domain_offset:+g} stricter)" for d in self.drift]

@@ -117,8 +117,16 @@ def _noisy(label: str, rng: np.random.Generator, noise: float) -> str:
     return others[int(rng.integers(len(others)))]
 
 
+def _plan_id(seed: int, i: int) -> str:
+    return f"plan-{seed}-{i:07d}"
+
+
+def _opinion_id(seed: int, plan_id: str, specialist: str) -> str:
+    return f"op-{seed}-{plan_id[-7:]}-{specialist}"
+
+
 def _make_plan(i: int, rng: np.random.Generator, seed: int, created_at: datetime, drift: float) -> dict:
-    plan_id = f"plan-{seed}-{i:07d}"
+    plan_id = _plan_id(seed, i)
     n = int(rng.integers(1, 41))
     if drift:
         n = int(min(40, n + rng.integers(0, int(20 * drift) + 1)))
@@ -274,7 +282,8 @@ def written_before(store, seed: int) -> bool:
     """Whether `simulate(seed=seed)` already wrote into `store`: its first plan's opinions are there. Its ids
     derive from the seed, so another run with it replaces those documents (their times, their opinions)."""
     # one top-level equality per id: what FerretDB pushes down (an `$in` reads every opinion)
-    return any(store.find_one("specialist_opinions", {"opinion_id": f"op-{seed}-{0:07d}-{s}"}) is not None
+    first = _plan_id(seed, 0)
+    return any(store.find_one("specialist_opinions", {"opinion_id": _opinion_id(seed, first, s)}) is not None
                for s in SPECIALISTS)
 
 
@@ -376,7 +385,7 @@ def simulate(
         for s_idx, specialist in enumerate(SPECIALISTS):
             if specialist not in specialists:
                 continue
-            opinion_id = f"op-{seed}-{plan['plan_id'][-7:]}-{specialist}"
+            opinion_id = _opinion_id(seed, plan["plan_id"], specialist)
             evaluated = _ms(created + timedelta(seconds=float(rng.uniform(2, 90)) + s_idx))
             truth = policy_label(specialist, plan)
             # the heuristic always draws, so the rest of the data set does not depend on who served
