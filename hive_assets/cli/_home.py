@@ -21,7 +21,7 @@ from pathlib import Path
 
 from hive_assets import clock
 from hive_assets.cli._args import add_verb
-from hive_assets.config import dagster_home, hive_home
+from hive_assets.config import ConfigError, dagster_home, hive_home
 
 INSTANCE_SETTINGS = files("hive_assets.cli").joinpath("dagster.yaml")
 
@@ -45,13 +45,28 @@ def write_instance_settings(directory: Path) -> bool:
     return True
 
 
+def _why(directory: Path, exc: OSError) -> str:
+    """What stopped `directory` from being created, in words ("File exists" names the wrong thing)."""
+    blocker = next((p for p in (directory, *directory.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        return f"{blocker} is a file" if blocker == directory else f"{blocker} in its path is a file"
+    return exc.strerror or str(exc)
+
+
 def prepare(announce: bool = True) -> Home:
     """Resolve, export and create HIVE_HOME and the Dagster instance; one line on stderr says which."""
     home = Home(hive_home(), dagster_home())
     os.environ["HIVE_HOME"] = str(home.hive_home)
     os.environ["DAGSTER_HOME"] = str(home.dagster_home)
-    home.hive_home.mkdir(parents=True, exist_ok=True)
-    write_instance_settings(home.dagster_home)
+    for name, directory in (("HIVE_HOME", home.hive_home), ("DAGSTER_HOME", home.dagster_home)):
+        try:
+            if name == "HIVE_HOME":
+                directory.mkdir(parents=True, exist_ok=True)
+            else:
+                write_instance_settings(directory)
+        except OSError as exc:  # a file in the way, no permission, a read-only disk: the setting, not a bug
+            raise ConfigError(f"{name}={directory}: cannot be used as a directory ({_why(directory, exc)}): "
+                              "point it at a writable directory") from None
     clock.apply_home_settings()  # a simulated home's scenario settings; an exported variable wins
     if announce:
         print(f"hive: {home.describe()}", file=sys.stderr)

@@ -83,7 +83,7 @@ def _registry_outage(exc: BaseException) -> bool:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     prog = " ".join(filter(None, ("hive", args.command, *(getattr(args, f"{group}_command", None)
-                                                           for group in ("store", "deploy", "ab", "drift")))))
+                                                           for group in ("store", "deploy", "ab", "drift", "clock")))))
     # MLflow's INFO lines (database migrations, run links) are not the verbs' output; MLFLOW_LOGGING_LEVEL wins
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     try:

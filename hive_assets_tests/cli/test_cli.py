@@ -187,6 +187,23 @@ def test_an_exported_dagster_home_wins(shell, tmp_path):
     assert not (cwd / HOME_REL / "dagster").exists()
 
 
+def test_a_home_that_is_a_file_is_a_one_line_error_naming_the_setting(shell):
+    cwd, env = shell
+    (cwd / "notes.txt").write_text("mine\n")
+    cases = [({"HIVE_HOME": "notes.txt"}, "HIVE_HOME", f"{cwd / 'notes.txt'} is a file"),
+             ({"HIVE_HOME": "notes.txt/home"}, "HIVE_HOME", f"{cwd / 'notes.txt'} in its path is a file"),
+             ({"DAGSTER_HOME": "notes.txt"}, "DAGSTER_HOME", f"{cwd / 'notes.txt'} is a file")]
+    for extra, name, why in cases:
+        for verb in (("env",), ("report",), ("clock", "show")):
+            out = hive(*verb, cwd=cwd, env={**env, **extra})
+            assert out.returncode == 2, (extra, verb, out.stderr)
+            assert out.stderr.splitlines() == [
+                f"hive {' '.join(verb)}: error: {name}={cwd / extra[name]}: cannot be used as a directory ({why}): "
+                "point it at a writable directory"], out.stderr
+            assert out.stdout == ""
+    assert (cwd / "notes.txt").read_text() == "mine\n"
+
+
 def test_instance_settings_are_written_once_never_over_a_deployments_own(tmp_path):
     assert write_instance_settings(tmp_path / "a" / "dagster")
     assert (tmp_path / "a" / "dagster" / "dagster.yaml").read_text() == PACKAGED_INSTANCE_SETTINGS.read_text()
