@@ -57,6 +57,11 @@ def cmd_store_import(args: argparse.Namespace) -> int:
         result = import_jsonl(store, args.collection, args.file)
     print(json.dumps(result) if args.json else
           f"{args.file}: " + ", ".join(f"{k}={v}" for k, v in result.items() if not isinstance(v, (list, dict))))
+    if not args.json and result["errors"]:  # which lines, so they can be mended (--json has them in the document)
+        shown, bad = len(result["errors"]), result["bad_lines"]
+        print("bad lines" + ("" if shown == bad else f" (the first {shown} of {bad})") + ":", file=sys.stderr)
+        for error in result["errors"]:
+            print(f"  line {error['line']}: {error['error']}", file=sys.stderr)
     return 0 if result.get("bad_lines", 0) == 0 else 1
 
 

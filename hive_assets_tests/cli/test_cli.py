@@ -204,6 +204,24 @@ def test_a_home_that_is_a_file_is_a_one_line_error_naming_the_setting(shell):
     assert (cwd / "notes.txt").read_text() == "mine\n"
 
 
+def test_store_import_names_its_bad_lines_and_adds_nothing_the_second_time(shell):
+    cwd, env = shell
+    lines = [json.dumps({"_id": {"$oid": "65a000000000000000000009"}, "note": "no plan_id"}), "not json",
+             json.dumps({"plan_id": "p-1"}), "[1, 2]"]
+    (cwd / "plans.jsonl").write_text("\n".join(lines) + "\n")
+    for _ in range(2):
+        out = hive("store", "import", "--collection", "cognitive_plans", "plans.jsonl", cwd=cwd, env=env)
+        assert out.returncode == 1
+        assert out.stdout == "plans.jsonl: read=4, written=2, bad_lines=2, missing_key=1\n"
+        assert out.stderr.splitlines()[1:] == [
+            "bad lines:", "  line 2: JSONDecodeError: Expecting value: line 1 column 1 (char 0)",
+            "  line 4: ValueError: expected a JSON object, got list"], out.stderr
+    from hive_assets.data.store.sqlite import SQLiteStore
+
+    with SQLiteStore(cwd / HOME_REL / "store.sqlite") as store:
+        assert store.count("cognitive_plans") == 2
+
+
 def test_instance_settings_are_written_once_never_over_a_deployments_own(tmp_path):
     assert write_instance_settings(tmp_path / "a" / "dagster")
     assert (tmp_path / "a" / "dagster" / "dagster.yaml").read_text() == PACKAGED_INSTANCE_SETTINGS.read_text()

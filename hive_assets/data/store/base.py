@@ -186,6 +186,12 @@ class DocumentStore(abc.ABC):
         """Insert documents, replacing any with the same unique key. Returns how many were written."""
 
     @abc.abstractmethod
+    def upsert_keyless(self, collection: str, items: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
+        """Write documents that lack the collection's key, each under an identity of the caller's (an
+        import's source `_id`): the same identity again replaces its document, so importing a file twice
+        adds nothing. Readers never see the identity. Returns how many were written."""
+
+    @abc.abstractmethod
     def find(
         self,
         collection: str,

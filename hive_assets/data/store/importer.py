@@ -15,23 +15,26 @@ One JSON document per line, in MongoDB extended JSON, relaxed or canonical mode:
 Anything else (`$binary`, `$regex`, ...) is kept as the dict it is.
 
 The top-level `_id` is dropped: documents are keyed by the SPEC ids (`plan_id`, `opinion_id`, ...),
-upserted in batches, so importing the same file twice changes nothing.
+upserted in batches, so importing the same file twice changes nothing. A document without its key is
+written all the same (collection quarantines it as `missing_key`), under its source `_id` (or a hash of its
+content when the line has none), so a second import replaces it instead of adding a copy.
 
 A line that is not JSON, not a JSON object, or holds an undecodable extended-JSON value is counted in
 `bad_lines` and reported (line number and message; the first `MAX_ERRORS`) and never aborts the import.
 Blank lines are skipped and not counted. Errors of the store itself (StoreUnavailable, ...) do abort.
 
 Result: `{"read": non-blank lines, "written": documents written, "bad_lines": n, "missing_key": documents
-without the collection's unique key (written all the same), "errors": [{"line": n, "error": "..."}]}`.
+without the collection's unique key (written all the same, once), "errors": [{"line": n, "error": "..."}]}`.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -105,11 +108,22 @@ def _decode_wrapper(obj: dict[str, Any]) -> Any:
 
 def decode_line(line: str) -> dict[str, Any]:
     """One mongoexport line as a plain document (without `_id`). Raises ValueError if it is not one."""
+    return _decode(line)[0]
+
+
+def _decode(line: str) -> tuple[dict[str, Any], Any]:
     doc = json.loads(line, object_hook=_decode_wrapper)
     if not isinstance(doc, dict):
         raise ValueError(f"expected a JSON object, got {type(doc).__name__}")
-    doc.pop("_id", None)
-    return doc
+    return doc, doc.pop("_id", None)
+
+
+def keyless_identity(doc: Mapping[str, Any], source_id: Any) -> str:
+    """Where a document without the collection's key is kept, so that importing it again replaces it:
+    its source `_id` (every mongoexport line has one), else a hash of its content."""
+    if source_id is not None:
+        return "id:" + json.dumps(source_id, sort_keys=True, default=str)
+    return "sha256:" + hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _open(path: Path):
@@ -134,18 +148,22 @@ def import_jsonl(
     path = Path(path)
     result: dict[str, Any] = {"read": 0, "written": 0, "bad_lines": 0, "missing_key": 0, "errors": []}
     batch: list[dict[str, Any]] = []
+    keyless: list[tuple[str, dict[str, Any]]] = []
 
     def flush() -> None:
         if batch:
             result["written"] += store.upsert_many(collection, batch)
             batch.clear()
+        if keyless:
+            result["written"] += store.upsert_keyless(collection, keyless)
+            keyless.clear()
 
     for number, line in _lines(path):
         if not line.strip():
             continue
         result["read"] += 1
         try:
-            doc = decode_line(line)
+            doc, source_id = _decode(line)
         except (ValueError, RecursionError, OverflowError) as exc:  # JSONDecodeError is a ValueError
             result["bad_lines"] += 1
             if len(result["errors"]) < MAX_ERRORS:
@@ -153,8 +171,10 @@ def import_jsonl(
             continue
         if doc.get(key) is None:
             result["missing_key"] += 1
-        batch.append(doc)
-        if len(batch) >= batch_size:
+            keyless.append((keyless_identity(doc, source_id), doc))
+        else:
+            batch.append(doc)
+        if len(batch) + len(keyless) >= batch_size:
             flush()
     flush()
     return result

@@ -321,6 +321,18 @@ class MongoStore(DocumentStore):
             written += self._write_batch(coll, key, batch)
         return written
 
+    def upsert_keyless(self, collection: str, items: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
+        """The identity is the document's `_id` (reads never return it; FerretDB pushes `_id` filters down)."""
+        key_field(collection)
+        coll = self._coll(collection)
+        ops = [ReplaceOne({"_id": str(identity)}, {k: v for k, v in doc.items() if k != "_id"}, upsert=True)
+               for identity, doc in items]
+        chunk = FERRETDB_CHUNK if self.is_ferretdb else BATCH_SIZE
+        for i in range(0, len(ops), chunk):
+            with self._guard():
+                coll.bulk_write(ops[i : i + chunk], ordered=True)
+        return len(ops)
+
     def _write_batch(self, coll, key: str, batch: list[dict[str, Any]]) -> int:
         """One batch: key-less documents are inserted, keyed ones replaced-or-inserted by key.
 

@@ -127,6 +127,10 @@ class SQLiteStore(DocumentStore):
                 conn.execute(
                     f'CREATE UNIQUE INDEX IF NOT EXISTS "{name}__key" ON "{name}"(doc_key) WHERE doc_key IS NOT NULL'
                 )
+                if "import_id" not in present:  # a key-less document's identity (upsert_keyless); no rewrite
+                    conn.execute(f'ALTER TABLE "{name}" ADD COLUMN import_id TEXT')
+                conn.execute(f'CREATE UNIQUE INDEX IF NOT EXISTS "{name}__import_id" ON "{name}"(import_id) '
+                             "WHERE import_id IS NOT NULL")
                 for f in meta["indexed"]:
                     conn.execute(f'CREATE INDEX IF NOT EXISTS "{name}__{f}" ON "{name}"({_column(f)})')
                 for fields in COMPOUND_INDEXES.get(name, ()):
@@ -197,21 +201,28 @@ class SQLiteStore(DocumentStore):
         for doc in docs:
             k = doc.get(key) if isinstance(doc, Mapping) else None
             rows.append((None if k is None else str(k), dumps(doc)))
+        return self._write_rows(rows, f'INSERT INTO "{collection}"(doc_key, doc) VALUES (?, ?) '
+                                      "ON CONFLICT(doc_key) WHERE doc_key IS NOT NULL DO UPDATE SET doc = excluded.doc")
+
+    def _write_rows(self, rows: list[tuple[str | None, str]], sql: str) -> int:
+        """`sql` for every row in one transaction; how many rows."""
         if not rows:
             return 0
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(
-                f'INSERT INTO "{collection}"(doc_key, doc) VALUES (?, ?) '
-                "ON CONFLICT(doc_key) WHERE doc_key IS NOT NULL DO UPDATE SET doc = excluded.doc",
-                rows,
-            )
+            conn.executemany(sql, rows)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         return len(rows)
+
+    def upsert_keyless(self, collection: str, items: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
+        key_field(collection)
+        rows = [(str(identity), dumps(doc)) for identity, doc in items]
+        return self._write_rows(rows, f'INSERT INTO "{collection}"(doc_key, doc, import_id) VALUES (NULL, ?2, ?1) '
+                                      "ON CONFLICT(import_id) WHERE import_id IS NOT NULL DO UPDATE SET doc = excluded.doc")
 
     def insert_new(self, collection: str, doc: Mapping[str, Any]) -> bool:
         key = doc.get(key_field(collection))

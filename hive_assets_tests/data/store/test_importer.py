@@ -107,10 +107,36 @@ def test_import_both_stores(any_store, tmp_path):
     assert any_store.count(C, {"evaluated_at": {"$gte": datetime(2026, 1, 2, tzinfo=timezone.utc)}}) == 3
     assert any_store.count(C, {"evaluated_at": {"$gt": EXPECTED_TIME}}) == 0
 
-    # importing the same file again changes nothing keyed (the key-less line is inserted again)
+    # importing the same file again changes nothing, the key-less line included (it has no `_id`: its
+    # content is its identity)
     again = import_jsonl(any_store, C, path)
-    assert again["written"] == 5 and again["bad_lines"] == 4
+    assert again["written"] == 5 and again["bad_lines"] == 4 and again["missing_key"] == 1
+    assert any_store.count(C) == 4
     assert any_store.count(C, {"opinion_id": {"$exists": True}}) == 3
+
+
+def test_key_less_documents_are_kept_once_per_source_id(any_store, tmp_path):
+    """mongoexport lines without the collection's key: each source `_id` is one document however often the
+    export is imported, a later export of the same `_id` replaces it, and two lines with the same content
+    but their own `_id`s stay two documents (the source had two). Lines without `_id` count once by content."""
+    def line(oid, **fields):
+        return json.dumps({**({"_id": {"$oid": oid}} if oid else {}), "specialist_type": "evolution", **fields})
+
+    first = tmp_path / "first.jsonl"
+    first.write_text("\n".join([line("65a1b2c3d4e5f60718290001", note="a"),
+                                line("65a1b2c3d4e5f60718290002", note="a"),
+                                line(None, note="no id"), line(None, note="no id"),
+                                line("65a1b2c3d4e5f60718290003", opinion_id="op-keyed")]) + "\n")
+    for _ in range(3):
+        result = import_jsonl(any_store, C, first, batch_size=2)
+        assert result["missing_key"] == 4 and result["bad_lines"] == 0
+        assert any_store.count(C) == 4  # two by _id, one by content, one keyed
+    later = tmp_path / "later.jsonl"
+    later.write_text(line("65a1b2c3d4e5f60718290001", note="edited") + "\n")
+    import_jsonl(any_store, C, later)
+    notes = sorted(d.get("note", "") for d in any_store.find(C))
+    assert notes == ["", "a", "edited", "no id"]
+    assert all("_id" not in d for d in any_store.find(C))
 
 
 def test_import_gzip_and_large_batches(any_store, tmp_path):
