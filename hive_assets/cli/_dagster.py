@@ -19,11 +19,13 @@ def materialize(selection: list[str], specialist: str, run_config: dict | None =
 
     from hive_assets.definitions import defs
 
+    from hive_assets.interrupts import stop_if_interrupted
+
     config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}}
-    return dg.materialize(
+    return stop_if_interrupted(dg.materialize(
         list(defs.assets), selection=selection, partition_key=specialist, resources=defs.resources,
         instance=instance(), run_config=config, raise_on_error=False,
-    )
+    ))
 
 
 # the console shows no Dagster event: a failed run is one line (`failure_message`, its cause); the instance
@@ -36,10 +38,11 @@ def run_job(job_name: str, run_config: dict | None = None, *, partition_key: str
     """Run one of the code location's jobs in the configured instance (a real run, with its config).
     `log_level` filters only what the console shows; the instance keeps every event for the UI."""
     from hive_assets.definitions import defs
+    from hive_assets.interrupts import stop_if_interrupted
 
     config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}}
-    return defs.resolve_job_def(job_name).execute_in_process(
-        run_config=config, instance=instance(), partition_key=partition_key, tags=tags, raise_on_error=False)
+    return stop_if_interrupted(defs.resolve_job_def(job_name).execute_in_process(
+        run_config=config, instance=instance(), partition_key=partition_key, tags=tags, raise_on_error=False))
 
 
 def failed_checks(result) -> list[str]:

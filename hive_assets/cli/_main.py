@@ -17,6 +17,7 @@ from hive_assets.cli import (
 )
 from hive_assets.cli._args import USAGE_ERROR, HelpFormatter, Parser, UsageError
 from hive_assets.config import ConfigError, Settings
+from hive_assets.interrupts import stop_if_signalled, watch
 
 
 def _version() -> str:
@@ -82,6 +83,8 @@ def _registry_outage(exc: BaseException) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is None:  # the console script (not a test calling main in its own process): Ctrl-C stops the verb
+        watch()
     prog = " ".join(filter(None, ("hive", args.command, *(getattr(args, f"{group}_command", None)
                                                            for group in ("store", "deploy", "ab", "drift", "clock")))))
     # MLflow's INFO lines (database migrations, run links) are not the verbs' output; MLFLOW_LOGGING_LEVEL wins
@@ -96,10 +99,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in AUDIT_VERBS and (down := _audit_topic_down(settings)):
             print(f"{prog}: error: {down}; nothing was collected: run it again when it answers", file=sys.stderr)
             return 1
-        return args.func(args)
+        status = args.func(args)
+        stop_if_signalled()  # a Ctrl-C that Python dropped (it can land in a finalizer) still ends in 130
+        return status
     except (ConfigError, UsageError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
+    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM, which an in-process Dagster run maps to it)
+        print(f"{prog}: interrupted; what finished is kept, a run cut short is marked failed, and every step is "
+              "safe to run again", file=sys.stderr)
+        return 130
     except MemoryError as exc:  # e.g. numpy's, for --plans 100000000000
         from hive_assets.cli._dagster import one_line
 

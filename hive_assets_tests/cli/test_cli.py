@@ -222,6 +222,29 @@ def test_store_import_names_its_bad_lines_and_adds_nothing_the_second_time(shell
         assert store.count("cognitive_plans") == 2
 
 
+def test_ctrl_c_is_one_line_and_exit_130(shell):
+    """The terminal's Ctrl-C (SIGINT to the process) while `hive simulate` writes: no traceback."""
+    import signal
+
+    cwd, env = shell
+    proc = subprocess.Popen([HIVE, "simulate", "--plans", "200000", "--no-serve", "--seed", "3", "--progress-every",
+                             "1000"], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        while not any("1000/200000 plans" in line for line in seen):
+            line = proc.stderr.readline()
+            assert line, "".join(seen)
+            seen.append(line)
+        proc.send_signal(signal.SIGINT)
+        _, rest = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, rest
+    assert "Traceback" not in rest
+    assert rest.splitlines()[-1] == ("hive simulate: interrupted; what finished is kept, a run cut short is marked "
+                                     "failed, and every step is safe to run again"), rest
+
+
 def test_instance_settings_are_written_once_never_over_a_deployments_own(tmp_path):
     assert write_instance_settings(tmp_path / "a" / "dagster")
     assert (tmp_path / "a" / "dagster" / "dagster.yaml").read_text() == PACKAGED_INSTANCE_SETTINGS.read_text()

@@ -214,7 +214,8 @@ class SQLiteStore(DocumentStore):
             conn.executemany(sql, rows)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # not after a COMMIT that went through (Ctrl-C landed just after it)
+                conn.execute("ROLLBACK")
             raise
         return len(rows)
 
@@ -303,6 +304,7 @@ class SQLiteStore(DocumentStore):
             conn.execute(f'UPDATE "{collection}" SET doc = ? WHERE rid = ?', (dumps(doc), row[0]))
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # not after a COMMIT that went through (Ctrl-C landed just after it)
+                conn.execute("ROLLBACK")
             raise
         return 1

@@ -14,6 +14,7 @@ from hive_assets.defs.catalog import OWNERS, DATA
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, PlatformSettings
 from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
+from hive_assets.defs.runs.interrupts import no_retry_after_ctrl_c
 from hive_assets.evaluation import DEFAULT_MIN_SAMPLES
 
 
@@ -90,6 +91,7 @@ def raw_production_data(
     platform: PlatformSettings, run_lease: RunLeaseResource,
 ):
     """Opinion + plan + latest trusted feedback for one specialist; rejected documents are quarantined."""
+    no_retry_after_ctrl_c()  # a retry policy would otherwise retry what the user's Ctrl-C cut short
     specialist = context.partition_key
     now = clock.now()
     if config.as_of:

@@ -11,6 +11,7 @@ from hive_assets.defs.catalog import OWNERS, REGISTRY
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
 from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
+from hive_assets.defs.runs.interrupts import no_retry_after_ctrl_c
 
 
 class RegisterConfig(dg.Config):
@@ -35,6 +36,7 @@ def registered_model_version(
     run_lease: RunLeaseResource,
 ) -> dg.Output[dict[str, Any]]:
     """The `<specialist>-evaluator` version for this training run, with tags and aliases."""
+    no_retry_after_ctrl_c()  # a retry policy would otherwise retry what the user's Ctrl-C cut short
     specialist = context.partition_key
     gate = validation_report["gate"]
     if not gate["passed"]:

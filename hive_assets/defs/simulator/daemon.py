@@ -48,6 +48,7 @@ from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._utils.error import serializable_error_info_from_exc_info
 
+from hive_assets.interrupts import stop_if_interrupted
 from hive_assets.defs.training.jobs import retrain_specialist
 
 # the code location's name in workspace.yaml: tick records and sensor states are found by the selector
@@ -197,6 +198,7 @@ class InProcessDaemon:
         result = job.execute_in_process(instance=self.instance, partition_key=request.partition_key,
                                         run_config=request.run_config or {}, tags=tags, raise_on_error=False)
         self._run_status_sensors(result)
+        stop_if_interrupted(result)  # Ctrl-C stops the loop, not only this run (its failure is recorded above)
         run = LaunchedRun(now, result.run_id, job_name, request.partition_key, result.success, sensor,
                           request.run_key, tags, time.perf_counter() - started, time.process_time() - started_cpu)
         self.launched.append(run)

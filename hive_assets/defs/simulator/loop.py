@@ -29,6 +29,7 @@ from hive_assets.data import to_utc
 from hive_assets.defs.monitoring.sensors import last_training
 from hive_assets.defs.review.sensors import BUDGET_ENV as REVIEW_BUDGET_ENV
 from hive_assets.defs.review.sensors import SENSOR_NAME as REVIEW_SENSOR
+from hive_assets.interrupts import stop_if_signalled
 from hive_assets.defs.simulator.daemon import InProcessDaemon, LaunchedRun
 from hive_assets.simulator import Scenario, ServingLoop
 
@@ -170,6 +171,7 @@ def run_loop(instance: dg.DagsterInstance, defs: dg.Definitions, store, tracking
             if hour % 24 == 0 or hour == scenario.hours:
                 progress(_day_line(hour, scenario, now, client, day_runs))
                 day_runs = []
+            stop_if_signalled()  # Ctrl-C stops after this complete hour even if Python dropped it
     result.seconds = dict(seconds)
     return result
 

@@ -13,6 +13,7 @@ from hive_assets.defs.catalog import OWNERS, TRAINING
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
+from hive_assets.defs.runs.interrupts import no_retry_after_ctrl_c
 from hive_assets.evaluation import confusion_matrix_png, point_metrics, reliability_diagram_png
 from hive_assets.evaluation import calibration_metrics
 from hive_assets.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
@@ -65,6 +66,7 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
     when this step succeeds and FAILED when it fails. When the data snapshot and the training configuration
     equal the champion's (or the open challenger's), nothing is trained: no output (registration and the
     A/B test are skipped) and a `skipped_unchanged` row in the ledger says "nothing changed since vN"."""
+    no_retry_after_ctrl_c()  # a retry policy would otherwise retry what the user's Ctrl-C cut short
     specialist = context.partition_key
     snapshot = enhanced_features.attrs.get("data_snapshot_hash", "")
     client = mlflow.client()
