@@ -100,6 +100,37 @@ def retrain_max_runtime_seconds() -> int:
     return env_int("HIVE_RETRAIN_MAX_RUNTIME_SECONDS", 14400, low=60)
 
 
+# MLflow's database tracking stores by URI scheme (before any `+driver`), with their default ports (the
+# embedded default is sqlite, a file)
+MLFLOW_DATABASE_SCHEMES = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
+
+
+def mlflow_tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI ("" when unset: the embedded `$HIVE_HOME/mlflow.db`), refused here when MLflow
+    would refuse it later with a traceback: a file store (MLflow 3 keeps it only with
+    MLFLOW_ALLOW_FILE_STORE=true), or a database whose driver is not installed (SQLAlchemy 2.1's default
+    driver for `postgresql://` is psycopg 3)."""
+    raw = _raw("MLFLOW_TRACKING_URI")
+    if raw is None:
+        return ""
+    scheme = urlsplit(raw).scheme.lower()
+    if scheme in ("", "file") and not env_bool("MLFLOW_ALLOW_FILE_STORE", False):
+        raise ConfigError(f"MLFLOW_TRACKING_URI={redact_uri(raw)!r} is a file store, which MLflow 3 refuses: use "
+                          "sqlite:///PATH/mlflow.db, an http(s):// server, or unset it for $HIVE_HOME/mlflow.db "
+                          "(MLFLOW_ALLOW_FILE_STORE=true keeps the file store)")
+    if scheme.partition("+")[0] in MLFLOW_DATABASE_SCHEMES:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        try:
+            make_url(raw).get_dialect().import_dbapi()
+        except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+            hint = ", or postgresql+psycopg2:// (installed)" if scheme == "postgresql" else ""
+            raise ConfigError(f"MLFLOW_TRACKING_URI={redact_uri(raw)!r} cannot be opened here ({exc}): install the "
+                              f"database driver{hint}") from None
+    return raw
+
+
 PRODUCTION = "production"
 _ENVIRONMENTS = ("local", PRODUCTION)
 OBJECT_STORAGE_SCHEMES = ("s3", "gs")
@@ -250,7 +281,7 @@ class Settings:
         check_production()
         return cls(
             home=hive_home(),
-            mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", ""),
+            mlflow_tracking_uri=mlflow_tracking_uri(),
             mlflow_experiment_name=os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT_NAME,
             mongodb_uri=os.environ.get("MONGODB_URI", ""),
             mongodb_database=os.environ.get("MONGODB_DATABASE") or DEFAULT_MONGODB_DATABASE,

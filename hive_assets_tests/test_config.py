@@ -232,3 +232,25 @@ def test_a_user_who_opts_in_to_mlflow_telemetry_keeps_it_and_a_service_keeps_its
     assert probe(tmp_path, code.format(module="hive_assets.cli"), MLFLOW_DISABLE_TELEMETRY="false") == ["false"]
     # a specialist service importing the serving client: its environment is not ours to change
     assert probe(tmp_path, code.format(module="hive_assets.serving")) == ["None"]
+
+
+@pytest.mark.parametrize("uri", ["mlruns", "./mlruns", "file:///srv/mlruns"])
+def test_a_file_store_tracking_uri_is_refused_as_mlflow_3_would_unless_allowed(monkeypatch, uri):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env()
+    assert str(err.value).startswith(f"MLFLOW_TRACKING_URI={uri!r} is a file store, which MLflow 3 refuses")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    assert Settings.from_env().mlflow_uri == uri
+
+
+def test_a_database_tracking_uri_needs_its_driver_installed(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "mysql://hive:s3cret@db.internal/mlflow")  # mysqlclient: not installed
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env()
+    assert str(err.value).startswith("MLFLOW_TRACKING_URI='mysql://hive:***@db.internal/mlflow' cannot be opened "
+                                     "here (No module named 'MySQLdb')")
+    assert "s3cret" not in str(err.value)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql+psycopg2://hive:s3cret@db.internal/mlflow")  # installed
+    assert Settings.from_env().mlflow_uri == "postgresql+psycopg2://hive:s3cret@db.internal/mlflow"

@@ -155,9 +155,12 @@ def reachable(uri: str, timeout: float = 3.0) -> str | None:
 
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         return f"no MLflow database at {uri.removeprefix('sqlite:///')} yet"
+    from hive_assets.config import MLFLOW_DATABASE_SCHEMES, redact_uri
+
+    if (port := MLFLOW_DATABASE_SCHEMES.get(urlsplit(uri).scheme.partition("+")[0].lower())) is not None:
+        return _database_down(uri, port, timeout)
     if not uri.startswith(("http://", "https://")):
         return None
-    from hive_assets.config import redact_uri
 
     try:
         parts = urlsplit(uri)
@@ -173,10 +176,27 @@ def reachable(uri: str, timeout: float = 3.0) -> str | None:
         return one_line(f"MLflow at {redact_uri(uri)} unreachable ({reason or type(exc).__name__})")
 
 
+def _database_down(uri: str, default_port: int, timeout: float) -> str | None:
+    """Whether MLflow's database server accepts a connection (MLflow itself retries for minutes, then prints
+    a traceback); None when it does."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from hive_assets.config import redact_uri
+
+    try:
+        parts = urlsplit(uri)
+        with socket.create_connection((parts.hostname or "localhost", parts.port or default_port), timeout=timeout):
+            return None
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        return one_line(f"MLflow's database at {redact_uri(uri)} unreachable ({reason})")
+
+
 def registry_down(uri: str) -> str | None:
-    """Why the MLflow server at `uri` cannot be used now (one line, no credentials), or None; the embedded
-    registry is a local file, never "down" (a database not created yet is not an outage)."""
-    return reachable(uri) if uri.startswith(("http://", "https://")) else None
+    """Why the MLflow server or database at `uri` cannot be used now (one line, no credentials), or None;
+    the embedded registry is a local file, never "down" (a database not created yet is not an outage)."""
+    return None if uri.startswith("sqlite:") else reachable(uri)
 
 
 def result_metrics(result) -> dict:

@@ -245,6 +245,34 @@ def test_ctrl_c_is_one_line_and_exit_130(shell):
                                      "failed, and every step is safe to run again"), rest
 
 
+def test_a_database_registry_that_does_not_answer_is_one_line_at_once(shell):
+    """MLflow on PostgreSQL (postgresql+psycopg2://) whose server is down: MLflow retried for 1 min 45 s, then
+    printed a traceback. The port is one nothing listens on; then one that does (a real listening socket)."""
+    import socket
+    import time
+
+    cwd, env = shell
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    uri = f"postgresql+psycopg2://hive:s3cret@127.0.0.1:{port}/mlflow"
+    started = time.monotonic()
+    out = hive("status", cwd=cwd, env={**env, "MLFLOW_TRACKING_URI": uri})
+    assert time.monotonic() - started < 30
+    assert out.returncode == 1
+    assert out.stderr.splitlines()[-1] == (
+        f"hive status: error: MLflow's database at postgresql+psycopg2://hive:***@127.0.0.1:{port}/mlflow "
+        "unreachable (Connection refused); nothing was read or changed: run it again when MLflow answers")
+    assert "s3cret" not in out.stderr + out.stdout
+    from hive_assets.cli._dagster import registry_down
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        assert registry_down(f"postgresql+psycopg2://hive:s3cret@127.0.0.1:{listening.getsockname()[1]}/m") is None
+    assert registry_down(uri).endswith("unreachable (Connection refused)")
+
+
 def test_instance_settings_are_written_once_never_over_a_deployments_own(tmp_path):
     assert write_instance_settings(tmp_path / "a" / "dagster")
     assert (tmp_path / "a" / "dagster" / "dagster.yaml").read_text() == PACKAGED_INSTANCE_SETTINGS.read_text()
