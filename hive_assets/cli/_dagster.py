@@ -18,7 +18,6 @@ def materialize(selection: list[str], specialist: str, run_config: dict | None =
     import dagster as dg
 
     from hive_assets.definitions import defs
-
     from hive_assets.interrupts import stop_if_interrupted
 
     config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}}

@@ -11,14 +11,17 @@
 
 from hive_assets.data._audit import AuditReader, audit_confidences_from_kafka, audit_confidences_from_store
 from hive_assets.data._collect import RAW_COLUMNS, CollectResult, collect
-from hive_assets.data._documents import FUTURE_TOLERANCE, REASON_CODES, Problem, is_number, plan_to_serve, to_utc
+from hive_assets.data._documents import (
+    FUTURE_TOLERANCE, NOT_A_DOCUMENT, REASON_CODES, Problem, is_number, plan_to_serve, to_utc,
+)
 from hive_assets.data._join import latest_trusted_feedback
 from hive_assets.data._quarantine import QUARANTINE_COLUMNS, persist_quarantine
 from hive_assets.data._trust import FeedbackFilterEmptiedClass, TrustPolicy
 from hive_assets.data.store import DocumentStore, SQLiteStore, StoreUnavailable, open_store
 
 __all__ = [
-    "FUTURE_TOLERANCE", "QUARANTINE_COLUMNS", "RAW_COLUMNS", "REASON_CODES", "AuditReader", "CollectResult",
+    "FUTURE_TOLERANCE", "NOT_A_DOCUMENT", "QUARANTINE_COLUMNS", "RAW_COLUMNS", "REASON_CODES", "AuditReader",
+    "CollectResult",
     "DocumentStore",
     "FeedbackFilterEmptiedClass",
     "Problem", "SQLiteStore", "StoreUnavailable", "TrustPolicy", "audit_confidences_from_kafka",

@@ -71,12 +71,14 @@ class InvalidPlan(ValueError):
 def _plans_to_serve(plans: list[Any]) -> list[Mapping[str, Any]]:
     """The plans inside the request (a ledger entry's `plan_data`); InvalidPlan for any that collection
     would quarantine."""
-    from hive_assets.data import plan_to_serve
+    from hive_assets.data import NOT_A_DOCUMENT, plan_to_serve
 
     served, problems, ids = [], {}, {}
     for i, document in enumerate(plans):
-        if not isinstance(document, Mapping):
-            raise TypeError(f"a plan is a mapping (the plan document), got {type(document).__name__}")
+        if not isinstance(document, Mapping):  # a JSON body that is a list or a string: collection's not_a_document
+            problems[i], ids[i] = [(NOT_A_DOCUMENT, f"a plan is a mapping, got {type(document).__name__}")], None
+            served.append(None)
+            continue
         plan, found = plan_to_serve(document)
         if found:
             problems[i] = [(p.reason, p.detail) for p in found]

@@ -74,8 +74,10 @@ def test_a_plan_collection_would_quarantine_gets_a_clear_error(router):
     assert [code for code, _ in refused.value.problems[0]] == ["too_deep"]
     with pytest.raises(InvalidPlan, match="plan_id is missing"):
         router.evaluate({})
-    with pytest.raises(TypeError, match="a plan is a mapping"):
-        router.evaluate("plan-1")
+    for body in ("plan-1", ["plan-1"], None, 42):  # a request body that is not a JSON object: a bad request
+        with pytest.raises(InvalidPlan) as refused:  # (a TypeError reached the service as a server error)
+            router.evaluate(body)
+        assert refused.value.problems == {0: [("not_a_document", f"a plan is a mapping, got {type(body).__name__}")]}
 
 
 def test_a_batch_with_refused_plans_names_each_and_scores_none(router):
@@ -86,6 +88,9 @@ def test_a_batch_with_refused_plans_names_each_and_scores_none(router):
     assert set(refused.value.problems) == {1, 3}
     assert "2 plans" in str(refused.value) and plans[1]["plan_id"] in str(refused.value)
     assert [c for c, _ in refused.value.problems[3]] == ["missing_tasks"]
+    with pytest.raises(InvalidPlan) as refused:
+        router.evaluate_many([plans[0], "p-2", plans[2]])
+    assert list(refused.value.problems) == [1] and refused.value.problems[1][0][0] == "not_a_document"
 
 
 def test_a_plan_is_served_whatever_its_created_at_says(router, hive_home):
