@@ -254,7 +254,7 @@ def validate_plan(plan: Any, now: datetime | None, max_tasks: int = MAX_TASKS, d
         problems.append(Problem(MISSING_FIELD, "plan_id is missing"))
     tasks = plan.get("tasks")
     if tasks is None:
-        return problems + [Problem(MISSING_TASKS, "plan has no tasks field")]
+        return problems + [Problem(MISSING_TASKS, "plan has no tasks field" if "tasks" not in plan else "tasks is null")]
     if not isinstance(tasks, list):
         return problems + [Problem(WRONG_TYPE, f"tasks is a {type(tasks).__name__}, not a list")]
     if len(tasks) > max_tasks:

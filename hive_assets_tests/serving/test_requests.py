@@ -74,6 +74,11 @@ def test_a_plan_collection_would_quarantine_gets_a_clear_error(router):
     assert [code for code, _ in refused.value.problems[0]] == ["too_deep"]
     with pytest.raises(InvalidPlan, match="plan_id is missing"):
         router.evaluate({})
+    for plan, detail in (({"plan_id": "p-1"}, "plan has no tasks field"), ({"plan_id": "p-1", "tasks": None},
+                                                                         "tasks is null")):
+        with pytest.raises(InvalidPlan) as refused:
+            router.evaluate(plan)
+        assert refused.value.problems == {0: [("missing_tasks", detail)]}
     for body in ("plan-1", ["plan-1"], None, 42):  # a request body that is not a JSON object: a bad request
         with pytest.raises(InvalidPlan) as refused:  # (a TypeError reached the service as a server error)
             router.evaluate(body)
