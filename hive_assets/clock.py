@@ -64,11 +64,13 @@ _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 def parse_duration(text: str) -> timedelta:
     """'6h', '2d', '1d12h', '90m', '30s' -> timedelta (positive); ValueError otherwise."""
     compact = re.sub(r"\s+", "", text or "")
-    parts = _DURATION.findall(compact)
-    if not compact or "".join(f"{n}{u}" for n, u in parts).lower() != compact.lower():
+    negative = compact.startswith("-")  # '-3h' is a duration, and not a positive one
+    body = compact[1:] if negative else compact
+    parts = _DURATION.findall(body)
+    if not body or "".join(f"{n}{u}" for n, u in parts).lower() != body.lower():
         raise ValueError(f"not a duration: {text!r} (e.g. 6h, 2d, 1d12h, 90m)")
     delta = sum((timedelta(**{_UNITS[u.lower()]: float(n)}) for n, u in parts), timedelta())
-    if delta <= timedelta(0):
+    if negative or delta <= timedelta(0):
         raise ValueError(f"a duration must be positive, got {text!r}")
     return delta
 

@@ -135,6 +135,20 @@ def test_the_scenario_settings_are_exported_unless_already_set(home, monkeypatch
     assert clock.release().settings["DRIFT_WINDOW_HOURS"] == "6"
 
 
+@pytest.mark.parametrize("argv, reason", [
+    (["clock", "advance", "-3h"], "a duration must be positive, got '-3h'; the clock only moves forward"),
+    (["clock", "advance", "-1d12h"], "a duration must be positive, got '-1d12h'"),
+    (["clock", "advance", "-3q"], "not a duration: '-3q'"),
+])
+def test_a_negative_duration_is_refused_for_what_it_is(home, capsys, argv, reason):
+    # argparse took '-3h' for an unknown option and said "the following arguments are required: DURATION"
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and reason in err and "required" not in err and one_error_line(err)
+    assert not (home / clock.CLOCK_FILE).exists()
+
+
 @pytest.mark.parametrize("text, expected", [("6h", timedelta(hours=6)), ("1d12h", timedelta(days=1, hours=12)),
                                             ("90m", timedelta(minutes=90)), ("2D", timedelta(days=2))])
 def test_durations(text, expected):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import shutil
 import sys
 import textwrap
@@ -52,6 +53,12 @@ class UsageError(Exception):
 
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors: `hive collect: error: ... (see hive collect --help)`, exit 2."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # '-3h' is a value, not an unknown option: argparse only takes '-3' or '-0.5' as one, so
+        # `hive clock advance -3h` said "required: DURATION" instead of why -3h is refused
+        self._negative_number_matcher = re.compile(r"^-\d")
 
     def error(self, message: str):
         self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")

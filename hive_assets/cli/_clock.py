@@ -22,7 +22,9 @@ def duration(text: str):
     try:
         return clock.parse_duration(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        back = text.strip().startswith("-") and "positive" in str(exc)
+        raise argparse.ArgumentTypeError(f"{exc}" + ("; the clock only moves forward: `hive clock pin ISO` "
+                                                      "sets it to any instant" if back else "")) from None
 
 
 def describe(home_clock: clock.HomeClock | None) -> dict:
