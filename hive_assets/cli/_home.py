@@ -3,9 +3,13 @@
 `prepare()` resolves HIVE_HOME once against the working directory (default `.hive`), takes DAGSTER_HOME
 when it is set and `$HIVE_HOME/dagster` otherwise, exports both as absolute paths (so the in-process run,
 MLflow and any child process see the same directories whatever their working directory), and writes the
-project's instance settings (`dagster.yaml` beside this module: a link to the repository root's `dagster.yaml`, the only copy; a wheel carries its content) into an instance directory
+project's instance settings (`dagster.yaml` beside this module: a link to the repository root's
+`dagster.yaml`, the only copy; a wheel carries its content) into an instance directory
 that has none, so the run concurrency limits hold for runs the CLI, `dagster dev` and `make demo` launch.
-An existing `dagster.yaml` is never overwritten: a deployment's own instance settings win.
+An existing `dagster.yaml` is never overwritten: a deployment's own instance settings win. Under
+HIVE_ENV=production nothing is written: DAGSTER_HOME must be set and hold the deployment's `dagster.yaml`
+with database storage (`production_instance_problem`), or the CLI would launch runs into a SQLite instance
+on its own disk that the deployment's UI, daemon and sensors never see.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 
 from hive_assets import clock
 from hive_assets.cli._args import add_verb
-from hive_assets.config import ConfigError, dagster_home, hive_home
+from hive_assets.config import PRODUCTION, ConfigError, dagster_home, hive_env, hive_home
 
 INSTANCE_SETTINGS = files("hive_assets.cli").joinpath("dagster.yaml")
 
@@ -53,9 +57,43 @@ def _why(directory: Path, exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+# Dagster's instance storages that keep their data on the local disk: its default when dagster.yaml names none
+LOCAL_STORAGE_MARKERS = ("sqlite", "inmemory", "in_memory")
+
+
+def production_instance_problem(explicit_home: str | None, directory: Path) -> str | None:
+    """Why the instance at `directory` is not a production one, or None: DAGSTER_HOME unset, no dagster.yaml,
+    or storage that lives on this disk (SQLite, Dagster's default when `storage` / `run_storage` is absent)."""
+    import yaml
+
+    where = ("the deployment's instance directory: the Helm chart mounts it in every pod; outside Helm, "
+             "deploy/dagster.yaml in it")
+    if not explicit_home:
+        return f"DAGSTER_HOME is not set: point it at {where}"
+    settings_file = directory / "dagster.yaml"
+    if not settings_file.is_file():
+        return f"DAGSTER_HOME={directory} has no dagster.yaml: point it at {where}"
+    try:
+        settings = yaml.safe_load(settings_file.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        return f"{settings_file} cannot be read as YAML ({type(exc).__name__})"
+    if not isinstance(settings, dict):
+        return f"{settings_file} is not a mapping of instance settings"
+    storages = ([json.dumps(settings["storage"])] if "storage" in settings else
+                [json.dumps(settings.get(key)) for key in ("run_storage", "event_log_storage", "schedule_storage")
+                 if key in settings])
+    if not storages or any(marker in text.lower() for text in storages for marker in LOCAL_STORAGE_MARKERS):
+        return (f"{settings_file} keeps runs on this disk (SQLite{'' if storages else ', as no storage is set'}): "
+                "use the deployment's instance settings (PostgreSQL: deploy/dagster.yaml)")
+    return None
+
+
 def prepare(announce: bool = True) -> Home:
     """Resolve, export and create HIVE_HOME and the Dagster instance; one line on stderr says which."""
     home = Home(hive_home(), dagster_home())
+    if hive_env() == PRODUCTION and (problem := production_instance_problem(os.environ.get("DAGSTER_HOME"),
+                                                                            home.dagster_home)):
+        raise ConfigError(f"HIVE_ENV=production refuses a local Dagster instance: {problem}")
     os.environ["HIVE_HOME"] = str(home.hive_home)
     os.environ["DAGSTER_HOME"] = str(home.dagster_home)
     for name, directory in (("HIVE_HOME", home.hive_home), ("DAGSTER_HOME", home.dagster_home)):

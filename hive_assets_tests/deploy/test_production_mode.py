@@ -8,6 +8,7 @@ mostly Python start-up.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -72,3 +73,66 @@ def test_the_cli_refuses_too(tmp_path, variable):
     assert out.stderr.strip().splitlines()[-1].endswith(f"{variable} is not set"), out.stderr
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "hive").exists()
+
+
+# the Helm chart's instance ConfigMap names each storage by class (helpers/instance/_storage.tpl)
+HELM_STORAGE = "\n".join(f"{key}:\n  module: dagster_postgres.{key}\n  class: Postgres{cls}\n  config:\n"
+                         f"    postgres_db: {{hostname: db, username: dagster, password: {{env: DAGSTER_PG_PASSWORD}},"
+                         f" db_name: dagster, port: 5432}}"
+                         for key, cls in (("run_storage", "RunStorage"), ("event_log_storage", "EventLogStorage"),
+                                          ("schedule_storage", "ScheduleStorage")))
+SQLITE_CLASSES = HELM_STORAGE.replace("dagster_postgres", "dagster._core.storage.sqlite").replace("Postgres", "Sqlite")
+REPOSITORY_INSTANCE = Path(__file__).resolve().parents[2] / "dagster.yaml"
+DEPLOY_INSTANCE = Path(__file__).resolve().parents[2] / "deploy" / "dagster.yaml"
+
+
+@pytest.fixture
+def production_cli(tmp_path, monkeypatch):
+    """The CLI's environment in production mode with well-formed settings of services that are not there."""
+    for name in [n for n in os.environ if n.startswith(("DAGSTER_", "HIVE_"))]:
+        monkeypatch.delenv(name)
+    for name, value in {**PRODUCTION, "HIVE_ENV": "production", "HIVE_HOME": str(tmp_path / "hive")}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("instance, reason", [
+    (None, "DAGSTER_HOME is not set"),
+    ("", "has no dagster.yaml"),
+    (REPOSITORY_INSTANCE.read_text(), "keeps runs on this disk (SQLite)"),
+    ("telemetry: {enabled: false}\n", "keeps runs on this disk (SQLite, as no storage is set)"),
+    (SQLITE_CLASSES, "keeps runs on this disk (SQLite)"),
+])
+def test_the_cli_refuses_a_local_dagster_instance(production_cli, monkeypatch, capsys, instance, reason):
+    # it wrote the embedded instance's dagster.yaml (SQLite) into any DAGSTER_HOME without one, and used it: runs
+    # launched from a pod's shell went to that pod's disk, where the deployment's UI, daemon and sensors never look
+    from hive_assets.cli import main
+
+    dagster_home = production_cli / "dagster"
+    if instance is not None:
+        monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+        if instance:
+            dagster_home.mkdir()
+            (dagster_home / "dagster.yaml").write_text(instance)
+    before = sorted(production_cli.rglob("*"))
+    assert main(["report"]) == 2
+    err = capsys.readouterr().err
+    [line] = err.strip().splitlines()
+    assert line.startswith("hive report: error: HIVE_ENV=production refuses a local Dagster instance: ")
+    assert reason in line
+    assert "s3cret" not in err
+    assert sorted(production_cli.rglob("*")) == before  # no instance written, no HIVE_HOME made
+
+
+@pytest.mark.parametrize("instance", [DEPLOY_INSTANCE.read_text(), HELM_STORAGE])
+def test_the_cli_takes_the_deployment_s_instance_and_leaves_it_as_it_is(production_cli, monkeypatch, capsys, instance):
+    from hive_assets.cli import main
+
+    dagster_home = production_cli / "dagster"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text(instance)
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+    assert main(["env", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["DAGSTER_HOME"] == str(dagster_home)
+    assert (dagster_home / "dagster.yaml").read_text() == instance
