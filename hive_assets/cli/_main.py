@@ -16,7 +16,7 @@ from hive_assets.cli import (
     _train,
 )
 from hive_assets.cli._args import USAGE_ERROR, HelpFormatter, Parser, UsageError
-from hive_assets.config import ConfigError, Settings
+from hive_assets.config import PRODUCTION, ConfigError, Settings, hive_env
 from hive_assets.interrupts import stop_if_signalled, watch
 
 
@@ -59,6 +59,21 @@ REGISTRY_VERBS = frozenset({"status", "report", "deploy", "ab-test", "train", "v
 AUDIT_VERBS = frozenset({"collect", "train"})
 
 
+# verbs that write simulated documents into the configured store: under HIVE_ENV=production that store is
+# production's, and collection would train on them as if people had written them
+SIMULATING_VERBS = {
+    "simulate": "writes simulated plans, opinions and feedback, which collection would train on as production's",
+    "loop": "plays simulated traffic in simulated time; a production home runs on real traffic and the wall clock",
+}
+
+
+def refuse_simulation_in_production(command: str) -> None:
+    if command in SIMULATING_VERBS and hive_env() == PRODUCTION:
+        raise ConfigError(f"HIVE_ENV=production: hive {command} {SIMULATING_VERBS[command]}; nothing was written "
+                          "(to fill a staging store on purpose, run it with HIVE_ENV=local and that store's "
+                          "MONGODB_URI)")
+
+
 def _audit_topic_down(settings: Settings) -> str | None:
     if not settings.kafka_bootstrap_servers:
         return None
@@ -91,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     try:
         settings = Settings.from_env()  # validate the whole environment before any side effect
+        refuse_simulation_in_production(args.command)
         _home.prepare(announce=getattr(args, "announce", True))
         if args.command in REGISTRY_VERBS and (down := _dagster.registry_down(settings.mlflow_uri)):
             print(f"{prog}: error: {down}; nothing was read or changed: run it again when MLflow answers",

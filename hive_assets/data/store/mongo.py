@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from datetime import timezone
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -229,9 +230,12 @@ class MongoStore(DocumentStore):
         return text if len(text) <= 600 else text[:600] + "..."
 
     def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+        # pymongo appends its timeouts and the whole topology description (~700 characters that repeat the
+        # error): the first part says why
+        why = re.sub(r" \(configured timeouts:[^)]*\)", "", str(exc).split(", Timeout: ")[0])
         return StoreUnavailable(
             f"MongoDB at {self._hosts} (database {self.database!r}) is unavailable: "
-            f"{type(exc).__name__}: {self._clean(str(exc))}"
+            f"{type(exc).__name__}: {self._clean(why)}"
         )
 
     @contextlib.contextmanager
