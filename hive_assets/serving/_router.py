@@ -139,6 +139,11 @@ class SpecialistRouter:
             raise ValueError(f"unknown specialist {specialist!r}: one of {', '.join(SPECIALISTS)}")
         if refresh_interval is not None and not refresh_interval > 0:
             raise ValueError(f"refresh_interval must be a positive number of seconds or None, got {refresh_interval!r}")
+        if isinstance(tracking_uri, str) and not tracking_uri.strip():
+            # MLflow takes "" for its default, a new mlflow.db in the service's working directory: a service
+            # whose MLFLOW_TRACKING_URI is missing served nothing and reported "no registered model"
+            raise ValueError("tracking_uri is empty: pass the registry's URL (the platform's MLFLOW_TRACKING_URI), "
+                             "or None for the platform's own settings")
         if tracking_uri is None:
             from hive_assets.config import Settings
 

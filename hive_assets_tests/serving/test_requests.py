@@ -103,3 +103,12 @@ def test_a_plan_is_served_whatever_its_created_at_says(router, hive_home):
     plan = make_plans(1, seed=8)[0]
     later = {**plan, "created_at": (clock.now() + timedelta(days=3)).isoformat()}
     assert router.evaluate(later).probabilities == router.evaluate(plan).probabilities
+
+
+@pytest.mark.parametrize("tracking_uri", ["", "  "])
+def test_an_empty_tracking_uri_is_refused_rather_than_taken_for_mlflow_s_default(tmp_path, monkeypatch, tracking_uri):
+    # MLflow took "" for a new mlflow.db in the service's working directory: no model, "no registered model"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="tracking_uri is empty"):
+        SpecialistRouter("business", tracking_uri, refresh_interval=None)
+    assert list(tmp_path.iterdir()) == []
