@@ -34,13 +34,18 @@ def cmd_collect(args: argparse.Namespace) -> int:
         result = _dagster.materialize(["raw_production_data"], specialist,
                                       {"ops": {"raw_production_data": {"config": config}}}, args.log_level)
         if not result.success:
-            print(f"hive collect: {specialist}: collection failed in run {result.run_id}: "
-                  f"{_dagster.failure_message(result)}", file=sys.stderr)
+            error = _dagster.failure_message(result)
+            if args.json:  # one object per specialist, as `train --json` has it: a script sees which failed
+                print(json.dumps({"specialist": specialist, "run_id": result.run_id, "success": False,
+                                  "error": error}), flush=True)
+            else:
+                print(f"hive collect: {specialist}: collection failed in run {result.run_id}: {error}",
+                      file=sys.stderr)
             status = 1
             continue
         value = result.output_for_node("raw_production_data")
         counts = value.counts
-        record = {"specialist": specialist, "run_id": result.run_id, "rows": counts["rows"],
+        record = {"specialist": specialist, "run_id": result.run_id, "success": True, "rows": counts["rows"],
                   "labelled": counts["labelled"], "quarantined": value.quarantined_by_reason,
                   "quality_filter_dropped_by_class": counts.get("quality_filter_dropped_by_class", {})}
         print(json.dumps(record) if args.json else

@@ -166,6 +166,12 @@ def test_failed_collect_prints_the_run_id_and_the_error(shell, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(cwd / HOME_REL / "dagster"))
     run = dg.DagsterInstance.from_config(str(cwd / HOME_REL / "dagster")).get_run_by_id(failure.group(1))
     assert run.status == dg.DagsterRunStatus.FAILURE
+    # --json: one object per specialist, the failed ones too (they were missing: a script saw nothing of them)
+    out = hive("collect", "--specialist", "business,technical", "--json", cwd=cwd, env=env)
+    assert out.returncode == 1
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [(r["specialist"], r["success"]) for r in records] == [("business", False), ("technical", False)]
+    assert all("file is not a database" in r["error"] and re.fullmatch(RUN_ID, r["run_id"]) for r in records)
 
 
 def test_report_on_an_empty_home_says_so(shell):
