@@ -44,6 +44,7 @@ class SpecialistStatus:
     drift_decision: str | None = None
     drift_score: float | None = None
     drift_checked_at: datetime | None = None
+    drift_held: str | None = None            # why the last check's drift requested no retrain (the sensor's reason)
     feedback_since_training: int = 0
     feedback_threshold: int = 0
     feedback_held: str | None = None         # why a reached threshold requests no retrain now (an A/B test runs)
@@ -116,8 +117,10 @@ def platform_status(store: DocumentStore, client, *, last_trained: Mapping[str, 
         fields.update(ab)
         drift = store.find_one(DRIFT_CHECKS, {"specialist_type": s}, sort=[("checked_at", -1)])
         if drift is not None:
+            retraining = drift.get("retraining") or {}
             fields.update(drift_decision=drift["decision"], drift_score=drift.get("drift_score"),
-                          drift_checked_at=to_utc(drift["checked_at"]))
+                          drift_checked_at=to_utc(drift["checked_at"]),
+                          drift_held=retraining.get("reason") if retraining.get("action") == "held" else None)
         fields["feedback_since_training"] = trusted_feedback_count(store, s, last_trained.get(s), trust)
         if fields["feedback_since_training"] >= feedback_threshold and fields.get("traffic_percent") is not None:
             fields["feedback_held"] = waits_for_test(fields["test_id"])  # what the feedback sensor logs then
@@ -155,6 +158,8 @@ def _rows(statuses: list[SpecialistStatus]) -> list[list[str]]:
         drift = (f"{st.drift_decision} (PSI {st.drift_score:.3g}, {_t(st.drift_checked_at)})"
                  if st.drift_decision and st.drift_score is not None
                  else f"{st.drift_decision} ({_t(st.drift_checked_at)})" if st.drift_decision else "never checked")
+        if st.drift_held:  # drift and no retrain: the operator's first question
+            drift += f": held: {st.drift_held}"
         feedback = f"{st.feedback_since_training} / {st.feedback_threshold}" + (
             f": {st.feedback_held}" if st.feedback_held else "")
         retrain = (f"{st.retrain_reason} {st.retrain_status} ({_t(st.retrain_at)})" if st.retrain_reason else "none")

@@ -146,3 +146,33 @@ def test_a_reached_threshold_says_that_retraining_waits_for_the_running_test(hiv
     # once the test has ended, a reached threshold retrains: nothing held
     store.upsert_many("ab_tests", [dict(store.find_one("ab_tests", {"test_id": "business_v3_new"}), status="promoted")])
     assert business(5).feedback_held is None
+
+
+def test_a_drift_that_requested_no_retrain_says_why(hive_home, registry_client, monkeypatch):
+    """The drift sensor holds a retrain while a run is in flight, an A/B test runs or within the cooldown, and
+    writes why in the check (`retraining: held`): the view showed "drift (PSI 0.4)" and no retrain, and the
+    reason only in the sensor's tick log."""
+    from hive_assets.monitoring import drift_trigger, with_retraining
+
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", (T0 + 99 * HOUR).isoformat())
+    store = SQLiteStore(hive_home / "store.sqlite")
+    write_documents(store)
+    at = T0 + 98.5 * HOUR
+    trigger = drift_trigger("business", "drift:business:x", at, running_test_id="business_v3_new")
+    check = {"check_id": "c3", "specialist_type": "business", "checked_at": at, "decision": "drift", "drift_score": 0.4}
+    store.upsert_many("drift_monitoring", [with_retraining(check, "held", trigger.reason)])
+
+    def business():
+        return platform_status(store, registry_client, last_trained={"business": T0 + 88 * HOUR},
+                               feedback_threshold=100, drift_interval=HOUR, ab_interval=HOUR,
+                               specialists=("business",), now=T0 + 99 * HOUR)[0]
+
+    held = business()
+    assert held.drift_held == "A/B test business_v3_new running: retraining waits for its verdict"
+    assert held.as_dict()["drift_held"] == held.drift_held
+    assert ("drift (PSI 0.4, 2026-01-09 02:30): held: A/B test business_v3_new running: retraining waits for its "
+            "verdict") in format_status([held], T0 + 99 * HOUR)
+    # a check whose drift requested the retrain holds nothing
+    store.upsert_many("drift_monitoring", [with_retraining(dict(check, check_id="c4", checked_at=at + HOUR / 4),
+                                                           "requested", "drift", "drift:business:x")])
+    assert business().drift_held is None
