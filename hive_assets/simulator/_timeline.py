@@ -61,6 +61,9 @@ def _drift_events(store, start, end) -> Iterable[tuple]:
                 text = (f"drift detected vs champion v{doc['model_version']}: score {doc['drift_score']:.3f} "
                         f"on {doc['drift_feature']} (window of {doc['window_size']} rows)" if drifted else
                         f"no drift any more vs champion v{doc['model_version']} (score {doc['drift_score']:.3f})")
+                retraining = doc.get("retraining") or {}
+                if drifted and retraining.get("action") == "held":  # why no trigger follows it (yet)
+                    text += f"; retraining held: {retraining.get('reason')}"
                 yield (to_utc(doc["checked_at"]), _RANK["drift"], seq, TimelineEvent(
                     to_utc(doc["checked_at"]), s, "drift", text))
             previous = drifted

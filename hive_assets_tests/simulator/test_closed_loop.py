@@ -127,6 +127,11 @@ def test_the_loop_retrains_on_drift_promotes_rolls_back_and_keeps_the_ledger_rig
     # the drift sensor retrained technical, and nobody else
     drift = [t for t in triggers if t["reason"] == "drift"]
     assert drift and {t["specialist_type"] for t in drift} == {"technical"}
+    # the drift is seen before the cooldown after the first training ends: the timeline says why no run follows it
+    [seen] = [e for e in result["timeline"] if e["specialist"] == "technical" and e["what"] == "drift"
+              and e["text"].startswith("drift detected")][:1]
+    assert datetime.fromisoformat(seen["at"]) < min(to_utc(t["triggered_at"]) for t in drift)
+    assert re.search(r"; retraining held: a training at \S+ is within the 24 h cooldown", seen["text"]), seen["text"]
     assert any(t["reason"] == "feedback" for t in triggers)  # a feedback-triggered retraining
 
     # the same from the Dagster instance: the runs the drift sensor launched
