@@ -101,6 +101,8 @@ def _print_result(result) -> None:
     else:
         print(f"{result['model']} v{result['version']} ({'new' if result['created'] else 'existing'} version; "
               f"gate {result['gate']})")
+    if result.get("ab_test_stopped"):
+        print(f"A/B test {result['ab_test_stopped']} stopped: {result['ab_test_stop_reason']}")
 
 
 def cmd_register(args: argparse.Namespace) -> int:

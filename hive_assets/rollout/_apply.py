@@ -204,6 +204,29 @@ def close_test(store: DocumentStore, test: dict[str, Any], status: str, now: dat
     return {**test, **fields}
 
 
+def close_if_champion_moved(client, store: DocumentStore, specialist: str, now: datetime, *, actor: str,
+                            dagster_run_id: str | None = None) -> tuple[dict[str, Any] | None, list[str]]:
+    """Stop the specialist's running test when the registry's `champion` alias is no longer on the version
+    the test opened against (an operator's promote, rollback or alias move, here or in MLflow's UI): its
+    champion arm is served by another model than the one its counts are attributed to, so its verdict
+    would compare the challenger with a model that no longer serves. Champion kept, challenger alias
+    removed, the reason in the test and the ledger; nothing when the champion is unchanged or unset.
+    Returns (the stopped test or None, the effects written)."""
+    from hive_assets.registry import alias_version
+
+    test = running_test(store, specialist)
+    if test is None:
+        return None, []
+    holder = alias_version(client, specialist, CHAMPION)
+    if holder is None or str(holder.version) == str(test["champion_version"]):
+        return None, []
+    reason = (f"champion moved to v{holder.version} outside the test, which compared v{test['challenger_version']} "
+              f"with v{test['champion_version']}: stopped without a verdict, v{holder.version} stays champion")
+    closed = close_test(store, test, STOPPED, now, reason)
+    return closed, [f"stopped:{test['test_id']}", *settle(client, store, closed, actor=actor,
+                                                           dagster_run_id=dagster_run_id)]
+
+
 # -- effects that follow from the document ----------------------------------------------------------
 def _model_name(specialist: str) -> str:
     from hive_assets.registry import model_name
@@ -380,6 +403,7 @@ def check_test(client, store: DocumentStore, specialist: str, now: datetime, pol
     now = now.astimezone(timezone.utc)
     effects = complete_unfinished(client, store, specialist, actor=actor, dagster_run_id=dagster_run_id)
     effects += settle_closed(client, store, specialist, actor=actor, dagster_run_id=dagster_run_id)
+    effects += close_if_champion_moved(client, store, specialist, now, actor=actor, dagster_run_id=dagster_run_id)[1]
     test = running_test(store, specialist)
     if test is None:
         latest = store.find_one("ab_tests", {"specialist_type": specialist}, sort=[("started_at", -1)])

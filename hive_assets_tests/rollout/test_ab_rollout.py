@@ -186,6 +186,48 @@ def test_a_superseded_test_closes_with_a_ledger_entry_and_its_alias_removed(worl
     assert tags(client, "architecture")["ab_test_id"] == outcome["test_id"]
 
 
+@pytest.mark.parametrize("how", ["operator_promotion", "alias_moved_in_mlflow"])
+def test_a_champion_moved_outside_the_test_stops_it_without_a_verdict(world, monkeypatch, how):
+    """The test compares its challenger with the champion it opened against. An operator who promotes another
+    version (or moves the alias in MLflow's UI) leaves the champion arm served by a model the counts are not
+    about: the test kept running and could later "promote" against a model that no longer served. It is
+    stopped instead: at once by the registry job, at the next look otherwise; the champion stays where the
+    operator put it."""
+    store, client, model, check = world
+    v1, v2, v3 = model("evolution", 3)
+    champion_and_challenger(client, store, "evolution", v1, v2)
+    check("evolution", 0)
+    test = running_test(store, "evolution")
+    Traffic("evolution", champion_agreement=0.80, challenger_agreement=0.80, seed=3).serve(store, test, at(0), at(5))
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", at(5).isoformat())
+    if how == "operator_promotion":
+        result = build_defs().resolve_job_def("promote_model_version").execute_in_process(
+            run_config={"ops": {"promote_op": {"config": {"model_type": "evolution", "model_version": v3,
+                                                          "force": True, "reason": "hotfix"}}}},
+            instance=dg.DagsterInstance.ephemeral())
+        assert result.success
+        assert result.output_for_node("promote_op")["ab_test_stopped"] == test["test_id"]
+    else:
+        client.set_registered_model_alias(registry.model_name("evolution"), registry.CHAMPION, v3)
+        assert running_test(store, "evolution") is not None  # nothing here heard of it yet
+        check("evolution", 6)
+    doc = store.find_one("ab_tests", {"test_id": test["test_id"]})
+    assert doc["status"] == "stopped" and doc["settled"] and float(doc["traffic_percent"]) == 0.0
+    assert doc["end_reason"] == (f"champion moved to v{v3} outside the test, which compared v{v2} with v{v1}: "
+                                 f"stopped without a verdict, v{v3} stays champion")
+    assert aliases(client, "evolution") == {"champion": v3}  # the challenger no longer routed
+    t = tags(client, "evolution")
+    assert (t["ab_test_status"], t["ab_challenger_traffic_percent"]) == ("stopped", "0.0")
+    (closed,) = ledger(store, "evolution", "ab_test_closed")
+    assert closed["details"] == {"test_id": test["test_id"], "status": "stopped", "at": closed["details"]["at"]}
+    # later looks change nothing and open no test for the old challenger; the operator's champion stays
+    assert check("evolution", 12).output_for_node("ab_test_outcome")["status"] == "stopped"
+    assert store.count("ab_tests", {"specialist_type": "evolution"}) == 1
+    assert aliases(client, "evolution") == {"champion": v3}
+    assert not ledger(store, "evolution", "rollback") and len(ledger(store, "evolution", "promotion")) == (
+        1 if how == "operator_promotion" else 0)
+
+
 KILLED_CHECK = textwrap.dedent("""
     import os, signal, sys
     from datetime import datetime, timedelta

@@ -11,13 +11,13 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from hive_assets import registry
+from hive_assets import clock, registry
 from hive_assets.config import SPECIALISTS
 from hive_assets.defs.catalog import Specialist
 from hive_assets.defs.k8s import SHORT_JOB_RUN_TAGS
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 from hive_assets.defs.runs.lease import operator_lease
-from hive_assets.rollout import complete_unfinished
+from hive_assets.rollout import close_if_champion_moved, complete_unfinished
 
 ACTOR_TAG = "hive/actor"
 SPECIALIST_HELP = f"the specialist whose `<specialist>-evaluator` model this acts on: one of {', '.join(SPECIALISTS)}"
@@ -90,7 +90,16 @@ def _call(context, config, mlflow: MlflowResource, document_store: DocumentStore
         for line in completed:
             context.log.info(f"{config.model_type}: {line}")
         result = _refusing(lambda: action(client=client, store=store, specialist=config.model_type, **kwargs))
-        return _completed_here(store, completed, result)
+        # a champion moved under a running A/B test ends that test now, not at its next look: until then
+        # serving would split traffic between the new champion and a challenger compared with the old one
+        stopped, effects = close_if_champion_moved(client, store, config.model_type, clock.now(),
+                                                   actor=actor_of(context), dagster_run_id=context.run_id)
+        result = _completed_here(store, completed, result)
+        if stopped is not None:
+            context.log.info(f"{config.model_type}: A/B test {stopped['test_id']} stopped: {stopped['end_reason']} "
+                             f"({', '.join(effects)})")
+            result = {**result, "ab_test_stopped": stopped["test_id"], "ab_test_stop_reason": stopped["end_reason"]}
+        return result
 
 
 def _completed_here(store, completed: list[str], result: dict[str, Any]) -> dict[str, Any]:
