@@ -101,6 +101,8 @@ def state_text(specialist: str, state: dict) -> str:
                          + (f", agreement {agreement:.3f}" if agreement is not None else ""))
     if state.get("reason"):
         lines.append(f"  {state['reason']}")
+    elif state.get("end_reason"):
+        lines.append(f"  ended {str(state.get('ended_at') or '')[:16].replace('T', ' ')}: {state['end_reason']}")
     return "\n".join(lines)
 
 

@@ -14,7 +14,8 @@
   counts from the opinion->feedback join, `decide`, one write of the `ab_tests` document, then the
   registry aliases, registry tags and ledger rows it implies, each written only when missing);
   `start_test`, `set_traffic`, `close_test`, `settle` for the operator's actions;
-  `close_if_champion_moved`: a running test whose champion was moved outside it is stopped.
+  `stop_if_arms_changed`: a running test whose champion was moved outside it, or whose challenger was
+  deleted, is stopped.
 - `trajectory_png(test)`: the test's traffic steps and the interval of the difference at each look.
 
 Routing itself (`assign_arm`) lives in `hive_assets.routing`, a light module serving pods import.
@@ -23,8 +24,8 @@ Routing itself (`assign_arm`) lives in `hive_assets.routing`, a light module ser
 from hive_assets.rollout._apply import (
     CLOSED, ENDED, PROMOTED, ROLLED_BACK, STOPPED, ArmObservations, CheckResult, LookBeforeLastLook, arm_observations,
     check_test,
-    close_if_champion_moved, close_test, complete_unfinished, outcome_intent_id, evaluate, policy_from_env, record_decision_in_test, set_traffic, settle, settle_closed, start_test,
-    state_of,
+    close_test, complete_unfinished, outcome_intent_id, evaluate, policy_from_env, record_decision_in_test, set_traffic, settle, settle_closed, start_test,
+    state_of, stop_if_arms_changed,
 )
 from hive_assets.rollout._charts import difference_trajectory, traffic_steps, trajectory_png
 from hive_assets.rollout._controller import (
@@ -39,8 +40,8 @@ from hive_assets.rollout._statistics import (
 __all__ = [
     "CLOSED", "ENDED", "PROMOTED", "ROLLED_BACK", "STOPPED", "ArmObservations", "CheckResult", "LookBeforeLastLook",
     "arm_observations",
-    "check_test", "close_if_champion_moved", "close_test", "complete_unfinished", "evaluate", "outcome_intent_id", "policy_from_env", "record_decision_in_test", "set_traffic", "settle",
-    "settle_closed", "start_test", "state_of",
+    "check_test", "close_test", "complete_unfinished", "evaluate", "outcome_intent_id", "policy_from_env", "record_decision_in_test", "set_traffic", "settle",
+    "settle_closed", "start_test", "state_of", "stop_if_arms_changed",
     "RUNNING", "SUPERSEDED", "ArmCounts", "Decision", "DifferenceResult", "LabelBalance", "label_balance", "RolloutPolicy", "SrmResult", "StepCounts",
     "TestState", "TrafficStep", "agreement_difference", "decide", "matured_cutoff", "normal_mixture_radius",
     "next_look", "open_test", "running_test", "srm_test", "tally", "test_id_for",

@@ -204,27 +204,44 @@ def close_test(store: DocumentStore, test: dict[str, Any], status: str, now: dat
     return {**test, **fields}
 
 
-def close_if_champion_moved(client, store: DocumentStore, specialist: str, now: datetime, *, actor: str,
-                            dagster_run_id: str | None = None) -> tuple[dict[str, Any] | None, list[str]]:
-    """Stop the specialist's running test when the registry's `champion` alias is no longer on the version
-    the test opened against (an operator's promote, rollback or alias move, here or in MLflow's UI): its
-    champion arm is served by another model than the one its counts are attributed to, so its verdict
-    would compare the challenger with a model that no longer serves. Champion kept, challenger alias
-    removed, the reason in the test and the ledger; nothing when the champion is unchanged or unset.
-    Returns (the stopped test or None, the effects written)."""
-    from hive_assets.registry import alias_version
-
+def stop_if_arms_changed(client, store: DocumentStore, specialist: str, now: datetime, *, actor: str,
+                         dagster_run_id: str | None = None) -> tuple[dict[str, Any] | None, list[str]]:
+    """Stop the specialist's running test when the registry no longer holds what it compares: `champion`
+    moved off the version the test opened against (an operator's promote, rollback or alias move, here
+    or in MLflow's UI: its champion arm is then served by a model the counts are not about, and a verdict
+    would compare the challenger with a model that no longer serves), or the challenger version was
+    deleted (every look failed on its missing version). Champion kept, challenger alias removed, the
+    reason in the test and the ledger. Returns (the stopped test or None, the effects written)."""
     test = running_test(store, specialist)
     if test is None:
         return None, []
-    holder = alias_version(client, specialist, CHAMPION)
-    if holder is None or str(holder.version) == str(test["champion_version"]):
+    reason = _why_arms_changed(client, specialist, str(test["champion_version"]), str(test["challenger_version"]))
+    if reason is None:
         return None, []
-    reason = (f"champion moved to v{holder.version} outside the test, which compared v{test['challenger_version']} "
-              f"with v{test['champion_version']}: stopped without a verdict, v{holder.version} stays champion")
     closed = close_test(store, test, STOPPED, now, reason)
     return closed, [f"stopped:{test['test_id']}", *settle(client, store, closed, actor=actor,
                                                            dagster_run_id=dagster_run_id)]
+
+
+def _why_arms_changed(client, specialist: str, champion: str, challenger: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    from hive_assets.registry import alias_version
+
+    compared = f"the test compared v{challenger} with v{champion}"
+    holder = alias_version(client, specialist, CHAMPION)
+    if holder is None:
+        return f"no version holds champion any more ({compared}): stopped without a verdict"
+    if str(holder.version) != champion:
+        return (f"champion moved to v{holder.version} outside the test, which compared v{challenger} with "
+                f"v{champion}: stopped without a verdict, v{holder.version} stays champion")
+    try:
+        client.get_model_version(_model_name(specialist), challenger)
+    except MlflowException as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
+            return f"challenger v{challenger} was deleted from the registry ({compared}): stopped without a verdict"
+        raise
+    return None
 
 
 # -- effects that follow from the document ----------------------------------------------------------
@@ -367,6 +384,8 @@ class CheckResult:
         stats = self.decision.statistics if self.decision else t.get("last_statistics") or {}
         if self.decision:
             out["rule"], out["reason"] = self.decision.rule, self.decision.reason
+        if t["status"] != RUNNING:  # how it ended, for every later look (a stop's reason is in no decision)
+            out["ended_at"], out["end_reason"] = _iso(t.get("ended_at")), t.get("end_reason")
         for arm in (CHAMPION, CHALLENGER):
             out[arm] = stats.get(arm)
         diff = stats.get("difference")
@@ -403,7 +422,7 @@ def check_test(client, store: DocumentStore, specialist: str, now: datetime, pol
     now = now.astimezone(timezone.utc)
     effects = complete_unfinished(client, store, specialist, actor=actor, dagster_run_id=dagster_run_id)
     effects += settle_closed(client, store, specialist, actor=actor, dagster_run_id=dagster_run_id)
-    effects += close_if_champion_moved(client, store, specialist, now, actor=actor, dagster_run_id=dagster_run_id)[1]
+    effects += stop_if_arms_changed(client, store, specialist, now, actor=actor, dagster_run_id=dagster_run_id)[1]
     test = running_test(store, specialist)
     if test is None:
         latest = store.find_one("ab_tests", {"specialist_type": specialist}, sort=[("started_at", -1)])

@@ -228,6 +228,30 @@ def test_a_champion_moved_outside_the_test_stops_it_without_a_verdict(world, mon
         1 if how == "operator_promotion" else 0)
 
 
+def test_a_challenger_deleted_from_the_registry_stops_its_test(world):
+    """An operator who deletes the version under test in MLflow: every look failed on the missing version
+    ("Model Version not found"), hour after hour; the next look stops the test instead, champion kept."""
+    store, client, model, check = world
+    v1, v2 = model("business")
+    champion_and_challenger(client, store, "business", v1, v2)
+    check("business", 0)
+    test = running_test(store, "business")
+    client.delete_model_version(registry.model_name("business"), v2)
+    outcome = check("business", 6).output_for_node("ab_test_outcome")
+    assert (outcome["test_id"], outcome["status"], outcome["traffic_percent"]) == (test["test_id"], "stopped", 0.0)
+    doc = store.find_one("ab_tests", {"test_id": test["test_id"]})
+    assert doc["end_reason"] == (f"challenger v{v2} was deleted from the registry (the test compared v{v2} with "
+                                 f"v{v1}): stopped without a verdict")
+    assert aliases(client, "business") == {"champion": v1}
+    assert tags(client, "business")["ab_test_status"] == "stopped"
+    assert len(ledger(store, "business", "ab_test_closed")) == 1
+    later = check("business", 12)
+    assert later.output_for_node("ab_test_outcome")["status"] == "stopped"
+    # every later look says how it ended, in the value (`hive ab-test check`) and in the UI's metadata
+    assert later.output_for_node("ab_test_outcome")["end_reason"] == doc["end_reason"]
+    assert later.asset_materializations_for_node("ab_test_outcome")[0].metadata["end_reason"].value == doc["end_reason"]
+
+
 KILLED_CHECK = textwrap.dedent("""
     import os, signal, sys
     from datetime import datetime, timedelta

@@ -17,7 +17,7 @@ from hive_assets.defs.catalog import Specialist
 from hive_assets.defs.k8s import SHORT_JOB_RUN_TAGS
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 from hive_assets.defs.runs.lease import operator_lease
-from hive_assets.rollout import close_if_champion_moved, complete_unfinished
+from hive_assets.rollout import complete_unfinished, stop_if_arms_changed
 
 ACTOR_TAG = "hive/actor"
 SPECIALIST_HELP = f"the specialist whose `<specialist>-evaluator` model this acts on: one of {', '.join(SPECIALISTS)}"
@@ -92,7 +92,7 @@ def _call(context, config, mlflow: MlflowResource, document_store: DocumentStore
         result = _refusing(lambda: action(client=client, store=store, specialist=config.model_type, **kwargs))
         # a champion moved under a running A/B test ends that test now, not at its next look: until then
         # serving would split traffic between the new champion and a challenger compared with the old one
-        stopped, effects = close_if_champion_moved(client, store, config.model_type, clock.now(),
+        stopped, effects = stop_if_arms_changed(client, store, config.model_type, clock.now(),
                                                    actor=actor_of(context), dagster_run_id=context.run_id)
         result = _completed_here(store, completed, result)
         if stopped is not None:

@@ -21,8 +21,8 @@ from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, Pl
 from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
 from hive_assets.figures import png_markdown
 from hive_assets.rollout import (
-    CheckResult, LookBeforeLastLook, check_test, close_if_champion_moved, complete_unfinished, policy_from_env,
-    settle_closed, start_test, trajectory_png,
+    CheckResult, LookBeforeLastLook, check_test, complete_unfinished, policy_from_env, settle_closed, start_test,
+    stop_if_arms_changed, trajectory_png,
 )
 
 
@@ -70,6 +70,8 @@ def outcome_output(result: CheckResult) -> dg.Output[dict[str, Any]]:
             metadata["interval"] = f"[{lower:+.4f}, {upper:+.4f}] (always-valid)"
         if summary.get("reason"):
             metadata["reason"] = summary["reason"]
+        if summary.get("end_reason"):
+            metadata["end_reason"] = summary["end_reason"]
         if result.effects:
             metadata["effects"] = dg.MetadataValue.json(result.effects)
         metadata["trajectory"] = dg.MetadataValue.md(png_markdown(
@@ -106,7 +108,7 @@ def ab_test_outcome(context: dg.AssetExecutionContext, config: AbTestOutcomeConf
             context.log.info(f"{specialist}: {line}")
         settle_closed(client, store, specialist, actor=actor, dagster_run_id=context.run_id)
         # a test whose champion was moved outside it stops before anything could take it for this champion's
-        close_if_champion_moved(client, store, specialist, now, actor=actor, dagster_run_id=context.run_id)
+        stop_if_arms_changed(client, store, specialist, now, actor=actor, dagster_run_id=context.run_id)
         champion = registry.alias_version(client, specialist, registry.CHAMPION)
         challenger = registry.alias_version(client, specialist, registry.CHALLENGER)
         if (platform.ab_testing_enabled and champion and challenger and champion.version != challenger.version

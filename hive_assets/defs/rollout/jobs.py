@@ -18,8 +18,8 @@ from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, Pl
 from hive_assets.defs.rollout.assets import RolloutClockConfig, ab_test_outcome, actor_of, clock
 from hive_assets.defs.runs.lease import operator_lease
 from hive_assets.rollout import (
-    STOPPED, CheckResult, close_if_champion_moved, close_test, complete_unfinished, running_test, set_traffic,
-    settle, start_test,
+    STOPPED, CheckResult, close_test, complete_unfinished, running_test, set_traffic, settle, start_test,
+    stop_if_arms_changed,
 )
 
 ab_test_check = dg.define_asset_job(
@@ -99,7 +99,7 @@ def start_ab_test(context: dg.OpExecutionContext, config: StartTestConfig, mlflo
         raise dg.Failure(f"traffic must be in (0, 100], got {traffic}", allow_retries=False)
     with operator_lease(context, config.specialist), document_store.open() as store:
         complete_unfinished(client, store, config.specialist, actor=actor, dagster_run_id=context.run_id)
-        close_if_champion_moved(client, store, config.specialist, now, actor=actor, dagster_run_id=context.run_id)
+        stop_if_arms_changed(client, store, config.specialist, now, actor=actor, dagster_run_id=context.run_id)
         holder = registry.alias_version(client, config.specialist, registry.CHALLENGER)
         if holder is None or str(holder.version) != config.new_version:
             registry.ensure_alias(client, store, config.specialist, registry.CHALLENGER, config.new_version,
@@ -118,7 +118,7 @@ def expand_ab_test(context: dg.OpExecutionContext, config: ExpandTrafficConfig, 
     client, actor = mlflow.client(), actor_of(context)
     with operator_lease(context, config.specialist), document_store.open() as store:
         complete_unfinished(client, store, config.specialist, actor=actor, dagster_run_id=context.run_id)
-        close_if_champion_moved(client, store, config.specialist, clock(config), actor=actor,
+        stop_if_arms_changed(client, store, config.specialist, clock(config), actor=actor,
                                 dagster_run_id=context.run_id)
         test = _running(store, config)
         try:
