@@ -209,9 +209,11 @@ def stop_if_arms_changed(client, store: DocumentStore, specialist: str, now: dat
     """Stop the specialist's running test when the registry no longer holds what it compares: `champion`
     moved off the version the test opened against (an operator's promote, rollback or alias move, here
     or in MLflow's UI: its champion arm is then served by a model the counts are not about, and a verdict
-    would compare the challenger with a model that no longer serves), or the challenger version was
-    deleted (every look failed on its missing version). Champion kept, challenger alias removed, the
-    reason in the test and the ledger. Returns (the stopped test or None, the effects written)."""
+    would compare the challenger with a model that no longer serves), the challenger version was
+    deleted (every look failed on its missing version), or its `challenger` alias removed by hand (serving
+    stopped routing to it; the test would have ended on the sample-ratio check). Champion kept, challenger
+    alias removed, the reason in the test and the ledger. Returns (the stopped test or None, the effects
+    written)."""
     test = running_test(store, specialist)
     if test is None:
         return None, []
@@ -241,6 +243,9 @@ def _why_arms_changed(client, specialist: str, champion: str, challenger: str) -
         if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
             return f"challenger v{challenger} was deleted from the registry ({compared}): stopped without a verdict"
         raise
+    if alias_version(client, specialist, CHALLENGER) is None:  # moved to another version: the look supersedes it
+        return (f"the {CHALLENGER} alias was removed from v{challenger} outside the test ({compared}; serving "
+                "stopped routing to it): stopped without a verdict")
     return None
 
 

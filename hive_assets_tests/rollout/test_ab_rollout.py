@@ -228,20 +228,28 @@ def test_a_champion_moved_outside_the_test_stops_it_without_a_verdict(world, mon
         1 if how == "operator_promotion" else 0)
 
 
-def test_a_challenger_deleted_from_the_registry_stops_its_test(world):
+@pytest.mark.parametrize("how", ["version_deleted", "alias_removed"])
+def test_a_challenger_deleted_or_unaliased_by_hand_stops_its_test(world, how):
     """An operator who deletes the version under test in MLflow: every look failed on the missing version
-    ("Model Version not found"), hour after hour; the next look stops the test instead, champion kept."""
+    ("Model Version not found"), hour after hour. One who removes its `challenger` alias by hand: serving
+    stopped routing to it and the test ran on until the sample-ratio check rolled it back, days later. The
+    next look stops the test instead, champion kept."""
     store, client, model, check = world
     v1, v2 = model("business")
     champion_and_challenger(client, store, "business", v1, v2)
     check("business", 0)
     test = running_test(store, "business")
-    client.delete_model_version(registry.model_name("business"), v2)
+    if how == "version_deleted":
+        client.delete_model_version(registry.model_name("business"), v2)
+        why = f"challenger v{v2} was deleted from the registry"
+    else:
+        client.delete_registered_model_alias(registry.model_name("business"), registry.CHALLENGER)
+        why = f"the challenger alias was removed from v{v2} outside the test"
     outcome = check("business", 6).output_for_node("ab_test_outcome")
     assert (outcome["test_id"], outcome["status"], outcome["traffic_percent"]) == (test["test_id"], "stopped", 0.0)
     doc = store.find_one("ab_tests", {"test_id": test["test_id"]})
-    assert doc["end_reason"] == (f"challenger v{v2} was deleted from the registry (the test compared v{v2} with "
-                                 f"v{v1}): stopped without a verdict")
+    assert doc["end_reason"].startswith(f"{why} (the test compared v{v2} with v{v1}")
+    assert doc["end_reason"].endswith("stopped without a verdict")
     assert aliases(client, "business") == {"champion": v1}
     assert tags(client, "business")["ab_test_status"] == "stopped"
     assert len(ledger(store, "business", "ab_test_closed")) == 1
