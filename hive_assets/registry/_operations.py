@@ -34,7 +34,7 @@ from hive_assets.data.store.base import DocumentStore
 from hive_assets.registry import _intents as intents
 from hive_assets.registry._ledger import last_alias_row, latest_gate_verdict, record_decision
 from hive_assets.registry._mlflow import alias_version, model_name, register_version
-from hive_assets.routing import CHAMPION
+from hive_assets.routing import CHALLENGER, CHAMPION
 
 MIRROR_PRODUCTION_ENV = "HIVE_MIRROR_PRODUCTION_STAGE"
 PRODUCTION_STAGE = "Production"
@@ -446,6 +446,10 @@ def set_alias(client, store: DocumentStore, specialist: str, alias: str, version
     ab = _AB_ALIAS_RE.match(alias)
     if ab and ab.group(1) != str(version.version):
         raise RegistryError(f"alias {alias} names version {ab.group(1)}, not v{version.version}")
+    champion = alias_version(client, specialist, CHAMPION) if alias == CHALLENGER else None
+    if champion is not None and str(champion.version) == str(version.version):
+        raise RegistryError(f"v{version.version} is the champion: the challenger must be another version "
+                            "(a test of the champion against itself measures nothing, and serving would not split)")
     reconcile(client, store, specialist, alias, actor=actor, dagster_run_id=dagster_run_id,
               target=str(version.version))
     return ensure_alias(client, store, specialist, alias, str(version.version), actor=actor,

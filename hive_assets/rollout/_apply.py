@@ -243,8 +243,10 @@ def _why_arms_changed(client, specialist: str, champion: str, challenger: str) -
         if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
             return f"challenger v{challenger} was deleted from the registry ({compared}): stopped without a verdict"
         raise
-    if alias_version(client, specialist, CHALLENGER) is None:  # moved to another version: the look supersedes it
-        return (f"the {CHALLENGER} alias was removed from v{challenger} outside the test ({compared}; serving "
+    holder = alias_version(client, specialist, CHALLENGER)
+    if holder is None or str(holder.version) == champion:  # on another version: the next look supersedes the test
+        moved = "removed from" if holder is None else "moved to the champion from"
+        return (f"the {CHALLENGER} alias was {moved} v{challenger} outside the test ({compared}; serving "
                 "stopped routing to it): stopped without a verdict")
     return None
 

@@ -131,6 +131,9 @@ def test_refused_operations_change_neither_registry_nor_ledger(clean_registry, s
         (lambda: registry.set_alias(client, store, "business", "challenger", stray.version, actor=ME),
          "trained for the technical specialist"),
         (lambda: registry.set_alias(client, store, "business", "ab-test-v1", v2, actor=ME), "names version 1"),
+        # the champion as its own challenger: it was set, and a running test then routed nothing to it
+        (lambda: registry.set_alias(client, store, "business", "challenger", v1, actor=ME),
+         "v1 is the champion: the challenger must be another version"),
         (lambda: registry.rollback(client, store, "business", actor=ME), "no previous champion"),
         (lambda: registry.rollback(client, store, "technical", actor=ME), "no previous champion"),
         (lambda: registry.promote(client, store, "business", v3, actor=ME), "validation gate failed"),

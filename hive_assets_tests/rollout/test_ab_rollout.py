@@ -228,7 +228,7 @@ def test_a_champion_moved_outside_the_test_stops_it_without_a_verdict(world, mon
         1 if how == "operator_promotion" else 0)
 
 
-@pytest.mark.parametrize("how", ["version_deleted", "alias_removed"])
+@pytest.mark.parametrize("how", ["version_deleted", "alias_removed", "alias_moved_to_the_champion"])
 def test_a_challenger_deleted_or_unaliased_by_hand_stops_its_test(world, how):
     """An operator who deletes the version under test in MLflow: every look failed on the missing version
     ("Model Version not found"), hour after hour. One who removes its `challenger` alias by hand: serving
@@ -242,15 +242,19 @@ def test_a_challenger_deleted_or_unaliased_by_hand_stops_its_test(world, how):
     if how == "version_deleted":
         client.delete_model_version(registry.model_name("business"), v2)
         why = f"challenger v{v2} was deleted from the registry"
-    else:
+    elif how == "alias_removed":
         client.delete_registered_model_alias(registry.model_name("business"), registry.CHALLENGER)
         why = f"the challenger alias was removed from v{v2} outside the test"
+    else:  # in MLflow's UI: `hive deploy alias` refuses it
+        client.set_registered_model_alias(registry.model_name("business"), registry.CHALLENGER, v1)
+        why = f"the challenger alias was moved to the champion from v{v2} outside the test"
     outcome = check("business", 6).output_for_node("ab_test_outcome")
     assert (outcome["test_id"], outcome["status"], outcome["traffic_percent"]) == (test["test_id"], "stopped", 0.0)
     doc = store.find_one("ab_tests", {"test_id": test["test_id"]})
     assert doc["end_reason"].startswith(f"{why} (the test compared v{v2} with v{v1}")
     assert doc["end_reason"].endswith("stopped without a verdict")
-    assert aliases(client, "business") == {"champion": v1}
+    # an alias someone moved is left where they put it (the router never splits to the champion)
+    assert aliases(client, "business") == {"champion": v1, **({"challenger": v1} if how.endswith("champion") else {})}
     assert tags(client, "business")["ab_test_status"] == "stopped"
     assert len(ledger(store, "business", "ab_test_closed")) == 1
     later = check("business", 12)
