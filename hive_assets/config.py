@@ -52,8 +52,8 @@ def _raw(name: str) -> str | None:
     return None if raw is None or raw.strip() == "" else raw.strip()
 
 
-def _env_number(name: str, default, parse, what: str, low, high, low_open: bool):
-    """`parse(value)` of the variable, finite and within [low, high] (low excluded when `low_open`)."""
+def _env_number(name: str, default, parse, what: str, low, high, low_open: bool, high_open: bool = False):
+    """`parse(value)` of the variable, finite and within [low, high] (each end excluded when open)."""
     raw = _raw(name)
     if raw is None:
         return default
@@ -63,17 +63,18 @@ def _env_number(name: str, default, parse, what: str, low, high, low_open: bool)
         raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
     if not math.isfinite(value):
         raise ConfigError(f"{name} must be a finite number, got {raw!r}")
-    if (low is not None and (value <= low if low_open else value < low)) or (high is not None and value > high):
+    if (low is not None and (value <= low if low_open else value < low)) or \
+            (high is not None and (value >= high if high_open else value > high)):
         bounds = ([f"{'>' if low_open else '>='} {low:g}"] if low is not None else []) + \
-                 ([f"<= {high:g}"] if high is not None else [])
+                 ([f"{'<' if high_open else '<='} {high:g}"] if high is not None else [])
         raise ConfigError(f"{name} must be {' and '.join(bounds)}, got {raw!r}")
     return value
 
 
 def env_float(name: str, default: float, *, low: float | None = None, high: float | None = None,
-              low_open: bool = False) -> float:
+              low_open: bool = False, high_open: bool = False) -> float:
     """The variable as a finite float (unset or blank: `default`); ConfigError when malformed or out of range."""
-    return _env_number(name, default, float, "a number", low, high, low_open)
+    return _env_number(name, default, float, "a number", low, high, low_open, high_open)
 
 
 def env_int(name: str, default: int, *, low: int | None = None) -> int:
@@ -286,7 +287,9 @@ class Settings:
             mongodb_uri=os.environ.get("MONGODB_URI", ""),
             mongodb_database=os.environ.get("MONGODB_DATABASE") or DEFAULT_MONGODB_DATABASE,
             ab_testing_enabled=env_bool("AB_TESTING_ENABLED", True),
-            ab_test_default_traffic=env_float("AB_TEST_DEFAULT_TRAFFIC", 10.0, low=0, high=100, low_open=True),
+            # a test at 100 % has no champion arm to compare with: only a promotion takes traffic there
+            ab_test_default_traffic=env_float("AB_TEST_DEFAULT_TRAFFIC", 10.0, low=0, high=100, low_open=True,
+                                              high_open=True),
             drift_threshold=env_float("DRIFT_THRESHOLD", 0.2, low=0, low_open=True),
             drift_check_interval_minutes=env_int("DRIFT_CHECK_INTERVAL_MINUTES", 60, low=1),
             kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", ""),

@@ -22,8 +22,9 @@ ENV = ("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "MONGODB_DATABASE", "MLFLOW_T
 
 def traffic_percent(text: str) -> float:
     value = positive_float(text)
-    if value > 100:
-        raise argparse.ArgumentTypeError(f"must be a share in (0, 100], got {text!r}")
+    if value >= 100:
+        raise argparse.ArgumentTypeError(f"must be a share in (0, 100), got {text!r}: at 100 % no champion arm is "
+                                         "left to compare with (a promotion takes it there: `hive deploy promote`)")
     return value
 
 

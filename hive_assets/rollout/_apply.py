@@ -178,9 +178,10 @@ def set_traffic(store: DocumentStore, test: dict[str, Any], percent: float, now:
     """An operator's traffic change (expand): a new traffic step in the document, nothing else."""
     if test["status"] != RUNNING:
         raise ValueError(f"test {test['test_id']} is {test['status']}, not running")
-    if not float(test["traffic_percent"]) < percent <= 100.0:
-        raise ValueError(f"traffic can only grow (monotone routing): {float(test['traffic_percent']):g} % -> "
-                         f"{percent:g} % is not in ({float(test['traffic_percent']):g}, 100]")
+    if not float(test["traffic_percent"]) < percent < 100.0:
+        raise ValueError(f"traffic can only grow (monotone routing) and stays below 100 % (no champion arm is "
+                         f"left there; a promotion takes it to 100): {float(test['traffic_percent']):g} % -> "
+                         f"{percent:g} % is not in ({float(test['traffic_percent']):g}, 100)")
     now = now.astimezone(timezone.utc)
     if to_utc(test["traffic_history"][-1]["at"]) > now:
         raise ValueError("now is before the test's last traffic step")

@@ -42,6 +42,8 @@ def open_test(store: DocumentStore, specialist: str, champion_version: str, chal
 
     A running test of an older challenger is closed as superseded: one test per specialist at a time.
     """
+    if not 0 < traffic_percent < 100:  # 100 % leaves no champion arm: only a promotion takes traffic there
+        raise ValueError(f"a test opens with a challenger share in (0, 100) %, got {traffic_percent:g}")
     now = (now or clock.now()).astimezone(timezone.utc)
     current = running_test(store, specialist)
     if current is not None and str(current["challenger_version"]) == str(challenger_version):

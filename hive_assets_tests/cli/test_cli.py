@@ -360,6 +360,11 @@ BAD = {
     "not a version number": (("ab-test", "start", "--specialist", "business", "--new-version", "two"),
                              "argument --new-version: must be a version number such as 3, got 'two'"),
     "unknown option": (("report", "--verbose"), "unrecognized arguments: --verbose"),
+    # a test opened at 100 % has no champion arm: it served the untested challenger alone for 14 days
+    "a test with no champion arm": (("ab-test", "start", "--specialist", "business", "--new-version", "2",
+                                     "--traffic", "100"), "argument --traffic: must be a share in (0, 100), got '100'"),
+    "expanded to no champion arm": (("ab-test", "expand", "--specialist", "business", "--traffic", "100"),
+                                    "at 100 % no champion arm is left to compare with"),
 }
 
 

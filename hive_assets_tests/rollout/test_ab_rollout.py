@@ -351,3 +351,20 @@ def test_with_ab_testing_disabled_no_test_opens(world, monkeypatch):
     assert result.output_for_node("ab_test_outcome")["status"] == "no_test"
     assert store.count("ab_tests", {}) == 0
     assert f"ab-test-v{v2}" not in aliases(client, "business")
+
+
+def test_no_test_opens_or_grows_to_100_percent_by_hand(hive_home):
+    """At 100 % the champion arm is empty: a test opened there served the untested challenger alone until its
+    maximum duration, 14 days later, with "insufficient data" at every look. Only a promotion takes traffic
+    to 100; opening at it, or an operator's expand to it, is refused and writes nothing."""
+    from hive_assets.rollout import open_test, set_traffic
+
+    store = SQLiteStore(hive_home / "store.sqlite")
+    with pytest.raises(ValueError, match=r"a test opens with a challenger share in \(0, 100\) %, got 100"):
+        open_test(store, "business", "1", "2", 100.0, now=at(0))
+    assert store.count("ab_tests") == 0
+    test, _ = open_test(store, "business", "1", "2", 10.0, now=at(0))
+    with pytest.raises(ValueError, match=r"stays below 100 %.*10 % -> 100 % is not in \(10, 100\)"):
+        set_traffic(store, test, 100.0, at(1), "expand", actor="test")
+    assert float(running_test(store, "business")["traffic_percent"]) == 10.0
+    assert float(set_traffic(store, test, 99.0, at(1), "expand", actor="test")["traffic_percent"]) == 99.0

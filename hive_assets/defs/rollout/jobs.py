@@ -95,8 +95,9 @@ def start_ab_test(context: dg.OpExecutionContext, config: StartTestConfig, mlflo
     if str(champion.version) == config.new_version:
         raise dg.Failure(f"{name}: v{config.new_version} is the champion already", allow_retries=False)
     traffic = platform.ab_test_default_traffic if config.traffic is None else config.traffic
-    if not 0 < traffic <= 100:
-        raise dg.Failure(f"traffic must be in (0, 100], got {traffic}", allow_retries=False)
+    if not 0 < traffic < 100:
+        raise dg.Failure(f"traffic must be in (0, 100), got {traffic}: at 100 % no champion arm is left to compare "
+                         "with", allow_retries=False)
     with operator_lease(context, config.specialist), document_store.open() as store:
         complete_unfinished(client, store, config.specialist, actor=actor, dagster_run_id=context.run_id)
         stop_if_arms_changed(client, store, config.specialist, now, actor=actor, dagster_run_id=context.run_id)
