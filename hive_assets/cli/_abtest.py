@@ -48,6 +48,9 @@ def add_parsers(sub) -> None:
                    help="must be the current champion (default: it)")
     p.add_argument("--traffic", type=traffic_percent,
                    help="challenger share in %% (default: $AB_TEST_DEFAULT_TRAFFIC, else 10)")
+    p.add_argument("--force", action="store_true",
+                   help="test a version whose validation gate did not pass (default: refused, as for promote)")
+    p.add_argument("--reason", default="", help="why, for the ledger; required with --force (default: none)")
     p.set_defaults(func=cmd_start)
 
     p = verb("check", "re-evaluate the running test",
@@ -122,7 +125,8 @@ def _op_config(op: str, **config) -> dict:
 
 def cmd_start(args: argparse.Namespace) -> int:
     config = _op_config("start_ab_test", specialist=args.specialist, new_version=args.new_version,
-                        baseline_version=args.baseline_version or "", traffic=args.traffic, now=_now(args))
+                        baseline_version=args.baseline_version or "", traffic=args.traffic, now=_now(args),
+                        force=args.force or None, reason=args.reason)
     return _finish(args, _run("ab_test_start", config), "start_ab_test")
 
 

@@ -24,7 +24,8 @@ from hive_assets.registry._intents import (
     specialists_with_unfinished, unfinished as unfinished_intents,
 )
 from hive_assets.registry._operations import (
-    GATE_TAG, complete_intent, complete_unfinished, MIRROR_PRODUCTION_ENV, RegistryError, check_alias, ensure_alias, gate_status,
+    GATE_TAG, complete_intent, complete_unfinished, MIRROR_PRODUCTION_ENV, RegistryError, check_alias, check_gate,
+    ensure_alias, gate_status,
     ledger_agrees, list_versions, mirror_production, mirror_production_enabled, parse_version_ref, previous_champion, promote,
     reconcile, register, resolve_version, rollback, set_alias,
 )
@@ -57,7 +58,8 @@ __all__ = [
     "dagster_run_url", "model_version_url", "run_url", "ui_base",
     "ALIAS_KINDS", "CHALLENGER", "CHAMPION", "GATE_TAG", "MIRROR_PRODUCTION_ENV", "Evaluation", "Evaluator",
     "RegistryError", "Tenure", "ab_test_alias", "alias_for_new_version", "alias_history", "alias_version",
-    "check_alias", "client_for", "ensure_alias", "ensure_experiment", "gate_status", "holder_at", "last_alias_row",
+    "check_alias", "check_gate", "client_for", "ensure_alias", "ensure_experiment", "gate_status", "holder_at",
+    "last_alias_row",
     "latest_decision_at", "latest_gate_verdict", "ledger_agrees", "list_versions", "load_evaluator", "load_model",
     "load_version_model", "log_model", "mirror_ab_split", "mirror_production", "mirror_production_enabled", "model_name",
     "parse_version_ref", "previous_champion", "promote", "reconcile", "record_decision", "register", "register_version",

@@ -124,7 +124,9 @@ def gate_status(store: DocumentStore, specialist: str, version) -> tuple[str, st
     return ("passed" if row["details"].get("passed") else "failed"), row.get("reason", "")
 
 
-def _check_gate(store, specialist: str, version, force: bool, reason: str) -> tuple[str, str]:
+def check_gate(store, specialist: str, version, force: bool, reason: str) -> tuple[str, str]:
+    """(status, summary) of the version's validation gate; RegistryError unless it passed or `force` comes with
+    a `reason` (what promote, a challenger alias and an A/B start require: each serves production traffic)."""
     status, summary = gate_status(store, specialist, version)
     if status != "passed":
         if not force:
@@ -270,7 +272,7 @@ def promote(client, store: DocumentStore, specialist: str, version_ref: str | in
     """Move `champion` to a version whose validation gate passed (or forced, with a reason): an intent,
     then the move (alias, mirror, read-back, ledger row), then the intent done."""
     version = resolve_version(client, specialist, version_ref)
-    gate, summary = _check_gate(store, specialist, version, force, reason)
+    gate, summary = check_gate(store, specialist, version, force, reason)
     same = complete_unfinished(client, store, specialist, actor=actor, dagster_run_id=dagster_run_id,
                                same=(intents.PROMOTE, str(version.version)), after_step=after_step)
     if same is not None:
@@ -393,7 +395,7 @@ def rollback(client, store: DocumentStore, specialist: str, target_version: str 
     if current is not None and str(current.version) == str(version.version) and not lagging:
         raise RegistryError(f"{model_name(specialist)} v{version.version} is already champion")
     held_before = any(str(r.version) == str(version.version) for r in _champion_holders(store, specialist))
-    gate = "held champion before" if held_before else _check_gate(store, specialist, version, force, reason)[0]
+    gate = "held champion before" if held_before else check_gate(store, specialist, version, force, reason)[0]
     rolled_back_from = str(current.version) if current else None
     if lagging and rolled_back_from == str(version.version):  # a retry: the registry already moved
         rolled_back_from = str(last_alias_row(store, specialist, CHAMPION)["model_version"])
@@ -450,6 +452,8 @@ def set_alias(client, store: DocumentStore, specialist: str, alias: str, version
     if champion is not None and str(champion.version) == str(version.version):
         raise RegistryError(f"v{version.version} is the champion: the challenger must be another version "
                             "(a test of the champion against itself measures nothing, and serving would not split)")
+    if alias == CHALLENGER:  # the next A/B look opens a test: production traffic, as for a promotion
+        check_gate(store, specialist, version, force, reason)
     reconcile(client, store, specialist, alias, actor=actor, dagster_run_id=dagster_run_id,
               target=str(version.version))
     return ensure_alias(client, store, specialist, alias, str(version.version), actor=actor,

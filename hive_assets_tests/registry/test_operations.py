@@ -138,6 +138,10 @@ def test_refused_operations_change_neither_registry_nor_ledger(clean_registry, s
         (lambda: registry.rollback(client, store, "technical", actor=ME), "no previous champion"),
         (lambda: registry.promote(client, store, "business", v3, actor=ME), "validation gate failed"),
         (lambda: registry.set_alias(client, store, "business", "champion", v3, actor=ME), "validation gate failed"),
+        # a challenger serves production traffic once the next A/B look opens its test: the same rule
+        (lambda: registry.set_alias(client, store, "business", "challenger", v3, actor=ME), "validation gate failed"),
+        (lambda: registry.set_alias(client, store, "business", "challenger", v3, actor=ME, force=True),
+         "needs a --reason"),
         (lambda: registry.promote(client, store, "business", v3, actor=ME, force=True), "needs a --reason"),
         (lambda: registry.register(client, store, "business", tech_run, actor=ME), "trained the technical"),
         (lambda: registry.register(client, store, "business", "0" * 32, actor=ME), "no MLflow run"),

@@ -46,6 +46,9 @@ class StartTestConfig(RolloutClockConfig):
     baseline_version: str = Field("", description="the champion it is tested against; must be the current "
                                                   "champion (empty: the current champion)")
     traffic: float | None = Field(None, description="challenger share in % (default AB_TEST_DEFAULT_TRAFFIC)")
+    force: bool = Field(False, description="test it even though its validation gate did not pass (it serves "
+                                           "production traffic)")
+    reason: str = Field("", description="why, for the ledger (required with force)")
 
 
 class ExpandTrafficConfig(_OperatorConfig):
@@ -83,7 +86,7 @@ def start_ab_test(context: dg.OpExecutionContext, config: StartTestConfig, mlflo
     from mlflow.exceptions import MlflowException
 
     try:
-        client.get_model_version(name, config.new_version)
+        version = client.get_model_version(name, config.new_version)
     except MlflowException as exc:
         raise dg.Failure(f"{name} has no version {config.new_version}", allow_retries=False) from exc
     champion = registry.alias_version(client, config.specialist, registry.CHAMPION)
@@ -94,6 +97,11 @@ def start_ab_test(context: dg.OpExecutionContext, config: StartTestConfig, mlflo
                          allow_retries=False)
     if str(champion.version) == config.new_version:
         raise dg.Failure(f"{name}: v{config.new_version} is the champion already", allow_retries=False)
+    with document_store.open() as store:  # a challenger serves production traffic: promote's gate rule
+        try:
+            gate, _ = registry.check_gate(store, config.specialist, version, config.force, config.reason)
+        except registry.RegistryError as exc:
+            raise dg.Failure(str(exc), allow_retries=False) from None
     traffic = platform.ab_test_default_traffic if config.traffic is None else config.traffic
     if not 0 < traffic < 100:
         raise dg.Failure(f"traffic must be in (0, 100), got {traffic}: at 100 % no champion arm is left to compare "
@@ -103,8 +111,10 @@ def start_ab_test(context: dg.OpExecutionContext, config: StartTestConfig, mlflo
         stop_if_arms_changed(client, store, config.specialist, now, actor=actor, dagster_run_id=context.run_id)
         holder = registry.alias_version(client, config.specialist, registry.CHALLENGER)
         if holder is None or str(holder.version) != config.new_version:
+            why = "A/B test started by an operator" + (f" (gate {gate}, forced: {config.reason})" if gate != "passed"
+                                                        else "")
             registry.ensure_alias(client, store, config.specialist, registry.CHALLENGER, config.new_version,
-                                actor=actor, reason="A/B test started by an operator", dagster_run_id=context.run_id)
+                                actor=actor, reason=why, dagster_run_id=context.run_id)
         test, created, effects = start_test(client, store, config.specialist, str(champion.version),
                                             config.new_version, traffic, now, actor=actor,
                                             dagster_run_id=context.run_id)
