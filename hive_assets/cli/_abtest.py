@@ -126,7 +126,7 @@ def _op_config(op: str, **config) -> dict:
 def cmd_start(args: argparse.Namespace) -> int:
     config = _op_config("start_ab_test", specialist=args.specialist, new_version=args.new_version,
                         baseline_version=args.baseline_version or "", traffic=args.traffic, now=_now(args),
-                        force=args.force or None, reason=args.reason)
+                        force=args.force, reason=args.reason)
     return _finish(args, _run("ab_test_start", config), "start_ab_test")
 
 

@@ -25,7 +25,8 @@ from hive_assets.monitoring._drift import (
 )
 from hive_assets.monitoring._feedback import trusted_feedback_count
 from hive_assets.monitoring._records import (
-    DRIFT_CHECKS, STATUS_RANK, TRIGGERS, record_trigger, save_drift_check, update_trigger_status, with_retraining,
+    DRIFT_CHECKS, STATUS_RANK, TRIGGERS, held_reason, record_trigger, save_drift_check, update_trigger_status,
+    with_retraining,
 )
 from hive_assets.monitoring._settings import MonitoringSettings
 from hive_assets.monitoring._triggers import (
@@ -37,7 +38,7 @@ __all__ = [
     "MODEL_UNAVAILABLE",
     "DEFAULT_ALPHA", "DEFAULT_COOLDOWN", "DEFAULT_FEEDBACK_THRESHOLD", "DEFAULT_MIN_ROWS",
     "DEFAULT_PREDICTION_THRESHOLD", "DEFAULT_THRESHOLD", "DriftTrigger", "drift_trigger", "psi_bias",
-    "waits_for_test", "with_retraining",
+    "held_reason", "waits_for_test", "with_retraining",
     "DRIFT_CHECKS", "PSI_FLOOR", "REFERENCE_FORMAT_VERSION", "STATUS_RANK", "TRIGGERS", "DriftCheck",
     "MonitoringSettings", "SpecialistCursor", "SpecialistStatus", "format_status", "platform_status",
     "status_markdown", "TriggerDecision", "build_reference", "check_drift", "decode_cursor",

@@ -94,6 +94,12 @@ def with_retraining(document: Mapping[str, Any], action: str, reason: str, run_k
     return dict(document, run_key=run_key, retraining={"action": action, "reason": reason})
 
 
+def held_reason(document: Mapping[str, Any]) -> str | None:
+    """Why a drift check's drift requested no retrain (`with_retraining`'s "held"), or None."""
+    retraining = document.get("retraining") or {}
+    return retraining.get("reason") if retraining.get("action") == "held" else None
+
+
 def save_drift_check(store: DocumentStore, document: Mapping[str, Any]) -> None:
     """Upsert one `drift_monitoring` document (keyed by its `check_id`)."""
     store.upsert_many(DRIFT_CHECKS, [dict(document)])

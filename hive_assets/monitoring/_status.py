@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from hive_assets.data import DocumentStore, TrustPolicy, to_utc
 from hive_assets.monitoring._check import next_drift_check
 from hive_assets.monitoring._feedback import trusted_feedback_count
-from hive_assets.monitoring._records import DRIFT_CHECKS, TRIGGERS
+from hive_assets.monitoring._records import DRIFT_CHECKS, TRIGGERS, held_reason
 from hive_assets.monitoring._triggers import waits_for_test
 
 __all__ = ["SpecialistStatus", "format_status", "platform_status", "status_markdown"]
@@ -117,10 +117,8 @@ def platform_status(store: DocumentStore, client, *, last_trained: Mapping[str, 
         fields.update(ab)
         drift = store.find_one(DRIFT_CHECKS, {"specialist_type": s}, sort=[("checked_at", -1)])
         if drift is not None:
-            retraining = drift.get("retraining") or {}
             fields.update(drift_decision=drift["decision"], drift_score=drift.get("drift_score"),
-                          drift_checked_at=to_utc(drift["checked_at"]),
-                          drift_held=retraining.get("reason") if retraining.get("action") == "held" else None)
+                          drift_checked_at=to_utc(drift["checked_at"]), drift_held=held_reason(drift))
         fields["feedback_since_training"] = trusted_feedback_count(store, s, last_trained.get(s), trust)
         if fields["feedback_since_training"] >= feedback_threshold and fields.get("traffic_percent") is not None:
             fields["feedback_held"] = waits_for_test(fields["test_id"])  # what the feedback sensor logs then

@@ -16,7 +16,8 @@ from hive_assets.registry._ledger import (
 )
 from hive_assets.registry._mlflow import (
     ARTIFACT_CHECKSUM_TAG, ArtifactError, artifact_checksum, ab_test_alias, alias_version, client_for,
-    ensure_experiment, load_model, load_version_model, log_model, mirror_ab_split, model_name, register_version,
+    ensure_experiment, load_model, load_version_model, log_model, mirror_ab_split, model_name, model_version,
+    register_version,
     training_run_for, training_run_of,
 )
 from hive_assets.registry._intents import (
@@ -62,6 +63,7 @@ __all__ = [
     "last_alias_row",
     "latest_decision_at", "latest_gate_verdict", "ledger_agrees", "list_versions", "load_evaluator", "load_model",
     "load_version_model", "log_model", "mirror_ab_split", "mirror_production", "mirror_production_enabled", "model_name",
+    "model_version",
     "parse_version_ref", "previous_champion", "promote", "reconcile", "record_decision", "register", "register_version",
     "resolve_version", "rollback", "set_alias", "training_run_for", "training_run_of",
     "SKIPPED_UNCHANGED", "TRAINING_CONFIG_TAG", "nothing_changed_message", "training_config_text", "unchanged_version",

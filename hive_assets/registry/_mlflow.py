@@ -249,6 +249,11 @@ def _load_verified(tracking_uri: str, version):
             raise ArtifactError(f"{label} cannot be loaded: {_one_line(exc)}") from exc
 
 
+def _missing(exc) -> bool:
+    """MLflow's answer for a model, version or alias that does not exist (its code, or the file store's text)."""
+    return "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower()
+
+
 def alias_version(client, specialist: str, alias: str):
     """The model version behind an alias, or None (no model, or no such alias)."""
     from mlflow.exceptions import MlflowException
@@ -256,7 +261,19 @@ def alias_version(client, specialist: str, alias: str):
     try:
         return client.get_model_version_by_alias(model_name(specialist), alias)
     except MlflowException as exc:
-        if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
+        if _missing(exc):
+            return None
+        raise
+
+
+def model_version(client, specialist: str, number: str | int):
+    """Version `number` of the specialist's model, or None (no model, or no such version: deleted)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version(model_name(specialist), str(number))
+    except MlflowException as exc:
+        if _missing(exc):
             return None
         raise
 

@@ -33,7 +33,7 @@ from hive_assets.config import SPECIALISTS, Settings
 from hive_assets.data.store.base import DocumentStore
 from hive_assets.registry import _intents as intents
 from hive_assets.registry._ledger import last_alias_row, latest_gate_verdict, record_decision
-from hive_assets.registry._mlflow import alias_version, model_name, register_version
+from hive_assets.registry._mlflow import alias_version, model_name, model_version, register_version
 from hive_assets.routing import CHALLENGER, CHAMPION
 
 MIRROR_PRODUCTION_ENV = "HIVE_MIRROR_PRODUCTION_STAGE"
@@ -94,20 +94,15 @@ def resolve_version(client, specialist: str, ref: str | int):
     """The ModelVersion that `ref` names for `specialist`: "3", "business-evaluator/3" or
     "models:/business-evaluator/3". Refused: another model's version, a version that does not exist, or a
     version whose training run belongs to another specialist."""
-    from mlflow.exceptions import MlflowException
-
     check_specialist(specialist)
     name = model_name(specialist)
     ref_name, number = parse_version_ref(ref)
     if ref_name and ref_name != name:
         raise RegistryError(f"version {ref_name}/{number} belongs to another model; "
                             f"the {specialist} specialist's model is {name}")
-    try:
-        version = client.get_model_version(name, number)
-    except MlflowException as exc:
-        if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
-            raise RegistryError(f"{name} has no version {number}") from None
-        raise
+    version = model_version(client, specialist, number)
+    if version is None:
+        raise RegistryError(f"{name} has no version {number}")
     trained_for = version.tags.get("dagster_partition")
     if trained_for and trained_for != specialist:
         raise RegistryError(f"{name} v{version.version} was trained for the {trained_for} specialist, "
@@ -448,11 +443,11 @@ def set_alias(client, store: DocumentStore, specialist: str, alias: str, version
     ab = _AB_ALIAS_RE.match(alias)
     if ab and ab.group(1) != str(version.version):
         raise RegistryError(f"alias {alias} names version {ab.group(1)}, not v{version.version}")
-    champion = alias_version(client, specialist, CHAMPION) if alias == CHALLENGER else None
-    if champion is not None and str(champion.version) == str(version.version):
-        raise RegistryError(f"v{version.version} is the champion: the challenger must be another version "
-                            "(a test of the champion against itself measures nothing, and serving would not split)")
     if alias == CHALLENGER:  # the next A/B look opens a test: production traffic, as for a promotion
+        champion = alias_version(client, specialist, CHAMPION)
+        if champion is not None and str(champion.version) == str(version.version):
+            raise RegistryError(f"v{version.version} is the champion: the challenger must be another version (a "
+                                "test of the champion against itself measures nothing, and serving would not split)")
         check_gate(store, specialist, version, force, reason)
     reconcile(client, store, specialist, alias, actor=actor, dagster_run_id=dagster_run_id,
               target=str(version.version))

@@ -227,9 +227,7 @@ def stop_if_arms_changed(client, store: DocumentStore, specialist: str, now: dat
 
 
 def _why_arms_changed(client, specialist: str, champion: str, challenger: str) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    from hive_assets.registry import alias_version
+    from hive_assets.registry import alias_version, model_version
 
     compared = f"the test compared v{challenger} with v{champion}"
     holder = alias_version(client, specialist, CHAMPION)
@@ -238,18 +236,14 @@ def _why_arms_changed(client, specialist: str, champion: str, challenger: str) -
     if str(holder.version) != champion:
         return (f"champion moved to v{holder.version} outside the test, which compared v{challenger} with "
                 f"v{champion}: stopped without a verdict, v{holder.version} stays champion")
-    try:
-        client.get_model_version(_model_name(specialist), challenger)
-    except MlflowException as exc:
-        if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
-            return f"challenger v{challenger} was deleted from the registry ({compared}): stopped without a verdict"
-        raise
     holder = alias_version(client, specialist, CHALLENGER)
-    if holder is None or str(holder.version) == champion:  # on another version: the next look supersedes the test
-        moved = "removed from" if holder is None else "moved to the champion from"
-        return (f"the {CHALLENGER} alias was {moved} v{challenger} outside the test ({compared}; serving "
-                "stopped routing to it): stopped without a verdict")
-    return None
+    if holder is not None and str(holder.version) != champion:  # on another version: the next look supersedes
+        return None
+    if holder is None and model_version(client, specialist, challenger) is None:  # deleting drops its aliases
+        return f"challenger v{challenger} was deleted from the registry ({compared}): stopped without a verdict"
+    moved = "removed from" if holder is None else "moved to the champion from"
+    return (f"the {CHALLENGER} alias was {moved} v{challenger} outside the test ({compared}; serving stopped "
+            "routing to it): stopped without a verdict")
 
 
 # -- effects that follow from the document ----------------------------------------------------------

@@ -50,6 +50,8 @@ def _actor(actor: str | None) -> str:
 
 
 def _drift_events(store, start, end) -> Iterable[tuple]:
+    from hive_assets.monitoring import held_reason  # scipy and the drift code: not on `import hive_assets.simulator`
+
     for s in SPECIALISTS:
         previous = False
         checks = store.find("drift_monitoring", {"specialist_type": s}, sort=[("checked_at", 1)])
@@ -61,9 +63,8 @@ def _drift_events(store, start, end) -> Iterable[tuple]:
                 text = (f"drift detected vs champion v{doc['model_version']}: score {doc['drift_score']:.3f} "
                         f"on {doc['drift_feature']} (window of {doc['window_size']} rows)" if drifted else
                         f"no drift any more vs champion v{doc['model_version']} (score {doc['drift_score']:.3f})")
-                retraining = doc.get("retraining") or {}
-                if drifted and retraining.get("action") == "held":  # why no trigger follows it (yet)
-                    text += f"; retraining held: {retraining.get('reason')}"
+                if drifted and (held := held_reason(doc)):  # why no trigger follows it (yet)
+                    text += f"; retraining held: {held}"
                 yield (to_utc(doc["checked_at"]), _RANK["drift"], seq, TimelineEvent(
                     to_utc(doc["checked_at"]), s, "drift", text))
             previous = drifted

@@ -141,18 +141,14 @@ def test_the_cli_takes_the_deployment_s_instance_and_leaves_it_as_it_is(producti
 @pytest.mark.parametrize("argv", [["simulate", "--plans", "10"], ["loop", "--days", "1"]])
 def test_simulation_is_refused_in_production_before_any_store_is_opened(production_cli, monkeypatch, capsys, argv):
     # `hive simulate` wrote simulated plans, opinions and feedback into production's store, for collection to
-    # train on as people's: the MongoDB here does not answer, so reaching it would take seconds and exit 1
-    import time
-
+    # train on as people's: the MongoDB here does not answer, so reaching it would end in exit 1, "unavailable"
     from hive_assets.cli import main
 
     (production_cli / "dagster").mkdir()
     (production_cli / "dagster" / "dagster.yaml").write_text(DEPLOY_INSTANCE.read_text())
     monkeypatch.setenv("DAGSTER_HOME", str(production_cli / "dagster"))
-    started = time.monotonic()
     assert main(argv) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"hive {argv[0]}: error: HIVE_ENV=production: hive {argv[0]} ")
-    assert "nothing was written" in line
-    assert time.monotonic() - started < 2
+    assert "nothing was written" in line and "unavailable" not in line
     assert not (production_cli / "hive").exists()

@@ -230,8 +230,8 @@ class MongoStore(DocumentStore):
         return text if len(text) <= 600 else text[:600] + "..."
 
     def _unavailable(self, exc: BaseException) -> StoreUnavailable:
-        # pymongo appends its timeouts and the whole topology description (~700 characters that repeat the
-        # error): the first part says why
+        # pymongo appends its timeouts and the whole topology description (about 400 characters that repeat
+        # the error): the first part says why
         why = re.sub(r" \(configured timeouts:[^)]*\)", "", str(exc).split(", Timeout: ")[0])
         return StoreUnavailable(
             f"MongoDB at {self._hosts} (database {self.database!r}) is unavailable: "

@@ -93,7 +93,7 @@ def _call(context, config, mlflow: MlflowResource, document_store: DocumentStore
         # a champion moved under a running A/B test ends that test now, not at its next look: until then
         # serving would split traffic between the new champion and a challenger compared with the old one
         stopped, effects = stop_if_arms_changed(client, store, config.model_type, clock.now(),
-                                                   actor=actor_of(context), dagster_run_id=context.run_id)
+                                                actor=actor_of(context), dagster_run_id=context.run_id)
         result = _completed_here(store, completed, result)
         if stopped is not None:
             context.log.info(f"{config.model_type}: A/B test {stopped['test_id']} stopped: {stopped['end_reason']} "

@@ -22,7 +22,7 @@ from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
 from hive_assets.figures import png_markdown
 from hive_assets.rollout import (
     CheckResult, LookBeforeLastLook, check_test, complete_unfinished, policy_from_env, settle_closed, start_test,
-    stop_if_arms_changed, trajectory_png,
+    trajectory_png,
 )
 
 
@@ -107,8 +107,6 @@ def ab_test_outcome(context: dg.AssetExecutionContext, config: AbTestOutcomeConf
         for line in complete_unfinished(client, store, specialist, actor=actor, dagster_run_id=context.run_id):
             context.log.info(f"{specialist}: {line}")
         settle_closed(client, store, specialist, actor=actor, dagster_run_id=context.run_id)
-        # a test whose champion was moved outside it stops before anything could take it for this champion's
-        stop_if_arms_changed(client, store, specialist, now, actor=actor, dagster_run_id=context.run_id)
         champion = registry.alias_version(client, specialist, registry.CHAMPION)
         challenger = registry.alias_version(client, specialist, registry.CHALLENGER)
         if (platform.ab_testing_enabled and champion and challenger and champion.version != challenger.version

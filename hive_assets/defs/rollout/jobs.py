@@ -83,12 +83,9 @@ def start_ab_test(context: dg.OpExecutionContext, config: StartTestConfig, mlflo
                   document_store: DocumentStoreResource, platform: PlatformSettings) -> dict[str, Any]:
     client, actor, now = mlflow.client(), actor_of(context), clock(config)
     name = registry.model_name(config.specialist)
-    from mlflow.exceptions import MlflowException
-
-    try:
-        version = client.get_model_version(name, config.new_version)
-    except MlflowException as exc:
-        raise dg.Failure(f"{name} has no version {config.new_version}", allow_retries=False) from exc
+    version = registry.model_version(client, config.specialist, config.new_version)
+    if version is None:
+        raise dg.Failure(f"{name} has no version {config.new_version}", allow_retries=False)
     champion = registry.alias_version(client, config.specialist, registry.CHAMPION)
     if champion is None:
         raise dg.Failure(f"{name} has no champion to test against", allow_retries=False)
@@ -130,7 +127,7 @@ def expand_ab_test(context: dg.OpExecutionContext, config: ExpandTrafficConfig, 
     with operator_lease(context, config.specialist), document_store.open() as store:
         complete_unfinished(client, store, config.specialist, actor=actor, dagster_run_id=context.run_id)
         stop_if_arms_changed(client, store, config.specialist, clock(config), actor=actor,
-                                dagster_run_id=context.run_id)
+                             dagster_run_id=context.run_id)
         test = _running(store, config)
         try:
             test = set_traffic(store, test, config.traffic, clock(config), f"expanded by {actor}", actor)

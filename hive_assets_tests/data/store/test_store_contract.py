@@ -438,7 +438,7 @@ def test_mongo_unavailable_names_host_and_redacts_password():
                 call()
             text = "".join(traceback.format_exception(info.value))
             assert f"127.0.0.1:{port}" in str(info.value)
-            # why, not pymongo's topology description (it was 700 characters more, every server's state again)
+            # why, not pymongo's topology description (about 400 characters more, every server's state again)
             assert "Topology Description" not in str(info.value) and len(str(info.value)) < 300, str(info.value)
             assert secret not in text
             assert secret not in repr(info.value)
