@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +21,7 @@ from hypothesis import settings
 # the developer's HIVE_HOME, whose clock.json (a pinned clock, the demo's scenario settings) would otherwise
 # set the time and the thresholds of every test that does not make its own home (hive_assets.clock).
 os.environ["HIVE_HOME"] = tempfile.mkdtemp(prefix="hive-tests-home-")
+atexit.register(shutil.rmtree, os.environ["HIVE_HOME"], ignore_errors=True)  # one per worker, every run
 
 from hive_assets_tests.services import *  # noqa: E402,F401,F403  (ferretdb_uri, kafka_bootstrap, require_service)
 from hive_assets_tests.services import require_service, services_required  # noqa: E402
