@@ -9,7 +9,7 @@ that has none, so the run concurrency limits hold for runs the CLI, `dagster dev
 An existing `dagster.yaml` is never overwritten: a deployment's own instance settings win. Under
 HIVE_ENV=production nothing is written: DAGSTER_HOME must be set and hold the deployment's `dagster.yaml`
 with database storage (`production_instance_problem`), or the CLI would launch runs into a SQLite instance
-on its own disk that the deployment's UI, daemon and sensors never see.
+on its own disk that the deployment's UI, daemon and sensors never see; HIVE_HOME is not created either.
 """
 
 from __future__ import annotations
@@ -99,7 +99,8 @@ def prepare(announce: bool = True) -> Home:
     for name, directory in (("HIVE_HOME", home.hive_home), ("DAGSTER_HOME", home.dagster_home)):
         try:
             if name == "HIVE_HOME":
-                directory.mkdir(parents=True, exist_ok=True)
+                if hive_env() != PRODUCTION:  # the embedded services' files; production keeps nothing here
+                    directory.mkdir(parents=True, exist_ok=True)
             else:
                 write_instance_settings(directory)
         except OSError as exc:  # a file in the way, no permission, a read-only disk: the setting, not a bug

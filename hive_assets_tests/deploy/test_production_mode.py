@@ -133,9 +133,12 @@ def test_the_cli_takes_the_deployment_s_instance_and_leaves_it_as_it_is(producti
     dagster_home.mkdir()
     (dagster_home / "dagster.yaml").write_text(instance)
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+    monkeypatch.delenv("HIVE_HOME")  # a production pod needs none: its state is in the services
     assert main(["env", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["DAGSTER_HOME"] == str(dagster_home)
     assert (dagster_home / "dagster.yaml").read_text() == instance
+    # nothing else on this disk: no `.hive` made in the working directory (it was, empty, on every command)
+    assert sorted(production_cli.rglob("*")) == [dagster_home, dagster_home / "dagster.yaml"]
 
 
 @pytest.mark.parametrize("argv", [["simulate", "--plans", "10"], ["loop", "--days", "1"]])
