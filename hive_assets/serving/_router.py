@@ -365,22 +365,27 @@ class SpecialistRouter:
         """What this router serves and whether it is current, for a readiness/health endpoint.
 
         `ready`: a champion is loaded. `healthy`: ready, the last registry read succeeded and is not older
-        than `max_staleness`, and every version the registry names loaded."""
+        than `max_staleness`, every version the registry names loaded, and the champion served is the one
+        the registry names (`registry_champion_version`): with the alias removed or its version deleted (by
+        hand, in the MLflow UI) the last good one serves, but a new pod would have nothing to serve."""
         state, status = self._state, self._status
         age = None if status.last_success is None else time.monotonic() - status.last_success
         stale = age is None or (self.max_staleness is not None and age > self.max_staleness)
         serving = status.registry_serving
         failed = dict(status.failed_versions)
+        named = serving.champion_version if serving else None
+        current = state.champion is not None and named is not None and str(named) == state.champion.version
         return {
             "specialist": self.specialist,
             "ready": state.champion is not None,
-            "healthy": state.champion is not None and status.registry_error is None and not stale and not failed,
+            "healthy": current and status.registry_error is None and not stale and not failed,
             "registry_reachable": status.registry_error is None and status.last_success is not None,
             "registry_error": status.registry_error,
             "seconds_since_refresh": None if age is None else round(age, 3),
             "last_refresh_at": status.last_success_at,
             "refresh_interval": self.refresh_interval,
             "champion_version": state.champion.version if state.champion else None,
+            "registry_champion_version": None if named is None else str(named),
             "challenger_version": state.challenger.version if state.challenger and state.split else None,
             "ab_test_id": state.split.test_id if state.split else None,
             "ab_challenger_traffic_percent": state.split.traffic_percent if state.split else 0.0,

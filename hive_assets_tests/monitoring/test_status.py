@@ -107,6 +107,9 @@ def test_the_view_says_what_the_documents_say(hive_home, registry_client, monkey
     assert (business.next_look, business.next_look_at) == ("A/B look", T0 + 96 * HOUR + ab_every * 0.9)
 
     assert (technical.champion, technical.challenger, technical.champion_since) == (None, None, None)
+    # the ledger's d4 made technical's v9 champion, and the registry has no technical model at all
+    assert technical.champion_why.startswith("the ledger's champion is v9, but the registry names none: its alias "
+                                             "or version was removed outside the platform")
     assert technical.drift_decision is None and technical.retrain_reason is None and technical.next_look_at is None
     assert technical.feedback_since_training == 0
     assert business.review_queue == {"requested": 2, "answered": 1, "expired": 1, "open": 2}
@@ -176,3 +179,29 @@ def test_a_drift_that_requested_no_retrain_says_why(hive_home, registry_client, 
     store.upsert_many("drift_monitoring", [with_retraining(dict(check, check_id="c4", checked_at=at + HOUR / 4),
                                                            "requested", "drift", "drift:business:x")])
     assert business().drift_held is None
+
+
+def test_a_champion_alias_moved_outside_the_platform_is_named(hive_home, registry_client):
+    """An alias set in the MLflow UI writes no ledger row: the view showed the registry's champion with no
+    'since' and no 'why', and nothing said that the ledger (rollback's source) holds another version."""
+    store = SQLiteStore(hive_home / "store.sqlite")
+    registry_client.create_registered_model("evolution-evaluator")
+    for _ in range(2):
+        registry_client.create_model_version("evolution-evaluator", source=(hive_home / "model").as_uri())
+    store.upsert_many("model_decisions", [
+        {"decision_id": "e1", "specialist_type": "evolution", "kind": "alias_move", "recorded_at": T0,
+         "actor": "dagster:run-e", "reason": "first version", "model_version": "1",
+         "details": {"alias": "champion", "previous_version": None}}])
+
+    def evolution():
+        return platform_status(store, registry_client, last_trained={"evolution": T0}, feedback_threshold=100,
+                               drift_interval=HOUR, ab_interval=HOUR, specialists=("evolution",), now=T0 + HOUR)[0]
+
+    registry_client.set_registered_model_alias("evolution-evaluator", "champion", "1")
+    assert evolution().champion_why == "alias_move: first version (dagster:run-e)"  # they agree
+    registry_client.set_registered_model_alias("evolution-evaluator", "champion", "2")  # by hand
+    moved = evolution()
+    assert (moved.champion, moved.champion_since) == ("2", None)
+    assert moved.champion_why.startswith("the ledger's champion is v1, but the registry names v2: the alias was "
+                                         "moved outside the platform")
+    registry_client.delete_registered_model("evolution-evaluator")

@@ -252,3 +252,30 @@ def test_a_model_on_another_feature_schema_is_refused(server, models, logged, hi
     assert "0.9.0" in health["failed_versions"][tagged]
     assert router.evaluate(make_plans(1, seed=1)[0]).model_version == good
     client.delete_registered_model(registry.model_name("business"))
+
+
+def test_a_champion_removed_from_the_registry_keeps_serving_but_is_not_healthy(server, logged, hive_home, caplog):
+    # by hand in the MLflow UI: the alias deleted, or its version; the pod serves its last good model and said
+    # healthy, while a new pod would have nothing to serve and the platform sees no champion
+    url, _ = server
+    client, store = registry.client_for(url), SQLiteStore(hive_home / "store.sqlite")
+    fresh(client, "behavior")
+    v1 = register(client, "behavior", logged["behavior"])
+    registry.ensure_alias(client, store, "behavior", registry.CHAMPION, v1, actor="test", reason="setup")
+    router = SpecialistRouter("behavior", url, refresh_interval=None)
+    health = router.refresh()
+    assert health["healthy"] and health["registry_champion_version"] == v1
+    caplog.set_level(logging.WARNING, logger="hive_assets.serving")
+    client.delete_registered_model_alias(registry.model_name("behavior"), registry.CHAMPION)
+    health = router.refresh()
+    assert health["ready"] and not health["healthy"]
+    assert health["champion_version"] == v1 and health["registry_champion_version"] is None
+    assert router.evaluate(make_plans(1, seed=2)[0]).model_version == v1
+    assert [r.getMessage() for r in caplog.records if "alias champion" in r.getMessage()] == [
+        f"behavior: alias champion is not set; serving last good v{v1}"]
+    client.set_registered_model_alias(registry.model_name("behavior"), registry.CHAMPION, v1)
+    assert router.refresh()["healthy"]
+    client.delete_model_version(registry.model_name("behavior"), v1)  # deleting the version drops its alias
+    health = router.refresh()
+    assert health["ready"] and not health["healthy"] and health["registry_champion_version"] is None
+    client.delete_registered_model(registry.model_name("behavior"))
