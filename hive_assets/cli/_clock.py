@@ -22,9 +22,17 @@ def duration(text: str):
     try:
         return clock.parse_duration(text)
     except ValueError as exc:
-        back = text.strip().startswith("-") and "positive" in str(exc)
+        back = text.strip().startswith("-") and _is_duration(text.strip()[1:])  # '-3h': a step back
         raise argparse.ArgumentTypeError(f"{exc}" + ("; the clock only moves forward: `hive clock pin ISO` "
                                                       "sets it to any instant" if back else "")) from None
+
+
+def _is_duration(text: str) -> bool:
+    try:
+        clock.parse_duration(text)
+    except ValueError:
+        return False
+    return True
 
 
 def describe(home_clock: clock.HomeClock | None) -> dict:

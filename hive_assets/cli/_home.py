@@ -79,13 +79,31 @@ def production_instance_problem(explicit_home: str | None, directory: Path) -> s
         return f"{settings_file} cannot be read as YAML ({type(exc).__name__})"
     if not isinstance(settings, dict):
         return f"{settings_file} is not a mapping of instance settings"
-    storages = ([json.dumps(settings["storage"])] if "storage" in settings else
-                [json.dumps(settings.get(key)) for key in ("run_storage", "event_log_storage", "schedule_storage")
-                 if key in settings])
-    if not storages or any(marker in text.lower() for text in storages for marker in LOCAL_STORAGE_MARKERS):
-        return (f"{settings_file} keeps runs on this disk (SQLite{'' if storages else ', as no storage is set'}): "
+    kinds = _storage_kinds(settings)
+    unset = [key for key, kind in kinds.items() if not kind]
+    why = ("" if not unset else ", as no storage is set" if len(unset) == len(kinds) else
+           f", as {' and '.join(unset)} {'is' if len(unset) == 1 else 'are'} not set")
+    if unset or any(marker in kind.lower() for kind in kinds.values() for marker in LOCAL_STORAGE_MARKERS):
+        return (f"{settings_file} keeps runs on this disk (SQLite{why}): "
                 "use the deployment's instance settings (PostgreSQL: deploy/dagster.yaml)")
     return None
+
+
+PER_STORAGE_KEYS = ("run_storage", "event_log_storage", "schedule_storage")
+
+
+def _storage_kinds(settings: dict) -> dict[str, str]:
+    """What each of the instance's storages is: `storage`'s one key (postgres, mysql, sqlite), or the class of
+    each of the three per-storage settings (the Helm chart's form); "" for one left to Dagster's default
+    (SQLite on this disk: a `run_storage` alone keeps the event log here)."""
+    def kind(value) -> str:
+        if not isinstance(value, dict) or not value:
+            return ""
+        return str(value["class"]) if "class" in value else str(next(iter(value)))
+
+    if "storage" in settings or not any(key in settings for key in PER_STORAGE_KEYS):
+        return {"storage": kind(settings.get("storage"))}
+    return {key: kind(settings.get(key)) for key in PER_STORAGE_KEYS}
 
 
 def prepare(announce: bool = True) -> Home:

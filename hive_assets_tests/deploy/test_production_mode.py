@@ -103,6 +103,9 @@ def production_cli(tmp_path, monkeypatch):
     (REPOSITORY_INSTANCE.read_text(), "keeps runs on this disk (SQLite)"),
     ("telemetry: {enabled: false}\n", "keeps runs on this disk (SQLite, as no storage is set)"),
     (SQLITE_CLASSES, "keeps runs on this disk (SQLite)"),
+    # PostgreSQL runs, but the event log and schedules left to Dagster's default: SQLite on this disk
+    (HELM_STORAGE.split("event_log_storage:")[0],
+     "keeps runs on this disk (SQLite, as event_log_storage and schedule_storage are not set)"),
 ])
 def test_the_cli_refuses_a_local_dagster_instance(production_cli, monkeypatch, capsys, instance, reason):
     # it wrote the embedded instance's dagster.yaml (SQLite) into any DAGSTER_HOME without one, and used it: runs
@@ -125,7 +128,9 @@ def test_the_cli_refuses_a_local_dagster_instance(production_cli, monkeypatch, c
     assert sorted(production_cli.rglob("*")) == before  # no instance written, no HIVE_HOME made
 
 
-@pytest.mark.parametrize("instance", [DEPLOY_INSTANCE.read_text(), HELM_STORAGE])
+# the last: a database whose name says sqlite is still PostgreSQL (the storage's kind decides, not its text)
+@pytest.mark.parametrize("instance", [DEPLOY_INSTANCE.read_text(), HELM_STORAGE,
+                                      HELM_STORAGE.replace("db_name: dagster", "db_name: sqlite_era")])
 def test_the_cli_takes_the_deployment_s_instance_and_leaves_it_as_it_is(production_cli, monkeypatch, capsys, instance):
     from hive_assets.cli import main
 
