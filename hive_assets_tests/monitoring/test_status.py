@@ -171,8 +171,8 @@ def test_a_drift_that_requested_no_retrain_says_why(hive_home, registry_client, 
                                specialists=("business",), now=T0 + 99 * HOUR)[0]
 
     held = business()
-    assert held.drift_held == "A/B test business_v3_new running: retraining waits for its verdict"
-    assert held.as_dict()["drift_held"] == held.drift_held
+    expected = "A/B test business_v3_new running: retraining waits for its verdict"
+    assert held.drift_held == expected and held.as_dict()["drift_held"] == expected  # hive status --json too
     assert ("drift (PSI 0.4, 2026-01-09 02:30): held: A/B test business_v3_new running: retraining waits for its "
             "verdict") in format_status([held], T0 + 99 * HOUR)
     # a check whose drift requested the retrain holds nothing
