@@ -79,13 +79,12 @@ def _champion(store: DocumentStore, client, specialist: str) -> dict:
         why = f"{held.kind}: {held.reason}" if held.reason else held.kind
         out.update(champion_since=held.since, champion_why=f"{why} ({held.actor})" if held.actor else why)
     elif tenure and tenure[-1].until is None:  # the alias moved or went outside the platform (the MLflow UI)
-        recorded = tenure[-1].version
-        out["champion_why"] = (
-            f"the ledger's champion is v{recorded}, but the registry names "
-            + (f"v{out['champion']}: the alias was moved outside the platform" if version is not None else
-               "none: its alias or version was removed outside the platform; a new serving pod has nothing to "
-               "serve")
-            + f" (a retrain or `hive deploy promote --specialist {specialist} --model-version N` sets one)")
+        recorded, promote = tenure[-1].version, f"`hive deploy promote --specialist {specialist} --model-version"
+        out["champion_why"] = f"the ledger's champion is v{recorded}, but the registry names " + (
+            f"v{out['champion']}: the alias was moved outside the platform ({promote} N` records the one to keep)"
+            if version is not None else
+            "none: its alias or version was removed outside the platform; a new serving pod has nothing to serve "
+            f"(a retrain or {promote} N` sets one)")
     return out
 
 
