@@ -108,19 +108,17 @@ def _storage_kinds(settings: dict) -> dict[str, str]:
 
 def prepare(announce: bool = True) -> Home:
     """Resolve, export and create HIVE_HOME and the Dagster instance; one line on stderr says which."""
-    home = Home(hive_home(), dagster_home())
-    if hive_env() == PRODUCTION and (problem := production_instance_problem(os.environ.get("DAGSTER_HOME"),
-                                                                            home.dagster_home)):
+    home, production = Home(hive_home(), dagster_home()), hive_env() == PRODUCTION
+    if production and (problem := production_instance_problem(os.environ.get("DAGSTER_HOME"), home.dagster_home)):
         raise ConfigError(f"HIVE_ENV=production refuses a local Dagster instance: {problem}")
     os.environ["HIVE_HOME"] = str(home.hive_home)
     os.environ["DAGSTER_HOME"] = str(home.dagster_home)
-    for name, directory in (("HIVE_HOME", home.hive_home), ("DAGSTER_HOME", home.dagster_home)):
+    # HIVE_HOME holds the embedded services' files: production keeps nothing there
+    creates = ([] if production else [("HIVE_HOME", home.hive_home, lambda d: d.mkdir(parents=True, exist_ok=True))]) \
+        + [("DAGSTER_HOME", home.dagster_home, write_instance_settings)]
+    for name, directory, create in creates:
         try:
-            if name == "HIVE_HOME":
-                if hive_env() != PRODUCTION:  # the embedded services' files; production keeps nothing here
-                    directory.mkdir(parents=True, exist_ok=True)
-            else:
-                write_instance_settings(directory)
+            create(directory)
         except OSError as exc:  # a file in the way, no permission, a read-only disk: the setting, not a bug
             raise ConfigError(f"{name}={directory}: cannot be used as a directory ({_why(directory, exc)}): "
                               "point it at a writable directory") from None

@@ -78,13 +78,15 @@ def _champion(store: DocumentStore, client, specialist: str) -> dict:
         held = tenure[-1]
         why = f"{held.kind}: {held.reason}" if held.reason else held.kind
         out.update(champion_since=held.since, champion_why=f"{why} ({held.actor})" if held.actor else why)
-    elif tenure and tenure[-1].until is None:  # the alias moved or went outside the platform (the MLflow UI)
-        recorded, promote = tenure[-1].version, f"`hive deploy promote --specialist {specialist} --model-version"
-        out["champion_why"] = f"the ledger's champion is v{recorded}, but the registry names " + (
-            f"v{out['champion']}: the alias was moved outside the platform ({promote} N` records the one to keep)"
-            if version is not None else
-            "none: its alias or version was removed outside the platform; a new serving pod has nothing to serve "
-            f"(a retrain or {promote} N` sets one)")
+    elif tenure:  # the ledger's last holder is not the registry's: moved or removed outside the platform (MLflow UI)
+        promote = f"`hive deploy promote --specialist {specialist} --model-version N`"
+        if version is not None:
+            registry_says = (f"v{version.version}: the alias was moved outside the platform ({promote} records the "
+                             "one to keep)")
+        else:
+            registry_says = ("none: its alias or version was removed outside the platform; a new serving pod has "
+                             f"nothing to serve (a retrain or {promote} sets one)")
+        out["champion_why"] = f"the ledger's champion is v{tenure[-1].version}, but the registry names {registry_says}"
     return out
 
 

@@ -373,8 +373,8 @@ class SpecialistRouter:
         stale = age is None or (self.max_staleness is not None and age > self.max_staleness)
         serving = status.registry_serving
         failed = dict(status.failed_versions)
-        named = serving.champion_version if serving else None
-        current = state.champion is not None and named is not None and str(named) == state.champion.version
+        named = serving.champion_version if serving else None  # the registry's champion at the last read
+        current = state.champion is not None and named == state.champion.version
         return {
             "specialist": self.specialist,
             "ready": state.champion is not None,
@@ -385,7 +385,7 @@ class SpecialistRouter:
             "last_refresh_at": status.last_success_at,
             "refresh_interval": self.refresh_interval,
             "champion_version": state.champion.version if state.champion else None,
-            "registry_champion_version": None if named is None else str(named),
+            "registry_champion_version": named,
             "challenger_version": state.challenger.version if state.challenger and state.split else None,
             "ab_test_id": state.split.test_id if state.split else None,
             "ab_challenger_traffic_percent": state.split.traffic_percent if state.split else 0.0,

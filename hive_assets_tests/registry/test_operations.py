@@ -210,7 +210,8 @@ def test_production_mirror_follows_champion_and_a_fresh_process_serves_it(clean_
 
     plans_file = tmp_path / "plans.json"
     plans_file.write_text(json.dumps(plans, default=str))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    # TMPDIR: a plain pyfunc load (as a service outside the platform does) leaves its download there for good
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TMPDIR": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", SCORE, mlflow_server, "models:/business-evaluator/Production",
                           str(plans_file)], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
