@@ -4,8 +4,10 @@ Finds Dagster runs STARTED (or STARTING, CANCELING) whose process is gone (their
 expired, or on this host a dead pid; a run with no lease is judged by HIVE_RETRAIN_MAX_RUNTIME_SECONDS),
 MLflow runs RUNNING without a live Dagster run, and leases still held for runs that ended. Read-only
 without --fix; with it each orphaned run is marked FAILURE with the reason, its MLflow runs ended FAILED,
-its leases released, so the retraining triggers' in-flight guard lets the next trigger fire. Exit 0 when
-nothing is wrong (or everything found was fixed), 1 when problems remain.
+its leases released, so the retraining triggers' in-flight guard lets the next trigger fire. Also finds a
+home moved or copied elsewhere (MLflow's database naming the old place's artifacts); --fix rewrites those
+locations to this home's mlartifacts. Exit 0 when nothing is wrong (or everything found was fixed), 1 when
+problems remain.
 """
 
 from __future__ import annotations
@@ -15,16 +17,18 @@ import json
 
 from hive_assets.cli import _dagster
 from hive_assets.cli._args import add_specialist, add_verb
-from hive_assets.config import SPECIALISTS, Settings
+from hive_assets.config import SPECIALISTS, ConfigError, Settings
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
     names = [None] if sorted(args.specialist) == sorted(SPECIALISTS) else args.specialist
-    outcomes = [_dagster.doctor(fix=args.fix, specialist=name, mlflow_uri=Settings.from_env().mlflow_uri)
-                for name in names]
+    moved, fixed = _moved_home(settings, args.fix)
+    outcomes = [_dagster.doctor(fix=args.fix, specialist=name, mlflow_uri=settings.mlflow_uri) for name in names]
     report = {key: [item for o in outcomes for item in o["report"][key]]
               for key in ("dagster_runs", "mlflow_runs", "stale_leases")}
-    fixed = [line for o in outcomes for line in o["fixed"]]
+    report["moved_home"] = [moved] if moved else []
+    fixed += [line for o in outcomes for line in o["fixed"]]
     mlflow = outcomes[0]["mlflow"]
     problems = sum(len(v) for v in report.values())
     if args.json:
@@ -34,10 +38,32 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if problems == 0 or (args.fix and fixed) else 1
 
 
+def _moved_home(settings: Settings, fix: bool) -> tuple[dict | None, list[str]]:
+    """A home moved or copied (MLflow's database names the old place's artifacts) and, with fix, its repair:
+    every recorded artifact location rewritten to this home's `mlartifacts`."""
+    from hive_assets.registry import moved_home, moved_home_message, relocate_artifact_root
+
+    recorded = moved_home(settings)
+    if recorded is None:
+        return None, []
+    found = {"recorded_artifact_root": recorded, "artifact_root": settings.mlflow_artifact_root,
+             "reason": moved_home_message(settings, recorded)}
+    if not fix:
+        return found, []
+    try:
+        changed = relocate_artifact_root(settings.home / "mlflow.db", recorded, settings.mlflow_artifact_root)
+    except ValueError as exc:
+        raise ConfigError(f"{exc}; nothing was changed") from None
+    return found, [f"MLflow's artifact locations now under {settings.home / 'mlartifacts'} "
+                   f"({', '.join(f'{n} {table}' for table, n in changed.items())})"]
+
+
 def _print(report: dict, fixed: list[str], mlflow: str, fix: bool) -> None:
     problems = sum(len(v) for v in report.values())
     if problems == 0:
         print("no orphaned runs or stale leases")
+    for moved in report["moved_home"]:
+        print(moved["reason"] + ("" if fix else " (`hive doctor --fix` rewrites its artifact locations)"))
     for run in report["dagster_runs"]:
         print(f"dagster run {run['run_id']} ({run['job']}, {run['specialist'] or '-'}) {run['status']} since "
               f"{run['started_at']}: {run['reason']}")
@@ -51,12 +77,12 @@ def _print(report: dict, fixed: list[str], mlflow: str, fix: bool) -> None:
         for line in fixed:
             print(f"fixed: {line}")
     elif problems:
-        print(f"{problems} problem(s); read-only: run `hive doctor --fix` to mark the runs failed and release "
-              "their leases")
+        print(f"{problems} problem(s); read-only: run `hive doctor --fix` to repair them (orphaned runs marked "
+              "failed, leases released, a moved home's artifact paths rewritten)")
 
 
 def add_parsers(sub) -> None:
-    p = add_verb(sub, "doctor", help="find (and with --fix repair) runs a crash left STARTED/RUNNING, and stale leases",
+    p = add_verb(sub, "doctor", help="find (and with --fix repair) runs a crash left STARTED/RUNNING, stale leases, and a moved home",
                  description=__doc__.split("\n\n", 1)[1].strip(),
                  env=("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME",
                       "HIVE_RETRAIN_MAX_RUNTIME_SECONDS", "HIVE_LEASE_TTL_SECONDS"))

@@ -82,6 +82,15 @@ def _audit_topic_down(settings: Settings) -> str | None:
     return audit_topic_problem(settings.kafka_bootstrap_servers)
 
 
+def _moved_home(settings: Settings) -> str | None:
+    """Why the embedded MLflow cannot be used from this home (it was moved or copied), else None: its runs would
+    read artifacts from the old place and write new ones there."""
+    from hive_assets.registry import moved_home, moved_home_message
+
+    recorded = moved_home(settings)
+    return moved_home_message(settings, recorded) if recorded else None
+
+
 def _registry_outage(exc: BaseException) -> bool:
     """Whether `exc` is MLflow's client giving up on a server that did not answer (an MLflow exception with a
     refused, reset or timed-out connection under it), rather than an answer it did not like."""
@@ -111,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in REGISTRY_VERBS and (down := _dagster.registry_down(settings.mlflow_uri)):
             print(f"{prog}: error: {down}; nothing was read or changed: run it again when MLflow answers",
                   file=sys.stderr)
+            return 1
+        if args.command in REGISTRY_VERBS | {"simulate"} and (moved := _moved_home(settings)):
+            print(f"{prog}: error: {moved}; nothing was read or changed: run `hive doctor --fix` to point it at this "
+                  "home's artifacts", file=sys.stderr)
             return 1
         if args.command in AUDIT_VERBS and (down := _audit_topic_down(settings)):
             print(f"{prog}: error: {down}; nothing was collected: run it again when it answers", file=sys.stderr)

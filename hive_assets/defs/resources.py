@@ -11,7 +11,7 @@ import os
 
 import dagster as dg
 
-from hive_assets.config import DEFAULT_EXPERIMENT_NAME, DEFAULT_MONGODB_DATABASE, Settings, redact_uri
+from hive_assets.config import DEFAULT_EXPERIMENT_NAME, DEFAULT_MONGODB_DATABASE, ConfigError, Settings, redact_uri
 from hive_assets.data import DocumentStore, open_store
 from hive_assets.defs.storage import AssetStorage
 
@@ -48,8 +48,12 @@ class MlflowResource(dg.ConfigurableResource):
         return self.tracking_uri or Settings.from_env().mlflow_uri
 
     def client(self):
-        from hive_assets.registry import client_for
+        from hive_assets.registry import client_for, moved_home, moved_home_message
 
+        if not self.tracking_uri:
+            settings = Settings.from_env()
+            if recorded := moved_home(settings):  # the run would read the old place's files, write new ones there
+                raise ConfigError(f"{moved_home_message(settings, recorded)}: run `hive doctor --fix`")
         return client_for(self.uri)
 
     def experiment_id(self, client) -> str:

@@ -31,6 +31,7 @@ from hive_assets.registry._operations import (
     reconcile, register, resolve_version, rollback, set_alias,
 )
 from hive_assets.registry._policy import alias_for_new_version
+from hive_assets.registry._relocate import moved_home, moved_home_message, relocate_artifact_root
 from hive_assets.registry._tracking import (
     FAILURE_REASON_TAG, log_params, log_png, mark_run_failed, run_status, running_runs,
 )
@@ -52,6 +53,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
+    "moved_home", "moved_home_message", "relocate_artifact_root",
     "ARTIFACT_CHECKSUM_TAG", "ArtifactError", "artifact_checksum",
     "AB_OUTCOME", "DONE", "INTENDED", "ROLLBACK_INTENT", "begin_intent", "complete_intent", "complete_unfinished", "finish_intent",
     "get_intent", "specialists_with_unfinished", "unfinished_intents",
