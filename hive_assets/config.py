@@ -77,9 +77,9 @@ def env_float(name: str, default: float, *, low: float | None = None, high: floa
     return _env_number(name, default, float, "a number", low, high, low_open, high_open)
 
 
-def env_int(name: str, default: int, *, low: int | None = None) -> int:
-    """The variable as an integer (unset or blank: `default`); ConfigError when malformed or below `low`."""
-    return _env_number(name, default, int, "an integer", low, None, False)
+def env_int(name: str, default: int, *, low: int | None = None, high: int | None = None) -> int:
+    """The variable as an integer (unset or blank: `default`); ConfigError when malformed or out of [low, high]."""
+    return _env_number(name, default, int, "an integer", low, high, False)
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -293,7 +293,7 @@ class Settings:
             drift_threshold=env_float("DRIFT_THRESHOLD", 0.2, low=0, low_open=True),
             drift_check_interval_minutes=env_int("DRIFT_CHECK_INTERVAL_MINUTES", 60, low=1),
             kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", ""),
-            data_collection_days=env_int("DATA_COLLECTION_DAYS", 90, low=1),
+            data_collection_days=env_int("DATA_COLLECTION_DAYS", 90, low=1, high=36_500),
             min_confidence=env_float("MIN_CONFIDENCE", 0.7, low=0, high=1),
             retraining_feedback_threshold=env_int("RETRAINING_FEEDBACK_THRESHOLD", 100, low=1),
             ab_test_label_maturity_hours=env_float("AB_TEST_LABEL_MATURITY_HOURS", 48.0, low=0),

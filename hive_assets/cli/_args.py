@@ -97,7 +97,7 @@ def specialists(value: str) -> list[str]:
     """'all', one name, or a comma-separated list of specialists."""
     if value == "all":
         return list(SPECIALISTS)
-    names = [v.strip() for v in value.split(",") if v.strip()]
+    names = list(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))  # a name twice is one run
     unknown = [n for n in names if n not in SPECIALISTS]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
@@ -158,6 +158,27 @@ def positive_int(text: str) -> int:
     value = _number(int, text, "a positive integer")
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+# a century: the longest window or simulated period a verb takes (far beyond any real one); past it dates
+# leave the datetime range (year 9999) and a run would fail with OverflowError instead of a usage line
+MAX_DAYS = 36_500
+
+
+def window_days(text: str) -> int:
+    """Whole days of a window: 1..MAX_DAYS."""
+    value = positive_int(text)
+    if value > MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_DAYS:,} days, got {text!r}")
+    return value
+
+
+def period_days(text: str) -> float:
+    """A period in days (fractions allowed): above 0, at most MAX_DAYS."""
+    value = positive_float(text)
+    if value > MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_DAYS:,} days, got {text!r}")
     return value
 
 

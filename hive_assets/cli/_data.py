@@ -7,7 +7,7 @@ import json
 import sys
 
 from hive_assets.cli import _dagster
-from hive_assets.cli._args import add_verb, existing_file, fraction, positive_int, specialists
+from hive_assets.cli._args import add_verb, existing_file, fraction, positive_int, specialists, window_days
 
 
 def collection_name(text: str) -> str:
@@ -56,10 +56,17 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 def cmd_store_import(args: argparse.Namespace) -> int:
     from hive_assets.data import open_store
-    from hive_assets.data.store.importer import import_jsonl
+    from hive_assets.data.store.importer import UnreadableFile, import_jsonl
 
     with open_store() as store:
-        result = import_jsonl(store, args.collection, args.file)
+        try:
+            result = import_jsonl(store, args.collection, args.file)
+        except UnreadableFile as exc:
+            done = exc.result
+            print(f"hive store import: error: {exc}; the {done['read']} line(s) before it were read and "
+                  f"{done['written']} document(s) written (importing the mended file again adds nothing)",
+                  file=sys.stderr)
+            return 1
     print(json.dumps(result) if args.json else
           f"{args.file}: " + ", ".join(f"{k}={v}" for k, v in result.items() if not isinstance(v, (list, dict))))
     if not args.json and result["errors"]:  # which lines, so they can be mended (--json has them in the document)
@@ -109,7 +116,7 @@ def add_parsers(sub) -> None:
                    help="'all', a specialist, or a comma-separated list")
     p.add_argument("--min-samples", type=positive_int, default=10_000,
                    help="rows under which the enough_samples check warns")
-    p.add_argument("--days", type=positive_int,
+    p.add_argument("--days", type=window_days,
                    help="collection window in days (default: $DATA_COLLECTION_DAYS, else 90)")
     p.add_argument("--min-confidence", type=fraction,
                    help="0..1: NLU intent confidence under which an opinion is filtered "

@@ -18,7 +18,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from hive_assets.cli import _dagster
-from hive_assets.cli._args import UsageError, add_specialist, add_verb, fraction, iso_datetime, non_negative_int, positive_float, positive_int
+from hive_assets.cli._args import (
+    UsageError, add_specialist, add_verb, fraction, iso_datetime, non_negative_int, period_days, positive_int,
+)
 from hive_assets.config import SPECIALISTS
 
 ENV = ("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "MONGODB_DATABASE", "MLFLOW_TRACKING_URI",
@@ -44,7 +46,7 @@ def add_parsers(sub) -> None:
                              "as the daemon would. Prints a line per simulated day, then the timeline and who "
                              "is champion now, and why. Same seed, same timeline.",
                  env=ENV)
-    p.add_argument("--days", type=positive_float, default=6.0, help="simulated days to play")
+    p.add_argument("--days", type=period_days, default=6.0, help="simulated days to play")
     p.add_argument("--seed", type=non_negative_int, default=42, help="random seed of the traffic and feedback")
     p.add_argument("--plans-per-hour", type=positive_int, default=150, help="cognitive plans a simulated hour")
     p.add_argument("--label-rate", type=fraction,

@@ -6,7 +6,9 @@ import argparse
 import json
 import sys
 
-from hive_assets.cli._args import add_specialist, add_verb, fraction, iso_datetime, non_negative_int, positive_float, positive_int
+from hive_assets.cli._args import (
+    add_specialist, add_verb, fraction, iso_datetime, non_negative_int, period_days, positive_int,
+)
 from hive_assets.config import Settings
 
 
@@ -94,7 +96,7 @@ def add_parsers(sub) -> None:
                  env=("HIVE_HOME", "MONGODB_URI", "MONGODB_DATABASE", "MLFLOW_TRACKING_URI"))
     add_specialist(p)
     p.add_argument("--plans", type=positive_int, default=4000, help="number of cognitive plans to simulate")
-    p.add_argument("--days", type=positive_float, default=60.0, help="length of the simulated period in days")
+    p.add_argument("--days", type=period_days, default=60.0, help="length of the simulated period in days")
     p.add_argument("--seed", type=non_negative_int, default=42, help="random seed: same seed, same documents")
     p.add_argument("--drift", type=fraction, default=0.0,
                    help="0..1: shift of the plan risk and size distributions (for drift scenarios)")

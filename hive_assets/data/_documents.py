@@ -353,6 +353,8 @@ def validate_feedback(doc: Any, now: datetime) -> list[Problem]:
     if hostile := structure_problems(doc):
         return hostile
     problems = [Problem(MISSING_FIELD, f"{f} is missing") for f in ("feedback_id", "opinion_id") if not doc.get(f)]
+    if doc.get("opinion_id") and not isinstance(doc["opinion_id"], str):  # opinion ids are text: it labels nothing
+        problems.append(Problem(WRONG_TYPE, f"opinion_id={doc['opinion_id']!r} is not text"))
     problems += _choice_problems(doc.get("human_recommendation"), "human_recommendation", HUMAN_RECOMMENDATIONS,
                                  UNKNOWN_HUMAN_RECOMMENDATION)
     problems += _unit_interval_problems(doc.get("human_rating"), "human_rating")

@@ -70,6 +70,23 @@ def test_old_spellings_still_work_with_a_note_and_never_mix_up(capsys):
     assert "'business' is a specialist: use --specialist business" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv", [["collect", "--days", "100000000"], ["simulate", "--days", "1e9"],
+                                  ["loop", "--days", "36501"]])
+def test_days_beyond_a_century_are_a_usage_error_not_a_failed_run(argv, capsys):
+    """`collect --days 100000000` launched five runs that failed with OverflowError (the window's start
+    before year 1); `simulate --days 1e9` ended in a traceback."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1 and "must be at most 36,500 days" in err, err
+    assert build_parser().parse_args([argv[0], "--days", "36500"]).days == 36500  # the bound itself is taken
+
+
+def test_a_specialist_named_twice_is_one(capsys):
+    assert build_parser().parse_args(["collect", "--specialist", "business,technical,business"]).specialist == [
+        "business", "technical"]
+
+
 def test_drift_check_without_once_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exited:
         main(["drift", "check", "--specialist", "business"])

@@ -152,6 +152,21 @@ def test_each_kind_of_malformed_document_gets_its_reason_and_good_neighbours_sta
     assert set(result.frame["opinion_id"]) == set(baseline.frame["opinion_id"]) - lost_opinions
 
 
+def test_feedback_whose_opinion_id_is_not_text_is_quarantined_not_dropped(tmp_path):
+    """A number where the opinion id belongs (an export that turned "424242" into 424242) labels nothing:
+    it used to vanish without a count; it is quarantined as wrong_type and the rows stay as they were."""
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    simulate(store, plans=200, days=20, seed=5, now=NOW, malformed_rate=0.0, ledger_share=1.0)
+    baseline = collect(store, "business", now=NOW, min_confidence=0.0)
+    fb = copy.deepcopy(store.find_one("specialist_feedback", {"specialist_type": "business"}))
+    fb.update(feedback_id="fb-numeric-opinion", opinion_id=424242)
+    store.upsert_many("specialist_feedback", [fb])
+    result = collect(store, "business", now=NOW, min_confidence=0.0)
+    got = {(r.source_collection, r.source_id): r.reason for r in result.quarantine.itertuples()}
+    assert got == {("specialist_feedback", "fb-numeric-opinion"): d.WRONG_TYPE}
+    assert result.frame["label"].tolist() == baseline.frame["label"].tolist()
+
+
 @pytest.mark.parametrize("value, expected", [
     ("2026-01-02T03:04:05Z", datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)),
     ("2026-01-02T05:04:05+02:00", datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)),

@@ -152,8 +152,16 @@ def dumps(doc: Mapping[str, Any]) -> str:
         if "null" in text and _has_non_finite(doc):
             text = orjson.dumps(_wrap_non_finite(doc), default=_json_default, option=_ORJSON_OPTIONS).decode()
         return text
-    except (TypeError, orjson.JSONEncodeError):  # e.g. an integer beyond 64 bits in a malformed document
-        return json.dumps(_wrap_non_finite(doc), default=_json_default, separators=(",", ":"), allow_nan=False)
+    except (TypeError, orjson.JSONEncodeError):  # e.g. an integer beyond 64 bits, nesting beyond orjson's 255
+        try:
+            return json.dumps(_wrap_non_finite(doc), default=_json_default, separators=(",", ":"), allow_nan=False)
+        except RecursionError:
+            raise UnstorableDocument("nested too deep to store (JSON encoding ran out of recursion)") from None
+
+
+class UnstorableDocument(ValueError):
+    """A document the store cannot encode (nested deeper than its JSON encoders go): the caller decides
+    whether that is a bad input line (import) or an error."""
 
 
 KEY_CHUNK = 1000  # ids per `$in` query in find_by_keys

@@ -16,12 +16,16 @@ Anything else (`$binary`, `$regex`, ...) is kept as the dict it is.
 
 The top-level `_id` is dropped: documents are keyed by the SPEC ids (`plan_id`, `opinion_id`, ...),
 upserted in batches, so importing the same file twice changes nothing. A document without its key is
-written all the same (collection quarantines it as `missing_key`), under its source `_id` (or a hash of its
-content when the line has none), so a second import replaces it instead of adding a copy.
+written all the same (an empty key counts as none), under its source `_id` (or a hash of its content when
+the line has none), so a second import replaces it instead of adding a copy; collection quarantines such
+feedback as `missing_field` (an opinion or plan without its id is never reached from a label).
 
-A line that is not JSON, not a JSON object, or holds an undecodable extended-JSON value is counted in
-`bad_lines` and reported (line number and message; the first `MAX_ERRORS`) and never aborts the import.
-Blank lines are skipped and not counted. Errors of the store itself (StoreUnavailable, ...) do abort.
+A line that is not UTF-8, not JSON, not a JSON object, holds an undecodable extended-JSON value, or is
+nested deeper than the store can encode is counted in `bad_lines` and reported (line number and message;
+the first `MAX_ERRORS`) and never aborts the import. A UTF-8 byte-order mark is skipped; blank lines are
+skipped and not counted. Errors of the store itself (StoreUnavailable, ...) abort, and so does a file that
+cannot be read on (UnreadableFile: a `.gz` that is not gzip, a truncated archive), after writing what was
+read before it.
 
 Result: `{"read": non-blank lines, "written": documents written, "bad_lines": n, "missing_key": documents
 without the collection's unique key (written all the same, once), "errors": [{"line": n, "error": "..."}]}`.
@@ -34,13 +38,14 @@ import hashlib
 import json
 import math
 import sys
+import zlib
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from hive_assets.data.store.base import DocumentStore, key_field
+from hive_assets.data.store.base import DocumentStore, UnstorableDocument, key_field
 
 MAX_ERRORS = 20
 DEFAULT_BATCH = 1000
@@ -100,7 +105,9 @@ def _decode_wrapper(obj: dict[str, Any]) -> Any:
     if tag in ("$numberLong", "$numberInt", "$numberDouble", "$numberDecimal"):
         return _number(value, tag)
     if tag == "$timestamp" and isinstance(value, dict) and "t" in value:
-        return _EPOCH + timedelta(seconds=int(value["t"]))
+        if isinstance(value["t"], bool) or not isinstance(value["t"], int):
+            raise ExtendedJSONError(f"$timestamp expects integer seconds t, got {value['t']!r}")
+        return _EPOCH + timedelta(seconds=value["t"])
     if tag == "$undefined":
         return None
     return obj
@@ -126,15 +133,32 @@ def keyless_identity(doc: Mapping[str, Any], source_id: Any) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
+class UnreadableFile(ValueError):
+    """The file itself cannot be read on (a file named .gz that is not gzip, a truncated archive); `result`:
+    what the import did before it."""
+
+    result: dict[str, Any] = {}
+
+
 def _open(path: Path):
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return path.open("r", encoding="utf-8", errors="replace")
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    with _open(path) as fh:
-        yield from enumerate(fh, start=1)
+def _lines(path: Path) -> Iterator[tuple[int, str | UnicodeDecodeError]]:
+    """(line number, text) per line; text that is not UTF-8 comes as the error, never replaced: two keys that
+    differ only in their broken bytes would otherwise become one document."""
+    number = 0
+    try:
+        with _open(path) as fh:
+            for number, raw in enumerate(fh, start=1):
+                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a byte-order mark (UTF-8 with BOM)
+                    raw = raw[3:]
+                try:
+                    yield number, raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    yield number, exc
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+        raise UnreadableFile(f"{path}: unreadable after line {number} ({type(exc).__name__}: {exc})") from None
 
 
 def import_jsonl(
@@ -147,35 +171,55 @@ def import_jsonl(
     key = key_field(collection)  # unknown collection -> ValueError before reading anything
     path = Path(path)
     result: dict[str, Any] = {"read": 0, "written": 0, "bad_lines": 0, "missing_key": 0, "errors": []}
-    batch: list[dict[str, Any]] = []
-    keyless: list[tuple[str, dict[str, Any]]] = []
+    batch: list[tuple[int, dict[str, Any]]] = []  # (line number, document)
+    keyless: list[tuple[int, tuple[str, dict[str, Any]]]] = []
+
+    def bad(number: int, exc: BaseException) -> None:
+        result["bad_lines"] += 1
+        if len(result["errors"]) < MAX_ERRORS:
+            result["errors"].append({"line": number, "error": f"{type(exc).__name__}: {exc}"[:300]})
+
+    def write(entries: list, upsert) -> None:
+        if not entries:
+            return
+        try:
+            result["written"] += upsert([item for _, item in entries])
+        except UnstorableDocument:  # rare: find the documents the store cannot hold, write the others
+            for number, item in entries:
+                try:
+                    result["written"] += upsert([item])
+                except UnstorableDocument as exc:
+                    bad(number, exc)
+        entries.clear()
 
     def flush() -> None:
-        if batch:
-            result["written"] += store.upsert_many(collection, batch)
-            batch.clear()
-        if keyless:
-            result["written"] += store.upsert_keyless(collection, keyless)
-            keyless.clear()
+        write(batch, lambda docs: store.upsert_many(collection, docs))
+        write(keyless, lambda items: store.upsert_keyless(collection, items))
 
-    for number, line in _lines(path):
-        if not line.strip():
-            continue
-        result["read"] += 1
-        try:
-            doc, source_id = _decode(line)
-        except (ValueError, RecursionError, OverflowError) as exc:  # JSONDecodeError is a ValueError
-            result["bad_lines"] += 1
-            if len(result["errors"]) < MAX_ERRORS:
-                result["errors"].append({"line": number, "error": f"{type(exc).__name__}: {exc}"[:300]})
-            continue
-        if doc.get(key) is None:
-            result["missing_key"] += 1
-            keyless.append((keyless_identity(doc, source_id), doc))
-        else:
-            batch.append(doc)
-        if len(batch) + len(keyless) >= batch_size:
-            flush()
+    try:
+        for number, line in _lines(path):
+            if isinstance(line, UnicodeDecodeError):
+                bad(number, ValueError(f"not UTF-8: byte {line.object[line.start]:#04x} at column {line.start + 1}"))
+                continue
+            if not line.strip():
+                continue
+            result["read"] += 1
+            try:
+                doc, source_id = _decode(line)
+            except (ValueError, RecursionError, OverflowError) as exc:  # JSONDecodeError is a ValueError
+                bad(number, exc)
+                continue
+            if doc.get(key) is None or doc.get(key) == "":  # an empty key is no key: it would merge documents
+                result["missing_key"] += 1
+                keyless.append((number, (keyless_identity(doc, source_id), doc)))
+            else:
+                batch.append((number, doc))
+            if len(batch) + len(keyless) >= batch_size:
+                flush()
+    except UnreadableFile as exc:  # what was read before the unreadable part is kept (importing again replaces it)
+        flush()
+        exc.result = result
+        raise
     flush()
     return result
 
@@ -194,7 +238,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"importing into {store.describe()} / {args.collection}", file=sys.stderr)
         bad = 0
         for path in args.files:
-            result = import_jsonl(store, args.collection, path, args.batch_size)
+            try:
+                result = import_jsonl(store, args.collection, path, args.batch_size)
+            except UnreadableFile as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                result = {**exc.result, "bad_lines": exc.result["bad_lines"] + 1}
             bad += result["bad_lines"]
             print(json.dumps({"file": str(path), **result}, default=str))
     return 1 if bad else 0

@@ -170,6 +170,67 @@ def test_errors_list_is_capped(any_store, tmp_path):
     assert len(result["errors"]) == 20
 
 
+def nested(levels: int) -> str:
+    return '{"v": ' * levels + "1" + "}" * levels
+
+
+def test_hostile_lines_are_bad_lines_and_the_rest_of_their_batch_is_written(tmp_path):
+    """Each line here once broke the import (a traceback, its whole batch lost) or merged two documents: a
+    document nested deeper than the store's JSON encoders go (orjson stops at 255 levels, the fallback at
+    Python's recursion limit), a malformed `$timestamp`, and bytes that are not UTF-8 (replaced by U+FFFD
+    they made two keys one). Each is now one bad line; everything else in the batch is written; an empty key
+    counts as missing (it merged documents too); a byte-order mark is skipped."""
+    from hive_assets.data.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    lines = [
+        "\ufeff" + json.dumps({"feedback_id": "fb-bom"}),
+        json.dumps({"feedback_id": "fb-ok-1"}),
+        '{"feedback_id": "fb-deep", "x": ' + nested(600) + "}",  # decodes, cannot be stored
+        json.dumps({"feedback_id": "fb-200-deep", "x": json.loads(nested(200))}),  # orjson stores it
+        '{"feedback_id": "fb-ts", "submitted_at": {"$timestamp": {"t": [1], "i": 1}}}',
+        json.dumps({"feedback_id": "", "_id": {"$oid": "65a1b2c3d4e5f60718290001"}, "v": 1}),
+        json.dumps({"feedback_id": "", "_id": {"$oid": "65a1b2c3d4e5f60718290002"}, "v": 2}),
+        json.dumps({"feedback_id": "fb-ok-2"}),
+    ]
+    raw = "\n".join(lines).encode() + b'\n{"feedback_id": "u-ab\xffcd", "v": 1}\n{"feedback_id": "u-ab\xfecd", "v": 2}\n'
+    path = tmp_path / "feedback.jsonl"
+    path.write_bytes(raw)
+    result = import_jsonl(store, "specialist_feedback", path, batch_size=100)
+    assert result["read"] == 8 and result["bad_lines"] == 4 and result["missing_key"] == 2
+    assert sorted(e["line"] for e in result["errors"]) == [3, 5, 9, 10]
+    errors = {e["line"]: e["error"] for e in result["errors"]}
+    assert "nested too deep to store" in errors[3] and "$timestamp expects integer seconds" in errors[5]
+    assert "not UTF-8: byte 0xff at column 22" in errors[9] and "byte 0xfe" in errors[10]
+    keys = sorted(str(d.get("feedback_id")) for d in store.find("specialist_feedback"))
+    assert keys == ["", "", "fb-200-deep", "fb-bom", "fb-ok-1", "fb-ok-2"]  # the two empty keys: two documents
+    assert result["written"] == 6
+
+
+TRUNCATED_GZIP = gzip.compress("".join(json.dumps({"feedback_id": f"fb-{i}", "h": i * 7919 % 1000003}) + "\n"
+                                       for i in range(5000)).encode(), mtime=0)[:6000]
+
+
+@pytest.mark.parametrize("content", [b"this is plain text, not gzip\n", TRUNCATED_GZIP])
+def test_an_unreadable_gzip_is_one_line_and_keeps_what_was_read(tmp_path, monkeypatch, capsys, content):
+    from hive_assets.cli._main import main as hive
+
+    monkeypatch.setenv("HIVE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster"))
+    for name in ("MONGODB_URI", "MLFLOW_TRACKING_URI", "HIVE_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    path = tmp_path / "feedback.jsonl.gz"
+    path.write_bytes(content)
+    assert hive(["store", "import", "--collection", "specialist_feedback", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"hive store import: error: {path}: unreadable after line" in err and "Traceback" not in err
+    from hive_assets.data.store.sqlite import SQLiteStore
+
+    written = SQLiteStore(tmp_path / "home" / "store.sqlite").count("specialist_feedback")
+    assert written == (0 if content.startswith(b"this") else int(err.split(" document(s) written")[0].split()[-1]))
+    assert content.startswith(b"this") or 0 < written < 5000  # the lines read before the cut are kept
+
+
 def test_unknown_collection_fails_before_reading(tmp_path):
     from hive_assets.data.store.sqlite import SQLiteStore
 
@@ -210,7 +271,8 @@ def test_decode_wrappers(wrapper, expected):
 
 
 @pytest.mark.parametrize("line", ["", "{", "[]", "42", '"text"', '{"v": {"$numberLong": "x"}}', '{"v": {"$date": "soon"}}',
-                                  '{"v": {"$oid": 5}}'])
+                                  '{"v": {"$oid": 5}}', '{"v": {"$timestamp": {"t": [1], "i": 1}}}',
+                                  '{"v": {"$timestamp": {"t": null, "i": 1}}}'])
 def test_decode_rejects(line):
     with pytest.raises(ValueError):
         decode_line(line)
