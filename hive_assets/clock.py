@@ -59,6 +59,7 @@ def parse_instant(text: str) -> datetime:
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([dhms])", re.IGNORECASE)
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+MAX_DURATION = timedelta(days=36_500)  # a century: beyond it the clock would leave datetime's range
 
 
 def parse_duration(text: str) -> timedelta:
@@ -69,10 +70,16 @@ def parse_duration(text: str) -> timedelta:
     parts = _DURATION.findall(body)
     if not body or "".join(f"{n}{u}" for n, u in parts).lower() != body.lower():
         raise ValueError(f"not a duration: {text!r} (e.g. 6h, 2d, 1d12h, 90m)")
-    delta = sum((timedelta(**{_UNITS[u.lower()]: float(n)}) for n, u in parts), timedelta())
-    if negative or delta <= timedelta(0):
+    try:
+        delta = sum((timedelta(**{_UNITS[u.lower()]: float(n)}) for n, u in parts), timedelta())
+    except OverflowError:
+        delta = None
+    if negative or (delta is not None and delta <= timedelta(0)):
         raise ValueError(f"a duration must be positive, got {text!r}")
+    if delta is None or delta > MAX_DURATION:
+        raise ValueError(f"a duration must be at most {MAX_DURATION.days:,} days, got {text!r}")
     return delta
+
 
 
 @dataclass(frozen=True)
@@ -203,7 +210,11 @@ def advance(delta: timedelta, path: Path | None = None) -> HomeClock:
         raise _config_error("this home runs on the wall clock: `hive clock pin ISO` first to simulate time")
     if delta <= timedelta(0):
         raise _config_error(f"the clock only moves forward, got {delta}")
-    return pin(current.now + delta, path=path)
+    try:
+        return pin(current.now + delta, path=path)
+    except OverflowError:
+        raise _config_error(f"the clock is at {current.now:%Y-%m-%d %H:%M} UTC: {delta} later is past the year "
+                            "9999") from None
 
 
 def release(path: Path | None = None) -> HomeClock:

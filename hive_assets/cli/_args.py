@@ -204,14 +204,25 @@ def fraction(text: str) -> float:
     return value
 
 
+# instants a verb takes: far from datetime's ends (years 1 and 9999), where converting to UTC, a window
+# before it or a clock advanced after it would overflow into a traceback
+EARLIEST_YEAR, LATEST_YEAR = 1900, 9000
+
+
 def iso_datetime(text: str) -> datetime:
-    """ISO-8601 with any offset; a naive time is UTC (never the machine's local time)."""
+    """ISO-8601 with any offset, as aware UTC; a naive time is UTC (never the machine's local time)."""
     try:
         value = datetime.fromisoformat(text)
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be an ISO-8601 date-time such as 2026-01-31T12:00:00Z, "
                                          f"got {text!r}") from None
+    try:
+        value = (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is in the year 10000 in UTC
+        value = None
+    if value is None or not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise argparse.ArgumentTypeError(f"must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}, got {text!r}")
+    return value
 
 
 def _registry_rule(rule: str, text: str):

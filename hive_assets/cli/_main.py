@@ -111,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         watch()
     prog = " ".join(filter(None, ("hive", args.command, *(getattr(args, f"{group}_command", None)
                                                            for group in ("store", "deploy", "ab", "drift", "clock")))))
+    if getattr(args, "force", False) and not str(getattr(args, "reason", "") or "").strip():
+        # checked here, not in the run: a forced action without a why launched a run that failed (promote of a
+        # gated version) or was taken with no reason in the ledger (the other forced actions)
+        print(f"{prog}: error: --force needs --reason \"...\" (why, for the ledger) (see '{prog} --help')",
+              file=sys.stderr)
+        return USAGE_ERROR
     # MLflow's INFO lines (database migrations, run links) are not the verbs' output; MLFLOW_LOGGING_LEVEL wins
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     try:

@@ -25,7 +25,7 @@ from hive_assets.registry._intents import (
     specialists_with_unfinished, unfinished as unfinished_intents,
 )
 from hive_assets.registry._operations import (
-    GATE_TAG, complete_intent, complete_unfinished, MIRROR_PRODUCTION_ENV, RegistryError, check_alias, check_gate,
+    CLOCK_SKEW, GATE_TAG, check_clock, complete_intent, complete_unfinished, MIRROR_PRODUCTION_ENV, RegistryError, check_alias, check_gate,
     ensure_alias, gate_status,
     ledger_agrees, list_versions, mirror_production, mirror_production_enabled, parse_version_ref, previous_champion, promote,
     reconcile, register, resolve_version, rollback, set_alias,
@@ -53,7 +53,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
-    "moved_home", "moved_home_message", "relocate_artifact_root",
+    "moved_home", "moved_home_message", "relocate_artifact_root", "CLOCK_SKEW", "check_clock",
     "ARTIFACT_CHECKSUM_TAG", "ArtifactError", "artifact_checksum",
     "AB_OUTCOME", "DONE", "INTENDED", "ROLLBACK_INTENT", "begin_intent", "complete_intent", "complete_unfinished", "finish_intent",
     "get_intent", "specialists_with_unfinished", "unfinished_intents",

@@ -22,12 +22,22 @@ def record_decision(store: DocumentStore, specialist: str, kind: str, *, actor: 
                     dagster_run_id: str | None = None, model_version: str | None = None,
                     data_snapshot_hash: str | None = None, details: dict[str, Any] | None = None,
                     decision_id: str | None = None) -> dict[str, Any]:
-    """Append to `model_decisions`. A deterministic `decision_id` makes a retried step write once."""
+    """Append to `model_decisions`. A deterministic `decision_id` makes a retried step write once.
+
+    Stamped with the platform clock, but never before the specialist's latest row: a host whose clock is a
+    little behind (operations refuse more than `CLOCK_SKEW`, `check_clock`) must not put its decision
+    before one already made, or the history would show the wrong holder."""
+    from hive_assets.data import to_utc
+
+    now = clock.now()
+    last = store.find_one("model_decisions", {"specialist_type": specialist}, sort=[("recorded_at", -1)])
+    if last is not None and (latest := to_utc(last.get("recorded_at"))) is not None and latest > now:
+        now = latest
     doc = {
         "decision_id": decision_id or uuid.uuid4().hex,
         "specialist_type": specialist,
         "kind": kind,
-        "recorded_at": clock.now(),
+        "recorded_at": now,
         "actor": actor,
         "reason": reason,
         "dagster_run_id": dagster_run_id,

@@ -27,8 +27,10 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from hive_assets import clock
 from hive_assets.config import SPECIALISTS, Settings
 from hive_assets.data.store.base import DocumentStore
 from hive_assets.registry import _intents as intents
@@ -50,6 +52,27 @@ StepHook = Callable[[str], None]
 
 class RegistryError(ValueError):
     """A refused operation. Raised before any write: the registry and the ledger are unchanged."""
+
+
+# hosts' clocks disagree a little: a decision this close behind the latest one is not the clock going back
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def check_clock(store: DocumentStore, specialist: str, now: datetime | None = None) -> None:
+    """RegistryError when the platform clock is more than CLOCK_SKEW before the specialist's latest ledger
+    row (a clock pinned back): a decision recorded now would sort before decisions already made, and the
+    history (`holder_at`, `hive deploy history`, the champion `hive status` names) would contradict the
+    registry. Checked before an operation's first write."""
+    from hive_assets.data import to_utc
+
+    now = (now or clock.now()).astimezone(timezone.utc)
+    row = store.find_one("model_decisions", {"specialist_type": specialist}, sort=[("recorded_at", -1)])
+    latest = to_utc(row.get("recorded_at")) if row else None
+    if latest is not None and now < latest - CLOCK_SKEW:
+        raise RegistryError(
+            f"{specialist}: the platform clock ({now:%Y-%m-%d %H:%M} UTC) is before the ledger's latest decision "
+            f"({latest:%Y-%m-%d %H:%M} UTC, {row.get('kind')}): a decision recorded now would be out of order in "
+            "the history; nothing was changed (`hive clock` shows the clock; advance it past that time)")
 
 
 def mirror_production_enabled() -> bool:
@@ -76,8 +99,17 @@ def _registered_model(client, specialist: str):
 
 def check_alias(alias: str) -> str:
     """`alias` when MLflow accepts it as an alias name, else RegistryError saying what it accepts."""
-    if not _ALIAS_RE.match(alias) or alias == "latest" or re.fullmatch(r"v\d+", alias):
-        raise RegistryError(f"invalid alias {alias!r}: letters, digits, '_' and '-'; not 'latest' or 'v<N>'")
+    # MLflow reserves 'latest' and 'v<N>' whatever their case (`V3` reached a run that MLflow refused)
+    if not _ALIAS_RE.match(alias) or alias.lower() == "latest" or re.fullmatch(r"v\d+", alias, re.IGNORECASE):
+        raise RegistryError(f"invalid alias {alias!r}: letters, digits, '_' and '-'; not 'latest' or 'v<N>' in any case")
+    # another spelling of a platform alias (`Champion`, `CHALLENGER`, `ab-test-V2`) would be a second alias that
+    # escapes the rules of the real one (the gate, "not the champion's version", "names its version")
+    platform = next((name for name in (CHAMPION, CHALLENGER) if alias.lower() == name), None)
+    if platform is None and _AB_ALIAS_RE.match(alias.lower()):
+        platform = alias.lower()
+    if platform is not None and alias != platform:
+        raise RegistryError(f"invalid alias {alias!r}: the platform's alias is {platform!r} (aliases are case-sensitive,"
+                            " so this would be another alias outside its rules)")
     return alias
 
 
@@ -243,6 +275,7 @@ def register(client, store: DocumentStore, specialist: str, run_id: str, *, acto
     if trained_for and trained_for != specialist:
         raise RegistryError(f"MLflow run {run_id} trained the {trained_for} specialist, not {specialist}")
     source, model_id = _logged_model_of(client, run)
+    check_clock(store, specialist)
     verdict = latest_gate_verdict(store, specialist, run_id)
     gate = "unknown" if verdict is None else ("passed" if verdict["details"].get("passed") else "failed")
     rt = run.data.tags
@@ -268,6 +301,7 @@ def promote(client, store: DocumentStore, specialist: str, version_ref: str | in
     then the move (alias, mirror, read-back, ledger row), then the intent done."""
     version = resolve_version(client, specialist, version_ref)
     gate, summary = check_gate(store, specialist, version, force, reason)
+    check_clock(store, specialist)
     same = complete_unfinished(client, store, specialist, actor=actor, dagster_run_id=dagster_run_id,
                                same=(intents.PROMOTE, str(version.version)), after_step=after_step)
     if same is not None:
@@ -357,11 +391,16 @@ def rollback(client, store: DocumentStore, specialist: str, target_version: str 
     check_specialist(specialist)
     keyed = f"rollback:{specialist}:key:{idempotency_key}" if idempotency_key else None
     if keyed is not None and (earlier := intents.get(store, keyed)) is not None:
+        asked = _version_number(target_version) if target_version is not None else None
+        if asked is not None and asked != str(earlier["params"].get("version")):
+            raise RegistryError(f"idempotency key {idempotency_key!r} names the rollback to "
+                                f"v{earlier['params'].get('version')}, not to v{asked}: give this rollback its own key")
         if earlier["state"] == intents.INTENDED:
             return complete_intent(client, store, earlier, completed_by=actor)
         return _noop(specialist, {**(earlier["result"] or {}), "actor": earlier["actor"],
                                   "dagster_run_id": earlier["dagster_run_id"], "recorded_at": earlier.get("done_at")},
                      f"rollback {idempotency_key!r} was already done")
+    check_clock(store, specialist)
     wanted = _version_number(target_version) if target_version is not None else None
     resumed = complete_unfinished(client, store, specialist, actor=actor, dagster_run_id=dagster_run_id,
                                   same=(intents.ROLLBACK, wanted))
@@ -449,6 +488,7 @@ def set_alias(client, store: DocumentStore, specialist: str, alias: str, version
             raise RegistryError(f"v{version.version} is the champion: the challenger must be another version (a "
                                 "test of the champion against itself measures nothing, and serving would not split)")
         check_gate(store, specialist, version, force, reason)
+    check_clock(store, specialist)
     reconcile(client, store, specialist, alias, actor=actor, dagster_run_id=dagster_run_id,
               target=str(version.version))
     return ensure_alias(client, store, specialist, alias, str(version.version), actor=actor,

@@ -82,6 +82,29 @@ def test_days_beyond_a_century_are_a_usage_error_not_a_failed_run(argv, capsys):
     assert build_parser().parse_args([argv[0], "--days", "36500"]).days == 36500  # the bound itself is taken
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["deploy", "history", "--specialist", "business", "--at", "9999-12-31T23:59:59-05:00"], "between the years"),
+    (["deploy", "history", "--specialist", "business", "--at", "0001-01-01T00:00:00+05:00"], "between the years"),
+    (["clock", "pin", "9999-12-31T23:59:59-05:00"], "between the years"),
+    (["clock", "advance", "100000000000000000d"], "at most 36,500 days"),
+])
+def test_instants_and_durations_out_of_range_are_a_usage_error(argv, message, capsys):
+    """Each was an OverflowError traceback (UTC conversion past year 9999 or before year 1, a timedelta
+    beyond its range)."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1 and message in err, err
+
+
+def test_a_clock_advanced_past_the_year_9999_is_one_line(hive_home_clock, capsys):
+    assert main(["clock", "pin", "8999-12-31T00:00:00Z"]) == 0
+    codes = [main(["clock", "advance", "36500d"]) for _ in range(11)]  # a century each: 10,099 at the end
+    assert codes == [0] * 10 + [2]
+    err = capsys.readouterr().err
+    assert "later is past the year 9999" in err and "Traceback" not in err
+
+
 def test_a_specialist_named_twice_is_one(capsys):
     assert build_parser().parse_args(["collect", "--specialist", "business,technical,business"]).specialist == [
         "business", "technical"]
@@ -92,6 +115,15 @@ def test_drift_check_without_once_is_a_usage_error(capsys):
         main(["drift", "check", "--specialist", "business"])
     err = capsys.readouterr().err
     assert exited.value.code == 2 and err.startswith("hive drift check: error: ") and "--once" in err
+
+
+@pytest.fixture
+def hive_home_clock(tmp_path, monkeypatch):
+    monkeypatch.setenv("HIVE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster"))
+    monkeypatch.delenv("HIVE_SIMULATED_NOW", raising=False)
+    monkeypatch.delenv("HIVE_ENV", raising=False)
+    return tmp_path / "home"
 
 
 @pytest.fixture(scope="module")

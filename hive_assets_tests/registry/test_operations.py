@@ -223,3 +223,51 @@ def test_production_mirror_follows_champion_and_a_fresh_process_serves_it(clean_
     monkeypatch.setenv(registry.MIRROR_PRODUCTION_ENV, "10%")
     with pytest.raises(ValueError, match="HIVE_MIRROR_PRODUCTION_STAGE"):
         registry.mirror_production_enabled()
+
+
+def test_a_clock_set_back_refuses_decisions_that_would_sort_before_earlier_ones(clean_registry, store, business_runs,
+                                                                                 monkeypatch):
+    """A clock pinned back (`hive clock pin` to an earlier time) made a promotion's row sort before the ones
+    already written: `deploy history` ended the new champion's tenure at once, `hive status` then said the
+    alias had been moved outside the platform, and its suggested promote wrote another back-dated row. Every
+    operation is refused before its first write while the clock is over 5 minutes before the specialist's
+    latest decision; within that skew (hosts' clocks) it goes on."""
+    client = clean_registry
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", "2026-06-01T12:00:00Z")
+    v1, v2, v3, _ = _register_all(client, store, business_runs)
+    registry.promote(client, store, "business", v1, actor=ME, reason="first")
+    before, intents_before = ledger(store, "business"), store.count("decision_intents")
+
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", "2026-05-31T12:00:00Z")  # a day back
+    for attempt in (lambda: registry.promote(client, store, "business", v2, actor=ME),
+                    lambda: registry.rollback(client, store, "business", target_version=v2, actor=ME),
+                    lambda: registry.set_alias(client, store, "business", "challenger", v2, actor=ME),
+                    lambda: registry.register(client, store, "business", business_runs[3], actor=ME)):
+        with pytest.raises(registry.RegistryError, match=r"clock \(2026-05-31 12:00 UTC\) is before the ledger's "
+                                                         r"latest decision \(2026-06-01 12:00 UTC"):
+            attempt()
+    assert _champion(client) == v1 and registry.alias_version(client, "business", registry.CHALLENGER) is None
+    assert ledger(store, "business") == before and store.count("decision_intents") == intents_before
+    assert len(client.search_model_versions("name='business-evaluator'")) == 4
+
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", "2026-06-01T11:57:00Z")  # 3 minutes back: another host's clock
+    registry.promote(client, store, "business", v2, actor=ME)
+    assert _champion(client) == v2
+    holders = [t.version for t in registry.alias_history(store, "business", registry.CHAMPION)]
+    assert holders[-2:] == [v1, v2]
+
+
+def test_an_idempotency_key_names_one_rollback(clean_registry, store, business_runs):
+    """Reusing a rollback's key for another target did nothing and said "already done ... give
+    --target-version", although a target was given: it is refused, naming the key's rollback."""
+    client = clean_registry
+    v1, v2, v3, _ = _register_all(client, store, business_runs)
+    registry.promote(client, store, "business", v1, actor=ME)
+    registry.promote(client, store, "business", v3, actor=ME)
+    registry.rollback(client, store, "business", target_version=v2, actor=ME, idempotency_key="k1")
+    again = registry.rollback(client, store, "business", target_version=v2, actor=ME, idempotency_key="k1")
+    assert again["noop"] and _champion(client) == v2
+    n = len(ledger(store, "business"))
+    with pytest.raises(registry.RegistryError, match="key 'k1' names the rollback to v2, not to v1"):
+        registry.rollback(client, store, "business", target_version=v1, actor=ME, idempotency_key="k1")
+    assert _champion(client) == v2 and len(ledger(store, "business")) == n

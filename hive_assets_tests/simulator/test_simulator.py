@@ -111,3 +111,29 @@ def test_the_loop_plays_whole_hours_and_says_so():
     assert tenth.hours == 2 and tenth.describe()[0].startswith("0.1 simulated days (2 h: the loop plays whole hours)")
     with pytest.raises(ValueError, match="the loop plays whole simulated hours"):
         default_scenario(days=0.01)  # played nothing, then printed an empty timeline
+
+
+def test_the_heuristic_baseline_leaves_out_a_test_row_whose_plan_is_now_malformed(tmp_path):
+    """`hive loop`'s closing table scores the pre-platform heuristic on a run's test rows. A second `hive
+    simulate` with the seed replaced one of their plans by a malformed one, and the table ended the loop in a
+    KeyError traceback after the days had played; that row is now left out."""
+    import json
+
+    from hive_assets import registry
+    from hive_assets.simulator._simulate import heuristic_opinion
+    from hive_assets.simulator._timeline import TEST_ROWS_ARTIFACT, heuristic_baseline
+
+    plans = make_plans(6, seed=3)
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    broken = {k: v for k, v in plans[0].items() if k != "tasks"}  # collection would quarantine it: missing_tasks
+    store.upsert_many("cognitive_plans", [broken, *plans[1:]])
+    labels = ["approve", "reject", "approve", "review_required", "approve", "reject"]
+    client = registry.client_for(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = registry.ensure_experiment(client, "t", (tmp_path / "artifacts").as_uri())
+    run = client.create_run(experiment)
+    (tmp_path / TEST_ROWS_ARTIFACT).write_text(json.dumps({"plan_id": [p["plan_id"] for p in plans], "label": labels}))
+    client.log_artifact(run.info.run_id, str(tmp_path / TEST_ROWS_ARTIFACT))
+
+    accuracy, rows = heuristic_baseline(store, client, "business", run.info.run_id)
+    hits = [heuristic_opinion("business", p)[0] == label for p, label in zip(plans[1:], labels[1:])]
+    assert rows == 5 and accuracy == sum(hits) / 5

@@ -45,6 +45,11 @@ def registered_model_version(
                          allow_retries=False)
     client = mlflow.client()
     run_lease.check()  # a run that lost its partition's lease is no longer the one writer: it must not register
+    with document_store.open() as store:  # a clock pinned back would write this decision before earlier ones
+        try:
+            registry.check_clock(store, specialist)
+        except registry.RegistryError as exc:
+            raise dg.Failure(str(exc), allow_retries=False) from None
     # the MLflow run this Dagster run trained, if it trained one: never register a model another run wrote
     # into the shared per-partition output (a registration-only run registers the latest trained_model)
     own = registry.training_run_of(client, mlflow.experiment_id(client), context.run_id, specialist)

@@ -85,6 +85,7 @@ def _call(context, config, mlflow: MlflowResource, document_store: DocumentStore
                                             **kwargs))
     with operator_lease(context, config.model_type), document_store.open() as store:
         client = mlflow.client()
+        _refusing(lambda: registry.check_clock(store, config.model_type))
         completed = complete_unfinished(client, store, config.model_type, actor=actor_of(context),
                                         dagster_run_id=context.run_id)
         for line in completed:
