@@ -43,7 +43,8 @@ def _utc_ms(value: datetime) -> datetime:
 def opinion_document(opinion: Opinion, plan: Mapping[str, Any], *, opinion_id: str | None = None,
                      evaluated_at: datetime | None = None, reasoning_summary: str = "",
                      reasoning_factors: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
-    """The `specialist_opinions` document for `opinion` on `plan`, in the production shape.
+    """The `specialist_opinions` document for `opinion` on `plan` (or on a `cognitive_ledger` entry: its
+    `plan_data`, the plan `evaluate` scored), in the production shape.
 
     `opinion_id` defaults to a new UUID, `evaluated_at` to `hive_assets.clock.now()`. The nested
     `opinion` also keeps the class probabilities (`class_probabilities`); `metadata` is written only
@@ -51,6 +52,8 @@ def opinion_document(opinion: Opinion, plan: Mapping[str, Any], *, opinion_id: s
     """
     from hive_assets import clock
 
+    if isinstance(plan.get("plan_data"), Mapping):  # a cognitive_ledger entry: its plan is what was scored
+        plan = plan["plan_data"]
     risk = plan.get("risk_score")
     doc: dict[str, Any] = {
         "opinion_id": opinion_id or str(uuid.uuid4()),

@@ -12,6 +12,7 @@ line when the failure starts and shows in `health()`.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -137,8 +138,16 @@ class SpecialistRouter:
                  max_staleness: float | None = None):
         if specialist not in SPECIALISTS:
             raise ValueError(f"unknown specialist {specialist!r}: one of {', '.join(SPECIALISTS)}")
-        if refresh_interval is not None and not refresh_interval > 0:
-            raise ValueError(f"refresh_interval must be a positive number of seconds or None, got {refresh_interval!r}")
+        for name, value, zero in (("refresh_interval", refresh_interval, False), ("wait", wait, True),
+                                  ("max_staleness", max_staleness, False)):
+            # a str, a bool or infinity was taken: a TypeError later, a refresh every second, or a refresh
+            # thread that died on its first sleep while health() stayed healthy
+            if value is None and name != "wait":
+                continue
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                    or value < 0 or (value == 0 and not zero)):
+                raise ValueError(f"{name} must be a finite number of seconds {'>= 0' if zero else '> 0'}"
+                                 f"{'' if name == 'wait' else ' or None'}, got {value!r}")
         if isinstance(tracking_uri, str) and not tracking_uri.strip():
             # MLflow takes "" for its default, a new mlflow.db in the service's working directory: a service
             # whose MLFLOW_TRACKING_URI is missing served nothing and reported "no registered model"
@@ -286,8 +295,26 @@ class SpecialistRouter:
         elif previous.champion is not None:
             self._warn_once("no-champion", f"{self.specialist}: alias {CHAMPION} is not set; serving last good "
                                            f"v{previous.champion.version}")
-        challenger = self._load(serving.split.challenger_version) if serving.split else None
-        state = _State(champion, serving.split if champion is not None else None, challenger)
+        split = serving.split
+        if serving.unreadable:  # the test's tags say it runs but cannot be read: keep the last good split
+            self._warn_once("split", f"{self.specialist}: A/B split {serving.unreadable}; serving "
+                                     f"{self._describe(previous)}")
+            same_champion = champion is not None and previous.champion is not None and \
+                champion.version == previous.champion.version
+            split = previous.split if same_champion else None
+        elif "split" in self._warned:
+            self._warned.discard("split")
+            log.warning("%s: A/B split readable again", self.specialist)
+        challenger = None
+        if split is not None:
+            challenger = (previous.challenger if serving.unreadable else None) or self._load(split.challenger_version)
+        state = _State(champion, split if champion is not None else None, challenger)
+        # a version that failed to load and that the registry no longer names is no longer a fault
+        named = {serving.champion_version, split.challenger_version if split else None} - {None}
+        if set(status.failed_versions) - named:
+            status.failed_versions = {v: e for v, e in status.failed_versions.items() if v in named}
+            self._warned = {w for w in self._warned if not w.startswith("load:") or
+                            any(w == f"load:{(self._generation, v)}" for v in named)}
         keep = {m.version for m in (state.champion, state.challenger) if m is not None}
         self._loaded = {k: m for k, m in self._loaded.items() if m.version in keep}
         self._state = state
@@ -378,7 +405,8 @@ class SpecialistRouter:
         return {
             "specialist": self.specialist,
             "ready": state.champion is not None,
-            "healthy": current and status.registry_error is None and not stale and not failed,
+            "healthy": (current and status.registry_error is None and not stale and not failed
+                        and not (serving and serving.unreadable)),
             "registry_reachable": status.registry_error is None and status.last_success is not None,
             "registry_error": status.registry_error,
             "seconds_since_refresh": None if age is None else round(age, 3),
@@ -391,6 +419,7 @@ class SpecialistRouter:
             "ab_challenger_traffic_percent": state.split.traffic_percent if state.split else 0.0,
             "ab_routing": bool(state.split and state.challenger),
             "ab_reason": serving.reason if serving else None,
+            "ab_split_error": serving.unreadable if serving else None,
             "failed_versions": failed,
         }
 

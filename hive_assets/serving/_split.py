@@ -36,6 +36,7 @@ class Serving:
     champion_version: str | None
     split: Split | None
     reason: str  # why there is no split (or "running"), for health()
+    unreadable: str | None = None  # a tag of a running test that cannot be read: not "no test", a fault
 
 
 def serving_from(aliases: Mapping[str, str], tags: Mapping[str, str]) -> Serving:
@@ -57,7 +58,8 @@ def serving_from(aliases: Mapping[str, str], tags: Mapping[str, str]) -> Serving
     try:
         traffic = float(tags.get(TRAFFIC_TAG, ""))
     except ValueError:
-        return Serving(champion, None, f"unreadable {TRAFFIC_TAG}={tags.get(TRAFFIC_TAG)!r}")
+        why = f"unreadable {TRAFFIC_TAG}={tags.get(TRAFFIC_TAG)!r}"
+        return Serving(champion, None, why, unreadable=why)
     version = tags.get(CHALLENGER_VERSION_TAG)
     salt = tags.get(SALT_TAG)
     if not traffic > 0:

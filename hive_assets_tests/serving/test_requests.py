@@ -12,7 +12,7 @@ import pytest
 from hive_assets import clock, registry
 from hive_assets.data import SQLiteStore
 from hive_assets.features import features_frame
-from hive_assets.serving import InvalidPlan, SpecialistRouter
+from hive_assets.serving import InvalidPlan, SpecialistRouter, opinion_document
 from hive_assets.simulator import CORRUPTIONS, make_plans
 from hive_assets.training import encode
 from hive_assets_tests.serving.conftest import fresh, register
@@ -51,6 +51,12 @@ def test_a_ledger_entry_is_scored_on_its_plan(router, models):
         assert np.allclose([opinion.probabilities[c] for c in models["v"][0].classes_], probabilities)
         assert opinion == router.evaluate(plan)
     assert router.evaluate_many([ledger_entry(p) for p in plans]) == router.evaluate_many(plans)
+    # its opinion document names the plan that was scored: the entry's top level named none (plan_id None,
+    # which collection quarantines), or another plan than the one routed and scored
+    entry = {**ledger_entry(plans[0]), "plan_id": "entry-level-id", "intent_id": "entry-level-intent"}
+    doc = opinion_document(router.evaluate(entry), entry)
+    assert (doc["plan_id"], doc["intent_id"]) == (plans[0]["plan_id"], plans[0]["intent_id"])
+    assert doc["opinion"]["risk_score"] == plans[0]["risk_score"]
 
 
 def test_a_plan_collection_would_quarantine_gets_a_clear_error(router):
@@ -103,6 +109,19 @@ def test_a_plan_is_served_whatever_its_created_at_says(router, hive_home):
     plan = make_plans(1, seed=8)[0]
     later = {**plan, "created_at": (clock.now() + timedelta(days=3)).isoformat()}
     assert router.evaluate(later).probabilities == router.evaluate(plan).probabilities
+
+
+@pytest.mark.parametrize("arguments", [{"refresh_interval": "30"}, {"refresh_interval": True},
+                                       {"refresh_interval": float("inf")}, {"refresh_interval": 0},
+                                       {"max_staleness": "5"}, {"wait": "5"}, {"wait": -1}])
+def test_a_timing_that_is_not_a_finite_number_of_seconds_is_refused(tmp_path, monkeypatch, arguments):
+    """"30" was a TypeError from a comparison, True refreshed every second, infinity killed the refresh thread
+    on its first sleep while health() stayed healthy, and "5" as max_staleness made every health() raise."""
+    monkeypatch.chdir(tmp_path)
+    name = next(iter(arguments))
+    with pytest.raises(ValueError, match=f"^{name} must be a finite number of seconds"):
+        SpecialistRouter("business", "http://127.0.0.1:9", **{"refresh_interval": None, "wait": 0, **arguments})
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("tracking_uri", ["", "  "])

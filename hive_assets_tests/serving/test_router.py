@@ -251,7 +251,38 @@ def test_a_model_on_another_feature_schema_is_refused(server, models, logged, hi
     assert health["champion_version"] == good and "model at " in health["failed_versions"][tagged]
     assert "0.9.0" in health["failed_versions"][tagged]
     assert router.evaluate(make_plans(1, seed=1)[0]).model_version == good
+    # the registry back on a version that loads: healthy again (a failure once seen stayed until a restart)
+    registry.ensure_alias(client, store, "business", registry.CHAMPION, good, actor="test", reason="back")
+    health = router.refresh()
+    assert health["healthy"] and health["failed_versions"] == {}
     client.delete_registered_model(registry.model_name("business"))
+
+
+def test_an_unreadable_split_tag_keeps_the_last_split_and_is_not_healthy(server, logged, hive_home, caplog):
+    """A running test's traffic tag that cannot be read ended the routing without a word while health() said
+    healthy: the last good split keeps serving, one warning is logged, and health() says what is wrong."""
+    url, _ = server
+    client, store = registry.client_for(url), SQLiteStore(hive_home / "store.sqlite")
+    v1, v2 = two_versions(client, store, "evolution", logged)
+    test, _, _ = start_test(client, store, "evolution", v1, v2, 30.0, T0, actor="test")
+    router = SpecialistRouter("evolution", url, refresh_interval=None)
+    health = router.refresh()
+    assert health["healthy"] and health["ab_routing"] and health["ab_split_error"] is None
+    caplog.set_level(logging.WARNING, logger="hive_assets.serving")
+    name = registry.model_name("evolution")
+    client.set_registered_model_tag(name, "ab_challenger_traffic_percent", "30%")
+    for _ in range(2):
+        health = router.refresh()
+        assert health["ab_routing"] and health["challenger_version"] == v2 and not health["healthy"]
+        assert health["ab_split_error"] == "unreadable ab_challenger_traffic_percent='30%'"
+    plans = make_plans(80, seed=9)
+    arms = {o.ab_arm for o in (router.evaluate(p) for p in plans)}
+    assert arms == {CHAMPION, CHALLENGER}  # still split, both arms tagged
+    assert len([r for r in caplog.records if "unreadable" in r.getMessage()]) == 1
+    client.set_registered_model_tag(name, "ab_challenger_traffic_percent", "30.0")
+    health = router.refresh()
+    assert health["healthy"] and health["ab_routing"] and health["ab_split_error"] is None
+    client.delete_registered_model(name)
 
 
 def test_a_champion_removed_from_the_registry_keeps_serving_but_is_not_healthy(server, logged, hive_home, caplog):
