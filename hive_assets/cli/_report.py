@@ -22,9 +22,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({s: {asset: {"run_id": run, "metadata": _plain(meta)} for asset, (run, meta) in assets.items()}
                           for s, assets in latest.items()}, default=str))
-        complete = all(assets["registered_model_version"][0] and
-                       assets["registered_model_version"][0] == assets["validation_report"][0]
-                       for assets in latest.values())
+        complete = all(_registered_in_run(assets) or _registered_later(s, assets["validation_report"][0])
+                       for s, assets in latest.items())
         return 0 if complete or not args.strict else 1
     if not any(run for assets in latest.values() for run, _ in assets.values()):
         print(f"nothing materialized yet in the Dagster instance {os.environ.get('DAGSTER_HOME', '')}: "
@@ -32,6 +31,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 1 if args.strict else 0
     champions = _champions()
     versions = {s: _version_label(*latest[s]["validation_report"], *latest[s]["registered_model_version"])
+                or _registered_later(s, latest[s]["validation_report"][0])
+                or _unregistered_label(latest[s]["validation_report"][1])
                 for s in args.specialist}
     # as wide as its longest value ("architecture-evaluator v12 (challenger)"), two spaces before the next
     width = max([len(VERSION_HEADER)] + [len(v) for v in versions.values() if v]) + 2
@@ -56,7 +57,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         gate = "pass" if val.get("gate_passed") else "FAIL"
         version = versions[specialist]
-        if not (reg and reg_run == val_run):
+        if version in ("blocked by gate", "not registered"):
             ok = False
         print(f"{specialist:<13}{raw.get('rows', 0):>7}{raw.get('quarantined_total', 0):>7}{val.get('n_test', 0):>6}  "
               f"{fmt('accuracy'):<22}{fmt('macro_f1'):<22}{pm.get('confidence_mean', 0):>6.3f}  {gate:<6}"
@@ -70,13 +71,48 @@ VERSION_HEADER = "latest version (its alias then)"
 
 
 def _version_label(val_run, val, reg_run, reg) -> str | None:
-    """The version the latest validation registered, with its alias when registered; why none otherwise
-    (None when nothing was validated)."""
+    """The version the latest validation's run registered, with its alias then; None when that run registered
+    none (or nothing was validated)."""
+    if val and reg and reg_run == val_run:
+        return f"{reg['model']} v{reg['version']} ({reg['alias'] or 'no alias'})"  # its alias when registered
+    return None
+
+
+def _registered_in_run(assets: dict) -> bool:
+    return bool(assets["registered_model_version"][0]) and \
+        assets["registered_model_version"][0] == assets["validation_report"][0]
+
+
+def _unregistered_label(val: dict) -> str | None:
     if not val:
         return None
-    if reg and reg_run == val_run:
-        return f"{reg['model']} v{reg['version']} ({reg['alias'] or 'no alias'})"  # its alias when registered
     return "blocked by gate" if not val.get("gate_passed") else "not registered"
+
+
+def _registered_later(specialist: str, val_run: str | None) -> str | None:
+    """The version of the validated MLflow run registered after its run (`hive deploy register`, a forced
+    registration), with its aliases now; None when there is none. The validation's gate verdict in the
+    ledger names the MLflow run it judged."""
+    if not val_run:
+        return None
+    from hive_assets.data import open_store
+    from hive_assets.registry import client_for, model_name
+
+    with open_store() as store:
+        row = store.find_one("model_decisions", {"specialist_type": specialist, "kind": "gate_verdict",
+                                                 "dagster_run_id": val_run})
+    mlflow_run = ((row or {}).get("details") or {}).get("mlflow_run_id")
+    if not mlflow_run:
+        return None
+    from hive_assets.config import Settings
+
+    client = client_for(Settings.from_env().mlflow_uri)
+    found = client.search_model_versions(f"name='{model_name(specialist)}' and run_id='{mlflow_run}'")
+    if not found:
+        return None
+    # the search leaves aliases out: read the version itself
+    version = client.get_model_version(model_name(specialist), str(max(int(v.version) for v in found)))
+    return f"{version.name} v{version.version} (registered later; now {', '.join(sorted(version.aliases)) or 'no alias'})"
 
 
 def _plain(metadata: dict) -> dict:

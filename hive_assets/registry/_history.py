@@ -9,14 +9,14 @@ holds but the ledger lacks before any new one), so the ledger's last row names t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
 from hive_assets import clock
 from hive_assets.data import to_utc
 from hive_assets.data.store.base import DocumentStore
 from hive_assets.registry._ledger import alias_rows
-from hive_assets.routing import CHAMPION
+from hive_assets.routing import CHALLENGER, CHAMPION
 
 
 @dataclass(frozen=True)
@@ -41,20 +41,39 @@ class Tenure:
 
 
 def alias_history(store: DocumentStore, specialist: str, alias: str = CHAMPION) -> list[Tenure]:
-    """Every tenure of `alias` for `specialist`, oldest first, from the ledger."""
+    """Every tenure of `alias` for `specialist`, oldest first, from the ledger.
+
+    `champion` is never removed: a tenure ends where the next starts. The A/B aliases are removed when a
+    test closes (`challenger` unless superseded, `ab-test-v<N>` always): a tenure of one also ends at its
+    version's `ab_test_closed` row, and nobody holds the alias until the next move."""
     rows = alias_rows(store, specialist, alias)
     starts = [to_utc(r["recorded_at"]) for r in rows]
-    return [Tenure(version=str(r["model_version"]), since=start, until=starts[i + 1] if i + 1 < len(rows) else None,
-                   kind=r["kind"], actor=r.get("actor", ""), reason=r.get("reason", ""),
-                   dagster_run_id=r.get("dagster_run_id"),
-                   previous_version=(r.get("details") or {}).get("previous_version"),
-                   decision_id=r["decision_id"])
-            for i, (r, start) in enumerate(zip(rows, starts))]
+    tenures = [Tenure(version=str(r["model_version"]), since=start,
+                      until=starts[i + 1] if i + 1 < len(rows) else None,
+                      kind=r["kind"], actor=r.get("actor", ""), reason=r.get("reason", ""),
+                      dagster_run_id=r.get("dagster_run_id"),
+                      previous_version=(r.get("details") or {}).get("previous_version"),
+                      decision_id=r["decision_id"])
+               for i, (r, start) in enumerate(zip(rows, starts))]
+    if alias == CHAMPION or not tenures:
+        return tenures
+    closures = [(str(r.get("model_version")), to_utc(r["recorded_at"]))
+                for r in store.find("model_decisions", {"specialist_type": specialist, "kind": "ab_test_closed"})
+                if alias != CHALLENGER or (r.get("details") or {}).get("status") != "superseded"]
+    ended = []
+    for tenure in tenures:
+        ends = [at for version, at in closures if version == tenure.version and at is not None and at >= tenure.since
+                and (tenure.until is None or at < tenure.until)]
+        ended.append(replace(tenure, until=min(ends)) if ends else tenure)
+    return ended
 
 
 def holder_at(store: DocumentStore, specialist: str, at: datetime | None = None,
               alias: str = CHAMPION) -> Tenure | None:
-    """The tenure of `alias` covering time `at` (default now; a naive time is UTC), or None before the first."""
+    """The tenure of `alias` covering time `at` (default now; a naive time is UTC), or None before the first
+    (and, for the A/B aliases, after a tenure ended with its test)."""
     at = to_utc(at) if at is not None else clock.now()
     covering = [t for t in alias_history(store, specialist, alias) if t.since <= at]
-    return covering[-1] if covering else None
+    if not covering or (covering[-1].until is not None and covering[-1].until <= at):
+        return None
+    return covering[-1]

@@ -229,3 +229,44 @@ def test_the_text_report_keeps_its_columns_apart_whatever_the_version_label(home
     for row, (specialist, (model, version, alias)) in zip(rows, registered.items(), strict=True):
         assert f"{model} v{version} ({alias})" in row[:column]
         assert row[column - 2:column] == "  " and row[column:].split() == ["v1" if specialist == "business" else "none"]
+
+
+def test_the_report_names_a_version_registered_after_its_validation_run(home, tmp_path, monkeypatch, capsys):
+    """A validated run registered in a run of its own (`hive deploy register`, then promoted) was reported
+    "not registered", and `--strict` failed, while that version was the champion: the report finds it
+    through the validation's gate verdict (the MLflow run it judged) and the registry."""
+    import os
+
+    from hive_assets import registry
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    monkeypatch.setenv("HIVE_HOME", str(tmp_path / "ledger-home"))  # its own ledger: the module's stays as it is
+    (tmp_path / "dagster").mkdir()
+    (tmp_path / "ledger-home").mkdir()
+    partitions = dg.StaticPartitionsDefinition(["business"])
+
+    @dg.asset(name="raw_production_data", partitions_def=partitions)
+    def raw(context):
+        return dg.MaterializeResult(metadata={"rows": 900, "quarantined_total": 7})
+
+    @dg.asset(name="validation_report", partitions_def=partitions)
+    def validation(context):
+        return dg.MaterializeResult(metadata={
+            "gate_passed": True, "n_test": 135, "test_metrics": {"accuracy": 0.9, "macro_f1": 0.88,
+                                                                 "confidence_mean": 0.8},
+            "intervals": {"accuracy": [0.85, 0.94], "macro_f1": [0.83, 0.92]}})
+
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
+        result = dg.materialize([raw, validation], partition_key="business", instance=instance)
+    assert main(["report", "--specialist", "business", "--strict"]) == 1  # no verdict names a registered run
+    assert "not registered" in capsys.readouterr().out
+
+    champion = registry.alias_version(registry.client_for(os.environ["MLFLOW_TRACKING_URI"]), "business", "champion")
+    with SQLiteStore(tmp_path / "ledger-home" / "store.sqlite") as store:
+        registry.record_decision(store, "business", "gate_verdict", actor=f"dagster:{result.run_id}", reason="pass",
+                                 dagster_run_id=result.run_id,
+                                 details={"passed": True, "mlflow_run_id": champion.run_id})
+    assert main(["report", "--specialist", "business", "--strict"]) == 0
+    out = capsys.readouterr().out
+    assert f"business-evaluator v{champion.version} (registered later; now champion)" in out
+    assert main(["report", "--specialist", "business", "--strict", "--json"]) == 0

@@ -30,3 +30,39 @@ def test_holder_at_walks_tenures_and_ignores_other_aliases_and_specialists(store
     assert [t.until for t in history] == [times[1], times[2], None]
     assert registry.holder_at(store, "technical", alias="challenger").version == "5"
     assert registry.holder_at(store, "business").version == "9"
+
+
+def test_an_a_b_alias_tenure_ends_when_its_test_closes(store, monkeypatch):
+    """`deploy history --alias challenger` showed a challenger "until" the next challenger's move, or "until
+    now" after its test had closed and the alias was gone: a test's closure (not a supersession, which
+    leaves `challenger` to the next move) ends its version's tenure, and nobody holds the alias after it."""
+    def at(hour: int) -> None:
+        monkeypatch.setenv("HIVE_SIMULATED_NOW", f"2026-03-02T{hour:02d}:00:00Z")
+
+    def closed(version: str, status: str) -> None:
+        registry.record_decision(store, "technical", "ab_test_closed", actor="sensor:x", reason=status,
+                                 model_version=version, details={"status": status, "test_id": f"t{version}"})
+
+    at(1)
+    _move(store, "1", None, kind="alias_move", alias="challenger")
+    at(2)
+    closed("1", "stopped")
+    at(3)
+    _move(store, "2", "1", kind="alias_move", alias="challenger")
+    at(4)
+    closed("1", "rolled_back")  # a later closure of another version's test ends nothing of v2
+    at(5)
+    history = registry.alias_history(store, "technical", "challenger")
+    assert [(t.version, t.since.hour, t.until.hour if t.until else None) for t in history] == [("1", 1, 2),
+                                                                                               ("2", 3, None)]
+    when = lambda hour: history[0].since.replace(hour=hour)  # noqa: E731
+    assert registry.holder_at(store, "technical", when(1), alias="challenger").version == "1"
+    assert registry.holder_at(store, "technical", when(2), alias="challenger") is None  # removed with its test
+    assert registry.holder_at(store, "technical", when(3), alias="challenger").version == "2"
+    closed("2", "superseded")  # a supersession moves challenger to the next test's version: no end of its own
+    assert registry.alias_history(store, "technical", "challenger")[-1].until is None
+    at(6)
+    closed("2", "promoted")
+    assert registry.alias_history(store, "technical", "challenger")[-1].until.hour == 6
+    assert registry.holder_at(store, "technical", alias="challenger") is None
+    assert [t.until for t in registry.alias_history(store, "technical")] == []  # champion: no rows, no tenures
