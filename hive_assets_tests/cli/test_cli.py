@@ -460,7 +460,8 @@ def test_store_index_without_mongodb_is_refused_before_the_store_is_created(shel
 @pytest.mark.parametrize(("variable", "value", "message"), [
     ("AB_TEST_DEFAULT_TRAFFIC", "10%", "AB_TEST_DEFAULT_TRAFFIC must be a number, got '10%'"),
     ("AB_TESTING_ENABLED", "maybe", "AB_TESTING_ENABLED must be one of true/false, 1/0, yes/no, got 'maybe'"),
-    ("DATA_COLLECTION_DAYS", "0", "DATA_COLLECTION_DAYS must be >= 1, got '0'"),
+    ("DATA_COLLECTION_DAYS", "0", "DATA_COLLECTION_DAYS must be >= 1 and <= 36500, got '0'"),
+    ("DATA_COLLECTION_DAYS", "100000000", "DATA_COLLECTION_DAYS must be >= 1 and <= 36500, got '100000000'"),
 ])
 def test_a_malformed_environment_value_names_the_variable(shell, variable, value, message):
     cwd, env = shell

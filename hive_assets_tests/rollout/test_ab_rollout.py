@@ -194,6 +194,8 @@ def test_a_champion_moved_outside_the_test_stops_it_without_a_verdict(world, mon
     stopped instead: at once by the registry job, at the next look otherwise; the champion stays where the
     operator put it."""
     store, client, model, check = world
+    # the ledger's rows and the looks on one clock: a promotion on a clock before the rows is refused
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", at(0).isoformat())
     v1, v2, v3 = model("evolution", 3)
     champion_and_challenger(client, store, "evolution", v1, v2)
     check("evolution", 0)
