@@ -61,10 +61,19 @@ UNREADABLE_FIELD = "$hive_unreadable"
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
+# a detail quotes the offending value: a 200,000-item field made a 20 MB detail, in the quarantine table and
+# in a serving error a service returns to its caller
+MAX_DETAIL = 500
+
+
 @dataclass(frozen=True)
 class Problem:
     reason: str
     detail: str
+
+    def __post_init__(self):
+        if len(self.detail) > MAX_DETAIL:
+            object.__setattr__(self, "detail", f"{self.detail[:MAX_DETAIL]}... ({len(self.detail):,} characters)")
 
 
 def unreadable(reason: str, detail: str, key_field: str | None = None, key: Any = None) -> dict[str, Any]:

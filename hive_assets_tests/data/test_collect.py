@@ -208,3 +208,11 @@ def test_collect_reports_documents_read_out_of_the_total(simulated):
     assert labelled.snapshot_hash() == result.snapshot_hash()
     announced = int(lines[0].removeprefix("business: ").removesuffix(" opinions with trusted feedback in the window"))
     assert labelled.counts["opinions_read"] <= announced < result.counts["opinions_read"]
+
+
+def test_a_problem_s_detail_is_bounded_whatever_the_value_it_quotes():
+    """A 200,000-item `original_domain` quoted in full made a 20 MB detail (quarantine table, serving error)."""
+    plan = {"plan_id": "p", "tasks": [{"task_id": "a"}], "original_domain": list(range(200_000))}
+    (problem,) = d.validate_plan(plan, NOW)
+    assert problem.reason == d.WRONG_TYPE and len(problem.detail) < 600
+    assert problem.detail.startswith("original_domain=[0, 1, 2") and problem.detail.endswith(" characters)")
