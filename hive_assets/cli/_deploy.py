@@ -174,8 +174,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 def add_parsers(sub) -> None:
     """The `deploy` verb group, added to the `hive` parser."""
     deploy = sub.add_parser("deploy", help="registry operations: register, promote, rollback, alias (Dagster jobs); "
-                                           "list, history (read only)").add_subparsers(dest="deploy_command",
-                                                                                      required=True)
+                                           "list, history (read only)").add_subparsers(
+        dest="deploy_command", required=True, metavar="{register,promote,rollback,alias,list,history}")
 
     def verb(name: str, func, help_text: str) -> argparse.ArgumentParser:
         p = add_verb(deploy, name, help=help_text[:1].lower() + help_text[1:].rstrip("."), description=help_text,
