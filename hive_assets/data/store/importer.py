@@ -199,6 +199,7 @@ def import_jsonl(
     try:
         for number, line in _lines(path):
             if isinstance(line, UnicodeDecodeError):
+                result["read"] += 1
                 bad(number, ValueError(f"not UTF-8: byte {line.object[line.start]:#04x} at column {line.start + 1}"))
                 continue
             if not line.strip():

@@ -197,7 +197,7 @@ def test_hostile_lines_are_bad_lines_and_the_rest_of_their_batch_is_written(tmp_
     path = tmp_path / "feedback.jsonl"
     path.write_bytes(raw)
     result = import_jsonl(store, "specialist_feedback", path, batch_size=100)
-    assert result["read"] == 8 and result["bad_lines"] == 4 and result["missing_key"] == 2
+    assert result["read"] == 10 and result["bad_lines"] == 4 and result["missing_key"] == 2
     assert sorted(e["line"] for e in result["errors"]) == [3, 5, 9, 10]
     errors = {e["line"]: e["error"] for e in result["errors"]}
     assert "nested too deep to store" in errors[3] and "$timestamp expects integer seconds" in errors[5]
