@@ -44,7 +44,7 @@ demo: export DAGSTER_WEBSERVER_URL ?= http://127.0.0.1:3000
 demo: install
 	@echo "== Dagster instance (to reuse it: eval \"\$$($(BIN)/hive env)\")"
 	@$(BIN)/hive env
-	@$(BIN)/hive clock pin $(DEMO_START)
+	@$(BIN)/hive clock pin $(DEMO_START) --no-earlier
 	@echo "== simulating 60 days of production data into $(HIVE_HOME), up to $(DEMO_START)"
 	$(BIN)/hive simulate --plans $(DEMO_PLANS) --days 60 --seed $(DEMO_SEED)
 	@n=0; for s in $(SPECIALISTS); do \

@@ -79,7 +79,18 @@ def _latest_decision() -> datetime | None:
 def cmd_clock(args: argparse.Namespace) -> int:
     if args.clock_command == "pin":
         latest = _latest_decision()
-        home_clock = clock.pin(args.at)
+        at = args.at
+        if getattr(args, "no_earlier", False):
+            # a second `make demo`: the home goes on from where it is; pinned back, its registry decisions
+            # are refused (they would sort before the ones already made)
+            current = clock.read_home_clock()
+            later = [t for t in (latest, current.now if current is not None and current.simulated else None)
+                     if t is not None and t > at]
+            if later:
+                at = max(later)
+                print(f"hive clock pin: note: this home already goes on to {at:%Y-%m-%d %H:%M} UTC "
+                      f"(--no-earlier): its clock stays there, not {args.at:%Y-%m-%d %H:%M}", file=sys.stderr)
+        home_clock = clock.pin(at)
         if latest is not None and home_clock.now < latest:
             # a second `make demo` does this on purpose; by hand it is usually a typo
             print(f"hive clock pin: note: this home's ledger goes on to {latest:%Y-%m-%d %H:%M} UTC; at "
@@ -107,6 +118,9 @@ def add_parsers(sub) -> None:
     show = actions.add_parser("show", help="the home's clock (the default action)")
     pin = actions.add_parser("pin", help="simulate time: the home's clock stops at ISO")
     pin.add_argument("at", type=iso_datetime, metavar="ISO", help="ISO-8601 instant (naive means UTC)")
+    pin.add_argument("--no-earlier", action="store_true",
+                     help="never back: when the home's clock or its ledger is already later than ISO, stay at the "
+                          "later of the two (what a second `make demo` does)")
     adv = actions.add_parser("advance", help="move a simulated home's clock forward by DURATION")
     adv.add_argument("duration", type=duration, metavar="DURATION", help="e.g. 6h, 2d, 1d12h, 90m")
     rel = actions.add_parser("release", help="go live: the home uses the wall clock")

@@ -270,3 +270,25 @@ def test_the_report_names_a_version_registered_after_its_validation_run(home, tm
     out = capsys.readouterr().out
     assert f"business-evaluator v{champion.version} (registered later; now champion)" in out
     assert main(["report", "--specialist", "business", "--strict", "--json"]) == 0
+
+
+def test_pin_no_earlier_keeps_a_home_that_is_already_later(hive_home_clock, capsys):
+    """A second `make demo` pinned its home back to DEMO_START, behind its own ledger: its first registration
+    was then refused (rightly: the decision would sort before earlier ones). `--no-earlier` keeps the later of
+    the home's clock and its ledger."""
+    from datetime import datetime, timezone
+
+    from hive_assets import clock, registry
+
+    assert main(["clock", "pin", "2026-01-05T00:00:00Z", "--no-earlier"]) == 0  # a new home: pinned as asked
+    assert clock.now() == datetime(2026, 1, 5, tzinfo=timezone.utc)
+    assert main(["clock", "advance", "6d"]) == 0
+    assert main(["clock", "pin", "2026-01-05T00:00:00Z", "--no-earlier"]) == 0
+    assert clock.now() == datetime(2026, 1, 11, tzinfo=timezone.utc)
+    assert "already goes on to 2026-01-11 00:00 UTC" in capsys.readouterr().err
+    with SQLiteStore(hive_home_clock / "store.sqlite") as store:  # a ledger beyond the clock
+        assert main(["clock", "advance", "2d"]) == 0
+        registry.record_decision(store, "business", "gate_verdict", actor="x", reason="y")
+    assert main(["clock", "pin", "2026-01-12T00:00:00Z"]) == 0  # by hand, back: allowed, with a note
+    assert main(["clock", "pin", "2026-01-05T00:00:00Z", "--no-earlier"]) == 0
+    assert clock.now() == datetime(2026, 1, 13, tzinfo=timezone.utc)
