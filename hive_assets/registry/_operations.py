@@ -119,6 +119,8 @@ def parse_version_ref(ref: str | int) -> tuple[str | None, str]:
     match = _VERSION_RE.match(str(ref).strip())
     if not match:
         raise RegistryError(f"{ref!r} is not a model version (expected N, <model>/N or models:/<model>/N)")
+    if int(match["version"]) == 0:  # was a run that failed with "no version 0"
+        raise RegistryError(f"{ref!r} is not a model version: MLflow numbers versions from 1")
     return match["name"], match["version"]
 
 

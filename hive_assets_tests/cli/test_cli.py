@@ -355,6 +355,8 @@ BAD = {
     # these launched a Dagster run that failed (a failed run in the operators' list for a typo)
     "not a model version": (("deploy", "promote", "--specialist", "business", "--model-version", "latest"),
                             "argument --model-version: 'latest' is not a model version (expected N, <model>/N"),
+    "version 0": (("deploy", "promote", "--specialist", "business", "--model-version", "v0"),
+                  "argument --model-version: 'v0' is not a model version: MLflow numbers versions from 1"),
     "not an alias": (("deploy", "alias", "--specialist", "business", "--alias", "champ!on", "--model-version", "2"),
                      "argument --alias: invalid alias 'champ!on': letters, digits, '_' and '-'"),
     # MLflow reserves 'latest' / 'v<N>' in any case; another case of a platform alias escaped its rules
