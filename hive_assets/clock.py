@@ -81,7 +81,6 @@ def parse_duration(text: str) -> timedelta:
     return delta
 
 
-
 @dataclass(frozen=True)
 class HomeClock:
     """What `$HIVE_HOME/clock.json` says: simulated at `now`, or the wall clock; plus the scenario's settings."""

@@ -166,20 +166,20 @@ def positive_int(text: str) -> int:
 MAX_DAYS = 36_500
 
 
-def window_days(text: str) -> int:
-    """Whole days of a window: 1..MAX_DAYS."""
-    value = positive_int(text)
+def _at_most_max_days(value, text: str):
     if value > MAX_DAYS:
         raise argparse.ArgumentTypeError(f"must be at most {MAX_DAYS:,} days, got {text!r}")
     return value
+
+
+def window_days(text: str) -> int:
+    """Whole days of a window: 1..MAX_DAYS."""
+    return _at_most_max_days(positive_int(text), text)
 
 
 def period_days(text: str) -> float:
     """A period in days (fractions allowed): above 0, at most MAX_DAYS."""
-    value = positive_float(text)
-    if value > MAX_DAYS:
-        raise argparse.ArgumentTypeError(f"must be at most {MAX_DAYS:,} days, got {text!r}")
-    return value
+    return _at_most_max_days(positive_float(text), text)
 
 
 def non_negative_int(text: str) -> int:

@@ -82,13 +82,10 @@ def _audit_topic_down(settings: Settings) -> str | None:
     return audit_topic_problem(settings.kafka_bootstrap_servers)
 
 
-def _moved_home(settings: Settings) -> str | None:
-    """Why the embedded MLflow cannot be used from this home (it was moved or copied), else None: its runs would
-    read artifacts from the old place and write new ones there."""
-    from hive_assets.registry import moved_home, moved_home_message
+def _moved_home_problem(settings: Settings) -> str | None:
+    from hive_assets.registry import moved_home_problem  # the registry package loads only for these verbs
 
-    recorded = moved_home(settings)
-    return moved_home_message(settings, recorded) if recorded else None
+    return moved_home_problem(settings)
 
 
 def _registry_outage(exc: BaseException) -> bool:
@@ -127,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{prog}: error: {down}; nothing was read or changed: run it again when MLflow answers",
                   file=sys.stderr)
             return 1
-        if args.command in REGISTRY_VERBS | {"simulate"} and (moved := _moved_home(settings)):
+        # a moved or copied home would read its artifacts from the old place and write new ones there
+        if args.command in REGISTRY_VERBS | {"simulate"} and (moved := _moved_home_problem(settings)):
             print(f"{prog}: error: {moved}; nothing was read or changed: run `hive doctor --fix` to point it at this "
                   "home's artifacts", file=sys.stderr)
             return 1

@@ -30,10 +30,9 @@ def cmd_report(args: argparse.Namespace) -> int:
               "run `make demo`, or `hive simulate` then `hive collect` or `dagster asset materialize`")
         return 1 if args.strict else 0
     champions = _champions()
-    versions = {s: _version_label(*latest[s]["validation_report"], *latest[s]["registered_model_version"])
-                or _registered_later(s, latest[s]["validation_report"][0])
-                or _unregistered_label(latest[s]["validation_report"][1])
-                for s in args.specialist}
+    registered = {s: _version_label(*latest[s]["validation_report"], *latest[s]["registered_model_version"])
+                  or _registered_later(s, latest[s]["validation_report"][0]) for s in args.specialist}
+    versions = {s: registered[s] or _unregistered_label(latest[s]["validation_report"][1]) for s in args.specialist}
     # as wide as its longest value ("architecture-evaluator v12 (challenger)"), two spaces before the next
     width = max([len(VERSION_HEADER)] + [len(v) for v in versions.values() if v]) + 2
     header = f"{'specialist':<13}{'rows':>7}{'quar.':>7}{'test':>6}  {'accuracy [95% CI]':<22}{'macro-F1 [95% CI]':<22}" \
@@ -57,7 +56,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         gate = "pass" if val.get("gate_passed") else "FAIL"
         version = versions[specialist]
-        if version in ("blocked by gate", "not registered"):
+        if registered[specialist] is None:
             ok = False
         print(f"{specialist:<13}{raw.get('rows', 0):>7}{raw.get('quarantined_total', 0):>7}{val.get('n_test', 0):>6}  "
               f"{fmt('accuracy'):<22}{fmt('macro_f1'):<22}{pm.get('confidence_mean', 0):>6.3f}  {gate:<6}"

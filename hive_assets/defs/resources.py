@@ -48,12 +48,11 @@ class MlflowResource(dg.ConfigurableResource):
         return self.tracking_uri or Settings.from_env().mlflow_uri
 
     def client(self):
-        from hive_assets.registry import client_for, moved_home, moved_home_message
+        from hive_assets.registry import client_for, moved_home_problem
 
-        if not self.tracking_uri:
-            settings = Settings.from_env()
-            if recorded := moved_home(settings):  # the run would read the old place's files, write new ones there
-                raise ConfigError(f"{moved_home_message(settings, recorded)}: run `hive doctor --fix`")
+        # a moved home: the run would read the old place's files and write new ones there
+        if not self.tracking_uri and (moved := moved_home_problem(Settings.from_env())):
+            raise ConfigError(f"{moved}: run `hive doctor --fix`")
         return client_for(self.uri)
 
     def experiment_id(self, client) -> str:

@@ -12,7 +12,7 @@ the feature contract it was trained on.
 from hive_assets.registry._history import Tenure, alias_history, holder_at
 from hive_assets.registry._links import dagster_run_url, model_version_url, run_url, ui_base
 from hive_assets.registry._ledger import (
-    ALIAS_KINDS, last_alias_row, latest_decision_at, latest_gate_verdict, record_decision,
+    ALIAS_KINDS, last_alias_row, latest_decision, latest_decision_at, latest_gate_verdict, record_decision,
 )
 from hive_assets.registry._mlflow import (
     ARTIFACT_CHECKSUM_TAG, ArtifactError, artifact_checksum, ab_test_alias, alias_version, client_for,
@@ -31,7 +31,7 @@ from hive_assets.registry._operations import (
     reconcile, register, resolve_version, rollback, set_alias,
 )
 from hive_assets.registry._policy import alias_for_new_version
-from hive_assets.registry._relocate import moved_home, moved_home_message, relocate_artifact_root
+from hive_assets.registry._relocate import moved_home, moved_home_message, moved_home_problem, relocate_artifact_root
 from hive_assets.registry._tracking import (
     FAILURE_REASON_TAG, log_params, log_png, mark_run_failed, run_status, running_runs,
 )
@@ -53,7 +53,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
-    "moved_home", "moved_home_message", "relocate_artifact_root", "CLOCK_SKEW", "check_clock",
+    "moved_home", "moved_home_message", "moved_home_problem", "relocate_artifact_root", "CLOCK_SKEW", "check_clock",
     "ARTIFACT_CHECKSUM_TAG", "ArtifactError", "artifact_checksum",
     "AB_OUTCOME", "DONE", "INTENDED", "ROLLBACK_INTENT", "begin_intent", "complete_intent", "complete_unfinished", "finish_intent",
     "get_intent", "specialists_with_unfinished", "unfinished_intents",
@@ -63,7 +63,7 @@ __all__ = [
     "RegistryError", "Tenure", "ab_test_alias", "alias_for_new_version", "alias_history", "alias_version",
     "check_alias", "check_gate", "client_for", "ensure_alias", "ensure_experiment", "gate_status", "holder_at",
     "last_alias_row",
-    "latest_decision_at", "latest_gate_verdict", "ledger_agrees", "list_versions", "load_evaluator", "load_model",
+    "latest_decision", "latest_decision_at", "latest_gate_verdict", "ledger_agrees", "list_versions", "load_evaluator", "load_model",
     "load_version_model", "log_model", "mirror_ab_split", "mirror_production", "mirror_production_enabled", "model_name",
     "model_version",
     "parse_version_ref", "previous_champion", "promote", "reconcile", "record_decision", "register", "register_version",

@@ -27,11 +27,8 @@ def record_decision(store: DocumentStore, specialist: str, kind: str, *, actor: 
     Stamped with the platform clock, but never before the specialist's latest row: a host whose clock is a
     little behind (operations refuse more than `CLOCK_SKEW`, `check_clock`) must not put its decision
     before one already made, or the history would show the wrong holder."""
-    from hive_assets.data import to_utc
-
     now = clock.now()
-    last = store.find_one("model_decisions", {"specialist_type": specialist}, sort=[("recorded_at", -1)])
-    if last is not None and (latest := to_utc(last.get("recorded_at"))) is not None and latest > now:
+    if (latest := latest_decision_at(store, specialist)) is not None and latest > now:
         now = latest
     doc = {
         "decision_id": decision_id or uuid.uuid4().hex,
@@ -70,10 +67,16 @@ def latest_gate_verdict(store: DocumentStore, specialist: str, mlflow_run_id: st
                                               "details.mlflow_run_id": mlflow_run_id}, sort=[("recorded_at", -1)])
 
 
-def latest_decision_at(store: DocumentStore) -> datetime | None:
-    """When the ledger recorded its latest decision, any specialist (None: an empty ledger). A clock or a
+def latest_decision(store: DocumentStore, specialist: str | None = None) -> dict[str, Any] | None:
+    """The ledger's latest row, of `specialist` or of any (None: no row)."""
+    return store.find_one("model_decisions", {"specialist_type": specialist} if specialist else {},
+                          sort=[("recorded_at", -1)])
+
+
+def latest_decision_at(store: DocumentStore, specialist: str | None = None) -> datetime | None:
+    """When the ledger recorded its latest decision, of `specialist` or of any (None: none yet). A clock or a
     simulated start before it would write history out of order."""
     from hive_assets.data import to_utc
 
-    row = store.find_one("model_decisions", {}, sort=[("recorded_at", -1)])
+    row = latest_decision(store, specialist)
     return to_utc(row.get("recorded_at")) if row else None

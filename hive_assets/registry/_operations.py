@@ -34,7 +34,7 @@ from hive_assets import clock
 from hive_assets.config import SPECIALISTS, Settings
 from hive_assets.data.store.base import DocumentStore
 from hive_assets.registry import _intents as intents
-from hive_assets.registry._ledger import last_alias_row, latest_gate_verdict, record_decision
+from hive_assets.registry._ledger import last_alias_row, latest_decision, latest_gate_verdict, record_decision
 from hive_assets.registry._mlflow import alias_version, model_name, model_version, register_version
 from hive_assets.routing import CHALLENGER, CHAMPION
 
@@ -66,7 +66,7 @@ def check_clock(store: DocumentStore, specialist: str, now: datetime | None = No
     from hive_assets.data import to_utc
 
     now = (now or clock.now()).astimezone(timezone.utc)
-    row = store.find_one("model_decisions", {"specialist_type": specialist}, sort=[("recorded_at", -1)])
+    row = latest_decision(store, specialist)
     latest = to_utc(row.get("recorded_at")) if row else None
     if latest is not None and now < latest - CLOCK_SKEW:
         raise RegistryError(

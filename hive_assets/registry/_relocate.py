@@ -83,3 +83,9 @@ def moved_home(settings) -> str | None:
 def moved_home_message(settings, recorded: str) -> str:
     return (f"this home was moved or copied: its MLflow database keeps the artifacts under "
             f"{unquote(urlsplit(recorded).path)}, not under {settings.home / 'mlartifacts'}")
+
+
+def moved_home_problem(settings) -> str | None:
+    """`moved_home_message` when the home was moved or copied, else None (what a verb or a run refuses on)."""
+    recorded = moved_home(settings)
+    return moved_home_message(settings, recorded) if recorded else None

@@ -313,8 +313,8 @@ class SpecialistRouter:
         named = {serving.champion_version, split.challenger_version if split else None} - {None}
         if set(status.failed_versions) - named:
             status.failed_versions = {v: e for v, e in status.failed_versions.items() if v in named}
-            self._warned = {w for w in self._warned if not w.startswith("load:") or
-                            any(w == f"load:{(self._generation, v)}" for v in named)}
+            still_named = {f"load:{(self._generation, v)}" for v in named}
+            self._warned = {w for w in self._warned if not w.startswith("load:") or w in still_named}
         keep = {m.version for m in (state.champion, state.challenger) if m is not None}
         self._loaded = {k: m for k, m in self._loaded.items() if m.version in keep}
         self._state = state

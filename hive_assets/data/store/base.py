@@ -61,6 +61,9 @@ COMPOUND_INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
                              "metadata.balanced_dataset"),),
     # the open queue of a specialist, and today's budget count
     "review_requests": (("specialist_type", "status", "expires_at"), ("specialist_type", "requested_at")),
+    # a specialist's latest decision, read before each one is written (`record_decision`, `check_clock`):
+    # with the single-field indexes it sorted the specialist's whole ledger (10 ms at 50,000 rows, growing)
+    "model_decisions": (("specialist_type", "recorded_at"),),
 }
 
 Filter = Mapping[str, Any]

@@ -135,9 +135,9 @@ def keyless_identity(doc: Mapping[str, Any], source_id: Any) -> str:
 
 class UnreadableFile(ValueError):
     """The file itself cannot be read on (a file named .gz that is not gzip, a truncated archive); `result`:
-    what the import did before it."""
+    what the import did before it (set by `import_jsonl` before it re-raises)."""
 
-    result: dict[str, Any] = {}
+    result: dict[str, Any]
 
 
 def _open(path: Path):

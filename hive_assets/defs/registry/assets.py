@@ -22,6 +22,15 @@ class RegisterConfig(dg.Config):
                     "AB_TESTING_ENABLED is false, off otherwise.")
 
 
+def refuse_if_clock_behind(store, specialist: str) -> None:
+    """`registry.check_clock` as a step failure that no retry repeats: a clock pinned back would write the
+    step's decisions before ones already made."""
+    try:
+        registry.check_clock(store, specialist)
+    except registry.RegistryError as exc:
+        raise dg.Failure(str(exc), allow_retries=False) from None
+
+
 @dg.asset(
     partitions_def=specialist_partitions,
     group_name=REGISTRY,
@@ -45,11 +54,8 @@ def registered_model_version(
                          allow_retries=False)
     client = mlflow.client()
     run_lease.check()  # a run that lost its partition's lease is no longer the one writer: it must not register
-    with document_store.open() as store:  # a clock pinned back would write this decision before earlier ones
-        try:
-            registry.check_clock(store, specialist)
-        except registry.RegistryError as exc:
-            raise dg.Failure(str(exc), allow_retries=False) from None
+    with document_store.open() as store:
+        refuse_if_clock_behind(store, specialist)
     # the MLflow run this Dagster run trained, if it trained one: never register a model another run wrote
     # into the shared per-partition output (a registration-only run registers the latest trained_model)
     own = registry.training_run_of(client, mlflow.experiment_id(client), context.run_id, specialist)

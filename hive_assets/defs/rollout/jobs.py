@@ -14,6 +14,7 @@ from hive_assets.config import SPECIALISTS
 from hive_assets.defs.catalog import Specialist
 from hive_assets.defs.k8s import SHORT_JOB_RUN_TAGS
 from hive_assets.defs.partitions import specialist_partitions
+from hive_assets.defs.registry.assets import refuse_if_clock_behind
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
 from hive_assets.defs.rollout.assets import RolloutClockConfig, ab_test_outcome, actor_of, clock
 from hive_assets.defs.runs.lease import operator_lease
@@ -78,13 +79,6 @@ def _report(context: dg.OpExecutionContext, specialist: str, result: CheckResult
     return output.value
 
 
-def _clock_not_behind(store, specialist: str) -> None:
-    try:
-        registry.check_clock(store, specialist)
-    except registry.RegistryError as exc:
-        raise dg.Failure(str(exc), allow_retries=False) from None
-
-
 @dg.op(description="Open an A/B test of a registered version against the champion.")
 def start_ab_test(context: dg.OpExecutionContext, config: StartTestConfig, mlflow: MlflowResource,
                   document_store: DocumentStoreResource, platform: PlatformSettings) -> dict[str, Any]:
@@ -111,7 +105,7 @@ def start_ab_test(context: dg.OpExecutionContext, config: StartTestConfig, mlflo
         raise dg.Failure(f"traffic must be in (0, 100), got {traffic}: at 100 % no champion arm is left to compare "
                          "with", allow_retries=False)
     with operator_lease(context, config.specialist), document_store.open() as store:
-        _clock_not_behind(store, config.specialist)
+        refuse_if_clock_behind(store, config.specialist)
         complete_unfinished(client, store, config.specialist, actor=actor, dagster_run_id=context.run_id)
         stop_if_arms_changed(client, store, config.specialist, now, actor=actor, dagster_run_id=context.run_id)
         holder = registry.alias_version(client, config.specialist, registry.CHALLENGER)
@@ -133,7 +127,7 @@ def expand_ab_test(context: dg.OpExecutionContext, config: ExpandTrafficConfig, 
                    document_store: DocumentStoreResource) -> dict[str, Any]:
     client, actor = mlflow.client(), actor_of(context)
     with operator_lease(context, config.specialist), document_store.open() as store:
-        _clock_not_behind(store, config.specialist)
+        refuse_if_clock_behind(store, config.specialist)
         complete_unfinished(client, store, config.specialist, actor=actor, dagster_run_id=context.run_id)
         stop_if_arms_changed(client, store, config.specialist, clock(config), actor=actor,
                              dagster_run_id=context.run_id)
@@ -151,7 +145,7 @@ def stop_ab_test(context: dg.OpExecutionContext, config: StopTestConfig, mlflow:
                  document_store: DocumentStoreResource) -> dict[str, Any]:
     client, actor = mlflow.client(), actor_of(context)
     with operator_lease(context, config.specialist), document_store.open() as store:
-        _clock_not_behind(store, config.specialist)
+        refuse_if_clock_behind(store, config.specialist)
         complete_unfinished(client, store, config.specialist, actor=actor, dagster_run_id=context.run_id)
         test = close_test(store, _running(store, config), STOPPED, clock(config), config.reason)
         effects = settle(client, store, test, actor=actor, dagster_run_id=context.run_id)

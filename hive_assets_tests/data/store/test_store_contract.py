@@ -522,3 +522,17 @@ def test_a_second_store_on_an_existing_database_keeps_working(mongo_store):
         assert [d["opinion_id"] for d in again.find("specialist_opinions", {"specialist_type": "business"})] == ["a"]
         again.upsert_many("specialist_opinions", [{"opinion_id": "b", "specialist_type": "business"}])
     assert mongo_store.count("specialist_opinions") == 2
+
+
+def test_a_specialist_s_latest_decision_is_read_through_its_compound_index(tmp_path):
+    """`record_decision` and `check_clock` read a specialist's latest ledger row before every decision; with
+    the single-field indexes SQLite sorted the specialist's whole ledger for it (10 ms at 50,000 rows, growing
+    with the ledger: BENCHMARKS.md). The plan must search the (specialist_type, recorded_at) index, no sort."""
+    from hive_assets.data.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    sql, params = store._where("model_decisions", {"specialist_type": "business"})
+    order = store._field_sql("model_decisions", "recorded_at")
+    plan = " | ".join(row[-1] for row in store._conn.execute(
+        f'EXPLAIN QUERY PLAN SELECT doc FROM "model_decisions" WHERE {sql} ORDER BY {order} DESC LIMIT 1', params))
+    assert "model_decisions__specialist_type_recorded_at" in plan and "TEMP B-TREE" not in plan, plan
