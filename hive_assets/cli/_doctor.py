@@ -7,7 +7,8 @@ without --fix; with it each orphaned run is marked FAILURE with the reason, its 
 its leases released, so the retraining triggers' in-flight guard lets the next trigger fire. Also finds a
 home moved or copied elsewhere (MLflow's database naming the old place's artifacts); --fix rewrites those
 locations to this home's mlartifacts. Exit 0 when nothing is wrong (or everything found was fixed), 1 when
-problems remain.
+problems remain or the MLflow server (or its database) could not be reached: its runs were not checked, so
+nothing can be said of them.
 """
 
 from __future__ import annotations
@@ -31,10 +32,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     fixed += [line for o in outcomes for line in o["fixed"]]
     mlflow = outcomes[0]["mlflow"]
     problems = sum(len(v) for v in report.values())
+    # a database not created yet holds no runs; a server or database that does not answer may hold orphans
+    unchecked = mlflow != "checked" and _dagster.registry_down(settings.mlflow_uri) is not None
     if args.json:
-        print(json.dumps({**report, "fixed": fixed, "mlflow": mlflow, "read_only": not args.fix}, default=str))
+        print(json.dumps({**report, "fixed": fixed, "mlflow": mlflow, "mlflow_unreachable": unchecked,
+                          "read_only": not args.fix}, default=str))
     else:
-        _print(report, fixed, mlflow, args.fix)
+        _print(report, fixed, mlflow, args.fix, unchecked)
+    if unchecked:
+        return 1
     return 0 if problems == 0 or (args.fix and fixed) else 1
 
 
@@ -58,10 +64,10 @@ def _moved_home(settings: Settings, fix: bool) -> tuple[dict | None, list[str]]:
                    f"({', '.join(f'{n} {table}' for table, n in changed.items())})"]
 
 
-def _print(report: dict, fixed: list[str], mlflow: str, fix: bool) -> None:
+def _print(report: dict, fixed: list[str], mlflow: str, fix: bool, unchecked: bool) -> None:
     problems = sum(len(v) for v in report.values())
     if problems == 0:
-        print("no orphaned runs or stale leases")
+        print("no orphaned Dagster runs or stale leases" if unchecked else "no orphaned runs or stale leases")
     for moved in report["moved_home"]:
         print(moved["reason"] + ("" if fix else " (`hive doctor --fix` rewrites its artifact locations)"))
     for run in report["dagster_runs"]:
@@ -71,7 +77,9 @@ def _print(report: dict, fixed: list[str], mlflow: str, fix: bool) -> None:
         print(f"mlflow run {run['run_id']} ({run['specialist'] or '-'}) RUNNING: {run['reason']}")
     for lease in report["stale_leases"]:
         print(f"lease {lease['lease_id']} held for run {lease['owner_run_id']}: {lease['reason']}")
-    if mlflow != "checked":
+    if unchecked:
+        print(f"MLflow runs not checked: {mlflow}; run `hive doctor` again once it answers (exit 1 until then)")
+    elif mlflow != "checked":
         print(f"MLflow runs not checked: {mlflow}")
     if fix:
         for line in fixed:

@@ -498,6 +498,20 @@ def test_an_unreachable_registry_is_one_line_at_once_without_the_password(shell,
     assert "s3cret-pw" not in out.stderr + out.stdout
 
 
+def test_doctor_cannot_say_all_is_well_while_mlflow_does_not_answer(shell):
+    cwd, env = shell
+    assert hive("doctor", cwd=cwd, env=env).returncode == 0  # a new home: no MLflow database yet, nothing to check
+    down = {**env, "MLFLOW_TRACKING_URI": "http://hive:s3cret-pw@127.0.0.1:1"}
+    out = hive("doctor", cwd=cwd, env=down, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "no orphaned runs" not in out.stdout and "no orphaned Dagster runs or stale leases" in out.stdout
+    assert ("MLflow runs not checked: MLflow at http://hive:***@127.0.0.1:1 unreachable ([Errno 111] Connection "
+            "refused); run `hive doctor` again once it answers") in out.stdout
+    fixed = hive("doctor", "--fix", "--json", cwd=cwd, env=down, timeout=120)
+    assert fixed.returncode == 1 and json.loads(fixed.stdout)["mlflow_unreachable"] is True
+    assert "s3cret-pw" not in out.stdout + out.stderr + fixed.stdout + fixed.stderr
+
+
 def test_simulate_with_an_unreachable_registry_says_so_at_once_and_serves_the_heuristic(shell):
     cwd, env = shell
     # it waited out MLflow's retries (254 s) before the same fallback
