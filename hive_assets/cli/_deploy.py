@@ -86,7 +86,7 @@ def _print_result(result) -> None:
         for v in result:
             stage = v["stage"] if v["stage"] not in (None, "None") else "-"  # MLflow 3: stages are deprecated
             print(f"{v['version']:<9}{','.join(v['aliases']) or '-':<28}{stage:<12}{v['gate']:<9}"
-                  f"{v['macro_f1'] or '-':<10}{v['run_id']}")
+                  f"{'-' if v['macro_f1'] is None else format(v['macro_f1'], '.4f'):<10}{v['run_id']}")
         return
     if result.get("noop"):
         print(result["message"])

@@ -24,6 +24,7 @@ unless forced with a reason, which the ledger records.
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from collections.abc import Callable
@@ -513,8 +514,19 @@ def list_versions(client, store: DocumentStore, specialist: str) -> list[dict[st
         out.append({"version": str(v.version), "aliases": sorted(aliases.get(str(v.version), [])), "stage": v.current_stage,
                     "gate": gate_status(store, specialist, v)[0], "run_id": v.run_id,
                     "created_at": v.creation_timestamp, "model_type": v.tags.get("model_type"),
-                    "macro_f1": v.tags.get("metric.macro_f1"), "data_snapshot_hash": v.tags.get("data_snapshot_hash")})
+                    "macro_f1": _tag_number(v.tags.get("metric.macro_f1")),
+                    "data_snapshot_hash": v.tags.get("data_snapshot_hash")})
     return out
+
+
+def _tag_number(text: str | None) -> float | None:
+    """A metric tag (written as text, `0.8123`) as the number it is; None when absent or not a number (a tag
+    set by hand)."""
+    try:
+        value = float(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
 
 
 def ledger_agrees(client, store: DocumentStore, specialist: str, alias: str = CHAMPION) -> bool:

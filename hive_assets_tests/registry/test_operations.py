@@ -48,7 +48,13 @@ def test_registering_a_run_twice_gives_one_version_and_one_ledger_row(clean_regi
     assert version.tags["dagster_partition"] == "business"
     rows = [r for r in ledger(store, "business") if r["kind"] == "registration"]
     assert len(rows) == 1 and rows[0]["model_version"] == "1" and rows[0]["actor"] == ME
-    assert registry.list_versions(client, store, "business")[0]["gate"] == "passed"
+    listed = registry.list_versions(client, store, "business")[0]
+    assert listed["gate"] == "passed" and listed["macro_f1"] is None  # no metric tag: no number
+    client.set_model_version_tag("business-evaluator", "1", "metric.macro_f1", "0.8123")
+    listed = registry.list_versions(client, store, "business")[0]
+    assert isinstance(listed["macro_f1"], float) and listed["macro_f1"] == 0.8123  # a number in --json, not text
+    client.set_model_version_tag("business-evaluator", "1", "metric.macro_f1", "by hand")
+    assert registry.list_versions(client, store, "business")[0]["macro_f1"] is None
 
 
 def test_promote_moves_champion_with_a_ledger_row_and_rollback_restores_the_previous(clean_registry, store,

@@ -170,7 +170,8 @@ def list_op(context: dg.OpExecutionContext, config: ListConfig, mlflow: MlflowRe
     versions = _call(context, config, mlflow, document_store, registry.list_versions, writes=False)
     header = "| version | aliases | stage | gate | macro-F1 | run |\n|---|---|---|---|---|---|\n"
     rows = "".join(f"| {v['version']} | {', '.join(v['aliases'])} | {v['stage']} | {v['gate']} | "
-                   f"{v['macro_f1'] or ''} | {v['run_id']} |\n" for v in versions)
+                   f"{'' if v['macro_f1'] is None else format(v['macro_f1'], '.4f')} | {v['run_id']} |\n"
+                   for v in versions)
     context.add_output_metadata({"versions": len(versions), "table": dg.MetadataValue.md(header + rows)})
     return versions
 
