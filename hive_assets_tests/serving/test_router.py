@@ -197,15 +197,17 @@ def test_no_request_fails_while_the_mlflow_server_is_stopped_and_restarted(servi
     client.delete_registered_model(registry.model_name("evolution"))
 
 
-def test_a_challenger_that_does_not_load_leaves_the_champion_serving(server, models, logged, hive_home, caplog):
+def test_a_challenger_that_does_not_load_leaves_the_champion_serving(server, models, logged, hive_home, caplog,
+                                                                     monkeypatch):
     url, root = server
     client, store = registry.client_for(url), SQLiteStore(hive_home / "store.sqlite")
     fresh(client, "technical")
     v1 = register(client, "technical", logged["business"])
     corrupt = log(url, models["v"][1])  # its own artifacts: the truncated file is no other test's
     (estimator,) = [p for p in artifact_files(root, corrupt.model_id) if p.name == "estimator.skops"]
-    estimator.write_bytes(estimator.read_bytes()[: estimator.stat().st_size // 2])
     v2 = register(client, "technical", corrupt)
+    intact = estimator.read_bytes()
+    estimator.write_bytes(intact[: len(intact) // 2])  # after registration, which records its checksums
     registry.ensure_alias(client, store, "technical", registry.CHAMPION, v1, actor="test", reason="setup")
     registry.ensure_alias(client, store, "technical", registry.CHALLENGER, v2, actor="test", reason="setup")
     test, _, _ = start_test(client, store, "technical", v1, v2, 50.0, T0, actor="test")
@@ -226,6 +228,31 @@ def test_a_challenger_that_does_not_load_leaves_the_champion_serving(server, mod
                                             else (None, None))
     router.refresh()  # tried again, still failing: no second warning
     assert len([r for r in caplog.records if "does not load" in r.getMessage()]) == 1
+
+    # every try downloads the artifacts again: after 1, 2, 4, 8, then every 16 refreshes, not at each one
+    tried: list[int] = []
+    real_load = registry.load_version_model
+
+    def counted(client, mv):
+        tried.append(router.health()["refreshes"])  # during a refresh: its number, counted from 0
+        return real_load(client, mv)
+
+    monkeypatch.setattr(registry, "load_version_model", counted)
+    for _ in range(40):
+        router.refresh()
+    schedule, n, gap = [], 1, 2  # tries so far: at refreshes 0 and 1 (numbered from 0); the next gap is 2
+    while n + gap < 42:
+        n += gap
+        schedule.append(n)
+        gap = min(2 * gap, 16)
+    assert tried == schedule == [3, 7, 15, 31]
+    health = router.health()
+    assert list(health["failed_versions"]) == [v2] and health["failed_versions_retry_in"] == {v2: 47 - 42 + 1}
+    estimator.write_bytes(intact)  # repaired in place: served at its next try, no restart
+    for _ in range(health["failed_versions_retry_in"][v2]):
+        health = router.refresh()
+    assert health["failed_versions"] == {} and health["healthy"] and health["ab_routing"]
+    assert health["challenger_version"] == v2 and tried[-1] == 47
     client.delete_registered_model(registry.model_name("technical"))
 
 
