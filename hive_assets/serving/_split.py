@@ -68,6 +68,8 @@ def serving_from(aliases: Mapping[str, str], tags: Mapping[str, str]) -> Serving
         return Serving(champion, None, f"test {tags[TEST_ID_TAG]}: {CHALLENGER_VERSION_TAG} or {SALT_TAG} missing")
     if str(aliases.get(CHALLENGER)) != str(version):
         return Serving(champion, None, f"alias {CHALLENGER} is not on v{version} (test closing or superseded)")
-    if champion is None or champion == str(version):
+    if champion is None:  # deleted by hand: no champion arm to compare with (the router keeps its last good one)
+        return Serving(None, None, f"test {tags[TEST_ID_TAG]}: alias {CHAMPION} is not set")
+    if champion == str(version):
         return Serving(champion, None, f"v{version} is the champion (test promoted)")
     return Serving(champion, Split(tags[TEST_ID_TAG], salt, min(traffic, 100.0), str(version)), RUNNING)

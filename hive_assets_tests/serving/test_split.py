@@ -29,10 +29,13 @@ def test_a_running_test_is_served_with_its_split():
     # a promotion moves champion first
     ({"aliases": {"champion": "2", "challenger": "2"}}, "is the champion"),
     ({"tags": {"ab_salt": ""}}, "missing"),
+    # the champion alias deleted by hand during a test: not a promotion
+    ({"aliases": {"challenger": "2"}}, "alias champion is not set"),
 ])
 def test_any_sign_of_a_closed_test_ends_the_split(change, reason):
     serving = serving_from(change.get("aliases", ALIASES), {**RUNNING_TAGS, **change.get("tags", {})})
     assert serving.split is None and reason in serving.reason
+    assert ("promoted" in serving.reason) == (serving.champion_version == "2")
 
 
 def test_no_test_and_no_champion():
