@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -226,3 +226,49 @@ def test_a_failing_training_step_leaves_its_mlflow_run_failed(platform_env):
     experiment = client.get_experiment_by_name(resources["mlflow"].experiment_name)
     runs = client.search_runs([experiment.experiment_id], f"tags.`dagster.run_id` = '{result.run_id}'")
     assert len(runs) == 1 and runs[0].info.status == "FAILED"
+
+
+def _failure(result) -> str:
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert not result.success and failures
+    return failures[-1].step_failure_data.error.message
+
+
+def test_a_step_run_alone_refuses_outputs_that_do_not_belong_together(platform_env):
+    """Each stored output is the partition's latest, whatever run wrote it: a step materialized alone must not
+    validate another window's rows, register a model its stored report did not validate, or train on features
+    whose blocking trainable check failed (the check stops only its own run)."""
+    store, resources, instance, client = platform_env
+    defs = build_defs()
+    assets = list(defs.assets)
+
+    def alone(*names, run_config=None):
+        return dg.materialize(assets, selection=list(names), partition_key="behavior", resources=resources,
+                              instance=instance, raise_on_error=False, run_config=run_config)
+
+    assert _run(resources, instance, "behavior").success
+    assert [v.version for v in client.search_model_versions("name='behavior-evaluator'")] == ["1"]
+
+    # another model trained alone: its version would carry v1's report (gate passed, v1's metrics)
+    other = alone("trained_model", run_config={"ops": {"trained_model": {"config": {"model_type": "logistic"}}}})
+    assert other.success and other.output_for_node("trained_model")["model_type"] == "logistic"
+    message = _failure(alone("registered_model_version"))
+    assert "not registering a model nobody validated" in message
+    assert other.output_for_node("trained_model")["mlflow_run_id"] in message
+    assert [v.version for v in client.search_model_versions("name='behavior-evaluator'")] == ["1"]
+
+    # features of another window, validated alone: the model's own training rows would count as test rows
+    as_of = (datetime.now(timezone.utc) - timedelta(days=10)).isoformat()
+    assert alone("raw_production_data", "enhanced_features", run_config={
+        "ops": {"raw_production_data": {"config": {"as_of": as_of, "window_days": 40}}}}).success
+    gates = store.count("model_decisions", {"specialist_type": "behavior", "kind": "gate_verdict"})
+    message = _failure(alone("validation_report"))
+    assert "are not the data trained_model" in message and "not validating" in message
+    assert store.count("model_decisions", {"specialist_type": "behavior", "kind": "gate_verdict"}) == gates
+
+    # features whose trainable check failed: stored, but never trained on by a later run
+    short = alone("enhanced_features", run_config={
+        "ops": {"enhanced_features": {"config": {"min_training_samples": 10**6}}}})
+    assert not _check(short, "trainable").passed
+    message = _failure(alone("trained_model"))
+    assert "failed its trainable check" in message and "1000000" in message

@@ -250,7 +250,8 @@ def _inputs(run_id: str, model_uri: str) -> tuple[dict, dict]:
     trained = {"mlflow_run_id": run_id, "model_uri": model_uri, "data_snapshot_hash": "snap-r6",
                "feature_schema_version": "x", "model_type": "random_forest"}
     report = {"gate": {"passed": True, "summary": "ok"}, "champion_comparison": None,
-              "metrics": {"accuracy": 0.8, "macro_f1": 0.7, "confidence_mean": 0.6}}
+              "metrics": {"accuracy": 0.8, "macro_f1": 0.7, "confidence_mean": 0.6},
+              "mlflow_run_id": run_id, "data_snapshot_hash": "snap-r6"}  # the report of this model
     return trained, report
 
 

@@ -62,6 +62,14 @@ def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.D
     paired intervals of the deltas, and the verdicts; logged into the training run."""
     specialist = context.partition_key
     run_id = trained_model["mlflow_run_id"]
+    scored, trained_on = enhanced_features.attrs.get("data_snapshot_hash"), trained_model["data_snapshot_hash"]
+    if scored != trained_on:
+        # another window's rows: its "test" rows may be the model's training rows, and the report would
+        # still name the model's own snapshot (what the gate, the ledger and promotion then trust)
+        raise dg.Failure(f"{specialist}: the stored enhanced_features (data snapshot {scored}) are not the data "
+                         f"trained_model (MLflow run {run_id}) was trained on (snapshot {trained_on}): not validating; "
+                         "materialize trained_model and validation_report together from these features",
+                         allow_retries=False)
     client = mlflow.client()
     with registry.run_status(client, run_id, context.log.warning):
         test = enhanced_features[enhanced_features["split"] == "test"].reset_index(drop=True)

@@ -47,6 +47,9 @@ def enhanced_features(context: dg.AssetExecutionContext, config: FeatureConfig, 
         moved = int((frame["split"] != before).sum())
     frame.attrs["data_snapshot_hash"] = raw_production_data.snapshot_hash()
     problems = training_data_problems(frame, config.min_training_samples)
+    # kept with the frame: a later run that trains from this file alone refuses it too (the blocking check
+    # stops only the run it belongs to)
+    frame.attrs["trainable_problems"] = problems
     split_counts = frame["split"].value_counts().to_dict()
     yield dg.Output(
         frame,

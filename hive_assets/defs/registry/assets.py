@@ -47,6 +47,14 @@ def registered_model_version(
     """The `<specialist>-evaluator` version for this training run, with tags and aliases."""
     no_retry_after_ctrl_c()  # a retry policy would otherwise retry what the user's Ctrl-C cut short
     specialist = context.partition_key
+    validated = validation_report.get("mlflow_run_id")
+    if validated != trained_model["mlflow_run_id"] or \
+            validation_report.get("data_snapshot_hash") != trained_model["data_snapshot_hash"]:
+        # each output is the partition's latest: a trained_model materialized alone is not the model the stored
+        # report validated, and its version would carry another model's gate and metrics
+        raise dg.Failure(f"{specialist}: the stored validation_report is of MLflow run {validated}, not of "
+                         f"trained_model's run {trained_model['mlflow_run_id']}: not registering a model nobody "
+                         "validated; materialize validation_report first", allow_retries=False)
     gate = validation_report["gate"]
     if not gate["passed"]:
         # the blocking check already stops this in the same run; this guards later, separate runs

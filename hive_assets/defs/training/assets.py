@@ -69,6 +69,10 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
     no_retry_after_ctrl_c()  # a retry policy would otherwise retry what the user's Ctrl-C cut short
     specialist = context.partition_key
     snapshot = enhanced_features.attrs.get("data_snapshot_hash", "")
+    if problems := enhanced_features.attrs.get("trainable_problems"):
+        raise dg.Failure(f"{specialist}: the stored enhanced_features failed its trainable check "
+                         f"({'; '.join(problems)}); not training: materialize enhanced_features again (a wider "
+                         "window_days, more feedback, or a lower min_training_samples) first", allow_retries=False)
     client = mlflow.client()
     training_config = registry.training_config_text({
         "model_type": config.model_type, "hyperparameter_tuning": config.hyperparameter_tuning,
