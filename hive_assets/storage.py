@@ -16,6 +16,7 @@ the storage itself (local disk, S3, GCS) is the wiring's business (`hive_assets.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 from datetime import date, datetime
@@ -119,17 +120,37 @@ def frame_from_parquet(data: bytes) -> pd.DataFrame:
     return frame
 
 
+COLLECTION_FRAMES = ("rows.parquet", "quarantine.parquet")
+
+
+class HalfWrittenOutput(ValueError):
+    """A COLLECTION whose files are not one write's: a write that failed part-way (a full disk, a lost
+    connection) replaced some of them and not the summary that describes them."""
+
+
 def _collection_to_files(result: CollectResult, files: Files) -> None:
-    files.write(frame_to_parquet(result.frame), "rows.parquet")
-    files.write(frame_to_parquet(result.quarantine), "quarantine.parquet")
-    # the summary last: a reader that finds it finds the frames it describes
-    files.write(to_json({"specialist": result.specialist, "counts": result.counts}), "summary.json")
+    written = {}
+    for name, frame in zip(COLLECTION_FRAMES, (result.frame, result.quarantine)):
+        data = frame_to_parquet(frame)
+        files.write(data, name)
+        written[name] = hashlib.sha256(data).hexdigest()
+    # the summary last, with the digests of the frames it describes: a reader checks that it has them
+    files.write(to_json({"specialist": result.specialist, "counts": result.counts, "sha256": written}),
+                "summary.json")
 
 
 def _collection_from_files(files: Files) -> CollectResult:
     summary = from_json(files.read("summary.json"))
-    return CollectResult(specialist=summary["specialist"], frame=frame_from_parquet(files.read("rows.parquet")),
-                         quarantine=frame_from_parquet(files.read("quarantine.parquet")), counts=summary["counts"])
+    frames = {}
+    for name in COLLECTION_FRAMES:
+        data = files.read(name)
+        expected = (summary.get("sha256") or {}).get(name)  # absent in outputs written before the digests
+        if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+            raise HalfWrittenOutput(f"{name} is not the file its summary.json describes (a write of this output "
+                                    "failed part-way): materialize it again")
+        frames[name] = frame_from_parquet(data)
+    return CollectResult(specialist=summary["specialist"], frame=frames["rows.parquet"],
+                         quarantine=frames["quarantine.parquet"], counts=summary["counts"])
 
 
 def write(fmt: str, value: Any, files: Files) -> None:
@@ -161,5 +182,5 @@ def read(fmt: str, files: Files) -> Any:
     raise ValueError(f"unknown storage format {fmt!r}")
 
 
-__all__ = ["COLLECTION", "FRAME", "JSON", "SUFFIXES", "Files", "StorageFormatError", "frame_from_parquet",
-           "frame_to_parquet", "from_json", "read", "to_json", "write"]
+__all__ = ["COLLECTION", "FRAME", "JSON", "SUFFIXES", "Files", "HalfWrittenOutput", "StorageFormatError",
+           "frame_from_parquet", "frame_to_parquet", "from_json", "read", "to_json", "write"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from datetime import datetime, timezone
@@ -65,13 +66,47 @@ def test_a_collection_is_two_frames_and_a_summary():
     files = MemoryFiles()
     storage.write(storage.COLLECTION, result, files)
     assert set(files.files) == {"rows.parquet", "quarantine.parquet", "summary.json"}
-    assert json.loads(files.read("summary.json")) == {"specialist": "business", "counts": result.counts}
+    digests = {name: hashlib.sha256(files.read(name)).hexdigest() for name in ("rows.parquet", "quarantine.parquet")}
+    assert json.loads(files.read("summary.json")) == {"specialist": "business", "counts": result.counts,
+                                                      "sha256": digests}
 
     back = storage.read(storage.COLLECTION, files)
     pd.testing.assert_frame_equal(back.frame, result.frame)
     pd.testing.assert_frame_equal(back.quarantine, result.quarantine)
     assert back.counts == result.counts and back.specialist == "business"
     assert back.snapshot_hash() == result.snapshot_hash()
+
+
+class FailingFiles(MemoryFiles):
+    """A store that refuses one file: a full disk or a lost connection part-way through a write."""
+
+    def __init__(self, files: dict, refused: str):
+        super().__init__()
+        self.files, self.refused = files, refused
+
+    def write(self, data: bytes, name: str | None = None) -> None:
+        if name == self.refused:
+            raise OSError(28, "No space left on device")
+        super().write(data, name)
+
+
+def test_a_collection_whose_write_failed_part_way_is_refused_not_read_as_its_summary_says():
+    old = CollectResult(specialist="business", frame=_frame(), quarantine=pd.DataFrame({"reason": []}),
+                        counts={"rows": 3})
+    files = MemoryFiles()
+    storage.write(storage.COLLECTION, old, files)
+    newer = CollectResult(specialist="business", frame=_frame().iloc[:1], quarantine=pd.DataFrame({"reason": []}),
+                          counts={"rows": 1})
+    with pytest.raises(OSError):
+        storage.write(storage.COLLECTION, newer, FailingFiles(files.files, "summary.json"))
+    assert json.loads(files.read("summary.json"))["counts"] == {"rows": 3}  # the old summary, the new rows
+    with pytest.raises(storage.HalfWrittenOutput, match="rows.parquet is not the file its summary.json describes"):
+        storage.read(storage.COLLECTION, files)
+    storage.write(storage.COLLECTION, newer, files)  # written again whole: read as written
+    assert len(storage.read(storage.COLLECTION, files).frame) == 1
+    # an output written before the summary carried digests is read as before
+    files.files["summary.json"] = json.dumps({"specialist": "business", "counts": {"rows": 1}}).encode()
+    assert len(storage.read(storage.COLLECTION, files).frame) == 1
 
 
 def test_json_takes_numpy_and_datetimes_and_reads_back_as_plain_values():

@@ -17,7 +17,10 @@ S3-compatible store, GOOGLE_APPLICATION_CREDENTIALS...), as pandas or DuckDB do 
 
 from __future__ import annotations
 
+import os
+import uuid
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -61,7 +64,17 @@ class OpenFormatIOManager(dg.UPathIOManager):
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
         fmt = self._format(context)
-        return storage.read(fmt, _Files(self._located(path, fmt), directory=fmt == storage.COLLECTION))
+        located = self._located(path, fmt)
+        try:
+            return storage.read(fmt, _Files(located, directory=fmt == storage.COLLECTION))
+        except FileNotFoundError:
+            upstream = context.upstream_output
+            name = upstream.asset_key.to_user_string() if upstream is not None and upstream.has_asset_key else "it"
+            partition = f" for partition {context.asset_partition_key}" if context.has_asset_partitions else ""
+            raise FileNotFoundError(f"no stored output of {name}{partition} at {located}: materialize {name} "
+                                    "first") from None
+        except storage.HalfWrittenOutput as exc:
+            raise storage.HalfWrittenOutput(f"{located}: {exc}") from None
 
 
 class _Files:
@@ -76,6 +89,17 @@ class _Files:
     def write(self, data: bytes, name: str | None = None) -> None:
         target = self._at(name)
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.protocol in ("", "file", "local"):
+            # a local file written in place is truncated by a crash or a full disk: replace it whole (an object
+            # store's put is already all or nothing)
+            local = Path(target.path)
+            partial = local.with_name(f".{local.name}.{uuid.uuid4().hex}.partial")
+            try:
+                partial.write_bytes(data)
+                os.replace(partial, local)
+            finally:
+                partial.unlink(missing_ok=True)
+            return
         target.write_bytes(data)
 
     def read(self, name: str | None = None) -> bytes:

@@ -8,7 +8,9 @@ memory (Dagster's `mem_io_manager`), read back with pandas alone.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -81,3 +83,37 @@ def test_outputs_are_open_files_that_a_fresh_dagster_home_reads(local_home, tmp_
     # the report: `hive validate` in its own run of the first instance
     monkeypatch.setenv("DAGSTER_HOME", str(local_home / "dagster"))
     assert hive(["validate", "--specialist", SPECIALIST]) == 0
+
+
+def test_a_step_whose_upstream_was_never_stored_says_what_to_materialize(hive_home):
+    defs = build_defs()
+    result = dg.materialize(list(defs.assets), selection=["validation_report"], partition_key=SPECIALIST,
+                            resources=defs.resources, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failures[-1].step_failure_data.error.to_string()
+    assert not result.success
+    assert re.search(r"no stored output of (enhanced_features|trained_model) for partition business at \S+: "
+                     r"materialize (enhanced_features|trained_model) first", message), message
+
+
+def test_a_local_write_that_fails_part_way_leaves_the_previous_file_whole(tmp_path, monkeypatch):
+    from upath import UPath
+
+    from hive_assets.defs.storage import _Files
+
+    files = _Files(UPath(str(tmp_path / "out")), directory=True)
+    files.write(b"previous output", "summary.json")
+    real = Path.write_bytes
+
+    def disk_full(self, data):  # the fault a real disk gives only when full: half the bytes, then ENOSPC
+        real(self, data[: len(data) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        files.write(b"the new output, longer than the previous one", "summary.json")
+    monkeypatch.undo()
+    assert files.read("summary.json") == b"previous output"
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["summary.json"]  # no partial file left behind
+    files.write(b"the new output", "summary.json")
+    assert files.read("summary.json") == b"the new output"
