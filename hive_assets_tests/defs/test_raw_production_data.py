@@ -95,3 +95,19 @@ def test_hive_collect_takes_the_quality_filter_and_its_exemptions(hive_home, cap
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["quality_filter_dropped_by_class"]["reject"] == corpus.approval_service["reject"]
     assert record["labelled"] == corpus.opinions - corpus.approval_service["reject"]
+
+
+def test_run_config_out_of_its_range_fails_before_anything_is_read_or_written(hive_home):
+    store = SQLiteStore(hive_home / "store.sqlite")
+    write_production_corpus(store, NOW)
+    # a negative window collected 0 rows and succeeded; 0 days meant the default 90; min_confidence 2 filtered all
+    for config, bound in (({"window_days": -5}, "greater than or equal to 1"),
+                          ({"window_days": 0}, "greater than or equal to 1"),
+                          ({"window_days": 36_501}, "less than or equal to 36500"),
+                          ({"min_confidence": 2.0}, "less than or equal to 1"),
+                          ({"min_feedback_quality": -0.1}, "greater than or equal to 0")):
+        result = _collect({"as_of": NOW.isoformat(), **config})
+        failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        assert not result.success and bound in failures[-1].step_failure_data.error.message, config
+        assert not result.asset_materializations_for_node("raw_production_data")
+    assert _collect({"as_of": NOW.isoformat(), "window_days": 36_500}).success

@@ -21,17 +21,21 @@ from hive_assets.evaluation import DEFAULT_MIN_SAMPLES
 class CollectConfig(dg.Config):
     """The seed collector's parameters (collect_production_data.py)."""
 
-    window_days: int | None = Field(None, description="Days of opinions to collect; default DATA_COLLECTION_DAYS.")
+    # bounds as for the environment's settings: a negative window collected nothing and succeeded, 0 meant 90
+    window_days: int | None = Field(
+        None, ge=1, le=36_500, description="Days of opinions to collect (1 to 36,500); default DATA_COLLECTION_DAYS.")
     min_confidence: float | None = Field(
-        None, description="NLU intent confidence under which an opinion is filtered; default MIN_CONFIDENCE.")
+        None, ge=0.0, le=1.0,
+        description="NLU intent confidence (0 to 1) under which an opinion is filtered; default MIN_CONFIDENCE.")
     min_feedback_quality: float = Field(
-        0.0, description="Drop feedback whose human_rating is below this (0 disables the filter). Never applies "
-                         "to quality_exempt_sources; a run fails if the filter removes every label of a class.")
+        0.0, ge=0.0, le=1.0,
+        description="Drop feedback whose human_rating is below this (0 disables the filter). Never applies "
+                    "to quality_exempt_sources; a run fails if the filter removes every label of a class.")
     quality_exempt_sources: list[str] = Field(
         ["approval_service"],
         description="Feedback origins the quality filter skips, matched case-insensitively against "
                     "feedback_source and metadata.source (the approval service rates its rejections 0.0).")
-    min_samples: int = Field(DEFAULT_MIN_SAMPLES, description="Rows under which the enough_samples check warns.")
+    min_samples: int = Field(DEFAULT_MIN_SAMPLES, ge=0, description="Rows under which the enough_samples check warns.")
     denied_feedback_sources: list[str] = Field(
         ["synthetic_backfill", "load_test"], description="feedback_source values never used as labels.")
     as_of: str | None = Field(
@@ -105,7 +109,7 @@ def raw_production_data(
         try:
             result = collect(
                 store, specialist, now=now,
-                window_days=config.window_days or platform.data_collection_days,
+                window_days=platform.data_collection_days if config.window_days is None else config.window_days,
                 min_confidence=platform.min_confidence if config.min_confidence is None else config.min_confidence,
                 trust=trust,
                 audit_reader=audit_reader_for(platform, store),
