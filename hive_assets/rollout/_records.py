@@ -51,7 +51,13 @@ def open_test(store: DocumentStore, specialist: str, champion_version: str, chal
     if current is not None:
         store.update_one("ab_tests", {"test_id": current["test_id"]},
                          {"status": SUPERSEDED, "ended_at": now, "end_reason": f"challenger v{challenger_version} registered"})
-    test_id = test_id_for(specialist, challenger_version, now)
+    test_id = base_id = test_id_for(specialist, challenger_version, now)
+    # the same version reopened within the second (a simulated clock stands still for an hour): a new id, or the
+    # upsert would overwrite the ended test's record and the ledger's `ab-open:`/`ab-closed:` rows would not repeat
+    n = 1
+    while store.find_one("ab_tests", {"test_id": test_id}) is not None:
+        n += 1
+        test_id = f"{base_id}_{n}"
     doc = {
         "test_id": test_id,
         "specialist_type": specialist,

@@ -212,6 +212,7 @@ def test_a_champion_moved_outside_the_test_stops_it_without_a_verdict(world, mon
     else:
         client.set_registered_model_alias(registry.model_name("evolution"), registry.CHAMPION, v3)
         assert running_test(store, "evolution") is not None  # nothing here heard of it yet
+        monkeypatch.setenv("HIVE_SIMULATED_NOW", at(6).isoformat())  # a look is never after the platform clock
         check("evolution", 6)
     doc = store.find_one("ab_tests", {"test_id": test["test_id"]})
     assert doc["status"] == "stopped" and doc["settled"] and float(doc["traffic_percent"]) == 0.0
@@ -223,6 +224,7 @@ def test_a_champion_moved_outside_the_test_stops_it_without_a_verdict(world, mon
     (closed,) = ledger(store, "evolution", "ab_test_closed")
     assert closed["details"] == {"test_id": test["test_id"], "status": "stopped", "at": closed["details"]["at"]}
     # later looks change nothing and open no test for the old challenger; the operator's champion stays
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", at(12).isoformat())
     assert check("evolution", 12).output_for_node("ab_test_outcome")["status"] == "stopped"
     assert store.count("ab_tests", {"specialist_type": "evolution"}) == 1
     assert aliases(client, "evolution") == {"champion": v3}
@@ -370,3 +372,39 @@ def test_no_test_opens_or_grows_to_100_percent_by_hand(hive_home):
         set_traffic(store, test, 100.0, at(1), "expand", actor="test")
     assert float(running_test(store, "business")["traffic_percent"]) == 10.0
     assert float(set_traffic(store, test, 99.0, at(1), "expand", actor="test")["traffic_percent"]) == 99.0
+
+
+def test_a_test_stopped_and_reopened_within_the_second_keeps_both_records(hive_home):
+    """Ids are named after the opening second, and a simulated clock stands still within its hour: the reopened
+    test overwrote the stopped one's record (its end and reason gone) and shared its ledger ids."""
+    from hive_assets.rollout import close_test, open_test
+
+    store = SQLiteStore(hive_home / "store.sqlite")
+    first, _ = open_test(store, "business", "1", "2", 10.0, now=at(0))
+    close_test(store, first, "stopped", at(0), "stopped by an operator")
+    second, opened = open_test(store, "business", "1", "2", 10.0, now=at(0))
+    assert opened and second["test_id"] == first["test_id"] + "_2" and second["salt"] != first["salt"]
+    again, opened = open_test(store, "business", "1", "2", 10.0, now=at(0))  # a retry: the same test
+    assert not opened and again["test_id"] == second["test_id"]
+    kept = store.find_one("ab_tests", {"test_id": first["test_id"]})
+    assert kept["status"] == "stopped" and kept["end_reason"] == "stopped by an operator"
+    assert store.count("ab_tests") == 2 and running_test(store, "business")["test_id"] == second["test_id"]
+
+
+def test_a_look_is_never_after_the_platform_clock_nor_at_an_unreadable_instant(world, monkeypatch):
+    """`now` replays a look; one "next year" ended a test at its maximum duration while the ledger stamped the
+    decision today, and "tomorrow" was a traceback."""
+    store, client, model, _ = world
+    v1, v2 = model("technical")
+    champion_and_challenger(client, store, "technical", v1, v2)
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", at(0).isoformat())
+    for now, expected in ((at(24 * 400).isoformat(), "is after the platform clock"),
+                          ("tomorrow", "now='tomorrow' is not an ISO-8601 instant")):
+        result = build_defs().resolve_job_def("ab_test_check").execute_in_process(
+            run_config={"ops": {"ab_test_outcome": {"config": {"now": now}}}},
+            instance=dg.DagsterInstance.ephemeral(), partition_key="technical", raise_on_error=False)
+        (failure,) = result.get_step_failure_events()
+        description = failure.step_failure_data.user_failure_data.description
+        assert not result.success and expected in description and "\n" not in description
+    assert store.count("ab_tests", {"specialist_type": "technical"}) == 0  # no test opened, nothing decided
+    assert not ledger(store, "technical", "traffic_step")

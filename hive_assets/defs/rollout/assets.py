@@ -28,7 +28,8 @@ from hive_assets.rollout import (
 
 class RolloutClockConfig(dg.Config):
     now: str = Field("", description="ISO-8601 instant to act at (the injectable clock, for simulation and "
-                                     "replays); empty means the platform clock (the home's, `hive clock`)")
+                                     "replays), not after the platform clock; empty means the platform clock "
+                                     "(the home's, `hive clock`)")
 
 
 class AbTestOutcomeConfig(RolloutClockConfig):
@@ -40,9 +41,21 @@ class AbTestOutcomeConfig(RolloutClockConfig):
 
 
 def clock(config: RolloutClockConfig) -> datetime:
+    """The instant to act at: the platform clock, or `now` for a replay, which may not be after the platform
+    clock (a look "next year" ended tests at their maximum duration while the ledger stamped them today)."""
+    current = platform_clock.now()
     if not config.now:
-        return platform_clock.now()
-    return platform_clock.parse_instant(config.now)
+        return current
+    try:
+        at = platform_clock.parse_instant(config.now)
+    except ValueError:
+        raise dg.Failure(f"now={config.now!r} is not an ISO-8601 instant (e.g. 2026-03-02T09:00:00Z)",
+                         allow_retries=False) from None
+    if at > current + registry.CLOCK_SKEW:
+        raise dg.Failure(f"now={at.isoformat()} is after the platform clock ({current.isoformat()}): a decision "
+                         "cannot be taken at a time that has not come; move the home's clock (`hive clock "
+                         "advance`) instead", allow_retries=False)
+    return at
 
 
 def actor_of(context) -> str:
