@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,16 @@ def test_ferretdb_on_the_postgresql_backend(tmp_path, monkeypatch):
             docs = [{"opinion_id": f"o-{i:03d}", "plan_id": f"p-{i % 10}", "n": i} for i in range(120)]
             assert store.upsert_many("specialist_opinions", docs) == 120
             assert store.upsert_many("specialist_opinions", docs[:5]) == 5  # replaced, not duplicated
+            assert store.count("specialist_opinions") == 120
+            # every document replaced, by six writers at once (five specialists' runs and a sensor): FerretDB
+            # 1.x holds a pooled PostgreSQL connection (50 in all) per statement of an update command, and
+            # chunks of 50 left every client of the server waiting until it was restarted
+            def rewrite(k: int) -> int:
+                with store_mongo.MongoStore(env["HIVE_TEST_MONGODB_URI"], database, timeout_ms=30_000) as writer:
+                    return writer.upsert_many("specialist_opinions", [{**d, "writer": k} for d in docs])
+
+            with ThreadPoolExecutor(6) as pool:
+                assert list(pool.map(rewrite, range(6))) == [120] * 6
             assert store.count("specialist_opinions") == 120
             assert [d["n"] for d in store.find("specialist_opinions", {"plan_id": "p-3"}, sort=[("n", 1)])] == \
                 list(range(3, 120, 10))

@@ -99,7 +99,11 @@ from hive_assets.data.store.base import (
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
-FERRETDB_CHUNK = 50
+# statements per bulk command on FerretDB 1.x: each statement of an update command that matches a document holds
+# one pooled backend connection until the command ends (PostgreSQL backend: 50 in all, SQLite: 100), and a
+# command that needs more waits forever, with every other client of the server. 5 leaves room for ten writers
+# at once; at 300-3,000 documents it is as fast as 20 or 40 (per-statement cost dominates).
+FERRETDB_CHUNK = 5
 # up to this many ids, `find_by_keys_where` on FerretDB with PostgreSQL sends one pushed-down equality
 # query per id (cost ~ ids x a PostgreSQL scan) rather than one scan converted by FerretDB (~200x dearer
 # per row, measured below)
@@ -366,9 +370,8 @@ class MongoStore(DocumentStore):
         return len(batch)
 
     def _bulk(self, coll, key: str, plan: list[tuple[str, dict[str, Any]]]) -> None:
-        # FerretDB 1.x (SQLite backend) deadlocks on an `update` command of more than 100 statements
-        # that match documents (each holds one of its 100 pooled connections until the command ends):
-        # keep its commands small.
+        # FerretDB 1.x deadlocks on an `update` command with more statements that match documents than its
+        # pool has connections (FERRETDB_CHUNK): keep its commands small.
         chunk = FERRETDB_CHUNK if self.is_ferretdb else BATCH_SIZE
         i = 0
         while i < len(plan):
