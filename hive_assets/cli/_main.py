@@ -154,10 +154,16 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, StoreUnavailable):
             print(f"{prog}: error: {exc}", file=sys.stderr)  # names the host, never a password
             return 1
-        if args.command not in REGISTRY_VERBS or not _registry_outage(exc):
-            raise
         from hive_assets.cli._dagster import one_line
         from hive_assets.config import redact_uri
+        from hive_assets.registry import http_refusal
+
+        if (refused := http_refusal(exc)) is not None:  # it answers (its /health needs no login), but not us
+            print(f"{prog}: error: MLflow at {redact_uri(settings.mlflow_uri)} refused the request ({refused}); "
+                  "fix that and run the command again (every step is safe to repeat)", file=sys.stderr)
+            return 1
+        if args.command not in REGISTRY_VERBS or not _registry_outage(exc):
+            raise
 
         # it answered the check above, then stopped: what a run changed is idempotent, so running the
         # command again completes it (the deploy verbs' intents, the runs' steps)

@@ -6,6 +6,7 @@ Every write is idempotent so a retry after a failure never leaves a second versi
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,31 @@ def client_for(tracking_uri: str):
 
     target = tracking_target(tracking_uri)
     return MlflowClient(tracking_uri=target, registry_uri=target)
+
+
+_REFUSED = {
+    401: "the credentials are wrong or missing (MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, or "
+         "user:password in the URI)",
+    403: "these credentials may not do this (the MLflow user's permissions)",
+    404: "no MLflow API at this address (check the URI's path)",
+}
+
+
+def http_refusal(exc: BaseException) -> str | None:
+    """Why MLflow's server refused a request, when it answered with 401, 403 or 404 (an MLflow exception
+    "... failed with error code 401 != 200"), in words an operator can act on; None for anything else."""
+    from mlflow.exceptions import MlflowException
+
+    seen = exc
+    for _ in range(20):
+        if seen is None:
+            return None
+        if isinstance(seen, MlflowException):
+            match = re.search(r"failed with error code (\d{3}) != 200", str(seen))
+            if match and int(match.group(1)) in _REFUSED:
+                return f"HTTP {match.group(1)}: {_REFUSED[int(match.group(1))]}"
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def ab_test_alias(version: str) -> str:
@@ -253,7 +279,11 @@ def _load_verified(tracking_uri: str, version):
 
 
 def _missing(exc) -> bool:
-    """MLflow's answer for a model, version or alias that does not exist (its code, or the file store's text)."""
+    """MLflow's answer for a model, version or alias that does not exist (its code, or the file store's text);
+    not a 404 page from a server that is no MLflow API at that path (`http_refusal`: "champion none" was read
+    from a wrong URI)."""
+    if http_refusal(exc) is not None:
+        return False
     return "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower()
 
 

@@ -162,7 +162,10 @@ class SpecialistRouter:
 
             tracking_uri = Settings.from_env().mlflow_uri
         self.specialist = specialist
-        self.tracking_uri = tracking_uri
+        from hive_assets.config import redact_uri
+
+        self._tracking_uri = tracking_uri
+        self.tracking_uri = redact_uri(tracking_uri)  # for logs and repr: a service that prints it shows no password
         self.refresh_interval = refresh_interval
         self.max_staleness = max_staleness if max_staleness is not None else (
             3 * refresh_interval if refresh_interval else None)
@@ -273,12 +276,14 @@ class SpecialistRouter:
         status = self._status
         try:
             if self._client is None:
-                self._client = registry.client_for(self.tracking_uri)
+                self._client = registry.client_for(self._tracking_uri)
             model = self._registered_model()
         except Exception as exc:  # unreachable, refused, misconfigured: the last good state serves
-            status.registry_error = _one_line(exc)
-            self._warn_once("registry", f"{self.specialist}: model registry unreachable ({status.registry_error}); "
-                                        f"serving {self._describe(self._state)}")
+            refused = registry.http_refusal(exc)  # it answers, but not to these credentials or at this path
+            status.registry_error = f"refused: {refused}" if refused else _one_line(exc)
+            what = "refused the request" if refused else "unreachable"
+            self._warn_once("registry", f"{self.specialist}: model registry {what} "
+                                        f"({refused or status.registry_error}); serving {self._describe(self._state)}")
             return
         if "registry" in self._warned:
             self._warned.discard("registry")

@@ -473,6 +473,23 @@ def test_a_malformed_environment_value_names_the_variable(shell, variable, value
     assert not (cwd / HOME_REL).exists()
 
 
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    # an unescaped '/' in the password: its start was read as the port, and a traceback printed it
+    ("MLFLOW_TRACKING_URI", "http://admin:S3cret/Passw0rdXYZ@127.0.0.1:15500",
+     "MLFLOW_TRACKING_URI is not a usable URL (no host, or a port that is not a number)"),
+    ("MONGODB_URI", "mongodb://hive:Pw@S3cret77@127.0.0.1:27017/",
+     "MONGODB_URI is not a usable MongoDB URI (mongodb://hive:***@127.0.0.1:27017/): Username and password must"),
+    ("MONGODB_URI", "mongo://127.0.0.1/", "MONGODB_URI is not a usable MongoDB URI (mongo://127.0.0.1/): Invalid URI"),
+])
+def test_a_malformed_service_uri_is_one_line_exit_2_without_the_password(shell, variable, value, message):
+    cwd, env = shell
+    out = hive("deploy", "history", "--specialist", "business", cwd=cwd, env={**env, variable: value})
+    errors = [line for line in out.stderr.splitlines() if not line.startswith("hive: HIVE_HOME=")]
+    assert out.returncode == 2 and len(errors) == 1, out.stderr
+    assert errors[0].startswith(f"hive deploy history: error: {message}"), errors
+    assert "S3cret" not in out.stderr + out.stdout and "Passw0rd" not in out.stderr + out.stdout
+
+
 def test_an_unreachable_store_is_one_line_without_the_password(shell):
     cwd, env = shell
     (cwd / "one.jsonl").write_text('{"id": "intent-1", "timestamp": {"$date": "2026-01-01T00:00:00Z"}}\n')
@@ -573,6 +590,33 @@ def test_a_registry_behind_basic_auth_is_reached_at_its_host(mlflow_server):
     assert reachable(mlflow_server) is None
     down = reachable("http://hive:s3cret-pw@127.0.0.1:1")
     assert down.startswith("MLflow at http://hive:***@127.0.0.1:1 unreachable (") and "s3cret-pw" not in down
+
+
+@pytest.mark.parametrize("verb", [("status",), ("deploy", "list", "--specialist", "business")])
+def test_a_registry_that_refuses_the_request_is_one_line_naming_why(shell, mlflow_server, verb):
+    cwd, env = shell
+    # the server answers (its /health too), but there is no MLflow API under this path: an HTTP 404 (a wrong
+    # password is a 401, the same path): it was a 40-line traceback
+    uri = mlflow_server.replace("http://", "http://hive:s3cret-pw@") + "/not/mlflow"
+    out = hive(*verb, cwd=cwd, env={**env, "MLFLOW_TRACKING_URI": uri, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"},
+               timeout=120)
+    errors = [line for line in out.stderr.splitlines() if not line.startswith("hive: HIVE_HOME=")]
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stdout + out.stderr
+    assert len(errors) == 1 and "refused the request (HTTP 404: no MLflow API at this address" in errors[0], errors
+    assert "hive:***@" in errors[0] and "s3cret-pw" not in out.stderr + out.stdout
+
+
+def test_a_router_says_refused_not_unreachable(mlflow_server, monkeypatch, caplog):
+    from hive_assets.serving import SpecialistRouter
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    uri = mlflow_server.replace("http://", "http://hive:s3cret-pw@") + "/not/mlflow"
+    router = SpecialistRouter("business", uri, refresh_interval=None)
+    assert "s3cret-pw" not in router.tracking_uri + repr(router) and "hive:***@" in router.tracking_uri
+    health = router.refresh()
+    assert not health["registry_reachable"] and health["registry_error"].startswith("refused: HTTP 404: no MLflow API")
+    assert any("model registry refused the request (HTTP 404" in r.getMessage() for r in caplog.records)
+    assert "s3cret-pw" not in str(health) + caplog.text
 
 
 def test_only_mlflow_giving_up_on_a_silent_server_counts_as_an_outage(mlflow_server, monkeypatch):
