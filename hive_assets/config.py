@@ -114,7 +114,18 @@ def mlflow_tracking_uri() -> str:
     raw = _raw("MLFLOW_TRACKING_URI")
     if raw is None:
         return ""
-    scheme = urlsplit(raw).scheme.lower()
+    parts = urlsplit(raw)
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        try:
+            parts.port  # noqa: B018 (raises for a port that is no number)
+            bad = not parts.hostname
+        except ValueError:
+            bad = True
+        if bad:  # e.g. a password with an unescaped '/': its start became the "port", and a traceback showed it
+            raise ConfigError("MLFLOW_TRACKING_URI is not a usable URL (no host, or a port that is not a number): a "
+                              "'/', '@', ':', '?' or '#' in the user name or password must be percent-encoded "
+                              "(urllib.parse.quote); the value is not shown, it may hold a password")
     if scheme in ("", "file") and not env_bool("MLFLOW_ALLOW_FILE_STORE", False):
         raise ConfigError(f"MLFLOW_TRACKING_URI={redact_uri(raw)!r} is a file store, which MLflow 3 refuses: use "
                           "sqlite:///PATH/mlflow.db, an http(s):// server, or unset it for $HIVE_HOME/mlflow.db "
@@ -195,9 +206,27 @@ def check_production() -> None:
         raise ConfigError(f"HIVE_ENV=production refuses the embedded defaults: {'; '.join(problems)}")
 
 
+HOME_MARKERS = ("store.sqlite", "mlflow.db", "clock.json")  # what only a home holds beside its `dagster`
+
+
 def hive_home() -> Path:
-    """HIVE_HOME (default `.hive`), resolved against the working directory."""
-    return Path(_raw("HIVE_HOME") or ".hive").resolve()
+    """HIVE_HOME (default `.hive`), resolved against the working directory. Unset while DAGSTER_HOME is the
+    `dagster` directory of another home is a ConfigError: Dagster's habit (DAGSTER_HOME alone) ran the assets
+    on an empty `./.hive` beside the intended instance, with its clock, and recorded that as the partition's
+    latest materialization."""
+    explicit = _raw("HIVE_HOME")
+    if explicit:
+        return Path(explicit).resolve()
+    default = Path(".hive").resolve()
+    instance = _raw("DAGSTER_HOME")
+    if instance:
+        owner = Path(instance).resolve().parent
+        if (Path(instance).resolve().name == "dagster" and owner != default
+                and any((owner / marker).exists() for marker in HOME_MARKERS)):
+            raise ConfigError(f"DAGSTER_HOME={Path(instance).resolve()} is the instance of the home {owner}, but "
+                              f"HIVE_HOME is not set, so the stores would be {default}: set HIVE_HOME={owner} (or "
+                              "`eval \"$(hive env)\"` with it)")
+    return default
 
 
 def dagster_home(home: Path | None = None) -> Path:

@@ -96,6 +96,25 @@ def test_relative_homes_resolve_against_the_working_directory(monkeypatch, tmp_p
     assert dagster_home(Path("/elsewhere")) == tmp_path / "inst"
 
 
+def test_dagster_home_alone_of_another_home_is_refused_not_a_new_empty_home(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HIVE_HOME", raising=False)
+    (tmp_path / "demo" / "dagster").mkdir(parents=True)
+    monkeypatch.setenv("DAGSTER_HOME", "demo/dagster")
+    assert hive_home() == tmp_path / ".hive"  # an instance directory with no home around it: nothing to guess
+    (tmp_path / "demo" / "store.sqlite").touch()  # a home: Dagster's habit would run on ./.hive instead
+    with pytest.raises(ConfigError, match=rf"DAGSTER_HOME={tmp_path}/demo/dagster is the instance of the home "
+                                          rf"{tmp_path}/demo, but HIVE_HOME is not set.*set HIVE_HOME={tmp_path}/demo"):
+        hive_home()
+    monkeypatch.setenv("HIVE_HOME", "demo")
+    assert hive_home() == tmp_path / "demo" and dagster_home() == tmp_path / "demo" / "dagster"
+    monkeypatch.setenv("DAGSTER_HOME", ".hive/dagster")  # the default home's own instance: fine
+    monkeypatch.delenv("HIVE_HOME")
+    (tmp_path / ".hive").mkdir()
+    (tmp_path / ".hive" / "mlflow.db").touch()
+    assert hive_home() == tmp_path / ".hive"
+
+
 def test_dagster_resources_surface_the_same_message(monkeypatch):
     """The definitions build their resources from Settings.from_env(): loading the code location fails
     with the ConfigError itself, so the Dagster UI/CLI shows the same one-line message."""

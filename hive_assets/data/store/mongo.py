@@ -82,7 +82,7 @@ from pymongo.errors import (
     OperationFailure,
 )
 
-from hive_assets.config import redact_uri
+from hive_assets.config import ConfigError, redact_uri
 from hive_assets.data._documents import MAX_DEPTH, TOO_DEEP, UNREADABLE_DOCUMENT, safe_text, unreadable
 from hive_assets.data.store.base import (
     COLLECTIONS,
@@ -115,6 +115,13 @@ PUSHED_DOWN = "pushed down"  # pushed down, PostgreSQL scans the table itself
 SCAN = "scan"  # FerretDB converts and filters every document (its SQLite backend; MongoDB: not asked)
 # OperationFailure codes that mean "the server cannot be used with these credentials"
 _AUTH_CODES = {13, 18}  # Unauthorized, AuthenticationFailed
+# FerretDB 1.x on PostgreSQL answers a wrong password with code 1 (InternalError) and PostgreSQL's words
+_AUTH_WORDS = ("failed sasl auth", "password authentication failed", "authentication failed")
+
+
+def _auth_failure(exc: OperationFailure) -> bool:
+    """The server refused these credentials (whatever code it used to say so)."""
+    return exc.code in _AUTH_CODES or (exc.code == 1 and any(w in str(exc).lower() for w in _AUTH_WORDS))
 # codes that mean "the server does not implement this" (FerretDB 1.x answers 238)
 _NOT_IMPLEMENTED_CODES = {115, 238}  # CommandNotSupported, NotImplemented
 # an index with the same key pattern / name but other options already exists
@@ -208,7 +215,9 @@ class MongoStore(DocumentStore):
                 type_registry=TypeRegistry(fallback_encoder=_fallback_encoder),
             )
         except (InvalidURI, ConfigurationError, ValueError) as exc:
-            raise ValueError(f"invalid MongoDB URI {redact_uri(uri)}: {self._clean(str(exc))}") from None
+            # a setting, not an outage: the CLI's one line and exit 2, as for every malformed variable
+            raise ConfigError(f"MONGODB_URI is not a usable MongoDB URI ({redact_uri(uri)}): "
+                              f"{self._clean(str(exc))}") from None
         self.db = self.client[database]
         self._doc_options = self.client.codec_options.with_options(unicode_decode_error_handler="surrogateescape")
         self._raw_options = self._doc_options.with_options(document_class=RawBSONDocument)
@@ -249,7 +258,7 @@ class MongoStore(DocumentStore):
         except ConnectionFailure as exc:  # ServerSelectionTimeoutError, AutoReconnect, NetworkTimeout, ...
             raise self._unavailable(exc) from None
         except OperationFailure as exc:
-            if exc.code in _AUTH_CODES:
+            if _auth_failure(exc):
                 raise self._unavailable(exc) from None
             raise
 
@@ -283,7 +292,7 @@ class MongoStore(DocumentStore):
         try:
             coll.create_indexes(models)
         except OperationFailure as exc:
-            if exc.code in _AUTH_CODES:
+            if _auth_failure(exc):
                 raise
             # existing index with other options, duplicates in legacy data, ...: the store still works
             log.warning("could not create indexes %s on %s: %s",
@@ -297,7 +306,7 @@ class MongoStore(DocumentStore):
             try:
                 coll.create_index([(key, pymongo.ASCENDING)], unique=True, sparse=True)
             except OperationFailure as exc:
-                if exc.code in _AUTH_CODES:
+                if _auth_failure(exc):
                     raise
                 if exc.code in _INDEX_CONFLICT_CODES:
                     log.warning("%s.%s: keeping the existing index (%s)", collection, key, self._clean(str(exc)))
@@ -490,7 +499,7 @@ class MongoStore(DocumentStore):
                                                     "filter": {field: "hive-explain-probe"}},
                                         "verbosity": "queryPlanner"})
         except OperationFailure as exc:
-            if exc.code in _AUTH_CODES:
+            if _auth_failure(exc):
                 raise
             return SCAN
         self._pushdown = bool(plan.get("filterPushdown"))

@@ -446,6 +446,22 @@ def test_mongo_unavailable_names_host_and_redacts_password():
         store.close()
 
 
+def test_a_refused_password_is_an_outage_line_whatever_code_the_server_uses():
+    """MongoDB says 18 (AuthenticationFailed); FerretDB 1.x on PostgreSQL says 1 (InternalError) with
+    PostgreSQL's words, which was a 60-line traceback. (The text is FerretDB's, recorded against a server whose
+    PostgreSQL asks for passwords; the test services trust local connections, so none refuses one.)"""
+    from pymongo.errors import OperationFailure
+
+    from hive_assets.data.store.mongo import _auth_failure
+
+    ferretdb = ("[msg_listindexes.go:79 handler.(*Handler).MsgListIndexes] failed SASL auth: FATAL: password "
+                "authentication failed for user \"hiveuser\" (SQLSTATE 28P01)")
+    assert _auth_failure(OperationFailure(ferretdb, code=1))
+    assert _auth_failure(OperationFailure("Authentication failed.", code=18))
+    assert not _auth_failure(OperationFailure("E11000 duplicate key error", code=11000))
+    assert not _auth_failure(OperationFailure("some other internal error", code=1))
+
+
 def test_mongo_unavailable_is_fast():
     import time
 
