@@ -72,8 +72,9 @@ def alias_state(specialist: str, alias: str) -> str:
         with open_store() as store:
             pending = [f"{i['operation']} v{i['params'].get('version') or i['params'].get('test_id')}"
                        for i in unfinished_intents(store, specialist)]
-    except RuntimeError:  # the store is down too: the state line is what can be said
-        pending = []
+    except RuntimeError:  # the store is down: the registry may have moved without its ledger row
+        return (state + "; the ledger could not be read (the document store does not answer): run the command "
+                "again once it answers, which records what the registry holds and completes what is unfinished")
     if pending:
         state += (f"; unfinished: {', '.join(pending)} (recorded before any effect: the next `hive deploy` command, "
                   f"A/B look or A/B sensor tick for {specialist} completes it)")

@@ -57,6 +57,15 @@ class GateVerdict:
         return {"passed": self.passed, "failures": self.failures, "summary": self.describe()}
 
 
+def _digits(value: float, bound: float) -> int:
+    """Decimals that show `value` on its side of `bound`: 3, more when 3 would print it equal ("ECE 0.050 >
+    0.05 (over by 0.000)")."""
+    digits = 3
+    while digits < 8 and round(abs(value - bound), digits) == 0:
+        digits += 1
+    return digits
+
+
 def evaluate_gates(metrics: dict[str, float], floors: dict[str, float] | None = None,
                    intervals: dict[str, tuple[float, float]] | None = None) -> GateVerdict:
     """Every metric under its floor is a failure: metric, value, threshold, shortfall, interval."""
@@ -67,7 +76,8 @@ def evaluate_gates(metrics: dict[str, float], floors: dict[str, float] | None = 
             interval = (intervals or {}).get(name)
             failures.append({"metric": name, "value": value, "threshold": threshold, "shortfall": threshold - value,
                              "interval": list(interval) if interval is not None else None,
-                             "text": f"{name} = {value:.3f} < {threshold:.2f} (short by {threshold - value:.3f})"
+                             "text": f"{name} = {value:.{(d := _digits(value, threshold))}f} < {threshold:.2f} "
+                                     f"(short by {threshold - value:.{d}f})"
                                      + _interval_text(interval)})
     return GateVerdict(passed=not failures, failures=failures)
 
@@ -82,7 +92,10 @@ def calibration_gate(ece: float, bound: float = MAX_ECE, noise_floor: float = 0.
     origin = f"raw ECE {ece:.3f} minus noise floor {noise_floor:.3f}" if noise_floor else ""
     if debiased <= bound:
         return GateVerdict(True, success_text=f"{compared} <= {bound:.2f}" + (f" ({origin})" if origin else ""))
-    over = f"over by {debiased - bound:.3f}"
+    if round(debiased - bound, 3) == 0:  # shown equal at 3 decimals: show the difference
+        d = _digits(debiased, bound)
+        compared = f"debiased ECE {debiased:.{d}f}" if noise_floor else f"ECE {ece:.{d}f}"
+    over = f"over by {debiased - bound:.{_digits(debiased, bound)}f}"
     return GateVerdict(False, [{"metric": "ece", "value": debiased, "raw_value": ece, "noise_floor": noise_floor,
                                 "threshold": bound, "excess": debiased - bound, "interval": None,
                                 "text": f"{compared} > {bound:.2f} ({over}" + (f"; {origin})" if origin else ")")}])

@@ -161,7 +161,8 @@ def check_gate(store, specialist: str, version, force: bool, reason: str) -> tup
     if status != "passed":
         if not force:
             raise RegistryError(f"{model_name(specialist)} v{version.version}: validation gate {status} "
-                                f"({summary}); refused (use --force --reason \"...\" to override)")
+                                f"({summary}); refused (to override: --force --reason \"...\" on the CLI, "
+                                "force: true and a reason in the run config)")
         if not reason.strip():
             raise RegistryError("--force needs a --reason, which the ledger records")
     return status, summary

@@ -280,3 +280,13 @@ def test_bootstrap_progress_reports_blocks_and_leaves_the_intervals_unchanged():
     assert m.paired_bootstrap_deltas(y, proba, other, groups, n_boot=n_boot, seed=3, progress=paired_lines.append) \
         == m.paired_bootstrap_deltas(y, proba, other, groups, n_boot=n_boot, seed=3)
     assert len(paired_lines) == 6 and paired_lines[-1].startswith("paired bootstrap (champion)")
+
+
+def test_a_failed_gate_never_prints_its_value_equal_to_its_bound():
+    """3 decimals printed "debiased ECE 0.050 > 0.05 (over by 0.000)" for 0.0502."""
+    from hive_assets.evaluation._gates import calibration_gate, evaluate_gates
+
+    assert calibration_gate(0.0702, 0.05, 0.02).describe().startswith("debiased ECE 0.0502 > 0.05 (over by 0.0002;")
+    assert calibration_gate(0.09, 0.05).describe() == "ECE 0.090 > 0.05 (over by 0.040)"  # 3 decimals when they do
+    assert evaluate_gates({"accuracy": 0.64996}, {"accuracy": 0.65}).describe() == \
+        "accuracy = 0.64996 < 0.65 (short by 0.00004)"

@@ -87,3 +87,21 @@ def test_a_cli_error_names_the_cause_and_the_alias_state(clean_registry, store, 
     state = alias_state("business", "champion")
     assert state.startswith("now: business-evaluator@champion unknown (MLflow at http://user:***@127.0.0.1:9 unreachable")
     assert "check with `hive deploy list --specialist business`" in state and "s3cret" not in state
+
+
+def test_the_alias_state_says_when_the_ledger_could_not_be_read(clean_registry, store, business_runs, mlflow_server,
+                                                                 monkeypatch):
+    """The store stopped answering after the alias moved (its ledger row unwritten): the state line named the
+    alias and nothing else, and nothing here tells an alias with its row from one without."""
+    client = clean_registry
+    record_gate(store, "business", business_runs[0])
+    registry.register(client, store, "business", business_runs[0], actor=ME)
+    registry.promote(client, store, "business", "1", actor=ME)
+    from hive_assets.cli._deploy import alias_state
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.setenv("MONGODB_URI", "mongodb://hive:s3cret@127.0.0.1:9/?serverSelectionTimeoutMS=300")
+    state = alias_state("business", "champion")
+    assert state.startswith("now: business-evaluator@champion -> v1 (read back from MLflow); the ledger could not be "
+                            "read (the document store does not answer): run the command again once it answers")
+    assert "s3cret" not in state
