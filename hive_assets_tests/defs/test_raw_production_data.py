@@ -110,4 +110,10 @@ def test_run_config_out_of_its_range_fails_before_anything_is_read_or_written(hi
         failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
         assert not result.success and bound in failures[-1].step_failure_data.error.message, config
         assert not result.asset_materializations_for_node("raw_production_data")
-    assert _collect({"as_of": NOW.isoformat(), "window_days": 36_500}).success
+    widest = _collect({"as_of": NOW.isoformat(), "window_days": 36_500, "min_samples": 10**6})
+    assert widest.success
+    (check,) = [e.asset_check_evaluation_data for e in widest.all_events
+                if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    rows = _metadata(widest)["rows"]
+    assert not check.passed and check.description == (f"{rows} rows < min_samples 1000000 (a warning; what blocks "
+                                                       "training is enhanced_features' trainable check)")
