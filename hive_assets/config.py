@@ -220,10 +220,11 @@ def hive_home() -> Path:
     default = Path(".hive").resolve()
     instance = _raw("DAGSTER_HOME")
     if instance:
-        owner = Path(instance).resolve().parent
-        if (Path(instance).resolve().name == "dagster" and owner != default
+        instance_dir = Path(instance).resolve()
+        owner = instance_dir.parent
+        if (instance_dir.name == "dagster" and owner != default
                 and any((owner / marker).exists() for marker in HOME_MARKERS)):
-            raise ConfigError(f"DAGSTER_HOME={Path(instance).resolve()} is the instance of the home {owner}, but "
+            raise ConfigError(f"DAGSTER_HOME={instance_dir} is the instance of the home {owner}, but "
                               f"HIVE_HOME is not set, so the stores would be {default}: set HIVE_HOME={owner} (or "
                               "`eval \"$(hive env)\"` with it)")
     return default

@@ -37,8 +37,9 @@ def add_parsers(sub) -> None:
     def verb(name: str, help: str, description: str):
         p = add_verb(verbs, name, help=help, description=description, env=ENV)
         add_specialist(p, one=True, required=True)
-        p.add_argument("--now", type=iso_datetime, help="ISO-8601 instant to act at, not after the home's clock (default: the home's clock: "
-                                                "`hive clock`)")
+        p.add_argument("--now", type=iso_datetime,
+                       help="ISO-8601 instant to act at, not after the home's clock (default: the home's clock: "
+                            "`hive clock`)")
         p.add_argument("--json", action="store_true", help="print the test's state as one JSON object (default: text)")
         return p
 

@@ -32,8 +32,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     fixed += [line for o in outcomes for line in o["fixed"]]
     mlflow = outcomes[0]["mlflow"]
     problems = sum(len(v) for v in report.values())
-    # a database not created yet holds no runs; a server or database that does not answer may hold orphans
-    unchecked = mlflow != "checked" and _dagster.registry_down(settings.mlflow_uri) is not None
+    # not checked: the embedded database is not created yet (no runs), or a server or database did not answer
+    # (it may hold orphans)
+    unchecked = mlflow != "checked" and not settings.mlflow_uri.startswith("sqlite:")
     if args.json:
         print(json.dumps({**report, "fixed": fixed, "mlflow": mlflow, "mlflow_unreachable": unchecked,
                           "read_only": not args.fix}, default=str))

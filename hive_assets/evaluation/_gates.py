@@ -92,10 +92,9 @@ def calibration_gate(ece: float, bound: float = MAX_ECE, noise_floor: float = 0.
     origin = f"raw ECE {ece:.3f} minus noise floor {noise_floor:.3f}" if noise_floor else ""
     if debiased <= bound:
         return GateVerdict(True, success_text=f"{compared} <= {bound:.2f}" + (f" ({origin})" if origin else ""))
-    if round(debiased - bound, 3) == 0:  # shown equal at 3 decimals: show the difference
-        d = _digits(debiased, bound)
+    if (d := _digits(debiased, bound)) > 3:  # shown equal at 3 decimals: show the difference
         compared = f"debiased ECE {debiased:.{d}f}" if noise_floor else f"ECE {ece:.{d}f}"
-    over = f"over by {debiased - bound:.{_digits(debiased, bound)}f}"
+    over = f"over by {debiased - bound:.{d}f}"
     return GateVerdict(False, [{"metric": "ece", "value": debiased, "raw_value": ece, "noise_floor": noise_floor,
                                 "threshold": bound, "excess": debiased - bound, "interval": None,
                                 "text": f"{compared} > {bound:.2f} ({over}" + (f"; {origin})" if origin else ")")}])

@@ -55,7 +55,8 @@ class _Status:
     refreshes: int = 0
     registry_serving: Serving | None = None
     failed_versions: dict[str, str] = field(default_factory=dict)
-    load_retry_at: dict[str, int] = field(default_factory=dict)  # failed version -> refresh that tries again
+    # failed version -> (failed loads in a row, the refresh that tries it again)
+    load_retry: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 class InvalidPlan(ValueError):
@@ -175,7 +176,6 @@ class SpecialistRouter:
         self._client = None
         self._generation: Any = None           # the registered model's creation time: a recreated model's
         self._loaded: dict[tuple, _Model] = {}  # version numbers are other versions
-        self._load_failures: dict[tuple, int] = {}  # (generation, version) -> failed loads in a row
         self._warned: set[str] = set()
         self._stop = threading.Event()
         self._first = threading.Event()
@@ -292,7 +292,7 @@ class SpecialistRouter:
         generation = getattr(model, "creation_timestamp", None) if model is not None else None
         if generation != self._generation:
             self._loaded.clear()  # a deleted and recreated registered model reuses version numbers
-            self._load_failures.clear()
+            status.load_retry = {}  # and its failed loads were other versions'
             self._generation = generation
         serving = serving_from(dict(model.aliases) if model is not None else {},
                                dict(model.tags) if model is not None else {})
@@ -324,8 +324,7 @@ class SpecialistRouter:
         named = {serving.champion_version, split.challenger_version if split else None} - {None}
         if set(status.failed_versions) - named:
             status.failed_versions = {v: e for v, e in status.failed_versions.items() if v in named}
-            status.load_retry_at = {v: n for v, n in status.load_retry_at.items() if v in named}
-            self._load_failures = {k: n for k, n in self._load_failures.items() if k[1] in named}
+            status.load_retry = {v: r for v, r in status.load_retry.items() if v in named}
             still_named = {f"load:{(self._generation, v)}" for v in named}
             self._warned = {w for w in self._warned if not w.startswith("load:") or w in still_named}
         keep = {m.version for m in (state.champion, state.challenger) if m is not None}
@@ -357,7 +356,8 @@ class SpecialistRouter:
         if key in self._loaded:
             return self._loaded[key]
         status = self._status
-        if key in self._load_failures and status.refreshes < status.load_retry_at.get(str(version), 0):
+        failures, retry_at = status.load_retry.get(str(version), (0, 0))
+        if status.refreshes < retry_at:
             return None  # failed lately: not downloaded again before its retry (failed_versions says why)
         from hive_assets import registry
         from hive_assets.features import FEATURE_SCHEMA_VERSION
@@ -376,18 +376,17 @@ class SpecialistRouter:
             model = single_threaded(model)
         except Exception as exc:
             error = _one_line(exc)
-            failures = self._load_failures[key] = self._load_failures.get(key, 0) + 1
+            failures += 1
             # copy-on-write: health() reads these dicts from other threads without a lock
             status.failed_versions = {**status.failed_versions, str(version): error}
-            status.load_retry_at = {**status.load_retry_at, str(version): status.refreshes + min(
-                2 ** (failures - 1), MAX_LOAD_RETRY_REFRESHES)}
+            status.load_retry = {**status.load_retry, str(version): (
+                failures, status.refreshes + min(2 ** (failures - 1), MAX_LOAD_RETRY_REFRESHES))}
             self._warn_once(f"load:{key}", f"{self.specialist}: v{version} does not load ({error}); serving "
                                            f"{self._describe(self._state)}")
             return None
-        self._load_failures.pop(key, None)
         if str(version) in status.failed_versions:
             status.failed_versions = {v: e for v, e in status.failed_versions.items() if v != str(version)}
-            status.load_retry_at = {v: n for v, n in status.load_retry_at.items() if v != str(version)}
+            status.load_retry = {v: r for v, r in status.load_retry.items() if v != str(version)}
             self._warned.discard(f"load:{key}")
             log.warning("%s: v%s loads now", self.specialist, version)
         loaded = _Model(str(version), model)
@@ -421,7 +420,7 @@ class SpecialistRouter:
         stale = age is None or (self.max_staleness is not None and age > self.max_staleness)
         serving = status.registry_serving
         failed = dict(status.failed_versions)
-        retry_at = dict(status.load_retry_at)
+        retry = dict(status.load_retry)
         named = serving.champion_version if serving else None  # the registry's champion at the last read
         current = state.champion is not None and named == state.champion.version
         return {
@@ -444,7 +443,7 @@ class SpecialistRouter:
             "ab_split_error": serving.unreadable if serving else None,
             "failed_versions": failed,
             # refreshes until each failed version is downloaded and tried again (1: at the next refresh)
-            "failed_versions_retry_in": {v: max(retry_at.get(v, 0) - status.refreshes + 1, 1) for v in failed},
+            "failed_versions_retry_in": {v: max(retry.get(v, (0, 0))[1] - status.refreshes + 1, 1) for v in failed},
             "refreshes": status.refreshes,  # registry reads that succeeded since the router started
         }
 

@@ -337,3 +337,14 @@ def test_a_champion_removed_from_the_registry_keeps_serving_but_is_not_healthy(s
     health = router.refresh()
     assert health["ready"] and not health["healthy"] and health["registry_champion_version"] is None
     client.delete_registered_model(registry.model_name("behavior"))
+
+
+def test_a_router_says_refused_not_unreachable(mlflow_server, monkeypatch, caplog):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    uri = mlflow_server.replace("http://", "http://hive:s3cret-pw@") + "/not/mlflow"
+    router = SpecialistRouter("business", uri, refresh_interval=None)
+    assert "s3cret-pw" not in router.tracking_uri + repr(router) and "hive:***@" in router.tracking_uri
+    health = router.refresh()
+    assert not health["registry_reachable"] and health["registry_error"].startswith("refused: HTTP 404: no MLflow API")
+    assert any("model registry refused the request (HTTP 404" in r.getMessage() for r in caplog.records)
+    assert "s3cret-pw" not in str(health) + caplog.text
