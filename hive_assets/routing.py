@@ -11,10 +11,13 @@ import hashlib
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+#: the smallest challenger share a bucket can tell apart (1 unit in a million): a smaller one routes nobody
+#: more than it would, so a test refuses to open there
+MIN_TRAFFIC_PERCENT = 0.0001
 
 
 def bucket(salt: str, intent_id: str) -> float:
-    """Position of a unit in [0, 100), with 0.0001 resolution."""
+    """Position of a unit in [0, 100), with MIN_TRAFFIC_PERCENT resolution."""
     digest = hashlib.sha256(f"{salt}\x1f{intent_id}".encode()).digest()
     return (int.from_bytes(digest[:8], "big") % 1_000_000) / 10_000.0
 

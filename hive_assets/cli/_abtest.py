@@ -15,6 +15,7 @@ import sys
 
 from hive_assets.cli import _dagster
 from hive_assets.cli._args import add_specialist, add_verb, iso_datetime, positive_float, version_number
+from hive_assets.routing import MIN_TRAFFIC_PERCENT
 
 
 ENV = ("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "MONGODB_DATABASE", "MLFLOW_TRACKING_URI")
@@ -22,9 +23,13 @@ ENV = ("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "MONGODB_DATABASE", "MLFLOW_T
 
 def traffic_percent(text: str) -> float:
     value = positive_float(text)
+    if value < MIN_TRAFFIC_PERCENT:
+        raise argparse.ArgumentTypeError(f"must be a share in [{MIN_TRAFFIC_PERCENT:g}, 100), got {text!r}: routing "
+                                         "tells shares apart to one unit in a million")
     if value >= 100:
-        raise argparse.ArgumentTypeError(f"must be a share in (0, 100), got {text!r}: at 100 % no champion arm is "
-                                         "left to compare with (a promotion takes it there: `hive deploy promote`)")
+        raise argparse.ArgumentTypeError(f"must be a share in [{MIN_TRAFFIC_PERCENT:g}, 100), got {text!r}: at 100 % "
+                                         "no champion arm is left to compare with (a promotion takes it there: "
+                                         "`hive deploy promote`)")
     return value
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from hive_assets import clock
 from hive_assets.data.store.base import DocumentStore
+from hive_assets.routing import MIN_TRAFFIC_PERCENT
 
 RUNNING = "running"
 SUPERSEDED = "superseded"
@@ -42,8 +43,9 @@ def open_test(store: DocumentStore, specialist: str, champion_version: str, chal
 
     A running test of an older challenger is closed as superseded: one test per specialist at a time.
     """
-    if not 0 < traffic_percent < 100:  # 100 % leaves no champion arm: only a promotion takes traffic there
-        raise ValueError(f"a test opens with a challenger share in (0, 100) %, got {traffic_percent:g}")
+    if not MIN_TRAFFIC_PERCENT <= traffic_percent < 100:  # 100 % leaves no champion arm: only a promotion does
+        raise ValueError(f"a test opens with a challenger share in [{MIN_TRAFFIC_PERCENT:g}, 100) % (the routing's "
+                         f"resolution is one unit in a million), got {traffic_percent:g}")
     now = (now or clock.now()).astimezone(timezone.utc)
     current = running_test(store, specialist)
     if current is not None and str(current["challenger_version"]) == str(challenger_version):

@@ -377,7 +377,11 @@ BAD = {
     "unknown option": (("report", "--verbose"), "unrecognized arguments: --verbose"),
     # a test opened at 100 % has no champion arm: it served the untested challenger alone for 14 days
     "a test with no champion arm": (("ab-test", "start", "--specialist", "business", "--new-version", "2",
-                                     "--traffic", "100"), "argument --traffic: must be a share in (0, 100), got '100'"),
+                                     "--traffic", "100"),
+                                    "argument --traffic: must be a share in [0.0001, 100), got '100'"),
+    # under the routing's resolution (a unit in a million) a share routes what 0.0001 % does, not less
+    "a share routing cannot tell apart": (("ab-test", "start", "--specialist", "business", "--new-version", "2",
+                                           "--traffic", "1e-300"), "must be a share in [0.0001, 100), got '1e-300'"),
     "expanded to no champion arm": (("ab-test", "expand", "--specialist", "business", "--traffic", "100"),
                                     "at 100 % no champion arm is left to compare with"),
 }

@@ -202,8 +202,21 @@ def test_failing_gate_blocks_registration_of_that_partition_only(platform_env):
 
 def test_a_failing_training_step_leaves_its_mlflow_run_failed(platform_env):
     """trained_model fails on data it cannot train on (no validation rows); its MLflow run, created before
-    the failure and reused by the step's retries, ends FAILED, not RUNNING."""
+    the failure and reused by the step's retries, ends FAILED, not RUNNING. Before it starts its own, the step
+    ends the RUNNING MLflow runs of its specialist whose Dagster run ended (a run that failed while MLflow was
+    down could not end its own), and leaves another specialist's and a live run's alone."""
     store, resources, instance, client = platform_env
+    experiment_id = client.create_experiment(resources["mlflow"].experiment_name)
+    job = build_defs().resolve_job_def("retrain_specialist")
+
+    def left_running(specialist, status):
+        dagster_run = instance.create_run_for_job(job, status=status, tags={"dagster/partition": specialist})
+        return client.create_run(experiment_id, tags={"dagster.run_id": dagster_run.run_id,
+                                                      "dagster.partition": specialist}).info.run_id
+
+    interrupted = left_running("technical", dg.DagsterRunStatus.FAILURE)
+    others = [left_running("business", dg.DagsterRunStatus.FAILURE),
+              left_running("technical", dg.DagsterRunStatus.STARTED)]
     from hive_assets.defs.partitions import specialist_partitions
     from hive_assets.defs.training.assets import trained_model
     from hive_assets.simulator import make_plans, policy_label
@@ -226,6 +239,10 @@ def test_a_failing_training_step_leaves_its_mlflow_run_failed(platform_env):
     experiment = client.get_experiment_by_name(resources["mlflow"].experiment_name)
     runs = client.search_runs([experiment.experiment_id], f"tags.`dagster.run_id` = '{result.run_id}'")
     assert len(runs) == 1 and runs[0].info.status == "FAILED"
+    ended = client.get_run(interrupted)
+    assert ended.info.status == "FAILED"
+    assert f"the training of run {result.run_id}" in ended.data.tags[registry.FAILURE_REASON_TAG]
+    assert [client.get_run(r).info.status for r in others] == ["RUNNING", "RUNNING"]
 
 
 def _failure(result) -> str:

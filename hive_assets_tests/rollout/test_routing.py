@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hive_assets.routing import CHALLENGER, CHAMPION, assign_arm, bucket
+from hive_assets.routing import CHALLENGER, CHAMPION, MIN_TRAFFIC_PERCENT, assign_arm, bucket
 
 SALT = "a1b2c3d4e5f60718"
 
@@ -76,3 +76,21 @@ def test_buckets_are_uniform(million_buckets):
     from scipy import stats
 
     assert stats.kstest(million_buckets[:20_000] / 100.0, "uniform").pvalue > 0.001
+
+
+def test_no_share_under_the_resolution_routes_fewer_units_and_a_test_refuses_it(million_buckets, tmp_path):
+    from datetime import datetime, timezone
+
+    from hive_assets.data import SQLiteStore
+    from hive_assets.rollout import open_test
+
+    # a share under the resolution routes the units at bucket 0, exactly as the smallest share does
+    at_zero = np.flatnonzero(million_buckets == 0.0)
+    for tiny in (1e-300, 1e-9, MIN_TRAFFIC_PERCENT / 2):
+        assert np.array_equal(np.flatnonzero(million_buckets < tiny), at_zero)
+    assert np.array_equal(np.flatnonzero(million_buckets < MIN_TRAFFIC_PERCENT), at_zero)
+    store, now = SQLiteStore(tmp_path / "store.sqlite"), datetime(2026, 1, 5, tzinfo=timezone.utc)
+    with pytest.raises(ValueError, match=r"share in \[0.0001, 100\) %"):
+        open_test(store, "business", "1", "2", 1e-300, now)
+    opened, created = open_test(store, "business", "1", "2", MIN_TRAFFIC_PERCENT, now)
+    assert created and opened["traffic_percent"] == MIN_TRAFFIC_PERCENT

@@ -127,6 +127,15 @@ def fix_orphans(instance: dg.DagsterInstance, store: DocumentStore, report: runs
     return done
 
 
+def end_interrupted_mlflow_runs(instance: dg.DagsterInstance, store: DocumentStore, client, specialist: str, *,
+                                by: str) -> list[str]:
+    """The MLflow half of the run-start check, for a step that reaches MLflow anyway (training): RUNNING MLflow
+    runs of `specialist` whose Dagster run ended (one that failed while MLflow was down could not end its own)
+    are ended FAILED, so the next training completes what the failure interrupted, not `hive doctor --fix`."""
+    report = find_orphans(instance, store, client, specialist=specialist)
+    return fix_orphans(instance, store, runs.OrphanReport(mlflow_runs=report.mlflow_runs), client, by=by)
+
+
 def _release(store: DocumentStore, lease: dict[str, Any], reason: str) -> bool:
     current = store.find_one(runs.COLLECTION, {"lease_id": lease["lease_id"]})
     # only the holder the report saw, and only while it is still stale (a heartbeat since revives it)

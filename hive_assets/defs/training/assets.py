@@ -12,6 +12,7 @@ from hive_assets.defs.k8s import TRAINING_POD_TAGS
 from hive_assets.defs.catalog import OWNERS, TRAINING
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
+from hive_assets.defs.runs.doctor import end_interrupted_mlflow_runs
 from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
 from hive_assets.defs.runs.interrupts import no_retry_after_ctrl_c
 from hive_assets.evaluation import confusion_matrix_png, point_metrics, reliability_diagram_png
@@ -94,6 +95,10 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
                                      decision_id=f"skip:{specialist}:{context.run_id}")
         context.log.info(message)
         return
+    with document_store.open() as store:
+        for line in end_interrupted_mlflow_runs(context.instance, store, client, specialist,
+                                                by=f"the training of run {context.run_id}"):
+            context.log.warning(f"run-start check: {line}")
     experiment_id = mlflow.experiment_id(client)
     tags = {"dagster.run_id": context.run_id, "dagster.partition": specialist, "specialist_type": specialist,
             "data_snapshot_hash": snapshot, "feature_schema_version": FEATURE_SCHEMA_VERSION}
