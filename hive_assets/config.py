@@ -25,7 +25,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 SPECIALISTS: tuple[str, ...] = ("business", "technical", "behavior", "evolution", "architecture")
 CLASSES: tuple[str, ...] = ("approve", "reject", "review_required")
@@ -146,6 +146,24 @@ def mlflow_tracking_uri() -> str:
 PRODUCTION = "production"
 _ENVIRONMENTS = ("local", PRODUCTION)
 OBJECT_STORAGE_SCHEMES = ("s3", "gs")
+#: an object-storage URL the io_manager writes to: the scheme in lowercase, `://`, a bucket name as S3 and GCS
+#: accept one (lowercase letters, digits, '.', '-', '_'), then an optional prefix
+OBJECT_STORAGE_URL = re.compile(r"(s3|gs)://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?")
+_LOOKS_LIKE_A_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:/")  # not a drive letter, not a name with a colon
+ASSET_STORAGE_FORMS = "s3://BUCKET[/PREFIX] or gs://BUCKET[/PREFIX], the bucket in lowercase letters, digits, '.', '-'"
+
+
+def asset_storage_uri() -> str:
+    """HIVE_ASSET_STORAGE: an object-storage URL or a local directory; "" when unset. A value that looks like a
+    URL and is not one of those (`s3:/bucket`, `S3://bucket`, `s3://` with no bucket) is an error: resolved as
+    a directory, it used to write the outputs to a local path named after it."""
+    raw = _raw("HIVE_ASSET_STORAGE")
+    if raw is None:
+        return ""
+    if _LOOKS_LIKE_A_URL.match(raw) and not OBJECT_STORAGE_URL.fullmatch(raw):
+        raise ConfigError(f"HIVE_ASSET_STORAGE must be {ASSET_STORAGE_FORMS}, or a local directory; got "
+                          f"{redact_uri(raw)!r}")
+    return raw
 
 
 def hive_env() -> str:
@@ -175,6 +193,8 @@ def production_problems() -> list[str]:
         problems.append("HIVE_ASSET_STORAGE is not set")
     elif urlsplit(storage).scheme not in OBJECT_STORAGE_SCHEMES:
         problems.append(f"HIVE_ASSET_STORAGE must be an s3:// or gs:// URL, got {redact_uri(storage)!r}")
+    elif not OBJECT_STORAGE_URL.fullmatch(storage):
+        problems.append(f"HIVE_ASSET_STORAGE must be {ASSET_STORAGE_FORMS}, got {redact_uri(storage)!r}")
     elif urlsplit(storage).scheme == "gs" and importlib.util.find_spec("gcsfs") is None:
         problems.append("HIVE_ASSET_STORAGE is a gs:// URL but the gcsfs package is not installed (pip install gcsfs)")
     return problems
@@ -236,16 +256,30 @@ def dagster_home(home: Path | None = None) -> Path:
     return Path(explicit).resolve() if explicit else (home or hive_home()) / "dagster"
 
 
+def uri_userinfo(uri: str) -> tuple[str, str | None, str] | None:
+    """(user, password or None, what follows the '@') of `scheme://user[:password]@...`, else None. The
+    userinfo runs to the last '@' before the query, so a password with an unescaped '/' or '@' (which
+    `urlsplit` cuts short: its start became the host) is still all of it."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        return None
+    query = rest.find("?")
+    at = rest.rfind("@", 0, query if query >= 0 else len(rest))
+    if at < 0:
+        return None
+    user, colon, password = rest[:at].partition(":")
+    return user, (password if colon else None), rest[at + 1:]
+
+
 def redact_uri(uri: str | None) -> str:
     """The URI with any password replaced by ***, safe for logs and UI metadata."""
     if not uri:
         return ""
-    parts = urlsplit(uri)
-    if parts.password is None:
+    userinfo = uri_userinfo(uri)
+    if userinfo is None or userinfo[1] is None:
         return uri
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    user, _password, rest = userinfo
+    return f"{uri.partition('://')[0]}://{user}:***@{rest}"
 
 
 _URI_PASSWORD = re.compile(r"(://[^/\s:@'\"]*:)[^@\s/'\"]+@")
@@ -326,11 +360,12 @@ class Settings:
             data_collection_days=env_int("DATA_COLLECTION_DAYS", 90, low=1, high=36_500),
             min_confidence=env_float("MIN_CONFIDENCE", 0.7, low=0, high=1),
             retraining_feedback_threshold=env_int("RETRAINING_FEEDBACK_THRESHOLD", 100, low=1),
-            ab_test_label_maturity_hours=env_float("AB_TEST_LABEL_MATURITY_HOURS", 48.0, low=0),
+            # 0 would freeze every label at its unit's serving instant: no test could ever count one
+            ab_test_label_maturity_hours=env_float("AB_TEST_LABEL_MATURITY_HOURS", 48.0, low=0, low_open=True),
             ab_test_max_duration_days=env_float("AB_TEST_MAX_DURATION_DAYS", 14.0, low=0, low_open=True),
             ab_test_check_interval_minutes=env_float("AB_TEST_CHECK_INTERVAL_MINUTES", 60.0, low=0, low_open=True),
             mirror_production_stage=env_bool("HIVE_MIRROR_PRODUCTION_STAGE", False),
-            asset_storage_uri=_raw("HIVE_ASSET_STORAGE") or "",
+            asset_storage_uri=asset_storage_uri(),
             retrain_max_runtime_seconds=retrain_max_runtime_seconds(),
             lease_ttl_seconds=env_int("HIVE_LEASE_TTL_SECONDS", 120, low=5),
             lease_wait_seconds=env_int("HIVE_LEASE_WAIT_SECONDS", 60, low=0),

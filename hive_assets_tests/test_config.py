@@ -3,6 +3,7 @@ true/false, 1/0, yes/no in any case, and the homes resolve against the working d
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,8 @@ def test_well_formed_values_are_read(monkeypatch):
     ("AB_TESTING_ENABLED", "2", "AB_TESTING_ENABLED must be one of true/false, 1/0, yes/no, got '2'"),
     ("AB_TEST_LABEL_MATURITY_HOURS", "2d", "AB_TEST_LABEL_MATURITY_HOURS must be a number, got '2d'"),
     ("AB_TEST_MAX_DURATION_DAYS", "0", "AB_TEST_MAX_DURATION_DAYS must be > 0, got '0'"),
+    # a window of 0 h freezes every label at its serving instant: every test ran to its maximum, no verdict
+    ("AB_TEST_LABEL_MATURITY_HOURS", "0", "AB_TEST_LABEL_MATURITY_HOURS must be > 0, got '0'"),
     ("AB_TEST_CHECK_INTERVAL_MINUTES", "hourly", "AB_TEST_CHECK_INTERVAL_MINUTES must be a number, got 'hourly'"),
 ])
 def test_a_malformed_value_is_a_config_error_naming_the_variable(monkeypatch, variable, value, message):
@@ -156,6 +159,16 @@ def test_asset_storage_defaults_to_the_home_and_resolves_a_relative_directory(mo
     assert Settings.from_env().asset_storage == "s3://bucket/prefix"
 
 
+@pytest.mark.parametrize("value", ["s3:/bucket/prefix", "S3://bucket", "gs://", "s3://a b/c", "memory://x"])
+def test_asset_storage_that_looks_like_a_url_and_is_not_one_we_write_is_refused(monkeypatch, tmp_path, value):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HIVE_ASSET_STORAGE", value)
+    with pytest.raises(ConfigError, match=r"HIVE_ASSET_STORAGE must be s3://BUCKET\[/PREFIX\] or gs://BUCKET"):
+        Settings.from_env()
+    monkeypatch.setenv("HIVE_ASSET_STORAGE", "runs:2024/assets")  # a directory with a colon in its name is one
+    assert Settings.from_env().asset_storage == str(tmp_path / "runs:2024" / "assets")
+
+
 def test_production_with_every_service_set_loads(monkeypatch):
     monkeypatch.setenv("HIVE_ENV", "Production")
     for name, value in PRODUCTION.items():
@@ -182,12 +195,17 @@ def test_production_names_each_missing_service_in_one_line(monkeypatch, missing)
     ("MLFLOW_TRACKING_URI", "mlruns", "MLFLOW_TRACKING_URI must be an http(s):// URL"),
     ("HIVE_ASSET_STORAGE", "/var/hive/assets", "HIVE_ASSET_STORAGE must be an s3:// or gs:// URL, got '/var/hive/assets'"),
     ("HIVE_ASSET_STORAGE", "file:///var/hive", "HIVE_ASSET_STORAGE must be an s3:// or gs:// URL"),
+    # an object-storage URL that fsspec would not write where it says (one slash was a local directory)
+    ("HIVE_ASSET_STORAGE", "s3:/hive-assets/prod", "HIVE_ASSET_STORAGE must be s3://BUCKET[/PREFIX] or gs://BUCKET"),
+    ("HIVE_ASSET_STORAGE", "S3://hive-assets/prod", "HIVE_ASSET_STORAGE must be s3://BUCKET[/PREFIX] or gs://BUCKET"),
+    ("HIVE_ASSET_STORAGE", "s3://", "HIVE_ASSET_STORAGE must be s3://BUCKET[/PREFIX] or gs://BUCKET"),
+    ("HIVE_ASSET_STORAGE", "s3://Hive_Assets!/x", "HIVE_ASSET_STORAGE must be s3://BUCKET[/PREFIX] or gs://BUCKET"),
 ])
 def test_production_refuses_embedded_values_too(monkeypatch, variable, value, expected):
     monkeypatch.setenv("HIVE_ENV", "production")
     for name, v in {**PRODUCTION, variable: value}.items():
         monkeypatch.setenv(name, v)
-    with pytest.raises(ConfigError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=re.escape(expected)):
         Settings.from_env()
 
 

@@ -127,12 +127,13 @@ class DeprecatedAlias(argparse.Action):
 
 
 def add_specialist(parser: argparse.ArgumentParser, *, one: bool = False, required: bool = False,
-                   default: str | None = "all", deprecated: tuple[str, ...] = ()) -> None:
+                   default: str | None = "all", deprecated: tuple[str, ...] = (), note: str = "") -> None:
     """`--specialist`, the same on every verb: one name (`one`), or 'all' / a name / a comma-separated
     list. `deprecated`: old spellings still accepted (a one-line note on stderr); with `required`, one of
-    them satisfies it."""
+    them satisfies it. `note`: what the selection means on this verb, when it is not the obvious."""
     kind = one_specialist if one else specialists
-    help_text = "the specialist" if one else "'all', a specialist, or a comma-separated list"
+    help_text = ("the specialist" if one else "'all', a specialist, or a comma-separated list") + (
+        f": {note}" if note else "")
     target = parser.add_mutually_exclusive_group(required=True) if required and deprecated else parser
     if deprecated:
         default = None if required else default

@@ -66,7 +66,7 @@ def production_instance_problem(explicit_home: str | None, directory: Path) -> s
     or storage that lives on this disk (SQLite, Dagster's default when `storage` / `run_storage` is absent)."""
     import yaml
 
-    where = ("the deployment's instance directory: the Helm chart mounts it in every pod; outside Helm, "
+    where = ("the deployment's instance directory: deploy/helm/values.yaml mounts it in every pod; outside Helm, "
              "deploy/dagster.yaml in it")
     if not explicit_home:
         return f"DAGSTER_HOME is not set: point it at {where}"

@@ -65,7 +65,7 @@ def add_parsers(sub) -> None:
                         "days, e.g. 1 6: retrains at fixed points to compare their cost as the traffic grows")
     p.add_argument("--start", type=iso_datetime,
                    help="ISO-8601 start of the simulated period (default: the end of the stored history)")
-    add_specialist(p)
+    add_specialist(p, note="whose story is printed; every specialist is played (each needs a champion)")
     p.add_argument("--log-file", type=Path,
                    help="where the Dagster and MLflow logs of the runs go (default: $HIVE_HOME/loop.log; appended)")
     p.add_argument("--json", action="store_true", help="print the timeline and champions as JSON (default: text)")

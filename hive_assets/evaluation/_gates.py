@@ -3,6 +3,7 @@ and the data gates. Each verdict names, per failure, the metric, its value, the 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,7 +73,11 @@ def evaluate_gates(metrics: dict[str, float], floors: dict[str, float] | None = 
     failures = []
     for name, threshold in (floors or minimum_metrics()).items():
         value = float(metrics.get(name, 0.0))
-        if value < threshold:
+        if not math.isfinite(value):  # NaN compares False with any bound: it passed as if it were above
+            failures.append({"metric": name, "value": None, "threshold": threshold, "shortfall": None,
+                             "interval": None, "text": f"{name} could not be computed ({value}): >= {threshold:.2f} "
+                                                       "not shown"})
+        elif value < threshold:
             interval = (intervals or {}).get(name)
             failures.append({"metric": name, "value": value, "threshold": threshold, "shortfall": threshold - value,
                              "interval": list(interval) if interval is not None else None,
@@ -85,6 +90,11 @@ def evaluate_gates(metrics: dict[str, float], floors: dict[str, float] | None = 
 def calibration_gate(ece: float, bound: float = MAX_ECE, noise_floor: float = 0.0) -> GateVerdict:
     """Expected calibration error on the test split at most `bound` (blocking), after subtracting the
     estimator's `noise_floor` on this many rows (see `ece_noise_floor`)."""
+    if not (math.isfinite(ece) and math.isfinite(noise_floor)):  # NaN <= bound is False, max(0, NaN) is 0.0
+        return GateVerdict(False, [{"metric": "ece", "value": None, "raw_value": None, "noise_floor": None,
+                                    "threshold": bound, "excess": None, "interval": None,
+                                    "text": f"ECE could not be computed (raw {ece}, noise floor {noise_floor}): "
+                                            f"<= {bound:.2f} not shown"}])
     debiased = max(0.0, ece - noise_floor)
     # the compared value first, then where it comes from: "debiased ECE 0.034 <= 0.05 (raw ECE 0.054 minus
     # noise floor 0.020)" never reads as the raw value passing a bound it exceeds
@@ -147,4 +157,14 @@ def training_data_problems(frame: pd.DataFrame, min_training_samples: int = DEFA
         share = float(shares.get(c, 0.0))
         if share < MIN_CLASS_SHARE:
             problems.append(f"class {c} is {share:.1%} of labels (< {MIN_CLASS_SHARE:.0%})")
+    if "split" in frame and len(frame) and not problems:
+        # the split is by time: a class that stopped being used is absent from the latest plans, and the
+        # calibration and the model choice on validation cannot score a class they never see
+        for part in ("train", "validation"):
+            present = set(frame.loc[frame["split"] == part, "label"])
+            missing = [c for c in CLASSES if c not in present]
+            if missing:
+                problems.append(f"class {', '.join(missing)} has no rows in the {part} split "
+                                f"({int((frame['split'] == part).sum())} rows, split by time): calibration and the "
+                                "model choice cannot score it")
     return problems

@@ -1,10 +1,10 @@
 """One drift check for one specialist: its recent window against its champion's training reference.
 
-The window is every plan the specialist gave an opinion on in (now - window, now], joined to its plan
-by `hive_assets.data.collect` (validated plans from the ledger and plain plan documents; malformed
-ones left out) with no intent-confidence filter: the model saw those plans whatever the NLU's
-confidence. Features come from `hive_assets.features.features_frame`, the training path. Prediction
-drift uses the recommendations of the opinions the champion version itself served (the window may
+The window is every plan the specialist gave an opinion on in [now - window, now] (both ends included, as
+collection reads a window), joined to its plan by `hive_assets.data.collect` (validated plans from the ledger
+and plain plan documents; malformed ones left out) with no intent-confidence filter: the model saw those plans
+whatever the NLU's confidence. Features come from `hive_assets.features.features_frame`, the training path.
+Prediction drift uses the recommendations of the opinions the champion version itself served (the window may
 also hold a challenger's or a pre-platform model's). The statistics and the noise-aware decision are
 `feature_drift` and `drift_decision` (hive_assets.monitoring._drift). Nothing is written here: the
 sensor and `hive drift check` decide whether a drift retrains now or is held (`drift_trigger`), record

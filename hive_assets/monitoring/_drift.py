@@ -549,10 +549,14 @@ def drift_decision(
                       f"(largest {corrected_score:.3f}; the small-sample bias at n={n} is "
                       f"{verdicts[drift_feature]['psi_bias']:.3f} on {drift_feature})")
         else:
-            top = max((v for v in verdicts.values() if v["psi_corrected"] is not None),
-                      key=lambda v: v["psi_corrected"])
-            reason = (f"bias-corrected PSI {corrected_score:.3f} > threshold {threshold} but within sampling noise "
-                      f"(p {top['psi_noise_pvalue']} >= {level:.2g})")
+            name, top = max(((k, v) for k, v in verdicts.items() if v["psi_corrected"] is not None),
+                            key=lambda item: item[1]["psi_corrected"])
+            if top["psi_noise_pvalue"] is None:  # a feature missing in most rows: too few of them to test
+                reason = (f"bias-corrected PSI {corrected_score:.3f} on {name} > threshold {threshold}, but only "
+                          f"{top['n']} rows have {name} (fewer than min_rows={min_rows}): not tested against noise")
+            else:
+                reason = (f"bias-corrected PSI {corrected_score:.3f} on {name} > threshold {threshold} but within "
+                          f"sampling noise (p {top['psi_noise_pvalue']:.2g} >= {level:.2g})")
         if prediction is not None:
             reason += (f"; class-mix PSI {prediction['psi']:.3f}"
                        + (f" (bias-corrected {prediction['psi_corrected']:.3f})" if prediction["psi_corrected"] is not None else "")

@@ -11,9 +11,11 @@ Priority of one candidate (all terms in [0, 1], summed with `PriorityWeights`):
 Diversity: the queue is filled greedily by `priority x min(1, distance to the nearest chosen / scale)`
 on standardised features, so a cluster of near-duplicates yields one request, not hundreds.
 
-The random share: `round(random_share x budget)` candidates are drawn uniformly from the whole pool
-*before* the active choice, and marked `random`: they are a simple random sample of the recent unlabelled
-opinions (inclusion probability known and equal), the only requested labels the decisions may use.
+The random share: `random_share x budget` candidates (rounded at random to a whole number, so the share holds
+on average at any budget) are drawn uniformly from the whole pool *before* the active choice, and marked
+`random`: they are a simple random sample of the recent unlabelled opinions (inclusion probability known and
+equal), the only requested labels the decisions may use. A budget that covers the whole pool asks every
+candidate: a census, all `random` with inclusion probability 1.
 """
 
 from __future__ import annotations
@@ -153,8 +155,9 @@ def diverse_top(score: np.ndarray, points: np.ndarray, k: int, eligible: np.ndar
 
 def choose_queue(score: np.ndarray, points: np.ndarray, budget: int, random_share: float,
                  rng: np.random.Generator, reasons: Sequence[str] | None = None) -> QueueChoice:
-    """Fill a queue of `budget` requests from the pool: round(random_share x budget) uniformly at random
-    (marked RANDOM), drawn first, then the rest by diverse priority among the remaining candidates (ACTIVE)."""
+    """Fill a queue of `budget` requests from the pool: random_share x budget uniformly at random (rounded
+    at random to a whole number; marked RANDOM), drawn first, then the rest by diverse priority among the
+    remaining candidates (ACTIVE). A budget that covers the pool asks every candidate, all RANDOM (p = 1)."""
     if budget < 0:
         raise ValueError(f"budget must be >= 0, got {budget}")
     if not 0.0 <= random_share <= 1.0:
@@ -162,7 +165,16 @@ def choose_queue(score: np.ndarray, points: np.ndarray, budget: int, random_shar
     score = np.asarray(score, dtype=float)
     n = score.size
     budget = min(int(budget), n)
-    k_random = min(int(round(random_share * budget)), n)
+    if budget == n:
+        # the budget covers the pool: every candidate is asked, a census, so every label is as unbiased as a
+        # random one (inclusion probability 1), not an active pick the decisions would have to drop
+        k_random = n
+    else:
+        # randomized rounding: the random share is random_share x budget on average at any budget (rounding
+        # left none at a budget of 2); a whole number draws nothing, so such queues are as before
+        k_random = int(random_share * budget)
+        if (fraction := random_share * budget - k_random) > 0 and rng.random() < fraction:
+            k_random += 1
     random_idx = np.sort(rng.choice(n, size=k_random, replace=False)) if k_random else np.empty(0, dtype=int)
     eligible = np.ones(n, dtype=bool)
     eligible[random_idx] = False

@@ -484,6 +484,9 @@ def test_a_malformed_environment_value_names_the_variable(shell, variable, value
     ("MONGODB_URI", "mongodb://hive:Pw@S3cret77@127.0.0.1:27017/",
      "MONGODB_URI is not a usable MongoDB URI (mongodb://hive:***@127.0.0.1:27017/): Username and password must"),
     ("MONGODB_URI", "mongo://127.0.0.1/", "MONGODB_URI is not a usable MongoDB URI (mongo://127.0.0.1/): Invalid URI"),
+    # the same '/' in a MongoDB password: the whole URI was printed, the password in clear
+    ("MONGODB_URI", "mongodb://hive:S3cret/Passw0rdXYZ@127.0.0.1:27017/",
+     "MONGODB_URI is not a usable MongoDB URI (mongodb://hive:***@127.0.0.1:27017/): "),
 ])
 def test_a_malformed_service_uri_is_one_line_exit_2_without_the_password(shell, variable, value, message):
     cwd, env = shell

@@ -49,3 +49,23 @@ def test_a_rare_class_is_named():
     problems = training_data_problems(frame, 300)
     assert problems == ["class review_required is 2.0% of labels (< 5%)"]
     assert training_data_problems(frame.iloc[:900].assign(label=["approve", "reject", "review_required"] * 300), 300) == []
+
+
+def test_a_class_absent_from_the_train_or_validation_split_is_named():
+    """A class can be 6 % of the labels and absent from the validation split (the split is by time: a class
+    reviewers stopped using): calibration then failed with sklearn's IndexError inside training."""
+    import pandas as pd
+
+    train = ["approve", "reject"] * 329 + ["review_required"] * 42
+    validation = ["approve", "reject"] * 75
+    test = ["approve", "reject"] * 66 + ["review_required"] * 18
+    frame = pd.DataFrame({"label": train + validation + test,
+                          "split": ["train"] * 700 + ["validation"] * 150 + ["test"] * 150})
+    assert frame["label"].value_counts(normalize=True)["review_required"] >= 0.05
+    assert training_data_problems(frame, 300) == [
+        "class review_required has no rows in the validation split (150 rows, split by time): calibration and the "
+        "model choice cannot score it"]
+    swapped = frame.assign(split=frame["split"].replace({"train": "validation", "validation": "train"}))
+    assert training_data_problems(swapped, 300)[0].startswith("class review_required has no rows in the train split")
+    frame.loc[frame.index[700], "label"] = "review_required"  # one row of it in validation is enough to fit
+    assert training_data_problems(frame, 300) == []

@@ -36,7 +36,7 @@ from dagster_k8s import K8sRunLauncher
 from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import UserDefinedDagsterK8sConfig, construct_dagster_k8s_job, get_user_defined_k8s_config
 
-from hive_assets.config import Settings, retrain_max_runtime_seconds
+from hive_assets.config import OBJECT_STORAGE_URL, Settings, retrain_max_runtime_seconds
 from hive_assets.defs import build_defs
 from hive_assets.defs.k8s import SMALL_RESOURCES, TRAINING_POD_TAGS, TRAINING_RESOURCES
 from hive_assets_tests.deploy import pod_security
@@ -434,7 +434,7 @@ def test_the_config_map_manifest_is_valid(monkeypatch):
     # production mode with outputs in object storage, for every pod that loads the definitions
     deployment = {key: manifest["data"].pop(key) for key in DEPLOYMENT_SETTINGS}
     assert deployment["HIVE_ENV"] == "production"
-    assert deployment["HIVE_ASSET_STORAGE"].startswith(("s3://", "gs://"))
+    assert OBJECT_STORAGE_URL.fullmatch(deployment["HIVE_ASSET_STORAGE"])
     monkeypatch.setenv("HIVE_RETRAIN_MAX_RUNTIME_SECONDS", deployment["HIVE_RETRAIN_MAX_RUNTIME_SECONDS"])
     assert retrain_max_runtime_seconds() == 14400
     # every other key is a setting the platform reads (SPEC section 9), none is a credential
@@ -675,3 +675,24 @@ def test_the_run_worker_service_account_has_no_token_and_no_role():
     # nothing in deploy/ binds a Role to it
     texts = [p.read_text() for p in (REPO / "deploy").rglob("*.yaml")]
     assert not any(re.search(r"kind:\s*(Cluster)?RoleBinding", text) for text in texts)
+
+
+def test_the_code_server_mounts_the_instance_so_hive_doctor_runs_there():
+    """The chart mounts the instance's dagster.yaml in its own pods and the launcher in run pods, not in code
+    servers: `hive doctor` in the code server refused ("DAGSTER_HOME ... has no dagster.yaml"). The code
+    server mounts the launcher's own ConfigMap at $DAGSTER_HOME/dagster.yaml, beside the shared volumes."""
+    deployment = user_deployment()
+    instance_config_map = launcher_config_from_values(VALUES)["instance_config_map"]
+    volumes = {v["name"]: v for v in deployment["volumes"]}
+    mounts = {m["name"]: m for m in deployment["volumeMounts"]}
+    instance = [name for name, v in volumes.items() if v.get("configMap", {}).get("name") == instance_config_map]
+    assert len(instance) == 1
+    assert mounts[instance[0]] == {"name": instance[0], "mountPath": "/opt/dagster/dagster_home/dagster.yaml",
+                                   "subPath": "dagster.yaml", "readOnly": True}
+    dockerfile = (REPO / "deploy" / "Dockerfile").read_text()
+    assert "DAGSTER_HOME=/opt/dagster/dagster_home" in dockerfile  # where `hive` looks for it
+    shared = {v["name"] for v in VALUES["dagsterDaemon"]["volumes"]}
+    assert set(volumes) == shared | {instance[0]}
+    daemon = VALUES["dagsterDaemon"]
+    assert [m for m in deployment["volumeMounts"] if m["name"] != instance[0]] == daemon["volumeMounts"]
+    assert [v for v in deployment["volumes"] if v["name"] != instance[0]] == daemon["volumes"]

@@ -290,3 +290,22 @@ def test_a_failed_gate_never_prints_its_value_equal_to_its_bound():
     assert calibration_gate(0.09, 0.05).describe() == "ECE 0.090 > 0.05 (over by 0.040)"  # 3 decimals when they do
     assert evaluate_gates({"accuracy": 0.64996}, {"accuracy": 0.65}).describe() == \
         "accuracy = 0.64996 < 0.65 (short by 0.00004)"
+
+
+@pytest.mark.parametrize("gate", ["accuracy", "raw ece", "noise floor"])
+def test_a_metric_that_could_not_be_computed_fails_its_gate(gate):
+    """NaN compares False with any bound, so `nan < 0.65` let a NaN accuracy through, and max(0, nan - floor)
+    turned a NaN ECE into a debiased 0.000 that passed."""
+    import json
+
+    from hive_assets.evaluation._gates import calibration_gate, evaluate_gates
+
+    nan = float("nan")
+    verdict = {"accuracy": lambda: evaluate_gates({"accuracy": nan, "macro_f1": 0.9},
+                                                  {"accuracy": 0.65, "macro_f1": 0.6}),
+               "raw ece": lambda: calibration_gate(nan, 0.05, 0.02),
+               "noise floor": lambda: calibration_gate(0.03, 0.05, nan)}[gate]()
+    assert not verdict.passed and len(verdict.failures) == 1
+    assert "could not be computed" in verdict.describe() and "not shown" in verdict.describe()
+    json.dumps(verdict.failures, allow_nan=False)  # no NaN reaches the check's JSON metadata
+    assert calibration_gate(0.03, 0.05, 0.0).passed  # a finite value still decides

@@ -384,3 +384,26 @@ def test_the_noise_pvalue_has_a_finite_log_where_it_underflows():
     a, y = 4.5, 700.0
     series = (a - 1) * math.log(y) - y + math.log1p((a - 1) / y) - math.lgamma(a)
     assert series == pytest.approx(stats.chi2.logsf(2 * y, 9), rel=1e-5)
+
+
+def test_a_feature_with_too_few_rows_to_test_says_so_instead_of_a_p_value():
+    """A 300-row window where half the rows lack num_tasks and the rest moved 3 SD: its corrected PSI is far
+    above the threshold but 150 rows are under min_rows, so no noise test ran. The reason used to print
+    "within sampling noise (p None >= ...)"."""
+    rng = np.random.default_rng(0)
+
+    def frame(n: int) -> pd.DataFrame:
+        data = {f: rng.normal(0.0, 1.0, n) for f in NUMERIC_FEATURES}
+        data["domain"] = rng.choice(["BUSINESS", "TECHNICAL"], n)
+        return pd.DataFrame(data)
+
+    reference = build_reference(frame(2000), list(rng.choice(["approve", "reject", "review_required"], 2000)))
+    window = frame(300)
+    window.loc[:149, "num_tasks"] = np.nan
+    window.loc[150:, "num_tasks"] += 3.0
+    result = drift_decision(feature_drift(reference, window, None), min_rows=200)
+    feature = result["features"]["num_tasks"]
+    assert feature["n"] == 150 and feature["psi_corrected"] > 0.2 and feature["psi_noise_pvalue"] is None
+    assert result["decision"] == "no_drift"
+    assert "None" not in result["reason"]
+    assert "only 150 rows have num_tasks (fewer than min_rows=200): not tested against noise" in result["reason"]

@@ -78,3 +78,17 @@ def test_random_share_is_spread_through_the_queue_and_bad_arguments_refused():
         choose_queue(np.arange(5.0), np.eye(5), -1, 0.2, np.random.default_rng(0))
     with pytest.raises(ValueError, match="random_share"):
         choose_queue(np.arange(5.0), np.eye(5), 3, 1.5, np.random.default_rng(0))
+
+
+def test_a_budget_that_covers_the_pool_is_a_census_and_a_small_one_keeps_its_random_share_on_average():
+    """30 candidates and a budget of 100 asked all 30 but marked 24 of them active (dropped from every decision)
+    with p = 0.2 for the rest; a budget of 2 had no random share at all (round(0.4) = 0)."""
+    rng = np.random.default_rng(1)
+    census = choose_queue(rng.random(30), rng.normal(size=(30, 4)), 100, 0.2, np.random.default_rng(1))
+    assert sorted(census.index.tolist()) == list(range(30))
+    assert set(census.selection) == {RANDOM} and set(census.inclusion_probability) == {1.0}
+    stream = np.random.default_rng(7)
+    randoms = [choose_queue(np.linspace(0, 1, 50), np.eye(50), 2, 0.2, stream).selection.count(RANDOM)
+               for _ in range(4000)]
+    # 0 or 1 random request a queue, 1 with probability 0.4: the mean within 4 sd of 0.4 over 4,000 queues
+    assert set(randoms) == {0, 1} and abs(np.mean(randoms) - 0.4) < 4 * np.sqrt(0.4 * 0.6 / 4000)

@@ -408,3 +408,16 @@ def test_a_look_is_never_after_the_platform_clock_nor_at_an_unreadable_instant(w
         assert not result.success and expected in description and "\n" not in description
     assert store.count("ab_tests", {"specialist_type": "technical"}) == 0  # no test opened, nothing decided
     assert not ledger(store, "technical", "traffic_step")
+
+
+@pytest.mark.parametrize("field", ["label_maturity_hours", "max_duration_days"])
+def test_a_look_refuses_a_zero_window_in_its_run_config(field):
+    """0 h of label maturity freezes every label at its serving instant (no test could count one); 0 days of
+    maximum ends every test at its first look. The environment refuses both; so does the run config."""
+    from pydantic import ValidationError
+
+    from hive_assets.defs.rollout.assets import AbTestOutcomeConfig
+
+    with pytest.raises(ValidationError, match="greater than 0"):
+        AbTestOutcomeConfig(**{field: 0})
+    assert getattr(AbTestOutcomeConfig(**{field: 0.5}), field) == 0.5

@@ -5,19 +5,21 @@ FAILED, its lease released), and the feedback trigger that its STARTED run block
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import pytest
 
-from hive_assets import registry, runs
+from hive_assets import clock, registry, runs
 from hive_assets.data import SQLiteStore
 from hive_assets.defs import build_defs
+from hive_assets.defs.runs.lease import take
 from hive_assets.defs.monitoring.sensors import feedback_retraining_sensor
 from hive_assets.simulator import simulate
 
@@ -123,3 +125,28 @@ def test_the_next_run_of_the_specialist_marks_a_dead_holder_failed_at_its_start(
     assert released["state"] == runs.RELEASED and look.run_id in released["release_reason"]
     operator = store.find_one(runs.COLLECTION, {"lease_id": runs.lease_id(runs.OPERATOR, "business")})
     assert (operator["owner_run_id"], operator["state"]) == (look.run_id, runs.RELEASED)  # its own, given back
+
+
+def test_a_run_resumed_in_a_new_pod_takes_its_own_stale_lease_back(hive_home):
+    """Run monitoring resumes a run whose pod died under the same run id (`max_resume_run_attempts`): its
+    training lease is its own, stale, held from the dead pod's host. The run-start check must not mark the
+    run itself FAILURE (it did, and run retries then launched a second run beside the resumed one)."""
+    instance = dg.DagsterInstance.get()
+    run = instance.create_run_for_job(build_defs().resolve_job_def("retrain_specialist"),
+                                      status=dg.DagsterRunStatus.STARTED, tags={"dagster/partition": "business"})
+    store = SQLiteStore(hive_home / "store.sqlite")
+    lease, _ = runs.acquire(store, runs.TRAINING, "business", run.run_id, ttl_seconds=120)
+    died = clock.wall_now() - timedelta(seconds=600)
+    store.update_one(runs.COLLECTION, {"lease_id": lease.lease_id},
+                     {"heartbeat_at": died, "expires_at": died + timedelta(seconds=120), "host": "the-dead-pod"})
+    assert runs.stale_reason(store.find_one(runs.COLLECTION, {"lease_id": lease.lease_id}), clock.wall_now())
+
+    holder = take(instance, run.run_id, run.job_name, runs.TRAINING, "business", logging.getLogger(__name__))
+    try:
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
+        held = store.find_one(runs.COLLECTION, {"lease_id": lease.lease_id})
+        assert (held["state"], held["owner_run_id"], held["host"]) == (runs.HELD, run.run_id, runs.this_host())
+        assert runs.stale_reason(held, clock.wall_now()) is None
+    finally:
+        holder.end("test over")
+    assert store.find_one(runs.COLLECTION, {"lease_id": lease.lease_id})["state"] == runs.RELEASED

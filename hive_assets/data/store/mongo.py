@@ -66,7 +66,7 @@ import re
 from datetime import timezone
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 import bson
 import pymongo
@@ -82,7 +82,7 @@ from pymongo.errors import (
     OperationFailure,
 )
 
-from hive_assets.config import ConfigError, redact_uri
+from hive_assets.config import ConfigError, redact_uri, uri_userinfo
 from hive_assets.data._documents import MAX_DEPTH, TOO_DEEP, UNREADABLE_DOCUMENT, safe_text, unreadable
 from hive_assets.data.store.base import (
     COLLECTIONS,
@@ -156,10 +156,8 @@ def _hosts(uri: str) -> str:
 
 
 def _password(uri: str) -> str | None:
-    try:
-        return urlsplit(uri).password
-    except ValueError:
-        return None
+    userinfo = uri_userinfo(uri)
+    return userinfo[1] if userinfo else None
 
 
 def _hashable(value: Any) -> bool:

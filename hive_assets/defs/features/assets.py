@@ -29,7 +29,8 @@ class FeatureConfig(dg.Config):
     kinds={"python", "pandas"},
     owners=OWNERS,
     check_specs=[dg.AssetCheckSpec("trainable", asset="enhanced_features", blocking=True,
-                                   description="Enough labelled rows and every class >= 5%.")],
+                                   description="Enough labelled rows, every class >= 5% and in the train and "
+                                               "validation splits.")],
     resource_defs={"run_lease": RUN_LEASE},  # the partition's one-writer lease, held for the whole run
 )
 def enhanced_features(context: dg.AssetExecutionContext, config: FeatureConfig, raw_production_data: CollectResult,

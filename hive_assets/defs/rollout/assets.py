@@ -35,9 +35,10 @@ class RolloutClockConfig(dg.Config):
 class AbTestOutcomeConfig(RolloutClockConfig):
     test_id: str = Field("", description="when set, fail unless this is the specialist's running test")
     label_maturity_hours: float | None = Field(
-        None, description="feedback window per unit (default AB_TEST_LABEL_MATURITY_HOURS, else 48)")
+        None, gt=0, description="feedback window per unit (default AB_TEST_LABEL_MATURITY_HOURS, else 48)")
     max_duration_days: float | None = Field(
-        None, description="end a test without a verdict after this long (default AB_TEST_MAX_DURATION_DAYS, else 14)")
+        None, gt=0,
+        description="end a test without a verdict after this long (default AB_TEST_MAX_DURATION_DAYS, else 14)")
 
 
 def clock(config: RolloutClockConfig) -> datetime:

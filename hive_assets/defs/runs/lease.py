@@ -83,6 +83,10 @@ def take(instance: dg.DagsterInstance, run_id: str, job_name: str, kind: str, sp
     settings = Settings.from_env()
     with open_store() as store:
         report = find_orphans(instance, store, specialist=specialist)
+        # a run that run monitoring resumed in a new pod (same run id) finds its own lease stale: it is that
+        # lease's holder again, not an orphan to mark failed (which failed the resumed run and let a retry in)
+        report.dagster_runs = [orphan for orphan in report.dagster_runs if orphan["run_id"] != run_id]
+        report.stale_leases = [lease for lease in report.stale_leases if lease.get("owner_run_id") != run_id]
         if not report.empty:
             client = None
             if report.dagster_runs:
