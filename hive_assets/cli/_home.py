@@ -128,6 +128,12 @@ def prepare(announce: bool = True) -> Home:
     return home
 
 
+#: the sensors whose daemon tick defaults to a platform interval (drift checks, A/B looks), and the tick
+#: `hive env` exports for them on a simulated home unless they are set
+SIMULATED_HOME_TICKS = ("HIVE_DRIFT_SENSOR_INTERVAL_SECONDS", "HIVE_AB_SENSOR_INTERVAL_SECONDS")
+SIMULATED_HOME_TICK_SECONDS = 60
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     """Print the exports that point `dagster` and `mlflow` at the CLI's home (eval "$(hive env)")."""
     home = prepare(announce=False)
@@ -136,6 +142,14 @@ def cmd_env(args: argparse.Namespace) -> int:
                "MLFLOW_DISABLE_TELEMETRY": os.environ["MLFLOW_DISABLE_TELEMETRY"]}
     if os.environ.get("MLFLOW_UI_URL"):  # the Dagster UI's links into the MLflow UI (make demo sets it)
         exports["MLFLOW_UI_URL"] = os.environ["MLFLOW_UI_URL"]
+    home_clock = clock.read_home_clock()
+    if home_clock is not None and home_clock.simulated:
+        # the daemon's tick defaults to the check interval in wall time (6 h with the demo's settings): after
+        # `hive clock advance 6h` nothing looked for hours. On simulated time the sensors space their looks by
+        # the platform clock themselves, so a short tick only lets them act once the clock moved.
+        for name in SIMULATED_HOME_TICKS:
+            if not os.environ.get(name):
+                exports[name] = str(SIMULATED_HOME_TICK_SECONDS)
     if args.json:
         print(json.dumps(exports))
         return 0
@@ -150,7 +164,9 @@ def add_parsers(sub) -> None:
         description="Create HIVE_HOME and its Dagster instance when missing and print shell exports of the "
                     "absolute HIVE_HOME and DAGSTER_HOME, so that `dagster dev` and `dagster asset "
                     "materialize` use the instance `hive report` reads, and MLFLOW_DISABLE_TELEMETRY (true "
-                    "unless set: MLflow's usage telemetry off, as Dagster's is in dagster.yaml):\n\n"
+                    "unless set: MLflow's usage telemetry off, as Dagster's is in dagster.yaml); on a simulated "
+                    "home also a 60 s tick for the drift and A/B sensors (HIVE_DRIFT_SENSOR_INTERVAL_SECONDS, "
+                    "HIVE_AB_SENSOR_INTERVAL_SECONDS, unless set), which look when the home's clock moved:\n\n"
                     '  eval "$(hive env)" && dagster dev -w workspace.yaml',
         env=("HIVE_HOME", "DAGSTER_HOME", "MLFLOW_DISABLE_TELEMETRY"))
     p.add_argument("--json", action="store_true", help="print the exports as JSON (default: shell exports)")

@@ -18,7 +18,9 @@ trigger rules the feedback and drift sensors apply, and the documents they write
 
 from hive_assets.monitoring._charts import drift_changed, psi_chart_png
 from hive_assets.monitoring._status import SpecialistStatus, format_status, platform_status, status_markdown
-from hive_assets.monitoring._check import MODEL_UNAVAILABLE, DriftCheck, check_drift, drift_window, next_drift_check
+from hive_assets.monitoring._check import (
+    MODEL_UNAVAILABLE, DriftCheck, check_drift, drift_window, next_drift_check, unlaunched_drift_request,
+)
 from hive_assets.monitoring._drift import (
     DEFAULT_ALPHA, DEFAULT_MIN_ROWS, DEFAULT_PREDICTION_THRESHOLD, DEFAULT_THRESHOLD, PSI_FLOOR,
     REFERENCE_FORMAT_VERSION, build_reference, drift_decision, feature_drift, psi, psi_bias, psi_null_pvalue,
@@ -44,5 +46,5 @@ __all__ = [
     "status_markdown", "TriggerDecision", "build_reference", "check_drift", "decode_cursor",
     "drift_decision", "drift_run_key", "drift_window", "encode_cursor", "feature_drift", "feedback_run_key",
     "feedback_trigger", "next_drift_check", "psi", "psi_null_pvalue", "record_trigger", "save_drift_check", "time_bucket",
-    "trusted_feedback_count", "update_trigger_status", "drift_changed", "psi_chart_png",
+    "trusted_feedback_count", "update_trigger_status", "drift_changed", "psi_chart_png", "unlaunched_drift_request",
 ]

@@ -659,3 +659,18 @@ def test_loop_says_what_to_do_on_an_empty_home_and_refuses_bad_arguments(shell):
                        (("--days", "0.01"), "the loop plays whole simulated hours")):
         bad = hive("loop", *args, cwd=cwd, env=env)
         assert bad.returncode == 2 and word in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+
+
+def test_hive_env_on_a_simulated_home_gives_the_drift_and_ab_sensors_a_short_tick(shell):
+    """On the demo home the two sensors' daemon tick defaulted to the scenario's 6 h check interval in wall
+    time: under `dagster dev`, `hive clock advance 6h` was followed by hours of nothing."""
+    cwd, env = shell
+    assert hive("clock", "pin", "2026-01-05T00:00:00Z", cwd=cwd, env=env).returncode == 0
+    exports = dict(re.findall(r"^export (\w+)=(\S+)$", hive("env", cwd=cwd, env=env).stdout, re.M))
+    assert (exports["HIVE_DRIFT_SENSOR_INTERVAL_SECONDS"], exports["HIVE_AB_SENSOR_INTERVAL_SECONDS"]) == ("60", "60")
+    mine = dict(re.findall(r"^export (\w+)=(\S+)$", hive("env", cwd=cwd, env={
+        **env, "HIVE_AB_SENSOR_INTERVAL_SECONDS": "5"}).stdout, re.M))
+    assert "HIVE_AB_SENSOR_INTERVAL_SECONDS" not in mine and mine["HIVE_DRIFT_SENSOR_INTERVAL_SECONDS"] == "60"
+    assert hive("clock", "release", cwd=cwd, env=env).returncode == 0
+    live = dict(re.findall(r"^export (\w+)=(\S+)$", hive("env", cwd=cwd, env=env).stdout, re.M))
+    assert not set(live) & {"HIVE_DRIFT_SENSOR_INTERVAL_SECONDS", "HIVE_AB_SENSOR_INTERVAL_SECONDS"}

@@ -12,7 +12,7 @@ from hive_assets.data import SQLiteStore
 from hive_assets.defs import build_defs
 from hive_assets.defs.monitoring.sensors import REASON_TAG, TRIGGER_TAG, drift_retraining_sensor
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
-from hive_assets.monitoring import SpecialistCursor, decode_cursor, encode_cursor
+from hive_assets.monitoring import SpecialistCursor, decode_cursor, encode_cursor, update_trigger_status
 from hive_assets.simulator import simulate
 from hive_assets_tests.monitoring.champion import register_champion, train_small_model
 
@@ -64,11 +64,15 @@ def test_drift_requests_a_run_keyed_by_version_and_interval_and_writes_the_trigg
     assert trigger["status"] == "pending" and trigger["reason"] == "drift"
     assert trigger["drift_score"] == pytest.approx(check["drift_score"]) and check["decision"] == "drift"
     assert check["run_key"] == request.run_key and check["retraining"]["action"] == "requested"
-    # while the platform clock stands still, a tick (even with a reset cursor) checks and requests nothing
+    # while the platform clock stands still, a tick (even with a reset cursor) checks nothing; the request no run
+    # took up yet (here: none was launched, as after the UI's "Preview tick result") is made again, same key
     reset = encode_cursor({"business": SpecialistCursor()})
     still = tick(instance, defs, uri, reset)
-    assert still.run_requests == [] and "business: next check at" in still.skip_message
+    assert [r.run_key for r in still.run_requests] == [request.run_key]
     assert store.count("drift_monitoring", {"specialist_type": "business"}) == 1
+    # once a run took it up (its trigger running, with the run id), nothing is requested again
+    update_trigger_status(store, request.run_key, "running", run_id="run-1", at=at)
+    assert tick(instance, defs, uri, reset).run_requests == []
     # an interval later, inside the cooldown: the check is recorded, nothing requested
     monkeypatch.setenv("HIVE_SIMULATED_NOW", (at + timedelta(hours=1)).isoformat())
     again = tick(instance, defs, uri, result.cursor)

@@ -205,3 +205,24 @@ def test_a_champion_alias_moved_outside_the_platform_is_named(hive_home, registr
     assert moved.champion_why.startswith("the ledger's champion is v1, but the registry names v2: the alias was "
                                          "moved outside the platform")
     registry_client.delete_registered_model("evolution-evaluator")
+
+
+def test_of_tests_and_retrains_stamped_at_one_instant_the_view_shows_the_last_written(hive_home, registry_client):
+    """On a pinned clock two retrains an hour apart in wall time get one timestamp: the view showed the first
+    A/B test (superseded) over the one running at 10 %, and the first run's trigger over the newest."""
+    store = SQLiteStore(hive_home / "store.sqlite")
+    at = T0 + 90 * HOUR
+    store.upsert_many("ab_tests", [
+        {"test_id": "business_v3", "specialist_type": "business", "status": "superseded", "started_at": at,
+         "traffic_percent": 0.0, "verdict": "superseded", "end_reason": "challenger v4 registered"}])
+    store.upsert_many("ab_tests", [
+        {"test_id": "business_v4", "specialist_type": "business", "status": "running", "started_at": at,
+         "last_check_at": at, "traffic_percent": 10.0, "verdict": "insufficient_data"}])
+    for trigger_id, status in (("manual:r-1", "failed"), ("manual:r-2", "completed")):
+        store.upsert_many("retraining_triggers", [
+            {"trigger_id": trigger_id, "specialist_type": "business", "reason": "manual", "triggered_at": at,
+             "status": status, "dagster_run_id": trigger_id.split(":")[1]}])
+    [business] = platform_status(store, registry_client, last_trained={"business": at}, feedback_threshold=100,
+                                 drift_interval=HOUR, ab_interval=HOUR, specialists=("business",), now=at)
+    assert (business.test_id, business.traffic_percent) == ("business_v4", 10.0)
+    assert (business.retrain_status, business.retrain_run_id) == ("completed", "r-2")

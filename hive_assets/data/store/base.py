@@ -211,7 +211,8 @@ class DocumentStore(abc.ABC):
         sort: Sort | None = None,
         limit: int | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Matching documents (without Mongo's `_id`), optionally projected to top-level fields."""
+        """Matching documents (without Mongo's `_id`), optionally projected to top-level fields. With a sort,
+        ties come in insertion order in the first key's direction (newest-first sorts give the last written)."""
 
     @abc.abstractmethod
     def count(self, collection: str, filter: Filter | None = None) -> int: ...

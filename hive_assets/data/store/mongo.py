@@ -20,7 +20,8 @@ Decisions, where the two servers or the two stores differ:
   `json_extract(...) IS NULL` does). MongoDB's `$exists: true` matches `null` values, so it is sent
   as `{$ne: null}` and `$exists: false` as `{field: null}` (missing or null).
 * `find` without a sort returns the server's natural order; with a sort, `_id` breaks ties (insertion
-  order, like the SQLite store's rowid).
+  order, like the SQLite store's rowid), in the first sort key's direction: "the latest" of documents
+  stamped at one instant (a pinned clock) is the one written last.
 * `upsert_many`: `ReplaceOne(upsert=True)` by key, `InsertOne` for key-less documents, in ordered
   bulk writes. On FerretDB 1.x, whose SQLite backend pushes only `_id` filters down to SQL (every
   other filter scans the collection, indexes or not), new keys are found with one `$in` query per batch
@@ -433,8 +434,8 @@ class MongoStore(DocumentStore):
             translate_filter(filter), proj, batch_size=BATCH_SIZE, comment=comment)
         if sort:
             spec = [(f, pymongo.DESCENDING if d < 0 else pymongo.ASCENDING) for f, d in sort]
-            if not any(f == "_id" for f, _ in spec):
-                spec.append(("_id", pymongo.ASCENDING))
+            if not any(f == "_id" for f, _ in spec):  # ties in insertion order, the newest first in a newest-first sort
+                spec.append(("_id", spec[0][1]))
             cursor = cursor.sort(spec)
         if limit is not None and int(limit) > 0:
             cursor = cursor.limit(int(limit))

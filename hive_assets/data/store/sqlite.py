@@ -248,8 +248,11 @@ class SQLiteStore(DocumentStore):
             f"{self._field_sql(collection, f)} {'DESC' if d < 0 else 'ASC'}" for f, d in (sort or ())
         )
         # bytes, not text: a row whose text is not UTF-8 must not fail the fetch of its whole batch
+        # ties in insertion order, in the first sort key's direction: "the latest" of documents stamped at one
+        # instant (a pinned clock) is the one written last, not the first
+        tie = "rid DESC" if sort and sort[0][1] < 0 else "rid"
         sql = (f'SELECT CAST(doc_key AS BLOB), CAST(doc AS BLOB) FROM "{collection}" WHERE {where} '
-               f'ORDER BY {order + ", " if order else ""}rid')
+               f'ORDER BY {order + ", " if order else ""}{tie}')
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         cursor = self._conn.execute(sql, params)

@@ -24,7 +24,7 @@ from hive_assets.figures import png_markdown
 from hive_assets.monitoring import (
     MonitoringSettings, SpecialistCursor, check_drift, decode_cursor, drift_changed, drift_trigger, encode_cursor,
     feedback_trigger, next_drift_check, psi_chart_png, record_trigger, save_drift_check, trusted_feedback_count,
-    update_trigger_status, waits_for_test, with_retraining,
+    unlaunched_drift_request, update_trigger_status, waits_for_test, with_retraining,
 )
 from hive_assets.rollout import running_test
 
@@ -186,6 +186,9 @@ def drift_retraining_sensor(context: dg.SensorEvaluationContext, document_store:
                 if due is not None and now < due:
                     notes.append(f"{s}: next check at {due:%Y-%m-%d %H:%M} UTC")
                     state[s] = previous
+                    if key := unlaunched_drift_request(store, s):  # its check ran in a preview: nothing launched it
+                        requests.append(_request(s, key, "drift"))
+                        notes.append(f"{s}: {key} requested again (its check requested it and no run took it up)")
                     continue
                 check = check_drift(store, client, s, now, settings, plan_cache=plans)
                 updated = SpecialistCursor(last_request_at=previous.last_request_at,

@@ -267,6 +267,12 @@ def test_sort_ties_keep_insertion_order(any_store):
     docs = [{"opinion_id": f"t-{i}", "specialist_type": "same", "n": i} for i in (3, 1, 2, 0)]
     any_store.upsert_many(C, docs)
     assert [d["n"] for d in any_store.find(C, sort=[("specialist_type", 1)])] == [3, 1, 2, 0]
+    # newest first: of documents stamped at one instant (a pinned clock), "the latest" is the one written last
+    # (`hive status` showed a superseded A/B test over the running one opened at the same simulated instant)
+    assert [d["n"] for d in any_store.find(C, sort=[("specialist_type", -1)])] == [0, 2, 1, 3]
+    assert any_store.find_one(C, {"specialist_type": "same"}, sort=[("specialist_type", -1)])["n"] == 0
+    any_store.upsert_many(C, [{**docs[0], "n": 30}])  # a rewrite keeps its place in the order
+    assert [d["n"] for d in any_store.find(C, sort=[("specialist_type", -1)])] == [0, 2, 1, 30]
 
 
 @pytest.mark.parametrize("key_chunk", [1000, 7])  # one `$in` query; many (and FerretDB's single scan)
