@@ -124,3 +124,14 @@ def test_cancel_is_terminal_and_the_status_order_is_forward_only(env):
     assert not update_trigger_status(store, TRIGGER, "completed", run_id="r1")[1]
     assert doc(store)["status"] == "failed" and doc(store)["drift_score"] == 0.4
     assert trigger_canceled.name == "retraining_trigger_canceled"
+
+
+@pytest.mark.parametrize("tags", [{}, {"dagster/partition": "nosuch"}])
+def test_a_hand_run_without_a_specialist_partition_writes_no_trigger(env, tags):
+    """A Launchpad run with no partition, or an unknown one, fails at Dagster's own check; it used to leave a
+    `manual:` trigger document whose specialist was null or 'nosuch'."""
+    store, instance = env
+    failed = run(instance, broken, tags=tags)
+    skipped = trigger_failed(context(trigger_failed.name, failed, instance, failure=True))
+    assert isinstance(skipped, dg.SkipReason) and "no specialist partition" in skipped.skip_message
+    assert store.count("retraining_triggers") == 0

@@ -253,6 +253,8 @@ def _follow(context, document_store: DocumentStoreResource, status: str, error: 
     run = context.dagster_run
     trigger_id, reason = run.tags.get(TRIGGER_TAG), run.tags.get(REASON_TAG)
     if not trigger_id:  # launched by hand (Launchpad, the CLI, an operator): SPEC's "manual", one document per run
+        if run.tags.get("dagster/partition") not in SPECIALISTS:  # no partition, or one that is no specialist's
+            return dg.SkipReason(f"run {run.run_id} has no specialist partition: it retrained nobody")
         trigger_id, reason = manual_trigger_id(run.run_id), "manual"
     metrics = run_metrics(context.instance, run.run_id) if status != "running" else None
     try:
