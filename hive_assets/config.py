@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from hive_assets.routing import MIN_TRAFFIC_PERCENT
+
 SPECIALISTS: tuple[str, ...] = ("business", "technical", "behavior", "evolution", "architecture")
 CLASSES: tuple[str, ...] = ("approve", "reject", "review_required")
 # SPEC section 4; the estimators live in hive_assets.training (kept here so the CLI need not import sklearn)
@@ -352,7 +354,7 @@ class Settings:
             mongodb_database=os.environ.get("MONGODB_DATABASE") or DEFAULT_MONGODB_DATABASE,
             ab_testing_enabled=env_bool("AB_TESTING_ENABLED", True),
             # a test at 100 % has no champion arm to compare with: only a promotion takes traffic there
-            ab_test_default_traffic=env_float("AB_TEST_DEFAULT_TRAFFIC", 10.0, low=0, high=100, low_open=True,
+            ab_test_default_traffic=env_float("AB_TEST_DEFAULT_TRAFFIC", 10.0, low=MIN_TRAFFIC_PERCENT, high=100,
                                               high_open=True),
             drift_threshold=env_float("DRIFT_THRESHOLD", 0.2, low=0, low_open=True),
             drift_check_interval_minutes=env_int("DRIFT_CHECK_INTERVAL_MINUTES", 60, low=1),

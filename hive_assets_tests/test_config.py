@@ -42,10 +42,10 @@ def test_well_formed_values_are_read(monkeypatch):
 
 @pytest.mark.parametrize(("variable", "value", "message"), [
     ("AB_TEST_DEFAULT_TRAFFIC", "10%", "AB_TEST_DEFAULT_TRAFFIC must be a number, got '10%'"),
-    ("AB_TEST_DEFAULT_TRAFFIC", "0", "AB_TEST_DEFAULT_TRAFFIC must be > 0 and < 100, got '0'"),
-    ("AB_TEST_DEFAULT_TRAFFIC", "150", "AB_TEST_DEFAULT_TRAFFIC must be > 0 and < 100, got '150'"),
+    ("AB_TEST_DEFAULT_TRAFFIC", "0", "AB_TEST_DEFAULT_TRAFFIC must be >= 0.0001 and < 100, got '0'"),
+    ("AB_TEST_DEFAULT_TRAFFIC", "150", "AB_TEST_DEFAULT_TRAFFIC must be >= 0.0001 and < 100, got '150'"),
     # every test would open with no champion arm to compare with
-    ("AB_TEST_DEFAULT_TRAFFIC", "100", "AB_TEST_DEFAULT_TRAFFIC must be > 0 and < 100, got '100'"),
+    ("AB_TEST_DEFAULT_TRAFFIC", "100", "AB_TEST_DEFAULT_TRAFFIC must be >= 0.0001 and < 100, got '100'"),
     ("DRIFT_THRESHOLD", "inf", "DRIFT_THRESHOLD must be a finite number, got 'inf'"),
     ("DRIFT_THRESHOLD", "nan", "DRIFT_THRESHOLD must be a finite number, got 'nan'"),
     ("DRIFT_THRESHOLD", "-0.1", "DRIFT_THRESHOLD must be > 0, got '-0.1'"),

@@ -364,7 +364,7 @@ def test_no_test_opens_or_grows_to_100_percent_by_hand(hive_home):
     from hive_assets.rollout import open_test, set_traffic
 
     store = SQLiteStore(hive_home / "store.sqlite")
-    with pytest.raises(ValueError, match=r"a test opens with a challenger share in \(0, 100\) %, got 100"):
+    with pytest.raises(ValueError, match=r"a test opens with a challenger share in \[0.0001, 100\) % .*, got 100"):
         open_test(store, "business", "1", "2", 100.0, now=at(0))
     assert store.count("ab_tests") == 0
     test, _ = open_test(store, "business", "1", "2", 10.0, now=at(0))

@@ -22,6 +22,7 @@ from hive_assets.rollout import (
     STOPPED, CheckResult, close_test, complete_unfinished, running_test, set_traffic, settle, start_test,
     stop_if_arms_changed,
 )
+from hive_assets.routing import MIN_TRAFFIC_PERCENT
 
 ab_test_check = dg.define_asset_job(
     "ab_test_check",
@@ -101,9 +102,10 @@ def start_ab_test(context: dg.OpExecutionContext, config: StartTestConfig, mlflo
         except registry.RegistryError as exc:
             raise dg.Failure(str(exc), allow_retries=False) from None
     traffic = platform.ab_test_default_traffic if config.traffic is None else config.traffic
-    if not 0 < traffic < 100:
-        raise dg.Failure(f"traffic must be in (0, 100), got {traffic}: at 100 % no champion arm is left to compare "
-                         "with", allow_retries=False)
+    if not MIN_TRAFFIC_PERCENT <= traffic < 100:
+        raise dg.Failure(f"traffic must be in [{MIN_TRAFFIC_PERCENT:g}, 100), got {traffic}: at 100 % no champion arm "
+                         "is left to compare with, and routing tells shares apart to one unit in a million",
+                         allow_retries=False)
     with operator_lease(context, config.specialist), document_store.open() as store:
         refuse_if_clock_behind(store, config.specialist)
         complete_unfinished(client, store, config.specialist, actor=actor, dagster_run_id=context.run_id)
