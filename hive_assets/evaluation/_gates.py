@@ -157,14 +157,13 @@ def training_data_problems(frame: pd.DataFrame, min_training_samples: int = DEFA
         share = float(shares.get(c, 0.0))
         if share < MIN_CLASS_SHARE:
             problems.append(f"class {c} is {share:.1%} of labels (< {MIN_CLASS_SHARE:.0%})")
-    if "split" in frame and len(frame) and not problems:
+    if "split" in frame and not problems:  # (an empty frame has problems above)
         # the split is by time: a class that stopped being used is absent from the latest plans, and the
         # calibration and the model choice on validation cannot score a class they never see
         for part in ("train", "validation"):
-            present = set(frame.loc[frame["split"] == part, "label"])
-            missing = [c for c in CLASSES if c not in present]
-            if missing:
-                problems.append(f"class {', '.join(missing)} has no rows in the {part} split "
-                                f"({int((frame['split'] == part).sum())} rows, split by time): calibration and the "
-                                "model choice cannot score it")
+            in_part = frame["split"] == part
+            present = set(frame.loc[in_part, "label"])
+            if missing := [c for c in CLASSES if c not in present]:
+                problems.append(f"class {', '.join(missing)} has no rows in the {part} split ({int(in_part.sum())} "
+                                "rows, split by time): calibration and the model choice cannot score it")
     return problems

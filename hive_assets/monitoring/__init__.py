@@ -18,17 +18,15 @@ trigger rules the feedback and drift sensors apply, and the documents they write
 
 from hive_assets.monitoring._charts import drift_changed, psi_chart_png
 from hive_assets.monitoring._status import SpecialistStatus, format_status, platform_status, status_markdown
-from hive_assets.monitoring._check import (
-    MODEL_UNAVAILABLE, DriftCheck, check_drift, drift_window, next_drift_check, unlaunched_drift_request,
-)
+from hive_assets.monitoring._check import MODEL_UNAVAILABLE, DriftCheck, check_drift, drift_window, next_drift_check
 from hive_assets.monitoring._drift import (
     DEFAULT_ALPHA, DEFAULT_MIN_ROWS, DEFAULT_PREDICTION_THRESHOLD, DEFAULT_THRESHOLD, PSI_FLOOR,
     REFERENCE_FORMAT_VERSION, build_reference, drift_decision, feature_drift, psi, psi_bias, psi_null_pvalue,
 )
 from hive_assets.monitoring._feedback import trusted_feedback_count
 from hive_assets.monitoring._records import (
-    DRIFT_CHECKS, STATUS_RANK, TRIGGERS, held_reason, record_trigger, save_drift_check, update_trigger_status,
-    with_retraining,
+    DRIFT_CHECKS, STATUS_RANK, TRIGGERS, held_reason, record_trigger, save_drift_check, unlaunched_drift_request,
+    update_trigger_status, with_retraining,
 )
 from hive_assets.monitoring._settings import MonitoringSettings
 from hive_assets.monitoring._triggers import (

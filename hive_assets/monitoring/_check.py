@@ -158,21 +158,6 @@ def check_drift(store: DocumentStore, client, specialist: str, now: datetime | N
                       run_key=run_key)
 
 
-def unlaunched_drift_request(store: DocumentStore, specialist: str) -> str | None:
-    """The run key the latest drift check requested when no run has taken it up yet (its trigger is still
-    pending, with no run id), else None. A sensor evaluated without its result being used (the UI's "Preview
-    tick result" runs the real check) records the check and the trigger but launches nothing; the next real
-    tick, which the recorded check makes wait an interval on simulated time, requests that key again (the
-    daemon launches a run key once)."""
-    last = store.find_one("drift_monitoring", {"specialist_type": specialist}, sort=[("checked_at", -1)])
-    if last is None or (last.get("retraining") or {}).get("action") != "requested" or not last.get("run_key"):
-        return None
-    trigger = store.find_one("retraining_triggers", {"trigger_id": last["run_key"]})
-    if trigger is None or trigger.get("status") != "pending" or trigger.get("dagster_run_id"):
-        return None
-    return str(last["run_key"])
-
-
 def next_drift_check(store: DocumentStore, specialist: str, interval: timedelta) -> datetime | None:
     """When `specialist` is due for its next drift check on the platform clock: its last check plus the
     interval, less a tenth (the daemon's ticks are seconds apart); None when it was never checked. The

@@ -103,3 +103,18 @@ def held_reason(document: Mapping[str, Any]) -> str | None:
 def save_drift_check(store: DocumentStore, document: Mapping[str, Any]) -> None:
     """Upsert one `drift_monitoring` document (keyed by its `check_id`)."""
     store.upsert_many(DRIFT_CHECKS, [dict(document)])
+
+
+def unlaunched_drift_request(store: DocumentStore, specialist: str) -> str | None:
+    """The run key the latest drift check requested when no run has taken it up yet (its trigger is still
+    pending, with no run id), else None. A sensor evaluated without its result being used (the UI's "Preview
+    tick result" runs the real check) records the check and the trigger but launches nothing; the next real
+    tick, which the recorded check makes wait an interval on simulated time, requests that key again (the
+    daemon launches a run key once)."""
+    last = store.find_one(DRIFT_CHECKS, {"specialist_type": specialist}, sort=[("checked_at", -1)])
+    if last is None or (last.get("retraining") or {}).get("action") != "requested" or not last.get("run_key"):
+        return None
+    trigger = store.find_one(TRIGGERS, {"trigger_id": last["run_key"]})
+    if trigger is None or trigger.get("status") != "pending" or trigger.get("dagster_run_id"):
+        return None
+    return str(last["run_key"])

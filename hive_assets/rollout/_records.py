@@ -36,6 +36,15 @@ def running_test(store: DocumentStore, specialist: str) -> dict[str, Any] | None
     return store.find_one("ab_tests", {"specialist_type": specialist, "status": RUNNING}, sort=[("started_at", -1)])
 
 
+def opening_traffic_refusal(traffic_percent: float) -> str | None:
+    """Why a test cannot open at this challenger share, or None. 100 % leaves no champion arm (only a promotion
+    takes traffic there); under the routing's resolution a share routes what MIN_TRAFFIC_PERCENT does."""
+    if MIN_TRAFFIC_PERCENT <= traffic_percent < 100:
+        return None
+    return (f"a test opens with a challenger share in [{MIN_TRAFFIC_PERCENT:g}, 100) % (the routing's resolution is "
+            f"one unit in a million, and at 100 % no champion arm is left), got {traffic_percent:g}")
+
+
 def open_test(store: DocumentStore, specialist: str, champion_version: str, challenger_version: str,
               traffic_percent: float, now: datetime | None = None, dagster_run_id: str | None = None,
               ) -> tuple[dict[str, Any], bool]:
@@ -43,9 +52,8 @@ def open_test(store: DocumentStore, specialist: str, champion_version: str, chal
 
     A running test of an older challenger is closed as superseded: one test per specialist at a time.
     """
-    if not MIN_TRAFFIC_PERCENT <= traffic_percent < 100:  # 100 % leaves no champion arm: only a promotion does
-        raise ValueError(f"a test opens with a challenger share in [{MIN_TRAFFIC_PERCENT:g}, 100) % (the routing's "
-                         f"resolution is one unit in a million), got {traffic_percent:g}")
+    if refusal := opening_traffic_refusal(traffic_percent):
+        raise ValueError(refusal)
     now = (now or clock.now()).astimezone(timezone.utc)
     current = running_test(store, specialist)
     if current is not None and str(current["challenger_version"]) == str(challenger_version):

@@ -19,10 +19,9 @@ from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, Pl
 from hive_assets.defs.rollout.assets import RolloutClockConfig, ab_test_outcome, actor_of, clock
 from hive_assets.defs.runs.lease import operator_lease
 from hive_assets.rollout import (
-    STOPPED, CheckResult, close_test, complete_unfinished, running_test, set_traffic, settle, start_test,
-    stop_if_arms_changed,
+    STOPPED, CheckResult, close_test, complete_unfinished, opening_traffic_refusal, running_test, set_traffic, settle,
+    start_test, stop_if_arms_changed,
 )
-from hive_assets.routing import MIN_TRAFFIC_PERCENT
 
 ab_test_check = dg.define_asset_job(
     "ab_test_check",
@@ -102,10 +101,8 @@ def start_ab_test(context: dg.OpExecutionContext, config: StartTestConfig, mlflo
         except registry.RegistryError as exc:
             raise dg.Failure(str(exc), allow_retries=False) from None
     traffic = platform.ab_test_default_traffic if config.traffic is None else config.traffic
-    if not MIN_TRAFFIC_PERCENT <= traffic < 100:
-        raise dg.Failure(f"traffic must be in [{MIN_TRAFFIC_PERCENT:g}, 100), got {traffic}: at 100 % no champion arm "
-                         "is left to compare with, and routing tells shares apart to one unit in a million",
-                         allow_retries=False)
+    if refusal := opening_traffic_refusal(traffic):
+        raise dg.Failure(refusal, allow_retries=False)
     with operator_lease(context, config.specialist), document_store.open() as store:
         refuse_if_clock_behind(store, config.specialist)
         complete_unfinished(client, store, config.specialist, actor=actor, dagster_run_id=context.run_id)

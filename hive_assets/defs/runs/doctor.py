@@ -72,21 +72,28 @@ def find_orphans(instance: dg.DagsterInstance, store: DocumentStore, client=None
                 owners[owner] = _facts(record[0])
     report.stale_leases = runs.stale_leases(leases, owners, orphan_ids, now)
     if client is not None:
-        experiment_id = experiment_id_of(client)
-        if experiment_id is not None:
-            facts, statuses = [], {}
-            for run in registry.running_runs(client, experiment_id):
-                tags = run.data.tags
-                dagster_id = tags.get("dagster.run_id")
-                facts.append(runs.MlflowRunFacts(run.info.run_id, dagster_id, tags.get("dagster.partition"),
-                                                 _seconds((run.info.start_time or 0) / 1000)))
-                if dagster_id and dagster_id not in statuses:
-                    found = instance.get_run_by_id(dagster_id)
-                    statuses[dagster_id] = found.status.value if found is not None else None
-            if specialist is not None:
-                facts = [f for f in facts if f.specialist == specialist]
-            report.mlflow_runs = runs.orphan_mlflow_runs(facts, statuses, orphan_ids, now, max_runtime)
+        report.mlflow_runs = _orphan_mlflow_runs(instance, client, specialist, orphan_ids, now, max_runtime)
     return report
+
+
+def _orphan_mlflow_runs(instance: dg.DagsterInstance, client, specialist: str | None, orphan_ids: set[str],
+                        now: datetime, max_runtime: timedelta) -> list[dict[str, Any]]:
+    """RUNNING MLflow runs (of one specialist, or all) whose Dagster run is not alive (`runs.orphan_mlflow_runs`)."""
+    experiment_id = experiment_id_of(client)
+    if experiment_id is None:
+        return []
+    facts, statuses = [], {}
+    for run in registry.running_runs(client, experiment_id):
+        tags = run.data.tags
+        dagster_id = tags.get("dagster.run_id")
+        facts.append(runs.MlflowRunFacts(run.info.run_id, dagster_id, tags.get("dagster.partition"),
+                                         _seconds((run.info.start_time or 0) / 1000)))
+        if dagster_id and dagster_id not in statuses:
+            found = instance.get_run_by_id(dagster_id)
+            statuses[dagster_id] = found.status.value if found is not None else None
+    if specialist is not None:
+        facts = [f for f in facts if f.specialist == specialist]
+    return runs.orphan_mlflow_runs(facts, statuses, orphan_ids, now, max_runtime)
 
 
 def fix_orphans(instance: dg.DagsterInstance, store: DocumentStore, report: runs.OrphanReport, client=None, *,
@@ -131,9 +138,12 @@ def end_interrupted_mlflow_runs(instance: dg.DagsterInstance, store: DocumentSto
                                 by: str) -> list[str]:
     """The MLflow half of the run-start check, for a step that reaches MLflow anyway (training): RUNNING MLflow
     runs of `specialist` whose Dagster run ended (one that failed while MLflow was down could not end its own)
-    are ended FAILED, so the next training completes what the failure interrupted, not `hive doctor --fix`."""
-    report = find_orphans(instance, store, client, specialist=specialist)
-    return fix_orphans(instance, store, runs.OrphanReport(mlflow_runs=report.mlflow_runs), client, by=by)
+    are ended FAILED, so the next training completes what the failure interrupted, not `hive doctor --fix`.
+    Only the MLflow half: the lease's check at the run's start has just looked at the Dagster runs and leases
+    (an orphan it found is FAILURE by now, so its MLflow runs are found here as well)."""
+    max_runtime = timedelta(seconds=Settings.from_env().retrain_max_runtime_seconds)
+    found = _orphan_mlflow_runs(instance, client, specialist, set(), clock.wall_now(), max_runtime)
+    return fix_orphans(instance, store, runs.OrphanReport(mlflow_runs=found), client, by=by)
 
 
 def _release(store: DocumentStore, lease: dict[str, Any], reason: str) -> bool:
