@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import pandas as pd
 
 from hive_assets import clock
@@ -67,13 +68,32 @@ class CollectResult:
         return dict(Counter(self.quarantine["reason"])) if len(self.quarantine) else {}
 
     def snapshot_hash(self) -> str:
-        """Identifies the data a model was trained on: ids and labels of the labelled rows (the rows
-        training uses; a `source="window"` result's unlabelled rows do not change it)."""
+        """Identifies the data a model was trained on: every field of the labelled rows (the rows training
+        uses; a `source="window"` result's unlabelled rows do not change it), the plans the features come
+        from included, so a plan or an opinion replaced in place under the same ids is new data. Key order
+        inside a plan does not count (stores differ in it)."""
         h = hashlib.sha256()
         labelled = self.frame[self.frame["label"].notna()] if len(self.frame) else self.frame
-        for row in labelled[["opinion_id", "feedback_id", "label"]].itertuples(index=False):
-            h.update(f"{row[0]}|{row[1]}|{row[2]}\n".encode())
+        columns = [c for c in RAW_COLUMNS if c in labelled.columns]
+        h.update(orjson.dumps(columns))
+        for start in range(0, len(labelled), SNAPSHOT_CHUNK_ROWS):
+            chunk = labelled[columns].iloc[start:start + SNAPSHOT_CHUNK_ROWS].to_numpy(dtype=object).tolist()
+            h.update(orjson.dumps(chunk, default=_canonical, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS))
         return h.hexdigest()[:16]
+
+
+SNAPSHOT_CHUNK_ROWS = 2000  # bounds the text hashed at once (plans are kilobytes each)
+
+
+def _canonical(value: Any) -> Any:
+    """orjson's fallback in `snapshot_hash`: pandas' timestamps and numpy scalars as the stored frames hold them."""
+    if isinstance(value, datetime):  # pd.Timestamp; NaT too
+        return value.isoformat()
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
 
 
 ENCRYPTED_PREFIX = "enc:"

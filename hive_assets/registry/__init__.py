@@ -37,7 +37,8 @@ from hive_assets.registry._tracking import (
     FAILURE_REASON_TAG, log_params, log_png, mark_run_failed, run_status, running_runs,
 )
 from hive_assets.registry._unchanged import (
-    SKIPPED_UNCHANGED, TRAINING_CONFIG_TAG, nothing_changed_message, training_config_text, unchanged_version,
+    SKIPPED_UNCHANGED, TRAINED_MODEL_ARTIFACT, TRAINING_CONFIG_TAG, nothing_changed_message, resumable_version,
+    training_config_text, unchanged_version,
 )
 from hive_assets.routing import CHALLENGER, CHAMPION
 
@@ -69,5 +70,6 @@ __all__ = [
     "model_version",
     "parse_version_ref", "previous_champion", "promote", "reconcile", "record_decision", "register", "register_version",
     "resolve_version", "rollback", "set_alias", "training_run_for", "training_run_of",
-    "SKIPPED_UNCHANGED", "TRAINING_CONFIG_TAG", "nothing_changed_message", "training_config_text", "unchanged_version",
+    "SKIPPED_UNCHANGED", "TRAINED_MODEL_ARTIFACT", "TRAINING_CONFIG_TAG", "nothing_changed_message", "resumable_version",
+    "training_config_text", "unchanged_version",
 ]

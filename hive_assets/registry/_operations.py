@@ -225,7 +225,8 @@ def ensure_alias(client, store: DocumentStore, specialist: str, alias: str, vers
     if recorded:
         row = record_decision(
             store, specialist, kind, actor=actor, reason=reason, dagster_run_id=dagster_run_id,
-            model_version=version, data_snapshot_hash=data_snapshot_hash,
+            # the data the version was trained on, as its tag says, unless the caller knows it
+            model_version=version, data_snapshot_hash=data_snapshot_hash or (now.tags or {}).get("data_snapshot_hash"),
             details={**(details or {}), "alias": alias, "previous_version": previous,
                      "production_mirror": bool(mirror and alias == CHAMPION)},
             decision_id=f"{kind}:{specialist}:{alias}:{version}:{dagster_run_id}" if dagster_run_id else None)

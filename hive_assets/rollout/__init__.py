@@ -24,7 +24,7 @@ Routing itself (`assign_arm`) lives in `hive_assets.routing`, a light module ser
 from hive_assets.rollout._apply import (
     CLOSED, ENDED, PROMOTED, ROLLED_BACK, STOPPED, ArmObservations, CheckResult, LookBeforeLastLook, arm_observations,
     check_test,
-    close_test, complete_unfinished, outcome_intent_id, evaluate, policy_from_env, record_decision_in_test, set_traffic, settle, settle_closed, start_test,
+    close_test, complete_unfinished, outcome_intent_id, evaluate, policy_from_env, policy_record, record_decision_in_test, set_traffic, settle, settle_closed, start_test,
     state_of, stop_if_arms_changed,
 )
 from hive_assets.rollout._charts import difference_trajectory, traffic_steps, trajectory_png

@@ -27,6 +27,7 @@ ledger's `recorded_at`.
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -142,11 +143,24 @@ def outcome_intent_id(test_id: str) -> str:
     return f"ab-outcome:{test_id}"
 
 
+def policy_record(policy: RolloutPolicy) -> dict[str, Any]:
+    """The policy as a look records it: every field, durations in hours (`label_maturity_hours`, ...)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(policy):
+        value = getattr(policy, f.name)
+        if isinstance(value, timedelta):
+            out[f"{f.name}_hours"] = value.total_seconds() / 3600
+        else:
+            out[f.name] = value
+    return out
+
+
 def record_decision_in_test(store: DocumentStore, test: dict[str, Any], decision: Decision, now: datetime,
                             counts: list[StepCounts], dagster_run_id: str | None = None,
-                            actor: str | None = None) -> dict[str, Any]:
+                            actor: str | None = None, policy: RolloutPolicy | None = None) -> dict[str, Any]:
     """Append the look at `now` to the test's document in one update (idempotent per check time:
-    a second look at the same `now` writes nothing). Returns the document as stored."""
+    a second look at the same `now` writes nothing). Returns the document as stored. `policy`: the rule's
+    constants the look decided with, recorded with it (`policy_record`)."""
     now = now.astimezone(timezone.utc)
     if any(_same_instant(c.get("at"), now) for c in test.get("checks", [])):
         return test
@@ -154,6 +168,10 @@ def record_decision_in_test(store: DocumentStore, test: dict[str, Any], decision
              "traffic_percent": decision.traffic_percent, "statistics": decision.statistics,
              "steps": [{"champion": c.champion.as_dict(), "challenger": c.challenger.as_dict()} for c in counts],
              "dagster_run_id": dagster_run_id}
+    if policy is not None:
+        # a sceptic recounting this look needs every constant it used (the label maturity above all: a
+        # home's settings can change after the look)
+        check["policy"] = policy_record(policy)
     fields: dict[str, Any] = {"checks": [*test.get("checks", []), check], "last_check_at": now,
                               "verdict": decision.action, "last_statistics": decision.statistics}
     if decision.traffic_percent != float(test["traffic_percent"]):
@@ -292,15 +310,25 @@ def settle(client, store: DocumentStore, test: dict[str, Any], *, actor: str,
     status = test["status"]
     done: list[str] = []
 
+    snapshot: list[str | None] = []  # the challenger's data snapshot hash, read once when a row needs it
+
     def ledger(kind: str, decision_id: str, reason: str, details: dict[str, Any]) -> None:
         if not store.count("model_decisions", {"decision_id": decision_id}):
+            if not snapshot:
+                snapshot.append(_snapshot_of(client, specialist, challenger))
             record_decision(store, specialist, kind, actor=actor, reason=reason, dagster_run_id=dagster_run_id,
-                            model_version=challenger, details={"test_id": test_id, **details},
-                            decision_id=decision_id)
+                            model_version=challenger, data_snapshot_hash=snapshot[0],
+                            details={"test_id": test_id, **details}, decision_id=decision_id)
             done.append(f"ledger:{kind}:{decision_id}")
 
-    if status == RUNNING and _set_alias(client, specialist, ab_test_alias(challenger), challenger):
-        done.append(f"alias:{ab_test_alias(challenger)}")
+    if status == RUNNING:
+        if _set_alias(client, specialist, ab_test_alias(challenger), challenger):
+            done.append(f"alias:{ab_test_alias(challenger)}")
+        # like every alias move, in the ledger (`deploy history --alias ab-test-vN`); the tenure ends at the
+        # test's `ab_test_closed` row (alias_history). Only while running: a row written at a closed test's
+        # settling would start a tenure after its end.
+        ledger("alias_move", f"ab-alias:{test_id}", f"A/B test {test_id} opened",
+               {"alias": ab_test_alias(challenger), "previous_version": None})
     if status == PROMOTED:
         holder = alias_version(client, specialist, CHAMPION)
         if holder is None or str(holder.version) in (champion, challenger):
@@ -343,6 +371,16 @@ def settle(client, store: DocumentStore, test: dict[str, Any], *, actor: str,
         registry.finish_intent(store, outcome_intent_id(test_id), {"status": status, "effects": done},
                                completed_by=completed_by)
     return done
+
+
+def _snapshot_of(client, specialist: str, version: str) -> str | None:
+    """The version's data snapshot hash (its tag), or None when the version is gone (deleted by hand)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return (client.get_model_version(_model_name(specialist), str(version)).tags or {}).get("data_snapshot_hash")
+    except MlflowException:
+        return None
 
 
 def _mirrors(client, specialist: str, test_id: str) -> bool:
@@ -440,7 +478,7 @@ def check_test(client, store: DocumentStore, specialist: str, now: datetime, pol
         now = latest  # another host's clock a little ahead: the same look, nothing new to see
     if not any(_same_instant(c.get("at"), now) for c in test.get("checks", [])):
         decision, counts = evaluate(store, test, now, policy, trust)
-        test = record_decision_in_test(store, test, decision, now, counts, dagster_run_id, actor=actor)
+        test = record_decision_in_test(store, test, decision, now, counts, dagster_run_id, actor=actor, policy=policy)
     effects += settle(client, store, test, actor=actor, dagster_run_id=dagster_run_id, after_step=after_step)
     return CheckResult(test, decision, counts, effects)
 

@@ -216,3 +216,47 @@ def test_a_problem_s_detail_is_bounded_whatever_the_value_it_quotes():
     (problem,) = d.validate_plan(plan, NOW)
     assert problem.reason == d.WRONG_TYPE and len(problem.detail) < 600
     assert problem.detail.startswith("original_domain=[0, 1, 2") and problem.detail.endswith(" characters)")
+
+
+def test_the_snapshot_hash_changes_with_any_field_of_the_labelled_rows_and_only_with_them(tmp_path):
+    """A plan replaced in place under the same ids is new data (the features change): "nothing changed"
+    must not skip its retraining. An unlabelled opinion, or a plan's key order, is not."""
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    simulate(store, plans=300, days=20, seed=5, now=NOW, malformed_rate=0.0)
+    before = collect(store, "business", now=NOW)
+    labelled = before.frame
+    assert len(labelled) > 50 and labelled["label"].notna().all()
+    same = collect(store, "business", now=NOW)
+    assert same.snapshot_hash() == before.snapshot_hash()
+
+    # 1. one labelled row's plan, replaced under the same plan_id with another priority
+    pid = labelled["plan_id"].iloc[0]
+    changed_plan = False
+    for collection in ("cognitive_ledger", "cognitive_plans"):
+        for doc in store.find(collection, {"plan_id": pid}):
+            plan = doc.get("plan_data", doc)
+            plan["original_priority"] = "critical" if plan.get("original_priority") != "critical" else "low"
+            store.upsert_many(collection, [doc])
+            changed_plan = True
+    assert changed_plan
+    after = collect(store, "business", now=NOW)
+    assert after.frame["opinion_id"].tolist() == labelled["opinion_id"].tolist()  # same ids, same labels
+    assert after.frame["label"].tolist() == labelled["label"].tolist()
+    assert after.snapshot_hash() != before.snapshot_hash()
+
+    # 2. a plan's keys in another order: the same data
+    for collection in ("cognitive_ledger", "cognitive_plans"):
+        for doc in store.find(collection, {"plan_id": pid}):
+            if isinstance(doc.get("plan_data"), dict):
+                doc["plan_data"] = dict(reversed(list(doc["plan_data"].items())))
+            store.upsert_many(collection, [dict(reversed(list(doc.items())))])
+    assert collect(store, "business", now=NOW).snapshot_hash() == after.snapshot_hash()
+
+    # 3. an unlabelled opinion of the window (no feedback), changed: not training data
+    window = collect(store, "business", now=NOW, source="window")
+    unlabelled = window.frame[window.frame["label"].isna()]["opinion_id"].iloc[0]
+    opinion = store.find_one("specialist_opinions", {"opinion_id": unlabelled})
+    opinion["opinion"]["confidence_score"] = 0.123
+    store.upsert_many("specialist_opinions", [opinion])
+    assert collect(store, "business", now=NOW).snapshot_hash() == after.snapshot_hash()
+    assert collect(store, "business", now=NOW, source="window").snapshot_hash() == after.snapshot_hash()

@@ -29,11 +29,11 @@ def fresh_model(client, specialist: str, versions: int = 2, experiment: str = "a
     client.create_registered_model(name)
     experiment_id = registry.ensure_experiment(client, experiment)
     out = []
-    for _ in range(versions):
+    for i in range(versions):
         run = client.create_run(experiment_id)
         client.set_terminated(run.info.run_id)
-        out.append(client.create_model_version(name, source=f"runs:/{run.info.run_id}/model",
-                                               run_id=run.info.run_id).version)
+        out.append(client.create_model_version(name, source=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id,
+                                               tags={"data_snapshot_hash": f"snapshot-{specialist}-{i + 1}"}).version)
     return [str(v) for v in out]
 
 

@@ -99,11 +99,13 @@ def test_ab_test_verbs_run_jobs_in_the_instance(hive_home, mlflow_server):
                 dg.AssetRecordsFilter(asset_key=dg.AssetKey("ab_test_outcome"), asset_partitions=["business"]),
                 limit=10).records
             assert len(records) == 4
-        forced = [d for d in store.find("model_decisions", {"specialist_type": "business"})
-                  if d["kind"] == "alias_move" and d["model_version"] == v2]
-        assert [d["reason"] for d in forced] == [
-            "A/B test started by an operator (gate unknown, forced: trained elsewhere)"]
+        moves = [d for d in store.find("model_decisions", {"specialist_type": "business"})
+                 if d["kind"] == "alias_move" and d["model_version"] == v2]
+        assert [(d["details"]["alias"], d["reason"]) for d in moves] == [
+            ("challenger", "A/B test started by an operator (gate unknown, forced: trained elsewhere)"),
+            (f"ab-test-v{v2}", f"A/B test {test_id} opened")]
         kinds = sorted(d["kind"] for d in store.find("model_decisions", {"specialist_type": "business"}))
-        assert kinds == ["ab_test_closed", "alias_move", "alias_move", "traffic_step", "traffic_step", "traffic_step"]
+        assert kinds == ["ab_test_closed", "alias_move", "alias_move", "alias_move", "traffic_step", "traffic_step",
+                         "traffic_step"]
     finally:
         client.delete_registered_model("business-evaluator")

@@ -92,6 +92,17 @@ def test_expansion_10_25_50_100_and_promotion(world):
     assert to_utc(test["started_at"]) == T0 and test["test_id"] == f"technical_v{v2}_20260302_090000"
     assert aliases(client, "technical")[f"ab-test-v{v2}"] == v2
     assert tags(client, "technical")["ab_challenger_traffic_percent"] == "10.0"
+    # the ab-test alias is in the ledger like any alias (deploy history --alias ab-test-vN), with the data the
+    # challenger was trained on; so is every row the test writes
+    snapshot = client.get_model_version(registry.model_name("technical"), v2).tags["data_snapshot_hash"]
+    assert snapshot == "snapshot-technical-2"
+    (opened_row,) = [r for r in ledger(store, "technical", "alias_move") if r["details"]["alias"] == f"ab-test-v{v2}"]
+    assert (opened_row["model_version"], opened_row["data_snapshot_hash"]) == (v2, snapshot)
+    assert registry.holder_at(store, "technical", alias=f"ab-test-v{v2}").version == v2
+    # the look records the constants it decided with: a recount does not depend on the home's settings today
+    policy = store.find_one("ab_tests", {"test_id": test["test_id"]})["checks"][-1]["policy"]
+    assert (policy["label_maturity_hours"], policy["srm_p_value"], policy["max_duration_hours"]) == \
+        (MATURITY_HOURS, 0.001, 14 * 24)
 
     traffic = Traffic("technical", champion_agreement=0.70, challenger_agreement=0.85, seed=1)
     schedule = [(12, "hold", 10.0), (25, "expand", 25.0), (49, "expand", 50.0), (73, "promote", 100.0)]
@@ -132,6 +143,10 @@ def test_expansion_10_25_50_100_and_promotion(world):
     (promotion,) = ledger(store, "technical", "promotion")
     assert (promotion["model_version"], promotion["details"]["previous_version"]) == (v2, v1)
     assert len(ledger(store, "technical", "ab_test_closed")) == 1
+    assert {r["data_snapshot_hash"] for r in [*steps, promotion, *ledger(store, "technical", "ab_test_closed")]} == \
+        {snapshot}
+    assert registry.holder_at(store, "technical", alias=f"ab-test-v{v2}") is None  # its tenure ended with the test
+    assert registry.holder_at(store, "technical").version == v2
 
     # a retried check at the same instant, and a later one, change nothing
     before = store.count("model_decisions", {"specialist_type": "technical"})

@@ -1,5 +1,6 @@
 """trained_model: one calibrated classifier per specialist partition, one MLflow run each."""
 
+import json
 from typing import Literal
 
 import dagster as dg
@@ -88,12 +89,32 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
         version, alias = unchanged
         message = registry.nothing_changed_message(specialist, version, alias)
         with document_store.open() as store:
+            # a run that died between this alias and its ledger row left the ledger behind the registry:
+            # skipping must not leave it so (the row is recorded after the fact, like any later action does)
+            if registry.reconcile(client, store, specialist, alias, actor=f"dagster:{context.run_id}",
+                                  dagster_run_id=context.run_id):
+                context.log.warning(f"{specialist}: the ledger lacked v{version.version}'s {alias} alias; "
+                                    "recorded after the fact")
             registry.record_decision(store, specialist, registry.SKIPPED_UNCHANGED, actor=f"dagster:{context.run_id}",
                                      reason=message, dagster_run_id=context.run_id, model_version=str(version.version),
                                      data_snapshot_hash=snapshot,
                                      details={"alias": alias, "training_config": training_config},
                                      decision_id=f"skip:{specialist}:{context.run_id}")
         context.log.info(message)
+        return
+    with document_store.open() as store:
+        resumable = registry.resumable_version(client, store, specialist, snapshot, training_config)
+    if resumable is not None:
+        # a dead run registered this model and stopped before its alias and ledger rows: validating and
+        # registering it again completes them (registration is idempotent per MLflow run); training again
+        # would register a duplicate and leave this version an orphan
+        version, value = resumable
+        context.log.warning(f"{specialist}: v{version.version} (MLflow run {version.run_id}) was trained on the same "
+                            "data and configuration and registered by a run that ended before its alias and "
+                            "ledger rows: not retrained, its registration is completed")
+        yield dg.Output(value, metadata=_ui.for_display({
+            "trained_at": dg.MetadataValue.timestamp(clock.now()), "resumed_version": str(version.version),
+            "mlflow_run_id": version.run_id, "model_uri": value["model_uri"], "model_type": value["model_type"]}))
         return
     with document_store.open() as store:
         for line in end_interrupted_mlflow_runs(context.instance, store, client, specialist,
@@ -143,14 +164,16 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
                 "plots/confusion_matrix_validation.png")
         registry.log_png(client, run_id, reliability_diagram_png(y_val, val_proba), "plots/reliability_diagram_validation.png")
         model_uri = registry.log_model(model, mlflow.uri, run_id, enhanced_features, snapshot)
+        value = {
+            "specialist": specialist, "mlflow_run_id": run_id, "model_uri": model_uri,
+            "model_type": info["model_type"], "calibration_method": info["calibration_method"],
+            "n_train": info["n_train"], "n_validation": info["n_validation"], "params": info["params"],
+            "data_snapshot_hash": snapshot, "feature_schema_version": FEATURE_SCHEMA_VERSION,
+            "training_config": training_config,
+        }
+        # last: a run that has it finished training (`resumable_version` completes its registration)
+        client.log_text(run_id, json.dumps(value, sort_keys=True, default=str), registry.TRAINED_MODEL_ARTIFACT)
     context.log.info(f"{specialist}: trained {info['model_type']} on {info['n_train']} rows, MLflow run {run_id}")
-    value = {
-        "specialist": specialist, "mlflow_run_id": run_id, "model_uri": model_uri,
-        "model_type": info["model_type"], "calibration_method": info["calibration_method"],
-        "n_train": info["n_train"], "n_validation": info["n_validation"], "params": info["params"],
-        "data_snapshot_hash": snapshot, "feature_schema_version": FEATURE_SCHEMA_VERSION,
-        "training_config": training_config,
-    }
     yield dg.Output(value, metadata=_ui.for_display({
         # the platform clock (simulated in `hive loop`): the feedback sensor counts feedback since then
         "trained_at": dg.MetadataValue.timestamp(clock.now()),
