@@ -260,3 +260,29 @@ def test_the_snapshot_hash_changes_with_any_field_of_the_labelled_rows_and_only_
     store.upsert_many("specialist_opinions", [opinion])
     assert collect(store, "business", now=NOW).snapshot_hash() == after.snapshot_hash()
     assert collect(store, "business", now=NOW, source="window").snapshot_hash() == after.snapshot_hash()
+
+
+@pytest.mark.parametrize("source", ["labels", "window"])
+def test_the_window_includes_both_ends(tmp_path, source):
+    """The window ending at `now` is [now - window_days, now]: an opinion (and its feedback) at exactly
+    either end is collected, one a microsecond before the start is not."""
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    simulate(store, plans=200, days=20, seed=5, now=NOW, malformed_rate=0.0, ledger_share=1.0)
+    start = NOW - timedelta(days=10)
+    everything = collect(store, "business", now=NOW, window_days=30, min_confidence=0.0)
+    labelled = everything.frame[everything.frame["label"].notna()]
+    feedback_count = Counter(fb["opinion_id"] for fb in store.find("specialist_feedback", {}))
+    once = labelled[labelled["opinion_id"].map(feedback_count) == 1]   # one feedback document each
+    earlier = once[once["evaluated_at"] < start]["opinion_id"].tolist()   # outside the 10-day window
+    assert len(earlier) >= 2 and len(once) > len(earlier)
+    at_start, before_start = earlier[:2]
+    at_now = once[once["evaluated_at"] >= start]["opinion_id"].iloc[0]
+    for oid, instant in ((at_start, start), (before_start, start - timedelta(microseconds=1)), (at_now, NOW)):
+        store.update_one("specialist_opinions", {"opinion_id": oid}, {"evaluated_at": instant})
+        store.update_one("specialist_feedback", {"opinion_id": oid}, {"submitted_at": instant})
+    result = collect(store, "business", now=NOW, window_days=10, min_confidence=0.0, source=source)
+    assert len(result.quarantine) == 0
+    rows = result.frame.set_index("opinion_id")
+    assert {at_start, at_now} <= set(rows.index) and before_start not in rows.index
+    assert rows.loc[at_start, "evaluated_at"] == start and rows.loc[at_now, "evaluated_at"] == NOW
+    assert rows.loc[[at_start, at_now], "label"].notna().all()

@@ -92,3 +92,18 @@ def test_a_budget_that_covers_the_pool_is_a_census_and_a_small_one_keeps_its_ran
                for _ in range(4000)]
     # 0 or 1 random request a queue, 1 with probability 0.4: the mean within 4 sd of 0.4 over 4,000 queues
     assert set(randoms) == {0, 1} and abs(np.mean(randoms) - 0.4) < 4 * np.sqrt(0.4 * 0.6 / 4000)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_queue_never_asks_one_candidate_twice_and_active_picks_skip_the_random_ones(seed):
+    """20 of 30 candidates, half at random: the active half is the 10 best scores among the 20 the random
+    draw left (with equidistant points, np.eye, diversity discounts nothing), never a candidate drawn at random."""
+    n, budget = 30, 20
+    score = np.arange(n, dtype=float)   # candidate i has score i: the best ones are the last positions
+    choice = choose_queue(score, np.eye(n), budget, 0.5, np.random.default_rng(seed))
+    index, selection = choice.index.tolist(), np.array(choice.selection)
+    assert len(index) == budget and len(set(index)) == budget
+    randoms, actives = set(choice.index[selection == RANDOM]), set(choice.index[selection == ACTIVE])
+    assert len(randoms) == len(actives) == 10 and not randoms & actives
+    left = [i for i in range(n) if i not in randoms]
+    assert actives == set(left[-10:])

@@ -128,9 +128,17 @@ def test_promotion_needs_1000_labels_in_each_arm():
 
 def test_promotion_needs_the_lower_bound_above_zero():
     s = state((25, 0), (50, 48))
-    d = decide(s, _promotable(challenger_p=0.82), at(80))   # +2 points, not significant at 2,000
+    # +2.5 points (825 vs 800 of 1,000 in each step): past the 2-point rule with room to spare (0.82 - 0.80 is
+    # 0.01999... in floating point and failed that rule first), so only the lower bound can refuse it
+    d = decide(s, _promotable(challenger_p=0.825), at(80))
+    assert d.statistics["difference"]["estimate"] == pytest.approx(0.025)
+    assert d.statistics["difference"]["lower"] < 0
     assert (d.action, d.rule) == (HOLD, "not_significant")
-    assert d.statistics["difference"]["lower"] < 0 < d.statistics["difference"]["estimate"]
+    # the same +2.5 points on 3,000 labels per arm in each step: the lower bound is above 0, promoted
+    more = decide(s, _promotable(challenger_p=0.825, n=3000), at(80))
+    assert more.statistics["difference"]["estimate"] == pytest.approx(0.025)
+    assert more.statistics["difference"]["lower"] > 0
+    assert (more.action, more.rule) == (PROMOTE, "significant_improvement")
 
 
 def test_promotion_needs_an_estimate_of_at_least_2_points():
@@ -151,6 +159,18 @@ def test_sample_ratio_mismatch_rolls_back():
     assert d.statistics["srm"]["p_value"] < 0.001
     fine = [StepCounts(arm(880, 0.8), arm(120, 0.8))]          # chi-square p ~ 0.035
     assert decide(s, fine, at(5)).action == HOLD
+
+
+def test_the_policy_constants_are_the_spec_s():
+    """SPEC section 7: start at 10 %, 10 -> 25 after 24 h, 25 -> 50 after 48 h, promotion after 72 h with
+    >= 1000 labels per arm and >= 2 points; rollback under a 0.70 confidence mean or on a sample-ratio
+    mismatch at p < 0.001."""
+    assert POLICY.srm_p_value == 0.001
+    assert (POLICY.start_traffic, POLICY.second_traffic, POLICY.third_traffic) == (10.0, 25.0, 50.0)
+    assert (POLICY.second_after, POLICY.third_after, POLICY.promote_after) == (
+        timedelta(hours=24), timedelta(hours=48), timedelta(hours=72))
+    assert (POLICY.promote_min_labelled_per_arm, POLICY.promote_min_improvement) == (1000, 0.02)
+    assert POLICY.min_confidence_mean == 0.70
 
 
 def test_low_challenger_confidence_rolls_back():

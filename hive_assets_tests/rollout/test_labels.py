@@ -123,3 +123,39 @@ def test_out_of_range_and_nan_confidences_in_tally():
         valid = values[np.isfinite(values) & (values >= 0) & (values <= 1)]
         assert c.invalid_confidence == mask.sum() - valid.size
         assert math.isclose(c.mean_confidence, float(valid.mean()), rel_tol=1e-12)
+
+
+def test_feedback_exactly_at_served_plus_maturity_is_the_label_an_hour_later_is_not(tmp_path):
+    """A unit's label is the latest feedback submitted at or before served + maturity (48 h): both ends of
+    the window are in, as in `tally`'s `delay <= window`."""
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    store.upsert_many("specialist_opinions", [
+        opinion("x", 0.0, "challenger", confidence_score=0.9),
+        opinion("y", 0.0, "champion", confidence_score=0.9),
+        opinion("z", 1.0, "challenger", confidence_score=0.9),
+        opinion("w", 1.0, "champion", confidence_score=0.9),
+    ])
+    store.upsert_many("specialist_feedback", [
+        feedback("x1", "x", 48.0, "approve"),   # exactly served + 48 h: x's label, agrees
+        feedback("y1", "y", 49.0, "approve"),   # an hour after its window: y stays unlabelled
+        feedback("z1", "z", 3.0, "approve"),
+        feedback("z2", "z", 49.0, "reject"),    # a correction exactly at 1 h + 48 h: z's label, disagrees
+        feedback("w1", "w", 3.0, "approve"),    # w's label, agrees ...
+        feedback("w2", "w", 50.0, "reject"),    # ... its correction an hour after the window changes nothing
+    ])
+    obs = arm_observations(store, TEST, at(60), maturity=WINDOW)
+    order = [o["opinion_id"] for o in store.find("specialist_opinions", {"specialist_type": "technical",
+                                                                        "metadata.ab_test_id": TEST["test_id"]})]
+    labelled = dict(zip(order, obs.labelled_at.tolist()))
+    naive = lambda hours: at(hours).replace(tzinfo=None)
+    assert labelled == {"x": naive(48), "y": None, "z": naive(49), "w": naive(3)}
+    assert dict(zip(order, obs.agrees.tolist())) == {"x": True, "y": False, "z": False, "w": True}
+    state = TestState(T0, (TrafficStep(T0, 50.0),))
+    counts = tally(obs.served_at, obs.is_challenger, obs.confidence, obs.agrees, obs.labelled_at, state, at(60),
+                   WINDOW)
+    assert per_arm(counts) == {"champion": (2, 2, 1, 1), "challenger": (2, 2, 2, 1)}
+    # the look at exactly 48 h: x has just matured and its label, submitted that instant, counts
+    obs = arm_observations(store, TEST, at(48), maturity=WINDOW)
+    counts = tally(obs.served_at, obs.is_challenger, obs.confidence, obs.agrees, obs.labelled_at, state, at(48),
+                   WINDOW)
+    assert per_arm(counts)["challenger"] == (2, 1, 1, 1)
