@@ -48,6 +48,11 @@ def describe_serving(routers: Mapping[str, SpecialistRouter]) -> str | None:
                       for h in ready if h["ab_routing"]))
 
 
+# a served hour's opinions are evaluated up to 90 + 4 s after their plan, its intent audit events up to 30 s
+# before it (simulate); `serve_hour` creates its plans inside the hour by these margins
+_OPINION_LAG_S, _AUDIT_LEAD_S = 95, 31
+
+
 @dataclass(frozen=True)
 class DriftInjection:
     """From `onset` on, `specialist` also evaluates a new product line: `share` x plans-per-hour extra
@@ -109,16 +114,20 @@ class ServingLoop:
         rng = np.random.default_rng([self.seed, self.hours_served, 7])
         refresh_all(self.routers)
         serve = served_opinions(self.routers)
-        # plans are created in the hour before `now` (make_plans ends an hour before its `now`), early
-        # enough that their opinions (evaluated up to ~95 s later) are not after `now`
-        end = now + timedelta(hours=1) - timedelta(seconds=95)
-        batches = [(simulate(self.store, plans=plans, days=1 / 24, seed=hour_seed, now=end, feedback_rate=0.0,
+        # Everything this tick serves is stamped in (now - 1h, now]: this hour's routing (a test opened, a
+        # traffic step) was decided at now - 1h, and an opinion stamped before it would seem served before it.
+        # make_plans ends an hour before its `now`; simulate stamps audit events up to 30 s before a plan and
+        # opinions up to 94 s after it. So plans span (now - 1h + 31 s, now - 95 s] (1 s spare for the ms
+        # rounding): the same draws as over a whole hour, scaled by 3474/3600, so the scenario keeps its shape.
+        end = now + timedelta(hours=1) - timedelta(seconds=_OPINION_LAG_S)
+        span = (3600 - _OPINION_LAG_S - _AUDIT_LEAD_S) / 86400
+        batches = [(simulate(self.store, plans=plans, days=span, seed=hour_seed, now=end, feedback_rate=0.0,
                              malformed_rate=0.0, opinion_model=serve, keep_plans=True), {})]
         for k, injection in enumerate(self.drift):
             if now <= injection.onset or not round(injection.share * plans):
                 continue
             # a seed of its own per injection and hour: plan ids never collide with the regular stream's
-            batches.append((simulate(self.store, plans=round(injection.share * plans), days=1 / 24,
+            batches.append((simulate(self.store, plans=round(injection.share * plans), days=span,
                                      seed=hour_seed * 17 + 1_000_000_007 * (k + 1), now=end, drift=injection.shift,
                                      feedback_rate=0.0, malformed_rate=0.0, opinion_model=serve,
                                      specialists=(injection.specialist,), domain=injection.domain, keep_plans=True),
