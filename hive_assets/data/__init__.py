@@ -10,7 +10,7 @@
 """
 
 from hive_assets.data._audit import AuditReader, audit_confidences_from_kafka, audit_confidences_from_store
-from hive_assets.data._collect import RAW_COLUMNS, CollectResult, collect
+from hive_assets.data._collect import COLLECTION_SETTINGS, RAW_COLUMNS, CollectResult, collect
 from hive_assets.data._documents import (
     FUTURE_TOLERANCE, NOT_A_DOCUMENT, REASON_CODES, Problem, is_number, plan_to_serve, to_utc,
 )
@@ -20,7 +20,8 @@ from hive_assets.data._trust import FeedbackFilterEmptiedClass, TrustPolicy
 from hive_assets.data.store import DocumentStore, SQLiteStore, StoreUnavailable, open_store
 
 __all__ = [
-    "FUTURE_TOLERANCE", "NOT_A_DOCUMENT", "QUARANTINE_COLUMNS", "RAW_COLUMNS", "REASON_CODES", "AuditReader",
+    "COLLECTION_SETTINGS", "FUTURE_TOLERANCE", "NOT_A_DOCUMENT", "QUARANTINE_COLUMNS", "RAW_COLUMNS", "REASON_CODES",
+    "AuditReader",
     "CollectResult",
     "DocumentStore",
     "FeedbackFilterEmptiedClass",

@@ -45,6 +45,7 @@ from hive_assets.data._quarantine import _Quarantine
 from hive_assets.data._trust import BELOW_MIN_QUALITY, FeedbackFilterEmptiedClass, TrustPolicy
 from hive_assets.data.store.base import DocumentStore
 
+COLLECTION_SETTINGS = "collection_settings"  # the frame.attrs key of `collection_settings()`, stored with the rows
 PROGRESS_EVERY = 5000  # opinions read between two progress lines
 
 Progress = Callable[[str], None]
@@ -66,6 +67,12 @@ class CollectResult:
     @property
     def quarantined_by_reason(self) -> dict[str, int]:
         return dict(Counter(self.quarantine["reason"])) if len(self.quarantine) else {}
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What the collection was asked for, as it applied it (`collection_settings()`): {} for a result
+        stored before collections recorded it."""
+        return dict(self.frame.attrs.get(COLLECTION_SETTINGS) or {})
 
     def snapshot_hash(self) -> str:
         """Identifies the data a model was trained on: every field of the labelled rows (the rows training
@@ -311,7 +318,19 @@ def collect(
         "window_start": start.isoformat(),
         "window_end": now.isoformat(),
     })
+    frame.attrs[COLLECTION_SETTINGS] = collection_settings(window_days, min_confidence, trust, start, now)
     return CollectResult(specialist, frame, qframe, counts)
+
+
+def collection_settings(window_days: int, min_confidence: float, trust: TrustPolicy, start: datetime,
+                        end: datetime) -> dict[str, Any]:
+    """The settings that decide which rows and labels a collection yields: with the documents, enough to
+    collect the same data again (the training run logs them as MLflow params)."""
+    return {"window_days": window_days, "min_confidence": min_confidence,
+            "min_feedback_quality": trust.min_feedback_quality,
+            "denied_feedback_sources": sorted(trust.denied_sources),
+            "quality_exempt_sources": sorted(trust.quality_exempt_sources),
+            "window_start": start.isoformat(), "window_end": end.isoformat()}
 
 
 def _feedback_window(specialist: str, start: datetime, now: datetime) -> dict[str, Any]:

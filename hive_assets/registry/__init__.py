@@ -29,12 +29,12 @@ from hive_assets.registry._operations import (
     CLOCK_SKEW, GATE_TAG, check_clock, complete_intent, complete_unfinished, MIRROR_PRODUCTION_ENV, RegistryError, check_alias, check_gate,
     ensure_alias, gate_status,
     ledger_agrees, list_versions, mirror_production, mirror_production_enabled, parse_version_ref, previous_champion, promote,
-    reconcile, register, resolve_version, rollback, set_alias,
+    reconcile, register, resolve_version, rollback, run_version_fields, set_alias, version_tags,
 )
 from hive_assets.registry._policy import alias_for_new_version
 from hive_assets.registry._relocate import moved_home, moved_home_message, moved_home_problem, relocate_artifact_root
 from hive_assets.registry._tracking import (
-    FAILURE_REASON_TAG, log_params, log_png, mark_run_failed, run_status, running_runs,
+    FAILURE_REASON_TAG, collection_params, log_params, log_png, mark_run_failed, run_status, running_runs,
 )
 from hive_assets.registry._unchanged import (
     SKIPPED_UNCHANGED, TRAINED_MODEL_ARTIFACT, TRAINING_CONFIG_TAG, nothing_changed_message, resumable_version,
@@ -59,7 +59,7 @@ __all__ = [
     "ARTIFACT_CHECKSUM_TAG", "ArtifactError", "artifact_checksum", "http_refusal",
     "AB_OUTCOME", "DONE", "INTENDED", "ROLLBACK_INTENT", "begin_intent", "complete_intent", "complete_unfinished", "finish_intent",
     "get_intent", "specialists_with_unfinished", "unfinished_intents",
-    "FAILURE_REASON_TAG", "log_params", "log_png", "mark_run_failed", "run_status", "running_runs",
+    "FAILURE_REASON_TAG", "collection_params", "log_params", "log_png", "mark_run_failed", "run_status", "running_runs",
     "dagster_run_url", "model_version_url", "run_url", "ui_base",
     "ALIAS_KINDS", "CHALLENGER", "CHAMPION", "GATE_TAG", "MIRROR_PRODUCTION_ENV", "Evaluation", "Evaluator",
     "RegistryError", "Tenure", "ab_test_alias", "alias_for_new_version", "alias_history", "alias_version",
@@ -69,7 +69,8 @@ __all__ = [
     "load_version_model", "log_model", "mirror_ab_split", "mirror_production", "mirror_production_enabled", "model_name",
     "model_version",
     "parse_version_ref", "previous_champion", "promote", "reconcile", "record_decision", "register", "register_version",
-    "resolve_version", "rollback", "set_alias", "training_run_for", "training_run_of",
+    "resolve_version", "rollback", "run_version_fields", "set_alias", "version_tags", "training_run_for",
+    "training_run_of",
     "SKIPPED_UNCHANGED", "TRAINED_MODEL_ARTIFACT", "TRAINING_CONFIG_TAG", "nothing_changed_message", "resumable_version",
     "training_config_text", "unchanged_version",
 ]

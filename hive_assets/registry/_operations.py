@@ -27,16 +27,17 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from hive_assets import clock
-from hive_assets.config import SPECIALISTS, Settings
+from hive_assets.config import AUTO_MODEL_TYPE, SPECIALISTS, Settings
 from hive_assets.data.store.base import DocumentStore
 from hive_assets.registry import _intents as intents
 from hive_assets.registry._ledger import last_alias_row, latest_decision, latest_gate_verdict, record_decision
 from hive_assets.registry._mlflow import alias_version, model_name, model_version, register_version
+from hive_assets.registry._unchanged import TRAINING_CONFIG_TAG
 from hive_assets.routing import CHALLENGER, CHAMPION
 
 MIRROR_PRODUCTION_ENV = "HIVE_MIRROR_PRODUCTION_STAGE"
@@ -263,12 +264,43 @@ def _logged_model_of(client, run) -> tuple[str, str | None]:
     return f"models:/{model.model_id}", model.model_id
 
 
+VERSION_METRICS = ("accuracy", "macro_f1", "confidence_mean")
+
+
+def version_tags(specialist: str, *, gate: str, dagster_run_id: str | None, data_snapshot_hash: str | None,
+                 feature_schema_version: str | None, model_type: str | None, training_config: str | None,
+                 metrics: Mapping[str, float]) -> dict[str, str]:
+    """A registered version's tags (SPEC section 6), whichever path registers it (`registered_model_version`,
+    `register`): Dagster run and partition, data snapshot hash, feature schema version, the family training
+    chose, the training configuration (with the snapshot hash, what the nothing-changed rule compares),
+    the validation gate and the test metrics. A value that is not known is left out."""
+    known = {"dagster_run_id": dagster_run_id, "data_snapshot_hash": data_snapshot_hash,
+             "feature_schema_version": feature_schema_version, "model_type": model_type,
+             TRAINING_CONFIG_TAG: training_config}
+    return {"dagster_partition": specialist, GATE_TAG: gate, **{k: str(v) for k, v in known.items() if v is not None},
+            **{f"metric.{k}": f"{float(metrics[k]):.4f}" for k in VERSION_METRICS if k in metrics}}
+
+
+def run_version_fields(run) -> dict[str, Any]:
+    """`version_tags`' fields as `trained_model` and `validation_report` record them in the training run:
+    tags, the chosen family (param `selected_model_type`; `model_type` is what was asked for, maybe `auto`)
+    and the test metrics."""
+    params, tags = run.data.params, run.data.tags
+    chosen = params.get("selected_model_type") or params.get("model_type")
+    return {"dagster_run_id": tags.get("dagster.run_id"), "data_snapshot_hash": tags.get("data_snapshot_hash"),
+            "feature_schema_version": tags.get("feature_schema_version"),
+            "model_type": None if chosen == AUTO_MODEL_TYPE else chosen,
+            "training_config": tags.get(TRAINING_CONFIG_TAG),
+            "metrics": {k.removeprefix("test_"): v for k, v in run.data.metrics.items() if k.startswith("test_")}}
+
+
 def register(client, store: DocumentStore, specialist: str, run_id: str, *, actor: str,
              reason: str = "registered by an operator", dagster_run_id: str | None = None) -> dict[str, Any]:
     """The `<specialist>-evaluator` version of a training run; registering a run twice gives one version.
 
-    Tags come from the run (dagster run id, partition, data snapshot hash, feature schema version, model
-    type, test metrics) plus `validation_gate`. No alias is set: promotion is a separate decision."""
+    Tags come from the run (`version_tags`, as `registered_model_version` sets them: the family training
+    chose, the training configuration, the test metrics...) plus `validation_gate` from the ledger. No alias
+    is set: promotion is a separate decision."""
     from mlflow.exceptions import MlflowException
 
     check_specialist(specialist)
@@ -284,12 +316,7 @@ def register(client, store: DocumentStore, specialist: str, run_id: str, *, acto
     verdict = latest_gate_verdict(store, specialist, run_id)
     gate = "unknown" if verdict is None else ("passed" if verdict["details"].get("passed") else "failed")
     rt = run.data.tags
-    tags = {"dagster_partition": specialist, GATE_TAG: gate,
-            **{k.replace(".", "_"): rt[k] for k in ("dagster.run_id",) if k in rt},
-            **{k: rt[k] for k in ("data_snapshot_hash", "feature_schema_version") if k in rt},
-            **({"model_type": run.data.params["model_type"]} if "model_type" in run.data.params else {}),
-            **{f"metric.{k.removeprefix('test_')}": f"{v:.4f}" for k, v in run.data.metrics.items()
-               if k in ("test_accuracy", "test_macro_f1", "test_confidence_mean")}}
+    tags = version_tags(specialist, gate=gate, **run_version_fields(run))
     version, created = register_version(client, specialist, run_id, source, tags, model_id=model_id)
     record_decision(store, specialist, "registration", actor=actor, reason=reason, dagster_run_id=dagster_run_id,
                     model_version=str(version.version), data_snapshot_hash=rt.get("data_snapshot_hash"),

@@ -4,7 +4,7 @@ that ends FINISHED or FAILED, never RUNNING."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,14 @@ def log_png(client, run_id: str, png: bytes, artifact_file: str) -> None:
 def log_params(client, run_id: str, params: dict[str, Any]) -> None:
     for key, value in params.items():
         client.log_param(run_id, key, str(value)[:6000])
+
+
+def collection_params(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A collection's settings (`CollectResult.settings`: window, min_confidence, feedback
+    quality, the trust deny-list...) as training-run params, a list as a sorted comma list. Empty for data
+    stored before collections recorded their settings: nothing is guessed."""
+    return {key: ",".join(sorted(str(v) for v in value)) if isinstance(value, (list, tuple, set, frozenset)) else value
+            for key, value in settings.items()}
 
 
 FAILURE_REASON_TAG = "hive.failure_reason"

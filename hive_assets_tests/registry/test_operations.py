@@ -277,3 +277,52 @@ def test_an_idempotency_key_names_one_rollback(clean_registry, store, business_r
     with pytest.raises(registry.RegistryError, match="key 'k1' names the rollback to v2, not to v1"):
         registry.rollback(client, store, "business", target_version=v1, actor=ME, idempotency_key="k1")
     assert _champion(client) == v2 and len(ledger(store, "business")) == n
+
+
+def test_a_run_registered_by_hand_carries_the_tags_of_a_dagster_registration(clean_registry, store, mlflow_server,
+                                                                             monkeypatch):
+    """`hive deploy register` (this function) tagged a version with the model type asked for (`auto`) and no
+    training configuration, so the nothing-changed rule never matched it: it now tags what the training run
+    recorded, the family chosen and the training configuration, as `registered_model_version` does."""
+    import dagster as dg
+
+    from hive_assets.cli._train import TRAIN_SELECTION
+    from hive_assets.config import AUTO_CANDIDATES
+    from hive_assets.defs import build_defs
+    from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
+    from hive_assets.simulator import simulate
+
+    client, experiment = clean_registry, "register-by-hand"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", experiment)
+    simulate(store, plans=2500, days=45, seed=21, now=datetime.now(timezone.utc), specialists=["business"])
+    resources = {"document_store": DocumentStoreResource(),
+                 "mlflow": MlflowResource(tracking_uri=mlflow_server, experiment_name=experiment),
+                 "platform": PlatformSettings()}
+    instance, assets = dg.DagsterInstance.ephemeral(), list(build_defs().assets)
+
+    def train():  # what `hive train` materializes (model_type auto, its default)
+        return dg.materialize(assets, selection=TRAIN_SELECTION, partition_key="business", resources=resources,
+                              instance=instance)
+
+    trained = train().output_for_node("trained_model")
+    assert trained["model_type"] in AUTO_CANDIDATES
+    result = registry.register(client, store, "business", trained["mlflow_run_id"], actor=ME)
+    version = client.get_model_version("business-evaluator", result["version"])
+    assert version.tags["model_type"] == trained["model_type"]  # the family training chose, not `auto`
+    assert version.tags[registry.TRAINING_CONFIG_TAG] == trained["training_config"]
+    assert version.tags["data_snapshot_hash"] == trained["data_snapshot_hash"]
+    assert version.tags["validation_gate"] == "passed" and float(version.tags["metric.macro_f1"]) > 0
+    # the tags a Dagster registration sets (`version_tags`), the Dagster run being the one that trained
+    assert version.tags["dagster_run_id"] == client.get_run(trained["mlflow_run_id"]).data.tags["dagster.run_id"]
+    assert set(version.tags) == {"dagster_run_id", "dagster_partition", "data_snapshot_hash", "feature_schema_version",
+                                 "model_type", "training_config", "validation_gate", "metric.accuracy",
+                                 "metric.macro_f1", "metric.confidence_mean", registry.ARTIFACT_CHECKSUM_TAG}
+
+    # promoted by hand, it is what a retraining on the same data and configuration compares itself with
+    registry.promote(client, store, "business", result["version"], actor=ME)
+    again = train()
+    assert "trained_model" not in {e.asset_key.path[-1] for e in again.all_events
+                                   if e.event_type_value == "ASSET_MATERIALIZATION"}
+    skip = store.find_one("model_decisions", {"kind": registry.SKIPPED_UNCHANGED})
+    assert skip["dagster_run_id"] == again.run_id and skip["model_version"] == result["version"]

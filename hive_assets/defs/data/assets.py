@@ -143,6 +143,8 @@ def raw_production_data(
             "feedback_dropped": dg.MetadataValue.json(counts.get("feedback_dropped", {})),
             "quality_filter_dropped_by_class": dg.MetadataValue.json(counts.get("quality_filter_dropped_by_class", {})),
             "window": f"{counts['window_start']} .. {counts['window_end']}",
+            # the settings as applied (defaults resolved): trained_model logs them as MLflow params
+            "collection_settings": dg.MetadataValue.json(result.settings),
             "data_snapshot_hash": result.snapshot_hash(),
             "label_counts": dg.MetadataValue.json(result.frame["label"].value_counts().to_dict()),
         },

@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from hive_assets.data import CollectResult
+from hive_assets.data import COLLECTION_SETTINGS, CollectResult
 from hive_assets.defs.catalog import OWNERS, FEATURES
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
@@ -47,6 +47,8 @@ def enhanced_features(context: dg.AssetExecutionContext, config: FeatureConfig, 
         frame["split"] = decision_split(before, labelled["label_selection"])
         moved = int((frame["split"] != before).sum())
     frame.attrs["data_snapshot_hash"] = raw_production_data.snapshot_hash()
+    # how the rows were collected (window, filters, trust deny-list): trained_model logs it as run params
+    frame.attrs[COLLECTION_SETTINGS] = raw_production_data.settings
     problems = training_data_problems(frame, config.min_training_samples)
     # kept with the frame: a later run that trains from this file alone refuses it too (the blocking check
     # stops only the run it belongs to)

@@ -71,18 +71,12 @@ def registered_model_version(
         raise dg.Failure(f"{specialist}: this run trained MLflow run {own}, but its trained_model input is MLflow run "
                          f"{trained_model['mlflow_run_id']} (written by another run); not registering another run's "
                          "model", allow_retries=False)
-    pm = validation_report["metrics"]
-    tags = {
-        "dagster_run_id": context.run_id,
-        "dagster_partition": specialist,
-        "data_snapshot_hash": trained_model["data_snapshot_hash"],
-        "feature_schema_version": trained_model["feature_schema_version"],
-        "model_type": trained_model["model_type"],
+    tags = registry.version_tags(
+        specialist, gate="passed", dagster_run_id=context.run_id,
+        data_snapshot_hash=trained_model["data_snapshot_hash"],
+        feature_schema_version=trained_model["feature_schema_version"], model_type=trained_model["model_type"],
         # with the snapshot hash: what `trained_model` compares to skip an unchanged retraining
-        **({registry.TRAINING_CONFIG_TAG: trained_model["training_config"]} if "training_config" in trained_model else {}),
-        registry.GATE_TAG: "passed",
-        **{f"metric.{k}": f"{pm[k]:.4f}" for k in ("accuracy", "macro_f1", "confidence_mean")},
-    }
+        training_config=trained_model.get("training_config"), metrics=validation_report["metrics"])
     model_id = trained_model["model_uri"].removeprefix("models:/") if trained_model["model_uri"].startswith("models:/m-") else None
     version, created = registry.register_version(client, specialist, trained_model["mlflow_run_id"],
                                                  trained_model["model_uri"], tags, model_id=model_id)

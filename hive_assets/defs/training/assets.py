@@ -20,6 +20,7 @@ from hive_assets.evaluation import confusion_matrix_png, point_metrics, reliabil
 from hive_assets.evaluation import calibration_metrics
 from hive_assets.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
 from hive_assets.config import AUTO_CANDIDATES, AUTO_MODEL_TYPE
+from hive_assets.data import COLLECTION_SETTINGS
 from hive_assets.training import DEFAULT_TIME_BUDGET_SECONDS, DEFAULT_TUNING_CANDIDATES, encode_labels, train_model
 
 
@@ -48,6 +49,14 @@ class TrainConfig(dg.Config):
         default=DEFAULT_TIME_BUDGET_SECONDS, gt=0,
         description="model_type auto: no further candidate family is started after this many seconds "
                     "(the first is always fitted); skipped candidates are listed in the metadata.")
+
+
+def promote_if_better_param(run_config: dict | None) -> str:
+    """`registered_model_version`'s promote_if_better in this Dagster run's config: True or False, or `unset`
+    (registration then follows AB_TESTING_ENABLED). The run config of a run never changes, nor this value."""
+    ops = (run_config or {}).get("ops") or {}
+    value = ((ops.get("registered_model_version") or {}).get("config") or {}).get("promote_if_better")
+    return "unset" if value is None else str(bool(value))
 
 
 @dg.asset(
@@ -122,7 +131,9 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
             context.log.warning(f"run-start check: {line}")
     experiment_id = mlflow.experiment_id(client)
     tags = {"dagster.run_id": context.run_id, "dagster.partition": specialist, "specialist_type": specialist,
-            "data_snapshot_hash": snapshot, "feature_schema_version": FEATURE_SCHEMA_VERSION}
+            "data_snapshot_hash": snapshot, "feature_schema_version": FEATURE_SCHEMA_VERSION,
+            # what `hive deploy register` copies to the version, as registered_model_version does
+            registry.TRAINING_CONFIG_TAG: training_config}
     if dagster_url := registry.dagster_run_url(context.run_id):  # back from MLflow to the run (the note is markdown)
         tags.update({"dagster.run_url": dagster_url,
                      "mlflow.note.content": f"Trained by Dagster run [{context.run_id}]({dagster_url})."})
@@ -141,6 +152,9 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
             "calibration_method": info["calibration_method"], "n_train": info["n_train"],
             "n_validation": info["n_validation"], "data_snapshot_hash": snapshot,
             "feature_schema_version": FEATURE_SCHEMA_VERSION, "selected_model_type": info["model_type"],
+            # the data's own settings, carried from raw_production_data (a retry logs the same values)
+            **registry.collection_params(enhanced_features.attrs.get(COLLECTION_SETTINGS) or {}),
+            "promote_if_better": promote_if_better_param(context.run_config),
             **({"time_budget_seconds": config.time_budget_seconds} if config.model_type == AUTO_MODEL_TYPE else {}),
             # why this family: every candidate's validation macro-F1 (or why it was not fitted)
             **{f"candidate.{c['model_type']}.val_macro_f1": (f"{c['val_macro_f1']:.4f}" if c["val_macro_f1"] is not None
