@@ -135,8 +135,9 @@ def _collection_to_files(result: CollectResult, files: Files) -> None:
         files.write(data, name)
         written[name] = hashlib.sha256(data).hexdigest()
     # the summary last, with the digests of the frames it describes: a reader checks that it has them
-    files.write(to_json({"specialist": result.specialist, "counts": result.counts, "sha256": written}),
-                "summary.json")
+    # and the data snapshot hash: the next step reads it instead of hashing every row again
+    files.write(to_json({"specialist": result.specialist, "counts": result.counts, "sha256": written,
+                         "data_snapshot_hash": result.snapshot_hash()}), "summary.json")
 
 
 def _collection_from_files(files: Files) -> CollectResult:
@@ -150,7 +151,9 @@ def _collection_from_files(files: Files) -> CollectResult:
                                     "failed part-way): materialize it again")
         frames[name] = frame_from_parquet(data)
     return CollectResult(specialist=summary["specialist"], frame=frames["rows.parquet"],
-                         quarantine=frames["quarantine.parquet"], counts=summary["counts"])
+                         quarantine=frames["quarantine.parquet"], counts=summary["counts"],
+                         # of these very frames (their digests are checked above); older outputs: computed
+                         snapshot=summary.get("data_snapshot_hash"))
 
 
 def write(fmt: str, value: Any, files: Files) -> None:

@@ -68,13 +68,16 @@ def test_a_collection_is_two_frames_and_a_summary():
     assert set(files.files) == {"rows.parquet", "quarantine.parquet", "summary.json"}
     digests = {name: hashlib.sha256(files.read(name)).hexdigest() for name in ("rows.parquet", "quarantine.parquet")}
     assert json.loads(files.read("summary.json")) == {"specialist": "business", "counts": result.counts,
-                                                      "sha256": digests}
+                                                      "sha256": digests, "data_snapshot_hash": result.snapshot_hash()}
 
     back = storage.read(storage.COLLECTION, files)
     pd.testing.assert_frame_equal(back.frame, result.frame)
     pd.testing.assert_frame_equal(back.quarantine, result.quarantine)
     assert back.counts == result.counts and back.specialist == "business"
     assert back.snapshot_hash() == result.snapshot_hash()
+    # the frames read back hash to the stored value (timestamps, plans and all survive the round trip)
+    recomputed = CollectResult(specialist="business", frame=back.frame, quarantine=back.quarantine)
+    assert recomputed.snapshot is None and recomputed.snapshot_hash() == result.snapshot_hash()
 
 
 class FailingFiles(MemoryFiles):

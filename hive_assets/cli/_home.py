@@ -114,6 +114,7 @@ def prepare(announce: bool = True) -> Home:
     os.environ["HIVE_HOME"] = str(home.hive_home)
     os.environ["DAGSTER_HOME"] = str(home.dagster_home)
     # HIVE_HOME holds the embedded services' files: production keeps nothing there
+    new_home = not production and not home.hive_home.exists()
     creates = ([] if production else [("HIVE_HOME", home.hive_home, lambda d: d.mkdir(parents=True, exist_ok=True))]) \
         + [("DAGSTER_HOME", home.dagster_home, write_instance_settings)]
     for name, directory, create in creates:
@@ -125,6 +126,9 @@ def prepare(announce: bool = True) -> Home:
     clock.apply_home_settings()  # a simulated home's scenario settings; an exported variable wins
     if announce:
         print(f"hive: {home.describe()}", file=sys.stderr)
+        if new_home:  # a mistyped path would otherwise answer "nothing yet" as if it were the real home
+            print(f"hive: HIVE_HOME={home.hive_home} did not exist: created, empty (a new home; if you meant "
+                  "another, point HIVE_HOME at it)", file=sys.stderr)
     return home
 
 

@@ -63,6 +63,8 @@ class CollectResult:
     frame: pd.DataFrame
     quarantine: pd.DataFrame
     counts: dict[str, Any] = field(default_factory=dict)
+    # `snapshot_hash()`, once computed (or as stored with the frames): a result is not modified after collection
+    snapshot: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def quarantined_by_reason(self) -> dict[str, int]:
@@ -79,14 +81,24 @@ class CollectResult:
         uses; a `source="window"` result's unlabelled rows do not change it), the plans the features come
         from included, so a plan or an opinion replaced in place under the same ids is new data. Key order
         inside a plan does not count (stores differ in it)."""
-        h = hashlib.sha256()
-        labelled = self.frame[self.frame["label"].notna()] if len(self.frame) else self.frame
-        columns = [c for c in RAW_COLUMNS if c in labelled.columns]
-        h.update(orjson.dumps(columns))
-        for start in range(0, len(labelled), SNAPSHOT_CHUNK_ROWS):
-            chunk = labelled[columns].iloc[start:start + SNAPSHOT_CHUNK_ROWS].to_numpy(dtype=object).tolist()
-            h.update(orjson.dumps(chunk, default=_canonical, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS))
-        return h.hexdigest()[:16]
+        if self.snapshot is None:
+            self.snapshot = _snapshot_hash(self.frame)
+        return self.snapshot
+
+
+def _snapshot_hash(frame: pd.DataFrame) -> str:
+    h = hashlib.sha256()
+    labelled = frame[frame["label"].notna()] if len(frame) else frame
+    columns = [c for c in RAW_COLUMNS if c in labelled.columns]
+    h.update(orjson.dumps(columns))
+    rows = labelled[columns].copy(deep=False)
+    for name in columns:  # timestamps as integers (ns, whatever unit a reader gave): no per-value fallback call
+        if pd.api.types.is_datetime64_any_dtype(rows[name]):
+            rows[name] = rows[name].dt.as_unit("ns").astype("int64")
+    for start in range(0, len(rows), SNAPSHOT_CHUNK_ROWS):
+        chunk = rows.iloc[start:start + SNAPSHOT_CHUNK_ROWS].to_numpy(dtype=object).tolist()
+        h.update(orjson.dumps(chunk, default=_canonical, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS))
+    return h.hexdigest()[:16]
 
 
 SNAPSHOT_CHUNK_ROWS = 2000  # bounds the text hashed at once (plans are kilobytes each)
