@@ -42,7 +42,7 @@ from hive_assets.rollout._statistics import (
 __all__ = [
     "CLOSED", "ENDED", "PROMOTED", "ROLLED_BACK", "STOPPED", "ArmObservations", "CheckResult", "LookBeforeLastLook",
     "arm_observations",
-    "check_test", "close_test", "complete_unfinished", "evaluate", "outcome_intent_id", "policy_from_env", "record_decision_in_test", "set_traffic", "settle",
+    "check_test", "close_test", "complete_unfinished", "evaluate", "outcome_intent_id", "policy_from_env", "policy_record", "record_decision_in_test", "set_traffic", "settle",
     "settle_closed", "start_test", "state_of", "stop_if_arms_changed",
     "RUNNING", "SUPERSEDED", "ArmCounts", "Decision", "DifferenceResult", "LabelBalance", "label_balance", "RolloutPolicy", "SrmResult", "StepCounts",
     "TestState", "TrafficStep", "agreement_difference", "decide", "matured_cutoff", "normal_mixture_radius",
