@@ -15,19 +15,16 @@ the storage itself (local disk, S3, GCS) is the wiring's business (`hive_assets.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
-from datetime import date, datetime
-from pathlib import PurePath
 from typing import Any, Protocol
 
 import orjson
 import pandas as pd
 
 from hive_assets.cyclic_gc import cyclic_gc_paused
-from hive_assets.data import CollectResult
+from hive_assets.data import CollectResult, jsonable
 
 FRAME, COLLECTION, JSON = "parquet", "collection", "json"
 SUFFIXES = {FRAME: ".parquet", COLLECTION: "", JSON: ".json"}
@@ -47,25 +44,8 @@ class StorageFormatError(TypeError):
     """An output whose value does not fit its asset's format."""
 
 
-def _jsonable(value: Any) -> Any:
-    """json.dumps' fallback for the values results carry beyond JSON's own types."""
-    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy scalars
-        return value.item()
-    if hasattr(value, "tolist"):  # numpy arrays, pandas Series
-        return value.tolist()
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
-    if isinstance(value, PurePath):
-        return str(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
 def to_json(value: Any) -> bytes:
-    return json.dumps(value, default=_jsonable, indent=1, sort_keys=False).encode()
+    return json.dumps(value, default=jsonable, indent=1, sort_keys=False).encode()
 
 
 def from_json(data: bytes) -> Any:
@@ -94,13 +74,13 @@ def frame_to_parquet(frame: pd.DataFrame) -> bytes:
     nested = _nested_columns(frame)
     flat = frame.copy(deep=False) if nested else frame
     for name in nested:  # orjson: a demo partition's plans are tens of MB of JSON
-        flat[name] = [None if v is None else orjson.dumps(v, default=_jsonable, option=orjson.OPT_SERIALIZE_NUMPY
+        flat[name] = [None if v is None else orjson.dumps(v, default=jsonable, option=orjson.OPT_SERIALIZE_NUMPY
                                                           ).decode() for v in frame[name]]
     table = pa.Table.from_pandas(flat)
     metadata = dict(table.schema.metadata or {})
     metadata[JSON_COLUMNS_KEY] = json.dumps(nested).encode()
     if frame.attrs:
-        metadata[ATTRS_KEY] = json.dumps(frame.attrs, default=_jsonable).encode()
+        metadata[ATTRS_KEY] = json.dumps(frame.attrs, default=jsonable).encode()
     buffer = io.BytesIO()
     pq.write_table(table.replace_schema_metadata(metadata), buffer)
     return buffer.getvalue()

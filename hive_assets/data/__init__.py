@@ -12,7 +12,7 @@
 from hive_assets.data._audit import AuditReader, audit_confidences_from_kafka, audit_confidences_from_store
 from hive_assets.data._collect import COLLECTION_SETTINGS, RAW_COLUMNS, CollectResult, collect
 from hive_assets.data._documents import (
-    FUTURE_TOLERANCE, NOT_A_DOCUMENT, REASON_CODES, Problem, is_number, plan_to_serve, to_utc,
+    FUTURE_TOLERANCE, NOT_A_DOCUMENT, REASON_CODES, Problem, is_number, jsonable, plan_to_serve, to_utc,
 )
 from hive_assets.data._join import latest_trusted_feedback
 from hive_assets.data._quarantine import QUARANTINE_COLUMNS, persist_quarantine
@@ -27,5 +27,5 @@ __all__ = [
     "FeedbackFilterEmptiedClass",
     "Problem", "SQLiteStore", "StoreUnavailable", "TrustPolicy", "audit_confidences_from_kafka",
     "audit_confidences_from_store", "collect", "latest_trusted_feedback", "open_store", "persist_quarantine",
-    "is_number", "plan_to_serve", "to_utc",
+    "is_number", "jsonable", "plan_to_serve", "to_utc",
 ]

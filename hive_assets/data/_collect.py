@@ -97,22 +97,11 @@ def _snapshot_hash(frame: pd.DataFrame) -> str:
             rows[name] = rows[name].dt.as_unit("ns").astype("int64")
     for start in range(0, len(rows), SNAPSHOT_CHUNK_ROWS):
         chunk = rows.iloc[start:start + SNAPSHOT_CHUNK_ROWS].to_numpy(dtype=object).tolist()
-        h.update(orjson.dumps(chunk, default=_canonical, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS))
+        h.update(orjson.dumps(chunk, default=docs.jsonable, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS))
     return h.hexdigest()[:16]
 
 
 SNAPSHOT_CHUNK_ROWS = 2000  # bounds the text hashed at once (plans are kilobytes each)
-
-
-def _canonical(value: Any) -> Any:
-    """orjson's fallback in `snapshot_hash`: pandas' timestamps and numpy scalars as the stored frames hold them."""
-    if isinstance(value, datetime):  # pd.Timestamp; NaT too
-        return value.isoformat()
-    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
 
 
 ENCRYPTED_PREFIX = "enc:"

@@ -6,10 +6,12 @@ quarantine documents with problems (kept, with reason and source id) and keep ev
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from pathlib import PurePath
 from typing import Any
 
 from hive_assets.config import CLASSES
@@ -371,3 +373,21 @@ def validate_feedback(doc: Any, now: datetime) -> list[Problem]:
         problems.append(Problem(WRONG_TYPE, "metadata is not an object"))
     problems.extend(_timestamp_problems(doc, "submitted_at", now))
     return problems
+
+
+def jsonable(value: Any) -> Any:
+    """JSON encoders' fallback (json, orjson `default=`) for the values documents and results carry beyond
+    JSON's own types: numpy scalars and arrays, datetimes (pandas' too), sets, paths, dataclasses."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):  # numpy arrays, pandas Series
+        return value.tolist()
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if isinstance(value, PurePath):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -18,7 +18,7 @@ from hive_assets.registry._mlflow import (
     ARTIFACT_CHECKSUM_TAG, ArtifactError, artifact_checksum, ab_test_alias, alias_version, client_for,
     http_refusal,
     ensure_experiment, load_model, load_version_model, log_model, mirror_ab_split, model_name, model_version,
-    register_version,
+    register_version, run_json_artifact,
     training_run_for, training_run_of,
 )
 from hive_assets.registry._intents import (
@@ -69,6 +69,7 @@ __all__ = [
     "load_version_model", "log_model", "mirror_ab_split", "mirror_production", "mirror_production_enabled", "model_name",
     "model_version",
     "parse_version_ref", "previous_champion", "promote", "reconcile", "record_decision", "register", "register_version",
+    "run_json_artifact",
     "resolve_version", "rollback", "run_version_fields", "set_alias", "version_tags", "training_run_for",
     "training_run_of",
     "SKIPPED_UNCHANGED", "TRAINED_MODEL_ARTIFACT", "TRAINING_CONFIG_TAG", "nothing_changed_message", "resumable_version",

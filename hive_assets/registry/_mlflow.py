@@ -216,6 +216,19 @@ def _download(tracking_uri: str, artifact_uri: str, dst: str) -> Path:
     return Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=dst, tracking_uri=target))
 
 
+def run_json_artifact(client, run_id: str, path: str) -> Any:
+    """The JSON file a run logged at `path`, decoded; None when it has none (or it cannot be read or parsed)."""
+    import json
+
+    from mlflow.exceptions import MlflowException
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            return json.loads(Path(client.download_artifacts(run_id, path, tmp)).read_text())
+    except (MlflowException, OSError, ValueError):
+        return None
+
+
 def model_checksum(tracking_uri: str, artifact_uri: str) -> str:
     """`artifact_checksum` of the files at a model's artifact location as the artifact store holds them now."""
     with tempfile.TemporaryDirectory() as tmp:

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from hive_assets.data.store.base import DocumentStore
 from hive_assets.registry._ledger import ALIAS_KINDS
-from hive_assets.registry._mlflow import alias_version, model_name
+from hive_assets.registry._mlflow import alias_version, model_name, run_json_artifact
 from hive_assets.routing import CHALLENGER, CHAMPION
 
 TRAINING_CONFIG_TAG = "training_config"
@@ -67,23 +66,12 @@ def resumable_version(client, store: DocumentStore, specialist: str, snapshot_ha
         if store.count("model_decisions", {"specialist_type": specialist, "model_version": str(version.version),
                                            "kind": {"$in": list(_DECIDED_KINDS)}}):
             return None  # the newest such version was decided on: nothing was left unfinished
-        output = _logged_output(client, version.run_id) if version.run_id else None
+        # not logged: a version registered before its output was recorded
+        output = run_json_artifact(client, version.run_id, TRAINED_MODEL_ARTIFACT) if version.run_id else None
         if not isinstance(output, dict) or output.get("mlflow_run_id") != version.run_id:
             return None
         return version, output
     return None
-
-
-def _logged_output(client, run_id: str) -> Any:
-    import tempfile
-
-    from mlflow.exceptions import MlflowException
-
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            return json.loads(Path(client.download_artifacts(run_id, TRAINED_MODEL_ARTIFACT, tmp)).read_text())
-    except (MlflowException, OSError, ValueError):  # not logged (an older version), or unreadable
-        return None
 
 
 def nothing_changed_message(specialist: str, version: Any, alias: str) -> str:

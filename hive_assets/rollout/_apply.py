@@ -26,9 +26,9 @@ ledger's `recorded_at`.
 
 from __future__ import annotations
 
+import functools
 import math
-import dataclasses
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -146,7 +146,7 @@ def outcome_intent_id(test_id: str) -> str:
 def policy_record(policy: RolloutPolicy) -> dict[str, Any]:
     """The policy as a look records it: every field, durations in hours (`label_maturity_hours`, ...)."""
     out: dict[str, Any] = {}
-    for f in dataclasses.fields(policy):
+    for f in fields(policy):
         value = getattr(policy, f.name)
         if isinstance(value, timedelta):
             out[f"{f.name}_hours"] = value.total_seconds() / 3600
@@ -303,21 +303,25 @@ def settle(client, store: DocumentStore, test: dict[str, Any], *, actor: str,
     removed (the version is kept). superseded: `ab-test-v<N>` removed. Every closed test gets an
     `ab_test_closed` row; promotion and rollback also their own row.
     """
-    from hive_assets.registry import ab_test_alias, alias_version, ensure_alias, mirror_ab_split, record_decision
+    from hive_assets.registry import (
+        ab_test_alias, alias_version, ensure_alias, mirror_ab_split, model_version, record_decision,
+    )
 
     specialist, test_id = test["specialist_type"], test["test_id"]
     challenger, champion = str(test["challenger_version"]), str(test["champion_version"])
     status = test["status"]
     done: list[str] = []
 
-    snapshot: list[str | None] = []  # the challenger's data snapshot hash, read once when a row needs it
+    @functools.cache
+    def snapshot() -> str | None:
+        """The challenger's data snapshot hash (its tag), read once when a row needs it; None once deleted."""
+        version = model_version(client, specialist, challenger)
+        return (version.tags or {}).get("data_snapshot_hash") if version is not None else None
 
     def ledger(kind: str, decision_id: str, reason: str, details: dict[str, Any]) -> None:
         if not store.count("model_decisions", {"decision_id": decision_id}):
-            if not snapshot:
-                snapshot.append(_snapshot_of(client, specialist, challenger))
             record_decision(store, specialist, kind, actor=actor, reason=reason, dagster_run_id=dagster_run_id,
-                            model_version=challenger, data_snapshot_hash=snapshot[0],
+                            model_version=challenger, data_snapshot_hash=snapshot(),
                             details={"test_id": test_id, **details}, decision_id=decision_id)
             done.append(f"ledger:{kind}:{decision_id}")
 
@@ -371,16 +375,6 @@ def settle(client, store: DocumentStore, test: dict[str, Any], *, actor: str,
         registry.finish_intent(store, outcome_intent_id(test_id), {"status": status, "effects": done},
                                completed_by=completed_by)
     return done
-
-
-def _snapshot_of(client, specialist: str, version: str) -> str | None:
-    """The version's data snapshot hash (its tag), or None when the version is gone (deleted by hand)."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return (client.get_model_version(_model_name(specialist), str(version)).tags or {}).get("data_snapshot_hash")
-    except MlflowException:
-        return None
 
 
 def _mirrors(client, specialist: str, test_id: str) -> bool:

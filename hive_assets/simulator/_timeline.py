@@ -10,7 +10,6 @@ same seed prints the same timeline; `TimelineEvent.run_id` keeps them for the JS
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -185,18 +184,12 @@ def heuristic_baseline(store, client, specialist: str, run_id: str) -> tuple[flo
     """(accuracy, rows) of the pre-platform heuristic (`heuristic_opinion`, which served every opinion
     before the first champion) on the test rows of training run `run_id`, against their human labels;
     None when the run has no test rows logged or their plans are gone."""
-    import tempfile
-
-    from mlflow.exceptions import MlflowException
-
     from hive_assets.data import plan_to_serve
+    from hive_assets.registry import run_json_artifact
     from hive_assets.simulator._simulate import heuristic_opinion
 
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            with open(client.download_artifacts(run_id, TEST_ROWS_ARTIFACT, tmp)) as f:
-                rows = json.load(f)
-    except (MlflowException, OSError, ValueError):
+    rows = run_json_artifact(client, run_id, TEST_ROWS_ARTIFACT)
+    if rows is None:
         return None
     plans: dict[str, dict] = {}
     for doc in store.find_by_keys("cognitive_ledger", "plan_id", rows["plan_id"]):
