@@ -14,9 +14,10 @@ Below 5,000 rows one window's test split is a few dozen rows, so sizes below 5,0
 
 - `xgboost`: today's default before issue 24, `train_model(model_type="xgboost")`;
 - `auto`: the new default, `train_model(model_type="auto")` (every family of AUTO_CANDIDATES, each with
-  its VALIDATION_GRIDS setting, the best on validation macro-F1); `auto_tuned`: the same with
-  `hyperparameter_tuning=True` (successive halving instead of the small grids); `auto_without_mlp`: auto
-  before the MLP candidate (xgboost and sparse_logistic only);
+  its VALIDATION_GRIDS setting, the best on validation macro-F1); `auto_sampled`: the same compared on a
+  stratified sample of 2,500 training rows, the winner then fitted on all (`selection_max_rows`);
+  `auto_tuned`: auto with `hyperparameter_tuning=True` (successive halving instead of the small grids);
+  `auto_without_mlp`: auto before the MLP candidate (xgboost and sparse_logistic only);
 - `logistic`, `sparse_logistic`, `mlp`: the standardized L2 / L1 logistic regressions and the one-layer MLP
   alone, default penalty;
 - `seed`: the system this replaces, random forest of 100 trees, depth 10, no class weights, no calibration.
@@ -26,7 +27,7 @@ Targets (issue 24): the default (`auto`) within 5 points of Bayes accuracy at 5k
 every specialist; at 500 rows macro-F1 at least 3 points above `xgboost` for 3 of 5 specialists;
 fit + calibrate under 60 s at 20k rows.
 
-    .venv/bin/python benchmarks/bench_learning_curve.py            # all: 5 specialists x 4 sizes x 8 setups
+    .venv/bin/python benchmarks/bench_learning_curve.py            # all: 5 specialists x 4 sizes x 9 setups
     .venv/bin/python benchmarks/bench_learning_curve.py --specialists business --setups xgboost,auto --sizes 500
 """
 
@@ -78,6 +79,7 @@ def seed_setup(train, validation, test):
 SETUPS = {  # name -> train_model arguments (None: the seed's forest)
     "xgboost": {"model_type": "xgboost"},
     "auto": {"model_type": "auto"},
+    "auto_sampled": {"model_type": "auto", "selection_max_rows": 2500},
     "auto_tuned": {"model_type": "auto", "hyperparameter_tuning": True},
     "auto_without_mlp": {"model_type": "auto", "candidate_model_types": ("xgboost", "sparse_logistic")},
     "logistic": {"model_type": "logistic"},

@@ -42,9 +42,12 @@ def timed(fn, repeat: int) -> tuple[int, float, float]:
     return rows, sorted(walls)[repeat // 2], sorted(cpus)[repeat // 2]
 
 
-def loop_arguments() -> tuple[argparse.Namespace, datetime]:
-    """The kept home, --repeat and --days (this script's and bench_loop_retrain's), and the loop's start."""
+def loop_arguments(add_arguments=None) -> tuple[argparse.Namespace, datetime]:
+    """The kept home, --repeat and --days (this script's and bench_loop_retrain's, which adds its own through
+    `add_arguments(parser)`), and the loop's start."""
     parser = argparse.ArgumentParser()
+    if add_arguments is not None:
+        add_arguments(parser)
     parser.add_argument("home", type=Path)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--days", type=int, nargs=2, default=[1, 6])

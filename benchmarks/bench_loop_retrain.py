@@ -3,7 +3,7 @@ CPU time, on the home `bench_demo.py --keep-home` leaves.
 
     .venv/bin/python benchmarks/bench_demo.py --label-rate 0.2 --history-label-rate 0.85 --retrain-days 1 6 \\
         --keep-home /tmp/home
-    .venv/bin/python benchmarks/bench_loop_retrain.py /tmp/home [--repeat 3]
+    .venv/bin/python benchmarks/bench_loop_retrain.py /tmp/home [--repeat 3] [--selection-max-rows 2500]
 
 The loop's own retrains are timed once each, in wall seconds, while the machine does whatever else it
 does: five runs of the same scenario gave day 6 / day 1 = 1.05x to 2.20x. Here the retrain's steps run
@@ -14,12 +14,13 @@ times, and each is measured in this process's CPU seconds, which neighbours do n
 The steps are collection, features, training and validation: the ones that read or fit the window's rows.
 Registration and the A/B outcome are left out: on this home they would register versions again (or skip
 them as "nothing changed"), and they cost 0.1-0.5 s per retrain whatever the rows, so leaving them out can
-only raise the ratio. Training is the loop's (same seed, same candidates) with `time_budget_seconds` one
-second above the default, which no fit here comes near: the same data with the registered versions'
-exact configuration would end with "nothing changed" (an earlier version of this script used seed 1
-instead, and its training steps grew 1.19x against seed 0's 1.46-2.1x: early stopping and the MLP's
-iterations depend on the seed). The training steps log their runs to the home's MLflow: use a kept home, not one you
-need unchanged.
+only raise the ratio. `--selection-max-rows` sets trained_model's bound on the rows its model selection
+compares the families on (default 0: every row, the loop's own setting). Training is the loop's (same
+seed, same candidates) with `time_budget_seconds` one second above the default, which no fit here comes
+near: the same data with the registered versions' exact configuration would end with "nothing changed"
+(an earlier version of this script used seed 1 instead, and its training steps grew 1.19x against seed
+0's 1.46-2.1x: early stopping and the MLP's iterations depend on the seed). The training steps log their
+runs to the home's MLflow: use a kept home, not one you need unchanged.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ STEPS = ["raw_production_data", "enhanced_features", "trained_model", "validatio
 
 
 def main() -> None:
-    args, start = loop_arguments()
+    args, start = loop_arguments(lambda parser: parser.add_argument("--selection-max-rows", type=int, default=0))
     os.environ["HIVE_HOME"] = str(args.home)
     os.environ.pop("DAGSTER_HOME", None)
 
@@ -66,7 +67,8 @@ def main() -> None:
                 run_config={"ops": {"raw_production_data": {"config": {"as_of": as_of}},
                                     # the loop's training, under a time budget no fit reaches but no registered
                                     # version has: training runs instead of ending "nothing changed since vN"
-                                    "trained_model": {"config": {"time_budget_seconds": budget}}}})
+                                    "trained_model": {"config": {"time_budget_seconds": budget,
+                                                                 "selection_max_rows": args.selection_max_rows}}}})
             cpu, wall = time.process_time() - c0, time.perf_counter() - t0
             steps = {st.step_key: st.end_time - st.start_time for st in instance.get_run_step_stats(result.run_id)
                      if st.end_time and st.start_time}
@@ -74,7 +76,8 @@ def main() -> None:
 
     print(f"# the loop's retrain steps ({', '.join(STEPS)}) as of day {args.days[0]} and day {args.days[1]}, "
           f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} cores, "
-          f"load {os.getloadavg()[0]:.1f}, median of {args.repeat}", flush=True)
+          f"load {os.getloadavg()[0]:.1f}, median of {args.repeat}, selection_max_rows {args.selection_max_rows}",
+          flush=True)
     retrain(SPECIALISTS[0], args.days[0])  # imports and first-call costs, not measured
     cpu: dict[tuple[str, int], list[float]] = {}
     wall: dict[tuple[str, int], list[float]] = {}

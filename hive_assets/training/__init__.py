@@ -15,11 +15,13 @@ from hive_assets.training._estimators import (
 )
 from hive_assets.training._model import TRUSTED_TYPES, SchemaMismatch, SpecialistModel, check_schema
 from hive_assets.training._split import SPLITS, temporal_group_split
-from hive_assets.training._train import DEFAULT_TIME_BUDGET_SECONDS, DEFAULT_TUNING_CANDIDATES, train_model
+from hive_assets.training._train import (
+    DEFAULT_SELECTION_MAX_ROWS, DEFAULT_TIME_BUDGET_SECONDS, DEFAULT_TUNING_CANDIDATES, train_model,
+)
 from hive_assets.training._tuning import VALIDATION_GRIDS, choose_on_validation, sample_candidates, successive_halving
 
 __all__ = [
-    "DEFAULT_PARAMS", "DEFAULT_TIME_BUDGET_SECONDS", "DEFAULT_TUNING_CANDIDATES", "ENCODED_COLUMNS", "ISOTONIC_MIN_ROWS", "MLP_ADAM_MIN_ROWS", "MODEL_TYPES",
+    "DEFAULT_PARAMS", "DEFAULT_SELECTION_MAX_ROWS", "DEFAULT_TIME_BUDGET_SECONDS", "DEFAULT_TUNING_CANDIDATES", "ENCODED_COLUMNS", "ISOTONIC_MIN_ROWS", "MLP_ADAM_MIN_ROWS", "MODEL_TYPES",
     "SEARCH_SPACE", "SPLITS", "TRUSTED_TYPES", "VALIDATION_GRIDS", "SchemaMismatch", "SpecialistModel", "build_estimator",
     "calibrate", "check_schema", "choose_on_validation", "encode", "encode_labels", "fit_estimator", "mlp_hidden_layers", "mlp_solver", "sample_candidates", "successive_halving",
     "temporal_group_split", "train_model",

@@ -6,6 +6,13 @@ its VALIDATION_GRIDS that scores best, and keeps the family with the best macro-
 chosen for one data set: a sparse linear model where the classes are separated by a linear score (and when
 few labels leave trees little to split), boosted trees where interactions and curvature matter. A candidate is started only while the time budget lasts (the first always),
 and every candidate's score is returned, so the choice can be read back.
+
+With `selection_max_rows` set, above that many training rows the families and their settings are compared
+on a stratified random sample of that many rows, and only the winner is fitted again on every training row
+(xgboost early stopped again, on the same validation split): one halving rung, so choosing a model costs
+about the same at 5,000 or 50,000 labels and only the final fit grows with them. Off by default: on the
+learning curve a sample of 2,500 cost 0.4-0.9 points of macro-F1 at 20,000 rows and up to 1.8 at 5,000,
+mostly by choosing a simpler family than the full comparison does (BENCHMARKS.md, issue 23).
 """
 
 from __future__ import annotations
@@ -14,8 +21,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
+from sklearn.model_selection import train_test_split
 
 from hive_assets.config import AUTO_CANDIDATES, AUTO_MODEL_TYPE
 from hive_assets.features import FEATURE_NAMES
@@ -31,6 +40,26 @@ from hive_assets.training._tuning import choose_on_validation, sample_candidates
 DEFAULT_TUNING_CANDIDATES = 27  # with halving factor 3: rungs of 27, 9, 3, 1 candidates
 # Seconds model selection may spend: no further candidate family is started after this (the first always is).
 DEFAULT_TIME_BUDGET_SECONDS = 300.0
+# model_type auto: the families are compared on at most this many training rows; 0 (the default): on all of
+# them. A bound trades quality for time (module docstring); one at or above MLP_ADAM_MIN_ROWS keeps the sample's
+# MLP the kind the full fit will be.
+DEFAULT_SELECTION_MAX_ROWS = 0
+
+
+def selection_sample(y: np.ndarray, max_rows: int, random_state: int) -> np.ndarray | None:
+    """Sorted indices of a stratified random sample of `max_rows` of the rows labelled `y`, or None when
+    there are no more rows than that (or `max_rows` is 0: no sampling)."""
+    if not max_rows or len(y) <= max_rows:
+        return None
+    sample, _ = train_test_split(np.arange(len(y)), train_size=max_rows, stratify=y, random_state=random_state)
+    return np.sort(sample)
+
+
+def _grid_setting(model_type: str, params: dict[str, Any], n_rows: int) -> dict[str, Any]:
+    """The part of a chosen `params` that is the family's own setting: without what follows the rows (the
+    MLP's solver, the sample's) and xgboost's round count (early stopping finds it again on all rows)."""
+    drop = set(row_dependent_params(model_type, n_rows)) | ({"n_estimators"} if model_type == "xgboost" else set())
+    return {k: v for k, v in params.items() if k not in drop}
 
 
 def _fit_family(model_type, X_tr, y_tr, X_va, y_va, hyperparameter_tuning, random_state, tuning_candidates,
@@ -79,6 +108,7 @@ def train_model(
     progress: Callable[[str], None] | None = None,
     candidate_model_types: Sequence[str] = AUTO_CANDIDATES,
     time_budget_seconds: float = DEFAULT_TIME_BUDGET_SECONDS,
+    selection_max_rows: int = DEFAULT_SELECTION_MAX_ROWS,
 ) -> tuple[SpecialistModel, dict[str, Any]]:
     """Fit on `train`; tune (optionally, successive halving on validation macro-F1) and calibrate on
     `validation`. Frames hold FEATURE_NAMES + `label`. Tuning draws `tuning_candidates` parameter sets
@@ -88,8 +118,11 @@ def train_model(
     the best validation macro-F1 of its VALIDATION_GRIDS settings; an explicit model type without tuning
     fits DEFAULT_PARAMS),
     until `time_budget_seconds` have passed; the best validation macro-F1 wins, ties going to the earlier
-    candidate. `info["selection"]` lists every candidate's score, seconds, status and
+    candidate. `info["selection"]` lists every candidate's score, seconds, status, rows and
     whether its chosen setting's fit converged (ConvergenceWarnings are recorded, not printed).
+    With more than `selection_max_rows` training rows (model_type auto without tuning; 0: never), the
+    candidates are compared on a stratified random sample of that many, then the winner's setting is fitted
+    on all rows: `info["refit"]` holds its rows, validation macro-F1 and seconds (None without a sample).
 
     Class weights are balanced. Calibration: isotonic with >= ISOTONIC_MIN_ROWS validation rows (linear
     models: LINEAR_ISOTONIC_MIN_ROWS), else sigmoid, unless `calibration_method` says otherwise ("none": uncalibrated). The model carries its drift reference (the
@@ -107,6 +140,9 @@ def train_model(
         raise ValueError(f"cannot train on {len(train)} training and {len(validation)} validation rows")
     X_tr, y_tr = encode(train), encode_labels(train["label"])
     X_va, y_va = encode(validation), encode_labels(validation["label"])
+    auto = model_type == AUTO_MODEL_TYPE
+    sample = selection_sample(y_tr, selection_max_rows, random_state) if auto and not hyperparameter_tuning else None
+    X_sel, y_sel = (X_tr, y_tr) if sample is None else (X_tr[sample], y_tr[sample])
     start = time.perf_counter()
     selection: list[dict[str, Any]] = []
     best: tuple[float, str, dict[str, Any], Any, list[dict[str, Any]]] | None = None
@@ -117,10 +153,9 @@ def train_model(
             continue
         began = time.perf_counter()
         params, estimator, val_f1, trials, converged = _fit_family(
-            family, X_tr, y_tr, X_va, y_va, hyperparameter_tuning, random_state, tuning_candidates,
-            search_space if model_type != AUTO_MODEL_TYPE else None, candidates, progress,
-            auto=model_type == AUTO_MODEL_TYPE)
-        selection.append({"model_type": family, "status": "fitted", "val_macro_f1": val_f1,
+            family, X_sel, y_sel, X_va, y_va, hyperparameter_tuning, random_state, tuning_candidates,
+            search_space if not auto else None, candidates, progress, auto=auto)
+        selection.append({"model_type": family, "status": "fitted", "val_macro_f1": val_f1, "rows": int(len(y_sel)),
                           "seconds": round(time.perf_counter() - began, 3), "params": params, "converged": converged})
         if best is None or val_f1 > best[0]:
             best = (val_f1, family, params, estimator, trials)
@@ -130,7 +165,18 @@ def train_model(
         row["chosen"] = row["model_type"] == chosen
     if progress is not None and len(families) > 1:
         scores = ", ".join(f"{r['model_type']} {r['val_macro_f1']:.4f}" for r in selection if r["val_macro_f1"] is not None)
-        progress(f"model selection: {chosen} has the best validation macro-F1 ({scores})")
+        on = "" if sample is None else f" on a sample of {len(y_sel)} of the {len(y_tr)} training rows"
+        progress(f"model selection: {chosen} has the best validation macro-F1{on} ({scores})")
+    refit = None
+    if sample is not None:
+        if progress is not None:
+            progress(f"fitting {chosen} with its chosen setting on all {len(y_tr)} training rows")
+        began = time.perf_counter()
+        params, estimator, val_f1, refit_trials = choose_on_validation(
+            chosen, X_tr, y_tr, X_va, y_va, random_state, grid=[_grid_setting(chosen, params, len(y_sel))])
+        trials = [*trials, *refit_trials]
+        refit = {"rows": int(len(y_tr)), "val_macro_f1": val_f1, "seconds": round(time.perf_counter() - began, 3),
+                 "converged": refit_trials[-1]["converged"]}
     if progress is not None:
         progress(f"calibrating on {len(y_va)} validation rows (validation macro-F1 {val_f1:.4f} before calibration)")
     if calibration_method == "none":
@@ -150,5 +196,6 @@ def train_model(
         "tuning_trials": trials,
         "params": model.params,
         "selection": selection,
+        "refit": refit,
     }
     return model, info

@@ -678,3 +678,26 @@ def test_hive_env_on_a_simulated_home_gives_the_drift_and_ab_sensors_a_short_tic
     assert hive("clock", "release", cwd=cwd, env=env).returncode == 0
     live = dict(re.findall(r"^export (\w+)=(\S+)$", hive("env", cwd=cwd, env=env).stdout, re.M))
     assert not set(live) & {"HIVE_DRIFT_SENSOR_INTERVAL_SECONDS", "HIVE_AB_SENSOR_INTERVAL_SECONDS"}
+
+
+def test_train_passes_the_selection_bound_to_the_run_config_and_refuses_a_negative_one(monkeypatch, capsys):
+    from hive_assets.cli import _dagster
+    from hive_assets.cli._main import build_parser
+    from hive_assets.cli._train import cmd_train
+
+    configs = []
+
+    def materialize(selection, specialist, run_config, log_level=None):
+        configs.append(run_config["ops"]["trained_model"]["config"])
+        raise KeyboardInterrupt  # stop before the outcome is read: only the run config is under test
+
+    monkeypatch.setattr(_dagster, "materialize", materialize)
+    with pytest.raises(KeyboardInterrupt):
+        cmd_train(build_parser().parse_args(["train", "--specialist", "business", "--selection-max-rows", "2500"]))
+    with pytest.raises(KeyboardInterrupt):
+        cmd_train(build_parser().parse_args(["train", "--specialist", "business"]))
+    assert configs == [{"model_type": "auto", "hyperparameter_tuning": False, "random_state": 0,
+                        "selection_max_rows": rows} for rows in (2500, 0)]
+    with pytest.raises(SystemExit) as refused:
+        build_parser().parse_args(["train", "--specialist", "business", "--selection-max-rows", "-1"])
+    assert refused.value.code == 2 and "must be an integer >= 0, got '-1'" in capsys.readouterr().err

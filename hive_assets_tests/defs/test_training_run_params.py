@@ -22,17 +22,22 @@ pytestmark = pytest.mark.services
 AS_OF = datetime(2026, 5, 1, 12, tzinfo=timezone.utc)
 
 
+def _business_resources(hive_home, mlflow_server: str, monkeypatch, experiment: str,
+                        platform: PlatformSettings) -> dict:
+    """The resources of a home with 45 simulated days of business traffic and its own MLflow experiment."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", experiment)
+    simulate(SQLiteStore(hive_home / "store.sqlite"), plans=2500, days=45, seed=21, now=AS_OF, specialists=["business"])
+    return {"document_store": DocumentStoreResource(),
+            "mlflow": MlflowResource(tracking_uri=mlflow_server, experiment_name=experiment), "platform": platform}
+
+
 def test_the_training_run_records_the_collection_settings_and_a_retry_logs_them_again(hive_home, own_mlflow_server,
                                                                                        monkeypatch):
     experiment = "training-run-params"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", own_mlflow_server)
-    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", experiment)
-    store = SQLiteStore(hive_home / "store.sqlite")
-    simulate(store, plans=2500, days=45, seed=21, now=AS_OF, specialists=["business"])
     # window_days and min_confidence unset: the run records the platform's values the collection applied
-    resources = {"document_store": DocumentStoreResource(),
-                 "mlflow": MlflowResource(tracking_uri=own_mlflow_server, experiment_name=experiment),
-                 "platform": PlatformSettings(data_collection_days=40, min_confidence=0.65)}
+    resources = _business_resources(hive_home, own_mlflow_server, monkeypatch, experiment,
+                                    PlatformSettings(data_collection_days=40, min_confidence=0.65))
     run_config = {"ops": {
         "raw_production_data": {"config": {"as_of": AS_OF.isoformat(), "min_feedback_quality": 0.55,
                                            "denied_feedback_sources": ["synthetic_backfill", "load_test", "bulk"]}},
@@ -80,3 +85,42 @@ def test_the_training_run_records_the_collection_settings_and_a_retry_logs_them_
     registered = result.output_for_node("registered_model_version")
     version = client.get_model_version("business-evaluator", registered["version"])
     assert version.tags[registry.TRAINING_CONFIG_TAG] == trained["training_config"]
+
+
+def test_a_bounded_model_selection_is_recorded_in_the_run_and_in_the_training_configuration(
+        hive_home, own_mlflow_server, monkeypatch):
+    """`selection_max_rows`: the families are compared on a sample of that many training rows and the winner
+    is fitted on all of them; the run says so (params, model_selection.json, the asset's metadata), and the
+    setting is part of the training configuration only when set, so versions trained before it existed (on
+    every row, as the default still does) keep matching "nothing changed"."""
+    import json
+    from pathlib import Path
+
+    resources = _business_resources(hive_home, own_mlflow_server, monkeypatch, "bounded-selection", PlatformSettings())
+    client = registry.client_for(own_mlflow_server)
+    instance = dg.DagsterInstance.ephemeral()
+    trained = {}
+    for bound in (300, 0):
+        result = dg.materialize(
+            list(build_defs().assets), selection=["raw_production_data", "enhanced_features", "trained_model"],
+            partition_key="business", resources=resources, instance=instance,
+            run_config={"ops": {"raw_production_data": {"config": {"as_of": AS_OF.isoformat()}},
+                                "trained_model": {"config": {"selection_max_rows": bound}}}})
+        assert result.success
+        trained[bound] = result.output_for_node("trained_model")
+        if bound:
+            [materialization] = result.asset_materializations_for_node("trained_model")
+            refit_metadata = materialization.metadata["refit_on_all_rows"].value
+    sampled = trained[300]
+    run = client.get_run(sampled["mlflow_run_id"])
+    assert sampled["n_train"] > 300
+    assert {k: run.data.params[k] for k in ("selection_max_rows", "selection_rows", "n_train")} == {
+        "selection_max_rows": "300", "selection_rows": "300", "n_train": str(sampled["n_train"])}
+    selection = json.loads(Path(client.download_artifacts(run.info.run_id, "model_selection.json")).read_text())
+    assert [c["rows"] for c in selection["candidates"]] == [300] * len(selection["candidates"])
+    assert selection["refit"]["rows"] == sampled["n_train"] == refit_metadata["rows"]
+    assert json.loads(sampled["training_config"])["selection_max_rows"] == 300
+    whole = json.loads(trained[0]["training_config"])
+    assert "selection_max_rows" not in whole and whole == {
+        k: v for k, v in json.loads(sampled["training_config"]).items() if k != "selection_max_rows"}
+    assert client.get_run(trained[0]["mlflow_run_id"]).data.params["selection_rows"] == str(trained[0]["n_train"])

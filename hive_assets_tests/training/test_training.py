@@ -361,6 +361,76 @@ def test_auto_picks_the_family_that_is_better_on_validation(plan_features, truth
     assert np.allclose(loaded.predict_proba(validation), model.predict_proba(validation))
 
 
+def _oblique_labels(f: pd.DataFrame) -> list[str]:
+    """A linear truth oblique to every axis (test_auto_picks_the_family_that_is_better_on_validation's)."""
+    return _tertile_labels(np.asarray(2.0 * f.risk_score - 1.5 * f.priority_score + 1.0 * f.complexity_score
+                                      + 0.04 * f.num_tasks - 1.2 * f.parallelization_potential, dtype=float))
+
+
+def test_the_selection_sample_is_stratified_seeded_and_only_above_its_bound():
+    from hive_assets.training._train import selection_sample
+
+    y = np.repeat([0, 1, 2], [700, 200, 100])
+    sample = selection_sample(y, 400, random_state=3)
+    assert len(sample) == len(set(sample)) == 400 and list(sample) == sorted(sample)
+    assert np.abs(np.bincount(y[sample]) - np.array([280, 80, 40])).max() <= 1  # each class's share of the 400
+    assert list(selection_sample(y, 400, random_state=3)) == list(sample)
+    assert list(selection_sample(y, 400, random_state=4)) != list(sample)
+    assert selection_sample(y, 1000, 0) is None and selection_sample(y, 0, 0) is None
+
+
+def test_auto_compares_the_families_on_a_sample_then_fits_the_winner_on_every_row(plan_features):
+    """Above selection_max_rows the candidates are scored on a stratified sample of the training rows (the
+    premise: each family's best validation macro-F1 on those rows, computed here), and the winner's setting
+    is then fitted on all of them: its probabilities are a plain fit of that penalty on the 1,000 rows', not
+    the sample's."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    from hive_assets.training import encode
+    from hive_assets.training._train import selection_sample
+
+    frame = plan_features.assign(label=_oblique_labels(plan_features))
+    train, validation = frame.iloc[:1000], frame.iloc[1000:1300]
+    families = ("xgboost", "sparse_logistic")
+    sample = selection_sample(encode_labels(train["label"]), 400, random_state=0)
+    scores = {m: _validation_macro_f1(m, train.iloc[sample], validation) for m in families}
+    assert scores["sparse_logistic"] > scores["xgboost"] + 0.02, scores  # the premise, by a margin
+
+    lines: list[str] = []
+    model, info = train_model("technical", train, validation, candidate_model_types=families,
+                              selection_max_rows=400, progress=lines.append)
+    assert {c["model_type"]: c["val_macro_f1"] for c in info["selection"]} == pytest.approx(scores)
+    assert [c["rows"] for c in info["selection"]] == [400, 400]
+    assert model.model_type == "sparse_logistic" and info["n_train"] == 1000
+    assert info["refit"]["rows"] == 1000 and info["tuning_trials"][-1]["rows"] == 1000
+    assert "model selection: sparse_logistic has the best validation macro-F1 on a sample of 400 of the 1000 " \
+           "training rows" in " ".join(lines)
+
+    def plain_fit(rows: pd.DataFrame):
+        X, y = encode(rows), encode_labels(rows["label"])
+        with warnings.catch_warnings():  # saga's iteration limit, as in the code under test
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return make_pipeline(StandardScaler(), LogisticRegression(
+                C=model.params["C"], l1_ratio=1.0, solver="saga", max_iter=300, tol=1e-3, random_state=0)).fit(
+                X, y, logisticregression__sample_weight=compute_sample_weight("balanced", y))
+
+    X_va = encode(validation)
+    ours = model.estimator.predict_proba(X_va)
+    assert np.allclose(ours, plain_fit(train).predict_proba(X_va), atol=1e-6)
+    assert not np.allclose(ours, plain_fit(train.iloc[sample]).predict_proba(X_va), atol=1e-3)
+    assert info["refit"]["val_macro_f1"] == pytest.approx(info["val_macro_f1_uncalibrated"])
+
+    # at or below the bound (or with 0) nothing is sampled: the comparison is on every row, as before
+    _, whole = train_model("technical", train, validation, candidate_model_types=families, selection_max_rows=0)
+    assert whole["refit"] is None and [c["rows"] for c in whole["selection"]] == [1000, 1000]
+
+
 def test_auto_starts_no_candidate_after_the_time_budget(plan_features):
     frame = plan_features.assign(label=_tertile_labels(plan_features.risk_score.to_numpy()))
     model, info = train_model("technical", frame.iloc[:600], frame.iloc[600:800], time_budget_seconds=1e-9,

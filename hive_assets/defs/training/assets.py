@@ -21,7 +21,9 @@ from hive_assets.evaluation import calibration_metrics
 from hive_assets.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
 from hive_assets.config import AUTO_CANDIDATES, AUTO_MODEL_TYPE
 from hive_assets.data import COLLECTION_SETTINGS
-from hive_assets.training import DEFAULT_TIME_BUDGET_SECONDS, DEFAULT_TUNING_CANDIDATES, encode_labels, train_model
+from hive_assets.training import (
+    DEFAULT_SELECTION_MAX_ROWS, DEFAULT_TIME_BUDGET_SECONDS, DEFAULT_TUNING_CANDIDATES, encode_labels, train_model,
+)
 
 
 class TrainConfig(dg.Config):
@@ -49,6 +51,13 @@ class TrainConfig(dg.Config):
         default=DEFAULT_TIME_BUDGET_SECONDS, gt=0,
         description="model_type auto: no further candidate family is started after this many seconds "
                     "(the first is always fitted); skipped candidates are listed in the metadata.")
+    selection_max_rows: int = Field(
+        default=DEFAULT_SELECTION_MAX_ROWS, ge=0,
+        description="model_type auto without tuning: compare the families and their settings on a stratified "
+                    "random sample of at most this many training rows, then fit the winner on all of them, so "
+                    "choosing a model stops growing with the labels; 0 (the default): compare on every training "
+                    "row. A bound costs quality: 2,500 lost 0.4-0.9 points of macro-F1 at 20,000 rows "
+                    "(BENCHMARKS.md).")
 
 
 def promote_if_better_param(run_config: dict | None) -> str:
@@ -92,6 +101,9 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
         # what `auto` chooses among, and the budget that can cut the list short: either changes the model
         **({"candidate_model_types": list(AUTO_CANDIDATES), "time_budget_seconds": config.time_budget_seconds}
            if config.model_type == AUTO_MODEL_TYPE else {}),
+        # only when set: the versions trained before the setting existed compared on every row too
+        **({"selection_max_rows": config.selection_max_rows}
+           if config.model_type == AUTO_MODEL_TYPE and config.selection_max_rows else {}),
     })
     unchanged = registry.unchanged_version(client, specialist, snapshot, training_config)
     if unchanged is not None:
@@ -143,7 +155,8 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
         validation = enhanced_features[enhanced_features["split"] == "validation"]
         model, info = train_model(specialist, train, validation, config.model_type, config.hyperparameter_tuning,
                                   config.random_state, tuning_candidates=config.tuning_candidates,
-                                  progress=context.log.info, time_budget_seconds=config.time_budget_seconds)
+                                  progress=context.log.info, time_budget_seconds=config.time_budget_seconds,
+                                  selection_max_rows=config.selection_max_rows)
         selection = info["selection"]
         registry.log_params(client, run_id, {
             "specialist_type": specialist, "model_type": config.model_type,
@@ -155,7 +168,8 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
             # the data's own settings, carried from raw_production_data (a retry logs the same values)
             **registry.collection_params(enhanced_features.attrs.get(COLLECTION_SETTINGS) or {}),
             "promote_if_better": promote_if_better_param(context.run_config),
-            **({"time_budget_seconds": config.time_budget_seconds} if config.model_type == AUTO_MODEL_TYPE else {}),
+            **({"time_budget_seconds": config.time_budget_seconds, "selection_max_rows": config.selection_max_rows,
+                "selection_rows": selection[0]["rows"]} if config.model_type == AUTO_MODEL_TYPE else {}),
             # why this family: every candidate's validation macro-F1 (or why it was not fitted)
             **{f"candidate.{c['model_type']}.val_macro_f1": (f"{c['val_macro_f1']:.4f}" if c["val_macro_f1"] is not None
                                                              else c["status"]) for c in selection},
@@ -170,7 +184,8 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
         client.log_dict(run_id, {"feature_names": list(FEATURE_NAMES), "feature_schema_version": FEATURE_SCHEMA_VERSION,
                                  "classes": list(model.classes_)}, "feature_schema.json")
         client.log_dict(run_id, model.drift_reference, "drift_reference.json")
-        client.log_dict(run_id, {"chosen": info["model_type"], "candidates": selection}, "model_selection.json")
+        client.log_dict(run_id, {"chosen": info["model_type"], "candidates": selection, "refit": info["refit"]},
+                        "model_selection.json")
         if info["tuning_trials"]:
             client.log_dict(run_id, {"trials": info["tuning_trials"]}, "tuning_trials.json")
         registry.log_png(client, run_id, confusion_matrix_png(y_val, val_proba.argmax(axis=1),
@@ -195,12 +210,15 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
         "model_uri": model_uri, "model_type": info["model_type"], "model_type_config": config.model_type,
         "model_selection": _ui.table(
             [("model_type", "string", "candidate family"), ("val_macro_f1", "float", "macro-F1 on the validation split, "
-              "before calibration"), ("seconds", "float", "fit (and tuning) time"), ("status", "string", "fitted, or why not"),
+              "before calibration"), ("rows", "int", "training rows it was fitted on (a sample above "
+              "selection_max_rows; the winner is then fitted on all)"),
+             ("seconds", "float", "fit (and tuning) time"), ("status", "string", "fitted, or why not"),
              ("chosen", "bool", "the served family"),
              ("converged", "bool", "its setting's fit converged before its iteration limit (else sklearn's "
               "ConvergenceWarning, recorded here instead of printed)")],
-            [{k: c[k] for k in ("model_type", "val_macro_f1", "seconds", "status", "chosen", "converged")}
+            [{k: c.get(k) for k in ("model_type", "val_macro_f1", "rows", "seconds", "status", "chosen", "converged")}
              for c in selection]),
+        **({"refit_on_all_rows": dg.MetadataValue.json(info["refit"])} if info["refit"] else {}),
         "n_train": info["n_train"], "n_validation": info["n_validation"],
         "calibration_method": info["calibration_method"],
         "hyperparameter_tuning": config.hyperparameter_tuning,
