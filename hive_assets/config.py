@@ -106,6 +106,9 @@ def retrain_max_runtime_seconds() -> int:
 # MLflow's database tracking stores by URI scheme (before any `+driver`), with their default ports (the
 # embedded default is sqlite, a file)
 MLFLOW_DATABASE_SCHEMES = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
+#: the tracking URI schemes MLflow opens (before any `+driver`; "" is a path)
+MLFLOW_STORE_SCHEMES = ("", "file", "sqlite", "http", "https", *MLFLOW_DATABASE_SCHEMES, "databricks",
+                        "databricks-uc", "uc")
 
 
 def mlflow_tracking_uri() -> str:
@@ -128,6 +131,10 @@ def mlflow_tracking_uri() -> str:
             raise ConfigError("MLFLOW_TRACKING_URI is not a usable URL (no host, or a port that is not a number): a "
                               "'/', '@', ':', '?' or '#' in the user name or password must be percent-encoded "
                               "(urllib.parse.quote); the value is not shown, it may hold a password")
+    if scheme.partition("+")[0] not in MLFLOW_STORE_SCHEMES:  # MLflow's refusal quoted the whole URI
+        hint = ": use postgresql+psycopg2://" if scheme in ("postgres", "postgres+psycopg2") else ""
+        raise ConfigError(f"MLFLOW_TRACKING_URI={redact_uri(raw)!r} has a scheme MLflow does not know "
+                          f"({scheme!r}){hint} (one of {', '.join(s + '://' for s in MLFLOW_STORE_SCHEMES if s)})")
     if scheme in ("", "file") and not env_bool("MLFLOW_ALLOW_FILE_STORE", False):
         raise ConfigError(f"MLFLOW_TRACKING_URI={redact_uri(raw)!r} is a file store, which MLflow 3 refuses: use "
                           "sqlite:///PATH/mlflow.db, an http(s):// server, or unset it for $HIVE_HOME/mlflow.db "
@@ -267,29 +274,40 @@ def uri_userinfo(uri: str) -> tuple[str, str | None, str] | None:
         return None
     query = rest.find("?")
     at = rest.rfind("@", 0, query if query >= 0 else len(rest))
+    if at < 0 and query >= 0:  # an unescaped '?' in the password: pymongo's userinfo runs to the first '/'
+        slash = rest.find("/")
+        at = rest.rfind("@", 0, slash if slash >= 0 else len(rest))
     if at < 0:
         return None
     user, colon, password = rest[:at].partition(":")
     return user, (password if colon else None), rest[at + 1:]
 
 
+#: a query parameter or libpq keyword whose value is a credential: `?password=`, `&token=`, MongoDB's
+#: `tlsCertificateKeyFilePassword=` and `authMechanismProperties=AWS_SESSION_TOKEN:...`, `password=` of a DSN
+_SECRET_PARAMETER = re.compile(r"(?i)((?:^|(?<=[?&;\s]))[\w.-]*(?:pass|pwd|secret|token|authmechanismproperties"
+                               r"|api_?key|access_?key|signature)[\w.-]*\s*=\s*)[^&;\s'\"#]+")
+
+
 def redact_uri(uri: str | None) -> str:
-    """The URI with any password replaced by ***, safe for logs and UI metadata."""
+    """The URI with any password (in the userinfo or a credential parameter) replaced by ***, safe for logs
+    and UI metadata."""
     if not uri:
         return ""
     userinfo = uri_userinfo(uri)
-    if userinfo is None or userinfo[1] is None:
-        return uri
-    user, _password, rest = userinfo
-    return f"{uri.partition('://')[0]}://{user}:***@{rest}"
+    if userinfo is not None and userinfo[1] is not None:
+        user, _password, rest = userinfo
+        uri = f"{uri.partition('://')[0]}://{user}:***@{rest}"
+    return _SECRET_PARAMETER.sub(r"\1***", uri)
 
 
 _URI_PASSWORD = re.compile(r"(://[^/\s:@'\"]*:)[^@\s/'\"]+@")
 
 
 def redact_secrets(text: str) -> str:
-    """Any `scheme://user:password@host` inside free text (an error message) with the password as ***."""
-    return _URI_PASSWORD.sub(r"\1***@", text)
+    """Any `scheme://user:password@host` inside free text (an error message) with the password as ***, and
+    the value of any credential parameter (`password=...`, `token=...`)."""
+    return _SECRET_PARAMETER.sub(r"\1***", _URI_PASSWORD.sub(r"\1***@", text))
 
 
 @dataclass(frozen=True)

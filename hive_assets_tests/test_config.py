@@ -293,3 +293,39 @@ def test_a_database_tracking_uri_needs_its_driver_installed(monkeypatch):
     assert "s3cret" not in str(err.value)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql+psycopg2://hive:s3cret@db.internal/mlflow")  # installed
     assert Settings.from_env().mlflow_uri == "postgresql+psycopg2://hive:s3cret@db.internal/mlflow"
+
+
+# ------------------------------------------------------------------------- credentials never shown
+
+SECRET = "S3cr3tPW-audit"
+
+
+@pytest.mark.parametrize("uri", [
+    f"mongodb://hive:{SECRET}?x@db:27017/",  # an unescaped '?': pymongo's error quoted the URI whole
+    f"mongodb://hive:{SECRET}@db:27017/?authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:{SECRET}",
+    f"mongodb://hive:{SECRET}@db:27017/?tls=true&tlsCertificateKeyFilePassword={SECRET}",
+    f"postgresql://hive@db/ferretdb?sslmode=require&password={SECRET}",
+    f"host=db port=5432 user=hive password={SECRET} dbname=ferretdb",
+    f"https://mlflow.internal/?token={SECRET}",
+])
+def test_a_password_is_redacted_wherever_the_uri_carries_it(uri):
+    from hive_assets.config import redact_secrets, redact_uri
+
+    for text in (redact_uri(uri), redact_secrets(f"error: {uri!r} refused")):
+        assert SECRET not in text and "***" in text, text
+    assert redact_uri("mongodb://db:27017/?appName=a@b") == "mongodb://db:27017/?appName=a@b"
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "ftp", "redis"])
+def test_a_tracking_uri_scheme_mlflow_cannot_open_is_refused_without_its_password(monkeypatch, scheme):
+    # MLflow's UnsupportedModelRegistryStoreURIException quoted the URI, password included, into a traceback
+    # on the CLI's stderr and into the Dagster run's step failure
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"{scheme}://hive:{SECRET}@db.internal:5432/mlflow")
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env()
+    assert SECRET not in str(err.value)
+    assert str(err.value).startswith(f"MLFLOW_TRACKING_URI='{scheme}://hive:***@db.internal:5432/mlflow' has a "
+                                     "scheme MLflow does not know")
+    for uri in ("sqlite:///x/mlflow.db", "http://127.0.0.1:5000", "databricks://prof", "postgresql+psycopg2://h/m"):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        assert Settings.from_env().mlflow_tracking_uri == uri

@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from urllib.parse import urlsplit
-
-from hive_assets.config import redact_uri
 from hive_assets.data.store.base import COLLECTIONS, StoreUnavailable
 
 # FerretDB's per-database (PostgreSQL schema) table mapping collection names to table names
@@ -72,6 +69,26 @@ def ferretdb_tables(cursor, schema: str) -> dict[str, str]:
     return {collection: table for collection, table in cursor.fetchall() if collection and table}
 
 
+def _dsn(postgresql_url: str) -> dict[str, str]:
+    """libpq's reading of `postgresql_url` (a URL or `key=value` words), {} when it cannot be read."""
+    import psycopg2
+    from psycopg2.extensions import parse_dsn
+
+    try:
+        return parse_dsn(postgresql_url)
+    except psycopg2.Error:
+        return {}
+
+
+def postgresql_where(postgresql_url: str) -> str:
+    """`host:port/database` of a libpq connection string in either form, never its text: a password can be
+    in the URL's userinfo, a `?password=` parameter or a `password='...'` word."""
+    dsn = _dsn(postgresql_url)
+    if not dsn:
+        return "FERRETDB_POSTGRESQL_URL (not shown: it is not a connection string libpq reads)"
+    return f"{dsn.get('host', 'localhost')}:{dsn.get('port', '5432')}/{dsn.get('dbname', dsn.get('user', ''))}"
+
+
 def ensure_lookup_indexes(postgresql_url: str, database: str) -> list[str]:
     """Create the missing GIN lookup indexes of FerretDB database `database` (a PostgreSQL schema) in
     the PostgreSQL that FerretDB runs on; returns the names of the indexes that exist afterwards.
@@ -80,17 +97,17 @@ def ensure_lookup_indexes(postgresql_url: str, database: str) -> list[str]:
 
     try:
         conn = psycopg2.connect(postgresql_url, connect_timeout=10)
-    except psycopg2.Error as exc:  # the message names host and port; the URL's password is cut out anyway
-        secret = urlsplit(postgresql_url).password if "://" in postgresql_url else None
+    except psycopg2.Error as exc:  # the message names host and port; the password is cut out anyway
+        secret = _dsn(postgresql_url).get("password")
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise StoreUnavailable(f"PostgreSQL at {redact_uri(postgresql_url)} is unavailable: {type(exc).__name__}: "
-                               f"{text.replace(secret, '***') if secret else text}") from None
+        raise StoreUnavailable(f"PostgreSQL at {postgresql_where(postgresql_url)} is unavailable: "
+                               f"{type(exc).__name__}: {text.replace(secret, '***') if secret else text}") from None
     try:
         with conn, conn.cursor() as cursor:
             tables = ferretdb_tables(cursor, database)
             if not tables:  # another PostgreSQL, database or schema than the one this FerretDB writes to
                 raise ValueError(f"no FerretDB collections of database {database!r} in PostgreSQL at "
-                                 f"{redact_uri(postgresql_url)}: is that the PostgreSQL this FerretDB runs on?")
+                                 f"{postgresql_where(postgresql_url)}: is that the PostgreSQL this FerretDB runs on?")
             statements = lookup_index_statements(database, tables)
             for _name, statement in statements:
                 cursor.execute(statement)
