@@ -538,14 +538,28 @@ def list_versions(client, store: DocumentStore, specialist: str) -> list[dict[st
     for alias, version in model.aliases.items():
         aliases.setdefault(str(version), []).append(alias)
     versions = client.search_model_versions(f"name='{model_name(specialist)}'")
+    registered = {str(r.get("model_version")): r for r in store.find(
+        "model_decisions", {"specialist_type": specialist, "kind": "registration"})}
     out = []
     for v in sorted(versions, key=lambda v: int(v.version), reverse=True):
         out.append({"version": str(v.version), "aliases": sorted(aliases.get(str(v.version), [])), "stage": v.current_stage,
                     "gate": gate_status(store, specialist, v)[0], "run_id": v.run_id,
-                    "created_at": v.creation_timestamp, "model_type": v.tags.get("model_type"),
+                    "created_at": _registered_ms(registered.get(str(v.version)), v),
+                    "model_type": v.tags.get("model_type"),
                     "macro_f1": _tag_number(v.tags.get("metric.macro_f1")),
                     "data_snapshot_hash": v.tags.get("data_snapshot_hash")})
     return out
+
+
+def _registered_ms(row: Mapping[str, Any] | None, version) -> int:
+    """When the platform registered `version` (epoch ms): its ledger row's time, on the platform clock. MLflow's
+    `creation_timestamp` is the wall clock's (today on a simulated home): only a version registered outside
+    the platform (no row of its run) shows it."""
+    from hive_assets.data import to_utc
+
+    if row is not None and (row.get("details") or {}).get("mlflow_run_id") == version.run_id:
+        return int(to_utc(row["recorded_at"]).timestamp() * 1000)
+    return version.creation_timestamp
 
 
 def _tag_number(text: str | None) -> float | None:

@@ -14,7 +14,7 @@ from dagster._core.storage.dagster_run import DagsterRun
 
 from hive_assets.data import SQLiteStore, to_utc
 from hive_assets.defs import build_defs
-from hive_assets.defs.monitoring.sensors import REASON_TAG, TRIGGER_TAG, feedback_retraining_sensor
+from hive_assets.defs.monitoring.sensors import REASON_TAG, TRIGGER_TAG, feedback_retraining_sensor, last_training
 from hive_assets.defs.resources import DocumentStoreResource
 from hive_assets.monitoring import decode_cursor, encode_cursor, SpecialistCursor
 
@@ -206,6 +206,25 @@ def test_no_request_while_an_ab_test_of_that_specialist_runs_then_it_fires(env):
     store.update_one("ab_tests", {"test_id": test["test_id"]}, {"status": "promoted"})
     result = tick(instance, defs, result.cursor)  # technical: requested last tick, now in its cooldown
     assert [r.partition_key for r in result.run_requests] == ["business"]
+
+
+def test_a_simulated_home_ignores_a_training_reported_without_the_platform_clock(env, monkeypatch):
+    """A trained_model materialization reported by hand (the UI) carries no `trained_at`: its event time is
+    today's wall time, which on a simulated home would stop the count and hold the cooldown until the
+    simulated clock reaches today. The last training stays the one the platform clock stamped."""
+    store, instance, defs = env
+    simulated = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    instance.report_runless_asset_event(dg.AssetMaterialization(
+        "trained_model", partition="evolution", metadata={"trained_at": dg.MetadataValue.timestamp(simulated)}))
+    trained(instance, "evolution")  # reported by hand: the event's wall time only
+    add_feedback(store, "evolution", THRESHOLD, at=simulated + timedelta(hours=2))
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", (simulated + timedelta(hours=25)).isoformat())
+    assert last_training(instance, "evolution")[0] == simulated
+    result = tick(instance, defs)
+    assert counts(result)["evolution"] == THRESHOLD
+    assert [r.partition_key for r in result.run_requests] == ["evolution"]
+    monkeypatch.delenv("HIVE_SIMULATED_NOW")  # a wall-clock home: the event's time is the platform's
+    assert last_training(instance, "evolution")[0] > datetime.now(timezone.utc) - timedelta(minutes=5)
 
 
 def test_the_platform_clock_drives_the_count_and_the_last_training(env, monkeypatch):

@@ -34,8 +34,10 @@ def _champion(client, specialist="business"):
     return holder.version if holder else None
 
 
-def test_registering_a_run_twice_gives_one_version_and_one_ledger_row(clean_registry, store, business_runs):
+def test_registering_a_run_twice_gives_one_version_and_one_ledger_row(clean_registry, store, business_runs,
+                                                                     monkeypatch):
     client = clean_registry
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", "2026-01-08T00:00:00Z")  # a simulated home
     record_gate(store, "business", business_runs[0])
     first = registry.register(client, store, "business", business_runs[0], actor=ME)
     again = registry.register(client, store, "business", business_runs[0], actor=ME)
@@ -50,6 +52,8 @@ def test_registering_a_run_twice_gives_one_version_and_one_ledger_row(clean_regi
     assert len(rows) == 1 and rows[0]["model_version"] == "1" and rows[0]["actor"] == ME
     listed = registry.list_versions(client, store, "business")[0]
     assert listed["gate"] == "passed" and listed["macro_f1"] is None  # no metric tag: no number
+    # registered when the platform clock said so (MLflow's creation_timestamp is the wall clock's)
+    assert listed["created_at"] == int(datetime(2026, 1, 8, tzinfo=timezone.utc).timestamp() * 1000)
     client.set_model_version_tag("business-evaluator", "1", "metric.macro_f1", "0.8123")
     listed = registry.list_versions(client, store, "business")[0]
     assert isinstance(listed["macro_f1"], float) and listed["macro_f1"] == 0.8123  # a number in --json, not text

@@ -83,16 +83,27 @@ def drift_observation(instance: dg.DagsterInstance, specialist: str, document) -
     return dg.AssetObservation(asset_key=drift.key, partition=specialist, metadata=metadata)
 
 
+LAST_TRAINING_LOOKBACK = 50  # materializations read to find one stamped by the platform clock
+
+
 def last_training(instance: dg.DagsterInstance, specialist: str):
-    """(time, storage id) of the latest `trained_model` materialization of `specialist`, or (None, None)."""
+    """(time, storage id) of the latest `trained_model` materialization of `specialist`, or (None, None).
+
+    Its time is the platform clock's `trained_at` (simulated time under `hive loop`). A materialization
+    without it (reported by hand, in the UI) has only the event's wall time: that is the platform's time
+    on a wall-clock home only; a simulated home skips it (a real date would stop its feedback count and
+    hold its cooldown until the simulated clock reaches today, and `hive loop` would start there)."""
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("trained_model"), asset_partitions=[specialist]), limit=1).records
-    if not records:
-        return None, None
-    # the platform clock's `trained_at` (simulated time under `hive loop`), else the event's wall time
-    trained_at = (records[0].asset_materialization.metadata or {}).get("trained_at")
-    seconds = trained_at.value if trained_at is not None else records[0].timestamp
-    return datetime.fromtimestamp(seconds, timezone.utc), records[0].storage_id
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("trained_model"), asset_partitions=[specialist]),
+        limit=LAST_TRAINING_LOOKBACK).records
+    simulated = clock.simulated()
+    for record in records:
+        trained_at = (record.asset_materialization.metadata or {}).get("trained_at")
+        if trained_at is not None:
+            return datetime.fromtimestamp(trained_at.value, timezone.utc), record.storage_id
+        if not simulated:
+            return datetime.fromtimestamp(record.timestamp, timezone.utc), record.storage_id
+    return None, None
 
 
 def run_in_flight(instance: dg.DagsterInstance, specialist: str) -> str | None:
