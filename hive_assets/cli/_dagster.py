@@ -158,7 +158,7 @@ def reachable(uri: str, timeout: float = 3.0) -> str | None:
 
     if (port := MLFLOW_DATABASE_SCHEMES.get(urlsplit(uri).scheme.partition("+")[0].lower())) is not None:
         return _database_down(uri, port, timeout)
-    if not uri.startswith(("http://", "https://")):
+    if urlsplit(uri).scheme.lower() not in ("http", "https"):  # schemes are case-insensitive (RFC 3986)
         return None
 
     try:

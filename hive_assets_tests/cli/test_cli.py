@@ -601,6 +601,9 @@ def test_a_registry_behind_basic_auth_is_reached_at_its_host(mlflow_server):
     assert reachable(mlflow_server) is None
     down = reachable("http://hive:s3cret-pw@127.0.0.1:1")
     assert down.startswith("MLflow at http://hive:***@127.0.0.1:1 unreachable (") and "s3cret-pw" not in down
+    # a scheme in capitals is the same URL (RFC 3986): it was not checked, and MLflow's retries hung the verb
+    down = reachable("HTTP://hive:s3cret-pw@127.0.0.1:1")
+    assert down.startswith("MLflow at HTTP://hive:***@127.0.0.1:1 unreachable (") and "s3cret-pw" not in down
 
 
 @pytest.mark.parametrize("verb", [("status",), ("deploy", "list", "--specialist", "business")])
