@@ -293,7 +293,8 @@ def _set_alias(client, specialist: str, alias: str, version: str) -> bool:
 
 
 def settle(client, store: DocumentStore, test: dict[str, Any], *, actor: str,
-           dagster_run_id: str | None = None, after_step=None, completed_by: str | None = None) -> list[str]:
+           dagster_run_id: str | None = None, after_step=None, completed_by: str | None = None,
+           now: datetime | None = None) -> list[str]:
     """Bring the registry, its tags and the ledger in line with the test's document. Idempotent: each
     effect is written only when missing. Returns what it changed (empty when all was in place).
 
@@ -301,7 +302,8 @@ def settle(client, store: DocumentStore, test: dict[str, Any], *, actor: str,
     promoted: champion -> challenger (only if it still holds the test's champion), challenger and
     `ab-test-v<N>` aliases removed. rolled_back / ended / stopped: challenger and `ab-test-v<N>`
     removed (the version is kept). superseded: `ab-test-v<N>` removed. Every closed test gets an
-    `ab_test_closed` row; promotion and rollback also their own row.
+    `ab_test_closed` row; promotion and rollback also their own row. `now`: the caller's instant, when it
+    has one (a row it writes for a test opened before then says so).
     """
     from hive_assets.registry import (
         ab_test_alias, alias_version, ensure_alias, mirror_ab_split, model_version, record_decision,
@@ -331,8 +333,8 @@ def settle(client, store: DocumentStore, test: dict[str, Any], *, actor: str,
         # like every alias move, in the ledger (`deploy history --alias ab-test-vN`); the tenure ends at the
         # test's `ab_test_closed` row (alias_history). Only while running: a row written at a closed test's
         # settling would start a tenure after its end.
-        ledger("alias_move", f"ab-alias:{test_id}", f"A/B test {test_id} opened",
-               {"alias": ab_test_alias(challenger), "previous_version": None})
+        ledger("alias_move", f"ab-alias:{test_id}", _opened_reason(test, now),
+               {"alias": ab_test_alias(challenger), "previous_version": None, "at": _iso(test.get("started_at"))})
     if status == PROMOTED:
         holder = alias_version(client, specialist, CHAMPION)
         if holder is None or str(holder.version) in (champion, challenger):
@@ -385,6 +387,18 @@ def _mirrors(client, specialist: str, test_id: str) -> bool:
 def _iso(value: Any) -> str | None:
     t = to_utc(value)
     return t.isoformat() if t else None
+
+
+def _opened_reason(test: dict[str, Any], now: datetime | None) -> str:
+    """The reason of the `ab-alias:` row. Written late, when an action after the opening finds it missing (a
+    test opened by a release that wrote no such row, or an opening cut short), it says when the test opened:
+    the row's time is the later action's, not the opening's."""
+    started = to_utc(test.get("started_at"))
+    later = [t for t in (to_utc(now), *(to_utc(c.get("at")) for c in test.get("checks", []))) if t is not None]
+    if started is None or not any(t > started for t in later):
+        return f"A/B test {test['test_id']} opened"
+    return (f"A/B test {test['test_id']} opened at {started:%Y-%m-%d %H:%M} UTC; recorded after the fact (the "
+            "opening wrote no row: an older release, or a run cut short)")
 
 
 def settle_closed(client, store: DocumentStore, specialist: str, *, actor: str,
@@ -521,5 +535,5 @@ def start_test(client, store: DocumentStore, specialist: str, champion_version: 
     test, created = open_test(store, specialist, champion_version, challenger_version, traffic_percent, now=now,
                               dagster_run_id=dagster_run_id)
     effects = settle_closed(client, store, specialist, actor=actor, dagster_run_id=dagster_run_id)
-    effects += settle(client, store, test, actor=actor, dagster_run_id=dagster_run_id)
+    effects += settle(client, store, test, actor=actor, dagster_run_id=dagster_run_id, now=now)
     return test, created, effects

@@ -17,7 +17,7 @@ import pytest
 from hive_assets import registry
 from hive_assets.data import SQLiteStore, to_utc
 from hive_assets.defs import build_defs
-from hive_assets.rollout import running_test
+from hive_assets.rollout import open_test, running_test
 from hive_assets_tests.rollout.ab_world import Traffic, fresh_model
 
 pytestmark = pytest.mark.services
@@ -180,6 +180,19 @@ def test_a_bad_challenger_is_rolled_back(world):
     # the next look does not reopen a test for the rolled-back version
     assert check("behavior", 26).output_for_node("ab_test_outcome")["status"] == "rolled_back"
     assert store.count("ab_tests", {"specialist_type": "behavior"}) == 1
+
+
+def test_a_test_opened_without_its_alias_row_gets_one_that_says_when_it_opened(world):
+    """A test opened by a release that wrote no `ab-alias:` row (or whose opening run died before it): the
+    next look records the row at its own time, and says when the test opened (it said "opened" at the look)."""
+    store, client, model, check = world
+    v1, v2 = model("behavior")
+    champion_and_challenger(client, store, "behavior", v1, v2)
+    test, _ = open_test(store, "behavior", v1, v2, 10.0, now=T0)  # the older release's opening: no row
+    check("behavior", 12)
+    (row,) = [r for r in ledger(store, "behavior", "alias_move") if r["details"]["alias"] == f"ab-test-v{v2}"]
+    assert row["reason"].startswith(f"A/B test {test['test_id']} opened at 2026-03-02 09:00 UTC; recorded after")
+    assert row["details"]["at"] == T0.isoformat()
 
 
 def test_a_superseded_test_closes_with_a_ledger_entry_and_its_alias_removed(world):
