@@ -156,9 +156,10 @@ def reachable(uri: str, timeout: float = 3.0) -> str | None:
         return f"no MLflow database at {uri.removeprefix('sqlite:///')} yet"
     from hive_assets.config import MLFLOW_DATABASE_SCHEMES, redact_uri
 
-    if (port := MLFLOW_DATABASE_SCHEMES.get(urlsplit(uri).scheme.partition("+")[0].lower())) is not None:
+    scheme = urlsplit(uri).scheme.lower()  # schemes are case-insensitive (RFC 3986): HTTP:// is checked too
+    if (port := MLFLOW_DATABASE_SCHEMES.get(scheme.partition("+")[0])) is not None:
         return _database_down(uri, port, timeout)
-    if urlsplit(uri).scheme.lower() not in ("http", "https"):  # schemes are case-insensitive (RFC 3986)
+    if scheme not in ("http", "https"):
         return None
 
     try:

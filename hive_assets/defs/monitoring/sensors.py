@@ -93,15 +93,22 @@ def last_training(instance: dg.DagsterInstance, specialist: str):
     without it (reported by hand, in the UI) has only the event's wall time: that is the platform's time
     on a wall-clock home only; a simulated home skips it (a real date would stop its feedback count and
     hold its cooldown until the simulated clock reaches today, and `hive loop` would start there)."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("trained_model"), asset_partitions=[specialist]),
-        limit=LAST_TRAINING_LOOKBACK).records
-    simulated = clock.simulated()
+    def latest(limit: int):
+        return instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("trained_model"), asset_partitions=[specialist]),
+            limit=limit).records
+
+    records = latest(1)  # every sensor tick reads this: one record, unless it is a hand-reported one
+    # a simulated home looks past trainings without the platform clock's stamp
+    skip_unstamped = bool(records) and "trained_at" not in (records[0].asset_materialization.metadata or {}) \
+        and clock.simulated()
+    if skip_unstamped:
+        records = latest(LAST_TRAINING_LOOKBACK)
     for record in records:
         trained_at = (record.asset_materialization.metadata or {}).get("trained_at")
         if trained_at is not None:
             return datetime.fromtimestamp(trained_at.value, timezone.utc), record.storage_id
-        if not simulated:
+        if not skip_unstamped:
             return datetime.fromtimestamp(record.timestamp, timezone.utc), record.storage_id
     return None, None
 
