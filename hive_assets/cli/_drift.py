@@ -27,7 +27,8 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
     # imported here: parsing any `hive` verb must not pay for the data, monitoring and registry packages
     from hive_assets.data import open_store
     from hive_assets.monitoring import (
-        MODEL_UNAVAILABLE, MonitoringSettings, check_drift, record_trigger, save_drift_check, with_retraining,
+        MODEL_UNAVAILABLE, TRIGGERS, MonitoringSettings, check_drift, record_trigger, save_drift_check,
+        with_retraining,
     )
     from hive_assets.registry import client_for
 
@@ -56,8 +57,12 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
             doc = with_retraining(doc, "requested", "hive drift check", check.run_key)
         if check.document is not None and not args.dry_run:
             save_drift_check(store, doc)
-        if check.run_key:
-            action = f"would retrain ({check.run_key})" if args.dry_run else _launch(store, check, trigger)
+        if check.run_key and args.dry_run:
+            # what the command would do: a trigger this interval already launched is not launched again
+            launched = _already_triggered(store.find_one(TRIGGERS, {"trigger_id": check.run_key}))
+            action = launched or f"would retrain ({check.run_key})"
+        elif check.run_key:
+            action = _launch(store, check, trigger)
         elif check.document is None:
             action = check.message.split(": ", 1)[-1]
         elif check.status == MODEL_UNAVAILABLE:
@@ -78,11 +83,18 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
     return 1 if any(c.status == MODEL_UNAVAILABLE for c in checks) else 0
 
 
+def _already_triggered(trigger: dict | None) -> str | None:
+    """What the action column says of a trigger document that has left `pending` or has a run, else None."""
+    if trigger is None or (trigger.get("status") == "pending" and not trigger.get("dagster_run_id")):
+        return None
+    return f"already triggered ({trigger.get('status')}, run {trigger.get('dagster_run_id')})"
+
+
 def _launch(store, check, trigger) -> str:
     from hive_assets.monitoring import update_trigger_status
 
-    if trigger.get("status") != "pending" or trigger.get("dagster_run_id"):
-        return f"already triggered ({trigger.get('status')}, run {trigger.get('dagster_run_id')})"
+    if (launched := _already_triggered(trigger)) is not None:
+        return launched
     update_trigger_status(store, check.run_key, "running")
     # quiet: the run's log lines (a failed step's stack trace) landed in the middle of the table
     result = _dagster.run_job("retrain_specialist", partition_key=check.specialist,

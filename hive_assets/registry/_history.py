@@ -40,6 +40,15 @@ class Tenure:
         return out
 
 
+def _happened_at(row: dict, alias: str) -> datetime:
+    """When the row's move happened: its time, or for an A/B alias the opening's or closing's own time
+    (`details.at`) when the row was recorded after the fact (a test opened by an older release, an opening
+    cut short: the next look writes the row)."""
+    recorded = to_utc(row["recorded_at"])
+    happened = to_utc((row.get("details") or {}).get("at")) if alias != CHAMPION else None
+    return happened if happened is not None and happened < recorded else recorded
+
+
 def alias_history(store: DocumentStore, specialist: str, alias: str = CHAMPION) -> list[Tenure]:
     """Every tenure of `alias` for `specialist`, oldest first, from the ledger.
 
@@ -47,7 +56,7 @@ def alias_history(store: DocumentStore, specialist: str, alias: str = CHAMPION) 
     test closes (`challenger` unless superseded, `ab-test-v<N>` always): a tenure of one also ends at its
     version's `ab_test_closed` row, and nobody holds the alias until the next move."""
     rows = alias_rows(store, specialist, alias)
-    starts = [to_utc(r["recorded_at"]) for r in rows]
+    starts = [_happened_at(r, alias) for r in rows]
     tenures = [Tenure(version=str(r["model_version"]), since=start,
                       until=starts[i + 1] if i + 1 < len(rows) else None,
                       kind=r["kind"], actor=r.get("actor", ""), reason=r.get("reason", ""),
@@ -57,7 +66,7 @@ def alias_history(store: DocumentStore, specialist: str, alias: str = CHAMPION) 
                for i, (r, start) in enumerate(zip(rows, starts))]
     if alias == CHAMPION or not tenures:
         return tenures
-    closures = [(str(r.get("model_version")), to_utc(r["recorded_at"]))
+    closures = [(str(r.get("model_version")), _happened_at(r, alias))
                 for r in store.find("model_decisions", {"specialist_type": specialist, "kind": "ab_test_closed"})
                 if alias != CHALLENGER or (r.get("details") or {}).get("status") != "superseded"]
     ended = []

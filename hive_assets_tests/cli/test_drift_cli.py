@@ -62,6 +62,10 @@ def test_once_records_the_checks_and_launches_the_retraining_run(drifted, hive_h
     # a second --once in the same interval finds the trigger and launches nothing
     assert main(["drift", "check", "--once", "--specialist", "business"]) == 0
     assert "already triggered" in capsys.readouterr().out and len(runs(hive_home)) == 1
+    # and so does a dry run: it said "would retrain" while the command would launch nothing
+    assert main(["drift", "check", "--once", "--dry-run", "--specialist", "business"]) == 0
+    business = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("business"))
+    assert f"already triggered ({trigger['status']}, run {run.run_id})" in business, business
 
 
 def test_the_table_s_columns_hold_the_longest_feature_name(hive_home, champion_uri, monkeypatch, capsys):

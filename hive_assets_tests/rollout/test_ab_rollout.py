@@ -193,6 +193,9 @@ def test_a_test_opened_without_its_alias_row_gets_one_that_says_when_it_opened(w
     (row,) = [r for r in ledger(store, "behavior", "alias_move") if r["details"]["alias"] == f"ab-test-v{v2}"]
     assert row["reason"].startswith(f"A/B test {test['test_id']} opened at 2026-03-02 09:00 UTC; recorded after")
     assert row["details"]["at"] == T0.isoformat()
+    # and the alias's history starts at the opening, not at the row (`hive deploy history --at` said nobody)
+    tenure = registry.holder_at(store, "behavior", T0 + timedelta(hours=1), alias=f"ab-test-v{v2}")
+    assert tenure is not None and (tenure.version, tenure.since) == (str(v2), T0)
 
 
 def test_a_superseded_test_closes_with_a_ledger_entry_and_its_alias_removed(world):
