@@ -265,22 +265,43 @@ def dagster_home(home: Path | None = None) -> Path:
     return Path(explicit).resolve() if explicit else (home or hive_home()) / "dagster"
 
 
+#: schemes whose userinfo without a password names a user or role (a MongoDB X.509 or Kerberos user, a
+#: PostgreSQL role with its password in .pgpass or a parameter), or a path: that bare userinfo stays readable
+_IDENTITY_SCHEMES = frozenset({"mongodb", "postgresql", "postgres", "mysql", "mariadb", "mssql", "oracle", "sqlite",
+                               "file"})
+
+
 def uri_userinfo(uri: str) -> tuple[str, str | None, str] | None:
-    """(user, password or None, what follows the '@') of `scheme://user[:password]@...`, else None. The
-    userinfo runs to the last '@' before the query, so a password with an unescaped '/' or '@' (which
-    `urlsplit` cuts short: its start became the host) is still all of it."""
-    scheme, sep, rest = uri.partition("://")
-    if not sep:
-        return None
-    query = rest.find("?")
-    at = rest.rfind("@", 0, query if query >= 0 else len(rest))
-    if at < 0 and query >= 0:  # an unescaped '?' in the password: pymongo's userinfo runs to the first '/'
-        slash = rest.find("/")
-        at = rest.rfind("@", 0, slash if slash >= 0 else len(rest))
+    """(user, password or None, what follows the '@') of `scheme://user[:password]@...`, else None.
+
+    The userinfo runs to the LAST '@' of the URI, so a password with unescaped '/', '?', '#' or '@' is all
+    of it, whatever a client makes of it (pymongo cuts it at the first '?' then '/', SQLAlchemy at the first
+    '@', libpq at the first '/'). The price: an '@' in the path or query of a URI with no userinfo makes what
+    precedes it a userinfo too (`mongodb://db:27017/?appName=a@b` reads as user `db`, password
+    `27017/?appName=a`, as SQLAlchemy reads it), so it is masked: too much rather than a password."""
+    _scheme, sep, rest = uri.partition("://")
+    return _split_userinfo(rest) if sep else None
+
+
+def _split_userinfo(rest: str) -> tuple[str, str | None, str] | None:
+    at = rest.rfind("@")
     if at < 0:
         return None
     user, colon, password = rest[:at].partition(":")
     return user, (password if colon else None), rest[at + 1:]
+
+
+def _redact_userinfo(scheme: str, rest: str) -> str:
+    """`rest` (what follows `scheme://`) with its password masked, or its whole userinfo when it has no
+    password or an empty one, unless the scheme is one of _IDENTITY_SCHEMES (`https://TOKEN@host` and
+    `https://TOKEN:@host` carry a token)."""
+    userinfo = _split_userinfo(rest)
+    if userinfo is None:
+        return rest
+    user, password, host = userinfo
+    if password:
+        return f"{user}:***@{host}"
+    return rest if scheme.lower().partition("+")[0] in _IDENTITY_SCHEMES else f"***@{host}"
 
 
 #: a query parameter or libpq keyword whose value is a credential: `?password=`, `&token=`, MongoDB's
@@ -290,24 +311,33 @@ _SECRET_PARAMETER = re.compile(r"(?i)((?:^|(?<=[?&;\s]))[\w.-]*(?:pass|pwd|secre
 
 
 def redact_uri(uri: str | None) -> str:
-    """The URI with any password (in the userinfo or a credential parameter) replaced by ***, safe for logs
-    and UI metadata."""
+    """The URI, safe for logs and UI metadata: its password (from the first ':' of the userinfo to the
+    URI's last '@', see uri_userinfo) and any credential parameter's value replaced by ***.
+
+    A userinfo with no password, or an empty one, is masked whole (`https://***@host/...`): in http(s), git
+    or redis URLs a bare userinfo, or `TOKEN:`, is conventionally a token. Except in a database URI (the
+    _IDENTITY_SCHEMES: mongodb, postgresql, mysql, ...), where a user without a password is a name (an
+    X.509 subject, a Kerberos principal, a role whose password is in .pgpass), not a secret."""
     if not uri:
         return ""
-    userinfo = uri_userinfo(uri)
-    if userinfo is not None and userinfo[1] is not None:
-        user, _password, rest = userinfo
-        uri = f"{uri.partition('://')[0]}://{user}:***@{rest}"
+    scheme, sep, rest = uri.partition("://")
+    if sep:
+        uri = f"{scheme}://{_redact_userinfo(scheme, rest)}"
     return _SECRET_PARAMETER.sub(r"\1***", uri)
 
 
-_URI_PASSWORD = re.compile(r"(://[^/\s:@'\"]*:)[^@\s/'\"]+@")
+#: a URI inside free text: its scheme, then everything up to the next whitespace (a password may hold any
+#: other character, quotes included; text with no '@' after the `://`, such as `http://host:5000/api/2.0`,
+#: has no userinfo and is left as it is)
+_URI_IN_TEXT = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(\S*)")
 
 
 def redact_secrets(text: str) -> str:
-    """Any `scheme://user:password@host` inside free text (an error message) with the password as ***, and
-    the value of any credential parameter (`password=...`, `token=...`)."""
-    return _SECRET_PARAMETER.sub(r"\1***", _URI_PASSWORD.sub(r"\1***@", text))
+    """Free text (an error message) with every `scheme://...` in it redacted as redact_uri does, the URI
+    running to the next whitespace (so to its last '@' before one), and the value of any credential
+    parameter (`password=...`, `token=...`) as ***."""
+    text = _URI_IN_TEXT.sub(lambda m: f"{m[1]}://{_redact_userinfo(m[1], m[2])}", text)
+    return _SECRET_PARAMETER.sub(r"\1***", text)
 
 
 @dataclass(frozen=True)

@@ -313,7 +313,73 @@ def test_a_password_is_redacted_wherever_the_uri_carries_it(uri):
 
     for text in (redact_uri(uri), redact_secrets(f"error: {uri!r} refused")):
         assert SECRET not in text and "***" in text, text
-    assert redact_uri("mongodb://db:27017/?appName=a@b") == "mongodb://db:27017/?appName=a@b"
+    # SQLAlchemy reads user `db`, password `27017/?appName=a` (pymongo an appName): masked, too much rather than
+    # a password; with no port there can be no password, and a database URI's bare user is a name
+    assert redact_uri("mongodb://db:27017/?appName=a@b") == "mongodb://db:***@b"
+    assert redact_uri("mongodb://db/?appName=a@b") == "mongodb://db/?appName=a@b"
+
+
+@pytest.mark.parametrize("uri, redacted", [
+    # pymongo cuts the userinfo at the '?', SQLAlchemy at the first '@', libpq at the '/': all of it is masked
+    ("mongodb://user:pa/ss?word@host:27017/db?authSource=admin", "mongodb://user:***@host:27017/db?authSource=admin"),
+    ("postgresql://u:a?b/c@h/db", "postgresql://u:***@h/db"),
+    ("postgresql+psycopg2://u:a/b?c@d@h:5432/db", "postgresql+psycopg2://u:***@h:5432/db"),
+    ("mongodb+srv://u:#a/b?c@cluster0.example.net/?retryWrites=true", "mongodb+srv://u:***@cluster0.example.net/"
+                                                                    "?retryWrites=true"),
+])
+def test_a_password_with_unescaped_delimiters_is_masked_whole_and_the_host_kept(uri, redacted):
+    from hive_assets.config import redact_secrets, redact_uri
+
+    assert redact_uri(uri) == redacted
+    assert redact_secrets(f"could not connect to {uri}: refused") == f"could not connect to {redacted}: refused"
+    assert redact_secrets(f"error: {uri!r}") == f"error: {redacted!r}"
+
+
+@pytest.mark.parametrize("text, redacted", [
+    ("could not connect to postgresql://hive:pa/ss@db:5432/x: refused",
+     "could not connect to postgresql://hive:***@db:5432/x: refused"),
+    ("connect to 'mongodb://hive:pa?ss@db:27017/' failed", "connect to 'mongodb://hive:***@db:27017/' failed"),
+    ("connect to mysql://hive:p@ss@db/x failed", "connect to mysql://hive:***@db/x failed"),
+    ('connect to "redis://:it\'s@cache:6379/0" failed', 'connect to "redis://:***@cache:6379/0" failed'),
+])
+def test_free_text_masks_a_password_with_a_slash_question_mark_at_or_quote(text, redacted):
+    from hive_assets.config import redact_secrets
+
+    assert redact_secrets(text) == redacted
+
+
+@pytest.mark.parametrize("text", [
+    "MLflow at http://host:5000/api/2.0/mlflow unreachable",
+    "GET https://mlflow.internal:443/api/2.0/mlflow/runs/get?run_id=abc: 404, ask admin@example.com",
+    "MLflow's database at sqlite:///tmp/me@corp/.hive/mlflow.db is locked",
+    "mongodb://db1:27017,db2:27017/neural_hive?replicaSet=rs0 (no primary)",
+])
+def test_free_text_with_no_userinfo_is_left_as_it_is(text):
+    from hive_assets.config import redact_secrets, redact_uri
+
+    assert redact_secrets(text) == text
+    uri = re.search(r"\S+://\S+", text)[0]
+    assert redact_uri(uri) == uri
+
+
+@pytest.mark.parametrize("uri, redacted", [
+    # a bare userinfo of an http(s), git or redis URL is a token (GitHub's `https://TOKEN@github.com/...`)
+    ("https://ghp_T0kenAudit@github.com/org/repo.git", "https://***@github.com/org/repo.git"),
+    ("http://T0ken/with?delims@mlflow.internal:5000", "http://***@mlflow.internal:5000"),
+    ("redis://T0kenAudit@cache:6379/0", "redis://***@cache:6379/0"),
+    ("https://sk_T0kenAudit:@api.example.com/v1", "https://***@api.example.com/v1"),  # curl -u TOKEN:
+    # a database URI's user with no password is a name: X.509's subject, a Kerberos principal, a .pgpass role
+    ("mongodb://CN=hive,OU=ops@db:27017/?authMechanism=MONGODB-X509",
+     "mongodb://CN=hive,OU=ops@db:27017/?authMechanism=MONGODB-X509"),
+    ("mongodb+srv://hive%40EXAMPLE.COM@cluster0.example.net/?authMechanism=GSSAPI",
+     "mongodb+srv://hive%40EXAMPLE.COM@cluster0.example.net/?authMechanism=GSSAPI"),
+    ("postgresql+psycopg2://hive@db:5432/mlflow", "postgresql+psycopg2://hive@db:5432/mlflow"),
+])
+def test_a_bare_userinfo_is_masked_as_a_token_unless_a_database_names_its_user(uri, redacted):
+    from hive_assets.config import redact_secrets, redact_uri
+
+    assert redact_uri(uri) == redacted
+    assert redact_secrets(f"cannot reach {uri}: timed out") == f"cannot reach {redacted}: timed out"
 
 
 @pytest.mark.parametrize("scheme", ["postgres", "ftp", "redis"])
@@ -329,3 +395,4 @@ def test_a_tracking_uri_scheme_mlflow_cannot_open_is_refused_without_its_passwor
     for uri in ("sqlite:///x/mlflow.db", "http://127.0.0.1:5000", "databricks://prof", "postgresql+psycopg2://h/m"):
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         assert Settings.from_env().mlflow_tracking_uri == uri
+
