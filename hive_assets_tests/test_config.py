@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from hive_assets.config import ConfigError, Settings, dagster_home, env_bool, hive_home
 
@@ -396,3 +398,26 @@ def test_a_tracking_uri_scheme_mlflow_cannot_open_is_refused_without_its_passwor
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         assert Settings.from_env().mlflow_tracking_uri == uri
 
+
+# any printable character but whitespace (which ends a URI in free text), 6 or more so that the password is no
+# accident of the template (a password the redacted template holds anyway, e.g. `ternal`, is skipped)
+PASSWORDS = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=6, max_size=24)
+URI_TEMPLATES = (
+    "mongodb://hive:{}@db.internal:27017/neural_hive?authSource=admin",
+    "mongodb+srv://hive:{}@cluster0.example.net/?retryWrites=true&appName=hive",
+    "postgresql+psycopg2://hive:{}@db.internal:5432/mlflow",
+    "redis://:{}@cache:6379/0",
+    "https://{}@mlflow.internal/api/2.0/mlflow",  # a token as the user name
+)
+
+
+@given(password=PASSWORDS, template=st.sampled_from(URI_TEMPLATES))
+def test_no_printable_password_survives_redaction(password, template):
+    from hive_assets.config import redact_secrets, redact_uri
+
+    assume(password not in template.format("***"))
+    assume(not template.startswith("https://{}") or ":" not in password)  # a token's ':' starts its password
+    uri = template.format(password)
+    for text in (redact_uri(uri), redact_secrets(f"could not connect to {uri}: refused"),
+                 redact_secrets(f"error: MongoClient({uri!r}) failed")):
+        assert password not in text, text
