@@ -111,6 +111,29 @@ MLFLOW_STORE_SCHEMES = ("", "file", "sqlite", "http", "https", *MLFLOW_DATABASE_
                         "databricks-uc", "uc")
 
 
+UNESCAPED_USERINFO = ("a '/', '@', ':', '?' or '#' in the user name or password must be percent-encoded "
+                      "(urllib.parse.quote); the value is not shown, it may hold a password")
+
+
+def http_url_problem(uri: str) -> str | None:
+    """Why an http(s) URL cannot be used as written (None when it can): no host or a port that is not a
+    number, or an '@' after the host. Each is a password with an unescaped '/', '?' or '#' (urlsplit,
+    requests and MLflow end the host there): its start became the "port" and a traceback showed it, or the
+    host was the user name and MLflow's errors quoted the rest as the URL ("API request to
+    http://user:2024/pa@ss@host/api/... failed", and urllib3's "url: /pa@ss@host/api/...")."""
+    parts = urlsplit(uri)
+    try:
+        parts.port  # noqa: B018 (raises for a port that is no number)
+        hosted = bool(parts.hostname)
+    except ValueError:
+        hosted = False
+    if not hosted:
+        return "no host, or a port that is not a number"
+    if "@" in uri.partition("://")[2][len(parts.netloc):]:
+        return "an '@' after its host"
+    return None
+
+
 def mlflow_tracking_uri() -> str:
     """MLFLOW_TRACKING_URI ("" when unset: the embedded `$HIVE_HOME/mlflow.db`), refused here when MLflow
     would refuse it later with a traceback: a file store (MLflow 3 keeps it only with
@@ -119,18 +142,9 @@ def mlflow_tracking_uri() -> str:
     raw = _raw("MLFLOW_TRACKING_URI")
     if raw is None:
         return ""
-    parts = urlsplit(raw)
-    scheme = parts.scheme.lower()
-    if scheme in ("http", "https"):
-        try:
-            parts.port  # noqa: B018 (raises for a port that is no number)
-            bad = not parts.hostname
-        except ValueError:
-            bad = True
-        if bad:  # e.g. a password with an unescaped '/': its start became the "port", and a traceback showed it
-            raise ConfigError("MLFLOW_TRACKING_URI is not a usable URL (no host, or a port that is not a number): a "
-                              "'/', '@', ':', '?' or '#' in the user name or password must be percent-encoded "
-                              "(urllib.parse.quote); the value is not shown, it may hold a password")
+    scheme = urlsplit(raw).scheme.lower()
+    if scheme in ("http", "https") and (problem := http_url_problem(raw)):
+        raise ConfigError(f"MLFLOW_TRACKING_URI is not a usable URL ({problem}): {UNESCAPED_USERINFO}")
     if scheme.partition("+")[0] not in MLFLOW_STORE_SCHEMES:  # MLflow's refusal quoted the whole URI
         hint = ": use postgresql+psycopg2://" if scheme in ("postgres", "postgres+psycopg2") else ""
         raise ConfigError(f"MLFLOW_TRACKING_URI={redact_uri(raw)!r} has a scheme MLflow does not know "

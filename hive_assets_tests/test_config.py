@@ -384,6 +384,17 @@ def test_a_bare_userinfo_is_masked_as_a_token_unless_a_database_names_its_user(u
     assert redact_secrets(f"cannot reach {uri}: timed out") == f"cannot reach {redacted}: timed out"
 
 
+def test_an_http_tracking_uri_with_an_at_after_its_host_is_refused(monkeypatch):
+    # urlsplit reads host `hive`, port 2024: accepted, and MLflow's errors quoted the URI whole
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://hive:2024/{SECRET}@mlflow.internal:5000")
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env()
+    assert str(err.value).startswith("MLFLOW_TRACKING_URI is not a usable URL (an '@' after its host): a '/', '@'")
+    assert SECRET not in str(err.value) and "2024" not in str(err.value)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://hive:2024%2Fpw%40x@mlflow.internal:5000")  # encoded: fine
+    assert Settings.from_env().mlflow_tracking_uri == "http://hive:2024%2Fpw%40x@mlflow.internal:5000"
+
+
 @pytest.mark.parametrize("scheme", ["postgres", "ftp", "redis"])
 def test_a_tracking_uri_scheme_mlflow_cannot_open_is_refused_without_its_password(monkeypatch, scheme):
     # MLflow's UnsupportedModelRegistryStoreURIException quoted the URI, password included, into a traceback

@@ -27,13 +27,20 @@ def tracking_target(tracking_uri: str) -> str:
     leaves the URI. Same requests, same Basic auth; but MLflow writes the URI into its error messages
     ("API request to <uri>/api/... failed") and printed links, which reach step failures, sensor ticks
     and captured stdout in the Dagster UI. It also turns off those printed "View run at" links
-    (MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT, unless set): the assets link to the run themselves."""
+    (MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT, unless set): the assets link to the run themselves. A URL
+    whose password has an unescaped '/', '?' or '#' (`config.http_url_problem`) is a ValueError."""
     import os
     from urllib.parse import unquote, urlsplit, urlunsplit
 
+    from hive_assets.config import UNESCAPED_USERINFO, http_url_problem
+
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     parts = urlsplit(tracking_uri or "")
-    if parts.scheme.lower() not in ("http", "https") or "@" not in parts.netloc:
+    if parts.scheme.lower() not in ("http", "https"):
+        return tracking_uri
+    if problem := http_url_problem(tracking_uri):  # MLflow would quote what follows the host: the password
+        raise ValueError(f"the MLflow tracking URI is not a usable URL ({problem}): {UNESCAPED_USERINFO}")
+    if "@" not in parts.netloc:
         return tracking_uri
     os.environ.setdefault("MLFLOW_TRACKING_USERNAME", unquote(parts.username or ""))
     if parts.password is not None:
