@@ -112,7 +112,7 @@ MLFLOW_STORE_SCHEMES = ("", "file", "sqlite", "http", "https", *MLFLOW_DATABASE_
 
 
 UNESCAPED_USERINFO = ("a '/', '@', ':', '?' or '#' in the user name or password must be percent-encoded "
-                      "(urllib.parse.quote); the value is not shown, it may hold a password")
+                      "(urllib.parse.quote)")
 
 
 def http_url_problem(uri: str) -> str | None:
@@ -144,7 +144,8 @@ def mlflow_tracking_uri() -> str:
         return ""
     scheme = urlsplit(raw).scheme.lower()
     if scheme in ("http", "https") and (problem := http_url_problem(raw)):
-        raise ConfigError(f"MLFLOW_TRACKING_URI is not a usable URL ({problem}): {UNESCAPED_USERINFO}")
+        raise ConfigError(f"MLFLOW_TRACKING_URI is not a usable URL ({problem}): {UNESCAPED_USERINFO}; the value "
+                          "is not shown, it may hold a password")
     if scheme.partition("+")[0] not in MLFLOW_STORE_SCHEMES:  # MLflow's refusal quoted the whole URI
         hint = ": use postgresql+psycopg2://" if scheme in ("postgres", "postgres+psycopg2") else ""
         raise ConfigError(f"MLFLOW_TRACKING_URI={redact_uri(raw)!r} has a scheme MLflow does not know "
@@ -159,10 +160,13 @@ def mlflow_tracking_uri() -> str:
 
         try:
             make_url(raw).get_dialect().import_dbapi()
-        except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+        except (NoSuchModuleError, ImportError) as exc:
             hint = ", or postgresql+psycopg2:// (installed)" if scheme == "postgresql" else ""
             raise ConfigError(f"MLFLOW_TRACKING_URI={redact_uri(raw)!r} cannot be opened here ({exc}): install the "
                               f"database driver{hint}") from None
+        except (ArgumentError, ValueError):  # its text quoted a piece: "invalid literal for int(): '9Q@db'"
+            raise ConfigError(f"MLFLOW_TRACKING_URI={redact_uri(raw)!r} is not a URL SQLAlchemy reads (a port that is "
+                              f"not a number?): {UNESCAPED_USERINFO}") from None
     return raw
 
 

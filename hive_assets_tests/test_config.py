@@ -384,6 +384,17 @@ def test_a_bare_userinfo_is_masked_as_a_token_unless_a_database_names_its_user(u
     assert redact_secrets(f"cannot reach {uri}: timed out") == f"cannot reach {redacted}: timed out"
 
 
+def test_a_database_tracking_uri_sqlalchemy_cannot_read_is_refused_without_a_piece_of_its_password(monkeypatch):
+    # SQLAlchemy's password ends at the first '@': the rest of `Xy@z:9Qw7@db` made the port "9Qw7@db", and
+    # its "invalid literal for int() with base 10: '9Qw7@db'" was quoted under an "install the driver" hint
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql+psycopg2://hive:Xy@z:9Qw7@db.internal/mlflow")
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env()
+    assert str(err.value).startswith("MLFLOW_TRACKING_URI='postgresql+psycopg2://hive:***@db.internal/mlflow' is "
+                                     "not a URL SQLAlchemy reads")
+    assert "9Qw7" not in str(err.value) and "driver" not in str(err.value)
+
+
 def test_an_http_tracking_uri_with_an_at_after_its_host_is_refused(monkeypatch):
     # urlsplit reads host `hive`, port 2024: accepted, and MLflow's errors quoted the URI whole
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://hive:2024/{SECRET}@mlflow.internal:5000")

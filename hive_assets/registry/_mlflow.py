@@ -39,7 +39,8 @@ def tracking_target(tracking_uri: str) -> str:
     if parts.scheme.lower() not in ("http", "https"):
         return tracking_uri
     if problem := http_url_problem(tracking_uri):  # MLflow would quote what follows the host: the password
-        raise ValueError(f"the MLflow tracking URI is not a usable URL ({problem}): {UNESCAPED_USERINFO}")
+        raise ValueError(f"the MLflow tracking URI is not a usable URL ({problem}): {UNESCAPED_USERINFO}; the "
+                         "value is not shown, it may hold a password")
     if "@" not in parts.netloc:
         return tracking_uri
     os.environ.setdefault("MLFLOW_TRACKING_USERNAME", unquote(parts.username or ""))
