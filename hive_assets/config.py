@@ -323,9 +323,11 @@ def _redact_userinfo(scheme: str, rest: str) -> str:
 
 
 #: a query parameter or libpq keyword whose value is a credential: `?password=`, `&token=`, MongoDB's
-#: `tlsCertificateKeyFilePassword=` and `authMechanismProperties=AWS_SESSION_TOKEN:...`, `password=` of a DSN
+#: `tlsCertificateKeyFilePassword=` and `authMechanismProperties=AWS_SESSION_TOKEN:...`, `password=` of a DSN,
+#: its value quoted too (libpq's `password='a b'`, a repr's `token='...'`, to the closing quote or the end)
 _SECRET_PARAMETER = re.compile(r"(?i)((?:^|(?<=[?&;\s]))[\w.-]*(?:pass|pwd|secret|token|authmechanismproperties"
-                               r"|api_?key|access_?key|signature)[\w.-]*\s*=\s*)[^&;\s'\"#]+")
+                               r"|api_?key|access_?key|signature)[\w.-]*\s*=\s*)"
+                               r"(?:'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|[^&;\s'\"#]+)")
 
 
 def redact_uri(uri: str | None) -> str:

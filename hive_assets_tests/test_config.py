@@ -308,6 +308,8 @@ SECRET = "S3cr3tPW-audit"
     f"mongodb://hive:{SECRET}@db:27017/?tls=true&tlsCertificateKeyFilePassword={SECRET}",
     f"postgresql://hive@db/ferretdb?sslmode=require&password={SECRET}",
     f"host=db port=5432 user=hive password={SECRET} dbname=ferretdb",
+    f"host=db port=5432 user=hive password='{SECRET} x' dbname=ferretdb",  # libpq's quoted value
+    f"MlflowHostCreds(host='https://mlflow.internal', token='{SECRET}')",  # a repr in an exception's text
     f"https://mlflow.internal/?token={SECRET}",
 ])
 def test_a_password_is_redacted_wherever_the_uri_carries_it(uri):
