@@ -423,6 +423,29 @@ def test_a_tracking_uri_scheme_mlflow_cannot_open_is_refused_without_its_passwor
         assert Settings.from_env().mlflow_tracking_uri == uri
 
 
+
+def test_third_party_exception_texts_are_redacted_on_their_way_to_logs_and_metadata():
+    # an ArtifactError's text (validation metadata, drift documents), the serving router's health and log, and
+    # the warning of a run that could not be marked FAILED (Dagster's event log) quoted the exception whole
+    from hive_assets.registry import _mlflow, _tracking
+    from hive_assets.serving import _router
+
+    exc = RuntimeError(f"API request to https://{SECRET}@mlflow.internal/api failed; postgresql://hive:{SECRET}@db/x")
+    for text in (_mlflow._one_line(exc), _router._one_line(exc)):
+        assert SECRET not in text and "https://***@mlflow.internal/api" in text and "hive:***@db/x" in text, text
+
+    class Client:
+        def update_run(self, run_id, status):
+            pass
+
+        def set_terminated(self, run_id, status):
+            raise exc
+
+    warned: list[str] = []
+    with pytest.raises(ZeroDivisionError), _tracking.run_status(Client(), "run-1", warned.append):
+        raise ZeroDivisionError
+    assert len(warned) == 1 and SECRET not in warned[0] and "hive:***@db/x" in warned[0], warned
+
 # any printable character but whitespace (which ends a URI in free text), 6 or more so that the password is no
 # accident of the template (a password the redacted template holds anyway, e.g. `ternal`, is skipped)
 PASSWORDS = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=6, max_size=24)

@@ -244,8 +244,12 @@ def model_checksum(tracking_uri: str, artifact_uri: str) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    """An exception as one short line: xgboost's and MLflow's messages carry a C++ or HTTP stack after it."""
-    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    """An exception as one short line: xgboost's and MLflow's messages carry a C++ or HTTP stack after it.
+    Redacted (`redact_secrets`): it becomes an ArtifactError's text, which Dagster metadata and drift
+    documents keep."""
+    from hive_assets.config import redact_secrets
+
+    first = next((line.strip() for line in redact_secrets(str(exc)).splitlines() if line.strip()), "")
     text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
     return text if len(text) <= 240 else text[:240] + "..."
 
