@@ -111,6 +111,29 @@ MLFLOW_STORE_SCHEMES = ("", "file", "sqlite", "http", "https", *MLFLOW_DATABASE_
                         "databricks-uc", "uc")
 
 
+UNESCAPED_USERINFO = ("a '/', '@', ':', '?' or '#' in the user name or password must be percent-encoded "
+                      "(urllib.parse.quote)")
+
+
+def http_url_problem(uri: str) -> str | None:
+    """Why an http(s) URL cannot be used as written (None when it can): no host or a port that is not a
+    number, or an '@' after the host. Each is a password with an unescaped '/', '?' or '#' (urlsplit,
+    requests and MLflow end the host there): its start became the "port" and a traceback showed it, or the
+    host was the user name and MLflow's errors quoted the rest as the URL ("API request to
+    http://user:2024/pa@ss@host/api/... failed", and urllib3's "url: /pa@ss@host/api/...")."""
+    parts = urlsplit(uri)
+    try:
+        parts.port  # noqa: B018 (raises for a port that is no number)
+        hosted = bool(parts.hostname)
+    except ValueError:
+        hosted = False
+    if not hosted:
+        return "no host, or a port that is not a number"
+    if "@" in uri.partition("://")[2][len(parts.netloc):]:
+        return "an '@' after its host"
+    return None
+
+
 def mlflow_tracking_uri() -> str:
     """MLFLOW_TRACKING_URI ("" when unset: the embedded `$HIVE_HOME/mlflow.db`), refused here when MLflow
     would refuse it later with a traceback: a file store (MLflow 3 keeps it only with
@@ -119,18 +142,10 @@ def mlflow_tracking_uri() -> str:
     raw = _raw("MLFLOW_TRACKING_URI")
     if raw is None:
         return ""
-    parts = urlsplit(raw)
-    scheme = parts.scheme.lower()
-    if scheme in ("http", "https"):
-        try:
-            parts.port  # noqa: B018 (raises for a port that is no number)
-            bad = not parts.hostname
-        except ValueError:
-            bad = True
-        if bad:  # e.g. a password with an unescaped '/': its start became the "port", and a traceback showed it
-            raise ConfigError("MLFLOW_TRACKING_URI is not a usable URL (no host, or a port that is not a number): a "
-                              "'/', '@', ':', '?' or '#' in the user name or password must be percent-encoded "
-                              "(urllib.parse.quote); the value is not shown, it may hold a password")
+    scheme = urlsplit(raw).scheme.lower()
+    if scheme in ("http", "https") and (problem := http_url_problem(raw)):
+        raise ConfigError(f"MLFLOW_TRACKING_URI is not a usable URL ({problem}): {UNESCAPED_USERINFO}; the value "
+                          "is not shown, it may hold a password")
     if scheme.partition("+")[0] not in MLFLOW_STORE_SCHEMES:  # MLflow's refusal quoted the whole URI
         hint = ": use postgresql+psycopg2://" if scheme in ("postgres", "postgres+psycopg2") else ""
         raise ConfigError(f"MLFLOW_TRACKING_URI={redact_uri(raw)!r} has a scheme MLflow does not know "
@@ -145,10 +160,13 @@ def mlflow_tracking_uri() -> str:
 
         try:
             make_url(raw).get_dialect().import_dbapi()
-        except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+        except (NoSuchModuleError, ImportError) as exc:
             hint = ", or postgresql+psycopg2:// (installed)" if scheme == "postgresql" else ""
             raise ConfigError(f"MLFLOW_TRACKING_URI={redact_uri(raw)!r} cannot be opened here ({exc}): install the "
                               f"database driver{hint}") from None
+        except (ArgumentError, ValueError):  # its text quoted a piece: "invalid literal for int(): '9Q@db'"
+            raise ConfigError(f"MLFLOW_TRACKING_URI={redact_uri(raw)!r} is not a URL SQLAlchemy reads (a port that is "
+                              f"not a number?): {UNESCAPED_USERINFO}") from None
     return raw
 
 
@@ -265,49 +283,81 @@ def dagster_home(home: Path | None = None) -> Path:
     return Path(explicit).resolve() if explicit else (home or hive_home()) / "dagster"
 
 
+#: schemes whose userinfo without a password names a user or role (a MongoDB X.509 or Kerberos user, a
+#: PostgreSQL role with its password in .pgpass or a parameter), or a path: that bare userinfo stays readable
+_IDENTITY_SCHEMES = frozenset({"mongodb", "postgresql", "postgres", "mysql", "mariadb", "mssql", "oracle", "sqlite",
+                               "file"})
+
+
 def uri_userinfo(uri: str) -> tuple[str, str | None, str] | None:
-    """(user, password or None, what follows the '@') of `scheme://user[:password]@...`, else None. The
-    userinfo runs to the last '@' before the query, so a password with an unescaped '/' or '@' (which
-    `urlsplit` cuts short: its start became the host) is still all of it."""
-    scheme, sep, rest = uri.partition("://")
-    if not sep:
-        return None
-    query = rest.find("?")
-    at = rest.rfind("@", 0, query if query >= 0 else len(rest))
-    if at < 0 and query >= 0:  # an unescaped '?' in the password: pymongo's userinfo runs to the first '/'
-        slash = rest.find("/")
-        at = rest.rfind("@", 0, slash if slash >= 0 else len(rest))
+    """(user, password or None, what follows the '@') of `scheme://user[:password]@...`, else None.
+
+    The userinfo runs to the LAST '@' of the URI, so a password with unescaped '/', '?', '#' or '@' is all
+    of it, whatever a client makes of it (pymongo cuts it at the first '?' then '/', SQLAlchemy at the first
+    '@', libpq at the first '/'). The price: an '@' in the path or query of a URI with no userinfo makes what
+    precedes it a userinfo too (`mongodb://db:27017/?appName=a@b` reads as user `db`, password
+    `27017/?appName=a`, as SQLAlchemy reads it), so it is masked: too much rather than a password."""
+    _scheme, sep, rest = uri.partition("://")
+    return _split_userinfo(rest) if sep else None
+
+
+def _split_userinfo(rest: str) -> tuple[str, str | None, str] | None:
+    at = rest.rfind("@")
     if at < 0:
         return None
     user, colon, password = rest[:at].partition(":")
     return user, (password if colon else None), rest[at + 1:]
 
 
+def _redact_userinfo(scheme: str, rest: str) -> str:
+    """`rest` (what follows `scheme://`) with its password masked, or its whole userinfo when it has no
+    password or an empty one, unless the scheme is one of _IDENTITY_SCHEMES (`https://TOKEN@host` and
+    `https://TOKEN:@host` carry a token)."""
+    userinfo = _split_userinfo(rest)
+    if userinfo is None:
+        return rest
+    user, password, host = userinfo
+    if password:
+        return f"{user}:***@{host}"
+    return rest if scheme.lower().partition("+")[0] in _IDENTITY_SCHEMES else f"***@{host}"
+
+
 #: a query parameter or libpq keyword whose value is a credential: `?password=`, `&token=`, MongoDB's
-#: `tlsCertificateKeyFilePassword=` and `authMechanismProperties=AWS_SESSION_TOKEN:...`, `password=` of a DSN
+#: `tlsCertificateKeyFilePassword=` and `authMechanismProperties=AWS_SESSION_TOKEN:...`, `password=` of a DSN,
+#: its value quoted too (libpq's `password='a b'`, a repr's `token='...'`, to the closing quote or the end)
 _SECRET_PARAMETER = re.compile(r"(?i)((?:^|(?<=[?&;\s]))[\w.-]*(?:pass|pwd|secret|token|authmechanismproperties"
-                               r"|api_?key|access_?key|signature)[\w.-]*\s*=\s*)[^&;\s'\"#]+")
+                               r"|api_?key|access_?key|signature)[\w.-]*\s*=\s*)"
+                               r"(?:'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|[^&;\s'\"#]+)")
 
 
 def redact_uri(uri: str | None) -> str:
-    """The URI with any password (in the userinfo or a credential parameter) replaced by ***, safe for logs
-    and UI metadata."""
+    """The URI, safe for logs and UI metadata: its password (from the first ':' of the userinfo to the
+    URI's last '@', see uri_userinfo) and any credential parameter's value replaced by ***.
+
+    A userinfo with no password, or an empty one, is masked whole (`https://***@host/...`): in http(s), git
+    or redis URLs a bare userinfo, or `TOKEN:`, is conventionally a token. Except in a database URI (the
+    _IDENTITY_SCHEMES: mongodb, postgresql, mysql, ...), where a user without a password is a name (an
+    X.509 subject, a Kerberos principal, a role whose password is in .pgpass), not a secret."""
     if not uri:
         return ""
-    userinfo = uri_userinfo(uri)
-    if userinfo is not None and userinfo[1] is not None:
-        user, _password, rest = userinfo
-        uri = f"{uri.partition('://')[0]}://{user}:***@{rest}"
+    scheme, sep, rest = uri.partition("://")
+    if sep:
+        uri = f"{scheme}://{_redact_userinfo(scheme, rest)}"
     return _SECRET_PARAMETER.sub(r"\1***", uri)
 
 
-_URI_PASSWORD = re.compile(r"(://[^/\s:@'\"]*:)[^@\s/'\"]+@")
+#: a URI inside free text: its scheme, then everything up to the next whitespace (a password may hold any
+#: other character, quotes included; text with no '@' after the `://`, such as `http://host:5000/api/2.0`,
+#: has no userinfo and is left as it is)
+_URI_IN_TEXT = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(\S*)")
 
 
 def redact_secrets(text: str) -> str:
-    """Any `scheme://user:password@host` inside free text (an error message) with the password as ***, and
-    the value of any credential parameter (`password=...`, `token=...`)."""
-    return _SECRET_PARAMETER.sub(r"\1***", _URI_PASSWORD.sub(r"\1***@", text))
+    """Free text (an error message) with every `scheme://...` in it redacted as redact_uri does, the URI
+    running to the next whitespace (so to its last '@' before one), and the value of any credential
+    parameter (`password=...`, `token=...`) as ***."""
+    text = _URI_IN_TEXT.sub(lambda m: f"{m[1]}://{_redact_userinfo(m[1], m[2])}", text)
+    return _SECRET_PARAMETER.sub(r"\1***", text)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from hive_assets.config import ConfigError, Settings, dagster_home, env_bool, hive_home
 
@@ -306,6 +308,8 @@ SECRET = "S3cr3tPW-audit"
     f"mongodb://hive:{SECRET}@db:27017/?tls=true&tlsCertificateKeyFilePassword={SECRET}",
     f"postgresql://hive@db/ferretdb?sslmode=require&password={SECRET}",
     f"host=db port=5432 user=hive password={SECRET} dbname=ferretdb",
+    f"host=db port=5432 user=hive password='{SECRET} x' dbname=ferretdb",  # libpq's quoted value
+    f"MlflowHostCreds(host='https://mlflow.internal', token='{SECRET}')",  # a repr in an exception's text
     f"https://mlflow.internal/?token={SECRET}",
 ])
 def test_a_password_is_redacted_wherever_the_uri_carries_it(uri):
@@ -313,7 +317,95 @@ def test_a_password_is_redacted_wherever_the_uri_carries_it(uri):
 
     for text in (redact_uri(uri), redact_secrets(f"error: {uri!r} refused")):
         assert SECRET not in text and "***" in text, text
-    assert redact_uri("mongodb://db:27017/?appName=a@b") == "mongodb://db:27017/?appName=a@b"
+    # SQLAlchemy reads user `db`, password `27017/?appName=a` (pymongo an appName): masked, too much rather than
+    # a password; with no port there can be no password, and a database URI's bare user is a name
+    assert redact_uri("mongodb://db:27017/?appName=a@b") == "mongodb://db:***@b"
+    assert redact_uri("mongodb://db/?appName=a@b") == "mongodb://db/?appName=a@b"
+
+
+@pytest.mark.parametrize("uri, redacted", [
+    # pymongo cuts the userinfo at the '?', SQLAlchemy at the first '@', libpq at the '/': all of it is masked
+    ("mongodb://user:pa/ss?word@host:27017/db?authSource=admin", "mongodb://user:***@host:27017/db?authSource=admin"),
+    ("postgresql://u:a?b/c@h/db", "postgresql://u:***@h/db"),
+    ("postgresql+psycopg2://u:a/b?c@d@h:5432/db", "postgresql+psycopg2://u:***@h:5432/db"),
+    ("mongodb+srv://u:#a/b?c@cluster0.example.net/?retryWrites=true", "mongodb+srv://u:***@cluster0.example.net/"
+                                                                    "?retryWrites=true"),
+])
+def test_a_password_with_unescaped_delimiters_is_masked_whole_and_the_host_kept(uri, redacted):
+    from hive_assets.config import redact_secrets, redact_uri
+
+    assert redact_uri(uri) == redacted
+    assert redact_secrets(f"could not connect to {uri}: refused") == f"could not connect to {redacted}: refused"
+    assert redact_secrets(f"error: {uri!r}") == f"error: {redacted!r}"
+
+
+@pytest.mark.parametrize("text, redacted", [
+    ("could not connect to postgresql://hive:pa/ss@db:5432/x: refused",
+     "could not connect to postgresql://hive:***@db:5432/x: refused"),
+    ("connect to 'mongodb://hive:pa?ss@db:27017/' failed", "connect to 'mongodb://hive:***@db:27017/' failed"),
+    ("connect to mysql://hive:p@ss@db/x failed", "connect to mysql://hive:***@db/x failed"),
+    ('connect to "redis://:it\'s@cache:6379/0" failed', 'connect to "redis://:***@cache:6379/0" failed'),
+])
+def test_free_text_masks_a_password_with_a_slash_question_mark_at_or_quote(text, redacted):
+    from hive_assets.config import redact_secrets
+
+    assert redact_secrets(text) == redacted
+
+
+@pytest.mark.parametrize("text", [
+    "MLflow at http://host:5000/api/2.0/mlflow unreachable",
+    "GET https://mlflow.internal:443/api/2.0/mlflow/runs/get?run_id=abc: 404, ask admin@example.com",
+    "MLflow's database at sqlite:///tmp/me@corp/.hive/mlflow.db is locked",
+    "mongodb://db1:27017,db2:27017/neural_hive?replicaSet=rs0 (no primary)",
+])
+def test_free_text_with_no_userinfo_is_left_as_it_is(text):
+    from hive_assets.config import redact_secrets, redact_uri
+
+    assert redact_secrets(text) == text
+    uri = re.search(r"\S+://\S+", text)[0]
+    assert redact_uri(uri) == uri
+
+
+@pytest.mark.parametrize("uri, redacted", [
+    # a bare userinfo of an http(s), git or redis URL is a token (GitHub's `https://TOKEN@github.com/...`)
+    ("https://ghp_T0kenAudit@github.com/org/repo.git", "https://***@github.com/org/repo.git"),
+    ("http://T0ken/with?delims@mlflow.internal:5000", "http://***@mlflow.internal:5000"),
+    ("redis://T0kenAudit@cache:6379/0", "redis://***@cache:6379/0"),
+    ("https://sk_T0kenAudit:@api.example.com/v1", "https://***@api.example.com/v1"),  # curl -u TOKEN:
+    # a database URI's user with no password is a name: X.509's subject, a Kerberos principal, a .pgpass role
+    ("mongodb://CN=hive,OU=ops@db:27017/?authMechanism=MONGODB-X509",
+     "mongodb://CN=hive,OU=ops@db:27017/?authMechanism=MONGODB-X509"),
+    ("mongodb+srv://hive%40EXAMPLE.COM@cluster0.example.net/?authMechanism=GSSAPI",
+     "mongodb+srv://hive%40EXAMPLE.COM@cluster0.example.net/?authMechanism=GSSAPI"),
+    ("postgresql+psycopg2://hive@db:5432/mlflow", "postgresql+psycopg2://hive@db:5432/mlflow"),
+])
+def test_a_bare_userinfo_is_masked_as_a_token_unless_a_database_names_its_user(uri, redacted):
+    from hive_assets.config import redact_secrets, redact_uri
+
+    assert redact_uri(uri) == redacted
+    assert redact_secrets(f"cannot reach {uri}: timed out") == f"cannot reach {redacted}: timed out"
+
+
+def test_a_database_tracking_uri_sqlalchemy_cannot_read_is_refused_without_a_piece_of_its_password(monkeypatch):
+    # SQLAlchemy's password ends at the first '@': the rest of `Xy@z:9Qw7@db` made the port "9Qw7@db", and
+    # its "invalid literal for int() with base 10: '9Qw7@db'" was quoted under an "install the driver" hint
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql+psycopg2://hive:Xy@z:9Qw7@db.internal/mlflow")
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env()
+    assert str(err.value).startswith("MLFLOW_TRACKING_URI='postgresql+psycopg2://hive:***@db.internal/mlflow' is "
+                                     "not a URL SQLAlchemy reads")
+    assert "9Qw7" not in str(err.value) and "driver" not in str(err.value)
+
+
+def test_an_http_tracking_uri_with_an_at_after_its_host_is_refused(monkeypatch):
+    # urlsplit reads host `hive`, port 2024: accepted, and MLflow's errors quoted the URI whole
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://hive:2024/{SECRET}@mlflow.internal:5000")
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env()
+    assert str(err.value).startswith("MLFLOW_TRACKING_URI is not a usable URL (an '@' after its host): a '/', '@'")
+    assert SECRET not in str(err.value) and "2024" not in str(err.value)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://hive:2024%2Fpw%40x@mlflow.internal:5000")  # encoded: fine
+    assert Settings.from_env().mlflow_tracking_uri == "http://hive:2024%2Fpw%40x@mlflow.internal:5000"
 
 
 @pytest.mark.parametrize("scheme", ["postgres", "ftp", "redis"])
@@ -329,3 +421,50 @@ def test_a_tracking_uri_scheme_mlflow_cannot_open_is_refused_without_its_passwor
     for uri in ("sqlite:///x/mlflow.db", "http://127.0.0.1:5000", "databricks://prof", "postgresql+psycopg2://h/m"):
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         assert Settings.from_env().mlflow_tracking_uri == uri
+
+
+
+def test_third_party_exception_texts_are_redacted_on_their_way_to_logs_and_metadata():
+    # an ArtifactError's text (validation metadata, drift documents), the serving router's health and log, and
+    # the warning of a run that could not be marked FAILED (Dagster's event log) quoted the exception whole
+    from hive_assets.registry import _mlflow, _tracking
+    from hive_assets.serving import _router
+
+    exc = RuntimeError(f"API request to https://{SECRET}@mlflow.internal/api failed; postgresql://hive:{SECRET}@db/x")
+    for text in (_mlflow._one_line(exc), _router._one_line(exc)):
+        assert SECRET not in text and "https://***@mlflow.internal/api" in text and "hive:***@db/x" in text, text
+
+    class Client:
+        def update_run(self, run_id, status):
+            pass
+
+        def set_terminated(self, run_id, status):
+            raise exc
+
+    warned: list[str] = []
+    with pytest.raises(ZeroDivisionError), _tracking.run_status(Client(), "run-1", warned.append):
+        raise ZeroDivisionError
+    assert len(warned) == 1 and SECRET not in warned[0] and "hive:***@db/x" in warned[0], warned
+
+# any printable character but whitespace (which ends a URI in free text), 6 or more so that the password is no
+# accident of the template (a password the redacted template holds anyway, e.g. `ternal`, is skipped)
+PASSWORDS = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=6, max_size=24)
+URI_TEMPLATES = (
+    "mongodb://hive:{}@db.internal:27017/neural_hive?authSource=admin",
+    "mongodb+srv://hive:{}@cluster0.example.net/?retryWrites=true&appName=hive",
+    "postgresql+psycopg2://hive:{}@db.internal:5432/mlflow",
+    "redis://:{}@cache:6379/0",
+    "https://{}@mlflow.internal/api/2.0/mlflow",  # a token as the user name
+)
+
+
+@given(password=PASSWORDS, template=st.sampled_from(URI_TEMPLATES))
+def test_no_printable_password_survives_redaction(password, template):
+    from hive_assets.config import redact_secrets, redact_uri
+
+    assume(password not in template.format("***"))
+    assume(not template.startswith("https://{}") or ":" not in password)  # a token's ':' starts its password
+    uri = template.format(password)
+    for text in (redact_uri(uri), redact_secrets(f"could not connect to {uri}: refused"),
+                 redact_secrets(f"error: MongoClient({uri!r}) failed")):
+        assert password not in text, text

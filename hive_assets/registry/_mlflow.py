@@ -27,13 +27,21 @@ def tracking_target(tracking_uri: str) -> str:
     leaves the URI. Same requests, same Basic auth; but MLflow writes the URI into its error messages
     ("API request to <uri>/api/... failed") and printed links, which reach step failures, sensor ticks
     and captured stdout in the Dagster UI. It also turns off those printed "View run at" links
-    (MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT, unless set): the assets link to the run themselves."""
+    (MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT, unless set): the assets link to the run themselves. A URL
+    whose password has an unescaped '/', '?' or '#' (`config.http_url_problem`) is a ValueError."""
     import os
     from urllib.parse import unquote, urlsplit, urlunsplit
 
+    from hive_assets.config import UNESCAPED_USERINFO, http_url_problem
+
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     parts = urlsplit(tracking_uri or "")
-    if parts.scheme.lower() not in ("http", "https") or "@" not in parts.netloc:
+    if parts.scheme.lower() not in ("http", "https"):
+        return tracking_uri
+    if problem := http_url_problem(tracking_uri):  # MLflow would quote what follows the host: the password
+        raise ValueError(f"the MLflow tracking URI is not a usable URL ({problem}): {UNESCAPED_USERINFO}; the "
+                         "value is not shown, it may hold a password")
+    if "@" not in parts.netloc:
         return tracking_uri
     os.environ.setdefault("MLFLOW_TRACKING_USERNAME", unquote(parts.username or ""))
     if parts.password is not None:
@@ -236,8 +244,12 @@ def model_checksum(tracking_uri: str, artifact_uri: str) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    """An exception as one short line: xgboost's and MLflow's messages carry a C++ or HTTP stack after it."""
-    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    """An exception as one short line: xgboost's and MLflow's messages carry a C++ or HTTP stack after it.
+    Redacted (`redact_secrets`): it becomes an ArtifactError's text, which Dagster metadata and drift
+    documents keep."""
+    from hive_assets.config import redact_secrets
+
+    first = next((line.strip() for line in redact_secrets(str(exc)).splitlines() if line.strip()), "")
     text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
     return text if len(text) <= 240 else text[:240] + "..."
 

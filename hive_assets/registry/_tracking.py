@@ -21,7 +21,9 @@ def run_status(client, run_id: str, warn: Callable[[str], None]) -> Iterator[Non
         try:
             client.set_terminated(run_id, "FAILED")
         except Exception as exc:  # MLflow itself is what failed: the step's own error is the one to raise
-            warn(f"could not mark MLflow run {run_id} FAILED: {exc}")
+            from hive_assets.config import redact_secrets
+
+            warn(f"could not mark MLflow run {run_id} FAILED: {redact_secrets(str(exc))}")  # Dagster's event log
         raise
     client.set_terminated(run_id, "FINISHED")
 

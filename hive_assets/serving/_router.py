@@ -98,7 +98,10 @@ def _plans_to_serve(plans: list[Any]) -> list[Mapping[str, Any]]:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    """The exception in one line, redacted: it goes to the service's log and its health answer."""
+    from hive_assets.config import redact_secrets
+
+    text = redact_secrets(" ".join(str(exc).split()))
     return f"{type(exc).__name__}: {text[:300]}"
 
 

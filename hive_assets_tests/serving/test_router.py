@@ -339,6 +339,16 @@ def test_a_champion_removed_from_the_registry_keeps_serving_but_is_not_healthy(s
     client.delete_registered_model(registry.model_name("behavior"))
 
 
+def test_a_router_on_a_url_whose_password_holds_a_slash_shows_no_part_of_it(monkeypatch, caplog):
+    # `user:1/s3cret-pw@host`: urlsplit's host is `localhost`, port 1, so the credentials stayed in the URI
+    # MLflow was given, and its error quoted it ("API request to http://localhost:1/s3cret-pw@...")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    router = SpecialistRouter("business", "http://localhost:1/s3cret-pw@mlflow.internal:5000", refresh_interval=None)
+    health = router.refresh()
+    assert not health["registry_reachable"] and "an '@' after its host" in health["registry_error"]
+    assert "s3cret-pw" not in str(health) + caplog.text + repr(router)
+
+
 def test_a_router_says_refused_not_unreachable(mlflow_server, monkeypatch, caplog):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     uri = mlflow_server.replace("http://", "http://hive:s3cret-pw@") + "/not/mlflow"

@@ -80,10 +80,26 @@ def _dsn(postgresql_url: str) -> dict[str, str]:
         return {}
 
 
+def _cut(postgresql_url: str, dsn: Mapping[str, str]) -> bool:
+    """libpq read another password than the URL's userinfo holds (to its last '@', `uri_userinfo`), or none
+    (`dsn` empty: it could not read the URL): one with an unescaped '/', '?' or '@', whose pieces libpq took
+    for the host, port or database, and quotes in its errors (`invalid integer value "Xy9Q" for connection
+    option "port"`)."""
+    from urllib.parse import unquote
+
+    from hive_assets.config import uri_userinfo
+
+    userinfo = uri_userinfo(postgresql_url)
+    return userinfo is not None and userinfo[1] is not None and unquote(userinfo[1]) != dsn.get("password")
+
+
 def postgresql_where(postgresql_url: str) -> str:
     """`host:port/database` of a libpq connection string in either form, never its text: a password can be
-    in the URL's userinfo, a `?password=` parameter or a `password='...'` word."""
+    in the URL's userinfo, a `?password=` parameter or a `password='...'` word. When libpq cuts the
+    userinfo's password (`_cut`), what follows the URL's last '@' instead (libpq's host is a piece of it)."""
     dsn = _dsn(postgresql_url)
+    if _cut(postgresql_url, dsn):
+        return postgresql_url.rpartition("@")[2].split("?", 1)[0]
     if not dsn:
         return "FERRETDB_POSTGRESQL_URL (not shown: it is not a connection string libpq reads)"
     return f"{dsn.get('host', 'localhost')}:{dsn.get('port', '5432')}/{dsn.get('dbname', dsn.get('user', ''))}"
@@ -98,10 +114,18 @@ def ensure_lookup_indexes(postgresql_url: str, database: str) -> list[str]:
     try:
         conn = psycopg2.connect(postgresql_url, connect_timeout=10)
     except psycopg2.Error as exc:  # the message names host and port; the password is cut out anyway
-        secret = _dsn(postgresql_url).get("password")
+        dsn = _dsn(postgresql_url)
+        secret = dsn.get("password")
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if not dsn or _cut(postgresql_url, dsn):  # it quotes what it could not read: a piece of the password
+            from hive_assets.config import UNESCAPED_USERINFO
+
+            text = "libpq's reason is not shown, it may quote part of the password" + (
+                f": {UNESCAPED_USERINFO}" if "://" in postgresql_url else "")
+        elif secret:
+            text = text.replace(secret, "***")
         raise StoreUnavailable(f"PostgreSQL at {postgresql_where(postgresql_url)} is unavailable: "
-                               f"{type(exc).__name__}: {text.replace(secret, '***') if secret else text}") from None
+                               f"{type(exc).__name__}: {text}") from None
     try:
         with conn, conn.cursor() as cursor:
             tables = ferretdb_tables(cursor, database)

@@ -64,6 +64,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import warnings
 from datetime import timezone
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -124,6 +125,8 @@ _NOT_IMPLEMENTED_CODES = {115, 238}  # CommandNotSupported, NotImplemented
 _INDEX_CONFLICT_CODES = {85, 86}
 _SERVER_STAGES = {"$match", "$group", "$sort", "$count", "$limit"}
 _SERVER_ACCUMULATORS = {"$sum", "$max", "$min"}
+PERCENT_ENCODE = ("a '/', '?', '@' or ':' in the user name or password must be percent-encoded "
+                  "(urllib.parse.quote_plus)")
 
 
 def _auth_failure(exc: OperationFailure) -> bool:
@@ -141,24 +144,44 @@ def _fallback_encoder(value: Any) -> Any:
 
 
 def _hosts(uri: str) -> str:
-    """`host:port[,host:port]` from a MongoDB URI, without credentials (no DNS lookups)."""
-    if uri.startswith("mongodb://"):
+    """`host:port[,host:port]` from a MongoDB URI, without credentials (no DNS lookups). pymongo's reading,
+    unless the password has an unescaped '/' or '?' (`_cut`): pymongo's hosts are then a piece of it
+    (`user:2024?Summer@db` reads as host `user`, port 2024), so they are what follows the URI's last '@',
+    the host `describe()` shows."""
+    userinfo = uri_userinfo(uri)
+    if uri.startswith("mongodb://") and not _cut(userinfo[1] if userinfo else None):
         try:
             from pymongo.uri_parser import parse_uri
 
             return ",".join(f"{host}:{port}" for host, port in parse_uri(uri)["nodelist"])
         except Exception:  # noqa: BLE001 - invalid URIs are reported by MongoClient
             pass
-    rest = uri.split("://", 1)[-1]
-    netloc = rest.split("?", 1)[0]
-    if "@" in netloc:
-        netloc = netloc.rsplit("@", 1)[1]
-    return netloc.split("/", 1)[0] or "localhost:27017"
+    rest = userinfo[2] if userinfo else uri.split("://", 1)[-1]
+    return rest.split("?", 1)[0].split("/", 1)[0] or "localhost:27017"
 
 
 def _password(uri: str) -> str | None:
     userinfo = uri_userinfo(uri)
     return userinfo[1] if userinfo else None
+
+
+def _cut(password: str | None) -> bool:
+    """pymongo cuts the URI at the first '?', then '/', before it reads the userinfo: a password holding one
+    comes back in pieces in its errors and warnings (`Bad database name "ss@db/x"`, `Unknown option:
+    word@db`), which no replacement of the whole password catches."""
+    return bool(password) and ("/" in password or "?" in password)
+
+
+def _secret_forms(password: str | None) -> tuple[str, ...]:
+    """What `_clean` replaces by ***, longest first: the password as written, quoted and unquoted, and, when
+    pymongo cuts it (`_cut`), each piece of 4 or more characters between the characters its parser splits
+    at (a host read as `user:2024` comes back as "hive:2024: Name or service not known")."""
+    if not password:
+        return ()
+    forms = {password, quote(password, safe=""), unquote(password)}
+    if _cut(password):
+        forms.update(piece for piece in re.split(r"[/?@:=&,;#]", password) if len(piece) >= 4)
+    return tuple(sorted(forms - {""}, key=len, reverse=True))
 
 
 def _hashable(value: Any) -> bool:
@@ -201,22 +224,31 @@ class MongoStore(DocumentStore):
         self.database = database
         self.timeout_ms = int(timeout_ms)
         self._secret = _password(uri)
+        self._secret_forms = _secret_forms(self._secret)
         self._hosts = self._clean(_hosts(uri))
+        cut = _cut(self._secret)
         try:
-            self.client: pymongo.MongoClient = pymongo.MongoClient(
-                uri,
-                tz_aware=True,
-                tzinfo=timezone.utc,
-                serverSelectionTimeoutMS=self.timeout_ms,
-                connectTimeoutMS=self.timeout_ms,
-                socketTimeoutMS=max(60_000, 10 * self.timeout_ms),
-                appname="hive-assets",
-                type_registry=TypeRegistry(fallback_encoder=_fallback_encoder),
-            )
+            with warnings.catch_warnings(record=True) as caught:  # "Unknown option: ...": the URI's text
+                warnings.simplefilter("always")
+                self.client: pymongo.MongoClient = pymongo.MongoClient(
+                    uri,
+                    tz_aware=True,
+                    tzinfo=timezone.utc,
+                    serverSelectionTimeoutMS=self.timeout_ms,
+                    connectTimeoutMS=self.timeout_ms,
+                    socketTimeoutMS=max(60_000, 10 * self.timeout_ms),
+                    appname="hive-assets",
+                    type_registry=TypeRegistry(fallback_encoder=_fallback_encoder),
+                )
         except (InvalidURI, ConfigurationError, ValueError) as exc:
             # a setting, not an outage: the CLI's one line and exit 2, as for every malformed variable
-            raise ConfigError(f"MONGODB_URI is not a usable MongoDB URI ({redact_uri(uri)}): "
-                              f"{self._clean(str(exc))}") from None
+            why = (f"pymongo's reason is not shown, it may quote part of the password: {PERCENT_ENCODE}" if cut
+                   else self._clean(str(exc)))
+            raise ConfigError(f"MONGODB_URI is not a usable MongoDB URI ({redact_uri(uri)}): {why}") from None
+        for warning in caught:
+            text = f"pymongo warned about MONGODB_URI (not shown, it may quote part of the password): " \
+                   f"{PERCENT_ENCODE}" if cut else self._clean(str(warning.message))
+            warnings.warn(text, warning.category, stacklevel=2)
         self.db = self.client[database]
         self._doc_options = self.client.codec_options.with_options(unicode_decode_error_handler="surrogateescape")
         self._raw_options = self._doc_options.with_options(document_class=RawBSONDocument)
@@ -235,10 +267,8 @@ class MongoStore(DocumentStore):
 
     # -- errors ---------------------------------------------------------------------------------------
     def _clean(self, text: str) -> str:
-        if self._secret:
-            for form in {self._secret, quote(self._secret, safe=""), unquote(self._secret)}:
-                if form:
-                    text = text.replace(form, "***")
+        for form in self._secret_forms:
+            text = text.replace(form, "***")
         return text if len(text) <= 600 else text[:600] + "..."
 
     def _unavailable(self, exc: BaseException) -> StoreUnavailable:

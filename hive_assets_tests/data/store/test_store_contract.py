@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import socket
 import traceback
+import warnings
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -448,6 +449,40 @@ def test_mongo_unavailable_names_host_and_redacts_password():
             assert "Topology Description" not in str(info.value) and len(str(info.value)) < 300, str(info.value)
             assert secret not in text
             assert secret not in repr(info.value)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("password", ["Xq7w/Zk9v?Mn4p", "Xq7w?Zk9v", "2024#Xq7w/Zk9v"])
+def test_a_password_pymongo_cuts_in_pieces_shows_no_piece_in_the_config_error(password):
+    # pymongo cuts the URI at '?' then '/', then quoted the pieces: `Bad database name "Zk9v@Mn4p@127..."`, and
+    # warned `Unknown option: zk9v@127.0.0.1...` (in lowercase) on stderr and in the Dagster logs
+    from hive_assets.config import ConfigError
+
+    uri = f"mongodb://hive:{password}@127.0.0.1:1/neural_hive?authSource=admin"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ConfigError) as info:
+            store_mongo.MongoStore(uri, timeout_ms=300)
+    text = (str(info.value) + " ".join(str(w.message) for w in caught)).lower()
+    assert not any(piece in text for piece in ("2024", "xq7w", "zk9v", "mn4p")), text
+    assert str(info.value).startswith("MONGODB_URI is not a usable MongoDB URI (mongodb://hive:***@127.0.0.1:1/")
+
+
+@pytest.mark.parametrize("password", ["2024?SummerXq7w=1", "2024/SummerXq7w@Zk9v"])
+def test_a_cut_password_pymongo_accepts_shows_no_piece_in_warnings_hosts_or_outages(password):
+    # `hive:2024?Summer...` reads as host `hive`, port 2024 (the options `Summer...`, or the database
+    # `Summer...` after a '/'): pymongo warned with the options' text and its outage named `hive:2024`
+    uri = f"mongodb://hive:{password}@127.0.0.1:1/"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        store = store_mongo.MongoStore(uri, timeout_ms=300)
+    try:
+        with pytest.raises(StoreUnavailable) as info:
+            store.count(C)
+        text = " ".join([str(info.value), store.describe(), *(str(w.message) for w in caught)])
+        assert not any(piece in text.lower() for piece in ("2024", "summer", "zk9v")), text
+        assert str(info.value).startswith("MongoDB at 127.0.0.1:1 (database 'neural_hive') is unavailable: ")
     finally:
         store.close()
 
