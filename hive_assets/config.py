@@ -134,6 +134,16 @@ def http_url_problem(uri: str) -> str | None:
     return None
 
 
+def _url_scheme(name: str, value: str) -> str:
+    """The lowercased scheme of the URL in variable `name`; a URL urlsplit cannot read (an unclosed '[' of an
+    IPv6 host: "Invalid IPv6 URL", raised at the first use and shown as a traceback) is a ConfigError."""
+    try:
+        return urlsplit(value).scheme.lower()
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not a usable URL ({exc}: an IPv6 host goes in '[' and ']'); the value is not "
+                          "shown, it may hold a password") from None
+
+
 def mlflow_tracking_uri() -> str:
     """MLFLOW_TRACKING_URI ("" when unset: the embedded `$HIVE_HOME/mlflow.db`), refused here when MLflow
     would refuse it later with a traceback: a file store (MLflow 3 keeps it only with
@@ -142,7 +152,7 @@ def mlflow_tracking_uri() -> str:
     raw = _raw("MLFLOW_TRACKING_URI")
     if raw is None:
         return ""
-    scheme = urlsplit(raw).scheme.lower()
+    scheme = _url_scheme("MLFLOW_TRACKING_URI", raw)
     if scheme in ("http", "https") and (problem := http_url_problem(raw)):
         raise ConfigError(f"MLFLOW_TRACKING_URI is not a usable URL ({problem}): {UNESCAPED_USERINFO}; the value "
                           "is not shown, it may hold a password")
@@ -202,6 +212,15 @@ def hive_env() -> str:
     return raw
 
 
+def _scheme_or_problem(name: str, value: str, problems: list[str]) -> str | None:
+    """`_url_scheme`, or None with its refusal added to `problems`."""
+    try:
+        return _url_scheme(name, value)
+    except ConfigError as exc:
+        problems.append(str(exc))
+        return None
+
+
 def production_problems() -> list[str]:
     """What keeps HIVE_ENV=production from running, one phrase per variable (values redacted); empty when
     every production service is set or in local mode."""
@@ -213,16 +232,18 @@ def production_problems() -> list[str]:
     mlflow = _raw("MLFLOW_TRACKING_URI")
     if mlflow is None:
         problems.append("MLFLOW_TRACKING_URI is not set")
-    elif urlsplit(mlflow).scheme not in ("http", "https"):
+    elif _scheme_or_problem("MLFLOW_TRACKING_URI", mlflow, problems) not in ("http", "https", None):
         problems.append(f"MLFLOW_TRACKING_URI must be an http(s):// URL, got {redact_uri(mlflow)!r}")
     storage = _raw("HIVE_ASSET_STORAGE")
     if storage is None:
         problems.append("HIVE_ASSET_STORAGE is not set")
-    elif urlsplit(storage).scheme not in OBJECT_STORAGE_SCHEMES:
+    elif (storage_scheme := _scheme_or_problem("HIVE_ASSET_STORAGE", storage, problems)) is None:
+        pass  # its problem is listed
+    elif storage_scheme not in OBJECT_STORAGE_SCHEMES:
         problems.append(f"HIVE_ASSET_STORAGE must be an s3:// or gs:// URL, got {redact_uri(storage)!r}")
     elif not OBJECT_STORAGE_URL.fullmatch(storage):
         problems.append(f"HIVE_ASSET_STORAGE must be {ASSET_STORAGE_FORMS}, got {redact_uri(storage)!r}")
-    elif urlsplit(storage).scheme == "gs" and importlib.util.find_spec("gcsfs") is None:
+    elif storage_scheme == "gs" and importlib.util.find_spec("gcsfs") is None:
         problems.append("HIVE_ASSET_STORAGE is a gs:// URL but the gcsfs package is not installed (pip install gcsfs)")
     return problems
 

@@ -408,6 +408,29 @@ def test_an_http_tracking_uri_with_an_at_after_its_host_is_refused(monkeypatch):
     assert Settings.from_env().mlflow_tracking_uri == "http://hive:2024%2Fpw%40x@mlflow.internal:5000"
 
 
+@pytest.mark.parametrize("uri", [f"postgresql+psycopg2://hive:{SECRET}@[::1/mlflow", "http://[::1:5000"])
+def test_a_tracking_uri_urlsplit_cannot_read_is_a_config_error(monkeypatch, uri):
+    # urlsplit's "Invalid IPv6 URL" was a traceback from every verb (`hive status`)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env()
+    assert str(err.value).startswith("MLFLOW_TRACKING_URI is not a usable URL (Invalid IPv6 URL: ")
+    assert SECRET not in str(err.value) and "::1" not in str(err.value)
+
+
+def test_production_lists_a_url_urlsplit_cannot_read_among_its_problems(monkeypatch):
+    monkeypatch.setenv("HIVE_ENV", "production")
+    for name, value in {**PRODUCTION, "HIVE_ASSET_STORAGE": "s3://[hive-assets/prod",
+                        "MLFLOW_TRACKING_URI": f"http://hive:{SECRET}@[mlflow.internal:5000"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env()
+    message = str(err.value)
+    assert "MLFLOW_TRACKING_URI is not a usable URL (Invalid IPv6 URL" in message
+    assert "HIVE_ASSET_STORAGE is not a usable URL (Invalid IPv6 URL" in message
+    assert SECRET not in message and "\n" not in message
+
+
 @pytest.mark.parametrize("scheme", ["postgres", "ftp", "redis"])
 def test_a_tracking_uri_scheme_mlflow_cannot_open_is_refused_without_its_password(monkeypatch, scheme):
     # MLflow's UnsupportedModelRegistryStoreURIException quoted the URI, password included, into a traceback

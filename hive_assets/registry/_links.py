@@ -33,11 +33,15 @@ def dagster_run_url(dagster_run_id: str) -> str | None:
 def _http_base(url: str | None) -> str | None:
     if not url:
         return None
-    parts = urlsplit(url.strip())
+    try:  # a URL urlsplit cannot read (an unclosed IPv6 '[', a port that is no number): no link, no traceback
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return None
     host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"  # IPv6 literal
-    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    netloc = host if port is None else f"{host}:{port}"
     return urlunsplit((parts.scheme.lower(), netloc, parts.path.rstrip("/"), "", ""))
 
 

@@ -19,6 +19,8 @@ from hive_assets.registry import model_version_url, run_url, ui_base
     ("sqlite:////home/hive/mlflow.db", None),
     ("file:///home/hive/mlruns", None),
     ("databricks://profile", None),
+    ("http://[::1:5000", None),  # urlsplit: "Invalid IPv6 URL"; the traceback reached every linked page
+    ("http://mlflow.internal:50x0", None),  # a port that is no number: ValueError at `.port`
     ("", None),
     (None, None),
 ])
