@@ -262,7 +262,13 @@ class SpecialistRouter:
             try:
                 self.refresh()
             except Exception as exc:  # a bug in refresh must not end the thread: log it, keep serving
-                log.exception("%s: refresh failed unexpectedly: %s", self.specialist, _one_line(exc))
+                import traceback
+
+                from hive_assets.config import redact_secrets
+
+                # the traceback redacted (log.exception's would print the exception's text as it is)
+                log.error("%s: refresh failed unexpectedly: %s\n%s", self.specialist, _one_line(exc),
+                          redact_secrets("".join(traceback.format_exception(exc)).rstrip()))
             self._first.set()
             delay = self.refresh_interval or DEFAULT_REFRESH_SECONDS
 

@@ -349,6 +349,22 @@ def test_a_router_on_a_url_whose_password_holds_a_slash_shows_no_part_of_it(monk
     assert "s3cret-pw" not in str(health) + caplog.text + repr(router)
 
 
+def test_an_unexpected_refresh_failure_is_logged_with_its_traceback_redacted(monkeypatch, caplog):
+    def broken(self):
+        raise RuntimeError("cannot read http://hive:s3cret-pw@mlflow.internal:5000/api")
+
+    monkeypatch.setattr(SpecialistRouter, "_refresh", broken)
+    caplog.set_level(logging.ERROR, logger="hive_assets.serving")
+    router = SpecialistRouter("business", "http://mlflow.internal:5000", refresh_interval=30, wait=10)
+    try:
+        [record] = [r for r in caplog.records if "refresh failed unexpectedly" in r.getMessage()]
+    finally:
+        router.close()
+    assert "Traceback (most recent call last)" in record.getMessage() and "in broken" in record.getMessage()
+    assert "hive:***@mlflow.internal:5000" in record.getMessage()
+    assert "s3cret-pw" not in caplog.text and record.exc_info is None  # no unredacted copy for a handler to print
+
+
 def test_a_router_says_refused_not_unreachable(mlflow_server, monkeypatch, caplog):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     uri = mlflow_server.replace("http://", "http://hive:s3cret-pw@") + "/not/mlflow"
