@@ -29,9 +29,12 @@ heartbeat is late.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -191,10 +194,20 @@ def write_home_clock(home_clock: HomeClock, path: Path | None = None) -> HomeClo
     return home_clock
 
 
-def pin(at: datetime, settings: dict[str, str] | None = None, path: Path | None = None) -> HomeClock:
-    """Make the home simulated at `at` (keeping its settings unless new ones are given)."""
-    if _production():
-        raise _config_error("HIVE_ENV=production: a production home runs on the wall clock; it cannot be pinned")
+@contextmanager
+def _changing(path: Path | None = None) -> Iterator[Path]:
+    """Hold the home's clock lock (`.clock.json.lock`, an exclusive `flock`) around a read-modify-write of
+    the clock file: two `hive clock advance 1h` at once moved it one hour (both read the same instant, the
+    later write won). Readers need no lock: the file is replaced atomically."""
+    path = path or clock_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when the process dies
+        _cache.pop(path, None)  # read what the previous holder wrote, not a copy cached before the lock
+        yield path
+
+
+def _pin(at: datetime, settings: dict[str, str] | None, path: Path) -> HomeClock:
     current = read_home_clock(path)
     kept = dict(current.settings) if current else {}
     if settings is not None:
@@ -202,24 +215,37 @@ def pin(at: datetime, settings: dict[str, str] | None = None, path: Path | None 
     return write_home_clock(HomeClock(SIMULATED, at.astimezone(timezone.utc), kept), path)
 
 
+def pin(at: datetime, settings: dict[str, str] | None = None, path: Path | None = None) -> HomeClock:
+    """Make the home simulated at `at` (keeping its settings unless new ones are given)."""
+    if _production():
+        raise _config_error("HIVE_ENV=production: a production home runs on the wall clock; it cannot be pinned")
+    with _changing(path) as locked:
+        return _pin(at, settings, locked)
+
+
 def advance(delta: timedelta, path: Path | None = None) -> HomeClock:
-    """Move a simulated home's clock forward by `delta`."""
-    current = read_home_clock(path)
-    if current is None or not current.simulated:
-        raise _config_error("this home runs on the wall clock: `hive clock pin ISO` first to simulate time")
-    if delta <= timedelta(0):
-        raise _config_error(f"the clock only moves forward, got {delta}")
-    try:
-        return pin(current.now + delta, path=path)
-    except OverflowError:
-        raise _config_error(f"the clock is at {current.now:%Y-%m-%d %H:%M} UTC: {delta} later is past the year "
-                            "9999") from None
+    """Move a simulated home's clock forward by `delta` (read and written under the clock's lock, so
+    concurrent advances add up)."""
+    with _changing(path) as locked:
+        current = read_home_clock(locked)
+        if current is None or not current.simulated:
+            raise _config_error("this home runs on the wall clock: `hive clock pin ISO` first to simulate time")
+        if delta <= timedelta(0):
+            raise _config_error(f"the clock only moves forward, got {delta}")
+        if _production():
+            raise _config_error("HIVE_ENV=production: a production home runs on the wall clock; it cannot be pinned")
+        try:
+            return _pin(current.now + delta, None, locked)
+        except OverflowError:
+            raise _config_error(f"the clock is at {current.now:%Y-%m-%d %H:%M} UTC: {delta} later is past the year "
+                                "9999") from None
 
 
 def release(path: Path | None = None) -> HomeClock:
     """Go live: the home uses the wall clock from now on (its settings stay)."""
-    current = read_home_clock(path)
-    return write_home_clock(HomeClock(WALL, None, dict(current.settings) if current else {}), path)
+    with _changing(path) as locked:
+        current = read_home_clock(locked)
+        return write_home_clock(HomeClock(WALL, None, dict(current.settings) if current else {}), locked)
 
 
 def apply_home_settings() -> dict[str, str]:

@@ -153,3 +153,34 @@ def test_a_negative_duration_is_refused_for_what_it_is(home, capsys, argv, reaso
                                             ("90m", timedelta(minutes=90)), ("2D", timedelta(days=2))])
 def test_durations(text, expected):
     assert clock.parse_duration(text) == expected
+
+
+ADVANCE_AT = """
+import sys, time
+from datetime import timedelta
+from hive_assets import clock
+start = float(sys.argv[1])
+clock.read_home_clock()  # a value cached before the lock, as the CLI's start-up read leaves one
+while time.time() < start:
+    pass
+clock.advance(timedelta(hours=1))
+"""
+
+
+def test_advances_at_the_same_moment_add_up(home):
+    """Eight `hive clock advance 1h` at the same moment move the clock eight hours: each reads and writes
+    the file under the clock's lock (without it, most of them read the same instant and the later writes
+    undid the earlier ones: 3 hours of 8 here, one advance in five lost with two CLI calls)."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    clock.pin(PINNED)
+    start = time.time() + 2.0  # every process imported and waiting by then
+    package_root = str(Path(clock.__file__).resolve().parents[1])  # this checkout's hive_assets in the children
+    env = {**os.environ, "HIVE_HOME": str(home),
+           "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    procs = [subprocess.Popen([sys.executable, "-c", ADVANCE_AT, str(start)], env=env) for _ in range(8)]
+    assert [p.wait(timeout=60) for p in procs] == [0] * 8
+    assert clock.read_home_clock().now == PINNED + timedelta(hours=8)
