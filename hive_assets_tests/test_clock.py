@@ -215,6 +215,9 @@ def test_while_a_loop_plays_the_home_a_second_loop_and_clock_changes_are_refused
             assert f"a hive loop is playing this home (pid {loop.pid})" in err and "Traceback" not in err
         with pytest.raises(ConfigError, match=f"pid {loop.pid}"), clock.playing():
             pass
+        assert main(["loop", "--days", "1"]) == 2  # a second loop: one line, before it describes its scenario
+        err = capsys.readouterr().err
+        assert f"a hive loop is playing this home (pid {loop.pid})" in err and "hive loop: 1 simulated" not in err
         assert main(["clock"]) == 0  # reading it is fine
         assert clock.read_home_clock().now == PINNED
     finally:
