@@ -38,9 +38,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import IO
 
 SIMULATED_NOW = "HIVE_SIMULATED_NOW"
 CLOCK_FILE = "clock.json"
+LOOP_LOCK_FILE = ".loop.lock"  # held by `hive loop` (`playing`)
 SIMULATED, WALL = "simulated", "wall"
 
 __all__ = ["CLOCK_FILE", "SIMULATED_NOW", "HomeClock", "advance", "apply_home_settings", "clock_path",
@@ -213,6 +215,39 @@ def _pin(at: datetime, settings: dict[str, str] | None, path: Path) -> HomeClock
     if settings is not None:
         kept = dict(settings)
     return write_home_clock(HomeClock(SIMULATED, at.astimezone(timezone.utc), kept), path)
+
+
+@contextmanager
+def playing(path: Path | None = None) -> Iterator[None]:
+    """Held by `hive loop` while it plays the home (an exclusive `flock` on `.loop.lock`, with its pid): a
+    second loop on the same home is refused, and so is `hive clock pin/advance/release` (the loop pins the
+    clock every simulated hour, so a change by hand was undone within a second). Released when the loop
+    ends or its process dies."""
+    with _loop_lock(path) as lock:
+        lock.truncate(0)
+        lock.write(f"pid {os.getpid()}")
+        lock.flush()
+        yield
+
+
+def check_not_playing(path: Path | None = None) -> None:
+    """ConfigError while a `hive loop` plays the home (`playing`): its clock is the loop's."""
+    with _loop_lock(path):
+        pass
+
+
+@contextmanager
+def _loop_lock(path: Path | None) -> Iterator[IO[str]]:
+    path = (path or clock_path()).with_name(LOOP_LOCK_FILE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = path.read_text().strip() or "pid unknown"
+            raise _config_error(f"a hive loop is playing this home ({holder}): its clock moves with it; wait for "
+                                "it to end, or stop it (Ctrl-C)") from None
+        yield lock
 
 
 def pin(at: datetime, settings: dict[str, str] | None = None, path: Path | None = None) -> HomeClock:

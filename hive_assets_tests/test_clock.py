@@ -184,3 +184,44 @@ def test_advances_at_the_same_moment_add_up(home):
     procs = [subprocess.Popen([sys.executable, "-c", ADVANCE_AT, str(start)], env=env) for _ in range(8)]
     assert [p.wait(timeout=60) for p in procs] == [0] * 8
     assert clock.read_home_clock().now == PINNED + timedelta(hours=8)
+
+
+HOLD_LOOP = """
+import sys, time
+from hive_assets import clock
+with clock.playing():
+    print("playing", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_while_a_loop_plays_the_home_a_second_loop_and_clock_changes_are_refused(home, capsys):
+    """`hive loop` pins the clock every simulated hour: `hive clock advance 1d` during it printed the new time
+    and was undone within a second; a second loop rewrote the first's hours and moved the clock back."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    clock.pin(PINNED)
+    package_root = str(Path(clock.__file__).resolve().parents[1])
+    env = {**os.environ, "HIVE_HOME": str(home),
+           "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    loop = subprocess.Popen([sys.executable, "-c", HOLD_LOOP], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert loop.stdout.readline().strip() == "playing"
+        for verb in (["advance", "1h"], ["pin", "2026-02-01T00:00"], ["release"]):
+            assert main(["clock", *verb]) == 2
+            err = capsys.readouterr().err
+            assert f"a hive loop is playing this home (pid {loop.pid})" in err and "Traceback" not in err
+        with pytest.raises(ConfigError, match=f"pid {loop.pid}"), clock.playing():
+            pass
+        assert main(["loop", "--days", "1"]) == 2  # a second loop: one line, before it describes its scenario
+        err = capsys.readouterr().err
+        assert f"a hive loop is playing this home (pid {loop.pid})" in err and "hive loop: 1 simulated" not in err
+        assert main(["clock"]) == 0  # reading it is fine
+        assert clock.read_home_clock().now == PINNED
+    finally:
+        loop.kill()
+        loop.wait(10)
+    assert main(["clock", "advance", "1h"]) == 0  # the loop's process is gone: so is its lock
+    assert clock.read_home_clock().now == PINNED + timedelta(hours=1)

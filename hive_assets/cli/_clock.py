@@ -77,6 +77,8 @@ def _latest_decision() -> datetime | None:
 
 
 def cmd_clock(args: argparse.Namespace) -> int:
+    if args.clock_command in ("pin", "advance", "release"):
+        clock.check_not_playing()  # the loop pins the clock every simulated hour: a change now would be undone
     if args.clock_command == "pin":
         latest = _latest_decision()
         at = args.at

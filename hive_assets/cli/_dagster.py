@@ -217,7 +217,10 @@ def run_loop(scenario, *, start=None, progress=None):
     from hive_assets.definitions import defs
     from hive_assets.defs.simulator.loop import run_loop as play
 
-    with instance() as dagster_instance, open_store() as store:
+    from hive_assets import clock
+
+    # one loop per home: a second one rewrote the first's hours and moved the clock back and forth
+    with clock.playing(), instance() as dagster_instance, open_store() as store:
         return play(dagster_instance, defs, store, Settings.from_env().mlflow_uri, scenario, start=start,
                     progress=progress)
 

@@ -77,6 +77,9 @@ def cmd_loop(args: argparse.Namespace) -> int:
     from hive_assets.config import Settings, hive_home
     from hive_assets.simulator import DEFAULT_SETTINGS, DriftPlan, default_scenario
 
+    from hive_assets import clock
+
+    clock.check_not_playing()  # said before the scenario is described (the loop itself holds the lock)
     try:
         scenario = default_scenario(days=args.days, seed=args.seed, plans_per_hour=args.plans_per_hour)
         scenario = replace(scenario, drift=(DriftPlan(args.drift_specialist),) if args.drift_specialist else (),

@@ -69,6 +69,31 @@ class DriftInjection:
     shift: float = 0.3
 
 
+def hour_seed(seed: int, hour: int) -> int:
+    """The seed of a loop's `hour`-th served hour: its documents' ids are made from it."""
+    return seed * 1_000_003 + hour
+
+
+def hours_served(store, seed: int) -> int:
+    """How many hours loops of `seed` already served into `store`: the first hour whose first plan is not
+    stored (the hours served are 0, 1, ... without a gap; found in 2 log2(n) lookups by key)."""
+    from hive_assets.simulator._simulate import _plan_id
+
+    def served(hour: int) -> bool:
+        plan_id = _plan_id(hour_seed(seed, hour), 0)
+        return any(store.find_one(c, {"plan_id": plan_id}) is not None for c in ("cognitive_plans", "cognitive_ledger"))
+
+    if not served(0):
+        return 0
+    low, high = 0, 1  # served(low), and then not served(high)
+    while served(high):
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if served(middle) else (low, middle)
+    return high
+
+
 class ServingLoop:
     """Production hour by hour, for closed-loop simulation on an injected clock.
 
@@ -82,7 +107,8 @@ class ServingLoop:
     `DriftInjection`s in force from their onset. `review_capacity` > 0: the reviewers spend that many labels
     a day per specialist on the open review queue first (`hive_assets.review`), in place of as many organic
     answers. Feedback not yet due waits in this object, so the
-    store only ever holds what production would hold at `now`. Deterministic per (seed, hours served).
+    store only ever holds what production would hold at `now`. Deterministic per (seed, hours served): a loop
+    on a home where loops of its seed served N hours starts at hour N (`hours_served`).
     """
 
     def __init__(self, store, tracking_uri: str, *, seed: int = 0, label_noise: float = 0.10,
@@ -98,7 +124,9 @@ class ServingLoop:
         # what a specialist service runs, refreshed by hand once per simulated hour (no thread)
         self.routers = routers_for(tracking_uri, refresh_interval=None)
         self.pending: list[dict] = []
-        self.hours_served = 0
+        # a loop on a home an earlier loop of this seed played goes on after its hours: from hour 0, its
+        # documents' ids (made from the hour's seed) were the earlier ones', and every hour replaced one
+        self.hours_served = hours_served(store, seed)
         # labels a day per specialist the reviewers spend on the review queue first (0: they ignore it)
         self.review_capacity = float(review_capacity)
         self._review_credit = dict.fromkeys(SPECIALISTS, 0.0)
@@ -109,7 +137,7 @@ class ServingLoop:
 
         from hive_assets.simulator._simulate import _ms, _noisy, policy_label, simulate
 
-        hour_seed = self.seed * 1_000_003 + self.hours_served
+        seed_of_hour = hour_seed(self.seed, self.hours_served)
         self.hours_served += 1
         rng = np.random.default_rng([self.seed, self.hours_served, 7])
         refresh_all(self.routers)
@@ -121,14 +149,14 @@ class ServingLoop:
         # rounding): the same draws as over a whole hour, scaled by 3474/3600, so the scenario keeps its shape.
         end = now + timedelta(hours=1) - timedelta(seconds=_OPINION_LAG_S)
         span = (3600 - _OPINION_LAG_S - _AUDIT_LEAD_S) / 86400
-        batches = [(simulate(self.store, plans=plans, days=span, seed=hour_seed, now=end, feedback_rate=0.0,
+        batches = [(simulate(self.store, plans=plans, days=span, seed=seed_of_hour, now=end, feedback_rate=0.0,
                              malformed_rate=0.0, opinion_model=serve, keep_plans=True), {})]
         for k, injection in enumerate(self.drift):
             if now <= injection.onset or not round(injection.share * plans):
                 continue
             # a seed of its own per injection and hour: plan ids never collide with the regular stream's
             batches.append((simulate(self.store, plans=round(injection.share * plans), days=span,
-                                     seed=hour_seed * 17 + 1_000_000_007 * (k + 1), now=end, drift=injection.shift,
+                                     seed=seed_of_hour * 17 + 1_000_000_007 * (k + 1), now=end, drift=injection.shift,
                                      feedback_rate=0.0, malformed_rate=0.0, opinion_model=serve,
                                      specialists=(injection.specialist,), domain=injection.domain, keep_plans=True),
                             {injection.specialist: {injection.domain: injection.domain_offset}}))

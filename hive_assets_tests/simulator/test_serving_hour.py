@@ -39,3 +39,40 @@ def test_one_served_hour_stamps_plans_opinions_and_audit_events_inside_the_hour(
         assert not outside, f"{len(outside)} {kind} time(s) outside (now - 1h, now]: {sorted(outside)[:5]}"
     # the hour is still covered end to end, not squeezed into part of it
     assert min(times["plan"]) < NOW - timedelta(minutes=55) and max(times["opinion"]) > NOW - timedelta(minutes=5)
+
+
+def test_a_second_loop_on_the_same_home_goes_on_after_the_first_s_hours(hive_home, tmp_path):
+    """A loop of the same seed on a home an earlier loop played (`hive loop` run twice): from hour 0 again,
+    its ids were the first loop's, and each hour it served replaced one of the earlier hours (a soak test
+    saw a day of opinions move from 01-05 to 01-11, the store not growing). It starts after them instead."""
+    store = SQLiteStore(hive_home / "store.sqlite")
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first = ServingLoop(store, tracking, seed=42, feedback_rate=0.0)
+    assert first.hours_served == 0
+    for hour in range(1, 6):
+        first.serve_hour(NOW + timedelta(hours=hour), plans=20)
+    earlier = {d["opinion_id"]: to_utc(d["evaluated_at"]) for d in store.find("specialist_opinions")}
+    assert len(earlier) == 5 * 5 * 20
+
+    second = ServingLoop(store, tracking, seed=42, feedback_rate=0.0)
+    assert second.hours_served == 5  # found by key lookups, not a count: 5 hours of 20 plans
+    for hour in range(6, 9):
+        second.serve_hour(NOW + timedelta(hours=hour), plans=20)
+    after = {d["opinion_id"]: to_utc(d["evaluated_at"]) for d in store.find("specialist_opinions")}
+    assert len(after) == 8 * 5 * 20
+    assert {k: after[k] for k in earlier} == earlier  # none of the first loop's opinions moved
+    # another seed is another stream, from its own hour 0
+    assert ServingLoop(store, tracking, seed=7, feedback_rate=0.0).hours_served == 0
+
+
+def test_hours_served_finds_the_first_unserved_hour_at_any_count(tmp_path):
+    from hive_assets.simulator._serving import hour_seed, hours_served
+    from hive_assets.simulator._simulate import _plan_id
+
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    for served in (0, 1, 2, 3, 7, 8, 9, 100, 143):
+        collection = "cognitive_plans" if served % 2 else "cognitive_ledger"  # a plan goes to either
+        have = {d["plan_id"] for c in ("cognitive_plans", "cognitive_ledger") for d in store.find(c)}
+        store.upsert_many(collection, [{"plan_id": _plan_id(hour_seed(3, h), 0)} for h in range(served)
+                                       if _plan_id(hour_seed(3, h), 0) not in have])
+        assert hours_served(store, 3) == served
