@@ -21,10 +21,11 @@ trigger, not the specialist:
 * `drift_run_key(specialist, model_version, check_time_bucket)`: one key per champion version and
   check interval (`time_bucket(check_time, DRIFT_CHECK_INTERVAL_MINUTES)`).
 
-Drift rule. A check that decided "drift" requests a run unless it is held: a run of the specialist is
-in flight; its A/B test is running (a new version would supersede the challenger under test, so the
-test decides first); or a run was requested, or a training ran, within `cooldown` before `now` (same
-"within" as the feedback rule). `drift_trigger` says which, and gives the run key only when it fires:
+Drift rule. A check that decided "drift" requests a run unless it is held: a run that takes the
+specialist's training lease is in flight (a retraining, or a `hive train`: a new run would fail on the
+lease); its A/B test is running (a new version would supersede the challenger under test, so the test
+decides first); or a run was requested, or a training (as below) ran, within `cooldown` before `now`
+(same "within" as the feedback rule). `drift_trigger` says which, and gives the run key only when it fires:
 a held check records that it was held and why, never a run key that no run or trigger document has.
 
 Last training. A `trained_model` materialization records `REACHES_REGISTRY`: whether its run's
@@ -222,8 +223,9 @@ def drift_trigger(specialist: str, run_key: str, now: datetime, cooldown: timede
                   last_training_at: datetime | None = None, last_request_at: datetime | None = None,
                   run_in_flight: str | None = None, running_test_id: str | None = None) -> DriftTrigger:
     """The drift rule (module docstring) for a check that decided "drift"; `run_key`: the key a request
-    for it uses (`drift_run_key`). `run_in_flight`: the id of a queued or running retraining run of the
-    specialist; `running_test_id`: its running A/B test. Holds in that order: in flight, A/B test, cooldown."""
+    for it uses (`drift_run_key`). `run_in_flight`: the id of a queued or running run that takes the
+    specialist's training lease (a retraining, a `hive train`); `running_test_id`: its running A/B test.
+    Holds in that order: in flight, A/B test, cooldown."""
     if run_in_flight:
         return DriftTrigger(specialist, "in_flight", f"run {run_in_flight} in flight")
     if running_test_id:

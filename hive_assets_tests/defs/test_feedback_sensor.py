@@ -169,6 +169,30 @@ def test_no_request_while_a_run_of_that_specialist_is_in_flight(env):
     assert result.run_requests == [] and "in flight" in result.skip_message
 
 
+@pytest.mark.parametrize("job_name, selection", [
+    ("__ephemeral_asset_job__", frozenset()),  # `hive train`: dg.materialize with a selection records none
+    ("__ASSET_JOB", frozenset({dg.AssetKey("trained_model")})),  # the UI, trained_model alone
+])
+def test_no_request_while_another_run_taking_the_training_lease_is_in_flight(env, job_name, selection):
+    """A `hive train` or a UI materialization of the partition holds its training lease: a retraining launched
+    meanwhile would fail on it ("another run of business holds it"), so the sensor holds, as for a retraining.
+    A run that takes another lease (an A/B look: the operator lease) is no bar."""
+    store, instance, defs = env
+    add_feedback(store, "business", THRESHOLD)
+    run_id = str(uuid.uuid4())
+    instance.add_run(DagsterRun(job_name=job_name, run_id=run_id, status=dg.DagsterRunStatus.STARTED,
+                                asset_selection=selection, tags={"dagster/partition": "business"}))
+    instance.add_run(DagsterRun(job_name="ab_test_check", run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.STARTED,
+                                tags={"dagster/partition": "technical"}))
+    result = tick(instance, defs)
+    assert result.run_requests == []
+    assert f"business: {THRESHOLD} >= {THRESHOLD}, run {run_id} in flight" in result.skip_message
+    assert decode_cursor(result.cursor)["business"].last_run_key is None
+    assert store.count("retraining_triggers") == 0
+    add_feedback(store, "technical", THRESHOLD)
+    assert [r.partition_key for r in tick(instance, defs, result.cursor).run_requests] == ["technical"]
+
+
 def test_a_training_that_registers_nothing_leaves_the_count_running(env, monkeypatch):
     """A trained_model materialization stamped as not reaching the registry (`hive train`, a partial UI
     materialization) is no last training: the count, the cooldown and the run key stay on the last one that

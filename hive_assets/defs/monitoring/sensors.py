@@ -13,12 +13,13 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
-from hive_assets import clock
+from hive_assets import clock, runs
 from hive_assets.config import SPECIALISTS, Settings
 from hive_assets.data import StoreUnavailable, TrustPolicy
 from hive_assets.defs.catalog import MONITORING, OWNERS
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
+from hive_assets.defs.runs.lease import lease_target
 from hive_assets.defs.training.jobs import retrain_specialist
 from hive_assets.figures import png_markdown
 from hive_assets.monitoring import (
@@ -120,15 +121,18 @@ def last_training(instance: dg.DagsterInstance, specialist: str, *, reaching_reg
 
 
 def run_in_flight(instance: dg.DagsterInstance, specialist: str) -> str | None:
-    """The id of a queued or running `retrain_specialist` run of `specialist`, if any. A run created longer
-    ago than HIVE_RETRAIN_MAX_RUNTIME_SECONDS does not count: its process is presumed dead (`hive doctor`
-    and the next run's start mark it failed), and it must not block the triggers forever."""
+    """The id of a queued or running run of `specialist` that takes its training lease (`lease_target`): a
+    `retrain_specialist` run, and also a `hive train`, a `dagster asset materialize`, a UI materialization,
+    on which a retraining would fail waiting for the lease. A run created longer ago than
+    HIVE_RETRAIN_MAX_RUNTIME_SECONDS does not count: its process is presumed dead (`hive doctor` and the next
+    run's start mark it failed), and it must not block the triggers forever."""
     cutoff = clock.wall_now() - timedelta(seconds=Settings.from_env().retrain_max_runtime_seconds)
     records = instance.get_run_records(
-        dg.RunsFilter(job_name=retrain_specialist.name, tags={"dagster/partition": specialist}, statuses=IN_FLIGHT,
-                      created_after=cutoff),
-        limit=1)
-    return records[0].dagster_run.run_id if records else None
+        dg.RunsFilter(tags={"dagster/partition": specialist}, statuses=IN_FLIGHT, created_after=cutoff))
+    for record in records:  # newest first: an A/B look or a review refresh takes another lease, and is no bar
+        if lease_target(record.dagster_run) == (runs.TRAINING, specialist):
+            return record.dagster_run.run_id
+    return None
 
 
 def _request(specialist: str, run_key: str, reason: str) -> dg.RunRequest:
