@@ -4,8 +4,9 @@ No Dagster, no I/O: the sensors pass in counts and timestamps, and get back a de
 and the cursor to store.
 
 Feedback rule. For one specialist: fire when the trusted feedback counted since its last successful
-training reaches `threshold` (RETRAINING_FEEDBACK_THRESHOLD, 100), unless a run was requested, or a
-training ran, within `cooldown` (24 h) before `now`. "Within" is strict: at exactly `cooldown` after
+training (one that could reach the registry: "Last training" below) reaches `threshold`
+(RETRAINING_FEEDBACK_THRESHOLD, 100), unless a run was requested, or such a training ran, within
+`cooldown` (24 h) before `now`. "Within" is strict: at exactly `cooldown` after
 the last request the rule fires again. A timestamp in the future (clock skew) counts as within the
 cooldown. Naive datetimes are taken as UTC.
 
@@ -20,11 +21,19 @@ trigger, not the specialist:
 * `drift_run_key(specialist, model_version, check_time_bucket)`: one key per champion version and
   check interval (`time_bucket(check_time, DRIFT_CHECK_INTERVAL_MINUTES)`).
 
-Drift rule. A check that decided "drift" requests a run unless it is held: a run of the specialist is
-in flight; its A/B test is running (a new version would supersede the challenger under test, so the
-test decides first); or a run was requested, or a training ran, within `cooldown` before `now` (same
-"within" as the feedback rule). `drift_trigger` says which, and gives the run key only when it fires:
+Drift rule. A check that decided "drift" requests a run unless it is held: a run that takes the
+specialist's training lease is in flight (a retraining, or a `hive train`: a new run would fail on the
+lease); its A/B test is running (a new version would supersede the challenger under test, so the test
+decides first); or a run was requested, or a training (as below) ran, within `cooldown` before `now`
+(same "within" as the feedback rule). `drift_trigger` says which, and gives the run key only when it fires:
 a held check records that it was held and why, never a run key that no run or trigger document has.
+
+Last training. A `trained_model` materialization records `REACHES_REGISTRY`: whether its run's
+selection includes `registered_model_version` (`reaches_registry`). Only those end the feedback count
+and start the cooldown: `hive train` or a partial materialization in the UI registers nothing, so the
+labels it trained on reach no served model. A registering run's training counts whether or not its
+gate then passed (the labels were judged). A materialization without the stamp (written before it
+existed, or reported by hand) counts, as it always did.
 
 Cursor: `encode_cursor` / `decode_cursor` turn {specialist: SpecialistCursor} into a versioned JSON
 string and back. Decoding never raises: an empty, garbage, or other-version cursor is an empty state,
@@ -35,7 +44,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -49,22 +58,40 @@ DriftAction = Literal["fire", "in_flight", "ab_test", "cooldown"]
 
 __all__ = [
     "CURSOR_VERSION",
+    "REACHES_REGISTRY",
     "DEFAULT_COOLDOWN",
     "DEFAULT_FEEDBACK_THRESHOLD",
     "DriftTrigger",
     "SpecialistCursor",
     "TriggerDecision",
+    "counts_as_last_training",
     "decode_cursor",
     "drift_run_key",
     "drift_trigger",
     "encode_cursor",
     "feedback_run_key",
     "feedback_trigger",
+    "reaches_registry",
     "time_bucket",
     "waits_for_test",
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+#: the `trained_model` materialization's metadata: whether its run registers what it trained
+REACHES_REGISTRY = "reaches_registry"
+REGISTRATION_ASSET = "registered_model_version"
+
+
+def reaches_registry(selected_assets: Iterable[str]) -> bool:
+    """Whether a run that materializes `selected_assets` registers the model it trains."""
+    return REGISTRATION_ASSET in set(selected_assets)
+
+
+def counts_as_last_training(reaches: bool | None) -> bool:
+    """Whether a `trained_model` materialization whose `REACHES_REGISTRY` stamp is `reaches` (None: no
+    stamp) is a last training for the triggers: not one of a run that registers nothing (module docstring)."""
+    return reaches is not False
 
 
 def _utc(moment: datetime) -> datetime:
@@ -196,8 +223,9 @@ def drift_trigger(specialist: str, run_key: str, now: datetime, cooldown: timede
                   last_training_at: datetime | None = None, last_request_at: datetime | None = None,
                   run_in_flight: str | None = None, running_test_id: str | None = None) -> DriftTrigger:
     """The drift rule (module docstring) for a check that decided "drift"; `run_key`: the key a request
-    for it uses (`drift_run_key`). `run_in_flight`: the id of a queued or running retraining run of the
-    specialist; `running_test_id`: its running A/B test. Holds in that order: in flight, A/B test, cooldown."""
+    for it uses (`drift_run_key`). `run_in_flight`: the id of a queued or running run that takes the
+    specialist's training lease (a retraining, a `hive train`); `running_test_id`: its running A/B test.
+    Holds in that order: in flight, A/B test, cooldown."""
     if run_in_flight:
         return DriftTrigger(specialist, "in_flight", f"run {run_in_flight} in flight")
     if running_test_id:

@@ -3,10 +3,12 @@ HIVE_HOME, windows simulated with and without drift (fixed seeds)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import pytest
+from dagster._core.storage.dagster_run import DagsterRun
 
 from hive_assets.data import SQLiteStore
 from hive_assets.defs import build_defs
@@ -107,3 +109,18 @@ def test_drift_during_a_running_ab_test_is_recorded_but_retrains_nothing(env):
     assert doc["run_key"] is None
     assert doc["retraining"] == {"action": "held", "reason": f"A/B test {test['test_id']} running: retraining waits "
                                                             f"for its verdict"}
+
+
+def test_drift_while_a_hive_train_run_holds_the_training_lease_is_held(env):
+    """A `hive train` of business in flight (dg.materialize with a selection: the run records none) holds
+    the partition's training lease: a retraining requested now would fail on it, so the drift is held."""
+    store, instance, defs, (uri, _) = env
+    simulate(store, plans=500, days=0.5, seed=34, now=datetime.now(timezone.utc), drift=1.0, feedback_rate=0.0)
+    run_id = str(uuid.uuid4())
+    instance.add_run(DagsterRun(job_name="__ephemeral_asset_job__", run_id=run_id, asset_selection=frozenset(),
+                                status=dg.DagsterRunStatus.STARTED, tags={"dagster/partition": "business"}))
+    result = tick(instance, defs, uri)
+    assert result.run_requests == [] and f"held: run {run_id} in flight" in result.skip_message
+    doc = store.find_one("drift_monitoring", {"specialist_type": "business"})
+    assert doc["decision"] == "drift" and doc["run_key"] is None and store.count("retraining_triggers") == 0
+    assert doc["retraining"] == {"action": "held", "reason": f"run {run_id} in flight"}

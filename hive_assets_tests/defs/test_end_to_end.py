@@ -13,8 +13,10 @@ import pytest
 from hive_assets import registry
 from hive_assets.config import AUTO_CANDIDATES
 from hive_assets.defs import build_defs
+from hive_assets.defs.monitoring.sensors import last_training
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
 from hive_assets.features import FEATURE_NAMES, NUMERIC_FEATURES
+from hive_assets.monitoring import REACHES_REGISTRY
 from hive_assets.simulator import simulate
 from hive_assets.data.store import SQLiteStore
 
@@ -191,6 +193,13 @@ def test_failing_gate_blocks_registration_of_that_partition_only(platform_env):
     materialized = {e.asset_key.path[-1] for e in bad.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
     assert "registered_model_version" not in materialized and "ab_test_outcome" not in materialized
     assert client.search_model_versions("name='evolution-evaluator'") == []
+    # its training could have reached the registry (the gate judged its labels): it is the last training the
+    # feedback count and the cooldown start from, as a registered one is
+    [trained] = [e.event_specific_data.materialization for e in bad.all_events
+                 if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path[-1] == "trained_model"]
+    assert trained.metadata[REACHES_REGISTRY].value is True
+    assert last_training(instance, "evolution")[0] == datetime.fromtimestamp(trained.metadata["trained_at"].value,
+                                                                              timezone.utc)
     verdict = store.find_one("model_decisions", {"specialist_type": "evolution", "kind": "gate_verdict"})
     assert verdict["details"]["passed"] is False
 

@@ -12,11 +12,17 @@ import dagster as dg
 import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 
+from hive_assets.cli._train import TRAIN_SELECTION
 from hive_assets.data import SQLiteStore, to_utc
 from hive_assets.defs import build_defs
-from hive_assets.defs.monitoring.sensors import REASON_TAG, TRIGGER_TAG, feedback_retraining_sensor, last_training
+from hive_assets.defs.monitoring.sensors import (
+    REASON_TAG, TRIGGER_TAG, TRUST_POLICY, feedback_retraining_sensor, last_training,
+)
 from hive_assets.defs.resources import DocumentStoreResource
-from hive_assets.monitoring import decode_cursor, encode_cursor, SpecialistCursor
+from hive_assets.simulator import simulate
+from hive_assets.monitoring import (
+    REACHES_REGISTRY, SpecialistCursor, decode_cursor, encode_cursor, trusted_feedback_count,
+)
 
 THRESHOLD = 100
 
@@ -161,6 +167,89 @@ def test_no_request_while_a_run_of_that_specialist_is_in_flight(env):
                                 status=dg.DagsterRunStatus.STARTED, tags={"dagster/partition": "business"}))
     result = tick(instance, defs)
     assert result.run_requests == [] and "in flight" in result.skip_message
+
+
+@pytest.mark.parametrize("job_name, selection", [
+    ("__ephemeral_asset_job__", frozenset()),  # `hive train`: dg.materialize with a selection records none
+    ("__ASSET_JOB", frozenset({dg.AssetKey("trained_model")})),  # the UI, trained_model alone
+])
+def test_no_request_while_another_run_taking_the_training_lease_is_in_flight(env, job_name, selection):
+    """A `hive train` or a UI materialization of the partition holds its training lease: a retraining launched
+    meanwhile would fail on it ("another run of business holds it"), so the sensor holds, as for a retraining.
+    A run that takes another lease (an A/B look: the operator lease) is no bar."""
+    store, instance, defs = env
+    add_feedback(store, "business", THRESHOLD)
+    run_id = str(uuid.uuid4())
+    instance.add_run(DagsterRun(job_name=job_name, run_id=run_id, status=dg.DagsterRunStatus.STARTED,
+                                asset_selection=selection, tags={"dagster/partition": "business"}))
+    instance.add_run(DagsterRun(job_name="ab_test_check", run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.STARTED,
+                                tags={"dagster/partition": "technical"}))
+    result = tick(instance, defs)
+    assert result.run_requests == []
+    assert f"business: {THRESHOLD} >= {THRESHOLD}, run {run_id} in flight" in result.skip_message
+    assert decode_cursor(result.cursor)["business"].last_run_key is None
+    assert store.count("retraining_triggers") == 0
+    add_feedback(store, "technical", THRESHOLD)
+    assert [r.partition_key for r in tick(instance, defs, result.cursor).run_requests] == ["technical"]
+
+
+def test_a_training_that_registers_nothing_leaves_the_count_running(env, monkeypatch):
+    """A trained_model materialization stamped as not reaching the registry (`hive train`, a partial UI
+    materialization) is no last training: the count, the cooldown and the run key stay on the last one that
+    could register. One stamped as reaching it resets the count; an unstamped one (written before the stamp
+    existed) is a last training, as it always was."""
+    store, instance, defs = env
+    monkeypatch.setenv("RETRAINING_COOLDOWN_HOURS", "0.0001")  # 0.36 s: the first training is past it
+    trained(instance, "business")  # unstamped
+    marker = last_training(instance, "business")[1]
+    time.sleep(0.5)
+    add_feedback(store, "business", THRESHOLD + 20)
+
+    def reported(reaches: bool) -> None:
+        instance.report_runless_asset_event(dg.AssetMaterialization("trained_model", partition="business", metadata={
+            "trained_at": dg.MetadataValue.timestamp(datetime.now(timezone.utc)), REACHES_REGISTRY: reaches}))
+
+    for _ in range(3):  # more than the one record a tick reads first
+        reported(False)
+    assert last_training(instance, "business")[1] == marker
+    assert last_training(instance, "business", reaching_registry=False)[1] > marker  # any training: the latest
+    result = tick(instance, defs)
+    [request] = result.run_requests
+    assert counts(result)["business"] == THRESHOLD + 20
+    assert request.run_key.startswith(f"feedback:business:trained-{marker}:x1:")
+    assert store.find_one("retraining_triggers", {"trigger_id": request.run_key})["feedback_count"] == THRESHOLD + 20
+    reported(True)  # a training that could register: the count starts again
+    after = tick(instance, defs, result.cursor)
+    assert after.run_requests == [] and counts(after)["business"] == 0
+    assert last_training(instance, "business")[1] > marker
+
+
+def test_a_hive_train_run_after_the_feedback_piled_up_leaves_the_retraining_requested(env, hive_home, monkeypatch):
+    """The audit's repro: trusted feedback past the threshold, then an operator's `hive train` (its selection,
+    a real run in the instance, the real definitions): that run registers nothing, so its labels reach no
+    served model and the sensor still requests the retraining, with the whole count, from the same training."""
+    store, instance, defs = env
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{hive_home / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "train-vs-feedback")
+    simulate(store, plans=2500, days=45, seed=21, now=datetime.now(timezone.utc) - timedelta(minutes=1),
+             specialists=["business"])
+    piled = trusted_feedback_count(store, "business", None, TRUST_POLICY)
+    assert piled >= THRESHOLD
+    before = tick(instance, defs)
+    [request] = before.run_requests
+    assert counts(before)["business"] == piled and request.run_key.startswith("feedback:business:trained-never:")
+
+    result = dg.materialize(list(defs.assets), selection=TRAIN_SELECTION, partition_key="business",
+                            resources=defs.resources, instance=instance)  # what `hive train` runs
+    [trained_event] = [e.event_specific_data.materialization for e in result.all_events
+                       if e.event_type_value == "ASSET_MATERIALIZATION"
+                       and e.event_specific_data.materialization.asset_key.path == ["trained_model"]]
+    assert trained_event.metadata[REACHES_REGISTRY].value is False
+    assert last_training(instance, "business") == (None, None)
+
+    after = tick(instance, defs)  # a fresh cursor: the request is made again, same key
+    assert [r.run_key for r in after.run_requests] == [request.run_key]
+    assert counts(after)["business"] == piled
 
 
 def test_a_failed_run_then_new_feedback_gives_a_new_request(env):

@@ -13,18 +13,20 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
-from hive_assets import clock
+from hive_assets import clock, runs
 from hive_assets.config import SPECIALISTS, Settings
 from hive_assets.data import StoreUnavailable, TrustPolicy
 from hive_assets.defs.catalog import MONITORING, OWNERS
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
+from hive_assets.defs.runs.lease import lease_target
 from hive_assets.defs.training.jobs import retrain_specialist
 from hive_assets.figures import png_markdown
 from hive_assets.monitoring import (
-    MonitoringSettings, SpecialistCursor, check_drift, decode_cursor, drift_changed, drift_trigger, encode_cursor,
-    feedback_trigger, next_drift_check, psi_chart_png, record_trigger, save_drift_check, trusted_feedback_count,
-    unlaunched_drift_request, update_trigger_status, waits_for_test, with_retraining,
+    REACHES_REGISTRY, MonitoringSettings, SpecialistCursor, check_drift, counts_as_last_training, decode_cursor,
+    drift_changed, drift_trigger, encode_cursor, feedback_trigger, next_drift_check, psi_chart_png, record_trigger,
+    save_drift_check, trusted_feedback_count, unlaunched_drift_request, update_trigger_status, waits_for_test,
+    with_retraining,
 )
 from hive_assets.rollout import running_test
 
@@ -83,46 +85,54 @@ def drift_observation(instance: dg.DagsterInstance, specialist: str, document) -
     return dg.AssetObservation(asset_key=drift.key, partition=specialist, metadata=metadata)
 
 
-LAST_TRAINING_LOOKBACK = 50  # materializations read to find one stamped by the platform clock
+LAST_TRAINING_LOOKBACK = 50  # materializations read per page when the latest one is not the last training
 
 
-def last_training(instance: dg.DagsterInstance, specialist: str):
-    """(time, storage id) of the latest `trained_model` materialization of `specialist`, or (None, None).
+def last_training(instance: dg.DagsterInstance, specialist: str, *, reaching_registry: bool = True):
+    """(time, storage id) of the latest `trained_model` materialization of `specialist` that counts as its
+    last training, or (None, None).
+
+    It counts when its run could register it (`counts_as_last_training`): a `hive train` or a partial UI
+    materialization, whose stamp says it registers nothing, is passed over, so the feedback it trained on
+    stays counted until a training that can reach the registry. `reaching_registry=False`: any training.
 
     Its time is the platform clock's `trained_at` (simulated time under `hive loop`). A materialization
     without it (reported by hand, in the UI) has only the event's wall time: that is the platform's time
     on a wall-clock home only; a simulated home skips it (a real date would stop its feedback count and
     hold its cooldown until the simulated clock reaches today, and `hive loop` would start there)."""
-    def latest(limit: int):
-        return instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey("trained_model"), asset_partitions=[specialist]),
-            limit=limit).records
-
-    records = latest(1)  # every sensor tick reads this: one record, unless it is a hand-reported one
-    # a simulated home looks past trainings without the platform clock's stamp
-    skip_unstamped = bool(records) and "trained_at" not in (records[0].asset_materialization.metadata or {}) \
-        and clock.simulated()
-    if skip_unstamped:
-        records = latest(LAST_TRAINING_LOOKBACK)
-    for record in records:
-        trained_at = (record.asset_materialization.metadata or {}).get("trained_at")
-        if trained_at is not None:
-            return datetime.fromtimestamp(trained_at.value, timezone.utc), record.storage_id
-        if not skip_unstamped:
-            return datetime.fromtimestamp(record.timestamp, timezone.utc), record.storage_id
-    return None, None
+    records_filter = dg.AssetRecordsFilter(asset_key=dg.AssetKey("trained_model"), asset_partitions=[specialist])
+    simulated = clock.simulated()
+    cursor, limit = None, 1  # every sensor tick reads this: one record, unless that one is passed over
+    while True:
+        page = instance.fetch_materializations(records_filter, limit=limit, cursor=cursor)
+        for record in page.records:
+            metadata = record.asset_materialization.metadata or {}
+            reaches = metadata.get(REACHES_REGISTRY)
+            if reaching_registry and not counts_as_last_training(None if reaches is None else bool(reaches.value)):
+                continue
+            trained_at = metadata.get("trained_at")
+            if trained_at is not None:
+                return datetime.fromtimestamp(trained_at.value, timezone.utc), record.storage_id
+            if not simulated:
+                return datetime.fromtimestamp(record.timestamp, timezone.utc), record.storage_id
+        if not page.has_more:
+            return None, None
+        cursor, limit = page.cursor, LAST_TRAINING_LOOKBACK
 
 
 def run_in_flight(instance: dg.DagsterInstance, specialist: str) -> str | None:
-    """The id of a queued or running `retrain_specialist` run of `specialist`, if any. A run created longer
-    ago than HIVE_RETRAIN_MAX_RUNTIME_SECONDS does not count: its process is presumed dead (`hive doctor`
-    and the next run's start mark it failed), and it must not block the triggers forever."""
+    """The id of a queued or running run of `specialist` that takes its training lease (`lease_target`): a
+    `retrain_specialist` run, and also a `hive train`, a `dagster asset materialize`, a UI materialization,
+    on which a retraining would fail waiting for the lease. A run created longer ago than
+    HIVE_RETRAIN_MAX_RUNTIME_SECONDS does not count: its process is presumed dead (`hive doctor` and the next
+    run's start mark it failed), and it must not block the triggers forever."""
     cutoff = clock.wall_now() - timedelta(seconds=Settings.from_env().retrain_max_runtime_seconds)
     records = instance.get_run_records(
-        dg.RunsFilter(job_name=retrain_specialist.name, tags={"dagster/partition": specialist}, statuses=IN_FLIGHT,
-                      created_after=cutoff),
-        limit=1)
-    return records[0].dagster_run.run_id if records else None
+        dg.RunsFilter(tags={"dagster/partition": specialist}, statuses=IN_FLIGHT, created_after=cutoff))
+    for record in records:  # newest first: an A/B look or a review refresh takes another lease, and is no bar
+        if lease_target(record.dagster_run) == (runs.TRAINING, specialist):
+            return record.dagster_run.run_id
+    return None
 
 
 def _request(specialist: str, run_key: str, reason: str) -> dg.RunRequest:

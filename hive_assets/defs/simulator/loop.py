@@ -54,7 +54,7 @@ def loop_start(store, instance: dg.DagsterInstance) -> datetime | None:
     at = to_utc(latest["evaluated_at"]) if latest else None
     if at is None:
         return None
-    trainings = [t for s in SPECIALISTS if (t := last_training(instance, s)[0]) is not None]
+    trainings = [t for s in SPECIALISTS if (t := last_training(instance, s, reaching_registry=False)[0]) is not None]
     at = max([at, *trainings])
     hour = at.replace(minute=0, second=0, microsecond=0)
     return hour if hour == at else hour + timedelta(hours=1)

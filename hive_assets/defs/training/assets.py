@@ -21,6 +21,7 @@ from hive_assets.evaluation import calibration_metrics
 from hive_assets.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
 from hive_assets.config import AUTO_CANDIDATES, AUTO_MODEL_TYPE
 from hive_assets.data import COLLECTION_SETTINGS
+from hive_assets.monitoring import REACHES_REGISTRY, reaches_registry
 from hive_assets.training import (
     DEFAULT_SELECTION_MAX_ROWS, DEFAULT_TIME_BUDGET_SECONDS, DEFAULT_TUNING_CANDIDATES, encode_labels, train_model,
 )
@@ -66,6 +67,16 @@ def promote_if_better_param(run_config: dict | None) -> str:
     ops = (run_config or {}).get("ops") or {}
     value = ((ops.get("registered_model_version") or {}).get("config") or {}).get("promote_if_better")
     return "unset" if value is None else str(bool(value))
+
+
+def run_reaches_registry(context: dg.AssetExecutionContext) -> bool:
+    """Whether this run registers what it trains: its job (the subset a selection made) has
+    `registered_model_version`, and the run executes that step. Not `context.run.asset_selection`:
+    `dg.materialize` with a selection (`hive train`) records none, as a whole job's run does."""
+    selected = {key.to_user_string() for key in context.job_def.asset_layer.selected_asset_keys}
+    if context.run.step_keys_to_execute is not None:  # a re-execution of some steps only
+        selected &= set(context.run.step_keys_to_execute)
+    return reaches_registry(selected)
 
 
 @dg.asset(
@@ -134,7 +145,8 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
                             "data and configuration and registered by a run that ended before its alias and "
                             "ledger rows: not retrained, its registration is completed")
         yield dg.Output(value, metadata=_ui.for_display({
-            "trained_at": dg.MetadataValue.timestamp(clock.now()), "resumed_version": str(version.version),
+            "trained_at": dg.MetadataValue.timestamp(clock.now()), REACHES_REGISTRY: run_reaches_registry(context),
+            "resumed_version": str(version.version),
             "mlflow_run_id": version.run_id, "model_uri": value["model_uri"], "model_type": value["model_type"]}))
         return
     with document_store.open() as store:
@@ -204,8 +216,9 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
         client.log_text(run_id, json.dumps(value, sort_keys=True, default=str), registry.TRAINED_MODEL_ARTIFACT)
     context.log.info(f"{specialist}: trained {info['model_type']} on {info['n_train']} rows, MLflow run {run_id}")
     yield dg.Output(value, metadata=_ui.for_display({
-        # the platform clock (simulated in `hive loop`): the feedback sensor counts feedback since then
-        "trained_at": dg.MetadataValue.timestamp(clock.now()),
+        # the platform clock (simulated in `hive loop`): the feedback sensor counts feedback since then, when
+        # this run registers (`hive train` does not: its labels reach no served model, the count goes on)
+        "trained_at": dg.MetadataValue.timestamp(clock.now()), REACHES_REGISTRY: run_reaches_registry(context),
         "mlflow_run_id": run_id, "mlflow_run": _ui.link(registry.run_url(mlflow.uri, experiment_id, run_id)),
         "model_uri": model_uri, "model_type": info["model_type"], "model_type_config": config.model_type,
         "model_selection": _ui.table(
