@@ -205,9 +205,9 @@ def test_a_training_that_registers_nothing_leaves_the_count_running(env, monkeyp
     time.sleep(0.5)
     add_feedback(store, "business", THRESHOLD + 20)
 
-    def reported(reaches: bool) -> None:
+    def reported(reaches: bool, at: datetime | None = None) -> None:
         instance.report_runless_asset_event(dg.AssetMaterialization("trained_model", partition="business", metadata={
-            "trained_at": dg.MetadataValue.timestamp(datetime.now(timezone.utc)), REACHES_REGISTRY: reaches}))
+            "trained_at": dg.MetadataValue.timestamp(at or datetime.now(timezone.utc)), REACHES_REGISTRY: reaches}))
 
     for _ in range(3):  # more than the one record a tick reads first
         reported(False)
@@ -218,7 +218,9 @@ def test_a_training_that_registers_nothing_leaves_the_count_running(env, monkeyp
     assert counts(result)["business"] == THRESHOLD + 20
     assert request.run_key.startswith(f"feedback:business:trained-{marker}:x1:")
     assert store.find_one("retraining_triggers", {"trigger_id": request.run_key})["feedback_count"] == THRESHOLD + 20
-    reported(True)  # a training that could register: the count starts again
+    # a training that could register: the count starts again (stamped after the last feedback, which
+    # add_feedback spreads over the next THRESHOLD + 20 ms: on a fast machine some were still to come)
+    reported(True, at=datetime.now(timezone.utc) + timedelta(milliseconds=THRESHOLD + 1000))
     after = tick(instance, defs, result.cursor)
     assert after.run_requests == [] and counts(after)["business"] == 0
     assert last_training(instance, "business")[1] > marker
