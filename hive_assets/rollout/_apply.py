@@ -40,7 +40,7 @@ from hive_assets.data import TrustPolicy, is_number, latest_trusted_feedback, to
 from hive_assets.review import without_active_labels
 from hive_assets.data.store.base import DocumentStore
 from hive_assets.rollout._controller import (
-    END_MAX_DURATION, PROMOTE, ROLLBACK, Decision, RolloutPolicy, StepCounts, TestState, TrafficStep,
+    END_FUTILE, END_MAX_DURATION, PROMOTE, ROLLBACK, Decision, RolloutPolicy, StepCounts, TestState, TrafficStep,
     decide, tally,
 )
 from hive_assets.rollout._records import RUNNING, SUPERSEDED, open_test, running_test
@@ -48,10 +48,10 @@ from hive_assets.routing import CHALLENGER, CHAMPION
 
 PROMOTED = "promoted"
 ROLLED_BACK = "rolled_back"
-ENDED = "ended"      # maximum duration reached without a verdict: champion kept
+ENDED = "ended"      # maximum duration reached without a verdict, or promotion out of reach: champion kept
 STOPPED = "stopped"  # an operator stopped it: champion kept
 CLOSED = frozenset({PROMOTED, ROLLED_BACK, ENDED, STOPPED, SUPERSEDED})
-_STATUS_OF = {PROMOTE: PROMOTED, ROLLBACK: ROLLED_BACK, END_MAX_DURATION: ENDED}
+_STATUS_OF = {PROMOTE: PROMOTED, ROLLBACK: ROLLED_BACK, END_MAX_DURATION: ENDED, END_FUTILE: ENDED}
 
 
 def policy_from_env(**overrides: Any) -> RolloutPolicy:

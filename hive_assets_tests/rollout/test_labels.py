@@ -159,3 +159,23 @@ def test_feedback_exactly_at_served_plus_maturity_is_the_label_an_hour_later_is_
     counts = tally(obs.served_at, obs.is_challenger, obs.confidence, obs.agrees, obs.labelled_at, state, at(48),
                    WINDOW)
     assert per_arm(counts)["challenger"] == (2, 1, 1, 1)
+
+
+def test_a_futile_end_is_recorded_as_ended_with_the_champion_kept(tmp_path):
+    # what a look writes for the `futile` stop: the test closed as `ended` (the maximum duration's status,
+    # champion kept: `settle` removes the challenger alias and writes no rollback row), its reason, an intent
+    from hive_assets import registry
+    from hive_assets.rollout import ENDED, Decision, open_test, outcome_intent_id, record_decision_in_test
+    from hive_assets.rollout._controller import END_FUTILE
+
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    test, _ = open_test(store, "technical", "1", "2", 10.0, now=T0)
+    reason = "futile: cannot reach +0.02, the gain a promotion needs: ...; champion kept"
+    doc = record_decision_in_test(store, test, Decision(END_FUTILE, 0.0, "futile", reason), at(264), [])
+    stored = store.find_one("ab_tests", {"test_id": test["test_id"]})
+    assert (doc["status"], stored["status"], stored["end_reason"], stored["verdict"]) == (ENDED, ENDED, reason,
+                                                                                          END_FUTILE)
+    assert stored["traffic_percent"] == 0.0 and stored["checks"][-1]["rule"] == "futile"
+    intent = registry.get_intent(store, outcome_intent_id(test["test_id"]))
+    assert intent["params"]["action"] == END_FUTILE and intent["params"]["fields"]["status"] == ENDED
+
