@@ -60,7 +60,8 @@ Why each addition is valid and what it buys (BENCHMARKS.md "A/B controller" has 
   need the true gain to be at least that much although the sequence excluded it: the event whose
   probability over the whole test the interval bounds by alpha (one side of it: about alpha / 2). So
   the test ends with the champion kept ("end_futile", no rollback: the challenger is not shown worse,
-  only not enough better). Found by a soak test: challengers better by 0-2 points ran the full 14 days
+  only not enough better). With an estimate below 0 the futility rollback, checked first, fires then
+  (its bound at `futility_alpha` is narrower), so `futile` ends the challengers at or above the champion. Found by a soak test: challengers better by 0-2 points ran the full 14 days
   at 25-50 % traffic, holding every drift retraining meanwhile, after their upper bound had
   fallen below +2 points days earlier. It reads frozen labels only, with the other verdicts' minimum
   (`min_labelled_per_arm` per arm).
