@@ -10,6 +10,11 @@ the test opened `--test-days` before the end, every opinion since then tagged wi
 store, alternating, and the look's decision and counts (`evaluate`) are compared: they must be equal.
 
     .venv/bin/python benchmarks/bench_ab_query.py [--days 28] [--per-hour 150] [--test-days 4] [--repeat 5]
+        [--mongodb-uri mongodb://127.0.0.1:PORT/]   # the same on MongoDB / FerretDB (a fresh database)
+
+On MongoDB the bound is served by the same (specialist_type, evaluated_at) index. FerretDB 1.x pushes only
+top-level equality down to its backend (not the range, not the dotted `metadata.ab_test_id`): there both
+filters read the specialist's opinions, and neither an index on the dotted field would help.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from unittest import mock
@@ -36,7 +43,7 @@ from hive_assets.rollout import RolloutPolicy, _apply, evaluate  # noqa: E402
 END = datetime(2026, 3, 30, tzinfo=timezone.utc)
 
 
-def fill(store: SQLiteStore, days: int, per_hour: int, test: dict, batch: int = 20_000) -> int:
+def fill(store, days: int, per_hour: int, test: dict, batch: int = 20_000) -> int:
     rng = np.random.default_rng(5)
     n = days * 24 * per_hour
     start = END - timedelta(days=days)
@@ -67,12 +74,37 @@ def fill(store: SQLiteStore, days: int, per_hour: int, test: dict, batch: int = 
     return n
 
 
+@contextmanager
+def open_store(mongodb_uri: str):
+    if not mongodb_uri:
+        with tempfile.TemporaryDirectory() as tmp, SQLiteStore(Path(tmp) / "s.sqlite") as store:
+            yield store, "SQLite"
+        return
+    from hive_assets.data.store.mongo import MongoStore
+
+    database = f"bench_ab_query_{uuid.uuid4().hex[:8]}"
+    with MongoStore(mongodb_uri, database) as store:
+        try:
+            yield store, f"MongoDB wire protocol at {mongodb_uri} (database {database})"
+        finally:
+            store.client.drop_database(database)
+
+
+def plan_of(store, where: dict) -> str:
+    if not isinstance(store, SQLiteStore):
+        return "(not asked)"
+    sql, params = store._where("specialist_opinions", where)
+    rows = store._conn.execute(f'EXPLAIN QUERY PLAN SELECT doc FROM "specialist_opinions" WHERE {sql}', params)
+    return "; ".join(row[-1] for row in rows.fetchall())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--days", type=int, default=28)
     parser.add_argument("--per-hour", type=int, default=150)
     parser.add_argument("--test-days", type=float, default=4.0)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--mongodb-uri", default="")
     args = parser.parse_args()
     opened = END - timedelta(days=args.test_days)
     test = {"test_id": "business_v2_bench", "specialist_type": "business", "status": "running",
@@ -80,19 +112,15 @@ def main() -> None:
     unbounded = {"specialist_type": test["specialist_type"], "metadata.ab_test_id": test["test_id"]}
     filters = {"before (no time bound)": unbounded, "after (from the first step)": _apply.test_opinions_filter(test)}
     policy = RolloutPolicy()
-    with tempfile.TemporaryDirectory() as tmp, SQLiteStore(Path(tmp) / "s.sqlite") as store:
+    with open_store(args.mongodb_uri) as (store, kind):
         built = time.perf_counter()
         n = fill(store, args.days, args.per_hour, test)
         print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} CPUs, "
-              f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}; store of {n:,} opinions "
+              f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}; {kind}: {n:,} opinions "
               f"of one specialist ({args.days} days), test opened {args.test_days:g} days before the end "
               f"(built in {time.perf_counter() - built:.0f} s)")
         for name, where in filters.items():
-            sql, params = store._where("specialist_opinions", where)
-            plan = store._conn.execute(f'EXPLAIN QUERY PLAN SELECT doc FROM "specialist_opinions" WHERE {sql}',
-                                       params).fetchall()
-            print(f"  {name}: {store.count('specialist_opinions', where):,} documents; plan: "
-                  f"{'; '.join(row[-1] for row in plan)}")
+            print(f"  {name}: {store.count('specialist_opinions', where):,} documents; plan: {plan_of(store, where)}")
         find_s = {name: [] for name in filters}
         look_s = {name: [] for name in filters}
         results = {}
