@@ -40,7 +40,7 @@ from hive_assets.data import TrustPolicy, is_number, latest_trusted_feedback, to
 from hive_assets.review import without_active_labels
 from hive_assets.data.store.base import DocumentStore
 from hive_assets.rollout._controller import (
-    END_MAX_DURATION, PROMOTE, ROLLBACK, Decision, RolloutPolicy, StepCounts, TestState, TrafficStep,
+    END_FUTILE, END_MAX_DURATION, PROMOTE, ROLLBACK, Decision, RolloutPolicy, StepCounts, TestState, TrafficStep,
     decide, tally,
 )
 from hive_assets.rollout._records import RUNNING, SUPERSEDED, open_test, running_test
@@ -48,10 +48,10 @@ from hive_assets.routing import CHALLENGER, CHAMPION
 
 PROMOTED = "promoted"
 ROLLED_BACK = "rolled_back"
-ENDED = "ended"      # maximum duration reached without a verdict: champion kept
+ENDED = "ended"      # maximum duration reached without a verdict, or promotion out of reach: champion kept
 STOPPED = "stopped"  # an operator stopped it: champion kept
 CLOSED = frozenset({PROMOTED, ROLLED_BACK, ENDED, STOPPED, SUPERSEDED})
-_STATUS_OF = {PROMOTE: PROMOTED, ROLLBACK: ROLLED_BACK, END_MAX_DURATION: ENDED}
+_STATUS_OF = {PROMOTE: PROMOTED, ROLLBACK: ROLLED_BACK, END_MAX_DURATION: ENDED, END_FUTILE: ENDED}
 
 
 def policy_from_env(**overrides: Any) -> RolloutPolicy:
@@ -80,6 +80,20 @@ class ArmObservations:
     labelled_at: np.ndarray     # datetime64[us], NaT without a label
 
 
+def test_opinions_filter(test: dict[str, Any]) -> dict[str, Any]:
+    """The store filter of a test's units: the specialist's opinions tagged with its id, served from its first
+    traffic step on. `metadata.ab_test_id` has no index (and FerretDB 1.x pushes no dotted field down):
+    alone it read every opinion of the specialist, 0.13-0.17 s a look at 69-100k of them and growing with
+    history. The time bound lets both stores' (specialist_type, evaluated_at) index read only the test's
+    period; it removes no unit a look counts (`tally` ignores units served before the first step)."""
+    where: dict[str, Any] = {"specialist_type": test["specialist_type"], "metadata.ab_test_id": test["test_id"]}
+    history = test.get("traffic_history") or []
+    starts = [t for t in (to_utc(test.get("started_at")), to_utc(history[0]["at"]) if history else None) if t]
+    if starts:
+        where["evaluated_at"] = {"$gte": min(starts)}
+    return where
+
+
 def arm_observations(store: DocumentStore, test: dict[str, Any], now: datetime,
                      trust: TrustPolicy = TrustPolicy(), maturity: timedelta | None = None) -> ArmObservations:
     """The test's served units, each with its latest trusted label as known at min(now, served + maturity).
@@ -91,8 +105,7 @@ def arm_observations(store: DocumentStore, test: dict[str, Any], now: datetime,
     (`tally` excludes it from the mean and counts it), never 0.
     """
     opinions, served_at = [], []
-    for o in store.find("specialist_opinions", {"specialist_type": test["specialist_type"],
-                                                "metadata.ab_test_id": test["test_id"]}):
+    for o in store.find("specialist_opinions", test_opinions_filter(test)):
         served = to_utc(o.get("evaluated_at"))
         if isinstance(o.get("opinion"), dict) and served is not None:
             opinions.append(o)

@@ -20,6 +20,8 @@ Order of the rules at one look:
 3. frozen labels, >= `min_labelled_per_arm` per arm: always-valid interval
    entirely below 0 (significantly worse)                                      -> rollback
    futility: estimate < 0 and the upper bound at `futility_alpha` < 2 points   -> rollback
+   futile: the always-valid upper bound (alpha, the promotion's own interval)
+   below the gain a promotion needs (`promotion_needs`)                        -> end_futile
 4. at 50 %, >= 72 h, >= 1000 frozen labels per arm, significant improvement:
    promote (100 %), unless the label-coverage guard finds the arms' label
    coverage or their label delays (per outcome) unequal                        -> hold ("unequal_labels")
@@ -51,6 +53,18 @@ Why each addition is valid and what it buys (BENCHMARKS.md "A/B controller" has 
   probability <= 0.20 by Ville; simulated at exactly +2 points, 40 units/h: 4.2 %, 17 of 400), and it
   is what stops a bad challenger at low traffic, where the significantly-worse bound alone needs more
   labels than 14 days at 25 % bring.
+- Futile (`promotion_out_of_reach`): the same test, from the promotion's side. A promotion needs the
+  lower bound above 0 AND the estimate >= `promote_min_improvement`: it claims a true gain of at least
+  `promotion_needs(policy)` = max(promote_min_improvement, 0). Once the interval's upper bound is
+  below that, no promotion can happen at this look (estimate <= upper), and one at a later look would
+  need the true gain to be at least that much although the sequence excluded it: the event whose
+  probability over the whole test the interval bounds by alpha (one side of it: about alpha / 2). So
+  the test ends with the champion kept ("end_futile", no rollback: the challenger is not shown worse,
+  only not enough better). With an estimate below 0 the futility rollback, checked first, fires then
+  (its bound at `futility_alpha` is narrower), so `futile` ends the challengers at or above the champion. Found by a soak test: challengers better by 0-2 points ran the full 14 days
+  at 25-50 % traffic, holding every drift retraining meanwhile, after their upper bound had
+  fallen below +2 points days earlier. It reads frozen labels only, with the other verdicts' minimum
+  (`min_labelled_per_arm` per arm).
 - Expansion gates on every known label: traffic changes may depend on any past data (the interval is
   stratified by traffic step and each unit's arm is drawn independently of its own outcome, so the
   steps' boundaries do not bias it); using provisional labels there only lets the schedule move after
@@ -73,8 +87,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from hive_assets.rollout._statistics import (DELAY_BIN_FRACTIONS, DELAY_BINS, ArmCounts, agreement_difference,
-                                              label_balance, normal_mixture_radius, srm_test, total)
+from hive_assets.rollout._statistics import (DELAY_BIN_FRACTIONS, DELAY_BINS, ArmCounts, DifferenceResult,
+                                              agreement_difference, label_balance, normal_mixture_radius, srm_test,
+                                              total)
 
 INSUFFICIENT_DATA = "insufficient_data"
 HOLD = "hold"
@@ -82,7 +97,8 @@ EXPAND = "expand"
 PROMOTE = "promote"
 ROLLBACK = "rollback"
 END_MAX_DURATION = "end_max_duration"
-FINAL_ACTIONS = frozenset({PROMOTE, ROLLBACK, END_MAX_DURATION})
+END_FUTILE = "end_futile"   # the promotion is out of reach: champion kept, no rollback
+FINAL_ACTIONS = frozenset({PROMOTE, ROLLBACK, END_MAX_DURATION, END_FUTILE})
 
 
 @dataclass(frozen=True)
@@ -265,6 +281,19 @@ def tally(served_at: np.ndarray, is_challenger: np.ndarray, confidence: np.ndarr
     return out
 
 
+def promotion_needs(policy: RolloutPolicy) -> float:
+    """The smallest true gain a promotion claims: its lower bound > 0 claims more than 0, its estimate
+    >= `promote_min_improvement` asks for that much (the larger of the two)."""
+    return max(policy.promote_min_improvement, 0.0)
+
+
+def promotion_out_of_reach(diff: DifferenceResult, policy: RolloutPolicy) -> bool:
+    """The always-valid interval (the promotion's own, at `policy.alpha`) excludes every gain a promotion
+    needs: no look can promote now (estimate <= upper), and a later one only after the sequence had
+    missed the true difference, which it does with probability <= alpha over the whole test."""
+    return diff.upper < promotion_needs(policy)
+
+
 def _span(span: timedelta) -> str:
     """A duration for a reason a person reads: `24 h`, `14 days` (not timedelta's `1 day, 0:00:00`)."""
     hours = span.total_seconds() / 3600
@@ -333,6 +362,11 @@ def decide(state: TestState, counts: Sequence[StepCounts], now: datetime,
             return decision(ROLLBACK, 0.0, "futility", f"challenger below the champion ({interval}) and its "
                             f"upper bound at alpha {policy.futility_alpha:g}, {futile_upper:+.4f}, rules out the "
                             f"{policy.promote_min_improvement:.0%} gain promotion needs")
+    if diff is not None and promotion_out_of_reach(diff, policy):
+        needs = promotion_needs(policy)
+        return decision(END_FUTILE, 0.0, "futile", f"futile: cannot reach {needs:+.2f}, the gain a promotion "
+                        f"needs: difference {interval}, its always-valid upper bound below {needs:+.2f} after "
+                        f"{elapsed.total_seconds() / 3600:.0f} h with {fewest}+ labels per arm; champion kept")
 
     balance = label_balance(champions, challengers)
     statistics["label_balance"] = balance.as_dict()

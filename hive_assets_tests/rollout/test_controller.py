@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from hive_assets.rollout._controller import (END_MAX_DURATION, EXPAND, HOLD, INSUFFICIENT_DATA,
-                                             PROMOTE, ROLLBACK, RolloutPolicy, StepCounts,
+from hive_assets.rollout._controller import (END_FUTILE, END_MAX_DURATION, EXPAND, FINAL_ACTIONS, HOLD,
+                                             INSUFFICIENT_DATA, PROMOTE, ROLLBACK, RolloutPolicy, StepCounts,
                                              TestState, TrafficStep, decide, matured_cutoff, tally)
 from hive_assets.rollout._statistics import ArmCounts
 
@@ -228,9 +228,89 @@ def test_futility_stops_a_challenger_that_cannot_reach_the_promotion_gain():
     # the same estimate on fewer labels: the bound still allows +2 points, the test goes on
     fewer = [StepCounts(arm(600, 0.8), arm(60, 0.8)), StepCounts(arm(900, 0.8), arm(300, 0.77))]
     assert decide(s, fewer, at(100)).rule != "futility"
-    # a challenger at or above the champion's estimate is never stopped for futility
+    # a challenger at or above the champion's estimate is never rolled back for futility (on this many
+    # labels its interval excludes +2 points: it ends `futile`, champion kept, see below)
     even = [StepCounts(arm(20000, 0.8), arm(2000, 0.8)), StepCounts(arm(30000, 0.8), arm(10000, 0.8))]
-    assert decide(s, even, at(100)).action != ROLLBACK
+    assert (decide(s, even, at(100)).action, decide(s, even, at(100)).rule) == (END_FUTILE, "futile")
+
+
+def _soak(per_arm_at_50: int, challenger_p: float = 0.805) -> list[StepCounts]:
+    """The soak test's shape: 10 -> 25 -> 50 %, then `per_arm_at_50` labels per arm at 50 %; the challenger
+    a little better than the champion (0.80), by less than the 2 points a promotion needs."""
+    return [StepCounts(arm(900, 0.8), arm(100, challenger_p)), StepCounts(arm(750, 0.8), arm(250, challenger_p)),
+            StepCounts(arm(per_arm_at_50, 0.8), arm(per_arm_at_50, challenger_p))]
+
+
+def _mixture_upper(counts: list[StepCounts], alpha: float, tau: float) -> float:
+    """The interval's upper bound computed independently of `_statistics`: the stratified estimate by
+    hand, and the normal-mixture boundary found by root-finding on the mixture likelihood ratio
+    sqrt(V / (V + tau^2)) exp(tau^2 r^2 / (2 V (V + tau^2))) = 1 / alpha (Robbins; the mSPRT)."""
+    from scipy.optimize import brentq
+
+    def pooled(side):
+        n = sum(getattr(c, side).labelled for c in counts)
+        p = sum(getattr(c, side).agreements for c in counts) / n
+        return p * (1 - p)
+    var_a, var_b = pooled("champion"), pooled("challenger")
+    w = np.array([1 / (var_a / c.champion.labelled + var_b / c.challenger.labelled) for c in counts])
+    d = np.array([c.challenger.agreement - c.champion.agreement for c in counts])
+    estimate, v = float(w @ d / w.sum()), float(1 / w.sum())
+    log_lr = lambda r: 0.5 * np.log(v / (v + tau**2)) + tau**2 * r**2 / (2 * v * (v + tau**2)) - np.log(1 / alpha)
+    return estimate + brentq(log_lr, 0.0, 1.0)
+
+
+def test_futile_ends_a_test_whose_upper_bound_is_below_the_gain_promotion_needs():
+    # the soak test: +0.5 points, day 11 at 50 %; the estimate is above the champion's, so the futility
+    # rollback (estimate < 0) never fires, and the test ran the full 14 days without this rule
+    s = state((10, 0), (25, 24), (50, 48))
+    counts = _soak(15000)
+    upper = _mixture_upper(counts, POLICY.alpha, POLICY.mixture_sd)
+    assert 0.0 < upper < POLICY.promote_min_improvement          # independently: +2 points are excluded
+    d = decide(s, counts, at(11 * 24))
+    assert (d.action, d.traffic_percent, d.rule) == (END_FUTILE, 0.0, "futile") and d.final
+    assert d.action in FINAL_ACTIONS and d.action != ROLLBACK    # champion kept, the challenger not "worse"
+    diff = d.statistics["difference"]
+    assert diff["upper"] == pytest.approx(upper, rel=1e-9) and diff["estimate"] > 0
+    assert d.reason.startswith(f"futile: cannot reach +0.02, the gain a promotion needs: difference "
+                               f"{diff['estimate']:+.4f} [{diff['lower']:+.4f}, {upper:+.4f}], its always-valid "
+                               "upper bound below +0.02 after 264 h with ")
+    assert d.reason.endswith("labels per arm; champion kept")
+    # it respects the other verdicts' minimum: below 50 frozen labels an arm has no interval, no verdict
+    few = [StepCounts(arm(400, 0.8), arm(49, 0.8))]
+    assert not decide(state((10, 0)), few, at(30)).final
+
+
+def test_futile_does_not_fire_while_the_upper_bound_allows_the_gain():
+    s = state((10, 0), (25, 24), (50, 48))
+    # the same +0.5 points on fewer labels: the bound still reaches +2 points, the test goes on
+    counts = _soak(6000)
+    upper = _mixture_upper(counts, POLICY.alpha, POLICY.mixture_sd)
+    assert upper > POLICY.promote_min_improvement
+    d = decide(s, counts, at(11 * 24))
+    assert (d.action, d.rule) == (HOLD, "not_significant") and d.statistics["difference"]["upper"] > 0.02
+    # the threshold is the promotion's: asking promotion for only +1 point, the soak's counts can still reach it
+    one_point = RolloutPolicy(promote_min_improvement=0.01)
+    assert decide(s, _soak(15000), at(11 * 24), one_point).rule != "futile"
+    # and a promotable challenger is promoted, never ended as futile
+    assert decide(state((25, 0), (50, 48)), _promotable(), at(72)).action == PROMOTE
+
+
+def test_futile_never_fires_where_a_promotion_is_possible():
+    # sweep estimates and volumes at 50 % after 72 h: whenever the rule fires, the promotion's own condition
+    # (lower > 0 and estimate >= +2 points) fails at that look, and whenever the upper bound reaches +2
+    # points it does not fire
+    s = state((25, 0), (50, 48))
+    for n in (1000, 3000, 10000, 40000):
+        for gain in np.arange(-0.01, 0.05, 0.0025):
+            counts = _promotable(challenger_p=0.8 + gain, n=n)
+            d = decide(s, counts, at(100))
+            diff = d.statistics["difference"]
+            promotable = diff["lower"] > 0 and diff["estimate"] >= POLICY.promote_min_improvement
+            assert (d.rule == "futile") == (diff["upper"] < 0.02 and diff["estimate"] >= 0), (n, gain, d.reason)
+            if d.rule == "futile":
+                assert not promotable
+            if promotable:
+                assert d.action == PROMOTE, (n, gain, d.reason)
 
 
 def _with_delays(counts: ArmCounts, agree: tuple[int, ...], disagree: tuple[int, ...]) -> ArmCounts:

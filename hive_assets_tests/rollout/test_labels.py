@@ -159,3 +159,55 @@ def test_feedback_exactly_at_served_plus_maturity_is_the_label_an_hour_later_is_
     counts = tally(obs.served_at, obs.is_challenger, obs.confidence, obs.agrees, obs.labelled_at, state, at(48),
                    WINDOW)
     assert per_arm(counts)["challenger"] == (2, 1, 1, 1)
+
+
+def test_a_futile_end_is_recorded_as_ended_with_the_champion_kept(tmp_path):
+    # what a look writes for the `futile` stop: the test closed as `ended` (the maximum duration's status,
+    # champion kept: `settle` removes the challenger alias and writes no rollback row), its reason, an intent
+    from hive_assets import registry
+    from hive_assets.rollout import ENDED, Decision, open_test, outcome_intent_id, record_decision_in_test
+    from hive_assets.rollout._controller import END_FUTILE
+
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    test, _ = open_test(store, "technical", "1", "2", 10.0, now=T0)
+    reason = "futile: cannot reach +0.02, the gain a promotion needs: ...; champion kept"
+    doc = record_decision_in_test(store, test, Decision(END_FUTILE, 0.0, "futile", reason), at(264), [])
+    stored = store.find_one("ab_tests", {"test_id": test["test_id"]})
+    assert (doc["status"], stored["status"], stored["end_reason"], stored["verdict"]) == (ENDED, ENDED, reason,
+                                                                                          END_FUTILE)
+    assert stored["traffic_percent"] == 0.0 and stored["checks"][-1]["rule"] == "futile"
+    intent = registry.get_intent(store, outcome_intent_id(test["test_id"]))
+    assert intent["params"]["action"] == END_FUTILE and intent["params"]["fields"]["status"] == ENDED
+
+
+def test_the_time_bounded_read_gives_the_look_the_unbounded_read_gave(tmp_path, monkeypatch):
+    # a look reads the test's opinions from its first traffic step on (`evaluated_at`, indexed with the
+    # specialist), not every opinion of the specialist: the same decision and counts, whatever the store
+    # holds before (old history, another test's units, a unit tagged before the opening by a skewed clock)
+    from hive_assets.rollout import _apply
+
+    store = world(tmp_path)
+    other = {**opinion("z", 30.0, "challenger"), "metadata": {"ab_test_id": "technical_v1_old", "ab_arm": "challenger"}}
+    history = [{**opinion(f"h{i}", -24.0 * (1 + i), "champion"), "metadata": {}} for i in range(30)]
+    store.upsert_many("specialist_opinions", [*history, other, opinion("early", -0.5, "challenger"),
+                                              opinion("late", 70.0, "champion")])
+    store.upsert_many("specialist_feedback", [feedback("early1", "early", 1.0, "approve"),
+                                              feedback("late1", "late", 72.0, "reject")])
+    where = _apply.test_opinions_filter(TEST)
+    assert where == {"specialist_type": "technical", "metadata.ab_test_id": TEST["test_id"],
+                     "evaluated_at": {"$gte": T0}}
+    # a test document as SQLite returns it (ISO text) gives the same bound; one without a start, none
+    as_text = {**TEST, "started_at": T0.isoformat(), "traffic_history": [{"at": T0.isoformat(), "percent": 50.0}]}
+    assert _apply.test_opinions_filter(as_text) == where
+    assert "evaluated_at" not in _apply.test_opinions_filter({"test_id": "t", "specialist_type": "technical"})
+    bounded = {h: evaluate(store, TEST, at(h), RolloutPolicy(label_maturity=WINDOW)) for h in (10, 50, 80, 130)}
+    unbounded = {"specialist_type": "technical", "metadata.ab_test_id": TEST["test_id"]}
+    monkeypatch.setattr(_apply, "test_opinions_filter", lambda test: unbounded)
+    for h, (decision, counts) in bounded.items():
+        again, counts_again = evaluate(store, TEST, at(h), RolloutPolicy(label_maturity=WINDOW))
+        assert (counts, decision.action, decision.rule, decision.reason) == \
+            (counts_again, again.action, again.rule, again.reason), h
+    # the unbounded read did see the early unit (tally drops it: served before the first step); the bounded
+    # one never reads it
+    assert "early" in {o["opinion_id"] for o in store.find("specialist_opinions", unbounded)}
+    assert "early" not in {o["opinion_id"] for o in store.find("specialist_opinions", where)}
