@@ -61,9 +61,10 @@ Why each addition is valid and what it buys (BENCHMARKS.md "A/B controller" has 
   probability over the whole test the interval bounds by alpha (one side of it: about alpha / 2). So
   the test ends with the champion kept ("end_futile", no rollback: the challenger is not shown worse,
   only not enough better). With an estimate below 0 the futility rollback, checked first, fires then
-  (its bound at `futility_alpha` is narrower), so `futile` ends the challengers at or above the champion. Found by a soak test: challengers better by 0-2 points ran the full 14 days
-  at 25-50 % traffic, holding every drift retraining meanwhile, after their upper bound had
-  fallen below +2 points days earlier. It reads frozen labels only, with the other verdicts' minimum
+  (its bound at `futility_alpha` is narrower), so `futile` ends the challengers at or above the
+  champion. Found by a soak test: challengers better by 0-2 points ran the full 14 days at 25-50 %
+  traffic, holding every drift retraining meanwhile, after their upper bound had fallen below +2
+  points days earlier. It reads frozen labels only, with the other verdicts' minimum
   (`min_labelled_per_arm` per arm).
 - Expansion gates on every known label: traffic changes may depend on any past data (the interval is
   stratified by traffic step and each unit's arm is drawn independently of its own outcome, so the
