@@ -202,14 +202,28 @@ def _changing(path: Path | None = None) -> Iterator[Path]:
     the clock file: two `hive clock advance 1h` at once moved it one hour (both read the same instant, the
     later write won). Readers need no lock: the file is replaced atomically."""
     path = path or clock_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when the process dies
+    with _locked(path.with_name(f".{path.name}.lock"), wait=True):
         _cache.pop(path, None)  # read what the previous holder wrote, not a copy cached before the lock
         yield path
 
 
+@contextmanager
+def _locked(lock_path: Path, *, wait: bool) -> Iterator[IO[str] | None]:
+    """An exclusive `flock` on `lock_path` (created with its directory), released when the file closes or the
+    process dies; without `wait`, None while another process holds it."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield None
+            return
+        yield lock
+
+
 def _pin(at: datetime, settings: dict[str, str] | None, path: Path) -> HomeClock:
+    if _production():
+        raise _config_error("HIVE_ENV=production: a production home runs on the wall clock; it cannot be pinned")
     current = read_home_clock(path)
     kept = dict(current.settings) if current else {}
     if settings is not None:
@@ -239,21 +253,16 @@ def check_not_playing(path: Path | None = None) -> None:
 @contextmanager
 def _loop_lock(path: Path | None) -> Iterator[IO[str]]:
     path = (path or clock_path()).with_name(LOOP_LOCK_FILE)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+    with _locked(path, wait=False) as lock:
+        if lock is None:
             holder = path.read_text().strip() or "pid unknown"
             raise _config_error(f"a hive loop is playing this home ({holder}): its clock moves with it; wait for "
-                                "it to end, or stop it (Ctrl-C)") from None
+                                "it to end, or stop it (Ctrl-C)")
         yield lock
 
 
 def pin(at: datetime, settings: dict[str, str] | None = None, path: Path | None = None) -> HomeClock:
     """Make the home simulated at `at` (keeping its settings unless new ones are given)."""
-    if _production():
-        raise _config_error("HIVE_ENV=production: a production home runs on the wall clock; it cannot be pinned")
     with _changing(path) as locked:
         return _pin(at, settings, locked)
 
@@ -267,8 +276,6 @@ def advance(delta: timedelta, path: Path | None = None) -> HomeClock:
             raise _config_error("this home runs on the wall clock: `hive clock pin ISO` first to simulate time")
         if delta <= timedelta(0):
             raise _config_error(f"the clock only moves forward, got {delta}")
-        if _production():
-            raise _config_error("HIVE_ENV=production: a production home runs on the wall clock; it cannot be pinned")
         try:
             return _pin(current.now + delta, None, locked)
         except OverflowError:
