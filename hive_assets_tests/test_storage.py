@@ -135,3 +135,34 @@ def test_a_value_that_does_not_fit_its_format_is_a_clear_error_and_writes_nothin
     with pytest.raises(TypeError, match=expected):
         storage.write(fmt, value, files)
     assert files.files == {}
+
+
+def test_collected_plans_stay_json_text_and_an_output_of_decoded_plans_reads_the_same(tmp_path):
+    """`collect` keeps each plan as its JSON text: stored as such (pandas reads the text, no metadata
+    needed), read back as text. An output written when plans were kept decoded (named in
+    `hive.json_columns`, read back as dicts) gives the same data snapshot hash and the same features."""
+    from hive_assets.data import SQLiteStore, collect
+    from hive_assets.features import features_frame
+    from hive_assets.simulator import simulate
+
+    now = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    simulate(store, plans=80, days=5, seed=5, now=now)
+    new = collect(store, "business", now=now, window_days=30)
+    assert len(new.frame) > 20 and all(isinstance(p, str) for p in new.frame["plan"])
+    old = CollectResult(specialist="business", frame=new.frame.assign(plan=[json.loads(p) for p in new.frame["plan"]]),
+                        quarantine=new.quarantine, counts=new.counts)
+    read = {}
+    for name, result in (("new", new), ("old", old)):
+        files = MemoryFiles()
+        storage.write(storage.COLLECTION, result, files)
+        schema = pq.read_schema(io.BytesIO(files.read("rows.parquet")))
+        assert json.loads(schema.metadata[b"hive.json_columns"]) == ([] if name == "new" else ["plan"])
+        independent = pd.read_parquet(io.BytesIO(files.read("rows.parquet")))
+        assert [json.loads(p) for p in independent["plan"]] == list(old.frame["plan"])
+        read[name] = storage.read(storage.COLLECTION, files)
+        read[name].snapshot = None  # computed again from the rows read back
+    assert read["new"].frame["plan"].tolist() == new.frame["plan"].tolist()
+    assert read["old"].frame["plan"].tolist() == old.frame["plan"].tolist()
+    assert read["new"].snapshot_hash() == read["old"].snapshot_hash() == new.snapshot_hash() == old.snapshot_hash()
+    pd.testing.assert_frame_equal(features_frame(read["new"].frame["plan"]), features_frame(read["old"].frame["plan"]))

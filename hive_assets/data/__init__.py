@@ -3,14 +3,15 @@
 - `open_store()`: the configured document store (embedded SQLite, or MongoDB/FerretDB with MONGODB_URI);
   the stores themselves live in `hive_assets.data.store`, the Kafka reader in `hive_assets.data.kafka`.
 - `collect(store, specialist, ...)`: labelled examples (opinion + plan + latest trusted feedback) and the
-  quarantine of rejected documents; `persist_quarantine` keeps them in the `quarantine` collection.
+  quarantine of rejected documents; `persist_quarantine` keeps them in the `quarantine` collection. Each
+  row's plan is its JSON text (`plan_text`), which `features_frame` decodes a few plans at a time.
 - `plan_to_serve(document)`: the plan a serving request carries and what collection would quarantine it for.
 - `TrustPolicy`, `latest_trusted_feedback`: which feedback becomes a label, and the opinion-feedback join;
   `FeedbackFilterEmptiedClass`: raised by `collect` when the quality filter removed every label of a class.
 """
 
 from hive_assets.data._audit import AuditReader, audit_confidences_from_kafka, audit_confidences_from_store
-from hive_assets.data._collect import COLLECTION_SETTINGS, RAW_COLUMNS, CollectResult, collect
+from hive_assets.data._collect import COLLECTION_SETTINGS, RAW_COLUMNS, CollectResult, collect, plan_text
 from hive_assets.data._documents import (
     FUTURE_TOLERANCE, NOT_A_DOCUMENT, REASON_CODES, Problem, is_number, jsonable, plan_to_serve, to_utc,
 )
@@ -27,5 +28,5 @@ __all__ = [
     "FeedbackFilterEmptiedClass",
     "Problem", "SQLiteStore", "StoreUnavailable", "TrustPolicy", "audit_confidences_from_kafka",
     "audit_confidences_from_store", "collect", "latest_trusted_feedback", "open_store", "persist_quarantine",
-    "is_number", "jsonable", "plan_to_serve", "to_utc",
+    "is_number", "jsonable", "plan_text", "plan_to_serve", "to_utc",
 ]

@@ -95,9 +95,11 @@ def _snapshot_hash(frame: pd.DataFrame) -> str:
     for name in columns:  # timestamps as integers (ns, whatever unit a reader gave): no per-value fallback call
         if pd.api.types.is_datetime64_any_dtype(rows[name]):
             rows[name] = rows[name].dt.as_unit("ns").astype("int64")
+    if "plan" in columns:  # a plan's text (`plan_text`) goes in verbatim: the bytes its tree would give
+        rows["plan"] = [orjson.Fragment(p) if isinstance(p, str) else p for p in rows["plan"]]
     for start in range(0, len(rows), SNAPSHOT_CHUNK_ROWS):
         chunk = rows.iloc[start:start + SNAPSHOT_CHUNK_ROWS].to_numpy(dtype=object).tolist()
-        h.update(orjson.dumps(chunk, default=docs.jsonable, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS))
+        h.update(orjson.dumps(chunk, default=docs.jsonable, option=PLAN_JSON_OPTIONS))
     return h.hexdigest()[:16]
 
 
@@ -115,6 +117,18 @@ def clear_id(value: Any) -> str | None:
         return None
     text = str(value)
     return None if not text or text.startswith(ENCRYPTED_PREFIX) else text
+
+
+# the snapshot hash's options: a plan's text is the very bytes the hash would write for the plan's tree
+PLAN_JSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
+def plan_text(plan: Mapping, plan_id: str) -> str:
+    """A valid plan as collection keeps it (the `plan` column): JSON text, keys sorted, `plan_id` set when
+    the plan lacks one. Raises TypeError for a value JSON cannot carry (an integer over 64 bits, bytes)."""
+    if "plan_id" not in plan:
+        plan = {**plan, "plan_id": plan_id}
+    return orjson.dumps(plan, default=docs.jsonable, option=PLAN_JSON_OPTIONS).decode()
 
 
 def _plan_intent(doc: Mapping, plan: Mapping) -> str | None:
@@ -205,19 +219,18 @@ def collect(
 
     # 3. their plans, from the ledger (plan_data) and plain plan documents
     plan_ids = sorted({str(op["plan_id"]) for op in opinions.values()})
-    plans: dict[str, dict] = {}
+    plans: dict[str, str] = {}  # plan_id -> the plan's JSON text (`plan_text`)
     plan_intents: dict[str, str | None] = {}
     bad_plans: dict[str, str] = {}
     cache = plan_cache if plan_cache is not None else {}
 
-    def take(pid: str, collection: str, doc: dict, plan: dict | None, problems: list) -> None:
+    def take(pid: str, collection: str, doc: dict, problems: list, text: str | None, intent: str | None) -> None:
         if problems:
             quarantine.add(collection, doc, "plan_id", problems)
             bad_plans[pid] = problems[0].reason
         else:
-            plans[pid] = dict(plan)
-            plans[pid].setdefault("plan_id", pid)
-            plan_intents[pid] = _plan_intent(doc, plan)
+            plans[pid] = text
+            plan_intents[pid] = intent
 
     for pid in plan_ids:
         if pid in cache:
@@ -229,9 +242,19 @@ def collect(
             plan = docs.plan_of(doc)
             problems = docs.validate_plan(plan, now, max_tasks, document=doc) if plan is not None else (
                 docs.structure_problems(doc) or [docs.Problem(docs.MISSING_TASKS, f"{collection} document has no plan_data")])
+            # a valid plan is kept as its JSON text, the form it is stored in: a quarter of the memory of
+            # its decoded tree, hashed and written as is; the features decode it a few plans at a time
+            text = None
+            if not problems:
+                try:
+                    text = plan_text(plan, pid)
+                except TypeError as error:  # orjson.JSONEncodeError: e.g. an integer over 64 bits
+                    problems = [docs.Problem(docs.WRONG_TYPE, f"the plan holds a value JSON cannot carry: {error}")]
+            entry = (collection, doc, problems, None, None) if problems else (
+                collection, None, problems, text, _plan_intent(doc, plan))
             if plan_cache is not None:
-                plan_cache[pid] = (collection, doc, plan, problems)
-            take(pid, collection, doc, plan, problems)
+                plan_cache[pid] = entry
+            take(pid, *entry)
     for oid, op in list(opinions.items()):
         pid = str(op["plan_id"])
         if pid in plans:

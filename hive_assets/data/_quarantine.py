@@ -32,16 +32,24 @@ def stored_form(doc: Any) -> tuple[Any, int, str]:
     """(what the quarantine keeps of `doc`, length of its JSON text, SHA-256 of that text).
 
     Containers deeper than `MAX_DEPTH` are cut and lone surrogates escaped first (`safe_copy`). A mapping
-    up to MAX_STORED_DOCUMENT_CHARS is kept as it is; anything else becomes text (`repr`) or,
+    up to MAX_STORED_DOCUMENT_CHARS is kept as it is; anything else (a mapping holding a value JSON cannot
+    carry too) becomes text (`repr`) or,
     when larger, a summary `{"oversized_document": True, "chars", "sha256", "top_level_fields", "preview"}`.
     """
     # a hostile document (too deep, lone surrogates) is kept as its `safe_copy`, which any writer and
     # pickle accept; the copy of a sane document equals it
     doc = docs.safe_copy(doc)
-    text = dumps(doc) if isinstance(doc, Mapping) else repr(doc)
+    whole = isinstance(doc, Mapping)
+    if whole:
+        try:
+            text = dumps(doc)
+        except TypeError:  # a value JSON cannot carry (BSON binary reads back as bytes): kept as its text
+            whole = False
+    if not whole:
+        text = repr(doc)
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     if len(text) <= MAX_STORED_DOCUMENT_CHARS:
-        return (doc if isinstance(doc, Mapping) else text), len(text), digest
+        return (doc if whole else text), len(text), digest
     summary = {
         "oversized_document": True,
         "chars": len(text),

@@ -23,12 +23,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from itertools import chain, islice, repeat
+from typing import Any
 
 import numpy as np
 
 import pandas as pd
 
-from hive_assets.features._scalars import _DOMAIN_CACHE, _PRIORITY_CACHE, _domain, _is_weak, _priority, _sanitize_plan
+from hive_assets.cyclic_gc import cyclic_gc_paused
+from hive_assets.features._scalars import (
+    _DOMAIN_CACHE, _PRIORITY_CACHE, _decoded, _domain, _is_weak, _priority, _sanitize_plan,
+)
 from hive_assets.features._schema import DEFAULT_SCORE, NUMERIC_FEATURES
 
 # Optional C flattener (hive_assets/features/_flatten.c, built by setup.py when a compiler is available): it
@@ -171,8 +175,15 @@ def _extract_safe(chunk: list, ids: _Vocab, caps: _Vocab) -> tuple:
         return _extract([_sanitize_plan(p) for p in chunk], ids, caps)
 
 
+def _is_tree(plan: Any) -> bool:
+    return plan.__class__ is dict
+
+
+@cyclic_gc_paused()  # decoding plans given as JSON text builds trees by the thousand (hive_assets.cyclic_gc)
 def compute_matrix(plans: Iterable) -> tuple[np.ndarray, list[str]]:
-    """(plans x NUMERIC_FEATURES float64 matrix, domain list) for an iterable of plans."""
+    """(plans x NUMERIC_FEATURES float64 matrix, domain list) for an iterable of plans: each a dict or its
+    JSON text (a collection's `plan` column), decoded a mini-chunk at a time, so that a collection's plans
+    never all exist as trees at once."""
     it = iter(plans)
     blocks: list[np.ndarray] = []
     domains: list[str] = []
@@ -184,6 +195,8 @@ def compute_matrix(plans: Iterable) -> tuple[np.ndarray, list[str]]:
             chunk = list(islice(it, MINI_CHUNK))
             if not chunk:
                 break
+            if not all(map(_is_tree, chunk)):  # JSON text: decoded a mini-chunk at a time
+                chunk = list(map(_decoded, chunk))
             parts.append(_extract_safe(chunk, ids, caps))
             n += len(chunk)
         if not parts:
@@ -488,7 +501,8 @@ def _block(parts: list, n_codes: int, n_cap_codes: int) -> tuple[np.ndarray, lis
 
 
 def features_frame(plans: Iterable[Mapping]) -> pd.DataFrame:
-    """Features of many plans (training path), one row per plan in input order.
+    """Features of many plans (training path), one row per plan in input order; a plan may be given as its
+    JSON text (str or bytes: a collection's `plan` column), text that is not JSON is a malformed plan.
 
     Columns are `FEATURE_NAMES` in order, numeric columns float64, `domain` object, RangeIndex.
     `plans` may be any iterable (a generator is consumed in chunks, so memory stays bounded by the

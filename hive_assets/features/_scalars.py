@@ -8,9 +8,25 @@ from typing import Any
 
 from hive_assets.features._schema import DEFAULT_SCORE, PRIORITY_SCORES, UNKNOWN_DOMAIN
 
+try:  # orjson where the platform's dependencies are installed; a pod with numpy and pandas only has json
+    from orjson import loads as _json_loads
+except ImportError:  # pragma: no cover
+    from json import loads as _json_loads
+
 _DOMAIN_CACHE: dict[str, str] = {}
 _PRIORITY_CACHE: dict[str, float] = {}
 _CACHE_LIMIT = 4096
+
+
+def _decoded(plan: Any) -> Any:
+    """A plan given as its JSON text (a collection keeps plans so) -> the plan; text that is not JSON stays
+    what it is, a malformed plan like any other value that is not one."""
+    if isinstance(plan, (str, bytes, bytearray)):
+        try:
+            return _json_loads(plan)
+        except ValueError:
+            return plan
+    return plan
 
 
 def _domain(value: Any) -> str:

@@ -61,15 +61,16 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from hive_assets.features._scalars import _SEQUENCES, _domain, _finite_or, _is_weak, _priority, _sanitize_plan
+from hive_assets.features._scalars import _SEQUENCES, _decoded, _domain, _finite_or, _is_weak, _priority, _sanitize_plan
 from hive_assets.features._schema import DEFAULT_SCORE
 
 
 def plan_features(plan: Mapping) -> dict[str, float | str]:
     """Features of one plan (serving path). Numeric values are Python floats, `domain` a str.
 
-    Same values as `features_frame([plan])` (to 1e-9).
+    Same values as `features_frame([plan])` (to 1e-9); like it, takes the plan's JSON text too.
     """
+    plan = _decoded(plan)
     try:
         return _plan_features(plan)
     except Exception:

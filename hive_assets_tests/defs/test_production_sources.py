@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timezone
 
 import dagster as dg
+import bson
 import pymongo
 import pandas as pd
 import pytest
@@ -34,7 +36,8 @@ def _collect(resources: dict, specialist: str = "business"):
 
 def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.drop(columns=["plan"]).copy()
-    out["plan_json"] = [repr(sorted((k, repr(v)) for k, v in p.items() if k != "created_at")) for p in frame["plan"]]
+    out["plan_json"] = [repr(sorted((k, repr(v)) for k, v in json.loads(p).items() if k != "created_at"))
+                        for p in frame["plan"]]
     return out.sort_values("opinion_id").reset_index(drop=True)
 
 
@@ -125,3 +128,41 @@ def test_the_production_corpus_and_a_large_plan_collect_alike_on_mongodb(hive_ho
     pd.testing.assert_frame_equal(_comparable(a.frame), _comparable(b.frame))
     for key in ("intent_from_plan", "intent_from_opinion", "quality_filter_dropped_by_class", "feedback_dropped"):
         assert a.counts[key] == b.counts[key], key
+
+
+def test_a_plan_holding_bytes_is_quarantined_and_the_rows_can_be_stored(ferretdb_uri):
+    """MongoDB holds values JSON cannot carry (BSON binary reads back as `bytes`). Such a plan is quarantined
+    at collection, its neighbours kept; it used to pass collection and fail the run when its rows were
+    written (as JSON text) to the asset storage."""
+    from hive_assets import storage
+    from hive_assets.data import _documents as d
+    from hive_assets.data import collect, persist_quarantine
+
+    now = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    database = f"bytes_{uuid.uuid4().hex[:8]}"
+    with MongoStore(ferretdb_uri, database) as mongo:
+        simulate(mongo, plans=60, days=5, seed=3, now=now)
+        before = collect(mongo, "business", now=now, window_days=30)
+        victim = before.frame["plan_id"].iloc[0]
+        client = pymongo.MongoClient(ferretdb_uri)
+        try:
+            changed = 0
+            for name, field in (("cognitive_ledger", "plan_data.signature"), ("cognitive_plans", "signature")):
+                changed += client[database][name].update_one(
+                    {"plan_id": victim}, {"$set": {field: bson.Binary(b"\x00\x01")}}).modified_count
+        finally:
+            client.close()
+        assert changed == 1
+        after = collect(mongo, "business", now=now, window_days=30)
+        assert persist_quarantine(mongo, after, "run-1") == len(after.quarantine)  # kept, as text
+        kept = mongo.find_one("quarantine", {"source_id": victim})
+        assert "signature" in kept["document"] and kept["document_chars"] == len(kept["document"])
+    plans = after.quarantine[after.quarantine["source_id"] == victim]
+    assert plans["reason"].tolist() == [d.WRONG_TYPE] and "JSON cannot carry" in plans["detail"].iloc[0]
+    lost = set(before.frame["opinion_id"]) - set(after.frame["opinion_id"])
+    assert lost == set(before.frame.loc[before.frame["plan_id"] == victim, "opinion_id"]) and lost
+    invalid = before.quarantined_by_reason.get(d.INVALID_PLAN, 0)
+    assert after.quarantined_by_reason.get(d.INVALID_PLAN, 0) == invalid + len(lost)
+    stored = storage.frame_from_parquet(storage.frame_to_parquet(after.frame))
+    assert stored["plan"].tolist() == after.frame["plan"].tolist()
+    assert len(storage.frame_from_parquet(storage.frame_to_parquet(after.quarantine))) == len(after.quarantine)

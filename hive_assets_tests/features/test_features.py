@@ -431,6 +431,27 @@ def test_malformed_inputs_never_crash_and_paths_agree():
         assert_same(row, plan_features(plan), plan)
 
 
+def test_plans_given_as_json_text_have_the_features_of_the_plans():
+    """A collection keeps each plan as its JSON text: both paths read it as the plan it encodes (the
+    networkx reference sees the decoded plan); text that is not JSON is a malformed plan, as before."""
+    import json
+
+    plans = [random_plan(i, i % 40) for i in range(300)]
+    texts = [json.dumps(p) for p in plans]
+    frame = frame_rows(features_frame(texts[:150] + [t.encode() for t in texts[150:]]))
+    for plan, text, row in zip(plans, texts, frame):
+        want = reference_features(json.loads(text))
+        assert_same(row, want, plan)
+        assert_same(plan_features(text), want, plan)
+    # a mini-chunk mixing trees, text and text that is not a plan
+    mixed = [plans[0], texts[1], "not json", "[1, 2]", None, texts[2]]
+    rows = frame_rows(features_frame(mixed))
+    for value, row in zip(mixed, rows):
+        assert_same(row, plan_features(value), value)
+    assert_same(rows[2], plan_features({}), "not json")  # read as a plan without tasks
+    assert_same(rows[1], reference_features(plans[1]), texts[1])
+
+
 def test_inputs_are_not_modified():
     import copy
 
