@@ -74,6 +74,39 @@ def hour_seed(seed: int, hour: int) -> int:
     return seed * 1_000_003 + hour
 
 
+PENDING_STATE = "pending_feedback"  # the header document of the answers not yet due (`simulator_state`)
+PENDING_CHUNK = 2000  # answers per document: far under MongoDB's 16 MB at ~330 bytes each
+
+
+def load_pending(store) -> tuple[list[dict], dict[str, float], int | None]:
+    """The answers not yet due, the reviewers' unspent credit and the hours served when they were saved
+    (`save_pending`; `[]`, `{}`, None on a home no loop saved them in)."""
+    header = store.find_one("simulator_state", {"state_id": PENDING_STATE})
+    if header is None:
+        return [], {}, None
+    pending: list[dict] = []
+    for i in range(int(header["chunks"])):
+        chunk = store.find_one("simulator_state", {"state_id": f"{PENDING_STATE}:{header['slot']}:{i}"})
+        pending.extend(chunk["answers"])
+    for answer in pending:  # the SQLite store gives times back as text
+        answer["submitted_at"] = to_utc(answer["submitted_at"])
+    return pending, dict(header.get("review_credit") or {}), int(header["hours_served"])
+
+
+def save_pending(store, pending: list[dict], review_credit: Mapping[str, float], hours: int) -> None:
+    """Keep the answers not yet due in the store, so that the next loop delivers them when due, as one loop
+    would have. Two slots: the chunks go to the slot the header does not name, then the header names it,
+    so a loop killed in between leaves the previous hour's state whole."""
+    header = store.find_one("simulator_state", {"state_id": PENDING_STATE})
+    slot = 1 - int(header["slot"]) if header is not None else 0
+    chunks = [pending[i:i + PENDING_CHUNK] for i in range(0, len(pending), PENDING_CHUNK)]
+    if chunks:
+        store.upsert_many("simulator_state", [{"state_id": f"{PENDING_STATE}:{slot}:{i}", "answers": chunk}
+                                              for i, chunk in enumerate(chunks)])
+    store.upsert_many("simulator_state", [{"state_id": PENDING_STATE, "slot": slot, "chunks": len(chunks),
+                                           "hours_served": hours, "review_credit": dict(review_credit)}])
+
+
 def hours_served(store, seed: int) -> int:
     """How many hours loops of `seed` already served into `store`: the first hour whose first plan is not
     stored (the hours served are 0, 1, ... without a gap; found in 2 log2(n) lookups by key)."""
@@ -106,8 +139,9 @@ class ServingLoop:
     mostly hours, a tail of days), with the hidden policy's label and `label_noise`. `drift`: the
     `DriftInjection`s in force from their onset. `review_capacity` > 0: the reviewers spend that many labels
     a day per specialist on the open review queue first (`hive_assets.review`), in place of as many organic
-    answers. Feedback not yet due waits in this object, so the
-    store only ever holds what production would hold at `now`. Deterministic per (seed, hours served): a loop
+    answers. Feedback not yet due waits in this object and in the store's `simulator_state` (the next loop
+    on the home delivers it when due), never in `specialist_feedback`, so that collection only ever holds
+    what production would hold at `now`. Deterministic per (seed, hours served): a loop
     on a home where loops of its seed served N hours starts at hour N (`hours_served`).
     """
 
@@ -123,13 +157,15 @@ class ServingLoop:
         self.drift = tuple(drift)
         # what a specialist service runs, refreshed by hand once per simulated hour (no thread)
         self.routers = routers_for(tracking_uri, refresh_interval=None)
-        self.pending: list[dict] = []
         # a loop on a home an earlier loop of this seed played goes on after its hours: from hour 0, its
         # documents' ids (made from the hour's seed) were the earlier ones', and every hour replaced one
         self.hours_served = hours_served(store, seed)
         # labels a day per specialist the reviewers spend on the review queue first (0: they ignore it)
         self.review_capacity = float(review_capacity)
         self._review_credit = dict.fromkeys(SPECIALISTS, 0.0)
+        # the answers an earlier loop left not yet due (any seed: people answer what they were served)
+        self.pending, credit, _ = load_pending(store)
+        self._review_credit.update({k: float(v) for k, v in credit.items() if k in self._review_credit})
 
     def serve_hour(self, now: datetime, plans: int = 100) -> dict[str, int]:
         """Serve the hour ending at `now` (aware UTC); returns what was written."""
@@ -190,6 +226,8 @@ class ServingLoop:
         due = [f for f in self.pending if f["submitted_at"] <= now]
         self.pending = [f for f in self.pending if f["submitted_at"] > now]
         written = self.store.upsert_many("specialist_feedback", due) if due else 0
+        # after the due ones: a loop killed in between writes them again, the same documents
+        save_pending(self.store, self.pending, self._review_credit, self.hours_served)
         return {"plans": sum(s.plans for s, _ in batches), "opinions": written_opinions, "feedback": written,
                 "feedback_pending": len(self.pending)}
 

@@ -51,6 +51,8 @@ COLLECTIONS: dict[str, dict[str, Any]] = {
     # labels asked of reviewers: hive_assets.review (a reviewer UI reads open ones by specialist)
     "review_requests": {"key": "request_id", "indexed": ("specialist_type", "opinion_id", "status", "requested_at",
                                                          "expires_at")},
+    # the simulator's own state between loops (answers not yet due): hive_assets.simulator
+    "simulator_state": {"key": "state_id", "indexed": ()},
 }
 
 # Compound indexes beyond the single-field ones: the hot query of collection.
