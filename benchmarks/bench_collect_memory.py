@@ -4,7 +4,8 @@ The steps are those of `raw_production_data` and `enhanced_features`: `collect` 
 snapshot hash, the rows written as Parquet and read back, `features_frame` on the labelled plans. Each
 run is a fresh process (peak RSS is per process), the two checkouts alternate, medians are reported.
 The reference is a detached git worktree of `--reference-rev` (default: the commit before collection
-kept plans as JSON text), made in a temporary directory and removed afterwards.
+kept plans as JSON text), made in a temporary directory and removed afterwards. The window ends at the
+home's clock (a simulated home's time, else now). The stores are opened, not changed.
 
     .venv/bin/python benchmarks/bench_collect_memory.py HIVE_HOME [--specialists technical business] [--repeat 3]
 """
@@ -25,6 +26,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hive_assets.config import SPECIALISTS  # noqa: E402
+
 REFERENCE_REV = "8a906b1"  # main before collection kept each plan as its JSON text
 
 CHILD = r"""
@@ -36,7 +41,7 @@ from hive_assets.data.store import SQLiteStore
 from hive_assets.features import features_frame
 
 home, specialist = Path(sys.argv[1]), sys.argv[2]
-now = clock.parse_instant(json.loads((home / "clock.json").read_text())["now"])
+now = clock.now()  # the home's clock (HIVE_HOME is the home): its simulated time, or the wall clock
 import pyarrow.parquet  # noqa: F401  (its import is not a step's cost)
 
 
@@ -66,9 +71,12 @@ STEPS = ("collect_s", "hash_s", "write_s", "read_s", "features_s")
 
 
 def run(checkout: Path, home: Path, specialist: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    env = {**os.environ, "PYTHONPATH": str(checkout), "HIVE_HOME": str(home)}
     done = subprocess.run([sys.executable, "-c", CHILD, str(home), specialist], env=env, cwd=tempfile.gettempdir(),
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise SystemExit(f"{specialist} on {checkout}: the run failed: {last}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -80,8 +88,15 @@ def main() -> None:
     parser.add_argument("--reference-rev", default=REFERENCE_REV)
     args = parser.parse_args()
     home = args.home.resolve()
-    if not (home / "store.sqlite").is_file() or not (home / "clock.json").is_file():
-        parser.error(f"{home} is not a kept home: it needs store.sqlite and clock.json")
+    if not (home / "store.sqlite").is_file():
+        parser.error(f"{home} is not a kept home: it has no store.sqlite (the embedded document store)")
+    unknown = sorted(set(args.specialists) - set(SPECIALISTS))
+    if unknown:
+        parser.error(f"unknown specialist(s) {', '.join(unknown)}; choose from {', '.join(SPECIALISTS)}")
+    found = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "-q", f"{args.reference_rev}^{{commit}}"],
+                           capture_output=True, text=True)
+    if found.returncode != 0:
+        parser.error(f"--reference-rev {args.reference_rev}: not a commit of {ROOT} (this needs a git clone)")
     reference = Path(tempfile.mkdtemp(prefix="hive-bench-reference-")) / "checkout"
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(reference), args.reference_rev],
                    check=True)
