@@ -5,7 +5,7 @@ snapshot hash, the rows written as Parquet and read back, `features_frame` on th
 run is a fresh process (peak RSS is per process), the two checkouts alternate, medians are reported.
 The reference is a detached git worktree of `--reference-rev` (default: the commit before collection
 kept plans as JSON text), made in a temporary directory and removed afterwards. The window ends at the
-home's clock (a simulated home's time, else now). The stores are opened, not changed.
+home's clock (a simulated home's time, else now). Its documents are only read.
 
     .venv/bin/python benchmarks/bench_collect_memory.py HIVE_HOME [--specialists technical business] [--repeat 3]
 """
