@@ -2,10 +2,12 @@
 
 - FRAME: a pandas DataFrame as one Parquet file (pyarrow). `frame.attrs` go where pandas itself puts them
   (the `PANDAS_ATTRS` schema metadata), so `pd.read_parquet` restores them; a column of nested values
-  (dicts, lists: a plan document) is stored as JSON text and named in the `hive.json_columns` metadata.
-  `pd.read_parquet(path)` or DuckDB's `SELECT * FROM 'path.parquet'` open it.
+  (dicts, lists: a quarantined document) is stored as JSON text and named in the `hive.json_columns`
+  metadata, and read back as values. `pd.read_parquet(path)` or DuckDB's `SELECT * FROM 'path.parquet'`
+  open it.
 - COLLECTION: a `CollectResult` as a directory: `rows.parquet`, `quarantine.parquet` (FRAMEs) and
-  `summary.json` (specialist and counts).
+  `summary.json` (specialist and counts). The rows' `plan` column is already JSON text (collection keeps
+  plans so): stored and read back as text; an output written before that names it in `hive.json_columns`.
 - JSON: anything else (dicts, dataclasses; numpy scalars and arrays become numbers and lists, datetimes
   ISO-8601 text). Models are not stored here: a model asset's value is its MLflow reference.
 
