@@ -212,11 +212,8 @@ def child_collect(path: Path, which: str) -> None:
     """One collection of business in this (fresh) process; one JSON line: seconds, CPU, peak RSS, rows and a
     hash of the labelled rows (every column, the plans included), so the parent compares without holding
     two frames."""
-    import hashlib
     import json
     import resource
-
-    import orjson
 
     from hive_assets_tests.data.reference_collect import reference_collect
 
@@ -226,7 +223,9 @@ def child_collect(path: Path, which: str) -> None:
         result = fn(store, "business", now=NOW, window_days=90)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     labelled = result.frame[result.frame["label"].notna()].reset_index(drop=True)
-    digest = hashlib.sha256(orjson.dumps(labelled.to_dict("records"), default=str)).hexdigest()[:16]
+    # the data snapshot hash: every field of the labelled rows, the same whether a plan is kept as its tree
+    # (the previous collector) or its JSON text (`collect`)
+    digest = result.snapshot_hash()
     print(json.dumps({"wall": wall, "cpu": cpu, "rows": len(labelled), "hash": digest,
                       "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}))
 
@@ -356,7 +355,7 @@ def scale(args) -> None:
                             new_s = sorted(times)[len(times) // 2]
                             cells = ["", "", ""]
                             if old is not None:
-                                same = old.frame[old.frame["label"].notna()].reset_index(drop=True).equals(new.frame)
+                                same = old.snapshot_hash() == new.snapshot_hash()  # every field, plans as trees or text
                                 cells = [f"{old_s:.2f}", f"{old_s / new_s:.1f}x", "yes" if same else "NO"]
                             print(f"| {variant} | {n:,} | {rate:.0%} | {build:.0f} | {rows:,} | {new_s:.2f} | "
                                   f"{1000 * new_s / max(rows, 1):.3f} | " + " | ".join(cells) + " |", flush=True)

@@ -59,13 +59,13 @@ def _is_nested(value: Any) -> bool:
 
 
 def _nested_columns(frame: pd.DataFrame) -> list[str]:
-    """Object columns holding dicts or lists (first non-null value decides)."""
+    """Object columns holding a dict or a list in any row. A column may mix them with text (the quarantine
+    keeps a document JSON cannot encode as its `repr`): its text is then written as a JSON string, and read
+    back as the same text."""
     out = []
     for name in frame.columns:
-        if frame[name].dtype == object:
-            present = frame[name].dropna()
-            if len(present) and _is_nested(present.iloc[0]):
-                out.append(name)
+        if frame[name].dtype == object and any(map(_is_nested, frame[name])):
+            out.append(name)
     return out
 
 

@@ -29,7 +29,7 @@ import numpy as np
 
 import pandas as pd
 
-from hive_assets.cyclic_gc import cyclic_gc_paused
+import gc
 from hive_assets.features._scalars import (
     _DOMAIN_CACHE, _PRIORITY_CACHE, _decoded, _domain, _is_weak, _priority, _sanitize_plan,
 )
@@ -179,7 +179,20 @@ def _is_tree(plan: Any) -> bool:
     return plan.__class__ is dict
 
 
-@cyclic_gc_paused()  # decoding plans given as JSON text builds trees by the thousand (hive_assets.cyclic_gc)
+def _decoded_chunk(chunk: list) -> list:
+    """The mini-chunk's plans decoded, the cyclic collector paused meanwhile: thousands of containers at once
+    would make it traverse the whole heap (a Dagster process's too) for trees that reference counting frees
+    with the chunk. Only paused, never frozen (`hive_assets.cyclic_gc` moves survivors to the oldest
+    generation, which a long-lived server calling this per request must not do to its garbage)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return list(map(_decoded, chunk))
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def compute_matrix(plans: Iterable) -> tuple[np.ndarray, list[str]]:
     """(plans x NUMERIC_FEATURES float64 matrix, domain list) for an iterable of plans: each a dict or its
     JSON text (a collection's `plan` column), decoded a mini-chunk at a time, so that a collection's plans
@@ -196,7 +209,7 @@ def compute_matrix(plans: Iterable) -> tuple[np.ndarray, list[str]]:
             if not chunk:
                 break
             if not all(map(_is_tree, chunk)):  # JSON text: decoded a mini-chunk at a time
-                chunk = list(map(_decoded, chunk))
+                chunk = _decoded_chunk(chunk)
             parts.append(_extract_safe(chunk, ids, caps))
             n += len(chunk)
         if not parts:

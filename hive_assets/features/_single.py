@@ -48,11 +48,12 @@ Decisions for the cases SPEC section 3 leaves open (both paths implement exactly
   `risk_adjusted_duration_estimate` = that estimate * (1 + risk_score).
   `priority_score`: low .25, normal .5, high .75, critical 1.0 (case/whitespace-insensitive), else .5.
   `domain` = `str(original_domain).strip().upper()`, "UNKNOWN" when missing, None or blank.
-* Malformed shapes never raise: a plan that is not a mapping is an empty plan; a `tasks` value that
-  is not a list is no tasks; task entries that are not mappings are skipped; a `dependencies` or
-  `required_capabilities` value that is a single string is a one-element list, any other non-list is
-  empty; unhashable ids are treated as missing (a task: anonymous; a dependency: dangling);
-  unhashable capability entries are ignored.
+* A plan given as its JSON text (str or bytes) is the plan it encodes.
+* Malformed shapes never raise: a plan that is not a mapping (text that is not JSON too) is an empty
+  plan; a `tasks` value that is not a list is no tasks; task entries that are not mappings are skipped;
+  a `dependencies` or `required_capabilities` value that is a single string is a one-element list, any
+  other non-list is empty; unhashable ids are treated as missing (a task: anonymous; a dependency:
+  dangling); unhashable capability entries are ignored.
 """
 
 from __future__ import annotations

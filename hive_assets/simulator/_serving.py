@@ -166,6 +166,13 @@ class ServingLoop:
         # the answers an earlier loop left not yet due (any seed: people answer what they were served)
         self.pending, credit, _ = load_pending(store)
         self._review_credit.update({k: float(v) for k, v in credit.items() if k in self._review_credit})
+        if self.pending:  # a loop killed after its hour's feedback was written, before the state was saved:
+            # that state is the hour before's, and an answer of it may be written already (due, or the
+            # organic answer a review answer replaced under the same id, which must not come back over it)
+            ids = [f["feedback_id"] for f in self.pending]
+            written = {d["feedback_id"] for d in store.find_by_keys("specialist_feedback", "feedback_id", ids,
+                                                                     projection=["feedback_id"])}
+            self.pending = [f for f in self.pending if f["feedback_id"] not in written]
 
     def serve_hour(self, now: datetime, plans: int = 100) -> dict[str, int]:
         """Serve the hour ending at `now` (aware UTC); returns what was written."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from hive_assets.data import SQLiteStore, to_utc
 from hive_assets.simulator import DriftInjection, ServingLoop
 
@@ -105,3 +107,43 @@ def test_answers_not_yet_due_when_a_loop_ends_are_delivered_by_the_next_one(tmp_
     assert len(owed) > 100  # answers the first part owed at the break, which the second delivers
     assert feedback(parts) == feedback(whole)
     assert parts.count("specialist_opinions") == whole.count("specialist_opinions") == 10 * 5 * 20
+
+
+def test_a_loop_killed_before_saving_its_hour_leaves_the_written_answers_as_they_are(tmp_path, monkeypatch):
+    """Killed after an hour's feedback was written but before its state was saved, a loop leaves the state of
+    the hour before. That state still holds the organic answers this hour's review answers replaced, under
+    the same ids: the next loop must not write them over the review answers (a review of this module found
+    `metadata.review_request_id` gone a day later)."""
+    from hive_assets.simulator import _serving
+
+    store, tracking = SQLiteStore(tmp_path / "store.sqlite"), f"sqlite:///{tmp_path / 'mlflow.db'}"
+    options = dict(seed=42, feedback_rate=0.85, feedback_median_hours=6.0, review_capacity=48)
+    loop = ServingLoop(store, tracking, **options)
+    loop.serve_hour(NOW + timedelta(hours=1), plans=20)
+    owed = [f for f in loop.pending if f["specialist_type"] == "business"][:2]  # organic answers, not yet due
+    store.upsert_many("review_requests", [
+        {"request_id": f"review:business:{f['opinion_id']}", "opinion_id": f["opinion_id"], "plan_id": f["plan_id"],
+         "specialist_type": "business", "status": "open", "requested_at": NOW + timedelta(hours=1),
+         "expires_at": NOW + timedelta(hours=200), "rank": i, "selection": "active"} for i, f in enumerate(owed)])
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed before the hour's state was saved")
+
+    monkeypatch.setattr(_serving, "save_pending", killed)
+    with pytest.raises(KeyboardInterrupt):
+        loop.serve_hour(NOW + timedelta(hours=2), plans=20)
+    monkeypatch.undo()
+
+    def answers() -> list:
+        docs = {d["opinion_id"]: d for d in store.find("specialist_feedback")}
+        return [(docs[f["opinion_id"]]["metadata"], docs[f["opinion_id"]]["human_recommendation"],
+                 to_utc(docs[f["opinion_id"]]["submitted_at"])) for f in owed]
+
+    reviewed = answers()
+    assert [m.get("review_request_id") for m, _, _ in reviewed] == [f"review:business:{f['opinion_id']}" for f in owed]
+    after = ServingLoop(store, tracking, **options)
+    assert not {f["feedback_id"] for f in after.pending} & {f["feedback_id"] for f in owed}
+    for hour in range(3, 60):  # past every answer the organic ones would have been due at
+        after.serve_hour(NOW + timedelta(hours=hour), plans=5)
+    assert max(f["submitted_at"] for f in owed) < NOW + timedelta(hours=59)
+    assert answers() == reviewed
