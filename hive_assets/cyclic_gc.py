@@ -20,18 +20,20 @@ import gc
 
 
 @contextlib.contextmanager
-def cyclic_gc_paused():
+def cyclic_gc_paused(move_to_oldest: bool = True):
     """Usable as a context manager or a decorator; restores the collector's state (nested uses keep it
     paused until the outermost one ends) and moves what is alive to the oldest generation. Nothing is
     lost: cycles made meanwhile are collected by the next full collection. A process that froze objects
-    itself (a pre-fork server) keeps them frozen: the move is skipped then, since unfreezing is global."""
+    itself (a pre-fork server) keeps them frozen: the move is skipped then, since unfreezing is global.
+    `move_to_oldest=False` only pauses: for short-lived trees on a path a long-lived server takes per
+    request, whose young garbage the move would keep from the young collections."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was_enabled:
-            if gc.get_freeze_count() == 0:
+            if move_to_oldest and gc.get_freeze_count() == 0:
                 gc.freeze()  # every tracked object to the permanent generation...
                 gc.unfreeze()  # ...and back into the oldest one
             gc.enable()

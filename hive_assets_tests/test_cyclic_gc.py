@@ -86,6 +86,15 @@ def test_what_was_built_while_paused_ends_in_the_oldest_generation():
     assert _in_generation(inner, 2)
 
 
+def test_a_pause_without_the_move_leaves_young_objects_young():
+    """The features' decoding runs per serving request: its pause must leave the process's young garbage to
+    the young collections, not move it to the oldest generation."""
+    with cyclic_gc_paused(move_to_oldest=False):
+        made = [{"x": [1]}]
+        assert not gc.isenabled()
+    assert gc.isenabled() and _in_generation(made, 0) and not _in_generation(made, 2)
+
+
 def test_cycles_built_while_paused_are_still_collected():
     import weakref
 

@@ -29,7 +29,7 @@ import numpy as np
 
 import pandas as pd
 
-import gc
+from hive_assets.cyclic_gc import cyclic_gc_paused
 from hive_assets.features._scalars import (
     _DOMAIN_CACHE, _PRIORITY_CACHE, _decoded, _domain, _is_weak, _priority, _sanitize_plan,
 )
@@ -179,18 +179,12 @@ def _is_tree(plan: Any) -> bool:
     return plan.__class__ is dict
 
 
+@cyclic_gc_paused(move_to_oldest=False)  # only paused: the serving path comes here per request
 def _decoded_chunk(chunk: list) -> list:
     """The mini-chunk's plans decoded, the cyclic collector paused meanwhile: thousands of containers at once
     would make it traverse the whole heap (a Dagster process's too) for trees that reference counting frees
-    with the chunk. Only paused, never frozen (`hive_assets.cyclic_gc` moves survivors to the oldest
-    generation, which a long-lived server calling this per request must not do to its garbage)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return list(map(_decoded, chunk))
-    finally:
-        if enabled:
-            gc.enable()
+    with the chunk."""
+    return list(map(_decoded, chunk))
 
 
 def compute_matrix(plans: Iterable) -> tuple[np.ndarray, list[str]]:

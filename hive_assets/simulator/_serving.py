@@ -78,22 +78,22 @@ PENDING_STATE = "pending_feedback"  # the header document of the answers not yet
 PENDING_CHUNK = 2000  # answers per document: far under MongoDB's 16 MB at ~330 bytes each
 
 
-def load_pending(store) -> tuple[list[dict], dict[str, float], int | None]:
-    """The answers not yet due, the reviewers' unspent credit and the hours served when they were saved
-    (`save_pending`; `[]`, `{}`, None on a home no loop saved them in)."""
+def load_pending(store) -> tuple[list[dict], dict[str, float]]:
+    """The answers not yet due and the reviewers' unspent credit, as `save_pending` left them (`[]`, `{}` on a
+    home no loop saved them in)."""
     header = store.find_one("simulator_state", {"state_id": PENDING_STATE})
     if header is None:
-        return [], {}, None
+        return [], {}
     pending: list[dict] = []
     for i in range(int(header["chunks"])):
         chunk = store.find_one("simulator_state", {"state_id": f"{PENDING_STATE}:{header['slot']}:{i}"})
         pending.extend(chunk["answers"])
     for answer in pending:  # the SQLite store gives times back as text
         answer["submitted_at"] = to_utc(answer["submitted_at"])
-    return pending, dict(header.get("review_credit") or {}), int(header["hours_served"])
+    return pending, dict(header.get("review_credit") or {})
 
 
-def save_pending(store, pending: list[dict], review_credit: Mapping[str, float], hours: int) -> None:
+def save_pending(store, pending: list[dict], review_credit: Mapping[str, float]) -> None:
     """Keep the answers not yet due in the store, so that the next loop delivers them when due, as one loop
     would have. Two slots: the chunks go to the slot the header does not name, then the header names it,
     so a loop killed in between leaves the previous hour's state whole."""
@@ -104,7 +104,7 @@ def save_pending(store, pending: list[dict], review_credit: Mapping[str, float],
         store.upsert_many("simulator_state", [{"state_id": f"{PENDING_STATE}:{slot}:{i}", "answers": chunk}
                                               for i, chunk in enumerate(chunks)])
     store.upsert_many("simulator_state", [{"state_id": PENDING_STATE, "slot": slot, "chunks": len(chunks),
-                                           "hours_served": hours, "review_credit": dict(review_credit)}])
+                                           "review_credit": dict(review_credit)}])
 
 
 def hours_served(store, seed: int) -> int:
@@ -164,7 +164,7 @@ class ServingLoop:
         self.review_capacity = float(review_capacity)
         self._review_credit = dict.fromkeys(SPECIALISTS, 0.0)
         # the answers an earlier loop left not yet due (any seed: people answer what they were served)
-        self.pending, credit, _ = load_pending(store)
+        self.pending, credit = load_pending(store)
         self._review_credit.update({k: float(v) for k, v in credit.items() if k in self._review_credit})
         if self.pending:  # a loop killed after its hour's feedback was written, before the state was saved:
             # that state is the hour before's, and an answer of it may be written already (due, or the
@@ -234,7 +234,7 @@ class ServingLoop:
         self.pending = [f for f in self.pending if f["submitted_at"] > now]
         written = self.store.upsert_many("specialist_feedback", due) if due else 0
         # after the due ones: a loop killed in between writes them again, the same documents
-        save_pending(self.store, self.pending, self._review_credit, self.hours_served)
+        save_pending(self.store, self.pending, self._review_credit)
         return {"plans": sum(s.plans for s, _ in batches), "opinions": written_opinions, "feedback": written,
                 "feedback_pending": len(self.pending)}
 
