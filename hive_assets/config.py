@@ -330,17 +330,28 @@ def _split_userinfo(rest: str) -> tuple[str, str | None, str] | None:
     return user, (password if colon else None), rest[at + 1:]
 
 
+#: passwords that say the user name is the credential: GitHub's `https://TOKEN:x-oauth-basic@github.com/...`
+_TOKEN_IS_USER_PASSWORDS = frozenset({"x-oauth-basic"})
+#: user names that are tokens by their issuer's prefix (GitHub, GitLab, Slack, OpenAI-style keys, AWS access
+#: key ids), whatever the password says
+_TOKEN_USER = re.compile(r"(?i)^(?:gh[pousr]_|github_pat_|glpat-|xox[abposr]-|sk[-_]|AKIA|ASIA)")
+
+
 def _redact_userinfo(scheme: str, rest: str) -> str:
     """`rest` (what follows `scheme://`) with its password masked, or its whole userinfo when it has no
     password or an empty one, unless the scheme is one of _IDENTITY_SCHEMES (`https://TOKEN@host` and
-    `https://TOKEN:@host` carry a token)."""
+    `https://TOKEN:@host` carry a token). Outside those schemes the user is masked too when it is the token:
+    a password such as `x-oauth-basic`, or a user name with a token's prefix (`ghp_...`)."""
     userinfo = _split_userinfo(rest)
     if userinfo is None:
         return rest
     user, password, host = userinfo
+    identity = scheme.lower().partition("+")[0] in _IDENTITY_SCHEMES
     if password:
+        if not identity and (password.lower() in _TOKEN_IS_USER_PASSWORDS or _TOKEN_USER.match(user)):
+            return f"***@{host}"
         return f"{user}:***@{host}"
-    return rest if scheme.lower().partition("+")[0] in _IDENTITY_SCHEMES else f"***@{host}"
+    return rest if identity else f"***@{host}"
 
 
 #: a query parameter or libpq keyword whose value is a credential: `?password=`, `&token=`, MongoDB's
@@ -358,7 +369,8 @@ def redact_uri(uri: str | None) -> str:
     A userinfo with no password, or an empty one, is masked whole (`https://***@host/...`): in http(s), git
     or redis URLs a bare userinfo, or `TOKEN:`, is conventionally a token. Except in a database URI (the
     _IDENTITY_SCHEMES: mongodb, postgresql, mysql, ...), where a user without a password is a name (an
-    X.509 subject, a Kerberos principal, a role whose password is in .pgpass), not a secret."""
+    X.509 subject, a Kerberos principal, a role whose password is in .pgpass), not a secret. Outside those
+    schemes a user that is itself the token (`TOKEN:x-oauth-basic@`, `ghp_...:x@`) is masked with the password."""
     if not uri:
         return ""
     scheme, sep, rest = uri.partition("://")

@@ -386,6 +386,26 @@ def test_a_bare_userinfo_is_masked_as_a_token_unless_a_database_names_its_user(u
     assert redact_secrets(f"cannot reach {uri}: timed out") == f"cannot reach {redacted}: timed out"
 
 
+@pytest.mark.parametrize("uri, redacted", [
+    # GitHub's basic auth: the token is the user, the password a fixed word
+    ("https://T0kenAudit:x-oauth-basic@github.com/org/repo.git", "https://***@github.com/org/repo.git"),
+    ("git+https://T0kenAudit:X-OAuth-Basic@github.com/org/repo", "git+https://***@github.com/org/repo"),
+    # a user with a token's prefix, whatever the password
+    ("https://ghp_T0kenAudit:anything@github.com/org/repo.git", "https://***@github.com/org/repo.git"),
+    ("https://glpat-T0kenAudit:x@gitlab.example.com/g/p.git", "https://***@gitlab.example.com/g/p.git"),
+    ("http://AKIAT0KENAUDIT:secretpart@minio:9000/bucket", "http://***@minio:9000/bucket"),
+    # an ordinary user stays readable, and a database's user always does
+    ("http://hive:pw-T0kenAudit@mlflow.internal:5000", "http://hive:***@mlflow.internal:5000"),
+    ("postgresql://ghp_role:pw-T0kenAudit@db:5432/x", "postgresql://ghp_role:***@db:5432/x"),
+])
+def test_a_user_that_is_the_token_is_masked_with_the_password(uri, redacted):
+    from hive_assets.config import redact_secrets, redact_uri
+
+    assert redact_uri(uri) == redacted
+    assert redact_secrets(f"fatal: could not read from {uri}: 403") == f"fatal: could not read from {redacted}: 403"
+    assert "t0ken" not in redact_uri(uri).lower()
+
+
 def test_a_database_tracking_uri_sqlalchemy_cannot_read_is_refused_without_a_piece_of_its_password(monkeypatch):
     # SQLAlchemy's password ends at the first '@': the rest of `Xy@z:9Qw7@db` made the port "9Qw7@db", and
     # its "invalid literal for int() with base 10: '9Qw7@db'" was quoted under an "install the driver" hint
