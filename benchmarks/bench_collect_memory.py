@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from hive_assets.cli._args import positive_int  # noqa: E402
 from hive_assets.config import SPECIALISTS  # noqa: E402
 
 REFERENCE_REV = "8a906b1"  # main before collection kept each plan as its JSON text
@@ -84,7 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("home", type=Path, help="a kept HIVE_HOME (e.g. after `make demo` and a `hive loop`)")
     parser.add_argument("--specialists", nargs="+", default=["technical", "business"])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=positive_int, default=3)
     parser.add_argument("--reference-rev", default=REFERENCE_REV)
     args = parser.parse_args()
     home = args.home.resolve()

@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from hive_assets.cli._args import positive_int  # noqa: E402
 from hive_assets.config import SPECIALISTS  # noqa: E402
 from hive_assets.data import collect  # noqa: E402
 from hive_assets.data.store import SQLiteStore  # noqa: E402
@@ -49,7 +50,7 @@ def loop_arguments(add_arguments=None) -> tuple[argparse.Namespace, datetime]:
     if add_arguments is not None:
         add_arguments(parser)
     parser.add_argument("home", type=Path)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=positive_int, default=3)
     parser.add_argument("--days", type=int, nargs=2, default=[1, 6])
     args = parser.parse_args()
     args.home = args.home.resolve()

@@ -53,7 +53,8 @@ def add_parsers(sub) -> None:
                    help="0..1: answered share of every specialist's opinions (default: the scenario's, "
                         "85 %% for business and technical, 20 %% for the others)")
     p.add_argument("--drift-specialist", type=specialist_or_none, default="technical",
-                   help="the specialist that starts seeing a new domain at hour 2 ('none': no drift)")
+                   help="the specialist that starts seeing a new domain at hour 2 of the home's first loop "
+                        "('none': no drift)")
     p.add_argument("--push-previous-champion", type=specialist_or_none, default="technical",
                    help="after this specialist's next promotion, an operator pushes its previous champion back as "
                         "challenger with the ab_test_start job ('none': no operator)")
@@ -80,6 +81,12 @@ def cmd_loop(args: argparse.Namespace) -> int:
     from hive_assets import clock
 
     clock.check_not_playing()  # said before the scenario is described (the loop itself holds the lock)
+    log_file = args.log_file or hive_home() / "loop.log"
+    try:  # a directory or an unwritable path: one line now, not a traceback once the loop has begun
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        log_file.open("ab").close()
+    except OSError as exc:
+        raise UsageError(f"--log-file {log_file}: {exc.strerror or exc}") from exc
     try:
         scenario = default_scenario(days=args.days, seed=args.seed, plans_per_hour=args.plans_per_hour)
         scenario = replace(scenario, drift=(DriftPlan(args.drift_specialist),) if args.drift_specialist else (),
@@ -95,7 +102,6 @@ def cmd_loop(args: argparse.Namespace) -> int:
     scenario = replace(scenario, settings=settings)
     for line in scenario.describe():
         print(f"hive loop: {line}", file=sys.stderr)
-    log_file = args.log_file or hive_home() / "loop.log"
     print(f"hive loop: the Dagster and MLflow logs go to {log_file}", file=sys.stderr, flush=True)
     # what the libraries print while runs execute (Dagster's run logs, MLflow's lines and progress bars)
     # goes to the log file; the terminal gets a line per simulated day, then the story

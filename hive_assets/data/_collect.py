@@ -249,7 +249,8 @@ def collect(
                 try:
                     text = plan_text(plan, pid)
                 except TypeError as error:  # orjson.JSONEncodeError: e.g. an integer over 64 bits
-                    problems = [docs.Problem(docs.WRONG_TYPE, f"the plan holds a value JSON cannot carry: {error}")]
+                    problems = [docs.Problem(docs.WRONG_TYPE, "the plan holds a value its JSON text cannot carry "
+                                                              f"(bytes, an integer beyond 64 bits): {error}")]
             entry = (collection, doc, problems, None, None) if problems else (
                 collection, None, problems, text, _plan_intent(doc, plan))
             if plan_cache is not None:

@@ -46,7 +46,7 @@ DEFAULT_SETTINGS: Mapping[str, str] = {
 
 @dataclass(frozen=True)
 class DriftPlan:
-    """A `DriftInjection` (hive_assets.simulator) relative to the loop's start."""
+    """A `DriftInjection` (hive_assets.simulator) relative to a start: the home's first loop's (`loop_origin`)."""
 
     specialist: str
     onset_hours: float = 2.0
@@ -86,7 +86,9 @@ class Scenario:
     def __post_init__(self):
         if self.days <= 0 or self.plans_per_hour <= 0:
             raise ValueError("days and plans_per_hour must be positive")
-        if self.hours < 1:  # 0.01 days played nothing and printed an empty timeline
+        # 0.01 days played nothing and printed an empty timeline; 0.03 (0.72 h) was played as an hour while
+        # the message said at least 1/24: under one hour is refused, above it rounds to whole hours
+        if self.days * 24 < 1 - 1e-9:
             raise ValueError(f"the loop plays whole simulated hours: days must be at least 1/24 (one hour), "
                              f"got {self.days:g}")
         if self.review_queue_budget < 0:

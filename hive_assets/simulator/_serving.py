@@ -84,13 +84,33 @@ def load_pending(store) -> tuple[list[dict], dict[str, float]]:
     header = store.find_one("simulator_state", {"state_id": PENDING_STATE})
     if header is None:
         return [], {}
+
+    def damaged(what: str) -> ValueError:  # e.g. a hand-made `hive store import` of the collection
+        return ValueError(f"the answers not yet due that the last loop saved (store collection simulator_state, "
+                          f"state_id {PENDING_STATE!r} and its chunks) are damaged: {what}; import the missing "
+                          f"documents, or `{{\"state_id\": \"{PENDING_STATE}\", \"slot\": 0, \"chunks\": 0}}` "
+                          "to play on without them")
+
+    slot, chunks, credit = header.get("slot"), header.get("chunks"), header.get("review_credit") or {}
+    if slot not in (0, 1) or type(chunks) is not int or chunks < 0 or not isinstance(credit, Mapping):
+        raise damaged(f"its header says slot={slot!r}, chunks={chunks!r}, review_credit of type "
+                      f"{type(credit).__name__}")
     pending: list[dict] = []
-    for i in range(int(header["chunks"])):
-        chunk = store.find_one("simulator_state", {"state_id": f"{PENDING_STATE}:{header['slot']}:{i}"})
+    for i in range(chunks):
+        chunk = store.find_one("simulator_state", {"state_id": f"{PENDING_STATE}:{slot}:{i}"})
+        if chunk is None or not isinstance(chunk.get("answers"), list):
+            state = "missing" if chunk is None else "without a list of answers"
+            raise damaged(f"chunk {PENDING_STATE}:{slot}:{i} of {chunks} is {state}")
         pending.extend(chunk["answers"])
     for answer in pending:  # the SQLite store gives times back as text
-        answer["submitted_at"] = to_utc(answer["submitted_at"])
-    return pending, dict(header.get("review_credit") or {})
+        at = to_utc(answer.get("submitted_at")) if isinstance(answer, Mapping) else None
+        if at is None or not isinstance(answer.get("feedback_id"), str):
+            raise damaged(f"an answer without a feedback_id or a submitted_at time: {str(answer)[:120]}")
+        answer["submitted_at"] = at
+    try:
+        return pending, {str(k): float(v) for k, v in credit.items()}
+    except (TypeError, ValueError):
+        raise damaged(f"review_credit is not a number per specialist: {str(credit)[:120]}") from None
 
 
 def save_pending(store, pending: list[dict], review_credit: Mapping[str, float]) -> None:
@@ -105,6 +125,21 @@ def save_pending(store, pending: list[dict], review_credit: Mapping[str, float])
                                               for i, chunk in enumerate(chunks)])
     store.upsert_many("simulator_state", [{"state_id": PENDING_STATE, "slot": slot, "chunks": len(chunks),
                                            "review_credit": dict(review_credit)}])
+
+
+LOOP_ORIGIN = "loop_origin"  # where the first loop on the home started (`simulator_state`)
+
+
+def loop_origin(store, start: datetime) -> datetime:
+    """Where the first loop on this home started, `start` when this is the first (saved then). A scenario's
+    drift begins hours after it, not after each loop's own start: a loop played in parts injects the drift as
+    one loop does (each part used to stop the new domain's traffic again for its first hours)."""
+    saved = store.find_one("simulator_state", {"state_id": LOOP_ORIGIN})
+    at = to_utc(saved.get("at")) if saved is not None else None
+    if at is None:
+        store.upsert_many("simulator_state", [{"state_id": LOOP_ORIGIN, "at": start}])
+        return start
+    return at
 
 
 def hours_served(store, seed: int) -> int:

@@ -687,7 +687,9 @@ def test_loop_says_what_to_do_on_an_empty_home_and_refuses_bad_arguments(shell):
     assert "dagster asset materialize" in done.stderr  # how to register one: `hive train` alone does not
     for args, word in ((("--days", "-2"), "--days"), (("--drift-specialist", "finance"), "unknown specialist"),
                        (("--plans-per-hour", "0"), "--plans-per-hour"),
-                       (("--days", "0.01"), "the loop plays whole simulated hours")):
+                       (("--days", "0.01"), "the loop plays whole simulated hours"),
+                       (("--days", "0.03"), "days must be at least 1/24"),  # was played as an hour
+                       (("--log-file", str(cwd)), f"--log-file {cwd}: Is a directory")):  # was a traceback
         bad = hive("loop", *args, cwd=cwd, env=env)
         assert bad.returncode == 2 and word in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
 

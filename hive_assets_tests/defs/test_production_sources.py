@@ -158,7 +158,7 @@ def test_a_plan_holding_bytes_is_quarantined_and_the_rows_can_be_stored(ferretdb
         kept = mongo.find_one("quarantine", {"source_id": victim})
         assert "signature" in kept["document"] and kept["document_chars"] == len(kept["document"])
     plans = after.quarantine[after.quarantine["source_id"] == victim]
-    assert plans["reason"].tolist() == [d.WRONG_TYPE] and "JSON cannot carry" in plans["detail"].iloc[0]
+    assert plans["reason"].tolist() == [d.WRONG_TYPE] and "JSON text cannot carry (bytes" in plans["detail"].iloc[0]
     lost = set(before.frame["opinion_id"]) - set(after.frame["opinion_id"])
     assert lost == set(before.frame.loc[before.frame["plan_id"] == victim, "opinion_id"]) and lost
     invalid = before.quarantined_by_reason.get(d.INVALID_PLAN, 0)

@@ -229,3 +229,39 @@ def test_the_text_output_is_the_story_and_the_logs_go_to_the_log_file(base_state
     assert (dst / workspace).resolve() == (Path(__file__).resolve().parents[2] / "workspace.yaml")
     assert " MLFLOW_DISABLE_TELEMETRY=true" in closing.splitlines()[1]  # the exports, for `mlflow ui` too
     assert closing.rstrip().splitlines()[-1].startswith("  the full logs")
+
+
+def test_a_loop_played_in_two_parts_serves_what_one_loop_serves_drift_included(base_state, tmp_path):
+    """The default scenario's drift (technical sees a new domain from hour 2) counted its hours from each
+    loop's own start: a second `hive loop` stopped the new domain's traffic again for two hours (an audit: 150
+    opinions and 17 answers fewer over 6 h played as 3 + 3). Its hours count from the home's first loop."""
+    from hive_assets.data import to_utc
+
+    def played(dst: Path, parts: list[str]) -> tuple[Path, str]:
+        shutil.copytree(base_state, dst)
+        proc, url = start_mlflow_server(dst / "mlflow")
+        try:
+            for days in parts:
+                out = run([str(BIN / "hive"), "loop", "--days", days, "--seed", "42", "--json"],
+                          environment(dst / "hive", url), dst)
+        finally:
+            stop_process(proc)
+        return dst, out.stderr
+
+    (whole, _), (parts, said) = played(tmp_path / "whole", ["0.25"]), played(tmp_path / "parts", ["0.125", "0.125"])
+
+    def served(state: Path) -> tuple[dict, dict]:
+        start = datetime.fromisoformat(START)
+        with store_of(state) as store:
+            opinions = {o["opinion_id"]: (o["specialist_type"], o["opinion"]["recommendation"])
+                        for o in store.find("specialist_opinions", {"evaluated_at": {"$gt": start}})}
+            feedback = {f["feedback_id"]: (f["human_recommendation"], to_utc(f["submitted_at"]))
+                        for f in store.find("specialist_feedback", {"submitted_at": {"$gt": start}})}
+        return opinions, feedback
+
+    (opinions, feedback), (opinions_in_parts, feedback_in_parts) = served(whole), served(parts)
+    drifted = [o for o, (s, _) in opinions.items() if s == "technical"]
+    assert len(drifted) == 6 * 150 + 4 * 75  # the regular traffic, and the new domain's from hour 2 to 6
+    assert len(opinions_in_parts) == len(opinions) and len(feedback_in_parts) == len(feedback)
+    assert opinions_in_parts == opinions and feedback_in_parts == feedback
+    assert "hive loop: drift: technical has seen domain PAYMENTS since 2026-01-05 02:00 UTC" in said, said

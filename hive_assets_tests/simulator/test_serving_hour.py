@@ -147,3 +147,37 @@ def test_a_loop_killed_before_saving_its_hour_leaves_the_written_answers_as_they
         after.serve_hour(NOW + timedelta(hours=hour), plans=5)
     assert max(f["submitted_at"] for f in owed) < NOW + timedelta(hours=59)
     assert answers() == reviewed
+
+
+@pytest.mark.parametrize("documents, said", [
+    ([{"state_id": "pending_feedback", "slot": 0, "chunks": 5, "review_credit": {}}],
+     "chunk pending_feedback:0:0 of 5 is missing"),
+    ([{"state_id": "pending_feedback", "slot": "b", "chunks": 1}], "its header says slot='b', chunks=1"),
+    ([{"state_id": "pending_feedback", "slot": 1, "chunks": 1}, {"state_id": "pending_feedback:1:0", "answers": "x"}],
+     "chunk pending_feedback:1:0 of 1 is without a list of answers"),
+    ([{"state_id": "pending_feedback", "slot": 0, "chunks": 1},
+      {"state_id": "pending_feedback:0:0", "answers": [{"feedback_id": "fb-1", "submitted_at": "soon"}]}],
+     "an answer without a feedback_id or a submitted_at time"),
+    ([{"state_id": "pending_feedback", "slot": 0, "chunks": 0, "review_credit": {"business": "lots"}}],
+     "review_credit is not a number per specialist"),
+])
+def test_a_damaged_saved_state_is_refused_with_what_is_wrong_and_how_to_go_on(tmp_path, documents, said):
+    """`hive store import` takes the `simulator_state` collection: a hand-made header naming chunks that are
+    not there made `hive loop` fail with a TypeError traceback from the loop's constructor."""
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    store.upsert_many("simulator_state", documents)
+    with pytest.raises(ValueError) as refused:
+        ServingLoop(store, f"sqlite:///{tmp_path / 'mlflow.db'}", seed=42)
+    assert said in str(refused.value) and "simulator_state" in str(refused.value)
+    # the way out the message gives works: an empty header
+    store.upsert_many("simulator_state", [{"state_id": "pending_feedback", "slot": 0, "chunks": 0}])
+    assert ServingLoop(store, f"sqlite:///{tmp_path / 'mlflow.db'}", seed=42).pending == []
+
+
+def test_the_loop_origin_is_the_first_loop_s_start_for_every_later_loop(tmp_path):
+    from hive_assets.simulator import loop_origin
+
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    assert loop_origin(store, NOW) == NOW
+    assert loop_origin(store, NOW + timedelta(hours=3)) == NOW  # the second loop's drift counts from the first
+    assert loop_origin(SQLiteStore(tmp_path / "store.sqlite"), NOW + timedelta(days=2)) == NOW  # reopened

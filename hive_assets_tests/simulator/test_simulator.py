@@ -109,8 +109,10 @@ def test_the_loop_plays_whole_hours_and_says_so():
     assert default_scenario(days=0.25).describe()[0].startswith("0.25 simulated days, ")  # 6 h: nothing rounded
     tenth = default_scenario(days=0.1)
     assert tenth.hours == 2 and tenth.describe()[0].startswith("0.1 simulated days (2 h: the loop plays whole hours)")
-    with pytest.raises(ValueError, match="the loop plays whole simulated hours"):
-        default_scenario(days=0.01)  # played nothing, then printed an empty timeline
+    for under_an_hour in (0.01, 0.03, 0.04):  # 0.01 played nothing; 0.03 (0.72 h) was played as an hour
+        with pytest.raises(ValueError, match="days must be at least 1/24"):
+            default_scenario(days=under_an_hour)
+    assert default_scenario(days=1 / 24).hours == 1 and default_scenario(days=0.05).hours == 1
 
 
 def test_the_heuristic_baseline_leaves_out_a_test_row_whose_plan_is_now_malformed(tmp_path):

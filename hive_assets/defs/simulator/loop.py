@@ -31,7 +31,7 @@ from hive_assets.defs.review.sensors import BUDGET_ENV as REVIEW_BUDGET_ENV
 from hive_assets.defs.review.sensors import SENSOR_NAME as REVIEW_SENSOR
 from hive_assets.interrupts import stop_if_signalled
 from hive_assets.defs.simulator.daemon import InProcessDaemon, LaunchedRun
-from hive_assets.simulator import Scenario, ServingLoop
+from hive_assets.simulator import Scenario, ServingLoop, loop_origin
 
 OPERATOR = "operator:hive-loop"
 # drift first: a drifted specialist is retrained for its drift when both triggers are due in one hour
@@ -136,9 +136,16 @@ def run_loop(instance: dg.DagsterInstance, defs: dg.Definitions, store, tracking
         raise ValueError("the document store holds no opinions: simulate and train first (make demo does)")
     start = start.astimezone(timezone.utc)
     clock.pin(start, settings=dict(scenario.settings))  # a production home refuses here, before any hour
+    origin = loop_origin(store, start)  # the drift's hours count from the home's first loop
+    drift = [d.at(origin) for d in scenario.drift]
+    for injection in drift:
+        if injection.onset < start:
+            progress(f"drift: {injection.specialist} has seen domain {injection.domain} since "
+                     f"{injection.onset:%Y-%m-%d %H:%M} UTC (its hours count from this home's first loop, "
+                     f"{origin:%Y-%m-%d %H:%M} UTC)")
     world = ServingLoop(store, tracking_uri, seed=scenario.seed, label_noise=scenario.label_noise,
                         feedback_rate=scenario.feedback_rates, feedback_median_hours=scenario.feedback_median_hours,
-                        drift=[d.at(start) for d in scenario.drift], review_capacity=scenario.review_queue_budget)
+                        drift=drift, review_capacity=scenario.review_queue_budget)
     daemon = InProcessDaemon(instance, defs, order=SENSOR_ORDER)
     settings = dict(scenario.settings)
     if scenario.review_queue_budget:  # opt-in: the daily queue and reviewers who answer it first
