@@ -113,10 +113,13 @@ def load_pending(store) -> tuple[list[dict], dict[str, float]]:
         raise damaged(f"review_credit is not a number per specialist: {str(credit)[:120]}") from None
 
 
-def save_pending(store, pending: list[dict], review_credit: Mapping[str, float]) -> None:
+def save_pending(store, pending: list[dict], review_credit: Mapping[str, float], *, seed: int | None = None,
+                 hours: int | None = None, now: datetime | None = None) -> None:
     """Keep the answers not yet due in the store, so that the next loop delivers them when due, as one loop
     would have. Two slots: the chunks go to the slot the header does not name, then the header names it,
-    so a loop killed in between leaves the previous hour's state whole."""
+    so a loop killed in between leaves the previous hour's state whole. `seed`, `hours`, `now`: the loop's
+    seed, the hours of it served once this state is saved, and the end of the last of them
+    (`interrupted_hour`)."""
     header = store.find_one("simulator_state", {"state_id": PENDING_STATE})
     slot = 1 - int(header["slot"]) if header is not None else 0
     chunks = [pending[i:i + PENDING_CHUNK] for i in range(0, len(pending), PENDING_CHUNK)]
@@ -124,6 +127,7 @@ def save_pending(store, pending: list[dict], review_credit: Mapping[str, float])
         store.upsert_many("simulator_state", [{"state_id": f"{PENDING_STATE}:{slot}:{i}", "answers": chunk}
                                               for i, chunk in enumerate(chunks)])
     store.upsert_many("simulator_state", [{"state_id": PENDING_STATE, "slot": slot, "chunks": len(chunks),
+                                           "seed": seed, "hours": hours, "now": now,
                                            "review_credit": dict(review_credit)}])
 
 
@@ -140,6 +144,21 @@ def loop_origin(store, start: datetime) -> datetime:
         store.upsert_many("simulator_state", [{"state_id": LOOP_ORIGIN, "at": start}])
         return start
     return at
+
+
+def interrupted_hour(store, seed: int) -> tuple[int, datetime] | None:
+    """(N, its start) when a loop of `seed` was stopped inside its hour N: the hour's documents are stored
+    (`hours_served` counts it) but not the state after it (killed mid-hour: its new answers were only in
+    the loop's memory). The next loop plays that hour again from its start: the same documents and answers
+    (the same seed), the reviewers' credit as it was before it. None when the last hour was complete, or
+    the state does not say (saved by an older version, or a loop of another seed saved it last)."""
+    header = store.find_one("simulator_state", {"state_id": PENDING_STATE})
+    if header is None or header.get("seed") != seed or type(header.get("hours")) is not int:
+        return None
+    at = to_utc(header.get("now"))
+    if at is None or hours_served(store, seed) <= header["hours"]:
+        return None
+    return header["hours"], at
 
 
 def hours_served(store, seed: int) -> int:
@@ -177,7 +196,8 @@ class ServingLoop:
     answers. Feedback not yet due waits in this object and in the store's `simulator_state` (the next loop
     on the home delivers it when due), never in `specialist_feedback`, so that collection only ever holds
     what production would hold at `now`. Deterministic per (seed, hours served): a loop
-    on a home where loops of its seed served N hours starts at hour N (`hours_served`).
+    on a home where loops of its seed served N hours starts at hour N (`hours_served`), or at the hour a
+    killed loop left unfinished (`interrupted_hour`).
     """
 
     def __init__(self, store, tracking_uri: str, *, seed: int = 0, label_noise: float = 0.10,
@@ -195,6 +215,9 @@ class ServingLoop:
         # a loop on a home an earlier loop of this seed played goes on after its hours: from hour 0, its
         # documents' ids (made from the hour's seed) were the earlier ones', and every hour replaced one
         self.hours_served = hours_served(store, seed)
+        # a loop killed inside an hour: that hour is played again (see interrupted_hour; run_loop starts there)
+        if (interrupted := interrupted_hour(store, seed)) is not None:
+            self.hours_served = interrupted[0]
         # labels a day per specialist the reviewers spend on the review queue first (0: they ignore it)
         self.review_capacity = float(review_capacity)
         self._review_credit = dict.fromkeys(SPECIALISTS, 0.0)
@@ -269,7 +292,8 @@ class ServingLoop:
         self.pending = [f for f in self.pending if f["submitted_at"] > now]
         written = self.store.upsert_many("specialist_feedback", due) if due else 0
         # after the due ones: a loop killed in between writes them again, the same documents
-        save_pending(self.store, self.pending, self._review_credit)
+        save_pending(self.store, self.pending, self._review_credit, seed=self.seed, hours=self.hours_served,
+                     now=now)
         return {"plans": sum(s.plans for s, _ in batches), "opinions": written_opinions, "feedback": written,
                 "feedback_pending": len(self.pending)}
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from hive_assets.data import SQLiteStore, to_utc
-from hive_assets.simulator import DriftInjection, ServingLoop
+from hive_assets.simulator import DriftInjection, ServingLoop, interrupted_hour
 
 NOW = datetime(2026, 1, 9, 3, 0, tzinfo=timezone.utc)
 
@@ -143,7 +143,8 @@ def test_a_loop_killed_before_saving_its_hour_leaves_the_written_answers_as_they
     assert [m.get("review_request_id") for m, _, _ in reviewed] == [f"review:business:{f['opinion_id']}" for f in owed]
     after = ServingLoop(store, tracking, **options)
     assert not {f["feedback_id"] for f in after.pending} & {f["feedback_id"] for f in owed}
-    for hour in range(3, 60):  # past every answer the organic ones would have been due at
+    assert interrupted_hour(store, 42) == (1, NOW + timedelta(hours=1))  # the killed hour is played again
+    for hour in range(2, 60):  # past every answer the organic ones would have been due at
         after.serve_hour(NOW + timedelta(hours=hour), plans=5)
     assert max(f["submitted_at"] for f in owed) < NOW + timedelta(hours=59)
     assert answers() == reviewed
@@ -181,3 +182,52 @@ def test_the_loop_origin_is_the_first_loop_s_start_for_every_later_loop(tmp_path
     assert loop_origin(store, NOW) == NOW
     assert loop_origin(store, NOW + timedelta(hours=3)) == NOW  # the second loop's drift counts from the first
     assert loop_origin(SQLiteStore(tmp_path / "store.sqlite"), NOW + timedelta(days=2)) == NOW  # reopened
+
+
+@pytest.mark.parametrize("killed_at", ["feedback", "state"])
+def test_a_loop_killed_inside_an_hour_plays_it_again_and_loses_no_answer(tmp_path, monkeypatch, killed_at):
+    """Killed inside an hour (before its answers were written, or after, before the state was saved), a loop
+    lost that hour's new answers: its opinions were stored, so the next loop went on after the hour, and the
+    answers had been only in the killed loop's memory. The next loop now plays the hour again from its start:
+    ten hours with a kill inside the fourth write what ten uninterrupted hours write."""
+    from hive_assets.simulator import _serving
+
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    options = dict(seed=42, feedback_rate=0.85, feedback_median_hours=2.0,
+                   drift=[DriftInjection("technical", NOW + timedelta(hours=2))])
+
+    def feedback(store) -> dict:
+        return {d["feedback_id"]: (d["opinion_id"], d["human_recommendation"], to_utc(d["submitted_at"]),
+                                   d["submitted_by"]) for d in store.find("specialist_feedback")}
+
+    whole = SQLiteStore(tmp_path / "whole.sqlite")
+    loop = ServingLoop(whole, tracking, **options)
+    for hour in range(1, 11):
+        loop.serve_hour(NOW + timedelta(hours=hour), plans=20)
+
+    store = SQLiteStore(tmp_path / "killed.sqlite")
+    loop = ServingLoop(store, tracking, **options)
+    for hour in range(1, 4):
+        loop.serve_hour(NOW + timedelta(hours=hour), plans=20)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed inside the hour")
+
+    if killed_at == "state":
+        monkeypatch.setattr(_serving, "save_pending", killed)
+    else:
+        writes = store.upsert_many
+        monkeypatch.setattr(store, "upsert_many", lambda c, docs, *a, **k: killed() if c == "specialist_feedback"
+                            else writes(c, docs, *a, **k))
+    with pytest.raises(KeyboardInterrupt):
+        loop.serve_hour(NOW + timedelta(hours=4), plans=20)
+    monkeypatch.undo()
+    assert interrupted_hour(store, 42) == (3, NOW + timedelta(hours=3))
+    assert interrupted_hour(store, 7) is None  # another seed's loop goes on after its own hours
+    again = ServingLoop(store, tracking, **options)
+    assert again.hours_served == 3
+    for hour in range(4, 11):
+        again.serve_hour(NOW + timedelta(hours=hour), plans=20)
+    assert interrupted_hour(store, 42) is None
+    assert len(feedback(whole)) > 500 and feedback(store) == feedback(whole)
+    assert store.count("specialist_opinions") == whole.count("specialist_opinions")

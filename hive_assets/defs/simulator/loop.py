@@ -31,7 +31,7 @@ from hive_assets.defs.review.sensors import BUDGET_ENV as REVIEW_BUDGET_ENV
 from hive_assets.defs.review.sensors import SENSOR_NAME as REVIEW_SENSOR
 from hive_assets.interrupts import stop_if_signalled
 from hive_assets.defs.simulator.daemon import InProcessDaemon, LaunchedRun
-from hive_assets.simulator import Scenario, ServingLoop, loop_origin
+from hive_assets.simulator import Scenario, ServingLoop, interrupted_hour, loop_origin
 
 OPERATOR = "operator:hive-loop"
 # drift first: a drifted specialist is retrained for its drift when both triggers are due in one hour
@@ -127,6 +127,11 @@ def run_loop(instance: dg.DagsterInstance, defs: dg.Definitions, store, tracking
                          "graph first (dagster asset materialize -m hive_assets.definitions --select "
                          "'not group:review' --partition <specialist>, as make demo does; hive train registers "
                          "nothing)")
+    if start is None and (interrupted := interrupted_hour(store, scenario.seed)) is not None:
+        # a loop of this seed was killed inside an hour: play that hour again, from its start
+        start = interrupted[1]
+        progress(f"the hour from {start:%Y-%m-%d %H:%M} UTC was interrupted (its answers were not saved): "
+                 "played again")
     if start is None:
         # the home's clock (pinned: a simulated home), or where the stored history ends if that is later
         home = clock.read_home_clock()
