@@ -182,8 +182,24 @@ def safe_copy(doc: Any, max_depth: int = MAX_DEPTH) -> Any:
     return root
 
 
+# the times a document may hold: the rest is "not a timestamp". Epoch milliseconds of 1e15 or 1e20, or
+# "9999-12-31T23:59:59-05:00", raised ValueError, OSError or OverflowError from the conversion, and failed the
+# collection holding them; a margin of centuries keeps the window arithmetic (now - 90 days...) in range.
+EARLIEST_TIME = datetime(1000, 1, 1, tzinfo=timezone.utc)
+LATEST_TIME = datetime(9000, 1, 1, tzinfo=timezone.utc)
+
+
 def to_utc(value: Any) -> datetime | None:
-    """datetime, ISO-8601 text (with Z or offset; naive means UTC) or epoch milliseconds -> aware UTC."""
+    """datetime, ISO-8601 text (with Z or offset; naive means UTC) or epoch milliseconds -> aware UTC; None
+    for anything else, and for a time outside [EARLIEST_TIME, LATEST_TIME]."""
+    try:
+        at = _to_utc(value)
+    except (ValueError, OverflowError, OSError):  # outside what datetime or the platform's time_t can hold
+        return None
+    return at if at is None or EARLIEST_TIME <= at <= LATEST_TIME else None
+
+
+def _to_utc(value: Any) -> datetime | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, datetime):

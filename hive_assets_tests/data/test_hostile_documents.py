@@ -264,3 +264,44 @@ def test_hive_collect_exits_0_on_a_store_holding_every_hostile_document(hostile_
     assert record["rows"] == len(clean.frame) - 5  # d lost its only label
     stored = SQLiteStore(cwd / HOME_REL / "store.sqlite")
     assert {(q["source_collection"], q["source_id"], q["reason"]) for q in stored.find("quarantine")} == expected
+
+
+# -- times no datetime holds ------------------------------------------------------------------------------
+
+OUT_OF_RANGE_TIMES = [1e15, 1e20, -1e20, 10**30, 253402300800000, "9999-12-31T23:59:59-05:00",
+                      "0001-01-01T00:00:00+05:00", "0500-06-01T00:00:00Z", datetime(1, 1, 1)]
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE_TIMES)
+def test_a_time_no_datetime_holds_is_not_a_timestamp(value):
+    """Epoch milliseconds of 1e15 raised ValueError (year 33658), 1e20 OSError (time_t), and an ISO time at
+    the calendar's edge OverflowError (its offset moves it past year 9999 or before year 1)."""
+    assert d.to_utc(value) is None
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    plan = {"plan_id": "p", "tasks": [], "created_at": value}
+    assert [p.reason for p in d.validate_plan(plan, now)] == [d.INVALID_TIMESTAMP]
+
+
+def test_times_inside_the_range_keep_their_meaning():
+    assert d.to_utc(1767225600000) == d.to_utc("2026-01-01T00:00:00Z") == datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert d.to_utc("1000-01-01T00:00:00+00:00") == d.EARLIEST_TIME
+    assert d.to_utc("8999-12-31T23:00:00-01:00") == d.LATEST_TIME
+
+
+def test_a_plan_created_at_a_time_no_datetime_holds_is_quarantined_and_the_rest_collected(tmp_path):
+    """Plans are read by id, whatever their times: one with such a `created_at` failed the whole collection
+    (a ValueError from the conversion) instead of being quarantined."""
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    now = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    simulate(store, plans=120, days=20, seed=3, now=now, malformed_rate=0.0, specialists=[SPECIALIST])
+    clean, t = _targets(store, now)
+    for name, value in (("a", 1e20), ("b", "9999-12-31T23:59:59-05:00"), ("c", 1e15)):
+        doc = _plan_doc(store, t[name])
+        _plan_part(doc)["created_at"] = value
+        store.upsert_many(t[name]["plan_coll"], [doc])
+
+    result = collect(store, SPECIALIST, now=now)
+
+    bad = {(t[n]["plan_coll"], t[n]["pid"], "invalid_timestamp") for n in "abc"}
+    assert _quarantined(result) == bad | {("specialist_opinions", t[n]["oid"], INVALID_PLAN) for n in "abc"}
+    assert set(result.frame["opinion_id"]) == set(clean.frame["opinion_id"]) - {t[n]["oid"] for n in "abc"}
