@@ -106,6 +106,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--mongodb-uri", default="")
     args = parser.parse_args()
+    if args.repeat < 1:  # a median of no runs
+        parser.error("--repeat: at least 1")
     opened = END - timedelta(days=args.test_days)
     test = {"test_id": "business_v2_bench", "specialist_type": "business", "status": "running",
             "started_at": opened, "traffic_percent": 50.0, "traffic_history": [{"at": opened, "percent": 50.0}]}

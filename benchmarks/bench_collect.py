@@ -114,6 +114,8 @@ def main() -> None:
                         help="--existing-store: drop the store file's pages from the page cache before each run "
                              "(posix_fadvise DONTNEED; this file only): a cold read")
     args = parser.parse_args()
+    if args.repeat < 1 or args.new_repeats < 1 or args.pairs < 1:  # a median of no runs
+        parser.error("--repeat, --new-repeats, --pairs: at least 1")
     if args.child:
         child_collect(args.paired_store, args.child)
         return

@@ -79,6 +79,8 @@ def main() -> None:
     parser.add_argument("--no-evidently", action="store_true")
     parser.add_argument("--evidently-worker", nargs=3, metavar=("REFERENCE", "WINDOW", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.repeat < 1 or args.evidently_repeat < 1:  # a median of no runs
+        parser.error("--repeat, --evidently-repeat: at least 1")
     if args.evidently_worker:
         evidently_worker(*args.evidently_worker, repeat=args.evidently_repeat)
         return

@@ -148,6 +148,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20260101)
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.repeat < 1:  # a median of no runs
+        parser.error("--repeat: at least 1")
     if args.memory_child:
         memory_child(args.memory_plans, args.memory_pool, args.seed)
         return

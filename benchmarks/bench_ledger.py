@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[2_000, 50_000])
     parser.add_argument("--repeat", type=int, default=500)
     args = parser.parse_args()
+    if args.repeat < 1:  # a median of no runs
+        parser.error("--repeat: at least 1")
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, Python {platform.python_version()}")
     print(f"{'rows':>8} {'compound index ms':>18} {'single-field ms':>16} {'ratio':>7}")
     for rows in args.rows:

@@ -332,9 +332,11 @@ def _split_userinfo(rest: str) -> tuple[str, str | None, str] | None:
 
 #: passwords that say the user name is the credential: GitHub's `https://TOKEN:x-oauth-basic@github.com/...`
 _TOKEN_IS_USER_PASSWORDS = frozenset({"x-oauth-basic"})
-#: user names that are tokens by their issuer's prefix (GitHub, GitLab, Slack, OpenAI-style keys, AWS access
-#: key ids), whatever the password says
-_TOKEN_USER = re.compile(r"(?i)^(?:gh[pousr]_|github_pat_|glpat-|xox[abposr]-|sk[-_]|AKIA|ASIA)")
+#: user names that are tokens by their issuer's prefix (GitHub, GitLab, Slack, OpenAI and Stripe keys, AWS
+#: access key ids; case-sensitive, as issued: `asia-team` is a user), or by their form (GitHub's classic 40
+#: hex digits), whatever the password says
+_TOKEN_USER = re.compile(r"^(?:gh[pousr]_|github_pat_|glpat-|xox[abposr]-|sk-|sk_(?:live|test)_|AKIA|ASIA"
+                         r"|[0-9a-fA-F]{40}$)")
 
 
 def _redact_userinfo(scheme: str, rest: str) -> str:
@@ -348,7 +350,10 @@ def _redact_userinfo(scheme: str, rest: str) -> str:
     user, password, host = userinfo
     identity = scheme.lower().partition("+")[0] in _IDENTITY_SCHEMES
     if password:
-        if not identity and (password.lower() in _TOKEN_IS_USER_PASSWORDS or _TOKEN_USER.match(user)):
+        # the password runs to the last '@': `TOKEN:x-oauth-basic@github.com/o/r.git@v1.0` (pip) has
+        # `x-oauth-basic@github.com/o/r.git` as its password, the placeholder before its first '@'
+        placeholder = password.partition("@")[0].lower() in _TOKEN_IS_USER_PASSWORDS
+        if not identity and (placeholder or _TOKEN_USER.match(user)):
             return f"***@{host}"
         return f"{user}:***@{host}"
     return rest if identity else f"***@{host}"

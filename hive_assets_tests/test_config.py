@@ -394,9 +394,15 @@ def test_a_bare_userinfo_is_masked_as_a_token_unless_a_database_names_its_user(u
     ("https://ghp_T0kenAudit:anything@github.com/org/repo.git", "https://***@github.com/org/repo.git"),
     ("https://glpat-T0kenAudit:x@gitlab.example.com/g/p.git", "https://***@gitlab.example.com/g/p.git"),
     ("http://AKIAT0KENAUDIT:secretpart@minio:9000/bucket", "http://***@minio:9000/bucket"),
+    # pip's pinned requirement: an '@' after the host, so the password runs to it
+    ("git+https://T0kenAudit:x-oauth-basic@github.com/org/repo.git@v1.0", "git+https://***@v1.0"),
+    ("https://0123456789abcdef0123456789abcdef01234567:pw-T0kenAudit@github.com/o/r",  # a classic token
+     "https://***@github.com/o/r"),
     # an ordinary user stays readable, and a database's user always does
     ("http://hive:pw-T0kenAudit@mlflow.internal:5000", "http://hive:***@mlflow.internal:5000"),
     ("postgresql://ghp_role:pw-T0kenAudit@db:5432/x", "postgresql://ghp_role:***@db:5432/x"),
+    ("http://asia-team:pw-T0kenAudit@mlflow:5000", "http://asia-team:***@mlflow:5000"),  # prefixes as issued
+    ("http://sk_admin:pw-T0kenAudit@mlflow:5000", "http://sk_admin:***@mlflow:5000"),
 ])
 def test_a_user_that_is_the_token_is_masked_with_the_password(uri, redacted):
     from hive_assets.config import redact_secrets, redact_uri

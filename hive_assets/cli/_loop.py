@@ -81,12 +81,6 @@ def cmd_loop(args: argparse.Namespace) -> int:
     from hive_assets import clock
 
     clock.check_not_playing()  # said before the scenario is described (the loop itself holds the lock)
-    log_file = args.log_file or hive_home() / "loop.log"
-    try:  # a directory or an unwritable path: one line now, not a traceback once the loop has begun
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        log_file.open("ab").close()
-    except OSError as exc:
-        raise UsageError(f"--log-file {log_file}: {exc.strerror or exc}") from exc
     try:
         scenario = default_scenario(days=args.days, seed=args.seed, plans_per_hour=args.plans_per_hour)
         scenario = replace(scenario, drift=(DriftPlan(args.drift_specialist),) if args.drift_specialist else (),
@@ -96,6 +90,14 @@ def cmd_loop(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     if args.label_rate is not None:
         scenario = replace(scenario, feedback_rates=dict.fromkeys(SPECIALISTS, args.label_rate))
+    log_file = args.log_file or hive_home() / "loop.log"
+    try:  # a directory or an unwritable path: one line now, not a traceback once the loop has begun
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        log_file.open("ab").close()
+    except FileExistsError as exc:  # mkdir: a file where a directory should be
+        raise UsageError(f"--log-file {log_file}: {exc.filename} is not a directory") from exc
+    except OSError as exc:
+        raise UsageError(f"--log-file {log_file}: {exc.strerror or exc}") from exc
     # sensor intervals are read when the definitions load: the scenario's settings go first, yours win
     settings = {k: os.environ.get(k) or v for k, v in DEFAULT_SETTINGS.items()}
     os.environ.update(settings)

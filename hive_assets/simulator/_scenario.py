@@ -110,7 +110,7 @@ class Scenario:
     def describe(self) -> list[str]:
         rounded = "" if math.isclose(self.hours, self.days * 24) else f" ({self.hours} h: the loop plays whole hours)"
         lines = [f"{self.days:g} simulated days{rounded}, {self.plans_per_hour} plans an hour, seed {self.seed}"]
-        lines += [f"drift: {d.specialist} sees domain {d.domain} from hour {d.onset_hours:g} "
+        lines += [f"drift: {d.specialist} sees domain {d.domain} from hour {d.onset_hours:g} of the home's first loop "
                   f"(+{d.share:.0%} traffic, reviewers {d.domain_offset:+g} stricter)" for d in self.drift]
         lines += [f"operator: pushes {s}'s previous champion back as challenger at {self.push_traffic:g} % after "
                   f"its next promotion" for s in self.push_previous_champion]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -92,9 +93,12 @@ def load_pending(store) -> tuple[list[dict], dict[str, float]]:
                           "to play on without them")
 
     slot, chunks, credit = header.get("slot"), header.get("chunks"), header.get("review_credit") or {}
-    if slot not in (0, 1) or type(chunks) is not int or chunks < 0 or not isinstance(credit, Mapping):
+    whole = (isinstance(chunks, (int, float)) and not isinstance(chunks, bool) and math.isfinite(chunks)
+             and chunks == int(chunks) and chunks >= 0)  # a double typed in mongosh, a BSON Int64
+    if slot not in (0, 1) or not whole or not isinstance(credit, Mapping):
         raise damaged(f"its header says slot={slot!r}, chunks={chunks!r}, review_credit of type "
                       f"{type(credit).__name__}")
+    slot, chunks = int(slot), int(chunks)
     pending: list[dict] = []
     for i in range(chunks):
         chunk = store.find_one("simulator_state", {"state_id": f"{PENDING_STATE}:{slot}:{i}"})
@@ -114,12 +118,12 @@ def load_pending(store) -> tuple[list[dict], dict[str, float]]:
 
 
 def save_pending(store, pending: list[dict], review_credit: Mapping[str, float], *, seed: int | None = None,
-                 hours: int | None = None, now: datetime | None = None) -> None:
+                 hours: int | None = None, now: datetime | None = None, origin: datetime | None = None) -> None:
     """Keep the answers not yet due in the store, so that the next loop delivers them when due, as one loop
     would have. Two slots: the chunks go to the slot the header does not name, then the header names it,
     so a loop killed in between leaves the previous hour's state whole. `seed`, `hours`, `now`: the loop's
     seed, the hours of it served once this state is saved, and the end of the last of them
-    (`interrupted_hour`)."""
+    (`interrupted_hour`); `origin`: where the home's first loop started (`loop_origin`)."""
     header = store.find_one("simulator_state", {"state_id": PENDING_STATE})
     slot = 1 - int(header["slot"]) if header is not None else 0
     chunks = [pending[i:i + PENDING_CHUNK] for i in range(0, len(pending), PENDING_CHUNK)]
@@ -127,23 +131,28 @@ def save_pending(store, pending: list[dict], review_credit: Mapping[str, float],
         store.upsert_many("simulator_state", [{"state_id": f"{PENDING_STATE}:{slot}:{i}", "answers": chunk}
                                               for i, chunk in enumerate(chunks)])
     store.upsert_many("simulator_state", [{"state_id": PENDING_STATE, "slot": slot, "chunks": len(chunks),
-                                           "seed": seed, "hours": hours, "now": now,
+                                           "seed": seed, "hours": hours, "now": now, "origin": origin,
                                            "review_credit": dict(review_credit)}])
 
 
-LOOP_ORIGIN = "loop_origin"  # where the first loop on the home started (`simulator_state`)
-
-
-def loop_origin(store, start: datetime) -> datetime:
-    """Where the first loop on this home started, `start` when this is the first (saved then). A scenario's
-    drift begins hours after it, not after each loop's own start: a loop played in parts injects the drift as
-    one loop does (each part used to stop the new domain's traffic again for its first hours)."""
-    saved = store.find_one("simulator_state", {"state_id": LOOP_ORIGIN})
-    at = to_utc(saved.get("at")) if saved is not None else None
-    if at is None:
-        store.upsert_many("simulator_state", [{"state_id": LOOP_ORIGIN, "at": start}])
-        return start
-    return at
+def loop_origin(store, seed: int, start: datetime) -> datetime:
+    """Where the home's first loop started: a scenario's drift begins hours after it, not after each loop's
+    own start, so a loop played in parts injects the drift as one loop does (each part used to stop the new
+    domain's traffic again for its first hours). Saved with the state after every hour (`save_pending`), so
+    a loop that never served an hour leaves nothing; a home whose state does not say (a first loop, or one
+    saved by an older version) counts back from `start` the hours loops of `seed` served before it. Never
+    after `start` (a loop played from an earlier `--start` is the first one)."""
+    header = store.find_one("simulator_state", {"state_id": PENDING_STATE})
+    saved = header.get("origin") if header is not None else None
+    if saved is not None:
+        at = to_utc(saved)
+        if at is None:
+            raise ValueError(f"the loop state's origin (store collection simulator_state, state_id "
+                             f"{PENDING_STATE!r}) is not a time: {str(saved)[:80]}; import the header with the "
+                             "first loop's start as \"origin\", or without it to count back from this loop's")
+        return min(at, start)
+    interrupted = interrupted_hour(store, seed)
+    return start - timedelta(hours=interrupted[0] if interrupted is not None else hours_served(store, seed))
 
 
 def interrupted_hour(store, seed: int) -> tuple[int, datetime] | None:
@@ -153,12 +162,13 @@ def interrupted_hour(store, seed: int) -> tuple[int, datetime] | None:
     (the same seed), the reviewers' credit as it was before it. None when the last hour was complete, or
     the state does not say (saved by an older version, or a loop of another seed saved it last)."""
     header = store.find_one("simulator_state", {"state_id": PENDING_STATE})
-    if header is None or header.get("seed") != seed or type(header.get("hours")) is not int:
+    hours = header.get("hours") if header is not None else None
+    if header is None or header.get("seed") != seed or not isinstance(hours, int) or isinstance(hours, bool):
         return None
     at = to_utc(header.get("now"))
-    if at is None or hours_served(store, seed) <= header["hours"]:
+    if at is None or hours_served(store, seed) <= hours:
         return None
-    return header["hours"], at
+    return int(hours), at
 
 
 def hours_served(store, seed: int) -> int:
@@ -203,8 +213,8 @@ class ServingLoop:
     def __init__(self, store, tracking_uri: str, *, seed: int = 0, label_noise: float = 0.10,
                  feedback_rate: float | Mapping[str, float] = 0.85, feedback_median_hours: float = 6.0,
                  feedback_delay_sigma: float = 1.0, drift: Sequence[DriftInjection] = (),
-                 review_capacity: float = 0.0):
-        self.store, self.tracking_uri, self.seed = store, tracking_uri, seed
+                 review_capacity: float = 0.0, origin: datetime | None = None):
+        self.store, self.tracking_uri, self.seed, self.origin = store, tracking_uri, seed, origin
         self.label_noise = label_noise
         self.feedback_rates = (dict(feedback_rate) if isinstance(feedback_rate, Mapping)
                                else dict.fromkeys(SPECIALISTS, float(feedback_rate)))
@@ -293,7 +303,7 @@ class ServingLoop:
         written = self.store.upsert_many("specialist_feedback", due) if due else 0
         # after the due ones: a loop killed in between writes them again, the same documents
         save_pending(self.store, self.pending, self._review_credit, seed=self.seed, hours=self.hours_served,
-                     now=now)
+                     now=now, origin=self.origin)
         return {"plans": sum(s.plans for s, _ in batches), "opinions": written_opinions, "feedback": written,
                 "feedback_pending": len(self.pending)}
 

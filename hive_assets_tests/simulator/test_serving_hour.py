@@ -176,12 +176,45 @@ def test_a_damaged_saved_state_is_refused_with_what_is_wrong_and_how_to_go_on(tm
 
 
 def test_the_loop_origin_is_the_first_loop_s_start_for_every_later_loop(tmp_path):
+    """The drift's hours count from it. Saved with the state after each hour (a loop that served nothing
+    leaves none); a home saved by an older version counts back the hours its seed served; an earlier
+    `--start` is a first loop; a damaged origin is said, not replaced."""
     from hive_assets.simulator import loop_origin
 
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     store = SQLiteStore(tmp_path / "store.sqlite")
-    assert loop_origin(store, NOW) == NOW
-    assert loop_origin(store, NOW + timedelta(hours=3)) == NOW  # the second loop's drift counts from the first
-    assert loop_origin(SQLiteStore(tmp_path / "store.sqlite"), NOW + timedelta(days=2)) == NOW  # reopened
+    assert loop_origin(store, 42, NOW) == NOW
+    loop = ServingLoop(store, tracking, seed=42, origin=NOW)
+    for hour in (1, 2, 3):
+        loop.serve_hour(NOW + timedelta(hours=hour), plans=5)
+    reopened = SQLiteStore(tmp_path / "store.sqlite")
+    assert loop_origin(reopened, 42, NOW + timedelta(hours=3)) == NOW
+    assert loop_origin(reopened, 7, NOW + timedelta(days=2)) == NOW  # any seed: the home's world
+    assert loop_origin(reopened, 42, NOW - timedelta(hours=5)) == NOW - timedelta(hours=5)
+
+    older = SQLiteStore(tmp_path / "older.sqlite")  # its state was saved without an origin
+    loop = ServingLoop(older, tracking, seed=42)
+    for hour in (1, 2, 3):
+        loop.serve_hour(NOW + timedelta(hours=hour), plans=5)
+    assert loop_origin(older, 42, NOW + timedelta(hours=3)) == NOW
+    assert loop_origin(older, 7, NOW + timedelta(hours=3)) == NOW + timedelta(hours=3)  # seed 7 served nothing
+
+    header = older.find_one("simulator_state", {"state_id": "pending_feedback"})
+    older.upsert_many("simulator_state", [{**header, "origin": "yesterday"}])
+    with pytest.raises(ValueError, match="the loop state's origin .* is not a time: yesterday"):
+        loop_origin(older, 42, NOW + timedelta(hours=3))
+
+
+def test_a_saved_state_typed_as_doubles_is_read(tmp_path):
+    """mongosh writes numbers as doubles, the damaged-state message's own way out among them."""
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    store.upsert_many("simulator_state", [
+        {"state_id": "pending_feedback", "slot": 1.0, "chunks": 1.0, "review_credit": {"business": 2}},
+        {"state_id": "pending_feedback:1:0", "answers": [{"feedback_id": "fb-1", "opinion_id": "op-1",
+                                                          "submitted_at": "2026-01-09T05:00:00Z"}]}])
+    loop = ServingLoop(store, f"sqlite:///{tmp_path / 'mlflow.db'}", seed=42)
+    assert [f["feedback_id"] for f in loop.pending] == ["fb-1"] and loop._review_credit["business"] == 2.0
+
 
 
 @pytest.mark.parametrize("killed_at", ["feedback", "state"])

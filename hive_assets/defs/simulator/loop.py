@@ -141,7 +141,7 @@ def run_loop(instance: dg.DagsterInstance, defs: dg.Definitions, store, tracking
         raise ValueError("the document store holds no opinions: simulate and train first (make demo does)")
     start = start.astimezone(timezone.utc)
     clock.pin(start, settings=dict(scenario.settings))  # a production home refuses here, before any hour
-    origin = loop_origin(store, start)  # the drift's hours count from the home's first loop
+    origin = loop_origin(store, scenario.seed, start)  # the drift's hours count from the home's first loop
     drift = [d.at(origin) for d in scenario.drift]
     for injection in drift:
         if injection.onset < start:
@@ -150,7 +150,7 @@ def run_loop(instance: dg.DagsterInstance, defs: dg.Definitions, store, tracking
                      f"{origin:%Y-%m-%d %H:%M} UTC)")
     world = ServingLoop(store, tracking_uri, seed=scenario.seed, label_noise=scenario.label_noise,
                         feedback_rate=scenario.feedback_rates, feedback_median_hours=scenario.feedback_median_hours,
-                        drift=drift, review_capacity=scenario.review_queue_budget)
+                        drift=drift, review_capacity=scenario.review_queue_budget, origin=origin)
     daemon = InProcessDaemon(instance, defs, order=SENSOR_ORDER)
     settings = dict(scenario.settings)
     if scenario.review_queue_budget:  # opt-in: the daily queue and reviewers who answer it first
