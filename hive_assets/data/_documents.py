@@ -52,6 +52,10 @@ REASON_CODES = (
 )
 
 MAX_TASKS = 5_000
+# A duration (ms) over this is a data error, not a plan: about 31,700 years. Without a bound, two tasks of
+# 1e308 ms summed to infinity, and one plan's infinite features failed every fit of its specialist (scaling
+# refuses them) for as long as the plan stayed in the window. 5,000 tasks at the bound stay finite everywhere.
+MAX_DURATION_MS = 1e15
 # Nesting levels (objects and arrays) a document may have. Real plans use under 10; pickling a value,
 # `json.dumps` and the stores' decoders all recurse, so a document hundreds of levels deep fails whoever
 # touches it next (a 900-deep plan failed the pickling of the collected rows).
@@ -225,6 +229,14 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _magnitude(value: float) -> str:
+    """A number for a message: an integer of thousands of digits has no float (nor, past 4,300, any str)."""
+    try:
+        return f"{float(value):.6g}"
+    except OverflowError:
+        return "an integer beyond any float"
+
+
 def _non_finite(value: float) -> bool:
     return isinstance(value, float) and not math.isfinite(value)
 
@@ -293,6 +305,9 @@ def validate_plan(plan: Any, now: datetime | None, max_tasks: int = MAX_TASKS, d
         problems.append(Problem(WRONG_TYPE, f"estimated_total_duration_ms={total!r} is not a number"))
     elif _non_finite(total):
         problems.append(Problem(OUT_OF_RANGE, f"estimated_total_duration_ms={total} is not finite"))
+    elif total is not None and abs(total) > MAX_DURATION_MS:
+        problems.append(Problem(OUT_OF_RANGE, f"estimated_total_duration_ms={_magnitude(total)} is outside "
+                                              f"±{MAX_DURATION_MS:g}"))
     for field in ("original_domain", "original_priority"):
         if plan.get(field) is not None and not isinstance(plan[field], str):
             problems.append(Problem(WRONG_TYPE, f"{field}={plan[field]!r} is not text"))
@@ -319,6 +334,9 @@ def validate_plan(plan: Any, now: datetime | None, max_tasks: int = MAX_TASKS, d
                 problems.append(Problem(OUT_OF_RANGE, f"tasks[{i}].estimated_duration_ms={duration} is not finite"))
             elif duration < 0:
                 problems.append(Problem(NEGATIVE_DURATION, f"tasks[{i}].estimated_duration_ms={duration} < 0"))
+            elif duration > MAX_DURATION_MS:
+                problems.append(Problem(OUT_OF_RANGE, f"tasks[{i}].estimated_duration_ms={_magnitude(duration)} is "
+                                                      f"over {MAX_DURATION_MS:g}"))
         deps = task.get("dependencies", [])
         if deps is None:
             deps = []

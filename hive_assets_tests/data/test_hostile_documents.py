@@ -305,3 +305,48 @@ def test_a_plan_created_at_a_time_no_datetime_holds_is_quarantined_and_the_rest_
     bad = {(t[n]["plan_coll"], t[n]["pid"], "invalid_timestamp") for n in "abc"}
     assert _quarantined(result) == bad | {("specialist_opinions", t[n]["oid"], INVALID_PLAN) for n in "abc"}
     assert set(result.frame["opinion_id"]) == set(clean.frame["opinion_id"]) - {t[n]["oid"] for n in "abc"}
+
+
+# -- durations no feature can hold ------------------------------------------------------------------------
+
+def test_a_duration_over_the_bound_is_out_of_range_and_the_bound_keeps_every_feature_finite():
+    """Two tasks of 1e308 ms summed to infinity: the plan passed validation and its infinite features failed
+    every fit of its specialist (StandardScaler refuses them) while it stayed in the window."""
+    import numpy as np
+    from sklearn.preprocessing import StandardScaler
+
+    from hive_assets.features import features_frame
+
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    huge = {"plan_id": "p", "tasks": [{"task_id": "a", "estimated_duration_ms": 1e308},
+                                      {"task_id": "b", "estimated_duration_ms": 1e308, "dependencies": ["a"]}]}
+    numeric = features_frame([huge]).select_dtypes("number")
+    assert not np.isfinite(numeric.to_numpy()).all()  # what such a plan made of the features
+    with pytest.raises(ValueError, match="infinity"):
+        StandardScaler().fit(numeric.to_numpy())
+    assert [p.reason for p in d.validate_plan(huge, now)] == [d.OUT_OF_RANGE, d.OUT_OF_RANGE]
+    assert [p.reason for p in d.validate_plan({"plan_id": "p", "tasks": [], "estimated_total_duration_ms": -1e300},
+                                              now)] == [d.OUT_OF_RANGE]
+    # the worst plan the bounds let through: 5,000 chained tasks at the bound, every feature finite
+    chain = {"plan_id": "p", "estimated_total_duration_ms": d.MAX_DURATION_MS, "risk_score": 1.0,
+             "tasks": [{"task_id": f"t{i}", "estimated_duration_ms": d.MAX_DURATION_MS * (i % 2),
+                        "dependencies": [f"t{i - 1}"] if i else []} for i in range(d.MAX_TASKS)]}
+    assert d.validate_plan(chain, now) == []
+    assert np.isfinite(features_frame([chain]).select_dtypes("number").to_numpy()).all()
+
+
+def test_a_plan_with_a_duration_over_the_bound_is_quarantined_and_the_rest_collected(tmp_path):
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    now = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    simulate(store, plans=120, days=20, seed=3, now=now, malformed_rate=0.0, specialists=[SPECIALIST])
+    clean, t = _targets(store, now)
+    doc = _plan_doc(store, t["a"])
+    for task in _plan_part(doc)["tasks"]:
+        task["estimated_duration_ms"] = 1e308
+    store.upsert_many(t["a"]["plan_coll"], [doc])
+
+    result = collect(store, SPECIALIST, now=now)
+
+    assert _quarantined(result) == {(t["a"]["plan_coll"], t["a"]["pid"], "out_of_range"),
+                                    ("specialist_opinions", t["a"]["oid"], INVALID_PLAN)}
+    assert set(result.frame["opinion_id"]) == set(clean.frame["opinion_id"]) - {t["a"]["oid"]}
