@@ -475,6 +475,7 @@ class Settings:
             mirror_production_stage=env_bool("HIVE_MIRROR_PRODUCTION_STAGE", False),
             asset_storage_uri=asset_storage_uri(),
             retrain_max_runtime_seconds=retrain_max_runtime_seconds(),
-            lease_ttl_seconds=env_int("HIVE_LEASE_TTL_SECONDS", 120, low=5),
+            # a week at most: a lease's expiry is a time the documents' range holds (hive_assets.data.to_utc)
+            lease_ttl_seconds=env_int("HIVE_LEASE_TTL_SECONDS", 120, low=5, high=7 * 86400),
             lease_wait_seconds=env_int("HIVE_LEASE_WAIT_SECONDS", 60, low=0),
         )

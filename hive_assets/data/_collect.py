@@ -163,7 +163,12 @@ def collect(
     collection is never silent. Raises `FeedbackFilterEmptiedClass` when `trust.min_feedback_quality`
     removed every label of a class.
     """
-    now = docs.to_utc(now) if now is not None else clock.now()
+    given, now = now, docs.to_utc(now) if now is not None else clock.now()
+    if now is None or not docs.EARLIEST_TIME <= now - timedelta(days=window_days):
+        # e.g. a home's clock pinned in the year 2500: a clear error, not a TypeError or pandas' OverflowError
+        raise ValueError(f"cannot collect as of {given if given is not None else now}: a window of {window_days} "
+                         f"days must lie between {docs.EARLIEST_TIME:%Y-%m-%d} and {docs.LATEST_TIME:%Y-%m-%d}, "
+                         "the times the data can hold")
     start = now - timedelta(days=window_days)
     trust = trust or TrustPolicy()
     audit_reader = audit_reader or audit_confidences_from_store(store)

@@ -188,9 +188,10 @@ def safe_copy(doc: Any, max_depth: int = MAX_DEPTH) -> Any:
 
 # the times a document may hold: the rest is "not a timestamp". Epoch milliseconds of 1e15 or 1e20, or
 # "9999-12-31T23:59:59-05:00", raised ValueError, OSError or OverflowError from the conversion, and failed the
-# collection holding them; a margin of centuries keeps the window arithmetic (now - 90 days...) in range.
-EARLIEST_TIME = datetime(1000, 1, 1, tzinfo=timezone.utc)
-LATEST_TIME = datetime(9000, 1, 1, tzinfo=timezone.utc)
+# collection holding them; a time pandas' nanosecond datetimes cannot hold (1677-09-21 .. 2262-04-11) failed
+# it at the frame. Years of margin keep the window arithmetic (now - 90 days...) inside pandas' range.
+EARLIEST_TIME = datetime(1700, 1, 1, tzinfo=timezone.utc)
+LATEST_TIME = datetime(2260, 1, 1, tzinfo=timezone.utc)
 
 
 def to_utc(value: Any) -> datetime | None:

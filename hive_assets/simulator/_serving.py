@@ -93,9 +93,7 @@ def load_pending(store) -> tuple[list[dict], dict[str, float]]:
                           "to play on without them")
 
     slot, chunks, credit = header.get("slot"), header.get("chunks"), header.get("review_credit") or {}
-    whole = (isinstance(chunks, (int, float)) and not isinstance(chunks, bool) and math.isfinite(chunks)
-             and chunks == int(chunks) and chunks >= 0)  # a double typed in mongosh, a BSON Int64
-    if slot not in (0, 1) or not whole or not isinstance(credit, Mapping):
+    if slot not in (0, 1) or not _whole(chunks) or not isinstance(credit, Mapping):
         raise damaged(f"its header says slot={slot!r}, chunks={chunks!r}, review_credit of type "
                       f"{type(credit).__name__}")
     slot, chunks = int(slot), int(chunks)
@@ -155,20 +153,32 @@ def loop_origin(store, seed: int, start: datetime) -> datetime:
     return start - timedelta(hours=interrupted[0] if interrupted is not None else hours_served(store, seed))
 
 
+PLAYING = "playing_hour"  # the hour a loop is serving, written before its first document (`simulator_state`)
+
+
 def interrupted_hour(store, seed: int) -> tuple[int, datetime] | None:
     """(N, its start) when a loop of `seed` was stopped inside its hour N: the hour's documents are stored
     (`hours_served` counts it) but not the state after it (killed mid-hour: its new answers were only in
-    the loop's memory). The next loop plays that hour again from its start: the same documents and answers
-    (the same seed), the reviewers' credit as it was before it. None when the last hour was complete, or
-    the state does not say (saved by an older version, or a loop of another seed saved it last)."""
+    the loop's memory). The next loop plays that hour again: the same documents and answers (the same seed),
+    the reviewers' credit as it was before it. None when the hour a loop of `seed` played last was complete,
+    when it stored nothing, or when a loop of another seed played since."""
+    playing = store.find_one("simulator_state", {"state_id": PLAYING})
+    hour = playing.get("hour") if playing is not None else None
+    if playing is None or playing.get("seed") != seed or not _whole(hour):
+        return None
+    hour, at = int(hour), to_utc(playing.get("now"))
     header = store.find_one("simulator_state", {"state_id": PENDING_STATE})
-    hours = header.get("hours") if header is not None else None
-    if header is None or header.get("seed") != seed or not isinstance(hours, int) or isinstance(hours, bool):
+    saved = header is not None and header.get("seed") == seed and _whole(header.get("hours")) \
+        and int(header["hours"]) == hour + 1
+    if at is None or saved or hours_served(store, seed) <= hour:
         return None
-    at = to_utc(header.get("now"))
-    if at is None or hours_served(store, seed) <= hours:
-        return None
-    return int(hours), at
+    return hour, at - timedelta(hours=1)
+
+
+def _whole(value) -> bool:
+    """A whole number >= 0, as a store may hold it (an int, a BSON Int64, a double typed in mongosh)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and value == int(value) and value >= 0)
 
 
 def hours_served(store, seed: int) -> int:
@@ -249,6 +259,9 @@ class ServingLoop:
         from hive_assets.simulator._simulate import _ms, _noisy, policy_label, simulate
 
         seed_of_hour = hour_seed(self.seed, self.hours_served)
+        # before the hour's first document: a loop killed inside it is found and the hour played again
+        self.store.upsert_many("simulator_state", [{"state_id": PLAYING, "seed": self.seed, "hour": self.hours_served,
+                                                    "now": now}])
         self.hours_served += 1
         rng = np.random.default_rng([self.seed, self.hours_served, 7])
         refresh_all(self.routers)

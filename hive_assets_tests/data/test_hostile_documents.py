@@ -269,7 +269,8 @@ def test_hive_collect_exits_0_on_a_store_holding_every_hostile_document(hostile_
 # -- times no datetime holds ------------------------------------------------------------------------------
 
 OUT_OF_RANGE_TIMES = [1e15, 1e20, -1e20, 10**30, 253402300800000, "9999-12-31T23:59:59-05:00",
-                      "0001-01-01T00:00:00+05:00", "0500-06-01T00:00:00Z", datetime(1, 1, 1)]
+                      "0001-01-01T00:00:00+05:00", "0500-06-01T00:00:00Z", datetime(1, 1, 1),
+                      "1500-01-01T00:00:00Z", "2300-01-01T00:00:00Z", -1e13]  # beyond pandas' datetimes
 
 
 @pytest.mark.parametrize("value", OUT_OF_RANGE_TIMES)
@@ -284,8 +285,11 @@ def test_a_time_no_datetime_holds_is_not_a_timestamp(value):
 
 def test_times_inside_the_range_keep_their_meaning():
     assert d.to_utc(1767225600000) == d.to_utc("2026-01-01T00:00:00Z") == datetime(2026, 1, 1, tzinfo=timezone.utc)
-    assert d.to_utc("1000-01-01T00:00:00+00:00") == d.EARLIEST_TIME
-    assert d.to_utc("8999-12-31T23:00:00-01:00") == d.LATEST_TIME
+    assert d.to_utc("1700-01-01T00:00:00+00:00") == d.EARLIEST_TIME
+    assert d.to_utc("2259-12-31T23:00:00-01:00") == d.LATEST_TIME
+    import pandas as pd  # the range's ends, a window before and after them, are pandas times
+
+    assert pd.Timestamp(d.EARLIEST_TIME - timedelta(days=365)) < pd.Timestamp(d.LATEST_TIME + timedelta(days=365))
 
 
 def test_a_plan_created_at_a_time_no_datetime_holds_is_quarantined_and_the_rest_collected(tmp_path):
@@ -350,3 +354,22 @@ def test_a_plan_with_a_duration_over_the_bound_is_quarantined_and_the_rest_colle
     assert _quarantined(result) == {(t["a"]["plan_coll"], t["a"]["pid"], "out_of_range"),
                                     ("specialist_opinions", t["a"]["oid"], INVALID_PLAN)}
     assert set(result.frame["opinion_id"]) == set(clean.frame["opinion_id"]) - {t["a"]["oid"]}
+
+
+@pytest.mark.parametrize("value", ["1500-01-01T00:00:00Z", "1650-01-01T00:00:00Z"])
+def test_feedback_at_a_time_pandas_cannot_hold_fails_no_collection(tmp_path, value):
+    """A review found that a feedback time before 1677 passed `to_utc` and failed the frame of a window
+    collection (the drift check's) with pandas' OverflowError: it is now not a timestamp (quarantined)."""
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    now = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    simulate(store, plans=120, days=20, seed=3, now=now, malformed_rate=0.0, specialists=[SPECIALIST])
+    clean = collect(store, SPECIALIST, now=now, source="window")
+    oid = clean.frame.loc[clean.frame["feedback_id"].notna(), "opinion_id"].iloc[0]
+    answers = [f for f in store.find("specialist_feedback") if f["opinion_id"] == oid]
+    store.upsert_many("specialist_feedback", [{**f, "submitted_at": value} for f in answers])
+
+    result = collect(store, SPECIALIST, now=now, source="window")
+
+    assert {("specialist_feedback", f["feedback_id"], "invalid_timestamp") for f in answers} <= _quarantined(result)
+    assert len(result.frame) == len(clean.frame)  # the opinion stays, without that label
+    assert result.frame.loc[result.frame["opinion_id"] == oid, "label"].isna().all()

@@ -264,3 +264,36 @@ def test_a_loop_killed_inside_an_hour_plays_it_again_and_loses_no_answer(tmp_pat
     assert interrupted_hour(store, 42) is None
     assert len(feedback(whole)) > 500 and feedback(store) == feedback(whole)
     assert store.count("specialist_opinions") == whole.count("specialist_opinions")
+
+
+def test_the_interrupted_hour_is_the_one_being_played_whatever_came_before(tmp_path, monkeypatch):
+    """The hour a killed loop was serving, read from what it wrote before the hour's first document: the
+    first hour of a home (no state saved yet), and an hour after a jump of the clock (a review: the end of
+    the last saved hour was taken for the killed hour's start, and the loop went back to it)."""
+    from hive_assets.simulator import _serving
+
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed inside the hour")
+
+    first = SQLiteStore(tmp_path / "first.sqlite")
+    monkeypatch.setattr(_serving, "save_pending", killed)
+    with pytest.raises(KeyboardInterrupt):
+        ServingLoop(first, tracking, seed=42).serve_hour(NOW + timedelta(hours=1), plans=5)
+    monkeypatch.undo()
+    assert interrupted_hour(first, 42) == (0, NOW)
+    assert ServingLoop(first, tracking, seed=42).hours_served == 0
+
+    jumped = SQLiteStore(tmp_path / "jumped.sqlite")
+    loop = ServingLoop(jumped, tracking, seed=42)
+    for hour in (1, 2):
+        loop.serve_hour(NOW + timedelta(hours=hour), plans=5)
+    assert interrupted_hour(jumped, 42) is None  # complete
+    later = NOW + timedelta(days=2)  # `hive clock advance 2d`, then a loop killed in its first hour
+    monkeypatch.setattr(_serving, "save_pending", killed)
+    with pytest.raises(KeyboardInterrupt):
+        ServingLoop(jumped, tracking, seed=42).serve_hour(later + timedelta(hours=1), plans=5)
+    monkeypatch.undo()
+    assert interrupted_hour(jumped, 42) == (2, later)
+    assert interrupted_hour(jumped, 7) is None

@@ -127,15 +127,18 @@ def run_loop(instance: dg.DagsterInstance, defs: dg.Definitions, store, tracking
                          "graph first (dagster asset materialize -m hive_assets.definitions --select "
                          "'not group:review' --partition <specialist>, as make demo does; hive train registers "
                          "nothing)")
-    if start is None and (interrupted := interrupted_hour(store, scenario.seed)) is not None:
-        # a loop of this seed was killed inside an hour: play that hour again, from its start
-        start = interrupted[1]
-        progress(f"the hour from {start:%Y-%m-%d %H:%M} UTC was interrupted (its answers were not saved): "
-                 "played again")
+    home = clock.read_home_clock()
+    pinned = home.now if home is not None and home.simulated else None
+    if (interrupted := interrupted_hour(store, scenario.seed)) is not None:
+        # a loop of this seed was killed inside an hour: ServingLoop plays it again, from its start unless
+        # the clock has moved on since (then at the loop's start: its documents are replaced, none lost)
+        if start is None and (pinned is None or pinned <= interrupted[1]):
+            start = interrupted[1]
+        progress(f"the hour from {interrupted[1]:%Y-%m-%d %H:%M} UTC was interrupted (its answers were not "
+                 f"saved): played again" + ("" if start == interrupted[1] else " as the loop's first hour"))
     if start is None:
         # the home's clock (pinned: a simulated home), or where the stored history ends if that is later
-        home = clock.read_home_clock()
-        candidates = [home.now if home is not None and home.simulated else None, loop_start(store, instance)]
+        candidates = [pinned, loop_start(store, instance)]
         start = max((c for c in candidates if c is not None), default=None)
     if start is None:
         raise ValueError("the document store holds no opinions: simulate and train first (make demo does)")
