@@ -20,8 +20,12 @@ from hypothesis import settings
 # Before anything imports hive_assets: the tests' default home is an empty temporary one, never `./.hive` or
 # the developer's HIVE_HOME, whose clock.json (a pinned clock, the demo's scenario settings) would otherwise
 # set the time and the thresholds of every test that does not make its own home (hive_assets.clock).
-os.environ["HIVE_HOME"] = tempfile.mkdtemp(prefix="hive-tests-home-")
-atexit.register(shutil.rmtree, os.environ["HIVE_HOME"], ignore_errors=True)  # one per worker, every run
+# Only in the pytest process: a test's child process that imports a test module (and so this one) keeps the
+# HIVE_HOME the test gave it, and leaves no temporary home behind when the test kills it (atexit never runs).
+if not os.environ.get("HIVE_TESTS_SUITE"):
+    os.environ["HIVE_HOME"] = tempfile.mkdtemp(prefix="hive-tests-home-")
+    os.environ["HIVE_TESTS_SUITE"] = "1"  # inherited by the suite's child processes
+    atexit.register(shutil.rmtree, os.environ["HIVE_HOME"], ignore_errors=True)  # one per worker, every run
 
 from hive_assets_tests.services import *  # noqa: E402,F401,F403  (ferretdb_uri, kafka_bootstrap, require_service)
 from hive_assets_tests.services import require_service, services_required  # noqa: E402
