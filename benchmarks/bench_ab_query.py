@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from hive_assets.cli._args import positive_int  # noqa: E402
 from hive_assets.data import SQLiteStore  # noqa: E402
 from hive_assets.rollout import RolloutPolicy, _apply, evaluate  # noqa: E402
 
@@ -103,11 +104,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=28)
     parser.add_argument("--per-hour", type=int, default=150)
     parser.add_argument("--test-days", type=float, default=4.0)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=positive_int, default=5)
     parser.add_argument("--mongodb-uri", default="")
     args = parser.parse_args()
-    if args.repeat < 1:  # a median of no runs
-        parser.error("--repeat: at least 1")
     opened = END - timedelta(days=args.test_days)
     test = {"test_id": "business_v2_bench", "specialist_type": "business", "status": "running",
             "started_at": opened, "traffic_percent": 50.0, "traffic_history": [{"at": opened, "percent": 50.0}]}

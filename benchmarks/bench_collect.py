@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
+from hive_assets.cli._args import positive_int  # noqa: E402
 from hive_assets.data import _documents as docs  # noqa: E402
 from hive_assets.data import collect  # noqa: E402
 from hive_assets.config import SPECIALISTS  # noqa: E402
@@ -91,7 +92,7 @@ def main() -> None:
                         help="--scale: answered shares; one store per (opinions, rate)")
     parser.add_argument("--reference", choices=["yes", "no"], default="yes",
                         help="--scale: also run the previous collector (the reference) on each store")
-    parser.add_argument("--new-repeats", type=int, default=1, help="--scale: label-driven runs per store (median)")
+    parser.add_argument("--new-repeats", type=positive_int, default=1, help="--scale: label-driven runs per store (median)")
     parser.add_argument("--mongodb-only", action="store_true", help="--scale: skip the SQLite store")
     parser.add_argument("--gin-only", action="store_true",
                         help="--scale with --postgresql-url: the label-driven collector only after the GIN lookup "
@@ -103,19 +104,17 @@ def main() -> None:
     parser.add_argument("--existing-store", type=Path,
                         help="time the label-driven collection of business on this SQLite store (written by "
                              "simulate_scale with this script's NOW), --repeat times, with the load average")
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=positive_int, default=5)
     parser.add_argument("--paired-store", type=Path,
                         help="the previous and the label-driven collector on this SQLite store (built first with "
                              "simulate_scale, --opinions and --label-rates, if it does not exist), each run in a fresh "
                              "process, --pairs times in alternating order: no run inherits another's heap")
-    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--pairs", type=positive_int, default=3)
     parser.add_argument("--child", choices=["previous", "label-driven"], help=argparse.SUPPRESS)
     parser.add_argument("--evict", action="store_true",
                         help="--existing-store: drop the store file's pages from the page cache before each run "
                              "(posix_fadvise DONTNEED; this file only): a cold read")
     args = parser.parse_args()
-    if args.repeat < 1 or args.new_repeats < 1 or args.pairs < 1:  # a median of no runs
-        parser.error("--repeat, --new-repeats, --pairs: at least 1")
     if args.child:
         child_collect(args.paired_store, args.child)
         return

@@ -79,7 +79,9 @@ def main() -> None:
     parser.add_argument("--no-evidently", action="store_true")
     parser.add_argument("--evidently-worker", nargs=3, metavar=("REFERENCE", "WINDOW", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.repeat < 1 or args.evidently_repeat < 1:  # a median of no runs
+    # a median of no runs; checked here, not by hive_assets.cli._args.positive_int: the evidently worker parses
+    # these arguments in its own venv, where hive_assets is not installed
+    if args.repeat < 1 or args.evidently_repeat < 1:
         parser.error("--repeat, --evidently-repeat: at least 1")
     if args.evidently_worker:
         evidently_worker(*args.evidently_worker, repeat=args.evidently_repeat)

@@ -32,6 +32,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from hive_assets.cli._args import positive_int  # noqa: E402
 from hive_assets.features import NUMERIC_FEATURES, features_frame, plan_features  # noqa: E402
 
 
@@ -144,12 +145,10 @@ def main() -> None:
     parser.add_argument("--reference-plans", type=int, default=5_000, help="subsample for the networkx reference")
     parser.add_argument("--memory-plans", type=int, default=1_000_000, help="plans streamed in the memory run (0: skip)")
     parser.add_argument("--memory-pool", type=int, default=10_000, help="distinct plans cycled by the memory run")
-    parser.add_argument("--repeat", type=int, default=3, help="batch timing repeats (best and median reported)")
+    parser.add_argument("--repeat", type=positive_int, default=3, help="batch timing repeats (best and median reported)")
     parser.add_argument("--seed", type=int, default=20260101)
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.repeat < 1:  # a median of no runs
-        parser.error("--repeat: at least 1")
     if args.memory_child:
         memory_child(args.memory_plans, args.memory_pool, args.seed)
         return

@@ -17,6 +17,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from hive_assets.cli._args import positive_int
 from hive_assets.config import SPECIALISTS
 from hive_assets.data.store import SQLiteStore
 from hive_assets.registry import latest_decision
@@ -35,10 +36,8 @@ def per_query_ms(store, repeat: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[2_000, 50_000])
-    parser.add_argument("--repeat", type=int, default=500)
+    parser.add_argument("--repeat", type=positive_int, default=500)
     args = parser.parse_args()
-    if args.repeat < 1:  # a median of no runs
-        parser.error("--repeat: at least 1")
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, Python {platform.python_version()}")
     print(f"{'rows':>8} {'compound index ms':>18} {'single-field ms':>16} {'ratio':>7}")
     for rows in args.rows:

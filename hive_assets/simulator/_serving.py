@@ -116,12 +116,12 @@ def load_pending(store) -> tuple[list[dict], dict[str, float]]:
 
 
 def save_pending(store, pending: list[dict], review_credit: Mapping[str, float], *, seed: int | None = None,
-                 hours: int | None = None, now: datetime | None = None, origin: datetime | None = None) -> None:
+                 hours: int | None = None, origin: datetime | None = None) -> None:
     """Keep the answers not yet due in the store, so that the next loop delivers them when due, as one loop
     would have. Two slots: the chunks go to the slot the header does not name, then the header names it,
-    so a loop killed in between leaves the previous hour's state whole. `seed`, `hours`, `now`: the loop's
-    seed, the hours of it served once this state is saved, and the end of the last of them
-    (`interrupted_hour`); `origin`: where the home's first loop started (`loop_origin`)."""
+    so a loop killed in between leaves the previous hour's state whole. `seed`, `hours`: the loop's seed and
+    the hours of it served once this state is saved (`interrupted_hour`); `origin`: where the home's first
+    loop started (`loop_origin`)."""
     header = store.find_one("simulator_state", {"state_id": PENDING_STATE})
     slot = 1 - int(header["slot"]) if header is not None else 0
     chunks = [pending[i:i + PENDING_CHUNK] for i in range(0, len(pending), PENDING_CHUNK)]
@@ -129,7 +129,7 @@ def save_pending(store, pending: list[dict], review_credit: Mapping[str, float],
         store.upsert_many("simulator_state", [{"state_id": f"{PENDING_STATE}:{slot}:{i}", "answers": chunk}
                                               for i, chunk in enumerate(chunks)])
     store.upsert_many("simulator_state", [{"state_id": PENDING_STATE, "slot": slot, "chunks": len(chunks),
-                                           "seed": seed, "hours": hours, "now": now, "origin": origin,
+                                           "seed": seed, "hours": hours, "origin": origin,
                                            "review_credit": dict(review_credit)}])
 
 
@@ -149,8 +149,7 @@ def loop_origin(store, seed: int, start: datetime) -> datetime:
                              f"{PENDING_STATE!r}) is not a time: {str(saved)[:80]}; import the header with the "
                              "first loop's start as \"origin\", or without it to count back from this loop's")
         return min(at, start)
-    interrupted = interrupted_hour(store, seed)
-    return start - timedelta(hours=interrupted[0] if interrupted is not None else hours_served(store, seed))
+    return start - timedelta(hours=first_hour(store, seed))
 
 
 PLAYING = "playing_hour"  # the hour a loop is serving, written before its first document (`simulator_state`)
@@ -173,6 +172,13 @@ def interrupted_hour(store, seed: int) -> tuple[int, datetime] | None:
     if at is None or saved or hours_served(store, seed) <= hour:
         return None
     return hour, at - timedelta(hours=1)
+
+
+def first_hour(store, seed: int) -> int:
+    """The hour a loop of `seed` plays first: the one a killed loop left unfinished (`interrupted_hour`), else
+    the first it has not served (`hours_served`)."""
+    interrupted = interrupted_hour(store, seed)
+    return interrupted[0] if interrupted is not None else hours_served(store, seed)
 
 
 def _whole(value) -> bool:
@@ -234,10 +240,8 @@ class ServingLoop:
         self.routers = routers_for(tracking_uri, refresh_interval=None)
         # a loop on a home an earlier loop of this seed played goes on after its hours: from hour 0, its
         # documents' ids (made from the hour's seed) were the earlier ones', and every hour replaced one
-        self.hours_served = hours_served(store, seed)
-        # a loop killed inside an hour: that hour is played again (see interrupted_hour; run_loop starts there)
-        if (interrupted := interrupted_hour(store, seed)) is not None:
-            self.hours_served = interrupted[0]
+        # (or a loop killed inside an hour: that hour is played again; run_loop starts there)
+        self.hours_served = first_hour(store, seed)
         # labels a day per specialist the reviewers spend on the review queue first (0: they ignore it)
         self.review_capacity = float(review_capacity)
         self._review_credit = dict.fromkeys(SPECIALISTS, 0.0)
@@ -316,7 +320,7 @@ class ServingLoop:
         written = self.store.upsert_many("specialist_feedback", due) if due else 0
         # after the due ones: a loop killed in between writes them again, the same documents
         save_pending(self.store, self.pending, self._review_credit, seed=self.seed, hours=self.hours_served,
-                     now=now, origin=self.origin)
+                     origin=self.origin)
         return {"plans": sum(s.plans for s, _ in batches), "opinions": written_opinions, "feedback": written,
                 "feedback_pending": len(self.pending)}
 

@@ -16,6 +16,11 @@ from hive_assets.simulator import DriftInjection, ServingLoop, interrupted_hour
 NOW = datetime(2026, 1, 9, 3, 0, tzinfo=timezone.utc)
 
 
+def _killed(*args, **kwargs):
+    """Stands for a SIGKILL at the point it replaces (`save_pending`, a store write)."""
+    raise KeyboardInterrupt("killed inside the hour")
+
+
 def test_one_served_hour_stamps_plans_opinions_and_audit_events_inside_the_hour(hive_home, tmp_path):
     """The platform decides the hour's routing (a test opened, a traffic step) at its start, now - 1h: a plan,
     intent audit event or opinion stamped before it would seem served before that decision (the A/B tally and
@@ -126,10 +131,7 @@ def test_a_loop_killed_before_saving_its_hour_leaves_the_written_answers_as_they
          "specialist_type": "business", "status": "open", "requested_at": NOW + timedelta(hours=1),
          "expires_at": NOW + timedelta(hours=200), "rank": i, "selection": "active"} for i, f in enumerate(owed)])
 
-    def killed(*args, **kwargs):
-        raise KeyboardInterrupt("killed before the hour's state was saved")
-
-    monkeypatch.setattr(_serving, "save_pending", killed)
+    monkeypatch.setattr(_serving, "save_pending", _killed)
     with pytest.raises(KeyboardInterrupt):
         loop.serve_hour(NOW + timedelta(hours=2), plans=20)
     monkeypatch.undo()
@@ -243,14 +245,11 @@ def test_a_loop_killed_inside_an_hour_plays_it_again_and_loses_no_answer(tmp_pat
     for hour in range(1, 4):
         loop.serve_hour(NOW + timedelta(hours=hour), plans=20)
 
-    def killed(*args, **kwargs):
-        raise KeyboardInterrupt("killed inside the hour")
-
     if killed_at == "state":
-        monkeypatch.setattr(_serving, "save_pending", killed)
+        monkeypatch.setattr(_serving, "save_pending", _killed)
     else:
         writes = store.upsert_many
-        monkeypatch.setattr(store, "upsert_many", lambda c, docs, *a, **k: killed() if c == "specialist_feedback"
+        monkeypatch.setattr(store, "upsert_many", lambda c, docs, *a, **k: _killed() if c == "specialist_feedback"
                             else writes(c, docs, *a, **k))
     with pytest.raises(KeyboardInterrupt):
         loop.serve_hour(NOW + timedelta(hours=4), plans=20)
@@ -274,11 +273,8 @@ def test_the_interrupted_hour_is_the_one_being_played_whatever_came_before(tmp_p
 
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
 
-    def killed(*args, **kwargs):
-        raise KeyboardInterrupt("killed inside the hour")
-
     first = SQLiteStore(tmp_path / "first.sqlite")
-    monkeypatch.setattr(_serving, "save_pending", killed)
+    monkeypatch.setattr(_serving, "save_pending", _killed)
     with pytest.raises(KeyboardInterrupt):
         ServingLoop(first, tracking, seed=42).serve_hour(NOW + timedelta(hours=1), plans=5)
     monkeypatch.undo()
@@ -291,7 +287,7 @@ def test_the_interrupted_hour_is_the_one_being_played_whatever_came_before(tmp_p
         loop.serve_hour(NOW + timedelta(hours=hour), plans=5)
     assert interrupted_hour(jumped, 42) is None  # complete
     later = NOW + timedelta(days=2)  # `hive clock advance 2d`, then a loop killed in its first hour
-    monkeypatch.setattr(_serving, "save_pending", killed)
+    monkeypatch.setattr(_serving, "save_pending", _killed)
     with pytest.raises(KeyboardInterrupt):
         ServingLoop(jumped, tracking, seed=42).serve_hour(later + timedelta(hours=1), plans=5)
     monkeypatch.undo()
