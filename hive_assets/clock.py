@@ -45,7 +45,7 @@ CLOCK_FILE = "clock.json"
 LOOP_LOCK_FILE = ".loop.lock"  # held by `hive loop` (`playing`)
 SIMULATED, WALL = "simulated", "wall"
 
-__all__ = ["CLOCK_FILE", "SIMULATED_NOW", "HomeClock", "advance", "apply_home_settings", "clock_path",
+__all__ = ["CLOCK_FILE", "SIMULATED_NOW", "HomeClock", "advance", "apply_home_settings", "check_span", "clock_path",
            "now", "parse_duration", "parse_instant", "pin", "read_home_clock", "release", "simulated", "wall_now",
            "write_home_clock"]
 
@@ -65,6 +65,20 @@ def parse_instant(text: str) -> datetime:
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([dhms])", re.IGNORECASE)
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 MAX_DURATION = timedelta(days=36_500)  # a century: beyond it the clock would leave datetime's range
+# What a simulated clock may say. Collection holds times between 1700 and 2260 only (pandas' datetimes end
+# in 2262) and adds windows, cooldowns and test horizons to "now": a home pinned in 2300 failed its first
+# collection, so the clock itself refuses such a time. From the Unix epoch: every store and MLflow keeps
+# times as seconds or milliseconds since then.
+EARLIEST_INSTANT = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST_INSTANT = datetime(2250, 1, 1, tzinfo=timezone.utc)
+
+
+def _in_range(at: datetime, what: str, hint: str = "") -> datetime:
+    """`at`, or a ConfigError saying that a simulated clock cannot be there."""
+    if not EARLIEST_INSTANT <= at <= LATEST_INSTANT:
+        raise _config_error(f"{what}: a simulated clock lies between {EARLIEST_INSTANT:%Y-%m-%d} and "
+                            f"{LATEST_INSTANT:%Y-%m-%d} UTC, got {at:%Y-%m-%d %H:%M} UTC{hint}")
+    return at
 
 
 def parse_duration(text: str) -> timedelta:
@@ -130,6 +144,7 @@ def _parse(path: Path, text: str) -> HomeClock:
         except ValueError:
             raise _config_error(f"{problem}: a simulated clock needs 'now' as an ISO-8601 instant, got "
                                 f"{body.get('now')!r}; fix it, or run `hive clock pin ISO`") from None
+        _in_range(at, f"{problem}: 'now'", "; fix it, or run `hive clock pin ISO`")
     return HomeClock(body["mode"], at, dict(settings))
 
 
@@ -155,6 +170,15 @@ def read_home_clock(path: Path | None = None) -> HomeClock | None:
     return home_clock
 
 
+def check_span(start: datetime, length: timedelta) -> None:
+    """ConfigError unless a simulated clock can go from `start` through `length` later (`hive loop`: said
+    before the first hour, not at the hour that leaves the range)."""
+    _in_range(start, "cannot start the clock there")
+    if length > LATEST_INSTANT - start:  # compared as durations: the sum may leave datetime's range
+        raise _config_error(f"{length.total_seconds() / 86_400:g} days from {start:%Y-%m-%d %H:%M} UTC end after "
+                            f"{LATEST_INSTANT:%Y-%m-%d}, the latest a simulated clock says: play fewer days")
+
+
 def _production() -> bool:
     return os.environ.get("HIVE_ENV", "").strip().lower() == "production"
 
@@ -164,9 +188,10 @@ def now() -> datetime:
     raw = os.environ.get(SIMULATED_NOW, "").strip()
     if raw:
         try:
-            return parse_instant(raw)
+            at = parse_instant(raw)
         except ValueError:
             raise _config_error(f"{SIMULATED_NOW} must be an ISO-8601 instant, got {raw!r}") from None
+        return _in_range(at, SIMULATED_NOW)
     home_clock = read_home_clock()
     if home_clock is not None and home_clock.simulated:
         if _production():
@@ -224,11 +249,12 @@ def _locked(lock_path: Path, *, wait: bool) -> Iterator[IO[str] | None]:
 def _pin(at: datetime, settings: dict[str, str] | None, path: Path) -> HomeClock:
     if _production():
         raise _config_error("HIVE_ENV=production: a production home runs on the wall clock; it cannot be pinned")
+    at = _in_range(at.astimezone(timezone.utc), "cannot pin the clock there")
     current = read_home_clock(path)
     kept = dict(current.settings) if current else {}
     if settings is not None:
         kept = dict(settings)
-    return write_home_clock(HomeClock(SIMULATED, at.astimezone(timezone.utc), kept), path)
+    return write_home_clock(HomeClock(SIMULATED, at, kept), path)
 
 
 @contextmanager
@@ -276,11 +302,10 @@ def advance(delta: timedelta, path: Path | None = None) -> HomeClock:
             raise _config_error("this home runs on the wall clock: `hive clock pin ISO` first to simulate time")
         if delta <= timedelta(0):
             raise _config_error(f"the clock only moves forward, got {delta}")
-        try:
-            return _pin(current.now + delta, None, locked)
-        except OverflowError:
-            raise _config_error(f"the clock is at {current.now:%Y-%m-%d %H:%M} UTC: {delta} later is past the year "
-                                "9999") from None
+        if delta > LATEST_INSTANT - current.now:  # compared as durations: the sum may leave datetime's range
+            raise _config_error(f"the clock is at {current.now:%Y-%m-%d %H:%M} UTC: {delta} later is past "
+                                f"{LATEST_INSTANT:%Y-%m-%d}, the latest a simulated clock says")
+        return _pin(current.now + delta, None, locked)
 
 
 def release(path: Path | None = None) -> HomeClock:

@@ -225,3 +225,27 @@ def test_while_a_loop_plays_the_home_a_second_loop_and_clock_changes_are_refused
         loop.wait(10)
     assert main(["clock", "advance", "1h"]) == 0  # the loop's process is gone: so is its lock
     assert clock.read_home_clock().now == PINNED + timedelta(hours=1)
+
+
+@pytest.mark.parametrize("text", ["1969-12-31T23:59:59Z", "2250-01-01T00:00:01Z", "2300-01-01T00:00:00Z"])
+def test_a_simulated_clock_stays_where_collection_can_read_time(home, capsys, monkeypatch, text):
+    """A home pinned in 2300 took the pin and then failed its first collection (documents' times end in
+    2260); before the Unix epoch, stores and MLflow keep no times. Each way to say "now" refuses it."""
+    clock.pin(PINNED)
+    code, _, err = hive(capsys, "clock", "pin", text)
+    assert code == 2 and one_error_line(err) and "between 1970-01-01 and 2250-01-01" in err
+    assert clock.now() == PINNED  # the clock did not move
+    monkeypatch.setenv(clock.SIMULATED_NOW, text)
+    with pytest.raises(ConfigError, match=clock.SIMULATED_NOW):
+        clock.now()
+    monkeypatch.delenv(clock.SIMULATED_NOW)
+    (home / clock.CLOCK_FILE).write_text(json.dumps({"mode": "simulated", "now": text}))
+    code, out, err = hive(capsys, "clock", "show")
+    assert code == 2 and out == "" and one_error_line(err) and "hive clock pin" in err
+
+
+def test_the_clock_s_range_ends_are_taken(home):
+    for at in (datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2250, 1, 1, tzinfo=timezone.utc)):
+        assert clock.pin(at).now == at == clock.now()
+    with pytest.raises(ConfigError, match="past 2250-01-01"):
+        clock.advance(timedelta(seconds=1))

@@ -15,6 +15,7 @@ import json
 import os
 import sys
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 from hive_assets.cli import _dagster
@@ -75,7 +76,7 @@ def add_parsers(sub) -> None:
 
 def cmd_loop(args: argparse.Namespace) -> int:
     from hive_assets.cli._story import next_steps, output_to_log
-    from hive_assets.config import Settings, hive_home
+    from hive_assets.config import ConfigError, Settings, hive_home
     from hive_assets.simulator import DEFAULT_SETTINGS, DriftPlan, default_scenario
 
     from hive_assets import clock
@@ -88,6 +89,11 @@ def cmd_loop(args: argparse.Namespace) -> int:
                            review_queue_budget=args.review_queue, retrain_days=tuple(args.retrain_days))
     except ValueError as exc:  # e.g. a retrain day beyond --days: said before anything is played
         raise UsageError(str(exc)) from exc
+    if args.start is not None:
+        try:
+            clock.check_span(args.start, timedelta(hours=scenario.hours))
+        except ConfigError as exc:
+            raise UsageError(f"--start: {exc}") from exc
     if args.label_rate is not None:
         scenario = replace(scenario, feedback_rates=dict.fromkeys(SPECIALISTS, args.label_rate))
     log_file = args.log_file or hive_home() / "loop.log"

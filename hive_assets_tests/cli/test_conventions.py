@@ -97,12 +97,26 @@ def test_instants_and_durations_out_of_range_are_a_usage_error(argv, message, ca
     assert exited.value.code == 2 and err.count("\n") == 1 and message in err, err
 
 
-def test_a_clock_advanced_past_the_year_9999_is_one_line(hive_home_clock, capsys):
-    assert main(["clock", "pin", "8999-12-31T00:00:00Z"]) == 0
-    codes = [main(["clock", "advance", "36500d"]) for _ in range(11)]  # a century each: 10,099 at the end
-    assert codes == [0] * 10 + [2]
+def test_a_clock_advanced_past_its_range_is_one_line(hive_home_clock, capsys):
+    assert main(["clock", "pin", "2150-01-01T00:00:00Z"]) == 0
+    codes = [main(["clock", "advance", "36500d"]) for _ in range(2)]  # 2249-12-08, then past 2250
+    assert codes == [0, 2]
     err = capsys.readouterr().err
-    assert "later is past the year 9999" in err and "Traceback" not in err
+    assert "later is past 2250-01-01" in err and "Traceback" not in err
+    assert main(["clock", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["pinned_at"] == "2249-12-08T00:00:00+00:00"  # the refusal moved nothing
+
+
+@pytest.mark.parametrize("start, message", [("2249-12-31T00:00:00Z", "6 days from 2249-12-31 00:00 UTC end after 2250"),
+                                            ("1960-01-01T00:00:00Z", "between 1970-01-01 and 2250-01-01")])
+def test_a_loop_that_would_leave_the_clock_s_range_is_refused_before_its_first_hour(hive_home_clock, capsys,
+                                                                                     start, message):
+    """It was taken and failed at the hour the clock left its range (or at the first collection)."""
+    assert main(["loop", "--start", start, "--days", "6"]) == 2
+    err = capsys.readouterr().err
+    said = [line for line in err.splitlines() if not line.startswith("hive: HIVE_HOME=")]  # the home's notes aside
+    assert len(said) == 1 and said[0].startswith("hive loop: error: --start: ") and message in said[0], err
+    assert not (hive_home_clock / "clock.json").exists()  # nothing was pinned
 
 
 def test_a_specialist_named_twice_is_one(capsys):

@@ -143,6 +143,7 @@ def run_loop(instance: dg.DagsterInstance, defs: dg.Definitions, store, tracking
     if start is None:
         raise ValueError("the document store holds no opinions: simulate and train first (make demo does)")
     start = start.astimezone(timezone.utc)
+    clock.check_span(start, timedelta(hours=scenario.hours))
     clock.pin(start, settings=dict(scenario.settings))  # a production home refuses here, before any hour
     origin = loop_origin(store, scenario.seed, start)  # the drift's hours count from the home's first loop
     drift = [d.at(origin) for d in scenario.drift]
