@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from hive_assets.data._documents import to_utc
+from hive_assets.data._documents import after_every_time, to_utc
 from hive_assets.data.store.base import DocumentStore
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,8 @@ def audit_confidences_from_store(store: DocumentStore) -> AuditReader:
     """Intent confidences from the `intentions_audit` collection (used when Kafka is not configured).
 
     An event stamped at or after `end` (the end of the window, e.g. a backfill's `as_of`) did not exist
-    then and is ignored; earlier ones count whatever their age (an intent may precede the window).
+    then and is ignored, and so is one stamped after every time collection holds (after 2260); earlier
+    ones count whatever their age (an intent may precede the window), and so do undated ones.
     """
 
     def read(intent_ids: list[str], start: datetime, end: datetime) -> dict[str, float]:
@@ -35,7 +36,7 @@ def audit_confidences_from_store(store: DocumentStore) -> AuditReader:
         for ev in store.find_by_keys_where("intentions_audit", "id", intent_ids, {},
                                            projection=["id", "confidence", "timestamp"]):
             stamped = to_utc(ev.get("timestamp"))
-            if stamped is not None and stamped >= end:
+            if (stamped >= end) if stamped is not None else after_every_time(ev.get("timestamp")):
                 continue
             if (conf := _confidence(ev)) is not None:
                 out[str(ev["id"])] = conf

@@ -204,6 +204,25 @@ def to_utc(value: Any) -> datetime | None:
     return at if at is None or EARLIEST_TIME <= at <= LATEST_TIME else None
 
 
+def after_every_time(value: Any) -> bool:
+    """Whether `value` names an instant after LATEST_TIME (which `to_utc` calls no timestamp): a reader that
+    drops what is stamped after its window's end drops it too, rather than reading it as undated."""
+    if is_number(value):  # epoch milliseconds; an int compares exactly, whatever its size (no float of it)
+        return (isinstance(value, int) or math.isfinite(value)) and value > LATEST_TIME.timestamp() * 1000.0
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+        except ValueError:
+            return False
+    if not isinstance(value, datetime):
+        return False
+    try:
+        return _to_utc(value) > LATEST_TIME
+    except OverflowError:  # its offset moves it past year 9999 (or before year 1)
+        return value.year > LATEST_TIME.year
+
+
 def _to_utc(value: Any) -> datetime | None:
     if value is None or isinstance(value, bool):
         return None

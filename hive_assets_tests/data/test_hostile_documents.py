@@ -373,3 +373,24 @@ def test_feedback_at_a_time_pandas_cannot_hold_fails_no_collection(tmp_path, val
     assert {("specialist_feedback", f["feedback_id"], "invalid_timestamp") for f in answers} <= _quarantined(result)
     assert len(result.frame) == len(clean.frame)  # the opinion stays, without that label
     assert result.frame.loc[result.frame["opinion_id"] == oid, "label"].isna().all()
+
+
+@pytest.mark.parametrize("stamp, counts", [
+    ("2300-01-01T00:00:00Z", False), (1e20, False), (10**400, False), ("9999-12-31T23:59:59-05:00", False),
+    (datetime(2262, 1, 1), False),  # stamped after every time collection holds: after the window's end too
+    ("2026-02-27T00:00:00Z", True), ("1500-01-01T00:00:00Z", True), (-1e20, True),
+    ("0001-01-01T00:00:00+05:00", True),  # before the window: an intent may precede it
+    (None, True), ("yesterday", True), (float("inf"), True), (float("nan"), True),  # undated
+])
+def test_an_audit_event_stamped_after_every_time_is_after_the_window_s_end(tmp_path, stamp, counts):
+    """The reader drops an event stamped at or after the window's end (it did not exist then). One stamped in
+    2300 is no timestamp to `to_utc`, and was counted as if undated."""
+    from hive_assets.data._audit import audit_confidences_from_store
+
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    store.upsert_many("intentions_audit", [{"id": "i1", "confidence": 0.9, "timestamp": stamp},
+                                           {"id": "i2", "confidence": 0.8, "timestamp": "2026-02-01T00:00:00Z"}])
+    read = audit_confidences_from_store(store)
+    end = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    expected = {"i1": 0.9, "i2": 0.8} if counts else {"i2": 0.8}
+    assert read(["i1", "i2"], end - timedelta(days=90), end) == expected
