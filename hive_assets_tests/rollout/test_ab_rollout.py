@@ -452,3 +452,44 @@ def test_a_look_refuses_a_zero_window_in_its_run_config(field):
     with pytest.raises(ValidationError, match="greater than 0"):
         AbTestOutcomeConfig(**{field: 0})
     assert getattr(AbTestOutcomeConfig(**{field: 0.5}), field) == 0.5
+
+
+def test_a_training_run_s_test_decisions_wait_for_an_operator_verb(world, monkeypatch):
+    """A whole-graph run holds its specialist's training lease; the operator verbs (promote, rollback, A/B
+    start/expand/stop) take the operator lease. The run's registry decisions (the registration's alias, the
+    test it opens or judges) took no lease of the operator's, so they could interleave with a promotion or
+    a rollback writing the same aliases. They now take the operator lease for their few seconds: while an
+    operator holds it, they wait (HIVE_LEASE_WAIT_SECONDS), then fail naming the holder, having written
+    nothing; the training lease is given back whatever happens."""
+    from hive_assets import runs
+    from hive_assets.defs.runs.lease import lease_target
+
+    store, client, model, _ = world
+    v1, v2 = model("evolution")
+    champion_and_challenger(client, store, "evolution", v1, v2)
+    defs = build_defs()
+    # the A/B step of a whole-graph run: a job of its own, not ab_test_check, so it takes the training lease
+    whole_graph = dg.define_asset_job("whole_graph", selection=["ab_test_outcome"],
+                                      partitions_def=defs.resolve_assets_def("ab_test_outcome").partitions_def)
+    job = dg.Definitions(assets=list(defs.assets), jobs=[whole_graph], resources=defs.resources).resolve_job_def(
+        "whole_graph")
+    instance = dg.DagsterInstance.ephemeral()
+    config = {"ops": {"ab_test_outcome": {"config": {"now": at(0).isoformat(), "label_maturity_hours": 6.0}}}}
+    monkeypatch.setenv("HIVE_LEASE_WAIT_SECONDS", "0")
+    operator, _ = runs.try_acquire(store, runs.OPERATOR, "evolution", "an-operator-rollback", ttl_seconds=600)
+    before = aliases(client, "evolution")
+    refused = job.execute_in_process(run_config=config, instance=instance, partition_key="evolution",
+                                     raise_on_error=False)
+    assert lease_target(refused.dagster_run) == (runs.TRAINING, "evolution")
+    assert not refused.success
+    failures = [e.event_specific_data.error.to_string() for e in refused.all_events if e.is_failure]
+    assert any("another run of evolution holds it (run an-operator-rollback, operator run" in f
+               for f in failures), failures
+    assert running_test(store, "evolution") is None and aliases(client, "evolution") == before
+    assert [d["owner_run_id"] for d in runs.held_leases(store)] == ["an-operator-rollback"]
+
+    runs.release(store, operator, "the rollback ended")
+    opened = job.execute_in_process(run_config=config, instance=instance, partition_key="evolution")
+    assert opened.success and running_test(store, "evolution")["challenger_version"] == v2
+    assert aliases(client, "evolution") == {**before, f"ab-test-v{v2}": v2}
+    assert runs.held_leases(store) == []  # both leases given back

@@ -61,43 +61,47 @@ def registered_model_version(
         raise dg.Failure(f"{specialist}: validation gate failed, not registering: {gate['summary']}",
                          allow_retries=False)
     client = mlflow.client()
-    run_lease.check()  # a run that lost its partition's lease is no longer the one writer: it must not register
-    with document_store.open() as store:
-        refuse_if_clock_behind(store, specialist)
-    # the MLflow run this Dagster run trained, if it trained one: never register a model another run wrote
-    # into the shared per-partition output (a registration-only run registers the latest trained_model)
-    own = registry.training_run_of(client, mlflow.experiment_id(client), context.run_id, specialist)
-    if own is not None and own != trained_model["mlflow_run_id"]:
-        raise dg.Failure(f"{specialist}: this run trained MLflow run {own}, but its trained_model input is MLflow run "
-                         f"{trained_model['mlflow_run_id']} (written by another run); not registering another run's "
-                         "model", allow_retries=False)
-    tags = registry.version_tags(
-        specialist, gate="passed", dagster_run_id=context.run_id,
-        data_snapshot_hash=trained_model["data_snapshot_hash"],
-        feature_schema_version=trained_model["feature_schema_version"], model_type=trained_model["model_type"],
-        # with the snapshot hash: what `trained_model` compares to skip an unchanged retraining
-        training_config=trained_model.get("training_config"), metrics=validation_report["metrics"])
-    model_id = trained_model["model_uri"].removeprefix("models:/") if trained_model["model_uri"].startswith("models:/m-") else None
-    version, created = registry.register_version(client, specialist, trained_model["mlflow_run_id"],
-                                                 trained_model["model_uri"], tags, model_id=model_id)
-    version_id = str(version.version)
-    actor = f"dagster:{context.run_id}"
-    snapshot = trained_model["data_snapshot_hash"]
-    # each side effect is written when missing, not when "created": a retry after a failure between
-    # two writes completes the registration row, the alias and its ledger row (issue 8 item 6)
-    with document_store.open() as store:
-        registry.record_decision(store, specialist, "registration", actor=actor, reason="gate passed",
-                                 dagster_run_id=context.run_id, model_version=version_id,
-                                 data_snapshot_hash=snapshot, details={"mlflow_run_id": trained_model["mlflow_run_id"]},
-                                 decision_id=f"register:{specialist}:{version_id}")
-        champion = registry.alias_version(client, specialist, registry.CHAMPION)
-        alias, reason = registry.alias_for_new_version(
-            version_id, str(champion.version) if champion else None,
-            ab_testing_enabled=platform.ab_testing_enabled, promote_if_better=config.promote_if_better,
-            comparison=validation_report.get("champion_comparison"))
-        if alias:
-            registry.ensure_alias(client, store, specialist, alias, version_id, actor=actor, reason=reason,
-                                  dagster_run_id=context.run_id, data_snapshot_hash=snapshot)
+    # the operator lease too: an operator promotion or rollback must not interleave with this alias move
+    with run_lease.deciding(context):
+        run_lease.check()  # a run that lost its partition's lease is no longer the one writer: it must not register
+        with document_store.open() as store:
+            refuse_if_clock_behind(store, specialist)
+        # the MLflow run this Dagster run trained, if it trained one: never register a model another run wrote
+        # into the shared per-partition output (a registration-only run registers the latest trained_model)
+        own = registry.training_run_of(client, mlflow.experiment_id(client), context.run_id, specialist)
+        if own is not None and own != trained_model["mlflow_run_id"]:
+            raise dg.Failure(f"{specialist}: this run trained MLflow run {own}, but its trained_model input is "
+                             f"MLflow run {trained_model['mlflow_run_id']} (written by another run); not registering "
+                             "another run's model", allow_retries=False)
+        tags = registry.version_tags(
+            specialist, gate="passed", dagster_run_id=context.run_id,
+            data_snapshot_hash=trained_model["data_snapshot_hash"],
+            feature_schema_version=trained_model["feature_schema_version"], model_type=trained_model["model_type"],
+            # with the snapshot hash: what `trained_model` compares to skip an unchanged retraining
+            training_config=trained_model.get("training_config"), metrics=validation_report["metrics"])
+        uri = trained_model["model_uri"]
+        model_id = uri.removeprefix("models:/") if uri.startswith("models:/m-") else None
+        version, created = registry.register_version(client, specialist, trained_model["mlflow_run_id"],
+                                                     trained_model["model_uri"], tags, model_id=model_id)
+        version_id = str(version.version)
+        actor = f"dagster:{context.run_id}"
+        snapshot = trained_model["data_snapshot_hash"]
+        # each side effect is written when missing, not when "created": a retry after a failure between
+        # two writes completes the registration row, the alias and its ledger row (issue 8 item 6)
+        with document_store.open() as store:
+            registry.record_decision(store, specialist, "registration", actor=actor, reason="gate passed",
+                                     dagster_run_id=context.run_id, model_version=version_id,
+                                     data_snapshot_hash=snapshot,
+                                     details={"mlflow_run_id": trained_model["mlflow_run_id"]},
+                                     decision_id=f"register:{specialist}:{version_id}")
+            champion = registry.alias_version(client, specialist, registry.CHAMPION)
+            alias, reason = registry.alias_for_new_version(
+                version_id, str(champion.version) if champion else None,
+                ab_testing_enabled=platform.ab_testing_enabled, promote_if_better=config.promote_if_better,
+                comparison=validation_report.get("champion_comparison"))
+            if alias:
+                registry.ensure_alias(client, store, specialist, alias, version_id, actor=actor, reason=reason,
+                                      dagster_run_id=context.run_id, data_snapshot_hash=snapshot)
     value = {"specialist": specialist, "name": version.name, "version": version_id, "alias": alias,
              "created": created, "reason": reason, "mlflow_run_id": trained_model["mlflow_run_id"],
              "champion_version": str(champion.version) if champion else None}

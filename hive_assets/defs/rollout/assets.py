@@ -115,23 +115,25 @@ def ab_test_outcome(context: dg.AssetExecutionContext, config: AbTestOutcomeConf
     policy = policy_from_env(start_traffic=platform.ab_test_default_traffic,
                              label_maturity=_hours(config.label_maturity_hours),
                              max_duration=_days(config.max_duration_days))
-    with document_store.open() as store:
-        # unfinished decisions first (a crash between an outcome's writes), then closed tests: a rollback
-        # interrupted before its alias removal must not reopen a test
-        for line in complete_unfinished(client, store, specialist, actor=actor, dagster_run_id=context.run_id):
-            context.log.info(f"{specialist}: {line}")
-        settle_closed(client, store, specialist, actor=actor, dagster_run_id=context.run_id)
-        champion = registry.alias_version(client, specialist, registry.CHAMPION)
-        challenger = registry.alias_version(client, specialist, registry.CHALLENGER)
-        if (platform.ab_testing_enabled and champion and challenger and champion.version != challenger.version
-                and not store.count("ab_tests", {"specialist_type": specialist, "status": {"$ne": "running"},
-                                                 "challenger_version": str(challenger.version)})):
-            start_test(client, store, specialist, str(champion.version), str(challenger.version),
-                       policy.start_traffic, now, actor=actor, dagster_run_id=context.run_id)
-        try:
-            result = check_test(client, store, specialist, now, policy, actor=actor, dagster_run_id=context.run_id)
-        except LookBeforeLastLook as exc:  # the clock was pinned back: retrying at the same time cannot help
-            raise dg.Failure(str(exc), allow_retries=False) from None
+    # the operator lease too (a whole-graph run holds the training lease): an operator verb must not interleave
+    with run_lease.deciding(context):
+        with document_store.open() as store:
+            # unfinished decisions first (a crash between an outcome's writes), then closed tests: a rollback
+            # interrupted before its alias removal must not reopen a test
+            for line in complete_unfinished(client, store, specialist, actor=actor, dagster_run_id=context.run_id):
+                context.log.info(f"{specialist}: {line}")
+            settle_closed(client, store, specialist, actor=actor, dagster_run_id=context.run_id)
+            champion = registry.alias_version(client, specialist, registry.CHAMPION)
+            challenger = registry.alias_version(client, specialist, registry.CHALLENGER)
+            if (platform.ab_testing_enabled and champion and challenger and champion.version != challenger.version
+                    and not store.count("ab_tests", {"specialist_type": specialist, "status": {"$ne": "running"},
+                                                     "challenger_version": str(challenger.version)})):
+                start_test(client, store, specialist, str(champion.version), str(challenger.version),
+                           policy.start_traffic, now, actor=actor, dagster_run_id=context.run_id)
+            try:
+                result = check_test(client, store, specialist, now, policy, actor=actor, dagster_run_id=context.run_id)
+            except LookBeforeLastLook as exc:  # the clock was pinned back: retrying at the same time cannot help
+                raise dg.Failure(str(exc), allow_retries=False) from None
     if config.test_id and (result.test is None or result.test["test_id"] != config.test_id):
         raise dg.Failure(f"{specialist}: test {config.test_id} is not the specialist's current test "
                          f"({result.test['test_id'] if result.test else 'none'})", allow_retries=False)

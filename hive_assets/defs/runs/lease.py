@@ -10,6 +10,9 @@
   lease of its partition (a whole-graph run refreshes the queue under it).
 * Operator jobs (promote, rollback, alias, register, A/B start/expand/stop) are one op each: the op takes
   the operator lease of its specialist around its work (`operator_lease`).
+* A training run's registry decisions (registration's alias, the A/B test opened or judged) take the
+  operator lease as well, around those writes only (`RunLeaseResource.deciding`): aliases have one writer
+  at a time, and an operator verb waits seconds, never a training.
 
 Before taking a lease, the run checks its specialist for orphans (`doctor.find_orphans`: a run whose
 lease went stale is marked FAILURE, its lease released, its MLflow runs ended FAILED), then acquires,
@@ -134,6 +137,27 @@ class RunLeaseResource(dg.ConfigurableResource):
         if self._holder is not None:
             self._holder.end("run ended")
             self._holder = None
+
+    @contextmanager
+    def deciding(self, context: dg.AssetExecutionContext) -> Iterator[None]:
+        """Around a run's registry decisions (a registration's alias, an A/B test opened or judged): the
+        operator lease of its specialist too, unless the run's own lease is it. The operator verbs take that
+        lease, so a promotion or rollback never interleaves with a training run's alias moves (each would
+        act on aliases the other is changing); they wait for these seconds, never for the training."""
+        run = context.dagster_run if self._holder is not None else None  # None: invoked directly (tests)
+        target = lease_target(run) if run is not None else None
+        if target is None or target[0] == runs.OPERATOR:
+            yield
+            return
+        self.check()
+        try:
+            holder = take(context.instance, run.run_id, run.job_name, runs.OPERATOR, target[1], context.log)
+        except runs.LeaseHeld as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+        try:
+            yield
+        finally:
+            holder.end("decisions written")
 
     def check(self) -> None:
         """Raise LeaseLost when the lease this run took was lost (a run that lost it must not write as
