@@ -112,5 +112,11 @@ $(BENCH_VENV)/.installed:
 bench-drift: install $(BENCH_VENV)/.installed
 	$(BIN)/python benchmarks/bench_drift.py --evidently-python $(BENCH_VENV)/bin/python $(BENCH_DRIFT_ARGS)
 
+# The home `make demo` played in (HIVE_HOME, default .hive): removed when it lies inside this checkout; a home
+# elsewhere may be someone's data, so it is named, not removed
 clean:
-	rm -rf .hive
+	@case "$(HIVE_HOME)/" in \
+	  "$(CURDIR)/"?*) rm -rf "$(HIVE_HOME)" && echo "removed $(HIVE_HOME)" ;; \
+	  *) echo "make clean: HIVE_HOME=$(HIVE_HOME) is not a directory inside this checkout: not removed (rm -rf it yourself)" >&2; \
+	     exit 2 ;; \
+	esac

@@ -93,7 +93,7 @@ def add_verb(sub, name: str, *, help: str, env: tuple[str, ...], description: st
                           epilog=epilog, formatter_class=HelpFormatter)
 
 
-def specialists(value: str) -> list[str]:
+def specialists(value: str, *, all_allowed: bool = True) -> list[str]:
     """'all', one name, or a comma-separated list of specialists."""
     if value == "all":
         return list(SPECIALISTS)
@@ -102,13 +102,13 @@ def specialists(value: str) -> list[str]:
     if unknown or not names:
         raise argparse.ArgumentTypeError(
             f"unknown specialist(s) {', '.join(map(repr, unknown)) or repr(value)}; "
-            f"choose from {', '.join(SPECIALISTS)} or 'all'")
+            f"choose from {', '.join(SPECIALISTS)}" + (" or 'all'" if all_allowed else ""))
     return names
 
 
 def one_specialist(text: str) -> str:
     """Exactly one specialist name (the verbs that act on one model)."""
-    names = specialists(text)
+    names = specialists(text, all_allowed=False)
     if len(names) != 1:
         raise argparse.ArgumentTypeError(f"one specialist, got {text!r}; choose from {', '.join(SPECIALISTS)}")
     return names[0]
@@ -256,6 +256,15 @@ def version_number(text: str) -> str:
 def alias_name(text: str) -> str:
     """An alias MLflow accepts (letters, digits, '_' and '-'; not 'latest' or 'v<N>')."""
     return _registry_rule("check_alias", text)
+
+
+def mlflow_run_id(text: str) -> str:
+    """An MLflow run id as the UI shows it (32 hex digits in practice; letters, digits, '_' and '-')."""
+    value = text.strip()
+    if not re.fullmatch(r"[0-9A-Za-z_-]+", value):
+        raise argparse.ArgumentTypeError(f"must be an MLflow run id such as 0f3c9a1e2b7d4c58a6e1d2f3b4c5a6d7, "
+                                         f"got {text!r}")
+    return value
 
 
 def existing_file(text: str) -> Path:

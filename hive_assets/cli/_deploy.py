@@ -14,7 +14,9 @@ import json
 import sys
 
 from hive_assets.cli import _dagster
-from hive_assets.cli._args import add_specialist, add_verb, alias_name, iso_datetime, model_version_ref
+from hive_assets.cli._args import (
+    add_specialist, add_verb, alias_name, iso_datetime, mlflow_run_id, model_version_ref,
+)
 
 
 def _actor() -> str:
@@ -188,7 +190,7 @@ def add_parsers(sub) -> None:
         return p
 
     p = verb("register", cmd_register, "Register an MLflow run's model as a version (twice -> one version).")
-    p.add_argument("--run-id", required=True, help="the MLflow training run id")
+    p.add_argument("--run-id", required=True, type=mlflow_run_id, help="the MLflow training run id")
     p.add_argument("--reason", default="", help="why, for the ledger (default: empty)")
     p = verb("promote", cmd_promote, "Make a version champion; refused when its validation gate did not pass.")
     p.add_argument("--model-version", type=model_version_ref, required=True, help="N, <model>/N or models:/<model>/N")

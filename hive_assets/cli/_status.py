@@ -24,11 +24,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def add_parsers(sub) -> None:
     p = add_verb(sub, "status", help="what each specialist is doing: champion, challenger, A/B, drift, feedback, "
-                                     "last retrain, next look",
+                                     "last retrain, next look, review queue",
                  description="Per specialist: the champion (version, since when, why: the ledger), the challenger "
                              "and its traffic, the A/B estimate with its always-valid interval, the last drift "
                              "verdict, trusted feedback since the last training against the threshold, the last "
-                             "retrain (trigger, result) and the next scheduled look, on the home's clock. Reads "
+                             "retrain (trigger, result), the next scheduled look and the review queue today, on the "
+                             "home's clock. Reads "
                              "only: no run is launched. The UI shows the same table (asset platform_status).",
                  env=("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "MLFLOW_TRACKING_URI",
                       "RETRAINING_FEEDBACK_THRESHOLD", "DRIFT_CHECK_INTERVAL_MINUTES", "AB_TEST_CHECK_INTERVAL_MINUTES"))

@@ -119,6 +119,23 @@ def test_a_loop_that_would_leave_the_clock_s_range_is_refused_before_its_first_h
     assert not (hive_home_clock / "clock.json").exists()  # nothing was pinned
 
 
+@pytest.mark.parametrize("argv, said, unsaid", [
+    (["deploy", "register", "--specialist", "business", "--run-id", ""], "must be an MLflow run id", None),
+    (["deploy", "register", "--specialist", "business", "--run-id", "runs:/abc/model"], "must be an MLflow run id",
+     None),
+    (["deploy", "list", "--specialist", "foo"], "choose from business, technical", "'all'"),
+    (["ab-test", "stop", "--specialist", "foo"], "choose from business, technical", "'all'"),
+    (["collect", "--specialist", "foo"], "or 'all'", None),
+])
+def test_what_a_usage_error_proposes_is_accepted(argv, said, unsaid, capsys):
+    """An empty --run-id launched a run that failed with "no MLflow run ''"; a verb of one specialist proposed
+    'all' in its error, then refused it."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and said in err and (unsaid is None or unsaid not in err), err
+
+
 def test_a_specialist_named_twice_is_one(capsys):
     assert build_parser().parse_args(["collect", "--specialist", "business,technical,business"]).specialist == [
         "business", "technical"]
