@@ -394,10 +394,19 @@ def test_a_bare_userinfo_is_masked_as_a_token_unless_a_database_names_its_user(u
     ("https://ghp_T0kenAudit:anything@github.com/org/repo.git", "https://***@github.com/org/repo.git"),
     ("https://glpat-T0kenAudit:x@gitlab.example.com/g/p.git", "https://***@gitlab.example.com/g/p.git"),
     ("http://AKIAT0KENAUDIT:secretpart@minio:9000/bucket", "http://***@minio:9000/bucket"),
+    ("http://ASIAT0KENAUDIT:secretpart@minio:9000/bucket", "http://***@minio:9000/bucket"),  # STS keys
+    ("https://ghs_T0kenAudit:x@github.com/o/r", "https://***@github.com/o/r"),  # every GitHub token kind
+    ("https://ghr_T0kenAudit:x@github.com/o/r", "https://***@github.com/o/r"),
+    ("https://github_pat_T0kenAudit:x@github.com/o/r", "https://***@github.com/o/r"),
+    ("https://xoxb-T0kenAudit:x@hooks.slack.example/x", "https://***@hooks.slack.example/x"),
+    ("https://sk_live_T0kenAudit:x@api.example/v1", "https://***@api.example/v1"),
     # pip's pinned requirement: an '@' after the host, so the password runs to it
     ("git+https://T0kenAudit:x-oauth-basic@github.com/org/repo.git@v1.0", "git+https://***@v1.0"),
     ("https://0123456789abcdef0123456789abcdef01234567:pw-T0kenAudit@github.com/o/r",  # a classic token
      "https://***@github.com/o/r"),
+    ("https://0123456789ABCDEF0123456789ABCDEF01234567:pw-T0kenAudit@github.com/o/r", "https://***@github.com/o/r"),
+    ("http://0123456789abcdef0123456789abcdef01234567cafe:pw-T0kenAudit@mlflow:5000",  # 44 hex digits: a user
+     "http://0123456789abcdef0123456789abcdef01234567cafe:***@mlflow:5000"),
     # an ordinary user stays readable, and a database's user always does
     ("http://hive:pw-T0kenAudit@mlflow.internal:5000", "http://hive:***@mlflow.internal:5000"),
     ("postgresql://ghp_role:pw-T0kenAudit@db:5432/x", "postgresql://ghp_role:***@db:5432/x"),

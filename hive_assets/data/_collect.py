@@ -163,10 +163,11 @@ def collect(
     collection is never silent. Raises `FeedbackFilterEmptiedClass` when `trust.min_feedback_quality`
     removed every label of a class.
     """
-    given, now = now, docs.to_utc(now) if now is not None else clock.now()
+    given = now if now is not None else clock.now()
+    now = docs.to_utc(given)  # the platform's clock too: its range is narrower, but one rule reads both
     if now is None or not docs.EARLIEST_TIME <= now - timedelta(days=window_days):
         # e.g. a home's clock pinned in the year 2500: a clear error, not a TypeError or pandas' OverflowError
-        raise ValueError(f"cannot collect as of {given if given is not None else now}: a window of {window_days} "
+        raise ValueError(f"cannot collect as of {given}: a window of {window_days} "
                          f"days must lie between {docs.EARLIEST_TIME:%Y-%m-%d} and {docs.LATEST_TIME:%Y-%m-%d}, "
                          "the times the data can hold")
     start = now - timedelta(days=window_days)

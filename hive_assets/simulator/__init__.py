@@ -11,7 +11,8 @@ realistic delay. `simulate_scale` writes millions of opinions with a production-
 from hive_assets.simulator._scale import simulate_scale
 from hive_assets.simulator._scenario import DEFAULT_SETTINGS, DriftPlan, Scenario, default_scenario
 from hive_assets.simulator._serving import (
-    DriftInjection, ServingLoop, describe_serving, interrupted_hour, loop_origin, refresh_all, served_opinions,
+    DriftInjection, ServingLoop, describe_serving, interrupted_hour, loop_origin, refresh_all, resume_start,
+    served_opinions,
 )
 from hive_assets.simulator._timeline import (
     ChampionAnswer, TimelineEvent, build_timeline, champions, format_champions, format_timeline,
@@ -23,7 +24,7 @@ from hive_assets.simulator._simulate import (
 
 __all__ = [
     "CORRUPTIONS", "DEFAULT_SETTINGS", "DENIED_SOURCE", "DriftPlan", "Scenario", "default_scenario", "DriftInjection", "POLICIES", "ServingLoop", "SimulationSummary", "describe_serving", "heuristic_opinion",
-    "interrupted_hour", "loop_origin", "refresh_all", "served_opinions",
+    "interrupted_hour", "loop_origin", "refresh_all", "resume_start", "served_opinions",
     "make_plans", "policy_label", "policy_score", "simulate", "simulate_scale", "written_before",
     "ChampionAnswer", "TimelineEvent", "build_timeline", "champions", "format_champions", "format_timeline",
 ]

@@ -174,6 +174,22 @@ def interrupted_hour(store, seed: int) -> tuple[int, datetime] | None:
     return hour, at - timedelta(hours=1)
 
 
+def resume_start(interrupted: tuple[int, datetime] | None, start: datetime | None, pinned: datetime | None
+                 ) -> tuple[datetime | None, str | None]:
+    """Where a loop starts after a loop of its seed was killed inside an hour (`interrupted` =
+    `interrupted_hour`): at that hour's start, so it is played again with the same documents and answers,
+    unless the loop was given a `start` or the home's clock (`pinned`) has moved on since; then the hour is
+    played as the loop's first, at that later time (its documents replaced: none lost, the clock never
+    goes back). Returns (start, the line that says so); (start, None) when nothing was interrupted."""
+    if interrupted is None:
+        return start, None
+    at = interrupted[1]
+    if start is None and (pinned is None or pinned <= at):
+        start = at
+    return start, (f"the hour from {at:%Y-%m-%d %H:%M} UTC was interrupted (its answers were not saved): played "
+                   "again" + ("" if start == at else " as the loop's first hour"))
+
+
 def first_hour(store, seed: int) -> int:
     """The hour a loop of `seed` plays first: the one a killed loop left unfinished (`interrupted_hour`), else
     the first it has not served (`hours_served`)."""

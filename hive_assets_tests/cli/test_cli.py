@@ -689,9 +689,17 @@ def test_loop_says_what_to_do_on_an_empty_home_and_refuses_bad_arguments(shell):
                        (("--plans-per-hour", "0"), "--plans-per-hour"),
                        (("--days", "0.01"), "the loop plays whole simulated hours"),
                        (("--days", "0.03"), "days must be at least 1/24"),  # was played as an hour
-                       (("--log-file", str(cwd)), f"--log-file {cwd}: Is a directory")):  # was a traceback
+                       (("--log-file", str(cwd)), f"--log-file {cwd}: Is a directory"),  # was a traceback
+                       (("--log-file", "afile/loop.log"), "--log-file afile/loop.log: afile is not a directory"),
+                       # the arguments first: a bad --days creates no directory for the log
+                       (("--days", "0.01", "--log-file", "fresh/sub/loop.log"),
+                        "the loop plays whole simulated hours")):
+        (cwd / "afile").write_text("a file where a directory should be")
         bad = hive("loop", *args, cwd=cwd, env=env)
         assert bad.returncode == 2 and word in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    assert not (cwd / "fresh").exists()
+    zero = hive("simulate", "--days", "0", cwd=cwd, env=env)
+    assert zero.returncode == 2 and "must be a positive number, got '0'" in zero.stderr, zero.stderr
 
 
 def test_hive_env_on_a_simulated_home_gives_the_drift_and_ab_sensors_a_short_tick(shell):

@@ -394,3 +394,27 @@ def test_an_audit_event_stamped_after_every_time_is_after_the_window_s_end(tmp_p
     end = datetime(2026, 3, 1, tzinfo=timezone.utc)
     expected = {"i1": 0.9, "i2": 0.8} if counts else {"i2": 0.8}
     assert read(["i1", "i2"], end - timedelta(days=90), end) == expected
+
+
+@pytest.mark.parametrize("field", ["task", "total"])
+def test_the_duration_bound_is_1e15_ms(field):
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    def plan(value):
+        if field == "task":
+            return {"plan_id": "p", "tasks": [{"task_id": "a", "estimated_duration_ms": value}]}
+        return {"plan_id": "p", "tasks": [], "estimated_total_duration_ms": value}
+
+    assert d.validate_plan(plan(1e15), now) == []
+    assert [p.reason for p in d.validate_plan(plan(2e15), now)] == [d.OUT_OF_RANGE]
+
+
+@pytest.mark.parametrize("now", [datetime(1700, 3, 1, tzinfo=timezone.utc), "2300-01-01T00:00:00Z",
+                                 datetime(2261, 1, 1, tzinfo=timezone.utc)])
+def test_collecting_as_of_a_time_whose_window_leaves_the_data_s_times_is_a_clear_error(tmp_path, now):
+    """1700-03-01 has a 90-day window that starts in 1699; 2300 and 2261 are times no document holds."""
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    with pytest.raises(ValueError, match="cannot collect as of .*: a window of 90 days must lie between "
+                                         "1700-01-01 and 2260-01-01"):
+        collect(store, SPECIALIST, now=now, window_days=90)
+    collect(store, SPECIALIST, now=datetime(1700, 4, 1, tzinfo=timezone.utc), window_days=90)  # inside: no error

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from hive_assets.data import SQLiteStore, to_utc
-from hive_assets.simulator import DriftInjection, ServingLoop, interrupted_hour
+from hive_assets.simulator import DriftInjection, ServingLoop, interrupted_hour, loop_origin, resume_start
+from hive_assets.simulator import _serving
 
 NOW = datetime(2026, 1, 9, 3, 0, tzinfo=timezone.utc)
 
@@ -293,3 +294,89 @@ def test_the_interrupted_hour_is_the_one_being_played_whatever_came_before(tmp_p
     monkeypatch.undo()
     assert interrupted_hour(jumped, 42) == (2, later)
     assert interrupted_hour(jumped, 7) is None
+
+
+# -- which hour a loop plays again, seed by seed (a mutation audit found these rules untested) --------------
+
+def _loop(tmp_path, seed: int, **kwargs) -> tuple[SQLiteStore, ServingLoop]:
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    return store, ServingLoop(store, f"sqlite:///{tmp_path / 'mlflow.db'}", seed=seed, feedback_rate=0.0, **kwargs)
+
+
+def _kill_at(monkeypatch, loop: ServingLoop, now: datetime, where=(_serving, "save_pending")) -> None:
+    monkeypatch.setattr(*where, _killed)
+    with pytest.raises(KeyboardInterrupt):
+        loop.serve_hour(now, plans=5)
+    monkeypatch.undo()
+
+
+def test_another_seed_s_killed_hour_sends_no_other_seed_back(tmp_path, monkeypatch):
+    store, seven = _loop(tmp_path, 7)
+    for hour in range(1, 6):
+        seven.serve_hour(NOW + timedelta(hours=hour), plans=5)
+    _kill_at(monkeypatch, _loop(tmp_path, 42)[1], NOW + timedelta(hours=6))
+    assert interrupted_hour(store, 7) is None
+    assert _loop(tmp_path, 7)[1].hours_served == 5
+
+
+def test_a_header_saved_by_another_seed_hides_no_killed_hour(tmp_path, monkeypatch):
+    store, first = _loop(tmp_path, 42)
+    for hour in range(1, 4):  # seed 42: hours 0-2
+        first.serve_hour(NOW + timedelta(hours=hour), plans=5)
+    other = _loop(tmp_path, 7)[1]
+    for hour in range(4, 8):  # seed 7: hours 0-3, so the saved header says 4 hours
+        other.serve_hour(NOW + timedelta(hours=hour), plans=5)
+    _kill_at(monkeypatch, _loop(tmp_path, 42)[1], NOW + timedelta(hours=8))  # seed 42's hour 3
+    assert interrupted_hour(store, 42) == (3, NOW + timedelta(hours=7))
+    assert _loop(tmp_path, 42)[1].hours_served == 3
+
+
+def test_a_loop_killed_before_its_hour_s_first_document_left_nothing_to_play_again(tmp_path, monkeypatch):
+    from hive_assets.simulator import _simulate
+
+    store, loop = _loop(tmp_path, 42)
+    loop.serve_hour(NOW + timedelta(hours=1), plans=5)
+    _kill_at(monkeypatch, loop, NOW + timedelta(hours=2), where=(_simulate, "simulate"))
+    assert interrupted_hour(store, 42) is None  # its hour 1 stored nothing
+    assert _loop(tmp_path, 42)[1].hours_served == 1
+
+
+def test_a_playing_marker_with_a_damaged_time_is_no_interrupted_hour(tmp_path):
+    store, loop = _loop(tmp_path, 42)
+    loop.serve_hour(NOW + timedelta(hours=1), plans=5)
+    store.upsert_many("simulator_state", [{"state_id": "playing_hour", "seed": 42, "hour": 0, "now": "garbage"},
+                                          {"state_id": "pending_feedback", "slot": 0, "chunks": 0}])
+    assert interrupted_hour(store, 42) is None
+
+
+def test_an_older_home_s_origin_counts_back_from_the_killed_hour(tmp_path, monkeypatch):
+    store, loop = _loop(tmp_path, 42)
+    _kill_at(monkeypatch, loop, NOW + timedelta(hours=1))
+    # its hour 0 (NOW .. NOW+1h) is played again from NOW: the home's first start
+    assert loop_origin(store, 42, NOW) == NOW
+
+
+@pytest.mark.parametrize("chunks", [0.5, True])
+def test_a_header_whose_chunk_count_is_not_whole_is_damaged(tmp_path, chunks):
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    store.upsert_many("simulator_state", [{"state_id": "pending_feedback", "slot": 0, "chunks": chunks}])
+    with pytest.raises(ValueError, match="its header says"):
+        _serving.load_pending(store)
+
+
+AT = NOW + timedelta(hours=3)  # the start of the interrupted hour
+
+
+@pytest.mark.parametrize("start, pinned, expected, said", [
+    (None, None, AT, "played again"),  # a wall-clock home: back to the hour
+    (None, AT, AT, "played again"),  # the clock where the killed loop left it
+    (None, AT - timedelta(hours=5), AT, "played again"),  # pinned back before it: the hour still comes first
+    (None, AT + timedelta(days=2), None, "played again as the loop's first hour"),  # moved on: never back
+    (AT + timedelta(days=1), None, AT + timedelta(days=1), "played again as the loop's first hour"),  # --start
+    (AT - timedelta(hours=1), AT, AT - timedelta(hours=1), "played again as the loop's first hour"),
+])
+def test_where_a_loop_starts_after_a_killed_hour(start, pinned, expected, said):
+    got, line = resume_start((3, AT), start, pinned)
+    assert got == expected
+    assert line == f"the hour from {AT:%Y-%m-%d %H:%M} UTC was interrupted (its answers were not saved): {said}"
+    assert resume_start(None, start, pinned) == (start, None)  # nothing interrupted: the start as given

@@ -31,7 +31,7 @@ from hive_assets.defs.review.sensors import BUDGET_ENV as REVIEW_BUDGET_ENV
 from hive_assets.defs.review.sensors import SENSOR_NAME as REVIEW_SENSOR
 from hive_assets.interrupts import stop_if_signalled
 from hive_assets.defs.simulator.daemon import InProcessDaemon, LaunchedRun
-from hive_assets.simulator import Scenario, ServingLoop, interrupted_hour, loop_origin
+from hive_assets.simulator import Scenario, ServingLoop, interrupted_hour, loop_origin, resume_start
 
 OPERATOR = "operator:hive-loop"
 # drift first: a drifted specialist is retrained for its drift when both triggers are due in one hour
@@ -129,13 +129,10 @@ def run_loop(instance: dg.DagsterInstance, defs: dg.Definitions, store, tracking
                          "nothing)")
     home = clock.read_home_clock()
     pinned = home.now if home is not None and home.simulated else None
-    if (interrupted := interrupted_hour(store, scenario.seed)) is not None:
-        # a loop of this seed was killed inside an hour: ServingLoop plays it again, from its start unless
-        # the clock has moved on since (then at the loop's start: its documents are replaced, none lost)
-        if start is None and (pinned is None or pinned <= interrupted[1]):
-            start = interrupted[1]
-        progress(f"the hour from {interrupted[1]:%Y-%m-%d %H:%M} UTC was interrupted (its answers were not "
-                 f"saved): played again" + ("" if start == interrupted[1] else " as the loop's first hour"))
+    # a loop of this seed killed inside an hour: ServingLoop plays that hour again, from its start if it can
+    start, resumed = resume_start(interrupted_hour(store, scenario.seed), start, pinned)
+    if resumed:
+        progress(resumed)
     if start is None:
         # the home's clock (pinned: a simulated home), or where the stored history ends if that is later
         candidates = [pinned, loop_start(store, instance)]
