@@ -97,6 +97,30 @@ def env_bool(name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be one of true/false, 1/0, yes/no, got {raw!r}")
 
 
+REVIEW_QUEUE_BUDGET_ENV = "REVIEW_QUEUE_DAILY_BUDGET"
+DEFAULT_REVIEW_QUEUE_DAILY_BUDGET = 100
+_WHOLE = re.compile(r"[0-9]+")  # ASCII digits: str.isdigit() takes '²', which int() then refuses
+
+
+def review_queue_daily_budgets() -> dict[str, int]:
+    """REVIEW_QUEUE_DAILY_BUDGET per specialist: one number for all (`100`), or `name=number` pairs
+    (`business=100,technical=40`; a specialist not named gets the plain number if one is given, else 100).
+    ConfigError for anything else, a name twice or a name no specialist has: read with the other settings, so
+    a typo is said when the definitions load or a `hive` verb starts, not at the review sensor's tick."""
+    text = _raw(REVIEW_QUEUE_BUDGET_ENV) or ""
+    budgets: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.rpartition("=")
+        name = name.strip() or "*"
+        if name in budgets or (name != "*" and name not in SPECIALISTS) or not _WHOLE.fullmatch(value.strip()):
+            raise ConfigError(f"{REVIEW_QUEUE_BUDGET_ENV} must be a number of requests per day (>= 0), or "
+                              f"specialist=number pairs such as business=100,technical=40 (each name once), got "
+                              f"{text!r}")
+        budgets[name] = int(value.strip())
+    default = budgets.pop("*", DEFAULT_REVIEW_QUEUE_DAILY_BUDGET)
+    return {s: budgets.get(s, default) for s in SPECIALISTS}
+
+
 def retrain_max_runtime_seconds() -> int:
     """HIVE_RETRAIN_MAX_RUNTIME_SECONDS (default 4 h): run monitoring terminates a `retrain_specialist` run
     still running after this long (the `dagster/max_runtime` tag), so a hung training frees its slot."""
@@ -424,6 +448,9 @@ class Settings:
     # the same partition waits up to the wait for the holder to finish, then fails naming it
     lease_ttl_seconds: int = 120
     lease_wait_seconds: int = 60
+    # REVIEW_QUEUE_DAILY_BUDGET, per specialist: the review queue sensor's daily requests
+    review_queue_daily_budgets: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(SPECIALISTS, DEFAULT_REVIEW_QUEUE_DAILY_BUDGET))
 
     @property
     def asset_storage(self) -> str:
@@ -478,4 +505,5 @@ class Settings:
             # a week at most: a lease's expiry is a time the documents' range holds (hive_assets.data.to_utc)
             lease_ttl_seconds=env_int("HIVE_LEASE_TTL_SECONDS", 120, low=5, high=7 * 86400),
             lease_wait_seconds=env_int("HIVE_LEASE_WAIT_SECONDS", 60, low=0),
+            review_queue_daily_budgets=review_queue_daily_budgets(),
         )

@@ -7,33 +7,23 @@ specialist and day makes it idempotent); the run does the work. Stopped by defau
 in the UI (or `hive loop --review-queue` does), so homes that do not use a review queue spend nothing.
 """
 
-import os
 from datetime import timezone
 
 import dagster as dg
 
-from hive_assets import clock, review
-from hive_assets.config import SPECIALISTS
+from hive_assets import clock
+from hive_assets.config import REVIEW_QUEUE_BUDGET_ENV, SPECIALISTS, review_queue_daily_budgets
 from hive_assets.defs.k8s import SHORT_JOB_RUN_TAGS
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.review.assets import review_queue
 
 SENSOR_NAME = "review_queue_sensor"
-BUDGET_ENV = "REVIEW_QUEUE_DAILY_BUDGET"  # the sensor's runs' daily_budget: "100", or "business=100,technical=40"
+BUDGET_ENV = REVIEW_QUEUE_BUDGET_ENV  # the sensor's runs' daily_budget: "100", or "business=100,technical=40"
 
 
 def daily_budget(specialist: str) -> int:
-    """The specialist's budget from REVIEW_QUEUE_DAILY_BUDGET: one number for all, or `name=number` pairs
-    (a specialist not named gets the default, 100)."""
-    text = os.environ.get(BUDGET_ENV, "").strip()
-    budgets: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, _, value = part.rpartition("=")
-        budgets[name.strip() or "*"] = value.strip()
-    value = budgets.get(specialist, budgets.get("*", str(review.DEFAULT_DAILY_BUDGET)))
-    if not value.isdigit() or set(budgets) - {"*", *SPECIALISTS}:
-        raise ValueError(f"{BUDGET_ENV}={text!r}: a number of requests per day (>= 0), or specialist=number pairs")
-    return int(value)
+    """The specialist's budget from REVIEW_QUEUE_DAILY_BUDGET (`config.review_queue_daily_budgets`)."""
+    return review_queue_daily_budgets()[specialist]
 
 
 refresh_review_queue = dg.define_asset_job(

@@ -110,12 +110,26 @@ class InProcessDaemon:
             launched += self._evaluate(sensor, now)
         return launched
 
-    def start(self, name: str) -> None:
-        """Start the sensor `name` (as the UI's toggle does): a sensor stopped by default is then evaluated."""
-        sensor = next(s for s in self.sensors if s.name == name)
-        state = self._state(sensor)
-        if not state.is_running:
-            self.instance.update_instigator_state(state.with_status(InstigatorStatus.RUNNING))
+    def start(self, name: str) -> bool:
+        """Start the sensor `name` (as the UI's toggle does): a sensor stopped by default is then evaluated.
+        Whether it was stopped before."""
+        state = self._state(self._sensor(name))
+        if state.is_running:
+            return False
+        self.instance.update_instigator_state(state.with_status(InstigatorStatus.RUNNING))
+        return True
+
+    def stop(self, name: str) -> None:
+        """Stop the sensor `name` (as the UI's toggle does)."""
+        state = self._state(self._sensor(name))
+        if state.is_running:
+            self.instance.update_instigator_state(state.with_status(InstigatorStatus.STOPPED))
+
+    def running(self, name: str) -> bool:
+        return self._state(self._sensor(name)).is_running
+
+    def _sensor(self, name: str) -> dg.SensorDefinition:
+        return next(s for s in self.sensors if s.name == name)
 
     def _state(self, sensor: dg.SensorDefinition) -> InstigatorState:
         """The sensor's stored state, created as the daemon creates it for a sensor that starts RUNNING."""

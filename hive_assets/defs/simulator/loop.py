@@ -154,9 +154,34 @@ def run_loop(instance: dg.DagsterInstance, defs: dg.Definitions, store, tracking
                         drift=drift, review_capacity=scenario.review_queue_budget, origin=origin)
     daemon = InProcessDaemon(instance, defs, order=SENSOR_ORDER)
     settings = dict(scenario.settings)
-    if scenario.review_queue_budget:  # opt-in: the daily queue and reviewers who answer it first
+    with review_queue_of(daemon, scenario, settings, progress):
+        return _play(daemon, world, store, client, scenario, start, settings, progress)
+
+
+@contextmanager
+def review_queue_of(daemon: InProcessDaemon, scenario: Scenario, settings: dict[str, str],
+                    progress: Callable[[str], None]) -> Iterator[None]:
+    """The review queue sensor while a loop plays: with `--review-queue N` (the daily queue, and reviewers who
+    answer it first) started for the loop with budget N, and stopped again after it unless it ran before.
+    Left running, it went on requesting the default budget in later loops and under the daemon, with nobody
+    answering: the simulated reviewers work a queue only with the flag."""
+    started = False
+    if scenario.review_queue_budget:
         settings[REVIEW_BUDGET_ENV] = str(scenario.review_queue_budget)
-        daemon.start(REVIEW_SENSOR)
+        started = daemon.start(REVIEW_SENSOR)
+    elif daemon.running(REVIEW_SENSOR):
+        progress(f"{REVIEW_SENSOR} runs in this home's instance (started in the UI): its requests are made, but "
+                 "the simulated reviewers answer a queue only with --review-queue N")
+    try:
+        yield
+    finally:
+        if started:
+            daemon.stop(REVIEW_SENSOR)
+
+
+def _play(daemon: InProcessDaemon, world: ServingLoop, store, client, scenario: Scenario, start: datetime,
+          settings: dict[str, str], progress: Callable[[str], None]) -> LoopResult:
+    """The loop's hours, from `start` (see `run_loop`)."""
     result = LoopResult(start, start, [])
     seconds: Counter = Counter()
     pushed: set[str] = set()
