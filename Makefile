@@ -115,6 +115,7 @@ bench-drift: install $(BENCH_VENV)/.installed
 # The home `make demo` played in (HIVE_HOME, default .hive): removed when it lies inside this checkout; a home
 # elsewhere may be someone's data, so it is named, not removed
 clean:
+	@rm -rf $(BENCH_RUN)
 	@case "$(HIVE_HOME)/" in \
 	  "$(CURDIR)/"?*) rm -rf "$(HIVE_HOME)" && echo "removed $(HIVE_HOME)" ;; \
 	  *) echo "make clean: HIVE_HOME=$(HIVE_HOME) is not a directory inside this checkout: not removed (rm -rf it yourself)" >&2; \

@@ -144,7 +144,6 @@ def _parse(path: Path, text: str) -> HomeClock:
         except ValueError:
             raise _config_error(f"{problem}: a simulated clock needs 'now' as an ISO-8601 instant, got "
                                 f"{body.get('now')!r}; fix it, or run `hive clock pin ISO`") from None
-        _in_range(at, f"{problem}: 'now'", "; fix it, or run `hive clock pin ISO`")
     return HomeClock(body["mode"], at, dict(settings))
 
 
@@ -197,7 +196,9 @@ def now() -> datetime:
         if _production():
             raise _config_error(f"HIVE_ENV=production, but {clock_path()} pins simulated time "
                                 f"({home_clock.now.isoformat()}): run `hive clock release`")
-        return home_clock.now
+        # checked here, not when the file is read: `hive clock pin` and `release` must still read its settings
+        return _in_range(home_clock.now, f"{clock_path()}: 'now'",
+                         "; run `hive clock pin ISO` or `hive clock release`")
     return datetime.now(timezone.utc)
 
 

@@ -239,9 +239,14 @@ def test_a_simulated_clock_stays_where_collection_can_read_time(home, capsys, mo
     with pytest.raises(ConfigError, match=clock.SIMULATED_NOW):
         clock.now()
     monkeypatch.delenv(clock.SIMULATED_NOW)
-    (home / clock.CLOCK_FILE).write_text(json.dumps({"mode": "simulated", "now": text}))
+    (home / clock.CLOCK_FILE).write_text(json.dumps({"mode": "simulated", "now": text, "settings": {"DRIFT_WINDOW_HOURS": "6"}}))
     code, out, err = hive(capsys, "clock", "show")
-    assert code == 2 and out == "" and one_error_line(err) and "hive clock pin" in err
+    assert code == 2 and out == "" and one_error_line(err) and "hive clock pin ISO` or `hive clock release" in err
+    # the way out it names works (an older version wrote such files), keeping the scenario's settings
+    assert hive(capsys, "clock", "pin", "2026-01-05T00:00:00Z")[0] == 0 and clock.now() == PINNED
+    assert clock.read_home_clock().settings == {"DRIFT_WINDOW_HOURS": "6"}
+    (home / clock.CLOCK_FILE).write_text(json.dumps({"mode": "simulated", "now": text}))
+    assert hive(capsys, "clock", "release")[0] == 0 and close_to_wall(clock.now())
 
 
 def test_the_clock_s_range_ends_are_taken(home):

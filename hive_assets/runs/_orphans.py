@@ -66,7 +66,7 @@ def orphan_runs(runs: list[RunFacts], leases: list[dict[str, Any]], now: datetim
                 ttl: timedelta, host: str | None = None) -> list[dict[str, Any]]:
     """The STARTING/STARTED runs whose process is gone, each with the reason and its held leases.
 
-    A run with a held lease is gone when that lease is stale. A run whose lease was released more than a
+    A run with held leases is gone when every one of them is stale. A run whose lease was released more than a
     TTL ago and which still has not ended is gone (it died between its teardown and its final event). A
     run with no lease at all is gone only when it is older than `max_runtime`.
     """
@@ -81,8 +81,11 @@ def orphan_runs(runs: list[RunFacts], leases: list[dict[str, Any]], now: datetim
         held = [d for d in own if d.get("state") == HELD]
         reason = None
         if held:
+            # gone when every lease it holds is stale: a training run holds the operator lease too around its
+            # decisions, and one resumed in a new pod after dying there heartbeats its training lease again
+            # while the operator lease of the dead pod is stale (`stale_leases` releases that one)
             reasons = [r for r in (stale_reason(d, now, host) for d in held) if r]
-            reason = reasons[0] if reasons else None
+            reason = reasons[0] if len(reasons) == len(held) else None
         elif own:
             released = max((to_utc(d.get("released_at")) for d in own if d.get("state") == RELEASED
                             and d.get("released_at") is not None), default=None)

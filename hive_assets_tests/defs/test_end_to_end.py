@@ -172,6 +172,32 @@ def test_one_partition_end_to_end_then_a_challenger(platform_env):
     assert client.get_model_version_by_alias("business-evaluator", "ab-test-v2").version == "2"
 
 
+def test_a_registration_waits_for_an_operator_verb_and_its_retry_completes_it(platform_env, monkeypatch):
+    """Registration writes aliases under the operator lease too (`run_lease.deciding`): while an operator
+    verb holds it the step fails naming the holder, and its retry policy tries again, so a training is not
+    lost to a verb of a few seconds. The verb (a lease held here) ends 2 s after the run starts."""
+    import threading
+
+    from hive_assets import runs
+
+    store, resources, instance, client = platform_env
+    assert _run(resources, instance, "evolution").success  # v1, the champion
+    monkeypatch.setenv("HIVE_LEASE_WAIT_SECONDS", "0")
+    verb, _ = runs.try_acquire(store, runs.OPERATOR, "evolution", "an-operator-promotion", ttl_seconds=600)
+    threading.Timer(2.0, runs.release, (store, verb, "the promotion ended")).start()
+    again = dg.materialize(list(build_defs().assets), selection=["registered_model_version"], partition_key="evolution",
+                           resources=resources, instance=instance, raise_on_error=False)
+    assert again.success
+    retried = [e for e in again.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert len(retried) >= 1 and all(e.step_key == "registered_model_version" for e in retried)
+    said = "\n".join(str(e.dagster_event.event_specific_data) for e in instance.all_logs(again.run_id)
+                     if e.dagster_event is not None and e.dagster_event.event_type_value == "STEP_UP_FOR_RETRY")
+    assert "another run of evolution holds it (run an-operator-promotion" in said, said[:2000]
+    reg = again.output_for_node("registered_model_version")
+    assert (reg["version"], reg["created"]) == ("1", False)  # the same MLflow run: the same version
+    assert runs.held_leases(store, "evolution") == []
+
+
 def test_failing_gate_blocks_registration_of_that_partition_only(platform_env):
     """The registry server is shared by the module's tests: these two specialists are used only here."""
     store, resources, instance, client = platform_env

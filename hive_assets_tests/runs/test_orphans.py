@@ -150,3 +150,35 @@ def test_a_run_resumed_in_a_new_pod_takes_its_own_stale_lease_back(hive_home):
     finally:
         holder.end("test over")
     assert store.find_one(runs.COLLECTION, {"lease_id": lease.lease_id})["state"] == runs.RELEASED
+
+
+def test_a_run_resumed_after_dying_inside_its_decisions_is_not_failed_by_the_next_run_s_check(hive_home):
+    """A training run holds the operator lease too around its registry decisions (`run_lease.deciding`). Its
+    pod died there; run monitoring resumed it in a new pod, which took its training lease back: the stale
+    operator lease of the dead pod made the next run's start check (here an A/B look) mark the live run
+    FAILURE. A run is gone only when every lease it holds is stale; the stale one is released."""
+    instance = dg.DagsterInstance.get()
+    run = instance.create_run_for_job(build_defs().resolve_job_def("retrain_specialist"),
+                                      status=dg.DagsterRunStatus.STARTED, tags={"dagster/partition": "business"})
+    store = SQLiteStore(hive_home / "store.sqlite")
+    died = clock.wall_now() - timedelta(seconds=600)
+    for kind in (runs.TRAINING, runs.OPERATOR):  # both held by the pod that died inside `deciding`
+        lease, _ = runs.acquire(store, kind, "business", run.run_id, ttl_seconds=120)
+        store.update_one(runs.COLLECTION, {"lease_id": lease.lease_id},
+                         {"heartbeat_at": died, "expires_at": died + timedelta(seconds=120), "host": "the-dead-pod"})
+    log = logging.getLogger(__name__)
+    resumed = take(instance, run.run_id, run.job_name, runs.TRAINING, "business", log)  # the new pod
+    try:
+        look = take(instance, "an-ab-look", "ab_test_check", runs.OPERATOR, "business", log)
+        look.end("look over")
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
+        training = store.find_one(runs.COLLECTION, {"lease_id": runs.lease_id(runs.TRAINING, "business")})
+        assert (training["state"], training["owner_run_id"]) == (runs.HELD, run.run_id)
+    finally:
+        resumed.end("test over")
+    # a run whose every lease is stale is still gone: the dead pod's run, not resumed
+    gone = runs.orphan_runs([runs.RunFacts(run.run_id, "retrain_specialist", "STARTED", "business", died)],
+                            [{**d, "heartbeat_at": died, "expires_at": died, "state": runs.HELD}
+                             for d in runs.leases_of_run(store, run.run_id)],
+                            clock.wall_now(), timedelta(hours=4), timedelta(seconds=120))
+    assert [g["run_id"] for g in gone] == [run.run_id]

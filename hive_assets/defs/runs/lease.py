@@ -152,8 +152,8 @@ class RunLeaseResource(dg.ConfigurableResource):
         self.check()
         try:
             holder = take(context.instance, run.run_id, run.job_name, runs.OPERATOR, target[1], context.log)
-        except runs.LeaseHeld as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from None
+        except runs.LeaseHeld as exc:  # an operator verb takes seconds: the step's retry policy tries again
+            raise dg.Failure(description=str(exc), allow_retries=True) from None
         try:
             yield
         finally:
