@@ -114,7 +114,7 @@ def platform_status(store: DocumentStore, client, *, last_trained: Mapping[str, 
     """One `SpecialistStatus` per specialist (module docstring). `last_trained`: each specialist's last
     training time (None: never trained, the feedback count then runs over all of history); `now`: the
     platform clock, for the review queue's day."""
-    from hive_assets.review import day_start, queue_summary
+    from hive_assets.review import today_summary
 
     out = []
     for s in specialists:
@@ -143,7 +143,7 @@ def platform_status(store: DocumentStore, client, *, last_trained: Mapping[str, 
             looks.append((next_ab, "A/B look"))
         if looks:
             fields["next_look_at"], fields["next_look"] = min(looks)
-        fields["review_queue"] = queue_summary(store, s, day_start(now), now, trust)
+        fields["review_queue"] = today_summary(store, s, now, trust)  # the day the budget counts
         out.append(SpecialistStatus(**fields))
     return out
 

@@ -6,7 +6,8 @@ biasing the decisions.
   share marked `random`.
 - `refresh_queue` (`_queue`): one refresh of a specialist's queue in the store: answers linked, old
   requests expired, new ones within today's budget; `refresh_from_store` scores the recent unlabelled
-  opinions with the given models first; `open_queue` reads the queue (`_requests`).
+  opinions with the given models first; `open_queue` reads the queue, `queue_summary` what it did in a
+  period and `today_summary` on the budget's day (`_requests`).
 - `label_selections`, `usable_for_decisions`, `decision_split`, `without_active_labels` (`_decisions`):
   metrics, gates and A/B statistics use only the random share and organic labels; training uses all.
 - `aa_false_promotions` (`_simulation`): seeded unit-level A/A tests with the queue on, under the rollout's
@@ -22,7 +23,8 @@ from hive_assets.review._queue import (
 )
 from hive_assets.review._requests import (
     ANSWERED, COLLECTION, EXPIRED, OPEN, STATUSES, day_start, expire, link_answers, open_queue, remaining_budget,
-    queue_summary, request_documents, request_id, requested_opinions, requested_today, write_requests,
+    queue_summary, request_documents, request_id, requested_opinions, requested_today, today_summary,
+    write_requests,
 )
 from hive_assets.review._simulation import AAResult, AAScenario, aa_false_promotions, aa_test
 from hive_assets.review._select import (
@@ -31,11 +33,12 @@ from hive_assets.review._select import (
 )
 
 __all__ = [
-    "AAResult", "AAScenario", "aa_false_promotions", "aa_test",
-    "ACTIVE", "ANSWERED", "COLLECTION", "DEFAULT_DAILY_BUDGET", "DEFAULT_EXPIRY", "DEFAULT_RANDOM_SHARE", "EXPIRED",
-    "OPEN", "ORGANIC", "RANDOM", "REASONS", "STATUSES", "TRAIN_SPLIT", "PriorityWeights", "QueueChoice",
-    "QueueRefresh", "choose_queue", "day_start", "decision_split", "disagreement", "diverse_top",
-    "drift_region_weight", "expire", "label_selections", "latest_drifted_features", "refresh_from_store", "link_answers", "margin_uncertainty", "open_queue",
-    "priority", "queue_summary", "refresh_queue", "remaining_budget", "request_documents", "request_id", "requested_opinions",
-    "requested_today", "standardised", "usable_for_decisions", "without_active_labels", "write_requests",
+    "AAResult", "AAScenario", "aa_false_promotions", "aa_test", "ACTIVE", "ANSWERED", "COLLECTION",
+    "DEFAULT_DAILY_BUDGET", "DEFAULT_EXPIRY", "DEFAULT_RANDOM_SHARE", "EXPIRED", "OPEN", "ORGANIC", "RANDOM", "REASONS",
+    "STATUSES", "TRAIN_SPLIT", "PriorityWeights", "QueueChoice", "QueueRefresh", "choose_queue", "day_start",
+    "decision_split", "disagreement", "diverse_top", "drift_region_weight", "expire", "label_selections",
+    "latest_drifted_features", "refresh_from_store", "link_answers", "margin_uncertainty", "open_queue", "priority",
+    "queue_summary", "refresh_queue", "remaining_budget", "request_documents", "request_id", "requested_opinions",
+    "requested_today", "standardised", "today_summary", "usable_for_decisions", "without_active_labels",
+    "write_requests",
 ]

@@ -15,20 +15,23 @@ from collections.abc import Iterable
 import pandas as pd
 
 from hive_assets.data.store.base import DocumentStore
-from hive_assets.review._requests import COLLECTION
+from hive_assets.review._requests import COLLECTION, EXPIRED
 from hive_assets.review._select import ACTIVE
 
-ORGANIC = "organic"  # no request: the label arrived as reviewers label anyway
+ORGANIC = "organic"  # no request, or an expired one: the label arrived as reviewers label anyway
 TRAIN_SPLIT = "train"
 
 
 def label_selections(store: DocumentStore, specialist: str, opinion_ids: Iterable[str]) -> dict[str, str]:
-    """opinion_id -> how its label was asked for: `active` / `random` (a review request) or `organic`."""
+    """opinion_id -> how its label was asked for: `active` / `random` (a review request, open or answered)
+    or `organic` (no request, or one that expired unanswered: a label after the expiry came as reviewers
+    label anyway, and leaving it out of the organic pool would take hard cases out of it)."""
     ids = [str(o) for o in opinion_ids]
     selections = dict.fromkeys(ids, ORGANIC)
     for request in store.find_by_keys_where(COLLECTION, "opinion_id", ids, {"specialist_type": specialist},
-                                            projection=["opinion_id", "selection"]):
-        selections[str(request["opinion_id"])] = str(request.get("selection") or ORGANIC)
+                                            projection=["opinion_id", "selection", "status"]):
+        if request.get("status") != EXPIRED:
+            selections[str(request["opinion_id"])] = str(request.get("selection") or ORGANIC)
     return selections
 
 

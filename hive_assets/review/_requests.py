@@ -2,8 +2,9 @@
 
 A request's id is `review:<specialist>:<opinion_id>`: an opinion is requested at most once, and writing
 is `insert_new` (a rerun never resets a request already answered or expired). Status moves
-open -> answered (its feedback arrived before it expired: `feedback_id`, `answered_at` are set) or
-open -> expired (`expires_at` passed first); nothing moves back.
+open -> answered (a trusted label arrived before it expired: `feedback_id`, `answered_at` are set, for the
+latest such label as of the expiry; a correction after it changes neither) or open -> expired (`expires_at`
+passed first); nothing moves back.
 """
 
 from __future__ import annotations
@@ -26,13 +27,17 @@ def request_id(specialist: str, opinion_id: str) -> str:
 
 
 def day_start(now: datetime) -> datetime:
-    """00:00 UTC of `now`'s day: the daily budget counts requests made since then."""
+    """00:00 UTC of `now`'s day: the daily budget counts requests made in [day_start, next day_start)."""
     now = now.astimezone(timezone.utc)
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def requested_today(store: DocumentStore, specialist: str, now: datetime) -> int:
-    return store.count(COLLECTION, {"specialist_type": specialist, "requested_at": {"$gte": day_start(now)}})
+    """Requests made on `now`'s UTC day, later hours included: a clock moved back within the day does not
+    give the day its budget again, and one moved back to an earlier day does not spend that day's."""
+    start = day_start(now)
+    return store.count(COLLECTION, {"specialist_type": specialist,
+                                    "requested_at": {"$gte": start, "$lt": start + timedelta(days=1)}})
 
 
 def remaining_budget(store: DocumentStore, specialist: str, now: datetime, daily_budget: int) -> int:
@@ -73,21 +78,25 @@ def write_requests(store: DocumentStore, docs: Iterable[Mapping[str, Any]]) -> i
 
 def link_answers(store: DocumentStore, specialist: str, now: datetime, trust: TrustPolicy = TrustPolicy()) -> int:
     """Open requests whose opinion now has a trusted label submitted before the request expired become
-    `answered`, with the feedback's id and time. Returns how many were linked."""
+    `answered`, with the id and time of the latest such label (as of the expiry, or `now` if earlier: a
+    correction after the expiry does not hide the answer in time). Returns how many were linked."""
     open_requests = {str(r["opinion_id"]): r for r in store.find(COLLECTION, {"specialist_type": specialist,
                                                                                "status": OPEN})}
     if not open_requests:
         return 0
-    labels, _, _ = latest_trusted_feedback(store, open_requests, now, trust)
+    # a label only after the expiry is none here: `expire` closes the request, the label is an organic one
+    labels, _, _ = latest_trusted_feedback(store, open_requests, now, trust, as_of=_expiries(open_requests))
     linked = 0
     for opinion_id, fb in sorted(labels.items()):
         request = open_requests[opinion_id]
-        if fb["_submitted"] > to_utc(request["expires_at"]):
-            continue  # arrived after expiry: `expire` closes the request; the label stays an organic one
         linked += store.update_one(COLLECTION, {"request_id": request["request_id"], "status": OPEN},
                                    {"status": ANSWERED, "feedback_id": str(fb["feedback_id"]),
                                     "answered_at": fb["_submitted"]})
     return linked
+
+
+def _expiries(requests: Mapping[str, Mapping[str, Any]]) -> dict[str, datetime]:
+    return {opinion_id: to_utc(r["expires_at"]) for opinion_id, r in requests.items()}
 
 
 def expire(store: DocumentStore, specialist: str, now: datetime) -> int:
@@ -102,12 +111,14 @@ def expire(store: DocumentStore, specialist: str, now: datetime) -> int:
 
 def open_queue(store: DocumentStore, specialist: str, now: datetime, limit: int | None = None,
                trust: TrustPolicy = TrustPolicy()) -> list[dict]:
-    """The open, unexpired, still unanswered requests of `specialist` in queue order: oldest day first, then
+    """The open, unexpired, still unanswered requests of `specialist` made by `now` (one dated later, made
+    before the clock was moved back, was not made yet as of `now`), in queue order: oldest day first, then
     by rank (the active picks by priority, the random share spread evenly among them, so reviewers who stop
     part-way still answer a uniformly random part of it). What a reviewer UI or the simulator's reviewers
     read. A request whose opinion already has a trusted label is left out though its status stays `open`
     until the next refresh links it (`link_answers`; this reads only): it is not asked twice meanwhile."""
     docs = {str(d["opinion_id"]): d for d in store.find(COLLECTION, {"specialist_type": specialist, "status": OPEN,
+                                                                     "requested_at": {"$lte": now},
                                                                      "expires_at": {"$gt": now}})}
     answered, _, _ = latest_trusted_feedback(store, docs, now, trust) if docs else ({}, None, 0)
     docs = [d for opinion_id, d in docs.items() if opinion_id not in answered]
@@ -115,30 +126,42 @@ def open_queue(store: DocumentStore, specialist: str, now: datetime, limit: int 
     return docs[:limit] if limit is not None else docs
 
 
-
-
 def queue_summary(store: DocumentStore, specialist: str, since: datetime, until: datetime,
-                  trust: TrustPolicy = TrustPolicy()) -> dict[str, int]:
-    """What the queue did in (since, until]: requests made, answered and expired in the period (whenever
-    they were made), and how many are open at `until`; each request taken at the status a refresh at `until`
-    would give it (an answer or an expiry not linked yet counts). Reads only."""
-    # a request answered or expired in the period expires after `since`
+                  trust: TrustPolicy = TrustPolicy(), *, include_since: bool = False) -> dict[str, int]:
+    """What the queue did in (since, until] (`include_since`: in [since, until]): requests made, answered and
+    expired in the period (whenever they were made), and how many are open at `until`; each request taken
+    at the status a refresh at `until` would give it (an answer or an expiry not linked yet counts). Reads
+    only. Consecutive periods of `hive loop` split time with (since, until]; a budget day starts at 00:00
+    itself (`today_summary`)."""
+    def in_period(at: datetime) -> bool:
+        return since <= at if include_since else since < at
+
+    # a request answered or expired in the period expires in it or after it
     docs = list(store.find(COLLECTION, {"specialist_type": specialist, "requested_at": {"$lte": until},
-                                        "expires_at": {"$gt": since}},
+                                        "expires_at": {"$gte" if include_since else "$gt": since}},
                            projection=["opinion_id", "status", "requested_at", "expires_at", "answered_at"]))
     waiting = {str(d["opinion_id"]): d for d in docs if d["status"] == OPEN}
-    labels, _, _ = latest_trusted_feedback(store, waiting, until, trust) if waiting else ({}, None, 0)
+    labels = latest_trusted_feedback(store, waiting, until, trust, as_of=_expiries(waiting))[0] if waiting else {}
     counts = dict.fromkeys(("requested", ANSWERED, EXPIRED, OPEN), 0)
     for d in docs:
-        expires, fb = to_utc(d["expires_at"]), labels.get(str(d["opinion_id"]))
+        fb = labels.get(str(d["opinion_id"]))  # the latest trusted label by min(expiry, until)
         answered_at = to_utc(d["answered_at"]) if d["status"] == ANSWERED else (
-            fb["_submitted"] if fb is not None and fb["_submitted"] <= expires else None)
+            fb["_submitted"] if fb is not None else None)
         if answered_at is not None and answered_at <= until:  # (a later answer was not known at `until`)
             status = ANSWERED
         else:
-            status = EXPIRED if expires <= until else OPEN
-        counts["requested"] += since < to_utc(d["requested_at"])
-        counts[ANSWERED] += status == ANSWERED and since < answered_at
+            status = EXPIRED if to_utc(d["expires_at"]) <= until else OPEN
+        counts["requested"] += in_period(to_utc(d["requested_at"]))
+        counts[ANSWERED] += status == ANSWERED and in_period(answered_at)
         counts[EXPIRED] += status == EXPIRED
         counts[OPEN] += status == OPEN
     return counts
+
+
+def today_summary(store: DocumentStore, specialist: str, now: datetime,
+                  trust: TrustPolicy = TrustPolicy()) -> dict[str, int]:
+    """The queue on `now`'s UTC day, the budget's period (`hive status`): `requested` is the budget's own
+    count (`requested_today`, a refresh at 00:00 included), answered and expired in [day_start, now], and
+    how many are open at `now`."""
+    return {**queue_summary(store, specialist, day_start(now), now, trust, include_since=True),
+            "requested": requested_today(store, specialist, now)}

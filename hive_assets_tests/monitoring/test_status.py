@@ -226,3 +226,29 @@ def test_of_tests_and_retrains_stamped_at_one_instant_the_view_shows_the_last_wr
                                  drift_interval=HOUR, ab_interval=HOUR, specialists=("business",), now=at)
     assert (business.test_id, business.traffic_percent) == ("business_v4", 10.0)
     assert (business.retrain_status, business.retrain_run_id) == ("completed", "r-2")
+
+
+def test_today_counts_the_refresh_at_midnight_as_the_budget_does(hive_home, registry_client):
+    """hive loop's first refresh of a day runs at 00:00:00: the budget counted its requests while the view said
+    "today 0 requested"; an answer and an expiry at 00:00 itself were missed too."""
+    from hive_assets.review import requested_today
+
+    store = SQLiteStore(hive_home / "store.sqlite")
+    day = datetime(2026, 1, 9, tzinfo=timezone.utc)
+    store.upsert_many("review_requests", [
+        {"request_id": f"review:business:{op}", "opinion_id": op, "plan_id": f"p-{op}", "specialist_type": "business",
+         "requested_at": requested, "expires_at": expires, "status": status, "answered_at": answered,
+         "selection": "active", "feedback_id": None}
+        for op, requested, expires, status, answered in [
+            ("m1", day, day + 72 * HOUR, "open", None),
+            ("m2", day, day + 72 * HOUR, "open", None),
+            ("m3", day, day + 72 * HOUR, "open", None),
+            ("a1", day - 10 * HOUR, day + 62 * HOUR, "answered", day),  # answered at 00:00 itself
+            ("x1", day - 72 * HOUR, day, "open", None),  # expires at 00:00 itself
+            ("y1", day - 24 * HOUR, day + 48 * HOUR, "open", None)]])  # yesterday's, still open
+    now = day + 5 * HOUR
+    [business] = platform_status(store, registry_client, last_trained={"business": None}, feedback_threshold=100,
+                                 drift_interval=HOUR, ab_interval=HOUR, specialists=("business",), now=now)
+    assert requested_today(store, "business", now) == 3
+    assert business.review_queue == {"requested": 3, "answered": 1, "expired": 1, "open": 4}
+    assert "4 open; today 3 requested, 1 answered, 1 expired" in format_status([business], now)

@@ -6,16 +6,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hive_assets.data import to_utc
 from hive_assets.data.store.sqlite import SQLiteStore
 from hive_assets.features import features_frame
 from hive_assets.review import (
-    ACTIVE, ANSWERED, COLLECTION, EXPIRED, OPEN, ORGANIC, RANDOM, decision_split, label_selections, open_queue,
-    queue_summary, refresh_from_store, refresh_queue, usable_for_decisions,
+    ACTIVE, ANSWERED, COLLECTION, EXPIRED, OPEN, ORGANIC, RANDOM, decision_split, expire, label_selections,
+    link_answers, open_queue, queue_summary, refresh_from_store, refresh_queue, remaining_budget, requested_today,
+    usable_for_decisions, without_active_labels,
 )
 from hive_assets.simulator import make_plans, simulate
 from hive_assets_tests.data.store import any_store  # noqa: F401  (fixture)
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
+HOUR = timedelta(hours=1)
 PLANS = make_plans(40, seed=3, now=NOW, days=1)
 
 
@@ -185,3 +188,89 @@ def test_a_refresh_whose_lease_check_fails_before_writing_spends_nothing(tmp_pat
         assert store.count(COLLECTION) == 0
         checks = []
         assert refresh(store, before_write=lambda: checks.append(1)).requested == 10 and checks == [1]
+
+
+def request(opinion_id: str, requested: datetime, expires: datetime, selection: str = ACTIVE,
+            status: str = OPEN) -> dict:
+    return {"request_id": f"review:business:{opinion_id}", "opinion_id": opinion_id, "plan_id": "p",
+            "specialist_type": "business", "score": 1.0, "reason": "uncertainty", "selection": selection,
+            "inclusion_probability": None, "rank": 1, "model_version": "1", "requested_at": requested,
+            "expires_at": expires, "status": status, "feedback_id": None, "answered_at": None}
+
+
+def test_an_answer_in_time_then_a_correction_after_the_expiry_is_answered(any_store):
+    """The audit's case: the latest trusted label (a correction after the expiry) hid the answer in time, and
+    the next refresh expired the request. The rule is the label as of the expiry."""
+    store = any_store
+    t = datetime(2026, 1, 11, tzinfo=timezone.utc)
+    expires, in_time, correction, refresh_at = (datetime(2026, 1, 14, tzinfo=timezone.utc),
+                                                datetime(2026, 1, 13, 10, tzinfo=timezone.utc),
+                                                datetime(2026, 1, 15, 6, tzinfo=timezone.utc),
+                                                datetime(2026, 1, 15, 7, tzinfo=timezone.utc))
+    store.upsert_many(COLLECTION, [request("op-a", t, expires), request("op-late", t, expires)])
+    store.upsert_many("specialist_feedback", [
+        dict(feedback("op-a", in_time), feedback_id="fb-in-time"),
+        dict(feedback("op-a", correction), feedback_id="fb-correction", human_recommendation="reject"),
+        dict(feedback("op-late", correction), feedback_id="fb-late")])  # only after the expiry
+    # before any refresh marks them, the summary already gives each its status
+    assert queue_summary(store, "business", t - HOUR, refresh_at) == {
+        "requested": 2, "answered": 1, "expired": 1, "open": 0}
+    assert (link_answers(store, "business", refresh_at), expire(store, "business", refresh_at)) == (1, 1)
+    docs = {d["opinion_id"]: d for d in store.find(COLLECTION)}
+    assert (docs["op-a"]["status"], docs["op-a"]["feedback_id"]) == (ANSWERED, "fb-in-time")
+    assert to_utc(docs["op-a"]["answered_at"]) == in_time
+    assert docs["op-late"]["status"] == EXPIRED and docs["op-late"]["feedback_id"] is None
+    assert queue_summary(store, "business", t - HOUR, refresh_at) == {
+        "requested": 2, "answered": 1, "expired": 1, "open": 0}
+
+
+def test_the_label_of_an_expired_request_is_organic(tmp_path):
+    """A label that came after its request expired came as reviewers label anyway: it is an organic one
+    (kept out of the organic pool, the hard cases the queue asked for would be missing there)."""
+    t = datetime(2026, 1, 11, tzinfo=timezone.utc)
+    with SQLiteStore(tmp_path / "s.sqlite") as store:
+        store.upsert_many(COLLECTION, [
+            request("op-exp-active", t, t + HOUR, ACTIVE, EXPIRED),
+            request("op-exp-random", t, t + HOUR, RANDOM, EXPIRED),
+            request("op-answered", t, t + HOUR, ACTIVE, ANSWERED),
+            request("op-open-active", t, t + 72 * HOUR, ACTIVE, OPEN),
+            request("op-open-random", t, t + 72 * HOUR, RANDOM, OPEN)])
+        ids = ["op-exp-active", "op-exp-random", "op-answered", "op-open-active", "op-open-random", "op-none"]
+        assert label_selections(store, "business", ids) == {
+            "op-exp-active": ORGANIC, "op-exp-random": ORGANIC, "op-answered": ACTIVE, "op-open-active": ACTIVE,
+            "op-open-random": RANDOM, "op-none": ORGANIC}
+        labels = {o: {"feedback_id": f"fb-{o}"} for o in ids}
+        assert sorted(without_active_labels(store, "business", labels)) == [
+            "op-exp-active", "op-exp-random", "op-none", "op-open-random"]
+
+
+def test_a_clock_moved_back_neither_spends_another_day_nor_shows_later_requests(any_store):
+    """Requests made at 18:00 before the clock was pinned back: they spend their own day's budget, never an
+    earlier day's, and the queue does not show them before they were made."""
+    store = any_store
+    made = datetime(2026, 3, 3, 18, tzinfo=timezone.utc)
+    assert refresh(store, now=made).requested == 10
+    same_day, day_before = datetime(2026, 3, 3, 6, tzinfo=timezone.utc), datetime(2026, 3, 2, 12, tzinfo=timezone.utc)
+    assert (requested_today(store, "business", same_day), remaining_budget(store, "business", same_day, 10)) == (10, 0)
+    assert requested_today(store, "business", day_before) == 0
+    assert remaining_budget(store, "business", day_before, 10) == 10
+    assert open_queue(store, "business", same_day) == [] and open_queue(store, "business", day_before) == []
+    assert len(open_queue(store, "business", made)) == 10
+    # the budget day after: a new budget, the requests still open
+    next_day = datetime(2026, 3, 4, 1, tzinfo=timezone.utc)
+    assert remaining_budget(store, "business", next_day, 10) == 10
+    assert len(open_queue(store, "business", next_day)) == 10
+
+
+def test_today_counts_what_the_budget_counts_from_midnight_itself(any_store):
+    """hive loop's first refresh of a day runs at 00:00:00: today's summary (hive status) counts its requests
+    as the budget does, while a period's summary (hive loop's) still starts after its `since`."""
+    from hive_assets.review import today_summary
+
+    store = any_store
+    midnight = datetime(2026, 3, 3, tzinfo=timezone.utc)
+    assert refresh(store, now=midnight).requested == 10
+    later = midnight + 5 * HOUR
+    assert remaining_budget(store, "business", later, 10) == 0
+    assert today_summary(store, "business", later) == {"requested": 10, "answered": 0, "expired": 0, "open": 10}
+    assert queue_summary(store, "business", midnight, later)["requested"] == 0

@@ -9,7 +9,7 @@ import pytest
 from hive_assets.data import SQLiteStore
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
 from hive_assets.defs.review import refresh_review_queue, review_queue, review_queue_sensor
-from hive_assets.review import ACTIVE, ANSWERED, COLLECTION, RANDOM, open_queue
+from hive_assets.review import ACTIVE, ANSWERED, COLLECTION, EXPIRED, RANDOM, open_queue
 from hive_assets.rollout import arm_observations
 from hive_assets.simulator import ServingLoop, simulate
 from hive_assets_tests.monitoring.champion import register_champion, train_small_model
@@ -64,6 +64,33 @@ def test_sensor_asset_and_reviewers(hive_home, tracking, monkeypatch):
     linked = materialize(tracking, 10).asset_materializations_for_node("review_queue")[0]
     assert linked.metadata["answered_since_last"].value == 2
     assert sorted(d["opinion_id"] for d in store.find(COLLECTION, {"status": ANSWERED})) == sorted(first_two)
+
+
+def test_without_a_champion_the_refresh_still_links_answers_and_expires_requests(hive_home, tmp_path, monkeypatch):
+    """No champion: nothing to score opinions with, so no request, but the answers and expiries of the requests
+    made before move on as on every refresh (the asset returned before them)."""
+    from hive_assets.registry import client_for
+
+    uri = f"sqlite:///{tmp_path / 'empty-mlflow.db'}"
+    client_for(uri).search_registered_models()  # an MLflow with no model at all
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", NOW.isoformat())
+    store = SQLiteStore(hive_home / "store.sqlite")
+    made = NOW - timedelta(hours=80)
+    store.upsert_many(COLLECTION, [
+        {"request_id": f"review:business:{op}", "opinion_id": op, "plan_id": f"p-{op}", "specialist_type": "business",
+         "selection": ACTIVE, "rank": 1, "score": 1.0, "reason": "uncertainty", "requested_at": made,
+         "expires_at": made + timedelta(hours=hours), "status": "open", "feedback_id": None, "answered_at": None}
+        for op, hours in [("answered", 72), ("unanswered", 72), ("waiting", 100)]])
+    store.upsert_many("specialist_feedback", [
+        {"feedback_id": "fb-answered", "opinion_id": "answered", "plan_id": "p-answered", "specialist_type": "business",
+         "human_recommendation": "approve", "human_rating": 0.9, "submitted_by": "r",
+         "submitted_at": made + timedelta(hours=5), "feedback_source": "human_expert", "metadata": {}}])
+    [event] = materialize(uri, 10).asset_materializations_for_node("review_queue")
+    meta = {k: v.value for k, v in event.metadata.items()}
+    assert meta == {"requested": 0, "skipped": "no champion registered", "answered_since_last": 1,
+                    "expired_since_last": 1, "open": 1}
+    assert {d["opinion_id"]: d["status"] for d in store.find(COLLECTION)} == {
+        "answered": ANSWERED, "unanswered": EXPIRED, "waiting": "open"}
 
 
 def test_ab_tally_ignores_actively_requested_labels(tmp_path):

@@ -46,13 +46,21 @@ def review_queue(context: dg.AssetExecutionContext, config: ReviewQueueConfig, d
     """Links answered review requests, expires old ones, and requests today's remaining budget of labels
     (`review_requests` documents) for the recent unlabelled opinions the champion is least sure of, the
     champion and challenger disagree on while a test runs, or that fall where drift was seen, spread out so
-    near-duplicates are asked once; a fixed share drawn uniformly at random."""
+    near-duplicates are asked once; a fixed share drawn uniformly at random. Without a champion it links
+    and expires only."""
     specialist, now = context.partition_key, clock.now()
     client = mlflow.client()
     champion_version = registry.alias_version(client, specialist, registry.CHAMPION)
-    if champion_version is None:  # nothing to score the opinions with: no request, said in the metadata
-        context.log.info(f"{specialist}: no champion registered, no review request")
-        return dg.MaterializeResult(metadata={"requested": 0, "skipped": "no champion registered"})
+    if champion_version is None:  # nothing to score the opinions with: answers and expiries move on, no request
+        with document_store.open() as store:
+            linked = review.link_answers(store, specialist, now, TrustPolicy())
+            expired = review.expire(store, specialist, now)
+            still_open = len(review.open_queue(store, specialist, now))
+        context.log.info(f"{specialist}: no champion registered, no review request; {linked} answered, "
+                         f"{expired} expired; {still_open} open")
+        return dg.MaterializeResult(metadata={
+            "requested": 0, "skipped": "no champion registered", "answered_since_last": linked,
+            "expired_since_last": expired, "open": still_open})
     champion = registry.load_version_model(client, champion_version)
     with document_store.open() as store:
         test = running_test(store, specialist)
