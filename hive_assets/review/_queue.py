@@ -10,13 +10,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hive_assets.config import DEFAULT_REVIEW_QUEUE_DAILY_BUDGET
 from hive_assets.data import TrustPolicy, collect
 from hive_assets.data.store.base import DocumentStore
 from hive_assets.review import _requests as requests
 from hive_assets.review._select import PriorityWeights, choose_queue, drift_region_weight, priority, standardised
 from hive_assets.features import features_frame
 
-DEFAULT_DAILY_BUDGET = 100
+DEFAULT_DAILY_BUDGET = DEFAULT_REVIEW_QUEUE_DAILY_BUDGET  # the setting's default (REVIEW_QUEUE_DAILY_BUDGET)
 DEFAULT_RANDOM_SHARE = 0.2
 DEFAULT_EXPIRY = timedelta(hours=72)
 
