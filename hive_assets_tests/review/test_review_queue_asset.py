@@ -36,7 +36,7 @@ def test_sensor_asset_and_reviewers(hive_home, tracking, monkeypatch):
     store = SQLiteStore(hive_home / "store.sqlite")
     simulate(store, plans=150, days=1, seed=5, now=NOW, feedback_rate=0.2, malformed_rate=0.0)
     # the sensor: one run a day per specialist, with the budget of the environment
-    requests = review_queue_sensor(dg.build_sensor_context())
+    requests = review_queue_sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral())).run_requests
     assert sorted(r.partition_key for r in requests) == sorted(["business", "technical", "behavior", "evolution",
                                                                 "architecture"])
     assert {r.run_key for r in requests if r.partition_key == "business"} == {"review_queue:business:2026-05-04"}
@@ -173,3 +173,35 @@ def test_which_lease_a_run_takes(job_name, selection, kind):
     run = dg.DagsterRun(job_name=job_name, run_id="r1", tags={"dagster/partition": "business"},
                         asset_selection=frozenset(dg.AssetKey(a) for a in selection))
     assert lease_target(run) == (kind, "business")
+
+
+def test_a_failed_daily_refresh_is_retried_under_a_key_of_its_own(monkeypatch):
+    """A run key is used once, failed or not: a refresh that failed at the day's tick (MLflow down) left the
+    specialist without a queue until the next UTC day. Each failure now gives the next tick a retry key, up
+    to MAX_ATTEMPTS a day; a run that is alive or done is not repeated."""
+    from hive_assets.defs.review.sensors import MAX_ATTEMPTS, RUN_KEY_TAG, refresh_review_queue, run_key
+
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", NOW.isoformat())
+    instance = dg.DagsterInstance.ephemeral()
+    job = dg.Definitions(assets=[review_queue], jobs=[refresh_review_queue], resources={
+        "document_store": DocumentStoreResource(), "mlflow": MlflowResource(),
+        "platform": PlatformSettings()}).resolve_job_def("refresh_review_queue")
+
+    def launched(specialist: str, key: str, status: dg.DagsterRunStatus) -> None:
+        instance.create_run_for_job(job, status=status, tags={RUN_KEY_TAG: key, "dagster/partition": specialist})
+
+    def keys() -> dict[str, str]:
+        result = review_queue_sensor(dg.build_sensor_context(instance=instance))
+        return {r.partition_key: r.run_key for r in result.run_requests}
+
+    day = "2026-05-04"
+    launched("business", f"review_queue:business:{day}", dg.DagsterRunStatus.FAILURE)
+    launched("technical", f"review_queue:technical:{day}", dg.DagsterRunStatus.SUCCESS)
+    assert keys()["business"] == f"review_queue:business:{day}:retry-1"
+    assert keys()["technical"] == f"review_queue:technical:{day}"  # the daemon skips a key already used
+    launched("business", f"review_queue:business:{day}:retry-1", dg.DagsterRunStatus.CANCELED)
+    assert keys()["business"] == f"review_queue:business:{day}:retry-2"
+    launched("business", f"review_queue:business:{day}:retry-2", dg.DagsterRunStatus.FAILURE)
+    assert MAX_ATTEMPTS == 3 and "business" not in keys()  # three failed today: tomorrow's queue
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", (NOW + timedelta(days=1)).isoformat())
+    assert keys()["business"] == run_key("business", NOW + timedelta(days=1)) == "review_queue:business:2026-05-05"

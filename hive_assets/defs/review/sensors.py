@@ -32,16 +32,41 @@ refresh_review_queue = dg.define_asset_job(
     description="Refresh one specialist's review queue: link answers, expire old requests, request today's budget.")
 
 
-def run_key(specialist: str, now) -> str:
-    return f"review_queue:{specialist}:{now.astimezone(timezone.utc):%Y-%m-%d}"
+RUN_KEY_TAG = "dagster/run_key"  # the tag Dagster gives a run launched for a RunRequest's run key
+MAX_ATTEMPTS = 3  # a day's refresh that failed (MLflow or the store down at the tick) is retried this often
+
+
+def run_key(specialist: str, now, attempt: int = 0) -> str:
+    """The day's run key; a retry after a failed run gets its own (a run key is used once, failed or not)."""
+    key = f"review_queue:{specialist}:{now.astimezone(timezone.utc):%Y-%m-%d}"
+    return f"{key}:retry-{attempt}" if attempt else key
+
+
+def _attempt(instance: dg.DagsterInstance, specialist: str, now) -> int | None:
+    """The day's first attempt whose run did not fail (not launched yet, or launched and alive or done),
+    None when all MAX_ATTEMPTS failed: the next day's queue is the next chance."""
+    for attempt in range(MAX_ATTEMPTS):
+        launched = instance.get_runs(dg.RunsFilter(tags={RUN_KEY_TAG: run_key(specialist, now, attempt)}), limit=1)
+        if not launched or launched[0].status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+            return attempt
+    return None
 
 
 @dg.sensor(name=SENSOR_NAME, job=refresh_review_queue, minimum_interval_seconds=3600,
            default_status=dg.DefaultSensorStatus.STOPPED,
            description="Once a UTC day per specialist: refresh its review queue (requests within the daily budget, "
-                       "REVIEW_QUEUE_DAILY_BUDGET, default 100).")
+                       "REVIEW_QUEUE_DAILY_BUDGET, default 100); a failed refresh is retried at the next tick, "
+                       f"{MAX_ATTEMPTS} attempts a day.")
 def review_queue_sensor(context: dg.SensorEvaluationContext):
     now = clock.now()
-    return [dg.RunRequest(run_key=run_key(s, now), partition_key=s,
-                          run_config={"ops": {"review_queue": {"config": {"daily_budget": daily_budget(s)}}}},
-                          tags={"hive/actor": f"sensor:{SENSOR_NAME}"}) for s in SPECIALISTS]
+    requests, skipped = [], []
+    for s in SPECIALISTS:
+        attempt = _attempt(context.instance, s, now)
+        if attempt is None:
+            skipped.append(f"{s}: today's {MAX_ATTEMPTS} refreshes failed, next one tomorrow (UTC)")
+            continue
+        requests.append(dg.RunRequest(
+            run_key=run_key(s, now, attempt), partition_key=s,
+            run_config={"ops": {"review_queue": {"config": {"daily_budget": daily_budget(s)}}}},
+            tags={"hive/actor": f"sensor:{SENSOR_NAME}"}))
+    return dg.SensorResult(run_requests=requests, skip_reason="; ".join(skipped) if not requests else None)
