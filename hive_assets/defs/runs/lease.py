@@ -156,8 +156,13 @@ class RunLeaseResource(dg.ConfigurableResource):
             raise dg.Failure(description=str(exc), allow_retries=True) from None
         try:
             yield
-        finally:
-            holder.end("decisions written")
+        except BaseException:
+            try:  # the decisions' own error is what to say: a lease left held goes stale and is released
+                holder.end("decisions failed")
+            except Exception as exc:
+                context.log.warning(f"the operator lease of {target[1]} was not released: {one_line(exc)}")
+            raise
+        holder.end("decisions written")
 
     def check(self) -> None:
         """Raise LeaseLost when the lease this run took was lost (a run that lost it must not write as
