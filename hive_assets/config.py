@@ -105,8 +105,9 @@ _WHOLE = re.compile(r"[0-9]+")  # ASCII digits: str.isdigit() takes '²', which 
 def review_queue_daily_budgets() -> dict[str, int]:
     """REVIEW_QUEUE_DAILY_BUDGET per specialist: one number for all (`100`), or `name=number` pairs
     (`business=100,technical=40`; a specialist not named gets the plain number if one is given, else 100).
-    ConfigError for anything else, a name twice or a name no specialist has: read with the other settings, so
-    a typo is said when the definitions load or a `hive` verb starts, not at the review sensor's tick."""
+    ConfigError for anything else, a name twice or a name no specialist has. Read by the review sensor (a bad
+    value fails its tick, saying so) and checked by `hive status`, not with the other settings: a typo in the
+    review queue's budget must not stop the code location, or every training run, from starting."""
     text = _raw(REVIEW_QUEUE_BUDGET_ENV) or ""
     budgets: dict[str, int] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
@@ -448,9 +449,6 @@ class Settings:
     # the same partition waits up to the wait for the holder to finish, then fails naming it
     lease_ttl_seconds: int = 120
     lease_wait_seconds: int = 60
-    # REVIEW_QUEUE_DAILY_BUDGET, per specialist: the review queue sensor's daily requests
-    review_queue_daily_budgets: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(SPECIALISTS, DEFAULT_REVIEW_QUEUE_DAILY_BUDGET))
 
     @property
     def asset_storage(self) -> str:
@@ -505,5 +503,4 @@ class Settings:
             # a week at most: a lease's expiry is a time the documents' range holds (hive_assets.data.to_utc)
             lease_ttl_seconds=env_int("HIVE_LEASE_TTL_SECONDS", 120, low=5, high=7 * 86400),
             lease_wait_seconds=env_int("HIVE_LEASE_WAIT_SECONDS", 60, low=0),
-            review_queue_daily_budgets=review_queue_daily_budgets(),
         )

@@ -38,6 +38,7 @@ ENVIRONMENT: dict[str, str] = {
     "DRIFT_CHECK_INTERVAL_MINUTES": "drift sensor interval, default 60 (hive loop: 360)",
     "DRIFT_WINDOW_HOURS": "recent window a drift check compares, default 24 (hive loop: 6)",
     "AB_TEST_CHECK_INTERVAL_MINUTES": "A/B re-evaluation interval, default 60 (hive loop: 360)",
+    "REVIEW_QUEUE_DAILY_BUDGET": "the review queue sensor's requests a day: 100 (default), or business=100,technical=40",
     "AB_TEST_LABEL_MATURITY_HOURS": "feedback window per A/B unit, default 48 (hive loop: 24)",
     "HIVE_RETRAIN_MAX_RUNTIME_SECONDS": "a run older than this counts as dead without a lease, default 14400",
     "HIVE_LEASE_TTL_SECONDS": "a run lease not renewed within this is stale, default 120",

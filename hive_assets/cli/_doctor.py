@@ -1,6 +1,6 @@
 """`hive doctor [--fix] [--json] [--specialist NAME]`: what a crash left behind, and (with --fix) its repair.
 
-Finds Dagster runs STARTED (or STARTING, CANCELING) whose process is gone (their run lease went stale:
+Finds Dagster runs STARTED (or STARTING, CANCELING) whose process is gone (their run leases went stale:
 expired, or on this host a dead pid; a run with no lease is judged by HIVE_RETRAIN_MAX_RUNTIME_SECONDS),
 MLflow runs RUNNING without a live Dagster run, and leases still held for runs that ended. Read-only
 without --fix; with it each orphaned run is marked FAILURE with the reason, its MLflow runs ended FAILED,

@@ -10,28 +10,38 @@ population's metrics without weights. Training may use every label (`decision_sp
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 
 import pandas as pd
 
 from hive_assets.data.store.base import DocumentStore
-from hive_assets.review._requests import COLLECTION, EXPIRED
+from hive_assets.data import to_utc
+from hive_assets.review._requests import COLLECTION
 from hive_assets.review._select import ACTIVE
 
-ORGANIC = "organic"  # no request, or an expired one: the label arrived as reviewers label anyway
+ORGANIC = "organic"  # no request, or a label that came after its request expired: reviewers label anyway
 TRAIN_SPLIT = "train"
 
 
-def label_selections(store: DocumentStore, specialist: str, opinion_ids: Iterable[str]) -> dict[str, str]:
-    """opinion_id -> how its label was asked for: `active` / `random` (a review request, open or answered)
-    or `organic` (no request, or one that expired unanswered: a label after the expiry came as reviewers
-    label anyway, and leaving it out of the organic pool would take hard cases out of it)."""
+def label_selections(store: DocumentStore, specialist: str, opinion_ids: Iterable[str],
+                     label_times: Mapping[str, datetime | None] | None = None) -> dict[str, str]:
+    """opinion_id -> how its label was asked for: `active` / `random` (a review request) or `organic`.
+
+    `label_times` (opinion_id -> when the label it carries was submitted): a label submitted after its
+    request's `expires_at` came as reviewers label anyway, so it is organic (keeping it out of the organic
+    pool would take the hard cases the queue asked for out of it). Judged from the label's own time, not the
+    request's status, which only a refresh writes: the split and the A/B tally do not change between two
+    runs on the same data."""
     ids = [str(o) for o in opinion_ids]
     selections = dict.fromkeys(ids, ORGANIC)
+    times = label_times or {}
     for request in store.find_by_keys_where(COLLECTION, "opinion_id", ids, {"specialist_type": specialist},
-                                            projection=["opinion_id", "selection", "status"]):
-        if request.get("status") != EXPIRED:
-            selections[str(request["opinion_id"])] = str(request.get("selection") or ORGANIC)
+                                            projection=["opinion_id", "selection", "expires_at"]):
+        opinion_id = str(request["opinion_id"])
+        labelled, expires = to_utc(times.get(opinion_id)), to_utc(request.get("expires_at"))
+        if labelled is None or expires is None or labelled <= expires:
+            selections[opinion_id] = str(request.get("selection") or ORGANIC)
     return selections
 
 
@@ -53,5 +63,5 @@ def decision_split(split: pd.Series, selection: pd.Series) -> pd.Series:
 def without_active_labels(store: DocumentStore, specialist: str, labels: dict[str, dict]) -> dict[str, dict]:
     """`labels` (opinion_id -> its latest trusted feedback, as `latest_trusted_feedback` returns them) minus
     those of actively chosen opinions: the A/B tally's labels."""
-    selections = label_selections(store, specialist, labels)
+    selections = label_selections(store, specialist, labels, {o: fb.get("_submitted") for o, fb in labels.items()})
     return {o: fb for o, fb in labels.items() if usable_for_decisions(selections[o])}

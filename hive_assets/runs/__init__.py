@@ -4,8 +4,8 @@
   with its owner run, token, host/pid, heartbeat and expiry; atomic on SQLite and MongoDB/FerretDB
   (`insert_new` for the first holder, compare-and-swap on the token after that). Every retraining and
   operator run takes one at its start (`hive_assets.defs.runs`), whatever launched it.
-- Orphans (`orphan_runs`, `orphan_mlflow_runs`, `stale_leases`): Dagster runs STARTED whose lease went
-  stale, MLflow runs RUNNING without a live Dagster run, leases held for runs that ended; `hive doctor`
+- Orphans (`orphan_runs`, `orphan_mlflow_runs`, `stale_leases`): Dagster runs STARTED whose every held
+  lease went stale, MLflow runs RUNNING without a live Dagster run, leases held for runs that ended; `hive doctor`
   and every run's start act on them.
 """
 

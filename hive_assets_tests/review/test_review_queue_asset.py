@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 import pytest
 
-from hive_assets.data import SQLiteStore
+from hive_assets.data import SQLiteStore, TrustPolicy, to_utc
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
 from hive_assets.defs.review import refresh_review_queue, review_queue, review_queue_sensor
 from hive_assets.review import ACTIVE, ANSWERED, COLLECTION, EXPIRED, RANDOM, open_queue
@@ -199,9 +199,42 @@ def test_a_failed_daily_refresh_is_retried_under_a_key_of_its_own(monkeypatch):
     launched("technical", f"review_queue:technical:{day}", dg.DagsterRunStatus.SUCCESS)
     assert keys()["business"] == f"review_queue:business:{day}:retry-1"
     assert keys()["technical"] == f"review_queue:technical:{day}"  # the daemon skips a key already used
-    launched("business", f"review_queue:business:{day}:retry-1", dg.DagsterRunStatus.CANCELED)
+    launched("business", f"review_queue:business:{day}:retry-1", dg.DagsterRunStatus.FAILURE)
     assert keys()["business"] == f"review_queue:business:{day}:retry-2"
     launched("business", f"review_queue:business:{day}:retry-2", dg.DagsterRunStatus.FAILURE)
     assert MAX_ATTEMPTS == 3 and "business" not in keys()  # three failed today: tomorrow's queue
+    # a run still going, or canceled by an operator, is not repeated: its key stays the day's
+    launched("behavior", f"review_queue:behavior:{day}", dg.DagsterRunStatus.STARTED)
+    launched("evolution", f"review_queue:evolution:{day}", dg.DagsterRunStatus.CANCELED)
+    assert (keys()["behavior"], keys()["evolution"]) == (f"review_queue:behavior:{day}", f"review_queue:evolution:{day}")
     monkeypatch.setenv("HIVE_SIMULATED_NOW", (NOW + timedelta(days=1)).isoformat())
     assert keys()["business"] == run_key("business", NOW + timedelta(days=1)) == "review_queue:business:2026-05-05"
+
+
+def test_raw_production_data_marks_each_label_by_its_time_against_its_request(hive_home, monkeypatch):
+    """The collection's `label_selection` column: a request's selection for a label submitted by its expiry,
+    organic for one submitted after it (whatever the request's stored status), organic without a request."""
+    from hive_assets.defs.data.assets import raw_production_data
+    from hive_assets.review import ORGANIC
+
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", NOW.isoformat())
+    store = SQLiteStore(hive_home / "store.sqlite")
+    simulate(store, plans=150, days=3, seed=5, now=NOW, feedback_rate=0.9, malformed_rate=0.0,
+             specialists=["business"])
+    answers: dict[str, list] = {}
+    for fb in store.find("specialist_feedback", {"specialist_type": "business"}):
+        answers.setdefault(str(fb["opinion_id"]), []).append(fb)
+    # opinions with one trusted answer: its time is the label's
+    labelled = {o: to_utc(fbs[0]["submitted_at"]) for o, fbs in answers.items()
+                if len(fbs) == 1 and TrustPolicy().reason_to_drop(fbs[0]) is None}
+    late, in_time = sorted(labelled)[:2]
+    store.upsert_many(COLLECTION, [
+        {"request_id": f"review:business:{o}", "opinion_id": o, "specialist_type": "business", "selection": ACTIVE,
+         "status": EXPIRED, "requested_at": labelled[o] - timedelta(hours=5), "expires_at": expires}
+        for o, expires in ((late, labelled[late] - timedelta(hours=1)), (in_time, labelled[in_time]))])
+    result = dg.materialize([raw_production_data], partition_key="business", resources={
+        "document_store": DocumentStoreResource(), "platform": PlatformSettings()},
+        run_config={"ops": {"raw_production_data": {"config": {"min_samples": 10}}}})
+    frame = result.output_for_node("raw_production_data").frame.set_index("opinion_id")
+    assert frame.loc[late, "label_selection"] == ORGANIC and frame.loc[in_time, "label_selection"] == ACTIVE
+    assert (frame.drop(index=[late, in_time])["label_selection"] == ORGANIC).all()

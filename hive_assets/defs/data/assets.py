@@ -2,6 +2,7 @@
 
 
 import dagster as dg
+import pandas as pd
 from pydantic import Field
 
 from hive_assets import clock, review
@@ -120,7 +121,9 @@ def raw_production_data(
                              allow_retries=False) from exc
         persist_quarantine(store, result, context.run_id)
         # how each label was asked for (review queue: active / random, else organic): decisions use no active one
-        selections = review.label_selections(store, specialist, result.frame["opinion_id"].astype(str))
+        ids = result.frame["opinion_id"].astype(str)
+        selections = review.label_selections(store, specialist, ids, dict(zip(
+            ids, result.frame["feedback_submitted_at"].map(lambda t: None if pd.isna(t) else t.to_pydatetime()))))
         result.frame["label_selection"] = result.frame["opinion_id"].astype(str).map(selections)
     counts = result.counts
     context.log.info(f"{specialist}: {counts['rows']} rows, {counts['labelled']} labelled, "

@@ -2,9 +2,10 @@
 
 The budget is daily and a request lives `expiry_hours` (72 h by default): one queue a day gives reviewers
 the day's list in the morning, and candidates are the last two days' unlabelled opinions, so no
-opinion is too old to be worth a label when it is asked for. The sensor reads nothing (a run key per
-specialist and day makes it idempotent); the run does the work. Stopped by default: an operator starts it
-in the UI (or `hive loop --review-queue` does), so homes that do not use a review queue spend nothing.
+opinion is too old to be worth a label when it is asked for. The sensor reads only the day's runs (a run
+key per specialist and day makes it idempotent; a failed run gets a retry key); the run does the work.
+Stopped by default: an operator starts it in the UI (or `hive loop --review-queue` does, for its loop), so
+homes that do not use a review queue spend nothing.
 """
 
 from datetime import timezone
@@ -43,11 +44,11 @@ def run_key(specialist: str, now, attempt: int = 0) -> str:
 
 
 def _attempt(instance: dg.DagsterInstance, specialist: str, now) -> int | None:
-    """The day's first attempt whose run did not fail (not launched yet, or launched and alive or done),
-    None when all MAX_ATTEMPTS failed: the next day's queue is the next chance."""
+    """The day's first attempt whose run did not fail (not launched yet, or launched and alive, done or
+    canceled by an operator), None when all MAX_ATTEMPTS failed: the next day's queue is the next chance."""
     for attempt in range(MAX_ATTEMPTS):
         launched = instance.get_runs(dg.RunsFilter(tags={RUN_KEY_TAG: run_key(specialist, now, attempt)}), limit=1)
-        if not launched or launched[0].status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+        if not launched or launched[0].status != dg.DagsterRunStatus.FAILURE:  # canceled by hand: meant
             return attempt
     return None
 

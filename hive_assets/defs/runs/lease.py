@@ -15,7 +15,7 @@
   at a time, and an operator verb waits seconds, never a training.
 
 Before taking a lease, the run checks its specialist for orphans (`doctor.find_orphans`: a run whose
-lease went stale is marked FAILURE, its lease released, its MLflow runs ended FAILED), then acquires,
+leases all went stale is marked FAILURE, its lease released, its MLflow runs ended FAILED), then acquires,
 waiting up to HIVE_LEASE_WAIT_SECONDS for a live holder; after that it fails with "another run of
 <specialist> holds it (run ...)". A heartbeat thread renews the lease every third of HIVE_LEASE_TTL_SECONDS.
 """

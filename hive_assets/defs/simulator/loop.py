@@ -154,21 +154,36 @@ def run_loop(instance: dg.DagsterInstance, defs: dg.Definitions, store, tracking
                         drift=drift, review_capacity=scenario.review_queue_budget, origin=origin)
     daemon = InProcessDaemon(instance, defs, order=SENSOR_ORDER)
     settings = dict(scenario.settings)
-    with review_queue_of(daemon, scenario, settings, progress):
+    with review_queue_of(daemon, store, scenario, settings, progress):
         return _play(daemon, world, store, client, scenario, start, settings, progress)
 
 
+REVIEW_SENSOR_STATE = "review_sensor"  # `simulator_state`: whether a loop started the sensor (a kill leaves it on)
+
+
 @contextmanager
-def review_queue_of(daemon: InProcessDaemon, scenario: Scenario, settings: dict[str, str],
+def review_queue_of(daemon: InProcessDaemon, store, scenario: Scenario, settings: dict[str, str],
                     progress: Callable[[str], None]) -> Iterator[None]:
     """The review queue sensor while a loop plays: with `--review-queue N` (the daily queue, and reviewers who
     answer it first) started for the loop with budget N, and stopped again after it unless it ran before.
     Left running, it went on requesting the default budget in later loops and under the daemon, with nobody
-    answering: the simulated reviewers work a queue only with the flag."""
+    answering: the simulated reviewers work a queue only with the flag. A loop killed before it could stop
+    it left a mark in the store: the next loop counts the sensor as a loop's, not as one started in the UI."""
+    def mark(started_by_loop: bool) -> None:
+        store.upsert_many("simulator_state", [{"state_id": REVIEW_SENSOR_STATE, "started_by_loop": started_by_loop}])
+
+    state = store.find_one("simulator_state", {"state_id": REVIEW_SENSOR_STATE})
+    left_by_a_loop = daemon.running(REVIEW_SENSOR) and bool((state or {}).get("started_by_loop"))
     started = False
     if scenario.review_queue_budget:
         settings[REVIEW_BUDGET_ENV] = str(scenario.review_queue_budget)
-        started = daemon.start(REVIEW_SENSOR)
+        started = daemon.start(REVIEW_SENSOR) or left_by_a_loop
+        if started:
+            mark(True)  # before the first hour: a kill from here on leaves the mark
+    elif left_by_a_loop:
+        daemon.stop(REVIEW_SENSOR)
+        mark(False)
+        progress(f"{REVIEW_SENSOR} was left running by a loop that did not end: stopped")
     elif daemon.running(REVIEW_SENSOR):
         progress(f"{REVIEW_SENSOR} runs in this home's instance (started in the UI): its requests are made, but "
                  "the simulated reviewers answer a queue only with --review-queue N")
@@ -177,6 +192,7 @@ def review_queue_of(daemon: InProcessDaemon, scenario: Scenario, settings: dict[
     finally:
         if started:
             daemon.stop(REVIEW_SENSOR)
+            mark(False)
 
 
 def _play(daemon: InProcessDaemon, world: ServingLoop, store, client, scenario: Scenario, start: datetime,
