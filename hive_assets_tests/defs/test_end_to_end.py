@@ -172,7 +172,7 @@ def test_one_partition_end_to_end_then_a_challenger(platform_env):
     assert client.get_model_version_by_alias("business-evaluator", "ab-test-v2").version == "2"
 
 
-def test_a_registration_waits_for_an_operator_verb_and_its_retry_completes_it(platform_env, monkeypatch):
+def test_a_registration_waits_for_an_operator_verb_and_its_retry_completes_it(platform_env, monkeypatch, request):
     """Registration writes aliases under the operator lease too (`run_lease.deciding`): while an operator
     verb holds it the step fails naming the holder, and its retry policy tries again, so a training is not
     lost to a verb of a few seconds. The verb (a lease held here) ends 2 s after the run starts."""
@@ -181,6 +181,8 @@ def test_a_registration_waits_for_an_operator_verb_and_its_retry_completes_it(pl
     from hive_assets import runs
 
     store, resources, instance, client = platform_env
+    request.addfinalizer(lambda: client.delete_registered_model("evolution-evaluator"))  # the server is shared:
+    # the gate test below expects no evolution model
     assert _run(resources, instance, "evolution").success  # v1, the champion
     monkeypatch.setenv("HIVE_LEASE_WAIT_SECONDS", "0")
     verb, _ = runs.try_acquire(store, runs.OPERATOR, "evolution", "an-operator-promotion", ttl_seconds=600)
