@@ -493,3 +493,40 @@ def test_a_training_run_s_test_decisions_wait_for_an_operator_verb(world, monkey
     assert opened.success and running_test(store, "evolution")["challenger_version"] == v2
     assert aliases(client, "evolution") == {**before, f"ab-test-v{v2}": v2}
     assert runs.held_leases(store) == []  # both leases given back
+
+
+def test_decisions_that_fail_say_their_own_error_even_when_the_lease_cannot_be_released(world, monkeypatch):
+    """The store went away while a training run's A/B step decided: its error (here from opening the test) is
+    what the step reports; the lease's release failing too is a warning, and the lease goes stale."""
+    import hive_assets.defs.rollout.assets as rollout_assets
+    from hive_assets.defs.runs import lease as lease_module
+
+    store, client, model, _ = world
+    v1, v2 = model("architecture")
+    champion_and_challenger(client, store, "architecture", v1, v2)
+    defs = build_defs()
+    whole_graph = dg.define_asset_job("whole_graph", selection=["ab_test_outcome"],
+                                      partitions_def=defs.resolve_assets_def("ab_test_outcome").partitions_def)
+    job = dg.Definitions(assets=list(defs.assets), jobs=[whole_graph], resources=defs.resources).resolve_job_def(
+        "whole_graph")
+
+    def store_gone(*args, **kwargs):
+        raise RuntimeError("the store went away while opening the test")
+
+    real_end = lease_module._Holder.end
+
+    def end(holder, reason):
+        if reason == "decisions failed":
+            raise ConnectionError("cannot reach the store to release the lease")
+        return real_end(holder, reason)
+
+    monkeypatch.setattr(rollout_assets, "start_test", store_gone)
+    monkeypatch.setattr(lease_module._Holder, "end", end)
+    instance = dg.DagsterInstance.ephemeral()
+    result = job.execute_in_process(run_config={"ops": {"ab_test_outcome": {"config": {"now": at(0).isoformat()}}}},
+                                    instance=instance, partition_key="architecture", raise_on_error=False)
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "the store went away while opening the test" in failure.event_specific_data.error.to_string()
+    assert "cannot reach the store" not in failure.event_specific_data.error.to_string()
+    warned = [e.user_message for e in instance.all_logs(result.run_id) if "was not released" in e.user_message]
+    assert warned and "the operator lease of architecture was not released" in warned[0]
