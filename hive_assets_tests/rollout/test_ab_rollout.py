@@ -454,6 +454,16 @@ def test_a_look_refuses_a_zero_window_in_its_run_config(field):
     assert getattr(AbTestOutcomeConfig(**{field: 0.5}), field) == 0.5
 
 
+def whole_graph_ab_step() -> dg.JobDefinition:
+    """The A/B step as a whole-graph run runs it: a job of its own, not ab_test_check, so it takes the
+    training lease (`lease_target`), and its decisions the operator lease too."""
+    defs = build_defs()
+    whole_graph = dg.define_asset_job("whole_graph", selection=["ab_test_outcome"],
+                                      partitions_def=defs.resolve_assets_def("ab_test_outcome").partitions_def)
+    return dg.Definitions(assets=list(defs.assets), jobs=[whole_graph], resources=defs.resources).resolve_job_def(
+        "whole_graph")
+
+
 def test_a_training_run_s_test_decisions_wait_for_an_operator_verb(world, monkeypatch):
     """A whole-graph run holds its specialist's training lease; the operator verbs (promote, rollback, A/B
     start/expand/stop) take the operator lease. The run's registry decisions (the registration's alias, the
@@ -467,12 +477,7 @@ def test_a_training_run_s_test_decisions_wait_for_an_operator_verb(world, monkey
     store, client, model, _ = world
     v1, v2 = model("evolution")
     champion_and_challenger(client, store, "evolution", v1, v2)
-    defs = build_defs()
-    # the A/B step of a whole-graph run: a job of its own, not ab_test_check, so it takes the training lease
-    whole_graph = dg.define_asset_job("whole_graph", selection=["ab_test_outcome"],
-                                      partitions_def=defs.resolve_assets_def("ab_test_outcome").partitions_def)
-    job = dg.Definitions(assets=list(defs.assets), jobs=[whole_graph], resources=defs.resources).resolve_job_def(
-        "whole_graph")
+    job = whole_graph_ab_step()
     instance = dg.DagsterInstance.ephemeral()
     config = {"ops": {"ab_test_outcome": {"config": {"now": at(0).isoformat(), "label_maturity_hours": 6.0}}}}
     monkeypatch.setenv("HIVE_LEASE_WAIT_SECONDS", "0")
@@ -504,11 +509,7 @@ def test_decisions_that_fail_say_their_own_error_even_when_the_lease_cannot_be_r
     store, client, model, _ = world
     v1, v2 = model("architecture")
     champion_and_challenger(client, store, "architecture", v1, v2)
-    defs = build_defs()
-    whole_graph = dg.define_asset_job("whole_graph", selection=["ab_test_outcome"],
-                                      partitions_def=defs.resolve_assets_def("ab_test_outcome").partitions_def)
-    job = dg.Definitions(assets=list(defs.assets), jobs=[whole_graph], resources=defs.resources).resolve_job_def(
-        "whole_graph")
+    job = whole_graph_ab_step()
 
     def store_gone(*args, **kwargs):
         raise RuntimeError("the store went away while opening the test")
