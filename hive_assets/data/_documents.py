@@ -210,11 +210,7 @@ def after_every_time(value: Any) -> bool:
     if is_number(value):  # epoch milliseconds; an int compares exactly, whatever its size (no float of it)
         return (isinstance(value, int) or math.isfinite(value)) and value > LATEST_TIME.timestamp() * 1000.0
     if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-        except ValueError:
-            return False
+        value = _iso_text(value)
     if not isinstance(value, datetime):
         return False
     try:
@@ -233,15 +229,20 @@ def _to_utc(value: Any) -> datetime | None:
             return None
         return datetime.fromtimestamp(value / 1000.0, tz=timezone.utc)
     if isinstance(value, str):
-        text = value.strip()
-        if text.endswith("Z"):
-            text = text[:-1] + "+00:00"
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
+        parsed = _iso_text(value)
+        if parsed is None:
             return None
         return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
     return None
+
+
+def _iso_text(text: str) -> datetime | None:
+    """ISO-8601 text (a trailing Z allowed) as written, naive or with its offset; None when it is not one."""
+    text = text.strip()
+    try:
+        return datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        return None
 
 
 def is_number(value: Any) -> bool:

@@ -175,10 +175,10 @@ def test_one_partition_end_to_end_then_a_challenger(platform_env):
 def test_a_registration_waits_for_an_operator_verb_and_its_retry_completes_it(platform_env, monkeypatch, request):
     """Registration writes aliases under the operator lease too (`run_lease.deciding`): while an operator
     verb holds it the step fails naming the holder, and its retry policy tries again, so a training is not
-    lost to a verb of a few seconds. The verb (a lease held here) ends 2 s after the run starts."""
-    import threading
-
+    lost to a verb of a few seconds. The verb (a lease held here) ends as the first attempt is refused: on a
+    timer, a slow first attempt could find it ended already and test nothing."""
     from hive_assets import runs
+    from hive_assets.defs.runs import lease as lease_module
 
     store, resources, instance, client = platform_env
     request.addfinalizer(lambda: client.delete_registered_model("evolution-evaluator"))  # the server is shared:
@@ -186,7 +186,16 @@ def test_a_registration_waits_for_an_operator_verb_and_its_retry_completes_it(pl
     assert _run(resources, instance, "evolution").success  # v1, the champion
     monkeypatch.setenv("HIVE_LEASE_WAIT_SECONDS", "0")
     verb, _ = runs.try_acquire(store, runs.OPERATOR, "evolution", "an-operator-promotion", ttl_seconds=600)
-    threading.Timer(2.0, runs.release, (store, verb, "the promotion ended")).start()
+    real_take = lease_module.take
+
+    def take_while_the_verb_runs(*args, **kwargs):
+        try:
+            return real_take(*args, **kwargs)
+        except runs.LeaseHeld:
+            runs.release(store, verb, "the promotion ended")  # it ends while the step waits for its retry
+            raise
+
+    monkeypatch.setattr(lease_module, "take", take_while_the_verb_runs)
     again = dg.materialize(list(build_defs().assets), selection=["registered_model_version"], partition_key="evolution",
                            resources=resources, instance=instance, raise_on_error=False)
     assert again.success

@@ -11,7 +11,8 @@ import dagster as dg
 
 from hive_assets.data import SQLiteStore
 from hive_assets.defs import build_defs
-from hive_assets.defs.review.sensors import BUDGET_ENV, SENSOR_NAME
+from hive_assets.config import REVIEW_QUEUE_BUDGET_ENV as BUDGET_ENV
+from hive_assets.defs.review.sensors import SENSOR_NAME
 from hive_assets.defs.simulator.daemon import InProcessDaemon
 from hive_assets.defs.simulator.loop import REVIEW_SENSOR_STATE, review_queue_of
 from hive_assets.simulator import default_scenario

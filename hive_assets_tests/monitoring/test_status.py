@@ -73,15 +73,20 @@ def write_documents(store: SQLiteStore) -> None:
     # the review queue on the clock's day (2026-01-09, the view is taken at 03:00): two requests made today
     # (one answered at 02:00), two made yesterday (one expired at 02:00, one still open); technical none
     day = datetime(2026, 1, 9, tzinfo=timezone.utc)
+    business_requests(store, [
+        ("q1", day + HOUR, day + 73 * HOUR, "open", None),
+        ("q2", day + HOUR, day + 73 * HOUR, "answered", day + 2 * HOUR),
+        ("q3", day - 70 * HOUR, day + 2 * HOUR, "open", None),
+        ("q4", day - 14 * HOUR, day + 58 * HOUR, "open", None)])
+
+
+def business_requests(store, rows) -> None:
+    """Business's active review requests, one per (opinion, requested_at, expires_at, status, answered_at)."""
     store.upsert_many("review_requests", [
         {"request_id": f"review:business:{op}", "opinion_id": op, "plan_id": f"p-{op}", "specialist_type": "business",
          "requested_at": requested, "expires_at": expires, "status": status, "answered_at": answered,
          "selection": "active", "feedback_id": None}
-        for op, requested, expires, status, answered in [
-            ("q1", day + HOUR, day + 73 * HOUR, "open", None),
-            ("q2", day + HOUR, day + 73 * HOUR, "answered", day + 2 * HOUR),
-            ("q3", day - 70 * HOUR, day + 2 * HOUR, "open", None),
-            ("q4", day - 14 * HOUR, day + 58 * HOUR, "open", None)]])
+        for op, requested, expires, status, answered in rows])
 
 
 def test_the_view_says_what_the_documents_say(hive_home, registry_client, monkeypatch):
@@ -235,17 +240,13 @@ def test_today_counts_the_refresh_at_midnight_as_the_budget_does(hive_home, regi
 
     store = SQLiteStore(hive_home / "store.sqlite")
     day = datetime(2026, 1, 9, tzinfo=timezone.utc)
-    store.upsert_many("review_requests", [
-        {"request_id": f"review:business:{op}", "opinion_id": op, "plan_id": f"p-{op}", "specialist_type": "business",
-         "requested_at": requested, "expires_at": expires, "status": status, "answered_at": answered,
-         "selection": "active", "feedback_id": None}
-        for op, requested, expires, status, answered in [
-            ("m1", day, day + 72 * HOUR, "open", None),
-            ("m2", day, day + 72 * HOUR, "open", None),
-            ("m3", day, day + 72 * HOUR, "open", None),
-            ("a1", day - 10 * HOUR, day + 62 * HOUR, "answered", day),  # answered at 00:00 itself
-            ("x1", day - 72 * HOUR, day, "open", None),  # expires at 00:00 itself
-            ("y1", day - 24 * HOUR, day + 48 * HOUR, "open", None)]])  # yesterday's, still open
+    business_requests(store, [
+        ("m1", day, day + 72 * HOUR, "open", None),
+        ("m2", day, day + 72 * HOUR, "open", None),
+        ("m3", day, day + 72 * HOUR, "open", None),
+        ("a1", day - 10 * HOUR, day + 62 * HOUR, "answered", day),  # answered at 00:00 itself
+        ("x1", day - 72 * HOUR, day, "open", None),  # expires at 00:00 itself
+        ("y1", day - 24 * HOUR, day + 48 * HOUR, "open", None)])  # yesterday's, still open
     now = day + 5 * HOUR
     [business] = platform_status(store, registry_client, last_trained={"business": None}, feedback_threshold=100,
                                  drift_interval=HOUR, ab_interval=HOUR, specialists=("business",), now=now)

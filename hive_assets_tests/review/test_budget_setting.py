@@ -2,7 +2,11 @@
 
 import pytest
 
-from hive_assets.defs.review.sensors import daily_budget
+from hive_assets.config import review_queue_daily_budgets
+
+
+def daily_budget(specialist: str) -> int:
+    return review_queue_daily_budgets()[specialist]
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -124,7 +124,7 @@ def raw_production_data(
         ids = result.frame["opinion_id"].astype(str)
         selections = review.label_selections(store, specialist, ids, dict(zip(
             ids, result.frame["feedback_submitted_at"].map(lambda t: None if pd.isna(t) else t.to_pydatetime()))))
-        result.frame["label_selection"] = result.frame["opinion_id"].astype(str).map(selections)
+        result.frame["label_selection"] = ids.map(selections)
     counts = result.counts
     context.log.info(f"{specialist}: {counts['rows']} rows, {counts['labelled']} labelled, "
                      f"{counts['quarantined']} quarantined {result.quarantined_by_reason}")

@@ -11,29 +11,21 @@ homes that do not use a review queue spend nothing.
 from datetime import timezone
 
 import dagster as dg
+from dagster._core.storage.tags import RUN_KEY_TAG  # the tag of a run launched for a run key (as the daemon's)
 
 from hive_assets import clock
-from hive_assets.config import REVIEW_QUEUE_BUDGET_ENV, SPECIALISTS, review_queue_daily_budgets
+from hive_assets.config import SPECIALISTS, review_queue_daily_budgets
 from hive_assets.defs.k8s import SHORT_JOB_RUN_TAGS
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.review.assets import review_queue
 
 SENSOR_NAME = "review_queue_sensor"
-BUDGET_ENV = REVIEW_QUEUE_BUDGET_ENV  # the sensor's runs' daily_budget: "100", or "business=100,technical=40"
-
-
-def daily_budget(specialist: str) -> int:
-    """The specialist's budget from REVIEW_QUEUE_DAILY_BUDGET (`config.review_queue_daily_budgets`)."""
-    return review_queue_daily_budgets()[specialist]
-
-
 refresh_review_queue = dg.define_asset_job(
     "refresh_review_queue", selection=[review_queue], partitions_def=specialist_partitions,
     tags=SHORT_JOB_RUN_TAGS,  # scores two days of opinions with the champion: a small pod, a bounded run
     description="Refresh one specialist's review queue: link answers, expire old requests, request today's budget.")
 
 
-RUN_KEY_TAG = "dagster/run_key"  # the tag Dagster gives a run launched for a RunRequest's run key
 MAX_ATTEMPTS = 3  # a day's refresh that failed (MLflow or the store down at the tick) is retried this often
 
 
@@ -59,7 +51,7 @@ def _attempt(instance: dg.DagsterInstance, specialist: str, now) -> int | None:
                        "REVIEW_QUEUE_DAILY_BUDGET, default 100); a failed refresh is retried at the next tick, "
                        f"{MAX_ATTEMPTS} attempts a day.")
 def review_queue_sensor(context: dg.SensorEvaluationContext):
-    now = clock.now()
+    now, budgets = clock.now(), review_queue_daily_budgets()  # read once a tick: one malformed value, one error
     requests, skipped = [], []
     for s in SPECIALISTS:
         attempt = _attempt(context.instance, s, now)
@@ -68,6 +60,6 @@ def review_queue_sensor(context: dg.SensorEvaluationContext):
             continue
         requests.append(dg.RunRequest(
             run_key=run_key(s, now, attempt), partition_key=s,
-            run_config={"ops": {"review_queue": {"config": {"daily_budget": daily_budget(s)}}}},
+            run_config={"ops": {"review_queue": {"config": {"daily_budget": budgets[s]}}}},
             tags={"hive/actor": f"sensor:{SENSOR_NAME}"}))
     return dg.SensorResult(run_requests=requests, skip_reason="; ".join(skipped) if not requests else None)

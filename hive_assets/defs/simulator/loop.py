@@ -24,10 +24,9 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 
 from hive_assets import clock, registry
-from hive_assets.config import SPECIALISTS
+from hive_assets.config import REVIEW_QUEUE_BUDGET_ENV, SPECIALISTS
 from hive_assets.data import to_utc
 from hive_assets.defs.monitoring.sensors import last_training
-from hive_assets.defs.review.sensors import BUDGET_ENV as REVIEW_BUDGET_ENV
 from hive_assets.defs.review.sensors import SENSOR_NAME as REVIEW_SENSOR
 from hive_assets.interrupts import stop_if_signalled
 from hive_assets.defs.simulator.daemon import InProcessDaemon, LaunchedRun
@@ -176,7 +175,7 @@ def review_queue_of(daemon: InProcessDaemon, store, scenario: Scenario, settings
     left_by_a_loop = daemon.running(REVIEW_SENSOR) and bool((state or {}).get("started_by_loop"))
     started = False
     if scenario.review_queue_budget:
-        settings[REVIEW_BUDGET_ENV] = str(scenario.review_queue_budget)
+        settings[REVIEW_QUEUE_BUDGET_ENV] = str(scenario.review_queue_budget)
         started = daemon.start(REVIEW_SENSOR) or left_by_a_loop
         if started:
             mark(True)  # before the first hour: a kill from here on leaves the mark
