@@ -55,19 +55,20 @@ def start_mlflow_server(root: Path, port: int | None = None) -> tuple[subprocess
     exe = Path(sys.executable).with_name("mlflow")
     if not exe.exists():
         require_service("mlflow server", f"{exe} not installed")
-    log = (root / "server.log").open("a")
-    proc = subprocess.Popen(
-        [str(exe), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", (root / "artifacts").as_uri()],
-        # MLflow's job execution (GenAI jobs, unused here) starts a job runner and 7 huey consumer processes
-        # per server (counted, MLflow 3.17): off, a server answers /health in 22-31 s instead of 38-55 s
-        # (three starts each, load 7-10 on 2 cores) and idles without them; its usage telemetry is off, as the
-        # platform's processes have it (config.set_mlflow_process_defaults)
-        stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "MLFLOW_TRACKING_URI": "", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-             "MLFLOW_DISABLE_TELEMETRY": "true"},
-        start_new_session=True,  # its own process group: the server and its workers stop together
-    )
+    with (root / "server.log").open("a") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [str(exe), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+             "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+             "--artifacts-destination", (root / "artifacts").as_uri()],
+            # MLflow's job execution (GenAI jobs, unused here) starts a job runner and 7 huey consumer processes
+            # per server (counted, MLflow 3.17): off, a server answers /health in 22-31 s instead of 38-55 s
+            # (three starts each, load 7-10 on 2 cores) and idles without them; its usage telemetry is off, as the
+            # platform's processes have it (config.set_mlflow_process_defaults)
+            stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "MLFLOW_TRACKING_URI": "", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+                 "MLFLOW_DISABLE_TELEMETRY": "true"},
+            start_new_session=True,  # its own process group: the server and its workers stop together
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
