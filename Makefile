@@ -81,7 +81,8 @@ services-down:
 # The fixtures stop what they start (private run dirs); a developer's own `services.sh up` stays up.
 # Two workers (pytest-xdist), one test file at a time each: a file's module fixtures (the closed loop's
 # trained home) are built once, and the tests that wait on a subprocess leave the other core to the second
-# worker (serial, the cores were busy 1.1 of 2 on average: 27 min against 16). PYTEST_WORKERS=0: serial.
+# worker (serial, the cores were busy 1.1 of 2: pytest 27.4 min against 18.6, fresh clones with the services'
+# caches cold, BENCHMARKS.md). PYTEST_WORKERS=0: serial.
 PYTEST_WORKERS ?= 2
 test: install services
 	$(BIN)/pytest -ra -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)

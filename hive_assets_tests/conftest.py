@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -100,23 +101,28 @@ def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: flo
         proc.wait()
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory) -> str:
-    """A real `mlflow server` on a free loopback port (SQLite backend, proxied artifacts)."""
-    proc, url = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"))
+def served_registry(root: Path) -> Iterator[str]:
+    """A fixture's `mlflow server` on `root`: its URL for the fixture's scope, then the server stopped. A
+    module whose tests count versions from v1 overrides `mlflow_server` with one of its own (module scope):
+    `make test`'s workers take the modules in no fixed order, so the shared one may hold others' versions."""
+    proc, url = start_mlflow_server(root)
     yield url
     stop_process(proc)
 
 
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> Iterator[str]:
+    """A real `mlflow server` on a free loopback port (SQLite backend, proxied artifacts)."""
+    yield from served_registry(tmp_path_factory.mktemp("mlflow-server"))
+
+
 @pytest.fixture
-def own_mlflow_server(tmp_path) -> str:
+def own_mlflow_server(tmp_path) -> Iterator[str]:
     """A real `mlflow server` with a registry of its own, for tests that count versions from v1 (the
     session's shared server holds other tests' versions of the same models)."""
     root = tmp_path / "own-mlflow"
     root.mkdir()
-    proc, url = start_mlflow_server(root)
-    yield url
-    stop_process(proc)
+    yield from served_registry(root)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from hive_assets.features import FEATURE_NAMES, NUMERIC_FEATURES
 from hive_assets.monitoring import REACHES_REGISTRY
 from hive_assets.simulator import simulate
 from hive_assets.data.store import SQLiteStore
-from hive_assets_tests.conftest import start_mlflow_server, stop_process
+from hive_assets_tests.conftest import served_registry
 
 pytestmark = pytest.mark.services
 
@@ -27,11 +27,8 @@ pytestmark = pytest.mark.services
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     """This module's own `mlflow server`: its tests count versions from v1 and expect the first registration
-    to be champion, which a registry other modules wrote to first does not give (`make test`'s workers take
-    the modules in no fixed order)."""
-    proc, url = start_mlflow_server(tmp_path_factory.mktemp("mlflow-end-to-end"))
-    yield url
-    stop_process(proc)
+    to be champion (`served_registry`)."""
+    yield from served_registry(tmp_path_factory.mktemp("mlflow-end-to-end"))
 
 
 @pytest.fixture

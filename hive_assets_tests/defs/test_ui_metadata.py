@@ -29,7 +29,7 @@ from hive_assets.defs.monitoring.sensors import drift_retraining_sensor
 from hive_assets.defs.resources import default_resources
 from hive_assets.evaluation import minimum_metrics
 from hive_assets.simulator import simulate
-from hive_assets_tests.conftest import start_mlflow_server, stop_process
+from hive_assets_tests.conftest import served_registry
 from hive_assets_tests.test_figures import decode_embedded_png
 
 pytestmark = pytest.mark.services
@@ -53,9 +53,7 @@ def _clear_mlflow_credentials(mp: pytest.MonkeyPatch) -> None:
 def mlflow_server(tmp_path_factory):
     """This module's own `mlflow server`: the asserted version numbers and the one specialist with a
     champion need a registry no other test module wrote to."""
-    proc, url = start_mlflow_server(tmp_path_factory.mktemp("mlflow-ui-metadata"))
-    yield url
-    stop_process(proc)
+    yield from served_registry(tmp_path_factory.mktemp("mlflow-ui-metadata"))
 
 
 @pytest.fixture(scope="module")

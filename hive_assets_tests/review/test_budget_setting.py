@@ -5,10 +5,6 @@ import pytest
 from hive_assets.config import review_queue_daily_budgets
 
 
-def daily_budget(specialist: str) -> int:
-    return review_queue_daily_budgets()[specialist]
-
-
 @pytest.mark.parametrize("text, expected", [
     ("", {"business": 100, "technical": 100}),
     ("0", {"business": 0, "technical": 0}),
@@ -17,7 +13,8 @@ def daily_budget(specialist: str) -> int:
 ])
 def test_budget_per_specialist(monkeypatch, text, expected):
     monkeypatch.setenv("REVIEW_QUEUE_DAILY_BUDGET", text)
-    assert {s: daily_budget(s) for s in expected} == expected
+    budgets = review_queue_daily_budgets()
+    assert {s: budgets[s] for s in expected} == expected
 
 
 @pytest.mark.parametrize("text", ["-1", "ten", "nobody=5", "business=1.5", "tech=10", "\u00b2",
@@ -25,7 +22,7 @@ def test_budget_per_specialist(monkeypatch, text, expected):
 def test_bad_budget_is_refused(monkeypatch, text):
     monkeypatch.setenv("REVIEW_QUEUE_DAILY_BUDGET", text)
     with pytest.raises(ValueError, match="REVIEW_QUEUE_DAILY_BUDGET"):
-        daily_budget("business")
+        review_queue_daily_budgets()
 
 
 def test_a_bad_budget_is_said_by_hive_status_and_stops_nothing_else(hive_home, monkeypatch, capsys):
