@@ -254,11 +254,7 @@ def production_problems() -> list[str]:
     problems = []
     if _raw("MONGODB_URI") is None:
         problems.append("MONGODB_URI is not set")
-    mlflow = _raw("MLFLOW_TRACKING_URI")
-    if mlflow is None:
-        problems.append("MLFLOW_TRACKING_URI is not set")
-    elif _scheme_or_problem("MLFLOW_TRACKING_URI", mlflow, problems) not in ("http", "https", None):
-        problems.append(f"MLFLOW_TRACKING_URI must be an http(s):// URL, got {redact_uri(mlflow)!r}")
+    problems += _registry_production_problems()
     storage = _raw("HIVE_ASSET_STORAGE")
     if storage is None:
         problems.append("HIVE_ASSET_STORAGE is not set")
@@ -290,6 +286,27 @@ def set_mlflow_process_defaults() -> None:
     its own."""
     for name, value in MLFLOW_PROCESS_DEFAULTS.items():
         os.environ.setdefault(name, value)
+
+
+def _registry_production_problems() -> list[str]:
+    """production_problems' part for the model registry (MLFLOW_TRACKING_URI)."""
+    problems: list[str] = []
+    mlflow = _raw("MLFLOW_TRACKING_URI")
+    if mlflow is None:
+        problems.append("MLFLOW_TRACKING_URI is not set")
+    elif _scheme_or_problem("MLFLOW_TRACKING_URI", mlflow, problems) not in ("http", "https", None):
+        problems.append(f"MLFLOW_TRACKING_URI must be an http(s):// URL, got {redact_uri(mlflow)!r}")
+    return problems
+
+
+def registry_uri() -> str:
+    """The model registry the settings name, for a process that only reads it (a specialist service's
+    `SpecialistRouter`): MLFLOW_TRACKING_URI, else the embedded `$HIVE_HOME/mlflow.db`. Under
+    HIVE_ENV=production only an http(s) MLFLOW_TRACKING_URI, and nothing else is required of it (the
+    store and the asset storage are the platform's, not a service's): ConfigError otherwise."""
+    if hive_env() == PRODUCTION and (problems := _registry_production_problems()):
+        raise ConfigError(f"HIVE_ENV=production refuses the embedded defaults: {'; '.join(problems)}")
+    return mlflow_tracking_uri() or f"sqlite:///{hive_home() / 'mlflow.db'}"
 
 
 def check_production() -> None:

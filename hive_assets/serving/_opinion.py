@@ -40,6 +40,15 @@ def _utc_ms(value: datetime) -> datetime:
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
+def routing_unit(document: Mapping[str, Any], plan: Mapping[str, Any]) -> str | None:
+    """The intent id a request is routed by: the plan's `intent_id`, else, for a `cognitive_ledger` entry, the
+    entry's own (where collection finds it too: an opinion counted in a test is one its unit was routed
+    in); None without one (served by the champion, outside any test)."""
+    intent = plan.get("intent_id")
+    if not intent and document is not plan:
+        intent = document.get("intent_id")
+    return str(intent) if intent else None
+
 def opinion_document(opinion: Opinion, plan: Mapping[str, Any], *, opinion_id: str | None = None,
                      evaluated_at: datetime | None = None, reasoning_summary: str = "",
                      reasoning_factors: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
@@ -52,13 +61,14 @@ def opinion_document(opinion: Opinion, plan: Mapping[str, Any], *, opinion_id: s
     """
     from hive_assets import clock
 
+    entry = plan
     if isinstance(plan.get("plan_data"), Mapping):  # a cognitive_ledger entry: its plan is what was scored
         plan = plan["plan_data"]
     risk = plan.get("risk_score")
     doc: dict[str, Any] = {
         "opinion_id": opinion_id or str(uuid.uuid4()),
         "plan_id": plan.get("plan_id"),
-        "intent_id": plan.get("intent_id"),
+        "intent_id": routing_unit(entry, plan),  # the unit `evaluate` routed (the entry's, when the plan has none)
         "specialist_type": opinion.specialist,
         "specialist_version": opinion.model_version,
         "evaluated_at": _utc_ms(evaluated_at or clock.now()),

@@ -21,7 +21,7 @@ from typing import Any
 
 from hive_assets.config import SPECIALISTS
 from hive_assets.routing import CHALLENGER, CHAMPION, assign_arm
-from hive_assets.serving._opinion import Opinion
+from hive_assets.serving._opinion import Opinion, routing_unit
 from hive_assets.serving._split import Serving, Split, serving_from
 
 log = logging.getLogger("hive_assets.serving")
@@ -74,9 +74,9 @@ class InvalidPlan(ValueError):
         super().__init__(f"{where} not evaluated: {what}"[:500])
 
 
-def _plans_to_serve(plans: list[Any]) -> list[Mapping[str, Any]]:
-    """The plans inside the request (a ledger entry's `plan_data`); InvalidPlan for any that collection
-    would quarantine."""
+def _plans_to_serve(plans: list[Any]) -> tuple[list[Mapping[str, Any]], list[str | None]]:
+    """The plans inside the request (a ledger entry's `plan_data`) and each one's unit of the A/B split (its
+    intent id, `routing_unit`); InvalidPlan for any plan that collection would quarantine."""
     from hive_assets.data import NOT_A_DOCUMENT, plan_to_serve
 
     served, problems, ids = [], {}, {}
@@ -94,7 +94,35 @@ def _plans_to_serve(plans: list[Any]) -> list[Mapping[str, Any]]:
         served.append(plan)
     if problems:
         raise InvalidPlan(problems, ids)
-    return served
+    return served, [routing_unit(document, plan) for document, plan in zip(plans, served)]
+
+
+
+def _absent_database(tracking_uri: str) -> str | None:
+    """The path of a `sqlite:` registry whose file does not exist (MLflow would create it, an empty registry,
+    directories included), else None."""
+    if not tracking_uri.startswith("sqlite:"):
+        return None
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    try:
+        database = make_url(tracking_uri).database
+    except Exception:  # not a URL SQLAlchemy reads: the client says why
+        return None
+    if not database or database == ":memory:" or database.startswith("file:") or Path(database).exists():
+        return None
+    return database
+
+
+def _seconds_in_range(value: float) -> bool:
+    """A number of seconds threading can wait: finite and at most TIMEOUT_MAX (an int too large for a float
+    is neither)."""
+    try:
+        return math.isfinite(value) and abs(value) <= threading.TIMEOUT_MAX
+    except OverflowError:
+        return False
 
 
 def _one_line(exc: BaseException) -> str:
@@ -149,22 +177,25 @@ class SpecialistRouter:
         for name, value, zero in (("refresh_interval", refresh_interval, False), ("wait", wait, True),
                                   ("max_staleness", max_staleness, False)):
             # a str, a bool or infinity was taken: a TypeError later, a refresh every second, or a refresh
-            # thread that died on its first sleep while health() stayed healthy
+            # thread that died on its first sleep while health() stayed healthy (as it did beyond
+            # threading.TIMEOUT_MAX, ~292 years, the longest wait Python can sleep)
             if value is None and name != "wait":
                 continue
-            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not _seconds_in_range(value)
                     or value < 0 or (value == 0 and not zero)):
-                raise ValueError(f"{name} must be a finite number of seconds {'>= 0' if zero else '> 0'}"
-                                 f"{'' if name == 'wait' else ' or None'}, got {value!r}")
+                text = repr(value)
+                shown = text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
+                raise ValueError(f"{name} must be a finite number of seconds {'>= 0' if zero else '> 0'} (at most "
+                                 f"{threading.TIMEOUT_MAX:.3g}){'' if name == 'wait' else ' or None'}, got {shown}")
         if isinstance(tracking_uri, str) and not tracking_uri.strip():
             # MLflow takes "" for its default, a new mlflow.db in the service's working directory: a service
             # whose MLFLOW_TRACKING_URI is missing served nothing and reported "no registered model"
             raise ValueError("tracking_uri is empty: pass the registry's URL (the platform's MLFLOW_TRACKING_URI), "
                              "or None for the platform's own settings")
         if tracking_uri is None:
-            from hive_assets.config import Settings
+            from hive_assets.config import registry_uri
 
-            tracking_uri = Settings.from_env().mlflow_uri
+            tracking_uri = registry_uri()  # only what a service needs: not the platform's store or storage
         self.specialist = specialist
         from hive_assets.config import redact_uri
 
@@ -194,7 +225,7 @@ class SpecialistRouter:
         """The opinion on one plan (the single-plan feature path), or None while no champion is loaded.
         `plan`: the plan, or its `cognitive_ledger` entry (its `plan_data` is scored). InvalidPlan for a
         plan collection would quarantine (no tasks, wrong types, oversized, hostile structure...)."""
-        (plan,) = _plans_to_serve([plan])
+        (plan,), units = _plans_to_serve([plan])
         state = self._state
         if state.champion is None:
             return None
@@ -203,13 +234,13 @@ class SpecialistRouter:
         from hive_assets.features import FEATURE_NAMES, plan_features
 
         frame = pd.DataFrame([plan_features(plan)], columns=list(FEATURE_NAMES))
-        return self._score(state, [plan], frame)[0]
+        return self._score(state, units, frame)[0]
 
     def evaluate_many(self, plans: Sequence[Mapping[str, Any]]) -> list[Opinion] | None:
         """Opinions on a batch (the vectorised feature path, one prediction per model), in order; None
         while no champion is loaded. InvalidPlan, naming every refused plan by its index, when any plan
         is one collection would quarantine (then none is scored)."""
-        plans = _plans_to_serve(list(plans))
+        plans, units = _plans_to_serve(list(plans))
         state = self._state
         if state.champion is None:
             return None
@@ -217,28 +248,27 @@ class SpecialistRouter:
             return []
         from hive_assets.features import features_frame
 
-        return self._score(state, plans, features_frame(plans))
+        return self._score(state, units, features_frame(plans))
 
-    def _score(self, state: _State, plans: list[Mapping[str, Any]], frame) -> list[Opinion]:
-        arms: list[str | None] = [None] * len(plans)
+    def _score(self, state: _State, units: list[str | None], frame) -> list[Opinion]:
+        arms: list[str | None] = [None] * len(units)
         split = state.split
         if split is not None:
-            for i, plan in enumerate(plans):
-                intent = plan.get("intent_id")
+            for i, unit in enumerate(units):
                 # a plan without an intent has no unit to route: champion, outside the test
-                arms[i] = assign_arm(split.salt, str(intent), split.traffic_percent) if intent else None
+                arms[i] = assign_arm(split.salt, unit, split.traffic_percent) if unit else None
         to_challenger = [i for i, a in enumerate(arms) if a == CHALLENGER]
-        out: list[Opinion | None] = [None] * len(plans)
+        out: list[Opinion | None] = [None] * len(units)
         if to_challenger and state.challenger is not None:
             for i, opinion in zip(to_challenger, self._predict(state.challenger, frame.iloc[to_challenger],
                                                                split, CHALLENGER)):
                 out[i] = opinion
-        rest = [i for i in range(len(plans)) if out[i] is None]
+        rest = [i for i in range(len(units)) if out[i] is None]
         if rest:
             # units routed to a challenger that is not loaded are served by the champion without the
             # test's tags: they are not a champion-arm observation (their bucket says challenger)
             tagged = {i: (split if arms[i] == CHAMPION else None) for i in rest}
-            opinions = self._predict(state.champion, frame.iloc[rest] if len(rest) < len(plans) else frame,
+            opinions = self._predict(state.champion, frame.iloc[rest] if len(rest) < len(units) else frame,
                                      None, CHAMPION)
             for i, opinion in zip(rest, opinions):
                 s = tagged[i]
@@ -283,10 +313,14 @@ class SpecialistRouter:
         from hive_assets import registry
 
         status = self._status
+        absent = _absent_database(self._tracking_uri)
         try:
-            if self._client is None:
-                self._client = registry.client_for(self._tracking_uri)
-            model = self._registered_model()
+            if absent is not None:  # opening it would create it: a typo served nothing, "reachable", for ever
+                model = None
+            else:
+                if self._client is None:
+                    self._client = registry.client_for(self._tracking_uri)
+                model = self._registered_model()
         except Exception as exc:  # unreachable, refused, misconfigured: the last good state serves
             refused = registry.http_refusal(exc)  # it answers, but not to these credentials or at this path
             status.registry_error = f"refused: {refused}" if refused else _one_line(exc)
@@ -299,15 +333,19 @@ class SpecialistRouter:
             log.warning("%s: model registry reachable again", self.specialist)
         status.registry_error = None
         generation = getattr(model, "creation_timestamp", None) if model is not None else None
-        if generation != self._generation:
+        recreated = generation != self._generation
+        if recreated:
             self._loaded.clear()  # a deleted and recreated registered model reuses version numbers
             status.load_retry = {}  # and its failed loads were other versions'
             self._generation = generation
-        serving = serving_from(dict(model.aliases) if model is not None else {},
-                               dict(model.tags) if model is not None else {})
-        if model is None:
-            serving = Serving(None, None, f"no registered model {registry.model_name(self.specialist)}")
         previous = self._state
+        serving = serving_from(dict(model.aliases) if model is not None else {},
+                               dict(model.tags) if model is not None else {},
+                               last=None if recreated else previous.split)  # a recreated model's are others
+        if model is None:
+            serving = Serving(None, None, f"no MLflow database at {absent} (no model was registered there; a "
+                                          "serving client never creates one)" if absent is not None else
+                              f"no registered model {registry.model_name(self.specialist)}")
         champion = previous.champion
         if serving.champion_version is not None:
             self._warned.discard("no-champion")
@@ -316,18 +354,21 @@ class SpecialistRouter:
             self._warn_once("no-champion", f"{self.specialist}: alias {CHAMPION} is not set; serving last good "
                                            f"v{previous.champion.version}")
         split = serving.split
-        if serving.unreadable:  # the test's tags say it runs but cannot be read: keep the last good split
+        if serving.unreadable:  # the test's tags say it runs but cannot be read: the last good split, when
+            # serving_from kept it (the same test, its challenger alias in place) and the champion is the same
             self._warn_once("split", f"{self.specialist}: A/B split {serving.unreadable}; serving "
                                      f"{self._describe(previous)}")
             same_champion = champion is not None and previous.champion is not None and \
                 champion.version == previous.champion.version
-            split = previous.split if same_champion else None
+            split = split if same_champion else None
         elif "split" in self._warned:
             self._warned.discard("split")
             log.warning("%s: A/B split readable again", self.specialist)
         challenger = None
         if split is not None:
-            challenger = (previous.challenger if serving.unreadable else None) or self._load(split.challenger_version)
+            kept = previous.challenger if serving.unreadable and not recreated else None
+            challenger = (kept if kept is not None and kept.version == split.challenger_version else None) \
+                or self._load(split.challenger_version)
         state = _State(champion, split if champion is not None else None, challenger)
         # a version that failed to load and that the registry no longer names is no longer a fault
         named = {serving.champion_version, split.challenger_version if split else None} - {None}

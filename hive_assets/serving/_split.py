@@ -39,37 +39,54 @@ class Serving:
     unreadable: str | None = None  # a tag of a running test that cannot be read: not "no test", a fault
 
 
-def serving_from(aliases: Mapping[str, str], tags: Mapping[str, str]) -> Serving:
+def serving_from(aliases: Mapping[str, str], tags: Mapping[str, str], last: Split | None = None) -> Serving:
     """Champion from the `champion` alias; a split only while every sign says the test runs.
 
-    The split needs the status tag `running`, a traffic share above 0, and the `challenger` alias on the
-    tagged challenger version that is not the champion. `settle` closes a test by removing the challenger
+    The split needs the status tag `running`, the `challenger` alias on the tagged challenger version that
+    is not the champion, and a traffic share above 0. `settle` closes a test by removing the challenger
     alias, then writing traffic 0 and the closed status, and a promotion moves `champion` onto the
     challenger first: whichever of these a refresh sees first ends the routing, so a half-applied
     closure (a crash between two writes) never sends units to a version that left its test.
+
+    A traffic share that is not a number in [0, 100) is unreadable, not a share: the controller writes
+    none (a test at 100 % has no champion arm; only a promotion goes there), so "150" or "nan" is a fault,
+    never all traffic to an untested challenger nor the end of the test. Then `last` (the split served
+    until now) is kept when it is this test's (same id, salt and challenger), else no split is served;
+    the signs of a closure above are read first, so they end the routing whatever the share says.
     """
     champion = aliases.get(CHAMPION)
     champion = str(champion) if champion is not None else None
     status = tags.get(STATUS_TAG)
-    if tags.get(TEST_ID_TAG) is None:
+    test_id = tags.get(TEST_ID_TAG)
+    if test_id is None:
         return Serving(champion, None, "no A/B test")
     if status != RUNNING:
-        return Serving(champion, None, f"test {tags[TEST_ID_TAG]} is {status or 'without status'}")
-    try:
-        traffic = float(tags.get(TRAFFIC_TAG, ""))
-    except ValueError:
-        why = f"unreadable {TRAFFIC_TAG}={tags.get(TRAFFIC_TAG)!r}"
-        return Serving(champion, None, why, unreadable=why)
+        return Serving(champion, None, f"test {test_id} is {status or 'without status'}")
     version = tags.get(CHALLENGER_VERSION_TAG)
     salt = tags.get(SALT_TAG)
-    if not traffic > 0:
-        return Serving(champion, None, f"test {tags[TEST_ID_TAG]} at 0 % traffic")
     if not version or not salt:
-        return Serving(champion, None, f"test {tags[TEST_ID_TAG]}: {CHALLENGER_VERSION_TAG} or {SALT_TAG} missing")
+        return Serving(champion, None, f"test {test_id}: {CHALLENGER_VERSION_TAG} or {SALT_TAG} missing")
     if str(aliases.get(CHALLENGER)) != str(version):
         return Serving(champion, None, f"alias {CHALLENGER} is not on v{version} (test closing or superseded)")
     if champion is None:  # deleted by hand: no champion arm to compare with (the router keeps its last good one)
-        return Serving(None, None, f"test {tags[TEST_ID_TAG]}: alias {CHAMPION} is not set")
+        return Serving(None, None, f"test {test_id}: alias {CHAMPION} is not set")
     if champion == str(version):
         return Serving(champion, None, f"v{version} is the champion (test promoted)")
-    return Serving(champion, Split(tags[TEST_ID_TAG], salt, min(traffic, 100.0), str(version)), RUNNING)
+    traffic = _traffic(tags.get(TRAFFIC_TAG))
+    if traffic is None:
+        why = f"unreadable {TRAFFIC_TAG}={tags.get(TRAFFIC_TAG)!r} (a share in [0, 100) is expected)"
+        same_test = last is not None and \
+            (last.test_id, last.salt, last.challenger_version) == (test_id, salt, str(version))
+        return Serving(champion, last if same_test else None, why, unreadable=why)
+    if traffic == 0:
+        return Serving(champion, None, f"test {test_id} at 0 % traffic")
+    return Serving(champion, Split(test_id, salt, traffic, str(version)), RUNNING)
+
+
+def _traffic(text: str | None) -> float | None:
+    """The tagged share as a float in [0, 100), else None."""
+    try:
+        traffic = float(text if text is not None else "")
+    except ValueError:
+        return None
+    return traffic if 0.0 <= traffic < 100.0 else None  # nan fails both comparisons

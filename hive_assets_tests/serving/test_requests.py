@@ -113,10 +113,13 @@ def test_a_plan_is_served_whatever_its_created_at_says(router, hive_home):
 
 @pytest.mark.parametrize("arguments", [{"refresh_interval": "30"}, {"refresh_interval": True},
                                        {"refresh_interval": float("inf")}, {"refresh_interval": 0},
-                                       {"max_staleness": "5"}, {"wait": "5"}, {"wait": -1}])
+                                       {"refresh_interval": 1e10}, {"refresh_interval": 10 ** 400},
+                                       {"max_staleness": "5"}, {"max_staleness": 10 ** 400}, {"wait": "5"},
+                                       {"wait": -1}, {"wait": 1e10}])
 def test_a_timing_that_is_not_a_finite_number_of_seconds_is_refused(tmp_path, monkeypatch, arguments):
-    """"30" was a TypeError from a comparison, True refreshed every second, infinity killed the refresh thread
-    on its first sleep while health() stayed healthy, and "5" as max_staleness made every health() raise."""
+    """"30" was a TypeError from a comparison, True refreshed every second, infinity (and any interval beyond
+    threading.TIMEOUT_MAX, ~292 years) killed the refresh thread on its first sleep while health() stayed
+    healthy, "5" as max_staleness made every health() raise, and 10**400 was an OverflowError."""
     monkeypatch.chdir(tmp_path)
     name = next(iter(arguments))
     with pytest.raises(ValueError, match=f"^{name} must be a finite number of seconds"):
@@ -130,4 +133,34 @@ def test_an_empty_tracking_uri_is_refused_rather_than_taken_for_mlflow_s_default
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="tracking_uri is empty"):
         SpecialistRouter("business", tracking_uri, refresh_interval=None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sqlite_registry_that_does_not_exist_is_not_created(tmp_path, monkeypatch):
+    """A mistyped path (`mlfow.db`, a missing directory) made MLflow create an empty registry there, directories
+    included, and the router said "no registered model", reachable, for ever."""
+    monkeypatch.chdir(tmp_path)
+    typo = tmp_path / "typo-dir" / "mlfow.db"
+    router = SpecialistRouter("business", f"sqlite:///{typo}", refresh_interval=None)
+    health = router.refresh()
+    assert not health["ready"] and not health["healthy"]
+    assert health["ab_reason"].startswith(f"no MLflow database at {typo}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_service_in_production_mode_needs_only_the_registry_s_url(tmp_path, monkeypatch):
+    """tracking_uri=None under HIVE_ENV=production asked for the platform's MONGODB_URI and HIVE_ASSET_STORAGE,
+    which a specialist service does not have."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("MONGODB_URI", "HIVE_ASSET_STORAGE", "MLFLOW_TRACKING_URI", "HIVE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HIVE_ENV", "production")
+    with pytest.raises(ValueError, match="^HIVE_ENV=production refuses the embedded defaults: MLFLOW_TRACKING_URI "
+                                         "is not set$"):
+        SpecialistRouter("business", refresh_interval=None)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///x.db")
+    with pytest.raises(ValueError, match="MLFLOW_TRACKING_URI must be an http"):
+        SpecialistRouter("business", refresh_interval=None)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    assert SpecialistRouter("business", refresh_interval=None).tracking_uri == "http://127.0.0.1:9"
     assert list(tmp_path.iterdir()) == []

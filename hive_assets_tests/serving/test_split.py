@@ -44,5 +44,36 @@ def test_no_test_and_no_champion():
     assert serving_from({}, {}).champion_version is None
 
 
-def test_traffic_above_100_is_capped():
-    assert serving_from(ALIASES, {**RUNNING_TAGS, "ab_challenger_traffic_percent": "150"}).split.traffic_percent == 100.0
+@pytest.mark.parametrize("traffic", ["150", "100", "100.0", "1e3", "inf", "nan", "-5", "ten", "30%", ""])
+def test_a_share_outside_0_to_100_is_unreadable_not_all_or_no_traffic(traffic):
+    """The controller writes shares in (0, 100) and 0 when it closes a test: "150" sent every unit to the
+    untested challenger and "nan" or "-5" ended the test's routing, each reported healthy."""
+    serving = serving_from(ALIASES, {**RUNNING_TAGS, "ab_challenger_traffic_percent": traffic})
+    assert serving.split is None and serving.unreadable == serving.reason
+    assert serving.unreadable.startswith(f"unreadable ab_challenger_traffic_percent={traffic!r}")
+    assert serving.champion_version == "1"
+
+
+def test_an_unreadable_share_keeps_the_last_split_of_the_same_test_only():
+    served = serving_from(ALIASES, RUNNING_TAGS).split
+    unreadable = {**RUNNING_TAGS, "ab_challenger_traffic_percent": "abc"}
+    assert serving_from(ALIASES, unreadable, last=served).split == served
+    # another test's split (a new test id, salt or challenger since) is not this one's
+    for other in ({"test_id": "business_v3_x"}, {"salt": "zzz"}, {"challenger_version": "3"}):
+        last = Split(**{**served.__dict__, **other})
+        assert serving_from(ALIASES, unreadable, last=last).split is None
+    # the tag of the test id changed while the share is unreadable: the last split is the old test's
+    assert serving_from(ALIASES, {**unreadable, "ab_test_id": "business_v2_later"}, last=served).split is None
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"aliases": {"champion": "1", "ab-test-v2": "2"}}, "not on v2"),   # a rollback or stop removes the alias
+    ({"aliases": {"champion": "2", "challenger": "2"}}, "is the champion"),  # a promotion
+    ({"tags": {"ab_test_status": "rolled_back"}}, "rolled_back"),
+])
+def test_a_closure_ends_the_routing_even_with_an_unreadable_share(change, reason):
+    """With the share unreadable, the last split kept serving after the challenger alias was removed."""
+    served = serving_from(ALIASES, RUNNING_TAGS).split
+    tags = {**RUNNING_TAGS, "ab_challenger_traffic_percent": "abc", **change.get("tags", {})}
+    serving = serving_from(change.get("aliases", ALIASES), tags, last=served)
+    assert serving.split is None and serving.unreadable is None and reason in serving.reason
