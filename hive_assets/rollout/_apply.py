@@ -213,9 +213,7 @@ def set_traffic(store: DocumentStore, test: dict[str, Any], percent: float, now:
         raise ValueError(f"traffic can only grow (monotone routing) and stays below 100 % (no champion arm is "
                          f"left there; a promotion takes it to 100): {float(test['traffic_percent']):g} % -> "
                          f"{percent:g} % is not in ({float(test['traffic_percent']):g}, 100)")
-    now = now.astimezone(timezone.utc)
-    if to_utc(test["traffic_history"][-1]["at"]) > now:
-        raise ValueError("now is before the test's last traffic step")
+    now = operator_instant(test, now, "an expand")
     fields = {"traffic_percent": float(percent),
               "traffic_history": [*test["traffic_history"], {"at": now, "percent": float(percent),
                                                              "reason": reason, "rule": "operator", "actor": actor}]}
@@ -227,7 +225,7 @@ def close_test(store: DocumentStore, test: dict[str, Any], status: str, now: dat
     """Close a running test (an operator's stop): traffic 0 from `now`, champion kept."""
     if test["status"] != RUNNING:
         return test
-    now = now.astimezone(timezone.utc)
+    now = operator_instant(test, now, "a stop")
     fields = {"status": status, "ended_at": now, "end_reason": reason, "traffic_percent": 0.0, "verdict": status,
               "traffic_history": [*test["traffic_history"], {"at": now, "percent": 0.0, "reason": reason,
                                                              "rule": status}]}
@@ -252,7 +250,9 @@ def stop_if_arms_changed(client, store: DocumentStore, specialist: str, now: dat
     reason = _why_arms_changed(client, specialist, str(test["champion_version"]), str(test["challenger_version"]))
     if reason is None:
         return None, []
-    closed = close_test(store, test, STOPPED, now, reason)
+    # the registry changed already: recorded no earlier than the test's own history (a clock behind it)
+    latest = _latest_event(test)[0]
+    closed = close_test(store, test, STOPPED, max(now, latest) if latest else now, reason)
     return closed, [f"stopped:{test['test_id']}", *settle(client, store, closed, actor=actor,
                                                            dagster_run_id=dagster_run_id)]
 
@@ -472,6 +472,29 @@ def _latest_look(test: dict[str, Any]) -> tuple[datetime | None, str]:
     if looks:
         return max(looks), "latest look"
     return to_utc(test.get("started_at")), "start"
+
+
+def _latest_event(test: dict[str, Any]) -> tuple[datetime | None, str]:
+    """The test's latest recorded instant (its start, a look or a traffic step) and what it was."""
+    events = [(to_utc(step.get("at")), "latest traffic step") for step in test.get("traffic_history", [])]
+    events = [e for e in [_latest_look(test), *events] if e[0] is not None]  # a tie names the look
+    return max(events, key=lambda e: e[0]) if events else (None, "start")
+
+
+def operator_instant(test: dict[str, Any], now: datetime, verb: str) -> datetime:
+    """The instant an operator's change (an expand, a stop) is recorded at: `now`, or the test's latest event
+    when `now` is within CLOCK_SKEW before it (another host's clock); ValueError when it is further back (a
+    `--now` in the past): a traffic step before looks already taken made the next look's sample-ratio check
+    see a mismatch and roll the test back, and a stop before the start ended a test before it began."""
+    now = now.astimezone(timezone.utc)
+    latest, what = _latest_event(test)
+    if latest is None or now >= latest:
+        return now
+    if now < latest - CLOCK_SKEW:
+        raise ValueError(f"{test['specialist_type']}: {verb} at {now:%Y-%m-%d %H:%M} UTC is before the {what} of A/B "
+                         f"test {test['test_id']} ({latest:%Y-%m-%d %H:%M} UTC): a test's history cannot be "
+                         "rewritten; nothing was changed")
+    return latest
 
 
 def check_test(client, store: DocumentStore, specialist: str, now: datetime, policy: RolloutPolicy, *,

@@ -375,6 +375,51 @@ def test_a_look_at_a_time_before_the_latest_one_is_refused_and_records_nothing(w
     assert [to_utc(c["at"]) for c in store.find_one("ab_tests", {"test_id": test["test_id"]})["checks"]][-1] == at(31)
 
 
+def operator_verb(job: str, op: str, specialist: str, hours: float, **config) -> str | None:
+    """Run an A/B operator job with `now` at hour `hours`: None when it succeeded, else its failure's text."""
+    result = build_defs().resolve_job_def(job).execute_in_process(
+        run_config={"ops": {op: {"config": {"specialist": specialist, "now": at(hours).isoformat(), **config}}}},
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    if result.success:
+        return None
+    (failure,) = result.get_step_failure_events()
+    return failure.step_failure_data.user_failure_data.description
+
+
+def test_an_operator_verb_at_a_time_before_the_test_s_history_is_refused_and_changes_nothing(world):
+    """`hive ab-test expand --now` before the looks already taken put a traffic step behind them (the next
+    look's sample-ratio check then rolled the test back), and a stop before the start ended the test before
+    it began."""
+    store, client, model, check = world
+    test = opened_test(world, "architecture")
+    Traffic("architecture", champion_agreement=0.80, challenger_agreement=0.80, seed=6).serve(store, test, at(0),
+                                                                                              at(30))
+    check("architecture", 30)
+    before = store.find_one("ab_tests", {"test_id": test["test_id"]})
+    rows, registry_before = store.count("model_decisions"), (aliases(client, "architecture"), tags(client, "architecture"))
+    refusals = {
+        "expand": operator_verb("ab_test_expand", "expand_ab_test", "architecture", 20, traffic=60.0),
+        "stop": operator_verb("ab_test_stop", "stop_ab_test", "architecture", -5),
+    }
+    assert refusals["expand"].startswith(f"architecture: an expand at {at(20):%Y-%m-%d %H:%M} UTC is before the "
+                                         f"latest look of A/B test {test['test_id']} ({at(30):%Y-%m-%d %H:%M} UTC)")
+    assert refusals["stop"] == (f"architecture: a stop at {at(-5):%Y-%m-%d %H:%M} UTC is before the latest look of "
+                                f"A/B test {test['test_id']} ({at(30):%Y-%m-%d %H:%M} UTC): a test's history cannot "
+                                "be rewritten; nothing was changed")
+    assert store.find_one("ab_tests", {"test_id": test["test_id"]}) == before
+    assert store.count("model_decisions") == rows
+    assert (aliases(client, "architecture"), tags(client, "architecture")) == registry_before
+    # two minutes behind the latest look: another host's clock, recorded at that look's instant
+    assert float(before["traffic_percent"]) < 60.0
+    assert operator_verb("ab_test_expand", "expand_ab_test", "architecture", 30 - 2 / 60, traffic=60.0) is None
+    step = store.find_one("ab_tests", {"test_id": test["test_id"]})["traffic_history"][-1]
+    assert (float(step["percent"]), to_utc(step["at"])) == (60.0, at(30))
+    check("architecture", 31)  # the next look sees no mismatch the expand made
+    assert running_test(store, "architecture")["test_id"] == test["test_id"]
+    assert operator_verb("ab_test_stop", "stop_ab_test", "architecture", 31.5) is None
+    assert store.find_one("ab_tests", {"test_id": test["test_id"]})["status"] == "stopped"
+
+
 def test_with_ab_testing_disabled_no_test_opens(world, monkeypatch):
     store, client, model, _ = world
     v1, v2 = model("business")

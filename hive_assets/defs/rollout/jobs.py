@@ -124,17 +124,16 @@ def start_ab_test(context: dg.OpExecutionContext, config: StartTestConfig, mlflo
 @dg.op(description="Raise the challenger's traffic share of the running A/B test.")
 def expand_ab_test(context: dg.OpExecutionContext, config: ExpandTrafficConfig, mlflow: MlflowResource,
                    document_store: DocumentStoreResource) -> dict[str, Any]:
-    client, actor = mlflow.client(), actor_of(context)
+    client, actor, now = mlflow.client(), actor_of(context), clock(config)
     with operator_lease(context, config.specialist), document_store.open() as store:
         refuse_if_clock_behind(store, config.specialist)
         complete_unfinished(client, store, config.specialist, actor=actor, dagster_run_id=context.run_id)
-        stop_if_arms_changed(client, store, config.specialist, clock(config), actor=actor,
-                             dagster_run_id=context.run_id)
+        stop_if_arms_changed(client, store, config.specialist, now, actor=actor, dagster_run_id=context.run_id)
         test = _running(store, config)
         try:
-            test = set_traffic(store, test, config.traffic, clock(config), f"expanded by {actor}", actor)
+            test = set_traffic(store, test, config.traffic, now, f"expanded by {actor}", actor)
         except ValueError as exc:
-            raise dg.Failure(str(exc), allow_retries=False) from exc
+            raise dg.Failure(str(exc), allow_retries=False) from None
         effects = settle(client, store, test, actor=actor, dagster_run_id=context.run_id)
     return _report(context, config.specialist, CheckResult(test, None, [], effects))
 
@@ -142,11 +141,14 @@ def expand_ab_test(context: dg.OpExecutionContext, config: ExpandTrafficConfig, 
 @dg.op(description="Stop the running A/B test: traffic 0, challenger alias removed, champion kept.")
 def stop_ab_test(context: dg.OpExecutionContext, config: StopTestConfig, mlflow: MlflowResource,
                  document_store: DocumentStoreResource) -> dict[str, Any]:
-    client, actor = mlflow.client(), actor_of(context)
+    client, actor, now = mlflow.client(), actor_of(context), clock(config)
     with operator_lease(context, config.specialist), document_store.open() as store:
         refuse_if_clock_behind(store, config.specialist)
         complete_unfinished(client, store, config.specialist, actor=actor, dagster_run_id=context.run_id)
-        test = close_test(store, _running(store, config), STOPPED, clock(config), config.reason)
+        try:
+            test = close_test(store, _running(store, config), STOPPED, now, config.reason)
+        except ValueError as exc:
+            raise dg.Failure(str(exc), allow_retries=False) from None
         effects = settle(client, store, test, actor=actor, dagster_run_id=context.run_id)
     return _report(context, config.specialist, CheckResult(test, None, [], effects))
 
