@@ -221,7 +221,13 @@ def ensure_alias(client, store: DocumentStore, specialist: str, alias: str, vers
     if now is None or str(now.version) != version:
         raise RuntimeError(f"{name}@{alias} is v{now.version if now else None} after setting it to v{version}: "
                            "moved concurrently; retry")
-    recorded = ledger_row is None or str(ledger_row["model_version"]) != version
+    from hive_assets.registry._history import alias_history
+
+    # the ledger's holder: its last row's version, unless (an A/B alias) that tenure ended with its test: the
+    # same version set again after its test closed is a new tenure, which needs its row
+    held = ledger_row is not None and str(ledger_row["model_version"]) == version and (
+        alias == CHAMPION or (alias_history(store, specialist, alias) or [None])[-1].until is None)
+    recorded = not held
     row = ledger_row
     if recorded:
         row = record_decision(

@@ -66,3 +66,23 @@ def test_an_a_b_alias_tenure_ends_when_its_test_closes(store, monkeypatch):
     assert registry.alias_history(store, "technical", "challenger")[-1].until.hour == 6
     assert registry.holder_at(store, "technical", alias="challenger") is None
     assert [t.until for t in registry.alias_history(store, "technical")] == []  # champion: no rows, no tenures
+
+
+def test_a_test_closed_and_its_version_s_next_test_opened_in_the_same_second_keeps_the_new_tenure(store,
+                                                                                                  monkeypatch):
+    """On a pinned clock `hive ab-test stop` then `start` of the same version share their second: the first
+    test's closure (at the new tenure's start) ended the new `ab-test-v2` tenure at once, while MLflow held the
+    alias and the test ran."""
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", "2026-03-02T01:00:00Z")
+    _move(store, "2", None, kind="alias_move", alias="ab-test-v2")
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", "2026-03-02T05:00:00Z")
+    registry.record_decision(store, "technical", "ab_test_closed", actor="user:a", reason="stopped", model_version="2",
+                             details={"status": "stopped", "test_id": "t1"})
+    second = _move(store, "2", None, kind="alias_move", alias="ab-test-v2")  # the same second, written after
+    history = registry.alias_history(store, "technical", "ab-test-v2")
+    assert [(t.since.hour, t.until.hour if t.until else None) for t in history] == [(1, 5), (5, None)]
+    assert registry.holder_at(store, "technical", alias="ab-test-v2").decision_id == second["decision_id"]
+    registry.record_decision(store, "technical", "ab_test_closed", actor="user:a", reason="stopped", model_version="2",
+                             details={"status": "stopped", "test_id": "t2"})  # closed too, still in that second
+    assert registry.alias_history(store, "technical", "ab-test-v2")[-1].until.hour == 5
+    assert registry.holder_at(store, "technical", alias="ab-test-v2") is None

@@ -189,6 +189,32 @@ def test_alias_moves_are_ledgered_and_a_move_outside_the_ledger_is_reconciled(cl
     assert registry.holder_at(store, "business").previous_version == "2"
 
 
+def test_a_version_set_as_challenger_again_after_its_test_closed_gets_a_new_tenure(clean_registry, store,
+                                                                                    business_runs, monkeypatch):
+    """After a test closed (its `challenger` alias removed and its `ab_test_closed` row written), setting the same
+    version as challenger again moved the alias but wrote no ledger row ("ledger already agreed", comparing with
+    the last alias row only): `deploy history` said nobody held the alias while MLflow said v2 did."""
+    client = clean_registry
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", "2026-03-02T01:00:00Z")
+    v1, v2, _, _ = _register_all(client, store, business_runs)
+    registry.set_alias(client, store, "business", "champion", v1, actor=ME)
+    registry.set_alias(client, store, "business", "challenger", v2, actor=ME)
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", "2026-03-02T02:00:00Z")
+    # a test's closure as rollout writes it: the alias removed, then the ledger row
+    client.delete_registered_model_alias("business-evaluator", "challenger")
+    registry.record_decision(store, "business", "ab_test_closed", actor=ME, reason="stopped", model_version=v2,
+                             details={"status": "stopped", "test_id": "t2"})
+    assert registry.holder_at(store, "business", alias="challenger") is None
+    result = registry.set_alias(client, store, "business", "challenger", v2, actor=ME)
+    assert result["moved"] and result["recorded"]
+    holder = registry.holder_at(store, "business", alias="challenger")
+    assert holder is not None and holder.version == v2 and holder.until is None
+    assert client.get_model_version_by_alias("business-evaluator", "challenger").version == v2
+    rows = len(ledger(store, "business"))
+    again = registry.set_alias(client, store, "business", "challenger", v2, actor=ME)  # now held: nothing new
+    assert not again["moved"] and not again["recorded"] and len(ledger(store, "business")) == rows
+
+
 SCORE = """
 import json, sys
 import mlflow, pandas as pd
