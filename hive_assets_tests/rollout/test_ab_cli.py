@@ -81,24 +81,27 @@ def test_ab_test_verbs_run_jobs_in_the_instance(hive_home, mlflow_server):
         assert [float(h["percent"]) for h in doc["traffic_history"]] == [10.0, 25.0, 0.0]
         assert doc["end_reason"] == "wrong data"
 
-        missing = hive("stop", "--specialist", "business", "--now", iso(4), env=env)
-        assert missing.returncode == 1 and "no running A/B test" in missing.stderr
+        # the same stop again: nothing left to do, said without a failure (it was "no running A/B test", exit 1)
+        again = state(hive("stop", "--specialist", "business", "--now", iso(4), env=env))
+        assert (again["test_id"], again["status"], again["traffic_percent"]) == (test_id, "stopped", 0.0)
+        other = hive("stop", "--specialist", "business", "--test-id", "business_v9_x", "--now", iso(4), env=env)
+        assert other.returncode == 1 and "no running A/B test" in other.stderr
 
         with dg.DagsterInstance.get() as instance:  # the DAGSTER_HOME the commands used
             runs = {}
             for run in instance.get_runs():
                 runs.setdefault(run.job_name, []).append(run)
             assert sorted((name, len(r)) for name, r in runs.items()) == [
-                ("ab_test_check", 2), ("ab_test_expand", 2), ("ab_test_start", 2), ("ab_test_stop", 2)]
+                ("ab_test_check", 2), ("ab_test_expand", 2), ("ab_test_start", 2), ("ab_test_stop", 3)]
             assert runs["ab_test_check"][0].tags["dagster/partition"] == "business"
             assert all(r.tags["hive/actor"].startswith("user:") for rs in runs.values() for r in rs)
             statuses = sorted(r.status.value for rs in runs.values() for r in rs)
-            assert statuses.count("FAILURE") == 4 and statuses.count("SUCCESS") == 4
+            assert statuses.count("FAILURE") == 4 and statuses.count("SUCCESS") == 5
             # the operator's runs are recorded against the asset too
             records = instance.fetch_materializations(
                 dg.AssetRecordsFilter(asset_key=dg.AssetKey("ab_test_outcome"), asset_partitions=["business"]),
                 limit=10).records
-            assert len(records) == 4
+            assert len(records) == 5
         moves = [d for d in store.find("model_decisions", {"specialist_type": "business"})
                  if d["kind"] == "alias_move" and d["model_version"] == v2]
         assert [(d["details"]["alias"], d["reason"]) for d in moves] == [

@@ -420,6 +420,35 @@ def test_an_operator_verb_at_a_time_before_the_test_s_history_is_refused_and_cha
     assert store.find_one("ab_tests", {"test_id": test["test_id"]})["status"] == "stopped"
 
 
+def test_an_expand_or_a_stop_cut_short_is_completed_by_the_same_command_again(world):
+    """An expand or a stop whose run died after writing the test (MLflow down before the split's tags were
+    mirrored) could not be run again: "traffic can only grow ... 25 % -> 25 %" and "no running A/B test", while
+    serving kept the old share, or kept routing to the stopped test's challenger, until the next look."""
+    from hive_assets.rollout import close_test, set_traffic
+
+    store, client, model, check = world
+    test = opened_test(world, "evolution")
+    assert tags(client, "evolution")["ab_challenger_traffic_percent"] == "10.0"
+    set_traffic(store, test, 25.0, at(1), "expanded by user:x", "user:x")  # the run died here
+    assert tags(client, "evolution")["ab_challenger_traffic_percent"] == "10.0"
+    for _ in range(2):  # the retry completes it; a repeat changes nothing
+        assert operator_verb("ab_test_expand", "expand_ab_test", "evolution", 1, traffic=25.0) is None
+        assert tags(client, "evolution")["ab_challenger_traffic_percent"] == "25.0"
+        doc = store.find_one("ab_tests", {"test_id": test["test_id"]})
+        assert [float(h["percent"]) for h in doc["traffic_history"]] == [10.0, 25.0]
+        assert sorted(float(d["details"]["traffic_percent"]) for d in ledger(store, "evolution", "traffic_step")) == [
+            10.0, 25.0]
+
+    close_test(store, running_test(store, "evolution"), "stopped", at(2), "wrong data")  # the run died here
+    assert "challenger" in aliases(client, "evolution") and tags(client, "evolution")["ab_test_status"] == "running"
+    for _ in range(2):
+        assert operator_verb("ab_test_stop", "stop_ab_test", "evolution", 2) is None
+        assert "challenger" not in aliases(client, "evolution")
+        assert tags(client, "evolution")["ab_test_status"] == "stopped"
+        assert len(ledger(store, "evolution", "ab_test_closed")) == 1
+    assert store.find_one("ab_tests", {"test_id": test["test_id"]})["end_reason"] == "wrong data"
+
+
 def test_with_ab_testing_disabled_no_test_opens(world, monkeypatch):
     store, client, model, _ = world
     v1, v2 = model("business")

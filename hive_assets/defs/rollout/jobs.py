@@ -20,7 +20,7 @@ from hive_assets.defs.rollout.assets import RolloutClockConfig, ab_test_outcome,
 from hive_assets.defs.runs.lease import operator_lease
 from hive_assets.rollout import (
     STOPPED, CheckResult, close_test, complete_unfinished, opening_traffic_refusal, running_test, set_traffic, settle,
-    start_test, stop_if_arms_changed,
+    settle_closed, start_test, stop_if_arms_changed,
 )
 
 ab_test_check = dg.define_asset_job(
@@ -68,6 +68,17 @@ def _running(store, config: _OperatorConfig) -> dict[str, Any]:
         raise dg.Failure(f"{config.specialist}: the running test is {test['test_id']}, not {config.test_id}",
                          allow_retries=False)
     return test
+
+
+def _stopped_already(store, config: StopTestConfig) -> dict[str, Any] | None:
+    """Without a running test, the specialist's latest test when it is stopped (and is `test_id` when given):
+    a stop repeated, or retried after it closed the test, has nothing left to do."""
+    if running_test(store, config.specialist) is not None:
+        return None
+    latest = store.find_one("ab_tests", {"specialist_type": config.specialist}, sort=[("started_at", -1)])
+    if latest is None or latest["status"] != STOPPED or (config.test_id and latest["test_id"] != config.test_id):
+        return None
+    return latest
 
 
 def _report(context: dg.OpExecutionContext, specialist: str, result: CheckResult) -> dict[str, Any]:
@@ -130,10 +141,15 @@ def expand_ab_test(context: dg.OpExecutionContext, config: ExpandTrafficConfig, 
         complete_unfinished(client, store, config.specialist, actor=actor, dagster_run_id=context.run_id)
         stop_if_arms_changed(client, store, config.specialist, now, actor=actor, dagster_run_id=context.run_id)
         test = _running(store, config)
-        try:
-            test = set_traffic(store, test, config.traffic, now, f"expanded by {actor}", actor)
-        except ValueError as exc:
-            raise dg.Failure(str(exc), allow_retries=False) from None
+        if float(test["traffic_percent"]) == float(config.traffic):
+            # the same expand again, or the retry of one cut short after its traffic step: settle below
+            # completes what it left (the split's tags, the ledger row); failing here left serving at the old share
+            context.log.info(f"{test['test_id']}: already at {float(config.traffic):g} %")
+        else:
+            try:
+                test = set_traffic(store, test, config.traffic, now, f"expanded by {actor}", actor)
+            except ValueError as exc:
+                raise dg.Failure(str(exc), allow_retries=False) from None
         effects = settle(client, store, test, actor=actor, dagster_run_id=context.run_id)
     return _report(context, config.specialist, CheckResult(test, None, [], effects))
 
@@ -145,11 +161,17 @@ def stop_ab_test(context: dg.OpExecutionContext, config: StopTestConfig, mlflow:
     with operator_lease(context, config.specialist), document_store.open() as store:
         refuse_if_clock_behind(store, config.specialist)
         complete_unfinished(client, store, config.specialist, actor=actor, dagster_run_id=context.run_id)
+        # a stop cut short after the test closed (MLflow down): its alias removal and tags, completed here; the
+        # retry failed with "no running A/B test" while serving still routed to the challenger
+        effects = settle_closed(client, store, config.specialist, actor=actor, dagster_run_id=context.run_id)
+        if (stopped := _stopped_already(store, config)) is not None:
+            context.log.info(f"{stopped['test_id']}: already stopped ({stopped.get('end_reason')})")
+            return _report(context, config.specialist, CheckResult(stopped, None, [], effects))
         try:
             test = close_test(store, _running(store, config), STOPPED, now, config.reason)
         except ValueError as exc:
             raise dg.Failure(str(exc), allow_retries=False) from None
-        effects = settle(client, store, test, actor=actor, dagster_run_id=context.run_id)
+        effects += settle(client, store, test, actor=actor, dagster_run_id=context.run_id)
     return _report(context, config.specialist, CheckResult(test, None, [], effects))
 
 
