@@ -115,6 +115,9 @@ def check_alias(alias: str) -> str:
     return alias
 
 
+MAX_VERSION = 2 ** 31 - 1  # MLflow keeps a version number in an INTEGER column (32 bits on PostgreSQL and MySQL)
+
+
 def parse_version_ref(ref: str | int) -> tuple[str | None, str]:
     """(model name or None, version number) of "3" (or "v3"), "business-evaluator/3" or
     "models:/business-evaluator/3"; RegistryError for anything else."""
@@ -123,6 +126,8 @@ def parse_version_ref(ref: str | int) -> tuple[str | None, str]:
         raise RegistryError(f"{ref!r} is not a model version (expected N, <model>/N or models:/<model>/N)")
     if int(match["version"]) == 0:  # was a run that failed with "no version 0"
         raise RegistryError(f"{ref!r} is not a model version: MLflow numbers versions from 1")
+    if int(match["version"]) > MAX_VERSION:  # MLflow's stores raised OverflowError (SQLite INTEGER) from a run
+        raise RegistryError(f"{str(ref)[:40]!r} is not a model version: MLflow numbers versions up to {MAX_VERSION:,}")
     return match["name"], match["version"]
 
 

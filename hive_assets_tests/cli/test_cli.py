@@ -385,6 +385,11 @@ BAD = {
                             "argument --model-version: 'latest' is not a model version (expected N, <model>/N"),
     "version 0": (("deploy", "promote", "--specialist", "business", "--model-version", "v0"),
                   "argument --model-version: 'v0' is not a model version: MLflow numbers versions from 1"),
+    # MLflow's store raised OverflowError (SQLite INTEGER) from inside a run
+    "a version beyond MLflow's numbers": (("deploy", "promote", "--specialist", "business", "--model-version",
+                                           "99999999999999999999999"), "MLflow numbers versions up to 2,147,483,647"),
+    "a version beyond MLflow's numbers, A/B": (("ab-test", "start", "--specialist", "business", "--new-version",
+                                                "v2147483648"), "must be a version number such as 3, got 'v2147483648'"),
     "not an alias": (("deploy", "alias", "--specialist", "business", "--alias", "champ!on", "--model-version", "2"),
                      "argument --alias: invalid alias 'champ!on': letters, digits, '_' and '-'"),
     # MLflow reserves 'latest' / 'v<N>' in any case; another case of a platform alias escaped its rules
