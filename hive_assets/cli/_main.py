@@ -155,6 +155,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{prog}: error: {exc}", file=sys.stderr)  # names the host, never a password
             return 1
         from hive_assets.cli._dagster import one_line
+
+        if (sqlite_error := _sqlite_error(exc)) is not None:  # a read-only home, a file that is no database
+            from hive_assets.config import hive_home
+
+            print(f"{prog}: error: a SQLite database of the home cannot be used ({type(sqlite_error).__name__}: "
+                  f"{one_line(str(sqlite_error), 200)}): HIVE_HOME={hive_home()} must be writable, and its "
+                  "store.sqlite, mlflow.db and dagster/ the platform's own files (every step is safe to run again "
+                  "once they are)", file=sys.stderr)
+            return 1
         from hive_assets.config import redact_uri
         from hive_assets.registry import http_refusal
 
@@ -170,6 +179,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prog}: error: MLflow at {redact_uri(settings.mlflow_uri)} stopped answering: "
               f"{one_line(str(exc), 300)}; run the command again when it answers", file=sys.stderr)
         return 1
+
+
+def _sqlite_error(exc: BaseException):
+    """The sqlite3 error behind `exc` (raised as is, or wrapped by SQLAlchemy, MLflow or Dagster), else None."""
+    import sqlite3
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, sqlite3.Error):
+            return exc
+        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
+    return None
 
 
 if __name__ == "__main__":

@@ -420,6 +420,23 @@ BAD = {
 }
 
 
+@pytest.mark.parametrize("damaged", ["store.sqlite", "mlflow.db"])
+@pytest.mark.parametrize("verb", [("status",), ("deploy", "list", "--specialist", "business")])
+def test_a_home_whose_database_is_not_sqlite_is_one_line(shell, damaged, verb):
+    """A store.sqlite or mlflow.db that is not a SQLite file (or a home on a read-only disk: the same sqlite3
+    errors) printed ~100 lines of traceback."""
+    cwd, env = shell
+    (cwd / "home").mkdir()
+    (cwd / "home" / damaged).write_text("garbage\n")
+    out = hive(*verb, cwd=cwd, env={**env, "HIVE_HOME": "home"})
+    lines = [line for line in out.stderr.splitlines() if not line.startswith("hive: HIVE_HOME=")]
+    assert out.returncode == 1 and len(lines) == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert lines[0].endswith(f"a SQLite database of the home cannot be used (DatabaseError: file is not a database): "
+                             f"HIVE_HOME={cwd / 'home'} must be writable, and its store.sqlite, mlflow.db and dagster/ "
+                             "the platform's own files (every step is safe to run again once they are)")
+    assert (cwd / "home" / damaged).read_text() == "garbage\n"
+
+
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_arguments_are_one_line_and_exit_2(shell, case):
     cwd, env = shell
