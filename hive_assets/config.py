@@ -252,8 +252,12 @@ def production_problems() -> list[str]:
     if hive_env() != PRODUCTION:
         return []
     problems = []
-    if _raw("MONGODB_URI") is None:
+    mongodb = _raw("MONGODB_URI")
+    if mongodb is None:
         problems.append("MONGODB_URI is not set")
+    elif _scheme_or_problem("MONGODB_URI", mongodb, problems) not in ("mongodb", "mongodb+srv", None):
+        # pymongo takes "foo" for a host name: the code location loaded, and every run failed later
+        problems.append(f"MONGODB_URI must be a mongodb:// or mongodb+srv:// URI, got {redact_uri(mongodb)!r}")
     problems += _registry_production_problems()
     storage = _raw("HIVE_ASSET_STORAGE")
     if storage is None:
@@ -294,8 +298,11 @@ def _registry_production_problems() -> list[str]:
     mlflow = _raw("MLFLOW_TRACKING_URI")
     if mlflow is None:
         problems.append("MLFLOW_TRACKING_URI is not set")
-    elif _scheme_or_problem("MLFLOW_TRACKING_URI", mlflow, problems) not in ("http", "https", None):
+    elif (scheme := _scheme_or_problem("MLFLOW_TRACKING_URI", mlflow, problems)) not in ("http", "https", None):
         problems.append(f"MLFLOW_TRACKING_URI must be an http(s):// URL, got {redact_uri(mlflow)!r}")
+    elif scheme is not None and (problem := http_url_problem(mlflow)):  # listed with the others, not after them
+        problems.append(f"MLFLOW_TRACKING_URI is not a usable URL ({problem}): {UNESCAPED_USERINFO}; the value is "
+                        "not shown, it may hold a password")
     return problems
 
 
@@ -498,7 +505,7 @@ class Settings:
             home=hive_home(),
             mlflow_tracking_uri=mlflow_tracking_uri(),
             mlflow_experiment_name=os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT_NAME,
-            mongodb_uri=os.environ.get("MONGODB_URI", ""),
+            mongodb_uri=_raw("MONGODB_URI") or "",  # stripped, as every other setting: " " was a database name
             mongodb_database=os.environ.get("MONGODB_DATABASE") or DEFAULT_MONGODB_DATABASE,
             ab_testing_enabled=env_bool("AB_TESTING_ENABLED", True),
             # a test at 100 % has no champion arm to compare with: only a promotion takes traffic there

@@ -221,6 +221,37 @@ def test_every_problem_is_named_at_once_and_a_password_is_redacted(monkeypatch):
     assert "MLFLOW_TRACKING_URI must be" in message and "pw123" not in message and "user:***@" in message
 
 
+def test_production_names_every_unfit_value_at_once_the_store_s_scheme_and_the_registry_s_host_included(monkeypatch):
+    """MONGODB_URI=foo passed (pymongo takes it for a host name: the code location loaded and every run failed
+    later), and an http URL without a host was refused alone, after the other problems had been fixed."""
+    monkeypatch.setenv("HIVE_ENV", "production")
+    for name, value in {"MONGODB_URI": "foo", "MLFLOW_TRACKING_URI": f"http://hive:{SECRET}@",
+                        "HIVE_ASSET_STORAGE": "s3:/x"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env()
+    message = str(err.value)
+    assert message.startswith("HIVE_ENV=production refuses the embedded defaults: MONGODB_URI must be a mongodb:// "
+                              "or mongodb+srv:// URI, got 'foo'; MLFLOW_TRACKING_URI is not a usable URL (no host, ")
+    assert "HIVE_ASSET_STORAGE must be s3://BUCKET[/PREFIX]" in message
+    assert SECRET not in message and "\n" not in message
+    for good in ("mongodb://hive:pw@mongo:27017/", "mongodb+srv://cluster.example/"):
+        monkeypatch.setenv("MONGODB_URI", good)
+        assert "MONGODB_URI" not in str(pytest.raises(ConfigError, Settings.from_env).value)
+
+
+def test_a_store_uri_with_spaces_around_it_is_stripped_as_every_setting_is(monkeypatch):
+    # the production check stripped it, the store did not: pymongo took " " for the database name
+    for name, value in PRODUCTION.items():
+        monkeypatch.setenv(name, f" {value} ")
+    monkeypatch.setenv("HIVE_ENV", "production")
+    assert Settings.from_env().mongodb_uri == PRODUCTION["MONGODB_URI"]
+    from hive_assets.defs.resources import DocumentStoreResource
+
+    resource = DocumentStoreResource(mongodb_uri=f" {PRODUCTION['MONGODB_URI']} ")
+    assert resource.settings().mongodb_uri == PRODUCTION["MONGODB_URI"]
+
+
 @pytest.mark.parametrize("raw", ["prod", "staging", "1"])
 def test_an_unknown_hive_env_is_refused_rather_than_taken_for_local(monkeypatch, raw):
     monkeypatch.setenv("HIVE_ENV", raw)

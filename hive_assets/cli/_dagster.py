@@ -169,8 +169,21 @@ def reachable(uri: str, timeout: float = 3.0) -> str | None:
                                 query="", fragment="")
         with urllib.request.urlopen(health.geturl(), timeout=timeout):
             return None
-    except urllib.error.HTTPError:  # an answer (401 behind an auth proxy, 404 from an old server): it is up
-        return None
+    except urllib.error.HTTPError as exc:  # an answer (401 behind an auth proxy): it is up, unless nothing
+        if exc.code != 404:                # at this path is MLflow (a mistyped path: `hive train` ran a run
+            return None                    # that rewrote the outputs, then failed on the registry's 404)
+        api = health._replace(path=parts.path.rstrip("/") + "/api/2.0/mlflow/registered-models/search",
+                              query="max_results=1")
+        try:
+            with urllib.request.urlopen(api.geturl(), timeout=timeout):
+                return None
+        except urllib.error.HTTPError as api_exc:
+            if api_exc.code != 404:
+                return None
+        except (OSError, ValueError):
+            return None  # it answered /health: the run's own call says what is wrong
+        return one_line(f"MLflow at {redact_uri(uri)} refused the request (HTTP 404: no MLflow API at this address "
+                        "(check the URI's path))")
     except (OSError, ValueError) as exc:  # refused, timed out, unresolvable, malformed: never the URI's text
         reason = getattr(exc, "reason", None) or (exc.strerror if isinstance(exc, OSError) else None)
         return one_line(f"MLflow at {redact_uri(uri)} unreachable ({reason or type(exc).__name__})")

@@ -121,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         refuse_simulation_in_production(args.command)
         _home.prepare(announce=getattr(args, "announce", True))
         if args.command in REGISTRY_VERBS and (down := _dagster.registry_down(settings.mlflow_uri)):
-            print(f"{prog}: error: {down}; nothing was read or changed: run it again when MLflow answers",
-                  file=sys.stderr)
+            then = "fix MLFLOW_TRACKING_URI" if "refused the request" in down else "run it again when MLflow answers"
+            print(f"{prog}: error: {down}; nothing was read or changed: {then}", file=sys.stderr)
             return 1
         # a moved or copied home would read its artifacts from the old place and write new ones there
         if args.command in REGISTRY_VERBS | {"simulate"} and (moved := _moved_home_problem(settings)):

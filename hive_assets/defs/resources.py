@@ -28,13 +28,15 @@ class DocumentStoreResource(dg.ConfigurableResource):
 
     def settings(self) -> Settings:
         base = Settings.from_env()
-        return Settings(**{**base.__dict__, "mongodb_uri": self.mongodb_uri, "mongodb_database": self.database})
+        # stripped as Settings strips it (an EnvVar keeps a trailing space, which pymongo took for a database name)
+        return Settings(**{**base.__dict__, "mongodb_uri": self.mongodb_uri.strip(), "mongodb_database": self.database})
 
     def open(self) -> DocumentStore:
         return open_store(self.settings())
 
     def describe(self) -> str:
-        return redact_uri(self.mongodb_uri) if self.mongodb_uri else f"sqlite:{self.settings().store_path}"
+        uri = self.mongodb_uri.strip()
+        return redact_uri(uri) if uri else f"sqlite:{self.settings().store_path}"
 
 
 class MlflowResource(dg.ConfigurableResource):

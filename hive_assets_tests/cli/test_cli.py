@@ -652,11 +652,13 @@ def test_a_registry_behind_basic_auth_is_reached_at_its_host(mlflow_server):
     assert down.startswith("MLflow at HTTP://hive:***@127.0.0.1:1 unreachable (") and "s3cret-pw" not in down
 
 
-@pytest.mark.parametrize("verb", [("status",), ("deploy", "list", "--specialist", "business")])
+@pytest.mark.parametrize("verb", [("status",), ("deploy", "list", "--specialist", "business"),
+                                  ("train", "--specialist", "business")])
 def test_a_registry_that_refuses_the_request_is_one_line_naming_why(shell, mlflow_server, verb):
     cwd, env = shell
     # the server answers (its /health too), but there is no MLflow API under this path: an HTTP 404 (a wrong
-    # password is a 401, the same path): it was a 40-line traceback
+    # password is a 401, the same path): it was a 40-line traceback; `train` launched a run that collected and
+    # rewrote the partition's outputs, then failed on the registry
     uri = mlflow_server.replace("http://", "http://hive:s3cret-pw@") + "/not/mlflow"
     out = hive(*verb, cwd=cwd, env={**env, "MLFLOW_TRACKING_URI": uri, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"},
                timeout=120)
@@ -664,6 +666,8 @@ def test_a_registry_that_refuses_the_request_is_one_line_naming_why(shell, mlflo
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stdout + out.stderr
     assert len(errors) == 1 and "refused the request (HTTP 404: no MLflow API at this address" in errors[0], errors
     assert "hive:***@" in errors[0] and "s3cret-pw" not in out.stderr + out.stdout
+    assert errors[0].endswith("nothing was read or changed: fix MLFLOW_TRACKING_URI"), errors
+    assert not (cwd / ".hive" / "assets").exists() and not list((cwd / ".hive" / "dagster").glob("history/runs/*.db"))
 
 
 def test_only_mlflow_giving_up_on_a_silent_server_counts_as_an_outage(mlflow_server, monkeypatch):

@@ -275,6 +275,9 @@ class MongoStore(DocumentStore):
         # pymongo appends its timeouts and the whole topology description (about 400 characters that repeat
         # the error): the first part says why
         why = re.sub(r" \(configured timeouts:[^)]*\)", "", str(exc).split(", Timeout: ")[0])
+        # a server's refusal (FerretDB's "Unsupported authentication mechanism") comes with pymongo's ", full
+        # error: {...}" repeating it, and the message's own newlines: one line, the reason once
+        why = " ".join(why.split(", full error: ")[0].split())
         return StoreUnavailable(
             f"MongoDB at {self._hosts} (database {self.database!r}) is unavailable: "
             f"{type(exc).__name__}: {self._clean(why)}"

@@ -503,6 +503,22 @@ def test_a_refused_password_is_an_outage_line_whatever_code_the_server_uses():
     assert not _auth_failure(OperationFailure("some other internal error", code=1))
 
 
+@pytest.mark.services
+def test_a_server_s_refusal_of_the_credentials_is_one_line_without_the_password(ferretdb_uri):
+    """FerretDB (on SQLite) refuses SCRAM-SHA-1: pymongo's message carried a newline and its ", full error: {...}"
+    repeating it, three lines in the CLI."""
+    uri = ferretdb_uri.replace("mongodb://", "mongodb://admin:S3cr%40tPw@")
+    store = store_mongo.MongoStore(uri, timeout_ms=3000)
+    try:
+        with pytest.raises(StoreUnavailable) as info:
+            store.count(C)
+    finally:
+        store.close()
+    text = str(info.value)
+    assert "\n" not in text and "full error" not in text and "S3cr" not in text, text
+    assert text.startswith("MongoDB at 127.0.0.1:") and "Unsupported authentication mechanism" in text, text
+
+
 def test_mongo_unavailable_is_fast():
     import time
 
