@@ -272,8 +272,10 @@ class ServingLoop:
                                                                      projection=["feedback_id"])}
             self.pending = [f for f in self.pending if f["feedback_id"] not in written]
 
-    def serve_hour(self, now: datetime, plans: int = 100) -> dict[str, int]:
-        """Serve the hour ending at `now` (aware UTC); returns what was written."""
+    def serve_hour(self, now: datetime, plans: int = 100, *, complete: bool = True) -> dict[str, int]:
+        """Serve the hour ending at `now` (aware UTC); returns what was written. `complete=False` leaves the
+        hour unfinished until `complete_hour()` (the closed loop's: after the hour's sensor tick, so a loop
+        killed inside the tick plays the hour again, its tick included)."""
         import numpy as np
 
         from hive_assets.simulator._simulate import _ms, _noisy, policy_label, simulate
@@ -335,10 +337,16 @@ class ServingLoop:
         self.pending = [f for f in self.pending if f["submitted_at"] > now]
         written = self.store.upsert_many("specialist_feedback", due) if due else 0
         # after the due ones: a loop killed in between writes them again, the same documents
-        save_pending(self.store, self.pending, self._review_credit, seed=self.seed, hours=self.hours_served,
-                     origin=self.origin)
+        if complete:
+            self.complete_hour()
         return {"plans": sum(s.plans for s, _ in batches), "opinions": written_opinions, "feedback": written,
                 "feedback_pending": len(self.pending)}
+
+    def complete_hour(self) -> None:
+        """Record the hour served last as complete (the answers still owed, the reviewers' credit): until then
+        `interrupted_hour` names it, and the next loop plays it again."""
+        save_pending(self.store, self.pending, self._review_credit, seed=self.seed, hours=self.hours_served,
+                     origin=self.origin)
 
     def _answer_review_queue(self, now: datetime, rng, first_new: int) -> None:
         """Reviewers first answer open review requests, in the queue's order, within `review_capacity` a day
