@@ -152,7 +152,7 @@ def _t(at: datetime | None) -> str:
     return f"{at:%Y-%m-%d %H:%M}" if at else "-"
 
 
-def _rows(statuses: list[SpecialistStatus]) -> list[list[str]]:
+def _rows(statuses: list[SpecialistStatus], now: datetime | None = None) -> list[list[str]]:
     rows = []
     for st in statuses:
         champion = f"v{st.champion} since {_t(st.champion_since)}" if st.champion else "none"
@@ -171,6 +171,9 @@ def _rows(statuses: list[SpecialistStatus]) -> list[list[str]]:
             f": {st.feedback_held}" if st.feedback_held else "")
         retrain = (f"{st.retrain_reason} {st.retrain_status} ({_t(st.retrain_at)})" if st.retrain_reason else "none")
         look = f"{st.next_look} at {_t(st.next_look_at)}" if st.next_look_at else "-"
+        if st.next_look_at and now is not None and st.next_look_at < now:
+            # the clock moved past it (`hive clock advance`): it is made at the next sensor tick, not then
+            look += " (overdue: made at the next sensor tick)"
         queue = st.review_queue
         review = ("-" if queue is None else "no request today" if not any(queue.values()) else
                   f"{queue['open']} open; today {queue['requested']} requested, {queue['answered']} answered, "
@@ -187,7 +190,7 @@ HEADER = ["specialist", "champion", "why", "challenger (traffic)", "A/B estimate
 def format_status(statuses: list[SpecialistStatus], now: datetime) -> str:
     """The view as text, one block per specialist (the rows are too wide for one table in a terminal)."""
     lines = [f"platform clock: {now:%Y-%m-%d %H:%M} UTC"]
-    for row in _rows(statuses):
+    for row in _rows(statuses, now):
         lines.append("")
         lines.append(row[0])
         lines += [f"  {name:<37}{value}" for name, value in zip(HEADER[1:], row[1:])]

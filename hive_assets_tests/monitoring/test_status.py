@@ -129,6 +129,10 @@ def test_the_view_says_what_the_documents_say(hive_home, registry_client, monkey
     assert rows[3].endswith("| no request today |")
     text = format_status([business, technical], T0 + 99 * HOUR)
     assert text.startswith("platform clock: 2026-01-09 03:00 UTC") and "v3 at 25 %" in text
+    assert "A/B look at 2026-01-09 05:24\n" in text + "\n" and "overdue" not in text
+    # the clock moved past the look (`hive clock advance 6h`): it said a time already gone, as if to come
+    later = format_status([business, technical], T0 + 105 * HOUR)
+    assert "A/B look at 2026-01-09 05:24 (overdue: made at the next sensor tick)" in later
     assert business.as_dict()["ab_interval"] == [0.004, 0.058]
     assert business.feedback_held is None  # 5 of 100: nothing to hold
 
