@@ -32,7 +32,8 @@ from hive_assets.rollout._controller import (
     Decision, RolloutPolicy, StepCounts, TestState, TrafficStep, decide, matured_cutoff, tally,
 )
 from hive_assets.rollout._records import (
-    RUNNING, SUPERSEDED, next_look, open_test, opening_traffic_refusal, running_test, test_id_for,
+    RUNNING, SUPERSEDED, next_look, open_test, opening_time_refusal, opening_traffic_refusal, running_test,
+    test_id_for,
 )
 from hive_assets.rollout._statistics import (
     ArmCounts, DifferenceResult, LabelBalance, SrmResult, agreement_difference, label_balance, normal_mixture_radius,
@@ -46,6 +47,6 @@ __all__ = [
     "settle_closed", "start_test", "state_of", "stop_if_arms_changed",
     "RUNNING", "SUPERSEDED", "ArmCounts", "Decision", "DifferenceResult", "LabelBalance", "label_balance", "RolloutPolicy", "SrmResult", "StepCounts",
     "TestState", "TrafficStep", "agreement_difference", "decide", "matured_cutoff", "normal_mixture_radius",
-    "next_look", "open_test", "opening_traffic_refusal", "running_test", "srm_test", "tally", "test_id_for",
+    "next_look", "open_test", "opening_time_refusal", "opening_traffic_refusal", "running_test", "srm_test", "tally", "test_id_for",
     "difference_trajectory", "traffic_steps", "trajectory_png",
 ]

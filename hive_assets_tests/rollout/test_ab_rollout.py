@@ -418,6 +418,15 @@ def test_an_operator_verb_at_a_time_before_the_test_s_history_is_refused_and_cha
     assert running_test(store, "architecture")["test_id"] == test["test_id"]
     assert operator_verb("ab_test_stop", "stop_ab_test", "architecture", 31.5) is None
     assert store.find_one("ab_tests", {"test_id": test["test_id"]})["status"] == "stopped"
+    # a new test opened a day back: before the one just stopped ended (its maximum duration mostly spent, its
+    # start before the champion it compares with won)
+    rows = store.count("model_decisions")
+    refused = operator_verb("ab_test_start", "start_ab_test", "architecture", 7.5, new_version=test["challenger_version"],
+                            force=True, reason="a replay")
+    assert refused == (f"architecture: a test opened at {at(7.5):%Y-%m-%d %H:%M} UTC would begin before A/B test "
+                       f"{test['test_id']} ended ({at(31.5):%Y-%m-%d %H:%M} UTC): a test's history cannot be "
+                       "rewritten; nothing was changed")
+    assert store.count("ab_tests") == 1 and store.count("model_decisions") == rows
 
 
 def test_an_expand_or_a_stop_cut_short_is_completed_by_the_same_command_again(world):

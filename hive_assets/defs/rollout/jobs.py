@@ -19,8 +19,8 @@ from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, Pl
 from hive_assets.defs.rollout.assets import RolloutClockConfig, ab_test_outcome, actor_of, clock
 from hive_assets.defs.runs.lease import operator_lease
 from hive_assets.rollout import (
-    STOPPED, CheckResult, close_test, complete_unfinished, opening_traffic_refusal, running_test, set_traffic, settle,
-    settle_closed, start_test, stop_if_arms_changed,
+    STOPPED, CheckResult, close_test, complete_unfinished, opening_time_refusal, opening_traffic_refusal, running_test,
+    set_traffic, settle, settle_closed, start_test, stop_if_arms_changed,
 )
 
 ab_test_check = dg.define_asset_job(
@@ -116,6 +116,8 @@ def start_ab_test(context: dg.OpExecutionContext, config: StartTestConfig, mlflo
         raise dg.Failure(refusal, allow_retries=False)
     with operator_lease(context, config.specialist), document_store.open() as store:
         refuse_if_clock_behind(store, config.specialist)
+        if refusal := opening_time_refusal(store, config.specialist, now):
+            raise dg.Failure(refusal, allow_retries=False)
         complete_unfinished(client, store, config.specialist, actor=actor, dagster_run_id=context.run_id)
         stop_if_arms_changed(client, store, config.specialist, now, actor=actor, dagster_run_id=context.run_id)
         holder = registry.alias_version(client, config.specialist, registry.CHALLENGER)
