@@ -12,6 +12,37 @@ def instance():
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
+class _OwnSessionSubprocess:
+    """The `subprocess` module as Dagster's compute-log mirror sees it: its processes start in a session of
+    their own."""
+
+    def __getattr__(self, name: str):
+        import subprocess
+
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def Popen(*args, **kwargs):  # noqa: N802 (subprocess's name)
+        import subprocess
+
+        kwargs.setdefault("start_new_session", True)
+        return subprocess.Popen(*args, **kwargs)
+
+
+def log_mirrors_in_their_own_session() -> None:
+    """An in-process run mirrors each step's captured output to the terminal with a `tail -F` and a Python
+    watcher (dagster's compute_logs), started in the CLI's process group: the terminal's Ctrl-C reached the
+    watchers too, and each printed a KeyboardInterrupt traceback above the verb's one line. In a session of
+    their own they never see it; Dagster still terminates both when the step ends (SIGTERM, the watcher
+    also when the CLI dies). Dagster's private module: if it changes, the mirror is left as it is."""
+    try:
+        from dagster._core.execution import compute_logs
+    except ImportError:
+        return
+    if hasattr(compute_logs, "execute_posix_tail") and hasattr(compute_logs, "subprocess"):
+        compute_logs.subprocess = _OwnSessionSubprocess()
+
+
 def materialize(selection: list[str], specialist: str, run_config: dict | None = None, log_level: str = "DEBUG"):
     """Materialize `selection` for one partition in the configured Dagster instance (a real run).
     `log_level` filters only what the console shows; the instance keeps every event for the UI."""
@@ -20,6 +51,7 @@ def materialize(selection: list[str], specialist: str, run_config: dict | None =
     from hive_assets.definitions import defs
     from hive_assets.interrupts import stop_if_interrupted
 
+    log_mirrors_in_their_own_session()
     config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}}
     return stop_if_interrupted(dg.materialize(
         list(defs.assets), selection=selection, partition_key=specialist, resources=defs.resources,
@@ -39,6 +71,7 @@ def run_job(job_name: str, run_config: dict | None = None, *, partition_key: str
     from hive_assets.definitions import defs
     from hive_assets.interrupts import stop_if_interrupted
 
+    log_mirrors_in_their_own_session()
     config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}}
     return stop_if_interrupted(defs.resolve_job_def(job_name).execute_in_process(
         run_config=config, instance=instance(), partition_key=partition_key, tags=tags, raise_on_error=False))
@@ -232,6 +265,7 @@ def run_loop(scenario, *, start=None, progress=None):
 
     from hive_assets import clock
 
+    log_mirrors_in_their_own_session()  # the loop's runs execute in this process too
     # one loop per home: a second one rewrote the first's hours and moved the clock back and forth
     with clock.playing(), instance() as dagster_instance, open_store() as store:
         return play(dagster_instance, defs, store, Settings.from_env().mlflow_uri, scenario, start=start,

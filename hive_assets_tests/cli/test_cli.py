@@ -266,6 +266,51 @@ def test_ctrl_c_is_one_line_and_exit_130(shell):
                                      "failed, and every step is safe to run again"), rest
 
 
+def _watchers_under(pid: int) -> list[int]:
+    """Dagster's compute-log watchers (`watch_orphans.py`) among the processes whose parent is `pid`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (proc / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and b"watch_orphans" in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+def test_ctrl_c_in_a_run_s_step_is_one_line_as_the_terminal_sends_it(shell):
+    """A terminal sends Ctrl-C to its whole foreground process group: Dagster's compute-log watchers, children
+    of the CLI during each step of an in-process run, got it too and each printed a KeyboardInterrupt traceback
+    above the verb's one line."""
+    import signal
+    import time
+
+    cwd, env = shell
+    assert hive("simulate", "--plans", "300", "--no-serve", "--seed", "5", cwd=cwd, env=env).returncode == 0
+    proc = subprocess.Popen([HIVE, "train", "--specialist", "business"], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,  # its own group, as a shell's job
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 300
+        while not _watchers_under(proc.pid):  # a step runs: its output is being mirrored
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)  # what the terminal does
+        _, rest = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, rest
+    assert "Traceback" not in rest and "KeyboardInterrupt" not in rest, rest
+    assert rest.splitlines()[-1] == ("hive train: interrupted; what finished is kept, a run cut short is marked "
+                                     "failed, and every step is safe to run again"), rest
+
+
 def test_a_ctrl_c_python_drops_still_stops_simulate_at_its_next_batch(shell):
     """Python runs a signal's handler at the next bytecode, which may be in a finalizer, where the
     KeyboardInterrupt is printed as "Exception ignored" and dropped; `hive simulate` then wrote on to its last
