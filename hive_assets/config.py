@@ -255,9 +255,12 @@ def production_problems() -> list[str]:
     mongodb = _raw("MONGODB_URI")
     if mongodb is None:
         problems.append("MONGODB_URI is not set")
-    elif _scheme_or_problem("MONGODB_URI", mongodb, problems) not in ("mongodb", "mongodb+srv", None):
+    elif not mongodb.startswith(("mongodb://", "mongodb+srv://")):  # pymongo's schemes, in lower case only
         # pymongo takes "foo" for a host name: the code location loaded, and every run failed later
         problems.append(f"MONGODB_URI must be a mongodb:// or mongodb+srv:// URI, got {redact_uri(mongodb)!r}")
+    elif not _mongodb_hosts_readable(mongodb):
+        problems.append("MONGODB_URI has no host, or a port that is not a number (the value is not shown, it may "
+                        f"hold a password): {UNESCAPED_USERINFO}")
     problems += _registry_production_problems()
     storage = _raw("HIVE_ASSET_STORAGE")
     if storage is None:
@@ -290,6 +293,17 @@ def set_mlflow_process_defaults() -> None:
     its own."""
     for name, value in MLFLOW_PROCESS_DEFAULTS.items():
         os.environ.setdefault(name, value)
+
+
+def _mongodb_hosts_readable(uri: str) -> bool:
+    """Whether `mongodb[+srv]://[user[:password]@]host[:port][,host[:port]...][/...]` names its hosts (each
+    with a port that is a number, when given), as pymongo will parse them (it refused the rest in every run)."""
+    hosts = uri.partition("://")[2].partition("/")[0].partition("?")[0].rpartition("@")[2]
+    for host in hosts.split(","):
+        name, port = host.rsplit(":", 1) if ":" in host and not host.endswith("]") else (host, None)
+        if not name or (port is not None and not port.isdigit()):
+            return False
+    return True
 
 
 def _registry_production_problems() -> list[str]:

@@ -8,6 +8,7 @@ HIVE_HOME and the Dagster instance are resolved, exported and created (`_home.pr
 from __future__ import annotations
 
 import os
+import re
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
@@ -159,10 +160,14 @@ def main(argv: list[str] | None = None) -> int:
         if (sqlite_error := _sqlite_error(exc)) is not None:  # a read-only home, a file that is no database
             from hive_assets.config import hive_home
 
-            print(f"{prog}: error: a SQLite database of the home cannot be used ({type(sqlite_error).__name__}: "
-                  f"{one_line(str(sqlite_error), 200)}): HIVE_HOME={hive_home()} must be writable, and its "
-                  "store.sqlite, mlflow.db and dagster/ the platform's own files (every step is safe to run again "
-                  "once they are)", file=sys.stderr)
+            what = f"{type(sqlite_error).__name__}: {one_line(str(sqlite_error), 200)}"
+            if _SQLITE_BUSY.search(str(sqlite_error)):  # another process writes it (a loop, the daemon): transient
+                print(f"{prog}: error: a SQLite database is held by another process ({what}); run the command "
+                      "again when it is done (every step is safe to run again)", file=sys.stderr)
+            else:
+                print(f"{prog}: error: a SQLite database cannot be used ({what}): HIVE_HOME={hive_home()} must be "
+                      "writable, and its store.sqlite, mlflow.db and dagster/ (or MLFLOW_TRACKING_URI's database) "
+                      "the platform's own files (every step is safe to run again once they are)", file=sys.stderr)
             return 1
         from hive_assets.config import redact_uri
         from hive_assets.registry import http_refusal
@@ -181,14 +186,23 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+# what SQLite says of a file it cannot use (a read-only disk, a file that is no database, a damaged one) or of
+# one another process holds; any other sqlite3 error is a bug, shown with its traceback
+_SQLITE_UNUSABLE = re.compile(r"unable to open|readonly|read-only|not a database|disk i/o|malformed|locked|busy", re.I)
+_SQLITE_BUSY = re.compile(r"locked|busy", re.I)
+
+
 def _sqlite_error(exc: BaseException):
-    """The sqlite3 error behind `exc` (raised as is, or wrapped by SQLAlchemy, MLflow or Dagster), else None."""
+    """The sqlite3 error behind `exc` (raised as is, or wrapped by SQLAlchemy, MLflow or Dagster) that says its
+    file cannot be used now (`_SQLITE_UNUSABLE`), else None."""
     import sqlite3
 
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, sqlite3.Error):
+        if isinstance(exc, (sqlite3.OperationalError, sqlite3.DatabaseError)) and \
+                not isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError)) and \
+                _SQLITE_UNUSABLE.search(str(exc)):
             return exc
         exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
     return None

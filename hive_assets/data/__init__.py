@@ -11,7 +11,7 @@
 """
 
 from hive_assets.data._audit import AuditReader, audit_confidences_from_kafka, audit_confidences_from_store
-from hive_assets.data._collect import COLLECTION_SETTINGS, RAW_COLUMNS, CollectResult, collect, plan_text
+from hive_assets.data._collect import COLLECTION_SETTINGS, RAW_COLUMNS, CollectResult, clear_id, collect, plan_text
 from hive_assets.data._documents import (
     FUTURE_TOLERANCE, NOT_A_DOCUMENT, REASON_CODES, Problem, is_number, jsonable, plan_to_serve, to_utc,
 )
@@ -27,6 +27,6 @@ __all__ = [
     "DocumentStore",
     "FeedbackFilterEmptiedClass",
     "Problem", "SQLiteStore", "StoreUnavailable", "TrustPolicy", "audit_confidences_from_kafka",
-    "audit_confidences_from_store", "collect", "latest_trusted_feedback", "open_store", "persist_quarantine",
+    "audit_confidences_from_store", "clear_id", "collect", "latest_trusted_feedback", "open_store", "persist_quarantine",
     "is_number", "jsonable", "plan_text", "plan_to_serve", "to_utc",
 ]

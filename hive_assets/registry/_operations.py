@@ -226,13 +226,7 @@ def ensure_alias(client, store: DocumentStore, specialist: str, alias: str, vers
     if now is None or str(now.version) != version:
         raise RuntimeError(f"{name}@{alias} is v{now.version if now else None} after setting it to v{version}: "
                            "moved concurrently; retry")
-    from hive_assets.registry._history import alias_history
-
-    # the ledger's holder: its last row's version, unless (an A/B alias) that tenure ended with its test: the
-    # same version set again after its test closed is a new tenure, which needs its row
-    held = ledger_row is not None and str(ledger_row["model_version"]) == version and (
-        alias == CHAMPION or (alias_history(store, specialist, alias) or [None])[-1].until is None)
-    recorded = not held
+    recorded = not _ledger_holds(store, specialist, alias, version, ledger_row)
     row = ledger_row
     if recorded:
         row = record_decision(
@@ -247,6 +241,17 @@ def ensure_alias(client, store: DocumentStore, specialist: str, alias: str, vers
             "decision_id": row["decision_id"] if row else None}
 
 
+def _ledger_holds(store: DocumentStore, specialist: str, alias: str, version: str,
+                  row: dict[str, Any] | None) -> bool:
+    """Whether the ledger says `version` holds `alias` now: its last row (`row`) is that version's, and (an A/B
+    alias) that tenure did not end with its test: the same version set again after its test closed is a new
+    tenure, which needs its row."""
+    from hive_assets.registry._history import alias_history
+
+    return row is not None and str(row["model_version"]) == str(version) and (
+        alias == CHAMPION or (alias_history(store, specialist, alias) or [None])[-1].until is None)
+
+
 def reconcile(client, store: DocumentStore, specialist: str, alias: str, *, actor: str,
               dagster_run_id: str | None = None, target: str | None = None) -> dict[str, Any] | None:
     """Append the ledger row of a move the registry holds but the ledger lacks (an interrupted action,
@@ -255,8 +260,8 @@ def reconcile(client, store: DocumentStore, specialist: str, alias: str, *, acto
     Skipped when the registry already holds `target`: that is the interrupted action itself, which the
     caller's `ensure_alias` completes with its own kind and reason."""
     holder = alias_version(client, specialist, alias)
-    row = last_alias_row(store, specialist, alias)
-    if holder is None or (row is not None and str(row["model_version"]) == str(holder.version)):
+    if holder is None or _ledger_holds(store, specialist, alias, str(holder.version),
+                                       last_alias_row(store, specialist, alias)):
         return None
     if target is not None and str(holder.version) == str(target):
         return None

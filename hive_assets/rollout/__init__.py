@@ -24,7 +24,7 @@ Routing itself (`assign_arm`) lives in `hive_assets.routing`, a light module ser
 from hive_assets.rollout._apply import (
     CLOSED, ENDED, PROMOTED, ROLLED_BACK, STOPPED, ArmObservations, CheckResult, LookBeforeLastLook, arm_observations,
     check_test,
-    close_test, complete_unfinished, outcome_intent_id, evaluate, policy_from_env, policy_record, record_decision_in_test, set_traffic, settle, settle_closed, start_test,
+    close_test, complete_unfinished, opening_instant, outcome_intent_id, evaluate, policy_from_env, policy_record, record_decision_in_test, set_traffic, settle, settle_closed, start_test,
     state_of, stop_if_arms_changed,
 )
 from hive_assets.rollout._charts import difference_trajectory, traffic_steps, trajectory_png
@@ -32,8 +32,7 @@ from hive_assets.rollout._controller import (
     Decision, RolloutPolicy, StepCounts, TestState, TrafficStep, decide, matured_cutoff, tally,
 )
 from hive_assets.rollout._records import (
-    RUNNING, SUPERSEDED, next_look, open_test, opening_time_refusal, opening_traffic_refusal, running_test,
-    test_id_for,
+    RUNNING, SUPERSEDED, next_look, open_test, opening_traffic_refusal, running_test, test_id_for,
 )
 from hive_assets.rollout._statistics import (
     ArmCounts, DifferenceResult, LabelBalance, SrmResult, agreement_difference, label_balance, normal_mixture_radius,
@@ -47,6 +46,6 @@ __all__ = [
     "settle_closed", "start_test", "state_of", "stop_if_arms_changed",
     "RUNNING", "SUPERSEDED", "ArmCounts", "Decision", "DifferenceResult", "LabelBalance", "label_balance", "RolloutPolicy", "SrmResult", "StepCounts",
     "TestState", "TrafficStep", "agreement_difference", "decide", "matured_cutoff", "normal_mixture_radius",
-    "next_look", "open_test", "opening_time_refusal", "opening_traffic_refusal", "running_test", "srm_test", "tally", "test_id_for",
+    "next_look", "open_test", "opening_instant", "opening_traffic_refusal", "running_test", "srm_test", "tally", "test_id_for",
     "difference_trajectory", "traffic_steps", "trajectory_png",
 ]

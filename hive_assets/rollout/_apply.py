@@ -497,6 +497,28 @@ def operator_instant(test: dict[str, Any], now: datetime, verb: str) -> datetime
     return latest
 
 
+def opening_instant(store: DocumentStore, specialist: str, now: datetime) -> datetime:
+    """The instant an operator's new test opens at: `now`, or the specialist's latest recorded test instant
+    (the running test's latest look or traffic step, or the latest test's start or end) when `now` is within
+    CLOCK_SKEW before it; ValueError when it is further back (a `--now` in the past): a test opened a week back
+    began before the champion it compared with won its test, its maximum duration mostly spent, and a running
+    test it supersedes would end before its own latest look."""
+    now = now.astimezone(timezone.utc)
+    latest = store.find_one("ab_tests", {"specialist_type": specialist}, sort=[("started_at", -1)])
+    if latest is None:
+        return now
+    ended = to_utc(latest.get("ended_at"))
+    events = [(ended, "end"), _latest_event(latest)]  # a tie names the end
+    last, what = max(((t, w) for t, w in events if t is not None), key=lambda e: e[0], default=(None, ""))
+    if last is None or now >= last:
+        return now
+    if now < last - CLOCK_SKEW:
+        raise ValueError(f"{specialist}: a test opened at {now:%Y-%m-%d %H:%M} UTC would begin before the {what} of "
+                         f"A/B test {latest['test_id']} ({last:%Y-%m-%d %H:%M} UTC): a test's history cannot be "
+                         "rewritten; nothing was changed")
+    return last
+
+
 def check_test(client, store: DocumentStore, specialist: str, now: datetime, policy: RolloutPolicy, *,
                actor: str, dagster_run_id: str | None = None, trust: TrustPolicy = TrustPolicy(),
                after_step=None) -> CheckResult:

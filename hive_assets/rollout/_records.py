@@ -45,26 +45,6 @@ def opening_traffic_refusal(traffic_percent: float) -> str | None:
             f"one unit in a million, and at 100 % no champion arm is left), got {traffic_percent:g}")
 
 
-def opening_time_refusal(store: DocumentStore, specialist: str, now: datetime) -> str | None:
-    """Why a test cannot open at `now` (an operator's `--now` in the past), or None: before the latest recorded
-    instant of the specialist's tests (a start, or an end), over CLOCK_SKEW. A test opened a week back began
-    before the champion it compares with won its own test, and its maximum duration was mostly spent."""
-    from hive_assets.data import to_utc
-    from hive_assets.registry import CLOCK_SKEW
-
-    now = now.astimezone(timezone.utc)
-    latest = store.find_one("ab_tests", {"specialist_type": specialist}, sort=[("started_at", -1)])
-    if latest is None:
-        return None
-    instants = [t for t in (to_utc(latest.get("started_at")), to_utc(latest.get("ended_at"))) if t is not None]
-    last = max(instants, default=None)
-    if last is None or now >= last - CLOCK_SKEW:
-        return None
-    what = "ended" if last == to_utc(latest.get("ended_at")) else "started"
-    return (f"{specialist}: a test opened at {now:%Y-%m-%d %H:%M} UTC would begin before A/B test {latest['test_id']} "
-            f"{what} ({last:%Y-%m-%d %H:%M} UTC): a test's history cannot be rewritten; nothing was changed")
-
-
 def open_test(store: DocumentStore, specialist: str, champion_version: str, challenger_version: str,
               traffic_percent: float, now: datetime | None = None, dagster_run_id: str | None = None,
               ) -> tuple[dict[str, Any], bool]:

@@ -43,11 +43,13 @@ def _utc_ms(value: datetime) -> datetime:
 def routing_unit(document: Mapping[str, Any], plan: Mapping[str, Any]) -> str | None:
     """The intent id a request is routed by: the plan's `intent_id`, else, for a `cognitive_ledger` entry, the
     entry's own (where collection finds it too: an opinion counted in a test is one its unit was routed
-    in); None without one (served by the champion, outside any test)."""
-    intent = plan.get("intent_id")
-    if not intent and document is not plan:
-        intent = document.get("intent_id")
-    return str(intent) if intent else None
+    in); None without one (served by the champion, outside any test). An id is read as collection reads it
+    (`hive_assets.data.clear_id`: 0 is an id, True or a field-level encrypted `enc:...` is none)."""
+    from hive_assets.data import clear_id
+
+    own = clear_id(plan.get("intent_id"))
+    return own if own is not None or document is plan else clear_id(document.get("intent_id"))
+
 
 def opinion_document(opinion: Opinion, plan: Mapping[str, Any], *, opinion_id: str | None = None,
                      evaluated_at: datetime | None = None, reasoning_summary: str = "",
@@ -68,7 +70,8 @@ def opinion_document(opinion: Opinion, plan: Mapping[str, Any], *, opinion_id: s
     doc: dict[str, Any] = {
         "opinion_id": opinion_id or str(uuid.uuid4()),
         "plan_id": plan.get("plan_id"),
-        "intent_id": routing_unit(entry, plan),  # the unit `evaluate` routed (the entry's, when the plan has none)
+        # the plan's own (as written, an encrypted one included), else the entry's that `evaluate` routed by
+        "intent_id": plan["intent_id"] if plan.get("intent_id") is not None else routing_unit(entry, plan),
         "specialist_type": opinion.specialist,
         "specialist_version": opinion.model_version,
         "evaluated_at": _utc_ms(evaluated_at or clock.now()),

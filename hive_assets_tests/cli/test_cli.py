@@ -476,10 +476,37 @@ def test_a_home_whose_database_is_not_sqlite_is_one_line(shell, damaged, verb):
     out = hive(*verb, cwd=cwd, env={**env, "HIVE_HOME": "home"})
     lines = [line for line in out.stderr.splitlines() if not line.startswith("hive: HIVE_HOME=")]
     assert out.returncode == 1 and len(lines) == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
-    assert lines[0].endswith(f"a SQLite database of the home cannot be used (DatabaseError: file is not a database): "
+    assert lines[0].endswith(f"a SQLite database cannot be used (DatabaseError: file is not a database): "
                              f"HIVE_HOME={cwd / 'home'} must be writable, and its store.sqlite, mlflow.db and dagster/ "
-                             "the platform's own files (every step is safe to run again once they are)")
+                             "(or MLFLOW_TRACKING_URI's database) the platform's own files (every step is safe to run "
+                             "again once they are)")
     assert (cwd / "home" / damaged).read_text() == "garbage\n"
+
+
+def test_only_sqlite_errors_that_say_a_file_cannot_be_used_are_one_line():
+    """Every sqlite3 error was "HIVE_HOME must be writable": a lock held by a loop as well, and a bug's
+    IntegrityError lost its traceback."""
+    import sqlite3
+
+    from hive_assets.cli._main import _SQLITE_BUSY, _sqlite_error
+
+    def wrapped(error: BaseException) -> BaseException:  # as SQLAlchemy and MLflow raise it
+        try:
+            try:
+                raise error
+            except sqlite3.Error as inner:
+                raise RuntimeError("(sqlite3.OperationalError) ...") from inner
+        except RuntimeError as outer:
+            return outer
+
+    for text in ("unable to open database file", "attempt to write a readonly database", "file is not a database",
+                 "disk I/O error", "database disk image is malformed"):
+        found = _sqlite_error(wrapped(sqlite3.OperationalError(text)))
+        assert found is not None and not _SQLITE_BUSY.search(str(found))
+    assert _SQLITE_BUSY.search(str(_sqlite_error(wrapped(sqlite3.OperationalError("database is locked")))))
+    for bug in (sqlite3.IntegrityError("UNIQUE constraint failed: t.k"), sqlite3.OperationalError("no such table: x"),
+                sqlite3.ProgrammingError("closed database")):
+        assert _sqlite_error(wrapped(bug)) is None
 
 
 @pytest.mark.parametrize("case", list(BAD))

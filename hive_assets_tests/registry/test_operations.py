@@ -213,6 +213,17 @@ def test_a_version_set_as_challenger_again_after_its_test_closed_gets_a_new_tenu
     rows = len(ledger(store, "business"))
     again = registry.set_alias(client, store, "business", "challenger", v2, actor=ME)  # now held: nothing new
     assert not again["moved"] and not again["recorded"] and len(ledger(store, "business")) == rows
+    # the same after a closure, but the alias set by hand in MLflow's UI: reconcile records it (it compared
+    # with the last alias row only, and the history said nobody held the alias)
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", "2026-03-02T03:00:00Z")
+    client.delete_registered_model_alias("business-evaluator", "challenger")
+    registry.record_decision(store, "business", "ab_test_closed", actor=ME, reason="stopped", model_version=v2,
+                             details={"status": "stopped", "test_id": "t3"})
+    client.set_registered_model_alias("business-evaluator", "challenger", v2)
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", "2026-03-02T04:00:00Z")
+    assert registry.reconcile(client, store, "business", "challenger", actor=ME)["recorded"]
+    assert registry.holder_at(store, "business", alias="challenger").version == v2
+    assert registry.reconcile(client, store, "business", "challenger", actor=ME) is None  # recorded once
 
 
 SCORE = """

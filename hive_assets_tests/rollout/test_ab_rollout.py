@@ -391,7 +391,10 @@ def test_an_operator_verb_at_a_time_before_the_test_s_history_is_refused_and_cha
     look's sample-ratio check then rolled the test back), and a stop before the start ended the test before
     it began."""
     store, client, model, check = world
-    test = opened_test(world, "architecture")
+    v1, v2, v3 = model("architecture", 3)
+    champion_and_challenger(client, store, "architecture", v1, v2)
+    check("architecture", 0)
+    test = running_test(store, "architecture")
     Traffic("architecture", champion_agreement=0.80, challenger_agreement=0.80, seed=6).serve(store, test, at(0),
                                                                                               at(30))
     check("architecture", 30)
@@ -421,12 +424,24 @@ def test_an_operator_verb_at_a_time_before_the_test_s_history_is_refused_and_cha
     # a new test opened a day back: before the one just stopped ended (its maximum duration mostly spent, its
     # start before the champion it compares with won)
     rows = store.count("model_decisions")
-    refused = operator_verb("ab_test_start", "start_ab_test", "architecture", 7.5, new_version=test["challenger_version"],
-                            force=True, reason="a replay")
-    assert refused == (f"architecture: a test opened at {at(7.5):%Y-%m-%d %H:%M} UTC would begin before A/B test "
-                       f"{test['test_id']} ended ({at(31.5):%Y-%m-%d %H:%M} UTC): a test's history cannot be "
+    start = dict(new_version=test["challenger_version"], force=True, reason="a replay")
+    refused = operator_verb("ab_test_start", "start_ab_test", "architecture", 7.5, **start)
+    assert refused == (f"architecture: a test opened at {at(7.5):%Y-%m-%d %H:%M} UTC would begin before the end of "
+                       f"A/B test {test['test_id']} ({at(31.5):%Y-%m-%d %H:%M} UTC): a test's history cannot be "
                        "rewritten; nothing was changed")
     assert store.count("ab_tests") == 1 and store.count("model_decisions") == rows
+    # within 5 minutes of that end (another host's clock): opened at the end, not before it
+    assert operator_verb("ab_test_start", "start_ab_test", "architecture", 31.5 - 2 / 60, **start) is None
+    reopened = running_test(store, "architecture")
+    assert reopened["test_id"] != test["test_id"] and to_utc(reopened["started_at"]) == at(31.5)
+    check("architecture", 33)
+    # a start that would supersede the running test before its latest look is refused too
+    assert operator_verb("ab_test_start", "start_ab_test", "architecture", 32, **{**start, "new_version": v3}) \
+        .startswith(f"architecture: a test opened at {at(32):%Y-%m-%d %H:%M} UTC would begin before the latest look "
+                    f"of A/B test {reopened['test_id']} ({at(33):%Y-%m-%d %H:%M} UTC)")
+    assert running_test(store, "architecture")["test_id"] == reopened["test_id"]
+    huge = operator_verb("ab_test_start", "start_ab_test", "architecture", 34, **{**start, "new_version": "9" * 12})
+    assert huge == f"'{'9' * 12}' is not a model version: MLflow numbers versions up to 2,147,483,647"
 
 
 def test_an_expand_or_a_stop_cut_short_is_completed_by_the_same_command_again(world):
@@ -456,6 +471,17 @@ def test_an_expand_or_a_stop_cut_short_is_completed_by_the_same_command_again(wo
         assert tags(client, "evolution")["ab_test_status"] == "stopped"
         assert len(ledger(store, "evolution", "ab_test_closed")) == 1
     assert store.find_one("ab_tests", {"test_id": test["test_id"]})["end_reason"] == "wrong data"
+    # a stop cut short, then a new test of the same version: the old test's settle removed the challenger alias
+    # the new test had kept, and the next look stopped the new test ("alias removed outside the test")
+    start = dict(new_version=test["challenger_version"], force=True, reason="again")
+    assert operator_verb("ab_test_start", "start_ab_test", "evolution", 3, **start) is None
+    close_test(store, running_test(store, "evolution"), "stopped", at(4), "cut short")  # the run died here
+    assert operator_verb("ab_test_start", "start_ab_test", "evolution", 5, **start) is None
+    third = running_test(store, "evolution")
+    assert to_utc(third["started_at"]) == at(5) and aliases(client, "evolution")["challenger"] == test["challenger_version"]
+    check("evolution", 6)
+    assert running_test(store, "evolution")["test_id"] == third["test_id"]
+    assert tags(client, "evolution")["ab_test_id"] == third["test_id"]
 
 
 def test_with_ab_testing_disabled_no_test_opens(world, monkeypatch):

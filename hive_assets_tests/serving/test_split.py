@@ -77,3 +77,17 @@ def test_a_closure_ends_the_routing_even_with_an_unreadable_share(change, reason
     tags = {**RUNNING_TAGS, "ab_challenger_traffic_percent": "abc", **change.get("tags", {})}
     serving = serving_from(change.get("aliases", ALIASES), tags, last=served)
     assert serving.split is None and serving.unreadable is None and reason in serving.reason
+
+
+def test_the_routing_unit_is_the_intent_id_collection_reads():
+    """The router took any truthy `intent_id` (True, an encrypted `enc:...`) and skipped 0, where collection
+    (`clear_id`) does the opposite: a unit routed in a test was not the unit its opinion was counted under."""
+    from hive_assets.data import clear_id
+    from hive_assets.serving._opinion import routing_unit
+
+    for own in ("intent-1", 0, 7, True, "enc:AbCd", "", None):
+        plan = {"intent_id": own, "tasks": []}
+        entry = {"intent_id": "entry-intent", "plan_data": plan}
+        assert routing_unit(plan, plan) == clear_id(own)  # a plan alone: its own, or no unit
+        assert routing_unit(entry, plan) == (clear_id(own) or "entry-intent")  # an entry: the entry's as fallback
+    assert routing_unit({"intent_id": "enc:x", "plan_data": {}}, {}) is None

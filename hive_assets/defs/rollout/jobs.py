@@ -19,7 +19,7 @@ from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, Pl
 from hive_assets.defs.rollout.assets import RolloutClockConfig, ab_test_outcome, actor_of, clock
 from hive_assets.defs.runs.lease import operator_lease
 from hive_assets.rollout import (
-    STOPPED, CheckResult, close_test, complete_unfinished, opening_time_refusal, opening_traffic_refusal, running_test,
+    STOPPED, CheckResult, close_test, complete_unfinished, opening_instant, opening_traffic_refusal, running_test,
     set_traffic, settle, settle_closed, start_test, stop_if_arms_changed,
 )
 
@@ -95,6 +95,11 @@ def start_ab_test(context: dg.OpExecutionContext, config: StartTestConfig, mlflo
                   document_store: DocumentStoreResource, platform: PlatformSettings) -> dict[str, Any]:
     client, actor, now = mlflow.client(), actor_of(context), clock(config)
     name = registry.model_name(config.specialist)
+    for ref in filter(None, (config.new_version, config.baseline_version)):  # the Launchpad's, as the CLI's
+        try:
+            registry.parse_version_ref(ref)
+        except registry.RegistryError as exc:  # 99999999999 reached MLflow's store: an OverflowError
+            raise dg.Failure(str(exc), allow_retries=False) from None
     version = registry.model_version(client, config.specialist, config.new_version)
     if version is None:
         raise dg.Failure(f"{name} has no version {config.new_version}", allow_retries=False)
@@ -116,9 +121,14 @@ def start_ab_test(context: dg.OpExecutionContext, config: StartTestConfig, mlflo
         raise dg.Failure(refusal, allow_retries=False)
     with operator_lease(context, config.specialist), document_store.open() as store:
         refuse_if_clock_behind(store, config.specialist)
-        if refusal := opening_time_refusal(store, config.specialist, now):
-            raise dg.Failure(refusal, allow_retries=False)
+        try:
+            now = opening_instant(store, config.specialist, now)
+        except ValueError as exc:
+            raise dg.Failure(str(exc), allow_retries=False) from None
         complete_unfinished(client, store, config.specialist, actor=actor, dagster_run_id=context.run_id)
+        # a stop cut short (its test closed, its challenger alias not yet removed): settled before the alias is
+        # read, or the new test of the same version kept it, and the old test's settle removed it after
+        settle_closed(client, store, config.specialist, actor=actor, dagster_run_id=context.run_id)
         stop_if_arms_changed(client, store, config.specialist, now, actor=actor, dagster_run_id=context.run_id)
         holder = registry.alias_version(client, config.specialist, registry.CHALLENGER)
         if holder is None or str(holder.version) != config.new_version:
