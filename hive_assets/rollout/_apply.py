@@ -481,42 +481,39 @@ def _latest_event(test: dict[str, Any]) -> tuple[datetime | None, str]:
     return max(events, key=lambda e: e[0]) if events else (None, "start")
 
 
-def operator_instant(test: dict[str, Any], now: datetime, verb: str) -> datetime:
-    """The instant an operator's change (an expand, a stop) is recorded at: `now`, or the test's latest event
-    when `now` is within CLOCK_SKEW before it (another host's clock); ValueError when it is further back (a
-    `--now` in the past): a traffic step before looks already taken made the next look's sample-ratio check
-    see a mismatch and roll the test back, and a stop before the start ended a test before it began."""
+def _not_before(specialist: str, test_id: str, now: datetime, latest: datetime | None, what: str,
+                verb: str) -> datetime:
+    """`now` (UTC), or `latest` when `now` is within CLOCK_SKEW before it (another host's clock); ValueError,
+    naming both instants, when it is further back."""
     now = now.astimezone(timezone.utc)
-    latest, what = _latest_event(test)
     if latest is None or now >= latest:
         return now
     if now < latest - CLOCK_SKEW:
-        raise ValueError(f"{test['specialist_type']}: {verb} at {now:%Y-%m-%d %H:%M} UTC is before the {what} of A/B "
-                         f"test {test['test_id']} ({latest:%Y-%m-%d %H:%M} UTC): a test's history cannot be "
-                         "rewritten; nothing was changed")
+        raise ValueError(f"{specialist}: {verb} at {now:%Y-%m-%d %H:%M} UTC is before the {what} of A/B test "
+                         f"{test_id} ({latest:%Y-%m-%d %H:%M} UTC): a test's history cannot be rewritten; nothing "
+                         "was changed")
     return latest
 
 
+def operator_instant(test: dict[str, Any], now: datetime, verb: str) -> datetime:
+    """The instant an operator's change (an expand, a stop) is recorded at: `now`, or the test's latest event
+    when `now` is within CLOCK_SKEW before it; ValueError when it is further back (a `--now` in the past): a
+    traffic step before looks already taken made the next look's sample-ratio check see a mismatch and roll the
+    test back, and a stop before the start ended a test before it began."""
+    return _not_before(test["specialist_type"], test["test_id"], now, *_latest_event(test), verb)
+
+
 def opening_instant(store: DocumentStore, specialist: str, now: datetime) -> datetime:
-    """The instant an operator's new test opens at: `now`, or the specialist's latest recorded test instant
-    (the running test's latest look or traffic step, or the latest test's start or end) when `now` is within
-    CLOCK_SKEW before it; ValueError when it is further back (a `--now` in the past): a test opened a week back
-    began before the champion it compared with won its test, its maximum duration mostly spent, and a running
-    test it supersedes would end before its own latest look."""
-    now = now.astimezone(timezone.utc)
+    """The instant an operator's new test opens at: as `operator_instant`, against the specialist's latest test
+    (its looks and traffic steps, its start, its end): a test opened a week back began before the champion it
+    compared with won its test, its maximum duration mostly spent, and a running test it supersedes would end
+    before its own latest look."""
     latest = store.find_one("ab_tests", {"specialist_type": specialist}, sort=[("started_at", -1)])
     if latest is None:
-        return now
-    ended = to_utc(latest.get("ended_at"))
-    events = [(ended, "end"), _latest_event(latest)]  # a tie names the end
+        return now.astimezone(timezone.utc)
+    events = [(to_utc(latest.get("ended_at")), "end"), _latest_event(latest)]  # a tie names the end
     last, what = max(((t, w) for t, w in events if t is not None), key=lambda e: e[0], default=(None, ""))
-    if last is None or now >= last:
-        return now
-    if now < last - CLOCK_SKEW:
-        raise ValueError(f"{specialist}: a test opened at {now:%Y-%m-%d %H:%M} UTC would begin before the {what} of "
-                         f"A/B test {latest['test_id']} ({last:%Y-%m-%d %H:%M} UTC): a test's history cannot be "
-                         "rewritten; nothing was changed")
-    return last
+    return _not_before(specialist, latest["test_id"], now, last, what, "a start")
 
 
 def check_test(client, store: DocumentStore, specialist: str, now: datetime, policy: RolloutPolicy, *,

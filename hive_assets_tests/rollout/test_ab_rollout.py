@@ -426,9 +426,9 @@ def test_an_operator_verb_at_a_time_before_the_test_s_history_is_refused_and_cha
     rows = store.count("model_decisions")
     start = dict(new_version=test["challenger_version"], force=True, reason="a replay")
     refused = operator_verb("ab_test_start", "start_ab_test", "architecture", 7.5, **start)
-    assert refused == (f"architecture: a test opened at {at(7.5):%Y-%m-%d %H:%M} UTC would begin before the end of "
-                       f"A/B test {test['test_id']} ({at(31.5):%Y-%m-%d %H:%M} UTC): a test's history cannot be "
-                       "rewritten; nothing was changed")
+    assert refused == (f"architecture: a start at {at(7.5):%Y-%m-%d %H:%M} UTC is before the end of A/B test "
+                       f"{test['test_id']} ({at(31.5):%Y-%m-%d %H:%M} UTC): a test's history cannot be rewritten; "
+                       "nothing was changed")
     assert store.count("ab_tests") == 1 and store.count("model_decisions") == rows
     # within 5 minutes of that end (another host's clock): opened at the end, not before it
     assert operator_verb("ab_test_start", "start_ab_test", "architecture", 31.5 - 2 / 60, **start) is None
@@ -437,8 +437,8 @@ def test_an_operator_verb_at_a_time_before_the_test_s_history_is_refused_and_cha
     check("architecture", 33)
     # a start that would supersede the running test before its latest look is refused too
     assert operator_verb("ab_test_start", "start_ab_test", "architecture", 32, **{**start, "new_version": v3}) \
-        .startswith(f"architecture: a test opened at {at(32):%Y-%m-%d %H:%M} UTC would begin before the latest look "
-                    f"of A/B test {reopened['test_id']} ({at(33):%Y-%m-%d %H:%M} UTC)")
+        .startswith(f"architecture: a start at {at(32):%Y-%m-%d %H:%M} UTC is before the latest look of A/B test "
+                    f"{reopened['test_id']} ({at(33):%Y-%m-%d %H:%M} UTC)")
     assert running_test(store, "architecture")["test_id"] == reopened["test_id"]
     huge = operator_verb("ab_test_start", "start_ab_test", "architecture", 34, **{**start, "new_version": "9" * 12})
     assert huge == f"'{'9' * 12}' is not a model version: MLflow numbers versions up to 2,147,483,647"
