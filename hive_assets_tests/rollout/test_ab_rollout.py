@@ -482,6 +482,17 @@ def test_an_expand_or_a_stop_cut_short_is_completed_by_the_same_command_again(wo
     check("evolution", 6)
     assert running_test(store, "evolution")["test_id"] == third["test_id"]
     assert tags(client, "evolution")["ab_test_id"] == third["test_id"]
+    # the same window, then `hive deploy alias --alias challenger` of that version: the next settle removed it
+    close_test(store, third, "stopped", at(7), "cut short")  # the run died here
+    result = build_defs().resolve_job_def("set_model_alias").execute_in_process(
+        run_config={"ops": {"alias_op": {"config": {"model_type": "evolution", "alias": "challenger",
+                                                    "model_version": test["challenger_version"], "force": True,
+                                                    "reason": "by hand"}}}},
+        instance=dg.DagsterInstance.ephemeral())
+    assert result.success and aliases(client, "evolution")["challenger"] == test["challenger_version"]
+    check("evolution", 8)  # settles nothing more: the alias stays where the operator put it
+    assert aliases(client, "evolution")["challenger"] == test["challenger_version"]
+    assert tags(client, "evolution")["ab_test_status"] == "stopped"
 
 
 def test_with_ab_testing_disabled_no_test_opens(world, monkeypatch):

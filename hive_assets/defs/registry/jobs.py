@@ -17,7 +17,7 @@ from hive_assets.defs.catalog import Specialist
 from hive_assets.defs.k8s import SHORT_JOB_RUN_TAGS
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 from hive_assets.defs.runs.lease import operator_lease
-from hive_assets.rollout import complete_unfinished, stop_if_arms_changed
+from hive_assets.rollout import complete_unfinished, settle_closed, stop_if_arms_changed
 
 ACTOR_TAG = "hive/actor"
 SPECIALIST_HELP = f"the specialist whose `<specialist>-evaluator` model this acts on: one of {', '.join(SPECIALISTS)}"
@@ -88,6 +88,10 @@ def _call(context, config, mlflow: MlflowResource, document_store: DocumentStore
         _refusing(lambda: registry.check_clock(store, config.model_type))
         completed = complete_unfinished(client, store, config.model_type, actor=actor_of(context),
                                         dagster_run_id=context.run_id)
+        # a test stop cut short (closed, its challenger alias not yet removed): settled before the move, or
+        # the settle after it undid an alias this operation had just set
+        completed += settle_closed(client, store, config.model_type, actor=actor_of(context),
+                                   dagster_run_id=context.run_id)
         for line in completed:
             context.log.info(f"{config.model_type}: {line}")
         result = _refusing(lambda: action(client=client, store=store, specialist=config.model_type, **kwargs))
