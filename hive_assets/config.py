@@ -325,16 +325,35 @@ def registry_uri() -> str:
     `SpecialistRouter`): MLFLOW_TRACKING_URI, else the embedded `$HIVE_HOME/mlflow.db`. Under
     HIVE_ENV=production only an http(s) MLFLOW_TRACKING_URI, and nothing else is required of it (the
     store and the asset storage are the platform's, not a service's): ConfigError otherwise."""
-    if hive_env() == PRODUCTION and (problems := _registry_production_problems()):
-        raise ConfigError(f"HIVE_ENV=production refuses the embedded defaults: {'; '.join(problems)}")
+    if hive_env() == PRODUCTION:
+        _refuse_production(_registry_production_problems())
     return mlflow_tracking_uri() or f"sqlite:///{hive_home() / 'mlflow.db'}"
+
+
+def absent_sqlite_database(uri: str) -> str | None:
+    """The path of a `sqlite:` MLflow database whose file does not exist (opening it creates it, an empty
+    registry, directories included), else None."""
+    if not uri.startswith("sqlite:"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    try:
+        database = make_url(uri).database
+    except Exception:  # not a URL SQLAlchemy reads: MLflow's client says why
+        return None
+    if not database or database == ":memory:" or database.startswith("file:") or Path(database).exists():
+        return None
+    return database
+
+
+def _refuse_production(problems: list[str]) -> None:
+    if problems:
+        raise ConfigError(f"HIVE_ENV=production refuses the embedded defaults: {'; '.join(problems)}")
 
 
 def check_production() -> None:
     """ConfigError, one line naming every missing production setting, when HIVE_ENV=production lacks any."""
-    problems = production_problems()
-    if problems:
-        raise ConfigError(f"HIVE_ENV=production refuses the embedded defaults: {'; '.join(problems)}")
+    _refuse_production(production_problems())
 
 
 HOME_MARKERS = ("store.sqlite", "mlflow.db", "clock.json")  # what only a home holds beside its `dagster`

@@ -182,12 +182,12 @@ def reachable(uri: str, timeout: float = 3.0) -> str | None:
     in one line without credentials."""
     import urllib.error
     import urllib.request
-    from pathlib import Path
     from urllib.parse import urlsplit
 
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-        return f"no MLflow database at {uri.removeprefix('sqlite:///')} yet"
-    from hive_assets.config import MLFLOW_DATABASE_SCHEMES, redact_uri
+    from hive_assets.config import MLFLOW_DATABASE_SCHEMES, absent_sqlite_database, redact_uri
+
+    if (absent := absent_sqlite_database(uri)) is not None:
+        return f"no MLflow database at {absent} yet"
 
     scheme = urlsplit(uri).scheme.lower()  # schemes are case-insensitive (RFC 3986): HTTP:// is checked too
     if (port := MLFLOW_DATABASE_SCHEMES.get(scheme.partition("+")[0])) is not None:
@@ -203,23 +203,32 @@ def reachable(uri: str, timeout: float = 3.0) -> str | None:
         with urllib.request.urlopen(health.geturl(), timeout=timeout):
             return None
     except urllib.error.HTTPError as exc:  # an answer (401 behind an auth proxy): it is up, unless nothing
-        if exc.code != 404:                # at this path is MLflow (a mistyped path: `hive train` ran a run
-            return None                    # that rewrote the outputs, then failed on the registry's 404)
-        api = health._replace(path=parts.path.rstrip("/") + "/api/2.0/mlflow/registered-models/search",
-                              query="max_results=1")
-        try:
-            with urllib.request.urlopen(api.geturl(), timeout=timeout):
-                return None
-        except urllib.error.HTTPError as api_exc:
-            if api_exc.code != 404:
-                return None
-        except (OSError, ValueError):
-            return None  # it answered /health: the run's own call says what is wrong
-        return one_line(f"MLflow at {redact_uri(uri)} refused the request (HTTP 404: no MLflow API at this address "
-                        "(check the URI's path))")
+        # at this path is MLflow (a mistyped path: `hive train` ran a run that rewrote the outputs, then
+        # failed on the registry's 404)
+        if exc.code == 404 and _answers_404(health._replace(
+                path=parts.path.rstrip("/") + "/api/2.0/mlflow/registered-models/search", query="max_results=1"),
+                timeout):
+            from hive_assets.registry import http_refusal_words
+
+            return one_line(f"MLflow at {redact_uri(uri)} refused the request ({http_refusal_words(404)})")
+        return None
     except (OSError, ValueError) as exc:  # refused, timed out, unresolvable, malformed: never the URI's text
         reason = getattr(exc, "reason", None) or (exc.strerror if isinstance(exc, OSError) else None)
         return one_line(f"MLflow at {redact_uri(uri)} unreachable ({reason or type(exc).__name__})")
+
+
+def _answers_404(url, timeout: float) -> bool:
+    """Whether `url` (a SplitResult) is answered with HTTP 404; any other answer or failure is not."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url.geturl(), timeout=timeout):
+            return False
+    except urllib.error.HTTPError as exc:
+        return exc.code == 404
+    except (OSError, ValueError):  # it answered /health: the run's own call says what is wrong
+        return False
 
 
 def _database_down(uri: str, default_port: int, timeout: float) -> str | None:

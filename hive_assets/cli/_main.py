@@ -188,8 +188,9 @@ def main(argv: list[str] | None = None) -> int:
 
 # what SQLite says of a file it cannot use (a read-only disk, a file that is no database, a damaged one) or of
 # one another process holds; any other sqlite3 error is a bug, shown with its traceback
-_SQLITE_UNUSABLE = re.compile(r"unable to open|readonly|read-only|not a database|disk i/o|malformed|locked|busy", re.I)
 _SQLITE_BUSY = re.compile(r"locked|busy", re.I)
+_SQLITE_UNUSABLE = re.compile(
+    rf"unable to open|readonly|read-only|not a database|disk i/o|malformed|{_SQLITE_BUSY.pattern}", re.I)
 
 
 def _sqlite_error(exc: BaseException):

@@ -16,7 +16,7 @@ from hive_assets.registry._ledger import (
 )
 from hive_assets.registry._mlflow import (
     ARTIFACT_CHECKSUM_TAG, ArtifactError, artifact_checksum, ab_test_alias, alias_version, client_for,
-    http_refusal,
+    http_refusal, http_refusal_words,
     ensure_experiment, load_model, load_version_model, log_model, mirror_ab_split, model_name, model_version,
     register_version, run_json_artifact,
     training_run_for, training_run_of,
@@ -56,7 +56,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "moved_home", "moved_home_message", "moved_home_problem", "relocate_artifact_root", "CLOCK_SKEW", "check_clock",
-    "ARTIFACT_CHECKSUM_TAG", "ArtifactError", "artifact_checksum", "http_refusal",
+    "ARTIFACT_CHECKSUM_TAG", "ArtifactError", "artifact_checksum", "http_refusal", "http_refusal_words",
     "AB_OUTCOME", "DONE", "INTENDED", "ROLLBACK_INTENT", "begin_intent", "complete_intent", "complete_unfinished", "finish_intent",
     "get_intent", "specialists_with_unfinished", "unfinished_intents",
     "FAILURE_REASON_TAG", "collection_params", "log_params", "log_png", "mark_run_failed", "run_status", "running_runs",

@@ -15,7 +15,7 @@ from datetime import datetime
 from hive_assets import clock
 from hive_assets.data import to_utc
 from hive_assets.data.store.base import DocumentStore
-from hive_assets.registry._ledger import ALIAS_KINDS, alias_rows
+from hive_assets.registry._ledger import ALIAS_KINDS
 from hive_assets.routing import CHALLENGER, CHAMPION
 
 AB_TEST_CLOSED = "ab_test_closed"  # the ledger row of a test's end (rollout writes it), which ends its A/B aliases
@@ -57,15 +57,12 @@ def alias_history(store: DocumentStore, specialist: str, alias: str = CHAMPION) 
     `champion` is never removed: a tenure ends where the next starts. The A/B aliases are removed when a
     test closes (`challenger` unless superseded, `ab-test-v<N>` always): a tenure of one also ends at its
     version's `ab_test_closed` row, and nobody holds the alias until the next move."""
-    if alias == CHAMPION:
-        rows = alias_rows(store, specialist, alias)
-        order: dict[str, int] = {}
-    else:  # the moves and the closures in one ledger order (a tie in time keeps the order they were written in)
-        both = list(store.find("model_decisions", {"specialist_type": specialist,
-                                                   "kind": {"$in": [*ALIAS_KINDS, AB_TEST_CLOSED]}},
-                               sort=[("recorded_at", 1)]))
-        order = {r["decision_id"]: i for i, r in enumerate(both)}
-        rows = [r for r in both if r["kind"] in ALIAS_KINDS and (r.get("details") or {}).get("alias") == alias]
+    # the moves and the closures in one ledger order (a tie in time keeps the order they were written in)
+    both = list(store.find("model_decisions", {"specialist_type": specialist,
+                                               "kind": {"$in": [*ALIAS_KINDS, AB_TEST_CLOSED]}},
+                           sort=[("recorded_at", 1)]))
+    order = {r["decision_id"]: i for i, r in enumerate(both)}
+    rows = [r for r in both if r["kind"] in ALIAS_KINDS and (r.get("details") or {}).get("alias") == alias]
     starts = [_happened_at(r, alias) for r in rows]
     tenures = [Tenure(version=str(r["model_version"]), since=start,
                       until=starts[i + 1] if i + 1 < len(rows) else None,

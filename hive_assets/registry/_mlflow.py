@@ -66,6 +66,11 @@ _REFUSED = {
 }
 
 
+def http_refusal_words(code: int) -> str | None:
+    """An HTTP refusal (401, 403, 404) in words an operator can act on, else None."""
+    return f"HTTP {code}: {_REFUSED[code]}" if code in _REFUSED else None
+
+
 def http_refusal(exc: BaseException) -> str | None:
     """Why MLflow's server refused a request, when it answered with 401, 403 or 404 (an MLflow exception
     "... failed with error code 401 != 200"), in words an operator can act on; None for anything else."""
@@ -77,8 +82,8 @@ def http_refusal(exc: BaseException) -> str | None:
             return None
         if isinstance(seen, MlflowException):
             match = re.search(r"failed with error code (\d{3}) != 200", str(seen))
-            if match and int(match.group(1)) in _REFUSED:
-                return f"HTTP {match.group(1)}: {_REFUSED[int(match.group(1))]}"
+            if match and (words := http_refusal_words(int(match.group(1)))):
+                return words
         seen = seen.__cause__ or seen.__context__
     return None
 

@@ -249,7 +249,7 @@ def _ledger_holds(store: DocumentStore, specialist: str, alias: str, version: st
     from hive_assets.registry._history import alias_history
 
     return row is not None and str(row["model_version"]) == str(version) and (
-        alias == CHAMPION or (alias_history(store, specialist, alias) or [None])[-1].until is None)
+        alias == CHAMPION or alias_history(store, specialist, alias)[-1].until is None)  # `row` is its last
 
 
 def reconcile(client, store: DocumentStore, specialist: str, alias: str, *, actor: str,

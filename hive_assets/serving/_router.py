@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hive_assets.config import SPECIALISTS
+from hive_assets.config import SPECIALISTS, absent_sqlite_database
 from hive_assets.routing import CHALLENGER, CHAMPION, assign_arm
 from hive_assets.serving._opinion import Opinion, routing_unit
 from hive_assets.serving._split import Serving, Split, serving_from
@@ -95,25 +95,6 @@ def _plans_to_serve(plans: list[Any]) -> tuple[list[Mapping[str, Any]], list[str
     if problems:
         raise InvalidPlan(problems, ids)
     return served, [routing_unit(document, plan) for document, plan in zip(plans, served)]
-
-
-
-def _absent_database(tracking_uri: str) -> str | None:
-    """The path of a `sqlite:` registry whose file does not exist (MLflow would create it, an empty registry,
-    directories included), else None."""
-    if not tracking_uri.startswith("sqlite:"):
-        return None
-    from pathlib import Path
-
-    from sqlalchemy.engine import make_url
-
-    try:
-        database = make_url(tracking_uri).database
-    except Exception:  # not a URL SQLAlchemy reads: the client says why
-        return None
-    if not database or database == ":memory:" or database.startswith("file:") or Path(database).exists():
-        return None
-    return database
 
 
 def _seconds_in_range(value: float) -> bool:
@@ -313,7 +294,7 @@ class SpecialistRouter:
         from hive_assets import registry
 
         status = self._status
-        absent = _absent_database(self._tracking_uri)
+        absent = absent_sqlite_database(self._tracking_uri)
         try:
             if absent is not None:  # opening it would create it: a typo served nothing, "reachable", for ever
                 model = None
@@ -366,9 +347,8 @@ class SpecialistRouter:
             log.warning("%s: A/B split readable again", self.specialist)
         challenger = None
         if split is not None:
-            kept = previous.challenger if serving.unreadable and not recreated else None
-            challenger = (kept if kept is not None and kept.version == split.challenger_version else None) \
-                or self._load(split.challenger_version)
+            # an unreadable share keeps the last split (serving_from: the same test, never a recreated model's)
+            challenger = (previous.challenger if serving.unreadable else None) or self._load(split.challenger_version)
         state = _State(champion, split if champion is not None else None, challenger)
         # a version that failed to load and that the registry no longer names is no longer a fault
         named = {serving.champion_version, split.challenger_version if split else None} - {None}

@@ -82,12 +82,13 @@ def test_a_closure_ends_the_routing_even_with_an_unreadable_share(change, reason
 def test_the_routing_unit_is_the_intent_id_collection_reads():
     """The router took any truthy `intent_id` (True, an encrypted `enc:...`) and skipped 0, where collection
     (`clear_id`) does the opposite: a unit routed in a test was not the unit its opinion was counted under."""
-    from hive_assets.data import clear_id
     from hive_assets.serving._opinion import routing_unit
 
-    for own in ("intent-1", 0, 7, True, "enc:AbCd", "", None):
+    # the plan's intent_id -> its unit (collection's reading: an id, or none)
+    for own, unit in (("intent-1", "intent-1"), (0, "0"), (7, "7"), (True, None), ("enc:AbCd", None), ("", None),
+                      (None, None)):
         plan = {"intent_id": own, "tasks": []}
         entry = {"intent_id": "entry-intent", "plan_data": plan}
-        assert routing_unit(plan, plan) == clear_id(own)  # a plan alone: its own, or no unit
-        assert routing_unit(entry, plan) == (clear_id(own) or "entry-intent")  # an entry: the entry's as fallback
+        assert routing_unit(plan, plan) == unit  # a plan alone: its own, or no unit
+        assert routing_unit(entry, plan) == (unit or "entry-intent")  # an entry: the entry's as fallback
     assert routing_unit({"intent_id": "enc:x", "plan_data": {}}, {}) is None
