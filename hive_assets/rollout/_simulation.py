@@ -11,7 +11,8 @@ Model of one test (hour h: units arrive in [h, h+1), the look is at h + 1):
   probability share x routing_factor (routing_factor != 1 simulates broken routing);
 - the unit agrees with its eventual label with probability p_arm;
 - it ever gets a label with probability label_coverage, after a log-normal delay whose median depends
-  on the arm and on the outcome (sigma `delay_sigma`): e.g. the challenger's errors reviewed later;
+  on the arm and on the outcome (sigma `delay_sigma`): e.g. the challenger's errors reviewed later; a
+  share of the challenger's errors instead after a uniform delay in `late_label_hours` (beyond the window);
 - with probability correction_share a labelled unit later gets a correction that flips the label, an
   exponential time (mean `correction_delay_hours`) after its first label;
 - confidence ~ Normal(mu_arm, sd) clipped to [0, 1]; a share of the challenger's is NaN or missing.
@@ -55,6 +56,10 @@ class Scenario:
     champion_delay_hours: tuple[float, float] = (6.0, 6.0)
     challenger_delay_hours: tuple[float, float] = (6.0, 6.0)
     delay_sigma: float = 1.0
+    # a share of the challenger's errors labelled long after the window (uniform in `late_label_hours`),
+    # the delays of the others unchanged: escalations reviewed days later
+    challenger_late_error_share: float = 0.0
+    late_label_hours: tuple[float, float] = (72.0, 120.0)
     correction_share: float = 0.0
     correction_delay_hours: float = 24.0
     routing_factor: float = 1.0
@@ -146,6 +151,9 @@ def simulate_one(scenario: Scenario, rng: np.random.Generator, policy: RolloutPo
         agrees = rng.random(m) < p
         outcome[sl] = agrees
         delay = _lognormal(rng, median[arm.astype(int), (~agrees).astype(int)], scenario.delay_sigma)
+        if scenario.challenger_late_error_share:  # (no draw otherwise: the other scenarios keep their streams)
+            late = arm & ~agrees & (rng.random(m) < scenario.challenger_late_error_share)
+            delay[late] = rng.uniform(*scenario.late_label_hours, int(late.sum()))
         first_label_h[sl] = np.where(rng.random(m) < scenario.label_coverage, delay, np.inf)
         corrected = rng.random(m) < scenario.correction_share
         correction_h[sl] = np.where(corrected, first_label_h[sl] + rng.exponential(scenario.correction_delay_hours, m),

@@ -56,6 +56,14 @@ def test_a_class_at_exactly_five_percent_of_the_labels_is_trainable_one_row_less
     assert m.training_data_problems(under, 300) == ["class review_required is 4.8% of labels (< 5%)"]
 
 
+def test_exactly_min_training_samples_labelled_rows_train_one_row_less_does_not():
+    """"Fewer than `min_training_samples` labelled rows (default 300) blocks training" (SPEC 5): 300 do not."""
+    exactly = _labels({"approve": 100, "reject": 100, "review_required": 100})
+    assert m.training_data_problems(exactly) == []
+    one_less = _labels({"approve": 100, "reject": 100, "review_required": 99})
+    assert m.training_data_problems(one_less) == ["299 labelled rows < min_training_samples 300"]
+
+
 def test_only_a_confidence_mean_drop_of_more_than_two_points_blocks_promote_if_better():
     base = _all_at(0.80)
     challenger = {**base, "macro_f1": 0.85, "confidence_mean": 0.75}   # +5 points F1, confidence -5 points

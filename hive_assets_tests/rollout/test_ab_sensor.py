@@ -64,6 +64,21 @@ def test_no_running_test_skips(hive_home):
         assert result.run_requests == [] and "no running A/B test" in result.skip_message
 
 
+def test_an_unreachable_store_skips_in_one_line_without_the_credential(hive_home):
+    # (audit, stop 51: a SensorExecutionError traceback, where the feedback and drift sensors skip)
+    from hive_assets.defs.resources import DocumentStoreResource
+
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, definitions=build_defs(), cursor='{"business": "k"}',
+                                          resources={"document_store": DocumentStoreResource(
+                                              mongodb_uri="mongodb://hive:s3cret-pw@127.0.0.1:9/"
+                                                          "?serverSelectionTimeoutMS=300")})
+        result = ab_test_check_sensor.evaluate_tick(context)
+    assert result.run_requests == [] and result.skip_message.startswith("document store unavailable")
+    assert "127.0.0.1:9" in result.skip_message and "s3cret" not in result.skip_message
+    assert result.cursor == '{"business": "k"}'  # the requests already made stay known
+
+
 def test_the_sensor_targets_the_check_job_at_the_configured_interval(monkeypatch):
     assert ab_test_check_sensor.job_name == "ab_test_check"
     assert ab_test_check_sensor.minimum_interval_seconds == check_interval_seconds() == 3600

@@ -20,6 +20,7 @@ import dagster as dg
 
 from hive_assets import clock, registry
 from hive_assets.config import SPECIALISTS, Settings, env_int
+from hive_assets.data import StoreUnavailable
 from hive_assets.defs.resources import DocumentStoreResource
 from hive_assets.defs.rollout.jobs import ab_test_check
 from hive_assets.rollout import next_look, running_test
@@ -57,9 +58,17 @@ def resume_key(specialist: str, intent_id: str, now: datetime) -> str:
 def ab_test_check_sensor(context: dg.SensorEvaluationContext, document_store: DocumentStoreResource):
     now, simulated = clock.now(), clock.simulated()
     requested = json.loads(context.cursor) if context.cursor else {}
+    interval = timedelta(seconds=check_interval_seconds())
+    try:
+        return _ab_requests(document_store, now, simulated, requested, interval)
+    except StoreUnavailable as exc:  # one line like the other sensors' (the message names no credential)
+        return dg.SkipReason(f"document store unavailable, no A/B look requested: {exc}")
+
+
+def _ab_requests(document_store: DocumentStoreResource, now, simulated: bool, requested: dict,
+                 interval: timedelta):
     keys: dict[str, str] = {}
     requests, waiting = [], []
-    interval = timedelta(seconds=check_interval_seconds())
     with document_store.open() as store:
         unfinished = registry.specialists_with_unfinished(store)
         for specialist in SPECIALISTS:

@@ -37,7 +37,7 @@ class TrainConfig(dg.Config):
                     "score is in the run's params and metadata), xgboost (gradient-boosted trees, native .ubj "
                     "storage), random_forest, gradient_boosting, logistic or sparse_logistic (standardized "
                     "multinomial logistic regression, L2 or L1 penalty) or mlp (one hidden layer of 64 units on "
-                    "standardized features; scikit-learn, stored with skops). "
+                    "standardized features, two from 2,000 training rows; scikit-learn, stored with skops). "
                     "Class weights are balanced for every type.")
     hyperparameter_tuning: bool = Field(
         default=False,
