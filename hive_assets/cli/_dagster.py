@@ -162,19 +162,27 @@ def run_job_outcome(job_name: str, run_config: dict | None = None, tags: dict[st
 
 
 def doctor(*, fix: bool, specialist: str | None, mlflow_uri: str) -> dict:
-    """`hive doctor`: the orphans of the configured instance, store and MLflow, fixed when asked.
-    MLflow is checked only when it answers (an outage is reported, never waited for)."""
+    """`hive doctor`: the orphans of the configured instance, store and MLflow, and the registry decisions a
+    crash left unfinished; fixed (completed) when asked. MLflow is checked only when it answers (an outage is
+    reported, never waited for)."""
     from hive_assets.data import open_store
-    from hive_assets.defs.runs.doctor import find_orphans, fix_orphans
+    from hive_assets.defs.runs.doctor import complete_intents, find_orphans, find_unfinished_intents, fix_orphans
     from hive_assets.registry import client_for
 
     client, mlflow_problem = None, reachable(mlflow_uri)
     if mlflow_problem is None:
         client = client_for(mlflow_uri)
+    left: list[str] = []
     with instance() as dagster_instance, open_store() as store:
         report = find_orphans(dagster_instance, store, client, specialist=specialist)
+        intents = find_unfinished_intents(dagster_instance, store, specialist=specialist,
+                                          orphan_ids={r["run_id"] for r in report.dagster_runs})
         done = fix_orphans(dagster_instance, store, report, client, by="hive doctor") if fix else []
-    return {"report": report.as_dict(), "fixed": done, "mlflow": mlflow_problem or "checked"}
+        if fix and intents:
+            completed, left = complete_intents(dagster_instance, store, intents, client, by="hive doctor")
+            done += completed
+    return {"report": {**report.as_dict(), "unfinished_intents": intents}, "fixed": done, "not_fixed": left,
+            "mlflow": mlflow_problem or "checked"}
 
 
 def reachable(uri: str, timeout: float = 3.0) -> str | None:

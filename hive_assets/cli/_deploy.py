@@ -83,6 +83,10 @@ def alias_state(specialist: str, alias: str) -> str:
     return state
 
 
+#: an intent's operation (its id's first word) as a command's output names it
+_DECISIONS = {"promote": "promotion", "rollback": "rollback", "ab-outcome": "A/B test's outcome"}
+
+
 def _print_result(result) -> None:
     if isinstance(result, list):
         print(f"{'version':<9}{'aliases':<28}{'stage':<12}{'gate':<9}{'macro-F1':<10}run")
@@ -94,15 +98,18 @@ def _print_result(result) -> None:
     if result.get("noop"):
         print(result["message"])
         return
+    done = ""
     if result.get("resumed"):  # an interrupted decision (recorded before the crash), completed by this command
-        operation = str(result.get("intent_id", "")).split(":", 1)[0] or "decision"
-        print(f"completed the interrupted {operation} ({result.get('intent_id')})")
+        operation = str(result.get("intent_id", "")).split(":", 1)[0]
+        at = f" at {result['interrupted_at']}" if result.get("interrupted_at") else ""
+        done = (f"completed the {_DECISIONS.get(operation, operation or 'decision')} interrupted{at} "
+                f"({result.get('intent_id')}): ")
     if "alias" in result:
-        print(f"{result['model']}@{result['alias']} -> v{result['version']} (previous: "
+        print(f"{done}{result['model']}@{result['alias']} -> v{result['version']} (previous: "
               f"{result['previous_version'] or 'none'}; {'moved' if result['moved'] else 'already in place'}, "
               f"ledger {'written' if result['recorded'] else 'already agreed'})")
     else:
-        print(f"{result['model']} v{result['version']} ({'new' if result['created'] else 'existing'} version; "
+        print(f"{done}{result['model']} v{result['version']} ({'new' if result['created'] else 'existing'} version; "
               f"gate {result['gate']})")
     if result.get("ab_test_stopped"):
         print(f"A/B test {result['ab_test_stopped']} stopped: {result['ab_test_stop_reason']}")

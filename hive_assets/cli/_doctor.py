@@ -1,14 +1,17 @@
 """`hive doctor [--fix] [--json] [--specialist NAME]`: what a crash left behind, and (with --fix) its repair.
 
 Finds Dagster runs STARTED (or STARTING, CANCELING) whose process is gone (their run leases went stale:
-expired, or on this host a dead pid; a run with no lease is judged by HIVE_RETRAIN_MAX_RUNTIME_SECONDS),
-MLflow runs RUNNING without a live Dagster run, and leases still held for runs that ended. Read-only
-without --fix; with it each orphaned run is marked FAILURE with the reason, its MLflow runs ended FAILED,
-its leases released, so the retraining triggers' in-flight guard lets the next trigger fire. Also finds a
-home moved or copied elsewhere (MLflow's database naming the old place's artifacts); --fix rewrites those
-locations to this home's mlartifacts. Exit 0 when nothing is wrong (or everything found was fixed), 1 when
-problems remain or the MLflow server (or its database) could not be reached: its runs were not checked, so
-nothing can be said of them.
+expired, or on this host a dead pid; a run with no lease by the host and pid it tagged itself with, on this
+host, else by HIVE_RETRAIN_MAX_RUNTIME_SECONDS), MLflow runs RUNNING without a live Dagster run, leases
+still held for runs that ended, and registry decisions a crash left unfinished (a promote, rollback or A/B
+outcome intent still `intended`). Read-only without --fix; with it each orphaned run is marked FAILURE with
+the reason, its MLflow runs ended FAILED, its leases released, so the retraining triggers' in-flight guard
+lets the next trigger fire, and each unfinished decision is completed as the next registry command would
+(under the specialist's operator lease). Also finds a home moved or copied elsewhere (MLflow's database
+naming the old place's artifacts); --fix rewrites those locations to this home's mlartifacts. Exit 0 when
+nothing is wrong (or everything found was fixed), 1 when problems remain (a decision --fix could not
+complete included) or the MLflow server (or its database) could not be reached: its runs were not checked,
+so nothing can be said of them.
 """
 
 from __future__ import annotations
@@ -27,20 +30,21 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     moved, fixed = _moved_home(settings, args.fix)
     outcomes = [_dagster.doctor(fix=args.fix, specialist=name, mlflow_uri=settings.mlflow_uri) for name in names]
     report = {key: [item for o in outcomes for item in o["report"][key]]
-              for key in ("dagster_runs", "mlflow_runs", "stale_leases")}
+              for key in ("dagster_runs", "mlflow_runs", "stale_leases", "unfinished_intents")}
     report["moved_home"] = [moved] if moved else []
     fixed += [line for o in outcomes for line in o["fixed"]]
+    not_fixed = [line for o in outcomes for line in o["not_fixed"]]
     mlflow = outcomes[0]["mlflow"]
     problems = sum(len(v) for v in report.values())
     # not checked: the embedded database is not created yet (no runs), or a server or database did not answer
     # (it may hold orphans)
     unchecked = mlflow != "checked" and not settings.mlflow_uri.startswith("sqlite:")
     if args.json:
-        print(json.dumps({**report, "fixed": fixed, "mlflow": mlflow, "mlflow_unreachable": unchecked,
-                          "read_only": not args.fix}, default=str))
+        print(json.dumps({**report, "fixed": fixed, "not_fixed": not_fixed, "mlflow": mlflow,
+                          "mlflow_unreachable": unchecked, "read_only": not args.fix}, default=str))
     else:
-        _print(report, fixed, mlflow, args.fix, unchecked)
-    if unchecked:
+        _print(report, fixed, mlflow, args.fix, unchecked, not_fixed)
+    if unchecked or not_fixed:
         return 1
     return 0 if problems == 0 or (args.fix and fixed) else 1
 
@@ -65,10 +69,11 @@ def _moved_home(settings: Settings, fix: bool) -> tuple[dict | None, list[str]]:
                    f"({', '.join(f'{n} {table}' for table, n in changed.items())})"]
 
 
-def _print(report: dict, fixed: list[str], mlflow: str, fix: bool, unchecked: bool) -> None:
+def _print(report: dict, fixed: list[str], mlflow: str, fix: bool, unchecked: bool, not_fixed: list[str]) -> None:
     problems = sum(len(v) for v in report.values())
     if problems == 0:
-        print("no orphaned Dagster runs or stale leases" if unchecked else "no orphaned runs or stale leases")
+        print(("no orphaned Dagster runs or stale leases" if unchecked else "no orphaned runs or stale leases")
+              + "; no unfinished decisions")
     for moved in report["moved_home"]:
         print(moved["reason"] + ("" if fix else " (`hive doctor --fix` rewrites its artifact locations)"))
     for run in report["dagster_runs"]:
@@ -78,6 +83,11 @@ def _print(report: dict, fixed: list[str], mlflow: str, fix: bool, unchecked: bo
         print(f"mlflow run {run['run_id']} ({run['specialist'] or '-'}) RUNNING: {run['reason']}")
     for lease in report["stale_leases"]:
         print(f"lease {lease['lease_id']} held for run {lease['owner_run_id']}: {lease['reason']}")
+    for intent in report["unfinished_intents"]:
+        run = f" (run {intent['dagster_run_id']})" if intent["dagster_run_id"] else ""
+        print(f"unfinished {intent['operation']} {intent['target']} of {intent['specialist']} since {intent['since']}, "
+              f"decided by {intent['actor']}{run} (intent {intent['intent_id']}): completed by "
+              f"{intent['completes_it']}" + ("" if fix else "; `hive doctor --fix` completes it now"))
     if unchecked:
         print(f"MLflow runs not checked: {mlflow}; run `hive doctor` again once it answers (exit 1 until then)")
     elif mlflow != "checked":
@@ -85,17 +95,21 @@ def _print(report: dict, fixed: list[str], mlflow: str, fix: bool, unchecked: bo
     if fix:
         for line in fixed:
             print(f"fixed: {line}")
+        for line in not_fixed:
+            print(f"not fixed: {line}")
     elif problems:
         print(f"{problems} problem(s); read-only: run `hive doctor --fix` to repair them (orphaned runs marked "
-              "failed, leases released, a moved home's artifact paths rewritten)")
+              "failed, leases released, unfinished decisions completed, a moved home's artifact paths rewritten)")
 
 
 def add_parsers(sub) -> None:
-    p = add_verb(sub, "doctor", help="find (and with --fix repair) runs a crash left STARTED/RUNNING, stale leases, and a moved home",
+    p = add_verb(sub, "doctor", help="find (and with --fix repair) runs a crash left STARTED/RUNNING, stale leases, "
+                                     "unfinished decisions and a moved home",
                  description=__doc__.split("\n\n", 1)[1].strip(),
                  env=("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME",
                       "HIVE_RETRAIN_MAX_RUNTIME_SECONDS", "HIVE_LEASE_TTL_SECONDS"))
-    p.add_argument("--fix", action="store_true", help="act: mark orphans failed, end their MLflow runs, release leases")
+    p.add_argument("--fix", action="store_true", help="act: mark orphans failed, end their MLflow runs, release "
+                                                      "leases, complete unfinished decisions")
     p.add_argument("--json", action="store_true", help="print the findings (and fixes) as JSON")
     add_specialist(p)
     p.set_defaults(func=cmd_doctor)

@@ -4,6 +4,11 @@ A trigger document follows its run: pending -> running -> completed | failed. Ev
 idempotent upsert keyed by `trigger_id`, and the status only moves forward (a late STARTED event
 never turns a completed trigger back into running; a terminal status is final), because Dagster's
 run-status sensors may see events late, twice (UI previews), or not at all (they never retry).
+
+One exception: a failed trigger is taken up again by a re-execution of its run (the UI's "Re-execute
+from failure", Dagster's run retries: the new run carries the trigger's tag and names the run it
+re-executes), which it then follows from its own start. `attempts` lists the runs it followed, each
+with the run it re-executes, so an event of an earlier attempt seen late changes nothing.
 """
 
 from __future__ import annotations
@@ -46,13 +51,32 @@ def record_trigger(store: DocumentStore, trigger_id: str, specialist: str, reaso
     return doc
 
 
+def _earlier_attempt(doc: Mapping[str, Any], run_id: str) -> bool:
+    """Whether `run_id` is an attempt before the run the document follows: one it followed before, or one
+    that run re-executes, directly or not (module docstring)."""
+    if run_id == doc.get("dagster_run_id"):
+        return False
+    parents = {a.get("run_id"): a.get("parent_run_id") for a in doc.get("attempts") or []}
+    if run_id in parents:
+        return True
+    current, seen = parents.get(doc.get("dagster_run_id")), set()
+    while current is not None and current not in seen:
+        if current == run_id:
+            return True
+        seen.add(current)
+        current = parents.get(current)
+    return False
+
+
 def update_trigger_status(store: DocumentStore, trigger_id: str, status: str, *, run_id: str | None = None,
                           specialist: str | None = None, reason: str | None = None, at: datetime | None = None,
-                          metrics: Mapping[str, Any] | None = None, error: str | None = None) -> tuple[dict, bool]:
+                          metrics: Mapping[str, Any] | None = None, error: str | None = None,
+                          parent_run_id: str | None = None) -> tuple[dict, bool]:
     """Move the trigger to `status` if that is forward (STATUS_RANK); (document, changed).
 
     A missing document (its pending write was lost) is created from what the run knows. Repeating
-    an update is a no-op, so it is safe for every sensor evaluation, preview or retry.
+    an update is a no-op, so it is safe for every sensor evaluation, preview or retry. `parent_run_id`:
+    the run that `run_id` re-executes; such a run takes a failed trigger up again (module docstring).
     """
     if status not in STATUS_RANK:
         raise ValueError(f"unknown trigger status {status!r}; one of {sorted(STATUS_RANK)}")
@@ -63,6 +87,13 @@ def update_trigger_status(store: DocumentStore, trigger_id: str, status: str, *,
                "triggered_at": at, "feedback_count": None, "drift_score": None, "status": "pending",
                "dagster_run_id": None, "started_at": None, "completed_at": None, "metrics": {}, "details": {}}
     current = doc.get("status", "pending")
+    if run_id is not None and _earlier_attempt(doc, run_id):
+        return doc, False
+    if current == "failed" and parent_run_id is not None and run_id not in (None, doc.get("dagster_run_id")):
+        # a re-execution it has not followed yet: followed from its start
+        doc = {k: v for k, v in doc.items() if k != "error"}
+        doc.update(status="pending", started_at=None, completed_at=None, metrics={})
+        current = "pending"
     terminal = STATUS_RANK.get(current, 0) == max(STATUS_RANK.values())
     if terminal or STATUS_RANK[status] < STATUS_RANK.get(current, 0) or (
             status == current and (run_id is None or doc.get("dagster_run_id") == run_id)):
@@ -70,6 +101,9 @@ def update_trigger_status(store: DocumentStore, trigger_id: str, status: str, *,
     doc = dict(doc, status=status)
     if run_id is not None:
         doc["dagster_run_id"] = run_id
+        attempts = list(doc.get("attempts") or [])
+        if run_id not in {a.get("run_id") for a in attempts}:
+            doc["attempts"] = [*attempts, {"run_id": run_id, "parent_run_id": parent_run_id}]
     if status == "running":
         doc["started_at"] = at
     if STATUS_RANK[status] == max(STATUS_RANK.values()):

@@ -20,6 +20,10 @@ trigger, not the specialist:
   next trigger: after the cooldown the key changes even if no feedback arrived.
 * `drift_run_key(specialist, model_version, check_time_bucket)`: one key per champion version and
   check interval (`time_bucket(check_time, DRIFT_CHECK_INTERVAL_MINUTES)`).
+* `attempt_run_key(run_key, attempt)`: a trigger requested again after its run failed gets
+  `<run key>:retry-<attempt>` (at most `MAX_TRIGGER_ATTEMPTS` keys). A sensor whose cursor holds the
+  request never asks again within the cooldown, so this happens only when the request was lost with
+  the cursor: a `hive loop` killed while the run it launched ran (the run died with it).
 
 Drift rule. A check that decided "drift" requests a run unless it is held: a run that takes the
 specialist's training lease is in flight (a retraining, or a `hive train`: a new run would fail on the
@@ -51,6 +55,7 @@ from typing import Any, Literal
 
 CURSOR_VERSION = 1
 DEFAULT_FEEDBACK_THRESHOLD = 100  # RETRAINING_FEEDBACK_THRESHOLD
+MAX_TRIGGER_ATTEMPTS = 3  # run keys of one trigger whose runs failed (`attempt_run_key`)
 DEFAULT_COOLDOWN = timedelta(hours=24)
 
 TriggerAction = Literal["fire", "below_threshold", "cooldown"]
@@ -62,7 +67,9 @@ __all__ = [
     "DEFAULT_COOLDOWN",
     "DEFAULT_FEEDBACK_THRESHOLD",
     "DriftTrigger",
+    "MAX_TRIGGER_ATTEMPTS",
     "SpecialistCursor",
+    "attempt_run_key",
     "TriggerDecision",
     "counts_as_last_training",
     "decode_cursor",
@@ -140,6 +147,13 @@ def feedback_run_key(specialist: str, last_training_marker: datetime | int | str
 def drift_run_key(specialist: str, model_version: int | str, check_time_bucket: int) -> str:
     """Run key of a drift trigger: one per specialist, champion version and check interval."""
     return f"drift:{specialist}:v{model_version}:t{int(check_time_bucket)}"
+
+
+def attempt_run_key(run_key: str, attempt: int) -> str:
+    """The run key of a trigger's `attempt` (0: the first, `run_key` itself; module docstring)."""
+    if not 0 <= attempt < MAX_TRIGGER_ATTEMPTS:
+        raise ValueError(f"attempt must be in [0, {MAX_TRIGGER_ATTEMPTS}), got {attempt}")
+    return f"{run_key}:retry-{attempt}" if attempt else run_key
 
 
 @dataclass(frozen=True)

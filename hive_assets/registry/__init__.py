@@ -22,7 +22,9 @@ from hive_assets.registry._mlflow import (
     training_run_for, training_run_of,
 )
 from hive_assets.registry._intents import (
-    AB_OUTCOME, DONE, INTENDED, ROLLBACK as ROLLBACK_INTENT, begin as begin_intent, finish as finish_intent, get as get_intent,
+    AB_OUTCOME, DONE, INTENDED, PROMOTE as PROMOTE_INTENT, ROLLBACK as ROLLBACK_INTENT, begin as begin_intent,
+    completion_hint, finish as finish_intent, get as get_intent, interrupted as interrupted_intents,
+    recorded_at as intent_recorded_at,
     specialists_with_unfinished, unfinished as unfinished_intents,
 )
 from hive_assets.registry._operations import (
@@ -57,8 +59,9 @@ def __getattr__(name: str):
 __all__ = [
     "moved_home", "moved_home_message", "moved_home_problem", "relocate_artifact_root", "CLOCK_SKEW", "check_clock",
     "ARTIFACT_CHECKSUM_TAG", "ArtifactError", "artifact_checksum", "http_refusal", "http_refusal_words",
-    "AB_OUTCOME", "DONE", "INTENDED", "ROLLBACK_INTENT", "begin_intent", "complete_intent", "complete_unfinished", "finish_intent",
-    "get_intent", "specialists_with_unfinished", "unfinished_intents",
+    "AB_OUTCOME", "DONE", "INTENDED", "PROMOTE_INTENT", "ROLLBACK_INTENT", "begin_intent", "complete_intent",
+    "complete_unfinished", "completion_hint", "finish_intent", "get_intent", "interrupted_intents",
+    "intent_recorded_at", "specialists_with_unfinished", "unfinished_intents",
     "FAILURE_REASON_TAG", "collection_params", "log_params", "log_png", "mark_run_failed", "run_status", "running_runs",
     "dagster_run_url", "model_version_url", "run_url", "ui_base",
     "ALIAS_KINDS", "CHALLENGER", "CHAMPION", "GATE_TAG", "MIRROR_PRODUCTION_ENV", "Evaluation", "Evaluator",

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from hive_assets import clock
+from hive_assets.data import to_utc
 from hive_assets.data.store.base import DocumentStore
 
 COLLECTION = "decision_intents"
@@ -64,6 +65,43 @@ def specialists_with_unfinished(store: DocumentStore) -> dict[str, list[str]]:
     for row in store.find(COLLECTION, {"state": INTENDED}, sort=[("recorded_at", 1)]):
         out.setdefault(row["specialist_type"], []).append(row["intent_id"])
     return out
+
+
+def interrupted(store: DocumentStore, specialist: str | None = None) -> list[dict[str, Any]]:
+    """The intents still `intended` (of one specialist, or all), oldest first, as `hive doctor` reports them:
+    what was decided, since when, by whom (actor, Dagster run), and what completes it. `done` ones are
+    finished and left out."""
+    query: dict[str, Any] = {"state": INTENDED}
+    if specialist is not None:
+        query["specialist_type"] = specialist
+    out = []
+    for row in store.find(COLLECTION, query, sort=[("recorded_at", 1)]):
+        p = row.get("params") or {}
+        out.append({"intent_id": row["intent_id"], "specialist": row["specialist_type"],
+                    "operation": row["operation"],
+                    "target": f"v{p['version']}" if p.get("version") else p.get("test_id"),
+                    "since": recorded_at(row), "actor": row.get("actor"),
+                    "dagster_run_id": row.get("dagster_run_id"), "completes_it": completion_hint(row)})
+    return out
+
+
+def recorded_at(intent: dict[str, Any]) -> str | None:
+    """When the intent was recorded (the decision taken, before its first effect): ISO-8601 to the second."""
+    at = to_utc(intent.get("recorded_at"))
+    return at.isoformat(timespec="seconds") if at else None
+
+
+def completion_hint(intent: dict[str, Any]) -> str:
+    """What completes an unfinished intent: whoever acts on the specialist next, or the same command again."""
+    s, p = intent["specialist_type"], intent.get("params") or {}
+    nxt = (f"the next registry or A/B command for {s} (`hive deploy register|promote|rollback|alias`, `hive "
+           f"ab-test start|check|expand|stop`), A/B look or A/B sensor tick")
+    if intent["operation"] == PROMOTE:
+        return f"{nxt}, or rerunning `hive deploy promote --specialist {s} --model-version {p.get('version')}`"
+    if intent["operation"] == ROLLBACK:
+        key = f" --idempotency-key {p['idempotency_key']}" if p.get("idempotency_key") else ""
+        return f"{nxt}, or rerunning `hive deploy rollback --specialist {s}{key}`"
+    return f"{nxt} (`hive ab-test check --specialist {s}` reruns the look)"
 
 
 def _plain(value: Any) -> Any:

@@ -394,7 +394,8 @@ def complete_intent(client, store: DocumentStore, intent: dict[str, Any], *, com
     """Complete one unfinished promote or rollback intent (another module applies A/B outcomes)."""
     if intent["operation"] not in intents.REGISTRY_OPERATIONS:
         raise ValueError(f"intent {intent['intent_id']}: {intent['operation']} is not a registry operation")
-    return {**_apply(client, store, intent, completed_by=completed_by, after_step=after_step), "resumed": True}
+    return {**_apply(client, store, intent, completed_by=completed_by, after_step=after_step), "resumed": True,
+            "interrupted_at": intents.recorded_at(intent)}
 
 
 def complete_unfinished(client, store: DocumentStore, specialist: str, *, actor: str,

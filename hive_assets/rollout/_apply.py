@@ -240,14 +240,16 @@ def stop_if_arms_changed(client, store: DocumentStore, specialist: str, now: dat
     moved off the version the test opened against (an operator's promote, rollback or alias move, here
     or in MLflow's UI: its champion arm is then served by a model the counts are not about, and a verdict
     would compare the challenger with a model that no longer serves), the challenger version was
-    deleted (every look failed on its missing version), or its `challenger` alias removed by hand (serving
-    stopped routing to it; the test would have ended on the sample-ratio check). Champion kept, challenger
-    alias removed, the reason in the test and the ledger. Returns (the stopped test or None, the effects
-    written)."""
+    deleted (every look failed on its missing version), its `challenger` alias removed by hand (serving
+    stopped routing to it; the test would have ended on the sample-ratio check), or moved to a version
+    tested before (no look opens a second test of it to supersede this one). Champion kept, the test's
+    challenger alias removed (an alias moved elsewhere stays), the reason in the test and the ledger.
+    Returns (the stopped test or None, the effects written)."""
     test = running_test(store, specialist)
     if test is None:
         return None, []
-    reason = _why_arms_changed(client, specialist, str(test["champion_version"]), str(test["challenger_version"]))
+    reason = _why_arms_changed(client, store, specialist, str(test["champion_version"]),
+                               str(test["challenger_version"]))
     if reason is None:
         return None, []
     # the registry changed already: recorded no earlier than the test's own history (a clock behind it)
@@ -257,7 +259,7 @@ def stop_if_arms_changed(client, store: DocumentStore, specialist: str, now: dat
                                                            dagster_run_id=dagster_run_id)]
 
 
-def _why_arms_changed(client, specialist: str, champion: str, challenger: str) -> str | None:
+def _why_arms_changed(client, store: DocumentStore, specialist: str, champion: str, challenger: str) -> str | None:
     from hive_assets.registry import alias_version, model_version
 
     compared = f"the test compared v{challenger} with v{champion}"
@@ -268,7 +270,18 @@ def _why_arms_changed(client, specialist: str, champion: str, challenger: str) -
         return (f"champion moved to v{holder.version} outside the test, which compared v{challenger} with "
                 f"v{champion}: stopped without a verdict, v{holder.version} stays champion")
     holder = alias_version(client, specialist, CHALLENGER)
-    if holder is not None and str(holder.version) != champion:  # on another version: the next look supersedes
+    if holder is not None and str(holder.version) not in (champion, challenger):
+        # on another version: the next look opens its test, which supersedes this one, unless that version
+        # was tested before (the look opens no second test of it): then this test would run on unserved
+        # (the router splits only to the tagged challenger) and expand on old labels (audit, stop 51)
+        before = store.find_one("ab_tests", {"specialist_type": specialist, "status": {"$ne": RUNNING},
+                                             "challenger_version": str(holder.version)}, sort=[("started_at", -1)])
+        if before is None:
+            return None
+        return (f"the {CHALLENGER} alias was moved to v{holder.version} outside the test ({compared}; serving "
+                f"stopped routing to v{challenger}), a version tested before ({before['test_id']}, "
+                f"{before['status']}): no test of it opens by itself; stopped without a verdict")
+    if holder is not None and str(holder.version) != champion:  # the test's own challenger
         return None
     if holder is None and model_version(client, specialist, challenger) is None:  # deleting drops its aliases
         return f"challenger v{challenger} was deleted from the registry ({compared}): stopped without a verdict"

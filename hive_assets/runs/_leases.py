@@ -73,8 +73,14 @@ def stale_reason(doc: dict[str, Any], now: datetime, host: str | None = None) ->
         beat = to_utc(doc.get("heartbeat_at"))
         ago = f"{(now - beat).total_seconds():.0f} s ago" if beat else "never"
         return f"lease expired (last heartbeat {ago})"
-    if doc.get("host") == (host or this_host()) and doc.get("pid") and not process_alive(doc["pid"]):
-        return f"process {doc['pid']} on {doc['host']} is gone"
+    return process_gone(doc.get("host"), doc.get("pid"), host)
+
+
+def process_gone(on_host: str | None, pid: int | str | None, host: str | None = None) -> str | None:
+    """"process <pid> on <host> is gone" when `on_host` is this host (or `host`) and no process has that pid;
+    None when it lives, or when it is another host's (a pid means nothing elsewhere)."""
+    if on_host and on_host == (host or this_host()) and pid and not process_alive(pid):
+        return f"process {pid} on {on_host} is gone"
     return None
 
 

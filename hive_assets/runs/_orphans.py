@@ -4,8 +4,10 @@ live Dagster run, a lease held for a run that ended. Pure decisions over plain f
 
 The criterion for "the process is gone" is the lease (README "Runs, leases and orphans"): every
 retraining and operator run holds one with a heartbeat, so a run whose lease went stale (expired, or on
-this host a dead pid) is gone. A run without a lease is judged by age alone: older than
-HIVE_RETRAIN_MAX_RUNTIME_SECONDS.
+this host a dead pid) is gone. A run without a lease is gone when the process that runs it, named by the
+run's own tags (`hive/host`, `hive/pid`, written before its run-start check), no longer exists on this host
+(it was killed before it took its lease, e.g. while waiting for another run's); else it is judged by age
+alone: older than HIVE_RETRAIN_MAX_RUNTIME_SECONDS.
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hive_assets.data import to_utc
-from hive_assets.runs._leases import HELD, RELEASED, stale_reason
+from hive_assets.runs._leases import HELD, RELEASED, process_gone, stale_reason
+
+#: run tags naming the process that runs a run, written before it takes its lease (`hive_assets.defs.runs`)
+HOST_TAG = "hive/host"
+PID_TAG = "hive/pid"
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,8 @@ class RunFacts:
     status: str            # DagsterRunStatus value: STARTED, STARTING, SUCCESS, ...
     specialist: str | None
     started_at: datetime | None
+    host: str | None = None  # its HOST_TAG / PID_TAG: the process that runs it, once it reached its start check
+    pid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,8 @@ def orphan_runs(runs: list[RunFacts], leases: list[dict[str, Any]], now: datetim
 
     A run with held leases is gone when every one of them is stale. A run whose lease was released more than a
     TTL ago and which still has not ended is gone (it died between its teardown and its final event). A
-    run with no lease at all is gone only when it is older than `max_runtime`.
+    run with no lease at all is gone when its process, on this host, is (it died before taking its lease:
+    in its start check, or waiting for a live holder), else only when it is older than `max_runtime`.
     """
     by_owner: dict[str, list[dict[str, Any]]] = {}
     for doc in leases:
@@ -91,6 +100,8 @@ def orphan_runs(runs: list[RunFacts], leases: list[dict[str, Any]], now: datetim
                             and d.get("released_at") is not None), default=None)
             if released is not None and now - released > ttl:
                 reason = f"released its lease at {released.isoformat(timespec='seconds')} but never ended"
+        elif gone := process_gone(run.host, run.pid, host):
+            reason = f"{gone}, and it held no lease (killed before it took one)"
         elif run.started_at is not None and now - run.started_at > max_runtime:
             reason = (f"no lease and running for {(now - run.started_at).total_seconds() / 3600:.1f} h, longer than "
                       f"HIVE_RETRAIN_MAX_RUNTIME_SECONDS ({max_runtime.total_seconds():.0f} s)")

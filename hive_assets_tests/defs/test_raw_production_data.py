@@ -57,6 +57,25 @@ def test_the_quality_filter_is_run_config_reports_per_class_and_an_emptied_class
     assert not [e for e in emptied.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]  # config error: no retry
 
 
+def test_an_as_of_after_the_platform_clock_fails_the_run_and_materializes_nothing(hive_home, monkeypatch):
+    # a simulated home pinned 3 days after the corpus: as_of one day later is data that does not exist yet
+    # (it replaced the partition's output by a collection missing the days to come)
+    store = SQLiteStore(hive_home / "store.sqlite")
+    write_production_corpus(store, NOW)
+    pinned = NOW + timedelta(days=3)
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", pinned.isoformat())
+    later = _collect({"as_of": (pinned + timedelta(days=1)).isoformat()})
+    assert not later.success
+    assert not later.asset_materializations_for_node("raw_production_data")
+    failure = next(e for e in later.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.step_failure_data.error.message
+    assert "is after the platform clock" in message and pinned.isoformat() in message
+    assert not [e for e in later.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    # within the skew, and at the clock itself, the run collects (another host's clock may be ahead)
+    assert _collect({"as_of": (pinned + timedelta(minutes=4)).isoformat()}).success
+    assert _metadata(_collect({"as_of": pinned.isoformat()}))["labelled"] > 0
+
+
 def test_a_naive_as_of_is_utc_and_a_large_quarantined_plan_never_fails_the_run(hive_home, monkeypatch):
     monkeypatch.setenv("TZ", "America/Sao_Paulo")  # a local zone must not shift a naive as_of
     import time

@@ -3,6 +3,7 @@ idempotently, with the run's metrics. Real runs on a test instance, `build_run_s
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -30,6 +31,27 @@ def broken(context) -> None:
     raise RuntimeError("training diverged")
 
 
+FIXED = "HIVE_TEST_TRAINING_FIXED"  # the re-executed training succeeds once this is set
+
+
+@dg.asset
+def collected() -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"rows": 400})
+
+
+@dg.asset(deps=[collected])
+def flaky_training() -> dg.MaterializeResult:
+    if not os.environ.get(FIXED):
+        raise RuntimeError("training diverged")
+    return dg.MaterializeResult(metadata={"macro_f1": 0.79})
+
+
+def flaky_retrain() -> dg.JobDefinition:
+    """A two-step retraining whose training fails until FIXED is set (module level: `dg.reconstructable`)."""
+    job = dg.define_asset_job("flaky_retrain", executor_def=dg.in_process_executor)
+    return dg.Definitions(assets=[collected, flaky_training], jobs=[job]).resolve_job_def("flaky_retrain")
+
+
 @pytest.fixture
 def env(hive_home):
     store = SQLiteStore(hive_home / "store.sqlite")
@@ -42,7 +64,11 @@ def run(instance, asset, tags=TAGS):
 
 
 def context(sensor_name, result, instance, failure=False):
-    event = result.get_run_failure_event() if failure else result.get_run_success_event()
+    if sensor_name == trigger_started.name and not result.success:  # a failed run's STARTED event
+        (start,) = instance.get_records_for_run(result.run_id, of_type=dg.DagsterEventType.RUN_START).records
+        event = start.event_log_entry.dagster_event
+    else:
+        event = result.get_run_failure_event() if failure else result.get_run_success_event()
     ctx = dg.build_run_status_sensor_context(
         sensor_name=sensor_name, dagster_event=event, dagster_instance=instance, dagster_run=result.dagster_run,
         resources={"document_store": DocumentStoreResource()})
@@ -126,6 +152,25 @@ def test_cancel_is_terminal_and_the_status_order_is_forward_only(env):
     assert trigger_canceled.name == "retraining_trigger_canceled"
 
 
+def test_a_late_event_of_an_earlier_attempt_changes_nothing(env):
+    """Run-status sensors see events late and out of order (each has its own cursor, one may be stopped): an event
+    of a run the trigger followed before, or of one its current run re-executes, changes nothing; a re-execution
+    it has not followed yet takes a failed trigger up again; a completed one is final."""
+    store, _ = env
+    record_trigger(store, TRIGGER, "business", "feedback", NOW)
+    # r1's events were not seen yet (its sensor stopped); r2 re-executes it and fails
+    assert update_trigger_status(store, TRIGGER, "failed", run_id="r2", parent_run_id="r1", error="diverged")[1]
+    assert not update_trigger_status(store, TRIGGER, "failed", run_id="r1", error="killed")[1]  # r2's parent
+    assert not update_trigger_status(store, TRIGGER, "running", run_id="r1")[1]
+    assert update_trigger_status(store, TRIGGER, "running", run_id="r3", parent_run_id="r1")[1]  # r1 again
+    assert not update_trigger_status(store, TRIGGER, "failed", run_id="r2", parent_run_id="r1")[1]  # followed before
+    assert update_trigger_status(store, TRIGGER, "completed", run_id="r3", parent_run_id="r1")[1]
+    assert not update_trigger_status(store, TRIGGER, "failed", run_id="r4", parent_run_id="r3")[1]
+    done = doc(store)
+    assert (done["status"], done["dagster_run_id"], done.get("error")) == ("completed", "r3", None)
+    assert done["attempts"] == [{"run_id": "r2", "parent_run_id": "r1"}, {"run_id": "r3", "parent_run_id": "r1"}]
+
+
 @pytest.mark.parametrize("tags", [{}, {"dagster/partition": "nosuch"}])
 def test_a_hand_run_without_a_specialist_partition_writes_no_trigger(env, tags):
     """A Launchpad run with no partition, or an unknown one, fails at Dagster's own check; it used to leave a
@@ -135,3 +180,55 @@ def test_a_hand_run_without_a_specialist_partition_writes_no_trigger(env, tags):
     skipped = trigger_failed(context(trigger_failed.name, failed, instance, failure=True))
     assert isinstance(skipped, dg.SkipReason) and "no specialist partition" in skipped.skip_message
     assert store.count("retraining_triggers") == 0
+
+
+def reexecute_from_failure(instance, parent_id: str):
+    """The UI's "Re-execute from failure": the failed steps again, in a run with the parent's tags (the trigger's
+    included) and Dagster's parent and root run ids."""
+    parent = instance.get_run_by_id(parent_id)
+    tags = {k: v for k, v in parent.tags.items() if not k.startswith("dagster/")}
+    return dg.execute_job(dg.reconstructable(flaky_retrain), instance, tags=tags,
+                          reexecution_options=dg.ReexecutionOptions.from_failure(parent_id, instance))
+
+
+def test_a_re_execution_of_a_failed_retrain_takes_its_trigger_up_again(env, monkeypatch):
+    """A re-execution of a failed sensor-launched retrain (the UI's "Re-execute from failure", or Dagster's run
+    retries) carries the trigger's tag: the failed document follows it, failed again naming the new run and its
+    error, then completed naming the run that did it (it stayed failed: a terminal status was final); late
+    events of the earlier attempts change nothing."""
+    store, instance = env
+    monkeypatch.delenv(FIXED, raising=False)
+    record_trigger(store, TRIGGER, "business", "feedback", NOW, feedback_count=104)
+    first = dg.execute_job(dg.reconstructable(flaky_retrain), instance, tags=TAGS)
+    assert not first.success
+    trigger_started(context(trigger_started.name, first, instance))
+    trigger_failed(context(trigger_failed.name, first, instance, failure=True))
+    assert (doc(store)["status"], doc(store)["dagster_run_id"]) == ("failed", first.run_id)
+
+    second = reexecute_from_failure(instance, first.run_id)  # fails again
+    assert not second.success
+    assert (second.dagster_run.parent_run_id, second.dagster_run.tags[TRIGGER_TAG]) == (first.run_id, TRIGGER)
+    trigger_started(context(trigger_started.name, second, instance))
+    assert (doc(store)["status"], doc(store)["dagster_run_id"]) == ("running", second.run_id)
+    trigger_failed(context(trigger_failed.name, second, instance, failure=True))
+    failed = doc(store)
+    assert (failed["status"], failed["dagster_run_id"]) == ("failed", second.run_id)
+    assert "flaky_training" in failed["error"]
+
+    monkeypatch.setenv(FIXED, "1")
+    third = reexecute_from_failure(instance, second.run_id)  # only the training step, which succeeds now
+    assert third.success and third.dagster_run.root_run_id == first.run_id
+    trigger_started(context(trigger_started.name, third, instance))
+    trigger_failed(context(trigger_failed.name, second, instance, failure=True))  # seen late: changes nothing
+    assert (doc(store)["status"], doc(store)["dagster_run_id"]) == ("running", third.run_id)
+    trigger_succeeded(context(trigger_succeeded.name, third, instance))
+    done = doc(store)
+    assert (done["status"], done["dagster_run_id"], done["feedback_count"]) == ("completed", third.run_id, 104)
+    assert done["metrics"] == {"flaky_training.macro_f1": 0.79} and "error" not in done
+    assert [a["run_id"] for a in done["attempts"]] == [first.run_id, second.run_id, third.run_id]
+    for late in (lambda: trigger_started(context(trigger_started.name, second, instance)),
+                 lambda: trigger_failed(context(trigger_failed.name, first, instance, failure=True)),
+                 lambda: trigger_succeeded(context(trigger_succeeded.name, third, instance))):
+        late()
+        assert doc(store) == done
+    assert store.count("retraining_triggers") == 1

@@ -4,6 +4,7 @@ item 6), then retried or completed by the next look or command."""
 
 from __future__ import annotations
 
+import json
 import signal
 
 import dagster as dg
@@ -121,6 +122,85 @@ def test_killing_the_mlflow_server_mid_promotion_then_a_retry_completes(kill_aft
     assert len(ledger(store, "business")) == n
 
 
+def _interrupted_promotion(store, server, client) -> dict:
+    """v1 champion, then the promotion of v2 with the server SIGKILLed after `champion` moved: the mirror and
+    the ledger row unwritten, the intent `intended`. Returns it, the server up again."""
+    registry.promote(client, store, "business", "1", actor=ME)
+    with pytest.raises(Exception) as failure:
+        registry.promote(client, store, "business", "2", actor=ME, reason="v2 is better",
+                         after_step=_kill_at(server, "alias_moved"))
+    assert not isinstance(failure.value, (AssertionError, registry.RegistryError)) and server.dead
+    (intent,) = registry.unfinished_intents(store, "business")
+    assert (intent["operation"], intent["params"]["version"]) == ("promote", "2")
+    server.restart()
+    return intent
+
+
+def test_doctor_reports_an_interrupted_promotion_and_fix_completes_it(store, killable, capsys):
+    """An intent left `intended` (a promotion killed between its alias write and its ledger row) was not among
+    what `hive doctor` reported: it names it (specialist, operation, since when, what completes it), not the
+    `done` ones, and `--fix` completes it as the next registry command would, once."""
+    server, client = killable
+    intent = _interrupted_promotion(store, server, client)
+    capsys.readouterr()
+
+    assert main(["doctor", "--json"]) == 1  # read-only: found, nothing changed
+    found = json.loads(capsys.readouterr().out)
+    (pending,) = found["unfinished_intents"]  # the done promotion of v1 is not reported
+    assert (pending["intent_id"], pending["specialist"], pending["operation"], pending["target"], pending["actor"]) \
+        == (intent["intent_id"], "business", "promote", "v2", ME)
+    assert pending["since"] == registry.intent_recorded_at(intent)
+    assert pending["completes_it"].startswith("the next registry or A/B command for business")
+    assert pending["completes_it"].endswith(
+        "or rerunning `hive deploy promote --specialist business --model-version 2`")
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert f"unfinished promote v2 of business since {pending['since']}, decided by {ME}" in out, out
+    assert "`hive doctor --fix` completes it now" in out and "1 problem(s)" in out
+    assert registry.get_intent(store, intent["intent_id"])["state"] == registry.INTENDED
+    assert not registry.ledger_agrees(client, store, "business")
+
+    assert main(["doctor", "--fix"]) == 0
+    out = capsys.readouterr().out
+    assert (f"fixed: promote v2 of business interrupted at {pending['since']} completed (intent "
+            f"{intent['intent_id']})") in out, out
+    done = registry.get_intent(store, intent["intent_id"])
+    assert (done["state"], done["completed_by"]) == (registry.DONE, "hive doctor")
+    row = registry.last_alias_row(store, "business", "champion")  # the decision's own actor and reason
+    assert (row["model_version"], row["details"]["previous_version"], row["actor"], row["reason"]) == \
+        ("2", "1", ME, "v2 is better")
+    assert registry.ledger_agrees(client, store, "business") and _stages(client) == {"1": "Archived", "2": "Production"}
+    lease = store.find_one("run_leases", {"lease_id": "operator:business"})  # taken as the verbs take it, given back
+    assert lease["state"] == "released" and lease["owner_run_id"].startswith("hive-doctor-")
+
+    rows = ledger(store, "business")
+    assert main(["doctor", "--fix"]) == 0  # nothing left: no second row
+    assert "no unfinished decisions" in capsys.readouterr().out and ledger(store, "business") == rows
+
+
+def test_a_rerun_of_an_interrupted_promotion_says_it_completed_it(store, killable, capsys):
+    """The operator's rerun of `hive deploy promote` completes the promotion a crash interrupted (before its
+    own action, as every registry command does first). It printed "already in place, ledger already agreed" as
+    if nothing had been pending; it says which promotion it completed and when that one was interrupted."""
+    server, client = killable
+    intent = _interrupted_promotion(store, server, client)
+    capsys.readouterr()
+
+    assert main(["deploy", "promote", "--specialist", "business", "--model-version", "2"]) == 0
+    out = capsys.readouterr().out
+    assert (f"completed the promotion interrupted at {registry.intent_recorded_at(intent)} ({intent['intent_id']}): "
+            "business-evaluator@champion -> v2 (previous: 1; already in place, ledger written)") in out, out
+    assert registry.get_intent(store, intent["intent_id"])["state"] == registry.DONE
+    row = registry.last_alias_row(store, "business", "champion")
+    assert (row["model_version"], row["actor"], row["reason"]) == ("2", ME, "v2 is better")
+    assert registry.ledger_agrees(client, store, "business")
+
+    assert main(["deploy", "promote", "--specialist", "business", "--model-version", "2"]) == 0  # nothing pending
+    out = capsys.readouterr().out
+    assert "completed" not in out, out
+    assert "business-evaluator@champion -> v2 (previous: 1; already in place, ledger already agreed)" in out, out
+
+
 def _champion(client) -> str:
     return registry.alias_version(client, "business", registry.CHAMPION).version
 
@@ -202,8 +282,8 @@ def test_a_rollback_killed_at_its_writes_is_completed_by_the_next_look_or_comman
     # the next command: the operator reruns the rollback from the shell, which completes it and says so
     assert main(["deploy", "rollback", "--specialist", "business"]) == 0
     out = capsys.readouterr().out
-    assert f"completed the interrupted rollback ({intent['intent_id']})" in out, out
-    assert "business-evaluator@champion -> v1 (previous: 2; already in place, ledger written)" in out, out
+    assert (f"completed the rollback interrupted at {registry.intent_recorded_at(intent)} ({intent['intent_id']}): "
+            "business-evaluator@champion -> v1 (previous: 2; already in place, ledger written)") in out, out
     assert _champion(client) == "1" and _stages(client) == {"1": "Production", "2": "Archived"}
     assert registry.ledger_agrees(client, store, "business")
     assert len(_rollbacks(store)) == 2

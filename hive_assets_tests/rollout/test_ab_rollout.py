@@ -299,6 +299,34 @@ def test_a_challenger_deleted_or_unaliased_by_hand_stops_its_test(world, how):
     assert later.asset_materializations_for_node("ab_test_outcome")[0].metadata["end_reason"].value == doc["end_reason"]
 
 
+def test_a_challenger_alias_moved_to_a_version_tested_before_stops_the_running_test(world):
+    """`hive deploy alias --alias challenger` to a version tested before (or `hive ab-test start` killed after
+    its alias write): the look opens no second test of that version, so the running test went on with its
+    challenger no longer served, expanding on old labels (audit, stop 51). The look stops it instead, and
+    leaves the alias where the operator put it; `hive ab-test start` then tests that version again."""
+    store, client, model, check = world
+    v1, v2, v3 = model("behavior", 3)
+    champion_and_challenger(client, store, "behavior", v1, v3)
+    check("behavior", 0)
+    earlier = running_test(store, "behavior")
+    registry.ensure_alias(client, store, "behavior", registry.CHALLENGER, v2, actor="test", reason="setup")
+    check("behavior", 1)  # v2 had no test: the look opens it, superseding v3's
+    assert store.find_one("ab_tests", {"test_id": earlier["test_id"]})["status"] == "superseded"
+    test = running_test(store, "behavior")
+    assert test["challenger_version"] == v2
+    client.set_registered_model_alias(registry.model_name("behavior"), registry.CHALLENGER, v3)  # tested before
+    outcome = check("behavior", 6).output_for_node("ab_test_outcome")
+    assert (outcome["test_id"], outcome["status"], outcome["traffic_percent"]) == (test["test_id"], "stopped", 0.0)
+    doc = store.find_one("ab_tests", {"test_id": test["test_id"]})
+    assert doc["end_reason"].startswith(f"the challenger alias was moved to v{v3} outside the test (the test "
+                                        f"compared v{v2} with v{v1}")
+    assert f"a version tested before ({earlier['test_id']}, superseded)" in doc["end_reason"]
+    assert aliases(client, "behavior") == {"champion": v1, "challenger": v3}
+    assert tags(client, "behavior")["ab_test_status"] == "stopped"
+    assert check("behavior", 12).output_for_node("ab_test_outcome")["status"] == "stopped"
+    assert store.count("ab_tests", {"specialist_type": "behavior", "status": "running"}) == 0
+
+
 KILLED_CHECK = textwrap.dedent("""
     import os, signal, sys
     from datetime import datetime, timedelta

@@ -19,6 +19,7 @@ import pytest
 from hive_assets import clock, registry, runs
 from hive_assets.data import SQLiteStore
 from hive_assets.defs import build_defs
+from hive_assets.defs.runs.doctor import find_orphans
 from hive_assets.defs.runs.lease import take
 from hive_assets.defs.monitoring.sensors import feedback_retraining_sensor
 from hive_assets.simulator import simulate
@@ -96,6 +97,82 @@ def test_a_run_killed_mid_training_is_found_marked_failed_and_the_next_trigger_f
 
     fired = tick()  # the in-flight guard no longer sees the dead run
     assert "business" in [r.partition_key for r in fired.run_requests]
+    assert main(["doctor"]) == 0 and "no orphaned runs" in capsys.readouterr().out
+
+
+WAITING_TRAINING = textwrap.dedent("""
+    import dagster as dg
+    from hive_assets import runs
+    from hive_assets.definitions import defs
+
+    acquire = runs.acquire
+
+    def acquire_and_say_so(*args, on_wait=None, **kwargs):  # the lease module's call, announcing its wait
+        def waiting(holder):
+            print("waiting", flush=True)
+            if on_wait is not None:
+                on_wait(holder)
+        return acquire(*args, on_wait=waiting, **kwargs)
+
+    runs.acquire = acquire_and_say_so
+    defs.resolve_job_def("retrain_specialist").execute_in_process(
+        instance=dg.DagsterInstance.get(), partition_key="business",
+        tags={"hive/trigger_id": "manual:test", "hive/trigger_reason": "manual"})
+""")
+
+
+def test_a_run_killed_before_it_took_its_lease_is_found_and_no_longer_blocks_the_trigger(
+        hive_home, monkeypatch, capsys):
+    """A `retrain_specialist` run (its own process) waits for the training lease another live run holds and
+    is SIGKILLed there: its run is STARTED, it holds no lease. The feedback trigger's in-flight guard counted it
+    for HIVE_RETRAIN_MAX_RUNTIME_SECONDS (4 h) while `hive doctor` said all was well; now the run's own tags
+    (host, pid) show its process gone: doctor reports it, `--fix` marks it FAILURE and the trigger fires."""
+    monkeypatch.setenv("RETRAINING_FEEDBACK_THRESHOLD", "20")
+    monkeypatch.setenv("HIVE_LEASE_WAIT_SECONDS", "600")
+    store = SQLiteStore(hive_home / "store.sqlite")
+    simulate(store, plans=300, days=20, seed=5, now=datetime.now(timezone.utc), malformed_rate=0.0)
+    holder, _ = runs.acquire(store, runs.TRAINING, "business", "a-live-holder", ttl_seconds=3600)  # this process
+
+    proc = subprocess.Popen([sys.executable, "-c", WAITING_TRAINING], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ})
+    instance = dg.DagsterInstance.get()
+    try:
+        line = proc.stdout.readline()  # blocks until the run waits for the lease (or the process ends)
+        if line.strip() == "waiting":  # alive, waiting: not an orphan, whatever its tags say
+            assert not find_orphans(instance, store, specialist="business").dagster_runs
+    finally:
+        proc.kill()
+        _, err = proc.communicate(timeout=60)
+    assert line.strip() == "waiting", err[-2000:]
+    runs.release(store, holder, "the live holder ended")
+
+    (record,) = instance.get_run_records(dg.RunsFilter(job_name="retrain_specialist"))
+    run_id = record.dagster_run.run_id
+    assert record.dagster_run.status == dg.DagsterRunStatus.STARTED and not runs.leases_of_run(store, run_id)
+    defs = build_defs()
+
+    def tick():
+        context = dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources)
+        return feedback_retraining_sensor.evaluate_tick(context)
+
+    blocked = tick()  # what blocks: the dead run counts as in flight (`run_in_flight`), no lease is involved
+    assert "business" not in [r.partition_key for r in blocked.run_requests] and blocked.run_requests
+
+    from hive_assets.cli._main import main
+
+    capsys.readouterr()
+    assert main(["doctor", "--json"]) == 1  # it said "no orphaned runs or stale leases" and exited 0
+    found = json.loads(capsys.readouterr().out)
+    (orphan,) = found["dagster_runs"]
+    assert (orphan["run_id"], orphan["specialist"], orphan["leases"]) == (run_id, "business", [])
+    assert orphan["reason"] == (f"process {proc.pid} on {runs.this_host()} is gone, and it held no lease (killed "
+                                "before it took one)")
+    assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.STARTED  # read-only
+
+    assert main(["doctor", "--fix"]) == 0
+    assert f"fixed: dagster run {run_id} marked FAILURE" in capsys.readouterr().out
+    assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE
+    assert "business" in [r.partition_key for r in tick().run_requests]
     assert main(["doctor"]) == 0 and "no orphaned runs" in capsys.readouterr().out
 
 

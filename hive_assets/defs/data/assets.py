@@ -17,6 +17,7 @@ from hive_assets.defs.resources import DocumentStoreResource, PlatformSettings
 from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
 from hive_assets.defs.runs.interrupts import no_retry_after_ctrl_c
 from hive_assets.evaluation import DEFAULT_MIN_SAMPLES
+from hive_assets.registry import CLOCK_SKEW
 
 
 class CollectConfig(dg.Config):
@@ -41,7 +42,8 @@ class CollectConfig(dg.Config):
         ["synthetic_backfill", "load_test"], description="feedback_source values never used as labels.")
     as_of: str | None = Field(
         None, description="ISO-8601 end of the window for backfills (naive means UTC); default now. Nothing "
-                          "after it is read: later opinions, feedback and audit events are outside the window.")
+                          "after it is read: later opinions, feedback and audit events are outside the window. At most the "
+                          "platform clock (5 minutes' skew allowed): a later one fails the run.")
 
 
 # (name, what it counts) in the order collection applies them; `collected_table` shows these rows
@@ -103,6 +105,13 @@ def raw_production_data(
         now = to_utc(config.as_of)
         if now is None:
             raise dg.Failure(f"as_of={config.as_of!r} is not an ISO-8601 timestamp", allow_retries=False)
+        current = clock.now()
+        # a window ending after the platform clock reads data that does not exist yet: on a simulated home
+        # the partition's output was replaced by an empty or partial collection, which training then used
+        if now > current + CLOCK_SKEW:
+            raise dg.Failure(f"as_of={now.isoformat()} is after the platform clock ({current.isoformat()}): a "
+                             "window cannot end at a time that has not come; leave as_of out for now, or move "
+                             "the home's clock (`hive clock advance`)", allow_retries=False)
     trust = TrustPolicy(denied_sources=frozenset(config.denied_feedback_sources),
                         min_feedback_quality=config.min_feedback_quality,
                         quality_exempt_sources=frozenset(config.quality_exempt_sources))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
+from dagster._core.storage.tags import RUN_KEY_TAG  # the tag of a run launched for a run key (as the daemon's)
 
 from hive_assets import clock, runs
 from hive_assets.config import SPECIALISTS, Settings
@@ -23,10 +24,10 @@ from hive_assets.defs.runs.lease import lease_target
 from hive_assets.defs.training.jobs import retrain_specialist
 from hive_assets.figures import png_markdown
 from hive_assets.monitoring import (
-    REACHES_REGISTRY, MonitoringSettings, SpecialistCursor, check_drift, counts_as_last_training, decode_cursor,
-    drift_changed, drift_trigger, encode_cursor, feedback_trigger, next_drift_check, psi_chart_png, record_trigger,
-    save_drift_check, trusted_feedback_count, unlaunched_drift_request, update_trigger_status, waits_for_test,
-    with_retraining,
+    MAX_TRIGGER_ATTEMPTS, REACHES_REGISTRY, MonitoringSettings, SpecialistCursor, attempt_run_key, check_drift,
+    counts_as_last_training, decode_cursor, drift_changed, drift_trigger, encode_cursor, feedback_trigger,
+    next_drift_check, psi_chart_png, record_trigger, save_drift_check, trusted_feedback_count,
+    unlaunched_drift_request, update_trigger_status, waits_for_test, with_retraining,
 )
 from hive_assets.rollout import running_test
 
@@ -135,6 +136,18 @@ def run_in_flight(instance: dg.DagsterInstance, specialist: str) -> str | None:
     return None
 
 
+def trigger_attempt(instance: dg.DagsterInstance, run_key: str) -> str:
+    """The run key a firing trigger requests: its first attempt (`attempt_run_key`) whose run did not fail
+    (not launched yet, in flight, done); the last one when every attempt failed (the daemon skips it). An
+    attempt's re-execution carries its run key: the latest run of the key decides."""
+    for attempt in range(MAX_TRIGGER_ATTEMPTS):
+        key = attempt_run_key(run_key, attempt)
+        launched = instance.get_runs(dg.RunsFilter(tags={RUN_KEY_TAG: key}), limit=1)
+        if not launched or launched[0].status != dg.DagsterRunStatus.FAILURE:
+            return key
+    return key
+
+
 def _request(specialist: str, run_key: str, reason: str) -> dg.RunRequest:
     return dg.RunRequest(run_key=run_key, partition_key=specialist,
                          tags={TRIGGER_TAG: run_key, REASON_TAG: reason})
@@ -174,12 +187,13 @@ def feedback_retraining_sensor(context: dg.SensorEvaluationContext, document_sto
                 elif test:
                     notes.append(f"{s}: {count} >= {settings.feedback_threshold}, {waits_for_test(test['test_id'])}")
                 elif decision.fire:
-                    record_trigger(store, decision.run_key, s, "feedback", now, feedback_count=count,
+                    key = trigger_attempt(context.instance, decision.run_key)
+                    record_trigger(store, key, s, "feedback", now, feedback_count=count,
                                    details={"threshold": settings.feedback_threshold,
                                             "last_training_at": trained_at.isoformat() if trained_at else None})
-                    requests.append(_request(s, decision.run_key, "feedback"))
-                    updated = SpecialistCursor(last_count=count, last_request_at=now, last_run_key=decision.run_key)
-                    notes.append(f"{s}: {decision.reason} -> {decision.run_key}")
+                    requests.append(_request(s, key, "feedback"))
+                    updated = SpecialistCursor(last_count=count, last_request_at=now, last_run_key=key)
+                    notes.append(f"{s}: {decision.reason} -> {key}")
                 else:
                     notes.append(f"{s}: {decision.reason}")
                 state[s] = updated
@@ -230,15 +244,16 @@ def drift_retraining_sensor(context: dg.SensorEvaluationContext, document_store:
                                             last_request_at=previous.last_request_at, run_in_flight=in_flight,
                                             running_test_id=test["test_id"] if test else None)
                     if trigger.fire:
+                        key = trigger_attempt(context.instance, trigger.run_key)
                         # the trigger document first: the check's run key always names one
-                        record_trigger(store, trigger.run_key, s, "drift", now, drift_score=check.drift_score,
+                        record_trigger(store, key, s, "drift", now, drift_score=check.drift_score,
                                        details={"check_id": document["check_id"], "model_version": check.model_version,
                                                 "drifted_features": document["drifted_features"],
                                                 "prediction_drifted": document["prediction_drifted"]})
-                        document = with_retraining(document, "requested", "drift", trigger.run_key)
-                        requests.append(_request(s, trigger.run_key, "drift"))
-                        updated = SpecialistCursor(last_request_at=now, last_run_key=trigger.run_key, last_check_at=now)
-                        notes.append(f"{check.message} -> {trigger.run_key}")
+                        document = with_retraining(document, "requested", "drift", key)
+                        requests.append(_request(s, key, "drift"))
+                        updated = SpecialistCursor(last_request_at=now, last_run_key=key, last_check_at=now)
+                        notes.append(f"{check.message} -> {key}")
                     else:
                         document = with_retraining(document, "held", trigger.reason)
                         notes.append(f"{check.message}; held: {trigger.reason}")
@@ -289,7 +304,7 @@ def _follow(context, document_store: DocumentStoreResource, status: str, error: 
         with document_store.open() as store:
             doc, changed = update_trigger_status(
                 store, trigger_id, status, run_id=run.run_id, specialist=run.tags.get("dagster/partition"),
-                reason=reason, metrics=metrics, error=error)
+                reason=reason, metrics=metrics, error=error, parent_run_id=run.parent_run_id)
     except StoreUnavailable as exc:
         return dg.SkipReason(f"document store unavailable, trigger {trigger_id} not updated: {exc}")
     context.log.info(f"trigger {trigger_id}: {doc['status']}{'' if changed else ' (unchanged)'}")

@@ -108,15 +108,22 @@ def _call(context, config, mlflow: MlflowResource, document_store: DocumentStore
 
 
 def _completed_here(store, completed: list[str], result: dict[str, Any]) -> dict[str, Any]:
-    """A rerun of an interrupted rollback finds it already complete, because this run completed it just
-    before the action: that is the rerun's work, reported as such, not as "already done" (nothing changed)."""
-    if not (isinstance(result, dict) and result.get("noop")):
+    """A rerun of an interrupted rollback or promotion finds it already complete, because this run completed it
+    just before the action: that is the rerun's work, reported as such (with when it was interrupted), not as
+    "already done" or "already in place" (a rollback's no-op; a promotion that moved and wrote nothing)."""
+    if not isinstance(result, dict):
+        return result
+    if result.get("noop"):
+        operation = registry.ROLLBACK_INTENT
+    elif result.get("alias") == registry.CHAMPION and not (result.get("moved") or result.get("recorded")):
+        operation = registry.PROMOTE_INTENT
+    else:
         return result
     for line in reversed(completed):
         intent = registry.get_intent(store, line.removeprefix("completed:")) if line.startswith("completed:") else None
-        if (intent and intent["operation"] == registry.ROLLBACK_INTENT and intent["state"] == registry.DONE
+        if (intent and intent["operation"] == operation and intent["state"] == registry.DONE
                 and str(intent["params"]["version"]) == str(result.get("version"))):
-            return {**intent["result"], "resumed": True}
+            return {**intent["result"], "resumed": True, "interrupted_at": registry.intent_recorded_at(intent)}
     return result
 
 

@@ -1,10 +1,13 @@
 """Orphaned runs, read from the Dagster instance and MLflow and acted on: `hive doctor` and the check at the
 start of every leased run. The decisions are `hive_assets.runs`'s; this module gathers the facts and applies
 the verdicts (run marked FAILURE with the reason, MLflow run ended FAILED with the reason as a tag, leases
-released by compare-and-swap so a live holder that renewed meanwhile keeps its lease)."""
+released by compare-and-swap so a live holder that renewed meanwhile keeps its lease). `hive doctor` also
+finds the registry decisions a crash left unfinished and, with --fix, completes them as the next registry
+command would (`find_unfinished_intents`, `complete_intents`)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -39,7 +42,8 @@ def _seconds(value: float | None) -> datetime | None:
 def _facts(record) -> runs.RunFacts:
     run = record.dagster_run
     return runs.RunFacts(run.run_id, run.job_name, run.status.value, specialist_of(run),
-                         _seconds(record.start_time) or _seconds(record.create_timestamp.timestamp()))
+                         _seconds(record.start_time) or _seconds(record.create_timestamp.timestamp()),
+                         run.tags.get(runs.HOST_TAG), run.tags.get(runs.PID_TAG))
 
 
 def experiment_id_of(client) -> str | None:
@@ -144,6 +148,68 @@ def end_interrupted_mlflow_runs(instance: dg.DagsterInstance, store: DocumentSto
     max_runtime = timedelta(seconds=Settings.from_env().retrain_max_runtime_seconds)
     found = _orphan_mlflow_runs(instance, client, specialist, set(), clock.wall_now(), max_runtime)
     return fix_orphans(instance, store, runs.OrphanReport(mlflow_runs=found), client, by=by)
+
+
+def find_unfinished_intents(instance: dg.DagsterInstance, store: DocumentStore, *, specialist: str | None = None,
+                            orphan_ids: set[str] = frozenset()) -> list[dict[str, Any]]:
+    """Decisions a crash left `intended` (a promote, rollback or A/B outcome killed between two effects), for
+    one specialist or all (`registry.interrupted_intents`); one whose Dagster run is alive, and not found
+    orphaned, is that run's work in progress and left out."""
+    found = registry.interrupted_intents(store, specialist)
+    ids = sorted({i["dagster_run_id"] for i in found if i["dagster_run_id"]})
+    running: set[str] = set()
+    if ids:
+        records = instance.get_run_records(dg.RunsFilter(run_ids=ids, statuses=ALIVE))
+        running = {r.dagster_run.run_id for r in records} - set(orphan_ids)
+    return [i for i in found if i["dagster_run_id"] not in running]
+
+
+def complete_intents(instance: dg.DagsterInstance, store: DocumentStore, found: list[dict[str, Any]], client, *,
+                     by: str = FAILED_BY) -> tuple[list[str], list[str]]:
+    """Complete the specialists' unfinished decisions `found` names as every registry and A/B command does first
+    (`rollout.complete_unfinished`: promotions and rollbacks by `registry.complete_intent`, A/B outcomes by the
+    rollout; each applied with the actor and run that decided it, every write only when missing), holding the
+    specialist's operator lease as they do, after the same clock check. Returns (what was completed, what was
+    not and why)."""
+    from hive_assets.data import open_store
+    from hive_assets.rollout import complete_unfinished
+
+    settings = Settings.from_env()
+    owner = f"hive-doctor-{runs.this_host()}-{os.getpid()}"
+    done: list[str] = []
+    left: list[str] = []
+    for specialist in sorted({i["specialist"] for i in found}):
+        pending = [i for i in found if i["specialist"] == specialist]
+        if client is None:
+            left += [f"{i['operation']} {i['target']} of {specialist} (intent {i['intent_id']}): MLflow does not "
+                     "answer" for i in pending]
+            continue
+        try:  # the operator lease, as the verbs and the A/B look take it (`lease.take`), with its heartbeat
+            lease, displaced = runs.acquire(store, runs.OPERATOR, specialist, owner, job_name=by,
+                                            ttl_seconds=settings.lease_ttl_seconds,
+                                            wait_seconds=settings.lease_wait_seconds)
+        except runs.LeaseHeld as exc:  # a live operator verb or A/B look: it completes them first itself
+            left += [f"{i['operation']} {i['target']} of {specialist} (intent {i['intent_id']}): {exc}"
+                     for i in pending]
+            continue
+        heartbeat = runs.Heartbeat(open_store, lease).start()
+        try:
+            if displaced is not None:  # went stale since the orphan check
+                done += fix_orphans(instance, store, runs.OrphanReport(dagster_runs=[{
+                    "run_id": displaced["owner_run_id"], "reason": displaced.get("stale_reason") or "lease stale",
+                    "leases": []}]), by=by)
+            registry.check_clock(store, specialist)
+            completed = set(complete_unfinished(client, store, specialist, actor=by))
+        except Exception as exc:  # refused (the clock set back) or MLflow failed midway: still intended, said so
+            left += [f"{i['operation']} {i['target']} of {specialist} (intent {i['intent_id']}): {one_line(exc)}"
+                     for i in pending]
+            continue
+        finally:
+            heartbeat.stop()
+            runs.release(store, lease, f"{by}: done")
+        done += [f"{i['operation']} {i['target']} of {specialist} interrupted at {i['since']} completed (intent "
+                 f"{i['intent_id']})" for i in pending if f"completed:{i['intent_id']}" in completed]
+    return done, left
 
 
 def _release(store: DocumentStore, lease: dict[str, Any], reason: str) -> bool:

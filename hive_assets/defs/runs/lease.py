@@ -14,14 +14,17 @@
   operator lease as well, around those writes only (`RunLeaseResource.deciding`): aliases have one writer
   at a time, and an operator verb waits seconds, never a training.
 
-Before taking a lease, the run checks its specialist for orphans (`doctor.find_orphans`: a run whose
-leases all went stale is marked FAILURE, its lease released, its MLflow runs ended FAILED), then acquires,
-waiting up to HIVE_LEASE_WAIT_SECONDS for a live holder; after that it fails with "another run of
-<specialist> holds it (run ...)". A heartbeat thread renews the lease every third of HIVE_LEASE_TTL_SECONDS.
+Before taking a lease, the run tags itself with its host and pid (`name_process`: a run killed before it
+holds a lease is then found dead by its pid, as a holder is), checks its specialist for orphans
+(`doctor.find_orphans`: a run whose leases all went stale, or with none whose process is gone, is marked
+FAILURE, its lease released, its MLflow runs ended FAILED), then acquires, waiting up to
+HIVE_LEASE_WAIT_SECONDS for a live holder; after that it fails with "another run of <specialist> holds it
+(run ...)". A heartbeat thread renews the lease every third of HIVE_LEASE_TTL_SECONDS.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,9 +84,21 @@ def _mlflow_client():
     return client_for(Settings.from_env().mlflow_uri)
 
 
+def name_process(instance: dg.DagsterInstance, run_id: str) -> None:
+    """Tag the run with the host and pid of the process that runs it (`runs.HOST_TAG`, `runs.PID_TAG`), before
+    its start check and the wait for its lease: a run killed there holds no lease, and without them it counted
+    as in flight (the retraining triggers' guard, the run queue's slot) until HIVE_RETRAIN_MAX_RUNTIME_SECONDS."""
+    tags = {runs.HOST_TAG: runs.this_host(), runs.PID_TAG: str(os.getpid())}
+    try:
+        instance.add_run_tags(run_id, tags)
+    except dg.DagsterRunNotFoundError:  # an id the instance does not hold (a test's): no run to mark dead
+        return
+
+
 def take(instance: dg.DagsterInstance, run_id: str, job_name: str, kind: str, specialist: str, log) -> _Holder:
     """The run-start check for `specialist`, then the lease (waiting up to the setting), with its heartbeat."""
     settings = Settings.from_env()
+    name_process(instance, run_id)
     with open_store() as store:
         report = find_orphans(instance, store, specialist=specialist)
         # a run that run monitoring resumed in a new pod (same run id) finds its own lease stale: it is that

@@ -12,7 +12,8 @@ work itself, with the production code and the production instance:
   `dagster/run_key` and `dagster/sensor_name` tags exists: skipped), then executed as a real run in the
   instance (`execute_in_process`, the sensor's tags plus the daemon's two);
 - the run-status sensors then see the run's STARTED event and its final event, as the daemon's
-  run-status loop would, and update the trigger documents.
+  run-status loop would, and update the trigger documents (`follow`: also for a run a killed loop left,
+  once it is marked failed).
 
 - each evaluation is stored as the instance's tick record, as the daemon stores it (`create_tick` /
   `update_tick`: SKIPPED with the sensor's skip reason, or SUCCESS with the run ids and run keys; FAILURE
@@ -34,7 +35,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 import dagster as dg
 from dagster._core.definitions.repository_definition.valid_definitions import SINGLETON_REPOSITORY_NAME
@@ -211,25 +211,26 @@ class InProcessDaemon:
         started, started_cpu = time.perf_counter(), time.process_time()
         result = job.execute_in_process(instance=self.instance, partition_key=request.partition_key,
                                         run_config=request.run_config or {}, tags=tags, raise_on_error=False)
-        self._run_status_sensors(result)
+        self.follow(result.dagster_run)
         stop_if_interrupted(result)  # Ctrl-C stops the loop, not only this run (its failure is recorded above)
         run = LaunchedRun(now, result.run_id, job_name, request.partition_key, result.success, sensor,
                           request.run_key, tags, time.perf_counter() - started, time.process_time() - started_cpu)
         self.launched.append(run)
         return run
 
-    def _run_status_sensors(self, result: Any) -> None:
-        """The daemon's run-status loop for one finished run: STARTED, then its final status."""
-        run = result.dagster_run
+    def follow(self, run: dg.DagsterRun) -> None:
+        """The daemon's run-status loop for one finished run: its STARTED event, then its final one, as the instance
+        stored them (a run this daemon executed, or one marked failed after its process died)."""
         if run.job_name != retrain_specialist.name:
             return  # the run-status sensors follow retrain_specialist runs (a trigger's, or one launched by hand)
-        started = self.instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_START).records
-        final = result.get_run_success_event() if result.success else result.get_run_failure_event()
-        events = [(dg.DagsterRunStatus.STARTED, started[0].event_log_entry.dagster_event if started else None),
-                  (dg.DagsterRunStatus.SUCCESS if result.success else dg.DagsterRunStatus.FAILURE, final)]
+        events = []
+        for status, kind in ((dg.DagsterRunStatus.STARTED, dg.DagsterEventType.RUN_START),
+                             (dg.DagsterRunStatus.SUCCESS, dg.DagsterEventType.RUN_SUCCESS),
+                             (dg.DagsterRunStatus.FAILURE, dg.DagsterEventType.RUN_FAILURE)):
+            records = self.instance.get_records_for_run(run.run_id, of_type=kind).records
+            if records:
+                events.append((status, records[-1].event_log_entry.dagster_event))
         for status, event in events:
-            if event is None:
-                continue
             for sensor in self.run_status_sensors:
                 # RunStatusSensorDefinition keeps its status privately (no public accessor in 1.13)
                 if sensor._run_status != status:  # noqa: SLF001

@@ -28,6 +28,7 @@ from hive_assets.config import REVIEW_QUEUE_BUDGET_ENV, SPECIALISTS
 from hive_assets.data import to_utc
 from hive_assets.defs.monitoring.sensors import last_training
 from hive_assets.defs.review.sensors import SENSOR_NAME as REVIEW_SENSOR
+from hive_assets.defs.runs.doctor import find_orphans, fix_orphans
 from hive_assets.interrupts import stop_if_signalled
 from hive_assets.defs.simulator.daemon import InProcessDaemon, LaunchedRun
 from hive_assets.simulator import Scenario, ServingLoop, interrupted_hour, loop_origin, resume_start
@@ -109,6 +110,22 @@ def _operator_retrains(daemon: InProcessDaemon, scenario: Scenario, hour: int, n
     return runs
 
 
+def recover_killed_runs(daemon: InProcessDaemon, store) -> list[str]:
+    """Run monitoring's work for the runs a killed loop left STARTED (they ran in its process): each run whose
+    process is gone (`hive doctor`'s rule: its leases are stale) is marked FAILURE with the reason and its
+    leases released, and the run-status sensors see that failure, so its trigger document is `failed`, not
+    `pending` for ever. The sensor that requested it then requests the trigger's next attempt (`:retry-<n>`:
+    the daemon skips a run key it has seen): left STARTED, the run held its specialist's triggers "in flight"
+    for HIVE_RETRAIN_MAX_RUNTIME_SECONDS of wall time. What was done, one line each."""
+    report = find_orphans(daemon.instance, store)
+    done = fix_orphans(daemon.instance, store, report, by="hive loop")
+    for orphan in report.dagster_runs:
+        run = daemon.instance.get_run_by_id(orphan["run_id"])
+        if run is not None and run.status == dg.DagsterRunStatus.FAILURE:
+            daemon.follow(run)
+    return done
+
+
 def run_loop(instance: dg.DagsterInstance, defs: dg.Definitions, store, tracking_uri: str, scenario: Scenario,
              *, start: datetime | None = None, progress: Callable[[str], None] | None = None) -> LoopResult:
     """Play `scenario` from `start` (default: the end of the stored history); see the module docstring."""
@@ -152,6 +169,8 @@ def run_loop(instance: dg.DagsterInstance, defs: dg.Definitions, store, tracking
                         feedback_rate=scenario.feedback_rates, feedback_median_hours=scenario.feedback_median_hours,
                         drift=drift, review_capacity=scenario.review_queue_budget, origin=origin)
     daemon = InProcessDaemon(instance, defs, order=SENSOR_ORDER)
+    for line in recover_killed_runs(daemon, store):  # a loop killed while its runs ran (one loop per home)
+        progress(f"a run left by a killed loop: {line}")
     settings = dict(scenario.settings)
     with review_queue_of(daemon, store, scenario, settings, progress):
         return _play(daemon, world, store, client, scenario, start, settings, progress)
