@@ -14,7 +14,8 @@ trigger rules the feedback and drift sensors apply, and the documents they write
   `counts_as_last_training(stamp)`: which training the count and the cooldown start from.
 - `drift_trigger(...)`: whether a drift retrains now or is held (run in flight, A/B test, cooldown).
 - `record_trigger` / `update_trigger_status` (forward-only, idempotent), `with_retraining` (what a drift
-  check led to: requested with its run key, or held and why) and `save_drift_check`.
+  check led to: requested with its run key, or held and why) and `save_drift_check`; `evaluation_stamp` and
+  `discard_unused`: what an evaluation whose result was not used (a UI preview) wrote is undone by the next.
 - `psi_chart_png(features, threshold)` and `drift_changed(previous, decision, score)`: what the UI shows.
 - `platform_status(store, client, ...)`: what each specialist is doing (`hive status`, the UI's `platform_status`).
 """
@@ -28,8 +29,8 @@ from hive_assets.monitoring._drift import (
 )
 from hive_assets.monitoring._feedback import trusted_feedback_count
 from hive_assets.monitoring._records import (
-    DRIFT_CHECKS, STATUS_RANK, TRIGGERS, held_reason, record_trigger, save_drift_check, unlaunched_drift_request,
-    update_trigger_status, with_retraining,
+    DRIFT_CHECKS, EVALUATION, STATUS_RANK, TRIGGERS, discard_unused, evaluation_stamp, held_reason, record_trigger,
+    save_drift_check, unlaunched_drift_request, update_trigger_status, with_retraining,
 )
 from hive_assets.monitoring._settings import MonitoringSettings
 from hive_assets.monitoring._triggers import (
@@ -50,4 +51,5 @@ __all__ = [
     "drift_decision", "drift_run_key", "drift_window", "encode_cursor", "feature_drift", "feedback_run_key",
     "feedback_trigger", "next_drift_check", "psi", "psi_null_pvalue", "record_trigger", "save_drift_check", "time_bucket",
     "trusted_feedback_count", "update_trigger_status", "drift_changed", "psi_chart_png", "unlaunched_drift_request",
+    "EVALUATION", "discard_unused", "evaluation_stamp",
 ]

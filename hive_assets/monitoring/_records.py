@@ -9,11 +9,21 @@ One exception: a failed trigger is taken up again by a re-execution of its run (
 from failure", Dagster's run retries: the new run carries the trigger's tag and names the run it
 re-executes), which it then follows from its own start. `attempts` lists the runs it followed, each
 with the run it re-executes, so an event of an earlier attempt seen late changes nothing.
+
+What a sensor evaluation writes is stamped with the evaluation it came from (`evaluation_stamp`: the sensor and
+a digest of its input cursor). Dagster also evaluates a sensor without using the result (the UI's "Preview tick
+result": no run launched, no cursor stored), and nothing tells the code that it is such an evaluation. The
+next evaluation from the same cursor is either the real tick or another evaluation whose result goes unused:
+every committed tick that writes moves the cursor on (a check or a request is in it). So each evaluation
+first deletes what earlier evaluations from its cursor wrote and nothing took up (`discard_unused`: no run
+followed the trigger, none was launched with its run key), then decides as if they had never run: the real
+tick after a preview leaves exactly what it leaves alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -26,8 +36,10 @@ REASONS = ("feedback", "drift", "manual")
 # forward-only order of the statuses; the two terminal ones share the last rank
 STATUS_RANK = {"pending": 0, "running": 1, "completed": 2, "failed": 2}
 
-__all__ = ["DRIFT_CHECKS", "REASONS", "STATUS_RANK", "TRIGGERS", "record_trigger", "save_drift_check",
-           "update_trigger_status", "with_retraining"]
+EVALUATION = "sensor_evaluation"  # the field that says which sensor evaluation wrote a document
+
+__all__ = ["DRIFT_CHECKS", "EVALUATION", "REASONS", "STATUS_RANK", "TRIGGERS", "discard_unused", "evaluation_stamp",
+           "record_trigger", "save_drift_check", "update_trigger_status", "with_retraining"]
 
 
 def _now() -> datetime:
@@ -36,8 +48,9 @@ def _now() -> datetime:
 
 def record_trigger(store: DocumentStore, trigger_id: str, specialist: str, reason: str, triggered_at: datetime,
                    *, feedback_count: int | None = None, drift_score: float | None = None,
-                   details: Mapping[str, Any] | None = None) -> dict:
-    """Write the pending trigger document unless it exists (then it is returned unchanged)."""
+                   details: Mapping[str, Any] | None = None, evaluation: str | None = None) -> dict:
+    """Write the pending trigger document unless it exists (then it is returned unchanged). `evaluation`: the
+    sensor evaluation that writes it (`evaluation_stamp`), None for a write of no sensor's (`hive drift check`)."""
     if reason not in REASONS:
         raise ValueError(f"unknown trigger reason {reason!r}; one of {REASONS}")
     existing = store.find_one(TRIGGERS, {"trigger_id": trigger_id})
@@ -47,6 +60,8 @@ def record_trigger(store: DocumentStore, trigger_id: str, specialist: str, reaso
            "feedback_count": feedback_count, "drift_score": drift_score, "status": "pending",
            "dagster_run_id": None, "started_at": None, "completed_at": None, "metrics": {},
            "details": dict(details or {})}
+    if evaluation is not None:
+        doc[EVALUATION] = evaluation
     store.upsert_many(TRIGGERS, [doc])
     return doc
 
@@ -134,17 +149,53 @@ def held_reason(document: Mapping[str, Any]) -> str | None:
     return retraining.get("reason") if retraining.get("action") == "held" else None
 
 
-def save_drift_check(store: DocumentStore, document: Mapping[str, Any]) -> None:
-    """Upsert one `drift_monitoring` document (keyed by its `check_id`)."""
-    store.upsert_many(DRIFT_CHECKS, [dict(document)])
+def save_drift_check(store: DocumentStore, document: Mapping[str, Any], evaluation: str | None = None) -> None:
+    """Upsert one `drift_monitoring` document (keyed by its `check_id`); `evaluation` as for `record_trigger`."""
+    stamped = {} if evaluation is None else {EVALUATION: evaluation}
+    store.upsert_many(DRIFT_CHECKS, [{**document, **stamped}])
+
+
+def evaluation_stamp(sensor: str, cursor: str | None) -> str | None:
+    """The stamp of what an evaluation of `sensor` from `cursor` writes (module docstring): None without a
+    cursor (a sensor's first tick, or one reset to none), whose writes are never discarded: a committed first
+    tick and a later evaluation from no cursor could not be told apart."""
+    if not cursor:
+        return None
+    return f"{sensor}@{hashlib.sha256(cursor.encode()).hexdigest()[:16]}"
+
+
+def _taken_up(store: DocumentStore, trigger_id: str | None, launched: Callable[[str], bool]) -> bool:
+    trigger = None if trigger_id is None else store.find_one(TRIGGERS, {"trigger_id": trigger_id})
+    if trigger is None:
+        return False
+    return trigger.get("status") != "pending" or bool(trigger.get("dagster_run_id")) or launched(trigger_id)
+
+
+def discard_unused(store: DocumentStore, evaluation: str | None, launched: Callable[[str], bool]) -> list[str]:
+    """Delete what earlier evaluations stamped `evaluation` wrote (the same sensor, from the same cursor: their
+    results were not used) unless something took it up; the ids deleted. `launched(run_key)`: whether a run
+    was launched with that run key. A trigger is taken up when it left `pending`, names a run, or was launched;
+    a drift check when the trigger it requested was (a held or quiet check never is)."""
+    if evaluation is None:
+        return []
+    triggers = [d["trigger_id"] for d in store.find(TRIGGERS, {EVALUATION: evaluation}, projection=["trigger_id"])
+                if not _taken_up(store, d["trigger_id"], launched)]
+    checks = [d["check_id"] for d in store.find(DRIFT_CHECKS, {EVALUATION: evaluation},
+                                                projection=["check_id", "run_key"])
+              if not _taken_up(store, d.get("run_key"), launched)]
+    if checks:  # the checks first: a check's requested trigger always exists
+        store.delete_many(DRIFT_CHECKS, {"check_id": {"$in": checks}})
+    if triggers:
+        store.delete_many(TRIGGERS, {"trigger_id": {"$in": triggers}})
+    return [*checks, *triggers]
 
 
 def unlaunched_drift_request(store: DocumentStore, specialist: str) -> str | None:
     """The run key the latest drift check requested when no run has taken it up yet (its trigger is still
-    pending, with no run id), else None. A sensor evaluated without its result being used (the UI's "Preview
-    tick result" runs the real check) records the check and the trigger but launches nothing; the next real
-    tick, which the recorded check makes wait an interval on simulated time, requests that key again (the
-    daemon launches a run key once)."""
+    pending, with no run id), else None. The check's tick was committed without its run being launched (the
+    UI's "Commit tick result" after a preview stores the cursor only): the next real tick, which the recorded
+    check makes wait an interval on simulated time, requests that key again (the daemon launches a run key
+    once). A preview that was not committed leaves nothing to request again (`discard_unused`)."""
     last = store.find_one(DRIFT_CHECKS, {"specialist_type": specialist}, sort=[("checked_at", -1)])
     if last is None or (last.get("retraining") or {}).get("action") != "requested" or not last.get("run_key"):
         return None

@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 
+from hive_assets import clock
 from hive_assets.data import SQLiteStore
 from hive_assets.defs import build_defs
 from hive_assets.defs.monitoring.sensors import REASON_TAG, TRIGGER_TAG, drift_retraining_sensor
@@ -67,7 +68,7 @@ def test_drift_requests_a_run_keyed_by_version_and_interval_and_writes_the_trigg
     assert trigger["drift_score"] == pytest.approx(check["drift_score"]) and check["decision"] == "drift"
     assert check["run_key"] == request.run_key and check["retraining"]["action"] == "requested"
     # while the platform clock stands still, a tick (even with a reset cursor) checks nothing; the request no run
-    # took up yet (here: none was launched, as after the UI's "Preview tick result") is made again, same key
+    # took up yet (none was launched: a preview's result committed, cursor only) is made again, same key
     reset = encode_cursor({"business": SpecialistCursor()})
     still = tick(instance, defs, uri, reset)
     assert [r.run_key for r in still.run_requests] == [request.run_key]
@@ -124,3 +125,50 @@ def test_drift_while_a_hive_train_run_holds_the_training_lease_is_held(env):
     doc = store.find_one("drift_monitoring", {"specialist_type": "business"})
     assert doc["decision"] == "drift" and doc["run_key"] is None and store.count("retraining_triggers") == 0
     assert doc["retraining"] == {"action": "held", "reason": f"run {run_id} in flight"}
+
+
+def outcome(result, store) -> dict:
+    """What a tick leaves: its requests, cursor, skip message and observations, and the stored documents."""
+    return {
+        "requests": [(r.run_key, r.partition_key, dict(r.tags)) for r in result.run_requests],
+        "cursor": result.cursor, "skipped": result.skip_message,
+        "events": [(e.partition, {k: v.value for k, v in e.metadata.items() if k != "psi_by_feature"})
+                   for e in result.asset_events],
+        "triggers": sorted(store.find("retraining_triggers"), key=lambda d: d["trigger_id"]),
+        "checks": sorted(store.find("drift_monitoring"), key=lambda d: d["check_id"]),
+    }
+
+
+@pytest.mark.parametrize("wall, gap", [(False, timedelta(0)), (False, timedelta(minutes=40)),
+                                       (True, timedelta(seconds=20)), (True, timedelta(minutes=40))],
+                         ids=["simulated-standing", "simulated-moved", "wall-same-interval", "wall-next-interval"])
+def test_a_preview_then_the_tick_leaves_what_the_tick_alone_does(hive_home, tracking, monkeypatch, wall, gap):
+    """The UI's "Preview tick result" evaluates the sensor (a drift check that requests a retrain) and keeps
+    nothing of its result: no run, no cursor, no observation. The real tick after it, from the same cursor, gives
+    the same requests, run keys, cursor, observations and stored documents as that tick alone: on a standing
+    simulated clock, on one that moved (the preview at 11:30, the tick at 12:10: another interval), on the wall
+    clock. Before, the preview's check made the tick wait an interval and request the preview's key again (no
+    check, no observation, no request in the cursor), or left its check and a `pending` trigger no run took up."""
+    uri, _ = tracking
+    if wall:  # the wall clock, at instants the test chooses: HIVE_SIMULATED_NOW sets them, the mode stays "wall"
+        monkeypatch.setattr(clock, "simulated", lambda: False)
+    at = datetime.now(timezone.utc).replace(minute=10, second=0, microsecond=0)
+    cursor = encode_cursor({"business": SpecialistCursor(last_check_at=at - timedelta(hours=3))})
+    outcomes = []
+    for name, preview in (("previewed", True), ("alone", False)):
+        home = hive_home / name
+        home.mkdir()
+        monkeypatch.setenv("HIVE_HOME", str(home))
+        store = SQLiteStore(home / "store.sqlite")
+        simulate(store, plans=500, days=0.5, seed=32, now=at - timedelta(hours=1), drift=1.0, feedback_rate=0.0)
+        with dg.instance_for_test() as instance:
+            defs = build_defs()
+            if preview:
+                monkeypatch.setenv("HIVE_SIMULATED_NOW", (at - gap).isoformat())
+                assert len(tick(instance, defs, uri, cursor).run_requests) == 1  # dropped, as a preview's
+            monkeypatch.setenv("HIVE_SIMULATED_NOW", at.isoformat())
+            outcomes.append(outcome(tick(instance, defs, uri, cursor), store))
+    previewed, alone = outcomes
+    assert [r[0] for r in alone["requests"]] == [t["trigger_id"] for t in alone["triggers"]]
+    assert alone["events"] and len(alone["checks"]) == 1
+    assert [part for part in alone if previewed[part] != alone[part]] == []

@@ -335,3 +335,41 @@ def test_the_platform_clock_drives_the_count_and_the_last_training(env, monkeypa
     assert request.partition_key == "evolution" and "trained-" in request.run_key
     doc = store.find_one("retraining_triggers", {"trigger_id": request.run_key})
     assert to_utc(doc["triggered_at"]) == simulated + timedelta(hours=25)
+
+
+@pytest.mark.parametrize("gap", [timedelta(0), timedelta(minutes=10), timedelta(hours=2)],
+                         ids=["standing", "same-window", "next-window"])
+def test_a_preview_then_the_tick_leaves_what_the_tick_alone_does(hive_home, monkeypatch, gap):
+    """The UI's "Preview tick result" evaluates the sensor (a trigger fires) and keeps nothing of its result. The
+    real tick after it, from the same cursor, gives the same requests, cursor, observations and trigger documents
+    as that tick alone. Before, the preview's `pending` trigger stayed: with the preview's time and count when the
+    tick's key was the same, beside the tick's (a trigger no run would take up) when the clock had moved into the
+    next cooldown window (the preview at 23:00, the tick at 01:00)."""
+    monkeypatch.setenv("RETRAINING_FEEDBACK_THRESHOLD", str(THRESHOLD))
+    monkeypatch.delenv("RETRAINING_COOLDOWN_HOURS", raising=False)
+    at = datetime.now(timezone.utc).replace(hour=1, minute=0, second=0, microsecond=0)
+    cursor = encode_cursor({"business": SpecialistCursor(last_count=THRESHOLD - 1)})
+    outcomes = []
+    for name, preview in (("previewed", True), ("alone", False)):
+        home = hive_home / name
+        home.mkdir()
+        monkeypatch.setenv("HIVE_HOME", str(home))
+        store = SQLiteStore(home / "store.sqlite")
+        store.upsert_many("specialist_feedback", [
+            {"feedback_id": f"fb-{i}", "opinion_id": f"op-{i}", "specialist_type": "business",
+             "human_recommendation": "approve", "human_rating": 0.9, "feedback_source": "human_expert",
+             "submitted_at": at - timedelta(hours=3, milliseconds=i), "metadata": {}} for i in range(THRESHOLD)])
+        with dg.instance_for_test() as instance:
+            defs = build_defs()
+            if preview:
+                monkeypatch.setenv("HIVE_SIMULATED_NOW", (at - gap).isoformat())
+                assert len(tick(instance, defs, cursor).run_requests) == 1  # dropped, as a preview's
+            monkeypatch.setenv("HIVE_SIMULATED_NOW", at.isoformat())
+            result = tick(instance, defs, cursor)
+            outcomes.append({
+                "requests": [(r.run_key, r.partition_key, dict(r.tags)) for r in result.run_requests],
+                "cursor": result.cursor, "events": counts(result),
+                "triggers": sorted(store.find("retraining_triggers"), key=lambda d: d["trigger_id"])})
+    previewed, alone = outcomes
+    assert [r[0] for r in alone["requests"]] == [t["trigger_id"] for t in alone["triggers"]]
+    assert [part for part in alone if previewed[part] != alone[part]] == []

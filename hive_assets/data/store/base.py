@@ -227,6 +227,10 @@ class DocumentStore(abc.ABC):
         equality, which FerretDB 1.x pushes down), it is a compare-and-swap."""
 
     @abc.abstractmethod
+    def delete_many(self, collection: str, filter: Filter) -> int:
+        """Delete every matching document (one transaction on SQLite). Returns how many were deleted."""
+
+    @abc.abstractmethod
     def insert_new(self, collection: str, doc: Mapping[str, Any]) -> bool:
         """Insert `doc` only if no document has its unique key (atomic: the unique index decides).
         Returns False, writing nothing, when one exists."""

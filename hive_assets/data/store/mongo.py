@@ -610,6 +610,10 @@ class MongoStore(DocumentStore):
             result = self._coll(collection).update_one(translate_filter(filter), {"$set": dict(set_fields)})
         return 1 if result.matched_count else 0
 
+    def delete_many(self, collection: str, filter: Filter) -> int:
+        with self._guard():
+            return self._coll(collection).delete_many(translate_filter(filter)).deleted_count
+
     def insert_new(self, collection: str, doc: Mapping[str, Any]) -> bool:
         key = key_field(collection)
         if doc.get(key) is None:

@@ -288,6 +288,19 @@ class SQLiteStore(DocumentStore):
         where, params = self._where(collection, filter)
         return self._conn.execute(f'SELECT COUNT(*) FROM "{collection}" WHERE {where}', params).fetchone()[0]
 
+    def delete_many(self, collection: str, filter: Filter) -> int:
+        where, params = self._where(collection, filter)
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            deleted = conn.execute(f'DELETE FROM "{collection}" WHERE {where}', params).rowcount
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # not after a COMMIT that went through (Ctrl-C landed just after it)
+                conn.execute("ROLLBACK")
+            raise
+        return deleted
+
     def update_one(self, collection: str, filter: Filter, set_fields: Mapping[str, Any]) -> int:
         where, params = self._where(collection, filter)
         conn = self._conn

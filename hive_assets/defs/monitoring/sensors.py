@@ -25,12 +25,13 @@ from hive_assets.defs.training.jobs import retrain_specialist
 from hive_assets.figures import png_markdown
 from hive_assets.monitoring import (
     MAX_TRIGGER_ATTEMPTS, REACHES_REGISTRY, MonitoringSettings, SpecialistCursor, attempt_run_key, check_drift,
-    counts_as_last_training, decode_cursor, drift_changed, drift_trigger, encode_cursor, feedback_trigger,
-    next_drift_check, psi_chart_png, record_trigger, save_drift_check, trusted_feedback_count,
-    unlaunched_drift_request, update_trigger_status, waits_for_test, with_retraining,
+    counts_as_last_training, decode_cursor, discard_unused, drift_changed, drift_trigger, encode_cursor,
+    evaluation_stamp, feedback_trigger, next_drift_check, psi_chart_png, record_trigger, save_drift_check,
+    trusted_feedback_count, unlaunched_drift_request, update_trigger_status, waits_for_test, with_retraining,
 )
 from hive_assets.rollout import running_test
 
+FEEDBACK_SENSOR, DRIFT_SENSOR = "feedback_retraining_sensor", "drift_retraining_sensor"
 TRIGGER_TAG = "hive/trigger_id"
 REASON_TAG = "hive/trigger_reason"
 SETTINGS = MonitoringSettings.from_env()  # intervals are fixed when the code location loads
@@ -148,13 +149,26 @@ def trigger_attempt(instance: dg.DagsterInstance, run_key: str) -> str:
     return key
 
 
+def discard_unused_writes(context: dg.SensorEvaluationContext, store, sensor: str) -> str | None:
+    """Undo what earlier evaluations of `sensor` from this cursor wrote and no run took up (their results were
+    not used: the UI's "Preview tick result"; hive_assets.monitoring._records), before this one decides; the
+    stamp of this evaluation's own writes. Logged, never in the tick's result: the tick is the one it is alone."""
+    def launched(run_key: str) -> bool:
+        return bool(context.instance.get_runs(dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1))
+
+    stamp = evaluation_stamp(sensor, context.cursor)
+    if discarded := discard_unused(store, stamp, launched):
+        context.log.info(f"discarded what an evaluation of this cursor left unused (a preview): {', '.join(discarded)}")
+    return stamp
+
+
 def _request(specialist: str, run_key: str, reason: str) -> dg.RunRequest:
     return dg.RunRequest(run_key=run_key, partition_key=specialist,
                          tags={TRIGGER_TAG: run_key, REASON_TAG: reason})
 
 
 @dg.sensor(
-    name="feedback_retraining_sensor", target=retrain_specialist,
+    name=FEEDBACK_SENSOR, target=retrain_specialist,
     minimum_interval_seconds=SETTINGS.feedback_sensor_interval_s, default_status=dg.DefaultSensorStatus.RUNNING,
     description="Retrain a specialist when its trusted feedback since its last training reaches "
                 "RETRAINING_FEEDBACK_THRESHOLD (outside the cooldown, no run of it in flight, no A/B test of it running).",
@@ -166,6 +180,7 @@ def feedback_retraining_sensor(context: dg.SensorEvaluationContext, document_sto
     requests, events, notes = [], [], []
     try:
         with document_store.open() as store:
+            stamp = discard_unused_writes(context, store, FEEDBACK_SENSOR)
             for s in SPECIALISTS:
                 previous = state.get(s, SpecialistCursor())
                 trained_at, marker = last_training(context.instance, s)
@@ -190,7 +205,8 @@ def feedback_retraining_sensor(context: dg.SensorEvaluationContext, document_sto
                     key = trigger_attempt(context.instance, decision.run_key)
                     record_trigger(store, key, s, "feedback", now, feedback_count=count,
                                    details={"threshold": settings.feedback_threshold,
-                                            "last_training_at": trained_at.isoformat() if trained_at else None})
+                                            "last_training_at": trained_at.isoformat() if trained_at else None},
+                                   evaluation=stamp)
                     requests.append(_request(s, key, "feedback"))
                     updated = SpecialistCursor(last_count=count, last_request_at=now, last_run_key=key)
                     notes.append(f"{s}: {decision.reason} -> {key}")
@@ -205,7 +221,7 @@ def feedback_retraining_sensor(context: dg.SensorEvaluationContext, document_sto
 
 
 @dg.sensor(
-    name="drift_retraining_sensor", target=retrain_specialist,
+    name=DRIFT_SENSOR, target=retrain_specialist,
     minimum_interval_seconds=SETTINGS.drift_sensor_interval_s, default_status=dg.DefaultSensorStatus.RUNNING,
     description="Every DRIFT_CHECK_INTERVAL_MINUTES: each specialist's recent plans against its champion's "
                 "training reference; records a drift_monitoring document and retrains on drift.",
@@ -220,6 +236,7 @@ def drift_retraining_sensor(context: dg.SensorEvaluationContext, document_store:
     plans: dict = {}  # the specialists judge the same plans: each is read and validated once a tick
     try:
         with document_store.open() as store:
+            stamp = discard_unused_writes(context, store, DRIFT_SENSOR)
             for s in SPECIALISTS:
                 previous = state.get(s, SpecialistCursor())
                 # on simulated time, a check only once the platform clock moved an interval (the wall
@@ -228,7 +245,7 @@ def drift_retraining_sensor(context: dg.SensorEvaluationContext, document_store:
                 if due is not None and now < due:
                     notes.append(f"{s}: next check at {due:%Y-%m-%d %H:%M} UTC")
                     state[s] = previous
-                    if key := unlaunched_drift_request(store, s):  # its check ran in a preview: nothing launched it
+                    if key := unlaunched_drift_request(store, s):  # its tick was committed, its run not launched
                         requests.append(_request(s, key, "drift"))
                         notes.append(f"{s}: {key} requested again (its check requested it and no run took it up)")
                     continue
@@ -249,7 +266,8 @@ def drift_retraining_sensor(context: dg.SensorEvaluationContext, document_store:
                         record_trigger(store, key, s, "drift", now, drift_score=check.drift_score,
                                        details={"check_id": document["check_id"], "model_version": check.model_version,
                                                 "drifted_features": document["drifted_features"],
-                                                "prediction_drifted": document["prediction_drifted"]})
+                                                "prediction_drifted": document["prediction_drifted"]},
+                                       evaluation=stamp)
                         document = with_retraining(document, "requested", "drift", key)
                         requests.append(_request(s, key, "drift"))
                         updated = SpecialistCursor(last_request_at=now, last_run_key=key, last_check_at=now)
@@ -260,7 +278,7 @@ def drift_retraining_sensor(context: dg.SensorEvaluationContext, document_store:
                 else:
                     notes.append(check.message)
                 if document is not None:
-                    save_drift_check(store, document)
+                    save_drift_check(store, document, evaluation=stamp)
                     observation = drift_observation(context.instance, s, document)
                     if observation is not None:
                         events.append(observation)

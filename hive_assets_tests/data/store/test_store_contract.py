@@ -322,6 +322,15 @@ def test_find_one(loaded):
     assert store.find_one(C, {"specialist_type": "nobody"}) is None
 
 
+def test_delete_many(loaded):
+    store, docs = loaded
+    gone = [d for d in docs if d["specialist_type"] == "business" and d["approved"]]
+    assert gone and store.delete_many(C, {"specialist_type": "business", "approved": True}) == len(gone)
+    assert sorted(ids(store.find(C))) == sorted(d["opinion_id"] for d in docs if d not in gone)
+    assert store.delete_many(C, {"opinion_id": {"$in": ["op-001", "missing"]}}) == 1
+    assert store.delete_many(C, {"opinion_id": "missing"}) == 0 and store.count(C) == len(docs) - len(gone) - 1
+
+
 def test_update_one(loaded):
     store, docs = loaded
     when = T0 + timedelta(days=40, milliseconds=5)
