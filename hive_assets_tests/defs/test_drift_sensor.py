@@ -172,3 +172,20 @@ def test_a_preview_then_the_tick_leaves_what_the_tick_alone_does(hive_home, trac
     assert [r[0] for r in alone["requests"]] == [t["trigger_id"] for t in alone["triggers"]]
     assert alone["events"] and len(alone["checks"]) == 1
     assert [part for part in alone if previewed[part] != alone[part]] == []
+
+
+def test_an_unreachable_registry_skips_in_one_line_without_the_password_and_writes_nothing(env, monkeypatch):
+    """MLflow down: the check reached MLflow's client, which retried for a minute or more, then the evaluation
+    failed with a traceback (the UI's preview waited, then showed the stack; audit, stop 51). One health
+    request now says so in one line, without the URI's password; no check recorded, the cursor kept."""
+    store, instance, defs, _ = env
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # without the fix: fail at once, not in minutes
+    simulate(store, plans=300, days=0.5, seed=31, now=datetime.now(timezone.utc), feedback_rate=0.0)
+    checked = datetime.now(timezone.utc) - timedelta(hours=3)
+    cursor = encode_cursor({"business": SpecialistCursor(last_check_at=checked)})
+    result = tick(instance, defs, "http://hive:s3cret-pw@127.0.0.1:1", cursor)
+    assert result.run_requests == [] and result.cursor == cursor  # kept: the next tick checks as it would have
+    message = result.skip_message
+    assert message.startswith("model registry unavailable, no drift check: MLflow at http://hive:***@127.0.0.1:1 "
+                              "unreachable (") and "\n" not in message and "s3cret" not in message
+    assert store.count("drift_monitoring") == 0 and store.count("retraining_triggers") == 0

@@ -23,6 +23,7 @@ from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 from hive_assets.defs.runs.lease import lease_target
 from hive_assets.defs.training.jobs import retrain_specialist
 from hive_assets.figures import png_markdown
+from hive_assets.reachability import registry_down
 from hive_assets.monitoring import (
     MAX_TRIGGER_ATTEMPTS, REACHES_REGISTRY, MonitoringSettings, SpecialistCursor, attempt_run_key, check_drift,
     counts_as_last_training, decode_cursor, discard_unused, drift_changed, drift_trigger, encode_cursor,
@@ -231,6 +232,10 @@ def drift_retraining_sensor(context: dg.SensorEvaluationContext, document_store:
     settings = MonitoringSettings.from_env()
     now, simulated = clock.now(), clock.simulated()
     state = decode_cursor(context.cursor)
+    # MLflow's client retries a server that is down for a minute or more, then raises: a UI preview waited and
+    # showed a stack; one health request answers in seconds (the cursor and the documents stay as they were)
+    if down := registry_down(mlflow.uri):
+        return dg.SkipReason(f"model registry unavailable, no drift check: {down}")
     client = mlflow.client()
     requests, notes, events = [], [], []
     plans: dict = {}  # the specialists judge the same plans: each is read and validated once a tick
