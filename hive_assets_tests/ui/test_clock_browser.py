@@ -59,6 +59,9 @@ def register_champions(client, store, tracking_uri: str) -> None:
     """A champion per specialist, through the registry's own operations (version, alias, ledger row). One
     small model serves them all (named for each in turn): what it predicts does not matter here, and one
     training instead of five keeps the test lean."""
+    for specialist in SPECIALISTS:  # the session's shared server: another test's versions and aliases go first
+        if client.search_registered_models(f"name='{registry.model_name(specialist)}'"):
+            client.delete_registered_model(registry.model_name(specialist))
     experiment = registry.ensure_experiment(client, "ui-clock")
     model = train_small_model("business", START, n_plans=400, seed=10)
     for specialist in SPECIALISTS:
@@ -127,6 +130,7 @@ def test_a_simulated_home_in_the_ui_changes_nothing_and_shows_the_loop(simulated
     assert "insufficient_data" in first.skip_reason
     assert all("next check at 2026-01-05 06:24 UTC" in t.skip_reason for t in later)
     champions = {s: registry.alias_version(client, s, registry.CHAMPION).version for s in SPECIALISTS}
+    assert all(registry.alias_version(client, s, registry.CHALLENGER) is None for s in SPECIALISTS)  # the loop's
     before = store_counts(store)
     status_observations = len(observations(instance))
     runs_before = {r.run_id for r in instance.get_runs()}
