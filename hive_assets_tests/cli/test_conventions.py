@@ -154,6 +154,9 @@ def hive_home_clock(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster"))
     monkeypatch.delenv("HIVE_SIMULATED_NOW", raising=False)
     monkeypatch.delenv("HIVE_ENV", raising=False)
+    # a fresh home's embedded MLflow: `mlflow.set_tracking_uri` exports MLFLOW_TRACKING_URI for the rest of the
+    # process, so an earlier test's server (stopped since) made the loop refuse on it, not on its --start
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return tmp_path / "home"
 
 
