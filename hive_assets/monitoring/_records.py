@@ -164,13 +164,6 @@ def evaluation_stamp(sensor: str, cursor: str | None) -> str | None:
     return f"{sensor}@{hashlib.sha256(cursor.encode()).hexdigest()[:16]}"
 
 
-def _taken_up(store: DocumentStore, trigger_id: str | None, launched: Callable[[str], bool]) -> bool:
-    trigger = None if trigger_id is None else store.find_one(TRIGGERS, {"trigger_id": trigger_id})
-    if trigger is None:
-        return False
-    return trigger.get("status") != "pending" or bool(trigger.get("dagster_run_id")) or launched(trigger_id)
-
-
 def discard_unused(store: DocumentStore, evaluation: str | None, launched: Callable[[str], bool]) -> list[str]:
     """Delete what earlier evaluations stamped `evaluation` wrote (the same sensor, from the same cursor: their
     results were not used) unless something took it up; the ids deleted. `launched(run_key)`: whether a run
@@ -178,11 +171,22 @@ def discard_unused(store: DocumentStore, evaluation: str | None, launched: Calla
     a drift check when the trigger it requested was (a held or quiet check never is)."""
     if evaluation is None:
         return []
-    triggers = [d["trigger_id"] for d in store.find(TRIGGERS, {EVALUATION: evaluation}, projection=["trigger_id"])
-                if not _taken_up(store, d["trigger_id"], launched)]
+    stamped = {d["trigger_id"]: d for d in store.find(TRIGGERS, {EVALUATION: evaluation})}
+    taken_up: dict[str, bool] = {}  # trigger id -> whether a run took it up, each asked once
+
+    def took_up(trigger_id: str | None) -> bool:
+        if trigger_id is None:
+            return False
+        if trigger_id not in taken_up:
+            trigger = stamped.get(trigger_id) or store.find_one(TRIGGERS, {"trigger_id": trigger_id})
+            taken_up[trigger_id] = trigger is not None and (
+                trigger.get("status") != "pending" or bool(trigger.get("dagster_run_id")) or launched(trigger_id))
+        return taken_up[trigger_id]
+
+    triggers = [t for t in stamped if not took_up(t)]
     checks = [d["check_id"] for d in store.find(DRIFT_CHECKS, {EVALUATION: evaluation},
                                                 projection=["check_id", "run_key"])
-              if not _taken_up(store, d.get("run_key"), launched)]
+              if not took_up(d.get("run_key"))]
     if checks:  # the checks first: a check's requested trigger always exists
         store.delete_many(DRIFT_CHECKS, {"check_id": {"$in": checks}})
     if triggers:

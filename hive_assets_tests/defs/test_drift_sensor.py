@@ -17,6 +17,7 @@ from hive_assets.defs.monitoring.sensors import REASON_TAG, TRIGGER_TAG, drift_r
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 from hive_assets.monitoring import SpecialistCursor, decode_cursor, encode_cursor, update_trigger_status
 from hive_assets.simulator import simulate
+from hive_assets_tests.defs.previews import preview_then_tick_and_tick_alone
 from hive_assets_tests.monitoring.champion import register_champion, train_small_model
 
 
@@ -154,21 +155,11 @@ def test_a_preview_then_the_tick_leaves_what_the_tick_alone_does(hive_home, trac
         monkeypatch.setattr(clock, "simulated", lambda: False)
     at = datetime.now(timezone.utc).replace(minute=10, second=0, microsecond=0)
     cursor = encode_cursor({"business": SpecialistCursor(last_check_at=at - timedelta(hours=3))})
-    outcomes = []
-    for name, preview in (("previewed", True), ("alone", False)):
-        home = hive_home / name
-        home.mkdir()
-        monkeypatch.setenv("HIVE_HOME", str(home))
-        store = SQLiteStore(home / "store.sqlite")
-        simulate(store, plans=500, days=0.5, seed=32, now=at - timedelta(hours=1), drift=1.0, feedback_rate=0.0)
-        with dg.instance_for_test() as instance:
-            defs = build_defs()
-            if preview:
-                monkeypatch.setenv("HIVE_SIMULATED_NOW", (at - gap).isoformat())
-                assert len(tick(instance, defs, uri, cursor).run_requests) == 1  # dropped, as a preview's
-            monkeypatch.setenv("HIVE_SIMULATED_NOW", at.isoformat())
-            outcomes.append(outcome(tick(instance, defs, uri, cursor), store))
-    previewed, alone = outcomes
+    previewed, alone = preview_then_tick_and_tick_alone(
+        hive_home, monkeypatch, at, gap,
+        fill=lambda store: simulate(store, plans=500, days=0.5, seed=32, now=at - timedelta(hours=1), drift=1.0,
+                                    feedback_rate=0.0),
+        evaluate=lambda instance, defs: tick(instance, defs, uri, cursor), outcome=outcome)
     assert [r[0] for r in alone["requests"]] == [t["trigger_id"] for t in alone["triggers"]]
     assert alone["events"] and len(alone["checks"]) == 1
     assert [part for part in alone if previewed[part] != alone[part]] == []

@@ -20,6 +20,7 @@ from hive_assets.defs.monitoring.sensors import (
 )
 from hive_assets.defs.resources import DocumentStoreResource
 from hive_assets.simulator import simulate
+from hive_assets_tests.defs.previews import preview_then_tick_and_tick_alone
 from hive_assets.monitoring import (
     REACHES_REGISTRY, SpecialistCursor, decode_cursor, encode_cursor, trusted_feedback_count,
 )
@@ -349,27 +350,19 @@ def test_a_preview_then_the_tick_leaves_what_the_tick_alone_does(hive_home, monk
     monkeypatch.delenv("RETRAINING_COOLDOWN_HOURS", raising=False)
     at = datetime.now(timezone.utc).replace(hour=1, minute=0, second=0, microsecond=0)
     cursor = encode_cursor({"business": SpecialistCursor(last_count=THRESHOLD - 1)})
-    outcomes = []
-    for name, preview in (("previewed", True), ("alone", False)):
-        home = hive_home / name
-        home.mkdir()
-        monkeypatch.setenv("HIVE_HOME", str(home))
-        store = SQLiteStore(home / "store.sqlite")
+    def fill(store):
         store.upsert_many("specialist_feedback", [
             {"feedback_id": f"fb-{i}", "opinion_id": f"op-{i}", "specialist_type": "business",
              "human_recommendation": "approve", "human_rating": 0.9, "feedback_source": "human_expert",
              "submitted_at": at - timedelta(hours=3, milliseconds=i), "metadata": {}} for i in range(THRESHOLD)])
-        with dg.instance_for_test() as instance:
-            defs = build_defs()
-            if preview:
-                monkeypatch.setenv("HIVE_SIMULATED_NOW", (at - gap).isoformat())
-                assert len(tick(instance, defs, cursor).run_requests) == 1  # dropped, as a preview's
-            monkeypatch.setenv("HIVE_SIMULATED_NOW", at.isoformat())
-            result = tick(instance, defs, cursor)
-            outcomes.append({
-                "requests": [(r.run_key, r.partition_key, dict(r.tags)) for r in result.run_requests],
+
+    def outcome(result, store):
+        return {"requests": [(r.run_key, r.partition_key, dict(r.tags)) for r in result.run_requests],
                 "cursor": result.cursor, "events": counts(result),
-                "triggers": sorted(store.find("retraining_triggers"), key=lambda d: d["trigger_id"])})
-    previewed, alone = outcomes
+                "triggers": sorted(store.find("retraining_triggers"), key=lambda d: d["trigger_id"])}
+
+    previewed, alone = preview_then_tick_and_tick_alone(
+        hive_home, monkeypatch, at, gap, fill=fill, evaluate=lambda instance, defs: tick(instance, defs, cursor),
+        outcome=outcome)
     assert [r[0] for r in alone["requests"]] == [t["trigger_id"] for t in alone["triggers"]]
     assert [part for part in alone if previewed[part] != alone[part]] == []

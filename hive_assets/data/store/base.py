@@ -39,8 +39,10 @@ COLLECTIONS: dict[str, dict[str, Any]] = {
                                                               "feedback_source", "metadata.auto_generated",
                                                               "metadata.balanced_dataset")},
     "intentions_audit": {"key": "id", "indexed": ("timestamp",)},
-    "retraining_triggers": {"key": "trigger_id", "indexed": ("specialist_type", "triggered_at", "status")},
-    "drift_monitoring": {"key": "check_id", "indexed": ("specialist_type", "checked_at")},
+    # sensor_evaluation: every tick of the trigger sensors looks up what earlier evaluations of its cursor wrote
+    "retraining_triggers": {"key": "trigger_id", "indexed": ("specialist_type", "triggered_at", "status",
+                                                             "sensor_evaluation")},
+    "drift_monitoring": {"key": "check_id", "indexed": ("specialist_type", "checked_at", "sensor_evaluation")},
     "ab_tests": {"key": "test_id", "indexed": ("specialist_type", "status")},
     "model_decisions": {"key": "decision_id", "indexed": ("specialist_type", "recorded_at")},
     "quarantine": {"key": "quarantine_id", "indexed": ("specialist_type", "reason")},

@@ -144,20 +144,24 @@ def trigger_attempt(instance: dg.DagsterInstance, run_key: str) -> str:
     attempt's re-execution carries its run key: the latest run of the key decides."""
     for attempt in range(MAX_TRIGGER_ATTEMPTS):
         key = attempt_run_key(run_key, attempt)
-        launched = instance.get_runs(dg.RunsFilter(tags={RUN_KEY_TAG: key}), limit=1)
-        if not launched or launched[0].status != dg.DagsterRunStatus.FAILURE:
+        latest = latest_run_of_key(instance, key)
+        if latest is None or latest.status != dg.DagsterRunStatus.FAILURE:
             return key
     return key
+
+
+def latest_run_of_key(instance: dg.DagsterInstance, run_key: str) -> dg.DagsterRun | None:
+    """The latest run launched for `run_key` (the daemon's tag; a re-execution carries it too), or None."""
+    runs_of_key = instance.get_runs(dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1)
+    return runs_of_key[0] if runs_of_key else None
 
 
 def discard_unused_writes(context: dg.SensorEvaluationContext, store, sensor: str) -> str | None:
     """Undo what earlier evaluations of `sensor` from this cursor wrote and no run took up (their results were
     not used: the UI's "Preview tick result"; hive_assets.monitoring._records), before this one decides; the
     stamp of this evaluation's own writes. Logged, never in the tick's result: the tick is the one it is alone."""
-    def launched(run_key: str) -> bool:
-        return bool(context.instance.get_runs(dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1))
-
     stamp = evaluation_stamp(sensor, context.cursor)
+    launched = lambda run_key: latest_run_of_key(context.instance, run_key) is not None  # noqa: E731
     if discarded := discard_unused(store, stamp, launched):
         context.log.info(f"discarded what an evaluation of this cursor left unused (a preview): {', '.join(discarded)}")
     return stamp
