@@ -106,7 +106,12 @@ def rows(g, reference: bool, old_join: bool = True):
          lambda r: r.rule == "invalid_confidence", "100 %"),
         ("routing 20 % for 10 %: SRM rollback at 10 %", replace(world, routing_factor=2.0), policy, 19,
          lambda r: (r.rule == "srm") & (r.max_traffic == 10), "caught"),
-    ] + futile
+    ] + futile + [
+        # (audit, stop 51) promotion needs 1,000 frozen labels per arm: below about 12 units/h the challenger's
+        # arm does not reach them within the 14 days, whatever its gain
+        (f"+5 points, {volume} units/h: promoted within 14 days", replace(world, challenger_agreement=0.85,
+                                                                         units_per_hour=volume), policy, seed,
+         lambda r: r.promoted(), "(information)") for volume, seed in ((10, 27), (12, 28), (15, 29))]
 
 
 def measure(n: int, n_contrast: int, reference: bool, only: list[str] | None = None,

@@ -16,7 +16,7 @@ trigger rules the feedback and drift sensors apply, and the documents they write
 - `record_trigger` / `update_trigger_status` (forward-only, idempotent), `with_retraining` (what a drift
   check led to: requested with its run key, or held and why) and `save_drift_check`; `evaluation_stamp` and
   `discard_unused`: what an evaluation whose result was not used (a UI preview) wrote is undone by the next.
-- `psi_chart_png(features, threshold)` and `drift_changed(previous, decision, score)`: what the UI shows.
+- `psi_chart_png(features, threshold)` and `drift_changed(previous, decision, score, model_version=)`: what the UI shows.
 - `platform_status(store, client, ...)`: what each specialist is doing (`hive status`, the UI's `platform_status`).
 """
 

@@ -36,13 +36,17 @@ def psi_chart_png(features: Mapping[str, Mapping[str, Any]], threshold: float, t
 
 
 def drift_changed(previous: Mapping[str, Any] | None, decision: str | None, drift_score: float | None,
-                  score_change: float = SCORE_CHANGE) -> bool:
-    """Whether a check differs materially from the last one shown (`previous`: its "decision" and
-    "drift_score", None when nothing was shown yet): another decision, a score appearing or vanishing,
-    or a score that moved by at least `score_change`."""
+                  score_change: float = SCORE_CHANGE, model_version: Any = None) -> bool:
+    """Whether a check differs materially from the last one shown (`previous`: its "decision",
+    "drift_score" and "model_version", None when nothing was shown yet): another decision, another
+    champion (a promotion with the same decision would otherwise leave the old version on show), a score
+    appearing or vanishing, or a score that moved by at least `score_change`."""
     if previous is None:
         return True
     if previous.get("decision") != decision:
+        return True
+    if model_version is not None and previous.get("model_version") is not None \
+            and str(previous["model_version"]) != str(model_version):
         return True
     before = previous.get("drift_score")
     if before is None or drift_score is None:

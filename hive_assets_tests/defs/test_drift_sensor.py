@@ -11,9 +11,9 @@ import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 
 from hive_assets import clock
-from hive_assets.data import SQLiteStore
+from hive_assets.data import SQLiteStore, to_utc
 from hive_assets.defs import build_defs
-from hive_assets.defs.monitoring.sensors import REASON_TAG, TRIGGER_TAG, drift_retraining_sensor
+from hive_assets.defs.monitoring.sensors import REASON_TAG, TRIGGER_TAG, drift_observation, drift_retraining_sensor
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 from hive_assets.monitoring import SpecialistCursor, decode_cursor, encode_cursor, update_trigger_status
 from hive_assets.simulator import simulate
@@ -126,6 +126,25 @@ def test_drift_while_a_hive_train_run_holds_the_training_lease_is_held(env):
     doc = store.find_one("drift_monitoring", {"specialist_type": "business"})
     assert doc["decision"] == "drift" and doc["run_key"] is None and store.count("retraining_triggers") == 0
     assert doc["retraining"] == {"action": "held", "reason": f"run {run_id} in flight"}
+
+
+def test_a_new_champion_is_observed_even_with_the_same_decision_and_score(env):
+    """The drift observation the UI shows follows the champion: after a promotion whose first check has the
+    same decision and score, the asset still showed the old version's check."""
+    store, instance, defs, (uri, version) = env
+    simulate(store, plans=500, days=0.5, seed=31, now=datetime.now(timezone.utc), feedback_rate=0.0)
+    tick(instance, defs, uri)
+    [doc] = store.find("drift_monitoring", {"specialist_type": "business"})
+    shown = drift_observation(instance, "business", doc)
+    assert shown is not None and shown.metadata["model_version"].value == str(version)
+    assert shown.metadata["checked_at"].value == to_utc(doc["checked_at"]).isoformat()
+    score = shown.metadata["drift_score"].value
+    assert score == float(f"{doc['drift_score']:.4g}")  # 4 significant digits, as the UI shows numbers
+    instance.report_runless_asset_event(shown)
+    assert drift_observation(instance, "business", doc) is None  # the same check again: nothing new
+    promoted = {**doc, "model_version": str(int(version) + 1), "check_id": doc["check_id"] + "-next"}
+    again = drift_observation(instance, "business", promoted)
+    assert again is not None and again.metadata["model_version"].value == str(int(version) + 1)
 
 
 def outcome(result, store) -> dict:

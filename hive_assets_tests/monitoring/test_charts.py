@@ -28,6 +28,17 @@ def test_a_check_is_shown_when_its_decision_or_score_moves(previous, decision, s
     assert drift_changed(previous, decision, score) is changed
 
 
+@pytest.mark.parametrize("shown, version, changed", [
+    ("3", "3", False),
+    ("3", 3, False),      # the document's version may be a number, the metadata's is text
+    ("3", "4", True),     # a promotion with the same decision and score: the new champion is shown
+    (None, "4", False),   # an observation from before versions were compared: the score decides
+])
+def test_another_champion_is_shown_even_with_the_same_decision_and_score(shown, version, changed):
+    previous = {"decision": "no_drift", "drift_score": 0.05, "model_version": shown}
+    assert drift_changed(previous, "no_drift", 0.05, model_version=version) is changed
+
+
 def test_the_psi_chart_is_a_small_png_that_grows_with_the_features():
     few = {name: {"psi": 0.01 * i, "drift": False} for i, name in enumerate(FEATURE_NAMES[:5])}
     every = {name: {"psi": 0.01 * i, "drift": i == 20} for i, name in enumerate(FEATURE_NAMES)}

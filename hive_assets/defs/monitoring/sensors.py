@@ -16,7 +16,8 @@ from dagster._core.storage.tags import RUN_KEY_TAG  # the tag of a run launched 
 
 from hive_assets import clock, runs
 from hive_assets.config import SPECIALISTS, Settings
-from hive_assets.data import StoreUnavailable, TrustPolicy
+from hive_assets.data import StoreUnavailable, TrustPolicy, to_utc
+from hive_assets.defs._ui import for_display
 from hive_assets.defs.catalog import MONITORING, OWNERS
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
@@ -50,23 +51,25 @@ feedback = dg.AssetSpec(
 drift = dg.AssetSpec(
     "drift", partitions_def=specialist_partitions, kinds={"mongodb"}, group_name=MONITORING, owners=OWNERS,
     description="Drift of each specialist's recent plans against its champion's training reference "
-                "(`drift_monitoring`); the drift sensor records an observation when a check's decision or "
-                "score changes materially: drift_score, window_size, decision and the per-feature PSI chart.",
+                "(`drift_monitoring`); the drift sensor records an observation when a check's decision, "
+                "champion or score changes materially (so `checked_at` is the latest such check, not the "
+                "latest check): drift_score, window_size, decision and the per-feature PSI chart.",
 )
 
 
 def drift_observation(instance: dg.DagsterInstance, specialist: str, document) -> dg.AssetObservation | None:
     """The `drift` observation of a check's document, or None when it says what the last one did (same
-    decision, score within `drift_changed`'s tolerance): the sensor's events are stored on every tick."""
+    decision and champion, score within `drift_changed`'s tolerance): the sensor's events are stored on
+    every tick. Numbers are shown to 4 significant digits, as everywhere in the UI (`for_display`)."""
     records = instance.fetch_observations(
         dg.AssetRecordsFilter(asset_key=drift.key, asset_partitions=[specialist]), limit=1).records
     previous = None
     if records:
         shown = records[0].event_log_entry.asset_observation.metadata
-        previous = {"decision": shown["decision"].value if "decision" in shown else None,
-                    "drift_score": shown["drift_score"].value if "drift_score" in shown else None}
+        previous = {key: shown[key].value if key in shown else None
+                    for key in ("decision", "drift_score", "model_version")}
     score = document["drift_score"]
-    if not drift_changed(previous, document["decision"], score):
+    if not drift_changed(previous, document["decision"], score, model_version=document["model_version"]):
         return None
     title = f"{specialist} v{document['model_version']}: PSI by feature ({document['decision']})"
     metadata = {
@@ -74,6 +77,7 @@ def drift_observation(instance: dg.DagsterInstance, specialist: str, document) -
         "window_size": int(document["window_size"]),
         "threshold": float(document["threshold"]),
         "model_version": dg.MetadataValue.text(str(document["model_version"])),
+        "checked_at": dg.MetadataValue.text(to_utc(document["checked_at"]).isoformat()),
         "check_id": dg.MetadataValue.text(document["check_id"]),
         "reason": dg.MetadataValue.text(document["reason"]),
         "psi_by_feature": dg.MetadataValue.md(png_markdown(
@@ -85,7 +89,7 @@ def drift_observation(instance: dg.DagsterInstance, specialist: str, document) -
     if document.get("retraining"):
         metadata["retraining"] = dg.MetadataValue.text(
             f"{document['retraining']['action']}: {document['retraining']['reason']}")
-    return dg.AssetObservation(asset_key=drift.key, partition=specialist, metadata=metadata)
+    return dg.AssetObservation(asset_key=drift.key, partition=specialist, metadata=for_display(metadata))
 
 
 LAST_TRAINING_LOOKBACK = 50  # materializations read per page when the latest one is not the last training
