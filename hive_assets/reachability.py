@@ -5,6 +5,10 @@ traceback; in a sensor evaluation, the UI's preview, that is a minute of waiting
 from __future__ import annotations
 
 
+# in the reason of an MLflow that answered but has no API at the URI's path: an answer, not an outage
+REFUSED = "refused the request"
+
+
 def one_line(text: str, limit: int = 400) -> str:
     """An error message as one line, any URI's password replaced by ***, at most `limit` characters."""
     from hive_assets.config import redact_secrets
@@ -46,7 +50,7 @@ def reachable(uri: str, timeout: float = 3.0) -> str | None:
                 timeout):
             from hive_assets.registry import http_refusal_words
 
-            return one_line(f"MLflow at {redact_uri(uri)} refused the request ({http_refusal_words(404)})")
+            return one_line(f"MLflow at {redact_uri(uri)} {REFUSED} ({http_refusal_words(404)})")
         return None
     except (OSError, ValueError) as exc:  # refused, timed out, unresolvable, malformed: never the URI's text
         reason = getattr(exc, "reason", None) or (exc.strerror if isinstance(exc, OSError) else None)

@@ -14,6 +14,12 @@ import dagster as dg
 from hive_assets.config import DEFAULT_EXPERIMENT_NAME, DEFAULT_MONGODB_DATABASE, ConfigError, Settings, redact_uri
 from hive_assets.data import DocumentStore, open_store
 from hive_assets.defs.storage import AssetStorage
+from hive_assets.reachability import REFUSED, registry_down
+
+#: seconds before each retry of a step whose MLflow did not answer at its start: about the training step's own
+#: policy (5 + 15 s), so a restart of a few seconds is survived, and an outage fails the step in ~21 s, 33 s when
+#: each probe times out (MLflow's client retried each request with backoff: 4 minutes per attempt of a step)
+UNREACHABLE_RETRY_WAITS = (3, 6, 12)
 
 
 def _env_or_default(name: str) -> str | dg.EnvVar:
@@ -56,6 +62,22 @@ class MlflowResource(dg.ConfigurableResource):
         if not self.tracking_uri and (moved := moved_home_problem(Settings.from_env())):
             raise ConfigError(f"{moved}: run `hive doctor --fix`")
         return client_for(self.uri)
+
+    def require_reachable(self, context: dg.OpExecutionContext | dg.AssetExecutionContext) -> None:
+        """Call first in a step that uses MLflow, before it writes anything: when MLflow does not answer one
+        health request (3 s, no credential sent), the step is retried after UNREACHABLE_RETRY_WAITS, then fails
+        in one line naming the host, never the password. Retried whatever the step's own policy: nothing was
+        done yet, and steps without one (validation, A/B looks) survived a short outage by MLflow's own retries.
+        An outage later in the step is MLflow's client's to retry, as before."""
+        if (down := registry_down(self.uri)) is None:
+            return
+        if REFUSED in down:  # an answer (no MLflow API at this path), not an outage: no retry helps
+            raise dg.Failure(f"{down}; the step wrote nothing: fix MLFLOW_TRACKING_URI", allow_retries=False)
+        attempt, waits = context.retry_number, UNREACHABLE_RETRY_WAITS
+        failure = dg.Failure(f"{down}; the step wrote nothing (attempt {attempt + 1} of {len(waits) + 1})",
+                             allow_retries=False)
+        raise dg.RetryRequested(max_retries=len(waits), seconds_to_wait=waits[min(attempt, len(waits) - 1)]) \
+            from failure
 
     def experiment_id(self, client) -> str:
         from hive_assets.registry import ensure_experiment

@@ -70,6 +70,7 @@ def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.D
                          f"trained_model (MLflow run {run_id}) was trained on (snapshot {trained_on}): not validating; "
                          "materialize trained_model and validation_report together from these features",
                          allow_retries=False)
+    mlflow.require_reachable(context)  # before the run's metrics, the gate verdict's ledger row and the output
     client = mlflow.client()
     with registry.run_status(client, run_id, context.log.warning):
         test = enhanced_features[enhanced_features["split"] == "test"].reset_index(drop=True)

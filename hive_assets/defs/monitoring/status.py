@@ -21,6 +21,7 @@ from hive_assets.defs.monitoring.sensors import SETTINGS, TRUST_POLICY, last_tra
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 from hive_assets.defs.rollout.sensors import check_interval_seconds
 from hive_assets.monitoring import MonitoringSettings, platform_status, status_markdown
+from hive_assets.reachability import registry_down
 
 platform_status_asset = dg.AssetSpec(
     "platform_status", kinds={"mongodb", "mlflow"}, group_name=MONITORING, owners=OWNERS,
@@ -49,6 +50,10 @@ def current_status(instance: dg.DagsterInstance, store, client) -> list:
 )
 def platform_status_sensor(context: dg.SensorEvaluationContext, document_store: DocumentStoreResource,
                            mlflow: MlflowResource):
+    # MLflow's client retries a server that is down for minutes on every tick; one health request answers in
+    # seconds, and the last observation (and the cursor) stay as they were
+    if down := registry_down(mlflow.uri):
+        return dg.SkipReason(f"model registry unavailable, status not refreshed: {down}")
     try:
         with document_store.open() as store:
             statuses = current_status(context.instance, store, mlflow.client())

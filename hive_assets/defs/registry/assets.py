@@ -60,6 +60,7 @@ def registered_model_version(
         # the blocking check already stops this in the same run; this guards later, separate runs
         raise dg.Failure(f"{specialist}: validation gate failed, not registering: {gate['summary']}",
                          allow_retries=False)
+    mlflow.require_reachable(context)  # before the operator lease, the version, its ledger row and alias
     client = mlflow.client()
     # the operator lease too: an operator promotion or rollback must not interleave with this alias move
     with run_lease.deciding(context):

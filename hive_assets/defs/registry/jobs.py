@@ -79,6 +79,7 @@ def _call(context, config, mlflow: MlflowResource, document_store: DocumentStore
           writes: bool = True, **kwargs):
     """Run a registry operation for the configured specialist. One that writes holds the specialist's
     operator lease and first completes any unfinished decision a crash left (README "Fault matrix")."""
+    mlflow.require_reachable(context)  # before the lease and any completion or write
     if not writes:
         with document_store.open() as store:
             return _refusing(lambda: action(client=mlflow.client(), store=store, specialist=config.model_type,

@@ -49,6 +49,7 @@ def review_queue(context: dg.AssetExecutionContext, config: ReviewQueueConfig, d
     near-duplicates are asked once; a fixed share drawn uniformly at random. Without a champion it links
     and expires only."""
     specialist, now = context.partition_key, clock.now()
+    mlflow.require_reachable(context)  # before answers are linked, requests expired or asked for
     client = mlflow.client()
     champion_version = registry.alias_version(client, specialist, registry.CHAMPION)
     if champion_version is None:  # nothing to score the opinions with: answers and expiries move on, no request

@@ -111,6 +111,7 @@ def ab_test_outcome(context: dg.AssetExecutionContext, config: AbTestOutcomeConf
     specialist = context.partition_key
     now = clock(config)
     actor = actor_of(context)
+    mlflow.require_reachable(context)  # before the operator lease and the test's records and aliases
     client = mlflow.client()
     policy = policy_from_env(start_traffic=platform.ab_test_default_traffic,
                              label_maturity=_hours(config.label_maturity_hours),

@@ -93,6 +93,7 @@ def _report(context: dg.OpExecutionContext, specialist: str, result: CheckResult
 @dg.op(description="Open an A/B test of a registered version against the champion.")
 def start_ab_test(context: dg.OpExecutionContext, config: StartTestConfig, mlflow: MlflowResource,
                   document_store: DocumentStoreResource, platform: PlatformSettings) -> dict[str, Any]:
+    mlflow.require_reachable(context)  # before the lease and the test's records and aliases
     client, actor, now = mlflow.client(), actor_of(context), clock(config)
     name = registry.model_name(config.specialist)
     for ref in filter(None, (config.new_version, config.baseline_version)):  # the Launchpad's, as the CLI's
@@ -147,6 +148,7 @@ def start_ab_test(context: dg.OpExecutionContext, config: StartTestConfig, mlflo
 @dg.op(description="Raise the challenger's traffic share of the running A/B test.")
 def expand_ab_test(context: dg.OpExecutionContext, config: ExpandTrafficConfig, mlflow: MlflowResource,
                    document_store: DocumentStoreResource) -> dict[str, Any]:
+    mlflow.require_reachable(context)  # before the lease and the test's records and aliases
     client, actor, now = mlflow.client(), actor_of(context), clock(config)
     with operator_lease(context, config.specialist), document_store.open() as store:
         refuse_if_clock_behind(store, config.specialist)
@@ -169,6 +171,7 @@ def expand_ab_test(context: dg.OpExecutionContext, config: ExpandTrafficConfig, 
 @dg.op(description="Stop the running A/B test: traffic 0, challenger alias removed, champion kept.")
 def stop_ab_test(context: dg.OpExecutionContext, config: StopTestConfig, mlflow: MlflowResource,
                  document_store: DocumentStoreResource) -> dict[str, Any]:
+    mlflow.require_reachable(context)  # before the lease and the test's records and aliases
     client, actor, now = mlflow.client(), actor_of(context), clock(config)
     with operator_lease(context, config.specialist), document_store.open() as store:
         refuse_if_clock_behind(store, config.specialist)

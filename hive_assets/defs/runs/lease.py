@@ -37,6 +37,7 @@ from hive_assets import runs
 from hive_assets.config import SPECIALISTS, Settings
 from hive_assets.data import open_store
 from hive_assets.defs.runs.doctor import find_orphans, fix_orphans, one_line
+from hive_assets.reachability import registry_down
 
 # An asset's own `resource_defs` is beta in Dagster 1.13 (it warns at each decoration) yet the way to bind one
 # resource to every asset of the graph without each caller's resource dict having to name it.
@@ -107,7 +108,10 @@ def take(instance: dg.DagsterInstance, run_id: str, job_name: str, kind: str, sp
         report.stale_leases = [lease for lease in report.stale_leases if lease.get("owner_run_id") != run_id]
         if not report.empty:
             client = None
-            if report.dagster_runs:
+            # asked first: MLflow's client retries each request for minutes before fix_orphans gives up on it
+            if report.dagster_runs and (down := registry_down(settings.mlflow_uri)):
+                log.warning(f"MLflow unreachable for the run-start check: {down}")
+            elif report.dagster_runs:
                 try:
                     client = _mlflow_client()
                 except Exception as exc:  # the Dagster side is fixed anyway; `hive doctor` ends the MLflow runs

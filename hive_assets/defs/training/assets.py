@@ -104,6 +104,7 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
         raise dg.Failure(f"{specialist}: the stored enhanced_features failed its trainable check "
                          f"({'; '.join(problems)}); not training: materialize enhanced_features again (a wider "
                          "window_days, more feedback, or a lower min_training_samples) first", allow_retries=False)
+    mlflow.require_reachable(context)  # before the skip's ledger row, the MLflow run and the output
     client = mlflow.client()
     training_config = registry.training_config_text({
         "model_type": config.model_type, "hyperparameter_tuning": config.hyperparameter_tuning,

@@ -1,0 +1,185 @@
+"""MLflow down when a step starts: the step asks first (one health request), is retried a few seconds later, then
+fails in one line naming the host, never the password, having written nothing. MLflow's own client retried each
+request with backoff, so a retraining took minutes to fail (audit). Real Dagster runs of the real definitions;
+a refused connection is a real port nothing listens on."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+
+import dagster as dg
+import pytest
+
+from hive_assets import runs
+from hive_assets.cli._dagster import failure_message
+from hive_assets.data.store import SQLiteStore
+from hive_assets.defs import build_defs
+from hive_assets.defs.resources import UNREACHABLE_RETRY_WAITS, default_resources
+from hive_assets.defs.rollout.assets import ab_test_outcome
+from hive_assets.defs.training.jobs import retrain_specialist
+from hive_assets.simulator import simulate
+from hive_assets_tests.conftest import free_port
+
+SECRET = "s3cret-pw"
+
+# a run whose MLflow is down throughout, on a loaded 2-core machine: collection and features (a few seconds), then
+# the first MLflow step's probes and their waits (UNREACHABLE_RETRY_WAITS, 21 s): 22 s measured; it took 12 min 41 s
+# (MLflow's client, 4 minutes per request, then the step's retry policy twice). Resources: the code location's own
+# (MLFLOW_TRACKING_URI bound as an EnvVar, the asset storage under the home).
+DOWN_RUN_BOUND_SECONDS = 60
+
+
+def _events(result, kind: str, step: str | None = None) -> list:
+    return [e for e in result.all_events if e.event_type_value == kind and (step is None or e.step_key == step)]
+
+
+def test_a_retraining_with_mlflow_down_fails_in_seconds_in_one_line_without_the_password_and_writes_nothing(
+        hive_home, monkeypatch):
+    port = free_port()  # bound, then closed: a real refused connection
+    uri = f"http://hive:{SECRET}@127.0.0.1:{port}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # the run lease's start check reads it too
+    store = SQLiteStore(hive_home / "store.sqlite")
+    simulate(store, plans=800, days=30, seed=5, now=datetime.now(timezone.utc))
+    config = {"ops": {"enhanced_features": {"config": {"min_training_samples": 100}}}}
+    with dg.instance_for_test(temp_dir=str(hive_home / "dagster")) as instance:
+        started = time.monotonic()
+        result = dg.materialize(list(build_defs().assets), selection=retrain_specialist.selection,
+                                partition_key="business", resources=default_resources(), instance=instance,
+                                run_config=config, raise_on_error=False)
+        elapsed = time.monotonic() - started
+        stored = [p for p in (hive_home / "dagster").rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+
+    assert not result.success and elapsed < DOWN_RUN_BOUND_SECONDS, elapsed
+    # the steps before MLflow's ran as they do; the first MLflow step stopped the run, the rest never started
+    materialized = {e.asset_key.path[-1] for e in _events(result, "ASSET_MATERIALIZATION")}
+    assert materialized == {"raw_production_data", "enhanced_features"}
+    assert [e.step_key for e in _events(result, "STEP_FAILURE")] == ["trained_model"]
+    # MLflow had its chances to come back: the step was retried after each wait, then failed
+    assert len(_events(result, "STEP_UP_FOR_RETRY", "trained_model")) == len(UNREACHABLE_RETRY_WAITS)
+    message = failure_message(result)  # what `hive train` prints
+    assert message.startswith(f"MLflow at http://hive:***@127.0.0.1:{port} unreachable ("), message
+    assert "\n" not in message and SECRET not in message
+    assert not [e for e in result.all_events if SECRET in str(e)] and stored == []
+    # nothing written past collection: no ledger row (registration, alias, gate, skip), no A/B record, no output
+    assert store.count("model_decisions") == 0 and store.count("ab_tests") == 0
+    outputs = hive_home / "assets"
+    assert sorted(p.name for p in outputs.iterdir()) == ["enhanced_features", "raw_production_data"]
+
+
+def test_the_run_start_check_of_a_dead_run_does_not_wait_for_mlflow_down(hive_home, monkeypatch):
+    """A run's start marks a dead run of its specialist failed and ends that run's MLflow runs; with MLflow down
+    its client retried for minutes before the check gave up on them. It asks first, warns in one line and goes
+    on: the Dagster side is fixed, the MLflow runs are ended by the next check or `hive doctor --fix`."""
+    uri = f"http://hive:{SECRET}@127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    store = SQLiteStore(hive_home / "store.sqlite")
+    simulate(store, plans=200, days=10, seed=5, now=datetime.now(timezone.utc))
+    dead_pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                                  text=True).stdout)
+    defs = build_defs()
+    with dg.instance_for_test(temp_dir=str(hive_home / "dagster")) as instance:
+        dead = instance.create_run_for_job(defs.resolve_job_def("retrain_specialist"),
+                                           status=dg.DagsterRunStatus.STARTED, tags={"dagster/partition": "business"})
+        lease, _ = runs.acquire(store, runs.TRAINING, "business", dead.run_id, ttl_seconds=3600)
+        store.update_one(runs.COLLECTION, {"lease_id": lease.lease_id}, {"pid": dead_pid})
+        started = time.monotonic()
+        result = dg.materialize(list(defs.assets), selection=["raw_production_data"], partition_key="business",
+                                resources=default_resources(), instance=instance, raise_on_error=False)
+        elapsed = time.monotonic() - started
+        assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
+        logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert result.success and elapsed < 30, elapsed  # collection needs no MLflow
+    (warning,) = [line for line in logged if "MLflow unreachable for the run-start check" in line]
+    assert f"MLflow at http://hive:***@127.0.0.1:{uri.rsplit(':', 1)[1]} unreachable (" in warning
+    assert "\n" not in warning and SECRET not in warning
+
+
+class LateListener:
+    """A real loopback port that refuses connections until `open()`, then forwards each one to `target_port`
+    (the `mlflow server`): MLflow coming back at a known moment, without restarting it (which takes 20-50 s)."""
+
+    def __init__(self, target_port: int):
+        self.port, self.target_port, self._server = free_port(), target_port, None
+
+    def open(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:  # closed
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+@pytest.mark.services
+def test_a_step_whose_mlflow_comes_back_before_its_retry_succeeds(hive_home, mlflow_server, monkeypatch):
+    """`ab_test_outcome` has no retry policy of its own: MLflow's client retrying used to be what survived a
+    restart of a few seconds. Refused at the step's start, it is retried; MLflow is back by then."""
+    listener = LateListener(int(mlflow_server.rsplit(":", 1)[1]))
+    uri = f"http://127.0.0.1:{listener.port}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with dg.instance_for_test(temp_dir=str(hive_home / "dagster")) as instance:
+        def open_at_first_retry() -> None:  # MLflow comes back once the step was refused and waits for its retry
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if any(instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY).records
+                       for run in instance.get_runs()):
+                    listener.open()
+                    return
+                time.sleep(0.1)
+
+        watcher = threading.Thread(target=open_at_first_retry, daemon=True)
+        watcher.start()
+        try:
+            started = time.monotonic()
+            result = dg.materialize([ab_test_outcome], partition_key="business", resources=default_resources(),
+                                    instance=instance, raise_on_error=False)
+            elapsed = time.monotonic() - started
+        finally:
+            listener.close()
+    assert result.success, failure_message(result)
+    # refused once, retried after the first wait, through to the real server
+    assert len(_events(result, "STEP_UP_FOR_RETRY", "ab_test_outcome")) == 1 and elapsed < 30, elapsed
+
+
+@pytest.mark.services
+def test_a_server_without_mlflow_at_the_uri_s_path_fails_the_step_at_once_without_retries(hive_home, mlflow_server,
+                                                                                            monkeypatch):
+    """An answer is not an outage: a URI whose path has no MLflow API (HTTP 404) cannot be fixed by waiting."""
+    uri = mlflow_server.replace("http://", f"http://hive:{SECRET}@") + "/not/mlflow"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with dg.instance_for_test(temp_dir=str(hive_home / "dagster")) as instance:
+        result = dg.materialize([ab_test_outcome], partition_key="business", resources=default_resources(),
+                                instance=instance, raise_on_error=False)
+    assert not result.success and not _events(result, "STEP_UP_FOR_RETRY")
+    message = failure_message(result)
+    assert "hive:***@" in message and "refused the request (HTTP 404: no MLflow API at this address" in message
+    assert message.endswith("the step wrote nothing: fix MLFLOW_TRACKING_URI") and SECRET not in message
