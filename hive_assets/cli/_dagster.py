@@ -67,16 +67,29 @@ QUIET = "CRITICAL"
 
 
 def run_job(job_name: str, run_config: dict | None = None, *, partition_key: str | None = None,
-            tags: dict[str, str] | None = None, log_level: str = "WARNING"):
+            tags: dict[str, str] | None = None, log_level: str = "WARNING", run_key: str | None = None):
     """Run one of the code location's jobs in the configured instance (a real run, with its config).
-    `log_level` filters only what the console shows; the instance keeps every event for the UI."""
+    `log_level` filters only what the console shows; the instance keeps every event for the UI. `run_key`:
+    tagged as the daemon tags a sensor's run, so the sensors see this run among the attempts of that key."""
     from hive_assets.definitions import defs
     from hive_assets.interrupts import stop_if_interrupted
 
+    if run_key is not None:
+        from dagster._core.storage.tags import RUN_KEY_TAG
+
+        tags = {**(tags or {}), RUN_KEY_TAG: run_key}
     log_mirrors_in_their_own_session()
     config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}}
     return stop_if_interrupted(defs.resolve_job_def(job_name).execute_in_process(
         run_config=config, instance=instance(), partition_key=partition_key, tags=tags, raise_on_error=False))
+
+
+def run_key_failed(run_key: str) -> bool:
+    """Whether the latest run launched for `run_key` failed, as the retraining sensors judge an attempt."""
+    from hive_assets.defs.monitoring.sensors import attempt_failed
+
+    with instance() as dagster_instance:
+        return attempt_failed(dagster_instance, run_key)
 
 
 def failed_checks(result) -> list[str]:

@@ -8,10 +8,11 @@ outcome intent still `intended`). Read-only without --fix; with it each orphaned
 the reason, its MLflow runs ended FAILED, its leases released, so the retraining triggers' in-flight guard
 lets the next trigger fire, and each unfinished decision is completed as the next registry command would
 (under the specialist's operator lease). Also finds a home moved or copied elsewhere (MLflow's database
-naming the old place's artifacts); --fix rewrites those locations to this home's mlartifacts. Exit 0 when
-nothing is wrong (or everything found was fixed), 1 when problems remain (a decision --fix could not
-complete included) or the MLflow server (or its database) could not be reached: its runs were not checked,
-so nothing can be said of them.
+naming the old place's artifacts); --fix rewrites those locations to this home's mlartifacts, then looks
+again and says what remains. Exit 0 when nothing is wrong (with --fix: nothing is left after the fixes), 1
+when problems remain (with --fix: any found again after the fixes, a decision it could not complete
+included) or the MLflow server (or its database) could not be reached: its runs were not checked, so
+nothing can be said of them.
 """
 
 from __future__ import annotations
@@ -28,25 +29,35 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     names = [None] if sorted(args.specialist) == sorted(SPECIALISTS) else args.specialist
     moved, fixed = _moved_home(settings, args.fix)
-    outcomes = [_dagster.doctor(fix=args.fix, specialist=name, mlflow_uri=settings.mlflow_uri) for name in names]
-    report = {key: [item for o in outcomes for item in o["report"][key]]
-              for key in ("dagster_runs", "mlflow_runs", "stale_leases", "unfinished_intents")}
-    report["moved_home"] = [moved] if moved else []
+    report, outcomes = _look(settings, names, fix=args.fix, moved=moved)
     fixed += [line for o in outcomes for line in o["fixed"]]
     not_fixed = [line for o in outcomes for line in o["not_fixed"]]
+    remaining = report
+    if args.fix:  # what the fixes left (a fix that failed or was refused, a holder that came back): looked for again
+        remaining, outcomes = _look(settings, names, fix=False, moved=_moved_home(settings, False)[0])
     mlflow = outcomes[0]["mlflow"]
-    problems = sum(len(v) for v in report.values())
     # not checked: the embedded database is not created yet (no runs), or a server or database did not answer
     # (it may hold orphans)
     unchecked = mlflow != "checked" and not settings.mlflow_uri.startswith("sqlite:")
     if args.json:
-        print(json.dumps({**report, "fixed": fixed, "not_fixed": not_fixed, "mlflow": mlflow,
+        print(json.dumps({**report, "fixed": fixed, "not_fixed": not_fixed, "remaining": remaining, "mlflow": mlflow,
                           "mlflow_unreachable": unchecked, "read_only": not args.fix}, default=str))
     else:
-        _print(report, fixed, mlflow, args.fix, unchecked, not_fixed)
-    if unchecked or not_fixed:
-        return 1
-    return 0 if problems == 0 or (args.fix and fixed) else 1
+        _print(report, fixed, mlflow, args.fix, unchecked, not_fixed, remaining)
+    return 1 if unchecked or not_fixed or _count(remaining) else 0
+
+
+def _look(settings: Settings, names: list[str | None], *, fix: bool, moved: dict | None) -> tuple[dict, list[dict]]:
+    """(what is wrong, by kind; each specialist's `_dagster.doctor` outcome), fixed first when `fix`."""
+    outcomes = [_dagster.doctor(fix=fix, specialist=name, mlflow_uri=settings.mlflow_uri) for name in names]
+    report = {key: [item for o in outcomes for item in o["report"][key]]
+              for key in ("dagster_runs", "mlflow_runs", "stale_leases", "unfinished_intents")}
+    report["moved_home"] = [moved] if moved else []
+    return report, outcomes
+
+
+def _count(report: dict) -> int:
+    return sum(len(v) for v in report.values())
 
 
 def _moved_home(settings: Settings, fix: bool) -> tuple[dict | None, list[str]]:
@@ -69,25 +80,32 @@ def _moved_home(settings: Settings, fix: bool) -> tuple[dict | None, list[str]]:
                    f"({', '.join(f'{n} {table}' for table, n in changed.items())})"]
 
 
-def _print(report: dict, fixed: list[str], mlflow: str, fix: bool, unchecked: bool, not_fixed: list[str]) -> None:
-    problems = sum(len(v) for v in report.values())
+def _problems(report: dict, fix: bool) -> list[str]:
+    """One line per problem of `report`; read-only (`fix` False), each says how `--fix` repairs it."""
+    lines = [moved["reason"] + ("" if fix else " (`hive doctor --fix` rewrites its artifact locations)")
+             for moved in report["moved_home"]]
+    lines += [f"dagster run {run['run_id']} ({run['job']}, {run['specialist'] or '-'}) {run['status']} since "
+              f"{run['started_at']}: {run['reason']}" for run in report["dagster_runs"]]
+    lines += [f"mlflow run {run['run_id']} ({run['specialist'] or '-'}) RUNNING: {run['reason']}"
+              for run in report["mlflow_runs"]]
+    lines += [f"lease {lease['lease_id']} held for run {lease['owner_run_id']}: {lease['reason']}"
+              for lease in report["stale_leases"]]
+    for intent in report["unfinished_intents"]:
+        run = f" (run {intent['dagster_run_id']})" if intent["dagster_run_id"] else ""
+        lines.append(f"unfinished {intent['operation']} {intent['target']} of {intent['specialist']} since "
+                     f"{intent['since']}, decided by {intent['actor']}{run} (intent {intent['intent_id']}): completed "
+                     f"by {intent['completes_it']}" + ("" if fix else "; `hive doctor --fix` completes it now"))
+    return lines
+
+
+def _print(report: dict, fixed: list[str], mlflow: str, fix: bool, unchecked: bool, not_fixed: list[str],
+           remaining: dict) -> None:
+    problems = _count(report)
     if problems == 0:
         print(("no orphaned Dagster runs or stale leases" if unchecked else "no orphaned runs or stale leases")
               + "; no unfinished decisions")
-    for moved in report["moved_home"]:
-        print(moved["reason"] + ("" if fix else " (`hive doctor --fix` rewrites its artifact locations)"))
-    for run in report["dagster_runs"]:
-        print(f"dagster run {run['run_id']} ({run['job']}, {run['specialist'] or '-'}) {run['status']} since "
-              f"{run['started_at']}: {run['reason']}")
-    for run in report["mlflow_runs"]:
-        print(f"mlflow run {run['run_id']} ({run['specialist'] or '-'}) RUNNING: {run['reason']}")
-    for lease in report["stale_leases"]:
-        print(f"lease {lease['lease_id']} held for run {lease['owner_run_id']}: {lease['reason']}")
-    for intent in report["unfinished_intents"]:
-        run = f" (run {intent['dagster_run_id']})" if intent["dagster_run_id"] else ""
-        print(f"unfinished {intent['operation']} {intent['target']} of {intent['specialist']} since {intent['since']}, "
-              f"decided by {intent['actor']}{run} (intent {intent['intent_id']}): completed by "
-              f"{intent['completes_it']}" + ("" if fix else "; `hive doctor --fix` completes it now"))
+    for line in _problems(report, fix):
+        print(line)
     if unchecked:
         print(f"MLflow runs not checked: {mlflow}; run `hive doctor` again once it answers (exit 1 until then)")
     elif mlflow != "checked":
@@ -97,6 +115,10 @@ def _print(report: dict, fixed: list[str], mlflow: str, fix: bool, unchecked: bo
             print(f"fixed: {line}")
         for line in not_fixed:
             print(f"not fixed: {line}")
+        for line in _problems(remaining, fix):
+            print(f"remains: {line}")
+        if left := _count(remaining):
+            print(f"{left} problem(s) remain after the fixes")
     elif problems:
         print(f"{problems} problem(s); read-only: run `hive doctor --fix` to repair them (orphaned runs marked "
               "failed, leases released, unfinished decisions completed, a moved home's artifact paths rewritten)")

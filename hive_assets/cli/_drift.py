@@ -2,10 +2,11 @@
 
 The same function as the sensor (`hive_assets.monitoring.check_drift`). Without --dry-run each check
 is saved to `drift_monitoring`, and a "drift" decision records its trigger (same id as the sensor's run
-key for that champion version and interval, so a trigger the sensor already launched is not launched
-again; the operator's command is not held by the cooldown, a run in flight or an A/B test) and runs
-`retrain_specialist` for that partition through `_dagster` (in this process), the trigger document
-following the run. --dry-run reads only: nothing written, nothing launched.
+key for that champion version and interval, or its next attempt's, `<key>:retry-<n>`, once the run of
+that key failed, as the sensor picks it: `attempt_to_request`; so a trigger the sensor already launched is
+not launched again; the operator's command is not held by the cooldown, a run in flight or an A/B test)
+and runs `retrain_specialist` for that partition through `_dagster` (in this process, tagged with that run
+key), the trigger document following the run. --dry-run reads only: nothing written, nothing launched.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
     # imported here: parsing any `hive` verb must not pay for the data, monitoring and registry packages
     from hive_assets.data import open_store
     from hive_assets.monitoring import (
-        MODEL_UNAVAILABLE, TRIGGERS, MonitoringSettings, check_drift, record_trigger, save_drift_check,
-        with_retraining,
+        MODEL_UNAVAILABLE, TRIGGERS, MonitoringSettings, attempt_to_request, check_drift, record_trigger,
+        save_drift_check, with_retraining,
     )
     from hive_assets.registry import client_for
 
@@ -49,20 +50,22 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
     for check in checks:
         doc = check.document or {}
         action, trigger = "-", None
-        if check.run_key and not args.dry_run:
+        # the trigger's attempt the drift sensor would request: a retry once the run of the key failed
+        key = attempt_to_request(check.run_key, _dagster.run_key_failed) if check.run_key else None
+        if key and not args.dry_run:
             # the trigger document first (the check's run key names one), then the check, then the run
-            trigger = record_trigger(store, check.run_key, check.specialist, "drift", now, drift_score=check.drift_score,
+            trigger = record_trigger(store, key, check.specialist, "drift", now, drift_score=check.drift_score,
                                      details={"check_id": doc["check_id"], "model_version": check.model_version,
                                               "launched_by": "hive drift check"})
-            doc = with_retraining(doc, "requested", "hive drift check", check.run_key)
+            doc = with_retraining(doc, "requested", "hive drift check", key)
         if check.document is not None and not args.dry_run:
             save_drift_check(store, doc)
-        if check.run_key and args.dry_run:
+        if key and args.dry_run:
             # what the command would do: a trigger this interval already launched is not launched again
-            launched = _already_triggered(store.find_one(TRIGGERS, {"trigger_id": check.run_key}))
-            action = launched or f"would retrain ({check.run_key})"
-        elif check.run_key:
-            action = _launch(store, check, trigger)
+            launched = _already_triggered(store.find_one(TRIGGERS, {"trigger_id": key}))
+            action = launched or f"would retrain ({key})"
+        elif key:
+            action = _launch(store, check.specialist, key, trigger)
         elif check.document is None:
             action = check.message.split(": ", 1)[-1]
         elif check.status == MODEL_UNAVAILABLE:
@@ -90,19 +93,19 @@ def _already_triggered(trigger: dict | None) -> str | None:
     return f"already triggered ({trigger.get('status')}, run {trigger.get('dagster_run_id')})"
 
 
-def _launch(store, check, trigger) -> str:
+def _launch(store, specialist: str, key: str, trigger) -> str:
     from hive_assets.monitoring import update_trigger_status
 
     if (launched := _already_triggered(trigger)) is not None:
         return launched
-    update_trigger_status(store, check.run_key, "running")
+    update_trigger_status(store, key, "running")
     # quiet: the run's log lines (a failed step's stack trace) landed in the middle of the table
-    result = _dagster.run_job("retrain_specialist", partition_key=check.specialist,
-                              tags={"hive/trigger_id": check.run_key, "hive/trigger_reason": "drift"},
-                              log_level=_dagster.QUIET)
+    result = _dagster.run_job("retrain_specialist", partition_key=specialist,
+                              tags={"hive/trigger_id": key, "hive/trigger_reason": "drift"},
+                              log_level=_dagster.QUIET, run_key=key)
     status = "completed" if result.success else "failed"
     error = None if result.success else _dagster.failure_message(result)
-    update_trigger_status(store, check.run_key, status, run_id=result.run_id, metrics=_dagster.result_metrics(result),
+    update_trigger_status(store, key, status, run_id=result.run_id, metrics=_dagster.result_metrics(result),
                           error=error)
     return f"retrained: run {result.run_id} {status}" + (f": {error}" if error else "")
 

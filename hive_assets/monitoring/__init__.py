@@ -8,7 +8,8 @@ trigger rules the feedback and drift sensors apply, and the documents they write
 - `check_drift(store, client, specialist, now, settings)`: one drift check of one specialist (window of
   recent plans vs its champion's reference) -> `DriftCheck` with the `drift_monitoring` document.
 - `trusted_feedback_count(store, specialist, since, policy)`: the feedback sensor's count, on indexes.
-- `feedback_trigger(...)`, run keys (`attempt_run_key`: a trigger's retry after its run failed) and the
+- `feedback_trigger(...)`, run keys (`attempt_run_key`: a trigger's retry after its run failed;
+  `attempt_to_request`: which attempt a firing trigger requests) and the
   sensors' JSON cursor; `MonitoringSettings.from_env()`.
 - `reaches_registry(selected_assets)` (stamped on `trained_model` as `REACHES_REGISTRY`) and
   `counts_as_last_training(stamp)`: which training the count and the cooldown start from.
@@ -35,8 +36,9 @@ from hive_assets.monitoring._records import (
 from hive_assets.monitoring._settings import MonitoringSettings
 from hive_assets.monitoring._triggers import (
     DEFAULT_COOLDOWN, DEFAULT_FEEDBACK_THRESHOLD, MAX_TRIGGER_ATTEMPTS, REACHES_REGISTRY, DriftTrigger,
-    SpecialistCursor, TriggerDecision, attempt_run_key, counts_as_last_training, decode_cursor, drift_run_key,
-    drift_trigger, encode_cursor, feedback_run_key, feedback_trigger, reaches_registry, time_bucket, waits_for_test,
+    SpecialistCursor, TriggerDecision, attempt_run_key, attempt_to_request, counts_as_last_training, decode_cursor,
+    drift_run_key, drift_trigger, encode_cursor, feedback_run_key, feedback_trigger, reaches_registry, time_bucket,
+    waits_for_test,
 )
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "DEFAULT_PREDICTION_THRESHOLD", "DEFAULT_THRESHOLD", "DriftTrigger", "drift_trigger", "psi_bias",
     "held_reason", "waits_for_test", "with_retraining",
     "REACHES_REGISTRY", "counts_as_last_training", "reaches_registry", "MAX_TRIGGER_ATTEMPTS", "attempt_run_key",
+    "attempt_to_request",
     "DRIFT_CHECKS", "PSI_FLOOR", "REFERENCE_FORMAT_VERSION", "STATUS_RANK", "TRIGGERS", "DriftCheck",
     "MonitoringSettings", "SpecialistCursor", "SpecialistStatus", "format_status", "platform_status",
     "status_markdown", "TriggerDecision", "build_reference", "check_drift", "decode_cursor",

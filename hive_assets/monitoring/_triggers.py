@@ -21,7 +21,8 @@ trigger, not the specialist:
 * `drift_run_key(specialist, model_version, check_time_bucket)`: one key per champion version and
   check interval (`time_bucket(check_time, DRIFT_CHECK_INTERVAL_MINUTES)`).
 * `attempt_run_key(run_key, attempt)`: a trigger requested again after its run failed gets
-  `<run key>:retry-<attempt>` (at most `MAX_TRIGGER_ATTEMPTS` keys). A sensor whose cursor holds the
+  `<run key>:retry-<attempt>` (at most `MAX_TRIGGER_ATTEMPTS` keys; `attempt_to_request` picks the first
+  whose run did not fail, for the sensors and `hive drift check`). A sensor whose cursor holds the
   request never asks again within the cooldown, so this happens only when the request was lost with
   the cursor: a `hive loop` killed while the run it launched ran (the run died with it).
 
@@ -48,7 +49,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -70,6 +71,7 @@ __all__ = [
     "MAX_TRIGGER_ATTEMPTS",
     "SpecialistCursor",
     "attempt_run_key",
+    "attempt_to_request",
     "TriggerDecision",
     "counts_as_last_training",
     "decode_cursor",
@@ -154,6 +156,18 @@ def attempt_run_key(run_key: str, attempt: int) -> str:
     if not 0 <= attempt < MAX_TRIGGER_ATTEMPTS:
         raise ValueError(f"attempt must be in [0, {MAX_TRIGGER_ATTEMPTS}), got {attempt}")
     return f"{run_key}:retry-{attempt}" if attempt else run_key
+
+
+def attempt_to_request(run_key: str, failed: Callable[[str], bool]) -> str:
+    """The run key a firing trigger requests: its first attempt (`attempt_run_key`) whose run did not fail
+    (`failed(key)`: the latest run launched for that key failed; not launched yet, in flight or done is not),
+    the last one when every attempt failed (Dagster skips a run key it has seen; `hive drift check` says it
+    was already triggered)."""
+    for attempt in range(MAX_TRIGGER_ATTEMPTS):
+        key = attempt_run_key(run_key, attempt)
+        if not failed(key):
+            return key
+    return key
 
 
 @dataclass(frozen=True)

@@ -179,14 +179,18 @@ def mirror_production(client, specialist: str, version: str) -> bool:
 
     For serving pods that load `models:/<specialist>-evaluator/Production` (stages are deprecated in
     MLflow 3; aliases stay the truth). Returns True when a transition was needed."""
-    name = model_name(specialist)
-    versions = client.search_model_versions(f"name='{name}'")
-    wanted = [v for v in versions if str(v.version) == str(version) and v.current_stage == PRODUCTION_STAGE]
-    others = [v for v in versions if str(v.version) != str(version) and v.current_stage == PRODUCTION_STAGE]
-    if wanted and not others:
+    if production_mirrored(client, specialist, version):
         return False
-    client.transition_model_version_stage(name, str(version), PRODUCTION_STAGE, archive_existing_versions=True)
+    client.transition_model_version_stage(model_name(specialist), str(version), PRODUCTION_STAGE,
+                                          archive_existing_versions=True)
     return True
+
+
+def production_mirrored(client, specialist: str, version: str) -> bool:
+    """Whether `version`, and no other version, is in the legacy Production stage."""
+    in_production = {str(v.version) for v in client.search_model_versions(f"name='{model_name(specialist)}'")
+                     if v.current_stage == PRODUCTION_STAGE}
+    return in_production == {str(version)}
 
 
 def ensure_alias(client, store: DocumentStore, specialist: str, alias: str, version: str, *, kind: str = "alias_move",
@@ -354,12 +358,39 @@ def promote(client, store: DocumentStore, specialist: str, version_ref: str | in
                                same=(intents.PROMOTE, str(version.version)), after_step=after_step)
     if same is not None:
         return same
+    if (done := _promotion_in_place(client, store, specialist, str(version.version), mirror)) is not None:
+        return done  # a rerun of a completed promotion: no intent, nothing written
     params = {"version": str(version.version), "reason": reason or f"promoted by {actor}", "gate": gate,
               "forced": bool(force and gate != "passed"), "mirror": mirror,
               "data_snapshot_hash": version.tags.get("data_snapshot_hash")}
     intent = intents.begin(store, f"promote:{specialist}:v{version.version}:{dagster_run_id or uuid.uuid4().hex}",
                            specialist, intents.PROMOTE, params, actor=actor, dagster_run_id=dagster_run_id)
     return _apply(client, store, intent, after_step=after_step)
+
+
+def _promotion_in_place(client, store: DocumentStore, specialist: str, version: str,
+                        mirror: bool | None) -> dict[str, Any] | None:
+    """The answer to a promotion whose every effect is in place (the registry's champion is `version`, the
+    ledger's last champion row says so and, mirror on, the Production stage holds it alone): nothing to do,
+    and when and by whom it was done; else None."""
+    holder = alias_version(client, specialist, CHAMPION)
+    row = last_alias_row(store, specialist, CHAMPION)
+    if holder is None or str(holder.version) != version or row is None or str(row["model_version"]) != version:
+        return None
+    mirror = mirror_production_enabled() if mirror is None else mirror
+    if mirror and not production_mirrored(client, specialist, version):
+        return None
+    from hive_assets.data import to_utc
+
+    name, when = model_name(specialist), to_utc(row.get("recorded_at"))
+    since = f" since {when.isoformat(timespec='seconds')}" if when else ""
+    run = f", run {row['dagster_run_id']}" if row.get("dagster_run_id") else ""
+    message = (f"this promotion was already done: {name}@champion -> v{version}{since} ({row.get('kind')} by "
+               f"{row.get('actor')}{run}); nothing changed")
+    return {"specialist": specialist, "model": name, "alias": CHAMPION, "version": version, "moved": False,
+            "recorded": False, "production_mirrored": False, "noop": True, "operation": intents.PROMOTE,
+            "message": message, "previous_version": (row.get("details") or {}).get("previous_version"),
+            "decision_id": row.get("decision_id")}
 
 
 def _apply(client, store: DocumentStore, intent: dict[str, Any], *, completed_by: str | None = None,
@@ -508,7 +539,7 @@ def _noop(specialist: str, done: dict[str, Any], why: str) -> dict[str, Any]:
                f" to v{done.get('version')}{by}{' at ' + when if when else ''}{run}; nothing changed (to roll back "
                "further, give --target-version)")
     return {"specialist": specialist, "model": name, "alias": CHAMPION, "version": done.get("version"),
-            "moved": False, "recorded": False, "noop": True, "message": message,
+            "moved": False, "recorded": False, "noop": True, "operation": intents.ROLLBACK, "message": message,
             "previous_version": done.get("previous_version"), "rolled_back_from": done.get("rolled_back_from")}
 
 

@@ -55,17 +55,15 @@ def test_once_records_the_checks_and_launches_the_retraining_run(drifted, hive_h
     assert run.tags["hive/trigger_id"] == trigger["trigger_id"] == check["run_key"]
     assert check["retraining"] == {"action": "requested", "reason": "hive drift check"}
     assert run.tags["dagster/partition"] == "business" and run.job_name == "retrain_specialist"
-    # the trigger document ends with the run's own outcome
-    assert trigger["dagster_run_id"] == run.run_id
-    assert trigger["status"] == {"SUCCESS": "completed", "FAILURE": "failed"}[run.status.value]
-    assert f"retrained: run {run.run_id}" in out
-    # a second --once in the same interval finds the trigger and launches nothing
-    assert main(["drift", "check", "--once", "--specialist", "business"]) == 0
-    assert "already triggered" in capsys.readouterr().out and len(runs(hive_home)) == 1
-    # and so does a dry run: it said "would retrain" while the command would launch nothing
+    # the trigger document ends with the run's own outcome: failed (no labels: its data gate blocks it)
+    assert run.status == dg.DagsterRunStatus.FAILURE and run.tags["dagster/run_key"] == trigger["trigger_id"]
+    assert (trigger["dagster_run_id"], trigger["status"]) == (run.run_id, "failed")
+    assert f"retrained: run {run.run_id} failed" in out
+    # a dry run says what the command would do: the trigger's next attempt (next test), launching nothing
     assert main(["drift", "check", "--once", "--dry-run", "--specialist", "business"]) == 0
     business = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("business"))
-    assert f"already triggered ({trigger['status']}, run {run.run_id})" in business, business
+    assert f"would retrain ({trigger['trigger_id']}:retry-1)" in business, business
+    assert len(runs(hive_home)) == 1 and drifted.count("retraining_triggers") == 1
 
 
 def test_the_table_s_columns_hold_the_longest_feature_name(hive_home, champion_uri, monkeypatch, capsys):
@@ -82,3 +80,39 @@ def test_the_table_s_columns_hold_the_longest_feature_name(hive_home, champion_u
     feature_at, decision_at = header.index("top feature"), header.index("decision")
     assert row[feature_at:decision_at].rstrip() == longest  # the precondition: this window's top feature
     assert row[decision_at - 1] == " " and row[decision_at:].split()[0] == "no_drift"
+
+
+def test_once_after_a_failed_retraining_launches_the_trigger_s_next_attempt(drifted, hive_home, capsys):
+    """The interval's retraining failed (no labels: its data gate blocks it). `hive drift check --once` again in
+    the same interval said "already triggered (failed ...)" and launched nothing, while the drift sensor requests
+    the trigger's next attempt: it launches `<key>:retry-1`, then `:retry-2`, then, every attempt failed, nothing,
+    as the sensor's `trigger_attempt` would; each attempt's run carries its run key, so the sensor sees it too."""
+    from hive_assets.defs.monitoring.sensors import trigger_attempt
+    from hive_assets.monitoring import MAX_TRIGGER_ATTEMPTS
+
+    args = ["drift", "check", "--once", "--specialist", "business"]
+    assert main(args) == 0
+    [check] = drifted.find("drift_monitoring")
+    key = check["run_key"]
+    assert drifted.find_one("retraining_triggers", {"trigger_id": key})["status"] == "failed"
+    assert "failed: blocked by " in capsys.readouterr().out  # its data gate
+    keys = [key] + [f"{key}:retry-{n}" for n in range(1, MAX_TRIGGER_ATTEMPTS)]
+    for attempt, attempt_key in enumerate(keys[1:], start=1):
+        assert main(args) == 0
+        business = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("business"))
+        assert "retrained: run " in business and "failed" in business, business
+        launched = runs(hive_home)
+        assert len(launched) == attempt + 1
+        assert (launched[0].tags["hive/trigger_id"], launched[0].tags["dagster/run_key"]) == (attempt_key, attempt_key)
+        trigger = drifted.find_one("retraining_triggers", {"trigger_id": attempt_key})
+        assert (trigger["status"], trigger["dagster_run_id"]) == ("failed", launched[0].run_id)
+    with dg.DagsterInstance.from_config(str(hive_home / "dagster")) as instance:
+        assert trigger_attempt(instance, key) == keys[-1]  # what the sensor requests: the last, which Dagster skips
+    for dry_run in ([], ["--dry-run"]):  # and a dry run, which said "would retrain" while it would not
+        assert main(args + dry_run) == 0
+        business = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("business"))
+        assert f"already triggered (failed, run {runs(hive_home)[0].run_id})" in business, business
+    assert len(runs(hive_home)) == MAX_TRIGGER_ATTEMPTS
+    assert sorted(d["trigger_id"] for d in drifted.find("retraining_triggers")) == sorted(keys)
+    assert [d["run_key"] for d in drifted.find("drift_monitoring", sort=[("checked_at", 1)])] == [
+        key, *keys[1:], keys[-1]]

@@ -184,9 +184,9 @@ def test_a_hand_run_without_a_specialist_partition_writes_no_trigger(env, tags):
 
 def reexecute_from_failure(instance, parent_id: str):
     """The UI's "Re-execute from failure": the failed steps again, in a run with the parent's tags (the trigger's
-    included) and Dagster's parent and root run ids."""
+    and the partition's included) and Dagster's parent and root run ids."""
     parent = instance.get_run_by_id(parent_id)
-    tags = {k: v for k, v in parent.tags.items() if not k.startswith("dagster/")}
+    tags = {k: v for k, v in parent.tags.items() if not k.startswith("dagster/") or k == "dagster/partition"}
     return dg.execute_job(dg.reconstructable(flaky_retrain), instance, tags=tags,
                           reexecution_options=dg.ReexecutionOptions.from_failure(parent_id, instance))
 
@@ -232,3 +232,32 @@ def test_a_re_execution_of_a_failed_retrain_takes_its_trigger_up_again(env, monk
         late()
         assert doc(store) == done
     assert store.count("retraining_triggers") == 1
+
+
+def test_a_re_execution_of_a_failed_hand_launched_retrain_takes_its_manual_trigger_up(env, monkeypatch):
+    """A retrain launched by hand (no trigger tag: its document is `manual:<run id>`) fails, and is re-executed
+    from failure. The re-execution recorded a `manual:` document of its own and left the first one failed, so
+    `hive status` and the triggers' history showed a failed retrain that had been done; it takes the document
+    up as a sensor-launched retrain's re-execution does (completed naming it, its attempts listed), and a late
+    event of the first run changes nothing."""
+    store, instance = env
+    monkeypatch.delenv(FIXED, raising=False)
+    first = dg.execute_job(dg.reconstructable(flaky_retrain), instance, tags={"dagster/partition": "business"})
+    assert not first.success
+    trigger_started(context(trigger_started.name, first, instance))
+    trigger_failed(context(trigger_failed.name, first, instance, failure=True))
+    manual = f"manual:{first.run_id}"
+    assert store.find_one("retraining_triggers", {"trigger_id": manual})["status"] == "failed"
+
+    monkeypatch.setenv(FIXED, "1")
+    second = reexecute_from_failure(instance, first.run_id)
+    assert second.success and second.dagster_run.parent_run_id == first.run_id
+    assert TRIGGER_TAG not in second.dagster_run.tags  # nothing names the trigger but the parent run
+    trigger_started(context(trigger_started.name, second, instance))
+    trigger_succeeded(context(trigger_succeeded.name, second, instance))
+    trigger_failed(context(trigger_failed.name, first, instance, failure=True))  # seen late: changes nothing
+    (done,) = store.find("retraining_triggers", {})
+    assert (done["trigger_id"], done["reason"], done["status"], done["dagster_run_id"]) == (
+        manual, "manual", "completed", second.run_id)
+    assert [a["run_id"] for a in done["attempts"]] == [first.run_id, second.run_id]
+    assert done["metrics"] == {"flaky_training.macro_f1": 0.79} and "error" not in done

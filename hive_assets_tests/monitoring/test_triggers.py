@@ -10,6 +10,7 @@ import pytest
 
 from hive_assets.monitoring._triggers import (
     SpecialistCursor,
+    attempt_to_request,
     decode_cursor,
     drift_run_key,
     drift_trigger,
@@ -104,6 +105,16 @@ def test_drift_run_key():
     assert k != drift_run_key("behavior", 3, time_bucket(T0 + hour, hour))
     assert k != drift_run_key("behavior", 4, time_bucket(T0, hour))
     assert k != drift_run_key("evolution", 3, time_bucket(T0, hour))
+
+
+def test_a_trigger_requests_its_first_attempt_whose_run_did_not_fail():
+    key = drift_run_key("business", 1, 7)
+    assert attempt_to_request(key, lambda k: False) == key
+    assert attempt_to_request(key, {key}.__contains__) == f"{key}:retry-1"
+    assert attempt_to_request(key, {key, f"{key}:retry-1"}.__contains__) == f"{key}:retry-2"
+    asked = []
+    every = attempt_to_request(key, lambda k: asked.append(k) or True)  # all failed: the last, which Dagster skips
+    assert every == f"{key}:retry-2" and asked == [key, f"{key}:retry-1", f"{key}:retry-2"]
 
 
 def test_drift_rule_holds_in_order_and_gives_a_run_key_only_when_firing():

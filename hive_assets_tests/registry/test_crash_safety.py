@@ -195,10 +195,12 @@ def test_a_rerun_of_an_interrupted_promotion_says_it_completed_it(store, killabl
     assert (row["model_version"], row["actor"], row["reason"]) == ("2", ME, "v2 is better")
     assert registry.ledger_agrees(client, store, "business")
 
+    intents = list(store.find("decision_intents", {}))
     assert main(["deploy", "promote", "--specialist", "business", "--model-version", "2"]) == 0  # nothing pending
     out = capsys.readouterr().out
     assert "completed" not in out, out
-    assert "business-evaluator@champion -> v2 (previous: 1; already in place, ledger already agreed)" in out, out
+    assert "this promotion was already done: business-evaluator@champion -> v2 since " in out, out
+    assert list(store.find("decision_intents", {})) == intents  # no second, empty intent
 
 
 def _champion(client) -> str:

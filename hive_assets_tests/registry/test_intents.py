@@ -60,6 +60,45 @@ def test_a_rerun_of_a_completed_rollback_is_a_no_op_that_says_so(clean_registry,
     assert _champion(client) == "3" and len(ledger(store, "business")) == rows
 
 
+def test_a_rerun_of_a_completed_promotion_records_nothing_and_says_so(clean_registry, store, business_runs,
+                                                                       mlflow_server, monkeypatch, capsys):
+    """A promotion rerun with the same arguments once it completed recorded a second `done` intent that did
+    nothing; it records nothing and says the promotion was already done, from Python and from the shell."""
+    client = clean_registry
+    for run_id in business_runs[:2]:
+        record_gate(store, "business", run_id)
+        registry.register(client, store, "business", run_id, actor=ME)
+    registry.promote(client, store, "business", "1", actor=ME, mirror=False)
+    registry.promote(client, store, "business", "2", actor=ME, reason="v2 is better", mirror=False)
+
+    def recorded():
+        return list(store.find("decision_intents", {"specialist_type": "business"})), ledger(store, "business")
+
+    before = recorded()
+    again = registry.promote(client, store, "business", "2", actor=ME, reason="v2 is better", mirror=False)
+    assert again["noop"] and (again["version"], again["moved"], again["recorded"]) == ("2", False, False)
+    assert again["message"].startswith("this promotion was already done: business-evaluator@champion -> v2 since ")
+    assert f"(promotion by {ME})" in again["message"] and again["message"].endswith("; nothing changed")
+    assert recorded() == before and _champion(client) == "2"
+    # with the Production mirror asked for and not in place, the rerun still has that effect to write
+    mirrored = registry.promote(client, store, "business", "2", actor=ME, mirror=True)
+    assert not mirrored.get("noop") and mirrored["production_mirrored"]
+    assert registry.promote(client, store, "business", "2", actor=ME, mirror=True)["noop"]
+
+    from hive_assets.cli._main import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    before = recorded()
+    capsys.readouterr()
+    assert main(["deploy", "promote", "--specialist", "business", "--model-version", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "this promotion was already done: business-evaluator@champion -> v2 since " in out, out
+    assert "nothing changed" in out and "completed" not in out
+    assert main(["deploy", "alias", "--specialist", "business", "--alias", "champion", "--model-version", "2"]) == 0
+    assert "this promotion was already done" in capsys.readouterr().out
+    assert recorded() == before and _champion(client) == "2"
+
+
 def test_a_cli_error_names_the_cause_and_the_alias_state(clean_registry, store, business_runs, mlflow_server,
                                                         monkeypatch, capsys):
     client = clean_registry

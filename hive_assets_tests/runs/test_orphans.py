@@ -259,3 +259,44 @@ def test_a_run_resumed_after_dying_inside_its_decisions_is_not_failed_by_the_nex
                              for d in runs.leases_of_run(store, run.run_id)],
                             clock.wall_now(), timedelta(hours=4), timedelta(seconds=120))
     assert [g["run_id"] for g in gone] == [run.run_id]
+
+
+def test_doctor_fix_exits_1_and_says_what_remains_after_its_fixes(hive_home, monkeypatch, capsys):
+    """A training run's process paused (its lease expired: doctor finds the run orphaned) and resumes between
+    doctor's check and its fix: `--fix` marks the run FAILURE, and rightly leaves the lease that a heartbeat
+    renewed meanwhile, now held for a failed run. It exited 0 (it had fixed something) and said nothing of the
+    lease; it says what remains, exit 1, and the next `--fix`, which releases the lease, exits 0."""
+    from hive_assets.cli._main import main
+    from hive_assets.defs.runs import doctor
+
+    instance = dg.DagsterInstance.get()
+    paused = instance.create_run_for_job(build_defs().resolve_job_def("retrain_specialist"),
+                                         status=dg.DagsterRunStatus.STARTED, tags={"dagster/partition": "business"})
+    store = SQLiteStore(hive_home / "store.sqlite")
+    lease, _ = runs.acquire(store, runs.TRAINING, "business", paused.run_id, ttl_seconds=120)
+    expired = clock.wall_now() - timedelta(seconds=600)
+    store.update_one(runs.COLLECTION, {"lease_id": lease.lease_id},
+                     {"heartbeat_at": expired, "expires_at": expired + timedelta(seconds=120)})
+    real_fix_orphans = doctor.fix_orphans
+
+    def resumed_before_the_fix(*args, **kwargs):  # the paused process heartbeats again
+        assert runs.renew(store, lease)
+        return real_fix_orphans(*args, **kwargs)
+
+    monkeypatch.setattr(doctor, "fix_orphans", resumed_before_the_fix)
+    capsys.readouterr()
+    assert main(["doctor", "--fix"]) == 1
+    out = capsys.readouterr().out
+    assert f"fixed: dagster run {paused.run_id} marked FAILURE" in out, out
+    assert (f"remains: lease {lease.lease_id} held for run {paused.run_id}: its run is FAILURE\n"
+            "1 problem(s) remain after the fixes") in out, out
+    assert instance.get_run_by_id(paused.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert store.find_one(runs.COLLECTION, {"lease_id": lease.lease_id})["state"] == runs.HELD
+
+    monkeypatch.setattr(doctor, "fix_orphans", real_fix_orphans)
+    assert main(["doctor", "--fix", "--json"]) == 0  # the lease of a failed run: released, nothing left
+    found = json.loads(capsys.readouterr().out)
+    assert [lease_["lease_id"] for lease_ in found["stale_leases"]] == [lease.lease_id] and found["fixed"]
+    assert not any(found["remaining"].values()), found["remaining"]
+    assert store.find_one(runs.COLLECTION, {"lease_id": lease.lease_id})["state"] == runs.RELEASED
+    assert main(["doctor"]) == 0 and "no orphaned runs" in capsys.readouterr().out

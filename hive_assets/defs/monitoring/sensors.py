@@ -26,7 +26,7 @@ from hive_assets.defs.training.jobs import retrain_specialist
 from hive_assets.figures import png_markdown
 from hive_assets.reachability import registry_down
 from hive_assets.monitoring import (
-    MAX_TRIGGER_ATTEMPTS, REACHES_REGISTRY, MonitoringSettings, SpecialistCursor, attempt_run_key, check_drift,
+    REACHES_REGISTRY, MonitoringSettings, SpecialistCursor, attempt_to_request, check_drift,
     counts_as_last_training, decode_cursor, discard_unused, drift_changed, drift_trigger, encode_cursor,
     evaluation_stamp, feedback_trigger, next_drift_check, psi_chart_png, record_trigger, save_drift_check,
     trusted_feedback_count, unlaunched_drift_request, update_trigger_status, waits_for_test, with_retraining,
@@ -143,15 +143,15 @@ def run_in_flight(instance: dg.DagsterInstance, specialist: str) -> str | None:
 
 
 def trigger_attempt(instance: dg.DagsterInstance, run_key: str) -> str:
-    """The run key a firing trigger requests: its first attempt (`attempt_run_key`) whose run did not fail
-    (not launched yet, in flight, done); the last one when every attempt failed (the daemon skips it). An
-    attempt's re-execution carries its run key: the latest run of the key decides."""
-    for attempt in range(MAX_TRIGGER_ATTEMPTS):
-        key = attempt_run_key(run_key, attempt)
-        latest = latest_run_of_key(instance, key)
-        if latest is None or latest.status != dg.DagsterRunStatus.FAILURE:
-            return key
-    return key
+    """The run key a firing trigger requests (`attempt_to_request`: its first attempt whose run did not fail)."""
+    return attempt_to_request(run_key, lambda key: attempt_failed(instance, key))
+
+
+def attempt_failed(instance: dg.DagsterInstance, run_key: str) -> bool:
+    """Whether the latest run launched for `run_key` failed (an attempt's re-execution carries its run key: the
+    latest run of the key decides)."""
+    latest = latest_run_of_key(instance, run_key)
+    return latest is not None and latest.status == dg.DagsterRunStatus.FAILURE
 
 
 def latest_run_of_key(instance: dg.DagsterInstance, run_key: str) -> dg.DagsterRun | None:
@@ -318,8 +318,8 @@ def run_metrics(instance: dg.DagsterInstance, run_id: str) -> dict:
 
 
 def manual_trigger_id(run_id: str) -> str:
-    """The trigger document of a retrain_specialist run no sensor requested: one per run, so following the
-    run's events again writes nothing new."""
+    """The trigger document of a retrain_specialist run no sensor requested: one per run launched by hand (its
+    re-executions take it up, as a sensor's trigger), so following the run's events again writes nothing new."""
     return f"manual:{run_id}"
 
 
@@ -329,7 +329,8 @@ def _follow(context, document_store: DocumentStoreResource, status: str, error: 
     if not trigger_id:  # launched by hand (Launchpad, the CLI, an operator): SPEC's "manual", one document per run
         if run.tags.get("dagster/partition") not in SPECIALISTS:  # no partition, or one that is no specialist's
             return dg.SkipReason(f"run {run.run_id} has no specialist partition: it retrained nobody")
-        trigger_id, reason = manual_trigger_id(run.run_id), "manual"
+        # a re-execution (from failure, a run retry) has no trigger tag to copy: the chain's first run names it
+        trigger_id, reason = manual_trigger_id(run.root_run_id or run.run_id), "manual"
     metrics = run_metrics(context.instance, run.run_id) if status != "running" else None
     try:
         with document_store.open() as store:

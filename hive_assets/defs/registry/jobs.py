@@ -111,11 +111,12 @@ def _call(context, config, mlflow: MlflowResource, document_store: DocumentStore
 def _completed_here(store, completed: list[str], result: dict[str, Any]) -> dict[str, Any]:
     """A rerun of an interrupted rollback or promotion finds it already complete, because this run completed it
     just before the action: that is the rerun's work, reported as such (with when it was interrupted), not as
-    "already done" or "already in place" (a rollback's no-op; a promotion that moved and wrote nothing)."""
+    "already done" or "already in place" (a rollback's or a promotion's no-op; a promotion that moved and
+    wrote nothing)."""
     if not isinstance(result, dict):
         return result
-    if result.get("noop"):
-        operation = registry.ROLLBACK_INTENT
+    if result.get("noop"):  # an operation already done: completed here if it was interrupted
+        operation = result.get("operation", registry.ROLLBACK_INTENT)
     elif result.get("alias") == registry.CHAMPION and not (result.get("moved") or result.get("recorded")):
         operation = registry.PROMOTE_INTENT
     else:

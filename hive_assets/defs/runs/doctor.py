@@ -3,12 +3,14 @@ start of every leased run. The decisions are `hive_assets.runs`'s; this module g
 the verdicts (run marked FAILURE with the reason, MLflow run ended FAILED with the reason as a tag, leases
 released by compare-and-swap so a live holder that renewed meanwhile keeps its lease). `hive doctor` also
 finds the registry decisions a crash left unfinished and, with --fix, completes them as the next registry
-command would (`find_unfinished_intents`, `complete_intents`)."""
+command would (`find_unfinished_intents`, `complete_intents`). `holding`: a lease held around a block of
+work, with its heartbeat, as every leased run (`lease.take`) and `--fix` hold one."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -138,6 +140,48 @@ def fix_orphans(instance: dg.DagsterInstance, store: DocumentStore, report: runs
     return done
 
 
+class HeldLease:
+    """A lease this process holds (`holding`), with its heartbeat; `displaced`: the stale holder's document it
+    took the lease from, if any; `release_reason`: what its release records (the holder may change it)."""
+
+    def __init__(self, lease: runs.Lease, heartbeat: runs.Heartbeat, displaced: dict[str, Any] | None,
+                 release_reason: str):
+        self.lease, self.heartbeat, self.displaced = lease, heartbeat, displaced
+        self.release_reason = release_reason
+
+
+@contextmanager
+def holding(kind: str, specialist: str, owner: str, *, job_name: str | None = None,
+            on_wait: Callable[[dict[str, Any]], None] | None = None, on_lost: Callable[[str], None] | None = None,
+            release_reason: str = "run ended") -> Iterator[HeldLease]:
+    """The (kind, specialist) lease held by `owner` around the block, as a run (`lease.take`) and `hive doctor
+    --fix` (`complete_intents`) hold it: acquired (waiting up to HIVE_LEASE_WAIT_SECONDS for a live holder,
+    then `runs.LeaseHeld`), renewed by a heartbeat, released however the block ends (the heartbeat stopped
+    first). A displaced stale holder (`held.displaced`) is the caller's to fail (`fail_displaced`)."""
+    from hive_assets.data import open_store
+
+    settings = Settings.from_env()
+    with open_store() as store:
+        lease, displaced = runs.acquire(store, kind, specialist, owner, ttl_seconds=settings.lease_ttl_seconds,
+                                        wait_seconds=settings.lease_wait_seconds, job_name=job_name, on_wait=on_wait)
+    held = HeldLease(lease, runs.Heartbeat(open_store, lease, on_lost=on_lost).start(), displaced, release_reason)
+    try:
+        yield held
+    finally:
+        held.heartbeat.stop()
+        with open_store() as store:
+            runs.release(store, lease, held.release_reason)
+
+
+def fail_displaced(instance: dg.DagsterInstance, store: DocumentStore, displaced: dict[str, Any], *, by: str,
+                   warn: Callable[[str], None] | None = None) -> list[str]:
+    """Mark FAILURE the run whose stale lease an acquisition took over (`runs.acquire`'s displaced holder: it went
+    stale after the orphan check). Returns what it did."""
+    return fix_orphans(instance, store, runs.OrphanReport(dagster_runs=[{
+        "run_id": displaced["owner_run_id"], "reason": displaced.get("stale_reason") or "lease stale",
+        "leases": []}]), by=by, warn=warn)
+
+
 def end_interrupted_mlflow_runs(instance: dg.DagsterInstance, store: DocumentStore, client, specialist: str, *,
                                 by: str) -> list[str]:
     """The MLflow half of the run-start check, for a step that reaches MLflow anyway (training): RUNNING MLflow
@@ -171,10 +215,8 @@ def complete_intents(instance: dg.DagsterInstance, store: DocumentStore, found: 
     rollout; each applied with the actor and run that decided it, every write only when missing), holding the
     specialist's operator lease as they do, after the same clock check. Returns (what was completed, what was
     not and why)."""
-    from hive_assets.data import open_store
     from hive_assets.rollout import complete_unfinished
 
-    settings = Settings.from_env()
     owner = f"hive-doctor-{runs.this_host()}-{os.getpid()}"
     done: list[str] = []
     left: list[str] = []
@@ -184,29 +226,23 @@ def complete_intents(instance: dg.DagsterInstance, store: DocumentStore, found: 
             left += [f"{i['operation']} {i['target']} of {specialist} (intent {i['intent_id']}): MLflow does not "
                      "answer" for i in pending]
             continue
-        try:  # the operator lease, as the verbs and the A/B look take it (`lease.take`), with its heartbeat
-            lease, displaced = runs.acquire(store, runs.OPERATOR, specialist, owner, job_name=by,
-                                            ttl_seconds=settings.lease_ttl_seconds,
-                                            wait_seconds=settings.lease_wait_seconds)
-        except runs.LeaseHeld as exc:  # a live operator verb or A/B look: it completes them first itself
-            left += [f"{i['operation']} {i['target']} of {specialist} (intent {i['intent_id']}): {exc}"
-                     for i in pending]
-            continue
-        heartbeat = runs.Heartbeat(open_store, lease).start()
-        try:
-            if displaced is not None:  # went stale since the orphan check
-                done += fix_orphans(instance, store, runs.OrphanReport(dagster_runs=[{
-                    "run_id": displaced["owner_run_id"], "reason": displaced.get("stale_reason") or "lease stale",
-                    "leases": []}]), by=by)
-            registry.check_clock(store, specialist)
-            completed = set(complete_unfinished(client, store, specialist, actor=by))
-        except Exception as exc:  # refused (the clock set back) or MLflow failed midway: still intended, said so
-            left += [f"{i['operation']} {i['target']} of {specialist} (intent {i['intent_id']}): {one_line(exc)}"
-                     for i in pending]
-            continue
-        finally:
-            heartbeat.stop()
-            runs.release(store, lease, f"{by}: done")
+        with ExitStack() as holding_operator:
+            try:  # the operator lease, held as the verbs and the A/B look hold it (`lease.take`)
+                held = holding_operator.enter_context(holding(runs.OPERATOR, specialist, owner, job_name=by,
+                                                              release_reason=f"{by}: done"))
+            except runs.LeaseHeld as exc:  # a live operator verb or A/B look: it completes them first itself
+                left += [f"{i['operation']} {i['target']} of {specialist} (intent {i['intent_id']}): {exc}"
+                         for i in pending]
+                continue
+            try:
+                if held.displaced is not None:  # went stale since the orphan check
+                    done += fail_displaced(instance, store, held.displaced, by=by)
+                registry.check_clock(store, specialist)
+                completed = set(complete_unfinished(client, store, specialist, actor=by))
+            except Exception as exc:  # refused (the clock set back) or MLflow failed midway: still intended, said so
+                left += [f"{i['operation']} {i['target']} of {specialist} (intent {i['intent_id']}): {one_line(exc)}"
+                         for i in pending]
+                continue
         done += [f"{i['operation']} {i['target']} of {specialist} interrupted at {i['since']} completed (intent "
                  f"{i['intent_id']})" for i in pending if f"completed:{i['intent_id']}" in completed]
     return done, left

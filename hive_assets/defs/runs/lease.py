@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import dagster as dg
@@ -36,7 +36,7 @@ from pydantic import PrivateAttr
 from hive_assets import runs
 from hive_assets.config import SPECIALISTS, Settings
 from hive_assets.data import open_store
-from hive_assets.defs.runs.doctor import find_orphans, fix_orphans, one_line
+from hive_assets.defs.runs.doctor import HeldLease, fail_displaced, find_orphans, fix_orphans, holding, one_line
 from hive_assets.reachability import registry_down
 
 # An asset's own `resource_defs` is beta in Dagster 1.13 (it warns at each decoration) yet the way to bind one
@@ -68,15 +68,15 @@ class LeaseLost(dg.Failure):
 
 
 class _Holder:
-    """A lease this process holds, with its heartbeat."""
+    """A lease this process holds (`holding`, entered in `take`), with its heartbeat, until `end`."""
 
-    def __init__(self, lease: runs.Lease, heartbeat: runs.Heartbeat):
-        self.lease, self.heartbeat = lease, heartbeat
+    def __init__(self, held: HeldLease, held_until_end: ExitStack):
+        self.lease, self.heartbeat = held.lease, held.heartbeat
+        self._held, self._holding = held, held_until_end
 
     def end(self, reason: str) -> None:
-        self.heartbeat.stop()
-        with open_store() as store:
-            runs.release(store, self.lease, reason)
+        self._held.release_reason = reason
+        self._holding.close()  # the heartbeat stopped, the lease released
 
 
 def _mlflow_client():
@@ -119,19 +119,17 @@ def take(instance: dg.DagsterInstance, run_id: str, job_name: str, kind: str, sp
             for line in fix_orphans(instance, store, report, client, by=f"the start of run {run_id}",
                                     warn=log.warning):
                 log.warning(f"run-start check: {line}")
-        lease, displaced = runs.acquire(
-            store, kind, specialist, run_id, ttl_seconds=settings.lease_ttl_seconds,
-            wait_seconds=settings.lease_wait_seconds, job_name=job_name,
+    with ExitStack() as until_end:  # held past this call (`_Holder.end`), released here only if this fails
+        held = until_end.enter_context(holding(
+            kind, specialist, run_id, job_name=job_name, on_lost=log.error,
             on_wait=lambda holder: log.info(
                 f"waiting up to {settings.lease_wait_seconds} s for run {holder.get('owner_run_id')}, which holds "
-                f"the {kind} lease of {specialist}"))
-        if displaced is not None:  # went stale between the check and the acquisition
-            fix_orphans(instance, store, runs.OrphanReport(dagster_runs=[{
-                "run_id": displaced["owner_run_id"], "reason": displaced.get("stale_reason") or "lease stale",
-                "leases": []}]), by=f"the start of run {run_id}", warn=log.warning)
-    log.info(f"{lease.describe()} taken (ttl {settings.lease_ttl_seconds} s)")
-    heartbeat = runs.Heartbeat(open_store, lease, on_lost=log.error).start()
-    return _Holder(lease, heartbeat)
+                f"the {kind} lease of {specialist}")))
+        if held.displaced is not None:  # went stale between the check and the acquisition
+            with open_store() as store:
+                fail_displaced(instance, store, held.displaced, by=f"the start of run {run_id}", warn=log.warning)
+        log.info(f"{held.lease.describe()} taken (ttl {settings.lease_ttl_seconds} s)")
+        return _Holder(held, until_end.pop_all())
 
 
 class RunLeaseResource(dg.ConfigurableResource):
