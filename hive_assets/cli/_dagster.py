@@ -184,10 +184,12 @@ def doctor(*, fix: bool, specialist: str | None, mlflow_uri: str) -> dict:
         report = find_orphans(dagster_instance, store, client, specialist=specialist)
         intents = find_unfinished_intents(dagster_instance, store, specialist=specialist,
                                           orphan_ids={r["run_id"] for r in report.dagster_runs})
-        done = fix_orphans(dagster_instance, store, report, client, by="hive doctor") if fix else []
+        # what a fix could not do is "not fixed" (exit 1), never dropped
+        done = fix_orphans(dagster_instance, store, report, client, by="hive doctor", warn=left.append) if fix else []
         if fix and intents:
-            completed, left = complete_intents(dagster_instance, store, intents, client, by="hive doctor")
+            completed, not_completed = complete_intents(dagster_instance, store, intents, client, by="hive doctor")
             done += completed
+            left += not_completed
     return {"report": {**report.as_dict(), "unfinished_intents": intents}, "fixed": done, "not_fixed": left,
             "mlflow": mlflow_problem or "checked"}
 

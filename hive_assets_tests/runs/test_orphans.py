@@ -300,3 +300,37 @@ def test_doctor_fix_exits_1_and_says_what_remains_after_its_fixes(hive_home, mon
     assert not any(found["remaining"].values()), found["remaining"]
     assert store.find_one(runs.COLLECTION, {"lease_id": lease.lease_id})["state"] == runs.RELEASED
     assert main(["doctor"]) == 0 and "no orphaned runs" in capsys.readouterr().out
+
+
+def test_an_mlflow_run_doctor_cannot_end_is_not_fixed_exit_1_not_a_traceback(hive_home, monkeypatch, capsys):
+    """An orphaned MLflow run that MLflow refuses to end (here deleted between doctor's check and its fix: MLflow
+    refuses tags on a deleted run) made `hive doctor --fix` fail with a traceback, the other fixes' report lost;
+    it is now a "not fixed" line and exit 1 (audit, stop 53)."""
+    from hive_assets.cli._main import main
+    from hive_assets.config import Settings
+    from hive_assets.defs.runs import doctor
+
+    settings = Settings.from_env()  # the embedded registry of the home
+    instance = dg.DagsterInstance.get()
+    ended = instance.create_run_for_job(build_defs().resolve_job_def("retrain_specialist"),
+                                        status=dg.DagsterRunStatus.FAILURE, tags={"dagster/partition": "business"})
+    client = registry.client_for(settings.mlflow_uri)
+    experiment_id = client.create_experiment(settings.mlflow_experiment_name)
+    left_running = client.create_run(experiment_id, tags={"dagster.run_id": ended.run_id,
+                                                          "dagster.partition": "business"}).info.run_id
+    capsys.readouterr()
+    assert main(["doctor", "--json"]) == 1
+    assert [m["run_id"] for m in json.loads(capsys.readouterr().out)["mlflow_runs"]] == [left_running]
+
+    real_fix_orphans = doctor.fix_orphans
+
+    def deleted_before_the_fix(*args, **kwargs):
+        client.delete_run(left_running)  # still RUNNING, no longer active: MLflow refuses to tag it
+        return real_fix_orphans(*args, **kwargs)
+
+    monkeypatch.setattr(doctor, "fix_orphans", deleted_before_the_fix)
+    assert main(["doctor", "--fix"]) == 1
+    out = capsys.readouterr().out
+    assert f"not fixed: could not end mlflow run {left_running}: " in out and "Traceback" not in out, out
+    assert client.get_run(left_running).info.status == "RUNNING"  # not half-ended: no tag, no status
+    assert registry.FAILURE_REASON_TAG not in client.get_run(left_running).data.tags

@@ -135,8 +135,11 @@ def fix_orphans(instance: dg.DagsterInstance, store: DocumentStore, report: runs
     for orphan in report.mlflow_runs:
         if client is None or orphan["run_id"] in mlflow_done:
             continue
-        if registry.mark_run_failed(client, orphan["run_id"], f"marked failed by {by}: {orphan['reason']}"):
-            done.append(f"mlflow run {orphan['run_id']} ended FAILED ({orphan['reason']})")
+        try:
+            if registry.mark_run_failed(client, orphan["run_id"], f"marked failed by {by}: {orphan['reason']}"):
+                done.append(f"mlflow run {orphan['run_id']} ended FAILED ({orphan['reason']})")
+        except Exception as exc:  # refused (deleted meanwhile, no permission) or down: the others are still fixed
+            warn(f"could not end mlflow run {orphan['run_id']}: {one_line(exc)}")
     return done
 
 
