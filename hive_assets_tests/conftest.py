@@ -38,6 +38,29 @@ if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes") or services_
     settings.load_profile("ci")
 
 
+# What the product sets for the rest of its process: `mlflow.set_tracking_uri` (registry.log_model,
+# load_model, register_version) exports MLFLOW_TRACKING_URI, `registry.tracking_target` MLflow's basic-auth
+# variables. One command per process makes that harmless in the CLI; in a test worker a stopped server's URI
+# leaked into later files (`hive loop` then refused on MLflow instead of its arguments, by the file order).
+MLFLOW_PROCESS_SETTINGS = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+
+
+@pytest.fixture(autouse=True)
+def mlflow_settings_restored() -> Iterator[None]:
+    """Each test ends with MLflow's process-wide tracking URI and credentials as it found them."""
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    saved = {name: os.environ.get(name) for name in MLFLOW_PROCESS_SETTINGS}
+    saved_uri = tracking_utils._tracking_uri
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    tracking_utils._tracking_uri = saved_uri
+
+
 def pytest_collection_modifyitems(session, config, items):
     """Tests that need S3 run last: `make services` builds SeaweedFS in the background meanwhile."""
     items.sort(key=lambda item: "s3_endpoint" in getattr(item, "fixturenames", ()))  # stable: order kept

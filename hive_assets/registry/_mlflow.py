@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import re
 import tempfile
+import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from hive_assets.config import SPECIALISTS
 
 MODEL_CODE = Path(__file__).with_name("_pyfunc_model.py")
 PIP_REQUIREMENTS = ["hive-assets", "mlflow>=3.17,<3.18", "scikit-learn>=1.6", "xgboost-cpu>=3.0", "skops>=0.11",
@@ -260,7 +263,10 @@ def _one_line(exc: BaseException) -> str:
 
 
 _VERSION_MODELS: dict[tuple, object] = {}
-_VERSION_MODELS_MAX = 32
+_VERSION_MODELS_LOCK = threading.Lock()
+# least recently used first out: a champion and a challenger per specialist; a long-lived process (a code
+# server, a serving pod) kept up to 32 versions it no longer used, one more at each promotion
+_VERSION_MODELS_MAX = 2 * len(SPECIALISTS)
 
 
 def load_version_model(client, version):
@@ -273,12 +279,25 @@ def load_version_model(client, version):
     the version. A version registered before the tag existed has no checksum: it loads unverified."""
     key = (client.tracking_uri, version.name, str(version.version), getattr(version, "source", None),
            getattr(version, "run_id", None))
-    if key not in _VERSION_MODELS:
-        model = _load_verified(client.tracking_uri, version)
-        if len(_VERSION_MODELS) >= _VERSION_MODELS_MAX:
+    with _VERSION_MODELS_LOCK:  # the routers of several specialists refresh in their own threads
+        if (cached := _VERSION_MODELS.pop(key, None)) is not None:
+            _VERSION_MODELS[key] = cached  # now the most recently used
+            return cached
+    model = _load_verified(client.tracking_uri, version)
+    with _VERSION_MODELS_LOCK:
+        while len(_VERSION_MODELS) >= _VERSION_MODELS_MAX:
             _VERSION_MODELS.pop(next(iter(_VERSION_MODELS)))
         _VERSION_MODELS[key] = model
-    return _VERSION_MODELS[key]
+    return model
+
+
+def release_version_models(tracking_uri: str, name: str, keep: Iterable[str]) -> None:
+    """Drop the loaded versions of registered model `name` other than `keep` from the process's cache (a
+    serving router that no longer serves them: their memory is freed once nothing else holds them)."""
+    kept = {str(v) for v in keep}
+    with _VERSION_MODELS_LOCK:
+        for key in [k for k in _VERSION_MODELS if k[0] == tracking_uri and k[1] == name and k[2] not in kept]:
+            del _VERSION_MODELS[key]
 
 
 def _load_verified(tracking_uri: str, version):

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -195,11 +197,29 @@ class SpecialistRouter:
         self._stop = threading.Event()
         self._first = threading.Event()
         self._thread: threading.Thread | None = None
+        _ROUTERS.add(self)
         if refresh_interval is not None:
-            self._thread = threading.Thread(target=self._run, name=f"hive-serving-{specialist}", daemon=True)
-            self._thread.start()
+            self._start_refresh()
             if wait > 0:
                 self._first.wait(wait)
+
+    def _start_refresh(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"hive-serving-{self.specialist}", daemon=True)
+        self._thread.start()
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child (gunicorn --preload, uWSGI without lazy-apps, multiprocessing) has no refresh thread
+        (only the forking thread survives a fork): it served the parent's state forever, still `ready`. It gets
+        its own thread, lock (a refresh running at the fork left the parent's held for ever) and MLflow
+        client (the parent's connections are not the child's)."""
+        stopped = self._stop.is_set()
+        self._refresh_lock, self._stop, self._first = threading.Lock(), threading.Event(), threading.Event()
+        self._client, self._thread = None, None
+        self._first.set()
+        if stopped:
+            self._stop.set()
+        elif self.refresh_interval is not None:
+            self._start_refresh()
 
     # -- the request path -------------------------------------------------------------------------------
     def evaluate(self, plan: Mapping[str, Any]) -> Opinion | None:
@@ -329,7 +349,9 @@ class SpecialistRouter:
                               f"no registered model {registry.model_name(self.specialist)}")
         champion = previous.champion
         if serving.champion_version is not None:
-            self._warned.discard("no-champion")
+            if "no-champion" in self._warned:
+                self._warned.discard("no-champion")
+                log.warning("%s: alias %s set again (v%s)", self.specialist, CHAMPION, serving.champion_version)
             champion = self._load(serving.champion_version) or previous.champion
         elif previous.champion is not None:
             self._warn_once("no-champion", f"{self.specialist}: alias {CHAMPION} is not set; serving last good "
@@ -345,6 +367,18 @@ class SpecialistRouter:
         elif "split" in self._warned:
             self._warned.discard("split")
             log.warning("%s: A/B split readable again", self.specialist)
+        if split is not None and champion is not None and serving.champion_version is not None \
+                and champion.version != serving.champion_version:
+            # the test compares the registry's champion with its challenger: a unit this pod serves with
+            # another version (the new champion does not load here) belongs to neither arm, so no unit is
+            # tagged (the challenger's arm too: its units then get the champion, untagged) until it loads
+            self._warn_once("split-champion", f"{self.specialist}: A/B test {split.test_id} not served: its "
+                                              f"champion v{serving.champion_version} is not loaded here; serving "
+                                              f"v{champion.version} to every unit, untagged")
+            split = None
+        elif "split-champion" in self._warned and champion is not None:
+            self._warned.discard("split-champion")
+            log.warning("%s: champion v%s loaded: A/B tests are served again", self.specialist, champion.version)
         challenger = None
         if split is not None:
             # an unreadable share keeps the last split (serving_from: the same test, never a recreated model's)
@@ -359,6 +393,9 @@ class SpecialistRouter:
             self._warned = {w for w in self._warned if not w.startswith("load:") or w in still_named}
         keep = {m.version for m in (state.champion, state.challenger) if m is not None}
         self._loaded = {k: m for k, m in self._loaded.items() if m.version in keep}
+        # and from the process's cache of loaded versions: each promotion left one more model in memory
+        if self._client is not None:
+            registry.release_version_models(self._client.tracking_uri, registry.model_name(self.specialist), keep)
         self._state = state
         from hive_assets import clock
 
@@ -491,6 +528,24 @@ class SpecialistRouter:
 
     def __repr__(self) -> str:
         return f"SpecialistRouter({self.specialist!r}, serving {self._describe(self._state)})"
+
+
+_ROUTERS: "weakref.WeakSet[SpecialistRouter]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    try:  # MLflow's cached HTTP sessions hold the parent's connections: the child opens its own
+        from mlflow.utils.request_utils import _cached_get_request_session
+
+        _cached_get_request_session.cache_clear()
+    except ImportError:
+        pass
+    for router in list(_ROUTERS):
+        router._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def routers_for(tracking_uri: str | None = None, specialists: Iterable[str] = SPECIALISTS,

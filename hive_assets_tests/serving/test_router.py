@@ -4,9 +4,13 @@ challenger whose artifact is truncated, and a model on another feature schema, n
 
 from __future__ import annotations
 
+import gc
 import logging
+import os
+import signal
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -366,6 +370,9 @@ def test_a_champion_removed_from_the_registry_keeps_serving_but_is_not_healthy(s
         f"behavior: alias champion is not set; serving last good v{v1}"]
     client.set_registered_model_alias(registry.model_name("behavior"), registry.CHAMPION, v1)
     assert router.refresh()["healthy"]
+    # the failure's end is logged as its start was (README: "one when it ends")
+    assert [r.getMessage() for r in caplog.records if "alias champion set again" in r.getMessage()] == [
+        f"behavior: alias champion set again (v{v1})"]
     client.delete_model_version(registry.model_name("behavior"), v1)  # deleting the version drops its alias
     health = router.refresh()
     assert health["ready"] and not health["healthy"] and health["registry_champion_version"] is None
@@ -407,3 +414,120 @@ def test_a_router_says_refused_not_unreachable(mlflow_server, monkeypatch, caplo
     assert not health["registry_reachable"] and health["registry_error"].startswith("refused: HTTP 404: no MLflow API")
     assert any("model registry refused the request (HTTP 404" in r.getMessage() for r in caplog.records)
     assert "s3cret-pw" not in str(health) + caplog.text
+
+
+def test_a_test_whose_champion_does_not_load_here_tags_no_unit(server, models, logged, hive_home, caplog):
+    """The registry's champion v2 fails its checksum on this pod, which keeps serving v1; a test of v3 against v2
+    runs. Its champion-arm units were tagged `ab_arm champion` though v1 answered them: the tally counted v1's
+    agreement as v2's (audit, stop 53). No unit is tagged until v2 loads; then the test is served again."""
+    url, root = server
+    client, store = registry.client_for(url), SQLiteStore(hive_home / "store.sqlite")
+    fresh(client, "architecture")
+    v1 = register(client, "architecture", logged["business"])
+    broken = log(url, models["v"][2])  # its own artifacts: the truncated file is no other test's
+    (estimator,) = [p for p in artifact_files(root, broken.model_id) if p.name == "estimator.skops"]
+    v2, v3 = register(client, "architecture", broken), register(client, "architecture", logged["technical"])
+    registry.ensure_alias(client, store, "architecture", registry.CHAMPION, v1, actor="test", reason="setup")
+    router = SpecialistRouter("architecture", url, refresh_interval=None)
+    assert router.refresh()["champion_version"] == v1
+    intact = estimator.read_bytes()
+    estimator.write_bytes(intact[: len(intact) // 2])
+    registry.ensure_alias(client, store, "architecture", registry.CHAMPION, v2, actor="test", reason="promoted")
+    registry.ensure_alias(client, store, "architecture", registry.CHALLENGER, v3, actor="test", reason="setup")
+    test, _, _ = start_test(client, store, "architecture", v2, v3, 40.0, T0, actor="test")
+    caplog.set_level(logging.WARNING, logger="hive_assets.serving")
+    health = router.refresh()
+    assert (health["champion_version"], health["registry_champion_version"]) == (v1, v2) and not health["healthy"]
+    assert health["ab_test_id"] is None and not health["ab_routing"]
+    plans = make_plans(200, seed=8)
+    opinions = router.evaluate_many(plans)
+    assert {(o.model_version, o.ab_test_id, o.ab_arm) for o in opinions} == {(v1, None, None)}
+    assert [r.getMessage() for r in caplog.records if "not served" in r.getMessage()] == [
+        f"architecture: A/B test {test['test_id']} not served: its champion v{v2} is not loaded here; serving "
+        f"v{v1} to every unit, untagged"]
+
+    estimator.write_bytes(intact)  # repaired: loaded at its next try
+    for _ in range(2):
+        health = router.refresh()
+    assert health["healthy"] and health["ab_routing"] and health["champion_version"] == v2
+    arms = {p["intent_id"]: CHALLENGER if bucket(test["salt"], p["intent_id"]) < 40.0 else CHAMPION for p in plans}
+    for plan, o in zip(plans, router.evaluate_many(plans)):
+        arm = arms[plan["intent_id"]]
+        assert (o.model_version, o.ab_test_id, o.ab_arm) == ({CHAMPION: v2, CHALLENGER: v3}[arm], test["test_id"], arm)
+    assert any("champion v%s loaded: A/B tests are served again" % v2 in r.getMessage() for r in caplog.records)
+    client.delete_registered_model(registry.model_name("architecture"))
+
+
+def test_a_version_no_longer_served_is_freed(server, logged, hive_home):
+    """The process's cache of loaded versions kept every version a router had served (up to 32): each promotion
+    left one more model in a long-lived pod's memory (audit, stop 53). The router releases what it stops serving."""
+    url, _ = server
+    client, store = registry.client_for(url), SQLiteStore(hive_home / "store.sqlite")
+    fresh(client, "evolution")
+    versions = [register(client, "evolution", logged[p]) for p in ("business", "technical", "behavior")]
+    router = SpecialistRouter("evolution", url, refresh_interval=None)
+    served = []
+    for v in versions:
+        registry.ensure_alias(client, store, "evolution", registry.CHAMPION, v, actor="test", reason="promoted")
+        assert router.refresh()["champion_version"] == v
+        mv = client.get_model_version(registry.model_name("evolution"), v)
+        served.append(weakref.ref(registry.load_version_model(client, mv)))  # the cached object the router loaded
+    gc.collect()
+    assert [ref() is not None for ref in served] == [False, False, True]  # only the champion's is still held
+    client.delete_registered_model(registry.model_name("evolution"))
+
+
+def _in_a_forked_child(body) -> int:
+    """Fork; the child runs `body()` (True: exit 0) and exits at once; returns the child's pid."""
+    pid = os.fork()
+    if pid == 0:  # the child: never back into pytest
+        code = 1
+        try:
+            code = 0 if body() else 1
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _exit_code(pid: int, timeout: float) -> int | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return None
+
+
+def test_a_forked_child_serves_the_registry_s_decisions_too(server, logged, hive_home):
+    """gunicorn --preload, uWSGI without lazy-apps, multiprocessing's fork: only the forking thread survives a
+    fork, so the child served the parent's champion for ever, still `ready` (audit, stop 53). It refreshes in
+    its own thread; and a refresh running at the fork (its lock held) does not block the child's."""
+    url, _ = server
+    client, store = registry.client_for(url), SQLiteStore(hive_home / "store.sqlite")
+    fresh(client, "business")
+    v1, v2 = register(client, "business", logged["business"]), register(client, "business", logged["technical"])
+    registry.ensure_alias(client, store, "business", registry.CHAMPION, v1, actor="test", reason="setup")
+    router = SpecialistRouter("business", url, refresh_interval=INTERVAL, wait=30)
+    plan = make_plans(1, seed=4)[0]
+    try:
+        assert router.evaluate(plan).model_version == v1
+
+        def sees_the_promotion() -> bool:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if router.evaluate(plan).model_version == v2 and router.health()["healthy"]:
+                    return True
+                time.sleep(0.05)
+            return False
+
+        with router._refresh_lock:  # a refresh running in the parent at the fork
+            child = _in_a_forked_child(lambda: router.refresh()["ready"] and sees_the_promotion())
+        registry.ensure_alias(client, store, "business", registry.CHAMPION, v2, actor="test", reason="promoted")
+        assert _exit_code(child, 60) == 0  # 1: still v1 after 30 s; None: blocked on the parent's lock
+        wait_for(lambda: router.evaluate(plan).model_version == v2, 10, "the parent to serve v2")
+    finally:
+        router.close()
+    client.delete_registered_model(registry.model_name("business"))
