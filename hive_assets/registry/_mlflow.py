@@ -204,7 +204,13 @@ _NOT_MODEL_FILES = frozenset({"registered_model_meta"})
 
 class ArtifactError(RuntimeError):
     """A registered version that cannot be served, in one line naming it: `<name> v<N>: artifact
-    checksum mismatch` or `<name> v<N> cannot be loaded: <cause>` (never a library's stack)."""
+    checksum mismatch` or `<name> v<N> cannot be loaded: <cause>` (never a library's stack).
+    `downloading`: it failed before any file was read (the registry or the artifact store did not hand
+    the files over: an outage may be over at the next try), not on the files themselves."""
+
+    def __init__(self, message: str, *, downloading: bool = False):
+        super().__init__(message)
+        self.downloading = downloading
 
 
 def artifact_checksum(directory: str | Path) -> str:
@@ -316,7 +322,7 @@ def _load_verified(tracking_uri: str, version):
                 version.name, version.version)
             local = _download(tracking_uri, location, tmp)
         except Exception as exc:  # noqa: BLE001 - any failure is this version's, said in one line
-            raise ArtifactError(f"{label} cannot be loaded: {_one_line(exc)}") from exc
+            raise ArtifactError(f"{label} cannot be loaded: {_one_line(exc)}", downloading=True) from exc
         if expected and artifact_checksum(local) != expected:
             raise ArtifactError(f"{label}: artifact checksum mismatch")
         try:

@@ -443,11 +443,14 @@ class SpecialistRouter:
             model = single_threaded(model)
         except Exception as exc:
             error = _one_line(exc)
-            failures += 1
+            # files that were not handed over (the artifact store down, a download cut) are tried again at the
+            # next refresh: backing off delayed a promotion, or the rollback of a bad model, by up to 8 minutes
+            # after a blip; files that do not load or verify back off (each try downloads them again)
+            failures = 0 if getattr(exc, "downloading", False) else failures + 1
             # copy-on-write: health() reads these dicts from other threads without a lock
             status.failed_versions = {**status.failed_versions, str(version): error}
             status.load_retry = {**status.load_retry, str(version): (
-                failures, status.refreshes + min(2 ** (failures - 1), MAX_LOAD_RETRY_REFRESHES))}
+                failures, status.refreshes + min(2 ** max(failures - 1, 0), MAX_LOAD_RETRY_REFRESHES))}
             self._warn_once(f"load:{key}", f"{self.specialist}: v{version} does not load ({error}); serving "
                                            f"{self._describe(self._state)}")
             return None

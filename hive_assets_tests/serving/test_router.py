@@ -531,3 +531,32 @@ def test_a_forked_child_serves_the_registry_s_decisions_too(server, logged, hive
     finally:
         router.close()
     client.delete_registered_model(registry.model_name("business"))
+
+
+def test_a_version_whose_files_were_not_handed_over_is_tried_at_every_refresh(server, models, logged, hive_home):
+    """The artifact store lost a promoted version's files for a while (an outage, a restore): its downloads fail,
+    and each failure pushed the next try further (after 1, 2, 4, 8, then 16 refreshes), so the promotion, or the
+    rollback of a bad model, reached the pod up to 8 minutes after the files were back (audit, stop 53). A
+    download that fails is tried again at the next refresh; files that do not load still back off."""
+    url, root = server
+    client, store = registry.client_for(url), SQLiteStore(hive_home / "store.sqlite")
+    fresh(client, "behavior")
+    v1 = register(client, "behavior", logged["business"])
+    promoted = log(url, models["v"][1])  # its own artifacts: the moved directory is no other test's
+    v2 = register(client, "behavior", promoted)
+    registry.ensure_alias(client, store, "behavior", registry.CHAMPION, v1, actor="test", reason="setup")
+    router = SpecialistRouter("behavior", url, refresh_interval=None)
+    assert router.refresh()["champion_version"] == v1
+    files = artifact_files(root, promoted.model_id)
+    model_dir = next(p for p in files[0].parents if p.name == promoted.model_id)
+    hidden = model_dir.with_name(model_dir.name + ".away")
+    model_dir.rename(hidden)
+    registry.ensure_alias(client, store, "behavior", registry.CHAMPION, v2, actor="test", reason="promoted")
+    for _ in range(8):  # eight refreshes without the files
+        health = router.refresh()
+        assert health["champion_version"] == v1 and list(health["failed_versions"]) == [v2]
+        assert health["failed_versions_retry_in"] == {v2: 1}
+    hidden.rename(model_dir)
+    health = router.refresh()  # the files are back: served at the next refresh
+    assert health["champion_version"] == v2 and health["healthy"]
+    client.delete_registered_model(registry.model_name("behavior"))
