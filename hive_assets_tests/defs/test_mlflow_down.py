@@ -27,11 +27,10 @@ from hive_assets_tests.conftest import free_port
 
 SECRET = "s3cret-pw"
 
-# a run whose MLflow is down throughout, on a loaded 2-core machine: collection and features (a few seconds), then
-# the first MLflow step's probes and their waits (UNREACHABLE_RETRY_WAITS, 21 s): 22 s measured; it took 12 min 41 s
-# (MLflow's client, 4 minutes per request, then the step's retry policy twice). Resources: the code location's own
-# (MLFLOW_TRACKING_URI bound as an EnvVar, the asset storage under the home).
-DOWN_RUN_BOUND_SECONDS = 60
+# Speed is a benchmark, not a timed test (BENCHMARKS.md "MLflow down"): a run whose MLflow is down throughout failed
+# after 12 min 41 s (MLflow's client, 4 minutes per attempt, then the step's retry policy twice), now in ~22 s. The
+# tests tell the two apart by what happens, not by the clock; MLflow's own retries are off in them, so that the code
+# without the probe fails in seconds too, on the assertions.
 
 
 def _events(result, kind: str, step: str | None = None) -> list:
@@ -43,18 +42,17 @@ def test_a_retraining_with_mlflow_down_fails_in_seconds_in_one_line_without_the_
     port = free_port()  # bound, then closed: a real refused connection
     uri = f"http://hive:{SECRET}@127.0.0.1:{port}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # the run lease's start check reads it too
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     store = SQLiteStore(hive_home / "store.sqlite")
     simulate(store, plans=800, days=30, seed=5, now=datetime.now(timezone.utc))
     config = {"ops": {"enhanced_features": {"config": {"min_training_samples": 100}}}}
     with dg.instance_for_test(temp_dir=str(hive_home / "dagster")) as instance:
-        started = time.monotonic()
         result = dg.materialize(list(build_defs().assets), selection=retrain_specialist.selection,
                                 partition_key="business", resources=default_resources(), instance=instance,
                                 run_config=config, raise_on_error=False)
-        elapsed = time.monotonic() - started
         stored = [p for p in (hive_home / "dagster").rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
 
-    assert not result.success and elapsed < DOWN_RUN_BOUND_SECONDS, elapsed
+    assert not result.success
     # the steps before MLflow's ran as they do; the first MLflow step stopped the run, the rest never started
     materialized = {e.asset_key.path[-1] for e in _events(result, "ASSET_MATERIALIZATION")}
     assert materialized == {"raw_production_data", "enhanced_features"}
@@ -77,6 +75,7 @@ def test_the_run_start_check_of_a_dead_run_does_not_wait_for_mlflow_down(hive_ho
     on: the Dagster side is fixed, the MLflow runs are ended by the next check or `hive doctor --fix`."""
     uri = f"http://hive:{SECRET}@127.0.0.1:{free_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     store = SQLiteStore(hive_home / "store.sqlite")
     simulate(store, plans=200, days=10, seed=5, now=datetime.now(timezone.utc))
     dead_pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
@@ -87,13 +86,11 @@ def test_the_run_start_check_of_a_dead_run_does_not_wait_for_mlflow_down(hive_ho
                                            status=dg.DagsterRunStatus.STARTED, tags={"dagster/partition": "business"})
         lease, _ = runs.acquire(store, runs.TRAINING, "business", dead.run_id, ttl_seconds=3600)
         store.update_one(runs.COLLECTION, {"lease_id": lease.lease_id}, {"pid": dead_pid})
-        started = time.monotonic()
         result = dg.materialize(list(defs.assets), selection=["raw_production_data"], partition_key="business",
                                 resources=default_resources(), instance=instance, raise_on_error=False)
-        elapsed = time.monotonic() - started
         assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
         logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
-    assert result.success and elapsed < 30, elapsed  # collection needs no MLflow
+    assert result.success  # collection needs no MLflow
     (warning,) = [line for line in logged if "MLflow unreachable for the run-start check" in line]
     assert f"MLflow at http://hive:***@127.0.0.1:{uri.rsplit(':', 1)[1]} unreachable (" in warning
     assert "\n" not in warning and SECRET not in warning
@@ -159,15 +156,13 @@ def test_a_step_whose_mlflow_comes_back_before_its_retry_succeeds(hive_home, mlf
         watcher = threading.Thread(target=open_at_first_retry, daemon=True)
         watcher.start()
         try:
-            started = time.monotonic()
             result = dg.materialize([ab_test_outcome], partition_key="business", resources=default_resources(),
                                     instance=instance, raise_on_error=False)
-            elapsed = time.monotonic() - started
         finally:
             listener.close()
     assert result.success, failure_message(result)
     # refused once, retried after the first wait, through to the real server
-    assert len(_events(result, "STEP_UP_FOR_RETRY", "ab_test_outcome")) == 1 and elapsed < 30, elapsed
+    assert len(_events(result, "STEP_UP_FOR_RETRY", "ab_test_outcome")) == 1
 
 
 @pytest.mark.services

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import dagster as dg
 
 from hive_assets.data import SQLiteStore
@@ -19,16 +17,15 @@ def _tick(instance, uri: str, cursor: str | None = None):
     return platform_status_sensor.evaluate_tick(ctx)
 
 
-def test_an_unreachable_registry_skips_in_one_line_without_the_password(hive_home):
+def test_an_unreachable_registry_skips_in_one_line_without_the_password(hive_home, monkeypatch):
     """MLflow down: every tick waited for MLflow's client retries (minutes), then failed with a traceback
     (audit, stop 53). One health request says so in one line; the last observation and cursor are kept."""
     SQLiteStore(hive_home / "store.sqlite")
     port = free_port()  # bound, then closed: a real refused connection
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # without the check: a traceback at once, not in minutes
     with dg.instance_for_test() as instance:
-        started = time.monotonic()
         result = _tick(instance, f"http://hive:s3cret-pw@127.0.0.1:{port}", cursor="earlier-view")
-        elapsed = time.monotonic() - started
-    assert result.asset_events == [] and result.cursor == "earlier-view" and elapsed < 30, elapsed
+    assert result.asset_events == [] and result.cursor == "earlier-view"
     message = result.skip_message
     assert message.startswith(f"model registry unavailable, status not refreshed: MLflow at http://hive:***@127.0.0.1:"
                               f"{port} unreachable (") and "\n" not in message and "s3cret" not in message
