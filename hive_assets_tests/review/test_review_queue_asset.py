@@ -160,6 +160,34 @@ def test_one_refresh_per_specialist_at_a_time_and_retraining_does_not_block_it(h
         (runs.lease_id(runs.TRAINING, "business"), "a-retraining")]
 
 
+def test_a_python_materialization_of_the_queue_takes_the_review_lease(hive_home, tracking, monkeypatch):
+    """`dg.materialize([review_queue])` runs an ephemeral job with no asset selection: it took the training lease,
+    so it ran beside a sensor's refresh (both reading the day's remaining budget) and waited for a retraining
+    (audit, stop 53). Its steps say what it runs: the review lease, as the sensor's job."""
+    from hive_assets import runs
+
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", NOW.isoformat())
+    monkeypatch.setenv("HIVE_LEASE_WAIT_SECONDS", "0")
+    store = SQLiteStore(hive_home / "store.sqlite")
+    simulate(store, plans=150, days=1, seed=5, now=NOW, feedback_rate=0.2, malformed_rate=0.0)
+    resources = {"document_store": DocumentStoreResource(), "mlflow": MlflowResource(tracking_uri=tracking),
+                 "platform": PlatformSettings()}
+    config = {"ops": {"review_queue": {"config": {"daily_budget": 10}}}}
+    other, _ = runs.try_acquire(store, runs.REVIEW, "business", "a-sensor-refresh", ttl_seconds=600)
+    refused = dg.materialize([review_queue], partition_key="business", resources=resources, run_config=config,
+                             raise_on_error=False)
+    failures = [e.event_specific_data.error.to_string() for e in refused.all_events if e.is_failure]
+    assert not refused.success and store.count(COLLECTION) == 0
+    assert any("another run of business holds it (run a-sensor-refresh, review run" in f for f in failures), failures
+    runs.release(store, other, "test done")
+
+    training, _ = runs.try_acquire(store, runs.TRAINING, "business", "a-retraining", ttl_seconds=600)
+    done = dg.materialize([review_queue], partition_key="business", resources=resources, run_config=config)
+    assert done.asset_materializations_for_node("review_queue")[0].metadata["requested"].value == 10
+    assert [(d["lease_id"], d["owner_run_id"]) for d in runs.held_leases(store)] == [
+        (runs.lease_id(runs.TRAINING, "business"), "a-retraining")]
+
+
 @pytest.mark.parametrize(("job_name", "selection", "kind"), [
     ("refresh_review_queue", ["review_queue"], "review"),
     ("__ASSET_JOB", ["review_queue"], "review"),

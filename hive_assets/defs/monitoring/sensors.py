@@ -137,7 +137,7 @@ def run_in_flight(instance: dg.DagsterInstance, specialist: str) -> str | None:
     records = instance.get_run_records(
         dg.RunsFilter(tags={"dagster/partition": specialist}, statuses=IN_FLIGHT, created_after=cutoff))
     for record in records:  # newest first: an A/B look or a review refresh takes another lease, and is no bar
-        if lease_target(record.dagster_run) == (runs.TRAINING, specialist):
+        if lease_target(record.dagster_run, instance) == (runs.TRAINING, specialist):
             return record.dagster_run.run_id
     return None
 

@@ -39,6 +39,9 @@ from hive_assets.data import open_store
 from hive_assets.defs.runs.doctor import HeldLease, fail_displaced, find_orphans, fix_orphans, holding, one_line
 from hive_assets.reachability import registry_down
 
+# the job of `dg.materialize` and an asset's `execute_in_process` (dagster._core.definitions.materialize)
+EPHEMERAL_JOB_NAME = "__ephemeral_asset_job__"
+
 # An asset's own `resource_defs` is beta in Dagster 1.13 (it warns at each decoration) yet the way to bind one
 # resource to every asset of the graph without each caller's resource dict having to name it.
 warnings.filterwarnings("ignore", message="Parameter `resource_defs` of function `asset`", category=dg.BetaWarning)
@@ -51,12 +54,18 @@ LEASE_KIND_OF_RUN = (
 )
 
 
-def lease_target(run: dg.DagsterRun) -> tuple[str, str] | None:
-    """(kind, specialist) of an asset run's lease, or None for a run with no specialist partition."""
+def lease_target(run: dg.DagsterRun, instance: dg.DagsterInstance | None = None) -> tuple[str, str] | None:
+    """(kind, specialist) of an asset run's lease, or None for a run with no specialist partition. With the
+    `instance`, a run of an ephemeral job (`dg.materialize`, `execute_in_process` of a few assets: no asset
+    selection) is judged by its steps, its assets: `dg.materialize([review_queue])` took the training lease, so
+    it ran beside a sensor's refresh (the daily budget then read twice) and waited for a retraining."""
     specialist = run.tags.get("dagster/partition")
     if specialist not in SPECIALISTS:
         return None
     selection = {key.to_user_string() for key in run.asset_selection or ()}
+    snapshot = run.execution_plan_snapshot_id
+    if not selection and run.job_name == EPHEMERAL_JOB_NAME and instance is not None and snapshot:
+        selection = {step.key for step in instance.get_execution_plan_snapshot(snapshot).steps}
     for kind, jobs, assets in LEASE_KIND_OF_RUN:
         if run.job_name in jobs or (selection and selection <= assets):
             return kind, specialist
@@ -141,7 +150,7 @@ class RunLeaseResource(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         run = context.dagster_run
-        target = lease_target(run) if run is not None else None
+        target = lease_target(run, context.instance) if run is not None else None
         if target is None or context.instance is None:
             return  # direct invocation in a test, or a run with no specialist: nothing to guard
         kind, specialist = target
@@ -162,7 +171,7 @@ class RunLeaseResource(dg.ConfigurableResource):
         lease, so a promotion or rollback never interleaves with a training run's alias moves (each would
         act on aliases the other is changing); they wait for these seconds, never for the training."""
         run = context.dagster_run if self._holder is not None else None  # None: invoked directly (tests)
-        target = lease_target(run) if run is not None else None
+        target = lease_target(run, context.instance) if run is not None else None
         if target is None or target[0] == runs.OPERATOR:
             yield
             return
