@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from hive_assets.cli._args import add_specialist, add_verb, positive_int
 
@@ -21,20 +22,26 @@ def cmd_review_queue(args: argparse.Namespace) -> int:
     now = clock.now()
     with open_store() as store:
         # the whole queue is read for its size: `--limit` shortens the list, never the count
-        full = {s: review.open_queue(store, s, now) for s in args.specialist}
-    queues = {s: q[:args.limit] for s, q in full.items()}
+        full = {s: review.read_open_queue(store, s, now) for s in args.specialist}
+    queues = {s: q.requests[:args.limit] for s, q in full.items()}
+    for specialist, read in full.items():  # left out of the queue, never a traceback; the documents stay as they are
+        if read.malformed:
+            print(f"hive review-queue: warning: {specialist}: {review.describe_malformed(read.malformed)}",
+                  file=sys.stderr)
     if args.json:
-        print(json.dumps({"now": now.isoformat(), "open": {s: len(q) for s, q in full.items()},
-                          "queues": {s: [_row(d) for d in q] for s, q in queues.items()}}, indent=2))
+        print(json.dumps({"now": now.isoformat(), "open": {s: len(q.requests) for s, q in full.items()},
+                          "queues": {s: [_row(d) for d in q] for s, q in queues.items()},
+                          "malformed": {s: [{"request_id": rid, "fields": fields} for rid, fields in q.malformed]
+                                        for s, q in full.items()}}, indent=2))
         return 0
     for specialist, queue in queues.items():
-        total = len(full[specialist])
+        total = len(full[specialist].requests)
         print(f"{specialist}: {total} open review request{'s' * (total != 1)} at {now:%Y-%m-%d %H:%M} UTC"
               + (f" (the first {len(queue)} shown: --limit)" if len(queue) < total else "")
               + ("" if queue else " (refresh: materialize review_queue, or start review_queue_sensor)"))
         for d in queue:
             print(f"  {float(d['score']):.3f}  {d['selection']:<6}  {d['reason']:<12}  {d['opinion_id']}  "
-                  f"(plan {d['plan_id']}, expires {str(d['expires_at'])[:16]})")
+                  f"(plan {d.get('plan_id')}, expires {str(d['expires_at'])[:16]})")
     return 0
 
 

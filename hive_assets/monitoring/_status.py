@@ -177,7 +177,8 @@ def _rows(statuses: list[SpecialistStatus], now: datetime | None = None) -> list
         queue = st.review_queue
         review = ("-" if queue is None else "no request today" if not any(queue.values()) else
                   f"{queue['open']} open; today {queue['requested']} requested, {queue['answered']} answered, "
-                  f"{queue['expired']} expired")
+                  f"{queue['expired']} expired" + (f"; {queue['malformed']} malformed, not counted"
+                                                    if queue.get("malformed") else ""))
         rows.append([st.specialist, champion, st.champion_why or "-", challenger, ab, drift, feedback, retrain, look,
                      review])
     return rows

@@ -6,7 +6,8 @@ biasing the decisions.
   share marked `random`.
 - `refresh_queue` (`_queue`): one refresh of a specialist's queue in the store: answers linked, old
   requests expired, new ones within today's budget; `refresh_from_store` scores the recent unlabelled
-  opinions with the given models first; `open_queue` reads the queue, `queue_summary` what it did in a
+  opinions with the given models first; `open_queue` reads the queue (`read_open_queue` also names the
+  malformed requests it leaves out), `queue_summary` what it did in a
   period and `today_summary` on the budget's day (`_requests`).
 - `label_selections`, `usable_for_decisions`, `decision_split`, `without_active_labels` (`_decisions`):
   metrics, gates and A/B statistics use only the random share and organic labels; training uses all.
@@ -22,8 +23,9 @@ from hive_assets.review._queue import (
     refresh_queue,
 )
 from hive_assets.review._requests import (
-    ANSWERED, COLLECTION, EXPIRED, OPEN, STATUSES, day_start, expire, link_answers, open_queue, remaining_budget,
-    queue_summary, request_documents, request_id, requested_opinions, requested_today, today_summary,
+    ANSWERED, COLLECTION, EXPIRED, OPEN, STATUSES, OpenQueue, day_start, describe_malformed, expire, link_answers,
+    malformed_fields, open_queue, read_open_queue, remaining_budget, queue_summary, request_documents, request_id,
+    requested_opinions, requested_today, today_summary,
     write_requests,
 )
 from hive_assets.review._simulation import AAResult, AAScenario, aa_false_promotions, aa_test
@@ -34,9 +36,11 @@ from hive_assets.review._select import (
 
 __all__ = [
     "AAResult", "AAScenario", "aa_false_promotions", "aa_test", "ACTIVE", "ANSWERED", "COLLECTION",
-    "DEFAULT_DAILY_BUDGET", "DEFAULT_EXPIRY", "DEFAULT_RANDOM_SHARE", "EXPIRED", "OPEN", "ORGANIC", "RANDOM", "REASONS",
-    "STATUSES", "TRAIN_SPLIT", "PriorityWeights", "QueueChoice", "QueueRefresh", "choose_queue", "day_start",
-    "decision_split", "disagreement", "diverse_top", "drift_region_weight", "expire", "label_selections",
+    "DEFAULT_DAILY_BUDGET", "DEFAULT_EXPIRY", "DEFAULT_RANDOM_SHARE", "EXPIRED", "OPEN", "OpenQueue", "ORGANIC",
+    "RANDOM", "REASONS", "STATUSES", "TRAIN_SPLIT", "PriorityWeights", "QueueChoice", "QueueRefresh", "choose_queue",
+    "day_start",
+    "decision_split", "describe_malformed", "disagreement", "diverse_top", "drift_region_weight", "expire",
+    "label_selections", "malformed_fields", "read_open_queue",
     "latest_drifted_features", "refresh_from_store", "link_answers", "margin_uncertainty", "open_queue", "priority",
     "queue_summary", "refresh_queue", "remaining_budget", "request_documents", "request_id", "requested_opinions",
     "requested_today", "standardised", "today_summary", "usable_for_decisions", "without_active_labels",

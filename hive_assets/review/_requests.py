@@ -9,11 +9,12 @@ passed first); nothing moves back.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
-from hive_assets.data import TrustPolicy, latest_trusted_feedback, to_utc
+from hive_assets.data import TrustPolicy, is_number, latest_trusted_feedback, to_utc
 from hive_assets.data.store.base import DocumentStore
 from hive_assets.review._select import QueueChoice
 
@@ -53,6 +54,33 @@ def requested_opinions(store: DocumentStore, specialist: str, opinion_ids: Itera
         COLLECTION, "opinion_id", opinion_ids, {"specialist_type": specialist}, projection=["opinion_id"])}
 
 
+def malformed_fields(doc: Mapping[str, Any]) -> list[str]:
+    """The fields a reader needs that `doc` lacks or holds in no usable form (a reviewer tool's or an
+    import's edit: `rank` as text, `score` null, a date that is no time); [] for a sound request."""
+    def text(value: Any) -> bool:
+        return isinstance(value, str) and bool(value)
+
+    bad = [name for name in ("request_id", "opinion_id", "reason", "selection") if not text(doc.get(name))]
+    rank = doc.get("rank")
+    if not (isinstance(rank, int) and not isinstance(rank, bool)):
+        bad.append("rank")
+    score = doc.get("score")
+    if not (is_number(score) and not isinstance(score, bool) and math.isfinite(score)):
+        bad.append("score")
+    bad += [name for name in ("requested_at", "expires_at") if to_utc(doc.get(name)) is None]
+    if doc.get("status") not in STATUSES:
+        bad.append("status")
+    return bad
+
+
+def describe_malformed(malformed: Sequence[tuple[str, list[str]]], shown: int = 3) -> str:
+    """`n malformed review request(s) left out (id: fields, ...)`: the one line readers print or log."""
+    ids = ", ".join(f"{rid}: {'/'.join(fields)}" for rid, fields in malformed[:shown])
+    more = f", and {len(malformed) - shown} more" if len(malformed) > shown else ""
+    return (f"{len(malformed)} malformed review request{'s' * (len(malformed) != 1)} left out ({ids}{more}); "
+            "fix or delete them in review_requests")
+
+
 def request_documents(specialist: str, opinions: Sequence[Mapping[str, Any]], choice: QueueChoice, now: datetime,
                       expiry: timedelta, model_version: str | None = None) -> list[dict[str, Any]]:
     """One document per chosen candidate; `opinions[i]` holds `opinion_id` and `plan_id` of candidate i."""
@@ -80,8 +108,10 @@ def link_answers(store: DocumentStore, specialist: str, now: datetime, trust: Tr
     """Open requests whose opinion now has a trusted label submitted before the request expired become
     `answered`, with the id and time of the latest such label (as of the expiry, or `now` if earlier: a
     correction after the expiry does not hide the answer in time). Returns how many were linked."""
+    # a malformed request (no id, no readable expiry) cannot be judged: left open as it is, `open_queue` names it
     open_requests = {str(r["opinion_id"]): r for r in store.find(COLLECTION, {"specialist_type": specialist,
-                                                                               "status": OPEN})}
+                                                                               "status": OPEN})
+                     if r.get("opinion_id") and r.get("request_id") and to_utc(r.get("expires_at")) is not None}
     if not open_requests:
         return 0
     # a label only after the expiry is none here: `expire` closes the request, the label is an organic one
@@ -104,26 +134,46 @@ def expire(store: DocumentStore, specialist: str, now: datetime) -> int:
     expired = 0
     for request in store.find(COLLECTION, {"specialist_type": specialist, "status": OPEN,
                                            "expires_at": {"$lte": now}}):
+        if not request.get("request_id"):  # malformed: nothing to update it by
+            continue
         expired += store.update_one(COLLECTION, {"request_id": request["request_id"], "status": OPEN},
                                     {"status": EXPIRED})
     return expired
 
 
+class OpenQueue(NamedTuple):
+    requests: list[dict]  # sound requests, in queue order
+    malformed: list[tuple[str, list[str]]]  # (request_id, bad fields) of the open ones left out, by id
+
+
 def open_queue(store: DocumentStore, specialist: str, now: datetime, limit: int | None = None,
                trust: TrustPolicy = TrustPolicy()) -> list[dict]:
+    """`read_open_queue`'s requests: the sound ones in queue order."""
+    return read_open_queue(store, specialist, now, limit, trust).requests
+
+
+def read_open_queue(store: DocumentStore, specialist: str, now: datetime, limit: int | None = None,
+                    trust: TrustPolicy = TrustPolicy()) -> OpenQueue:
     """The open, unexpired, still unanswered requests of `specialist` made by `now` (one dated later, made
     before the clock was moved back, was not made yet as of `now`), in queue order: oldest day first, then
     by rank (the active picks by priority, the random share spread evenly among them, so reviewers who stop
     part-way still answer a uniformly random part of it). What a reviewer UI or the simulator's reviewers
     read. A request whose opinion already has a trusted label is left out though its status stays `open`
-    until the next refresh links it (`link_answers`; this reads only): it is not asked twice meanwhile."""
-    docs = {str(d["opinion_id"]): d for d in store.find(COLLECTION, {"specialist_type": specialist, "status": OPEN,
-                                                                     "requested_at": {"$lte": now},
-                                                                     "expires_at": {"$gt": now}})}
+    until the next refresh links it (`link_answers`; this reads only): it is not asked twice meanwhile.
+    A malformed request (`malformed_fields`) cannot be placed in that order: it is left out of `requests`
+    and named in `malformed`, and stays in the store as it is."""
+    found = store.find(COLLECTION, {"specialist_type": specialist, "status": OPEN,
+                                    "requested_at": {"$lte": now}, "expires_at": {"$gt": now}})
+    docs, malformed = {}, []
+    for d in found:
+        if bad := malformed_fields(d):
+            malformed.append((str(d.get("request_id")), bad))
+        else:
+            docs[d["opinion_id"]] = d
     answered, _, _ = latest_trusted_feedback(store, docs, now, trust) if docs else ({}, None, 0)
-    docs = [d for opinion_id, d in docs.items() if opinion_id not in answered]
-    docs.sort(key=lambda d: (to_utc(d["requested_at"]), int(d.get("rank") or 0), str(d["request_id"])))
-    return docs[:limit] if limit is not None else docs
+    ordered = [d for opinion_id, d in docs.items() if opinion_id not in answered]
+    ordered.sort(key=lambda d: (to_utc(d["requested_at"]), d["rank"], d["request_id"]))
+    return OpenQueue(ordered[:limit] if limit is not None else ordered, sorted(malformed))
 
 
 def queue_summary(store: DocumentStore, specialist: str, since: datetime, until: datetime,
@@ -132,7 +182,8 @@ def queue_summary(store: DocumentStore, specialist: str, since: datetime, until:
     expired in the period (whenever they were made), and how many are open at `until`; each request taken
     at the status a refresh at `until` would give it (an answer or an expiry not linked yet counts). Reads
     only. Consecutive periods of `hive loop` split time with (since, until]; a budget day starts at 00:00
-    itself (`today_summary`)."""
+    itself (`today_summary`). Requests whose dates or status cannot be read are counted under `malformed`
+    (the key is there only then)."""
     def in_period(at: datetime) -> bool:
         return since <= at if include_since else since < at
 
@@ -140,6 +191,11 @@ def queue_summary(store: DocumentStore, specialist: str, since: datetime, until:
     docs = list(store.find(COLLECTION, {"specialist_type": specialist, "requested_at": {"$lte": until},
                                         "expires_at": {"$gte" if include_since else "$gt": since}},
                            projection=["opinion_id", "status", "requested_at", "expires_at", "answered_at"]))
+    # a request without readable dates or status cannot be placed in time: counted as `malformed`, not read
+    sound = [d for d in docs if d.get("status") in STATUSES and to_utc(d.get("requested_at")) is not None
+             and to_utc(d.get("expires_at")) is not None
+             and (d["status"] != ANSWERED or to_utc(d.get("answered_at")) is not None)]
+    malformed, docs = len(docs) - len(sound), sound
     waiting = {str(d["opinion_id"]): d for d in docs if d["status"] == OPEN}
     labels = latest_trusted_feedback(store, waiting, until, trust, as_of=_expiries(waiting))[0] if waiting else {}
     counts = dict.fromkeys(("requested", ANSWERED, EXPIRED, OPEN), 0)
@@ -155,6 +211,8 @@ def queue_summary(store: DocumentStore, specialist: str, since: datetime, until:
         counts[ANSWERED] += status == ANSWERED and in_period(answered_at)
         counts[EXPIRED] += status == EXPIRED
         counts[OPEN] += status == OPEN
+    if malformed:  # only then: a sound queue's summary keeps its four counts
+        counts["malformed"] = malformed
     return counts
 
 

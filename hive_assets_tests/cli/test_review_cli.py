@@ -30,3 +30,42 @@ def test_limit_shortens_the_list_not_the_count(shell):
     out = hive("review-queue", "--specialist", "business", "--limit", "2", "--json", cwd=cwd, env=env)
     data = json.loads(out.stdout)
     assert data["open"] == {"business": 7} and [r["rank"] for r in data["queues"]["business"]] == [1, 2]
+
+
+def test_malformed_requests_are_left_out_and_named_never_a_traceback(shell):
+    """A request a reviewer tool or an import left malformed (rank as text, score null, an expiry that is no
+    time) is left out of the queue and named in one warning line; the sound ones keep their order, the
+    documents stay as they are, and `hive status` counts it apart (these readers raised before)."""
+    cwd, env = shell
+    (cwd / HOME_REL).mkdir()
+    sound = {"specialist_type": "business", "reason": "uncertainty", "selection": "active",
+             "inclusion_probability": 1.0, "model_version": "1", "requested_at": NOW,
+             "expires_at": NOW + timedelta(hours=72), "status": OPEN, "feedback_id": None, "answered_at": None}
+    docs = [{**sound, "request_id": f"review:business:op-{i}", "opinion_id": f"op-{i}", "plan_id": f"p-{i}",
+             "score": 0.5, "rank": i + 1} for i in range(3)]
+    docs += [{**docs[0], "request_id": "review:business:op-bad-score", "opinion_id": "op-bad-score", "score": None},
+             {**docs[0], "request_id": "review:business:op-bad-rank", "opinion_id": "op-bad-rank", "rank": "first"},
+             {**docs[0], "request_id": "review:business:op-bad-expiry", "opinion_id": "op-bad-expiry",
+              "expires_at": "soon"}]
+    with SQLiteStore(cwd / HOME_REL / "store.sqlite") as store:
+        store.upsert_many("review_requests", docs)
+    env = {**env, "HIVE_SIMULATED_NOW": (NOW + timedelta(hours=1)).isoformat()}
+    text = hive("review-queue", "--specialist", "business", cwd=cwd, env=env)
+    assert text.returncode == 0 and "Traceback" not in text.stderr, text.stderr
+    assert text.stdout.splitlines()[0].startswith("business: 3 open review requests")
+    assert [line.split()[3] for line in text.stdout.splitlines()[1:]] == ["op-0", "op-1", "op-2"]
+    [warning] = [line for line in text.stderr.splitlines() if "warning" in line]
+    assert "business: 3 malformed review requests left out" in warning, warning
+    assert "review:business:op-bad-rank: rank" in warning and "review:business:op-bad-score: score" in warning
+    data = json.loads(hive("review-queue", "--specialist", "business", "--json", cwd=cwd, env=env).stdout)
+    assert data["open"] == {"business": 3} and data["malformed"]["business"] == [
+        {"request_id": "review:business:op-bad-expiry", "fields": ["expires_at"]},
+        {"request_id": "review:business:op-bad-rank", "fields": ["rank"]},
+        {"request_id": "review:business:op-bad-score", "fields": ["score"]}]
+    status = hive("status", "--specialist", "business", cwd=cwd, env=env)
+    assert "Traceback" not in status.stderr, status.stderr
+    # the counts need only dates and status: a bad score or rank is still an open request there, as in the budget
+    assert "5 open; today 6 requested, 0 answered, 0 expired; 1 malformed, not counted" in status.stdout
+    with SQLiteStore(cwd / HOME_REL / "store.sqlite") as store:  # nothing lost or rewritten
+        assert store.count("review_requests") == 6
+        assert store.find_one("review_requests", {"opinion_id": "op-bad-rank"})["rank"] == "first"

@@ -75,7 +75,17 @@ def test_without_a_champion_the_refresh_still_links_answers_and_expires_requests
     client_for(uri).search_registered_models()  # an MLflow with no model at all
     monkeypatch.setenv("HIVE_SIMULATED_NOW", NOW.isoformat())
     store = SQLiteStore(hive_home / "store.sqlite")
-    made = NOW - timedelta(hours=80)
+    expiring_requests(store, NOW - timedelta(hours=80))
+    [event] = materialize(uri, 10).asset_materializations_for_node("review_queue")
+    meta = {k: v.value for k, v in event.metadata.items()}
+    assert meta == {"requested": 0, "skipped": "no champion registered", "answered_since_last": 1,
+                    "expired_since_last": 1, "open": 1}
+    assert {d["opinion_id"]: d["status"] for d in store.find(COLLECTION)} == {
+        "answered": ANSWERED, "unanswered": EXPIRED, "waiting": "open"}
+
+
+def expiring_requests(store, made: datetime) -> None:
+    """Requests made at `made`: one answered within its 72 h, one unanswered for 72 h, one waiting 100 h."""
     store.upsert_many(COLLECTION, [
         {"request_id": f"review:business:{op}", "opinion_id": op, "plan_id": f"p-{op}", "specialist_type": "business",
          "selection": ACTIVE, "rank": 1, "score": 1.0, "reason": "uncertainty", "requested_at": made,
@@ -85,12 +95,64 @@ def test_without_a_champion_the_refresh_still_links_answers_and_expires_requests
         {"feedback_id": "fb-answered", "opinion_id": "answered", "plan_id": "p-answered", "specialist_type": "business",
          "human_recommendation": "approve", "human_rating": 0.9, "submitted_by": "r",
          "submitted_at": made + timedelta(hours=5), "feedback_source": "human_expert", "metadata": {}}])
+
+
+def test_an_unloadable_champion_or_a_deleted_challenger_does_not_stop_answers_and_expiries(
+        hive_home, tmp_path, monkeypatch):
+    """The running test's challenger deleted in MLflow (its look stops the test later): the refresh links and
+    expires, then scores with the champion alone and says so. A champion whose artifact fails its checksum:
+    links and expires, requests nothing and says why. Both failed the step before anything moved."""
+    from hive_assets import registry
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    model = train_small_model("business", NOW - timedelta(days=30), n_plans=600)
+    client, champion = register_champion(uri, "business", model)
+    _, challenger = register_champion(uri, "business", model)  # v2, then the champion alias back on v1
+    name = registry.model_name("business")
+    client.set_registered_model_alias(name, registry.CHAMPION, champion.version)
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", NOW.isoformat())
+    store = SQLiteStore(hive_home / "store.sqlite")
+    simulate(store, plans=150, days=1, seed=5, now=NOW, feedback_rate=0.2, malformed_rate=0.0)
+    store.upsert_many("ab_tests", [{
+        "test_id": "ab-business-2", "specialist_type": "business", "status": "running", "started_at": NOW,
+        "champion_version": str(champion.version), "challenger_version": str(challenger.version)}])
+    client.delete_model_version(name, challenger.version)  # by hand, as in MLflow's UI
+    expiring_requests(store, NOW - timedelta(hours=80))
+
+    # the champion's files no longer match their checksum: nothing to score with
+    client.set_model_version_tag(name, champion.version, registry.ARTIFACT_CHECKSUM_TAG, "0" * 64)
     [event] = materialize(uri, 10).asset_materializations_for_node("review_queue")
     meta = {k: v.value for k, v in event.metadata.items()}
-    assert meta == {"requested": 0, "skipped": "no champion registered", "answered_since_last": 1,
-                    "expired_since_last": 1, "open": 1}
+    assert meta["requested"] == 0 and "checksum mismatch" in meta["skipped"], meta
+    assert (meta["answered_since_last"], meta["expired_since_last"], meta["open"]) == (1, 1, 1)
     assert {d["opinion_id"]: d["status"] for d in store.find(COLLECTION)} == {
         "answered": ANSWERED, "unanswered": EXPIRED, "waiting": "open"}
+
+    # the champion sound again, the challenger still deleted: requests scored with the champion only
+    client.delete_model_version_tag(name, champion.version, registry.ARTIFACT_CHECKSUM_TAG)
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", (NOW + timedelta(hours=1)).isoformat())
+    [event] = materialize(uri, 10).asset_materializations_for_node("review_queue")
+    meta = {k: v.value for k, v in event.metadata.items()}
+    assert meta["requested"] == 10 and meta["challenger_version"] == str(challenger.version)
+    assert meta["challenger_not_scored"] == (f"challenger v{challenger.version} of the running test was deleted "
+                                             "from the registry")
+    assert "disagreement" not in meta["by_reason"]
+    assert store.count(COLLECTION, {"model_version": str(champion.version)}) == 10
+
+
+def test_malformed_requests_are_left_out_of_the_metadata_table(hive_home, tracking, monkeypatch):
+    """A request with its rank as text or no score: left out of the queue table and counted, not a failed step."""
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", NOW.isoformat())
+    store = SQLiteStore(hive_home / "store.sqlite")
+    expiring_requests(store, NOW - timedelta(hours=1))
+    [bad] = [d for d in store.find(COLLECTION) if d["opinion_id"] == "waiting"]
+    store.upsert_many(COLLECTION, [{**{k: v for k, v in bad.items() if k != "_id"}, "rank": "first"},
+                                   {**{k: v for k, v in bad.items() if k != "_id"}, "request_id": "review:business:x",
+                                    "opinion_id": "x", "score": None}])
+    [event] = materialize(tracking, 0).asset_materializations_for_node("review_queue")
+    meta = {k: v.value for k, v in event.metadata.items()}
+    assert meta["malformed_left_out"] == 2 and meta["open"] == 2  # its answer is 4 h ahead: "answered" is open
+    assert [row.data["opinion_id"] for row in meta["queue"].records] == ["answered", "unanswered"]
 
 
 def test_ab_tally_ignores_actively_requested_labels(tmp_path):

@@ -130,7 +130,8 @@ def test_a_loop_killed_before_saving_its_hour_leaves_the_written_answers_as_they
     store.upsert_many("review_requests", [
         {"request_id": f"review:business:{f['opinion_id']}", "opinion_id": f["opinion_id"], "plan_id": f["plan_id"],
          "specialist_type": "business", "status": "open", "requested_at": NOW + timedelta(hours=1),
-         "expires_at": NOW + timedelta(hours=200), "rank": i, "selection": "active"} for i, f in enumerate(owed)])
+         "expires_at": NOW + timedelta(hours=200), "rank": i, "selection": "active", "score": 0.5,
+         "reason": "uncertainty"} for i, f in enumerate(owed)])  # as a refresh writes them: a malformed one is not read
 
     monkeypatch.setattr(_serving, "save_pending", _killed)
     with pytest.raises(KeyboardInterrupt):

@@ -51,39 +51,76 @@ def review_queue(context: dg.AssetExecutionContext, config: ReviewQueueConfig, d
     specialist, now = context.partition_key, clock.now()
     mlflow.require_reachable(context)  # before answers are linked, requests expired or asked for
     client = mlflow.client()
-    champion_version = registry.alias_version(client, specialist, registry.CHAMPION)
-    if champion_version is None:  # nothing to score the opinions with: answers and expiries move on, no request
-        with document_store.open() as store:
-            linked = review.link_answers(store, specialist, now, TrustPolicy())
-            expired = review.expire(store, specialist, now)
-            still_open = len(review.open_queue(store, specialist, now))
-        context.log.info(f"{specialist}: no champion registered, no review request; {linked} answered, "
-                         f"{expired} expired; {still_open} open")
-        return dg.MaterializeResult(metadata={
-            "requested": 0, "skipped": "no champion registered", "answered_since_last": linked,
-            "expired_since_last": expired, "open": still_open})
-    champion = registry.load_version_model(client, champion_version)
     with document_store.open() as store:
+        # first, whatever follows (no champion, a version that cannot be loaded): answers and expiries move on
+        linked = review.link_answers(store, specialist, now, TrustPolicy())
+        expired = review.expire(store, specialist, now)
+        champion_version = registry.alias_version(client, specialist, registry.CHAMPION)
+        champion, skipped = None, "no champion registered"
+        if champion_version is not None:
+            champion, skipped = _load(client, champion_version, "champion")
+        if champion is None:  # nothing to score the opinions with: no request
+            read = review.read_open_queue(store, specialist, now)
+            say = context.log.info if champion_version is None else context.log.warning  # no champion: a normal state
+            say(f"{specialist}: {skipped}, no review request; {linked} answered, {expired} expired; "
+                f"{len(read.requests)} open")
+            _warn_malformed(context, specialist, read)
+            return dg.MaterializeResult(metadata={
+                "requested": 0, "skipped": skipped, "answered_since_last": linked, "expired_since_last": expired,
+                "open": len(read.requests), **_malformed_metadata(read)})
         test = running_test(store, specialist)
-        challenger = None
+        challenger, not_scored = None, None
         if test is not None:
-            challenger = registry.load_version_model(
-                client, client.get_model_version(registry.model_name(specialist), str(test["challenger_version"])))
+            challenger, not_scored = _load_challenger(client, specialist, str(test["challenger_version"]))
+        if not_scored:  # the A/B look stops such a test; until then the queue goes on as without a test
+            context.log.warning(f"{specialist}: {not_scored}; review requests scored with champion "
+                                f"v{champion_version.version} only (no disagreement term)")
         result = review.refresh_from_store(
             store, specialist, now, champion, challenger=challenger, model_version=str(champion_version.version),
             candidate_days=config.candidate_days, min_confidence=platform.min_confidence, trust=TrustPolicy(),
             audit_reader=audit_reader_for(platform, store), daily_budget=config.daily_budget,
             random_share=config.random_share, expiry=timedelta(hours=config.expiry_hours),
             before_write=run_lease.check)  # a run that lost its lease must not spend the budget beside the new holder
-        queue = review.open_queue(store, specialist, now)
-    context.log.info(f"{specialist}: {result.requested} requested ({result.by_reason}), {result.linked} answered, "
-                     f"{result.expired} expired; {len(queue)} open")
+        read = review.read_open_queue(store, specialist, now)
+    queue = read.requests
+    linked, expired = linked + result.linked, expired + result.expired
+    context.log.info(f"{specialist}: {result.requested} requested ({result.by_reason}), {linked} answered, "
+                     f"{expired} expired; {len(queue)} open")
+    _warn_malformed(context, specialist, read)
     return dg.MaterializeResult(metadata=_ui.for_display({
-        "requested": result.requested, "answered_since_last": result.linked, "expired_since_last": result.expired,
+        "requested": result.requested, "answered_since_last": linked, "expired_since_last": expired,
         "open": len(queue), "candidates": result.candidates, "budget_left_before": result.budget_left,
         "by_reason": dg.MetadataValue.json(result.by_reason),
         "challenger_version": str(test["challenger_version"]) if test is not None else None,
+        **({"challenger_not_scored": not_scored} if not_scored else {}), **_malformed_metadata(read),
         "queue": _ui.table(QUEUE_COLUMNS, [
-            {"rank": int(d["rank"]), "opinion_id": d["opinion_id"], "score": float(d["score"]), "reason": d["reason"],
+            {"rank": d["rank"], "opinion_id": d["opinion_id"], "score": float(d["score"]), "reason": d["reason"],
              "selection": d["selection"], "expires_at": str(d["expires_at"])} for d in queue[:QUEUE_SHOWN]]),
     }))
+
+
+def _load(client, version, role: str):
+    """(the model, None), or (None, why it cannot be loaded) in one line: as the drift check and the
+    validation report treat a version that fails to load, this refresh's concern only."""
+    from hive_assets.training import SchemaMismatch
+
+    try:
+        return registry.load_version_model(client, version), None
+    except (SchemaMismatch, registry.ArtifactError) as exc:
+        return None, f"{role} {exc}"
+
+
+def _load_challenger(client, specialist: str, number: str):
+    version = registry.model_version(client, specialist, number)
+    if version is None:  # deleted by hand while its test runs (`stop_if_arms_changed` stops the test at its look)
+        return None, f"challenger v{number} of the running test was deleted from the registry"
+    return _load(client, version, "challenger")
+
+
+def _malformed_metadata(read: review.OpenQueue) -> dict:
+    return {"malformed_left_out": len(read.malformed)} if read.malformed else {}
+
+
+def _warn_malformed(context: dg.AssetExecutionContext, specialist: str, read: review.OpenQueue) -> None:
+    if read.malformed:
+        context.log.warning(f"{specialist}: {review.describe_malformed(read.malformed)}")
