@@ -125,12 +125,13 @@ def standardised(points: np.ndarray) -> np.ndarray:
 
 
 def diverse_top(score: np.ndarray, points: np.ndarray, k: int, eligible: np.ndarray | None = None,
-                scale: float | None = None) -> np.ndarray:
+                scale: float | None = None, chosen_before: np.ndarray | None = None) -> np.ndarray:
     """`k` positions chosen greedily by score x min(1, distance to the nearest already chosen / scale).
 
     `points`: standardised coordinates; `scale` defaults to the median nearest-neighbour distance between
     `k` evenly spread points (roughly the spacing `k` requests would have if they covered the pool), so
-    picks closer than that to an earlier pick are discounted. Ties: the lower position first."""
+    picks closer than that to an earlier pick are discounted. `chosen_before`: positions already in the
+    queue (the random share), which count as chosen for that distance. Ties: the lower position first."""
     score = np.asarray(score, dtype=float)
     n = score.size
     eligible = np.ones(n, dtype=bool) if eligible is None else eligible.copy()
@@ -143,6 +144,8 @@ def diverse_top(score: np.ndarray, points: np.ndarray, k: int, eligible: np.ndar
         radius = float(np.sqrt(((points[eligible] - points[eligible].mean(axis=0)) ** 2).sum(axis=1).mean()))
         scale = max(radius * k ** (-1.0 / max(d, 1)), 1e-9)
     nearest = np.full(n, np.inf)
+    for before in (chosen_before if chosen_before is not None else ()):
+        nearest = np.minimum(nearest, np.sqrt(((points - points[int(before)]) ** 2).sum(axis=1)))
     chosen = []
     for _ in range(k):
         value = np.where(eligible, score * np.minimum(1.0, nearest / scale), -np.inf)
@@ -178,7 +181,8 @@ def choose_queue(score: np.ndarray, points: np.ndarray, budget: int, random_shar
     random_idx = np.sort(rng.choice(n, size=k_random, replace=False)) if k_random else np.empty(0, dtype=int)
     eligible = np.ones(n, dtype=bool)
     eligible[random_idx] = False
-    active_idx = diverse_top(score, points, budget - k_random, eligible)
+    # a near-duplicate of a random pick is asked once already: the active picks keep their distance from it
+    active_idx = diverse_top(score, points, budget - k_random, eligible, chosen_before=random_idx)
     reasons = list(reasons) if reasons is not None else ["uncertainty"] * n
     # queue order: the random share spread evenly among the active picks, so that reviewers who stop
     # part-way through a day's queue still answer a uniformly random subset of the random share
