@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import threading
 import time
 import weakref
@@ -537,12 +538,11 @@ _ROUTERS: "weakref.WeakSet[SpecialistRouter]" = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
-    try:  # MLflow's cached HTTP sessions hold the parent's connections: the child opens its own
-        from mlflow.utils.request_utils import _cached_get_request_session
-
-        _cached_get_request_session.cache_clear()
-    except ImportError:
-        pass
+    # MLflow's cached HTTP sessions hold the parent's connections: the child opens its own. Only when the parent
+    # had imported MLflow: this runs in every forked child of the process, and importing it takes a second
+    request_utils = sys.modules.get("mlflow.utils.request_utils")
+    if request_utils is not None and hasattr(request_utils, "_cached_get_request_session"):
+        request_utils._cached_get_request_session.cache_clear()
     for router in list(_ROUTERS):
         router._after_fork_in_child()
 
