@@ -45,20 +45,24 @@ if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes") or services_
 MLFLOW_PROCESS_SETTINGS = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 
 
+TRACKING_UTILS = "mlflow.tracking._tracking_service.utils"  # holds MLflow's process-wide `_tracking_uri`
+
+
 @pytest.fixture(autouse=True)
 def mlflow_settings_restored() -> Iterator[None]:
-    """Each test ends with MLflow's process-wide tracking URI and credentials as it found them."""
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
+    """Each test ends with MLflow's process-wide tracking URI and credentials as it found them (MLflow is not
+    imported for it: a test that never loads MLflow has nothing of it to restore)."""
     saved = {name: os.environ.get(name) for name in MLFLOW_PROCESS_SETTINGS}
-    saved_uri = tracking_utils._tracking_uri
+    loaded = sys.modules.get(TRACKING_UTILS)
+    saved_uri = loaded._tracking_uri if loaded is not None else None
     yield
     for name, value in saved.items():
         if value is None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
-    tracking_utils._tracking_uri = saved_uri
+    if (tracking_utils := sys.modules.get(TRACKING_UTILS)) is not None:
+        tracking_utils._tracking_uri = saved_uri
 
 
 def pytest_collection_modifyitems(session, config, items):
