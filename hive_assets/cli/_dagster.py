@@ -84,12 +84,13 @@ def run_job(job_name: str, run_config: dict | None = None, *, partition_key: str
         run_config=config, instance=instance(), partition_key=partition_key, tags=tags, raise_on_error=False))
 
 
-def run_key_failed(run_key: str) -> bool:
-    """Whether the latest run launched for `run_key` failed, as the retraining sensors judge an attempt."""
-    from hive_assets.defs.monitoring.sensors import attempt_failed
+def trigger_attempt(run_key: str) -> str:
+    """The attempt of `run_key` the retraining sensors would request now (their `trigger_attempt`: the first
+    whose run did not fail), read from the configured instance opened once."""
+    from hive_assets.defs.monitoring.sensors import trigger_attempt as sensors_trigger_attempt
 
     with instance() as dagster_instance:
-        return attempt_failed(dagster_instance, run_key)
+        return sensors_trigger_attempt(dagster_instance, run_key)
 
 
 def failed_checks(result) -> list[str]:

@@ -3,7 +3,7 @@
 The same function as the sensor (`hive_assets.monitoring.check_drift`). Without --dry-run each check
 is saved to `drift_monitoring`, and a "drift" decision records its trigger (same id as the sensor's run
 key for that champion version and interval, or its next attempt's, `<key>:retry-<n>`, once the run of
-that key failed, as the sensor picks it: `attempt_to_request`; so a trigger the sensor already launched is
+that key failed, as the sensor picks it: its `trigger_attempt`; so a trigger the sensor already launched is
 not launched again; the operator's command is not held by the cooldown, a run in flight or an A/B test)
 and runs `retrain_specialist` for that partition through `_dagster` (in this process, tagged with that run
 key), the trigger document following the run. --dry-run reads only: nothing written, nothing launched.
@@ -28,8 +28,8 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
     # imported here: parsing any `hive` verb must not pay for the data, monitoring and registry packages
     from hive_assets.data import open_store
     from hive_assets.monitoring import (
-        MODEL_UNAVAILABLE, TRIGGERS, MonitoringSettings, attempt_to_request, check_drift, record_trigger,
-        save_drift_check, with_retraining,
+        MODEL_UNAVAILABLE, TRIGGERS, MonitoringSettings, check_drift, record_trigger, save_drift_check,
+        with_retraining,
     )
     from hive_assets.registry import client_for
 
@@ -51,7 +51,7 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
         doc = check.document or {}
         action, trigger = "-", None
         # the trigger's attempt the drift sensor would request: a retry once the run of the key failed
-        key = attempt_to_request(check.run_key, _dagster.run_key_failed) if check.run_key else None
+        key = _dagster.trigger_attempt(check.run_key) if check.run_key else None
         if key and not args.dry_run:
             # the trigger document first (the check's run key names one), then the check, then the run
             trigger = record_trigger(store, key, check.specialist, "drift", now, drift_score=check.drift_score,
