@@ -170,14 +170,15 @@ class RunLeaseResource(dg.ConfigurableResource):
         operator lease of its specialist too, unless the run's own lease is it. The operator verbs take that
         lease, so a promotion or rollback never interleaves with a training run's alias moves (each would
         act on aliases the other is changing); they wait for these seconds, never for the training."""
-        run = context.dagster_run if self._holder is not None else None  # None: invoked directly (tests)
-        target = lease_target(run, context.instance) if run is not None else None
-        if target is None or target[0] == runs.OPERATOR:
+        # the run's own lease says which it holds (None: invoked directly in a test, or no specialist)
+        own = self._holder.lease if self._holder is not None else None
+        if own is None or own.kind == runs.OPERATOR:
             yield
             return
         self.check()
+        run, specialist = context.dagster_run, own.specialist
         try:
-            holder = take(context.instance, run.run_id, run.job_name, runs.OPERATOR, target[1], context.log)
+            holder = take(context.instance, run.run_id, run.job_name, runs.OPERATOR, specialist, context.log)
         except runs.LeaseHeld as exc:  # an operator verb takes seconds: the step's retry policy tries again
             raise dg.Failure(description=str(exc), allow_retries=True) from None
         try:
@@ -186,7 +187,7 @@ class RunLeaseResource(dg.ConfigurableResource):
             try:  # the decisions' own error is what to say: a lease left held goes stale and is released
                 holder.end("decisions failed")
             except Exception as exc:
-                context.log.warning(f"the operator lease of {target[1]} was not released: {one_line(exc)}")
+                context.log.warning(f"the operator lease of {specialist} was not released: {one_line(exc)}")
             raise
         holder.end("decisions written")
 
