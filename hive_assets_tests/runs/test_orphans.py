@@ -204,18 +204,33 @@ def test_the_next_run_of_the_specialist_marks_a_dead_holder_failed_at_its_start(
     assert (operator["owner_run_id"], operator["state"]) == (look.run_id, runs.RELEASED)  # its own, given back
 
 
+def retrain_run(instance: dg.DagsterInstance, status: dg.DagsterRunStatus = dg.DagsterRunStatus.STARTED):
+    """A `retrain_specialist` run of business, recorded as the run launcher records one."""
+    return instance.create_run_for_job(build_defs().resolve_job_def("retrain_specialist"), status=status,
+                                       tags={"dagster/partition": "business"})
+
+
+STALE_HEARTBEAT = timedelta(seconds=600)  # against a TTL of 120 s
+
+
+def stale_lease(store, kind: str, run_id: str, **fields) -> tuple[runs.Lease, datetime]:
+    """(the (kind, business) lease of `run_id`, its last heartbeat): taken with a TTL of 120 s, the heartbeat
+    set 10 minutes back, so the lease is stale; `fields`: more of the document to set (its host)."""
+    lease, _ = runs.acquire(store, kind, "business", run_id, ttl_seconds=120)
+    beat = clock.wall_now() - STALE_HEARTBEAT
+    store.update_one(runs.COLLECTION, {"lease_id": lease.lease_id},
+                     {"heartbeat_at": beat, "expires_at": beat + timedelta(seconds=120), **fields})
+    return lease, beat
+
+
 def test_a_run_resumed_in_a_new_pod_takes_its_own_stale_lease_back(hive_home):
     """Run monitoring resumes a run whose pod died under the same run id (`max_resume_run_attempts`): its
     training lease is its own, stale, held from the dead pod's host. The run-start check must not mark the
     run itself FAILURE (it did, and run retries then launched a second run beside the resumed one)."""
     instance = dg.DagsterInstance.get()
-    run = instance.create_run_for_job(build_defs().resolve_job_def("retrain_specialist"),
-                                      status=dg.DagsterRunStatus.STARTED, tags={"dagster/partition": "business"})
+    run = retrain_run(instance)
     store = SQLiteStore(hive_home / "store.sqlite")
-    lease, _ = runs.acquire(store, runs.TRAINING, "business", run.run_id, ttl_seconds=120)
-    died = clock.wall_now() - timedelta(seconds=600)
-    store.update_one(runs.COLLECTION, {"lease_id": lease.lease_id},
-                     {"heartbeat_at": died, "expires_at": died + timedelta(seconds=120), "host": "the-dead-pod"})
+    lease, _ = stale_lease(store, runs.TRAINING, run.run_id, host="the-dead-pod")
     assert runs.stale_reason(store.find_one(runs.COLLECTION, {"lease_id": lease.lease_id}), clock.wall_now())
 
     holder = take(instance, run.run_id, run.job_name, runs.TRAINING, "business", logging.getLogger(__name__))
@@ -235,14 +250,10 @@ def test_a_run_resumed_after_dying_inside_its_decisions_is_not_failed_by_the_nex
     operator lease of the dead pod made the next run's start check (here an A/B look) mark the live run
     FAILURE. A run is gone only when every lease it holds is stale; the stale one is released."""
     instance = dg.DagsterInstance.get()
-    run = instance.create_run_for_job(build_defs().resolve_job_def("retrain_specialist"),
-                                      status=dg.DagsterRunStatus.STARTED, tags={"dagster/partition": "business"})
+    run = retrain_run(instance)
     store = SQLiteStore(hive_home / "store.sqlite")
-    died = clock.wall_now() - timedelta(seconds=600)
     for kind in (runs.TRAINING, runs.OPERATOR):  # both held by the pod that died inside `deciding`
-        lease, _ = runs.acquire(store, kind, "business", run.run_id, ttl_seconds=120)
-        store.update_one(runs.COLLECTION, {"lease_id": lease.lease_id},
-                         {"heartbeat_at": died, "expires_at": died + timedelta(seconds=120), "host": "the-dead-pod"})
+        _, died = stale_lease(store, kind, run.run_id, host="the-dead-pod")
     log = logging.getLogger(__name__)
     resumed = take(instance, run.run_id, run.job_name, runs.TRAINING, "business", log)  # the new pod
     try:
@@ -270,13 +281,9 @@ def test_doctor_fix_exits_1_and_says_what_remains_after_its_fixes(hive_home, mon
     from hive_assets.defs.runs import doctor
 
     instance = dg.DagsterInstance.get()
-    paused = instance.create_run_for_job(build_defs().resolve_job_def("retrain_specialist"),
-                                         status=dg.DagsterRunStatus.STARTED, tags={"dagster/partition": "business"})
+    paused = retrain_run(instance)
     store = SQLiteStore(hive_home / "store.sqlite")
-    lease, _ = runs.acquire(store, runs.TRAINING, "business", paused.run_id, ttl_seconds=120)
-    expired = clock.wall_now() - timedelta(seconds=600)
-    store.update_one(runs.COLLECTION, {"lease_id": lease.lease_id},
-                     {"heartbeat_at": expired, "expires_at": expired + timedelta(seconds=120)})
+    lease, _ = stale_lease(store, runs.TRAINING, paused.run_id)
     real_fix_orphans = doctor.fix_orphans
 
     def resumed_before_the_fix(*args, **kwargs):  # the paused process heartbeats again
@@ -312,8 +319,7 @@ def test_an_mlflow_run_doctor_cannot_end_is_not_fixed_exit_1_not_a_traceback(hiv
 
     settings = Settings.from_env()  # the embedded registry of the home
     instance = dg.DagsterInstance.get()
-    ended = instance.create_run_for_job(build_defs().resolve_job_def("retrain_specialist"),
-                                        status=dg.DagsterRunStatus.FAILURE, tags={"dagster/partition": "business"})
+    ended = retrain_run(instance, dg.DagsterRunStatus.FAILURE)
     client = registry.client_for(settings.mlflow_uri)
     experiment_id = client.create_experiment(settings.mlflow_experiment_name)
     left_running = client.create_run(experiment_id, tags={"dagster.run_id": ended.run_id,

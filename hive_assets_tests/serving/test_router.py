@@ -13,6 +13,7 @@ import time
 import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -90,6 +91,14 @@ def wait_for(condition, timeout: float, what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+def version_of_its_own(client, url: str, root, specialist: str, model) -> tuple[str, Path]:
+    """A version of `specialist` logged from `model` with artifacts of its own (a test may damage them, no
+    other test's), and its stored estimator file."""
+    logged_here = log(url, model)
+    (estimator,) = [p for p in artifact_files(root, logged_here.model_id) if p.name == "estimator.skops"]
+    return register(client, specialist, logged_here), estimator
 
 
 def two_versions(client, store, specialist: str, logged, champion="business", challenger="technical"):
@@ -207,9 +216,7 @@ def test_a_challenger_that_does_not_load_leaves_the_champion_serving(server, mod
     client, store = registry.client_for(url), SQLiteStore(hive_home / "store.sqlite")
     fresh(client, "technical")
     v1 = register(client, "technical", logged["business"])
-    corrupt = log(url, models["v"][1])  # its own artifacts: the truncated file is no other test's
-    (estimator,) = [p for p in artifact_files(root, corrupt.model_id) if p.name == "estimator.skops"]
-    v2 = register(client, "technical", corrupt)
+    v2, estimator = version_of_its_own(client, url, root, "technical", models["v"][1])
     intact = estimator.read_bytes()
     estimator.write_bytes(intact[: len(intact) // 2])  # after registration, which records its checksums
     registry.ensure_alias(client, store, "technical", registry.CHAMPION, v1, actor="test", reason="setup")
@@ -424,9 +431,8 @@ def test_a_test_whose_champion_does_not_load_here_tags_no_unit(server, models, l
     client, store = registry.client_for(url), SQLiteStore(hive_home / "store.sqlite")
     fresh(client, "architecture")
     v1 = register(client, "architecture", logged["business"])
-    broken = log(url, models["v"][2])  # its own artifacts: the truncated file is no other test's
-    (estimator,) = [p for p in artifact_files(root, broken.model_id) if p.name == "estimator.skops"]
-    v2, v3 = register(client, "architecture", broken), register(client, "architecture", logged["technical"])
+    v2, estimator = version_of_its_own(client, url, root, "architecture", models["v"][2])
+    v3 = register(client, "architecture", logged["technical"])
     registry.ensure_alias(client, store, "architecture", registry.CHAMPION, v1, actor="test", reason="setup")
     router = SpecialistRouter("architecture", url, refresh_interval=None)
     assert router.refresh()["champion_version"] == v1
