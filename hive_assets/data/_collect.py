@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -112,8 +113,12 @@ INTENT_COUNTS = ("intent_from_opinion", "intent_from_plan", "filtered_no_intent_
 
 
 def clear_id(value: Any) -> str | None:
-    """An id usable for a join: present, not empty, not field-level encrypted (`enc:...`)."""
-    if value is None or isinstance(value, bool):
+    """An id usable for a join: present, not empty, not field-level encrypted (`enc:...`), and one value (text,
+    a number, an ObjectId or UUID): an object or a list is no id (its text changes with its key order), and
+    NaN is none (every NaN would be one unit, routed to one arm)."""
+    if value is None or isinstance(value, (bool, Mapping, list, tuple, set, frozenset, bytes, bytearray)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     text = str(value)
     return None if not text or text.startswith(ENCRYPTED_PREFIX) else text

@@ -312,6 +312,8 @@ def validate_plan(plan: Any, now: datetime | None, max_tasks: int = MAX_TASKS, d
     problems: list[Problem] = []
     if not plan.get("plan_id"):
         problems.append(Problem(MISSING_FIELD, "plan_id is missing"))
+    elif not isinstance(plan["plan_id"], str):  # plan ids are text: an object or a list joins no opinion
+        problems.append(Problem(WRONG_TYPE, f"plan_id={plan['plan_id']!r} is not text"))
     tasks = plan.get("tasks")
     if tasks is None:
         return problems + [Problem(MISSING_TASKS, "plan has no tasks field" if "tasks" not in plan else "tasks is null")]
@@ -326,9 +328,11 @@ def validate_plan(plan: Any, now: datetime | None, max_tasks: int = MAX_TASKS, d
         problems.append(Problem(WRONG_TYPE, f"estimated_total_duration_ms={total!r} is not a number"))
     elif _non_finite(total):
         problems.append(Problem(OUT_OF_RANGE, f"estimated_total_duration_ms={total} is not finite"))
-    elif total is not None and abs(total) > MAX_DURATION_MS:
-        problems.append(Problem(OUT_OF_RANGE, f"estimated_total_duration_ms={_magnitude(total)} is outside "
-                                              f"±{MAX_DURATION_MS:g}"))
+    elif total is not None and total < 0:  # as a task's: no plan takes negative time
+        problems.append(Problem(NEGATIVE_DURATION, f"estimated_total_duration_ms={_magnitude(total)} < 0"))
+    elif total is not None and total > MAX_DURATION_MS:
+        problems.append(Problem(OUT_OF_RANGE, f"estimated_total_duration_ms={_magnitude(total)} is over "
+                                              f"{MAX_DURATION_MS:g}"))
     for field in ("original_domain", "original_priority"):
         if plan.get(field) is not None and not isinstance(plan[field], str):
             problems.append(Problem(WRONG_TYPE, f"{field}={plan[field]!r} is not text"))

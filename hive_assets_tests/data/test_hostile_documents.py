@@ -329,8 +329,12 @@ def test_a_duration_over_the_bound_is_out_of_range_and_the_bound_keeps_every_fea
     with pytest.raises(ValueError, match="infinity"):
         StandardScaler().fit(numeric.to_numpy())
     assert [p.reason for p in d.validate_plan(huge, now)] == [d.OUT_OF_RANGE, d.OUT_OF_RANGE]
-    assert [p.reason for p in d.validate_plan({"plan_id": "p", "tasks": [], "estimated_total_duration_ms": -1e300},
+    assert [p.reason for p in d.validate_plan({"plan_id": "p", "tasks": [], "estimated_total_duration_ms": 1e300},
                                               now)] == [d.OUT_OF_RANGE]
+    # a plan's total below 0 is what a task's is (it was accepted down to -1e15)
+    for total in (-1, -1e300, -10 ** 400):
+        assert [p.reason for p in d.validate_plan({"plan_id": "p", "tasks": [], "estimated_total_duration_ms": total},
+                                                  now)] == [d.NEGATIVE_DURATION]
     # the worst plan the bounds let through: 5,000 chained tasks at the bound, every feature finite
     chain = {"plan_id": "p", "estimated_total_duration_ms": d.MAX_DURATION_MS, "risk_score": 1.0,
              "tasks": [{"task_id": f"t{i}", "estimated_duration_ms": d.MAX_DURATION_MS * (i % 2),

@@ -78,6 +78,12 @@ def test_a_plan_collection_would_quarantine_gets_a_clear_error(router):
     with pytest.raises(InvalidPlan) as refused:
         router.evaluate({**plans[0], "tasks": [task, *plans[0]["tasks"][1:]]})
     assert [code for code, _ in refused.value.problems[0]] == ["too_deep"]
+    # served before, as collection kept them: a plan of negative length, a plan id that is an object
+    for change, reason, detail in (({"estimated_total_duration_ms": -1}, "negative_duration", "< 0"),
+                                   ({"plan_id": {"id": "p-1"}}, "wrong_type", "is not text")):
+        with pytest.raises(InvalidPlan) as refused:
+            router.evaluate({**plans[0], **change})
+        assert [code for code, _ in refused.value.problems[0]] == [reason] and detail in str(refused.value)
     with pytest.raises(InvalidPlan, match="plan_id is missing"):
         router.evaluate({})
     for plan, detail in (({"plan_id": "p-1"}, "plan has no tasks field"), ({"plan_id": "p-1", "tasks": None},

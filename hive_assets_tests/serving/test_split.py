@@ -85,8 +85,11 @@ def test_the_routing_unit_is_the_intent_id_collection_reads():
     from hive_assets.serving._opinion import routing_unit
 
     # the plan's intent_id -> its unit (collection's reading: an id, or none)
+    # an object, a list or NaN is no id: str() of an object changes with its key order, and every NaN was one
+    # unit "nan", all such plans routed to one arm
     for own, unit in (("intent-1", "intent-1"), (0, "0"), (7, "7"), (True, None), ("enc:AbCd", None), ("", None),
-                      (None, None)):
+                      (None, None), ({"id": "intent-1"}, None), (["intent-1"], None), (float("nan"), None),
+                      (float("inf"), None), (b"intent-1", None)):
         plan = {"intent_id": own, "tasks": []}
         entry = {"intent_id": "entry-intent", "plan_data": plan}
         assert routing_unit(plan, plan) == unit  # a plan alone: its own, or no unit
