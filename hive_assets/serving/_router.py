@@ -30,6 +30,7 @@ from hive_assets.serving._split import Serving, Split, serving_from
 log = logging.getLogger("hive_assets.serving")
 
 DEFAULT_REFRESH_SECONDS = 30.0
+REGISTRY_READ_PATIENCE = 10.0  # seconds a registry read may take before health() calls the registry unanswering
 # A version that does not load is tried again after 1, 2, 4, 8, then every 16 refreshes (8 minutes at the
 # default interval): each try downloads its artifacts, which every pod of a service did every 30 s before.
 MAX_LOAD_RETRY_REFRESHES = 16
@@ -53,6 +54,7 @@ class _State:
 @dataclass
 class _Status:
     registry_error: str | None = None
+    reading_since: float | None = None    # time.monotonic() when the registry read under way began
     last_success: float | None = None     # time.monotonic() of the last refresh that read the registry
     last_success_at: str | None = None    # the same instant on the platform clock, for people
     refreshes: int = 0
@@ -216,6 +218,7 @@ class SpecialistRouter:
         stopped = self._stop.is_set()
         self._refresh_lock, self._stop, self._first = threading.Lock(), threading.Event(), threading.Event()
         self._client, self._thread = None, None
+        self._status.reading_since = None  # a read the parent had under way is not the child's
         self._first.set()
         if stopped:
             self._stop.set()
@@ -320,10 +323,13 @@ class SpecialistRouter:
             if absent is not None:  # opening it would create it: a typo served nothing, "reachable", for ever
                 model = None
             else:
+                status.reading_since = time.monotonic()
                 if self._client is None:
                     self._client = registry.client_for(self._tracking_uri)
                 model = self._registered_model()
-        except Exception as exc:  # unreachable, refused, misconfigured: the last good state serves
+                status.reading_since = None
+        except Exception as exc:
+            status.reading_since = None  # unreachable, refused, misconfigured: the last good state serves
             refused = registry.http_refusal(exc)  # it answers, but not to these credentials or at this path
             status.registry_error = f"refused: {refused}" if refused else _one_line(exc)
             what = "refused the request" if refused else "unreachable"
@@ -487,7 +493,13 @@ class SpecialistRouter:
         the registry names (`registry_champion_version`): with the alias removed or its version deleted (by
         hand, in the MLflow UI) the last good one serves, but a new pod would have nothing to serve."""
         state, status = self._state, self._status
-        age = None if status.last_success is None else time.monotonic() - status.last_success
+        now = time.monotonic()
+        age = None if status.last_success is None else now - status.last_success
+        # a registry that accepts the connection and never answers holds the read until MLflow's timeout
+        # (minutes with its retries): past REGISTRY_READ_PATIENCE it is as good as unreachable
+        since = status.reading_since
+        waiting = since is not None and now - since > REGISTRY_READ_PATIENCE
+        registry_error = f"no answer for {now - since:.0f} s" if waiting else status.registry_error
         stale = age is None or (self.max_staleness is not None and age > self.max_staleness)
         serving = status.registry_serving
         failed = dict(status.failed_versions)
@@ -497,10 +509,10 @@ class SpecialistRouter:
         return {
             "specialist": self.specialist,
             "ready": state.champion is not None,
-            "healthy": (current and status.registry_error is None and not stale and not failed
+            "healthy": (current and registry_error is None and not stale and not failed
                         and not (serving and serving.unreadable)),
-            "registry_reachable": status.registry_error is None and status.last_success is not None,
-            "registry_error": status.registry_error,
+            "registry_reachable": registry_error is None and status.last_success is not None,
+            "registry_error": registry_error,
             "seconds_since_refresh": None if age is None else round(age, 3),
             "last_refresh_at": status.last_success_at,
             "refresh_interval": self.refresh_interval,

@@ -5,7 +5,6 @@ a refused connection is a real port nothing listens on."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from hive_assets.defs.rollout.assets import ab_test_outcome
 from hive_assets.defs.training.jobs import retrain_specialist
 from hive_assets.simulator import simulate
 from hive_assets_tests.conftest import free_port
+from hive_assets_tests.tcp_forwarder import TcpForwarder
 
 SECRET = "s3cret-pw"
 
@@ -96,51 +96,11 @@ def test_the_run_start_check_of_a_dead_run_does_not_wait_for_mlflow_down(hive_ho
     assert "\n" not in warning and SECRET not in warning
 
 
-class LateListener:
-    """A real loopback port that refuses connections until `open()`, then forwards each one to `target_port`
-    (the `mlflow server`): MLflow coming back at a known moment, without restarting it (which takes 20-50 s)."""
-
-    def __init__(self, target_port: int):
-        self.port, self.target_port, self._server = free_port(), target_port, None
-
-    def open(self) -> None:
-        self._server = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._server.accept()
-            except OSError:  # closed
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-
 @pytest.mark.services
 def test_a_step_whose_mlflow_comes_back_before_its_retry_succeeds(hive_home, mlflow_server, monkeypatch):
     """`ab_test_outcome` has no retry policy of its own: MLflow's client retrying used to be what survived a
     restart of a few seconds. Refused at the step's start, it is retried; MLflow is back by then."""
-    listener = LateListener(int(mlflow_server.rsplit(":", 1)[1]))
+    listener = TcpForwarder(int(mlflow_server.rsplit(":", 1)[1]), listening=False)
     uri = f"http://127.0.0.1:{listener.port}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     with dg.instance_for_test(temp_dir=str(hive_home / "dagster")) as instance:

@@ -25,6 +25,7 @@ from hive_assets.serving import SpecialistRouter, opinion_document
 from hive_assets.simulator import make_plans
 from hive_assets_tests.rollout.ab_world import Traffic
 from hive_assets_tests.serving.conftest import artifact_files, fresh, log, register
+from hive_assets_tests.tcp_forwarder import TcpForwarder
 
 pytestmark = pytest.mark.services
 
@@ -566,3 +567,37 @@ def test_a_version_whose_files_were_not_handed_over_is_tried_at_every_refresh(se
     health = router.refresh()  # the files are back: served at the next refresh
     assert health["champion_version"] == v2 and health["healthy"]
     client.delete_registered_model(registry.model_name("behavior"))
+
+
+def test_a_registry_that_stops_answering_is_not_reachable_before_its_read_times_out(server, logged, hive_home,
+                                                                                     monkeypatch):
+    """A registry that kept the connection and never answered left `registry_reachable` true (and the pod
+    healthy) until MLflow's read timed out: 120 s a try by default, with its retries minutes."""
+    from hive_assets.serving import _router
+
+    url, _ = server
+    client, store = registry.client_for(url), SQLiteStore(hive_home / "store.sqlite")
+    fresh(client, "architecture")
+    v1 = register(client, "architecture", logged["technical"])
+    registry.ensure_alias(client, store, "architecture", registry.CHAMPION, v1, actor="test", reason="setup")
+    monkeypatch.setattr(_router, "REGISTRY_READ_PATIENCE", 2.0)  # 10 s in a pod
+    proxy = TcpForwarder(int(url.rsplit(":", 1)[1]))
+    router = SpecialistRouter("architecture", f"http://127.0.0.1:{proxy.port}", refresh_interval=None)
+    try:
+        assert router.refresh()["healthy"]
+        proxy.hold()
+        reading = threading.Thread(target=router.refresh, daemon=True)
+        reading.start()
+        assert router.health()["registry_reachable"]  # a read under way is not a failure yet
+        wait_for(lambda: not router.health()["registry_reachable"], 20, "the held read to count as no answer")
+        health = router.health()
+        assert health["registry_error"].startswith("no answer for ") and not health["healthy"] and health["ready"]
+        assert reading.is_alive()  # still waiting for MLflow: the health came from the read's age, not its end
+        assert router.evaluate(make_plans(1, seed=3)[0]).model_version == v1  # the last good model serves
+        proxy.release()
+        reading.join(60)
+        health = router.health()
+        assert health["registry_reachable"] and health["healthy"] and health["registry_error"] is None
+    finally:
+        proxy.close()
+        client.delete_registered_model(registry.model_name("architecture"))
