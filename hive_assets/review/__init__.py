@@ -1,9 +1,10 @@
 """Review queue (issue 25): ask reviewers for the labels that teach the champion the most, without
 biasing the decisions.
 
-- `priority`, `choose_queue` (`_select`): which recent unlabelled opinions to request (margin
-  uncertainty, champion/challenger disagreement, drifted regions, diversity), with a uniformly random
-  share marked `random`.
+- `priority`, `choose_refresh`, `choose_queue` (`_select`): which recent opinions to request (margin
+  uncertainty, champion/challenger disagreement, drifted regions, diversity), with a random share marked
+  `random` drawn by permanent random numbers whatever earlier days requested (`choose_queue`: one pool
+  seen once).
 - `refresh_queue` (`_queue`): one refresh of a specialist's queue in the store: answers linked, old
   requests expired, new ones within today's budget; `refresh_from_store` scores the recent unlabelled
   opinions with the given models first; `open_queue` reads the queue (`read_open_queue` also names the
@@ -24,21 +25,23 @@ from hive_assets.review._queue import (
 )
 from hive_assets.review._requests import (
     ANSWERED, COLLECTION, EXPIRED, OPEN, STATUSES, OpenQueue, day_start, describe_malformed, expire, link_answers,
-    malformed_fields, open_queue, read_open_queue, remaining_budget, queue_summary, request_documents, request_id,
-    requested_opinions, requested_today, today_summary,
+    day_so_far, make_random, malformed_fields, open_queue, read_open_queue, remaining_budget, queue_summary,
+    request_documents, request_id, request_selections, requested_opinions, requested_today, today_summary,
     write_requests,
 )
 from hive_assets.review._simulation import AAResult, AAScenario, aa_false_promotions, aa_test
 from hive_assets.review._select import (
-    ACTIVE, RANDOM, REASONS, PriorityWeights, QueueChoice, choose_queue, disagreement, diverse_top,
-    drift_region_weight, margin_uncertainty, priority, standardised,
+    ACTIVE, RANDOM, REASONS, DaySoFar, PriorityWeights, QueueChoice, RefreshChoice, choose_queue, choose_refresh,
+    disagreement, diverse_top, drift_region_weight, margin_uncertainty, permanent_random_numbers, priority,
+    random_quota, spacing, standardised,
 )
 
 __all__ = [
     "AAResult", "AAScenario", "aa_false_promotions", "aa_test", "ACTIVE", "ANSWERED", "COLLECTION",
     "DEFAULT_DAILY_BUDGET", "DEFAULT_EXPIRY", "DEFAULT_RANDOM_SHARE", "EXPIRED", "OPEN", "OpenQueue", "ORGANIC",
-    "RANDOM", "REASONS", "STATUSES", "TRAIN_SPLIT", "PriorityWeights", "QueueChoice", "QueueRefresh", "choose_queue",
-    "day_start",
+    "RANDOM", "REASONS", "STATUSES", "TRAIN_SPLIT", "DaySoFar", "PriorityWeights", "QueueChoice", "QueueRefresh",
+    "RefreshChoice", "choose_queue", "choose_refresh", "day_so_far", "day_start", "make_random",
+    "permanent_random_numbers", "random_quota", "request_selections", "spacing",
     "decision_split", "describe_malformed", "disagreement", "diverse_top", "drift_region_weight", "expire",
     "label_selections", "malformed_fields", "read_open_queue",
     "latest_drifted_features", "refresh_from_store", "link_answers", "margin_uncertainty", "open_queue", "priority",

@@ -3,9 +3,12 @@
 Active picks are chosen *because* the champion is unsure or the two arms disagree on them: metrics on
 them are biased low, and an A/B tally over them over-weights exactly the units where the arms differ.
 We exclude them rather than re-weight them: the greedy choice is deterministic (an opinion's inclusion
-probability is 0 or 1, so inverse-probability weights do not exist), while the random share is a simple
-random sample of the pool and organic labels arrive whatever the queue does; both estimate the
-population's metrics without weights. Training may use every label (`decision_split`).
+probability is 0 or 1, so inverse-probability weights do not exist), while the random share is drawn by
+permanent random numbers from a pool that keeps the opinions already requested (`_select.choose_refresh`:
+whether an opinion is drawn does not depend on its difficulty) and organic labels arrive whatever the
+queue does; both estimate the population's metrics without weights. `selection` is read when the decision
+is made: an active request the random draw took later counts as random from then on, as it should.
+Training may use every label (`decision_split`).
 """
 
 from __future__ import annotations
@@ -16,8 +19,7 @@ from datetime import datetime
 import pandas as pd
 
 from hive_assets.data.store.base import DocumentStore
-from hive_assets.data import to_utc
-from hive_assets.review._requests import COLLECTION
+from hive_assets.review._requests import COLLECTION, is_answer
 from hive_assets.review._select import ACTIVE
 
 ORGANIC = "organic"  # no request, or a label that came after its request expired: reviewers label anyway
@@ -30,17 +32,17 @@ def label_selections(store: DocumentStore, specialist: str, opinion_ids: Iterabl
 
     `label_times` (opinion_id -> when the label it carries was submitted): a label submitted after its
     request's `expires_at` came as reviewers label anyway, so it is organic (keeping it out of the organic
-    pool would take the hard cases the queue asked for out of it). Judged from the label's own time, not the
+    pool would take the hard cases the queue asked for out of it); so is one submitted before the request
+    was made (`is_answer`). Judged from the label's own time, not the
     request's status, which only a refresh writes: the split and the A/B tally do not change between two
     runs on the same data."""
     ids = [str(o) for o in opinion_ids]
     selections = dict.fromkeys(ids, ORGANIC)
     times = label_times or {}
     for request in store.find_by_keys_where(COLLECTION, "opinion_id", ids, {"specialist_type": specialist},
-                                            projection=["opinion_id", "selection", "expires_at"]):
+                                            projection=["opinion_id", "selection", "requested_at", "expires_at"]):
         opinion_id = str(request["opinion_id"])
-        labelled, expires = to_utc(times.get(opinion_id)), to_utc(request.get("expires_at"))
-        if labelled is None or expires is None or labelled <= expires:
+        if is_answer(request, times.get(opinion_id)):
             selections[opinion_id] = str(request.get("selection") or ORGANIC)
     return selections
 

@@ -1,7 +1,9 @@
 """`review_requests` documents: one per requested opinion, their daily budget, expiry and answers.
 
 A request's id is `review:<specialist>:<opinion_id>`: an opinion is requested at most once, and writing
-is `insert_new` (a rerun never resets a request already answered or expired). Status moves
+is `insert_new` (a rerun never resets a request already answered or expired). An `active` request can
+later become `random` (a later day's random draw took its opinion: `made_random_at` says when), never the
+reverse; nothing else of a request changes but its status. Status moves
 open -> answered (a trusted label arrived before it expired: `feedback_id`, `answered_at` are set, for the
 latest such label as of the expiry; a correction after it changes neither) or open -> expired (`expires_at`
 passed first); nothing moves back.
@@ -16,7 +18,7 @@ from typing import Any, NamedTuple
 
 from hive_assets.data import TrustPolicy, is_number, latest_trusted_feedback, to_utc
 from hive_assets.data.store.base import DocumentStore
-from hive_assets.review._select import QueueChoice
+from hive_assets.review._select import ACTIVE, RANDOM, DaySoFar, QueueChoice
 
 COLLECTION = "review_requests"
 OPEN, ANSWERED, EXPIRED = "open", "answered", "expired"
@@ -54,6 +56,40 @@ def requested_opinions(store: DocumentStore, specialist: str, opinion_ids: Itera
         COLLECTION, "opinion_id", opinion_ids, {"specialist_type": specialist}, projection=["opinion_id"])}
 
 
+def request_selections(store: DocumentStore, specialist: str, opinion_ids: Iterable[str]) -> dict[str, str]:
+    """opinion_id -> the `selection` of its request, for the opinions among `opinion_ids` already requested
+    ("" for a request whose selection or id is not what a refresh wrote: left as it is)."""
+    found = {}
+    for d in store.find_by_keys_where(COLLECTION, "opinion_id", opinion_ids, {"specialist_type": specialist},
+                                      projection=["opinion_id", "request_id", "selection"]):
+        opinion_id = str(d["opinion_id"])
+        sound = d.get("request_id") == request_id(specialist, opinion_id) and d.get("selection") in (ACTIVE, RANDOM)
+        found[opinion_id] = str(d["selection"]) if sound else ""
+    return found
+
+
+def day_so_far(store: DocumentStore, specialist: str, now: datetime) -> DaySoFar:
+    """What the requests say of `now`'s UTC day: made today (by `requested_at`, as the budget counts them),
+    of which made as random; random selections made today (those, and requests made random today, by
+    `made_random_at`); the day's highest rank."""
+    start = day_start(now)
+    day = {"$gte": start, "$lt": start + timedelta(days=1)}
+    made = list(store.find(COLLECTION, {"specialist_type": specialist, "requested_at": day},
+                           projection=["selection", "rank", "made_random_at"]))
+    random_requested = sum(d.get("selection") == RANDOM and d.get("made_random_at") is None for d in made)
+    made_random_later = store.count(COLLECTION, {"specialist_type": specialist, "made_random_at": day})
+    ranks = [d["rank"] for d in made if isinstance(d.get("rank"), int) and not isinstance(d.get("rank"), bool)]
+    return DaySoFar(requested=len(made), random_requested=random_requested,
+                    made_random=random_requested + made_random_later, max_rank=max(ranks, default=0))
+
+
+def make_random(store: DocumentStore, specialist: str, opinion_id: str, now: datetime, rate: float) -> int:
+    """The opinion's `active` request becomes `random` (the day's random draw took it), with the draw's rate
+    and `made_random_at`; a request already random is left as it is. Returns 1 if it changed."""
+    return store.update_one(COLLECTION, {"request_id": request_id(specialist, opinion_id), "selection": ACTIVE},
+                            {"selection": RANDOM, "inclusion_probability": rate, "made_random_at": now})
+
+
 def malformed_fields(doc: Mapping[str, Any]) -> list[str]:
     """The fields a reader needs that `doc` lacks or holds in no usable form (a reviewer tool's or an
     import's edit: `rank` as text, `score` null, a date that is no time); [] for a sound request."""
@@ -82,11 +118,13 @@ def describe_malformed(malformed: Sequence[tuple[str, list[str]]], shown: int = 
 
 
 def request_documents(specialist: str, opinions: Sequence[Mapping[str, Any]], choice: QueueChoice, now: datetime,
-                      expiry: timedelta, model_version: str | None = None) -> list[dict[str, Any]]:
-    """One document per chosen candidate; `opinions[i]` holds `opinion_id` and `plan_id` of candidate i."""
+                      expiry: timedelta, model_version: str | None = None, first_rank: int = 1) -> list[dict[str, Any]]:
+    """One document per chosen candidate, ranked in queue order from `first_rank` on; `opinions[i]` holds
+    `opinion_id` and `plan_id` of candidate i."""
     docs = []
     for rank, (i, selection, score, reason, p) in enumerate(zip(
-            choice.index, choice.selection, choice.score, choice.reason, choice.inclusion_probability), start=1):
+            choice.index, choice.selection, choice.score, choice.reason, choice.inclusion_probability),
+            start=first_rank):
         opinion = opinions[int(i)]
         docs.append({
             "request_id": request_id(specialist, str(opinion["opinion_id"])),
@@ -94,13 +132,14 @@ def request_documents(specialist: str, opinions: Sequence[Mapping[str, Any]], ch
             "specialist_type": specialist, "score": round(float(score), 6), "reason": reason,
             "selection": selection, "inclusion_probability": p, "rank": rank,
             "model_version": model_version, "requested_at": now, "expires_at": now + expiry,
-            "status": OPEN, "feedback_id": None, "answered_at": None,
+            "status": OPEN, "feedback_id": None, "answered_at": None, "made_random_at": None,
         })
     return docs
 
 
 def write_requests(store: DocumentStore, docs: Iterable[Mapping[str, Any]]) -> int:
-    """Insert the requests not yet in the store; returns how many were new."""
+    """Insert the requests not yet in the store, one by one in the order given (rank order: what a rerun
+    after a failure part-way continues); returns how many were new."""
     return sum(store.insert_new(COLLECTION, doc) for doc in docs)
 
 
@@ -119,10 +158,23 @@ def link_answers(store: DocumentStore, specialist: str, now: datetime, trust: Tr
     linked = 0
     for opinion_id, fb in sorted(labels.items()):
         request = open_requests[opinion_id]
+        if not is_answer(request, fb["_submitted"]):  # the latest label as of the expiry came before the request
+            continue
         linked += store.update_one(COLLECTION, {"request_id": request["request_id"], "status": OPEN},
                                    {"status": ANSWERED, "feedback_id": str(fb["feedback_id"]),
                                     "answered_at": fb["_submitted"]})
     return linked
+
+
+def is_answer(request: Mapping[str, Any], submitted: datetime | None) -> bool:
+    """Whether a label submitted at `submitted` answers `request`: from its `requested_at` to its `expires_at`.
+    One submitted before the request came whatever the queue did (it arrived late, or its time was set by a
+    client): an organic label, not the request's answer. An unknown time on either side does not rule it out."""
+    submitted = to_utc(submitted)
+    if submitted is None:
+        return True
+    requested, expires = to_utc(request.get("requested_at")), to_utc(request.get("expires_at"))
+    return (requested is None or requested <= submitted) and (expires is None or submitted <= expires)
 
 
 def _expiries(requests: Mapping[str, Mapping[str, Any]]) -> dict[str, datetime]:
@@ -202,7 +254,7 @@ def queue_summary(store: DocumentStore, specialist: str, since: datetime, until:
     for d in docs:
         fb = labels.get(str(d["opinion_id"]))  # the latest trusted label by min(expiry, until)
         answered_at = to_utc(d["answered_at"]) if d["status"] == ANSWERED else (
-            fb["_submitted"] if fb is not None else None)
+            fb["_submitted"] if fb is not None and is_answer(d, fb["_submitted"]) else None)
         if answered_at is not None and answered_at <= until:  # (a later answer was not known at `until`)
             status = ANSWERED
         else:

@@ -11,16 +11,25 @@ Priority of one candidate (all terms in [0, 1], summed with `PriorityWeights`):
 Diversity: the queue is filled greedily by `priority x min(1, distance to the nearest chosen / scale)`
 on standardised features, so a cluster of near-duplicates yields one request, not hundreds.
 
-The random share: `random_share x budget` candidates (rounded at random to a whole number, so the share holds
-on average at any budget) are drawn uniformly from the whole pool *before* the active choice, and marked
-`random`: they are a simple random sample of the recent unlabelled opinions (inclusion probability known and
-equal), the only requested labels the decisions may use. A budget that covers the whole pool asks every
-candidate: a census, all `random` with inclusion probability 1.
+The random share of a day (`choose_refresh`, what a refresh of the store's queue uses): every opinion has a
+permanent random number u (a uniform from a hash of seed, specialist and opinion id, the same on every day
+and in every process); the day's random quota (`random_share x daily_budget`, rounded at random to a whole
+number, so the share holds on average at any budget) takes the opinions of the pool with the smallest u that
+are not random yet. The pool is every recent opinion still unlabelled *or* already requested (actively
+too, answered or not): an opinion asked actively yesterday can still be drawn today, and its request then
+becomes `random`. Whether an opinion is drawn so depends on u and on which pools it sat in, never on its
+priority: the random requests are a sample whose inclusion does not depend on how hard the opinion is, the
+only requested labels the decisions may use. A budget that covers every unrequested candidate asks all of
+them: a census, in which every opinion of the pool becomes `random`.
+
+`choose_queue` is the same choice for one pool seen once (the benchmark's and the A/A simulation's day):
+its random share is a simple random sample of that pool, drawn with the generator given.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +54,8 @@ class QueueChoice:
 
     `index`: positions in the candidate pool; `selection`: ACTIVE or RANDOM per request; `score`: the
     priority; `reason`: the largest priority term ("random" for the random share); `inclusion_probability`:
-    of the random share, k / pool size (None for active picks: not a designed probability)."""
+    of the random share, the rate of the draw that took it (`choose_queue`: k / pool size; `choose_refresh`:
+    the day's quota / the day's pool not random yet); None for active picks (not a designed probability)."""
 
     index: np.ndarray
     selection: list[str]
@@ -124,6 +134,14 @@ def standardised(points: np.ndarray) -> np.ndarray:
     return (points - points.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
 
 
+def spacing(points: np.ndarray, k: int) -> float:
+    """The spacing of `k` points filling the cloud `points`: its RMS radius x k^(-1/d)."""
+    if not len(points):
+        return 1e-9
+    radius = float(np.sqrt(((points - points.mean(axis=0)) ** 2).sum(axis=1).mean()))
+    return max(radius * max(int(k), 1) ** (-1.0 / max(points.shape[1], 1)), 1e-9)
+
+
 def diverse_top(score: np.ndarray, points: np.ndarray, k: int, eligible: np.ndarray | None = None,
                 scale: float | None = None, chosen_before: np.ndarray | None = None) -> np.ndarray:
     """`k` positions chosen greedily by score x min(1, distance to the nearest already chosen / scale).
@@ -131,7 +149,8 @@ def diverse_top(score: np.ndarray, points: np.ndarray, k: int, eligible: np.ndar
     `points`: standardised coordinates; `scale` defaults to the median nearest-neighbour distance between
     `k` evenly spread points (roughly the spacing `k` requests would have if they covered the pool), so
     picks closer than that to an earlier pick are discounted. `chosen_before`: positions already in the
-    queue (the random share), which count as chosen for that distance. Ties: the lower position first."""
+    queue (the random share, earlier requests), which count as chosen for that distance. Ties: the lower
+    position first."""
     score = np.asarray(score, dtype=float)
     n = score.size
     eligible = np.ones(n, dtype=bool) if eligible is None else eligible.copy()
@@ -139,10 +158,7 @@ def diverse_top(score: np.ndarray, points: np.ndarray, k: int, eligible: np.ndar
     if k <= 0:
         return np.empty(0, dtype=int)
     if scale is None:
-        # spacing of k points filling the eligible cloud: its RMS radius x k^(-1/d)
-        d = points.shape[1]
-        radius = float(np.sqrt(((points[eligible] - points[eligible].mean(axis=0)) ** 2).sum(axis=1).mean()))
-        scale = max(radius * k ** (-1.0 / max(d, 1)), 1e-9)
+        scale = spacing(points[eligible], k)
     nearest = np.full(n, np.inf)
     for before in (chosen_before if chosen_before is not None else ()):
         nearest = np.minimum(nearest, np.sqrt(((points - points[int(before)]) ** 2).sum(axis=1)))
@@ -156,11 +172,145 @@ def diverse_top(score: np.ndarray, points: np.ndarray, k: int, eligible: np.ndar
     return np.asarray(chosen, dtype=int)
 
 
+def random_quota(random_share: float, budget: int, rng: np.random.Generator) -> int:
+    """random_share x budget rounded at random to a whole number (randomized rounding: the share holds on
+    average at any budget, where rounding left none at a budget of 2). One draw of `rng`, whatever the
+    fraction, so what `rng` draws next does not depend on it."""
+    if not 0.0 <= random_share <= 1.0:
+        raise ValueError(f"random_share must be in [0, 1], got {random_share}")
+    k = int(random_share * budget)
+    return k + int(rng.random() < random_share * budget - k)
+
+
+def permanent_random_numbers(seed: int, specialist: str, opinion_ids: Iterable[str]) -> np.ndarray:
+    """u in [0, 1) per opinion, uniform: blake2b of (seed, specialist, opinion id), the same on every day
+    and in every process (Python's `hash` of a string is salted per process)."""
+    return np.asarray([int.from_bytes(hashlib.blake2b(f"{seed}\x1f{specialist}\x1f{o}".encode(),
+                                                      digest_size=8).digest(), "big") / 2.0 ** 64
+                       for o in opinion_ids], dtype=float)
+
+
+@dataclass(frozen=True)
+class DaySoFar:
+    """What earlier refreshes of the day wrote: requests made today (`requested`, of which
+    `random_requested` made as random), random selections made today (those, plus active requests of
+    any day made random today), and the day's highest rank."""
+
+    requested: int = 0
+    random_requested: int = 0
+    made_random: int = 0
+    max_rank: int = 0
+
+
+@dataclass(frozen=True)
+class RefreshChoice:
+    """`requests`: the new requests in queue order (positions in the pool), ranked from `first_rank` on;
+    `made_random`: positions whose active request becomes random, with draw rate `made_random_rate`."""
+
+    requests: QueueChoice
+    first_rank: int
+    made_random: np.ndarray
+    made_random_rate: float
+
+
+def choose_refresh(score: np.ndarray, points: np.ndarray, u: np.ndarray, requested: Sequence[str | None],
+                   budget_left: int, quota: int, today: DaySoFar = DaySoFar(),
+                   reasons: Sequence[str] | None = None) -> RefreshChoice:
+    """A refresh's choice over the day's pool: recent opinions unlabelled or already requested.
+
+    `requested[i]`: the selection of candidate i's request (ACTIVE / RANDOM; another value: a request of no
+    known kind, left as it is), None when it has none; `u`: permanent random numbers; `quota`: the day's
+    random quota (`random_quota`), of which `today.made_random` are made already.
+
+    Random: in increasing u, the candidates not random yet, up to what the quota leaves (new requests only
+    within `budget_left`); a requested one is made random, an unrequested one asked as random. A budget
+    that covers every unrequested candidate is a census: all of the pool becomes random. Active: the rest
+    of `budget_left` by diverse priority among the unrequested, every requested candidate (any day) and
+    every random pick counting as chosen; the spacing is of the day's active requests in the whole pool.
+    Queue order and ranks continue the day's: its new random requests spread evenly among its active ones.
+
+    Everything here is a function of the pool and of what the store holds: a rerun on the same pool after a
+    refresh stopped part-way (random picks made first, then requests written in rank order) completes the
+    same choice; one after a complete refresh chooses nothing."""
+    score, u = np.asarray(score, dtype=float), np.asarray(u, dtype=float)
+    n = score.size
+    if not len(requested) == len(u) == n:
+        raise ValueError(f"score ({n}), u ({len(u)}) and requested ({len(requested)}) must be row-aligned")
+    if budget_left < 0 or quota < 0:
+        raise ValueError(f"budget_left ({budget_left}) and quota ({quota}) must be >= 0")
+    fresh = np.array([s is None for s in requested], dtype=bool)
+    drawable = np.array([s is None or s == ACTIVE for s in requested], dtype=bool)
+    by_u = np.lexsort((np.arange(n), u))
+    census = budget_left >= fresh.sum()
+    if census:
+        picks, rate = [int(i) for i in by_u if drawable[i]], 1.0
+    else:
+        # the day's pool, as its first draw saw it: those not random yet, and those made random today
+        rate = min(1.0, quota / max(int(drawable.sum()) + today.made_random, 1))
+        left, new, picks = max(0, quota - today.made_random), 0, []
+        for i in by_u:
+            if len(picks) >= left or (fresh[i] and new >= budget_left):
+                break  # a prefix in u: what a rerun continues
+            if drawable[i]:
+                picks.append(int(i))
+                new += bool(fresh[i])
+    pick_array = np.asarray(picks, dtype=int)
+    new_random = pick_array[fresh[pick_array]] if pick_array.size else pick_array
+    made_random = pick_array[~fresh[pick_array]] if pick_array.size else pick_array
+    eligible = fresh.copy()
+    eligible[pick_array] = False
+    n_active = 0 if census else int(min(budget_left - new_random.size, eligible.sum()))
+    day_actives = today.requested - today.random_requested + n_active
+    # the spacing of the day's active requests in the whole pool: the same for a rerun that continues them
+    before = np.concatenate([np.flatnonzero(~fresh), pick_array])
+    active = diverse_top(score, points, n_active, eligible, scale=spacing(points, day_actives),
+                         chosen_before=before)
+    slots = _queue_slots(today.random_requested, today.requested - today.random_requested, new_random.size,
+                         active.size)
+    chosen = _queue_choice(slots, new_random, active, score, reasons, rate)
+    return RefreshChoice(chosen, today.max_rank + 1, made_random, rate)
+
+
+def _queue_choice(slots: Sequence[bool], random_idx: np.ndarray, active_idx: np.ndarray, score: np.ndarray,
+                  reasons: Sequence[str] | None, rate: float) -> QueueChoice:
+    """The queue: per slot (True: random) the next random pick, else the next active one."""
+    reasons = list(reasons) if reasons is not None else ["uncertainty"] * score.size
+    randoms, actives = iter(random_idx), iter(active_idx)
+    index, selection, reason, probability = [], [], [], []
+    for slot_is_random in slots:
+        i = int(next(randoms) if slot_is_random else next(actives))
+        index.append(i)
+        selection.append(RANDOM if slot_is_random else ACTIVE)
+        reason.append("random" if slot_is_random else reasons[i])
+        probability.append(rate if slot_is_random else None)
+    index_array = np.asarray(index, dtype=int)
+    return QueueChoice(index=index_array, selection=selection, score=score[index_array] if score.size else np.empty(0),
+                       reason=reason, inclusion_probability=probability)
+
+
+def _queue_slots(randoms_before: int, actives_before: int, new_randoms: int, new_actives: int) -> list[bool]:
+    """Per new slot of the day, whether it holds a random request: the day's random requests spread evenly
+    over its slots (slot s random when fewer than (s + 1) x randoms // slots came before), continuing from
+    the slots already filled; for a day's first refresh, `choose_queue`'s order."""
+    total = randoms_before + actives_before + new_randoms + new_actives
+    k = randoms_before + new_randoms
+    placed, randoms_left, actives_left, slots = randoms_before, new_randoms, new_actives, []
+    for s in range(randoms_before + actives_before, total):
+        is_random = randoms_left > 0 and (actives_left == 0 or placed < (s + 1) * k // total)
+        slots.append(is_random)
+        placed += is_random
+        randoms_left -= is_random
+        actives_left -= not is_random
+    return slots
+
+
 def choose_queue(score: np.ndarray, points: np.ndarray, budget: int, random_share: float,
                  rng: np.random.Generator, reasons: Sequence[str] | None = None) -> QueueChoice:
-    """Fill a queue of `budget` requests from the pool: random_share x budget uniformly at random (rounded
-    at random to a whole number; marked RANDOM), drawn first, then the rest by diverse priority among the
-    remaining candidates (ACTIVE). A budget that covers the pool asks every candidate, all RANDOM (p = 1)."""
+    """Fill a queue of `budget` requests from one pool seen once: random_share x budget uniformly at random
+    (rounded at random to a whole number; marked RANDOM), drawn first, then the rest by diverse priority
+    among the remaining candidates (ACTIVE). A budget that covers the pool asks every candidate, all RANDOM
+    (p = 1). Pools that overlap from day to day take `choose_refresh` instead: a draw that leaves out what
+    earlier days requested would leave out the hard opinions their active picks took."""
     if budget < 0:
         raise ValueError(f"budget must be >= 0, got {budget}")
     if not 0.0 <= random_share <= 1.0:
@@ -183,18 +333,7 @@ def choose_queue(score: np.ndarray, points: np.ndarray, budget: int, random_shar
     eligible[random_idx] = False
     # a near-duplicate of a random pick is asked once already: the active picks keep their distance from it
     active_idx = diverse_top(score, points, budget - k_random, eligible, chosen_before=random_idx)
-    reasons = list(reasons) if reasons is not None else ["uncertainty"] * n
     # queue order: the random share spread evenly among the active picks, so that reviewers who stop
     # part-way through a day's queue still answer a uniformly random subset of the random share
     is_random = np.diff(np.arange(budget + 1) * k_random // max(budget, 1)) > 0  # integer: exactly k_random slots
-    randoms, actives = iter(random_idx), iter(active_idx)
-    index, selection, reason, probability = [], [], [], []
-    for slot_is_random in is_random:
-        i = int(next(randoms) if slot_is_random else next(actives))
-        index.append(i)
-        selection.append(RANDOM if slot_is_random else ACTIVE)
-        reason.append("random" if slot_is_random else reasons[i])
-        probability.append(k_random / n if slot_is_random else None)
-    index_array = np.asarray(index, dtype=int)
-    return QueueChoice(index=index_array, selection=selection, score=score[index_array] if n else np.empty(0),
-                       reason=reason, inclusion_probability=probability)
+    return _queue_choice(is_random, random_idx, active_idx, score, reasons, k_random / n if n else 0.0)

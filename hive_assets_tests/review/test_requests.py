@@ -279,3 +279,44 @@ def test_today_counts_what_the_budget_counts_from_midnight_itself(any_store):
     assert remaining_budget(store, "business", later, 10) == 0
     assert today_summary(store, "business", later) == {"requested": 10, "answered": 0, "expired": 0, "open": 10}
     assert queue_summary(store, "business", midnight, later)["requested"] == 0
+
+
+def test_the_day_s_tally_and_a_request_made_random_on_either_store(any_store):
+    """`day_so_far` reads `made_random_at` by a date range where most requests hold null: FerretDB compares
+    those by BSON type order, SQLite by its JSON encoding; both must count only the day's."""
+    from hive_assets.review._requests import day_so_far, make_random, request_id
+    from hive_assets.review._select import DaySoFar
+
+    store = any_store
+    assert refresh(store, budget=10).requested == 10  # day 1: 2 random, 8 active
+    actives = sorted(d["opinion_id"] for d in store.find(COLLECTION) if d["selection"] == ACTIVE)
+    day2 = NOW + timedelta(days=1)
+    assert day_so_far(store, "business", NOW) == DaySoFar(10, 2, 2, 10)  # made, as random, random today, top rank
+    assert day_so_far(store, "business", day2) == DaySoFar(0, 0, 0, 0)
+    assert make_random(store, "business", actives[0], day2, 0.25) == 1
+    assert make_random(store, "business", actives[0], day2 + HOUR, 0.5) == 0  # once random, left as it is
+    made = store.find_one(COLLECTION, {"request_id": request_id("business", actives[0])})
+    assert (made["selection"], made["inclusion_probability"], to_utc(made["made_random_at"])) == (RANDOM, 0.25, day2)
+    # day 1 keeps its own tally (the request was made then, as active); day 2 counts the random selection
+    assert day_so_far(store, "business", NOW) == DaySoFar(10, 2, 2, 10)
+    assert day_so_far(store, "business", day2) == DaySoFar(0, 0, 1, 0)
+
+
+def test_a_label_submitted_before_its_request_is_organic_not_its_answer(tmp_path):
+    """A label stamped before the request was made (it reached the store late, or its time was the client's)
+    came whatever the queue did: it was linked as the request's answer, counted as answered, and its label
+    kept out of the decisions as an active pick's."""
+    with SQLiteStore(tmp_path / "s.sqlite") as store:
+        assert refresh(store, budget=10).requested == 10
+        active = sorted(d["opinion_id"] for d in store.find(COLLECTION) if d["selection"] == ACTIVE)
+        early, answer = active[0], active[1]
+        store.upsert_many("specialist_feedback", [feedback(early, NOW - HOUR), feedback(answer, NOW + HOUR)])
+        later = NOW + 2 * HOUR
+        assert refresh(store, now=later, budget=0).linked == 1
+        status = {d["opinion_id"]: d["status"] for d in store.find(COLLECTION)}
+        assert (status[early], status[answer]) == (OPEN, ANSWERED)
+        assert queue_summary(store, "business", NOW - HOUR, later)[ANSWERED] == 1
+        # not asked again meanwhile (it has a label), and expired when its time comes
+        assert early not in {d["opinion_id"] for d in open_queue(store, "business", later)}
+        times = {early: NOW - HOUR, answer: NOW + HOUR}
+        assert label_selections(store, "business", times, times) == {early: ORGANIC, answer: ACTIVE}

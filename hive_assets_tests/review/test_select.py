@@ -124,3 +124,29 @@ def test_a_queue_never_asks_one_candidate_twice_and_active_picks_skip_the_random
     assert len(randoms) == len(actives) == 10 and not randoms & actives
     left = [i for i in range(n) if i not in randoms]
     assert actives == set(left[-10:])
+
+
+def test_choose_refresh_by_hand():
+    """A day's first refresh: the quota's smallest u among those not random yet (an active request among
+    them is made random, costing no budget), the queue order choose_queue's; a census makes all random."""
+    from hive_assets.review import DaySoFar, choose_refresh
+
+    u = np.array([0.9, 0.05, 0.5, 0.01, 0.3, 0.02] + [0.6 + i / 100 for i in range(44)])
+    requested = [None, ACTIVE, None, RANDOM, None, None] + [None] * 44
+    choice = choose_refresh(np.arange(50.0), np.eye(50), u, requested, budget_left=10, quota=2)
+    # u order: 3 (random already, skipped), 5, 1 (active: made random); so one new random request, 5
+    assert choice.made_random.tolist() == [1] and choice.made_random_rate == pytest.approx(2 / 49)
+    sel = choice.requests.selection
+    assert choice.requests.index[[i for i, s in enumerate(sel) if s == RANDOM]].tolist() == [5]
+    assert len(sel) == 10 and [i for i, s in enumerate(sel) if s == RANDOM] == [9]  # 1 random in 10 slots
+    assert choice.first_rank == 1
+    # the active picks: the best scores among the unrequested ones, none of them requested or drawn
+    assert set(choice.requests.index[np.array(sel) == ACTIVE].tolist()) == set(range(41, 50))
+    # continuing a day that made 6 requests (1 random) up to rank 6: ranks and the quota go on from there
+    later = choose_refresh(np.arange(50.0), np.eye(50), u, requested, budget_left=4, quota=2,
+                           today=DaySoFar(requested=6, random_requested=1, made_random=1, max_rank=6))
+    assert later.first_rank == 7 and later.made_random.tolist() == []
+    assert later.requests.index[np.array(later.requests.selection) == RANDOM].tolist() == [5]
+    census = choose_refresh(np.arange(50.0), np.eye(50), u, requested, budget_left=48, quota=2)
+    assert census.made_random.tolist() == [1] and set(census.requests.selection) == {RANDOM}
+    assert sorted(census.requests.index.tolist()) == [i for i in range(50) if i not in (1, 3)]
