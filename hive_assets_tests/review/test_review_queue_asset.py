@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 import pytest
 
+from hive_assets.cli._dagster import failure_message
 from hive_assets.data import SQLiteStore, TrustPolicy, to_utc
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
 from hive_assets.defs.review import refresh_review_queue, review_queue, review_queue_sensor
@@ -328,3 +329,21 @@ def test_raw_production_data_marks_each_label_by_its_time_against_its_request(hi
     frame = result.output_for_node("raw_production_data").frame.set_index("opinion_id")
     assert frame.loc[late, "label_selection"] == ORGANIC and frame.loc[in_time, "label_selection"] == ACTIVE
     assert (frame.drop(index=[late, in_time])["label_selection"] == ORGANIC).all()
+
+
+def test_a_run_without_a_budget_in_its_config_spends_the_setting_s(hive_home, tracking, monkeypatch):
+    """A manual run (the UI's Launchpad, `dagster asset materialize`) without config spent 100, whatever
+    REVIEW_QUEUE_DAILY_BUDGET said for the sensor's runs; a malformed setting now fails such a run saying so."""
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", NOW.isoformat())
+    store = SQLiteStore(hive_home / "store.sqlite")
+    simulate(store, plans=150, days=1, seed=5, now=NOW, feedback_rate=0.2, malformed_rate=0.0)
+    resources = {"document_store": DocumentStoreResource(), "mlflow": MlflowResource(tracking_uri=tracking),
+                 "platform": PlatformSettings()}
+    monkeypatch.setenv("REVIEW_QUEUE_DAILY_BUDGET", "business=abc")
+    failed = dg.materialize([review_queue], partition_key="business", resources=resources, raise_on_error=False)
+    assert not failed.success and store.count(COLLECTION) == 0
+    assert "REVIEW_QUEUE_DAILY_BUDGET must be a number" in failure_message(failed)
+    monkeypatch.setenv("REVIEW_QUEUE_DAILY_BUDGET", "business=7,technical=40")
+    result = dg.materialize([review_queue], partition_key="business", resources=resources)
+    assert result.asset_materializations_for_node("review_queue")[0].metadata["requested"].value == 7
+    assert store.count(COLLECTION) == 7

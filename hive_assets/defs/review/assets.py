@@ -6,6 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from hive_assets import clock, registry, review
+from hive_assets.config import review_queue_daily_budgets
 from hive_assets.data import TrustPolicy
 from hive_assets.defs import _ui
 from hive_assets.defs.catalog import OWNERS, REVIEW
@@ -21,11 +22,14 @@ QUEUE_SHOWN = 20  # rows of the open queue in the asset's metadata table
 class ReviewQueueConfig(dg.Config):
     """The queue's budget and shape, per run (a run is one specialist)."""
 
-    daily_budget: int = Field(review.DEFAULT_DAILY_BUDGET, ge=0,
-                              description="Review requests per specialist per UTC day (0: request nothing).")
+    daily_budget: int | None = Field(
+        None, ge=0, description="Review requests per specialist per UTC day (0: request nothing). Unset: "
+                                "REVIEW_QUEUE_DAILY_BUDGET for this specialist, as the daily sensor's runs "
+                                "(default 100).")
     random_share: float = Field(review.DEFAULT_RANDOM_SHARE, ge=0.0, le=1.0,
-                                description="Share of each day's requests drawn uniformly at random (marked "
-                                            "`random`): the only requested labels metrics, gates and A/B tests use.")
+                                description="Share of each day's budget drawn at random, whatever the opinion's "
+                                            "difficulty (marked `random`): the only requested labels metrics, "
+                                            "gates and A/B tests use.")
     expiry_hours: float = Field(review.DEFAULT_EXPIRY / timedelta(hours=1), gt=0,
                                 description="Hours after which an unanswered request expires.")
     candidate_days: int = Field(2, ge=1, description="Unlabelled opinions of the last N days are candidates.")
@@ -49,6 +53,8 @@ def review_queue(context: dg.AssetExecutionContext, config: ReviewQueueConfig, d
     near-duplicates are asked once; a fixed share drawn uniformly at random. Without a champion it links
     and expires only."""
     specialist, now = context.partition_key, clock.now()
+    # a manual run without config spends what the daily sensor's runs spend (a malformed setting fails here)
+    daily_budget = config.daily_budget if config.daily_budget is not None else review_queue_daily_budgets()[specialist]
     mlflow.require_reachable(context)  # before answers are linked, requests expired or asked for
     client = mlflow.client()
     with document_store.open() as store:
@@ -78,7 +84,7 @@ def review_queue(context: dg.AssetExecutionContext, config: ReviewQueueConfig, d
         result = review.refresh_from_store(
             store, specialist, now, champion, challenger=challenger, model_version=str(champion_version.version),
             candidate_days=config.candidate_days, min_confidence=platform.min_confidence, trust=TrustPolicy(),
-            audit_reader=audit_reader_for(platform, store), daily_budget=config.daily_budget,
+            audit_reader=audit_reader_for(platform, store), daily_budget=daily_budget,
             random_share=config.random_share, expiry=timedelta(hours=config.expiry_hours),
             before_write=run_lease.check)  # a run that lost its lease must not spend the budget beside the new holder
         read = review.read_open_queue(store, specialist, now)
