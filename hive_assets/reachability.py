@@ -5,8 +5,12 @@ traceback; in a sensor evaluation, the UI's preview, that is a minute of waiting
 from __future__ import annotations
 
 
-# in the reason of an MLflow that answered but has no API at the URI's path: an answer, not an outage
 REFUSED = "refused the request"
+
+
+class Refusal(str):
+    """The reason of an MLflow that answered but has no API at the URI's path: an answer, not an outage (no
+    wait fixes it). A string, as every other reason, so callers that only print it need nothing new."""
 
 
 def one_line(text: str, limit: int = 400) -> str:
@@ -50,7 +54,7 @@ def reachable(uri: str, timeout: float = 3.0) -> str | None:
                 timeout):
             from hive_assets.registry import http_refusal_words
 
-            return one_line(f"MLflow at {redact_uri(uri)} {REFUSED} ({http_refusal_words(404)})")
+            return Refusal(one_line(f"MLflow at {redact_uri(uri)} {REFUSED} ({http_refusal_words(404)})"))
         return None
     except (OSError, ValueError) as exc:  # refused, timed out, unresolvable, malformed: never the URI's text
         reason = getattr(exc, "reason", None) or (exc.strerror if isinstance(exc, OSError) else None)

@@ -14,7 +14,7 @@ import dagster as dg
 from hive_assets.config import DEFAULT_EXPERIMENT_NAME, DEFAULT_MONGODB_DATABASE, ConfigError, Settings, redact_uri
 from hive_assets.data import DocumentStore, open_store
 from hive_assets.defs.storage import AssetStorage
-from hive_assets.reachability import REFUSED, registry_down
+from hive_assets.reachability import Refusal, registry_down
 
 #: seconds before each retry of a step whose MLflow did not answer at its start: about the training step's own
 #: policy (5 + 15 s), so a restart of a few seconds is survived, and an outage fails the step in ~21 s, 33 s when
@@ -71,7 +71,7 @@ class MlflowResource(dg.ConfigurableResource):
         An outage later in the step is MLflow's client's to retry, as before."""
         if (down := registry_down(self.uri)) is None:
             return
-        if REFUSED in down:  # an answer (no MLflow API at this path), not an outage: no retry helps
+        if isinstance(down, Refusal):  # an answer (no MLflow API at this path), not an outage: no retry helps
             raise dg.Failure(f"{down}; the step wrote nothing: fix MLFLOW_TRACKING_URI", allow_retries=False)
         attempt, waits = context.retry_number, UNREACHABLE_RETRY_WAITS
         failure = dg.Failure(f"{down}; the step wrote nothing (attempt {attempt + 1} of {len(waits) + 1})",
