@@ -82,14 +82,15 @@ def sensor_tick(store_dir: Path) -> float:
 
     from hive_assets.defs import build_defs
     from hive_assets.defs.monitoring.sensors import feedback_retraining_sensor
-    from hive_assets.defs.resources import DocumentStoreResource
+    from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 
     os.environ["HIVE_HOME"] = str(store_dir)
     defs = build_defs()
     with dg.instance_for_test() as instance:
         def tick():
             ctx = dg.build_sensor_context(instance=instance, definitions=defs,
-                                          resources={"document_store": DocumentStoreResource()})
+                                          resources={"document_store": DocumentStoreResource(),
+                                                     "mlflow": MlflowResource()})
             return feedback_retraining_sensor.evaluate_tick(ctx)
 
         tick()  # warm: imports, first connection

@@ -18,7 +18,7 @@ from hive_assets.defs import build_defs
 from hive_assets.defs.monitoring.sensors import (
     REASON_TAG, TRIGGER_TAG, TRUST_POLICY, feedback_retraining_sensor, last_training,
 )
-from hive_assets.defs.resources import DocumentStoreResource
+from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 from hive_assets.simulator import simulate
 from hive_assets_tests.defs.previews import preview_then_tick_and_tick_alone
 from hive_assets.monitoring import (
@@ -52,7 +52,7 @@ def trained(instance, specialist: str) -> None:
 
 def tick(instance, defs, cursor=None):
     ctx = dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor,
-                                  resources={"document_store": DocumentStoreResource()})
+                                  resources={"document_store": DocumentStoreResource(), "mlflow": MlflowResource()})
     return feedback_retraining_sensor.evaluate_tick(ctx)
 
 
@@ -278,7 +278,8 @@ def test_a_failed_run_then_new_feedback_gives_a_new_request(env):
 def test_store_unavailable_skips_without_the_credential(env):
     _, instance, defs = env
     ctx = dg.build_sensor_context(instance=instance, definitions=defs, resources={
-        "document_store": DocumentStoreResource(mongodb_uri="mongodb://hive:s3cret-pw@127.0.0.1:9/?serverSelectionTimeoutMS=300")})
+        "document_store": DocumentStoreResource(mongodb_uri="mongodb://hive:s3cret-pw@127.0.0.1:9/?serverSelectionTimeoutMS=300"),
+        "mlflow": MlflowResource()})
     result = feedback_retraining_sensor.evaluate_tick(ctx)
     assert result.run_requests == []
     assert result.skip_message.startswith("document store unavailable")
@@ -366,3 +367,25 @@ def test_a_preview_then_the_tick_leaves_what_the_tick_alone_does(hive_home, monk
         outcome=outcome)
     assert [r[0] for r in alone["requests"]] == [t["trigger_id"] for t in alone["triggers"]]
     assert [part for part in alone if previewed[part] != alone[part]] == []
+
+
+def test_no_request_while_the_model_registry_is_down_then_it_fires(env, monkeypatch):
+    """A retraining requested while MLflow was down collected and rewrote the partition's outputs, failed at
+    training (after its retries) and spent one of the trigger's three attempts; a longer outage spent them
+    all. Now the tick says why it waits, records no trigger, and the next tick with MLflow back requests."""
+    from hive_assets_tests.conftest import free_port
+
+    store, instance, defs = env
+    add_feedback(store, "business", THRESHOLD)
+    down = MlflowResource(tracking_uri=f"http://hive:s3cret-pw@127.0.0.1:{free_port()}")  # refused
+    ctx = dg.build_sensor_context(instance=instance, definitions=defs,
+                                  resources={"document_store": DocumentStoreResource(), "mlflow": down})
+    waiting = feedback_retraining_sensor.evaluate_tick(ctx)
+    assert waiting.run_requests == [] and store.count("retraining_triggers") == 0
+    assert "business: 100 trusted feedback" in waiting.skip_message
+    assert "not requested, model registry unavailable (MLflow at http://hive:***@127.0.0.1:" in waiting.skip_message
+    assert "s3cret-pw" not in waiting.skip_message
+    assert decode_cursor(waiting.cursor)["business"].last_request_at is None  # no cooldown started
+    [request] = tick(instance, defs, waiting.cursor).run_requests  # MLflow back (the home's own)
+    assert request.partition_key == "business" and ":x1" in request.run_key  # the trigger's first attempt
+    assert store.count("retraining_triggers", {"trigger_id": request.run_key}) == 1

@@ -7,6 +7,7 @@ import dagster as dg
 import pytest
 
 from hive_assets.cli._dagster import failure_message
+from hive_assets.config import SPECIALISTS
 from hive_assets.data import SQLiteStore, TrustPolicy, to_utc
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
 from hive_assets.defs.review import refresh_review_queue, review_queue, review_queue_sensor
@@ -37,7 +38,8 @@ def test_sensor_asset_and_reviewers(hive_home, tracking, monkeypatch):
     store = SQLiteStore(hive_home / "store.sqlite")
     simulate(store, plans=150, days=1, seed=5, now=NOW, feedback_rate=0.2, malformed_rate=0.0)
     # the sensor: one run a day per specialist, with the budget of the environment
-    requests = review_queue_sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral())).run_requests
+    requests = review_queue_sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(),
+                                                           resources={"mlflow": MlflowResource()})).run_requests
     assert sorted(r.partition_key for r in requests) == sorted(["business", "technical", "behavior", "evolution",
                                                                 "architecture"])
     assert {r.run_key for r in requests if r.partition_key == "business"} == {"review_queue:business:2026-05-04"}
@@ -282,7 +284,7 @@ def test_a_failed_daily_refresh_is_retried_under_a_key_of_its_own(monkeypatch):
         instance.create_run_for_job(job, status=status, tags={RUN_KEY_TAG: key, "dagster/partition": specialist})
 
     def keys() -> dict[str, str]:
-        result = review_queue_sensor(dg.build_sensor_context(instance=instance))
+        result = review_queue_sensor(dg.build_sensor_context(instance=instance, resources={"mlflow": MlflowResource()}))
         return {r.partition_key: r.run_key for r in result.run_requests}
 
     day = "2026-05-04"
@@ -347,3 +349,20 @@ def test_a_run_without_a_budget_in_its_config_spends_the_setting_s(hive_home, tr
     result = dg.materialize([review_queue], partition_key="business", resources=resources)
     assert result.asset_materializations_for_node("review_queue")[0].metadata["requested"].value == 7
     assert store.count(COLLECTION) == 7
+
+
+def test_no_refresh_is_requested_while_the_model_registry_is_down(hive_home, monkeypatch):
+    """Requested while MLflow was down, a refresh failed after its retries and spent one of the day's three
+    attempts: an outage over three hourly ticks left the specialists without a queue until the next day."""
+    from hive_assets_tests.conftest import free_port
+
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", NOW.isoformat())
+    down = MlflowResource(tracking_uri=f"http://hive:s3cret-pw@127.0.0.1:{free_port()}")  # refused
+    skipped = review_queue_sensor.evaluate_tick(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(),
+                                                                        resources={"mlflow": down}))
+    assert not skipped.run_requests
+    assert skipped.skip_message.startswith("model registry unavailable, no refresh requested (MLflow at "
+                                           "http://hive:***@127.0.0.1:") and "s3cret-pw" not in skipped.skip_message
+    back = review_queue_sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(),
+                                                       resources={"mlflow": MlflowResource()}))
+    assert sorted(r.partition_key for r in back.run_requests) == sorted(SPECIALISTS)  # MLflow back (the home's)

@@ -9,6 +9,7 @@ run ends never sees that run (its first tick only sets its cursor).
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
@@ -182,11 +183,15 @@ def _request(specialist: str, run_key: str, reason: str) -> dg.RunRequest:
     description="Retrain a specialist when its trusted feedback since its last training reaches "
                 "RETRAINING_FEEDBACK_THRESHOLD (outside the cooldown, no run of it in flight, no A/B test of it running).",
 )
-def feedback_retraining_sensor(context: dg.SensorEvaluationContext, document_store: DocumentStoreResource):
+def feedback_retraining_sensor(context: dg.SensorEvaluationContext, document_store: DocumentStoreResource,
+                               mlflow: MlflowResource):
     settings = MonitoringSettings.from_env()
     now = clock.now()
     state = decode_cursor(context.cursor)
     requests, events, notes = [], [], []
+    # asked once a tick, only when a specialist fires: a retraining launched while MLflow is down collected and
+    # rewrote the partition's outputs, then failed at training, and spent one of the trigger's attempts
+    registry_unavailable = functools.cache(lambda: registry_down(mlflow.uri))
     try:
         with document_store.open() as store:
             stamp = discard_unused_writes(context, store, FEEDBACK_SENSOR)
@@ -210,6 +215,9 @@ def feedback_retraining_sensor(context: dg.SensorEvaluationContext, document_sto
                     notes.append(f"{s}: {count} >= {settings.feedback_threshold}, run {in_flight} in flight")
                 elif test:
                     notes.append(f"{s}: {count} >= {settings.feedback_threshold}, {waits_for_test(test['test_id'])}")
+                elif decision.fire and (down := registry_unavailable()):
+                    notes.append(f"{s}: {decision.reason}; not requested, model registry unavailable ({down}): "
+                                 "asked again at the next tick")
                 elif decision.fire:
                     key = trigger_attempt(context.instance, decision.run_key)
                     record_trigger(store, key, s, "feedback", now, feedback_count=count,

@@ -17,7 +17,9 @@ from hive_assets import clock
 from hive_assets.config import SPECIALISTS, review_queue_daily_budgets
 from hive_assets.defs.k8s import SHORT_JOB_RUN_TAGS
 from hive_assets.defs.partitions import specialist_partitions
+from hive_assets.defs.resources import MlflowResource
 from hive_assets.defs.review.assets import review_queue
+from hive_assets.reachability import registry_down
 
 SENSOR_NAME = "review_queue_sensor"
 refresh_review_queue = dg.define_asset_job(
@@ -50,8 +52,13 @@ def _attempt(instance: dg.DagsterInstance, specialist: str, now) -> int | None:
            description="Once a UTC day per specialist: refresh its review queue (requests within the daily budget, "
                        "REVIEW_QUEUE_DAILY_BUDGET, default 100); a failed refresh is retried at the next tick, "
                        f"{MAX_ATTEMPTS} attempts a day.")
-def review_queue_sensor(context: dg.SensorEvaluationContext):
+def review_queue_sensor(context: dg.SensorEvaluationContext, mlflow: MlflowResource):
     now, budgets = clock.now(), review_queue_daily_budgets()  # read once a tick: one malformed value, one error
+    # every refresh scores with the champion: one requested while MLflow is down fails after its retries and
+    # spends one of the day's attempts (an outage of three ticks spent the day); asked again at the next tick
+    if down := registry_down(mlflow.uri):
+        return dg.SkipReason(f"model registry unavailable, no refresh requested ({down}): asked again at the "
+                             "next tick")
     requests, skipped = [], []
     for s in SPECIALISTS:
         attempt = _attempt(context.instance, s, now)
