@@ -265,14 +265,23 @@ def production_problems() -> list[str]:
     storage = _raw("HIVE_ASSET_STORAGE")
     if storage is None:
         problems.append("HIVE_ASSET_STORAGE is not set")
-    elif (storage_scheme := _scheme_or_problem("HIVE_ASSET_STORAGE", storage, problems)) is None:
+    else:
+        problems += object_storage_problems("HIVE_ASSET_STORAGE", storage)
+    return problems
+
+
+def object_storage_problems(name: str, value: str) -> list[str]:
+    """Why `value` (the setting `name`) is no production location for asset outputs, one phrase; [] for an
+    s3:// or gs:// URL of a bucket (a local path would put outputs on the pod's disk)."""
+    problems: list[str] = []
+    if (scheme := _scheme_or_problem(name, value, problems)) is None:
         pass  # its problem is listed
-    elif storage_scheme not in OBJECT_STORAGE_SCHEMES:
-        problems.append(f"HIVE_ASSET_STORAGE must be an s3:// or gs:// URL, got {redact_uri(storage)!r}")
-    elif not OBJECT_STORAGE_URL.fullmatch(storage):
-        problems.append(f"HIVE_ASSET_STORAGE must be {ASSET_STORAGE_FORMS}, got {redact_uri(storage)!r}")
-    elif storage_scheme == "gs" and importlib.util.find_spec("gcsfs") is None:
-        problems.append("HIVE_ASSET_STORAGE is a gs:// URL but the gcsfs package is not installed (pip install gcsfs)")
+    elif scheme not in OBJECT_STORAGE_SCHEMES:
+        problems.append(f"{name} must be an s3:// or gs:// URL, got {redact_uri(value)!r}")
+    elif not OBJECT_STORAGE_URL.fullmatch(value):
+        problems.append(f"{name} must be {ASSET_STORAGE_FORMS}, got {redact_uri(value)!r}")
+    elif scheme == "gs" and importlib.util.find_spec("gcsfs") is None:
+        problems.append(f"{name} is a gs:// URL but the gcsfs package is not installed (pip install gcsfs)")
     return problems
 
 
@@ -352,8 +361,16 @@ def _refuse_production(problems: list[str]) -> None:
 
 
 def check_production() -> None:
-    """ConfigError, one line naming every missing production setting, when HIVE_ENV=production lacks any."""
+    """ConfigError, one line naming every missing production setting, when HIVE_ENV=production lacks any; a
+    warning when HIVE_SIMULATED_NOW is set there (a test's setting left in a ConfigMap freezes every "now":
+    A/B tests, cooldowns and drift windows stop moving; tests of production mode set it on purpose)."""
     _refuse_production(production_problems())
+    if hive_env() == PRODUCTION and (frozen := _raw("HIVE_SIMULATED_NOW")):
+        import logging
+
+        logging.getLogger("hive_assets").warning(
+            "HIVE_ENV=production with HIVE_SIMULATED_NOW=%s: every 'now' of the platform is that instant, not the "
+            "wall clock; unset it unless this is a test", frozen)
 
 
 HOME_MARKERS = ("store.sqlite", "mlflow.db", "clock.json")  # what only a home holds beside its `dagster`

@@ -567,3 +567,19 @@ def test_no_printable_password_survives_redaction(password, template):
     for text in (redact_uri(uri), redact_secrets(f"could not connect to {uri}: refused"),
                  redact_secrets(f"error: MongoClient({uri!r}) failed")):
         assert password not in text, text
+
+
+def test_production_with_a_simulated_now_warns_when_the_code_location_loads(monkeypatch, caplog):
+    """A stray HIVE_SIMULATED_NOW in production froze every "now" without a word (only `hive clock show` said)."""
+    from hive_assets.config import check_production
+
+    for name, value in {"HIVE_ENV": "production", "MONGODB_URI": "mongodb://db.internal:27017",
+                        "MLFLOW_TRACKING_URI": "http://mlflow.internal:5000",
+                        "HIVE_ASSET_STORAGE": "s3://hive-outputs/hive"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("HIVE_SIMULATED_NOW", raising=False)
+    check_production()
+    assert "HIVE_SIMULATED_NOW" not in caplog.text
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", "2026-03-01T00:00:00+00:00")
+    check_production()
+    assert "HIVE_ENV=production with HIVE_SIMULATED_NOW=2026-03-01T00:00:00+00:00: every 'now'" in caplog.text

@@ -27,7 +27,7 @@ import dagster as dg
 from upath import UPath
 
 from hive_assets import storage
-from hive_assets.config import Settings
+from hive_assets.config import PRODUCTION, ConfigError, Settings, hive_env, object_storage_problems
 
 # The format of each asset's output; an asset not named here is stored as JSON.
 FORMATS: dict[str, str] = {
@@ -77,6 +77,22 @@ class OpenFormatIOManager(dg.UPathIOManager):
             raise storage.HalfWrittenOutput(f"{located}: {exc}") from None
 
 
+LOCAL_PROTOCOLS = ("", "file", "local")
+
+
+def absent_bucket(path: UPath) -> str | None:
+    """`<scheme>://<bucket>` of an object-store `path` whose bucket does not exist, else None (a local path, a
+    bucket that exists, or one whose existence cannot be told: the caller's own error then stands)."""
+    if path.protocol in LOCAL_PROTOCOLS:
+        return None
+    bucket = path.path.split("/", 1)[0]
+    try:
+        exists = UPath(f"{path.protocol}://{bucket}", **path.storage_options).exists()
+    except (OSError, ValueError):  # no answer, or refused (403): not a missing bucket
+        return None
+    return None if exists else f"{path.protocol}://{bucket}"
+
+
 class _Files:
     """The byte reader/writer `hive_assets.storage` codecs use, over one UPath (a file, or a directory of them)."""
 
@@ -88,8 +104,8 @@ class _Files:
 
     def write(self, data: bytes, name: str | None = None) -> None:
         target = self._at(name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.protocol in ("", "file", "local"):
+        if target.protocol in LOCAL_PROTOCOLS:
+            target.parent.mkdir(parents=True, exist_ok=True)
             # a local file written in place is truncated by a crash or a full disk: replace it whole (an object
             # store's put is already all or nothing)
             local = Path(target.path)
@@ -100,6 +116,7 @@ class _Files:
             finally:
                 partial.unlink(missing_ok=True)
             return
+        # an object store has no directories to make (s3fs's mkdir of the prefix creates a missing bucket)
         target.write_bytes(data)
 
     def read(self, name: str | None = None) -> bytes:
@@ -113,5 +130,36 @@ class AssetStorage(dg.ConfigurableIOManagerFactory):
 
     def create_io_manager(self, context) -> OpenFormatIOManager:
         settings = Settings.from_env()  # HIVE_ENV=production: a ConfigError rather than local disk
-        base = replace(settings, asset_storage_uri=self.base).asset_storage if self.base else settings.asset_storage
-        return OpenFormatIOManager(UPath(base))
+        if hive_env() == PRODUCTION:
+            problems = object_storage_problems("the io_manager's base", self.base) if self.base else []
+            if why := local_instance(getattr(context, "instance", None)):
+                problems.append(why)
+            if problems:  # a run's config, or a `dagster` CLI on a pod's own instance: the outputs would overwrite
+                # the partition's latest where the deployment's UI, sensors and run history never see the run
+                raise ConfigError(f"HIVE_ENV=production refuses {'; '.join(problems)}; nothing was written")
+        base = UPath(replace(settings, asset_storage_uri=self.base).asset_storage if self.base
+                     else settings.asset_storage)
+        # a typo in the bucket's name: s3fs (and SeaweedFS on a put) created a new, unconfigured bucket (on AWS:
+        # without the real one's encryption, lifecycle or versioning), the run wrote there, and a read said to
+        # materialize the upstream asset first, into that same typo
+        if bucket := absent_bucket(base):
+            setting = "HIVE_ASSET_STORAGE" if self.base in ("", os.environ.get("HIVE_ASSET_STORAGE")) else \
+                "the io_manager's base"  # (the deployment's base is HIVE_ASSET_STORAGE, an EnvVar)
+            raise ConfigError(f"the bucket {bucket} does not exist: check {setting} (the platform never creates "
+                              "one); nothing was written")
+        return OpenFormatIOManager(base)
+
+
+def local_instance(instance: dg.DagsterInstance | None) -> str | None:
+    """Why a run's Dagster instance is not a deployment's (it keeps runs or events on this disk), or None (a
+    PostgreSQL instance; or none, as in a bare `build_resources`)."""
+    if instance is None:
+        return None
+    if instance.is_ephemeral:
+        return "an ephemeral Dagster instance (DAGSTER_HOME is not set: point it at the deployment's instance)"
+    kinds = sorted({type(instance.run_storage).__name__, type(instance.event_log_storage).__name__})
+    if on_disk := [k for k in kinds if any(marker in k.lower() for marker in ("sqlite", "inmemory"))]:
+        return (f"a Dagster instance that keeps runs on this disk ({', '.join(on_disk)}, DAGSTER_HOME="
+                f"{os.environ.get('DAGSTER_HOME', '')}): use the deployment's instance (PostgreSQL: "
+                "deploy/dagster.yaml)")
+    return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pandas as pd
 import pytest
 
 from hive_assets.cli import main as hive
+from hive_assets.cli._dagster import failure_message
 from hive_assets.data import SQLiteStore
 from hive_assets.defs import build_defs
 from hive_assets.simulator import simulate
@@ -117,3 +119,51 @@ def test_a_local_write_that_fails_part_way_leaves_the_previous_file_whole(tmp_pa
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["summary.json"]  # no partial file left behind
     files.write(b"the new output", "summary.json")
     assert files.read("summary.json") == b"the new output"
+
+
+def test_a_missing_bucket_is_named_and_never_created(local_home, s3_endpoint, monkeypatch):
+    """A typo in HIVE_ASSET_STORAGE's bucket: the first write's mkdir created it (on AWS: a new bucket without
+    the real one's encryption, lifecycle or versioning) and the retraining ran into it; a read said to
+    materialize the upstream asset first, into that same typo."""
+    import s3fs
+
+    bucket = f"hive-typo-{uuid.uuid4().hex[:8]}"
+    for name, value in {"AWS_ENDPOINT_URL_S3": s3_endpoint, "AWS_ACCESS_KEY_ID": "hive-test",
+                        "AWS_SECRET_ACCESS_KEY": "hive-test", "AWS_DEFAULT_REGION": "us-east-1",
+                        "HIVE_ASSET_STORAGE": f"s3://{bucket}/hive"}.items():
+        monkeypatch.setenv(name, value)
+    defs = build_defs()
+    with dg.instance_for_test() as instance:
+        for selection in (["raw_production_data"], ["validation_report"]):  # a write, then a read
+            result = dg.materialize(list(defs.assets), selection=selection, partition_key=SPECIALIST,
+                                    resources=defs.resources, instance=instance, raise_on_error=False)
+            assert not result.success
+            assert f"the bucket s3://{bucket} does not exist: check HIVE_ASSET_STORAGE" in failure_message(result)
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_endpoint})
+    assert not fs.exists(bucket)
+
+
+def test_production_refuses_a_local_base_and_a_local_dagster_instance(monkeypatch, tmp_path):
+    """HIVE_ENV=production refused local asset storage in HIVE_ASSET_STORAGE, but the io_manager's `base` (one
+    field of a run's config in the Launchpad) wrote to the pod's disk, and a `dagster` CLI on a pod's own
+    SQLite instance (or none: an ephemeral one) ran the assets where the deployment never sees the runs."""
+    from hive_assets.config import ConfigError
+    from hive_assets.defs.storage import AssetStorage
+
+    for name, value in {"HIVE_ENV": "production", "MONGODB_URI": "mongodb://db.internal:27017",
+                        "MLFLOW_TRACKING_URI": "http://mlflow.internal:5000",
+                        "HIVE_ASSET_STORAGE": "s3://hive-outputs/hive"}.items():
+        monkeypatch.setenv(name, value)
+
+    def io_manager(base: str = "", instance=None):
+        return AssetStorage(base=base).create_io_manager(dg.build_init_resource_context(instance=instance))
+
+    # (a deployment's PostgreSQL instance passes: deploy/test_lost_pod.py runs the assets on one)
+    with pytest.raises(ConfigError, match=r"refuses the io_manager's base must be an s3:// or gs:// URL, got "
+                                          r"'/data/outputs'; an ephemeral Dagster instance .*; nothing was written"):
+        io_manager("/data/outputs", dg.DagsterInstance.ephemeral())
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        with pytest.raises(ConfigError, match=r"refuses a Dagster instance that keeps runs on this disk "
+                                              r"\(SqliteEventLogStorage, SqliteRunStorage, DAGSTER_HOME="):
+            io_manager(instance=instance)
+    assert not Path("/data/outputs").exists()
