@@ -12,16 +12,17 @@ biasing the decisions.
   period and `today_summary` on the budget's day (`_requests`).
 - `label_selections`, `usable_for_decisions`, `decision_split`, `without_active_labels` (`_decisions`):
   metrics, gates and A/B statistics use only the random share and organic labels; training uses all.
-- `aa_false_promotions` (`_simulation`): seeded unit-level A/A tests with the queue on, under the rollout's
-  controller (the benchmark's and the tests' check that the decisions stay unbiased).
+- `aa_false_promotions` (`_simulation`): seeded unit-level A/A tests with the queue on (`choose_refresh`
+  over overlapping 48 h pools, as a refresh chooses), under the rollout's controller (the benchmark's and
+  the tests' check that the decisions stay unbiased).
 """
 
 from hive_assets.review._decisions import (
     ORGANIC, TRAIN_SPLIT, decision_split, label_selections, usable_for_decisions, without_active_labels,
 )
 from hive_assets.review._queue import (
-    DEFAULT_DAILY_BUDGET, DEFAULT_EXPIRY, DEFAULT_RANDOM_SHARE, QueueRefresh, latest_drifted_features, refresh_from_store,
-    refresh_queue,
+    DEFAULT_DAILY_BUDGET, DEFAULT_EXPIRY, DEFAULT_RANDOM_SHARE, QueueRefresh, latest_drifted_features,
+    refresh_from_store, refresh_queue,
 )
 from hive_assets.review._requests import (
     ANSWERED, COLLECTION, EXPIRED, OPEN, STATUSES, OpenQueue, day_start, describe_malformed, expire, link_answers,

@@ -116,8 +116,8 @@ def latest_drifted_features(store: DocumentStore, specialist: str, now: datetime
 
 def refresh_from_store(store: DocumentStore, specialist: str, now: datetime, champion, *, challenger=None,
                        model_version: str | None = None, candidate_days: int = 2, min_confidence: float = 0.7,
-                       trust: TrustPolicy = TrustPolicy(), audit_reader=None, drift_within: timedelta = timedelta(days=2),
-                       **options) -> QueueRefresh:
+                       trust: TrustPolicy = TrustPolicy(), audit_reader=None,
+                       drift_within: timedelta = timedelta(days=2), **options) -> QueueRefresh:
     """`refresh_queue` over the specialist's opinions of the last `candidate_days` (the window collection,
     `collect(source="window")`, as the drift check reads it but intent-filtered: validated, with their
     plans) that are unlabelled or already requested (an answered request keeps its opinion in the day's

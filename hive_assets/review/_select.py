@@ -22,8 +22,10 @@ priority: the random requests are a sample whose inclusion does not depend on ho
 only requested labels the decisions may use. A budget that covers every unrequested candidate asks all of
 them: a census, in which every opinion of the pool becomes `random`.
 
-`choose_queue` is the same choice for one pool seen once (the benchmark's and the A/A simulation's day):
-its random share is a simple random sample of that pool, drawn with the generator given.
+`choose_queue` is the same choice for one pool seen once: its random share is a simple random sample of that
+pool, drawn with the generator given. Nothing but its tests uses it: the product, the benchmark
+(`benchmarks/bench_review_queue.py`) and the A/A simulation (`_simulation`) choose with `choose_refresh`
+over daily pools that overlap.
 """
 
 from __future__ import annotations

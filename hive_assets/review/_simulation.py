@@ -4,9 +4,13 @@ One unit-level test at a time (`rollout.tally` and `rollout.decide`, the control
 both arms serve the same model; each served unit has the champion's uncertainty u ~ Beta(2, 2) and agrees
 with its eventual label with probability 0.92 - 0.5 u (uncertain units are the ones the model gets wrong).
 Organic labels arrive for a share `coverage` of the units after a log-normal delay (median 6 h). Once a day
-the queue requests `budget` labels among the unlabelled units of the last 48 h: a `random_share` drawn
-uniformly, the rest the most uncertain (`choose_queue`); reviewers answer them within the day. The A/B
-tally then keeps only random and organic labels (`usable_for_decisions`), or, for contrast, every label.
+the queue chooses as a refresh of the store does (`refresh_queue`), with `choose_refresh` on arrays: the
+pool is every unit of the last 48 h still unlabelled or already requested (so the pools of two days
+overlap), the day's random quota (`random_quota`: `random_share` x `budget`) takes the units of the pool not
+random yet with the smallest permanent random numbers (an active request drawn becomes random, costing no
+budget), the rest of `budget` goes to the most uncertain unrequested units, with diversity; reviewers
+answer the new requests within the day. The A/B tally then keeps only random and organic labels
+(`usable_for_decisions`: an active label made random counts from then on), or, for contrast, every label.
 Looks every `look_hours`; the test ends at the controller's final decision or its maximum duration.
 """
 
@@ -17,7 +21,9 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
-from hive_assets.review._select import ACTIVE, RANDOM, choose_queue
+from hive_assets.review._select import (
+    ACTIVE, RANDOM, DaySoFar, choose_refresh, permanent_random_numbers, random_quota,
+)
 
 # hive_assets.rollout imports hive_assets.review (its A/B tally's label filter): the controller is imported
 # where it is used, so importing either package first works
@@ -25,6 +31,7 @@ from hive_assets.review._select import ACTIVE, RANDOM, choose_queue
 START = datetime(2026, 1, 5, tzinfo=timezone.utc)
 NONE, ORGANIC_LABEL = 0, 1  # how a unit's label came (plus the queue's marks below)
 MARKS = {ACTIVE: 2, RANDOM: 3}
+SELECTION_OF_MARK = {NONE: None, ORGANIC_LABEL: None, MARKS[ACTIVE]: ACTIVE, MARKS[RANDOM]: RANDOM}
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,8 @@ def aa_test(scenario: AAScenario, seed: int, policy) -> str:
     labelled_at = np.where(organic, served + delay, np.datetime64("NaT"))
     how = np.where(organic, ORGANIC_LABEL, NONE)
     challenger = rng.random(total)  # compared with the share in force when the unit is served
+    # each unit's permanent random number, as the store's refresh hashes an opinion id (the same every day)
+    permanent_u = permanent_random_numbers(seed, "aa", (str(i) for i in range(total)))
     state = TestState(START, (TrafficStep(START, policy.start_traffic),))
     is_challenger = np.zeros(total, dtype=bool)
     assigned = 0
@@ -66,16 +75,23 @@ def aa_test(scenario: AAScenario, seed: int, policy) -> str:
         is_challenger[assigned:upto] = challenger[assigned:upto] < state.traffic_percent / 100.0
         assigned = upto
         if hour % 24 == 0 and scenario.budget:
-            window = np.flatnonzero((served[:upto] > now64 - np.timedelta64(48, "h"))
-                                    & (np.isnat(labelled_at[:upto]) | (labelled_at[:upto] > now64))
-                                    & (how[:upto] < MARKS[ACTIVE]))
-            if window.size:
-                choice = choose_queue(u[window], u[window, None], scenario.budget, scenario.random_share, rng)
-                chosen = window[choice.index]
-                answered = now64 + (rng.uniform(0, 24, chosen.size) * 3600e6).astype("timedelta64[us]")
-                labelled_at[chosen] = np.where(np.isnat(labelled_at[chosen]), answered,
-                                               np.minimum(labelled_at[chosen], answered))
-                how[chosen] = [MARKS[s] for s in choice.selection]
+            # the pool of `refresh_from_store`: unlabelled as of now, or requested (answered or not: the
+            # day's random draw may take an active request, which then becomes random)
+            requested = how[:upto] >= MARKS[ACTIVE]
+            pool = np.flatnonzero((served[:upto] > now64 - np.timedelta64(48, "h"))
+                                  & (np.isnat(labelled_at[:upto]) | (labelled_at[:upto] > now64) | requested))
+            if pool.size:
+                quota = random_quota(scenario.random_share, scenario.budget, rng)
+                # one refresh a day: the whole budget is left, nothing of the day is made yet
+                choice = choose_refresh(u[pool], u[pool, None], permanent_u[pool],
+                                        [SELECTION_OF_MARK[int(h)] for h in how[pool]], scenario.budget, quota,
+                                        DaySoFar())
+                asked = pool[choice.requests.index]
+                answered = now64 + (rng.uniform(0, 24, asked.size) * 3600e6).astype("timedelta64[us]")
+                labelled_at[asked] = np.where(np.isnat(labelled_at[asked]), answered,
+                                              np.minimum(labelled_at[asked], answered))
+                how[asked] = [MARKS[s] for s in choice.requests.selection]
+                how[pool[choice.made_random]] = MARKS[RANDOM]
         if hour % scenario.look_hours:
             continue
         kept = labelled_at[:upto].copy()
