@@ -16,10 +16,12 @@ from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, PlatformSettings
 from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
 from hive_assets.defs.runs.interrupts import no_retry_after_ctrl_c
+from hive_assets.defs.runs.run_config import step_config
 from hive_assets.evaluation import DEFAULT_MIN_SAMPLES
 from hive_assets.registry import CLOCK_SKEW
 
 
+@step_config("raw_production_data")
 class CollectConfig(dg.Config):
     """The seed collector's parameters (collect_production_data.py)."""
 

@@ -8,12 +8,14 @@ from hive_assets.data import COLLECTION_SETTINGS, CollectResult
 from hive_assets.defs.catalog import OWNERS, FEATURES
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
+from hive_assets.defs.runs.run_config import step_config
 from hive_assets.evaluation import DEFAULT_MIN_TRAINING_SAMPLES, training_data_problems
 from hive_assets.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION, features_frame
 from hive_assets.review import decision_split
 from hive_assets.training import temporal_group_split
 
 
+@step_config("enhanced_features")
 class FeatureConfig(dg.Config):
     """The `trainable` gate's threshold."""
 

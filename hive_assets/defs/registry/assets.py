@@ -12,8 +12,10 @@ from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
 from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
 from hive_assets.defs.runs.interrupts import no_retry_after_ctrl_c
+from hive_assets.defs.runs.run_config import step_config
 
 
+@step_config("registered_model_version")
 class RegisterConfig(dg.Config):
     promote_if_better: bool | None = Field(
         default=None,

@@ -14,11 +14,13 @@ from hive_assets.defs.data.assets import audit_reader_for
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
 from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
+from hive_assets.defs.runs.run_config import step_config
 from hive_assets.rollout import running_test
 
 QUEUE_SHOWN = 20  # rows of the open queue in the asset's metadata table
 
 
+@step_config("review_queue")
 class ReviewQueueConfig(dg.Config):
     """The queue's budget and shape, per run (a run is one specialist)."""
 

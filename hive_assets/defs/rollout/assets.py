@@ -19,6 +19,7 @@ from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.registry.assets import registered_model_version
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
 from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
+from hive_assets.defs.runs.run_config import step_config
 from hive_assets.figures import png_markdown
 from hive_assets.rollout import (
     CheckResult, LookBeforeLastLook, check_test, complete_unfinished, policy_from_env, settle_closed, start_test,
@@ -32,6 +33,7 @@ class RolloutClockConfig(dg.Config):
                                      "(the home's, `hive clock`)")
 
 
+@step_config("ab_test_outcome")
 class AbTestOutcomeConfig(RolloutClockConfig):
     test_id: str = Field("", description="when set, fail unless this is the specialist's running test")
     label_maturity_hours: float | None = Field(

@@ -37,6 +37,7 @@ from hive_assets import runs
 from hive_assets.config import SPECIALISTS, Settings
 from hive_assets.data import open_store
 from hive_assets.defs.runs.doctor import HeldLease, fail_displaced, find_orphans, fix_orphans, holding, one_line
+from hive_assets.defs.runs.run_config import out_of_bounds
 from hive_assets.reachability import registry_down
 
 # the job of `dg.materialize` and an asset's `execute_in_process` (dagster._core.definitions.materialize)
@@ -150,6 +151,10 @@ class RunLeaseResource(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         run = context.dagster_run
+        if run is not None and (problems := out_of_bounds(run.run_config)):
+            # before the first step writes: each step judges only its own config, when it starts
+            raise dg.Failure(description=f"run config out of range: {'; '.join(problems)}; nothing was written",
+                             allow_retries=False)
         target = lease_target(run, context.instance) if run is not None else None
         if target is None or context.instance is None:
             return  # direct invocation in a test, or a run with no specialist: nothing to guard

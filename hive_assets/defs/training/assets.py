@@ -16,6 +16,7 @@ from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 from hive_assets.defs.runs.doctor import end_interrupted_mlflow_runs
 from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
 from hive_assets.defs.runs.interrupts import no_retry_after_ctrl_c
+from hive_assets.defs.runs.run_config import step_config
 from hive_assets.evaluation import confusion_matrix_png, point_metrics, reliability_diagram_png
 from hive_assets.evaluation import calibration_metrics
 from hive_assets.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
@@ -27,6 +28,7 @@ from hive_assets.training import (
 )
 
 
+@step_config("trained_model")
 class TrainConfig(dg.Config):
     """The seed's MLproject parameters that shape training (SPEC section 4); the specialist is the partition."""
 

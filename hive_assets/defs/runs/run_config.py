@@ -1,0 +1,53 @@
+"""A run's config checked against every step's bounds before its first step writes anything.
+
+Dagster's config schema carries types and enums, not pydantic's bounds (`ge`, `le`, `gt`...): the Launchpad
+says "No errors" for `window_days: -3`, and each step validates only its own config when it starts, so a
+retraining whose `trained_model` config was out of range collected and rewrote the partition's outputs
+first, then failed with a pydantic traceback. The run's lease (every asset binds it) checks the whole run's
+config when the first step sets up its resources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+# pydantic's error types for a value of the right type outside a field's bounds: the only ones judged here
+# (types and enums are Dagster's to judge at launch, with the values it converts first)
+BOUND_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal", "multiple_of",
+                          "too_short", "too_long", "string_too_short", "string_too_long"})
+
+
+STEP_CONFIGS: dict[str, type] = {}  # op name -> its config class, filled by `step_config` where assets are defined
+
+
+def step_config(step: str):
+    """Registers the decorated config class as step `step`'s, for `out_of_bounds` (the assets' modules import
+    the run lease, so the lease cannot import them to find their classes)."""
+    def register(cls: type) -> type:
+        STEP_CONFIGS[step] = cls
+        return cls
+    return register
+
+
+def out_of_bounds(run_config: Mapping[str, Any] | None) -> list[str]:
+    """`ops.<step>.config.<field> must be ... (got ...)` for every value of the run's config outside its
+    field's bounds, in step order as configured; [] when all are within."""
+    import pydantic
+
+    ops = (run_config or {}).get("ops") or {}
+    classes = STEP_CONFIGS
+    problems = []
+    for step, settings in ops.items():
+        config = settings.get("config") if isinstance(settings, Mapping) else None
+        if step not in classes or not isinstance(config, Mapping):
+            continue
+        try:
+            classes[step](**config)
+        except pydantic.ValidationError as exc:
+            for error in exc.errors():
+                if error["type"] in BOUND_ERRORS:
+                    field = ".".join(str(part) for part in error["loc"])
+                    bound = error["msg"].replace("Input should be", "must be")
+                    problems.append(f"ops.{step}.config.{field} {bound} (got {error['input']!r})")
+    return problems

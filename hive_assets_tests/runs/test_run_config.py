@@ -1,0 +1,49 @@
+"""A run's config outside a step's bounds is refused before the first step writes anything."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import dagster as dg
+
+from hive_assets.cli._dagster import failure_message
+from hive_assets.data import SQLiteStore
+from hive_assets.defs import build_defs
+from hive_assets.defs.runs.run_config import out_of_bounds
+from hive_assets.simulator import simulate
+
+NOW = datetime(2026, 3, 1, tzinfo=timezone.utc)
+
+
+def test_values_outside_their_bounds_are_named_and_the_rest_left_to_dagster():
+    assert out_of_bounds({"ops": {
+        "raw_production_data": {"config": {"window_days": -3, "min_confidence": 0.5}},
+        "trained_model": {"config": {"tuning_candidates": 0, "model_type": "xgbost"}},  # an enum: Dagster's
+        "review_queue": {"config": {"random_share": 1.5}},
+        "validation_report": {"config": {"anything": -1}},  # no config class of ours: not judged here
+    }}) == [
+        "ops.raw_production_data.config.window_days must be greater than or equal to 1 (got -3)",
+        "ops.trained_model.config.tuning_candidates must be greater than or equal to 1 (got 0)",
+        "ops.review_queue.config.random_share must be less than or equal to 1 (got 1.5)",
+    ]
+    assert out_of_bounds(None) == out_of_bounds({}) == out_of_bounds({"ops": {"trained_model": {}}}) == []
+
+
+def test_a_retraining_whose_training_config_is_out_of_range_writes_nothing(hive_home, monkeypatch):
+    """`trained_model`'s `tuning_candidates: 0` passed the Launchpad ("No errors"); the run collected and
+    featurized first, rewriting the partition's stored outputs on a new data snapshot, then failed at training
+    with a pydantic traceback."""
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", NOW.isoformat())
+    simulate(SQLiteStore(hive_home / "store.sqlite"), plans=400, days=20, seed=3, now=NOW, specialists=("business",))
+    defs = build_defs()
+    with dg.instance_for_test(temp_dir=str(hive_home / "dagster")) as instance:
+        result = defs.resolve_job_def("retrain_specialist").execute_in_process(
+            partition_key="business", instance=instance, raise_on_error=False,
+            run_config={"ops": {"trained_model": {"config": {"tuning_candidates": 0}}}})
+        succeeded = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"]
+        materialized = instance.fetch_materializations(dg.AssetKey("raw_production_data"), limit=1).records
+    assert not result.success and succeeded == [] and not materialized
+    message = failure_message(result)
+    assert ("run config out of range: ops.trained_model.config.tuning_candidates must be greater than or equal to 1 "
+            "(got 0); nothing was written") in message and "pydantic" not in message
+    assert not (hive_home / "assets").exists() or not any((hive_home / "assets").rglob("*.parquet"))
