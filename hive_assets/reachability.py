@@ -9,8 +9,16 @@ REFUSED = "refused the request"
 
 
 class Refusal(str):
-    """The reason of an MLflow that answered but has no API at the URI's path: an answer, not an outage (no
-    wait fixes it). A string, as every other reason, so callers that only print it need nothing new."""
+    """The reason of an MLflow that answered but refused its API: no API at the URI's path (404), or the
+    credentials MLflow's client would send refused (401, 403): an answer, not an outage (no wait fixes it). A
+    string, as every other reason, so callers that only print it need nothing new; `remedy` says what to fix."""
+
+    remedy = "fix MLFLOW_TRACKING_URI"
+
+
+# what fixes each refusal (the reason itself names the variables: `registry.http_refusal_words`)
+REFUSAL_REMEDIES = {401: "fix the credentials", 403: "fix the credentials or the MLflow user's permissions",
+                    404: "fix MLFLOW_TRACKING_URI"}
 
 
 def one_line(text: str, limit: int = 400) -> str:
@@ -22,8 +30,8 @@ def one_line(text: str, limit: int = 400) -> str:
 
 
 def reachable(uri: str, timeout: float = 3.0) -> str | None:
-    """None when the MLflow server answers its health check (or the URI is a local database), else why not,
-    in one line without credentials."""
+    """None when the MLflow server answers its health check and its API takes the credentials MLflow's client
+    would send (or the URI is a local database), else why not, in one line without credentials."""
     import urllib.error
     import urllib.request
     from urllib.parse import urlsplit
@@ -45,34 +53,91 @@ def reachable(uri: str, timeout: float = 3.0) -> str | None:
         health = parts._replace(netloc=parts.netloc.rpartition("@")[2], path=parts.path.rstrip("/") + "/health",
                                 query="", fragment="")
         with urllib.request.urlopen(health.geturl(), timeout=timeout):
-            return None
-    except urllib.error.HTTPError as exc:  # an answer (401 behind an auth proxy): it is up, unless nothing
-        # at this path is MLflow (a mistyped path: `hive train` ran a run that rewrote the outputs, then
-        # failed on the registry's 404)
-        if exc.code == 404 and _answers_404(health._replace(
-                path=parts.path.rstrip("/") + "/api/2.0/mlflow/registered-models/search", query="max_results=1"),
-                timeout):
-            from hive_assets.registry import http_refusal_words
-
-            return Refusal(one_line(f"MLflow at {redact_uri(uri)} {REFUSED} ({http_refusal_words(404)})"))
-        return None
+            health_status = 200
+    except urllib.error.HTTPError as exc:  # an answer (401 behind an auth proxy): it is up
+        health_status = exc.code
     except (OSError, ValueError) as exc:  # refused, timed out, unresolvable, malformed: never the URI's text
         reason = getattr(exc, "reason", None) or (exc.strerror if isinstance(exc, OSError) else None)
         return one_line(f"MLflow at {redact_uri(uri)} unreachable ({reason or type(exc).__name__})")
 
+    # it answered: one request to its API as MLflow's client sends it. /health needs no login (MLflow's
+    # basic-auth app leaves it open), so wrong credentials passed, and every verb then failed on the registry's
+    # 401 with a traceback (`hive train` after a minute of a run); a mistyped path answers 404 on both (`hive
+    # train` ran a run that rewrote the outputs, then failed on the registry's 404)
+    search = health._replace(path=parts.path.rstrip("/") + "/api/2.0/mlflow/registered-models/search",
+                             query="max_results=1")
+    api_status = _api_status(search, parts, timeout)
+    if api_status in (401, 403) or (api_status == 404 and health_status == 404):
+        from hive_assets.registry import http_refusal_words
 
-def _answers_404(url, timeout: float) -> bool:
-    """Whether `url` (a SplitResult) is answered with HTTP 404; any other answer or failure is not."""
+        refusal = Refusal(one_line(f"MLflow at {redact_uri(uri)} {REFUSED} ({http_refusal_words(api_status)})"))
+        refusal.remedy = REFUSAL_REMEDIES[api_status]
+        return refusal
+    return None
+
+
+def _api_status(url, parts, timeout: float) -> int | None:
+    """The HTTP status `url` (a SplitResult) answers with the credentials of `parts` (the tracking URI's), None
+    when the request failed (it answered /health: the verb's own call says what is wrong) or MLflow's client
+    authenticates by a plugin this request cannot make (MLFLOW_TRACKING_AUTH, MLFLOW_TRACKING_AWS_SIGV4)."""
     import urllib.error
     import urllib.request
 
+    authorization = _client_authorization(parts)
+    if authorization is _PLUGIN_AUTH:
+        return None
+    request = urllib.request.Request(url.geturl(), headers={"Authorization": authorization} if authorization else {})
     try:
-        with urllib.request.urlopen(url.geturl(), timeout=timeout):
-            return False
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status
     except urllib.error.HTTPError as exc:
-        return exc.code == 404
-    except (OSError, ValueError):  # it answered /health: the run's own call says what is wrong
-        return False
+        return exc.code
+    except (OSError, ValueError):
+        return None
+
+
+_PLUGIN_AUTH = "plugin"  # a request that only MLflow's client (and its auth plugin) can authenticate
+
+
+def _client_authorization(parts) -> str | None:
+    """The Authorization header MLflow's client sends to the tracking URI `parts`, without importing MLflow (a
+    second of imports in every sensor tick and CLI verb): basic auth from MLFLOW_TRACKING_USERNAME /
+    MLFLOW_TRACKING_PASSWORD, which the URI's user:password@ fills when they are unset (`registry.tracking_target`),
+    else from ~/.mlflow/credentials; else a bearer MLFLOW_TRACKING_TOKEN (mlflow.utils.credentials,
+    mlflow.utils.rest_utils); `_PLUGIN_AUTH` when an auth plugin or AWS SigV4 signs the requests instead."""
+    import base64
+    import os
+    from urllib.parse import unquote
+
+    if os.environ.get("MLFLOW_TRACKING_AUTH") or \
+            os.environ.get("MLFLOW_TRACKING_AWS_SIGV4", "").strip().lower() in ("true", "1"):
+        return _PLUGIN_AUTH
+    from_uri = {"MLFLOW_TRACKING_USERNAME": unquote(parts.username) if parts.username is not None else None,
+                "MLFLOW_TRACKING_PASSWORD": unquote(parts.password) if parts.password is not None else None}
+    from_file = _credentials_file()
+    username, password = (os.environ.get(name, from_uri[name]) or from_file.get(name.lower())
+                          for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"))
+    if username and password:
+        return "Basic " + base64.standard_b64encode(f"{username}:{password}".encode()).decode()
+    if token := os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        return f"Bearer {token}"
+    return None
+
+
+def _credentials_file() -> dict[str, str]:
+    """The [mlflow] section of ~/.mlflow/credentials (MLflow's client reads it when the variables are unset)."""
+    import configparser
+    import os
+
+    path = os.path.expanduser("~/.mlflow/credentials")
+    if not os.path.exists(path):
+        return {}
+    config = configparser.ConfigParser()
+    try:
+        config.read(path)
+    except (OSError, configparser.Error):  # MLflow's client fails on it its own way
+        return {}
+    return dict(config["mlflow"]) if "mlflow" in config else {}
 
 
 def _database_down(uri: str, default_port: int, timeout: float) -> str | None:

@@ -2,13 +2,155 @@
 
 from __future__ import annotations
 
+import re
+
+from hive_assets.config import ConfigError
 from hive_assets.reachability import one_line, reachable, registry_down  # noqa: F401  (re-exported)
 
 
+class InstanceUnavailable(Exception):
+    """The Dagster instance's database did not answer or refused the connection: one line naming its host and
+    port, never a credential (the CLI's exit 1, a service down)."""
+
+
+# seconds for the one connection the CLI tries before opening a PostgreSQL instance: Dagster's own opening
+# retries each of its three storages with backoff (15 s of warnings on a refused port, then a traceback)
+POSTGRES_CONNECT_TIMEOUT_S = 3
+
+# the instance directories whose PostgreSQL answered in this process: checked once, not before every open
+_answering_homes: set[str] = set()
+
+
 def instance():
+    """The configured Dagster instance (DAGSTER_HOME), opened; a setting its dagster.yaml reads that is unset or
+    malformed is a `ConfigError`, a database that does not answer or refuses the connection an
+    `InstanceUnavailable`, each one line without credentials (Dagster raised a 50-190 line traceback)."""
     import dagster as dg
 
-    return dg.DagsterInstance.get()
+    try:
+        _require_postgres_answers()
+        return dg.DagsterInstance.get()
+    except dg.DagsterInvalidConfigError as exc:
+        raise ConfigError(_setting_problem(exc)) from None
+    except InstanceUnavailable:
+        raise
+    except Exception as exc:
+        if (refused := _postgres_error(exc)) is None:
+            raise
+        raise InstanceUnavailable(_postgres_problem(refused, None)) from None
+
+
+def _instance_settings_file() -> str:
+    import os
+
+    return os.path.join(os.environ.get("DAGSTER_HOME", ""), "dagster.yaml")
+
+
+_UNSET_VARIABLE = re.compile(r'environment variable "([^"]+)" which is not set')
+_UNCOERCIBLE_VARIABLE = re.compile(r'env variable "([^"]+)" cannot be coerced into an? (\w+)')
+_KINDS = {"int": "a whole number", "float": "a number", "bool": "true or false"}
+
+
+def _setting_problem(exc) -> str:
+    """Dagster's refusal of the instance settings in one line: the environment variables it reads that are unset
+    or malformed, by name (never their values: a password among them), else Dagster's first reason."""
+    messages = [str(getattr(error, "message", error)) for error in getattr(exc, "errors", None) or [exc]]
+    unset = sorted({name for m in messages for name in _UNSET_VARIABLE.findall(m)})
+    malformed = sorted({f"{name} is not {_KINDS.get(kind, 'a valid ' + kind)}"
+                        for m in messages for name, kind in _UNCOERCIBLE_VARIABLE.findall(m)})
+    where = f"{_instance_settings_file()} (DAGSTER_HOME's instance settings)"
+    if unset or malformed:
+        what = "; ".join(([f"{', '.join(unset)} {'is' if len(unset) == 1 else 'are'} not set"] if unset else [])
+                         + malformed)
+        return f"{what}: {where} reads {'it' if len(unset) + len(malformed) == 1 else 'them'}"
+    first = messages[0].splitlines()[0] if messages and messages[0] else type(exc).__name__
+    return f"{where} cannot be used: {one_line(first, 300)}"
+
+
+def _require_postgres_answers() -> None:
+    """One connection to each PostgreSQL database the instance settings name, with a short timeout, before
+    Dagster opens them (its retries took 15 s to say the same as a traceback). The settings are resolved by
+    Dagster's own config processing, so an unset variable is its `DagsterInvalidConfigError`. Dagster's private
+    modules: if they change, nothing is checked here and the opening's own error is still said in one line."""
+    import importlib
+    import os
+
+    home = os.environ.get("DAGSTER_HOME", "")
+    if not home or home in _answering_homes:
+        return
+    try:
+        from dagster._config import process_config
+        from dagster._core.errors import DagsterInvalidConfigError
+        from dagster._core.instance.ref import InstanceRef
+    except ImportError:  # Dagster moved them: its own opening says what is wrong
+        return
+    ref = InstanceRef.from_dir(home)
+    postgres = [data for data in (ref.storage_data, ref.run_storage_data, ref.event_storage_data,
+                                  ref.schedule_storage_data)
+                if data is not None and data.module_name.startswith("dagster_postgres")]
+    if not postgres:  # SQLite on this disk (a local home): nothing to wait for
+        _answering_homes.add(home)
+        return
+    try:
+        import sqlalchemy
+        from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
+    except ImportError:
+        return
+    urls: dict[str, dict] = {}
+    for data in postgres:
+        storage_class = getattr(importlib.import_module(data.module_name), data.class_name)
+        processed = process_config(storage_class.config_type(), data.config_dict)
+        if not processed.success:
+            raise DagsterInvalidConfigError("Errors whilst loading Dagster's instance settings", processed.errors,
+                                            data.config_dict)
+        urls.setdefault(pg_url_from_config(processed.value), processed.value)
+    for url, config in urls.items():
+        # a timeout the URL sets itself (params: connect_timeout) is the deployment's and wins
+        connect_args = {} if "connect_timeout" in url else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+        engine = create_pg_engine(url, get_token_provider_from_config(config), connect_args=connect_args)
+        address = f"{engine.url.host or 'localhost'}:{engine.url.port or 5432}"
+        try:
+            with engine.connect():
+                pass
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            raise InstanceUnavailable(_postgres_problem(_postgres_error(exc) or exc, address)) from None
+        finally:
+            engine.dispose()
+    _answering_homes.add(home)
+
+
+def _postgres_error(exc: BaseException) -> BaseException | None:
+    """The database driver's error under `exc` (psycopg2's, raised as is or wrapped by SQLAlchemy and
+    dagster-postgres), else None."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if type(exc).__module__.split(".")[0] in ("psycopg2", "psycopg"):
+            return exc
+        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
+    return None
+
+
+_FATAL = re.compile(r"^FATAL:\s*")
+_LIBPQ_ADDRESS = re.compile(r'server at "([^"]+)"(?: \([^)]*\))?, port (\d+) failed: ')
+
+
+def _postgres_problem(error: BaseException, address: str | None) -> str:
+    """A connection that failed, in one line: "does not answer" when nothing accepted it, "refused the
+    connection" when PostgreSQL answered no (a wrong user, password or database); libpq names the user and the
+    database, never the password."""
+    text = str(error).strip()
+    if (found := _LIBPQ_ADDRESS.search(text)) is not None:
+        address = address or f"{found.group(1)}:{found.group(2)}"
+        text = text[found.end():]
+    reason = one_line(text.splitlines()[0] if text else type(error).__name__, 200)
+    where = f"Dagster's PostgreSQL at {address or 'the address ' + _instance_settings_file() + ' names'}"
+    if "FATAL" in text:  # PostgreSQL's own answer: waiting changes nothing
+        reason = _FATAL.sub("", reason)
+        return (f"{where} refused the connection ({reason}): fix the user, password or database that "
+                f"{_instance_settings_file()} names (deploy/dagster.yaml reads DAGSTER_PG_USERNAME, "
+                "DAGSTER_PG_PASSWORD, DAGSTER_PG_DB)")
+    return f"{where} does not answer ({reason}); run the command again when it answers (every step is safe to repeat)"
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

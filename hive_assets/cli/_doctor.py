@@ -23,6 +23,7 @@ import json
 from hive_assets.cli import _dagster
 from hive_assets.cli._args import add_specialist, add_verb
 from hive_assets.config import SPECIALISTS, ConfigError, Settings
+from hive_assets.reachability import Refusal
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -107,7 +108,9 @@ def _print(report: dict, fixed: list[str], mlflow: str, fix: bool, unchecked: bo
     for line in _problems(report, fix):
         print(line)
     if unchecked:
-        print(f"MLflow runs not checked: {mlflow}; run `hive doctor` again once it answers (exit 1 until then)")
+        then = f"{mlflow.remedy}, then run `hive doctor` again" if isinstance(mlflow, Refusal) else \
+            "run `hive doctor` again once it answers"
+        print(f"MLflow runs not checked: {mlflow}; {then} (exit 1 until then)")
     elif mlflow != "checked":
         print(f"MLflow runs not checked: {mlflow}")
     if fix:

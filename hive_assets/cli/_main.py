@@ -19,6 +19,7 @@ from hive_assets.cli import (
 from hive_assets.cli._args import USAGE_ERROR, HelpFormatter, Parser, UsageError
 from hive_assets.config import PRODUCTION, ConfigError, Settings, hive_env
 from hive_assets.interrupts import stop_if_signalled, watch
+from hive_assets.reachability import Refusal
 
 
 def _version() -> str:
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         refuse_simulation_in_production(args.command)
         _home.prepare(announce=getattr(args, "announce", True))
         if args.command in REGISTRY_VERBS and (down := _dagster.registry_down(settings.mlflow_uri)):
-            then = "fix MLFLOW_TRACKING_URI" if "refused the request" in down else "run it again when MLflow answers"
+            then = down.remedy if isinstance(down, Refusal) else "run it again when MLflow answers"
             print(f"{prog}: error: {down}; nothing was read or changed: {then}", file=sys.stderr)
             return 1
         # a moved or copied home would read its artifacts from the old place and write new ones there
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         from hive_assets.data.store.base import StoreUnavailable  # the data package loads only on this path
 
-        if isinstance(exc, StoreUnavailable):
+        if isinstance(exc, (StoreUnavailable, _dagster.InstanceUnavailable)):
             print(f"{prog}: error: {exc}", file=sys.stderr)  # names the host, never a password
             return 1
         from hive_assets.cli._dagster import one_line

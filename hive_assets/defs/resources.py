@@ -68,11 +68,12 @@ class MlflowResource(dg.ConfigurableResource):
         health request (3 s, no credential sent), the step is retried after UNREACHABLE_RETRY_WAITS, then fails
         in one line naming the host, never the password. Retried whatever the step's own policy: nothing was
         done yet, and steps without one (validation, A/B looks) survived a short outage by MLflow's own retries.
-        An outage later in the step is MLflow's client's to retry, as before."""
+        When it answers, one API request with the client's credentials: a refusal (wrong credentials, no API
+        at the URI's path) fails the step at once. An outage later in the step is MLflow's client's to retry."""
         if (down := registry_down(self.uri)) is None:
             return
-        if isinstance(down, Refusal):  # an answer (no MLflow API at this path), not an outage: no retry helps
-            raise dg.Failure(f"{down}; the step wrote nothing: fix MLFLOW_TRACKING_URI", allow_retries=False)
+        if isinstance(down, Refusal):  # an answer (credentials refused, no API at this path): no retry helps
+            raise dg.Failure(f"{down}; the step wrote nothing: {down.remedy}", allow_retries=False)
         attempt, waits = context.retry_number, UNREACHABLE_RETRY_WAITS
         failure = dg.Failure(f"{down}; the step wrote nothing (attempt {attempt + 1} of {len(waits) + 1})",
                              allow_retries=False)

@@ -63,7 +63,7 @@ def client_for(tracking_uri: str):
 
 _REFUSED = {
     401: "the credentials are wrong or missing (MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, or "
-         "user:password in the URI)",
+         "user:password in the URI, or MLFLOW_TRACKING_TOKEN)",
     403: "these credentials may not do this (the MLflow user's permissions)",
     404: "no MLflow API at this address (check the URI's path)",
 }

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from hive_assets.cli._home import write_instance_settings
+from hive_assets_tests.basic_auth_mlflow import BasicAuthMlflow, basic_auth
 
 BIN = Path(sys.executable).parent
 HIVE = str(BIN / "hive")
@@ -740,6 +741,59 @@ def test_a_registry_that_refuses_the_request_is_one_line_naming_why(shell, mlflo
     assert "hive:***@" in errors[0] and "s3cret-pw" not in out.stderr + out.stdout
     assert errors[0].endswith("nothing was read or changed: fix MLFLOW_TRACKING_URI"), errors
     assert not (cwd / ".hive" / "assets").exists() and not list((cwd / ".hive" / "dagster").glob("history/runs/*.db"))
+
+
+@pytest.fixture
+def basic_auth_mlflow():
+    """MLflow's basic-auth shape (/health open, 401 without `admin:right-pw`): hive_assets_tests/basic_auth_mlflow."""
+    server = BasicAuthMlflow(accepted=basic_auth("admin", "right-pw"))
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("verb", [("status",), ("deploy", "list", "--specialist", "business")])
+def test_a_registry_that_refuses_the_credentials_is_one_line_naming_them(shell, basic_auth_mlflow, verb):
+    cwd, env = shell
+    # /health needs no login, so wrong credentials passed the check: each verb then ended in a traceback,
+    # `RestException: UNAUTHENTICATED` (audit), `hive train` after a minute of its run
+    uri = basic_auth_mlflow.url.replace("http://", "http://hive:s3cret-pw@")
+    out = hive(*verb, cwd=cwd, env={**env, "MLFLOW_TRACKING_URI": uri}, timeout=120)
+    errors = [line for line in out.stderr.splitlines() if not line.startswith("hive: HIVE_HOME=")]
+    assert out.returncode == 1 and "Traceback" not in out.stderr + out.stdout, out.stdout + out.stderr
+    prog = " ".join(("hive",) + tuple(w for w in verb if not w.startswith("-") and w != "business"))
+    assert errors == [f"{prog}: error: MLflow at http://hive:***@127.0.0.1:{basic_auth_mlflow.port} refused the "
+                      "request (HTTP 401: the credentials are wrong or missing (MLFLOW_TRACKING_USERNAME / "
+                      "MLFLOW_TRACKING_PASSWORD, or user:password in the URI, or MLFLOW_TRACKING_TOKEN)); nothing was "
+                      "read or changed: fix the credentials"], errors
+    assert "s3cret-pw" not in out.stderr + out.stdout
+    # asked once, with the credentials MLflow's client sends (the URI's, as basic auth); then nothing more
+    assert basic_auth_mlflow.authorizations == [basic_auth("hive", "s3cret-pw")]
+
+
+def test_the_registry_check_sends_the_credentials_mlflow_s_client_would(basic_auth_mlflow, monkeypatch, tmp_path):
+    """The API request authenticates as MLflow's client does, or a right password would be refused (and a
+    wrong one pass): MLFLOW_TRACKING_USERNAME / _PASSWORD over the URI's user:password, else a bearer token."""
+    from hive_assets.reachability import Refusal, reachable
+
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
+                 "MLFLOW_TRACKING_AUTH", "MLFLOW_TRACKING_AWS_SIGV4"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.mlflow/credentials of the developer's
+    url = basic_auth_mlflow.url
+    assert reachable(url.replace("http://", "http://admin:right-pw@")) is None
+    assert isinstance(refused := reachable(url.replace("http://", "http://admin:wrong-pw@")), Refusal)
+    assert "HTTP 401" in refused and refused.remedy == "fix the credentials" and "wrong-pw" not in refused
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "right-pw")
+    assert reachable(url.replace("http://", "http://admin:stale-pw@")) is None  # the variables win, as in MLflow
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD")
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "a-token")
+    assert isinstance(reachable(url), Refusal)
+    assert basic_auth_mlflow.authorizations[-1] == "Bearer a-token"
+    # signed by an auth plugin this request cannot make: left to MLflow's client, never refused here
+    monkeypatch.setenv("MLFLOW_TRACKING_AUTH", "some_plugin")
+    assert reachable(url) is None
 
 
 def test_only_mlflow_giving_up_on_a_silent_server_counts_as_an_outage(mlflow_server, monkeypatch):

@@ -1,0 +1,63 @@
+"""The deployment's Dagster instance (deploy/dagster.yaml: storage in PostgreSQL from DAGSTER_PG_*) when a
+variable it reads is unset or malformed, or its PostgreSQL does not answer: one line naming the variable or
+the address, never the password, no traceback, and no 15 s of Dagster's connection retries (audit: 54-194
+lines of traceback). A refused port is a real refused connection: no PostgreSQL is needed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hive_assets_tests.cli.test_cli import hive, shell  # noqa: F401  (fixture)
+from hive_assets_tests.conftest import free_port
+
+DEPLOY_INSTANCE = Path(__file__).resolve().parents[2] / "deploy" / "dagster.yaml"
+SECRET = "pg-s3cret-pw"
+
+
+@pytest.fixture
+def deployment(shell, tmp_path):  # noqa: F811  (the imported fixture)
+    """A working directory and an environment whose DAGSTER_HOME holds deploy/dagster.yaml as shipped, its
+    PostgreSQL at a refused loopback port."""
+    cwd, env = shell
+    dagster_home = tmp_path / "dagster-home"
+    dagster_home.mkdir()
+    shutil.copy(DEPLOY_INSTANCE, dagster_home / "dagster.yaml")
+    return cwd, dagster_home, {**env, "DAGSTER_HOME": str(dagster_home), "DAGSTER_PG_HOST": "127.0.0.1",
+                               "DAGSTER_PG_PORT": str(free_port()), "DAGSTER_PG_DB": "hive",
+                               "DAGSTER_PG_USERNAME": "hive", "DAGSTER_PG_PASSWORD": SECRET}
+
+
+def _errors(out) -> list[str]:
+    return [line for line in out.stderr.splitlines() if not line.startswith("hive: HIVE_HOME=")]
+
+
+@pytest.mark.parametrize("verb", ["doctor", "status"])
+def test_an_unset_or_malformed_instance_variable_is_one_line_naming_it(deployment, verb):
+    cwd, dagster_home, env = deployment
+    unset = {k: v for k, v in env.items() if k != "DAGSTER_PG_PASSWORD"}
+    out = hive(verb, cwd=cwd, env=unset, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr + out.stdout, out.stderr
+    assert _errors(out) == [f"hive {verb}: error: DAGSTER_PG_PASSWORD is not set: {dagster_home}/dagster.yaml "
+                            "(DAGSTER_HOME's instance settings) reads it"], out.stderr
+    malformed = hive(verb, cwd=cwd, env={**env, "DAGSTER_PG_PORT": "abc"}, timeout=120)
+    assert malformed.returncode == 2 and "Traceback" not in malformed.stderr, malformed.stderr
+    assert _errors(malformed) == [f"hive {verb}: error: DAGSTER_PG_PORT is not a whole number: "
+                                  f"{dagster_home}/dagster.yaml (DAGSTER_HOME's instance settings) reads it"]
+    assert SECRET not in out.stderr + out.stdout + malformed.stderr + malformed.stdout
+
+
+@pytest.mark.parametrize("verb", ["doctor", "status"])
+def test_a_postgresql_that_does_not_answer_is_one_line_at_once_without_the_password(deployment, verb):
+    cwd, _, env = deployment
+    port = env["DAGSTER_PG_PORT"]
+    out = hive(verb, cwd=cwd, env=env, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr + out.stdout, out.stderr
+    assert _errors(out) == [f"hive {verb}: error: Dagster's PostgreSQL at 127.0.0.1:{port} does not answer "
+                            "(Connection refused); run the command again when it answers (every step is safe to "
+                            "repeat)"], out.stderr
+    # one connection, not Dagster's retries of each storage (15 s of these warnings, then the traceback)
+    assert "Retrying failed database connection" not in out.stderr
+    assert SECRET not in out.stderr + out.stdout
