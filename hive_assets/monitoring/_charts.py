@@ -36,14 +36,15 @@ def psi_chart_png(features: Mapping[str, Mapping[str, Any]], threshold: float, t
 
 
 def drift_changed(previous: Mapping[str, Any] | None, decision: str | None, drift_score: float | None,
-                  score_change: float = SCORE_CHANGE, model_version: Any = None) -> bool:
+                  score_change: float = SCORE_CHANGE, model_version: Any = None, retraining: str | None = None) -> bool:
     """Whether a check differs materially from the last one shown (`previous`: its "decision",
-    "drift_score" and "model_version", None when nothing was shown yet): another decision, another
-    champion (a promotion with the same decision would otherwise leave the old version on show), a score
-    appearing or vanishing, or a score that moved by at least `score_change`."""
+    "drift_score", "model_version" and "retraining", None when nothing was shown yet): another decision,
+    another champion (a promotion with the same decision would otherwise leave the old version on show),
+    another retraining outcome (a hold naming a test closed since stayed on show), a score appearing or
+    vanishing, or a score that moved by at least `score_change`."""
     if previous is None:
         return True
-    if previous.get("decision") != decision:
+    if previous.get("decision") != decision or (previous.get("retraining") or None) != (retraining or None):
         return True
     if model_version is not None and previous.get("model_version") is not None \
             and str(previous["model_version"]) != str(model_version):

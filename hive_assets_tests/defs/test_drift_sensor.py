@@ -145,6 +145,11 @@ def test_a_new_champion_is_observed_even_with_the_same_decision_and_score(env):
     promoted = {**doc, "model_version": str(int(version) + 1), "check_id": doc["check_id"] + "-next"}
     again = drift_observation(instance, "business", promoted)
     assert again is not None and again.metadata["model_version"].value == str(int(version) + 1)
+    instance.report_runless_asset_event(again)
+    # the same check held by another test than the one on show (that one was closed since)
+    held = {**promoted, "retraining": {"action": "held", "reason": "A/B test business_v9 running"}}
+    shown_hold = drift_observation(instance, "business", held)
+    assert shown_hold is not None and shown_hold.metadata["retraining"].value == "held: A/B test business_v9 running"
 
 
 def outcome(result, store) -> dict:

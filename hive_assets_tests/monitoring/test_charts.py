@@ -52,3 +52,15 @@ def test_the_psi_chart_is_a_small_png_that_grows_with_the_features():
             sizes.append(image.size)
         assert len(png) < 40_000
     assert sizes[1][1] > sizes[0][1] and 150 < sizes[1][1] < 600
+
+
+@pytest.mark.parametrize("shown, now, changed", [
+    ("held: A/B test t1 running", "held: A/B test t1 running", False),
+    ("held: A/B test t1 running", "held: A/B test t3 running", True),  # t1 closed, another test holds it now
+    ("held: A/B test t1 running", None, True),                         # nothing holds it any more
+    (None, None, False),
+])
+def test_another_retraining_outcome_is_shown_even_with_the_same_decision_and_score(shown, now, changed):
+    """The drift asset showed "held: A/B test ... running" naming a test rolled back a day before."""
+    previous = {"decision": "drift", "drift_score": 0.3, "model_version": "3", "retraining": shown}
+    assert drift_changed(previous, "drift", 0.3, model_version="3", retraining=now) is changed

@@ -68,9 +68,12 @@ def drift_observation(instance: dg.DagsterInstance, specialist: str, document) -
     if records:
         shown = records[0].event_log_entry.asset_observation.metadata
         previous = {key: shown[key].value if key in shown else None
-                    for key in ("decision", "drift_score", "model_version")}
+                    for key in ("decision", "drift_score", "model_version", "retraining")}
     score = document["drift_score"]
-    if not drift_changed(previous, document["decision"], score, model_version=document["model_version"]):
+    retraining = (f"{document['retraining']['action']}: {document['retraining']['reason']}"
+                  if document.get("retraining") else None)
+    if not drift_changed(previous, document["decision"], score, model_version=document["model_version"],
+                         retraining=retraining):
         return None
     title = f"{specialist} v{document['model_version']}: PSI by feature ({document['decision']})"
     metadata = {
@@ -87,9 +90,8 @@ def drift_observation(instance: dg.DagsterInstance, specialist: str, document) -
     }
     if score is not None:
         metadata["drift_score"] = float(score)
-    if document.get("retraining"):
-        metadata["retraining"] = dg.MetadataValue.text(
-            f"{document['retraining']['action']}: {document['retraining']['reason']}")
+    if retraining:
+        metadata["retraining"] = dg.MetadataValue.text(retraining)
     return dg.AssetObservation(asset_key=drift.key, partition=specialist, metadata=for_display(metadata))
 
 
