@@ -243,8 +243,10 @@ def test_failing_gate_blocks_registration_of_that_partition_only(platform_env):
     [trained] = [e.event_specific_data.materialization for e in bad.all_events
                  if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path[-1] == "trained_model"]
     assert trained.metadata[REACHES_REGISTRY].value is True
-    assert last_training(instance, "evolution")[0] == datetime.fromtimestamp(trained.metadata["trained_at"].value,
-                                                                              timezone.utc)
+    # from the end of the data it was trained on (the collection's now), a moment before its training time
+    data_until, trained_at = trained.metadata["data_until"].value, trained.metadata["trained_at"].value
+    assert trained_at - 600 < data_until <= trained_at
+    assert last_training(instance, "evolution")[0] == datetime.fromtimestamp(data_until, timezone.utc)
     verdict = store.find_one("model_decisions", {"specialist_type": "evolution", "kind": "gate_verdict"})
     assert verdict["details"]["passed"] is False
 

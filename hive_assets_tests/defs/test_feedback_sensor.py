@@ -389,3 +389,25 @@ def test_no_request_while_the_model_registry_is_down_then_it_fires(env, monkeypa
     [request] = tick(instance, defs, waiting.cursor).run_requests  # MLflow back (the home's own)
     assert request.partition_key == "business" and ":x1" in request.run_key  # the trigger's first attempt
     assert store.count("retraining_triggers", {"trigger_id": request.run_key}) == 1
+
+
+def test_a_backfill_s_training_counts_from_the_end_of_its_data(env):
+    """A retraining launched with `as_of` a month back (an operator's experiment in the Launchpad) reset the
+    feedback count and started the cooldown as if its model had seen today's feedback: the next retraining
+    waited for a whole threshold more. The count starts where its data ended (`data_until`)."""
+    store, instance, defs = env
+    now = datetime.now(timezone.utc)
+    add_feedback(store, "business", THRESHOLD, at=now - timedelta(days=10))
+    instance.report_runless_asset_event(dg.AssetMaterialization("trained_model", partition="business", metadata={
+        "trained_at": dg.MetadataValue.timestamp(now - timedelta(hours=1)),
+        "data_until": dg.MetadataValue.timestamp(now - timedelta(days=30))}))
+    trained_at, _ = last_training(instance, "business")
+    assert abs(trained_at - (now - timedelta(days=30))) < timedelta(seconds=1)
+    result = tick(instance, defs)
+    assert counts(result)["business"] == THRESHOLD
+    [request] = result.run_requests  # no cooldown: the training's data ended 30 days ago
+    assert request.partition_key == "business"
+    # an ordinary training: its data end is its training time, or a moment before it
+    instance.report_runless_asset_event(dg.AssetMaterialization("trained_model", partition="business", metadata={
+        "trained_at": dg.MetadataValue.timestamp(now), "data_until": dg.MetadataValue.timestamp(now)}))
+    assert counts(tick(instance, defs, result.cursor))["business"] == 0

@@ -106,7 +106,8 @@ def last_training(instance: dg.DagsterInstance, specialist: str, *, reaching_reg
     materialization, whose stamp says it registers nothing, is passed over, so the feedback it trained on
     stays counted until a training that can reach the registry. `reaching_registry=False`: any training.
 
-    Its time is the platform clock's `trained_at` (simulated time under `hive loop`). A materialization
+    Its time is the platform clock's `trained_at` (simulated time under `hive loop`), or the end of the data
+    it was trained on when earlier (`data_until`: a backfill's `as_of`). A materialization
     without it (reported by hand, in the UI) has only the event's wall time: that is the platform's time
     on a wall-clock home only; a simulated home skips it (a real date would stop its feedback count and
     hold its cooldown until the simulated clock reaches today, and `hive loop` would start there)."""
@@ -122,7 +123,10 @@ def last_training(instance: dg.DagsterInstance, specialist: str, *, reaching_reg
                 continue
             trained_at = metadata.get("trained_at")
             if trained_at is not None:
-                return datetime.fromtimestamp(trained_at.value, timezone.utc), record.storage_id
+                # the model saw feedback up to the end of its collection window (a backfill's as_of)
+                until = metadata.get("data_until")
+                moment = trained_at.value if until is None else min(trained_at.value, until.value)
+                return datetime.fromtimestamp(moment, timezone.utc), record.storage_id
             if not simulated:
                 return datetime.fromtimestamp(record.timestamp, timezone.utc), record.storage_id
         if not page.has_more:

@@ -21,7 +21,7 @@ from hive_assets.evaluation import confusion_matrix_png, point_metrics, reliabil
 from hive_assets.evaluation import calibration_metrics
 from hive_assets.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
 from hive_assets.config import AUTO_CANDIDATES, AUTO_MODEL_TYPE
-from hive_assets.data import COLLECTION_SETTINGS
+from hive_assets.data import COLLECTION_SETTINGS, to_utc
 from hive_assets.monitoring import REACHES_REGISTRY, reaches_registry
 from hive_assets.training import (
     DEFAULT_SELECTION_MAX_ROWS, DEFAULT_TIME_BUDGET_SECONDS, DEFAULT_TUNING_CANDIDATES, encode_labels, train_model,
@@ -69,6 +69,15 @@ def promote_if_better_param(run_config: dict | None) -> str:
     ops = (run_config or {}).get("ops") or {}
     value = ((ops.get("registered_model_version") or {}).get("config") or {}).get("promote_if_better")
     return "unset" if value is None else str(bool(value))
+
+
+def data_until(features: pd.DataFrame) -> dict[str, dg.MetadataValue]:
+    """`data_until`: the end of the collection window the model was trained on (a backfill's `as_of`), when
+    known. The feedback count starts there, not at `trained_at`: a backfill of last month, or feedback that
+    came while the run trained, was not seen by the model (a backfill used to reset the count and the
+    cooldown as if it had)."""
+    end = to_utc((features.attrs.get(COLLECTION_SETTINGS) or {}).get("window_end"))
+    return {"data_until": dg.MetadataValue.timestamp(end)} if end is not None else {}
 
 
 def run_reaches_registry(context: dg.AssetExecutionContext) -> bool:
@@ -149,7 +158,7 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
                             "ledger rows: not retrained, its registration is completed")
         yield dg.Output(value, metadata=_ui.for_display({
             "trained_at": dg.MetadataValue.timestamp(clock.now()), REACHES_REGISTRY: run_reaches_registry(context),
-            "resumed_version": str(version.version),
+            **data_until(enhanced_features), "resumed_version": str(version.version),
             "mlflow_run_id": version.run_id, "model_uri": value["model_uri"], "model_type": value["model_type"]}))
         return
     with document_store.open() as store:
@@ -222,7 +231,7 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
         # the platform clock (simulated in `hive loop`): the feedback sensor counts feedback since then, when
         # this run registers (`hive train` does not: its labels reach no served model, the count goes on)
         "trained_at": dg.MetadataValue.timestamp(clock.now()), REACHES_REGISTRY: run_reaches_registry(context),
-        "mlflow_run_id": run_id, "mlflow_run": _ui.link(registry.run_url(mlflow.uri, experiment_id, run_id)),
+        **data_until(enhanced_features), "mlflow_run_id": run_id, "mlflow_run": _ui.link(registry.run_url(mlflow.uri, experiment_id, run_id)),
         "model_uri": model_uri, "model_type": info["model_type"], "model_type_config": config.model_type,
         "model_selection": _ui.table(
             [("model_type", "string", "candidate family"), ("val_macro_f1", "float", "macro-F1 on the validation split, "
