@@ -37,7 +37,15 @@ def test_too_few_labelled_rows_block_training_and_too_few_rows_warn(hive_home):
     assert not checks["enough_samples"].passed
     assert checks["enough_samples"].severity == dg.AssetCheckSeverity.WARN
     assert not checks["trainable"].passed
+    assert checks["trainable"].description.startswith("behavior: ")  # checks are not partitioned: whose it is
     assert "< min_training_samples 5000" in checks["trainable"].description
+    # passing, it says by how much (it said "trainable")
+    passed = _checks(_run({"enhanced_features": {"config": {"min_training_samples": 10}},
+                           "trained_model": {"config": {"model_type": "logistic"}}}))["trainable"]
+    rows = passed.metadata["rows"].value
+    assert passed.passed and passed.description == (
+        f"behavior: {rows} labelled rows >= min_training_samples 10, every class >= 5% of them and in the train "
+        "and validation splits")
     materialized = {e.asset_key.path[-1] for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
     assert materialized == {"raw_production_data", "enhanced_features"}  # trained_model was blocked
 

@@ -167,9 +167,9 @@ def raw_production_data(
         check_name="enough_samples",
         passed=counts["rows"] >= config.min_samples,
         severity=dg.AssetCheckSeverity.WARN,
-        description=(f"{counts['rows']} rows >= min_samples {config.min_samples}"
+        description=(f"{specialist}: {counts['rows']} rows >= min_samples {config.min_samples}"
                      if counts["rows"] >= config.min_samples
-                     else f"{counts['rows']} rows < min_samples {config.min_samples} (a warning; what blocks "
-                          "training is enhanced_features' trainable check)"),
-        metadata={"rows": counts["rows"], "min_samples": config.min_samples},
+                     else f"{specialist}: {counts['rows']} rows < min_samples {config.min_samples} (a warning; what "
+                          "blocks training is enhanced_features' trainable check)"),
+        metadata={"specialist": specialist, "rows": counts["rows"], "min_samples": config.min_samples},
     )

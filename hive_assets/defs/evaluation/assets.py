@@ -46,10 +46,14 @@ def metrics_table(report: dict) -> dg.TableMetadataValue:
          "minimum": r["bound"], "passed": r["verdict"] == "pass"} for r in gate_rows(report)])
 
 
-def _check(name: str, verdict: dict, severity: dg.AssetCheckSeverity, **metadata) -> dg.AssetCheckResult:
+def _check(name: str, specialist: str, verdict: dict, severity: dg.AssetCheckSeverity,
+           **metadata) -> dg.AssetCheckResult:
+    # checks are not partitioned (Dagster's partitioned checks are a preview): the check's page shows the
+    # latest result of any specialist, so each result says whose it is
     return dg.AssetCheckResult(check_name=name, passed=verdict["passed"], severity=severity,
-                               description=verdict["summary"],
-                               metadata={"failed_metrics": dg.MetadataValue.json(verdict["failures"]),
+                               description=f"{specialist}: {verdict['summary']}",
+                               metadata={"specialist": specialist,
+                                         "failed_metrics": dg.MetadataValue.json(verdict["failures"]),
                                          **_ui.for_display(metadata)})
 
 
@@ -142,10 +146,10 @@ def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.D
         "intervals": dg.MetadataValue.json(report["intervals"]),
         "champion_version": champion_info["version"] if champion_info else None,
     }))
-    yield _check("minimum_metrics", minimum, dg.AssetCheckSeverity.ERROR,
+    yield _check("minimum_metrics", specialist, minimum, dg.AssetCheckSeverity.ERROR,
                  macro_f1=pm["macro_f1"], accuracy=pm["accuracy"], confidence_mean=pm["confidence_mean"])
-    yield _check("calibration", calibration, dg.AssetCheckSeverity.ERROR, ece=calibration["ece"],
+    yield _check("calibration", specialist, calibration, dg.AssetCheckSeverity.ERROR, ece=calibration["ece"],
                  ece_noise_floor=calibration["ece_noise_floor"], ece_debiased=calibration["ece_debiased"],
                  brier=calibration["brier"], bound=calibration["bound"])
-    yield _check("champion_non_inferiority", non_inferior, dg.AssetCheckSeverity.WARN,
+    yield _check("champion_non_inferiority", specialist, non_inferior, dg.AssetCheckSeverity.WARN,
                  applicable=non_inferior["applicable"], margin=non_inferior["margin"])

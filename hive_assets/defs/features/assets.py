@@ -73,6 +73,8 @@ def enhanced_features(context: dg.AssetExecutionContext, config: FeatureConfig, 
         check_name="trainable",
         passed=not problems,
         severity=dg.AssetCheckSeverity.ERROR,
-        description="; ".join(problems) or "trainable",
-        metadata={"rows": len(frame), "problems": dg.MetadataValue.json(problems)},
+        description=f"{context.partition_key}: " + ("; ".join(problems) or f"{len(frame)} labelled rows >= "
+                                                     f"min_training_samples {config.min_training_samples}, every "
+                                                     "class >= 5% of them and in the train and validation splits"),
+        metadata={"specialist": context.partition_key, "rows": len(frame), "problems": dg.MetadataValue.json(problems)},
     )
