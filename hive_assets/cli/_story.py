@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import TextIO
 
 MLFLOW_UI_PORT = 5000
@@ -70,9 +71,14 @@ def next_steps(hive_home: Path, tracking_uri: str, logs: list[Path]) -> str:
     from hive_assets.registry import ui_base
 
     bin_dir = _shown(Path(sys.executable).parent)
-    dagster_url = f"http://127.0.0.1:{DAGSTER_UI_PORT}"
+    # the addresses the runs' links were written with (`make demo DAGSTER_WEBSERVER_URL=... MLFLOW_UI_URL=...`),
+    # so the UIs started as said here are where those links point
+    dagster_url = os.environ.get("DAGSTER_WEBSERVER_URL", "").rstrip("/") or f"http://127.0.0.1:{DAGSTER_UI_PORT}"
+    dagster_port = urlsplit(dagster_url).port or DAGSTER_UI_PORT
     local = not tracking_uri.startswith(("http://", "https://"))
-    mlflow_url = f"http://127.0.0.1:{MLFLOW_UI_PORT}" if local else ui_base(tracking_uri)
+    mlflow_url = (os.environ.get("MLFLOW_UI_URL", "").rstrip("/") or f"http://127.0.0.1:{MLFLOW_UI_PORT}") \
+        if local else ui_base(tracking_uri)
+    mlflow_port = urlsplit(mlflow_url).port or MLFLOW_UI_PORT
     exports = f"export HIVE_HOME={shlex.quote(_shown(hive_home))} DAGSTER_WEBSERVER_URL={dagster_url}" + (
         f" MLFLOW_UI_URL={mlflow_url}" if local else "") + (  # `mlflow ui` imports no hive_assets: say it there
         f" MLFLOW_DISABLE_TELEMETRY={shlex.quote(os.environ['MLFLOW_DISABLE_TELEMETRY'])}"
@@ -82,10 +88,11 @@ def next_steps(hive_home: Path, tracking_uri: str, logs: list[Path]) -> str:
              f"  {exports}",
              f"  {bin_dir + '/hive status':<{width}}per specialist: champion, challenger and traffic, drift, "
              "feedback, what happens next",
-             f'  eval "$({bin_dir}/hive env)"; {bin_dir}/dagster dev {_code_location()}',
+             f'  eval "$({bin_dir}/hive env)"; {bin_dir}/dagster dev {_code_location()}'
+             + (f" -p {dagster_port}" if dagster_port != DAGSTER_UI_PORT else ""),
              f"  {'':<{width}}the Dagster UI on {dagster_url}: runs, assets and their metadata, checks, sensors"]
     if local:
-        lines += [f"  {bin_dir}/mlflow ui --backend-store-uri {shlex.quote(tracking_uri)} --port {MLFLOW_UI_PORT}",
+        lines += [f"  {bin_dir}/mlflow ui --backend-store-uri {shlex.quote(tracking_uri)} --port {mlflow_port}",
                   f"  {'':<{width}}the MLflow UI on {mlflow_url}: runs, metrics, plots, the registry"]
     else:
         lines.append(f"  the MLflow UI: {mlflow_url}")

@@ -890,3 +890,20 @@ def test_train_passes_the_selection_bound_to_the_run_config_and_refuses_a_negati
     with pytest.raises(SystemExit) as refused:
         build_parser().parse_args(["train", "--specialist", "business", "--selection-max-rows", "-1"])
     assert refused.value.code == 2 and "must be an integer >= 0, got '-1'" in capsys.readouterr().err
+
+
+def test_the_closing_block_starts_the_uis_where_the_runs_links_point(monkeypatch, tmp_path):
+    """`make demo MLFLOW_UI_URL=http://127.0.0.1:5117 DAGSTER_WEBSERVER_URL=...:3117` wrote links to those ports,
+    then said to start both UIs on 5000 and 3000."""
+    from hive_assets.cli._story import next_steps
+
+    monkeypatch.setenv("MLFLOW_UI_URL", "http://127.0.0.1:5117")
+    monkeypatch.setenv("DAGSTER_WEBSERVER_URL", "http://127.0.0.1:3117/")
+    text = next_steps(tmp_path / "home", "sqlite:////x/mlflow.db", [])
+    assert "DAGSTER_WEBSERVER_URL=http://127.0.0.1:3117 MLFLOW_UI_URL=http://127.0.0.1:5117" in text
+    assert " -p 3117\n" in text and "--port 5117\n" in text and "the Dagster UI on http://127.0.0.1:3117:" in text
+    assert "5000" not in text and "3000" not in text
+    monkeypatch.delenv("MLFLOW_UI_URL")
+    monkeypatch.delenv("DAGSTER_WEBSERVER_URL")
+    default = next_steps(tmp_path / "home", "sqlite:////x/mlflow.db", [])
+    assert "--port 5000\n" in default and " -p " not in default
