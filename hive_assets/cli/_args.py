@@ -115,7 +115,23 @@ def one_specialist(text: str) -> str:
     return names[0]
 
 
-class DeprecatedAlias(argparse.Action):
+class GivenOnce(argparse.Action):
+    """An option that may be given once: a second `--specialist` silently replaced the first (argparse's way),
+    so `--specialist business --specialist technical` acted on technical alone."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        seen = f"_{self.dest}_given"
+        if (before := getattr(namespace, seen, None)) is not None:
+            def shown(value) -> str:
+                return ",".join(value) if isinstance(value, list) else str(value)
+
+            parser.error(f"argument {option_string}: given twice ({shown(before)}, then {shown(values)}); several "
+                         f"go in one comma-separated list, e.g. {option_string} business,technical")
+        setattr(namespace, seen, values)
+        setattr(namespace, self.dest, values)
+
+
+class DeprecatedAlias(GivenOnce):
     """An old spelling of an option: parsed as the new one, with a one-line note on stderr."""
 
     def __init__(self, option_strings, dest, replacement: str, **kwargs):
@@ -124,7 +140,7 @@ class DeprecatedAlias(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         print(f"{parser.prog}: note: {option_string} is deprecated here, use {self.replacement}", file=sys.stderr)
-        setattr(namespace, self.dest, values)
+        super().__call__(parser, namespace, values, option_string)
 
 
 def add_specialist(parser: argparse.ArgumentParser, *, one: bool = False, required: bool = False,
@@ -138,7 +154,7 @@ def add_specialist(parser: argparse.ArgumentParser, *, one: bool = False, requir
     target = parser.add_mutually_exclusive_group(required=True) if required and deprecated else parser
     if deprecated:
         default = None if required else default
-    target.add_argument("--specialist", type=kind, required=required and not deprecated,
+    target.add_argument("--specialist", type=kind, required=required and not deprecated, action=GivenOnce,
                         default=None if required else (kind(default) if default is not None else None),
                         help=help_text + ("" if required or default is None else f" (default: {default})"))
     for old in deprecated:

@@ -141,6 +141,17 @@ def test_a_specialist_named_twice_is_one(capsys):
         "business", "technical"]
 
 
+@pytest.mark.parametrize("argv", [["status", "--specialist", "business", "--specialist", "technical"],
+                                  ["train", "--specialist", "business", "--specialist-type", "technical"]])
+def test_the_specialist_option_given_twice_is_an_error_not_the_last_one(argv, capsys):
+    """`--specialist business --specialist technical` acted on technical alone, without a word."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and f"hive {argv[0]}: error: argument --specialist" in err
+    assert "given twice (business, then technical); several go in one comma-separated list" in err
+
+
 def test_drift_check_without_once_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exited:
         main(["drift", "check", "--specialist", "business"])
