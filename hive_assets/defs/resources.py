@@ -77,8 +77,9 @@ class MlflowResource(dg.ConfigurableResource):
         attempt, waits = context.retry_number, UNREACHABLE_RETRY_WAITS
         failure = dg.Failure(f"{down}; the step wrote nothing (attempt {attempt + 1} of {len(waits) + 1})",
                              allow_retries=False)
-        raise dg.RetryRequested(max_retries=len(waits), seconds_to_wait=waits[min(attempt, len(waits) - 1)]) \
-            from failure
+        if attempt >= len(waits):  # the last: the cause itself ends the step (the run's failure said only
+            raise failure          # "Exceeded max_retries of 3", with a stack trace)
+        raise dg.RetryRequested(max_retries=len(waits), seconds_to_wait=waits[attempt]) from failure
 
     def experiment_id(self, client) -> str:
         from hive_assets.registry import ensure_experiment

@@ -63,6 +63,10 @@ def test_a_retraining_with_mlflow_down_fails_in_seconds_in_one_line_without_the_
     message = failure_message(result)  # what `hive train` prints
     assert message.startswith(f"MLflow at http://hive:***@127.0.0.1:{port} unreachable ("), message
     assert "\n" not in message and SECRET not in message
+    # the step's own failure is the cause, as the UI's run page shows it (it was "Exceeded max_retries of 3")
+    [failed] = _events(result, "STEP_FAILURE")
+    assert "unreachable (" in failed.step_failure_data.error.message
+    assert "attempt 4 of 4" in failed.step_failure_data.error.message
     assert not [e for e in result.all_events if SECRET in str(e)] and stored == []
     # nothing written past collection: no ledger row (registration, alias, gate, skip), no A/B record, no output
     assert store.count("model_decisions") == 0 and store.count("ab_tests") == 0
