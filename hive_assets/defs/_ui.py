@@ -27,15 +27,28 @@ def rounded(value: float | None, digits: int = DISPLAY_DIGITS) -> float | None:
 
 
 def for_display(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """`metadata` with every plain float (and float metadata value) rounded for display."""
+    """`metadata` with every plain float (and float metadata value) rounded for display, the floats inside a
+    JSON value too (a report's metrics and intervals showed 17 digits)."""
     out = {}
     for key, value in metadata.items():
         if isinstance(value, float):
             value = rounded(value)
         elif isinstance(value, dg.FloatMetadataValue) and value.value is not None:
             value = dg.MetadataValue.float(rounded(value.value))
+        elif isinstance(value, dg.JsonMetadataValue) and value.data is not None:
+            value = dg.MetadataValue.json(_rounded_inside(value.data))
         out[key] = value
     return out
+
+
+def _rounded_inside(data: Any) -> Any:
+    if isinstance(data, float):
+        return rounded(data)
+    if isinstance(data, Mapping):
+        return {k: _rounded_inside(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_rounded_inside(v) for v in data]
+    return data
 
 
 def link(url: str | None) -> dg.MetadataValue:

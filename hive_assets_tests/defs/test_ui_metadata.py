@@ -173,8 +173,18 @@ def test_validation_report_metrics_table_images_and_links(world):
     assert meta["ece"].value == rounded(report["calibration"]["ece"])
     mlflow_metrics = world["client"].get_run(report["mlflow_run_id"]).data.metrics
     assert mlflow_metrics["test_accuracy"] == report["metrics"]["accuracy"]  # full precision in MLflow
+    def json_floats(data):
+        if isinstance(data, dict):
+            return [f for v in data.values() for f in json_floats(v)]
+        if isinstance(data, list):
+            return [f for v in data for f in json_floats(v)]
+        return [data] if isinstance(data, float) else []
+
+    in_json = [f for v in meta.values() if isinstance(v, dg.JsonMetadataValue) for f in json_floats(v.data)]
+    assert json_floats(meta["intervals"].data) and json_floats(meta["test_metrics"].data)  # (they showed 17 digits)
+    assert meta["test_metrics"].data["accuracy"] == rounded(report["metrics"]["accuracy"])
     for value in [*(v.value for v in meta.values() if isinstance(v, dg.FloatMetadataValue)),
-                  *(r[c] for r in rows for c in ("value", "95% low", "95% high") if r[c] is not None)]:
+                  *(r[c] for r in rows for c in ("value", "95% low", "95% high") if r[c] is not None), *in_json]:
         assert value == rounded(value), value  # at most 4 significant digits anywhere a person reads
 
     run_url = f"{world['server']}/#/experiments/{_experiment_id(world)}/runs/{report['mlflow_run_id']}"
