@@ -105,11 +105,14 @@ def _registry_outage(exc: BaseException) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, extra = build_parser().parse_known_args(argv)
     if argv is None:  # the console script (not a test calling main in its own process): Ctrl-C stops the verb
         watch()
     prog = " ".join(filter(None, ("hive", args.command, *(getattr(args, f"{group}_command", None)
                                                            for group in ("store", "deploy", "ab", "drift", "clock")))))
+    if extra:  # argparse's own error named the top parser ("hive: error:") whatever verb they followed
+        print(f"{prog}: error: unrecognized arguments: {' '.join(extra)} (see '{prog} --help')", file=sys.stderr)
+        return USAGE_ERROR
     if getattr(args, "force", False) and not str(getattr(args, "reason", "") or "").strip():
         # checked here, not in the run: a forced action without a why launched a run that failed (promote of a
         # gated version) or was taken with no reason in the ledger (the other forced actions)

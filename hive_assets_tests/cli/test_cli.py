@@ -453,7 +453,10 @@ BAD = {
                                     "--force needs --reason"),
     "not a version number": (("ab-test", "start", "--specialist", "business", "--new-version", "two"),
                              "argument --new-version: must be a version number such as 3, got 'two'"),
-    "unknown option": (("report", "--verbose"), "unrecognized arguments: --verbose"),
+    # the verb's name, as every other usage error (argparse named the top parser: "hive: error:")
+    "unknown option": (("report", "--verbose"), "hive report: error: unrecognized arguments: --verbose"),
+    "a word too many": (("drift", "check", "--once", "business"), "hive drift check: error: unrecognized arguments: "
+                                                                  "business (see 'hive drift check --help')"),
     # a test opened at 100 % has no champion arm: it served the untested challenger alone for 14 days
     "a test with no champion arm": (("ab-test", "start", "--specialist", "business", "--new-version", "2",
                                      "--traffic", "100"),
