@@ -109,12 +109,16 @@ def _storage_kinds(settings: dict) -> dict[str, str]:
 def prepare(announce: bool = True) -> Home:
     """Resolve, export and create HIVE_HOME and the Dagster instance; one line on stderr says which."""
     home, production = Home(hive_home(), dagster_home()), hive_env() == PRODUCTION
+    explicit_instance = home.dagster_home != home.hive_home / "dagster"  # DAGSTER_HOME set, elsewhere
     if production and (problem := production_instance_problem(os.environ.get("DAGSTER_HOME"), home.dagster_home)):
         raise ConfigError(f"HIVE_ENV=production refuses a local Dagster instance: {problem}")
     os.environ["HIVE_HOME"] = str(home.hive_home)
     os.environ["DAGSTER_HOME"] = str(home.dagster_home)
     # HIVE_HOME holds the embedded services' files: production keeps nothing there
     new_home = not production and not home.hive_home.exists()
+    # an existing home with a DAGSTER_HOME that is not there yet (a typo, `dagstr`): an empty instance, no runs
+    # and no trainings, so every count starts from "never trained"
+    new_instance = explicit_instance and not new_home and not (home.dagster_home / "dagster.yaml").exists()
     creates = ([] if production else [("HIVE_HOME", home.hive_home, lambda d: d.mkdir(parents=True, exist_ok=True))]) \
         + [("DAGSTER_HOME", home.dagster_home, write_instance_settings)]
     for name, directory, create in creates:
@@ -129,6 +133,10 @@ def prepare(announce: bool = True) -> Home:
         if new_home:  # a mistyped path would otherwise answer "nothing yet" as if it were the real home
             print(f"hive: HIVE_HOME={home.hive_home} did not exist: created, empty (a new home; if you meant "
                   "another, point HIVE_HOME at it)", file=sys.stderr)
+        elif new_instance:
+            print(f"hive: DAGSTER_HOME={home.dagster_home} did not exist: created, an empty Dagster instance (no "
+                  "runs, no trainings: every count starts from none; if you meant another, point DAGSTER_HOME at it)",
+                  file=sys.stderr)
     return home
 
 

@@ -187,6 +187,11 @@ def test_report_on_an_empty_home_says_so(shell):
     assert new_home in out.stderr
     again = hive("report", "--strict", cwd=cwd, env=env)
     assert again.returncode == 1 and new_home not in again.stderr
+    # the home exists, its exported DAGSTER_HOME does not (a typo): an empty instance, every count from none
+    typo = hive("report", cwd=cwd, env={**env, "DAGSTER_HOME": "home/dagstr"})
+    assert f"hive: DAGSTER_HOME={cwd / 'home' / 'dagstr'} did not exist: created, an empty Dagster instance" \
+        in typo.stderr, typo.stderr
+    assert "did not exist" not in hive("report", cwd=cwd, env={**env, "DAGSTER_HOME": "home/dagstr"}).stderr
 
 
 def test_an_exported_dagster_home_wins(shell, tmp_path):
