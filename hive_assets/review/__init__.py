@@ -1,10 +1,9 @@
 """Review queue (issue 25): ask reviewers for the labels that teach the champion the most, without
 biasing the decisions.
 
-- `priority`, `choose_refresh`, `choose_queue` (`_select`): which recent opinions to request (margin
-  uncertainty, champion/challenger disagreement, drifted regions, diversity), with a random share marked
-  `random` drawn by permanent random numbers whatever earlier days requested (`choose_queue`: one pool
-  seen once).
+- `priority`, `choose_refresh` (`_select`): which recent opinions to request (margin uncertainty,
+  champion/challenger disagreement, drifted regions, diversity), with a random share marked `random` drawn
+  by permanent random numbers whatever earlier days requested.
 - `refresh_queue` (`_queue`): one refresh of a specialist's queue in the store: answers linked, old
   requests expired, new ones within today's budget; `refresh_from_store` scores the recent unlabelled
   opinions with the given models first; `open_queue` reads the queue (`read_open_queue` also names the
@@ -32,7 +31,7 @@ from hive_assets.review._requests import (
 )
 from hive_assets.review._simulation import AAResult, AAScenario, aa_false_promotions, aa_test
 from hive_assets.review._select import (
-    ACTIVE, RANDOM, REASONS, DaySoFar, PriorityWeights, QueueChoice, RefreshChoice, choose_queue, choose_refresh,
+    ACTIVE, RANDOM, REASONS, DaySoFar, PriorityWeights, QueueChoice, RefreshChoice, choose_refresh,
     disagreement, diverse_top, drift_region_weight, margin_uncertainty, permanent_random_numbers, priority,
     random_quota, spacing, standardised,
 )
@@ -41,7 +40,7 @@ __all__ = [
     "AAResult", "AAScenario", "aa_false_promotions", "aa_test", "ACTIVE", "ANSWERED", "COLLECTION",
     "DEFAULT_DAILY_BUDGET", "DEFAULT_EXPIRY", "DEFAULT_RANDOM_SHARE", "EXPIRED", "OPEN", "OpenQueue", "ORGANIC",
     "RANDOM", "REASONS", "STATUSES", "TRAIN_SPLIT", "DaySoFar", "PriorityWeights", "QueueChoice", "QueueRefresh",
-    "RefreshChoice", "choose_queue", "choose_refresh", "day_so_far", "day_start", "make_random",
+    "RefreshChoice", "choose_refresh", "day_so_far", "day_start", "make_random",
     "permanent_random_numbers", "random_quota", "request_selections", "spacing",
     "decision_split", "describe_malformed", "disagreement", "diverse_top", "drift_region_weight", "expire",
     "label_selections", "malformed_fields", "read_open_queue",

@@ -22,10 +22,8 @@ priority: the random requests are a sample whose inclusion does not depend on ho
 only requested labels the decisions may use. A budget that covers every unrequested candidate asks all of
 them: a census, in which every opinion of the pool becomes `random`.
 
-`choose_queue` is the same choice for one pool seen once: its random share is a simple random sample of that
-pool, drawn with the generator given. Nothing but its tests uses it: the product, the benchmark
-(`benchmarks/bench_review_queue.py`) and the A/A simulation (`_simulation`) choose with `choose_refresh`
-over daily pools that overlap.
+The product (`refresh_queue`), the benchmark (`benchmarks/bench_review_queue.py`) and the A/A simulation
+(`_simulation`) all choose with `choose_refresh` over daily pools that overlap.
 """
 
 from __future__ import annotations
@@ -56,8 +54,8 @@ class QueueChoice:
 
     `index`: positions in the candidate pool; `selection`: ACTIVE or RANDOM per request; `score`: the
     priority; `reason`: the largest priority term ("random" for the random share); `inclusion_probability`:
-    of the random share, the rate of the draw that took it (`choose_queue`: k / pool size; `choose_refresh`:
-    the day's quota / the day's pool not random yet); None for active picks (not a designed probability)."""
+    of the random share, the rate of the draw that took it (the day's quota / the day's pool not random
+    yet); None for active picks (not a designed probability)."""
 
     index: np.ndarray
     selection: list[str]
@@ -293,7 +291,7 @@ def _queue_choice(slots: Sequence[bool], random_idx: np.ndarray, active_idx: np.
 def _queue_slots(randoms_before: int, actives_before: int, new_randoms: int, new_actives: int) -> list[bool]:
     """Per new slot of the day, whether it holds a random request: the day's random requests spread evenly
     over its slots (slot s random when fewer than (s + 1) x randoms // slots came before), continuing from
-    the slots already filled; for a day's first refresh, `choose_queue`'s order."""
+    the slots already filled (a day's first refresh: exactly `randoms` of its slots, evenly spaced)."""
     total = randoms_before + actives_before + new_randoms + new_actives
     k = randoms_before + new_randoms
     placed, randoms_left, actives_left, slots = randoms_before, new_randoms, new_actives, []
@@ -304,38 +302,3 @@ def _queue_slots(randoms_before: int, actives_before: int, new_randoms: int, new
         randoms_left -= is_random
         actives_left -= not is_random
     return slots
-
-
-def choose_queue(score: np.ndarray, points: np.ndarray, budget: int, random_share: float,
-                 rng: np.random.Generator, reasons: Sequence[str] | None = None) -> QueueChoice:
-    """Fill a queue of `budget` requests from one pool seen once: random_share x budget uniformly at random
-    (rounded at random to a whole number; marked RANDOM), drawn first, then the rest by diverse priority
-    among the remaining candidates (ACTIVE). A budget that covers the pool asks every candidate, all RANDOM
-    (p = 1). Pools that overlap from day to day take `choose_refresh` instead: a draw that leaves out what
-    earlier days requested would leave out the hard opinions their active picks took."""
-    if budget < 0:
-        raise ValueError(f"budget must be >= 0, got {budget}")
-    if not 0.0 <= random_share <= 1.0:
-        raise ValueError(f"random_share must be in [0, 1], got {random_share}")
-    score = np.asarray(score, dtype=float)
-    n = score.size
-    budget = min(int(budget), n)
-    if budget == n:
-        # the budget covers the pool: every candidate is asked, a census, so every label is as unbiased as a
-        # random one (inclusion probability 1), not an active pick the decisions would have to drop
-        k_random = n
-    else:
-        # randomized rounding: the random share is random_share x budget on average at any budget (rounding
-        # left none at a budget of 2); a whole number draws nothing, so such queues are as before
-        k_random = int(random_share * budget)
-        if (fraction := random_share * budget - k_random) > 0 and rng.random() < fraction:
-            k_random += 1
-    random_idx = np.sort(rng.choice(n, size=k_random, replace=False)) if k_random else np.empty(0, dtype=int)
-    eligible = np.ones(n, dtype=bool)
-    eligible[random_idx] = False
-    # a near-duplicate of a random pick is asked once already: the active picks keep their distance from it
-    active_idx = diverse_top(score, points, budget - k_random, eligible, chosen_before=random_idx)
-    # queue order: the random share spread evenly among the active picks, so that reviewers who stop
-    # part-way through a day's queue still answer a uniformly random subset of the random share
-    is_random = np.diff(np.arange(budget + 1) * k_random // max(budget, 1)) > 0  # integer: exactly k_random slots
-    return _queue_choice(is_random, random_idx, active_idx, score, reasons, k_random / n if n else 0.0)

@@ -1,12 +1,23 @@
-"""Choosing the queue: priority terms, diversity, and the uniformly random share."""
+"""Choosing the queue: priority terms, diversity, and the random share (one pool seen once here; days of
+overlapping pools: test_refresh.py, test_random_share_across_days.py)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from hive_assets.review import (
-    ACTIVE, RANDOM, choose_queue, disagreement, diverse_top, drift_region_weight, margin_uncertainty, priority,
+    ACTIVE, RANDOM, choose_refresh, disagreement, diverse_top, drift_region_weight, margin_uncertainty, priority,
+    random_quota,
 )
+
+
+def first_refresh(score, points, budget, random_share, rng, reasons=None):
+    """A day's first refresh over a pool of unrequested candidates, as `refresh_queue` chooses it: the day's
+    quota rounded at random, each candidate's permanent random number a uniform of `rng`."""
+    score = np.asarray(score, dtype=float)
+    quota = random_quota(random_share, budget, rng)
+    return choose_refresh(score, points, rng.random(score.size), [None] * score.size, budget, quota,
+                          reasons=reasons).requests
 
 
 def test_margin_uncertainty_and_disagreement_by_hand():
@@ -52,7 +63,7 @@ def test_an_active_pick_is_no_near_duplicate_of_the_random_share():
     points = np.vstack([np.tile([[4.0, 4.0, 4.0]], (200, 1)), rng.normal(size=(800, 3))])
     score = np.concatenate([np.full(200, 1.0), rng.uniform(0.2, 0.8, size=800)])
     for seed in range(20):
-        choice = choose_queue(score, points, 100, 0.2, np.random.default_rng(seed))
+        choice = first_refresh(score, points, 100, 0.2, np.random.default_rng(seed))
         sel = np.array(choice.selection)
         copies_random = int((choice.index[sel == RANDOM] < 200).sum())
         copies_active = int((choice.index[sel == ACTIVE] < 200).sum())
@@ -69,7 +80,7 @@ def test_random_share_is_uniform_and_independent_of_the_score():
     hits = np.zeros(n)
     stream = np.random.default_rng(2025)
     for _ in range(draws):
-        choice = choose_queue(score, points, budget, 0.2, stream)
+        choice = first_refresh(score, points, budget, 0.2, stream)
         sel = np.array(choice.selection)
         assert (sel == RANDOM).sum() == 4 and (sel == ACTIVE).sum() == 16
         assert choice.inclusion_probability[list(sel).index(RANDOM)] == pytest.approx(4 / n)
@@ -81,31 +92,31 @@ def test_random_share_is_uniform_and_independent_of_the_score():
     expected = draws * 4 / n
     assert ((hits - expected) ** 2 / expected).sum() < 180
     # the active part prefers high scores (what the queue is for)
-    choice = choose_queue(score, points, budget, 0.2, np.random.default_rng(0))
+    choice = first_refresh(score, points, budget, 0.2, np.random.default_rng(0))
     active = choice.index[np.array(choice.selection) == ACTIVE]
     assert score[active].mean() > 0.6
 
 
 def test_random_share_is_spread_through_the_queue_and_bad_arguments_refused():
-    choice = choose_queue(np.arange(50.0), np.eye(50), 10, 0.2, np.random.default_rng(0))
+    choice = first_refresh(np.arange(50.0), np.eye(50), 10, 0.2, np.random.default_rng(0))
     assert [i for i, s in enumerate(choice.selection) if s == RANDOM] == [4, 9]
-    assert len(choose_queue(np.arange(5.0), np.eye(5), 0, 0.2, np.random.default_rng(0))) == 0
-    assert len(choose_queue(np.arange(5.0), np.eye(5), 10, 0.2, np.random.default_rng(0))) == 5
+    assert len(first_refresh(np.arange(5.0), np.eye(5), 0, 0.2, np.random.default_rng(0))) == 0
+    assert len(first_refresh(np.arange(5.0), np.eye(5), 10, 0.2, np.random.default_rng(0))) == 5
     with pytest.raises(ValueError, match="budget"):
-        choose_queue(np.arange(5.0), np.eye(5), -1, 0.2, np.random.default_rng(0))
+        first_refresh(np.arange(5.0), np.eye(5), -1, 0.2, np.random.default_rng(0))
     with pytest.raises(ValueError, match="random_share"):
-        choose_queue(np.arange(5.0), np.eye(5), 3, 1.5, np.random.default_rng(0))
+        first_refresh(np.arange(5.0), np.eye(5), 3, 1.5, np.random.default_rng(0))
 
 
 def test_a_budget_that_covers_the_pool_is_a_census_and_a_small_one_keeps_its_random_share_on_average():
     """30 candidates and a budget of 100 asked all 30 but marked 24 of them active (dropped from every decision)
     with p = 0.2 for the rest; a budget of 2 had no random share at all (round(0.4) = 0)."""
     rng = np.random.default_rng(1)
-    census = choose_queue(rng.random(30), rng.normal(size=(30, 4)), 100, 0.2, np.random.default_rng(1))
+    census = first_refresh(rng.random(30), rng.normal(size=(30, 4)), 100, 0.2, np.random.default_rng(1))
     assert sorted(census.index.tolist()) == list(range(30))
     assert set(census.selection) == {RANDOM} and set(census.inclusion_probability) == {1.0}
     stream = np.random.default_rng(7)
-    randoms = [choose_queue(np.linspace(0, 1, 50), np.eye(50), 2, 0.2, stream).selection.count(RANDOM)
+    randoms = [first_refresh(np.linspace(0, 1, 50), np.eye(50), 2, 0.2, stream).selection.count(RANDOM)
                for _ in range(4000)]
     # 0 or 1 random request a queue, 1 with probability 0.4: the mean within 4 sd of 0.4 over 4,000 queues
     assert set(randoms) == {0, 1} and abs(np.mean(randoms) - 0.4) < 4 * np.sqrt(0.4 * 0.6 / 4000)
@@ -117,7 +128,7 @@ def test_a_queue_never_asks_one_candidate_twice_and_active_picks_skip_the_random
     draw left (with equidistant points, np.eye, diversity discounts nothing), never a candidate drawn at random."""
     n, budget = 30, 20
     score = np.arange(n, dtype=float)   # candidate i has score i: the best ones are the last positions
-    choice = choose_queue(score, np.eye(n), budget, 0.5, np.random.default_rng(seed))
+    choice = first_refresh(score, np.eye(n), budget, 0.5, np.random.default_rng(seed))
     index, selection = choice.index.tolist(), np.array(choice.selection)
     assert len(index) == budget and len(set(index)) == budget
     randoms, actives = set(choice.index[selection == RANDOM]), set(choice.index[selection == ACTIVE])
@@ -128,7 +139,7 @@ def test_a_queue_never_asks_one_candidate_twice_and_active_picks_skip_the_random
 
 def test_choose_refresh_by_hand():
     """A day's first refresh: the quota's smallest u among those not random yet (an active request among
-    them is made random, costing no budget), the queue order choose_queue's; a census makes all random."""
+    them is made random, costing no budget), the random requests spread evenly; a census makes all random."""
     from hive_assets.review import DaySoFar, choose_refresh
 
     u = np.array([0.9, 0.05, 0.5, 0.01, 0.3, 0.02] + [0.6 + i / 100 for i in range(44)])
