@@ -206,6 +206,9 @@ def mlflow_tracking_uri() -> str:
 
 
 PRODUCTION = "production"
+# Dagster's instance storages that keep their data on the local disk (their class or `storage` key, lower case):
+# production refuses them, in the CLI's instance settings and in a run's live instance alike
+LOCAL_STORAGE_MARKERS = ("sqlite", "inmemory", "in_memory")
 _ENVIRONMENTS = ("local", PRODUCTION)
 OBJECT_STORAGE_SCHEMES = ("s3", "gs")
 #: an object-storage URL the io_manager writes to: the scheme in lowercase, `://`, a bucket name as S3 and GCS

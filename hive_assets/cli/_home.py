@@ -25,7 +25,7 @@ from pathlib import Path
 
 from hive_assets import clock
 from hive_assets.cli._args import add_verb
-from hive_assets.config import PRODUCTION, ConfigError, dagster_home, hive_env, hive_home
+from hive_assets.config import LOCAL_STORAGE_MARKERS, PRODUCTION, ConfigError, dagster_home, hive_env, hive_home
 
 INSTANCE_SETTINGS = files("hive_assets.cli").joinpath("dagster.yaml")
 
@@ -55,10 +55,6 @@ def _why(directory: Path, exc: OSError) -> str:
     if blocker is not None:
         return f"{blocker} is a file" if blocker == directory else f"{blocker} in its path is a file"
     return exc.strerror or str(exc)
-
-
-# Dagster's instance storages that keep their data on the local disk: its default when dagster.yaml names none
-LOCAL_STORAGE_MARKERS = ("sqlite", "inmemory", "in_memory")
 
 
 def production_instance_problem(explicit_home: str | None, directory: Path) -> str | None:

@@ -27,7 +27,9 @@ import dagster as dg
 from upath import UPath
 
 from hive_assets import storage
-from hive_assets.config import PRODUCTION, ConfigError, Settings, hive_env, object_storage_problems
+from hive_assets.config import (
+    LOCAL_STORAGE_MARKERS, PRODUCTION, ConfigError, Settings, hive_env, object_storage_problems,
+)
 
 # The format of each asset's output; an asset not named here is stored as JSON.
 FORMATS: dict[str, str] = {
@@ -158,7 +160,7 @@ def local_instance(instance: dg.DagsterInstance | None) -> str | None:
     if instance.is_ephemeral:
         return "an ephemeral Dagster instance (DAGSTER_HOME is not set: point it at the deployment's instance)"
     kinds = sorted({type(instance.run_storage).__name__, type(instance.event_log_storage).__name__})
-    if on_disk := [k for k in kinds if any(marker in k.lower() for marker in ("sqlite", "inmemory"))]:
+    if on_disk := [k for k in kinds if any(marker in k.lower() for marker in LOCAL_STORAGE_MARKERS)]:
         return (f"a Dagster instance that keeps runs on this disk ({', '.join(on_disk)}, DAGSTER_HOME="
                 f"{os.environ.get('DAGSTER_HOME', '')}): use the deployment's instance (PostgreSQL: "
                 "deploy/dagster.yaml)")
