@@ -15,7 +15,7 @@ from hive_assets.data import TrustPolicy, collect
 from hive_assets.data.store.base import DocumentStore
 from hive_assets.review import _requests as requests
 from hive_assets.review._select import (
-    PriorityWeights, choose_refresh, drift_region_weight, permanent_random_numbers, priority, random_quota,
+    DaySoFar, PriorityWeights, choose_refresh, drift_region_weight, permanent_random_numbers, priority, random_quota,
     standardised,
 )
 from hive_assets.features import features_frame
@@ -75,7 +75,9 @@ def refresh_queue(store: DocumentStore, specialist: str, now: datetime, candidat
     result = QueueRefresh(specialist, now)
     result.linked = requests.link_answers(store, specialist, now, trust)
     result.expired = requests.expire(store, specialist, now)
-    result.budget_left = requests.remaining_budget(store, specialist, now, daily_budget)
+    # the day's requests, read once: what the budget leaves, and where the day's queue stands for the choice
+    today = requests.day_so_far(store, specialist, now) if daily_budget else DaySoFar()
+    result.budget_left = requests.remaining_budget(store, specialist, now, daily_budget, today.requested)
     if not result.budget_left or not len(candidates):
         return result
     # one order whatever order the window was read in: ties of the greedy choice fall the same way in a rerun
@@ -92,8 +94,7 @@ def refresh_queue(store: DocumentStore, specialist: str, now: datetime, candidat
     day = int(requests.day_start(now).timestamp() // 86400)
     quota = random_quota(random_share, daily_budget, np.random.default_rng([seed, sum(map(ord, specialist)), day]))
     choice = choose_refresh(score, standardised(encode(features)), permanent_random_numbers(seed, specialist, ids),
-                            requested, result.budget_left, quota, requests.day_so_far(store, specialist, now),
-                            reasons)
+                            requested, result.budget_left, quota, today, reasons)
     docs = requests.request_documents(specialist, candidates.to_dict("records"), choice.requests, now, expiry,
                                       model_version, first_rank=choice.first_rank)
     if not len(docs) and not choice.made_random.size:

@@ -43,11 +43,16 @@ def requested_today(store: DocumentStore, specialist: str, now: datetime) -> int
                                     "requested_at": {"$gte": start, "$lt": start + timedelta(days=1)}})
 
 
-def remaining_budget(store: DocumentStore, specialist: str, now: datetime, daily_budget: int) -> int:
-    """What today's budget still allows (never negative)."""
+def remaining_budget(store: DocumentStore, specialist: str, now: datetime, daily_budget: int,
+                     made_today: int | None = None) -> int:
+    """What today's budget still allows (never negative); `made_today`: the day's requests when the caller
+    has counted them already (`day_so_far`), else counted here."""
     if daily_budget < 0:
         raise ValueError(f"daily_budget must be >= 0, got {daily_budget}")
-    return max(0, int(daily_budget) - requested_today(store, specialist, now)) if daily_budget else 0
+    if not daily_budget:
+        return 0
+    made = requested_today(store, specialist, now) if made_today is None else made_today
+    return max(0, int(daily_budget) - made)
 
 
 def requested_opinions(store: DocumentStore, specialist: str, opinion_ids: Iterable[str]) -> set[str]:
