@@ -37,13 +37,14 @@ def run_key(specialist: str, now, attempt: int = 0) -> str:
     return f"{key}:retry-{attempt}" if attempt else key
 
 
-def _attempt(instance: dg.DagsterInstance, specialist: str, now) -> int | None:
-    """The day's first attempt whose run did not fail (not launched yet, or launched and alive, done or
-    canceled by an operator), None when all MAX_ATTEMPTS failed: the next day's queue is the next chance."""
+def _attempt(instance: dg.DagsterInstance, specialist: str, now) -> tuple[int, bool] | None:
+    """(the day's first attempt whose run did not fail, whether it is launched already): not launched yet, or
+    launched and alive, done or canceled by an operator; None when all MAX_ATTEMPTS failed: the next day's
+    queue is the next chance."""
     for attempt in range(MAX_ATTEMPTS):
         launched = instance.get_runs(dg.RunsFilter(tags={RUN_KEY_TAG: run_key(specialist, now, attempt)}), limit=1)
         if not launched or launched[0].status != dg.DagsterRunStatus.FAILURE:  # canceled by hand: meant
-            return attempt
+            return attempt, bool(launched)
     return None
 
 
@@ -54,19 +55,22 @@ def _attempt(instance: dg.DagsterInstance, specialist: str, now) -> int | None:
                        f"{MAX_ATTEMPTS} attempts a day.")
 def review_queue_sensor(context: dg.SensorEvaluationContext, mlflow: MlflowResource):
     now, budgets = clock.now(), review_queue_daily_budgets()  # read once a tick: one malformed value, one error
-    # every refresh scores with the champion: one requested while MLflow is down fails after its retries and
-    # spends one of the day's attempts (an outage of three ticks spent the day); asked again at the next tick
-    if down := registry_down(mlflow.uri):
-        return dg.SkipReason(f"model registry unavailable, no refresh requested ({down}): asked again at the "
-                             "next tick")
-    requests, skipped = [], []
+    requests, skipped, new = [], [], False
     for s in SPECIALISTS:
-        attempt = _attempt(context.instance, s, now)
-        if attempt is None:
+        found = _attempt(context.instance, s, now)
+        if found is None:
             skipped.append(f"{s}: today's {MAX_ATTEMPTS} refreshes failed, next one tomorrow (UTC)")
             continue
+        attempt, launched = found
+        new = new or not launched
         requests.append(dg.RunRequest(
             run_key=run_key(s, now, attempt), partition_key=s,
             run_config={"ops": {"review_queue": {"config": {"daily_budget": budgets[s]}}}},
             tags={"hive/actor": f"sensor:{SENSOR_NAME}"}))
+    # every refresh scores with the champion: one requested while MLflow is down fails after its retries and
+    # spends one of the day's attempts (an outage of three ticks spent the day); asked again at the next tick.
+    # Asked only when a run would be launched (the keys already launched are the daemon's to skip)
+    if new and (down := registry_down(mlflow.uri)):
+        return dg.SkipReason(f"model registry unavailable, no refresh requested ({down}): asked again at the "
+                             "next tick")
     return dg.SensorResult(run_requests=requests, skip_reason="; ".join(skipped) if not requests else None)
