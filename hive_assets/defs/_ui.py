@@ -51,6 +51,15 @@ def _rounded_inside(data: Any) -> Any:
     return data
 
 
+def check_result(specialist: str, *, description: str, metadata: Mapping[str, Any],
+                 **fields: Any) -> dg.AssetCheckResult:
+    """An asset check's result that says whose it is: the checks are not partitioned (Dagster's partitioned
+    checks are a preview), so a check's page shows the latest result of any specialist. The description
+    starts with the specialist, and the metadata has `specialist`."""
+    return dg.AssetCheckResult(description=f"{specialist}: {description}",
+                               metadata={"specialist": specialist, **metadata}, **fields)
+
+
 def link(url: str | None) -> dg.MetadataValue:
     """A url value, or a text saying why there is none (never a link that cannot open)."""
     return dg.MetadataValue.url(url) if url else dg.MetadataValue.text(NO_UI)

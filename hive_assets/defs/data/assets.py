@@ -163,13 +163,14 @@ def raw_production_data(
             "label_counts": dg.MetadataValue.json(result.frame["label"].value_counts().to_dict()),
         },
     )
-    yield dg.AssetCheckResult(
+    yield _ui.check_result(
+        specialist,
         check_name="enough_samples",
         passed=counts["rows"] >= config.min_samples,
         severity=dg.AssetCheckSeverity.WARN,
-        description=(f"{specialist}: {counts['rows']} rows >= min_samples {config.min_samples}"
+        description=(f"{counts['rows']} rows >= min_samples {config.min_samples}"
                      if counts["rows"] >= config.min_samples
-                     else f"{specialist}: {counts['rows']} rows < min_samples {config.min_samples} (a warning; what "
-                          "blocks training is enhanced_features' trainable check)"),
-        metadata={"specialist": specialist, "rows": counts["rows"], "min_samples": config.min_samples},
+                     else f"{counts['rows']} rows < min_samples {config.min_samples} (a warning; what blocks "
+                          "training is enhanced_features' trainable check)"),
+        metadata={"rows": counts["rows"], "min_samples": config.min_samples},
     )

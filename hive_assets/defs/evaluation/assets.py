@@ -48,13 +48,10 @@ def metrics_table(report: dict) -> dg.TableMetadataValue:
 
 def _check(name: str, specialist: str, verdict: dict, severity: dg.AssetCheckSeverity,
            **metadata) -> dg.AssetCheckResult:
-    # checks are not partitioned (Dagster's partitioned checks are a preview): the check's page shows the
-    # latest result of any specialist, so each result says whose it is
-    return dg.AssetCheckResult(check_name=name, passed=verdict["passed"], severity=severity,
-                               description=f"{specialist}: {verdict['summary']}",
-                               metadata={"specialist": specialist,
-                                         "failed_metrics": dg.MetadataValue.json(verdict["failures"]),
-                                         **_ui.for_display(metadata)})
+    return _ui.check_result(specialist, check_name=name, passed=verdict["passed"], severity=severity,
+                            description=verdict["summary"],
+                            metadata={"failed_metrics": dg.MetadataValue.json(verdict["failures"]),
+                                      **_ui.for_display(metadata)})
 
 
 @dg.asset(partitions_def=specialist_partitions, group_name=EVALUATION, kinds={"scikitlearn", "mlflow"},

@@ -5,6 +5,7 @@ import pandas as pd
 from pydantic import Field
 
 from hive_assets.data import COLLECTION_SETTINGS, CollectResult
+from hive_assets.defs import _ui
 from hive_assets.defs.catalog import OWNERS, FEATURES
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
@@ -69,12 +70,13 @@ def enhanced_features(context: dg.AssetExecutionContext, config: FeatureConfig, 
             "preview": dg.MetadataValue.md(frame[list(FEATURE_NAMES)[:8]].head(5).to_markdown()),
         },
     )
-    yield dg.AssetCheckResult(
+    yield _ui.check_result(
+        context.partition_key,
         check_name="trainable",
         passed=not problems,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=f"{context.partition_key}: " + ("; ".join(problems) or f"{len(frame)} labelled rows >= "
-                                                     f"min_training_samples {config.min_training_samples}, every "
-                                                     "class >= 5% of them and in the train and validation splits"),
-        metadata={"specialist": context.partition_key, "rows": len(frame), "problems": dg.MetadataValue.json(problems)},
+        description="; ".join(problems) or (f"{len(frame)} labelled rows >= min_training_samples "
+                                            f"{config.min_training_samples}, every class >= 5% of them and in the "
+                                            "train and validation splits"),
+        metadata={"rows": len(frame), "problems": dg.MetadataValue.json(problems)},
     )

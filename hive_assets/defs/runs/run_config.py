@@ -36,14 +36,13 @@ def out_of_bounds(run_config: Mapping[str, Any] | None) -> list[str]:
     import pydantic
 
     ops = (run_config or {}).get("ops") or {}
-    classes = STEP_CONFIGS
     problems = []
     for step, settings in ops.items():
         config = settings.get("config") if isinstance(settings, Mapping) else None
-        if step not in classes or not isinstance(config, Mapping):
+        if step not in STEP_CONFIGS or not isinstance(config, Mapping):
             continue
         try:
-            classes[step](**config)
+            STEP_CONFIGS[step](**config)
         except pydantic.ValidationError as exc:
             for error in exc.errors():
                 if error["type"] in BOUND_ERRORS:

@@ -231,7 +231,8 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
         # the platform clock (simulated in `hive loop`): the feedback sensor counts feedback since then, when
         # this run registers (`hive train` does not: its labels reach no served model, the count goes on)
         "trained_at": dg.MetadataValue.timestamp(clock.now()), REACHES_REGISTRY: run_reaches_registry(context),
-        **data_until(enhanced_features), "mlflow_run_id": run_id, "mlflow_run": _ui.link(registry.run_url(mlflow.uri, experiment_id, run_id)),
+        **data_until(enhanced_features),
+        "mlflow_run_id": run_id, "mlflow_run": _ui.link(registry.run_url(mlflow.uri, experiment_id, run_id)),
         "model_uri": model_uri, "model_type": info["model_type"], "model_type_config": config.model_type,
         "model_selection": _ui.table(
             [("model_type", "string", "candidate family"), ("val_macro_f1", "float", "macro-F1 on the validation split, "
