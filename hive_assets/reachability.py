@@ -32,6 +32,7 @@ def one_line(text: str, limit: int = 400) -> str:
 def reachable(uri: str, timeout: float = 3.0) -> str | None:
     """None when the MLflow server answers its health check and its API takes the credentials MLflow's client
     would send (or the URI is a local database), else why not, in one line without credentials."""
+    import os
     import urllib.error
     import urllib.request
     from urllib.parse import urlsplit
@@ -48,17 +49,29 @@ def reachable(uri: str, timeout: float = 3.0) -> str | None:
         return None
 
     try:
+        tls = _client_tls(scheme)
+    except _UnusableTlsFile as exc:
+        return _refusal(f"MLflow at {redact_uri(uri)} cannot be asked: {exc}", f"fix {exc.variable}")
+    try:
         parts = urlsplit(uri)
         # user:password@ is MLflow's basic auth, not part of the host: urllib would look the whole up in DNS
         health = parts._replace(netloc=parts.netloc.rpartition("@")[2], path=parts.path.rstrip("/") + "/health",
                                 query="", fragment="")
-        with urllib.request.urlopen(health.geturl(), timeout=timeout):
+        with urllib.request.urlopen(health.geturl(), timeout=timeout, context=tls):
             health_status = 200
     except urllib.error.HTTPError as exc:  # an answer (401 behind an auth proxy): it is up
         health_status = exc.code
     except (OSError, ValueError) as exc:  # refused, timed out, unresolvable, malformed: never the URI's text
+        reason = getattr(exc, "reason", None) or exc
+        if (tls_refusal := _tls_refusal(uri, reason)) is not None:
+            return tls_refusal
         reason = getattr(exc, "reason", None) or (exc.strerror if isinstance(exc, OSError) else None)
-        return one_line(f"MLflow at {redact_uri(uri)} unreachable ({reason or type(exc).__name__})")
+        hint = ""
+        if scheme == "https" and not os.environ.get("MLFLOW_TRACKING_CLIENT_CERT_PATH") and \
+                any(isinstance(e, ConnectionResetError) for e in (exc, getattr(exc, "reason", None))):
+            # TLS 1.3: a server that wants a client certificate checks it after the handshake, then hangs up
+            hint = "; a server that wants a TLS client certificate hangs up so: MLFLOW_TRACKING_CLIENT_CERT_PATH"
+        return one_line(f"MLflow at {redact_uri(uri)} unreachable ({reason or type(exc).__name__}{hint})")
 
     # it answered: one request to its API as MLflow's client sends it. /health needs no login (MLflow's
     # basic-auth app leaves it open), so wrong credentials passed, and every verb then failed on the registry's
@@ -66,17 +79,41 @@ def reachable(uri: str, timeout: float = 3.0) -> str | None:
     # train` ran a run that rewrote the outputs, then failed on the registry's 404)
     search = health._replace(path=parts.path.rstrip("/") + "/api/2.0/mlflow/registered-models/search",
                              query="max_results=1")
-    api_status = _api_status(search, parts, timeout)
+    api_status = _api_status(search, parts, timeout, tls)
     if api_status in (401, 403) or (api_status == 404 and health_status == 404):
         from hive_assets.registry import http_refusal_words
 
-        refusal = Refusal(one_line(f"MLflow at {redact_uri(uri)} {REFUSED} ({http_refusal_words(api_status)})"))
-        refusal.remedy = REFUSAL_REMEDIES[api_status]
-        return refusal
+        return _refusal(f"MLflow at {redact_uri(uri)} {REFUSED} ({http_refusal_words(api_status)})",
+                        REFUSAL_REMEDIES[api_status])
     return None
 
 
-def _api_status(url, parts, timeout: float) -> int | None:
+def _refusal(reason: str, remedy: str) -> Refusal:
+    refusal = Refusal(one_line(reason))
+    refusal.remedy = remedy
+    return refusal
+
+
+def _tls_refusal(uri: str, reason: object) -> Refusal | None:
+    """The refusal a failed TLS handshake is (no wait fixes it: the trust or the URI is wrong), else None."""
+    import ssl
+
+    from hive_assets.config import redact_uri
+
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        return _refusal(f"MLflow at {redact_uri(uri)}: its TLS certificate is not trusted ({reason.verify_message})",
+                        "set MLFLOW_TRACKING_SERVER_CERT_PATH to the CA bundle that signed it "
+                        "(MLFLOW_TRACKING_INSECURE_TLS=true skips the check)")
+    if isinstance(reason, ssl.SSLError) and "CERTIFICATE_REQUIRED" in str(reason).upper():
+        return _refusal(f"MLflow at {redact_uri(uri)} asks for a TLS client certificate and none was sent",
+                        "set MLFLOW_TRACKING_CLIENT_CERT_PATH to one .pem with the certificate and its key")
+    if isinstance(reason, ssl.SSLError) and "WRONG_VERSION_NUMBER" in str(reason).upper():
+        return _refusal(f"MLflow at {redact_uri(uri)} does not speak TLS on that port",
+                        "fix MLFLOW_TRACKING_URI (http:// for a server without TLS)")
+    return None
+
+
+def _api_status(url, parts, timeout: float, tls) -> int | None:
     """The HTTP status `url` (a SplitResult) answers with the credentials of `parts` (the tracking URI's), None
     when the request failed (it answered /health: the verb's own call says what is wrong) or MLflow's client
     authenticates by a plugin this request cannot make (MLFLOW_TRACKING_AUTH, MLFLOW_TRACKING_AWS_SIGV4)."""
@@ -88,12 +125,60 @@ def _api_status(url, parts, timeout: float) -> int | None:
         return None
     request = urllib.request.Request(url.geturl(), headers={"Authorization": authorization} if authorization else {})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=tls) as response:
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
     except (OSError, ValueError):
         return None
+
+
+def _client_tls(scheme: str):
+    """The TLS settings MLflow's client (requests) uses for an https tracking URI, as an ssl context: no checks
+    with MLFLOW_TRACKING_INSECURE_TLS, MLFLOW_TRACKING_SERVER_CERT_PATH's CA bundle, else requests' own
+    (REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, else certifi's), plus MLFLOW_TRACKING_CLIENT_CERT_PATH's client
+    certificate (mlflow.utils.rest_utils.MlflowHostCreds.verify). urllib's defaults (the system's CAs, no client
+    certificate) called a server MLflow's client uses unreachable, and every verb refused to start."""
+    import os
+    import ssl
+
+    if scheme != "https":
+        return None
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").strip().lower() in ("true", "1"):
+        context = ssl._create_unverified_context()
+    else:
+        variable = next((name for name in ("MLFLOW_TRACKING_SERVER_CERT_PATH", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+                         if os.environ.get(name)), None)
+        cafile = os.environ[variable] if variable else _certifi_bundle()
+        directory = cafile is not None and os.path.isdir(cafile)
+        try:
+            context = ssl.create_default_context(cafile=None if directory else cafile,
+                                                 capath=cafile if directory else None)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise _UnusableTlsFile(variable or "certifi's CA bundle", exc) from None
+    if client_cert := os.environ.get("MLFLOW_TRACKING_CLIENT_CERT_PATH"):
+        try:
+            context.load_cert_chain(client_cert)  # one .pem with the certificate and its key, as requests takes it
+        except (OSError, ValueError) as exc:
+            raise _UnusableTlsFile("MLFLOW_TRACKING_CLIENT_CERT_PATH", exc) from None
+    return context
+
+
+class _UnusableTlsFile(Exception):
+    """A TLS file named by a variable that cannot be loaded (missing, not PEM, a key that does not match)."""
+
+    def __init__(self, variable: str, exc: Exception):
+        self.variable = variable
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        super().__init__(f"{variable} is unusable ({reason})")
+
+
+def _certifi_bundle() -> str | None:
+    try:
+        import certifi
+    except ImportError:  # requests needs certifi; without it, the system's CAs
+        return None
+    return certifi.where()
 
 
 _PLUGIN_AUTH = "plugin"  # a request that only MLflow's client (and its auth plugin) can authenticate

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -76,10 +77,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_mlflow_server(root: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+def start_mlflow_server(root: Path, port: int | None = None, uvicorn_opts: str = "",
+                        client_cert: Path | None = None) -> tuple[subprocess.Popen, str]:
     """A real `mlflow server` process on `port` (default: a free one) with its SQLite backend and
-    artifacts under `root`; starting it again on the same root reopens the same registry."""
+    artifacts under `root`; starting it again on the same root reopens the same registry. `uvicorn_opts` with
+    `--ssl-certfile` serves HTTPS (the URL then says https): readiness is probed without checking the server's
+    certificate, with `client_cert` when the server asks for one."""
     port = port or free_port()
+    scheme = "https" if "--ssl-certfile" in uvicorn_opts else "http"
+    probe_tls = ssl._create_unverified_context() if scheme == "https" else None
+    if client_cert is not None:
+        probe_tls.load_cert_chain(client_cert)
     exe = Path(sys.executable).with_name("mlflow")
     if not exe.exists():
         require_service("mlflow server", f"{exe} not installed")
@@ -87,7 +95,8 @@ def start_mlflow_server(root: Path, port: int | None = None) -> tuple[subprocess
         proc = subprocess.Popen(
             [str(exe), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
              "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-             "--artifacts-destination", (root / "artifacts").as_uri()],
+             "--artifacts-destination", (root / "artifacts").as_uri(),
+             *(["--uvicorn-opts", uvicorn_opts] if uvicorn_opts else [])],
             # MLflow's job execution (GenAI jobs, unused here) starts a job runner and 7 huey consumer processes
             # per server (counted, MLflow 3.17): off, a server answers /health in 22-31 s instead of 38-55 s
             # (three starts each, load 7-10 on 2 cores) and idles without them; its usage telemetry is off, as the
@@ -97,13 +106,13 @@ def start_mlflow_server(root: Path, port: int | None = None) -> tuple[subprocess
                  "MLFLOW_DISABLE_TELEMETRY": "true"},
             start_new_session=True,  # its own process group: the server and its workers stop together
         )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{scheme}://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
         if proc.poll() is not None:
             break
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+            with urllib.request.urlopen(f"{url}/health", timeout=2, context=probe_tls) as resp:
                 if resp.status == 200:
                     break
         except OSError:
