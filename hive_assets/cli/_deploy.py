@@ -33,7 +33,7 @@ def _job(job_name: str, op: str, config: dict, args: argparse.Namespace) -> int:
         print(f"error: {outcome['error']} (run {outcome['run_id']})", file=sys.stderr)
         if alias := {"promote_model_version": "champion", "rollback_champion": "champion",
                      "set_model_alias": config.get("alias")}.get(job_name):
-            print(alias_state(config["model_type"], alias), file=sys.stderr)
+            print(alias_state(config["specialist"], alias), file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps({"run_id": outcome["run_id"], "result": outcome["output"]}, default=str))
@@ -117,24 +117,24 @@ def _print_result(result) -> None:
 
 def cmd_register(args: argparse.Namespace) -> int:
     return _job("register_model_version", "register_version_op",
-                {"model_type": args.specialist, "run_id": args.run_id, "reason": args.reason}, args)
+                {"specialist": args.specialist, "run_id": args.run_id, "reason": args.reason}, args)
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
     return _job("promote_model_version", "promote_op",
-                {"model_type": args.specialist, "model_version": args.model_version, "force": args.force,
+                {"specialist": args.specialist, "model_version": args.model_version, "force": args.force,
                  "reason": args.reason}, args)
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     return _job("rollback_champion", "rollback_op",
-                {"model_type": args.specialist, "target_version": args.target_version or "", "force": args.force,
+                {"specialist": args.specialist, "target_version": args.target_version or "", "force": args.force,
                  "reason": args.reason, "idempotency_key": args.idempotency_key or ""}, args)
 
 
 def cmd_alias(args: argparse.Namespace) -> int:
     return _job("set_model_alias", "alias_op",
-                {"model_type": args.specialist, "alias": args.alias, "model_version": args.model_version,
+                {"specialist": args.specialist, "alias": args.alias, "model_version": args.model_version,
                  "force": args.force, "reason": args.reason}, args)
 
 

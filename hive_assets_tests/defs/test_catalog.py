@@ -112,13 +112,13 @@ def test_launchpad_config_fields_are_described(job_name):
         assert field.description and len(field.description) > 5, (job_name, path)
         # a field an operator may leave out has a default; only the identifiers of what to act on are required
         if field.is_required:
-            assert path[-1] in {"model_type", "specialist", "run_id", "model_version", "new_version", "alias",
+            assert path[-1] in {"specialist", "run_id", "model_version", "new_version", "alias",
                                 "traffic"}, (job_name, path)
 
 
 def test_specialist_fields_are_an_enum_of_the_five_specialists():
     fields = dict(_user_config("rollback_champion"))
-    specialist = fields[("rollback_op", "model_type")]
+    specialist = fields[("rollback_op", "specialist")]
     assert specialist.config_type.kind == dg._config.ConfigTypeKind.ENUM
     assert sorted(v.config_value for v in specialist.config_type.enum_values) == sorted(SPECIALISTS)
     assert "business" in specialist.description
@@ -129,4 +129,15 @@ def test_specialist_fields_are_an_enum_of_the_five_specialists():
     # an unknown specialist is refused by config validation, before any run starts
     with pytest.raises(dg.DagsterInvalidConfigError):
         dg.validate_run_config(defs.resolve_job_def("rollback_champion"),
-                               {"ops": {"rollback_op": {"config": {"model_type": "marketing"}}}})
+                               {"ops": {"rollback_op": {"config": {"specialist": "marketing"}}}})
+
+
+@pytest.mark.parametrize("job_name", sorted(OPERATOR_JOBS | {"ab_test_check"}))
+def test_every_operator_job_names_the_specialist_field_specialist(job_name):
+    # the registry jobs called it `model_type`, the name `trained_model` gives the model family (xgboost, ...):
+    # the Launchpad asked for `model_type: business` in one job and `model_type: xgboost` in the next
+    enums = [path for path, field in _user_config(job_name)
+             if field.config_type.kind == dg._config.ConfigTypeKind.ENUM
+             and {v.config_value for v in field.config_type.enum_values} == set(SPECIALISTS)]
+    names = {path[-1] for path, _ in _user_config(job_name)}
+    assert all(path[-1] == "specialist" for path in enums) and "model_type" not in names, (job_name, names)

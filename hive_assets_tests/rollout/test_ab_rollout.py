@@ -235,7 +235,7 @@ def test_a_champion_moved_outside_the_test_stops_it_without_a_verdict(world, mon
     monkeypatch.setenv("HIVE_SIMULATED_NOW", at(5).isoformat())
     if how == "operator_promotion":
         result = build_defs().resolve_job_def("promote_model_version").execute_in_process(
-            run_config={"ops": {"promote_op": {"config": {"model_type": "evolution", "model_version": v3,
+            run_config={"ops": {"promote_op": {"config": {"specialist": "evolution", "model_version": v3,
                                                           "force": True, "reason": "hotfix"}}}},
             instance=dg.DagsterInstance.ephemeral())
         assert result.success
@@ -513,7 +513,7 @@ def test_an_expand_or_a_stop_cut_short_is_completed_by_the_same_command_again(wo
     # the same window, then `hive deploy alias --alias challenger` of that version: the next settle removed it
     close_test(store, third, "stopped", at(7), "cut short")  # the run died here
     result = build_defs().resolve_job_def("set_model_alias").execute_in_process(
-        run_config={"ops": {"alias_op": {"config": {"model_type": "evolution", "alias": "challenger",
+        run_config={"ops": {"alias_op": {"config": {"specialist": "evolution", "alias": "challenger",
                                                     "model_version": test["challenger_version"], "force": True,
                                                     "reason": "by hand"}}}},
         instance=dg.DagsterInstance.ephemeral())

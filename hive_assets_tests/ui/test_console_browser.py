@@ -334,12 +334,12 @@ def drive_console(dev: DagsterDev, chromium: str, client, store, shots: Path) ->
         page.goto(f"{dev.url}/locations/hive_assets/jobs/rollback_champion/playground")
         editor = page.locator(".CodeMirror").first
         editor.wait_for()
-        page.get_by_text('Missing required config entry "model_type"').wait_for()  # typed: no default specialist
+        page.get_by_text('Missing required config entry "specialist"').wait_for()  # typed: no default specialist
         page.evaluate("yaml => document.querySelector('.CodeMirror').CodeMirror.setValue(yaml)",
                       "ops:\n  rollback_op:\n    config:\n"
-                      f"      model_type: {SPECIALIST}\n      reason: rolled back from the Launchpad\n")
+                      f"      specialist: {SPECIALIST}\n      reason: rolled back from the Launchpad\n")
         # the cursor on the op's config: the side panel documents every field, the specialist as an enum
-        page.locator(".CodeMirror-line", has_text="model_type").click()
+        page.locator(".CodeMirror-line", has_text="specialist").click()
         for description in ("the specialist whose `<specialist>-evaluator` model this acts on",
                             "version to restore; empty: the previous champion known from the ledger",
                             "allow a target that never held champion"):

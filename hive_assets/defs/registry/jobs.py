@@ -37,13 +37,13 @@ def actor_of(context: dg.OpExecutionContext) -> str:
 
 
 class RegisterVersionConfig(dg.Config):
-    model_type: Specialist = Field(description=SPECIALIST_HELP)
+    specialist: Specialist = Field(description=SPECIALIST_HELP)
     run_id: str = Field(description="the MLflow run whose logged model becomes a version (twice -> one version)")
     reason: str = Field(default="", description="why, for the ledger")
 
 
 class PromoteConfig(dg.Config):
-    model_type: Specialist = Field(description=SPECIALIST_HELP)
+    specialist: Specialist = Field(description=SPECIALIST_HELP)
     model_version: str = Field(description="version to make champion: N, <model>/N or models:/<model>/N")
     force: bool = Field(default=False, description="promote even though the validation gate did not pass")
     reason: str = Field(default="", description="why, for the ledger (required with force)")
@@ -52,7 +52,7 @@ class PromoteConfig(dg.Config):
 class RollbackConfig(dg.Config):
     """Which champion to move back, and to what; the defaults restore the previous champion from the ledger."""
 
-    model_type: Specialist = Field(description=SPECIALIST_HELP)
+    specialist: Specialist = Field(description=SPECIALIST_HELP)
     target_version: str = Field(default="", description="version to restore; empty: the previous champion "
                                                         "known from the ledger")
     force: bool = Field(default=False, description="allow a target that never held champion and whose gate "
@@ -64,7 +64,7 @@ class RollbackConfig(dg.Config):
 
 
 class AliasConfig(dg.Config):
-    model_type: Specialist = Field(description=SPECIALIST_HELP)
+    specialist: Specialist = Field(description=SPECIALIST_HELP)
     alias: str = Field(description="alias to point: champion (same rules as promote), challenger, ab-test-v<N>, ...")
     model_version: str = Field(description="version the alias points at")
     force: bool = Field(default=False, description="for champion: as promote's force")
@@ -72,7 +72,7 @@ class AliasConfig(dg.Config):
 
 
 class ListConfig(dg.Config):
-    model_type: Specialist = Field(description=SPECIALIST_HELP)
+    specialist: Specialist = Field(description=SPECIALIST_HELP)
 
 
 def _call(context, config, mlflow: MlflowResource, document_store: DocumentStoreResource, action, *,
@@ -82,27 +82,27 @@ def _call(context, config, mlflow: MlflowResource, document_store: DocumentStore
     mlflow.require_reachable(context)  # before the lease and any completion or write
     if not writes:
         with document_store.open() as store:
-            return _refusing(lambda: action(client=mlflow.client(), store=store, specialist=config.model_type,
+            return _refusing(lambda: action(client=mlflow.client(), store=store, specialist=config.specialist,
                                             **kwargs))
-    with operator_lease(context, config.model_type), document_store.open() as store:
+    with operator_lease(context, config.specialist), document_store.open() as store:
         client = mlflow.client()
-        _refusing(lambda: registry.check_clock(store, config.model_type))
-        completed = complete_unfinished(client, store, config.model_type, actor=actor_of(context),
+        _refusing(lambda: registry.check_clock(store, config.specialist))
+        completed = complete_unfinished(client, store, config.specialist, actor=actor_of(context),
                                         dagster_run_id=context.run_id)
         # a test stop cut short (closed, its challenger alias not yet removed): settled before the move, or
         # the settle after it undid an alias this operation had just set
-        completed += settle_closed(client, store, config.model_type, actor=actor_of(context),
+        completed += settle_closed(client, store, config.specialist, actor=actor_of(context),
                                    dagster_run_id=context.run_id)
         for line in completed:
-            context.log.info(f"{config.model_type}: {line}")
-        result = _refusing(lambda: action(client=client, store=store, specialist=config.model_type, **kwargs))
+            context.log.info(f"{config.specialist}: {line}")
+        result = _refusing(lambda: action(client=client, store=store, specialist=config.specialist, **kwargs))
         # a champion moved under a running A/B test ends that test now, not at its next look: until then
         # serving would split traffic between the new champion and a challenger compared with the old one
-        stopped, effects = stop_if_arms_changed(client, store, config.model_type, clock.now(),
+        stopped, effects = stop_if_arms_changed(client, store, config.specialist, clock.now(),
                                                 actor=actor_of(context), dagster_run_id=context.run_id)
         result = _completed_here(store, completed, result)
         if stopped is not None:
-            context.log.info(f"{config.model_type}: A/B test {stopped['test_id']} stopped: {stopped['end_reason']} "
+            context.log.info(f"{config.specialist}: A/B test {stopped['test_id']} stopped: {stopped['end_reason']} "
                              f"({', '.join(effects)})")
             result = {**result, "ab_test_stopped": stopped["test_id"], "ab_test_stop_reason": stopped["end_reason"]}
         return result
