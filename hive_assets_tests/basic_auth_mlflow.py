@@ -1,62 +1,74 @@
-"""An MLflow stand-in with the shape of MLflow's basic-auth app, for one fault a real server cannot show here:
-wrong credentials. `mlflow server --app-name basic-auth` needs Flask-WTF (`mlflow[auth]`), which the project
-does not install; its behaviour this stands in for: /health answers 200 without a login, every API request
-without the accepted credentials answers 401 with MLflow's UNAUTHENTICATED body."""
+"""A real `mlflow server --app-name basic-auth` (mlflow[auth], the `test` extra), for the faults only credentials
+show: /health answers without a login, every API request without its user's credentials answers 401.
+
+The server imports this module for its authorization function (`authenticate_basic_or_token`), so the module
+imports only the standard library at its top: the test helpers (pytest among them) are imported where used."""
 
 from __future__ import annotations
 
-import base64
-import http.server
-import threading
+import re
+import secrets
+from pathlib import Path
 
-from hive_assets_tests.conftest import free_port
+# the server's admin, its only user: the platform's account (a user with MLflow's default READ permission is
+# refused, 403, the alias lookup `hive status` makes of a model not registered yet); MLflow wants 12 characters
+USERNAME, PASSWORD = "hive", "right-password"
+TOKEN = "hive-test-token"  # a bearer token the server takes as USERNAME's (`authenticate_basic_or_token`)
+# an API request in the server's access log (uvicorn's): `"GET /api/2.0/... HTTP/1.1" 401`
+ACCESS_LOG_API_REQUEST = re.compile(r'"(?P<method>[A-Z]+) (?P<path>/api/\S*) HTTP/[\d.]+" (?P<status>\d{3})')
 
 
-def basic_auth(username: str, password: str) -> str:
-    return "Basic " + base64.standard_b64encode(f"{username}:{password}".encode()).decode()
+def authenticate_basic_or_token():
+    """The server's `authorization_function` (MLflow's hook for custom authentication): MLflow's own basic auth,
+    and a bearer TOKEN as USERNAME. MLflow's client sends MLFLOW_TRACKING_TOKEN as a bearer token, which the
+    basic-auth app alone refuses whatever it is: only a server that takes one shows that it was sent."""
+    from flask import request
+    from mlflow.server.auth import authenticate_request_basic_auth, make_basic_auth_response
+    from werkzeug.datastructures import Authorization
+
+    sent = request.authorization
+    if sent is not None and sent.type == "bearer":
+        return Authorization("bearer", {"username": USERNAME}) if sent.token == TOKEN else make_basic_auth_response()
+    return authenticate_request_basic_auth()
 
 
 class BasicAuthMlflow:
-    """A loopback HTTP server in a thread of the test process: /health is 200; an API request whose
-    Authorization header is `accepted` is 200 with an empty search result, any other 401. `authorizations`:
-    the Authorization header of each API request, in order ("" when none was sent)."""
+    """A real basic-auth `mlflow server` on a free loopback port, its backend store, artifacts, user store and
+    log under `root`. `url` holds no credentials; `close()` stops the server (its process group)."""
 
-    def __init__(self, accepted: str):
-        self.accepted, self.authorizations = accepted, []
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+    def __init__(self, root: Path):
+        import importlib.util
 
-    def _handler(self):
-        stand_in = self
+        from hive_assets_tests.conftest import start_mlflow_server
+        from hive_assets_tests.services import require_service
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _answer(self):
-                if self.path.startswith("/health"):
-                    return self._send(200, b"OK", "text/plain")
-                authorization = self.headers.get("Authorization", "")
-                stand_in.authorizations.append(authorization)
-                if authorization == stand_in.accepted:
-                    return self._send(200, b"{}", "application/json")
-                self._send(401, b'{"error_code": "UNAUTHENTICATED", "message": "You are not authenticated."}',
-                           "application/json", {"WWW-Authenticate": 'Basic realm="mlflow"'})
+        if importlib.util.find_spec("flask_wtf") is None:  # else the server exits with an ImportError in its log
+            require_service("mlflow basic-auth server", "mlflow[auth] not installed (Flask-WTF): `make install`")
+        config = root / "basic_auth.ini"
+        config.write_text(f"""[mlflow]
+default_permission = READ
+database_uri = sqlite:///{root / 'basic_auth.db'}
+admin_username = {USERNAME}
+admin_password = {PASSWORD}
+authorization_function = {__name__}:{authenticate_basic_or_token.__name__}
+""")
+        self._proc, self.url = start_mlflow_server(
+            root, app_name="basic-auth",
+            # the app refuses to start without a secret key (CSRF of its sign-up form); any one does for one server
+            env={"MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16)})
+        self.port = int(self.url.rsplit(":", 1)[1])
+        self._log = root / "server.log"
 
-            def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None):
-                self.send_response(status)
-                for name, value in {"Content-Type": content_type, "Content-Length": str(len(body)),
-                                    **(headers or {})}.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
+    def with_credentials(self, username: str, password: str) -> str:
+        """The server's URL with `username:password@` (MLflow's basic auth in the tracking URI)."""
+        return self.url.replace("http://", f"http://{username}:{password}@")
 
-            do_GET = do_POST = do_PATCH = do_DELETE = _answer
-
-            def log_message(self, *args):  # the test's output is the verb's, not the stand-in's access log
-                pass
-
-        return Handler
+    def api_requests(self) -> list[tuple[str, str, int]]:
+        """(method, path with query, status) of every API request the server answered so far, in order."""
+        return [(m["method"], m["path"], int(m["status"]))
+                for m in ACCESS_LOG_API_REQUEST.finditer(self._log.read_text(errors="replace"))]
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        from hive_assets_tests.conftest import stop_process
+
+        stop_process(self._proc)

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -31,6 +31,7 @@ if not os.environ.get("HIVE_TESTS_SUITE"):
 
 from hive_assets_tests.services import *  # noqa: E402,F401,F403  (ferretdb_uri, kafka_bootstrap, require_service)
 from hive_assets_tests.services import require_service, services_required  # noqa: E402
+from hive_assets_tests.basic_auth_mlflow import BasicAuthMlflow  # noqa: E402
 
 # CI (CI=true, or HIVE_REQUIRE_SERVICES=1 as .ci/run sets): the same examples on every run, so a red build
 # is reproducible and a green one is not luck; locally, random exploration finds new cases.
@@ -77,12 +78,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_mlflow_server(root: Path, port: int | None = None, uvicorn_opts: str = "",
+def start_mlflow_server(root: Path, port: int | None = None, *, app_name: str | None = None,
+                        env: Mapping[str, str] | None = None, uvicorn_opts: str = "",
                         client_cert: Path | None = None) -> tuple[subprocess.Popen, str]:
     """A real `mlflow server` process on `port` (default: a free one) with its SQLite backend and
-    artifacts under `root`; starting it again on the same root reopens the same registry. `uvicorn_opts` with
-    `--ssl-certfile` serves HTTPS (the URL then says https): readiness is probed without checking the server's
-    certificate, with `client_cert` when the server asks for one."""
+    artifacts under `root`; starting it again on the same root reopens the same registry. `app_name`: MLflow's
+    `--app-name` (basic-auth), `env`: variables the server gets on top of the test process's. `uvicorn_opts`
+    with `--ssl-certfile` serves HTTPS (the URL then says https): readiness is probed without checking the
+    server's certificate, with `client_cert` when the server asks for one."""
     port = port or free_port()
     scheme = "https" if "--ssl-certfile" in uvicorn_opts else "http"
     probe_tls = ssl._create_unverified_context() if scheme == "https" else None
@@ -95,7 +98,7 @@ def start_mlflow_server(root: Path, port: int | None = None, uvicorn_opts: str =
         proc = subprocess.Popen(
             [str(exe), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
              "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-             "--artifacts-destination", (root / "artifacts").as_uri(),
+             "--artifacts-destination", (root / "artifacts").as_uri(), *(["--app-name", app_name] if app_name else []),
              *(["--uvicorn-opts", uvicorn_opts] if uvicorn_opts else [])],
             # MLflow's job execution (GenAI jobs, unused here) starts a job runner and 7 huey consumer processes
             # per server (counted, MLflow 3.17): off, a server answers /health in 22-31 s instead of 38-55 s
@@ -103,7 +106,7 @@ def start_mlflow_server(root: Path, port: int | None = None, uvicorn_opts: str =
             # platform's processes have it (config.set_mlflow_process_defaults)
             stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, "MLFLOW_TRACKING_URI": "", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-                 "MLFLOW_DISABLE_TELEMETRY": "true"},
+                 "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})},
             start_new_session=True,  # its own process group: the server and its workers stop together
         )
     url = f"{scheme}://127.0.0.1:{port}"
@@ -159,6 +162,15 @@ def own_mlflow_server(tmp_path) -> Iterator[str]:
     root = tmp_path / "own-mlflow"
     root.mkdir()
     yield from served_registry(root)
+
+
+@pytest.fixture(scope="session")
+def basic_auth_mlflow(tmp_path_factory) -> Iterator[BasicAuthMlflow]:
+    """A real `mlflow server --app-name basic-auth` (hive_assets_tests/basic_auth_mlflow.py): /health open, every
+    API request without its user's credentials refused."""
+    server = BasicAuthMlflow(tmp_path_factory.mktemp("basic-auth-mlflow"))
+    yield server
+    server.close()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from hive_assets.cli._home import write_instance_settings
-from hive_assets_tests.basic_auth_mlflow import BasicAuthMlflow, basic_auth
+from hive_assets_tests.basic_auth_mlflow import PASSWORD, TOKEN, USERNAME
 
 BIN = Path(sys.executable).parent
 HIVE = str(BIN / "hive")
@@ -751,54 +751,86 @@ def test_a_registry_that_refuses_the_request_is_one_line_naming_why(shell, mlflo
     assert not (cwd / ".hive" / "assets").exists() and not list((cwd / ".hive" / "dagster").glob("history/runs/*.db"))
 
 
-@pytest.fixture
-def basic_auth_mlflow():
-    """MLflow's basic-auth shape (/health open, 401 without `admin:right-pw`): hive_assets_tests/basic_auth_mlflow."""
-    server = BasicAuthMlflow(accepted=basic_auth("admin", "right-pw"))
-    yield server
-    server.close()
-
-
+@pytest.mark.services
 @pytest.mark.parametrize("verb", [("status",), ("deploy", "list", "--specialist", "business")])
 def test_a_registry_that_refuses_the_credentials_is_one_line_naming_them(shell, basic_auth_mlflow, verb):
     cwd, env = shell
     # /health needs no login, so wrong credentials passed the check: each verb then ended in a traceback,
     # `RestException: UNAUTHENTICATED` (audit), `hive train` after a minute of its run
-    uri = basic_auth_mlflow.url.replace("http://", "http://hive:s3cret-pw@")
+    uri = basic_auth_mlflow.with_credentials(USERNAME, "s3cret-pw")
+    asked_before = len(basic_auth_mlflow.api_requests())
     out = hive(*verb, cwd=cwd, env={**env, "MLFLOW_TRACKING_URI": uri}, timeout=120)
     errors = [line for line in out.stderr.splitlines() if not line.startswith("hive: HIVE_HOME=")]
     assert out.returncode == 1 and "Traceback" not in out.stderr + out.stdout, out.stdout + out.stderr
     prog = " ".join(("hive",) + tuple(w for w in verb if not w.startswith("-") and w != "business"))
-    assert errors == [f"{prog}: error: MLflow at http://hive:***@127.0.0.1:{basic_auth_mlflow.port} refused the "
+    assert errors == [f"{prog}: error: MLflow at http://{USERNAME}:***@127.0.0.1:{basic_auth_mlflow.port} refused the "
                       "request (HTTP 401: the credentials are wrong or missing (MLFLOW_TRACKING_USERNAME / "
                       "MLFLOW_TRACKING_PASSWORD, or user:password in the URI, or MLFLOW_TRACKING_TOKEN)); nothing was "
                       "read or changed: fix the credentials"], errors
     assert "s3cret-pw" not in out.stderr + out.stdout
-    # asked once, with the credentials MLflow's client sends (the URI's, as basic auth); then nothing more
-    assert basic_auth_mlflow.authorizations == [basic_auth("hive", "s3cret-pw")]
+    # asked once, and refused; then nothing more (the server's access log)
+    assert [status for _, _, status in basic_auth_mlflow.api_requests()[asked_before:]] == [401]
+    # with the right password in the URI the same verb runs: what was refused was the URI's credentials, sent as
+    # MLflow's client sends them (basic auth)
+    right = basic_auth_mlflow.with_credentials(USERNAME, PASSWORD)
+    out = hive(*verb, cwd=cwd, env={**env, "MLFLOW_TRACKING_URI": right}, timeout=120)
+    assert out.returncode == 0 and "refused" not in out.stderr, out.stdout + out.stderr
 
 
+def mlflow_client_reads(url: str) -> bool:
+    """Whether MLflow's own client, with the credentials it finds (variables, ~/.mlflow/credentials, a token), may
+    search the registry at `url`; False when the server refuses them (HTTP 401)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        MlflowClient(tracking_uri=url, registry_uri=url).search_registered_models(max_results=1)
+    except MlflowException as exc:
+        if "error code 401" in str(exc):
+            return False
+        raise
+    return True
+
+
+@pytest.mark.services
 def test_the_registry_check_sends_the_credentials_mlflow_s_client_would(basic_auth_mlflow, monkeypatch, tmp_path):
     """The API request authenticates as MLflow's client does, or a right password would be refused (and a
-    wrong one pass): MLFLOW_TRACKING_USERNAME / _PASSWORD over the URI's user:password, else a bearer token."""
+    wrong one pass): MLFLOW_TRACKING_USERNAME / _PASSWORD over the URI's user:password, else those of
+    ~/.mlflow/credentials, else a bearer token. Each way, the check and MLflow's own client agree."""
     from hive_assets.reachability import Refusal, reachable
 
     for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
                  "MLFLOW_TRACKING_AUTH", "MLFLOW_TRACKING_AWS_SIGV4"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.mlflow/credentials of the developer's
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     url = basic_auth_mlflow.url
-    assert reachable(url.replace("http://", "http://admin:right-pw@")) is None
-    assert isinstance(refused := reachable(url.replace("http://", "http://admin:wrong-pw@")), Refusal)
+    # the URI's user:password
+    assert reachable(basic_auth_mlflow.with_credentials(USERNAME, PASSWORD)) is None
+    assert isinstance(refused := reachable(basic_auth_mlflow.with_credentials(USERNAME, "wrong-pw")), Refusal)
     assert "HTTP 401" in refused and refused.remedy == "fix the credentials" and "wrong-pw" not in refused
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "right-pw")
-    assert reachable(url.replace("http://", "http://admin:stale-pw@")) is None  # the variables win, as in MLflow
+    # the variables, over the URI's (as in MLflow: `registry.tracking_target` fills them from the URI only if unset)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", USERNAME)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORD)
+    assert reachable(basic_auth_mlflow.with_credentials(USERNAME, "stale-pw")) is None and mlflow_client_reads(url)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong-pw")
+    assert isinstance(reachable(basic_auth_mlflow.with_credentials(USERNAME, PASSWORD)), Refusal)
+    assert not mlflow_client_reads(url)
     monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")
     monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD")
-    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "a-token")
-    assert isinstance(reachable(url), Refusal)
-    assert basic_auth_mlflow.authorizations[-1] == "Bearer a-token"
+    # ~/.mlflow/credentials, when the variables are unset
+    credentials = tmp_path / ".mlflow" / "credentials"
+    credentials.parent.mkdir()
+    credentials.write_text(f"[mlflow]\nmlflow_tracking_username = {USERNAME}\nmlflow_tracking_password = {PASSWORD}\n")
+    assert reachable(url) is None and mlflow_client_reads(url)
+    credentials.write_text(f"[mlflow]\nmlflow_tracking_username = {USERNAME}\nmlflow_tracking_password = wrong-pw\n")
+    assert isinstance(reachable(url), Refusal) and not mlflow_client_reads(url)
+    credentials.unlink()
+    # a bearer token, without a username and password (the server takes TOKEN as USERNAME's)
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", TOKEN)
+    assert reachable(url) is None and mlflow_client_reads(url)
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "wrong-token")
+    assert isinstance(reachable(url), Refusal) and not mlflow_client_reads(url)
     # signed by an auth plugin this request cannot make: left to MLflow's client, never refused here
     monkeypatch.setenv("MLFLOW_TRACKING_AUTH", "some_plugin")
     assert reachable(url) is None

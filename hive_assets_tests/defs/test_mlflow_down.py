@@ -22,7 +22,7 @@ from hive_assets.defs.resources import UNREACHABLE_RETRY_WAITS, default_resource
 from hive_assets.defs.rollout.assets import ab_test_outcome
 from hive_assets.defs.training.jobs import retrain_specialist
 from hive_assets.simulator import simulate
-from hive_assets_tests.basic_auth_mlflow import BasicAuthMlflow, basic_auth
+from hive_assets_tests.basic_auth_mlflow import PASSWORD, USERNAME
 from hive_assets_tests.conftest import free_port
 from hive_assets_tests.tcp_forwarder import TcpForwarder
 
@@ -145,21 +145,26 @@ def test_a_server_without_mlflow_at_the_uri_s_path_fails_the_step_at_once_withou
     assert message.endswith("the step wrote nothing: fix MLFLOW_TRACKING_URI") and SECRET not in message
 
 
-def test_a_registry_that_refuses_the_credentials_fails_the_step_at_once_without_retries(hive_home, monkeypatch):
+@pytest.mark.services
+def test_a_registry_that_refuses_the_credentials_fails_the_step_at_once_without_retries(hive_home, basic_auth_mlflow,
+                                                                                       monkeypatch):
     """Wrong credentials are an answer, not an outage: /health needs no login (MLflow's basic-auth app), so the
     step started and failed on the registry's 401; no wait fixes it, so no retry is spent on it."""
-    server = BasicAuthMlflow(accepted=basic_auth("admin", "right-pw"))
-    try:
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url.replace("http://", f"http://hive:{SECRET}@"))
-        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+
+    def step_on(uri: str):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         with dg.instance_for_test(temp_dir=str(hive_home / "dagster")) as instance:
-            result = dg.materialize([ab_test_outcome], partition_key="business", resources=default_resources(),
-                                    instance=instance, raise_on_error=False)
-    finally:
-        server.close()
+            return dg.materialize([ab_test_outcome], partition_key="business", resources=default_resources(),
+                                  instance=instance, raise_on_error=False)
+
+    result = step_on(basic_auth_mlflow.with_credentials(USERNAME, SECRET))
     assert not result.success and not _events(result, "STEP_UP_FOR_RETRY")
     message = failure_message(result)
-    assert message.startswith(f"MLflow at http://hive:***@127.0.0.1:{server.port} refused the request (HTTP 401: "
-                              "the credentials are wrong or missing"), message
+    assert message.startswith(f"MLflow at http://{USERNAME}:***@127.0.0.1:{basic_auth_mlflow.port} refused the "
+                              "request (HTTP 401: the credentials are wrong or missing"), message
     assert message.endswith("the step wrote nothing: fix the credentials") and SECRET not in message
     assert not [e for e in result.all_events if SECRET in str(e)]
+    # with the right password the same step runs: it is the credentials that were refused
+    result = step_on(basic_auth_mlflow.with_credentials(USERNAME, PASSWORD))
+    assert result.success, failure_message(result)
