@@ -16,9 +16,9 @@ from hive_assets.registry._ledger import (
 )
 from hive_assets.registry._mlflow import (
     ARTIFACT_CHECKSUM_TAG, ArtifactError, artifact_checksum, ab_test_alias, alias_version, client_for,
-    http_refusal, http_refusal_words,
+    hidden_model, http_refusal, http_refusal_words,
     ensure_experiment, load_model, load_version_model, log_model, mirror_ab_split, model_name, model_version,
-    register_version, release_version_models, run_json_artifact,
+    register_version, registered_model, release_version_models, run_json_artifact,
     training_run_for, training_run_of,
 )
 from hive_assets.registry._intents import (
@@ -66,12 +66,14 @@ __all__ = [
     "dagster_run_url", "model_version_url", "run_url", "ui_base",
     "ALIAS_KINDS", "CHALLENGER", "CHAMPION", "GATE_TAG", "MIRROR_PRODUCTION_ENV", "Evaluation", "Evaluator",
     "RegistryError", "Tenure", "ab_test_alias", "alias_for_new_version", "alias_history", "alias_version",
-    "check_alias", "check_gate", "client_for", "ensure_alias", "ensure_experiment", "gate_status", "holder_at",
+    "check_alias", "check_gate", "client_for", "ensure_alias", "ensure_experiment", "gate_status", "hidden_model",
+    "holder_at",
     "last_alias_row",
     "latest_decision", "latest_decision_at", "latest_gate_verdict", "ledger_agrees", "list_versions", "load_evaluator", "load_model",
     "load_version_model", "log_model", "mirror_ab_split", "mirror_production", "mirror_production_enabled", "model_name",
     "model_version",
     "parse_version_ref", "previous_champion", "promote", "reconcile", "record_decision", "register", "release_version_models", "register_version",
+    "registered_model",
     "run_json_artifact",
     "resolve_version", "rollback", "run_version_fields", "set_alias", "version_tags", "training_run_for",
     "training_run_of",

@@ -342,6 +342,30 @@ def _missing(exc) -> bool:
     return "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower()
 
 
+def hidden_model(client, specialist: str, exc: BaseException) -> bool:
+    """Whether `exc` is MLflow's basic-auth app refusing (403) a user who is not an admin a read of the
+    specialist's model that this user cannot see: it answers 403, not "not found", for a model that does not
+    exist (a fresh registry read by a read-only account: `hive status`, the serving router). One search, which
+    lists only the models the user may read, tells: a model missing there is none for this user, as MLflow's
+    own listing shows it; a 403 on a model it lists stays a refusal."""
+    if http_refusal(exc) != http_refusal_words(403):
+        return False
+    name = model_name(specialist)
+    return not client.search_registered_models(filter_string=f"name = '{name}'", max_results=1)
+
+
+def registered_model(client, specialist: str):
+    """The specialist's registered model (aliases and tags), or None when it does not exist (for this user)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_registered_model(model_name(specialist))
+    except MlflowException as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or hidden_model(client, specialist, exc):
+            return None
+        raise
+
+
 def alias_version(client, specialist: str, alias: str):
     """The model version behind an alias, or None (no model, or no such alias)."""
     from mlflow.exceptions import MlflowException
@@ -349,7 +373,7 @@ def alias_version(client, specialist: str, alias: str):
     try:
         return client.get_model_version_by_alias(model_name(specialist), alias)
     except MlflowException as exc:
-        if _missing(exc):
+        if _missing(exc) or hidden_model(client, specialist, exc):
             return None
         raise
 
@@ -361,7 +385,7 @@ def model_version(client, specialist: str, number: str | int):
     try:
         return client.get_model_version(model_name(specialist), str(number))
     except MlflowException as exc:
-        if _missing(exc):
+        if _missing(exc) or hidden_model(client, specialist, exc):
             return None
         raise
 

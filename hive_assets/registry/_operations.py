@@ -36,7 +36,7 @@ from hive_assets.config import AUTO_MODEL_TYPE, SPECIALISTS, Settings
 from hive_assets.data.store.base import DocumentStore
 from hive_assets.registry import _intents as intents
 from hive_assets.registry._ledger import last_alias_row, latest_decision, latest_gate_verdict, record_decision
-from hive_assets.registry._mlflow import alias_version, model_name, model_version, register_version
+from hive_assets.registry._mlflow import alias_version, model_name, model_version, register_version, registered_model
 from hive_assets.registry._unchanged import TRAINING_CONFIG_TAG
 from hive_assets.routing import CHALLENGER, CHAMPION
 
@@ -86,17 +86,6 @@ def check_specialist(specialist: str) -> str:
     if specialist not in SPECIALISTS:
         raise RegistryError(f"unknown specialist {specialist!r}; choose from {', '.join(SPECIALISTS)}")
     return specialist
-
-
-def _registered_model(client, specialist: str):
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_registered_model(model_name(specialist))
-    except MlflowException as exc:
-        if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code):
-            return None
-        raise
 
 
 def check_alias(alias: str) -> str:
@@ -579,7 +568,7 @@ def set_alias(client, store: DocumentStore, specialist: str, alias: str, version
 def list_versions(client, store: DocumentStore, specialist: str) -> list[dict[str, Any]]:
     """Every version of the specialist's model, newest first: aliases, stage, gate, run, key tags."""
     check_specialist(specialist)
-    model = _registered_model(client, specialist)
+    model = registered_model(client, specialist)
     if model is None:
         return []
     aliases: dict[str, list[str]] = {}  # search results carry no aliases: the registered model does

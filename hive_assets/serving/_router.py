@@ -411,17 +411,10 @@ class SpecialistRouter:
         status.registry_serving = serving
 
     def _registered_model(self):
-        """The registered model (aliases + tags), or None when it does not exist yet."""
-        from mlflow.exceptions import MlflowException
-
+        """The registered model (aliases + tags), or None when it does not exist yet (for this account)."""
         from hive_assets import registry
 
-        try:
-            return self._client.get_registered_model(registry.model_name(self.specialist))
-        except MlflowException as exc:
-            if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code):
-                return None
-            raise
+        return registry.registered_model(self._client, self.specialist)
 
     def _load(self, version: str) -> _Model | None:
         """The model of `version` (loaded once), or None when it does not load: any error of the loader,
