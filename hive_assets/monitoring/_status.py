@@ -41,9 +41,12 @@ class SpecialistStatus:
     ab_estimate: float | None = None         # challenger - champion agreement, latest look
     ab_interval: tuple[float, float] | None = None
     ab_verdict: str | None = None            # the latest look's verdict, or the last test's end
+    ab_waiting_for: str | None = None        # insufficient_data: what the look lacked (its reason)
     drift_decision: str | None = None
     drift_score: float | None = None
     drift_checked_at: datetime | None = None
+    drift_window_rows: int | None = None     # the last check's window, and the rows it needs to decide
+    drift_min_rows: int | None = None
     drift_held: str | None = None            # why the last check's drift requested no retrain (the sensor's reason)
     feedback_since_training: int = 0
     feedback_threshold: int = 0
@@ -98,6 +101,8 @@ def _ab(store: DocumentStore, specialist: str, interval: timedelta) -> dict:
         return {}
     diff = (test.get("last_statistics") or {}).get("difference")
     out = {"test_id": test["test_id"], "ab_verdict": test.get("verdict") or "insufficient_data"}
+    if out["ab_verdict"] == "insufficient_data" and test.get("checks"):  # how far from a decision
+        out["ab_waiting_for"] = test["checks"][-1].get("reason")
     if diff:
         out.update(ab_estimate=float(diff["estimate"]), ab_interval=(float(diff["lower"]), float(diff["upper"])))
     if test["status"] == RUNNING:
@@ -127,7 +132,8 @@ def platform_status(store: DocumentStore, client, *, last_trained: Mapping[str, 
         drift = store.find_one(DRIFT_CHECKS, {"specialist_type": s}, sort=[("checked_at", -1)])
         if drift is not None:
             fields.update(drift_decision=drift["decision"], drift_score=drift.get("drift_score"),
-                          drift_checked_at=to_utc(drift["checked_at"]), drift_held=held_reason(drift))
+                          drift_checked_at=to_utc(drift["checked_at"]), drift_held=held_reason(drift),
+                          drift_window_rows=drift.get("window_size"), drift_min_rows=drift.get("min_rows"))
         fields["feedback_since_training"] = trusted_feedback_count(store, s, last_trained.get(s), trust)
         if fields["feedback_since_training"] >= feedback_threshold and fields.get("traffic_percent") is not None:
             fields["feedback_held"] = waits_for_test(fields["test_id"])  # what the feedback sensor logs then
@@ -162,9 +168,16 @@ def _rows(statuses: list[SpecialistStatus], now: datetime | None = None) -> list
             ab = f"{st.ab_estimate:+.3f} [{st.ab_interval[0]:+.3f}, {st.ab_interval[1]:+.3f}] {st.ab_verdict}"
         else:
             ab = st.ab_verdict or "no test"
-        drift = (f"{st.drift_decision} (PSI {st.drift_score:.3g}, {_t(st.drift_checked_at)})"
-                 if st.drift_decision and st.drift_score is not None
-                 else f"{st.drift_decision} ({_t(st.drift_checked_at)})" if st.drift_decision else "never checked")
+        if st.ab_waiting_for:
+            ab += f": {st.ab_waiting_for}"
+        if st.drift_decision == "insufficient_data" and st.drift_window_rows is not None and st.drift_min_rows:
+            # a PSI of a few rows is noise (3.11 on 18 rows): what the check lacked says more
+            drift = (f"{st.drift_decision} ({st.drift_window_rows} of the {st.drift_min_rows} rows it needs, "
+                     f"{_t(st.drift_checked_at)})")
+        elif st.drift_decision and st.drift_score is not None:
+            drift = f"{st.drift_decision} (PSI {st.drift_score:.3g}, {_t(st.drift_checked_at)})"
+        else:
+            drift = f"{st.drift_decision} ({_t(st.drift_checked_at)})" if st.drift_decision else "never checked"
         if st.drift_held:  # drift and no retrain: the operator's first question
             drift += f": held: {st.drift_held}"
         feedback = f"{st.feedback_since_training} / {st.feedback_threshold}" + (

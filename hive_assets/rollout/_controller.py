@@ -22,7 +22,7 @@ Order of the rules at one look:
    futility: estimate < 0 and the upper bound at `futility_alpha` < 2 points   -> rollback
    futile: the always-valid upper bound (alpha, the promotion's own interval)
    below the gain a promotion needs (`promotion_needs`)                        -> end_futile
-4. at 50 %, >= 72 h, >= 1000 frozen labels per arm, significant improvement:
+4. at 50 %, >= 72 h since the start, >= 1000 frozen labels per arm, significant gain:
    promote (100 %), unless the label-coverage guard finds the arms' label
    coverage or their label delays (per outcome) unequal                        -> hold ("unequal_labels")
 5. maximum duration reached without a verdict                                 -> end_max_duration

@@ -257,3 +257,31 @@ def test_today_counts_the_refresh_at_midnight_as_the_budget_does(hive_home, regi
     assert requested_today(store, "business", now) == 3
     assert business.review_queue == {"requested": 3, "answered": 1, "expired": 1, "open": 4}
     assert "4 open; today 3 requested, 1 answered, 1 expired" in format_status([business], now)
+
+
+def test_a_check_without_enough_rows_says_how_many_it_had_not_its_psi(hive_home, registry_client):
+    """A drift check of 18 rows showed "insufficient_data (PSI 3.11, ...)", an alarming number of no meaning,
+    and an A/B look without enough labels only "insufficient_data": each now says what it lacked."""
+    store = SQLiteStore(hive_home / "store.sqlite")
+    at = T0 + 30 * HOUR
+    store.upsert_many("drift_monitoring", [
+        {"check_id": "c1", "specialist_type": "business", "checked_at": at, "decision": "insufficient_data",
+         "drift_score": 3.11, "window_size": 18, "min_rows": 200}])
+    reason = "12 labelled units in the smaller arm, need 50 before any decision"
+    store.upsert_many("ab_tests", [
+        {"test_id": "business_v3", "specialist_type": "business", "status": "running", "started_at": at,
+         "last_check_at": at, "traffic_percent": 10.0, "verdict": "insufficient_data",
+         "checks": [{"at": at, "action": "insufficient_data", "rule": "min_labelled", "reason": reason}]}])
+    [business] = platform_status(store, registry_client, last_trained={"business": T0}, feedback_threshold=100,
+                                 drift_interval=HOUR, ab_interval=HOUR, specialists=("business",), now=at + HOUR)
+    shown = format_status([business], at + HOUR)
+    assert "insufficient_data (18 of the 200 rows it needs, 2026-01-06 06:00)" in shown and "3.11" not in shown
+    assert f"insufficient_data: {reason}" in shown
+    assert (business.drift_window_rows, business.drift_min_rows, business.ab_verdict) == (18, 200, "insufficient_data")
+    # a check that decided keeps its PSI
+    store.upsert_many("drift_monitoring", [
+        {"check_id": "c2", "specialist_type": "business", "checked_at": at + HOUR / 2, "decision": "no_drift",
+         "drift_score": 0.05, "window_size": 400, "min_rows": 200}])
+    [business] = platform_status(store, registry_client, last_trained={"business": T0}, feedback_threshold=100,
+                                 drift_interval=HOUR, ab_interval=HOUR, specialists=("business",), now=at + HOUR)
+    assert "no_drift (PSI 0.05, 2026-01-06 06:30)" in format_status([business], at + HOUR)
