@@ -254,6 +254,8 @@ class SimulationSummary:
     malformed: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     now: datetime | None = None
     plan_docs: list[dict] = field(default_factory=list, repr=False)  # the plans, as generated (keep_plans)
+    # answers drawn but due after `now` (0.2-48 h after their opinion): history ends at `now`, so not written
+    answers_not_yet_due: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -262,6 +264,7 @@ class SimulationSummary:
             "malformed": len(self.malformed),
             "malformed_by_reason": dict(Counter(m[2] for m in self.malformed)),
             "now": self.now.isoformat() if self.now else None,
+            "answers_not_yet_due": self.answers_not_yet_due,
         }
 
 
@@ -416,6 +419,7 @@ def simulate(
                 continue
             submitted = _ms(evaluated + timedelta(hours=float(rng.uniform(0.2, 48))))
             if submitted > now:
+                summary.answers_not_yet_due += 1
                 continue
             label = _noisy(truth, rng, label_noise)
             source = "approval_service" if rng.random() < 0.15 else "human_expert"

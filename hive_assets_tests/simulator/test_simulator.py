@@ -44,6 +44,22 @@ def test_label_noise_is_what_was_asked(tmp_path):
     assert 0.07 < rate < 0.13
 
 
+def test_answers_due_after_now_are_counted_not_lost_silently(tmp_path):
+    """Over one day most answers (0.2-48 h after their opinion) fall after the history's end: `hive simulate
+    --days 1 --label-rate 0.85` wrote feedback for 19 % of the opinions and said nothing. The summary counts
+    them; written and not yet due together are the asked share of the opinions (binomial bounds, 4 sd)."""
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    summary = simulate(store, plans=800, days=1, seed=6, now=NOW, feedback_rate=0.85, malformed_rate=0.0,
+                       specialists=("business",))
+    opinions = store.count("specialist_opinions", {"specialist_type": "business"})
+    answered = {fb["opinion_id"] for fb in store.find("specialist_feedback", {"specialist_type": "business"})}
+    late = summary.answers_not_yet_due
+    assert summary.as_dict()["answers_not_yet_due"] == late
+    assert late > len(answered)  # one day: most are not due yet
+    share, sd = (len(answered) + late) / opinions, (0.85 * 0.15 / opinions) ** 0.5
+    assert abs(share - 0.85) < 4 * sd, (len(answered), late, opinions)
+
+
 def test_every_policy_is_a_function_of_the_contracted_features():
     """The learning curve's Bayes reference is the noiseless policy; it is the best any model can do only
     if the policy sees nothing the feature contract cannot. Recomputed here from the features alone, with
