@@ -288,6 +288,34 @@ def object_storage_problems(name: str, value: str) -> list[str]:
     return problems
 
 
+# What an S3 store's error answer to the io_manager's request at step start (listing its prefix) says that no
+# retry changes. The codes: the credentials themselves are wrong (an unknown key id, a wrong secret, a bad or
+# expired session token), whatever was asked. Not AccessDenied: credentials that may not list the prefix may
+# still write under it (a policy allowing only PutObject/GetObject there), so the write's own answer decides.
+ABSENT_BUCKET, REFUSED_CREDENTIALS = "absent bucket", "refused credentials"
+S3_TOKEN_REFUSALS = frozenset({"InvalidToken", "ExpiredToken", "TokenRefreshRequired"})
+S3_CREDENTIAL_REFUSALS = S3_TOKEN_REFUSALS | {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidSecurity"}
+S3_CREDENTIAL_SETTINGS = "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the pod's workload identity)"
+
+
+def s3_credential_settings(code: str | None) -> str:
+    """What to check when an S3 store refused the credentials with `code`."""
+    if code in S3_TOKEN_REFUSALS:  # temporary credentials: the session token is the part that expires
+        return "AWS_SESSION_TOKEN (or the pod's workload identity)"
+    return S3_CREDENTIAL_SETTINGS
+
+
+def s3_refusal(code: str | None, status: int | None) -> str | None:
+    """ABSENT_BUCKET or REFUSED_CREDENTIALS for an S3 store's error answer (its error code, its HTTP status) to
+    listing the asset storage's prefix, else None (AccessDenied, a 5xx, throttling: the write's own error and
+    the step's retries stand)."""
+    if code == "NoSuchBucket":
+        return ABSENT_BUCKET
+    if code in S3_CREDENTIAL_REFUSALS or status == 401:  # S3 says 403 with a code; a proxy in front of it, 401
+        return REFUSED_CREDENTIALS
+    return None
+
+
 # What the platform's own processes (the code location, its run workers, the `hive` CLI) set for MLflow unless
 # the environment already does (set_mlflow_process_defaults), before mlflow is imported: it reads them then.
 MLFLOW_PROCESS_DEFAULTS = {

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["ferretdb_uri", "kafka_bootstrap", "require_service", "s3_endpoint", "services_required",
+__all__ = ["ferretdb_uri", "kafka_bootstrap", "require_service", "s3_endpoint", "seaweedfs_filer", "services_required",
            "services_run_dir"]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -189,3 +189,19 @@ def s3_endpoint(services_run_dir) -> Iterator[str]:
     """`http://127.0.0.1:PORT` of a real SeaweedFS S3 gateway (anonymous access, empty at start), or
     HIVE_TEST_S3_ENDPOINT."""
     yield from _endpoint("seaweedfs", "SeaweedFS (S3 API)", "HIVE_TEST_S3_ENDPOINT", _check_s3, services_run_dir)
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_filer(s3_endpoint, services_run_dir) -> tuple[str, str]:
+    """(`weed` binary, filer address HOST:PORT.GRPC) of the SeaweedFS behind `s3_endpoint`, for a test that
+    starts its own `weed s3` gateway with credentials over the same data: HIVE_TEST_S3_FILER and
+    HIVE_TEST_SEAWEEDFS_BIN beside an external HIVE_TEST_S3_ENDPOINT, else what this session's `up` wrote."""
+    external = bool(os.environ.get("HIVE_TEST_S3_ENDPOINT", "").strip())
+    env = os.environ if external else _read_env(services_run_dir / "env")
+    binary, filer = env.get("HIVE_TEST_SEAWEEDFS_BIN", "").strip(), env.get("HIVE_TEST_S3_FILER", "").strip()
+    if not (binary and filer and Path(binary).is_file()):
+        require_service("SeaweedFS filer (a gateway with credentials)",
+                        "HIVE_TEST_SEAWEEDFS_BIN / HIVE_TEST_S3_FILER are not set beside HIVE_TEST_S3_ENDPOINT "
+                        "(`scripts/services.sh env` prints them after `up seaweedfs`)" if external else
+                        f"services.sh up wrote no HIVE_TEST_S3_FILER / HIVE_TEST_SEAWEEDFS_BIN into {services_run_dir}")
+    return binary, filer

@@ -583,3 +583,18 @@ def test_production_with_a_simulated_now_warns_when_the_code_location_loads(monk
     monkeypatch.setenv("HIVE_SIMULATED_NOW", "2026-03-01T00:00:00+00:00")
     check_production()
     assert "HIVE_ENV=production with HIVE_SIMULATED_NOW=2026-03-01T00:00:00+00:00: every 'now'" in caplog.text
+
+
+def test_an_s3_answer_refuses_only_what_no_retry_changes():
+    from hive_assets.config import ABSENT_BUCKET, REFUSED_CREDENTIALS, s3_credential_settings, s3_refusal
+
+    assert s3_refusal("NoSuchBucket", 404) == ABSENT_BUCKET
+    for code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"):
+        assert s3_refusal(code, 403) == REFUSED_CREDENTIALS
+    assert s3_credential_settings("SignatureDoesNotMatch").startswith("AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY")
+    assert s3_credential_settings("ExpiredToken").startswith("AWS_SESSION_TOKEN")
+    assert s3_refusal("Unauthorized", 401) == REFUSED_CREDENTIALS  # a proxy in front of the store
+    # credentials that may not list may still write; a HEAD's bodiless 403 says no more; throttling and the
+    # store's own errors pass: the write's answer, and the step's retries, decide
+    for code, status in (("AccessDenied", 403), ("403", 403), ("SlowDown", 503), ("InternalError", 500), (None, None)):
+        assert s3_refusal(code, status) is None

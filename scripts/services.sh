@@ -23,7 +23,8 @@
 #   HIVE_TEST_MONGODB_URI=mongodb://127.0.0.1:PORT/
 #   HIVE_TEST_KAFKA_BOOTSTRAP=127.0.0.1:PORT
 #   HIVE_TEST_POSTGRES_URL=postgresql://hive@127.0.0.1:PORT/hive        (after `up postgresql`)
-#   HIVE_TEST_S3_ENDPOINT=http://127.0.0.1:PORT                         (after `up seaweedfs`)
+#   HIVE_TEST_S3_ENDPOINT=http://127.0.0.1:PORT                         (after `up seaweedfs`; with
+#   HIVE_TEST_S3_FILER=127.0.0.1:PORT.GRPC and HIVE_TEST_SEAWEEDFS_BIN, for a test's own `weed s3` with credentials)
 # SeaweedFS (`weed server -s3`: master, volume, filer and S3 gateway) starts with empty data on every `up`
 # and accepts anonymous requests: a test store, never a real one. `go install ...weed@version` is refused
 # (its go.mod has a replace directive), so install builds it as the main module, like FerretDB: 21 min
@@ -543,7 +544,9 @@ up_seaweedfs() {  # master + volume + filer + S3 gateway in one `weed server`, a
         stop_pid "$pidfile" "weed server" seaweedfs
     fi
     # every port explicit (by default each gRPC port is its HTTP port + 10000, which may be taken or > 65535);
-    # the Iceberg and Lance catalogs (fixed default ports) and the telemetry to seaweedfs.com are off
+    # the Iceberg and Lance catalogs (fixed default ports) and the telemetry to seaweedfs.com are off. Each
+    # bucket is a collection whose first write takes up to 7 volumes: with the default 8, the writes to a third
+    # bucket failed (InternalError: no free volumes). Volumes are files that grow as they are written
     local master mgrpc volume vgrpc filer fgrpc s3 s3grpc
     read -r master mgrpc volume vgrpc filer fgrpc s3 s3grpc < <("$PY" "$PROBE" freeport 8)
     s3="${HIVE_SEAWEEDFS_S3_PORT:-$s3}"
@@ -555,7 +558,7 @@ up_seaweedfs() {  # master + volume + filer + S3 gateway in one `weed server`, a
     spawn "$pidfile" "$RUN/seaweedfs.log" "$SEAWEEDFS_BIN" server -dir="$RUN/seaweedfs-data" \
         -ip=127.0.0.1 -ip.bind=127.0.0.1 \
         -master.port="$master" -master.port.grpc="$mgrpc" -master.volumeSizeLimitMB=64 \
-        -volume.port="$volume" -volume.port.grpc="$vgrpc" \
+        -volume.port="$volume" -volume.port.grpc="$vgrpc" -volume.max=64 \
         -filer -filer.port="$filer" -filer.port.grpc="$fgrpc" \
         -s3 -s3.port="$s3" -s3.port.grpc="$s3grpc" -s3.port.iceberg=0 -s3.port.lance=0 \
         -master.telemetry=false
@@ -565,7 +568,10 @@ up_seaweedfs() {  # master + volume + filer + S3 gateway in one `weed server`, a
         stop_pid "$pidfile" "weed server" seaweedfs
         die "seaweedfs did not become ready (log: $RUN/seaweedfs.log)"
     fi
-    printf 'HIVE_TEST_S3_ENDPOINT=http://%s\n' "$addr" > "$RUN/seaweedfs.env"
+    # the filer (HOST:PORT.GRPC, as `weed s3 -filer=` takes it) and the binary: a test starts its own gateway
+    # with identities over the same data (this one is anonymous)
+    printf 'HIVE_TEST_S3_ENDPOINT=http://%s\nHIVE_TEST_S3_FILER=127.0.0.1:%s.%s\nHIVE_TEST_SEAWEEDFS_BIN=%s\n' \
+        "$addr" "$filer" "$fgrpc" "$SEAWEEDFS_BIN" > "$RUN/seaweedfs.env"
     log "seaweedfs: ready, S3 on http://$addr"
 }
 

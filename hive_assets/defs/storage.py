@@ -28,7 +28,8 @@ from upath import UPath
 
 from hive_assets import storage
 from hive_assets.config import (
-    LOCAL_STORAGE_MARKERS, PRODUCTION, ConfigError, Settings, hive_env, object_storage_problems,
+    ABSENT_BUCKET, LOCAL_STORAGE_MARKERS, PRODUCTION, REFUSED_CREDENTIALS, S3_CREDENTIAL_SETTINGS, ConfigError,
+    Settings, hive_env, object_storage_problems, redact_uri, s3_credential_settings, s3_refusal,
 )
 
 # The format of each asset's output; an asset not named here is stored as JSON.
@@ -82,17 +83,52 @@ class OpenFormatIOManager(dg.UPathIOManager):
 LOCAL_PROTOCOLS = ("", "file", "local")
 
 
-def absent_bucket(path: UPath) -> str | None:
-    """`<scheme>://<bucket>` of an object-store `path` whose bucket does not exist, else None (a local path, a
-    bucket that exists, or one whose existence cannot be told: the caller's own error then stands)."""
+def bucket_refusal(path: UPath, setting: str) -> str | None:
+    """Why nothing can be written under the object-store `path`, one line without credentials naming what to
+    fix (`setting`: the variable that names the bucket): its bucket does not exist, or the store refused the
+    credentials (or none were found). From one request; None for a local path, a bucket these credentials may
+    list, or an answer that says neither (AccessDenied: they may still write; no answer: the caller's own
+    error, and the step's retries, stand)."""
     if path.protocol in LOCAL_PROTOCOLS:
         return None
-    bucket = path.path.split("/", 1)[0]
+    bucket, _, prefix = path.path.partition("/")
+    url = f"{path.protocol}://{bucket}"
+    absent = f"the bucket {url} does not exist: check {setting} (the platform never creates one)"
+    if path.protocol != "s3":  # gs:// (gcsfs): its existence test alone
+        try:
+            exists = UPath(url, **path.storage_options).exists()
+        except (OSError, ValueError):  # no answer, or refused: not a missing bucket
+            return None
+        return None if exists else absent
+
+    from botocore.exceptions import NoCredentialsError
+
+    fs, prefix = path.fs, prefix.strip("/")
+    # a listing, not HEAD bucket: a HEAD answer has no body, so its 403 cannot tell a wrong key from a policy
+    # without ListBucket (s3fs's bucket `exists()` said False for both, and for a store that did not answer)
     try:
-        exists = UPath(f"{path.protocol}://{bucket}", **path.storage_options).exists()
-    except (OSError, ValueError):  # no answer, or refused (403): not a missing bucket
+        fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=f"{prefix}/" if prefix else "", MaxKeys=1)
         return None
-    return None if exists else f"{path.protocol}://{bucket}"
+    except NoCredentialsError:  # botocore found none to sign with: every request would fail the same way
+        return f"no credentials for the object store at {_endpoint(fs)} ({url}): set {S3_CREDENTIAL_SETTINGS}"
+    except Exception as exc:  # noqa: BLE001 - s3fs raises an answer as OSError & co. with botocore's error as
+        # its cause; anything else is no answer. The server's message (a key id, on some stores) is never shown
+        answer = getattr(exc.__cause__, "response", None) or getattr(exc, "response", None)
+    answer = answer if isinstance(answer, dict) else {}  # botocore's parsed answer, nothing else
+    code = answer.get("Error", {}).get("Code")
+    refusal = s3_refusal(code, answer.get("ResponseMetadata", {}).get("HTTPStatusCode"))
+    if refusal == ABSENT_BUCKET:
+        return absent
+    if refusal == REFUSED_CREDENTIALS:
+        return (f"the object store at {_endpoint(fs)} refused the credentials for {url} ({code}): check "
+                f"{s3_credential_settings(code)}")
+    return None
+
+
+def _endpoint(fs) -> str:
+    """The S3 endpoint s3fs's client calls (AWS_ENDPOINT_URL_S3, or AWS's own for the region)."""
+    endpoint = getattr(getattr(getattr(fs, "s3", None), "meta", None), "endpoint_url", None)
+    return redact_uri(endpoint) if endpoint else "the S3 endpoint"
 
 
 class _Files:
@@ -141,14 +177,15 @@ class AssetStorage(dg.ConfigurableIOManagerFactory):
                 raise ConfigError(f"HIVE_ENV=production refuses {'; '.join(problems)}; nothing was written")
         base = UPath(replace(settings, asset_storage_uri=self.base).asset_storage if self.base
                      else settings.asset_storage)
+        setting = "HIVE_ASSET_STORAGE" if self.base in ("", os.environ.get("HIVE_ASSET_STORAGE")) else \
+            "the io_manager's base"  # (the deployment's base is HIVE_ASSET_STORAGE, an EnvVar)
         # a typo in the bucket's name: s3fs (and SeaweedFS on a put) created a new, unconfigured bucket (on AWS:
         # without the real one's encryption, lifecycle or versioning), the run wrote there, and a read said to
-        # materialize the upstream asset first, into that same typo
-        if bucket := absent_bucket(base):
-            setting = "HIVE_ASSET_STORAGE" if self.base in ("", os.environ.get("HIVE_ASSET_STORAGE")) else \
-                "the io_manager's base"  # (the deployment's base is HIVE_ASSET_STORAGE, an EnvVar)
-            raise ConfigError(f"the bucket {bucket} does not exist: check {setting} (the platform never creates "
-                              "one); nothing was written")
+        # materialize the upstream asset first, into that same typo. Wrong credentials: the step ran, its write
+        # failed with botocore's traceback, and its retry policy ran it twice more (then a HEAD bucket called
+        # them an absent bucket)
+        if refusal := bucket_refusal(base, setting):
+            raise ConfigError(f"{refusal}; nothing was written")
         return OpenFormatIOManager(base)
 
 

@@ -167,3 +167,171 @@ def test_production_refuses_a_local_base_and_a_local_dagster_instance(monkeypatc
                                               r"\(SqliteEventLogStorage, SqliteRunStorage, DAGSTER_HOME="):
             io_manager(instance=instance)
     assert not Path("/data/outputs").exists()
+
+
+# A second S3 gateway over the session's SeaweedFS data that checks credentials (the session's is anonymous): an
+# administrator, and a writer whose policy allows reading and writing under `<bucket>/hive/` but not listing it
+ADMIN_KEY, ADMIN_SECRET = "hive-admin", f"admin-secret-{uuid.uuid4().hex}"
+WRITER_KEY, WRITER_SECRET = "hive-writer", f"writer-secret-{uuid.uuid4().hex}"
+WRITABLE_BUCKET = f"hive-write-only-{uuid.uuid4().hex[:8]}"
+GATEWAY_READY_S = 30
+
+
+@pytest.fixture(scope="module")
+def authenticating_s3(seaweedfs_filer, tmp_path_factory):
+    """`http://127.0.0.1:PORT` of a `weed s3` gateway of this module's own with ADMIN and WRITER identities."""
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.request
+
+    from hive_assets_tests.conftest import free_port, stop_process
+    from hive_assets_tests.services import require_service
+
+    binary, filer = seaweedfs_filer
+    root = tmp_path_factory.mktemp("s3-with-credentials")
+    identities = {"identities": [
+        {"name": "admin", "credentials": [{"accessKey": ADMIN_KEY, "secretKey": ADMIN_SECRET}],
+         "actions": ["Admin", "Read", "Write", "List", "Tagging"]},
+        {"name": "writer", "credentials": [{"accessKey": WRITER_KEY, "secretKey": WRITER_SECRET}],
+         "actions": [f"Read:{WRITABLE_BUCKET}/hive/*", f"Write:{WRITABLE_BUCKET}/hive/*"]}]}
+    (root / "identities.json").write_text(json.dumps(identities))
+    ports: set[int] = set()
+    while len(ports) < 2:  # distinct: HTTP and gRPC (by default the gRPC port is the HTTP one + 10000)
+        ports.add(free_port())
+    port, grpc = sorted(ports)
+    with (root / "weed-s3.log").open("w") as log:
+        proc = subprocess.Popen([binary, "s3", f"-filer={filer}", "-ip.bind=127.0.0.1", f"-port={port}",
+                                 f"-port.grpc={grpc}", "-port.iceberg=0", "-port.lance=0",
+                                 f"-config={root / 'identities.json'}"],
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + GATEWAY_READY_S
+        while True:
+            try:  # an anonymous ListBuckets: refused (403) once it checks credentials
+                urllib.request.urlopen(endpoint + "/", timeout=2).close()
+                require_service("SeaweedFS gateway with credentials", f"{endpoint} answered an anonymous request")
+            except urllib.error.HTTPError as exc:
+                if exc.code == 403:
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                require_service("SeaweedFS gateway with credentials",
+                                f"`weed s3` did not answer on {endpoint}: {(root / 'weed-s3.log').read_text()[-1500:]}")
+            time.sleep(0.2)
+        yield endpoint
+    finally:
+        stop_process(proc)
+
+
+@pytest.fixture
+def s3_clients_anew():
+    """s3fs keeps one filesystem, its credentials and endpoint read once, per set of arguments: each test
+    reads the environment it sets (a process of the platform has one environment)."""
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    yield
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+def _s3_environment(monkeypatch, endpoint: str, key: str, secret: str, bucket: str) -> None:
+    for name, value in {"AWS_ENDPOINT_URL_S3": endpoint, "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret,
+                        "AWS_DEFAULT_REGION": "us-east-1", "HIVE_ASSET_STORAGE": f"s3://{bucket}/hive"}.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def new_bucket(authenticating_s3):
+    """`new_bucket(name)` makes the bucket as the administrator and returns the administrator's filesystem; the
+    buckets are removed afterwards (in SeaweedFS each bucket with data holds up to 7 volumes, shared store too)."""
+    import s3fs
+
+    admin = s3fs.S3FileSystem(key=ADMIN_KEY, secret=ADMIN_SECRET, client_kwargs={"endpoint_url": authenticating_s3},
+                              skip_instance_cache=True)
+    made: list[str] = []
+
+    def make(name: str):
+        admin.mkdir(name)
+        made.append(name)
+        return admin
+
+    yield make
+    for name in made:
+        admin.rm(name, recursive=True)
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("key, secret, code", [
+    (ADMIN_KEY, f"wrong-secret-{uuid.uuid4().hex}", "SignatureDoesNotMatch"),
+    (f"unknown-key-{uuid.uuid4().hex[:8]}", f"unknown-secret-{uuid.uuid4().hex}", "InvalidAccessKeyId"),
+], ids=["wrong secret", "unknown key id"])
+def test_refused_s3_credentials_fail_the_run_at_its_start_in_one_line(local_home, authenticating_s3, s3_clients_anew,
+                                                                      new_bucket, monkeypatch, key, secret, code):
+    """The bucket check called wrong credentials an absent bucket (s3fs's `exists()` takes any error for no);
+    before that check the step ran, its write failed with botocore's traceback, and its retry policy ran it
+    twice more (78 s in an audit)."""
+    bucket = f"hive-creds-{uuid.uuid4().hex[:8]}"
+    admin = new_bucket(bucket)
+    _s3_environment(monkeypatch, authenticating_s3, key, secret, bucket)
+    defs = build_defs()
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(list(defs.assets), selection=["raw_production_data"], partition_key=SPECIALIST,
+                                resources=defs.resources, instance=instance, raise_on_error=False)
+        logs = instance.all_logs(result.run_id)
+        runs = instance.get_runs()
+    assert not result.success
+    assert failure_message(result) == (
+        f"hive_assets.config.ConfigError: the object store at {authenticating_s3} refused the credentials for "
+        f"s3://{bucket} ({code}): check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the pod's workload "
+        "identity); nothing was written")
+    # refused before any step started: no attempt, so none retried (the step's RetryPolicy(max_retries=2))
+    kinds = [entry.dagster_event.event_type_value for entry in logs if entry.is_dagster_event]
+    assert "RESOURCE_INIT_FAILURE" in kinds
+    assert not [k for k in kinds if k.startswith("STEP_")], kinds
+    assert len(runs) == 1
+    everything = "\n".join(str(entry) for entry in logs)  # messages, errors and their stacks
+    assert secret not in everything and key not in everything
+    assert admin.find(bucket) == []  # nothing written
+
+
+@pytest.mark.services
+def test_s3_credentials_the_store_takes_are_not_refused(local_home, authenticating_s3, s3_clients_anew, new_bucket,
+                                                        monkeypatch):
+    """The check refuses only what no retry changes: right credentials write; a policy that allows writing
+    under the prefix and not listing it (AccessDenied on the check's listing) is left to the writes (which
+    list today: Dagster's UPathIOManager asks whether an asset's path is a file before it writes)."""
+    from hive_assets.defs.storage import AssetStorage
+
+    admin = new_bucket(WRITABLE_BUCKET)
+    _s3_environment(monkeypatch, authenticating_s3, ADMIN_KEY, ADMIN_SECRET, WRITABLE_BUCKET)
+    defs = build_defs()
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(list(defs.assets), selection=["raw_production_data"], partition_key=SPECIALIST,
+                                resources=defs.resources, instance=instance, raise_on_error=False)
+    assert result.success, failure_message(result)
+    assert admin.exists(f"{WRITABLE_BUCKET}/hive/raw_production_data/{SPECIALIST}/summary.json")
+
+    import s3fs
+
+    writer = s3fs.S3FileSystem(key=WRITER_KEY, secret=WRITER_SECRET, skip_instance_cache=True,
+                               client_kwargs={"endpoint_url": authenticating_s3})
+    writer.pipe(f"{WRITABLE_BUCKET}/hive/probe.json", b"{}")  # the policy: it writes, and may not list
+    with pytest.raises(PermissionError):
+        writer.ls(f"{WRITABLE_BUCKET}/hive")
+    s3fs.S3FileSystem.clear_instance_cache()  # the io_manager's filesystem would be the administrator's
+    _s3_environment(monkeypatch, authenticating_s3, WRITER_KEY, WRITER_SECRET, WRITABLE_BUCKET)
+    assert AssetStorage().create_io_manager(dg.build_init_resource_context()) is not None
+
+
+def test_an_s3_store_that_does_not_answer_is_left_to_the_steps_own_error(hive_home, s3_clients_anew, monkeypatch):
+    """No answer is no refusal: the step's write fails and its retry policy may outlast a short outage (s3fs's
+    bucket `exists()` said the bucket did not exist, after 15 s of its client's retries)."""
+    from hive_assets.defs.storage import AssetStorage
+    from hive_assets_tests.conftest import free_port
+
+    _s3_environment(monkeypatch, f"http://127.0.0.1:{free_port()}", ADMIN_KEY, ADMIN_SECRET, "hive-anything")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's own retries: seconds, and the same answer
+    assert AssetStorage().create_io_manager(dg.build_init_resource_context()) is not None
