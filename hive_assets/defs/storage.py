@@ -31,6 +31,7 @@ from hive_assets.config import (
     ABSENT_BUCKET, LOCAL_STORAGE_MARKERS, PRODUCTION, REFUSED_CREDENTIALS, S3_CREDENTIAL_SETTINGS, ConfigError,
     Settings, hive_env, object_storage_problems, redact_uri, s3_credential_settings, s3_refusal,
 )
+from hive_assets.defs.runs.refusals import not_retried, retries_restored
 
 # The format of each asset's output; an asset not named here is stored as JSON.
 FORMATS: dict[str, str] = {
@@ -167,6 +168,15 @@ class AssetStorage(dg.ConfigurableIOManagerFactory):
     base: str = ""
 
     def create_io_manager(self, context) -> OpenFormatIOManager:
+        try:
+            io_manager = self._io_manager(context)
+        except ConfigError:  # a setting, a bucket, credentials: the same in the new pod a run retry would start
+            not_retried(context)
+            raise
+        retries_restored(context)
+        return io_manager
+
+    def _io_manager(self, context) -> OpenFormatIOManager:
         settings = Settings.from_env()  # HIVE_ENV=production: a ConfigError rather than local disk
         if hive_env() == PRODUCTION:
             problems = object_storage_problems("the io_manager's base", self.base) if self.base else []

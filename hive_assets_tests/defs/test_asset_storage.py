@@ -133,12 +133,14 @@ def test_a_missing_bucket_is_named_and_never_created(local_home, s3_endpoint, mo
                         "HIVE_ASSET_STORAGE": f"s3://{bucket}/hive"}.items():
         monkeypatch.setenv(name, value)
     defs = build_defs()
-    with dg.instance_for_test() as instance:
+    # with the deployment's run retries (max_retries 1): a refusal at setup is not started again in a new pod
+    with dg.instance_for_test(overrides={"run_retries": {"enabled": True, "max_retries": 1}}) as instance:
         for selection in (["raw_production_data"], ["validation_report"]):  # a write, then a read
             result = dg.materialize(list(defs.assets), selection=selection, partition_key=SPECIALIST,
                                     resources=defs.resources, instance=instance, raise_on_error=False)
             assert not result.success
             assert f"the bucket s3://{bucket} does not exist: check HIVE_ASSET_STORAGE" in failure_message(result)
+            assert instance.get_run_by_id(result.run_id).tags["dagster/will_retry"] == "false"
     fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_endpoint})
     assert not fs.exists(bucket)
 

@@ -47,3 +47,33 @@ def test_a_retraining_whose_training_config_is_out_of_range_writes_nothing(hive_
     assert ("run config out of range: ops.trained_model.config.tuning_candidates must be greater than or equal to 1 "
             "(got 0); nothing was written") in message and "pydantic" not in message
     assert not (hive_home / "assets").exists() or not any((hive_home / "assets").rglob("*.parquet"))
+
+
+def test_a_refusal_at_setup_is_not_started_again_by_the_deployment_s_run_retries(hive_home, monkeypatch):
+    """A refusal while the run's resources are set up is a run exception to Dagster: the deployment's run retries
+    (deploy/dagster.yaml: enabled, max_retries 1, step failures spared) started the run again in a new pod, to be
+    refused the same way. Here with the deployment's retry settings, read from its dagster.yaml."""
+    from pathlib import Path
+
+    import yaml
+
+    deployment = yaml.safe_load((Path(__file__).parents[2] / "deploy" / "dagster.yaml").read_text())
+    assert deployment["run_retries"]["enabled"] and deployment["run_retries"]["max_retries"] >= 1
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", NOW.isoformat())
+    defs = build_defs()
+    with dg.instance_for_test(temp_dir=str(hive_home / "dagster"),
+                              overrides={"run_retries": deployment["run_retries"]}) as instance:
+        refused = defs.resolve_job_def("retrain_specialist").execute_in_process(
+            partition_key="business", instance=instance, raise_on_error=False,
+            run_config={"ops": {"trained_model": {"config": {"tuning_candidates": 0}}}})
+        tags = instance.get_run_by_id(refused.run_id).tags
+        # its re-execution, config fixed, copies its tags (Dagster omits only its own run-state tags): the
+        # limit comes back once setup passes, so a worker dying in this one is retried as in any other run
+        copied = {k: v for k, v in tags.items() if k in ("dagster/max_retries", "hive/setup_refused")}
+        again = defs.resolve_job_def("retrain_specialist").execute_in_process(
+            partition_key="business", instance=instance, raise_on_error=False, tags=copied)
+        again_tags = instance.get_run_by_id(again.run_id).tags
+    assert not refused.success and tags["dagster/failure_reason"] == "RUN_EXCEPTION"
+    assert (tags["dagster/will_retry"], tags["dagster/max_retries"]) == ("false", "0")
+    assert copied == {"dagster/max_retries": "0", "hive/setup_refused": "true"}
+    assert again_tags["dagster/max_retries"] == str(deployment["run_retries"]["max_retries"])

@@ -37,6 +37,7 @@ from hive_assets import runs
 from hive_assets.config import SPECIALISTS, Settings
 from hive_assets.data import open_store
 from hive_assets.defs.runs.doctor import HeldLease, fail_displaced, find_orphans, fix_orphans, holding, one_line
+from hive_assets.defs.runs.refusals import not_retried, retries_restored
 from hive_assets.defs.runs.run_config import out_of_bounds
 from hive_assets.reachability import registry_down
 
@@ -153,15 +154,18 @@ class RunLeaseResource(dg.ConfigurableResource):
         run = context.dagster_run
         if run is not None and (problems := out_of_bounds(run.run_config)):
             # before the first step writes: each step judges only its own config, when it starts
+            not_retried(context)
             raise dg.Failure(description=f"run config out of range: {'; '.join(problems)}; nothing was written",
                              allow_retries=False)
+        retries_restored(context)
         target = lease_target(run, context.instance) if run is not None else None
         if target is None or context.instance is None:
             return  # direct invocation in a test, or a run with no specialist: nothing to guard
         kind, specialist = target
         try:
             self._holder = take(context.instance, run.run_id, run.job_name, kind, specialist, context.log)
-        except runs.LeaseHeld as exc:
+        except runs.LeaseHeld as exc:  # a retry at once would meet the same holder: the sensor asks again later
+            not_retried(context)
             raise dg.Failure(description=str(exc), allow_retries=False) from None
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
