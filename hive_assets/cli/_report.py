@@ -52,6 +52,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         def fmt(name: str) -> str:
             if name not in pm:
                 return "-"
+            if pm[name] is None:  # a class without test rows: the gate line below says which
+                return "not computable"
             return f"{pm[name]:.3f} [{ci[name][0]:.3f},{ci[name][1]:.3f}]"
 
         gate = "pass" if val.get("gate_passed") else "FAIL"

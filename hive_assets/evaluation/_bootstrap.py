@@ -32,6 +32,10 @@ def _metrics_from_counts(conf: np.ndarray, conf_sum: np.ndarray, n: np.ndarray) 
         precision = np.where(pred_tot > 0, tp / pred_tot, 0.0)
         recall = np.where(true_tot > 0, tp / true_tot, 0.0)
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+        # a class without rows in a replicate has no per-class metric there, nor a macro-F1
+        # (`not_computable`): NaN, left out of the percentiles, rather than a 0 that drags the interval down
+        absent = true_tot == 0
+        precision, recall, f1 = (np.where(absent, np.nan, v) for v in (precision, recall, f1))
         out = {
             "accuracy": np.where(n > 0, tp.sum(axis=1) / n, 0.0),
             "macro_f1": f1.mean(axis=1),
@@ -72,16 +76,23 @@ def _replicates(y_true: np.ndarray, proba: np.ndarray, g: np.ndarray, weights: n
 
 
 def _percentiles(reps: dict[str, np.ndarray], level: float) -> dict[str, tuple[float, float]]:
+    """Percentile interval of each metric over the replicates where it is defined; a metric defined in none
+    (a class without rows in the scored split) has no interval and no key."""
     alpha = (1.0 - level) / 2.0
-    return {name: (float(np.quantile(v, alpha)), float(np.quantile(v, 1.0 - alpha))) for name, v in reps.items()}
+    out = {}
+    for name, values in reps.items():
+        defined = values[np.isfinite(values)]
+        if len(defined):
+            out[name] = (float(np.quantile(defined, alpha)), float(np.quantile(defined, 1.0 - alpha)))
+    return out
 
 
 def bootstrap_intervals(
     y_true: np.ndarray, proba: np.ndarray, groups: np.ndarray, n_boot: int = DEFAULT_N_BOOT, seed: int = 0,
     level: float = 0.95, progress: Progress | None = None,
 ) -> dict[str, tuple[float, float]]:
-    """Percentile intervals (`level`) of every metric of `point_metrics` (but supports), resampling plans.
-    `progress` receives one line per block of replicates."""
+    """Percentile intervals (`level`) of every metric of `point_metrics` (but supports), resampling plans;
+    none for a metric of `not_computable`. `progress` receives one line per block of replicates."""
     if len(y_true) == 0:
         return {}
     g, weights = _plan_weights(groups, n_boot, seed)

@@ -67,16 +67,20 @@ def _digits(value: float, bound: float) -> int:
     return digits
 
 
-def evaluate_gates(metrics: dict[str, float], floors: dict[str, float] | None = None,
-                   intervals: dict[str, tuple[float, float]] | None = None) -> GateVerdict:
-    """Every metric under its floor is a failure: metric, value, threshold, shortfall, interval."""
+def evaluate_gates(metrics: dict[str, float | None], floors: dict[str, float] | None = None,
+                   intervals: dict[str, tuple[float, float]] | None = None,
+                   not_computable: dict[str, str] | None = None) -> GateVerdict:
+    """Every metric under its floor is a failure: metric, value, threshold, shortfall, interval. A metric
+    that is None or not finite fails as not computable, with its reason from `not_computable`."""
     failures = []
     for name, threshold in (floors or minimum_metrics()).items():
-        value = float(metrics.get(name, 0.0))
+        raw = metrics.get(name, 0.0)
+        value = float("nan") if raw is None else float(raw)
         if not math.isfinite(value):  # NaN compares False with any bound: it passed as if it were above
+            reason = (not_computable or {}).get(name) or str(raw)
             failures.append({"metric": name, "value": None, "threshold": threshold, "shortfall": None,
-                             "interval": None, "text": f"{name} could not be computed ({value}): >= {threshold:.2f} "
-                                                       "not shown"})
+                             "interval": None, "reason": reason,
+                             "text": f"{name} could not be computed ({reason}): >= {threshold:.2f} not shown"})
         elif value < threshold:
             interval = (intervals or {}).get(name)
             failures.append({"metric": name, "value": value, "threshold": threshold, "shortfall": threshold - value,
@@ -112,17 +116,20 @@ def calibration_gate(ece: float, bound: float = MAX_ECE, noise_floor: float = 0.
 
 def champion_comparison(challenger: dict[str, float], champion: dict[str, float]) -> dict[str, Any]:
     """`promote_if_better` without A/B: macro-F1 up >= 0.02 and no gated metric down > 0.02 (point estimates).
-    `build_report` also requires non-inferiority for `better`."""
-    improvement = challenger["macro_f1"] - champion["macro_f1"]
+    `build_report` also requires non-inferiority for `better`. A macro-F1 that is None (not computable) shows
+    no improvement: not better; a per-class metric that is None shows no regression."""
+    improvement = None if challenger["macro_f1"] is None or champion["macro_f1"] is None else \
+        challenger["macro_f1"] - champion["macro_f1"]
     regressions = {
         name: champion[name] - challenger[name]
         for name in minimum_metrics()
-        if name in champion and champion[name] - challenger[name] > PROMOTE_MAX_REGRESSION
+        if champion.get(name) is not None and challenger.get(name) is not None
+        and champion[name] - challenger[name] > PROMOTE_MAX_REGRESSION
     }
     return {
         "macro_f1_improvement": improvement,
         "regressions": regressions,
-        "better": improvement >= PROMOTE_MIN_IMPROVEMENT and not regressions,
+        "better": improvement is not None and improvement >= PROMOTE_MIN_IMPROVEMENT and not regressions,
     }
 
 
@@ -130,10 +137,16 @@ def non_inferiority(deltas: dict[str, float], delta_intervals: dict[str, tuple[f
                     margin: float = NON_INFERIORITY_MARGIN) -> GateVerdict:
     """Challenger vs champion on the same rows, from the paired-bootstrap intervals of (challenger - champion):
     a headline metric (NON_INFERIORITY_HEADLINE) fails unless its interval's lower end is >= -margin; any
-    other minimum metric fails when its interval's upper end is < -margin."""
+    other minimum metric fails when its interval's upper end is < -margin. A headline metric whose delta is
+    None (not computable on these rows) fails: it is not shown non-inferior."""
     failures = []
     for name in minimum_metrics():
-        if name not in delta_intervals:
+        if name in NON_INFERIORITY_HEADLINE and name in deltas and deltas[name] is None:
+            failures.append({"metric": name, "value": None, "threshold": -margin, "interval": None,
+                             "text": f"{name} delta vs champion could not be computed on these rows: "
+                                     "non-inferiority not shown"})
+            continue
+        if name not in delta_intervals or deltas.get(name) is None:
             continue
         lo, hi = delta_intervals[name]
         headline = name in NON_INFERIORITY_HEADLINE
@@ -158,12 +171,16 @@ def training_data_problems(frame: pd.DataFrame, min_training_samples: int = DEFA
         if share < MIN_CLASS_SHARE:
             problems.append(f"class {c} is {share:.1%} of labels (< {MIN_CLASS_SHARE:.0%})")
     if "split" in frame and not problems:  # (an empty frame has problems above)
-        # the split is by time: a class that stopped being used is absent from the latest plans, and the
-        # calibration and the model choice on validation cannot score a class they never see
-        for part in ("train", "validation"):
+        # the split is by time: a class that stopped being used is absent from the latest plans (the test
+        # split is the latest); the calibration and the model choice on validation cannot score a class they
+        # never see, nor the test gate measure its precision and recall (they would read 0.000, CI [0, 0])
+        consequence = {"train": "the model cannot learn it",
+                       "validation": "calibration and the model choice cannot score it",
+                       "test": "the gate cannot measure its precision and recall"}
+        for part, cannot in consequence.items():
             in_part = frame["split"] == part
             present = set(frame.loc[in_part, "label"])
             if missing := [c for c in CLASSES if c not in present]:
                 problems.append(f"class {', '.join(missing)} has no rows in the {part} split ({int(in_part.sum())} "
-                                "rows, split by time): calibration and the model choice cannot score it")
+                                f"rows, split by time): {cannot}")
     return problems

@@ -53,19 +53,37 @@ def calibration_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, floa
             "brier": float(brier_score_loss(y_true, proba, labels=list(range(K))))}
 
 
-def point_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    """Point estimates with sklearn (the reference the bootstrap replicates must agree with)."""
+def not_computable(y_true: np.ndarray) -> dict[str, str]:
+    """Metric name -> why it cannot be computed on rows labelled `y_true`: a class without rows has no recall
+    (0 / 0), no precision or F1 that says anything about the class (any prediction of it is wrong by
+    construction), and macro-F1 is an average over every class. sklearn's zero_division=0 would report
+    0.000 for them, and the bootstrap an interval [0, 0]: certainty about a number that does not exist."""
+    present = set(np.asarray(y_true).tolist())
+    missing = [c for i, c in enumerate(CLASSES) if i not in present]
+    reasons = {f"{kind}_{c}": f"class {c} has no rows among the {len(y_true)} scored"
+               for c in missing for kind in ("precision", "recall", "f1")}
+    if missing:
+        reasons["macro_f1"] = f"the mean over all {K} classes, and class {', '.join(missing)} has no rows among " \
+                              f"the {len(y_true)} scored"
+    return reasons
+
+
+def point_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float | None]:
+    """Point estimates with sklearn (the reference the bootstrap replicates must agree with). A metric of
+    `not_computable` is None; a class with rows that the model never predicts keeps sklearn's precision 0
+    (zero_division=0: its recall, 0, fails the gate either way)."""
     y_pred = proba.argmax(axis=1)
     prec, rec, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=list(range(K)), zero_division=0)
+    undefined = not_computable(y_true)
     out = {
         "accuracy": float(accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
-        "macro_f1": float(f1_score(y_true, y_pred, labels=list(range(K)), average="macro", zero_division=0)),
+        "macro_f1": None if "macro_f1" in undefined else
+        float(f1_score(y_true, y_pred, labels=list(range(K)), average="macro", zero_division=0)),
         "confidence_mean": float(proba.max(axis=1).mean()) if len(proba) else 0.0,
     }
     for i, c in enumerate(CLASSES):
-        out[f"precision_{c}"] = float(prec[i])
-        out[f"recall_{c}"] = float(rec[i])
-        out[f"f1_{c}"] = float(f1[i])
+        for kind, values in (("precision", prec), ("recall", rec), ("f1", f1)):
+            out[f"{kind}_{c}"] = None if f"{kind}_{c}" in undefined else float(values[i])
         out[f"support_{c}"] = int(support[i])
     return out

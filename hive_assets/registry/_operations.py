@@ -282,12 +282,12 @@ def version_tags(specialist: str, *, gate: str, dagster_run_id: str | None, data
     """A registered version's tags (SPEC section 6), whichever path registers it (`registered_model_version`,
     `register`): Dagster run and partition, data snapshot hash, feature schema version, the family training
     chose, the training configuration (with the snapshot hash, what the nothing-changed rule compares),
-    the validation gate and the test metrics. A value that is not known is left out."""
+    the validation gate and the test metrics. A value that is not known (or not computable) is left out."""
     known = {"dagster_run_id": dagster_run_id, "data_snapshot_hash": data_snapshot_hash,
              "feature_schema_version": feature_schema_version, "model_type": model_type,
              TRAINING_CONFIG_TAG: training_config}
     return {"dagster_partition": specialist, GATE_TAG: gate, **{k: str(v) for k, v in known.items() if v is not None},
-            **{f"metric.{k}": f"{float(metrics[k]):.4f}" for k in VERSION_METRICS if k in metrics}}
+            **{f"metric.{k}": f"{float(metrics[k]):.4f}" for k in VERSION_METRICS if metrics.get(k) is not None}}
 
 
 def run_version_fields(run) -> dict[str, Any]:

@@ -47,9 +47,16 @@ class ProbabilityPassthrough(ClassifierMixin, BaseEstimator):
 
 def calibrate(raw_val_proba: np.ndarray, y_val: np.ndarray, method: str | None = None,
               model_type: str | None = None) -> tuple[CalibratedClassifierCV, str]:
-    """`method` None: `default_method` for `model_type`'s family and the validation rows."""
+    """One calibrator fitted on every validation row of the frozen model (SPEC section 4). `method` None:
+    `default_method` for `model_type`'s family and the validation rows."""
     method = method or default_method(model_type, len(y_val))
     passthrough = FrozenEstimator(ProbabilityPassthrough().fit())
-    calibrator = CalibratedClassifierCV(passthrough, method=method)
+    every_row = np.arange(len(y_val))
+    # A frozen model needs no cross-validation: sklearn's default cv (stratified 5-fold; ensemble "auto" is
+    # False for a FrozenEstimator) only re-split rows the frozen model predicts alike, to the same calibrator,
+    # and raised "n_splits=5 cannot be greater than the number of members in each class" when every class had
+    # under 5 validation rows. One split whose every row is both "fitted" (a no-op) and predicted gives the
+    # same calibrator without that limit.
+    calibrator = CalibratedClassifierCV(passthrough, method=method, cv=[(every_row, every_row)], ensemble=False)
     calibrator.fit(raw_val_proba, y_val)
     return calibrator, method

@@ -44,8 +44,8 @@ def test_too_few_labelled_rows_block_training_and_too_few_rows_warn(hive_home):
                            "trained_model": {"config": {"model_type": "logistic"}}}))["trainable"]
     rows = passed.metadata["rows"].value
     assert passed.passed and passed.description == (
-        f"behavior: {rows} labelled rows >= min_training_samples 10, every class >= 5% of them and in the train "
-        "and validation splits")
+        f"behavior: {rows} labelled rows >= min_training_samples 10, every class >= 5% of them and in the train, "
+        "validation and test splits")
     materialized = {e.asset_key.path[-1] for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
     assert materialized == {"raw_production_data", "enhanced_features"}  # trained_model was blocked
 

@@ -151,6 +151,31 @@ def test_raw_production_data_tables_match_the_store(world):
     assert isinstance(meta["quarantined_total"], dg.IntMetadataValue)
 
 
+def test_the_metrics_table_shows_a_metric_not_computable_as_empty_not_0():
+    """A class without test rows: its precision and recall are None in the report (not 0.000 with an interval
+    [0, 0]); the table leaves value and interval empty, fails the row, and the version tags leave it out."""
+    import numpy as np
+    import pandas as pd
+
+    from hive_assets.defs.evaluation.assets import metrics_table
+    from hive_assets.evaluation import build_report
+
+    labels = ["approve", "review_required"] * 20  # no reject
+    test = pd.DataFrame({"plan_id": [f"p{i}" for i in range(len(labels))], "label": labels})
+    proba = np.tile([0.9, 0.05, 0.05], (len(labels), 1))
+    proba[1::2] = [0.05, 0.05, 0.9]
+    report = build_report(test, proba, n_boot=50)
+    by_metric = {r["metric"]: r for r in _table(metrics_table(report))[1]}
+    for name in ("recall_reject", "precision_reject", "macro_f1"):
+        assert by_metric[name]["value"] is None and by_metric[name]["95% low"] is None, name
+        assert by_metric[name]["passed"] is False
+    assert by_metric["recall_approve"]["value"] == 1.0 and by_metric["recall_approve"]["passed"] is True
+    tags = registry.version_tags("business", gate="failed", dagster_run_id=None, data_snapshot_hash=None,
+                                 feature_schema_version=None, model_type=None, training_config=None,
+                                 metrics=report["metrics"])
+    assert "metric.macro_f1" not in tags and tags["metric.accuracy"] == "1.0000"
+
+
 def test_validation_report_metrics_table_images_and_links(world):
     result = world["first"]
     report = result.output_for_node("validation_report")

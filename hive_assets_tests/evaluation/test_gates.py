@@ -117,3 +117,46 @@ def test_a_per_class_metric_fails_non_inferiority_only_when_its_whole_interval_i
     mixed = {"accuracy": (-0.04, 0.01), "recall_reject": (-0.04, 0.01)}
     verdict = m.non_inferiority(_deltas(mixed), mixed, margin=0.02)
     assert [f["metric"] for f in verdict.failures] == ["accuracy"]
+
+
+def test_a_class_absent_from_the_test_split_blocks_training_as_a_data_problem():
+    """The test split is the latest by time, where a class reviewers stopped using is absent: the data gate
+    said nothing, and the report failed the model with "recall_reject = 0.000 (95% CI [0.000, 0.000])"."""
+    train = ["approve", "reject", "review_required"] * 70
+    validation = ["approve", "reject", "review_required"] * 15
+    test = ["approve", "review_required"] * 22 + ["approve"]  # 45 rows, no reject
+    frame = pd.DataFrame({"label": train + validation + test,
+                          "split": ["train"] * 210 + ["validation"] * 45 + ["test"] * 45})
+    assert (frame["label"] == "reject").mean() >= m.MIN_CLASS_SHARE  # the share gate alone lets it through
+    assert m.training_data_problems(frame, 100) == [
+        "class reject has no rows in the test split (45 rows, split by time): the gate cannot measure its "
+        "precision and recall"]
+    frame.loc[frame.index[-1], "label"] = "reject"  # one row of it in the test split: a data gate passes
+    assert m.training_data_problems(frame, 100) == []
+
+
+def test_a_metric_that_cannot_be_computed_fails_its_gate_with_its_reason_and_no_interval():
+    floors = {"accuracy": 0.65, "recall_reject": 0.60}
+    verdict = m.evaluate_gates({"accuracy": 0.9, "recall_reject": None}, floors, intervals={"accuracy": (0.8, 0.95)},
+                               not_computable={"recall_reject": "class reject has no rows among the 45 scored"})
+    assert not verdict.passed and [f["metric"] for f in verdict.failures] == ["recall_reject"]
+    failure = verdict.failures[0]
+    assert failure["value"] is None and failure["interval"] is None and failure["shortfall"] is None
+    assert verdict.describe() == ("recall_reject could not be computed (class reject has no rows among the 45 "
+                                  "scored): >= 0.60 not shown")
+    assert "0.000" not in verdict.describe()
+
+
+def test_a_champion_scored_on_rows_without_a_class_is_neither_better_nor_shown_non_inferior():
+    """Both models scored on the same rows: what one cannot compute the other cannot either. A macro-F1 of
+    None is no improvement, and no headline metric shown non-inferior; a per-class None is no regression."""
+    metrics = {**_all_at(0.9), "macro_f1": None, "precision_reject": None, "recall_reject": None}
+    champion = {**_all_at(0.8), "macro_f1": None, "precision_reject": None, "recall_reject": None}
+    comparison = m.champion_comparison(metrics, champion)
+    assert comparison == {"macro_f1_improvement": None, "regressions": {}, "better": False}
+    deltas = {name: None if metrics[name] is None else metrics[name] - champion[name] for name in metrics}
+    intervals = {name: (0.05, 0.15) for name, delta in deltas.items() if delta is not None}
+    verdict = m.non_inferiority(deltas, intervals)
+    assert [f["metric"] for f in verdict.failures] == ["macro_f1"]
+    assert verdict.describe() == "macro_f1 delta vs champion could not be computed on these rows: non-inferiority " \
+                                 "not shown"

@@ -102,6 +102,43 @@ def test_paired_bootstrap_deltas_agree_with_an_explicit_resampling_loop():
     assert np.diff(fast["accuracy"]) < np.hypot(np.diff(a), np.diff(b))
 
 
+def test_a_replicate_without_rows_of_a_class_leaves_that_class_s_metrics_out_of_the_interval():
+    """A class in 2 of 45 plans is absent from about 13 % of the replicates ((43/45)^45): its recall,
+    precision and the macro-F1 do not exist there (`not_computable`). Counted as 0 they pulled the interval
+    down to 0 (recall [0, 1] for a class both of whose rows were right); the explicit loop scores with
+    sklearn only the replicates that hold the class, and without any row of it there is no interval."""
+    rng = np.random.default_rng(3)
+    n = 45
+    y = rng.choice([0, 2], size=n)
+    y[[5, 30]] = 1  # reject: 2 rows, 2 plans, both predicted right
+    pred = np.where((rng.random(n) < 0.85) | (y == 1), y, np.where(y == 0, 2, 0))
+    proba = np.full((n, 3), 0.05)
+    proba[np.arange(n), pred] = 0.90
+    groups = np.arange(n)
+    fast = m.bootstrap_intervals(y, proba, groups, n_boot=4000, seed=0)
+    reps = [r[0] for r in _loop_bootstrap(y, [proba], groups, n_boot=1500, seed=1)]
+    loop_y = _loop_labels(y, groups, n_boot=1500, seed=1)
+    with_reject = [r for r, labels in zip(reps, loop_y) if 1 in labels]
+    assert 0.08 < 1 - len(with_reject) / len(reps) < 0.18  # the premise: some replicates lack the class
+    for name in ("recall_reject", "precision_reject", "macro_f1", "recall_approve"):
+        lo, hi = np.quantile([r[name] for r in with_reject], [0.025, 0.975])
+        assert fast[name] == pytest.approx((lo, hi), abs=0.02), name
+    assert fast["recall_reject"] == (1.0, 1.0)
+    no_reject = y != 1
+    none = m.bootstrap_intervals(y[no_reject], proba[no_reject], groups[no_reject], n_boot=200, seed=0)
+    assert not {"recall_reject", "precision_reject", "f1_reject", "macro_f1"} & set(none)
+    assert set(none) >= {"accuracy", "recall_approve", "precision_review_required"}
+
+
+def _loop_labels(y, groups, n_boot, seed):
+    """The labels of each replicate `_loop_bootstrap` draws with the same seed."""
+    rng = np.random.default_rng(seed)
+    plans = np.unique(groups)
+    rows_of = {p: np.flatnonzero(groups == p) for p in plans}
+    return [set(y[np.concatenate([rows_of[p] for p in rng.choice(plans, size=len(plans), replace=True)])])
+            for _ in range(n_boot)]
+
+
 def test_bootstrap_covers_macro_f1_and_per_class_recall_about_95_percent_of_the_time():
     """Superpopulation truth from 400,000 plans; 200 test splits of 200 plans each, 500 replicates."""
     truth_y, truth_p, _ = _clustered(np.random.default_rng(100), 400_000)

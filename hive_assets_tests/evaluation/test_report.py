@@ -59,3 +59,63 @@ def test_the_champion_is_compared_on_the_same_rows():
     comparison = report["champion_comparison"]
     assert np.isclose(comparison["macro_f1_improvement"], report["metrics"]["macro_f1"] - champion_metrics["macro_f1"])
     assert comparison["better"]
+
+
+def _without_reject(n=45, seed=0):
+    """The audit's case: 45 test rows, one per plan, no `reject` row; a model right on 90 % of them that never
+    predicts reject."""
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(["approve", "review_required"], n)
+    test = pd.DataFrame({"plan_id": [f"p{i}" for i in range(n)], "label": labels})
+    idx = np.array([CLASSES.index(v) for v in labels])
+    pred = np.where(rng.random(n) < 0.9, idx, np.where(idx == 0, 2, 0))
+    proba = np.full((n, 3), 0.05)
+    proba[np.arange(n), pred] = 0.90
+    return test, proba, idx, pred
+
+
+def test_a_class_without_test_rows_is_reported_not_computable_never_0_with_an_interval_0_0():
+    import json
+
+    from hive_assets.evaluation import gate_table_text
+
+    test, proba, y, pred = _without_reject()
+    report = build_report(test, proba, n_boot=200)
+    undefined = {"precision_reject", "recall_reject", "f1_reject", "macro_f1"}
+    assert set(report["not_computable"]) == undefined
+    assert report["not_computable"]["recall_reject"] == "class reject has no rows among the 45 scored"
+    for name in undefined:
+        assert report["metrics"][name] is None and name not in report["intervals"]
+    # the classes with rows: as computed by hand, with their intervals
+    for c in ("approve", "review_required"):
+        k = CLASSES.index(c)
+        assert np.isclose(report["metrics"][f"recall_{c}"], ((pred == k) & (y == k)).sum() / (y == k).sum())
+        assert np.isclose(report["metrics"][f"precision_{c}"], ((pred == k) & (y == k)).sum() / (pred == k).sum())
+        assert f"recall_{c}" in report["intervals"]
+    assert np.isclose(report["metrics"]["accuracy"], (pred == y).mean()) and report["metrics"]["support_reject"] == 0
+    gate = report["gate"]
+    assert not gate["passed"]
+    assert {f["metric"] for f in gate["failures"]} == {"macro_f1", "precision_reject", "recall_reject"}
+    assert "recall_reject could not be computed (class reject has no rows among the 45 scored)" in gate["summary"]
+    assert "0.000" not in gate["summary"] and "[0.000, 0.000]" not in gate_table_text(report)
+    row = next(line for line in gate_table_text(report).splitlines() if " recall_reject " in line)
+    assert row.split()[2:5] == ["n/a", "-", ">="], row
+    assert "| recall_reject | n/a | - |" in metrics_table_markdown(report)
+    json.dumps(report, allow_nan=False)  # the report is stored and logged as JSON
+
+
+def test_a_champion_re_scored_on_test_rows_without_a_class_shows_those_deltas_as_not_computable():
+    from hive_assets.evaluation import gate_rows
+
+    test, proba, _, _ = _without_reject()
+    champion_proba = _without_reject(seed=5)[1]
+    report = build_report(test, proba, {"version": "1"}, champion_proba=champion_proba, n_boot=100)
+    comparison = report["champion_comparison"]
+    assert report["champion"]["metrics"]["recall_reject"] is None
+    assert comparison["deltas"]["recall_reject"] is None and "recall_reject" not in comparison["delta_intervals"]
+    assert comparison["macro_f1_improvement"] is None and not comparison["better"]
+    assert np.isclose(comparison["deltas"]["accuracy"],
+                      report["metrics"]["accuracy"] - report["champion"]["metrics"]["accuracy"])
+    rows = {r["metric"]: r for r in gate_rows(report)}
+    assert rows["recall_reject - champion"]["value"] is None and rows["recall_reject - champion"]["verdict"] == "n/a"
+    assert rows["macro_f1 - champion"]["verdict"] == "FAIL"  # a headline metric not shown non-inferior

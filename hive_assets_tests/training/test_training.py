@@ -236,6 +236,71 @@ def test_calibration_brings_ece_under_the_bound_for_an_overconfident_model():
     assert calibrate(raw_val, y_val)[1] == "isotonic" and calibrate(raw_val[:500], y_val[:500])[1] == "sigmoid"
 
 
+def _calibrated_by_hand(raw_val, y_val, raw_test, method):
+    """One calibrator per class fitted on EVERY validation row (the column of that class against "is it that
+    class"), then each row normalised to sum 1: isotonic with sklearn's IsotonicRegression, sigmoid as
+    Platt's, his prior-corrected targets, fitted here with scipy."""
+    from scipy.optimize import minimize
+    from scipy.special import expit
+    from sklearn.isotonic import IsotonicRegression
+
+    out = np.zeros_like(raw_test)
+    for k in range(raw_val.shape[1]):
+        f, positive = raw_val[:, k], y_val == k
+        if method == "isotonic":
+            out[:, k] = IsotonicRegression(out_of_bounds="clip").fit(f, positive).predict(raw_test[:, k])
+            continue
+        n1, n0 = positive.sum(), (~positive).sum()
+        target = np.where(positive, (n1 + 1) / (n1 + 2), 1 / (n0 + 2))
+
+        def loss(ab):
+            p = np.clip(expit(-(ab[0] * f + ab[1])), 1e-15, 1 - 1e-15)
+            return -(target * np.log(p) + (1 - target) * np.log(1 - p)).sum()
+
+        a, b = minimize(loss, [0.0, np.log((n0 + 1) / (n1 + 1))], method="Nelder-Mead",
+                        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20_000}).x
+        out[:, k] = expit(-(a * raw_test[:, k] + b))
+    total = out.sum(axis=1, keepdims=True)
+    return np.divide(out, total, out=np.full_like(out, 1 / out.shape[1]), where=total != 0)
+
+
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
+@pytest.mark.parametrize("rows_per_class", [(3, 3, 3), (30, 4, 20), (60, 50, 40)])
+def test_calibration_is_one_calibrator_fitted_on_every_validation_row_whatever_the_class_sizes(
+        method, rows_per_class):
+    """SPEC section 4: calibrated on the validation split. sklearn's default cv (stratified 5-fold) only
+    re-split the rows of the frozen model: with every class under 5 validation rows it raised "n_splits=5
+    cannot be greater than the number of members in each class" (retried three times by Dagster), with one
+    class under 5 it warned. The calibrator is one fit on every row, as computed by hand."""
+    import warnings
+
+    from hive_assets.training import calibrate
+
+    rng = np.random.default_rng(sum(rows_per_class))
+    y_val = np.repeat([0, 1, 2], rows_per_class)
+    raw_val = rng.dirichlet([1, 1, 1], len(y_val))
+    raw_val[np.arange(len(y_val)), y_val] += 0.5  # informative: the right class is often the top one
+    raw_val /= raw_val.sum(axis=1, keepdims=True)
+    raw_test = rng.dirichlet([1, 1, 1], 200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "least populated class ... less than n_splits" either
+        calibrator, used = calibrate(raw_val, y_val, method)
+    assert used == method and len(calibrator.calibrated_classifiers_) == 1
+    assert np.allclose(calibrator.predict_proba(raw_test), _calibrated_by_hand(raw_val, y_val, raw_test, method),
+                       atol=1e-4)
+
+
+def test_a_validation_split_with_under_5_rows_of_every_class_trains(frame):
+    """The audit's run (min_training_samples 40): 7 validation rows, every class under 5 of them; training
+    stopped in calibration with sklearn's ValueError."""
+    train, val = frame[frame.split == "train"], frame[frame.split == "validation"]
+    small = pd.concat([val[val["label"] == c].head(n) for c, n in (("approve", 3), ("reject", 2),
+                                                                    ("review_required", 2))])
+    model, info = train_model("technical", train, small, model_type="random_forest")
+    assert info["n_validation"] == 7 and info["calibration_method"] == "sigmoid"
+    assert np.allclose(model.predict_proba(val).sum(axis=1), 1.0)
+
+
 def test_tuning_reports_one_progress_line_per_rung(frame):
     train, val = frame[frame.split == "train"], frame[frame.split == "validation"]
     space = {"n_estimators": [40, 80, 120], "max_depth": [2, 3, 5], "learning_rate": [0.05, 0.1, 0.3]}

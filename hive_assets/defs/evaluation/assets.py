@@ -11,7 +11,9 @@ from hive_assets.defs.catalog import OWNERS, EVALUATION
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
-from hive_assets.evaluation import build_report, confusion_matrix_png, gate_rows, reliability_diagram_png
+from hive_assets.evaluation import (
+    NOT_COMPUTABLE, build_report, confusion_matrix_png, gate_rows, reliability_diagram_png,
+)
 from hive_assets.training import SchemaMismatch, encode_labels
 
 CHECKS = [
@@ -29,21 +31,28 @@ REPORT_DPI = 90  # the report's two images in the asset page (figures.UI_DPI is 
 
 METRICS_COLUMNS = [
     ("metric", "string", "gated quantity (`x - champion`: the paired difference with the champion)"),
-    ("value", "float", "on the test split"),
+    ("value", "float", "on the test split (empty: not computable, e.g. a class without test rows)"),
     ("95% low", "float", "plan-bootstrap 95% interval, low end (empty: no interval)"),
     ("95% high", "float", "plan-bootstrap 95% interval, high end"),
     ("minimum", "string", "the bound the gate applies"),
-    ("passed", "bool", "the gate's verdict on this row"),
+    ("passed", "bool", "the gate's verdict on this row (empty: a champion delta not computable, not failed)"),
 ]
 
 
 def metrics_table(report: dict) -> dg.TableMetadataValue:
     """The gate table (minimum metrics, calibration, non-inferiority) with intervals, one row per quantity."""
     return _ui.table(METRICS_COLUMNS, [
-        {"metric": r["metric"], "value": float(r["value"]),
+        {"metric": r["metric"], "value": _number(r["value"]),
          "95% low": None if r["interval"] is None else float(r["interval"][0]),
          "95% high": None if r["interval"] is None else float(r["interval"][1]),
-         "minimum": r["bound"], "passed": r["verdict"] == "pass"} for r in gate_rows(report)])
+         "minimum": r["bound"], "passed": None if r["verdict"] == NOT_COMPUTABLE else r["verdict"] == "pass"}
+        for r in gate_rows(report)])
+
+
+def _number(value: float | None) -> float | None:
+    """A metric as a float, None when it cannot be computed (a class without test rows: the report's
+    `not_computable` says why)."""
+    return None if value is None else float(value)
 
 
 def _check(name: str, specialist: str, verdict: dict, severity: dg.AssetCheckSeverity,
@@ -89,14 +98,16 @@ def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.D
         report.update({"specialist": specialist, "mlflow_run_id": run_id, "model_uri": trained_model["model_uri"],
                        "data_snapshot_hash": trained_model["data_snapshot_hash"]})
         for name, value in report["metrics"].items():
-            client.log_metric(run_id, f"test_{name}", float(value))
+            if value is not None:  # not computable: validation_report.json's `not_computable` says why
+                client.log_metric(run_id, f"test_{name}", float(value))
         for name, (lo, hi) in report["intervals"].items():
             client.log_metric(run_id, f"test_{name}_ci_low", lo)
             client.log_metric(run_id, f"test_{name}_ci_high", hi)
         for name in ("ece", "ece_noise_floor", "ece_debiased", "brier"):
             client.log_metric(run_id, f"test_{name}", report["calibration"][name])
         for name, delta in report.get("champion_comparison", {}).get("deltas", {}).items():
-            client.log_metric(run_id, f"delta_vs_champion_{name}", float(delta))
+            if delta is not None:
+                client.log_metric(run_id, f"delta_vs_champion_{name}", float(delta))
         client.log_dict(run_id, report, "validation_report.json")
         # the rows themselves, so that any other model (a baseline, a later challenger) can be scored on them
         client.log_dict(run_id, {"opinion_id": test["opinion_id"].tolist(), "plan_id": test["plan_id"].tolist(),
@@ -133,7 +144,7 @@ def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.D
         "non_inferior": non_inferior["passed"],
         "n_test": report["n_test"],
         # floats, so the UI plots them per partition over time
-        "accuracy": float(pm["accuracy"]), "macro_f1": float(pm["macro_f1"]),
+        "accuracy": float(pm["accuracy"]), "macro_f1": _number(pm["macro_f1"]),
         "confidence_mean": float(pm["confidence_mean"]), "ece": float(calibration["ece"]),
         "ece_debiased": float(calibration["ece_debiased"]), "brier": float(calibration["brier"]),
         "metrics": metrics_table(report),
@@ -141,6 +152,7 @@ def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.D
         "mlflow_run": _ui.link(run_url),
         "test_metrics": dg.MetadataValue.json({k: v for k, v in pm.items() if not k.startswith("support_")}),
         "intervals": dg.MetadataValue.json(report["intervals"]),
+        **({"not_computable": dg.MetadataValue.json(report["not_computable"])} if report["not_computable"] else {}),
         "champion_version": champion_info["version"] if champion_info else None,
     }))
     yield _check("minimum_metrics", specialist, minimum, dg.AssetCheckSeverity.ERROR,

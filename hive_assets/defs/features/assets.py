@@ -32,8 +32,8 @@ class FeatureConfig(dg.Config):
     kinds={"python", "pandas"},
     owners=OWNERS,
     check_specs=[dg.AssetCheckSpec("trainable", asset="enhanced_features", blocking=True,
-                                   description="Enough labelled rows, every class >= 5% and in the train and "
-                                               "validation splits.")],
+                                   description="Enough labelled rows, every class >= 5% and in the train, "
+                                               "validation and test splits.")],
     resource_defs={"run_lease": RUN_LEASE},  # the partition's one-writer lease, held for the whole run
 )
 def enhanced_features(context: dg.AssetExecutionContext, config: FeatureConfig, raw_production_data: CollectResult,
@@ -77,6 +77,6 @@ def enhanced_features(context: dg.AssetExecutionContext, config: FeatureConfig, 
         severity=dg.AssetCheckSeverity.ERROR,
         description="; ".join(problems) or (f"{len(frame)} labelled rows >= min_training_samples "
                                             f"{config.min_training_samples}, every class >= 5% of them and in the "
-                                            "train and validation splits"),
+                                            "train, validation and test splits"),
         metadata={"rows": len(frame), "problems": dg.MetadataValue.json(problems)},
     )

@@ -203,7 +203,8 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
         val_proba = model.predict_proba(validation)
         val_metrics = {**point_metrics(y_val, val_proba), **calibration_metrics(y_val, val_proba)}
         for name in ("accuracy", "macro_f1", "confidence_mean", "ece", "brier"):
-            client.log_metric(run_id, f"val_{name}", float(val_metrics[name]))
+            if val_metrics[name] is not None:  # None: a class absent (the trainable check refuses that)
+                client.log_metric(run_id, f"val_{name}", float(val_metrics[name]))
         client.log_metric(run_id, "val_macro_f1_uncalibrated", info["val_macro_f1_uncalibrated"])
         client.log_dict(run_id, {"feature_names": list(FEATURE_NAMES), "feature_schema_version": FEATURE_SCHEMA_VERSION,
                                  "classes": list(model.classes_)}, "feature_schema.json")
@@ -249,7 +250,7 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
         "calibration_method": info["calibration_method"],
         "hyperparameter_tuning": config.hyperparameter_tuning,
         "val_macro_f1_uncalibrated": info["val_macro_f1_uncalibrated"],
-        "val_ece": float(val_metrics["ece"]), "val_macro_f1": float(val_metrics["macro_f1"]),
+        "val_ece": float(val_metrics["ece"]), "val_macro_f1": val_metrics["macro_f1"],
         "val_accuracy": float(val_metrics["accuracy"]),
         "params": dg.MetadataValue.json(info["params"]),
     }))
