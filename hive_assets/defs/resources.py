@@ -1,7 +1,8 @@
 """Resources: the document store, MLflow, and the platform's non-secret settings.
 
 Credentials (MONGODB_URI, MLFLOW_TRACKING_URI, KAFKA_BOOTSTRAP_SERVERS) are bound with `dg.EnvVar`
-when set, so Dagster shows the variable's name, never its value. Unset means the embedded default, except
+when set, so Dagster shows the variable's name, never its value (a credential typed into a run's resources
+config instead is refused: Dagster would keep it with the run). Unset means the embedded default, except
 under HIVE_ENV=production where `Settings.from_env()` refuses it. The `io_manager` stores asset outputs as
 open files under HIVE_ASSET_STORAGE (`defs/storage.py`).
 """
@@ -13,6 +14,8 @@ import dagster as dg
 
 from hive_assets.config import DEFAULT_EXPERIMENT_NAME, DEFAULT_MONGODB_DATABASE, ConfigError, Settings, redact_uri
 from hive_assets.data import DocumentStore, open_store
+from hive_assets.defs.runs.refusals import not_retried
+from hive_assets.defs.runs.run_config import typed_credentials
 from hive_assets.defs.storage import AssetStorage
 from hive_assets.reachability import Refusal, registry_down
 
@@ -26,11 +29,27 @@ def _env_or_default(name: str) -> str | dg.EnvVar:
     return dg.EnvVar(name) if os.environ.get(name) else ""
 
 
+def refuse_typed_credentials(context: dg.InitResourceContext) -> None:
+    """Refuse a run whose resources config holds a credential typed in as text, before it reads anything:
+    Dagster stores the run's config with the run, in plain text, shown in the UI (run_config.typed_credentials)."""
+    run = getattr(context, "dagster_run", None)
+    if run is None or not (typed := typed_credentials(run.run_config)):
+        return
+    not_retried(context)
+    raise ConfigError(f"{', '.join(typed)} holds a credential typed into the run's config, which Dagster keeps "
+                      "with the run in plain text for anyone who can see it: give the field as {env: VARIABLE} "
+                      "(or leave it out: the deployment reads the environment) and change that credential; "
+                      "nothing was read or written")
+
+
 class DocumentStoreResource(dg.ConfigurableResource):
     """MongoDB/FerretDB when `mongodb_uri` is set, else the embedded SQLite store under HIVE_HOME."""
 
     mongodb_uri: str = ""
     database: str = DEFAULT_MONGODB_DATABASE
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        refuse_typed_credentials(context)
 
     def settings(self) -> Settings:
         base = Settings.from_env()
@@ -50,6 +69,9 @@ class MlflowResource(dg.ConfigurableResource):
 
     tracking_uri: str = ""
     experiment_name: str = DEFAULT_EXPERIMENT_NAME
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        refuse_typed_credentials(context)
 
     @property
     def uri(self) -> str:
