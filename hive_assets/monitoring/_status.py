@@ -56,6 +56,7 @@ class SpecialistStatus:
     retrain_status: str | None = None        # pending | running | completed | failed
     retrain_at: datetime | None = None
     retrain_run_id: str | None = None
+    retrain_error: str | None = None         # failed: why (the failed check or step, as the trigger recorded it)
     next_look_at: datetime | None = None
     next_look: str | None = None             # what happens then
     review_queue: dict | None = None         # today's requests: requested, answered, expired; open now
@@ -140,7 +141,8 @@ def platform_status(store: DocumentStore, client, *, last_trained: Mapping[str, 
         trigger = store.find_one(TRIGGERS, {"specialist_type": s}, sort=[("triggered_at", -1)])
         if trigger is not None:
             fields.update(retrain_reason=trigger.get("reason"), retrain_status=trigger.get("status"),
-                          retrain_at=to_utc(trigger["triggered_at"]), retrain_run_id=trigger.get("dagster_run_id"))
+                          retrain_at=to_utc(trigger["triggered_at"]), retrain_run_id=trigger.get("dagster_run_id"),
+                          retrain_error=trigger.get("error") if trigger.get("status") == "failed" else None)
         looks = []
         next_drift = next_drift_check(store, s, drift_interval)
         if next_drift is not None and fields.get("champion"):
@@ -183,6 +185,8 @@ def _rows(statuses: list[SpecialistStatus], now: datetime | None = None) -> list
         feedback = f"{st.feedback_since_training} / {st.feedback_threshold}" + (
             f": {st.feedback_held}" if st.feedback_held else "")
         retrain = (f"{st.retrain_reason} {st.retrain_status} ({_t(st.retrain_at)})" if st.retrain_reason else "none")
+        if st.retrain_error:  # the first words of why: the run (retrain_run_id) has the rest
+            retrain += f": {st.retrain_error if len(st.retrain_error) <= 120 else st.retrain_error[:117] + '...'}"
         look = f"{st.next_look} at {_t(st.next_look_at)}" if st.next_look_at else "-"
         if st.next_look_at and now is not None and st.next_look_at < now:
             # the clock moved past it (`hive clock advance`): it is made at the next sensor tick, not then

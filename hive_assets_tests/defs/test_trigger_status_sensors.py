@@ -11,7 +11,7 @@ import pytest
 
 from hive_assets.data import SQLiteStore
 from hive_assets.defs.monitoring.sensors import (
-    REASON_TAG, TRIGGER_TAG, trigger_canceled, trigger_failed, trigger_started, trigger_succeeded,
+    FAILURE_TAG, REASON_TAG, TRIGGER_TAG, trigger_canceled, trigger_failed, trigger_started, trigger_succeeded,
 )
 from hive_assets.defs.resources import DocumentStoreResource
 from hive_assets.monitoring import record_trigger, update_trigger_status
@@ -107,9 +107,42 @@ def test_failure_marks_it_failed_with_the_error(env):
     trigger_failed(context(trigger_failed.name, result, instance, failure=True))
     failed = doc(store)
     assert failed["status"] == "failed" and failed["dagster_run_id"] == result.run_id
-    assert "broken" in failed["error"] or "training diverged" in failed["error"]
+    # the failed step and its own error, not Dagster's "Execution of run ... failed. Steps failed: ['broken']"
+    assert failed["error"] == "broken: RuntimeError: training diverged"
+    assert instance.get_run_by_id(result.run_id).tags[FAILURE_TAG] == failed["error"]  # in the Runs list
     trigger_failed(context(trigger_failed.name, result, instance, failure=True))
     assert doc(store) == failed
+
+
+@dg.asset
+def report() -> int:
+    return 1
+
+
+@dg.asset_check(asset=report, blocking=True)
+def min_metrics() -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR,
+                               description="business: macro_f1 0.612 < 0.65 (95% CI [0.551, 0.668])")
+
+
+@dg.asset(deps=[report])
+def registered() -> int:
+    return 2
+
+
+def test_a_failed_gate_is_recorded_with_the_check_s_words(env):
+    """A blocking gate's failure was recorded as Dagster's "1 blocking asset check failed with ERROR severity:
+    report: min_metrics" (or the run's "Steps failed: [...]"): `hive status` said "failed" and not why."""
+    store, instance = env
+    record_trigger(store, TRIGGER, "business", "feedback", NOW)
+    defs = dg.Definitions(assets=[report, registered], asset_checks=[min_metrics],
+                          jobs=[dg.define_asset_job("gated", executor_def=dg.in_process_executor)])
+    result = defs.resolve_job_def("gated").execute_in_process(instance=instance, tags=TAGS, raise_on_error=False)
+    assert not result.success
+    trigger_failed(context(trigger_failed.name, result, instance, failure=True))
+    expected = "check min_metrics failed: business: macro_f1 0.612 < 0.65 (95% CI [0.551, 0.668])"
+    assert doc(store)["error"] == expected
+    assert instance.get_run_by_id(result.run_id).tags[FAILURE_TAG] == expected
 
 
 def test_a_lost_pending_document_is_recreated_from_the_run(env):

@@ -285,3 +285,23 @@ def test_a_check_without_enough_rows_says_how_many_it_had_not_its_psi(hive_home,
     [business] = platform_status(store, registry_client, last_trained={"business": T0}, feedback_threshold=100,
                                  drift_interval=HOUR, ab_interval=HOUR, specialists=("business",), now=at + HOUR)
     assert "no_drift (PSI 0.05, 2026-01-06 06:30)" in format_status([business], at + HOUR)
+
+
+def test_a_failed_retrain_says_why_in_its_first_words(hive_home, registry_client):
+    store = SQLiteStore(hive_home / "store.sqlite")
+    at = T0 + 40 * HOUR
+    why = "check min_metrics failed: business: macro_f1 0.612 < 0.65 (95% CI [0.551, 0.668]); " + "x" * 200
+    store.upsert_many("retraining_triggers", [
+        {"trigger_id": "drift:business:1", "specialist_type": "business", "reason": "drift", "triggered_at": at,
+         "status": "failed", "dagster_run_id": "r-1", "error": why}])
+    [business] = platform_status(store, registry_client, last_trained={"business": T0}, feedback_threshold=100,
+                                 drift_interval=HOUR, ab_interval=HOUR, specialists=("business",), now=at + HOUR)
+    assert business.retrain_error == why and business.as_dict()["retrain_error"] == why
+    shown = format_status([business], at + HOUR)
+    assert f"drift failed (2026-01-06 16:00): {why[:117]}..." in shown and why not in shown
+    store.upsert_many("retraining_triggers", [
+        {"trigger_id": "drift:business:1", "specialist_type": "business", "reason": "drift", "triggered_at": at,
+         "status": "completed", "dagster_run_id": "r-2", "error": why}])  # a re-execution completed it
+    [business] = platform_status(store, registry_client, last_trained={"business": T0}, feedback_threshold=100,
+                                 drift_interval=HOUR, ab_interval=HOUR, specialists=("business",), now=at + HOUR)
+    assert business.retrain_error is None and "drift completed (2026-01-06 16:00)\n" in format_status([business], at)

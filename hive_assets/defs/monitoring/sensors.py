@@ -331,6 +331,37 @@ def run_metrics(instance: dg.DagsterInstance, run_id: str) -> dict:
     return metrics
 
 
+FAILURE_TAG = "hive/failure"  # why a retraining run failed, in the Runs list (Dagster's headline names steps only)
+_CHECK_FAILED_ERROR = "DagsterAssetCheckFailedError"
+
+
+def run_failure_cause(instance: dg.DagsterInstance, run_id: str, limit: int = 400) -> str | None:
+    """Why the run failed, in one line: each failed blocking check with its description (the gate's "macro_f1
+    0.612 < 0.65 ..."), then each failed step with its own error (a Failure's description, else the exception
+    under Dagster's wrapper); None when its events say nothing of the kind. Dagster's run failure says only
+    "Execution of run ... failed. Steps failed: ['validation_report_min_metrics']"."""
+    from hive_assets.reachability import one_line
+
+    records = instance.get_records_for_run(run_id, of_type={dg.DagsterEventType.STEP_FAILURE,
+                                                            dg.DagsterEventType.ASSET_CHECK_EVALUATION}).records
+    checks, steps = [], []
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        data = event.event_specific_data
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            if not data.passed and data.severity == dg.AssetCheckSeverity.ERROR:
+                checks.append(f"check {data.check_name} failed: {data.description or 'no description'}")
+            continue
+        error = getattr(data, "error", None)
+        if error is None or _CHECK_FAILED_ERROR in error.message:  # a blocking check's: said above, with why
+            continue
+        user = getattr(data, "user_failure_data", None)
+        said = user.description if user is not None and user.description else \
+            (error.cause or error).message.strip()
+        steps.append(f"{event.step_key}: {said}")
+    return one_line("; ".join(checks + steps), limit) if checks or steps else None
+
+
 def manual_trigger_id(run_id: str) -> str:
     """The trigger document of a retrain_specialist run no sensor requested: one per run launched by hand (its
     re-executions take it up, as a sensor's trigger), so following the run's events again writes nothing new."""
@@ -371,6 +402,10 @@ def _status_sensor(run_status: dg.DagsterRunStatus, status: str):
             event = context.dagster_event
             error = getattr(getattr(event, "event_specific_data", None), "error", None)
             error = str(error.message) if error is not None else (event.message or "run failed")
+            if cause := run_failure_cause(context.instance, context.dagster_run.run_id):
+                error = cause
+                if context.dagster_run.tags.get(FAILURE_TAG) != cause[:200]:
+                    context.instance.add_run_tags(context.dagster_run.run_id, {FAILURE_TAG: cause[:200]})
         elif run_status == dg.DagsterRunStatus.CANCELED:
             error = "run canceled"
         return _follow(context, document_store, status, error)
