@@ -11,7 +11,9 @@ instance: five instance queries, five counts, observations, cursor) in the worst
 
     .venv/bin/python benchmarks/bench_sensors.py [--docs 1000000] [--store-dir DIR (kept and reused)]
 
-Feedback mimics the simulator: 4% auto_generated, 2% balanced_dataset, 2% from a denied source.
+Feedback mimics the simulator: 4% auto_generated, 2% balanced_dataset, 2% from a denied source, 15% from
+the approval service (`metadata.source`). Two policies: the default, and one that also denies the approval
+service (`--deny-approval-service`: denied by `metadata.source`).
 """
 
 from __future__ import annotations
@@ -49,8 +51,9 @@ def fill(store: SQLiteStore, n: int, batch: int = 50_000) -> None:
         for j in range(size):
             i = start + j
             meta = {"auto_generated": True} if u[j] < 0.04 else {"balanced_dataset": True} if u[j] < 0.06 else {}
-            source = "synthetic_backfill" if u[j] < 0.08 and u[j] >= 0.06 else \
-                "approval_service" if u[j] > 0.85 else "human_expert"
+            source = "synthetic_backfill" if u[j] < 0.08 and u[j] >= 0.06 else "human_expert"
+            if u[j] > 0.85:  # the approval service marks itself only in metadata.source
+                meta["source"] = "approval_service"
             docs.append({"feedback_id": f"fb-{i}", "opinion_id": f"op-{i}", "plan_id": f"plan-{i // 5}",
                          "specialist_type": SPECIALISTS[i % 5], "human_recommendation": "approve",
                          "human_rating": 0.9, "submitted_by": f"reviewer-{i % 40}",
@@ -102,6 +105,7 @@ def sensor_tick(store_dir: Path) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--docs", type=int, default=1_000_000)
+    parser.add_argument("--deny-approval-service", action="store_true")
     parser.add_argument("--store-dir", help="directory of the store.sqlite to keep and reuse (default: temporary)")
     args = parser.parse_args()
     tmp = None
@@ -116,6 +120,9 @@ def main() -> int:
         fill(store, args.docs)
         print(f"wrote {args.docs:,} feedback documents in {time.perf_counter() - t0:.0f} s")
     policy = TrustPolicy()
+    if args.deny_approval_service:
+        policy = TrustPolicy(denied_sources=policy.denied_sources | {"approval_service"})
+    print(f"policy: denied {sorted(policy.denied_sources)}")
     print(f"{platform.node()} {platform.processor() or platform.machine()} {os.cpu_count()} cpus, "
           f"python {platform.python_version()}, sqlite {__import__('sqlite3').sqlite_version}, {NOW:%Y-%m-%d}")
     print(f"{'window':<28}{'docs in window':>15}{'hive (s)':>10}{'naive (s)':>11}{'ratio':>8}")

@@ -17,7 +17,7 @@ import pandas as pd
 
 from hive_assets import clock
 from hive_assets.data import _documents as docs
-from hive_assets.data.store.base import DocumentStore, dumps
+from hive_assets.data.store.base import DocumentStore, UnstorableDocument, dumps
 
 QUARANTINE_COLUMNS = [
     "source_collection", "source_id", "specialist_type", "reason", "detail", "document", "document_chars",
@@ -43,7 +43,7 @@ def stored_form(doc: Any) -> tuple[Any, int, str]:
     if whole:
         try:
             text = dumps(doc)
-        except TypeError:  # a value JSON cannot carry (BSON binary reads back as bytes): kept as its text
+        except (TypeError, UnstorableDocument):  # a value no store holds (bytes, an integer beyond 64 bits): as text
             whole = False
     if not whole:
         text = repr(doc)
@@ -89,16 +89,41 @@ class _Quarantine:
         return pd.DataFrame(self.rows, columns=QUARANTINE_COLUMNS)
 
 
+QUARANTINED = "quarantined"
+RELEASED = "released"
+
+
 def persist_quarantine(store: DocumentStore, result: Any, run_id: str | None = None) -> int:
-    """Keep the rejected documents of a `CollectResult` in the `quarantine` collection (idempotent per
-    source and reason; a document without a source id is keyed by the hash of its content)."""
+    """Keep the rejected documents of a `CollectResult` in the `quarantine` collection, as what the
+    specialist's latest collection quarantined. Returns how many it wrote.
+
+    One entry per specialist, source document and reason (`quarantine_id`
+    `<specialist>:<collection>:<source id>:<reason>`; a document without a source id: the hash of its
+    content): a plan that several specialists' collections read is quarantined under each. An entry this
+    collection wrote has `status: "quarantined"` and its `run_id`; an entry of the same specialist that it no
+    longer quarantined (the document fixed or replaced, or no longer read) becomes `status: "released"` with
+    `released_by_run_id` and `released_at`, so the history stays and an open entry is always current.
+    Idempotent: the same result again changes nothing but the times."""
+    specialist = result.specialist
+    now = clock.now()
     docs_out = []
     for row in result.quarantine.to_dict("records"):
         ident = row["source_id"] or row["document_sha256"][:16]
         docs_out.append({
-            "quarantine_id": f"{row['source_collection']}:{ident}:{row['reason']}",
+            "quarantine_id": f"{specialist}:{row['source_collection']}:{ident}:{row['reason']}",
             **row,
+            "status": QUARANTINED,
             "run_id": run_id,
-            "quarantined_at": clock.now(),
+            "quarantined_at": now,
         })
-    return store.upsert_many("quarantine", docs_out) if docs_out else 0
+    written = store.upsert_many("quarantine", docs_out) if docs_out else 0
+    current = {doc["quarantine_id"] for doc in docs_out}
+    # entries written before they carried the specialist in their id (and a status) were overwritten by
+    # whichever specialist ran last: this collection's entries replace them
+    store.delete_many("quarantine", {"specialist_type": specialist, "status": None})
+    for open_entry in store.find("quarantine", {"specialist_type": specialist, "status": QUARANTINED},
+                                 projection=["quarantine_id"]):
+        if open_entry.get("quarantine_id") not in current:
+            store.update_one("quarantine", {"quarantine_id": open_entry["quarantine_id"], "status": QUARANTINED},
+                             {"status": RELEASED, "released_by_run_id": run_id, "released_at": now})
+    return written

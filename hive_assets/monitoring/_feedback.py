@@ -10,8 +10,11 @@ collection uses), but most documents are counted without being read:
   a `submitted_at` that is not one (a malformed text such as "yesterday-ish", a number) is outside the
   window on both stores instead of sorting after every date as text;
 * `certain_drop`: conditions under which `reason_to_drop` drops a document whatever its other fields:
-  `metadata.auto_generated == true`, `metadata.balanced_dataset == true`, `feedback_source` in the
-  policy's `denied_sources`;
+  `metadata.auto_generated == true`, `metadata.balanced_dataset == true`, a `feedback_source` or a
+  `metadata.source` from one of the policy's `denied_sources` (`TrustPolicy.is_denied`: compared
+  case-insensitively). The filter language has no such comparison, so the spellings stored in each field
+  are listed from its index (`distinct_strings`: one seek per distinct value on SQLite and MongoDB) and
+  those the policy denies are excluded by equality (`$nin`): the same verdict, still answered by the index;
 * `uncertain`: documents the policy might still drop: a `metadata.auto_generated` /
   `metadata.balanced_dataset` holding a value other than `true` (e.g. `1`, `"yes"`, `false`: found
   collection-wide on the flags' own indexes, judged by `policy.reason_to_drop` itself, and those it
@@ -34,9 +37,11 @@ from typing import Any
 
 from hive_assets import clock
 from hive_assets.data import FUTURE_TOLERANCE, DocumentStore, TrustPolicy  # a later timestamp is malformed
+from hive_assets.data._trust import normalised_source
 
 FEEDBACK = "specialist_feedback"
 _FLAGS = ("metadata.auto_generated", "metadata.balanced_dataset")
+_SOURCE_FIELDS = ("feedback_source", "metadata.source")  # the origins `TrustPolicy.is_denied` reads
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 __all__ = ["trusted_feedback_count", "window_filter"]
@@ -48,10 +53,14 @@ def window_filter(specialist: str, since: datetime | None, until: datetime | Non
     return {"specialist_type": specialist, "submitted_at": {"$gt": since or _EPOCH, "$lte": until}}
 
 
-def _not_certain_drop(policy: TrustPolicy) -> list[dict[str, Any]]:
+def _not_certain_drop(store: DocumentStore, policy: TrustPolicy) -> list[dict[str, Any]]:
     clauses: list[dict[str, Any]] = [{flag: {"$ne": True}} for flag in _FLAGS]
     if policy.denied_sources:
-        clauses.append({"feedback_source": {"$nin": sorted(policy.denied_sources)}})
+        for field in _SOURCE_FIELDS:
+            denied = [name for name in store.distinct_strings(FEEDBACK, field)
+                      if normalised_source(name) in policy.denied_sources]
+            if denied:
+                clauses.append({field: {"$nin": denied}})
     return clauses
 
 
@@ -77,7 +86,7 @@ def trusted_feedback_count(store: DocumentStore, specialist: str, since: datetim
     """How many feedback documents of `specialist` submitted in (since, until] `policy` trusts (method above)."""
     policy = policy or TrustPolicy()
     window = window_filter(specialist, since, until)
-    kept = [window, *_not_certain_drop(policy)]
+    kept = [window, *_not_certain_drop(store, policy)]
     candidates = store.count(FEEDBACK, {"$and": kept})
     if policy.min_feedback_quality > 0:
         # the quality rule reads human_rating (not indexed): judge the window's uncertain documents directly

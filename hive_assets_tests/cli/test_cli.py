@@ -228,7 +228,7 @@ def test_store_import_names_its_bad_lines_and_adds_nothing_the_second_time(shell
     for _ in range(2):
         out = hive("store", "import", "--collection", "cognitive_plans", "plans.jsonl", cwd=cwd, env=env)
         assert out.returncode == 1
-        assert out.stdout == "plans.jsonl: read=4, written=2, bad_lines=2, missing_key=1\n"
+        assert out.stdout == "plans.jsonl: read=4, written=2, duplicate_lines=0, bad_lines=2, missing_key=1\n"
         assert [line for line in out.stderr.splitlines() if not line.startswith("hive: HIVE_HOME=")] == [
             "bad lines:", "  line 2: JSONDecodeError: Expecting value: line 1 column 1 (char 0)",
             "  line 4: ValueError: expected a JSON object, got list"], out.stderr

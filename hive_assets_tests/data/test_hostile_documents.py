@@ -392,8 +392,12 @@ def test_an_audit_event_stamped_after_every_time_is_after_the_window_s_end(tmp_p
     from hive_assets.data._audit import audit_confidences_from_store
 
     store = SQLiteStore(tmp_path / "store.sqlite")
-    store.upsert_many("intentions_audit", [{"id": "i1", "confidence": 0.9, "timestamp": stamp},
-                                           {"id": "i2", "confidence": 0.8, "timestamp": "2026-02-01T00:00:00Z"}])
+    store.upsert_many("intentions_audit", [{"id": "i2", "confidence": 0.8, "timestamp": "2026-02-01T00:00:00Z"}])
+    event = {"id": "i1", "confidence": 0.9, "timestamp": stamp}
+    if isinstance(stamp, int):  # no store takes an integer beyond 64 bits now; one an older version wrote
+        store._conn.execute('INSERT INTO intentions_audit(doc_key, doc) VALUES (?, ?)', ("i1", json.dumps(event)))
+    else:
+        store.upsert_many("intentions_audit", [event])
     read = audit_confidences_from_store(store)
     end = datetime(2026, 3, 1, tzinfo=timezone.utc)
     expected = {"i1": 0.9, "i2": 0.8} if counts else {"i2": 0.8}

@@ -37,7 +37,7 @@ COLLECTIONS: dict[str, dict[str, Any]] = {
     "specialist_feedback": {"key": "feedback_id", "indexed": ("specialist_type", "submitted_at", "opinion_id",
                                                               # the trust rules: the feedback sensor counts by them
                                                               "feedback_source", "metadata.auto_generated",
-                                                              "metadata.balanced_dataset")},
+                                                              "metadata.balanced_dataset", "metadata.source")},
     "intentions_audit": {"key": "id", "indexed": ("timestamp",)},
     # sensor_evaluation: every tick of the trigger sensors looks up what earlier evaluations of its cursor wrote
     "retraining_triggers": {"key": "trigger_id", "indexed": ("specialist_type", "triggered_at", "status",
@@ -62,12 +62,19 @@ COMPOUND_INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
     "specialist_opinions": (("specialist_type", "evaluated_at"),),
     # (specialist, since) plus the trust fields: the feedback sensor's counts read only this index
     "specialist_feedback": (("specialist_type", "submitted_at", "feedback_source", "metadata.auto_generated",
-                             "metadata.balanced_dataset"),),
+                             "metadata.balanced_dataset", "metadata.source"),),
     # the open queue of a specialist, and today's budget count
     "review_requests": (("specialist_type", "status", "expires_at"), ("specialist_type", "requested_at")),
     # a specialist's latest decision, read before each one is written (`record_decision`, `check_clock`):
     # with the single-field indexes it sorted the specialist's whole ledger (10 ms at 50,000 rows, growing)
     "model_decisions": (("specialist_type", "recorded_at"),),
+}
+
+# Compound indexes a later one replaced (a prefix of it): dropped when a store is opened, so writes stop
+# maintaining them.
+REPLACED_COMPOUND_INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "specialist_feedback": (("specialist_type", "submitted_at", "feedback_source", "metadata.auto_generated",
+                             "metadata.balanced_dataset"),),
 }
 
 Filter = Mapping[str, Any]
@@ -86,6 +93,26 @@ def key_field(collection: str) -> str:
         return COLLECTIONS[collection]["key"]
     except KeyError:
         raise ValueError(f"unknown collection {collection!r}; known: {sorted(COLLECTIONS)}") from None
+
+
+def stored_key(value: Any) -> str | bytes:
+    """A unique key as the SQLite store indexes it, equal where MongoDB's unique index finds two keys equal.
+
+    Text is itself. Any other JSON type is kept apart from every text (MongoDB: `5` and `"5"`, `true` and
+    `"True"` are two documents) as bytes naming its type: numbers by value (`5` and `5.0` are one key, as
+    in MongoDB), `true`/`false` apart from `1`/`0`, an object or an array by its JSON text."""
+    if isinstance(value, str):
+        return value
+    if hasattr(value, "item") and not isinstance(value, Mapping):  # a numpy scalar: its Python value
+        value = value.item()
+        if isinstance(value, str):
+            return value
+    if isinstance(value, bool):
+        return b"bool:" + (b"true" if value else b"false")
+    if isinstance(value, (int, float)):
+        number = int(value) if isinstance(value, float) and value.is_integer() else value
+        return b"number:" + repr(number).encode()
+    return b"json:" + dumps({"k": value}).encode()[5:-1]
 
 
 def _json_default(value: Any) -> Any:
@@ -161,9 +188,28 @@ def dumps(doc: Mapping[str, Any]) -> str:
         return text
     except (TypeError, orjson.JSONEncodeError):  # e.g. an integer beyond 64 bits, nesting beyond orjson's 255
         try:
-            return json.dumps(_wrap_non_finite(doc), default=_json_default, separators=(",", ":"), allow_nan=False)
+            text = json.dumps(_wrap_non_finite(doc), default=_json_default, separators=(",", ":"), allow_nan=False)
         except RecursionError:
             raise UnstorableDocument("nested too deep to store (JSON encoding ran out of recursion)") from None
+        # BSON integers are 64-bit (MongoDB refuses such a document), and the JSON text would read back as a
+        # float (1e+30): refused alike on both stores
+        if _has_big_int(doc):
+            raise UnstorableDocument("holds an integer beyond 64 bits (BSON integers are 64-bit)")
+        return text
+
+
+def _has_big_int(value: Any) -> bool:
+    """Whether an integer outside orjson's range (-2**63 .. 2**64 - 1) is anywhere in `value` (no recursion)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, int) and not isinstance(node, bool) and not -2**63 <= node < 2**64:
+            return True
+        if isinstance(node, Mapping):
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
+    return False
 
 
 class UnstorableDocument(ValueError):
@@ -264,6 +310,13 @@ class DocumentStore(abc.ABC):
         wanted = unique_ids(keys)
         for i in range(0, len(wanted), KEY_CHUNK):
             yield from self.find(collection, {**where, field: {"$in": wanted[i : i + KEY_CHUNK]}}, projection=projection)
+
+    def distinct_strings(self, collection: str, field: str) -> list[str]:
+        """The distinct text values of `field` (dotted) in `collection`, sorted; values of other types are left
+        out. Stores answer it from the field's index (`field` must be indexed); this default reads every
+        document."""
+        values = (get_path(doc, field) for doc in self.find(collection, projection=[field.split(".")[0]]))
+        return sorted({v for v in values if isinstance(v, str)})
 
     def find_one(self, collection: str, filter: Filter | None = None, sort: Sort | None = None) -> dict | None:
         return next(iter(self.find(collection, filter, sort=sort, limit=1)), None)

@@ -27,8 +27,15 @@ skipped and not counted. Errors of the store itself (StoreUnavailable, ...) abor
 cannot be read on (UnreadableFile: a `.gz` that is not gzip, a truncated archive), after writing what was
 read before it.
 
-Result: `{"read": non-blank lines, "written": documents written, "bad_lines": n, "missing_key": documents
-without the collection's unique key (written all the same, once), "errors": [{"line": n, "error": "..."}]}`.
+A key keeps its JSON type, as in MongoDB: `5`, `5.0` and `"5"` are two documents (`5` and `5.0` one), `true`
+and `"True"` two (the SQLite store indexes them apart: `base.stored_key`). Lines of the file with the same key
+(or the same source `_id`, without one) are one document: the last line's.
+
+Result: `{"read": non-blank lines, "written": documents of this file the store holds after it (each once,
+new or replacing a stored one), "duplicate_lines": lines whose key an earlier line of the file had (the
+later one replaced it), "bad_lines": n, "missing_key": documents without the collection's unique key
+(written all the same, once), "errors": [{"line": n, "error": "..."}]}`. So `written + duplicate_lines +
+bad_lines == read`. The keys written are remembered for the count (about 100 bytes each).
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from hive_assets.data.store.base import DocumentStore, UnstorableDocument, key_field
+from hive_assets.data.store.base import DocumentStore, UnstorableDocument, key_field, stored_key
 
 MAX_ERRORS = 20
 DEFAULT_BATCH = 1000
@@ -170,9 +177,23 @@ def import_jsonl(
     """Upsert every document of a mongoexport JSON-lines file into `collection` (see module doc)."""
     key = key_field(collection)  # unknown collection -> ValueError before reading anything
     path = Path(path)
-    result: dict[str, Any] = {"read": 0, "written": 0, "bad_lines": 0, "missing_key": 0, "errors": []}
+    result: dict[str, Any] = {"read": 0, "written": 0, "duplicate_lines": 0, "bad_lines": 0, "missing_key": 0,
+                              "errors": []}
     batch: list[tuple[int, dict[str, Any]]] = []  # (line number, document)
     keyless: list[tuple[int, tuple[str, dict[str, Any]]]] = []
+    written: set[Any] = set()  # the identity (key or keyless identity) of every document written
+
+    def identity(item: Any) -> Any:
+        return ("keyless", item[0]) if isinstance(item, tuple) else ("key", stored_key(item[key]))
+
+    def count_written(items: list) -> None:
+        for item in items:
+            ident = identity(item)
+            if ident in written:
+                result["duplicate_lines"] += 1
+            else:
+                written.add(ident)
+        result["written"] = len(written)
 
     def bad(number: int, exc: BaseException) -> None:
         result["bad_lines"] += 1
@@ -182,14 +203,18 @@ def import_jsonl(
     def write(entries: list, upsert) -> None:
         if not entries:
             return
+        items = [item for _, item in entries]
         try:
-            result["written"] += upsert([item for _, item in entries])
+            upsert(items)
         except UnstorableDocument:  # rare: find the documents the store cannot hold, write the others
+            items = []
             for number, item in entries:
                 try:
-                    result["written"] += upsert([item])
+                    upsert([item])
+                    items.append(item)
                 except UnstorableDocument as exc:
                     bad(number, exc)
+        count_written(items)  # in line order: a key seen before is a duplicate line
         entries.clear()
 
     def flush() -> None:

@@ -90,10 +90,12 @@ from hive_assets.data.store.base import (
     COLLECTIONS,
     COMPOUND_INDEXES,
     KEY_CHUNK,
+    REPLACED_COMPOUND_INDEXES,
     DocumentStore,
     Filter,
     Sort,
     StoreUnavailable,
+    UnstorableDocument,
     key_field,
     unique_ids,
 )
@@ -214,6 +216,16 @@ def translate_filter(filter: Filter | None) -> dict[str, Any]:
     if extra:
         out["$and"] = list(out.get("$and", [])) + extra
     return out
+
+
+@contextlib.contextmanager
+def _bson_integers():
+    """BSON integers are 64-bit: pymongo refuses a larger one (OverflowError) while encoding. The document is
+    unstorable, not the store broken (the SQLite store refuses it alike): the importer reports its line."""
+    try:
+        yield
+    except OverflowError as exc:
+        raise UnstorableDocument(f"holds an integer beyond 64 bits (BSON integers are 64-bit): {exc}") from None
 
 
 class MongoStore(DocumentStore):
@@ -350,7 +362,19 @@ class MongoStore(DocumentStore):
             models += [IndexModel([(f, pymongo.ASCENDING) for f in fields]) for fields in COMPOUND_INDEXES.get(collection, ())]
             # only the missing ones: FerretDB 1.24 panics on a createIndexes that repeats several
             # existing indexes (seen re-opening a database: "slice bounds out of range [:3:2]")
-            existing = {tuple(tuple(k) for k in info["key"]) for info in coll.index_information().values()}
+            indexes = coll.index_information()
+            existing = {tuple(tuple(k) for k in info["key"]) for info in indexes.values()}
+            replaced = {tuple((f, pymongo.ASCENDING) for f in fields)
+                        for fields in REPLACED_COMPOUND_INDEXES.get(collection, ())}
+            for name, info in indexes.items():
+                if tuple(tuple(k) for k in info["key"]) in replaced:  # a later index starts with its fields
+                    try:
+                        coll.drop_index(name)
+                    except OperationFailure as exc:
+                        if _auth_failure(exc):
+                            raise
+                        log.warning("%s: could not drop the replaced index %s: %s", collection, name,
+                                    self._clean(str(exc)))
             models = [m for m in models if tuple(tuple(k) for k in m.document["key"].items()) not in existing]
             if models:
                 self._create(coll, models)
@@ -378,7 +402,7 @@ class MongoStore(DocumentStore):
                for identity, doc in items]
         chunk = FERRETDB_CHUNK if self.is_ferretdb else BATCH_SIZE
         for i in range(0, len(ops), chunk):
-            with self._guard():
+            with self._guard(), _bson_integers():
                 coll.bulk_write(ops[i : i + chunk], ordered=True)
         return len(ops)
 
@@ -422,7 +446,7 @@ class MongoStore(DocumentStore):
                 for kind, body in part
             ]
             try:
-                with self._guard():
+                with self._guard(), _bson_integers():
                     coll.bulk_write(ops, ordered=True)
             except BulkWriteError as exc:
                 errors = exc.details.get("writeErrors") or []
@@ -598,6 +622,12 @@ class MongoStore(DocumentStore):
             elif isinstance(value, list):  # `$in` matches an element of an array value
                 doc[field] = [safe_text(v) for v in value if isinstance(v, str)]
         return doc
+
+    def distinct_strings(self, collection: str, field: str) -> list[str]:
+        # the server's `distinct` (MongoDB walks the field's index; FerretDB 1.x scans, as for any filter)
+        with self._guard():
+            values = self._coll(collection).distinct(field)
+        return sorted({v for v in values if isinstance(v, str)})
 
     def count(self, collection: str, filter: Filter | None = None) -> int:
         with self._guard():

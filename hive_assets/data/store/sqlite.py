@@ -26,6 +26,7 @@ from hive_assets.data.store.base import (
     COLLECTIONS,
     NON_FINITE_TAG,
     COMPOUND_INDEXES,
+    REPLACED_COMPOUND_INDEXES,
     DocumentStore,
     Filter,
     Sort,
@@ -33,6 +34,7 @@ from hive_assets.data.store.base import (
     dumps,
     KEY_CHUNK,
     key_field,
+    stored_key,
     unique_ids,
     unwrap_non_finite,
 )
@@ -133,6 +135,8 @@ class SQLiteStore(DocumentStore):
                              "WHERE import_id IS NOT NULL")
                 for f in meta["indexed"]:
                     conn.execute(f'CREATE INDEX IF NOT EXISTS "{name}__{f}" ON "{name}"({_column(f)})')
+                for fields in REPLACED_COMPOUND_INDEXES.get(name, ()):
+                    conn.execute(f'DROP INDEX IF EXISTS "{name}__{"_".join(fields)}"')
                 for fields in COMPOUND_INDEXES.get(name, ()):
                     cols_sql = ", ".join(_column(f) for f in fields)
                     conn.execute(f'CREATE INDEX IF NOT EXISTS "{name}__{"_".join(fields)}" ON "{name}"({cols_sql})')
@@ -168,18 +172,20 @@ class SQLiteStore(DocumentStore):
                     params.extend(p)
                 continue
             expr = self._field_sql(collection, field)
+            # the key column holds `stored_key` forms: a value that is not text is compared in that form
+            param = stored_key if expr == "doc_key" else self._param
             ops = cond if isinstance(cond, Mapping) and cond and all(k.startswith("$") for k in cond) else {"$eq": cond}
             for op, value in ops.items():
                 if op in ("$eq", "$ne") and value is None:
                     clauses.append(f"{expr} IS {'NOT ' if op == '$ne' else ''}NULL")
                 elif op == "$eq":
                     clauses.append(f"{expr} = ?")
-                    params.append(self._param(value))
+                    params.append(param(value))
                 elif op == "$ne":
                     clauses.append(f"({expr} IS NULL OR {expr} != ?)")
-                    params.append(self._param(value))
+                    params.append(param(value))
                 elif op in ("$in", "$nin"):
-                    values = [self._param(v) for v in value]
+                    values = [param(v) for v in value]
                     marks = ",".join("?" * len(values)) or "NULL"
                     neg = "NOT " if op == "$nin" else ""
                     clauses.append(f"{expr} {neg}IN ({marks})" if op == "$in" else f"({expr} IS NULL OR {expr} NOT IN ({marks}))")
@@ -191,7 +197,7 @@ class SQLiteStore(DocumentStore):
                     if sql_op is None:
                         raise ValueError(f"unsupported filter operator {op}")
                     clauses.append(f"{expr} {sql_op} ?")
-                    params.append(self._param(value))
+                    params.append(param(value))
         return (" AND ".join(clauses) or "1"), params
 
     # -- interface ------------------------------------------------------------------------------------
@@ -200,7 +206,7 @@ class SQLiteStore(DocumentStore):
         rows = []
         for doc in docs:
             k = doc.get(key) if isinstance(doc, Mapping) else None
-            rows.append((None if k is None else str(k), dumps(doc)))
+            rows.append((None if k is None else stored_key(k), dumps(doc)))
         return self._write_rows(rows, f'INSERT INTO "{collection}"(doc_key, doc) VALUES (?, ?) '
                                       "ON CONFLICT(doc_key) WHERE doc_key IS NOT NULL DO UPDATE SET doc = excluded.doc")
 
@@ -231,7 +237,7 @@ class SQLiteStore(DocumentStore):
             raise ValueError(f"insert_new needs the {collection} key {key_field(collection)!r}")
         cursor = self._conn.execute(
             f'INSERT INTO "{collection}"(doc_key, doc) VALUES (?, ?) ON CONFLICT(doc_key) WHERE doc_key IS NOT NULL '
-            "DO NOTHING", (str(key), dumps(doc)))
+            "DO NOTHING", (stored_key(key), dumps(doc)))
         return cursor.rowcount == 1
 
     def find(
@@ -282,6 +288,21 @@ class SQLiteStore(DocumentStore):
                 f'INDEXED BY "{collection}__key" WHERE {sql} ORDER BY rid', params)
             for doc_key, raw in cursor.fetchall():
                 yield _decode_row(raw, key, doc_key, projection)
+
+    def distinct_strings(self, collection: str, field: str) -> list[str]:
+        if field not in COLLECTIONS[collection]["indexed"]:
+            return super().distinct_strings(collection, field)
+        column = _column(field)
+        # a loose index scan: one index seek per distinct value (text sorts after numbers and NULL)
+        rows = self._conn.execute(
+            f'WITH RECURSIVE walk(v) AS (SELECT (SELECT MIN({column}) FROM "{collection}" WHERE {column} >= \'\') '
+            f'UNION ALL SELECT (SELECT MIN({column}) FROM "{collection}" WHERE {column} > walk.v) FROM walk '
+            f"WHERE walk.v IS NOT NULL) SELECT v FROM walk WHERE v IS NOT NULL").fetchall()
+        # an object or an array in the field reads as its JSON text: such a value is text only if a document
+        # holds it as text (one indexed probe, rare)
+        return [v for (v,) in rows if isinstance(v, str) and (v[:1] not in "{[" or self._conn.execute(
+            f'SELECT 1 FROM "{collection}" WHERE {column} = ? AND json_type(doc, \'$.{field}\') = \'text\' '
+            "LIMIT 1", (v,)).fetchone())]
 
     def count(self, collection: str, filter: Filter | None = None) -> int:
         key_field(collection)

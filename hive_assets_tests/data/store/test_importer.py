@@ -72,7 +72,8 @@ def test_import_both_stores(any_store, tmp_path):
     result = import_jsonl(any_store, C, path, batch_size=2)
     assert result["read"] == 9
     assert result["bad_lines"] == 4
-    assert result["written"] == 5
+    assert result["written"] == 4  # the store holds 4: the last line repeats a key (the later one is kept)
+    assert result["duplicate_lines"] == 1
     assert result["missing_key"] == 1
     assert [e["line"] for e in result["errors"]] == [4, 6, 7, 8]
     assert all(isinstance(e["error"], str) and e["error"] for e in result["errors"])
@@ -110,7 +111,7 @@ def test_import_both_stores(any_store, tmp_path):
     # importing the same file again changes nothing, the key-less line included (it has no `_id`: its
     # content is its identity)
     again = import_jsonl(any_store, C, path)
-    assert again["written"] == 5 and again["bad_lines"] == 4 and again["missing_key"] == 1
+    assert (again["written"], again["duplicate_lines"], again["bad_lines"], again["missing_key"]) == (4, 1, 4, 1)
     assert any_store.count(C) == 4
     assert any_store.count(C, {"opinion_id": {"$exists": True}}) == 3
 
@@ -154,7 +155,7 @@ def test_import_gzip_and_large_batches(any_store, tmp_path):
             if i % 1000 == 999:
                 fh.write("garbage\n")
     result = import_jsonl(any_store, "specialist_feedback", path)
-    assert result == {"read": 2502, "written": 2500, "bad_lines": 2, "missing_key": 0,
+    assert result == {"read": 2502, "written": 2500, "duplicate_lines": 0, "bad_lines": 2, "missing_key": 0,
                       "errors": result["errors"]}
     assert [e["line"] for e in result["errors"]] == [1001, 2002]
     assert any_store.count("specialist_feedback") == 2500
@@ -293,8 +294,58 @@ def test_cli_imports_into_the_embedded_store(tmp_path, monkeypatch, capsys):
     path = write_fixture(tmp_path / "opinions.jsonl")
     assert main([C, str(path)]) == 1  # bad lines make the exit status non-zero
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert out["written"] == 5 and out["bad_lines"] == 4
+    assert (out["written"], out["duplicate_lines"], out["bad_lines"]) == (4, 1, 4)
 
     from hive_assets.data.store.sqlite import SQLiteStore
 
     assert SQLiteStore(tmp_path / "home" / "store.sqlite").count(C) == 4
+
+
+def test_written_is_what_the_store_holds_and_a_repeated_key_is_a_duplicate_line(any_store, tmp_path):  # noqa: F811
+    """56 lines, one feedback_id twice (in another batch): 55 documents, the later line's; again: the same."""
+    lines = [{"feedback_id": f"fb-{i}", "opinion_id": f"op-{i}", "human_rating": 0.5} for i in range(55)]
+    lines.append({**lines[3], "human_rating": 0.9})
+    lines.append({"note": "no key", "_id": {"$oid": "65a1b2c3d4e5f60718293a4b"}})
+    lines.append({"note": "no key, again", "_id": {"$oid": "65a1b2c3d4e5f60718293a4b"}})  # same source _id
+    path = tmp_path / "feedback.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    for _ in range(2):
+        result = import_jsonl(any_store, "specialist_feedback", path, batch_size=10)
+        assert (result["read"], result["written"], result["duplicate_lines"], result["missing_key"]) == (58, 56, 2, 2)
+        assert any_store.count("specialist_feedback") == result["written"]
+    assert any_store.find_one("specialist_feedback", {"feedback_id": "fb-3"})["human_rating"] == 0.9
+
+
+def test_keys_of_other_json_types_are_other_documents_as_in_mongodb(any_store, tmp_path):  # noqa: F811
+    """MongoDB's unique index: 5 and "5" differ, true and "True" differ, 5 and 5.0 are one key."""
+    ids = [5, "5", True, "True", 1, 5.0, {"a": 1}, [1, 2]]
+    path = tmp_path / "opinions.jsonl"
+    path.write_text("".join(json.dumps({"opinion_id": i, "line": n}) + "\n" for n, i in enumerate(ids, start=1)))
+    result = import_jsonl(any_store, C, path)
+    assert (result["written"], result["duplicate_lines"], result["bad_lines"]) == (7, 1, 0)
+    assert any_store.count(C) == 7
+    line_of = {json.dumps(d["opinion_id"]): d["line"] for d in any_store.find(C)}
+    assert line_of == {"5.0": 6, '"5"': 2, "true": 3, '"True"': 4, "1": 5, '{"a": 1}': 7, "[1, 2]": 8}
+    # the platform's reads by id (text) find the text keys only
+    assert [d["line"] for d in any_store.find(C, {"opinion_id": "5"})] == [2]
+    assert [d["line"] for d in any_store.find(C, {"opinion_id": {"$in": ["True", "1"]}})] == [4]
+    assert [d["line"] for d in any_store.find(C, {"opinion_id": True})] == [3]
+
+
+def test_an_integer_beyond_64_bits_is_a_bad_line_on_both_stores(any_store, tmp_path):  # noqa: F811
+    """BSON integers are 64-bit: MongoDB refuses such a document (the import stopped on its OverflowError,
+    writing nothing); the SQLite store stored its JSON text, read back as the float 1e+30. Both refuse it."""
+    from hive_assets.data.store.base import UnstorableDocument
+
+    values = [1, 10**30, 2**64, -(2**63) - 1, 2**63 - 1]
+    path = tmp_path / "ledger.jsonl"
+    path.write_text("".join(json.dumps({"plan_id": f"p{n}", "plan_data": {"tasks": [], "v": v}}) + "\n"
+                            for n, v in enumerate(values, start=1)))
+    result = import_jsonl(any_store, "cognitive_ledger", path)
+    assert (result["written"], result["bad_lines"]) == (2, 3)
+    assert [e["line"] for e in result["errors"]] == [2, 3, 4]
+    assert all("beyond 64 bits" in e["error"] for e in result["errors"])
+    assert {d["plan_id"]: d["plan_data"]["v"] for d in any_store.find("cognitive_ledger")} == {
+        "p1": 1, "p5": 2**63 - 1}
+    with pytest.raises(UnstorableDocument, match="beyond 64 bits"):
+        any_store.upsert_many("cognitive_plans", [{"plan_id": "x", "v": [{"w": 10**30}]}])
