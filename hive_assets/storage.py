@@ -69,7 +69,56 @@ def _nested_columns(frame: pd.DataFrame) -> list[str]:
     return out
 
 
+def _is_null(value: Any) -> bool:
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
+
+
+def _row_ids(frame: pd.DataFrame, row: int) -> str:
+    """The row's ids (its columns named `id` or `*_id`) for a message: `opinion_id='op-1', feedback_id=7`."""
+    values = frame.iloc[row]
+    ids = [f"{name}={value!r}"[:120] for name, value in zip(frame.columns, values)
+           if isinstance(name, str) and (name == "id" or name.endswith("_id")) and not _is_null(value)]
+    return ", ".join(ids) or "no id column"
+
+
+def _mixed_column_problem(frame: pd.DataFrame) -> str | None:
+    """What makes `frame` unwritable, when it is an object column whose values Parquet cannot hold in one
+    column (text beside numbers): the column, its types and the first row of each type but the most common
+    one, with that row's ids. None when no object column mixes types (pyarrow's own error then stands)."""
+    import pyarrow as pa
+
+    for position, name in enumerate(frame.columns):
+        column = frame.iloc[:, position]
+        if column.dtype != object:
+            continue
+        try:
+            pa.array(column, from_pandas=True)
+            continue
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            pass
+        first_row: dict[str, int] = {}
+        kinds: dict[str, int] = {}
+        for row, value in enumerate(column):
+            if _is_null(value):
+                continue
+            kind = type(value).__name__
+            kinds[kind] = kinds.get(kind, 0) + 1
+            first_row.setdefault(kind, row)
+        if len(kinds) < 2:  # one type pyarrow refuses for another reason (an integer beyond 64 bits)
+            continue
+        common = max(kinds, key=lambda kind: (kinds[kind], -first_row[kind]))
+        found = ", ".join(f"{kind} in {n:,} row{'s' if n > 1 else ''}"
+                          for kind, n in sorted(kinds.items(), key=lambda item: -item[1]))
+        others = "; ".join(f"first {kind} at row {first_row[kind]} ({_row_ids(frame, first_row[kind])})"
+                           for kind in sorted(kinds, key=first_row.get) if kind != common)
+        return f"column {name!r} holds values of types Parquet cannot store in one column ({found}): {others}"
+    return None
+
+
 def frame_to_parquet(frame: pd.DataFrame) -> bytes:
+    """Raises StorageFormatError, naming the column and the first rows at fault, for a column holding values
+    of types one Parquet column cannot hold (text beside numbers): written as they are or not at all, never
+    turned into text behind the reader's back."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -78,7 +127,13 @@ def frame_to_parquet(frame: pd.DataFrame) -> bytes:
     for name in nested:  # orjson: a demo partition's plans are tens of MB of JSON
         flat[name] = [None if v is None else orjson.dumps(v, default=jsonable, option=orjson.OPT_SERIALIZE_NUMPY
                                                           ).decode() for v in frame[name]]
-    table = pa.Table.from_pandas(flat)
+    try:
+        table = pa.Table.from_pandas(flat)
+    except (pa.ArrowTypeError, pa.ArrowInvalid) as error:
+        problem = _mixed_column_problem(flat)
+        if problem is None:  # not a column of mixed values: pyarrow's own error says more than a guess would
+            raise
+        raise StorageFormatError(f"{problem}; nothing was written") from error
     metadata = dict(table.schema.metadata or {})
     metadata[JSON_COLUMNS_KEY] = json.dumps(nested).encode()
     if frame.attrs:

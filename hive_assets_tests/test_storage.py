@@ -177,3 +177,25 @@ def test_a_column_mixing_text_and_documents_round_trips_whichever_comes_first():
         frame = pd.DataFrame({"reason": ["wrong_type", "invalid_plan", "missing_plan"], "document": documents})
         back = storage.frame_from_parquet(storage.frame_to_parquet(frame))
         assert back["document"].tolist() == documents
+
+
+def test_a_column_of_text_and_numbers_is_refused_naming_the_column_and_the_rows_not_stringified():
+    """A number among text (a numeric feedback_id) failed the write with pyarrow's "Conversion failed for
+    column feedback_id", naming no document. Collection's validation keeps such values out; should one get
+    through, the error names the column, its types and the first row of each unusual type by its ids, and
+    nothing is written (turning 778 into "778" would store what no document holds)."""
+    frame = pd.DataFrame({"opinion_id": ["op-1", "op-2", "op-3", "op-4"], "feedback_id": ["fb-1", 778, None, 779],
+                          "score": [0.1, 0.2, 0.3, 0.4]})
+    files = MemoryFiles()
+    with pytest.raises(storage.StorageFormatError) as refused:
+        storage.write(storage.FRAME, frame, files)
+    assert str(refused.value) == (
+        "column 'feedback_id' holds values of types Parquet cannot store in one column (int in 2 rows, str in 1 row): "
+        "first str at row 0 (opinion_id='op-1', feedback_id='fb-1'); nothing was written")
+    assert files.files == {}
+    # without id columns, and with a third type; a column that converts (numbers and NaN) is not at fault
+    mixed = pd.DataFrame({"version": ["v1", 3, True, "v2"], "n": [1, 2.5, float("nan"), 4]})
+    with pytest.raises(storage.StorageFormatError, match=r"column 'version' .*\(str in 2 rows, int in 1 row, bool in "
+                                                         r"1 row\): first int at row 1 \(no id column\); first bool "
+                                                         r"at row 2 \(no id column\); nothing was written"):
+        storage.frame_to_parquet(mixed)

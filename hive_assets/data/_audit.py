@@ -26,9 +26,10 @@ AuditReader = Callable[[list[str], datetime, datetime], dict[str, float]]
 def audit_confidences_from_store(store: DocumentStore) -> AuditReader:
     """Intent confidences from the `intentions_audit` collection (used when Kafka is not configured).
 
-    An event stamped at or after `end` (the end of the window, e.g. a backfill's `as_of`) did not exist
-    then and is ignored, and so is one stamped after every time collection holds (after 2260); earlier
-    ones count whatever their age (an intent may precede the window), and so do undated ones.
+    An event stamped after `end` (the end of the window, e.g. a backfill's `as_of`) did not exist then and
+    is ignored, and so is one stamped after every time collection holds (after 2260); one stamped at `end`
+    counts, as an opinion or feedback at that instant does (the window is [start, end]); earlier ones count
+    whatever their age (an intent may precede the window), and so do undated ones.
     """
 
     def read(intent_ids: list[str], start: datetime, end: datetime) -> dict[str, float]:
@@ -36,7 +37,7 @@ def audit_confidences_from_store(store: DocumentStore) -> AuditReader:
         for ev in store.find_by_keys_where("intentions_audit", "id", intent_ids, {},
                                            projection=["id", "confidence", "timestamp"]):
             stamped = to_utc(ev.get("timestamp"))
-            if (stamped >= end) if stamped is not None else after_every_time(ev.get("timestamp")):
+            if (stamped > end) if stamped is not None else after_every_time(ev.get("timestamp")):
                 continue
             if (conf := _confidence(ev)) is not None:
                 out[str(ev["id"])] = conf
@@ -47,14 +48,15 @@ def audit_confidences_from_store(store: DocumentStore) -> AuditReader:
 
 def audit_confidences_from_kafka(bootstrap_servers: str, topic: str = "intentions.audit",
                                  timeout_s: float = 30.0) -> AuditReader:
-    """Intent confidences from the `intentions.audit` topic, read for the collection window."""
+    """Intent confidences from the `intentions.audit` topic, read for the collection window [start, end]."""
 
     def read(intent_ids: list[str], start: datetime, end: datetime) -> dict[str, float]:
         from hive_assets.data.kafka import read_audit_events
 
         wanted = set(intent_ids)
         out: dict[str, float] = {}
-        events = read_audit_events(bootstrap_servers, start, end, topic=topic, timeout_s=timeout_s)
+        events = read_audit_events(bootstrap_servers, start, end, topic=topic, timeout_s=timeout_s,
+                                   end_inclusive=True)
         if events.bad_messages:  # skipped, never fatal: said once per read, by reason
             log.warning("%s: %d unusable audit messages skipped %s", topic, len(events.bad_messages),
                         events.bad_by_reason())

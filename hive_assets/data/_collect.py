@@ -320,7 +320,7 @@ def collect(
             "plan_id": str(op["plan_id"]),
             "intent_id": intents[oid],
             "specialist_type": specialist,
-            "specialist_version": op.get("specialist_version"),
+            "specialist_version": docs.version_text(op.get("specialist_version")),
             "evaluated_at": docs.to_utc(op["evaluated_at"]),
             "recommendation": str(body["recommendation"]).lower(),
             "confidence_score": body.get("confidence_score"),
@@ -369,10 +369,16 @@ def collection_settings(window_days: int, min_confidence: float, trust: TrustPol
             "window_start": start.isoformat(), "window_end": end.isoformat()}
 
 
+# Clocks of the services disagree a little (the tolerance a timestamp may be ahead of "now"): an opinion
+# evaluated just after the window's start may have its label stamped just before it.
+FEEDBACK_CLOCK_SKEW = docs.FUTURE_TOLERANCE
+
+
 def _feedback_window(specialist: str, start: datetime, now: datetime) -> dict[str, Any]:
-    """The specialist's feedback submitted in [start, now]: served by the index on specialist_type +
-    submitted_at; the join reads the complement of the same filter."""
-    return {"specialist_type": specialist, "submitted_at": {"$gte": start, "$lte": now}}
+    """The specialist's feedback submitted in [start - FEEDBACK_CLOCK_SKEW, now]: served by the index on
+    specialist_type + submitted_at (the query's shape is unchanged, only its lower bound is earlier); the
+    join reads the complement of the same filter. The opinions stay those evaluated in [start, now]."""
+    return {"specialist_type": specialist, "submitted_at": {"$gte": start - FEEDBACK_CLOCK_SKEW, "$lte": now}}
 
 
 def _opinions_with_trusted_feedback(
@@ -382,11 +388,13 @@ def _opinions_with_trusted_feedback(
     """Ids of the opinions that have, among the feedback of `window` (`_feedback_window`), at least one
     valid feedback the trust policy keeps; and the valid feedback read, by opinion_id.
 
-    Feedback cannot come before its opinion, so an opinion of the window has its labels in the window;
-    the join then takes these documents and reads only the OTHER feedback of these opinions by id (the
-    filter's complement), so the label is the same latest trusted one whatever this index read saw, and no
-    document is read or validated twice (at the simulator's mix, 95 % answered, that was most of the
-    feedback). Malformed feedback read here is quarantined."""
+    Feedback comes after its opinion, but for the services' clock skew, which `window` allows for: so an
+    opinion of the window has its labels in it (one stamped more than the skew before the window's start is
+    not seen: README "Collection driven from the labels"). The join then takes these documents and reads
+    only the OTHER feedback of these opinions by id (the filter's complement), so the label is the same
+    latest trusted one whatever this index read saw, and no document is read or validated twice (at the
+    simulator's mix, 95 % answered, that was most of the feedback). Malformed feedback read here is
+    quarantined."""
     ids: set[str] = set()
     valid: dict[str, list[dict]] = {}
     for fb in store.find("specialist_feedback", window):

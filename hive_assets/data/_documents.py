@@ -396,14 +396,54 @@ def plan_to_serve(document: Any, max_tasks: int = MAX_TASKS) -> tuple[Any, list[
     return document, validate_plan(document, None, max_tasks)
 
 
+def _id_problems(doc: Mapping, fields: tuple[str, ...]) -> list[Problem]:
+    """Required ids, which must be text: ids join documents by their text, and whether a number means the
+    same document as its digits depends on the store (SQLite keys by text, MongoDB by type)."""
+    problems = []
+    for field in fields:
+        if not doc.get(field):
+            problems.append(Problem(MISSING_FIELD, f"{field} is missing"))
+        elif not isinstance(doc[field], str):
+            problems.append(Problem(WRONG_TYPE, f"{field}={doc[field]!r} is not text"))
+    return problems
+
+
+def _optional_text_problems(doc: Mapping, field: str, path: str | None = None) -> list[Problem]:
+    """A field collection copies into a row's text column: None or text. One number among text failed the
+    Parquet write of the whole collection, naming no document."""
+    value = doc.get(field)
+    if value is None or isinstance(value, str):
+        return []
+    return [Problem(WRONG_TYPE, f"{path or field}={value!r} is not text")]
+
+
+def version_text(value: Any) -> Any:
+    """An opinion's `specialist_version` as collection keeps it: an integer (a service that numbers its
+    versions, as the registry does) as its digits, which is what the drift check compares with the registry
+    version; anything else as it is (validation allows only text, an integer or none)."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 def validate_opinion(doc: Any, now: datetime, specialist: str | None = None) -> list[Problem]:
+    """Every field collection copies into a row has its type checked: a document of the wrong shape is
+    quarantined, never a row (a wrong type there failed the whole collection or its Parquet write)."""
     if not isinstance(doc, Mapping):
         return [Problem(NOT_A_DOCUMENT, f"opinion is a {type(doc).__name__}, not an object")]
     if hostile := structure_problems(doc):
         return hostile
-    problems = [Problem(MISSING_FIELD, f"{f} is missing") for f in ("opinion_id", "plan_id") if not doc.get(f)]
+    problems = _id_problems(doc, ("opinion_id", "plan_id"))
     if specialist is not None and doc.get("specialist_type") != specialist:
         problems.append(Problem(SPECIALIST_MISMATCH, f"specialist_type={doc.get('specialist_type')!r}"))
+    version = doc.get("specialist_version")
+    # an integer is kept as its digits (`version_text`); a float is not (1.10 and 1.1 are one float)
+    if version is not None and not isinstance(version, str) and not (isinstance(version, int) and is_number(version)):
+        problems.append(Problem(WRONG_TYPE, f"specialist_version={version!r} is not text or an integer"))
+    meta = doc.get("metadata")
+    if meta is not None and not isinstance(meta, Mapping):
+        problems.append(Problem(WRONG_TYPE, f"metadata={meta!r} is not an object"))
+    elif meta is not None:  # the A/B tags: the rollout matches them as text (`hive_assets.rollout`)
+        for field in ("ab_test_id", "ab_arm"):
+            problems += _optional_text_problems(meta, field, f"metadata.{field}")
     problems.extend(_timestamp_problems(doc, "evaluated_at", now))
     body = doc.get("opinion")
     if body is None:
@@ -422,14 +462,14 @@ def validate_feedback(doc: Any, now: datetime) -> list[Problem]:
         return [Problem(NOT_A_DOCUMENT, f"feedback is a {type(doc).__name__}, not an object")]
     if hostile := structure_problems(doc):
         return hostile
-    problems = [Problem(MISSING_FIELD, f"{f} is missing") for f in ("feedback_id", "opinion_id") if not doc.get(f)]
-    if doc.get("opinion_id") and not isinstance(doc["opinion_id"], str):  # opinion ids are text: it labels nothing
-        problems.append(Problem(WRONG_TYPE, f"opinion_id={doc['opinion_id']!r} is not text"))
+    problems = _id_problems(doc, ("feedback_id", "opinion_id"))  # a number as opinion_id labels nothing
+    # the trust rules compare source names (a list or an object there raised TypeError in them)
+    problems += _optional_text_problems(doc, "feedback_source")
     problems += _choice_problems(doc.get("human_recommendation"), "human_recommendation", HUMAN_RECOMMENDATIONS,
                                  UNKNOWN_HUMAN_RECOMMENDATION)
     problems += _unit_interval_problems(doc.get("human_rating"), "human_rating")
     if doc.get("metadata") is not None and not isinstance(doc["metadata"], Mapping):
-        problems.append(Problem(WRONG_TYPE, "metadata is not an object"))
+        problems.append(Problem(WRONG_TYPE, f"metadata={doc['metadata']!r} is not an object"))
     problems.extend(_timestamp_problems(doc, "submitted_at", now))
     return problems
 

@@ -1,7 +1,9 @@
 """The `intentions.audit` Kafka topic: intent envelopes (SPEC section 2), read for a time window.
 
 `read_audit_events(bootstrap, start, end)` returns an `AuditEvents`: a `list` of the decoded envelopes
-whose `timestamp` falls in [start, end) (sorted by that time), which also carries
+whose `timestamp` falls in [start, end) (sorted by that time; consecutive windows partition the stream), or
+in [start, end] with `end_inclusive` (collection: an event stamped at its window's end counts, as an opinion
+or feedback at that instant does), which also carries
 
 * `bad_messages`: one dict per message that could not be used (`partition`, `offset`, `reason`, `error`):
   not UTF-8 JSON or not a JSON object (`not_json`), nested deeper than `MAX_DEPTH` (`too_deep`), a lone
@@ -203,11 +205,13 @@ def read_audit_events(
     end: datetime,
     topic: str = AUDIT_TOPIC,
     timeout_s: float = 30.0,
+    end_inclusive: bool = False,
 ) -> AuditEvents:
-    """Intent envelopes of `topic` whose `timestamp` is in [start, end) (see the module doc)."""
+    """Intent envelopes of `topic` whose `timestamp` is in [start, end), or [start, end] with `end_inclusive`
+    (see the module doc)."""
     start, end = _utc(start), _utc(end)
     result = AuditEvents()
-    if end <= start:
+    if end < start or (end == start and not end_inclusive):
         return result
     deadline = _Deadline(timeout_s)
     consumer = Consumer(
@@ -279,7 +283,7 @@ def read_audit_events(
                 if offset >= highs[p] - 1:
                     pending.discard(p)
                 result.messages_read += 1
-                _collect(msg, p, offset, start, end, result, collected)
+                _collect(msg, p, offset, start, end, end_inclusive, result, collected)
         collected.sort(key=lambda item: item[:3])
         result.extend(event for *_, event in collected)
         return result
@@ -287,7 +291,8 @@ def read_audit_events(
         consumer.close()
 
 
-def _collect(msg, partition: int, offset: int, start: datetime, end: datetime, result: AuditEvents, out: list) -> None:
+def _collect(msg, partition: int, offset: int, start: datetime, end: datetime, end_inclusive: bool,
+             result: AuditEvents, out: list) -> None:
     raw = msg.value()
 
     def bad(reason: str, error: str) -> None:
@@ -313,7 +318,7 @@ def _collect(msg, partition: int, offset: int, start: datetime, end: datetime, r
     if when is None:
         bad("no_timestamp", f"no usable timestamp: {event.get('timestamp')!r}")
         return
-    if start <= when < end:
+    if start <= when and (when <= end if end_inclusive else when < end):
         out.append((when, partition, offset, event))
     else:
         result.out_of_window += 1

@@ -19,6 +19,7 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography.fernet import Fernet
 
@@ -120,3 +121,71 @@ def write_production_corpus(store, now: datetime, plans: int = 60, specialist: s
     for collection, batch in docs.items():
         store.upsert_many(collection, batch)
     return corpus
+
+
+@dataclass
+class EdgeCases:
+    """What `write_edge_cases` wrote, by what a correct collector does with it."""
+    quarantined: dict[tuple[str, str], str] = field(default_factory=dict)  # (collection, id) -> reason
+    field_named: dict[tuple[str, str], str] = field(default_factory=dict)  # (collection, id) -> text in its detail
+    rows: dict[str, dict] = field(default_factory=dict)  # opinion_id -> columns its row must have
+
+
+def write_edge_cases(store, now: datetime, window_start: datetime, specialist: str = "business",
+                     seed: int = 77) -> EdgeCases:
+    """Complete units (plan, audit event, opinion, feedback) of `specialist` with what services other than
+    the platform's, or their clocks, write: a field of the wrong type in one document (production-shaped
+    neighbours have the right one), an integer `specialist_version`, a numeric `feedback_id` (extended JSON
+    `$numberLong`, which `hive store import` reads as an integer) correcting a label, and a label stamped 10
+    seconds before `window_start` for an opinion evaluated 30 seconds after it (clock skew)."""
+    cases = EdgeCases()
+    plans = make_plans(9, seed=seed, now=now - timedelta(hours=6), days=10)
+    docs: dict[str, list[dict]] = {c: [] for c in (
+        "cognitive_ledger", "intentions_audit", "specialist_opinions", "specialist_feedback")}
+
+    def unit(i: int, opinion: dict | None = None, metadata: Any = None, evaluated: datetime | None = None,
+             **feedback: Any) -> tuple[dict, dict]:
+        plan = copy.deepcopy(plans[i])
+        evaluated = evaluated or plan["created_at"] + timedelta(seconds=30)
+        docs["cognitive_ledger"].append({"plan_id": plan["plan_id"], "intent_id": plan["intent_id"],
+                                         "timestamp": plan["created_at"], "plan_data": plan})
+        docs["intentions_audit"].append({"id": plan["intent_id"], "timestamp": evaluated - timedelta(minutes=1),
+                                         "confidence": 0.9})
+        op = {"opinion_id": f"{specialist}-edge-{i}", "plan_id": plan["plan_id"], "intent_id": plan["intent_id"],
+              "specialist_type": specialist, "specialist_version": "1.4.2", "evaluated_at": evaluated,
+              "opinion": {"recommendation": "approve", "confidence_score": 0.8}, **(opinion or {})}
+        if metadata is not None:
+            op["metadata"] = metadata
+        fb = {"feedback_id": f"fb-{op['opinion_id']}", "opinion_id": op["opinion_id"], "specialist_type": specialist,
+              "human_recommendation": CLASSES[i % 3], "human_rating": 0.9, "feedback_source": "human_expert",
+              "submitted_at": evaluated + timedelta(hours=1), **feedback}
+        docs["specialist_opinions"].append(op)
+        docs["specialist_feedback"].append(fb)
+        return op, fb
+
+    def wrong(collection: str, doc: dict, named: str) -> None:
+        key = doc["opinion_id"] if collection == "specialist_opinions" else str(doc["feedback_id"])
+        cases.quarantined[(collection, key)] = "wrong_type"
+        cases.field_named[(collection, key)] = named
+
+    wrong("specialist_opinions", unit(0, metadata="imported")[0], "metadata=")
+    wrong("specialist_opinions", unit(1, metadata=["x"])[0], "metadata=")
+    wrong("specialist_opinions", unit(2, metadata={"ab_test_id": 5, "ab_arm": "champion"})[0], "metadata.ab_test_id")
+    wrong("specialist_opinions", unit(3, metadata={"ab_test_id": "ab-test-v2", "ab_arm": {"arm": 1}})[0],
+          "metadata.ab_arm")
+    wrong("specialist_feedback", unit(4, feedback_source=1)[1], "feedback_source")  # its only label: no row
+    op, _ = unit(5, opinion={"specialist_version": 3})
+    cases.rows[op["opinion_id"]] = {"specialist_version": "3", "label": CLASSES[5 % 3]}
+    op, fb = unit(6, metadata={"ab_test_id": "ab-test-v2", "ab_arm": "challenger"})
+    correction = {**fb, "feedback_id": 778, "human_recommendation": "reject",
+                  "submitted_at": fb["submitted_at"] + timedelta(hours=1)}
+    docs["specialist_feedback"].append(correction)
+    wrong("specialist_feedback", correction, "feedback_id")
+    cases.rows[op["opinion_id"]] = {"feedback_id": fb["feedback_id"], "label": fb["human_recommendation"],
+                                    "ab_test_id": "ab-test-v2", "ab_arm": "challenger"}
+    op, fb = unit(7, evaluated=window_start + timedelta(seconds=30),
+                  submitted_at=window_start - timedelta(seconds=10))
+    cases.rows[op["opinion_id"]] = {"feedback_id": fb["feedback_id"], "label": fb["human_recommendation"]}
+    for collection, batch in docs.items():
+        store.upsert_many(collection, batch)
+    return cases

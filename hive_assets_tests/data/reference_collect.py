@@ -164,7 +164,10 @@ def reference_collect(
             "plan_id": str(op["plan_id"]),
             "intent_id": intents[oid],
             "specialist_type": specialist,
-            "specialist_version": op.get("specialist_version"),
+            # validation lets text or an integer through; an integer is kept as its digits (`collect`'s rule,
+            # written out here)
+            "specialist_version": (str(op["specialist_version"]) if type(op.get("specialist_version")) is int
+                                   else op.get("specialist_version")),
             "evaluated_at": docs.to_utc(op["evaluated_at"]),
             "recommendation": str(body["recommendation"]).lower(),
             "confidence_score": body.get("confidence_score"),

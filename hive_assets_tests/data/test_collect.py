@@ -286,3 +286,138 @@ def test_the_window_includes_both_ends(tmp_path, source):
     assert {at_start, at_now} <= set(rows.index) and before_start not in rows.index
     assert rows.loc[at_start, "evaluated_at"] == start and rows.loc[at_now, "evaluated_at"] == NOW
     assert rows.loc[[at_start, at_now], "label"].notna().all()
+
+
+# -- the type of every field a row copies (audit of collection) ---------------------------------------
+def _opinion(**fields):
+    return {"opinion_id": "op-1", "plan_id": "plan-1", "specialist_type": "business", "specialist_version": "v1",
+            "evaluated_at": NOW - timedelta(days=1), "opinion": {"recommendation": "approve"}, **fields}
+
+
+def _feedback(**fields):
+    return {"feedback_id": "fb-1", "opinion_id": "op-1", "human_recommendation": "approve", "human_rating": 0.9,
+            "feedback_source": "human_expert", "submitted_at": NOW - timedelta(hours=1), **fields}
+
+
+@pytest.mark.parametrize("fields, named", [
+    ({"metadata": "imported"}, "metadata='imported' is not an object"),
+    ({"metadata": ["x"]}, "metadata=['x'] is not an object"),
+    ({"metadata": {"ab_test_id": 5}}, "metadata.ab_test_id=5 is not text"),
+    ({"metadata": {"ab_test_id": "t", "ab_arm": {"a": 1}}}, "metadata.ab_arm={'a': 1} is not text"),
+    ({"specialist_version": 1.5}, "specialist_version=1.5 is not text or an integer"),
+    ({"specialist_version": True}, "specialist_version=True is not text or an integer"),
+    ({"specialist_version": ["v1"]}, "specialist_version=['v1'] is not text or an integer"),
+    ({"opinion_id": 424242}, "opinion_id=424242 is not text"),
+    ({"plan_id": {"id": 1}}, "plan_id={'id': 1} is not text"),
+])
+def test_an_opinion_field_of_the_wrong_type_is_wrong_type_naming_it(fields, named):
+    assert [(p.reason, p.detail) for p in d.validate_opinion(_opinion(**fields), NOW, "business")] == [
+        (d.WRONG_TYPE, named)]
+
+
+@pytest.mark.parametrize("fields, named", [
+    ({"feedback_id": 778}, "feedback_id=778 is not text"),
+    ({"feedback_source": 1}, "feedback_source=1 is not text"),
+    ({"feedback_source": ["human_expert"]}, "feedback_source=['human_expert'] is not text"),
+    ({"metadata": "x"}, "metadata='x' is not an object"),
+])
+def test_a_feedback_field_of_the_wrong_type_is_wrong_type_naming_it(fields, named):
+    assert [(p.reason, p.detail) for p in d.validate_feedback(_feedback(**fields), NOW)] == [(d.WRONG_TYPE, named)]
+
+
+def test_what_each_field_may_hold():
+    """Optional fields may be absent or null; an integer version is a version (kept as its digits)."""
+    for fields in ({}, {"specialist_version": 3}, {"specialist_version": None}, {"metadata": None},
+                   {"metadata": {}}, {"metadata": {"ab_test_id": None, "ab_arm": None, "other": 5}}):
+        assert d.validate_opinion(_opinion(**fields), NOW, "business") == [], fields
+    for fields in ({}, {"feedback_source": None}, {"metadata": {"source": 5}}):
+        assert d.validate_feedback(_feedback(**fields), NOW) == [], fields
+    assert [d.version_text(v) for v in (3, "v1", None)] == ["3", "v1", None]
+
+
+@pytest.mark.parametrize("source", ["labels", "window"])
+def test_mistyped_documents_are_quarantined_and_their_neighbours_collected_and_written(tmp_path, source):
+    """An opinion whose `metadata` is text failed the whole collection (AttributeError, retried twice); a
+    number among text columns (feedback_id, feedback_source, an A/B tag) failed the write of its rows,
+    naming no document. Each is quarantined as wrong_type, the rest is collected and written; an integer
+    `specialist_version` is a row, its version as text."""
+    from hive_assets.storage import frame_from_parquet, frame_to_parquet
+
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    simulate(store, plans=200, days=20, seed=5, now=NOW, malformed_rate=0.0, ledger_share=1.0)
+    baseline = collect(store, "business", now=NOW, min_confidence=0.0, source=source)
+    labelled = baseline.frame[baseline.frame["label"].notna()]
+    once = Counter(fb["opinion_id"] for fb in store.find("specialist_feedback", {}))
+    oids = [oid for oid in labelled["opinion_id"] if once[oid] == 1][:6]
+    expected = {}
+    for oid, field, value in zip(oids[:4], ("metadata", "metadata", "metadata", "specialist_version"),
+                                 ("imported", ["x"], {"ab_test_id": 5, "ab_arm": "challenger"}, 1.5)):
+        store.update_one("specialist_opinions", {"opinion_id": oid}, {field: value})
+        expected[("specialist_opinions", oid)] = d.WRONG_TYPE
+    store.update_one("specialist_opinions", {"opinion_id": oids[4]}, {"specialist_version": 3})
+    fb = store.find_one("specialist_feedback", {"opinion_id": oids[5]})
+    store.upsert_many("specialist_feedback", [  # a later correction with a numeric id, one with a numeric source
+        {**fb, "feedback_id": 778, "human_recommendation": "reject", "submitted_at": NOW - timedelta(minutes=1)},
+        {**fb, "feedback_id": "fb-numeric-source", "feedback_source": 7, "submitted_at": NOW - timedelta(minutes=2)}])
+    expected[("specialist_feedback", "778")] = expected[("specialist_feedback", "fb-numeric-source")] = d.WRONG_TYPE
+
+    result = collect(store, "business", now=NOW, min_confidence=0.0, source=source)
+    assert {(r.source_collection, r.source_id): r.reason for r in result.quarantine.itertuples()} == expected
+    rows = result.frame.set_index("opinion_id")
+    assert set(rows.index) == set(baseline.frame["opinion_id"]) - set(oids[:4])
+    assert rows.loc[oids[4], "specialist_version"] == "3"
+    assert rows.loc[oids[5], ["feedback_id", "label"]].tolist() == [fb["feedback_id"], fb["human_recommendation"]]
+    back = frame_from_parquet(frame_to_parquet(result.frame))
+    assert back["specialist_version"].dropna().map(type).eq(str).all()
+    frame_to_parquet(result.quarantine)
+
+
+@pytest.mark.parametrize("source", ["labels", "window"])
+def test_a_label_stamped_just_before_the_window_by_a_clock_behind_is_read(tmp_path, source):
+    """Clocks of the services disagree: an opinion evaluated 30 s after the window's start, its only label
+    stamped 10 s before it. The window collector labelled it; the label-driven one read only feedback
+    stamped in the window and lost the row. Its feedback read starts FEEDBACK_CLOCK_SKEW earlier."""
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    simulate(store, plans=200, days=20, seed=5, now=NOW, malformed_rate=0.0, ledger_share=1.0)
+    start = NOW - timedelta(days=10)
+    everything = collect(store, "business", now=NOW, window_days=30, min_confidence=0.0)
+    once = Counter(fb["opinion_id"] for fb in store.find("specialist_feedback", {}))
+    earlier = [oid for oid, at in zip(everything.frame["opinion_id"], everything.frame["evaluated_at"])
+               if once[oid] == 1 and at < start]
+    skewed, too_early = earlier[:2]
+    store.update_one("specialist_opinions", {"opinion_id": skewed}, {"evaluated_at": start + timedelta(seconds=30)})
+    store.update_one("specialist_feedback", {"opinion_id": skewed}, {"submitted_at": start - timedelta(seconds=10)})
+    # an opinion before the window stays out, whenever its label was stamped
+    store.update_one("specialist_opinions", {"opinion_id": too_early}, {"evaluated_at": start - timedelta(seconds=1)})
+    store.update_one("specialist_feedback", {"opinion_id": too_early}, {"submitted_at": start + timedelta(seconds=10)})
+    result = collect(store, "business", now=NOW, window_days=10, min_confidence=0.0, source=source)
+    rows = result.frame.set_index("opinion_id")
+    assert rows.loc[skewed, "label"] is not None and rows.loc[skewed, "evaluated_at"] == start + timedelta(seconds=30)
+    assert too_early not in rows.index
+    window = collect(store, "business", now=NOW, window_days=10, min_confidence=0.0, source="window")
+    labelled = window.frame[window.frame["label"].notna()].reset_index(drop=True)
+    assert result.frame[result.frame["label"].notna()].reset_index(drop=True).equals(labelled)
+
+
+def test_an_audit_event_stamped_at_the_window_end_counts_as_opinions_and_feedback_there_do(tmp_path):
+    """The window is [start, now]: an opinion and its label at `now` count, and so does now its intent's
+    audit event (one stamped at `now` was ignored, the opinion filtered as having none); one after not."""
+    from hive_assets.data import audit_confidences_from_store
+
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    store.upsert_many("intentions_audit", [{"id": "at-end", "timestamp": NOW, "confidence": 0.9},
+                                           {"id": "after", "timestamp": NOW + timedelta(milliseconds=1),
+                                            "confidence": 0.9}])
+    read = audit_confidences_from_store(store)
+    assert read(["at-end", "after"], NOW - timedelta(days=1), NOW) == {"at-end": 0.9}
+
+    simulate(store, plans=100, days=10, seed=5, now=NOW, malformed_rate=0.0, ledger_share=1.0)
+    result = collect(store, "business", now=NOW, min_confidence=0.0)
+    oid, intent = result.frame[["opinion_id", "intent_id"]].iloc[0]
+    store.upsert_many("intentions_audit", [{"id": intent, "timestamp": NOW, "confidence": 0.9}])
+    store.update_one("specialist_opinions", {"opinion_id": oid}, {"evaluated_at": NOW})
+    store.update_one("specialist_feedback", {"opinion_id": oid}, {"submitted_at": NOW})
+    at_end = collect(store, "business", now=NOW, min_confidence=0.0)
+    assert oid in set(at_end.frame["opinion_id"])
+    assert at_end.counts["filtered_no_audit_event"] == result.counts["filtered_no_audit_event"]
+    assert at_end.frame.set_index("opinion_id").loc[oid, "intent_confidence"] == 0.9

@@ -100,6 +100,20 @@ def test_windows_partition_the_stream(kafka_bootstrap, topic, six_days):
     assert read_audit_events(kafka_bootstrap, T0 + timedelta(days=3), T0 + timedelta(days=3), topic=topic) == []
 
 
+def test_collection_reads_its_window_end_inclusive(kafka_bootstrap, topic, six_days):
+    """Collection's window is [start, now]: an opinion or a label stamped at `now` counts, and so does an
+    audit event stamped there (it was dropped: [start, end) is what partitions the stream, the default)."""
+    from hive_assets.data import audit_confidences_from_kafka
+
+    start, end = T0 + timedelta(days=2), T0 + timedelta(days=4)
+    got = read_audit_events(kafka_bootstrap, start, end, topic=topic, timeout_s=30, end_inclusive=True)
+    assert [e["id"] for e in got] == [f"intent-{i:04d}" for i in range(24, 49)]  # 0048 sits at `end`
+    at_one_instant = read_audit_events(kafka_bootstrap, end, end, topic=topic, timeout_s=30, end_inclusive=True)
+    assert [e["id"] for e in at_one_instant] == ["intent-0048"]
+    read = audit_confidences_from_kafka(kafka_bootstrap, topic=topic, timeout_s=30)
+    assert set(read(["intent-0047", "intent-0048", "intent-0049"], start, end)) == {"intent-0047", "intent-0048"}
+
+
 def test_naive_datetimes_are_utc(kafka_bootstrap, topic, six_days):
     aware = read_audit_events(kafka_bootstrap, T0 + timedelta(days=1), T0 + timedelta(days=2), topic=topic)
     naive = read_audit_events(kafka_bootstrap, datetime(2026, 1, 2), datetime(2026, 1, 3), topic=topic)

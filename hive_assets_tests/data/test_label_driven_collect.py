@@ -19,9 +19,11 @@ import pytest
 
 from hive_assets.data import TrustPolicy, collect, to_utc
 from hive_assets.data import _documents as d
+from hive_assets.data._collect import FEEDBACK_CLOCK_SKEW
+from hive_assets.storage import frame_from_parquet, frame_to_parquet
 from hive_assets.data.store import SQLiteStore
 from hive_assets.simulator import simulate
-from hive_assets_tests.data.production_corpus import write_production_corpus
+from hive_assets_tests.data.production_corpus import write_edge_cases, write_production_corpus
 from hive_assets_tests.data.reference_collect import reference_collect
 
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
@@ -33,19 +35,23 @@ def store(request, tmp_path_factory):
     store = SQLiteStore(tmp_path_factory.mktemp("labels") / "store.sqlite")
     simulate(store, plans=300, days=30, seed=31, now=NOW, malformed_rate=0.03, feedback_rate=request.param)
     write_production_corpus(store, NOW)  # encrypted intents, approval-service feedback, plain plan documents
+    # fields of the wrong type, an integer version, a numeric feedback_id, a label stamped before the window
+    store.edge_cases = write_edge_cases(store, NOW, NOW - timedelta(days=WINDOW_DAYS))
     store.answered = request.param
     return store
 
 
 def _read_by_new_collector(store, specialist: str, now: datetime, trust: TrustPolicy) -> dict[str, set[str]]:
-    """What the label-driven collector reads, computed by scanning every document in Python."""
+    """What the label-driven collector reads, computed by scanning every document in Python. Its feedback
+    read starts FEEDBACK_CLOCK_SKEW before the window (a label stamped by a clock a little behind)."""
     start = now - timedelta(days=WINDOW_DAYS)
+    feedback_start = start - FEEDBACK_CLOCK_SKEW
     trust = dataclasses.replace(trust, min_feedback_quality=0.0)  # the quality filter is the join's, not discovery's
     feedback = list(store.find("specialist_feedback"))
     labelled = set()
     for fb in feedback:
         submitted = to_utc(fb.get("submitted_at"))
-        if (fb.get("specialist_type") == specialist and submitted is not None and start <= submitted <= now
+        if (fb.get("specialist_type") == specialist and submitted is not None and feedback_start <= submitted <= now
                 and not d.validate_feedback(fb, now) and trust.reason_to_drop(fb) is None):
             labelled.add(fb["opinion_id"])
     opinions = [op for op in store.find("specialist_opinions")
@@ -55,14 +61,14 @@ def _read_by_new_collector(store, specialist: str, now: datetime, trust: TrustPo
     malformed_in_window = set()
     for fb in feedback:
         submitted = to_utc(fb.get("submitted_at"))
-        if (fb.get("specialist_type") == specialist and submitted is not None and start <= submitted <= now
+        if (fb.get("specialist_type") == specialist and submitted is not None and feedback_start <= submitted <= now
                 and (problems := d.validate_feedback(fb, now))):
             malformed_in_window.add(("specialist_feedback", str(fb.get("feedback_id") or ""), problems[0].reason,
                                      "; ".join(p.detail for p in problems)))
     return {
         "malformed_feedback_in_window": malformed_in_window,
         "specialist_opinions": {op["opinion_id"] for op in opinions},
-        "specialist_feedback": {fb["feedback_id"] for fb in feedback if fb.get("opinion_id") in valid},
+        "specialist_feedback": {str(fb["feedback_id"]) for fb in feedback if fb.get("opinion_id") in valid},
         "plans": {op["plan_id"] for op in opinions if op["opinion_id"] in valid},
     }
 
@@ -102,6 +108,30 @@ def test_same_rows_labels_and_quarantine_of_what_is_read(store, specialist):
     labelled_share = old.counts["labelled"] / max(old.counts["rows"], 1)
     if labelled_share < 0.1:
         assert new.counts["opinions_read"] < 0.1 * old.counts["opinions_read"]
+
+
+def test_mistyped_fields_are_quarantined_and_a_label_stamped_before_the_window_is_read(store):
+    """Fields of the wrong type (an opinion's `metadata` as text or a list, an A/B tag as a number or an
+    object, a number as `feedback_source` or `feedback_id`) are quarantined as wrong_type naming the field;
+    they failed the whole collection (AttributeError) or the Parquet write of its rows. An integer
+    `specialist_version` is a row, as text. A label stamped 10 s before the window's start for an opinion
+    30 s after it is read, as the window collector reads it (`_compare` checks the rest is the same)."""
+    old, new, _ = _compare(store, "business")
+    cases = store.edge_cases
+    for result in (old, new):
+        got = {(r.source_collection, r.source_id): (r.reason, r.detail) for r in result.quarantine.itertuples()}
+        for key, reason in cases.quarantined.items():
+            assert got[key][0] == reason and cases.field_named[key] in got[key][1], (key, got.get(key))
+        rows = result.frame.set_index("opinion_id")
+        for oid, columns in cases.rows.items():
+            assert {name: rows.loc[oid, name] for name in columns} == columns, oid
+        for key in cases.quarantined:
+            if key[0] == "specialist_opinions":
+                assert key[1] not in rows.index
+        written = frame_from_parquet(frame_to_parquet(result.frame))  # every text column stays text
+        assert written["specialist_version"].map(type).isin([str, type(None)]).all()
+        assert written["feedback_id"].dropna().map(type).eq(str).all()
+        frame_to_parquet(result.quarantine)
 
 
 def test_the_store_mixes_in_what_collection_must_quarantine(store):

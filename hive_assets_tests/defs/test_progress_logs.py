@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 
 from hive_assets.data import TrustPolicy, to_utc
+from hive_assets.data._collect import FEEDBACK_CLOCK_SKEW
 from hive_assets.data._documents import validate_feedback
 from hive_assets.data.store import SQLiteStore
 from hive_assets.defs.data.assets import raw_production_data
@@ -47,12 +48,14 @@ def test_a_materialization_logs_collection_tuning_and_bootstrap_progress(hive_ho
     for entry in logs:
         by_step.setdefault(entry.step_key, []).append(entry.user_message)
 
-    # collection (label-driven, issue 23): the opinions with trusted feedback submitted in the window
-    # (announced first), of which those evaluated in the window are read; counted here without the collector
+    # collection (label-driven, issue 23): the opinions with trusted feedback submitted in the window, read
+    # from FEEDBACK_CLOCK_SKEW before its start (announced first), of which those evaluated in the window are
+    # read; counted here without the collector
     start = now - timedelta(days=40)
+    feedback_start = start - FEEDBACK_CLOCK_SKEW
     trust = TrustPolicy()
     announced = {fb["opinion_id"] for fb in store.find("specialist_feedback", {"specialist_type": SPECIALIST})
-                 if start <= (to_utc(fb.get("submitted_at")) or start - timedelta(1)) <= now
+                 if feedback_start <= (to_utc(fb.get("submitted_at")) or start - timedelta(1)) <= now
                  and not validate_feedback(fb, now) and trust.reason_to_drop(fb) is None}
     read = sum(1 for op in store.find("specialist_opinions", {"specialist_type": SPECIALIST})
                if op["opinion_id"] in announced

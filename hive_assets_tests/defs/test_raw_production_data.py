@@ -138,3 +138,54 @@ def test_run_config_out_of_its_range_fails_before_anything_is_read_or_written(hi
     assert not check.passed and check.description == (f"business: {rows} rows < min_samples 1000000 (a warning; "
                                                        "what blocks training is enhanced_features' trainable check)")
     assert check.metadata["specialist"].value == "business"  # checks are not partitioned: each result says whose
+
+
+def test_mistyped_documents_are_quarantined_and_the_run_succeeds_without_a_retry(hive_home):
+    """An opinion whose `metadata` is text failed the step (AttributeError) and its two retries; a numeric
+    `feedback_id` (`{"$numberLong": "778"}`, as `hive store import` reads it) failed the write of the rows."""
+    from hive_assets_tests.data.production_corpus import write_edge_cases
+
+    store = SQLiteStore(hive_home / "store.sqlite")
+    corpus = write_production_corpus(store, NOW)
+    cases = write_edge_cases(store, NOW, NOW - timedelta(days=90))
+    result = _collect({"as_of": NOW.isoformat()})
+    assert result.success
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    meta = _metadata(result)
+    assert meta["quarantined_by_reason"] == {"wrong_type": len(cases.quarantined)}
+    # every opinion of the corpus, and the edge cases' opinions that stay rows
+    assert meta["labelled"] == corpus.opinions + len(cases.rows)
+
+
+def test_the_collection_steps_say_what_their_counts_count(tmp_path):
+    """`opinions_read` counts the opinions with trusted feedback (it said every opinion of the window);
+    `feedback_dropped` counts by the reasons it names (it said superseded labels too, never counted)."""
+    from hive_assets.data import TrustPolicy, collect
+    from hive_assets.defs.data.assets import COLLECTION_STEPS
+    from hive_assets.simulator import simulate
+
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    simulate(store, plans=200, days=20, seed=5, now=NOW, malformed_rate=0.0, ledger_share=1.0)
+    window = collect(store, "business", now=NOW, min_confidence=0.0, source="window")
+    oid = window.frame[window.frame["label"].notna()]["opinion_id"].iloc[0]
+    fb = store.find_one("specialist_feedback", {"opinion_id": oid})
+    extra = {"auto_generated": {"metadata": {"auto_generated": True}},
+             "balanced_dataset": {"metadata": {"balanced_dataset": True}},
+             "denied_source": {"feedback_source": "load_test"}, "below_min_quality": {"human_rating": 0.1},
+             "submitted_after_window": {"submitted_at": NOW + timedelta(days=1)},
+             "superseded": {"submitted_at": d.to_utc(fb["submitted_at"]) - timedelta(minutes=1)}}
+    store.upsert_many("specialist_feedback", [{**fb, "feedback_id": f"fb-{reason}", **fields}
+                                              for reason, fields in extra.items()])
+    result = collect(store, "business", now=NOW, min_confidence=0.0, trust=TrustPolicy(min_feedback_quality=0.5))
+    meaning = dict(COLLECTION_STEPS)
+    named = {reason for reason in extra if reason in meaning["feedback_dropped"]}
+    dropped = set(result.counts["feedback_dropped"])
+    assert dropped == named == set(extra) - {"superseded"}
+    # counted here from every document: opinions of the window with a trusted label known at NOW
+    start, trust = NOW - timedelta(days=90), TrustPolicy()
+    trusted = {fb["opinion_id"] for fb in store.find("specialist_feedback", {"specialist_type": "business"})
+               if d.to_utc(fb["submitted_at"]) <= NOW and trust.reason_to_drop(fb) is None}
+    in_window = {op["opinion_id"] for op in store.find("specialist_opinions", {"specialist_type": "business"})
+                 if start <= d.to_utc(op["evaluated_at"]) <= NOW}
+    assert result.counts["opinions_read"] == len(trusted & in_window) < window.counts["opinions_read"]
+    assert "with trusted feedback" in meaning["opinions_read"]

@@ -50,12 +50,14 @@ class CollectConfig(dg.Config):
 
 # (name, what it counts) in the order collection applies them; `collected_table` shows these rows
 COLLECTION_STEPS = (
-    ("opinions_read", "opinions of the specialist in the window"),
+    ("opinions_read", "opinions of the specialist in the window with trusted feedback (the only ones read)"),
     ("quarantined", "documents rejected by validation (opinions, plans, feedback), by reason in `quarantined`"),
     ("filtered_no_intent_id", "opinions filtered: no clear intent id on the opinion or its plan"),
     ("filtered_no_audit_event", "opinions filtered: no NLU audit event for the intent"),
     ("filtered_low_intent_confidence", "opinions filtered: NLU intent confidence under min_confidence"),
-    ("feedback_dropped", "feedback not used as a label (untrusted source, below quality, superseded...)"),
+    ("feedback_dropped", "feedback of the valid opinions read not used as a label, by reason in `feedback_dropped`: "
+                         "auto_generated, balanced_dataset, denied_source, below_min_quality, submitted_after_window "
+                         "(an older label beside a newer one is not counted)"),
     ("rows", "rows collected"),
     ("labelled", "rows with a trusted human label"),
 )
