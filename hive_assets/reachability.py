@@ -62,13 +62,13 @@ def reachable(uri: str, timeout: float = 3.0) -> str | None:
     except urllib.error.HTTPError as exc:  # an answer (401 behind an auth proxy): it is up
         health_status = exc.code
     except (OSError, ValueError) as exc:  # refused, timed out, unresolvable, malformed: never the URI's text
-        reason = getattr(exc, "reason", None) or exc
-        if (tls_refusal := _tls_refusal(uri, reason)) is not None:
+        cause = getattr(exc, "reason", None)  # urllib's URLError wraps the socket's or TLS's error
+        if (tls_refusal := _tls_refusal(uri, cause or exc)) is not None:
             return tls_refusal
-        reason = getattr(exc, "reason", None) or (exc.strerror if isinstance(exc, OSError) else None)
+        reason = cause or (exc.strerror if isinstance(exc, OSError) else None)
         hint = ""
         if scheme == "https" and not os.environ.get("MLFLOW_TRACKING_CLIENT_CERT_PATH") and \
-                any(isinstance(e, ConnectionResetError) for e in (exc, getattr(exc, "reason", None))):
+                any(isinstance(e, ConnectionResetError) for e in (exc, cause)):
             # TLS 1.3: a server that wants a client certificate checks it after the handshake, then hangs up
             hint = "; a server that wants a TLS client certificate hangs up so: MLFLOW_TRACKING_CLIENT_CERT_PATH"
         return one_line(f"MLflow at {redact_uri(uri)} unreachable ({reason or type(exc).__name__}{hint})")

@@ -121,6 +121,12 @@ def test_a_local_write_that_fails_part_way_leaves_the_previous_file_whole(tmp_pa
     assert files.read("summary.json") == b"the new output"
 
 
+def _materialize(defs: dg.Definitions, instance: dg.DagsterInstance, *selection: str):
+    """The partition's `selection` materialized with the definitions' resources; a failure is returned."""
+    return dg.materialize(list(defs.assets), selection=list(selection), partition_key=SPECIALIST,
+                          resources=defs.resources, instance=instance, raise_on_error=False)
+
+
 def test_a_missing_bucket_is_named_and_never_created(local_home, s3_endpoint, monkeypatch):
     """A typo in HIVE_ASSET_STORAGE's bucket: the first write's mkdir created it (on AWS: a new bucket without
     the real one's encryption, lifecycle or versioning) and the retraining ran into it; a read said to
@@ -136,8 +142,7 @@ def test_a_missing_bucket_is_named_and_never_created(local_home, s3_endpoint, mo
     # with the deployment's run retries (max_retries 1): a refusal at setup is not started again in a new pod
     with dg.instance_for_test(overrides={"run_retries": {"enabled": True, "max_retries": 1}}) as instance:
         for selection in (["raw_production_data"], ["validation_report"]):  # a write, then a read
-            result = dg.materialize(list(defs.assets), selection=selection, partition_key=SPECIALIST,
-                                    resources=defs.resources, instance=instance, raise_on_error=False)
+            result = _materialize(defs, instance, *selection)
             assert not result.success
             assert f"the bucket s3://{bucket} does not exist: check HIVE_ASSET_STORAGE" in failure_message(result)
             assert instance.get_run_by_id(result.run_id).tags["dagster/will_retry"] == "false"
@@ -280,8 +285,7 @@ def test_refused_s3_credentials_fail_the_run_at_its_start_in_one_line(local_home
     _s3_environment(monkeypatch, authenticating_s3, key, secret, bucket)
     defs = build_defs()
     with dg.instance_for_test() as instance:
-        result = dg.materialize(list(defs.assets), selection=["raw_production_data"], partition_key=SPECIALIST,
-                                resources=defs.resources, instance=instance, raise_on_error=False)
+        result = _materialize(defs, instance, "raw_production_data")
         logs = instance.all_logs(result.run_id)
         runs = instance.get_runs()
     assert not result.success
@@ -311,8 +315,7 @@ def test_s3_credentials_the_store_takes_are_not_refused(local_home, authenticati
     _s3_environment(monkeypatch, authenticating_s3, ADMIN_KEY, ADMIN_SECRET, WRITABLE_BUCKET)
     defs = build_defs()
     with dg.instance_for_test() as instance:
-        result = dg.materialize(list(defs.assets), selection=["raw_production_data"], partition_key=SPECIALIST,
-                                resources=defs.resources, instance=instance, raise_on_error=False)
+        result = _materialize(defs, instance, "raw_production_data")
     assert result.success, failure_message(result)
     assert admin.exists(f"{WRITABLE_BUCKET}/hive/raw_production_data/{SPECIALIST}/summary.json")
 
