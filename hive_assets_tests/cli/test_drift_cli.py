@@ -23,9 +23,20 @@ def champion_uri(tmp_path_factory):
 @pytest.fixture
 def drifted(hive_home, champion_uri, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", champion_uri)
+    # a pinned clock, a minute into the hour: on the wall clock two commands of a test could fall in two drift
+    # intervals, and the trigger's key (which names the interval) moved under the test
+    at = datetime.now(timezone.utc).replace(minute=1, second=0, microsecond=0)
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", at.isoformat())
     store = SQLiteStore(hive_home / "store.sqlite")
-    simulate(store, plans=400, days=0.5, seed=41, now=datetime.now(timezone.utc), drift=1.0, feedback_rate=0.0)
+    simulate(store, plans=400, days=0.5, seed=41, now=at, drift=1.0, feedback_rate=0.0)
     return store
+
+
+def tick(monkeypatch, seconds=1):
+    """Move the pinned clock on: each check is its own record (a check is keyed by its instant)."""
+    from hive_assets import clock
+
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", (clock.now() + timedelta(seconds=seconds)).isoformat())
 
 
 def runs(hive_home):
@@ -82,7 +93,7 @@ def test_the_table_s_columns_hold_the_longest_feature_name(hive_home, champion_u
     assert row[decision_at - 1] == " " and row[decision_at:].split()[0] == "no_drift"
 
 
-def test_once_after_a_failed_retraining_launches_the_trigger_s_next_attempt(drifted, hive_home, capsys):
+def test_once_after_a_failed_retraining_launches_the_trigger_s_next_attempt(drifted, hive_home, capsys, monkeypatch):
     """The interval's retraining failed (no labels: its data gate blocks it). `hive drift check --once` again in
     the same interval said "already triggered (failed ...)" and launched nothing, while the drift sensor requests
     the trigger's next attempt: it launches `<key>:retry-1`, then `:retry-2`, then, every attempt failed, nothing,
@@ -98,6 +109,7 @@ def test_once_after_a_failed_retraining_launches_the_trigger_s_next_attempt(drif
     assert "failed: blocked by " in capsys.readouterr().out  # its data gate
     keys = [key] + [f"{key}:retry-{n}" for n in range(1, MAX_TRIGGER_ATTEMPTS)]
     for attempt, attempt_key in enumerate(keys[1:], start=1):
+        tick(monkeypatch)
         assert main(args) == 0
         business = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("business"))
         assert "retrained: run " in business and "failed" in business, business
@@ -109,6 +121,7 @@ def test_once_after_a_failed_retraining_launches_the_trigger_s_next_attempt(drif
     with dg.DagsterInstance.from_config(str(hive_home / "dagster")) as instance:
         assert trigger_attempt(instance, key) == keys[-1]  # what the sensor requests: the last, which Dagster skips
     for dry_run in ([], ["--dry-run"]):  # and a dry run, which said "would retrain" while it would not
+        tick(monkeypatch)
         assert main(args + dry_run) == 0
         business = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("business"))
         assert f"already triggered (failed, run {runs(hive_home)[0].run_id})" in business, business
