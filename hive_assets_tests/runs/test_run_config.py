@@ -79,6 +79,26 @@ def test_a_refusal_at_setup_is_not_started_again_by_the_deployment_s_run_retries
     assert again_tags["dagster/max_retries"] == str(deployment["run_retries"]["max_retries"])
 
 
+def test_a_refused_run_s_own_retry_limit_comes_back_with_its_re_execution(hive_home, monkeypatch):
+    """A run launched with its own limit (`dagster/max_retries` 3, the instance's 1): refused at setup, its
+    limit is 0; its re-execution (tags copied), refused again, then passing, gets 3 back, not the instance's 1."""
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", NOW.isoformat())
+    defs = build_defs()
+    job = defs.resolve_job_def("retrain_specialist")
+    out_of_range = {"ops": {"trained_model": {"config": {"tuning_candidates": 0}}}}
+    with dg.instance_for_test(temp_dir=str(hive_home / "dagster"),
+                              overrides={"run_retries": {"enabled": True, "max_retries": 1}}) as instance:
+        tags = {"dagster/max_retries": "3"}
+        for run_config in (out_of_range, out_of_range, {}):
+            result = job.execute_in_process(partition_key="business", instance=instance, raise_on_error=False,
+                                            run_config=run_config, tags=tags)
+            tags = {k: v for k, v in instance.get_run_by_id(result.run_id).tags.items() if k.startswith("hive/")
+                    or k == "dagster/max_retries"}
+            if run_config:
+                assert tags["dagster/max_retries"] == "0"
+    assert tags["dagster/max_retries"] == "3" and tags["hive/setup_refused"] == "false"
+
+
 def test_credentials_typed_into_resources_config_are_named_never_shown():
     from hive_assets.defs.runs.run_config import typed_credentials
 

@@ -13,19 +13,26 @@ MAX_RETRIES_TAG = "dagster/max_retries"
 # why this run's limit is 0: a re-execution copies the run's tags, this one included, and gets the limit back
 # when its own setup passes (`retries_restored`)
 SETUP_REFUSED_TAG = "hive/setup_refused"
+# the run's own limit before a refusal set it to 0 (a run launched with `dagster/max_retries`), given back
+# instead of the instance's default
+MAX_RETRIES_BEFORE_TAG = "hive/max_retries_before_refusal"
 
 
 def not_retried(context: dg.InitResourceContext) -> None:
     """Set the run's retry limit to 0 (shown with its tags in the UI) before a setup refusal is raised."""
     run, instance = getattr(context, "dagster_run", None), getattr(context, "instance", None)
     if run is not None and instance is not None:
-        instance.add_run_tags(run.run_id, {MAX_RETRIES_TAG: "0", SETUP_REFUSED_TAG: "true"})
+        tags = {MAX_RETRIES_TAG: "0", SETUP_REFUSED_TAG: "true"}
+        # a refused re-execution carries the first refusal's 0: the limit to give back is still the one before
+        if run.tags.get(SETUP_REFUSED_TAG) != "true" and MAX_RETRIES_TAG in run.tags:
+            tags[MAX_RETRIES_BEFORE_TAG] = run.tags[MAX_RETRIES_TAG]
+        instance.add_run_tags(run.run_id, tags)
 
 
 def retries_restored(context: dg.InitResourceContext) -> None:
-    """A setup that passed, in a re-execution of a refused run (its tags copied): the instance's retry limit
-    back, so a worker that dies in this run is retried as any other's."""
+    """A setup that passed, in a re-execution of a refused run (its tags copied): the run's retry limit back (its
+    own, else the instance's), so a worker that dies in this run is retried as any other's."""
     run, instance = getattr(context, "dagster_run", None), getattr(context, "instance", None)
     if run is not None and instance is not None and run.tags.get(SETUP_REFUSED_TAG) == "true":
-        instance.add_run_tags(run.run_id, {MAX_RETRIES_TAG: str(instance.run_retries_max_retries),
-                                           SETUP_REFUSED_TAG: "false"})
+        limit = run.tags.get(MAX_RETRIES_BEFORE_TAG) or str(instance.run_retries_max_retries)
+        instance.add_run_tags(run.run_id, {MAX_RETRIES_TAG: limit, SETUP_REFUSED_TAG: "false"})
