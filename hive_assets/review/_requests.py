@@ -219,10 +219,15 @@ def read_open_queue(store: DocumentStore, specialist: str, now: datetime, limit:
     until the next refresh links it (`link_answers`; this reads only): it is not asked twice meanwhile.
     A malformed request (`malformed_fields`) cannot be placed in that order: it is left out of `requests`
     and named in `malformed`, and stays in the store as it is."""
-    found = store.find(COLLECTION, {"specialist_type": specialist, "status": OPEN,
-                                    "requested_at": {"$lte": now}, "expires_at": {"$gt": now}})
+    # every open request, placed in time here: the store's range filters passed over a date held as text or
+    # missing, so such a request left the queue unnamed. The status stays an equality (FerretDB pushes it
+    # down; a `$nin` would read every request ever made, answered and expired ones included)
+    found = store.find(COLLECTION, {"specialist_type": specialist, "status": OPEN})
     docs, malformed = {}, []
     for d in found:
+        requested, expires = to_utc(d.get("requested_at")), to_utc(d.get("expires_at"))
+        if (requested is not None and requested > now) or (expires is not None and expires <= now):
+            continue  # not made yet as of `now`, or expired: in no queue, sound or not
         if bad := malformed_fields(d):
             malformed.append((str(d.get("request_id")), bad))
         else:

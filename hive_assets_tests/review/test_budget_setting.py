@@ -37,3 +37,17 @@ def test_a_bad_budget_is_said_by_hive_status_and_stops_nothing_else(hive_home, m
     err = capsys.readouterr().err
     assert ("hive status: warning: REVIEW_QUEUE_DAILY_BUDGET must be a number of requests per day" in err
             and "the review queue sensor fails until it is fixed" in err and "Traceback" not in err), err
+
+
+def test_an_expiry_or_window_no_reader_can_hold_is_refused_before_anything_is_written():
+    """`expiry_hours: 1e7` wrote requests expiring in 3167, which every reader then called malformed (the
+    budget spent on requests no reviewer sees); `1e300` and `candidate_days: 1e9` failed on a timedelta
+    overflow after answers were linked. Both are now out of range, refused when the run sets up."""
+    from hive_assets.defs.review.assets import ReviewQueueConfig  # registers the step's bounds
+    from hive_assets.defs.runs.run_config import out_of_bounds
+
+    assert ReviewQueueConfig(expiry_hours=87_600, candidate_days=36_500)
+    assert out_of_bounds({"ops": {"review_queue": {"config": {"expiry_hours": 1e7, "candidate_days": 10**9}}}}) == [
+        "ops.review_queue.config.expiry_hours must be less than or equal to 87600 (got 10000000.0)",
+        "ops.review_queue.config.candidate_days must be less than or equal to 36500 (got 1000000000)",
+    ]

@@ -320,3 +320,28 @@ def test_a_label_submitted_before_its_request_is_organic_not_its_answer(tmp_path
         assert early not in {d["opinion_id"] for d in open_queue(store, "business", later)}
         times = {early: NOW - HOUR, answer: NOW + HOUR}
         assert label_selections(store, "business", times, times) == {early: ORGANIC, answer: ACTIVE}
+
+
+def test_a_request_the_store_cannot_place_in_time_is_named_not_lost(any_store):
+    """The queue was read with the store's date filters: a request whose `requested_at` is no time or is
+    missing never reached the reader, so it left the queue unnamed (SQLite compares such text as text, MongoDB
+    not at all). Dates as ISO text are times: such a request is queued. A malformed request its readable dates
+    put outside the queue (expired, or made later) is not named, nor one whose status is not `open` (the
+    status stays the store's filter: closed requests are most of the collection)."""
+    from hive_assets.review import read_open_queue
+
+    store = any_store
+    sound = {"specialist_type": "business", "plan_id": "p", "score": 0.5, "reason": "uncertainty",
+             "selection": ACTIVE, "rank": 1, "requested_at": NOW - HOUR, "expires_at": NOW + 24 * HOUR,
+             "status": OPEN}
+    edits = {"no-time": {"requested_at": "yesterday"}, "no-date": {"requested_at": None},
+             "unknown-status": {"status": "OPEN"}, "as-text": {"requested_at": "2026-03-02T09:00:00Z",
+                                                              "expires_at": "2026-03-03T10:00:00Z", "rank": 2},
+             "expired-bad-rank": {"expires_at": NOW - HOUR, "rank": "1"},
+             "later-bad-rank": {"requested_at": NOW + HOUR, "rank": "1"}, "closed": {"status": EXPIRED}}
+    store.upsert_many(COLLECTION, [{**sound, "request_id": f"review:business:{op}", "opinion_id": op, **edit}
+                                   for op, edit in [("sound", {}), *edits.items()]])
+    read = read_open_queue(store, "business", NOW)
+    assert [d["opinion_id"] for d in read.requests] == ["sound", "as-text"]
+    assert read.malformed == [("review:business:no-date", ["requested_at"]),
+                              ("review:business:no-time", ["requested_at"])]

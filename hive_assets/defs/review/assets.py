@@ -32,9 +32,13 @@ class ReviewQueueConfig(dg.Config):
                                 description="Share of each day's budget drawn at random, whatever the opinion's "
                                             "difficulty (marked `random`): the only requested labels metrics, "
                                             "gates and A/B tests use.")
-    expiry_hours: float = Field(review.DEFAULT_EXPIRY / timedelta(hours=1), gt=0,
-                                description="Hours after which an unanswered request expires.")
-    candidate_days: int = Field(2, ge=1, description="Unlabelled opinions of the last N days are candidates.")
+    # bounded: 10 years past the latest clock (2250) is still a time the readers can read (to 2260); beyond,
+    # the run wrote requests every reader calls malformed, or failed on a timedelta overflow
+    expiry_hours: float = Field(review.DEFAULT_EXPIRY / timedelta(hours=1), gt=0, le=87_600,
+                                description="Hours after which an unanswered request expires (at most 87,600: "
+                                            "10 years).")
+    candidate_days: int = Field(2, ge=1, le=36_500, description="Unlabelled opinions of the last N days are "
+                                                                "candidates (1 to 36,500).")
 
 
 QUEUE_COLUMNS = [
