@@ -34,7 +34,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -215,11 +215,21 @@ def simulated() -> bool:
 def write_home_clock(home_clock: HomeClock, path: Path | None = None) -> HomeClock:
     """Write the clock file atomically (a reader never sees half a file)."""
     path = path or clock_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(home_clock.as_dict(), indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(home_clock.as_dict(), indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with suppress(OSError):  # no half-written file left behind (a directory in the way stays)
+            tmp.unlink(missing_ok=True)
+        raise _unwritable(path, exc) from None
     return home_clock
+
+
+def _unwritable(path: Path, exc: OSError) -> Exception:
+    return _config_error(f"{path}: cannot be written ({exc.strerror or exc}): the home's clock needs a writable "
+                         "HIVE_HOME; nothing was changed")
 
 
 @contextmanager
@@ -237,8 +247,12 @@ def _changing(path: Path | None = None) -> Iterator[Path]:
 def _locked(lock_path: Path, *, wait: bool) -> Iterator[IO[str] | None]:
     """An exclusive `flock` on `lock_path` (created with its directory), released when the file closes or the
     process dies; without `wait`, None while another process holds it."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as lock:
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock_file = open(lock_path, "a+")
+    except OSError as exc:  # a read-only home: a traceback from every verb that changes the clock
+        raise _unwritable(lock_path, exc) from None
+    with lock_file as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
@@ -251,11 +265,27 @@ def _pin(at: datetime, settings: dict[str, str] | None, path: Path) -> HomeClock
     if _production():
         raise _config_error("HIVE_ENV=production: a production home runs on the wall clock; it cannot be pinned")
     at = _in_range(at.astimezone(timezone.utc), "cannot pin the clock there")
-    current = read_home_clock(path)
-    kept = dict(current.settings) if current else {}
-    if settings is not None:
-        kept = dict(settings)
+    kept = dict(settings) if settings is not None else _kept_settings(path)
     return write_home_clock(HomeClock(SIMULATED, at, kept), path)
+
+
+def _kept_settings(path: Path) -> dict[str, str]:
+    """The settings a pin or release keeps. A malformed file is replaced, not refused: its error names these
+    two commands as the way out; its settings are kept when they still parse."""
+    from hive_assets.config import ConfigError
+
+    try:
+        current = read_home_clock(path)
+    except ConfigError:
+        try:
+            body = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+        settings = body.get("settings") if isinstance(body, dict) else None
+        if isinstance(settings, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in settings.items()):
+            return dict(settings)
+        return {}
+    return dict(current.settings) if current else {}
 
 
 @contextmanager
@@ -312,13 +342,20 @@ def advance(delta: timedelta, path: Path | None = None) -> HomeClock:
 def release(path: Path | None = None) -> HomeClock:
     """Go live: the home uses the wall clock from now on (its settings stay)."""
     with _changing(path) as locked:
-        current = read_home_clock(locked)
-        return write_home_clock(HomeClock(WALL, None, dict(current.settings) if current else {}), locked)
+        return write_home_clock(HomeClock(WALL, None, _kept_settings(locked)), locked)
 
 
-def apply_home_settings() -> dict[str, str]:
-    """Export the home's stored settings that are not already set (an exported variable wins); the ones applied."""
-    home_clock = read_home_clock()
+def apply_home_settings(*, replacing: bool = False) -> dict[str, str]:
+    """Export the home's stored settings that are not already set (an exported variable wins); the ones applied.
+    `replacing`: for `hive clock pin` / `release`, which replace a malformed file rather than refuse it."""
+    from hive_assets.config import ConfigError
+
+    try:
+        home_clock = read_home_clock()
+    except ConfigError:
+        if not replacing:
+            raise
+        return {}
     applied = {k: v for k, v in (home_clock.settings if home_clock else {}).items() if not os.environ.get(k)}
     os.environ.update(applied)
     return applied

@@ -116,6 +116,40 @@ def test_a_malformed_clock_file_is_a_one_line_error(home, capsys, content, messa
     assert code == 2 and out == "" and one_error_line(err) and message in err
 
 
+@pytest.mark.parametrize("content, kept", [
+    ("{not json", {}),
+    ('{"mode": "frozen", "settings": {"DRIFT_WINDOW_HOURS": "6"}}', {"DRIFT_WINDOW_HOURS": "6"}),
+    ('{"mode": "simulated", "now": 5, "settings": {"DRIFT_WINDOW_HOURS": "6"}}', {"DRIFT_WINDOW_HOURS": "6"}),
+    ('{"mode": "simulated", "now": "2026-01-01T00:00:00Z", "settings": [1]}', {}),
+])
+@pytest.mark.parametrize("verb", [["release"], ["pin", "2026-01-05T00:00:00Z"], ["pin", "2026-01-05", "--no-earlier"]])
+def test_the_commands_a_malformed_clock_file_names_replace_it(home, capsys, content, kept, verb):
+    """The error says "fix it, or run `hive clock release`" (or `pin`): both failed with that same error,
+    read while preparing the home and again before the write, so the way out it named was no way out."""
+    (home / clock.CLOCK_FILE).write_text(content)
+    assert hive(capsys, "clock", "show")[0] == 2
+    code, _, err = hive(capsys, "clock", *verb)
+    assert code == 0 and "error" not in err, err
+    assert clock.read_home_clock().settings == kept  # the scenario's settings survive when they still parse
+    assert clock.now() == PINNED if verb[0] == "pin" else close_to_wall(clock.now())
+
+
+@pytest.mark.parametrize("blocked", [clock.LOOP_LOCK_FILE, f".{clock.CLOCK_FILE}.lock", "tmp"])
+@pytest.mark.parametrize("verb", [["advance", "1h"], ["pin", "2026-02-01T00:00:00Z"], ["release"]])
+def test_a_clock_file_that_cannot_be_written_is_one_line(home, capsys, blocked, verb):
+    """A read-only home (or a lock or temporary path that is no file): `hive clock advance/pin/release` and
+    `hive loop` ended in an OSError traceback from the lock's open. A directory in the way fails as a
+    read-only disk does, whoever runs the test."""
+    clock.pin(PINNED)
+    before = (home / clock.CLOCK_FILE).read_text()
+    name = f".{clock.CLOCK_FILE}.{os.getpid()}.tmp" if blocked == "tmp" else blocked
+    (home / name).unlink(missing_ok=True)  # the pin above left the clock's lock file
+    (home / name).mkdir()
+    code, out, err = hive(capsys, "clock", *verb)
+    assert code == 2 and out == "" and one_error_line(err) and "cannot be written" in err, err
+    assert (home / clock.CLOCK_FILE).read_text() == before
+
+
 @pytest.mark.parametrize("argv", [["clock", "advance", "soon"], ["clock", "advance", "-3h"],
                                   ["clock", "pin", "next tuesday"]])
 def test_bad_arguments_exit_2(home, capsys, argv):

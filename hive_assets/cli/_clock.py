@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 from hive_assets import clock
 from hive_assets.cli._args import add_verb, iso_datetime
+from hive_assets.config import ConfigError
 
 ENV = ("HIVE_HOME",)
 
@@ -85,7 +86,10 @@ def cmd_clock(args: argparse.Namespace) -> int:
         if getattr(args, "no_earlier", False):
             # a second `make demo`: the home goes on from where it is; pinned back, its registry decisions
             # are refused (they would sort before the ones already made)
-            current = clock.read_home_clock()
+            try:
+                current = clock.read_home_clock()
+            except ConfigError:  # a malformed file, which this pin replaces: only the ledger says how far
+                current = None
             later = [t for t in (latest, current.now if current is not None and current.simulated else None)
                      if t is not None and t > at]
             if later:
@@ -126,6 +130,8 @@ def add_parsers(sub) -> None:
     adv = actions.add_parser("advance", help="move a simulated home's clock forward by DURATION")
     adv.add_argument("duration", type=duration, metavar="DURATION", help="e.g. 6h, 2d, 1d12h, 90m")
     rel = actions.add_parser("release", help="go live: the home uses the wall clock")
+    for q in (pin, rel):  # they replace a malformed clock file, whose error names them as the way out
+        q.set_defaults(replaces_clock=True)
     p.add_argument("--json", action="store_true", default=False, help="print the clock as JSON")
     for q in (show, pin, adv, rel):  # `hive clock --json show` and `hive clock show --json` alike
         q.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the clock as JSON")

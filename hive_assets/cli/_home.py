@@ -102,8 +102,9 @@ def _storage_kinds(settings: dict) -> dict[str, str]:
     return {key: kind(settings.get(key)) for key in PER_STORAGE_KEYS}
 
 
-def prepare(announce: bool = True) -> Home:
-    """Resolve, export and create HIVE_HOME and the Dagster instance; one line on stderr says which."""
+def prepare(announce: bool = True, replaces_clock: bool = False) -> Home:
+    """Resolve, export and create HIVE_HOME and the Dagster instance; one line on stderr says which.
+    `replaces_clock`: the verb rewrites the clock file, so a malformed one is no reason to stop it."""
     home, production = Home(hive_home(), dagster_home()), hive_env() == PRODUCTION
     explicit_instance = home.dagster_home != home.hive_home / "dagster"  # DAGSTER_HOME set, elsewhere
     if production and (problem := production_instance_problem(os.environ.get("DAGSTER_HOME"), home.dagster_home)):
@@ -123,7 +124,7 @@ def prepare(announce: bool = True) -> Home:
         except OSError as exc:  # a file in the way, no permission, a read-only disk: the setting, not a bug
             raise ConfigError(f"{name}={directory}: cannot be used as a directory ({_why(directory, exc)}): "
                               "point it at a writable directory") from None
-    clock.apply_home_settings()  # a simulated home's scenario settings; an exported variable wins
+    clock.apply_home_settings(replacing=replaces_clock)  # a simulated home's scenario settings; an export wins
     if announce:
         print(f"hive: {home.describe()}", file=sys.stderr)
         if new_home:  # a mistyped path would otherwise answer "nothing yet" as if it were the real home

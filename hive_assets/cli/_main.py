@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()  # validate the whole environment before any side effect
         refuse_simulation_in_production(args.command)
-        _home.prepare(announce=getattr(args, "announce", True))
+        _home.prepare(announce=getattr(args, "announce", True), replaces_clock=getattr(args, "replaces_clock", False))
         if args.command in REGISTRY_VERBS and (down := _dagster.registry_down(settings.mlflow_uri)):
             then = down.remedy if isinstance(down, Refusal) else "run it again when MLflow answers"
             print(f"{prog}: error: {down}; nothing was read or changed: {then}", file=sys.stderr)

@@ -430,6 +430,9 @@ BAD = {
     "fraction out of range": (("collect", "--min-confidence", "1.5"), "must be a number between 0 and 1, got '1.5'"),
     "not finite": (("simulate", "--days", "nan"), "must be a positive number, got 'nan'"),
     "bad date": (("simulate", "--now", "yesterday"), "must be an ISO-8601 date-time"),
+    # written, and said to "count once the clock gets there": no clock goes past 2250
+    "a history end no clock reaches": (("simulate", "--now", "3000-01-01"),
+                                       "argument --now: must be between 1970-01-01 and 2250-01-01 UTC"),
     "unknown command": (("retrain-everything",), "invalid choice: 'retrain-everything'"),
     # these launched a Dagster run that failed (a failed run in the operators' list for a typo)
     "not a model version": (("deploy", "promote", "--specialist", "business", "--model-version", "latest"),
