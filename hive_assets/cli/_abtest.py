@@ -14,7 +14,7 @@ import json
 import sys
 
 from hive_assets.cli import _dagster
-from hive_assets.cli._args import add_specialist, add_verb, iso_datetime, positive_float, version_number
+from hive_assets.cli._args import UsageError, add_specialist, add_verb, iso_datetime, positive_float, version_number
 from hive_assets.routing import MIN_TRAFFIC_PERCENT
 
 
@@ -123,7 +123,18 @@ def _run(job: str, config: dict, partition_key: str | None = None):
 
 
 def _now(args: argparse.Namespace) -> str:
-    return args.now.isoformat() if args.now else ""
+    """--now for the run's config; one after the home's clock is refused here, as the run would refuse it, so a
+    typo (`--now 2100-01-01`) leaves no failed run in the operators' list."""
+    if not args.now:
+        return ""
+    from hive_assets import clock, registry
+
+    current = clock.now()
+    if args.now > current + registry.CLOCK_SKEW:
+        raise UsageError(f"--now {args.now.isoformat()} is after the home's clock ({current.isoformat()}): a "
+                         "decision cannot be taken at a time that has not come; move the clock (`hive clock "
+                         "advance`) instead")
+    return args.now.isoformat()
 
 
 def _op_config(op: str, **config) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 from hive_assets.cli import _dagster
 from hive_assets.cli._args import add_specialist, add_verb
@@ -22,13 +23,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({s: {asset: {"run_id": run, "metadata": _plain(meta)} for asset, (run, meta) in assets.items()}
                           for s, assets in latest.items()}, default=str))
-        complete = all(_registered_in_run(assets) or _registered_later(s, assets["validation_report"][0])
-                       for s, assets in latest.items())
-        return 0 if complete or not args.strict else 1
+        incomplete = [s for s, assets in latest.items()
+                      if not (_registered_in_run(assets) or _registered_later(s, assets["validation_report"][0]))]
+        return _strict_exit(args, incomplete)
     if not any(run for assets in latest.values() for run, _ in assets.values()):
         print(f"nothing materialized yet in the Dagster instance {os.environ.get('DAGSTER_HOME', '')}: "
               "run `make demo`, or `hive simulate` then `hive collect` or `dagster asset materialize`")
-        return 1 if args.strict else 0
+        return _strict_exit(args, list(args.specialist))
     champions = _champions()
     registered = {s: _version_label(*latest[s]["validation_report"], *latest[s]["registered_model_version"])
                   or _registered_later(s, latest[s]["validation_report"][0]) for s in args.specialist}
@@ -39,13 +40,13 @@ def cmd_report(args: argparse.Namespace) -> int:
              f"{'conf.':>6}  {'gate':<6}{VERSION_HEADER:<{width}}{'champion':<9}"
     print(header)
     print("-" * len(header))
-    ok = True
+    incomplete = []
     for specialist in args.specialist:
         (raw_run, raw), (val_run, val), (reg_run, reg) = latest[specialist].values()
         if not val:
             collected = f"{raw.get('rows', 0):>7}{raw.get('quarantined_total', 0):>7}" if raw_run else f"{'-':>7}{'-':>7}"
             print(f"{specialist:<13}{collected}  not validated yet")
-            ok = False
+            incomplete.append(specialist)
             continue
         pm, ci = val.get("test_metrics", {}), val.get("intervals", {})
 
@@ -59,13 +60,23 @@ def cmd_report(args: argparse.Namespace) -> int:
         gate = "pass" if val.get("gate_passed") else "FAIL"
         version = versions[specialist]
         if registered[specialist] is None:
-            ok = False
+            incomplete.append(specialist)
         print(f"{specialist:<13}{raw.get('rows', 0):>7}{raw.get('quarantined_total', 0):>7}{val.get('n_test', 0):>6}  "
               f"{fmt('accuracy'):<22}{fmt('macro_f1'):<22}{pm.get('confidence_mean', 0):>6.3f}  {gate:<6}"
               f"{version:<{width}}{champions.get(specialist) or 'none':<9}")
         if not val.get("gate_passed"):
             print(f"{'':<13}gate: {val.get('gate')}")
-    return 0 if ok or not args.strict else 1
+    return _strict_exit(args, incomplete)
+
+
+def _strict_exit(args: argparse.Namespace, incomplete: list[str]) -> int:
+    """0, or with --strict 1 and one line on stderr saying which specialists failed it (an exit 1 in CI with
+    nothing said left the reader to work out which row was the cause)."""
+    if not (args.strict and incomplete):
+        return 0
+    print(f"hive report: --strict: no registered version from the latest validation of {', '.join(incomplete)}",
+          file=sys.stderr)
+    return 1
 
 
 VERSION_HEADER = "latest version (its alias then)"

@@ -304,7 +304,12 @@ def test_the_report_names_a_version_registered_after_its_validation_run(home, tm
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
         result = dg.materialize([raw, validation], partition_key="business", instance=instance)
     assert main(["report", "--specialist", "business", "--strict"]) == 1  # no verdict names a registered run
-    assert "not registered" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    # the exit 1 says why, on stderr (it said nothing: CI's reader had to find the row)
+    assert "not registered" in out and err.splitlines()[-1] == (
+        "hive report: --strict: no registered version from the latest validation of business")
+    assert main(["report", "--specialist", "business", "--strict", "--json"]) == 1
+    assert capsys.readouterr().err.splitlines()[-1].endswith("latest validation of business")
 
     champion = registry.alias_version(registry.client_for(os.environ["MLFLOW_TRACKING_URI"]), "business", "champion")
     with SQLiteStore(tmp_path / "ledger-home" / "store.sqlite") as store:
@@ -337,3 +342,19 @@ def test_pin_no_earlier_keeps_a_home_that_is_already_later(hive_home_clock, caps
     assert main(["clock", "pin", "2026-01-12T00:00:00Z"]) == 0  # by hand, back: allowed, with a note
     assert main(["clock", "pin", "2026-01-05T00:00:00Z", "--no-earlier"]) == 0
     assert clock.now() == datetime(2026, 1, 13, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("verb", [["check"], ["stop"], ["expand", "--traffic", "25"],
+                                  ["start", "--new-version", "2"]])
+def test_an_a_b_action_at_a_time_that_has_not_come_is_refused_before_any_run(home, monkeypatch, capsys, verb):
+    """`hive ab-test check --now 2100-01-01` launched a run that failed on it ("after the platform clock"): each
+    typo left a failed run in the operators' list. The home's clock (pinned here) decides, before any run."""
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", NOW.isoformat())
+    before = len(runs(home))
+    code = main(["ab-test", *verb, "--specialist", "business", "--now", "2026-01-06T00:00:00Z"])
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("hive: HIVE_HOME=")]
+    assert code == 2 and err == [
+        f"hive ab-test {verb[0]}: error: --now 2026-01-06T00:00:00+00:00 is after the home's clock "
+        "(2026-01-05T00:00:00+00:00): a decision cannot be taken at a time that has not come; move the clock "
+        "(`hive clock advance`) instead"], err
+    assert len(runs(home)) == before
