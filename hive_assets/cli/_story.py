@@ -75,7 +75,7 @@ def next_steps(hive_home: Path, tracking_uri: str, logs: list[Path]) -> str:
     # so the UIs started as said here are where those links point
     dagster_url = os.environ.get("DAGSTER_WEBSERVER_URL", "").rstrip("/") or f"http://127.0.0.1:{DAGSTER_UI_PORT}"
     dagster_port = urlsplit(dagster_url).port or DAGSTER_UI_PORT
-    local = not tracking_uri.startswith(("http://", "https://"))
+    local = urlsplit(tracking_uri).scheme.lower() not in ("http", "https")
     mlflow_url = (os.environ.get("MLFLOW_UI_URL", "").rstrip("/") or f"http://127.0.0.1:{MLFLOW_UI_PORT}") \
         if local else ui_base(tracking_uri)
     mlflow_port = urlsplit(mlflow_url).port or MLFLOW_UI_PORT

@@ -9,6 +9,7 @@ open files under HIVE_ASSET_STORAGE (`defs/storage.py`).
 
 
 import os
+from urllib.parse import urlsplit
 
 import dagster as dg
 
@@ -106,7 +107,10 @@ class MlflowResource(dg.ConfigurableResource):
     def experiment_id(self, client) -> str:
         from hive_assets.registry import ensure_experiment
 
-        root = None if self.tracking_uri.startswith("http") else Settings.from_env().mlflow_artifact_root
+        # a server keeps its own artifact root; the scheme's case does not matter (production accepts
+        # `HTTPS://`, which got a file:// root on the run pod's disk)
+        server = urlsplit(self.tracking_uri).scheme.lower() in ("http", "https")
+        root = None if server else Settings.from_env().mlflow_artifact_root
         return ensure_experiment(client, self.experiment_name, root)
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 
 from hive_assets.config import redact_uri
 from hive_assets.defs.resources import DocumentStoreResource, default_resources
@@ -27,3 +28,29 @@ def test_store_description_never_shows_a_password():
     text = DocumentStoreResource(mongodb_uri=uri).describe()
     assert "s3cr3t" not in text and "db.internal:27017" in text and "hive:***@" in text
     assert redact_uri("mongodb://db:27017/") == "mongodb://db:27017/"
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("scheme", ["http", "HTTP", "Http"])
+def test_a_tracking_server_keeps_its_own_artifact_root_whatever_the_scheme_s_case(mlflow_server, hive_home, scheme):
+    """Production mode accepts `HTTPS://...` (a scheme is case-insensitive, and MLflow's client takes it), but
+    the experiment was created with `file://$HIVE_HOME/mlartifacts`: the models then went to the run pod's
+    disk, lost with it. A real server, reached with the scheme in each case."""
+    from hive_assets import registry
+    from hive_assets.defs.resources import MlflowResource
+
+    uri = f"{scheme}://{mlflow_server.split('://', 1)[1]}"
+    resource = MlflowResource(tracking_uri=uri, experiment_name=f"scheme-case-{scheme}")
+    client = registry.client_for(uri)
+    location = client.get_experiment(resource.experiment_id(client)).artifact_location
+    assert location.startswith("mlflow-artifacts:"), location  # the server's proxied root, as for `http`
+
+
+def test_a_database_tracking_store_gets_the_home_s_artifact_root(hive_home):
+    from hive_assets import registry
+    from hive_assets.defs.resources import MlflowResource
+
+    uri = f"sqlite:///{hive_home / 'mlflow.db'}"
+    client = registry.client_for(uri)
+    location = client.get_experiment(MlflowResource(tracking_uri=uri).experiment_id(client)).artifact_location
+    assert location == (hive_home / "mlartifacts").as_uri()

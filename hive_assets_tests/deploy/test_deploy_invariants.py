@@ -274,6 +274,53 @@ def test_no_file_in_deploy_holds_a_secret_value():
         assert secret_findings(path.read_text()) == [], path
 
 
+def _env_sources() -> dict[str, set[str]]:
+    """{Secret or ConfigMap name: the components whose pods read it as environment variables}."""
+    user = VALUES["dagster-user-deployments"]["deployments"][0]
+    launcher = VALUES["runLauncher"]["config"]["k8sRunLauncher"]
+    components = {"webserver": VALUES["dagsterWebserver"], "daemon": VALUES["dagsterDaemon"],
+                  "code server": user, "run pods": launcher}
+    sources: dict[str, set[str]] = {VALUES["global"]["postgresqlSecretName"]: set(components)}
+    for component, section in components.items():
+        for ref in (section.get("envSecrets") or []) + (section.get("envConfigMaps") or []):
+            sources.setdefault(ref["name"], set()).add(component)
+    return sources
+
+
+def _restart_table_names() -> set[str]:
+    """The first column of deploy/README.md's table of which pods restart after a change."""
+    lines = (DEPLOY / "README.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("**Rotating a credential"))
+    header = next(i for i in range(start, len(lines)) if lines[i].startswith("| Secret"))
+    names = set()
+    for row in lines[header + 2:]:
+        if not row.startswith("|"):
+            return names
+        names.update(re.findall(r"^\| `([^`]+)`", row))
+    return names
+
+
+def test_every_secret_and_config_map_the_pods_read_says_which_pods_restart():
+    # a pod reads them only when it starts: a changed ConfigMap reached new run pods while the code server's
+    # sensors and job tags kept the old values, and the table said nothing about it
+    sources = _env_sources()
+    assert {"hive-assets-config", "hive-assets-secrets", "hive-object-storage"} <= set(sources)
+    assert set(sources) <= _restart_table_names()
+
+
+def test_workload_identity_names_every_service_account_that_reads_the_object_store():
+    # the run pods run as their own account, which the chart does not annotate: with only the Secret entries
+    # deleted, every run failed its first step with `no credentials`
+    readers = _env_sources()["hive-object-storage"]
+    assert readers == {"webserver", "daemon", "code server", "run pods"}
+    run_account = VALUES["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["podSpecConfig"][
+        "serviceAccountName"]
+    text = (DEPLOY / "README.md").read_text()
+    paragraph = text[text.index("**Workload identity.**"):].split("\n\n")[0]
+    for account in (f"`{run_account}`", "`dagster`", "dagster-user-deployments.serviceAccount.annotations"):
+        assert account in paragraph, account
+
+
 # ------------------------------------------------------------------------------------ concurrency
 
 RETRAIN_RULE = {"key": "hive/retrain", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
