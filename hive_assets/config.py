@@ -264,6 +264,9 @@ def production_problems() -> list[str]:
     elif not _mongodb_hosts_readable(mongodb):
         problems.append("MONGODB_URI has no host, or a port that is not a number (the value is not shown, it may "
                         f"hold a password): {UNESCAPED_USERINFO}")
+    elif not _mongodb_userinfo_readable(mongodb):
+        problems.append("MONGODB_URI's user name or password is not escaped (the value is not shown): "
+                        f"{UNESCAPED_USERINFO}")
     problems += _registry_production_problems()
     storage = _raw("HIVE_ASSET_STORAGE")
     if storage is None:
@@ -343,6 +346,22 @@ def _mongodb_hosts_readable(uri: str) -> bool:
         name, port = host.rsplit(":", 1) if ":" in host and not host.endswith("]") else (host, None)
         if not name or (port is not None and not port.isdigit()):
             return False
+    return True
+
+
+def _mongodb_userinfo_readable(uri: str) -> bool:
+    """Whether the URI's `user:password` is escaped as pymongo requires: `mongodb://u:s3:cret@h/` passed the
+    host check, and every run and sensor tick then failed on pymongo's own refusal. pymongo's rule itself."""
+    from pymongo.errors import InvalidURI
+    from pymongo.uri_parser_shared import parse_userinfo
+
+    userinfo, at, _ = uri.partition("://")[2].partition("/")[0].partition("?")[0].rpartition("@")
+    if not at:
+        return True
+    try:
+        parse_userinfo(userinfo)
+    except InvalidURI:
+        return False
     return True
 
 
