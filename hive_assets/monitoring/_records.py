@@ -125,11 +125,28 @@ def update_trigger_status(store: DocumentStore, trigger_id: str, status: str, *,
         doc["completed_at"] = at
         doc.setdefault("started_at", None)
     if metrics:
-        doc["metrics"] = dict(metrics)
+        doc["metrics"] = storable_metrics(metrics)
     if error:
         doc["error"] = error[:2000]
     store.upsert_many(TRIGGERS, [doc])
     return doc, True
+
+
+def storable_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """{"<asset>.<name>": value} as {"<asset>": {"<name>": value}}: FerretDB refuses a field name with a '.' (or
+    a leading '$'), which failed every completed or failed trigger's write; nested, `metrics.<asset>.<name>`
+    is also the path a query names."""
+    def field(name: str) -> str:
+        return name.replace(".", "_").lstrip("$") or "_"
+
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        asset, _, name = str(key).partition(".")
+        if name:
+            out.setdefault(field(asset), {})[field(name)] = value
+        else:
+            out[field(asset)] = value
+    return out
 
 
 def with_retraining(document: Mapping[str, Any], action: str, reason: str, run_key: str | None = None) -> dict:

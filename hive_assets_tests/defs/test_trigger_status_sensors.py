@@ -90,8 +90,7 @@ def test_success_moves_pending_to_completed_with_the_metrics(env):
     final = doc(store)
     assert final["status"] == "completed" and final["completed_at"] and final["feedback_count"] == 104
     # numeric metadata of the run's materializations, read back from the instance
-    assert final["metrics"] == {"validation_report.macro_f1": 0.81, "validation_report.accuracy": 0.84,
-                                "validation_report.n_test": 300}
+    assert final["metrics"] == {"validation_report": {"macro_f1": 0.81, "accuracy": 0.84, "n_test": 300}}
     # repeated and late events change nothing (a STARTED seen after SUCCESS does not reopen it)
     trigger_succeeded(context(trigger_succeeded.name, result, instance))
     trigger_started(context(trigger_started.name, result, instance))
@@ -169,7 +168,7 @@ def test_a_run_launched_by_hand_gets_a_manual_document_of_its_own(env):
     done, failed = docs[f"manual:{first.run_id}"], docs[f"manual:{second.run_id}"]
     assert (done["reason"], done["status"], done["specialist_type"], done["dagster_run_id"]) == (
         "manual", "completed", "business", first.run_id)
-    assert done["started_at"] and done["completed_at"] and done["metrics"]["validation_report.macro_f1"] == 0.81
+    assert done["started_at"] and done["completed_at"] and done["metrics"]["validation_report"]["macro_f1"] == 0.81
     assert (failed["reason"], failed["status"], failed["dagster_run_id"]) == ("manual", "failed", second.run_id)
 
 
@@ -257,7 +256,7 @@ def test_a_re_execution_of_a_failed_retrain_takes_its_trigger_up_again(env, monk
     trigger_succeeded(context(trigger_succeeded.name, third, instance))
     done = doc(store)
     assert (done["status"], done["dagster_run_id"], done["feedback_count"]) == ("completed", third.run_id, 104)
-    assert done["metrics"] == {"flaky_training.macro_f1": 0.79} and "error" not in done
+    assert done["metrics"] == {"flaky_training": {"macro_f1": 0.79}} and "error" not in done
     assert [a["run_id"] for a in done["attempts"]] == [first.run_id, second.run_id, third.run_id]
     for late in (lambda: trigger_started(context(trigger_started.name, second, instance)),
                  lambda: trigger_failed(context(trigger_failed.name, first, instance, failure=True)),
@@ -293,4 +292,4 @@ def test_a_re_execution_of_a_failed_hand_launched_retrain_takes_its_manual_trigg
     assert (done["trigger_id"], done["reason"], done["status"], done["dagster_run_id"]) == (
         manual, "manual", "completed", second.run_id)
     assert [a["run_id"] for a in done["attempts"]] == [first.run_id, second.run_id]
-    assert done["metrics"] == {"flaky_training.macro_f1": 0.79} and "error" not in done
+    assert done["metrics"] == {"flaky_training": {"macro_f1": 0.79}} and "error" not in done
