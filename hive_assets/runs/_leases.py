@@ -2,12 +2,17 @@
 
 A lease is one document in `run_leases` with the deterministic id `<kind>:<specialist>`: its owner (a
 Dagster run id), a random `token` that changes with every acquisition, the holder's host and pid, the
-last heartbeat and the expiry. Every write is atomic on both stores:
+last heartbeat and the expiry. Who holds it is decided by the unique key index alone, on every store:
 
-* the first acquisition of an id is `insert_new` (the unique key index lets exactly one writer in);
-* taking over a released or stale lease, renewing and releasing are compare-and-swap updates filtered on
-  `lease_id` and `token` (top-level equality: FerretDB 1.x pushes it down, and no other writer can
-  match once the token changed).
+* every acquisition is an `insert_new` (the unique key index lets exactly one writer in): taking over a
+  released or stale lease first deletes that document (filtered on its `token`, as read), then inserts
+  its own. Not an update in place: FerretDB 1.x runs an update as a read and then a write by `_id`, so two
+  runs that read the same released document both "swapped" its token and both held the lease (13-19 of
+  30 rounds in the production audit). Two deletes of one document are one; two inserts, one wins; a
+  taker that dies between them leaves no document, which the next run simply inserts;
+* renewing and releasing are updates filtered on `lease_id` and `token` by the holder alone; a renewal
+  reads the lease back, so a holder whose lease was taken over (its heartbeats late by a whole TTL)
+  learns it at its next heartbeat even where the update was not atomic.
 
 A holder is stale when its lease expired (no heartbeat within the TTL), or, on the same host, when its
 process is gone (a pid check needs no waiting). Times are the wall clock (`clock.wall_now`): a lease
@@ -140,12 +145,26 @@ def try_acquire(store: DocumentStore, kind: str, specialist: str, owner_run_id: 
         if mine:  # same run again (a retried step, a re-entrant setup): keep the token, refresh the rest
             wanted["token"] = current["token"]
             wanted["acquired_at"] = current.get("acquired_at") or now
-        if store.update_one(COLLECTION, {"lease_id": lid, "token": current["token"]}, wanted):
-            displaced = {**current, "stale_reason": stale} if stale and not mine else None
+            if store.update_one(COLLECTION, {"lease_id": lid, "token": current["token"]}, wanted):
+                return Lease(lid, kind, specialist, owner_run_id, wanted["token"], ttl_seconds), None
+            continue
+        # released, or its holder gone: that document out (as read: a holder's renewal since keeps it on
+        # SQLite), then the unique index decides between the runs that want it
+        store.delete_many(COLLECTION, _as_read(current))
+        if store.insert_new(COLLECTION, wanted):
+            displaced = {**current, "stale_reason": stale} if stale else None
             return Lease(lid, kind, specialist, owner_run_id, wanted["token"], ttl_seconds), displaced
     current = store.find_one(COLLECTION, {"lease_id": lid}) or {"specialist_type": specialist, "kind": kind,
                                                                  "owner_run_id": "?"}
     return None, current
+
+
+def _as_read(doc: dict[str, Any]) -> dict[str, Any]:
+    """A filter matching `doc` only as it was read: its id, token and state, and its heartbeat when it had one."""
+    match = {"lease_id": doc["lease_id"], "token": doc["token"], "state": doc.get("state")}
+    if doc.get("heartbeat_at") is not None:
+        match["heartbeat_at"] = doc["heartbeat_at"]
+    return match
 
 
 def acquire(store: DocumentStore, kind: str, specialist: str, owner_run_id: str, *, ttl_seconds: float,
@@ -171,8 +190,13 @@ def acquire(store: DocumentStore, kind: str, specialist: str, owner_run_id: str,
 def renew(store: DocumentStore, lease: Lease) -> bool:
     """Push the expiry one TTL ahead (the heartbeat). False when the lease is no longer this holder's."""
     now = clock.wall_now()
-    return bool(store.update_one(COLLECTION, {"lease_id": lease.lease_id, "token": lease.token},
-                                 {"heartbeat_at": now, "expires_at": now + timedelta(seconds=lease.ttl_seconds)}))
+    if not store.update_one(COLLECTION, {"lease_id": lease.lease_id, "token": lease.token},
+                            {"heartbeat_at": now, "expires_at": now + timedelta(seconds=lease.ttl_seconds)}):
+        return False
+    # read back: where an update is a read then a write (FerretDB 1.x), one racing a takeover "matched" a
+    # document that another run had replaced by then
+    current = store.find_one(COLLECTION, {"lease_id": lease.lease_id})
+    return current is not None and current.get("token") == lease.token
 
 
 def release(store: DocumentStore, lease: Lease, reason: str = "run ended") -> bool:
