@@ -63,14 +63,19 @@ def run(instance, asset, tags=TAGS):
     return dg.materialize([asset], instance=instance, tags=tags, raise_on_error=False)
 
 
-def context(sensor_name, result, instance, failure=False):
-    if sensor_name == trigger_started.name and not result.success:  # a failed run's STARTED event
+def context(sensor_name, result, instance, failure=False, ended=False):
+    """The sensor's context for `result`'s event. STARTED is seen while the run runs (as the daemon usually
+    sees it), unless `ended`: the run as the instance has it now, finished."""
+    dagster_run = result.dagster_run
+    if sensor_name == trigger_started.name:
         (start,) = instance.get_records_for_run(result.run_id, of_type=dg.DagsterEventType.RUN_START).records
         event = start.event_log_entry.dagster_event
+        if not ended:
+            dagster_run = dagster_run.with_status(dg.DagsterRunStatus.STARTED)
     else:
         event = result.get_run_failure_event() if failure else result.get_run_success_event()
     ctx = dg.build_run_status_sensor_context(
-        sensor_name=sensor_name, dagster_event=event, dagster_instance=instance, dagster_run=result.dagster_run,
+        sensor_name=sensor_name, dagster_event=event, dagster_instance=instance, dagster_run=dagster_run,
         resources={"document_store": DocumentStoreResource()})
     return ctx.for_run_failure() if failure else ctx
 
@@ -293,3 +298,57 @@ def test_a_re_execution_of_a_failed_hand_launched_retrain_takes_its_manual_trigg
         manual, "manual", "completed", second.run_id)
     assert [a["run_id"] for a in done["attempts"]] == [first.run_id, second.run_id]
     assert done["metrics"] == {"flaky_training": {"macro_f1": 0.79}} and "error" not in done
+
+
+def test_a_started_event_seen_after_the_run_ended_does_not_reopen_its_trigger(env):
+    """The run-status sensors run in threads (deploy/dagster.yaml): STARTED and SUCCESS of a short run followed in
+    one tick, and "running", written last, replaced "completed" (about half of 24 pairs on FerretDB). The
+    STARTED of a run that has ended now writes nothing: the final status is its own sensor's."""
+    store, instance = env
+    record_trigger(store, TRIGGER, "business", "feedback", NOW)
+    result = run(instance, validation_report)
+    skipped = trigger_started(context(trigger_started.name, result, instance, ended=True))
+    assert "has ended (SUCCESS): trigger" in skipped.skip_message and doc(store)["status"] == "pending"
+    trigger_succeeded(context(trigger_succeeded.name, result, instance))
+    assert doc(store)["status"] == "completed"
+
+
+def test_the_reconcile_sensor_brings_each_trigger_to_its_run_s_outcome(env):
+    """The run-status sensors' cursors move on whatever an evaluation did: an update skipped while the store was
+    down stayed undone, and a "running" that replaced "completed" stayed. The reconcile pass reads the latest
+    finished runs and writes what those sensors would have, once: a failed run with its cause, a succeeded one
+    with its metrics, a run launched by hand its manual document; a document already right is not rewritten."""
+    from hive_assets.defs.monitoring.sensors import reconcile_triggers, trigger_reconcile
+
+    store, instance = env
+    record_trigger(store, TRIGGER, "business", "feedback", NOW, feedback_count=104)
+    succeeded = run(instance, validation_report)  # its SUCCESS event missed: the store was down
+    failed = run(instance, broken, tags={TRIGGER_TAG: "drift:business:v1:t1", REASON_TAG: "drift"})
+    record_trigger(store, "drift:business:v1:t1", "business", "drift", NOW, drift_score=0.4)
+    update_trigger_status(store, "drift:business:v1:t1", "running", run_id=failed.run_id)  # its FAILURE missed
+    by_hand = run(instance, validation_report, tags={"dagster/partition": "technical"})  # no document at all
+    run(instance, validation_report, tags={})  # a run of no specialist partition: no document (below)
+
+    jobs = (succeeded.dagster_run.job_name,)
+    changed = reconcile_triggers(instance, store, job_names=jobs)
+    assert sorted(changed) == sorted([TRIGGER, "drift:business:v1:t1", f"manual:{by_hand.run_id}"])
+    done = doc(store)
+    assert (done["status"], done["dagster_run_id"], done["feedback_count"]) == ("completed", succeeded.run_id, 104)
+    assert done["metrics"] == {"validation_report": {"macro_f1": 0.81, "accuracy": 0.84, "n_test": 300}}
+    drift = store.find_one("retraining_triggers", {"trigger_id": "drift:business:v1:t1"})
+    assert (drift["status"], drift["dagster_run_id"]) == ("failed", failed.run_id)
+    assert drift["error"] == "broken: RuntimeError: training diverged" and drift["drift_score"] == 0.4
+    manual = store.find_one("retraining_triggers", {"trigger_id": f"manual:{by_hand.run_id}"})
+    assert (manual["status"], manual["reason"], manual["specialist_type"]) == ("completed", "manual", "technical")
+    assert store.count("retraining_triggers") == 3
+    before = {d["trigger_id"]: d for d in store.find("retraining_triggers")}
+    assert reconcile_triggers(instance, store, job_names=jobs) == []  # once
+    # the race's outcome: "running" written over "completed" (a replace of the whole document)
+    store.upsert_many("retraining_triggers", [{**done, "status": "running", "completed_at": None}])
+    assert reconcile_triggers(instance, store, job_names=jobs) == [TRIGGER]
+    after = {d["trigger_id"]: d for d in store.find("retraining_triggers")}
+    assert {k: v for k, v in after.items() if k != TRIGGER} == {k: v for k, v in before.items() if k != TRIGGER}
+    assert after[TRIGGER]["status"] == "completed" and after[TRIGGER]["completed_at"] is not None
+    # the sensor itself (retrain_specialist's runs: none here), with the definitions' resources
+    ctx = dg.build_sensor_context(instance=instance, resources={"document_store": DocumentStoreResource()})
+    assert trigger_reconcile(ctx).skip_message == "every trigger document follows its run"

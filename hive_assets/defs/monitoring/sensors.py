@@ -16,7 +16,7 @@ import dagster as dg
 from dagster._core.storage.tags import RUN_KEY_TAG  # the tag of a run launched for a run key (as the daemon's)
 
 from hive_assets import clock, runs
-from hive_assets.config import SPECIALISTS, Settings
+from hive_assets.config import SPECIALISTS, Settings, env_int
 from hive_assets.data import StoreUnavailable, TrustPolicy, to_utc
 from hive_assets.defs._ui import for_display
 from hive_assets.defs.catalog import MONITORING, OWNERS
@@ -27,7 +27,7 @@ from hive_assets.defs.training.jobs import retrain_specialist
 from hive_assets.figures import png_markdown
 from hive_assets.reachability import registry_down
 from hive_assets.monitoring import (
-    REACHES_REGISTRY, MonitoringSettings, SpecialistCursor, attempt_to_request, check_drift,
+    REACHES_REGISTRY, TRIGGERS, MonitoringSettings, SpecialistCursor, attempt_to_request, check_drift,
     counts_as_last_training, decode_cursor, discard_unused, drift_changed, drift_trigger, encode_cursor,
     evaluation_stamp, feedback_trigger, next_drift_check, psi_chart_png, record_trigger, save_drift_check,
     trusted_feedback_count, unlaunched_drift_request, update_trigger_status, waits_for_test, with_retraining,
@@ -368,14 +368,26 @@ def manual_trigger_id(run_id: str) -> str:
     return f"manual:{run_id}"
 
 
-def _follow(context, document_store: DocumentStoreResource, status: str, error: str | None = None):
-    run = context.dagster_run
+def trigger_of(run: dg.DagsterRun) -> tuple[str, str | None] | None:
+    """(trigger document id, reason) the run follows; None for a run of no specialist partition."""
     trigger_id, reason = run.tags.get(TRIGGER_TAG), run.tags.get(REASON_TAG)
     if not trigger_id:  # launched by hand (Launchpad, the CLI, an operator): SPEC's "manual", one document per run
         if run.tags.get("dagster/partition") not in SPECIALISTS:  # no partition, or one that is no specialist's
-            return dg.SkipReason(f"run {run.run_id} has no specialist partition: it retrained nobody")
+            return None
         # a re-execution (from failure, a run retry) has no trigger tag to copy: the chain's first run names it
         trigger_id, reason = manual_trigger_id(run.root_run_id or run.run_id), "manual"
+    return trigger_id, reason
+
+
+def _follow(context, document_store: DocumentStoreResource, status: str, error: str | None = None):
+    run = context.dagster_run
+    if (trigger := trigger_of(run)) is None:
+        return dg.SkipReason(f"run {run.run_id} has no specialist partition: it retrained nobody")
+    trigger_id, reason = trigger
+    if status == "running" and run.status in FINISHED_STATUSES:
+        # the run's STARTED event seen after it ended (the sensors run in threads, deploy/dagster.yaml): a write
+        # of "running" could land after the final one and replace it; the final status is its own sensor's
+        return dg.SkipReason(f"run {run.run_id} has ended ({run.status.value}): trigger {trigger_id} not reopened")
     metrics = run_metrics(context.instance, run.run_id) if status != "running" else None
     try:
         with document_store.open() as store:
@@ -386,6 +398,50 @@ def _follow(context, document_store: DocumentStoreResource, status: str, error: 
         return dg.SkipReason(f"document store unavailable, trigger {trigger_id} not updated: {exc}")
     context.log.info(f"trigger {trigger_id}: {doc['status']}{'' if changed else ' (unchanged)'}")
     return None
+
+
+FINISHED_STATUSES = {dg.DagsterRunStatus.SUCCESS: "completed", dg.DagsterRunStatus.FAILURE: "failed",
+                     dg.DagsterRunStatus.CANCELED: "failed"}
+
+
+def failure_error(instance: dg.DagsterInstance, run: dg.DagsterRun, event=None) -> str:
+    """What a failed or canceled run's trigger document says: the cause from its events (`run_failure_cause`),
+    else the run failure event's error, else "run failed" / "run canceled"."""
+    if run.status == dg.DagsterRunStatus.CANCELED:
+        return "run canceled"
+    if cause := run_failure_cause(instance, run.run_id):
+        return cause
+    error = getattr(getattr(event, "event_specific_data", None), "error", None)
+    return str(error.message) if error is not None else (getattr(event, "message", None) or "run failed")
+
+
+def reconcile_triggers(instance: dg.DagsterInstance, store, *, job_names=(retrain_specialist.name,),
+                       limit: int = 200) -> list[str]:
+    """Bring the trigger documents of the latest `limit` finished runs of `job_names` to their runs' outcome,
+    as the run-status sensors would have; the ids of the documents changed. Those sensors' cursors move on
+    whatever the evaluation did: an update skipped while the store was down, or a late "running" that replaced
+    "completed" (two sensors in threads), stayed wrong for good. Oldest run first (a re-execution after the
+    run it re-executes); a document that already follows the run is skipped without reading the run's events."""
+    finished = [record for job in job_names for record in instance.get_run_records(
+        filters=dg.RunsFilter(job_name=job, statuses=list(FINISHED_STATUSES)), limit=limit)]
+    changed = []
+    for record in sorted(finished, key=lambda r: (r.create_timestamp, r.dagster_run.run_id)):
+        run = record.dagster_run
+        if (trigger := trigger_of(run)) is None:
+            continue
+        trigger_id, reason = trigger
+        status = FINISHED_STATUSES[run.status]
+        doc = store.find_one(TRIGGERS, {"trigger_id": trigger_id})
+        if doc is not None and (run.run_id in {a.get("run_id") for a in doc.get("attempts") or []}) and (
+                doc.get("dagster_run_id") != run.run_id or doc.get("status") == status):
+            continue  # followed already: its outcome, or an earlier attempt of a re-executed run
+        error = failure_error(instance, run) if status == "failed" else None
+        doc, moved = update_trigger_status(
+            store, trigger_id, status, run_id=run.run_id, specialist=run.tags.get("dagster/partition"),
+            reason=reason, metrics=run_metrics(instance, run.run_id), error=error, parent_run_id=run.parent_run_id)
+        if moved:
+            changed.append(trigger_id)
+    return changed
 
 
 def _status_sensor(run_status: dg.DagsterRunStatus, status: str):
@@ -399,13 +455,10 @@ def _status_sensor(run_status: dg.DagsterRunStatus, status: str):
     def follow(context: dg.RunStatusSensorContext, document_store: DocumentStoreResource):
         error = None
         if run_status == dg.DagsterRunStatus.FAILURE:
-            event = context.dagster_event
-            error = getattr(getattr(event, "event_specific_data", None), "error", None)
-            error = str(error.message) if error is not None else (event.message or "run failed")
             if cause := run_failure_cause(context.instance, context.dagster_run.run_id):
-                error = cause
                 if context.dagster_run.tags.get(FAILURE_TAG) != cause[:200]:
                     context.instance.add_run_tags(context.dagster_run.run_id, {FAILURE_TAG: cause[:200]})
+            error = failure_error(context.instance, context.dagster_run, context.dagster_event)
         elif run_status == dg.DagsterRunStatus.CANCELED:
             error = "run canceled"
         return _follow(context, document_store, status, error)
@@ -418,5 +471,27 @@ trigger_succeeded = _status_sensor(dg.DagsterRunStatus.SUCCESS, "completed")
 trigger_failed = _status_sensor(dg.DagsterRunStatus.FAILURE, "failed")
 trigger_canceled = _status_sensor(dg.DagsterRunStatus.CANCELED, "failed")
 
+
+
+@dg.sensor(
+    name="retraining_trigger_reconcile",
+    minimum_interval_seconds=env_int("HIVE_TRIGGER_RECONCILE_INTERVAL_SECONDS", 300, low=1),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Brings the retraining_triggers documents of the latest finished retrain_specialist runs to their "
+                "runs' outcome, where the run-status sensors missed it (the store down, two writes at once).",
+)
+def trigger_reconcile(context: dg.SensorEvaluationContext, document_store: DocumentStoreResource):
+    try:
+        with document_store.open() as store:
+            changed = reconcile_triggers(context.instance, store)
+    except StoreUnavailable as exc:
+        return dg.SkipReason(f"document store unavailable, trigger documents not reconciled: {exc}")
+    if changed:
+        context.log.info(f"trigger documents brought to their runs' outcome: {', '.join(changed)}")
+        return dg.SkipReason(f"{len(changed)} trigger document(s) brought to their runs' outcome: "
+                             f"{', '.join(changed[:10])}")
+    return dg.SkipReason("every trigger document follows its run")
+
+
 SENSORS = [feedback_retraining_sensor, drift_retraining_sensor, trigger_started, trigger_succeeded, trigger_failed,
-           trigger_canceled]
+           trigger_canceled, trigger_reconcile]
