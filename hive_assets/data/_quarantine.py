@@ -17,7 +17,7 @@ import pandas as pd
 
 from hive_assets import clock
 from hive_assets.data import _documents as docs
-from hive_assets.data.store.base import DocumentStore, UnstorableDocument, dumps
+from hive_assets.data.store.base import DocumentStore, UnstorableDocument, dumps, refuse_unstorable_names
 
 QUARANTINE_COLUMNS = [
     "source_collection", "source_id", "specialist_type", "reason", "detail", "document", "document_chars",
@@ -43,6 +43,7 @@ def stored_form(doc: Any) -> tuple[Any, int, str]:
     if whole:
         try:
             text = dumps(doc)
+            refuse_unstorable_names(doc, text)  # a field name no MongoDB store takes: kept as text too
         except (TypeError, UnstorableDocument):  # a value no store holds (bytes, an integer beyond 64 bits): as text
             whole = False
     if not whole:

@@ -97,6 +97,7 @@ from hive_assets.data.store.base import (
     StoreUnavailable,
     UnstorableDocument,
     key_field,
+    refuse_unstorable_names,
     unique_ids,
 )
 
@@ -386,6 +387,7 @@ class MongoStore(DocumentStore):
         written = 0
         batch: list[dict[str, Any]] = []
         for doc in docs:
+            refuse_unstorable_names(doc)  # before anything of the batch is written, as on SQLite
             batch.append({k: v for k, v in doc.items() if k != "_id"})
             if len(batch) >= BATCH_SIZE:
                 written += self._write_batch(coll, key, batch)
@@ -398,6 +400,9 @@ class MongoStore(DocumentStore):
         """The identity is the document's `_id` (reads never return it; FerretDB pushes `_id` filters down)."""
         key_field(collection)
         coll = self._coll(collection)
+        items = list(items)
+        for _, doc in items:
+            refuse_unstorable_names(doc)
         ops = [ReplaceOne({"_id": str(identity)}, {k: v for k, v in doc.items() if k != "_id"}, upsert=True)
                for identity, doc in items]
         chunk = FERRETDB_CHUNK if self.is_ferretdb else BATCH_SIZE
@@ -636,6 +641,7 @@ class MongoStore(DocumentStore):
     def update_one(self, collection: str, filter: Filter, set_fields: Mapping[str, Any]) -> int:
         if not set_fields:
             return 1 if self.count(collection, filter) else 0
+        refuse_unstorable_names({"v": list(set_fields.values())})  # the values' names (the keys are paths)
         with self._guard():
             result = self._coll(collection).update_one(translate_filter(filter), {"$set": dict(set_fields)})
         return 1 if result.matched_count else 0
@@ -648,6 +654,7 @@ class MongoStore(DocumentStore):
         key = key_field(collection)
         if doc.get(key) is None:
             raise ValueError(f"insert_new needs the {collection} key {key!r}")
+        refuse_unstorable_names(doc)
         try:
             with self._guard():
                 self._coll(collection).insert_one({k: v for k, v in doc.items() if k != "_id"})

@@ -34,6 +34,7 @@ from hive_assets.data.store.base import (
     dumps,
     KEY_CHUNK,
     key_field,
+    refuse_unstorable_names,
     stored_key,
     unique_ids,
     unwrap_non_finite,
@@ -74,6 +75,13 @@ def _decode_row(raw: bytes, key_field_name: str, doc_key: bytes | None,
     if projection is not None:
         doc = {f: doc[f] for f in (*projection, UNREADABLE_FIELD) if f in doc}
     return doc
+
+
+def _storable(doc: Mapping[str, Any]) -> str:
+    """The document's JSON text, refused as a MongoDB store would refuse it (field names)."""
+    text = dumps(doc)
+    refuse_unstorable_names(doc, text)
+    return text
 
 
 def _column(field: str) -> str:
@@ -206,7 +214,7 @@ class SQLiteStore(DocumentStore):
         rows = []
         for doc in docs:
             k = doc.get(key) if isinstance(doc, Mapping) else None
-            rows.append((None if k is None else stored_key(k), dumps(doc)))
+            rows.append((None if k is None else stored_key(k), _storable(doc)))
         return self._write_rows(rows, f'INSERT INTO "{collection}"(doc_key, doc) VALUES (?, ?) '
                                       "ON CONFLICT(doc_key) WHERE doc_key IS NOT NULL DO UPDATE SET doc = excluded.doc")
 
@@ -227,7 +235,7 @@ class SQLiteStore(DocumentStore):
 
     def upsert_keyless(self, collection: str, items: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
         key_field(collection)
-        rows = [(str(identity), dumps(doc)) for identity, doc in items]
+        rows = [(str(identity), _storable(doc)) for identity, doc in items]
         return self._write_rows(rows, f'INSERT INTO "{collection}"(doc_key, doc, import_id) VALUES (NULL, ?2, ?1) '
                                       "ON CONFLICT(import_id) WHERE import_id IS NOT NULL DO UPDATE SET doc = excluded.doc")
 
@@ -237,7 +245,7 @@ class SQLiteStore(DocumentStore):
             raise ValueError(f"insert_new needs the {collection} key {key_field(collection)!r}")
         cursor = self._conn.execute(
             f'INSERT INTO "{collection}"(doc_key, doc) VALUES (?, ?) ON CONFLICT(doc_key) WHERE doc_key IS NOT NULL '
-            "DO NOTHING", (stored_key(key), dumps(doc)))
+            "DO NOTHING", (stored_key(key), _storable(doc)))
         return cursor.rowcount == 1
 
     def find(
@@ -323,6 +331,7 @@ class SQLiteStore(DocumentStore):
         return deleted
 
     def update_one(self, collection: str, filter: Filter, set_fields: Mapping[str, Any]) -> int:
+        refuse_unstorable_names({"v": list(set_fields.values())})  # the values' names (the keys are paths)
         where, params = self._where(collection, filter)
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")

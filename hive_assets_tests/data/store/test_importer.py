@@ -349,3 +349,38 @@ def test_an_integer_beyond_64_bits_is_a_bad_line_on_both_stores(any_store, tmp_p
         "p1": 1, "p5": 2**63 - 1}
     with pytest.raises(UnstorableDocument, match="beyond 64 bits"):
         any_store.upsert_many("cognitive_plans", [{"plan_id": "x", "v": [{"w": 10**30}]}])
+
+
+@pytest.mark.parametrize("name", ["validation_report.macro_f1", "$where", "a\x00b", "a.b\\c", "q\"x.y"])
+def test_a_field_name_a_mongodb_store_refuses_is_refused_alike_on_both_stores(any_store, tmp_path, name):  # noqa: F811
+    """FerretDB refuses a field name with a '.', a leading '$' or a NUL: a retraining trigger with metrics named
+    "<asset>.<name>" stayed unwritten in production, while every test on the SQLite store passed. Both stores
+    refuse such a document now, nested or not, before anything of the batch is written; an import reports the
+    line; the quarantine keeps such a document as text."""
+    from hive_assets.data._quarantine import stored_form
+    from hive_assets.data.store.base import UnstorableDocument
+    from hive_assets.data.store.mongo import MongoStore
+
+    if isinstance(any_store, MongoStore):  # the rule is the real service's (the store checks before sending)
+        with pytest.raises(Exception) as refused:
+            any_store._coll("refusals").insert_one({"nested": [{name: 1}]})
+        assert not isinstance(refused.value, AssertionError)
+    bad = {"trigger_id": "t-bad", "metrics": {"rows": [{name: 0.81}]}}
+    with pytest.raises(UnstorableDocument, match="has a field name a MongoDB store refuses"):
+        any_store.upsert_many("retraining_triggers", [{"trigger_id": "t-good"}, bad])
+    with pytest.raises(UnstorableDocument):
+        any_store.insert_new("retraining_triggers", bad)
+    with pytest.raises(UnstorableDocument):
+        any_store.update_one("retraining_triggers", {"trigger_id": "t-good"}, {"metrics": {name: 1}})
+    assert any_store.count("retraining_triggers") == 0
+    # a value that only looks like one is stored: a dot in a value, '$' at the start of a value in a list
+    fine = {"trigger_id": "t-fine", "note": "v1.2\":", "list": ["$x", "a.b"], "n": 1.5}
+    any_store.upsert_many("retraining_triggers", [fine])
+    assert any_store.find_one("retraining_triggers", {"trigger_id": "t-fine"})["list"] == ["$x", "a.b"]
+    path = tmp_path / "plans.jsonl"
+    path.write_text(json.dumps({"plan_id": "p1", "tasks": []}) + "\n"
+                    + json.dumps({"plan_id": "p2", "tasks": [{name: 1}]}) + "\n")
+    result = import_jsonl(any_store, "cognitive_plans", path)
+    assert (result["written"], result["bad_lines"], [e["line"] for e in result["errors"]]) == (1, 1, [2])
+    kept, _, _ = stored_form({"plan_id": "p2", "tasks": [{name: 1}]})
+    assert kept == repr({"plan_id": "p2", "tasks": [{name: 1}]})  # as text, the form a value no store holds takes
