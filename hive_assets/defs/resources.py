@@ -9,12 +9,15 @@ open files under HIVE_ASSET_STORAGE (`defs/storage.py`).
 
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import dagster as dg
 
 from hive_assets.config import DEFAULT_EXPERIMENT_NAME, DEFAULT_MONGODB_DATABASE, ConfigError, Settings, redact_uri
-from hive_assets.data import DocumentStore, open_store
+from hive_assets.data import DocumentStore, StoreUnavailable, open_store
 from hive_assets.defs.runs.refusals import not_retried
 from hive_assets.defs.runs.run_config import typed_credentials
 from hive_assets.defs.storage import AssetStorage
@@ -24,6 +27,21 @@ from hive_assets.reachability import Refusal, registry_down
 #: policy (5 + 15 s), so a restart of a few seconds is survived, and an outage fails the step in ~21 s, 33 s when
 #: each probe times out (MLflow's client retried each request with backoff: 4 minutes per attempt of a step)
 UNREACHABLE_RETRY_WAITS = (3, 6, 12)
+#: seconds before each retry of a step whose document store stopped answering: a restart or failover of about a
+#: minute is ridden out (attempts at about 0, 15, 40 and 85 s, each failing after the store's 5 s timeout)
+STORE_DOWN_RETRY_WAITS = (10, 20, 40)
+
+
+def retried_while_down(context: dg.OpExecutionContext | dg.AssetExecutionContext, down: str,
+                       waits: tuple[int, ...]) -> NoReturn:
+    """Request the step's retry after `waits[attempt]` seconds, then, at the last attempt, fail it: in one line,
+    `down` (a message with no credential), the attempt's number after it. Whatever the step's own retry policy:
+    the outage is the cause, and each side effect of a step is idempotent, so a retry completes the work."""
+    attempt = getattr(context, "retry_number", 0)  # a step invoked directly (a test's context) has no retries
+    failure = dg.Failure(f"{down} (attempt {attempt + 1} of {len(waits) + 1})", allow_retries=False)
+    if attempt >= len(waits):  # the last: the cause itself ends the step (the run's failure said only
+        raise failure          # "Exceeded max_retries of 3", with a stack trace)
+    raise dg.RetryRequested(max_retries=len(waits), seconds_to_wait=waits[attempt]) from failure
 
 
 def _env_or_default(name: str) -> str | dg.EnvVar:
@@ -58,7 +76,30 @@ class DocumentStoreResource(dg.ConfigurableResource):
         return Settings(**{**base.__dict__, "mongodb_uri": self.mongodb_uri.strip(), "mongodb_database": self.database})
 
     def open(self) -> DocumentStore:
+        """The store, for a sensor (which skips its tick when the store is down); a step uses `opened_in_step`."""
         return open_store(self.settings())
+
+    @contextmanager
+    def opened_in_step(self, context: dg.OpExecutionContext | dg.AssetExecutionContext) -> Iterator[DocumentStore]:
+        """The store, for an asset or op: when it stops answering inside the block (StoreUnavailable), the step
+        is retried after STORE_DOWN_RETRY_WAITS, then fails, in one line naming the store, never the password.
+        It failed at once with a stack trace, and steps without a retry policy (validation, A/B looks) failed
+        the run."""
+        with self.outage_retried(context), self.open() as store:
+            yield store
+
+    @contextmanager
+    def outage_retried(self, context: dg.OpExecutionContext | dg.AssetExecutionContext) -> Iterator[None]:
+        """As `opened_in_step`, around a block that reaches the store otherwise too (a run lease's take and
+        release read MONGODB_URI)."""
+        try:
+            yield
+        except StoreUnavailable as exc:
+            down = " ".join(str(exc).split())  # names host and port only (`MongoStore._unavailable`)
+        else:
+            return
+        retried_while_down(context, f"document store {self.describe()} stopped answering: {down}",
+                           STORE_DOWN_RETRY_WAITS)
 
     def describe(self) -> str:
         uri = self.mongodb_uri.strip()
@@ -97,12 +138,7 @@ class MlflowResource(dg.ConfigurableResource):
             return
         if isinstance(down, Refusal):  # an answer (credentials refused, no API at this path): no retry helps
             raise dg.Failure(f"{down}; the step wrote nothing: {down.remedy}", allow_retries=False)
-        attempt, waits = context.retry_number, UNREACHABLE_RETRY_WAITS
-        failure = dg.Failure(f"{down}; the step wrote nothing (attempt {attempt + 1} of {len(waits) + 1})",
-                             allow_retries=False)
-        if attempt >= len(waits):  # the last: the cause itself ends the step (the run's failure said only
-            raise failure          # "Exceeded max_retries of 3", with a stack trace)
-        raise dg.RetryRequested(max_retries=len(waits), seconds_to_wait=waits[attempt]) from failure
+        retried_while_down(context, f"{down}; the step wrote nothing", UNREACHABLE_RETRY_WAITS)
 
     def experiment_id(self, client) -> str:
         from hive_assets.registry import ensure_experiment

@@ -119,7 +119,7 @@ def raw_production_data(
     trust = TrustPolicy(denied_sources=frozenset(config.denied_feedback_sources),
                         min_feedback_quality=config.min_feedback_quality,
                         quality_exempt_sources=frozenset(config.quality_exempt_sources))
-    with document_store.open() as store:
+    with document_store.opened_in_step(context) as store:
         try:
             result = collect(
                 store, specialist, now=now,

@@ -128,7 +128,7 @@ def validation_report(context: dg.AssetExecutionContext, enhanced_features: pd.D
         }
         gate, calibration, non_inferior = report["gate"], report["calibration"], report["non_inferiority"]
         minimum = report["minimum_metrics"]
-        with document_store.open() as store:
+        with document_store.opened_in_step(context) as store:
             registry.record_decision(
                 store, specialist, "gate_verdict", actor=f"dagster:{context.run_id}",
                 reason=f"{gate['summary']}; {non_inferior['summary']}",

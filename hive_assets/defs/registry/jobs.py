@@ -81,10 +81,10 @@ def _call(context, config, mlflow: MlflowResource, document_store: DocumentStore
     operator lease and first completes any unfinished decision a crash left (README "Fault matrix")."""
     mlflow.require_reachable(context)  # before the lease and any completion or write
     if not writes:
-        with document_store.open() as store:
+        with document_store.opened_in_step(context) as store:
             return _refusing(lambda: action(client=mlflow.client(), store=store, specialist=config.specialist,
                                             **kwargs))
-    with operator_lease(context, config.specialist), document_store.open() as store:
+    with document_store.opened_in_step(context) as store, operator_lease(context, config.specialist):
         client = mlflow.client()
         _refusing(lambda: registry.check_clock(store, config.specialist))
         completed = complete_unfinished(client, store, config.specialist, actor=actor_of(context),

@@ -63,7 +63,7 @@ def review_queue(context: dg.AssetExecutionContext, config: ReviewQueueConfig, d
     daily_budget = config.daily_budget if config.daily_budget is not None else review_queue_daily_budgets()[specialist]
     mlflow.require_reachable(context)  # before answers are linked, requests expired or asked for
     client = mlflow.client()
-    with document_store.open() as store:
+    with document_store.opened_in_step(context) as store:
         # first, whatever follows (no champion, a version that cannot be loaded): answers and expiries move on
         linked = review.link_answers(store, specialist, now, TrustPolicy())
         expired = review.expire(store, specialist, now)

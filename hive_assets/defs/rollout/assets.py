@@ -119,8 +119,8 @@ def ab_test_outcome(context: dg.AssetExecutionContext, config: AbTestOutcomeConf
                              label_maturity=_hours(config.label_maturity_hours),
                              max_duration=_days(config.max_duration_days))
     # the operator lease too (a whole-graph run holds the training lease): an operator verb must not interleave
-    with run_lease.deciding(context):
-        with document_store.open() as store:
+    with document_store.outage_retried(context), run_lease.deciding(context):
+        with document_store.opened_in_step(context) as store:
             # unfinished decisions first (a crash between an outcome's writes), then closed tests: a rollback
             # interrupted before its alias removal must not reopen a test
             for line in complete_unfinished(client, store, specialist, actor=actor, dagster_run_id=context.run_id):

@@ -112,7 +112,8 @@ def start_ab_test(context: dg.OpExecutionContext, config: StartTestConfig, mlflo
                          allow_retries=False)
     if str(champion.version) == config.new_version:
         raise dg.Failure(f"{name}: v{config.new_version} is the champion already", allow_retries=False)
-    with document_store.open() as store:  # a challenger serves production traffic: promote's gate rule
+    # a challenger serves production traffic: promote's gate rule
+    with document_store.opened_in_step(context) as store:
         try:
             gate, _ = registry.check_gate(store, config.specialist, version, config.force, config.reason)
         except registry.RegistryError as exc:
@@ -120,7 +121,7 @@ def start_ab_test(context: dg.OpExecutionContext, config: StartTestConfig, mlflo
     traffic = platform.ab_test_default_traffic if config.traffic is None else config.traffic
     if refusal := opening_traffic_refusal(traffic):
         raise dg.Failure(refusal, allow_retries=False)
-    with operator_lease(context, config.specialist), document_store.open() as store:
+    with document_store.opened_in_step(context) as store, operator_lease(context, config.specialist):
         refuse_if_clock_behind(store, config.specialist)
         try:
             now = opening_instant(store, config.specialist, now)
@@ -150,7 +151,7 @@ def expand_ab_test(context: dg.OpExecutionContext, config: ExpandTrafficConfig, 
                    document_store: DocumentStoreResource) -> dict[str, Any]:
     mlflow.require_reachable(context)  # before the lease and the test's records and aliases
     client, actor, now = mlflow.client(), actor_of(context), clock(config)
-    with operator_lease(context, config.specialist), document_store.open() as store:
+    with document_store.opened_in_step(context) as store, operator_lease(context, config.specialist):
         refuse_if_clock_behind(store, config.specialist)
         complete_unfinished(client, store, config.specialist, actor=actor, dagster_run_id=context.run_id)
         stop_if_arms_changed(client, store, config.specialist, now, actor=actor, dagster_run_id=context.run_id)
@@ -173,7 +174,7 @@ def stop_ab_test(context: dg.OpExecutionContext, config: StopTestConfig, mlflow:
                  document_store: DocumentStoreResource) -> dict[str, Any]:
     mlflow.require_reachable(context)  # before the lease and the test's records and aliases
     client, actor, now = mlflow.client(), actor_of(context), clock(config)
-    with operator_lease(context, config.specialist), document_store.open() as store:
+    with document_store.opened_in_step(context) as store, operator_lease(context, config.specialist):
         refuse_if_clock_behind(store, config.specialist)
         complete_unfinished(client, store, config.specialist, actor=actor, dagster_run_id=context.run_id)
         # a stop cut short after the test closed (MLflow down): its alias removal and tags, completed here; the

@@ -35,7 +35,7 @@ from pydantic import PrivateAttr
 
 from hive_assets import runs
 from hive_assets.config import SPECIALISTS, Settings
-from hive_assets.data import open_store
+from hive_assets.data import StoreUnavailable, open_store
 from hive_assets.defs.runs.doctor import HeldLease, fail_displaced, find_orphans, fix_orphans, holding, one_line
 from hive_assets.defs.runs.refusals import not_retried, retries_restored
 from hive_assets.defs.runs.run_config import out_of_bounds
@@ -81,13 +81,19 @@ class LeaseLost(dg.Failure):
 class _Holder:
     """A lease this process holds (`holding`, entered in `take`), with its heartbeat, until `end`."""
 
-    def __init__(self, held: HeldLease, held_until_end: ExitStack):
+    def __init__(self, held: HeldLease, held_until_end: ExitStack, log):
         self.lease, self.heartbeat = held.lease, held.heartbeat
-        self._held, self._holding = held, held_until_end
+        self._held, self._holding, self._log = held, held_until_end, log
 
     def end(self, reason: str) -> None:
         self._held.release_reason = reason
-        self._holding.close()  # the heartbeat stopped, the lease released
+        try:
+            self._holding.close()  # the heartbeat stopped, the lease released
+        except StoreUnavailable as exc:
+            # a second traceback would hide the step's own error; a lease left held expires, and the next
+            # run-start check of its specialist releases it sooner (its run has ended)
+            self._log.warning(f"{self.lease.describe()} not released ({reason}): {one_line(exc)}; it expires in "
+                              f"{self.lease.ttl_seconds:g} s or is released by the next run's start check")
 
 
 def _mlflow_client():
@@ -140,7 +146,7 @@ def take(instance: dg.DagsterInstance, run_id: str, job_name: str, kind: str, sp
             with open_store() as store:
                 fail_displaced(instance, store, held.displaced, by=f"the start of run {run_id}", warn=log.warning)
         log.info(f"{held.lease.describe()} taken (ttl {settings.lease_ttl_seconds} s)")
-        return _Holder(held, until_end.pop_all())
+        return _Holder(held, until_end.pop_all(), log)
 
 
 class RunLeaseResource(dg.ConfigurableResource):

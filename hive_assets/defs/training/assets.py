@@ -132,7 +132,7 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
     if unchanged is not None:
         version, alias = unchanged
         message = registry.nothing_changed_message(specialist, version, alias)
-        with document_store.open() as store:
+        with document_store.opened_in_step(context) as store:
             # a run that died between this alias and its ledger row left the ledger behind the registry:
             # skipping must not leave it so (the row is recorded after the fact, like any later action does)
             if registry.reconcile(client, store, specialist, alias, actor=f"dagster:{context.run_id}",
@@ -146,7 +146,7 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
                                      decision_id=f"skip:{specialist}:{context.run_id}")
         context.log.info(message)
         return
-    with document_store.open() as store:
+    with document_store.opened_in_step(context) as store:
         resumable = registry.resumable_version(client, store, specialist, snapshot, training_config)
     if resumable is not None:
         # a dead run registered this model and stopped before its alias and ledger rows: validating and
@@ -161,7 +161,7 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
             **data_until(enhanced_features), "resumed_version": str(version.version),
             "mlflow_run_id": version.run_id, "model_uri": value["model_uri"], "model_type": value["model_type"]}))
         return
-    with document_store.open() as store:
+    with document_store.opened_in_step(context) as store:
         for line in end_interrupted_mlflow_runs(context.instance, store, client, specialist,
                                                 by=f"the training of run {context.run_id}"):
             context.log.warning(f"run-start check: {line}")
