@@ -284,6 +284,13 @@ def mlflow_run_id(text: str) -> str:
     return value
 
 
+def non_empty(text: str) -> str:
+    """A name the user gives (an idempotency key): an empty one was taken as no key at all, silently."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must not be empty, got {text!r} (leave the option out instead)")
+    return text
+
+
 def existing_file(text: str) -> Path:
     path = Path(text)
     if not path.is_file():

@@ -474,6 +474,9 @@ BAD = {
                                            "--traffic", "1e-300"), "must be a share in [0.0001, 100), got '1e-300'"),
     "expanded to no champion arm": (("ab-test", "expand", "--specialist", "business", "--traffic", "100"),
                                     "at 100 % no champion arm is left to compare with"),
+    # an empty key was taken, silently, as no key at all
+    "an empty idempotency key": (("deploy", "rollback", "--specialist", "business", "--idempotency-key", " "),
+                                 "argument --idempotency-key: must not be empty, got ' '"),
 }
 
 
