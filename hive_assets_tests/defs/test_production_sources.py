@@ -66,18 +66,20 @@ def test_mongodb_and_kafka_give_the_same_raw_production_data(hive_home, ferretdb
         assert a.counts[key] == b.counts[key], key
 
 
-def test_mongodb_down_is_a_clear_error_and_a_retry(hive_home):
+def test_mongodb_down_is_a_clear_error_and_a_retry(hive_home, monkeypatch):
+    from hive_assets.defs import resources
     from hive_assets_tests.conftest import free_port
 
+    monkeypatch.setattr(resources, "STORE_DOWN_RETRY_WAITS", (1, 1, 1))  # the waits' own test: test_store_down.py
     port = free_port()  # nothing listens there
     uri = f"mongodb://hive:topsecret@127.0.0.1:{port}/?serverSelectionTimeoutMS=500"
     result = _collect({"document_store": DocumentStoreResource(mongodb_uri=uri), "platform": PlatformSettings()})
     assert not result.success
     retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
-    assert len(retries) == 2  # the asset's RetryPolicy(max_retries=2)
+    assert len(retries) == 3  # a store down: the step's retries after STORE_DOWN_RETRY_WAITS, whatever its policy
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     message = str(failure.step_failure_data.error)
-    assert f"127.0.0.1:{port}" in message and "topsecret" not in message
+    assert f"127.0.0.1:{port}" in message and "topsecret" not in message and "(attempt 4 of 4)" in message
     text = "\n".join(str(e) for e in result.all_events)
     assert "topsecret" not in text
 
