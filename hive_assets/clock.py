@@ -125,6 +125,15 @@ def clock_path() -> Path:
 _cache: dict[Path, tuple[tuple[int, int], HomeClock]] = {}
 
 
+def _settings_of(body: dict) -> dict[str, str] | None:
+    """The clock file's `settings` (none: empty), or None when they do not map variable names to strings."""
+    settings = body.get("settings") or {}
+    if not isinstance(settings, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                 for k, v in settings.items()):
+        return None
+    return dict(settings)
+
+
 def _parse(path: Path, text: str) -> HomeClock:
     problem = f"{path}: malformed clock file"
     try:
@@ -134,8 +143,8 @@ def _parse(path: Path, text: str) -> HomeClock:
             from None
     if not isinstance(body, dict) or body.get("mode") not in (SIMULATED, WALL):
         raise _config_error(f"{problem}: 'mode' must be {SIMULATED!r} or {WALL!r}; fix it, or run `hive clock release`")
-    settings = body.get("settings") or {}
-    if not isinstance(settings, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in settings.items()):
+    settings = _settings_of(body)
+    if settings is None:
         raise _config_error(f"{problem}: 'settings' must map variable names to strings")
     at = None
     if body["mode"] == SIMULATED:
@@ -144,7 +153,7 @@ def _parse(path: Path, text: str) -> HomeClock:
         except ValueError:
             raise _config_error(f"{problem}: a simulated clock needs 'now' as an ISO-8601 instant, got "
                                 f"{body.get('now')!r}; fix it, or run `hive clock pin ISO`") from None
-    return HomeClock(body["mode"], at, dict(settings))
+    return HomeClock(body["mode"], at, settings)
 
 
 def read_home_clock(path: Path | None = None) -> HomeClock | None:
@@ -281,10 +290,7 @@ def _kept_settings(path: Path) -> dict[str, str]:
             body = json.loads(path.read_text())
         except (OSError, ValueError):
             return {}
-        settings = body.get("settings") if isinstance(body, dict) else None
-        if isinstance(settings, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in settings.items()):
-            return dict(settings)
-        return {}
+        return (_settings_of(body) if isinstance(body, dict) else None) or {}
     return dict(current.settings) if current else {}
 
 

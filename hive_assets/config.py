@@ -338,10 +338,15 @@ def set_mlflow_process_defaults() -> None:
         os.environ.setdefault(name, value)
 
 
+def _mongodb_authority(uri: str) -> str:
+    """`[user[:password]@]host[:port][,...]`: what lies between the scheme and the path or options."""
+    return uri.partition("://")[2].partition("/")[0].partition("?")[0]
+
+
 def _mongodb_hosts_readable(uri: str) -> bool:
     """Whether `mongodb[+srv]://[user[:password]@]host[:port][,host[:port]...][/...]` names its hosts (each
     with a port that is a number, when given), as pymongo will parse them (it refused the rest in every run)."""
-    hosts = uri.partition("://")[2].partition("/")[0].partition("?")[0].rpartition("@")[2]
+    hosts = _mongodb_authority(uri).rpartition("@")[2]
     for host in hosts.split(","):
         name, port = host.rsplit(":", 1) if ":" in host and not host.endswith("]") else (host, None)
         if not name or (port is not None and not port.isdigit()):
@@ -355,7 +360,7 @@ def _mongodb_userinfo_readable(uri: str) -> bool:
     from pymongo.errors import InvalidURI
     from pymongo.uri_parser_shared import parse_userinfo
 
-    userinfo, at, _ = uri.partition("://")[2].partition("/")[0].partition("?")[0].rpartition("@")
+    userinfo, at, _ = _mongodb_authority(uri).rpartition("@")
     if not at:
         return True
     try:

@@ -209,8 +209,9 @@ def add_parsers(sub) -> None:
                    help="restore this version instead (default: the previous champion)")
     p.add_argument("--force", action="store_true", help="allow a target whose gate did not pass (needs --reason)")
     p.add_argument("--reason", default="", help="why, for the ledger (default: empty)")
-    p.add_argument("--idempotency-key", type=non_empty, help="name this rollback: rerunning with the same key is a no-op that says so "
-                                             "(default: a rerun right after a rollback is recognised from the ledger)")
+    p.add_argument("--idempotency-key", type=non_empty,
+                   help="name this rollback: rerunning with the same key is a no-op that says so "
+                        "(default: a rerun right after a rollback is recognised from the ledger)")
     p = verb("alias", cmd_alias, "Point an alias at a version (champion follows promote's rules).")
     p.add_argument("--alias", type=alias_name, required=True, help="champion, challenger, ab-test-v<N>, ...")
     p.add_argument("--model-version", type=model_version_ref, required=True, help="N, <model>/N or models:/<model>/N")

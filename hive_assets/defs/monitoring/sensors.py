@@ -404,12 +404,12 @@ FINISHED_STATUSES = {dg.DagsterRunStatus.SUCCESS: "completed", dg.DagsterRunStat
                      dg.DagsterRunStatus.CANCELED: "failed"}
 
 
-def failure_error(instance: dg.DagsterInstance, run: dg.DagsterRun, event=None) -> str:
-    """What a failed or canceled run's trigger document says: the cause from its events (`run_failure_cause`),
-    else the run failure event's error, else "run failed" / "run canceled"."""
-    if run.status == dg.DagsterRunStatus.CANCELED:
+def failure_error(cause: str | None, event=None, *, canceled: bool = False) -> str:
+    """What a failed or canceled run's trigger document says: "run canceled", else the cause from its events
+    (`run_failure_cause`), else the run failure event's error, else "run failed"."""
+    if canceled:
         return "run canceled"
-    if cause := run_failure_cause(instance, run.run_id):
+    if cause:
         return cause
     error = getattr(getattr(event, "event_specific_data", None), "error", None)
     return str(error.message) if error is not None else (getattr(event, "message", None) or "run failed")
@@ -435,7 +435,9 @@ def reconcile_triggers(instance: dg.DagsterInstance, store, *, job_names=(retrai
         if doc is not None and (run.run_id in {a.get("run_id") for a in doc.get("attempts") or []}) and (
                 doc.get("dagster_run_id") != run.run_id or doc.get("status") == status):
             continue  # followed already: its outcome, or an earlier attempt of a re-executed run
-        error = failure_error(instance, run) if status == "failed" else None
+        canceled = run.status == dg.DagsterRunStatus.CANCELED
+        error = failure_error(None if canceled else run_failure_cause(instance, run.run_id), canceled=canceled) \
+            if status == "failed" else None
         doc, moved = update_trigger_status(
             store, trigger_id, status, run_id=run.run_id, specialist=run.tags.get("dagster/partition"),
             reason=reason, metrics=run_metrics(instance, run.run_id), error=error, parent_run_id=run.parent_run_id)
@@ -455,12 +457,12 @@ def _status_sensor(run_status: dg.DagsterRunStatus, status: str):
     def follow(context: dg.RunStatusSensorContext, document_store: DocumentStoreResource):
         error = None
         if run_status == dg.DagsterRunStatus.FAILURE:
-            if cause := run_failure_cause(context.instance, context.dagster_run.run_id):
-                if context.dagster_run.tags.get(FAILURE_TAG) != cause[:200]:
-                    context.instance.add_run_tags(context.dagster_run.run_id, {FAILURE_TAG: cause[:200]})
-            error = failure_error(context.instance, context.dagster_run, context.dagster_event)
+            cause = run_failure_cause(context.instance, context.dagster_run.run_id)  # read once: tag and document
+            if cause and context.dagster_run.tags.get(FAILURE_TAG) != cause[:200]:
+                context.instance.add_run_tags(context.dagster_run.run_id, {FAILURE_TAG: cause[:200]})
+            error = failure_error(cause, context.dagster_event)
         elif run_status == dg.DagsterRunStatus.CANCELED:
-            error = "run canceled"
+            error = failure_error(None, canceled=True)
         return _follow(context, document_store, status, error)
 
     return follow
@@ -470,7 +472,6 @@ trigger_started = _status_sensor(dg.DagsterRunStatus.STARTED, "running")
 trigger_succeeded = _status_sensor(dg.DagsterRunStatus.SUCCESS, "completed")
 trigger_failed = _status_sensor(dg.DagsterRunStatus.FAILURE, "failed")
 trigger_canceled = _status_sensor(dg.DagsterRunStatus.CANCELED, "failed")
-
 
 
 @dg.sensor(

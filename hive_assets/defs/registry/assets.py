@@ -64,10 +64,11 @@ def registered_model_version(
                          allow_retries=False)
     mlflow.require_reachable(context)  # before the operator lease, the version, its ledger row and alias
     client = mlflow.client()
-    # the operator lease too: an operator promotion or rollback must not interleave with this alias move
+    # the operator lease too: an operator promotion or rollback must not interleave with this alias move; a
+    # store outage anywhere in the block (the lease's own writes included) is retried as the step's
     with document_store.outage_retried(context), run_lease.deciding(context):
         run_lease.check()  # a run that lost its partition's lease is no longer the one writer: it must not register
-        with document_store.opened_in_step(context) as store:
+        with document_store.open() as store:
             refuse_if_clock_behind(store, specialist)
         # the MLflow run this Dagster run trained, if it trained one: never register a model another run wrote
         # into the shared per-partition output (a registration-only run registers the latest trained_model)
@@ -91,7 +92,7 @@ def registered_model_version(
         snapshot = trained_model["data_snapshot_hash"]
         # each side effect is written when missing, not when "created": a retry after a failure between
         # two writes completes the registration row, the alias and its ledger row (issue 8 item 6)
-        with document_store.opened_in_step(context) as store:
+        with document_store.open() as store:
             registry.record_decision(store, specialist, "registration", actor=actor, reason="gate passed",
                                      dagster_run_id=context.run_id, model_version=version_id,
                                      data_snapshot_hash=snapshot,

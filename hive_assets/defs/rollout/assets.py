@@ -120,7 +120,7 @@ def ab_test_outcome(context: dg.AssetExecutionContext, config: AbTestOutcomeConf
                              max_duration=_days(config.max_duration_days))
     # the operator lease too (a whole-graph run holds the training lease): an operator verb must not interleave
     with document_store.outage_retried(context), run_lease.deciding(context):
-        with document_store.opened_in_step(context) as store:
+        with document_store.open() as store:  # inside the outage guard above
             # unfinished decisions first (a crash between an outcome's writes), then closed tests: a rollback
             # interrupted before its alias removal must not reopen a test
             for line in complete_unfinished(client, store, specialist, actor=actor, dagster_run_id=context.run_id):
