@@ -552,6 +552,121 @@ def redact_secrets(text: str) -> str:
     return _SECRET_PARAMETER.sub(r"\1***", text)
 
 
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+#: each KafkaSecurity field's variable (librdkafka's property name, in upper case with '_' for '.')
+KAFKA_SECURITY_ENV = {
+    "security_protocol": "KAFKA_SECURITY_PROTOCOL",
+    "sasl_mechanism": "KAFKA_SASL_MECHANISM",
+    "sasl_username": "KAFKA_SASL_USERNAME",
+    "sasl_password": "KAFKA_SASL_PASSWORD",
+    "ssl_ca_location": "KAFKA_SSL_CA_LOCATION",
+    "ssl_certificate_location": "KAFKA_SSL_CERTIFICATE_LOCATION",
+    "ssl_key_location": "KAFKA_SSL_KEY_LOCATION",
+    "ssl_key_password": "KAFKA_SSL_KEY_PASSWORD",
+}
+KAFKA_CREDENTIALS = ("sasl_username", "sasl_password", "ssl_key_password")  # bound with dg.EnvVar, never shown
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How a Kafka client proves who it is and checks the brokers: TLS (`SSL`), SASL user and password
+    (`SASL_PLAINTEXT`), or both (`SASL_SSL`); `PLAINTEXT` is neither. The CA file verifies the brokers'
+    certificates (unset: the system's CAs); a client certificate and key are for brokers that require one."""
+
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)
+    ssl_ca_location: str = ""
+    ssl_certificate_location: str = ""
+    ssl_key_location: str = ""
+    ssl_key_password: str = field(default="", repr=False)
+
+    @property
+    def sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def tls(self) -> bool:
+        return self.security_protocol.endswith("SSL")
+
+    def problems(self) -> list[str]:
+        """Why these settings cannot connect, one phrase each naming the variable (never a credential's value);
+        [] when they can. A setting the protocol would not use is a problem too: credentials set beside
+        PLAINTEXT were sent nowhere, and the broker's refusal said only "all brokers are down"."""
+        env = KAFKA_SECURITY_ENV
+        if self.security_protocol not in KAFKA_SECURITY_PROTOCOLS:
+            return [f"{env['security_protocol']} must be one of {', '.join(KAFKA_SECURITY_PROTOCOLS)}, got "
+                    f"{self.security_protocol!r}"]
+        problems = []
+        sasl_fields = ("sasl_mechanism", "sasl_username", "sasl_password")
+        if self.sasl:
+            if self.sasl_mechanism not in KAFKA_SASL_MECHANISMS:
+                problems.append(f"{env['sasl_mechanism']} must be one of {', '.join(KAFKA_SASL_MECHANISMS)} with "
+                                f"{env['security_protocol']}={self.security_protocol}, got {self.sasl_mechanism!r}")
+            problems += [f"{env[name]} is not set (needed with {env['security_protocol']}={self.security_protocol})"
+                         for name in sasl_fields[1:] if not getattr(self, name)]
+        else:
+            problems += [f"{env[name]} is set but {env['security_protocol']}={self.security_protocol} sends no SASL "
+                         f"credentials: set {env['security_protocol']}=SASL_SSL (or SASL_PLAINTEXT), or unset it"
+                         for name in sasl_fields if getattr(self, name)]
+        tls_fields = ("ssl_ca_location", "ssl_certificate_location", "ssl_key_location", "ssl_key_password")
+        if not self.tls:
+            problems += [f"{env[name]} is set but {env['security_protocol']}={self.security_protocol} does not use "
+                         f"TLS: set {env['security_protocol']}=SSL (or SASL_SSL), or unset it"
+                         for name in tls_fields if getattr(self, name)]
+        elif bool(self.ssl_certificate_location) != bool(self.ssl_key_location):
+            given, missing = (("ssl_certificate_location", "ssl_key_location") if self.ssl_certificate_location
+                              else ("ssl_key_location", "ssl_certificate_location"))
+            problems.append(f"{env[given]} is set but {env[missing]} is not: a client certificate needs its key")
+        elif self.ssl_key_password and not self.ssl_key_location:
+            problems.append(f"{env['ssl_key_password']} is set but {env['ssl_key_location']} is not")
+        return problems
+
+    def describe(self) -> str:
+        """The protocol, mechanism and user, for a message (no password)."""
+        if self.sasl:
+            return f"{self.security_protocol}, {self.sasl_mechanism} as {self.sasl_username!r}"
+        return self.security_protocol
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka's properties for these settings (the CA and key files are checked when a client opens)."""
+        config = {"security.protocol": self.security_protocol}
+        if self.sasl:
+            config.update({"sasl.mechanism": self.sasl_mechanism, "sasl.username": self.sasl_username,
+                           "sasl.password": self.sasl_password})
+        for name in ("ssl_ca_location", "ssl_certificate_location", "ssl_key_location", "ssl_key_password"):
+            if self.tls and getattr(self, name):
+                config[name.replace("_", ".")] = getattr(self, name)
+        return config
+
+    @classmethod
+    def from_values(cls, **values: str) -> "KafkaSecurity":
+        """From raw texts (the environment's or a resource's): stripped, the protocol and mechanism in upper case;
+        ConfigError naming every variable that is wrong."""
+        values = {name: (value or "").strip() for name, value in values.items()}
+        values["security_protocol"] = values.get("security_protocol", "").upper() or "PLAINTEXT"
+        values["sasl_mechanism"] = values.get("sasl_mechanism", "").upper()
+        security = cls(**values)
+        if problems := security.problems():
+            raise ConfigError("; ".join(problems))
+        return security
+
+
+def kafka_security() -> KafkaSecurity:
+    """KafkaSecurity from the KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_* and KAFKA_SSL_* variables; ConfigError
+    naming each one that is wrong, or each one set without KAFKA_BOOTSTRAP_SERVERS (there is no Kafka to use
+    them with: collection reads the intentions_audit collection)."""
+    values = {name: os.environ.get(variable, "") for name, variable in KAFKA_SECURITY_ENV.items()}
+    if not _raw("KAFKA_BOOTSTRAP_SERVERS"):
+        if stray := [KAFKA_SECURITY_ENV[name] for name, value in values.items() if value.strip()]:
+            raise ConfigError(f"{', '.join(stray)} set but KAFKA_BOOTSTRAP_SERVERS is not: set it to the brokers "
+                              "(unset, collection reads the intentions_audit collection)")
+        return KafkaSecurity()
+    return KafkaSecurity.from_values(**values)
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path = field(default_factory=hive_home)
@@ -564,6 +679,7 @@ class Settings:
     drift_threshold: float = 0.2
     drift_check_interval_minutes: int = 60
     kafka_bootstrap_servers: str = ""
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     data_collection_days: int = 90
     min_confidence: float = 0.7
     retraining_feedback_threshold: int = 100
@@ -618,7 +734,8 @@ class Settings:
                                               high_open=True),
             drift_threshold=env_float("DRIFT_THRESHOLD", 0.2, low=0, low_open=True),
             drift_check_interval_minutes=env_int("DRIFT_CHECK_INTERVAL_MINUTES", 60, low=1),
-            kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", ""),
+            kafka_bootstrap_servers=_raw("KAFKA_BOOTSTRAP_SERVERS") or "",
+            kafka_security=kafka_security(),
             data_collection_days=env_int("DATA_COLLECTION_DAYS", 90, low=1, high=36_500),
             min_confidence=env_float("MIN_CONFIDENCE", 0.7, low=0, high=1),
             retraining_feedback_threshold=env_int("RETRAINING_FEEDBACK_THRESHOLD", 100, low=1),

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["ferretdb_uri", "kafka_bootstrap", "require_service", "s3_endpoint", "seaweedfs_filer", "services_required",
-           "services_run_dir"]
+__all__ = ["ferretdb_uri", "kafka_bootstrap", "kafka_secured", "require_service", "s3_endpoint", "seaweedfs_filer",
+           "services_required", "services_run_dir"]
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES_SH = REPO / "scripts" / "services.sh"
@@ -182,6 +182,27 @@ def ferretdb_uri(services_run_dir) -> Iterator[str]:
 def kafka_bootstrap(services_run_dir) -> Iterator[str]:
     """`127.0.0.1:PORT` of a real single-node KRaft Kafka broker, or HIVE_TEST_KAFKA_BOOTSTRAP."""
     yield from _endpoint("kafka", "Kafka broker", "HIVE_TEST_KAFKA_BOOTSTRAP", _check_kafka, services_run_dir)
+
+
+KAFKA_SECURED_KEYS = ("HIVE_TEST_KAFKA_SASL_SSL_BOOTSTRAP", "HIVE_TEST_KAFKA_SSL_BOOTSTRAP", "HIVE_TEST_KAFKA_TLS_DIR",
+                      "HIVE_TEST_KAFKA_USER", "HIVE_TEST_KAFKA_PASSWORD")
+
+
+@pytest.fixture(scope="session")
+def kafka_secured(kafka_bootstrap, services_run_dir) -> dict[str, str]:
+    """The secured listeners of the broker behind `kafka_bootstrap`: `sasl_ssl` (SCRAM-SHA-512 and PLAIN over TLS)
+    and `ssl` (TLS, a client certificate required) bootstrap addresses, `tls_dir` (ca.crt, client.crt,
+    client.key), `user` and `password`. Beside an external HIVE_TEST_KAFKA_BOOTSTRAP, from the same variables
+    in the environment (`scripts/services.sh env` prints them after `up kafka`)."""
+    external = bool(os.environ.get("HIVE_TEST_KAFKA_BOOTSTRAP", "").strip())
+    env = os.environ if external else _read_env(services_run_dir / "env")
+    values = {key: env.get(key, "").strip() for key in KAFKA_SECURED_KEYS}
+    if missing := [key for key, value in values.items() if not value]:
+        require_service("Kafka's secured listeners", f"{', '.join(missing)} not set" + (
+            " beside HIVE_TEST_KAFKA_BOOTSTRAP" if external else f" by services.sh up in {services_run_dir}"))
+    return {"sasl_ssl": values["HIVE_TEST_KAFKA_SASL_SSL_BOOTSTRAP"], "ssl": values["HIVE_TEST_KAFKA_SSL_BOOTSTRAP"],
+            "tls_dir": values["HIVE_TEST_KAFKA_TLS_DIR"], "user": values["HIVE_TEST_KAFKA_USER"],
+            "password": values["HIVE_TEST_KAFKA_PASSWORD"]}
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,9 @@ ENVIRONMENT: dict[str, str] = {
     "MLFLOW_DISABLE_TELEMETRY": "true by default: MLflow sends no usage telemetry (nor does Dagster); false sends it",
     "MLFLOW_EXPERIMENT_NAME": "experiment of the training runs, default specialist_training",
     "KAFKA_BOOTSTRAP_SERVERS": "Kafka with the intentions.audit topic; unset: the intentions_audit collection",
+    "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT (default), SSL, SASL_SSL or SASL_PLAINTEXT; with KAFKA_SASL_MECHANISM, "
+                               "KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, KAFKA_SSL_CA_LOCATION, "
+                               "KAFKA_SSL_CERTIFICATE_LOCATION, KAFKA_SSL_KEY_LOCATION (README, Secured Kafka)",
     "DATA_COLLECTION_DAYS": "default collection window in days, 90",
     "MIN_CONFIDENCE": "default NLU confidence filter, 0.7",
     "RETRAINING_FEEDBACK_THRESHOLD": "trusted feedback since the last training that triggers retraining, default 100 (hive loop: 8000)",

@@ -111,7 +111,7 @@ def add_parsers(sub) -> None:
                              "kept and the quarantine counts per reason. Exit 1 if a run fails (its run id "
                              "and error are printed).",
                  env=("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "MONGODB_DATABASE", "KAFKA_BOOTSTRAP_SERVERS",
-                      "DATA_COLLECTION_DAYS", "MIN_CONFIDENCE", "HIVE_ASSET_STORAGE", "HIVE_ENV"))
+                      "KAFKA_SECURITY_PROTOCOL", "DATA_COLLECTION_DAYS", "MIN_CONFIDENCE", "HIVE_ASSET_STORAGE", "HIVE_ENV"))
     p.add_argument("--specialist", type=specialists, default="all",
                    help="'all', a specialist, or a comma-separated list")
     p.add_argument("--min-samples", type=positive_int, default=10_000,

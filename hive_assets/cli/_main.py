@@ -76,12 +76,12 @@ def refuse_simulation_in_production(command: str) -> None:
                           "MONGODB_URI)")
 
 
-def _audit_topic_down(settings: Settings) -> str | None:
+def _audit_topic_down(settings: Settings) -> Exception | None:
     if not settings.kafka_bootstrap_servers:
         return None
     from hive_assets.data.kafka import audit_topic_problem
 
-    return audit_topic_problem(settings.kafka_bootstrap_servers)
+    return audit_topic_problem(settings.kafka_bootstrap_servers, security=settings.kafka_security)
 
 
 def _moved_home_problem(settings: Settings) -> str | None:
@@ -135,7 +135,11 @@ def main(argv: list[str] | None = None) -> int:
                   "home's artifacts", file=sys.stderr)
             return 1
         if args.command in AUDIT_VERBS and (down := _audit_topic_down(settings)):
-            print(f"{prog}: error: {down}; nothing was collected: run it again when it answers", file=sys.stderr)
+            from hive_assets.data.kafka import KafkaRefused  # loaded by _audit_topic_down already
+
+            then = ("correct the Kafka settings and run it again" if isinstance(down, KafkaRefused)
+                    else "run it again when it answers")
+            print(f"{prog}: error: {down}; nothing was collected: {then}", file=sys.stderr)
             return 1
         status = args.func(args)
         stop_if_signalled()  # a Ctrl-C that Python dropped (it can land in a finalizer) still ends in 130

@@ -24,7 +24,7 @@ def add_parsers(sub) -> None:
                              "validation_report for each specialist in the configured Dagster instance, then print "
                              "the gate table. Exit 1 when a gate fails.",
                  env=("HIVE_HOME", "DAGSTER_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MONGODB_URI",
-                      "KAFKA_BOOTSTRAP_SERVERS", "HIVE_ASSET_STORAGE", "HIVE_ENV"))
+                      "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_SECURITY_PROTOCOL", "HIVE_ASSET_STORAGE", "HIVE_ENV"))
     add_specialist(p, deprecated=("--specialist-type",))
     p.add_argument("--model-type", type=estimator, default=AUTO_MODEL_TYPE,
                    help=f"the estimator: {', '.join(MODEL_TYPES)}, or {AUTO_MODEL_TYPE} (default: the best candidate "

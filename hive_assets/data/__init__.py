@@ -8,6 +8,7 @@
 - `plan_to_serve(document)`: the plan a serving request carries and what collection would quarantine it for.
 - `TrustPolicy`, `latest_trusted_feedback`: which feedback becomes a label, and the opinion-feedback join;
   `FeedbackFilterEmptiedClass`: raised by `collect` when the quality filter removed every label of a class.
+- `KafkaUnavailable` (a broker away: retried), `KafkaRefused` (credentials or TLS refused: not retried).
 """
 
 from hive_assets.data._audit import AuditReader, audit_confidences_from_kafka, audit_confidences_from_store
@@ -16,6 +17,7 @@ from hive_assets.data._documents import (
     FUTURE_TOLERANCE, NOT_A_DOCUMENT, REASON_CODES, Problem, is_number, jsonable, plan_to_serve, to_utc,
 )
 from hive_assets.data._join import latest_trusted_feedback
+from hive_assets.data._kafka_errors import KafkaRefused, KafkaUnavailable
 from hive_assets.data._quarantine import QUARANTINE_COLUMNS, persist_quarantine
 from hive_assets.data._trust import FeedbackFilterEmptiedClass, TrustPolicy
 from hive_assets.data.store import DocumentStore, SQLiteStore, StoreUnavailable, open_store
@@ -25,7 +27,7 @@ __all__ = [
     "AuditReader",
     "CollectResult",
     "DocumentStore",
-    "FeedbackFilterEmptiedClass",
+    "FeedbackFilterEmptiedClass", "KafkaRefused", "KafkaUnavailable",
     "Problem", "SQLiteStore", "StoreUnavailable", "TrustPolicy", "audit_confidences_from_kafka",
     "audit_confidences_from_store", "clear_id", "collect", "latest_trusted_feedback", "open_store", "persist_quarantine",
     "is_number", "jsonable", "plan_text", "plan_to_serve", "to_utc",

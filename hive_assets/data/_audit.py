@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from hive_assets.config import KafkaSecurity
 from hive_assets.data._documents import after_every_time, to_utc
 from hive_assets.data.store.base import DocumentStore
 
@@ -47,7 +48,7 @@ def audit_confidences_from_store(store: DocumentStore) -> AuditReader:
 
 
 def audit_confidences_from_kafka(bootstrap_servers: str, topic: str = "intentions.audit",
-                                 timeout_s: float = 30.0) -> AuditReader:
+                                 timeout_s: float = 30.0, security: KafkaSecurity | None = None) -> AuditReader:
     """Intent confidences from the `intentions.audit` topic, read for the collection window [start, end]."""
 
     def read(intent_ids: list[str], start: datetime, end: datetime) -> dict[str, float]:
@@ -56,7 +57,7 @@ def audit_confidences_from_kafka(bootstrap_servers: str, topic: str = "intention
         wanted = set(intent_ids)
         out: dict[str, float] = {}
         events = read_audit_events(bootstrap_servers, start, end, topic=topic, timeout_s=timeout_s,
-                                   end_inclusive=True)
+                                   end_inclusive=True, security=security)
         if events.bad_messages:  # skipped, never fatal: said once per read, by reason
             log.warning("%s: %d unusable audit messages skipped %s", topic, len(events.bad_messages),
                         events.bad_by_reason())

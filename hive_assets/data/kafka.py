@@ -28,14 +28,23 @@ How the window is read, bounded in time and in offsets:
 
 Everything shares one deadline of `timeout_s`: a broker that is down or stops answering raises
 `KafkaUnavailable` naming the bootstrap servers instead of hanging.
+
+Every function takes the client's `security` (`hive_assets.config.KafkaSecurity`: TLS, SASL, both or neither;
+default PLAINTEXT). A broker that refuses it (credentials, mechanism, a certificate that does not verify) raises
+`KafkaRefused` at once, with librdkafka's reason and the variables to check: waiting would not change the
+answer, and librdkafka itself retries such a connection until the deadline and then says only "all brokers are
+down". A CA, certificate or key file that does not exist is a KafkaRefused naming its variable.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -43,11 +52,14 @@ from typing import Any
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from hive_assets.config import KAFKA_SECURITY_ENV, KafkaSecurity
+from hive_assets.data._kafka_errors import KafkaRefused, KafkaUnavailable
 from hive_assets.data._documents import MAX_DEPTH, TOO_DEEP, safe_text, structure_problems
 
 __all__ = [
     "AUDIT_TOPIC",
     "AuditEvents",
+    "KafkaRefused",
     "KafkaUnavailable",
     "event_time",
     "produce_audit_events",
@@ -57,10 +69,6 @@ __all__ = [
 AUDIT_TOPIC = "intentions.audit"
 log = logging.getLogger(__name__)
 _SECONDS_BELOW = 1e11  # an epoch number smaller than this is seconds, not milliseconds
-
-
-class KafkaUnavailable(RuntimeError):
-    """Kafka cannot serve the request: broker unreachable, topic missing, or the deadline passed."""
 
 
 class AuditEvents(list):
@@ -152,7 +160,68 @@ class _Deadline:
         return time.monotonic() >= self.end
 
 
-def _client_config(bootstrap_servers: str, timeout_s: float) -> dict[str, Any]:
+# librdkafka's error codes for a broker that refused the client, not one that is away
+_REFUSALS = {KafkaError._AUTHENTICATION: "authentication failed", KafkaError._SSL: "TLS failed"}
+# "sasl_ssl://127.0.0.1:9093/bootstrap: " before an error's text, " (after 311ms in state AUTH_REQ)" after it
+_BROKER_PREFIX = re.compile(r"^\S+://\S+?/\S+?: ")
+_STATE_SUFFIX = re.compile(r" \(after \d+ms in state \w+\)$")
+# a broker's TLS alert about the client's certificate (none given, or not one its CA signed): librdkafka calls
+# it a transport failure, and retries it until the deadline
+_CERTIFICATE_ALERT = re.compile(r"alert (bad certificate|certificate required|unknown ca|certificate unknown)")
+
+
+class _Errors:
+    """What librdkafka reported through `error_cb` (connection, authentication and TLS failures), which its
+    exceptions do not carry: they say "Broker transport failure" whatever the cause."""
+
+    def __init__(self, bootstrap: str, security: KafkaSecurity):
+        self.bootstrap, self.security = bootstrap, security
+        self.seen: deque[KafkaError] = deque(maxlen=50)  # the latest: one per failed connection attempt
+
+    def __call__(self, err: KafkaError) -> None:
+        self.seen.append(err)
+
+    @staticmethod
+    def _text(err: KafkaError) -> str:
+        return _STATE_SUFFIX.sub("", _BROKER_PREFIX.sub("", err.str()))
+
+    def refusal(self, client: Any) -> KafkaRefused | None:
+        """The broker's refusal of this client, if it said one (callbacks are served by `client.poll`)."""
+        client.poll(0)
+        env = KAFKA_SECURITY_ENV
+        for err in self.seen:
+            if err.code() == KafkaError._AUTHENTICATION:
+                check = f"check {env['sasl_username']}, {env['sasl_password']} and {env['sasl_mechanism']}"
+            elif err.code() == KafkaError._SSL:
+                check = (f"{env['ssl_ca_location']} must name the CA that signed the brokers' certificates (unset: "
+                         "the system's CAs)")
+            elif err.code() == KafkaError._TRANSPORT and _CERTIFICATE_ALERT.search(err.str()):
+                check = (f"the brokers refused the client's certificate: {env['ssl_certificate_location']} and "
+                         f"{env['ssl_key_location']} must name one their CA signed, and its key")
+            else:
+                continue
+            return KafkaRefused(f"Kafka at {self.bootstrap}: {_REFUSALS.get(err.code(), 'TLS failed')} "
+                                f"({self.security.describe()}): {self._text(err)}; {check}")
+        return None
+
+    def cause(self) -> str:
+        """The last reported failure other than "all brokers are down", or a hint at the protocol when the
+        brokers only closed the connections (what a listener expecting TLS or SASL does to another client)."""
+        causes = [err for err in self.seen if err.code() != KafkaError._ALL_BROKERS_DOWN]
+        if causes:
+            return f"; {self._text(causes[-1])}"  # the latest: what the brokers say now
+        if self.seen:
+            return (f"; the brokers closed every connection: if their listener expects another protocol, set "
+                    f"{KAFKA_SECURITY_ENV['security_protocol']} (now {self.security.security_protocol})")
+        return ""
+
+
+def _client_config(bootstrap_servers: str, timeout_s: float, security: KafkaSecurity,
+                   errors: _Errors) -> dict[str, Any]:
+    for name in ("ssl_ca_location", "ssl_certificate_location", "ssl_key_location"):
+        path = getattr(security, name)
+        if security.tls and path and not os.path.isfile(path):
+            raise KafkaRefused(f"{KAFKA_SECURITY_ENV[name]}={path}: no such file (for Kafka at {bootstrap_servers})")
     return {
         "bootstrap.servers": bootstrap_servers,
         "socket.timeout.ms": max(1000, int(timeout_s * 1000)),
@@ -160,7 +229,22 @@ def _client_config(bootstrap_servers: str, timeout_s: float) -> dict[str, Any]:
         "reconnect.backoff.max.ms": 1000,
         "logger": _LIBRDKAFKA_LOG,
         "log.connection.close": False,
+        "error_cb": errors,
+        **security.client_config(),
     }
+
+
+def _client(kind: type, bootstrap_servers: str, timeout_s: float, security: KafkaSecurity | None,
+            extra: Mapping[str, Any] | None = None) -> tuple[Any, _Errors]:
+    """An AdminClient, Consumer or Producer with `security`, and what it reports; a file librdkafka cannot load
+    (not a PEM CA, a key that does not match its certificate) is a KafkaRefused."""
+    security = security or KafkaSecurity()
+    errors = _Errors(bootstrap_servers, security)
+    try:
+        return kind({**_client_config(bootstrap_servers, timeout_s, security, errors), **(extra or {})}), errors
+    except KafkaException as exc:
+        raise KafkaRefused(f"Kafka at {bootstrap_servers}: the client's settings were refused "
+                           f"({security.describe()}): {_err_text(exc)}") from None
 
 
 def _err_text(exc: BaseException) -> str:
@@ -170,15 +254,21 @@ def _err_text(exc: BaseException) -> str:
     return str(err or exc)
 
 
-def _metadata(client: Any, bootstrap: str, deadline: _Deadline):
-    try:
-        return client.list_topics(timeout=max(0.1, deadline.left()))
-    except KafkaException as exc:
-        raise KafkaUnavailable(f"Kafka at {bootstrap} unreachable: {_err_text(exc)}") from None
+def _metadata(client: Any, bootstrap: str, deadline: _Deadline, errors: _Errors):
+    """The cluster's metadata, asked for in slices of a second so that a refusal ends the wait at once."""
+    while True:
+        try:
+            return client.list_topics(timeout=max(0.1, deadline.left(cap=1.0)))
+        except KafkaException as exc:
+            if refused := errors.refusal(client):
+                raise refused from None
+            if deadline.expired():
+                raise KafkaUnavailable(f"Kafka at {bootstrap} unreachable ({errors.security.security_protocol}): "
+                                       f"{_err_text(exc)}{errors.cause()}") from None
 
 
-def _topic_partitions(client: Any, bootstrap: str, topic: str, deadline: _Deadline) -> list[int]:
-    md = _metadata(client, bootstrap, deadline)
+def _topic_partitions(client: Any, bootstrap: str, topic: str, deadline: _Deadline, errors: _Errors) -> list[int]:
+    md = _metadata(client, bootstrap, deadline, errors)
     meta = md.topics.get(topic)
     if meta is None or (meta.error is not None and meta.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
         raise KafkaUnavailable(f"topic {topic!r} not found on {bootstrap}")
@@ -187,15 +277,16 @@ def _topic_partitions(client: Any, bootstrap: str, topic: str, deadline: _Deadli
     return sorted(meta.partitions)
 
 
-def audit_topic_problem(bootstrap_servers: str, topic: str = "intentions.audit", timeout_s: float = 5.0) -> str | None:
-    """Why `topic` cannot be read now (the broker does not answer within `timeout_s`, or has no such topic),
-    in one line; None when it can. What a shell command checks before launching a collection, whose
-    runs would otherwise retry for minutes."""
-    admin = AdminClient(_client_config(bootstrap_servers, timeout_s))
+def audit_topic_problem(bootstrap_servers: str, topic: str = "intentions.audit", timeout_s: float = 5.0,
+                        security: KafkaSecurity | None = None) -> KafkaUnavailable | None:
+    """Why `topic` cannot be read now (the broker does not answer within `timeout_s`, has no such topic, or
+    refuses the client: a KafkaRefused), its message one line; None when it can. What a shell command checks
+    before launching a collection, whose runs would otherwise retry for minutes."""
     try:
-        _topic_partitions(admin, bootstrap_servers, topic, _Deadline(timeout_s))
+        admin, errors = _client(AdminClient, bootstrap_servers, timeout_s, security)
+        _topic_partitions(admin, bootstrap_servers, topic, _Deadline(timeout_s), errors)
     except KafkaUnavailable as exc:
-        return str(exc)
+        return exc
     return None
 
 
@@ -206,6 +297,7 @@ def read_audit_events(
     topic: str = AUDIT_TOPIC,
     timeout_s: float = 30.0,
     end_inclusive: bool = False,
+    security: KafkaSecurity | None = None,
 ) -> AuditEvents:
     """Intent envelopes of `topic` whose `timestamp` is in [start, end), or [start, end] with `end_inclusive`
     (see the module doc)."""
@@ -214,21 +306,18 @@ def read_audit_events(
     if end < start or (end == start and not end_inclusive):
         return result
     deadline = _Deadline(timeout_s)
-    consumer = Consumer(
-        {
-            **_client_config(bootstrap_servers, timeout_s),
-            # assign() only: the group is never joined and nothing is committed
-            "group.id": f"hive-assets-audit-reader-{uuid.uuid4().hex[:12]}",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-            "allow.auto.create.topics": False,
-            "fetch.wait.max.ms": 200,
-        }
-    )
+    consumer, errors = _client(Consumer, bootstrap_servers, timeout_s, security, {
+        # assign() only: the group is never joined and nothing is committed
+        "group.id": f"hive-assets-audit-reader-{uuid.uuid4().hex[:12]}",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "earliest",
+        "allow.auto.create.topics": False,
+        "fetch.wait.max.ms": 200,
+    })
     try:
-        partitions = _topic_partitions(consumer, bootstrap_servers, topic, deadline)
+        partitions = _topic_partitions(consumer, bootstrap_servers, topic, deadline, errors)
         result.partitions = len(partitions)
         try:
             highs: dict[int, int] = {}
@@ -341,11 +430,12 @@ def ensure_topic(
     replication_factor: int = 1,
     config: Mapping[str, str] | None = None,
     timeout_s: float = 30.0,
+    security: KafkaSecurity | None = None,
 ) -> bool:
     """Create `topic` unless it exists. True if this call created it."""
     deadline = _Deadline(timeout_s)
-    admin = AdminClient(_client_config(bootstrap_servers, timeout_s))
-    if topic in _metadata(admin, bootstrap_servers, deadline).topics:
+    admin, errors = _client(AdminClient, bootstrap_servers, timeout_s, security)
+    if topic in _metadata(admin, bootstrap_servers, deadline, errors).topics:
         return False
     new = NewTopic(topic, num_partitions=num_partitions, replication_factor=replication_factor, config=dict(config or {}))
     future = admin.create_topics([new], operation_timeout=deadline.left(cap=30.0), request_timeout=max(0.1, deadline.left()))[topic]
@@ -360,7 +450,7 @@ def ensure_topic(
         raise KafkaUnavailable(f"Kafka at {bootstrap_servers}: creating topic {topic!r} timed out: {exc!r}") from None
     # wait until every partition has a leader, so that the first produce does not race the creation
     while not deadline.expired():
-        meta = _metadata(admin, bootstrap_servers, deadline).topics.get(topic)
+        meta = _metadata(admin, bootstrap_servers, deadline, errors).topics.get(topic)
         if meta is not None and meta.error is None and len(meta.partitions) == num_partitions \
                 and all(pm.leader >= 0 for pm in meta.partitions.values()):
             return True
@@ -376,6 +466,7 @@ def produce_audit_events(
     num_partitions: int = 1,
     topic_config: Mapping[str, str] | None = None,
     timeout_s: float = 30.0,
+    security: KafkaSecurity | None = None,
 ) -> int:
     """Produce envelopes as JSON (key = `id`, Kafka timestamp = the envelope's `timestamp`).
 
@@ -383,16 +474,14 @@ def produce_audit_events(
     Returns how many were delivered; raises KafkaUnavailable if any was not within `timeout_s`.
     """
     deadline = _Deadline(timeout_s)
-    ensure_topic(bootstrap_servers, topic, num_partitions=num_partitions, config=topic_config, timeout_s=timeout_s)
-    producer = Producer(
-        {
-            **_client_config(bootstrap_servers, timeout_s),
-            "acks": "all",
-            "enable.idempotence": True,
-            "linger.ms": 5,
-            "message.timeout.ms": max(1000, int(deadline.left() * 1000)),
-        }
-    )
+    ensure_topic(bootstrap_servers, topic, num_partitions=num_partitions, config=topic_config, timeout_s=timeout_s,
+                 security=security)
+    producer, _errors = _client(Producer, bootstrap_servers, timeout_s, security, {
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        "message.timeout.ms": max(1000, int(deadline.left() * 1000)),
+    })
     delivered = 0
     failures: list[str] = []
 

@@ -1,10 +1,11 @@
-"""Resources: the document store, MLflow, and the platform's non-secret settings.
+"""Resources: the document store, MLflow, and the platform's settings (Kafka's connection among them).
 
-Credentials (MONGODB_URI, MLFLOW_TRACKING_URI, KAFKA_BOOTSTRAP_SERVERS) are bound with `dg.EnvVar`
-when set, so Dagster shows the variable's name, never its value (a credential typed into a run's resources
-config instead is refused: Dagster would keep it with the run). Unset means the embedded default, except
-under HIVE_ENV=production where `Settings.from_env()` refuses it. The `io_manager` stores asset outputs as
-open files under HIVE_ASSET_STORAGE (`defs/storage.py`).
+Credentials (MONGODB_URI, MLFLOW_TRACKING_URI, KAFKA_BOOTSTRAP_SERVERS, KAFKA_SASL_USERNAME,
+KAFKA_SASL_PASSWORD, KAFKA_SSL_KEY_PASSWORD) are bound with `dg.EnvVar` when set, so Dagster shows the
+variable's name, never its value (a credential typed into a run's resources config instead is refused: Dagster
+would keep it with the run). Unset means the embedded default, except under HIVE_ENV=production where
+`Settings.from_env()` refuses it. The `io_manager` stores asset outputs as open files under HIVE_ASSET_STORAGE
+(`defs/storage.py`).
 """
 
 
@@ -16,7 +17,10 @@ from urllib.parse import urlsplit
 
 import dagster as dg
 
-from hive_assets.config import DEFAULT_EXPERIMENT_NAME, DEFAULT_MONGODB_DATABASE, ConfigError, Settings, redact_uri
+from hive_assets.config import (
+    DEFAULT_EXPERIMENT_NAME, DEFAULT_MONGODB_DATABASE, KAFKA_CREDENTIALS, KAFKA_SECURITY_ENV, ConfigError,
+    KafkaSecurity, Settings, redact_uri,
+)
 from hive_assets.data import DocumentStore, StoreUnavailable, open_store
 from hive_assets.defs.runs.refusals import not_retried
 from hive_assets.defs.runs.run_config import typed_credentials
@@ -151,7 +155,7 @@ class MlflowResource(dg.ConfigurableResource):
 
 
 class PlatformSettings(dg.ConfigurableResource):
-    """Knobs of SPEC section 9 that are not secrets."""
+    """Knobs of SPEC section 9, and the Kafka connection (its credentials bound with `dg.EnvVar`)."""
 
     ab_testing_enabled: bool = True
     ab_test_default_traffic: float = 10.0
@@ -159,16 +163,34 @@ class PlatformSettings(dg.ConfigurableResource):
     min_confidence: float = 0.7
     kafka_bootstrap_servers: str = ""
     kafka_timeout_s: float = 30.0  # one read of the audit window, end to end: a down broker fails, never hangs
+    # TLS and SASL (hive_assets.config.KafkaSecurity); empty: PLAINTEXT
+    kafka_security_protocol: str = ""
+    kafka_sasl_mechanism: str = ""
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = ""
+    kafka_ssl_ca_location: str = ""
+    kafka_ssl_certificate_location: str = ""
+    kafka_ssl_key_location: str = ""
+    kafka_ssl_key_password: str = ""
+
+    def kafka_security(self) -> KafkaSecurity:
+        """The Kafka client's security settings; ConfigError naming each variable that is wrong."""
+        return KafkaSecurity.from_values(**{name: getattr(self, f"kafka_{name}") for name in KAFKA_SECURITY_ENV})
 
     @classmethod
     def from_env(cls):
-        s = Settings.from_env()
+        s = Settings.from_env()  # validates the Kafka settings too: a wrong one fails the code location's load
+        kafka = {f"kafka_{name}": (_env_or_default(variable) if name in KAFKA_CREDENTIALS
+                                   else getattr(s.kafka_security, name) if os.environ.get(variable, "").strip()
+                                   else "")
+                 for name, variable in KAFKA_SECURITY_ENV.items()}
         return cls(
             ab_testing_enabled=s.ab_testing_enabled,
             ab_test_default_traffic=s.ab_test_default_traffic,
             data_collection_days=s.data_collection_days,
             min_confidence=s.min_confidence,
             kafka_bootstrap_servers=_env_or_default("KAFKA_BOOTSTRAP_SERVERS"),
+            **kafka,
         )
 
 

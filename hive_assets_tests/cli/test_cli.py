@@ -707,7 +707,7 @@ def test_an_unreachable_audit_topic_is_one_line_at_once_and_launches_no_run(shel
                timeout=60)
     assert out.returncode == 1 and "Traceback" not in out.stderr + out.stdout, out.stderr
     errors = [line for line in out.stderr.splitlines() if not line.startswith("hive: HIVE_HOME=")]
-    assert len(errors) == 1 and errors[0].startswith(f"hive {verb}: error: Kafka at 127.0.0.1:1 unreachable: "), errors
+    assert len(errors) == 1 and errors[0].startswith(f"hive {verb}: error: Kafka at 127.0.0.1:1 unreachable (PLAINTEXT): "), errors
     assert errors[0].endswith("; nothing was collected: run it again when it answers")
     assert _instance_runs(cwd, monkeypatch) == []
 
@@ -724,6 +724,28 @@ def test_a_broker_without_the_audit_topic_is_said_before_any_run(shell, kafka_bo
     assert (f"hive collect: error: topic 'intentions.audit' not found on {kafka_bootstrap}; nothing was collected"
             in out.stderr), out.stderr
     assert _instance_runs(cwd, monkeypatch) == []
+
+
+def test_kafka_that_refuses_the_credentials_is_one_line_naming_them_and_launches_no_run(shell, kafka_secured,
+                                                                                       monkeypatch):
+    cwd, env = shell
+    wrong = "wrong-password-0b7e"
+    kafka = {"KAFKA_BOOTSTRAP_SERVERS": kafka_secured["sasl_ssl"], "KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+             "KAFKA_SASL_MECHANISM": "scram-sha-512", "KAFKA_SASL_USERNAME": kafka_secured["user"],
+             "KAFKA_SASL_PASSWORD": wrong, "KAFKA_SSL_CA_LOCATION": f"{kafka_secured['tls_dir']}/ca.crt"}
+    out = hive("collect", "--specialist", "business", cwd=cwd, env={**env, **kafka}, timeout=60)
+    errors = [line for line in out.stderr.splitlines() if not line.startswith("hive: HIVE_HOME=")]
+    assert out.returncode == 1 and len(errors) == 1, out.stderr
+    assert errors[0].startswith(f"hive collect: error: Kafka at {kafka_secured['sasl_ssl']}: authentication failed "
+                                "(SASL_SSL, SCRAM-SHA-512 as 'hive')"), errors
+    assert errors[0].endswith("nothing was collected: correct the Kafka settings and run it again")
+    assert wrong not in out.stderr + out.stdout and _instance_runs(cwd, monkeypatch) == []
+    # the password without the brokers: a mistyped key of the Secret, said before anything is read
+    del kafka["KAFKA_BOOTSTRAP_SERVERS"]
+    out = hive("collect", "--specialist", "business", cwd=cwd, env={**env, **kafka}, timeout=60)
+    assert out.returncode == 2 and wrong not in out.stderr
+    assert ("KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, "
+            "KAFKA_SSL_CA_LOCATION set but KAFKA_BOOTSTRAP_SERVERS is not") in out.stderr
 
 
 def test_a_registry_behind_basic_auth_is_reached_at_its_host(mlflow_server):

@@ -103,6 +103,47 @@ def test_kafka_down_is_a_clear_error_not_a_hang(hive_home):
 
 
 
+def _secured_platform(kafka_secured, password_variable: str) -> PlatformSettings:
+    return PlatformSettings(kafka_bootstrap_servers=kafka_secured["sasl_ssl"], kafka_timeout_s=60.0,
+                            kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-512",
+                            kafka_sasl_username=kafka_secured["user"], kafka_sasl_password=dg.EnvVar(password_variable),
+                            kafka_ssl_ca_location=f"{kafka_secured['tls_dir']}/ca.crt")
+
+
+def test_collection_reads_a_secured_kafka_and_a_refusal_is_not_retried(hive_home, kafka_secured, monkeypatch):
+    """SASL over TLS, the password bound from the environment: the same rows as the audit collection gives. A
+    wrong password fails the step once, naming the variables (librdkafka retried the refused login for the whole
+    deadline, then the step's policy retried that twice more), and the password is nowhere in the run."""
+    from hive_assets.config import KafkaSecurity
+
+    store = SQLiteStore(hive_home / "store.sqlite")
+    simulate(store, plans=60, days=10, seed=5, now=NOW)
+    events = list(store.find("intentions_audit"))
+    security = KafkaSecurity.from_values(security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
+                                         sasl_username=kafka_secured["user"], sasl_password=kafka_secured["password"],
+                                         ssl_ca_location=f"{kafka_secured['tls_dir']}/ca.crt")
+    assert produce_audit_events(kafka_secured["sasl_ssl"], events, security=security) == len(events) > 40
+    monkeypatch.setenv("HIVE_TEST_KAFKA_SASL_PASSWORD", kafka_secured["password"])
+    from_store = _collect({"document_store": DocumentStoreResource(), "platform": PlatformSettings()})
+    from_kafka = _collect({"document_store": DocumentStoreResource(),
+                           "platform": _secured_platform(kafka_secured, "HIVE_TEST_KAFKA_SASL_PASSWORD")})
+    assert from_store.success and from_kafka.success
+    a, b = (r.output_for_node("raw_production_data") for r in (from_store, from_kafka))
+    assert a.counts["rows"] == b.counts["rows"] > 20
+    assert sorted(a.frame["opinion_id"]) == sorted(b.frame["opinion_id"])
+
+    wrong = "wrong-password-51c9"
+    monkeypatch.setenv("HIVE_TEST_KAFKA_SASL_PASSWORD", wrong)
+    refused = _collect({"document_store": DocumentStoreResource(),
+                        "platform": _secured_platform(kafka_secured, "HIVE_TEST_KAFKA_SASL_PASSWORD")})
+    assert not refused.success
+    assert [e for e in refused.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"] == []
+    failure = next(e for e in refused.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.step_failure_data.error.message
+    assert "authentication failed (SASL_SSL, SCRAM-SHA-512 as 'hive')" in message, message
+    assert "KAFKA_SASL_PASSWORD" in message and message.rstrip().endswith("nothing was written")
+    assert wrong not in "\n".join(str(e) for e in refused.all_events)
+
 def test_the_production_corpus_and_a_large_plan_collect_alike_on_mongodb(hive_home, ferretdb_uri):
     """Encrypted intents, approval-service feedback and an oversized plan: FerretDB gives the rows and the
     quarantine the embedded store gives, and keeps the whole large document. (FerretDB 1.x refuses NaN

@@ -696,3 +696,19 @@ def test_the_code_server_mounts_the_instance_so_hive_doctor_runs_there():
     daemon = VALUES["dagsterDaemon"]
     assert [m for m in deployment["volumeMounts"] if m["name"] != instance[0]] == daemon["volumeMounts"]
     assert [v for v in deployment["volumes"] if v["name"] != instance[0]] == daemon["volumes"]
+
+
+def test_kafka_s_certificates_reach_the_pods_that_read_kafka_and_are_optional():
+    """Kafka over TLS with a private CA needs its files where KAFKA_SSL_*_LOCATION point, in the run pods (which
+    collect) and the code server (`hive collect` checks the broker there); a deployment without a secured Kafka
+    has no such Secret, and Kubernetes would not start a pod whose volume names a missing one."""
+    config_map = (REPO / "deploy" / "helm" / "hive-assets-config.yaml").read_text()
+    ca_path = re.search(r"KAFKA_SSL_CA_LOCATION: (\S+)", config_map)[1]
+    launcher = VALUES["runLauncher"]["config"]["k8sRunLauncher"]
+    for pod, volumes, mounts in (("run pods", launcher["volumes"], launcher["volumeMounts"]),
+                                 ("code server", user_deployment()["volumes"], user_deployment()["volumeMounts"])):
+        [volume] = [v for v in volumes if v.get("secret", {}).get("secretName") == "hive-kafka-tls"]
+        assert volume["secret"]["optional"] is True, pod
+        [mount] = [m for m in mounts if m["name"] == volume["name"]]
+        assert ca_path.startswith(mount["mountPath"] + "/") and mount["readOnly"], pod
+    assert "create secret generic hive-kafka-tls" in (REPO / "deploy" / "README.md").read_text()

@@ -106,8 +106,11 @@ def test_credentials_typed_into_resources_config_are_named_never_shown():
         "document_store": {"config": {"mongodb_uri": "mongodb://hive:s3cret@db:27017/", "database": "hive"}},
         "mlflow": {"config": {"tracking_uri": {"env": "MLFLOW_TRACKING_URI"}}},  # the variable's name: fine
         "io_manager": {"config": {"base": "s3://bucket/hive"}},
-        "platform": {"config": {"kafka_bootstrap_servers": "kafka:9092?password=hunter2"}},
-    }}) == ["resources.document_store.config.mongodb_uri", "resources.platform.config.kafka_bootstrap_servers"]
+        "platform": {"config": {"kafka_bootstrap_servers": "kafka:9092?password=hunter2",
+                                "kafka_sasl_username": "hive",  # a name, not a secret
+                                "kafka_sasl_password": "hunter2", "kafka_ssl_key_password": {"env": "KEY_PW"}}},
+    }}) == ["resources.document_store.config.mongodb_uri", "resources.platform.config.kafka_bootstrap_servers",
+            "resources.platform.config.kafka_sasl_password"]
     assert typed_credentials(None) == typed_credentials({"ops": {}}) == []
 
 

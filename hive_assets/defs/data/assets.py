@@ -7,8 +7,8 @@ from pydantic import Field
 
 from hive_assets import clock, review
 from hive_assets.data import (
-    FeedbackFilterEmptiedClass, TrustPolicy, audit_confidences_from_kafka, audit_confidences_from_store, collect,
-    persist_quarantine, to_utc,
+    FeedbackFilterEmptiedClass, KafkaRefused, TrustPolicy, audit_confidences_from_kafka, audit_confidences_from_store,
+    collect, persist_quarantine, to_utc,
 )
 from hive_assets.defs import _ui
 from hive_assets.defs.catalog import OWNERS, DATA
@@ -18,6 +18,7 @@ from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
 from hive_assets.defs.runs.interrupts import no_retry_after_ctrl_c
 from hive_assets.defs.runs.run_config import step_config
 from hive_assets.evaluation import DEFAULT_MIN_SAMPLES
+from hive_assets.config import ConfigError
 from hive_assets.registry import CLOCK_SKEW
 
 
@@ -83,7 +84,12 @@ def quarantined_table(by_reason: dict[str, int]) -> dg.TableMetadataValue:
 
 def audit_reader_for(platform: PlatformSettings, store):
     if platform.kafka_bootstrap_servers:
-        return audit_confidences_from_kafka(platform.kafka_bootstrap_servers, timeout_s=platform.kafka_timeout_s)
+        try:
+            security = platform.kafka_security()
+        except ConfigError as exc:  # a resource configured in the Launchpad: the environment's were checked at load
+            raise dg.Failure(f"the platform resource's Kafka settings: {exc}", allow_retries=False) from None
+        return audit_confidences_from_kafka(platform.kafka_bootstrap_servers, timeout_s=platform.kafka_timeout_s,
+                                            security=security)
     return audit_confidences_from_store(store)
 
 
@@ -132,6 +138,8 @@ def raw_production_data(
         except FeedbackFilterEmptiedClass as exc:  # a configuration error: a retry would fail the same way
             raise dg.Failure(str(exc), metadata={"class": exc.label, "feedback_dropped": exc.dropped},
                              allow_retries=False) from exc
+        except KafkaRefused as exc:  # credentials or TLS: a retry is refused the same way (a broker away is retried)
+            raise dg.Failure(f"{exc}; nothing was written", allow_retries=False) from None
         persist_quarantine(store, result, context.run_id)
         # how each label was asked for (review queue: active / random, else organic): decisions use no active one
         ids = result.frame["opinion_id"].astype(str)

@@ -54,7 +54,8 @@ def out_of_bounds(run_config: Mapping[str, Any] | None) -> list[str]:
 
 def typed_credentials(run_config: Mapping[str, Any] | None) -> list[str]:
     """`resources.<key>.config.<field>` of every value of the run's resources config that holds a credential
-    typed in as text (a URI's password, a `password=` or `token=` parameter), rather than read from the
+    typed in as text (a URI's password, a `password=` or `token=` parameter, any value of a field named
+    `*password`, such as Kafka's SASL password), rather than read from the
     environment (`{env: VAR}`, which Dagster stores as the variable's name). Dagster keeps a run's config with
     the run and shows it to anyone who can see the run (its Launchpad, `dagster run` output, the run storage)."""
     from hive_assets.config import redact_secrets
@@ -64,6 +65,7 @@ def typed_credentials(run_config: Mapping[str, Any] | None) -> list[str]:
     for key, settings in resources.items():
         config = settings.get("config") if isinstance(settings, Mapping) else None
         for field, value in (config.items() if isinstance(config, Mapping) else ()):
-            if isinstance(value, str) and redact_secrets(value) != value:
+            if isinstance(value, str) and (redact_secrets(value) != value
+                                           or (value.strip() and field.endswith("password"))):
                 found.append(f"resources.{key}.config.{field}")
     return found
