@@ -188,15 +188,16 @@ def acquire(store: DocumentStore, kind: str, specialist: str, owner_run_id: str,
 
 
 def renew(store: DocumentStore, lease: Lease) -> bool:
-    """Push the expiry one TTL ahead (the heartbeat). False when the lease is no longer this holder's."""
+    """Push the expiry one TTL ahead (the heartbeat). False when the lease is no longer this holder's: taken
+    over (another token), or released as stale by another run's start check (`release_stale` keeps the token)."""
     now = clock.wall_now()
-    if not store.update_one(COLLECTION, {"lease_id": lease.lease_id, "token": lease.token},
+    if not store.update_one(COLLECTION, {"lease_id": lease.lease_id, "token": lease.token, "state": HELD},
                             {"heartbeat_at": now, "expires_at": now + timedelta(seconds=lease.ttl_seconds)}):
         return False
     # read back: where an update is a read then a write (FerretDB 1.x), one racing a takeover "matched" a
     # document that another run had replaced by then
     current = store.find_one(COLLECTION, {"lease_id": lease.lease_id})
-    return current is not None and current.get("token") == lease.token
+    return current is not None and current.get("token") == lease.token and current.get("state") == HELD
 
 
 def release(store: DocumentStore, lease: Lease, reason: str = "run ended") -> bool:

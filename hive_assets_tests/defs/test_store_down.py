@@ -22,7 +22,7 @@ from hive_assets.data.store.mongo import MongoStore
 from hive_assets.defs import build_defs
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import STORE_DOWN_RETRY_WAITS, default_resources
-from hive_assets.defs.runs.lease import RUN_LEASE
+from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
 from hive_assets.defs.training.jobs import retrain_specialist
 from hive_assets.simulator import simulate
 from hive_assets_tests.tcp_forwarder import TcpForwarder
@@ -125,3 +125,38 @@ def test_a_lease_the_run_cannot_release_with_the_store_down_is_one_warning(store
     # held until it expires (or the next run's start check releases it): not half-released
     [lease] = direct.find("run_leases", {"owner_run_id": result.run_id})
     assert lease["state"] == "held"
+
+
+@pytest.mark.parametrize("taken_over", [False, True])
+def test_a_store_down_longer_than_the_lease_ttl_keeps_the_lease_unless_another_run_took_it(
+        store_behind_forwarder, monkeypatch, taken_over):
+    """A store failover longer than the lease's TTL in the middle of a long step (training): nobody can take the
+    lease meanwhile, so once the store is back the run still holds it and writes as the holder. The heartbeat gave
+    up after one TTL, and the registration's check then failed the run after its training. If another run did take
+    the lease once the store was back, the check refuses to write as the holder."""
+    forwarder, direct = store_behind_forwarder
+    monkeypatch.setenv("HIVE_LEASE_TTL_SECONDS", "5")  # renewed every 1.7 s; the cut below lasts 8 s
+    checked = []
+
+    @dg.asset(partitions_def=specialist_partitions, resource_defs={"run_lease": RUN_LEASE})
+    def long_step(context, run_lease: RunLeaseResource) -> None:
+        forwarder.cut()
+        time.sleep(8)
+        if taken_over:  # another run took the lease over (a new token), as a takeover of a stale lease does
+            direct.update_one("run_leases", {"owner_run_id": context.run_id}, {"token": "another-run's"})
+        forwarder.open()
+        assert run_lease._holder is not None  # the lease this run took
+        run_lease.check()  # as registered_model_version does before it registers
+        checked.append(context.run_id)
+
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([long_step], partition_key=SPECIALIST, instance=instance, raise_on_error=False)
+    [lease] = direct.find("run_leases", {"owner_run_id": result.run_id})
+    if taken_over:
+        assert not result.success and checked == []
+        assert "was taken over by another run" in failure_message(result)
+        assert lease["token"] == "another-run's"
+    else:
+        assert result.success, failure_message(result)
+        assert checked == [result.run_id]
+        assert lease["state"] == "released" and lease["release_reason"] == "run ended"

@@ -108,6 +108,17 @@ def test_a_stale_holder_is_displaced_and_its_heartbeat_notices(any_store):
     assert lost and "taken over" in lost[0]
 
 
+def test_a_lease_released_as_stale_is_not_renewed_by_its_late_heartbeat(any_store):
+    """Another run's start check released the lease of a holder it found stale (its store was down): the holder's
+    next renewal must say "lost", not push the expiry of a released lease and go on writing as the holder."""
+    late, _ = runs.acquire(any_store, runs.TRAINING, "technical", "late-run", ttl_seconds=60)
+    doc = any_store.find_one(runs.COLLECTION, {"lease_id": late.lease_id})
+    assert runs.release_stale(any_store, doc, "lease expired (the start check of another run)")
+    assert not runs.renew(any_store, late)
+    assert any_store.find_one(runs.COLLECTION, {"lease_id": late.lease_id})["state"] == runs.RELEASED
+    beat = runs.Heartbeat(lambda: _same(any_store), late)
+    assert beat.confirm() is False and "taken over" in beat.lost
+
 def test_a_dead_process_on_this_host_is_stale_at_once(any_store):
     proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(proc.stdout)

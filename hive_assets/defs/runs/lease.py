@@ -19,7 +19,8 @@ holds a lease is then found dead by its pid, as a holder is), checks its special
 (`doctor.find_orphans`: a run whose leases all went stale, or with none whose process is gone, is marked
 FAILURE, its lease released, its MLflow runs ended FAILED), then acquires, waiting up to
 HIVE_LEASE_WAIT_SECONDS for a live holder; after that it fails with "another run of <specialist> holds it
-(run ...)". A heartbeat thread renews the lease every third of HIVE_LEASE_TTL_SECONDS.
+(run ...)". A heartbeat thread renews the lease every third of HIVE_LEASE_TTL_SECONDS, and through a store
+outage for as long as it lasts; `check()` renews a lease a TTL overdue before the run writes as its holder.
 """
 
 from __future__ import annotations
@@ -208,9 +209,15 @@ class RunLeaseResource(dg.ConfigurableResource):
 
     def check(self) -> None:
         """Raise LeaseLost when the lease this run took was lost (a run that lost it must not write as
-        the partition's one writer)."""
-        if self._holder is not None and self._holder.heartbeat.lost:
-            raise LeaseLost(description=self._holder.heartbeat.lost, allow_retries=False)
+        the partition's one writer). A lease whose heartbeat could not renew it for a TTL (the store was down)
+        is renewed here first: still this run's, the run goes on; taken over meanwhile, it is lost."""
+        if self._holder is None:
+            return
+        heartbeat = self._holder.heartbeat
+        if not heartbeat.lost and heartbeat.overdue:
+            heartbeat.confirm()
+        if heartbeat.lost:
+            raise LeaseLost(description=heartbeat.lost, allow_retries=False)
 
 
 #: one instance, bound to every asset of the graph (assets bind it: a key the definitions' resources and the
