@@ -14,7 +14,9 @@ import json
 import sys
 
 from hive_assets.cli import _dagster
-from hive_assets.cli._args import UsageError, add_specialist, add_verb, iso_datetime, positive_float, version_number
+from hive_assets.cli._args import (
+    UsageError, add_specialist, add_verb, iso_datetime, non_empty, positive_float, version_number,
+)
 from hive_assets.routing import MIN_TRAFFIC_PERCENT
 
 
@@ -57,22 +59,22 @@ def add_parsers(sub) -> None:
                    help="challenger share in %% (default: $AB_TEST_DEFAULT_TRAFFIC, else 10)")
     p.add_argument("--force", action="store_true",
                    help="test a version whose validation gate did not pass (default: refused, as for promote)")
-    p.add_argument("--reason", default="", help="why, for the ledger; required with --force (default: none)")
+    p.add_argument("--reason", type=non_empty, help="why, for the ledger; required with --force (default: none)")
     p.set_defaults(func=cmd_start)
 
     p = verb("check", "re-evaluate the running test",
              "Run the job ab_test_check (materializes ab_test_outcome for the specialist).")
-    p.add_argument("--test-id", default="", help="fail unless this is the running test")
+    p.add_argument("--test-id", type=non_empty, help="fail unless this is the running test (default: no check)")
     p.set_defaults(func=cmd_check)
 
     p = verb("expand", "raise the challenger's traffic share", "Run the job ab_test_expand.")
     p.add_argument("--traffic", type=traffic_percent, required=True, help="new challenger share in %%")
-    p.add_argument("--test-id", default="", help="fail unless this is the running test")
+    p.add_argument("--test-id", type=non_empty, help="fail unless this is the running test (default: no check)")
     p.set_defaults(func=cmd_expand)
 
     p = verb("stop", "stop the running test; the champion stays", "Run the job ab_test_stop.")
-    p.add_argument("--test-id", default="", help="fail unless this is the running test")
-    p.add_argument("--reason", default="stopped by an operator", help="why, for the ledger")
+    p.add_argument("--test-id", type=non_empty, help="fail unless this is the running test (default: no check)")
+    p.add_argument("--reason", type=non_empty, default="stopped by an operator", help="why, for the ledger")
     p.set_defaults(func=cmd_stop)
 
 

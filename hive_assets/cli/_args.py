@@ -288,10 +288,18 @@ def mlflow_run_id(text: str) -> str:
 
 
 def non_empty(text: str) -> str:
-    """A name the user gives (an idempotency key): an empty one was taken as no key at all, silently."""
+    """A name or words the user gives (an idempotency key, a test id, a reason, a feedback source): an empty one
+    was taken, silently, as none at all (a key or test id that guards nothing, a reason the ledger does not
+    have, a quality-exempt source no feedback has, which replaced the default one). Its default is None, not
+    "": argparse passes a string default through the type."""
     if not text.strip():
         raise argparse.ArgumentTypeError(f"must not be empty, got {text!r} (leave the option out instead)")
     return text
+
+
+def non_empty_path(text: str) -> Path:
+    """A path the user gives: an empty one was the working directory (Path("") is "."), and its error named "."."""
+    return Path(non_empty(text))
 
 
 def existing_file(text: str) -> Path:

@@ -7,7 +7,9 @@ import json
 import sys
 
 from hive_assets.cli import _dagster
-from hive_assets.cli._args import add_verb, existing_file, fraction, positive_int, specialists, window_days
+from hive_assets.cli._args import (
+    add_verb, existing_file, fraction, non_empty, positive_int, specialists, window_days,
+)
 
 
 def collection_name(text: str) -> str:
@@ -123,7 +125,7 @@ def add_parsers(sub) -> None:
                         "(default: $MIN_CONFIDENCE, else 0.7)")
     p.add_argument("--min-feedback-quality", type=fraction, default=0.0,
                    help="drop feedback rated below this, except from exempt sources; 0 is no filter")
-    p.add_argument("--quality-exempt-source", action="append", metavar="SOURCE",
+    p.add_argument("--quality-exempt-source", action="append", metavar="SOURCE", type=non_empty,
                    help="a feedback origin the quality filter skips (feedback_source or metadata.source, any "
                         "case); repeatable; replaces the default (default: approval_service)")
     p.add_argument("--json", action="store_true", help="one JSON object per specialist (default: text)")

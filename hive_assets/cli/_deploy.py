@@ -117,25 +117,25 @@ def _print_result(result) -> None:
 
 def cmd_register(args: argparse.Namespace) -> int:
     return _job("register_model_version", "register_version_op",
-                {"specialist": args.specialist, "run_id": args.run_id, "reason": args.reason}, args)
+                {"specialist": args.specialist, "run_id": args.run_id, "reason": args.reason or ""}, args)
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
     return _job("promote_model_version", "promote_op",
                 {"specialist": args.specialist, "model_version": args.model_version, "force": args.force,
-                 "reason": args.reason}, args)
+                 "reason": args.reason or ""}, args)
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     return _job("rollback_champion", "rollback_op",
                 {"specialist": args.specialist, "target_version": args.target_version or "", "force": args.force,
-                 "reason": args.reason, "idempotency_key": args.idempotency_key or ""}, args)
+                 "reason": args.reason or "", "idempotency_key": args.idempotency_key or ""}, args)
 
 
 def cmd_alias(args: argparse.Namespace) -> int:
     return _job("set_model_alias", "alias_op",
                 {"specialist": args.specialist, "alias": args.alias, "model_version": args.model_version,
-                 "force": args.force, "reason": args.reason}, args)
+                 "force": args.force, "reason": args.reason or ""}, args)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -198,17 +198,17 @@ def add_parsers(sub) -> None:
 
     p = verb("register", cmd_register, "Register an MLflow run's model as a version (twice -> one version).")
     p.add_argument("--run-id", required=True, type=mlflow_run_id, help="the MLflow training run id")
-    p.add_argument("--reason", default="", help="why, for the ledger (default: empty)")
+    p.add_argument("--reason", type=non_empty, help="why, for the ledger (default: none)")
     p = verb("promote", cmd_promote, "Make a version champion; refused when its validation gate did not pass.")
     p.add_argument("--model-version", type=model_version_ref, required=True, help="N, <model>/N or models:/<model>/N")
     p.add_argument("--force", action="store_true", help="promote despite the gate (needs --reason)")
-    p.add_argument("--reason", default="", help="why, for the ledger (default: empty)")
+    p.add_argument("--reason", type=non_empty, help="why, for the ledger (default: none)")
     verb("list", cmd_list, "List the model versions with aliases, stage and gate (read only: no run).")
     p = verb("rollback", cmd_rollback, "Move champion back to the previous champion (from the ledger).")
     p.add_argument("--target-version", type=model_version_ref,
                    help="restore this version instead (default: the previous champion)")
     p.add_argument("--force", action="store_true", help="allow a target whose gate did not pass (needs --reason)")
-    p.add_argument("--reason", default="", help="why, for the ledger (default: empty)")
+    p.add_argument("--reason", type=non_empty, help="why, for the ledger (default: none)")
     p.add_argument("--idempotency-key", type=non_empty,
                    help="name this rollback: rerunning with the same key is a no-op that says so "
                         "(default: a rerun right after a rollback is recognised from the ledger)")
@@ -216,7 +216,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--alias", type=alias_name, required=True, help="champion, challenger, ab-test-v<N>, ...")
     p.add_argument("--model-version", type=model_version_ref, required=True, help="N, <model>/N or models:/<model>/N")
     p.add_argument("--force", action="store_true", help="for champion: promote despite the gate (needs --reason)")
-    p.add_argument("--reason", default="", help="why, for the ledger (default: empty)")
+    p.add_argument("--reason", type=non_empty, help="why, for the ledger (default: none)")
     p = verb("history", cmd_history, "Which version held champion at --at (default: the whole timeline; read only).")
     p.add_argument("--at", type=iso_datetime, help="ISO-8601 time; naive means UTC (default: every tenure)")
     p.add_argument("--alias", type=alias_name, default="champion",

@@ -16,11 +16,11 @@ import os
 import sys
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 
 from hive_assets.cli import _dagster
 from hive_assets.cli._args import (
-    UsageError, add_specialist, add_verb, fraction, iso_datetime, non_negative_int, period_days, positive_int,
+    UsageError, add_specialist, add_verb, fraction, iso_datetime, non_empty_path, non_negative_int, period_days,
+    positive_int,
 )
 from hive_assets.config import SPECIALISTS
 
@@ -68,7 +68,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--start", type=iso_datetime,
                    help="ISO-8601 start of the simulated period (default: the end of the stored history)")
     add_specialist(p, note="whose story is printed; every specialist is played (each needs a champion)")
-    p.add_argument("--log-file", type=Path,
+    p.add_argument("--log-file", type=non_empty_path,
                    help="where the Dagster and MLflow logs of the runs go (default: $HIVE_HOME/loop.log; appended)")
     p.add_argument("--json", action="store_true", help="print the timeline and champions as JSON (default: text)")
     p.set_defaults(func=cmd_loop)

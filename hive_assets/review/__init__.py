@@ -8,7 +8,8 @@ biasing the decisions.
   requests expired, new ones within today's budget; `refresh_from_store` scores the recent unlabelled
   opinions with the given models first; `open_queue` reads the queue (`read_open_queue` also names the
   malformed requests it leaves out), `queue_summary` what it did in a
-  period and `today_summary` on the budget's day (`_requests`).
+  period and `today_summary` on the budget's day (`_requests`); all three judge an open request by one rule,
+  `status_at` (answered, expired, open, or labelled before it was made), on the labels of `labels_as_of`.
 - `label_selections`, `usable_for_decisions`, `decision_split`, `without_active_labels` (`_decisions`):
   metrics, gates and A/B statistics use only the random share and organic labels; training uses all.
 - `aa_false_promotions` (`_simulation`): seeded unit-level A/A tests with the queue on (`choose_refresh`
@@ -25,9 +26,9 @@ from hive_assets.review._queue import (
 )
 from hive_assets.review._requests import (
     ANSWERED, COLLECTION, EXPIRED, OPEN, STATUSES, OpenQueue, day_start, describe_malformed, expire, link_answers,
-    day_so_far, make_random, malformed_fields, open_queue, read_open_queue, remaining_budget, queue_summary,
-    request_documents, request_id, request_selections, requested_opinions, requested_today, today_summary,
-    write_requests,
+    day_so_far, labels_as_of, make_random, malformed_fields, open_queue, read_open_queue, remaining_budget,
+    queue_summary, request_documents, request_id, request_selections, requested_opinions, requested_today,
+    status_at, today_summary, write_requests,
 )
 from hive_assets.review._simulation import AAResult, AAScenario, aa_false_promotions, aa_test
 from hive_assets.review._select import (
@@ -43,7 +44,7 @@ __all__ = [
     "RefreshChoice", "choose_refresh", "day_so_far", "day_start", "make_random",
     "permanent_random_numbers", "random_quota", "request_selections", "spacing",
     "decision_split", "describe_malformed", "disagreement", "diverse_top", "drift_region_weight", "expire",
-    "label_selections", "malformed_fields", "read_open_queue",
+    "label_selections", "labels_as_of", "malformed_fields", "read_open_queue", "status_at",
     "latest_drifted_features", "refresh_from_store", "link_answers", "margin_uncertainty", "open_queue", "priority",
     "queue_summary", "refresh_queue", "remaining_budget", "request_documents", "request_id", "requested_opinions",
     "requested_today", "standardised", "today_summary", "usable_for_decisions", "without_active_labels",

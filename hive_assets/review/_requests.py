@@ -6,7 +6,10 @@ later become `random` (a later day's random draw took its opinion: `made_random_
 reverse; nothing else of a request changes but its status. Status moves
 open -> answered (a trusted label arrived before it expired: `feedback_id`, `answered_at` are set, for the
 latest such label as of the expiry; a correction after it changes neither) or open -> expired (`expires_at`
-passed first); nothing moves back.
+passed first); nothing moves back. One rule says what an open request is at a time (`status_at`, with the labels
+of `labels_as_of`), for the refresh, the open queue and the counts alike: a request whose opinion got a label
+submitted before the request was made is neither answered nor open (the label is organic, and there is nothing
+left to ask), until it expires.
 """
 
 from __future__ import annotations
@@ -156,14 +159,12 @@ def link_answers(store: DocumentStore, specialist: str, now: datetime, trust: Tr
     open_requests = {str(r["opinion_id"]): r for r in store.find(COLLECTION, {"specialist_type": specialist,
                                                                                "status": OPEN})
                      if r.get("opinion_id") and r.get("request_id") and to_utc(r.get("expires_at")) is not None}
-    if not open_requests:
-        return 0
     # a label only after the expiry is none here: `expire` closes the request, the label is an organic one
-    labels, _, _ = latest_trusted_feedback(store, open_requests, now, trust, as_of=_expiries(open_requests))
+    labels = labels_as_of(store, open_requests, now, trust)
     linked = 0
     for opinion_id, fb in sorted(labels.items()):
         request = open_requests[opinion_id]
-        if not is_answer(request, fb["_submitted"]):  # the latest label as of the expiry came before the request
+        if status_at(request, fb, now) != ANSWERED:  # the latest label as of the expiry came before the request
             continue
         linked += store.update_one(COLLECTION, {"request_id": request["request_id"], "status": OPEN},
                                    {"status": ANSWERED, "feedback_id": str(fb["feedback_id"]),
@@ -180,6 +181,31 @@ def is_answer(request: Mapping[str, Any], submitted: datetime | None) -> bool:
         return True
     requested, expires = to_utc(request.get("requested_at")), to_utc(request.get("expires_at"))
     return (requested is None or requested <= submitted) and (expires is None or submitted <= expires)
+
+
+def labels_as_of(store: DocumentStore, requests: Mapping[str, Mapping[str, Any]], at: datetime,
+                 trust: TrustPolicy = TrustPolicy()) -> dict[str, dict]:
+    """opinion_id -> the latest trusted label of each request's opinion known at `at`, as of the request's
+    expiry (or `at` if earlier: a correction after the expiry does not hide the answer in time); `requests`:
+    opinion_id -> request, each with a readable `expires_at`. What `status_at` judges."""
+    if not requests:
+        return {}
+    return latest_trusted_feedback(store, requests, at, trust, as_of=_expiries(requests))[0]
+
+
+def status_at(request: Mapping[str, Any], label: Mapping[str, Any] | None, at: datetime) -> str | None:
+    """What a request still `open` in the store is at `at`, its opinion's label being `label` (`labels_as_of`, or
+    None): ANSWERED when the label came while the request was open (`is_answer`: what the next refresh links);
+    else EXPIRED once `expires_at` passed; else None when the opinion has a label submitted before the request
+    was made (organic: not the request's answer, and nothing left to ask, so out of the open queue and of its
+    count until it expires); else OPEN. The one rule of `link_answers`, `read_open_queue` (`hive review-queue`)
+    and `queue_summary` (`hive status`, `hive loop`)."""
+    if label is not None and is_answer(request, label.get("_submitted")):
+        return ANSWERED
+    expires = to_utc(request.get("expires_at"))
+    if expires is not None and expires <= at:
+        return EXPIRED
+    return None if label is not None else OPEN
 
 
 def _expiries(requests: Mapping[str, Mapping[str, Any]]) -> dict[str, datetime]:
@@ -215,8 +241,9 @@ def read_open_queue(store: DocumentStore, specialist: str, now: datetime, limit:
     before the clock was moved back, was not made yet as of `now`), in queue order: oldest day first, then
     by rank (the active picks by priority, the random share spread evenly among them, so reviewers who stop
     part-way still answer a uniformly random part of it). What a reviewer UI or the simulator's reviewers
-    read. A request whose opinion already has a trusted label is left out though its status stays `open`
-    until the next refresh links it (`link_answers`; this reads only): it is not asked twice meanwhile.
+    read. Open is `status_at`'s OPEN: a request whose opinion already has a trusted label is left out though its
+    status stays `open` (this reads only): one answered until the next refresh links it, not asked twice
+    meanwhile; one labelled before it was made (organic) until it expires.
     A malformed request (`malformed_fields`) cannot be placed in that order: it is left out of `requests`
     and named in `malformed`, and stays in the store as it is."""
     # every open request, placed in time here: the store's range filters passed over a date held as text or
@@ -231,9 +258,9 @@ def read_open_queue(store: DocumentStore, specialist: str, now: datetime, limit:
         if bad := malformed_fields(d):
             malformed.append((str(d.get("request_id")), bad))
         else:
-            docs[d["opinion_id"]] = d
-    answered, _, _ = latest_trusted_feedback(store, docs, now, trust) if docs else ({}, None, 0)
-    ordered = [d for opinion_id, d in docs.items() if opinion_id not in answered]
+            docs[str(d["opinion_id"])] = d
+    labels = labels_as_of(store, docs, now, trust)
+    ordered = [d for opinion_id, d in docs.items() if status_at(d, labels.get(opinion_id), now) == OPEN]
     ordered.sort(key=lambda d: (to_utc(d["requested_at"]), d["rank"], d["request_id"]))
     return OpenQueue(ordered[:limit] if limit is not None else ordered, sorted(malformed))
 
@@ -242,7 +269,8 @@ def queue_summary(store: DocumentStore, specialist: str, since: datetime, until:
                   trust: TrustPolicy = TrustPolicy(), *, include_since: bool = False) -> dict[str, int]:
     """What the queue did in (since, until] (`include_since`: in [since, until]): requests made, answered and
     expired in the period (whenever they were made), and how many are open at `until`; each request taken
-    at the status a refresh at `until` would give it (an answer or an expiry not linked yet counts). Reads
+    at the status a refresh at `until` would give it (an answer or an expiry not linked yet counts), open as
+    `read_open_queue` has it (`status_at`: one labelled before it was made is not open, nor answered). Reads
     only. Consecutive periods of `hive loop` split time with (since, until]; a budget day starts at 00:00
     itself (`today_summary`). Requests whose dates or status cannot be read are counted under `malformed`
     (the key is there only then)."""
@@ -259,16 +287,19 @@ def queue_summary(store: DocumentStore, specialist: str, since: datetime, until:
              and (d["status"] != ANSWERED or to_utc(d.get("answered_at")) is not None)]
     malformed, docs = len(docs) - len(sound), sound
     waiting = {str(d["opinion_id"]): d for d in docs if d["status"] == OPEN}
-    labels = latest_trusted_feedback(store, waiting, until, trust, as_of=_expiries(waiting))[0] if waiting else {}
+    labels = labels_as_of(store, waiting, until, trust)
     counts = dict.fromkeys(("requested", ANSWERED, EXPIRED, OPEN), 0)
     for d in docs:
-        fb = labels.get(str(d["opinion_id"]))  # the latest trusted label by min(expiry, until)
-        answered_at = to_utc(d["answered_at"]) if d["status"] == ANSWERED else (
-            fb["_submitted"] if fb is not None and is_answer(d, fb["_submitted"]) else None)
-        if answered_at is not None and answered_at <= until:  # (a later answer was not known at `until`)
-            status = ANSWERED
+        if d["status"] == OPEN:  # as a refresh at `until` would find it, with the queue's rule
+            fb = labels.get(str(d["opinion_id"]))
+            status = status_at(d, fb, until)
+            answered_at = fb["_submitted"] if status == ANSWERED else None
         else:
-            status = EXPIRED if to_utc(d["expires_at"]) <= until else OPEN
+            answered_at = to_utc(d["answered_at"]) if d["status"] == ANSWERED else None
+            if answered_at is not None and answered_at <= until:  # (a later answer was not known at `until`)
+                status = ANSWERED
+            else:
+                status = EXPIRED if to_utc(d["expires_at"]) <= until else OPEN
         counts["requested"] += in_period(to_utc(d["requested_at"]))
         counts[ANSWERED] += status == ANSWERED and in_period(answered_at)
         counts[EXPIRED] += status == EXPIRED

@@ -477,6 +477,19 @@ BAD = {
     # an empty key was taken, silently, as no key at all
     "an empty idempotency key": (("deploy", "rollback", "--specialist", "business", "--idempotency-key", " "),
                                  "argument --idempotency-key: must not be empty, got ' '"),
+    # the same for the other words a verb takes: a source no feedback has replaced the default exempt one, a test
+    # id guarded nothing, a reason was none in the ledger (A/B stop: instead of its default), and a log file was
+    # the working directory, its error naming "."
+    "an empty quality-exempt source": (("collect", "--quality-exempt-source", ""),
+                                       "argument --quality-exempt-source: must not be empty, got ''"),
+    "an empty test id": (("ab-test", "expand", "--specialist", "business", "--traffic", "25", "--test-id", ""),
+                         "argument --test-id: must not be empty, got ''"),
+    "an empty reason": (("deploy", "promote", "--specialist", "business", "--model-version", "1", "--reason", " "),
+                        "argument --reason: must not be empty, got ' '"),
+    "an empty reason, A/B": (("ab-test", "stop", "--specialist", "business", "--reason", ""),
+                             "argument --reason: must not be empty, got ''"),
+    "an empty log file": (("loop", "--days", "1", "--seed", "1", "--log-file", ""),
+                          "argument --log-file: must not be empty, got ''"),
 }
 
 

@@ -69,3 +69,34 @@ def test_malformed_requests_are_left_out_and_named_never_a_traceback(shell):
     with SQLiteStore(cwd / HOME_REL / "store.sqlite") as store:  # nothing lost or rewritten
         assert store.count("review_requests") == 6
         assert store.find_one("review_requests", {"opinion_id": "op-bad-rank"})["rank"] == "first"
+
+
+def test_review_queue_and_status_agree_on_a_request_labelled_before_it_was_made(shell):
+    """A request whose opinion got a label dated before the request (it reached the store late, or its time is
+    the client's) left `hive review-queue` (there is nothing left to ask) while `hive status` still counted it
+    open. The label is organic, not the request's answer: the request is neither answered nor open, in both."""
+    cwd, env = shell
+    (cwd / HOME_REL).mkdir()
+    sound = {"specialist_type": "business", "plan_id": "p", "score": 0.5, "reason": "uncertainty",
+             "selection": "active", "inclusion_probability": 1.0, "model_version": "1", "requested_at": NOW,
+             "expires_at": NOW + timedelta(hours=72), "status": OPEN, "feedback_id": None, "answered_at": None}
+    names = ("op-unlabelled", "op-labelled-before", "op-answered")
+    labels = {"op-labelled-before": NOW - timedelta(hours=2), "op-answered": NOW + timedelta(minutes=30)}
+    with SQLiteStore(cwd / HOME_REL / "store.sqlite") as store:
+        write_requests(store, [{**sound, "request_id": f"review:business:{name}", "opinion_id": name, "rank": i + 1}
+                               for i, name in enumerate(names)])
+        store.upsert_many("specialist_feedback", [
+            {"feedback_id": f"fb-{name}", "opinion_id": name, "plan_id": "p", "specialist_type": "business",
+             "human_recommendation": "approve", "human_rating": 0.9, "submitted_by": "reviewer", "submitted_at": at,
+             "feedback_source": "human_expert", "metadata": {}} for name, at in labels.items()])
+    env = {**env, "HIVE_SIMULATED_NOW": (NOW + timedelta(hours=1)).isoformat()}
+    queue = hive("review-queue", "--specialist", "business", "--json", cwd=cwd, env=env)
+    assert queue.returncode == 0, queue.stderr
+    data = json.loads(queue.stdout)
+    assert [r["opinion_id"] for r in data["queues"]["business"]] == ["op-unlabelled"]
+    status = hive("status", "--specialist", "business", "--json", cwd=cwd, env=env)
+    assert status.returncode == 0, status.stderr
+    (business,) = json.loads(status.stdout)["specialists"]
+    today = business["review_queue"]
+    assert today["open"] == data["open"]["business"] == 1
+    assert (today["requested"], today["answered"], today["expired"]) == (3, 1, 0)

@@ -11,7 +11,8 @@ import pytest
 
 from hive_assets.data import SQLiteStore
 from hive_assets.defs.monitoring.sensors import (
-    FAILURE_TAG, REASON_TAG, TRIGGER_TAG, trigger_canceled, trigger_failed, trigger_started, trigger_succeeded,
+    FAILURE_TAG, NO_FAILURE, REASON_TAG, TRIGGER_TAG, trigger_canceled, trigger_failed, trigger_started,
+    trigger_succeeded,
 )
 from hive_assets.defs.resources import DocumentStoreResource
 from hive_assets.monitoring import record_trigger, update_trigger_status
@@ -32,6 +33,13 @@ def broken(context) -> None:
 
 
 FIXED = "HIVE_TEST_TRAINING_FIXED"  # the re-executed training succeeds once this is set
+REFUSED = "HIVE_TEST_SETUP_REFUSED"  # while set, the run's setup is refused (as when another run holds the lease)
+
+
+class TrainingLease(dg.ConfigurableResource):
+    def setup_for_execution(self, context) -> None:
+        if os.environ.get(REFUSED):
+            raise dg.Failure("the training lease of business is held by another run")
 
 
 @dg.asset
@@ -40,16 +48,18 @@ def collected() -> dg.MaterializeResult:
 
 
 @dg.asset(deps=[collected])
-def flaky_training() -> dg.MaterializeResult:
+def flaky_training(lease: TrainingLease) -> dg.MaterializeResult:
     if not os.environ.get(FIXED):
         raise RuntimeError("training diverged")
     return dg.MaterializeResult(metadata={"macro_f1": 0.79})
 
 
 def flaky_retrain() -> dg.JobDefinition:
-    """A two-step retraining whose training fails until FIXED is set (module level: `dg.reconstructable`)."""
+    """A two-step retraining whose training fails until FIXED is set, and whose setup is refused while REFUSED is
+    (module level: `dg.reconstructable`)."""
     job = dg.define_asset_job("flaky_retrain", executor_def=dg.in_process_executor)
-    return dg.Definitions(assets=[collected, flaky_training], jobs=[job]).resolve_job_def("flaky_retrain")
+    return dg.Definitions(assets=[collected, flaky_training], jobs=[job],
+                          resources={"lease": TrainingLease()}).resolve_job_def("flaky_retrain")
 
 
 @pytest.fixture
@@ -219,13 +229,14 @@ def test_a_hand_run_without_a_specialist_partition_writes_no_trigger(env, tags):
     assert store.count("retraining_triggers") == 0
 
 
-def reexecute_from_failure(instance, parent_id: str):
-    """The UI's "Re-execute from failure": the failed steps again, in a run with the parent's tags (the trigger's
-    and the partition's included) and Dagster's parent and root run ids."""
+def reexecute_from_failure(instance, parent_id: str, *, all_steps: bool = False):
+    """The UI's "Re-execute from failure" (or "Re-execute all" with `all_steps`): the failed steps (every step)
+    again, in a run with the parent's tags (the trigger's, the partition's and FAILURE_TAG included) and Dagster's
+    parent and root run ids."""
     parent = instance.get_run_by_id(parent_id)
     tags = {k: v for k, v in parent.tags.items() if not k.startswith("dagster/") or k == "dagster/partition"}
-    return dg.execute_job(dg.reconstructable(flaky_retrain), instance, tags=tags,
-                          reexecution_options=dg.ReexecutionOptions.from_failure(parent_id, instance))
+    options = dg.ReexecutionOptions(parent_id) if all_steps else dg.ReexecutionOptions.from_failure(parent_id, instance)
+    return dg.execute_job(dg.reconstructable(flaky_retrain), instance, tags=tags, reexecution_options=options)
 
 
 def test_a_re_execution_of_a_failed_retrain_takes_its_trigger_up_again(env, monkeypatch):
@@ -269,6 +280,48 @@ def test_a_re_execution_of_a_failed_retrain_takes_its_trigger_up_again(env, monk
         late()
         assert doc(store) == done
     assert store.count("retraining_triggers") == 1
+
+
+def test_a_re_execution_does_not_show_its_parent_s_failure_reason(env, monkeypatch):
+    """A re-execution (from failure or of all steps, or a run retry) copies its parent's tags, FAILURE_TAG
+    included: one that ran, succeeded, or failed without a step's error (its setup refused) showed the parent's
+    reason in the Runs list. Dagster 1.13 cannot delete a run tag, so the sensors overwrite the copy: NO_FAILURE
+    once the run started or succeeded, the run failure's own error once it failed; a STARTED seen after a failure
+    leaves that error."""
+    store, instance = env
+    monkeypatch.delenv(FIXED, raising=False)
+    monkeypatch.delenv(REFUSED, raising=False)
+    record_trigger(store, TRIGGER, "business", "feedback", NOW)
+    first = dg.execute_job(dg.reconstructable(flaky_retrain), instance, tags=TAGS)
+    trigger_failed(context(trigger_failed.name, first, instance, failure=True))
+    parents = "flaky_training: RuntimeError: training diverged"
+
+    def tag(result):
+        return instance.get_run_by_id(result.run_id).tags.get(FAILURE_TAG)
+
+    assert tag(first) == parents
+    monkeypatch.setenv(REFUSED, "1")
+    refused = reexecute_from_failure(instance, first.run_id)
+    assert not refused.success and tag(refused) == parents  # copied by the re-execution
+    trigger_failed(context(trigger_failed.name, refused, instance, failure=True))
+    own = " ".join(doc(store)["error"].split())  # the run failure's error, as its trigger document has it
+    assert (doc(store)["dagster_run_id"], tag(refused)) == (refused.run_id, own) and "lease" in own
+    trigger_started(context(trigger_started.name, refused, instance, ended=True))  # seen late: its error stays
+    assert tag(refused) == own
+
+    monkeypatch.delenv(REFUSED)
+    monkeypatch.setenv(FIXED, "1")
+    running = reexecute_from_failure(instance, first.run_id)
+    assert running.success and tag(running) == parents
+    trigger_started(context(trigger_started.name, running, instance))  # seen while it runs
+    assert tag(running) == NO_FAILURE
+    trigger_succeeded(context(trigger_succeeded.name, running, instance))
+    assert tag(running) == NO_FAILURE
+    again = reexecute_from_failure(instance, first.run_id, all_steps=True)  # its STARTED not seen
+    assert again.success and tag(again) == parents
+    trigger_succeeded(context(trigger_succeeded.name, again, instance))
+    assert tag(again) == NO_FAILURE
+    assert tag(first) == parents  # the parent keeps its own
 
 
 def test_a_re_execution_of_a_failed_hand_launched_retrain_takes_its_manual_trigger_up(env, monkeypatch):

@@ -316,8 +316,10 @@ def test_a_label_submitted_before_its_request_is_organic_not_its_answer(tmp_path
         status = {d["opinion_id"]: d["status"] for d in store.find(COLLECTION)}
         assert (status[early], status[answer]) == (OPEN, ANSWERED)
         assert queue_summary(store, "business", NOW - HOUR, later)[ANSWERED] == 1
-        # not asked again meanwhile (it has a label), and expired when its time comes
-        assert early not in {d["opinion_id"] for d in open_queue(store, "business", later)}
+        # not asked again meanwhile (it has a label), nor counted open, and expired when its time comes
+        queue = {d["opinion_id"] for d in open_queue(store, "business", later)}
+        assert early not in queue and queue_summary(store, "business", NOW - HOUR, later)[OPEN] == len(queue) == 8
+        assert queue_summary(store, "business", NOW - HOUR, NOW + 25 * HOUR)[EXPIRED] == 9
         times = {early: NOW - HOUR, answer: NOW + HOUR}
         assert label_selections(store, "business", times, times) == {early: ORGANIC, answer: ACTIVE}
 

@@ -332,6 +332,9 @@ def run_metrics(instance: dg.DagsterInstance, run_id: str) -> dict:
 
 
 FAILURE_TAG = "hive/failure"  # why a retraining run failed, in the Runs list (Dagster's headline names steps only)
+# the tag's value on a run that has not failed: a re-execution copies its parent's tags, this one included, and
+# Dagster 1.13 has no call that deletes a run tag (add_run_tags adds or overwrites), so the copy is overwritten
+NO_FAILURE = "none"
 _CHECK_FAILED_ERROR = "DagsterAssetCheckFailedError"
 
 
@@ -446,6 +449,28 @@ def reconcile_triggers(instance: dg.DagsterInstance, store, *, job_names=(retrai
     return changed
 
 
+def _tag_failure(context: dg.RunStatusSensorContext, run_status: dg.DagsterRunStatus, cause: str | None = None,
+                 error: str | None = None) -> None:
+    """The run's FAILURE_TAG says why this run failed, never why the run it re-executes did (a re-execution, from
+    the UI or a run retry, copies its parent's tags, this one included): a failed run gets its cause, or where its
+    events name none and a copied tag is there, its run failure's own `error`; a run that started, succeeded or
+    was canceled gets NO_FAILURE over a copied tag. A STARTED seen after the run ended writes nothing: the final
+    status's sensor decides (a failure's cause is never overwritten)."""
+    from hive_assets.reachability import one_line
+
+    run = context.dagster_run
+    copied = run.tags.get(FAILURE_TAG)
+    if run_status == dg.DagsterRunStatus.FAILURE:
+        value = cause or (one_line(error) if copied is not None and error else None)
+    elif copied in (None, NO_FAILURE) or (run_status == dg.DagsterRunStatus.STARTED
+                                          and run.status in FINISHED_STATUSES):
+        return
+    else:
+        value = NO_FAILURE
+    if value and copied != value[:200]:
+        context.instance.add_run_tags(run.run_id, {FAILURE_TAG: value[:200]})
+
+
 def _status_sensor(run_status: dg.DagsterRunStatus, status: str):
     @dg.run_status_sensor(
         name=f"retraining_trigger_{run_status.value.lower()}", run_status=run_status,
@@ -458,11 +483,12 @@ def _status_sensor(run_status: dg.DagsterRunStatus, status: str):
         error = None
         if run_status == dg.DagsterRunStatus.FAILURE:
             cause = run_failure_cause(context.instance, context.dagster_run.run_id)  # read once: tag and document
-            if cause and context.dagster_run.tags.get(FAILURE_TAG) != cause[:200]:
-                context.instance.add_run_tags(context.dagster_run.run_id, {FAILURE_TAG: cause[:200]})
             error = failure_error(cause, context.dagster_event)
-        elif run_status == dg.DagsterRunStatus.CANCELED:
-            error = failure_error(None, canceled=True)
+            _tag_failure(context, run_status, cause, error)
+        else:
+            if run_status == dg.DagsterRunStatus.CANCELED:
+                error = failure_error(None, canceled=True)
+            _tag_failure(context, run_status)
         return _follow(context, document_store, status, error)
 
     return follow
