@@ -49,6 +49,9 @@ def cmd_collect(args: argparse.Namespace) -> int:
         counts = value.counts
         record = {"specialist": specialist, "run_id": result.run_id, "success": True, "rows": counts["rows"],
                   "labelled": counts["labelled"], "quarantined": value.quarantined_by_reason,
+                  # opinions left out, not quarantined (SPEC section 2): no audit event, or a low intent confidence
+                  "filtered": {reason: counts.get(f"filtered_{reason}", 0)
+                               for reason in ("no_audit_event", "low_intent_confidence", "no_intent_id")},
                   "quality_filter_dropped_by_class": counts.get("quality_filter_dropped_by_class", {})}
         print(json.dumps(record) if args.json else
               f"{specialist:<13} rows={counts['rows']:<7} labelled={counts['labelled']:<7} "

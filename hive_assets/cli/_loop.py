@@ -113,12 +113,18 @@ def cmd_loop(args: argparse.Namespace) -> int:
     print(f"hive loop: the Dagster and MLflow logs go to {log_file}", file=sys.stderr, flush=True)
     # what the libraries print while runs execute (Dagster's run logs, MLflow's lines and progress bars)
     # goes to the log file; the terminal gets a line per simulated day, then the story
+    from hive_assets.data import KafkaUnavailable
+
     with output_to_log(log_file) as terminal:
         try:
             result = _dagster.run_loop(scenario, start=args.start,
                                        progress=lambda line: print(f"hive loop: {line}", file=terminal))
         except ValueError as exc:  # no champion, no history: say what to do
             print(f"hive loop: error: {exc}", file=terminal)
+            return 1
+        except KafkaUnavailable as exc:  # the hour's audit events go to the topic collection reads (a RuntimeError)
+            print(f"hive loop: error: {exc}; the hours served before it are kept: run the loop again to go on",
+                  file=terminal)
             return 1
         from hive_assets import review
         from hive_assets.data import open_store

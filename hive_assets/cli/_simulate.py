@@ -81,7 +81,7 @@ def _note_a_future_end(end) -> None:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from hive_assets.data import open_store
+    from hive_assets.data import KafkaUnavailable, audit_sink_for, open_store
     from hive_assets.simulator import simulate, written_before
 
     _note_a_future_end(args.now)
@@ -91,9 +91,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             print(f"hive simulate: note: seed {args.seed} wrote into this store before: its documents are "
                   f"replaced (same ids, new times and opinions); another --seed adds new ones", file=sys.stderr)
         opinion_model = None if args.no_serve else _served(Settings.from_env().mlflow_uri)
-        summary = simulate(store, plans=args.plans, days=args.days, seed=args.seed, now=args.now, drift=args.drift,
-                           label_noise=args.label_noise, feedback_rate=args.label_rate, opinion_model=_announced(opinion_model),
-                           progress=_progress, progress_every=args.progress_every, specialists=args.specialist)
+        try:
+            summary = simulate(store, plans=args.plans, days=args.days, seed=args.seed, now=args.now,
+                               drift=args.drift, label_noise=args.label_noise, feedback_rate=args.label_rate,
+                               opinion_model=_announced(opinion_model), progress=_progress,
+                               progress_every=args.progress_every, specialists=args.specialist,
+                               audit_sink=audit_sink_for(Settings.from_env()))
+        except KafkaUnavailable as exc:  # the audit events go to the topic collection reads
+            print(f"hive simulate: error: {exc}; what was written before it is kept: the same command again "
+                  "writes the same documents (the ids are the seed's)", file=sys.stderr)
+            return 1
         where = store.describe()
     info = summary.as_dict()
     print(json.dumps({"store": where, **info}, indent=2) if args.json else

@@ -11,7 +11,9 @@
 - `KafkaUnavailable` (a broker away: retried), `KafkaRefused` (credentials or TLS refused: not retried).
 """
 
-from hive_assets.data._audit import AuditReader, audit_confidences_from_kafka, audit_confidences_from_store
+from hive_assets.data._audit import (
+    AuditReader, audit_confidences_from_kafka, audit_confidences_from_store, audit_sink_for,
+)
 from hive_assets.data._collect import COLLECTION_SETTINGS, RAW_COLUMNS, CollectResult, clear_id, collect, plan_text
 from hive_assets.data._documents import (
     FUTURE_TOLERANCE, NOT_A_DOCUMENT, REASON_CODES, Problem, is_number, jsonable, plan_to_serve, to_utc,
@@ -29,6 +31,6 @@ __all__ = [
     "DocumentStore",
     "FeedbackFilterEmptiedClass", "KafkaRefused", "KafkaUnavailable",
     "Problem", "SQLiteStore", "StoreUnavailable", "TrustPolicy", "audit_confidences_from_kafka",
-    "audit_confidences_from_store", "clear_id", "collect", "latest_trusted_feedback", "open_store", "persist_quarantine",
+    "audit_confidences_from_store", "audit_sink_for", "clear_id", "collect", "latest_trusted_feedback", "open_store", "persist_quarantine",
     "is_number", "jsonable", "plan_text", "plan_to_serve", "to_utc",
 ]

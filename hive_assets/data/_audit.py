@@ -47,6 +47,21 @@ def audit_confidences_from_store(store: DocumentStore) -> AuditReader:
     return read
 
 
+def audit_sink_for(settings) -> Callable[[list[dict]], int] | None:
+    """Where intent audit events written by the simulator must also go for collection to read them: with
+    KAFKA_BOOTSTRAP_SERVERS set, the `intentions.audit` topic (its security too), which collection then reads
+    instead of the `intentions_audit` collection; None without Kafka (the collection is the source)."""
+    if not settings.kafka_bootstrap_servers:
+        return None
+
+    def produce(events: list[dict]) -> int:
+        from hive_assets.data.kafka import produce_audit_events
+
+        return produce_audit_events(settings.kafka_bootstrap_servers, events, security=settings.kafka_security)
+
+    return produce
+
+
 def audit_confidences_from_kafka(bootstrap_servers: str, topic: str = "intentions.audit",
                                  timeout_s: float = 30.0, security: KafkaSecurity | None = None) -> AuditReader:
     """Intent confidences from the `intentions.audit` topic, read for the collection window [start, end]."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -245,8 +245,10 @@ class ServingLoop:
     def __init__(self, store, tracking_uri: str, *, seed: int = 0, label_noise: float = 0.10,
                  feedback_rate: float | Mapping[str, float] = 0.85, feedback_median_hours: float = 6.0,
                  feedback_delay_sigma: float = 1.0, drift: Sequence[DriftInjection] = (),
-                 review_capacity: float = 0.0, origin: datetime | None = None):
+                 review_capacity: float = 0.0, origin: datetime | None = None,
+                 audit_sink: Callable[[list[dict]], object] | None = None):
         self.store, self.tracking_uri, self.seed, self.origin = store, tracking_uri, seed, origin
+        self.audit_sink = audit_sink  # the intent audit events' other destination (simulate's `audit_sink`)
         self.label_noise = label_noise
         self.feedback_rates = (dict(feedback_rate) if isinstance(feedback_rate, Mapping)
                                else dict.fromkeys(SPECIALISTS, float(feedback_rate)))
@@ -296,7 +298,8 @@ class ServingLoop:
         end = now + timedelta(hours=1) - timedelta(seconds=_OPINION_LAG_S)
         span = (3600 - _OPINION_LAG_S - _AUDIT_LEAD_S) / 86400
         batches = [(simulate(self.store, plans=plans, days=span, seed=seed_of_hour, now=end, feedback_rate=0.0,
-                             malformed_rate=0.0, opinion_model=serve, keep_plans=True), {})]
+                             malformed_rate=0.0, opinion_model=serve, keep_plans=True, audit_sink=self.audit_sink),
+                    {})]
         for k, injection in enumerate(self.drift):
             if now <= injection.onset or not round(injection.share * plans):
                 continue
@@ -304,7 +307,8 @@ class ServingLoop:
             batches.append((simulate(self.store, plans=round(injection.share * plans), days=span,
                                      seed=seed_of_hour * 17 + 1_000_000_007 * (k + 1), now=end, drift=injection.shift,
                                      feedback_rate=0.0, malformed_rate=0.0, opinion_model=serve,
-                                     specialists=(injection.specialist,), domain=injection.domain, keep_plans=True),
+                                     specialists=(injection.specialist,), domain=injection.domain, keep_plans=True,
+                                     audit_sink=self.audit_sink),
                             {injection.specialist: {injection.domain: injection.domain_offset}}))
         written_opinions = 0
         new_feedback = 0

@@ -323,6 +323,7 @@ def simulate(
     domain: str | None = None,
     keep_plans: bool = False,
     chunk_size: int = 5000,
+    audit_sink: Callable[[list[dict]], object] | None = None,
 ) -> SimulationSummary:
     """Write a production-shaped data set into `store` and return what was written.
 
@@ -333,6 +334,8 @@ def simulate(
     `original_domain` (a new product line), drawn otherwise. The defaults write what they always did.
     Plans are generated, served and written `chunk_size` at a time, so memory does not grow with `plans`
     (the documents are the same for any chunk size); `keep_plans` keeps them all in `summary.plan_docs`.
+    `audit_sink(events)` also gets every batch of intent audit events, before the store: where collection reads
+    them when they are not in the store (`audit_sink_for`: the Kafka topic when KAFKA_BOOTSTRAP_SERVERS is set).
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
@@ -347,6 +350,8 @@ def simulate(
     def flush(force: bool = False) -> None:
         for coll, docs in buffers.items():
             if docs and (force or len(docs) >= batch_size):
+                if coll == "intentions_audit" and audit_sink is not None:
+                    audit_sink(docs)
                 summary.written[coll] += store.upsert_many(coll, docs)
                 docs.clear()
 

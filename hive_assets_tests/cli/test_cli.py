@@ -761,6 +761,36 @@ def test_kafka_that_refuses_the_credentials_is_one_line_naming_them_and_launches
             "KAFKA_SSL_CA_LOCATION set but KAFKA_BOOTSTRAP_SERVERS is not") in out.stderr
 
 
+def test_simulated_audit_events_reach_the_topic_collection_reads(shell, kafka_secured, monkeypatch):
+    """With Kafka configured, `hive simulate` wrote its intent audit events into the intentions_audit collection
+    only, and collection read the topic: every opinion was filtered for want of an audit event (0 rows). Over
+    SASL_SSL, with a topic of this test's own broker listener; a broker away is one line, exit 1."""
+    cwd, env = shell
+    kafka = {"KAFKA_BOOTSTRAP_SERVERS": kafka_secured["sasl_ssl"], "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+             "KAFKA_SASL_MECHANISM": "PLAIN", "KAFKA_SASL_USERNAME": kafka_secured["user"],
+             "KAFKA_SASL_PASSWORD": kafka_secured["password"],
+             "KAFKA_SSL_CA_LOCATION": f"{kafka_secured['tls_dir']}/ca.crt"}
+    out = hive("simulate", "--plans", "200", "--days", "5", "--seed", "31", "--no-serve", cwd=cwd,
+               env={**env, **kafka}, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rows = {}
+    for source, extra in (("topic", kafka), ("collection", {})):
+        out = hive("collect", "--specialist", "business", "--days", "6", "--json", cwd=cwd, env={**env, **extra},
+                   timeout=300)
+        assert out.returncode == 0, out.stderr
+        [rows[source]] = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    # the topic gives what the intentions_audit collection gives (the simulator leaves ~2 % of intents unaudited)
+    topic, collection = rows["topic"], rows["collection"]
+    assert topic["rows"] == collection["rows"] > 100 and topic["labelled"] == collection["labelled"], rows
+    assert topic["filtered"] == collection["filtered"], rows
+    assert topic["filtered"]["no_audit_event"] < 0.1 * topic["rows"], rows
+    down = {**kafka, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+    out = hive("simulate", "--plans", "20", "--days", "1", "--seed", "32", "--no-serve", cwd=cwd,
+               env={**env, **down}, timeout=300)
+    errors = [line for line in out.stderr.splitlines() if line.startswith("hive simulate: error:")]
+    assert out.returncode == 1 and len(errors) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "Kafka at 127.0.0.1:1 unreachable" in errors[0] and kafka_secured["password"] not in out.stderr
+
 def test_a_registry_behind_basic_auth_is_reached_at_its_host(mlflow_server):
     from hive_assets.cli._dagster import reachable
 

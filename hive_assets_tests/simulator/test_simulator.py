@@ -4,6 +4,7 @@ from collections import Counter
 from datetime import datetime, timezone
 
 from hive_assets.simulator import make_plans, policy_label, simulate
+from hive_assets.data import to_utc
 from hive_assets.data.store import SQLiteStore
 
 NOW = datetime(2026, 3, 1, tzinfo=timezone.utc)
@@ -155,3 +156,19 @@ def test_the_heuristic_baseline_leaves_out_a_test_row_whose_plan_is_now_malforme
     accuracy, rows = heuristic_baseline(store, client, "business", run.info.run_id)
     hits = [heuristic_opinion("business", p)[0] == label for p, label in zip(plans[1:], labels[1:])]
     assert rows == 5 and accuracy == sum(hits) / 5
+
+
+def test_the_audit_events_also_go_where_collection_reads_them(tmp_path):
+    """With Kafka configured, collection reads the topic, not the intentions_audit collection: the simulator gives
+    its audit events to the sink too (the topic), batch by batch, the same events the store holds."""
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    batches: list[list[dict]] = []
+    summary = simulate(store, plans=300, days=5, seed=4, now=datetime(2026, 5, 1, tzinfo=timezone.utc),
+                       batch_size=100, audit_sink=lambda events: batches.append([dict(e) for e in events]))
+    sent = [event for batch in batches for event in batch]
+    assert len(batches) > 1 and all(len(batch) <= 100 for batch in batches)
+    stored = {doc["id"]: doc for doc in store.find("intentions_audit")}
+    assert len(sent) == len(stored) == summary.written["intentions_audit"] > 250
+    for event in sent:  # the store gives its dates back as ISO text
+        kept = {k: v for k, v in stored[event["id"]].items() if k != "_id"}
+        assert to_utc(kept.pop("timestamp")) == to_utc(event.pop("timestamp")) and kept == event

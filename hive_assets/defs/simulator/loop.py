@@ -24,8 +24,8 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 
 from hive_assets import clock, registry
-from hive_assets.config import REVIEW_QUEUE_BUDGET_ENV, SPECIALISTS
-from hive_assets.data import to_utc
+from hive_assets.config import REVIEW_QUEUE_BUDGET_ENV, SPECIALISTS, Settings
+from hive_assets.data import audit_sink_for, to_utc
 from hive_assets.defs.monitoring.sensors import last_training
 from hive_assets.defs.review.sensors import SENSOR_NAME as REVIEW_SENSOR
 from hive_assets.defs.runs.doctor import find_orphans, fix_orphans
@@ -167,7 +167,8 @@ def run_loop(instance: dg.DagsterInstance, defs: dg.Definitions, store, tracking
                      f"{origin:%Y-%m-%d %H:%M} UTC)")
     world = ServingLoop(store, tracking_uri, seed=scenario.seed, label_noise=scenario.label_noise,
                         feedback_rate=scenario.feedback_rates, feedback_median_hours=scenario.feedback_median_hours,
-                        drift=drift, review_capacity=scenario.review_queue_budget, origin=origin)
+                        drift=drift, review_capacity=scenario.review_queue_budget, origin=origin,
+                        audit_sink=audit_sink_for(Settings.from_env()))
     daemon = InProcessDaemon(instance, defs, order=SENSOR_ORDER)
     for line in recover_killed_runs(daemon, store):  # a loop killed while its runs ran (one loop per home)
         progress(f"a run left by a killed loop: {line}")
