@@ -346,11 +346,16 @@ def run_failure_cause(instance: dg.DagsterInstance, run_id: str, limit: int = 40
     from hive_assets.reachability import one_line
 
     records = instance.get_records_for_run(run_id, of_type={dg.DagsterEventType.STEP_FAILURE,
-                                                            dg.DagsterEventType.ASSET_CHECK_EVALUATION}).records
+                                                            dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+                                                            dg.DagsterEventType.RESOURCE_INIT_FAILURE}).records
     checks, steps = [], []
     for record in records:
         event = record.event_log_entry.dagster_event
         data = event.event_specific_data
+        if event.event_type_value == "RESOURCE_INIT_FAILURE":  # a resource's setup refused the run (its lease
+            if (error := getattr(data, "error", None)) is not None:  # held, its config): no step failed
+                steps.append(f"{event.step_key or 'setup'}: {_innermost(error)}")
+            continue
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
             if not data.passed and data.severity == dg.AssetCheckSeverity.ERROR:
                 checks.append(f"check {data.check_name} failed: {data.description or 'no description'}")
@@ -363,6 +368,18 @@ def run_failure_cause(instance: dg.DagsterInstance, run_id: str, limit: int = 40
             (error.cause or error).message.strip()
         steps.append(f"{event.step_key}: {said}")
     return one_line("; ".join(checks + steps), limit) if checks or steps else None
+
+
+def _innermost(error) -> str:
+    """The error under Dagster's wrappers ("Error executing resource_fn on ResourceDefinition run_lease"): a
+    Failure's own description, another exception as `Class: message`."""
+    while error.cause is not None:
+        error = error.cause
+    message = error.message.strip()
+    qualified, sep, rest = message.partition(": ")
+    if sep and qualified.rsplit(".", 1)[-1] == error.cls_name:
+        return rest if error.cls_name == "Failure" else f"{error.cls_name}: {rest}"
+    return message
 
 
 def manual_trigger_id(run_id: str) -> str:
