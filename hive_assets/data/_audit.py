@@ -72,7 +72,8 @@ def audit_confidences_from_kafka(bootstrap_servers: str, topic: str = "intention
         wanted = set(intent_ids)
         out: dict[str, float] = {}
         events = read_audit_events(bootstrap_servers, start, end, topic=topic, timeout_s=timeout_s,
-                                   end_inclusive=True, security=security)
+                                   end_inclusive=True, security=security,
+                                   keep=lambda event: str(event.get("id")) in wanted)
         if events.bad_messages:  # skipped, never fatal: said once per read, by reason
             log.warning("%s: %d unusable audit messages skipped %s", topic, len(events.bad_messages),
                         events.bad_by_reason())

@@ -45,7 +45,7 @@ import re
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -79,6 +79,7 @@ class AuditEvents(list):
         self.bad_messages: list[dict[str, Any]] = []
         self.messages_read = 0
         self.out_of_window = 0
+        self.not_kept = 0
         self.partitions = 0
 
     def stats(self) -> dict[str, int]:
@@ -86,6 +87,7 @@ class AuditEvents(list):
             "events": len(self),
             "messages_read": self.messages_read,
             "out_of_window": self.out_of_window,
+            "not_kept": self.not_kept,
             "bad_messages": len(self.bad_messages),
             "partitions": self.partitions,
         }
@@ -224,7 +226,8 @@ def _client_config(bootstrap_servers: str, timeout_s: float, security: KafkaSecu
             raise KafkaRefused(f"{KAFKA_SECURITY_ENV[name]}={path}: no such file (for Kafka at {bootstrap_servers})")
     return {
         "bootstrap.servers": bootstrap_servers,
-        "socket.timeout.ms": max(1000, int(timeout_s * 1000)),
+        # librdkafka's range is 10..300000: a deadline beyond 5 min (a large window) refused every client
+        "socket.timeout.ms": min(300_000, max(1000, int(timeout_s * 1000))),
         "socket.connection.setup.timeout.ms": max(1000, int(min(timeout_s, 30) * 1000)),
         "reconnect.backoff.max.ms": 1000,
         "logger": _LIBRDKAFKA_LOG,
@@ -298,9 +301,12 @@ def read_audit_events(
     timeout_s: float = 30.0,
     end_inclusive: bool = False,
     security: KafkaSecurity | None = None,
+    keep: Callable[[dict[str, Any]], bool] | None = None,
 ) -> AuditEvents:
     """Intent envelopes of `topic` whose `timestamp` is in [start, end), or [start, end] with `end_inclusive`
-    (see the module doc)."""
+    (see the module doc). `keep(event)`: only the in-window events it accepts are kept (the others are counted
+    in `not_kept`): collection wants a few intents of a window that holds the whole traffic, whose envelopes all
+    in memory at once took gigabytes."""
     start, end = _utc(start), _utc(end)
     result = AuditEvents()
     if end < start or (end == start and not end_inclusive):
@@ -372,7 +378,7 @@ def read_audit_events(
                 if offset >= highs[p] - 1:
                     pending.discard(p)
                 result.messages_read += 1
-                _collect(msg, p, offset, start, end, end_inclusive, result, collected)
+                _collect(msg, p, offset, start, end, end_inclusive, result, collected, keep)
         collected.sort(key=lambda item: item[:3])
         result.extend(event for *_, event in collected)
         return result
@@ -381,7 +387,7 @@ def read_audit_events(
 
 
 def _collect(msg, partition: int, offset: int, start: datetime, end: datetime, end_inclusive: bool,
-             result: AuditEvents, out: list) -> None:
+             result: AuditEvents, out: list, keep: Callable[[dict[str, Any]], bool] | None = None) -> None:
     raw = msg.value()
 
     def bad(reason: str, error: str) -> None:
@@ -408,7 +414,10 @@ def _collect(msg, partition: int, offset: int, start: datetime, end: datetime, e
         bad("no_timestamp", f"no usable timestamp: {event.get('timestamp')!r}")
         return
     if start <= when and (when <= end if end_inclusive else when < end):
-        out.append((when, partition, offset, event))
+        if keep is None or keep(event):
+            out.append((when, partition, offset, event))
+        else:
+            result.not_kept += 1
     else:
         result.out_of_window += 1
 

@@ -80,6 +80,15 @@ def test_reads_exactly_the_window(kafka_bootstrap, topic, six_days):
     assert got.stats()["events"] == 24
 
 
+def test_keeps_only_the_events_it_is_asked_for(kafka_bootstrap, topic, six_days):
+    """Collection wants a few intents of a window holding the whole traffic: only those are kept in memory."""
+    start, end = T0 + timedelta(days=2), T0 + timedelta(days=4)
+    wanted = {"intent-0024", "intent-0031", "intent-0047", "intent-0060"}  # the last one is after the window
+    got = read_audit_events(kafka_bootstrap, start, end, topic=topic, keep=lambda e: e["id"] in wanted)
+    assert [e["id"] for e in got] == ["intent-0024", "intent-0031", "intent-0047"]
+    assert got.not_kept == 24 - 3 and got.messages_read == 24 + got.out_of_window
+
+
 def test_seeks_to_the_window_start(kafka_bootstrap, topic):
     """Produced in time order, nothing before `start` is even read (offsets_for_times)."""
     events = [envelope(i, T0 + timedelta(hours=2 * i), iso=i % 3 == 0) for i in range(72)]
@@ -218,6 +227,13 @@ def test_produce_creates_the_topic_once(kafka_bootstrap, topic):
     assert sorted(e["id"] for e in got) == ["intent-0001", "intent-0002"]
     assert got.partitions == 2
 
+
+def test_a_deadline_beyond_five_minutes_is_taken(kafka_bootstrap, topic):
+    """A long window's read (`kafka_timeout_s: 900`) built a client librdkafka refused: socket.timeout.ms
+    is at most 300,000."""
+    produce_audit_events(kafka_bootstrap, [envelope(1, T0, iso=True)], topic, timeout_s=900)
+    got = read_audit_events(kafka_bootstrap, T0, T0 + timedelta(days=1), topic=topic, timeout_s=900)
+    assert [e["id"] for e in got] == ["intent-0001"]
 
 # -- no broker: bounded failures, never a hang --------------------------------------------------------------
 def test_unreachable_broker_fails_within_timeout():

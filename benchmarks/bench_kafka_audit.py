@@ -1,0 +1,121 @@
+"""What collection pays for the intent audit events: the Kafka topic read for the window against the
+`intentions_audit` collection read by the labelled opinions' intent ids (the path without Kafka), and the
+memory the Kafka read holds: every envelope of the window (as before `keep`) or the wanted ones only.
+
+Collection reads the audit events of the opinions it keeps. From the collection it asks for those ids only (cost
+follows the labels); from Kafka it must read every envelope of the window and keep the wanted ones (cost follows
+the traffic), once per specialist per collection. Same envelopes, same wanted ids, same run:
+
+    .venv/bin/python benchmarks/bench_kafka_audit.py --bootstrap 127.0.0.1:PORT [--events 200000] [--answered 0.01]
+
+(`bash scripts/services.sh up kafka` prints a broker; HIVE_TEST_KAFKA_BOOTSTRAP is read when --bootstrap is not
+given.) The topic is new per run and left on the broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+import tracemalloc
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hive_assets.data import audit_confidences_from_kafka, audit_confidences_from_store  # noqa: E402
+from hive_assets.data.kafka import produce_audit_events, read_audit_events  # noqa: E402
+from hive_assets.data.store import SQLiteStore  # noqa: E402
+
+NOW = datetime(2026, 10, 1, tzinfo=timezone.utc)
+WINDOW_DAYS = 90
+
+
+def envelopes(n: int, seed: int) -> list[dict]:
+    """`n` envelopes spread over the window, shaped as the simulator writes them."""
+    rng = random.Random(seed)
+    start = NOW - timedelta(days=WINDOW_DAYS)
+    span = WINDOW_DAYS * 86400
+    return [{"id": f"intent-{seed}-{i:08d}", "timestamp": int((start + timedelta(seconds=span * i / n)).timestamp()
+                                                               * 1000),
+             "confidence": round(rng.betavariate(9, 2), 4), "intent": {"text": f"intent {i}", "domain": "business"},
+             "actor": {"id": f"user-{rng.randrange(500)}"}, "context": {"channel": "api"}} for i in range(n)]
+
+
+def timed(read, ids, start, end, repeats: int) -> tuple[float, dict]:
+    best, out = float("inf"), {}
+    for _ in range(repeats):
+        began = time.perf_counter()
+        out = read(ids, start, end)
+        best = min(best, time.perf_counter() - began)
+    return best, out
+
+
+def peak_mib(read, *args) -> float:
+    """Python's peak allocation during one read (tracemalloc: slower, so timed apart)."""
+    tracemalloc.start()
+    read(*args)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def read_everything(bootstrap: str, topic: str):
+    """The reader as it was: every in-window envelope held, then the wanted ones picked."""
+    def read(ids, start, end):
+        wanted = set(ids)
+        events = read_audit_events(bootstrap, start, end, topic=topic, timeout_s=600, end_inclusive=True)
+        return {str(e["id"]): float(e["confidence"]) for e in events if str(e["id"]) in wanted}
+    return read
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bootstrap", default=os.environ.get("HIVE_TEST_KAFKA_BOOTSTRAP", ""))
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--answered", type=float, default=0.01, help="share of the intents collection asks for")
+    parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if not args.bootstrap:
+        parser.error("--bootstrap (or HIVE_TEST_KAFKA_BOOTSTRAP) is required: `bash scripts/services.sh up kafka`")
+    events = envelopes(args.events, seed=7)
+    wanted = sorted(e["id"] for e in random.Random(11).sample(events, max(1, int(args.events * args.answered))))
+    start, end = NOW - timedelta(days=WINDOW_DAYS + 1), NOW
+    topic = f"bench.audit.{uuid.uuid4().hex[:8]}"
+    began = time.perf_counter()
+    produce_audit_events(args.bootstrap, events, topic, num_partitions=args.partitions,
+                         topic_config={"retention.ms": "-1"}, timeout_s=600)
+    produced = time.perf_counter() - began
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SQLiteStore(Path(tmp) / "store.sqlite")
+        store.upsert_many("intentions_audit", events)
+        reader = audit_confidences_from_kafka(args.bootstrap, topic, timeout_s=600)
+        kafka_s, from_kafka = timed(reader, wanted, start, end, args.repeats)
+        before_s, from_before = timed(read_everything(args.bootstrap, topic), wanted, start, end, args.repeats)
+        store_s, from_store = timed(audit_confidences_from_store(store), wanted, start, end, args.repeats)
+        kafka_mib = peak_mib(reader, wanted, start, end)
+        before_mib = peak_mib(read_everything(args.bootstrap, topic), wanted, start, end)
+        store.close()
+    assert from_kafka == from_store == from_before and len(from_kafka) == len(wanted), "the readers disagree"
+    print(f"# {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+          f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(f"{args.events:,} envelopes over {WINDOW_DAYS} days on {args.partitions} partitions (produced in "
+          f"{produced:.1f} s); collection asks for {len(wanted):,} intents ({args.answered:.0%})")
+    print(f"kafka, wanted kept   (the window read): {kafka_s:8.3f} s  "
+          f"({kafka_s / args.events * 1e6:.1f} us per envelope), peak {kafka_mib:7.1f} MiB")
+    print(f"kafka, all kept      (before `keep`):   {before_s:8.3f} s, peak {before_mib:7.1f} MiB")
+    print(f"store                (the wanted ids):  {store_s:8.3f} s")
+    print(f"time: kafka / store {kafka_s / store_s:.1f}x, kafka / before {kafka_s / before_s:.2f}x; "
+          f"memory: kafka / before {kafka_mib / before_mib:.3f}x (best of {args.repeats} for times)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
