@@ -20,7 +20,7 @@ DEMO_START ?= 2026-01-05T00:00:00Z
 DEMO_DAYS ?= 6
 export HIVE_HOME DAGSTER_HOME
 
-.PHONY: install demo test services services-down validate clean bench bench-ferretdb bench-drift
+.PHONY: install demo test services services-down validate clean bench bench-ferretdb bench-kafka bench-drift
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -103,6 +103,14 @@ bench-ferretdb: install services
 	bash scripts/services.sh up ferretdb && set -a && . $(BENCH_RUN)/env && set +a && \
 	$(BIN)/python benchmarks/bench_collect.py --mongodb-uri "$$HIVE_TEST_MONGODB_URI" \
 	  --mongodb-label "PostgreSQL backend, loopback" --naive-sample-mongodb 1000 $(BENCH_COLLECT_ARGS)
+
+# The audit events from a real KRaft broker against the collection (BENCHMARKS.md), the same way.
+# e.g. BENCH_KAFKA_ARGS="--events 1000000 --repeats 2"
+bench-kafka: install services
+	export HIVE_SERVICES_RUN_DIR=$(BENCH_RUN)-kafka; \
+	trap 'bash scripts/services.sh clean' EXIT; \
+	bash scripts/services.sh up kafka && set -a && . $(BENCH_RUN)-kafka/env && set +a && \
+	$(BIN)/python benchmarks/bench_kafka_audit.py --bootstrap "$$HIVE_TEST_KAFKA_BOOTSTRAP" $(BENCH_KAFKA_ARGS)
 
 # The drift benchmark compares with Evidently, which lives in its own venv (.venv-bench): its pins
 # (pandas < 3, ...) must not disturb the project's. e.g. a quick look: BENCH_DRIFT_ARGS="--rows 100000"

@@ -6,6 +6,7 @@ Collection reads the audit events of the opinions it keeps. From the collection 
 follows the labels); from Kafka it must read every envelope of the window and keep the wanted ones (cost follows
 the traffic), once per specialist per collection. Same envelopes, same wanted ids, same run:
 
+    make bench-kafka [BENCH_KAFKA_ARGS="--events 1000000 --repeats 2"]     (a broker of its own, stopped after)
     .venv/bin/python benchmarks/bench_kafka_audit.py --bootstrap 127.0.0.1:PORT [--events 200000] [--answered 0.01]
 
 (`bash scripts/services.sh up kafka` prints a broker; HIVE_TEST_KAFKA_BOOTSTRAP is read when --bootstrap is not

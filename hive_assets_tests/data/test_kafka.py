@@ -176,6 +176,13 @@ def test_hostile_envelopes_are_counted_by_reason_not_raised(kafka_bootstrap, top
                                                                        (5, "invalid_string")]
     assert got.bad_by_reason() == {"too_deep": 2, "invalid_string": 1}
     json.dumps(got.bad_messages)  # the report itself is plain, writable text
+    # asked for some intents (collection): a hostile one asked for is still refused with its reason; one not
+    # asked for is only counted (its walk was 40 % of a read); one the decoder cannot read is reported either way
+    wanted = {"intent-0001", "deep70", "intent-\ud800"}
+    kept = read_audit_events(kafka_bootstrap, T0, T0 + timedelta(days=1), topic=topic,
+                             keep=lambda e: e["id"] in wanted)
+    assert [e["id"] for e in kept] == ["intent-0001"]
+    assert kept.bad_by_reason() == {"too_deep": 2, "invalid_string": 1} and kept.not_kept == 2
 
 
 def test_message_timestamps_follow_the_envelope(kafka_bootstrap, topic):
