@@ -23,6 +23,7 @@ import importlib.util
 import math
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -591,20 +592,22 @@ class KafkaSecurity:
     def tls(self) -> bool:
         return self.security_protocol.endswith("SSL")
 
-    def problems(self) -> list[str]:
+    def problems(self, given: Mapping[str, str] | None = None) -> list[str]:
         """Why these settings cannot connect, one phrase each naming the variable (never a credential's value);
         [] when they can. A setting the protocol would not use is a problem too: credentials set beside
-        PLAINTEXT were sent nowhere, and the broker's refusal said only "all brokers are down"."""
+        PLAINTEXT were sent nowhere, and the broker's refusal said only "all brokers are down". `given`: the
+        protocol and mechanism as the user wrote them, quoted when refused ('tls', not 'TLS')."""
         env = KAFKA_SECURITY_ENV
+        given = {"security_protocol": self.security_protocol, "sasl_mechanism": self.sasl_mechanism, **(given or {})}
         if self.security_protocol not in KAFKA_SECURITY_PROTOCOLS:
             return [f"{env['security_protocol']} must be one of {', '.join(KAFKA_SECURITY_PROTOCOLS)}, got "
-                    f"{self.security_protocol!r}"]
+                    f"{given['security_protocol']!r}"]
         problems = []
         sasl_fields = ("sasl_mechanism", "sasl_username", "sasl_password")
         if self.sasl:
             if self.sasl_mechanism not in KAFKA_SASL_MECHANISMS:
                 problems.append(f"{env['sasl_mechanism']} must be one of {', '.join(KAFKA_SASL_MECHANISMS)} with "
-                                f"{env['security_protocol']}={self.security_protocol}, got {self.sasl_mechanism!r}")
+                                f"{env['security_protocol']}={self.security_protocol}, got {given['sasl_mechanism']!r}")
             problems += [f"{env[name]} is not set (needed with {env['security_protocol']}={self.security_protocol})"
                          for name in sasl_fields[1:] if not getattr(self, name)]
         else:
@@ -646,10 +649,11 @@ class KafkaSecurity:
         """From raw texts (the environment's or a resource's): stripped, the protocol and mechanism in upper case;
         ConfigError naming every variable that is wrong."""
         values = {name: (value or "").strip() for name, value in values.items()}
-        values["security_protocol"] = values.get("security_protocol", "").upper() or "PLAINTEXT"
-        values["sasl_mechanism"] = values.get("sasl_mechanism", "").upper()
+        given = {name: values.get(name, "") for name in ("security_protocol", "sasl_mechanism")}
+        values["security_protocol"] = given["security_protocol"].upper() or "PLAINTEXT"
+        values["sasl_mechanism"] = given["sasl_mechanism"].upper()
         security = cls(**values)
-        if problems := security.problems():
+        if problems := security.problems(given):
             raise ConfigError("; ".join(problems))
         return security
 

@@ -33,10 +33,11 @@ def test_unset_is_plaintext_and_a_client_certificate_is_mutual_tls(monkeypatch):
 
 
 @pytest.mark.parametrize("values, named", [
-    ({"security_protocol": "TLS"},
-     "KAFKA_SECURITY_PROTOCOL must be one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL, got 'TLS'"),
-    ({"security_protocol": "SASL_SSL", "sasl_mechanism": "GSSAPI", "sasl_username": "u", "sasl_password": SECRET},
-     "KAFKA_SASL_MECHANISM must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"),
+    ({"security_protocol": "tls"},  # quoted as given
+     "KAFKA_SECURITY_PROTOCOL must be one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL, got 'tls'"),
+    ({"security_protocol": "sasl_ssl", "sasl_mechanism": "gssapi", "sasl_username": "u", "sasl_password": SECRET},
+     "KAFKA_SASL_MECHANISM must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 with KAFKA_SECURITY_PROTOCOL=SASL_SSL, "
+     "got 'gssapi'"),
     ({"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "sasl_username": "u"},
      "KAFKA_SASL_PASSWORD is not set (needed with KAFKA_SECURITY_PROTOCOL=SASL_SSL)"),
     ({"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN", "sasl_password": SECRET},
