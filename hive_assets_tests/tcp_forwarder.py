@@ -46,10 +46,7 @@ class TcpForwarder:
         if self._server is not None:
             # shut down first: close() alone does not wake the thread blocked in accept(), which then took one
             # more connection after a cut (a client reconnecting at once reached the "stopped" server)
-            try:
-                self._server.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self._shut(self._server)
             self._server.close()
 
     def _accept(self) -> None:

@@ -53,11 +53,19 @@ def audit_sink_for(settings) -> Callable[[list[dict]], int] | None:
     instead of the `intentions_audit` collection; None without Kafka (the collection is the source)."""
     if not settings.kafka_bootstrap_servers:
         return None
+    producer = None  # made at the first batch, kept for the next (`AuditProducer`)
 
     def produce(events: list[dict]) -> int:
-        from hive_assets.data.kafka import produce_audit_events
+        nonlocal producer
+        if producer is None:
+            from hive_assets.data.kafka import AuditProducer
 
-        return produce_audit_events(settings.kafka_bootstrap_servers, events, security=settings.kafka_security)
+            producer = AuditProducer(settings.kafka_bootstrap_servers, security=settings.kafka_security)
+        try:
+            return producer.produce(events)
+        except Exception:
+            producer = None  # a batch left undelivered: the next starts from a new producer
+            raise
 
     return produce
 

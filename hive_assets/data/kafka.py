@@ -59,6 +59,7 @@ from hive_assets.data._documents import MAX_DEPTH, TOO_DEEP, safe_text, structur
 __all__ = [
     "AUDIT_TOPIC",
     "AuditEvents",
+    "AuditProducer",
     "KafkaRefused",
     "KafkaUnavailable",
     "event_time",
@@ -162,8 +163,6 @@ class _Deadline:
         return time.monotonic() >= self.end
 
 
-# librdkafka's error codes for a broker that refused the client, not one that is away
-_REFUSALS = {KafkaError._AUTHENTICATION: "authentication failed", KafkaError._SSL: "TLS failed"}
 # "sasl_ssl://127.0.0.1:9093/bootstrap: " before an error's text, " (after 311ms in state AUTH_REQ)" after it
 _BROKER_PREFIX = re.compile(r"^\S+://\S+?/\S+?: ")
 _STATE_SUFFIX = re.compile(r" \(after \d+ms in state \w+\)$")
@@ -191,19 +190,21 @@ class _Errors:
         """The broker's refusal of this client, if it said one (callbacks are served by `client.poll`)."""
         client.poll(0)
         env = KAFKA_SECURITY_ENV
-        for err in self.seen:
+        for err in self.seen:  # librdkafka's codes for a broker that refused the client, not one that is away
             if err.code() == KafkaError._AUTHENTICATION:
-                check = f"check {env['sasl_username']}, {env['sasl_password']} and {env['sasl_mechanism']}"
+                failed, check = "authentication", (f"check {env['sasl_username']}, {env['sasl_password']} and "
+                                                   f"{env['sasl_mechanism']}")
             elif err.code() == KafkaError._SSL:
-                check = (f"{env['ssl_ca_location']} must name the CA that signed the brokers' certificates (unset: "
-                         "the system's CAs)")
+                failed, check = "TLS", (f"{env['ssl_ca_location']} must name the CA that signed the brokers' "
+                                        "certificates (unset: the system's CAs)")
             elif err.code() == KafkaError._TRANSPORT and _CERTIFICATE_ALERT.search(err.str()):
-                check = (f"the brokers refused the client's certificate: {env['ssl_certificate_location']} and "
-                         f"{env['ssl_key_location']} must name one their CA signed, and its key")
+                failed, check = "TLS", (f"the brokers refused the client's certificate: "
+                                        f"{env['ssl_certificate_location']} and {env['ssl_key_location']} must name "
+                                        "one their CA signed, and its key")
             else:
                 continue
-            return KafkaRefused(f"Kafka at {self.bootstrap}: {_REFUSALS.get(err.code(), 'TLS failed')} "
-                                f"({self.security.describe()}): {self._text(err)}; {check}")
+            return KafkaRefused(f"Kafka at {self.bootstrap}: {failed} failed ({self.security.describe()}): "
+                                f"{self._text(err)}; {check}")
         return None
 
     def cause(self) -> str:
@@ -486,50 +487,70 @@ def produce_audit_events(
 
     Creates the topic first if it is missing (`num_partitions`, replication 1, `topic_config`).
     Returns how many were delivered; raises KafkaUnavailable if any was not within `timeout_s`.
+    A caller with many batches keeps one `AuditProducer` instead.
     """
-    deadline = _Deadline(timeout_s)
-    ensure_topic(bootstrap_servers, topic, num_partitions=num_partitions, config=topic_config, timeout_s=timeout_s,
-                 security=security)
-    producer, _errors = _client(Producer, bootstrap_servers, timeout_s, security, {
-        "acks": "all",
-        "enable.idempotence": True,
-        "linger.ms": 5,
-        "message.timeout.ms": max(1000, int(deadline.left() * 1000)),
-    })
-    delivered = 0
-    failures: list[str] = []
+    return AuditProducer(bootstrap_servers, topic, num_partitions=num_partitions, topic_config=topic_config,
+                         timeout_s=timeout_s, security=security).produce(events)
 
-    def on_delivery(err, _msg) -> None:
-        nonlocal delivered
-        if err is None:
-            delivered += 1
-        elif len(failures) < 5:
-            failures.append(str(err))
 
-    sent = 0
-    for event in events:
-        value = json.dumps(dict(event), default=_json_default, separators=(",", ":")).encode()
-        key = event.get("id")
-        when = event_time(event.get("timestamp"))
-        kwargs: dict[str, Any] = {"on_delivery": on_delivery}
-        if key is not None:
-            kwargs["key"] = str(key).encode()
-        if when is not None:
-            kwargs["timestamp"] = _millis(when)
-        while True:
-            try:
-                producer.produce(topic, value, **kwargs)
-                break
-            except BufferError:
-                if deadline.expired():
-                    raise KafkaUnavailable(f"Kafka at {bootstrap_servers}: producer queue full after {timeout_s:g}s") from None
-                producer.poll(0.1)
-        sent += 1
-        producer.poll(0)
-    left = producer.flush(max(0.1, deadline.left()))
-    if left or failures or delivered != sent:
-        detail = "; ".join(failures) or f"{left} message(s) still queued"
-        raise KafkaUnavailable(
-            f"Kafka at {bootstrap_servers}: delivered {delivered} of {sent} events to {topic!r}: {detail}"
-        )
-    return delivered
+class AuditProducer:
+    """`produce_audit_events` for many batches: the topic is ensured and the producer made once. An idempotent
+    producer's first delivery waits ~0.5 s for its producer id (measured on the test broker: 514 ms, then 5 ms a
+    batch), which a new producer per batch paid every time (every simulated hour of `hive loop`)."""
+
+    def __init__(self, bootstrap_servers: str, topic: str = AUDIT_TOPIC, *, num_partitions: int = 1,
+                 topic_config: Mapping[str, str] | None = None, timeout_s: float = 30.0,
+                 security: KafkaSecurity | None = None):
+        deadline = _Deadline(timeout_s)
+        ensure_topic(bootstrap_servers, topic, num_partitions=num_partitions, config=topic_config,
+                     timeout_s=timeout_s, security=security)
+        self.bootstrap_servers, self.topic, self.timeout_s = bootstrap_servers, topic, timeout_s
+        self._producer, _errors = _client(Producer, bootstrap_servers, timeout_s, security, {
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "message.timeout.ms": max(1000, int(deadline.left() * 1000)),
+        })
+
+    def produce(self, events: Iterable[Mapping[str, Any]]) -> int:
+        """Deliver `events` within `timeout_s`: how many were delivered, or KafkaUnavailable."""
+        deadline, producer, timeout_s = _Deadline(self.timeout_s), self._producer, self.timeout_s
+        delivered = 0
+        failures: list[str] = []
+
+        def on_delivery(err, _msg) -> None:
+            nonlocal delivered
+            if err is None:
+                delivered += 1
+            elif len(failures) < 5:
+                failures.append(str(err))
+
+        sent = 0
+        for event in events:
+            value = json.dumps(dict(event), default=_json_default, separators=(",", ":")).encode()
+            key = event.get("id")
+            when = event_time(event.get("timestamp"))
+            kwargs: dict[str, Any] = {"on_delivery": on_delivery}
+            if key is not None:
+                kwargs["key"] = str(key).encode()
+            if when is not None:
+                kwargs["timestamp"] = _millis(when)
+            while True:
+                try:
+                    producer.produce(self.topic, value, **kwargs)
+                    break
+                except BufferError:
+                    if deadline.expired():
+                        raise KafkaUnavailable(f"Kafka at {self.bootstrap_servers}: producer queue full after "
+                                               f"{timeout_s:g}s") from None
+                    producer.poll(0.1)
+            sent += 1
+            producer.poll(0)
+        left = producer.flush(max(0.1, deadline.left()))
+        if left or failures or delivered != sent:
+            detail = "; ".join(failures) or f"{left} message(s) still queued"
+            raise KafkaUnavailable(
+                f"Kafka at {self.bootstrap_servers}: delivered {delivered} of {sent} events to {self.topic!r}: "
+                f"{detail}"
+            )
+        return delivered

@@ -235,6 +235,16 @@ def test_produce_creates_the_topic_once(kafka_bootstrap, topic):
     assert got.partitions == 2
 
 
+def test_one_producer_delivers_batch_after_batch(kafka_bootstrap, topic):
+    """`hive simulate` and `hive loop` hand their audit events over in batches: one producer takes them all."""
+    from hive_assets.data.kafka import AuditProducer
+
+    producer = AuditProducer(kafka_bootstrap, topic, topic_config=KEEP)
+    events = [envelope(i, T0 + timedelta(hours=i), iso=i % 2 == 0) for i in range(30)]
+    assert [producer.produce(events[:10]), producer.produce(events[10:])] == [10, 20]
+    got = read_audit_events(kafka_bootstrap, T0, T0 + timedelta(days=2), topic=topic)
+    assert sorted(e["id"] for e in got) == sorted(e["id"] for e in events)
+
 def test_a_deadline_beyond_five_minutes_is_taken(kafka_bootstrap, topic):
     """A long window's read (`kafka_timeout_s: 900`) built a client librdkafka refused: socket.timeout.ms
     is at most 300,000."""

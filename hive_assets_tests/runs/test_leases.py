@@ -119,6 +119,7 @@ def test_a_lease_released_as_stale_is_not_renewed_by_its_late_heartbeat(any_stor
     beat = runs.Heartbeat(lambda: _same(any_store), late)
     assert beat.confirm() is False and "taken over" in beat.lost
 
+
 def test_a_dead_process_on_this_host_is_stale_at_once(any_store):
     proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(proc.stdout)

@@ -214,8 +214,8 @@ class RunLeaseResource(dg.ConfigurableResource):
         if self._holder is None:
             return
         heartbeat = self._holder.heartbeat
-        if not heartbeat.lost and heartbeat.overdue:
-            heartbeat.confirm()
+        if heartbeat.overdue:
+            heartbeat.confirm()  # a lost lease's confirm changes nothing
         if heartbeat.lost:
             raise LeaseLost(description=heartbeat.lost, allow_retries=False)
 
