@@ -1,6 +1,8 @@
 """What collection pays for the intent audit events: the Kafka topic read for the window against the
 `intentions_audit` collection read by the labelled opinions' intent ids (the path without Kafka), and the
-memory the Kafka read holds: every envelope of the window (as before `keep`) or the wanted ones only.
+memory the Kafka read holds: every envelope of the window (as before `keep`) or the wanted ones only; and the
+topic's mirror in the document store (what collection reads with Kafka configured): its first fill, a day's
+top-up, and a collection's read through it.
 
 Collection reads the audit events of the opinions it keeps. From the collection it asks for those ids only (cost
 follows the labels); from Kafka it must read every envelope of the window and keep the wanted ones (cost follows
@@ -30,7 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+os.environ["HIVE_SIMULATED_NOW"] = "2026-10-01T00:00:00+00:00"  # NOW: the mirror prunes against the platform clock
 from hive_assets.data import audit_confidences_from_kafka, audit_confidences_from_store  # noqa: E402
+from hive_assets.data._audit_mirror import AuditMirror  # noqa: E402
 from hive_assets.data.kafka import produce_audit_events, read_audit_events  # noqa: E402
 from hive_assets.data.store import SQLiteStore  # noqa: E402
 
@@ -83,6 +87,10 @@ def main() -> int:
     parser.add_argument("--answered", type=float, default=0.01, help="share of the intents collection asks for")
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--mirror-mongodb-uri", default="",
+                        help="the mirror in this MongoDB/FerretDB (a new database per run) instead of the SQLite store")
+    parser.add_argument("--mirror-postgresql-url", default="",
+                        help="FerretDB's PostgreSQL: its lookup indexes are made after the fill (`hive store index`)")
     args = parser.parse_args()
     if not args.bootstrap:
         parser.error("--bootstrap (or HIVE_TEST_KAFKA_BOOTSTRAP) is required: `bash scripts/services.sh up kafka`")
@@ -104,7 +112,33 @@ def main() -> int:
         kafka_mib = peak_mib(reader, wanted, start, end)
         before_mib = peak_mib(read_everything(args.bootstrap, topic), wanted, start, end)
         store.close()
-    assert from_kafka == from_store == from_before and len(from_kafka) == len(wanted), "the readers disagree"
+        # the mirror: filled once, topped up by a day of traffic, then read by id as collection reads it
+        if args.mirror_mongodb_uri:
+            from hive_assets.data.store.mongo import MongoStore
+
+            mirror_store = MongoStore(args.mirror_mongodb_uri, f"bench_mirror_{uuid.uuid4().hex[:8]}")
+        else:
+            mirror_store = SQLiteStore(Path(tmp) / "mirror.sqlite")
+        began = time.perf_counter()
+        filled = AuditMirror(mirror_store, args.bootstrap, topic, timeout_s=600).sync(since=start, now=NOW)
+        fill_s = time.perf_counter() - began
+        if args.mirror_postgresql_url:
+            from hive_assets.data.store._ferretdb_postgresql import ensure_lookup_indexes
+
+            ensure_lookup_indexes(args.mirror_postgresql_url, mirror_store.database)
+        day = [dict(e, id=e["id"] + "-d", timestamp=e["timestamp"] + 1)
+               for e in events[: max(1, args.events // WINDOW_DAYS)]]
+        produce_audit_events(args.bootstrap, day, topic, timeout_s=600)
+        began = time.perf_counter()
+        topped = AuditMirror(mirror_store, args.bootstrap, topic, timeout_s=600).sync(since=start, now=NOW)
+        top_up_s = time.perf_counter() - began
+        mirrored = audit_confidences_from_kafka(args.bootstrap, topic, timeout_s=600, mirror_store=mirror_store)
+        mirror_s, from_mirror = timed(mirrored, wanted, start, end, args.repeats)
+        mirror_mib = peak_mib(mirrored, wanted, start, end)
+        mirror_store.close()
+    assert from_kafka == from_store == from_before == from_mirror and len(from_kafka) == len(wanted), \
+        "the readers disagree"
+    assert filled.messages_read == args.events and topped.messages_read == len(day)
     print(f"# {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     print(f"{args.events:,} envelopes over {WINDOW_DAYS} days on {args.partitions} partitions (produced in "
@@ -113,7 +147,13 @@ def main() -> int:
           f"({kafka_s / args.events * 1e6:.1f} us per envelope), peak {kafka_mib:7.1f} MiB")
     print(f"kafka, all kept      (before `keep`):   {before_s:8.3f} s, peak {before_mib:7.1f} MiB")
     print(f"store                (the wanted ids):  {store_s:8.3f} s")
-    print(f"time: kafka / store {kafka_s / store_s:.1f}x, kafka / before {kafka_s / before_s:.2f}x; "
+    print(f"the mirror's store: {'MongoDB/FerretDB' if args.mirror_mongodb_uri else 'embedded SQLite'}")
+    print(f"mirror, read by id   (sync + lookup):   {mirror_s:8.3f} s, peak {mirror_mib:7.1f} MiB")
+    print(f"mirror, first fill   ({args.events:,} envelopes): {fill_s:8.3f} s "
+          f"({fill_s / args.events * 1e6:.1f} us per envelope, once)")
+    print(f"mirror, a day's top-up ({len(day):,} envelopes): {top_up_s:8.3f} s")
+    print(f"time: kafka / store {kafka_s / store_s:.1f}x, kafka / before {kafka_s / before_s:.2f}x, "
+          f"kafka / mirror {kafka_s / mirror_s:.1f}x, mirror / store {mirror_s / store_s:.1f}x; "
           f"memory: kafka / before {kafka_mib / before_mib:.3f}x (best of {args.repeats} for times)")
     return 0
 

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable, Mapping
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
+from hive_assets import clock
 from hive_assets.config import KafkaSecurity
-from hive_assets.data._documents import after_every_time, to_utc
+from hive_assets.data._documents import after_every_time, to_utc, usable_confidence
 from hive_assets.data.store.base import DocumentStore
 
 log = logging.getLogger(__name__)
-
-
-def _confidence(event: Mapping[str, Any]) -> float | None:
-    conf = event.get("confidence")
-    ok = isinstance(conf, (int, float)) and not isinstance(conf, bool) and math.isfinite(conf)
-    return float(conf) if ok else None
 
 
 AuditReader = Callable[[list[str], datetime, datetime], dict[str, float]]
@@ -40,7 +33,7 @@ def audit_confidences_from_store(store: DocumentStore) -> AuditReader:
             stamped = to_utc(ev.get("timestamp"))
             if (stamped > end) if stamped is not None else after_every_time(ev.get("timestamp")):
                 continue
-            if (conf := _confidence(ev)) is not None:
+            if (conf := usable_confidence(ev)) is not None:
                 out[str(ev["id"])] = conf
         return out
 
@@ -71,10 +64,17 @@ def audit_sink_for(settings) -> Callable[[list[dict]], int] | None:
 
 
 def audit_confidences_from_kafka(bootstrap_servers: str, topic: str = "intentions.audit",
-                                 timeout_s: float = 30.0, security: KafkaSecurity | None = None) -> AuditReader:
-    """Intent confidences from the `intentions.audit` topic, read for the collection window [start, end]."""
+                                 timeout_s: float = 30.0, security: KafkaSecurity | None = None,
+                                 mirror_store: DocumentStore | None = None,
+                                 mirror_retention: timedelta | None = None) -> AuditReader:
+    """Intent confidences from the `intentions.audit` topic, read for the collection window [start, end].
 
-    def read(intent_ids: list[str], start: datetime, end: datetime) -> dict[str, float]:
+    With `mirror_store`, the topic is first mirrored into that store (`AuditMirror`: only what is new since
+    the last read) and the intents are read from it by id, so collection costs what its labels cost, not
+    the traffic; a window older than the mirror reads the topic itself. `mirror_retention`: how far back the
+    mirror keeps envelopes (default 120 days), pruned against the platform clock."""
+
+    def read_topic(intent_ids: list[str], start: datetime, end: datetime) -> dict[str, float]:
         from hive_assets.data.kafka import read_audit_events
 
         wanted = set(intent_ids)
@@ -86,8 +86,27 @@ def audit_confidences_from_kafka(bootstrap_servers: str, topic: str = "intention
             log.warning("%s: %d unusable audit messages skipped %s", topic, len(events.bad_messages),
                         events.bad_by_reason())
         for event in events:
-            if str(event.get("id")) in wanted and (conf := _confidence(event)) is not None:
+            if str(event.get("id")) in wanted and (conf := usable_confidence(event)) is not None:
                 out[str(event["id"])] = conf
         return out
+
+    if mirror_store is None:
+        return read_topic
+
+    def read(intent_ids: list[str], start: datetime, end: datetime) -> dict[str, float]:
+        from hive_assets.data._audit_mirror import DEFAULT_RETENTION, AuditMirror
+
+        mirror = AuditMirror(mirror_store, bootstrap_servers, topic, timeout_s=timeout_s, security=security,
+                             retention=mirror_retention or DEFAULT_RETENTION)
+        synced = mirror.sync(since=start, now=clock.now())
+        log.info("%s mirrored: %d new messages read, %d kept%s%s", topic, synced.messages_read, synced.mirrored,
+                 f", {synced.pruned} older than the retention pruned" if synced.pruned else "",
+                 f"; unusable, by reason: {synced.bad_by_reason}" if synced.bad_by_reason else "")
+        found = mirror.confidences(intent_ids, start, end)
+        if found is not None:
+            return found
+        log.info("%s: the window from %s starts before the mirror (%s): the topic itself is read", topic,
+                 start.isoformat(), mirror.covered_since())
+        return read_topic(intent_ids, start, end)
 
     return read

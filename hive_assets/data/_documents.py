@@ -490,3 +490,11 @@ def jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def usable_confidence(event: Mapping[str, Any]) -> float | None:
+    """An audit event's `confidence` as a float, or None when it is not a finite number (such an event never
+    counts: an intent without a usable one is filtered as having no audit event)."""
+    conf = event.get("confidence")
+    ok = isinstance(conf, (int, float)) and not isinstance(conf, bool) and math.isfinite(conf)
+    return float(conf) if ok else None

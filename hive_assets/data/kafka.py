@@ -26,8 +26,9 @@ How the window is read, bounded in time and in offsets:
    and envelopes are filtered on their own `timestamp` (epoch milliseconds, or ISO-8601; a number
    below 1e11 is taken as epoch seconds, as no audit event predates 1973).
 
-Everything shares one deadline of `timeout_s`: a broker that is down or stops answering raises
-`KafkaUnavailable` naming the bootstrap servers instead of hanging.
+Connecting and the offsets share one deadline of `timeout_s`, and reading waits at most `timeout_s` for the
+next messages: a broker that is down or stops answering raises `KafkaUnavailable` naming the bootstrap
+servers instead of hanging, while a window of millions of envelopes is read to its end.
 
 Every function takes the client's `security` (`hive_assets.config.KafkaSecurity`: TLS, SASL, both or neither;
 default PLAINTEXT). A broker that refuses it (credentials, mechanism, a certificate that does not verify) raises
@@ -45,7 +46,7 @@ import re
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -313,8 +314,29 @@ def read_audit_events(
     if end < start or (end == start and not end_inclusive):
         return result
     deadline = _Deadline(timeout_s)
-    consumer, errors = _client(Consumer, bootstrap_servers, timeout_s, security, {
-        # assign() only: the group is never joined and nothing is committed
+    consumer, errors = reader_client(bootstrap_servers, timeout_s, security)
+    try:
+        partitions = _topic_partitions(consumer, bootstrap_servers, topic, deadline, errors)
+        result.partitions = len(partitions)
+        marks = watermarks(consumer, bootstrap_servers, topic, partitions, deadline)
+        starts = offsets_at(consumer, bootstrap_servers, topic, partitions, start, deadline)
+        # no message at or after `start` in a partition (OFFSET_END), or none before its high watermark: not read
+        assignment = [TopicPartition(topic, p, starts[p]) for p in partitions if starts[p] < marks[p][1]]
+        collected: list[tuple[datetime, int, int, dict[str, Any]]] = []
+        for p, offset, msg in consume_to_watermarks(consumer, bootstrap_servers, topic, assignment, marks,
+                                                    timeout_s):
+            result.messages_read += 1
+            _collect(msg, p, offset, start, end, end_inclusive, result, collected, keep)
+        collected.sort(key=lambda item: item[:3])
+        result.extend(event for *_, event in collected)
+        return result
+    finally:
+        consumer.close()
+
+
+def reader_client(bootstrap_servers: str, timeout_s: float, security: KafkaSecurity | None) -> tuple[Any, _Errors]:
+    """A consumer that reads partitions it is assigned: it never joins a group and commits nothing."""
+    return _client(Consumer, bootstrap_servers, timeout_s, security, {
         "group.id": f"hive-assets-audit-reader-{uuid.uuid4().hex[:12]}",
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -323,78 +345,84 @@ def read_audit_events(
         "allow.auto.create.topics": False,
         "fetch.wait.max.ms": 200,
     })
+
+
+def watermarks(consumer: Any, bootstrap_servers: str, topic: str, partitions: list[int],
+               deadline: _Deadline) -> dict[int, tuple[int, int]]:
+    """(low, high) watermark of every partition, asked now: messages produced later are not waited for."""
     try:
-        partitions = _topic_partitions(consumer, bootstrap_servers, topic, deadline, errors)
-        result.partitions = len(partitions)
-        try:
-            highs: dict[int, int] = {}
-            for p in partitions:
-                _low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, p), timeout=max(0.1, deadline.left()), cached=False
-                )
-                highs[p] = high
-            start_ms = _millis(start)
-            found = consumer.offsets_for_times(
-                [TopicPartition(topic, p, start_ms) for p in partitions], timeout=max(0.1, deadline.left())
-            )
-        except KafkaException as exc:
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=max(0.1, deadline.left()),
+                                                  cached=False)
+                for p in partitions}
+    except KafkaException as exc:
+        raise KafkaUnavailable(
+            f"Kafka at {bootstrap_servers}: could not read offsets of {topic!r}: {_err_text(exc)}") from None
+
+
+def offsets_at(consumer: Any, bootstrap_servers: str, topic: str, partitions: list[int], when: datetime,
+               deadline: _Deadline) -> dict[int, int]:
+    """The first offset of every partition whose Kafka timestamp is at or after `when`; a partition with none
+    maps to a number beyond every offset."""
+    try:
+        found = consumer.offsets_for_times([TopicPartition(topic, p, _millis(when)) for p in partitions],
+                                           timeout=max(0.1, deadline.left()))
+    except KafkaException as exc:
+        raise KafkaUnavailable(
+            f"Kafka at {bootstrap_servers}: could not read offsets of {topic!r}: {_err_text(exc)}") from None
+    out = {}
+    for tp in found:
+        if tp.error is not None:
+            raise KafkaUnavailable(f"Kafka at {bootstrap_servers}: offsets of {topic}[{tp.partition}]: {tp.error}")
+        out[tp.partition] = tp.offset if tp.offset >= 0 and tp.offset != OFFSET_END else 2**63 - 1
+    return out
+
+
+def consume_to_watermarks(consumer: Any, bootstrap_servers: str, topic: str, assignment: list[TopicPartition],
+                          marks: Mapping[int, tuple[int, int]], timeout_s: float) -> Iterator[tuple[int, int, Any]]:
+    """(partition, offset, message) of every message from the assigned offsets up to each partition's captured
+    high watermark. `timeout_s` bounds a wait for the next messages, not the whole read: a broker that stops
+    answering fails the read in that time, a large window is read to its end (90 days of traffic took longer
+    than the 30 s that used to bound it all)."""
+    pending = {tp.partition for tp in assignment}
+    if not pending:
+        return
+    consumer.assign(assignment)
+    deadline = _Deadline(timeout_s)
+    while pending:
+        if deadline.expired():
             raise KafkaUnavailable(
-                f"Kafka at {bootstrap_servers}: could not read offsets of {topic!r}: {_err_text(exc)}"
-            ) from None
-        assignment = []
-        for tp in found:
-            if tp.error is not None:
-                raise KafkaUnavailable(f"Kafka at {bootstrap_servers}: offsets of {topic}[{tp.partition}]: {tp.error}")
-            # offset -1 (OFFSET_END): no message at or after `start` in this partition
-            if tp.offset >= 0 and tp.offset != OFFSET_END and tp.offset < highs[tp.partition]:
-                assignment.append(TopicPartition(topic, tp.partition, tp.offset))
-        if not assignment:
-            return result
-        pending = {tp.partition for tp in assignment}
-        consumer.assign(assignment)
-        collected: list[tuple[datetime, int, int, dict[str, Any]]] = []
-        while pending:
-            if deadline.expired():
-                raise KafkaUnavailable(
-                    f"Kafka at {bootstrap_servers}: timed out after {timeout_s:g}s reading {topic!r} "
-                    f"(partitions {sorted(pending)} not read up to their high watermark)"
-                )
-            for msg in consumer.consume(num_messages=500, timeout=deadline.left(cap=0.1)):
-                p = msg.partition()
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(p)
-                        continue
-                    if err.fatal():
-                        raise KafkaUnavailable(f"Kafka at {bootstrap_servers}: {err}")
-                    log.warning("kafka %s: %s", bootstrap_servers, err)
-                    continue
-                if p not in pending:
-                    continue
-                offset = msg.offset()
-                if offset >= highs[p]:
+                f"Kafka at {bootstrap_servers}: no message for {timeout_s:g}s reading {topic!r} "
+                f"(partitions {sorted(pending)} not read up to their high watermark)"
+            )
+        messages = consumer.consume(num_messages=500, timeout=deadline.left(cap=0.1))
+        if messages:
+            deadline = _Deadline(timeout_s)
+        for msg in messages:
+            p = msg.partition()
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
                     pending.discard(p)
                     continue
-                if offset >= highs[p] - 1:
-                    pending.discard(p)
-                result.messages_read += 1
-                _collect(msg, p, offset, start, end, end_inclusive, result, collected, keep)
-        collected.sort(key=lambda item: item[:3])
-        result.extend(event for *_, event in collected)
-        return result
-    finally:
-        consumer.close()
+                if err.fatal():
+                    raise KafkaUnavailable(f"Kafka at {bootstrap_servers}: {err}")
+                log.warning("kafka %s: %s", bootstrap_servers, err)
+                continue
+            if p not in pending:
+                continue
+            offset = msg.offset()
+            high = marks[p][1]
+            if offset >= high:
+                pending.discard(p)
+                continue
+            if offset >= high - 1:
+                pending.discard(p)
+            yield p, offset, msg
 
 
-def _collect(msg, partition: int, offset: int, start: datetime, end: datetime, end_inclusive: bool,
-             result: AuditEvents, out: list, keep: Callable[[dict[str, Any]], bool] | None = None) -> None:
-    raw = msg.value()
-
-    def bad(reason: str, error: str) -> None:
-        result.bad_messages.append({"partition": partition, "offset": offset, "reason": reason,
-                                    "error": safe_text(error)[:300]})
-
+def decode_envelope(raw: bytes | None) -> tuple[dict[str, Any] | None, str, str]:
+    """(the envelope, "", "") of a message's value, or (None, reason, error): `not_json` (not UTF-8 JSON, not an
+    object, a tombstone) or `too_deep` (nested beyond the decoder)."""
     try:
         if raw is None:
             raise ValueError("empty message (tombstone)")
@@ -402,10 +430,21 @@ def _collect(msg, partition: int, offset: int, start: datetime, end: datetime, e
         if not isinstance(event, dict):
             raise ValueError(f"expected a JSON object, got {type(event).__name__}")
     except RecursionError:  # the decoder recurses: an envelope nested ~1,000 levels deep
-        bad(TOO_DEEP, f"envelope nested deeper than the decoder allows (> {MAX_DEPTH})")
-        return
+        return None, TOO_DEEP, f"envelope nested deeper than the decoder allows (> {MAX_DEPTH})"
     except (ValueError, UnicodeDecodeError) as exc:
-        bad("not_json", f"{type(exc).__name__}: {exc}")
+        return None, "not_json", f"{type(exc).__name__}: {exc}"
+    return event, "", ""
+
+
+def _collect(msg, partition: int, offset: int, start: datetime, end: datetime, end_inclusive: bool,
+             result: AuditEvents, out: list, keep: Callable[[dict[str, Any]], bool] | None = None) -> None:
+    def bad(reason: str, error: str) -> None:
+        result.bad_messages.append({"partition": partition, "offset": offset, "reason": reason,
+                                    "error": safe_text(error)[:300]})
+
+    event, reason, error = decode_envelope(msg.value())
+    if event is None:
+        bad(reason, error)
         return
     # too deep, or a lone surrogate: kept out of the window. With `keep`, judged for the kept events only: the
     # walk was 40 % of a read whose envelopes are almost all not wanted (the others are counted, never used)

@@ -162,7 +162,7 @@ class PlatformSettings(dg.ConfigurableResource):
     data_collection_days: int = 90
     min_confidence: float = 0.7
     kafka_bootstrap_servers: str = ""
-    kafka_timeout_s: float = 30.0  # one read of the audit window, end to end: a down broker fails, never hangs
+    kafka_timeout_s: float = 30.0  # each wait for the broker (connect, offsets, next messages): a down one fails
     # TLS and SASL (hive_assets.config.KafkaSecurity); empty: PLAINTEXT
     kafka_security_protocol: str = ""
     kafka_sasl_mechanism: str = ""

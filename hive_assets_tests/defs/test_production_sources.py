@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import bson
@@ -17,6 +17,7 @@ from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, Pl
 from hive_assets.simulator import simulate
 from hive_assets.data.kafka import produce_audit_events
 from hive_assets.data.store import SQLiteStore
+from hive_assets.data._audit_mirror import AuditMirror
 from hive_assets.data.store.mongo import MongoStore
 
 pytestmark = pytest.mark.services
@@ -41,7 +42,8 @@ def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("opinion_id").reset_index(drop=True)
 
 
-def test_mongodb_and_kafka_give_the_same_raw_production_data(hive_home, ferretdb_uri, kafka_bootstrap):
+def test_mongodb_and_kafka_give_the_same_raw_production_data(hive_home, ferretdb_uri, kafka_bootstrap, monkeypatch):
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", NOW.isoformat())  # the platform's clock: the mirror keeps 120 days of it
     embedded = SQLiteStore(hive_home / "store.sqlite")
     simulate(embedded, plans=250, days=30, seed=77, now=NOW, malformed_rate=0.03)
     database = f"parity_{uuid.uuid4().hex[:8]}"
@@ -64,6 +66,12 @@ def test_mongodb_and_kafka_give_the_same_raw_production_data(hive_home, ferretdb
     assert a.quarantined_by_reason == b.quarantined_by_reason
     for key in ("rows", "labelled", "filtered_low_intent_confidence", "filtered_no_audit_event", "feedback_dropped"):
         assert a.counts[key] == b.counts[key], key
+    # read from the topic's mirror in the document store (issue 23), which a second collection only tops up
+    with MongoStore(ferretdb_uri, database) as mongo:
+        mirror = AuditMirror(mongo, kafka_bootstrap)
+        assert mirror.covered_since() == NOW - timedelta(days=91)
+        assert mongo.count("intentions_audit_mirror") >= len(events)
+        assert mirror.sync(since=NOW, now=NOW).messages_read < len(events)  # another test may be producing
 
 
 def test_mongodb_down_is_a_clear_error_and_a_retry(hive_home, monkeypatch):

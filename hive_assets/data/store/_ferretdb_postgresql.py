@@ -28,7 +28,9 @@ LOOKUP_FIELDS: dict[str, tuple[str, ...]] = {
     name: tuple(dict.fromkeys((meta["key"], *{"specialist_feedback": ("opinion_id",),
                                                "specialist_opinions": ("plan_id",),
                                                # the review queue's label selections and requested opinions
-                                               "review_requests": ("opinion_id",)}.get(name, ()))))
+                                               "review_requests": ("opinion_id",),
+                                               # collection's intents, by id
+                                               "intentions_audit_mirror": ("id",)}.get(name, ()))))
     for name, meta in COLLECTIONS.items()
 }
 

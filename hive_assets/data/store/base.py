@@ -40,6 +40,10 @@ COLLECTIONS: dict[str, dict[str, Any]] = {
                                                               "feedback_source", "metadata.auto_generated",
                                                               "metadata.balanced_dataset", "metadata.source")},
     "intentions_audit": {"key": "id", "indexed": ("timestamp",)},
+    # the `intentions.audit` topic, mirrored for collection to read by intent id (hive_assets.data._audit_mirror):
+    # written under each message's identity (`upsert_keyless`), so its key field is never set
+    "intentions_audit_mirror": {"key": "message", "indexed": ("id", "at_us")},
+    "intentions_audit_mirror_state": {"key": "state_id", "indexed": ("topic",)},
     # sensor_evaluation: every tick of the trigger sensors looks up what earlier evaluations of its cursor wrote
     "retraining_triggers": {"key": "trigger_id", "indexed": ("specialist_type", "triggered_at", "status",
                                                              "sensor_evaluation")},
@@ -277,6 +281,12 @@ class DocumentStore(abc.ABC):
         """Write documents that lack the collection's key, each under an identity of the caller's (an
         import's source `_id`): the same identity again replaces its document, so importing a file twice
         adds nothing. Readers never see the identity. Returns how many were written."""
+
+    @abc.abstractmethod
+    def insert_keyless_new(self, collection: str, items: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
+        """`upsert_keyless` for documents that never change once written (a Kafka message's mirror): an identity
+        already stored is left as it is. Returns how many were given. On FerretDB 1.x a plain insert is ~100x
+        faster than a replace-with-upsert (measured 50,000 against 400 documents a second)."""
 
     @abc.abstractmethod
     def find(

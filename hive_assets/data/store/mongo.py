@@ -104,6 +104,7 @@ from hive_assets.data.store.base import (
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
+DUPLICATE_KEY = 11000  # MongoDB's (and FerretDB's) code for a unique index refusing a write
 # statements per bulk command on FerretDB 1.x: each statement of an update command that matches a document holds
 # one pooled backend connection until the command ends (PostgreSQL backend: 50 in all, SQLite: 100), and a
 # command that needs more waits forever, with every other client of the server. 5 leaves room for ten writers
@@ -410,6 +411,25 @@ class MongoStore(DocumentStore):
             with self._guard(), _bson_integers():
                 coll.bulk_write(ops[i : i + chunk], ordered=True)
         return len(ops)
+
+    def insert_keyless_new(self, collection: str, items: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
+        """Unordered inserts under `_id` = the identity; a duplicate key (the identity is stored) is skipped,
+        any other write error raised."""
+        key_field(collection)
+        coll = self._coll(collection)
+        docs = []
+        for identity, doc in items:
+            refuse_unstorable_names(doc)
+            docs.append({**{k: v for k, v in doc.items() if k != "_id"}, "_id": str(identity)})
+        for i in range(0, len(docs), BATCH_SIZE):
+            try:
+                with self._guard(), _bson_integers():
+                    coll.insert_many(docs[i : i + BATCH_SIZE], ordered=False)
+            except BulkWriteError as exc:
+                others = [e for e in exc.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
+                if others or exc.details.get("writeConcernErrors"):
+                    raise
+        return len(docs)
 
     def _write_batch(self, coll, key: str, batch: list[dict[str, Any]]) -> int:
         """One batch: key-less documents are inserted, keyed ones replaced-or-inserted by key.

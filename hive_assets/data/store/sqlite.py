@@ -239,6 +239,13 @@ class SQLiteStore(DocumentStore):
         return self._write_rows(rows, f'INSERT INTO "{collection}"(doc_key, doc, import_id) VALUES (NULL, ?2, ?1) '
                                       "ON CONFLICT(import_id) WHERE import_id IS NOT NULL DO UPDATE SET doc = excluded.doc")
 
+    def insert_keyless_new(self, collection: str, items: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
+        key_field(collection)
+        rows = [(str(identity), _storable(doc)) for identity, doc in items]
+        return self._write_rows(rows, f'INSERT INTO "{collection}"(doc_key, doc, import_id) '
+                                      "VALUES (NULL, ?2, ?1) ON CONFLICT(import_id) WHERE import_id IS NOT NULL "
+                                      "DO NOTHING")
+
     def insert_new(self, collection: str, doc: Mapping[str, Any]) -> bool:
         key = doc.get(key_field(collection))
         if key is None:

@@ -1,5 +1,6 @@
 """raw_production_data, with the enough_samples data gate."""
 
+from datetime import timedelta
 
 import dagster as dg
 import pandas as pd
@@ -88,8 +89,11 @@ def audit_reader_for(platform: PlatformSettings, store):
             security = platform.kafka_security()
         except ConfigError as exc:  # a resource configured in the Launchpad: the environment's were checked at load
             raise dg.Failure(f"the platform resource's Kafka settings: {exc}", allow_retries=False) from None
+        # mirrored into the document store, read by id: the audit window (one day more than collection's)
+        # and a month of backfills
         return audit_confidences_from_kafka(platform.kafka_bootstrap_servers, timeout_s=platform.kafka_timeout_s,
-                                            security=security)
+                                            security=security, mirror_store=store,
+                                            mirror_retention=timedelta(days=platform.data_collection_days + 30))
     return audit_confidences_from_store(store)
 
 

@@ -203,6 +203,20 @@ def test_documents_without_key_are_insertable(any_store):
     assert any_store.count(C) == 7
 
 
+def test_insert_keyless_new_keeps_what_is_stored_under_an_identity(any_store):
+    """The mirror's write: an identity already stored is left alone (in a batch larger than the Mongo store's),
+    new ones are inserted, and the identities replace nothing of `upsert_keyless`'s contract."""
+    first = [(f"t|0|{i}", {"id": f"intent-{i}", "n": 1}) for i in range(1500)]
+    assert any_store.insert_keyless_new("intentions_audit_mirror", first) == 1500
+    again = [(f"t|0|{i}", {"id": f"intent-{i}", "n": 2}) for i in range(1000, 2500)]
+    assert any_store.insert_keyless_new("intentions_audit_mirror", again) == 1500
+    assert any_store.count("intentions_audit_mirror") == 2500
+    assert any_store.count("intentions_audit_mirror", {"n": 1}) == 1500  # the stored ones kept their content
+    assert {d["n"] for d in any_store.find("intentions_audit_mirror", {"id": "intent-2400"})} == {2}
+    any_store.upsert_keyless("intentions_audit_mirror", [("t|0|5", {"id": "intent-5", "n": 3})])
+    assert [d["n"] for d in any_store.find("intentions_audit_mirror", {"id": "intent-5"})] == [3]
+
+
 @pytest.mark.parametrize("flt", FILTERS, ids=[str(i) for i in range(len(FILTERS))])
 def test_filter_matches_oracle(loaded, flt):
     store, docs = loaded
