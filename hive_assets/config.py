@@ -610,6 +610,11 @@ class KafkaSecurity:
                                 f"{env['security_protocol']}={self.security_protocol}, got {given['sasl_mechanism']!r}")
             problems += [f"{env[name]} is not set (needed with {env['security_protocol']}={self.security_protocol})"
                          for name in sasl_fields[1:] if not getattr(self, name)]
+            if self.security_protocol == "SASL_PLAINTEXT" and self.sasl_mechanism == "PLAIN" \
+                    and hive_env() == PRODUCTION:  # a laptop's test broker may; a production network must not
+                problems.append(f"{env['sasl_mechanism']}=PLAIN over {env['security_protocol']}=SASL_PLAINTEXT "
+                                "sends the password unencrypted: HIVE_ENV=production refuses it; use SASL_SSL, or "
+                                "SCRAM-SHA-256/512 (which never sends the password)")
         else:
             problems += [f"{env[name]} is set but {env['security_protocol']}={self.security_protocol} sends no SASL "
                          f"credentials: set {env['security_protocol']}=SASL_SSL (or SASL_PLAINTEXT), or unset it"

@@ -61,6 +61,22 @@ def test_every_wrong_combination_names_its_variable_never_a_password(values, nam
     assert named in str(caught.value) and SECRET not in str(caught.value)
 
 
+def test_production_refuses_a_password_sent_unencrypted(monkeypatch):
+    """PLAIN over SASL_PLAINTEXT puts the password on the wire as it is: accepted on a laptop, refused in
+    production, where SCRAM (a challenge, never the password) or TLS is asked for instead."""
+    plain = {"security_protocol": "sasl_plaintext", "sasl_mechanism": "plain", "sasl_username": "hive",
+             "sasl_password": SECRET}
+    assert KafkaSecurity.from_values(**plain).client_config()["sasl.mechanism"] == "PLAIN"
+    monkeypatch.setenv("HIVE_ENV", "production")
+    with pytest.raises(ConfigError) as info:
+        KafkaSecurity.from_values(**plain)
+    assert str(info.value) == ("KAFKA_SASL_MECHANISM=PLAIN over KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT sends the "
+                               "password unencrypted: HIVE_ENV=production refuses it; use SASL_SSL, or "
+                               "SCRAM-SHA-256/512 (which never sends the password)")
+    assert KafkaSecurity.from_values(**{**plain, "sasl_mechanism": "scram-sha-512"}).sasl_mechanism == "SCRAM-SHA-512"
+    assert KafkaSecurity.from_values(**{**plain, "security_protocol": "sasl_ssl"}).tls
+
+
 def test_from_the_environment_every_problem_is_said_at_once(monkeypatch):
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka:9093")
     monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")

@@ -27,6 +27,7 @@ def audit_confidences_from_store(store: DocumentStore) -> AuditReader:
     """
 
     def read(intent_ids: list[str], start: datetime, end: datetime) -> dict[str, float]:
+        read.last = {"source": "intentions_audit collection"}
         out: dict[str, float] = {}
         for ev in store.find_by_keys_where("intentions_audit", "id", intent_ids, {},
                                            projection=["id", "confidence", "timestamp"]):
@@ -37,6 +38,7 @@ def audit_confidences_from_store(store: DocumentStore) -> AuditReader:
                 out[str(ev["id"])] = conf
         return out
 
+    read.last = {}
     return read
 
 
@@ -91,7 +93,11 @@ def audit_confidences_from_kafka(bootstrap_servers: str, topic: str = "intention
         return out
 
     if mirror_store is None:
-        return read_topic
+        def read_unmirrored(intent_ids: list[str], start: datetime, end: datetime) -> dict[str, float]:
+            read_unmirrored.last = {"source": f"kafka topic {topic}"}
+            return read_topic(intent_ids, start, end)
+
+        return read_unmirrored
 
     def read(intent_ids: list[str], start: datetime, end: datetime) -> dict[str, float]:
         from hive_assets.data._audit_mirror import DEFAULT_RETENTION, AuditMirror
@@ -103,10 +109,18 @@ def audit_confidences_from_kafka(bootstrap_servers: str, topic: str = "intention
                  f", {synced.pruned} older than the retention pruned" if synced.pruned else "",
                  f"; unusable, by reason: {synced.bad_by_reason}" if synced.bad_by_reason else "")
         found = mirror.confidences(intent_ids, start, end)
+        covered = mirror.covered_since()
+        # what the run's metadata says of where the confidences came from
+        read.last = {"source": f"kafka topic {topic}, mirrored", "mirror_covers_since": covered and covered.isoformat(),
+                     "new_messages_read": synced.messages_read, "new_envelopes_kept": synced.mirrored,
+                     "unusable_by_reason": synced.bad_by_reason, "pruned": synced.pruned,
+                     "lost_to_topic_retention": synced.lost_to_retention}
         if found is not None:
             return found
         log.info("%s: the window from %s starts before the mirror (%s): the topic itself is read", topic,
-                 start.isoformat(), mirror.covered_since())
+                 start.isoformat(), covered)
+        read.last["source"] = f"kafka topic {topic}: the window starts before the mirror"
         return read_topic(intent_ids, start, end)
 
+    read.last = {}
     return read

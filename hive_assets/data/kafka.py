@@ -395,8 +395,6 @@ def consume_to_watermarks(consumer: Any, bootstrap_servers: str, topic: str, ass
                 f"(partitions {sorted(pending)} not read up to their high watermark)"
             )
         messages = consumer.consume(num_messages=500, timeout=deadline.left(cap=0.1))
-        if messages:
-            deadline = _Deadline(timeout_s)
         for msg in messages:
             p = msg.partition()
             err = msg.error()
@@ -418,6 +416,8 @@ def consume_to_watermarks(consumer: Any, bootstrap_servers: str, topic: str, ass
             if offset >= high - 1:
                 pending.discard(p)
             yield p, offset, msg
+        if messages:  # after they were handled: only the broker's silence counts, not the caller's work
+            deadline = _Deadline(timeout_s)
 
 
 def decode_envelope(raw: bytes | None) -> tuple[dict[str, Any] | None, str, str]:

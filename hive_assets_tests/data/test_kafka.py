@@ -252,6 +252,20 @@ def test_a_deadline_beyond_five_minutes_is_taken(kafka_bootstrap, topic):
     got = read_audit_events(kafka_bootstrap, T0, T0 + timedelta(days=1), topic=topic, timeout_s=900)
     assert [e["id"] for e in got] == ["intent-0001"]
 
+def test_a_read_longer_than_the_timeout_is_read_to_its_end(kafka_bootstrap, topic):
+    """`timeout_s` bounds the broker's silence, not the read: a window whose handling takes 3 s (here a slow
+    `keep`; in production millions of envelopes) is read whole with a timeout of 1 s."""
+    events = [envelope(i, T0 + timedelta(seconds=i), iso=False) for i in range(1500)]  # several fetches
+    produce_audit_events(kafka_bootstrap, events, topic, topic_config=KEEP)
+
+    def slow_keep(_event) -> bool:
+        time.sleep(0.002)
+        return True
+
+    t0 = time.monotonic()
+    got = read_audit_events(kafka_bootstrap, T0, T0 + timedelta(days=1), topic=topic, timeout_s=1, keep=slow_keep)
+    assert len(got) == 1500 and time.monotonic() - t0 >= 3
+
 # -- no broker: bounded failures, never a hang --------------------------------------------------------------
 def test_unreachable_broker_fails_within_timeout():
     bootstrap = f"127.0.0.1:{closed_port()}"

@@ -67,6 +67,11 @@ def test_mongodb_and_kafka_give_the_same_raw_production_data(hive_home, ferretdb
     for key in ("rows", "labelled", "filtered_low_intent_confidence", "filtered_no_audit_event", "feedback_dropped"):
         assert a.counts[key] == b.counts[key], key
     # read from the topic's mirror in the document store (issue 23), which a second collection only tops up
+    said = remote.asset_materializations_for_node("raw_production_data")[0].metadata["audit_source"].data
+    assert said["source"] == "kafka topic intentions.audit, mirrored" and said["new_messages_read"] >= len(events)
+    assert said["mirror_covers_since"] == (NOW - timedelta(days=91)).isoformat()
+    assert local.asset_materializations_for_node("raw_production_data")[0].metadata["audit_source"].data == {
+        "source": "intentions_audit collection"}
     with MongoStore(ferretdb_uri, database) as mongo:
         mirror = AuditMirror(mongo, kafka_bootstrap)
         assert mirror.covered_since() == NOW - timedelta(days=91)

@@ -130,13 +130,14 @@ def raw_production_data(
                         min_feedback_quality=config.min_feedback_quality,
                         quality_exempt_sources=frozenset(config.quality_exempt_sources))
     with document_store.opened_in_step(context) as store:
+        audit_reader = audit_reader_for(platform, store)
         try:
             result = collect(
                 store, specialist, now=now,
                 window_days=platform.data_collection_days if config.window_days is None else config.window_days,
                 min_confidence=platform.min_confidence if config.min_confidence is None else config.min_confidence,
                 trust=trust,
-                audit_reader=audit_reader_for(platform, store),
+                audit_reader=audit_reader,
                 progress=context.log.info,
             )
         except FeedbackFilterEmptiedClass as exc:  # a configuration error: a retry would fail the same way
@@ -171,6 +172,8 @@ def raw_production_data(
             "feedback_dropped": dg.MetadataValue.json(counts.get("feedback_dropped", {})),
             "quality_filter_dropped_by_class": dg.MetadataValue.json(counts.get("quality_filter_dropped_by_class", {})),
             "window": f"{counts['window_start']} .. {counts['window_end']}",
+            # the intents' confidences: the collection, or the Kafka topic through its mirror (what was new)
+            "audit_source": dg.MetadataValue.json(getattr(audit_reader, "last", {}) or {}),
             # the settings as applied (defaults resolved): trained_model logs them as MLflow params
             "collection_settings": dg.MetadataValue.json(result.settings),
             "data_snapshot_hash": result.snapshot_hash(),
