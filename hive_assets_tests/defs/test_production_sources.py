@@ -222,3 +222,23 @@ def test_a_plan_holding_bytes_is_quarantined_and_the_rows_can_be_stored(ferretdb
     stored = storage.frame_from_parquet(storage.frame_to_parquet(after.frame))
     assert stored["plan"].tolist() == after.frame["plan"].tolist()
     assert len(storage.frame_from_parquet(storage.frame_to_parquet(after.quarantine))) == len(after.quarantine)
+
+
+def test_the_mirror_is_kept_as_long_as_the_longest_window_asked(hive_home, kafka_bootstrap, monkeypatch):
+    """A run whose `window_days` is longer than DATA_COLLECTION_DAYS keeps the topic's mirror that long (and a
+    month); the platform's window alone prunes it to 120 days, and the longer window then reads the topic."""
+    from hive_assets.defs.data.assets import audit_reader_for
+
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", NOW.isoformat())
+    intent = f"intent-{uuid.uuid4().hex[:8]}"
+    produce_audit_events(kafka_bootstrap, [{"id": intent, "confidence": 0.8, "timestamp": NOW - timedelta(days=150)}])
+    start = NOW - timedelta(days=201)
+    with SQLiteStore(hive_home / "mirror.sqlite") as store:
+        platform = PlatformSettings(kafka_bootstrap_servers=kafka_bootstrap)
+        long = audit_reader_for(platform, store, window_days=200)
+        assert long([intent], start, NOW) == {intent: 0.8}
+        assert long.last["source"] == "kafka topic intentions.audit, mirrored" and long.last["pruned"] == 0
+        default = audit_reader_for(platform, store)
+        assert default([intent], start, NOW) == {intent: 0.8}
+        assert default.last["source"] == "kafka topic intentions.audit: the window starts before the mirror"
+        assert default.last["mirror_covers_since"] == (NOW - timedelta(days=120)).isoformat()

@@ -83,17 +83,18 @@ def quarantined_table(by_reason: dict[str, int]) -> dg.TableMetadataValue:
                       for reason, n in sorted(by_reason.items(), key=lambda item: (-item[1], item[0]))])
 
 
-def audit_reader_for(platform: PlatformSettings, store):
+def audit_reader_for(platform: PlatformSettings, store, window_days: int | None = None):
+    """The intents' confidences: the `intentions_audit` collection, or with Kafka the topic's mirror in `store`,
+    kept for the longest window asked (the platform's or this run's `window_days`) and a month of backfills."""
     if platform.kafka_bootstrap_servers:
         try:
             security = platform.kafka_security()
         except ConfigError as exc:  # a resource configured in the Launchpad: the environment's were checked at load
             raise dg.Failure(f"the platform resource's Kafka settings: {exc}", allow_retries=False) from None
-        # mirrored into the document store, read by id: the audit window (one day more than collection's)
-        # and a month of backfills
+        days = max(platform.data_collection_days, window_days or 0) + 30  # the audit window is a day longer
         return audit_confidences_from_kafka(platform.kafka_bootstrap_servers, timeout_s=platform.kafka_timeout_s,
                                             security=security, mirror_store=store,
-                                            mirror_retention=timedelta(days=platform.data_collection_days + 30))
+                                            mirror_retention=timedelta(days=days))
     return audit_confidences_from_store(store)
 
 
@@ -130,7 +131,7 @@ def raw_production_data(
                         min_feedback_quality=config.min_feedback_quality,
                         quality_exempt_sources=frozenset(config.quality_exempt_sources))
     with document_store.opened_in_step(context) as store:
-        audit_reader = audit_reader_for(platform, store)
+        audit_reader = audit_reader_for(platform, store, config.window_days)
         try:
             result = collect(
                 store, specialist, now=now,
