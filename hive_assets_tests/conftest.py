@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import signal
@@ -50,10 +51,8 @@ MLFLOW_PROCESS_SETTINGS = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "M
 TRACKING_UTILS = "mlflow.tracking._tracking_service.utils"  # holds MLflow's process-wide `_tracking_uri`
 
 
-@pytest.fixture(autouse=True)
-def mlflow_settings_restored() -> Iterator[None]:
-    """Each test ends with MLflow's process-wide tracking URI and credentials as it found them (MLflow is not
-    imported for it: a test that never loads MLflow has nothing of it to restore)."""
+@contextlib.contextmanager
+def _mlflow_settings_kept() -> Iterator[None]:
     saved = {name: os.environ.get(name) for name in MLFLOW_PROCESS_SETTINGS}
     loaded = sys.modules.get(TRACKING_UTILS)
     saved_uri = loaded._tracking_uri if loaded is not None else None
@@ -65,6 +64,23 @@ def mlflow_settings_restored() -> Iterator[None]:
             os.environ[name] = value
     if (tracking_utils := sys.modules.get(TRACKING_UTILS)) is not None:
         tracking_utils._tracking_uri = saved_uri
+
+
+@pytest.fixture(autouse=True)
+def mlflow_settings_restored() -> Iterator[None]:
+    """Each test ends with MLflow's process-wide tracking URI and credentials as it found them (MLflow is not
+    imported for it: a test that never loads MLflow has nothing of it to restore)."""
+    with _mlflow_settings_kept():
+        yield
+
+
+@pytest.fixture(scope="module", autouse=True)
+def mlflow_settings_restored_per_module() -> Iterator[None]:
+    """The same for a whole file, torn down after its module fixtures: one that used MLflow in this process
+    (its tests' server, stopped since) leaked that URI into the next files of the worker, where an in-process
+    `hive loop` refused on MLflow instead of its arguments (CI, 2026-12-07)."""
+    with _mlflow_settings_kept():
+        yield
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -55,9 +55,7 @@ def test_a_retrain_day_outside_the_loop_is_refused(days):
         replace(default_scenario(days=6), retrain_days=days)
 
 
-def test_hive_loop_refuses_a_retrain_day_beyond_its_days_before_playing(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("HIVE_HOME", str(tmp_path / "hive"))
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "hive" / "dagster"))
+def test_hive_loop_refuses_a_retrain_day_beyond_its_days_before_playing(hive_home, capsys):
     assert hive(["loop", "--days", "2", "--retrain-days", "3"]) == 2
     assert "retrain_days must be within the 2 simulated days" in capsys.readouterr().err
-    assert not (tmp_path / "hive" / "store.sqlite").exists()  # nothing played, nothing written
+    assert not (hive_home / "store.sqlite").exists()  # nothing played, nothing written
