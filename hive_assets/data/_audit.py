@@ -79,6 +79,8 @@ def audit_confidences_from_kafka(bootstrap_servers: str, topic: str = "intention
     def read_topic(intent_ids: list[str], start: datetime, end: datetime) -> dict[str, float]:
         from hive_assets.data.kafka import read_audit_events
 
+        read_topic.last = {"source": f"kafka topic {topic}"}
+
         wanted = set(intent_ids)
         out: dict[str, float] = {}
         events = read_audit_events(bootstrap_servers, start, end, topic=topic, timeout_s=timeout_s,
@@ -92,12 +94,9 @@ def audit_confidences_from_kafka(bootstrap_servers: str, topic: str = "intention
                 out[str(event["id"])] = conf
         return out
 
+    read_topic.last = {}
     if mirror_store is None:
-        def read_unmirrored(intent_ids: list[str], start: datetime, end: datetime) -> dict[str, float]:
-            read_unmirrored.last = {"source": f"kafka topic {topic}"}
-            return read_topic(intent_ids, start, end)
-
-        return read_unmirrored
+        return read_topic
 
     def read(intent_ids: list[str], start: datetime, end: datetime) -> dict[str, float]:
         from hive_assets.data._audit_mirror import DEFAULT_RETENTION, AuditMirror
@@ -113,7 +112,8 @@ def audit_confidences_from_kafka(bootstrap_servers: str, topic: str = "intention
         # what the run's metadata says of where the confidences came from
         read.last = {"source": f"kafka topic {topic}, mirrored", "mirror_covers_since": covered and covered.isoformat(),
                      "new_messages_read": synced.messages_read, "new_envelopes_kept": synced.mirrored,
-                     "unusable_by_reason": synced.bad_by_reason, "pruned": synced.pruned,
+                     "unusable_by_reason": synced.bad_by_reason, "without_confidence": synced.no_confidence,
+                     "pruned": synced.pruned,
                      "lost_to_topic_retention": synced.lost_to_retention}
         if found is not None:
             return found

@@ -39,7 +39,7 @@ from confluent_kafka import KafkaException, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from hive_assets.config import KafkaSecurity
-from hive_assets.data._documents import structure_problems, usable_confidence
+from hive_assets.data._documents import usable_confidence
 from hive_assets.data.kafka import (
     AUDIT_TOPIC,
     _client,
@@ -47,10 +47,9 @@ from hive_assets.data.kafka import (
     _topic_partitions,
     _utc,
     consume_to_watermarks,
-    decode_envelope,
-    event_time,
     offsets_at,
     reader_client,
+    usable_envelope,
     watermarks,
 )
 from hive_assets.data.store.base import DocumentStore
@@ -69,6 +68,10 @@ _MICROSECOND = timedelta(microseconds=1)
 def micros(when: datetime) -> int:
     """Epoch microseconds of an aware instant: exact, so that it orders and compares as the datetimes do."""
     return (_utc(when) - _EPOCH) // _MICROSECOND
+
+
+def _instant(us: int) -> datetime:
+    return _EPOCH + int(us) * _MICROSECOND
 
 
 @dataclass
@@ -104,7 +107,7 @@ class AuditMirror:
         cov = self.coverage()
         if not cov or not cov.get("complete"):
             return None
-        return _EPOCH + timedelta(microseconds=int(cov["covered_since_us"]))
+        return _instant(cov["covered_since_us"])
 
     def sync(self, since: datetime, now: datetime) -> MirrorSync:
         """Read what the topic holds beyond the mirror (from `since` when the mirror is new) up to the high
@@ -123,16 +126,11 @@ class AuditMirror:
             unstarted = [p for p in partitions if p not in stored]
             starts = dict(stored)
             if unstarted and not cov.get("complete"):  # the first fill: from the coverage's start
-                when = _EPOCH + timedelta(microseconds=int(cov["covered_since_us"]))
-                starts.update(offsets_at(consumer, self.bootstrap_servers, self.topic, unstarted, when, deadline))
+                starts.update(offsets_at(consumer, self.bootstrap_servers, self.topic, unstarted,
+                                         _instant(cov["covered_since_us"]), deadline))
             for p in partitions:
                 low, high = marks[p]
                 if p not in starts:  # a partition added after the fill: everything it holds is newer
-                    starts[p] = low
-                elif starts[p] > high and p in stored:  # the topic was made again: its offsets start over
-                    log.warning("%s[%d]: the mirror had read to offset %d, the topic now ends at %d: read again "
-                                "from its start", self.topic, p, starts[p], high)
-                    self.store.delete_many(MIRROR, {"topic": self.topic, "partition": p})  # same identities, new
                     starts[p] = low
                 elif starts[p] < low and p in stored:  # deleted by the topic's retention before it was read
                     stats.lost_to_retention += low - starts[p]
@@ -181,12 +179,12 @@ class AuditMirror:
 
     def _topic_id(self, deadline: _Deadline) -> str | None:
         """The topic's id (Kafka 2.8+), which a topic deleted and made again changes; None when the broker does
-        not say (the offsets' check in `sync` still sees a topic made again that holds fewer messages)."""
+        not say (then a topic made again goes unseen: older brokers are not supported)."""
         admin, _errors = _client(AdminClient, self.bootstrap_servers, self.timeout_s, self.security)
         try:
             described = admin.describe_topics(TopicCollection([self.topic]),
                                               request_timeout=max(0.1, deadline.left()))[self.topic].result()
-        except (KafkaException, TimeoutError):  # a broker without topic ids: the offsets' check still applies
+        except (KafkaException, TimeoutError):  # no answer now: the next sync asks again
             return None
         return str(described.topic_id) if getattr(described, "topic_id", None) is not None else None
 
@@ -197,15 +195,11 @@ class AuditMirror:
         self.store.delete_many(MIRROR, {"topic": self.topic})
 
     def _mirrored(self, partition: int, offset: int, raw: bytes | None, stats: MirrorSync) -> dict[str, Any] | None:
-        """The document kept of one message, or None: the same envelopes the direct read skips are skipped."""
-        event, reason, _error = decode_envelope(raw)
-        if event is None or (hostile := structure_problems(event)):
-            reason = reason or hostile[0].reason
+        """The document kept of one message, or None: the same envelopes the direct read skips are skipped, and
+        those without a usable confidence (they never count)."""
+        event, when, reason, _error = usable_envelope(raw)
+        if event is None:
             stats.bad_by_reason[reason] = stats.bad_by_reason.get(reason, 0) + 1
-            return None
-        when = event_time(event.get("timestamp"))
-        if when is None:
-            stats.bad_by_reason["no_timestamp"] = stats.bad_by_reason.get("no_timestamp", 0) + 1
             return None
         if (conf := usable_confidence(event)) is None:
             stats.no_confidence += 1

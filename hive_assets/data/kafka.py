@@ -420,9 +420,11 @@ def consume_to_watermarks(consumer: Any, bootstrap_servers: str, topic: str, ass
             deadline = _Deadline(timeout_s)
 
 
-def decode_envelope(raw: bytes | None) -> tuple[dict[str, Any] | None, str, str]:
-    """(the envelope, "", "") of a message's value, or (None, reason, error): `not_json` (not UTF-8 JSON, not an
-    object, a tombstone) or `too_deep` (nested beyond the decoder)."""
+def usable_envelope(raw: bytes | None, check_structure: bool = True) -> tuple[dict | None, datetime | None, str, str]:
+    """(the envelope, its time, "", "") of a message's value, or (None, None, reason, error) for one no reader
+    uses: `not_json` (not UTF-8 JSON, not an object, a tombstone), `too_deep` (nested beyond the decoder, or with
+    `check_structure` beyond MAX_DEPTH), `invalid_string` (a lone surrogate; with `check_structure`) or
+    `no_timestamp`. The direct read and the mirror skip the same messages by this one rule."""
     try:
         if raw is None:
             raise ValueError("empty message (tombstone)")
@@ -430,10 +432,15 @@ def decode_envelope(raw: bytes | None) -> tuple[dict[str, Any] | None, str, str]
         if not isinstance(event, dict):
             raise ValueError(f"expected a JSON object, got {type(event).__name__}")
     except RecursionError:  # the decoder recurses: an envelope nested ~1,000 levels deep
-        return None, TOO_DEEP, f"envelope nested deeper than the decoder allows (> {MAX_DEPTH})"
+        return None, None, TOO_DEEP, f"envelope nested deeper than the decoder allows (> {MAX_DEPTH})"
     except (ValueError, UnicodeDecodeError) as exc:
-        return None, "not_json", f"{type(exc).__name__}: {exc}"
-    return event, "", ""
+        return None, None, "not_json", f"{type(exc).__name__}: {exc}"
+    if check_structure and (hostile := structure_problems(event)):
+        return None, None, hostile[0].reason, hostile[0].detail
+    when = event_time(event.get("timestamp"))
+    if when is None:
+        return None, None, "no_timestamp", f"no usable timestamp: {event.get('timestamp')!r}"
+    return event, when, "", ""
 
 
 def _collect(msg, partition: int, offset: int, start: datetime, end: datetime, end_inclusive: bool,
@@ -442,20 +449,12 @@ def _collect(msg, partition: int, offset: int, start: datetime, end: datetime, e
         result.bad_messages.append({"partition": partition, "offset": offset, "reason": reason,
                                     "error": safe_text(error)[:300]})
 
-    event, reason, error = decode_envelope(msg.value())
-    if event is None:
-        bad(reason, error)
-        return
     # too deep, or a lone surrogate: kept out of the window. With `keep`, judged for the kept events only: the
     # walk was 40 % of a read whose envelopes are almost all not wanted (the others are counted, never used)
-    if keep is None and (hostile := structure_problems(event)):
-        bad(hostile[0].reason, hostile[0].detail)
-        return
-    when = event_time(event.get("timestamp"))
-    if when is None:
-        bad("no_timestamp", f"no usable timestamp: {event.get('timestamp')!r}")
-        return
-    if not (start <= when and (when <= end if end_inclusive else when < end)):
+    event, when, reason, error = usable_envelope(msg.value(), check_structure=keep is None)
+    if event is None:
+        bad(reason, error)
+    elif not (start <= when and (when <= end if end_inclusive else when < end)):
         result.out_of_window += 1
     elif keep is None:
         out.append((when, partition, offset, event))
