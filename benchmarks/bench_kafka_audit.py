@@ -11,6 +11,10 @@ the traffic), once per specialist per collection. Same envelopes, same wanted id
     make bench-kafka [BENCH_KAFKA_ARGS="--events 1000000 --repeats 2"]     (a broker of its own, stopped after)
     .venv/bin/python benchmarks/bench_kafka_audit.py --bootstrap 127.0.0.1:PORT [--events 200000] [--answered 0.01]
 
+`--concurrent-fills 5 --reference CHECKOUT` also starts five processes on one new mirror at once, as five
+collections starting together do, with this code (one fills, the others wait: the fill's lease) and with the
+checkout's (before the lease: each reads the whole window), and sums their CPU time.
+
 (`bash scripts/services.sh up kafka` prints a broker; HIVE_TEST_KAFKA_BOOTSTRAP is read when --bootstrap is not
 given.) The topic is new per run and left on the broker.
 """
@@ -21,6 +25,7 @@ import argparse
 import os
 import platform
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -80,6 +85,33 @@ def read_everything(bootstrap: str, topic: str):
     return read
 
 
+FILL_CHILD = """
+import sys, time
+from datetime import datetime
+sys.path.insert(0, sys.argv[1])
+from hive_assets.data._audit_mirror import AuditMirror
+from hive_assets.data.store import SQLiteStore
+synced = AuditMirror(SQLiteStore(sys.argv[2]), sys.argv[3], sys.argv[4], timeout_s=600).sync(
+    since=datetime.fromisoformat(sys.argv[5]), now=datetime.fromisoformat(sys.argv[6]))
+print(synced.messages_read, time.process_time())
+"""
+
+
+def concurrent_fills(root: Path, n: int, bootstrap: str, topic: str, since: datetime, store_path: Path):
+    """n processes syncing one new mirror at once with the code at `root`: (wall s, CPU s summed over them,
+    messages each read)."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    SQLiteStore(store_path).close()  # made first: before the reference's fix, processes making it at once raced
+    began = time.perf_counter()
+    children = [subprocess.Popen([sys.executable, "-c", FILL_CHILD, str(root), str(store_path), bootstrap, topic,
+                                  since.isoformat(), NOW.isoformat()], stdout=subprocess.PIPE, text=True, env=env)
+                for _ in range(n)]
+    outputs = [child.communicate()[0].split() for child in children]
+    wall = time.perf_counter() - began
+    assert all(child.returncode == 0 for child in children), "a filling process failed"
+    return wall, sum(float(cpu) for _read, cpu in outputs), [int(read) for read, _cpu in outputs]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", default=os.environ.get("HIVE_TEST_KAFKA_BOOTSTRAP", ""))
@@ -91,7 +123,12 @@ def main() -> int:
                         help="the mirror in this MongoDB/FerretDB (a new database per run) instead of the SQLite store")
     parser.add_argument("--mirror-postgresql-url", default="",
                         help="FerretDB's PostgreSQL: its lookup indexes are made after the fill (`hive store index`)")
+    parser.add_argument("--concurrent-fills", type=int, default=0,
+                        help="processes filling one new (SQLite) mirror at once, this code and --reference's")
+    parser.add_argument("--reference", type=Path, help="a checkout before the fill's lease (e.g. 19e846e)")
     args = parser.parse_args()
+    if args.concurrent_fills and not args.reference:
+        parser.error("--concurrent-fills needs --reference CHECKOUT (a git worktree of the code to compare with)")
     if not args.bootstrap:
         parser.error("--bootstrap (or HIVE_TEST_KAFKA_BOOTSTRAP) is required: `bash scripts/services.sh up kafka`")
     events = envelopes(args.events, seed=7)
@@ -136,6 +173,10 @@ def main() -> int:
         mirror_s, from_mirror = timed(mirrored, wanted, start, end, args.repeats)
         mirror_mib = peak_mib(mirrored, wanted, start, end)
         mirror_store.close()
+        together = {}
+        for name, root in (("this code", ROOT), ("reference", args.reference))[: 2 if args.concurrent_fills else 0]:
+            together[name] = concurrent_fills(root, args.concurrent_fills, args.bootstrap, topic, start,
+                                              Path(tmp) / f"together-{name.replace(' ', '-')}.sqlite")
     assert from_kafka == from_store == from_before == from_mirror and len(from_kafka) == len(wanted), \
         "the readers disagree"
     assert filled.messages_read == args.events and topped.messages_read == len(day)
@@ -155,6 +196,12 @@ def main() -> int:
     print(f"time: kafka / store {kafka_s / store_s:.1f}x, kafka / before {kafka_s / before_s:.2f}x, "
           f"kafka / mirror {kafka_s / mirror_s:.1f}x, mirror / store {mirror_s / store_s:.1f}x; "
           f"memory: kafka / before {kafka_mib / before_mib:.3f}x (best of {args.repeats} for times)")
+    for name, (wall, cpu, reads) in together.items():
+        print(f"{args.concurrent_fills} fills of one new mirror at once, {name}: {wall:.1f} s wall, {cpu:.1f} CPU s "
+              f"summed; messages read by each: {reads}")
+    if together:
+        print(f"concurrent first fills, CPU: reference / this code "
+              f"{together['reference'][1] / together['this code'][1]:.2f}x")
     return 0
 
 

@@ -115,6 +115,10 @@ def audit_confidences_from_kafka(bootstrap_servers: str, topic: str = "intention
                      "unusable_by_reason": synced.bad_by_reason, "without_confidence": synced.no_confidence,
                      "pruned": synced.pruned,
                      "lost_to_topic_retention": synced.lost_to_retention}
+        if synced.waited_for_fill_s >= 0.5:  # another collection was filling the new mirror
+            read.last["waited_for_the_first_fill_s"] = round(synced.waited_for_fill_s, 1)
+        if synced.took_over_fill:
+            read.last["took_over_the_fill_of"] = synced.took_over_fill
         if found is not None:
             return found
         log.info("%s: the window from %s starts before the mirror (%s): the topic itself is read", topic,

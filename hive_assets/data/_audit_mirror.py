@@ -17,7 +17,13 @@ State, in `intentions_audit_mirror_state`:
   at or after `covered_since_us` that the topic held when the mirror read it. The first sync starts it at the
   window asked for (`since`) and sets `complete` when it reaches the high watermarks;
 * `<topic>|<partition>`: `next_offset`, written after the messages before it are stored: a sync that dies
-  (deadline, store outage, a killed pod) loses nothing, and the next one carries on from there.
+  (deadline, store outage, a killed pod) loses nothing, and the next one carries on from there;
+* `<topic>|filler`: who does the first fill. The five specialists' collections often start together; on a new
+  mirror each would read the whole window (the same messages, written once) and pay the fill five times. The
+  first takes this lease (`insert_new`: one wins) and renews it while it reads; the others wait for the fill to
+  complete and then only top up. A filler that died (no renewal for `fill_ttl_s` of the wall clock, which
+  measures whether a process is alive, as the run leases do) is taken over, and the fill carries on from the
+  stored offsets.
 
 A window that starts before `covered_since_us` (a backfill older than the mirror) is not answered from it: the
 caller reads the topic directly. Pruning keeps the mirror to `retention`: it first moves `covered_since_us`
@@ -30,6 +36,10 @@ them either).
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import time
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -38,6 +48,7 @@ from typing import Any
 from confluent_kafka import KafkaException, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from hive_assets import clock
 from hive_assets.config import KafkaSecurity
 from hive_assets.data._documents import usable_confidence
 from hive_assets.data.kafka import (
@@ -63,6 +74,7 @@ _PRUNE_STEP = timedelta(days=1)  # pruned when the horizon has moved this much: 
 _WRITE_BATCH = 5000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
+_FILL_POLL_S = 1.0  # how often a sync waiting for another's fill looks at it
 
 
 def micros(when: datetime) -> int:
@@ -85,6 +97,8 @@ class MirrorSync:
     lost_to_retention: int = 0
     started: bool = False  # this sync began the mirror
     pruned: int = 0
+    waited_for_fill_s: float = 0.0  # waited while another sync did the first fill
+    took_over_fill: str | None = None  # the filler that died, when this sync carried its fill on
 
 
 class AuditMirror:
@@ -92,12 +106,15 @@ class AuditMirror:
 
     def __init__(self, store: DocumentStore, bootstrap_servers: str, topic: str = AUDIT_TOPIC, *,
                  timeout_s: float = 30.0, security: KafkaSecurity | None = None,
-                 retention: timedelta = DEFAULT_RETENTION):
+                 retention: timedelta = DEFAULT_RETENTION, fill_ttl_s: float | None = None):
         if retention <= timedelta(0):
             raise ValueError(f"the audit mirror's retention must be positive, got {retention}")
         self.store, self.bootstrap_servers, self.topic = store, bootstrap_servers, topic
         self.timeout_s, self.security, self.retention = timeout_s, security, retention
+        # a filler renews at least every timeout_s (a wait for the broker is bounded by it) plus a third of this
+        self.fill_ttl_s = fill_ttl_s if fill_ttl_s is not None else max(60.0, 3 * timeout_s)
         self._coverage_id = f"{topic}|coverage"
+        self._filler_id = f"{topic}|filler"
 
     def coverage(self) -> dict[str, Any] | None:
         return self.store.find_one(MIRROR_STATE, {"state_id": self._coverage_id})
@@ -116,10 +133,16 @@ class AuditMirror:
         stats = MirrorSync()
         deadline = _Deadline(self.timeout_s)
         consumer, errors = reader_client(self.bootstrap_servers, self.timeout_s, self.security)
+        filler: _FillLease | None = None
         try:
             # first: a broker away, a refused client or no such topic fails here, before anything is written
             partitions = _topic_partitions(consumer, self.bootstrap_servers, self.topic, deadline, errors)
             cov = self._coverage_for(since, self._topic_id(deadline), stats)
+            if not cov.get("complete"):
+                filler = self._take_fill(stats)
+                if filler is None:  # another sync completed the fill meanwhile: a top-up from its offsets
+                    cov = self.coverage() or cov
+                deadline = _Deadline(self.timeout_s)  # the wait was not the broker's
             marks = watermarks(consumer, self.bootstrap_servers, self.topic, partitions, deadline)
             stored = {int(doc["partition"]): int(doc["next_offset"])
                       for doc in self.store.find(MIRROR_STATE, {"topic": self.topic, "kind": "offset"})}
@@ -146,6 +169,8 @@ class AuditMirror:
                                                         marks, self.timeout_s):
                 stats.messages_read += 1
                 progress[p] = offset + 1
+                if filler is not None:
+                    filler.renew_if_due()
                 if (doc := self._mirrored(p, offset, msg.value(), stats)) is not None:
                     batch.append((f"{self.topic}|{p}|{offset}", doc))
                 if len(batch) >= _WRITE_BATCH or stats.messages_read % (4 * _WRITE_BATCH) == 0:
@@ -153,12 +178,44 @@ class AuditMirror:
                     batch, progress = [], {}
             # read to every high watermark: that is where the next sync starts (past markers and gaps too)
             self._write(batch, {p: marks[p][1] for p in partitions})
+            if not cov.get("complete"):
+                self.store.update_one(MIRROR_STATE, {"state_id": self._coverage_id}, {"complete": True})
         finally:
             consumer.close()
-        if not cov.get("complete"):
-            self.store.update_one(MIRROR_STATE, {"state_id": self._coverage_id}, {"complete": True})
+            if filler is not None:
+                filler.release()
         stats.pruned = self._prune(now)
         return stats
+
+    def _take_fill(self, stats: MirrorSync) -> _FillLease | None:
+        """The lease of the first fill, or None once another sync completed the fill (waited for while its
+        filler renews its lease; a filler that stopped renewing is taken over)."""
+        started, told = time.monotonic(), False
+        while True:
+            cov = self.coverage()
+            if cov is not None and cov.get("complete"):
+                stats.waited_for_fill_s = time.monotonic() - started
+                return None
+            lease = _FillLease(self.store, self._filler_id, self.topic, self.fill_ttl_s)
+            if lease.acquire():
+                stats.waited_for_fill_s = time.monotonic() - started
+                return lease
+            holder = self.store.find_one(MIRROR_STATE, {"state_id": self._filler_id})
+            if holder is None:
+                continue  # released in between
+            if (holder.get("expires_at_us") or 0) <= micros(clock.wall_now()):
+                log.warning("%s: the mirror's fill by %s pid %s stopped renewing its lease: carried on here",
+                            self.topic, holder.get("host"), holder.get("pid"))
+                stats.took_over_fill = f"{holder.get('host')} pid {holder.get('pid')}"
+                # as read (its token and expiry): a renewal since keeps it
+                self.store.delete_many(MIRROR_STATE, {"state_id": self._filler_id, "token": holder.get("token"),
+                                                      "expires_at_us": holder.get("expires_at_us")})
+                continue
+            if not told:
+                log.info("%s: the mirror's first fill is under way (%s pid %s): waiting for it", self.topic,
+                         holder.get("host"), holder.get("pid"))
+                told = True
+            time.sleep(_FILL_POLL_S)
 
     def _coverage_for(self, since: datetime, topic_id: str | None, stats: MirrorSync) -> dict[str, Any]:
         """The coverage document, made (from `since`) when the mirror is new or its topic was made again."""
@@ -250,3 +307,36 @@ class AuditMirror:
             return None
         found.sort(key=lambda doc: (doc["at_us"], doc["partition"], doc["offset"]))
         return {doc["id"]: float(doc["confidence"]) for doc in found}
+
+
+class _FillLease:
+    """The first fill's lease: one document, `insert_new` decides who holds it, the token proves it."""
+
+    def __init__(self, store: DocumentStore, state_id: str, topic: str, ttl_s: float):
+        self.store, self.state_id, self.topic, self.ttl_s = store, state_id, topic, ttl_s
+        self.token = uuid.uuid4().hex
+        self._renewed = 0.0
+
+    def _expiry_us(self) -> int:
+        self._renewed = time.monotonic()
+        return micros(clock.wall_now()) + int(self.ttl_s * 1_000_000)
+
+    def acquire(self) -> bool:
+        return self.store.insert_new(MIRROR_STATE, {
+            "state_id": self.state_id, "topic": self.topic, "kind": "filler", "token": self.token,
+            "host": socket.gethostname(), "pid": os.getpid(), "expires_at_us": self._expiry_us()})
+
+    def renew_if_due(self) -> None:
+        if time.monotonic() - self._renewed < self.ttl_s / 3:
+            return
+        if not self.store.update_one(MIRROR_STATE, {"state_id": self.state_id, "token": self.token},
+                                     {"expires_at_us": self._expiry_us()}):
+            # taken over (this process looked dead): both write the same documents, so reading on is harmless
+            log.warning("%s: the mirror's fill lease was taken over by another sync", self.topic)
+
+    def release(self) -> None:
+        try:
+            self.store.delete_many(MIRROR_STATE, {"state_id": self.state_id, "token": self.token})
+        except Exception as exc:  # the store that stopped the fill: the lease expires by itself, the error stands
+            log.warning("%s: the mirror's fill lease was not released (%s): it expires in %.0f s", self.topic,
+                        type(exc).__name__, self.ttl_s)

@@ -6,6 +6,8 @@ and for one window a computation from the produced envelopes themselves."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -157,6 +159,7 @@ def test_an_interrupted_fill_carries_on_where_it_stopped(kafka_bootstrap, topic,
     failing = FailingWrites(any_store, fail_at=3)
     with pytest.raises(StoreUnavailable):
         AuditMirror(failing, kafka_bootstrap, topic).sync(since=T0, now=T0 + timedelta(days=7))
+    assert any_store.find_one(MIRROR_STATE, {"state_id": f"{topic}|filler"}) is None  # its lease released
     mirror = AuditMirror(any_store, kafka_bootstrap, topic, retention=timedelta(days=36_500))
     assert mirror.covered_since() is None and mirror.confidences(WANTED, T0, T0 + timedelta(days=6)) is None
     resumed = mirror.sync(since=T0 + timedelta(days=5), now=T0 + timedelta(days=7))  # `since` of the fill stands
@@ -164,6 +167,82 @@ def test_an_interrupted_fill_carries_on_where_it_stopped(kafka_bootstrap, topic,
     assert mirror.covered_since() == T0
     window = (T0, T0 + timedelta(days=40))
     assert mirror.confidences(WANTED, *window) == expected(events, set(WANTED), *window)
+
+
+class SlowWrites:
+    """The store, whose mirror writes take `seconds` each: a fill long enough for another sync to start."""
+
+    def __init__(self, store, seconds: float):
+        self._store, self.seconds = store, seconds
+
+    def insert_keyless_new(self, collection, items):
+        time.sleep(self.seconds)
+        return self._store.insert_keyless_new(collection, items)
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+
+def test_collections_starting_together_fill_the_mirror_once(kafka_bootstrap, topic, any_store,  # noqa: F811
+                                                            monkeypatch):
+    """The second sync waits for the first one's fill (renewed past its lease's TTL of 1.5 s: not taken over)
+    and then reads only what is new; both answer as the envelopes do."""
+    import hive_assets.data._audit_mirror as mirror_module
+
+    monkeypatch.setattr(mirror_module, "_WRITE_BATCH", 10)
+    monkeypatch.setattr(mirror_module, "_FILL_POLL_S", 0.1)
+    events = corpus()
+    produce_audit_events(kafka_bootstrap, events, topic, num_partitions=3, topic_config=KEEP)
+    syncs = {}
+
+    def sync(name, store):
+        mirror = AuditMirror(store, kafka_bootstrap, topic, retention=timedelta(days=36_500), fill_ttl_s=1.5)
+        syncs[name] = mirror.sync(since=T0, now=T0 + timedelta(days=7))
+
+    first = threading.Thread(target=sync, args=("first", SlowWrites(any_store, 0.4)))
+    first.start()
+    deadline = time.monotonic() + 30
+    while any_store.find_one(MIRROR_STATE, {"state_id": f"{topic}|filler"}) is None:
+        assert first.is_alive() and time.monotonic() < deadline, "the first sync never took the fill's lease"
+        time.sleep(0.02)
+    second = threading.Thread(target=sync, args=("second", any_store))
+    second.start()
+    first.join(60)
+    second.join(60)
+    assert (syncs["first"].messages_read, syncs["second"].messages_read) == (len(events), 0)
+    assert syncs["first"].waited_for_fill_s < 0.5 and syncs["second"].waited_for_fill_s > 1.5  # 8 writes of 0.4 s
+    assert syncs["second"].took_over_fill is None
+    assert any_store.count(MIRROR, {"topic": topic}) == len(events) - 1
+    assert any_store.find_one(MIRROR_STATE, {"state_id": f"{topic}|filler"}) is None
+    window = (T0, T0 + timedelta(days=40))
+    assert AuditMirror(any_store, kafka_bootstrap, topic).confidences(WANTED, *window) == \
+        expected(events, set(WANTED), *window)
+
+
+def test_a_filler_that_stopped_renewing_is_taken_over(kafka_bootstrap, topic, any_store, monkeypatch):  # noqa: F811
+    """A fill cut short whose process is gone (its lease left held, 1.5 s to run): the next sync waits for the
+    lease to expire, then carries the fill on from the stored offsets."""
+    import hive_assets.data._audit_mirror as mirror_module
+    from hive_assets import clock
+    from hive_assets.data._audit_mirror import micros
+
+    monkeypatch.setattr(mirror_module, "_WRITE_BATCH", 10)
+    monkeypatch.setattr(mirror_module, "_FILL_POLL_S", 0.1)
+    events = corpus()
+    produce_audit_events(kafka_bootstrap, events, topic, num_partitions=1, topic_config=KEEP)
+    with pytest.raises(StoreUnavailable):
+        AuditMirror(FailingWrites(any_store, fail_at=3), kafka_bootstrap, topic).sync(since=T0, now=T0)
+    any_store.insert_new(MIRROR_STATE, {"state_id": f"{topic}|filler", "topic": topic, "kind": "filler",
+                                        "token": "gone", "host": "elsewhere", "pid": 4242,
+                                        "expires_at_us": micros(clock.wall_now()) + 1_500_000})
+    synced = AuditMirror(any_store, kafka_bootstrap, topic, retention=timedelta(days=36_500)).sync(
+        since=T0, now=T0 + timedelta(days=7))
+    assert synced.took_over_fill == "elsewhere pid 4242" and 1.0 < synced.waited_for_fill_s < 10
+    assert synced.messages_read == len(events) - 20  # two batches of 10 were stored before the cut
+    assert any_store.find_one(MIRROR_STATE, {"state_id": f"{topic}|filler"}) is None
+    window = (T0, T0 + timedelta(days=40))
+    assert AuditMirror(any_store, kafka_bootstrap, topic).confidences(WANTED, *window) == \
+        expected(events, set(WANTED), *window)
 
 
 def test_pruning_moves_the_coverage_before_deleting_and_a_read_racing_it_reads_the_topic(kafka_bootstrap, topic,
@@ -233,7 +312,6 @@ def test_the_mirror_state_is_its_own_per_topic(kafka_bootstrap, topic, any_store
 def test_a_topic_made_again_is_read_again_from_its_start(kafka_bootstrap, topic, any_store):  # noqa: F811
     """Deleted and created again, the topic's offsets start over: the mirror forgets that partition's messages
     (their identities now name others) and reads the new topic whole."""
-    import time
 
     from confluent_kafka.admin import AdminClient
 

@@ -88,6 +88,17 @@ def _column(field: str) -> str:
     return "f_" + field.replace(".", "__")
 
 
+def _add_column(conn: sqlite3.Connection, table: str, column_sql: str) -> None:
+    """ALTER TABLE ... ADD COLUMN, where another process opening the same store may have added it since its
+    columns were read (collections starting together on a new home): SQLite has no ADD COLUMN IF NOT EXISTS, and
+    each statement commits on its own, so the schema is made without holding the write lock at every open."""
+    try:
+        conn.execute(f'ALTER TABLE "{table}" ADD COLUMN {column_sql}')
+    except sqlite3.OperationalError as exc:
+        if not str(exc).startswith("duplicate column name"):
+            raise
+
+
 class SQLiteStore(DocumentStore):
     kind = "sqlite"
 
@@ -132,13 +143,13 @@ class SQLiteStore(DocumentStore):
                 present = {row[1] for row in conn.execute(f'PRAGMA table_xinfo("{name}")')}
                 for f in meta["indexed"]:
                     if _column(f) not in present:
-                        conn.execute(f'ALTER TABLE "{name}" ADD COLUMN {_column(f)} '
-                                     f"GENERATED ALWAYS AS (json_extract(doc, '$.{f}')) VIRTUAL")
+                        _add_column(conn, name, f"{_column(f)} GENERATED ALWAYS AS (json_extract(doc, '$.{f}')) "
+                                                "VIRTUAL")
                 conn.execute(
                     f'CREATE UNIQUE INDEX IF NOT EXISTS "{name}__key" ON "{name}"(doc_key) WHERE doc_key IS NOT NULL'
                 )
                 if "import_id" not in present:  # a key-less document's identity (upsert_keyless); no rewrite
-                    conn.execute(f'ALTER TABLE "{name}" ADD COLUMN import_id TEXT')
+                    _add_column(conn, name, "import_id TEXT")
                 conn.execute(f'CREATE UNIQUE INDEX IF NOT EXISTS "{name}__import_id" ON "{name}"(import_id) '
                              "WHERE import_id IS NOT NULL")
                 for f in meta["indexed"]:
