@@ -407,3 +407,40 @@ def test_the_reconcile_sensor_brings_each_trigger_to_its_run_s_outcome(env):
     # the sensor itself (retrain_specialist's runs: none here), with the definitions' resources
     ctx = dg.build_sensor_context(instance=instance, resources={"document_store": DocumentStoreResource()})
     assert trigger_reconcile(ctx).skip_message == "every trigger document follows its run"
+
+
+def test_the_reconcile_sensor_gives_runs_the_failure_tag_their_sensor_missed(env, monkeypatch):
+    """The run-status sensors tag a failed run with why it failed and overwrite the reason a re-execution copies
+    from its parent; a tick they missed (the daemon down when the run ended) left a failed run untagged, or a
+    re-execution showing its parent's reason. The reconcile pass writes what they would have, once."""
+    from hive_assets.defs.monitoring.sensors import reconcile_failure_tags
+
+    store, instance = env
+    monkeypatch.delenv(FIXED, raising=False)
+    monkeypatch.delenv(REFUSED, raising=False)
+    untagged = run(instance, broken)  # its FAILURE tick missed
+    first = dg.execute_job(dg.reconstructable(flaky_retrain), instance, tags=TAGS)
+    trigger_failed(context(trigger_failed.name, first, instance, failure=True))
+    parents = "flaky_training: RuntimeError: training diverged"
+    monkeypatch.setenv(REFUSED, "1")
+    refused = reexecute_from_failure(instance, first.run_id)  # failed for another reason; its tick missed
+    monkeypatch.delenv(REFUSED)
+    monkeypatch.setenv(FIXED, "1")
+    fixed = reexecute_from_failure(instance, first.run_id)  # succeeded; its ticks missed
+
+    def tag(result):
+        return instance.get_run_by_id(result.run_id).tags.get(FAILURE_TAG)
+
+    assert (tag(untagged), tag(refused), tag(fixed)) == (None, parents, parents)
+    jobs = (untagged.dagster_run.job_name, "flaky_retrain")
+    assert sorted(reconcile_failure_tags(instance, job_names=jobs)) == sorted(
+        [untagged.run_id, refused.run_id, fixed.run_id])
+    assert tag(untagged) == "broken: RuntimeError: training diverged"  # the sensor's words for it (above)
+    assert tag(refused).endswith("the training lease of business is held by another run")
+    assert (tag(fixed), tag(first)) == (NO_FAILURE, parents)
+    assert reconcile_failure_tags(instance, job_names=jobs) == []  # once
+    # a re-execution that failed again for its parent's reason keeps it, and is not rewritten
+    monkeypatch.delenv(FIXED)
+    again = reexecute_from_failure(instance, first.run_id)
+    assert not again.success and tag(again) == parents
+    assert reconcile_failure_tags(instance, job_names=jobs) == [] and tag(again) == parents

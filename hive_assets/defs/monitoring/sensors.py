@@ -442,10 +442,8 @@ def reconcile_triggers(instance: dg.DagsterInstance, store, *, job_names=(retrai
     whatever the evaluation did: an update skipped while the store was down, or a late "running" that replaced
     "completed" (two sensors in threads), stayed wrong for good. Oldest run first (a re-execution after the
     run it re-executes); a document that already follows the run is skipped without reading the run's events."""
-    finished = [record for job in job_names for record in instance.get_run_records(
-        filters=dg.RunsFilter(job_name=job, statuses=list(FINISHED_STATUSES)), limit=limit)]
     changed = []
-    for record in sorted(finished, key=lambda r: (r.create_timestamp, r.dagster_run.run_id)):
+    for record in _finished_runs(instance, job_names, limit):
         run = record.dagster_run
         if (trigger := trigger_of(run)) is None:
             continue
@@ -466,11 +464,55 @@ def reconcile_triggers(instance: dg.DagsterInstance, store, *, job_names=(retrai
     return changed
 
 
+def _finished_runs(instance: dg.DagsterInstance, job_names, limit: int) -> list:
+    """The latest `limit` finished runs of each of `job_names`, oldest first (a re-execution after its parent)."""
+    finished = [record for job in job_names for record in instance.get_run_records(
+        filters=dg.RunsFilter(job_name=job, statuses=list(FINISHED_STATUSES)), limit=limit)]
+    return sorted(finished, key=lambda r: (r.create_timestamp, r.dagster_run.run_id))
+
+
+def reconcile_failure_tags(instance: dg.DagsterInstance, *, job_names=(retrain_specialist.name,),
+                           limit: int = 200) -> list[str]:
+    """Give the latest `limit` finished runs of `job_names` the FAILURE_TAG the run-status sensors would have,
+    where their tick missed it (the daemon stopped between the run's end and the tick, an evaluation that
+    failed): a failed run with none, with the NO_FAILURE its STARTED wrote, or with its parent's words (a
+    re-execution copies its parent's tags; read again, kept when it failed for the same reason), gets why it
+    failed; a succeeded or canceled run still showing a reason copied from the run it re-executes gets NO_FAILURE.
+    The run ids tagged; a run already right reads nothing but its record."""
+    from hive_assets.reachability import one_line
+
+    tagged = []
+    for record in _finished_runs(instance, job_names, limit):
+        run = record.dagster_run
+        current = run.tags.get(FAILURE_TAG)
+        if run.status == dg.DagsterRunStatus.FAILURE:
+            if current not in (None, NO_FAILURE) and not _copied(instance, run, current):
+                continue
+            failures = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
+            event = failures[-1].event_log_entry.dagster_event if failures else None
+            value = one_line(failure_error(run_failure_cause(instance, run.run_id), event))
+            if value[:200] == current:  # failed again for its parent's reason
+                continue
+        elif current in (None, NO_FAILURE):
+            continue
+        else:
+            value = NO_FAILURE
+        instance.add_run_tags(run.run_id, {FAILURE_TAG: value[:200]})
+        tagged.append(run.run_id)
+    return tagged
+
+
+def _copied(instance: dg.DagsterInstance, run: dg.DagsterRun, tag: str) -> bool:
+    """Whether a re-execution's FAILURE_TAG may be the copy of its parent's (the same words)."""
+    parent = instance.get_run_by_id(run.parent_run_id) if run.parent_run_id else None
+    return parent is not None and parent.tags.get(FAILURE_TAG) == tag
+
+
 def _tag_failure(context: dg.RunStatusSensorContext, run_status: dg.DagsterRunStatus, cause: str | None = None,
                  error: str | None = None) -> None:
     """The run's FAILURE_TAG says why this run failed, never why the run it re-executes did (a re-execution, from
     the UI or a run retry, copies its parent's tags, this one included): a failed run gets its cause, or where its
-    events name none and a copied tag is there, its run failure's own `error`; a run that started, succeeded or
+    events name none, its run failure's own `error`; a run that started, succeeded or
     was canceled gets NO_FAILURE over a copied tag. A STARTED seen after the run ended writes nothing: the final
     status's sensor decides (a failure's cause is never overwritten)."""
     from hive_assets.reachability import one_line
@@ -478,7 +520,7 @@ def _tag_failure(context: dg.RunStatusSensorContext, run_status: dg.DagsterRunSt
     run = context.dagster_run
     copied = run.tags.get(FAILURE_TAG)
     if run_status == dg.DagsterRunStatus.FAILURE:
-        value = cause or (one_line(error) if copied is not None and error else None)
+        value = cause or (one_line(error) if error else None)
     elif copied in (None, NO_FAILURE) or (run_status == dg.DagsterRunStatus.STARTED
                                           and run.status in FINISHED_STATUSES):
         return
@@ -522,9 +564,12 @@ trigger_canceled = _status_sensor(dg.DagsterRunStatus.CANCELED, "failed")
     minimum_interval_seconds=env_int("HIVE_TRIGGER_RECONCILE_INTERVAL_SECONDS", 300, low=1),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Brings the retraining_triggers documents of the latest finished retrain_specialist runs to their "
-                "runs' outcome, where the run-status sensors missed it (the store down, two writes at once).",
+                "runs' outcome, where the run-status sensors missed it (the store down, two writes at once), and "
+                f"their {FAILURE_TAG} tags to why each failed.",
 )
 def trigger_reconcile(context: dg.SensorEvaluationContext, document_store: DocumentStoreResource):
+    if tagged := reconcile_failure_tags(context.instance):  # the instance's alone: done with the store down too
+        context.log.info(f"runs given the {FAILURE_TAG} tag their run-status sensor missed: {', '.join(tagged)}")
     try:
         with document_store.open() as store:
             changed = reconcile_triggers(context.instance, store)
