@@ -472,6 +472,33 @@ def test_an_operator_verb_at_a_time_before_the_test_s_history_is_refused_and_cha
     assert huge == f"'{'9' * 12}' is not a model version: MLflow numbers versions up to 2,147,483,647"
 
 
+def test_a_start_while_another_test_runs_is_refused_and_changes_nothing(world):
+    """`hive ab-test start` of another version closed the running test as superseded ("challenger vN registered",
+    which no registration did) at its last share, and said nothing; of the same version at another share it said
+    "running" at the old share. Both are refused now; the same start again is still a no-op that succeeds."""
+    store, client, model, check = world
+    v1, v2, v3 = model("business", 3)
+    champion_and_challenger(client, store, "business", v1, v2)
+    check("business", 0)
+    test = running_test(store, "business")
+    before = (store.find_one("ab_tests", {"test_id": test["test_id"]}), aliases(client, "business"),
+              tags(client, "business"), store.count("model_decisions"))
+    forced = dict(force=True, reason="no gate verdict in this registry")
+    other = operator_verb("ab_test_start", "start_ab_test", "business", 1, new_version=v3, traffic=5.0, **forced)
+    assert other == (f"business-evaluator: A/B test {test['test_id']} of v{v2} is running at 10 %; stop it first "
+                     f"(hive ab-test stop --specialist business --reason ...), then start v{v3}; nothing was changed")
+    share = operator_verb("ab_test_start", "start_ab_test", "business", 1, new_version=v2, traffic=15.0, **forced)
+    assert share.startswith(f"business-evaluator: A/B test {test['test_id']} of v{v2} is running already, at 10 %, "
+                            "not 15 %: hive ab-test expand raises its share")
+    after = (store.find_one("ab_tests", {"test_id": test["test_id"]}), aliases(client, "business"),
+             tags(client, "business"), store.count("model_decisions"))
+    assert after == before
+    assert operator_verb("ab_test_start", "start_ab_test", "business", 1, new_version=v2, **forced) is None  # again
+    assert operator_verb("ab_test_start", "start_ab_test", "business", 1, new_version=v2, traffic=10.0, **forced) \
+        is None
+    assert running_test(store, "business")["test_id"] == test["test_id"]
+
+
 def test_an_expand_or_a_stop_cut_short_is_completed_by_the_same_command_again(world):
     """An expand or a stop whose run died after writing the test (MLflow down before the split's tags were
     mirrored) could not be run again: "traffic can only grow ... 25 % -> 25 %" and "no running A/B test", while

@@ -132,6 +132,7 @@ def start_ab_test(context: dg.OpExecutionContext, config: StartTestConfig, mlflo
         # read, or the new test of the same version kept it, and the old test's settle removed it after
         settle_closed(client, store, config.specialist, actor=actor, dagster_run_id=context.run_id)
         stop_if_arms_changed(client, store, config.specialist, now, actor=actor, dagster_run_id=context.run_id)
+        _refuse_another_start(store, name, config)
         holder = registry.alias_version(client, config.specialist, registry.CHALLENGER)
         if holder is None or str(holder.version) != config.new_version:
             why = "A/B test started by an operator" + (f" (gate {gate}, forced: {config.reason})" if gate != "passed"
@@ -144,6 +145,25 @@ def start_ab_test(context: dg.OpExecutionContext, config: StartTestConfig, mlflo
     context.log.info(f"{test['test_id']}: {'opened' if created else 'already running'} at "
                      f"{float(test['traffic_percent']):g} %")
     return _report(context, config.specialist, CheckResult(test, None, [], effects))
+
+
+def _refuse_another_start(store, name: str, config: StartTestConfig) -> None:
+    """A start while a test runs: of another version, it closed that test as "superseded" by a registration
+    that never happened, at its last share, and said nothing of it; of the same version at another share, it
+    said "running" at the old share. Both are refused with what to run instead; the same start again (a retry,
+    the share not given or the same) finds its test and completes what it left."""
+    running = running_test(store, config.specialist)
+    if running is None:
+        return
+    at = f"{float(running['traffic_percent']):g} %"
+    if str(running["challenger_version"]) != config.new_version:
+        raise dg.Failure(f"{name}: A/B test {running['test_id']} of v{running['challenger_version']} is running at "
+                         f"{at}; stop it first (hive ab-test stop --specialist {config.specialist} --reason ...), "
+                         f"then start v{config.new_version}; nothing was changed", allow_retries=False)
+    if config.traffic is not None and float(config.traffic) != float(running["traffic_percent"]):
+        raise dg.Failure(f"{name}: A/B test {running['test_id']} of v{config.new_version} is running already, at "
+                         f"{at}, not {float(config.traffic):g} %: hive ab-test expand raises its share (a share "
+                         "is never lowered; stop the test to start over); nothing was changed", allow_retries=False)
 
 
 @dg.op(description="Raise the challenger's traffic share of the running A/B test.")
