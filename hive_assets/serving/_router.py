@@ -70,11 +70,11 @@ class InvalidPlan(ValueError):
     service answers its caller's bad request (gRPC INVALID_ARGUMENT, HTTP 422) or falls back as it sees fit.
     `problems`: {index of the plan in the request: [(reason code, detail), ...]} (index 0 for `evaluate`)."""
 
-    def __init__(self, problems: dict[int, list[tuple[str, str]]], plan_ids: dict[int, Any]):
+    def __init__(self, problems: dict[int, list[tuple[str, str]]], names: dict[int, str]):
         self.problems = problems
         first = next(iter(problems))
         what = "; ".join(f"{code}: {detail}" for code, detail in problems[first][:3])
-        name = f"plan {plan_ids[first]!r}" if plan_ids[first] else "a plan without plan_id"
+        name = names[first]
         where = name if len(problems) == 1 else f"{len(problems)} plans (the first: #{first}, {name})"
         super().__init__(f"{where} not evaluated: {what}"[:500])
 
@@ -84,10 +84,11 @@ def _plans_to_serve(plans: list[Any]) -> tuple[list[Mapping[str, Any]], list[str
     intent id, `routing_unit`); InvalidPlan for any plan that collection would quarantine."""
     from hive_assets.data import NOT_A_DOCUMENT, plan_to_serve
 
-    served, problems, ids = [], {}, {}
+    served, problems, names = [], {}, {}
     for i, document in enumerate(plans):
         if not isinstance(document, Mapping):  # a JSON body that is a list or a string: collection's not_a_document
-            problems[i], ids[i] = [(NOT_A_DOCUMENT, f"a plan is a mapping, got {type(document).__name__}")], None
+            problems[i] = [(NOT_A_DOCUMENT, f"a plan is a mapping, got {type(document).__name__}")]
+            names[i] = "a plan that is no mapping"
             served.append(None)
             continue
         plan, found = plan_to_serve(document)
@@ -95,10 +96,13 @@ def _plans_to_serve(plans: list[Any]) -> tuple[list[Mapping[str, Any]], list[str
             problems[i] = [(p.reason, p.detail) for p in found]
             plan_id = plan.get("plan_id") if isinstance(plan, Mapping) else None
             plan_id = plan_id if isinstance(plan_id, str) else document.get("plan_id")
-            ids[i] = plan_id[:100] if isinstance(plan_id, str) else None  # never the repr of a hostile value
+            # never the repr of a hostile value: a plan_id that is not text is named by its type
+            names[i] = f"plan {plan_id[:100]!r}" if isinstance(plan_id, str) and plan_id else \
+                "a plan without plan_id" if plan_id in (None, "") else \
+                f"a plan whose plan_id is not text ({type(plan_id).__name__})"
         served.append(plan)
     if problems:
-        raise InvalidPlan(problems, ids)
+        raise InvalidPlan(problems, names)
     return served, [routing_unit(document, plan) for document, plan in zip(plans, served)]
 
 
@@ -244,7 +248,11 @@ class SpecialistRouter:
     def evaluate_many(self, plans: Sequence[Mapping[str, Any]]) -> list[Opinion] | None:
         """Opinions on a batch (the vectorised feature path, one prediction per model), in order; None
         while no champion is loaded. InvalidPlan, naming every refused plan by its index, when any plan
-        is one collection would quarantine (then none is scored)."""
+        is one collection would quarantine (then none is scored); TypeError when `plans` is not a sequence of
+        plans (one plan, a string, None)."""
+        if isinstance(plans, (Mapping, str, bytes, bytearray)) or not isinstance(plans, Iterable):
+            raise TypeError(f"evaluate_many takes a list of plans, got {type(plans).__name__}"
+                            + (": evaluate(plan) scores one plan" if isinstance(plans, Mapping) else ""))
         plans, units = _plans_to_serve(list(plans))
         state = self._state
         if state.champion is None:

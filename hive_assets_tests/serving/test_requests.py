@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from datetime import timedelta
 
 import numpy as np
@@ -84,6 +85,8 @@ def test_a_plan_collection_would_quarantine_gets_a_clear_error(router):
         with pytest.raises(InvalidPlan) as refused:
             router.evaluate({**plans[0], **change})
         assert [code for code, _ in refused.value.problems[0]] == [reason] and detail in str(refused.value)
+    with pytest.raises(InvalidPlan, match=r"^a plan whose plan_id is not text \(int\) not evaluated: wrong_type"):
+        router.evaluate({**plans[0], "plan_id": 5})  # it said "a plan without plan_id" of a plan that had one
     with pytest.raises(InvalidPlan, match="plan_id is missing"):
         router.evaluate({})
     for plan, detail in (({"plan_id": "p-1"}, "plan has no tasks field"), ({"plan_id": "p-1", "tasks": None},
@@ -108,6 +111,12 @@ def test_a_batch_with_refused_plans_names_each_and_scores_none(router):
     with pytest.raises(InvalidPlan) as refused:
         router.evaluate_many([plans[0], "p-2", plans[2]])
     assert list(refused.value.problems) == [1] and refused.value.problems[1][0][0] == "not_a_document"
+    # not a batch: one plan (its keys were taken for plans), a string (its characters), None
+    for body, said in ((plans[0], "got dict: evaluate(plan) scores one plan"), ("abc", "got str"),
+                       (None, "got NoneType")):
+        with pytest.raises(TypeError, match=f"^evaluate_many takes a list of plans, {re.escape(said)}$"):
+            router.evaluate_many(body)
+    assert len(router.evaluate_many(iter(plans[:2]))) == 2 and router.evaluate_many(()) == []
 
 
 def test_a_plan_is_served_whatever_its_created_at_says(router, hive_home):
