@@ -84,6 +84,9 @@ def test_the_sensor_targets_the_check_job_at_the_configured_interval(monkeypatch
     assert ab_test_check_sensor.minimum_interval_seconds == check_interval_seconds() == 3600
     monkeypatch.setenv("AB_TEST_CHECK_INTERVAL_MINUTES", "15")
     assert check_interval_seconds() == 900
+    for minutes, seconds in (("0.01", 1), ("0.5", 30), ("0.999", 60)):  # int() made 0.01 minutes a 0-s interval
+        monkeypatch.setenv("AB_TEST_CHECK_INTERVAL_MINUTES", minutes)
+        assert check_interval_seconds() == seconds
     job = build_defs().resolve_job_def("ab_test_check")
     assert [str(k.to_user_string()) for k in job.asset_layer.executable_asset_keys] == ["ab_test_outcome"]
 

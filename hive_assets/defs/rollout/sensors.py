@@ -29,8 +29,9 @@ SENSOR_NAME = "ab_test_check_sensor"
 
 
 def check_interval_seconds() -> int:
-    """AB_TEST_CHECK_INTERVAL_MINUTES in seconds: how far the platform clock moves between two looks."""
-    return int(Settings.from_env().ab_test_check_interval_minutes * 60)
+    """AB_TEST_CHECK_INTERVAL_MINUTES in seconds (at least 1: 0.01 minutes gave a sensor interval of 0): how
+    far the platform clock moves between two looks. A test is looked at once per UTC hour at most (the run key)."""
+    return max(1, round(Settings.from_env().ab_test_check_interval_minutes * 60))
 
 
 def tick_interval_seconds() -> int:
