@@ -68,6 +68,7 @@ def _code_location() -> str:
 def next_steps(hive_home: Path, tracking_uri: str, logs: list[Path]) -> str:
     """The closing block: what to run next, with exact commands and URLs for this home (each UI in a
     terminal of its own; the exports make new runs link between the two UIs)."""
+    from hive_assets.config import redact_uri
     from hive_assets.registry import ui_base
 
     bin_dir = _shown(Path(sys.executable).parent)
@@ -92,7 +93,9 @@ def next_steps(hive_home: Path, tracking_uri: str, logs: list[Path]) -> str:
              + (f" -p {dagster_port}" if dagster_port != DAGSTER_UI_PORT else ""),
              f"  {'':<{width}}the Dagster UI on {dagster_url}: runs, assets and their metadata, checks, sensors"]
     if local:
-        lines += [f"  {bin_dir}/mlflow ui --backend-store-uri {shlex.quote(tracking_uri)} --port {mlflow_port}",
+        # a database URI with its password is named by the variable it came from, never printed
+        backend = shlex.quote(tracking_uri) if redact_uri(tracking_uri) == tracking_uri else '"$MLFLOW_TRACKING_URI"'
+        lines += [f"  {bin_dir}/mlflow ui --backend-store-uri {backend} --port {mlflow_port}",
                   f"  {'':<{width}}the MLflow UI on {mlflow_url}: runs, metrics, plots, the registry"]
     else:
         lines.append(f"  the MLflow UI: {mlflow_url}")

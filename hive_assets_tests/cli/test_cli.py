@@ -581,6 +581,15 @@ def test_the_closing_block_names_the_workspace_as_the_working_directory_reaches_
         assert f"/dagster dev {expected}\n" in text, text
 
 
+def test_the_closing_block_never_prints_the_tracking_database_s_password(tmp_path):
+    from hive_assets.cli._story import next_steps
+
+    secret = next_steps(tmp_path / "home", "postgresql+psycopg2://hive:s3cr3tpw@db:5432/mlflow", [])
+    assert "s3cr3tpw" not in secret and '--backend-store-uri "$MLFLOW_TRACKING_URI" --port' in secret, secret
+    plain = next_steps(tmp_path / "home", "postgresql://db:5432/mlflow", [])
+    assert "--backend-store-uri postgresql://db:5432/mlflow --port" in plain, plain
+
+
 def test_simulate_says_when_its_end_is_after_the_home_s_clock(shell):
     cwd, env = shell
     assert hive("clock", "pin", "2026-01-05T00:00:00Z", cwd=cwd, env=env).returncode == 0
