@@ -191,7 +191,11 @@ def dumps(doc: Mapping[str, Any]) -> str:
         if "null" in text and _has_non_finite(doc):
             text = orjson.dumps(_wrap_non_finite(doc), default=_json_default, option=_ORJSON_OPTIONS).decode()
         return text
-    except (TypeError, orjson.JSONEncodeError):  # e.g. an integer beyond 64 bits, nesting beyond orjson's 255
+    except (TypeError, orjson.JSONEncodeError) as exc:  # an integer beyond 64 bits, nesting beyond orjson's 255
+        if "surrogates not allowed" in str(exc):
+            # a lone surrogate (valid JSON escape, not text): BSON refuses it, and a key holding one failed the
+            # SQLite write itself (UnicodeEncodeError, its whole batch lost): refused alike on both stores
+            raise UnstorableDocument("holds text that is not UTF-8 (a lone surrogate, such as \\ud800)") from None
         try:
             text = json.dumps(_wrap_non_finite(doc), default=_json_default, separators=(",", ":"), allow_nan=False)
         except RecursionError:

@@ -221,13 +221,16 @@ def translate_filter(filter: Filter | None) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _bson_integers():
-    """BSON integers are 64-bit: pymongo refuses a larger one (OverflowError) while encoding. The document is
-    unstorable, not the store broken (the SQLite store refuses it alike): the importer reports its line."""
+def _bson_encodable():
+    """BSON integers are 64-bit and its text UTF-8: pymongo refuses a larger integer (OverflowError) or a lone
+    surrogate (UnicodeEncodeError) while encoding. The document is unstorable, not the store broken (the SQLite
+    store refuses it alike): the importer reports its line."""
     try:
         yield
     except OverflowError as exc:
         raise UnstorableDocument(f"holds an integer beyond 64 bits (BSON integers are 64-bit): {exc}") from None
+    except UnicodeEncodeError:
+        raise UnstorableDocument("holds text that is not UTF-8 (a lone surrogate, such as \\ud800)") from None
 
 
 class MongoStore(DocumentStore):
@@ -408,7 +411,7 @@ class MongoStore(DocumentStore):
                for identity, doc in items]
         chunk = FERRETDB_CHUNK if self.is_ferretdb else BATCH_SIZE
         for i in range(0, len(ops), chunk):
-            with self._guard(), _bson_integers():
+            with self._guard(), _bson_encodable():
                 coll.bulk_write(ops[i : i + chunk], ordered=True)
         return len(ops)
 
@@ -423,7 +426,7 @@ class MongoStore(DocumentStore):
             docs.append({**{k: v for k, v in doc.items() if k != "_id"}, "_id": str(identity)})
         for i in range(0, len(docs), BATCH_SIZE):
             try:
-                with self._guard(), _bson_integers():
+                with self._guard(), _bson_encodable():
                     coll.insert_many(docs[i : i + BATCH_SIZE], ordered=False)
             except BulkWriteError as exc:
                 others = [e for e in exc.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
@@ -443,7 +446,7 @@ class MongoStore(DocumentStore):
         if self.insert_new_first is True or (self.insert_new_first is None and self.is_ferretdb):
             keys = list({d[key] for d in batch if d.get(key) is not None and _hashable(d[key])})
             existing = set()
-            with self._guard():
+            with self._guard(), _bson_encodable():  # a key the encoder refuses fails here, before any write
                 for i in range(0, len(keys), BATCH_SIZE):
                     cursor = coll.find({key: {"$in": keys[i : i + BATCH_SIZE]}}, {key: 1, "_id": 0}, batch_size=BATCH_SIZE)
                     existing.update(d.get(key) for d in cursor if _hashable(d.get(key)))
@@ -471,7 +474,7 @@ class MongoStore(DocumentStore):
                 for kind, body in part
             ]
             try:
-                with self._guard(), _bson_integers():
+                with self._guard(), _bson_encodable():
                     coll.bulk_write(ops, ordered=True)
             except BulkWriteError as exc:
                 errors = exc.details.get("writeErrors") or []

@@ -351,6 +351,24 @@ def test_an_integer_beyond_64_bits_is_a_bad_line_on_both_stores(any_store, tmp_p
         any_store.upsert_many("cognitive_plans", [{"plan_id": "x", "v": [{"w": 10**30}]}])
 
 
+def test_a_lone_surrogate_is_a_bad_line_on_both_stores(any_store, tmp_path):  # noqa: F811
+    """`"\\ud800"` is valid JSON and no text: in a key it failed the SQLite write with a UnicodeEncodeError (a
+    traceback from `hive store import`, its whole batch lost), anywhere in a document MongoDB's encoder.
+    Both stores refuse such a document; the import reports its line and writes the rest."""
+    from hive_assets.data.store.base import UnstorableDocument
+
+    path = tmp_path / "opinions.jsonl"
+    path.write_text('{"opinion_id": "\\ud800x"}\n{"opinion_id": "before"}\n'
+                    '{"opinion_id": "in-body", "note": ["ok", "\\udfff"]}\n{"opinion_id": "after"}\n')
+    result = import_jsonl(any_store, "specialist_opinions", path)
+    assert (result["read"], result["written"], result["bad_lines"]) == (4, 2, 2)
+    assert [e["line"] for e in result["errors"]] == [1, 3]
+    assert all("not UTF-8 (a lone surrogate" in e["error"] for e in result["errors"])
+    assert sorted(d["opinion_id"] for d in any_store.find("specialist_opinions")) == ["after", "before"]
+    with pytest.raises(UnstorableDocument, match="lone surrogate"):
+        any_store.upsert_many("specialist_opinions", [{"opinion_id": "x", "t": "\ud800"}])
+
+
 @pytest.mark.parametrize("name", ["validation_report.macro_f1", "$where", "a\x00b", "a.b\\c", "q\"x.y"])
 def test_a_field_name_a_mongodb_store_refuses_is_refused_alike_on_both_stores(any_store, tmp_path, name):  # noqa: F811
     """FerretDB refuses a field name with a '.', a leading '$' or a NUL: a retraining trigger with metrics named
