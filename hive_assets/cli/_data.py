@@ -8,7 +8,7 @@ import sys
 
 from hive_assets.cli import _dagster
 from hive_assets.cli._args import (
-    add_verb, existing_file, fraction, non_empty, positive_int, specialists, window_days,
+    add_specialist, add_verb, existing_file, fraction, non_empty, positive_int, window_days,
 )
 
 
@@ -117,8 +117,7 @@ def add_parsers(sub) -> None:
                              "and error are printed).",
                  env=("HIVE_HOME", "DAGSTER_HOME", "MONGODB_URI", "MONGODB_DATABASE", "KAFKA_BOOTSTRAP_SERVERS",
                       "KAFKA_SECURITY_PROTOCOL", "DATA_COLLECTION_DAYS", "MIN_CONFIDENCE", "HIVE_ASSET_STORAGE", "HIVE_ENV"))
-    p.add_argument("--specialist", type=specialists, default="all",
-                   help="'all', a specialist, or a comma-separated list")
+    add_specialist(p)  # given twice it said nothing and collected the second only
     p.add_argument("--min-samples", type=positive_int, default=10_000,
                    help="rows under which the enough_samples check warns")
     p.add_argument("--days", type=window_days,

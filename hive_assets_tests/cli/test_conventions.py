@@ -152,6 +152,29 @@ def test_the_specialist_option_given_twice_is_an_error_not_the_last_one(argv, ca
     assert "given twice (business, then technical); several go in one comma-separated list" in err
 
 
+def test_every_verb_s_specialist_option_refuses_being_given_twice():
+    """`hive collect` declared its own --specialist and took the last of two, silently: every verb's is the shared
+    one (`add_specialist`), which refuses a second."""
+    import argparse
+
+    from hive_assets.cli._args import GivenOnce
+
+    def verbs(parser, path=()):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from verbs(sub, (*path, name))
+        yield path, parser
+
+    checked = []
+    for path, parser in verbs(build_parser()):
+        for action in parser._actions:
+            if "--specialist" in action.option_strings:
+                assert isinstance(action, GivenOnce), " ".join(path)
+                checked.append(" ".join(path))
+    assert "collect" in checked and len(checked) >= 10, checked
+
+
 def test_drift_check_without_once_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exited:
         main(["drift", "check", "--specialist", "business"])
