@@ -47,10 +47,11 @@ class LoopResult:
     seconds: dict[str, float] = field(default_factory=dict)  # where the wall time went
 
 
-def loop_start(store, instance: dg.DagsterInstance) -> datetime | None:
-    """Where the stored history ends: the latest opinion or training (platform clock), rounded up to
-    the hour (None when the store holds no opinion)."""
-    latest = store.find_one("specialist_opinions", {}, sort=[("evaluated_at", -1)])
+def loop_start(store, instance: dg.DagsterInstance, until: datetime | None = None) -> datetime | None:
+    """Where the stored history ends: the latest opinion (evaluated up to `until`) or training (platform
+    clock), rounded up to the hour (None when the store holds no opinion)."""
+    latest = store.find_one("specialist_opinions", {"evaluated_at": {"$lte": until}} if until is not None else {},
+                            sort=[("evaluated_at", -1)])
     at = to_utc(latest["evaluated_at"]) if latest else None
     if at is None:
         return None
@@ -58,6 +59,21 @@ def loop_start(store, instance: dg.DagsterInstance) -> datetime | None:
     at = max([at, *trainings])
     hour = at.replace(minute=0, second=0, microsecond=0)
     return hour if hour == at else hour + timedelta(hours=1)
+
+
+def default_start(store, instance: dg.DagsterInstance, pinned: datetime | None) -> tuple[datetime | None, str | None]:
+    """Where a loop without --start begins, and a note when the store holds opinions it does not play to: the
+    home's clock (`pinned`: a simulated home), or where the stored history ends if that is later, but not past
+    the platform's now by more than the hour a loop ends in. An imported opinion dated 2200 (or `hive simulate
+    --now` months ahead) sent the loop, and the home's clock with it, there, silently."""
+    until = (pinned or clock.now()) + timedelta(hours=1)
+    start = max((c for c in (pinned, loop_start(store, instance, until)) if c is not None), default=None)
+    ahead = store.find_one("specialist_opinions", {"evaluated_at": {"$gt": until}}, sort=[("evaluated_at", -1)])
+    if start is None or ahead is None or (at := to_utc(ahead["evaluated_at"])) is None:
+        return start, None
+    return start, (f"note: the store holds opinions evaluated up to {at:%Y-%m-%d %H:%M} UTC, after the platform's "
+                   f"clock: played from {start.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC (what is dated later "
+                   "counts once the clock gets there); --start or `hive clock pin` plays from another instant")
 
 
 @contextmanager
@@ -150,9 +166,9 @@ def run_loop(instance: dg.DagsterInstance, defs: dg.Definitions, store, tracking
     if resumed:
         progress(resumed)
     if start is None:
-        # the home's clock (pinned: a simulated home), or where the stored history ends if that is later
-        candidates = [pinned, loop_start(store, instance)]
-        start = max((c for c in candidates if c is not None), default=None)
+        start, note = default_start(store, instance, pinned)
+        if note:
+            progress(note)
     if start is None:
         raise ValueError("the document store holds no opinions: simulate and train first (make demo does)")
     start = start.astimezone(timezone.utc)
