@@ -275,21 +275,6 @@ def test_a_failed_run_then_new_feedback_gives_a_new_request(env):
     assert again.partition_key == "business" and again.run_key != req.run_key and ":x2:" in again.run_key
 
 
-@pytest.mark.parametrize("status, attempt", [(dg.DagsterRunStatus.FAILURE, ":retry-1"),
-                                             (dg.DagsterRunStatus.CANCELED, ":retry-1"),
-                                             (dg.DagsterRunStatus.SUCCESS, ""), (dg.DagsterRunStatus.STARTED, "")])
-def test_a_trigger_whose_run_ended_without_success_gets_its_next_attempt(env, status, attempt):
-    """A canceled retrain (an operator stopped it) left its trigger document failed, but the trigger's next request
-    reused the spent run key, which Dagster skips: `hive drift check` then said "already triggered (failed, ...)"."""
-    from hive_assets.defs.monitoring.sensors import trigger_attempt
-
-    _store, instance, _defs = env
-    key = "drift:business:v2:t123"
-    instance.add_run(DagsterRun(job_name="retrain_specialist", run_id=str(uuid.uuid4()), status=status,
-                                tags={"dagster/partition": "business", "dagster/run_key": key, TRIGGER_TAG: key}))
-    assert trigger_attempt(instance, key) == key + attempt
-
-
 def test_store_unavailable_skips_without_the_credential(env):
     _, instance, defs = env
     ctx = dg.build_sensor_context(instance=instance, definitions=defs, resources={

@@ -154,15 +154,11 @@ def trigger_attempt(instance: dg.DagsterInstance, run_key: str) -> str:
     return attempt_to_request(run_key, lambda key: attempt_failed(instance, key))
 
 
-ENDED_WITHOUT_SUCCESS = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
-
-
 def attempt_failed(instance: dg.DagsterInstance, run_key: str) -> bool:
-    """Whether the latest run launched for `run_key` ended without success: failed, or canceled (an operator's
-    stop of a stuck retrain: its trigger document says failed, and the trigger, which still holds, gets its next
-    attempt as after a failure). An attempt's re-execution carries its run key: the latest run of the key decides."""
+    """Whether the latest run launched for `run_key` failed (an attempt's re-execution carries its run key: the
+    latest run of the key decides)."""
     latest = latest_run_of_key(instance, run_key)
-    return latest is not None and latest.status in ENDED_WITHOUT_SUCCESS
+    return latest is not None and latest.status == dg.DagsterRunStatus.FAILURE
 
 
 def latest_run_of_key(instance: dg.DagsterInstance, run_key: str) -> dg.DagsterRun | None:
