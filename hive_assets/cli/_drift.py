@@ -90,6 +90,8 @@ def _already_triggered(trigger: dict | None) -> str | None:
     """What the action column says of a trigger document that has left `pending` or has a run, else None."""
     if trigger is None or (trigger.get("status") == "pending" and not trigger.get("dagster_run_id")):
         return None
+    if trigger.get("error") == "run canceled":  # its document says failed; not retried: the operator meant it
+        return f"already triggered (canceled, run {trigger.get('dagster_run_id')}; a canceled run is not retried)"
     return f"already triggered ({trigger.get('status')}, run {trigger.get('dagster_run_id')})"
 
 

@@ -129,3 +129,15 @@ def test_once_after_a_failed_retraining_launches_the_trigger_s_next_attempt(drif
     assert sorted(d["trigger_id"] for d in drifted.find("retraining_triggers")) == sorted(keys)
     assert [d["run_key"] for d in drifted.find("drift_monitoring", sort=[("checked_at", 1)])] == [
         key, *keys[1:], keys[-1]]
+
+
+def test_a_canceled_trigger_is_said_to_be_canceled_and_not_retried():
+    """A canceled retrain's trigger document says failed ("run canceled"), and the command said "already triggered
+    (failed, ...)", which the README keeps for a trigger whose every attempt failed."""
+    from hive_assets.cli._drift import _already_triggered
+
+    assert _already_triggered({"status": "failed", "dagster_run_id": "r1", "error": "run canceled"}) == (
+        "already triggered (canceled, run r1; a canceled run is not retried)")
+    assert _already_triggered({"status": "failed", "dagster_run_id": "r2", "error": "boom"}) == (
+        "already triggered (failed, run r2)")
+    assert _already_triggered({"status": "pending"}) is None

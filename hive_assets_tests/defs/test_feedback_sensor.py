@@ -275,6 +275,21 @@ def test_a_failed_run_then_new_feedback_gives_a_new_request(env):
     assert again.partition_key == "business" and again.run_key != req.run_key and ":x2:" in again.run_key
 
 
+@pytest.mark.parametrize("status, attempt", [(dg.DagsterRunStatus.FAILURE, ":retry-1"),
+                                             (dg.DagsterRunStatus.CANCELED, ""),
+                                             (dg.DagsterRunStatus.SUCCESS, ""), (dg.DagsterRunStatus.STARTED, "")])
+def test_only_a_failed_run_gives_its_trigger_a_next_attempt(env, status, attempt):
+    """A canceled retrain is not retried (an operator meant it; a drift trigger would relaunch it at the next
+    tick), as the review queue's refresh: the trigger's next chance is its next key."""
+    from hive_assets.defs.monitoring.sensors import trigger_attempt
+
+    _store, instance, _defs = env
+    key = "drift:business:v2:t123"
+    instance.add_run(DagsterRun(job_name="retrain_specialist", run_id=str(uuid.uuid4()), status=status,
+                                tags={"dagster/partition": "business", "dagster/run_key": key, TRIGGER_TAG: key}))
+    assert trigger_attempt(instance, key) == key + attempt
+
+
 def test_store_unavailable_skips_without_the_credential(env):
     _, instance, defs = env
     ctx = dg.build_sensor_context(instance=instance, definitions=defs, resources={

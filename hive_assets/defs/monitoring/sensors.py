@@ -156,7 +156,8 @@ def trigger_attempt(instance: dg.DagsterInstance, run_key: str) -> str:
 
 def attempt_failed(instance: dg.DagsterInstance, run_key: str) -> bool:
     """Whether the latest run launched for `run_key` failed (an attempt's re-execution carries its run key: the
-    latest run of the key decides)."""
+    latest run of the key decides). A canceled one did not fail: an operator meant it (a drift trigger retried it
+    at the next tick), as the review queue's refresh; the trigger's next chance is its next key."""
     latest = latest_run_of_key(instance, run_key)
     return latest is not None and latest.status == dg.DagsterRunStatus.FAILURE
 
