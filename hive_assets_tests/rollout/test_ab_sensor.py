@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -118,3 +119,30 @@ def test_no_look_until_the_platform_clock_has_moved_an_interval(hive_home, monke
         open_test(store, "technical", "4", "5", 10, now=looked)
         monkeypatch.setenv("HIVE_SIMULATED_NOW", looked.isoformat())
         assert tick(defs, instance)[0].run_requests == []
+
+
+def test_a_look_whose_run_failed_is_requested_again_within_its_hour(hive_home, monkeypatch):
+    """A loop interrupted inside an A/B look left its run FAILURE: the hour's key was spent and the look lost
+    until the next one (the replayed hour skipped it). A failed look gets the triggers' next attempts; a canceled
+    one (an operator meant it) does not."""
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    now = OPENED.replace(hour=10, minute=30)  # due: an interval (60 min) after the opening
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", now.isoformat())
+    store = SQLiteStore(hive_home / "store.sqlite")
+    test, _ = open_test(store, "business", "1", "2", 10, now=OPENED)
+    hour = run_key("business", test["test_id"], now)
+    defs = build_defs()
+    with dg.instance_for_test() as instance:
+        def launched(key, status):
+            instance.add_run(DagsterRun(job_name="ab_test_check", run_id=str(uuid.uuid4()), status=status,
+                                        tags={"dagster/partition": "business", "dagster/run_key": key}))
+
+        first, _, _ = tick(defs, instance)
+        assert [r.run_key for r in first.run_requests] == [hour]
+        launched(hour, dg.DagsterRunStatus.FAILURE)
+        second, _, _ = tick(defs, instance, cursor=first.cursor)
+        assert [r.run_key for r in second.run_requests] == [f"{hour}:retry-1"]
+        launched(f"{hour}:retry-1", dg.DagsterRunStatus.CANCELED)
+        third, _, _ = tick(defs, instance, cursor=second.cursor)
+        assert third.run_requests == [] and json.loads(third.cursor) == {"business": f"{hour}:retry-1"}

@@ -22,7 +22,9 @@ from hive_assets import clock, registry
 from hive_assets.config import SPECIALISTS, Settings, env_int
 from hive_assets.data import StoreUnavailable
 from hive_assets.defs.resources import DocumentStoreResource
+from hive_assets.defs.monitoring.sensors import attempt_failed
 from hive_assets.defs.rollout.jobs import ab_test_check
+from hive_assets.monitoring import attempt_to_request
 from hive_assets.rollout import next_look, running_test
 
 SENSOR_NAME = "ab_test_check_sensor"
@@ -61,13 +63,13 @@ def ab_test_check_sensor(context: dg.SensorEvaluationContext, document_store: Do
     requested = json.loads(context.cursor) if context.cursor else {}
     interval = timedelta(seconds=check_interval_seconds())
     try:
-        return _ab_requests(document_store, now, simulated, requested, interval)
+        return _ab_requests(document_store, now, simulated, requested, interval, context.instance)
     except StoreUnavailable as exc:  # one line like the other sensors' (the message names no credential)
         return dg.SkipReason(f"document store unavailable, no A/B look requested: {exc}")
 
 
 def _ab_requests(document_store: DocumentStoreResource, now, simulated: bool, requested: dict,
-                 interval: timedelta):
+                 interval: timedelta, instance: dg.DagsterInstance):
     keys: dict[str, str] = {}
     requests, waiting = [], []
     with document_store.open() as store:
@@ -79,7 +81,10 @@ def _ab_requests(document_store: DocumentStoreResource, now, simulated: bool, re
                 key = resume_key(specialist, unfinished[specialist][0], now)
                 tags["hive/resume_intent"] = unfinished[specialist][0]
             elif test is not None:
-                key = run_key(specialist, test["test_id"], now)
+                # the hour's look again when its run failed (a loop interrupted inside it, MLflow down): its key is
+                # spent, and the look was lost until the next one (`:retry-1`, `:retry-2`, as the triggers')
+                key = attempt_to_request(run_key(specialist, test["test_id"], now),
+                                         lambda k: attempt_failed(instance, k))
             else:
                 continue
             if test is not None:
