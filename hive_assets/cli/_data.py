@@ -71,6 +71,8 @@ def cmd_store_import(args: argparse.Namespace) -> int:
             print(f"hive store import: error: {exc}; the {done['read']} line(s) before it were read and "
                   f"{done['written']} document(s) written (importing the mended file again adds nothing)",
                   file=sys.stderr)
+            if args.json:  # a script reads stdout: what was done, and why it stopped
+                print(json.dumps({**done, "unreadable": str(exc)}))
             return 1
     print(json.dumps(result) if args.json else
           f"{args.file}: " + ", ".join(f"{k}={v}" for k, v in result.items() if not isinstance(v, (list, dict))))

@@ -230,6 +230,10 @@ def test_an_unreadable_gzip_is_one_line_and_keeps_what_was_read(tmp_path, monkey
     written = SQLiteStore(tmp_path / "home" / "store.sqlite").count("specialist_feedback")
     assert written == (0 if content.startswith(b"this") else int(err.split(" document(s) written")[0].split()[-1]))
     assert content.startswith(b"this") or 0 < written < 5000  # the lines read before the cut are kept
+    # with --json, stdout is a JSON document too (it printed nothing there)
+    assert hive(["store", "import", "--collection", "specialist_feedback", str(path), "--json"]) == 1
+    said = json.loads(capsys.readouterr().out)
+    assert said["written"] == written and said["unreadable"].startswith(f"{path}: unreadable after line")
 
 
 def test_unknown_collection_fails_before_reading(tmp_path):
