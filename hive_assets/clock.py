@@ -354,7 +354,7 @@ def release(path: Path | None = None) -> HomeClock:
 def apply_home_settings(*, replacing: bool = False) -> dict[str, str]:
     """Export the home's stored settings that are not already set (an exported variable wins); the ones applied.
     `replacing`: for `hive clock pin` / `release`, which replace a malformed file rather than refuse it."""
-    from hive_assets.config import ConfigError
+    from hive_assets.config import ConfigError, note_home_settings
 
     try:
         home_clock = read_home_clock()
@@ -364,6 +364,7 @@ def apply_home_settings(*, replacing: bool = False) -> dict[str, str]:
         return {}
     applied = {k: v for k, v in (home_clock.settings if home_clock else {}).items() if not os.environ.get(k)}
     os.environ.update(applied)
+    note_home_settings(applied, clock_path())  # a malformed one's error names the file
     return applied
 
 

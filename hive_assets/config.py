@@ -50,6 +50,21 @@ _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
 
 
+#: variables the home's clock file set in this process (`clock.apply_home_settings`): (value, that file). An
+#: error in one names the file, since nobody exported it
+_SET_BY_HOME: dict[str, tuple[str, str]] = {}
+
+
+def note_home_settings(applied: dict[str, str], path) -> None:
+    _SET_BY_HOME.update({name: (value, str(path)) for name, value in applied.items()})
+
+
+def _source(name: str) -> str:
+    value, path = _SET_BY_HOME.get(name, (None, ""))
+    return f" (set by the 'settings' of {path}, not exported)" if value is not None and \
+        os.environ.get(name) == value else ""
+
+
 def _raw(name: str) -> str | None:
     raw = os.environ.get(name)
     return None if raw is None or raw.strip() == "" else raw.strip()
@@ -63,14 +78,14 @@ def _env_number(name: str, default, parse, what: str, low, high, low_open: bool,
     try:
         value = parse(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
+        raise ConfigError(f"{name} must be {what}, got {raw!r}{_source(name)}") from None
     if not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number, got {raw!r}")
+        raise ConfigError(f"{name} must be a finite number, got {raw!r}{_source(name)}")
     if (low is not None and (value <= low if low_open else value < low)) or \
             (high is not None and (value >= high if high_open else value > high)):
         bounds = ([f"{'>' if low_open else '>='} {low:g}"] if low is not None else []) + \
                  ([f"{'<' if high_open else '<='} {high:g}"] if high is not None else [])
-        raise ConfigError(f"{name} must be {' and '.join(bounds)}, got {raw!r}")
+        raise ConfigError(f"{name} must be {' and '.join(bounds)}, got {raw!r}{_source(name)}")
     return value
 
 
@@ -95,7 +110,7 @@ def env_bool(name: str, default: bool) -> bool:
         return True
     if raw.lower() in _FALSE:
         return False
-    raise ConfigError(f"{name} must be one of true/false, 1/0, yes/no, got {raw!r}")
+    raise ConfigError(f"{name} must be one of true/false, 1/0, yes/no, got {raw!r}{_source(name)}")
 
 
 REVIEW_QUEUE_BUDGET_ENV = "REVIEW_QUEUE_DAILY_BUDGET"

@@ -169,6 +169,24 @@ def test_the_scenario_settings_are_exported_unless_already_set(home, monkeypatch
     assert clock.release().settings["DRIFT_WINDOW_HOURS"] == "6"
 
 
+def test_a_malformed_setting_from_the_clock_file_names_the_file(home, monkeypatch):
+    """`hive status` said "RETRAINING_FEEDBACK_THRESHOLD must be an integer, got 'abc'" of a variable nobody
+    exported: the home's clock file had set it."""
+    from hive_assets.config import Settings
+
+    clock.pin(PINNED, settings={"RETRAINING_FEEDBACK_THRESHOLD": "abc", "AB_TEST_CHECK_INTERVAL_MINUTES": "60"})
+    monkeypatch.setenv("AB_TEST_CHECK_INTERVAL_MINUTES", "-1")  # exported: the user's, said as before
+    clock.apply_home_settings()
+    with pytest.raises(ConfigError) as bad:
+        Settings.from_env()
+    assert str(bad.value) == ("RETRAINING_FEEDBACK_THRESHOLD must be an integer, got 'abc' (set by the 'settings' "
+                              f"of {home / 'clock.json'}, not exported)")
+    monkeypatch.setenv("RETRAINING_FEEDBACK_THRESHOLD", "200")
+    with pytest.raises(ConfigError) as exported:
+        Settings.from_env()
+    assert "AB_TEST_CHECK_INTERVAL_MINUTES" in str(exported.value) and "clock.json" not in str(exported.value)
+
+
 @pytest.mark.parametrize("argv, reason", [
     (["clock", "advance", "-3h"], "a duration must be positive, got '-3h'; the clock only moves forward"),
     (["clock", "advance", "-1d12h"], "a duration must be positive, got '-1d12h'"),
