@@ -85,8 +85,8 @@ def business_requests(store, rows) -> None:
     store.upsert_many("review_requests", [
         {"request_id": f"review:business:{op}", "opinion_id": op, "plan_id": f"p-{op}", "specialist_type": "business",
          "requested_at": requested, "expires_at": expires, "status": status, "answered_at": answered,
-         "selection": "active", "feedback_id": None}
-        for op, requested, expires, status, answered in rows])
+         "selection": "active", "reason": "uncertainty", "rank": rank, "score": 0.5, "feedback_id": None}
+        for rank, (op, requested, expires, status, answered) in enumerate(rows, start=1)])
 
 
 def test_the_view_says_what_the_documents_say(hive_home, registry_client, monkeypatch):
