@@ -348,8 +348,12 @@ def simulate(
         "cognitive_ledger", "cognitive_plans", "intentions_audit", "specialist_opinions", "specialist_feedback")}
 
     def flush(force: bool = False) -> None:
+        # all of them once one is full, in this order: a plan before the opinions and feedback naming it (the
+        # opinions, five a plan, filled first, and a `hive simulate` interrupted then left opinions without plans)
+        if not force and all(len(docs) < batch_size for docs in buffers.values()):
+            return
         for coll, docs in buffers.items():
-            if docs and (force or len(docs) >= batch_size):
+            if docs:
                 if coll == "intentions_audit" and audit_sink is not None:
                     audit_sink(docs)
                 summary.written[coll] += store.upsert_many(coll, docs)
