@@ -270,19 +270,7 @@ def production_problems() -> list[str]:
     every production service is set or in local mode."""
     if hive_env() != PRODUCTION:
         return []
-    problems = []
-    mongodb = _raw("MONGODB_URI")
-    if mongodb is None:
-        problems.append("MONGODB_URI is not set")
-    elif not mongodb.startswith(("mongodb://", "mongodb+srv://")):  # pymongo's schemes, in lower case only
-        # pymongo takes "foo" for a host name: the code location loaded, and every run failed later
-        problems.append(f"MONGODB_URI must be a mongodb:// or mongodb+srv:// URI, got {redact_uri(mongodb)!r}")
-    elif not _mongodb_hosts_readable(mongodb):
-        problems.append("MONGODB_URI has no host, or a port that is not a number (the value is not shown, it may "
-                        f"hold a password): {UNESCAPED_USERINFO}")
-    elif not _mongodb_userinfo_readable(mongodb):
-        problems.append("MONGODB_URI's user name or password is not escaped (the value is not shown): "
-                        f"{UNESCAPED_USERINFO}")
+    problems = mongodb_uri_problems("MONGODB_URI", _raw("MONGODB_URI"))
     problems += _registry_production_problems()
     storage = _raw("HIVE_ASSET_STORAGE")
     if storage is None:
@@ -290,6 +278,22 @@ def production_problems() -> list[str]:
     else:
         problems += object_storage_problems("HIVE_ASSET_STORAGE", storage)
     return problems
+
+
+def mongodb_uri_problems(name: str, mongodb: str | None) -> list[str]:
+    """Why `mongodb` (the setting `name`) is no production document store, one phrase; [] for a readable
+    mongodb:// or mongodb+srv:// URI. None or empty: not set (the embedded store on the pod's disk)."""
+    if not mongodb:
+        return [f"{name} is not set"]
+    if not mongodb.startswith(("mongodb://", "mongodb+srv://")):  # pymongo's schemes, in lower case only
+        # pymongo takes "foo" for a host name: the code location loaded, and every run failed later
+        return [f"{name} must be a mongodb:// or mongodb+srv:// URI, got {redact_uri(mongodb)!r}"]
+    if not _mongodb_hosts_readable(mongodb):
+        return [f"{name} has no host, or a port that is not a number (the value is not shown, it may hold a "
+                f"password): {UNESCAPED_USERINFO}"]
+    if not _mongodb_userinfo_readable(mongodb):
+        return [f"{name}'s user name or password is not escaped (the value is not shown): {UNESCAPED_USERINFO}"]
+    return []
 
 
 def object_storage_problems(name: str, value: str) -> list[str]:
@@ -388,14 +392,19 @@ def _mongodb_userinfo_readable(uri: str) -> bool:
 
 def _registry_production_problems() -> list[str]:
     """production_problems' part for the model registry (MLFLOW_TRACKING_URI)."""
+    return registry_uri_problems("MLFLOW_TRACKING_URI", _raw("MLFLOW_TRACKING_URI"))
+
+
+def registry_uri_problems(name: str, mlflow: str | None) -> list[str]:
+    """Why `mlflow` (the setting `name`) is no production model registry, one phrase; [] for a usable
+    http(s):// URL. None or empty: not set (the embedded registry on the pod's disk)."""
     problems: list[str] = []
-    mlflow = _raw("MLFLOW_TRACKING_URI")
-    if mlflow is None:
-        problems.append("MLFLOW_TRACKING_URI is not set")
-    elif (scheme := _scheme_or_problem("MLFLOW_TRACKING_URI", mlflow, problems)) not in ("http", "https", None):
-        problems.append(f"MLFLOW_TRACKING_URI must be an http(s):// URL, got {redact_uri(mlflow)!r}")
+    if not mlflow:
+        problems.append(f"{name} is not set")
+    elif (scheme := _scheme_or_problem(name, mlflow, problems)) not in ("http", "https", None):
+        problems.append(f"{name} must be an http(s):// URL, got {redact_uri(mlflow)!r}")
     elif scheme is not None and (problem := http_url_problem(mlflow)):  # listed with the others, not after them
-        problems.append(f"MLFLOW_TRACKING_URI is not a usable URL ({problem}): {UNESCAPED_USERINFO}; the value is "
+        problems.append(f"{name} is not a usable URL ({problem}): {UNESCAPED_USERINFO}; the value is "
                         "not shown, it may hold a password")
     return problems
 

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import dagster as dg
 
 from hive_assets.config import (
-    DEFAULT_EXPERIMENT_NAME, DEFAULT_MONGODB_DATABASE, KAFKA_CREDENTIALS, KAFKA_SECURITY_ENV, ConfigError,
-    KafkaSecurity, Settings, redact_uri,
+    DEFAULT_EXPERIMENT_NAME, DEFAULT_MONGODB_DATABASE, KAFKA_CREDENTIALS, KAFKA_SECURITY_ENV, PRODUCTION, ConfigError,
+    KafkaSecurity, Settings, hive_env, mongodb_uri_problems, redact_uri, registry_uri_problems,
 )
 from hive_assets.data import DocumentStore, StoreUnavailable, open_store
 from hive_assets.defs.runs.refusals import not_retried
@@ -52,6 +52,15 @@ def _env_or_default(name: str) -> str | dg.EnvVar:
     return dg.EnvVar(name) if os.environ.get(name) else ""
 
 
+def refuse_local_fallback(problems: list[str], instead: str) -> None:
+    """Under HIVE_ENV=production, a resource's config that names no production service (a run's config left
+    the store's URI empty, or named a `sqlite:` registry): a ConfigError, before anything is read or written.
+    It ran on `instead` and overwrote the partition's outputs in the asset storage with what it found there."""
+    if problems and hive_env() == PRODUCTION:
+        raise ConfigError(f"HIVE_ENV=production refuses {'; '.join(problems)}: the run would use {instead}; "
+                          "nothing was read or written")
+
+
 def refuse_typed_credentials(context: dg.InitResourceContext) -> None:
     """Refuse a run whose resources config holds a credential typed in as text, before it reads anything:
     Dagster stores the run's config with the run, in plain text, shown in the UI (run_config.typed_credentials)."""
@@ -73,11 +82,19 @@ class DocumentStoreResource(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         refuse_typed_credentials(context)
+        try:
+            self.settings()
+        except ConfigError:  # the same in the pod a retry would start
+            not_retried(context)
+            raise
 
     def settings(self) -> Settings:
         base = Settings.from_env()
         # stripped as Settings strips it (an EnvVar keeps a trailing space, which pymongo took for a database name)
-        return Settings(**{**base.__dict__, "mongodb_uri": self.mongodb_uri.strip(), "mongodb_database": self.database})
+        uri = self.mongodb_uri.strip()
+        refuse_local_fallback(mongodb_uri_problems("the document_store resource's mongodb_uri", uri),
+                              "the embedded SQLite store on the run pod's disk")
+        return Settings(**{**base.__dict__, "mongodb_uri": uri, "mongodb_database": self.database})
 
     def open(self) -> DocumentStore:
         """The store, for a sensor (which skips its tick when the store is down); a step uses `opened_in_step`."""
@@ -118,9 +135,17 @@ class MlflowResource(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         refuse_typed_credentials(context)
+        try:
+            self.uri  # noqa: B018 - its checks, before the step writes anything
+        except ConfigError:
+            not_retried(context)
+            raise
 
     @property
     def uri(self) -> str:
+        if self.tracking_uri:  # a run's config may name another registry than MLFLOW_TRACKING_URI
+            problems = registry_uri_problems("the mlflow resource's tracking_uri", self.tracking_uri.strip())
+            refuse_local_fallback(problems, "a registry that is no MLflow server (on the run pod's disk)")
         return self.tracking_uri or Settings.from_env().mlflow_uri
 
     def client(self):

@@ -160,3 +160,44 @@ def test_simulation_is_refused_in_production_before_any_store_is_opened(producti
     assert line.startswith(f"hive {argv[0]}: error: HIVE_ENV=production: hive {argv[0]} ")
     assert "nothing was written" in line and "unavailable" not in line
     assert not (production_cli / "hive").exists()
+
+
+@pytest.mark.parametrize("resource, config, said", [
+    ("document_store", {"mongodb_uri": ""}, "the document_store resource's mongodb_uri is not set"),
+    ("document_store", {"mongodb_uri": "localhost"},
+     "the document_store resource's mongodb_uri must be a mongodb:// or mongodb+srv:// URI, got 'localhost'"),
+    ("mlflow", {"tracking_uri": "sqlite:////tmp/pod-local-mlflow.db"},
+     "the mlflow resource's tracking_uri must be an http(s):// URL, got 'sqlite:////tmp/pod-local-mlflow.db'"),
+])
+def test_a_run_s_resource_config_naming_no_production_service_is_refused_before_anything(
+        production_cli, resource, config, said):
+    """A run's config that left the store's URI empty ran on the embedded SQLite store on the pod's disk (its
+    run lease taken there too) and overwrote the partition's outputs in the asset storage with 0 rows; a `sqlite:`
+    tracking URI trained into a registry on the pod's disk. Both are refused as the resource sets up."""
+    import dagster as dg
+
+    from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
+
+    touched = []
+
+    @dg.asset(required_resource_keys={resource})
+    def reads_it(context) -> None:
+        touched.append(getattr(context.resources, resource))
+
+    resources = {"document_store": DocumentStoreResource(mongodb_uri=dg.EnvVar("MONGODB_URI")),
+                 "mlflow": MlflowResource(tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI"))}
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([reads_it], resources=resources, instance=instance, raise_on_error=False,
+                                run_config={"resources": {resource: {"config": config}}})
+    assert not result.success and touched == []
+    [failure] = [e for e in result.all_events if e.event_type_value == "RESOURCE_INIT_FAILURE"] or \
+        result.get_step_failure_events()
+    error = failure.event_specific_data.error
+    while error.cause is not None:
+        error = error.cause
+    assert said in error.message and "nothing was read or written" in error.message, error.message
+    assert not (production_cli / "hive" / "store.sqlite").exists()
+    # the same resources as the environment binds them: accepted
+    assert DocumentStoreResource(mongodb_uri=PRODUCTION["MONGODB_URI"]).settings().mongodb_uri == \
+        PRODUCTION["MONGODB_URI"]
+    assert MlflowResource(tracking_uri=PRODUCTION["MLFLOW_TRACKING_URI"]).uri == PRODUCTION["MLFLOW_TRACKING_URI"]
