@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from hive_assets.config import ConfigError
+from hive_assets.config import UNESCAPED_USERINFO, ConfigError
 from hive_assets.reachability import one_line, reachable, registry_down  # noqa: F401  (re-exported)
 
 
@@ -107,7 +107,15 @@ def _require_postgres_answers() -> None:
     for url, config in urls.items():
         # a timeout the URL sets itself (params: connect_timeout) is the deployment's and wins
         connect_args = {} if "connect_timeout" in url else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
-        engine = create_pg_engine(url, get_token_provider_from_config(config), connect_args=connect_args)
+        try:
+            engine = create_pg_engine(url, get_token_provider_from_config(config), connect_args=connect_args)
+        except ImportError as exc:  # `postgresql://` means a driver that is not installed (a 32-line traceback)
+            raise ConfigError(f"{_instance_settings_file()} names a PostgreSQL URL whose driver is not installed "
+                              f"({exc}): write it postgresql+psycopg2:// (psycopg2 is installed)") from None
+        if "@" in (engine.url.host or ""):  # an '@' of the password taken for the host: errors quoted its tail
+            engine.dispose()
+            raise ConfigError(f"{_instance_settings_file()} names a PostgreSQL URL whose user name or password is not "
+                              f"escaped (the value is not shown, it may hold a password): {UNESCAPED_USERINFO}")
         address = f"{engine.url.host or 'localhost'}:{engine.url.port or 5432}"
         try:
             with engine.connect():

@@ -61,3 +61,30 @@ def test_a_postgresql_that_does_not_answer_is_one_line_at_once_without_the_passw
     # one connection, not Dagster's retries of each storage (15 s of these warnings, then the traceback)
     assert "Retrying failed database connection" not in out.stderr
     assert SECRET not in out.stderr + out.stdout
+
+
+POSTGRES_URL_INSTANCE = """
+storage:
+  postgres:
+    postgres_url:
+      env: DAGSTER_PG_URL
+"""
+
+
+@pytest.mark.parametrize("url, said", [
+    # `postgresql://` means a driver (psycopg) that is not installed: it was a 32-line traceback
+    ("postgresql://hive:pgUrlXYZ@127.0.0.1:{port}/hive",
+     "names a PostgreSQL URL whose driver is not installed (No module named 'psycopg'): write it "
+     "postgresql+psycopg2://"),
+    # an '@' of the password left unescaped: the error quoted the password's tail as the host
+    ("postgresql+psycopg2://hive:pgUrl@XYZ@127.0.0.1:{port}/hive", "names a PostgreSQL URL whose user name or "
+                                                                   "password is not escaped"),
+])
+def test_a_postgres_url_it_cannot_use_is_one_line_without_the_password(deployment, url, said):
+    cwd, dagster_home, env = deployment
+    (dagster_home / "dagster.yaml").write_text(POSTGRES_URL_INSTANCE)
+    out = hive("status", cwd=cwd, env={**env, "DAGSTER_PG_URL": url.format(port=free_port())}, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr + out.stdout, out.stderr
+    [error] = _errors(out)
+    assert error.startswith(f"hive status: error: {dagster_home}/dagster.yaml {said}"), error
+    assert "XYZ" not in out.stderr + out.stdout
