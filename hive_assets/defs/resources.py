@@ -167,7 +167,11 @@ class MlflowResource(dg.ConfigurableResource):
             return
         if isinstance(down, Refusal):  # an answer (credentials refused, no API at this path): no retry helps
             raise dg.Failure(f"{down}; the step wrote nothing: {down.remedy}", allow_retries=False)
-        retried_while_down(context, f"{down}; the step wrote nothing", UNREACHABLE_RETRY_WAITS)
+        # "the step wrote nothing" was wrong after an attempt that MLflow left mid-way (its MLflow run left RUNNING)
+        wrote = "the step wrote nothing" if getattr(context, "retry_number", 0) == 0 else (
+            "this attempt wrote nothing (an earlier one, cut by the outage, may have left its MLflow run RUNNING: "
+            "`hive doctor` lists it)")
+        retried_while_down(context, f"{down}; {wrote}", UNREACHABLE_RETRY_WAITS)
 
     def experiment_id(self, client) -> str:
         from hive_assets.registry import ensure_experiment

@@ -67,6 +67,8 @@ def test_a_retraining_with_mlflow_down_fails_in_seconds_in_one_line_without_the_
     [failed] = _events(result, "STEP_FAILURE")
     assert "unreachable (" in failed.step_failure_data.error.message
     assert "attempt 4 of 4" in failed.step_failure_data.error.message
+    # of the last attempt only ("the step wrote nothing" was wrong when an earlier one was cut mid-way)
+    assert "; this attempt wrote nothing (an earlier one" in failed.step_failure_data.error.message
     assert not [e for e in result.all_events if SECRET in str(e)] and stored == []
     # nothing written past collection: no ledger row (registration, alias, gate, skip), no A/B record, no output
     assert store.count("model_decisions") == 0 and store.count("ab_tests") == 0
