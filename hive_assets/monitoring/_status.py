@@ -84,7 +84,15 @@ def _champion(store: DocumentStore, client, specialist: str) -> dict:
         out.update(champion_since=held.since, champion_why=f"{why} ({held.actor})" if held.actor else why)
     elif tenure:  # the ledger's last holder is not the registry's: moved or removed outside the platform (MLflow UI)
         promote = f"`hive deploy promote --specialist {specialist} --model-version N`"
-        if version is not None:
+        # the platform's own decision cut between its alias write and its ledger row: not "outside the platform"
+        cut = [i for i in registry.interrupted_intents(store, specialist)
+               if version is not None and i["operation"] in (registry.PROMOTE_INTENT, registry.ROLLBACK_INTENT)
+               and i["target"] == f"v{version.version}"]
+        if cut:
+            registry_says = (f"v{version.version}: moved by a {cut[-1]['operation']} of {cut[-1]['actor']} at "
+                             f"{cut[-1]['since']} that was interrupted before its ledger row (`hive doctor --fix`, "
+                             "or the next registry or A/B command for it, completes it)")
+        elif version is not None:
             registry_says = (f"v{version.version}: the alias was moved outside the platform ({promote} records the "
                              "one to keep)")
         else:

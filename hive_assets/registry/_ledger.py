@@ -21,13 +21,14 @@ ALIAS_KINDS = ("alias_move", "promotion", "rollback")
 def record_decision(store: DocumentStore, specialist: str, kind: str, *, actor: str, reason: str,
                     dagster_run_id: str | None = None, model_version: str | None = None,
                     data_snapshot_hash: str | None = None, details: dict[str, Any] | None = None,
-                    decision_id: str | None = None) -> dict[str, Any]:
+                    decision_id: str | None = None, decided_at: datetime | None = None) -> dict[str, Any]:
     """Append to `model_decisions`. A deterministic `decision_id` makes a retried step write once.
 
-    Stamped with the platform clock, but never before the specialist's latest row: a host whose clock is a
+    Stamped with the platform clock (or `decided_at`: an interrupted decision completed later is dated when it
+    was taken, as its alias moved then), but never before the specialist's latest row: a host whose clock is a
     little behind (operations refuse more than `CLOCK_SKEW`, `check_clock`) must not put its decision
     before one already made, or the history would show the wrong holder."""
-    now = clock.now()
+    now = decided_at or clock.now()
     if (latest := latest_decision_at(store, specialist)) is not None and latest > now:
         now = latest
     doc = {

@@ -185,8 +185,9 @@ def production_mirrored(client, specialist: str, version: str) -> bool:
 def ensure_alias(client, store: DocumentStore, specialist: str, alias: str, version: str, *, kind: str = "alias_move",
                  actor: str, reason: str, dagster_run_id: str | None = None, data_snapshot_hash: str | None = None,
                  details: dict[str, Any] | None = None, mirror: bool | None = None,
-                 after_step: StepHook | None = None) -> dict[str, Any]:
+                 after_step: StepHook | None = None, decided_at: datetime | None = None) -> dict[str, Any]:
     """Make `alias` point at `version` in the registry AND in the ledger; each written only when missing.
+    `decided_at`: when the decision was taken (an interrupted one completed later), for its ledger row.
 
     Order (see the module docstring): alias, Production mirror (champion only, when enabled), read-back,
     ledger row. The previous holder is the registry's when this call moves the alias, else the ledger's
@@ -228,7 +229,8 @@ def ensure_alias(client, store: DocumentStore, specialist: str, alias: str, vers
             model_version=version, data_snapshot_hash=data_snapshot_hash or (now.tags or {}).get("data_snapshot_hash"),
             details={**(details or {}), "alias": alias, "previous_version": previous,
                      "production_mirror": bool(mirror and alias == CHAMPION)},
-            decision_id=f"{kind}:{specialist}:{alias}:{version}:{dagster_run_id}" if dagster_run_id else None)
+            decision_id=f"{kind}:{specialist}:{alias}:{version}:{dagster_run_id}" if dagster_run_id else None,
+            decided_at=decided_at)
     return {"specialist": specialist, "model": name, "alias": alias, "version": version, "moved": moved,
             "recorded": recorded, "production_mirrored": mirrored, "previous_version": previous,
             "decision_id": row["decision_id"] if row else None}
@@ -396,12 +398,16 @@ def _apply(client, store: DocumentStore, intent: dict[str, Any], *, completed_by
         details["rolled_back_from"] = p["rolled_back_from"]
         if p.get("idempotency_key"):
             details["idempotency_key"] = p["idempotency_key"]
-    if completed_by:
-        details["completed_by"] = completed_by
+    decided_at = None
+    if completed_by:  # an interrupted decision: its row dated when it was taken (its alias moved then), not now
+        details.update(completed_by=completed_by, completed_at=clock.now())
+        from hive_assets.data import to_utc
+
+        decided_at = to_utc(intent.get("recorded_at"))
     reconcile(client, store, specialist, CHAMPION, actor=actor, dagster_run_id=run_id, target=p["version"])
     result = {**ensure_alias(client, store, specialist, CHAMPION, p["version"], kind=kind, actor=actor,
                              reason=p["reason"], dagster_run_id=run_id, data_snapshot_hash=p["data_snapshot_hash"],
-                             details=details, mirror=p["mirror"], after_step=after_step),
+                             details=details, mirror=p["mirror"], after_step=after_step, decided_at=decided_at),
               "gate": p["gate"], "intent_id": intent["intent_id"]}
     if kind == "rollback":
         result["rolled_back_from"] = p["rolled_back_from"]

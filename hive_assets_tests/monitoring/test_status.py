@@ -213,6 +213,15 @@ def test_a_champion_alias_moved_outside_the_platform_is_named(hive_home, registr
     assert (moved.champion, moved.champion_since) == ("2", None)
     assert moved.champion_why.startswith("the ledger's champion is v1, but the registry names v2: the alias was "
                                          "moved outside the platform")
+    # the platform's own promotion, cut between its alias write and its ledger row (`hive doctor` names it): not
+    # "outside the platform"
+    from hive_assets.registry import begin_intent
+
+    begin_intent(store, "promote:evolution:2", "evolution", "promote", {"version": "2"}, actor="user:ops",
+                 dagster_run_id="run-p")
+    assert evolution().champion_why.startswith(
+        "the ledger's champion is v1, but the registry names v2: moved by a promote of user:ops at ")
+    assert "that was interrupted before its ledger row (`hive doctor --fix`" in evolution().champion_why
     registry_client.delete_registered_model("evolution-evaluator")
 
 

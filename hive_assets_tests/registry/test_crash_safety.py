@@ -169,6 +169,11 @@ def test_doctor_reports_an_interrupted_promotion_and_fix_completes_it(store, kil
     row = registry.last_alias_row(store, "business", "champion")  # the decision's own actor and reason
     assert (row["model_version"], row["details"]["previous_version"], row["actor"], row["reason"]) == \
         ("2", "1", ME, "v2 is better")
+    # dated when the promotion was decided (its alias moved then: `deploy history` named v1 as champion until the
+    # fix), the completion beside it
+    from hive_assets.data import to_utc
+
+    assert to_utc(row["recorded_at"]) == to_utc(intent["recorded_at"]) < to_utc(row["details"]["completed_at"])
     assert registry.ledger_agrees(client, store, "business") and _stages(client) == {"1": "Archived", "2": "Production"}
     lease = store.find_one("run_leases", {"lease_id": "operator:business"})  # taken as the verbs take it, given back
     assert lease["state"] == "released" and lease["owner_run_id"].startswith("hive-doctor-")
