@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 from hive_assets.config import UNESCAPED_USERINFO, ConfigError
@@ -29,7 +30,8 @@ def instance():
 
     try:
         _require_postgres_answers()
-        return dg.DagsterInstance.get()
+        with _one_opener_at_a_time():
+            return dg.DagsterInstance.get()
     except dg.DagsterInvalidConfigError as exc:
         raise ConfigError(_setting_problem(exc)) from None
     except InstanceUnavailable:
@@ -38,6 +40,28 @@ def instance():
         if (refused := _postgres_error(exc)) is None:
             raise
         raise InstanceUnavailable(_postgres_problem(refused, None)) from None
+
+
+@contextlib.contextmanager
+def _one_opener_at_a_time():
+    """An exclusive lock on `$DAGSTER_HOME/.hive-open.lock` while the instance is opened: five `hive collect`
+    started together on a new home each made the SQLite instance's tables, and one failed on "table
+    backfill_tags already exists" (a traceback). Uncontended it costs a file lock; where the directory cannot be
+    written (a mounted ConfigMap in a pod, whose instance is PostgreSQL) the instance is opened without it."""
+    import fcntl
+    import os
+
+    home = os.environ.get("DAGSTER_HOME", "")
+    try:
+        lock = open(os.path.join(home, ".hive-open.lock"), "a") if home else None  # noqa: SIM115
+    except OSError:
+        lock = None
+    if lock is None:
+        yield
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield  # released with the file
 
 
 def _instance_settings_file() -> str:

@@ -6,6 +6,7 @@ lines of traceback). A refused port is a real refused connection: no PostgreSQL 
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,33 @@ def test_a_postgres_url_it_cannot_use_is_one_line_without_the_password(deploymen
     [error] = _errors(out)
     assert error.startswith(f"hive status: error: {dagster_home}/dagster.yaml {said}"), error
     assert "XYZ" not in out.stderr + out.stdout
+
+
+def test_commands_started_together_on_a_new_home_each_open_its_instance(shell):  # noqa: F811
+    """Five `hive collect` started together on a new home each made the SQLite instance's tables, and one failed
+    on "table backfill_tags already exists" (a traceback). The instance is opened by one process at a time: a
+    holder of its lock keeps another waiting; five at once all open it."""
+    import fcntl
+    import subprocess
+    import time
+
+    cwd, env = shell
+    env = {**env, "HIVE_HOME": "home"}
+    assert hive("env", cwd=cwd, env=env).returncode == 0  # the home and its instance directory
+    dagster_home = cwd / "home" / "dagster"
+    opener = [sys.executable, "-c", "from hive_assets.cli._dagster import instance; instance(); print('opened')"]
+    env = {**env, "DAGSTER_HOME": str(dagster_home)}
+    with open(dagster_home / ".hive-open.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiting = subprocess.Popen(opener, cwd=cwd, env=env, stdout=subprocess.PIPE, text=True)
+        time.sleep(3)
+        assert waiting.poll() is None  # waits for the lock
+    assert waiting.communicate(timeout=60)[0].strip() == "opened" and waiting.returncode == 0
+    for attempt in range(2):
+        fresh = cwd / f"fresh-{attempt}"
+        (fresh / "dagster").mkdir(parents=True)
+        (fresh / "dagster" / "dagster.yaml").write_text((dagster_home / "dagster.yaml").read_text())
+        together = [subprocess.Popen(opener, cwd=cwd, env={**env, "DAGSTER_HOME": str(fresh / "dagster")},
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(5)]
+        said = [p.communicate(timeout=120) for p in together]
+        assert [p.returncode for p in together] == [0] * 5, [err.splitlines()[-1:] for _out, err in said]
