@@ -82,6 +82,22 @@ def test_only_a_confidence_mean_drop_of_more_than_two_points_blocks_promote_if_b
     assert alias == "champion"
 
 
+def test_metrics_exactly_at_the_bounds_are_judged_at_the_bounds():
+    """Counts two points apart are "up >= 0.02" and not "down > 0.02" (SPEC 5); as floats 400/500 - 390/500 is
+    0.020000000000000018, and 290 of 350 such pairs counted as a regression. One count further is over."""
+    base = _all_at(0.80)
+    for n in (500, 1000, 20000):
+        for k in range(int(0.65 * n), n, max(1, n // 97)):
+            at = {**base, "macro_f1": k / n, "accuracy": (k - 2 * n // 100) / n}
+            champion = {**base, "macro_f1": (k - 2 * n // 100) / n, "accuracy": k / n}
+            comparison = m.champion_comparison(at, champion)
+            assert comparison["regressions"] == {} and comparison["better"] is True, (n, k)
+            beyond = m.champion_comparison({**at, "accuracy": (k - 2 * n // 100 - 1) / n}, champion)
+            assert list(beyond["regressions"]) == ["accuracy"] and beyond["better"] is False, (n, k)
+            short = m.champion_comparison({**at, "macro_f1": (k - 1) / n}, champion)
+            assert short["better"] is False, (n, k)
+
+
 def _deltas(intervals: dict[str, tuple[float, float]]) -> dict[str, float]:
     return {name: (lo + hi) / 2 for name, (lo, hi) in intervals.items()}
 

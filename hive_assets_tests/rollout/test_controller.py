@@ -413,3 +413,17 @@ def test_tally_counts_matured_labels_per_step():
     moved = tally(served_at, is_challenger, confidence, agrees, labelled_at, s,
                   now.astimezone(timezone(timedelta(hours=2))), maturity)
     assert moved == counts
+
+
+def test_a_gain_of_exactly_the_promotion_s_two_points_promotes():
+    """16,400 against 16,000 agreements of 20,000 labels is two points exactly; as floats 0.82 - 0.80 is
+    0.019999999999999907, which held the test ("not significant") while its reason printed +0.0200. One agreement
+    fewer is under the two points."""
+    s = TestState(START, (TrafficStep(START, 50.0),))
+    for n in (20_000, 50_000):
+        exact = one_step(50, n, n, 0.80, 0.82)
+        assert exact[0].challenger.agreements - exact[0].champion.agreements == n // 50
+        d = decide(s, exact, at(80))
+        assert (d.action, d.rule) == (PROMOTE, "significant_improvement"), (n, d.reason)
+        short = [StepCounts(exact[0].champion, arm(n, (0.82 * n - 1) / n))]
+        assert decide(s, short, at(80)).action != PROMOTE, n
