@@ -51,8 +51,16 @@ def selection_sample(y: np.ndarray, max_rows: int, random_state: int) -> np.ndar
     there are no more rows than that (or `max_rows` is 0: no sampling)."""
     if not max_rows or len(y) <= max_rows:
         return None
-    sample, _ = train_test_split(np.arange(len(y)), train_size=max_rows, stratify=y, random_state=random_state)
-    return np.sort(sample)
+    # a class of one training row cannot be stratified (sklearn refused the whole sample): it is kept whole
+    classes, counts = np.unique(y, return_counts=True)
+    rare = np.flatnonzero(np.isin(y, classes[counts < 2]))
+    rest = np.setdiff1d(np.arange(len(y)), rare)
+    try:
+        sample, _ = train_test_split(rest, train_size=max_rows - len(rare), stratify=y[rest],
+                                     random_state=random_state)
+    except ValueError:  # too few rows left out to hold every class: a plain random sample of the rest
+        sample = np.random.default_rng(random_state).choice(rest, size=max_rows - len(rare), replace=False)
+    return np.sort(np.concatenate([rare, sample]))
 
 
 def _grid_setting(model_type: str, params: dict[str, Any], n_rows: int) -> dict[str, Any]:

@@ -442,6 +442,13 @@ def test_the_selection_sample_is_stratified_seeded_and_only_above_its_bound():
     assert list(selection_sample(y, 400, random_state=3)) == list(sample)
     assert list(selection_sample(y, 400, random_state=4)) != list(sample)
     assert selection_sample(y, 1000, 0) is None and selection_sample(y, 0, 0) is None
+    # a class of one training row (the trainable gate lets it through): kept, not sklearn's "only 1 member" error
+    lone = np.repeat([0, 1, 2], [600, 399, 1])
+    kept = selection_sample(lone, 500, random_state=0)
+    assert len(kept) == len(set(kept)) == 500 and 999 in kept
+    assert np.abs(np.bincount(lone[kept])[:2] - np.array([300, 199.5])).max() <= 1
+    # almost every row asked for: too few left out to stratify, a plain sample
+    assert len(set(selection_sample(y, 999, random_state=0))) == 999
 
 
 def test_auto_compares_the_families_on_a_sample_then_fits_the_winner_on_every_row(plan_features):
