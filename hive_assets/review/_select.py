@@ -150,7 +150,9 @@ def diverse_top(score: np.ndarray, points: np.ndarray, k: int, eligible: np.ndar
     `k` evenly spread points (roughly the spacing `k` requests would have if they covered the pool), so
     picks closer than that to an earlier pick are discounted. `chosen_before`: positions already in the
     queue (the random share, earlier requests), which count as chosen for that distance. Ties: the lower
-    position first."""
+    position first. Fewer than `k` when every position left is worth nothing: an exact duplicate of a chosen one
+    (distance 0), or of no priority. Those were picked in position order (opinion-id order): once each group of
+    identical plans had its request, a budget of 20 went to 15 copies of the lowest-priority plan."""
     score = np.asarray(score, dtype=float)
     n = score.size
     eligible = np.ones(n, dtype=bool) if eligible is None else eligible.copy()
@@ -166,6 +168,8 @@ def diverse_top(score: np.ndarray, points: np.ndarray, k: int, eligible: np.ndar
     for _ in range(k):
         value = np.where(eligible, score * np.minimum(1.0, nearest / scale), -np.inf)
         pick = int(np.argmax(value))
+        if not value[pick] > 0.0:  # nothing left that teaches anything: the budget is a ceiling, not a quota
+            break
         chosen.append(pick)
         eligible[pick] = False
         nearest = np.minimum(nearest, np.sqrt(((points - points[pick]) ** 2).sum(axis=1)))

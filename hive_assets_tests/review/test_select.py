@@ -55,6 +55,23 @@ def test_near_duplicates_yield_one_request():
     assert len(set(chosen.tolist())) == 20
 
 
+def test_a_pool_of_duplicates_gets_one_request_per_plan_not_the_budget():
+    """Five groups of 40 identical plans, of priorities 0.95 to 0.05, the least urgent first in position order:
+    once each group had its request every candidate was worth 0, and the rest of the budget went by position,
+    15 copies of the 0.05 plan. A copy of a chosen plan teaches nothing: one request per group."""
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(5, 4)) * 3
+    priorities = np.array([0.05, 0.1, 0.2, 0.9, 0.95])
+    points, score = np.repeat(centres, 40, axis=0), np.repeat(priorities, 40)
+    chosen = diverse_top(score, points, 20)
+    assert sorted(score[chosen].tolist()) == sorted(priorities.tolist())  # one each, the best first
+    assert score[chosen[0]] == 0.95
+    # a candidate of no priority is not asked either; a near-duplicate (not identical) still is
+    assert diverse_top(np.zeros(10), rng.normal(size=(10, 2)), 5).size == 0
+    near = np.vstack([np.zeros((1, 2)), np.full((1, 2), 1e-3)])
+    assert diverse_top(np.ones(2), near, 2, scale=1.0).size == 2
+
+
 def test_an_active_pick_is_no_near_duplicate_of_the_random_share():
     """The random share is drawn first; the active picks' diversity started from nothing, so when a random
     pick was one of 200 identical, most uncertain candidates, an active pick asked for another copy of it
