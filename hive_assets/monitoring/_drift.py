@@ -158,6 +158,11 @@ def _numeric_reference(values: np.ndarray, bins: int, sample_size: int, rng: np.
         # deciles as cut points, each a training value (inverted CDF: no edge between two tied
         # values of a count feature); ties collapse duplicate edges (a constant feature keeps one)
         edges = np.unique(np.quantile(finite, np.arange(1, bins) / bins, method="inverted_cdf"))
+        if edges[0] == finite.min():
+            # the lowest cut is the training minimum (a constant, a count at its floor): a bin of its own for
+            # what lies below every training value, or a drop below it shared the lowest bin (PSI 0: a constant
+            # 1.0 in training and 0.5 in the window read as no drift, 1.5 as PSI 18)
+            edges = np.concatenate([[np.nextafter(edges[0], -np.inf)], edges])
         counts = np.bincount(np.searchsorted(edges, finite, side="left"), minlength=edges.size + 1)
         take = rng.choice(n, size=min(sample_size, n), replace=False) if n > sample_size else np.arange(n)
         sample = np.sort(finite[take])

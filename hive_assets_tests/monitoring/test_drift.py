@@ -173,10 +173,11 @@ def test_reference_with_ties_constant_and_non_finite_values():
     })
     ref = build_reference(frame, None)
     tied = ref["numeric"]["priority_score"]
-    assert tied["edges"] == [0.25, 0.5, 0.75]  # the top value is the open upper bin
-    assert tied["proportions"] == pytest.approx([0.20, 0.45, 0.25, 0.10])
+    # the top value is the open upper bin; below the lowest value (the lowest cut), a bin of its own
+    assert tied["edges"] == [np.nextafter(0.25, -np.inf), 0.25, 0.5, 0.75]
+    assert tied["proportions"] == pytest.approx([0.0, 0.20, 0.45, 0.25, 0.10])
     constant = ref["numeric"]["has_cyclic_dependencies"]
-    assert constant["edges"] == [0.0] and constant["proportions"] == [1.0, 0.0]
+    assert constant["edges"] == [np.nextafter(0.0, -np.inf), 0.0] and constant["proportions"] == [0.0, 1.0, 0.0]
     finite = ref["numeric"]["risk_score"]
     assert finite["n"] == 97 and finite["n_nonfinite"] == 3 and len(finite["edges"]) == 9
     json.dumps(ref, allow_nan=False)
@@ -189,6 +190,12 @@ def test_reference_with_ties_constant_and_non_finite_values():
     assert decision["features"]["has_cyclic_dependencies"]["drift"] is True
     assert decision["features"]["risk_score"]["drift"] is False
     json.dumps(decision, allow_nan=False)
+    # a constant, or the lowest of tied values, that moves DOWN is drift too: it shared the lowest bin (PSI 0)
+    lower = drift_decision(feature_drift(ref, pd.DataFrame({
+        "priority_score": [0.1] * 60 + [0.5] * 140, "has_cyclic_dependencies": [-1.0] * 200,
+        "risk_score": list(np.linspace(0, 1, 200))})))
+    assert lower["features"]["has_cyclic_dependencies"]["drift"] is True
+    assert lower["features"]["priority_score"]["drift"] is True and lower["features"]["risk_score"]["drift"] is False
 
 
 def test_a_reference_of_another_format_is_refused(reference, fresh):
