@@ -122,7 +122,7 @@ def review_queue_daily_budgets() -> dict[str, int]:
     """REVIEW_QUEUE_DAILY_BUDGET per specialist: one number for all (`100`), or `name=number` pairs
     (`business=100,technical=40`; a specialist not named gets the plain number if one is given, else 100).
     ConfigError for anything else, a name twice or a name no specialist has. Read by the review sensor (a bad
-    value fails its tick, saying so) and checked by `hive status`, not with the other settings: a typo in the
+    value skips its tick, saying so in one line) and checked by `hive status`, not with the other settings: a typo in the
     review queue's budget must not stop the code location, or every training run, from starting."""
     text = _raw(REVIEW_QUEUE_BUDGET_ENV) or ""
     budgets: dict[str, int] = {}

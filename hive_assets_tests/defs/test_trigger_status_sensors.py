@@ -444,3 +444,47 @@ def test_the_reconcile_sensor_gives_runs_the_failure_tag_their_sensor_missed(env
     again = reexecute_from_failure(instance, first.run_id)
     assert not again.success and tag(again) == parents
     assert reconcile_failure_tags(instance, job_names=jobs) == [] and tag(again) == parents
+
+
+def test_a_run_whose_process_was_killed_says_so(env):
+    """A retrain's run process SIGKILLed under `dagster dev`: the code server records the crash as an engine event
+    (Dagster's own words, made here by its own function) and fails the run "from outside the execution context",
+    which is all the Runs list, the trigger document and `hive status` said."""
+    from dagster._utils import get_run_crash_explanation
+
+    from hive_assets.defs.monitoring.sensors import reconcile_failure_tags, run_failure_cause
+
+    _store, instance = env
+    result = run(instance, validation_report)
+    killed = instance.add_run(result.dagster_run.with_status(dg.DagsterRunStatus.STARTED)._replace(
+        run_id="killed-run-0001"))
+    instance.report_engine_event(get_run_crash_explanation(prefix=f"Run execution process for {killed.run_id}",
+                                                           exit_code=-9), killed)
+    instance.report_run_failed(killed)
+    said = f"Run execution process for {killed.run_id} was terminated by signal 9 (SIGKILL)"
+    assert run_failure_cause(instance, killed.run_id) == said
+    assert reconcile_failure_tags(instance, job_names=(killed.job_name,)) == [killed.run_id]
+    assert instance.get_run_by_id(killed.run_id).tags[FAILURE_TAG] == said
+
+
+def test_the_reconcile_sensor_tags_a_failed_run_of_any_job_with_why(env):
+    """The run-status sensors follow retrain_specialist only: a failed rollback, A/B start or review refresh said
+    "Failure" in the Runs list and nothing more. The reconcile sensor tags every job's failed runs."""
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    from hive_assets.defs import build_defs
+    from hive_assets.defs.monitoring.sensors import trigger_reconcile
+
+    _store, instance = env
+    failed = instance.add_run(DagsterRun(job_name="rollback_champion", run_id="rollback-run-0001",
+                                         status=dg.DagsterRunStatus.STARTED))
+    instance.report_run_failed(failed, message="behavior-evaluator: no previous champion in the ledger")
+    other = instance.add_run(DagsterRun(job_name="not_a_job_of_this_code_location", run_id="other-run-0001",
+                                        status=dg.DagsterRunStatus.STARTED))
+    instance.report_run_failed(other, message="not ours")
+    ctx = dg.build_sensor_context(instance=instance, definitions=build_defs(),
+                                  resources={"document_store": DocumentStoreResource()})
+    trigger_reconcile(ctx)
+    assert instance.get_run_by_id(failed.run_id).tags[FAILURE_TAG] == \
+        "behavior-evaluator: no previous champion in the ledger"
+    assert FAILURE_TAG not in instance.get_run_by_id(other.run_id).tags

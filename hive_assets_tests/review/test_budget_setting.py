@@ -36,7 +36,17 @@ def test_a_bad_budget_is_said_by_hive_status_and_stops_nothing_else(hive_home, m
     assert main(["status"]) == 0
     err = capsys.readouterr().err
     assert ("hive status: warning: REVIEW_QUEUE_DAILY_BUDGET must be a number of requests per day" in err
-            and "the review queue sensor fails until it is fixed" in err and "Traceback" not in err), err
+            and "the review queue sensor requests nothing until it is fixed" in err and "Traceback" not in err), err
+    # the sensor's tick says it in one line (it failed with a SensorExecutionError, the cause under its stack)
+    import dagster as dg
+
+    from hive_assets.defs.resources import MlflowResource
+    from hive_assets.defs.review.sensors import review_queue_sensor
+
+    with dg.instance_for_test() as instance:
+        tick = review_queue_sensor(dg.build_sensor_context(instance=instance, resources={"mlflow": MlflowResource()}))
+    assert tick.skip_message.startswith("REVIEW_QUEUE_DAILY_BUDGET must be a number of requests per day")
+    assert tick.skip_message.endswith(": no review queue refresh is requested until it is fixed")
 
 
 def test_an_expiry_or_window_no_reader_can_hold_is_refused_before_anything_is_written():

@@ -342,17 +342,26 @@ _CHECK_FAILED_ERROR = "DagsterAssetCheckFailedError"
 def run_failure_cause(instance: dg.DagsterInstance, run_id: str, limit: int = 400) -> str | None:
     """Why the run failed, in one line: each failed blocking check with its description (the gate's "macro_f1
     0.612 < 0.65 ..."), then each failed step with its own error (a Failure's description, else the exception
-    under Dagster's wrapper); None when its events say nothing of the kind. Dagster's run failure says only
-    "Execution of run ... failed. Steps failed: ['validation_report_min_metrics']"."""
+    under Dagster's wrapper); else how its process died, as the code server saw it ("Run execution process
+    for ... was terminated by signal 9 (SIGKILL)"); None when its events say nothing of the kind. Dagster's run
+    failure says only "Execution of run ... failed. Steps failed: ['validation_report_min_metrics']", or of a
+    killed run "This run has been marked as failed from outside the execution context"."""
     from hive_assets.reachability import one_line
 
     records = instance.get_records_for_run(run_id, of_type={dg.DagsterEventType.STEP_FAILURE,
                                                             dg.DagsterEventType.ASSET_CHECK_EVALUATION,
-                                                            dg.DagsterEventType.RESOURCE_INIT_FAILURE}).records
-    checks, steps = [], []
+                                                            dg.DagsterEventType.RESOURCE_INIT_FAILURE,
+                                                            dg.DagsterEventType.ENGINE_EVENT}).records
+    checks, steps, crashes = [], [], []
     for record in records:
         event = record.event_log_entry.dagster_event
         data = event.event_specific_data
+        if event.event_type_value == "ENGINE_EVENT":  # the code server saw the run's process die (SIGKILL, OOM):
+            message = event.message or ""  # its RUN_FAILURE says only "marked as failed from outside ..."
+            if message.startswith("Run execution process for ") and (
+                    " was terminated by signal " in message or " unexpectedly exited with code " in message):
+                crashes.append(message.split(". ", 1)[0].rstrip("."))
+            continue
         if event.event_type_value == "RESOURCE_INIT_FAILURE":  # a resource's setup refused the run (its lease
             if (error := getattr(data, "error", None)) is not None:  # held, its config): no step failed
                 steps.append(f"{event.step_key or 'setup'}: {_innermost(error)}")
@@ -368,7 +377,8 @@ def run_failure_cause(instance: dg.DagsterInstance, run_id: str, limit: int = 40
         said = user.description if user is not None and user.description else \
             (error.cause or error).message.strip()
         steps.append(f"{event.step_key}: {said}")
-    return one_line("; ".join(checks + steps), limit) if checks or steps else None
+    said = checks + steps or crashes[-1:]
+    return one_line("; ".join(said), limit) if said else None
 
 
 def _innermost(error) -> str:
@@ -566,10 +576,15 @@ trigger_canceled = _status_sensor(dg.DagsterRunStatus.CANCELED, "failed")
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Brings the retraining_triggers documents of the latest finished retrain_specialist runs to their "
                 "runs' outcome, where the run-status sensors missed it (the store down, two writes at once), and "
-                f"their {FAILURE_TAG} tags to why each failed.",
+                f"the {FAILURE_TAG} tag of the latest finished runs of every job to why each failed.",
 )
 def trigger_reconcile(context: dg.SensorEvaluationContext, document_store: DocumentStoreResource):
-    if tagged := reconcile_failure_tags(context.instance):  # the instance's alone: done with the store down too
+    # every job of the code location (operator and A/B jobs fail too, and their runs said only "Failure"); the
+    # instance's alone: done with the store down too
+    repository = getattr(context, "repository_def", None)
+    jobs = tuple(job.name for job in repository.get_all_jobs() if not job.name.startswith("__")) if repository \
+        else (retrain_specialist.name,)
+    if tagged := reconcile_failure_tags(context.instance, job_names=jobs):
         context.log.info(f"runs given the {FAILURE_TAG} tag their run-status sensor missed: {', '.join(tagged)}")
     try:
         with document_store.open() as store:
