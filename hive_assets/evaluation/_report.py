@@ -12,7 +12,7 @@ import pandas as pd
 from hive_assets.evaluation._bootstrap import DEFAULT_N_BOOT, bootstrap_intervals, paired_bootstrap_deltas
 from hive_assets.evaluation._gates import (
     MAX_ECE, NON_INFERIORITY_HEADLINE, NON_INFERIORITY_MARGIN, GateVerdict, calibration_gate, champion_comparison,
-    evaluate_gates, minimum_metrics, non_inferiority,
+    _digits, evaluate_gates, minimum_metrics, non_inferiority,
 )
 from hive_assets.evaluation._metrics import calibration_metrics, not_computable, point_metrics
 from hive_assets.training import encode_labels
@@ -85,37 +85,43 @@ def gate_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per gated quantity: gate, metric, value (None: not computable), interval (or None), bound,
     verdict (pass/FAIL; n/a for a champion delta not computable that the rule does not fail)."""
     pm, ci = report["metrics"], report["intervals"]
+    # `digits`: decimals that show the compared number on its side of the bound (-0.02048 printed -0.020 beside
+    # "CI low >= -0.02 FAIL")
     rows = [{"gate": "minimum_metrics", "metric": k, "value": pm[k], "interval": ci.get(k), "bound": f">= {v:.2f}",
-             "verdict": "pass" if pm[k] is not None and pm[k] >= v else "FAIL"} for k, v in minimum_metrics().items()]
+             "verdict": "pass" if pm[k] is not None and pm[k] >= v else "FAIL",
+             "digits": _digits(pm[k], v) if pm[k] is not None else 3} for k, v in minimum_metrics().items()]
     cal = report["calibration"]
     rows.append({"gate": "calibration", "metric": "ece (debiased)", "value": cal["ece_debiased"], "interval": None,
-                 "bound": f"<= {cal['bound']:.2f}", "verdict": "pass" if cal["passed"] else "FAIL"})
+                 "bound": f"<= {cal['bound']:.2f}", "verdict": "pass" if cal["passed"] else "FAIL", "digits": 3})
     comparison = report.get("champion_comparison")
     if comparison:
         failed = {f["metric"] for f in report["non_inferiority"]["failures"]}
         margin = report["non_inferiority"]["margin"]
         for k, delta in comparison["deltas"].items():
             rule = "CI low" if k in NON_INFERIORITY_HEADLINE else "CI high"
+            interval = comparison["delta_intervals"].get(k)
+            compared = None if interval is None else interval[0 if rule == "CI low" else 1]
             rows.append({"gate": "non_inferiority", "metric": f"{k} - champion", "value": delta,  # None: n/a
-                         "interval": comparison["delta_intervals"].get(k), "bound": f"{rule} >= -{margin:.2f}",
-                         "verdict": "FAIL" if k in failed else NOT_COMPUTABLE if delta is None else "pass"})
+                         "interval": interval, "bound": f"{rule} >= -{margin:.2f}",
+                         "verdict": "FAIL" if k in failed else NOT_COMPUTABLE if delta is None else "pass",
+                         "digits": _digits(compared, -margin) if compared is not None else 3})
     return rows
 
 
-def _fmt_interval(interval: Any) -> str:
-    return f"[{interval[0]:.3f}, {interval[1]:.3f}]" if interval is not None else "-"
+def _fmt_interval(interval: Any, digits: int = 3) -> str:
+    return f"[{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]" if interval is not None else "-"
 
 
-def _fmt_value(value: float | None) -> str:
-    return NOT_COMPUTABLE if value is None else f"{value:.3f}"
+def _fmt_value(value: float | None, digits: int = 3) -> str:
+    return NOT_COMPUTABLE if value is None else f"{value:.{digits}f}"
 
 
 def gate_table_text(report: dict[str, Any]) -> str:
     """The gate table as aligned text: metric, value, 95% interval, bound, verdict. Each column is as wide
     as its longest cell and two spaces ("precision_review_required - champion" ran into the value)."""
     header = ("gate", "metric", "value", "95% CI", "bound", "verdict")
-    cells = [header] + [(r["gate"], r["metric"], _fmt_value(r["value"]), _fmt_interval(r["interval"]), r["bound"],
-                         r["verdict"]) for r in gate_rows(report)]
+    cells = [header] + [(r["gate"], r["metric"], _fmt_value(r["value"], r["digits"]),
+                         _fmt_interval(r["interval"], r["digits"]), r["bound"], r["verdict"]) for r in gate_rows(report)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
 
     def line(row: tuple[str, ...]) -> str:

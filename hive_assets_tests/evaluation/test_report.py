@@ -119,3 +119,24 @@ def test_a_champion_re_scored_on_test_rows_without_a_class_shows_those_deltas_as
     rows = {r["metric"]: r for r in gate_rows(report)}
     assert rows["recall_reject - champion"]["value"] is None and rows["recall_reject - champion"]["verdict"] == "n/a"
     assert rows["macro_f1 - champion"]["verdict"] == "FAIL"  # a headline metric not shown non-inferior
+
+
+def test_the_gate_table_shows_a_number_near_its_bound_on_its_side_of_it():
+    """"macro_f1 - champion ... [-0.020, -0.006]  CI low >= -0.02  FAIL" read as a contradiction: the lower end
+    was -0.02048. Where three decimals print a number equal to its bound, more are shown."""
+    from hive_assets.evaluation import gate_table_text, minimum_metrics
+
+    floors = minimum_metrics()
+    metrics = {k: min(1.0, v + 0.1) for k, v in floors.items()}
+    metrics["macro_f1"] = floors["macro_f1"] - 4e-5  # prints as the floor at three decimals
+    report = {"metrics": metrics, "intervals": {k: (v - 0.03, v + 0.03) for k, v in metrics.items()},
+              "calibration": {"ece_debiased": 0.01, "bound": 0.05, "passed": True},
+              "champion_comparison": {"deltas": {"macro_f1": -0.013},
+                                      "delta_intervals": {"macro_f1": (-0.02048, -0.006)}},
+              "non_inferiority": {"margin": 0.02, "failures": [{"metric": "macro_f1"}]}}
+    lines = {line.split()[1]: line for line in gate_table_text(report).splitlines()[2:]}
+    assert "[-0.0205, -0.0060]" in lines["macro_f1"] and "-0.0130" in lines["macro_f1"]  # the champion row
+    floor = f"{floors['macro_f1']:.2f}"
+    shown = [line for line in gate_table_text(report).splitlines() if line.startswith("minimum_metrics  macro_f1 ")]
+    assert f"{floors['macro_f1'] - 4e-5:.5f}" in shown[0] and "FAIL" in shown[0] and floor in shown[0]
+    assert f"{metrics['accuracy']:.3f}" in lines["accuracy"]  # far from its bound: three decimals
