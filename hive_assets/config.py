@@ -40,6 +40,10 @@ AUTO_MODEL_TYPE = "auto"
 AUTO_CANDIDATES: tuple[str, ...] = ("xgboost", "sparse_logistic", "mlp")
 DEFAULT_MONGODB_DATABASE = "neural_hive"
 DEFAULT_EXPERIMENT_NAME = "specialist_training"
+#: a difference exactly at a decision's bound lands a few ulps either side of it (0.82 - 0.80 is
+#: 0.019999999999999907, 0.8 - 0.78 is 0.020000000000000018): the gates and the A/B controller compare it at
+#: the bound, as the SPEC's "up >= 0.02" and "down > 0.02" read
+TIE_TOLERANCE = 1e-9
 
 
 class ConfigError(ValueError):
@@ -122,8 +126,8 @@ def review_queue_daily_budgets() -> dict[str, int]:
     """REVIEW_QUEUE_DAILY_BUDGET per specialist: one number for all (`100`), or `name=number` pairs
     (`business=100,technical=40`; a specialist not named gets the plain number if one is given, else 100).
     ConfigError for anything else, a name twice or a name no specialist has. Read by the review sensor (a bad
-    value skips its tick, saying so in one line) and checked by `hive status`, not with the other settings: a typo in the
-    review queue's budget must not stop the code location, or every training run, from starting."""
+    value skips its tick, saying so in one line) and checked by `hive status`, not with the other settings: a
+    typo in the review queue's budget must not stop the code location, or every training run, from starting."""
     text = _raw(REVIEW_QUEUE_BUDGET_ENV) or ""
     budgets: dict[str, int] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):

@@ -20,7 +20,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:  # read by the review sensor alone: said here, where an operator looks, before its tick fails
         review_queue_daily_budgets()
     except ConfigError as exc:
-        print(f"hive status: warning: {exc}; the review queue sensor requests nothing until it is fixed", file=sys.stderr)
+        print(f"hive status: warning: {exc}; the review queue sensor requests nothing until it is fixed",
+              file=sys.stderr)
     statuses = [s for s in statuses if s.specialist in args.specialist]
     if args.json:
         print(json.dumps({"now": now.isoformat(), "specialists": [s.as_dict() for s in statuses]}, indent=2))

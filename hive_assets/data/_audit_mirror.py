@@ -139,7 +139,9 @@ class AuditMirror:
             partitions = _topic_partitions(consumer, self.bootstrap_servers, self.topic, deadline, errors)
             cov = self._coverage_for(since, self._topic_id(deadline), stats)
             if not cov.get("complete"):
+                waiting_since = time.monotonic()
                 filler = self._take_fill(stats)
+                stats.waited_for_fill_s = time.monotonic() - waiting_since
                 if filler is None:  # another sync completed the fill meanwhile: a top-up from its offsets
                     cov = self.coverage() or cov
                 deadline = _Deadline(self.timeout_s)  # the wait was not the broker's
@@ -190,15 +192,13 @@ class AuditMirror:
     def _take_fill(self, stats: MirrorSync) -> _FillLease | None:
         """The lease of the first fill, or None once another sync completed the fill (waited for while its
         filler renews its lease; a filler that stopped renewing is taken over)."""
-        started, told = time.monotonic(), False
+        told = False
         while True:
             cov = self.coverage()
             if cov is not None and cov.get("complete"):
-                stats.waited_for_fill_s = time.monotonic() - started
                 return None
             lease = _FillLease(self.store, self._filler_id, self.topic, self.fill_ttl_s)
             if lease.acquire():
-                stats.waited_for_fill_s = time.monotonic() - started
                 return lease
             holder = self.store.find_one(MIRROR_STATE, {"state_id": self._filler_id})
             if holder is None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from hive_assets.config import CLASSES
+from hive_assets.config import CLASSES, TIE_TOLERANCE
 
 MIN_CONFIDENCE_MEAN = 0.70
 MIN_MACRO_F1 = 0.65
@@ -19,9 +19,6 @@ MIN_CLASS_RECALL = 0.60
 MAX_ECE = 0.05
 PROMOTE_MIN_IMPROVEMENT = 0.02
 PROMOTE_MAX_REGRESSION = 0.02
-#: a difference of two metrics exactly at a bound lands a few ulps either side of it (0.8 - 0.78 is
-#: 0.020000000000000018): it is compared at the bound, as the SPEC's "up >= 0.02" and "down > 0.02" read
-TIE_TOLERANCE = 1e-9
 # Non-inferiority: the headline metrics must be shown no worse than the champion by more than the margin
 # (lower end of the paired 95% interval above -margin); the per-class metrics, whose intervals are wide on
 # a test split of a few hundred rows, only fail when shown worse by more than the margin (upper end below it).

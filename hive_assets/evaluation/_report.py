@@ -121,7 +121,8 @@ def gate_table_text(report: dict[str, Any]) -> str:
     as its longest cell and two spaces ("precision_review_required - champion" ran into the value)."""
     header = ("gate", "metric", "value", "95% CI", "bound", "verdict")
     cells = [header] + [(r["gate"], r["metric"], _fmt_value(r["value"], r["digits"]),
-                         _fmt_interval(r["interval"], r["digits"]), r["bound"], r["verdict"]) for r in gate_rows(report)]
+                         _fmt_interval(r["interval"], r["digits"]), r["bound"], r["verdict"])
+                        for r in gate_rows(report)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
 
     def line(row: tuple[str, ...]) -> str:

@@ -291,6 +291,7 @@ def queue_summary(store: DocumentStore, specialist: str, since: datetime, until:
         if (requested is None or requested <= until) and (expires is None or (
                 since <= expires if include_since else since < expires)):
             docs.append(d)
+
     def malformed(d: dict[str, Any]) -> bool:
         """No dates to place it in time by; open at `until` and not one the queue can serve (`malformed_fields`:
         a rank, an opinion...); answered without its answer's time."""

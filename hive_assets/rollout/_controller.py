@@ -88,6 +88,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from hive_assets.config import TIE_TOLERANCE
 from hive_assets.rollout._statistics import (DELAY_BIN_FRACTIONS, DELAY_BINS, ArmCounts, DifferenceResult,
                                               agreement_difference, label_balance, normal_mixture_radius, srm_test,
                                               total)
@@ -100,8 +101,6 @@ ROLLBACK = "rollback"
 END_MAX_DURATION = "end_max_duration"
 END_FUTILE = "end_futile"   # the promotion is out of reach: champion kept, no rollback
 FINAL_ACTIONS = frozenset({PROMOTE, ROLLBACK, END_MAX_DURATION, END_FUTILE})
-#: an estimate exactly at `promote_min_improvement` lands a few ulps either side of it: compared at the bound
-TIE_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)

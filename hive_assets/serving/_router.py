@@ -79,6 +79,16 @@ class InvalidPlan(ValueError):
         super().__init__(f"{where} not evaluated: {what}"[:500])
 
 
+def _plan_name(plan_id: Any) -> str:
+    """How a refused plan is named: by its id, never the repr of a hostile value (one that is not text is
+    named by its type: "a plan without plan_id" was said of a plan whose id was the number 5)."""
+    if plan_id is None or plan_id == "":
+        return "a plan without plan_id"
+    if isinstance(plan_id, str):
+        return f"plan {plan_id[:100]!r}"
+    return f"a plan whose plan_id is not text ({type(plan_id).__name__})"
+
+
 def _plans_to_serve(plans: list[Any]) -> tuple[list[Mapping[str, Any]], list[str | None]]:
     """The plans inside the request (a ledger entry's `plan_data`) and each one's unit of the A/B split (its
     intent id, `routing_unit`); InvalidPlan for any plan that collection would quarantine."""
@@ -96,10 +106,7 @@ def _plans_to_serve(plans: list[Any]) -> tuple[list[Mapping[str, Any]], list[str
             problems[i] = [(p.reason, p.detail) for p in found]
             plan_id = plan.get("plan_id") if isinstance(plan, Mapping) else None
             plan_id = plan_id if isinstance(plan_id, str) else document.get("plan_id")
-            # never the repr of a hostile value: a plan_id that is not text is named by its type
-            names[i] = f"plan {plan_id[:100]!r}" if isinstance(plan_id, str) and plan_id else \
-                "a plan without plan_id" if plan_id in (None, "") else \
-                f"a plan whose plan_id is not text ({type(plan_id).__name__})"
+            names[i] = _plan_name(plan_id)
         served.append(plan)
     if problems:
         raise InvalidPlan(problems, names)

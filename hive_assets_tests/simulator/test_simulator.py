@@ -196,11 +196,10 @@ def test_an_interrupted_simulation_leaves_no_opinion_without_its_plan(tmp_path):
     import pytest
 
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    for at in (2, 3, 5, 8):
+    for at in (5, 8, 10):  # writes after the first batch of opinions (interrupted earlier, there are none to check)
         store = SQLiteStore(tmp_path / f"store-{at}.sqlite")
         with pytest.raises(KeyboardInterrupt):
             simulate(_InterruptedAt(store, at), plans=600, seed=3, now=now, batch_size=200)
         plans = {d["plan_id"] for coll in ("cognitive_plans", "cognitive_ledger") for d in store.find(coll)}
         opinions = list(store.find("specialist_opinions"))
-        assert opinions or at <= 3, at  # the interruption came after some opinions were written
-        assert {o["plan_id"] for o in opinions} <= plans, at
+        assert opinions and {o["plan_id"] for o in opinions} <= plans, at
