@@ -9,8 +9,9 @@ trigger rules the feedback and drift sensors apply, and the documents they write
   recent plans vs its champion's reference) -> `DriftCheck` with the `drift_monitoring` document.
 - `trusted_feedback_count(store, specialist, since, policy)`: the feedback sensor's count, on indexes.
 - `feedback_trigger(...)`, run keys (`attempt_run_key`: a trigger's retry after its run failed;
-  `attempt_to_request`: which attempt a firing trigger requests) and the
-  sensors' JSON cursor; `MonitoringSettings.from_env()`.
+  `attempt_to_request`: which attempt a firing trigger requests; `UntrainableData`: a collection since the
+  last training that could not train holds it until more feedback came) and the sensors' JSON cursor;
+  `MonitoringSettings.from_env()`.
 - `reaches_registry(selected_assets)` (stamped on `trained_model` as `REACHES_REGISTRY`) and
   `counts_as_last_training(stamp)`: which training the count and the cooldown start from.
 - `drift_trigger(...)`: whether a drift retrains now or is held (run in flight, A/B test, cooldown).
@@ -36,9 +37,9 @@ from hive_assets.monitoring._records import (
 from hive_assets.monitoring._settings import MonitoringSettings
 from hive_assets.monitoring._triggers import (
     DEFAULT_COOLDOWN, DEFAULT_FEEDBACK_THRESHOLD, MAX_TRIGGER_ATTEMPTS, REACHES_REGISTRY, DriftTrigger,
-    SpecialistCursor, TriggerDecision, attempt_run_key, attempt_to_request, counts_as_last_training, decode_cursor,
-    drift_run_key, drift_trigger, encode_cursor, feedback_run_key, feedback_trigger, reaches_registry, time_bucket,
-    waits_for_test,
+    SpecialistCursor, TriggerDecision, UntrainableData, attempt_run_key, attempt_to_request, counts_as_last_training,
+    decode_cursor, drift_run_key, drift_trigger, encode_cursor, feedback_run_key, feedback_trigger, reaches_registry,
+    time_bucket, waits_for_test,
 )
 
 __all__ = [
@@ -50,7 +51,7 @@ __all__ = [
     "attempt_to_request",
     "DRIFT_CHECKS", "PSI_FLOOR", "REFERENCE_FORMAT_VERSION", "STATUS_RANK", "TRIGGERS", "DriftCheck",
     "MonitoringSettings", "SpecialistCursor", "SpecialistStatus", "format_status", "platform_status",
-    "status_markdown", "TriggerDecision", "build_reference", "check_drift", "decode_cursor",
+    "status_markdown", "TriggerDecision", "UntrainableData", "build_reference", "check_drift", "decode_cursor",
     "drift_decision", "drift_run_key", "drift_window", "encode_cursor", "feature_drift", "feedback_run_key",
     "feedback_trigger", "next_drift_check", "psi", "psi_null_pvalue", "record_trigger", "save_drift_check", "time_bucket",
     "trusted_feedback_count", "update_trigger_status", "drift_changed", "psi_chart_png", "unlaunched_drift_request",

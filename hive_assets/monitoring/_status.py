@@ -3,8 +3,9 @@
 Read from the records the platform keeps, never from a process's memory: the registry aliases (champion,
 challenger), the decision ledger (since when and why the champion holds its alias), `ab_tests` (the running
 test's traffic and its latest always-valid estimate), `drift_monitoring` (the last verdict),
-`specialist_feedback` (trusted feedback since the last training, against the threshold; when it is reached
-while an A/B test runs, that the feedback sensor waits for the test's verdict) and
+`specialist_feedback` (trusted feedback since the last training, against the threshold; when it is reached,
+why the feedback sensor holds: the data collected since the last training could not train, or an A/B test
+runs and it waits for the verdict) and
 `retraining_triggers` (the last retrain: what triggered it, how it ended), `review_requests` (the review
 queue on the platform clock's UTC day, the period of its budget). The next scheduled look is
 the earliest of the next drift check and the next A/B look on the platform clock (both sensors skip until
@@ -24,7 +25,7 @@ from hive_assets.data import DocumentStore, TrustPolicy, to_utc
 from hive_assets.monitoring._check import next_drift_check
 from hive_assets.monitoring._feedback import trusted_feedback_count
 from hive_assets.monitoring._records import DRIFT_CHECKS, TRIGGERS, held_reason
-from hive_assets.monitoring._triggers import waits_for_test
+from hive_assets.monitoring._triggers import UntrainableData, waits_for_test
 
 __all__ = ["SpecialistStatus", "format_status", "platform_status", "status_markdown"]
 
@@ -123,11 +124,12 @@ def _ab(store: DocumentStore, specialist: str, interval: timedelta) -> dict:
 
 def platform_status(store: DocumentStore, client, *, last_trained: Mapping[str, datetime | None],
                     feedback_threshold: int, drift_interval: timedelta, ab_interval: timedelta,
-                    specialists: tuple[str, ...], now: datetime,
-                    trust: TrustPolicy = TrustPolicy()) -> list[SpecialistStatus]:
+                    specialists: tuple[str, ...], now: datetime, trust: TrustPolicy = TrustPolicy(),
+                    untrainable: Mapping[str, UntrainableData | None] | None = None) -> list[SpecialistStatus]:
     """One `SpecialistStatus` per specialist (module docstring). `last_trained`: each specialist's last
     training time (None: never trained, the feedback count then runs over all of history); `now`: the
-    platform clock, for the review queue's day."""
+    platform clock, for the review queue's day; `untrainable`: a collection since the last training that could
+    not train (it holds the feedback trigger)."""
     from hive_assets.review import today_summary
 
     out = []
@@ -144,8 +146,12 @@ def platform_status(store: DocumentStore, client, *, last_trained: Mapping[str, 
                           drift_checked_at=to_utc(drift["checked_at"]), drift_held=held_reason(drift),
                           drift_window_rows=drift.get("window_size"), drift_min_rows=drift.get("min_rows"))
         fields["feedback_since_training"] = trusted_feedback_count(store, s, last_trained.get(s), trust)
-        if fields["feedback_since_training"] >= feedback_threshold and fields.get("traffic_percent") is not None:
-            fields["feedback_held"] = waits_for_test(fields["test_id"])  # what the feedback sensor logs then
+        if fields["feedback_since_training"] >= feedback_threshold:  # why the sensor holds, as it logs it
+            held = (untrainable or {}).get(s)
+            if held is not None and (why := held.holds(feedback_threshold)):
+                fields["feedback_held"] = f"held: {why}"
+            elif fields.get("traffic_percent") is not None:
+                fields["feedback_held"] = waits_for_test(fields["test_id"])
         trigger = store.find_one(TRIGGERS, {"specialist_type": s}, sort=[("triggered_at", -1)])
         if trigger is not None:
             fields.update(retrain_reason=trigger.get("reason"), retrain_status=trigger.get("status"),

@@ -26,6 +26,12 @@ trigger, not the specialist:
   request never asks again within the cooldown, so this happens only when the request was lost with
   the cursor: a `hive loop` killed while the run it launched ran (the run died with it).
 
+Data found untrainable. When the partition's latest collection after its last training could not train
+(`enhanced_features`' blocking `trainable` check: too few labelled rows, a class too rare), the rule holds
+until another `threshold` of trusted feedback was submitted after that collection's window ended
+(`UntrainableData`): the same labels would fail the same check, and a low-volume specialist (100-299
+labels, production's first weeks) launched a failing run every cooldown.
+
 Drift rule. A check that decided "drift" requests a run unless it is held: a run that takes the
 specialist's training lease is in flight (a retraining, or a `hive train`: a new run would fail on the
 lease); its A/B test is running (a new version would supersede the challenger under test, so the test
@@ -59,7 +65,7 @@ DEFAULT_FEEDBACK_THRESHOLD = 100  # RETRAINING_FEEDBACK_THRESHOLD
 MAX_TRIGGER_ATTEMPTS = 3  # run keys of one trigger whose runs failed (`attempt_run_key`)
 DEFAULT_COOLDOWN = timedelta(hours=24)
 
-TriggerAction = Literal["fire", "below_threshold", "cooldown"]
+TriggerAction = Literal["fire", "below_threshold", "cooldown", "untrainable"]
 DriftAction = Literal["fire", "in_flight", "ab_test", "cooldown"]
 
 __all__ = [
@@ -73,6 +79,7 @@ __all__ = [
     "attempt_run_key",
     "attempt_to_request",
     "TriggerDecision",
+    "UntrainableData",
     "counts_as_last_training",
     "decode_cursor",
     "drift_run_key",
@@ -187,6 +194,23 @@ class TriggerDecision:
         return self.action == "fire"
 
 
+@dataclass(frozen=True)
+class UntrainableData:
+    """The latest collection after the last training, which could not train (module docstring)."""
+
+    collected_until: datetime  # the end of its window
+    problems: tuple[str, ...]  # what the `trainable` check said
+    trusted_since: int  # trusted feedback submitted after `collected_until`
+
+    def holds(self, threshold: int) -> str | None:
+        """Why it holds a retraining at `threshold`, or None once enough feedback came after it."""
+        if self.trusted_since >= threshold:
+            return None
+        return (f"the data collected up to {_utc(self.collected_until):%Y-%m-%d %H:%M} UTC could not train "
+                f"({'; '.join(self.problems)}): asked again once {threshold} more trusted feedback came after it "
+                f"({self.trusted_since} so far)")
+
+
 def feedback_trigger(
     specialist: str,
     trusted_count_since_training: int,
@@ -197,11 +221,13 @@ def feedback_trigger(
     cooldown: timedelta = DEFAULT_COOLDOWN,
     *,
     last_training_marker: datetime | int | str | None = None,
+    untrainable: UntrainableData | None = None,
 ) -> TriggerDecision:
     """The feedback rule (module docstring) for one specialist.
 
     `last_training_marker` goes into the run key (defaults to `last_training_at`); pass the training
-    materialization's storage id when the sensor has it.
+    materialization's storage id when the sensor has it. `untrainable`: the latest collection since the last
+    training when it could not train.
     """
     if threshold <= 0:
         raise ValueError("threshold must be positive")
@@ -209,6 +235,10 @@ def feedback_trigger(
     if count < threshold:
         return TriggerDecision(specialist, "below_threshold",
                                f"{count} trusted feedback since the last training < threshold {threshold}",
+                               count, threshold)
+    if untrainable is not None and (held := untrainable.holds(threshold)):
+        return TriggerDecision(specialist, "untrainable",
+                               f"{count} >= {threshold} trusted feedback since the last training, but {held}",
                                count, threshold)
     now = _utc(now)
     held = _within_cooldown(now, cooldown, last_request_at, last_training_at)

@@ -18,7 +18,7 @@ from hive_assets.defs import build_defs
 from hive_assets.defs.monitoring.sensors import (
     REASON_TAG, TRIGGER_TAG, TRUST_POLICY, feedback_retraining_sensor, last_training,
 )
-from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
+from hive_assets.defs.resources import DocumentStoreResource, MlflowResource, PlatformSettings
 from hive_assets.simulator import simulate
 from hive_assets_tests.defs.previews import preview_then_tick_and_tick_alone
 from hive_assets.monitoring import (
@@ -426,3 +426,40 @@ def test_a_backfill_s_training_counts_from_the_end_of_its_data(env):
     instance.report_runless_asset_event(dg.AssetMaterialization("trained_model", partition="business", metadata={
         "trained_at": dg.MetadataValue.timestamp(now), "data_until": dg.MetadataValue.timestamp(now)}))
     assert counts(tick(instance, defs, result.cursor))["business"] == 0
+
+
+def test_a_collection_that_could_not_train_holds_the_trigger_until_more_feedback_came(env, monkeypatch):
+    """A specialist with 100-299 labels fired a retraining every cooldown, each failing the same `trainable`
+    check on the same labels (production's first weeks: about 200 feedback per specialist). After a real run of
+    the graph that stopped there, the sensor holds until a threshold of trusted feedback came after its window."""
+    store, instance, defs = env
+    monkeypatch.setenv("RETRAINING_COOLDOWN_HOURS", "0.0001")  # 0.36 s: only the hold can stop a request
+    simulate(store, plans=150, days=10, seed=3, now=datetime.now(timezone.utc) - timedelta(minutes=1),
+             specialists=("behavior",))
+    labelled = trusted_feedback_count(store, "behavior", None, TRUST_POLICY)
+    assert THRESHOLD <= labelled < 300  # above the trigger, under the trainable check's 300
+    result = dg.materialize(list(defs.assets), selection=TRAIN_SELECTION, partition_key="behavior", instance=instance,
+                            resources={"document_store": DocumentStoreResource(), "mlflow": MlflowResource(),
+                                       "platform": PlatformSettings()}, raise_on_error=False)
+    assert not result.success and not result.asset_materializations_for_node("trained_model")
+    time.sleep(0.5)
+
+    held = tick(instance, defs)
+    assert held.run_requests == []
+    [note] = [n for n in held.skip_message.split("; ") if n.startswith("behavior:")]
+    assert note.startswith(f"behavior: {labelled} >= 100 trusted feedback since the last training, but the data "
+                           "collected up to ")
+    rows = result.asset_materializations_for_node("enhanced_features")[0].metadata["rows"].value
+    assert f"could not train ({rows} labelled rows < min_training_samples 300" in note
+    assert note.endswith("asked again once 100 more trusted feedback came after it (0 so far)")
+    assert store.count("retraining_triggers") == 0
+    add_feedback(store, "behavior", THRESHOLD - 1)
+    assert tick(instance, defs, held.cursor).run_requests == []
+    add_feedback(store, "behavior", 1)
+    [request] = tick(instance, defs, held.cursor).run_requests
+    assert request.partition_key == "behavior" and f":x{(labelled + THRESHOLD) // THRESHOLD}:" in request.run_key
+    # a training after that collection ends the hold: the count starts again from it
+    trained(instance, "behavior")
+    time.sleep(0.5)
+    add_feedback(store, "behavior", THRESHOLD)
+    assert [r.partition_key for r in tick(instance, defs).run_requests] == ["behavior"]

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from hive_assets.data import SQLiteStore
-from hive_assets.monitoring import format_status, platform_status, status_markdown
+from hive_assets.monitoring import UntrainableData, format_status, platform_status, status_markdown
 from hive_assets.registry import client_for
 
 T0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
@@ -158,6 +158,25 @@ def test_a_reached_threshold_says_that_retraining_waits_for_the_running_test(hiv
     # once the test has ended, a reached threshold retrains: nothing held
     store.upsert_many("ab_tests", [dict(store.find_one("ab_tests", {"test_id": "business_v3_new"}), status="promoted")])
     assert business(5).feedback_held is None
+
+
+def test_a_reached_threshold_on_data_that_could_not_train_says_it_is_held(hive_home, registry_client, monkeypatch):
+    """Data collected since the last training that could not train holds the feedback trigger (the sensor's
+    rule, `UntrainableData`): the view says so, before the running test's wait, and not once enough came."""
+    monkeypatch.setenv("HIVE_SIMULATED_NOW", (T0 + 99 * HOUR).isoformat())
+    store = SQLiteStore(hive_home / "store.sqlite")
+    write_documents(store)
+
+    def business(after: int):
+        untrainable = UntrainableData(T0 + 90 * HOUR, ("120 labelled rows < min_training_samples 300",), after)
+        return platform_status(store, registry_client, last_trained={"business": T0 + 88 * HOUR},
+                               feedback_threshold=5, drift_interval=HOUR, ab_interval=HOUR,
+                               specialists=("business",), now=T0 + 99 * HOUR, untrainable={"business": untrainable})[0]
+
+    assert business(4).feedback_held == (
+        f"held: the data collected up to {T0 + 90 * HOUR:%Y-%m-%d %H:%M} UTC could not train (120 labelled rows < "
+        "min_training_samples 300): asked again once 5 more trusted feedback came after it (4 so far)")
+    assert business(5).feedback_held == "A/B test business_v3_new running: retraining waits for its verdict"
 
 
 def test_a_drift_that_requested_no_retrain_says_why(hive_home, registry_client, monkeypatch):

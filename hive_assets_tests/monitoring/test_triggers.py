@@ -10,6 +10,7 @@ import pytest
 
 from hive_assets.monitoring._triggers import (
     SpecialistCursor,
+    UntrainableData,
     attempt_to_request,
     decode_cursor,
     drift_run_key,
@@ -35,6 +36,25 @@ def test_fires_at_the_threshold_not_below():
     fired = decide(100)
     assert fired.action == "fire" and fired.fire and fired.run_key
     assert decide(250).action == "fire"
+
+
+def test_data_found_untrainable_holds_until_a_threshold_of_feedback_came_after_it():
+    """A collection since the last training that could not train (too few labels) holds the trigger until
+    `threshold` more trusted feedback was submitted after its window: the same labels fail the same check."""
+    def untrainable(after: int) -> UntrainableData:
+        return UntrainableData(T0 - timedelta(hours=30), ("180 labelled rows < min_training_samples 300",), after)
+
+    held = decide(180, untrainable=untrainable(99))
+    assert (held.action, held.fire, held.run_key) == ("untrainable", False, None)
+    assert held.reason == (
+        "180 >= 100 trusted feedback since the last training, but the data collected up to 2026-02-28 06:00 UTC "
+        "could not train (180 labelled rows < min_training_samples 300): asked again once 100 more trusted "
+        "feedback came after it (99 so far)")
+    assert decide(280, untrainable=untrainable(100)).action == "fire"
+    # below the threshold and the cooldown are said as before: the hold is only what it adds
+    assert decide(99, untrainable=untrainable(0)).action == "below_threshold"
+    assert decide(180, requested=T0 - timedelta(hours=3), untrainable=untrainable(100)).action == "cooldown"
+    assert untrainable(5).holds(5) is None and "(4 so far)" in untrainable(4).holds(5)
 
 
 def test_cooldown_edges_after_a_request():

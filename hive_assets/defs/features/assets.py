@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from hive_assets.data import COLLECTION_SETTINGS, CollectResult
+from hive_assets.data import COLLECTION_SETTINGS, CollectResult, to_utc
 from hive_assets.defs import _ui
 from hive_assets.defs.catalog import OWNERS, FEATURES
 from hive_assets.defs.partitions import specialist_partitions
@@ -16,6 +16,9 @@ from hive_assets.review import decision_split
 from hive_assets.training import temporal_group_split
 
 
+TRAINABLE_PROBLEMS = "trainable_problems"  # the materialization's metadata: why its rows cannot train, if so
+
+
 @step_config("enhanced_features")
 class FeatureConfig(dg.Config):
     """The `trainable` gate's threshold."""
@@ -24,6 +27,16 @@ class FeatureConfig(dg.Config):
         DEFAULT_MIN_TRAINING_SAMPLES, ge=1,
         description="Labelled rows under which the blocking `trainable` check fails the run (each class must also "
                     "hold >= 5% of them).")
+
+
+def data_until(features: pd.DataFrame) -> dict[str, dg.MetadataValue]:
+    """`data_until`: the end of the collection window the model was trained on (a backfill's `as_of`), when
+    known. The feedback count starts there, not at `trained_at`: a backfill of last month, or feedback that
+    came while the run trained, was not seen by the model (a backfill used to reset the count and the
+    cooldown as if it had)."""
+    end = to_utc((features.attrs.get(COLLECTION_SETTINGS) or {}).get("window_end"))
+    return {"data_until": dg.MetadataValue.timestamp(end)} if end is not None else {}
+
 
 
 @dg.asset(
@@ -67,6 +80,8 @@ def enhanced_features(context: dg.AssetExecutionContext, config: FeatureConfig, 
             "active_labels_moved_to_train": moved,
             "cyclic_plans": int(frame["has_cyclic_dependencies"].sum()) if len(frame) else 0,
             "data_snapshot_hash": frame.attrs["data_snapshot_hash"],
+            # the feedback sensor holds a retraining on data found untrainable until more feedback came after it
+            TRAINABLE_PROBLEMS: dg.MetadataValue.json(problems), **data_until(frame),
             "preview": dg.MetadataValue.md(frame[list(FEATURE_NAMES)[:8]].head(5).to_markdown()),
         },
     )

@@ -20,6 +20,7 @@ from hive_assets.config import SPECIALISTS, Settings, env_int
 from hive_assets.data import StoreUnavailable, TrustPolicy, to_utc
 from hive_assets.defs._ui import for_display
 from hive_assets.defs.catalog import MONITORING, OWNERS
+from hive_assets.defs.features.assets import TRAINABLE_PROBLEMS
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 from hive_assets.defs.runs.lease import lease_target
@@ -30,7 +31,8 @@ from hive_assets.monitoring import (
     REACHES_REGISTRY, TRIGGERS, MonitoringSettings, SpecialistCursor, attempt_to_request, check_drift,
     counts_as_last_training, decode_cursor, discard_unused, drift_changed, drift_trigger, encode_cursor,
     evaluation_stamp, feedback_trigger, next_drift_check, psi_chart_png, record_trigger, save_drift_check,
-    trusted_feedback_count, unlaunched_drift_request, update_trigger_status, waits_for_test, with_retraining,
+    UntrainableData, trusted_feedback_count, unlaunched_drift_request, update_trigger_status, waits_for_test,
+    with_retraining,
 )
 from hive_assets.rollout import running_test
 
@@ -134,6 +136,24 @@ def last_training(instance: dg.DagsterInstance, specialist: str, *, reaching_reg
         cursor, limit = page.cursor, LAST_TRAINING_LOOKBACK
 
 
+def untrainable_collection(instance: dg.DagsterInstance, store, specialist: str,
+                           last_training_marker: int | None) -> UntrainableData | None:
+    """The partition's latest `enhanced_features` when it came after its last training (a larger storage id:
+    the event log's order) and its `trainable` check found the data unfit to train, with the trusted feedback
+    submitted after its window; else None. One record read (a tick asks only above the threshold)."""
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(
+        asset_key=dg.AssetKey("enhanced_features"), asset_partitions=[specialist]), limit=1).records
+    if not records or (last_training_marker is not None and records[0].storage_id <= last_training_marker):
+        return None
+    metadata = records[0].asset_materialization.metadata or {}
+    problems, until = metadata.get(TRAINABLE_PROBLEMS), metadata.get("data_until")
+    if problems is None or not problems.value or until is None:  # trainable, or written before these existed
+        return None
+    collected_until = datetime.fromtimestamp(until.value, timezone.utc)
+    return UntrainableData(collected_until, tuple(str(p) for p in problems.value),
+                           trusted_feedback_count(store, specialist, collected_until, TRUST_POLICY))
+
+
 def run_in_flight(instance: dg.DagsterInstance, specialist: str) -> str | None:
     """The id of a queued or running run of `specialist` that takes its training lease (`lease_target`): a
     `retrain_specialist` run, and also a `hive train`, a `dagster asset materialize`, a UI materialization,
@@ -206,6 +226,8 @@ def feedback_retraining_sensor(context: dg.SensorEvaluationContext, document_sto
                 previous = state.get(s, SpecialistCursor())
                 trained_at, marker = last_training(context.instance, s)
                 count = trusted_feedback_count(store, s, trained_at, TRUST_POLICY)
+                untrainable = untrainable_collection(context.instance, store, s, marker) \
+                    if count >= settings.feedback_threshold else None
                 if count != previous.last_count or s not in state:
                     events.append(dg.AssetObservation(
                         asset_key="feedback", partition=s,
@@ -213,7 +235,7 @@ def feedback_retraining_sensor(context: dg.SensorEvaluationContext, document_sto
                                   "last_training": dg.MetadataValue.text(trained_at.isoformat() if trained_at else "never")}))
                 decision = feedback_trigger(s, count, settings.feedback_threshold, trained_at,
                                             previous.last_request_at, now, settings.cooldown,
-                                            last_training_marker=marker)
+                                            last_training_marker=marker, untrainable=untrainable)
                 updated = SpecialistCursor(last_count=count, last_request_at=previous.last_request_at,
                                            last_run_key=previous.last_run_key)
                 in_flight = run_in_flight(context.instance, s) if decision.fire else None

@@ -17,7 +17,7 @@ from hive_assets import clock
 from hive_assets.config import SPECIALISTS, env_int
 from hive_assets.data import StoreUnavailable
 from hive_assets.defs.catalog import MONITORING, OWNERS
-from hive_assets.defs.monitoring.sensors import SETTINGS, TRUST_POLICY, last_training
+from hive_assets.defs.monitoring.sensors import SETTINGS, TRUST_POLICY, last_training, untrainable_collection
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 from hive_assets.defs.rollout.sensors import check_interval_seconds
 from hive_assets.monitoring import MonitoringSettings, platform_status, status_markdown
@@ -35,8 +35,10 @@ platform_status_asset = dg.AssetSpec(
 def current_status(instance: dg.DagsterInstance, store, client) -> list:
     """The view of every specialist, with the last trainings read from the instance."""
     settings = MonitoringSettings.from_env()
+    trainings = {s: last_training(instance, s) for s in SPECIALISTS}
     return platform_status(
-        store, client, last_trained={s: last_training(instance, s)[0] for s in SPECIALISTS},
+        store, client, last_trained={s: at for s, (at, _) in trainings.items()},
+        untrainable={s: untrainable_collection(instance, store, s, marker) for s, (_, marker) in trainings.items()},
         feedback_threshold=settings.feedback_threshold, drift_interval=settings.drift_check_interval,
         ab_interval=timedelta(seconds=check_interval_seconds()), specialists=SPECIALISTS, trust=TRUST_POLICY,
         now=clock.now())

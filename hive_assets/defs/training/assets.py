@@ -11,6 +11,7 @@ from hive_assets import clock, registry
 from hive_assets.defs import _ui
 from hive_assets.defs.k8s import TRAINING_POD_TAGS
 from hive_assets.defs.catalog import OWNERS, TRAINING
+from hive_assets.defs.features.assets import data_until
 from hive_assets.defs.partitions import specialist_partitions
 from hive_assets.defs.resources import DocumentStoreResource, MlflowResource
 from hive_assets.defs.runs.doctor import end_interrupted_mlflow_runs
@@ -21,7 +22,7 @@ from hive_assets.evaluation import confusion_matrix_png, point_metrics, reliabil
 from hive_assets.evaluation import calibration_metrics
 from hive_assets.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
 from hive_assets.config import AUTO_CANDIDATES, AUTO_MODEL_TYPE
-from hive_assets.data import COLLECTION_SETTINGS, to_utc
+from hive_assets.data import COLLECTION_SETTINGS
 from hive_assets.monitoring import REACHES_REGISTRY, reaches_registry
 from hive_assets.training import (
     DEFAULT_SELECTION_MAX_ROWS, DEFAULT_TIME_BUDGET_SECONDS, DEFAULT_TUNING_CANDIDATES, encode_labels, train_model,
@@ -69,15 +70,6 @@ def promote_if_better_param(run_config: dict | None) -> str:
     ops = (run_config or {}).get("ops") or {}
     value = ((ops.get("registered_model_version") or {}).get("config") or {}).get("promote_if_better")
     return "unset" if value is None else str(bool(value))
-
-
-def data_until(features: pd.DataFrame) -> dict[str, dg.MetadataValue]:
-    """`data_until`: the end of the collection window the model was trained on (a backfill's `as_of`), when
-    known. The feedback count starts there, not at `trained_at`: a backfill of last month, or feedback that
-    came while the run trained, was not seen by the model (a backfill used to reset the count and the
-    cooldown as if it had)."""
-    end = to_utc((features.attrs.get(COLLECTION_SETTINGS) or {}).get("window_end"))
-    return {"data_until": dg.MetadataValue.timestamp(end)} if end is not None else {}
 
 
 def run_reaches_registry(context: dg.AssetExecutionContext) -> bool:
