@@ -206,7 +206,7 @@ def test_the_text_output_is_the_story_and_the_logs_go_to_the_log_file(base_state
         stop_process(proc)
     assert_no_log_lines(out.stderr)
     assert not LOG_LINE.search(out.stdout), LOG_LINE.search(out.stdout).group(0)
-    assert "hive loop: day 0.25/0.25 " in out.stderr
+    assert "hive loop: hour 6/6 (" in out.stderr  # a part of a day counts in hours
     log = (dst / "hive" / "loop.log").read_text()
     assert " - dagster - " in log and "loop.log" in out.stderr  # the noise is there, and the terminal says where
     text = out.stdout

@@ -274,6 +274,8 @@ def _day_line(hour: int, scenario: Scenario, now: datetime, client, runs: list[L
     champions = ", ".join(f"{s} v{v.version}" for s in SPECIALISTS
                           if (v := registry.alias_version(client, s, registry.CHAMPION)) is not None)
     failed = sum(not r.success for r in runs)
-    return (f"day {hour / 24:.4g}/{scenario.hours / 24:.4g} ({now:%Y-%m-%d %H:%M} UTC): "
+    # whole days count in days; a part of a day in hours (`--days 0.1` printed "day 0.08333/0.08333")
+    played = f"day {hour // 24}/{scenario.hours // 24}" if scenario.hours % 24 == 0 else f"hour {hour}/{scenario.hours}"
+    return (f"{played} ({now:%Y-%m-%d %H:%M} UTC): "
             + (", ".join(f"{n} x {k}" for k, n in sorted(kinds.items())) or "no runs")
             + (f", {failed} FAILED" if failed else "") + f"; champions {champions}")
