@@ -170,3 +170,73 @@ def test_a_registry_that_refuses_the_credentials_fails_the_step_at_once_without_
     # with the right password the same step runs: it is the credentials that were refused
     result = step_on(basic_auth_mlflow.with_credentials(USERNAME, PASSWORD))
     assert result.success, failure_message(result)
+
+
+def test_mlflow_s_own_retries_during_a_step_are_in_the_run_s_log(hive_home, mlflow_server, monkeypatch):
+    """MLflow stopping in the middle of a step is left to MLflow's client, which retries each request with backoff
+    for minutes; its warnings went only to the worker's stderr, so the run's log said nothing all that time. With
+    the root dagster.yaml's `python_logs`, each retry is a warning in the run's event log, with the host and
+    port and never the password; MLflow back, the step carries on."""
+    from mlflow import MlflowClient
+
+    from hive_assets_tests.deploy.test_deploy_invariants import ROOT_INSTANCE
+
+    listener = TcpForwarder(int(mlflow_server.rsplit(":", 1)[1]))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://hive:{SECRET}@127.0.0.1:{listener.port}")
+    store = SQLiteStore(hive_home / "store.sqlite")
+    simulate(store, plans=600, days=30, seed=5, now=datetime.now(timezone.utc))
+    config = {"ops": {"enhanced_features": {"config": {"min_training_samples": 100}},
+                      "trained_model": {"config": {"model_type": "logistic"}}}}
+    overrides = {"python_logs": ROOT_INSTANCE["python_logs"]}
+    retrying: list = []
+    polling_errors: list[str] = []
+    with dg.instance_for_test(temp_dir=str(hive_home / "dagster"), overrides=overrides) as instance:
+        def retry_warnings() -> list:  # MLflow's uploads log from their own threads: the whole run's log
+            return [e for run in instance.get_runs() for e in instance.all_logs(run.run_id)
+                    if not e.is_dagster_event and e.message.startswith("Retrying (")]
+
+        def training_run_exists() -> bool:  # asked of the server itself, not through the forwarder
+            client = MlflowClient(mlflow_server)
+            return any(client.search_runs([e.experiment_id for e in client.search_experiments()],
+                                          f"tags.`dagster.run_id` = '{run.run_id}'") for run in instance.get_runs())
+
+        def seen(predicate, deadline: float) -> bool:
+            """Polled until true or the deadline; a read refused meanwhile (the event log's SQLite locked by the
+            run's writes, the server busy) is asked again, not the end of the watcher."""
+            while time.monotonic() < deadline:
+                try:
+                    if predicate():
+                        return True
+                except Exception as exc:  # the watcher's own reads, not the behaviour under test
+                    polling_errors.append(repr(exc))
+                time.sleep(0.05)
+            return False
+
+        def cut_while_training_then_open_at_the_first_retry() -> None:
+            deadline = time.monotonic() + 120
+            seen(training_run_exists, deadline)  # past the step's probe: it trains
+            listener.cut()
+            try:
+                retrying.append(seen(retry_warnings, deadline))
+            finally:  # whatever happened, MLflow comes back
+                listener.open()
+
+        watcher = threading.Thread(target=cut_while_training_then_open_at_the_first_retry, daemon=True)
+        watcher.start()
+        try:
+            result = dg.materialize(list(build_defs().assets), partition_key="business", resources=default_resources(),
+                                    selection=["raw_production_data", "enhanced_features", "trained_model"],
+                                    instance=instance, run_config=config, raise_on_error=False)
+        finally:
+            watcher.join(timeout=5)
+            listener.close()
+        warnings = retry_warnings()
+        everything = [str(e) for run in instance.get_runs() for e in instance.all_logs(run.run_id)]
+    assert result.success, (failure_message(result), retrying, polling_errors[-3:])
+    assert retrying == [True] and warnings, "MLflow's retries are not in the run's log"
+    # a refused connection names the host and port; one cut in the middle of a request, the request's path
+    assert all(w.level == 30 and (f"port={listener.port}" in w.message or "/api/2.0/mlflow" in w.message)
+               for w in warnings), [w.message for w in warnings]
+    assert not [e for e in everything if SECRET in e]
+    # the step was cut in the middle (after its MLflow run was created) and was not retried by Dagster
+    assert not _events(result, "STEP_UP_FOR_RETRY")

@@ -352,3 +352,12 @@ def test_every_instance_config_has_a_max_runtime():
     for name, monitoring in (("root", ROOT_INSTANCE["run_monitoring"]), ("deploy", INSTANCE["run_monitoring"]),
                              ("helm", helm)):
         assert monitoring["enabled"] is True and monitoring["max_runtime_seconds"] == 14400, name
+
+
+def test_every_instance_config_puts_mlflow_s_client_retries_in_the_run_log():
+    """MLflow's client retries a registry that stopped answering with urllib3's warnings: the three instance
+    configs route that logger into the run's event log (behaviour: defs/test_mlflow_down.py)."""
+    for name, loggers in (("root", ROOT_INSTANCE["python_logs"]["managed_python_loggers"]),
+                          ("deploy", INSTANCE["python_logs"]["managed_python_loggers"]),
+                          ("helm", VALUES["pythonLogs"]["managedPythonLoggers"])):
+        assert loggers == ["urllib3.connectionpool"], name
