@@ -348,7 +348,9 @@ def doctor(*, fix: bool, specialist: str | None, mlflow_uri: str) -> dict:
     crash left unfinished; fixed (completed) when asked. MLflow is checked only when it answers (an outage is
     reported, never waited for)."""
     from hive_assets.data import open_store
-    from hive_assets.defs.runs.doctor import complete_intents, find_orphans, find_unfinished_intents, fix_orphans
+    from hive_assets.defs.runs.doctor import (
+        complete_intents, find_orphans, find_out_of_step, find_unfinished_intents, fix_orphans,
+    )
     from hive_assets.registry import client_for
 
     client, mlflow_problem = None, reachable(mlflow_uri)
@@ -359,14 +361,16 @@ def doctor(*, fix: bool, specialist: str | None, mlflow_uri: str) -> dict:
         report = find_orphans(dagster_instance, store, client, specialist=specialist)
         intents = find_unfinished_intents(dagster_instance, store, specialist=specialist,
                                           orphan_ids={r["run_id"] for r in report.dagster_runs})
+        ab = find_out_of_step(store, client, specialist=specialist)
         # what a fix could not do is "not fixed" (exit 1), never dropped
         done = fix_orphans(dagster_instance, store, report, client, by="hive doctor", warn=left.append) if fix else []
-        if fix and intents:
-            completed, not_completed = complete_intents(dagster_instance, store, intents, client, by="hive doctor")
+        if fix and (intents or ab):
+            completed, not_completed = complete_intents(dagster_instance, store, intents, client, by="hive doctor",
+                                                        out_of_step=ab)
             done += completed
             left += not_completed
-    return {"report": {**report.as_dict(), "unfinished_intents": intents}, "fixed": done, "not_fixed": left,
-            "mlflow": mlflow_problem or "checked"}
+    return {"report": {**report.as_dict(), "unfinished_intents": intents, "ab_out_of_step": ab}, "fixed": done,
+            "not_fixed": left, "mlflow": mlflow_problem or "checked"}
 
 
 def result_metrics(result) -> dict:

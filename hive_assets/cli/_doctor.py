@@ -2,17 +2,19 @@
 
 Finds Dagster runs STARTED (or STARTING, CANCELING) whose process is gone (their run leases went stale:
 expired, or on this host a dead pid; a run with no lease by the host and pid it tagged itself with, on this
-host, else by HIVE_RETRAIN_MAX_RUNTIME_SECONDS), MLflow runs RUNNING without a live Dagster run, leases
-still held for runs that ended, and registry decisions a crash left unfinished (a promote, rollback or A/B
-outcome intent still `intended`). Read-only without --fix; with it each orphaned run is marked FAILURE with
-the reason, its MLflow runs ended FAILED, its leases released, so the retraining triggers' in-flight guard
-lets the next trigger fire, and each unfinished decision is completed as the next registry command would
-(under the specialist's operator lease). Also finds a home moved or copied elsewhere (MLflow's database
-naming the old place's artifacts); --fix rewrites those locations to this home's mlartifacts, then looks
-again and says what remains. Exit 0 when nothing is wrong (with --fix: nothing is left after the fixes), 1
-when problems remain (with --fix: any found again after the fixes, a decision it could not complete
-included) or the MLflow server (or its database) could not be reached: its runs were not checked, so
-nothing can be said of them.
+host, else by HIVE_RETRAIN_MAX_RUNTIME_SECONDS), MLflow runs RUNNING without a live Dagster run, leases still
+held for runs that ended, and registry decisions a crash left unfinished (a promote, rollback or A/B outcome
+intent still `intended`), and A/B tests out of step with the registry that no intent names (a running test's
+alias, tags or ledger rows missing, a test still running although its arms moved, a new challenger's test
+never opened). Read-only without --fix; with it each orphaned run is marked FAILURE with the reason, its
+MLflow runs ended FAILED, its leases released, so the retraining triggers' in-flight guard lets the next
+trigger fire, and each unfinished decision is completed as the next registry command would, each A/B test
+brought in line as the next A/B look would (under the specialist's operator lease). Also finds a home moved or
+copied elsewhere (MLflow's database naming the old place's artifacts); --fix rewrites those locations to this
+home's mlartifacts, then looks again and says what remains. Exit 0 when nothing is wrong (with --fix: nothing
+is left after the fixes), 1 when problems remain (with --fix: any found again after the fixes, a decision it
+could not complete included) or the MLflow server (or its database) could not be reached: its runs were not
+checked, so nothing can be said of them.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def _look(settings: Settings, names: list[str | None], *, fix: bool, moved: dict
     """(what is wrong, by kind; each specialist's `_dagster.doctor` outcome), fixed first when `fix`."""
     outcomes = [_dagster.doctor(fix=fix, specialist=name, mlflow_uri=settings.mlflow_uri) for name in names]
     report = {key: [item for o in outcomes for item in o["report"][key]]
-              for key in ("dagster_runs", "mlflow_runs", "stale_leases", "unfinished_intents")}
+              for key in ("dagster_runs", "mlflow_runs", "stale_leases", "unfinished_intents", "ab_out_of_step")}
     report["moved_home"] = [moved] if moved else []
     return report, outcomes
 
@@ -96,6 +98,8 @@ def _problems(report: dict, fix: bool) -> list[str]:
         lines.append(f"unfinished {intent['operation']} {intent['target']} of {intent['specialist']} since "
                      f"{intent['since']}, decided by {intent['actor']}{run} (intent {intent['intent_id']}): completed "
                      f"by {intent['completes_it']}" + ("" if fix else "; `hive doctor --fix` completes it now"))
+    lines += [f"{item['specialist']}: {item['problem']}: completed by the next A/B look or registry command"
+              + ("" if fix else "; `hive doctor --fix` completes it now") for item in report["ab_out_of_step"]]
     return lines
 
 
@@ -104,7 +108,7 @@ def _print(report: dict, fixed: list[str], mlflow: str, fix: bool, unchecked: bo
     problems = _count(report)
     if problems == 0:
         print(("no orphaned Dagster runs or stale leases" if unchecked else "no orphaned runs or stale leases")
-              + "; no unfinished decisions")
+              + "; no unfinished decisions" + ("" if unchecked else "; A/B tests in step with the registry"))
     for line in _problems(report, fix):
         print(line)
     if unchecked:

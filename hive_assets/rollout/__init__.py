@@ -16,6 +16,10 @@
   `start_test`, `set_traffic`, `close_test`, `settle` for the operator's actions;
   `stop_if_arms_changed`: a running test whose champion was moved outside it, or whose challenger was
   deleted, is stopped.
+- `out_of_step` / `reconcile`: what a crash left between the test records and the registry that no intent
+  names (a running test's missing alias, tags or ledger rows; a new challenger's test never opened), found
+  read-only and completed as the next look would (`hive doctor`); `challenger_to_open`: the test a
+  registration opens.
 - `trajectory_png(test)`: the test's traffic steps and the interval of the difference at each look.
 
 Routing itself (`assign_arm`) lives in `hive_assets.routing`, a light module serving pods import.
@@ -27,6 +31,7 @@ from hive_assets.rollout._apply import (
     close_test, complete_unfinished, opening_instant, outcome_intent_id, evaluate, policy_from_env, policy_record, record_decision_in_test, set_traffic, settle, settle_closed, start_test,
     state_of, stop_if_arms_changed,
 )
+from hive_assets.rollout._reconcile import challenger_to_open, out_of_step, reconcile
 from hive_assets.rollout._charts import difference_trajectory, traffic_steps, trajectory_png
 from hive_assets.rollout._controller import (
     Decision, RolloutPolicy, StepCounts, TestState, TrafficStep, decide, matured_cutoff, tally,
@@ -47,5 +52,5 @@ __all__ = [
     "RUNNING", "SUPERSEDED", "ArmCounts", "Decision", "DifferenceResult", "LabelBalance", "label_balance", "RolloutPolicy", "SrmResult", "StepCounts",
     "TestState", "TrafficStep", "agreement_difference", "decide", "matured_cutoff", "normal_mixture_radius",
     "next_look", "open_test", "opening_instant", "opening_traffic_refusal", "running_test", "srm_test", "tally", "test_id_for",
-    "difference_trajectory", "traffic_steps", "trajectory_png",
+    "difference_trajectory", "traffic_steps", "trajectory_png", "challenger_to_open", "out_of_step", "reconcile",
 ]

@@ -401,3 +401,97 @@ def test_ab_test_outcome_mirrors_the_split_when_the_test_record_already_exists(
     assert client.get_model_version_by_alias("business-evaluator", "ab-test-v2").version == "2"
     steps = [r for r in ledger(store, "business") if r["kind"] == "traffic_step"]
     assert len(steps) == 1 and steps[0]["details"]["test_id"] == test["test_id"]
+
+
+# -- A/B test records out of step with the registry: what no intent names (audit, stop 60) ------------------
+def _opened_without_effects(store, client) -> dict:
+    """v1 champion, v2 challenger, and v2's test opened as `start_test` opens it, its process dead right after
+    the test's document was written: no `ab-test-v2` alias, no split in the tags, no ledger row."""
+    registry.promote(client, store, "business", "1", actor=ME)
+    registry.ensure_alias(client, store, "business", "challenger", "2", actor=ME, reason="registered")
+    test, created = open_test(store, "business", "1", "2", 10.0)
+    assert created
+    return test
+
+
+def test_doctor_finds_a_test_opened_without_its_registry_effects_and_fix_completes_them(store, killable, capsys):
+    """A run killed inside a test's opening left the test `running` in the store while serving, which reads the
+    registry's tags, routed nothing to it; `hive doctor` said "no unfinished decisions" (exit 0) and a rerun
+    of the graph skipped the A/B step (nothing changed since v2). The doctor names what is missing; --fix
+    writes it as the next look would, once."""
+    _, client = killable
+    test = _opened_without_effects(store, client)
+    capsys.readouterr()
+
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert (f"business: A/B test {test['test_id']} running at 10 %, missing: alias ab-test-v2; the split in the "
+            "registered model's tags (what serving reads); 2 ledger row(s) (ab-alias:") in out, out
+    assert "`hive doctor --fix` completes it now" in out
+    assert client.get_registered_model("business-evaluator").tags.get("ab_test_id") is None  # read only
+
+    assert main(["doctor", "--fix"]) == 0
+    out = capsys.readouterr().out
+    assert "fixed: A/B test records of business brought in line with the registry: alias:ab-test-v2" in out, out
+    tags = client.get_registered_model("business-evaluator").tags
+    assert (tags["ab_test_id"], tags["ab_challenger_version"], tags["ab_test_status"]) == (test["test_id"], "2",
+                                                                                           "running")
+    assert registry.alias_version(client, "business", "ab-test-v2").version == "2"
+    assert {r["decision_id"] for r in ledger(store, "business")} >= {f"ab-open:{test['test_id']}",
+                                                                     f"ab-alias:{test['test_id']}"}
+    rows = ledger(store, "business")
+    assert main(["doctor", "--fix"]) == 0
+    assert "A/B tests in step with the registry" in capsys.readouterr().out and ledger(store, "business") == rows
+
+
+def test_doctor_fix_of_an_interrupted_promotion_stops_the_test_it_ended(store, killable, capsys):
+    """A promotion of v2 killed after its alias write while v2's test ran: `--fix` completed the promotion
+    but left the test running on arms that no longer exist (the registry jobs stop it after every action);
+    the test stopped at the next look only."""
+    server, client = killable
+    test = _opened_without_effects(store, client)
+    assert main(["doctor", "--fix"]) == 0  # the test's effects in place first
+    with pytest.raises(Exception):
+        registry.promote(client, store, "business", "2", actor=ME, reason="v2 is better",
+                         after_step=_kill_at(server, "alias_moved"))
+    assert server.dead
+    server.restart()
+    capsys.readouterr()
+
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "unfinished promote v2 of business" in out
+    assert (f"business: A/B test {test['test_id']} running at 10 %, although champion moved to v2 outside the "
+            "test") in out, out
+    assert main(["doctor", "--fix"]) == 0
+    stopped = store.find_one("ab_tests", {"test_id": test["test_id"]})
+    assert stopped["status"] == "stopped" and stopped["end_reason"].startswith("champion moved to v2")
+    assert client.get_registered_model("business-evaluator").tags["ab_test_status"] == "stopped"
+    assert registry.alias_version(client, "business", "champion").version == "2"
+
+
+def test_doctor_fix_opens_the_test_of_a_challenger_registered_while_another_ran(store, killable, small_models,
+                                                                                 capsys):
+    """A retraining killed in registration after `challenger` moved to its new version v3, while v2's test
+    ran: serving stopped routing (the alias is not on the tested version), `hive status` named v3 as the
+    tested challenger, and `hive doctor` found nothing. The doctor names it; --fix supersedes v2's test with
+    v3's at the default share, as the registration's own A/B step would have."""
+    server, client = killable
+    test = _opened_without_effects(store, client)
+    assert main(["doctor", "--fix"]) == 0
+    run_id, _ = log_run(server.url, "business", small_models[0][2])
+    record_gate(store, "business", run_id)
+    registry.register(client, store, "business", run_id, actor=ME)
+    registry.ensure_alias(client, store, "business", "challenger", "3", actor=ME, reason="registered")
+    capsys.readouterr()
+
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert (f"business: A/B test {test['test_id']} running at 10 %, although challenger v3 was registered since: "
+            "its test never opened (serving stopped routing to v2)") in out, out
+    assert main(["doctor", "--fix"]) == 0
+    assert store.find_one("ab_tests", {"test_id": test["test_id"]})["status"] == "superseded"
+    new = store.find_one("ab_tests", {"specialist_type": "business", "status": "running"})
+    assert (new["challenger_version"], new["champion_version"], float(new["traffic_percent"])) == ("3", "1", 10.0)
+    assert client.get_registered_model("business-evaluator").tags["ab_test_id"] == new["test_id"]
+    assert main(["doctor"]) == 0

@@ -22,8 +22,8 @@ from hive_assets.defs.runs.lease import RUN_LEASE, RunLeaseResource
 from hive_assets.defs.runs.run_config import step_config
 from hive_assets.figures import png_markdown
 from hive_assets.rollout import (
-    CheckResult, LookBeforeLastLook, check_test, complete_unfinished, policy_from_env, settle_closed, start_test,
-    trajectory_png,
+    CheckResult, LookBeforeLastLook, challenger_to_open, check_test, complete_unfinished, policy_from_env,
+    settle_closed, start_test, trajectory_png,
 )
 
 
@@ -126,13 +126,9 @@ def ab_test_outcome(context: dg.AssetExecutionContext, config: AbTestOutcomeConf
             for line in complete_unfinished(client, store, specialist, actor=actor, dagster_run_id=context.run_id):
                 context.log.info(f"{specialist}: {line}")
             settle_closed(client, store, specialist, actor=actor, dagster_run_id=context.run_id)
-            champion = registry.alias_version(client, specialist, registry.CHAMPION)
-            challenger = registry.alias_version(client, specialist, registry.CHALLENGER)
-            if (platform.ab_testing_enabled and champion and challenger and champion.version != challenger.version
-                    and not store.count("ab_tests", {"specialist_type": specialist, "status": {"$ne": "running"},
-                                                     "challenger_version": str(challenger.version)})):
-                start_test(client, store, specialist, str(champion.version), str(challenger.version),
-                           policy.start_traffic, now, actor=actor, dagster_run_id=context.run_id)
+            if platform.ab_testing_enabled and (pair := challenger_to_open(client, store, specialist)):
+                start_test(client, store, specialist, *pair, policy.start_traffic, now, actor=actor,
+                           dagster_run_id=context.run_id)
             try:
                 result = check_test(client, store, specialist, now, policy, actor=actor, dagster_run_id=context.run_id)
             except LookBeforeLastLook as exc:  # the clock was pinned back: retrying at the same time cannot help

@@ -2,8 +2,9 @@
 start of every leased run. The decisions are `hive_assets.runs`'s; this module gathers the facts and applies
 the verdicts (run marked FAILURE with the reason, MLflow run ended FAILED with the reason as a tag, leases
 released by compare-and-swap so a live holder that renewed meanwhile keeps its lease). `hive doctor` also
-finds the registry decisions a crash left unfinished and, with --fix, completes them as the next registry
-command would (`find_unfinished_intents`, `complete_intents`). `holding`: a lease held around a block of
+finds the registry decisions a crash left unfinished, and A/B tests out of step with the registry (no intent
+names them: `rollout.out_of_step`), and, with --fix, completes them as the next registry command or A/B look
+would (`find_unfinished_intents`, `find_out_of_step`, `complete_intents`). `holding`: a lease held around a block of
 work, with its heartbeat, as every leased run (`lease.take`) and `--fix` hold one."""
 
 from __future__ import annotations
@@ -211,43 +212,62 @@ def find_unfinished_intents(instance: dg.DagsterInstance, store: DocumentStore, 
     return [i for i in found if i["dagster_run_id"] not in running]
 
 
+def find_out_of_step(store: DocumentStore, client, *, specialist: str | None = None) -> list[dict[str, Any]]:
+    """A/B tests a crash left out of step with the registry (`rollout.out_of_step`), one {specialist, problem}
+    each; none looked for without MLflow (`client` None: the doctor says MLflow was not checked)."""
+    from hive_assets.rollout import out_of_step
+
+    if client is None:
+        return []
+    enabled = Settings.from_env().ab_testing_enabled
+    return [{"specialist": s, "problem": problem} for s in ([specialist] if specialist else SPECIALISTS)
+            for problem in out_of_step(client, store, s, ab_testing_enabled=enabled)]
+
+
 def complete_intents(instance: dg.DagsterInstance, store: DocumentStore, found: list[dict[str, Any]], client, *,
-                     by: str = FAILED_BY) -> tuple[list[str], list[str]]:
+                     by: str = FAILED_BY, out_of_step: list[dict[str, Any]] = ()) -> tuple[list[str], list[str]]:
     """Complete the specialists' unfinished decisions `found` names as every registry and A/B command does first
     (`rollout.complete_unfinished`: promotions and rollbacks by `registry.complete_intent`, A/B outcomes by the
-    rollout; each applied with the actor and run that decided it, every write only when missing), holding the
-    specialist's operator lease as they do, after the same clock check. Returns (what was completed, what was
-    not and why)."""
-    from hive_assets.rollout import complete_unfinished
+    rollout; each applied with the actor and run that decided it, every write only when missing), then what the
+    next A/B look would (`rollout.reconcile`: the tests `out_of_step` names, and a test whose champion a
+    completed promotion just moved, stopped as the registry jobs stop it), holding the specialist's operator
+    lease as they do, after the same clock check. Returns (what was completed, what was not and why)."""
+    from hive_assets.rollout import reconcile
 
     owner = f"hive-doctor-{runs.this_host()}-{os.getpid()}"
+    settings = Settings.from_env()
     done: list[str] = []
     left: list[str] = []
-    for specialist in sorted({i["specialist"] for i in found}):
+    for specialist in sorted({i["specialist"] for i in [*found, *out_of_step]}):
         pending = [i for i in found if i["specialist"] == specialist]
+        stepping = [o for o in out_of_step if o["specialist"] == specialist]
+        named = [f"{i['operation']} {i['target']} of {specialist} (intent {i['intent_id']})" for i in pending]
+        named += [f"{o['problem']} ({specialist})" for o in stepping]
         if client is None:
-            left += [f"{i['operation']} {i['target']} of {specialist} (intent {i['intent_id']}): MLflow does not "
-                     "answer" for i in pending]
+            left += [f"{what}: MLflow does not answer" for what in named]
             continue
         with ExitStack() as holding_operator:
             try:  # the operator lease, held as the verbs and the A/B look hold it (`lease.take`)
                 held = holding_operator.enter_context(holding(runs.OPERATOR, specialist, owner, job_name=by,
                                                               release_reason=f"{by}: done"))
             except runs.LeaseHeld as exc:  # a live operator verb or A/B look: it completes them first itself
-                left += [f"{i['operation']} {i['target']} of {specialist} (intent {i['intent_id']}): {exc}"
-                         for i in pending]
+                left += [f"{what}: {exc}" for what in named]
                 continue
             try:
                 if held.displaced is not None:  # went stale since the orphan check
                     done += fail_displaced(instance, store, held.displaced, by=by)
                 registry.check_clock(store, specialist)
-                completed = set(complete_unfinished(client, store, specialist, actor=by))
+                effects = reconcile(client, store, specialist, clock.now(), actor=by,
+                                    start_traffic=settings.ab_test_default_traffic,
+                                    ab_testing_enabled=settings.ab_testing_enabled)
             except Exception as exc:  # refused (the clock set back) or MLflow failed midway: still intended, said so
-                left += [f"{i['operation']} {i['target']} of {specialist} (intent {i['intent_id']}): {one_line(exc)}"
-                         for i in pending]
+                left += [f"{what}: {one_line(exc)}" for what in named]
                 continue
         done += [f"{i['operation']} {i['target']} of {specialist} interrupted at {i['since']} completed (intent "
-                 f"{i['intent_id']})" for i in pending if f"completed:{i['intent_id']}" in completed]
+                 f"{i['intent_id']})" for i in pending if f"completed:{i['intent_id']}" in effects]
+        rest = [e for e in effects if not e.startswith("completed:")]
+        if rest:  # the A/B look's part: what it wrote, whether out_of_step named it or a completed promotion led to it
+            done.append(f"A/B test records of {specialist} brought in line with the registry: {', '.join(rest)}")
     return done, left
 
 
