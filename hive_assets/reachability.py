@@ -6,6 +6,11 @@ from __future__ import annotations
 
 
 REFUSED = "refused the request"
+#: seconds before each retry of a step whose MLflow did not answer at its start: about the training step's own
+#: policy (5 + 15 s), so a restart of a few seconds is survived, and an outage fails the step in ~21 s, 33 s when
+#: each probe times out (MLflow's client retried each request with backoff: 4 minutes per attempt of a step).
+#: The io_manager's bucket check waits as long between its requests (`defs/storage.py`)
+UNREACHABLE_RETRY_WAITS = (3, 6, 12)
 
 
 class Refusal(str):

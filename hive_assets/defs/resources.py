@@ -25,12 +25,8 @@ from hive_assets.data import DocumentStore, StoreUnavailable, open_store
 from hive_assets.defs.runs.refusals import not_retried
 from hive_assets.defs.runs.run_config import typed_credentials
 from hive_assets.defs.storage import AssetStorage
-from hive_assets.reachability import Refusal, registry_down
+from hive_assets.reachability import UNREACHABLE_RETRY_WAITS, Refusal, registry_down
 
-#: seconds before each retry of a step whose MLflow did not answer at its start: about the training step's own
-#: policy (5 + 15 s), so a restart of a few seconds is survived, and an outage fails the step in ~21 s, 33 s when
-#: each probe times out (MLflow's client retried each request with backoff: 4 minutes per attempt of a step)
-UNREACHABLE_RETRY_WAITS = (3, 6, 12)
 #: seconds before each retry of a step whose document store stopped answering: a restart or failover of about a
 #: minute is ridden out (attempts at about 0, 15, 40 and 85 s, each failing after the store's 5 s timeout)
 STORE_DOWN_RETRY_WAITS = (10, 20, 40)

@@ -18,6 +18,7 @@ S3-compatible store, GOOGLE_APPLICATION_CREDENTIALS...), as pandas or DuckDB do 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -32,6 +33,7 @@ from hive_assets.config import (
     Settings, hive_env, object_storage_problems, redact_uri, s3_credential_settings, s3_refusal,
 )
 from hive_assets.defs.runs.refusals import not_retried, retries_restored
+from hive_assets.reachability import UNREACHABLE_RETRY_WAITS
 
 # The format of each asset's output; an asset not named here is stored as JSON.
 FORMATS: dict[str, str] = {
@@ -84,12 +86,23 @@ class OpenFormatIOManager(dg.UPathIOManager):
 LOCAL_PROTOCOLS = ("", "file", "local")
 
 
-def bucket_refusal(path: UPath, setting: str) -> str | None:
+#: seconds the bucket check waits for the store to take the connection, then for its answer (one small listing);
+#: the io_manager's own reads and writes keep s3fs's timeouts (an upload of a big frame takes longer)
+BUCKET_CHECK_TIMEOUT_S = 3
+
+
+class ObjectStoreUnreachable(Exception):
+    """The object store did not answer the bucket check at a run's setup: an outage, not a refusal (a run retry
+    in a new pod may find it back, so the run's retry limit is left as it is)."""
+
+
+def bucket_refusal(path: UPath, setting: str, log=None) -> str | None:
     """Why nothing can be written under the object-store `path`, one line without credentials naming what to
     fix (`setting`: the variable that names the bucket): its bucket does not exist, or the store refused the
-    credentials (or none were found). From one request; None for a local path, a bucket these credentials may
-    list, or an answer that says neither (AccessDenied: they may still write; no answer: the caller's own
-    error, and the step's retries, stand)."""
+    credentials (or none were found). From one request, of BUCKET_CHECK_TIMEOUT_S at most; None for a local
+    path, a bucket these credentials may list, or an answer that says neither (AccessDenied: they may still
+    write). An S3 store that does not answer is asked again after UNREACHABLE_RETRY_WAITS (each wait a warning
+    on `log`), then ObjectStoreUnreachable is raised (about 33 s when every request times out)."""
     if path.protocol in LOCAL_PROTOCOLS:
         return None
     bucket, _, prefix = path.path.partition("/")
@@ -102,20 +115,24 @@ def bucket_refusal(path: UPath, setting: str) -> str | None:
             return None
         return None if exists else absent
 
-    from botocore.exceptions import NoCredentialsError
-
-    fs, prefix = path.fs, prefix.strip("/")
-    # a listing, not HEAD bucket: a HEAD answer has no body, so its 403 cannot tell a wrong key from a policy
-    # without ListBucket (s3fs's bucket `exists()` said False for both, and for a store that did not answer)
-    try:
-        fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=f"{prefix}/" if prefix else "", MaxKeys=1)
+    fs, prefix = _checking_filesystem(path), prefix.strip("/")
+    started, waits = time.monotonic(), UNREACHABLE_RETRY_WAITS
+    for attempt in range(len(waits) + 1):
+        answer = _listing_answer(fs, bucket, f"{prefix}/" if prefix else "")
+        if not isinstance(answer, _NoAnswer):
+            break
+        down = f"the object store at {_endpoint(fs)} {answer} ({url})"
+        if attempt == len(waits):  # s3fs's own retries, each read waiting 15 s, hung a run for minutes silently
+            raise ObjectStoreUnreachable(
+                f"{down}, {attempt + 1} times in {time.monotonic() - started:.0f} s: check AWS_ENDPOINT_URL_S3 "
+                "and that the store is up; the step wrote nothing")
+        if log is not None:
+            log.warning(f"{down}: asked again in {waits[attempt]} s (attempt {attempt + 1} of {len(waits) + 1})")
+        time.sleep(waits[attempt])
+    if answer is None:
         return None
-    except NoCredentialsError:  # botocore found none to sign with: every request would fail the same way
+    if answer is _NO_CREDENTIALS:  # botocore found none to sign with: every request would fail the same way
         return f"no credentials for the object store at {_endpoint(fs)} ({url}): set {S3_CREDENTIAL_SETTINGS}"
-    except Exception as exc:  # noqa: BLE001 - s3fs raises an answer as OSError & co. with botocore's error as
-        # its cause; anything else is no answer. The server's message (a key id, on some stores) is never shown
-        answer = getattr(exc.__cause__, "response", None) or getattr(exc, "response", None)
-    answer = answer if isinstance(answer, dict) else {}  # botocore's parsed answer, nothing else
     code = answer.get("Error", {}).get("Code")
     refusal = s3_refusal(code, answer.get("ResponseMetadata", {}).get("HTTPStatusCode"))
     if refusal == ABSENT_BUCKET:
@@ -124,6 +141,52 @@ def bucket_refusal(path: UPath, setting: str) -> str | None:
         return (f"the object store at {_endpoint(fs)} refused the credentials for {url} ({code}): check "
                 f"{s3_credential_settings(code)}")
     return None
+
+
+class _NoAnswer(str):
+    """Why a request got no answer from the store (refused, timed out, cut), in words without the URL."""
+
+
+_NO_CREDENTIALS: dict = {"no credentials": True}
+
+
+def _checking_filesystem(path: UPath):
+    """A filesystem of its own for the bucket check (not s3fs's cached one, which the reads and writes use):
+    one attempt per request, BUCKET_CHECK_TIMEOUT_S to connect and to read, the same endpoint and credentials."""
+    options = dict(path.storage_options)
+    config = {**options.pop("config_kwargs", {}), "connect_timeout": BUCKET_CHECK_TIMEOUT_S,
+              "read_timeout": BUCKET_CHECK_TIMEOUT_S, "retries": {"total_max_attempts": 1}}
+    fs = type(path.fs)(**options, config_kwargs=config, skip_instance_cache=True)
+    fs.retries = 1  # s3fs's own retry loop around botocore's (5 times each: a frozen store hung it over 7 minutes)
+    return fs
+
+
+def _listing_answer(fs, bucket: str, prefix: str) -> dict | _NoAnswer | None:
+    """None when the listing succeeded, botocore's parsed error answer (a dict; _NO_CREDENTIALS when there were
+    none to sign with), or _NoAnswer. A listing, not HEAD bucket: a HEAD answer has no body, so its 403 cannot tell
+    a wrong key from a policy without ListBucket (s3fs's bucket `exists()` said False for both, and for a store
+    that did not answer)."""
+    from botocore.exceptions import (
+        ConnectionError as NoConnection, ConnectTimeoutError, HTTPClientError, NoCredentialsError, ReadTimeoutError,
+    )
+
+    try:
+        fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix, MaxKeys=1)
+        return None
+    except NoCredentialsError:
+        return _NO_CREDENTIALS
+    except Exception as exc:  # noqa: BLE001 - s3fs raises an answer as OSError & co. with botocore's error as
+        # its cause. The server's message (a key id, on some stores) is never shown, nor botocore's (the URL)
+        answer = getattr(exc.__cause__, "response", None) or getattr(exc, "response", None)
+        if isinstance(answer, dict):
+            return answer
+        if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError, TimeoutError)):
+            return _NoAnswer(f"did not answer within {BUCKET_CHECK_TIMEOUT_S} s")
+        if isinstance(exc, NoConnection):
+            return _NoAnswer(f"could not be reached ({type(exc).__name__})")
+        if isinstance(exc, (HTTPClientError, ConnectionError)):
+            return _NoAnswer(f"dropped the connection without an answer ({type(exc).__name__})")
+        return {}  # anything else (a malformed answer...): the writes' own error says it
 
 
 def _endpoint(fs) -> str:
@@ -194,7 +257,7 @@ class AssetStorage(dg.ConfigurableIOManagerFactory):
         # materialize the upstream asset first, into that same typo. Wrong credentials: the step ran, its write
         # failed with botocore's traceback, and its retry policy ran it twice more (then a HEAD bucket called
         # them an absent bucket)
-        if refusal := bucket_refusal(base, setting):
+        if refusal := bucket_refusal(base, setting, getattr(context, "log", None)):
             raise ConfigError(f"{refusal}; nothing was written")
         return OpenFormatIOManager(base)
 

@@ -331,12 +331,99 @@ def test_s3_credentials_the_store_takes_are_not_refused(local_home, authenticati
     assert AssetStorage().create_io_manager(dg.build_init_resource_context()) is not None
 
 
-def test_an_s3_store_that_does_not_answer_is_left_to_the_steps_own_error(hive_home, s3_clients_anew, monkeypatch):
-    """No answer is no refusal: the step's write fails and its retry policy may outlast a short outage (s3fs's
-    bucket `exists()` said the bucket did not exist, after 15 s of its client's retries)."""
-    from hive_assets.defs.storage import AssetStorage
+@pytest.fixture
+def s3_store(s3_endpoint):
+    """`(port, forwarder)`: a port nothing listens on, or a TcpForwarder in front of the session's SeaweedFS."""
     from hive_assets_tests.conftest import free_port
+    from hive_assets_tests.tcp_forwarder import TcpForwarder
 
-    _s3_environment(monkeypatch, f"http://127.0.0.1:{free_port()}", ADMIN_KEY, ADMIN_SECRET, "hive-anything")
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's own retries: seconds, and the same answer
-    assert AssetStorage().create_io_manager(dg.build_init_resource_context()) is not None
+    forwarders: list[TcpForwarder] = []
+
+    def make(fault: str) -> tuple[int, TcpForwarder | None]:
+        if fault == "refused":
+            return free_port(), None
+        forwarders.append(TcpForwarder(int(s3_endpoint.rsplit(":", 1)[1])))
+        return forwarders[-1].port, forwarders[-1]
+
+    yield make
+    for forwarder in forwarders:
+        forwarder.close()
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("fault, reason, attempts", [
+    ("never answers", "did not answer within 3 s", range(4)),
+    ("refused", "could not be reached (EndpointConnectionError)", range(4)),
+], ids=["accepts and never answers", "refuses connections"])
+def test_an_s3_store_that_does_not_answer_fails_the_run_at_its_start_in_one_line(
+        hive_home, s3_store, s3_clients_anew, monkeypatch, fault, reason, attempts):
+    """A store that took the connection and never answered (SeaweedFS stopped with SIGSTOP) hung the run at the
+    io_manager's bucket check with nothing in its log (s3fs's and botocore's retries, 15 s per read: minutes);
+    a refused connection passed the check (10 s of retries) and the step's write failed 83 s later with
+    botocore's `EndpointConnectionError`, naming neither the setting nor that nothing was written."""
+    import time
+
+    port, forwarder = s3_store(fault)
+    if forwarder is not None:
+        forwarder.hold()
+    endpoint = f"http://127.0.0.1:{port}"
+    _s3_environment(monkeypatch, endpoint, ADMIN_KEY, ADMIN_SECRET, "hive-anything")
+    defs = build_defs()
+    with dg.instance_for_test() as instance:
+        started = time.monotonic()
+        result = _materialize(defs, instance, "raw_production_data")
+        elapsed = time.monotonic() - started
+        logs = instance.all_logs(result.run_id)
+    assert not result.success
+    message = failure_message(result)
+    assert re.fullmatch(
+        rf"hive_assets\.defs\.storage\.ObjectStoreUnreachable: the object store at {re.escape(endpoint)} "
+        rf"{re.escape(reason)} \(s3://hive-anything\), 4 times in \d+ s: check AWS_ENDPOINT_URL_S3 and that the "
+        r"store is up; the step wrote nothing", message), message
+    # each request bounded (3 s), asked again after 3, 6 and 12 s: about 21 s refused, 33 s when each times out
+    assert 20 < elapsed < 50, elapsed
+    waits = [entry.user_message for entry in logs if "asked again in" in entry.user_message]
+    assert waits == [f"the object store at {endpoint} {reason} (s3://hive-anything): asked again in {wait} s "
+                     f"(attempt {n + 1} of 4)" for n, wait in zip(attempts, (3, 6, 12))]
+    kinds = [entry.dagster_event.event_type_value for entry in logs if entry.is_dagster_event]
+    assert "RESOURCE_INIT_FAILURE" in kinds and not [k for k in kinds if k.startswith("STEP_")], kinds
+    everything = "\n".join(str(entry) for entry in logs)
+    assert ADMIN_SECRET not in everything
+
+
+@pytest.mark.services
+def test_an_s3_store_that_answers_again_before_the_check_s_retry_is_written_to(
+        local_home, s3_endpoint, s3_store, s3_clients_anew, monkeypatch):
+    """The outage ends between two requests of the bucket check: the run goes on and writes its outputs."""
+    import threading
+    import time
+
+    import s3fs
+
+    bucket = f"hive-back-{uuid.uuid4().hex[:8]}"
+    store = s3fs.S3FileSystem(key="hive-test", secret="hive-test", client_kwargs={"endpoint_url": s3_endpoint},
+                              skip_instance_cache=True)
+    store.mkdir(bucket)
+    port, forwarder = s3_store("never answers")
+    forwarder.hold()
+
+    def release_after_the_first_request() -> None:  # it times out after 3 s; the retry comes 3 s later
+        while not forwarder._relayed:
+            time.sleep(0.05)
+        time.sleep(4.5)
+        forwarder.release()
+
+    threading.Thread(target=release_after_the_first_request, daemon=True).start()
+    _s3_environment(monkeypatch, f"http://127.0.0.1:{port}", "hive-test", "hive-test", bucket)
+    defs = build_defs()
+    try:
+        with dg.instance_for_test() as instance:
+            result = _materialize(defs, instance, "raw_production_data")
+            logs = instance.all_logs(result.run_id)
+        assert result.success, failure_message(result)
+        assert [entry.user_message for entry in logs if "asked again in" in entry.user_message] == [
+            f"the object store at http://127.0.0.1:{port} did not answer within 3 s (s3://{bucket}): asked again in "
+            "3 s (attempt 1 of 4)"]
+        assert store.exists(f"{bucket}/hive/raw_production_data/{SPECIALIST}/summary.json")
+    finally:
+        store.rm(bucket, recursive=True)
