@@ -4,9 +4,12 @@ The same function as the sensor (`hive_assets.monitoring.check_drift`). Without 
 is saved to `drift_monitoring`, and a "drift" decision records its trigger (same id as the sensor's run
 key for that champion version and interval, or its next attempt's, `<key>:retry-<n>`, once the run of
 that key failed, as the sensor picks it: its `trigger_attempt`; so a trigger the sensor already launched is
-not launched again; the operator's command is not held by the cooldown, a run in flight or an A/B test)
-and runs `retrain_specialist` for that partition through `_dagster` (in this process, tagged with that run
-key), the trigger document following the run. --dry-run reads only: nothing written, nothing launched.
+not launched again; the operator's command is not held by the cooldown or a run in flight) and runs
+`retrain_specialist` for that partition through `_dagster` (in this process, tagged with that run key), the
+trigger document following the run. While the specialist's A/B test runs, the drift is held as the sensor
+holds it (a new version would supersede the test, days of it thrown away): `--supersede-test` retrains
+anyway and says which test its new version superseded. --dry-run reads only: nothing written, nothing
+launched.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
     from hive_assets.data import open_store
     from hive_assets.monitoring import (
         MODEL_UNAVAILABLE, TRIGGERS, MonitoringSettings, check_drift, record_trigger, save_drift_check,
-        with_retraining,
+        waits_for_test, with_retraining,
     )
     from hive_assets.registry import client_for
+    from hive_assets.rollout import running_test
 
     settings = MonitoringSettings.from_env()
     now = clock.now()
@@ -52,6 +56,13 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
         action, trigger = "-", None
         # the trigger's attempt the drift sensor would request: a retry once the run of the key failed
         key = _dagster.trigger_attempt(check.run_key) if check.run_key else None
+        # a running A/B test holds the drift as it holds the sensor's (it launched here and superseded a test of
+        # four days at 50 %, saying only "retrained"); the operator may say to supersede it
+        test, held = running_test(store, check.specialist) if key else None, None
+        if test is not None and not args.supersede_test:
+            key, held = None, waits_for_test(test["test_id"])
+            if not args.dry_run:
+                doc = with_retraining(doc, "held", held)
         if key and not args.dry_run:
             # the trigger document first (the check's run key names one), then the check, then the run
             trigger = record_trigger(store, key, check.specialist, "drift", now, drift_score=check.drift_score,
@@ -60,12 +71,16 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
             doc = with_retraining(doc, "requested", "hive drift check", key)
         if check.document is not None and not args.dry_run:
             save_drift_check(store, doc)
-        if key and args.dry_run:
+        if held:
+            action = (f"{'would be ' if args.dry_run else ''}held: {held} (v{test['challenger_version']} at "
+                      f"{float(test['traffic_percent']):g} %; --supersede-test retrains anyway)")
+        elif key and args.dry_run:
             # what the command would do: a trigger this interval already launched is not launched again
             launched = _already_triggered(store.find_one(TRIGGERS, {"trigger_id": key}))
-            action = launched or f"would retrain ({key})"
+            action = launched or f"would retrain ({key})" + (
+                f", superseding A/B test {test['test_id']} if it registers a version" if test else "")
         elif key:
-            action = _launch(store, check.specialist, key, trigger)
+            action = _launch(store, check.specialist, key, trigger, test)
         elif check.document is None:
             action = check.message.split(": ", 1)[-1]
         elif check.status == MODEL_UNAVAILABLE:
@@ -95,7 +110,9 @@ def _already_triggered(trigger: dict | None) -> str | None:
     return f"already triggered ({trigger.get('status')}, run {trigger.get('dagster_run_id')})"
 
 
-def _launch(store, specialist: str, key: str, trigger) -> str:
+def _launch(store, specialist: str, key: str, trigger, test: dict | None = None) -> str:
+    """Run the retraining of `key` (unless its trigger already ran); what the action column says, with the A/B
+    test `test` it superseded when its new version opened a test of its own."""
     from hive_assets.monitoring import update_trigger_status
 
     if (launched := _already_triggered(trigger)) is not None:
@@ -109,7 +126,10 @@ def _launch(store, specialist: str, key: str, trigger) -> str:
     error = None if result.success else _dagster.failure_message(result)
     update_trigger_status(store, key, status, run_id=result.run_id, metrics=_dagster.result_metrics(result),
                           error=error)
-    return f"retrained: run {result.run_id} {status}" + (f": {error}" if error else "")
+    superseded = test is not None and (store.find_one("ab_tests", {"test_id": test["test_id"]}) or {}).get(
+        "status") == "superseded"
+    return (f"retrained: run {result.run_id} {status}" + (f": {error}" if error else "")
+            + (f"; A/B test {test['test_id']} superseded by the new version's" if superseded else ""))
 
 
 def add_parsers(sub) -> None:
@@ -126,6 +146,9 @@ def add_parsers(sub) -> None:
     # required: the periodic check is the drift sensor's; a missing --once is a usage error (exit 2)
     p.add_argument("--once", action="store_true", required=True, help="check once and exit (the sensor repeats)")
     p.add_argument("--dry-run", action="store_true", help="write nothing, launch nothing")
+    p.add_argument("--supersede-test", action="store_true",
+                   help="retrain on drift even while the specialist's A/B test runs (its new version supersedes "
+                        "the test; default: held, as the drift sensor holds it)")
     add_specialist(p)
     p.add_argument("--json", action="store_true", help="print the checks as one JSON array (default: a table)")
     p.set_defaults(func=cmd_drift_check)

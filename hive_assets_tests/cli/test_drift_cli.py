@@ -141,3 +141,32 @@ def test_a_canceled_trigger_is_said_to_be_canceled_and_not_retried():
     assert _already_triggered({"status": "failed", "dagster_run_id": "r2", "error": "boom"}) == (
         "already triggered (failed, run r2)")
     assert _already_triggered({"status": "pending"}) is None
+
+
+def test_a_running_ab_test_holds_the_drift_unless_the_operator_supersedes_it(drifted, hive_home, capsys):
+    """The command launched the retraining while the specialist's A/B test ran (the sensor held it, `hive status`
+    said so): its new version superseded a test of four days at 50 %, and the command said only "retrained", its
+    dry run "would retrain". Held as the sensor holds it, said so; `--supersede-test` retrains anyway."""
+    from hive_assets.rollout import open_test
+
+    test, _ = open_test(drifted, "business", "1", "2", 25.0)
+    held = (f"A/B test {test['test_id']} running: retraining waits for its verdict (v2 at 25 %; --supersede-test "
+            "retrains anyway)")
+    assert main(["drift", "check", "--once", "--dry-run", "--specialist", "business"]) == 0
+    business = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("business"))
+    assert business.endswith(f"would be held: {held}"), business
+
+    assert main(["drift", "check", "--once", "--specialist", "business"]) == 0
+    business = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("business"))
+    assert business.endswith(f"held: {held}"), business
+    assert runs(hive_home) == [] and drifted.count("retraining_triggers") == 0
+    [check] = drifted.find("drift_monitoring")
+    assert check["retraining"] == {"action": "held", "reason": f"A/B test {test['test_id']} running: retraining "
+                                                              "waits for its verdict"}
+
+    assert main(["drift", "check", "--once", "--dry-run", "--supersede-test", "--specialist", "business"]) == 0
+    business = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("business"))
+    assert f", superseding A/B test {test['test_id']} if it registers a version" in business, business
+    assert main(["drift", "check", "--once", "--supersede-test", "--specialist", "business"]) == 0
+    [run] = runs(hive_home)
+    assert run.job_name == "retrain_specialist" and run.tags["dagster/partition"] == "business"
