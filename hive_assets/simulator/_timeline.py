@@ -52,13 +52,15 @@ def _drift_events(store, start, end) -> Iterable[tuple]:
     from hive_assets.monitoring import held_reason  # scipy and the drift code: not on `import hive_assets.simulator`
 
     for s in SPECIALISTS:
-        previous = False
+        previous, champion = False, None
         checks = store.find("drift_monitoring", {"specialist_type": s}, sort=[("checked_at", 1)])
         for seq, doc in enumerate(checks):
             if not _in(doc["checked_at"], start, end):
                 continue
             drifted = doc["decision"] == "drift"
-            if drifted != previous and (drifted or previous):  # drift starts, or ends after a drift
+            # drift starts, ends after a drift, or goes on against a new champion (a promotion during a drift
+            # showed no line for the new champion, while `hive status` and the next loop said it drifted)
+            if (drifted != previous and (drifted or previous)) or (drifted and doc["model_version"] != champion):
                 text = (f"drift detected vs champion v{doc['model_version']}: score {doc['drift_score']:.3f} "
                         f"on {doc['drift_feature']} (window of {doc['window_size']} rows)" if drifted else
                         f"no drift any more vs champion v{doc['model_version']} (score {doc['drift_score']:.3f})")
@@ -66,7 +68,7 @@ def _drift_events(store, start, end) -> Iterable[tuple]:
                     text += f"; retraining held: {held}"
                 yield (to_utc(doc["checked_at"]), _RANK["drift"], seq, TimelineEvent(
                     to_utc(doc["checked_at"]), s, "drift", text))
-            previous = drifted
+            previous, champion = drifted, doc["model_version"]
 
 
 def _trigger_events(store, start, end) -> Iterable[tuple]:
