@@ -42,7 +42,8 @@ class SpecialistStatus:
     ab_estimate: float | None = None         # challenger - champion agreement, latest look
     ab_interval: tuple[float, float] | None = None
     ab_verdict: str | None = None            # the latest look's verdict, or the last test's end
-    ab_waiting_for: str | None = None        # insufficient_data: what the look lacked (its reason)
+    ab_waiting_for: str | None = None        # insufficient_data, or no interval yet: the last look's reason
+    ab_provisional: bool = False             # the interval is of every label known so far, not of matured ones
     drift_decision: str | None = None
     drift_score: float | None = None
     drift_checked_at: datetime | None = None
@@ -109,12 +110,18 @@ def _ab(store: DocumentStore, specialist: str, interval: timedelta) -> dict:
     test = store.find_one("ab_tests", {"specialist_type": specialist}, sort=[("started_at", -1)])
     if test is None:
         return {}
-    diff = (test.get("last_statistics") or {}).get("difference")
+    stats = test.get("last_statistics") or {}
+    # the matured labels' interval, else the one of every label known so far (what the expansion gates read:
+    # the view showed a bare "expand" beside the timeline's interval for that look)
+    diff, provisional = stats.get("difference"), False
+    if not diff and stats.get("provisional_difference"):
+        diff, provisional = stats["provisional_difference"], True
     out = {"test_id": test["test_id"], "ab_verdict": test.get("verdict") or "insufficient_data"}
-    if out["ab_verdict"] == "insufficient_data" and test.get("checks"):  # how far from a decision
+    if (out["ab_verdict"] == "insufficient_data" or not diff) and test.get("checks"):  # how far from a decision
         out["ab_waiting_for"] = test["checks"][-1].get("reason")
     if diff:
-        out.update(ab_estimate=float(diff["estimate"]), ab_interval=(float(diff["lower"]), float(diff["upper"])))
+        out.update(ab_estimate=float(diff["estimate"]), ab_interval=(float(diff["lower"]), float(diff["upper"])),
+                   ab_provisional=provisional)
     if test["status"] == RUNNING:
         out.update(traffic_percent=float(test["traffic_percent"]), next_ab_look=next_look(test, interval))
     else:
@@ -181,7 +188,8 @@ def _rows(statuses: list[SpecialistStatus], now: datetime | None = None) -> list
         challenger = (f"v{st.challenger} at {st.traffic_percent:g} %" if st.challenger and st.traffic_percent is not None
                       else f"v{st.challenger}" if st.challenger else "-")
         if st.ab_estimate is not None and st.ab_interval:
-            ab = f"{st.ab_estimate:+.3f} [{st.ab_interval[0]:+.3f}, {st.ab_interval[1]:+.3f}] {st.ab_verdict}"
+            ab = (f"{st.ab_estimate:+.3f} [{st.ab_interval[0]:+.3f}, {st.ab_interval[1]:+.3f}]"
+                  + (" on the labels known so far" if st.ab_provisional else "") + f" {st.ab_verdict}")
         else:
             ab = st.ab_verdict or "no test"
         if st.ab_waiting_for:

@@ -179,6 +179,27 @@ def test_a_reached_threshold_on_data_that_could_not_train_says_it_is_held(hive_h
     assert business(5).feedback_held == "A/B test business_v3_new running: retraining waits for its verdict"
 
 
+def test_a_look_without_a_matured_interval_shows_the_one_its_gates_read_or_its_reason(hive_home, registry_client):
+    """At 10 % and 25 % the expansion gates read every label known (the provisional interval); with no matured
+    interval yet the view showed a bare "expand" (or "hold") while the loop's timeline gave that look's numbers."""
+    store = SQLiteStore(hive_home / "store.sqlite")
+    look = {"at": T0 + 30 * HOUR, "reason": "not significantly worse after 24 h: [-0.01, +0.03] on 60+ labels"}
+    store.upsert_many("ab_tests", [
+        {"test_id": "business_v2_t", "specialist_type": "business", "status": "running", "started_at": T0,
+         "traffic_percent": 25.0, "verdict": "expand", "checks": [look], "last_statistics": {
+             "difference": None, "provisional_difference": {"estimate": 0.2182, "lower": 0.1671, "upper": 0.2693}}},
+        {"test_id": "technical_v3_t", "specialist_type": "technical", "status": "running", "started_at": T0,
+         "traffic_percent": 10.0, "verdict": "hold", "checks": [dict(look, reason="waiting for 24 h at 10 %")],
+         "last_statistics": {"difference": None, "provisional_difference": None}}])
+    business, technical = platform_status(store, registry_client, last_trained={}, feedback_threshold=100,
+                                          drift_interval=HOUR, ab_interval=HOUR,
+                                          specialists=("business", "technical"), now=T0 + 31 * HOUR)
+    text = format_status([business, technical], T0 + 31 * HOUR)
+    assert "+0.218 [+0.167, +0.269] on the labels known so far expand\n" in text
+    assert "hold: waiting for 24 h at 10 %" in text
+    assert business.ab_provisional and business.as_dict()["ab_interval"] == [0.1671, 0.2693]
+
+
 def test_a_drift_that_requested_no_retrain_says_why(hive_home, registry_client, monkeypatch):
     """The drift sensor holds a retrain while a run is in flight, an A/B test runs or within the cooldown, and
     writes why in the check (`retraining: held`): the view showed "drift (PSI 0.4)" and no retrain, and the
