@@ -129,7 +129,7 @@ def cmd_loop(args: argparse.Namespace) -> int:
         from hive_assets import review
         from hive_assets.data import open_store
         from hive_assets.registry import client_for
-        from hive_assets.simulator import build_timeline, champions, format_champions, format_timeline
+        from hive_assets.simulator import build_timeline, champions, format_champions, format_timeline, why_quiet
 
         with open_store() as store:
             # what happened during the loop: the state it started from (the first trainings, at the start
@@ -140,6 +140,7 @@ def cmd_loop(args: argparse.Namespace) -> int:
                        if a.specialist in args.specialist]
             queue = ({s: review.queue_summary(store, s, result.start, result.end) for s in args.specialist}
                      if args.review_queue else {})
+            quiet = {s: why_quiet(store, s, result.start, result.end) for s in args.specialist}
     wall = {k: round(v, 1) for k, v in result.seconds.items()}
     if args.json:
         print(json.dumps({"start": result.start.isoformat(), "end": result.end.isoformat(),
@@ -150,7 +151,7 @@ def cmd_loop(args: argparse.Namespace) -> int:
                          indent=2))
     else:
         print(f"\n== timeline, {result.start:%Y-%m-%d %H:%M} .. {result.end:%Y-%m-%d %H:%M} UTC (simulated)")
-        print(format_timeline(events, result.start, args.specialist))
+        print(format_timeline(events, result.start, args.specialist, quiet))
         if queue:
             print(f"\n== the review queue ({args.review_queue} requests a day per specialist; the simulated reviewers "
                   "answer it first)")

@@ -15,7 +15,7 @@ from hive_assets.simulator._serving import (
     served_opinions,
 )
 from hive_assets.simulator._timeline import (
-    ChampionAnswer, TimelineEvent, build_timeline, champions, format_champions, format_timeline,
+    ChampionAnswer, TimelineEvent, build_timeline, champions, format_champions, format_timeline, why_quiet,
 )
 from hive_assets.simulator._simulate import (
     CORRUPTIONS, DENIED_SOURCE, POLICIES, SimulationSummary, heuristic_opinion, make_plans, policy_label,
@@ -27,4 +27,5 @@ __all__ = [
     "interrupted_hour", "loop_origin", "refresh_all", "resume_start", "served_opinions",
     "make_plans", "policy_label", "policy_score", "simulate", "simulate_scale", "written_before",
     "ChampionAnswer", "TimelineEvent", "build_timeline", "champions", "format_champions", "format_timeline",
+    "why_quiet",
 ]

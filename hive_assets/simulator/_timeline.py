@@ -144,11 +144,34 @@ def build_timeline(store, start: datetime, end: datetime) -> list[TimelineEvent]
     return [event for *_, event in sorted(keyed, key=lambda k: k[:3])]
 
 
-def format_timeline(events: list[TimelineEvent], start: datetime, specialists: Iterable[str] = SPECIALISTS) -> str:
+def why_quiet(store, specialist: str, start: datetime, end: datetime) -> list[str]:
+    """Why nothing happened to `specialist` between `start` and `end`, from its records: drift checks that lacked
+    rows (a low-volume specialist's drift is never judged) and a running A/B test's last look (waiting for
+    labels). At 5 plans an hour or 2 % answered the loop printed "0 event(s)" and nothing else (audit)."""
+    lines = []
+    checks = [d for d in store.find("drift_monitoring", {"specialist_type": specialist}, sort=[("checked_at", 1)])
+              if _in(d["checked_at"], start, end)]
+    short = [d for d in checks if d["decision"] == "insufficient_data"]
+    if short:
+        last = short[-1]
+        lines.append(f"{len(short)} of {len(checks)} drift check(s) lacked rows (the last: {last.get('window_size')} "
+                     f"of the {last.get('min_rows')} it needs): a drift is not judged on fewer")
+    test = store.find_one("ab_tests", {"specialist_type": specialist, "status": "running"}, sort=[("started_at", -1)])
+    if test is not None and test.get("checks"):
+        lines.append(f"A/B test {test['test_id']} at {float(test['traffic_percent']):g} %, its last look: "
+                     f"{test['checks'][-1].get('reason')}")
+    return lines
+
+
+def format_timeline(events: list[TimelineEvent], start: datetime, specialists: Iterable[str] = SPECIALISTS,
+                    quiet: dict[str, list[str]] | None = None) -> str:
+    """The events per specialist; `quiet`: for one without events, why (`why_quiet`)."""
     lines = []
     for s in specialists:
         mine = [e for e in events if e.specialist == s]
         lines.append(f"{s}: {len(mine)} event(s)")
+        if not mine:
+            lines += [f"  {line}" for line in (quiet or {}).get(s, [])]
         for e in mine:
             elapsed = (e.at - start).total_seconds() / 3600
             lines.append(f"  {e.at:%Y-%m-%d %H:%M}  (h{elapsed:+.0f})  {e.what:<11} {e.text}")

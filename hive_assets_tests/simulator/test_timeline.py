@@ -30,3 +30,25 @@ def test_a_drift_that_goes_on_against_a_new_champion_has_its_own_line(tmp_path):
         (timedelta(hours=18), "drift detected vs champion v2: score 0.485 on domain_share (window of 400 rows)"),
         (timedelta(hours=30), "no drift any more vs champion v2 (score 0.020)"),
     ]
+
+
+def test_a_specialist_without_events_is_told_why_nothing_happened(tmp_path):
+    """At 5 plans an hour, or 2 % of opinions answered, the loop printed "technical: 0 event(s)" for days: its
+    drift checks lacked rows, its A/B test waited for labels, and only `hive status` said so."""
+    from hive_assets.simulator import format_timeline, why_quiet
+
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    store.upsert_many("drift_monitoring", [
+        dict(_check(h, "1", "insufficient_data", 0.9), window_size=30 + h, min_rows=200) for h in (6, 12)]
+        + [_check(18, "1", "no_drift", 0.01)])
+    store.upsert_many("ab_tests", [{
+        "test_id": "technical_v2_t", "specialist_type": "technical", "status": "running", "started_at": T0,
+        "traffic_percent": 10.0, "checks": [{"at": T0, "reason": "24 labelled units in the smaller arm, need 50"}]}])
+    end = T0 + timedelta(days=1)
+    quiet = {s: why_quiet(store, s, T0, end) for s in ("technical", "business")}
+    assert quiet == {"technical": [
+        "2 of 3 drift check(s) lacked rows (the last: 42 of the 200 it needs): a drift is not judged on fewer",
+        "A/B test technical_v2_t at 10 %, its last look: 24 labelled units in the smaller arm, need 50"],
+        "business": []}
+    assert format_timeline([], T0, ("technical", "business"), quiet).splitlines() == [
+        "technical: 0 event(s)", f"  {quiet['technical'][0]}", f"  {quiet['technical'][1]}", "business: 0 event(s)"]
