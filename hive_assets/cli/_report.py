@@ -27,8 +27,13 @@ def cmd_report(args: argparse.Namespace) -> int:
                       if not (_registered_in_run(assets) or _registered_later(s, assets["validation_report"][0]))]
         return _strict_exit(args, incomplete)
     if not any(run for assets in latest.values() for run, _ in assets.values()):
-        print(f"nothing materialized yet in the Dagster instance {os.environ.get('DAGSTER_HOME', '')}: "
-              "run `make demo`, or `hive simulate` then `hive collect` or `dagster asset materialize`")
+        from hive_assets.config import hive_env
+
+        # production refuses `make demo` and `hive simulate` (they write simulated data into its store)
+        how = ("materialize `retrain_specialist` for each specialist (the Dagster UI, or `dagster job launch`), or "
+               "let the feedback sensor do it" if hive_env() == "production" else
+               "run `make demo`, or `hive simulate` then `hive collect` or `dagster asset materialize`")
+        print(f"nothing materialized yet in the Dagster instance {os.environ.get('DAGSTER_HOME', '')}: {how}")
         return _strict_exit(args, list(args.specialist))
     champions = _champions()
     registered = {s: _version_label(*latest[s]["validation_report"], *latest[s]["registered_model_version"])
