@@ -15,7 +15,7 @@ import sys
 
 from hive_assets.cli import _dagster
 from hive_assets.cli._args import (
-    UsageError, add_specialist, add_verb, iso_datetime, non_empty, positive_float, version_number,
+    UsageError, add_specialist, add_verb, iso_datetime, non_empty, positive_float, set_check, version_number,
 )
 from hive_assets.routing import MIN_TRAFFIC_PERCENT
 
@@ -48,6 +48,7 @@ def add_parsers(sub) -> None:
                        help="ISO-8601 instant to act at, not after the home's clock (default: the home's clock: "
                             "`hive clock`)")
         p.add_argument("--json", action="store_true", help="print the test's state as one JSON object (default: text)")
+        set_check(p, check_now)
         return p
 
     p = verb("start", "open a test of --new-version against the champion",
@@ -124,11 +125,11 @@ def _run(job: str, config: dict, partition_key: str | None = None):
     return _dagster.run_job(job, config, partition_key=partition_key, tags=_tags(), log_level=_dagster.QUIET)
 
 
-def _now(args: argparse.Namespace) -> str:
-    """--now for the run's config; one after the home's clock is refused here, as the run would refuse it, so a
-    typo (`--now 2100-01-01`) leaves no failed run in the operators' list."""
+def check_now(args: argparse.Namespace) -> None:
+    """--now after the home's clock is refused before the home is created, as the run would refuse it, so a typo
+    (`--now 2100-01-01`) leaves no failed run in the operators' list."""
     if not args.now:
-        return ""
+        return
     from hive_assets import clock, registry
 
     current = clock.now()
@@ -136,7 +137,11 @@ def _now(args: argparse.Namespace) -> str:
         raise UsageError(f"--now {args.now.isoformat()} is after the home's clock ({current.isoformat()}): a "
                          "decision cannot be taken at a time that has not come; move the clock (`hive clock "
                          "advance`) instead")
-    return args.now.isoformat()
+
+
+def _now(args: argparse.Namespace) -> str:
+    """--now for the run's config (checked by `check_now`)."""
+    return args.now.isoformat() if args.now else ""
 
 
 def _op_config(op: str, **config) -> dict:

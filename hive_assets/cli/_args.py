@@ -55,6 +55,13 @@ class UsageError(Exception):
     """A bad argument found after parsing: one line on stderr, exit 2."""
 
 
+def set_check(parser: argparse.ArgumentParser, check) -> None:
+    """`check(args)` runs once the command line is parsed, before HIVE_HOME is created or anything else is
+    done: arguments that are bad only together (`hive loop --days 1 --retrain-days 5`), or against the
+    filesystem or the home's clock, which no single argument's type can tell. It raises `UsageError`."""
+    parser.set_defaults(check_args=check)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors: `hive collect: error: ... (see hive collect --help)`, exit 2."""
 
@@ -243,6 +250,21 @@ def iso_datetime(text: str) -> datetime:
         value = None
     if value is None or not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
         raise argparse.ArgumentTypeError(f"must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}, got {text!r}")
+    return value
+
+
+def clock_instant(text: str) -> datetime:
+    """An ISO-8601 instant a simulated clock can say (`hive clock pin`'s range): `hive simulate --now`, `hive
+    clock pin`. Documents stamped after 2250 count for no clock, yet the note on a later --now said they would
+    "once the clock gets there"; a pin there was refused after the home had been created. (`hive loop --start`
+    is checked with its --days: `check_loop_args`.)"""
+    from hive_assets import clock
+
+    value = iso_datetime(text)
+    if not clock.EARLIEST_INSTANT <= value <= clock.LATEST_INSTANT:
+        raise argparse.ArgumentTypeError(f"must be between {clock.EARLIEST_INSTANT:%Y-%m-%d} and "
+                                         f"{clock.LATEST_INSTANT:%Y-%m-%d} UTC, where the home's clock can be "
+                                         f"(`hive clock pin`), got {text!r}")
     return value
 
 

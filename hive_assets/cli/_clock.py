@@ -13,7 +13,7 @@ import sys
 from datetime import datetime, timezone
 
 from hive_assets import clock
-from hive_assets.cli._args import add_verb, iso_datetime
+from hive_assets.cli._args import add_verb, clock_instant
 from hive_assets.config import ConfigError
 
 ENV = ("HIVE_HOME",)
@@ -123,7 +123,7 @@ def add_parsers(sub) -> None:
     actions = p.add_subparsers(dest="clock_command", metavar="ACTION")
     show = actions.add_parser("show", help="the home's clock (the default action)")
     pin = actions.add_parser("pin", help="simulate time: the home's clock stops at ISO")
-    pin.add_argument("at", type=iso_datetime, metavar="ISO", help="ISO-8601 instant (naive means UTC)")
+    pin.add_argument("at", type=clock_instant, metavar="ISO", help="ISO-8601 instant (naive means UTC)")
     pin.add_argument("--no-earlier", action="store_true",
                      help="never back: when the home's clock or its ledger is already later than ISO, stay at the "
                           "later of the two (what a second `make demo` does)")

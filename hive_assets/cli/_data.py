@@ -8,7 +8,7 @@ import sys
 
 from hive_assets.cli import _dagster
 from hive_assets.cli._args import (
-    add_specialist, add_verb, existing_file, fraction, non_empty, positive_int, window_days,
+    UsageError, add_specialist, add_verb, existing_file, fraction, non_empty, positive_int, set_check, window_days,
 )
 
 
@@ -87,6 +87,14 @@ def cmd_store_import(args: argparse.Namespace) -> int:
 FERRETDB_POSTGRESQL_URL = "FERRETDB_POSTGRESQL_URL"
 
 
+def check_store_index(args: argparse.Namespace) -> None:
+    """Said before the home and its embedded store are created."""
+    from hive_assets.config import Settings
+
+    if not Settings.from_env().mongodb_uri:
+        raise UsageError("MONGODB_URI is not set: the embedded SQLite store creates its indexes when it opens")
+
+
 def cmd_store_index(args: argparse.Namespace) -> int:
     import os
 
@@ -95,10 +103,6 @@ def cmd_store_index(args: argparse.Namespace) -> int:
 
     postgresql_url = os.environ.get(FERRETDB_POSTGRESQL_URL, "").strip() or None
     settings = Settings.from_env()
-    if not settings.mongodb_uri:  # said before the embedded store is opened (and created)
-        print("hive store index: error: MONGODB_URI is not set: the embedded SQLite store creates its indexes "
-              "when it opens", file=sys.stderr)
-        return 2
     with open_store(settings) as store:
         try:
             names = store.ensure_indexes(postgresql_url)
@@ -162,3 +166,4 @@ def add_parsers(sub) -> None:
                              "are renewed (hourly, or restart FerretDB); collection's own lookups do not wait for that.",
                  env=("MONGODB_URI", "MONGODB_DATABASE", FERRETDB_POSTGRESQL_URL))
     p.set_defaults(func=cmd_store_index)
+    set_check(p, check_store_index)

@@ -20,7 +20,7 @@ from datetime import timedelta
 from hive_assets.cli import _dagster
 from hive_assets.cli._args import (
     UsageError, add_specialist, add_verb, fraction, iso_datetime, non_empty_path, non_negative_int, period_days,
-    positive_int,
+    positive_int, set_check,
 )
 from hive_assets.config import SPECIALISTS
 
@@ -72,22 +72,24 @@ def add_parsers(sub) -> None:
                    help="where the Dagster and MLflow logs of the runs go (default: $HIVE_HOME/loop.log; appended)")
     p.add_argument("--json", action="store_true", help="print the timeline and champions as JSON (default: text)")
     p.set_defaults(func=cmd_loop)
+    set_check(p, check_loop_args)
 
 
-def cmd_loop(args: argparse.Namespace) -> int:
-    from hive_assets.cli._story import next_steps, output_to_log
-    from hive_assets.config import ConfigError, Settings, hive_home
-    from hive_assets.simulator import DEFAULT_SETTINGS, DriftPlan, default_scenario
+def check_loop_args(args: argparse.Namespace) -> None:
+    """The scenario the arguments describe, as `args.scenario`; arguments bad only together (a retrain day beyond
+    --days, under an hour to play, --start plus --days past the latest instant a clock says) are a UsageError,
+    said before the home is created."""
+    from hive_assets.config import ConfigError
+    from hive_assets.simulator import DriftPlan, default_scenario
 
     from hive_assets import clock
 
-    clock.check_not_playing()  # said before the scenario is described (the loop itself holds the lock)
     try:
         scenario = default_scenario(days=args.days, seed=args.seed, plans_per_hour=args.plans_per_hour)
         scenario = replace(scenario, drift=(DriftPlan(args.drift_specialist),) if args.drift_specialist else (),
                            push_previous_champion=(args.push_previous_champion,) if args.push_previous_champion else (),
                            review_queue_budget=args.review_queue, retrain_days=tuple(args.retrain_days))
-    except ValueError as exc:  # e.g. a retrain day beyond --days: said before anything is played
+    except ValueError as exc:  # e.g. a retrain day beyond --days
         raise UsageError(str(exc)) from exc
     if args.start is not None:
         try:
@@ -96,6 +98,18 @@ def cmd_loop(args: argparse.Namespace) -> int:
             raise UsageError(f"--start: {exc}") from exc
     if args.label_rate is not None:
         scenario = replace(scenario, feedback_rates=dict.fromkeys(SPECIALISTS, args.label_rate))
+    args.scenario = scenario
+
+
+def cmd_loop(args: argparse.Namespace) -> int:
+    from hive_assets.cli._story import next_steps, output_to_log
+    from hive_assets.config import Settings, hive_home
+    from hive_assets.simulator import DEFAULT_SETTINGS
+
+    from hive_assets import clock
+
+    clock.check_not_playing()  # said before the scenario is described (the loop itself holds the lock)
+    scenario = args.scenario  # check_loop_args
     log_file = args.log_file or hive_home() / "loop.log"
     try:  # a directory or an unwritable path: one line now, not a traceback once the loop has begun
         log_file.parent.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,9 @@
 subcommands (`add_parsers`); `_dagster` is the only one that talks to Dagster, so commands that change
 models or data leave the same run record as the UI and the sensors.
 
-Before a verb runs, every SPEC section 9 setting is read (a malformed one is a one-line error, exit 2) and
-HIVE_HOME and the Dagster instance are resolved, exported and created (`_home.prepare`)."""
+Before a verb runs, every SPEC section 9 setting is read (a malformed one is a one-line error, exit 2), the
+arguments that are bad only together or against the filesystem are checked (`_args.set_check`, the same
+error), and only then HIVE_HOME and the Dagster instance are resolved, exported and created (`_home.prepare`)."""
 
 from __future__ import annotations
 
@@ -124,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()  # validate the whole environment before any side effect
         refuse_simulation_in_production(args.command)
+        if (check := getattr(args, "check_args", None)) is not None:  # a bad argument creates no home (_args)
+            check(args)
         _home.prepare(announce=getattr(args, "announce", True), replaces_clock=getattr(args, "replaces_clock", False))
         if args.command in REGISTRY_VERBS and (down := _dagster.registry_down(settings.mlflow_uri)):
             then = down.remedy if isinstance(down, Refusal) else "run it again when MLflow answers"

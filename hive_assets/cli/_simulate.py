@@ -7,23 +7,10 @@ import json
 import sys
 
 from hive_assets.cli._args import (
-    add_specialist, add_verb, fraction, iso_datetime, non_negative_int, period_days, positive_int,
+    add_specialist, add_verb, clock_instant, fraction, non_negative_int, period_days, positive_int,
 )
 from hive_assets.config import Settings
 from hive_assets.interrupts import stop_if_signalled
-
-
-def history_end(text: str):
-    """--now: an instant a simulated clock can say (`hive clock pin`'s range). Documents stamped after 2250
-    count for no clock, yet the note on a later --now said they would "once the clock gets there"."""
-    from hive_assets import clock
-
-    value = iso_datetime(text)
-    if not clock.EARLIEST_INSTANT <= value <= clock.LATEST_INSTANT:
-        raise argparse.ArgumentTypeError(f"must be between {clock.EARLIEST_INSTANT:%Y-%m-%d} and "
-                                         f"{clock.LATEST_INSTANT:%Y-%m-%d} UTC, where the home's clock can be "
-                                         f"(`hive clock pin`), got {text!r}")
-    return value
 
 
 def _progress(done: int, total: int) -> None:
@@ -137,7 +124,7 @@ def add_parsers(sub) -> None:
                    help="0..1: share of human labels that disagree with the ground-truth policy")
     p.add_argument("--label-rate", type=fraction, default=0.85,
                    help="0..1: answered share of opinions (human feedback); production answers a few percent")
-    p.add_argument("--now", type=history_end,
+    p.add_argument("--now", type=clock_instant,
                    help="ISO-8601 end of the simulated period; a naive time is UTC (default: the home's clock: `hive clock`)")
     p.add_argument("--no-serve", action="store_true",
                    help="opinions from the pre-platform heuristic even when champions exist (default: serve "

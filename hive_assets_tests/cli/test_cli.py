@@ -490,6 +490,19 @@ BAD = {
                              "argument --reason: must not be empty, got ''"),
     "an empty log file": (("loop", "--days", "1", "--seed", "1", "--log-file", ""),
                           "argument --log-file: must not be empty, got ''"),
+    # bad only together, or against the home's clock: said once the home had been created (and announced)
+    "under an hour to play": (("loop", "--days", "0.01", "--seed", "1"), "days must be at least 1/24 (one hour)"),
+    "a retrain day beyond --days": (("loop", "--days", "1", "--seed", "1", "--retrain-days", "5"),
+                                    "retrain_days must be within the 1 simulated days (1..1), got [5]"),
+    "a loop that ends past the clock's range": (("loop", "--days", "36500", "--start", "2200-01-01T00:00:00Z"),
+                                                "end after 2250-01-01, the latest a simulated clock says"),
+    "a loop start past the clock's range": (("loop", "--start", "3000-01-01"), "--start: cannot start the clock "
+                                            "there: a simulated clock lies between 1970-01-01 and 2250-01-01 UTC"),
+    "a pin past the clock's range": (("clock", "pin", "3000-01-01"),
+                                     "argument ISO: must be between 1970-01-01 and 2250-01-01 UTC"),
+    "an A/B decision after the home's clock": (("ab-test", "stop", "--specialist", "business", "--now", "2200-01-01"),
+                                               "hive ab-test stop: error: --now 2200-01-01T00:00:00+00:00 is after "
+                                               "the home's clock"),
 }
 
 
@@ -619,7 +632,8 @@ def test_store_index_without_mongodb_is_refused_before_the_store_is_created(shel
     out = hive("store", "index", cwd=cwd, env=env)
     assert out.returncode == 2
     assert "hive store index: error: MONGODB_URI is not set" in out.stderr and "Traceback" not in out.stderr
-    assert not list(cwd.rglob("store.sqlite"))
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not (cwd / HOME_REL).exists()  # nor the home: said before it is created
 
 
 @pytest.mark.parametrize(("variable", "value", "message"), [
