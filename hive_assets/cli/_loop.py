@@ -16,6 +16,7 @@ import os
 import sys
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 from hive_assets.cli import _dagster
 from hive_assets.cli._args import (
@@ -69,7 +70,8 @@ def add_parsers(sub) -> None:
                    help="ISO-8601 start of the simulated period (default: the end of the stored history)")
     add_specialist(p, note="whose story is printed; every specialist is played (each needs a champion)")
     p.add_argument("--log-file", type=non_empty_path,
-                   help="where the Dagster and MLflow logs of the runs go (default: $HIVE_HOME/loop.log; appended)")
+                   help="where the Dagster and MLflow logs of the runs go, in a directory that exists (default: "
+                        "$HIVE_HOME/loop.log; appended)")
     p.add_argument("--json", action="store_true", help="print the timeline and champions as JSON (default: text)")
     p.set_defaults(func=cmd_loop)
     set_check(p, check_loop_args)
@@ -99,6 +101,23 @@ def check_loop_args(args: argparse.Namespace) -> None:
     if args.label_rate is not None:
         scenario = replace(scenario, feedback_rates=dict.fromkeys(SPECIALISTS, args.label_rate))
     args.scenario = scenario
+    if args.log_file is not None:
+        check_log_file(args.log_file)
+
+
+def check_log_file(path: Path) -> None:
+    """A --log-file the loop can append to, in a directory that exists: one line now, not a traceback once the loop
+    has begun; a missing directory is not created (a typo made /nonexistent/dir, even under /)."""
+    if path.is_dir():
+        raise UsageError(f"--log-file {path}: Is a directory")
+    parent = path.parent
+    if not parent.is_dir():
+        there = next((d for d in (parent, *parent.parents) if d.exists()), None)  # the deepest path that exists
+        if there is not None and not there.is_dir():
+            raise UsageError(f"--log-file {path}: {there} is not a directory")
+        raise UsageError(f"--log-file {path}: no such directory {parent} (create it first)")
+    if not os.access(path if path.exists() else parent, os.W_OK):
+        raise UsageError(f"--log-file {path}: Permission denied")
 
 
 def cmd_loop(args: argparse.Namespace) -> int:
@@ -111,11 +130,8 @@ def cmd_loop(args: argparse.Namespace) -> int:
     clock.check_not_playing()  # said before the scenario is described (the loop itself holds the lock)
     scenario = args.scenario  # check_loop_args
     log_file = args.log_file or hive_home() / "loop.log"
-    try:  # a directory or an unwritable path: one line now, not a traceback once the loop has begun
-        log_file.parent.mkdir(parents=True, exist_ok=True)
+    try:  # checked before the home was created (check_log_file); what it cannot tell (a full disk), said now
         log_file.open("ab").close()
-    except FileExistsError as exc:  # mkdir: a file where a directory should be
-        raise UsageError(f"--log-file {log_file}: {exc.filename} is not a directory") from exc
     except OSError as exc:
         raise UsageError(f"--log-file {log_file}: {exc.strerror or exc}") from exc
     # sensor intervals are read when the definitions load: the scenario's settings go first, yours win

@@ -490,6 +490,9 @@ BAD = {
                              "argument --reason: must not be empty, got ''"),
     "an empty log file": (("loop", "--days", "1", "--seed", "1", "--log-file", ""),
                           "argument --log-file: must not be empty, got ''"),
+    # a log in a directory that is not there: it was created, with its parents (even under /)
+    "a log file in no directory": (("loop", "--log-file", "missing/dir/loop.log"),
+                                   "--log-file missing/dir/loop.log: no such directory missing/dir (create it first)"),
     # bad only together, or against the home's clock: said once the home had been created (and announced)
     "under an hour to play": (("loop", "--days", "0.01", "--seed", "1"), "days must be at least 1/24 (one hour)"),
     "a retrain day beyond --days": (("loop", "--days", "1", "--seed", "1", "--retrain-days", "5"),
@@ -979,7 +982,12 @@ def test_loop_says_what_to_do_on_an_empty_home_and_refuses_bad_arguments(shell):
                        (("--log-file", "afile/loop.log"), "--log-file afile/loop.log: afile is not a directory"),
                        # the arguments first: a bad --days creates no directory for the log
                        (("--days", "0.01", "--log-file", "fresh/sub/loop.log"),
-                        "the loop plays whole simulated hours")):
+                        "the loop plays whole simulated hours"),
+                       # nor does a good one: a log in a directory that is not there was made with its parents
+                       (("--log-file", "fresh/sub/loop.log"), "--log-file fresh/sub/loop.log: no such directory "
+                                                              "fresh/sub (create it first)"),
+                       (("--log-file", "afile/sub/loop.log"), "--log-file afile/sub/loop.log: afile is not a "
+                                                              "directory")):
         (cwd / "afile").write_text("a file where a directory should be")
         bad = hive("loop", *args, cwd=cwd, env=env)
         assert bad.returncode == 2 and word in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
