@@ -67,7 +67,8 @@ def add_parsers(sub) -> None:
                    help="an operator retrains every specialist (retrain_specialist) at the end of these simulated "
                         "days, e.g. 1 6: retrains at fixed points to compare their cost as the traffic grows")
     p.add_argument("--start", type=iso_datetime,
-                   help="ISO-8601 start of the simulated period (default: the end of the stored history)")
+                   help="ISO-8601 start of the simulated period (default: the home's clock, or where the stored "
+                        "history ends if later; opinions stamped more than an hour past the clock are not played to)")
     add_specialist(p, note="whose story is printed; every specialist is played (each needs a champion)")
     p.add_argument("--log-file", type=non_empty_path,
                    help="where the Dagster and MLflow logs of the runs go, in a directory that exists (default: "

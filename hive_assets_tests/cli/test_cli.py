@@ -420,6 +420,16 @@ def test_help_explains_each_option_with_its_default_and_the_environment(shell, v
     assert not (cwd / HOME_REL).exists()  # help touches nothing
 
 
+def test_loop_help_says_where_a_loop_without_start_begins(shell):
+    """It said "the end of the stored history"; a simulated home starts at its clock (`default_start`)."""
+    cwd, env = shell
+    out = hive("loop", "--help", cwd=cwd, env=env)
+    assert out.returncode == 0, out.stderr
+    start = " ".join(_option_help(out.stdout)["--start"].split())
+    assert start.endswith("(default: the home's clock, or where the stored history ends if later; opinions stamped "
+                          "more than an hour past the clock are not played to)"), start
+
+
 BAD = {
     "unknown specialist": (("collect", "--specialist", "business,marketing"), "unknown specialist(s) 'marketing'"),
     "unknown collection": (("store", "import", "--collection", "plans", "x.jsonl"), "unknown collection 'plans'"),
