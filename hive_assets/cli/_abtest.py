@@ -85,8 +85,7 @@ def _tags() -> dict[str, str]:
 
 def _finish(args: argparse.Namespace, result, node: str) -> int:
     if not result.success:
-        print(f"hive ab-test {args.ab_command}: run {result.run_id} failed: {_dagster.failure_message(result)}",
-              file=sys.stderr)
+        print(_dagster.refusal_line(_dagster.failure_message(result), result.run_id), file=sys.stderr)
         return 1
     state = result.output_for_node(node)
     if args.json:

@@ -333,6 +333,11 @@ def output_if_any(result, node: str):
         return None
 
 
+def refusal_line(error: str, run_id: str) -> str:
+    """A refused action (a failed run of an operator job), as every verb prints it: `error: ... (run <id>)`."""
+    return f"error: {error} (run {run_id})"
+
+
 def run_job_outcome(job_name: str, run_config: dict | None = None, tags: dict[str, str] | None = None,
                     output_node: str | None = None) -> dict:
     """`run_job`, summarised: {"run_id", "success", "output" (of `output_node`, when it succeeded), "error"

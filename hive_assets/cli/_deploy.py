@@ -30,7 +30,7 @@ def _job(job_name: str, op: str, config: dict, args: argparse.Namespace) -> int:
     outcome = _dagster.run_job_outcome(job_name, {"ops": {op: {"config": config}}}, tags={"hive/actor": _actor()},
                                output_node=op)
     if not outcome["success"]:
-        print(f"error: {outcome['error']} (run {outcome['run_id']})", file=sys.stderr)
+        print(_dagster.refusal_line(outcome["error"], outcome["run_id"]), file=sys.stderr)
         if alias := {"promote_model_version": "champion", "rollback_champion": "champion",
                      "set_model_alias": config.get("alias")}.get(job_name):
             print(alias_state(config["specialist"], alias), file=sys.stderr)

@@ -420,6 +420,17 @@ def test_help_explains_each_option_with_its_default_and_the_environment(shell, v
     assert not (cwd / HOME_REL).exists()  # help touches nothing
 
 
+def test_a_refused_ab_test_action_is_one_line_as_a_refused_deploy_is(shell):
+    """`hive ab-test stop` said `hive ab-test stop: run <id> failed: business: no running A/B test`, not the
+    `error: ... (run <id>)` line of a refused `hive deploy` (README, "The hive CLI")."""
+    cwd, env = shell
+    for verb in (("stop",), ("expand", "--traffic", "20")):
+        out = hive("ab-test", *verb, "--specialist", "business", cwd=cwd, env=env)
+        assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+        assert re.fullmatch(rf"error: business: no running A/B test \(run {RUN_ID}\)",
+                            out.stderr.strip().splitlines()[-1]), out.stderr
+
+
 def test_loop_help_says_where_a_loop_without_start_begins(shell):
     """It said "the end of the stored history"; a simulated home starts at its clock (`default_start`)."""
     cwd, env = shell
