@@ -80,7 +80,8 @@ def next_steps(hive_home: Path, tracking_uri: str, logs: list[Path]) -> str:
     mlflow_url = (os.environ.get("MLFLOW_UI_URL", "").rstrip("/") or f"http://127.0.0.1:{MLFLOW_UI_PORT}") \
         if local else ui_base(tracking_uri)
     mlflow_port = urlsplit(mlflow_url).port or MLFLOW_UI_PORT
-    exports = f"export HIVE_HOME={shlex.quote(_shown(hive_home))} DAGSTER_WEBSERVER_URL={dagster_url}" + (
+    # the home and its logs absolute, as `hive env` prints them: relative, they held only in this directory
+    exports = f"export HIVE_HOME={shlex.quote(str(hive_home.resolve()))} DAGSTER_WEBSERVER_URL={dagster_url}" + (
         f" MLFLOW_UI_URL={mlflow_url}" if local else "") + (  # `mlflow ui` imports no hive_assets: say it there
         f" MLFLOW_DISABLE_TELEMETRY={shlex.quote(os.environ['MLFLOW_DISABLE_TELEMETRY'])}"
         if os.environ.get("MLFLOW_DISABLE_TELEMETRY") else "")
@@ -100,6 +101,6 @@ def next_steps(hive_home: Path, tracking_uri: str, logs: list[Path]) -> str:
     else:
         lines.append(f"  the MLflow UI: {mlflow_url}")
     if logs:
-        shown = sorted({_shown(p.with_name("demo-*.log")) if p.name.startswith("demo-") else _shown(p) for p in logs})
+        shown = sorted({str((p.with_name("demo-*.log") if p.name.startswith("demo-") else p).resolve()) for p in logs})
         lines.append("  the full logs (Dagster runs, MLflow): " + ", ".join(shown))
     return "\n".join(lines)

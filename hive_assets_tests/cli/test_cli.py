@@ -618,6 +618,18 @@ def test_the_closing_block_names_the_workspace_as_the_working_directory_reaches_
         assert f"/dagster dev {expected}\n" in text, text
 
 
+def test_the_closing_block_names_the_home_and_its_logs_absolute(monkeypatch, tmp_path):
+    """`export HIVE_HOME=demo-home` and `demo-home/loop.log` held only in the directory the loop ran in; `hive env`
+    prints them absolute."""
+    from hive_assets.cli._story import next_steps
+
+    monkeypatch.chdir(tmp_path)
+    home = tmp_path / "demo-home"
+    text = next_steps(home, "sqlite:////x/mlflow.db", [home / "demo-business.log", Path("demo-home/loop.log")])
+    assert f"export HIVE_HOME={home} " in text, text
+    assert f"the full logs (Dagster runs, MLflow): {home / 'demo-*.log'}, {home / 'loop.log'}\n" in text + "\n", text
+
+
 def test_the_closing_block_never_prints_the_tracking_database_s_password(tmp_path):
     from hive_assets.cli._story import next_steps
 
