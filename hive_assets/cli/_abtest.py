@@ -110,7 +110,10 @@ def state_text(specialist: str, state: dict) -> str:
         counts = state.get(arm) or {}
         if counts:
             agreement = counts.get("agreement")
-            lines.append(f"  {arm:<10} served {counts.get('served', 0)}, labelled {counts.get('labelled', 0)}"
+            # matured labels (the verdicts') and every label known now (the expansion gates'): the reason names either
+            matured = counts.get("labelled", 0)
+            lines.append(f"  {arm:<10} served {counts.get('served', 0)}, labelled {matured} matured, "
+                         f"{matured + counts.get('interim_labelled', 0)} known"
                          + (f", agreement {agreement:.3f}" if agreement is not None else ""))
     if state.get("reason"):
         lines.append(f"  {state['reason']}")

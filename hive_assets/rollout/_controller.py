@@ -368,7 +368,7 @@ def decide(state: TestState, counts: Sequence[StepCounts], now: datetime,
         needs = promotion_needs(policy)
         return decision(END_FUTILE, 0.0, "futile", f"futile: cannot reach {needs:+.2f}, the gain a promotion "
                         f"needs: difference {interval}, its always-valid upper bound below {needs:+.2f} after "
-                        f"{elapsed.total_seconds() / 3600:.0f} h with {fewest}+ labels per arm; champion kept")
+                        f"{elapsed.total_seconds() / 3600:.0f} h with {fewest}+ matured labels per arm; champion kept")
 
     balance = label_balance(champions, challengers)
     statistics["label_balance"] = balance.as_dict()
@@ -380,7 +380,7 @@ def decide(state: TestState, counts: Sequence[StepCounts], now: datetime,
             if problem is None:
                 return decision(PROMOTE, 100.0, "significant_improvement",
                                 f"challenger better by {interval} after "
-                                f"{elapsed.total_seconds() / 3600:.0f} h with {fewest}+ labels per arm")
+                                f"{elapsed.total_seconds() / 3600:.0f} h with {fewest}+ matured labels per arm")
             if not out_of_time:
                 return decision(HOLD, traffic, "unequal_labels", f"not promoted although better by {interval}: "
                                 f"{problem}; the arms' labels are not comparable, held at {traffic:g} %")
@@ -390,10 +390,13 @@ def decide(state: TestState, counts: Sequence[StepCounts], now: datetime,
 
     # the expansion gates read every label known now (frozen and provisional): traffic only grows, and
     # waiting for matured labels alone would hold 10 % for the whole window
-    fewest_known = min(champion.known().labelled, challenger.known().labelled)
+    smaller = min((champion, challenger), key=lambda arm: arm.known().labelled)
+    fewest_known = smaller.known().labelled
     if traffic < policy.third_traffic and fewest_known < policy.min_labelled_per_arm:
-        return decision(INSUFFICIENT_DATA, traffic, "min_labelled", f"{fewest_known} labelled units in the "
-                        f"smaller arm, need {policy.min_labelled_per_arm} before any decision")
+        # both counts named, as `hive ab-test` shows each arm's ("labelled 15 matured, 24 known")
+        return decision(INSUFFICIENT_DATA, traffic, "min_labelled", f"{fewest_known} labelled units known in the "
+                        f"smaller arm ({smaller.labelled} matured), need {policy.min_labelled_per_arm} known "
+                        "before any decision")
     provisional = agreement_difference([a.known() for a in champions], [b.known() for b in challengers],
                                        policy.alpha, policy.mixture_sd)
     statistics["provisional_difference"] = provisional.as_dict() if provisional else None
@@ -422,7 +425,7 @@ def decide(state: TestState, counts: Sequence[StepCounts], now: datetime,
     if elapsed < policy.promote_after:
         return decision(HOLD, traffic, "schedule", f"waiting for {_span(policy.promote_after)} at {traffic:g} %")
     if fewest < policy.promote_min_labelled_per_arm:
-        return decision(INSUFFICIENT_DATA, traffic, "promote_min_labelled", f"{fewest} labelled units in "
+        return decision(INSUFFICIENT_DATA, traffic, "promote_min_labelled", f"{fewest} matured labelled units in "
                         f"the smaller arm, need {policy.promote_min_labelled_per_arm} to promote")
     return decision(HOLD, traffic, "not_significant", f"no significant improvement of >= "
                     f"{policy.promote_min_improvement:.0%} yet: {interval}")

@@ -316,7 +316,7 @@ def test_a_check_without_enough_rows_says_how_many_it_had_not_its_psi(hive_home,
     store.upsert_many("drift_monitoring", [
         {"check_id": "c1", "specialist_type": "business", "checked_at": at, "decision": "insufficient_data",
          "drift_score": 3.11, "window_size": 18, "min_rows": 200}])
-    reason = "12 labelled units in the smaller arm, need 50 before any decision"
+    reason = "12 labelled units known in the smaller arm (8 matured), need 50 known before any decision"
     store.upsert_many("ab_tests", [
         {"test_id": "business_v3", "specialist_type": "business", "status": "running", "started_at": at,
          "last_check_at": at, "traffic_percent": 10.0, "verdict": "insufficient_data",

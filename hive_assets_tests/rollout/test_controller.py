@@ -84,6 +84,20 @@ def test_twenty_five_to_fifty_needs_48_hours_an_estimate_at_least_the_champions_
     assert d.statistics["provisional_difference"]["lower"] < -POLICY.noninferiority_margin
 
 
+def young_test() -> list[StepCounts]:
+    """10 %, 30 h in: the challenger has 15 matured labels and 24 known (9 still provisional)."""
+    return [StepCounts(ArmCounts(1350, 1080.0, 1200, 1000, 800, interim_labelled=60, interim_agreements=48),
+                       ArmCounts(150, 120.0, 100, 15, 12, interim_labelled=9, interim_agreements=7))]
+
+
+def test_too_few_labels_names_the_count_it_read_and_the_matured_one():
+    """"24 labelled units in the smaller arm" beside `hive ab-test`'s "labelled 15": the gate counts every label
+    known now, the table the matured ones; the reason names both."""
+    d = decide(state((10, 0)), young_test(), at(30))
+    assert (d.action, d.rule) == (INSUFFICIENT_DATA, "min_labelled")
+    assert d.reason == "24 labelled units known in the smaller arm (15 matured), need 50 known before any decision"
+
+
 def test_expansion_gates_read_provisional_labels_verdicts_only_frozen_ones():
     s = state((10, 0))
     # 24 h into a test with a 48 h window: nothing matured yet, 80 / 60 labels known provisionally
