@@ -43,12 +43,12 @@ def test_a_specialist_without_events_is_told_why_nothing_happened(tmp_path):
         + [_check(18, "1", "no_drift", 0.01)])
     store.upsert_many("ab_tests", [{
         "test_id": "technical_v2_t", "specialist_type": "technical", "status": "running", "started_at": T0,
-        "traffic_percent": 10.0, "checks": [{"at": T0, "reason": "24 labelled units in the smaller arm, need 50"}]}])
+        "traffic_percent": 10.0, "checks": [{"at": T0, "reason": "24 labelled units known in the smaller arm (15 matured), need 50 known before any decision"}]}])
     end = T0 + timedelta(days=1)
     quiet = {s: why_quiet(store, s, T0, end) for s in ("technical", "business")}
     assert quiet == {"technical": [
         "2 of 3 drift check(s) lacked rows (the last: 42 of the 200 it needs): a drift is not judged on fewer",
-        "A/B test technical_v2_t at 10 %, its last look: 24 labelled units in the smaller arm, need 50"],
+        "A/B test technical_v2_t at 10 %, its last look: 24 labelled units known in the smaller arm (15 matured), need 50 known before any decision"],
         "business": []}
     assert format_timeline([], T0, ("technical", "business"), quiet).splitlines() == [
         "technical: 0 event(s)", f"  {quiet['technical'][0]}", f"  {quiet['technical'][1]}", "business: 0 event(s)"]
