@@ -27,7 +27,10 @@ def home(hive_home, monkeypatch):
 
 
 def hive(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # a bad argument, refused while parsing (argparse's exit 2)
+        code = exc.code
     out, err = capsys.readouterr()
     return code, out, err
 
