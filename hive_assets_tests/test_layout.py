@@ -4,6 +4,8 @@ itself back through a cycle. Read from the source with `ast`, so lazy (function-
 from __future__ import annotations
 
 import ast
+import gc
+import threading
 from pathlib import Path
 
 import pytest
@@ -21,12 +23,33 @@ def module_name(path: Path) -> str:
 MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
 
 
+def syntax_tree(path: Path) -> ast.AST:
+    """`ast.parse`, kept from CPython 3.11.2's spurious "SystemError: AST constructor recursion depth mismatch"
+    (Debian's Python, CI's; CPython gh-106905): it failed CI once, in an xdist worker whose earlier tests left
+    SQLAlchemy connections to finalize and threads running. So the collector is held while the tree is built
+    (a finalizer run then moves the thread's counter), and a parse that still fails so is made again in a thread
+    of its own (a fresh thread state)."""
+    held = gc.isenabled()
+    gc.disable()
+    try:
+        return ast.parse(path.read_text())
+    except SystemError:
+        trees: list[ast.AST] = []
+        worker = threading.Thread(target=lambda: trees.append(ast.parse(path.read_text())))
+        worker.start()
+        worker.join()
+        return trees[0]  # an IndexError here: the parse failed in the fresh thread too (its error printed above)
+    finally:
+        if held:
+            gc.enable()
+
+
 def imported_modules(name: str) -> set[str]:
     """Every module `name` imports: `from pkg import sub` counts as `pkg.sub` when `sub` is a module."""
     path = MODULES[name]
     is_package = path.name == "__init__.py"
     out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(syntax_tree(path)):
         if isinstance(node, ast.Import):
             out.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
