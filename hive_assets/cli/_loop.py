@@ -79,9 +79,16 @@ def add_parsers(sub) -> None:
 
 
 def check_loop_args(args: argparse.Namespace) -> None:
-    """The scenario the arguments describe, as `args.scenario`; arguments bad only together (a retrain day beyond
-    --days, under an hour to play, --start plus --days past the latest instant a clock says) are a UsageError,
+    """Arguments bad only together (`loop_scenario`) or a --log-file the loop cannot append to: a UsageError,
     said before the home is created."""
+    loop_scenario(args)
+    if args.log_file is not None:
+        check_log_file(args.log_file)
+
+
+def loop_scenario(args: argparse.Namespace):
+    """The scenario the arguments describe; a UsageError for arguments bad only together (a retrain day beyond
+    --days, under an hour to play, --start plus --days past the latest instant a clock says)."""
     from hive_assets.config import ConfigError
     from hive_assets.simulator import DriftPlan, default_scenario
 
@@ -101,9 +108,7 @@ def check_loop_args(args: argparse.Namespace) -> None:
             raise UsageError(f"--start: {exc}") from exc
     if args.label_rate is not None:
         scenario = replace(scenario, feedback_rates=dict.fromkeys(SPECIALISTS, args.label_rate))
-    args.scenario = scenario
-    if args.log_file is not None:
-        check_log_file(args.log_file)
+    return scenario
 
 
 def check_log_file(path: Path) -> None:
@@ -129,7 +134,7 @@ def cmd_loop(args: argparse.Namespace) -> int:
     from hive_assets import clock
 
     clock.check_not_playing()  # said before the scenario is described (the loop itself holds the lock)
-    scenario = args.scenario  # check_loop_args
+    scenario = loop_scenario(args)
     log_file = args.log_file or hive_home() / "loop.log"
     try:  # checked before the home was created (check_log_file); what it cannot tell (a full disk), said now
         log_file.open("ab").close()
@@ -171,7 +176,8 @@ def cmd_loop(args: argparse.Namespace) -> int:
                        if a.specialist in args.specialist]
             queue = ({s: review.queue_summary(store, s, result.start, result.end) for s in args.specialist}
                      if args.review_queue else {})
-            quiet = {s: why_quiet(store, s, result.start, result.end) for s in args.specialist}
+            quiet = {s: why_quiet(store, s, result.start, result.end) for s in args.specialist
+                     if not any(e.specialist == s for e in events)}  # said only of a specialist without events
     wall = {k: round(v, 1) for k, v in result.seconds.items()}
     if args.json:
         print(json.dumps({"start": result.start.isoformat(), "end": result.end.isoformat(),

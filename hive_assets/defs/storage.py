@@ -115,10 +115,15 @@ def bucket_refusal(path: UPath, setting: str, log=None) -> str | None:
             return None
         return None if exists else absent
 
+    from botocore.exceptions import NoCredentialsError
+
     fs, prefix = _checking_filesystem(path), prefix.strip("/")
     started, waits = time.monotonic(), UNREACHABLE_RETRY_WAITS
     for attempt in range(len(waits) + 1):
-        answer = _listing_answer(fs, bucket, f"{prefix}/" if prefix else "")
+        try:
+            answer = _listing_answer(fs, bucket, f"{prefix}/" if prefix else "")
+        except NoCredentialsError:  # botocore found none to sign with: every request would fail the same way
+            return f"no credentials for the object store at {_endpoint(fs)} ({url}): set {S3_CREDENTIAL_SETTINGS}"
         if not isinstance(answer, _NoAnswer):
             break
         down = f"the object store at {_endpoint(fs)} {answer} ({url})"
@@ -131,8 +136,6 @@ def bucket_refusal(path: UPath, setting: str, log=None) -> str | None:
         time.sleep(waits[attempt])
     if answer is None:
         return None
-    if answer is _NO_CREDENTIALS:  # botocore found none to sign with: every request would fail the same way
-        return f"no credentials for the object store at {_endpoint(fs)} ({url}): set {S3_CREDENTIAL_SETTINGS}"
     code = answer.get("Error", {}).get("Code")
     refusal = s3_refusal(code, answer.get("ResponseMetadata", {}).get("HTTPStatusCode"))
     if refusal == ABSENT_BUCKET:
@@ -147,9 +150,6 @@ class _NoAnswer(str):
     """Why a request got no answer from the store (refused, timed out, cut), in words without the URL."""
 
 
-_NO_CREDENTIALS: dict = {"no credentials": True}
-
-
 def _checking_filesystem(path: UPath):
     """A filesystem of its own for the bucket check (not s3fs's cached one, which the reads and writes use):
     one attempt per request, BUCKET_CHECK_TIMEOUT_S to connect and to read, the same endpoint and credentials."""
@@ -162,8 +162,8 @@ def _checking_filesystem(path: UPath):
 
 
 def _listing_answer(fs, bucket: str, prefix: str) -> dict | _NoAnswer | None:
-    """None when the listing succeeded, botocore's parsed error answer (a dict; _NO_CREDENTIALS when there were
-    none to sign with), or _NoAnswer. A listing, not HEAD bucket: a HEAD answer has no body, so its 403 cannot tell
+    """None when the listing succeeded, botocore's parsed error answer (a dict), or _NoAnswer (NoCredentialsError
+    raised: none to sign with). A listing, not HEAD bucket: a HEAD answer has no body, so its 403 cannot tell
     a wrong key from a policy without ListBucket (s3fs's bucket `exists()` said False for both, and for a store
     that did not answer)."""
     from botocore.exceptions import (
@@ -174,7 +174,7 @@ def _listing_answer(fs, bucket: str, prefix: str) -> dict | _NoAnswer | None:
         fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix, MaxKeys=1)
         return None
     except NoCredentialsError:
-        return _NO_CREDENTIALS
+        raise
     except Exception as exc:  # noqa: BLE001 - s3fs raises an answer as OSError & co. with botocore's error as
         # its cause. The server's message (a key id, on some stores) is never shown, nor botocore's (the URL)
         answer = getattr(exc.__cause__, "response", None) or getattr(exc, "response", None)

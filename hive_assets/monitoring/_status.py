@@ -17,7 +17,7 @@ module stays free of Dagster.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
@@ -132,11 +132,12 @@ def _ab(store: DocumentStore, specialist: str, interval: timedelta) -> dict:
 def platform_status(store: DocumentStore, client, *, last_trained: Mapping[str, datetime | None],
                     feedback_threshold: int, drift_interval: timedelta, ab_interval: timedelta,
                     specialists: tuple[str, ...], now: datetime, trust: TrustPolicy = TrustPolicy(),
-                    untrainable: Mapping[str, UntrainableData | None] | None = None) -> list[SpecialistStatus]:
+                    untrainable: Callable[[str], UntrainableData | None] | None = None) -> list[SpecialistStatus]:
     """One `SpecialistStatus` per specialist (module docstring). `last_trained`: each specialist's last
     training time (None: never trained, the feedback count then runs over all of history); `now`: the
-    platform clock, for the review queue's day; `untrainable`: a collection since the last training that could
-    not train (it holds the feedback trigger)."""
+    platform clock, for the review queue's day; `untrainable(specialist)`: a collection since the last training
+    that could not train (it holds the feedback trigger), asked only of a specialist at the threshold (the
+    status sensor builds this view every tick)."""
     from hive_assets.review import today_summary
 
     out = []
@@ -154,7 +155,7 @@ def platform_status(store: DocumentStore, client, *, last_trained: Mapping[str, 
                           drift_window_rows=drift.get("window_size"), drift_min_rows=drift.get("min_rows"))
         fields["feedback_since_training"] = trusted_feedback_count(store, s, last_trained.get(s), trust)
         if fields["feedback_since_training"] >= feedback_threshold:  # why the sensor holds, as it logs it
-            held = (untrainable or {}).get(s)
+            held = untrainable(s) if untrainable is not None else None
             if held is not None and (why := held.holds(feedback_threshold)):
                 fields["feedback_held"] = f"held: {why}"
             elif fields.get("traffic_percent") is not None:

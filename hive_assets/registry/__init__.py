@@ -17,7 +17,8 @@ from hive_assets.registry._ledger import (
 from hive_assets.registry._mlflow import (
     ARTIFACT_CHECKSUM_TAG, ArtifactError, artifact_checksum, ab_test_alias, alias_version, client_for,
     hidden_model, http_refusal, http_refusal_words,
-    ensure_experiment, load_model, load_version_model, log_model, mirror_ab_split, model_name, model_version,
+    ab_split_tags, ensure_experiment, load_model, load_version_model, log_model, mirror_ab_split, model_name,
+    model_version,
     register_version, registered_model, release_version_models, run_json_artifact,
     training_run_for, training_run_of,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "holder_at",
     "last_alias_row",
     "latest_decision", "latest_decision_at", "latest_gate_verdict", "ledger_agrees", "list_versions", "load_evaluator", "load_model",
+    "ab_split_tags",
     "load_version_model", "log_model", "mirror_ab_split", "mirror_production", "mirror_production_enabled", "model_name",
     "model_version",
     "parse_version_ref", "previous_champion", "promote", "reconcile", "record_decision", "register", "release_version_models", "register_version",

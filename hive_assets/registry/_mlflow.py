@@ -443,14 +443,19 @@ def training_run_for(client, experiment_id: str, dagster_run_id: str, specialist
     return run.info.run_id
 
 
+def ab_split_tags(test: dict[str, Any]) -> dict[str, str]:
+    """The registered-model tags that carry an A/B test's split to serving pods (SPEC section 7)."""
+    return {key: str(value) for key, value in (
+        ("ab_test_id", test["test_id"]), ("ab_salt", test["salt"]),
+        ("ab_challenger_traffic_percent", test["traffic_percent"]),
+        ("ab_challenger_version", test["challenger_version"]))}
+
+
 def mirror_ab_split(client, specialist: str, test: dict[str, Any]) -> None:
     """Mirror an A/B test's split to registered-model tags, where serving pods read it (SPEC section 7).
     Written whenever it differs (idempotent), so a retry completes what a failure interrupted."""
     name = model_name(specialist)
-    wanted = {"ab_test_id": test["test_id"], "ab_salt": test["salt"],
-              "ab_challenger_traffic_percent": test["traffic_percent"],
-              "ab_challenger_version": test["challenger_version"]}
     current = client.get_registered_model(name).tags
-    for key, value in wanted.items():
-        if current.get(key) != str(value):
-            client.set_registered_model_tag(name, key, str(value))
+    for key, value in ab_split_tags(test).items():
+        if current.get(key) != value:
+            client.set_registered_model_tag(name, key, value)

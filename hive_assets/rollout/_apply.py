@@ -359,7 +359,7 @@ def settle(client, store: DocumentStore, test: dict[str, Any], *, actor: str,
         # like every alias move, in the ledger (`deploy history --alias ab-test-vN`); the tenure ends at the
         # test's `ab_test_closed` row (alias_history). Only while running: a row written at a closed test's
         # settling would start a tenure after its end.
-        ledger("alias_move", f"ab-alias:{test_id}", _opened_reason(test, now),
+        ledger("alias_move", opening_row_id(test_id), _opened_reason(test, now),
                {"alias": ab_test_alias(challenger), "previous_version": None, "at": _iso(test.get("started_at"))})
     if status == PROMOTED:
         holder = alias_version(client, specialist, CHAMPION)
@@ -392,7 +392,7 @@ def settle(client, store: DocumentStore, test: dict[str, Any], *, actor: str,
             done.append("tags")
 
     for i, step in enumerate(test["traffic_history"]):
-        ledger("traffic_step", f"ab-open:{test_id}" if i == 0 else f"ab-step:{test_id}:{i}",
+        ledger("traffic_step", traffic_row_id(test_id, i),
                step.get("reason") or "traffic step",
                {"traffic_percent": float(step["percent"]), "at": _iso(step["at"]), "rule": step.get("rule")})
     if status in CLOSED:
@@ -403,6 +403,16 @@ def settle(client, store: DocumentStore, test: dict[str, Any], *, actor: str,
         registry.finish_intent(store, outcome_intent_id(test_id), {"status": status, "effects": done},
                                completed_by=completed_by)
     return done
+
+
+def opening_row_id(test_id: str) -> str:
+    """The ledger row of the test's `ab-test-v<N>` alias (written while it runs)."""
+    return f"ab-alias:{test_id}"
+
+
+def traffic_row_id(test_id: str, step: int) -> str:
+    """The ledger row of the test's traffic step `step` (0: its opening)."""
+    return f"ab-open:{test_id}" if step == 0 else f"ab-step:{test_id}:{step}"
 
 
 def _mirrors(client, specialist: str, test_id: str) -> bool:

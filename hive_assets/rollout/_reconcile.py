@@ -19,8 +19,8 @@ from typing import Any
 from hive_assets import registry
 from hive_assets.data.store.base import DocumentStore
 from hive_assets.rollout._apply import (
-    CLOSED, _model_name, _why_arms_changed, complete_unfinished, settle, settle_closed, start_test,
-    stop_if_arms_changed,
+    CLOSED, _model_name, _why_arms_changed, complete_unfinished, opening_row_id, settle, settle_closed, start_test,
+    stop_if_arms_changed, traffic_row_id,
 )
 from hive_assets.rollout._records import RUNNING, running_test
 from hive_assets.routing import CHALLENGER, CHAMPION
@@ -58,12 +58,10 @@ def _missing_effects(client, store: DocumentStore, test: dict[str, Any]) -> list
     if holder is None or str(holder.version) != challenger:
         missing.append(f"alias {alias}")
     tags = client.get_registered_model(_model_name(specialist)).tags
-    wanted = {"ab_test_id": test_id, "ab_salt": test["salt"], "ab_challenger_version": challenger,
-              "ab_challenger_traffic_percent": test["traffic_percent"], "ab_test_status": RUNNING}
-    if any(tags.get(key) != str(value) for key, value in wanted.items()):
+    wanted = {**registry.ab_split_tags(test), "ab_test_status": RUNNING}
+    if any(tags.get(key) != value for key, value in wanted.items()):
         missing.append("the split in the registered model's tags (what serving reads)")
-    rows = [f"ab-alias:{test_id}", f"ab-open:{test_id}",
-            *(f"ab-step:{test_id}:{i}" for i in range(1, len(test["traffic_history"])))]
+    rows = [opening_row_id(test_id), *(traffic_row_id(test_id, i) for i in range(len(test["traffic_history"])))]
     absent = [r for r in rows if not store.count("model_decisions", {"decision_id": r})]
     if absent:
         missing.append(f"{len(absent)} ledger row(s) ({', '.join(absent)})")

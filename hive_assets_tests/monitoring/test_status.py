@@ -171,7 +171,8 @@ def test_a_reached_threshold_on_data_that_could_not_train_says_it_is_held(hive_h
         untrainable = UntrainableData(T0 + 90 * HOUR, ("120 labelled rows < min_training_samples 300",), after)
         return platform_status(store, registry_client, last_trained={"business": T0 + 88 * HOUR},
                                feedback_threshold=5, drift_interval=HOUR, ab_interval=HOUR,
-                               specialists=("business",), now=T0 + 99 * HOUR, untrainable={"business": untrainable})[0]
+                               specialists=("business",), now=T0 + 99 * HOUR,
+                               untrainable={"business": untrainable}.get)[0]
 
     assert business(4).feedback_held == (
         f"held: the data collected up to {T0 + 90 * HOUR:%Y-%m-%d %H:%M} UTC could not train (120 labelled rows < "

@@ -38,7 +38,6 @@ def data_until(features: pd.DataFrame) -> dict[str, dg.MetadataValue]:
     return {"data_until": dg.MetadataValue.timestamp(end)} if end is not None else {}
 
 
-
 @dg.asset(
     partitions_def=specialist_partitions,
     group_name=FEATURES,

@@ -38,7 +38,7 @@ def current_status(instance: dg.DagsterInstance, store, client) -> list:
     trainings = {s: last_training(instance, s) for s in SPECIALISTS}
     return platform_status(
         store, client, last_trained={s: at for s, (at, _) in trainings.items()},
-        untrainable={s: untrainable_collection(instance, store, s, marker) for s, (_, marker) in trainings.items()},
+        untrainable=lambda s: untrainable_collection(instance, store, s, trainings[s][1]),
         feedback_threshold=settings.feedback_threshold, drift_interval=settings.drift_check_interval,
         ab_interval=timedelta(seconds=check_interval_seconds()), specialists=SPECIALISTS, trust=TRUST_POLICY,
         now=clock.now())
