@@ -82,10 +82,11 @@ services-down:
 # Two workers (pytest-xdist), one test file at a time each: a file's module fixtures (the closed loop's
 # trained home) are built once, and the tests that wait on a subprocess leave the other core to the second
 # worker (serial, the cores were busy 1.1 of 2: pytest 27.4 min against 18.6, fresh clones with the services'
-# caches cold, BENCHMARKS.md). PYTEST_WORKERS=0: serial.
+# caches cold, BENCHMARKS.md). PYTEST_WORKERS=0: serial. The 30 slowest tests close the log (what to shorten
+# when a cold CI run nears its 30 minutes).
 PYTEST_WORKERS ?= 2
 test: install services
-	$(BIN)/pytest -ra -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/pytest -ra --durations=30 -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python benchmarks/bench_features.py

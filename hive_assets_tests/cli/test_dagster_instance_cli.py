@@ -14,7 +14,8 @@ import pytest
 from hive_assets_tests.cli.test_cli import hive, shell  # noqa: F401  (fixture)
 from hive_assets_tests.conftest import free_port
 
-DEPLOY_INSTANCE = Path(__file__).resolve().parents[2] / "deploy" / "dagster.yaml"
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY_INSTANCE = REPO / "deploy" / "dagster.yaml"
 SECRET = "pg-s3cret-pw"
 
 
@@ -119,3 +120,21 @@ def test_commands_started_together_on_a_new_home_each_open_its_instance(shell): 
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(5)]
         said = [p.communicate(timeout=120) for p in together]
         assert [p.returncode for p in together] == [0] * 5, [err.splitlines()[-1:] for _out, err in said]
+
+
+def test_the_dagster_cli_without_dagster_home_in_the_repository_root_uses_its_temporary_instance(shell):  # noqa: F811
+    """Dagster's CLI without DAGSTER_HOME makes a temporary instance from the working directory's dagster.yaml:
+    the root's named DAGSTER_HOME for its SQLite storage, so `dagster definitions validate -w workspace.yaml`
+    run where the README runs it was a traceback ("DAGSTER_HOME which is not set"), not Dagster's notice."""
+    import subprocess
+
+    cwd, env = shell
+    for name in ("dagster.yaml", "workspace.yaml"):
+        shutil.copy(REPO / name, cwd / name)
+    out = subprocess.run([str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w",
+                          "workspace.yaml"], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    said = out.stdout + out.stderr
+    assert out.returncode == 0, said[-3000:]
+    assert "Traceback" not in said
+    assert "Using temporary directory" in said and "All code locations passed validation" in said
+    assert not [p.name for p in cwd.iterdir() if p.name.startswith(".tmp_dagster_home_")]  # Dagster removed it

@@ -100,7 +100,7 @@ def production_cli(tmp_path, monkeypatch):
 @pytest.mark.parametrize("instance, reason", [
     (None, "DAGSTER_HOME is not set"),
     ("", "has no dagster.yaml"),
-    (REPOSITORY_INSTANCE.read_text(), "keeps runs on this disk (SQLite)"),
+    (REPOSITORY_INSTANCE.read_text(), "keeps runs on this disk (SQLite, as no storage is set)"),
     ("telemetry: {enabled: false}\n", "keeps runs on this disk (SQLite, as no storage is set)"),
     (SQLITE_CLASSES, "keeps runs on this disk (SQLite)"),
     # PostgreSQL runs, but the event log and schedules left to Dagster's default: SQLite on this disk
