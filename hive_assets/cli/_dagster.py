@@ -354,7 +354,8 @@ def doctor(*, fix: bool, specialist: str | None, mlflow_uri: str) -> dict:
     reported, never waited for)."""
     from hive_assets.data import open_store
     from hive_assets.defs.runs.doctor import (
-        complete_intents, find_orphans, find_out_of_step, find_unfinished_intents, fix_orphans,
+        complete_intents, find_orphans, find_out_of_step, find_unfinished_intents, find_unrecorded_registrations,
+        fix_orphans, record_registrations,
     )
     from hive_assets.registry import client_for
 
@@ -367,6 +368,8 @@ def doctor(*, fix: bool, specialist: str | None, mlflow_uri: str) -> dict:
         intents = find_unfinished_intents(dagster_instance, store, specialist=specialist,
                                           orphan_ids={r["run_id"] for r in report.dagster_runs})
         ab = find_out_of_step(store, client, specialist=specialist)
+        unrecorded = find_unrecorded_registrations(dagster_instance, store, client, specialist=specialist,
+                                                   orphan_ids={r["run_id"] for r in report.dagster_runs})
         # what a fix could not do is "not fixed" (exit 1), never dropped
         done = fix_orphans(dagster_instance, store, report, client, by="hive doctor", warn=left.append) if fix else []
         if fix and (intents or ab):
@@ -374,7 +377,10 @@ def doctor(*, fix: bool, specialist: str | None, mlflow_uri: str) -> dict:
                                                         out_of_step=ab)
             done += completed
             left += not_completed
-    return {"report": {**report.as_dict(), "unfinished_intents": intents, "ab_out_of_step": ab}, "fixed": done,
+        if fix:
+            done += record_registrations(store, unrecorded)
+    return {"report": {**report.as_dict(), "unfinished_intents": intents, "ab_out_of_step": ab,
+                       "unrecorded_registrations": unrecorded}, "fixed": done,
             "not_fixed": left, "mlflow": mlflow_problem or "checked"}
 
 

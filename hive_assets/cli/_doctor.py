@@ -54,7 +54,8 @@ def _look(settings: Settings, names: list[str | None], *, fix: bool, moved: dict
     """(what is wrong, by kind; each specialist's `_dagster.doctor` outcome), fixed first when `fix`."""
     outcomes = [_dagster.doctor(fix=fix, specialist=name, mlflow_uri=settings.mlflow_uri) for name in names]
     report = {key: [item for o in outcomes for item in o["report"][key]]
-              for key in ("dagster_runs", "mlflow_runs", "stale_leases", "unfinished_intents", "ab_out_of_step")}
+              for key in ("dagster_runs", "mlflow_runs", "stale_leases", "unfinished_intents", "ab_out_of_step",
+                          "unrecorded_registrations")}
     report["moved_home"] = [moved] if moved else []
     return report, outcomes
 
@@ -100,6 +101,12 @@ def _problems(report: dict, fix: bool) -> list[str]:
                      f"by {intent['completes_it']}" + ("" if fix else "; `hive doctor --fix` completes it now"))
     lines += [f"{item['specialist']}: {item['problem']}: completed by the next A/B look or registry command"
               + ("" if fix else "; `hive doctor --fix` completes it now") for item in report["ab_out_of_step"]]
+    for item in report["unrecorded_registrations"]:
+        run = f"Dagster run {item['dagster_run_id']}" if item["dagster_run_id"] else "the run that registered it"
+        lines.append(f"{item['specialist']}: v{item['version']} (MLflow run {item['mlflow_run_id']}) was created "
+                     f"without its registration row in the ledger: {run} stopped right after; re-executing it from "
+                     "its failure records it and sets the alias it would have set"
+                     + ("" if fix else "; `hive doctor --fix` records the registration now"))
     return lines
 
 
@@ -128,7 +135,8 @@ def _print(report: dict, fixed: list[str], mlflow: str, fix: bool, unchecked: bo
             print(f"{left} problem(s) remain after the fixes")
     elif problems:
         print(f"{problems} problem(s); read-only: run `hive doctor --fix` to repair them (orphaned runs marked "
-              "failed, leases released, unfinished decisions completed, a moved home's artifact paths rewritten)")
+              "failed, leases released, unfinished decisions completed, registrations recorded, a moved home's artifact "
+              "paths rewritten)")
 
 
 def add_parsers(sub) -> None:

@@ -32,7 +32,8 @@ from hive_assets.registry._operations import (
     CLOCK_SKEW, GATE_TAG, check_clock, complete_intent, complete_unfinished, MIRROR_PRODUCTION_ENV, RegistryError, check_alias, check_gate,
     ensure_alias, gate_status,
     ledger_agrees, list_versions, mirror_production, mirror_production_enabled, parse_version_ref, previous_champion, promote,
-    reconcile, register, resolve_version, rollback, run_version_fields, set_alias, version_tags,
+    reconcile, record_registration, register, resolve_version, rollback, run_version_fields, set_alias,
+    unrecorded_registrations, version_tags,
 )
 from hive_assets.registry._policy import alias_for_new_version
 from hive_assets.registry._relocate import moved_home, moved_home_message, moved_home_problem, relocate_artifact_root
@@ -71,7 +72,7 @@ __all__ = [
     "holder_at",
     "last_alias_row",
     "latest_decision", "latest_decision_at", "latest_gate_verdict", "ledger_agrees", "list_versions", "load_evaluator", "load_model",
-    "ab_split_tags",
+    "ab_split_tags", "record_registration", "unrecorded_registrations",
     "load_version_model", "log_model", "mirror_ab_split", "mirror_production", "mirror_production_enabled", "model_name",
     "model_version",
     "parse_version_ref", "previous_champion", "promote", "reconcile", "record_decision", "register", "release_version_models", "register_version",

@@ -36,7 +36,9 @@ from hive_assets.config import AUTO_MODEL_TYPE, SPECIALISTS, Settings
 from hive_assets.data.store.base import DocumentStore
 from hive_assets.registry import _intents as intents
 from hive_assets.registry._ledger import last_alias_row, latest_decision, latest_gate_verdict, record_decision
-from hive_assets.registry._mlflow import alias_version, model_name, model_version, register_version, registered_model
+from hive_assets.registry._mlflow import (
+    ARTIFACT_CHECKSUM_TAG, alias_version, model_name, model_version, register_version, registered_model,
+)
 from hive_assets.registry._unchanged import TRAINING_CONFIG_TAG
 from hive_assets.routing import CHALLENGER, CHAMPION
 
@@ -592,6 +594,43 @@ def list_versions(client, store: DocumentStore, specialist: str) -> list[dict[st
                     "macro_f1": _tag_number(v.tags.get("metric.macro_f1")),
                     "data_snapshot_hash": v.tags.get("data_snapshot_hash")})
     return out
+
+
+def unrecorded_registrations(client, store: DocumentStore, specialist: str) -> list[dict[str, Any]]:
+    """Versions the platform created whose registration row the ledger lacks: the process registering them
+    stopped between `create_model_version` and the row (a run killed there; the re-execution of its step
+    completes it, with the alias it would have set). The platform's versions carry the artifact checksum
+    from their creation; one registered by hand in MLflow's UI carries none and is not the platform's to
+    record. Read only; each {version, mlflow_run_id, dagster_run_id, gate}."""
+    check_specialist(specialist)
+    if registered_model(client, specialist) is None:
+        return []
+    recorded = {str(r.get("model_version")) for r in store.find(
+        "model_decisions", {"specialist_type": specialist, "kind": "registration"})}
+    found = []
+    for v in sorted(client.search_model_versions(f"name='{model_name(specialist)}'"), key=lambda v: int(v.version)):
+        if ARTIFACT_CHECKSUM_TAG in v.tags and str(v.version) not in recorded:
+            found.append({"version": str(v.version), "mlflow_run_id": v.run_id,
+                          "dagster_run_id": v.tags.get("dagster_run_id"), "gate": v.tags.get(GATE_TAG, "unknown"),
+                          "data_snapshot_hash": v.tags.get("data_snapshot_hash")})
+    return found
+
+
+def record_registration(store: DocumentStore, specialist: str, found: Mapping[str, Any], *, actor: str) -> bool:
+    """The registration row of a version `unrecorded_registrations` found, with the id the registering step
+    writes (its re-execution then adds none); True if written now. The alias the step would have set is not
+    decided here: it depends on that run's validation report."""
+    version = str(found["version"])
+    decision_id = f"register:{specialist}:{version}"
+    if store.count("model_decisions", {"decision_id": decision_id}):
+        return False
+    record_decision(store, specialist, "registration", actor=actor,
+                    reason="the version was created but its run stopped before recording it",
+                    dagster_run_id=found.get("dagster_run_id"), model_version=version,
+                    data_snapshot_hash=found.get("data_snapshot_hash"),
+                    details={"mlflow_run_id": found.get("mlflow_run_id"), "gate": found.get("gate")},
+                    decision_id=decision_id)
+    return True
 
 
 def _registered_ms(row: Mapping[str, Any] | None, version) -> int:

@@ -302,10 +302,11 @@ def test_a_rollback_killed_at_its_writes_is_completed_by_the_next_look_or_comman
 
 
 class FailingLedgerStore:
-    """The real store, except that the next `upsert_many` of an alias-move row into `model_decisions`
-    raises once (a fault the real store cannot produce on demand)."""
+    """The real store, except that the next `upsert_many` of a row of `kinds` (alias moves) into
+    `model_decisions` raises once (a fault the real store cannot produce on demand)."""
 
     armed = True
+    kinds = registry.ALIAS_KINDS
 
     def __init__(self, real):
         self._real = real
@@ -316,7 +317,7 @@ class FailingLedgerStore:
     def upsert_many(self, collection, docs):
         docs = list(docs)
         if (collection == "model_decisions" and FailingLedgerStore.armed
-                and any(d["kind"] in registry.ALIAS_KINDS for d in docs)):
+                and any(d["kind"] in FailingLedgerStore.kinds for d in docs)):
             FailingLedgerStore.armed = False
             raise StoreUnavailable("injected: the document store went away")
         return self._real.upsert_many(collection, docs)
@@ -375,6 +376,57 @@ def test_registered_model_version_retry_after_a_failed_ledger_write_completes_it
                                                                                                      "snap-r6")
     materialize()  # and once more: nothing is written twice
     assert len(ledger(store, "business")) == 2
+
+
+def test_doctor_finds_a_version_created_without_its_registration_row_and_fix_records_it(
+        clean_registry, hive_home, store, small_models, mlflow_server, monkeypatch, capsys, request):
+    """A run that stopped between `create_model_version` and the registration row (here the store failed there,
+    as a killed pod would leave it) left a version no ledger row names: `hive doctor` said nothing. It names
+    it and the run; --fix records the row with the step's own id, so the step's re-execution adds none and
+    sets the alias. A version registered by hand in MLflow (no artifact checksum) is not the platform's."""
+    client = clean_registry
+    models, _ = small_models
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    run_id, model_uri = log_run(mlflow_server, "business", models[0])
+    trained, report = _inputs(run_id, model_uri)
+    resources = {"mlflow": MlflowResource(tracking_uri=mlflow_server), "document_store": FailingLedgerStoreResource(),
+                 "platform": PlatformSettings(), "run_lease": RUN_LEASE}
+    context = dg.build_asset_context(partition_key="business")
+    request.addfinalizer(context.__exit__)  # its ephemeral instance, closed before the interpreter's exit
+
+    def materialize():
+        return registered_model_version(context, config=RegisterConfig(), trained_model=trained,
+                                        validation_report=report, **resources)
+
+    monkeypatch.setattr(FailingLedgerStore, "kinds", ("registration",))
+    FailingLedgerStore.armed = True
+    with pytest.raises(dg.RetryRequested):
+        materialize()  # and the run is never retried: its pod died
+    assert [v.version for v in client.search_model_versions("name='business-evaluator'")] == ["1"]
+    assert ledger(store, "business") == []
+    by_hand, _ = log_run(mlflow_server, "business", models[1])
+    client.create_model_version("business-evaluator", source=f"runs:/{by_hand}/model", run_id=by_hand)  # v2
+    capsys.readouterr()
+
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert (f"business: v1 (MLflow run {run_id}) was created without its registration row in the ledger: Dagster "
+            f"run {context.run_id} stopped right after; re-executing it from its failure records it and sets the "
+            "alias it would have set; `hive doctor --fix` records the registration now") in out, out
+    assert "v2" not in out
+    assert main(["doctor", "--fix"]) == 0
+    out = capsys.readouterr().out
+    assert "fixed: registration of business v1 recorded (no alias set" in out, out
+    [row] = ledger(store, "business")
+    assert (row["kind"], row["decision_id"], row["model_version"], row["dagster_run_id"], row["actor"],
+            row["details"]["mlflow_run_id"], row["data_snapshot_hash"]) == (
+        "registration", "register:business:1", "1", context.run_id, "hive doctor", run_id, "snap-r6")
+    assert registry.alias_version(client, "business", "champion") is None  # the run's decision, not the doctor's
+    assert main(["doctor"]) == 0
+
+    out = materialize().value  # the run re-executed from its failure
+    assert (out["version"], out["alias"], out["created"]) == ("1", "champion", False)
+    assert sorted(r["kind"] for r in ledger(store, "business")) == ["alias_move", "registration"]
 
 
 def test_ab_test_outcome_mirrors_the_split_when_the_test_record_already_exists(

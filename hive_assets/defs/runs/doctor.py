@@ -3,8 +3,9 @@ start of every leased run. The decisions are `hive_assets.runs`'s; this module g
 the verdicts (run marked FAILURE with the reason, MLflow run ended FAILED with the reason as a tag, leases
 released by compare-and-swap so a live holder that renewed meanwhile keeps its lease). `hive doctor` also
 finds the registry decisions a crash left unfinished, and A/B tests out of step with the registry (no intent
-names them: `rollout.out_of_step`), and, with --fix, completes them as the next registry command or A/B look
-would (`find_unfinished_intents`, `find_out_of_step`, `complete_intents`). `holding`: a lease held around a block of
+names them: `rollout.out_of_step`), versions created without their registration row, and, with --fix,
+completes them as the next registry command or A/B look would (`find_unfinished_intents`, `find_out_of_step`,
+`complete_intents`, `find_unrecorded_registrations`, `record_registrations`). `holding`: a lease held around a block of
 work, with its heartbeat, as every leased run (`lease.take`) and `--fix` hold one."""
 
 from __future__ import annotations
@@ -204,12 +205,18 @@ def find_unfinished_intents(instance: dg.DagsterInstance, store: DocumentStore, 
     one specialist or all (`registry.interrupted_intents`); one whose Dagster run is alive, and not found
     orphaned, is that run's work in progress and left out."""
     found = registry.interrupted_intents(store, specialist)
-    ids = sorted({i["dagster_run_id"] for i in found if i["dagster_run_id"]})
+    return _not_in_progress(instance, found, orphan_ids)
+
+
+def _not_in_progress(instance: dg.DagsterInstance, found: list[dict[str, Any]],
+                     orphan_ids: set[str]) -> list[dict[str, Any]]:
+    """`found` but the items whose `dagster_run_id` is a run alive and not orphaned (it is doing that work)."""
+    ids = sorted({f["dagster_run_id"] for f in found if f["dagster_run_id"]})
     running: set[str] = set()
     if ids:
         records = instance.get_run_records(dg.RunsFilter(run_ids=ids, statuses=ALIVE))
         running = {r.dagster_run.run_id for r in records} - set(orphan_ids)
-    return [i for i in found if i["dagster_run_id"] not in running]
+    return [f for f in found if f["dagster_run_id"] not in running]
 
 
 def find_out_of_step(store: DocumentStore, client, *, specialist: str | None = None) -> list[dict[str, Any]]:
@@ -222,6 +229,26 @@ def find_out_of_step(store: DocumentStore, client, *, specialist: str | None = N
     enabled = Settings.from_env().ab_testing_enabled
     return [{"specialist": s, "problem": problem} for s in ([specialist] if specialist else SPECIALISTS)
             for problem in out_of_step(client, store, s, ab_testing_enabled=enabled)]
+
+
+def find_unrecorded_registrations(instance: dg.DagsterInstance, store: DocumentStore, client, *,
+                                  specialist: str | None = None,
+                                  orphan_ids: set[str] = frozenset()) -> list[dict[str, Any]]:
+    """Versions created without their registration row (`registry.unrecorded_registrations`), one dict each with
+    its specialist; one whose registering Dagster run is alive, and not found orphaned, is that run's work in
+    progress and left out. None looked for without MLflow."""
+    if client is None:
+        return []
+    found = [{"specialist": s, **v} for s in ([specialist] if specialist else SPECIALISTS)
+             for v in registry.unrecorded_registrations(client, store, s)]
+    return _not_in_progress(instance, found, orphan_ids)
+
+
+def record_registrations(store: DocumentStore, found: list[dict[str, Any]], *, by: str = FAILED_BY) -> list[str]:
+    """The registration rows of the versions `found` (`registry.record_registration`); one line per row written."""
+    return [f"registration of {f['specialist']} v{f['version']} recorded (no alias set: re-executing the run that "
+            "registered it from its failure sets the one it would have set)"
+            for f in found if registry.record_registration(store, f["specialist"], f, actor=by)]
 
 
 def complete_intents(instance: dg.DagsterInstance, store: DocumentStore, found: list[dict[str, Any]], client, *,
