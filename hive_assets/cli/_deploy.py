@@ -89,10 +89,13 @@ _DECISIONS = {"promote": "promotion", "rollback": "rollback", "ab-outcome": "A/B
 
 def _print_result(result) -> None:
     if isinstance(result, list):
-        print(f"{'version':<9}{'aliases':<28}{'stage':<12}{'gate':<9}{'macro-F1':<10}run")
-        for v in result:
+        # the aliases' column as wide as its longest cell: "champion,challenger,ab-test-v12" overflowed 28
+        aliases = [",".join(v["aliases"]) or "-" for v in result]
+        width = max(len("aliases"), *map(len, aliases)) + 2
+        print(f"{'version':<9}{'aliases':<{width}}{'stage':<12}{'gate':<9}{'macro-F1':<10}run")
+        for v, named in zip(result, aliases):
             stage = v["stage"] if v["stage"] not in (None, "None") else "-"  # MLflow 3: stages are deprecated
-            print(f"{v['version']:<9}{','.join(v['aliases']) or '-':<28}{stage:<12}{v['gate']:<9}"
+            print(f"{v['version']:<9}{named:<{width}}{stage:<12}{v['gate']:<9}"
                   f"{'-' if v['macro_f1'] is None else format(v['macro_f1'], '.4f'):<10}{v['run_id']}")
         return
     if result.get("noop"):

@@ -266,6 +266,21 @@ def test_deploy_list_reads_without_a_run_and_prints_text_by_default(home, capsys
     assert runs(home) == []  # no run record, not even a failed one
 
 
+def test_deploy_list_keeps_its_columns_under_their_headers_whatever_the_aliases(capsys):
+    """A version holding champion, challenger and its test's alias ran into the stage column (28 characters)."""
+    from hive_assets.cli._deploy import _print_result
+
+    row = {"stage": None, "gate": "passed", "macro_f1": 0.81234, "run_id": "r12"}
+    _print_result([{**row, "version": "12", "aliases": ["ab-test-v12", "challenger", "champion"]},
+                   {**row, "version": "3", "aliases": [], "macro_f1": None, "run_id": "r3"}])
+    header, *rows = capsys.readouterr().out.splitlines()
+    starts = [header.index(name) for name in ("aliases", "stage", "gate", "macro-F1", "run")]
+    for line, cells in zip(rows, (["ab-test-v12,challenger,champion", "-", "passed", "0.8123", "r12"],
+                                  ["-", "-", "passed", "-", "r3"])):
+        assert [line[start:].split()[0] for start in starts] == cells, line
+        assert all(line[start - 1] == " " for start in starts), line
+
+
 def test_the_text_report_keeps_its_columns_apart_whatever_the_version_label(home, tmp_path, monkeypatch, capsys):
     """A version's label is as long as its model name, number and alias make it ("architecture-evaluator v12
     (challenger)" ran into the champion column): the column widens, and the champion (the registry alias:
