@@ -79,12 +79,12 @@ services-down:
 	bash scripts/services.sh down || true
 
 # The fixtures stop what they start (private run dirs); a developer's own `services.sh up` stays up.
-# Two workers (pytest-xdist), one test file at a time each: a file's module fixtures (the closed loop's
-# trained home) are built once, and the tests that wait on a subprocess leave the other core to the second
-# worker (serial, the cores were busy 1.1 of 2: pytest 27.4 min against 18.6, fresh clones with the services'
-# caches cold, BENCHMARKS.md). PYTEST_WORKERS=0: serial. The 30 slowest tests close the log (what to shorten
-# when a cold CI run nears its 30 minutes).
-PYTEST_WORKERS ?= 2
+# Three workers (pytest-xdist), one test file at a time each: a file's module fixtures (the closed loop's
+# trained home) are built once, and many tests wait on a subprocess or a service, so the 2 cores stay busy
+# (on two workers a fresh-clone run kept them ~60 % busy: 36 CPU min in 29.8 min; three: 1,412 s against
+# 1,516-1,692 s on two, BENCHMARKS.md; serial was 27.4 min against 18.6 on two). PYTEST_WORKERS=0: serial.
+# The 30 slowest tests close the log (what to shorten when a cold CI run nears its 30 minutes).
+PYTEST_WORKERS ?= 3
 test: install services
 	$(BIN)/pytest -ra --durations=30 -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
