@@ -335,14 +335,22 @@ def advance(delta: timedelta, path: Path | None = None) -> HomeClock:
     concurrent advances add up)."""
     with _changing(path) as locked:
         current = read_home_clock(locked)
-        if current is None or not current.simulated:
-            raise _config_error("this home runs on the wall clock: `hive clock pin ISO` first to simulate time")
-        if delta <= timedelta(0):
-            raise _config_error(f"the clock only moves forward, got {delta}")
-        if delta > LATEST_INSTANT - current.now:  # compared as durations: the sum may leave datetime's range
-            raise _config_error(f"the clock is at {current.now:%Y-%m-%d %H:%M} UTC: {delta} later is past "
-                                f"{LATEST_INSTANT:%Y-%m-%d}, the latest a simulated clock says")
+        if (problem := advance_problem(current, delta)) is not None:
+            raise _config_error(problem)
         return _pin(current.now + delta, None, locked)
+
+
+def advance_problem(current: HomeClock | None, delta: timedelta) -> str | None:
+    """Why `current` (the home's clock, None: no clock file) cannot advance by `delta`, or None. `hive clock
+    advance` asks first, before its home is created; `advance` asks again under the lock."""
+    if current is None or not current.simulated:
+        return "this home runs on the wall clock: `hive clock pin ISO` first to simulate time"
+    if delta <= timedelta(0):
+        return f"the clock only moves forward, got {delta}"
+    if delta > LATEST_INSTANT - current.now:  # compared as durations: the sum may leave datetime's range
+        return (f"the clock is at {current.now:%Y-%m-%d %H:%M} UTC: {delta} later is past "
+                f"{LATEST_INSTANT:%Y-%m-%d}, the latest a simulated clock says")
+    return None
 
 
 def release(path: Path | None = None) -> HomeClock:

@@ -64,6 +64,26 @@ def test_pin_advance_release_with_the_cli(home, capsys):
     assert code == 2 and one_error_line(err) and "pin" in err
 
 
+@pytest.mark.parametrize("pinned, duration, said", [
+    (None, "6h", "this home runs on the wall clock: `hive clock pin ISO` first to simulate time"),
+    ("2249-12-31T00:00:00Z", "2d", "the clock is at 2249-12-31 00:00 UTC: 2 days, 0:00:00 later is past 2250-01-01"),
+])
+def test_an_advance_that_cannot_be_done_creates_no_home(home, tmp_path, monkeypatch, capsys, pinned, duration, said):
+    """`hive clock advance` on a new home (no clock file: the wall clock) created the home and its Dagster
+    instance, then refused; so did an advance past the latest instant, on a home whose instance was not
+    created yet. Both are refused first now, and nothing is created."""
+    new_home = tmp_path / "new-home"
+    monkeypatch.setenv("HIVE_HOME", str(new_home))
+    monkeypatch.setenv("DAGSTER_HOME", str(new_home / "dagster"))
+    if pinned:
+        new_home.mkdir()
+        clock.pin(datetime.fromisoformat(pinned))
+    before = sorted(p.name for p in new_home.iterdir()) if pinned else None
+    code, out, err = hive(capsys, "clock", "advance", duration)
+    assert code == 2 and one_error_line(err) and said in err and out == ""
+    assert (sorted(p.name for p in new_home.iterdir()) if pinned else new_home.exists()) == (before or False)
+
+
 def test_pinning_before_the_ledger_s_latest_decision_says_so(home, capsys):
     from hive_assets.data import SQLiteStore
     from hive_assets.registry import record_decision

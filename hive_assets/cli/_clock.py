@@ -13,7 +13,7 @@ import sys
 from datetime import datetime, timezone
 
 from hive_assets import clock
-from hive_assets.cli._args import add_verb, clock_instant
+from hive_assets.cli._args import UsageError, add_verb, clock_instant, set_check
 from hive_assets.config import ConfigError
 
 ENV = ("HIVE_HOME",)
@@ -77,6 +77,13 @@ def _latest_decision() -> datetime | None:
         return None
 
 
+def _check_advance(args: argparse.Namespace) -> None:
+    """A home without a simulated clock (a new one included), or a duration past the latest instant: refused
+    before the home is created (it was created, then the advance refused)."""
+    if (problem := clock.advance_problem(clock.read_home_clock(), args.duration)) is not None:
+        raise UsageError(problem)
+
+
 def cmd_clock(args: argparse.Namespace) -> int:
     if args.clock_command in ("pin", "advance", "release"):
         clock.check_not_playing()  # the loop pins the clock every simulated hour: a change now would be undone
@@ -129,6 +136,7 @@ def add_parsers(sub) -> None:
                           "later of the two (what a second `make demo` does)")
     adv = actions.add_parser("advance", help="move a simulated home's clock forward by DURATION")
     adv.add_argument("duration", type=duration, metavar="DURATION", help="e.g. 6h, 2d, 1d12h, 90m")
+    set_check(adv, _check_advance)
     rel = actions.add_parser("release", help="go live: the home uses the wall clock")
     for q in (pin, rel):  # they replace a malformed clock file, whose error names them as the way out
         q.set_defaults(replaces_clock=True)
