@@ -603,8 +603,6 @@ def unrecorded_registrations(client, store: DocumentStore, specialist: str) -> l
     from their creation; one registered by hand in MLflow's UI carries none and is not the platform's to
     record. Read only; each {version, mlflow_run_id, dagster_run_id, gate}."""
     check_specialist(specialist)
-    if registered_model(client, specialist) is None:
-        return []
     recorded = {str(r.get("model_version")) for r in store.find(
         "model_decisions", {"specialist_type": specialist, "kind": "registration"})}
     found = []
