@@ -193,17 +193,25 @@ def test_the_same_seed_gives_the_same_timeline(base_state, long_run, tmp_path):
     assert runs(short) == runs(long)
 
 
-def test_the_text_output_is_the_story_and_the_logs_go_to_the_log_file(base_state, tmp_path):
-    """`make demo`'s last command as a person sees it, for a quarter of a simulated day: no library log
-    line or progress bar on the terminal, a line per day on stderr, and stdout ending with the timeline,
-    the champions table with its legend and the heuristic baseline, and what to run next."""
-    dst = tmp_path / "state"
+@pytest.fixture(scope="module")
+def quarter_day(base_state, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess, str]:
+    """`hive loop --days 0.25` in text, as `make demo` ends, on a copy of the starting state: the state, what
+    the loop printed and its registry's URL (the server is stopped since)."""
+    dst = tmp_path_factory.mktemp("loop-quarter") / "state"
     shutil.copytree(base_state, dst)
     proc, url = start_mlflow_server(dst / "mlflow")
     try:
         out = run([str(BIN / "hive"), "loop", "--days", "0.25", "--seed", "42"], environment(dst / "hive", url), dst)
     finally:
         stop_process(proc)
+    return dst, out, url
+
+
+def test_the_text_output_is_the_story_and_the_logs_go_to_the_log_file(quarter_day):
+    """`make demo`'s last command as a person sees it, for a quarter of a simulated day: no library log
+    line or progress bar on the terminal, a line per day on stderr, and stdout ending with the timeline,
+    the champions table with its legend and the heuristic baseline, and what to run next."""
+    dst, out, url = quarter_day
     assert_no_log_lines(out.stderr)
     assert not LOG_LINE.search(out.stdout), LOG_LINE.search(out.stdout).group(0)
     assert "hive loop: hour 6/6 (" in out.stderr  # a part of a day counts in hours
@@ -231,7 +239,7 @@ def test_the_text_output_is_the_story_and_the_logs_go_to_the_log_file(base_state
     assert closing.rstrip().splitlines()[-1].startswith("  the full logs")
 
 
-def test_a_loop_played_in_two_parts_serves_what_one_loop_serves_drift_included(base_state, tmp_path):
+def test_a_loop_played_in_two_parts_serves_what_one_loop_serves_drift_included(base_state, quarter_day, tmp_path):
     """The default scenario's drift (technical sees a new domain from hour 2) counted its hours from each
     loop's own start: a second `hive loop` stopped the new domain's traffic again for two hours (an audit: 150
     opinions and 17 answers fewer over 6 h played as 3 + 3). Its hours count from the home's first loop."""
@@ -248,7 +256,8 @@ def test_a_loop_played_in_two_parts_serves_what_one_loop_serves_drift_included(b
             stop_process(proc)
         return dst, out.stderr
 
-    (whole, _), (parts, said) = played(tmp_path / "whole", ["0.25"]), played(tmp_path / "parts", ["0.125", "0.125"])
+    # the whole: the quarter day the text test played (what a loop writes does not depend on how it prints)
+    whole, (parts, said) = quarter_day[0], played(tmp_path / "parts", ["0.125", "0.125"])
 
     def served(state: Path) -> tuple[dict, dict]:
         start = datetime.fromisoformat(START)
