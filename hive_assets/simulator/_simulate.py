@@ -88,17 +88,28 @@ def _plan_properties(plan: dict) -> dict[str, float]:
 def policy_score(specialist: str, plan: dict, domain_offsets: Mapping[str, float] | None = None) -> float:
     """The hidden policy's score; `domain_offsets` adds the rules of domains the policy does not know
     (a new product line judged more strictly: the concept drift `hive loop` injects)."""
-    policy = POLICIES[specialist]
-    props = _plan_properties(plan)
+    return _score(POLICIES[specialist], _plan_properties(plan), str(plan["original_domain"]).upper(), domain_offsets)
+
+
+def _score(policy: Mapping, props: Mapping[str, float], domain: str,
+           domain_offsets: Mapping[str, float] | None = None) -> float:
     score = sum(w * props[k] for k, w in policy["w"].items())
-    domain = str(plan["original_domain"]).upper()
     return score + policy["domain"].get(domain, 0.0) + (domain_offsets or {}).get(domain, 0.0)
+
+
+@lru_cache(maxsize=1)
+def _reference_population() -> tuple[tuple[dict[str, float], str], ...]:
+    """The policy properties and domain of each plan of a fixed reference population (no drift). Made once
+    per process: every specialist's cut points read it (made once per specialist, it cost each `hive
+    simulate` or `hive loop` about 9 s before its first plan); the plans themselves are not kept."""
+    return tuple((_plan_properties(p), str(p["original_domain"]).upper()) for p in make_plans(4000, seed=987654321))
 
 
 @lru_cache(maxsize=None)
 def policy_thresholds(specialist: str) -> tuple[float, float]:
     """Score cut points giving CLASS_SHARES on a fixed reference population (no drift)."""
-    scores = np.array([policy_score(specialist, p) for p in make_plans(4000, seed=987654321)])
+    policy = POLICIES[specialist]
+    scores = np.array([_score(policy, props, domain) for props, domain in _reference_population()])
     lo = float(np.quantile(scores, CLASS_SHARES[0]))
     hi = float(np.quantile(scores, CLASS_SHARES[0] + CLASS_SHARES[1]))
     return lo, hi

@@ -89,6 +89,37 @@ def test_every_policy_is_a_function_of_the_contracted_features():
         assert from_features == [policy_label(specialist, p) for p in plans], specialist
 
 
+def test_the_policies_cut_points_give_the_class_shares_and_the_reference_plans_are_made_once(monkeypatch):
+    """Each policy's cut points split the fixed reference population into CLASS_SHARES, counted here with the
+    public policy_label on those plans; and the five specialists' cut points are set on one making of the
+    population (it was made once per specialist: about 9 s before any `hive simulate` wrote its first plan)."""
+    from hive_assets.config import SPECIALISTS
+    from hive_assets.simulator import _simulate
+
+    made = []
+
+    def counted(n, seed, *args, **kwargs):
+        made.append((n, seed))
+        return make_plans(n, seed, *args, **kwargs)
+
+    monkeypatch.setattr(_simulate, "make_plans", counted)
+    _simulate._reference_population.cache_clear()
+    _simulate.policy_thresholds.cache_clear()
+    try:
+        cut_points = {s: _simulate.policy_thresholds(s) for s in SPECIALISTS}
+    finally:  # the next test computes its own, with the real generator
+        _simulate._reference_population.cache_clear()
+        _simulate.policy_thresholds.cache_clear()
+    assert made == [(4000, 987654321)]
+    reference = make_plans(4000, seed=987654321)
+    for specialist in SPECIALISTS:
+        shares = Counter(policy_label(specialist, p) for p in reference)
+        # np.quantile interpolates between two scores: at most one plan either way of each share
+        assert abs(shares["approve"] - 0.40 * 4000) <= 1, (specialist, shares)
+        assert abs(shares["review_required"] - 0.32 * 4000) <= 1, (specialist, shares)
+        assert _simulate.policy_thresholds(specialist) == cut_points[specialist]
+
+
 def test_chunked_generation_writes_the_same_documents_with_bounded_batches(tmp_path):
     """Plans are generated, served and written a chunk at a time (memory does not grow with --plans): a
     chunk of 7 writes exactly what one chunk of all the plans writes, and the opinion model never sees
