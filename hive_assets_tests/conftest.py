@@ -88,30 +88,27 @@ def mlflow_settings_restored_per_module() -> Iterator[None]:
 # out by xdist's own order (most tests first), the closed loop started three quarters of the way through and
 # ran on alone at the end. `make test` passes `--no-loadscope-reorder`, which keeps the order made here.
 LONGEST_FILES_FIRST = ("hive_assets_tests/simulator/test_closed_loop.py", "hive_assets_tests/cli/test_cli.py")
-# Where the files whose tests all need S3 go among the others: late enough that the SeaweedFS build `make
-# services` starts in the background is done (5.5 min cold on a new 2-core machine, 21 once on shared cores;
-# they start ~18 min in, and their fixture waits up to 850 s more), not last: the lost-pod test (165-264 s)
-# then ran alone at the end (replaying two runs' per-file seconds: 1,541-1,565 s here, 1,593-1,648 last).
-S3_FILES_AT = 0.7
 
 
 def pytest_collection_modifyitems(session, config, items):
     """Files in the order xdist hands them to its workers (`--dist loadfile`): LONGEST_FILES_FIRST, then by
-    their number of tests (most first, xdist's default), with the files whose tests all need S3 at S3_FILES_AT
-    of those; in a file, the tests that need S3 last. The order within a file is kept otherwise."""
+    their number of tests (most first, xdist's default), then the files whose tests all need S3, with the
+    S3 tests of the other files last within their file: `make services` builds SeaweedFS in the background
+    meanwhile. The order within a file is kept otherwise."""
     def needs_s3(item) -> bool:
         return "s3_endpoint" in getattr(item, "fixturenames", ())
 
     by_file: dict[str, list] = {}
     for item in items:
         by_file.setdefault(item.nodeid.split("::")[0], []).append(item)
-    first = [path for path in LONGEST_FILES_FIRST if path in by_file]
-    rest = sorted((path for path in by_file if path not in first), key=lambda path: -len(by_file[path]))  # stable
-    s3_only = [path for path in rest if all(needs_s3(t) for t in by_file[path])]
-    rest = [path for path in rest if path not in s3_only]
-    at = int(len(rest) * S3_FILES_AT)
-    order = first + rest[:at] + s3_only + rest[at:]
-    items[:] = [item for path in order for item in sorted(by_file[path], key=needs_s3)]
+
+    def file_rank(path: str) -> tuple:
+        tests = by_file[path]
+        first = LONGEST_FILES_FIRST.index(path) if path in LONGEST_FILES_FIRST else len(LONGEST_FILES_FIRST)
+        return all(needs_s3(t) for t in tests), first, -len(tests)
+
+    items[:] = [item for path in sorted(by_file, key=file_rank)  # sorted is stable: ties keep their order
+                for item in sorted(by_file[path], key=needs_s3)]
 
 
 def free_port() -> int:

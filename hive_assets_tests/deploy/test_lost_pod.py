@@ -29,6 +29,7 @@ import pytest
 from hive_assets.data.store.mongo import MongoStore
 from hive_assets.defs import build_defs
 from hive_assets.simulator import simulate
+from hive_assets_tests.conftest import start_mlflow_server, stop_process
 from hive_assets_tests.deploy.test_postgres_instance import DEPLOY_INSTANCE, PostgresCluster
 
 pytestmark = pytest.mark.services
@@ -73,8 +74,18 @@ class Pod:
 
 
 @pytest.fixture
-def production(hive_home, ferretdb_uri, mlflow_server, s3_endpoint, tmp_path_factory, monkeypatch):
-    """HIVE_ENV=production on the real services, one partition's history in a private FerretDB database."""
+def production(hive_home, ferretdb_uri, s3_endpoint, tmp_path_factory, monkeypatch):
+    """HIVE_ENV=production on the real services, one partition's history in a private FerretDB database and
+    an `mlflow server` of its own: on the worker's shared one, a file before it in the same worker had
+    registered this history's champion, and pod A's run rightly ended "nothing changed since v1"."""
+    registry, mlflow_server = start_mlflow_server(tmp_path_factory.mktemp("lost-pod-mlflow"))
+    try:
+        yield from _production(ferretdb_uri, mlflow_server, s3_endpoint, tmp_path_factory, monkeypatch)
+    finally:
+        stop_process(registry)
+
+
+def _production(ferretdb_uri, mlflow_server, s3_endpoint, tmp_path_factory, monkeypatch):
     import s3fs
 
     postgres = PostgresCluster(tmp_path_factory.mktemp("pg-services"))
