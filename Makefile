@@ -83,12 +83,10 @@ services-down:
 # trained home) are built once, and many tests wait on a subprocess or a service, so the 2 cores stay busy
 # (on two workers a fresh-clone run kept them ~60 % busy: 36 CPU min in 29.8 min; three: 1,412 s against
 # 1,516-1,692 s on two, BENCHMARKS.md; serial was 27.4 min against 18.6 on two). PYTEST_WORKERS=0: serial.
-# The files are handed out in the order the suite's conftest makes (the longest first, S3 last), which
-# --no-loadscope-reorder keeps. The 30 slowest tests close the log (what to shorten when a cold CI run nears
-# its 30 minutes).
+# The 30 slowest tests close the log (what to shorten when a cold CI run nears its 30 minutes).
 PYTEST_WORKERS ?= 3
 test: install services
-	$(BIN)/pytest -ra --durations=30 -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	$(BIN)/pytest -ra --durations=30 -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python benchmarks/bench_features.py

@@ -83,32 +83,9 @@ def mlflow_settings_restored_per_module() -> Iterator[None]:
         yield
 
 
-# The files that take longest (a fresh-clone run, 2026-12-07: 887 and 493 of the suite's 4,560 test seconds on
-# three workers). Handed out first, a worker spends the run on them while the others share the rest; handed
-# out by xdist's own order (most tests first), the closed loop started three quarters of the way through and
-# ran on alone at the end. `make test` passes `--no-loadscope-reorder`, which keeps the order made here.
-LONGEST_FILES_FIRST = ("hive_assets_tests/simulator/test_closed_loop.py", "hive_assets_tests/cli/test_cli.py")
-
-
 def pytest_collection_modifyitems(session, config, items):
-    """Files in the order xdist hands them to its workers (`--dist loadfile`): LONGEST_FILES_FIRST, then by
-    their number of tests (most first, xdist's default), then the files whose tests all need S3, with the
-    S3 tests of the other files last within their file: `make services` builds SeaweedFS in the background
-    meanwhile. The order within a file is kept otherwise."""
-    def needs_s3(item) -> bool:
-        return "s3_endpoint" in getattr(item, "fixturenames", ())
-
-    by_file: dict[str, list] = {}
-    for item in items:
-        by_file.setdefault(item.nodeid.split("::")[0], []).append(item)
-
-    def file_rank(path: str) -> tuple:
-        tests = by_file[path]
-        first = LONGEST_FILES_FIRST.index(path) if path in LONGEST_FILES_FIRST else len(LONGEST_FILES_FIRST)
-        return all(needs_s3(t) for t in tests), first, -len(tests)
-
-    items[:] = [item for path in sorted(by_file, key=file_rank)  # sorted is stable: ties keep their order
-                for item in sorted(by_file[path], key=needs_s3)]
+    """Tests that need S3 run last: `make services` builds SeaweedFS in the background meanwhile."""
+    items.sort(key=lambda item: "s3_endpoint" in getattr(item, "fixturenames", ()))  # stable: order kept
 
 
 def free_port() -> int:

@@ -97,12 +97,16 @@ def _score(policy: Mapping, props: Mapping[str, float], domain: str,
     return score + policy["domain"].get(domain, 0.0) + (domain_offsets or {}).get(domain, 0.0)
 
 
+REFERENCE_PLANS, REFERENCE_SEED = 4000, 987654321  # the population the policies' cut points are set on
+
+
 @lru_cache(maxsize=1)
 def _reference_population() -> tuple[tuple[dict[str, float], str], ...]:
     """The policy properties and domain of each plan of a fixed reference population (no drift). Made once
     per process: every specialist's cut points read it (made once per specialist, it cost each `hive
     simulate` or `hive loop` about 9 s before its first plan); the plans themselves are not kept."""
-    return tuple((_plan_properties(p), str(p["original_domain"]).upper()) for p in make_plans(4000, seed=987654321))
+    return tuple((_plan_properties(p), str(p["original_domain"]).upper())
+                 for p in make_plans(REFERENCE_PLANS, seed=REFERENCE_SEED))
 
 
 @lru_cache(maxsize=None)

@@ -29,7 +29,6 @@ import pytest
 from hive_assets.data.store.mongo import MongoStore
 from hive_assets.defs import build_defs
 from hive_assets.simulator import simulate
-from hive_assets_tests.conftest import start_mlflow_server, stop_process
 from hive_assets_tests.deploy.test_postgres_instance import DEPLOY_INSTANCE, PostgresCluster
 
 pytestmark = pytest.mark.services
@@ -74,18 +73,10 @@ class Pod:
 
 
 @pytest.fixture
-def production(hive_home, ferretdb_uri, s3_endpoint, tmp_path_factory, monkeypatch):
-    """HIVE_ENV=production on the real services, one partition's history in a private FerretDB database and
-    an `mlflow server` of its own: on the worker's shared one, a file before it in the same worker had
-    registered this history's champion, and pod A's run rightly ended "nothing changed since v1"."""
-    registry, mlflow_server = start_mlflow_server(tmp_path_factory.mktemp("lost-pod-mlflow"))
-    try:
-        yield from _production(ferretdb_uri, mlflow_server, s3_endpoint, tmp_path_factory, monkeypatch)
-    finally:
-        stop_process(registry)
-
-
-def _production(ferretdb_uri, mlflow_server, s3_endpoint, tmp_path_factory, monkeypatch):
+def production(hive_home, ferretdb_uri, own_mlflow_server, s3_endpoint, tmp_path_factory, monkeypatch):
+    """HIVE_ENV=production on the real services, one partition's history in a private FerretDB database and a
+    registry of its own: on the worker's shared one, a file before it in the same worker had registered this
+    history's champion, and pod A's run rightly ended "nothing changed since v1"."""
     import s3fs
 
     postgres = PostgresCluster(tmp_path_factory.mktemp("pg-services"))
@@ -94,7 +85,7 @@ def _production(ferretdb_uri, mlflow_server, s3_endpoint, tmp_path_factory, monk
     bucket = f"hive-lost-pod-{token}"
     env = {
         "HIVE_ENV": "production", "MONGODB_URI": ferretdb_uri, "MONGODB_DATABASE": f"lost_pod_{token}",
-        "MLFLOW_TRACKING_URI": mlflow_server, "MLFLOW_EXPERIMENT_NAME": f"lost-pod-{token}",
+        "MLFLOW_TRACKING_URI": own_mlflow_server, "MLFLOW_EXPERIMENT_NAME": f"lost-pod-{token}",
         "HIVE_ASSET_STORAGE": f"s3://{bucket}/hive",
         "AWS_ENDPOINT_URL_S3": s3_endpoint, "AWS_ACCESS_KEY_ID": "hive-test", "AWS_SECRET_ACCESS_KEY": SECRET,
         "AWS_DEFAULT_REGION": "us-east-1",

@@ -28,8 +28,8 @@ import pytest
 
 from hive_assets_tests.conftest import start_mlflow_server, stop_process
 
-# the module fixture (five trainings and a 5.75-day loop) took 667-857 s on a loaded 2-core CI, over the
-# suite's 900 s (setup counts): CI of 4d4924e, 2026-12-07
+# the first test's setup (the module fixture: five trainings and a 5.75-day loop) counts towards its timeout:
+# it took 479-857 s in fresh-clone runs of 2026-12-07 and once over the suite's 900 s
 pytestmark = [pytest.mark.services, pytest.mark.timeout(1800)]
 
 START = "2026-01-05T00:00:00+00:00"
@@ -78,19 +78,26 @@ def base_state(tmp_path_factory) -> Path:
     return root
 
 
-def play(base: Path, dst: Path, days: float) -> tuple[dict, Path]:
-    """`hive loop --json` on a copy of the starting state, with its own mlflow server on the copy."""
+def loops_on_copy(base: Path, dst: Path, *days: str, json_output: bool = True
+                  ) -> tuple[list[subprocess.CompletedProcess], str]:
+    """`hive loop --days D` for each of `days` in turn (`--json` unless told), on a copy of the starting state
+    with its own mlflow server on the copy: what each printed, and the server's URL (stopped since)."""
     shutil.copytree(base, dst)
     proc, url = start_mlflow_server(dst / "mlflow")
     try:
-        out = run([str(BIN / "hive"), "loop", "--days", str(days), "--seed", "42", "--json"],
-                  environment(dst / "hive", url), dst)
-        (dst / "loop.stderr").write_text(out.stderr)
-        assert_no_log_lines(out.stderr)  # the runs' logs went to the log file
-        assert " - dagster - " in (dst / "hive" / "loop.log").read_text()
-        return json.loads(out.stdout), dst
+        return [run([str(BIN / "hive"), "loop", "--days", d, "--seed", "42", *(["--json"] if json_output else [])],
+                    environment(dst / "hive", url), dst) for d in days], url
     finally:
         stop_process(proc)
+
+
+def play(base: Path, dst: Path, days: float) -> tuple[dict, Path]:
+    """`hive loop --json` on a copy of the starting state, with its own mlflow server on the copy."""
+    [out], _ = loops_on_copy(base, dst, str(days))
+    (dst / "loop.stderr").write_text(out.stderr)
+    assert_no_log_lines(out.stderr)  # the runs' logs went to the log file
+    assert " - dagster - " in (dst / "hive" / "loop.log").read_text()
+    return json.loads(out.stdout), dst
 
 
 # what a library's log line or progress bar looks like on a terminal
@@ -200,12 +207,7 @@ def quarter_day(base_state, tmp_path_factory) -> tuple[Path, subprocess.Complete
     """`hive loop --days 0.25` in text, as `make demo` ends, on a copy of the starting state: the state, what
     the loop printed and its registry's URL (the server is stopped since)."""
     dst = tmp_path_factory.mktemp("loop-quarter") / "state"
-    shutil.copytree(base_state, dst)
-    proc, url = start_mlflow_server(dst / "mlflow")
-    try:
-        out = run([str(BIN / "hive"), "loop", "--days", "0.25", "--seed", "42"], environment(dst / "hive", url), dst)
-    finally:
-        stop_process(proc)
+    [out], url = loops_on_copy(base_state, dst, "0.25", json_output=False)
     return dst, out, url
 
 
@@ -247,19 +249,10 @@ def test_a_loop_played_in_two_parts_serves_what_one_loop_serves_drift_included(b
     opinions and 17 answers fewer over 6 h played as 3 + 3). Its hours count from the home's first loop."""
     from hive_assets.data import to_utc
 
-    def played(dst: Path, parts: list[str]) -> tuple[Path, str]:
-        shutil.copytree(base_state, dst)
-        proc, url = start_mlflow_server(dst / "mlflow")
-        try:
-            for days in parts:
-                out = run([str(BIN / "hive"), "loop", "--days", days, "--seed", "42", "--json"],
-                          environment(dst / "hive", url), dst)
-        finally:
-            stop_process(proc)
-        return dst, out.stderr
-
     # the whole: the quarter day the text test played (what a loop writes does not depend on how it prints)
-    whole, (parts, said) = quarter_day[0], played(tmp_path / "parts", ["0.125", "0.125"])
+    whole, parts = quarter_day[0], tmp_path / "parts"
+    (_, second), _ = loops_on_copy(base_state, parts, "0.125", "0.125")
+    said = second.stderr
 
     def served(state: Path) -> tuple[dict, dict]:
         start = datetime.fromisoformat(START)

@@ -110,13 +110,13 @@ def test_the_policies_cut_points_give_the_class_shares_and_the_reference_plans_a
     finally:  # the next test computes its own, with the real generator
         _simulate._reference_population.cache_clear()
         _simulate.policy_thresholds.cache_clear()
-    assert made == [(4000, 987654321)]
-    reference = make_plans(4000, seed=987654321)
+    assert made == [(_simulate.REFERENCE_PLANS, _simulate.REFERENCE_SEED)]
+    reference = make_plans(_simulate.REFERENCE_PLANS, seed=_simulate.REFERENCE_SEED)
     for specialist in SPECIALISTS:
         shares = Counter(policy_label(specialist, p) for p in reference)
         # np.quantile interpolates between two scores: at most one plan either way of each share
-        assert abs(shares["approve"] - 0.40 * 4000) <= 1, (specialist, shares)
-        assert abs(shares["review_required"] - 0.32 * 4000) <= 1, (specialist, shares)
+        assert abs(shares["approve"] - 0.40 * len(reference)) <= 1, (specialist, shares)
+        assert abs(shares["review_required"] - 0.32 * len(reference)) <= 1, (specialist, shares)
         assert _simulate.policy_thresholds(specialist) == cut_points[specialist]
 
 
