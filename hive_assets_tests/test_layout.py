@@ -118,6 +118,35 @@ def test_the_stable_import_paths_for_pods_pull_in_nothing_heavy(light):
     assert out.strip() == "[]"
 
 
+def test_the_code_location_loads_without_the_model_libraries():
+    """A sensor tick, a `hive` verb or a run that never fits pays no scikit-learn or scipy import (about 1.5 s
+    of the location's 3.8 s, BENCHMARKS.md): they load with the first fit, drift test or A/B statistic."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import hive_assets.definitions; print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'sklearn', 'scipy', 'xgboost', 'mlflow', 'matplotlib', 'skops'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_every_public_training_name_is_the_one_its_module_defines():
+    """`hive_assets.training` loads its scikit-learn parts on first use: each public name, asked for, is the
+    one object its private modules hold under that name, and `dir()` lists them all."""
+    import importlib
+    import pkgutil
+
+    import hive_assets.training as training
+
+    modules = [importlib.import_module(f"hive_assets.training.{m.name}") for m in pkgutil.iter_modules(training.__path__)]
+    for name in training.__all__:
+        [found] = {id(vars(m)[name]): vars(m)[name] for m in modules if name in vars(m)}.values()  # one object
+        assert getattr(training, name) is found, name
+    assert set(training.__all__) <= set(dir(training))
+    with pytest.raises(AttributeError, match="no attribute 'fit'"):
+        training.fit
+
+
 def reachable(name: str) -> set[str]:
     """Every module `name` can import, directly or through others, lazy imports included."""
     seen: set[str] = set()

@@ -100,7 +100,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from hive_assets.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
@@ -255,6 +254,8 @@ def _chi2_log_sf(x: float, df: int) -> float:
     of 1.65 at n = 1,000, m = 10,000. `stats.make_distribution(stats.chi2)(df=df).logccdf` is finite there
     (the test checks this series against it, within 1e-6), but integrates numerically: ~4 ms a call
     against ~0.1 ms (load 10)."""
+    from scipy import stats  # on first use, not when the code location loads (hive_assets.training)
+
     value = float(stats.chi2.logsf(x, df))
     if math.isfinite(value):
         return value
@@ -346,6 +347,8 @@ def psi_bias(
 
 def _ks(values: np.ndarray, sample: np.ndarray) -> tuple[float, float]:
     """`scipy.stats.ks_2samp(values, sample)` (statistic, two-sided p-value); `values` sorted, finite."""
+    from scipy import stats
+
     n, m = values.size, sample.size
     if max(n, m) <= _KS_EXACT_MAX_N:
         with warnings.catch_warnings():

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from hive_assets.features import FEATURE_NAMES, features_frame, plan_features
-from hive_assets.training import SpecialistModel, check_schema
+from hive_assets.training import check_schema
+
+if TYPE_CHECKING:  # scikit-learn is imported with the first model, not with serving
+    from hive_assets.training import SpecialistModel
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-from scipy import special
 
 
 # a matured label's delay (feedback time - serving time) falls in one of these bins, given as fractions
@@ -175,6 +174,8 @@ def srm_test(champion_served: Sequence[int], challenger_served: Sequence[int],
     sd of 3 points around a 10 % share) keeps it sensitive to errors of a few points.
     Assumption: units are routed independently. Returns None when no step has enough units.
     """
+    from scipy import special  # on first use, not when the code location loads (hive_assets.training)
+
     if not len(champion_served) == len(challenger_served) == len(challenger_percent):
         raise ValueError("one served count per arm and one share per traffic step")
     statistic, steps, log_ratio = 0.0, 0, 0.0
@@ -349,6 +350,8 @@ def label_balance(champion: Sequence[ArmCounts], challenger: Sequence[ArmCounts]
     by outcome, differ a lot (a slower tail beyond the window comes with a slower body inside it). A
     better challenger with the SAME delays per outcome passes (its outcome mix differs, not its delays).
     """
+    from scipy import special  # on first use, not when the code location loads (hive_assets.training)
+
     if len(champion) != len(challenger):
         raise ValueError("one ArmCounts per traffic step in each arm")
     weight_sum = weighted_sum = 0.0

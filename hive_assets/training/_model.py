@@ -24,6 +24,7 @@ from sklearn.base import ClassifierMixin
 from hive_assets.config import CLASSES
 from hive_assets.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
 from hive_assets.training._encoding import ENCODED_COLUMNS, encode
+from hive_assets.training._schema import check_schema
 
 # Every type a stored sklearn/calibrator file may contain. skops refuses anything else on load.
 TRUSTED_TYPES = [
@@ -53,20 +54,6 @@ TRUSTED_TYPES = [
     "numpy.random.mtrand.RandomState",
     "builtins.slice",
 ]
-
-
-class SchemaMismatch(ValueError):
-    """A model and the feature code disagree on FEATURE_SCHEMA_VERSION or the feature list."""
-
-
-def check_schema(feature_names: Sequence[str], schema_version: str, what: str) -> None:
-    """The one schema check, shared by loading (training side) and serving: refuse a model/code pair
-    whose feature schema differs (SPEC section 3)."""
-    if schema_version != FEATURE_SCHEMA_VERSION or tuple(feature_names) != FEATURE_NAMES:
-        raise SchemaMismatch(
-            f"{what} was trained on feature schema {schema_version}, this code computes "
-            f"{FEATURE_SCHEMA_VERSION}: retrain, or serve with the matching hive-assets version"
-        )
 
 
 class SpecialistModel(ClassifierMixin):

@@ -30,20 +30,15 @@ from hive_assets.config import AUTO_CANDIDATES, AUTO_MODEL_TYPE
 from hive_assets.features import FEATURE_NAMES
 from hive_assets.monitoring._drift import build_reference
 from hive_assets.training._calibration import calibrate
+from hive_assets.training._defaults import (
+    DEFAULT_SELECTION_MAX_ROWS, DEFAULT_TIME_BUDGET_SECONDS, DEFAULT_TUNING_CANDIDATES,
+)
 from hive_assets.training._encoding import encode, encode_labels
 from hive_assets.training._estimators import (
     DEFAULT_PARAMS, MODEL_TYPES, fit_estimator, recorded_convergence, row_dependent_params,
 )
 from hive_assets.training._model import SpecialistModel
 from hive_assets.training._tuning import choose_on_validation, sample_candidates, successive_halving
-
-DEFAULT_TUNING_CANDIDATES = 27  # with halving factor 3: rungs of 27, 9, 3, 1 candidates
-# Seconds model selection may spend: no further candidate family is started after this (the first always is).
-DEFAULT_TIME_BUDGET_SECONDS = 300.0
-# model_type auto: the families are compared on at most this many training rows; 0 (the default): on all of
-# them. A bound trades quality for time (module docstring); one at or above MLP_ADAM_MIN_ROWS keeps the sample's
-# MLP the kind the full fit will be.
-DEFAULT_SELECTION_MAX_ROWS = 0
 
 
 def selection_sample(y: np.ndarray, max_rows: int, random_state: int) -> np.ndarray | None:

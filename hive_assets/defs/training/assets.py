@@ -25,7 +25,7 @@ from hive_assets.config import AUTO_CANDIDATES, AUTO_MODEL_TYPE
 from hive_assets.data import COLLECTION_SETTINGS
 from hive_assets.monitoring import REACHES_REGISTRY, reaches_registry
 from hive_assets.training import (
-    DEFAULT_SELECTION_MAX_ROWS, DEFAULT_TIME_BUDGET_SECONDS, DEFAULT_TUNING_CANDIDATES, encode_labels, train_model,
+    DEFAULT_SELECTION_MAX_ROWS, DEFAULT_TIME_BUDGET_SECONDS, DEFAULT_TUNING_CANDIDATES, encode_labels,
 )
 
 
@@ -169,6 +169,8 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, enhanc
     with registry.run_status(client, run_id, context.log.warning):
         train = enhanced_features[enhanced_features["split"] == "train"]
         validation = enhanced_features[enhanced_features["split"] == "validation"]
+        from hive_assets.training import train_model  # scikit-learn on first fit, not at the location's load
+
         model, info = train_model(specialist, train, validation, config.model_type, config.hyperparameter_tuning,
                                   config.random_state, tuning_candidates=config.tuning_candidates,
                                   progress=context.log.info, time_budget_seconds=config.time_budget_seconds,
