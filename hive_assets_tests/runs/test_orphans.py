@@ -29,14 +29,14 @@ pytestmark = pytest.mark.services
 KILLED_TRAINING = textwrap.dedent("""
     import os, signal, sys
     import dagster as dg
-    import hive_assets.defs.training.assets as training_assets
+    import hive_assets.training as training  # the step imports train_model from here when it fits
     from hive_assets.definitions import defs
 
     def killed(*args, **kwargs):  # the process dies inside the training step, as an OOM kill would
         print("training", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    training_assets.train_model = killed
+    training.train_model = killed
     config = {"ops": {"raw_production_data": {"config": {"min_samples": 10}},
                       "enhanced_features": {"config": {"min_training_samples": 50}}}}
     defs.resolve_job_def("retrain_specialist").execute_in_process(
