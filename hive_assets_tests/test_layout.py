@@ -119,8 +119,8 @@ def test_the_stable_import_paths_for_pods_pull_in_nothing_heavy(light):
 
 
 def test_the_code_location_loads_without_the_model_libraries():
-    """A sensor tick, a `hive` verb or a run that never fits pays no scikit-learn or scipy import (about 1.5 s
-    of the location's 3.8 s, BENCHMARKS.md): they load with the first fit, drift test or A/B statistic."""
+    """A sensor tick, a `hive` verb or a run that never fits pays no scikit-learn or scipy import (1.3 s of
+    the location's 3.8 s, BENCHMARKS.md): they load with the first fit, drift test or A/B statistic."""
     import subprocess
     import sys
 
@@ -138,7 +138,8 @@ def test_every_public_training_name_is_the_one_its_module_defines():
 
     import hive_assets.training as training
 
-    modules = [importlib.import_module(f"hive_assets.training.{m.name}") for m in pkgutil.iter_modules(training.__path__)]
+    modules = [importlib.import_module(f"hive_assets.training.{m.name}")
+               for m in pkgutil.iter_modules(training.__path__)]
     for name in training.__all__:
         [found] = {id(vars(m)[name]): vars(m)[name] for m in modules if name in vars(m)}.values()  # one object
         assert getattr(training, name) is found, name

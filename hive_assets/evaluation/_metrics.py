@@ -10,13 +10,6 @@ K = len(CLASSES)
 ECE_BINS = 15
 
 
-def _sklearn_metrics():
-    """scikit-learn's metrics, imported on first use, not when the code location loads (hive_assets.training)."""
-    import sklearn.metrics
-
-    return sklearn.metrics
-
-
 def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, n_bins: int = ECE_BINS) -> float:
     """Top-label ECE: rows binned by confidence (max probability) into `n_bins` equal-width bins on
     [0, 1]; the row-weighted mean over bins of |accuracy - mean confidence|. 0 for a perfectly
@@ -54,9 +47,11 @@ def calibration_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, floa
     label, in [0, 2])."""
     if not len(y_true):
         return {"ece": 0.0, "ece_noise_floor": 0.0, "ece_debiased": 0.0, "brier": 0.0}
+    from sklearn.metrics import brier_score_loss  # on first use, not at the location's load (hive_assets.training)
+
     ece, floor = expected_calibration_error(y_true, proba), ece_noise_floor(proba)
     return {"ece": ece, "ece_noise_floor": floor, "ece_debiased": max(0.0, ece - floor),
-            "brier": float(_sklearn_metrics().brier_score_loss(y_true, proba, labels=list(range(K))))}
+            "brier": float(brier_score_loss(y_true, proba, labels=list(range(K))))}
 
 
 def not_computable(y_true: np.ndarray) -> dict[str, str]:
@@ -78,15 +73,16 @@ def point_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float | No
     """Point estimates with sklearn (the reference the bootstrap replicates must agree with). A metric of
     `not_computable` is None; a class with rows that the model never predicts keeps sklearn's precision 0
     (zero_division=0: its recall, 0, fails the gate either way)."""
+    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+
     y_pred = proba.argmax(axis=1)
-    metrics = _sklearn_metrics()
-    prec, rec, f1, support = metrics.precision_recall_fscore_support(
+    prec, rec, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=list(range(K)), zero_division=0)
     undefined = not_computable(y_true)
     out = {
-        "accuracy": float(metrics.accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
+        "accuracy": float(accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
         "macro_f1": None if "macro_f1" in undefined else
-        float(metrics.f1_score(y_true, y_pred, labels=list(range(K)), average="macro", zero_division=0)),
+        float(f1_score(y_true, y_pred, labels=list(range(K)), average="macro", zero_division=0)),
         "confidence_mean": float(proba.max(axis=1).mean()) if len(proba) else 0.0,
     }
     for i, c in enumerate(CLASSES):

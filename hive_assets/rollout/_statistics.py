@@ -21,8 +21,6 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-
-
 # a matured label's delay (feedback time - serving time) falls in one of these bins, given as fractions
 # of the maturity window: [0, W/8), [W/8, W/4), [W/4, W/2), [W/2, W]
 DELAY_BIN_FRACTIONS = (0.125, 0.25, 0.5)

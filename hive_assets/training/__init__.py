@@ -7,6 +7,7 @@ validation split and returns a `SpecialistModel` (scikit-learn conventions: `cla
 `predict_proba`) that carries its drift reference and saves to files (xgboost native / skops), never a pickle.
 """
 
+import importlib
 from typing import TYPE_CHECKING
 
 from hive_assets.training._defaults import (
@@ -36,14 +37,14 @@ if TYPE_CHECKING:
     )
     from hive_assets.training._model import TRUSTED_TYPES, SpecialistModel
     from hive_assets.training._train import train_model
-    from hive_assets.training._tuning import VALIDATION_GRIDS, choose_on_validation, sample_candidates, successive_halving
+    from hive_assets.training._tuning import (
+        VALIDATION_GRIDS, choose_on_validation, sample_candidates, successive_halving,
+    )
 
 
 def __getattr__(name: str):
     if name not in _LAZY_MODULE:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(f"{__name__}.{_LAZY_MODULE[name]}"), name)
     globals()[name] = value  # later lookups are plain attribute reads
     return value
