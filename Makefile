@@ -27,7 +27,8 @@ $(BIN)/activate:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # constraints.txt pins every transitive version: installs are reproducible.
-$(VENV)/.installed: $(BIN)/activate pyproject.toml setup.py hive_assets/features/_flatten.c constraints.txt
+$(VENV)/.installed: $(BIN)/activate pyproject.toml setup.py constraints.txt \
+		hive_assets/features/_flatten.c hive_assets/data/_structure.c
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 

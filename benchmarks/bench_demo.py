@@ -111,6 +111,10 @@ def main() -> None:
 
             shutil.copytree(home, args.keep_home, dirs_exist_ok=True)
             (args.keep_home / "loop.json").write_text(json.dumps(loop))
+            # the copy's MLflow database still names the artifacts' old place: re-point it, as a user would
+            kept = {**env, "HIVE_HOME": str(args.keep_home.resolve())}
+            kept.pop("DAGSTER_HOME")
+            run([str(BIN / "hive"), "doctor", "--fix"], kept, check=False)
         window_counts(home / "store.sqlite", retrains)
         os.environ.update({"HIVE_HOME": str(home)})
         reference_partition(home, "business")  # warm imports, as the CLI process pays its own

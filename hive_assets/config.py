@@ -19,6 +19,7 @@ the same message when the definitions load (the resources are built from `Settin
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import math
 import os
@@ -115,6 +116,18 @@ def env_bool(name: str, default: bool) -> bool:
     if raw.lower() in _FALSE:
         return False
     raise ConfigError(f"{name} must be one of true/false, 1/0, yes/no, got {raw!r}{_source(name)}")
+
+
+def optional_extension(module: str, pure_python_switch: str):
+    """The optional C extension `module` (setup.py builds it when a compiler is available), or None when it was
+    not built or the environment variable `pure_python_switch` asks for the pure-Python path: any value but
+    empty, 0, false or no (a typo errs towards the path every machine has; the results are the same)."""
+    if os.environ.get(pure_python_switch, "").strip().lower() not in ("", "0", "false", "no"):
+        return None
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
 
 
 REVIEW_QUEUE_BUDGET_ENV = "REVIEW_QUEUE_DAILY_BUDGET"

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from hive_assets.config import ConfigError, Settings, dagster_home, env_bool, hive_home
+from hive_assets.config import ConfigError, Settings, dagster_home, env_bool, hive_home, optional_extension
 
 SETTINGS_VARIABLES = ("AB_TESTING_ENABLED", "AB_TEST_DEFAULT_TRAFFIC", "DRIFT_THRESHOLD",
                       "DRIFT_CHECK_INTERVAL_MINUTES", "DATA_COLLECTION_DAYS", "MIN_CONFIDENCE",
@@ -603,3 +603,16 @@ def test_an_s3_answer_refuses_only_what_no_retry_changes():
     # store's own errors pass: the write's answer, and the step's retries, decide
     for code, status in (("AccessDenied", 403), ("403", 403), ("SlowDown", 503), ("InternalError", 500), (None, None)):
         assert s3_refusal(code, status) is None
+
+
+@pytest.mark.parametrize("value, pure", [(None, False), ("", False), ("0", False), (" False ", False), ("no", False),
+                                         ("1", True), ("yes", True), ("true", True), ("ture", True)])
+def test_an_optional_extension_loads_unless_its_switch_asks_for_pure_python(monkeypatch, value, pure):
+    if value is None:
+        monkeypatch.delenv("HIVE_TEST_PURE_PYTHON", raising=False)
+    else:
+        monkeypatch.setenv("HIVE_TEST_PURE_PYTHON", value)
+    import json
+
+    assert optional_extension("json", "HIVE_TEST_PURE_PYTHON") is (None if pure else json)
+    assert optional_extension("hive_assets.no_such_extension", "HIVE_TEST_PURE_PYTHON") is None  # not built

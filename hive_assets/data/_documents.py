@@ -14,7 +14,12 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import PurePath
 from typing import Any
 
-from hive_assets.config import CLASSES
+from hive_assets.config import CLASSES, optional_extension
+
+# Optional C fast path of `structure_problems` (hive_assets/data/_structure.c, built with the features' C
+# flattener): it answers "sane" only for a document the walk would pass, and the walk judges everything else.
+# HIVE_DATA_PURE_PYTHON=1 disables it.
+_structure = optional_extension("hive_assets.data._structure", "HIVE_DATA_PURE_PYTHON")
 
 RECOMMENDATIONS = frozenset({"approve", "reject", "review_required", "conditional"})
 HUMAN_RECOMMENDATIONS = frozenset(CLASSES)
@@ -114,8 +119,11 @@ def structure_problems(doc: Any, max_depth: int = MAX_DEPTH) -> list[Problem]:
     """TOO_DEEP, INVALID_STRING or the store's UNREADABLE placeholder's own reason; [] for a sane document.
 
     Level by level with explicit lists, never recursion, so a 100,000-level document is judged like any
-    other; it stops at the first problem. On the collection's hot path: plain dicts, lists and ASCII
-    text (the common case, `str.isascii` is O(1)) take the fast branches."""
+    other; it stops at the first problem. On the collection's hot path: a sane tree of dicts, lists and
+    valid text (the common case) is passed by the C module when it is built; otherwise plain dicts, lists and
+    ASCII text (`str.isascii` is O(1)) take the walk's fast branches."""
+    if _structure is not None and _structure.sane(doc, max_depth):
+        return []
     if isinstance(doc, Mapping) and isinstance(doc.get(UNREADABLE_FIELD), Mapping):
         marker = doc[UNREADABLE_FIELD]
         return [Problem(str(marker.get("reason") or UNREADABLE_DOCUMENT), str(marker.get("detail", "")))]
@@ -301,6 +309,10 @@ def plan_of(doc: Mapping) -> Mapping | None:
     return doc if "tasks" in doc else None
 
 
+_PLAIN_NUMBERS = frozenset({int, float})  # exact types: bool is not a duration; NaN fails the range
+_TEXT_ONLY = frozenset({str})
+
+
 def validate_plan(plan: Any, now: datetime | None, max_tasks: int = MAX_TASKS, document: Any = None) -> list[Problem]:
     """`document`: the stored document holding `plan` (a ledger entry); its structure is checked instead of
     the plan's (it contains the plan), so a hostile field beside `plan_data` is caught too. `now` None: no
@@ -338,8 +350,9 @@ def validate_plan(plan: Any, now: datetime | None, max_tasks: int = MAX_TASKS, d
             problems.append(Problem(WRONG_TYPE, f"{field}={plan[field]!r} is not text"))
     seen: set[str] = set()
     duplicates: set[str] = set()
+    # per task, the common case (exact types, in range) is decided first: plans have thousands of tasks
     for i, task in enumerate(tasks):
-        if not isinstance(task, Mapping):
+        if type(task) is not dict and not isinstance(task, Mapping):
             problems.append(Problem(WRONG_TYPE, f"tasks[{i}] is a {type(task).__name__}, not an object"))
             continue
         tid = task.get("task_id")
@@ -352,7 +365,7 @@ def validate_plan(plan: Any, now: datetime | None, max_tasks: int = MAX_TASKS, d
         else:
             seen.add(tid)
         duration = task.get("estimated_duration_ms")
-        if duration is not None:
+        if duration is not None and not (type(duration) in _PLAIN_NUMBERS and 0 <= duration <= MAX_DURATION_MS):
             if not is_number(duration):
                 problems.append(Problem(WRONG_TYPE, f"tasks[{i}].estimated_duration_ms={duration!r} is not a number"))
             elif _non_finite(duration):
@@ -369,8 +382,8 @@ def validate_plan(plan: Any, now: datetime | None, max_tasks: int = MAX_TASKS, d
             problems.append(Problem(WRONG_TYPE, f"tasks[{i}].dependencies is not a list"))
         else:
             for dep in deps:
-                ok = isinstance(dep, str) or (
-                    isinstance(dep, Mapping)
+                ok = type(dep) is str or isinstance(dep, str) or (
+                    (type(dep) is dict or isinstance(dep, Mapping))
                     and isinstance(dep.get("task_id"), str)
                     and dep.get("type", "strong") in ("strong", "weak")
                 )
@@ -378,7 +391,8 @@ def validate_plan(plan: Any, now: datetime | None, max_tasks: int = MAX_TASKS, d
                     problems.append(Problem(INVALID_DEPENDENCY, f"tasks[{i}] dependency {dep!r} is malformed"))
                     break
         caps = task.get("required_capabilities", [])
-        if caps is not None and not (isinstance(caps, list) and all(isinstance(c, str) for c in caps)):
+        if caps is not None and not (isinstance(caps, list) and (
+                set(map(type, caps)) <= _TEXT_ONLY or all(isinstance(c, str) for c in caps))):
             problems.append(Problem(WRONG_TYPE, f"tasks[{i}].required_capabilities is not a list of text"))
     if duplicates:
         problems.append(Problem(DUPLICATE_TASK_IDS, f"task ids repeated: {sorted(duplicates)[:5]}"))

@@ -20,7 +20,6 @@ Pipeline, for a stream of plans:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from itertools import chain, islice, repeat
 from typing import Any
@@ -29,6 +28,7 @@ import numpy as np
 
 import pandas as pd
 
+from hive_assets.config import optional_extension
 from hive_assets.cyclic_gc import cyclic_gc_paused
 from hive_assets.features._scalars import (
     _DOMAIN_CACHE, _PRIORITY_CACHE, _decoded, _domain, _is_weak, _priority, _sanitize_plan,
@@ -38,13 +38,7 @@ from hive_assets.features._schema import DEFAULT_SCORE, NUMERIC_FEATURES
 # Optional C flattener (hive_assets/features/_flatten.c, built by setup.py when a compiler is available): it
 # returns exactly what `_extract` returns for the common case and raises on anything else, in which
 # case the chunk takes the Python path. HIVE_FEATURES_PURE_PYTHON=1 disables it.
-if os.environ.get("HIVE_FEATURES_PURE_PYTHON", "").strip().lower() in ("", "0", "false", "no"):
-    try:
-        from hive_assets.features import _flatten
-    except ImportError:
-        _flatten = None
-else:
-    _flatten = None
+_flatten = optional_extension("hive_assets.features._flatten", "HIVE_FEATURES_PURE_PYTHON")
 
 MINI_CHUNK = 128
 BLOCK_PLANS = 8192
