@@ -350,7 +350,7 @@ def validate_plan(plan: Any, now: datetime | None, max_tasks: int = MAX_TASKS, d
             problems.append(Problem(WRONG_TYPE, f"{field}={plan[field]!r} is not text"))
     seen: set[str] = set()
     duplicates: set[str] = set()
-    # per task, the common case (exact types, in range) is decided first: plans have thousands of tasks
+    # per task, the common case (exact types, in range) is decided first: collection checks every task it reads
     for i, task in enumerate(tasks):
         if type(task) is not dict and not isinstance(task, Mapping):
             problems.append(Problem(WRONG_TYPE, f"tasks[{i}] is a {type(task).__name__}, not an object"))
@@ -382,7 +382,7 @@ def validate_plan(plan: Any, now: datetime | None, max_tasks: int = MAX_TASKS, d
             problems.append(Problem(WRONG_TYPE, f"tasks[{i}].dependencies is not a list"))
         else:
             for dep in deps:
-                ok = type(dep) is str or isinstance(dep, str) or (
+                ok = isinstance(dep, str) or (
                     (type(dep) is dict or isinstance(dep, Mapping))
                     and isinstance(dep.get("task_id"), str)
                     and dep.get("type", "strong") in ("strong", "weak")

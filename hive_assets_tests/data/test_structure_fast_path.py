@@ -150,6 +150,10 @@ def test_the_c_check_leaves_containers_it_does_not_know_and_odd_limits_to_the_wa
         assert not c.sane(doc, d.MAX_DEPTH), doc
     assert c.sane({"a": Leaf(), "b": TextSubclass(SURROGATE), "c": b"\xff"}, d.MAX_DEPTH)  # leaves to the walk too
     assert walk({"a": Leaf(), "b": TextSubclass(SURROGATE), "c": b"\xff"}) == []
+    cyclic: dict = {"a": []}
+    cyclic["a"].append(cyclic)  # a document holding itself is infinitely deep: the walk says so
+    assert not c.sane(cyclic, d.MAX_DEPTH)
+    assert [p.reason for p in d.structure_problems(cyclic)] == [d.TOO_DEEP]
     assert not c.sane({"a": 1}, 0) and not c.sane({"a": 1}, 10_000)
     assert [p.reason for p in d.structure_problems({"a": 1}, 0)] == [d.TOO_DEEP]
     assert d.structure_problems(chain(300, 1), 10_000) == []
