@@ -23,10 +23,12 @@ static PyObject *datetime_type;    /* datetime.datetime: a leaf of every MongoDB
 /* 1: valid text; 0: holds a surrogate code point, which no UTF-8 writer accepts */
 static int valid_text(PyObject *text)
 {
+#if PY_VERSION_HEX < 0x030C0000 /* a legacy string may not be ready before 3.12 */
     if (PyUnicode_READY(text) < 0) {
         PyErr_Clear();
         return 0;
     }
+#endif
     int kind = PyUnicode_KIND(text);
     if (kind == PyUnicode_1BYTE_KIND) /* ASCII or Latin-1: no surrogate fits */
         return 1;
@@ -91,12 +93,18 @@ static int walk(PyObject *node, int depth, int max_depth)
 
 static PyObject *sane(PyObject *self, PyObject *args)
 {
-    PyObject *doc;
-    int max_depth;
-    if (!PyArg_ParseTuple(args, "Oi:sane", &doc, &max_depth))
+    PyObject *doc, *limit;
+    if (!PyArg_ParseTuple(args, "OO:sane", &doc, &limit))
         return NULL;
-    if (max_depth < 1 || max_depth > MAX_C_DEPTH)
+    /* an int in [1, MAX_C_DEPTH]; any other limit (huge, a float, not a number) is the walk's to judge */
+    if (!PyLong_CheckExact(limit))
         Py_RETURN_FALSE;
+    int overflow;
+    long max_depth = PyLong_AsLongAndOverflow(limit, &overflow);
+    if (overflow || max_depth < 1 || max_depth > MAX_C_DEPTH) {
+        PyErr_Clear();
+        Py_RETURN_FALSE;
+    }
     if (PyDict_CheckExact(doc)) {
         if (PyDict_Contains(doc, unreadable_field) != 0) { /* the placeholder (or an error): the walk judges it */
             PyErr_Clear();
@@ -105,7 +113,7 @@ static PyObject *sane(PyObject *self, PyObject *args)
     }
     else if (!PyList_CheckExact(doc))
         Py_RETURN_FALSE;
-    if (walk(doc, 1, max_depth))
+    if (walk(doc, 1, (int)max_depth))
         Py_RETURN_TRUE;
     Py_RETURN_FALSE;
 }

@@ -154,7 +154,9 @@ def test_the_c_check_leaves_containers_it_does_not_know_and_odd_limits_to_the_wa
     cyclic["a"].append(cyclic)  # a document holding itself is infinitely deep: the walk says so
     assert not c.sane(cyclic, d.MAX_DEPTH)
     assert [p.reason for p in d.structure_problems(cyclic)] == [d.TOO_DEEP]
-    assert not c.sane({"a": 1}, 0) and not c.sane({"a": 1}, 10_000)
+    for limit in (0, -1, 10_000, 10 ** 30, 2.5, "64"):
+        assert not c.sane({"a": 1}, limit), limit
+    assert d.structure_problems({"a": {"b": 1}}, 10 ** 30) == [] and d.structure_problems({"a": {"b": 1}}, 2.5) == []
     assert [p.reason for p in d.structure_problems({"a": 1}, 0)] == [d.TOO_DEEP]
     assert d.structure_problems(chain(300, 1), 10_000) == []
 
