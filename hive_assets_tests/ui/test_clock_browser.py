@@ -37,7 +37,9 @@ from hive_assets.defs.simulator.loop import run_loop
 from hive_assets.simulator import default_scenario
 from hive_assets_tests.monitoring.champion import train_small_model
 from hive_assets_tests.services import _tail
-from hive_assets_tests.ui.test_console_browser import REPO, UI_TIMEOUT_MS, DagsterDev, chromium_path, metadata_value
+from hive_assets_tests.ui.test_console_browser import (
+    REPO, DagsterDev, chromium_path, console_page, metadata_value,
+)
 from hive_assets_tests.ui.test_console_browser import sync_playwright
 
 pytestmark = [pytest.mark.browser, pytest.mark.services]
@@ -166,10 +168,7 @@ def test_a_simulated_home_in_the_ui_changes_nothing_and_shows_the_loop(simulated
             from playwright.sync_api import TimeoutError as PlaywrightTimeout  # importable: sync_playwright was
 
             browser = pw.chromium.launch(executable_path=chromium, headless=True)
-            page = browser.new_page(viewport={"width": 2000, "height": 1200})
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            page.add_locator_handler(page.get_by_text("Join the Dagster community"),
-                                     lambda _: page.get_by_role("button", name="Skip").click())
+            page = console_page(browser, width=2000)
 
             # the Automation page lists the sensors; the feedback sensor's page lists the loop's ticks
             page.goto(f"{dev.url}/automation")

@@ -229,22 +229,30 @@ def test_operator_console_in_a_real_browser(console, tmp_path):
             "5-validation-report", "5a-metrics-table", "6-launchpad", "7-rollback-run"} <= taken, taken
 
 
+def console_page(browser, width: int):
+    """A page of the UI that never shows Dagster's "Join the Dagster community" dialog. A fresh instance
+    asks once, at a moment of its choosing: the page starts with the browser's answer already stored
+    (the UI's own `communityNux` key), and should it ask anyway, Playwright skips it before any action.
+    Left to the handler alone, the dialog opened over another one twice in fresh-clone runs and took the
+    key presses and the mouse the test meant for that one."""
+    page = browser.new_page(viewport={"width": width, "height": 1200})
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    page.add_init_script("window.localStorage.setItem('communityNux', JSON.stringify('1'))")
+    page.add_locator_handler(page.get_by_text("Join the Dagster community"),
+                             lambda _: page.get_by_role("button", name="Skip").click())
+    return page
+
+
 def drive_console(dev: DagsterDev, chromium: str, client, store, shots: Path) -> None:
     """The operator's steps in the browser, each asserted and screenshotted into `shots`."""
     model = f"{SPECIALIST}-evaluator"
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, headless=True)
-        page = browser.new_page(viewport={"width": 2400, "height": 1200})
-        page.set_default_timeout(UI_TIMEOUT_MS)
+        page = console_page(browser, width=2400)
 
         def shot(name: str) -> None:
             page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
-
-        # a fresh instance asks, once and at a moment of its choosing, to join the community: whenever
-        # that dialog shows up before an action, Playwright skips it first
-        page.add_locator_handler(page.get_by_text("Join the Dagster community"),
-                                 lambda _: page.get_by_role("button", name="Skip").click())
 
         # 1. the asset graph: expand every stage group, then all six assets are drawn by name
         page.goto(f"{dev.url}/asset-groups")
